@@ -1,0 +1,35 @@
+"""Persistence for the bot: SQLAlchemy 2.0 async models, a repository of frozen records, Alembic migrations."""
+
+from storage.db import DEFAULT_URL, create_engine, migrate
+from storage.errors import DuplicateEntryError, InvalidTransitionError, JobNotFoundError, StorageError
+from storage.records import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    DenyKind,
+    DenylistRecord,
+    DenylistSeed,
+    JobRecord,
+    JobState,
+)
+from storage.repository import Repository, utc_now
+from storage.retry import retry_on_locked
+
+__all__ = [
+    "ACTIVE_STATES",
+    "DEFAULT_URL",
+    "TERMINAL_STATES",
+    "DenyKind",
+    "DenylistRecord",
+    "DenylistSeed",
+    "DuplicateEntryError",
+    "InvalidTransitionError",
+    "JobNotFoundError",
+    "JobRecord",
+    "JobState",
+    "Repository",
+    "StorageError",
+    "create_engine",
+    "migrate",
+    "retry_on_locked",
+    "utc_now",
+]

@@ -1,0 +1,40 @@
+"""Domain errors raised by the storage layer, free of SQLAlchemy types so callers can catch them plainly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from storage.records import DenyKind, JobState
+
+
+class StorageError(Exception):
+    """Base class for storage domain errors."""
+
+
+class JobNotFoundError(StorageError, LookupError):
+    """No job has this id."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} does not exist")
+        self.job_id = job_id
+
+
+class InvalidTransitionError(StorageError):
+    """A job was asked to move to a state its current state does not allow."""
+
+    def __init__(self, job_id: int, current: JobState, target: str, allowed: Iterable[JobState]) -> None:
+        self.job_id = job_id
+        self.current = current
+        self.target = target
+        self.allowed = frozenset(allowed)
+        allowed_text = ", ".join(sorted(self.allowed))
+        super().__init__(f"job {job_id} cannot go from {current} to {target}; allowed only from: {allowed_text}")
+
+
+class DuplicateEntryError(StorageError):
+    """The denylist already holds this pattern with this kind."""
+
+    def __init__(self, pattern: str, kind: DenyKind) -> None:
+        super().__init__(f"the denylist already has a {kind} entry for {pattern!r}")
+        self.pattern = pattern
+        self.kind = kind

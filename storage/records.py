@@ -1,0 +1,90 @@
+"""ORM-free records the repository hands out: job states, denylist kinds, `JobRecord`, `DenylistRecord`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+
+class JobState(StrEnum):
+    """Where a job is in its life; stored as its lowercase value."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    REFUSED = "refused"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        """True while the job still waits for or holds the GPU."""
+        return self in ACTIVE_STATES
+
+
+ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
+TERMINAL_STATES = frozenset(JobState) - ACTIVE_STATES
+
+
+class DenyKind(StrEnum):
+    """A denylist entry either blocks prompts or exempts a phrase from a broader block."""
+
+    DENY = "deny"
+    ALLOW = "allow"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One row of the jobs usage log: a request, refused or not, and what became of it."""
+
+    id: int  # the user-facing job number
+    user_id: int
+    user_name: str  # display name at request time
+    guild_id: int | None  # None in DMs
+    channel_id: int
+    prompt: str
+    negative_prompt: str
+    params: dict[str, Any]  # steps, guidance, frames, width, height, fps, aspect, sampler, private...
+    seed: int | None  # None until chosen
+    state: JobState
+    refusal_reason: str | None  # machine code, e.g. "not_english", "denylist:sexual", "user_cap"
+    error: str | None
+    created_at: datetime  # all datetimes are timezone-aware UTC
+    started_at: datetime | None
+    finished_at: datetime | None
+    queue_wait_s: float | None
+    gpu_s: float | None
+    output_bytes: int | None
+    attempts: int  # how many times the job was started
+    cancel_requested: bool
+    interaction_token: str | None = field(repr=False)  # short-lived webhook token; kept out of logs
+    application_id: int | None
+    status_message_id: int | None
+    result_message_id: int | None
+
+    @property
+    def is_active(self) -> bool:
+        """True while the job is queued or running."""
+        return self.state.is_active
+
+
+@dataclass(frozen=True, slots=True)
+class DenylistRecord:
+    """One denylist or allowlist pattern; `added_by` is None for the shipped defaults."""
+
+    id: int
+    pattern: str
+    category: str
+    kind: DenyKind
+    added_by: int | None
+    created_at: datetime
+
+
+class DenylistSeed(NamedTuple):
+    """A default denylist entry shipped with the bot, for `Repository.seed_denylist`."""
+
+    pattern: str
+    category: str
+    kind: DenyKind = DenyKind.DENY

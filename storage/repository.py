@@ -1,0 +1,343 @@
+"""The jobs usage log and the denylist behind short async transactions that return frozen records."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storage.errors import DuplicateEntryError, InvalidTransitionError, JobNotFoundError
+from storage.models import DenylistEntry, Job
+from storage.records import ACTIVE_STATES, DenyKind, DenylistRecord, JobRecord, JobState
+from storage.retry import Backoff, exponential_backoff, retry_on_locked
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+Work = Callable[[AsyncSession], Awaitable[T]]
+
+_QUEUED = frozenset({JobState.QUEUED})
+_RUNNING = frozenset({JobState.RUNNING})
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Repository:
+    """Async access to jobs and denylist entries; each method is one short transaction, retried while locked."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, clock: Clock = utc_now, backoff: Backoff = exponential_backoff, attempts: int = 5
+    ) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
+        self._backoff = backoff
+        self._attempts = attempts
+
+    # --- jobs -------------------------------------------------------------------------------------------------
+
+    async def create_job(
+        self,
+        *,
+        user_id: int,
+        user_name: str,
+        channel_id: int,
+        prompt: str,
+        params: Mapping[str, Any],
+        guild_id: int | None = None,
+        negative_prompt: str = "",
+        seed: int | None = None,
+        refusal_reason: str | None = None,
+        interaction_token: str | None = None,
+        application_id: int | None = None,
+        now: datetime | None = None,
+    ) -> JobRecord:
+        """Log a request: state queued, or refused (and finished at once) when `refusal_reason` is given."""
+        now = self._now(now)
+        refused = refusal_reason is not None
+        fields = {
+            "user_id": user_id,
+            "user_name": user_name,
+            "guild_id": guild_id,
+            "channel_id": channel_id,
+            "prompt": prompt,
+            "negative_prompt": negative_prompt,
+            "params": dict(params),
+            "seed": seed,
+            "state": JobState.REFUSED if refused else JobState.QUEUED,
+            "refusal_reason": refusal_reason,
+            "created_at": now,
+            "finished_at": now if refused else None,
+            "interaction_token": interaction_token,
+            "application_id": application_id,
+        }
+
+        async def work(session: AsyncSession) -> JobRecord:
+            job = Job(**fields)
+            session.add(job)
+            await session.flush()
+            return _job_record(job)
+
+        record = await self._run(work)
+        log.info("job %d %s for user %d (%s)", record.id, record.state, user_id, refusal_reason or "accepted")
+        return record
+
+    async def get_job(self, job_id: int) -> JobRecord | None:
+        """The job with this id, or None."""
+
+        async def work(session: AsyncSession) -> JobRecord | None:
+            job = await session.get(Job, job_id)
+            return None if job is None else _job_record(job)
+
+        return await self._run(work)
+
+    async def mark_running(self, job_id: int, *, now: datetime | None = None) -> JobRecord:
+        """queued → running: stamp started_at and queue_wait_s, count one more attempt."""
+        now = self._now(now)
+
+        def changes(job: Job) -> dict[str, Any]:
+            return {"started_at": now, "attempts": job.attempts + 1, "queue_wait_s": _seconds(job.created_at, now)}
+
+        return await self._transition(job_id, JobState.RUNNING, _QUEUED, changes)
+
+    async def mark_done(
+        self,
+        job_id: int,
+        *,
+        seed: int,
+        gpu_s: float,
+        output_bytes: int,
+        result_message_id: int | None = None,
+        now: datetime | None = None,
+    ) -> JobRecord:
+        """running → done, with the seed used, GPU seconds, video size and the posted message."""
+        now = self._now(now)
+        changes = {
+            "finished_at": now,
+            "seed": seed,
+            "gpu_s": gpu_s,
+            "output_bytes": output_bytes,
+            "result_message_id": result_message_id,
+        }
+        return await self._transition(job_id, JobState.DONE, _RUNNING, lambda _job: changes)
+
+    async def mark_failed(self, job_id: int, error: str, *, now: datetime | None = None) -> JobRecord:
+        """queued or running → failed, keeping the error text."""
+        now = self._now(now)
+        return await self._transition(
+            job_id, JobState.FAILED, ACTIVE_STATES, lambda _job: {"finished_at": now, "error": error}
+        )
+
+    async def mark_cancelled(self, job_id: int, *, now: datetime | None = None) -> JobRecord:
+        """queued or running → cancelled."""
+        now = self._now(now)
+        return await self._transition(job_id, JobState.CANCELLED, ACTIVE_STATES, lambda _job: {"finished_at": now})
+
+    async def requeue(self, job_id: int) -> JobRecord:
+        """running → queued (restart recovery); attempts are kept so the caller can retry only once."""
+        return await self._transition(job_id, JobState.QUEUED, _RUNNING, lambda _job: {"started_at": None})
+
+    async def request_cancel(self, job_id: int) -> JobRecord:
+        """Flag a queued or running job for cancellation; the executor notices and stops it."""
+        return await self._transition(
+            job_id, "cancel requested", ACTIVE_STATES, lambda _job: {"cancel_requested": True}
+        )
+
+    async def set_status_message(self, job_id: int, message_id: int) -> JobRecord:
+        """Remember the Discord message that shows this job's progress."""
+        return await self._set(job_id, status_message_id=message_id)
+
+    async def set_seed(self, job_id: int, seed: int) -> JobRecord:
+        """Record the seed chosen for this job."""
+        return await self._set(job_id, seed=seed)
+
+    async def list_jobs(self, states: Iterable[JobState] | None = None) -> list[JobRecord]:
+        """Jobs in the given states (all when None), oldest id first: the queue to rebuild at start."""
+        return await self._select_jobs(*_state_filter(states))
+
+    async def jobs_for_user(self, user_id: int, states: Iterable[JobState] | None = None) -> list[JobRecord]:
+        """One user's jobs in the given states (all when None), oldest id first."""
+        return await self._select_jobs(Job.user_id == user_id, *_state_filter(states))
+
+    async def count_active_for_user(self, user_id: int) -> int:
+        """How many of this user's jobs are queued or running."""
+        query = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.state.in_(ACTIVE_STATES))
+
+        async def work(session: AsyncSession) -> int:
+            return (await session.execute(query)).scalar_one()
+
+        return await self._run(work)
+
+    # --- denylist ---------------------------------------------------------------------------------------------
+
+    async def list_denylist(self, kind: DenyKind | None = None) -> list[DenylistRecord]:
+        """Denylist entries (of one kind, or all), oldest first."""
+        query = select(DenylistEntry).order_by(DenylistEntry.id)
+        if kind is not None:
+            query = query.where(DenylistEntry.kind == DenyKind(kind))
+
+        async def work(session: AsyncSession) -> list[DenylistRecord]:
+            return [_denylist_record(entry) for entry in (await session.scalars(query)).all()]
+
+        return await self._run(work)
+
+    async def add_denylist_entry(
+        self,
+        pattern: str,
+        category: str,
+        kind: DenyKind = DenyKind.DENY,
+        added_by: int | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> DenylistRecord:
+        """Add a pattern; raises DuplicateEntryError when the same pattern and kind exist."""
+        if not pattern.strip():
+            raise ValueError("a denylist pattern must not be empty")
+        kind, now = DenyKind(kind), self._now(now)
+
+        async def work(session: AsyncSession) -> DenylistRecord:
+            entry = DenylistEntry(pattern=pattern, category=category, kind=kind, added_by=added_by, created_at=now)
+            session.add(entry)
+            try:
+                await session.flush()
+            except IntegrityError as error:
+                raise DuplicateEntryError(pattern, kind) from error
+            return _denylist_record(entry)
+
+        record = await self._run(work)
+        log.info("denylist %s entry %r (%s) added by %s", kind, pattern, category, added_by)
+        return record
+
+    async def remove_denylist_entry(self, pattern: str, kind: DenyKind = DenyKind.DENY) -> bool:
+        """Remove a pattern; False when there was none."""
+        query = delete(DenylistEntry).where(DenylistEntry.pattern == pattern, DenylistEntry.kind == DenyKind(kind))
+
+        async def work(session: AsyncSession) -> bool:
+            return (await session.execute(query)).rowcount > 0  # type: ignore[attr-defined]
+
+        removed = await self._run(work)
+        log.info("denylist %s entry %r %s", kind, pattern, "removed" if removed else "was not present")
+        return removed
+
+    async def seed_denylist(self, entries: Iterable[tuple[str, str, str]], *, now: datetime | None = None) -> int:
+        """Insert the shipped defaults (pattern, category, kind) only into an empty table; returns rows added."""
+        now, unique = self._now(now), {}
+        for pattern, category, kind in entries:
+            unique.setdefault((pattern, DenyKind(kind)), category)
+
+        async def work(session: AsyncSession) -> int:
+            if (await session.execute(select(func.count()).select_from(DenylistEntry))).scalar_one():
+                return 0
+            session.add_all(
+                DenylistEntry(pattern=pattern, category=category, kind=kind, added_by=None, created_at=now)
+                for (pattern, kind), category in unique.items()
+            )
+            return len(unique)
+
+        added = await self._run(work)
+        if added:
+            log.info("denylist seeded with %d default entries", added)
+        return added
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+
+    async def _run(self, work: Work[T]) -> T:
+        """Run `work` in one transaction, retrying the whole transaction while SQLite is locked."""
+
+        async def attempt() -> T:
+            async with self._sessions.begin() as session:
+                return await work(session)
+
+        return await retry_on_locked(attempt, attempts=self._attempts, backoff=self._backoff)
+
+    async def _transition(
+        self,
+        job_id: int,
+        target: JobState | str,
+        allowed: frozenset[JobState],
+        changes: Callable[[Job], dict[str, Any]],
+    ) -> JobRecord:
+        """Apply `changes` (plus the new state) only if the job is in `allowed`, guarded against races."""
+        values = {"state": target} if isinstance(target, JobState) else {}
+
+        async def work(session: AsyncSession) -> JobRecord:
+            job = await _load(session, job_id)
+            if job.state not in allowed:
+                raise InvalidTransitionError(job_id, job.state, target, allowed)
+            seen = job.state
+            guarded = update(Job).where(Job.id == job_id, Job.state == seen).values(**values, **changes(job))
+            result = await session.execute(guarded.execution_options(synchronize_session=False))
+            await session.refresh(job)
+            if result.rowcount == 0:  # type: ignore[attr-defined]  # another task moved it between read and write
+                raise InvalidTransitionError(job_id, job.state, target, allowed)
+            return _job_record(job)
+
+        record = await self._run(work)
+        log.debug("job %d → %s", job_id, target)
+        return record
+
+    async def _set(self, job_id: int, **values: Any) -> JobRecord:
+        """Overwrite some columns of a job in any state."""
+
+        async def work(session: AsyncSession) -> JobRecord:
+            job = await _load(session, job_id)
+            for name, value in values.items():
+                setattr(job, name, value)
+            await session.flush()
+            return _job_record(job)
+
+        return await self._run(work)
+
+    async def _select_jobs(self, *criteria: ColumnElement[bool]) -> list[JobRecord]:
+        """Jobs matching all criteria, in id order."""
+        query = select(Job).where(*criteria).order_by(Job.id)
+
+        async def work(session: AsyncSession) -> list[JobRecord]:
+            return [_job_record(job) for job in (await session.scalars(query)).all()]
+
+        return await self._run(work)
+
+    def _now(self, now: datetime | None) -> datetime:
+        """`now` or the clock's time, refusing naive datetimes."""
+        now = self._clock() if now is None else now
+        if now.tzinfo is None:
+            raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
+        return now
+
+
+async def _load(session: AsyncSession, job_id: int) -> Job:
+    """The job row, or JobNotFoundError."""
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise JobNotFoundError(job_id)
+    return job
+
+
+def _state_filter(states: Iterable[JobState] | None) -> list[ColumnElement[bool]]:
+    """A WHERE clause for the given states; none when `states` is None."""
+    return [] if states is None else [Job.state.in_([JobState(state) for state in states])]
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    """Seconds from start to end."""
+    return (end - start).total_seconds()
+
+
+def _job_record(job: Job) -> JobRecord:
+    """Copy an ORM row into a frozen record (params copied so callers cannot mutate the session's dict)."""
+    values = {name: getattr(job, name) for name in JobRecord.__dataclass_fields__}
+    return JobRecord(**{**values, "state": JobState(job.state), "params": dict(job.params)})
+
+
+def _denylist_record(entry: DenylistEntry) -> DenylistRecord:
+    """Copy an ORM row into a frozen record."""
+    values = {name: getattr(entry, name) for name in DenylistRecord.__dataclass_fields__}
+    return DenylistRecord(**{**values, "kind": DenyKind(entry.kind)})

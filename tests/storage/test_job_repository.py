@@ -1,0 +1,189 @@
+"""The jobs usage log: lifecycle, refusals, guarded transitions, queue rebuild and restart recovery."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage import (
+    InvalidTransitionError,
+    JobNotFoundError,
+    JobState,
+    Repository,
+    create_engine,
+)
+
+
+async def test_a_job_goes_from_queued_to_running_to_done_with_its_timings(repo, make_job, clock, job_params) -> None:
+    job = await make_job(user_id=42, negative_prompt="blurry", interaction_token="tok", application_id=7)
+    assert (job.state, job.attempts, job.created_at, job.started_at) == (JobState.QUEUED, 0, clock.now, None)
+
+    running = await repo.mark_running(job.id, now=clock.advance(12.5))
+    assert running.state is JobState.RUNNING
+    assert (running.started_at, running.queue_wait_s, running.attempts) == (clock.now, 12.5, 1)
+
+    done = await repo.mark_done(job.id, seed=1234, gpu_s=3.25, output_bytes=512_000, result_message_id=99)
+    assert done.state is JobState.DONE
+    assert (done.seed, done.gpu_s, done.output_bytes, done.result_message_id) == (1234, 3.25, 512_000, 99)
+    assert done.finished_at == clock.now
+    assert await repo.get_job(job.id) == done
+    assert (done.negative_prompt, done.params, done.interaction_token) == ("blurry", job_params, "tok")
+    assert done.application_id == 7
+
+
+async def test_job_ids_count_up_from_one(make_job) -> None:
+    assert [(await make_job()).id for _ in range(3)] == [1, 2, 3]
+
+
+async def test_a_refused_request_is_logged_finished_and_not_active(repo, make_job, clock) -> None:
+    refused = await make_job(user_id=5, refusal_reason="denylist:sexual")
+    assert (refused.state, refused.refusal_reason) == (JobState.REFUSED, "denylist:sexual")
+    assert refused.finished_at == refused.created_at == clock.now
+    assert await repo.count_active_for_user(5) == 0
+    assert await repo.list_jobs([JobState.QUEUED]) == []
+    with pytest.raises(InvalidTransitionError):
+        await repo.mark_running(refused.id)
+
+
+async def test_mark_done_on_a_queued_job_names_the_job_and_states(repo, make_job) -> None:
+    job = await make_job()
+    with pytest.raises(InvalidTransitionError, match=rf"job {job.id} cannot go from queued to done.*running") as info:
+        await repo.mark_done(job.id, seed=1, gpu_s=1.0, output_bytes=1)
+    assert (info.value.job_id, info.value.current, info.value.allowed) == (job.id, "queued", {JobState.RUNNING})
+    assert (await repo.get_job(job.id)).state is JobState.QUEUED
+
+
+@pytest.mark.parametrize("finish", ["done", "failed", "cancelled"])
+async def test_finished_jobs_cannot_be_restarted_cancelled_or_requeued(repo, make_job, finish) -> None:
+    job = await make_job()
+    await repo.mark_running(job.id)
+    if finish == "done":
+        await repo.mark_done(job.id, seed=1, gpu_s=1.0, output_bytes=1)
+    elif finish == "failed":
+        await repo.mark_failed(job.id, "CUDA out of memory")
+    else:
+        await repo.mark_cancelled(job.id)
+    for change in (repo.mark_running, repo.requeue, repo.request_cancel, repo.mark_cancelled):
+        with pytest.raises(InvalidTransitionError, match=f"from {finish}"):
+            await change(job.id)
+
+
+async def test_a_missing_job_is_none_or_not_found(repo) -> None:
+    assert await repo.get_job(404) is None
+    with pytest.raises(JobNotFoundError, match="job 404 does not exist"):
+        await repo.mark_running(404)
+    with pytest.raises(JobNotFoundError):
+        await repo.set_seed(404, 1)
+
+
+async def test_failure_keeps_the_error_text(repo, make_job, clock) -> None:
+    job = await make_job()
+    await repo.mark_running(job.id)
+    failed = await repo.mark_failed(job.id, "decoder crashed", now=clock.advance(2))
+    assert (failed.state, failed.error, failed.finished_at) == (JobState.FAILED, "decoder crashed", clock.now)
+
+
+async def test_cancel_is_requested_then_confirmed(repo, make_job) -> None:
+    job = await make_job()
+    await repo.mark_running(job.id)
+    flagged = await repo.request_cancel(job.id)
+    assert (flagged.state, flagged.cancel_requested) == (JobState.RUNNING, True)
+    cancelled = await repo.mark_cancelled(job.id)
+    assert (cancelled.state, cancelled.cancel_requested) == (JobState.CANCELLED, True)
+
+
+async def test_a_queued_job_can_be_cancelled_directly(repo, make_job) -> None:
+    job = await make_job()
+    assert (await repo.mark_cancelled(job.id)).state is JobState.CANCELLED
+
+
+async def test_list_jobs_filters_by_state_in_id_order(repo, make_job) -> None:
+    first, second, third, refused = [await make_job(user_id=n) for n in (1, 2, 1)] + [
+        await make_job(user_id=3, refusal_reason="not_english")
+    ]
+    await repo.mark_running(second.id)
+    active = await repo.list_jobs([JobState.RUNNING, JobState.QUEUED])
+    assert [job.id for job in active] == [first.id, second.id, third.id]
+    assert [job.id for job in await repo.list_jobs()] == [first.id, second.id, third.id, refused.id]
+    assert [job.id for job in await repo.list_jobs(["queued"])] == [first.id, third.id]
+
+
+async def test_active_jobs_are_counted_per_user(repo, make_job) -> None:
+    a1, a2, a3 = [await make_job(user_id=1) for _ in range(3)]
+    await make_job(user_id=2)
+    await repo.mark_running(a1.id)
+    await repo.mark_cancelled(a3.id)
+    assert await repo.count_active_for_user(1) == 2
+    assert await repo.count_active_for_user(2) == 1
+    assert await repo.count_active_for_user(3) == 0
+    assert [job.id for job in await repo.jobs_for_user(1, [JobState.QUEUED])] == [a2.id]
+    assert [job.id for job in await repo.jobs_for_user(1)] == [a1.id, a2.id, a3.id]
+
+
+async def test_requeue_after_a_crash_keeps_the_attempt_count(repo, make_job, clock) -> None:
+    job = await make_job()
+    await repo.mark_running(job.id, now=clock.advance(1))
+    requeued = await repo.requeue(job.id)
+    assert (requeued.state, requeued.started_at, requeued.attempts) == (JobState.QUEUED, None, 1)
+    again = await repo.mark_running(job.id, now=clock.advance(10))
+    assert (again.attempts, again.queue_wait_s, again.started_at) == (2, 11.0, clock.now)
+    with pytest.raises(InvalidTransitionError, match="from queued to queued"):
+        await repo.requeue((await make_job()).id)
+
+
+async def test_status_message_and_seed_can_be_set_in_any_state(repo, make_job) -> None:
+    job = await make_job()
+    await repo.set_status_message(job.id, 1_234_567_890_123_456_789)
+    updated = await repo.set_seed(job.id, 2**40)
+    assert (updated.status_message_id, updated.seed, updated.state) == (1_234_567_890_123_456_789, 2**40, "queued")
+
+
+async def test_datetimes_come_back_aware_utc_whatever_zone_they_went_in(repo, make_job) -> None:
+    tokyo = timezone(timedelta(hours=9))
+    job = await make_job(now=datetime(2026, 5, 1, 18, 0, tzinfo=tokyo))
+    running = await repo.mark_running(job.id, now=datetime(2026, 5, 1, 9, 0, 30, tzinfo=UTC))
+    stored = await repo.get_job(job.id)
+    assert stored.created_at == datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    assert stored.created_at.tzinfo is UTC and stored.started_at.tzinfo is UTC
+    assert running.queue_wait_s == 30.0
+
+
+async def test_naive_times_are_refused(repo, make_job) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await make_job(now=datetime(2026, 1, 1))
+
+
+async def test_discord_snowflakes_survive_as_integers(repo, make_job) -> None:
+    snowflake = 1_180_000_000_000_000_000
+    job = await make_job(user_id=snowflake, guild_id=snowflake + 1, channel_id=snowflake + 2)
+    stored = await repo.get_job(job.id)
+    assert (stored.user_id, stored.guild_id, stored.channel_id) == (snowflake, snowflake + 1, snowflake + 2)
+    assert await repo.count_active_for_user(snowflake) == 1
+
+
+async def test_records_are_detached_copies(repo, make_job, job_params) -> None:
+    job = await make_job(interaction_token="secret-webhook-token")
+    job.params["steps"] = 1
+    assert (await repo.get_job(job.id)).params["steps"] == job_params["steps"]
+    assert "secret-webhook-token" not in repr(job)
+
+
+async def test_a_second_engine_on_the_same_file_sees_committed_jobs(engine: AsyncEngine, db_url, make_job) -> None:
+    queued, running = await make_job(), await make_job()
+    await Repository(engine).mark_running(running.id)
+    await engine.dispose()  # the bot stops
+
+    restarted = create_engine(db_url)
+    try:
+        unfinished = await Repository(restarted).list_jobs([JobState.QUEUED, JobState.RUNNING])
+    finally:
+        await restarted.dispose()
+    assert [(job.id, job.state) for job in unfinished] == [(queued.id, "queued"), (running.id, "running")]
+
+
+async def test_two_tasks_starting_the_same_job_let_exactly_one_win(repo, make_job) -> None:
+    job = await make_job()
+    outcomes = await asyncio.gather(repo.mark_running(job.id), repo.mark_running(job.id), return_exceptions=True)
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["InvalidTransitionError", "JobRecord"]
+    assert (await repo.get_job(job.id)).attempts == 1

@@ -1,0 +1,59 @@
+"""The shipped Alembic migrations build the schema the models describe, with SQLite in WAL mode."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage import create_engine, migrate
+from storage.models import Base
+
+
+async def test_migrate_creates_the_tables_and_indexes(engine: AsyncEngine) -> None:
+    def describe(connection: Connection) -> tuple[set[str], set[str]]:
+        inspector = inspect(connection)
+        return set(inspector.get_table_names()), {index["name"] for index in inspector.get_indexes("jobs")}
+
+    async with engine.connect() as connection:
+        tables, indexes = await connection.run_sync(describe)
+        version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+    assert {"jobs", "denylist_entries", "alembic_version"} <= tables
+    assert indexes == {"ix_jobs_state_id", "ix_jobs_user_id_created_at", "ix_jobs_guild_id_created_at"}
+    assert version == "0001"
+
+
+async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
+        timeout = (await connection.execute(text("PRAGMA busy_timeout"))).scalar_one()
+        foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar_one()
+    assert (journal, timeout, foreign_keys) == ("wal", 5000, 1)
+
+
+async def test_migrating_twice_changes_nothing(engine: AsyncEngine) -> None:
+    await migrate(engine)
+    async with engine.connect() as connection:
+        versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    assert versions == ["0001"]
+
+
+async def test_migrate_accepts_a_url_and_plain_sqlite_driver_name(tmp_path) -> None:
+    path = tmp_path / "plain.db"
+    await migrate(f"sqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        async with engine.connect() as connection:
+            count = (await connection.execute(text("SELECT count(*) FROM jobs"))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert count == 0
+
+
+async def test_models_and_migrations_agree(engine: AsyncEngine) -> None:
+    def differences(connection: Connection) -> list:
+        return compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+
+    async with engine.connect() as connection:
+        diff = await connection.run_sync(differences)
+    assert diff == []
