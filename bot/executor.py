@@ -1,0 +1,282 @@
+"""GPU executor: one thread per device, each owning the pipeline it loaded; the event loop never touches CUDA.
+
+Work crosses into the threads through a shared `queue.Queue`; progress and results cross back only through
+`loop.call_soon_threadsafe`. Cancellation flows in through a thread-safe callable (see `CancelToken`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ProgressFn = Callable[[int, int], None]  # (step, total), called from the worker thread
+CancelFn = Callable[[], bool]  # polled from the worker thread; True asks the work to stop
+Work = Callable[[Any, ProgressFn, CancelFn], T]  # (pipeline, progress, should_cancel) -> result
+
+_STOP = object()  # sentinel telling one worker thread to exit
+_ALLOWED_DEVICES = "'cpu', 'cuda' (every visible GPU), 'cuda:N', or a comma-separated list such as 'cuda:0,cuda:1'"
+
+
+class ServiceUnavailable(Exception):
+    """The executor cannot take work (model failed to load, not started, or shutting down)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"video generation is unavailable: {reason}")
+        self.reason = reason
+
+
+class CancelToken:
+    """Thread-safe cancellation flag: the event loop calls `cancel()`, the GPU thread polls the token."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the work to stop at its next check."""
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """Whether cancellation was requested."""
+        return self._event.is_set()
+
+    __call__ = is_set
+
+
+@dataclass(eq=False)
+class _WorkItem:
+    """One unit of work on its way to a worker thread."""
+
+    work: Work[Any]
+    future: asyncio.Future[Any]
+    on_progress: ProgressFn | None
+    should_cancel: CancelFn
+    abandoned: CancelToken  # set when the caller cancelled the future
+
+
+class _WorkFuture(asyncio.Future[Any]):
+    """A future whose `cancel()` sets the work's token at once, so a worker never starts abandoned work."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, token: CancelToken) -> None:
+        super().__init__(loop=loop)
+        self._token = token
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the future and tell the worker thread to stop (or never start) the work."""
+        self._token.cancel()
+        return super().cancel(msg)
+
+
+class GPUExecutor:
+    """Runs blocking pipeline work on one thread per device; `await run(...)` from the event loop."""
+
+    def __init__(
+        self,
+        devices: list[str],
+        pipeline_factory: Callable[[str], Any],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not devices:
+            raise ValueError("GPUExecutor needs at least one device")
+        self.devices = list(devices)
+        self.load_error: BaseException | None = None  # set when no device could load the pipeline
+        self.failed_devices: dict[str, BaseException] = {}
+        self._factory = pipeline_factory
+        self._loop = loop
+        self._work: queue.Queue[_WorkItem | object] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._in_flight = 0  # submitted and not yet settled; touched only on the loop thread
+        self._started = False
+        self._closed = False
+
+    async def start(self) -> None:
+        """Start one thread per device and wait until each has loaded its pipeline or failed to."""
+        if self._started:
+            raise RuntimeError("GPUExecutor.start() was already called")
+        self._started = True
+        self._loop = self._loop or asyncio.get_running_loop()
+        loaded = [self._loop.create_future() for _ in self.devices]
+        for device, ready in zip(self.devices, loaded, strict=True):
+            thread = threading.Thread(target=self._serve, args=(device, ready), name=f"gpu-{device}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        for device, error in zip(self.devices, await asyncio.gather(*loaded), strict=True):
+            if error is not None:
+                self.failed_devices[device] = error
+        if len(self.failed_devices) == len(self.devices):
+            self.load_error = next(iter(self.failed_devices.values()))
+            log.error("no device could load the pipeline; generation is unavailable: %s", self.load_error)
+        elif self.failed_devices:
+            log.error("pipeline failed to load on %s; serving on the others", ", ".join(self.failed_devices))
+        else:
+            log.info("pipeline loaded on %s", ", ".join(self.devices))
+
+    @property
+    def workers(self) -> int:
+        """Worker threads that loaded a pipeline and have not been stopped."""
+        return 0 if self._closed else len(self.devices) - len(self.failed_devices)
+
+    @property
+    def busy(self) -> int:
+        """Units of work handed over and not yet settled (work whose caller gave up counts as settled)."""
+        return self._in_flight
+
+    def idle_workers(self) -> int:
+        """Loaded workers that a newly submitted unit of work would not have to wait for."""
+        return max(self.workers - self._in_flight, 0)
+
+    def submit(
+        self,
+        work: Work[T],
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> asyncio.Future[T]:
+        """Hand `work(pipeline, progress, should_cancel)` to the next free worker; cancelling the future stops it."""
+        self._check_available()
+        assert self._loop is not None
+        abandoned = CancelToken()
+        cancel_fn = abandoned if should_cancel is None else _either(abandoned, should_cancel)
+        future: asyncio.Future[T] = _WorkFuture(self._loop, abandoned)
+        future.add_done_callback(self._settled)
+        self._in_flight += 1
+        self._work.put(_WorkItem(work, future, on_progress, cancel_fn, abandoned))
+        return future
+
+    async def run(
+        self,
+        work: Work[T],
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> T:
+        """Run `work(pipeline, progress, should_cancel)` on the next free worker and return its result."""
+        return await self.submit(work, on_progress, should_cancel)
+
+    async def close(self) -> None:
+        """Let handed-over work finish, stop every worker thread and join them without blocking the loop."""
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._threads:
+            self._work.put(_STOP)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join)
+        log.info("executor stopped (%d threads)", len(self._threads))
+
+    def _check_available(self) -> None:
+        """Raise ServiceUnavailable with the reason when no worker can take work."""
+        if self.load_error is not None:
+            raise ServiceUnavailable(f"the model failed to load ({self.load_error})")
+        if self._closed:
+            raise ServiceUnavailable("the bot is shutting down")
+        if not self._started:
+            raise ServiceUnavailable("the model is still loading")
+
+    def _settled(self, future: asyncio.Future[Any]) -> None:
+        """Loop-side bookkeeping when a submitted future resolves or is cancelled."""
+        self._in_flight -= 1
+
+    def _serve(self, device: str, ready: asyncio.Future[BaseException | None]) -> None:
+        """Worker thread body: load the pipeline once, then run work items until the stop sentinel."""
+        try:
+            pipeline = self._factory(device)
+        except Exception as exc:
+            log.exception("loading the pipeline on %s failed", device)
+            self._post(_settle, ready, exc, None)
+            return
+        self._post(_settle, ready, None, None)
+        while (item := self._work.get()) is not _STOP:
+            assert isinstance(item, _WorkItem)
+            self._execute(pipeline, item)
+        log.debug("worker for %s stopped", device)
+
+    def _execute(self, pipeline: Any, item: _WorkItem) -> None:
+        """Run one work item on this thread's pipeline and post its result or exception to the loop."""
+        if item.abandoned.is_set():
+            return  # the caller stopped waiting before the work started
+        try:
+            result = item.work(pipeline, self._progress_poster(item.on_progress), item.should_cancel)
+        except Exception as exc:
+            self._post(_settle, item.future, None, exc)
+        else:
+            self._post(_settle, item.future, result, None)
+
+    def _progress_poster(self, on_progress: ProgressFn | None) -> ProgressFn:
+        """A progress function for the worker thread that forwards (step, total) to the event loop."""
+        if on_progress is None:
+            return _ignore_progress
+        return lambda step, total: self._post(_report_progress, on_progress, step, total)
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        """Schedule `callback(*args)` on the event loop from a worker thread."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            log.warning("event loop is closed; dropped a %s call from a worker thread", callback.__name__)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Resolve a future on the loop thread unless its awaiter already gave up."""
+    if future.done():
+        if error is not None:
+            log.info("work failed after its caller stopped waiting: %r", error)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _report_progress(on_progress: ProgressFn, step: int, total: int) -> None:
+    """Call a progress callback on the loop thread; a failing callback is logged, never fatal to the job."""
+    try:
+        on_progress(step, total)
+    except Exception:
+        log.exception("progress callback failed at step %d/%d", step, total)
+
+
+def _ignore_progress(step: int, total: int) -> None:
+    """Progress sink used when the caller passes no callback."""
+
+
+def _either(first: CancelFn, second: CancelFn) -> CancelFn:
+    """A cancel check that is true when either check is."""
+    return lambda: first() or second()
+
+
+def devices_for(setting: str) -> list[str]:
+    """Expand a DEVICE setting ('cpu', 'cuda', 'cuda:N' or a comma list) into one device string per worker."""
+    devices: list[str] = []
+    for part in (p.strip().lower() for p in setting.split(",")):
+        expanded = _all_cuda_devices() if part == "cuda" else [_check_device(part, setting)]
+        for device in expanded:
+            if device in devices:
+                raise ValueError(f"device {device!r} appears twice in device setting {setting!r}")
+            devices.append(device)
+    return devices
+
+
+def _check_device(part: str, setting: str) -> str:
+    """Return one explicit device name, or raise ValueError naming the value and the allowed forms."""
+    index = part.removeprefix("cuda:")
+    if part == "cpu" or (index != part and index.isdigit()):
+        return part
+    raise ValueError(f"bad device {part!r} in device setting {setting!r}; use {_ALLOWED_DEVICES}")
+
+
+def _all_cuda_devices() -> list[str]:
+    """Every GPU torch can see, as 'cuda:0' … 'cuda:N-1'."""
+    import torch  # lazily: the bot core must import without torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise RuntimeError("device setting 'cuda' asks for every GPU but torch sees none; set DEVICE=cpu or check "
+                           "CUDA_VISIBLE_DEVICES and the NVIDIA driver")
+    return [f"cuda:{i}" for i in range(count)]
