@@ -1,0 +1,132 @@
+"""Model configuration: ModelScope's numbers by name, and how configuration.json maps onto them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+# The latent scale of the Stable Diffusion KL autoencoder; latents are divided by it before decoding.
+LATENT_SCALE = 0.18215
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """UNetSD hyper-parameters (model-spec §1, `model_cfg`)."""
+
+    in_dim: int = 4
+    dim: int = 320  # base width; level widths are dim * dim_mult
+    context_dim: int = 1024  # text-embedding width for cross-attention
+    out_dim: int = 4  # eps prediction
+    dim_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_heads: int = 8  # used ONLY by the first temporal transformer (input_blocks.0.1): 8 x 64 = 512 inner
+    head_dim: int = 64  # every other attention layer has channels / head_dim heads of this size
+    num_res_blocks: int = 2  # per encoder level; the decoder has one more
+    attn_scales: tuple[float, ...] = (1.0, 0.5, 0.25)  # latent scales with spatial+temporal transformers
+    temporal_attention: bool = True
+    norm_groups: int = 32
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the timestep embedding (4 x dim)."""
+        return self.dim * 4
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """KL-f8 autoencoder (`ddconfig` hard-coded in ModelScope's model file; identical to SD's VAE)."""
+
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    in_channels: int = 3
+    out_ch: int = 3
+    z_channels: int = 4
+    embed_dim: int = 4
+    norm_groups: int = 32
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """OpenCLIP text tower (ViT-H-14's text side); the penultimate block's output then ln_final is used."""
+
+    width: int = 1024
+    heads: int = 16
+    layers: int = 24  # stored blocks; the last one is skipped ("penultimate")
+    vocab_size: int = 49408
+    context_length: int = 77
+    mlp_ratio: float = 4.0
+    skip_last_layers: int = 1  # layer="penultimate"
+
+
+@dataclass(frozen=True)
+class SamplerDefaults:
+    """Diffusion schedule and sampling defaults (model-spec §5)."""
+
+    num_timesteps: int = 1000
+    beta_start: float = 0.00085  # "linear_sd": betas = linspace(sqrt(start), sqrt(end))**2 in float64
+    beta_end: float = 0.0120
+    steps: int = 50
+    guidance: float = 9.0  # hard-coded guide_scale of the ModelScope pipeline
+    fps: int = 8
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build the three networks and run the default generation."""
+
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    sampler: SamplerDefaults = field(default_factory=SamplerDefaults)
+    frames: int = 16  # `max_frames` of configuration.json
+    width: int = 256
+    height: int = 256
+    latent_scale: float = LATENT_SCALE
+    name: str = "modelscope-t2v-1.7b"
+    is_random: bool = False  # True for the tiny-random preset: its output is noise
+
+
+def tiny_config() -> ModelConfig:
+    """A tiny config with the real structure (every block kind present) for CPU tests and the tiny-random preset."""
+    return ModelConfig(
+        unet=UNetConfig(dim=32, context_dim=64, dim_mult=(1, 2), num_heads=2, head_dim=16,
+                        num_res_blocks=1, attn_scales=(1.0, 0.5)),
+        vae=VAEConfig(ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1),
+        text=TextConfig(width=64, heads=2, layers=3),
+        frames=4, width=64, height=64, name="tiny-random", is_random=True,
+    )
+
+
+def _truthy(value: Any) -> bool:
+    """ModelScope writes `temporal_attention` as the string "True"."""
+    return value is True or str(value).strip().lower() == "true"
+
+
+def from_modelscope_json(data: dict[str, Any]) -> ModelConfig:
+    """Build a ModelConfig from a ModelScope configuration.json (its `model.model_cfg` / `model.model_args`)."""
+    try:
+        model = data["model"]
+        cfg, args = model["model_cfg"], model["model_args"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"configuration.json has no model.model_cfg / model.model_args section ({exc!r})") from exc
+    base = UNetConfig()
+    unet = replace(
+        base,
+        in_dim=int(cfg.get("unet_in_dim", base.in_dim)),
+        dim=int(cfg.get("unet_dim", base.dim)),
+        context_dim=int(cfg.get("unet_context_dim", base.context_dim)),
+        out_dim=int(cfg.get("unet_out_dim", base.out_dim)),
+        dim_mult=tuple(int(m) for m in cfg.get("unet_dim_mult", base.dim_mult)),
+        num_heads=int(cfg.get("unet_num_heads", base.num_heads)),
+        head_dim=int(cfg.get("unet_head_dim", base.head_dim)),
+        num_res_blocks=int(cfg.get("unet_res_blocks", base.num_res_blocks)),
+        attn_scales=tuple(float(s) for s in cfg.get("unet_attn_scales", base.attn_scales)),
+        temporal_attention=_truthy(cfg.get("temporal_attention", True)),
+    )
+    sampler = replace(SamplerDefaults(), num_timesteps=int(cfg.get("num_timesteps", 1000)))
+    for key, expected in (("mean_type", "eps"), ("var_type", "fixed_small")):
+        if key in cfg and cfg[key] != expected:
+            raise ValueError(f"configuration.json model_cfg.{key} is {cfg[key]!r}; only {expected!r} is supported")
+    # ModelScope hard-codes ViT-H-14 (24 blocks of width 1024, heads of 64); its width is the UNet's context width
+    text = replace(TextConfig(), width=unet.context_dim, heads=max(1, unet.context_dim // 64))
+    return ModelConfig(unet=unet, text=text, sampler=sampler, frames=int(args.get("max_frames", 16)))

@@ -1,0 +1,183 @@
+"""Reading and writing checkpoints: the published ModelScope layout, our safetensors export, tiny-random.
+
+Every rename between a file's keys and our modules lives here, with strict key and shape checks whose
+errors name the file, the keys, and where the official files come from.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_REPO = "ali-vilab/modelscope-damo-text-to-video-synthesis"
+WHERE_FROM = (f"the official files are in the Hugging Face repo {OFFICIAL_REPO} "
+              "(download them with `python -m t2v download DIR`)")
+VAE_PREFIX = "first_stage_model."
+
+
+class WeightsError(ValueError):
+    """A checkpoint that is missing, unreadable, or does not fit the model."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Safe unpickling of the Lightning VAE checkpoint (no pytorch_lightning, no arbitrary globals executed)
+# ---------------------------------------------------------------------------------------------------------------
+
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
+    ("torch", "Size"), ("torch", "device"), ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"),
+    ("_codecs", "encode"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "dtype"),
+}
+_ALLOWED_MODULE_PREFIXES = ("torch.storage", "torch.serialization")
+
+
+class _Inert:
+    """Stand-in for any class or function the checkpoint names but we do not trust: it swallows its arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _allowed(module: str, name: str) -> bool:
+    if (module, name) in _ALLOWED_GLOBALS:
+        return True
+    storage_type = module == "torch" and name.endswith("Storage")
+    return storage_type or module.startswith(_ALLOWED_MODULE_PREFIXES) or (module, name) == ("torch", "bfloat16")
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only tensor/storage rebuilders and a few harmless builtins; everything else becomes `_Inert`."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if _allowed(module, name) or (module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)):
+            return super().find_class(module, name)
+        log.debug("checkpoint global %s.%s replaced by an inert stand-in", module, name)
+        return type(name, (_Inert,), {"__module__": f"inert.{module}"})
+
+
+class _RestrictedPickle:
+    """A `pickle_module` for torch.load that uses the restricted unpickler."""
+
+    Unpickler = _RestrictedUnpickler
+    load = staticmethod(pickle.load)
+    __name__ = "t2v_restricted_pickle"
+
+
+def _torch_load(path: Path, trusted_layout: bool) -> Any:
+    """torch.load with weights_only for plain state dicts, or the restricted unpickler for Lightning files."""
+    try:
+        if trusted_layout:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickle, mmap=True)
+    except FileNotFoundError as exc:
+        raise WeightsError(f"{path} is missing; {WHERE_FROM}") from exc
+    except Exception as exc:  # corrupt, truncated or not a torch file
+        raise WeightsError(f"{path} could not be read ({type(exc).__name__}: {exc}); the file is corrupt or "
+                           f"truncated — {WHERE_FROM}") from exc
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Strict checks
+# ---------------------------------------------------------------------------------------------------------------
+
+def _preview(keys: Iterable[str], limit: int = 8) -> str:
+    keys = sorted(keys)
+    more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def check_state_dict(state: Mapping[str, torch.Tensor], module: torch.nn.Module, source: str) -> None:
+    """Raise WeightsError naming missing/extra keys and wrong shapes of `state` against `module`."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    missing, extra = expected.keys() - state.keys(), state.keys() - expected.keys()
+    shapes = {k: (tuple(state[k].shape), expected[k]) for k in expected.keys() & state.keys()
+              if tuple(state[k].shape) != expected[k]}
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys ({_preview(missing)})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected keys ({_preview(extra)})")
+    if shapes:
+        shown = "; ".join(f"{k}: file {got}, model {want}" for k, (got, want) in sorted(shapes.items())[:6])
+        problems.append(f"{len(shapes)} wrong shapes ({shown})")
+    if problems:
+        raise WeightsError(f"{source} does not match the model: {'; '.join(problems)}. "
+                           f"Is it the right file for this model? {WHERE_FROM}")
+
+
+def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> torch.nn.Module:
+    """Strictly check, then load (assigning tensors, so a meta-device module is materialised without a copy)."""
+    check_state_dict(state, module, source)
+    module.load_state_dict(dict(state), strict=True, assign=True)
+    return module
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The ModelScope layout
+# ---------------------------------------------------------------------------------------------------------------
+
+def read_modelscope_unet(path: Path) -> dict[str, torch.Tensor]:
+    """text2video_pytorch_model.pth: a bare state dict whose keys already match UNet3D (`temopral_conv` kept)."""
+    state = _torch_load(path, trusted_layout=True)
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{path} holds a {type(state).__name__}, not a UNet state dict; {WHERE_FROM}")
+    return dict(state)
+
+
+def read_modelscope_vae(path: Path) -> dict[str, torch.Tensor]:
+    """VQGAN_autoencoder.pth: a whole Lightning LDM checkpoint; keep `state_dict` keys under `first_stage_model.`."""
+    ckpt = _torch_load(path, trusted_layout=False)
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{path} has no state_dict; expected a Lightning checkpoint. {WHERE_FROM}")
+    vae = {k.split(VAE_PREFIX, 1)[1]: v for k, v in state.items() if VAE_PREFIX in k}
+    if not vae:
+        raise WeightsError(f"{path} has no '{VAE_PREFIX}*' keys, so it holds no autoencoder; {WHERE_FROM}")
+    return vae
+
+
+def read_openclip_text(path: Path, unused: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """open_clip_pytorch_model.bin: full CLIP; drop `visual.*` and the text-side keys the encoder never uses."""
+    state = _torch_load(path, trusted_layout=True)
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{path} holds a {type(state).__name__}, not a CLIP state dict; {WHERE_FROM}")
+    return {k: v for k, v in state.items() if not k.startswith("visual.") and not k.startswith(unused)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Our export: one safetensors file per network
+# ---------------------------------------------------------------------------------------------------------------
+
+EXPORT_FILES = {"unet": "unet.safetensors", "vae": "vae.safetensors", "text_encoder": "text_encoder.safetensors"}
+EXPORT_MANIFEST = "t2v_model.json"
+
+
+def read_safetensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Memory-mapped safetensors read; errors name the file."""
+    if not path.is_file():
+        raise WeightsError(f"{path} is missing; re-run `python -m t2v convert` to write a complete export")
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} could not be read ({exc}); the file is corrupt or truncated — re-run "
+                           "`python -m t2v convert`") from exc
+
+
+def write_safetensors(state: Mapping[str, torch.Tensor], path: Path, dtype: torch.dtype | None) -> None:
+    """Write a state dict (optionally cast floating tensors to `dtype`) as contiguous safetensors."""
+    out = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+           for k, v in state.items()}
+    save_file(out, str(path))
