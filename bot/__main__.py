@@ -1,0 +1,73 @@
+"""`python -m bot`: read the settings, open the database, load the model, run the Discord bot until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+
+from sqlalchemy.engine import make_url
+
+from bot.app import VideoBot
+from bot.policy import DenylistEntry, PolicyGate, load_default_entries
+from bot.queue import FairQueue
+from bot.service import JobEvents, VideoService, build_executor
+from bot.settings import Settings, SettingsError, load_settings
+from storage import Repository, create_engine, migrate
+
+log = logging.getLogger("bot")
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+async def load_gate(repo: Repository) -> PolicyGate:
+    """Seed the denylist table with the shipped defaults when it is empty; build the gate from the table."""
+    await repo.seed_denylist((e.pattern, e.category, e.kind) for e in load_default_entries())
+    rows = await repo.list_denylist()
+    entries = [DenylistEntry(row.pattern, row.category, row.kind.value) for row in rows]  # type: ignore[arg-type]
+    gate = PolicyGate(entries)
+    gate.check_prompt("a warm-up prompt")  # loads the language models now, not on the first user's command
+    return gate
+
+
+async def run(settings: Settings) -> None:
+    """Build the whole stack on the configured database and run the bot until it is closed."""
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        repo = Repository(engine)
+        gate = await load_gate(repo)
+        queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
+        executor = build_executor(settings)
+
+        def service(events: JobEvents) -> VideoService:
+            return VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
+                                max_frames=settings.max_frames)
+
+        bot = VideoBot(settings, service, repo=repo, gate=gate)
+        async with bot:
+            bot.install_signal_handlers()
+            await bot.start(settings.discord_token.get_secret_value())
+    finally:
+        await engine.dispose()
+
+
+def main() -> int:
+    """Entry point; exit code 2 with one line per problem when the settings are wrong."""
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        for line in str(error).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    log.info("starting: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
+             make_url(settings.database_url).render_as_string(hide_password=True))
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the signal handlers are installed
+        asyncio.run(run(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The Discord client: cogs, command sync, one error handler for every app command, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.video import VideoCog
+from bot.delivery import Delivery
+from bot.jobs import NothingToCancel, Refused
+from bot.policy import PolicyGate
+from bot.service import JobEvents, VideoService
+from bot.settings import Settings
+from storage import Repository, utc_now
+from t2v import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+ServiceFactory = Callable[[JobEvents], VideoService]  # the bot's delivery in, the running service's owner out
+INTERNAL_ERROR = "Something went wrong on our side; it has been logged. Please try again later."
+
+
+class VideoBot(commands.Bot):
+    """Slash commands only (default intents); the service is built in setup_hook with this bot's delivery."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service_factory: ServiceFactory,
+        *,
+        repo: Repository,
+        gate: PolicyGate | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
+                         allowed_mentions=discord.AllowedMentions.none(), help_command=None)
+        self.settings = settings
+        self.delivery = Delivery(self, settings, repo, monotonic=monotonic, now=now)
+        self._service_factory = service_factory
+        self._gate = gate
+        self.service: VideoService | None = None
+        self.tree.error(self.on_app_command_error)
+
+    async def setup_hook(self) -> None:
+        """Start the service, add the cogs, sync the commands (to the development guild when one is set)."""
+        self.service = self._service_factory(self.delivery)
+        await self.service.start()
+        await self.add_cog(VideoCog(self, self.service, self.delivery, self.settings, self._gate))
+        guild_id = self.settings.discord_guild_id
+        if guild_id is not None:
+            guild = discord.Object(guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %d", len(synced), guild_id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d global commands (clients may take a while to show changes)", len(synced))
+
+    async def close(self) -> None:
+        """Stop taking and running jobs first (the running one may still deliver), then leave Discord."""
+        if self.service is not None:
+            service, self.service = self.service, None
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping the video service failed")
+        await super().close()
+
+    def install_signal_handlers(self) -> None:
+        """Close cleanly on SIGTERM (Docker, systemd) and SIGINT; call from inside the running loop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+                log.debug("cannot install a handler for %s here", sig.name)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s received; shutting down", sig.name)
+        self.loop.create_task(self.close(), name="videobot-close")
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s (%d) to %d guilds", self.user, self.user.id if self.user else 0, len(self.guilds))
+
+    async def on_app_command_error(self, interaction: discord.Interaction,
+                                   error: app_commands.AppCommandError) -> None:
+        """Domain errors become a short private answer; anything else is logged with its traceback."""
+        text = user_message(error)
+        if text is None:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error("/%s by user %d failed", command, interaction.user.id, exc_info=error)
+            text = INTERNAL_ERROR
+        else:
+            log.info("/%s by user %d answered: %s", interaction.command and interaction.command.qualified_name,
+                     interaction.user.id, text)
+        await answer_privately(interaction, text)
+
+
+def user_message(error: app_commands.AppCommandError) -> str | None:
+    """What to tell the user about an error, or None when it is a bug to log."""
+    cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(cause, Refused | NothingToCancel):
+        return cause.message
+    if isinstance(cause, InvalidRequest):
+        return f"That option is not allowed: {cause}"
+    if isinstance(cause, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {cause.retry_after:.0f} s."
+    if isinstance(cause, app_commands.CheckFailure | app_commands.TransformerError):
+        return str(cause)
+    return None
+
+
+async def answer_privately(interaction: discord.Interaction, text: str) -> None:
+    """Reply, edit the deferred placeholder, or follow up, whichever the interaction still allows."""
+    quiet = discord.AllowedMentions.none()
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=quiet)
+        elif interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
+            await interaction.edit_original_response(content=text, allowed_mentions=quiet)
+        else:
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=quiet)
+    except discord.HTTPException:
+        log.exception("could not tell user %d: %s", interaction.user.id, text)

@@ -1,0 +1,1 @@
+"""Discord command groups (cogs) of the bot."""

@@ -1,0 +1,140 @@
+"""/video, /queue and /cancel: validate options, defer within Discord's 3 s, hand the job to the service."""
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.delivery import Delivery, settings_line, shown
+from bot.jobs import ASPECTS, Requester, VideoOptions
+from bot.policy import MAX_PROMPT_CHARS, PolicyGate
+from bot.service import VideoService
+from bot.settings import Settings
+from storage import JobRecord, JobState
+
+log = logging.getLogger(__name__)
+
+MAX_DISCORD_INT = 2**53 - 1  # Discord's integer options are limited to ±2^53
+MAX_GUIDANCE = 30.0
+NEGATIVE_CHARS = 300
+QUEUE_SHOWN = 10  # jobs listed by /queue
+
+
+class VideoCog(commands.Cog, name="Video"):
+    """Text-to-video commands; the service decides, delivery shows the outcome."""
+
+    def __init__(self, bot: commands.Bot, service: VideoService, delivery: Delivery, settings: Settings,
+                 gate: PolicyGate | None = None) -> None:
+        self.bot = bot
+        self.service = service
+        self.delivery = delivery
+        self.settings = settings
+        self.gate = gate  # a cheap pre-check so that refusals can be answered privately
+        self.video_command = _video_command(self, settings.max_steps, settings.max_frames)
+
+    async def cog_load(self) -> None:
+        """Register /video, whose option ranges come from the settings, next to the class-level commands."""
+        self.bot.tree.add_command(self.video_command)
+
+    async def cog_unload(self) -> None:
+        """Take /video off the tree with the cog."""
+        self.bot.tree.remove_command(self.video_command.name)
+
+    async def video(self, interaction: discord.Interaction, options: dict[str, object]) -> None:
+        """Defer at once (privately when the request will be refused or asked so), then submit the job."""
+        prompt = str(options["prompt"])
+        hidden = bool(options["private"]) or self._will_refuse(interaction.user.id, prompt)
+        response = await interaction.response.defer(thinking=True, ephemeral=hidden)
+        message_id = None if hidden or response is None else response.message_id
+        settings = self.settings
+        request = VideoOptions(
+            prompt=prompt,
+            negative=str(options["negative"] or ""),
+            seed=options["seed"],  # type: ignore[arg-type]
+            steps=options["steps"] or settings.default_steps,  # type: ignore[arg-type]
+            guidance=options["guidance"] or settings.default_guidance,  # type: ignore[arg-type]
+            frames=options["frames"] or settings.default_frames,  # type: ignore[arg-type]
+            aspect=str(options["aspect"] or "1:1"),
+            private=hidden,
+        )
+        submitted = await self.service.submit(_requester(interaction), request)
+        log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
+        await self.delivery.job_queued(submitted, message_id)
+
+    def _will_refuse(self, user_id: int, prompt: str) -> bool:
+        """True when the service will refuse: down, user at the cap, or prompt against policy (it checks again)."""
+        if not self.service.available or len(self.service.jobs_of(user_id)) >= self.settings.queue_per_user_cap:
+            return True
+        return self.gate is not None and not self.gate.check_prompt(prompt).allowed
+
+    @app_commands.command(name="queue", description="Your videos waiting or rendering, with their places")
+    async def queue(self, interaction: discord.Interaction) -> None:
+        jobs = self.service.jobs_of(interaction.user.id)
+        if not jobs:
+            text = "You have no videos queued or rendering. Start one with `/video`."
+        else:
+            lines = [_queue_line(job, position) for job, position in jobs[:QUEUE_SHOWN]]
+            if len(jobs) > QUEUE_SHOWN:
+                lines.append(f"… and {len(jobs) - QUEUE_SHOWN} more")
+            text = "\n".join(["Your videos:", *lines])
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="cancel", description="Cancel one of your videos (your newest one by default)")
+    @app_commands.describe(job="The job number shown in the status message or by /queue")
+    async def cancel(self, interaction: discord.Interaction,
+                     job: app_commands.Range[int, 1, MAX_DISCORD_INT] | None = None) -> None:
+        record = await self.service.cancel(interaction.user.id, job)
+        if record.state == JobState.CANCELLED:
+            text = f"Cancelled job #{record.id}"
+        else:
+            text = f"Stopping job #{record.id}: it ends after the current denoising step"
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_commands.Command:
+    """/video with option ranges from the settings (Discord's client enforces them before sending)."""
+
+    @app_commands.command(name="video", description="Generate a short video from an English prompt")
+    @app_commands.describe(
+        prompt="What the video shows, in English", negative="What to avoid", seed="Same seed + settings = same video",
+        steps=f"Denoising steps, 1–{max_steps} (more is slower)", guidance=f"Prompt strength, 1–{MAX_GUIDANCE:g}",
+        frames=f"Frames at 8 fps, 1–{max_frames}", aspect="Frame shape", private="Only you see the result",
+    )
+    @app_commands.choices(aspect=[app_commands.Choice(name=f"{name} ({w}×{h})", value=name)
+                                  for name, (w, h) in ASPECTS.items()])
+    async def video(
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        negative: app_commands.Range[str, None, NEGATIVE_CHARS] | None = None,
+        seed: app_commands.Range[int, 0, MAX_DISCORD_INT] | None = None,
+        steps: app_commands.Range[int, 1, max_steps] | None = None,
+        guidance: app_commands.Range[float, 1.0, MAX_GUIDANCE] | None = None,
+        frames: app_commands.Range[int, 1, max_frames] | None = None,
+        aspect: str | None = None,
+        private: bool = False,
+    ) -> None:
+        await cog.video(interaction, {"prompt": prompt, "negative": negative, "seed": seed, "steps": steps,
+                                      "guidance": guidance, "frames": frames, "aspect": aspect, "private": private})
+
+    return video
+
+
+def _requester(interaction: discord.Interaction) -> Requester:
+    """Who asked, where, and the token to answer with, as plain values for the service."""
+    return Requester(
+        user_id=interaction.user.id,
+        user_name=interaction.user.display_name,
+        channel_id=interaction.channel_id or 0,
+        guild_id=interaction.guild_id,
+        interaction_token=interaction.token,
+        application_id=interaction.application_id,
+        upload_limit=interaction.filesize_limit,
+    )
+
+
+def _queue_line(job: JobRecord, position: int | None) -> str:
+    """One /queue entry: job id, where it is, its prompt."""
+    where = "rendering" if job.state == JobState.RUNNING or position is None else f"queued #{position}"
+    seed = job.seed if job.seed is not None else job.params.get("seed")
+    return f"• job #{job.id} · {where} · {shown(job.prompt, 120)}\n  -# {settings_line(job, seed)}"

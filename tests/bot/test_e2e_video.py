@@ -1,0 +1,180 @@
+"""/video end to end: the real discord.py client against the fake Discord, the real service, queue and database."""
+
+import io
+
+import av
+import pytest
+
+from storage import JobState
+from tests.bot.conftest import WAIT, Stacks
+from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+FOXES = ["a red fox running through snow", "a red fox sleeping in a den", "a red fox catching a mouse"]
+WHALES = ["a blue whale swimming slowly", "a blue whale jumping out of the sea", "a blue whale singing at night"]
+
+
+async def video(fake: FakeDiscord, prompt: str, user: FakeUser | None = None, **options: object) -> InteractionHandle:
+    """Run /video as `user` with the 64×64 test aspect."""
+    return await fake.slash("video", {"prompt": prompt, "aspect": "tiny", **options}, user=user)
+
+
+def has_video(message: FakeMessage) -> bool:
+    return bool(message.attachments)
+
+
+def contents(message: FakeMessage) -> list[str]:
+    """Every content the message has shown, oldest first, ending with the current one."""
+    return [h["content"] for h in message.history] + [message.content]
+
+
+def decoded_frames(data: bytes) -> list[tuple[int, int]]:
+    with av.open(io.BytesIO(data)) as container:
+        return [(frame.width, frame.height) for frame in container.decode(video=0)]
+
+
+async def test_video_defers_shows_queue_and_progress_then_an_mp4_with_the_requested_frames(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        handle = await video(fake, "a panda eating bamboo on a rock", user=bob, steps=4, frames=2, seed=7)
+        assert (await handle.wait_deferred())["type"] == 5
+        result = await handle.wait_original(has_video, timeout=WAIT)
+
+        shown = contents(result)
+        assert shown[0] == "" and shown[1].startswith("Queued #1 · ETA <t:") and ":R> · job #1" in shown[1]
+        assert shown[2].startswith("Starting · job #1")
+        assert shown[3].startswith("Denoising 4/4 · job #1")  # the clock stood still: only the last step shows
+        assert not result.ephemeral
+        assert result.content.startswith(f"<@{bob.id}> here is your video · job #1")
+        assert "> a panda eating bamboo on a rock" in result.content
+        assert "seed `7`" in result.content and "4 steps" in result.content and "2 frames" in result.content
+        [mp4] = result.attachments
+        assert mp4.content_type == "video/mp4"
+        assert decoded_frames(mp4.data) == [(64, 64), (64, 64)]
+        job = await stack.job(1)
+        assert (job.state, job.seed, job.output_bytes, job.user_id) == (JobState.DONE, 7, mp4.size, bob.id)
+
+
+async def test_progress_edits_are_throttled_and_the_last_step_is_always_shown(stacks: Stacks, scripted):
+    gate = scripted.gate("a slow sunrise over the sea")
+    async with stacks.run(lambda device: scripted) as stack:
+        events = stack.events()
+        handle = await video(stack.fake, "a slow sunrise over the sea", steps=5)
+        assert (await events.next())[0] == "job_started"  # at t=0 on the bot's monotonic clock
+        for step, t in enumerate([1.0, 2.5, 3.0, 4.6, 4.7], start=1):
+            stacks.monotonic.t = t
+            gate.release()
+            name, (_, done, total) = await events.next()
+            assert (name, done, total) == ("job_progress", step, 5)
+        result = await handle.wait_original(has_video)
+
+    progress = [text.split(" · ")[0] for text in contents(result) if text.startswith("Denoising")]
+    assert progress == ["Denoising 2/5", "Denoising 4/5", "Denoising 5/5"]  # ≥ 2 s apart, plus the last step
+
+
+@pytest.mark.parametrize(
+    ("prompt", "reason", "says"),
+    [
+        ("un chat qui mange une pomme sur la table de la cuisine", "not_english", "English"),
+        ("a nude woman on a beach", "denylist:sexual", "sexual content"),
+    ],
+)
+async def test_refused_prompts_are_answered_privately_and_nothing_runs(stacks: Stacks, scripted, prompt, reason,
+                                                                        says):
+    async with stacks.run(lambda device: scripted) as stack:
+        handle = await video(stack.fake, prompt)
+        answer = await handle.wait_original()
+        [job] = await stack.jobs()
+
+    assert answer.ephemeral and says in answer.content
+    assert (job.state, job.refusal_reason) == (JobState.REFUSED, reason)
+    assert scripted.started == []
+
+
+async def test_two_users_with_several_jobs_each_are_served_alternately(stacks: Stacks, scripted):
+    alice_first = scripted.gate(FOXES[0])
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        alice, bob = fake.make_user(name="alice2"), fake.make_user(name="bob")
+        first = await video(fake, FOXES[0], user=alice)
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        handles = [first]
+        for user, prompt in [(alice, FOXES[1]), (alice, FOXES[2]), (bob, WHALES[0]), (bob, WHALES[1]),
+                             (bob, WHALES[2])]:
+            handle = await video(fake, prompt, user=user)
+            await handle.wait_original(lambda m: m.content.startswith("Queued"))
+            handles.append(handle)
+        alice_first.release(100)
+        for handle in handles:
+            await handle.wait_original(has_video)
+
+    assert scripted.started == [FOXES[0], FOXES[1], WHALES[0], FOXES[2], WHALES[1], WHALES[2]]
+
+
+async def test_cancel_removes_a_queued_job(stacks: Stacks, scripted):
+    running = scripted.gate("a long train journey")
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        first = await video(fake, "a long train journey")
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        second = await video(fake, "a short boat trip")
+        await second.wait_original(lambda m: m.content.startswith("Queued"))
+
+        reply = await (await fake.slash("cancel", {"job": 2})).wait_original()
+        status = await second.wait_original(lambda m: m.content == "Cancelled job #2")
+        running.release(100)
+        await first.wait_original(has_video)
+        job = await stack.job(2)
+
+    assert reply.ephemeral and reply.content == "Cancelled job #2"
+    assert not status.attachments and job.state == JobState.CANCELLED
+    assert scripted.started == ["a long train journey"]
+
+
+async def test_cancel_stops_a_running_job_at_its_next_step(stacks: Stacks, scripted):
+    scripted.gate("an endless staircase", permits=1)  # step 1 runs, then it waits before step 2
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        handle = await video(fake, "an endless staircase", steps=4)
+        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+
+        reply = await (await fake.slash("cancel")).wait_original()
+        status = await handle.wait_original(lambda m: m.content == "Cancelled job #1")
+        job = await stack.job(1)
+
+    assert reply.content.startswith("Stopping job #1") and reply.ephemeral
+    assert scripted.steps_done["an endless staircase"] == 1 and not status.attachments
+    assert job.state == JobState.CANCELLED
+
+
+async def test_per_user_cap_refuses_politely_and_privately(stacks: Stacks, scripted):
+    gate = scripted.gate("first of two")
+    async with stacks.run(lambda device: scripted, queue_per_user_cap=2) as stack:
+        fake = stack.fake
+        for prompt in ("first of two", "second of two"):
+            await (await video(fake, prompt)).wait_original(lambda m: m.content.startswith(("Starting", "Queued")))
+        third = await video(fake, "third one is too many")
+        answer = await third.wait_original()
+        refused = (await stack.jobs())[-1]
+        gate.release(100)
+
+    assert answer.ephemeral and "you already have 2 videos" in answer.content.lower()
+    assert (refused.state, refused.refusal_reason) == (JobState.REFUSED, "user_cap")
+
+
+async def test_queue_lists_the_users_jobs_with_their_places(stacks: Stacks, scripted):
+    gate = scripted.gate("a red balloon")
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        first = await video(fake, "a red balloon")
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        await (await video(fake, "a blue kite")).wait_original(lambda m: m.content.startswith("Queued"))
+        listing = await (await fake.slash("queue")).wait_original()
+        gate.release(100)
+
+    assert listing.ephemeral
+    lines = listing.content.splitlines()
+    assert lines[1].startswith("• job #1 · rendering · a red balloon")
+    assert lines[3].startswith("• job #2 · queued #1 · a blue kite")
