@@ -1,0 +1,147 @@
+"""Discord-free job types: what a user asked for, who asked, and what the service answers or refuses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from storage import JobRecord
+from t2v import GenerationRequest, InvalidRequest
+from t2v.pipeline import LIMITS, MAX_SEED
+
+log = logging.getLogger(__name__)
+
+FPS = 8  # ModelScope's clips are 16 frames meant to play over 2 s
+SAMPLER = "ddim"  # the sampler ModelScope shipped with; DPM-Solver++ is for the CLI and benchmarks
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's upload limit for servers without boosts
+
+# Aspect name -> (width, height). The short side stays at the 256 px the model was trained on; the long side is the
+# nearest multiple of 64 (4:3 is really 5:4, 16:9 is 7:4). Discord shows at most 25 choices.
+ASPECTS: dict[str, tuple[int, int]] = {
+    "1:1": (256, 256),
+    "4:3": (320, 256),
+    "3:4": (256, 320),
+    "3:2": (384, 256),
+    "2:3": (256, 384),
+    "16:9": (448, 256),
+    "9:16": (256, 448),
+}
+
+RefusalReason = Literal[
+    "empty", "too_long", "not_english", "denylist", "user_cap", "global_cap", "unavailable", "invalid"
+]
+
+
+def _check_number(name: str, value: Any, low: float, high: float, kind: type) -> None:
+    """Raise InvalidRequest naming the value and the range unless low <= value <= high and of the right kind."""
+    numeric = (int, float) if kind is float else (int,)
+    if isinstance(value, bool) or not isinstance(value, numeric):
+        raise InvalidRequest(f"{name}={value!r} must be a{'n integer' if kind is int else ' number'}")
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name}={value} is outside the allowed range {low}–{high}")
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """The options of one /video request, checked against the engine's limits (server caps: the service)."""
+
+    prompt: str
+    negative: str = ""
+    seed: int | None = None  # None: the service picks one at random when the job is accepted
+    steps: int = 50
+    guidance: float = 9.0
+    frames: int = 16
+    aspect: str = "1:1"
+    private: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
+            raise InvalidRequest("prompt and negative must be text")
+        _check_number("steps", self.steps, *LIMITS["steps"], int)
+        _check_number("guidance", self.guidance, *LIMITS["guidance"], float)
+        _check_number("frames", self.frames, *LIMITS["frames"], int)
+        if self.seed is not None:
+            _check_number("seed", self.seed, 0, MAX_SEED, int)
+        if self.aspect not in ASPECTS:
+            raise InvalidRequest(f"aspect={self.aspect!r} is not one of {', '.join(ASPECTS)}")
+
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels for the chosen aspect."""
+        return ASPECTS[self.aspect]
+
+    def to_request(self, seed: int) -> GenerationRequest:
+        """The engine request for these options with the seed the service chose."""
+        width, height = self.size()
+        return GenerationRequest(self.prompt, negative_prompt=self.negative, seed=seed, steps=self.steps,
+                                 guidance=float(self.guidance), frames=self.frames, width=width, height=height,
+                                 fps=FPS, sampler=SAMPLER)
+
+    def to_params(self) -> dict[str, Any]:
+        """The options as the job row's JSON params (prompt and negative prompt have their own columns)."""
+        width, height = self.size()
+        return {"seed": self.seed, "steps": self.steps, "guidance": float(self.guidance), "frames": self.frames,
+                "aspect": self.aspect, "width": width, "height": height, "fps": FPS, "sampler": SAMPLER,
+                "private": self.private}
+
+    @classmethod
+    def from_params(cls, prompt: str, negative: str, params: Mapping[str, Any]) -> VideoOptions:
+        """Rebuild the options of a stored job (for restart and reroll); keys not given take their defaults."""
+        names = ("seed", "steps", "guidance", "frames", "aspect", "private")
+        return cls(prompt, negative, **{name: params[name] for name in names if name in params})
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asked and where to answer: Discord ids and the interaction's token, as plain values."""
+
+    user_id: int
+    user_name: str
+    channel_id: int
+    guild_id: int | None = None
+    interaction_token: str | None = field(default=None, repr=False)  # short-lived webhook token; kept out of logs
+    application_id: int | None = None
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT  # interaction.filesize_limit, in bytes
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """An accepted job: its row, its 1-based place in the queue, and when it should be done."""
+
+    job: JobRecord
+    position: int
+    eta: datetime
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A finished job: its `done` row and the MP4 to post."""
+
+    job: JobRecord
+    video: bytes
+    seed: int
+    notes: tuple[str, ...]
+    gpu_s: float
+
+    def __repr__(self) -> str:
+        return f"Delivered(job={self.job.id}, video={len(self.video)} bytes, seed={self.seed}, gpu_s={self.gpu_s:.1f})"
+
+
+class Refused(Exception):
+    """A request the service will not run; `message` is for the user, `reason` a machine code for logs."""
+
+    def __init__(self, reason: RefusalReason, message: str, job_id: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.job_id = job_id
+
+
+class NothingToCancel(Exception):
+    """A cancel request that found no job of the user's to cancel; `message` says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

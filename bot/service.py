@@ -1,0 +1,434 @@
+"""The video service: checks and queues /video requests, and one dispatcher task feeds them to the GPU workers.
+
+The database is the truth across restarts; the fair queue is rebuilt from it at start. The GPU threads only run
+`_work` (generate, then encode); every database write and every event happens on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, NoReturn, Protocol
+
+from bot.executor import CancelFn, CancelToken, GPUExecutor, ProgressFn, Work, devices_for
+from bot.jobs import (
+    DEFAULT_UPLOAD_LIMIT,
+    Delivered,
+    NothingToCancel,
+    RefusalReason,
+    Refused,
+    Requester,
+    Submitted,
+    VideoOptions,
+)
+from bot.policy import MAX_PROMPT_CHARS, PolicyGate
+from bot.queue import FairQueue, QueueFull, UserQueueFull, eta_seconds
+from bot.settings import Settings
+from storage import InvalidTransitionError, JobRecord, JobState, Repository, utc_now
+from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, encode_mp4, load_pipeline
+from t2v.pipeline import LIMITS
+
+log = logging.getLogger(__name__)
+
+UPLOAD_MARGIN = 16 * 1024  # bytes kept free under the upload limit for the multipart envelope
+EMA_WEIGHT = 0.3  # weight of the newest finished job in the seconds-per-job estimate
+MAX_ATTEMPTS = 2  # a job interrupted by a restart runs once more, then fails
+STOP_GRACE_S = 60.0  # how long stop() waits for running jobs to reach their next step
+ERROR_CHARS = 500  # longest error text kept in a job row
+_SHORT_REASONS = {  # exception type name (torch's and t2v.video's, matched by name) -> what the user is told
+    "VideoTooLargeError": "the video would not fit under Discord's upload limit",
+    "OutOfMemoryError": "the GPU ran out of memory",
+}
+
+
+class JobEvents(Protocol):
+    """What the Discord layer hears about jobs; called on the event loop, failures are logged and swallowed."""
+
+    async def job_started(self, job: JobRecord) -> None: ...
+
+    async def job_progress(self, job: JobRecord, step: int, total: int) -> None: ...
+
+    async def job_done(self, delivered: Delivered) -> None: ...
+
+    async def job_failed(self, job: JobRecord, message: str) -> None: ...
+
+    async def job_cancelled(self, job: JobRecord) -> None: ...
+
+
+@dataclass(eq=False)
+class _Running:
+    """A job handed to a worker: its latest row, its cancel token, and its in-flight event call."""
+
+    job: JobRecord
+    token: CancelToken = field(default_factory=CancelToken)
+    user_cancelled: bool = False
+    finished: bool = False  # no more progress events once the outcome is being recorded
+    event: asyncio.Task[None] | None = None  # job_started or the latest job_progress call
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True)
+class _Output:
+    """What the GPU thread hands back to the loop."""
+
+    video: bytes
+    seed: int
+    notes: tuple[str, ...]
+    gpu_s: float  # the pipeline's own total
+    wall_s: float  # generate + encode, for the ETA estimate
+
+
+def _work(request: GenerationRequest, max_bytes: int) -> Work[_Output]:
+    """The GPU-thread body of one job: generate, then encode an MP4 that fits `max_bytes`."""
+
+    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> _Output:
+        started = time.perf_counter()
+        if should_cancel():
+            raise GenerationCancelled(0, request.steps)
+        result = pipeline.generate(request, on_step=progress, should_cancel=should_cancel)
+        if should_cancel():  # asked during the last step: skip the encode
+            raise GenerationCancelled(request.steps, request.steps)
+        video = encode_mp4(result.frames, request.fps, max_bytes=max_bytes)
+        gpu_s = float(result.timings.get("total_s", time.perf_counter() - started))
+        return _Output(video, result.seed, tuple(result.notes), gpu_s, time.perf_counter() - started)
+
+    return work
+
+
+class VideoService:
+    """Accepts, queues, runs and cancels video jobs; talks to Discord only through `JobEvents`."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        gate: PolicyGate,
+        queue: FairQueue[JobRecord],
+        executor: GPUExecutor,
+        events: JobEvents,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        seconds_per_job: float = 5.0,
+        max_steps: int = LIMITS["steps"][1],
+        max_frames: int = LIMITS["frames"][1],
+    ) -> None:
+        self._repo, self._gate, self._queue, self._executor = repo, gate, queue, executor
+        self._events, self._clock = events, clock
+        self.seconds_per_job = seconds_per_job  # learned from finished jobs (exponential moving average)
+        self.max_steps, self.max_frames = max_steps, max_frames
+        self._running: dict[int, _Running] = {}  # job id -> entry, from pop_next until its outcome is recorded
+        self._reserved: Counter[int] = Counter()  # user id -> submits between their cap check and their push
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def available(self) -> bool:
+        """Whether new requests can be accepted."""
+        return self.unavailable_reason is None
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why requests are refused (model failed to load, shutting down), or None."""
+        if self._executor.load_error is not None:
+            return f"the model failed to load ({self._executor.load_error})"
+        if self._stopping:
+            return "the bot is shutting down"
+        return None
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the model on every device, recover jobs from the database, and start the dispatcher."""
+        if self._dispatcher is not None:
+            raise RuntimeError("VideoService.start() was already called")
+        try:
+            await self._executor.start()
+        except RuntimeError as error:
+            if "already" not in str(error):
+                raise
+            log.debug("the executor was started by the caller")
+        await self._recover_interrupted()
+        self._queue.restore(await self._repo.list_jobs([JobState.QUEUED]))
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="video-dispatcher")
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop dispatching, stop running jobs at their next step (they run again after a restart), close workers."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        for entry in self._running.values():
+            entry.token.cancel()
+        tasks = [entry.task for entry in self._running.values() if entry.task is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+            for task in late:
+                log.warning("%s did not stop within %.0f s; it will be retried after restart", task.get_name(),
+                            STOP_GRACE_S)
+                task.cancel()
+        await self._executor.close()
+        log.info("video service stopped; %d queued jobs wait for the next start", len(self._queue))
+
+    async def _recover_interrupted(self) -> None:
+        """Jobs left `running` by a crash: cancel if asked, retry once, else fail them ("interrupted twice")."""
+        for job in await self._repo.list_jobs([JobState.RUNNING]):
+            if job.cancel_requested:
+                await self._emit("job_cancelled", await self._repo.mark_cancelled(job.id, now=self._clock()))
+            elif job.attempts < MAX_ATTEMPTS:
+                await self._repo.requeue(job.id)
+                log.warning("job %d was interrupted by a restart; running it again", job.id)
+            else:
+                record = await self._repo.mark_failed(job.id, "interrupted twice", now=self._clock())
+                log.warning("job %d was interrupted twice; giving up on it", job.id)
+                await self._emit("job_failed", record, f"Sorry — job #{job.id} was interrupted twice by bot restarts "
+                                                       "and was dropped. Nothing was charged.")
+
+    # --- requests ---------------------------------------------------------------------------------------------
+
+    async def submit(self, requester: Requester, options: VideoOptions) -> Submitted:
+        """Queue a request, or log it as `refused` and raise Refused saying why."""
+        refusal = self._refusal(requester.user_id, options)
+        if refusal is not None:
+            await self._refuse(requester, options, *refusal)
+        seed = options.seed if options.seed is not None else secrets.randbelow(2**32)
+        self._reserved[requester.user_id] += 1
+        try:
+            job = await self._repo.create_job(**self._row(requester, options), seed=seed,
+                                              interaction_token=requester.interaction_token, now=self._clock())
+            position = self._queue.push(job)  # the caps were checked with this job reserved
+        finally:
+            self._reserved[requester.user_id] -= 1
+            if not self._reserved[requester.user_id]:
+                del self._reserved[requester.user_id]
+        self._wake.set()
+        now = self._clock()
+        return Submitted(job, position, now + timedelta(seconds=self._eta_seconds(position, now)))
+
+    def _refusal(self, user_id: int, options: VideoOptions) -> tuple[RefusalReason, str, str] | None:
+        """(reason, logged reason, user message) for the first check the request fails, in the contract's order."""
+        verdict = self._gate.check_prompt(options.prompt)
+        if not verdict.allowed:
+            assert verdict.reason is not None
+            if verdict.reason == "denylist":
+                log.info("prompt of user %d refused by denylist entry %r", user_id, verdict.matched)
+                return "denylist", f"denylist:{verdict.category}", verdict.message
+            return verdict.reason, verdict.reason, verdict.message
+        if len(options.negative) > MAX_PROMPT_CHARS:
+            return "too_long", "too_long", (f"Your negative prompt is {len(options.negative)} characters long; "
+                                            f"the limit is {MAX_PROMPT_CHARS}. Please shorten it.")
+        for name, value, cap in (("steps", options.steps, self.max_steps), ("frames", options.frames, self.max_frames)):
+            if value > cap:
+                return "invalid", f"invalid:{name}", f"{name}={value} is above this server's limit of {cap}."
+        if not self.available:
+            message = f"Video generation is unavailable right now: {self.unavailable_reason}."
+            return "unavailable", "unavailable", message
+        pending = self._queue.pending_count(user_id) + self._reserved[user_id]
+        if pending >= self._queue.per_user_cap:
+            message = str(UserQueueFull(user_id, self._queue.per_user_cap))
+            return "user_cap", "user_cap", f"{message[0].upper()}{message[1:]}. Wait for one to finish or cancel one."
+        if len(self._queue) + self._reserved.total() >= self._queue.global_cap:
+            message = str(QueueFull(self._queue.global_cap))
+            return "global_cap", "global_cap", f"{message[0].upper()}{message[1:]}."
+        return None
+
+    async def _refuse(
+        self, requester: Requester, options: VideoOptions, reason: RefusalReason, logged: str, message: str
+    ) -> NoReturn:
+        """Write the refused row and raise Refused."""
+        job = await self._repo.create_job(**self._row(requester, options), refusal_reason=logged, now=self._clock())
+        raise Refused(reason, message, job.id)
+
+    @staticmethod
+    def _row(requester: Requester, options: VideoOptions) -> dict[str, Any]:
+        """The job-row fields shared by accepted and refused requests."""
+        return {
+            "user_id": requester.user_id,
+            "user_name": requester.user_name[:100],
+            "channel_id": requester.channel_id,
+            "guild_id": requester.guild_id,
+            "prompt": options.prompt,
+            "negative_prompt": options.negative,
+            "params": {**options.to_params(), "upload_limit": requester.upload_limit},
+            "application_id": requester.application_id,
+        }
+
+    def _eta_seconds(self, position: int, now: datetime) -> float:
+        """Seconds until the job at `position` should be done, from the learned seconds per job."""
+        workers = max(self._executor.workers, 1)
+        remaining = 0.0
+        if len(self._running) >= workers:  # every worker busy: the first free one frees up soonest
+            remaining = min(self._remaining(entry, now) for entry in self._running.values())
+        return eta_seconds(position, self.seconds_per_job, remaining, workers)
+
+    def _remaining(self, entry: _Running, now: datetime) -> float:
+        """Expected seconds left for a running job."""
+        started = entry.job.started_at or now
+        return max(self.seconds_per_job - (now - started).total_seconds(), 0.0)
+
+    async def cancel(self, user_id: int, job_id: int | None = None) -> JobRecord:
+        """Cancel the user's job (their newest active one when job_id is None); raise NothingToCancel."""
+        job = self._newest_active(user_id) if job_id is None else await self._own_active(user_id, job_id)
+        entry = self._running.get(job.id)
+        if entry is None:
+            self._queue.cancel(job.id)
+            try:
+                record = await self._repo.mark_cancelled(job.id, now=self._clock())
+            except InvalidTransitionError:
+                raise NothingToCancel(f"Job #{job.id} has already finished.") from None
+            log.info("job %d cancelled by its user while queued", job.id)
+            await self._emit("job_cancelled", record)
+            return record
+        entry.user_cancelled = True
+        entry.token.cancel()
+        log.info("job %d cancel requested by its user while running", job.id)
+        try:
+            return await self._repo.request_cancel(job.id)
+        except InvalidTransitionError:  # it finished while we wrote the flag
+            return await self._repo.get_job(job.id) or entry.job
+
+    def _newest_active(self, user_id: int) -> JobRecord:
+        """The user's newest queued or running job not already being cancelled."""
+        jobs = [job for job, _ in self._queue.jobs_of(user_id)]
+        jobs += [e.job for e in self._running.values() if e.job.user_id == user_id and not e.user_cancelled]
+        if not jobs:
+            raise NothingToCancel("You have no queued or running videos to cancel.")
+        return max(jobs, key=lambda job: job.id)
+
+    async def _own_active(self, user_id: int, job_id: int) -> JobRecord:
+        """The job if it exists, belongs to the user and is still active; else NothingToCancel saying which."""
+        job = await self._repo.get_job(job_id)
+        if job is None:
+            raise NothingToCancel(f"There is no job #{job_id}.")
+        if job.user_id != user_id:
+            raise NothingToCancel(f"Job #{job_id} is not yours; you can only cancel your own videos.")
+        if not job.is_active:
+            raise NothingToCancel(f"Job #{job_id} is already {job.state}.")
+        return job
+
+    def jobs_of(self, user_id: int) -> list[tuple[JobRecord, int | None]]:
+        """The user's running jobs (position None) then queued jobs with their 1-based positions."""
+        running = sorted((e.job for e in self._running.values() if e.job.user_id == user_id), key=lambda j: j.id)
+        return [(job, None) for job in running] + [(job, pos) for job, pos in self._queue.jobs_of(user_id)]
+
+    # --- dispatching ------------------------------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        """The one dispatcher task: whenever woken, start queued jobs in fair order while a worker is free."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while not self._stopping and len(self._running) < self._executor.workers:
+                job = self._queue.pop_next()
+                if job is None:
+                    break
+                entry = self._running[job.id] = _Running(job)
+                entry.task = asyncio.create_task(self._run_job(entry), name=f"video-job-{job.id}")
+
+    async def _run_job(self, entry: _Running) -> None:
+        """Run one job on a worker and record its outcome; the worker and the dispatcher survive any failure."""
+        job_id = entry.job.id
+        try:
+            try:
+                output = await self._render(entry)
+            except GenerationCancelled:
+                await self._cancelled(entry)
+            except Exception as error:
+                log.exception("job %d failed", job_id)
+                await self._failed(entry, error)
+            else:
+                await self._delivered(entry, output)
+        except Exception:
+            log.exception("job %d: recording its outcome failed", job_id)
+        finally:
+            self._queue.finish(job_id)
+            del self._running[job_id]
+            self._wake.set()
+
+    async def _render(self, entry: _Running) -> _Output:
+        """Mark the job running, hand it to a worker, and wait for the video."""
+        job = entry.job = await self._repo.mark_running(entry.job.id, now=self._clock())
+        options = VideoOptions.from_params(job.prompt, job.negative_prompt, job.params)
+        request = options.to_request(job.seed if job.seed is not None else secrets.randbelow(2**32))
+        limit = int(job.params.get("upload_limit", DEFAULT_UPLOAD_LIMIT))
+        entry.event = asyncio.create_task(self._emit("job_started", job))  # before any progress can arrive
+        return await self._executor.submit(_work(request, max(limit - UPLOAD_MARGIN, limit // 2)),
+                                           on_progress=partial(self._on_progress, entry), should_cancel=entry.token)
+
+    def _on_progress(self, entry: _Running, step: int, total: int) -> None:
+        """Forward a step to the events, skipping it while the previous event call is still running."""
+        if entry.finished or (entry.event is not None and not entry.event.done()):
+            return
+        entry.event = asyncio.create_task(self._emit("job_progress", entry.job, step, total))
+
+    async def _settle_events(self, entry: _Running) -> None:
+        """Stop progress events and wait for the one in flight, so the outcome event comes last."""
+        entry.finished = True
+        if entry.event is not None:
+            await entry.event
+
+    async def _delivered(self, entry: _Running, output: _Output) -> None:
+        """Record a finished video and hand it to the events (or honour a cancel that came during the last step)."""
+        if entry.user_cancelled:
+            await self._cancelled(entry)
+            return
+        await self._settle_events(entry)
+        job = await self._repo.mark_done(entry.job.id, seed=output.seed, gpu_s=output.gpu_s,
+                                         output_bytes=len(output.video), now=self._clock())
+        self.seconds_per_job += EMA_WEIGHT * (output.wall_s - self.seconds_per_job)
+        log.info("job %d done: %d bytes, %.1f GPU s", job.id, len(output.video), output.gpu_s)
+        await self._emit("job_done", Delivered(job, output.video, output.seed, output.notes, output.gpu_s))
+
+    async def _cancelled(self, entry: _Running) -> None:
+        """Record a stopped job: cancelled if its user asked, back to queued if the service is stopping."""
+        await self._settle_events(entry)
+        if self._stopping and not entry.user_cancelled:
+            await self._repo.requeue(entry.job.id)
+            log.info("job %d stopped by shutdown; it will run after the next start", entry.job.id)
+            return
+        job = await self._repo.mark_cancelled(entry.job.id, now=self._clock())
+        log.info("job %d cancelled while running", job.id)
+        await self._emit("job_cancelled", job)
+
+    async def _failed(self, entry: _Running, error: Exception) -> None:
+        """Record a failed job and apologise through the events."""
+        await self._settle_events(entry)
+        job = await self._repo.mark_failed(entry.job.id, f"{type(error).__name__}: {error}"[:ERROR_CHARS],
+                                           now=self._clock())
+        await self._emit("job_failed", job, f"Sorry — job #{job.id} failed ({_short_reason(error)}). "
+                                            "Nothing was charged.")
+
+    async def _emit(self, name: str, *args: Any) -> None:
+        """Await one JobEvents method; its failures are logged, never raised into the service."""
+        try:
+            await getattr(self._events, name)(*args)
+        except Exception:
+            log.exception("JobEvents.%s failed", name)
+
+
+def _short_reason(error: Exception) -> str:
+    """A few words for the user about why a job failed."""
+    if isinstance(error, InvalidRequest):
+        return f"invalid settings: {error}"
+    return _SHORT_REASONS.get(type(error).__name__, "an internal error; the bot's logs have the details")
+
+
+def build_executor(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> GPUExecutor:
+    """A GPU executor with one worker per device of T2V_DEVICE, each loading T2V_MODEL."""
+    dtype = None if settings.t2v_dtype == "auto" else settings.t2v_dtype
+
+    def factory(device: str) -> Any:
+        return load_pipeline(settings.t2v_model, device=device, dtype=dtype)
+
+    return GPUExecutor(devices_for(settings.t2v_device), factory, loop)

@@ -1,0 +1,205 @@
+"""Typed bot settings from the environment and `.env`, with one clear line per problem when they are wrong."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from t2v import TINY_RANDOM
+from t2v.pipeline import LIMITS
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after the command
+_DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
+_OUR_ERRORS = "settings"  # the error type of every PydanticCustomError raised below: its text is final
+# Ranges checked on top of the types; the engine's own limits come from t2v so they cannot drift apart.
+RANGES: dict[str, tuple[float, float]] = {
+    "queue_per_user_cap": (1, 100),
+    "queue_global_cap": (1, 10_000),
+    "default_steps": LIMITS["steps"],
+    "default_guidance": LIMITS["guidance"],
+    "default_frames": LIMITS["frames"],
+    "max_steps": LIMITS["steps"],
+    "max_frames": LIMITS["frames"],
+    "status_edit_interval_s": (1.0, 60.0),
+    "token_fallback_after_s": (1.0, TOKEN_LIFETIME_S),
+}
+MISSING = {  # what to do about a required variable that is not set
+    "discord_token": "DISCORD_TOKEN is missing: set it to your bot token "
+                     "(Discord developer portal → Bot → Reset Token)",
+}
+_TYPE_WORDS = {
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "int_type": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "a boolean (use 1 or 0, true or false)",
+    "bool_type": "a boolean (use 1 or 0, true or false)",
+}
+
+
+class SettingsError(ValueError):
+    """The settings are incomplete or wrong; `str()` gives one line per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = list(lines)
+
+
+def _problem(text: str) -> PydanticCustomError:
+    """A validation error whose text is shown to the operator as it is."""
+    return PydanticCustomError(_OUR_ERRORS, text.replace("{", "{{").replace("}", "}}"))
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its environment; field NAME is read from the variable NAME (any case)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", case_sensitive=False,
+                                      env_ignore_empty=True, extra="ignore")
+
+    discord_token: SecretStr  # never logged: repr and str show asterisks
+    discord_guild_id: int | None = None  # sync commands to this guild at once (development); else globally
+    t2v_model: str = TINY_RANDOM  # ModelScope directory, `t2v convert` export, or the tiny-random preset
+    t2v_allow_tiny: bool = Field(False, validate_default=True)  # the tiny preset serves noise: opt in
+    t2v_device: str = "cuda"  # cuda (every visible GPU) | cuda:N | cpu | a comma-separated list
+    t2v_dtype: str = "auto"
+    database_url: str = "sqlite+aiosqlite:///videobot.db"
+    queue_per_user_cap: int = 3  # queued + running jobs per user
+    queue_global_cap: int = 100  # queued jobs overall
+    default_steps: int = 50  # ModelScope's DDIM steps
+    default_guidance: float = 9.0  # ModelScope's classifier-free guidance scale
+    default_frames: int = 16  # ModelScope's clip length: 2 s at 8 fps
+    max_steps: int = Field(100, validate_default=True)  # server caps, below the engine's limits
+    max_frames: int = Field(32, validate_default=True)
+    status_edit_interval_s: float = 2.0  # progress edits at most this often
+    token_fallback_after_s: float = 840.0  # then post in the channel instead of editing (the token dies at 900 s)
+    mod_role_id: int | None = None
+    log_level: str = "INFO"
+
+    @field_validator("discord_token")
+    @classmethod
+    def _token_is_plain(cls, token: SecretStr) -> SecretStr:
+        """Refuse empty tokens and the 'Bot ' prefix without ever echoing the token."""
+        value = token.get_secret_value().strip()
+        if not value:
+            raise _problem(MISSING["discord_token"].replace("is missing", "is empty"))
+        if any(c.isspace() for c in value):
+            raise _problem("DISCORD_TOKEN contains spaces: set it to the token alone, without a 'Bot ' prefix")
+        return SecretStr(value)
+
+    @field_validator("t2v_allow_tiny")
+    @classmethod
+    def _tiny_needs_consent(cls, allow: bool, info: ValidationInfo) -> bool:
+        """The tiny-random preset answers every prompt with noise; serve it only when asked to."""
+        if info.data.get("t2v_model") == TINY_RANDOM and not allow:
+            raise _problem(f"T2V_MODEL={TINY_RANDOM} serves random noise; set T2V_ALLOW_TINY=1 to allow it "
+                           "(tests/dev only)")
+        return allow
+
+    @field_validator("t2v_device")
+    @classmethod
+    def _device_is_known(cls, setting: str) -> str:
+        """Check the device list's form; whether the GPUs exist is checked when the executor starts."""
+        parts = [part.strip().lower() for part in setting.split(",")]
+        if not all(_DEVICE_RE.fullmatch(part) for part in parts):
+            raise _problem(f"T2V_DEVICE={setting} is not cuda, cuda:N, cpu or a comma-separated list of them")
+        return ",".join(parts)
+
+    @field_validator("t2v_dtype")
+    @classmethod
+    def _dtype_is_known(cls, dtype: str) -> str:
+        """One of DTYPES."""
+        if dtype.strip().lower() not in DTYPES:
+            raise _problem(f"T2V_DTYPE={dtype} is not one of {', '.join(DTYPES)}")
+        return dtype.strip().lower()
+
+    @field_validator("log_level")
+    @classmethod
+    def _level_is_known(cls, level: str) -> str:
+        """One of LOG_LEVELS, any case."""
+        if level.strip().upper() not in LOG_LEVELS:
+            raise _problem(f"LOG_LEVEL={level} is not one of {', '.join(LOG_LEVELS)}")
+        return level.strip().upper()
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_is_set(cls, url: str) -> str:
+        """A non-empty SQLAlchemy URL."""
+        if not url.strip():
+            raise _problem("DATABASE_URL is empty: use e.g. sqlite+aiosqlite:///videobot.db")
+        return url.strip()
+
+    @field_validator(*RANGES)
+    @classmethod
+    def _in_range(cls, value: float, info: ValidationInfo) -> float:
+        """Each ranged setting within RANGES, and the defaults within the server caps."""
+        low, high = RANGES[info.field_name]
+        name = info.field_name.upper()
+        if not low <= value <= high:
+            raise _problem(f"{name}={value} is outside {low}..{high}")
+        default = {"max_steps": "default_steps", "max_frames": "default_frames"}.get(info.field_name)
+        if default is not None and info.data.get(default, low) > value:
+            raise _problem(f"{default.upper()}={info.data[default]} is above {name}={value}")
+        return value
+
+
+class _ExplicitSettings(Settings):
+    """Settings read from a given mapping (as keyword arguments) and `.env`, ignoring the process environment."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The mapping first, then the `.env` file; no process environment and no secrets directory."""
+        return init_settings, dotenv_settings
+
+    def __repr_name__(self) -> str:
+        """Show as the public class in logs and reprs."""
+        return Settings.__name__
+
+
+def load_settings(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
+    """Read settings from `env` (the process environment when None) and `env_file`; raise SettingsError."""
+    try:
+        if env is None:
+            settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+        else:
+            fields = Settings.model_fields
+            values = {key.lower(): value for key, value in env.items() if key.lower() in fields and value != ""}
+            settings = _ExplicitSettings(_env_file=env_file, **values)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise SettingsError([_error_line(problem) for problem in error.errors()]) from None
+    log.debug("settings loaded: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
+              settings.database_url)
+    return settings
+
+
+def _error_line(problem: Mapping[str, Any]) -> str:
+    """One operator-facing line for one pydantic error, naming the variable and the bad value."""
+    field = str(problem["loc"][0]) if problem["loc"] else ""
+    name = field.upper()
+    if problem["type"] == _OUR_ERRORS:
+        return str(problem["msg"])
+    if problem["type"] == "missing":
+        return MISSING.get(field, f"{name} is missing")
+    if field == "discord_token":
+        return "DISCORD_TOKEN is not a valid token string"  # never echo the token itself
+    words = _TYPE_WORDS.get(problem["type"])
+    if words is not None:
+        return f"{name}={problem['input']} is not {words}"
+    return f"{name}={problem.get('input')}: {problem['msg']}"

@@ -1,0 +1,108 @@
+"""Bot settings: read from the environment or `.env`, and every mistake explained on its own line."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings, SettingsError, load_settings
+
+TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.secret-part-of-the-token"
+VALID = {"DISCORD_TOKEN": TOKEN, "T2V_ALLOW_TINY": "1"}
+
+
+def problems(env: dict[str, str], env_file: str | None = None) -> list[str]:
+    """The lines of the SettingsError that loading `env` raises."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env, env_file=env_file)
+    assert str(caught.value) == "\n".join(caught.value.lines)
+    return caught.value.lines
+
+
+def test_defaults_match_the_documented_contract():
+    settings = load_settings(VALID, env_file=None)
+    assert isinstance(settings, Settings)
+    assert settings.discord_token.get_secret_value() == TOKEN
+    assert (settings.t2v_model, settings.t2v_device, settings.t2v_dtype) == ("tiny-random", "cuda", "auto")
+    assert (settings.queue_per_user_cap, settings.queue_global_cap) == (3, 100)
+    assert (settings.default_steps, settings.default_guidance, settings.default_frames) == (50, 9.0, 16)
+    assert (settings.max_steps, settings.max_frames) == (100, 32)
+    assert settings.discord_guild_id is None and settings.mod_role_id is None
+    assert settings.database_url == "sqlite+aiosqlite:///videobot.db"
+
+
+def test_a_missing_token_says_where_to_get_one():
+    assert problems({"T2V_ALLOW_TINY": "1"}) == [
+        "DISCORD_TOKEN is missing: set it to your bot token (Discord developer portal → Bot → Reset Token)"
+    ]
+
+
+def test_the_tiny_noise_model_is_refused_unless_allowed():
+    assert problems({"DISCORD_TOKEN": TOKEN}) == [
+        "T2V_MODEL=tiny-random serves random noise; set T2V_ALLOW_TINY=1 to allow it (tests/dev only)"
+    ]
+    assert load_settings({"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "/models/modelscope"}, env_file=None).t2v_model
+
+
+def test_every_bad_value_is_named_on_its_own_line():
+    env = {**VALID, "QUEUE_PER_USER_CAP": "0", "QUEUE_GLOBAL_CAP": "lots", "T2V_DEVICE": "gpu", "T2V_DTYPE": "fp8",
+           "DEFAULT_GUIDANCE": "50", "STATUS_EDIT_INTERVAL_S": "0.2", "DISCORD_GUILD_ID": "my-server"}
+    assert problems(env) == [
+        "DISCORD_GUILD_ID=my-server is not a whole number",
+        "T2V_DEVICE=gpu is not cuda, cuda:N, cpu or a comma-separated list of them",
+        "T2V_DTYPE=fp8 is not one of auto, float32, float16, bfloat16",
+        "QUEUE_PER_USER_CAP=0 is outside 1..100",
+        "QUEUE_GLOBAL_CAP=lots is not a whole number",
+        "DEFAULT_GUIDANCE=50.0 is outside 1.0..30.0",
+        "STATUS_EDIT_INTERVAL_S=0.2 is outside 1.0..60.0",
+    ]
+
+
+def test_defaults_above_the_server_caps_are_refused():
+    env = {**VALID, "DEFAULT_STEPS": "80", "MAX_STEPS": "60", "DEFAULT_FRAMES": "24", "MAX_FRAMES": "16"}
+    assert problems(env) == [
+        "DEFAULT_STEPS=80 is above MAX_STEPS=60",
+        "DEFAULT_FRAMES=24 is above MAX_FRAMES=16",
+    ]
+
+
+def test_server_caps_cannot_exceed_the_engine_limits():
+    assert problems({**VALID, "MAX_STEPS": "500", "MAX_FRAMES": "65"}) == [
+        "MAX_STEPS=500 is outside 1..150",
+        "MAX_FRAMES=65 is outside 1..64",
+    ]
+
+
+def test_names_are_case_insensitive_and_empty_values_mean_unset():
+    settings = load_settings({"discord_token": TOKEN, "t2v_allow_tiny": "true", "Mod_Role_Id": "42",
+                              "DISCORD_GUILD_ID": "", "t2v_device": "CUDA:0, cuda:1", "log_level": "debug"},
+                             env_file=None)
+    assert settings.mod_role_id == 42 and settings.discord_guild_id is None
+    assert settings.t2v_device == "cuda:0,cuda:1"
+    assert settings.log_level == "DEBUG"
+
+
+def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"DISCORD_TOKEN={TOKEN}\nT2V_ALLOW_TINY=1\nQUEUE_GLOBAL_CAP=7\nMAX_FRAMES=24\n")
+    settings = load_settings({"MAX_FRAMES": "20"}, env_file=str(env_file))
+    assert settings.discord_token.get_secret_value() == TOKEN
+    assert (settings.queue_global_cap, settings.max_frames) == (7, 20)
+
+
+def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+    monkeypatch.setenv("T2V_ALLOW_TINY", "1")
+    monkeypatch.setenv("QUEUE_PER_USER_CAP", "5")
+    assert load_settings(env_file=None).queue_per_user_cap == 5
+
+
+def test_the_token_never_appears_in_reprs_or_errors():
+    settings = load_settings(VALID, env_file=None)
+    for text in (repr(settings), str(settings), repr(settings.discord_token)):
+        assert "secret-part" not in text
+    assert "Settings(" in repr(settings) and "_Explicit" not in repr(settings)
+    lines = problems({**VALID, "DISCORD_TOKEN": f"Bot {TOKEN}"})
+    assert lines == ["DISCORD_TOKEN contains spaces: set it to the token alone, without a 'Bot ' prefix"]
+    assert problems({**VALID, "DISCORD_TOKEN": "   "}) == [
+        "DISCORD_TOKEN is empty: set it to your bot token (Discord developer portal → Bot → Reset Token)"
+    ]
