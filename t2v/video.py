@@ -1,0 +1,131 @@
+"""Frames → H.264 (libx264, yuv420p) MP4 bytes with the moov box first, re-encoded smaller to fit an upload limit."""
+
+import io
+import logging
+from fractions import Fraction
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 8  # ModelScope's clips are 16 frames meant to play over 2 s
+FPS_RANGE = (1, 60)
+DEFAULT_CRF = 20  # visually near-lossless for x264; a 16-frame 256² clip of real content is tens of kB
+FIT_ATTEMPTS = 6  # bitrate retries before giving up on max_bytes
+HEADROOM = 0.9  # aim this far under the limit: x264's rate control overshoots and the container adds bytes
+MIN_BIT_RATE = 1_000  # bit/s; 0 would silently mean "no bitrate target" to libx264
+# RGB → YUV with no CPU-specific rounding, so equal frames give equal bytes on any machine
+_BITEXACT_BILINEAR = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
+
+
+class VideoTooLargeError(ValueError):
+    """Even the lowest-bitrate encode tried is over the byte limit."""
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        super().__init__(f"smallest encode is {size} bytes, over the limit of {max_bytes} bytes")
+        self.size = size
+        self.max_bytes = max_bytes
+
+
+def encode_mp4(frames: np.ndarray, fps: int = DEFAULT_FPS, max_bytes: int | None = None) -> bytes:
+    """Encode uint8 RGB frames [F, H, W, 3] (H, W even) as a faststart H.264 MP4, fitting max_bytes if given."""
+    _check_frames(frames)
+    _check_fps(fps)
+    if max_bytes is not None and max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive number of bytes or None, got {max_bytes!r}")
+    data = _encode(frames, fps, crf=DEFAULT_CRF)
+    count, height, width = frames.shape[:3]
+    log.debug("encoded %d frames %dx%d at crf %d: %d bytes", count, width, height, DEFAULT_CRF, len(data))
+    if max_bytes is None or len(data) <= max_bytes:
+        return data
+    return _encode_to_fit(frames, fps, max_bytes, len(data))
+
+
+def _encode_to_fit(frames: np.ndarray, fps: int, max_bytes: int, size: int) -> bytes:
+    """Retry at target bitrates, each scaled by the last overshoot, until the MP4 fits in max_bytes."""
+    bit_rate = max(int(max_bytes * 8 * fps / len(frames) * HEADROOM), MIN_BIT_RATE)
+    smallest = size
+    for _ in range(FIT_ATTEMPTS):
+        data = _encode(frames, fps, bit_rate=bit_rate)
+        log.debug("re-encoded at %d bit/s: %d bytes (limit %d)", bit_rate, len(data), max_bytes)
+        if len(data) <= max_bytes:
+            return data
+        smallest = min(smallest, len(data))
+        lower = max(int(bit_rate * max_bytes / len(data) * HEADROOM), MIN_BIT_RATE)
+        if lower == bit_rate:
+            break  # already at the floor
+        bit_rate = lower
+    raise VideoTooLargeError(smallest, max_bytes)
+
+
+def _encode(frames: np.ndarray, fps: int, crf: int | None = None, bit_rate: int | None = None) -> bytes:
+    """One libx264 pass into memory, at constant quality (crf) or at a target bitrate."""
+    buffer = io.BytesIO()
+
+    # faststart moves moov before mdat after the fact by reopening the output to read it back; hand the muxer a
+    # snapshot of the buffer (everything is flushed before it reopens), so no temporary file is needed.
+    def reopen(url: str, flags: int, options: dict) -> io.BytesIO:
+        return io.BytesIO(buffer.getvalue())
+
+    with av.open(buffer, "w", format="mp4", options={"movflags": "faststart"}, io_open=reopen) as container:
+        stream = _add_h264_stream(container, frames.shape[2], frames.shape[1], fps, crf, bit_rate)
+        reformatter = VideoReformatter()
+        for index, rgb in enumerate(frames):
+            container.mux(stream.encode(_to_yuv420p(reformatter, rgb, index, fps)))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def _add_h264_stream(
+    container: av.container.OutputContainer, width: int, height: int, fps: int, crf: int | None, bit_rate: int | None
+) -> av.VideoStream:
+    """A libx264 yuv420p stream tagged BT.601 limited range, at constant quality or at a target bitrate."""
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    context = stream.codec_context
+    context.colorspace, context.color_range = Colorspace.ITU601, ColorRange.MPEG  # what _to_yuv420p produces
+    context.thread_type = "FRAME"  # PyAV's default is slice threads; x264's frame threads compress better
+    if bit_rate is None:
+        stream.options = {"crf": str(crf)}
+    else:
+        stream.bit_rate = bit_rate  # plain ABR: unlike a VBV cap, it gives the same bytes whatever the thread timing
+    return stream
+
+
+def _to_yuv420p(reformatter: VideoReformatter, rgb: np.ndarray, index: int, fps: int) -> av.VideoFrame:
+    """RGB → BT.601 limited-range yuv420p, bit-exact and single-threaded so equal frames give equal bytes."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    yuv = reformatter.reformat(
+        frame,
+        format="yuv420p",
+        dst_colorspace=Colorspace.ITU601,
+        dst_color_range=ColorRange.MPEG,
+        interpolation=_BITEXACT_BILINEAR,
+        threads=1,
+    )
+    yuv.pts, yuv.time_base = index, Fraction(1, fps)
+    return yuv
+
+
+def _check_frames(frames: np.ndarray) -> None:
+    """Reject anything but a non-empty uint8 [F, H, W, 3] array with even H and W (yuv420p halves both)."""
+    if not isinstance(frames, np.ndarray):
+        raise ValueError(f"frames must be a numpy array, got {type(frames).__name__}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must have dtype uint8 (0..255), got {frames.dtype}")
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must have shape [frames, height, width, 3] (RGB), got {list(frames.shape)}")
+    count, height, width = frames.shape[:3]
+    if count < 1:
+        raise ValueError(f"frames must hold at least 1 frame, got {count}")
+    if height < 2 or width < 2 or height % 2 or width % 2:
+        raise ValueError(f"frame height and width must be even and ≥ 2 for yuv420p, got height {height}, width {width}")
+
+
+def _check_fps(fps: int) -> None:
+    """Reject a frame rate that is not a whole number in FPS_RANGE."""
+    low, high = FPS_RANGE
+    if isinstance(fps, bool) or not isinstance(fps, int | np.integer) or not low <= fps <= high:
+        raise ValueError(f"fps must be an integer from {low} to {high}, got {fps!r}")

@@ -1,0 +1,145 @@
+"""encode_mp4: what Discord's inline player needs (H.264, yuv420p, moov first), fidelity, and fitting a size limit."""
+
+import io
+import struct
+
+import av
+import numpy as np
+import pytest
+
+from t2v.video import VideoTooLargeError, encode_mp4
+
+
+def _decode(data: bytes) -> tuple[np.ndarray, dict]:
+    """Decode MP4 bytes back to uint8 RGB frames [F, H, W, 3] and the stream facts a player sees."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        info = {
+            "codec": stream.codec_context.name,
+            "pix_fmt": stream.codec_context.pix_fmt,
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+            "rate": stream.average_rate,
+        }
+        frames = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(stream)])
+    return frames, info
+
+
+def _top_level_boxes(data: bytes) -> list[str]:
+    """Names of the top-level ISO-BMFF boxes, in file order."""
+    names, pos = [], 0
+    while pos + 8 <= len(data):
+        size, name = struct.unpack(">I4s", data[pos : pos + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[pos + 8 : pos + 16])[0]
+        names.append(name.decode("ascii"))
+        if size == 0:
+            break  # box runs to the end of the file
+        pos += size
+    return names
+
+
+def _gradient(frames: int = 4, height: int = 64, width: int = 96) -> np.ndarray:
+    """Smooth colour ramps that drift a little per frame: the easy case a good encode must keep."""
+    f, y, x = np.mgrid[0:frames, 0:height, 0:width]
+    red = (x + 3 * f) % width * 255 // (width - 1)
+    green = y * 255 // (height - 1)
+    blue = (x + y) * 255 // (width + height - 2)
+    return np.stack([red, green, blue], axis=-1).astype(np.uint8)
+
+
+def _noise(frames: int = 16, size: int = 256) -> np.ndarray:
+    """Seeded uniform noise: the worst case for compression."""
+    return np.random.default_rng(0).integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
+
+
+def test_default_encode_is_h264_yuv420p_with_requested_frames_size_and_8_fps():
+    frames, info = _decode(encode_mp4(_gradient(frames=16, height=64, width=128)))
+    assert info == {"codec": "h264", "pix_fmt": "yuv420p", "width": 128, "height": 64, "rate": 8}
+    assert frames.shape == (16, 64, 128, 3)
+
+
+def test_other_fps_is_written_to_the_stream():
+    frames, info = _decode(encode_mp4(_gradient(frames=5), fps=24))
+    assert info["rate"] == 24
+    assert len(frames) == 5
+
+
+def test_single_frame_encodes():
+    frames, _ = _decode(encode_mp4(_gradient(frames=1)))
+    assert frames.shape == (1, 64, 96, 3)
+
+
+def test_moov_box_comes_before_mdat_so_playback_starts_before_download_ends():
+    boxes = _top_level_boxes(encode_mp4(_gradient()))
+    assert "moov" in boxes and "mdat" in boxes, boxes
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
+
+
+def test_smooth_gradient_survives_the_round_trip():
+    original = _gradient()
+    decoded, _ = _decode(encode_mp4(original))
+    error = np.abs(decoded.astype(np.int16) - original.astype(np.int16))
+    assert error.mean() < 3.0, error.mean()
+
+
+def test_same_frames_give_the_same_bytes_at_default_quality_and_when_fitting():
+    assert encode_mp4(_gradient()) == encode_mp4(_gradient())
+    small_noise = _noise(frames=8, size=128)
+    assert encode_mp4(small_noise, max_bytes=20_000) == encode_mp4(small_noise, max_bytes=20_000)
+
+
+def test_max_bytes_lowers_the_bitrate_until_the_video_fits():
+    noise, limit = _noise(), 60_000
+    assert len(encode_mp4(noise)) > limit
+    data = encode_mp4(noise, max_bytes=limit)
+    assert len(data) <= limit
+    frames, info = _decode(data)
+    assert frames.shape == noise.shape  # fitted by bitrate, never by dropping frames or pixels
+    assert info["codec"] == "h264"
+    assert _top_level_boxes(data).index("moov") < _top_level_boxes(data).index("mdat")
+
+
+def test_max_bytes_that_already_fits_keeps_the_default_quality():
+    gradient = _gradient()
+    assert encode_mp4(gradient, max_bytes=10_000_000) == encode_mp4(gradient)
+
+
+def test_impossible_max_bytes_raises_naming_the_limit_and_the_size_reached():
+    with pytest.raises(VideoTooLargeError, match=r"over the limit of 1000 bytes") as caught:
+        encode_mp4(_noise(), max_bytes=1000)  # the MP4 header alone is most of that
+    assert caught.value.max_bytes == 1000
+    assert caught.value.size > 1000
+    assert str(caught.value.size) in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("frames", "named"),
+    [
+        (np.zeros((2, 64, 64, 3), dtype=np.float32), "float32"),
+        (np.zeros((64, 64, 3), dtype=np.uint8), "[64, 64, 3]"),
+        (np.zeros((2, 64, 64, 4), dtype=np.uint8), "[2, 64, 64, 4]"),
+        (np.zeros((0, 64, 64, 3), dtype=np.uint8), "got 0"),
+        (np.zeros((2, 63, 64, 3), dtype=np.uint8), "height 63, width 64"),
+        (np.zeros((2, 64, 65, 3), dtype=np.uint8), "height 64, width 65"),
+        ([[[[0, 0, 0]]]], "list"),
+    ],
+)
+def test_bad_frames_raise_value_error_naming_the_value(frames, named):
+    with pytest.raises(ValueError, match=r"frame") as caught:
+        encode_mp4(frames)
+    assert named in str(caught.value)
+
+
+@pytest.mark.parametrize("fps", [0, 61, -8, 7.5, True])
+def test_fps_outside_1_to_60_raises_naming_the_value_and_range(fps):
+    with pytest.raises(ValueError, match=r"from 1 to 60") as caught:
+        encode_mp4(_gradient(frames=1), fps=fps)
+    assert repr(fps) in str(caught.value)
+
+
+@pytest.mark.parametrize("max_bytes", [0, -1])
+def test_non_positive_max_bytes_raises(max_bytes):
+    with pytest.raises(ValueError, match=rf"got {max_bytes}"):
+        encode_mp4(_gradient(frames=1), max_bytes=max_bytes)
