@@ -1,0 +1,57 @@
+"""`python -m bot` refuses to start on bad settings with one line per problem; .env.example documents them all."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.__main__ import main
+from bot.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+
+
+def clean_environment() -> dict[str, str]:
+    """The current environment without any of the bot's settings."""
+    return {key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES}
+
+
+def test_python_m_bot_without_a_token_exits_2_with_one_clear_line(tmp_path: Path):
+    env = {**clean_environment(), "T2V_ALLOW_TINY": "1"}
+    result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: DISCORD_TOKEN is missing")
+
+
+def test_each_bad_setting_gets_its_own_line_and_the_token_is_never_echoed(tmp_path: Path, monkeypatch, capsys):
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISCORD_TOKEN", "Bot secret-token-value")
+    monkeypatch.setenv("T2V_DEVICE", "gpu")
+    monkeypatch.setenv("MAX_STEPS", "lots")
+
+    assert main() == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4  # token, device, max steps, and the tiny model without consent
+    assert all(line.startswith("error: ") for line in lines)
+    assert not any("secret-token-value" in line for line in lines)
+
+
+def test_env_example_documents_every_setting_and_loads():
+    path = ROOT / ".env.example"
+    lines = path.read_text().splitlines()
+    assigned = {m.group(1): i for i, line in enumerate(lines) if (m := re.match(r"([A-Z0-9_]+)=", line))}
+
+    assert set(assigned) == SETTING_NAMES
+    undocumented = [name for name, i in assigned.items() if not lines[i - 1].startswith("#")]
+    assert undocumented == []
+    settings = load_settings({"DISCORD_TOKEN": "a-token"}, env_file=str(path))
+    assert settings.t2v_model.endswith("modelscope-t2v") and settings.discord_guild_id is None
+
