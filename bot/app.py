@@ -49,6 +49,7 @@ class VideoBot(commands.Bot):
         self._service_factory = service_factory
         self._gate = gate
         self.service: VideoService | None = None
+        self.closing: asyncio.Task[None] | None = None  # the close() a signal started
         self.tree.error(self.on_app_command_error)
 
     async def setup_hook(self) -> None:
@@ -88,7 +89,8 @@ class VideoBot(commands.Bot):
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("%s received; shutting down", sig.name)
-        self.loop.create_task(self.close(), name="videobot-close")
+        if self.closing is None:
+            self.closing = asyncio.get_running_loop().create_task(self.close(), name="videobot-close")
 
     async def on_ready(self) -> None:
         log.info("connected as %s (%d) to %d guilds", self.user, self.user.id if self.user else 0, len(self.guilds))

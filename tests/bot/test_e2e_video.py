@@ -2,6 +2,8 @@
 
 import asyncio
 import io
+import os
+import signal
 
 import av
 import pytest
@@ -123,12 +125,14 @@ async def test_cancel_removes_a_queued_job(stacks: Stacks, scripted):
         second = await video(fake, "a short boat trip")
         await second.wait_original(lambda m: m.content.startswith("Queued"))
 
+        stranger = await (await fake.slash("cancel", {"job": 2}, user=fake.make_user(name="eve"))).wait_original()
         reply = await (await fake.slash("cancel", {"job": 2})).wait_original()
         status = await second.wait_original(lambda m: m.content == "Cancelled job #2")
         running.release(100)
         await first.wait_original(has_video)
         job = await stack.job(2)
 
+    assert stranger.ephemeral and stranger.content == "Job #2 is not yours; you can only cancel your own videos."
     assert reply.ephemeral and reply.content == "Cancelled job #2"
     assert not status.attachments and job.state == JobState.CANCELLED
     assert scripted.started == ["a long train journey"]
@@ -257,3 +261,22 @@ async def test_the_event_loop_stays_responsive_while_a_video_renders(stacks: Sta
     p95, worst = lags[int(0.95 * len(lags))], lags[-1]
     assert len(lags) > 20
     assert p95 < 0.050 and worst < 0.250, f"loop lag p95 {p95 * 1000:.0f} ms, worst {worst * 1000:.0f} ms"
+
+
+async def test_sigterm_closes_the_bot_cleanly_and_queued_jobs_stay_queued(stacks: Stacks, scripted):
+    scripted.gate(FOXES[0])
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        first = await video(fake, FOXES[0])
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        await (await video(fake, FOXES[1])).wait_original(lambda m: m.content.startswith("Queued"))
+        stack.bot.install_signal_handlers()
+
+        os.kill(os.getpid(), signal.SIGTERM)
+        closing = await fake.wait_for(lambda: stack.bot.closing, what="the SIGTERM handler to close the bot")
+        await asyncio.wait_for(closing, WAIT)  # the gateway closed first, which woke the wait above
+        jobs = await stack.jobs()
+
+    assert stack.bot.is_closed() and not stack.service.available
+    assert [job.state for job in jobs] == [JobState.QUEUED, JobState.QUEUED]  # both run after the next start
+
