@@ -1,13 +1,20 @@
 """`python -m bot` refuses to start on bad settings with one line per problem; .env.example documents them all."""
 
+import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from bot.__main__ import main
+import pytest
+
+from bot.__main__ import main, run
+from bot.jobs import ASPECTS
 from bot.settings import Settings, load_settings
+from storage import JobState, Repository, create_engine
+from tests.bot.conftest import WAIT, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
@@ -55,3 +62,22 @@ def test_env_example_documents_every_setting_and_loads():
     settings = load_settings({"DISCORD_TOKEN": "a-token"}, env_file=str(path))
     assert settings.t2v_model.endswith("modelscope-t2v") and settings.discord_guild_id is None
 
+
+
+async def test_run_wires_the_whole_bot_and_stops_on_sigterm(fake_discord, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(ASPECTS, "tiny", (64, 64))
+    fake, url = fake_discord, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    bot = asyncio.create_task(run(settings_for(url, discord_guild_id=fake.guild.id)))
+    await fake.wait_for(lambda: fake.gateway.connected and fake.guild_commands, timeout=WAIT, what="a synced bot")
+
+    handle = await fake.slash("video", {"prompt": "a windmill turning at dusk", "aspect": "tiny"})
+    result = await handle.wait_original(lambda m: bool(m.attachments), timeout=WAIT)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(bot, WAIT)
+
+    engine = create_engine(url)
+    [job] = await Repository(engine).list_jobs()
+    await engine.dispose()
+    assert [c["name"] for c in fake.guild_commands[fake.guild.id]] == ["video", "queue", "cancel"]
+    assert result.attachments[0].content_type == "video/mp4" and job.state == JobState.DONE
