@@ -127,7 +127,7 @@ class Delivery:
         if status.phase == "final":
             return
         status.phase, status.last_edit = "running", self._monotonic()
-        await self._guard(self._show(job, status, f"Starting · job #{job.id}\n> {shown(job.prompt)}"), job, "start")
+        await self._guard(self._show(job, status, f"Starting · job #{job.id}\n> {shown(job.prompt)}"), job, "starting")
 
     async def job_progress(self, job: JobRecord, step: int, total: int) -> None:
         """Denoising progress; edits at most every `status_edit_interval_s`, skipped (not queued) in between."""
@@ -135,9 +135,8 @@ class Delivery:
         now = self._monotonic()
         if status.phase == "final":
             return
-        last = step >= total  # always shown: decoding and encoding follow
-        if not last and (status.lock.locked() or (status.last_edit is not None and now - status.last_edit
-                                                  < self._interval)):
+        recent = status.last_edit is not None and now - status.last_edit < self._interval
+        if step < total and (recent or status.lock.locked()):  # the last step always shows: decoding follows
             return
         status.phase, status.last_edit = "running", now
         text = f"Denoising {step}/{total} · job #{job.id}\n> {shown(job.prompt)}"

@@ -41,24 +41,21 @@ class VideoCog(commands.Cog, name="Video"):
         """Take /video off the tree with the cog."""
         self.bot.tree.remove_command(self.video_command.name)
 
-    async def video(self, interaction: discord.Interaction, options: dict[str, object]) -> None:
-        """Defer at once (privately when the request will be refused or asked so), then submit the job."""
-        prompt = str(options["prompt"])
-        hidden = bool(options["private"]) or self._will_refuse(interaction.user.id, prompt)
+    async def video(
+        self, interaction: discord.Interaction, *, prompt: str, negative: str | None, seed: int | None,
+        steps: int | None, guidance: float | None, frames: int | None, aspect: str | None, private: bool,
+    ) -> None:  # fmt: skip
+        """Defer at once (privately when asked, or when the request will be refused), then submit the job."""
+        hidden = private or self._will_refuse(interaction.user.id, prompt)
         response = await interaction.response.defer(thinking=True, ephemeral=hidden)
         message_id = None if hidden or response is None else response.message_id
-        settings = self.settings
-        request = VideoOptions(
-            prompt=prompt,
-            negative=str(options["negative"] or ""),
-            seed=options["seed"],  # type: ignore[arg-type]
-            steps=options["steps"] or settings.default_steps,  # type: ignore[arg-type]
-            guidance=options["guidance"] or settings.default_guidance,  # type: ignore[arg-type]
-            frames=options["frames"] or settings.default_frames,  # type: ignore[arg-type]
-            aspect=str(options["aspect"] or "1:1"),
-            private=hidden,
+        defaults = self.settings
+        options = VideoOptions(
+            prompt, negative or "", seed, steps or defaults.default_steps, guidance or defaults.default_guidance,
+            frames or defaults.default_frames, aspect or "1:1",
+            private=hidden,  # an ephemeral status message cannot end in a public result
         )
-        submitted = await self.service.submit(_requester(interaction), request)
+        submitted = await self.service.submit(_requester(interaction), options)
         log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
         await self.delivery.job_queued(submitted, message_id)
 
@@ -114,8 +111,8 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
         aspect: str | None = None,
         private: bool = False,
     ) -> None:
-        await cog.video(interaction, {"prompt": prompt, "negative": negative, "seed": seed, "steps": steps,
-                                      "guidance": guidance, "frames": frames, "aspect": aspect, "private": private})
+        await cog.video(interaction, prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,
+                        frames=frames, aspect=aspect, private=private)
 
     return video
 
