@@ -50,6 +50,9 @@ class _Inert:
     def __setstate__(self, state: Any) -> None:
         self.state = state
 
+    def __call__(self, *args: Any, **kwargs: Any) -> _Inert:
+        return _Inert(*args, **kwargs)  # a looked-up "function" stays inert when called
+
 
 def _allowed(module: str, name: str) -> bool:
     if (module, name) in _ALLOWED_GLOBALS:

@@ -13,6 +13,7 @@ import torch
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
 from t2v.config import UNetConfig
+from t2v.unet import UNet3D
 from tests.t2v.reference import load_reference
 
 # A small UNet that keeps every structural feature of the real one: inner width != channels on the first
@@ -63,7 +64,7 @@ class _FakeModelCheckpoint:
         self.kwargs = {"monitor": "val/rec_loss"}
 
 
-def save_lightning_checkpoint(vae_state: dict[str, torch.Tensor], path: Path) -> None:
+def save_lightning_checkpoint(vae_state: dict[str, torch.Tensor], path: Path, extra: dict | None = None) -> None:
     """A whole Lightning LDM checkpoint: foreign classes, numpy scalars, non-VAE keys, `first_stage_model.*`."""
     module = types.ModuleType("pytorch_lightning.callbacks.model_checkpoint")
     _FakeModelCheckpoint.__module__ = module.__name__
@@ -80,6 +81,7 @@ def save_lightning_checkpoint(vae_state: dict[str, torch.Tensor], path: Path) ->
         state["cond_stage_model.model.logit_scale"] = torch.tensor(4.6)
         ckpt = {"epoch": 6, "global_step": np.int64(845000), "state_dict": state,
                 "callbacks": {"ModelCheckpoint": _FakeModelCheckpoint()}, "pytorch-lightning_version": "1.4.2"}
+        ckpt.update(extra or {})
         torch.save(ckpt, path)
     finally:
         for name, previous in saved.items():
@@ -105,7 +107,11 @@ def write_modelscope_dir(root: Path, unet_cfg: UNetConfig = SMALL_UNET, max_fram
                       "temporal_attention": "True", "num_timesteps": 1000, "mean_type": "eps",
                       "var_type": "fixed_small", "loss_type": "mse"}}}
     (root / "configuration.json").write_text(json.dumps(config, indent=2))
-    torch.save(reference_unet(unet_cfg, seed).state_dict(), root / "text2video_pytorch_model.pth")
+    # the reference decoder hard-codes a 1024-wide context, so the small-context UNet comes from our own class
+    # (same keys and shapes as UNetSD, proven in test_fidelity) with every tensor randomised
+    torch.manual_seed(seed)
+    unet = OrderedDict((k, torch.randn_like(v) * 0.15) for k, v in UNet3D(unet_cfg).state_dict().items())
+    torch.save(unet, root / "text2video_pytorch_model.pth")
     save_lightning_checkpoint(reference_vae(vae_ch, seed).state_dict(), root / "VQGAN_autoencoder.pth")
     torch.save(openclip_model(unet_cfg.context_dim, seed=seed).state_dict(), root / "open_clip_pytorch_model.bin")
     return root

@@ -1,0 +1,92 @@
+"""The public generate() contract: validation, progress, cancellation, supplied latents, samplers."""
+
+import numpy as np
+import pytest
+import torch
+
+from t2v import GenerationCancelled, GenerationRequest, InvalidRequest
+from t2v.sampling import GuidedDenoiser, sample_ddim, sample_dpmpp_2m
+from t2v.schedule import Schedule
+
+SMALL = {"frames": 2, "width": 64, "height": 64}
+
+
+@pytest.mark.parametrize(("field", "value", "pattern"), [
+    ("prompt", "   ", "prompt is empty"),
+    ("steps", 0, r"steps=0 is outside the allowed range 1–150"),
+    ("steps", 151, r"steps=151 is outside the allowed range 1–150"),
+    ("guidance", 0.5, r"guidance=0.5 is outside the allowed range 1.0–30.0"),
+    ("guidance", 31, r"guidance=31 is outside"),
+    ("frames", 65, r"frames=65 is outside the allowed range 1–64"),
+    ("width", 100, r"width=100 must be a multiple of 64"),
+    ("height", 2048, r"height=2048 is outside the allowed range 64–1024"),
+    ("seed", -1, r"seed=-1 is outside"),
+    ("sampler", "euler", r"sampler='euler' is not one of ddim, dpmpp-2m"),
+    ("steps", 2.5, r"steps=2.5 must be an integer"),
+])
+def test_bad_requests_name_the_value_and_the_range(field, value, pattern):
+    kwargs = {"prompt": "a cat", field: value}
+    with pytest.raises(InvalidRequest, match=pattern):
+        GenerationRequest(**kwargs)
+
+
+def test_on_step_reports_every_step(tiny_pipe):
+    seen = []
+    tiny_pipe.generate(GenerationRequest("a cat", seed=1, steps=4, **SMALL), on_step=lambda s, t: seen.append((s, t)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_should_cancel_stops_at_the_next_step(tiny_pipe):
+    seen = []
+    with pytest.raises(GenerationCancelled) as err:
+        tiny_pipe.generate(GenerationRequest("a cat", seed=1, steps=6, **SMALL),
+                           on_step=lambda s, t: seen.append(s), should_cancel=lambda: len(seen) >= 2)
+    assert seen == [1, 2] and err.value.step == 2 and err.value.total == 6
+
+
+def test_supplied_latents_are_used_and_checked(tiny_pipe):
+    request = GenerationRequest("a cat", seed=5, steps=2, **SMALL)
+    noise = torch.randn(1, 4, 2, 8, 8, generator=torch.Generator().manual_seed(5))
+    a = tiny_pipe.generate(request)
+    b = tiny_pipe.generate(GenerationRequest("a cat", seed=99, steps=2, **SMALL), latents=noise)
+    assert np.array_equal(a.frames, b.frames)  # the seed's noise is CPU randn with that seed
+    with pytest.raises(InvalidRequest, match=r"latents have shape \(1, 4, 3, 8, 8\); this request needs"):
+        tiny_pipe.generate(request, latents=torch.zeros(1, 4, 3, 8, 8))
+
+
+def test_long_prompt_is_truncated_and_the_result_says_so(tiny_pipe):
+    result = tiny_pipe.generate(GenerationRequest("a very small cat " * 30, seed=1, steps=1, **SMALL))
+    assert result.prompt_truncated and any("truncated" in note for note in result.notes)
+
+
+def test_negative_prompt_replaces_the_empty_unconditional_prompt(tiny_pipe):
+    plain = tiny_pipe.generate(GenerationRequest("a cat", seed=3, steps=2, **SMALL))
+    negative = tiny_pipe.generate(GenerationRequest("a cat", "blurry", seed=3, steps=2, **SMALL))
+    assert not np.array_equal(plain.frames, negative.frames)
+    _cond, uncond, _ = tiny_pipe.encode_prompt("a cat")
+    assert torch.equal(uncond, tiny_pipe.encode_prompt("")[0])
+
+
+def test_guidance_one_is_the_conditional_prediction_alone(tiny_pipe):
+    cond, uncond, _ = tiny_pipe.encode_prompt("a cat", "a dog")
+    x = torch.randn(1, 4, 2, 8, 8)
+    guided = GuidedDenoiser(tiny_pipe.unet, cond, uncond, 1.0)(x, 500)
+    direct = tiny_pipe.unet(x, torch.tensor([500]), cond)
+    assert torch.allclose(guided, direct, atol=1e-6)
+
+
+def test_dpmpp_2m_converges_to_the_fine_ddim_solution_of_the_same_ode(tiny_pipe):
+    schedule = Schedule()
+    cond, uncond, _ = tiny_pipe.encode_prompt("a cat")
+    model = GuidedDenoiser(tiny_pipe.unet, cond, uncond, 3.0)
+    x = torch.randn(1, 4, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    reference = sample_ddim(model, x, schedule, schedule.linspace_timesteps(400))
+    errors = {n: float((sample_dpmpp_2m(model, x, schedule, schedule.linspace_timesteps(n)) - reference).abs().max())
+              for n in (5, 10, 20, 40)}
+    assert errors[5] > errors[10] > errors[20] > errors[40]
+    assert errors[20] < 0.5 * errors[5]
+
+
+def test_dpmpp_sampler_runs_through_generate(tiny_pipe):
+    result = tiny_pipe.generate(GenerationRequest("a cat", seed=1, steps=3, sampler="dpmpp-2m", **SMALL))
+    assert result.frames.shape == (2, 64, 64, 3)
