@@ -33,7 +33,7 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=int, default=8, help="frames per second of the MP4 (default 8)")
     p.add_argument("--sampler", default="ddim", help="ddim (default) or dpmpp-2m")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: float32 on cpu, bf16 on gpu)")
+    p.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: float32 on cpu, fp16 on gpu)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,9 +38,12 @@ MODELSCOPE_DEFAULTS = {"ckpt_unet": "text2video_pytorch_model.pth", "ckpt_autoen
 
 
 def parse_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
-    """A torch dtype from a name; default float32 on CPU and bfloat16 on GPUs."""
+    """A torch dtype from a name; default float32 on CPU and float16 on GPUs (ModelScope's own autocast dtype).
+
+    Measured on the real-size network: fp16 latents are within 2e-3 of fp32, bf16 only within 1.5e-2.
+    """
     if dtype is None:
-        return torch.float32 if device.type == "cpu" else torch.bfloat16
+        return torch.float32 if device.type == "cpu" else torch.float16
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
