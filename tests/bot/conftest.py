@@ -62,6 +62,7 @@ class ScriptedPipeline:
         self.started: list[str] = []
         self.steps_done: dict[str, int] = {}
         self._gates: dict[str, threading.Semaphore] = {}
+        self._stepped = threading.Condition()
 
     def gate(self, prompt: str, permits: int = 0) -> threading.Semaphore:
         self._gates[prompt] = threading.Semaphore(permits)
@@ -75,9 +76,20 @@ class ScriptedPipeline:
                 self._wait(gate, should_cancel, step)
             if on_step is not None:
                 on_step(step, request.steps)
-            self.steps_done[request.prompt] = step
+            with self._stepped:
+                self.steps_done[request.prompt] = step
+                self._stepped.notify_all()
         frames = np.zeros((request.frames, request.height, request.width, 3), np.uint8)
         return GenerationResult(frames, request.seed or 0, {"total_s": 0.01})
+
+    async def finished_step(self, prompt: str, step: int) -> None:
+        """Until the job with this prompt has finished `step` (waited for on a thread, not the event loop)."""
+
+        def wait() -> bool:
+            with self._stepped:
+                return self._stepped.wait_for(lambda: self.steps_done.get(prompt, 0) >= step, timeout=WAIT)
+
+        assert await asyncio.to_thread(wait), f"{prompt!r} never finished step {step}"
 
     @staticmethod
     def _wait(gate: threading.Semaphore, should_cancel: Any, step: int) -> None:

@@ -143,7 +143,7 @@ async def test_cancel_stops_a_running_job_at_its_next_step(stacks: Stacks, scrip
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
         handle = await video(fake, "an endless staircase", steps=4)
-        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+        await scripted.finished_step("an endless staircase", 1)
 
         reply = await (await fake.slash("cancel")).wait_original()
         status = await handle.wait_original(lambda m: m.content == "Cancelled job #1")
@@ -186,11 +186,11 @@ async def test_queue_lists_the_users_jobs_with_their_places(stacks: Stacks, scri
 
 
 async def test_queued_jobs_survive_a_restart_and_are_delivered_by_the_next_bot(stacks: Stacks, scripted):
-    scripted.gate(FOXES[0])  # holds the worker until the bot shuts down
+    scripted.gate(FOXES[0], permits=1)  # step 1 runs, then it holds the worker until the bot shuts down
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
         handles = [await video(fake, FOXES[0])]
-        await handles[0].wait_original(lambda m: m.content.startswith("Starting"))
+        await scripted.finished_step(FOXES[0], 1)
         for prompt in FOXES[1:]:
             handles.append(await video(fake, prompt))
             await handles[-1].wait_original(lambda m: m.content.startswith("Queued"))
