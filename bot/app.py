@@ -99,13 +99,13 @@ class VideoBot(commands.Bot):
                                    error: app_commands.AppCommandError) -> None:
         """Domain errors become a short private answer; anything else is logged with its traceback."""
         text = user_message(error)
+        command = interaction.command.qualified_name if interaction.command else "?"
         if text is None:
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error("/%s by user %d failed", command, interaction.user.id, exc_info=error)
+            cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+            log.error("/%s by user %d failed", command, interaction.user.id, exc_info=cause)
             text = INTERNAL_ERROR
         else:
-            log.info("/%s by user %d answered: %s", interaction.command and interaction.command.qualified_name,
-                     interaction.user.id, text)
+            log.info("/%s by user %d answered: %s", command, interaction.user.id, text)
         await answer_privately(interaction, text)
 
 

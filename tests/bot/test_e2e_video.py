@@ -280,3 +280,15 @@ async def test_sigterm_closes_the_bot_cleanly_and_queued_jobs_stay_queued(stacks
     assert stack.bot.is_closed() and not stack.service.available
     assert [job.state for job in jobs] == [JobState.QUEUED, JobState.QUEUED]  # both run after the next start
 
+
+
+async def test_a_bug_in_a_command_is_logged_and_the_user_gets_a_short_private_apology(stacks: Stacks, logged_errors,
+                                                                                       monkeypatch):
+    logged_errors.expect("/queue by user")
+    async with stacks.run() as stack:
+        monkeypatch.setattr(stack.service, "jobs_of", lambda user_id: 1 / 0)
+        answer = await (await stack.fake.slash("queue")).wait_original()
+
+    assert answer.ephemeral and answer.content.startswith("Something went wrong on our side")
+    [record] = logged_errors.records
+    assert record.exc_info and record.exc_info[0] is ZeroDivisionError
