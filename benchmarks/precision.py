@@ -55,7 +55,8 @@ def main() -> None:
         err = float((r["latents"] - ref).abs().max() / ref.abs().max())
         rows.append({"dtype": r["dtype"], "seconds": round(r["seconds"], 3), "peak_gib": round(r["peak_gib"], 2),
                      "rel_err_vs_fp32": err, "timings": {k: round(v, 3) for k, v in r["timings"].items()}})
-        print(f"{r['dtype']:>9}: {r['seconds']:.2f} s, peak {r['peak_gib']:.2f} GiB, latents rel. err vs fp32 {err:.2e}")
+        print(f"{r['dtype']:>9}: {r['seconds']:.2f} s, peak {r['peak_gib']:.2f} GiB, "
+              f"latents rel. err vs fp32 {err:.2e}")
     info = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "steps": args.steps, "rows": rows}
     if args.out:
         args.out.write_text(json.dumps(info, indent=2))

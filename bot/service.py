@@ -367,10 +367,21 @@ class VideoService:
                                            on_progress=partial(self._on_progress, entry), should_cancel=entry.token)
 
     def _on_progress(self, entry: _Running, step: int, total: int) -> None:
-        """Forward a step to the events, skipping it while the previous event call is still running."""
-        if entry.finished or (entry.event is not None and not entry.event.done()):
+        """Forward a step to the events; skip it while the previous call runs, except the last step, which waits."""
+        previous = entry.event
+        if entry.finished:
+            return
+        if previous is not None and not previous.done():
+            if step < total:
+                return
+            entry.event = asyncio.create_task(self._emit_after(previous, entry.job, step, total))
             return
         entry.event = asyncio.create_task(self._emit("job_progress", entry.job, step, total))
+
+    async def _emit_after(self, previous: asyncio.Task[None], job: JobRecord, step: int, total: int) -> None:
+        """Emit the final progress step once the event call before it has finished."""
+        await previous
+        await self._emit("job_progress", job, step, total)
 
     async def _settle_events(self, entry: _Running) -> None:
         """Stop progress events and wait for the one in flight, so the outcome event comes last."""

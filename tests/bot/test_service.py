@@ -427,3 +427,42 @@ def test_the_service_modules_are_discord_free():
         roots |= {node.module.split(".")[0] for node in ast.walk(tree)
                   if isinstance(node, ast.ImportFrom) and node.module}
         assert "discord" not in roots, name
+
+
+
+class SlowFirstProgress(Events):
+    """Events whose first progress call hangs until the test releases it, like a slow Discord edit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.steps: list[tuple[int, int]] = []
+
+    async def job_progress(self, job: JobRecord, step: int, total: int) -> None:
+        if step == 1:
+            await self.release.wait()
+        self.steps.append((step, total))
+        await super().job_progress(job, step, total)
+
+
+class FinishingPipeline(FakePipeline):
+    """A FakePipeline that signals when a generation has run all its steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished = threading.Event()
+
+    def generate(self, request: GenerationRequest, on_step=None, should_cancel=None) -> SimpleNamespace:
+        result = super().generate(request, on_step, should_cancel)
+        self.finished.set()
+        return result
+
+
+async def test_the_last_step_is_always_reported_even_behind_a_slow_edit(make_service):
+    events, pipeline = SlowFirstProgress(), FinishingPipeline()
+    h = await make_service(lambda device: pipeline, events=events)
+    submitted = await h.submit(steps=6)
+    assert await asyncio.to_thread(pipeline.finished.wait, WAIT)
+    events.release.set()
+    await events.wait("done", submitted.job.id)
+    assert events.steps == [(1, 6), (6, 6)]  # steps 2-5 were skipped behind the slow edit; the last one was not
