@@ -32,7 +32,7 @@ def utc_now() -> datetime:
 
 
 class Repository:
-    """Async access to jobs and denylist entries; each method is one short transaction, retried while locked."""
+    """Async access to jobs and denylist entries; each method is one short transaction, retried while busy."""
 
     def __init__(
         self, engine: AsyncEngine, *, clock: Clock = utc_now, backoff: Backoff = exponential_backoff, attempts: int = 5
@@ -250,7 +250,7 @@ class Repository:
     # --- helpers ----------------------------------------------------------------------------------------------
 
     async def _run(self, work: Work[T]) -> T:
-        """Run `work` in one transaction, retrying the whole transaction while SQLite is locked."""
+        """Run `work` in one transaction, retrying it while SQLite is locked or Postgres reports a lost race."""
 
         async def attempt() -> T:
             async with self._sessions.begin() as session:

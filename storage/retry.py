@@ -1,4 +1,9 @@
-"""Retry a short transaction when SQLite reports the database as locked (another writer held it too long)."""
+"""Retry a short transaction the database refused only because of a concurrent one (SQLite locked, Postgres races).
+
+SQLite reports another writer holding the lock too long as "database is locked"; PostgreSQL reports a transaction
+that lost a race as a serialization failure or a deadlock and expects the client to run it again. Either way the
+whole transaction is run again after a short backoff.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +21,8 @@ Backoff = Callable[[int], Awaitable[None]]
 
 # SQLITE_BUSY and SQLITE_LOCKED as the sqlite3 module words them.
 _LOCKED_MESSAGES = ("database is locked", "database table is locked")
+# PostgreSQL's SQLSTATEs for "run the transaction again": serialization_failure, deadlock_detected.
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 async def exponential_backoff(attempt: int) -> None:
@@ -24,9 +31,12 @@ async def exponential_backoff(attempt: int) -> None:
 
 
 def is_locked_error(error: BaseException) -> bool:
-    """True for the OperationalError SQLite raises when another connection holds the write lock."""
-    if not isinstance(error, OperationalError):
+    """True when only a concurrent transaction made this one fail: SQLite locked, Postgres serialization/deadlock."""
+    if not isinstance(error, DBAPIError):
         return False
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    if sqlstate is not None:
+        return sqlstate in _RETRY_SQLSTATES
     message = str(error.orig).lower()
     return any(text in message for text in _LOCKED_MESSAGES)
 
@@ -34,15 +44,15 @@ def is_locked_error(error: BaseException) -> bool:
 async def retry_on_locked(
     operation: Callable[[], Awaitable[T]], *, attempts: int = 5, backoff: Backoff = exponential_backoff
 ) -> T:
-    """Await `operation()`, retrying it up to `attempts` times in all while the database is locked."""
+    """Await `operation()`, retrying it up to `attempts` times in all while `is_locked_error` says so."""
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
     for attempt in range(1, attempts):
         try:
             return await operation()
-        except OperationalError as error:
+        except DBAPIError as error:
             if not is_locked_error(error):
                 raise
-            log.warning("database locked (attempt %d of %d), retrying: %s", attempt, attempts, error.orig)
+            log.warning("database busy (attempt %d of %d), retrying: %s", attempt, attempts, error.orig)
             await backoff(attempt)
     return await operation()

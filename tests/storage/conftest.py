@@ -1,6 +1,11 @@
-"""Storage fixtures: a freshly migrated SQLite file per test and a clock the test moves by hand."""
+"""Storage fixtures: a freshly migrated database per test on every backend, and a clock the test moves by hand.
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+Every test that uses a database runs on SQLite and on PostgreSQL (a throwaway cluster started once per session).
+Without PostgreSQL those runs are skipped, except under CI, where they fail: CI must prove both backends.
+"""
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -9,6 +14,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import JobRecord, Repository, create_engine, migrate
+from tests.storage.postgres import PostgresCluster, PostgresUnavailable, find_bindir
+
+BACKENDS = ("sqlite", "postgres")
 
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 PARAMS = {"steps": 50, "guidance": 9.0, "frames": 16, "width": 256, "height": 256, "fps": 8, "sampler": "ddim"}
@@ -28,9 +36,49 @@ class FakeClock:
         return self.now
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends(*names): run this database test only on these backends")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that needs a database once per backend (or per backend named by its `backends` mark)."""
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        metafunc.parametrize("backend", marker.args if marker else BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'videobot.db'}"
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL server for the whole session; skipped without PostgreSQL, except under CI, where it fails."""
+    try:
+        cluster = PostgresCluster(find_bindir())
+        cluster.start()
+    except PostgresUnavailable as error:
+        if in_ci():
+            pytest.fail(f"CI must test the storage layer on PostgreSQL too: {error}")
+        pytest.skip(f"PostgreSQL is not available, so only SQLite was tested: {error}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A URL of an empty database of the test's backend, as DATABASE_URL would hold it."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'videobot.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return await cluster.empty_database()
 
 
 @pytest.fixture

@@ -1,15 +1,29 @@
-"""A transaction that finds SQLite locked by another writer is retried with backoff, not lost."""
+"""A transaction that finds SQLite locked, or loses a race on PostgreSQL, is retried with backoff, not lost."""
 
 import sqlite3
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from storage import Repository, create_engine, retry_on_locked
+from storage.models import Job
 
 
 def locked() -> OperationalError:
     return OperationalError("INSERT INTO jobs ...", {}, sqlite3.OperationalError("database is locked"))
+
+
+class PostgresError(Exception):
+    """What a PostgreSQL driver error carries that matters here: its SQLSTATE."""
+
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+def postgres_error(message: str, sqlstate: str) -> DBAPIError:
+    return DBAPIError("UPDATE jobs ...", {}, PostgresError(message, sqlstate))
 
 
 class Flaky:
@@ -60,11 +74,27 @@ async def test_other_database_errors_are_not_retried() -> None:
     assert (operation.calls, backoff.attempts) == (1, [])
 
 
+async def test_postgres_serialization_failures_and_deadlocks_are_retried() -> None:
+    operation = Flaky(postgres_error("could not serialize access due to concurrent update", "40001"),
+                      postgres_error("deadlock detected", "40P01"))
+    backoff = RecordedBackoff()
+    assert await retry_on_locked(operation, backoff=backoff) == "ok"
+    assert (operation.calls, backoff.attempts) == (3, [1, 2])
+
+
+async def test_other_postgres_errors_are_not_retried_even_if_their_text_says_locked() -> None:
+    operation = Flaky(postgres_error('duplicate key "database is locked"', "23505"))
+    with pytest.raises(DBAPIError, match="duplicate key"):
+        await retry_on_locked(operation, backoff=RecordedBackoff())
+    assert operation.calls == 1
+
+
 async def test_attempts_must_be_positive() -> None:
     with pytest.raises(ValueError, match="attempts must be at least 1, got 0"):
         await retry_on_locked(Flaky(), attempts=0)
 
 
+@pytest.mark.backends("sqlite")
 async def test_a_write_blocked_by_another_writer_lands_once_the_lock_is_released(engine, db_url, tmp_path) -> None:
     holder = sqlite3.connect(tmp_path / "videobot.db", isolation_level=None)
     impatient = create_engine(db_url, busy_timeout_ms=0)  # fail at once instead of waiting
@@ -78,3 +108,27 @@ async def test_a_write_blocked_by_another_writer_lands_once_the_lock_is_released
     finally:
         holder.close()
         await impatient.dispose()
+
+
+@pytest.mark.backends("postgres")
+async def test_a_transaction_that_loses_a_postgres_race_runs_again_and_lands(engine, repo, make_job) -> None:
+    job = await make_job(seed=1)
+    attempts = 0
+
+    async def bump_seed() -> int:
+        """Read the seed, then write seed + 1, in one REPEATABLE READ transaction."""
+        nonlocal attempts
+        attempts += 1
+        async with engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+            async with connection.begin():
+                seed = (await connection.execute(select(Job.seed).where(Job.id == job.id))).scalar_one()
+                if attempts == 1:  # another transaction changes the row after this one's snapshot
+                    await repo.set_seed(job.id, 7)
+                await connection.execute(update(Job).where(Job.id == job.id).values(seed=seed + 1))
+        return seed
+
+    backoff = RecordedBackoff()
+    assert await retry_on_locked(bump_seed, backoff=backoff) == 7
+    assert (attempts, backoff.attempts) == (2, [1])
+    assert (await repo.get_job(job.id)).seed == 8

@@ -1,5 +1,6 @@
 """The shipped Alembic migrations build the schema the models describe, with SQLite in WAL mode."""
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -23,6 +24,7 @@ async def test_migrate_creates_the_tables_and_indexes(engine: AsyncEngine) -> No
     assert version == "0001"
 
 
+@pytest.mark.backends("sqlite")
 async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
