@@ -42,6 +42,15 @@ def _major(version: str) -> int:
     return int(version) if version.isdigit() else 0
 
 
+def _server_account() -> pwd.struct_passwd:
+    """The account to run the server as when the tests run as root (the server refuses to run as root)."""
+    try:
+        return pwd.getpwnam(SERVER_ACCOUNT)
+    except KeyError:
+        raise PostgresUnavailable(f"running as root and there is no {SERVER_ACCOUNT!r} account to run "
+                                  "the server as") from None
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
@@ -54,35 +63,34 @@ class PostgresCluster:
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
+        self.port = free_port()
+        owner = _server_account() if os.geteuid() == 0 else None
+        self._run_as = [] if owner is None else ["runuser", "-u", owner.pw_name, "--"]
         self.root = Path(tempfile.mkdtemp(prefix="videobot-pg-"))  # short: unix socket paths are limited
         self.data = self.root / "data"
-        self.port = free_port()
-        self._run_as: list[str] = []
-        if os.geteuid() == 0:
-            self._become_server_account()
-
-    def _become_server_account(self) -> None:
-        """Running as root: hand the temp dir to the postgres account and run the server tools as it."""
-        try:
-            account = pwd.getpwnam(SERVER_ACCOUNT)
-        except KeyError:
-            raise PostgresUnavailable(f"running as root and there is no {SERVER_ACCOUNT!r} account to run "
-                                      "the server as") from None
-        os.chown(self.root, account.pw_uid, account.pw_gid)
-        self._run_as = ["runuser", "-u", SERVER_ACCOUNT, "--"]
+        if owner is not None:
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
 
     def _tool(self, name: str, *args: str) -> None:
         """Run one of the server's programs, raising with its output when it fails."""
         command = [*self._run_as, str(self.bindir / name), *args]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            log = self.root / "server.log"
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            server_log = self.root / "server.log"
+            tail = server_log.read_text(errors="replace")[-2000:] if server_log.exists() else ""
             raise PostgresUnavailable(f"{' '.join(command)} failed ({result.returncode}):\n"
                                       f"{result.stdout}{result.stderr}{tail}")
 
     def start(self) -> None:
-        """initdb (trust auth, UTF-8, C locale), then start the server on 127.0.0.1 and wait until it accepts."""
+        """initdb, start the server and create the test database; on failure leave nothing behind."""
+        try:
+            self._initdb_and_start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _initdb_and_start(self) -> None:
+        """initdb (trust auth, UTF-8, C locale), then `pg_ctl start -w`: it returns once the server accepts."""
         self._tool("initdb", "-D", str(self.data), f"--username={SUPERUSER}", "--auth=trust", "--encoding=UTF8",
                    "--no-locale", "--no-sync")
         options = f"-h 127.0.0.1 -p {self.port} -k {self.root} {SERVER_OPTIONS}"
