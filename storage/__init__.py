@@ -2,6 +2,16 @@
 
 from storage.db import DEFAULT_URL, create_engine, migrate
 from storage.errors import DuplicateEntryError, InvalidTransitionError, JobNotFoundError, StorageError
+from storage.moderation import ModerationRepository
+from storage.moderation_records import (
+    AuditRecord,
+    BlockRecord,
+    ChannelRuleRecord,
+    QuotaOverrideRecord,
+    RoleQuotaRecord,
+    UsageStats,
+    UserUsage,
+)
 from storage.records import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -18,6 +28,9 @@ __all__ = [
     "ACTIVE_STATES",
     "DEFAULT_URL",
     "TERMINAL_STATES",
+    "AuditRecord",
+    "BlockRecord",
+    "ChannelRuleRecord",
     "DenyKind",
     "DenylistRecord",
     "DenylistSeed",
@@ -26,8 +39,13 @@ __all__ = [
     "JobNotFoundError",
     "JobRecord",
     "JobState",
+    "ModerationRepository",
+    "QuotaOverrideRecord",
     "Repository",
+    "RoleQuotaRecord",
     "StorageError",
+    "UsageStats",
+    "UserUsage",
     "create_engine",
     "migrate",
     "retry_on_locked",

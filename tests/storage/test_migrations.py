@@ -3,12 +3,16 @@
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import create_engine, migrate
+from storage.db import alembic_config
 from storage.models import Base
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()  # the newest shipped migration
 
 
 async def test_migrate_creates_the_tables_and_indexes(engine: AsyncEngine) -> None:
@@ -21,7 +25,7 @@ async def test_migrate_creates_the_tables_and_indexes(engine: AsyncEngine) -> No
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
     assert {"jobs", "denylist_entries", "alembic_version"} <= tables
     assert indexes == {"ix_jobs_state_id", "ix_jobs_user_id_created_at", "ix_jobs_guild_id_created_at"}
-    assert version == "0001"
+    assert version == HEAD
 
 
 @pytest.mark.backends("sqlite")
@@ -37,7 +41,7 @@ async def test_migrating_twice_changes_nothing(engine: AsyncEngine) -> None:
     await migrate(engine)
     async with engine.connect() as connection:
         versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-    assert versions == ["0001"]
+    assert versions == [HEAD]
 
 
 async def test_migrate_accepts_a_url_and_plain_sqlite_driver_name(tmp_path) -> None:
@@ -59,3 +63,9 @@ async def test_models_and_migrations_agree(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         diff = await connection.run_sync(differences)
     assert diff == []
+
+
+async def test_the_migrations_form_a_single_line_through_the_moderation_tables() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1
+    assert {"0001", "0002"} <= {revision.revision for revision in script.walk_revisions()}

@@ -1,0 +1,286 @@
+"""Moderation state (quotas, blocks, channel rules, audit log) and usage counts from the jobs log.
+
+Quota usage is counted from the jobs table, never kept in memory: a job counts while it is queued, running or
+done, and when it was cancelled after it had started (its GPU time was spent). Refused jobs, failed jobs and jobs
+cancelled before they ran are refunded. The SQL is portable between SQLite and PostgreSQL; upserts use each
+dialect's INSERT ... ON CONFLICT.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, and_, delete, desc, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storage.models import Base, Job
+from storage.moderation_models import AuditEntry, Block, ChannelRule, ModerationSetting, QuotaOverride, RoleQuota
+from storage.moderation_records import (
+    AuditRecord,
+    BlockRecord,
+    ChannelRuleRecord,
+    QuotaOverrideRecord,
+    RoleQuotaRecord,
+    UsageStats,
+    UserUsage,
+)
+from storage.records import JobState
+from storage.repository import Clock, Work, utc_now
+from storage.retry import Backoff, exponential_backoff, retry_on_locked
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Base)
+
+COUNTED = or_(
+    Job.state.in_([JobState.QUEUED, JobState.RUNNING, JobState.DONE]),
+    and_(Job.state == JobState.CANCELLED, Job.started_at.is_not(None)),
+)  # the jobs that use up quota
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+class ModerationRepository:
+    """Async access to the moderation tables; each method is one short transaction, retried while busy."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, clock: Clock = utc_now, backoff: Backoff = exponential_backoff, attempts: int = 5
+    ) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._dialect = engine.dialect.name
+        self._clock = clock
+        self._backoff = backoff
+        self._attempts = attempts
+
+    # --- quotas -----------------------------------------------------------------------------------------------
+
+    async def count_usage(self, user_id: int, since: datetime) -> int:
+        """How many of the user's jobs created at or after `since` use up quota (see COUNTED)."""
+        query = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.created_at >= since, COUNTED)
+        return await self._run(lambda session: _scalar(session, query))
+
+    async def quota_override(self, user_id: int) -> QuotaOverrideRecord | None:
+        """The user's personal quota row, or None."""
+        return await self._get(QuotaOverride, user_id, _override_record)
+
+    async def set_quota_limit(self, user_id: int, max_videos: int | None, *, by: int,
+                              now: datetime | None = None) -> QuotaOverrideRecord:
+        """Give the user a personal limit (None: back to the defaults), keeping any usage reset."""
+        values = {"max_videos": max_videos, "set_by": by, "set_at": self._now(now)}
+        return await self._upsert(QuotaOverride, {"user_id": user_id}, values, _override_record)
+
+    async def reset_usage(self, user_id: int, *, by: int, now: datetime | None = None) -> QuotaOverrideRecord:
+        """Count the user's usage from now on (their earlier jobs this period are forgiven), keeping any limit."""
+        now = self._now(now)
+        values = {"counted_from": now, "set_by": by, "set_at": now}
+        return await self._upsert(QuotaOverride, {"user_id": user_id}, values, _override_record)
+
+    async def role_quotas(self, role_ids: Iterable[int] | None = None) -> list[RoleQuotaRecord]:
+        """Role defaults for these roles (all when None), by role id."""
+        query = select(RoleQuota).order_by(RoleQuota.role_id)
+        if role_ids is not None:
+            query = query.where(RoleQuota.role_id.in_(list(role_ids)))
+        return await self._all(query, _role_record)
+
+    async def set_role_quota(self, role_id: int, max_videos: int, *, by: int,
+                             now: datetime | None = None) -> RoleQuotaRecord:
+        """Set the quota of members holding this role."""
+        values = {"max_videos": max_videos, "set_by": by, "set_at": self._now(now)}
+        return await self._upsert(RoleQuota, {"role_id": role_id}, values, _role_record)
+
+    async def remove_role_quota(self, role_id: int) -> bool:
+        """Remove a role default; False when there was none."""
+        return await self._delete(delete(RoleQuota).where(RoleQuota.role_id == role_id))
+
+    async def setting(self, key: str) -> Any:
+        """A server-wide value moderators set at run time, or None."""
+        row = await self._get(ModerationSetting, key, lambda row: row)
+        return None if row is None else row.value
+
+    async def set_setting(self, key: str, value: Any, *, by: int, now: datetime | None = None) -> None:
+        """Store a server-wide value (JSON)."""
+        values = {"value": value, "set_by": by, "set_at": self._now(now)}
+        await self._upsert(ModerationSetting, {"key": key}, values, lambda row: row)
+
+    # --- blocks and channels ----------------------------------------------------------------------------------
+
+    async def block(self, user_id: int, reason: str, until: datetime | None, *, by: int,
+                    now: datetime | None = None) -> BlockRecord:
+        """Block a user until `until` (None: until unblocked), replacing any earlier block."""
+        values = {"reason": reason, "until": until, "blocked_by": by, "blocked_at": self._now(now)}
+        return await self._upsert(Block, {"user_id": user_id}, values, _block_record)
+
+    async def unblock(self, user_id: int) -> bool:
+        """Lift a user's block; False when there was none."""
+        return await self._delete(delete(Block).where(Block.user_id == user_id))
+
+    async def active_block(self, user_id: int, now: datetime | None = None) -> BlockRecord | None:
+        """The user's block if it still holds at `now`, else None (expired blocks are simply ignored)."""
+        now = self._now(now)
+        query = select(Block).where(Block.user_id == user_id, or_(Block.until.is_(None), Block.until > now))
+        found = await self._all(query, _block_record)
+        return found[0] if found else None
+
+    async def active_blocks(self, now: datetime | None = None) -> list[BlockRecord]:
+        """Every block that still holds at `now`, newest first."""
+        now = self._now(now)
+        query = select(Block).where(or_(Block.until.is_(None), Block.until > now)).order_by(desc(Block.blocked_at))
+        return await self._all(query, _block_record)
+
+    async def set_channel_rule(self, channel_id: int, allowed: bool, *, by: int,
+                               now: datetime | None = None) -> ChannelRuleRecord:
+        """Allow or deny /video in a channel, replacing any earlier rule for it."""
+        values = {"allowed": allowed, "set_by": by, "set_at": self._now(now)}
+        return await self._upsert(ChannelRule, {"channel_id": channel_id}, values, _channel_record)
+
+    async def remove_channel_rule(self, channel_id: int) -> bool:
+        """Forget a channel's rule; False when there was none."""
+        return await self._delete(delete(ChannelRule).where(ChannelRule.channel_id == channel_id))
+
+    async def channel_rules(self) -> list[ChannelRuleRecord]:
+        """Every channel rule, by channel id."""
+        return await self._all(select(ChannelRule).order_by(ChannelRule.channel_id), _channel_record)
+
+    # --- audit and statistics ---------------------------------------------------------------------------------
+
+    async def audit(self, actor_id: int, action: str, target: str | None = None,
+                    details: Mapping[str, Any] | None = None, *, allowed: bool = True,
+                    now: datetime | None = None) -> AuditRecord:
+        """Write one audit row: who did what to what, when, and whether they were allowed to."""
+        row = {"actor_id": actor_id, "action": action[:64], "target": None if target is None else target[:200],
+               "details": dict(details or {}), "at": self._now(now), "allowed": allowed}
+
+        async def work(session: AsyncSession) -> AuditRecord:
+            entry = AuditEntry(**row)
+            session.add(entry)
+            await session.flush()
+            return _audit_record(entry)
+
+        record = await self._run(work)
+        log.info("audit: %s by %d on %s (%s)", action, actor_id, target, "done" if allowed else "refused")
+        return record
+
+    async def latest_audit(self, limit: int = 10) -> list[AuditRecord]:
+        """The newest audit rows, newest first."""
+        return await self._all(select(AuditEntry).order_by(desc(AuditEntry.id)).limit(limit), _audit_record)
+
+    async def usage_stats(self, since: datetime | None, *, top: int = 5) -> UsageStats:
+        """Requests by state and refusal reason, GPU time and the `top` busiest users since `since` (None: ever)."""
+        window = [] if since is None else [Job.created_at >= since]
+
+        async def work(session: AsyncSession) -> UsageStats:
+            states = (await session.execute(select(Job.state, func.count()).where(*window).group_by(Job.state))).all()
+            refused = (await session.execute(_refusal_counts(window))).all()
+            gpu = await _scalar(session, select(func.coalesce(func.sum(Job.gpu_s), 0.0)).where(*window))
+            users = (await session.execute(_top_users(window, top))).all()
+            return UsageStats(
+                since=since, requests=sum(count for _, count in states),
+                by_state={str(JobState(state)): count for state, count in states},
+                refusals={str(reason): count for reason, count in refused}, gpu_s=float(gpu),
+                top_users=tuple(UserUsage(uid, name, count, float(gpu_s)) for uid, name, count, gpu_s in users),
+            )
+
+        return await self._run(work)
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+
+    async def _run(self, work: Work[T]) -> T:
+        """Run `work` in one transaction, retrying it while the database reports a concurrent writer."""
+
+        async def attempt() -> T:
+            async with self._sessions.begin() as session:
+                return await work(session)
+
+        return await retry_on_locked(attempt, attempts=self._attempts, backoff=self._backoff)
+
+    async def _get(self, model: type[M], key: Any, record: Callable[[M], T]) -> T | None:
+        """The row with this primary key as a record, or None."""
+
+        async def work(session: AsyncSession) -> T | None:
+            row = await session.get(model, key)
+            return None if row is None else record(row)
+
+        return await self._run(work)
+
+    async def _all(self, query: Any, record: Callable[[Any], T]) -> list[T]:
+        """Every row the query selects, as records."""
+
+        async def work(session: AsyncSession) -> list[T]:
+            return [record(row) for row in (await session.scalars(query)).all()]
+
+        return await self._run(work)
+
+    async def _delete(self, statement: Any) -> bool:
+        """Run a DELETE; True when it removed a row."""
+
+        async def work(session: AsyncSession) -> bool:
+            return (await session.execute(statement)).rowcount > 0  # type: ignore[attr-defined]
+
+        return await self._run(work)
+
+    async def _upsert(self, model: type[M], key: dict[str, Any], values: dict[str, Any],
+                      record: Callable[[M], T]) -> T:
+        """Insert the row, or update `values` on the existing one (INSERT ... ON CONFLICT), and return it."""
+        statement = _INSERTS[self._dialect](model).values(**key, **values)
+        statement = statement.on_conflict_do_update(index_elements=list(key),
+                                                    set_={name: statement.excluded[name] for name in values})
+
+        async def work(session: AsyncSession) -> T:
+            await session.execute(statement)
+            row = await session.get(model, tuple(key.values()), populate_existing=True)
+            assert row is not None, f"{model.__tablename__} row {key} vanished inside its own transaction"
+            return record(row)
+
+        return await self._run(work)
+
+    def _now(self, now: datetime | None) -> datetime:
+        """`now` or the clock's time, refusing naive datetimes."""
+        now = self._clock() if now is None else now
+        if now.tzinfo is None:
+            raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
+        return now
+
+
+async def _scalar(session: AsyncSession, query: Any) -> Any:
+    """The single value a query returns."""
+    return (await session.execute(query)).scalar_one()
+
+
+def _refusal_counts(window: list[ColumnElement[bool]]) -> Any:
+    """Refused requests per reason, most frequent first."""
+    count = func.count().label("n")
+    return (select(Job.refusal_reason, count).where(Job.state == JobState.REFUSED, *window)
+            .group_by(Job.refusal_reason).order_by(desc(count), Job.refusal_reason))
+
+
+def _top_users(window: list[ColumnElement[bool]], top: int) -> Any:
+    """Users by accepted requests (refused ones excluded), with their GPU seconds."""
+    count = func.count().label("n")
+    gpu = func.coalesce(func.sum(Job.gpu_s), 0.0)
+    return (select(Job.user_id, func.max(Job.user_name), count, gpu)
+            .where(Job.state != JobState.REFUSED, *window)
+            .group_by(Job.user_id).order_by(desc(count), Job.user_id).limit(top))
+
+
+def _override_record(row: QuotaOverride) -> QuotaOverrideRecord:
+    return QuotaOverrideRecord(row.user_id, row.max_videos, row.counted_from, row.set_by, row.set_at)
+
+
+def _role_record(row: RoleQuota) -> RoleQuotaRecord:
+    return RoleQuotaRecord(row.role_id, row.max_videos, row.set_by, row.set_at)
+
+
+def _block_record(row: Block) -> BlockRecord:
+    return BlockRecord(row.user_id, row.reason, row.until, row.blocked_by, row.blocked_at)
+
+
+def _channel_record(row: ChannelRule) -> ChannelRuleRecord:
+    return ChannelRuleRecord(row.channel_id, row.allowed, row.set_by, row.set_at)
+
+
+def _audit_record(row: AuditEntry) -> AuditRecord:
+    return AuditRecord(row.id, row.actor_id, row.action, row.target, dict(row.details), row.at, row.allowed)
