@@ -1,0 +1,257 @@
+"""deploy/: the Dockerfile passes hadolint, compose.yaml and the systemd unit say what README "Deploy" promises, and
+the container health check tells a usable database from a missing one."""
+
+import configparser
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.service import STOP_GRACE_S
+from storage import migrate
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+HEALTHCHECK = ["python", "/opt/videobot/healthcheck.py"]
+# Time after the service's own stop grace for leaving Discord and joining the GPU threads, before a SIGKILL.
+STOP_MARGIN_S = 15
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_tool(name: str) -> str:
+    """The tool's path (on PATH, or beside this Python: an unactivated venv); without it skip, except under CI."""
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if path is None:
+        message = f"{name} is not on PATH (pip install -e '.[dev]' installs it)"
+        if in_ci():
+            pytest.fail(f"CI must run this check: {message}")
+        pytest.skip(message)
+    return path
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs of deploy/Dockerfile, continuation lines joined, comments dropped."""
+    logical, current = [], ""
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        current += line.rstrip().removesuffix("\\").strip() + " "
+        if not line.rstrip().endswith("\\"):
+            logical.append(current.strip())
+            current = ""
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1]) for text in logical]
+
+
+def dockerfile_env() -> dict[str, str]:
+    pairs = [arguments for instruction, arguments in dockerfile_instructions() if instruction == "ENV"]
+    return dict(re.findall(r"(\w+)=(\S+)", " ".join(pairs)))
+
+
+# --- Dockerfile --------------------------------------------------------------------------------------------------
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    hadolint = require_tool("hadolint")
+    result = subprocess.run([hadolint, "--no-color", str(DEPLOY / "Dockerfile")], capture_output=True, text=True)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_the_image_runs_the_bot_unprivileged_with_weights_and_database_at_fixed_paths() -> None:
+    instructions = dict(dockerfile_instructions())  # the last of each kind, as Docker uses it
+    assert re.fullmatch(r"nvidia/cuda:\d+\.\d+\.\d+-runtime-ubuntu\d+\.\d+", instructions["FROM"])
+    assert json.loads(instructions["ENTRYPOINT"]) == ["python", "-m", "bot"]
+    assert instructions["USER"].split(":")[0] not in ("root", "0")
+    assert instructions["HEALTHCHECK"].split("CMD", 1)[1].strip() == json.dumps(HEALTHCHECK)
+    assert instructions["STOPSIGNAL"] == "SIGTERM"
+    env = dockerfile_env()
+    assert (env["T2V_MODEL"], env["DATABASE_URL"]) == ("/models", "sqlite+aiosqlite:////data/videobot.db")
+    installs = [args for name, args in dockerfile_instructions() if name == "RUN" and "pip install" in args]
+    assert installs and not any("[dev]" in args or " -e " in args for args in installs)
+
+
+def test_the_base_image_has_the_cuda_that_the_pinned_torch_wheel_was_built_for() -> None:
+    torch = pytest.importorskip("torch")
+    pinned = dict(re.findall(r"ARG (\w+)=(\S+)", (DEPLOY / "Dockerfile").read_text()))["TORCH_VERSION"]
+    if torch.__version__.split("+")[0] != pinned or torch.version.cuda is None:
+        pytest.skip(f"the installed torch {torch.__version__} is not the image's CUDA build of {pinned}")
+    base = dict(dockerfile_instructions())["FROM"]
+    assert base.split(":")[1].startswith(f"{torch.version.cuda}.")
+
+
+def test_the_build_context_leaves_out_history_weights_databases_and_secrets() -> None:
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith(("#", "!"))]
+
+    def ignored(path: str) -> bool:
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        return any(fnmatch(prefix, pattern.removeprefix("**/")) or fnmatch(parts[-1], pattern.removeprefix("**/"))
+                   for prefix in prefixes for pattern in patterns)
+
+    for path in [".git/HEAD", "weights/modelscope/VQGAN_autoencoder.pth", "videobot.db", "videobot.db-wal",
+                 ".whl/torch.whl", ".venv/bin/python", ".env", "t2v/__pycache__/unet.cpython-311.pyc",
+                 ".pytest_cache/v", "videobot.egg-info/PKG-INFO"]:
+        assert ignored(path), path
+    for path in ["pyproject.toml", "README.md", "t2v/unet.py", "bot/__main__.py", "storage/db.py",
+                 "storage/migrations/env.py", "deploy/healthcheck.py"]:
+        assert not ignored(path), path
+
+
+# --- compose.yaml ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def test_compose_builds_the_image_and_gives_the_bot_every_gpu(compose) -> None:
+    bot = compose["services"]["bot"]
+    assert bot["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    assert bot["env_file"] == "../.env"
+    assert bot["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
+    ]
+    assert bot["restart"] == "unless-stopped"
+    assert bot["healthcheck"]["test"] == ["CMD", *HEALTHCHECK]
+    assert float(bot["stop_grace_period"].removesuffix("s")) >= STOP_GRACE_S + STOP_MARGIN_S
+
+
+def test_compose_keeps_the_database_on_a_volume_and_mounts_the_weights_read_only(compose) -> None:
+    bot = compose["services"]["bot"]
+    assert "data:/data" in bot["volumes"] and "data" in compose["volumes"]
+    weights = next(volume for volume in bot["volumes"] if isinstance(volume, dict))
+    assert (weights["type"], weights["target"], weights["read_only"]) == ("bind", "/models", True)
+    assert weights["bind"]["create_host_path"] is False
+    assert bot["environment"]["T2V_MODEL"] == weights["target"]
+
+
+def test_postgres_is_optional_behind_a_profile_and_the_bot_waits_for_it(compose) -> None:
+    postgres = compose["services"]["postgres"]
+    assert (postgres["image"], postgres["profiles"]) == ("postgres:16", ["postgres"])
+    assert postgres["volumes"] == ["postgres:/var/lib/postgresql/data"] and "postgres" in compose["volumes"]
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert "ports" not in postgres
+    assert compose["services"]["bot"]["depends_on"]["postgres"] == {"condition": "service_healthy", "required": False}
+    assert (postgres["environment"]["POSTGRES_USER"], postgres["environment"]["POSTGRES_DB"]) == ("videobot",) * 2
+
+
+def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    command = compose_command()
+    (tmp_path / "deploy").mkdir()
+    shutil.copy(DEPLOY / "compose.yaml", tmp_path / "deploy" / "compose.yaml")
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    (tmp_path / "weights" / "modelscope").mkdir(parents=True)
+    for profile in ([], ["--profile", "postgres"]):
+        result = subprocess.run([*command, "--env-file", ".env", "-f", "deploy/compose.yaml", *profile, "config",
+                                 "--quiet"], cwd=tmp_path, capture_output=True, text=True)
+        assert (result.returncode, result.stderr) == (0, ""), profile
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (the CLI plugin parses files without an engine) or a standalone `docker-compose` v2."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    if standalone and b"v2." in subprocess.run([standalone, "version"], capture_output=True).stdout:
+        return [standalone]
+    pytest.skip("no Docker Compose v2 here; the structure tests above still check compose.yaml")
+
+
+# --- systemd unit ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unit() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None, comment_prefixes=("#", ";"))
+    parser.optionxform = str  # systemd keys are case-sensitive
+    parser.read_string((DEPLOY / "videobot.service").read_text())
+    return parser
+
+
+def test_the_unit_runs_the_venv_bot_as_its_own_user_and_restarts_on_failure(unit) -> None:
+    service = unit["Service"]
+    assert (service["User"], service["EnvironmentFile"]) == ("videobot", "/etc/videobot.env")
+    assert service["ExecStart"] == "/opt/videobot/.venv/bin/python -m bot"
+    assert (service["Restart"], service["RestartPreventExitStatus"]) == ("on-failure", "2")  # 2: bad settings
+    assert service["KillSignal"] == "SIGTERM"
+    assert int(service["TimeoutStopSec"]) >= STOP_GRACE_S + STOP_MARGIN_S
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_unit_can_write_only_its_database_directory(unit) -> None:
+    service = unit["Service"]
+    assert (service["NoNewPrivileges"], service["ProtectSystem"], service["PrivateTmp"]) == ("yes", "strict", "yes")
+    assert service["WorkingDirectory"] in service["ReadWritePaths"].split()
+    assert service["WorkingDirectory"] == f"/var/lib/{service['StateDirectory']}"
+    assert "PrivateDevices" not in service  # it would hide /dev/nvidia*
+
+
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed; the parse tests above still check the unit")
+    # verify insists that ExecStart exists: point it at this interpreter, keep everything else.
+    text = (DEPLOY / "videobot.service").read_text().replace("/opt/videobot/.venv/bin/python", sys.executable)
+    (tmp_path / "videobot.service").write_text(text)
+    result = subprocess.run([analyze, "verify", str(tmp_path / "videobot.service")], capture_output=True, text=True)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")  # unknown keys only warn: no output
+
+
+# --- healthcheck -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def healthcheck(monkeypatch: pytest.MonkeyPatch):
+    """deploy/healthcheck.py as a module, and a way to run its main() with a DATABASE_URL."""
+    spec = importlib.util.spec_from_file_location("videobot_healthcheck", DEPLOY / "healthcheck.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def run(url: str) -> int:
+        monkeypatch.setenv("DATABASE_URL", url)
+        return module.main()
+
+    return run
+
+
+async def test_the_healthcheck_passes_on_a_migrated_database(healthcheck, tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'videobot.db'}"
+    await migrate(url)
+    assert healthcheck(url) == 0
+
+
+def test_the_healthcheck_fails_on_a_missing_database_without_creating_it(healthcheck, tmp_path, capsys) -> None:
+    assert healthcheck(f"sqlite+aiosqlite:///{tmp_path / 'videobot.db'}") == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_healthcheck_fails_before_the_migrations_ran(healthcheck, tmp_path, capsys) -> None:
+    (tmp_path / "videobot.db").touch()
+    assert healthcheck(f"sqlite:///{tmp_path / 'videobot.db'}") == 1
+    assert "no such table: jobs" in capsys.readouterr().err
+
+
+def test_the_healthcheck_names_an_unreachable_server_without_its_password(healthcheck, capsys) -> None:
+    assert healthcheck("postgresql://videobot:s3cret@127.0.0.1:1/videobot") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("unhealthy: postgresql://videobot:***@127.0.0.1:1/videobot") and "s3cret" not in err
+
+
+def test_the_healthcheck_runs_as_a_script_with_docker_exit_codes(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'missing.db'}"}
+    result = subprocess.run([sys.executable, str(DEPLOY / "healthcheck.py")], env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.startswith("unhealthy: ")
