@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+QUOTA_PERIODS = ("hour", "day", "week", "month")  # calendar periods in UTC (weeks start on Monday)
+MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
 TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after the command
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 _OUR_ERRORS = "settings"  # the error type of every PydanticCustomError raised below: its text is final
@@ -32,6 +34,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_frames": LIMITS["frames"],
     "status_edit_interval_s": (1.0, 60.0),
     "token_fallback_after_s": (1.0, TOKEN_LIFETIME_S),
+    "quota_default": (0, MAX_QUOTA),
 }
 MISSING = {  # what to do about a required variable that is not set
     "discord_token": "DISCORD_TOKEN is missing: set it to your bot token "
@@ -84,6 +87,8 @@ class Settings(BaseSettings):
     status_edit_interval_s: float = 2.0  # progress edits at most this often
     token_fallback_after_s: float = 840.0  # then post in the channel instead of editing (the token dies at 900 s)
     mod_role_id: int | None = None
+    quota_default: int = 20  # videos per user per period; moderators override it per user, per role or for all
+    quota_period: str = "day"
     log_level: str = "INFO"
 
     @field_validator("discord_token")
@@ -130,6 +135,14 @@ class Settings(BaseSettings):
         if level.strip().upper() not in LOG_LEVELS:
             raise _problem(f"LOG_LEVEL={level} is not one of {', '.join(LOG_LEVELS)}")
         return level.strip().upper()
+
+    @field_validator("quota_period")
+    @classmethod
+    def _period_is_known(cls, period: str) -> str:
+        """One of QUOTA_PERIODS, any case."""
+        if period.strip().lower() not in QUOTA_PERIODS:
+            raise _problem(f"QUOTA_PERIOD={period} is not one of {', '.join(QUOTA_PERIODS)}")
+        return period.strip().lower()
 
     @field_validator("database_url")
     @classmethod
