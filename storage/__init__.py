@@ -20,9 +20,12 @@ from storage.records import (
     DenylistSeed,
     JobRecord,
     JobState,
+    ShowcaseRecord,
+    ShowcaseState,
 )
 from storage.repository import Repository, utc_now
 from storage.retry import retry_on_locked
+from storage.showcase import ShowcaseError, ShowcaseRepository
 
 __all__ = [
     "ACTIVE_STATES",
@@ -43,6 +46,10 @@ __all__ = [
     "QuotaOverrideRecord",
     "Repository",
     "RoleQuotaRecord",
+    "ShowcaseError",
+    "ShowcaseRecord",
+    "ShowcaseRepository",
+    "ShowcaseState",
     "StorageError",
     "UsageStats",
     "UserUsage",

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 ORM models: the jobs usage log and the denylist (portable to SQLite and PostgreSQL)."""
+"""SQLAlchemy 2.0 ORM models: jobs, denylist and showcase (portable to SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.records import DenyKind, JobState
+from storage.records import DenyKind, JobState, ShowcaseState
 
 # Stable constraint names, so later SQLite batch migrations can find and alter them.
 NAMING_CONVENTION = {
@@ -96,6 +96,7 @@ class Job(Base):
     application_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     status_message_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     result_message_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    deleted_at: Mapped[datetime | None]  # the requester or a moderator deleted the result (🗑)
 
 
 class DenylistEntry(Base):
@@ -109,4 +110,34 @@ class DenylistEntry(Base):
     category: Mapped[str] = mapped_column(sa.String(64))
     kind: Mapped[DenyKind] = mapped_column(_string_enum(DenyKind, 8))
     added_by: Mapped[int | None] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime]
+
+
+class ShowcaseEntry(Base):
+    """A result nominated for the showcase (at most one entry per job), and the moderators' decision."""
+
+    __tablename__ = "showcase_entries"
+    __table_args__ = (sa.Index("ix_showcase_entries_state_id", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    nominated_by: Mapped[int] = mapped_column(sa.BigInteger)
+    nominated_at: Mapped[datetime]
+    state: Mapped[ShowcaseState] = mapped_column(_string_enum(ShowcaseState, 16))
+    decided_by: Mapped[int | None] = mapped_column(sa.BigInteger)
+    decided_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    channel_id: Mapped[int | None] = mapped_column(sa.BigInteger)  # where the approved video was posted
+    message_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class ShowcaseVote(Base):
+    """One member's ⭐ on a showcase entry."""
+
+    __tablename__ = "showcase_votes"
+    __table_args__ = (sa.UniqueConstraint("entry_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(sa.ForeignKey("showcase_entries.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.BigInteger)
     created_at: Mapped[datetime]

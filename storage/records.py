@@ -1,4 +1,4 @@
-"""ORM-free records the repository hands out: job states, denylist kinds, `JobRecord`, `DenylistRecord`."""
+"""ORM-free records the repositories hand out: job states, denylist kinds, jobs, denylist and showcase entries."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ class JobState(StrEnum):
 
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
 TERMINAL_STATES = frozenset(JobState) - ACTIVE_STATES
+
+
+class ShowcaseState(StrEnum):
+    """A nominated result waits for a moderator, who approves (shown) or rejects it."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
 
 class DenyKind(StrEnum):
@@ -63,11 +71,17 @@ class JobRecord:
     application_id: int | None
     status_message_id: int | None
     result_message_id: int | None
+    deleted_at: datetime | None = None  # when the requester or a moderator deleted the result
 
     @property
     def is_active(self) -> bool:
         """True while the job is queued or running."""
         return self.state.is_active
+
+    @property
+    def private(self) -> bool:
+        """True for `/video private:true` jobs: never in a channel, the showcase or the media directory."""
+        return bool(self.params.get("private"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +102,24 @@ class DenylistSeed(NamedTuple):
     pattern: str
     category: str
     kind: DenyKind = DenyKind.DENY
+
+
+@dataclass(frozen=True, slots=True)
+class ShowcaseRecord:
+    """A showcase entry with what the showcase and the gallery show of its job, and its ⭐ count."""
+
+    id: int
+    job_id: int
+    state: ShowcaseState
+    nominated_by: int
+    nominated_at: datetime
+    decided_by: int | None
+    decided_at: datetime | None
+    reason: str | None  # a moderator's reason for rejecting
+    channel_id: int | None  # the showcase post, once approved and posted
+    message_id: int | None
+    votes: int
+    prompt: str
+    author_id: int  # the requester of the job
+    author_name: str  # their display name at request time
+    job_deleted: bool  # the result was deleted after the nomination

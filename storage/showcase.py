@@ -1,0 +1,234 @@
+"""Deleted results, showcase nominations, moderators' decisions and ⭐ votes, as short transactions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storage.errors import JobNotFoundError, StorageError
+from storage.models import Job, ShowcaseEntry, ShowcaseVote
+from storage.records import JobRecord, JobState, ShowcaseRecord, ShowcaseState
+from storage.repository import _job_record, utc_now
+from storage.retry import Backoff, exponential_backoff, retry_on_locked
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Work = Callable[[AsyncSession], Awaitable[T]]
+
+_SHOWN = (ShowcaseEntry.state == ShowcaseState.APPROVED, Job.deleted_at.is_(None))  # what the gallery lists
+
+
+class ShowcaseError(StorageError):
+    """A showcase request that cannot be met; `code` is for logs and tests, `message` for the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ShowcaseRepository:
+    """Async access to result deletion, showcase entries and votes; one short transaction per method."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now, backoff: Backoff = exponential_backoff,
+        attempts: int = 5,
+    ) -> None:  # fmt: skip
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
+        self._backoff = backoff
+        self._attempts = attempts
+
+    # --- results ----------------------------------------------------------------------------------------------
+
+    async def delete_job(self, job_id: int, *, now: datetime | None = None) -> JobRecord:
+        """Mark a job's result deleted (the first time counts); it leaves the showcase and the gallery."""
+        now = now or self._clock()
+
+        async def work(session: AsyncSession) -> JobRecord:
+            job = await session.get(Job, job_id)
+            if job is None:
+                raise JobNotFoundError(job_id)
+            if job.deleted_at is None:
+                job.deleted_at = now
+                await session.flush()
+            return _job_record(job)
+
+        record = await self._run(work)
+        log.info("job %d marked deleted", job_id)
+        return record
+
+    # --- nominations and decisions ----------------------------------------------------------------------------
+
+    async def nominate(self, job_id: int, user_id: int, *, now: datetime | None = None) -> ShowcaseRecord:
+        """Put a finished, public, undeleted result up for the showcase; ShowcaseError says why not."""
+        now = now or self._clock()
+
+        async def work(session: AsyncSession) -> ShowcaseRecord:
+            _check_showable(await session.get(Job, job_id), job_id)
+            entry = ShowcaseEntry(job_id=job_id, nominated_by=user_id, nominated_at=now, state=ShowcaseState.PENDING)
+            try:
+                async with session.begin_nested():
+                    session.add(entry)
+            except IntegrityError:
+                existing = await self._entry(session, ShowcaseEntry.job_id == job_id)
+                state = existing.state if existing else "nominated"
+                raise ShowcaseError("already", f"Job #{job_id} was already nominated ({state}).") from None
+            return await self._require(session, job_id)
+
+        record = await self._run(work)
+        log.info("job %d nominated for the showcase by user %d (entry %d)", job_id, user_id, record.id)
+        return record
+
+    async def get(self, job_id: int) -> ShowcaseRecord | None:
+        """The showcase entry of a job, or None."""
+        return await self._run(lambda session: self._entry(session, ShowcaseEntry.job_id == job_id))
+
+    async def get_entry(self, entry_id: int) -> ShowcaseRecord | None:
+        """The showcase entry with this id, or None."""
+        return await self._run(lambda session: self._entry(session, ShowcaseEntry.id == entry_id))
+
+    async def pending(self, limit: int = 20) -> list[ShowcaseRecord]:
+        """Nominations waiting for a moderator (results deleted since are left out), oldest first."""
+        query = _entries().where(ShowcaseEntry.state == ShowcaseState.PENDING, Job.deleted_at.is_(None))
+        return await self._list(query.order_by(ShowcaseEntry.id).limit(limit))
+
+    async def decide(
+        self, job_id: int, *, approve: bool, moderator_id: int, reason: str | None = None, now: datetime | None = None
+    ) -> ShowcaseRecord:
+        """pending → approved or rejected; ShowcaseError when not nominated, already decided, or deleted."""
+        now = now or self._clock()
+        target = ShowcaseState.APPROVED if approve else ShowcaseState.REJECTED
+
+        async def work(session: AsyncSession) -> ShowcaseRecord:
+            entry = (await session.scalars(select(ShowcaseEntry).where(ShowcaseEntry.job_id == job_id))).first()
+            if entry is None:
+                raise ShowcaseError("not_nominated", f"Job #{job_id} has not been nominated for the showcase.")
+            if entry.state != ShowcaseState.PENDING:
+                raise ShowcaseError("decided", f"Job #{job_id} was already {entry.state}.")
+            job = await session.get(Job, job_id)
+            if job is not None and job.deleted_at is not None:
+                raise ShowcaseError("deleted", f"Job #{job_id} was deleted; there is nothing to show.")
+            entry.state, entry.decided_by, entry.decided_at, entry.reason = target, moderator_id, now, reason
+            await session.flush()
+            return await self._require(session, job_id)
+
+        record = await self._run(work)
+        log.info("showcase entry %d (job %d) %s by moderator %d", record.id, job_id, target, moderator_id)
+        return record
+
+    async def set_post(self, entry_id: int, channel_id: int | None, message_id: int | None) -> None:
+        """Remember (or forget, with None) where the approved video was posted."""
+
+        async def work(session: AsyncSession) -> None:
+            entry = await session.get(ShowcaseEntry, entry_id)
+            if entry is not None:
+                entry.channel_id, entry.message_id = channel_id, message_id
+
+        await self._run(work)
+
+    # --- votes and the gallery --------------------------------------------------------------------------------
+
+    async def toggle_vote(self, entry_id: int, user_id: int, *, now: datetime | None = None) -> tuple[bool, int]:
+        """Add the member's ⭐, or take it back if they had voted; returns (voted now, the entry's count)."""
+        now = now or self._clock()
+
+        async def work(session: AsyncSession) -> tuple[bool, int]:
+            entry = await self._entry(session, ShowcaseEntry.id == entry_id)
+            if entry is None or entry.state != ShowcaseState.APPROVED or entry.job_deleted:
+                raise ShowcaseError("not_shown", "This video is no longer in the showcase.")
+            mine = (ShowcaseVote.entry_id == entry_id, ShowcaseVote.user_id == user_id)
+            removed = (await session.execute(delete(ShowcaseVote).where(*mine))).rowcount  # type: ignore[attr-defined]
+            if not removed:
+                try:
+                    async with session.begin_nested():
+                        session.add(ShowcaseVote(entry_id=entry_id, user_id=user_id, created_at=now))
+                except IntegrityError:  # the same member's other click won the race: the vote stands
+                    log.debug("user %d already voted for showcase entry %d", user_id, entry_id)
+            count = select(func.count()).select_from(ShowcaseVote).where(ShowcaseVote.entry_id == entry_id)
+            return not removed, (await session.execute(count)).scalar_one()
+
+        voted, count = await self._run(work)
+        log.info("user %d %s showcase entry %d (%d votes)", user_id, "voted for" if voted else "unvoted", entry_id,
+                 count)
+        return voted, count
+
+    async def approved_count(self) -> int:
+        """How many approved entries of undeleted jobs there are."""
+        query = select(func.count()).select_from(ShowcaseEntry).join(Job).where(*_SHOWN)
+
+        async def work(session: AsyncSession) -> int:
+            return (await session.execute(query)).scalar_one()
+
+        return await self._run(work)
+
+    async def approved_page(self, page: int, per_page: int) -> list[ShowcaseRecord]:
+        """One page (1-based) of approved entries of undeleted jobs, newest decision first."""
+        if page < 1 or per_page < 1:
+            raise ValueError(f"page and per_page start at 1, got page={page}, per_page={per_page}")
+        order = (ShowcaseEntry.decided_at.desc(), ShowcaseEntry.id.desc())
+        return await self._list(_entries().where(*_SHOWN).order_by(*order).limit(per_page)
+                                .offset((page - 1) * per_page))
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+
+    async def _run(self, work: Work[T]) -> T:
+        """Run `work` in one transaction, retried while the database is busy."""
+
+        async def attempt() -> T:
+            async with self._sessions.begin() as session:
+                return await work(session)
+
+        return await retry_on_locked(attempt, attempts=self._attempts, backoff=self._backoff)
+
+    async def _list(self, query: Select[Any]) -> list[ShowcaseRecord]:
+        async def work(session: AsyncSession) -> list[ShowcaseRecord]:
+            return [_record(*row) for row in (await session.execute(query)).all()]
+
+        return await self._run(work)
+
+    @staticmethod
+    async def _entry(session: AsyncSession, criterion: Any) -> ShowcaseRecord | None:
+        row = (await session.execute(_entries().where(criterion))).first()
+        return None if row is None else _record(*row)
+
+    async def _require(self, session: AsyncSession, job_id: int) -> ShowcaseRecord:
+        record = await self._entry(session, ShowcaseEntry.job_id == job_id)
+        assert record is not None, f"the showcase entry of job {job_id} vanished inside its transaction"
+        return record
+
+
+def _check_showable(job: Job | None, job_id: int) -> None:
+    """Raise ShowcaseError unless the job has a finished, public, undeleted result."""
+    if job is None:
+        raise ShowcaseError("missing", f"There is no job #{job_id}.")
+    if job.deleted_at is not None:
+        raise ShowcaseError("deleted", f"Job #{job_id} was deleted.")
+    if job.params.get("private"):
+        raise ShowcaseError("private", f"Job #{job_id} is private; private videos never go to the showcase.")
+    if job.state != JobState.DONE:
+        raise ShowcaseError("not_done", f"Job #{job_id} has no finished video to show.")
+
+
+def _entries() -> Select[Any]:
+    """Entries with their job and ⭐ count."""
+    votes = (select(func.count(ShowcaseVote.id)).where(ShowcaseVote.entry_id == ShowcaseEntry.id)
+             .correlate(ShowcaseEntry).scalar_subquery())
+    return select(ShowcaseEntry, Job, votes).join(Job, Job.id == ShowcaseEntry.job_id)
+
+
+def _record(entry: ShowcaseEntry, job: Job, votes: int) -> ShowcaseRecord:
+    """Copy an entry, its job's prompt and author, and its vote count into a frozen record."""
+    return ShowcaseRecord(
+        id=entry.id, job_id=entry.job_id, state=ShowcaseState(entry.state), nominated_by=entry.nominated_by,
+        nominated_at=entry.nominated_at, decided_by=entry.decided_by, decided_at=entry.decided_at,
+        reason=entry.reason, channel_id=entry.channel_id, message_id=entry.message_id, votes=int(votes),
+        prompt=job.prompt, author_id=job.user_id, author_name=job.user_name, job_deleted=job.deleted_at is not None,
+    )

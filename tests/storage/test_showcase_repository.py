@@ -1,0 +1,127 @@
+"""The showcase repository: nominations of public finished results only, one decision, toggled votes, pages."""
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage import JobNotFoundError, JobRecord, Repository
+from storage.records import ShowcaseState
+from storage.showcase import ShowcaseError, ShowcaseRepository
+from tests.storage.conftest import FakeClock
+
+MakeJob = Callable[..., Awaitable[JobRecord]]
+
+
+@pytest.fixture
+def showcase(engine: AsyncEngine, clock: FakeClock) -> ShowcaseRepository:
+    return ShowcaseRepository(engine, clock=clock)
+
+
+async def finished(repo: Repository, make_job: MakeJob, user_id: int = 1, **overrides) -> JobRecord:
+    job = await make_job(user_id, **overrides)
+    await repo.mark_running(job.id)
+    return await repo.mark_done(job.id, seed=7, gpu_s=1.0, output_bytes=1000)
+
+
+async def test_a_finished_public_result_can_be_nominated_once(repo, make_job, showcase):
+    job = await finished(repo, make_job, user_name="Bob <b>")
+
+    entry = await showcase.nominate(job.id, user_id=5)
+    with pytest.raises(ShowcaseError) as again:
+        await showcase.nominate(job.id, user_id=6)
+
+    assert (entry.job_id, entry.state, entry.nominated_by, entry.votes) == (job.id, ShowcaseState.PENDING, 5, 0)
+    assert (entry.prompt, entry.author_id, entry.author_name) == (job.prompt, 1, "Bob <b>")
+    assert again.value.code == "already" and "pending" in again.value.message
+    assert [e.job_id for e in await showcase.pending()] == [job.id]
+
+
+@pytest.mark.parametrize("case", ["private", "deleted", "not_done", "missing"])
+async def test_private_deleted_unfinished_or_unknown_jobs_cannot_be_nominated(repo, make_job, showcase, job_params,
+                                                                               case):
+    if case == "private":
+        job = await finished(repo, make_job, params={**job_params, "private": True})
+    elif case == "deleted":
+        job = await finished(repo, make_job)
+        await showcase.delete_job(job.id)
+    elif case == "not_done":
+        job = await make_job()
+    with pytest.raises(ShowcaseError) as refused:
+        await showcase.nominate(job.id if case != "missing" else 999, user_id=5)
+
+    assert refused.value.code == case
+    assert await showcase.pending() == []
+
+
+async def test_a_decision_is_made_once_and_a_deleted_result_cannot_be_approved(repo, make_job, showcase, clock):
+    kept, dropped, gone = [await finished(repo, make_job) for _ in range(3)]
+    for job in (kept, dropped, gone):
+        await showcase.nominate(job.id, user_id=5)
+    clock.advance(60)
+
+    approved = await showcase.decide(kept.id, approve=True, moderator_id=9)
+    rejected = await showcase.decide(dropped.id, approve=False, moderator_id=9, reason="blurry")
+    await showcase.delete_job(gone.id)
+    with pytest.raises(ShowcaseError) as twice:
+        await showcase.decide(kept.id, approve=False, moderator_id=9)
+    with pytest.raises(ShowcaseError) as deleted:
+        await showcase.decide(gone.id, approve=True, moderator_id=9)
+    with pytest.raises(ShowcaseError) as unknown:
+        await showcase.decide(12345, approve=True, moderator_id=9)
+
+    assert (approved.state, approved.decided_by, approved.decided_at) == (ShowcaseState.APPROVED, 9, clock.now)
+    assert (rejected.state, rejected.reason) == (ShowcaseState.REJECTED, "blurry")
+    assert (twice.value.code, deleted.value.code, unknown.value.code) == ("decided", "deleted", "not_nominated")
+    assert await showcase.pending() == []  # the deleted one no longer waits either
+
+
+async def test_votes_toggle_one_per_member(repo, make_job, showcase):
+    job = await finished(repo, make_job)
+    entry = await showcase.nominate(job.id, user_id=5)
+    with pytest.raises(ShowcaseError):
+        await showcase.toggle_vote(entry.id, 11)  # not approved yet
+    await showcase.decide(job.id, approve=True, moderator_id=9)
+
+    steps = [await showcase.toggle_vote(entry.id, user) for user in (11, 12, 11, 11)]
+
+    assert steps == [(True, 1), (True, 2), (False, 1), (True, 2)]
+    assert (await showcase.get(job.id)).votes == 2
+
+
+async def test_the_gallery_pages_show_approved_undeleted_entries_newest_first(repo, make_job, showcase, clock):
+    jobs = [await finished(repo, make_job, prompt=f"prompt {n}") for n in range(5)]
+    for job in jobs:
+        await showcase.nominate(job.id, user_id=5)
+    for job in jobs[:4]:
+        clock.advance(1)
+        await showcase.decide(job.id, approve=True, moderator_id=9)
+    await showcase.delete_job(jobs[1].id)
+
+    first = await showcase.approved_page(1, 2)
+    second = await showcase.approved_page(2, 2)
+    beyond = await showcase.approved_page(3, 2)
+
+    assert await showcase.approved_count() == 3
+    assert [e.prompt for e in first + second] == ["prompt 3", "prompt 2", "prompt 0"]
+    assert beyond == []
+
+
+async def test_deleting_keeps_the_first_time_and_names_unknown_jobs(repo, make_job, showcase, clock):
+    job = await finished(repo, make_job)
+    first = await showcase.delete_job(job.id)
+    clock.advance(5)
+    again = await showcase.delete_job(job.id)
+
+    assert first.deleted_at == again.deleted_at == (await repo.get_job(job.id)).deleted_at
+    with pytest.raises(JobNotFoundError):
+        await showcase.delete_job(999)
+
+
+async def test_set_post_remembers_where_the_video_was_posted(repo, make_job, showcase):
+    job = await finished(repo, make_job)
+    entry = await showcase.nominate(job.id, user_id=5)
+    await showcase.set_post(entry.id, 111, 222)
+
+    stored = await showcase.get_entry(entry.id)
+    assert (stored.channel_id, stored.message_id) == (111, 222)
