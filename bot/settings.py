@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -35,6 +36,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "status_edit_interval_s": (1.0, 60.0),
     "token_fallback_after_s": (1.0, TOKEN_LIFETIME_S),
     "quota_default": (0, MAX_QUOTA),
+    "gallery_port": (1, 65535),
 }
 MISSING = {  # what to do about a required variable that is not set
     "discord_token": "DISCORD_TOKEN is missing: set it to your bot token "
@@ -89,6 +91,11 @@ class Settings(BaseSettings):
     mod_role_id: int | None = None
     quota_default: int = 20  # videos per user per period; moderators override it per user, per role or for all
     quota_period: str = "day"
+    showcase_channel_id: int | None = None  # where approved videos are posted; unset: the gallery only
+    media_dir: Path = Path("media")  # delivered MP4s of public jobs, by job id, for the showcase and gallery
+    gallery_enabled: bool = False  # serve the web gallery from `python -m bot`
+    gallery_host: str = "127.0.0.1"
+    gallery_port: int = 8080
     log_level: str = "INFO"
 
     @field_validator("discord_token")
