@@ -20,6 +20,7 @@ from datetime import datetime
 import discord
 
 from bot.jobs import Delivered, Submitted
+from bot.media import MediaStore
 from bot.settings import Settings
 from storage import JobRecord, Repository, utc_now
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 INVALID_WEBHOOK_TOKEN = 50027  # Discord's code for an expired interaction token
 PROMPT_SHOWN = 700  # characters of escaped prompt per message; Discord allows 2000 in all
 REMEMBER_FINISHED = 1024  # finished job ids kept, so a late event can never overwrite a result
+ResultView = Callable[[JobRecord], discord.ui.View]  # the buttons under a finished video
 
 
 @dataclass
@@ -79,6 +81,11 @@ def _files(video: tuple[str, bytes] | None, key: str = "attachments") -> dict[st
     return {} if video is None else {key: [discord.File(io.BytesIO(video[1]), filename=video[0])]}
 
 
+def _view(view: discord.ui.View | None) -> dict[str, discord.ui.View]:
+    """Keyword arguments attaching the result's buttons, or none (an edit without `view` keeps the components)."""
+    return {} if view is None else {"view": view}
+
+
 def _is_token_error(error: discord.HTTPException) -> bool:
     """401/50027 (token expired) or 404 (response or token unknown): stop using the token."""
     return error.status in (401, 404) or error.code == INVALID_WEBHOOK_TOKEN
@@ -95,9 +102,13 @@ class Delivery:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utc_now,
+        media: MediaStore | None = None,
+        result_view: ResultView | None = None,
     ) -> None:
         self._bot = bot
         self._repo = repo
+        self._media = media  # keeps public videos for the showcase and the gallery
+        self._result_view = result_view
         self._interval = settings.status_edit_interval_s
         self._token_max_age = settings.token_fallback_after_s
         self._monotonic = monotonic
@@ -143,10 +154,13 @@ class Delivery:
         await self._guard(self._show(job, status, text), job, "showing progress")
 
     async def job_done(self, delivered: Delivered) -> None:
-        """Replace the status with the MP4, prompt, seed and settings."""
+        """Keep a public video in the media directory; replace the status with the MP4, its details and buttons."""
         job = delivered.job
+        if self._media is not None and not job.private:
+            await self._guard(self._media.save(job.id, delivered.video), job, "keeping its video")
         filename = f"video-{job.id}.mp4"
-        await self._finish(job, result_text(delivered), (filename, delivered.video))
+        view = self._result_view(job) if self._result_view is not None else None
+        await self._finish(job, result_text(delivered), (filename, delivered.video), view)
 
     async def job_failed(self, job: JobRecord, message: str) -> None:
         """The service's short apology, which names the job."""
@@ -174,7 +188,8 @@ class Delivery:
         except Exception:
             log.exception("job %d: Discord delivery failed while %s", job.id, what)
 
-    async def _finish(self, job: JobRecord, content: str, video: tuple[str, bytes] | None) -> None:
+    async def _finish(self, job: JobRecord, content: str, video: tuple[str, bytes] | None,
+                      view: discord.ui.View | None = None) -> None:
         """The final message of a job: always sent, after any edit in flight; then forget the job."""
         status = self._status(job)
         if status.phase == "final":
@@ -182,7 +197,7 @@ class Delivery:
             return
         status.phase = "final"
         try:
-            await self._show(job, status, content, video=video, final=True)
+            await self._show(job, status, content, video=video, view=view, final=True)
         except discord.HTTPException as error:
             log.exception("job %d: delivering the result failed (%s %s)", job.id, error.status, error.code)
             apology = f"Sorry, job #{job.id} finished but could not be posted here ({error.text or error.status})."
@@ -194,14 +209,14 @@ class Delivery:
             self._finished.append(job.id)
 
     async def _show(self, job: JobRecord, status: _Status, content: str, *, video: tuple[str, bytes] | None = None,
-                    final: bool = False) -> None:
+                    view: discord.ui.View | None = None, final: bool = False) -> None:
         """Put `content` (and the video) on the job's status message; fall back to the channel without a token."""
         async with status.lock:
             if status.phase == "final" and not final:
                 return
             if self._token_usable(job, status):
                 try:
-                    await self._edit_original(job, content, video)
+                    await self._edit_original(job, content, video, view)
                     return
                 except discord.HTTPException as error:
                     if not _is_token_error(error):
@@ -210,7 +225,7 @@ class Delivery:
                              error.code)
                     status.token_dead = True
             if final:
-                await self._post_result(job, status, content, video)
+                await self._post_result(job, status, content, video, view)
             else:
                 await self._edit_in_channel(job, status, content)
 
@@ -223,10 +238,11 @@ class Delivery:
             status.token_dead = True
         return not status.token_dead
 
-    async def _edit_original(self, job: JobRecord, content: str, video: tuple[str, bytes] | None) -> None:
+    async def _edit_original(self, job: JobRecord, content: str, video: tuple[str, bytes] | None,
+                             view: discord.ui.View | None = None) -> None:
         assert job.application_id is not None and job.interaction_token is not None
         webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
-        await webhook.edit_message("@original", content=content, **_files(video),  # type: ignore[arg-type]
+        await webhook.edit_message("@original", content=content, **_files(video), **_view(view),  # type: ignore
                                    allowed_mentions=mentions(job.user_id))
 
     async def _edit_in_channel(self, job: JobRecord, status: _Status, content: str) -> None:
@@ -247,16 +263,17 @@ class Delivery:
         await self._repo.set_status_message(job.id, message.id)
 
     async def _post_result(self, job: JobRecord, status: _Status, content: str,
-                           video: tuple[str, bytes] | None) -> None:
+                           video: tuple[str, bytes] | None, view: discord.ui.View | None = None) -> None:
         """The final message without a token: a new channel message mentioning the user, or a DM if private."""
         mention = f"<@{job.user_id}>"
         text = content if content.startswith(mention) else f"{mention} {content}"
+        extras = {**_files(video, "files"), **_view(view), "allowed_mentions": mentions(job.user_id)}
         if job.params.get("private"):
             dm = await self._bot.create_dm(discord.Object(job.user_id))
-            await dm.send(text, **_files(video, "files"), allowed_mentions=mentions(job.user_id))
+            await dm.send(text, **extras)  # type: ignore[arg-type]
             return
         channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        posted = await channel.send(text, **_files(video, "files"), allowed_mentions=mentions(job.user_id))
+        posted = await channel.send(text, **extras)  # type: ignore[arg-type]
         if status.message_id is not None:
             note = f"Finished · job #{job.id} · {posted.jump_url}"
             await self._guard(channel.get_partial_message(status.message_id).edit(
