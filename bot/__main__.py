@@ -10,11 +10,12 @@ import sys
 from sqlalchemy.engine import make_url
 
 from bot.app import VideoBot
+from bot.moderation import Moderation
 from bot.policy import DenylistEntry, PolicyGate, load_default_entries
 from bot.queue import FairQueue
 from bot.service import JobEvents, VideoService, build_executor
 from bot.settings import Settings, SettingsError, load_settings
-from storage import Repository, create_engine, migrate
+from storage import ModerationRepository, Repository, create_engine, migrate
 
 log = logging.getLogger("bot")
 
@@ -40,10 +41,11 @@ async def run(settings: Settings) -> None:
         gate = await load_gate(repo)
         queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
         executor = build_executor(settings)
+        moderation = Moderation.from_settings(ModerationRepository(engine), settings)
 
         def service(events: JobEvents) -> VideoService:
             return VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
-                                max_frames=settings.max_frames)
+                                max_frames=settings.max_frames, moderation=moderation)
 
         bot = VideoBot(settings, service, repo=repo, gate=gate)
         async with bot:

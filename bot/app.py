@@ -14,9 +14,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.cogs.moderation import ModerationCog
+from bot.cogs.quota import QuotaCog
 from bot.cogs.video import VideoCog
 from bot.delivery import Delivery
+from bot.denylist_edits import DenylistEditor
 from bot.jobs import NothingToCancel, Refused
+from bot.moderation import InvalidInput
 from bot.policy import PolicyGate
 from bot.service import JobEvents, VideoService
 from bot.settings import Settings
@@ -46,6 +50,7 @@ class VideoBot(commands.Bot):
                          allowed_mentions=discord.AllowedMentions.none(), help_command=None)
         self.settings = settings
         self.delivery = Delivery(self, settings, repo, monotonic=monotonic, now=now)
+        self._repo = repo
         self._service_factory = service_factory
         self._gate = gate
         self.service: VideoService | None = None
@@ -57,6 +62,7 @@ class VideoBot(commands.Bot):
         self.service = self._service_factory(self.delivery)
         await self.service.start()
         await self.add_cog(VideoCog(self, self.service, self.delivery, self.settings, self._gate))
+        await self._add_moderation(self.service)
         guild_id = self.settings.discord_guild_id
         if guild_id is not None:
             guild = discord.Object(guild_id)
@@ -67,6 +73,15 @@ class VideoBot(commands.Bot):
             synced = await self.tree.sync()
             log.info("synced %d global commands (clients may take a while to show changes)", len(synced))
         freeze_startup_heap()
+
+    async def _add_moderation(self, service: VideoService) -> None:
+        """/quota and /videomod, when the service enforces moderation (quotas, blocks, channels)."""
+        moderation = service.moderation
+        if moderation is None:
+            return
+        await self.add_cog(QuotaCog(moderation))
+        editor = DenylistEditor(self._repo, service.gate, moderation)
+        await self.add_cog(ModerationCog(self.settings, moderation, editor))
 
     async def close(self) -> None:
         """Stop taking and running jobs first (the running one may still deliver), then leave Discord."""
@@ -127,7 +142,7 @@ def freeze_startup_heap() -> None:
 def user_message(error: app_commands.AppCommandError) -> str | None:
     """What to tell the user about an error, or None when it is a bug to log."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-    if isinstance(cause, Refused | NothingToCancel):
+    if isinstance(cause, Refused | NothingToCancel | InvalidInput):
         return cause.message
     if isinstance(cause, InvalidRequest):
         return f"That option is not allowed: {cause}"

@@ -31,7 +31,8 @@ ASPECTS: dict[str, tuple[int, int]] = {
 }
 
 RefusalReason = Literal[
-    "empty", "too_long", "not_english", "denylist", "user_cap", "global_cap", "unavailable", "invalid"
+    "empty", "too_long", "not_english", "denylist", "user_cap", "global_cap", "unavailable", "invalid",
+    "blocked", "channel", "quota",
 ]
 
 
@@ -104,6 +105,7 @@ class Requester:
     interaction_token: str | None = field(default=None, repr=False)  # short-lived webhook token; kept out of logs
     application_id: int | None = None
     upload_limit: int = DEFAULT_UPLOAD_LIMIT  # interaction.filesize_limit, in bytes
+    role_ids: tuple[int, ...] = ()  # the member's roles, for per-role quota defaults
 
 
 @dataclass(frozen=True)

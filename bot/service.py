@@ -11,6 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from bot.jobs import (
     Submitted,
     VideoOptions,
 )
+from bot.moderation import Moderation
 from bot.policy import MAX_PROMPT_CHARS, PolicyGate
 from bot.queue import FairQueue, QueueFull, UserQueueFull, eta_seconds
 from bot.settings import Settings
@@ -118,8 +120,11 @@ class VideoService:
         seconds_per_job: float = 5.0,
         max_steps: int = LIMITS["steps"][1],
         max_frames: int = LIMITS["frames"][1],
+        moderation: Moderation | None = None,
     ) -> None:
         self._repo, self._gate, self._queue, self._executor = repo, gate, queue, executor
+        self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
+        self._admitting: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._events, self._clock = events, clock
         self.seconds_per_job = seconds_per_job  # learned from finished jobs (exponential moving average)
         self.max_steps, self.max_frames = max_steps, max_frames
@@ -128,6 +133,11 @@ class VideoService:
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
         self._stopping = False
+
+    @property
+    def gate(self) -> PolicyGate:
+        """The prompt gate; moderators' denylist edits replace its entries in place."""
+        return self._gate
 
     @property
     def available(self) -> bool:
@@ -199,25 +209,42 @@ class VideoService:
 
     async def submit(self, requester: Requester, options: VideoOptions) -> Submitted:
         """Queue a request, or log it as `refused` and raise Refused saying why."""
-        refusal = self._refusal(requester.user_id, options)
-        if refusal is not None:
-            await self._refuse(requester, options, *refusal)
-        seed = options.seed if options.seed is not None else secrets.randbelow(2**32)
-        self._reserved[requester.user_id] += 1
-        try:
-            job = await self._repo.create_job(**self._row(requester, options), seed=seed,
-                                              interaction_token=requester.interaction_token, now=self._clock())
-            position = self._queue.push(job)  # the caps were checked with this job reserved
-        finally:
-            self._reserved[requester.user_id] -= 1
-            if not self._reserved[requester.user_id]:
-                del self._reserved[requester.user_id]
+        async with self._admission(requester.user_id):  # a user's quota is counted and charged one request at a time
+            refusal = await self._refusal(requester, options)
+            if refusal is not None:
+                await self._refuse(requester, options, *refusal)
+            seed = options.seed if options.seed is not None else secrets.randbelow(2**32)
+            self._reserved[requester.user_id] += 1
+            try:
+                job = await self._repo.create_job(**self._row(requester, options), seed=seed,
+                                                  interaction_token=requester.interaction_token, now=self._clock())
+                position = self._queue.push(job)  # the caps were checked with this job reserved
+            finally:
+                self._reserved[requester.user_id] -= 1
+                if not self._reserved[requester.user_id]:
+                    del self._reserved[requester.user_id]
         self._wake.set()
         now = self._clock()
         return Submitted(job, position, now + timedelta(seconds=self._eta_seconds(position, now)))
 
-    def _refusal(self, user_id: int, options: VideoOptions) -> tuple[RefusalReason, str, str] | None:
-        """(reason, logged reason, user message) for the first check the request fails, in the contract's order."""
+    def _admission(self, user_id: int) -> asyncio.Lock:
+        """The user's admission lock (kept while some submit holds or awaits it)."""
+        lock = self._admitting.get(user_id)
+        if lock is None:
+            lock = self._admitting[user_id] = asyncio.Lock()
+        return lock
+
+    async def _refusal(self, requester: Requester, options: VideoOptions) -> tuple[RefusalReason, str, str] | None:
+        """(reason, logged, message) of the first failed check: block/channel, prompt/options, quota, capacity."""
+        moderation = self.moderation
+        refusal = None if moderation is None else await moderation.access_refusal(requester)
+        refusal = refusal or self._policy_refusal(requester.user_id, options)
+        if refusal is None and moderation is not None:
+            refusal = await moderation.quota_refusal(requester)
+        return refusal or self._capacity_refusal(requester.user_id)
+
+    def _policy_refusal(self, user_id: int, options: VideoOptions) -> tuple[RefusalReason, str, str] | None:
+        """Why the prompt or the options are refused, or None."""
         verdict = self._gate.check_prompt(options.prompt)
         if not verdict.allowed:
             assert verdict.reason is not None
@@ -231,6 +258,10 @@ class VideoService:
         for name, value, cap in (("steps", options.steps, self.max_steps), ("frames", options.frames, self.max_frames)):
             if value > cap:
                 return "invalid", f"invalid:{name}", f"{name}={value} is above this server's limit of {cap}."
+        return None
+
+    def _capacity_refusal(self, user_id: int) -> tuple[RefusalReason, str, str] | None:
+        """Why the service cannot take the request now (down, user at the cap, queue full), or None."""
         if not self.available:
             message = f"Video generation is unavailable right now: {self.unavailable_reason}."
             return "unavailable", "unavailable", message

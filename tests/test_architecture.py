@@ -16,7 +16,9 @@ FORBIDDEN = {
     "storage": {"torch", "t2v", "discord", "bot", "einops", "open_clip"},
 }
 # bot modules that must stay Discord-free (testable without mocks)
-DISCORD_FREE_BOT_MODULES = {"policy", "queue", "executor", "jobs", "settings", "service"}
+DISCORD_FREE_BOT_MODULES = {
+    "policy", "queue", "executor", "jobs", "settings", "service", "moderation", "denylist_edits",
+}
 
 
 def _imported_roots(path: Path) -> set[str]:

@@ -46,7 +46,8 @@ class VideoCog(commands.Cog, name="Video"):
         steps: int | None, guidance: float | None, frames: int | None, aspect: str | None, private: bool,
     ) -> None:  # fmt: skip
         """Defer at once (privately when asked, or when the request will be refused), then submit the job."""
-        hidden = private or self._will_refuse(interaction.user.id, prompt)
+        requester = _requester(interaction)
+        hidden = private or self._will_refuse(interaction.user.id, prompt) or await self._moderation_refuses(requester)
         response = await interaction.response.defer(thinking=True, ephemeral=hidden)
         message_id = None if hidden or response is None else response.message_id
         defaults = self.settings
@@ -55,7 +56,7 @@ class VideoCog(commands.Cog, name="Video"):
             frames or defaults.default_frames, aspect or "1:1",
             private=hidden,  # an ephemeral status message cannot end in a public result
         )
-        submitted = await self.service.submit(_requester(interaction), options)
+        submitted = await self.service.submit(requester, options)
         log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
         await self.delivery.job_queued(submitted, message_id)
 
@@ -64,6 +65,13 @@ class VideoCog(commands.Cog, name="Video"):
         if not self.service.available or len(self.service.jobs_of(user_id)) >= self.settings.queue_per_user_cap:
             return True
         return self.gate is not None and not self.gate.check_prompt(prompt).allowed
+
+    async def _moderation_refuses(self, requester: Requester) -> bool:
+        """True when a block, a channel rule or the quota will refuse the request (the service checks again)."""
+        moderation = self.service.moderation
+        if moderation is None:
+            return False
+        return bool(await moderation.access_refusal(requester) or await moderation.quota_refusal(requester))
 
     @app_commands.command(name="queue", description="Your videos waiting or rendering, with their places")
     async def queue(self, interaction: discord.Interaction) -> None:
@@ -127,6 +135,7 @@ def _requester(interaction: discord.Interaction) -> Requester:
         interaction_token=interaction.token,
         application_id=interaction.application_id,
         upload_limit=interaction.filesize_limit,
+        role_ids=tuple(role.id for role in getattr(interaction.user, "roles", ())),  # a Member's; none in DMs
     )
 
 

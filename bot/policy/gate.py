@@ -59,6 +59,12 @@ class PolicyGate:
         self.denylist = Denylist(load_default_entries() if entries is None else entries)
         self._is_english = is_english or english_detector()
 
+    def replace_entries(self, entries: Iterable[DenylistEntry]) -> None:
+        """Use a new list from the next prompt on: it is compiled first, then swapped in with one assignment."""
+        denylist = Denylist(entries)
+        self.denylist = denylist
+        log.info("denylist replaced: %d entries", len(denylist.entries))
+
     def check_prompt(self, prompt: str) -> Verdict:
         """Decide whether prompt may be generated; the first failing check gives the reason."""
         if len(prompt) > MAX_PROMPT_CHARS:

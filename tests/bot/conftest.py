@@ -20,10 +20,11 @@ from bot.__main__ import load_gate
 from bot.app import VideoBot
 from bot.executor import GPUExecutor
 from bot.jobs import ASPECTS
+from bot.moderation import Moderation
 from bot.queue import FairQueue
 from bot.service import JobEvents, VideoService
 from bot.settings import Settings, load_settings
-from storage import JobRecord, Repository, create_engine, migrate
+from storage import JobRecord, ModerationRepository, Repository, create_engine, migrate
 from t2v import GenerationCancelled, GenerationResult, load_pipeline
 from tests.fakediscord import FakeDiscord, running_bot
 
@@ -140,6 +141,7 @@ class Stack:
     service: VideoService
     repo: Repository
     settings: Settings
+    moderation: Moderation
 
     async def job(self, job_id: int) -> JobRecord:
         record = await self.repo.get_job(job_id)
@@ -161,6 +163,7 @@ class Stacks:
         self.db_url = f"sqlite+aiosqlite:///{db_path}"
         self.monotonic = ManualClock()
         self.wall = WallClock()
+        self.calendar = WallClock()  # the moderation clock (blocks expire, quota periods turn), moved by the test
 
     @asynccontextmanager
     async def run(self, pipeline: PipelineFactory | None = None, **settings: Any) -> AsyncIterator[Stack]:
@@ -172,15 +175,17 @@ class Stacks:
             gate = await load_gate(repo)
             queue: FairQueue[JobRecord] = FairQueue(config.queue_per_user_cap, config.queue_global_cap)
             executor = GPUExecutor(["cpu"], pipeline or (lambda device: tiny_pipeline()))
+            moderation = Moderation.from_settings(ModerationRepository(engine, clock=self.calendar), config,
+                                                  clock=self.calendar)
 
             def service(events: JobEvents) -> VideoService:
                 return VideoService(repo, gate, queue, executor, events, max_steps=config.max_steps,
-                                    max_frames=config.max_frames)
+                                    max_frames=config.max_frames, moderation=moderation)
 
             bot = VideoBot(config, service, repo=repo, gate=gate, monotonic=self.monotonic, now=self.wall)
             async with running_bot(bot, self.fake, timeout=WAIT):
                 assert bot.service is not None
-                yield Stack(self.fake, bot, bot.service, repo, config)
+                yield Stack(self.fake, bot, bot.service, repo, config, moderation)
         finally:
             await engine.dispose()
 
