@@ -1,4 +1,4 @@
-"""Command line: `python -m t2v generate|convert|download`."""
+"""Command line: `python -m t2v generate|convert|download|bench`."""
 
 from __future__ import annotations
 
@@ -36,8 +36,26 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: float32 on cpu, fp16 on gpu)")
 
 
+def _bench_parser(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser("bench", help="time our pipeline against diffusers' (needs the `bench` extra and a GPU)")
+    b.add_argument("--out", default=None, help="folder for bench.json and bench.md")
+    b.add_argument("--configs", nargs="+", default=["standard", "batch4", "zeroscope"],
+                   choices=["standard", "batch4", "zeroscope"], help="work sizes, the first also profiled")
+    b.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    b.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    b.add_argument("--tiny", action="store_true", help="a tiny random network (smoke test on the CPU)")
+    b.add_argument("--repeats", type=int, default=1, help="timed runs of the fast path after its warm-up")
+    b.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager for CPU smoke tests)")
+    b.add_argument("--no-diffusers", action="store_true", help="skip the diffusers runs")
+    b.add_argument("--no-profile", dest="profile", action="store_false", help="skip the kernel profile")
+    b.add_argument("--no-fp32-check", dest="fp32_check", action="store_false", help="skip the fp32 reference")
+    b.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold-start process")
+    b.add_argument("--cold-start-only", action="store_true", help="only the cold-start measurement")
+    b.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with its three sub-commands."""
+    """The argument parser with its four sub-commands."""
     parser = argparse.ArgumentParser(prog="python -m t2v", description="ModelScope text-to-video")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("download", help="download the published weights (needs internet)")
     d.add_argument("directory", type=Path)
     d.add_argument("--repo", default=OFFICIAL_REPO, help=f"Hugging Face repo (default {OFFICIAL_REPO})")
+    _bench_parser(sub)
     return parser
 
 
@@ -98,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return generate(args)
+        if args.command == "bench":
+            from t2v import bench
+
+            if args.cold_child:
+                bench.cold_child(args.cold_child, args.device)
+                return 0
+            return bench.main(args)
         if args.command == "convert":
             out = convert(args.source, args.destination, args.dtype)
             print(f"wrote {out}")

@@ -71,15 +71,19 @@ SAMPLERS = {"ddim": (sample_ddim, Schedule.ddim_timesteps), "dpmpp-2m": (sample_
 
 
 class GuidedDenoiser:
-    """Classifier-free guidance in one batched UNet call: ε_u + s·(ε_c − ε_u), batch order [uncond, cond]."""
+    """Classifier-free guidance in one batched UNet call: ε_u + s·(ε_c − ε_u), batch order [uncond, cond].
 
-    def __init__(self, unet: torch.nn.Module, cond: torch.Tensor, uncond: torch.Tensor, guidance: float):
+    `guidance` is one scale, or a per-video tensor broadcastable to the latents (batches of mixed scales).
+    """
+
+    def __init__(self, unet: torch.nn.Module, cond: torch.Tensor, uncond: torch.Tensor,
+                 guidance: float | torch.Tensor):
         self.unet, self.guidance = unet, guidance
         self.context = torch.cat([uncond, cond])  # [2b, 77, d]
         self.dtype = next(unet.parameters()).dtype
 
     def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        if self.guidance == 1.0:  # no guidance: the conditional pass alone
+        if not isinstance(self.guidance, torch.Tensor) and self.guidance == 1.0:  # the conditional pass alone
             cond = self.context[self.context.shape[0] // 2:]
             return self.unet(x.to(self.dtype), self._t(x, t), cond).to(x.dtype)
         both = torch.cat([x, x]).to(self.dtype)

@@ -4,52 +4,18 @@ import dataclasses
 
 import pytest
 import torch
-from diffusers import AutoencoderKL as DiffusersVAE
-from diffusers import UNet3DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
 
-from t2v import diffusers_keys
-from t2v.config import ModelConfig, TextConfig, UNetConfig, VAEConfig
+from t2v import diffusers_keys, diffusers_twin
+from t2v.config import UNetConfig
 from t2v.loader import random_state_dicts
 from t2v.unet import UNet3D
 
-# num_heads=8 because diffusers hard-codes 8 heads in `transformer_in`; the third level has no attention,
-# so both CrossAttn*Block3D and plain Down/UpBlock3D are covered.
-CONFIG = ModelConfig(
-    unet=UNetConfig(dim=32, context_dim=64, dim_mult=(1, 2, 2), num_heads=8, head_dim=16, num_res_blocks=1,
-                    attn_scales=(1.0, 0.5)),
-    vae=VAEConfig(ch=32, ch_mult=(1, 2), num_res_blocks=1),
-    text=TextConfig(width=64, heads=2, layers=3),
-)
+CONFIG = diffusers_twin.TINY
+diffusers_unet, diffusers_vae, hf_text = diffusers_twin.unet, diffusers_twin.vae, diffusers_twin.text_encoder
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
-
-
-def diffusers_unet(cfg: UNetConfig) -> UNet3DConditionModel:
-    attn = [2.0**-i in cfg.attn_scales for i in range(len(cfg.dim_mult))]
-    return UNet3DConditionModel(
-        sample_size=8, in_channels=cfg.in_dim, out_channels=cfg.out_dim, layers_per_block=cfg.num_res_blocks,
-        block_out_channels=tuple(cfg.dim * m for m in cfg.dim_mult), cross_attention_dim=cfg.context_dim,
-        down_block_types=tuple("CrossAttnDownBlock3D" if a else "DownBlock3D" for a in attn),
-        up_block_types=tuple("CrossAttnUpBlock3D" if a else "UpBlock3D" for a in reversed(attn)),
-        attention_head_dim=cfg.head_dim, norm_num_groups=cfg.norm_groups).eval()
-
-
-def diffusers_vae(cfg: VAEConfig) -> DiffusersVAE:
-    levels = len(cfg.ch_mult)
-    return DiffusersVAE(
-        in_channels=3, out_channels=3, latent_channels=cfg.z_channels, norm_num_groups=cfg.norm_groups,
-        down_block_types=("DownEncoderBlock2D",) * levels, up_block_types=("UpDecoderBlock2D",) * levels,
-        block_out_channels=tuple(cfg.ch * m for m in cfg.ch_mult), layers_per_block=cfg.num_res_blocks).eval()
-
-
-def hf_text(cfg: TextConfig) -> CLIPTextModel:
-    return CLIPTextModel(CLIPTextConfig(
-        hidden_size=cfg.width, intermediate_size=int(cfg.width * cfg.mlp_ratio), num_attention_heads=cfg.heads,
-        num_hidden_layers=cfg.layers - cfg.skip_last_layers, vocab_size=cfg.vocab_size,
-        max_position_embeddings=cfg.context_length, hidden_act="gelu")).eval()
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +67,18 @@ def test_diffusers_vae_loaded_through_the_mapping_decodes_and_encodes_the_same(o
     states, pipe = ours
     model = diffusers_vae(CONFIG.vae)
     model.load_state_dict(diffusers_keys.to_diffusers(CONFIG, {"vae": states["vae"]})["vae"], strict=True)
-    z, image = torch.randn(2, 4, 8, 8), torch.randn(2, 3, 16, 16)
+    z, image = torch.randn(2, 4, 4, 4), torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert _rel(model.decode(z).sample, pipe.vae.decode(z)) <= 1e-4
         assert _rel(model.encode(image).latent_dist.mean, pipe.vae.encode(image)[0]) <= 1e-4
+
+
+def test_the_twin_tokenizer_gives_open_clips_ids(ours):
+    _, pipe = ours
+    prompts = ["A panda eating bamboo on a rock.", "", "Hello, WORLD café 123 " * 20]
+    ids = diffusers_twin.tokenizer()(prompts, padding="max_length", max_length=77, truncation=True,
+                                     return_tensors="pt").input_ids
+    assert torch.equal(ids, pipe.tokenizer(prompts).ids)
 
 
 def test_transformers_clip_loaded_through_the_mapping_embeds_the_same(ours):

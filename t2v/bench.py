@@ -1,0 +1,252 @@
+"""`python -m t2v bench`: our pipeline and diffusers' TextToVideoSDPipeline timed side by side in one process.
+
+Both hold the same random weights (ours → diffusers through t2v.diffusers_keys), start from the same noise and
+prompt, and must end on the same latents (max error relative to max |latent|). Per work size: seconds (CUDA-
+synchronised wall time of a warm run, prompt to uint8/np frames), peak GPU memory, FLOPs counted with
+FlopCounterMode (one UNet call × steps + decode + text encoder) over seconds, and videos per GPU-hour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from t2v import bench_report, diffusers_twin
+from t2v.config import ModelConfig
+from t2v.loader import assemble, random_state_dicts
+from t2v.pipeline import GenerationRequest
+
+log = logging.getLogger(__name__)
+PROMPT = "A panda eating bamboo on a rock."
+
+
+@dataclass(frozen=True)
+class Work:
+    """One benchmark size: `batch` videos of `frames` × `width`×`height`."""
+
+    name: str
+    batch: int
+    frames: int
+    width: int
+    height: int
+
+    def requests(self, steps: int) -> list[GenerationRequest]:
+        return [GenerationRequest(PROMPT, seed=i, steps=steps, frames=self.frames, width=self.width,
+                                  height=self.height) for i in range(self.batch)]
+
+    def noise(self, channels: int) -> torch.Tensor:
+        shape = (self.batch, channels, self.frames, self.height // 8, self.width // 8)
+        return torch.randn(shape, generator=torch.Generator().manual_seed(1234))
+
+
+WORK = {"standard": Work("standard", 1, 16, 256, 256), "batch4": Work("batch4", 4, 16, 256, 256),
+        "zeroscope": Work("zeroscope", 1, 24, 576, 320)}
+TINY_WORK = {"standard": Work("standard", 1, 4, 64, 64), "batch4": Work("batch4", 4, 4, 64, 64),
+             "zeroscope": Work("zeroscope", 1, 6, 128, 64)}  # --tiny: CPU smoke-test sizes
+
+
+class Recorder:
+    """Collects results and rewrites `bench.json` after each one, so a run cut short still leaves data."""
+
+    def __init__(self, out: Path | None, info: dict):
+        self.out, self.data = out, {"info": info, "rows": [], "extra": {}}
+
+    def row(self, **row) -> None:
+        self.data["rows"].append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "latents"}, default=str), flush=True)
+        self.save()
+
+    def extra(self, key: str, value) -> None:
+        self.data["extra"][key] = value
+        print(f"{key}: {json.dumps(value, default=str)[:2000]}", flush=True)
+        self.save()
+
+    def save(self) -> None:
+        if self.out is not None:
+            rows = [{k: v for k, v in r.items() if k != "latents"} for r in self.data["rows"]]
+            (self.out / "bench.json").write_text(json.dumps({**self.data, "rows": rows}, indent=1, default=str))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, steps: int, repeats: int = 1, warm_steps: int = 2) -> tuple[float, dict, object]:
+    """Median wall time of `repeats` runs of `fn(steps)` after a `fn(warm_steps)` warm-up (compiles, captures,
+    picks kernels); the memory peaks cover the warm-up too."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    fn(warm_steps)
+    _sync(device)
+    warmup = time.perf_counter() - start
+    times, result = [], None
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        result = fn(steps)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    mem = {"warmup_s": warmup}
+    if device.type == "cuda":
+        mem |= {"peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+                "reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30}
+    return sorted(times)[len(times) // 2], mem, result
+
+
+def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |a − ref| / max |ref| (the measure of docs/benchmarks.md's precision check)."""
+    a, ref = a.float().cpu(), ref.float().cpu()
+    return float((a - ref).abs().max() / ref.abs().max())
+
+
+def run_diffusers(pipe, work: Work, steps: int, device: torch.device, noise: torch.Tensor) -> tuple:
+    """Time diffusers on `work`; returns (seconds, memory, final latents)."""
+    final = {}
+
+    def call(n: int):
+        def keep(i, _t, latents):
+            if i == n - 1:
+                final["x"] = latents
+
+        pipe(prompt=[PROMPT] * work.batch, num_frames=work.frames, height=work.height, width=work.width,
+             num_inference_steps=n, guidance_scale=9.0, latents=noise.to(device, pipe.unet.dtype),
+             output_type="np", callback=keep)
+        return final["x"].float().cpu()
+
+    return timed(call, device, steps)
+
+
+def run_ours(pipe, work: Work, steps: int, device: torch.device, noise: torch.Tensor, repeats: int = 1) -> tuple:
+    """Time our pipeline on `work` (one batch); returns (seconds, memory, final latents)."""
+    def call(n: int):
+        results = pipe.generate_batch(work.requests(n), latents=noise)
+        return torch.cat([r.latents for r in results])
+
+    return timed(call, device, steps, repeats)
+
+
+@torch.no_grad()
+def count_flops(pipe, work: Work, steps: int) -> dict[str, float]:
+    """FLOPs of one guided UNet call (× steps), the VAE decode and the text encoder, counted by FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg, dev, dt = pipe.config.unet, pipe.device, pipe.dtype
+    x = torch.randn(2 * work.batch, cfg.in_dim, work.frames, work.height // 8, work.width // 8, device=dev, dtype=dt)
+    t = torch.full((2 * work.batch,), 999, device=dev)
+    context = torch.randn(2 * work.batch, 77, cfg.context_dim, device=dev, dtype=dt)
+    counts = {}
+    with FlopCounterMode(display=False) as fc:
+        pipe.unet(x, t, context)
+    counts["unet_call"] = fc.get_total_flops()
+    counts["unet_by_op"] = {str(op): n for op, n in fc.get_flop_counts().get("Global", {}).items()}
+    with FlopCounterMode(display=False) as fc:
+        pipe.decode(x[:work.batch].float())
+    counts["decode"] = fc.get_total_flops()
+    with FlopCounterMode(display=False) as fc:
+        pipe.encode_prompts([PROMPT] * work.batch, [""] * work.batch)
+    counts["text"] = fc.get_total_flops()
+    counts["total"] = counts["unet_call"] * steps + counts["decode"] + counts["text"]
+    return counts
+
+
+def matmul_ceiling(device: torch.device, dtype: torch.dtype) -> float:
+    """Measured dense matrix-product rate (TFLOP/s) on random 8192³ operands: the floor's denominator."""
+    a, b = (torch.randn(8192, 8192, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(20):
+        a @ b
+    _sync(device)
+    return 20 * 2 * 8192**3 / (time.perf_counter() - start) / 1e12
+
+
+def write_export(config: ModelConfig, states: dict, folder: Path) -> Path:
+    """Our safetensors export (fp16) of the random weights, as `python -m t2v convert` writes it."""
+    import dataclasses
+
+    from t2v import weights
+    from t2v.loader import EXPORT_FORMAT
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, file in weights.EXPORT_FILES.items():
+        weights.write_safetensors(states[name], folder / file, torch.float16)
+    manifest = {"format": EXPORT_FORMAT, "source": "random", "dtype": "torch.float16",
+                "config": dataclasses.asdict(config)}
+    (folder / weights.EXPORT_MANIFEST).write_text(json.dumps(manifest))
+    return folder
+
+
+def cold_start(folder: Path, device: str) -> dict:
+    """Start a fresh process: import, load the export, one denoising step; then the compile warm-up there."""
+    started = time.time()
+    proc = subprocess.run([sys.executable, "-m", "t2v", "bench", "--cold-child", str(folder), "--device", device],
+                          capture_output=True, text=True, timeout=400)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        return {"error": proc.stderr[-1500:]}
+    child = json.loads(lines[-1])
+    child["spawn_to_first_step_s"] = child.pop("first_step_at") - started
+    return child
+
+
+def cold_child(folder: str, device: str) -> None:
+    """The child of `cold_start`: prints its own timings as one JSON line."""
+    from t2v.loader import load_pipeline
+
+    t0 = time.perf_counter()
+    pipe = load_pipeline(folder, device=device)
+    _sync(pipe.device)
+    loaded = time.perf_counter()
+    pipe.generate(GenerationRequest(PROMPT, seed=0, steps=1))
+    first = time.time()
+    stepped = time.perf_counter()
+    pipe.optimize()
+    warm = pipe.unet.warmup(1, 16, 256, 256) if hasattr(pipe.unet, "warmup") else 0.0
+    print(json.dumps({"load_s": loaded - t0, "first_step_s": stepped - loaded, "first_step_at": first,
+                      "compile_warmup_cached_s": warm}), flush=True)
+
+
+def main(args) -> int:
+    """Run the benchmark described by the parsed `bench` arguments."""
+    from t2v import bench_runs
+
+    device = torch.device(args.device)
+    config = diffusers_twin.TINY if args.tiny else ModelConfig()
+    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "torch": torch.__version__, "steps": args.steps, "date": time.strftime("%Y-%m-%d"),
+            "config": config.name}
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    rec = Recorder(out, info)
+    started = time.perf_counter()
+    states = random_state_dicts(config, seed=0, device=args.device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    rec.extra("random_weights_s", time.perf_counter() - started)
+    if args.cold_start_only:
+        bench_runs.cold_section(config, states, args, rec)
+    else:
+        bench_runs.run_all(args, config, states, device, rec)
+    table = bench_report.markdown(rec.data)
+    print(table)
+    if out:
+        (out / "bench.md").write_text(table)
+    return 0
+
+
+def load_ours(config: ModelConfig, states: dict, device: torch.device, dtype: str | None = None):
+    """Our pipeline over the shared random weights."""
+    return assemble(config, states, {n: f"random:{n}" for n in states}, device, dtype)

@@ -1,0 +1,159 @@
+"""The benchmark's sequence of runs (diffusers, our plain and fast paths, profile, fp32 check, cold start)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from t2v import bench, diffusers_twin
+
+log = logging.getLogger(__name__)
+
+# kernel-name fragments → category, checked in this order (cuDNN conv kernels also contain "gemm")
+CATEGORIES = (("attention", ("flash", "fmha", "attention", "mha")),
+              ("convolution", ("conv", "fprop", "implicit", "cudnn", "winograd")),
+              ("matmul", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "splitk")),
+              ("fused (triton)", ("triton",)),
+              ("copy / layout", ("copy", "transpose", "elementwise", "nchw", "nhwc", "cat", "index")))
+OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("matmul", "mm"))
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _row(rec, work, impl: str, seconds: float, mem: dict, latents: torch.Tensor, flops: dict, **extra) -> None:
+    rec.row(work=work.name, impl=impl, seconds=seconds, tflops=flops["total"] / seconds / 1e12,
+            videos_per_gpu_hour=3600 * work.batch / seconds, **mem, latents=latents, **extra)
+
+
+def run_all(args, config, states, device: torch.device, rec) -> None:
+    """Every section in order of importance; each row is saved as soon as it is measured."""
+    works = [(bench.TINY_WORK if args.tiny else bench.WORK)[name] for name in args.configs]
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    noises = {w.name: w.noise(config.unet.in_dim) for w in works}
+    pipe = bench.load_ours(config, states, device, dtype)
+    flops = {w.name: bench.count_flops(pipe, w, args.steps) for w in works}  # the same network in both
+    rec.extra("flops", flops)
+    del pipe
+    _free(device)
+    theirs = {} if args.no_diffusers else diffusers_section(config, states, works, args.steps, device, dtype,
+                                                               noises, flops, rec)
+    pipe = bench.load_ours(config, states, device, dtype)
+    first = works[0]
+    variants = (("ours eager (plain)", None), ("ours eager fused+NHWC", {"compile": False, "cuda_graphs": False}),
+                ("ours fused+NHWC+CUDA graphs", {"compile": False, "cuda_graphs": True}))
+    for impl, options in variants:
+        if options is not None:
+            pipe.optimize(**options)
+        seconds, mem, lat = bench.run_ours(pipe, first, args.steps, device, noises[first.name])
+        _row(rec, first, impl, seconds, mem, lat, flops[first.name], **_errors(lat, theirs.get(first.name)))
+    pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend)
+    fast = {}
+    for i, work in enumerate(works):
+        if i == len(works) - 1 and len(works) > 1 and args.cold_start:
+            cold_section(config, states, args, rec)
+        seconds, mem, lat = bench.run_ours(pipe, work, args.steps, device, noises[work.name], args.repeats)
+        fast[work.name] = lat
+        _row(rec, work, "ours compiled+CUDA graphs", seconds, mem, lat, flops[work.name],
+             **_errors(lat, theirs.get(work.name)))
+        if i == 0:
+            if device.type == "cuda" and args.profile:
+                rec.extra("profile", profile_section(pipe, work, flops[work.name], device))
+            if args.fp32_check:
+                fp32_section(config, states, work, args.steps, device, noises[work.name],
+                             {"ours compiled+CUDA graphs": lat, "diffusers": theirs.get(work.name)}, rec)
+    if args.cold_start and len(works) == 1:
+        cold_section(config, states, args, rec)
+
+
+def _errors(ours: torch.Tensor, theirs: torch.Tensor | None) -> dict:
+    return {} if theirs is None else {"latents_vs_diffusers": bench.rel_err(ours, theirs)}
+
+
+def diffusers_section(config, states, works, steps, device, dtype, noises, flops, rec) -> dict:
+    """diffusers eager on every work size; returns their final latents by work name."""
+    pipe = diffusers_twin.pipeline(config, states, device, dtype)
+    latents = {}
+    for work in works:
+        seconds, mem, lat = bench.run_diffusers(pipe, work, steps, device, noises[work.name])
+        latents[work.name] = lat
+        _row(rec, work, "diffusers eager", seconds, mem, lat, flops[work.name])
+    del pipe
+    _free(device)
+    return latents
+
+
+def fp32_section(config, states, work, steps, device, noise, others: dict, rec) -> None:
+    """The plain pipeline in fp32 from the same noise: the reference both half-precision runs must stay near."""
+    pipe = bench.load_ours(config, states, device, "float32")
+    ref = torch.cat([r.latents for r in pipe.generate_batch(work.requests(steps), latents=noise)])
+    rec.extra("vs_fp32", {name: bench.rel_err(lat, ref) for name, lat in others.items() if lat is not None})
+    del pipe
+    _free(device)
+
+
+def cold_section(config, states, args, rec) -> None:
+    """Write our fp16 export and time a fresh process from `python -m t2v` to its first denoising step."""
+    folder = Path(tempfile.mkdtemp(prefix="t2v-export-"))
+    started = time.perf_counter()
+    bench.write_export(config, states, folder)
+    written = time.perf_counter() - started
+    rec.extra("cold_start", {"export_write_s": written, **bench.cold_start(folder, args.device)})
+
+
+def _category(name: str) -> str:
+    lowered = name.lower()
+    for category, fragments in CATEGORIES:
+        if any(f in lowered for f in fragments):
+            return category
+    return "other"
+
+
+def _step_time(fn, inputs, device, n: int = 20) -> float:
+    for _ in range(3):
+        fn(*inputs)
+    bench._sync(device)
+    start = time.perf_counter()
+    for _ in range(n):
+        fn(*inputs)
+    bench._sync(device)
+    return (time.perf_counter() - start) / n
+
+
+def profile_section(pipe, work, flops: dict, device: torch.device) -> dict:
+    """UNet step time (graphed vs compiled without graphs) and kernel time per category against its FLOP floor."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cfg, dt = pipe.config.unet, pipe.dtype
+    x = torch.randn(2 * work.batch, cfg.in_dim, work.frames, work.height // 8, work.width // 8, device=device,
+                    dtype=dt)
+    inputs = (x, torch.full((2 * work.batch,), 999, device=device), torch.randn(2 * work.batch, 77,
+                                                                                  cfg.context_dim, device=device,
+                                                                                  dtype=dt))
+    ceiling = bench.matmul_ceiling(device, dt)
+    result = {"matmul_ceiling_tflops": ceiling, "unet_step_graphed_ms": 1e3 * _step_time(pipe.unet, inputs, device),
+              "unet_step_compiled_no_graph_ms": 1e3 * _step_time(pipe.unet.run, inputs, device),
+              "unet_step_floor_ms": 1e3 * flops["unet_call"] / ceiling / 1e12}
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(3):
+            pipe.unet.run(*inputs)
+        bench._sync(device)
+    kernels = [(e.key, e.self_device_time_total / 3e3, e.count // 3) for e in prof.key_averages()
+               if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0]
+    by_cat: dict[str, float] = {}
+    for name, ms, _ in kernels:
+        by_cat[_category(name)] = by_cat.get(_category(name), 0.0) + ms
+    op_flops = {family: sum(n for op, n in flops["unet_by_op"].items() if frag in op) for family, frag in OP_FAMILIES}
+    result["kernel_ms_per_step"] = sum(by_cat.values())
+    result["categories"] = {c: {"ms": ms, "tflop": op_flops.get(c, 0) / 1e12,
+                                "floor_ms": 1e3 * op_flops.get(c, 0) / ceiling / 1e12} for c, ms in by_cat.items()}
+    result["top_kernels"] = [(n[:90], round(ms, 3), c) for n, ms, c in sorted(kernels, key=lambda k: -k[1])[:15]]
+    return result
