@@ -10,12 +10,13 @@ import sys
 from sqlalchemy.engine import make_url
 
 from bot.app import VideoBot
+from bot.gallery import Gallery
 from bot.moderation import Moderation
 from bot.policy import DenylistEntry, PolicyGate, load_default_entries
 from bot.queue import FairQueue
 from bot.service import JobEvents, VideoService, build_executor
 from bot.settings import Settings, SettingsError, load_settings
-from storage import ModerationRepository, Repository, create_engine, migrate
+from storage import ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
 
 log = logging.getLogger("bot")
 
@@ -33,7 +34,7 @@ async def load_gate(repo: Repository) -> PolicyGate:
 
 
 async def run(settings: Settings) -> None:
-    """Build the whole stack on the configured database and run the bot until it is closed."""
+    """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed."""
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
@@ -47,10 +48,18 @@ async def run(settings: Settings) -> None:
             return VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
                                 max_frames=settings.max_frames, moderation=moderation)
 
-        bot = VideoBot(settings, service, repo=repo, gate=gate)
-        async with bot:
-            bot.install_signal_handlers()
-            await bot.start(settings.discord_token.get_secret_value())
+        showcase = ShowcaseRepository(engine)
+        bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase, gate=gate)
+        gallery = Gallery(showcase, bot.media) if settings.gallery_enabled else None
+        if gallery is not None:
+            await gallery.start(settings.gallery_host, settings.gallery_port)
+        try:
+            async with bot:
+                bot.install_signal_handlers()
+                await bot.start(settings.discord_token.get_secret_value())
+        finally:
+            if gallery is not None:
+                await gallery.stop()
     finally:
         await engine.dispose()
 

@@ -16,21 +16,21 @@ from discord.ext import commands
 
 from bot.cogs.moderation import ModerationCog
 from bot.cogs.quota import QuotaCog
+from bot.cogs.results import ResultButton, ResultsCog, result_view
 from bot.cogs.video import VideoCog
 from bot.delivery import Delivery
 from bot.denylist_edits import DenylistEditor
-from bot.jobs import NothingToCancel, Refused
-from bot.moderation import InvalidInput
+from bot.media import MediaStore
 from bot.policy import PolicyGate
+from bot.replies import answer_error
 from bot.service import JobEvents, VideoService
 from bot.settings import Settings
-from storage import Repository, utc_now
-from t2v import InvalidRequest
+from bot.showcase import Showcase, ShowcaseGroup, VoteButton
+from storage import Repository, ShowcaseRepository, utc_now
 
 log = logging.getLogger(__name__)
 
 ServiceFactory = Callable[[JobEvents], VideoService]  # the bot's delivery in, the running service's owner out
-INTERNAL_ERROR = "Something went wrong on our side; it has been logged. Please try again later."
 
 
 class VideoBot(commands.Bot):
@@ -42,6 +42,7 @@ class VideoBot(commands.Bot):
         service_factory: ServiceFactory,
         *,
         repo: Repository,
+        showcase_repo: ShowcaseRepository,
         gate: PolicyGate | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utc_now,
@@ -49,7 +50,10 @@ class VideoBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
                          allowed_mentions=discord.AllowedMentions.none(), help_command=None)
         self.settings = settings
-        self.delivery = Delivery(self, settings, repo, monotonic=monotonic, now=now)
+        self.media = MediaStore(settings.media_dir)
+        self.delivery = Delivery(self, settings, repo, monotonic=monotonic, now=now, media=self.media,
+                                 result_view=result_view)
+        self.showcase = Showcase(self, settings, showcase_repo, repo, self.media)
         self._repo = repo
         self._service_factory = service_factory
         self._gate = gate
@@ -61,7 +65,11 @@ class VideoBot(commands.Bot):
         """Start the service, add the cogs, sync the commands (to the development guild when one is set)."""
         self.service = self._service_factory(self.delivery)
         await self.service.start()
-        await self.add_cog(VideoCog(self, self.service, self.delivery, self.settings, self._gate))
+        video = VideoCog(self, self.service, self.delivery, self.settings, self._gate)
+        await self.add_cog(video)
+        await self.add_cog(ResultsCog(video, self._repo, self.showcase, self.media, self.settings,
+                                      self.service.moderation))
+        self.add_dynamic_items(ResultButton, VoteButton)  # buttons on messages from before this start work too
         await self._add_moderation(self.service)
         guild_id = self.settings.discord_guild_id
         if guild_id is not None:
@@ -75,13 +83,15 @@ class VideoBot(commands.Bot):
         freeze_startup_heap()
 
     async def _add_moderation(self, service: VideoService) -> None:
-        """/quota and /videomod, when the service enforces moderation (quotas, blocks, channels)."""
+        """/quota and /videomod (with `showcase`), when the service enforces moderation (quotas, blocks, channels)."""
         moderation = service.moderation
         if moderation is None:
             return
         await self.add_cog(QuotaCog(moderation))
         editor = DenylistEditor(self._repo, service.gate, moderation)
-        await self.add_cog(ModerationCog(self.settings, moderation, editor))
+        videomod = ModerationCog(self.settings, moderation, editor)
+        videomod.app_command.add_command(ShowcaseGroup(self.showcase, self.settings, moderation))
+        await self.add_cog(videomod)
 
     async def close(self) -> None:
         """Stop taking and running jobs first (the running one may still deliver), then leave Discord."""
@@ -113,15 +123,9 @@ class VideoBot(commands.Bot):
     async def on_app_command_error(self, interaction: discord.Interaction,
                                    error: app_commands.AppCommandError) -> None:
         """Domain errors become a short private answer; anything else is logged with its traceback."""
-        text = user_message(error)
         command = interaction.command.qualified_name if interaction.command else "?"
-        if text is None:
-            cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-            log.error("/%s by user %d failed", command, interaction.user.id, exc_info=cause)
-            text = INTERNAL_ERROR
-        else:
-            log.info("/%s by user %d answered: %s", command, interaction.user.id, text)
-        await answer_privately(interaction, text)
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        await answer_error(interaction, cause, f"/{command}")
 
 
 def freeze_startup_heap() -> None:
@@ -138,30 +142,3 @@ def freeze_startup_heap() -> None:
     log.info("froze %d startup objects out of the cyclic GC (%.2f s)", gc.get_freeze_count(),
              time.perf_counter() - started)
 
-
-def user_message(error: app_commands.AppCommandError) -> str | None:
-    """What to tell the user about an error, or None when it is a bug to log."""
-    cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-    if isinstance(cause, Refused | NothingToCancel | InvalidInput):
-        return cause.message
-    if isinstance(cause, InvalidRequest):
-        return f"That option is not allowed: {cause}"
-    if isinstance(cause, app_commands.CommandOnCooldown):
-        return f"Slow down a little: try again in {cause.retry_after:.0f} s."
-    if isinstance(cause, app_commands.CheckFailure | app_commands.TransformerError):
-        return str(cause)
-    return None
-
-
-async def answer_privately(interaction: discord.Interaction, text: str) -> None:
-    """Reply, edit the deferred placeholder, or follow up, whichever the interaction still allows."""
-    quiet = discord.AllowedMentions.none()
-    try:
-        if not interaction.response.is_done():
-            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=quiet)
-        elif interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
-            await interaction.edit_original_response(content=text, allowed_mentions=quiet)
-        else:
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=quiet)
-    except discord.HTTPException:
-        log.exception("could not tell user %d: %s", interaction.user.id, text)

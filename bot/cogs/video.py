@@ -1,6 +1,7 @@
 """/video, /queue and /cancel: validate options, defer within Discord's 3 s, hand the job to the service."""
 
 import logging
+from dataclasses import replace
 
 import discord
 from discord import app_commands
@@ -45,17 +46,25 @@ class VideoCog(commands.Cog, name="Video"):
         self, interaction: discord.Interaction, *, prompt: str, negative: str | None, seed: int | None,
         steps: int | None, guidance: float | None, frames: int | None, aspect: str | None, private: bool,
     ) -> None:  # fmt: skip
-        """Defer at once (privately when asked, or when the request will be refused), then submit the job."""
-        requester = _requester(interaction)
-        hidden = private or self._will_refuse(interaction.user.id, prompt) or await self._moderation_refuses(requester)
-        response = await interaction.response.defer(thinking=True, ephemeral=hidden)
-        message_id = None if hidden or response is None else response.message_id
+        """The command's options with the server's defaults filled in, started like every other request."""
         defaults = self.settings
         options = VideoOptions(
             prompt, negative or "", seed, steps or defaults.default_steps, guidance or defaults.default_guidance,
-            frames or defaults.default_frames, aspect or "1:1",
-            private=hidden,  # an ephemeral status message cannot end in a public result
+            frames or defaults.default_frames, aspect or "1:1", private=private,
         )
+        await self.start(interaction, options)
+
+    async def start(self, interaction: discord.Interaction, options: VideoOptions) -> None:
+        """Defer at once (privately when asked, or when the request will be refused), then submit the job.
+
+        /video, 🔁 Reroll and ✏️ Edit prompt all come through here, so they share the checks, caps, quota and answers.
+        """
+        requester = _requester(interaction)
+        hidden = (options.private or self._will_refuse(interaction.user.id, options.prompt)
+                  or await self._moderation_refuses(requester))
+        response = await interaction.response.defer(thinking=True, ephemeral=hidden)
+        message_id = None if hidden or response is None else response.message_id
+        options = replace(options, private=hidden)  # an ephemeral status message cannot end in a public result
         submitted = await self.service.submit(requester, options)
         log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
         await self.delivery.job_queued(submitted, message_id)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy.engine import make_url
 
 from bot.__main__ import load_gate
 from bot.app import VideoBot
@@ -24,7 +25,7 @@ from bot.moderation import Moderation
 from bot.queue import FairQueue
 from bot.service import JobEvents, VideoService
 from bot.settings import Settings, load_settings
-from storage import JobRecord, ModerationRepository, Repository, create_engine, migrate
+from storage import JobRecord, ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
 from t2v import GenerationCancelled, GenerationResult, load_pipeline
 from tests.fakediscord import FakeDiscord, running_bot
 
@@ -106,9 +107,14 @@ def tiny_pipeline() -> Any:
 
 
 def settings_for(db_url: str, **overrides: Any) -> Settings:
-    """Settings as the environment would give them: tiny model on the CPU, 2 frames, 3 steps by default."""
+    """Settings as the environment would give them: tiny model on the CPU, 2 frames, 3 steps by default.
+
+    Kept videos go to `media/` next to the SQLite file (the test's tmp dir), never into the working directory.
+    """
+    media = Path(make_url(db_url).database or ".").parent / "media"
     env = {"DISCORD_TOKEN": "fake-bot-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
-           "T2V_DEVICE": "cpu", "DATABASE_URL": db_url, "DEFAULT_STEPS": "3", "DEFAULT_FRAMES": "2"}
+           "T2V_DEVICE": "cpu", "DATABASE_URL": db_url, "DEFAULT_STEPS": "3", "DEFAULT_FRAMES": "2",
+           "MEDIA_DIR": str(media)}
     env.update({name.upper(): str(value) for name, value in overrides.items()})
     return load_settings(env, env_file=None)
 
@@ -182,7 +188,8 @@ class Stacks:
                 return VideoService(repo, gate, queue, executor, events, max_steps=config.max_steps,
                                     max_frames=config.max_frames, moderation=moderation)
 
-            bot = VideoBot(config, service, repo=repo, gate=gate, monotonic=self.monotonic, now=self.wall)
+            bot = VideoBot(config, service, repo=repo, showcase_repo=ShowcaseRepository(engine), gate=gate,
+                           monotonic=self.monotonic, now=self.wall)
             async with running_bot(bot, self.fake, timeout=WAIT):
                 assert bot.service is not None
                 yield Stack(self.fake, bot, bot.service, repo, config, moderation)

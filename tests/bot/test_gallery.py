@@ -6,6 +6,8 @@ import base64
 import json
 import os
 import shutil
+import signal
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +17,13 @@ import aiohttp
 import numpy as np
 import pytest
 
+from bot.__main__ import run
 from bot.gallery import Gallery
 from bot.media import MediaStore
 from storage import Repository, create_engine, migrate
 from storage.showcase import ShowcaseRepository
 from t2v import encode_mp4
-from tests.bot.conftest import WAIT
+from tests.bot.conftest import WAIT, settings_for
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -149,6 +152,26 @@ async def test_only_approved_undeleted_videos_are_served(world: World):
 
     assert statuses == [200, 404, 404, 404]
     assert "deleted later" not in body.decode() and "waiting" not in body.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_python_m_bot_serves_the_gallery_when_enabled(fake_discord, tmp_path: Path):
+    port = free_port()
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", gallery_enabled=1, gallery_port=port)
+    bot = asyncio.create_task(run(settings))
+    await fake_discord.wait_for(lambda: fake_discord.gateway.connected, timeout=WAIT, what="a connected bot")
+    status, _, body = await fetch(f"http://127.0.0.1:{port}/")
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(bot, WAIT)
+
+    assert status == 200 and b"No videos in the showcase yet." in body
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await fetch(f"http://127.0.0.1:{port}/")  # stopped with the bot
 
 
 # --- Chromium ---------------------------------------------------------------------------------------------------
