@@ -37,7 +37,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = r"(\d{1,6})\s*(weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
 _DURATION_RE = re.compile(rf"(?:{_PART}\s*)+")
 _PART_RE = re.compile(_PART)
-_MARKDOWN_RE = re.compile(r"([\\*_~`|>#\[\]()<@:-])")
+_MARKDOWN_RE = re.compile(r"([\\*_~`|>#\[\]()<@])")  # markdown, masked links, mention and timestamp syntax
 
 
 class InvalidInput(ValueError):
