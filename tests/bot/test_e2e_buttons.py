@@ -163,3 +163,29 @@ async def test_a_private_reroll_stays_private(stacks: Stacks):
 
     assert reroll.callback["data"]["flags"] & 64 and second.ephemeral
     assert (await stack.job(2)).private
+
+
+async def test_a_reroll_counts_against_the_quota_like_video(stacks: Stacks):
+    async with stacks.run(quota_default=1) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await first_result(stack, bob)
+        reroll = await fake.click(result, "video:reroll:1", user=bob)
+        answer = await reroll.wait_original()
+        jobs = await stack.jobs()
+
+    assert reroll.callback["data"]["flags"] & 64  # refused before the defer: answered privately
+    assert answer.ephemeral and "quota" in answer.content.lower()
+    assert [(j.state, j.refusal_reason) for j in jobs][1] == (JobState.REFUSED, "quota")
+
+
+async def test_a_moderator_deleting_someone_elses_result_is_audited(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        mod, bob = fake.make_user(name="mod", roles=[fake.moderator_role]), fake.make_user(name="bob")
+        result = await first_result(stack, bob)
+        await (await fake.click(result, "video:delete:1", user=mod)).wait_original()
+        [row] = await stack.moderation.repo.latest_audit(5)
+
+    assert (row.actor_id, row.action, row.target, row.details) == (mod.id, "result.delete", "job:1",
+                                                                     {"requester": bob.id})

@@ -168,3 +168,22 @@ async def test_a_video_is_nominated_once_and_unknown_jobs_are_named(stacks: Stac
 
     assert again.content == "Job #1 was already nominated (pending)."
     assert unknown == "Job #42 has not been nominated for the showcase."
+
+
+async def test_decisions_and_refused_reviews_are_audited(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        mod, eve = fake.make_user(name="mod", roles=[fake.moderator_role]), fake.make_user(name="eve")
+        await nominated(stack, fake.make_user(name="bob"))
+        await nominated(stack, fake.make_user(name="bob"), "a second lighthouse at dawn")
+        await moderate(stack, eve, "approve", job=1)
+        await moderate(stack, mod, "approve", job=1)
+        await moderate(stack, mod, "reject", job=2, reason="duplicate")
+        rows = await stack.moderation.repo.latest_audit(5)
+
+    assert [(r.actor_id, r.action, r.target, r.allowed) for r in reversed(rows)] == [
+        (eve.id, "/videomod showcase approve", None, False),
+        (mod.id, "showcase.approve", "job:1", True),
+        (mod.id, "showcase.reject", "job:2", True),
+    ]
+    assert rows[0].details == {"reason": "duplicate"}
