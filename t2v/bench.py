@@ -231,7 +231,7 @@ def main(args) -> int:
     if out:
         out.mkdir(parents=True, exist_ok=True)
     rec = Recorder(out, info)
-    started = time.perf_counter()
+    started = args.started = time.perf_counter()
     states = random_state_dicts(config, seed=0, device=args.device)
     if device.type == "cuda":
         torch.cuda.empty_cache()

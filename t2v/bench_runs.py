@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -58,8 +59,9 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
     pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend)
     fast = {}
     for i, work in enumerate(works):
-        if i == len(works) - 1 and len(works) > 1 and args.cold_start:
-            cold_section(config, states, args, rec)
+        if i and _late(args, 0):
+            rec.extra(f"skipped_{work.name}", "the --deadline-s had passed")
+            continue
         seconds, mem, lat = bench.run_ours(pipe, work, args.steps, device, noises[work.name], args.repeats)
         fast[work.name] = lat
         _row(rec, work, "ours compiled+CUDA graphs", seconds, mem, lat, flops[work.name],
@@ -70,8 +72,13 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
             if args.fp32_check:
                 fp32_section(config, states, work, args.steps, device, noises[work.name],
                              {"ours compiled+CUDA graphs": lat, "diffusers": theirs.get(work.name)}, rec)
-    if args.cold_start and len(works) == 1:
+    if args.cold_start and not _late(args, 60):
         cold_section(config, states, args, rec)
+
+
+def _late(args, margin: float) -> bool:
+    """Past the run's --deadline-s (less `margin`), counted from the start of the benchmark."""
+    return args.deadline_s is not None and time.perf_counter() - args.started > args.deadline_s + margin
 
 
 def _errors(ours: torch.Tensor, theirs: torch.Tensor | None) -> dict:
@@ -106,7 +113,10 @@ def cold_section(config, states, args, rec) -> None:
     started = time.perf_counter()
     bench.write_export(config, states, folder)
     written = time.perf_counter() - started
-    rec.extra("cold_start", {"export_write_s": written, **bench.cold_start(folder, args.device)})
+    try:
+        rec.extra("cold_start", {"export_write_s": written, **bench.cold_start(folder, args.device)})
+    except subprocess.TimeoutExpired as exc:
+        rec.extra("cold_start", {"export_write_s": written, "error": f"timed out: {exc}"})
 
 
 def _category(name: str) -> str:

@@ -51,6 +51,8 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--no-fp32-check", dest="fp32_check", action="store_false", help="skip the fp32 reference")
     b.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold-start process")
     b.add_argument("--cold-start-only", action="store_true", help="only the cold-start measurement")
+    b.add_argument("--deadline-s", type=float, default=None,
+                   help="start no further compiled work size after this many seconds (fits a time-limited lease)")
     b.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)
 
 
