@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.cogs.moderation import NotModerator
 from bot.delivery import settings_line, shown
 from bot.media import MediaStore
 from bot.moderation import Moderation
@@ -29,13 +30,6 @@ RESULTS_COG = "Results"  # the cog that handles result buttons and votes
 PENDING_SHOWN = 15  # nominations listed by `/videomod showcase pending`
 MAX_JOB_ID = 2**53 - 1
 REASON_CHARS = 300
-
-
-class NotModerator(app_commands.CheckFailure):
-    """A showcase review command used by someone without moderator rights."""
-
-    def __init__(self) -> None:
-        super().__init__("Only moderators (Manage Server or the moderator role) can review the showcase.")
 
 
 class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"showcase:vote:(?P<entry>\d+)"):
@@ -135,7 +129,7 @@ class ShowcaseGroup(app_commands.Group):
         command = f"/{interaction.command.qualified_name}" if interaction.command else "/videomod showcase"
         log.warning("user %d tried %s without moderator rights", interaction.user.id, command)
         await self._audit(interaction.user.id, command, None, {"refused": "not a moderator"}, allowed=False)
-        raise NotModerator()
+        raise NotModerator(f"{command} is for moderators only (Manage Server permission or the moderator role).")
 
     async def _audit(self, actor: int, action: str, target: str | None, details: dict[str, Any] | None = None,
                      *, allowed: bool = True) -> None:

@@ -7,6 +7,8 @@ the database, so a message posted before a restart still works. Who may press wh
   `/videomod showcase`. Private results have no ⭐ button, and a nomination of one is refused anyway.
 - 🗑: the requester or a moderator; the message goes, the job is marked deleted, its kept MP4 is removed and it
   leaves the showcase channel and the gallery. A deleted job cannot be rerolled, edited or nominated.
+The ✏️ form itself lives in memory (discord.py keeps modals only for the running process): a form opened before a
+restart cannot be submitted after it, but pressing ✏️ again opens a fresh one.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
 EDIT_TIMEOUT_S = 900.0  # an unanswered edit-prompt form is forgotten after this long
 
 
-class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:(?P<action>[a-z]+):(?P<job>\d+)"):
+class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                   template=r"video:(?P<action>reroll|edit|showcase|delete):(?P<job>\d+)"):
     """One button of a result; pressing it hands the action and job id to the Results cog."""
 
     def __init__(self, action: str, job_id: int) -> None:
@@ -54,10 +57,7 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"vi
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str]) -> ResultButton:
         """Rebuild the button from its custom_id (after a restart, too)."""
-        action = match["action"]
-        if action not in ACTIONS:
-            raise ValueError(f"unknown result action {action!r}")
-        return cls(action, int(match["job"]))
+        return cls(match["action"], int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Let the Results cog handle the press; answer privately if it is not loaded."""
