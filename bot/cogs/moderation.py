@@ -171,6 +171,9 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     @denylist_remove.autocomplete("pattern")
     async def _denylist_patterns(self, interaction: discord.Interaction,
                                  current: str) -> list[app_commands.Choice[str]]:
+        """Listed patterns, for moderators only (autocomplete skips `interaction_check`)."""
+        if not is_moderator(interaction.user, self.settings):
+            return []
         return lists.pattern_choices(self.editor, current, "deny")
 
     @denylist.command(name="list", description="The denylist and allowlist, by category")

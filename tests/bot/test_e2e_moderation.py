@@ -8,7 +8,15 @@ import pytest
 from bot.moderation import period_bounds
 from storage import JobState
 from tests.bot.conftest import Stack, Stacks
-from tests.fakediscord import FakeChannel, FakeDiscord, FakeMessage, FakeUser, InteractionHandle
+from tests.fakediscord import (
+    DEFAULT_ATTACHMENT_LIMIT,
+    FakeChannel,
+    FakeDiscord,
+    FakeMessage,
+    FakeUser,
+    InteractionHandle,
+)
+from tests.fakediscord.interactions import command_data, interaction_payload
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -231,3 +239,45 @@ async def test_stats_and_audit_answer_moderators(stacks: Stacks, scripted):
     assert "⛔ refused" in audit_lines[1] and "/videomod stats" in audit_lines[1]
     assert f"<@{mod.id}> quota.default · server" in audit_lines[2]
 
+
+
+async def test_the_configured_moderator_role_is_enough_and_discord_hides_videomod_from_others(stacks: Stacks,
+                                                                                               scripted):
+    helpers = stacks.fake.add_role("Video helpers")  # no Manage Server
+    async with stacks.run(lambda device: scripted, mod_role_id=helpers.id) as stack:
+        fake = stack.fake
+        helper, bob = fake.make_user(name="helper", roles=[helpers]), fake.make_user(name="bob")
+        answer = await command(fake, "videomod quota set", helper, user=bob, limit=2)
+        definition = fake.find_command("videomod", fake.guild)
+
+    assert answer.content.startswith("Personal quota set: 2 videos per day.")
+    assert definition is not None and int(definition["default_member_permissions"]) == 32  # Manage Server
+    assert definition["contexts"] == [0]  # guilds only
+
+
+async def autocomplete(fake: FakeDiscord, path: str, user: FakeUser, focused: str, **options: object) -> list[str]:
+    """The choices the bot offers while `user` types the option `focused` of the command at `path`."""
+    data = command_data(fake, path, options, fake.guild)
+    leaf = data
+    while leaf.get("options") and leaf["options"][0]["type"] in (1, 2):
+        leaf = leaf["options"][0]
+    for option in leaf["options"]:
+        option["focused"] = option["name"] == focused
+    payload = interaction_payload(fake, 4, data, user=user, channel=fake.channel, roles=None, permissions=None,
+                                  locale="en-US", attachment_size_limit=DEFAULT_ATTACHMENT_LIMIT)
+    handle = await fake._send(payload, path, user, DEFAULT_ATTACHMENT_LIMIT)
+    callback = await handle.wait_callback()
+    assert callback["type"] == 8
+    return [choice["value"] for choice in callback["data"]["choices"]]
+
+
+async def test_pattern_suggestions_go_to_moderators_only(stacks: Stacks, scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, eve = people(fake)[0], fake.make_user(name="eve")
+        for_mod = await autocomplete(fake, "videomod denylist remove", mod, "pattern", pattern="nud")
+        for_eve = await autocomplete(fake, "videomod denylist remove", eve, "pattern", pattern="nud")
+        categories = await autocomplete(fake, "videomod denylist add", mod, "category", pattern="x", category="vi")
+
+    assert "nude" in for_mod and for_eve == []
+    assert categories == ["violence"]
