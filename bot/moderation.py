@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 Refusal = tuple[RefusalReason, str, str]  # (reason, logged reason, message for the user), as the service uses
 QuotaSource = Literal["personal", "role", "server"]
+Clock = Callable[[], datetime]
 
 DEFAULT_KEY = "quota_default"  # moderation_settings key of the server default set by moderators
 PERIOD_TEXT = {"hour": "this hour", "day": "today (UTC day)", "week": "this week (UTC, from Monday)",
@@ -126,7 +127,7 @@ class Moderation:
     """The moderation state /video obeys and the moderators' edits of it; every edit writes an audit row."""
 
     def __init__(self, repo: ModerationRepository, *, default_limit: int, period: str,
-                 clock: Any = utc_now) -> None:
+                 clock: Clock = utc_now) -> None:
         if period not in QUOTA_PERIODS:
             raise ValueError(f"quota period {period!r} is not one of {', '.join(QUOTA_PERIODS)}")
         self.repo = repo
@@ -135,7 +136,7 @@ class Moderation:
         self._clock = clock
 
     @classmethod
-    def from_settings(cls, repo: ModerationRepository, settings: Settings, clock: Any = utc_now) -> Moderation:
+    def from_settings(cls, repo: ModerationRepository, settings: Settings, clock: Clock = utc_now) -> Moderation:
         """Quota default and period from QUOTA_DEFAULT and QUOTA_PERIOD."""
         return cls(repo, default_limit=settings.quota_default, period=settings.quota_period, clock=clock)
 
