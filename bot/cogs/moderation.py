@@ -32,9 +32,9 @@ class NotModerator(app_commands.CheckFailure):
     """A /videomod command from someone without moderator rights."""
 
 
-async def reply(interaction: discord.Interaction, content: str, **kwargs: object) -> None:
+async def reply(interaction: discord.Interaction, content: str) -> None:
     """A private answer that pings nobody."""
-    await interaction.response.send_message(content, ephemeral=True, allowed_mentions=QUIET, **kwargs)  # type: ignore[arg-type]
+    await interaction.response.send_message(content, ephemeral=True, allowed_mentions=QUIET)
 
 
 @app_commands.guild_only()
