@@ -1,4 +1,8 @@
-"""`load_pipeline(source)`: recognise a checkpoint layout, build the networks, load them strictly; and `convert`."""
+"""`load_pipeline(source)`: recognise a checkpoint layout, build the networks, load them strictly; and `convert`.
+
+Layouts: ModelScope's published directory, diffusers' (t2v.diffusers_format), our safetensors export, tiny-random.
+Default width/height/frames per model: t2v.presets.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 
 import torch
 
-from t2v import weights
+from t2v import presets, weights
 from t2v.autoencoder import AutoencoderKL
 from t2v.config import (
     ModelConfig,
@@ -21,6 +25,7 @@ from t2v.config import (
     from_modelscope_json,
     tiny_config,
 )
+from t2v.diffusers_format import read_diffusers
 from t2v.pipeline import VideoPipeline
 from t2v.text_encoder import TextEncoder, unused_checkpoint_keys
 from t2v.unet import UNet3D
@@ -138,24 +143,28 @@ def read_export(path: Path, device: str) -> tuple[ModelConfig, dict[str, dict[st
     return config, states, {name: str(file) for name, file in files.items()}
 
 
-def read_source(source: str | Path, device: str = "cpu"):
-    """(config, state dicts, file names) for any supported source."""
+def read_source(source: str | Path, device: str = "cpu", prefer_half: bool = False):
+    """(config, state dicts, file names) for any supported source; `prefer_half` picks diffusers' fp16 files."""
     layout = detect_layout(source)
     if layout == TINY_RANDOM:
         config = tiny_config()
         return config, random_state_dicts(config), {name: f"{TINY_RANDOM}:{name}" for name in weights.EXPORT_FILES}
-    if layout == "modelscope":
-        return read_modelscope(Path(source))
-    if layout == "export":
-        return read_export(Path(source), device)
-    raise WeightsError(f"{source} is a diffusers-format directory, which this version does not read yet; use the "
-                       f"ModelScope layout ({weights.OFFICIAL_REPO})")
+    path = Path(source)
+    if layout == "diffusers":
+        return read_diffusers(path, device, prefer_half)
+    config, states, sources = read_modelscope(path) if layout == "modelscope" else read_export(path, device)
+    return presets.for_directory(config, path, by_name=layout == "modelscope"), states, sources
 
 
-def load_pipeline(source: str | Path, device: str | torch.device = "cpu",
-                  dtype: torch.dtype | str | None = None) -> VideoPipeline:
-    """Load a ModelScope directory, a `t2v convert` export, or the 'tiny-random' preset onto `device`."""
-    config, states, sources = read_source(source, str(device))
+def load_pipeline(source: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
+                  width: int | None = None, height: int | None = None, frames: int | None = None) -> VideoPipeline:
+    """Load a ModelScope or diffusers directory, a `t2v convert` export, or 'tiny-random' onto `device`.
+
+    width/height/frames override the model's default request size (t2v.presets lists where defaults come from).
+    """
+    half = parse_dtype(dtype, torch.device(device)) != torch.float32
+    config, states, sources = read_source(source, str(device), prefer_half=half)
+    config = presets.with_overrides(config, width, height, frames)
     pipe = assemble(config, states, sources, device, dtype)
     log.info("loaded %s (%s) on %s as %s", source, config.name, pipe.device, pipe.dtype)
     if config.is_random:
@@ -163,9 +172,12 @@ def load_pipeline(source: str | Path, device: str | torch.device = "cpu",
     return pipe
 
 
-def convert(source: str | Path, destination: str | Path, dtype: torch.dtype | str | None = "float16") -> Path:
-    """Write any supported source as our export: a manifest and one safetensors file per network."""
-    config, states, sources = read_source(source)
+def convert(source: str | Path, destination: str | Path, dtype: torch.dtype | str | None = "float16",
+            width: int | None = None, height: int | None = None, frames: int | None = None) -> Path:
+    """Write any supported source as our export: a manifest (config and defaults) and one safetensors per network."""
+    half = dtype is not None and parse_dtype(dtype, torch.device("cpu")) != torch.float32
+    config, states, sources = read_source(source, prefer_half=half)
+    config = presets.with_overrides(config, width, height, frames)
     modules = build_modules(config)
     for name, module in modules.items():
         weights.check_state_dict(states[name], module, sources[name])

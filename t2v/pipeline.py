@@ -15,6 +15,7 @@ from einops import rearrange
 
 from t2v.autoencoder import AutoencoderKL
 from t2v.config import ModelConfig
+from t2v.preview import preview_frames
 from t2v.sampling import SAMPLERS, GuidedDenoiser
 from t2v.schedule import Schedule
 from t2v.text_encoder import TextEncoder, Tokenizer
@@ -187,16 +188,24 @@ class VideoPipeline:
 
     def generate(self, request: GenerationRequest, latents: torch.Tensor | None = None,
                  on_step: Callable[[int, int], None] | None = None,
-                 should_cancel: Callable[[], bool] | None = None) -> GenerationResult:
-        """Generate one video; `on_step(step, total)` after every step, `should_cancel()` checked before each."""
-        return self.generate_batch([request], latents, on_step, should_cancel)[0]
+                 should_cancel: Callable[[], bool] | None = None,
+                 on_preview: Callable[[int, int, np.ndarray], None] | None = None) -> GenerationResult:
+        """Generate one video; `on_step(step, total)` after every step, `should_cancel()` checked before each.
+
+        `on_preview(step, total, frames)`, if given, gets a VAE-free preview of the current x̂₀ after every step:
+        uint8 [F, h, 64, 3] (t2v.preview; animate it with t2v.preview.animation).
+        """
+        first = None if on_preview is None else (lambda step, total, frames: on_preview(step, total, frames[0]))
+        return self.generate_batch([request], latents, on_step, should_cancel, first)[0]
 
     def generate_batch(self, requests: list[GenerationRequest], latents: torch.Tensor | None = None,
                        on_step: Callable[[int, int], None] | None = None,
-                       should_cancel: Callable[[], bool] | None = None) -> list[GenerationResult]:
+                       should_cancel: Callable[[], bool] | None = None,
+                       on_preview: Callable[[int, int, np.ndarray], None] | None = None) -> list[GenerationResult]:
         """Generate several same-shape videos in one batch (own prompt, negative, seed and guidance each).
 
-        One progress report and one cancellation check per step for the whole batch; results in request order.
+        One progress report, preview ([n, F, h, 64, 3]) and cancellation check per step for the whole batch;
+        results in request order.
         """
         started = time.perf_counter()
         first = _check_batch(requests)
@@ -209,6 +218,8 @@ class VideoPipeline:
         def callback(i: int, total: int, _x0: torch.Tensor) -> None:
             if on_step is not None:
                 on_step(i + 1, total)
+            if on_preview is not None:
+                on_preview(i + 1, total, preview_frames(_x0))
             if should_cancel is not None and i + 1 < total and should_cancel():
                 raise GenerationCancelled(i + 1, total)
 
@@ -227,6 +238,20 @@ class VideoPipeline:
         final = final.cpu()
         return [GenerationResult(frames[i], seeds[i], dict(timings), truncated[i], self.config.is_random,
                                  final[i:i + 1]) for i in range(len(requests))]
+
+    def generate_video2video(self, request: GenerationRequest, video: np.ndarray, strength: float = 0.7,
+                             **kwargs) -> GenerationResult:
+        """Re-generate uint8 frames [F, H, W, 3] at the request's size and prompt (SDEdit; t2v.video2video)."""
+        from t2v.video2video import generate_video2video
+
+        return generate_video2video(self, request, video, strength, **kwargs)
+
+    def generate_long(self, request: GenerationRequest, total_frames: int, window: int | None = None,
+                      overlap: int | None = None, **kwargs) -> GenerationResult:
+        """`total_frames` frames from overlapping windows blended every step (t2v.long_video)."""
+        from t2v.long_video import generate_long
+
+        return generate_long(self, request, total_frames, window, overlap, **kwargs)
 
     def _initial_latents(self, requests: list[GenerationRequest], seeds: list[int],
                          latents: torch.Tensor | None) -> torch.Tensor:

@@ -16,3 +16,21 @@ def modelscope_dir(tmp_path_factory):
 def tiny_pipe():
     """The tiny-random preset on the CPU."""
     return load_pipeline("tiny-random")
+
+
+@pytest.fixture(scope="session")
+def diffusers_256(tmp_path_factory):
+    """(diffusers TextToVideoSDPipeline, its save_pretrained directory): the 256² model's structure, random."""
+    from tests.t2v.diffusers_dirs import UNET_256, diffusers_pipeline, write_diffusers_dir
+
+    pipe = diffusers_pipeline(UNET_256, seed=1)
+    return pipe, write_diffusers_dir(tmp_path_factory.mktemp("diffusers") / "text-to-video-tiny", pipe)
+
+
+@pytest.fixture(scope="session")
+def diffusers_576(tmp_path_factory):
+    """The same for a directory named like zeroscope_v2_576w (so its defaults are 576×320, 24 frames)."""
+    from tests.t2v.diffusers_dirs import UNET_576, diffusers_pipeline, write_diffusers_dir
+
+    pipe = diffusers_pipeline(UNET_576, seed=2)
+    return pipe, write_diffusers_dir(tmp_path_factory.mktemp("diffusers") / "zeroscope_v2_576w", pipe)

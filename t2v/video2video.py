@@ -1,0 +1,123 @@
+"""Video-to-video (SDEdit, Meng et al. 2022), step for step as diffusers' VideoToVideoSDPipeline.
+
+Stages: check inputs → fit the frames to the request size → encode (posterior mean × latent scale, as
+sd-webui-text2video; diffusers samples the posterior, the only difference) → add noise at the first timestep
+of the last int(steps × strength) steps of the sampler's grid → denoise those steps with the prompt →
+decode → post-process. This is how zeroscope_v2_XL upscales zeroscope_v2_576w output (model-spec §6.5).
+
+Fitting: the frames are centre-cropped to the request's aspect ratio, then resized with antialiased bicubic
+interpolation (torch.nn.functional.interpolate; antialiasing widens the kernel when shrinking, as PIL's
+BICUBIC does), so an upscale from 576×320 to 1024×576 is a pure resize. Frames already at the request size
+are used as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from t2v.pipeline import GenerationRequest, GenerationResult, InvalidRequest, VideoPipeline, postprocess
+from t2v.progress import OnPreview, OnStep, ShouldCancel, check_cancel, step_callback
+from t2v.sampling import SAMPLERS, GuidedDenoiser
+from t2v.schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+
+def check_video(video: np.ndarray, request: GenerationRequest) -> None:
+    """uint8 [F, H, W, 3] with F equal to request.frames; InvalidRequest naming what is wrong otherwise."""
+    if not isinstance(video, np.ndarray) or video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        kind = f"{video.dtype} {video.shape}" if isinstance(video, np.ndarray) else type(video).__name__
+        raise InvalidRequest(f"video must be a uint8 array [frames, height, width, 3], got {kind}")
+    if video.shape[0] != request.frames:
+        raise InvalidRequest(f"the video has {video.shape[0]} frames but request.frames is {request.frames}")
+    if min(video.shape[1:3]) < 8:
+        raise InvalidRequest(f"video frames of {video.shape[2]}x{video.shape[1]} are too small (8 px at least)")
+
+
+def fit_frames(video: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """uint8 [F, H, W, 3] → float [F, 3, height, width] in [-1, 1]: centre crop to the aspect, bicubic resize."""
+    frames = rearrange(torch.from_numpy(video), "f h w c -> f c h w").float()
+    h, w = frames.shape[-2:]
+    if w * height != h * width:  # crop the longer side to the target aspect ratio
+        crop_w, crop_h = min(w, round(h * width / height)), min(h, round(w * height / width))
+        top, left = (h - crop_h) // 2, (w - crop_w) // 2
+        frames = frames[..., top:top + crop_h, left:left + crop_w]
+    if frames.shape[-2:] != (height, width):
+        frames = F.interpolate(frames, size=(height, width), mode="bicubic", antialias=True, align_corners=False)
+    return (frames / 127.5 - 1.0).clamp(-1.0, 1.0)
+
+
+def strength_timesteps(grid: list[int], strength: float) -> list[int]:
+    """The last int(len(grid) × strength) timesteps (diffusers `get_timesteps`); InvalidRequest if none remain."""
+    if not 0.0 < strength <= 1.0:
+        raise InvalidRequest(f"strength={strength!r} is outside the allowed range (0, 1]")
+    count = min(int(len(grid) * strength), len(grid))
+    if count < 1:
+        raise InvalidRequest(f"strength={strength} of {len(grid)} steps leaves no step to run; raise either")
+    return grid[len(grid) - count:]
+
+
+def add_noise(schedule: Schedule, latents: torch.Tensor, noise: torch.Tensor, t: int) -> torch.Tensor:
+    """x_t = sqrt(ᾱ_t)·x₀ + sqrt(1 − ᾱ_t)·ε (DDPM forward process; diffusers `DDIMScheduler.add_noise`)."""
+    a = schedule.alpha_bar(t)
+    return a**0.5 * latents + (1.0 - a) ** 0.5 * noise
+
+
+@torch.no_grad()
+def encode_video(pipe: VideoPipeline, pixels: torch.Tensor) -> torch.Tensor:
+    """[F, 3, H, W] in [-1, 1] → scaled posterior-mean latents [1, 4, F, H/8, W/8] (float32 on pipe.device)."""
+    param = next(pipe.vae.parameters())
+    means = [pipe.vae.encode(part.to(param.device, param.dtype))[0] for part in pixels.split(max(1, pipe.vae_chunk))]
+    latents = torch.cat(means).float() * pipe.config.latent_scale
+    return rearrange(latents, "f c h w -> 1 c f h w").to(pipe.device)
+
+
+def _initial(pipe: VideoPipeline, request: GenerationRequest, video: np.ndarray, timesteps: list[int], seed: int,
+             noise: torch.Tensor | None) -> torch.Tensor:
+    """The encoded video noised to timesteps[0] with the seed's noise (or `noise`, [1, 4, F, H/8, W/8])."""
+    expected = (1, pipe.config.unet.in_dim, request.frames, request.height // 8, request.width // 8)
+    if noise is None:
+        noise = pipe.prepare_latents(request, seed)
+    elif tuple(noise.shape) != expected:
+        raise InvalidRequest(f"noise has shape {tuple(noise.shape)}; this request needs {expected}")
+    latents = encode_video(pipe, fit_frames(video, request.width, request.height))
+    return add_noise(pipe.schedule, latents, noise.to(pipe.device, torch.float32), timesteps[0])
+
+
+def generate_video2video(pipe: VideoPipeline, request: GenerationRequest, video: np.ndarray, strength: float = 0.7,
+                         noise: torch.Tensor | None = None, on_step: OnStep | None = None,
+                         should_cancel: ShouldCancel | None = None,
+                         on_preview: OnPreview | None = None) -> GenerationResult:
+    """Re-generate `video` (uint8 [F, H, W, 3]) at the request's size with its prompt, keeping 1 − strength of it.
+
+    `on_step(step, total)` counts the int(steps × strength) steps actually run; `should_cancel` and
+    `on_preview(step, total, frames)` as VideoPipeline.generate.
+    """
+    started = time.perf_counter()
+    check_video(video, request)
+    sampler, grid = SAMPLERS[request.sampler]
+    timesteps = strength_timesteps(grid(pipe.schedule, request.steps), strength)
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
+    x = _initial(pipe, request, video, timesteps, seed, noise)
+    cond, uncond, truncated = pipe.encode_prompt(request.prompt, request.negative_prompt)
+    encoded = time.perf_counter()
+    check_cancel(should_cancel, len(timesteps))
+    model = GuidedDenoiser(pipe.unet, cond, uncond, request.guidance)
+    final = sampler(model, x, pipe.schedule, timesteps, step_callback(on_step, should_cancel, on_preview))
+    if pipe.device.type == "cuda":
+        torch.cuda.synchronize(pipe.device)
+    denoised = time.perf_counter()
+    frames = postprocess(pipe.decode(final)[0])
+    done = time.perf_counter()
+    timings = {"encode_s": encoded - started, "denoise_s": denoised - encoded, "decode_s": done - denoised,
+               "total_s": done - started}
+    log.info("video2video %d frames %dx%d, strength %.2f (%d steps) in %.2f s (seed %d)", request.frames,
+             request.width, request.height, strength, len(timesteps), timings["total_s"], seed)
+    return GenerationResult(frames, seed, timings, truncated, pipe.config.is_random, final.cpu())

@@ -1,0 +1,57 @@
+"""Live previews: the linear latent→RGB map, small frames, and GIF/WebP animations."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from t2v import GenerationRequest
+from t2v.preview import LATENT_RGB_FACTORS, animation, latents_to_rgb, preview_frames
+
+
+def test_the_projection_maps_each_latent_channel_to_its_published_rgb_row():
+    for channel, row in enumerate(LATENT_RGB_FACTORS):
+        latent = torch.zeros(4, 2, 2)
+        latent[channel] = 1.0
+        rgb = latents_to_rgb(latent)
+        assert torch.allclose(rgb, torch.tensor(row)[:, None, None].expand(3, 2, 2))
+    assert torch.equal(latents_to_rgb(torch.zeros(4, 1, 1)), torch.zeros(3, 1, 1))
+
+
+def test_preview_frames_are_small_uint8_rgb_with_the_video_aspect():
+    x0 = torch.zeros(2, 4, 3, 40, 72)  # zeroscope's 576x320 latents
+    x0[:, 3] = -1.0  # channel 4 lowers blue most: RGB (0.2120, 0.2616, 0.7177) on [-1, 1]
+    frames = preview_frames(x0)
+    assert frames.shape == (2, 3, 36, 64, 3) and frames.dtype == np.uint8
+    expected = np.round((np.array([0.2120, 0.2616, 0.7177]) + 1) * 127.5)
+    assert np.array_equal(frames[1, 2, 10, 20], expected.astype(np.uint8))
+    assert preview_frames(torch.zeros(1, 4, 2, 8, 8), width=96).shape == (1, 2, 96, 96, 3)  # upsampled
+
+
+@pytest.mark.parametrize("kind", ["gif", "webp"])
+def test_animation_is_a_looping_image_with_every_frame(kind):
+    frames = np.random.default_rng(0).integers(0, 256, (5, 18, 32, 3), dtype=np.uint8)
+    data = animation(frames, fps=8, format=kind, scale=2)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == kind.upper() and image.size == (64, 36)
+        assert image.n_frames == 5 and image.info.get("loop") == 0
+
+
+def test_animation_refuses_what_is_not_rgb_frames():
+    with pytest.raises(ValueError, match=r"frames must be uint8 \[F, H, W, 3\]"):
+        animation(np.zeros((2, 8, 8), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"format='mp4' is not one of gif, webp"):
+        animation(np.zeros((2, 8, 8, 3), dtype=np.uint8), format="mp4")
+
+
+def test_generate_sends_a_preview_after_every_step(tiny_pipe):
+    seen = []
+    request = GenerationRequest("a cat", seed=1, steps=3, frames=2, width=128, height=64)
+    result = tiny_pipe.generate(request, on_preview=lambda s, t, f: seen.append((s, t, f.shape, f.dtype)))
+    assert seen == [(s, 3, (2, 32, 64, 3), np.uint8) for s in (1, 2, 3)]
+    assert result.frames.shape == (2, 64, 128, 3)
+    batch = []
+    tiny_pipe.generate_batch([request, request], on_preview=lambda s, t, f: batch.append(f.shape))
+    assert batch == [(2, 2, 32, 64, 3)] * 3
