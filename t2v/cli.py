@@ -22,7 +22,7 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("prompt", help='what to show, e.g. "A panda eating bamboo on a rock."')
     p.add_argument("-o", "--output", type=Path, default=Path("video.mp4"), help="MP4 file to write")
     p.add_argument("--model", default=TINY_RANDOM,
-                   help=f"ModelScope directory, `t2v convert` export, or {TINY_RANDOM} (default; noise)")
+                   help=f"ModelScope or diffusers directory, `t2v convert` export, or {TINY_RANDOM} (default; noise)")
     p.add_argument("--negative", default="", help="negative prompt (replaces the empty unconditional prompt)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a new one, printed)")
     p.add_argument("--steps", type=int, default=50, help="sampling steps, 1–150 (default 50)")
@@ -63,9 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _generate_parser(sub)
     c = sub.add_parser("convert", help="write a model as fp16 safetensors (memory-mapped, fast to load)")
-    c.add_argument("source", help=f"ModelScope directory, export, or {TINY_RANDOM}")
+    c.add_argument("source", help=f"ModelScope or diffusers directory, export, or {TINY_RANDOM}")
     c.add_argument("destination", type=Path)
     c.add_argument("--dtype", default="float16", help="float16 (default), bfloat16 or float32")
+    for name in ("width", "height", "frames"):
+        c.add_argument(f"--{name}", type=int, default=None, help=f"the export's default {name} (see t2v.presets)")
     d = sub.add_parser("download", help="download the published weights (needs internet)")
     d.add_argument("directory", type=Path)
     d.add_argument("--repo", default=OFFICIAL_REPO, help=f"Hugging Face repo (default {OFFICIAL_REPO})")
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             return bench.main(args)
         if args.command == "convert":
-            out = convert(args.source, args.destination, args.dtype)
+            out = convert(args.source, args.destination, args.dtype, args.width, args.height, args.frames)
             print(f"wrote {out}")
             return 0
         return download(args.directory, args.repo)

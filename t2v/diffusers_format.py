@@ -229,7 +229,9 @@ def check_tokenizer(root: Path) -> None:
         if pad is not None:
             break
     pad = pad.get("content") if isinstance(pad, dict) else pad
-    if pad != "!":
+    if pad is None:
+        log.info("%s names no pad token; t2v pads with id 0 as ModelScope (open_clip's tokenizer)", root / "tokenizer")
+    elif pad != "!":
         log.warning("%s pads with %r; t2v pads with id 0 (\"!\") as ModelScope was trained (open_clip's tokenizer), "
                     "so diffusers' output for this directory differs at padded positions", root / "tokenizer", pad)
 

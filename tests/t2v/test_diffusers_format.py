@@ -204,3 +204,14 @@ def test_the_published_configs_describe_exactly_our_default_model(tmp_path):
     assert (config.unet, config.vae, config.text, config.sampler) == (default.unet, default.vae, default.text,
                                                                      default.sampler)
     assert (config.width, config.height, config.frames, config.latent_scale) == (256, 256, 16, 0.18215)
+
+
+def test_the_cli_converts_a_diffusers_directory_with_new_defaults(diffusers_256, tmp_path, capsys):
+    from t2v.cli import main
+
+    out = tmp_path / "export"
+    assert main(["convert", str(diffusers_256[1]), str(out), "--width", "448", "--frames", "24"]) == 0
+    config = json.loads((out / "t2v_model.json").read_text())["config"]
+    assert (config["width"], config["height"], config["frames"]) == (448, 256, 24)
+    assert main(["convert", str(diffusers_256[1]), str(out), "--width", "100"]) == 2
+    assert "width=100 must be an integer in 64–1024, a multiple of 64" in capsys.readouterr().err
