@@ -59,6 +59,11 @@ def markdown(data: dict) -> str:
         errs = ", ".join(f"{k} {v:.1e}" for k, v in extra["vs_fp32"].items())
         lines += ["", f"Final latents of the standard video against our fp32 plain pipeline (max error / max |x|): "
                       f"{errs}."]
+    if "memory_by_stage" in extra:
+        m = extra["memory_by_stage"]
+        lines += ["", f"Memory by stage, standard video on the fast path (GiB allocated): weights and buffers "
+                      f"{m['resident']:.2f}, denoising peak {m['denoise_peak']:.2f}, decoding peak "
+                      f"{m['decode_peak']:.2f} (VAE {m['vae_chunk']} frames at a time)."]
     if "profile" in extra:
         lines += ["", *profile_table(extra["profile"])]
     if "cold_start" in extra:

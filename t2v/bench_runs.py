@@ -68,6 +68,7 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
              **_errors(lat, theirs.get(work.name)))
         if i == 0:
             if device.type == "cuda" and args.profile:
+                rec.extra("memory_by_stage", memory_section(pipe, work, device))
                 rec.extra("profile", profile_section(pipe, work, flops[work.name], device))
             if args.fp32_check:
                 fp32_section(config, states, work, args.steps, device, noises[work.name],
@@ -117,6 +118,22 @@ def cold_section(config, states, args, rec) -> None:
         rec.extra("cold_start", {"export_write_s": written, **bench.cold_start(folder, args.device)})
     except subprocess.TimeoutExpired as exc:
         rec.extra("cold_start", {"export_write_s": written, "error": f"timed out: {exc}"})
+
+
+def memory_section(pipe, work, device: torch.device) -> dict:
+    """Peak GPU memory (GiB) of each stage of one job on the fast path: weights, denoise, decode."""
+    cond, uncond, _ = pipe.encode_prompts([bench.PROMPT] * work.batch, [""] * work.batch)
+    x = work.noise(pipe.config.unet.in_dim).to(device)
+    torch.cuda.synchronize(device)
+    out = {"resident": torch.cuda.memory_allocated(device) / 2**30}
+    torch.cuda.reset_peak_memory_stats(device)
+    final = pipe.denoise(x, cond, uncond, work.requests(2)[0])
+    out["denoise_peak"] = torch.cuda.max_memory_allocated(device) / 2**30
+    torch.cuda.reset_peak_memory_stats(device)
+    pipe.decode(final)
+    out["decode_peak"] = torch.cuda.max_memory_allocated(device) / 2**30
+    out["vae_chunk"] = pipe.vae_chunk
+    return out
 
 
 def _category(name: str) -> str:
