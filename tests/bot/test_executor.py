@@ -279,7 +279,11 @@ async def test_cpu_bound_work_in_a_worker_does_not_stall_the_event_loop(make_exe
     await wait_for(started.wait())
     lags = await wait_for(measure_loop_lag(job))
     assert len(lags) >= 10  # the loop really ticked while the worker spun
-    assert max(lags) < 0.05, f"event loop stalled for {max(lags) * 1000:.0f} ms"
+    # Work on the loop would delay every tick by the whole 0.3 s. On a shared 2-core machine the OS may still
+    # deschedule the loop's thread once in a while, so the 50 ms bound holds for 90% of ticks, 250 ms for all.
+    lags.sort()
+    p90 = lags[int(0.9 * (len(lags) - 1))]
+    assert p90 < 0.05 and lags[-1] < 0.25, f"event loop lag p90 {p90 * 1000:.0f} ms, worst {lags[-1] * 1000:.0f} ms"
     assert job.result() > 0
 
 
