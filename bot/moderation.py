@@ -192,14 +192,17 @@ class Moderation:
             return "channel", "channel", message
         return None
 
-    async def quota_refusal(self, requester: Requester) -> Refusal | None:
-        """Refuse a user who has used up their quota this period; None while some is left."""
+    async def quota_refusal(self, requester: Requester, cost: int = 1) -> Refusal | None:
+        """Refuse a user whose quota this period has less than `cost` videos left; None while enough is left."""
         status = await self.quota(requester.user_id, requester.role_ids)
-        if status.used < status.limit:
+        if status.used + cost <= status.limit:
             return None
         if status.limit == 0:
             message = (f"Your video quota is 0 per {self.period}, so you cannot make videos right now; "
                        "ask a moderator if that seems wrong.")
+        elif status.remaining:
+            message = (f"This counts as {cost} videos against your quota and you have {status.remaining} left: "
+                       f"{status.describe()}.")
         else:
             message = f"You have reached your video quota: {status.describe()}."
         return "quota", "quota", message

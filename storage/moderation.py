@@ -2,8 +2,9 @@
 
 Quota usage is counted from the jobs table, never kept in memory: a job counts while it is queued, running or
 done, and when it was cancelled after it had started (its GPU time was spent). Refused jobs, failed jobs and jobs
-cancelled before they ran are refunded. The SQL is portable between SQLite and PostgreSQL; upserts use each
-dialect's INSERT ... ON CONFLICT.
+cancelled before they ran are refunded. A job counts for its params' `cost` in quota units (videos): 1 for /video
+and for rows written before costs existed, UPSCALE_COST for an upscale. The SQL is portable between SQLite and
+PostgreSQL; upserts use each dialect's INSERT ... ON CONFLICT.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ COUNTED = or_(
     Job.state.in_([JobState.QUEUED, JobState.RUNNING, JobState.DONE]),
     and_(Job.state == JobState.CANCELLED, Job.started_at.is_not(None)),
 )  # the jobs that use up quota
+COST = func.coalesce(Job.params["cost"].as_integer(), 1)  # quota units of one job (JSON path: SQLite and PostgreSQL)
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
@@ -59,9 +61,9 @@ class ModerationRepository:
     # --- quotas -----------------------------------------------------------------------------------------------
 
     async def count_usage(self, user_id: int, since: datetime) -> int:
-        """How many of the user's jobs created at or after `since` use up quota (see COUNTED)."""
-        query = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.created_at >= since, COUNTED)
-        return await self._run(lambda session: _scalar(session, query))
+        """Quota units used by the user's jobs created at or after `since` (see COUNTED and COST)."""
+        query = select(func.coalesce(func.sum(COST), 0)).where(Job.user_id == user_id, Job.created_at >= since, COUNTED)
+        return int(await self._run(lambda session: _scalar(session, query)))
 
     async def quota_override(self, user_id: int) -> QuotaOverrideRecord | None:
         """The user's personal quota row, or None."""

@@ -43,6 +43,13 @@ async def test_usage_counts_active_done_and_started_then_cancelled_jobs_and_refu
     assert await mods.count_usage(USER + 1, clock.now - timedelta(hours=1)) == 1
 
 
+async def test_usage_sums_each_jobs_cost_and_old_rows_without_one_count_one(mods, make_job, job_params, clock):
+    await make_job(USER, params={**job_params, "cost": 2, "kind": "upscale"})  # an upscale
+    await make_job(USER, params=job_params)  # a row from before costs: one video
+    await make_job(USER, params={**job_params, "cost": 2}, refusal_reason="quota")  # refused: refunded
+    assert await mods.count_usage(USER, clock.now - timedelta(hours=1)) == 3
+
+
 async def test_usage_counts_only_jobs_created_since_the_given_time(mods, repo, make_job, clock):
     await job_in(repo, make_job, "done")
     since = clock.advance(60)
