@@ -7,6 +7,8 @@ import contextlib
 import logging
 import sys
 
+import discord
+import yarl
 from sqlalchemy.engine import make_url
 
 from bot.app import VideoBot
@@ -33,6 +35,20 @@ async def load_gate(repo: Repository) -> PolicyGate:
     return gate
 
 
+def point_at_discord(settings: Settings) -> None:
+    """Use DISCORD_API_BASE / DISCORD_GATEWAY_URL (a proxy, or a test's fake Discord) instead of Discord's own.
+
+    discord.py builds every REST URL, webhooks and interaction callbacks included, from `Route.BASE`, and a
+    non-sharded client opens `DEFAULT_GATEWAY` (then resumes on READY's resume_gateway_url).
+    """
+    if settings.discord_api_base is not None:
+        discord.http.Route.BASE = settings.discord_api_base
+        log.warning("Discord REST API at %s (DISCORD_API_BASE): the bot token is sent there", settings.discord_api_base)
+    if settings.discord_gateway_url is not None:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+        log.warning("Discord gateway at %s (DISCORD_GATEWAY_URL)", settings.discord_gateway_url)
+
+
 async def run(settings: Settings) -> None:
     """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed."""
     engine = create_engine(settings.database_url)
@@ -46,13 +62,15 @@ async def run(settings: Settings) -> None:
 
         def service(events: JobEvents) -> VideoService:
             return VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
-                                max_frames=settings.max_frames, moderation=moderation)
+                                max_frames=settings.max_frames, moderation=moderation,
+                                shutdown_grace_s=settings.shutdown_grace_s, job_time_limit_s=settings.job_time_limit_s)
 
         showcase = ShowcaseRepository(engine)
         bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase, gate=gate)
         gallery = Gallery(showcase, bot.media) if settings.gallery_enabled else None
         if gallery is not None:
             await gallery.start(settings.gallery_host, settings.gallery_port)
+        point_at_discord(settings)
         try:
             async with bot:
                 bot.install_signal_handlers()

@@ -27,6 +27,7 @@ from storage import JobRecord, Repository, utc_now
 log = logging.getLogger(__name__)
 
 INVALID_WEBHOOK_TOKEN = 50027  # Discord's code for an expired interaction token
+ENTITY_TOO_LARGE = 40005  # Discord's code for an upload over the size it accepts (HTTP 413)
 PROMPT_SHOWN = 700  # characters of escaped prompt per message; Discord allows 2000 in all
 REMEMBER_FINISHED = 1024  # finished job ids kept, so a late event can never overwrite a result
 ResultView = Callable[[JobRecord], discord.ui.View]  # the buttons under a finished video
@@ -84,6 +85,11 @@ def _files(video: tuple[str, bytes] | None, key: str = "attachments") -> dict[st
 def _view(view: discord.ui.View | None) -> dict[str, discord.ui.View]:
     """Keyword arguments attaching the result's buttons, or none (an edit without `view` keeps the components)."""
     return {} if view is None else {"view": view}
+
+
+def _is_too_large(error: discord.HTTPException) -> bool:
+    """413/40005: Discord accepts less than the interaction's advertised upload limit."""
+    return error.status == 413 or error.code == ENTITY_TOO_LARGE
 
 
 def _is_token_error(error: discord.HTTPException) -> bool:
@@ -160,7 +166,7 @@ class Delivery:
             await self._guard(self._media.save(job.id, delivered.video), job, "keeping its video")
         filename = f"video-{job.id}.mp4"
         view = self._result_view(job) if self._result_view is not None else None
-        await self._finish(job, result_text(delivered), (filename, delivered.video), view)
+        await self._finish(job, result_text(delivered), (filename, delivered.video), view, delivered.shrink)
 
     async def job_failed(self, job: JobRecord, message: str) -> None:
         """The service's short apology, which names the job."""
@@ -189,7 +195,7 @@ class Delivery:
             log.exception("job %d: Discord delivery failed while %s", job.id, what)
 
     async def _finish(self, job: JobRecord, content: str, video: tuple[str, bytes] | None,
-                      view: discord.ui.View | None = None) -> None:
+                      view: discord.ui.View | None = None, shrink: Callable[[int], bytes] | None = None) -> None:
         """The final message of a job: always sent, after any edit in flight; then forget the job."""
         status = self._status(job)
         if status.phase == "final":
@@ -197,7 +203,7 @@ class Delivery:
             return
         status.phase = "final"
         try:
-            await self._show(job, status, content, video=video, view=view, final=True)
+            await self._show_final(job, status, content, video, view, shrink)
         except discord.HTTPException as error:
             log.exception("job %d: delivering the result failed (%s %s)", job.id, error.status, error.code)
             apology = f"Sorry, job #{job.id} finished but could not be posted here ({error.text or error.status})."
@@ -207,6 +213,26 @@ class Delivery:
         finally:
             self._statuses.pop(job.id, None)
             self._finished.append(job.id)
+
+    async def _show_final(self, job: JobRecord, status: _Status, content: str, video: tuple[str, bytes] | None,
+                          view: discord.ui.View | None, shrink: Callable[[int], bytes] | None) -> None:
+        """The final message; a video Discord refuses as too large (413/40005) is re-encoded at half the size, once."""
+        try:
+            await self._show(job, status, content, video=video, view=view, final=True)
+            return
+        except discord.HTTPException as error:
+            if video is None or shrink is None or not _is_too_large(error):
+                raise
+            refused = error
+        limit = len(video[1]) // 2
+        log.info("job %d: Discord refused the %d-byte video as too large (%s %s); re-encoding it to %d bytes", job.id,
+                 len(video[1]), refused.status, refused.code, limit)
+        try:
+            smaller = await asyncio.to_thread(shrink, limit)
+        except Exception:
+            log.exception("job %d: re-encoding the video smaller failed", job.id)
+            raise refused from None
+        await self._show(job, status, content, video=(video[0], smaller), view=view, final=True)
 
     async def _show(self, job: JobRecord, status: _Status, content: str, *, video: tuple[str, bytes] | None = None,
                     view: discord.ui.View | None = None, final: bool = False) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -126,6 +126,7 @@ class Delivered:
     seed: int
     notes: tuple[str, ...]
     gpu_s: float
+    shrink: Callable[[int], bytes] | None = None  # the video re-encoded to at most n bytes (CPU work: use a thread)
 
     def __repr__(self) -> str:
         return f"Delivered(job={self.job.id}, video={len(self.video)} bytes, seed={self.seed}, gpu_s={self.gpu_s:.1f})"

@@ -1,7 +1,7 @@
 """The video service: checks and queues /video requests, and one dispatcher task feeds them to the GPU workers.
 
 The database is the truth across restarts; the fair queue is rebuilt from it at start. The GPU threads only run
-`_work` (generate, then encode); every database write and every event happens on the event loop.
+`bot.render` (generate, then encode); every database write and every event happens on the event loop.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NoReturn, Protocol
 
-from bot.executor import CancelFn, CancelToken, GPUExecutor, ProgressFn, Work, devices_for
+from bot.executor import CancelToken, GPUExecutor, devices_for
 from bot.jobs import (
     DEFAULT_UPLOAD_LIMIT,
     Delivered,
@@ -33,9 +32,10 @@ from bot.jobs import (
 from bot.moderation import Moderation
 from bot.policy import MAX_PROMPT_CHARS, PolicyGate
 from bot.queue import FairQueue, QueueFull, UserQueueFull, eta_seconds
+from bot.render import Rendered, is_out_of_memory, render_work
 from bot.settings import Settings
 from storage import InvalidTransitionError, JobRecord, JobState, Repository, utc_now
-from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, encode_mp4, load_pipeline
+from t2v import GenerationCancelled, InvalidRequest, load_pipeline
 from t2v.pipeline import LIMITS
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,21 @@ log = logging.getLogger(__name__)
 UPLOAD_MARGIN = 16 * 1024  # bytes kept free under the upload limit for the multipart envelope
 EMA_WEIGHT = 0.3  # weight of the newest finished job in the seconds-per-job estimate
 MAX_ATTEMPTS = 2  # a job interrupted by a restart runs once more, then fails
-STOP_GRACE_S = 60.0  # how long stop() waits for running jobs to reach their next step
+STOP_GRACE_S = 60.0  # default SHUTDOWN_GRACE_S: how long stop() lets running jobs finish or stop (deploy/ waits 90)
+CHECKPOINT_S = 10.0  # the last part of the grace (at least this long): running jobs stop at their next step and requeue
+JOB_TIME_LIMIT_S = 600.0  # default JOB_TIME_LIMIT_S: a job still running this long after it started is stopped
 ERROR_CHARS = 500  # longest error text kept in a job row
-_SHORT_REASONS = {  # exception type name (torch's and t2v.video's, matched by name) -> what the user is told
+_SHORT_REASONS = {  # exception type name (t2v.video's, matched by name) -> what the user is told
     "VideoTooLargeError": "the video would not fit under Discord's upload limit",
-    "OutOfMemoryError": "the GPU ran out of memory",
 }
+
+
+class JobTimedOut(Exception):
+    """A job ran past the time limit and was stopped."""
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(f"still running {limit_s:g} s after it started")
+        self.limit_s = limit_s
 
 
 class JobEvents(Protocol):
@@ -72,37 +81,10 @@ class _Running:
     job: JobRecord
     token: CancelToken = field(default_factory=CancelToken)
     user_cancelled: bool = False
+    timed_out: bool = False  # stopped for running past the time limit
     finished: bool = False  # no more progress events once the outcome is being recorded
     event: asyncio.Task[None] | None = None  # job_started or the latest job_progress call
     task: asyncio.Task[None] | None = None
-
-
-@dataclass(frozen=True)
-class _Output:
-    """What the GPU thread hands back to the loop."""
-
-    video: bytes
-    seed: int
-    notes: tuple[str, ...]
-    gpu_s: float  # the pipeline's own total
-    wall_s: float  # generate + encode, for the ETA estimate
-
-
-def _work(request: GenerationRequest, max_bytes: int) -> Work[_Output]:
-    """The GPU-thread body of one job: generate, then encode an MP4 that fits `max_bytes`."""
-
-    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> _Output:
-        started = time.perf_counter()
-        if should_cancel():
-            raise GenerationCancelled(0, request.steps)
-        result = pipeline.generate(request, on_step=progress, should_cancel=should_cancel)
-        if should_cancel():  # asked during the last step: skip the encode
-            raise GenerationCancelled(request.steps, request.steps)
-        video = encode_mp4(result.frames, request.fps, max_bytes=max_bytes)
-        gpu_s = float(result.timings.get("total_s", time.perf_counter() - started))
-        return _Output(video, result.seed, tuple(result.notes), gpu_s, time.perf_counter() - started)
-
-    return work
 
 
 class VideoService:
@@ -121,6 +103,8 @@ class VideoService:
         max_steps: int = LIMITS["steps"][1],
         max_frames: int = LIMITS["frames"][1],
         moderation: Moderation | None = None,
+        shutdown_grace_s: float = STOP_GRACE_S,
+        job_time_limit_s: float = JOB_TIME_LIMIT_S,
     ) -> None:
         self._repo, self._gate, self._queue, self._executor = repo, gate, queue, executor
         self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
@@ -128,6 +112,7 @@ class VideoService:
         self._events, self._clock = events, clock
         self.seconds_per_job = seconds_per_job  # learned from finished jobs (exponential moving average)
         self.max_steps, self.max_frames = max_steps, max_frames
+        self.shutdown_grace_s, self.job_time_limit_s = shutdown_grace_s, job_time_limit_s
         self._running: dict[int, _Running] = {}  # job id -> entry, from pop_next until its outcome is recorded
         self._reserved: Counter[int] = Counter()  # user id -> submits between their cap check and their push
         self._wake = asyncio.Event()
@@ -166,12 +151,14 @@ class VideoService:
                 raise
             log.debug("the executor was started by the caller")
         await self._recover_interrupted()
-        self._queue.restore(await self._repo.list_jobs([JobState.QUEUED]))
+        queued = await self._repo.list_jobs([JobState.QUEUED])
+        self._queue.restore(sorted(queued, key=lambda job: (job.attempts == 0, job.id)))  # interrupted ones first
         self._dispatcher = asyncio.create_task(self._dispatch(), name="video-dispatcher")
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop dispatching, stop running jobs at their next step (they run again after a restart), close workers."""
+        """Stop taking and dispatching jobs; running ones may finish within the grace, else stop at their next step
+        (they run again after a restart); queued ones stay queued. Then close the workers."""
         if self._stopping:
             return
         self._stopping = True
@@ -179,14 +166,17 @@ class VideoService:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
+        tasks = {entry.task for entry in self._running.values() if entry.task is not None}
+        finish_s = max(self.shutdown_grace_s - CHECKPOINT_S, 0.0)
+        if tasks and finish_s:
+            log.info("letting %d running jobs finish for up to %.0f s", len(tasks), finish_s)
+            _, tasks = await asyncio.wait(tasks, timeout=finish_s)
         for entry in self._running.values():
             entry.token.cancel()
-        tasks = [entry.task for entry in self._running.values() if entry.task is not None]
         if tasks:
-            _, late = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+            _, late = await asyncio.wait(tasks, timeout=CHECKPOINT_S)
             for task in late:
-                log.warning("%s did not stop within %.0f s; it will be retried after restart", task.get_name(),
-                            STOP_GRACE_S)
+                log.warning("%s did not stop in time; it will be retried after restart", task.get_name())
                 task.cancel()
         await self._executor.close()
         log.info("video service stopped; %d queued jobs wait for the next start", len(self._queue))
@@ -387,14 +377,14 @@ class VideoService:
             del self._running[job_id]
             self._wake.set()
 
-    async def _render(self, entry: _Running) -> _Output:
+    async def _render(self, entry: _Running) -> Rendered:
         """Mark the job running, hand it to a worker, and wait for the video."""
         job = entry.job = await self._repo.mark_running(entry.job.id, now=self._clock())
         options = VideoOptions.from_params(job.prompt, job.negative_prompt, job.params)
         request = options.to_request(job.seed if job.seed is not None else secrets.randbelow(2**32))
         limit = int(job.params.get("upload_limit", DEFAULT_UPLOAD_LIMIT))
         entry.event = asyncio.create_task(self._emit("job_started", job))  # before any progress can arrive
-        return await self._executor.submit(_work(request, max(limit - UPLOAD_MARGIN, limit // 2)),
+        return await self._executor.submit(render_work(request, max(limit - UPLOAD_MARGIN, limit // 2)),
                                            on_progress=partial(self._on_progress, entry), should_cancel=entry.token)
 
     def _on_progress(self, entry: _Running, step: int, total: int) -> None:
@@ -402,12 +392,23 @@ class VideoService:
         previous = entry.event
         if entry.finished:
             return
+        self._check_time_limit(entry)
         if previous is not None and not previous.done():
             if step < total:
                 return
             entry.event = asyncio.create_task(self._emit_after(previous, entry.job, step, total))
             return
         entry.event = asyncio.create_task(self._emit("job_progress", entry.job, step, total))
+
+    def _check_time_limit(self, entry: _Running) -> None:
+        """Stop a job at its next step once it has run past the time limit (checked on each step, on the loop)."""
+        started = entry.job.started_at
+        if entry.timed_out or started is None:
+            return
+        if (self._clock() - started).total_seconds() > self.job_time_limit_s:
+            entry.timed_out = True
+            entry.token.cancel()
+            log.warning("job %d ran past the %.0f s time limit; stopping it", entry.job.id, self.job_time_limit_s)
 
     async def _emit_after(self, previous: asyncio.Task[None], job: JobRecord, step: int, total: int) -> None:
         """Emit the final progress step once the event call before it has finished."""
@@ -420,7 +421,7 @@ class VideoService:
         if entry.event is not None:
             await entry.event
 
-    async def _delivered(self, entry: _Running, output: _Output) -> None:
+    async def _delivered(self, entry: _Running, output: Rendered) -> None:
         """Record a finished video and hand it to the events (or honour a cancel that came during the last step)."""
         if entry.user_cancelled:
             await self._cancelled(entry)
@@ -430,10 +431,14 @@ class VideoService:
                                          output_bytes=len(output.video), now=self._clock())
         self.seconds_per_job += EMA_WEIGHT * (output.wall_s - self.seconds_per_job)
         log.info("job %d done: %d bytes, %.1f GPU s", job.id, len(output.video), output.gpu_s)
-        await self._emit("job_done", Delivered(job, output.video, output.seed, output.notes, output.gpu_s))
+        await self._emit("job_done", Delivered(job, output.video, output.seed, output.notes, output.gpu_s,
+                                               shrink=output.smaller))
 
     async def _cancelled(self, entry: _Running) -> None:
-        """Record a stopped job: cancelled if its user asked, back to queued if the service is stopping."""
+        """Record a stopped job: cancelled if its user asked, failed if it ran too long, else queued (shutdown)."""
+        if entry.timed_out and not entry.user_cancelled:
+            await self._failed(entry, JobTimedOut(self.job_time_limit_s))
+            return
         await self._settle_events(entry)
         if self._stopping and not entry.user_cancelled:
             await self._repo.requeue(entry.job.id)
@@ -463,6 +468,10 @@ def _short_reason(error: Exception) -> str:
     """A few words for the user about why a job failed."""
     if isinstance(error, InvalidRequest):
         return f"invalid settings: {error}"
+    if isinstance(error, JobTimedOut):
+        return f"it was still rendering {error.limit_s:g} s after it started, past the time limit"
+    if is_out_of_memory(error):
+        return "the GPU ran out of memory"
     return _SHORT_REASONS.get(type(error).__name__, "an internal error; the bot's logs have the details")
 
 

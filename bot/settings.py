@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -37,6 +38,12 @@ RANGES: dict[str, tuple[float, float]] = {
     "token_fallback_after_s": (1.0, TOKEN_LIFETIME_S),
     "quota_default": (0, MAX_QUOTA),
     "gallery_port": (1, 65535),
+    "shutdown_grace_s": (0.0, 3600.0),
+    "job_time_limit_s": (1.0, 86_400.0),
+}
+ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
+    "discord_api_base": (("https", "http"), "https://discord-proxy.internal/api/v10"),
+    "discord_gateway_url": (("wss", "ws"), "wss://discord-proxy.internal/gateway"),
 }
 MISSING = {  # what to do about a required variable that is not set
     "discord_token": "DISCORD_TOKEN is missing: set it to your bot token "
@@ -74,6 +81,8 @@ class Settings(BaseSettings):
 
     discord_token: SecretStr  # never logged: repr and str show asterisks
     discord_guild_id: int | None = None  # sync commands to this guild at once (development); else globally
+    discord_api_base: str | None = None  # REST base through a proxy (or a test's fake Discord); unset: Discord's
+    discord_gateway_url: str | None = None  # the gateway's ws(s):// URL to match; unset: Discord's
     t2v_model: str = TINY_RANDOM  # ModelScope directory, `t2v convert` export, or the tiny-random preset
     t2v_allow_tiny: bool = Field(False, validate_default=True)  # the tiny preset serves noise: opt in
     t2v_device: str = "cuda"  # cuda (every visible GPU) | cuda:N | cpu | a comma-separated list
@@ -88,6 +97,8 @@ class Settings(BaseSettings):
     max_frames: int = Field(32, validate_default=True)
     status_edit_interval_s: float = 2.0  # progress edits at most this often
     token_fallback_after_s: float = 840.0  # then post in the channel instead of editing (the token dies at 900 s)
+    shutdown_grace_s: float = 60.0  # on SIGTERM: how long running videos may take to finish or stop (deploy/ waits 90)
+    job_time_limit_s: float = 600.0  # a video still rendering this long after it started is stopped and refunded
     mod_role_id: int | None = None
     quota_default: int = 20  # videos per user per period; moderators override it per user, per role or for all
     quota_period: str = "day"
@@ -158,6 +169,20 @@ class Settings(BaseSettings):
         if not url.strip():
             raise _problem("DATABASE_URL is empty: use e.g. sqlite+aiosqlite:///videobot.db")
         return url.strip()
+
+    @field_validator("discord_api_base", "discord_gateway_url")
+    @classmethod
+    def _endpoint_is_a_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        """An http(s) URL with a host for the REST base, a ws(s) one for the gateway; no trailing slash."""
+        if url is None:
+            return None
+        schemes, example = ENDPOINTS[info.field_name]
+        url = url.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in schemes or not parts.hostname:
+            starts = " or ".join(f"{scheme}://" for scheme in schemes)
+            raise _problem(f"{info.field_name.upper()}={url} is not a URL starting with {starts}, such as {example}")
+        return url
 
     @field_validator(*RANGES)
     @classmethod

@@ -109,12 +109,14 @@ def tiny_pipeline() -> Any:
 def settings_for(db_url: str, **overrides: Any) -> Settings:
     """Settings as the environment would give them: tiny model on the CPU, 2 frames, 3 steps by default.
 
+    A shutdown stops running jobs at their next step at once (SHUTDOWN_GRACE_S=0), so gated jobs never hold it up.
+
     Kept videos go to `media/` next to the SQLite file (the test's tmp dir), never into the working directory.
     """
     media = Path(make_url(db_url).database or ".").parent / "media"
     env = {"DISCORD_TOKEN": "fake-bot-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
            "T2V_DEVICE": "cpu", "DATABASE_URL": db_url, "DEFAULT_STEPS": "3", "DEFAULT_FRAMES": "2",
-           "MEDIA_DIR": str(media)}
+           "MEDIA_DIR": str(media), "SHUTDOWN_GRACE_S": "0"}
     env.update({name.upper(): str(value) for name, value in overrides.items()})
     return load_settings(env, env_file=None)
 
@@ -186,7 +188,8 @@ class Stacks:
 
             def service(events: JobEvents) -> VideoService:
                 return VideoService(repo, gate, queue, executor, events, max_steps=config.max_steps,
-                                    max_frames=config.max_frames, moderation=moderation)
+                                    max_frames=config.max_frames, moderation=moderation,
+                                    shutdown_grace_s=config.shutdown_grace_s, job_time_limit_s=config.job_time_limit_s)
 
             bot = VideoBot(config, service, repo=repo, showcase_repo=ShowcaseRepository(engine), gate=gate,
                            monotonic=self.monotonic, now=self.wall)
