@@ -255,12 +255,17 @@ async def test_work_cancelled_while_waiting_never_runs(make_executor):
 
 
 async def measure_loop_lag(until: asyncio.Future, tick: float = 0.01) -> list[float]:
-    """Sleep in `tick` steps until `until` is done, recording how late each wake-up came."""
-    lags = []
-    while not until.done():
-        due = time.monotonic() + tick
-        await asyncio.sleep(tick)
-        lags.append(time.monotonic() - due)
+    """Schedule a timer every `tick` until `until` is done, recording how late each timer fired."""
+    loop, lags = asyncio.get_running_loop(), []
+
+    def fire(due: float) -> None:
+        lags.append(loop.time() - due)
+        if not until.done():
+            loop.call_at(due + tick, fire, due + tick)
+
+    start = loop.time() + tick
+    loop.call_at(start, fire, start)
+    await asyncio.wait({until})
     return lags
 
 
