@@ -261,7 +261,7 @@ async def measure_loop_lag(until: asyncio.Future, tick: float = 0.01) -> list[fl
     def fire(due: float) -> None:
         lags.append(loop.time() - due)
         if not until.done():
-            loop.call_at(due + tick, fire, due + tick)
+            loop.call_at(loop.time() + tick, fire, loop.time() + tick)
 
     start = loop.time() + tick
     loop.call_at(start, fire, start)
