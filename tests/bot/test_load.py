@@ -1,0 +1,229 @@
+"""Load: 1000 /video requests from 200 users through the fake Discord and the real service, queue, database and
+delivery, with a pipeline that answers at once. Every request gets a final answer, the queue stays fair, the
+event loop stays responsive and memory stays flat; the figures are printed."""
+
+from __future__ import annotations
+
+import gc
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bot.delivery import REMEMBER_FINISHED
+from bot.queue import FairQueue
+from storage import JobRecord
+from t2v import GenerationResult
+from tests.bot.conftest import WAIT, Stacks
+from tests.bot.test_e2e_video import LagMeter
+from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+USERS = 200
+PER_USER = 5  # each user sends a burst of five; the per-user cap of four refuses some of them on purpose
+IN_FLIGHT = 24  # requests sent and not yet finally answered; a busy server, not a flood of one instant
+WARM_UP = 200  # requests before the measured round: caches, pools and the allocator reach their working size
+SETTINGS = {"queue_per_user_cap": 4, "queue_global_cap": 1000, "quota_default": 10000, "default_steps": 1,
+            "default_frames": 1}
+NOT_FINAL = ("Queued", "Starting", "Denoising")
+LAG_P99_S = 0.050
+# Memory is compared at rest, before and after the measured round, once the warm-up has brought pools, caches and
+# the allocator to their working size (the fake forgets each finished interaction, so only the bot is measured).
+# Allocated blocks (Python objects) may grow by the delivery's bounded memory of finished job ids (1024 ints) and
+# by less than one object per two requests; a leak of one small object per request (a dict entry, a task, a record)
+# fails it. RSS is coarser (pages, arenas): 4 MiB catches leaking anything of 4 KB or more per request.
+MEMORY_GROWTH_BLOCKS = REMEMBER_FINISHED + USERS * PER_USER // 2
+MEMORY_GROWTH_BYTES = 4 * 2**20
+
+
+class InstantPipeline:
+    """Answers every request at once with black frames of the requested size."""
+
+    def generate(self, request: Any, on_step: Any = None, should_cancel: Any = None) -> GenerationResult:
+        if on_step is not None:
+            for step in range(1, request.steps + 1):
+                on_step(step, request.steps)
+        frames = np.zeros((request.frames, request.height, request.width, 3), np.uint8)
+        return GenerationResult(frames, request.seed or 0, {"total_s": 0.0})
+
+
+@dataclass
+class QueueLog:
+    """Every push and pop of the real FairQueue, in order: the service's start order."""
+
+    events: list[tuple[str, int, int]] = field(default_factory=list)  # (push|pop, job id, user id)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        push, pop_next = FairQueue.push, FairQueue.pop_next
+
+        def pushed(queue: FairQueue, job: Any) -> int:
+            position = push(queue, job)
+            self.events.append(("push", job.id, job.user_id))
+            return position
+
+        def popped(queue: FairQueue) -> Any:
+            job = pop_next(queue)
+            if job is not None:
+                self.events.append(("pop", job.id, job.user_id))
+            return job
+
+        monkeypatch.setattr(FairQueue, "push", pushed)
+        monkeypatch.setattr(FairQueue, "pop_next", popped)
+
+    def worst_wait(self) -> int:
+        """The most jobs of any one other user that started while a newcomer's first job waited."""
+        queued: Counter[int] = Counter()
+        waiting: dict[int, tuple[int, Counter[int]]] = {}  # newcomer job id -> (user, pops of others since)
+        worst = 0
+        for kind, job_id, user_id in self.events:
+            if kind == "push":
+                if not queued[user_id]:
+                    waiting[job_id] = (user_id, Counter())
+                queued[user_id] += 1
+                continue
+            queued[user_id] -= 1
+            mine = waiting.pop(job_id, None)
+            if mine is not None:
+                worst = max(worst, *mine[1].values(), 0)
+            for user, others in waiting.values():
+                if user != user_id:
+                    others[user_id] += 1
+        return worst
+
+
+def final(message: FakeMessage) -> bool:
+    """The answer a user is left with: the video, or a refusal (never 'thinking', queued or in progress)."""
+    return not message.loading and (bool(message.attachments) or
+                                    (message.content != "" and not message.content.startswith(NOT_FINAL)))
+
+
+def outcome(message: FakeMessage) -> str:
+    """done, refused:<reason> (from the words of the answer), or the text of an unexpected answer."""
+    if message.attachments:
+        return "done"
+    if message.content.startswith("You already have 4 videos queued or rendering"):
+        return "refused:user_cap"  # private, or (when a burst outran /video's pre-check) on the public placeholder
+    return message.content
+
+
+async def send_all(fake: FakeDiscord, requests: list[FakeUser], prompt: str) -> Counter[str]:
+    """Send /video for each user in turn, keeping IN_FLIGHT unanswered; count the final answers once all came."""
+    answers: Counter[str] = Counter()
+    waiting: list[InteractionHandle] = []
+
+    def settle() -> bool:
+        for handle in [h for h in waiting if h.original is not None and final(h.original)]:
+            answers[outcome(handle.original)] += 1
+            waiting.remove(handle)
+            forget(fake, handle)
+        return len(waiting) < IN_FLIGHT
+
+    for user in requests:
+        await fake.wait_for(settle, timeout=WAIT, what="a free slot")
+        waiting.append(await fake.slash("video", {"prompt": prompt, "aspect": "tiny"}, user=user))
+    await fake.wait_for(lambda: settle() and not waiting, timeout=WAIT, what="every final answer")
+    return answers
+
+
+def requests_of(users: list[FakeUser], seed: int) -> list[FakeUser]:
+    """Each user's burst of PER_USER requests, users in a shuffled order."""
+    order = list(users)
+    random.Random(seed).shuffle(order)
+    return [user for user in order for _ in range(PER_USER)]
+
+
+def memory() -> tuple[int, int]:
+    """(resident set size in bytes, allocated Python memory blocks) after a full collection."""
+    gc.collect()
+    with open("/proc/self/statm") as statm:
+        rss = int(statm.read().split()[1]) * 4096
+    return rss, sys.getallocatedblocks()
+
+
+def forget(fake: FakeDiscord, handle: InteractionHandle) -> None:
+    """Drop the fake's records of a finished interaction, so that only the bot's memory is measured."""
+    for message_id in (handle.record.original_id, *handle.record.followup_ids):
+        fake.messages.pop(message_id, None)
+    fake.interactions.pop(handle.id, None)
+    fake._by_token.pop(handle.token, None)
+    fake.requests.clear()
+    fake.faults._windows.clear()
+    if fake.gateway.session is not None:
+        fake.gateway.session.events.clear()  # kept for RESUME replays
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    """p50, p99 and the largest value."""
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2], ordered[int(0.99 * len(ordered))], ordered[-1]
+
+
+def database_outcomes(jobs: list[JobRecord]) -> Counter[str]:
+    """Job rows by state (and refusal reason), named like the answers."""
+    return Counter(f"{job.state}:{job.refusal_reason}" if job.refusal_reason else str(job.state) for job in jobs)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one measured round showed."""
+
+    seconds: float
+    lag: tuple[float, float, float]  # p50, p99, max in seconds
+    memory: tuple[int, int]  # growth of RSS bytes and of allocated blocks
+    worst_wait: int
+
+    def line(self, answers: Counter[str], rows: Counter[str]) -> str:
+        p50, p99, worst = (1000 * lag for lag in self.lag)
+        requests = sum(answers.values())
+        return (f"[load] {requests} /video from {USERS} users in {self.seconds:.1f} s "
+                f"({requests / self.seconds:.0f} requests/s); loop lag p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+                f"max {worst:.0f} ms; memory {self.memory[0] / 2**20:+.1f} MiB RSS, {self.memory[1]:+d} blocks; "
+                f"answers {dict(answers)}; rows {dict(rows)}; a newcomer's first job waited for at most "
+                f"{self.worst_wait} job of any other user")
+
+
+async def measured(fake: FakeDiscord, requests: list[FakeUser], log: QueueLog) -> tuple[Counter[str], Figures]:
+    """Send the round with the lag meter running; memory is compared before and after it, at rest."""
+    log.events.clear()
+    before = memory()
+    meter = LagMeter()
+    meter.start()
+    started = time.perf_counter()
+    answers = await send_all(fake, requests, "a small red boat crossing a quiet lake")
+    seconds = time.perf_counter() - started
+    meter.stop()
+    lag, worst_wait = percentiles(meter.lags), log.worst_wait()
+    log.events.clear()
+    meter.lags.clear()
+    after = memory()
+    return answers, Figures(seconds, lag, (after[0] - before[0], after[1] - before[1]), worst_wait)
+
+
+async def test_a_thousand_requests_from_two_hundred_users_are_all_answered_fairly_fast_and_in_flat_memory(
+    stacks: Stacks, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = QueueLog()
+    log.install(monkeypatch)
+    pipeline = InstantPipeline()
+    async with stacks.run(lambda device: pipeline, **SETTINGS) as stack:
+        fake = stack.fake
+        users = [fake.make_user(name=f"load{i}") for i in range(USERS)]
+        warm = await send_all(fake, requests_of(users, 1)[:WARM_UP], "a warm-up run of a lighthouse at dusk")
+        answers, figures = await measured(fake, requests_of(users, 2), log)
+        rows = database_outcomes(await stack.jobs())
+    with capsys.disabled():
+        print("\n" + figures.line(answers, rows))
+
+    assert sum(answers.values()) == USERS * PER_USER and sum(warm.values()) == WARM_UP
+    assert set(answers) <= {"done", "refused:user_cap"} and answers["refused:user_cap"] < answers["done"] / 4
+    assert rows == warm + answers  # every accepted job was delivered, every refusal logged with its reason
+    assert figures.worst_wait <= 1
+    assert figures.lag[1] <= LAG_P99_S
+    growth, blocks = figures.memory
+    assert growth < MEMORY_GROWTH_BYTES and blocks < MEMORY_GROWTH_BLOCKS
