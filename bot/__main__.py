@@ -11,8 +11,11 @@ import discord
 import yarl
 from sqlalchemy.engine import make_url
 
+from bot import redaction
 from bot.app import VideoBot
 from bot.gallery import Gallery
+from bot.health import Health
+from bot.metrics import Metrics
 from bot.moderation import Moderation
 from bot.policy import DenylistEntry, PolicyGate, load_default_entries
 from bot.queue import FairQueue
@@ -49,6 +52,24 @@ def point_at_discord(settings: Settings) -> None:
         log.warning("Discord gateway at %s (DISCORD_GATEWAY_URL)", settings.discord_gateway_url)
 
 
+async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepository,
+                      health: Health) -> list[Gallery | Health]:
+    """Start the web gallery and the health and metrics endpoints, each when enabled; they listen from now on."""
+    sites: list[Gallery | Health] = []
+    if settings.gallery_enabled:
+        gallery = Gallery(showcase, bot.media)
+        await gallery.start(settings.gallery_host, settings.gallery_port)
+        sites.append(gallery)
+    if settings.health_enabled:
+        try:
+            await health.start(settings.health_host, settings.health_port)
+            sites.append(health)
+        except OSError as error:  # the bot still serves Discord; the container's health check reports the gap
+            log.error("/healthz and /metrics are not served: cannot listen on %s:%d (%s)", settings.health_host,
+                      settings.health_port, error.strerror or error)
+    return sites
+
+
 async def run(settings: Settings) -> None:
     """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed."""
     engine = create_engine(settings.database_url)
@@ -59,25 +80,25 @@ async def run(settings: Settings) -> None:
         queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
         executor = build_executor(settings)
         moderation = Moderation.from_settings(ModerationRepository(engine), settings)
+        metrics = Metrics()
 
         def service(events: JobEvents) -> VideoService:
             return VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
                                 max_frames=settings.max_frames, moderation=moderation,
-                                shutdown_grace_s=settings.shutdown_grace_s, job_time_limit_s=settings.job_time_limit_s)
+                                shutdown_grace_s=settings.shutdown_grace_s, job_time_limit_s=settings.job_time_limit_s,
+                                metrics=metrics)
 
         showcase = ShowcaseRepository(engine)
         bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase, gate=gate)
-        gallery = Gallery(showcase, bot.media) if settings.gallery_enabled else None
-        if gallery is not None:
-            await gallery.start(settings.gallery_host, settings.gallery_port)
+        sites = await start_sites(settings, bot, showcase, Health(bot, metrics, repo))
         point_at_discord(settings)
         try:
             async with bot:
                 bot.install_signal_handlers()
                 await bot.start(settings.discord_token.get_secret_value())
         finally:
-            if gallery is not None:
-                await gallery.stop()
+            for site in sites:
+                await site.stop()
     finally:
         await engine.dispose()
 
@@ -91,6 +112,7 @@ def main() -> int:
             print(f"error: {line}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    redaction.install(logging.getLogger().handlers, [settings.discord_token.get_secret_value()])  # and interactions'
     log.info("starting: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
              make_url(settings.database_url).render_as_string(hide_password=True))
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the signal handlers are installed

@@ -29,6 +29,7 @@ from bot.jobs import (
     Submitted,
     VideoOptions,
 )
+from bot.metrics import Metrics
 from bot.moderation import Moderation
 from bot.policy import MAX_PROMPT_CHARS, PolicyGate
 from bot.queue import FairQueue, QueueFull, UserQueueFull, eta_seconds
@@ -47,6 +48,7 @@ STOP_GRACE_S = 60.0  # default SHUTDOWN_GRACE_S: how long stop() lets running jo
 CHECKPOINT_S = 10.0  # the last part of the grace (at least this long): running jobs stop at their next step and requeue
 JOB_TIME_LIMIT_S = 600.0  # default JOB_TIME_LIMIT_S: a job still running this long after it started is stopped
 ERROR_CHARS = 500  # longest error text kept in a job row
+_OUTCOMES = {"job_done": "done", "job_failed": "failed", "job_cancelled": "cancelled"}  # event -> metrics outcome
 _SHORT_REASONS = {  # exception type name (t2v.video's, matched by name) -> what the user is told
     "VideoTooLargeError": "the video would not fit under Discord's upload limit",
 }
@@ -105,6 +107,7 @@ class VideoService:
         moderation: Moderation | None = None,
         shutdown_grace_s: float = STOP_GRACE_S,
         job_time_limit_s: float = JOB_TIME_LIMIT_S,
+        metrics: Metrics | None = None,
     ) -> None:
         self._repo, self._gate, self._queue, self._executor = repo, gate, queue, executor
         self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
@@ -118,6 +121,8 @@ class VideoService:
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
         self._stopping = False
+        self.metrics = metrics or Metrics()  # requests by outcome, queue, timings; served at /metrics
+        self.metrics.track_queue(lambda: len(self._queue), lambda: len(self._running))
 
     @property
     def gate(self) -> PolicyGate:
@@ -137,6 +142,11 @@ class VideoService:
         if self._stopping:
             return "the bot is shutting down"
         return None
+
+    @property
+    def workers(self) -> int:
+        """GPU workers with the model loaded and taking jobs: 0 before start(), after stop(), or if loading failed."""
+        return 0 if self._dispatcher is None or self._stopping else self._executor.workers
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
@@ -214,6 +224,7 @@ class VideoService:
                 if not self._reserved[requester.user_id]:
                     del self._reserved[requester.user_id]
         self._wake.set()
+        self.metrics.record_outcome("accepted")
         now = self._clock()
         return Submitted(job, position, now + timedelta(seconds=self._eta_seconds(position, now)))
 
@@ -269,6 +280,7 @@ class VideoService:
     ) -> NoReturn:
         """Write the refused row and raise Refused."""
         job = await self._repo.create_job(**self._row(requester, options), refusal_reason=logged, now=self._clock())
+        self.metrics.record_outcome(f"refused:{reason}")
         raise Refused(reason, message, job.id)
 
     @staticmethod
@@ -458,10 +470,20 @@ class VideoService:
 
     async def _emit(self, name: str, *args: Any) -> None:
         """Await one JobEvents method; its failures are logged, never raised into the service."""
+        self._measure(name, args[0])
         try:
             await getattr(self._events, name)(*args)
         except Exception:
             log.exception("JobEvents.%s failed", name)
+
+    def _measure(self, name: str, subject: Any) -> None:
+        """Metrics of a job event: the queue wait when a job starts, the outcome (and GPU time) when it ends."""
+        if name == "job_started" and subject.started_at is not None:
+            self.metrics.observe_queue_wait((subject.started_at - subject.created_at).total_seconds())
+        elif name in _OUTCOMES:
+            self.metrics.record_outcome(_OUTCOMES[name])
+            if isinstance(subject, Delivered):
+                self.metrics.observe_generation(subject.gpu_s)
 
 
 def _short_reason(error: Exception) -> str:

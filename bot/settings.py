@@ -38,6 +38,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "token_fallback_after_s": (1.0, TOKEN_LIFETIME_S),
     "quota_default": (0, MAX_QUOTA),
     "gallery_port": (1, 65535),
+    "health_port": (1, 65535),
     "shutdown_grace_s": (0.0, 3600.0),
     "job_time_limit_s": (1.0, 86_400.0),
 }
@@ -107,6 +108,9 @@ class Settings(BaseSettings):
     gallery_enabled: bool = False  # serve the web gallery from `python -m bot`
     gallery_host: str = "127.0.0.1"
     gallery_port: int = 8080
+    health_enabled: bool = True  # serve /healthz and /metrics from `python -m bot`
+    health_host: str = "127.0.0.1"  # 0.0.0.0 lets Prometheus scrape it from another host or container
+    health_port: int = 9090
     log_level: str = "INFO"
 
     @field_validator("discord_token")

@@ -116,7 +116,7 @@ def settings_for(db_url: str, **overrides: Any) -> Settings:
     media = Path(make_url(db_url).database or ".").parent / "media"
     env = {"DISCORD_TOKEN": "fake-bot-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
            "T2V_DEVICE": "cpu", "DATABASE_URL": db_url, "DEFAULT_STEPS": "3", "DEFAULT_FRAMES": "2",
-           "MEDIA_DIR": str(media), "SHUTDOWN_GRACE_S": "0"}
+           "MEDIA_DIR": str(media), "SHUTDOWN_GRACE_S": "0", "HEALTH_ENABLED": "0"}  # tests that want it pick a port
     env.update({name.upper(): str(value) for name, value in overrides.items()})
     return load_settings(env, env_file=None)
 

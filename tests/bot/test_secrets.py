@@ -1,0 +1,126 @@
+"""Secrets stay secret: the bot token is read from the environment and never reaches a log line (even at DEBUG) or
+the database; interaction tokens, which discord.py logs at DEBUG, are masked by bot.redaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from bot.jobs import ASPECTS
+from bot.redaction import MASK, RedactTokens, install, redact
+from bot.settings import Settings
+from tests.bot.conftest import WAIT, Stacks
+from tests.bot.test_e2e_video import has_video, video
+from tests.fakediscord import FakeDiscord
+
+BOT_TOKEN = "MTE3NzM0NTY3ODkwMTIzNDU2.GsEcRt.a-distinctive-bot-token-9f3c1e7b"  # shaped like one; appears nowhere else
+EXPIRED = "MTE3NzM0NTY3ODkwMTIzNDU2.GoLdOn.an-expired-bot-token-5d2a8c04"
+SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+
+
+class Lines(logging.Handler):
+    """Every record as the bot's log would print it (message and traceback), from the DEBUG level up."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@contextmanager
+def captured(caplog: pytest.LogCaptureFixture) -> Iterator[tuple[Lines, Lines]]:
+    """(raw, redacted): a handler as it is, and one set up like `python -m bot`'s, with the log at DEBUG."""
+    caplog.set_level(logging.DEBUG)
+    raw, redacted = Lines(), Lines()
+    root, sql = logging.getLogger(), logging.getLogger("aiosqlite")
+    level = sql.level
+    root.addHandler(raw)  # first: the filter rewrites records in place
+    root.addHandler(redacted)
+    install([redacted])
+    try:
+        yield raw, redacted
+    finally:
+        root.removeHandler(raw)
+        root.removeHandler(redacted)
+        sql.setLevel(level)
+
+
+def database_bytes(directory: Path) -> bytes:
+    """The SQLite database with its WAL and shared-memory files, as bytes on disk."""
+    return b"".join(path.read_bytes() for path in sorted(directory.glob("bot.db*")))
+
+
+async def test_the_bot_token_is_never_logged_nor_stored_and_interaction_tokens_are_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    monkeypatch.setitem(ASPECTS, "tiny", (64, 64))
+    async with FakeDiscord(token=BOT_TOKEN) as fake:
+        with fake.patched_client(), captured(caplog) as (raw, redacted):
+            async with Stacks(fake, tmp_path / "bot.db").run(discord_token=BOT_TOKEN):
+                fake.fail_next("PATCH /webhooks/*/@original", 403, code=50013, message="Missing Permissions")
+                done = await (await video(fake, "a lighthouse in the fog at night")).wait_original(has_video)
+                await (await video(fake, "un phare dans le brouillard")).wait_original()
+                await (await fake.slash("queue")).wait_original()
+        interaction_tokens = [record.token for record in fake.interactions.values()]
+
+    assert done.attachments and "Discord delivery failed" in raw.text()  # a traceback was logged, too
+    assert BOT_TOKEN not in raw.text()
+    assert BOT_TOKEN.encode() not in database_bytes(tmp_path)
+    assert all(token in raw.text() for token in interaction_tokens)  # discord.py logs them at DEBUG ...
+    assert not any(token in redacted.text() for token in interaction_tokens)  # ... and the filter masks them
+    assert f"/webhooks/{fake.app_id}/{MASK}/messages/@original" in redacted.text()
+
+
+def test_redact_masks_interaction_tokens_in_urls_and_events_and_any_given_secret():
+    line = ("PATCH http://d/api/v10/webhooks/123/itk-9-aBc_D/messages/@original with None has returned 200; "
+            "POST /api/v10/interactions/456/itk-10-xY/callback; {'t': 'INTERACTION_CREATE', 'd': {'token': 'itk-11'}} "
+            '{"token": "itk-12"} secret s3cr3t')
+
+    assert redact(line, ["s3cr3t"]) == (
+        f"PATCH http://d/api/v10/webhooks/123/{MASK}/messages/@original with None has returned 200; "
+        f"POST /api/v10/interactions/456/{MASK}/callback; {{'t': 'INTERACTION_CREATE', 'd': {{'token': '{MASK}'}}}} "
+        f'{{"token": "{MASK}"}} secret {MASK}')
+
+
+def test_the_filter_rewrites_arguments_and_tracebacks_and_keeps_every_record():
+    redactor = RedactTokens(["s3cr3t"])
+    try:
+        raise RuntimeError("refused: /webhooks/1/itk-secret-token/messages/2")
+    except RuntimeError:
+        record = logging.LogRecord("discord.webhook", logging.ERROR, __file__, 1, "token %s then %s",
+                                   ("s3cr3t", "/interactions/5/itk-other/callback"), sys.exc_info())
+
+    assert redactor.filter(record) is True
+    assert record.getMessage() == f"token {MASK} then /interactions/5/{MASK}/callback"
+    assert "itk-secret-token" not in record.exc_text and f"/webhooks/1/{MASK}/messages/2" in record.exc_text
+
+
+async def test_python_m_bot_with_an_expired_token_exits_without_printing_it(fake_discord: FakeDiscord,
+                                                                            tmp_path: Path):
+    env = {key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES}
+    env.update({"DISCORD_TOKEN": EXPIRED, "DISCORD_API_BASE": fake_discord.api_url,
+                "DISCORD_GATEWAY_URL": fake_discord.gateway_url, "LOG_LEVEL": "DEBUG", "T2V_MODEL": "tiny-random",
+                "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu", "HEALTH_ENABLED": "0",
+                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"})
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
+                                                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                                                 stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(child.communicate(), 12 * WAIT)
+    output = (stdout + stderr).decode(errors="replace")
+
+    assert child.returncode != 0 and "DEBUG" in output  # it ran at DEBUG and gave up on the refused token
+    assert [r.status for r in fake_discord.requests_to("GET /users/@me")] == [401]
+    assert EXPIRED not in output and EXPIRED.encode() not in database_bytes(tmp_path)
