@@ -1,77 +1,64 @@
-"""Container health check until the bot serves /healthz: the database named by DATABASE_URL answers with its jobs table.
+"""Container health check: GET the bot's own /healthz (HEALTH_HOST:HEALTH_PORT, as `python -m bot` serves it).
 
-What it proves, honestly: the store the bot keeps its queue in is reachable, readable and migrated (it catches a
-missing or unreadable /data volume, a corrupt SQLite file, a stopped or unreachable PostgreSQL). What it cannot
-see: a hung event loop, a lost Discord gateway connection or dead GPU workers. When the bot grows its /healthz
-endpoint, replace the HEALTHCHECK (Dockerfile and compose.yaml) with an HTTP GET of it and delete this file.
-
-It never writes to the database: SQLite is opened read-only and a missing file is reported, not created. Exit
-status 0 healthy, 1 unhealthy with one line on stderr (Docker keeps it in `docker inspect`'s health log).
+/healthz is healthy (200) when the bot is connected to the Discord gateway, has the model loaded and its database
+answers; otherwise it answers 503 with the problems named, and they are printed here. Nothing answering at all
+means the bot is not running (or HEALTH_ENABLED=0: then turn the container's health check off too). Exit status 0
+healthy, 1 unhealthy with one line on stderr (Docker keeps it in `docker inspect`'s health log). Standard library only.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
-import sqlite3
 import sys
-from contextlib import closing
-from pathlib import Path
+import urllib.error
+import urllib.request
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
-DEFAULT_URL = "sqlite+aiosqlite:///videobot.db"  # the bot's own default (bot.settings), relative to its cwd
-PROBE = "SELECT 1 FROM jobs LIMIT 1"  # cheap at any table size; fails until the migrations have run
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", "9090"  # the bot's defaults (bot.settings)
+LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}  # listening everywhere: ask locally
+TIMEOUT_S = 5.0  # below the HEALTHCHECK's own --timeout
 
 
-def check_sqlite(path: Path) -> None:
-    """Open the file read-only (it must exist) and query the jobs table."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as database:
-        database.execute(PROBE).fetchall()
+def url_from(env: dict[str, str]) -> str:
+    """The /healthz URL the bot serves under these settings."""
+    host = env.get("HEALTH_HOST", DEFAULT_HOST).strip()
+    host = LOOPBACK.get(host, host)
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host  # an IPv6 address
+    return f"http://{host}:{env.get('HEALTH_PORT', DEFAULT_PORT).strip() or DEFAULT_PORT}/healthz"
 
 
-async def check_server(url: str) -> None:
-    """Connect with the bot's own engine settings (postgresql:// → asyncpg) and query the jobs table."""
-    from storage import create_engine  # only here: a SQLite check does not need the package
-
-    engine = create_engine(url)
+def problems(body: bytes) -> str:
+    """The problems a 503 names, or its body as it is."""
     try:
-        async with engine.connect() as connection:
-            await connection.execute(text(PROBE))
-    finally:
-        await engine.dispose()
+        return "; ".join(json.loads(body)["problems"])
+    except (ValueError, KeyError, TypeError):
+        return body.decode(errors="replace")[:300]
 
 
-def check(url: str) -> None:
-    """Raise when the database behind `url` cannot serve the bot."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        check_sqlite(Path(parsed.database or ""))
-    else:
-        asyncio.run(check_server(url))
+def check(url: str) -> str | None:
+    """None when /healthz says healthy, else why not."""
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            response.read()
+            return None
+    except urllib.error.HTTPError as error:
+        return f"{url} answered {error.code}: {problems(error.read())}"
+    except OSError as error:  # refused, unreachable, timed out
+        reason = getattr(error, "reason", error)
+        return f"nothing answers at {url} ({reason}): is the bot running, with HEALTH_ENABLED=1?"
 
 
 def main() -> int:
-    """Check DATABASE_URL (or the bot's default); 0 healthy, 1 unhealthy."""
-    url = os.environ.get("DATABASE_URL", "").strip() or DEFAULT_URL
-    try:
-        check(url)
-    except Exception as error:
-        print(f"unhealthy: {_without_password(url)}: {type(error).__name__}: {error}", file=sys.stderr)
+    """Check the bot's /healthz; 0 healthy, 1 unhealthy."""
+    env = {key.upper(): value for key, value in os.environ.items()}
+    if env.get("HEALTH_ENABLED", "1").strip().lower() in ("0", "false", "no", "off"):
+        print("unhealthy: HEALTH_ENABLED=0 turns /healthz off; turn this health check off too", file=sys.stderr)
+        return 1
+    trouble = check(url_from(env))
+    if trouble is not None:
+        print(f"unhealthy: {trouble}", file=sys.stderr)
         return 1
     return 0
-
-
-def _without_password(url: str) -> str:
-    """The URL with its password masked, for the health log."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "DATABASE_URL (not a database URL)"
 
 
 if __name__ == "__main__":

@@ -1,22 +1,28 @@
 """deploy/: the Dockerfile passes hadolint, compose.yaml and the systemd unit say what README "Deploy" promises, and
-the container health check tells a usable database from a missing one."""
+the container health check reads the bot's /healthz and passes on what it says."""
 
+import asyncio
 import configparser
 import importlib.util
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from fnmatch import fnmatch
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from bot.health import Health
+from bot.metrics import Metrics
 from bot.service import STOP_GRACE_S
-from storage import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -128,6 +134,12 @@ def test_compose_builds_the_image_and_gives_the_bot_every_gpu(compose) -> None:
     assert float(bot["stop_grace_period"].removesuffix("s")) >= STOP_GRACE_S + STOP_MARGIN_S
 
 
+def test_compose_lets_prometheus_on_its_network_read_metrics_without_publishing_them(compose) -> None:
+    bot = compose["services"]["bot"]
+    assert bot["environment"]["HEALTH_HOST"] == "0.0.0.0" and bot["expose"] == ["9090"]
+    assert "ports" not in bot
+
+
 def test_compose_keeps_the_database_on_a_volume_and_mounts_the_weights_read_only(compose) -> None:
     bot = compose["services"]["bot"]
     assert "data:/data" in bot["volumes"] and "data" in compose["volumes"]
@@ -213,45 +225,85 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
 # --- healthcheck -------------------------------------------------------------------------------------------------
 
 
+class StubClient:
+    """The few attributes bot.health reads of the Discord client; connected with the model loaded unless told."""
+
+    def __init__(self, connected: bool = True) -> None:
+        self.service = SimpleNamespace(workers=1, unavailable_reason=None)
+        self.ws = SimpleNamespace(open=connected)
+        self.latency = 0.05
+
+    def is_ready(self) -> bool:
+        return True
+
+    def is_closed(self) -> bool:
+        return False
+
+
 @pytest.fixture
 def healthcheck(monkeypatch: pytest.MonkeyPatch):
-    """deploy/healthcheck.py as a module, and a way to run its main() with a DATABASE_URL."""
+    """deploy/healthcheck.py as a module, and a way to run its main() (off the event loop) with some settings."""
     spec = importlib.util.spec_from_file_location("videobot_healthcheck", DEPLOY / "healthcheck.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
-    def run(url: str) -> int:
-        monkeypatch.setenv("DATABASE_URL", url)
-        return module.main()
+    async def run(**settings: str) -> int:
+        for name in ("HEALTH_ENABLED", "HEALTH_HOST", "HEALTH_PORT"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in settings.items():
+            monkeypatch.setenv(name, value)
+        return await asyncio.to_thread(module.main)
 
+    run.module = module
     return run
 
 
-async def test_the_healthcheck_passes_on_a_migrated_database(healthcheck, tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'videobot.db'}"
-    await migrate(url)
-    assert healthcheck(url) == 0
+@asynccontextmanager
+async def bot_health(client: StubClient, host: str = "127.0.0.1") -> AsyncIterator[int]:
+    """bot.health's own server on a free port; yields the port."""
+    health = Health(client, Metrics())  # type: ignore[arg-type]
+    port = await health.start(host, 0)
+    try:
+        yield port
+    finally:
+        await health.stop()
 
 
-def test_the_healthcheck_fails_on_a_missing_database_without_creating_it(healthcheck, tmp_path, capsys) -> None:
-    assert healthcheck(f"sqlite+aiosqlite:///{tmp_path / 'videobot.db'}") == 1
-    assert "does not exist" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
+async def test_the_healthcheck_passes_when_the_bot_says_it_is_healthy(healthcheck, capsys) -> None:
+    async with bot_health(StubClient()) as port:
+        assert await healthcheck(HEALTH_PORT=str(port)) == 0
+    assert capsys.readouterr().err == ""
 
 
-def test_the_healthcheck_fails_before_the_migrations_ran(healthcheck, tmp_path, capsys) -> None:
-    (tmp_path / "videobot.db").touch()
-    assert healthcheck(f"sqlite:///{tmp_path / 'videobot.db'}") == 1
-    assert "no such table: jobs" in capsys.readouterr().err
+async def test_the_healthcheck_fails_naming_what_the_bot_says_is_wrong(healthcheck, capsys) -> None:
+    async with bot_health(StubClient(connected=False)) as port:
+        assert await healthcheck(HEALTH_PORT=str(port)) == 1
+    assert capsys.readouterr().err == (f"unhealthy: http://127.0.0.1:{port}/healthz answered 503: not connected to "
+                                       "the Discord gateway\n")
 
 
-def test_the_healthcheck_names_an_unreachable_server_without_its_password(healthcheck, capsys) -> None:
-    assert healthcheck("postgresql://videobot:s3cret@127.0.0.1:1/videobot") == 1
-    err = capsys.readouterr().err
-    assert err.startswith("unhealthy: postgresql://videobot:***@127.0.0.1:1/videobot") and "s3cret" not in err
+async def test_a_bot_listening_on_every_address_is_asked_on_the_loopback(healthcheck) -> None:
+    async with bot_health(StubClient(), host="0.0.0.0") as port:
+        assert await healthcheck(HEALTH_HOST="0.0.0.0", HEALTH_PORT=str(port)) == 0
+    assert healthcheck.module.url_from({"HEALTH_HOST": "::", "HEALTH_PORT": "9"}) == "http://[::1]:9/healthz"
+    assert healthcheck.module.url_from({}) == "http://127.0.0.1:9090/healthz"  # the bot's defaults
 
 
-def test_the_healthcheck_runs_as_a_script_with_docker_exit_codes(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'missing.db'}"}
+async def test_the_healthcheck_fails_when_nothing_answers_or_health_is_off(healthcheck, capsys) -> None:
+    port = free_port()
+    assert await healthcheck(HEALTH_PORT=str(port)) == 1
+    assert capsys.readouterr().err.startswith(f"unhealthy: nothing answers at http://127.0.0.1:{port}/healthz (")
+    assert await healthcheck(HEALTH_ENABLED="0") == 1
+    assert "HEALTH_ENABLED=0" in capsys.readouterr().err
+
+
+def test_the_healthcheck_runs_as_a_script_with_docker_exit_codes() -> None:
+    env = {**os.environ, "HEALTH_HOST": "127.0.0.1", "HEALTH_PORT": str(free_port())}
     result = subprocess.run([sys.executable, str(DEPLOY / "healthcheck.py")], env=env, capture_output=True, text=True)
-    assert result.returncode == 1 and result.stderr.startswith("unhealthy: ")
+    assert result.returncode == 1 and result.stderr.startswith("unhealthy: nothing answers at ")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
