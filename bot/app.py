@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 import discord
 from discord import app_commands
@@ -51,8 +52,9 @@ class VideoBot(commands.Bot):
                          allowed_mentions=discord.AllowedMentions.none(), help_command=None)
         self.settings = settings
         self.media = MediaStore(settings.media_dir)
+        views = partial(result_view, upscale=settings.upscale_model is not None)  # ⬆️ only with an upscaler
         self.delivery = Delivery(self, settings, repo, monotonic=monotonic, now=now, media=self.media,
-                                 result_view=result_view)
+                                 result_view=views)
         self.showcase = Showcase(self, settings, showcase_repo, repo, self.media)
         self._repo = repo
         self._service_factory = service_factory

@@ -21,6 +21,8 @@ import discord
 
 from bot.jobs import Delivered, Submitted
 from bot.media import MediaStore
+from bot.previews import FILENAME as PREVIEW_FILENAME
+from bot.previews import Preview
 from bot.settings import Settings
 from storage import JobRecord, Repository, utc_now
 
@@ -42,6 +44,7 @@ class _Status:
     last_edit: float | None = None  # monotonic time of the last started/progress edit
     token_dead: bool = False  # the interaction token is too old or was refused
     message_id: int | None = None  # the status message (the original response), for bot-token edits
+    preview_step: int | None = None  # the step of the live preview attached to the status message
 
 
 def mentions(user_id: int) -> discord.AllowedMentions:
@@ -58,7 +61,8 @@ def shown(text: str, limit: int = PROMPT_SHOWN) -> str:
 def settings_line(job: JobRecord, seed: int | None, gpu_s: float | None = None) -> str:
     """Seed and generation settings of a job, as shown under its result."""
     p = job.params
-    parts = [f"seed `{seed}`"] if seed is not None else []
+    parts = [f"⬆️ upscale of job #{p.get('source_job')}"] if p.get("kind") == "upscale" else []
+    parts += [f"seed `{seed}`"] if seed is not None else []
     parts += [f"{p.get('steps')} steps", f"guidance {p.get('guidance', 0):g}", f"{p.get('frames')} frames",
               f"{p.get('aspect')} ({p.get('width')}×{p.get('height')})"]
     if gpu_s is not None:
@@ -146,8 +150,11 @@ class Delivery:
         status.phase, status.last_edit = "running", self._monotonic()
         await self._guard(self._show(job, status, f"Starting · job #{job.id}\n> {shown(job.prompt)}"), job, "starting")
 
-    async def job_progress(self, job: JobRecord, step: int, total: int) -> None:
-        """Denoising progress; edits at most every `status_edit_interval_s`, skipped (not queued) in between."""
+    async def job_progress(self, job: JobRecord, step: int, total: int, preview: Preview | None = None) -> None:
+        """Denoising progress; edits at most every `status_edit_interval_s`, skipped (not queued) in between.
+
+        An edit that goes through carries the live preview (`preview.gif`, replacing the last) if it is a new one.
+        """
         status = self._status(job)
         now = self._monotonic()
         if status.phase == "final":
@@ -157,7 +164,10 @@ class Delivery:
             return
         status.phase, status.last_edit = "running", now
         text = f"Denoising {step}/{total} · job #{job.id}\n> {shown(job.prompt)}"
-        await self._guard(self._show(job, status, text), job, "showing progress")
+        attached = None
+        if preview is not None and preview.step != status.preview_step:
+            attached, status.preview_step = (PREVIEW_FILENAME, preview.gif), preview.step
+        await self._guard(self._show(job, status, text, video=attached), job, "showing progress")
 
     async def job_done(self, delivered: Delivered) -> None:
         """Keep a public video in the media directory; replace the status with the MP4, its details and buttons."""
@@ -242,7 +252,8 @@ class Delivery:
                 return
             if self._token_usable(job, status):
                 try:
-                    await self._edit_original(job, content, video, view)
+                    clear = final and status.preview_step is not None  # a last preview must not stay
+                    await self._edit_original(job, content, video, view, clear=clear)
                     return
                 except discord.HTTPException as error:
                     if not _is_token_error(error):
@@ -253,7 +264,7 @@ class Delivery:
             if final:
                 await self._post_result(job, status, content, video, view)
             else:
-                await self._edit_in_channel(job, status, content)
+                await self._edit_in_channel(job, status, content, video)
 
     def _token_usable(self, job: JobRecord, status: _Status) -> bool:
         if status.token_dead or not job.interaction_token or not job.application_id:
@@ -265,26 +276,29 @@ class Delivery:
         return not status.token_dead
 
     async def _edit_original(self, job: JobRecord, content: str, video: tuple[str, bytes] | None,
-                             view: discord.ui.View | None = None) -> None:
+                             view: discord.ui.View | None = None, clear: bool = False) -> None:
+        """Edit the original response; `video` replaces its attachments, else `clear` removes them (a preview)."""
         assert job.application_id is not None and job.interaction_token is not None
         webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
-        await webhook.edit_message("@original", content=content, **_files(video), **_view(view),  # type: ignore
+        files = _files(video) if video is not None or not clear else {"attachments": []}
+        await webhook.edit_message("@original", content=content, **files, **_view(view),  # type: ignore
                                    allowed_mentions=mentions(job.user_id))
 
-    async def _edit_in_channel(self, job: JobRecord, status: _Status, content: str) -> None:
-        """Status through the bot token: edit the status message, or post one; never for private jobs."""
+    async def _edit_in_channel(self, job: JobRecord, status: _Status, content: str,
+                               preview: tuple[str, bytes] | None = None) -> None:
+        """Status (and a new preview) through the bot token: edit the status message, or post one; never if private."""
         if job.params.get("private"):
             return  # an ephemeral status cannot be reached without the token, and private jobs stay out of channels
         channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         if status.message_id is not None:
             try:
-                await channel.get_partial_message(status.message_id).edit(content=content,
+                await channel.get_partial_message(status.message_id).edit(content=content, **_files(preview),
                                                                           allowed_mentions=mentions(job.user_id))
                 return
             except discord.HTTPException as error:  # deleted, or older than an hour (30046)
                 log.info("job %d: status message %d not editable (%s %s); posting a new one", job.id,
                          status.message_id, error.status, error.code)
-        message = await channel.send(content, allowed_mentions=mentions(job.user_id))
+        message = await channel.send(content, **_files(preview, "files"), allowed_mentions=mentions(job.user_id))
         status.message_id = message.id
         await self._repo.set_status_message(job.id, message.id)
 
@@ -302,5 +316,7 @@ class Delivery:
         posted = await channel.send(text, **extras)  # type: ignore[arg-type]
         if status.message_id is not None:
             note = f"Finished · job #{job.id} · {posted.jump_url}"
+            cleared = {} if status.preview_step is None else {"attachments": []}  # the live preview goes too
             await self._guard(channel.get_partial_message(status.message_id).edit(
-                content=note, allowed_mentions=mentions(job.user_id)), job, "pointing the status at the result")
+                content=note, **cleared, allowed_mentions=mentions(job.user_id)), job,
+                "pointing the status at the result")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-ProgressFn = Callable[[int, int], None]  # (step, total), called from the worker thread
+ProgressFn = Callable[..., None]  # (step, total, *extra) from the worker thread; extra: e.g. a live preview
 CancelFn = Callable[[], bool]  # polled from the worker thread; True asks the work to stop
 Work = Callable[[Any, ProgressFn, CancelFn], T]  # (pipeline, progress, should_cancel) -> result
 
@@ -208,10 +208,10 @@ class GPUExecutor:
             self._post(_settle, item.future, result, None)
 
     def _progress_poster(self, on_progress: ProgressFn | None) -> ProgressFn:
-        """A progress function for the worker thread that forwards (step, total) to the event loop."""
+        """A progress function for the worker thread that forwards (step, total, *extra) to the event loop."""
         if on_progress is None:
             return _ignore_progress
-        return lambda step, total: self._post(_report_progress, on_progress, step, total)
+        return lambda step, total, *extra: self._post(_report_progress, on_progress, step, total, *extra)
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         """Schedule `callback(*args)` on the event loop from a worker thread."""
@@ -234,15 +234,15 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-def _report_progress(on_progress: ProgressFn, step: int, total: int) -> None:
+def _report_progress(on_progress: ProgressFn, step: int, total: int, *extra: Any) -> None:
     """Call a progress callback on the loop thread; a failing callback is logged, never fatal to the job."""
     try:
-        on_progress(step, total)
+        on_progress(step, total, *extra)
     except Exception:
         log.exception("progress callback failed at step %d/%d", step, total)
 
 
-def _ignore_progress(step: int, total: int) -> None:
+def _ignore_progress(step: int, total: int, *extra: Any) -> None:
     """Progress sink used when the caller passes no callback."""
 
 

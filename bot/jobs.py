@@ -18,17 +18,17 @@ FPS = 8  # ModelScope's clips are 16 frames meant to play over 2 s
 SAMPLER = "ddim"  # the sampler ModelScope shipped with; DPM-Solver++ is for the CLI and benchmarks
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's upload limit for servers without boosts
 
-# Aspect name -> (width, height). The short side stays at the 256 px the model was trained on; the long side is the
-# nearest multiple of 64 (4:3 is really 5:4, 16:9 is 7:4). Discord shows at most 25 choices.
+# Aspect name -> (width, height) on ModelScope's 256² model: t2v.aspect_sizes of its config (short side 256, long side
+# the nearest multiple of 64; 4:3 is really 5:4, 16:9 is 7:4). Jobs get the loaded model's own sizes (bot.engines);
+# this table names the aspects and stands in for pipelines that do not say their size. Discord shows ≤ 25 choices.
 ASPECTS: dict[str, tuple[int, int]] = {
     "1:1": (256, 256),
     "4:3": (320, 256),
     "3:4": (256, 320),
-    "3:2": (384, 256),
-    "2:3": (256, 384),
     "16:9": (448, 256),
     "9:16": (256, 448),
 }
+UPSCALE = "upscale"  # the `kind` of a job that re-renders a finished job's video with the upscaler
 
 RefusalReason = Literal[
     "empty", "too_long", "not_english", "denylist", "user_cap", "global_cap", "unavailable", "invalid",
@@ -46,6 +46,15 @@ def _check_number(name: str, value: Any, low: float, high: float, kind: type) ->
 
 
 @dataclass(frozen=True)
+class UpscaleOf:
+    """What an upscale re-renders: a finished job, its kept MP4, and how much of it the upscaler may change."""
+
+    job_id: int
+    video: str  # path of the job's MP4 in the media directory
+    strength: float  # 0–1: the fraction of the denoising steps re-run (SDEdit)
+
+
+@dataclass(frozen=True)
 class VideoOptions:
     """The options of one /video request, checked against the engine's limits (server caps: the service)."""
 
@@ -57,6 +66,10 @@ class VideoOptions:
     frames: int = 16
     aspect: str = "1:1"
     private: bool = False
+    width: int | None = None  # None: the aspect's size (the service fills in the loaded model's)
+    height: int | None = None
+    cost: int = 1  # quota units the job counts for (an upscale counts UPSCALE_COST)
+    upscale: UpscaleOf | None = None  # set for an upscale of a finished job
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
@@ -66,11 +79,22 @@ class VideoOptions:
         _check_number("frames", self.frames, *LIMITS["frames"], int)
         if self.seed is not None:
             _check_number("seed", self.seed, 0, MAX_SEED, int)
-        if self.aspect not in ASPECTS:
+        if (self.width is None) != (self.height is None):
+            raise InvalidRequest("width and height must be given together")
+        if self.width is None and self.aspect not in ASPECTS:
             raise InvalidRequest(f"aspect={self.aspect!r} is not one of {', '.join(ASPECTS)}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_number(name, value, *LIMITS["size"], int)
+                if value % 64:
+                    raise InvalidRequest(f"{name}={value} must be a multiple of 64")
+        _check_number("cost", self.cost, 1, 1000, int)
 
     def size(self) -> tuple[int, int]:
-        """(width, height) in pixels for the chosen aspect."""
+        """(width, height) in pixels: the size given (the loaded model's for the aspect), else ASPECTS'."""
+        if self.width is not None and self.height is not None:
+            return self.width, self.height
         return ASPECTS[self.aspect]
 
     def to_request(self, seed: int) -> GenerationRequest:
@@ -85,13 +109,23 @@ class VideoOptions:
         width, height = self.size()
         return {"seed": self.seed, "steps": self.steps, "guidance": float(self.guidance), "frames": self.frames,
                 "aspect": self.aspect, "width": width, "height": height, "fps": FPS, "sampler": SAMPLER,
-                "private": self.private}
+                "private": self.private, "cost": self.cost, **_upscale_params(self.upscale)}
 
     @classmethod
     def from_params(cls, prompt: str, negative: str, params: Mapping[str, Any]) -> VideoOptions:
         """Rebuild the options of a stored job (for restart and reroll); keys not given take their defaults."""
-        names = ("seed", "steps", "guidance", "frames", "aspect", "private")
-        return cls(prompt, negative, **{name: params[name] for name in names if name in params})
+        names = ("seed", "steps", "guidance", "frames", "aspect", "private", "width", "height", "cost")
+        upscale = None
+        if params.get("kind") == UPSCALE:
+            upscale = UpscaleOf(int(params["source_job"]), str(params["source_video"]), float(params["strength"]))
+        return cls(prompt, negative, **{name: params[name] for name in names if name in params}, upscale=upscale)
+
+
+def _upscale_params(upscale: UpscaleOf | None) -> dict[str, Any]:
+    """The job-row params naming the job's kind and, for an upscale, its source."""
+    if upscale is None:
+        return {"kind": "video"}
+    return {"kind": UPSCALE, "source_job": upscale.job_id, "source_video": upscale.video, "strength": upscale.strength}
 
 
 @dataclass(frozen=True)

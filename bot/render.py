@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from bot.executor import CancelFn, ProgressFn, Work
+from bot.previews import previews
 from t2v import GenerationCancelled, GenerationRequest, encode_mp4
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def generate(pipeline: Any, request: GenerationRequest, progress: ProgressFn, sh
 def _attempt(pipeline: Any, request: GenerationRequest, progress: ProgressFn, should_cancel: CancelFn) -> Any:
     """One `generate` call; on out-of-memory the failed attempt's tensors are dropped and the cache freed."""
     try:
-        return pipeline.generate(request, on_step=progress, should_cancel=should_cancel)
+        return pipeline.generate(request, on_step=progress, should_cancel=should_cancel, **previews(progress, request))
     except Exception as error:
         if is_out_of_memory(error):
             traceback.clear_frames(error.__traceback__)  # the finished frames' locals hold the failed attempt's tensors

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NoReturn, Protocol
 
+from bot.engines import ModelInfo, learn, load_models
 from bot.executor import CancelToken, GPUExecutor, devices_for
 from bot.jobs import (
     DEFAULT_UPLOAD_LIMIT,
@@ -32,11 +33,13 @@ from bot.jobs import (
 from bot.metrics import Metrics
 from bot.moderation import Moderation
 from bot.policy import MAX_PROMPT_CHARS, PolicyGate
+from bot.previews import Preview
 from bot.queue import FairQueue, QueueFull, UserQueueFull, eta_seconds
 from bot.render import Rendered, is_out_of_memory, render_work
 from bot.settings import Settings
+from bot.upscale import upscale_work
 from storage import InvalidTransitionError, JobRecord, JobState, Repository, utc_now
-from t2v import GenerationCancelled, InvalidRequest, load_pipeline
+from t2v import GenerationCancelled, InvalidRequest
 from t2v.pipeline import LIMITS
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ ERROR_CHARS = 500  # longest error text kept in a job row
 _OUTCOMES = {"job_done": "done", "job_failed": "failed", "job_cancelled": "cancelled"}  # event -> metrics outcome
 _SHORT_REASONS = {  # exception type name (t2v.video's, matched by name) -> what the user is told
     "VideoTooLargeError": "the video would not fit under Discord's upload limit",
+    "SourceVideoGone": "the video to upscale was deleted before the upscale ran",
+    "NoUpscaler": "no upscaler is configured",
 }
 
 
@@ -67,7 +72,7 @@ class JobEvents(Protocol):
 
     async def job_started(self, job: JobRecord) -> None: ...
 
-    async def job_progress(self, job: JobRecord, step: int, total: int) -> None: ...
+    async def job_progress(self, job: JobRecord, step: int, total: int, preview: Preview | None = None) -> None: ...
 
     async def job_done(self, delivered: Delivered) -> None: ...
 
@@ -86,6 +91,7 @@ class _Running:
     timed_out: bool = False  # stopped for running past the time limit
     finished: bool = False  # no more progress events once the outcome is being recorded
     event: asyncio.Task[None] | None = None  # job_started or the latest job_progress call
+    preview: Preview | None = None  # the newest live preview, shown with the next progress event
     task: asyncio.Task[None] | None = None
 
 
@@ -111,6 +117,7 @@ class VideoService:
     ) -> None:
         self._repo, self._gate, self._queue, self._executor = repo, gate, queue, executor
         self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
+        self.model = ModelInfo()  # sizes, default frames and upscaler of the loaded models, learned in start()
         self._admitting: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._events, self._clock = events, clock
         self.seconds_per_job = seconds_per_job  # learned from finished jobs (exponential moving average)
@@ -160,6 +167,7 @@ class VideoService:
             if "already" not in str(error):
                 raise
             log.debug("the executor was started by the caller")
+        self.model = await learn(self._executor)
         await self._recover_interrupted()
         queued = await self._repo.list_jobs([JobState.QUEUED])
         self._queue.restore(sorted(queued, key=lambda job: (job.attempts == 0, job.id)))  # interrupted ones first
@@ -208,7 +216,8 @@ class VideoService:
     # --- requests ---------------------------------------------------------------------------------------------
 
     async def submit(self, requester: Requester, options: VideoOptions) -> Submitted:
-        """Queue a request, or log it as `refused` and raise Refused saying why."""
+        """Queue a request (at the loaded model's size for its aspect), or log it as `refused` and raise Refused."""
+        options = self.model.sized(options)
         async with self._admission(requester.user_id):  # a user's quota is counted and charged one request at a time
             refusal = await self._refusal(requester, options)
             if refusal is not None:
@@ -241,7 +250,7 @@ class VideoService:
         refusal = None if moderation is None else await moderation.access_refusal(requester)
         refusal = refusal or self._policy_refusal(requester.user_id, options)
         if refusal is None and moderation is not None:
-            refusal = await moderation.quota_refusal(requester)
+            refusal = await moderation.quota_refusal(requester, options.cost)
         return refusal or self._capacity_refusal(requester.user_id)
 
     def _policy_refusal(self, user_id: int, options: VideoOptions) -> tuple[RefusalReason, str, str] | None:
@@ -396,13 +405,23 @@ class VideoService:
         request = options.to_request(job.seed if job.seed is not None else secrets.randbelow(2**32))
         limit = int(job.params.get("upload_limit", DEFAULT_UPLOAD_LIMIT))
         entry.event = asyncio.create_task(self._emit("job_started", job))  # before any progress can arrive
-        return await self._executor.submit(render_work(request, max(limit - UPLOAD_MARGIN, limit // 2)),
-                                           on_progress=partial(self._on_progress, entry), should_cancel=entry.token)
+        max_bytes = max(limit - UPLOAD_MARGIN, limit // 2)
+        work = (render_work(request, max_bytes) if options.upscale is None
+                else upscale_work(request, options.upscale, max_bytes))
+        return await self._executor.submit(work, on_progress=partial(self._on_progress, entry),
+                                           should_cancel=entry.token)
 
-    def _on_progress(self, entry: _Running, step: int, total: int) -> None:
-        """Forward a step to the events; skip it while the previous call runs, except the last step, which waits."""
+    def _on_progress(self, entry: _Running, step: int, total: int, preview: Preview | None = None) -> None:
+        """Forward a step to the events; skip it while the previous call runs, except the last step, which waits.
+
+        A live preview is kept, not forwarded: it goes with the next progress event (the delivery decides whether
+        that event edits the status message at all).
+        """
         previous = entry.event
         if entry.finished:
+            return
+        if preview is not None:
+            entry.preview = preview
             return
         self._check_time_limit(entry)
         if previous is not None and not previous.done():
@@ -410,7 +429,8 @@ class VideoService:
                 return
             entry.event = asyncio.create_task(self._emit_after(previous, entry.job, step, total))
             return
-        entry.event = asyncio.create_task(self._emit("job_progress", entry.job, step, total))
+        shown = () if entry.preview is None else (entry.preview,)
+        entry.event = asyncio.create_task(self._emit("job_progress", entry.job, step, total, *shown))
 
     def _check_time_limit(self, entry: _Running) -> None:
         """Stop a job at its next step once it has run past the time limit (checked on each step, on the loop)."""
@@ -498,10 +518,5 @@ def _short_reason(error: Exception) -> str:
 
 
 def build_executor(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> GPUExecutor:
-    """A GPU executor with one worker per device of T2V_DEVICE, each loading T2V_MODEL."""
-    dtype = None if settings.t2v_dtype == "auto" else settings.t2v_dtype
-
-    def factory(device: str) -> Any:
-        return load_pipeline(settings.t2v_model, device=device, dtype=dtype)
-
-    return GPUExecutor(devices_for(settings.t2v_device), factory, loop)
+    """A GPU executor with one worker per device of T2V_DEVICE, each loading T2V_MODEL (and UPSCALE_MODEL, if set)."""
+    return GPUExecutor(devices_for(settings.t2v_device), partial(load_models, settings), loop)

@@ -39,6 +39,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "quota_default": (0, MAX_QUOTA),
     "gallery_port": (1, 65535),
     "health_port": (1, 65535),
+    "upscale_strength": (0.01, 1.0),
+    "upscale_cost": (1, 100),
     "shutdown_grace_s": (0.0, 3600.0),
     "job_time_limit_s": (1.0, 86_400.0),
 }
@@ -88,12 +90,15 @@ class Settings(BaseSettings):
     t2v_allow_tiny: bool = Field(False, validate_default=True)  # the tiny preset serves noise: opt in
     t2v_device: str = "cuda"  # cuda (every visible GPU) | cuda:N | cpu | a comma-separated list
     t2v_dtype: str = "auto"
+    upscale_model: str | None = None  # a second model (e.g. zeroscope_v2_XL) for ⬆ Upscale; unset: no upscaler
+    upscale_strength: float = 0.7  # the fraction of the denoising steps an upscale re-runs (SDEdit strength)
+    upscale_cost: int = 2  # quota units (videos) one upscale counts for
     database_url: str = "sqlite+aiosqlite:///videobot.db"
     queue_per_user_cap: int = 3  # queued + running jobs per user
     queue_global_cap: int = 100  # queued jobs overall
     default_steps: int = 50  # ModelScope's DDIM steps
     default_guidance: float = 9.0  # ModelScope's classifier-free guidance scale
-    default_frames: int = 16  # ModelScope's clip length: 2 s at 8 fps
+    default_frames: int | None = None  # None: the loaded model's clip length (16; zeroscope 24), at most MAX_FRAMES
     max_steps: int = Field(100, validate_default=True)  # server caps, below the engine's limits
     max_frames: int = Field(32, validate_default=True)
     status_edit_interval_s: float = 2.0  # progress edits at most this often
@@ -132,6 +137,15 @@ class Settings(BaseSettings):
             raise _problem(f"T2V_MODEL={TINY_RANDOM} serves random noise; set T2V_ALLOW_TINY=1 to allow it "
                            "(tests/dev only)")
         return allow
+
+    @field_validator("upscale_model")
+    @classmethod
+    def _upscaler_needs_consent_too(cls, model: str | None, info: ValidationInfo) -> str | None:
+        """The tiny-random preset as the upscaler needs T2V_ALLOW_TINY=1 as well."""
+        if model == TINY_RANDOM and not info.data.get("t2v_allow_tiny"):
+            raise _problem(f"UPSCALE_MODEL={TINY_RANDOM} serves random noise; set T2V_ALLOW_TINY=1 to allow it "
+                           "(tests/dev only)")
+        return model
 
     @field_validator("t2v_device")
     @classmethod
@@ -190,14 +204,16 @@ class Settings(BaseSettings):
 
     @field_validator(*RANGES)
     @classmethod
-    def _in_range(cls, value: float, info: ValidationInfo) -> float:
-        """Each ranged setting within RANGES, and the defaults within the server caps."""
+    def _in_range(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """Each ranged setting within RANGES (unset: None), and the defaults within the server caps."""
+        if value is None:
+            return None
         low, high = RANGES[info.field_name]
         name = info.field_name.upper()
         if not low <= value <= high:
             raise _problem(f"{name}={value} is outside {low}..{high}")
         default = {"max_steps": "default_steps", "max_frames": "default_frames"}.get(info.field_name)
-        if default is not None and info.data.get(default, low) > value:
+        if default is not None and (info.data.get(default) or low) > value:
             raise _problem(f"{default.upper()}={info.data[default]} is above {name}={value}")
         return value
 

@@ -1,8 +1,11 @@
-"""Buttons under every result — 🔁 Reroll, ✏️ Edit prompt, ⭐ Showcase, 🗑 Delete — that keep working after restarts.
+"""Buttons under every result — 🔁 Reroll, ✏️ Edit prompt, ⬆️ Upscale, ⭐ Showcase, 🗑 Delete — working after restarts.
 
 Each button is a `DynamicItem` whose custom_id carries the job id (`video:reroll:42`); everything else comes from
 the database, so a message posted before a restart still works. Who may press what:
 - 🔁 and ✏️: the requester only (the new job counts against their caps and quota); others are told "not yours".
+  On an upscale they upscale its source again (new seed, or the edited prompt).
+- ⬆️ (only with UPSCALE_MODEL; not on private results or on upscales): the requester only; re-renders the kept MP4
+  with the upscaler at its size (bot.upscale), through /video's queue, caps and quota (it counts UPSCALE_COST).
 - ⭐: any member may nominate a public, finished result (one nomination per video); moderators decide with
   `/videomod showcase`. Private results have no ⭐ button, and a nomination of one is refused anyway.
 - 🗑: the requester or a moderator; the message goes, the job is marked deleted, its kept MP4 is removed and it
@@ -21,7 +24,7 @@ import discord
 from discord.ext import commands
 
 from bot.cogs.video import VideoCog
-from bot.jobs import VideoOptions
+from bot.jobs import UPSCALE, VideoOptions
 from bot.media import MediaStore
 from bot.moderation import Moderation
 from bot.permissions import is_moderator
@@ -29,7 +32,8 @@ from bot.policy import MAX_PROMPT_CHARS
 from bot.replies import Denied, answer_error, answer_privately
 from bot.settings import Settings
 from bot.showcase import RESULTS_COG, Showcase
-from storage import JobRecord, Repository, ShowcaseRepository
+from bot.upscale import upscale_options
+from storage import JobRecord, JobState, Repository, ShowcaseRepository
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "reroll": ("🔁", "Reroll", discord.ButtonStyle.primary),
     "edit": ("✏️", "Edit prompt", discord.ButtonStyle.secondary),
+    "upscale": ("⬆️", "Upscale", discord.ButtonStyle.secondary),
     "showcase": ("⭐", "Showcase", discord.ButtonStyle.secondary),
     "delete": ("🗑️", "Delete", discord.ButtonStyle.danger),
 }
@@ -44,7 +49,7 @@ EDIT_TIMEOUT_S = 900.0  # an unanswered edit-prompt form is forgotten after this
 
 
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
-                   template=r"video:(?P<action>reroll|edit|showcase|delete):(?P<job>\d+)"):
+                   template=r"video:(?P<action>reroll|edit|upscale|showcase|delete):(?P<job>\d+)"):
     """One button of a result; pressing it hands the action and job id to the Results cog."""
 
     def __init__(self, action: str, job_id: int) -> None:
@@ -68,12 +73,15 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
         await cog.press(interaction, self.action, self.job_id)
 
 
-def result_view(job: JobRecord) -> discord.ui.View:
-    """The buttons under a finished video; private results get no ⭐."""
+def result_view(job: JobRecord, upscale: bool = False) -> discord.ui.View:
+    """The buttons under a finished video; private results get no ⭐ and no ⬆️, upscales no ⬆️, and ⬆️ needs `upscale`."""
     view = discord.ui.View(timeout=None)
     for action in ACTIONS:
-        if action != "showcase" or not job.private:
-            view.add_item(ResultButton(action, job.id))
+        if action == "showcase" and job.private:
+            continue
+        if action == "upscale" and (not upscale or job.private or job.params.get("kind") == UPSCALE):
+            continue
+        view.add_item(ResultButton(action, job.id))
     return view
 
 
@@ -120,6 +128,8 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             elif action == "edit":
                 job = await self._job(interaction, job_id, owner_only=True)
                 await interaction.response.send_modal(EditPromptModal(self, job))
+            elif action == "upscale":
+                await self.upscale(interaction, job_id)
             elif action == "showcase":
                 await self._nominate(interaction, job_id)
             else:
@@ -130,10 +140,29 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
     async def start_from(self, interaction: discord.Interaction, job_id: int, *, prompt: str | None = None) -> None:
         """A new job with the settings of `job_id` and a new seed (and a new prompt, when edited)."""
         job = await self._job(interaction, job_id, owner_only=True)
+        if job.params.get("kind") == UPSCALE:  # an upscale again, from the same source
+            await self.upscale(interaction, int(job.params["source_job"]), prompt=prompt)
+            return
         params = {**job.params, "seed": None}
         options = VideoOptions.from_params(job.prompt if prompt is None else prompt, job.negative_prompt, params)
         log.info("user %d starts a new job from job %d (%s)", interaction.user.id, job_id,
                  "edited prompt" if prompt is not None else "reroll")
+        await self.video.start(interaction, options)
+
+    async def upscale(self, interaction: discord.Interaction, job_id: int, *, prompt: str | None = None) -> None:
+        """Upscale the requester's own public, finished video (its kept MP4); the job is started like /video."""
+        model = self.video.service.model
+        if not model.has_upscaler:
+            raise Denied("Upscaling is off: no upscaler is configured on this bot.")
+        job = await self._job(interaction, job_id, owner_only=True)
+        if job.private:
+            raise Denied(f"Job #{job_id} is private: private videos are not kept, so they cannot be upscaled.")
+        if job.params.get("kind") == UPSCALE:
+            raise Denied(f"Job #{job_id} is already an upscale.")
+        if job.state != JobState.DONE or not self.media.has(job_id):
+            raise Denied(f"The video of job #{job_id} is no longer kept, so it cannot be upscaled.")
+        options = upscale_options(job, model, self.settings, self.media.path(job_id), prompt)
+        log.info("user %d upscales job %d to %dx%d", interaction.user.id, job_id, options.width, options.height)
         await self.video.start(interaction, options)
 
     async def _job(self, interaction: discord.Interaction, job_id: int, *, owner_only: bool) -> JobRecord:

@@ -46,11 +46,12 @@ class VideoCog(commands.Cog, name="Video"):
         self, interaction: discord.Interaction, *, prompt: str, negative: str | None, seed: int | None,
         steps: int | None, guidance: float | None, frames: int | None, aspect: str | None, private: bool,
     ) -> None:  # fmt: skip
-        """The command's options with the server's defaults filled in, started like every other request."""
+        """The command's options with the server's defaults (else the model's length) filled in, started as usual."""
         defaults = self.settings
+        frames = frames or defaults.default_frames or self.service.model.default_frames(defaults.max_frames)
         options = VideoOptions(
             prompt, negative or "", seed, steps or defaults.default_steps, guidance or defaults.default_guidance,
-            frames or defaults.default_frames, aspect or "1:1", private=private,
+            frames, aspect or "1:1", private=private,
         )
         await self.start(interaction, options)
 
@@ -61,7 +62,7 @@ class VideoCog(commands.Cog, name="Video"):
         """
         requester = _requester(interaction)
         hidden = (options.private or self._will_refuse(interaction.user.id, options.prompt)
-                  or await self._moderation_refuses(requester))
+                  or await self._moderation_refuses(requester, options.cost))
         response = await interaction.response.defer(thinking=True, ephemeral=hidden)
         message_id = None if hidden or response is None else response.message_id
         options = replace(options, private=hidden)  # an ephemeral status message cannot end in a public result
@@ -75,12 +76,12 @@ class VideoCog(commands.Cog, name="Video"):
             return True
         return self.gate is not None and not self.gate.check_prompt(prompt).allowed
 
-    async def _moderation_refuses(self, requester: Requester) -> bool:
+    async def _moderation_refuses(self, requester: Requester, cost: int) -> bool:
         """True when a block, a channel rule or the quota will refuse the request (the service checks again)."""
         moderation = self.service.moderation
         if moderation is None:
             return False
-        return bool(await moderation.access_refusal(requester) or await moderation.quota_refusal(requester))
+        return bool(await moderation.access_refusal(requester) or await moderation.quota_refusal(requester, cost))
 
     @app_commands.command(name="queue", description="Your videos waiting or rendering, with their places")
     async def queue(self, interaction: discord.Interaction) -> None:
@@ -107,7 +108,10 @@ class VideoCog(commands.Cog, name="Video"):
 
 
 def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_commands.Command:
-    """/video with option ranges from the settings (Discord's client enforces them before sending)."""
+    """/video with option ranges from the settings (Discord's client enforces them before sending).
+
+    The aspect choices show the loaded model's sizes (the cog is made once the service has loaded it).
+    """
 
     @app_commands.command(name="video", description="Generate a short video from an English prompt")
     @app_commands.describe(
@@ -116,7 +120,7 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
         frames=f"Frames at 8 fps, 1–{max_frames}", aspect="Frame shape", private="Only you see the result",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=f"{name} ({w}×{h})", value=name)
-                                  for name, (w, h) in ASPECTS.items()])
+                                  for name, (w, h) in ((name, cog.service.model.size(name)) for name in ASPECTS)])
     async def video(
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],

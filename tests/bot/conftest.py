@@ -62,6 +62,7 @@ class ScriptedPipeline:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.previews = False  # True: call on_preview after every step with small made-up frames, like t2v
         self.steps_done: dict[str, int] = {}
         self._gates: dict[str, threading.Semaphore] = {}
         self._stepped = threading.Condition()
@@ -70,7 +71,8 @@ class ScriptedPipeline:
         self._gates[prompt] = threading.Semaphore(permits)
         return self._gates[prompt]
 
-    def generate(self, request: Any, latents: Any = None, on_step: Any = None, should_cancel: Any = None) -> Any:
+    def generate(self, request: Any, latents: Any = None, on_step: Any = None, should_cancel: Any = None,
+                 on_preview: Any = None) -> Any:
         self.started.append(request.prompt)
         gate = self._gates.get(request.prompt)
         for step in range(1, request.steps + 1):
@@ -78,6 +80,9 @@ class ScriptedPipeline:
                 self._wait(gate, should_cancel, step)
             if on_step is not None:
                 on_step(step, request.steps)
+            if on_preview is not None and self.previews:  # frame i of step s is grey level 40·i + s
+                grey = (np.arange(request.frames) * 40 + step).astype(np.uint8)
+                on_preview(step, request.steps, np.broadcast_to(grey[:, None, None, None], (request.frames, 8, 64, 3)))
             with self._stepped:
                 self.steps_done[request.prompt] = step
                 self._stepped.notify_all()

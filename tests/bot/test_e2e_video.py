@@ -24,7 +24,8 @@ async def video(fake: FakeDiscord, prompt: str, user: FakeUser | None = None, **
 
 
 def has_video(message: FakeMessage) -> bool:
-    return bool(message.attachments)
+    """The message carries the MP4 (not just a live preview)."""
+    return any(a.filename.endswith(".mp4") for a in message.attachments)
 
 
 def contents(message: FakeMessage) -> list[str]:

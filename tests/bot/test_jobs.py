@@ -1,15 +1,18 @@
 """Job types: the /video options map onto engine requests and job rows, and bad values name their range."""
 
+from dataclasses import replace
+
 import pytest
 
-from bot.jobs import ASPECTS, Refused, Requester, VideoOptions
-from t2v import GenerationRequest, InvalidRequest
+from bot.jobs import ASPECTS, Refused, Requester, UpscaleOf, VideoOptions
+from t2v import GenerationRequest, InvalidRequest, aspect_sizes
+from t2v.config import ModelConfig
 
 PROMPT = "A panda eating bamboo on a rock."
 
 
 def test_every_aspect_is_a_size_the_engine_accepts():
-    assert ASPECTS["1:1"] == (256, 256)
+    assert aspect_sizes(ModelConfig()) == ASPECTS  # t2v's presets for ModelScope's 256² model
     assert 1 <= len(ASPECTS) <= 25  # Discord's limit on choices
     for name, (width, height) in ASPECTS.items():
         GenerationRequest(PROMPT, width=width, height=height)
@@ -48,8 +51,29 @@ def test_params_round_trip_through_the_job_row():
                            aspect="9:16", private=True)
     params = options.to_params()
     assert (params["width"], params["height"]) == (256, 448)
-    assert VideoOptions.from_params(PROMPT, "text, watermark", {**params, "upload_limit": 1}) == options
+    sized = replace(options, width=256, height=448)  # a stored job keeps its size (a reroll renders the same)
+    assert VideoOptions.from_params(PROMPT, "text, watermark", {**params, "upload_limit": 1}) == sized
     assert VideoOptions.from_params(PROMPT, "", {}) == VideoOptions(PROMPT)
+
+
+def test_an_upscale_round_trips_with_its_source_size_and_cost():
+    options = VideoOptions(PROMPT, frames=24, aspect="16:9", width=1024, height=576, cost=2,
+                           upscale=UpscaleOf(7, "/srv/media/7.mp4", 0.7))
+    params = options.to_params()
+    assert {k: params[k] for k in ("kind", "source_job", "strength", "cost", "width", "height")} == {
+        "kind": "upscale", "source_job": 7, "strength": 0.7, "cost": 2, "width": 1024, "height": 576}
+    assert VideoOptions.from_params(PROMPT, "", params) == options
+    assert VideoOptions(PROMPT).to_params()["kind"] == "video" and VideoOptions(PROMPT).to_params()["cost"] == 1
+
+
+@pytest.mark.parametrize(
+    ("size", "named"),
+    [({"width": 576}, "width and height must be given together"), ({"width": 600, "height": 320}, "multiple of 64"),
+     ({"width": 2048, "height": 320}, "width=2048 is outside the allowed range 64–1024")],
+)
+def test_an_explicit_size_must_be_a_size_the_engine_accepts(size, named):
+    with pytest.raises(InvalidRequest, match=named):
+        VideoOptions(PROMPT, **size)
 
 
 def test_refusals_carry_a_machine_reason_and_a_user_message():

@@ -61,7 +61,8 @@ class FakePipeline:
         self.fail: set[str] = set()  # prompts whose generation raises at step 1
         self.steps_run: dict[str, int] = {}  # prompt -> the last step reported
 
-    def generate(self, request: GenerationRequest, on_step=None, should_cancel=None) -> SimpleNamespace:
+    def generate(self, request: GenerationRequest, on_step=None, should_cancel=None,
+                 on_preview=None) -> SimpleNamespace:
         for step in range(1, request.steps + 1):
             if should_cancel():
                 raise GenerationCancelled(step - 1, request.steps)
@@ -452,7 +453,8 @@ class FinishingPipeline(FakePipeline):
         super().__init__()
         self.finished = threading.Event()
 
-    def generate(self, request: GenerationRequest, on_step=None, should_cancel=None) -> SimpleNamespace:
+    def generate(self, request: GenerationRequest, on_step=None, should_cancel=None,
+                 on_preview=None) -> SimpleNamespace:
         result = super().generate(request, on_step, should_cancel)
         self.finished.set()
         return result

@@ -24,10 +24,20 @@ def test_defaults_match_the_documented_contract():
     assert settings.discord_token.get_secret_value() == TOKEN
     assert (settings.t2v_model, settings.t2v_device, settings.t2v_dtype) == ("tiny-random", "cuda", "auto")
     assert (settings.queue_per_user_cap, settings.queue_global_cap) == (3, 100)
-    assert (settings.default_steps, settings.default_guidance, settings.default_frames) == (50, 9.0, 16)
+    assert (settings.default_steps, settings.default_guidance, settings.default_frames) == (50, 9.0, None)  # model's
+    assert (settings.upscale_model, settings.upscale_strength, settings.upscale_cost) == (None, 0.7, 2)
     assert (settings.max_steps, settings.max_frames) == (100, 32)
     assert settings.discord_guild_id is None and settings.mod_role_id is None
     assert settings.database_url == "sqlite+aiosqlite:///videobot.db"
+
+
+def test_an_upscaler_needs_consent_for_the_tiny_model_and_a_strength_in_range():
+    assert problems({"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "/srv/t2v", "UPSCALE_MODEL": "tiny-random",
+                     "UPSCALE_STRENGTH": "1.5", "UPSCALE_COST": "0"}) == [
+        "UPSCALE_MODEL=tiny-random serves random noise; set T2V_ALLOW_TINY=1 to allow it (tests/dev only)",
+        "UPSCALE_STRENGTH=1.5 is outside 0.01..1.0",
+        "UPSCALE_COST=0 is outside 1..100",
+    ]
 
 
 def test_a_missing_token_says_where_to_get_one():

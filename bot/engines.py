@@ -1,0 +1,99 @@
+"""The models each GPU worker loads, and what the event loop learns about them once they are loaded.
+
+A worker loads T2V_MODEL and, when UPSCALE_MODEL is set, the upscaler as the pipeline's `upscaler` attribute (the
+work functions read it there; without UPSCALE_MODEL the worker holds the plain pipeline, as before). The loop
+never holds a pipeline: `learn` asks a worker for a `ModelInfo` — frame sizes per aspect for the loaded model and
+for the upscaler, and the model's default clip length — plain values read from the configs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot.executor import CancelFn, GPUExecutor, ProgressFn
+from bot.jobs import ASPECTS, VideoOptions
+from bot.settings import Settings
+from t2v import aspect_sizes, load_pipeline
+
+log = logging.getLogger(__name__)
+
+FALLBACK_FRAMES = 16  # ModelScope's clip length, for pipelines that do not say theirs
+Size = tuple[int, int]
+
+
+def load_models(settings: Settings, device: str) -> Any:
+    """T2V_MODEL on `device`, with UPSCALE_MODEL (when set) as its `upscaler`; runs on the worker thread."""
+    dtype = None if settings.t2v_dtype == "auto" else settings.t2v_dtype
+    pipeline = load_pipeline(settings.t2v_model, device=device, dtype=dtype)
+    if settings.upscale_model is not None:
+        pipeline.upscaler = load_pipeline(settings.upscale_model, device=device, dtype=dtype)
+    return pipeline
+
+
+def upscaler_of(pipeline: Any) -> Any | None:
+    """The upscaler a worker loaded next to its pipeline, or None."""
+    return getattr(pipeline, "upscaler", None)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Plain facts about the loaded models: sizes per aspect, default frames, and the upscaler's sizes."""
+
+    sizes: Mapping[str, Size] = field(default_factory=dict)  # empty: a pipeline without a config (bot.jobs.ASPECTS)
+    frames: int | None = None  # the model's default clip length
+    upscale_sizes: Mapping[str, Size] | None = None  # None: no upscaler is loaded
+    upscale_native: Size | None = None  # the upscaler's own size, for aspects it has no preset for
+
+    @property
+    def has_upscaler(self) -> bool:
+        """Whether the workers loaded an upscaler."""
+        return self.upscale_sizes is not None
+
+    def size(self, aspect: str) -> Size:
+        """(width, height) of `aspect` for the loaded model; bot.jobs.ASPECTS for aspects it has no preset for."""
+        return self.sizes.get(aspect) or ASPECTS[aspect]
+
+    def upscale_size(self, aspect: str) -> Size:
+        """(width, height) the upscaler renders `aspect` at: its preset, else its native size."""
+        if self.upscale_sizes is None or self.upscale_native is None:
+            raise ValueError("no upscaler is loaded")
+        return self.upscale_sizes.get(aspect) or self.upscale_native
+
+    def default_frames(self, cap: int) -> int:
+        """The model's clip length, at most `cap` (the server's MAX_FRAMES)."""
+        return min(self.frames or FALLBACK_FRAMES, cap)
+
+    def sized(self, options: VideoOptions) -> VideoOptions:
+        """The options with the loaded model's size for their aspect, unless they already name a size."""
+        if options.width is not None:
+            return options
+        width, height = self.size(options.aspect)
+        return replace(options, width=width, height=height)
+
+
+def describe(pipeline: Any) -> ModelInfo:
+    """The ModelInfo of a worker's pipeline (and upscaler); reads configs only, on the worker thread."""
+    config = getattr(pipeline, "config", None)
+    if config is None:
+        return ModelInfo()
+    upscaler = getattr(upscaler_of(pipeline), "config", None)
+    if upscaler is None:
+        return ModelInfo(aspect_sizes(config), config.frames)
+    return ModelInfo(aspect_sizes(config), config.frames, aspect_sizes(upscaler), (upscaler.width, upscaler.height))
+
+
+async def learn(executor: GPUExecutor) -> ModelInfo:
+    """Ask a loaded worker what it holds; ModelInfo() when no worker loaded a model."""
+    if executor.workers == 0:
+        return ModelInfo()
+
+    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> ModelInfo:
+        return describe(pipeline)
+
+    info = await executor.run(work)
+    log.info("model sizes %s, %s frames; upscaler %s", dict(info.sizes) or "from bot.jobs.ASPECTS", info.frames,
+             dict(info.upscale_sizes) if info.upscale_sizes is not None else "none")
+    return info

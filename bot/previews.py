@@ -1,0 +1,65 @@
+"""Live previews on the status message: a small looping GIF of the current x̂₀ every few denoising steps.
+
+The GPU thread turns t2v's VAE-free preview frames (uint8 [F, h, 64, 3]) into a GIF only every `preview_every(total)`
+steps — never at the last step, the video follows it — and hands it to the loop through the executor's progress path
+as `progress(step, total, Preview)`. The service keeps the newest one; the delivery attaches it to the next status
+edit its throttle lets through, once, so previews never add an edit. Jobs of fewer than MIN_STEPS steps get none:
+they finish within seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from t2v import GenerationRequest, animation
+
+log = logging.getLogger(__name__)
+
+FILENAME = "preview.gif"
+MIN_STEPS = 8  # shorter jobs get no previews
+PER_JOB = 8  # at most about this many GIFs are made per job
+SCALE = 2  # t2v's previews are 64 px wide; Discord shows them at 128
+OnPreview = Callable[[int, int, np.ndarray], None]  # (step, total, uint8 frames [F, h, w, 3]), on the GPU thread
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A GIF of the denoised estimate after `step` steps."""
+
+    step: int
+    gif: bytes = field(repr=False)
+
+
+def preview_every(total: int) -> int | None:
+    """Steps between previews for a job of `total` steps, or None when it gets none."""
+    if total < MIN_STEPS:
+        return None
+    return max(1, total // PER_JOB)
+
+
+def previews(progress: Callable[..., None], request: GenerationRequest) -> dict[str, OnPreview]:
+    """`on_preview=` for t2v's generate when the job gets previews, else nothing (t2v skips the preview frames)."""
+    if preview_every(request.steps) is None:
+        return {}
+    return {"on_preview": preview_callback(progress, request.fps)}
+
+
+def preview_callback(progress: Callable[..., None], fps: int) -> OnPreview:
+    """t2v's `on_preview` that sends `progress(step, total, Preview)` every few steps; a failed GIF is only logged."""
+
+    def on_preview(step: int, total: int, frames: np.ndarray) -> None:
+        every = preview_every(total)
+        if every is None or step >= total or step % every:
+            return
+        try:
+            gif = animation(frames, fps, "gif", scale=SCALE)
+        except Exception:
+            log.exception("making the preview of step %d/%d failed", step, total)
+            return
+        progress(step, total, Preview(step, gif))
+
+    return on_preview

@@ -1,0 +1,85 @@
+"""⬆ Upscale: re-render a finished job's kept MP4 with the upscaler (video-to-video, SDEdit) at the upscaler's size.
+
+The loop side builds the job's options (`upscale_options`: the source's prompt and settings, the upscaler's size for
+its aspect, UPSCALE_STRENGTH, UPSCALE_COST quota units) and the job goes through /video's queue, caps and quota.
+The GPU side (`upscale_work`) decodes the MP4 with PyAV, resizes it to the request's size, VAE-encodes it, noises
+it to the strength and denoises it with the same prompt (`upscaler.generate_video2video`), then encodes the MP4.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from bot.engines import ModelInfo, upscaler_of
+from bot.executor import CancelFn, ProgressFn, Work
+from bot.jobs import UpscaleOf, VideoOptions
+from bot.previews import previews
+from bot.render import Rendered
+from bot.settings import Settings
+from storage import JobRecord
+from t2v import GenerationCancelled, GenerationRequest, encode_mp4
+
+log = logging.getLogger(__name__)
+
+
+class SourceVideoGone(Exception):
+    """The MP4 an upscale was to re-render is no longer kept (its job was deleted after the upscale was queued)."""
+
+
+class NoUpscaler(Exception):
+    """The worker that took an upscale has no upscaler loaded."""
+
+
+def upscale_options(job: JobRecord, info: ModelInfo, settings: Settings, video: Path,
+                    prompt: str | None = None) -> VideoOptions:
+    """An upscale of `job` (its prompt, or `prompt`; a new seed) at the upscaler's size for the job's aspect."""
+    base = VideoOptions.from_params(job.prompt if prompt is None else prompt, job.negative_prompt,
+                                    {**job.params, "seed": None})
+    width, height = info.upscale_size(base.aspect)
+    source = UpscaleOf(job.id, str(video), settings.upscale_strength)
+    return replace(base, width=width, height=height, cost=settings.upscale_cost, upscale=source)
+
+
+def read_video(path: Path) -> np.ndarray:
+    """The frames of an MP4 as uint8 [F, H, W, 3] (PyAV); SourceVideoGone when the file is not there."""
+    try:
+        with av.open(str(path)) as container:
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    except FileNotFoundError:
+        raise SourceVideoGone(f"{path} is no longer kept") from None
+    if not frames:
+        raise SourceVideoGone(f"{path} holds no video frames")
+    return np.stack(frames)
+
+
+def upscale_work(request: GenerationRequest, source: UpscaleOf, max_bytes: int) -> Work[Rendered]:
+    """The GPU-thread work of an upscale: decode the source, video-to-video with the upscaler, encode the MP4."""
+
+    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> Rendered:
+        started = time.perf_counter()
+        upscaler = upscaler_of(pipeline)
+        if upscaler is None:
+            raise NoUpscaler("this GPU worker has no upscaler loaded (UPSCALE_MODEL)")
+        if should_cancel():
+            raise GenerationCancelled(0, request.steps)
+        video = read_video(Path(source.video))
+        fitted = replace(request, frames=len(video))
+        result = upscaler.generate_video2video(fitted, video, source.strength, on_step=progress,
+                                               should_cancel=should_cancel, **previews(progress, request))
+        if should_cancel():  # asked during the last step: skip the encode
+            raise GenerationCancelled(request.steps, request.steps)
+        mp4 = encode_mp4(result.frames, request.fps, max_bytes=max_bytes)
+        gpu_s = float(result.timings.get("total_s", time.perf_counter() - started))
+        log.info("upscaled job %d to %dx%d (%d frames, strength %.2f)", source.job_id, request.width,
+                 request.height, len(video), source.strength)
+        return Rendered(mp4, result.frames, request.fps, result.seed, tuple(result.notes), gpu_s,
+                        time.perf_counter() - started)
+
+    return work
