@@ -93,11 +93,21 @@ class EditPromptModal(discord.ui.Modal):
                          custom_id=f"video:edit-prompt:{job.id}")
         self.cog = cog
         self.job_id = job.id
+        self.owner_id = job.user_id  # the form is only ever shown to the requester
         self.prompt: discord.ui.TextInput[EditPromptModal] = discord.ui.TextInput(
             label="Prompt", style=discord.TextStyle.paragraph, default=job.prompt[:MAX_PROMPT_CHARS],
             max_length=MAX_PROMPT_CHARS, custom_id="prompt",
         )
         self.add_item(self.prompt)
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Only the requester may submit; discord.py routes a form by custom_id alone, a stranger would use it up."""
+        if interaction.user.id == self.owner_id:
+            return True
+        log.warning("user %d submitted the edit form of job %d, which is not theirs", interaction.user.id, self.job_id)
+        await answer_privately(interaction, f"Job #{self.job_id} is not yours; only the person who asked for it can "
+                                            "do that.")
+        return False
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         """Start the edited job."""

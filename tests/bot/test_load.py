@@ -20,7 +20,7 @@ from bot.queue import FairQueue
 from storage import JobRecord
 from t2v import GenerationResult
 from tests.bot.conftest import WAIT, Stacks
-from tests.bot.test_e2e_video import LagMeter
+from tests.bot.test_e2e_video import LagMeter, has_video
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -45,7 +45,7 @@ MEMORY_GROWTH_BYTES = 4 * 2**20
 class InstantPipeline:
     """Answers every request at once with black frames of the requested size."""
 
-    def generate(self, request: Any, on_step: Any = None, should_cancel: Any = None) -> GenerationResult:
+    def generate(self, request: Any, on_step: Any = None, should_cancel: Any = None, **_: Any) -> GenerationResult:
         if on_step is not None:
             for step in range(1, request.steps + 1):
                 on_step(step, request.steps)
@@ -99,13 +99,13 @@ class QueueLog:
 
 def final(message: FakeMessage) -> bool:
     """The answer a user is left with: the video, or a refusal (never 'thinking', queued or in progress)."""
-    return not message.loading and (bool(message.attachments) or
-                                    (message.content != "" and not message.content.startswith(NOT_FINAL)))
+    return has_video(message) or (not message.loading and message.content != ""
+                                  and not message.content.startswith(NOT_FINAL))
 
 
 def outcome(message: FakeMessage) -> str:
     """done, refused:<reason> (from the words of the answer), or the text of an unexpected answer."""
-    if message.attachments:
+    if has_video(message):
         return "done"
     if message.content.startswith("You already have 4 videos queued or rendering"):
         return "refused:user_cap"  # private, or (when a burst outran /video's pre-check) on the public placeholder
