@@ -41,7 +41,7 @@ def configs_only(diffusers_256, tmp_path):
     return root
 
 
-@pytest.mark.parametrize(("which", "width", "height"), [("256", 64, 64), ("576", 128, 64)])
+@pytest.mark.parametrize(("which", "width", "height"), [("256", 256, 256), ("576", 576, 320)])
 def test_a_diffusers_directory_generates_what_diffusers_generates(request, which, width, height):
     theirs_pipe, _ = request.getfixturevalue(f"diffusers_{which}")
     ours = request.getfixturevalue(f"ours_{which}")
