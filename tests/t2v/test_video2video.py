@@ -19,23 +19,25 @@ def _video(frames: int = 2, height: int = 64, width: int = 64, seed: int = 0) ->
     return np.random.default_rng(seed).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
 
 
-def test_video2video_equals_diffusers_video_to_video(diffusers_256, monkeypatch):
+@pytest.mark.parametrize(("which", "width", "height"), [("256", 256, 256), ("576", 576, 320)])
+def test_video2video_equals_diffusers_video_to_video(request, which, width, height, monkeypatch):
     from diffusers import VideoToVideoSDPipeline
     from diffusers.pipelines.deprecated.text_to_video_synthesis import pipeline_text_to_video_synth_img2img as v2v
 
     # diffusers samples the VAE posterior; we take its mean (sd-webui-text2video): pin diffusers to the mean too
     monkeypatch.setattr(v2v, "retrieve_latents", lambda output, generator=None: output.latent_dist.mode())
-    theirs_pipe = VideoToVideoSDPipeline(**diffusers_256[0].components)
+    theirs_dir = request.getfixturevalue(f"diffusers_{which}")
+    theirs_pipe = VideoToVideoSDPipeline(**theirs_dir[0].components)
     theirs_pipe.set_progress_bar_config(disable=True)
-    video = _video()
+    video = _video(height=height, width=width)
     pixels = rearrange(torch.from_numpy(video).float() / 255, "f h w c -> f c h w")
     theirs = theirs_pipe(PROMPT, video=pixels, strength=0.6, num_inference_steps=5, guidance_scale=9.0,
                          generator=torch.Generator().manual_seed(5), output_type="latent").frames
     # the same draw diffusers makes: one randn of the (b f) c h w latents from the seeded generator
-    noise = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(5))
-    request = GenerationRequest(PROMPT, seed=1, steps=5, frames=2, width=64, height=64)
+    noise = torch.randn(2, 4, height // 8, width // 8, generator=torch.Generator().manual_seed(5))
+    req = GenerationRequest(PROMPT, seed=1, steps=5, frames=2, width=width, height=height)
     steps = []
-    ours = generate_video2video(load_pipeline(diffusers_256[1]), request, video, strength=0.6,
+    ours = generate_video2video(load_pipeline(theirs_dir[1]), req, video, strength=0.6,
                                 noise=rearrange(noise, "(b f) c h w -> b c f h w", b=1),
                                 on_step=lambda s, t: steps.append((s, t)))
     assert _rel(ours.latents, theirs) <= 1e-4
