@@ -194,7 +194,7 @@ class VideoService:
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=CHECKPOINT_S)
             for task in late:
-                log.warning("%s did not stop in time; it will be retried after restart", task.get_name())
+                log.warning("%s did not stop within the grace; it will be retried after restart", task.get_name())
                 task.cancel()
         await self._executor.close()
         log.info("video service stopped; %d queued jobs wait for the next start", len(self._queue))
