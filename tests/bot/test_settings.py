@@ -40,6 +40,25 @@ def test_an_upscaler_needs_consent_for_the_tiny_model_and_a_strength_in_range():
     ]
 
 
+def test_discord_endpoints_are_unset_by_default_and_must_be_urls_of_the_right_kind():
+    defaults = load_settings(VALID, env_file=None)
+    assert (defaults.discord_api_base, defaults.discord_gateway_url) == (None, None)  # Discord itself
+    assert (defaults.shutdown_grace_s, defaults.job_time_limit_s) == (60.0, 600.0)
+    proxied = load_settings({**VALID, "DISCORD_API_BASE": "https://proxy.internal/api/v10/",
+                             "DISCORD_GATEWAY_URL": "wss://proxy.internal/gateway"}, env_file=None)
+    assert (proxied.discord_api_base, proxied.discord_gateway_url) == ("https://proxy.internal/api/v10",
+                                                                       "wss://proxy.internal/gateway")
+    assert problems({**VALID, "DISCORD_API_BASE": "proxy.internal", "DISCORD_GATEWAY_URL": "https://proxy.internal",
+                     "SHUTDOWN_GRACE_S": "-1", "JOB_TIME_LIMIT_S": "0"}) == [
+        "DISCORD_API_BASE=proxy.internal is not a URL starting with https:// or http://, such as "
+        "https://discord-proxy.internal/api/v10",
+        "DISCORD_GATEWAY_URL=https://proxy.internal is not a URL starting with wss:// or ws://, such as "
+        "wss://discord-proxy.internal/gateway",
+        "SHUTDOWN_GRACE_S=-1.0 is outside 0.0..3600.0",
+        "JOB_TIME_LIMIT_S=0.0 is outside 1.0..86400.0",
+    ]
+
+
 def test_a_missing_token_says_where_to_get_one():
     assert problems({"T2V_ALLOW_TINY": "1"}) == [
         "DISCORD_TOKEN is missing: set it to your bot token (Discord developer portal → Bot → Reset Token)"
