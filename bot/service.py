@@ -36,7 +36,7 @@ from bot.policy import MAX_PROMPT_CHARS, PolicyGate
 from bot.previews import Preview
 from bot.queue import FairQueue, QueueFull, UserQueueFull, eta_seconds
 from bot.render import Rendered, is_out_of_memory, render_work
-from bot.settings import Settings
+from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S, Settings
 from bot.upscale import upscale_work
 from storage import InvalidTransitionError, JobRecord, JobState, Repository, utc_now
 from t2v import GenerationCancelled, InvalidRequest
@@ -47,9 +47,8 @@ log = logging.getLogger(__name__)
 UPLOAD_MARGIN = 16 * 1024  # bytes kept free under the upload limit for the multipart envelope
 EMA_WEIGHT = 0.3  # weight of the newest finished job in the seconds-per-job estimate
 MAX_ATTEMPTS = 2  # a job interrupted by a restart runs once more, then fails
-STOP_GRACE_S = 60.0  # default SHUTDOWN_GRACE_S: how long stop() lets running jobs finish or stop (deploy/ waits 90)
+STOP_GRACE_S = SHUTDOWN_GRACE_S  # the default: how long stop() lets running jobs finish or stop (deploy/ waits 90)
 CHECKPOINT_S = 10.0  # the last part of the grace (at least this long): running jobs stop at their next step and requeue
-JOB_TIME_LIMIT_S = 600.0  # default JOB_TIME_LIMIT_S: a job still running this long after it started is stopped
 ERROR_CHARS = 500  # longest error text kept in a job row
 _OUTCOMES = {"job_done": "done", "job_failed": "failed", "job_cancelled": "cancelled"}  # event -> metrics outcome
 _SHORT_REASONS = {  # exception type name (t2v.video's, matched by name) -> what the user is told

@@ -23,6 +23,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 QUOTA_PERIODS = ("hour", "day", "week", "month")  # calendar periods in UTC (weeks start on Monday)
 MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
 TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after the command
+SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
+JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 _OUR_ERRORS = "settings"  # the error type of every PydanticCustomError raised below: its text is final
 # Ranges checked on top of the types; the engine's own limits come from t2v so they cannot drift apart.
@@ -103,8 +105,8 @@ class Settings(BaseSettings):
     max_frames: int = Field(32, validate_default=True)
     status_edit_interval_s: float = 2.0  # progress edits at most this often
     token_fallback_after_s: float = 840.0  # then post in the channel instead of editing (the token dies at 900 s)
-    shutdown_grace_s: float = 60.0  # on SIGTERM: how long running videos may take to finish or stop (deploy/ waits 90)
-    job_time_limit_s: float = 600.0  # a video still rendering this long after it started is stopped and refunded
+    shutdown_grace_s: float = SHUTDOWN_GRACE_S  # on SIGTERM: how long running videos may take to finish or stop
+    job_time_limit_s: float = JOB_TIME_LIMIT_S  # a video still rendering this long after it started is stopped
     mod_role_id: int | None = None
     quota_default: int = 20  # videos per user per period; moderators override it per user, per role or for all
     quota_period: str = "day"
