@@ -23,9 +23,10 @@ from storage.records import (
     ShowcaseRecord,
     ShowcaseState,
 )
-from storage.repository import Repository, utc_now
+from storage.repository import Repository
 from storage.retry import retry_on_locked
 from storage.showcase import ShowcaseError, ShowcaseRepository
+from storage.transactions import utc_now
 
 __all__ = [
     "ACTIVE_STATES",

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, delete, desc, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Base, Job
 from storage.moderation_models import AuditEntry, Block, ChannelRule, ModerationSetting, QuotaOverride, RoleQuota
@@ -30,8 +30,7 @@ from storage.moderation_records import (
     UserUsage,
 )
 from storage.records import JobState
-from storage.repository import Clock, Work, utc_now
-from storage.retry import Backoff, exponential_backoff, retry_on_locked
+from storage.transactions import Transactional
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +45,8 @@ COST = func.coalesce(Job.params["cost"].as_integer(), 1)  # quota units of one j
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
-class ModerationRepository:
+class ModerationRepository(Transactional):
     """Async access to the moderation tables; each method is one short transaction, retried while busy."""
-
-    def __init__(
-        self, engine: AsyncEngine, *, clock: Clock = utc_now, backoff: Backoff = exponential_backoff, attempts: int = 5
-    ) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._dialect = engine.dialect.name
-        self._clock = clock
-        self._backoff = backoff
-        self._attempts = attempts
 
     # --- quotas -----------------------------------------------------------------------------------------------
 
@@ -190,15 +180,6 @@ class ModerationRepository:
 
     # --- helpers ----------------------------------------------------------------------------------------------
 
-    async def _run(self, work: Work[T]) -> T:
-        """Run `work` in one transaction, retrying it while the database reports a concurrent writer."""
-
-        async def attempt() -> T:
-            async with self._sessions.begin() as session:
-                return await work(session)
-
-        return await retry_on_locked(attempt, attempts=self._attempts, backoff=self._backoff)
-
     async def _get(self, model: type[M], key: Any, record: Callable[[M], T]) -> T | None:
         """The row with this primary key as a record, or None."""
 
@@ -238,14 +219,6 @@ class ModerationRepository:
             return record(row)
 
         return await self._run(work)
-
-    def _now(self, now: datetime | None) -> datetime:
-        """`now` or the clock's time, refusing naive datetimes."""
-        now = self._clock() if now is None else now
-        if now.tzinfo is None:
-            raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
-        return now
-
 
 async def _scalar(session: AsyncSession, query: Any) -> Any:
     """The single value a query returns."""

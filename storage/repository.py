@@ -3,44 +3,29 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import DuplicateEntryError, InvalidTransitionError, JobNotFoundError
 from storage.models import DenylistEntry, Job
 from storage.records import ACTIVE_STATES, DenyKind, DenylistRecord, JobRecord, JobState
-from storage.retry import Backoff, exponential_backoff, retry_on_locked
+from storage.transactions import Transactional
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-Clock = Callable[[], datetime]
-Work = Callable[[AsyncSession], Awaitable[T]]
 
 _QUEUED = frozenset({JobState.QUEUED})
 _RUNNING = frozenset({JobState.RUNNING})
 
 
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
-
-class Repository:
+class Repository(Transactional):
     """Async access to jobs and denylist entries; each method is one short transaction, retried while busy."""
-
-    def __init__(
-        self, engine: AsyncEngine, *, clock: Clock = utc_now, backoff: Backoff = exponential_backoff, attempts: int = 5
-    ) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._clock = clock
-        self._backoff = backoff
-        self._attempts = attempts
 
     # --- jobs -------------------------------------------------------------------------------------------------
 
@@ -249,15 +234,6 @@ class Repository:
 
     # --- helpers ----------------------------------------------------------------------------------------------
 
-    async def _run(self, work: Work[T]) -> T:
-        """Run `work` in one transaction, retrying it while SQLite is locked or Postgres reports a lost race."""
-
-        async def attempt() -> T:
-            async with self._sessions.begin() as session:
-                return await work(session)
-
-        return await retry_on_locked(attempt, attempts=self._attempts, backoff=self._backoff)
-
     async def _transition(
         self,
         job_id: int,
@@ -304,14 +280,6 @@ class Repository:
             return [_job_record(job) for job in (await session.scalars(query)).all()]
 
         return await self._run(work)
-
-    def _now(self, now: datetime | None) -> datetime:
-        """`now` or the clock's time, refusing naive datetimes."""
-        now = self._clock() if now is None else now
-        if now.tzinfo is None:
-            raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
-        return now
-
 
 async def _load(session: AsyncSession, job_id: int) -> Job:
     """The job row, or JobNotFoundError."""

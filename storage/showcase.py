@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import JobNotFoundError, StorageError
 from storage.models import Job, ShowcaseEntry, ShowcaseVote
 from storage.records import JobRecord, JobState, ShowcaseRecord, ShowcaseState
-from storage.repository import _job_record, utc_now
-from storage.retry import Backoff, exponential_backoff, retry_on_locked
+from storage.repository import _job_record
+from storage.transactions import Transactional
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Work = Callable[[AsyncSession], Awaitable[T]]
 
 _SHOWN = (ShowcaseEntry.state == ShowcaseState.APPROVED, Job.deleted_at.is_(None))  # what the gallery lists
 
@@ -34,17 +32,8 @@ class ShowcaseError(StorageError):
         self.message = message
 
 
-class ShowcaseRepository:
+class ShowcaseRepository(Transactional):
     """Async access to result deletion, showcase entries and votes; one short transaction per method."""
-
-    def __init__(
-        self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now, backoff: Backoff = exponential_backoff,
-        attempts: int = 5,
-    ) -> None:  # fmt: skip
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._clock = clock
-        self._backoff = backoff
-        self._attempts = attempts
 
     # --- results ----------------------------------------------------------------------------------------------
 
@@ -178,15 +167,6 @@ class ShowcaseRepository:
                                 .offset((page - 1) * per_page))
 
     # --- helpers ----------------------------------------------------------------------------------------------
-
-    async def _run(self, work: Work[T]) -> T:
-        """Run `work` in one transaction, retried while the database is busy."""
-
-        async def attempt() -> T:
-            async with self._sessions.begin() as session:
-                return await work(session)
-
-        return await retry_on_locked(attempt, attempts=self._attempts, backoff=self._backoff)
 
     async def _list(self, query: Select[Any]) -> list[ShowcaseRecord]:
         async def work(session: AsyncSession) -> list[ShowcaseRecord]:
