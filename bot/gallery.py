@@ -15,6 +15,7 @@ import math
 from aiohttp import web
 
 from bot.media import MediaStore
+from bot.web import LocalSite
 from storage.records import ShowcaseRecord, ShowcaseState
 from storage.showcase import ShowcaseRepository
 
@@ -49,31 +50,15 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     return value
 
 
-class Gallery:
+class Gallery(LocalSite):
     """The gallery's aiohttp application, and a site to run it on."""
 
     def __init__(self, repo: ShowcaseRepository, media: MediaStore, *, title: str = "Video showcase") -> None:
         self.repo = repo
         self.media = media
         self.title = title
-        self.app = web.Application()
+        super().__init__()
         self.app.add_routes([web.get("/", self.index), web.get(r"/videos/{job:\d+}.mp4", self.video)])
-        self._runner: web.AppRunner | None = None
-
-    async def start(self, host: str, port: int) -> int:
-        """Listen on host:port (port 0: any free port); returns the port."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        port = self._runner.addresses[0][1]
-        log.info("gallery at http://%s:%d/", host, port)
-        return port
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def index(self, request: web.Request) -> web.Response:
         """One page of approved videos."""

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from bot.metrics import PREFIX, Metrics
 from bot.service import VideoService
+from bot.web import LocalSite
 from storage import Repository
 
 log = logging.getLogger(__name__)
@@ -38,35 +39,15 @@ class Client(Protocol):
     def is_closed(self) -> bool: ...
 
 
-class Health:
+class Health(LocalSite):
     """The health and metrics application, and a site to run it on."""
 
     def __init__(self, client: Client, metrics: Metrics, repo: Repository | None = None) -> None:
         self.client = client
         self.metrics = metrics
         self.repo = repo  # probed on each /healthz; None: not checked
-        self.app = web.Application()
+        super().__init__()
         self.app.add_routes([web.get("/healthz", self.healthz), web.get("/metrics", self.prometheus)])
-        self._runner: web.AppRunner | None = None
-
-    async def start(self, host: str, port: int) -> int:
-        """Listen on host:port (port 0: any free port); returns the port."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        try:
-            await web.TCPSite(self._runner, host, port).start()
-        except OSError:
-            await self.stop()
-            raise
-        port = self._runner.addresses[0][1]
-        log.info("health at http://%s:%d/healthz, metrics at /metrics", host, port)
-        return port
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def healthz(self, request: web.Request) -> web.Response:
         """The state of each part as JSON; 200 when all are well, else 503 with the problems named."""

@@ -12,6 +12,7 @@ from einops import rearrange
 from torch import nn
 
 from t2v.config import VAEConfig
+from t2v.unet import Upsample  # the same nearest x2 + 3x3 conv, key `conv`, as the UNet's
 
 
 def _norm(channels: int, groups: int) -> nn.GroupNorm:
@@ -65,17 +66,6 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, (0, 1, 0, 1)))
-
-
-class Upsample(nn.Module):
-    """Nearest x2 then 3x3 convolution."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class _Level(nn.Module):
