@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.executor import CancelFn, GPUExecutor, ProgressFn
+from bot.executor import CancelFn, Executor, ProgressFn
 from bot.jobs import ASPECTS, VideoOptions
 from bot.settings import Settings
 from t2v import aspect_sizes, load_pipeline
@@ -24,13 +24,34 @@ FALLBACK_FRAMES = 16  # ModelScope's clip length, for pipelines that do not say 
 Size = tuple[int, int]
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """What every worker loads, as plain values: a Ray worker is sent this, never the settings (they hold the token).
+
+    Calling it with a device loads T2V_MODEL there, with UPSCALE_MODEL (when set) as its `upscaler`; it runs on the
+    worker (thread or Ray actor).
+    """
+
+    model: str
+    dtype: str | None = None  # None: float16 on GPUs, float32 on the CPU
+    upscale_model: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> ModelSource:
+        """The models the settings name."""
+        dtype = None if settings.t2v_dtype == "auto" else settings.t2v_dtype
+        return cls(settings.t2v_model, dtype, settings.upscale_model)
+
+    def __call__(self, device: str) -> Any:
+        pipeline = load_pipeline(self.model, device=device, dtype=self.dtype)
+        if self.upscale_model is not None:
+            pipeline.upscaler = load_pipeline(self.upscale_model, device=device, dtype=self.dtype)
+        return pipeline
+
+
 def load_models(settings: Settings, device: str) -> Any:
     """T2V_MODEL on `device`, with UPSCALE_MODEL (when set) as its `upscaler`; runs on the worker thread."""
-    dtype = None if settings.t2v_dtype == "auto" else settings.t2v_dtype
-    pipeline = load_pipeline(settings.t2v_model, device=device, dtype=dtype)
-    if settings.upscale_model is not None:
-        pipeline.upscaler = load_pipeline(settings.upscale_model, device=device, dtype=dtype)
-    return pipeline
+    return ModelSource.of(settings)(device)
 
 
 def upscaler_of(pipeline: Any) -> Any | None:
@@ -85,7 +106,7 @@ def describe(pipeline: Any) -> ModelInfo:
     return ModelInfo(aspect_sizes(config), config.frames, aspect_sizes(upscaler), (upscaler.width, upscaler.height))
 
 
-async def learn(executor: GPUExecutor) -> ModelInfo:
+async def learn(executor: Executor) -> ModelInfo:
     """Ask a loaded worker what it holds; ModelInfo() when no worker loaded a model."""
     if executor.workers == 0:
         return ModelInfo()

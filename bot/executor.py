@@ -12,7 +12,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,34 @@ class ServiceUnavailable(Exception):
 
 
 class CancelToken:
-    """Thread-safe cancellation flag: the event loop calls `cancel()`, the GPU thread polls the token."""
+    """Thread-safe cancellation flag: the event loop calls `cancel()`, the GPU thread polls the token.
+
+    Listeners (`when_cancelled`) hear of it at once: the Ray executor forwards a cancel to the remote worker so.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
-        """Ask the work to stop at its next check."""
-        self._event.set()
+        """Ask the work to stop at its next check, and tell the listeners (each once)."""
+        with self._lock:
+            self._event.set()
+            listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("a cancellation listener failed")
+
+    def when_cancelled(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` (in the cancelling thread) when the token is cancelled; at once if it already is."""
+        with self._lock:
+            if not self._event.is_set():
+                self._listeners.append(listener)
+                return
+        listener()
 
     def is_set(self) -> bool:
         """Whether cancellation was requested."""
@@ -74,6 +94,33 @@ class _WorkFuture(asyncio.Future[Any]):
         return super().cancel(msg)
 
 
+class Executor(Protocol):
+    """What the video service needs from an executor (T2V_EXECUTOR): `GPUExecutor` (threads, here) or
+    `bot.ray_executor.RayExecutor` (actors of a Ray cluster).
+
+    `submit(work, on_progress, should_cancel)` runs `work(pipeline, progress, should_cancel)` on a free worker;
+    progress reaches `on_progress` on the event loop; cancelling the future or `should_cancel()` turning true stops
+    the work at its next check. `workers` counts the workers taking work now; when it grows (a lost Ray worker is
+    back), `on_capacity()` is called on the loop so the dispatcher can hand out more.
+    """
+
+    load_error: BaseException | None
+    on_capacity: Callable[[], None]
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def workers(self) -> int: ...
+
+    def submit(self, work: Work[T], on_progress: ProgressFn | None = None,
+               should_cancel: CancelFn | None = None) -> asyncio.Future[T]: ...
+
+    async def run(self, work: Work[T], on_progress: ProgressFn | None = None,
+                  should_cancel: CancelFn | None = None) -> T: ...
+
+
 class GPUExecutor:
     """Runs blocking pipeline work on one thread per device; `await run(...)` from the event loop."""
 
@@ -95,6 +142,7 @@ class GPUExecutor:
         self._in_flight = 0  # submitted and not yet settled; touched only on the loop thread
         self._started = False
         self._closed = False
+        self.on_capacity: Callable[[], None] = _nothing  # threads never come back once lost: never called
 
     async def start(self) -> None:
         """Start one thread per device and wait until each has loaded its pipeline or failed to."""
@@ -244,6 +292,10 @@ def _report_progress(on_progress: ProgressFn, step: int, total: int, *extra: Any
 
 def _ignore_progress(step: int, total: int, *extra: Any) -> None:
     """Progress sink used when the caller passes no callback."""
+
+
+def _nothing() -> None:
+    """The default `on_capacity`."""
 
 
 def _either(first: CancelFn, second: CancelFn) -> CancelFn:

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
-from bot.engines import ModelInfo, learn, load_models
-from bot.executor import CancelToken, GPUExecutor, devices_for
+from bot.engines import ModelInfo, ModelSource, learn
+from bot.executor import CancelToken, Executor, GPUExecutor, devices_for
 from bot.jobs import (
     DEFAULT_UPLOAD_LIMIT,
     Delivered,
@@ -37,7 +38,7 @@ from bot.previews import Preview
 from bot.queue import FairQueue, QueueFull, UserQueueFull, eta_seconds
 from bot.render import Rendered, is_out_of_memory, render_work
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S, Settings
-from bot.upscale import upscale_work
+from bot.upscale import read_source, upscale_work
 from storage import InvalidTransitionError, JobRecord, JobState, Repository, utc_now
 from t2v import GenerationCancelled, InvalidRequest
 from t2v.pipeline import LIMITS
@@ -102,7 +103,7 @@ class VideoService:
         repo: Repository,
         gate: PolicyGate,
         queue: FairQueue[JobRecord],
-        executor: GPUExecutor,
+        executor: Executor,
         events: JobEvents,
         *,
         clock: Callable[[], datetime] = utc_now,
@@ -125,6 +126,7 @@ class VideoService:
         self._running: dict[int, _Running] = {}  # job id -> entry, from pop_next until its outcome is recorded
         self._reserved: Counter[int] = Counter()  # user id -> submits between their cap check and their push
         self._wake = asyncio.Event()
+        executor.on_capacity = self._wake.set  # a lost Ray worker that is back can take the next job
         self._dispatcher: asyncio.Task[None] | None = None
         self._stopping = False
         self.metrics = metrics or Metrics()  # requests by outcome, queue, timings; served at /metrics
@@ -405,8 +407,11 @@ class VideoService:
         limit = int(job.params.get("upload_limit", DEFAULT_UPLOAD_LIMIT))
         entry.event = asyncio.create_task(self._emit("job_started", job))  # before any progress can arrive
         max_bytes = max(limit - UPLOAD_MARGIN, limit // 2)
-        work = (render_work(request, max_bytes) if options.upscale is None
-                else upscale_work(request, options.upscale, max_bytes))
+        if options.upscale is None:
+            work = render_work(request, max_bytes)
+        else:
+            source = await asyncio.to_thread(read_source, Path(options.upscale.video))
+            work = upscale_work(request, options.upscale, source, max_bytes)
         return await self._executor.submit(work, on_progress=partial(self._on_progress, entry),
                                            should_cancel=entry.token)
 
@@ -516,6 +521,11 @@ def _short_reason(error: Exception) -> str:
     return _SHORT_REASONS.get(type(error).__name__, "an internal error; the bot's logs have the details")
 
 
-def build_executor(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> GPUExecutor:
-    """A GPU executor with one worker per device of T2V_DEVICE, each loading T2V_MODEL (and UPSCALE_MODEL, if set)."""
-    return GPUExecutor(devices_for(settings.t2v_device), partial(load_models, settings), loop)
+def build_executor(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> Executor:
+    """The executor T2V_EXECUTOR names, each worker loading T2V_MODEL (and UPSCALE_MODEL, if set): `local`, one
+    thread per device of T2V_DEVICE; `ray`, one actor per GPU (or RAY_WORKER_RESOURCE unit) of the Ray cluster."""
+    if settings.t2v_executor == "ray":
+        from bot.ray_executor import RayExecutor  # lazily: ray is an optional extra
+
+        return RayExecutor.from_settings(settings, loop)
+    return GPUExecutor(devices_for(settings.t2v_device), ModelSource.of(settings), loop)

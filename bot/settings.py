@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from t2v.pipeline import LIMITS
 log = logging.getLogger(__name__)
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+EXECUTORS = ("local", "ray")  # T2V_EXECUTOR: threads in this process, or actors of a Ray cluster
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 QUOTA_PERIODS = ("hour", "day", "week", "month")  # calendar periods in UTC (weeks start on Monday)
 MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
@@ -45,6 +47,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "upscale_cost": (1, 100),
     "shutdown_grace_s": (0.0, 3600.0),
     "job_time_limit_s": (1.0, 86_400.0),
+    "ray_workers": (0, 1024),
 }
 ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
     "discord_api_base": (("https", "http"), "https://discord-proxy.internal/api/v10"),
@@ -92,6 +95,10 @@ class Settings(BaseSettings):
     t2v_allow_tiny: bool = Field(False, validate_default=True)  # the tiny preset serves noise: opt in
     t2v_device: str = "cuda"  # cuda (every visible GPU) | cuda:N | cpu | a comma-separated list
     t2v_dtype: str = "auto"
+    t2v_executor: str = "local"  # local: a thread per device of T2V_DEVICE | ray: an actor per GPU of a Ray cluster
+    ray_address: str | None = None  # the Ray cluster to join (ray://host:10001 or host:6379); unset: a local Ray
+    ray_workers: int = 0  # Ray actors to start; 0: one per unit of RAY_WORKER_RESOURCE in the cluster
+    ray_worker_resource: str = "GPU"  # what each actor reserves: GPU (num_gpus=1, runs on cuda) or a custom resource
     upscale_model: str | None = None  # a second model (e.g. zeroscope_v2_XL) for ⬆ Upscale; unset: no upscaler
     upscale_strength: float = 0.7  # the fraction of the denoising steps an upscale re-runs (SDEdit strength)
     upscale_cost: int = 2  # quota units (videos) one upscale counts for
@@ -165,6 +172,27 @@ class Settings(BaseSettings):
         if dtype.strip().lower() not in DTYPES:
             raise _problem(f"T2V_DTYPE={dtype} is not one of {', '.join(DTYPES)}")
         return dtype.strip().lower()
+
+    @field_validator("t2v_executor")
+    @classmethod
+    def _executor_is_known(cls, kind: str) -> str:
+        """One of EXECUTORS; `ray` also needs the ray package (the `ray` extra)."""
+        kind = kind.strip().lower()
+        if kind not in EXECUTORS:
+            raise _problem(f"T2V_EXECUTOR={kind} is not one of {', '.join(EXECUTORS)}")
+        if kind == "ray" and importlib.util.find_spec("ray") is None:
+            raise _problem("T2V_EXECUTOR=ray needs the ray package: pip install -e '.[ray]'")
+        return kind
+
+    @field_validator("ray_worker_resource")
+    @classmethod
+    def _resource_is_a_name(cls, name: str) -> str:
+        """A Ray resource name: GPU, or a custom resource the workers were started with (ray start --resources)."""
+        name = name.strip()
+        if not re.fullmatch(r"[A-Za-z_][\w.-]*", name) or name == "CPU":
+            raise _problem(f"RAY_WORKER_RESOURCE={name!r} is not a resource name: use GPU or the name of a custom "
+                           "resource given to `ray start --resources` (CPU cannot be reserved per worker)")
+        return name
 
     @field_validator("log_level")
     @classmethod

@@ -8,6 +8,7 @@ it to the strength and denoises it with the same prompt (`upscaler.generate_vide
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from dataclasses import replace
@@ -47,20 +48,27 @@ def upscale_options(job: JobRecord, info: ModelInfo, settings: Settings, video: 
     return replace(base, width=width, height=height, cost=settings.upscale_cost, upscale=source)
 
 
-def read_video(path: Path) -> np.ndarray:
-    """The frames of an MP4 as uint8 [F, H, W, 3] (PyAV); SourceVideoGone when the file is not there."""
+def read_source(path: Path) -> bytes:
+    """The kept MP4 an upscale re-renders (read on the bot's host: a Ray worker elsewhere has no media folder);
+    SourceVideoGone when the file is not there."""
     try:
-        with av.open(str(path)) as container:
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        return path.read_bytes()
     except FileNotFoundError:
         raise SourceVideoGone(f"{path} is no longer kept") from None
+
+
+def read_video(mp4: bytes) -> np.ndarray:
+    """The frames of an MP4 as uint8 [F, H, W, 3] (PyAV); SourceVideoGone when it holds none."""
+    with av.open(io.BytesIO(mp4)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     if not frames:
-        raise SourceVideoGone(f"{path} holds no video frames")
+        raise SourceVideoGone("the kept video holds no frames")
     return np.stack(frames)
 
 
-def upscale_work(request: GenerationRequest, source: UpscaleOf, max_bytes: int) -> Work[Rendered]:
-    """The GPU-thread work of an upscale: decode the source, video-to-video with the upscaler, encode the MP4."""
+def upscale_work(request: GenerationRequest, source: UpscaleOf, source_mp4: bytes, max_bytes: int) -> Work[Rendered]:
+    """The GPU-side work of an upscale of `source_mp4` (the kept video's bytes): decode, video-to-video with the
+    upscaler, encode the MP4."""
 
     def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> Rendered:
         started = time.perf_counter()
@@ -69,7 +77,7 @@ def upscale_work(request: GenerationRequest, source: UpscaleOf, max_bytes: int) 
             raise NoUpscaler("this GPU worker has no upscaler loaded (UPSCALE_MODEL)")
         if should_cancel():
             raise GenerationCancelled(0, request.steps)
-        video = read_video(Path(source.video))
+        video = read_video(source_mp4)
         fitted = replace(request, frames=len(video))
         result = upscaler.generate_video2video(fitted, video, source.strength, on_step=progress,
                                                should_cancel=should_cancel, **previews(progress, request))
