@@ -1,0 +1,34 @@
+"""benchmarks/scaleout.py on the CPU: two workers of the tiny model through the bot's executor (a smoke test, no
+speed asserted)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _scaleout():
+    """The benchmark script as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("scaleout", ROOT / "benchmarks" / "scaleout.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scaleout_times_one_then_two_workers_and_renders_real_mp4s(tmp_path, capsys):
+    out, videos = tmp_path / "scaleout.json", tmp_path / "videos"
+    _scaleout().main(["--tiny", "--devices", "cpu,cpu", "--videos", "4", "--steps", "2", "--frames", "4",
+                      "--size", "64", "--out", str(out), "--save-videos", str(videos)])
+
+    report = json.loads(out.read_text())
+    phases = report["results"]["phases"]
+    assert [p["workers"] for p in phases] == [1, 2]
+    assert [p["devices"] for p in phases] == [["cpu"], ["cpu", "cpu"]]
+    assert all(p["videos"] == 4 and len(p["video_bytes"]) == 4 and p["seconds"] > 0 for p in phases)
+    assert report["results"]["speedup"] > 0 and report["args"]["steps"] == 2
+    mp4s = sorted(videos.glob("*.mp4"))
+    assert len(mp4s) == 8
+    assert all(path.read_bytes()[4:8] == b"ftyp" for path in mp4s)
+    assert "| 2 | cpu,cpu | 4 |" in capsys.readouterr().out
