@@ -81,7 +81,7 @@ class _WorkItem:
     abandoned: CancelToken  # set when the caller cancelled the future
 
 
-class _WorkFuture(asyncio.Future[Any]):
+class WorkFuture(asyncio.Future[Any]):
     """A future whose `cancel()` sets the work's token at once, so a worker never starts abandoned work."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, token: CancelToken) -> None:
@@ -190,8 +190,8 @@ class GPUExecutor:
         self._check_available()
         assert self._loop is not None
         abandoned = CancelToken()
-        cancel_fn = abandoned if should_cancel is None else _either(abandoned, should_cancel)
-        future: asyncio.Future[T] = _WorkFuture(self._loop, abandoned)
+        cancel_fn = abandoned if should_cancel is None else either(abandoned, should_cancel)
+        future: asyncio.Future[T] = WorkFuture(self._loop, abandoned)
         future.add_done_callback(self._settled)
         self._in_flight += 1
         self._work.put(_WorkItem(work, future, on_progress, cancel_fn, abandoned))
@@ -233,12 +233,13 @@ class GPUExecutor:
     def _serve(self, device: str, ready: asyncio.Future[BaseException | None]) -> None:
         """Worker thread body: load the pipeline once, then run work items until the stop sentinel."""
         try:
+            _use_device(device)
             pipeline = self._factory(device)
         except Exception as exc:
             log.exception("loading the pipeline on %s failed", device)
-            self._post(_settle, ready, exc, None)
+            self._post(settle, ready, exc, None)
             return
-        self._post(_settle, ready, None, None)
+        self._post(settle, ready, None, None)
         while (item := self._work.get()) is not _STOP:
             assert isinstance(item, _WorkItem)
             self._execute(pipeline, item)
@@ -251,15 +252,15 @@ class GPUExecutor:
         try:
             result = item.work(pipeline, self._progress_poster(item.on_progress), item.should_cancel)
         except Exception as exc:
-            self._post(_settle, item.future, None, exc)
+            self._post(settle, item.future, None, exc)
         else:
-            self._post(_settle, item.future, result, None)
+            self._post(settle, item.future, result, None)
 
     def _progress_poster(self, on_progress: ProgressFn | None) -> ProgressFn:
         """A progress function for the worker thread that forwards (step, total, *extra) to the event loop."""
         if on_progress is None:
             return _ignore_progress
-        return lambda step, total, *extra: self._post(_report_progress, on_progress, step, total, *extra)
+        return lambda step, total, *extra: self._post(report_progress, on_progress, step, total, *extra)
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         """Schedule `callback(*args)` on the event loop from a worker thread."""
@@ -270,7 +271,7 @@ class GPUExecutor:
             log.warning("event loop is closed; dropped a %s call from a worker thread", callback.__name__)
 
 
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+def settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     """Resolve a future on the loop thread unless its awaiter already gave up."""
     if future.done():
         if error is not None:
@@ -282,7 +283,7 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-def _report_progress(on_progress: ProgressFn, step: int, total: int, *extra: Any) -> None:
+def report_progress(on_progress: ProgressFn, step: int, total: int, *extra: Any) -> None:
     """Call a progress callback on the loop thread; a failing callback is logged, never fatal to the job."""
     try:
         on_progress(step, total, *extra)
@@ -298,9 +299,18 @@ def _nothing() -> None:
     """The default `on_capacity`."""
 
 
-def _either(first: CancelFn, second: CancelFn) -> CancelFn:
+def either(first: CancelFn, second: CancelFn) -> CancelFn:
     """A cancel check that is true when either check is."""
     return lambda: first() or second()
+
+
+def _use_device(device: str) -> None:
+    """Make `device` this thread's current CUDA device: kernels, streams and CUDA graphs that name no device (the
+    fast path's graph capture) then land on this worker's GPU, not on cuda:0."""
+    if device.startswith("cuda:"):
+        import torch  # lazily, like _all_cuda_devices
+
+        torch.cuda.set_device(device)
 
 
 def devices_for(setting: str) -> list[str]:

@@ -37,6 +37,10 @@ class GenerationCancelled(Exception):
         super().__init__(f"generation cancelled after {step}/{total} steps")
         self.step, self.total = step, total
 
+    def __reduce__(self) -> tuple:
+        """Pickle by (step, total): a Ray worker raises it in another process."""
+        return type(self), (self.step, self.total)
+
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:

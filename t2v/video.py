@@ -28,6 +28,10 @@ class VideoTooLargeError(ValueError):
         self.size = size
         self.max_bytes = max_bytes
 
+    def __reduce__(self) -> tuple:
+        """Pickle by (size, max_bytes): a Ray worker raises it in another process."""
+        return type(self), (self.size, self.max_bytes)
+
 
 def encode_mp4(frames: np.ndarray, fps: int = DEFAULT_FPS, max_bytes: int | None = None) -> bytes:
     """Encode uint8 RGB frames [F, H, W, 3] (H, W even) as a faststart H.264 MP4, fitting max_bytes if given."""
