@@ -45,8 +45,9 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
     rec.extra("flops", flops)
     del pipe
     _free(device)
+    compiled = args.diffusers_compile == "on" or (args.diffusers_compile == "auto" and device.type == "cuda")
     theirs = {} if args.no_diffusers else diffusers_section(config, states, works, args.steps, device, dtype,
-                                                               noises, flops, rec)
+                                                               noises, flops, rec, compiled, args.backend)
     pipe = bench.load_ours(config, states, device, dtype)
     first = works[0]
     variants = (("ours eager (plain)", None), ("ours eager fused+NHWC", {"compile": False, "cuda_graphs": False}),
@@ -86,14 +87,22 @@ def _errors(ours: torch.Tensor, theirs: torch.Tensor | None) -> dict:
     return {} if theirs is None else {"latents_vs_diffusers": bench.rel_err(ours, theirs)}
 
 
-def diffusers_section(config, states, works, steps, device, dtype, noises, flops, rec) -> dict:
-    """diffusers eager on every work size; returns their final latents by work name."""
+def diffusers_section(config, states, works, steps, device, dtype, noises, flops, rec, compiled: bool = False,
+                      backend: str = "inductor") -> dict:
+    """diffusers eager on every work size, then (`compiled`) with `torch.compile(unet, fullgraph=True)` on the
+    first, as perf-baseline.md's anchor; returns their eager final latents by work name."""
     pipe = diffusers_twin.pipeline(config, states, device, dtype)
     latents = {}
     for work in works:
         seconds, mem, lat = bench.run_diffusers(pipe, work, steps, device, noises[work.name])
         latents[work.name] = lat
         _row(rec, work, "diffusers eager", seconds, mem, lat, flops[work.name])
+    if compiled:
+        pipe.unet = torch.compile(pipe.unet, fullgraph=True, backend=backend)
+        work = works[0]
+        seconds, mem, lat = bench.run_diffusers(pipe, work, steps, device, noises[work.name])
+        _row(rec, work, "diffusers compiled", seconds, mem, lat, flops[work.name],
+             latents_vs_diffusers=bench.rel_err(lat, latents[work.name]))
     del pipe
     _free(device)
     return latents

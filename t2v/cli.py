@@ -47,6 +47,9 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--repeats", type=int, default=1, help="timed runs of the fast path after its warm-up")
     b.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager for CPU smoke tests)")
     b.add_argument("--no-diffusers", action="store_true", help="skip the diffusers runs")
+    b.add_argument("--diffusers-compile", choices=["auto", "on", "off"], default="auto",
+                   help="also time diffusers with torch.compile(unet, fullgraph=True) on the first work size "
+                        "(auto: on a GPU)")
     b.add_argument("--no-profile", dest="profile", action="store_false", help="skip the kernel profile")
     b.add_argument("--no-fp32-check", dest="fp32_check", action="store_false", help="skip the fp32 reference")
     b.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold-start process")
