@@ -86,7 +86,7 @@ async def run(settings: Settings) -> None:
             return VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
                                 max_frames=settings.max_frames, moderation=moderation,
                                 shutdown_grace_s=settings.shutdown_grace_s, job_time_limit_s=settings.job_time_limit_s,
-                                metrics=metrics)
+                                metrics=metrics, batch_max=settings.batch_max)
 
         showcase = ShowcaseRepository(engine)
         bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase, gate=gate)

@@ -1,7 +1,9 @@
 """The video service: checks and queues /video requests, and one dispatcher task feeds them to the GPU workers.
 
 The database is the truth across restarts; the fair queue is rebuilt from it at start. The GPU threads only run
-`bot.render` (generate, then encode); every database write and every event happens on the event loop.
+`bot.render` (generate, then encode); every database write and every event happens on the event loop. A free worker
+gets the next job in fair order together with the same-shape jobs right behind it (`bot.batching`, up to BATCH_MAX)
+as one unit of work; each job of a batch still starts, progresses, ends and is recorded on its own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
+from bot.batching import shared_token, take_batch
 from bot.engines import ModelInfo, ModelSource, learn
 from bot.executor import CancelToken, Executor, GPUExecutor, devices_for
 from bot.jobs import (
@@ -36,7 +39,7 @@ from bot.moderation import Moderation
 from bot.policy import MAX_PROMPT_CHARS, PolicyGate
 from bot.previews import Preview
 from bot.queue import FairQueue, QueueFull, UserQueueFull, eta_seconds
-from bot.render import Rendered, is_out_of_memory, render_work
+from bot.render import Rendered, batch_work, is_out_of_memory, render_work
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S, Settings
 from bot.upscale import read_source, upscale_work
 from storage import InvalidTransitionError, JobRecord, JobState, Repository, utc_now
@@ -87,6 +90,8 @@ class _Running:
 
     job: JobRecord
     token: CancelToken = field(default_factory=CancelToken)
+    shared: CancelToken | None = None  # in a batch: the batch's token, set once every member's is; None: alone
+    recorded: bool = False  # its outcome is being recorded (a batch member may be cancelled before the batch ends)
     user_cancelled: bool = False
     timed_out: bool = False  # stopped for running past the time limit
     finished: bool = False  # no more progress events once the outcome is being recorded
@@ -114,6 +119,7 @@ class VideoService:
         shutdown_grace_s: float = STOP_GRACE_S,
         job_time_limit_s: float = JOB_TIME_LIMIT_S,
         metrics: Metrics | None = None,
+        batch_max: int = 1,
     ) -> None:
         self._repo, self._gate, self._queue, self._executor = repo, gate, queue, executor
         self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
@@ -124,6 +130,8 @@ class VideoService:
         self.max_steps, self.max_frames = max_steps, max_frames
         self.shutdown_grace_s, self.job_time_limit_s = shutdown_grace_s, job_time_limit_s
         self._running: dict[int, _Running] = {}  # job id -> entry, from pop_next until its outcome is recorded
+        self._units = 0  # units of work (a job or a batch) handed to the workers and not yet recorded
+        self.batch_max = batch_max  # jobs per unit of work; 1 (here the default) never batches: BATCH_MAX sets it
         self._reserved: Counter[int] = Counter()  # user id -> submits between their cap check and their push
         self._wake = asyncio.Event()
         executor.on_capacity = self._wake.set  # a lost Ray worker that is back can take the next job
@@ -311,8 +319,8 @@ class VideoService:
         """Seconds until the job at `position` should be done, from the learned seconds per job."""
         workers = max(self._executor.workers, 1)
         remaining = 0.0
-        if len(self._running) >= workers:  # every worker busy: the first free one frees up soonest
-            remaining = min(self._remaining(entry, now) for entry in self._running.values())
+        if self._units >= workers:  # every worker busy: the first free one frees up soonest
+            remaining = min((self._remaining(entry, now) for entry in self._running.values()), default=0.0)
         return eta_seconds(position, self.seconds_per_job, remaining, workers)
 
     def _remaining(self, entry: _Running, now: datetime) -> float:
@@ -336,6 +344,8 @@ class VideoService:
         entry.user_cancelled = True
         entry.token.cancel()
         log.info("job %d cancel requested by its user while running", job.id)
+        if self._batch_runs_on_without(entry):
+            return await self._drop_member(entry)
         try:
             return await self._repo.request_cancel(job.id)
         except InvalidTransitionError:  # it finished while we wrote the flag
@@ -368,52 +378,107 @@ class VideoService:
     # --- dispatching ------------------------------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        """The one dispatcher task: whenever woken, start queued jobs in fair order while a worker is free."""
+        """The one dispatcher task: whenever woken, start queued jobs in fair order while a worker is free, with
+        the same-shape jobs right behind each (up to `batch_max`) in the same unit of work."""
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while not self._stopping and len(self._running) < self._executor.workers:
-                job = self._queue.pop_next()
-                if job is None:
+            while not self._stopping and self._units < self._executor.workers:
+                jobs = take_batch(self._queue, self.batch_max)
+                if not jobs:
                     break
-                entry = self._running[job.id] = _Running(job)
-                entry.task = asyncio.create_task(self._run_job(entry), name=f"video-job-{job.id}")
+                entries = [_Running(job) for job in jobs]
+                if len(entries) > 1:
+                    shared = shared_token([entry.token for entry in entries])
+                    for entry in entries:
+                        entry.shared = shared
+                self._running.update((entry.job.id, entry) for entry in entries)
+                self._units += 1
+                name = f"video-job-{'-'.join(str(job.id) for job in jobs)}"
+                task = asyncio.create_task(self._run_batch(entries), name=name)
+                for entry in entries:
+                    entry.task = task
 
-    async def _run_job(self, entry: _Running) -> None:
-        """Run one job on a worker and record its outcome; the worker and the dispatcher survive any failure."""
-        job_id = entry.job.id
+    async def _run_batch(self, entries: list[_Running]) -> None:
+        """Run jobs on a worker as one unit and record each one's outcome; the worker and the dispatcher survive any
+        failure."""
+        outputs: list[Rendered | Exception]
         try:
             try:
-                output = await self._render(entry)
-            except GenerationCancelled:
-                await self._cancelled(entry)
+                outputs = list(await self._render(entries))
+                if len(outputs) != len(entries):
+                    raise RuntimeError(f"the work returned {len(outputs)} videos for {len(entries)} jobs")
             except Exception as error:
-                log.exception("job %d failed", job_id)
-                await self._failed(entry, error)
+                if not isinstance(error, GenerationCancelled):
+                    log.exception("%s failed", _jobs_named(entries))
+                outputs = [error] * len(entries)
+            for entry, output in zip(entries, outputs, strict=True):
+                if not entry.recorded:  # else a cancel recorded it already, and its video is discarded
+                    await self._record(entry, output)
+        finally:
+            self._units -= 1
+            self._wake.set()
+
+    async def _record(self, entry: _Running, output: Rendered | Exception) -> None:
+        """Record one job's outcome (delivered, cancelled or failed), then let the queue forget it."""
+        entry.recorded = True
+        try:
+            if isinstance(output, GenerationCancelled):
+                await self._cancelled(entry)
+            elif isinstance(output, Exception):
+                await self._failed(entry, output)
             else:
                 await self._delivered(entry, output)
         except Exception:
-            log.exception("job %d: recording its outcome failed", job_id)
+            log.exception("job %d: recording its outcome failed", entry.job.id)
         finally:
-            self._queue.finish(job_id)
-            del self._running[job_id]
+            self._queue.finish(entry.job.id)
+            del self._running[entry.job.id]
             self._wake.set()
 
-    async def _render(self, entry: _Running) -> Rendered:
-        """Mark the job running, hand it to a worker, and wait for the video."""
-        job = entry.job = await self._repo.mark_running(entry.job.id, now=self._clock())
-        options = VideoOptions.from_params(job.prompt, job.negative_prompt, job.params)
-        request = options.to_request(job.seed if job.seed is not None else secrets.randbelow(2**32))
-        limit = int(job.params.get("upload_limit", DEFAULT_UPLOAD_LIMIT))
-        entry.event = asyncio.create_task(self._emit("job_started", job))  # before any progress can arrive
-        max_bytes = max(limit - UPLOAD_MARGIN, limit // 2)
+    @staticmethod
+    def _batch_runs_on_without(entry: _Running) -> bool:
+        """Whether the job is a started member of a batch whose other members are not all cancelled."""
+        shared = entry.shared
+        return (shared is not None and not shared.is_set() and not entry.recorded
+                and entry.job.state == JobState.RUNNING)
+
+    async def _drop_member(self, entry: _Running) -> JobRecord:
+        """Record a batch member cancelled while the others run on: cancelled now; its video is discarded."""
+        await self._record(entry, GenerationCancelled(0, 0))
+        return await self._repo.get_job(entry.job.id) or entry.job
+
+    async def _render(self, entries: list[_Running]) -> list[Rendered]:
+        """Mark the jobs running, hand them to a worker as one unit of work, and wait for their videos."""
+        requests, limits = [], []
+        for entry in entries:
+            job = entry.job = await self._repo.mark_running(entry.job.id, now=self._clock())
+            options = VideoOptions.from_params(job.prompt, job.negative_prompt, job.params)
+            requests.append(options.to_request(job.seed if job.seed is not None else secrets.randbelow(2**32)))
+            limit = int(job.params.get("upload_limit", DEFAULT_UPLOAD_LIMIT))
+            entry.event = asyncio.create_task(self._emit("job_started", job))  # before any progress can arrive
+            limits.append(max(limit - UPLOAD_MARGIN, limit // 2))
+        if len(entries) > 1:
+            assert entries[0].shared is not None
+            return await self._executor.submit(batch_work(requests, limits), self._progress_of(entries),
+                                               should_cancel=entries[0].shared)
+        [entry], [request], [max_bytes] = entries, requests, limits
         if options.upscale is None:
             work = render_work(request, max_bytes)
         else:
             source = await asyncio.to_thread(read_source, Path(options.upscale.video))
             work = upscale_work(request, options.upscale, source, max_bytes)
-        return await self._executor.submit(work, on_progress=partial(self._on_progress, entry),
-                                           should_cancel=entry.token)
+        return [await self._executor.submit(work, on_progress=partial(self._on_progress, entry),
+                                            should_cancel=entry.token)]
+
+    def _progress_of(self, entries: list[_Running]) -> Callable[..., None]:
+        """A batch's progress callback: `(step, total)` for every member, `(step, total, preview, i)` for member i."""
+
+        def on_progress(step: int, total: int, preview: Preview | None = None, member: int | None = None) -> None:
+            for entry in entries if member is None else (entries[member],):
+                self._on_progress(entry, step, total, preview)
+
+        return on_progress
 
     def _on_progress(self, entry: _Running, step: int, total: int, preview: Preview | None = None) -> None:
         """Forward a step to the events; skip it while the previous call runs, except the last step, which waits.
@@ -508,6 +573,12 @@ class VideoService:
             self.metrics.record_outcome(_OUTCOMES[name])
             if isinstance(subject, Delivered):
                 self.metrics.observe_generation(subject.gpu_s)
+
+
+def _jobs_named(entries: list[_Running]) -> str:
+    """'job 7', or 'jobs 7, 8' for a batch."""
+    ids = ", ".join(str(entry.job.id) for entry in entries)
+    return f"job {ids}" if len(entries) == 1 else f"jobs {ids}"
 
 
 def _short_reason(error: Exception) -> str:

@@ -27,6 +27,7 @@ MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
 TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after the command
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
+BATCH_MAX = 4  # same-shape jobs rendered together
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 _OUR_ERRORS = "settings"  # the error type of every PydanticCustomError raised below: its text is final
 # Ranges checked on top of the types; the engine's own limits come from t2v so they cannot drift apart.
@@ -48,6 +49,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "shutdown_grace_s": (0.0, 3600.0),
     "job_time_limit_s": (1.0, 86_400.0),
     "ray_workers": (0, 1024),
+    "batch_max": (1, 16),
 }
 ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
     "discord_api_base": (("https", "http"), "https://discord-proxy.internal/api/v10"),
@@ -105,6 +107,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///videobot.db"
     queue_per_user_cap: int = 3  # queued + running jobs per user
     queue_global_cap: int = 100  # queued jobs overall
+    batch_max: int = BATCH_MAX  # same-shape jobs next in fair order rendered as one batch; 1: one job at a time
     default_steps: int = 50  # ModelScope's DDIM steps
     default_guidance: float = 9.0  # ModelScope's classifier-free guidance scale
     default_frames: int | None = None  # None: the loaded model's clip length (16; zeroscope 24), at most MAX_FRAMES

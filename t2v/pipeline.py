@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MAX_SEED = 2**63 - 1
 LIMITS = {"steps": (1, 150), "guidance": (1.0, 30.0), "frames": (1, 64), "size": (64, 1024), "fps": (1, 60)}
+BATCH_KEYS = ("frames", "width", "height", "steps", "sampler")  # what the requests of one batch must share
 
 
 class InvalidRequest(ValueError):
@@ -110,12 +111,11 @@ def _check_batch(requests: list[GenerationRequest]) -> GenerationRequest:
     if not requests:
         raise InvalidRequest("a batch needs at least one request")
     first = requests[0]
-    keys = ("frames", "width", "height", "steps", "sampler")
     for i, request in enumerate(requests[1:], start=1):
-        differs = [k for k in keys if getattr(request, k) != getattr(first, k)]
+        differs = [k for k in BATCH_KEYS if getattr(request, k) != getattr(first, k)]
         if differs:
             raise InvalidRequest(f"request {i} differs from request 0 in {', '.join(differs)}; a batch must share "
-                                 f"{', '.join(keys)}")
+                                 f"{', '.join(BATCH_KEYS)}")
     return first
 
 
