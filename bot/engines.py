@@ -4,49 +4,89 @@ A worker loads T2V_MODEL and, when UPSCALE_MODEL is set, the upscaler as the pip
 work functions read it there; without UPSCALE_MODEL the worker holds the plain pipeline, as before). The loop
 never holds a pipeline: `learn` asks a worker for a `ModelInfo` — frame sizes per aspect for the loaded model and
 for the upscaler, and the model's default clip length — plain values read from the configs.
+
+On GPUs (T2V_OPTIMIZE) the worker switches T2V_MODEL to t2v's fast path and compiles the shape a plain /video gets
+(at batch 1 and BATCH_MAX) before it takes work, so no job pays that compile; other shapes compile on first use.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.executor import CancelFn, Executor, ProgressFn
 from bot.jobs import ASPECTS, VideoOptions
-from bot.settings import Settings
+from bot.settings import BATCH_MAX, MAX_FRAMES, Settings
 from t2v import aspect_sizes, load_pipeline
 
 log = logging.getLogger(__name__)
 
 FALLBACK_FRAMES = 16  # ModelScope's clip length, for pipelines that do not say theirs
+WARM_ASPECT = "1:1"  # /video's default aspect: the shape compiled at load
 Size = tuple[int, int]
+_COMPILING = threading.Lock()  # one worker at a time optimises and warms up (torch.compile, CUDA graph capture)
 
 
 @dataclass(frozen=True)
 class ModelSource:
     """What every worker loads, as plain values: a Ray worker is sent this, never the settings (they hold the token).
 
-    Calling it with a device loads T2V_MODEL there, with UPSCALE_MODEL (when set) as its `upscaler`; it runs on the
-    worker (thread or Ray actor).
+    Calling it with a device loads T2V_MODEL there, with UPSCALE_MODEL (when set) as its `upscaler`, and switches
+    T2V_MODEL to the fast path when `optimize` says so for that device; it runs on the worker (thread or Ray actor).
     """
 
     model: str
     dtype: str | None = None  # None: float16 on GPUs, float32 on the CPU
     upscale_model: str | None = None
+    optimize: str = "auto"  # T2V_OPTIMIZE: auto (on for cuda devices), on, off
+    compile_cache: str | None = None  # T2V_COMPILE_CACHE: inductor's on-disk cache; None: inductor's default
+    batch_max: int = BATCH_MAX  # BATCH_MAX: the warm-up compiles batch 1 and this
+    default_frames: int | None = None  # DEFAULT_FRAMES; None: the model's clip length, at most max_frames
+    max_frames: int = MAX_FRAMES  # MAX_FRAMES
 
     @classmethod
     def of(cls, settings: Settings) -> ModelSource:
-        """The models the settings name."""
+        """The models the settings name, and how the workers prepare them."""
         dtype = None if settings.t2v_dtype == "auto" else settings.t2v_dtype
-        return cls(settings.t2v_model, dtype, settings.upscale_model)
+        cache = None if settings.t2v_compile_cache is None else str(settings.t2v_compile_cache)
+        return cls(settings.t2v_model, dtype, settings.upscale_model, settings.t2v_optimize, cache,
+                   settings.batch_max, settings.default_frames, settings.max_frames)
 
     def __call__(self, device: str) -> Any:
         pipeline = load_pipeline(self.model, device=device, dtype=self.dtype)
         if self.upscale_model is not None:
             pipeline.upscaler = load_pipeline(self.upscale_model, device=device, dtype=self.dtype)
+        if self.fast_on(device):
+            with _COMPILING:
+                try:
+                    self._make_fast(pipeline, device)
+                except Exception as error:
+                    raise RuntimeError(f"the fast path (T2V_OPTIMIZE={self.optimize}) failed on {device}: {error}; "
+                                       "T2V_OPTIMIZE=off serves without it") from error
         return pipeline
+
+    def fast_on(self, device: str) -> bool:
+        """Whether workers on `device` use t2v's fast path: `on`, or `auto` on a CUDA device."""
+        return self.optimize == "on" or (self.optimize == "auto" and device.startswith("cuda"))
+
+    def _make_fast(self, pipeline: Any, device: str) -> None:
+        """t2v.fast.optimize, then compile (and capture) the default /video shape at each warm batch size."""
+        from t2v import fast  # lazily, and looked up at call time: tests stand in for it
+
+        fast.optimize(pipeline, cache_dir=self.compile_cache)
+        info = describe(pipeline)
+        width, height = info.size(WARM_ASPECT)
+        frames = self.default_frames or info.default_frames(self.max_frames)
+        batches = sorted({1, self.batch_max})
+        started = time.perf_counter()
+        for batch in batches:
+            pipeline.unet.warmup(batch, frames, height, width)
+        log.info("fast path on %s: compiled %d frames at %dx%d for batches %s in %.1f s", device, frames, width,
+                 height, ", ".join(map(str, batches)), time.perf_counter() - started)
 
 
 def load_models(settings: Settings, device: str) -> Any:

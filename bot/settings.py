@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 EXECUTORS = ("local", "ray")  # T2V_EXECUTOR: threads in this process, or actors of a Ray cluster
+OPTIMIZE = ("auto", "on", "off")  # T2V_OPTIMIZE: t2v.fast on CUDA devices only, everywhere, or nowhere
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 QUOTA_PERIODS = ("hour", "day", "week", "month")  # calendar periods in UTC (weeks start on Monday)
 MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
@@ -28,6 +29,7 @@ TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after t
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
 BATCH_MAX = 4  # same-shape jobs rendered together
+MAX_FRAMES = 32  # the server's default cap on /video's frames
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 _OUR_ERRORS = "settings"  # the error type of every PydanticCustomError raised below: its text is final
 # Ranges checked on top of the types; the engine's own limits come from t2v so they cannot drift apart.
@@ -97,6 +99,8 @@ class Settings(BaseSettings):
     t2v_allow_tiny: bool = Field(False, validate_default=True)  # the tiny preset serves noise: opt in
     t2v_device: str = "cuda"  # cuda (every visible GPU) | cuda:N | cpu | a comma-separated list
     t2v_dtype: str = "auto"
+    t2v_optimize: str = "auto"  # t2v.fast (fused, compiled, CUDA graphs): auto (on for cuda devices) | on | off
+    t2v_compile_cache: Path | None = None  # inductor's on-disk cache, reused by later processes; unset: its default
     t2v_executor: str = "local"  # local: a thread per device of T2V_DEVICE | ray: an actor per GPU of a Ray cluster
     ray_address: str | None = None  # the Ray cluster to join (ray://host:10001 or host:6379); unset: a local Ray
     ray_workers: int = 0  # Ray actors to start; 0: one per unit of RAY_WORKER_RESOURCE in the cluster
@@ -112,7 +116,7 @@ class Settings(BaseSettings):
     default_guidance: float = 9.0  # ModelScope's classifier-free guidance scale
     default_frames: int | None = None  # None: the loaded model's clip length (16; zeroscope 24), at most MAX_FRAMES
     max_steps: int = Field(100, validate_default=True)  # server caps, below the engine's limits
-    max_frames: int = Field(32, validate_default=True)
+    max_frames: int = Field(MAX_FRAMES, validate_default=True)
     status_edit_interval_s: float = 2.0  # progress edits at most this often
     token_fallback_after_s: float = 840.0  # then post in the channel instead of editing (the token dies at 900 s)
     shutdown_grace_s: float = SHUTDOWN_GRACE_S  # on SIGTERM: how long running videos may take to finish or stop
@@ -175,6 +179,14 @@ class Settings(BaseSettings):
         if dtype.strip().lower() not in DTYPES:
             raise _problem(f"T2V_DTYPE={dtype} is not one of {', '.join(DTYPES)}")
         return dtype.strip().lower()
+
+    @field_validator("t2v_optimize")
+    @classmethod
+    def _optimize_is_known(cls, value: str) -> str:
+        """One of OPTIMIZE, any case."""
+        if value.strip().lower() not in OPTIMIZE:
+            raise _problem(f"T2V_OPTIMIZE={value} is not one of {', '.join(OPTIMIZE)}")
+        return value.strip().lower()
 
     @field_validator("t2v_executor")
     @classmethod

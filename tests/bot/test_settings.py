@@ -86,6 +86,19 @@ def test_every_bad_value_is_named_on_its_own_line():
     ]
 
 
+def test_batching_and_the_fast_path_have_defaults_and_refuse_bad_values():
+    settings = load_settings(VALID, env_file=None)
+    assert (settings.batch_max, settings.t2v_optimize, settings.t2v_compile_cache) == (4, "auto", None)
+    chosen = load_settings({**VALID, "BATCH_MAX": "1", "T2V_OPTIMIZE": " Off ", "T2V_COMPILE_CACHE": "/var/cache/t2v"},
+                           env_file=None)
+    assert (chosen.batch_max, chosen.t2v_optimize, chosen.t2v_compile_cache) == (1, "off", Path("/var/cache/t2v"))
+    assert problems({**VALID, "BATCH_MAX": "17", "T2V_OPTIMIZE": "yes"}) == [
+        "T2V_OPTIMIZE=yes is not one of auto, on, off",
+        "BATCH_MAX=17 is outside 1..16",
+    ]
+    assert problems({**VALID, "BATCH_MAX": "0"}) == ["BATCH_MAX=0 is outside 1..16"]
+
+
 def test_defaults_above_the_server_caps_are_refused():
     env = {**VALID, "DEFAULT_STEPS": "80", "MAX_STEPS": "60", "DEFAULT_FRAMES": "24", "MAX_FRAMES": "16"}
     assert problems(env) == [
