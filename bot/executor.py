@@ -307,9 +307,11 @@ def either(first: CancelFn, second: CancelFn) -> CancelFn:
 def _use_device(device: str) -> None:
     """Make `device` this thread's current CUDA device: kernels, streams and CUDA graphs that name no device (the
     fast path's graph capture) then land on this worker's GPU, not on cuda:0."""
-    if device.startswith("cuda:"):
-        import torch  # lazily, like _all_cuda_devices
+    if not device.startswith("cuda:"):
+        return
+    import torch  # lazily, like _all_cuda_devices
 
+    if torch.cuda.is_available():  # else the factory fails to load on it, with torch's own words
         torch.cuda.set_device(device)
 
 

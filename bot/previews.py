@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from t2v import GenerationRequest, animation
+from t2v import GenerationRequest, Previews, animation
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,17 @@ def preview_every(total: int) -> int | None:
 
 
 def previews(progress: Callable[..., None], request: GenerationRequest) -> dict[str, OnPreview]:
-    """`on_preview=` for t2v's generate when the job gets previews, else nothing (t2v skips the preview frames)."""
-    if preview_every(request.steps) is None:
-        return {}
-    return {"on_preview": preview_callback(progress, request.fps)}
+    """`on_preview=` for t2v's generate when the job gets previews, else nothing (t2v skips the preview frames).
+
+    t2v makes the frames only on the steps that become GIFs (`t2v.Previews`): each is a GPU→host copy that waits for
+    the GPU, which at every step would stall the step loop."""
+    return with_cadence(preview_callback(progress, request.fps), request.steps)
+
+
+def with_cadence(on_preview: OnPreview, steps: int) -> dict[str, OnPreview]:
+    """`on_preview=` that t2v calls only on the steps that get a GIF; nothing when jobs of `steps` get none."""
+    every = preview_every(steps)
+    return {} if every is None else {"on_preview": Previews(on_preview, every, last=False)}
 
 
 def preview_callback(progress: Callable[..., None], fps: int) -> OnPreview:

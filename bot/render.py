@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bot.executor import CancelFn, ProgressFn, Work
-from bot.previews import preview_callback, preview_every, previews
+from bot.previews import preview_callback, previews, with_cadence
 from t2v import GenerationCancelled, GenerationRequest, encode_mp4
 
 log = logging.getLogger(__name__)
@@ -116,15 +116,13 @@ def _member(progress: ProgressFn, index: int) -> ProgressFn:
 def _batch_previews(progress: ProgressFn, requests: list[GenerationRequest]) -> dict[str, Callable[..., None]]:
     """`on_preview=` for `generate_batch`: each member's GIF from its own frames of [n, F, h, 64, 3], when the
     jobs get previews at all."""
-    if preview_every(requests[0].steps) is None:
-        return {}
     members = [preview_callback(_member(progress, i), request.fps) for i, request in enumerate(requests)]
 
     def on_preview(step: int, total: int, frames: np.ndarray) -> None:
         for callback, own in zip(members, frames, strict=True):
             callback(step, total, own)
 
-    return {"on_preview": on_preview}
+    return with_cadence(on_preview, requests[0].steps)
 
 
 def _retrying(pipeline: Any, call: Callable[[], Any]) -> Any:

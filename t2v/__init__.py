@@ -4,7 +4,7 @@ from t2v.diffusers_format import ArchitectureError
 from t2v.loader import TINY_RANDOM, convert, load_pipeline
 from t2v.pipeline import GenerationCancelled, GenerationRequest, GenerationResult, InvalidRequest, VideoPipeline
 from t2v.presets import aspect_sizes
-from t2v.preview import animation
+from t2v.preview import Previews, animation
 from t2v.video import encode_mp4
 from t2v.weights import WeightsError
 
@@ -15,6 +15,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "InvalidRequest",
+    "Previews",
     "VideoPipeline",
     "WeightsError",
     "animation",

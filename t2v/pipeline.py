@@ -15,7 +15,7 @@ from einops import rearrange
 
 from t2v.autoencoder import AutoencoderKL
 from t2v.config import ModelConfig
-from t2v.preview import preview_frames
+from t2v.preview import Previews, preview_due, preview_frames
 from t2v.sampling import SAMPLERS, GuidedDenoiser
 from t2v.schedule import Schedule
 from t2v.text_encoder import TextEncoder, Tokenizer
@@ -196,10 +196,16 @@ class VideoPipeline:
                  on_preview: Callable[[int, int, np.ndarray], None] | None = None) -> GenerationResult:
         """Generate one video; `on_step(step, total)` after every step, `should_cancel()` checked before each.
 
-        `on_preview(step, total, frames)`, if given, gets a VAE-free preview of the current x̂₀ after every step:
-        uint8 [F, h, 64, 3] (t2v.preview; animate it with t2v.preview.animation).
+        `on_preview(step, total, frames)`, if given, gets a VAE-free preview of the current x̂₀ after every step
+        (a `t2v.Previews` chooses which steps): uint8 [F, h, 64, 3] (t2v.preview; animate it with
+        t2v.preview.animation).
         """
-        first = None if on_preview is None else (lambda step, total, frames: on_preview(step, total, frames[0]))
+        first = None
+        if on_preview is not None:
+            def first_video(step: int, total: int, frames: np.ndarray) -> None:
+                on_preview(step, total, frames[0])
+
+            first = on_preview.narrowed(first_video) if isinstance(on_preview, Previews) else first_video
         return self.generate_batch([request], latents, on_step, should_cancel, first)[0]
 
     def generate_batch(self, requests: list[GenerationRequest], latents: torch.Tensor | None = None,
@@ -222,7 +228,7 @@ class VideoPipeline:
         def callback(i: int, total: int, _x0: torch.Tensor) -> None:
             if on_step is not None:
                 on_step(i + 1, total)
-            if on_preview is not None:
+            if on_preview is not None and preview_due(on_preview, i + 1, total):
                 on_preview(i + 1, total, preview_frames(_x0))
             if should_cancel is not None and i + 1 < total and should_cancel():
                 raise GenerationCancelled(i + 1, total)

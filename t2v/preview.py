@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -64,3 +66,35 @@ def animation(frames: np.ndarray, fps: int = 8, format: str = "gif", scale: int 
         options |= {"lossless": False, "quality": 80}
     images[0].save(out, format=format.upper(), save_all=True, append_images=images[1:], **options)
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Previews:
+    """An `on_preview` callback with a cadence: it is given the frames of every `every`-th step (and of the last
+    step only with `last`). The preview is a GPU→host copy that waits for the GPU, so a consumer that uses a few
+    previews per video should say which: at every step it stalls the queued-up step loop (and the other GPU
+    threads, through the interpreter lock)."""
+
+    fn: Callable[[int, int, np.ndarray], None]
+    every: int = 1
+    last: bool = True
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"every={self.every} must be at least 1")
+
+    def due(self, step: int, total: int) -> bool:
+        """Whether the frames of `step` (1-based) of `total` are wanted."""
+        return step % self.every == 0 and (self.last or step < total)
+
+    def __call__(self, step: int, total: int, frames: np.ndarray) -> None:
+        self.fn(step, total, frames)
+
+    def narrowed(self, fn: Callable[[int, int, np.ndarray], None]) -> Previews:
+        """The same cadence for another callback."""
+        return replace(self, fn=fn)
+
+
+def preview_due(on_preview: Callable[..., None], step: int, total: int) -> bool:
+    """Whether `on_preview` wants the frames of `step`: a `Previews` says; any other callable takes every step."""
+    return on_preview.due(step, total) if isinstance(on_preview, Previews) else True

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from t2v.pipeline import GenerationCancelled
-from t2v.preview import preview_frames
+from t2v.preview import preview_due, preview_frames
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def step_callback(on_step: OnStep | None, should_cancel: ShouldCancel | None,
     def callback(i: int, total: int, x0: torch.Tensor) -> None:
         if on_step is not None:
             on_step(i + 1, total)
-        if on_preview is not None:
+        if on_preview is not None and preview_due(on_preview, i + 1, total):
             on_preview(i + 1, total, preview_frames(x0)[0])
         if should_cancel is not None and i + 1 < total and should_cancel():
             raise GenerationCancelled(i + 1, total)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from t2v import GenerationRequest
+from t2v import GenerationRequest, Previews
 from t2v.preview import LATENT_RGB_FACTORS, animation, latents_to_rgb, preview_frames
 
 
@@ -55,3 +55,20 @@ def test_generate_sends_a_preview_after_every_step(tiny_pipe):
     batch = []
     tiny_pipe.generate_batch([request, request], on_preview=lambda s, t, f: batch.append(f.shape))
     assert batch == [(2, 2, 32, 64, 3)] * 3
+
+
+def test_previews_with_a_cadence_are_made_only_on_the_steps_asked_for(tiny_pipe, monkeypatch):
+    import t2v.pipeline
+
+    made = []
+    real = t2v.pipeline.preview_frames
+    monkeypatch.setattr(t2v.pipeline, "preview_frames", lambda x0: made.append(1) or real(x0))
+    request = GenerationRequest("a cat", seed=1, steps=7, frames=2, width=64, height=64)
+    seen = []
+    tiny_pipe.generate(request, on_preview=Previews(lambda s, t, f: seen.append((s, f.shape)), every=3, last=False))
+    assert seen == [(3, (2, 64, 64, 3)), (6, (2, 64, 64, 3))] and len(made) == 2  # no GPU→host copy on other steps
+    batch = []
+    tiny_pipe.generate_batch([request, request], on_preview=Previews(lambda s, t, f: batch.append(s), every=7))
+    assert batch == [7]  # `last` (the default) includes the final step
+    with pytest.raises(ValueError, match="every=0"):
+        Previews(print, every=0)
