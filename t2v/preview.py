@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -70,29 +71,39 @@ def animation(frames: np.ndarray, fps: int = 8, format: str = "gif", scale: int 
 
 @dataclass(frozen=True)
 class Previews:
-    """An `on_preview` callback with a cadence: it is given the frames of every `every`-th step (and of the last
-    step only with `last`). The preview is a GPU→host copy that waits for the GPU, so a consumer that uses a few
-    previews per video should say which: at every step it stalls the queued-up step loop (and the other GPU
-    threads, through the interpreter lock)."""
+    """An `on_preview` callback with a cadence: it is given the frames of every `every`-th step (of the last step
+    only with `last`), and no sooner than `min_interval_s` after the previous preview (or the start). The preview is
+    a GPU→host copy that waits for the GPU, and its consumer's image encoding holds the interpreter: a consumer that
+    shows a few previews should say which, or it slows the generation down (and the other GPU threads with it)."""
 
     fn: Callable[[int, int, np.ndarray], None]
     every: int = 1
     last: bool = True
+    min_interval_s: float = 0.0
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _previous: list[float] = field(default_factory=list, repr=False, compare=False)  # shared with `narrowed` copies
 
     def __post_init__(self) -> None:
         if self.every < 1:
             raise ValueError(f"every={self.every} must be at least 1")
+        if self.min_interval_s < 0:
+            raise ValueError(f"min_interval_s={self.min_interval_s} must be at least 0")
+        if not self._previous:
+            self._previous.append(self.clock())
 
     def due(self, step: int, total: int) -> bool:
         """Whether the frames of `step` (1-based) of `total` are wanted."""
-        return step % self.every == 0 and (self.last or step < total)
+        if step % self.every or (step >= total and not self.last):
+            return False
+        return self.min_interval_s == 0 or self.clock() - self._previous[0] >= self.min_interval_s
 
     def __call__(self, step: int, total: int, frames: np.ndarray) -> None:
+        self._previous[0] = self.clock()
         self.fn(step, total, frames)
 
     def narrowed(self, fn: Callable[[int, int, np.ndarray], None]) -> Previews:
-        """The same cadence for another callback."""
-        return replace(self, fn=fn)
+        """The same cadence (and the same clock of the previous preview) for another callback."""
+        return replace(self, fn=fn, _previous=self._previous)
 
 
 def preview_due(on_preview: Callable[..., None], step: int, total: int) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+import bot.previews
 from bot.engines import describe, load_models
 from storage import JobState
 from t2v import load_pipeline
@@ -47,7 +48,8 @@ def preview_edits(fake: FakeDiscord, job_id: int = 1) -> list[str]:
             and any(f.filename == "preview.gif" for f in r.files)]
 
 
-async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_job(stacks: Stacks):
+async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_job(stacks: Stacks, monkeypatch):
+    monkeypatch.setattr(bot.previews, "INTERVAL_S", 0.0)  # the CPU upscale is quick: a preview at every chance
     async with upscaling(stacks) as stack:
         fake = stack.fake
         bob = fake.make_user(name="bob")

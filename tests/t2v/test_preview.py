@@ -72,3 +72,21 @@ def test_previews_with_a_cadence_are_made_only_on_the_steps_asked_for(tiny_pipe,
     assert batch == [7]  # `last` (the default) includes the final step
     with pytest.raises(ValueError, match="every=0"):
         Previews(print, every=0)
+
+
+def test_previews_wait_min_interval_s_after_the_previous_one():
+    now = [0.0]
+    shown = []
+    previews = Previews(lambda s, t, f: shown.append(s), every=1, min_interval_s=2.0, clock=lambda: now[0])
+    first = previews.narrowed(lambda s, t, f: shown.append(-s))  # generate's one-video view shares the clock
+    due = []
+    for step, t in enumerate([0.5, 1.9, 2.0, 3.0, 3.9], start=1):
+        now[0] = t
+        if first.due(step, 10):
+            due.append(step)
+            first(step, 10, np.zeros((1, 1, 1, 3), np.uint8))
+    assert due == [3] and shown == [-3]  # 2 s after the start, then not before 4.0
+    now[0] = 5.0
+    assert previews.due(6, 10)
+    with pytest.raises(ValueError, match="min_interval_s=-1"):
+        Previews(print, min_interval_s=-1)
