@@ -151,6 +151,9 @@ async def phase(args: argparse.Namespace, workers: int, pipes: list[VideoPipelin
     try:
         if executor.workers != workers:
             raise RuntimeError(f"only {executor.workers} of {workers} workers started: {executor.failed_devices}")
+        warm = argparse.Namespace(**{**vars(args), "videos": workers})
+        first_round_s, _ = await timed_batch(executor, warm)  # a thread's first job pays a one-time start (~1-2 s)
+        log.info("%d worker(s): untimed first round (one job each) in %.1f s", workers, first_round_s)
         runs = [await timed_batch(executor, args) for _ in range(args.repeats)]
     finally:
         await executor.close()
@@ -163,7 +166,7 @@ async def phase(args: argparse.Namespace, workers: int, pipes: list[VideoPipelin
     per_hour = args.videos / seconds * 3600
     log.info("%d worker(s): %d videos in %.1f s (median of %d)", workers, args.videos, seconds, len(runs))
     return {"workers": workers, "devices": devices, "videos": len(videos), "seconds": seconds,
-            "runs_s": [s for s, _ in runs], "videos_per_hour": per_hour,
+            "runs_s": [s for s, _ in runs], "first_round_s": first_round_s, "videos_per_hour": per_hour,
             "videos_per_gpu_hour": per_hour / workers,
             "job_gpu_s_median": statistics.median(r.gpu_s for r in videos),
             "video_bytes": [len(r.video) for r in videos],
