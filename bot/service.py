@@ -59,6 +59,7 @@ _SHORT_REASONS = {  # exception type name (t2v.video's, matched by name) -> what
     "VideoTooLargeError": "the video would not fit under Discord's upload limit",
     "SourceVideoGone": "the video to upscale was deleted before the upscale ran",
     "NoUpscaler": "no upscaler is configured",
+    "WorkerLost": "its GPU worker stopped twice while rendering it",
 }
 
 
