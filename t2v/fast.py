@@ -127,7 +127,9 @@ class CUDAGraphed:
         torch.cuda.current_stream().wait_stream(side)
         self.pool = self.pool or torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
+        # thread_local: only this thread's unsafe CUDA calls are refused during the capture; another GPU worker
+        # thread of the process (one per GPU) goes on allocating and synchronising its own device meanwhile
+        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
             output = self.fn(*static)
         self.graphs[key] = _Graph(graph, static, output)
         log.info("captured a CUDA graph for %s in %.1f s", [k[0] for k in key], time.perf_counter() - started)
