@@ -10,6 +10,7 @@ import asyncio
 import logging
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -121,7 +122,72 @@ class Executor(Protocol):
                   should_cancel: CancelFn | None = None) -> T: ...
 
 
-class GPUExecutor:
+class ExecutorBase(ABC):
+    """What both executors share: availability, the futures handed out (cancelling one stops its work), `run`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.load_error: BaseException | None = None  # set when no worker could load the pipeline
+        self.failed_devices: dict[str, BaseException] = {}  # worker -> why it is not serving
+        self.on_capacity: Callable[[], None] = _nothing
+        self._loop = loop
+        self._in_flight = 0  # submitted and not yet settled; touched only on the loop thread
+        self._started = False
+        self._closed = False
+
+    def _begin(self) -> asyncio.AbstractEventLoop:
+        """Mark the executor started (once) and return its loop."""
+        if self._started:
+            raise RuntimeError(f"{type(self).__name__}.start() was already called")
+        self._started = True
+        self._loop = self._loop or asyncio.get_running_loop()
+        return self._loop
+
+    @property
+    def busy(self) -> int:
+        """Units of work handed over and not yet settled (work whose caller gave up counts as settled)."""
+        return self._in_flight
+
+    def _new_future(self, should_cancel: CancelFn | None) -> tuple[asyncio.Future[Any], CancelToken, CancelFn]:
+        """(future, abandoned, cancel check) for one unit of work: cancelling the future sets `abandoned`, and the
+        work's cancel check is true once either it or `should_cancel` is."""
+        self._check_available()
+        assert self._loop is not None
+        abandoned = CancelToken()
+        cancel_fn = abandoned if should_cancel is None else either(abandoned, should_cancel)
+        future: asyncio.Future[Any] = WorkFuture(self._loop, abandoned)
+        future.add_done_callback(self._settled)
+        self._in_flight += 1
+        return future, abandoned, cancel_fn
+
+    @abstractmethod
+    def submit(self, work: Work[T], on_progress: ProgressFn | None = None,
+               should_cancel: CancelFn | None = None) -> asyncio.Future[T]:
+        """Hand `work(pipeline, progress, should_cancel)` to the next free worker; cancelling the future stops it."""
+
+    async def run(
+        self,
+        work: Work[T],
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> T:
+        """Run `work(pipeline, progress, should_cancel)` on the next free worker and return its result."""
+        return await self.submit(work, on_progress, should_cancel)
+
+    def _check_available(self) -> None:
+        """Raise ServiceUnavailable with the reason when no worker can take work."""
+        if self.load_error is not None:
+            raise ServiceUnavailable(f"the model failed to load ({self.load_error})")
+        if self._closed:
+            raise ServiceUnavailable("the bot is shutting down")
+        if not self._started:
+            raise ServiceUnavailable("the model is still loading")
+
+    def _settled(self, future: asyncio.Future[Any]) -> None:
+        """Loop-side bookkeeping when a submitted future resolves or is cancelled."""
+        self._in_flight -= 1
+
+
+class GPUExecutor(ExecutorBase):
     """Runs blocking pipeline work on one thread per device; `await run(...)` from the event loop."""
 
     def __init__(
@@ -132,25 +198,16 @@ class GPUExecutor:
     ) -> None:
         if not devices:
             raise ValueError("GPUExecutor needs at least one device")
+        super().__init__(loop)  # on_capacity is never called: a thread that failed to load does not come back
         self.devices = list(devices)
-        self.load_error: BaseException | None = None  # set when no device could load the pipeline
-        self.failed_devices: dict[str, BaseException] = {}
         self._factory = pipeline_factory
-        self._loop = loop
         self._work: queue.Queue[_WorkItem | object] = queue.Queue()
         self._threads: list[threading.Thread] = []
-        self._in_flight = 0  # submitted and not yet settled; touched only on the loop thread
-        self._started = False
-        self._closed = False
-        self.on_capacity: Callable[[], None] = _nothing  # threads never come back once lost: never called
 
     async def start(self) -> None:
         """Start one thread per device and wait until each has loaded its pipeline or failed to."""
-        if self._started:
-            raise RuntimeError("GPUExecutor.start() was already called")
-        self._started = True
-        self._loop = self._loop or asyncio.get_running_loop()
-        loaded = [self._loop.create_future() for _ in self.devices]
+        loop = self._begin()
+        loaded = [loop.create_future() for _ in self.devices]
         for device, ready in zip(self.devices, loaded, strict=True):
             thread = threading.Thread(target=self._serve, args=(device, ready), name=f"gpu-{device}", daemon=True)
             self._threads.append(thread)
@@ -171,11 +228,6 @@ class GPUExecutor:
         """Worker threads that loaded a pipeline and have not been stopped."""
         return 0 if self._closed else len(self.devices) - len(self.failed_devices)
 
-    @property
-    def busy(self) -> int:
-        """Units of work handed over and not yet settled (work whose caller gave up counts as settled)."""
-        return self._in_flight
-
     def idle_workers(self) -> int:
         """Loaded workers that a newly submitted unit of work would not have to wait for."""
         return max(self.workers - self._in_flight, 0)
@@ -187,24 +239,9 @@ class GPUExecutor:
         should_cancel: CancelFn | None = None,
     ) -> asyncio.Future[T]:
         """Hand `work(pipeline, progress, should_cancel)` to the next free worker; cancelling the future stops it."""
-        self._check_available()
-        assert self._loop is not None
-        abandoned = CancelToken()
-        cancel_fn = abandoned if should_cancel is None else either(abandoned, should_cancel)
-        future: asyncio.Future[T] = WorkFuture(self._loop, abandoned)
-        future.add_done_callback(self._settled)
-        self._in_flight += 1
+        future, abandoned, cancel_fn = self._new_future(should_cancel)
         self._work.put(_WorkItem(work, future, on_progress, cancel_fn, abandoned))
         return future
-
-    async def run(
-        self,
-        work: Work[T],
-        on_progress: ProgressFn | None = None,
-        should_cancel: CancelFn | None = None,
-    ) -> T:
-        """Run `work(pipeline, progress, should_cancel)` on the next free worker and return its result."""
-        return await self.submit(work, on_progress, should_cancel)
 
     async def close(self) -> None:
         """Let handed-over work finish, stop every worker thread and join them without blocking the loop."""
@@ -216,19 +253,6 @@ class GPUExecutor:
         for thread in self._threads:
             await asyncio.to_thread(thread.join)
         log.info("executor stopped (%d threads)", len(self._threads))
-
-    def _check_available(self) -> None:
-        """Raise ServiceUnavailable with the reason when no worker can take work."""
-        if self.load_error is not None:
-            raise ServiceUnavailable(f"the model failed to load ({self.load_error})")
-        if self._closed:
-            raise ServiceUnavailable("the bot is shutting down")
-        if not self._started:
-            raise ServiceUnavailable("the model is still loading")
-
-    def _settled(self, future: asyncio.Future[Any]) -> None:
-        """Loop-side bookkeeping when a submitted future resolves or is cancelled."""
-        self._in_flight -= 1
 
     def _serve(self, device: str, ready: asyncio.Future[BaseException | None]) -> None:
         """Worker thread body: load the pipeline once, then run work items until the stop sentinel."""

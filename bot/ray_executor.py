@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
-from bot.executor import CancelFn, CancelToken, ProgressFn, ServiceUnavailable, Work, WorkFuture, either, settle
+from bot.executor import CancelFn, CancelToken, ExecutorBase, ProgressFn, ServiceUnavailable, Work, settle
 from bot.executor import report_progress as report
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ class _Item:
     cancel_sent: bool = False  # to that actor
 
 
-class RayExecutor:
+class RayExecutor(ExecutorBase):
     """Runs work on Ray actors (one per GPU or per unit of a custom resource); same interface as GPUExecutor."""
 
     def __init__(
@@ -172,20 +172,15 @@ class RayExecutor:
         loop: asyncio.AbstractEventLoop | None = None,
         max_restarts: int = MAX_RESTARTS,
     ) -> None:
+        super().__init__(loop)
         self._factory, self._address, self._count, self._resource = factory, address, workers, resource
-        self._device, self._loop, self._max_restarts = device, loop, max_restarts
-        self.load_error: BaseException | None = None
-        self.failed_devices: dict[str, BaseException] = {}  # worker name -> why it is gone
-        self.on_capacity: Callable[[], None] = lambda: None
+        self._device, self._max_restarts = device, max_restarts
         self._workers: list[_Worker] = []
         self._line: deque[_Item] = deque()  # submitted, waiting for a free worker; retried jobs go first
         self._keys = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._in_flight = 0
         self._owns_ray = False
         self._factory_ref: Any = None
-        self._started = False
-        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> RayExecutor:
@@ -201,10 +196,7 @@ class RayExecutor:
 
     async def start(self) -> None:
         """Join the Ray cluster (or start a local one), start the actors and wait until each has loaded or failed."""
-        if self._started:
-            raise RuntimeError("RayExecutor.start() was already called")
-        self._started = True
-        self._loop = self._loop or asyncio.get_running_loop()
+        self._begin()
         if not ray.is_initialized():
             await asyncio.to_thread(ray.init, address=self._address, include_dashboard=False)
             self._owns_ray = True
@@ -273,11 +265,6 @@ class RayExecutor:
         """Actors that loaded the pipeline and are answering (not restarting, not gone)."""
         return 0 if self._closed else sum(w.ready for w in self._workers)
 
-    @property
-    def busy(self) -> int:
-        """Units of work handed over and not yet settled."""
-        return self._in_flight
-
     def served(self) -> dict[str, int]:
         """Jobs each worker has finished or failed (not counting ones it died with)."""
         return {w.name: w.served for w in self._workers}
@@ -297,13 +284,7 @@ class RayExecutor:
         should_cancel: CancelFn | None = None,
     ) -> asyncio.Future[T]:
         """Hand `work(pipeline, progress, should_cancel)` to the next free actor; cancelling the future stops it."""
-        self._check_available()
-        assert self._loop is not None
-        abandoned = CancelToken()
-        cancel_fn = abandoned if should_cancel is None else either(abandoned, should_cancel)
-        future: asyncio.Future[T] = WorkFuture(self._loop, abandoned)
-        self._in_flight += 1
-        future.add_done_callback(self._settled)
+        future, abandoned, cancel_fn = self._new_future(should_cancel)
         item = _Item(next(self._keys), work, future, on_progress, cancel_fn)
         for token in (abandoned, should_cancel):
             if isinstance(token, CancelToken):
@@ -311,27 +292,6 @@ class RayExecutor:
         self._line.append(item)
         self._hand_out()
         return future
-
-    async def run(
-        self,
-        work: Work[T],
-        on_progress: ProgressFn | None = None,
-        should_cancel: CancelFn | None = None,
-    ) -> T:
-        """Run `work` on the next free actor and return its result."""
-        return await self.submit(work, on_progress, should_cancel)
-
-    def _check_available(self) -> None:
-        """Raise ServiceUnavailable with the reason when no worker can take work."""
-        if self.load_error is not None:
-            raise ServiceUnavailable(f"the model failed to load ({self.load_error})")
-        if self._closed:
-            raise ServiceUnavailable("the bot is shutting down")
-        if not self._started:
-            raise ServiceUnavailable("the model is still loading")
-
-    def _settled(self, future: asyncio.Future[Any]) -> None:
-        self._in_flight -= 1
 
     # --- running work on actors ---------------------------------------------------------------------------------
 
