@@ -50,7 +50,8 @@ def render_work(request: GenerationRequest, max_bytes: int) -> Work[Rendered]:
         result = generate(pipeline, request, progress, should_cancel)
         if should_cancel():  # asked during the last step: skip the encode
             raise GenerationCancelled(request.steps, request.steps)
-        return _rendered(result, request, max_bytes, started)
+        video = encode_mp4(result.frames, request.fps, max_bytes=max_bytes)
+        return _rendered(result, request, video, time.perf_counter() - started)
 
     return work
 
@@ -70,18 +71,19 @@ def batch_work(requests: list[GenerationRequest], max_bytes: list[int]) -> Work[
         results = generate_batch(pipeline, requests, progress, should_cancel)
         if should_cancel():  # asked during the last step: skip the encodes
             raise GenerationCancelled(steps, steps)
-        return [_rendered(result, request, limit, started)
-                for result, request, limit in zip(results, requests, max_bytes, strict=True)]
+        videos = [encode_mp4(result.frames, request.fps, max_bytes=limit)
+                  for result, request, limit in zip(results, requests, max_bytes, strict=True)]
+        share = (time.perf_counter() - started) / len(requests)  # the batch's seconds per job, for the ETA
+        return [_rendered(result, request, video, share)
+                for result, request, video in zip(results, requests, videos, strict=True)]
 
     return work
 
 
-def _rendered(result: Any, request: GenerationRequest, max_bytes: int, started: float) -> Rendered:
-    """Encode one generated video; its GPU time is its share of the batch it ran in."""
-    video = encode_mp4(result.frames, request.fps, max_bytes=max_bytes)
-    gpu_s = float(result.timings.get("total_s", time.perf_counter() - started)) / result.timings.get("batch", 1)
-    return Rendered(video, result.frames, request.fps, result.seed, tuple(result.notes), gpu_s,
-                    time.perf_counter() - started)
+def _rendered(result: Any, request: GenerationRequest, video: bytes, wall_s: float) -> Rendered:
+    """One member's video; its GPU time is its share of the batch it ran in."""
+    gpu_s = float(result.timings.get("total_s", wall_s)) / result.timings.get("batch", 1)
+    return Rendered(video, result.frames, request.fps, result.seed, tuple(result.notes), gpu_s, wall_s)
 
 
 def generate(pipeline: Any, request: GenerationRequest, progress: ProgressFn, should_cancel: CancelFn) -> Any:

@@ -340,3 +340,16 @@ class HeldFirst:
 def mp4_frames(video: bytes) -> np.ndarray:
     with av.open(io.BytesIO(video)) as container:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def test_a_batch_reports_each_member_its_share_of_the_time_for_the_eta():
+    class Timed:
+        def generate_batch(self, requests, on_step=None, should_cancel=None, on_preview=None):
+            return [SimpleNamespace(frames=np.zeros((2, 64, 64, 3), np.uint8), seed=i, notes=[],
+                                    timings={"total_s": 6.0, "batch": 3}) for i in range(len(requests))]
+
+    requests = [GenerationRequest(PROMPTS[i], seed=i, steps=2, frames=2, width=64, height=64) for i in range(3)]
+    rendered = batch_work(requests, [2**20] * 3)(Timed(), lambda *_: None, lambda: False)
+    assert [r.gpu_s for r in rendered] == [2.0, 2.0, 2.0]
+    walls = {r.wall_s for r in rendered}
+    assert len(walls) == 1  # one batch: the seconds per job the ETA learns are its time over its members
