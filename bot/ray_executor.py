@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EVENT_WAIT_S = 5.0  # longest an `events` call waits for news before returning empty (cancel checks poll this often)
+CONNECT_TIMEOUT_S = 120.0  # joining the cluster (or starting a local Ray) takes seconds; past this, generation is off
 LOAD_TIMEOUT_S = 1800.0  # an actor that has not loaded its pipeline by then counts as failed (and is killed)
 MAX_RESTARTS = 3  # times Ray restarts a dead actor before it is gone for good
 MAX_LOSSES = 2  # workers a job may lose before it fails with WorkerLost
@@ -198,8 +199,13 @@ class RayExecutor(ExecutorBase):
         """Join the Ray cluster (or start a local one), start the actors and wait until each has loaded or failed."""
         self._begin()
         if not ray.is_initialized():
-            await asyncio.to_thread(ray.init, address=self._address, include_dashboard=False)
-            self._owns_ray = True
+            try:
+                await self._join_cluster()
+            except Exception as error:
+                where = f"the Ray cluster at {self._address}" if self._address else "a local Ray"
+                self.load_error = RuntimeError(f"could not start or join {where} (RAY_ADDRESS): {error}")
+                log.error("%s", self.load_error)
+                return
         count = self._worker_count()
         if count == 0:
             return
@@ -217,6 +223,27 @@ class RayExecutor(ExecutorBase):
         else:
             log.info("pipeline loaded on %d Ray workers: %s", len(ready),
                      ", ".join(f"{w.name} ({w.info['host']}, {w.info['device']})" for w in ready))
+
+    async def _join_cluster(self) -> None:
+        """`ray.init` on a daemon thread, given up after CONNECT_TIMEOUT_S: Ray waits without end for an address
+        where nothing answers, and a thread still waiting must not keep the bot from exiting."""
+        assert self._loop is not None
+        joined: asyncio.Future[None] = self._loop.create_future()
+
+        def join() -> None:
+            try:
+                ray.init(address=self._address, include_dashboard=False)
+            except Exception as error:
+                self._post(settle, joined, None, error)
+            else:
+                self._post(settle, joined, None, None)
+
+        threading.Thread(target=join, name="ray-init", daemon=True).start()
+        try:
+            await asyncio.wait_for(joined, CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            raise TimeoutError(f"nothing answered within {CONNECT_TIMEOUT_S:g} s") from None
+        self._owns_ray = True
 
     def _worker_count(self) -> int:
         """RAY_WORKERS, or the cluster's units of the resource; sets load_error when there are none or too few."""

@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,3 +255,23 @@ def test_the_settings_pick_the_ray_executor_without_sending_the_token():
     assert isinstance(executor, RayExecutor)
     assert executor._factory == ModelSource(TINY_RANDOM) and "secret-token" not in repr(vars(executor))
     assert (executor._count, executor._resource, executor._device) == (2, RESOURCE, "cpu")
+
+
+async def test_a_ray_cluster_that_cannot_be_joined_leaves_generation_off_with_the_reason(monkeypatch):
+    import bot.ray_executor
+
+    never = threading.Event()
+    monkeypatch.setattr(bot.ray_executor, "CONNECT_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: never.wait())  # what Ray does where nothing answers
+    executor = RayExecutor(ModelSource(TINY_RANDOM), address="10.0.0.9:6379")
+    await executor.start()
+    assert str(executor.load_error) == ("could not start or join the Ray cluster at 10.0.0.9:6379 (RAY_ADDRESS): "
+                                        "nothing answered within 0.05 s")
+    never.set()
+    refusing = RayExecutor(ModelSource(TINY_RANDOM), address="ray://nowhere:10001")
+    monkeypatch.setattr(ray, "init", lambda **kwargs: (_ for _ in ()).throw(ConnectionError("refused")))
+    await refusing.start()
+    assert "the Ray cluster at ray://nowhere:10001 (RAY_ADDRESS): refused" in str(refusing.load_error)
+    with pytest.raises(ServiceUnavailable, match="could not start or join"):
+        refusing.submit(lambda pipeline, progress, cancel: None)
