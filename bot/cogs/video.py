@@ -1,6 +1,8 @@
 """/video, /queue and /cancel: validate options, defer within Discord's 3 s, hand the job to the service."""
 
+import asyncio
 import logging
+from collections import Counter
 from dataclasses import replace
 
 import discord
@@ -32,6 +34,8 @@ class VideoCog(commands.Cog, name="Video"):
         self.delivery = delivery
         self.settings = settings
         self.gate = gate  # a cheap pre-check so that refusals can be answered privately
+        self._starting: Counter[int] = Counter()  # user id -> requests between their pre-check and their submit
+        self._turns: dict[int, asyncio.Future[None]] = {}  # user id -> the submit of their newest request
         self.video_command = _video_command(self, settings.max_steps, settings.max_frames)
 
     async def cog_load(self) -> None:
@@ -60,19 +64,35 @@ class VideoCog(commands.Cog, name="Video"):
 
         /video, 🔁 Reroll and ✏️ Edit prompt all come through here, so they share the checks, caps, quota and answers.
         """
-        requester = _requester(interaction)
-        hidden = (options.private or self._will_refuse(interaction.user.id, options.prompt)
-                  or await self._moderation_refuses(requester, options.cost))
-        response = await interaction.response.defer(thinking=True, ephemeral=hidden)
-        message_id = None if hidden or response is None else response.message_id
-        options = replace(options, private=hidden)  # an ephemeral status message cannot end in a public result
-        submitted = await self.service.submit(requester, options)
+        requester, user_id = _requester(interaction), interaction.user.id
+        hidden = options.private or self._will_refuse(user_id, options.prompt)
+        # Counted before any await, so a burst's later requests see the earlier ones in the pre-check; and submitted
+        # in arrival order (each waits for the one before), so those predicted to pass the cap are the ones that do.
+        self._starting[user_id] += 1
+        before, mine = self._turns.get(user_id), asyncio.get_running_loop().create_future()
+        self._turns[user_id] = mine
+        try:
+            hidden = hidden or await self._moderation_refuses(requester, options.cost)
+            response = await interaction.response.defer(thinking=True, ephemeral=hidden)
+            message_id = None if hidden or response is None else response.message_id
+            options = replace(options, private=hidden)  # an ephemeral status message cannot end in a public result
+            if before is not None:
+                await before
+            submitted = await self.service.submit(requester, options)
+        finally:
+            mine.set_result(None)
+            if self._turns.get(user_id) is mine:
+                del self._turns[user_id]
+            self._starting[user_id] -= 1
+            if not self._starting[user_id]:
+                del self._starting[user_id]
         log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
         await self.delivery.job_queued(submitted, message_id)
 
     def _will_refuse(self, user_id: int, prompt: str) -> bool:
         """True when the service will refuse: down, user at the cap, or prompt against policy (it checks again)."""
-        if not self.service.available or len(self.service.jobs_of(user_id)) >= self.settings.queue_per_user_cap:
+        active = len(self.service.jobs_of(user_id)) + self._starting[user_id]
+        if not self.service.available or active >= self.settings.queue_per_user_cap:
             return True
         return self.gate is not None and not self.gate.check_prompt(prompt).allowed
 

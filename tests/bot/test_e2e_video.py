@@ -170,6 +170,21 @@ async def test_per_user_cap_refuses_politely_and_privately(stacks: Stacks, scrip
     assert (refused.state, refused.refusal_reason) == (JobState.REFUSED, "user_cap")
 
 
+async def test_a_burst_over_the_cap_is_refused_privately_and_the_rest_run_in_public(stacks: Stacks, scripted):
+    gate = scripted.gate("burst 1")
+    async with stacks.run(lambda device: scripted, queue_per_user_cap=2) as stack:
+        fake = stack.fake
+        handles = [await video(fake, f"burst {i}") for i in (1, 2, 3, 4)]  # sent before any is answered
+        answers = [await handle.wait_original() for handle in handles]
+        jobs = await stack.jobs()
+        gate.release(100)
+
+    refused = [a for a in answers if "you already have 2 videos" in a.content.lower()]
+    assert len(refused) == 2 and all(a.ephemeral for a in refused)
+    assert [j.refusal_reason for j in jobs if j.state == JobState.REFUSED] == ["user_cap", "user_cap"]
+    assert all(not a.ephemeral for a in answers if a not in refused)  # the accepted ones stay public
+
+
 async def test_queue_lists_the_users_jobs_with_their_places(stacks: Stacks, scripted):
     gate = scripted.gate("a red balloon")
     async with stacks.run(lambda device: scripted) as stack:
