@@ -21,7 +21,7 @@ from bot.cogs.results import ResultButton, ResultsCog, result_view
 from bot.cogs.video import VideoCog
 from bot.delivery import Delivery
 from bot.denylist_edits import DenylistEditor
-from bot.media import MediaStore
+from bot.media import MediaStore, Retention
 from bot.policy import PolicyGate
 from bot.replies import answer_error
 from bot.service import JobEvents, VideoService
@@ -61,6 +61,7 @@ class VideoBot(commands.Bot):
         self._gate = gate
         self.service: VideoService | None = None
         self.closing: asyncio.Task[None] | None = None  # the close() a signal started
+        self.retention: Retention | None = None  # removes old kept videos (MEDIA_KEEP_DAYS)
         self.tree.error(self.on_app_command_error)
 
     async def setup_hook(self) -> None:
@@ -72,6 +73,9 @@ class VideoBot(commands.Bot):
         await self.add_cog(ResultsCog(video, self._repo, self.showcase, self.media, self.settings,
                                       self.service.moderation))
         self.add_dynamic_items(ResultButton, VoteButton)  # buttons on messages from before this start work too
+        if self.settings.media_keep_days:
+            self.retention = Retention(self.media, self.showcase.repo, self.settings.media_keep_days)
+            self.retention.start()
         await self._add_moderation(self.service)
         guild_id = self.settings.discord_guild_id
         if guild_id is not None:
@@ -97,6 +101,8 @@ class VideoBot(commands.Bot):
 
     async def close(self) -> None:
         """Stop taking and running jobs first (the running one may still deliver), then leave Discord."""
+        if self.retention is not None:
+            await self.retention.stop()
         if self.service is not None:
             service, self.service = self.service, None
             try:

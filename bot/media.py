@@ -8,12 +8,19 @@ renamed into place, so the gallery never serves half a video.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from storage import ShowcaseRepository
+
 log = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 3600.0  # how often old videos are looked for
 
 
 class MediaStore:
@@ -48,6 +55,33 @@ class MediaStore:
         log.info("job %d: removed %s", job_id, path)
         return True
 
+    async def sweep(self, older_than: float, keep: set[int]) -> list[int]:
+        """Remove the kept MP4s last written before `older_than` (a POSIX time) except those of `keep`'s jobs;
+        returns the job ids removed. Other files in the directory are left alone."""
+        removed = await asyncio.to_thread(self._sweep, older_than, keep)
+        if removed:
+            log.info("removed the kept videos of %d jobs older than the retention (%s)", len(removed),
+                     ", ".join(map(str, removed[:20])) + (" …" if len(removed) > 20 else ""))
+        return removed
+
+    def _sweep(self, older_than: float, keep: set[int]) -> list[int]:
+        removed = []
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            stem, _, suffix = entry.name.partition(".")
+            if suffix != "mp4" or not stem.isdigit() or int(stem) in keep or not entry.is_file():
+                continue
+            try:
+                if entry.stat().st_mtime < older_than:
+                    os.unlink(entry.path)
+                    removed.append(int(stem))
+            except FileNotFoundError:  # deleted meanwhile (🗑 Delete)
+                continue
+        return sorted(removed)
+
     @staticmethod
     def _write(path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,3 +94,41 @@ class MediaStore:
             Path(temporary).unlink(missing_ok=True)
             raise
         return path
+
+
+class Retention:
+    """Every SWEEP_EVERY_S, removes the kept MP4s written more than MEDIA_KEEP_DAYS days ago, except those the
+    showcase still needs (nominated or approved). A removed video can no longer be upscaled; ⭐ Showcase keeps the
+    copy from the Discord message again when someone nominates it later."""
+
+    def __init__(self, media: MediaStore, showcase: ShowcaseRepository, keep_days: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        if keep_days < 1:
+            raise ValueError(f"keep_days={keep_days} must be at least 1 (0 means: keep forever, run no Retention)")
+        self.media, self.showcase, self.keep_days, self._clock = media, showcase, keep_days, clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep_once(self) -> list[int]:
+        """One sweep now; the job ids whose videos were removed."""
+        keep = await self.showcase.kept_job_ids()
+        return await self.media.sweep(self._clock() - self.keep_days * 86_400, keep)
+
+    def start(self) -> None:
+        """Sweep now and then every SWEEP_EVERY_S until `stop()`."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="media-retention")
+
+    async def stop(self) -> None:
+        """Stop sweeping (a sweep in progress is cancelled between files' worth of work)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("sweeping old videos from %s failed; trying again later", self.media.root)
+            await asyncio.sleep(SWEEP_EVERY_S)

@@ -51,6 +51,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "shutdown_grace_s": (0.0, 3600.0),
     "job_time_limit_s": (1.0, 86_400.0),
     "ray_workers": (0, 1024),
+    "media_keep_days": (0, 3650),
     "batch_max": (1, 16),
 }
 ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
@@ -126,6 +127,7 @@ class Settings(BaseSettings):
     quota_period: str = "day"
     showcase_channel_id: int | None = None  # where approved videos are posted; unset: the gallery only
     media_dir: Path = Path("media")  # delivered MP4s of public jobs, by job id, for the showcase and gallery
+    media_keep_days: int = 30  # kept MP4s older than this are removed (the showcase's stay); 0: keep them forever
     gallery_enabled: bool = False  # serve the web gallery from `python -m bot`
     gallery_host: str = "127.0.0.1"
     gallery_port: int = 8080

@@ -166,6 +166,15 @@ class ShowcaseRepository(Transactional):
         return await self._list(_entries().where(*_SHOWN).order_by(*order).limit(per_page)
                                 .offset((page - 1) * per_page))
 
+    async def kept_job_ids(self) -> set[int]:
+        """Jobs whose video the showcase still needs: nominated (waiting for a moderator) or approved."""
+        query = select(ShowcaseEntry.job_id).where(ShowcaseEntry.state != ShowcaseState.REJECTED)
+
+        async def work(session: AsyncSession) -> set[int]:
+            return set((await session.execute(query)).scalars())
+
+        return await self._run(work)
+
     # --- helpers ----------------------------------------------------------------------------------------------
 
     async def _list(self, query: Select[Any]) -> list[ShowcaseRecord]:

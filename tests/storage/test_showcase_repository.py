@@ -125,3 +125,13 @@ async def test_set_post_remembers_where_the_video_was_posted(repo, make_job, sho
 
     stored = await showcase.get_entry(entry.id)
     assert (stored.channel_id, stored.message_id) == (111, 222)
+
+
+async def test_the_showcase_keeps_the_videos_of_pending_and_approved_entries(repo, make_job, showcase):
+    waiting, approved, rejected, _never_nominated = [await finished(repo, make_job) for _ in range(4)]
+    for job in (waiting, approved, rejected):
+        await showcase.nominate(job.id, user_id=5)
+    await showcase.decide(approved.id, approve=True, moderator_id=9)
+    await showcase.decide(rejected.id, approve=False, moderator_id=9, reason="blurry")
+
+    assert await showcase.kept_job_ids() == {waiting.id, approved.id}

@@ -1,0 +1,65 @@
+"""Kept videos older than MEDIA_KEEP_DAYS are removed, except the showcase's; the bot runs the sweep when set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.media import MediaStore, Retention
+
+DAY = 86_400.0
+NOW = 1_800_000_000.0
+
+
+class Showcase:
+    """The one query Retention makes of the showcase repository."""
+
+    def __init__(self, kept: set[int]) -> None:
+        self.kept = kept
+
+    async def kept_job_ids(self) -> set[int]:
+        return set(self.kept)
+
+
+def kept(media: MediaStore, job_id: int, age_days: float) -> Path:
+    path = media.root / f"{job_id}.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00\x00\x00\x18ftypisom")
+    os.utime(path, (NOW - age_days * DAY, NOW - age_days * DAY))
+    return path
+
+
+async def test_old_videos_go_and_the_showcase_ones_new_ones_and_other_files_stay(tmp_path):
+    media = MediaStore(tmp_path / "media")
+    for job_id, age in ((1, 40), (2, 31), (3, 29), (4, 45), (5, 100)):
+        kept(media, job_id, age)
+    stray = [media.root / ".7-abc.part", media.root / "notes.txt", media.root / "x.mp4"]
+    for path in stray:
+        path.write_text("not a kept video")
+        os.utime(path, (0, 0))
+    retention = Retention(media, Showcase({4, 99}), keep_days=30, clock=lambda: NOW)
+
+    assert await retention.sweep_once() == [1, 2, 5]
+    assert [job for job in range(1, 6) if media.has(job)] == [3, 4]  # 29 days old, and the showcase's
+    assert all(path.exists() for path in stray)
+    assert await retention.sweep_once() == []
+
+
+async def test_a_missing_media_directory_is_nothing_to_sweep(tmp_path):
+    retention = Retention(MediaStore(tmp_path / "never-made"), Showcase(set()), keep_days=1, clock=lambda: NOW)
+    assert await retention.sweep_once() == []
+
+
+def test_keep_days_below_one_is_refused_with_the_way_to_keep_forever(tmp_path):
+    with pytest.raises(ValueError, match="keep_days=0 must be at least 1"):
+        Retention(MediaStore(tmp_path), Showcase(set()), keep_days=0)
+
+
+async def test_the_bot_runs_the_retention_only_when_media_keep_days_is_set(stacks, scripted):
+    async with stacks.run(lambda device: scripted, media_keep_days=7) as stack:
+        bot = stack.bot
+        assert bot.retention is not None and bot.retention.keep_days == 7
+    async with stacks.run(lambda device: scripted, media_keep_days=0) as stack:
+        assert stack.bot.retention is None
