@@ -72,6 +72,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(str(exc))
     if args.videos < 1 or args.repeats < 1:
         parser.error(f"--videos ({args.videos}) and --repeats ({args.repeats}) must be at least 1")
+    try:  # --steps, --frames and --size within the engine's limits, named as t2v names them
+        request(args, seed=0)
+    except ValueError as exc:
+        parser.error(str(exc))
     if any(d.startswith("cuda") for d in args.devices) and not torch.cuda.is_available():
         parser.error(f"--devices {','.join(args.devices)} names a GPU but torch sees none")
     return args
@@ -123,9 +127,7 @@ def prebuilt(devices: list[str], pipes: list[VideoPipeline]) -> Callable[[str], 
     """An executor factory handing each worker thread the next prebuilt pipeline of its device."""
     ready = {d: deque(p for dev, p in zip(devices, pipes, strict=True) if dev == d) for d in devices}
 
-    def factory(device: str) -> VideoPipeline:
-        if device.startswith("cuda"):
-            torch.cuda.set_device(device)  # the worker thread's current GPU, as during the warm-up
+    def factory(device: str) -> VideoPipeline:  # GPUExecutor has made `device` the thread's current GPU
         return ready[device].popleft()
 
     return factory

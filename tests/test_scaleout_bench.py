@@ -5,6 +5,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,3 +34,14 @@ def test_scaleout_times_one_then_two_workers_and_renders_real_mp4s(tmp_path, cap
     assert len(mp4s) == 8
     assert all(path.read_bytes()[4:8] == b"ftyp" for path in mp4s)
     assert "| 2 | cpu,cpu | 4 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--size", "9"], "width=9 is outside the allowed range 64–1024"),
+    (["--videos", "0"], "--videos (0) and --repeats (1) must be at least 1"),
+    (["--devices", "gpu0"], "bad device 'gpu0'"),
+])
+def test_bad_options_stop_before_any_work_and_name_the_value(flags, says, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        _scaleout().main(["--tiny", "--devices", "cpu", *flags])
+    assert stopped.value.code == 2 and says in capsys.readouterr().err
