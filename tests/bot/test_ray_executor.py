@@ -31,6 +31,7 @@ from bot.settings import load_settings
 from storage import JobState, Repository, create_engine, migrate
 from t2v import TINY_RANDOM, GenerationCancelled
 from tests.bot.conftest import WAIT
+from tests.bot.test_service import Events
 
 RESOURCE = "fake_gpu"
 HOLD = "Hold on: "  # prompts starting so wait at the gate
@@ -84,42 +85,6 @@ class GatedSource:
 
     def __call__(self, device: str) -> GatedPipeline:
         return GatedPipeline(ModelSource(TINY_RANDOM)(device), self.gate)
-
-
-class Events:
-    """JobEvents that record the order of calls and let the test wait for one."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int]] = []
-        self.payloads: dict[tuple[str, int], Any] = {}
-        self.arrived: dict[tuple[str, int], asyncio.Event] = {}
-
-    def _record(self, name: str, job_id: int, payload: Any) -> None:
-        self.calls.append((name, job_id))
-        self.payloads[name, job_id] = payload
-        self.arrived.setdefault((name, job_id), asyncio.Event()).set()
-
-    async def wait(self, name: str, job_id: int) -> Any:
-        await asyncio.wait_for(self.arrived.setdefault((name, job_id), asyncio.Event()).wait(), 6 * WAIT)
-        return self.payloads[name, job_id]
-
-    def started(self) -> list[int]:
-        return [job for name, job in self.calls if name == "started"]
-
-    async def job_started(self, job: Any) -> None:
-        self._record("started", job.id, job)
-
-    async def job_progress(self, job: Any, step: int, total: int, preview: Any = None) -> None:
-        self._record("progress", job.id, (step, total))
-
-    async def job_done(self, delivered: Any) -> None:
-        self._record("done", delivered.job.id, delivered)
-
-    async def job_failed(self, job: Any, message: str) -> None:
-        self._record("failed", job.id, message)
-
-    async def job_cancelled(self, job: Any) -> None:
-        self._record("cancelled", job.id, job)
 
 
 @pytest.fixture(scope="module")
