@@ -75,7 +75,7 @@ class VideoBot(commands.Bot):
         self.add_dynamic_items(ResultButton, VoteButton)  # buttons on messages from before this start work too
         if self.settings.media_keep_days:
             self.retention = Retention(self.media, self.showcase.repo, self.settings.media_keep_days)
-            self.retention.start()
+            await self.retention.start()
         await self._add_moderation(self.service)
         guild_id = self.settings.discord_guild_id
         if guild_id is not None:

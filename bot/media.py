@@ -113,12 +113,13 @@ class Retention:
         keep = await self.showcase.kept_job_ids()
         return await self.media.sweep(self._clock() - self.keep_days * 86_400, keep)
 
-    def start(self) -> None:
-        """Sweep now and then every SWEEP_EVERY_S until `stop()`."""
+    async def start(self) -> None:
+        """Sweep once now (a directory listing: quick), then every SWEEP_EVERY_S until `stop()`."""
+        await self._sweep_logged()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="media-retention")
 
     async def stop(self) -> None:
-        """Stop sweeping (a sweep in progress is cancelled between files' worth of work)."""
+        """Stop sweeping."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -127,8 +128,12 @@ class Retention:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await self.sweep_once()
-            except Exception:
-                log.exception("sweeping old videos from %s failed; trying again later", self.media.root)
             await asyncio.sleep(SWEEP_EVERY_S)
+            await self._sweep_logged()
+
+    async def _sweep_logged(self) -> None:
+        """A sweep whose failure is logged, never raised: the next one tries again."""
+        try:
+            await self.sweep_once()
+        except Exception:
+            log.exception("sweeping old videos from %s failed; trying again later", self.media.root)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,11 @@ class Showcase:
         return set(self.kept)
 
 
-def kept(media: MediaStore, job_id: int, age_days: float) -> Path:
+def kept(media: MediaStore, job_id: int, age_days: float, now: float = NOW) -> Path:
     path = media.root / f"{job_id}.mp4"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x00\x00\x00\x18ftypisom")
-    os.utime(path, (NOW - age_days * DAY, NOW - age_days * DAY))
+    os.utime(path, (now - age_days * DAY, now - age_days * DAY))
     return path
 
 
@@ -57,9 +58,12 @@ def test_keep_days_below_one_is_refused_with_the_way_to_keep_forever(tmp_path):
         Retention(MediaStore(tmp_path), Showcase(set()), keep_days=0)
 
 
-async def test_the_bot_runs_the_retention_only_when_media_keep_days_is_set(stacks, scripted):
-    async with stacks.run(lambda device: scripted, media_keep_days=7) as stack:
-        bot = stack.bot
-        assert bot.retention is not None and bot.retention.keep_days == 7
+async def test_the_bot_removes_old_kept_videos_when_it_starts_if_media_keep_days_is_set(stacks, scripted):
     async with stacks.run(lambda device: scripted, media_keep_days=0) as stack:
+        media = stack.bot.media
+        old, recent = kept(media, 1, age_days=8, now=time.time()), kept(media, 2, age_days=0, now=time.time())
         assert stack.bot.retention is None
+    assert old.exists()  # MEDIA_KEEP_DAYS=0 keeps them forever
+    async with stacks.run(lambda device: scripted, media_keep_days=7) as stack:
+        assert stack.bot.retention is not None and stack.bot.retention.keep_days == 7
+    assert not old.exists() and recent.exists()
