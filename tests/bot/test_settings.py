@@ -99,6 +99,25 @@ def test_batching_and_the_fast_path_have_defaults_and_refuse_bad_values():
     assert problems({**VALID, "BATCH_MAX": "0"}) == ["BATCH_MAX=0 is outside 1..16"]
 
 
+def test_the_executor_media_retention_and_ray_settings_refuse_bad_values_by_name(monkeypatch):
+    settings = load_settings(VALID, env_file=None)
+    assert (settings.t2v_executor, settings.ray_workers, settings.ray_worker_resource) == ("local", 0, "GPU")
+    assert settings.media_keep_days == 30
+    chosen = load_settings({**VALID, "T2V_EXECUTOR": " Ray ", "RAY_WORKER_RESOURCE": "fake_gpu"}, env_file=None)
+    assert (chosen.t2v_executor, chosen.ray_worker_resource) == ("ray", "fake_gpu")
+    assert problems({**VALID, "T2V_EXECUTOR": "slurm", "RAY_WORKERS": "-1", "RAY_WORKER_RESOURCE": "two gpus",
+                     "MEDIA_KEEP_DAYS": "9999"}) == [
+        "T2V_EXECUTOR=slurm is not one of local, ray",
+        "RAY_WORKERS=-1 is outside 0..1024",
+        "RAY_WORKER_RESOURCE='two gpus' is not a resource name: use GPU or the name of a custom resource given to "
+        "`ray start --resources` (CPU cannot be reserved per worker)",
+        "MEDIA_KEEP_DAYS=9999 is outside 0..3650",
+    ]
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None if name == "ray" else object())
+    assert problems({**VALID, "T2V_EXECUTOR": "ray"}) == [
+        "T2V_EXECUTOR=ray needs the ray package: pip install -e '.[ray]'"]
+
+
 def test_defaults_above_the_server_caps_are_refused():
     env = {**VALID, "DEFAULT_STEPS": "80", "MAX_STEPS": "60", "DEFAULT_FRAMES": "24", "MAX_FRAMES": "16"}
     assert problems(env) == [
