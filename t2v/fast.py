@@ -1,23 +1,24 @@
-"""The fast inference path: fused projections, 2-D temporal convolutions, channels-last, torch.compile, CUDA graphs.
+"""The fast inference path: fused projections, 2-D temporal convolutions, channels-last, compilation, CUDA graphs.
 
 `optimize(pipe)` rewrites the loaded UNet in place into modules that compute the same function (equal to the
 plain modules within fp32 rounding, tests/t2v/test_fast.py) with fewer kernels and layout copies, then wraps it
-in `FastUNet`, which compiles it (inductor, static shapes) and replays one CUDA graph per input shape. The plain
-path is untouched: a pipeline that is never optimised runs exactly the code it always did.
+in `t2v.compiled.FastUNet`, which serves every shape at once (eager until a compiled version is ready) and replays
+one CUDA graph per shape. The plain path is untouched: a pipeline never optimised runs the code it always did.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from t2v.compiled import MAX_SHAPES, AotCompiler, Compiler, FastUNet, JitCompiler, Shape
 from t2v.unet import CrossAttention, TemporalConvBlock
 
 log = logging.getLogger(__name__)
@@ -89,90 +90,12 @@ def channels_last(module: nn.Module) -> nn.Module:
     return module
 
 
-@dataclass
-class _Graph:
-    graph: torch.cuda.CUDAGraph
-    inputs: tuple[torch.Tensor, ...]
-    output: torch.Tensor
-
-
-class CUDAGraphed:
-    """Capture `fn(*inputs)` once per input shape (torch.cuda.CUDAGraph); later calls copy inputs in and replay.
-
-    All captures share one memory pool; the output is cloned after each replay, so no caller ever holds memory
-    that another graph's replay may overwrite.
-    """
-
-    def __init__(self, fn, warmup: int = 2):
-        self.fn, self.warmup = fn, warmup
-        self.graphs: dict[tuple, _Graph] = {}
-        self.pool = None
-
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        key = tuple((tuple(t.shape), t.dtype, t.device) for t in inputs)
-        entry = self.graphs.get(key) or self._capture(key, inputs)
-        for static, value in zip(entry.inputs, inputs, strict=True):
-            static.copy_(value)
-        entry.graph.replay()
-        return entry.output.clone()
-
-    def _capture(self, key: tuple, inputs: tuple[torch.Tensor, ...]) -> _Graph:
-        started = time.perf_counter()
-        static = tuple(t.clone() for t in inputs)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup):  # compiles (first shape) and autotunes outside the capture
-                self.fn(*static)
-        torch.cuda.current_stream().wait_stream(side)
-        self.pool = self.pool or torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: only this thread's unsafe CUDA calls are refused during the capture; another GPU worker
-        # thread of the process (one per GPU) goes on allocating and synchronising its own device meanwhile
-        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
-            output = self.fn(*static)
-        self.graphs[key] = _Graph(graph, static, output)
-        log.info("captured a CUDA graph for %s in %.1f s", [k[0] for k in key], time.perf_counter() - started)
-        return self.graphs[key]
-
-
-class FastUNet(nn.Module):
-    """The UNet behind torch.compile (static shapes, compiled once per shape and process) and per-shape CUDA graphs."""
-
-    def __init__(self, unet: nn.Module, compile: bool = True, cuda_graphs: bool = True,
-                 backend: str = "inductor", mode: str | None = None):
-        super().__init__()
-        self.unet = unet
-        self.cfg = unet.cfg
-        self.run = torch.compile(unet, backend=backend, mode=mode, fullgraph=True, dynamic=False) if compile else unet
-        self.graphed = CUDAGraphed(self.run) if cuda_graphs else None
-
-    @torch.no_grad()
-    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        if self.graphed is not None and x.is_cuda:
-            try:
-                return self.graphed(x, t, context)
-            except RuntimeError:  # a capture that fails must not fail the job: run without graphs from now on
-                log.exception("CUDA graph capture failed; running the UNet without CUDA graphs")
-                self.graphed = None
-        return self.run(x, t, context)
-
-    def warmup(self, batch: int, frames: int, height: int, width: int) -> float:
-        """Compile and capture for one shape now (pixel sizes; batch counts videos, so 2·batch with guidance)."""
-        p = next(self.unet.parameters())
-        started = time.perf_counter()
-        x = torch.randn(2 * batch, self.cfg.in_dim, frames, height // 8, width // 8, device=p.device, dtype=p.dtype)
-        t = torch.full((2 * batch,), 999, device=p.device, dtype=torch.long)
-        self(x, t, torch.randn(2 * batch, 77, self.cfg.context_dim, device=p.device, dtype=p.dtype))
-        return time.perf_counter() - started
-
-
-def configure_inductor(cache_dir: str | None = None) -> None:
+def configure_inductor(cache_dir: str | Path | None = None) -> None:
     """Inductor settings for this UNet; a persistent `cache_dir` lets later processes reuse compiled kernels."""
     import torch._inductor.config as inductor
 
     if cache_dir:
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache_dir)
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(cache_dir) / "inductor"))
     inductor.conv_1x1_as_mm = True  # the 1×1 skip convolutions as plain GEMMs
     torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN time its algorithms once (VAE, eager convs)
 
@@ -186,11 +109,16 @@ def offload(pipe) -> None:
 
 
 def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = True, cuda_graphs: bool = True,
-             backend: str = "inductor", offload_modules: bool = False, vae_chunk: int | None = 4,
-             cache_dir: str | None = None) -> None:
+             backend: str = "inductor", aot: bool | None = None, offload_modules: bool = False,
+             vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
+             request_compile: Callable[[Shape], None] | None = None) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
-    `vae_chunk` 4 (plain path: 8) halves the decoder's activations, which set the memory peak of a 16×256² video.
+    `aot` (default: with the inductor backend) compiles with AOTInductor into `cache_dir` (default: inductor's
+    cache folder), else with torch.compile. `request_compile(shape)`, when given, is told of each shape that has
+    no compiled version yet, so the caller can run `pipe.unet.compile_shape(shape)` off the rendering thread;
+    without it a new shape compiles at its first call. `vae_chunk` 4 (plain path: 8) halves the decoder's
+    activations, which set the memory peak of a 16×256² video.
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
     if fused:
@@ -198,12 +126,23 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     if layout:
         channels_last(unet)
     on_gpu = pipe.device.type == "cuda"
-    if compile or (cuda_graphs and on_gpu):
+    compiler: Compiler | None = None
+    if compile:
         configure_inductor(cache_dir)
-        pipe.unet = FastUNet(unet, compile=compile, cuda_graphs=cuda_graphs and on_gpu, backend=backend)
+        use_aot = backend == "inductor" if aot is None else aot
+        compiler = AotCompiler(cache_dir or inductor_cache_dir()) if use_aot else JitCompiler(backend)
+    if compiler is not None or (cuda_graphs and on_gpu):
+        pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile)
     if offload_modules:
         offload(pipe)
     if vae_chunk is not None:
         pipe.vae_chunk = vae_chunk
-    log.info("fast path: fused=%s channels_last=%s compile=%s cuda_graphs=%s offload=%s", fused, layout, compile,
-             cuda_graphs and on_gpu, offload_modules)
+    log.info("fast path: fused=%s channels_last=%s compiler=%s cuda_graphs=%s offload=%s", fused, layout,
+             type(compiler).__name__ if compiler else None, cuda_graphs and on_gpu, offload_modules)
+
+
+def inductor_cache_dir() -> str:
+    """Inductor's cache folder (TORCHINDUCTOR_CACHE_DIR, else its default under the temporary folder)."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    return cache_dir()

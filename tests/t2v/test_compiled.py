@@ -1,0 +1,192 @@
+"""FastUNet serves every shape at once: eager until a compiled version is ready, bounded, never failing a call.
+
+The compilers are exercised on a small stand-in network with the UNet's call signature (a real torch.compile and a
+real AOTInductor build take seconds on it instead of minutes); the pipeline-level tests use tiny-random.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from t2v.compiled import AotCompiler, FastUNet, JitCompiler, describe, example_inputs, video_shape
+
+
+class Toy(nn.Module):
+    """The UNet's signature (x [2n, 4, f, h, w], t [2n], context [2n, 77, d]) in a few small layers."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.cfg = SimpleNamespace(in_dim=4, context_dim=8)
+        self.conv = nn.Conv3d(4, 4, 3, padding=1)
+        self.proj = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        bias = self.proj(context.mean(1)) + t[:, None].float() / 1000  # [2n, 4]
+        return self.conv(x) + bias[:, :, None, None, None]
+
+
+class FakeCompiler:
+    """Stands in for a compiler: every shape its own unit; the function it builds doubles the output, so a call
+    shows which path served it. `fail` lists shapes whose compile raises."""
+
+    def __init__(self, fail: tuple = ()) -> None:
+        self.compiled: list = []
+        self.fail = fail
+
+    def unit(self, shape):
+        return shape
+
+    def compile(self, unet, shape):
+        if shape in self.fail:
+            raise RuntimeError("no kernel for this shape")
+        self.compiled.append(shape)
+        return lambda x, t, context: 2 * unet(x, t, context)
+
+
+def _shapes(count: int) -> list:
+    return [video_shape(Toy().cfg, 1, frames, 64, 64) for frames in range(2, 2 + count)]
+
+
+def _call(fast: FastUNet, shape):
+    inputs = example_inputs(shape, torch.zeros(()))
+    return fast(*inputs), fast.unet(*inputs)
+
+
+def test_a_new_shape_is_served_eager_at_once_and_compiled_from_the_next_call_after_its_compile():
+    asked = []
+    fast = FastUNet(Toy(), FakeCompiler(), cuda_graphs=False, request_compile=asked.append)
+    shape = _shapes(1)[0]
+    got, eager = _call(fast, shape)
+    assert torch.equal(got, eager) and asked == [shape]
+    _call(fast, shape)
+    assert asked == [shape]  # asked once, not at every call while it compiles
+
+    assert fast.compile_shape(shape) and fast.compiled(shape)
+    got, eager = _call(fast, shape)
+    assert torch.equal(got, 2 * eager)
+
+
+def test_twelve_shapes_all_answer_and_at_most_max_shapes_compiled_versions_are_kept():
+    compiler = FakeCompiler()
+    fast = FastUNet(Toy(), compiler, cuda_graphs=False, max_shapes=3, request_compile=lambda shape: None)
+    shapes = _shapes(12)
+    for shape in shapes:
+        _call(fast, shape)
+        fast.compile_shape(shape)
+        got, eager = _call(fast, shape)
+        assert torch.equal(got, 2 * eager)
+    assert [fast.compiled(shape) for shape in shapes] == [False] * 9 + [True] * 3
+    assert len(compiler.compiled) == 12
+
+
+def test_the_least_recently_used_shape_goes_first_and_is_asked_for_again_when_it_returns():
+    asked = []
+    fast = FastUNet(Toy(), FakeCompiler(), cuda_graphs=False, max_shapes=2, request_compile=asked.append)
+    a, b, c = _shapes(3)
+    for shape in (a, b):
+        fast.compile_shape(shape)
+    _call(fast, b)
+    _call(fast, a)  # a is now the most recently used
+    fast.compile_shape(c)
+    _call(fast, c)
+    assert fast.compiled(a) and fast.compiled(c) and not fast.compiled(b)
+    got, eager = _call(fast, b)
+    assert torch.equal(got, eager) and asked == [b]
+
+
+def test_a_failed_compile_leaves_the_shape_eager_and_is_not_retried(caplog):
+    asked = []
+    shape = _shapes(1)[0]
+    fast = FastUNet(Toy(), FakeCompiler(fail=(shape,)), cuda_graphs=False, request_compile=asked.append)
+    _call(fast, shape)
+    with caplog.at_level(logging.ERROR, logger="t2v.compiled"):
+        assert not fast.compile_shape(shape)
+    assert f"compiling the UNet for {describe(shape)} failed" in caplog.text
+    for _ in range(2):
+        got, eager = _call(fast, shape)
+        assert torch.equal(got, eager)
+    assert asked == [shape]
+
+
+def test_without_a_scheduler_a_new_shape_compiles_in_the_calling_thread_at_its_first_call():
+    compiler = FakeCompiler()
+    fast = FastUNet(Toy(), compiler, cuda_graphs=False)
+    got, eager = _call(fast, _shapes(1)[0])
+    assert torch.equal(got, 2 * eager) and compiler.compiled == _shapes(1)
+
+
+def test_isolated_torch_compiles_never_meet_dynamo_s_recompile_limit(monkeypatch):
+    import torch._dynamo
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    fast = FastUNet(Toy(), JitCompiler(backend="eager"), cuda_graphs=False)
+    for shape in _shapes(3):  # three static shapes against a limit of one recompile per code object
+        got, eager = _call(fast, shape)
+        assert fast.compiled(shape)
+        torch.testing.assert_close(got, eager)
+
+
+def test_one_aot_package_serves_every_shape_and_a_later_process_loads_it_without_building(tmp_path, monkeypatch):
+    built = []
+    build = AotCompiler._build
+    monkeypatch.setattr(AotCompiler, "_build", lambda self, *args: built.append(args[1]) or build(self, *args))
+    unet = Toy()
+    fast = FastUNet(unet, AotCompiler(tmp_path), cuda_graphs=False)
+    cfg = unet.cfg
+    shapes = [video_shape(cfg, 1, 16, 64, 64), video_shape(cfg, 3, 5, 128, 192), video_shape(cfg, 2, 2, 64, 448)]
+    for shape in shapes:
+        got, eager = _call(fast, shape)
+        torch.testing.assert_close(got, eager)
+    assert len(built) == 1 and all(fast.compiled(shape) for shape in shapes)
+    assert [p.stat().st_mode & 0o777 for p in (tmp_path / "aoti").glob("*.pt2")] == [0o644]
+
+    later = FastUNet(Toy(), AotCompiler(tmp_path), cuda_graphs=False)  # same weights: the package is reused
+    torch.testing.assert_close(*_call(later, shapes[1]))
+    assert len(built) == 1
+
+    other = FastUNet(Toy(seed=1), AotCompiler(tmp_path), cuda_graphs=False)  # other weights: a package of its own
+    torch.testing.assert_close(*_call(other, shapes[0]))
+    assert len(built) == 2
+
+
+def test_a_single_frame_gets_a_static_package_of_its_own():
+    compiler = AotCompiler("unused")
+    cfg = Toy().cfg
+    assert compiler.unit(video_shape(cfg, 1, 1, 64, 64)) == video_shape(cfg, 1, 1, 64, 64)
+    assert compiler.unit(video_shape(cfg, 1, 2, 64, 64)) == compiler.unit(video_shape(cfg, 4, 64, 1024, 576))
+
+
+def test_optimize_serves_a_pipeline_of_any_shape_through_the_fast_unet(tiny_pipe):
+    import copy
+
+    from t2v import GenerationRequest
+    from t2v.fast import optimize
+
+    pipe = copy.deepcopy(tiny_pipe)
+    asked = []
+    optimize(pipe, backend="eager", request_compile=asked.append)
+    assert isinstance(pipe.unet, FastUNet) and isinstance(pipe.unet.compiler, JitCompiler)
+    request = GenerationRequest("a cat", seed=1, steps=2, frames=3, width=64, height=128)
+    plain = tiny_pipe.generate(request)
+    fast = pipe.generate(request)
+    assert len(asked) == 1  # one shape (guided: 2 rows × 3 frames × 16 × 8)
+    assert float((fast.latents - plain.latents).norm() / plain.latents.norm()) <= 1e-5
+
+
+def test_the_fused_tiny_unet_compiles_as_one_graph_and_agrees(tiny_pipe):
+    import copy
+
+    from t2v.fast import fuse
+
+    unet = copy.deepcopy(tiny_pipe.unet)
+    fast = FastUNet(fuse(unet), JitCompiler(backend="aot_eager"), cuda_graphs=False)  # fullgraph
+    shape = video_shape(unet.cfg, 1, 3, 64, 128)
+    inputs = example_inputs(shape, torch.zeros(()))
+    with torch.no_grad():
+        torch.testing.assert_close(fast(*inputs), tiny_pipe.unet(*inputs), rtol=1e-4, atol=1e-5)
+    assert fast.compiled(shape)
