@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from t2v.compiled import MAX_SHAPES, AotCompiler, Compiler, FastUNet, JitCompiler, Shape
+from t2v.compiled import MAX_SHAPES, FastUNet, JitCompiler, Shape
 from t2v.unet import CrossAttention, TemporalConvBlock
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def configure_inductor(cache_dir: str | Path | None = None) -> None:
     import torch._inductor.config as inductor
 
     if cache_dir:
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(cache_dir) / "inductor"))
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
     inductor.conv_1x1_as_mm = True  # the 1×1 skip convolutions as plain GEMMs
     torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN time its algorithms once (VAE, eager convs)
 
@@ -109,16 +109,15 @@ def offload(pipe) -> None:
 
 
 def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = True, cuda_graphs: bool = True,
-             backend: str = "inductor", aot: bool | None = None, offload_modules: bool = False,
+             backend: str = "inductor", offload_modules: bool = False,
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
-    `aot` (default: with the inductor backend) compiles with AOTInductor into `cache_dir` (default: inductor's
-    cache folder), else with torch.compile. `request_compile(shape)`, when given, is told of each shape that has
-    no compiled version yet, so the caller can run `pipe.unet.compile_shape(shape)` off the rendering thread;
-    without it a new shape compiles at its first call. `vae_chunk` 4 (plain path: 8) halves the decoder's
-    activations, which set the memory peak of a 16×256² video.
+    `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
+    run `pipe.unet.compile_shape(shape)` off the rendering thread; without it a new shape compiles at its first
+    call. `cache_dir` keeps inductor's compiled kernels for later processes. `vae_chunk` 4 (plain path: 8) halves
+    the decoder's activations, which set the memory peak of a 16×256² video.
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
     if fused:
@@ -126,23 +125,15 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     if layout:
         channels_last(unet)
     on_gpu = pipe.device.type == "cuda"
-    compiler: Compiler | None = None
+    compiler = None
     if compile:
         configure_inductor(cache_dir)
-        use_aot = backend == "inductor" if aot is None else aot
-        compiler = AotCompiler(cache_dir or inductor_cache_dir()) if use_aot else JitCompiler(backend)
+        compiler = JitCompiler(backend)
     if compiler is not None or (cuda_graphs and on_gpu):
         pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile)
     if offload_modules:
         offload(pipe)
     if vae_chunk is not None:
         pipe.vae_chunk = vae_chunk
-    log.info("fast path: fused=%s channels_last=%s compiler=%s cuda_graphs=%s offload=%s", fused, layout,
-             type(compiler).__name__ if compiler else None, cuda_graphs and on_gpu, offload_modules)
-
-
-def inductor_cache_dir() -> str:
-    """Inductor's cache folder (TORCHINDUCTOR_CACHE_DIR, else its default under the temporary folder)."""
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
-
-    return cache_dir()
+    log.info("fast path: fused=%s channels_last=%s compile=%s cuda_graphs=%s offload=%s", fused, layout,
+             compile and backend, cuda_graphs and on_gpu, offload_modules)

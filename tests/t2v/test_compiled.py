@@ -1,7 +1,7 @@
 """FastUNet serves every shape at once: eager until a compiled version is ready, bounded, never failing a call.
 
-The compilers are exercised on a small stand-in network with the UNet's call signature (a real torch.compile and a
-real AOTInductor build take seconds on it instead of minutes); the pipeline-level tests use tiny-random.
+The compiler is exercised on a small stand-in network with the UNet's call signature (a real torch.compile takes a
+second on it instead of half a minute); the pipeline-level tests use tiny-random.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from t2v.compiled import AotCompiler, FastUNet, JitCompiler, describe, example_inputs, video_shape
+from t2v.compiled import FastUNet, JitCompiler, describe, example_inputs, video_shape
 
 
 class Toy(nn.Module):
@@ -31,21 +31,19 @@ class Toy(nn.Module):
 
 
 class FakeCompiler:
-    """Stands in for a compiler: every shape its own unit; the function it builds doubles the output, so a call
-    shows which path served it. `fail` lists shapes whose compile raises."""
+    """Stands in for a compiler: the function it builds doubles the output, so a call shows which path served it.
+    `fail` lists shapes whose compile raises."""
 
     def __init__(self, fail: tuple = ()) -> None:
         self.compiled: list = []
         self.fail = fail
 
-    def unit(self, shape):
-        return shape
-
-    def compile(self, unet, shape):
+    def build(self, unet, shape):
         if shape in self.fail:
             raise RuntimeError("no kernel for this shape")
         self.compiled.append(shape)
         return lambda x, t, context: 2 * unet(x, t, context)
+
 
 
 def _shapes(count: int) -> list:
@@ -129,36 +127,6 @@ def test_isolated_torch_compiles_never_meet_dynamo_s_recompile_limit(monkeypatch
         got, eager = _call(fast, shape)
         assert fast.compiled(shape)
         torch.testing.assert_close(got, eager)
-
-
-def test_one_aot_package_serves_every_shape_and_a_later_process_loads_it_without_building(tmp_path, monkeypatch):
-    built = []
-    build = AotCompiler._build
-    monkeypatch.setattr(AotCompiler, "_build", lambda self, *args: built.append(args[1]) or build(self, *args))
-    unet = Toy()
-    fast = FastUNet(unet, AotCompiler(tmp_path), cuda_graphs=False)
-    cfg = unet.cfg
-    shapes = [video_shape(cfg, 1, 16, 64, 64), video_shape(cfg, 3, 5, 128, 192), video_shape(cfg, 2, 2, 64, 448)]
-    for shape in shapes:
-        got, eager = _call(fast, shape)
-        torch.testing.assert_close(got, eager)
-    assert len(built) == 1 and all(fast.compiled(shape) for shape in shapes)
-    assert [p.stat().st_mode & 0o777 for p in (tmp_path / "aoti").glob("*.pt2")] == [0o644]
-
-    later = FastUNet(Toy(), AotCompiler(tmp_path), cuda_graphs=False)  # same weights: the package is reused
-    torch.testing.assert_close(*_call(later, shapes[1]))
-    assert len(built) == 1
-
-    other = FastUNet(Toy(seed=1), AotCompiler(tmp_path), cuda_graphs=False)  # other weights: a package of its own
-    torch.testing.assert_close(*_call(other, shapes[0]))
-    assert len(built) == 2
-
-
-def test_a_single_frame_gets_a_static_package_of_its_own():
-    compiler = AotCompiler("unused")
-    cfg = Toy().cfg
-    assert compiler.unit(video_shape(cfg, 1, 1, 64, 64)) == video_shape(cfg, 1, 1, 64, 64)
-    assert compiler.unit(video_shape(cfg, 1, 2, 64, 64)) == compiler.unit(video_shape(cfg, 4, 64, 1024, 576))
 
 
 def test_optimize_serves_a_pipeline_of_any_shape_through_the_fast_unet(tiny_pipe):
