@@ -2,7 +2,7 @@
 
 The queue, fairness, quotas and the database stay in the bot; this module only hands a unit of work (the same
 picklable `work(pipeline, progress, should_cancel)` the local executor runs on its threads) to a free actor and
-brings its result back (MP4 bytes inside `bot.render.Rendered`). Across the process boundary:
+brings its result back (the frames, `bot.render.Frames`; the bot encodes the MP4). Across the process boundary:
 
 * progress: the actor keeps each job's `(step, total, *extra)` events; the bot long-polls `events(key, seen)`
   (an actor method that waits on a condition until there is something new) and replays them on the event loop;

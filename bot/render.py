@@ -1,16 +1,19 @@
 """The GPU-thread body of one job, or of a batch of same-shape jobs: generate (once more with smaller VAE chunks after
-running out of GPU memory), then encode an MP4 per job that fits its upload limit.
+running out of GPU memory) and hand back the frames; the MP4 is encoded afterwards on a CPU pool (`Encoder`), so the
+GPU thread starts its next job meanwhile.
 
-Only the executor's workers run this; it never touches the database, Discord or the event loop. The work functions
+Only the executor's workers run the work functions; they never touch the database, Discord or the event loop, and
 close over plain values only, so a Ray executor can ship them to another process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,66 +27,104 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Rendered:
-    """What the GPU thread hands back to the loop."""
+class Frames:
+    """What the GPU thread hands back for one job: its frames, not yet an MP4."""
 
-    video: bytes
-    frames: np.ndarray = field(repr=False)  # uint8 [F, H, W, 3], kept to re-encode smaller if Discord refuses the MP4
+    frames: np.ndarray = field(repr=False)  # uint8 [F, H, W, 3]
     fps: int
     seed: int
     notes: tuple[str, ...]
-    gpu_s: float  # the pipeline's own total
-    wall_s: float  # generate + encode, for the ETA estimate
+    gpu_s: float  # the pipeline's own total (a batch member: its share)
+    wall_s: float  # on the GPU thread (a batch member: its share), for the ETA estimate
 
-    def smaller(self, max_bytes: int) -> bytes:
-        """The video re-encoded to at most `max_bytes` (CPU work: call it off the event loop)."""
+    def mp4(self, max_bytes: int) -> bytes:
+        """The video as an MP4 of at most `max_bytes` (CPU work: call it off the event loop and the GPU thread)."""
         return encode_mp4(self.frames, self.fps, max_bytes=max_bytes)
 
 
-def render_work(request: GenerationRequest, max_bytes: int) -> Work[Rendered]:
-    """The work for one job: generate, then encode an MP4 of at most `max_bytes`."""
+@dataclass(frozen=True)
+class Rendered:
+    """A job's finished video: the MP4, and its frames to re-encode smaller if Discord refuses it."""
 
-    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> Rendered:
+    video: bytes
+    source: Frames
+
+    @property
+    def seed(self) -> int:
+        return self.source.seed
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.source.notes
+
+    @property
+    def gpu_s(self) -> float:
+        return self.source.gpu_s
+
+    def smaller(self, max_bytes: int) -> bytes:
+        """The video re-encoded to at most `max_bytes` (CPU work: call it off the event loop)."""
+        return self.source.mp4(max_bytes)
+
+
+class Encoder:
+    """The CPU pool that turns frames into MP4s, so neither the event loop nor a GPU thread waits for libx264."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="encode")
+
+    async def encode(self, frames: Frames, max_bytes: int) -> Rendered:
+        """The MP4 of `frames`, at most `max_bytes`; VideoTooLargeError when it cannot fit."""
+        started = time.perf_counter()
+        video = await asyncio.get_running_loop().run_in_executor(self._pool, frames.mp4, max_bytes)
+        log.debug("encoded %d frames into %d bytes in %.2f s", len(frames.frames), len(video),
+                  time.perf_counter() - started)
+        return Rendered(video, frames)
+
+    def close(self) -> None:
+        """Finish the encodes under way and stop the pool."""
+        self._pool.shutdown(wait=True)
+
+
+def render_work(request: GenerationRequest) -> Work[Frames]:
+    """The work for one job: generate its frames."""
+
+    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> Frames:
         started = time.perf_counter()
         if should_cancel():
             raise GenerationCancelled(0, request.steps)
         result = generate(pipeline, request, progress, should_cancel)
-        if should_cancel():  # asked during the last step: skip the encode
+        if should_cancel():  # asked during the last step: nothing to deliver
             raise GenerationCancelled(request.steps, request.steps)
-        video = encode_mp4(result.frames, request.fps, max_bytes=max_bytes)
-        return _rendered(result, request, video, time.perf_counter() - started)
+        return frames_of(result, request, time.perf_counter() - started)
 
     return work
 
 
-def batch_work(requests: list[GenerationRequest], max_bytes: list[int]) -> Work[list[Rendered]]:
-    """The work for a batch of same-shape jobs: one `generate_batch`, then one MP4 per job (request order).
+def batch_work(requests: list[GenerationRequest]) -> Work[list[Frames]]:
+    """The work for a batch of same-shape jobs: one `generate_batch`, frames per job (request order).
 
     `progress(step, total)` is a step of every member; `progress(step, total, preview, i)` concerns member i alone
     (its live preview, or its steps when the batch is rendered one job at a time). `should_cancel` stops the batch.
     """
 
-    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> list[Rendered]:
+    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> list[Frames]:
         started = time.perf_counter()
         steps = requests[0].steps
         if should_cancel():
             raise GenerationCancelled(0, steps)
         results = generate_batch(pipeline, requests, progress, should_cancel)
-        if should_cancel():  # asked during the last step: skip the encodes
+        if should_cancel():  # asked during the last step: nothing to deliver
             raise GenerationCancelled(steps, steps)
-        videos = [encode_mp4(result.frames, request.fps, max_bytes=limit)
-                  for result, request, limit in zip(results, requests, max_bytes, strict=True)]
         share = (time.perf_counter() - started) / len(requests)  # the batch's seconds per job, for the ETA
-        return [_rendered(result, request, video, share)
-                for result, request, video in zip(results, requests, videos, strict=True)]
+        return [frames_of(result, request, share) for result, request in zip(results, requests, strict=True)]
 
     return work
 
 
-def _rendered(result: Any, request: GenerationRequest, video: bytes, wall_s: float) -> Rendered:
-    """One member's video; its GPU time is its share of the batch it ran in."""
+def frames_of(result: Any, request: GenerationRequest, wall_s: float) -> Frames:
+    """One job's frames; a batch member's GPU time is its share of the batch it ran in."""
     gpu_s = float(result.timings.get("total_s", wall_s)) / result.timings.get("batch", 1)
-    return Rendered(video, result.frames, request.fps, result.seed, tuple(result.notes), gpu_s, wall_s)
+    return Frames(result.frames, request.fps, result.seed, tuple(result.notes), gpu_s, wall_s)
 
 
 def generate(pipeline: Any, request: GenerationRequest, progress: ProgressFn, should_cancel: CancelFn) -> Any:

@@ -1,9 +1,12 @@
 """The video service: checks and queues /video requests, and one dispatcher task feeds them to the GPU workers.
 
 The database is the truth across restarts; the fair queue is rebuilt from it at start. The GPU threads only run
-`bot.render` (generate, then encode); every database write and every event happens on the event loop. A free worker
-gets the next job in fair order together with the same-shape jobs right behind it (`bot.batching`, up to BATCH_MAX)
-as one unit of work; each job of a batch still starts, progresses, ends and is recorded on its own.
+`bot.render`'s work (generate the frames); a CPU pool encodes the MP4s (`bot.render.Encoder`), and every database
+write and every event happens on the event loop. A job still running JOB_TIME_LIMIT_S after it started is failed
+then, wherever it is stuck (a step, a decode, an encode, a hung kernel); its worker's slot is held until the work
+comes back, and a worker that never does is reported through `on_stuck` (the bot restarts to recover the GPU).
+A free worker gets the next job in fair order together with the same-shape jobs right behind it (`bot.batching`, up
+to BATCH_MAX) as one unit of work; each job of a batch still starts, progresses, ends and is recorded on its own.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import secrets
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -39,9 +42,9 @@ from bot.moderation import Moderation
 from bot.policy import MAX_PROMPT_CHARS, PolicyGate
 from bot.previews import Preview
 from bot.queue import FairQueue, QueueFull, UserQueueFull, eta_seconds
-from bot.render import Rendered, batch_work, is_out_of_memory, render_work
+from bot.render import Encoder, Frames, Rendered, batch_work, is_out_of_memory, render_work
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S, Settings
-from bot.upscale import read_source, upscale_work
+from bot.upscale import read_source, read_video, upscale_work
 from storage import InvalidTransitionError, JobRecord, JobState, Repository, utc_now
 from t2v import GenerationCancelled, InvalidRequest
 from t2v.pipeline import LIMITS
@@ -121,6 +124,8 @@ class VideoService:
         job_time_limit_s: float = JOB_TIME_LIMIT_S,
         metrics: Metrics | None = None,
         batch_max: int = 1,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        encoder: Encoder | None = None,
     ) -> None:
         self._repo, self._gate, self._queue, self._executor = repo, gate, queue, executor
         self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
@@ -131,7 +136,7 @@ class VideoService:
         self.max_steps, self.max_frames = max_steps, max_frames
         self.shutdown_grace_s, self.job_time_limit_s = shutdown_grace_s, job_time_limit_s
         self._running: dict[int, _Running] = {}  # job id -> entry, from pop_next until its outcome is recorded
-        self._units = 0  # units of work (a job or a batch) handed to the workers and not yet recorded
+        self._units = 0  # units of work (a job or a batch) handed to the workers and not yet back from them
         self.batch_max = batch_max  # jobs per unit of work; 1 (here the default) never batches: BATCH_MAX sets it
         self._reserved: Counter[int] = Counter()  # user id -> submits between their cap check and their push
         self._wake = asyncio.Event()
@@ -140,6 +145,10 @@ class VideoService:
         self._stopping = False
         self.metrics = metrics or Metrics()  # requests by outcome, queue, timings; served at /metrics
         self.metrics.track_queue(lambda: len(self._queue), lambda: len(self._running))
+        self._sleep = sleep  # the time limit's timer (tests pass one they fire by hand)
+        self._encoder = encoder or Encoder()
+        self.on_stuck: Callable[[str], None] = _log_stuck  # a worker never came back from a timed-out job
+        self.stuck: str | None = None  # why a worker is stuck, once one is
 
     @property
     def gate(self) -> PolicyGate:
@@ -207,6 +216,7 @@ class VideoService:
                 log.warning("%s did not stop within the grace; it will be retried after restart", task.get_name())
                 task.cancel()
         await self._executor.close()
+        await asyncio.to_thread(self._encoder.close)
         log.info("video service stopped; %d queued jobs wait for the next start", len(self._queue))
 
     async def _recover_interrupted(self) -> None:
@@ -401,24 +411,69 @@ class VideoService:
                     entry.task = task
 
     async def _run_batch(self, entries: list[_Running]) -> None:
-        """Run jobs on a worker as one unit and record each one's outcome; the worker and the dispatcher survive any
-        failure."""
-        outputs: list[Rendered | Exception]
+        """Run jobs on a worker as one unit and record each one's outcome (at the time limit if they are still not
+        done); the worker's slot is released when its work comes back. The dispatcher survives any failure."""
+        work = asyncio.ensure_future(self._render(entries))
+        work.add_done_callback(self._worker_free)  # its MP4s are encoded while the worker takes the next job
         try:
-            try:
-                outputs = list(await self._render(entries))
-                if len(outputs) != len(entries):
-                    raise RuntimeError(f"the work returned {len(outputs)} videos for {len(entries)} jobs")
-            except Exception as error:
-                if not isinstance(error, GenerationCancelled):
-                    log.exception("%s failed", _jobs_named(entries))
-                outputs = [error] * len(entries)
+            outputs = await self._outputs(work, entries)
             for entry, output in zip(entries, outputs, strict=True):
                 if not entry.recorded:  # else a cancel recorded it already, and its video is discarded
                     await self._record(entry, output)
+            if not work.done():
+                await self._wait_for_worker(work, entries)
+        except asyncio.CancelledError:  # stop(): the work stops at its next step
+            work.cancel()
+            raise
+
+    def _worker_free(self, work: asyncio.Future[Any]) -> None:
+        """A unit's work came back (frames, an error, or cancelled): its worker can take the next job."""
+        self._units -= 1
+        self._wake.set()
+
+    async def _outputs(self, work: asyncio.Future[list[Frames]], entries: list[_Running]) -> list[Rendered | Exception]:
+        """Each job's video or error; JobTimedOut for every job still not done at the time limit."""
+        timer = asyncio.ensure_future(self._sleep(self.job_time_limit_s))
+        try:
+            await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._units -= 1
-            self._wake.set()
+            timer.cancel()
+        if not work.done():
+            for entry in entries:
+                entry.timed_out = True
+                entry.token.cancel()
+            log.warning("%s still running %.0f s after it started: failed by the time limit", _jobs_named(entries),
+                        self.job_time_limit_s)
+            return [JobTimedOut(self.job_time_limit_s)] * len(entries)
+        try:
+            frames = work.result()
+            if len(frames) != len(entries):
+                raise RuntimeError(f"the work returned {len(frames)} videos for {len(entries)} jobs")
+        except Exception as error:
+            if not isinstance(error, GenerationCancelled):
+                log.exception("%s failed", _jobs_named(entries))
+            return [error] * len(entries)
+        limits = [_upload_limit(entry.job) for entry in entries]
+        encodes = (self._encoder.encode(one, limit) for one, limit in zip(frames, limits, strict=True))
+        encoded = await asyncio.gather(*encodes, return_exceptions=True)
+        return [output if isinstance(output, Rendered | Exception) else RuntimeError(repr(output))
+                for output in encoded]
+
+    async def _wait_for_worker(self, work: asyncio.Future[Any], entries: list[_Running]) -> None:
+        """Hold the worker's slot until the timed-out work comes back; if it does not within another time limit,
+        the worker is stuck (a hung kernel): say so through `on_stuck`."""
+        timer = asyncio.ensure_future(self._sleep(self.job_time_limit_s))
+        try:
+            await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        if work.done():
+            log.info("the worker of %s came back after its time limit", _jobs_named(entries))
+            return
+        self.stuck = (f"a GPU worker has not come back from {_jobs_named(entries)} "
+                      f"{2 * self.job_time_limit_s:.0f} s after it started")
+        self.on_stuck(self.stuck)
+        await asyncio.wait({work})
 
     async def _record(self, entry: _Running, output: Rendered | Exception) -> None:
         """Record one job's outcome (delivered, cancelled or failed), then let the queue forget it."""
@@ -449,26 +504,24 @@ class VideoService:
         await self._record(entry, GenerationCancelled(0, 0))
         return await self._repo.get_job(entry.job.id) or entry.job
 
-    async def _render(self, entries: list[_Running]) -> list[Rendered]:
-        """Mark the jobs running, hand them to a worker as one unit of work, and wait for their videos."""
-        requests, limits = [], []
+    async def _render(self, entries: list[_Running]) -> list[Frames]:
+        """Mark the jobs running, hand them to a worker as one unit of work, and wait for their frames."""
+        requests = []
         for entry in entries:
             job = entry.job = await self._repo.mark_running(entry.job.id, now=self._clock())
             options = VideoOptions.from_params(job.prompt, job.negative_prompt, job.params)
             requests.append(options.to_request(job.seed if job.seed is not None else secrets.randbelow(2**32)))
-            limit = int(job.params.get("upload_limit", DEFAULT_UPLOAD_LIMIT))
             entry.event = asyncio.create_task(self._emit("job_started", job))  # before any progress can arrive
-            limits.append(max(limit - UPLOAD_MARGIN, limit // 2))
         if len(entries) > 1:
             assert entries[0].shared is not None
-            return await self._executor.submit(batch_work(requests, limits), self._progress_of(entries),
+            return await self._executor.submit(batch_work(requests), self._progress_of(entries),
                                                should_cancel=entries[0].shared)
-        [entry], [request], [max_bytes] = entries, requests, limits
+        [entry], [request] = entries, requests
         if options.upscale is None:
-            work = render_work(request, max_bytes)
+            work = render_work(request)
         else:
-            source = await asyncio.to_thread(read_source, Path(options.upscale.video))
-            work = upscale_work(request, options.upscale, source, max_bytes)
+            source = await asyncio.to_thread(_source_frames, Path(options.upscale.video))
+            work = upscale_work(request, options.upscale, source)
         return [await self._executor.submit(work, on_progress=partial(self._on_progress, entry),
                                             should_cancel=entry.token)]
 
@@ -531,7 +584,7 @@ class VideoService:
         await self._settle_events(entry)
         job = await self._repo.mark_done(entry.job.id, seed=output.seed, gpu_s=output.gpu_s,
                                          output_bytes=len(output.video), now=self._clock())
-        self.seconds_per_job += EMA_WEIGHT * (output.wall_s - self.seconds_per_job)
+        self.seconds_per_job += EMA_WEIGHT * (output.source.wall_s - self.seconds_per_job)
         log.info("job %d done: %d bytes, %.1f GPU s", job.id, len(output.video), output.gpu_s)
         await self._emit("job_done", Delivered(job, output.video, output.seed, output.notes, output.gpu_s,
                                                shrink=output.smaller))
@@ -574,6 +627,22 @@ class VideoService:
             self.metrics.record_outcome(_OUTCOMES[name])
             if isinstance(subject, Delivered):
                 self.metrics.observe_generation(subject.gpu_s)
+
+
+def _upload_limit(job: JobRecord) -> int:
+    """The most bytes the job's MP4 may have: its channel's upload limit less the multipart envelope."""
+    limit = int(job.params.get("upload_limit", DEFAULT_UPLOAD_LIMIT))
+    return max(limit - UPLOAD_MARGIN, limit // 2)
+
+
+def _source_frames(path: Path) -> Any:
+    """The frames of the kept MP4 an upscale re-renders (CPU work, off the loop and the GPU threads)."""
+    return read_video(read_source(path))
+
+
+def _log_stuck(reason: str) -> None:
+    """The default `on_stuck`: say it loudly."""
+    log.critical("%s; restart the bot to recover the GPU", reason)
 
 
 def _jobs_named(entries: list[_Running]) -> str:

@@ -3,7 +3,8 @@
 The loop side builds the job's options (`upscale_options`: the source's prompt and settings, the upscaler's size for
 its aspect, UPSCALE_STRENGTH, UPSCALE_COST quota units) and the job goes through /video's queue, caps and quota.
 The GPU side (`upscale_work`) decodes the MP4 with PyAV, resizes it to the request's size, VAE-encodes it, noises
-it to the strength and denoises it with the same prompt (`upscaler.generate_video2video`), then encodes the MP4.
+it to the strength and denoises it with the same prompt (`upscaler.generate_video2video`); the service's encoder
+makes the MP4 of the frames, as for any job.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from bot.engines import ModelInfo, upscaler_of
 from bot.executor import CancelFn, ProgressFn, Work
 from bot.jobs import UpscaleOf, VideoOptions
 from bot.previews import previews
-from bot.render import Rendered
+from bot.render import Frames, frames_of
 from bot.settings import Settings
 from storage import JobRecord
-from t2v import GenerationCancelled, GenerationRequest, encode_mp4
+from t2v import GenerationCancelled, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,7 @@ def upscale_options(job: JobRecord, info: ModelInfo, settings: Settings, video: 
 
 
 def read_source(path: Path) -> bytes:
-    """The kept MP4 an upscale re-renders (read on the bot's host: a Ray worker elsewhere has no media folder);
-    SourceVideoGone when the file is not there."""
+    """The kept MP4 an upscale re-renders; SourceVideoGone when the file is not there."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -66,28 +66,24 @@ def read_video(mp4: bytes) -> np.ndarray:
     return np.stack(frames)
 
 
-def upscale_work(request: GenerationRequest, source: UpscaleOf, source_mp4: bytes, max_bytes: int) -> Work[Rendered]:
-    """The GPU-side work of an upscale of `source_mp4` (the kept video's bytes): decode, video-to-video with the
-    upscaler, encode the MP4."""
+def upscale_work(request: GenerationRequest, source: UpscaleOf, video: np.ndarray) -> Work[Frames]:
+    """The GPU-side work of an upscale of `video` (the kept MP4's frames, decoded on the bot's host: a Ray worker
+    elsewhere has no media folder): video-to-video with the upscaler."""
 
-    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> Rendered:
+    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> Frames:
         started = time.perf_counter()
         upscaler = upscaler_of(pipeline)
         if upscaler is None:
             raise NoUpscaler("this GPU worker has no upscaler loaded (UPSCALE_MODEL)")
         if should_cancel():
             raise GenerationCancelled(0, request.steps)
-        video = read_video(source_mp4)
         fitted = replace(request, frames=len(video))
         result = upscaler.generate_video2video(fitted, video, source.strength, on_step=progress,
                                                should_cancel=should_cancel, **previews(progress, request))
-        if should_cancel():  # asked during the last step: skip the encode
+        if should_cancel():  # asked during the last step: nothing to deliver
             raise GenerationCancelled(request.steps, request.steps)
-        mp4 = encode_mp4(result.frames, request.fps, max_bytes=max_bytes)
-        gpu_s = float(result.timings.get("total_s", time.perf_counter() - started))
         log.info("upscaled job %d to %dx%d (%d frames, strength %.2f)", source.job_id, request.width,
                  request.height, len(video), source.strength)
-        return Rendered(mp4, result.frames, request.fps, result.seed, tuple(result.notes), gpu_s,
-                        time.perf_counter() - started)
+        return frames_of(result, request, time.perf_counter() - started)
 
     return work

@@ -284,14 +284,14 @@ def test_each_member_of_a_batch_gets_its_own_live_preview_and_mp4():
 
     requests = [options(prompt, seed=i, steps=8).to_request(i) for i, prompt in enumerate(PROMPTS[:2])]
     reports: list[tuple[Any, ...]] = []
-    rendered = batch_work(requests, [10**7] * 2)(Previewing(), lambda *report: reports.append(report), lambda: False)
+    rendered = batch_work(requests)(Previewing(), lambda *report: reports.append(report), lambda: False)
 
     assert [report for report in reports if len(report) == 2] == [(step, 8) for step in range(1, 9)]  # everyone's
     previews = [report for report in reports if len(report) == 4]
     assert [(step, member) for step, _, _, member in previews] == [(s, m) for s in range(1, 8) for m in (0, 1)]
     assert previews[0][2].gif != previews[1][2].gif and all(p[2].step == p[0] for p in previews)
     assert [r.seed for r in rendered] == [0, 1] and [r.gpu_s for r in rendered] == [0.5, 0.5]
-    black, grey = (mp4_frames(r.video).mean() for r in rendered)  # each member's own frames: black, grey 60
+    black, grey = (mp4_frames(r.mp4(10**7)).mean() for r in rendered)  # each member's own frames: black, grey 60
     assert black < 10 and 50 < grey < 70
 
 
@@ -311,14 +311,14 @@ async def test_batched_tiny_random_jobs_deliver_the_videos_they_would_get_alone(
     assert pipeline.batches == [2]
     requests = [options(PROMPTS[0], seed=3, **size).to_request(3),
                 options(PROMPTS[1], seed=4, guidance=5.0, **size).to_request(4)]
-    alone = [render_work(request, 10**7)(tiny_pipeline(), lambda *_: None, lambda: False) for request in requests]
-    shipped = cloudpickle.loads(cloudpickle.dumps(batch_work(requests, [10**7] * 2)))  # as a Ray worker gets it
+    alone = [render_work(request)(tiny_pipeline(), lambda *_: None, lambda: False) for request in requests]
+    shipped = cloudpickle.loads(cloudpickle.dumps(batch_work(requests)))  # as a Ray worker gets it
     again = shipped(tiny_pipeline(), lambda *_: None, lambda: False)
     for video, single, copy in zip(batched, alone, again, strict=True):
         frames = mp4_frames(video.video)
         assert frames.shape == (2, 64, 64, 3) and video.seed == single.seed
-        assert np.abs(frames.astype(int) - mp4_frames(single.video).astype(int)).mean() <= 0.1  # fp rounding
-        assert np.array_equal(mp4_frames(copy.video), frames)
+        assert np.abs(frames.astype(int) - mp4_frames(single.mp4(10**7)).astype(int)).mean() <= 0.1  # fp rounding
+        assert np.array_equal(mp4_frames(copy.mp4(10**7)), frames)
 
 
 class HeldFirst:
@@ -349,7 +349,7 @@ def test_a_batch_reports_each_member_its_share_of_the_time_for_the_eta():
                                     timings={"total_s": 6.0, "batch": 3}) for i in range(len(requests))]
 
     requests = [GenerationRequest(PROMPTS[i], seed=i, steps=2, frames=2, width=64, height=64) for i in range(3)]
-    rendered = batch_work(requests, [2**20] * 3)(Timed(), lambda *_: None, lambda: False)
+    rendered = batch_work(requests)(Timed(), lambda *_: None, lambda: False)
     assert [r.gpu_s for r in rendered] == [2.0, 2.0, 2.0]
     walls = {r.wall_s for r in rendered}
     assert len(walls) == 1  # one batch: the seconds per job the ETA learns are its time over its members

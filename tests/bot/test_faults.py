@@ -6,8 +6,10 @@ temporary SQLite file with an injected clock. Nothing sleeps: the tests wait on 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +28,7 @@ from bot.queue import FairQueue
 from bot.service import VideoService
 from storage import JobState, Repository, create_engine, migrate
 from t2v import GenerationRequest, GenerationResult, encode_mp4
-from tests.bot.conftest import ScriptedPipeline, Stacks, tiny_pipeline
+from tests.bot.conftest import WAIT, ScriptedPipeline, Stacks, tiny_pipeline
 from tests.bot.test_e2e_video import decoded_frames, has_video, video
 from tests.bot.test_service import Events, options, requester
 from tests.fakediscord import FakeDiscord, FakeMessage
@@ -174,6 +176,113 @@ async def test_a_job_past_its_time_limit_is_stopped_at_its_next_step_and_refunde
                        "limit). Nothing was charged.")
     assert scripted.steps_done[PROMPT] == 2  # stopped at the step after the one that crossed the limit
     assert (record.state, record.error) == (JobState.FAILED, "JobTimedOut: still running 60 s after it started")
+
+
+class Timers:
+    """The service's time-limit timer: each `sleep(s)` waits until the test fires it (`fire()`: the oldest)."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[float, asyncio.Event]] = []
+        self._armed = asyncio.Condition()
+
+    async def sleep(self, seconds: float) -> None:
+        event = asyncio.Event()
+        async with self._armed:
+            self.waiting.append((seconds, event))
+            self._armed.notify_all()
+        await event.wait()
+
+    async def fire(self) -> float:
+        """Wait for a timer to be armed, then let the oldest one run out; its seconds."""
+        async with self._armed:
+            await asyncio.wait_for(self._armed.wait_for(lambda: self.waiting), WAIT)
+            seconds, event = self.waiting.pop(0)
+        event.set()
+        return seconds
+
+
+class StuckOutsideSteps:
+    """A pipeline whose job for STUCK_PROMPT blocks before any step (a compile, a load, a hung kernel) until
+    `release`; other prompts render at once."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.started: list[str] = []
+
+    def generate(self, request: Any, on_step: Any = None, should_cancel: Any = None, on_preview: Any = None) -> Any:
+        self.started.append(request.prompt)
+        if request.prompt == STUCK_PROMPT:
+            self.entered.set()
+            assert self.release.wait(WAIT)
+        return GenerationResult(np.zeros((request.frames, 64, 64, 3), np.uint8), request.seed or 0,
+                                {"total_s": 0.01})
+
+
+STUCK_PROMPT = "a lighthouse in a storm at night"
+
+
+async def test_a_job_stuck_outside_its_steps_fails_at_the_time_limit_and_the_worker_then_serves_the_next(
+    services, database
+):
+    events, repo, timers, pipeline = Events(), database(), Timers(), StuckOutsideSteps()
+    service = await services(pipeline, events, repo, job_time_limit_s=60, sleep=timers.sleep)
+    stuck = (await service.submit(requester(), options(STUCK_PROMPT, steps=10))).job
+    assert await asyncio.to_thread(pipeline.entered.wait, WAIT)
+    behind = (await service.submit(requester(2), options(PROMPT, steps=2))).job
+
+    assert await timers.fire() == 60  # the limit runs out while no step has been reached
+    message = await events.wait("failed", stuck.id)
+    assert message == (f"Sorry — job #{stuck.id} failed (it was still rendering 60 s after it started, past the "
+                       "time limit). Nothing was charged.")
+    assert (await repo.get_job(stuck.id)).state == JobState.FAILED
+    assert pipeline.started == [STUCK_PROMPT] and (await repo.get_job(behind.id)).state == JobState.QUEUED
+
+    pipeline.release.set()  # the worker comes back: its late result is dropped, and the next job runs
+    delivered = await events.wait("done", behind.id)
+    assert pipeline.started == [STUCK_PROMPT, PROMPT] and delivered.video[4:8] == b"ftyp"
+    assert events.of(stuck.id) == ["started", "failed"] and service.stuck is None
+
+
+async def test_a_worker_that_never_comes_back_is_reported_stuck(services, database, logged_errors):
+    logged_errors.expect("has not come back")
+    events, repo, timers, pipeline = Events(), database(), Timers(), StuckOutsideSteps()
+    service = await services(pipeline, events, repo, job_time_limit_s=60, sleep=timers.sleep)
+    reported: list[str] = []
+    service.on_stuck = reported.append
+    stuck = (await service.submit(requester(), options(STUCK_PROMPT, steps=10))).job
+    assert await asyncio.to_thread(pipeline.entered.wait, WAIT)
+    await timers.fire()
+    await events.wait("failed", stuck.id)
+    await timers.fire()  # another time limit passes without the work coming back
+    while not reported:
+        await asyncio.sleep(0)
+    assert reported == [f"a GPU worker has not come back from job {stuck.id} 120 s after it started"]
+    assert service.stuck == reported[0]
+    pipeline.release.set()
+
+
+async def test_the_gpu_thread_starts_the_next_job_while_the_last_one_s_mp4_is_encoded(services, database, scripted):
+    class HeldEncoder(render.Encoder):
+        """Encodes only when the test lets it."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.go = asyncio.Event()
+
+        async def encode(self, frames: Any, max_bytes: int) -> Any:
+            await self.go.wait()
+            return await super().encode(frames, max_bytes)
+
+    events, repo, encoder = Events(), database(), HeldEncoder()
+    service = await services(scripted, events, repo, encoder=encoder)
+    first = (await service.submit(requester(), options(PROMPT, steps=2))).job
+    second = (await service.submit(requester(2), options("a red fox in the snow", steps=2))).job
+    await scripted.finished_step("a red fox in the snow", 2)  # rendered while the first MP4 is not yet encoded
+
+    assert "done" not in events.of(first.id)
+    encoder.go.set()
+    assert (await events.wait("done", first.id)).video[4:8] == b"ftyp"
+    await events.wait("done", second.id)
 
 
 # --- Discord faults -----------------------------------------------------------------------------------------------
