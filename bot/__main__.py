@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import discord
 import yarl
@@ -13,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from bot import redaction
 from bot.app import VideoBot
+from bot.compiles import COMPILES
 from bot.gallery import Gallery
 from bot.health import Health
 from bot.metrics import Metrics
@@ -70,9 +74,11 @@ async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepos
     return sites
 
 
-async def run(settings: Settings) -> None:
-    """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed."""
+async def run(settings: Settings) -> int:
+    """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed; the
+    exit status: 0, or 1 when it stopped because a GPU worker was stuck (its supervisor restarts it)."""
     engine = create_engine(settings.database_url)
+    stuck: list[str] = []
     try:
         await migrate(engine)
         repo = Repository(engine)
@@ -83,10 +89,18 @@ async def run(settings: Settings) -> None:
         metrics = Metrics()
 
         def service(events: JobEvents) -> VideoService:
-            return VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
-                                max_frames=settings.max_frames, moderation=moderation,
-                                shutdown_grace_s=settings.shutdown_grace_s, job_time_limit_s=settings.job_time_limit_s,
-                                metrics=metrics, batch_max=settings.batch_max)
+            built = VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
+                                 max_frames=settings.max_frames, moderation=moderation,
+                                 shutdown_grace_s=settings.shutdown_grace_s,
+                                 job_time_limit_s=settings.job_time_limit_s, metrics=metrics,
+                                 batch_max=settings.batch_max, compile_status=compile_status(settings))
+            built.on_stuck = on_stuck
+            return built
+
+        def on_stuck(reason: str) -> None:
+            log.critical("%s; stopping so that the bot's supervisor restarts it (queued jobs are kept)", reason)
+            stuck.append(reason)
+            bot.shut_down()
 
         showcase = ShowcaseRepository(engine)
         bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase, gate=gate)
@@ -101,6 +115,12 @@ async def run(settings: Settings) -> None:
                 await site.stop()
     finally:
         await engine.dispose()
+    return 1 if stuck else 0
+
+
+def compile_status(settings: Settings) -> Callable[[], dict[str, Any]] | None:
+    """What /healthz shows of the background compiles: this process's, when the GPU workers are its threads."""
+    return COMPILES.status if settings.t2v_executor == "local" else None
 
 
 def main() -> int:
@@ -115,9 +135,15 @@ def main() -> int:
     redaction.install(logging.getLogger().handlers, [settings.discord_token.get_secret_value()])  # and interactions'
     log.info("starting: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
              make_url(settings.database_url).render_as_string(hide_password=True))
+    code = 0
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the signal handlers are installed
-        asyncio.run(run(settings))
-    return 0
+        code = asyncio.run(run(settings))
+    COMPILES.stop()
+    if COMPILES.busy:  # a thread inside torch's compiler when the interpreter finalises aborts the process
+        log.info("stopped with a background compile under way; its result is not needed")
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

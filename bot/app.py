@@ -122,6 +122,10 @@ class VideoBot(commands.Bot):
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("%s received; shutting down", sig.name)
+        self.shut_down()
+
+    def shut_down(self) -> None:
+        """Close cleanly, as on SIGTERM (call from inside the running loop); once."""
         if self.closing is None:
             self.closing = asyncio.get_running_loop().create_task(self.close(), name="videobot-close")
 

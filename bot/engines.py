@@ -5,19 +5,19 @@ work functions read it there; without UPSCALE_MODEL the worker holds the plain p
 never holds a pipeline: `learn` asks a worker for a `ModelInfo` — frame sizes per aspect for the loaded model and
 for the upscaler, and the model's default clip length — plain values read from the configs.
 
-On GPUs (T2V_OPTIMIZE) the worker switches T2V_MODEL to t2v's fast path and compiles the shape a plain /video gets
-(at batch 1 and BATCH_MAX) before it takes work, so no job pays that compile; other shapes compile on first use.
+On GPUs (T2V_OPTIMIZE) the worker switches T2V_MODEL to t2v's fast path and takes jobs at once: a shape with nothing
+compiled renders on the eager path (CUDA-graphed) while `bot.compiles` compiles it in the background, and the shapes
+expected first (the default /video shape, at batch 1 then BATCH_MAX, then the other aspects) are queued there at load.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bot.compiles import COMPILES, label
 from bot.executor import CancelFn, Executor, ProgressFn
 from bot.jobs import ASPECTS, VideoOptions
 from bot.settings import BATCH_MAX, MAX_FRAMES, Settings
@@ -26,9 +26,8 @@ from t2v import aspect_sizes, load_pipeline
 log = logging.getLogger(__name__)
 
 FALLBACK_FRAMES = 16  # ModelScope's clip length, for pipelines that do not say theirs
-WARM_ASPECT = "1:1"  # /video's default aspect: the shape compiled at load
+WARM_ORDER = ("1:1", "16:9", "9:16", "4:3", "3:4")  # /video's default aspect first, then by expected use
 Size = tuple[int, int]
-_COMPILING = threading.Lock()  # one worker at a time optimises and warms up (torch.compile, CUDA graph capture)
 
 
 @dataclass(frozen=True)
@@ -43,30 +42,30 @@ class ModelSource:
     dtype: str | None = None  # None: float16 on GPUs, float32 on the CPU
     upscale_model: str | None = None
     optimize: str = "auto"  # T2V_OPTIMIZE: auto (on for cuda devices), on, off
-    compile_cache: str | None = None  # T2V_COMPILE_CACHE: inductor's on-disk cache; None: inductor's default
-    batch_max: int = BATCH_MAX  # BATCH_MAX: the warm-up compiles batch 1 and this
+    compile_cache: str | None = None  # T2V_COMPILE_CACHE (default beside the database); None: inductor's default
+    batch_max: int = BATCH_MAX  # BATCH_MAX: the default shape warms at batch 1, then at this
     default_frames: int | None = None  # DEFAULT_FRAMES; None: the model's clip length, at most max_frames
     max_frames: int = MAX_FRAMES  # MAX_FRAMES
+    backend: str = "inductor"  # torch.compile's backend (CPU tests: "eager")
 
     @classmethod
     def of(cls, settings: Settings) -> ModelSource:
         """The models the settings name, and how the workers prepare them."""
         dtype = None if settings.t2v_dtype == "auto" else settings.t2v_dtype
-        cache = None if settings.t2v_compile_cache is None else str(settings.t2v_compile_cache)
-        return cls(settings.t2v_model, dtype, settings.upscale_model, settings.t2v_optimize, cache,
-                   settings.batch_max, settings.default_frames, settings.max_frames)
+        return cls(settings.t2v_model, dtype, settings.upscale_model, settings.t2v_optimize,
+                   str(settings.compile_cache.absolute()), settings.batch_max, settings.default_frames,
+                   settings.max_frames)
 
     def __call__(self, device: str) -> Any:
         pipeline = load_pipeline(self.model, device=device, dtype=self.dtype)
         if self.upscale_model is not None:
             pipeline.upscaler = load_pipeline(self.upscale_model, device=device, dtype=self.dtype)
         if self.fast_on(device):
-            with _COMPILING:
-                try:
-                    self._make_fast(pipeline, device)
-                except Exception as error:
-                    raise RuntimeError(f"the fast path (T2V_OPTIMIZE={self.optimize}) failed on {device}: {error}; "
-                                       "T2V_OPTIMIZE=off serves without it") from error
+            try:
+                self._make_fast(pipeline, device)
+            except Exception as error:
+                raise RuntimeError(f"the fast path (T2V_OPTIMIZE={self.optimize}) failed on {device}: {error}; "
+                                   "T2V_OPTIMIZE=off serves without it") from error
         return pipeline
 
     def fast_on(self, device: str) -> bool:
@@ -74,19 +73,30 @@ class ModelSource:
         return self.optimize == "on" or (self.optimize == "auto" and device.startswith("cuda"))
 
     def _make_fast(self, pipeline: Any, device: str) -> None:
-        """t2v.fast.optimize, then compile (and capture) the default /video shape at each warm batch size."""
+        """t2v.fast.optimize with compiles in the background thread, and the expected shapes queued there."""
         from t2v import fast  # lazily, and looked up at call time: tests stand in for it
 
-        fast.optimize(pipeline, cache_dir=self.compile_cache)
+        fast.optimize(pipeline, cache_dir=self.compile_cache, backend=self.backend)
+        pipeline.unet.request_compile = COMPILES.requester(pipeline.unet, device)
+        shapes = self.warm_shapes(pipeline)
+        COMPILES.warm(pipeline.unet, device, shapes)
+        log.info("fast path on %s: serving at once; compiling in the background (cache %s): %s", device,
+                 self.compile_cache, ", ".join(label(shape) for shape in shapes))
+
+    def warm_shapes(self, pipeline: Any) -> list[Any]:
+        """The UNet shapes expected first: the default /video shape at batch 1 and BATCH_MAX, then the other
+        aspects at batch 1 — at most as many as the fast path keeps compiled."""
+        from t2v.compiled import video_shape
+
         info = describe(pipeline)
-        width, height = info.size(WARM_ASPECT)
         frames = self.default_frames or info.default_frames(self.max_frames)
-        batches = sorted({1, self.batch_max})
-        started = time.perf_counter()
-        for batch in batches:
-            pipeline.unet.warmup(batch, frames, height, width)
-        log.info("fast path on %s: compiled %d frames at %dx%d for batches %s in %.1f s", device, frames, width,
-                 height, ", ".join(map(str, batches)), time.perf_counter() - started)
+        cfg = pipeline.unet.cfg
+        width, height = info.size(WARM_ORDER[0])
+        shapes = [video_shape(cfg, batch, frames, height, width) for batch in sorted({1, self.batch_max})]
+        for aspect in WARM_ORDER[1:]:
+            width, height = info.size(aspect)
+            shapes.append(video_shape(cfg, 1, frames, height, width))
+        return list(dict.fromkeys(shapes))[:pipeline.unet.max_shapes]
 
 
 def load_models(settings: Settings, device: str) -> Any:

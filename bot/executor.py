@@ -23,6 +23,7 @@ CancelFn = Callable[[], bool]  # polled from the worker thread; True asks the wo
 Work = Callable[[Any, ProgressFn, CancelFn], T]  # (pipeline, progress, should_cancel) -> result
 
 _STOP = object()  # sentinel telling one worker thread to exit
+JOIN_TIMEOUT_S = 30.0  # close() waits this long for each worker thread to finish its work and stop
 _ALLOWED_DEVICES = "'cpu', 'cuda' (every visible GPU), 'cuda:N', or a comma-separated list such as 'cuda:0,cuda:1'"
 
 
@@ -251,7 +252,9 @@ class GPUExecutor(ExecutorBase):
         for _ in self._threads:
             self._work.put(_STOP)
         for thread in self._threads:
-            await asyncio.to_thread(thread.join)
+            await asyncio.to_thread(thread.join, JOIN_TIMEOUT_S)
+            if thread.is_alive():  # stuck in its work (a hung kernel): the process ends without it
+                log.error("worker thread %s did not stop within %.0f s; leaving it", thread.name, JOIN_TIMEOUT_S)
         log.info("executor stopped (%d threads)", len(self._threads))
 
     def _serve(self, device: str, ready: asyncio.Future[BaseException | None]) -> None:

@@ -80,8 +80,12 @@ class Health(LocalSite):
         workers = 0 if service is None else service.workers
         reason = "the bot is not running" if service is None else service.unavailable_reason
         part: dict[str, Any] = {"loaded": workers > 0, "workers": workers, "error": reason}
+        if service is not None and service.compile_status is not None:
+            part["shapes"] = service.compile_status()  # compiled, compiling, waiting, failed
         if not workers:
             part["problem"] = f"the model is not loaded ({reason or 'still loading'})"
+        elif service is not None and service.stuck is not None:
+            part["problem"] = service.stuck
         return part
 
     async def _database(self) -> dict[str, Any]:

@@ -126,6 +126,7 @@ class VideoService:
         batch_max: int = 1,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         encoder: Encoder | None = None,
+        compile_status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._repo, self._gate, self._queue, self._executor = repo, gate, queue, executor
         self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
@@ -149,6 +150,7 @@ class VideoService:
         self._encoder = encoder or Encoder()
         self.on_stuck: Callable[[str], None] = _log_stuck  # a worker never came back from a timed-out job
         self.stuck: str | None = None  # why a worker is stuck, once one is
+        self.compile_status = compile_status  # the workers' background compiles (bot.compiles), when visible here
 
     @property
     def gate(self) -> PolicyGate:

@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     t2v_device: str = "cuda"  # cuda (every visible GPU) | cuda:N | cpu | a comma-separated list
     t2v_dtype: str = "auto"
     t2v_optimize: str = "auto"  # t2v.fast (fused, compiled, CUDA graphs): auto (on for cuda devices) | on | off
-    t2v_compile_cache: Path | None = None  # inductor's on-disk cache, reused by later processes; unset: its default
+    t2v_compile_cache: Path | None = None  # compiled kernels kept across restarts; unset: beside the database
     t2v_executor: str = "local"  # local: a thread per device of T2V_DEVICE | ray: an actor per GPU of a Ray cluster
     ray_address: str | None = None  # the Ray cluster to join (ray://host:10001 or host:6379); unset: a local Ray
     ray_workers: int = 0  # Ray actors to start; 0: one per unit of RAY_WORKER_RESOURCE in the cluster
@@ -135,6 +135,15 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"  # 0.0.0.0 lets Prometheus scrape it from another host or container
     health_port: int = 9090
     log_level: str = "INFO"
+
+    @property
+    def compile_cache(self) -> Path:
+        """T2V_COMPILE_CACHE, else `compile-cache` in the SQLite database's folder (the /data volume in Docker, the
+        state directory under systemd), or beside MEDIA_DIR when the database is a server."""
+        if self.t2v_compile_cache is not None:
+            return self.t2v_compile_cache
+        database = sqlite_file(self.database_url)
+        return (database.parent if database is not None else self.media_dir.parent) / "compile-cache"
 
     @field_validator("discord_token")
     @classmethod
@@ -299,6 +308,15 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | None = "
     log.debug("settings loaded: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
               settings.database_url)
     return settings
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (relative to the working directory), or None for another database or memory."""
+    scheme, _, rest = url.partition("://")
+    if not scheme.startswith("sqlite") or not rest.startswith("/"):
+        return None
+    path = rest[1:].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def _error_line(problem: Mapping[str, Any]) -> str:

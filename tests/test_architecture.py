@@ -18,7 +18,7 @@ FORBIDDEN = {
 # bot modules that must stay Discord-free (testable without mocks)
 DISCORD_FREE_BOT_MODULES = {
     "policy", "queue", "executor", "jobs", "settings", "service", "moderation", "denylist_edits", "media", "gallery",
-    "metrics", "health", "redaction",
+    "metrics", "health", "redaction", "compiles", "render",
 }
 
 

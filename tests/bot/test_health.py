@@ -38,7 +38,8 @@ HEALTHY = {"gateway": {"connected": True, "latency_ms": 42.0}, "model": {"loaded
 class Client:
     """Stands in for the discord.py client: connected, with a started service, until a test says otherwise."""
 
-    service: Any = field(default_factory=lambda: SimpleNamespace(workers=1, unavailable_reason=None))
+    service: Any = field(default_factory=lambda: SimpleNamespace(workers=1, unavailable_reason=None,
+                                                                 compile_status=None, stuck=None))
     ws: Any = field(default_factory=lambda: SimpleNamespace(open=True))
     latency: float = 0.042
     ready: bool = True
@@ -90,7 +91,8 @@ async def test_healthz_is_200_with_each_part_when_connected_loaded_and_the_datab
 
 
 async def test_healthz_is_503_and_names_every_part_that_is_down():
-    client = Client(service=SimpleNamespace(workers=0, unavailable_reason="the model failed to load (CUDA OOM)"),
+    client = Client(service=SimpleNamespace(workers=0, unavailable_reason="the model failed to load (CUDA OOM)",
+                                            compile_status=None, stuck=None),
                     ws=None, latency=float("inf"))
     status, _, body = await get(Health(client, Metrics(), DeadRepository()), "/healthz")  # type: ignore[arg-type]
     report = json.loads(body)
@@ -101,6 +103,19 @@ async def test_healthz_is_503_and_names_every_part_that_is_down():
                                   "the database did not answer (ConnectionRefusedError)"]
     assert report["gateway"] == {"connected": False, "latency_ms": None}  # no heartbeat yet
     assert report["model"] == {"loaded": False, "workers": 0, "error": "the model failed to load (CUDA OOM)"}
+
+
+async def test_healthz_says_which_shapes_are_compiled_and_warming_and_a_stuck_worker_is_a_problem():
+    shapes = {"compiled": ["1×16×256×256"], "compiling": "4×16×256×256", "waiting": ["1×16×448×256"],
+              "failed": [], "compile_s": 61.5}
+    service = SimpleNamespace(workers=1, unavailable_reason=None, compile_status=lambda: shapes, stuck=None)
+    health = Health(Client(service=service), Metrics())
+    status, _, body = await get(health, "/healthz")
+    assert status == 200 and json.loads(body)["model"]["shapes"] == shapes
+
+    service.stuck = "a GPU worker has not come back from job 7 1200 s after it started"
+    status, _, body = await get(health, "/healthz")
+    assert status == 503 and json.loads(body)["problems"] == [service.stuck]
 
 
 async def test_a_bot_that_is_not_running_is_unhealthy():
@@ -212,7 +227,9 @@ async def test_python_m_bot_serves_healthz_and_metrics_that_follow_the_requests(
 
     report = json.loads(health[1])
     assert health[0] == 200 and report["status"] == "ok"
-    assert report["gateway"]["connected"] and report["model"] == {"loaded": True, "workers": 1, "error": None}
+    no_compiles = {"compiled": [], "compiling": None, "waiting": [], "failed": [], "compile_s": 0.0}  # CPU: eager
+    assert report["gateway"]["connected"] and report["model"] == {"loaded": True, "workers": 1, "error": None,
+                                                                  "shapes": no_compiles}
     assert [outcome(before, o) for o in ("accepted", "done", "refused:not_english")] == [0, 0, 0]
     assert [outcome(after, o) for o in ("accepted", "done", "refused:not_english")] == [1, 1, 1]
     assert after[("videobot_generation_seconds_count", ())] == after[("videobot_queue_wait_seconds_count", ())] == 1

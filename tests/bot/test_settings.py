@@ -167,3 +167,13 @@ def test_the_token_never_appears_in_reprs_or_errors():
     assert problems({**VALID, "DISCORD_TOKEN": "   "}) == [
         "DISCORD_TOKEN is empty: set it to your bot token (Discord developer portal → Bot → Reset Token)"
     ]
+
+
+@pytest.mark.parametrize(("env", "cache"), [
+    ({}, "compile-cache"),  # beside videobot.db in the working directory (systemd: the state directory)
+    ({"DATABASE_URL": "sqlite+aiosqlite:////data/videobot.db"}, "/data/compile-cache"),  # Docker's /data volume
+    ({"DATABASE_URL": "postgresql://bot:pw@db/videobot", "MEDIA_DIR": "/srv/bot/media"}, "/srv/bot/compile-cache"),
+    ({"DATABASE_URL": "sqlite+aiosqlite:////data/videobot.db", "T2V_COMPILE_CACHE": "/cache/t2v"}, "/cache/t2v"),
+])
+def test_the_compile_cache_lives_beside_the_database_unless_set(env, cache):
+    assert load_settings({**VALID, **env}, env_file=None).compile_cache == Path(cache)
