@@ -65,6 +65,8 @@ def settings_line(job: JobRecord, seed: int | None, gpu_s: float | None = None) 
     parts += [f"seed `{seed}`"] if seed is not None else []
     parts += [f"{p.get('steps')} steps", f"guidance {p.get('guidance', 0):g}", f"{p.get('frames')} frames",
               f"{p.get('aspect')} ({p.get('width')}×{p.get('height')})"]
+    if p.get("sampler", "ddim") != "ddim":  # needed with the seed to make the same video again
+        parts.append(f"sampler {p['sampler']}")
     if gpu_s is not None:
         parts.append(f"{gpu_s:.1f} s")
     return " · ".join(parts)

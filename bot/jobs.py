@@ -15,7 +15,7 @@ from t2v.pipeline import LIMITS, MAX_SEED
 log = logging.getLogger(__name__)
 
 FPS = 8  # ModelScope's clips are 16 frames meant to play over 2 s
-SAMPLER = "ddim"  # the sampler ModelScope shipped with; DPM-Solver++ is for the CLI and benchmarks
+SAMPLERS = {"ddim": "DDIM (ModelScope's)", "dpmpp-2m": "DPM-Solver++ 2M (good at 20–25 steps)"}  # /video's choices
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's upload limit for servers without boosts
 
 # Aspect name -> (width, height) on ModelScope's 256² model: t2v.aspect_sizes of its config (short side 256, long side
@@ -70,6 +70,7 @@ class VideoOptions:
     height: int | None = None
     cost: int = 1  # quota units the job counts for (an upscale counts UPSCALE_COST)
     upscale: UpscaleOf | None = None  # set for an upscale of a finished job
+    sampler: str = "ddim"  # ModelScope's; one of SAMPLERS
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
@@ -90,6 +91,8 @@ class VideoOptions:
                 if value % 64:
                     raise InvalidRequest(f"{name}={value} must be a multiple of 64")
         _check_number("cost", self.cost, 1, 1000, int)
+        if self.sampler not in SAMPLERS:
+            raise InvalidRequest(f"sampler={self.sampler!r} is not one of {', '.join(SAMPLERS)}")
 
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels: the size given (the loaded model's for the aspect), else ASPECTS'."""
@@ -102,19 +105,19 @@ class VideoOptions:
         width, height = self.size()
         return GenerationRequest(self.prompt, negative_prompt=self.negative, seed=seed, steps=self.steps,
                                  guidance=float(self.guidance), frames=self.frames, width=width, height=height,
-                                 fps=FPS, sampler=SAMPLER)
+                                 fps=FPS, sampler=self.sampler)
 
     def to_params(self) -> dict[str, Any]:
         """The options as the job row's JSON params (prompt and negative prompt have their own columns)."""
         width, height = self.size()
         return {"seed": self.seed, "steps": self.steps, "guidance": float(self.guidance), "frames": self.frames,
-                "aspect": self.aspect, "width": width, "height": height, "fps": FPS, "sampler": SAMPLER,
+                "aspect": self.aspect, "width": width, "height": height, "fps": FPS, "sampler": self.sampler,
                 "private": self.private, "cost": self.cost, **_upscale_params(self.upscale)}
 
     @classmethod
     def from_params(cls, prompt: str, negative: str, params: Mapping[str, Any]) -> VideoOptions:
         """Rebuild the options of a stored job (for restart and reroll); keys not given take their defaults."""
-        names = ("seed", "steps", "guidance", "frames", "aspect", "private", "width", "height", "cost")
+        names = ("seed", "steps", "guidance", "frames", "aspect", "private", "width", "height", "cost", "sampler")
         upscale = None
         if params.get("kind") == UPSCALE:
             upscale = UpscaleOf(int(params["source_job"]), str(params["source_video"]), float(params["strength"]))

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.delivery import Delivery, settings_line, shown
-from bot.jobs import ASPECTS, Requester, VideoOptions
+from bot.jobs import ASPECTS, SAMPLERS, Requester, VideoOptions
 from bot.policy import MAX_PROMPT_CHARS, PolicyGate
 from bot.service import VideoService
 from bot.settings import Settings
@@ -49,13 +49,14 @@ class VideoCog(commands.Cog, name="Video"):
     async def video(
         self, interaction: discord.Interaction, *, prompt: str, negative: str | None, seed: int | None,
         steps: int | None, guidance: float | None, frames: int | None, aspect: str | None, private: bool,
+        sampler: str | None = None,
     ) -> None:  # fmt: skip
         """The command's options with the server's defaults (else the model's length) filled in, started as usual."""
         defaults = self.settings
         frames = frames or defaults.default_frames or self.service.model.default_frames(defaults.max_frames)
         options = VideoOptions(
             prompt, negative or "", seed, steps or defaults.default_steps, guidance or defaults.default_guidance,
-            frames, aspect or "1:1", private=private,
+            frames, aspect or "1:1", private=private, sampler=sampler or "ddim",
         )
         await self.start(interaction, options)
 
@@ -138,9 +139,11 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
         prompt="What the video shows, in English", negative="What to avoid", seed="Same seed + settings = same video",
         steps=f"Denoising steps, 1–{max_steps} (more is slower)", guidance=f"Prompt strength, 1–{MAX_GUIDANCE:g}",
         frames=f"Frames at 8 fps, 1–{max_frames}", aspect="Frame shape", private="Only you see the result",
+        sampler="Denoising method (default DDIM)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=f"{name} ({w}×{h})", value=name)
-                                  for name, (w, h) in ((name, cog.service.model.size(name)) for name in ASPECTS)])
+                                  for name, (w, h) in ((name, cog.service.model.size(name)) for name in ASPECTS)],
+                          sampler=[app_commands.Choice(name=words, value=name) for name, words in SAMPLERS.items()])
     async def video(
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
@@ -151,9 +154,10 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
         frames: app_commands.Range[int, 1, max_frames] | None = None,
         aspect: str | None = None,
         private: bool = False,
+        sampler: str | None = None,
     ) -> None:
         await cog.video(interaction, prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,
-                        frames=frames, aspect=aspect, private=private)
+                        frames=frames, aspect=aspect, private=private, sampler=sampler)
 
     return video
 

@@ -61,6 +61,15 @@ async def test_video_defers_shows_queue_and_progress_then_an_mp4_with_the_reques
         assert (job.state, job.seed, job.output_bytes, job.user_id) == (JobState.DONE, 7, mp4.size, bob.id)
 
 
+async def test_the_sampler_option_reaches_the_engine_and_shows_under_the_result(stacks: Stacks):
+    async with stacks.run() as stack:
+        handle = await video(stack.fake, "a panda eating bamboo on a rock", steps=2, frames=2, seed=7,
+                             sampler="dpmpp-2m")
+        result = await handle.wait_original(has_video, timeout=WAIT)
+        job = await stack.job(1)
+    assert job.params["sampler"] == "dpmpp-2m" and "sampler dpmpp-2m" in result.content
+
+
 async def test_progress_edits_are_throttled_and_the_last_step_is_always_shown(stacks: Stacks, scripted):
     gate = scripted.gate("a slow sunrise over the sea")
     async with stacks.run(lambda device: scripted) as stack:

@@ -31,6 +31,7 @@ def test_every_aspect_is_a_size_the_engine_accepts():
         ({"frames": 65}, "frames=65 is outside the allowed range 1–64"),
         ({"seed": -1}, "seed=-1 is outside the allowed range 0–"),
         ({"aspect": "5:1"}, "aspect='5:1' is not one of 1:1, 4:3"),
+        ({"sampler": "euler"}, "sampler='euler' is not one of ddim, dpmpp-2m"),
     ],
 )
 def test_out_of_range_options_name_the_value_and_the_range(options, named):
@@ -48,8 +49,9 @@ def test_options_become_the_engine_request_with_the_chosen_seed():
 
 def test_params_round_trip_through_the_job_row():
     options = VideoOptions(PROMPT, negative="text, watermark", seed=99, steps=30, guidance=12.5, frames=24,
-                           aspect="9:16", private=True)
+                           aspect="9:16", private=True, sampler="dpmpp-2m")
     params = options.to_params()
+    assert options.to_request(1).sampler == params["sampler"] == "dpmpp-2m"
     assert (params["width"], params["height"]) == (256, 448)
     sized = replace(options, width=256, height=448)  # a stored job keeps its size (a reroll renders the same)
     assert VideoOptions.from_params(PROMPT, "text, watermark", {**params, "upload_limit": 1}) == sized
