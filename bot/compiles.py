@@ -1,10 +1,11 @@
 """Compiles off the rendering threads: one background thread per process builds the UNet's compiled shapes.
 
-A GPU worker that meets a shape with nothing compiled renders it on the eager path at once and asks for that shape
-here (`requester`); at start each worker also queues the shapes expected next (`warm`: the default /video shape,
-then the other aspects). The thread compiles one shape at a time, shapes a job asked for before speculative ones,
-and the worker swaps each in at its next call of that shape (t2v.compiled.FastUNet). Nothing waits for a compile;
-`status()` says what is compiled, compiling and waiting, for /healthz and the log. Runs on the worker's side
+A GPU worker that meets a shape with nothing compiled renders it on the eager path at once and tells this thread at
+every such UNet call (`requester`); at start each worker also queues the shapes expected first (`warm`: the default
+/video shape, BATCH_MAX of it, then the other aspects), each with a head start. The thread compiles one shape at a
+time, always the one with the most expected use — the eager UNet calls it has cost so far plus its head start — and
+the worker swaps each in at its next call of that shape (t2v.compiled.FastUNet). Nothing waits for a compile;
+`status()` says what is compiled, compiling and waiting, for /healthz and the log. It runs on the workers' side
 (threads of this process, or a Ray actor's process); never touches the database, Discord or the event loop.
 """
 
@@ -12,16 +13,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-DEMAND, WARM = 0, 1  # priorities: a shape a job is rendering eager now, before a shape expected later
+WARM_HEAD_START = 200.0  # the first warm shape's head start, in UNet calls (4 default videos); each next: 75% of it
+WARM_DECAY = 0.75
 
 
 def label(shape: Any) -> str:
@@ -30,106 +31,108 @@ def label(shape: Any) -> str:
     return f"{rows // 2}×{frames}×{width * 8}×{height * 8}"
 
 
-@dataclass(order=True)
-class _Item:
-    priority: int
+@dataclass
+class _Waiting:
+    """A shape waiting to compile: its expected use so far, and what compiles it."""
+
+    score: float
     seq: int
-    device: str = field(compare=False)
-    unet: Any = field(compare=False)  # a t2v.compiled.FastUNet
-    shape: Any = field(compare=False)
+    unet: Any  # a t2v.compiled.FastUNet
 
 
 class BackgroundCompiles:
-    """One daemon thread compiling FastUNet shapes in priority order; each (device, shape) once."""
+    """One daemon thread compiling FastUNet shapes, most expected use first; each (device, shape) once."""
 
     def __init__(self) -> None:
-        self._queue: queue.PriorityQueue[_Item] = queue.PriorityQueue()
+        self._changed = threading.Condition()
         self._seq = itertools.count()
-        self._lock = threading.Lock()
-        self._queued: dict[tuple[str, Any], int] = {}  # (device, shape) -> its best queued priority
-        self._done: dict[tuple[str, Any], bool] = {}  # (device, shape) -> compiled (True) or failed (False)
+        self._waiting: dict[tuple[str, Any], _Waiting] = {}
+        self._done: dict[tuple[str, Any], tuple[bool, Any]] = {}  # (device, shape) -> (compiled, its FastUNet)
         self._current: tuple[str, Any] | None = None
         self.compile_s = 0.0  # seconds spent compiling, all shapes together
         self._thread: threading.Thread | None = None
         self._stopping = False
 
     def requester(self, unet: Any, device: str) -> Callable[[Any], None]:
-        """The `request_compile` for a worker's FastUNet: compile a shape a job is rendering eager, first."""
-        return lambda shape: self._put(unet, device, shape, DEMAND)
+        """The `request_compile` for a worker's FastUNet: one more eager UNet call of `shape`."""
+        return lambda shape: self._add(unet, device, shape, 1.0)
 
     def warm(self, unet: Any, device: str, shapes: list[Any]) -> None:
-        """Queue shapes expected soon, in order, behind anything a job asks for."""
-        for shape in shapes:
-            self._put(unet, device, shape, WARM)
-
-    def status(self) -> dict[str, Any]:
-        """Shapes compiled, compiling, waiting and failed (labelled per `label`, with the device when several)."""
-        with self._lock:
-            current = [self._current] if self._current else []
-            devices = {device for device, _ in [*self._done, *self._queued, *current]}
-            name = (lambda key: label(key[1])) if len(devices) <= 1 else (lambda key: f"{key[0]} {label(key[1])}")
-            waiting = sorted(self._queued.items(), key=lambda item: item[1])
-            return {"compiled": [name(key) for key, ok in self._done.items() if ok],
-                    "compiling": name(self._current) if self._current else None,
-                    "waiting": [name(key) for key, _ in waiting],
-                    "failed": [name(key) for key, ok in self._done.items() if not ok],
-                    "compile_s": round(self.compile_s, 1)}
+        """Queue the shapes expected first, with head starts falling in their order."""
+        for i, shape in enumerate(shapes):
+            self._add(unet, device, shape, WARM_HEAD_START * WARM_DECAY**i)
 
     @property
     def busy(self) -> bool:
         """Whether a compile is under way now."""
         return self._current is not None
 
+    def status(self) -> dict[str, Any]:
+        """Shapes compiled, compiling, waiting (next first) and failed, as `label`s (with the device when several)."""
+        with self._changed:
+            current = [self._current] if self._current else []
+            devices = {device for device, _ in [*self._done, *self._waiting, *current]}
+            name = (lambda key: label(key[1])) if len(devices) <= 1 else (lambda key: f"{key[0]} {label(key[1])}")
+            return {"compiled": [name(key) for key, (ok, unet) in self._done.items() if ok and unet.compiled(key[1])],
+                    "compiling": name(self._current) if self._current else None,
+                    "waiting": [name(key) for key in sorted(self._waiting, key=self._rank)],
+                    "failed": [name(key) for key, (ok, _) in self._done.items() if not ok],
+                    "compile_s": round(self.compile_s, 1)}
+
     def stop(self) -> None:
         """Forget the waiting shapes and end the thread after the compile under way (a process simply exits)."""
-        with self._lock:
-            self._queued.clear()
+        with self._changed:
+            self._waiting.clear()
             self._stopping = True
-        self._queue.put(_Item(-1, -1, "", None, None))  # wakes the thread
+            self._changed.notify_all()
 
-    def _put(self, unet: Any, device: str, shape: Any, priority: int) -> None:
+    def _add(self, unet: Any, device: str, shape: Any, score: float) -> None:
         key = (device, shape)
-        with self._lock:
-            done = self._done.get(key)
-            if done is False or (done and unet.compiled(shape)):
-                return  # failed (it stays eager), or compiled and still kept
-            if self._stopping or self._queued.get(key, priority + 1) <= priority or key == self._current:
-                return
-            self._queued[key] = priority
-            self._queue.put(_Item(priority, next(self._seq), device, unet, shape))
+        with self._changed:
+            done = self._done.get(key, (None, None))[0]
+            if self._stopping or key == self._current or done is False or (done and unet.compiled(shape)):
+                return  # failed (it stays eager), compiled and still kept, or compiling now
+            waiting = self._waiting.get(key)
+            if waiting is None:
+                self._waiting[key] = _Waiting(score, next(self._seq), unet)
+            else:
+                waiting.score += score
+            self._changed.notify_all()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="compile", daemon=True)
                 self._thread.start()
 
+    def _rank(self, key: tuple[str, Any]) -> tuple[float, int]:
+        waiting = self._waiting[key]
+        return -waiting.score, waiting.seq
+
     def _serve(self) -> None:
         while True:
-            item = self._queue.get()
-            key = (item.device, item.shape)
-            with self._lock:
+            with self._changed:
+                self._changed.wait_for(lambda: self._waiting or self._stopping)
                 if self._stopping:
                     return
-                if self._queued.get(key) != item.priority:
-                    continue  # superseded by the same shape at a better priority, or done
-                del self._queued[key]
+                key = min(self._waiting, key=self._rank)
+                unet = self._waiting.pop(key).unet
                 self._current = key
-            ok = self._compile(item)
-            with self._lock:
+            ok = self._compile(unet, *key)
+            with self._changed:
                 self._current = None
-                self._done[key] = ok
+                self._done[key] = ok, unet
 
-    def _compile(self, item: _Item) -> bool:
+    def _compile(self, unet: Any, device: str, shape: Any) -> bool:
         """Compile one shape on its worker's GPU; never raises (a failure leaves the shape eager)."""
         started = time.perf_counter()
         try:
-            _use_device(item.device)
-            ok = bool(item.unet.compile_shape(item.shape))
+            _use_device(device)
+            ok = bool(unet.compile_shape(shape))
         except Exception:
-            log.exception("compiling %s on %s failed", label(item.shape), item.device)
+            log.exception("compiling %s on %s failed", label(shape), device)
             ok = False
         seconds = time.perf_counter() - started
         self.compile_s += seconds
-        log.info("%s %s on %s in %.1f s; still waiting: %d", "compiled" if ok else "could not compile",
-                 label(item.shape), item.device, seconds, self._queue.qsize())
+        log.info("%s %s on %s in %.1f s; waiting: %s", "compiled" if ok else "could not compile", label(shape),
+                 device, seconds, ", ".join(self.status()["waiting"]) or "nothing")
         return ok
 
 

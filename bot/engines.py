@@ -57,7 +57,10 @@ class ModelSource:
                    settings.max_frames)
 
     def __call__(self, device: str) -> Any:
-        pipeline = load_pipeline(self.model, device=device, dtype=self.dtype)
+        return self.prepare(load_pipeline(self.model, device=device, dtype=self.dtype), device)
+
+    def prepare(self, pipeline: Any, device: str) -> Any:
+        """What a worker does with its loaded T2V_MODEL: the upscaler beside it, the fast path when it applies."""
         if self.upscale_model is not None:
             pipeline.upscaler = load_pipeline(self.upscale_model, device=device, dtype=self.dtype)
         if self.fast_on(device):

@@ -3,10 +3,10 @@
 `FastUNet` answers a call of any shape at once. A shape with no compiled version yet runs the fused eager UNet
 (t2v.fast's modules; on GPUs behind a CUDA graph, ~1.7× the compiled time) while the compiled version is built,
 then swaps it in at the next call of that shape. Where it is built is the caller's choice: with no
-`request_compile`, in the calling thread at first use (the CLI, the benchmark); with one, wherever the caller runs
-`compile_shape` (the bot: a background thread, so no job waits for a compile, and the rendering thread never
-traces or compiles). Compiled functions and CUDA graphs are kept for at most `max_shapes` of each (least recently
-used goes), so a server seeing hundreds of shapes holds a bounded set.
+`request_compile`, in the calling thread at first use (the CLI, the benchmark); with one (told of every eager call),
+wherever the caller runs `compile_shape` (the bot: a background thread, so no job waits for a compile, and the
+rendering thread never traces or compiles). Compiled functions and CUDA graphs are kept for at most `max_shapes`
+of each (least recently used goes), so a server seeing hundreds of shapes holds a bounded set.
 
 `JitCompiler` is torch.compile with static shapes over a function with a code object of its own per shape, so
 dynamo's recompile limit (counted per code object) never decides, and a forgotten shape's compiled code goes with
@@ -157,14 +157,13 @@ class FastUNet(nn.Module):
         self.unet, self.cfg = unet, unet.cfg
         self.compiler = compiler  # None: eager (with CUDA graphs) only
         self.max_shapes = max_shapes
-        self.request_compile = request_compile  # None: compile in the calling thread at a shape's first call
+        self.request_compile = request_compile  # told of every eager call; None: compile at a shape's first call
         self.graphs = CUDAGraphs(max_shapes) if cuda_graphs else None
         self._ready: set[Shape] = set()  # shapes compiled and not forgotten (written by both sides)
         self._finished: deque[tuple[Shape, UNetFn | None]] = deque()  # compile_shape → the calling thread
-        # the calling thread's side: what it serves compiled, what failed, what it asked for
+        # the calling thread's side: what it serves compiled, and what failed
         self._serving: OrderedDict[Shape, UNetFn] = OrderedDict()
         self._failed: set[Shape] = set()
-        self._asked: set[Shape] = set()
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -227,16 +226,13 @@ class FastUNet(nn.Module):
             self.compile_shape(shape)
             self._take_finished()
             return self._serving.get(shape, self.unet)
-        if shape not in self._asked:
-            self._asked.add(shape)
-            self.request_compile(shape)
+        self.request_compile(shape)  # at every eager call: the scheduler weighs shapes by the eager time they cost
         return self.unet
 
     def _take_finished(self) -> None:
         """Take up the compiles finished since the last call: serve them, forgetting the least recently used."""
         while self._finished:
             shape, fn = self._finished.popleft()
-            self._asked.discard(shape)
             if fn is None:
                 self._failed.add(shape)
                 continue

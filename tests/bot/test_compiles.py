@@ -73,13 +73,13 @@ class HeldCompiles(BackgroundCompiles):
         """Until the thread has taken a shape (and waits for its permit)."""
         assert await asyncio.to_thread(self.began.acquire, True, WAIT), "no compile began"
 
-    def _compile(self, item: Any) -> bool:
+    def _compile(self, unet: Any, device: str, shape: Any) -> bool:
         self.began.release()
         self.permits.acquire()
         if self._stopping:
             return False
         try:
-            return super()._compile(item)
+            return super()._compile(unet, device, shape)
         finally:
             self.finished.release()
 
@@ -96,18 +96,22 @@ def compiles() -> Any:
     held.allow(100)
 
 
-async def test_a_shape_a_job_renders_compiles_before_the_shapes_expected_later(compiles):
+async def test_the_shape_with_the_most_expected_use_compiles_next(compiles):
     unet = RecordingUNet()
-    warm = shapes((1, 16, 256, 256), (4, 16, 256, 256), (1, 16, 256, 448))
+    warm = shapes((1, 16, 256, 256), (4, 16, 256, 256), (1, 16, 448, 256))  # head starts 200, 150, 112.5 calls
     compiles.warm(unet, "cpu", warm)
     await compiles.compiling()  # the first warm shape is under way
-    demand = shapes((1, 24, 320, 256))[0]
-    compiles.requester(unet, "cpu")(demand)
-    compiles.requester(unet, "cpu")(warm[2])  # asked for by a job now: moves ahead of warm[1]
-    compiles.allow(4)
-    await compiles.compiled(4)
-    assert unet.done == [warm[0], demand, warm[2], warm[1]]
-    assert compiles.status()["compiled"] == ["1×16×256×256", "1×24×256×320", "1×16×448×256", "4×16×256×256"]
+    busy, once = shapes((1, 24, 320, 256), (1, 8, 256, 256))
+    ask = compiles.requester(unet, "cpu")
+    ask(once)  # one eager UNet call: behind the warm shapes
+    for _ in range(160):  # 160 eager UNet calls (three videos of 50 steps and some): ahead of the warm 4×16
+        ask(busy)
+    assert compiles.status()["waiting"] == ["1×24×256×320", "4×16×256×256", "1×16×256×448", "1×8×256×256"]
+    compiles.allow(5)
+    await compiles.compiled(5)
+    assert unet.done == [warm[0], busy, warm[1], warm[2], once]
+    assert compiles.status()["compiled"] == ["1×16×256×256", "1×24×256×320", "4×16×256×256", "1×16×256×448",
+                                             "1×8×256×256"]
 
 
 async def test_each_shape_compiles_once_and_a_failure_stays_failed(compiles):
