@@ -1,7 +1,7 @@
 """The fused UNet served at every input shape: compiled where a compiled version is ready, eager meanwhile.
 
 `FastUNet` answers a call of any shape at once. A shape with no compiled version yet runs the fused eager UNet
-(t2v.fast's modules; on GPUs behind a CUDA graph, ~1.7× the compiled time) while the compiled version is built,
+(t2v.fast's modules, ~1.7× the compiled time; CUDA graphs only for compiled shapes) while the compiled version is built,
 then swaps it in at the next call of that shape. Where it is built is the caller's choice: with no
 `request_compile`, in the calling thread at first use (the CLI, the benchmark); with one (told of every eager call),
 wherever the caller runs `compile_shape` (the bot: a background thread, so no job waits for a compile, and the
@@ -52,11 +52,13 @@ def describe(shape: Shape) -> str:
 
 
 def example_inputs(shape: Shape, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Random inputs of `shape` on `like`'s device and dtype (timesteps: long)."""
+    """Random inputs of `shape` on `like`'s device and dtype (timesteps: long), drawn on the CPU: the GPU's random
+    generator is shared by the process's threads, and one that is capturing a CUDA graph owns it meanwhile."""
     x_shape, t_shape, c_shape = shape
-    return (torch.randn(x_shape, device=like.device, dtype=like.dtype),
-            torch.full(t_shape, 999, device=like.device, dtype=torch.long),
-            torch.randn(c_shape, device=like.device, dtype=like.dtype))
+    generator = torch.Generator().manual_seed(0)
+    return (torch.randn(x_shape, generator=generator).to(like.device, like.dtype),
+            torch.full(t_shape, 999, dtype=torch.long).to(like.device),
+            torch.randn(c_shape, generator=generator).to(like.device, like.dtype))
 
 
 class Compiler(Protocol):
@@ -170,7 +172,9 @@ class FastUNet(nn.Module):
         inputs = (x, t, context)
         shape = shape_of(inputs)
         fn = self._function(shape)
-        if self.graphs is not None and x.is_cuda:
+        # the eager path is graphed only where nothing compiles: its captures (seconds of eager Python, contending
+        # with a compile for the GIL) cost more than they save (4%: docs/perf-notes.md)
+        if self.graphs is not None and x.is_cuda and (fn is not self.unet or self.compiler is None):
             try:
                 return self.graphs((fn is not self.unet, shape), fn, inputs)
             except RuntimeError:  # a capture that fails must not fail the job: run without graphs from now on
