@@ -200,6 +200,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         recorder.jobs[job.id] = seen
     await recorder.all_done.wait()
     mix_end = clock()
+    if args.out:  # the mix's raw timings now: a run cut short while waiting for the standard compile keeps them
+        raw = {"loaded_after_s": loaded - started, "mix_wall_s": mix_end - loaded,
+               "first_done_after_load_s": (recorder.first_done or 0) - loaded, "compiles": compiles.COMPILES.status(),
+               "jobs": [asdict(seen) for seen in recorder.jobs.values()]}
+        args.out.with_suffix(".mix.json").write_text(json.dumps(raw, indent=2, default=str))
     steady = await steady_standard(service, recorder, args)
     await service.stop()
     await engine.dispose()
