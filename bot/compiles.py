@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 WARM_HEAD_START = 200.0  # the first warm shape's head start, in UNet calls (4 default videos); each next: 75% of it
 WARM_DECAY = 0.75
+# While a compile runs (pure Python for seconds to minutes), the GIL is handed over this often instead of every 5 ms:
+# a rendering thread gives the GIL up at every torch op and waited up to a whole interval for it each time (on the
+# H200, eager steps ran 40x slower during a compile; docs/perf-notes.md).
+COMPILE_SWITCH_INTERVAL_S = 1e-4
 
 
 def label(shape: Any) -> str:
@@ -123,12 +128,16 @@ class BackgroundCompiles:
     def _compile(self, unet: Any, device: str, shape: Any) -> bool:
         """Compile one shape on its worker's GPU; never raises (a failure leaves the shape eager)."""
         started = time.perf_counter()
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, COMPILE_SWITCH_INTERVAL_S))
         try:
             _use_device(device)
             ok = bool(unet.compile_shape(shape))
         except Exception:
             log.exception("compiling %s on %s failed", label(shape), device)
             ok = False
+        finally:
+            sys.setswitchinterval(interval)
         seconds = time.perf_counter() - started
         self.compile_s += seconds
         log.info("%s %s on %s in %.1f s; waiting: %s", "compiled" if ok else "could not compile", label(shape),

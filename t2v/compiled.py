@@ -1,7 +1,7 @@
 """The fused UNet served at every input shape: compiled where a compiled version is ready, eager meanwhile.
 
 `FastUNet` answers a call of any shape at once. A shape with no compiled version yet runs the fused eager UNet
-(t2v.fast's modules, ~1.7× the compiled time; CUDA graphs only for compiled shapes) while the compiled version is built,
+(t2v.fast's modules; on GPUs behind a CUDA graph, ~1.7× the compiled time) while the compiled version is built,
 then swaps it in at the next call of that shape. Where it is built is the caller's choice: with no
 `request_compile`, in the calling thread at first use (the CLI, the benchmark); with one (told of every eager call),
 wherever the caller runs `compile_shape` (the bot: a background thread, so no job waits for a compile, and the
@@ -172,9 +172,9 @@ class FastUNet(nn.Module):
         inputs = (x, t, context)
         shape = shape_of(inputs)
         fn = self._function(shape)
-        # the eager path is graphed only where nothing compiles: its captures (seconds of eager Python, contending
-        # with a compile for the GIL) cost more than they save (4%: docs/perf-notes.md)
-        if self.graphs is not None and x.is_cuda and (fn is not self.unet or self.compiler is None):
+        # the eager path is graphed too: a replay needs one Python call, where eager steps need ~2000 (each op gives
+        # up the GIL, and a compile in another thread of the process holds it: 40x slower steps on the H200)
+        if self.graphs is not None and x.is_cuda:
             try:
                 return self.graphs((fn is not self.unet, shape), fn, inputs)
             except RuntimeError:  # a capture that fails must not fail the job: run without graphs from now on
