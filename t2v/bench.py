@@ -21,7 +21,7 @@ import torch
 from t2v import bench_report, diffusers_twin
 from t2v.config import ModelConfig
 from t2v.loader import assemble, random_state_dicts
-from t2v.pipeline import GenerationRequest
+from t2v.request import GenerationRequest
 
 log = logging.getLogger(__name__)
 PROMPT = "A panda eating bamboo on a rock."

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from t2v.loader import TINY_RANDOM, convert, load_pipeline
-from t2v.pipeline import GenerationRequest, InvalidRequest
-from t2v.video import VideoTooLargeError, encode_mp4
-from t2v.weights import OFFICIAL_REPO, WeightsError
+from t2v.config import TINY_RANDOM
+from t2v.errors import T2VError
+from t2v.loader import convert, load_pipeline
+from t2v.request import GenerationRequest
+from t2v.video import encode_mp4
+from t2v.weights import OFFICIAL_REPO
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {out}")
             return 0
         return download(args.directory, args.repo)
-    except (InvalidRequest, WeightsError, VideoTooLargeError, ValueError) as exc:
+    except (T2VError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from typing import Any
 
 # The latent scale of the Stable Diffusion KL autoencoder; latents are divided by it before decoding.
 LATENT_SCALE = 0.18215
+TINY_RANDOM = "tiny-random"  # the model source that needs no files: `tiny_config()` with seeded random weights
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,15 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class SamplerDefaults:
-    """Diffusion schedule and sampling defaults (model-spec §5)."""
+    """Diffusion schedule and sampling defaults (model-spec §5); a GenerationRequest's defaults come from here."""
 
     num_timesteps: int = 1000
     beta_start: float = 0.00085  # "linear_sd": betas = linspace(sqrt(start), sqrt(end))**2 in float64
     beta_end: float = 0.0120
-    steps: int = 50
+    steps: int = 50  # ModelScope's DDIM step count
     guidance: float = 9.0  # hard-coded guide_scale of the ModelScope pipeline
-    fps: int = 8
+    fps: int = 8  # the clips are 16 frames meant to play over 2 s
+    sampler: str = "ddim"  # ModelScope's sampler; t2v.sampling has the others
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def tiny_config() -> ModelConfig:
                         num_res_blocks=1, attn_scales=(1.0, 0.5)),
         vae=VAEConfig(ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1),
         text=TextConfig(width=64, heads=2, layers=3),
-        frames=4, width=64, height=64, name="tiny-random", is_random=True,
+        frames=4, width=64, height=64, name=TINY_RANDOM, is_random=True,
     )
 
 

@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 
 from t2v import diffusers_keys, presets, weights
 from t2v.config import ModelConfig, SamplerDefaults, TextConfig, UNetConfig, VAEConfig
-from t2v.weights import WeightsError
+from t2v.errors import ArchitectureError, WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,6 @@ FIXED = {
                   "clip_sample": False, "thresholding": False, "rescale_betas_zero_snr": False},
 }
 UNET_BLOCKS = {"CrossAttnDownBlock3D": "CrossAttnUpBlock3D", "DownBlock3D": "UpBlock3D"}
-
-
-class ArchitectureError(WeightsError):
-    """A diffusers directory whose configs describe a network t2v cannot run exactly."""
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import torch
 from t2v import presets, weights
 from t2v.autoencoder import AutoencoderKL
 from t2v.config import (
+    TINY_RANDOM,
     ModelConfig,
     SamplerDefaults,
     TextConfig,
@@ -26,14 +27,13 @@ from t2v.config import (
     tiny_config,
 )
 from t2v.diffusers_format import read_diffusers
+from t2v.errors import WeightsError
 from t2v.pipeline import VideoPipeline
 from t2v.text_encoder import TextEncoder, unused_checkpoint_keys
 from t2v.unet import UNet3D
-from t2v.weights import WeightsError
 
 log = logging.getLogger(__name__)
 
-TINY_RANDOM = "tiny-random"
 EXPORT_FORMAT = 1
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}

@@ -16,8 +16,10 @@ from collections.abc import Callable
 
 import torch
 
-from t2v.pipeline import GenerationRequest, GenerationResult, InvalidRequest, VideoPipeline, postprocess
+from t2v.errors import InvalidRequest
+from t2v.pipeline import VideoPipeline, postprocess
 from t2v.progress import OnPreview, OnStep, ShouldCancel, check_cancel, step_callback
+from t2v.request import GenerationRequest, GenerationResult
 from t2v.sampling import SAMPLERS, GuidedDenoiser
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,6 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,109 +14,17 @@ from einops import rearrange
 
 from t2v.autoencoder import AutoencoderKL
 from t2v.config import ModelConfig
-from t2v.preview import Previews, preview_due, preview_frames
+from t2v.errors import GenerationCancelled, InvalidRequest
+from t2v.latent_preview import preview_frames
+from t2v.preview import Previews, preview_due
+from t2v.request import BATCH_KEYS, LIMITS, MAX_SEED, GenerationRequest, GenerationResult, check_batch
 from t2v.sampling import SAMPLERS, GuidedDenoiser
 from t2v.schedule import Schedule
 from t2v.text_encoder import TextEncoder, Tokenizer
 
 log = logging.getLogger(__name__)
 
-MAX_SEED = 2**63 - 1
-LIMITS = {"steps": (1, 150), "guidance": (1.0, 30.0), "frames": (1, 64), "size": (64, 1024), "fps": (1, 60)}
-BATCH_KEYS = ("frames", "width", "height", "steps", "sampler")  # what the requests of one batch must share
-
-
-class InvalidRequest(ValueError):
-    """A generation request with a value outside its allowed range."""
-
-
-class GenerationCancelled(Exception):
-    """Raised when `should_cancel()` returned True; `step` is the number of finished steps."""
-
-    def __init__(self, step: int, total: int):
-        super().__init__(f"generation cancelled after {step}/{total} steps")
-        self.step, self.total = step, total
-
-    def __reduce__(self) -> tuple:
-        """Pickle by (step, total): a Ray worker raises it in another process."""
-        return type(self), (self.step, self.total)
-
-
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise InvalidRequest(f"{name}={value!r} is outside the allowed range {low}–{high}")
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """What to generate; validated on construction (each error names the value and the allowed range)."""
-
-    prompt: str
-    negative_prompt: str = ""
-    seed: int | None = None
-    steps: int = 50
-    guidance: float = 9.0
-    frames: int = 16
-    width: int = 256
-    height: int = 256
-    fps: int = 8
-    sampler: str = "ddim"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise InvalidRequest("prompt is empty: describe the video to generate")
-        for name in ("steps", "frames", "fps", "width", "height"):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
-                raise InvalidRequest(f"{name}={getattr(self, name)!r} must be an integer")
-        _check_range("steps", self.steps, *LIMITS["steps"])
-        _check_range("guidance", self.guidance, *LIMITS["guidance"])
-        _check_range("frames", self.frames, *LIMITS["frames"])
-        _check_range("fps", self.fps, *LIMITS["fps"])
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            _check_range(name, value, *LIMITS["size"])
-            if value % 64:
-                raise InvalidRequest(f"{name}={value} must be a multiple of 64 (64, 128, …, 1024)")
-        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
-            raise InvalidRequest(f"seed={self.seed} is outside the allowed range 0–{MAX_SEED}")
-        if self.sampler not in SAMPLERS:
-            raise InvalidRequest(f"sampler={self.sampler!r} is not one of {', '.join(sorted(SAMPLERS))}")
-
-
-@dataclass
-class GenerationResult:
-    """uint8 frames [F, H, W, 3], the seed used, timings in seconds, and notes for the user."""
-
-    frames: np.ndarray
-    seed: int
-    timings: dict[str, float]
-    prompt_truncated: bool = False
-    is_noise: bool = False
-    latents: torch.Tensor | None = field(default=None, repr=False)
-
-    @property
-    def notes(self) -> list[str]:
-        """Human-readable caveats about this result."""
-        notes = []
-        if self.prompt_truncated:
-            notes.append("the prompt was longer than 77 CLIP tokens and was truncated")
-        if self.is_noise:
-            notes.append("this model has random weights (tiny-random preset): the video is noise")
-        return notes
-
-
-def _check_batch(requests: list[GenerationRequest]) -> GenerationRequest:
-    """The batch's shared shape; raise InvalidRequest naming the first request that differs."""
-    if not requests:
-        raise InvalidRequest("a batch needs at least one request")
-    first = requests[0]
-    for i, request in enumerate(requests[1:], start=1):
-        differs = [k for k in BATCH_KEYS if getattr(request, k) != getattr(first, k)]
-        if differs:
-            raise InvalidRequest(f"request {i} differs from request 0 in {', '.join(differs)}; a batch must share "
-                                 f"{', '.join(BATCH_KEYS)}")
-    return first
-
+__all__ = ["BATCH_KEYS", "LIMITS", "MAX_SEED", "VideoPipeline", "postprocess"]  # the constants' home: t2v.request
 
 def _guidance(requests: list[GenerationRequest], like: torch.Tensor) -> float | torch.Tensor:
     """One float when the batch shares its guidance scale, else a per-video [n, 1, 1, 1, 1] tensor."""
@@ -218,7 +125,7 @@ class VideoPipeline:
         results in request order.
         """
         started = time.perf_counter()
-        first = _check_batch(requests)
+        first = check_batch(requests)
         seeds = [r.seed if r.seed is not None else secrets.randbelow(2**32) for r in requests]
         x = self._initial_latents(requests, seeds, latents)
         cond, uncond, truncated = self.encode_prompts([r.prompt for r in requests],

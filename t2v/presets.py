@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from t2v.config import ModelConfig
-from t2v.pipeline import LIMITS
-from t2v.weights import WeightsError
+from t2v.errors import WeightsError
+from t2v.request import LIMITS
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from t2v.pipeline import GenerationCancelled
-from t2v.preview import preview_due, preview_frames
+from t2v.errors import GenerationCancelled
+from t2v.latent_preview import preview_frames
+from t2v.preview import preview_due
 
 log = logging.getLogger(__name__)
 

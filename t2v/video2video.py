@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from t2v.pipeline import GenerationRequest, GenerationResult, InvalidRequest, VideoPipeline, postprocess
+from t2v.errors import InvalidRequest
+from t2v.pipeline import VideoPipeline, postprocess
 from t2v.progress import OnPreview, OnStep, ShouldCancel, check_cancel, step_callback
+from t2v.request import GenerationRequest, GenerationResult
 from t2v.sampling import SAMPLERS, GuidedDenoiser
 from t2v.schedule import Schedule
 

@@ -16,16 +16,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from t2v.errors import WeightsError
+
 log = logging.getLogger(__name__)
 
 OFFICIAL_REPO = "ali-vilab/modelscope-damo-text-to-video-synthesis"
 WHERE_FROM = (f"the official files are in the Hugging Face repo {OFFICIAL_REPO} "
               "(download them with `python -m t2v download DIR`)")
 VAE_PREFIX = "first_stage_model."
-
-
-class WeightsError(ValueError):
-    """A checkpoint that is missing, unreadable, or does not fit the model."""
 
 
 # ---------------------------------------------------------------------------------------------------------------

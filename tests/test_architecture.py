@@ -59,3 +59,16 @@ def test_ruff_finds_nothing():
     cmd = [ruff] if ruff else [sys.executable, "-m", "ruff"]
     result = subprocess.run([*cmd, "check", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_t2v_request_types_import_without_torch():
+    """What bot.settings/jobs/batching/replies need from t2v loads neither torch nor open_clip (nor PyAV)."""
+    code = ("import sys, t2v\n"
+            "from t2v import GenerationRequest, InvalidRequest, TINY_RANDOM, LIMITS, GenerationCancelled\n"
+            "from t2v import GenerationResult, Previews, WeightsError, animation, aspect_sizes\n"
+            "from t2v.request import BATCH_KEYS, MAX_SEED\n"
+            "GenerationRequest('a cat')\n"
+            "heavy = sorted(m for m in ('torch', 'open_clip', 'av', 'numpy') if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from t2v import GenerationRequest, Previews
-from t2v.preview import LATENT_RGB_FACTORS, animation, latents_to_rgb, preview_frames
+from t2v.latent_preview import LATENT_RGB_FACTORS, latents_to_rgb, preview_frames
+from t2v.preview import animation
 
 
 def test_the_projection_maps_each_latent_channel_to_its_published_rgb_row():
