@@ -74,7 +74,11 @@ def test_convert_writes_an_export_that_keeps_the_defaults_and_the_output(diffuse
     config = json.loads((export / "t2v_model.json").read_text())["config"]
     assert (config["width"], config["height"], config["frames"]) == (576, 320, 24)
     req = GenerationRequest(PROMPT, seed=4, steps=1, frames=2, width=64, height=64)
-    assert np.array_equal(load_pipeline(export).generate(req).frames, ours_576.generate(req).frames)
+    a, b = load_pipeline(export).generate(req), ours_576.generate(req)
+    # equal weights, but both sides are memory-mapped at different alignments, and the CPU kernels then take
+    # other code paths (differences of 1e-6): equal within float rounding, not bit for bit
+    assert _rel(a.latents, b.latents) <= 1e-5
+    assert np.abs(a.frames.astype(int) - b.frames).max() <= 1
 
 
 def test_fp16_files_are_used_when_they_are_all_there_is(diffusers_256, ours_256, tmp_path):
