@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from t2v import bench, diffusers_twin
+from t2v.sampling import GuidedDenoiser
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,9 @@ def memory_section(pipe, work, device: torch.device) -> dict:
     torch.cuda.synchronize(device)
     out = {"resident": torch.cuda.memory_allocated(device) / 2**30}
     torch.cuda.reset_peak_memory_stats(device)
-    final = pipe.denoise(x, cond, uncond, work.requests(2)[0])
+    request = work.requests(2)[0]
+    model = GuidedDenoiser(pipe.unet, cond, uncond, request.guidance)
+    final = pipe.denoise(x, model, request.sampler, pipe.timesteps(request))
     out["denoise_peak"] = torch.cuda.max_memory_allocated(device) / 2**30
     torch.cuda.reset_peak_memory_stats(device)
     pipe.decode(final)

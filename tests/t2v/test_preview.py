@@ -59,11 +59,11 @@ def test_generate_sends_a_preview_after_every_step(tiny_pipe):
 
 
 def test_previews_with_a_cadence_are_made_only_on_the_steps_asked_for(tiny_pipe, monkeypatch):
-    import t2v.pipeline
+    import t2v.progress
 
     made = []
-    real = t2v.pipeline.preview_frames
-    monkeypatch.setattr(t2v.pipeline, "preview_frames", lambda x0: made.append(1) or real(x0))
+    real = t2v.progress.preview_frames
+    monkeypatch.setattr(t2v.progress, "preview_frames", lambda x0: made.append(1) or real(x0))
     request = GenerationRequest("a cat", seed=1, steps=7, frames=2, width=64, height=64)
     seen = []
     tiny_pipe.generate(request, on_preview=Previews(lambda s, t, f: seen.append((s, f.shape)), every=3, last=False))
