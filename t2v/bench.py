@@ -1,6 +1,6 @@
 """`python -m t2v bench`: our pipeline and diffusers' TextToVideoSDPipeline timed side by side in one process.
 
-Both hold the same random weights (ours → diffusers through t2v.diffusers_keys), start from the same noise and
+Both hold the same random weights (ours → diffusers through t2v.weights.keys), start from the same noise and
 prompt, and must end on the same latents (max error relative to max |latent|). Per work size: seconds (CUDA-
 synchronised wall time of a warm run, prompt to uint8/np frames), peak GPU memory, FLOPs counted with
 FlopCounterMode (one UNet call × steps + decode + text encoder) over seconds, and videos per GPU-hour.
@@ -170,22 +170,6 @@ def matmul_ceiling(device: torch.device, dtype: torch.dtype) -> float:
         a @ b
     _sync(device)
     return 20 * 2 * 8192**3 / (time.perf_counter() - start) / 1e12
-
-
-def write_export(config: ModelConfig, states: dict, folder: Path) -> Path:
-    """Our safetensors export (fp16) of the random weights, as `python -m t2v convert` writes it."""
-    import dataclasses
-
-    from t2v import weights
-    from t2v.loader import EXPORT_FORMAT
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, file in weights.EXPORT_FILES.items():
-        weights.write_safetensors(states[name], folder / file, torch.float16)
-    manifest = {"format": EXPORT_FORMAT, "source": "random", "dtype": "torch.float16",
-                "config": dataclasses.asdict(config)}
-    (folder / weights.EXPORT_MANIFEST).write_text(json.dumps(manifest))
-    return folder
 
 
 def cold_start(folder: Path, device: str) -> dict:

@@ -13,6 +13,7 @@ import torch
 
 from t2v import bench, diffusers_twin
 from t2v.sampling import GuidedDenoiser
+from t2v.weights.export import write_export
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def cold_section(config, states, args, rec) -> None:
     """Write our fp16 export and time a fresh process from `python -m t2v` to its first denoising step."""
     folder = Path(tempfile.mkdtemp(prefix="t2v-export-"))
     started = time.perf_counter()
-    bench.write_export(config, states, folder)
+    write_export(config, states, folder, torch.float16, "random")
     written = time.perf_counter() - started
     try:
         rec.extra("cold_start", {"export_write_s": written, **bench.cold_start(folder, args.device)})

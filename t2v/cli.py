@@ -14,7 +14,7 @@ from t2v.errors import T2VError
 from t2v.loader import convert, load_pipeline
 from t2v.request import GenerationRequest
 from t2v.video import encode_mp4
-from t2v.weights import OFFICIAL_REPO
+from t2v.weights.files import OFFICIAL_REPO
 
 log = logging.getLogger(__name__)
 

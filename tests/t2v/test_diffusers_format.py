@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from t2v import GenerationRequest, WeightsError, convert, load_pipeline
-from t2v.diffusers_format import CONFIG_FILES, ArchitectureError, check_tokenizer, read_config, weight_files
+from t2v import ArchitectureError, GenerationRequest, WeightsError, convert, load_pipeline
 from t2v.loader import detect_layout
+from t2v.weights.diffusers import CONFIG_FILES, check_tokenizer, read_config, weight_files
 from tests.t2v.diffusers_dirs import edit_config
 
 PROMPT = "a panda eating bamboo on a rock"
@@ -166,11 +166,11 @@ def test_a_missing_config_is_named(configs_only):
 
 
 def test_a_tokenizer_that_does_not_pad_with_id_0_is_reported(configs_only, caplog):
-    with caplog.at_level(logging.WARNING, logger="t2v.diffusers_format"):
+    with caplog.at_level(logging.WARNING, logger="t2v.weights.diffusers"):
         check_tokenizer(configs_only)
     assert not caplog.records  # pad "!" as published
     edit_config(configs_only, "tokenizer/tokenizer_config.json", pad_token="<|endoftext|>")
-    with caplog.at_level(logging.WARNING, logger="t2v.diffusers_format"):
+    with caplog.at_level(logging.WARNING, logger="t2v.weights.diffusers"):
         check_tokenizer(configs_only)
     assert "pads with '<|endoftext|>'; t2v pads with id 0" in caplog.text
 
