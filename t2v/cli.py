@@ -127,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             return generate(args)
         if args.command == "bench":
-            from t2v import bench
+            from t2v.bench import main, measure
 
             if args.cold_child:
-                bench.cold_child(args.cold_child, args.device)
+                measure.cold_child(args.cold_child, args.device)
                 return 0
-            return bench.main(args)
+            return main.run(args)
         if args.command == "convert":
             out = convert(args.source, args.destination, args.dtype, args.width, args.height, args.frames)
             print(f"wrote {out}")

@@ -5,14 +5,14 @@ import dataclasses
 import pytest
 import torch
 
-from t2v import diffusers_twin
+from t2v.bench import twin
 from t2v.config import UNetConfig
 from t2v.networks import random_state_dicts
 from t2v.unet import UNet3D
 from t2v.weights import keys
 
-CONFIG = diffusers_twin.TINY
-diffusers_unet, diffusers_vae, hf_text = diffusers_twin.unet, diffusers_twin.vae, diffusers_twin.text_encoder
+CONFIG = twin.TINY
+diffusers_unet, diffusers_vae, hf_text = twin.unet, twin.vae, twin.text_encoder
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -78,7 +78,7 @@ def test_diffusers_vae_loaded_through_the_mapping_decodes_and_encodes_the_same(o
 def test_the_twin_tokenizer_gives_open_clips_ids(ours):
     _, pipe = ours
     prompts = ["A panda eating bamboo on a rock.", "", "Hello, WORLD café 123 " * 20]
-    ids = diffusers_twin.tokenizer()(prompts, padding="max_length", max_length=77, truncation=True,
+    ids = twin.tokenizer()(prompts, padding="max_length", max_length=77, truncation=True,
                                      return_tensors="pt").input_ids
     assert torch.equal(ids, pipe.tokenizer(prompts).ids)
 
@@ -87,7 +87,7 @@ def test_transformers_clip_loaded_through_the_mapping_embeds_the_same(ours):
     states, pipe = ours
     model = hf_text(CONFIG.text)
     mapped = keys.to_diffusers(CONFIG, {"text_encoder": states["text_encoder"]})["text_encoder"]
-    model.load_state_dict(diffusers_twin.fit_text_prefix(mapped, model), strict=True)
+    model.load_state_dict(twin.fit_text_prefix(mapped, model), strict=True)
     ids = pipe.tokenizer(["a panda eating bamboo", ""]).ids
     with torch.no_grad():
         assert _rel(model(ids).last_hidden_state, pipe.text_encoder(ids)) <= 1e-4
