@@ -6,7 +6,7 @@ Every check of a request's values happens here, once, on construction; defaults 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from t2v.config import ModelConfig, SamplerDefaults
 from t2v.errors import InvalidRequest
@@ -20,6 +20,7 @@ LIMITS = {"steps": (1, 150), "guidance": (1.0, 30.0), "frames": (1, 64), "size":
 BATCH_KEYS = ("frames", "width", "height", "steps", "sampler")  # what the requests of one batch must share
 SAMPLER_NAMES = ("ddim", "dpmpp-2m")  # the keys of t2v.sampling.SAMPLERS
 _DEFAULTS = SamplerDefaults()
+_OPTIONAL = ("seed",)  # fields whose None has a meaning (see GenerationRequest)
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -27,11 +28,19 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
         raise InvalidRequest(f"{name}={value!r} is outside the allowed range {low}–{high}")
 
 
-def _check_integers(request: GenerationRequest) -> None:
-    for name in ("steps", "frames", "fps", "width", "height"):
-        value = getattr(request, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidRequest(f"{name}={value!r} must be an integer")
+def check_value(name: str, value: Any) -> None:
+    """Raise InvalidRequest naming `value` and what is allowed unless it fits the request field `name`."""
+    if name == "sampler":
+        if value not in SAMPLER_NAMES:
+            raise InvalidRequest(f"sampler={value!r} is not one of {', '.join(sorted(SAMPLER_NAMES))}")
+        return
+    kinds, kind = ((int, float), "a number") if name == "guidance" else ((int,), "an integer")
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise InvalidRequest(f"{name}={value!r} must be {kind}")
+    low, high = (0, MAX_SEED) if name == "seed" else LIMITS["size" if name in ("width", "height") else name]
+    _check_range(name, value, low, high)
+    if name in ("width", "height") and value % 64:
+        raise InvalidRequest(f"{name}={value} must be a multiple of 64 (64, 128, …, 1024)")
 
 
 @dataclass(frozen=True)
@@ -52,20 +61,10 @@ class GenerationRequest:
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise InvalidRequest("prompt is empty: describe the video to generate")
-        _check_integers(self)
-        _check_range("steps", self.steps, *LIMITS["steps"])
-        _check_range("guidance", self.guidance, *LIMITS["guidance"])
-        _check_range("frames", self.frames, *LIMITS["frames"])
-        _check_range("fps", self.fps, *LIMITS["fps"])
-        for name in ("width", "height"):
+        for name in ("steps", "guidance", "frames", "fps", "width", "height", "seed", "sampler"):
             value = getattr(self, name)
-            _check_range(name, value, *LIMITS["size"])
-            if value % 64:
-                raise InvalidRequest(f"{name}={value} must be a multiple of 64 (64, 128, …, 1024)")
-        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
-            raise InvalidRequest(f"seed={self.seed} is outside the allowed range 0–{MAX_SEED}")
-        if self.sampler not in SAMPLER_NAMES:
-            raise InvalidRequest(f"sampler={self.sampler!r} is not one of {', '.join(sorted(SAMPLER_NAMES))}")
+            if value is not None or name not in _OPTIONAL:
+                check_value(name, value)
 
 
 def check_batch(requests: list[GenerationRequest]) -> GenerationRequest:

@@ -65,7 +65,7 @@ def test_default_size_comes_from_the_model_and_zeroscope_is_recognised_by_name(o
 def test_explicit_defaults_beat_the_directory(diffusers_576):
     pipe = load_pipeline(diffusers_576[1], width=448, height=256, frames=30)
     assert (pipe.config.width, pipe.config.height, pipe.config.frames) == (448, 256, 30)
-    with pytest.raises(WeightsError, match=r"width=500 must be an integer in 64–1024, a multiple of 64"):
+    with pytest.raises(WeightsError, match=r"width=500 must be a multiple of 64"):
         load_pipeline(diffusers_576[1], width=500)
 
 
@@ -218,4 +218,4 @@ def test_the_cli_converts_a_diffusers_directory_with_new_defaults(diffusers_256,
     config = json.loads((out / "t2v_model.json").read_text())["config"]
     assert (config["width"], config["height"], config["frames"]) == (448, 256, 24)
     assert main(["convert", str(diffusers_256[1]), str(out), "--width", "100"]) == 2
-    assert "width=100 must be an integer in 64–1024, a multiple of 64" in capsys.readouterr().err
+    assert "width=100 must be a multiple of 64" in capsys.readouterr().err

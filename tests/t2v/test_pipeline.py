@@ -30,6 +30,13 @@ def test_bad_requests_name_the_value_and_the_range(field, value, pattern):
         GenerationRequest(**kwargs)
 
 
+def test_every_sampler_a_request_may_name_exists():
+    from t2v.request import SAMPLER_NAMES
+    from t2v.sampling import SAMPLERS
+
+    assert sorted(SAMPLER_NAMES) == sorted(SAMPLERS)
+
+
 def test_on_step_reports_every_step(tiny_pipe):
     seen = []
     tiny_pipe.generate(GenerationRequest("a cat", seed=1, steps=4, **SMALL), on_step=lambda s, t: seen.append((s, t)))
