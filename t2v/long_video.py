@@ -85,10 +85,11 @@ def generate_long(pipe: PipelineBase, request: GenerationRequest, total_frames: 
                   should_cancel: ShouldCancel | None = None, on_preview: OnPreview | None = None) -> GenerationResult:
     """`total_frames` frames from windows of `window` (default: the model's frames) overlapping by `overlap`.
 
-    request.frames is not used; its prompt, seed, steps, guidance, size and sampler are. Costs
+    request.frames is not used; its prompt, seed, steps, guidance, size (None: the model's) and sampler are. Costs
     len(window_starts(...)) network passes per step; `latents` [1, 4, total_frames, h, w] replace the seed's
     noise. Callbacks as VideoPipeline.generate.
     """
+    request = request.with_defaults(pipe.config)
     window, overlap = _check(pipe, total_frames, window, overlap)
     window = min(window, total_frames)
     windows = len(window_starts(total_frames, window, overlap))

@@ -25,6 +25,10 @@ __all__ = ["BATCH_KEYS", "LIMITS", "MAX_SEED", "VideoPipeline"]  # the constants
 class VideoPipeline(PipelineBase):
     """The ModelScope text-to-video model: OpenCLIP text encoder → UNet3D (DDIM / DPM++) → KL decoder."""
 
+    def request(self, prompt: str, **fields) -> GenerationRequest:
+        """A GenerationRequest for this model: its default frames, width and height unless `fields` give them."""
+        return GenerationRequest(prompt, **fields).with_defaults(self.config)
+
     def generate(self, request: GenerationRequest, latents: torch.Tensor | None = None,
                  on_step: OnStep | None = None, should_cancel: ShouldCancel | None = None,
                  on_preview: OnPreview | None = None) -> GenerationResult:
@@ -42,8 +46,9 @@ class VideoPipeline(PipelineBase):
         """Generate several same-shape videos in one batch (own prompt, negative, seed and guidance each).
 
         One progress report, preview ([n, F, h, 64, 3]) and cancellation check per step for the whole batch;
-        results in request order.
+        results in request order. Frames, width and height left at None are the model's.
         """
+        requests = [request.with_defaults(self.config) for request in requests]
         first = check_batch(requests)
         initial = partial(self.noise, frames=first.frames, height=first.height, width=first.width, supplied=latents)
         plan = Plan(requests, initial, self.timesteps(first))

@@ -1,11 +1,12 @@
 """What a generation is asked for and what it gives back: the request, its limits, and the result (torch-free).
 
-Every check of a request's values happens here, once, on construction; defaults come from t2v.config.
+Every check of a request's values happens here, once, on construction; the sampling defaults come from
+t2v.config.SamplerDefaults, and frames, width and height left at None are the loaded model's (`with_defaults`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from t2v.config import ModelConfig, SamplerDefaults
@@ -20,41 +21,44 @@ LIMITS = {"steps": (1, 150), "guidance": (1.0, 30.0), "frames": (1, 64), "size":
 BATCH_KEYS = ("frames", "width", "height", "steps", "sampler")  # what the requests of one batch must share
 SAMPLER_NAMES = ("ddim", "dpmpp-2m")  # the keys of t2v.sampling.SAMPLERS
 _DEFAULTS = SamplerDefaults()
-_OPTIONAL = ("seed",)  # fields whose None has a meaning (see GenerationRequest)
+_OPTIONAL = ("seed", "frames", "width", "height")  # fields whose None has a meaning (see GenerationRequest)
+MODEL_DEFAULTS = ("frames", "width", "height")  # a ModelConfig's fields that fill a request's None
 
 
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise InvalidRequest(f"{name}={value!r} is outside the allowed range {low}–{high}")
-
-
-def check_value(name: str, value: Any) -> None:
-    """Raise InvalidRequest naming `value` and what is allowed unless it fits the request field `name`."""
+def check_value(name: str, value: Any, shown: str | None = None) -> None:
+    """Raise InvalidRequest unless `value` fits the request field `name`; the message starts with `shown`
+    (default `name=value`, the CLI passes `--name value`) and says what is allowed."""
+    shown = f"{name}={value!r}" if shown is None else shown
     if name == "sampler":
         if value not in SAMPLER_NAMES:
-            raise InvalidRequest(f"sampler={value!r} is not one of {', '.join(sorted(SAMPLER_NAMES))}")
+            raise InvalidRequest(f"{shown} is not one of {', '.join(sorted(SAMPLER_NAMES))}")
         return
     kinds, kind = ((int, float), "a number") if name == "guidance" else ((int,), "an integer")
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise InvalidRequest(f"{name}={value!r} must be {kind}")
+        raise InvalidRequest(f"{shown} must be {kind}")
     low, high = (0, MAX_SEED) if name == "seed" else LIMITS["size" if name in ("width", "height") else name]
-    _check_range(name, value, low, high)
+    if not low <= value <= high:
+        raise InvalidRequest(f"{shown} is outside the allowed range {low}–{high}")
     if name in ("width", "height") and value % 64:
-        raise InvalidRequest(f"{name}={value} must be a multiple of 64 (64, 128, …, 1024)")
+        raise InvalidRequest(f"{shown} must be a multiple of 64 (64, 128, …, 1024)")
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """What to generate; validated on construction (each error names the value and the allowed range)."""
+    """What to generate; validated on construction (each error names the value and the allowed range).
+
+    frames, width and height left at None are the loaded model's (its `config.frames`, `.width`, `.height`: 16 ×
+    256×256 for ModelScope's model, 4 × 64×64 for tiny-random); the pipeline fills them in (`with_defaults`).
+    """
 
     prompt: str
     negative_prompt: str = ""
     seed: int | None = None  # None: a new random seed for each generation (the result says which)
     steps: int = _DEFAULTS.steps
     guidance: float = _DEFAULTS.guidance
-    frames: int = ModelConfig.frames
-    width: int = ModelConfig.width
-    height: int = ModelConfig.height
+    frames: int | None = None
+    width: int | None = None
+    height: int | None = None
     fps: int = _DEFAULTS.fps
     sampler: str = _DEFAULTS.sampler
 
@@ -65,6 +69,11 @@ class GenerationRequest:
             value = getattr(self, name)
             if value is not None or name not in _OPTIONAL:
                 check_value(name, value)
+
+    def with_defaults(self, config: ModelConfig) -> GenerationRequest:
+        """This request with the model's default frames, width and height in place of None."""
+        values = {name: getattr(config, name) for name in MODEL_DEFAULTS if getattr(self, name) is None}
+        return replace(self, **values) if values else self
 
 
 def check_batch(requests: list[GenerationRequest]) -> GenerationRequest:

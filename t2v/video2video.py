@@ -14,12 +14,14 @@ are used as they are.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from t2v.config import ModelConfig
 from t2v.driver import PipelineBase, Plan
 from t2v.errors import InvalidRequest
 from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
@@ -29,15 +31,19 @@ from t2v.schedule import Schedule
 log = logging.getLogger(__name__)
 
 
-def check_video(video: np.ndarray, request: GenerationRequest) -> None:
-    """uint8 [F, H, W, 3] with F equal to request.frames; InvalidRequest naming what is wrong otherwise."""
+def fit_request(video: np.ndarray, request: GenerationRequest, config: ModelConfig) -> GenerationRequest:
+    """The request with its defaults (frames: the video's; size: the model's), once the video is uint8
+    [F, H, W, 3] with F equal to the request's frames; InvalidRequest naming what is wrong otherwise."""
     if not isinstance(video, np.ndarray) or video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
         kind = f"{video.dtype} {video.shape}" if isinstance(video, np.ndarray) else type(video).__name__
         raise InvalidRequest(f"video must be a uint8 array [frames, height, width, 3], got {kind}")
-    if video.shape[0] != request.frames:
-        raise InvalidRequest(f"the video has {video.shape[0]} frames but request.frames is {request.frames}")
     if min(video.shape[1:3]) < 8:
         raise InvalidRequest(f"video frames of {video.shape[2]}x{video.shape[1]} are too small (8 px at least)")
+    if request.frames is None:
+        request = replace(request, frames=len(video))
+    if video.shape[0] != request.frames:
+        raise InvalidRequest(f"the video has {video.shape[0]} frames but request.frames is {request.frames}")
+    return request.with_defaults(config)
 
 
 def fit_frames(video: np.ndarray, width: int, height: int) -> torch.Tensor:
@@ -82,12 +88,13 @@ def generate_video2video(pipe: PipelineBase, request: GenerationRequest, video: 
                          noise: torch.Tensor | None = None, on_step: OnStep | None = None,
                          should_cancel: ShouldCancel | None = None,
                          on_preview: OnPreview | None = None) -> GenerationResult:
-    """Re-generate `video` (uint8 [F, H, W, 3]) at the request's size with its prompt, keeping 1 − strength of it.
+    """Re-generate `video` (uint8 [F, H, W, 3]) at the request's size (None: the model's) with its prompt, keeping
+    1 − strength of it; request.frames, if given, must be the video's.
 
     `noise` [1, 4, F, H/8, W/8] replaces the seed's noise. `on_step(step, total)` counts the int(steps × strength)
     steps actually run; `should_cancel` and `on_preview(step, total, frames)` as VideoPipeline.generate.
     """
-    check_video(video, request)
+    request = fit_request(video, request, pipe.config)
     timesteps = strength_timesteps(pipe.timesteps(request), strength)
 
     def initial(seeds: list[int]) -> torch.Tensor:

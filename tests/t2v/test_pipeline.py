@@ -127,3 +127,15 @@ def test_every_entry_point_reads_each_stage_time_after_a_device_synchronise(tiny
     assert gpu.events == ["sync", "clock"] * 4  # start, prompts encoded, denoised, decoded
     assert {k: timings[k] for k in ("encode_s", "denoise_s", "decode_s", "total_s")} == {
         "encode_s": 1.0, "denoise_s": 1.0, "decode_s": 1.0, "total_s": 3.0}
+
+
+def test_a_request_without_a_size_gets_the_loaded_models(tiny_pipe):
+    request = GenerationRequest("a cat", seed=1, steps=1)
+    assert (request.frames, request.width, request.height) == (None, None, None)
+    assert tiny_pipe.generate(request).frames.shape == (4, 64, 64, 3)  # tiny-random: 4 × 64×64
+    assert tiny_pipe.request("a cat", seed=1, steps=1) == GenerationRequest("a cat", seed=1, steps=1, frames=4,
+                                                                             width=64, height=64)
+    assert tiny_pipe.request("a cat", width=128).width == 128
+    assert tiny_pipe.generate_long(request, total_frames=5).frames.shape == (5, 64, 64, 3)
+    video = np.zeros((3, 32, 32, 3), np.uint8)
+    assert tiny_pipe.generate_video2video(request, video, strength=1.0).frames.shape == (3, 64, 64, 3)  # its length
