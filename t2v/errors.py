@@ -13,6 +13,10 @@ Map errors to messages by type; every message already names the bad value and wh
 
 from __future__ import annotations
 
+import os
+import pwd
+from pathlib import Path
+
 
 class T2VError(Exception):
     """The base of t2v's own errors."""
@@ -36,6 +40,21 @@ class GenerationCancelled(T2VError):
 
 class WeightsError(T2VError, ValueError):
     """A checkpoint that is missing, unreadable, or does not fit the model."""
+
+    @classmethod
+    def permission_denied(cls, path: Path) -> WeightsError:
+        """A file or folder this process may not read: say so, for whom — never "corrupt"."""
+        return cls(f"{path}: permission denied for user {current_user()}; make it readable to that user "
+                   "(e.g. chmod a+r, or a+rx for a folder) or run as a user who may read it")
+
+
+def current_user() -> str:
+    """'name (uid N)' of the effective user; a container's user may have a uid and no name."""
+    uid = os.geteuid()
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 class ArchitectureError(WeightsError):

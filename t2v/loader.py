@@ -7,6 +7,7 @@ and tiny-random, which needs no files. Default width/height/frames per model: t2
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -60,6 +61,8 @@ def detect_layout(source: str | Path) -> str:
     path = Path(source)
     if not path.is_dir():
         raise WeightsError(f"model source {str(source)!r} is neither '{TINY_RANDOM}' nor an existing directory")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise WeightsError.permission_denied(path)
     if (path / export.MANIFEST).is_file():
         return "export"
     if (path / "configuration.json").is_file():

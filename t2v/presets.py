@@ -71,6 +71,8 @@ def read_defaults_file(directory: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(path.read_text())
+    except PermissionError as exc:
+        raise WeightsError.permission_denied(path) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise WeightsError(f"{path} is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):

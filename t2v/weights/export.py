@@ -15,7 +15,7 @@ import torch
 
 from t2v.config import ModelConfig, SamplerDefaults, TextConfig, UNetConfig, VAEConfig
 from t2v.errors import WeightsError
-from t2v.weights.files import read_json, read_safetensors, write_safetensors
+from t2v.weights.files import read_json, read_safetensors, write_safetensors, write_text
 
 FORMAT = 1  # the manifest's "format"; a reader refuses any other
 MANIFEST = "t2v_model.json"
@@ -50,11 +50,11 @@ def read_export(path: Path, device: str) -> tuple[ModelConfig, dict[str, dict[st
 
 def write_export(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], folder: Path,
                  dtype: torch.dtype | None, source: str) -> Path:
-    """Write the manifest and the three safetensors files into `folder` (created if needed); returns it."""
+    """Write the manifest and the three safetensors files (mode 0644) into `folder` (created if needed)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, file in FILES.items():
         write_safetensors(states[name], folder / file, dtype)
     manifest = {"format": FORMAT, "source": source, "dtype": str(dtype or "as-is"),
                 "config": dataclasses.asdict(config)}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    write_text(folder / MANIFEST, json.dumps(manifest, indent=2))
     return folder

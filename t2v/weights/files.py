@@ -1,12 +1,15 @@
 """What every layout shares: safe reading of pickled checkpoints, safetensors in and out, strict key/shape checks.
 
-Every error names the file, what is wrong with it, and where the official files come from.
+Every error names the file, what is wrong with it, and where the official files come from; a file this process
+may not read is "permission denied" for the user named, never "corrupt". Files written here are for other users
+too (the Docker image's uid 10001, the systemd unit's videobot user): mode 0644 (FILE_MODE).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,6 +26,18 @@ log = logging.getLogger(__name__)
 OFFICIAL_REPO = "ali-vilab/modelscope-damo-text-to-video-synthesis"
 WHERE_FROM = (f"the official files are in the Hugging Face repo {OFFICIAL_REPO} "
               "(download them with `python -m t2v download DIR`)")
+FILE_MODE = 0o644  # rw-r--r--: safetensors itself writes 0600, which the service's user cannot read
+
+
+def check_readable(path: Path, hint: str) -> None:
+    """WeightsError unless `path` is a file this process may open: missing (then `hint`) or permission denied."""
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError as exc:
+        raise WeightsError.permission_denied(path) from exc
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise WeightsError(f"{path} is missing; {hint}") from exc
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -78,12 +93,13 @@ class RestrictedPickle:
 
 def torch_load(path: Path, trusted_layout: bool) -> Any:
     """torch.load with weights_only for plain state dicts, or the restricted unpickler for Lightning files."""
+    check_readable(path, WHERE_FROM)
     try:
         if trusted_layout:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=RestrictedPickle, mmap=True)
-    except FileNotFoundError as exc:
-        raise WeightsError(f"{path} is missing; {WHERE_FROM}") from exc
+    except PermissionError as exc:
+        raise WeightsError.permission_denied(path) from exc
     except Exception as exc:  # corrupt, truncated or not a torch file
         raise WeightsError(f"{path} could not be read ({type(exc).__name__}: {exc}); the file is corrupt or "
                            f"truncated — {WHERE_FROM}") from exc
@@ -91,11 +107,10 @@ def torch_load(path: Path, trusted_layout: bool) -> Any:
 
 def read_json(path: Path, hint: str) -> dict[str, Any]:
     """A JSON object from `path`; WeightsError naming the file and `hint` (what to do) otherwise."""
+    check_readable(path, hint)
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise WeightsError(f"{path} is missing; {hint}") from exc
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WeightsError(f"{path} is not valid JSON ({exc}); {hint}") from exc
     if not isinstance(data, dict):
         raise WeightsError(f"{path} must hold a JSON object; {hint}")
@@ -108,8 +123,7 @@ def read_json(path: Path, hint: str) -> dict[str, Any]:
 
 def read_safetensors(path: Path, device: str = "cpu", hint: str = WHERE_FROM) -> dict[str, torch.Tensor]:
     """Memory-mapped safetensors read; errors name the file and `hint` (what to do about it)."""
-    if not path.is_file():
-        raise WeightsError(f"{path} is missing; {hint}")
+    check_readable(path, hint)  # safetensors calls a file it may not open "missing"
     try:
         return load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError) as exc:
@@ -117,10 +131,17 @@ def read_safetensors(path: Path, device: str = "cpu", hint: str = WHERE_FROM) ->
 
 
 def write_safetensors(state: Mapping[str, torch.Tensor], path: Path, dtype: torch.dtype | None) -> None:
-    """Write a state dict (optionally cast floating tensors to `dtype`) as contiguous safetensors."""
+    """Write a state dict (optionally cast floating tensors to `dtype`) as contiguous safetensors, mode 0644."""
     out = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
            for k, v in state.items()}
     save_file(out, str(path))
+    os.chmod(path, FILE_MODE)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file (a manifest, a config) for other users to read, mode 0644."""
+    path.write_text(text)
+    os.chmod(path, FILE_MODE)
 
 
 # ---------------------------------------------------------------------------------------------------------------
