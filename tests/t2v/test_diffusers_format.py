@@ -218,4 +218,4 @@ def test_the_cli_converts_a_diffusers_directory_with_new_defaults(diffusers_256,
     config = json.loads((out / "t2v_model.json").read_text())["config"]
     assert (config["width"], config["height"], config["frames"]) == (448, 256, 24)
     assert main(["convert", str(diffusers_256[1]), str(out), "--width", "100"]) == 2
-    assert "width=100 must be a multiple of 64" in capsys.readouterr().err
+    assert "--width 100 must be a multiple of 64" in capsys.readouterr().err
