@@ -15,7 +15,8 @@ import torch
 
 from t2v import GenerationRequest
 from t2v.config import ModelConfig
-from t2v.loader import assemble, random_state_dicts
+from t2v.loader import assemble
+from t2v.networks import random_state_dicts
 
 PROMPT = "A panda eating bamboo on a rock."
 

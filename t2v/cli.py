@@ -1,4 +1,9 @@
-"""Command line: `python -m t2v generate|convert|download|bench`."""
+"""Command line: `python -m t2v generate|convert|download|bench`.
+
+Every command first checks all it can (t2v.preflight and the request's own rules): each bad value is one line
+on stderr naming the option, the value and what would be right, and the exit status is 2, before any model is
+loaded or any file written. argparse's own errors are one line with status 2 too.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,29 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from tqdm import tqdm
 
-from t2v.loader import TINY_RANDOM, convert, load_pipeline
-from t2v.pipeline import GenerationRequest, InvalidRequest
-from t2v.video import VideoTooLargeError, encode_mp4
-from t2v.weights import OFFICIAL_REPO, WeightsError
+from t2v import preflight
+from t2v.config import TINY_RANDOM, ModelConfig, SamplerDefaults
+from t2v.errors import InvalidRequest, T2VError
+from t2v.loader import convert, load_pipeline
+from t2v.request import GenerationRequest, check_value
+from t2v.video import encode_mp4
+from t2v.weights.files import OFFICIAL_REPO
 
 log = logging.getLogger(__name__)
+
+DEFAULTS = SamplerDefaults()
+REQUEST_OPTIONS = ("seed", "steps", "guidance", "frames", "width", "height", "fps", "sampler")  # → request fields
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}\n")
 
 
 def _generate_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,23 +44,25 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"ModelScope or diffusers directory, `t2v convert` export, or {TINY_RANDOM} (default; noise)")
     p.add_argument("--negative", default="", help="negative prompt (replaces the empty unconditional prompt)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a new one, printed)")
-    p.add_argument("--steps", type=int, default=50, help="sampling steps, 1–150 (default 50)")
-    p.add_argument("--guidance", type=float, default=9.0, help="classifier-free guidance scale, 1–30 (default 9)")
-    p.add_argument("--frames", type=int, default=None, help="frames, 1–64 (default: the model's, 16)")
+    p.add_argument("--steps", type=int, default=None, help=f"sampling steps, 1–150 (default {DEFAULTS.steps})")
+    p.add_argument("--guidance", type=float, default=None,
+                   help=f"classifier-free guidance scale, 1–30 (default {DEFAULTS.guidance:g})")
+    p.add_argument("--frames", type=int, default=None,
+                   help=f"frames, 1–64 (default: the model's; {ModelConfig.frames} for ModelScope's)")
     p.add_argument("--width", type=int, default=None, help="width, multiple of 64 in 64–1024 (default: model's)")
     p.add_argument("--height", type=int, default=None, help="height, multiple of 64 in 64–1024 (default: model's)")
-    p.add_argument("--fps", type=int, default=8, help="frames per second of the MP4 (default 8)")
-    p.add_argument("--sampler", default="ddim", help="ddim (default) or dpmpp-2m")
+    p.add_argument("--fps", type=int, default=None, help=f"frames per second of the MP4 (default {DEFAULTS.fps})")
+    p.add_argument("--sampler", default=None, help=f"ddim or dpmpp-2m (default {DEFAULTS.sampler})")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: float32 on cpu, fp16 on gpu)")
 
 
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bench", help="time our pipeline against diffusers' (needs the `bench` extra and a GPU)")
-    b.add_argument("--out", default=None, help="folder for bench.json and bench.md")
+    b.add_argument("--out", type=Path, default=None, help="folder for bench.json and bench.md")
     b.add_argument("--configs", nargs="+", default=["standard", "batch4", "zeroscope"],
                    choices=["standard", "batch4", "zeroscope"], help="work sizes, the first also profiled")
-    b.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    b.add_argument("--steps", type=int, default=DEFAULTS.steps, help=f"DDIM steps (default {DEFAULTS.steps})")
     b.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     b.add_argument("--tiny", action="store_true", help="a tiny random network (smoke test on the CPU)")
     b.add_argument("--repeats", type=int, default=1, help="timed runs of the fast path after its warm-up")
@@ -61,7 +82,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with its four sub-commands."""
-    parser = argparse.ArgumentParser(prog="python -m t2v", description="ModelScope text-to-video")
+    parser = _Parser(prog="python -m t2v", description="ModelScope text-to-video")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
     _generate_parser(sub)
@@ -78,18 +99,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """One line per request value given on the command line that the request's own rules refuse."""
+    problems = []
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            try:
+                check_value(name, value, shown=f"--{name} {value}")
+            except InvalidRequest as exc:
+                problems.append(str(exc))
+    return problems
+
+
+def problems(args: argparse.Namespace) -> list[str]:
+    """Everything wrong with the command's options that can be known before any work, one line each."""
+    found: list[str | None] = []
+    if args.command == "generate":
+        if not args.prompt.strip():
+            found.append("the prompt is empty: describe the video to generate")
+        found += _values(args, REQUEST_OPTIONS)
+        found += [preflight.output_file("--output", args.output), preflight.model_source("--model", args.model),
+                  preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype)]
+    elif args.command == "convert":
+        found += [preflight.model_source("source", args.source), preflight.output_folder("destination",
+                                                                                         args.destination),
+                  preflight.dtype("--dtype", args.dtype), *_values(args, ("width", "height", "frames"))]
+    elif args.command == "download":
+        found.append(preflight.output_folder("directory", args.directory))
+    else:
+        found += [preflight.device("--device", args.device), *_values(args, ("steps",))]
+        found.append(None if args.out is None else preflight.output_folder("--out", args.out))
+        found.append(None if args.repeats >= 1 else f"--repeats {args.repeats}: must be at least 1")
+    return [problem for problem in found if problem]
+
+
 def generate(args: argparse.Namespace) -> int:
     """Load the model, generate with a progress bar, write the MP4."""
-    GenerationRequest(args.prompt, args.negative, args.seed, args.steps, args.guidance, args.frames or 16,
-                      args.width or 256, args.height or 256, args.fps, args.sampler)  # fail fast, before loading
+    given = {name: getattr(args, name) for name in REQUEST_OPTIONS if getattr(args, name) is not None}
+    asked = GenerationRequest(args.prompt, args.negative, **given)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-    cfg = pipe.config
-    def pick(value: int | None, default: int) -> int:
-        return default if value is None else value
-
-    request = GenerationRequest(args.prompt, args.negative, args.seed, args.steps, args.guidance,
-                                pick(args.frames, cfg.frames), pick(args.width, cfg.width),
-                                pick(args.height, cfg.height), args.fps, args.sampler)
+    request = asked.with_defaults(pipe.config)
     with tqdm(total=request.steps, desc="denoising", unit="step") as bar:
         result = pipe.generate(request, on_step=lambda step, total: bar.update(step - bar.n))
     args.output.write_bytes(encode_mp4(result.frames, request.fps))
@@ -117,25 +167,38 @@ def download(directory: Path, repo: str) -> int:
     return 0
 
 
+def run(args: argparse.Namespace) -> int:
+    """Do the command whose options passed the checks."""
+    if args.command == "generate":
+        return generate(args)
+    if args.command == "bench":
+        from t2v.bench import main, measure
+
+        if args.cold_child:
+            measure.cold_child(args.cold_child, args.device)
+            return 0
+        return main.run(args)
+    if args.command == "convert":
+        out = convert(args.source, args.destination, args.dtype, args.width, args.height, args.frames)
+        print(f"wrote {out}")
+        return 0
+    return download(args.directory, args.repo)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; user errors become one line on stderr and exit code 2."""
+    """Entry point: bad options are one line each on stderr and exit status 2, before any work."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    found = problems(args)
+    for problem in found:
+        print(f"error: {problem}", file=sys.stderr)
+    if found:
+        return 2
     try:
-        if args.command == "generate":
-            return generate(args)
-        if args.command == "bench":
-            from t2v import bench
-
-            if args.cold_child:
-                bench.cold_child(args.cold_child, args.device)
-                return 0
-            return bench.main(args)
-        if args.command == "convert":
-            out = convert(args.source, args.destination, args.dtype, args.width, args.height, args.frames)
-            print(f"wrote {out}")
-            return 0
-        return download(args.directory, args.repo)
-    except (InvalidRequest, WeightsError, VideoTooLargeError, ValueError) as exc:
+        return run(args)
+    except (T2VError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the checks passed, then the disk or a mount changed under us
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,12 +1,12 @@
-"""Model configuration: ModelScope's numbers by name, and how configuration.json maps onto them."""
+"""Model configuration: ModelScope's numbers by name (how each layout's files map onto them: t2v.weights)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 # The latent scale of the Stable Diffusion KL autoencoder; latents are divided by it before decoding.
 LATENT_SCALE = 0.18215
+TINY_RANDOM = "tiny-random"  # the model source that needs no files: `tiny_config()` with seeded random weights
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,15 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class SamplerDefaults:
-    """Diffusion schedule and sampling defaults (model-spec §5)."""
+    """Diffusion schedule and sampling defaults (model-spec §5); a GenerationRequest's defaults come from here."""
 
     num_timesteps: int = 1000
     beta_start: float = 0.00085  # "linear_sd": betas = linspace(sqrt(start), sqrt(end))**2 in float64
     beta_end: float = 0.0120
-    steps: int = 50
+    steps: int = 50  # ModelScope's DDIM step count
     guidance: float = 9.0  # hard-coded guide_scale of the ModelScope pipeline
-    fps: int = 8
+    fps: int = 8  # the clips are 16 frames meant to play over 2 s
+    sampler: str = "ddim"  # ModelScope's sampler; t2v.sampling has the others
 
 
 @dataclass(frozen=True)
@@ -93,40 +94,6 @@ def tiny_config() -> ModelConfig:
                         num_res_blocks=1, attn_scales=(1.0, 0.5)),
         vae=VAEConfig(ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1),
         text=TextConfig(width=64, heads=2, layers=3),
-        frames=4, width=64, height=64, name="tiny-random", is_random=True,
+        frames=4, width=64, height=64, name=TINY_RANDOM, is_random=True,
     )
 
-
-def _truthy(value: Any) -> bool:
-    """ModelScope writes `temporal_attention` as the string "True"."""
-    return value is True or str(value).strip().lower() == "true"
-
-
-def from_modelscope_json(data: dict[str, Any]) -> ModelConfig:
-    """Build a ModelConfig from a ModelScope configuration.json (its `model.model_cfg` / `model.model_args`)."""
-    try:
-        model = data["model"]
-        cfg, args = model["model_cfg"], model["model_args"]
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"configuration.json has no model.model_cfg / model.model_args section ({exc!r})") from exc
-    base = UNetConfig()
-    unet = replace(
-        base,
-        in_dim=int(cfg.get("unet_in_dim", base.in_dim)),
-        dim=int(cfg.get("unet_dim", base.dim)),
-        context_dim=int(cfg.get("unet_context_dim", base.context_dim)),
-        out_dim=int(cfg.get("unet_out_dim", base.out_dim)),
-        dim_mult=tuple(int(m) for m in cfg.get("unet_dim_mult", base.dim_mult)),
-        num_heads=int(cfg.get("unet_num_heads", base.num_heads)),
-        head_dim=int(cfg.get("unet_head_dim", base.head_dim)),
-        num_res_blocks=int(cfg.get("unet_res_blocks", base.num_res_blocks)),
-        attn_scales=tuple(float(s) for s in cfg.get("unet_attn_scales", base.attn_scales)),
-        temporal_attention=_truthy(cfg.get("temporal_attention", True)),
-    )
-    sampler = replace(SamplerDefaults(), num_timesteps=int(cfg.get("num_timesteps", 1000)))
-    for key, expected in (("mean_type", "eps"), ("var_type", "fixed_small")):
-        if key in cfg and cfg[key] != expected:
-            raise ValueError(f"configuration.json model_cfg.{key} is {cfg[key]!r}; only {expected!r} is supported")
-    # ModelScope hard-codes ViT-H-14 (24 blocks of width 1024, heads of 64); its width is the UNet's context width
-    text = replace(TextConfig(), width=unet.context_dim, heads=max(1, unet.context_dim // 64))
-    return ModelConfig(unet=unet, text=text, sampler=sampler, frames=int(args.get("max_frames", 16)))

@@ -10,20 +10,19 @@ Quality caveats and costs: docs/long-videos.md.
 from __future__ import annotations
 
 import logging
-import secrets
-import time
-from collections.abc import Callable
+from functools import partial
 
 import torch
 
-from t2v.pipeline import GenerationRequest, GenerationResult, InvalidRequest, VideoPipeline, postprocess
-from t2v.progress import OnPreview, OnStep, ShouldCancel, check_cancel, step_callback
-from t2v.sampling import SAMPLERS, GuidedDenoiser
+from t2v.driver import PipelineBase, Plan
+from t2v.errors import InvalidRequest
+from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
+from t2v.request import GenerationRequest, GenerationResult
+from t2v.sampling import EpsModel
 
 log = logging.getLogger(__name__)
 
 MAX_FRAMES = 256  # 32 s at 8 fps; latents and decoded frames stay small, time grows linearly
-EpsModel = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 def window_starts(frames: int, window: int, overlap: int) -> list[int]:
@@ -68,7 +67,7 @@ class WindowedDenoiser:
         return out / self.total.to(x).view(1, 1, -1, 1, 1)
 
 
-def _check(pipe: VideoPipeline, total_frames: int, window: int | None, overlap: int | None) -> tuple[int, int]:
+def _check(pipe: PipelineBase, total_frames: int, window: int | None, overlap: int | None) -> tuple[int, int]:
     """(window, overlap) with their defaults: the model's native length and a quarter of it."""
     if isinstance(total_frames, bool) or not isinstance(total_frames, int) or not 1 <= total_frames <= MAX_FRAMES:
         raise InvalidRequest(f"total_frames={total_frames!r} is outside the allowed range 1–{MAX_FRAMES}")
@@ -81,34 +80,21 @@ def _check(pipe: VideoPipeline, total_frames: int, window: int | None, overlap: 
     return window, overlap
 
 
-def generate_long(pipe: VideoPipeline, request: GenerationRequest, total_frames: int, window: int | None = None,
+def generate_long(pipe: PipelineBase, request: GenerationRequest, total_frames: int, window: int | None = None,
                   overlap: int | None = None, latents: torch.Tensor | None = None, on_step: OnStep | None = None,
                   should_cancel: ShouldCancel | None = None, on_preview: OnPreview | None = None) -> GenerationResult:
     """`total_frames` frames from windows of `window` (default: the model's frames) overlapping by `overlap`.
 
-    request.frames is not used; its prompt, seed, steps, guidance, size and sampler are. Costs
-    len(window_starts(...)) network passes per step. Callbacks as VideoPipeline.generate.
+    request.frames is not used; its prompt, seed, steps, guidance, size (None: the model's) and sampler are. Costs
+    len(window_starts(...)) network passes per step; `latents` [1, 4, total_frames, h, w] replace the seed's
+    noise. Callbacks as VideoPipeline.generate.
     """
-    started = time.perf_counter()
+    request = request.with_defaults(pipe.config)
     window, overlap = _check(pipe, total_frames, window, overlap)
-    seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
-    shape = (1, pipe.config.unet.in_dim, total_frames, request.height // 8, request.width // 8)
-    if latents is None:
-        latents = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed))
-    elif tuple(latents.shape) != shape:
-        raise InvalidRequest(f"latents have shape {tuple(latents.shape)}; this request needs {shape}")
-    cond, uncond, truncated = pipe.encode_prompt(request.prompt, request.negative_prompt)
-    model = WindowedDenoiser(GuidedDenoiser(pipe.unet, cond, uncond, request.guidance), total_frames, window, overlap)
-    sampler, grid = SAMPLERS[request.sampler]
-    check_cancel(should_cancel, request.steps)
-    encoded = time.perf_counter()
-    final = sampler(model, latents.to(pipe.device, torch.float32), pipe.schedule, grid(pipe.schedule, request.steps),
-                    step_callback(on_step, should_cancel, on_preview))
-    denoised = time.perf_counter()
-    frames = postprocess(pipe.decode(final)[0])
-    done = time.perf_counter()
-    timings = {"encode_s": encoded - started, "denoise_s": denoised - encoded, "decode_s": done - denoised,
-               "total_s": done - started, "windows": len(model.starts)}
-    log.info("long video: %d frames %dx%d in %d windows of %d (overlap %d), %.2f s (seed %d)", total_frames,
-             request.width, request.height, len(model.starts), model.window, overlap, timings["total_s"], seed)
-    return GenerationResult(frames, seed, timings, truncated, pipe.config.is_random, final.cpu())
+    window = min(window, total_frames)
+    windows = len(window_starts(total_frames, window, overlap))
+    initial = partial(pipe.noise, frames=total_frames, height=request.height, width=request.width, supplied=latents)
+    plan = Plan([request], initial, pipe.timesteps(request), timings={"windows": windows},
+                wrap=lambda model: WindowedDenoiser(model, total_frames, window, overlap),
+                what=f"a long video in {windows} windows of {window} frames (overlap {overlap})")
+    return pipe.run(plan, Callbacks(on_step, should_cancel, first_video(on_preview)))[0]

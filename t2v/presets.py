@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from t2v.config import ModelConfig
-from t2v.pipeline import LIMITS
-from t2v.weights import WeightsError
+from t2v.errors import InvalidRequest, WeightsError
+from t2v.request import LIMITS, check_value
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,10 @@ def check_defaults(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             if not isinstance(value, str) or not value.strip():
                 raise WeightsError(f"{where}: name={value!r} must be a non-empty string")
         else:
-            low, high = LIMITS["frames" if key == "frames" else "size"]
-            step = 1 if key == "frames" else 64
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high or value % step:
-                rule = f"an integer in {low}–{high}" + ("" if step == 1 else ", a multiple of 64")
-                raise WeightsError(f"{where}: {key}={value!r} must be {rule}")
+            try:
+                check_value(key, value)  # a model's default must be a valid request value
+            except InvalidRequest as exc:
+                raise WeightsError(f"{where}: {exc}") from exc
         out[key] = value
     return out
 
@@ -72,6 +71,8 @@ def read_defaults_file(directory: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(path.read_text())
+    except PermissionError as exc:
+        raise WeightsError.permission_denied(path) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise WeightsError(f"{path} is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):

@@ -1,41 +1,55 @@
-"""Sampler callbacks for the generation entry points: progress reports, cancellation and live previews."""
+"""What a caller hears during sampling: progress reports, cancellation and live previews, as one sampler callback."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from t2v.pipeline import GenerationCancelled
-from t2v.preview import preview_due, preview_frames
+from t2v.errors import GenerationCancelled
+from t2v.latent_preview import preview_frames
+from t2v.preview import Previews, preview_due
 
 log = logging.getLogger(__name__)
 
 OnStep = Callable[[int, int], None]
 ShouldCancel = Callable[[], bool]
-OnPreview = Callable[[int, int, np.ndarray], None]  # (step, total, uint8 frames [F, h, w, 3])
+OnPreview = Callable[[int, int, np.ndarray], None]  # (step, total, uint8 frames [n, F, h, w, 3] or [F, h, w, 3])
 
 
-def step_callback(on_step: OnStep | None, should_cancel: ShouldCancel | None,
-                  on_preview: OnPreview | None = None) -> Callable[[int, int, torch.Tensor], None]:
-    """A sampler callback: `on_step(step, total)`, `on_preview` of x̂₀, then `should_cancel()` before the next step.
+def first_video(on_preview: OnPreview | None) -> OnPreview | None:
+    """An `on_preview` for a batch of one that hands the caller that video's frames [F, h, w, 3] (same cadence)."""
+    if on_preview is None:
+        return None
 
-    The contract of VideoPipeline.generate: steps count from 1; cancellation is not checked after the last step.
-    """
-    def callback(i: int, total: int, x0: torch.Tensor) -> None:
-        if on_step is not None:
-            on_step(i + 1, total)
-        if on_preview is not None and preview_due(on_preview, i + 1, total):
-            on_preview(i + 1, total, preview_frames(x0)[0])
-        if should_cancel is not None and i + 1 < total and should_cancel():
+    def first(step: int, total: int, frames: np.ndarray) -> None:
+        on_preview(step, total, frames[0])
+
+    return on_preview.narrowed(first) if isinstance(on_preview, Previews) else first
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    """`on_step(step, total)` after every step, `on_preview(step, total, frames [n, F, h, w, 3])` when due, then
+    `should_cancel()` before the next step. Steps count from 1; cancellation is not checked after the last one."""
+
+    on_step: OnStep | None = None
+    should_cancel: ShouldCancel | None = None
+    on_preview: OnPreview | None = None
+
+    def check_cancel(self, total: int) -> None:
+        """Raise GenerationCancelled(0, total) when cancelled before the first step."""
+        if self.should_cancel is not None and self.should_cancel():
+            raise GenerationCancelled(0, total)
+
+    def __call__(self, i: int, total: int, x0: torch.Tensor) -> None:
+        """The sampler callback after step i (0-based) with the predicted x̂₀ latents."""
+        if self.on_step is not None:
+            self.on_step(i + 1, total)
+        if self.on_preview is not None and preview_due(self.on_preview, i + 1, total):
+            self.on_preview(i + 1, total, preview_frames(x0))
+        if self.should_cancel is not None and i + 1 < total and self.should_cancel():
             raise GenerationCancelled(i + 1, total)
-
-    return callback
-
-
-def check_cancel(should_cancel: ShouldCancel | None, total: int) -> None:
-    """Raise GenerationCancelled(0, total) when cancelled before the first step."""
-    if should_cancel is not None and should_cancel():
-        raise GenerationCancelled(0, total)

@@ -63,8 +63,3 @@ class TextEncoder(nn.Module):
         x = self.transformer(x, attn_mask=causal)
         return self.ln_final(x)
 
-
-def unused_checkpoint_keys(cfg: TextConfig) -> tuple[str, ...]:
-    """Text-side keys of a full CLIP checkpoint that the penultimate-layer encoder never uses."""
-    skipped = range(cfg.layers - cfg.skip_last_layers, cfg.layers)
-    return ("text_projection", "logit_scale", *(f"transformer.resblocks.{i}." for i in skipped))

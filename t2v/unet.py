@@ -6,7 +6,6 @@ Attribute names follow the published checkpoint so `load_state_dict(strict=True)
 
 from __future__ import annotations
 
-import math
 from itertools import pairwise
 
 import torch
@@ -277,7 +276,3 @@ class UNet3D(nn.Module):
             x = _apply(block, torch.cat([x, skips.pop()], dim=1), emb, context, frames)
         return rearrange(self.out(x), "(b f) c h w -> b c f h w", b=b)
 
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameters (1,411,233,860 for the published UNet)."""
-    return sum(math.prod(p.shape) for p in module.parameters())

@@ -8,29 +8,20 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
+from t2v.config import SamplerDefaults
+from t2v.errors import VideoTooLargeError
+from t2v.request import LIMITS
+
 log = logging.getLogger(__name__)
 
-DEFAULT_FPS = 8  # ModelScope's clips are 16 frames meant to play over 2 s
-FPS_RANGE = (1, 60)
+DEFAULT_FPS = SamplerDefaults.fps
+FPS_RANGE = LIMITS["fps"]
 DEFAULT_CRF = 20  # visually near-lossless for x264; a 16-frame 256² clip of real content is tens of kB
 FIT_ATTEMPTS = 6  # bitrate retries before giving up on max_bytes
 HEADROOM = 0.9  # aim this far under the limit: x264's rate control overshoots and the container adds bytes
 MIN_BIT_RATE = 1_000  # bit/s; 0 would silently mean "no bitrate target" to libx264
 # RGB → YUV with no CPU-specific rounding, so equal frames give equal bytes on any machine
 _BITEXACT_BILINEAR = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
-
-
-class VideoTooLargeError(ValueError):
-    """Even the lowest-bitrate encode tried is over the byte limit."""
-
-    def __init__(self, size: int, max_bytes: int) -> None:
-        super().__init__(f"smallest encode is {size} bytes, over the limit of {max_bytes} bytes")
-        self.size = size
-        self.max_bytes = max_bytes
-
-    def __reduce__(self) -> tuple:
-        """Pickle by (size, max_bytes): a Ray worker raises it in another process."""
-        return type(self), (self.size, self.max_bytes)
 
 
 def encode_mp4(frames: np.ndarray, fps: int = DEFAULT_FPS, max_bytes: int | None = None) -> bytes:

@@ -14,31 +14,36 @@ are used as they are.
 from __future__ import annotations
 
 import logging
-import secrets
-import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from t2v.pipeline import GenerationRequest, GenerationResult, InvalidRequest, VideoPipeline, postprocess
-from t2v.progress import OnPreview, OnStep, ShouldCancel, check_cancel, step_callback
-from t2v.sampling import SAMPLERS, GuidedDenoiser
+from t2v.config import ModelConfig
+from t2v.driver import PipelineBase, Plan
+from t2v.errors import InvalidRequest
+from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
+from t2v.request import GenerationRequest, GenerationResult
 from t2v.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
 
-def check_video(video: np.ndarray, request: GenerationRequest) -> None:
-    """uint8 [F, H, W, 3] with F equal to request.frames; InvalidRequest naming what is wrong otherwise."""
+def fit_request(video: np.ndarray, request: GenerationRequest, config: ModelConfig) -> GenerationRequest:
+    """The request with its defaults (frames: the video's; size: the model's), once the video is uint8
+    [F, H, W, 3] with F equal to the request's frames; InvalidRequest naming what is wrong otherwise."""
     if not isinstance(video, np.ndarray) or video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
         kind = f"{video.dtype} {video.shape}" if isinstance(video, np.ndarray) else type(video).__name__
         raise InvalidRequest(f"video must be a uint8 array [frames, height, width, 3], got {kind}")
-    if video.shape[0] != request.frames:
-        raise InvalidRequest(f"the video has {video.shape[0]} frames but request.frames is {request.frames}")
     if min(video.shape[1:3]) < 8:
         raise InvalidRequest(f"video frames of {video.shape[2]}x{video.shape[1]} are too small (8 px at least)")
+    if request.frames is None:
+        request = replace(request, frames=len(video))
+    if video.shape[0] != request.frames:
+        raise InvalidRequest(f"the video has {video.shape[0]} frames but request.frames is {request.frames}")
+    return request.with_defaults(config)
 
 
 def fit_frames(video: np.ndarray, width: int, height: int) -> torch.Tensor:
@@ -71,7 +76,7 @@ def add_noise(schedule: Schedule, latents: torch.Tensor, noise: torch.Tensor, t:
 
 
 @torch.no_grad()
-def encode_video(pipe: VideoPipeline, pixels: torch.Tensor) -> torch.Tensor:
+def encode_video(pipe: PipelineBase, pixels: torch.Tensor) -> torch.Tensor:
     """[F, 3, H, W] in [-1, 1] → scaled posterior-mean latents [1, 4, F, H/8, W/8] (float32 on pipe.device)."""
     param = next(pipe.vae.parameters())
     means = [pipe.vae.encode(part.to(param.device, param.dtype))[0] for part in pixels.split(max(1, pipe.vae_chunk))]
@@ -79,45 +84,24 @@ def encode_video(pipe: VideoPipeline, pixels: torch.Tensor) -> torch.Tensor:
     return rearrange(latents, "f c h w -> 1 c f h w").to(pipe.device)
 
 
-def _initial(pipe: VideoPipeline, request: GenerationRequest, video: np.ndarray, timesteps: list[int], seed: int,
-             noise: torch.Tensor | None) -> torch.Tensor:
-    """The encoded video noised to timesteps[0] with the seed's noise (or `noise`, [1, 4, F, H/8, W/8])."""
-    expected = (1, pipe.config.unet.in_dim, request.frames, request.height // 8, request.width // 8)
-    if noise is None:
-        noise = pipe.prepare_latents(request, seed)
-    elif tuple(noise.shape) != expected:
-        raise InvalidRequest(f"noise has shape {tuple(noise.shape)}; this request needs {expected}")
-    latents = encode_video(pipe, fit_frames(video, request.width, request.height))
-    return add_noise(pipe.schedule, latents, noise.to(pipe.device, torch.float32), timesteps[0])
-
-
-def generate_video2video(pipe: VideoPipeline, request: GenerationRequest, video: np.ndarray, strength: float = 0.7,
+def generate_video2video(pipe: PipelineBase, request: GenerationRequest, video: np.ndarray, strength: float = 0.7,
                          noise: torch.Tensor | None = None, on_step: OnStep | None = None,
                          should_cancel: ShouldCancel | None = None,
                          on_preview: OnPreview | None = None) -> GenerationResult:
-    """Re-generate `video` (uint8 [F, H, W, 3]) at the request's size with its prompt, keeping 1 − strength of it.
+    """Re-generate `video` (uint8 [F, H, W, 3]) at the request's size (None: the model's) with its prompt, keeping
+    1 − strength of it; request.frames, if given, must be the video's.
 
-    `on_step(step, total)` counts the int(steps × strength) steps actually run; `should_cancel` and
-    `on_preview(step, total, frames)` as VideoPipeline.generate.
+    `noise` [1, 4, F, H/8, W/8] replaces the seed's noise. `on_step(step, total)` counts the int(steps × strength)
+    steps actually run; `should_cancel` and `on_preview(step, total, frames)` as VideoPipeline.generate.
     """
-    started = time.perf_counter()
-    check_video(video, request)
-    sampler, grid = SAMPLERS[request.sampler]
-    timesteps = strength_timesteps(grid(pipe.schedule, request.steps), strength)
-    seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
-    x = _initial(pipe, request, video, timesteps, seed, noise)
-    cond, uncond, truncated = pipe.encode_prompt(request.prompt, request.negative_prompt)
-    encoded = time.perf_counter()
-    check_cancel(should_cancel, len(timesteps))
-    model = GuidedDenoiser(pipe.unet, cond, uncond, request.guidance)
-    final = sampler(model, x, pipe.schedule, timesteps, step_callback(on_step, should_cancel, on_preview))
-    if pipe.device.type == "cuda":
-        torch.cuda.synchronize(pipe.device)
-    denoised = time.perf_counter()
-    frames = postprocess(pipe.decode(final)[0])
-    done = time.perf_counter()
-    timings = {"encode_s": encoded - started, "denoise_s": denoised - encoded, "decode_s": done - denoised,
-               "total_s": done - started}
-    log.info("video2video %d frames %dx%d, strength %.2f (%d steps) in %.2f s (seed %d)", request.frames,
-             request.width, request.height, strength, len(timesteps), timings["total_s"], seed)
-    return GenerationResult(frames, seed, timings, truncated, pipe.config.is_random, final.cpu())
+    request = fit_request(video, request, pipe.config)
+    timesteps = strength_timesteps(pipe.timesteps(request), strength)
+
+    def initial(seeds: list[int]) -> torch.Tensor:
+        """The encoded video noised to timesteps[0] with the seed's noise (or `noise`)."""
+        eps = pipe.noise(seeds, request.frames, request.height, request.width, noise, name="noise")
+        latents = encode_video(pipe, fit_frames(video, request.width, request.height))
+        return add_noise(pipe.schedule, latents, eps, timesteps[0])
+
+    plan = Plan([request], initial, timesteps, what=f"video-to-video at strength {strength:.2f}")
+    return pipe.run(plan, Callbacks(on_step, should_cancel, first_video(on_preview)))[0]

@@ -1,11 +1,45 @@
-"""`python -m t2v …` as a user runs it."""
+"""`python -m t2v …` as a user runs it: the work, and every bad value refused in one line before any work."""
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import av
+import pytest
 
+import t2v.cli
 from t2v.cli import main
+from t2v.errors import current_user
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """The real entry point in a fresh process, logging at INFO (so a model load would show as a line)."""
+    return subprocess.run([*prefix, sys.executable, "-m", "t2v", "-v", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def file_modes_apply() -> tuple[str, ...]:
+    """A command prefix under which file modes hold: none for a user; root drops its read/write override."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root reads and writes any file; dropping CAP_DAC_OVERRIDE needs setpriv (util-linux)")
+    return (setpriv, "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search")
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fails the test if a command loads a model or converts one."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command started work before refusing its options")
+
+    monkeypatch.setattr(t2v.cli, "load_pipeline", refuse)
+    monkeypatch.setattr(t2v.cli, "convert", refuse)
 
 
 def test_generate_writes_an_h264_mp4_with_the_requested_frames(tmp_path, capsys):
@@ -22,11 +56,110 @@ def test_generate_writes_an_h264_mp4_with_the_requested_frames(tmp_path, capsys)
         assert len(frames) == 5 and (frames[0].width, frames[0].height) == (128, 64)
 
 
-def test_bad_option_is_one_clear_line_and_exit_2(tmp_path, capsys):
+def test_generate_without_a_size_uses_the_models(tmp_path, capsys):
+    assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--steps", "1"]) == 0
+    assert "(4 frames 64x64," in capsys.readouterr().out  # tiny-random's own length and size
+
+
+def test_a_bad_request_value_is_one_clear_line_and_exit_2(tmp_path, capsys, no_work):
     code = main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--width", "100"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.strip() == "error: width=100 must be a multiple of 64 (64, 128, …, 1024)"
+    assert code == 2 and capsys.readouterr().err == "error: --width 100 must be a multiple of 64 (64, 128, …, 1024)\n"
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_frames_width_and_height_0_are_each_refused_before_loading(tmp_path, capsys, no_work):
+    code = main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--frames", "0", "--width", "0", "--height", "0"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == ["error: --frames 0 is outside the allowed range 1–64",
+                                                    "error: --width 0 is outside the allowed range 64–1024",
+                                                    "error: --height 0 is outside the allowed range 64–1024"]
+
+
+def test_output_into_a_missing_folder_is_refused_before_the_model_loads(tmp_path):
+    out = tmp_path / "missing" / "x.mp4"
+    result = run_cli("generate", "a cat", "-o", str(out))
+    assert result.returncode == 2 and not out.parent.exists()
+    assert result.stderr == (f"error: --output {out}: the folder {out.parent} does not exist; create it first, "
+                             "or name a file elsewhere\n")  # one line, and no INFO line: nothing was loaded
+
+
+def test_output_into_a_folder_this_user_may_not_write_is_refused(tmp_path):
+    prefix = file_modes_apply()
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    result = run_cli("generate", "a cat", "-o", str(folder / "x.mp4"), prefix=prefix)
+    assert result.returncode == 2 and not list(folder.iterdir())
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: --output {folder / 'x.mp4'}: cannot write into {folder} as user ")
+    assert line.endswith("(Permission denied); name a writable place")
+
+
+def test_output_onto_a_folder_is_refused(tmp_path, capsys, no_work):
+    assert main(["generate", "a cat", "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: --output {tmp_path}: is a folder; name the file to write in it, "
+                                       f"e.g. {tmp_path / 'video.mp4'}\n")
+
+
+@pytest.mark.parametrize(("device", "says"), [
+    ("tpu", "not a device name; use cpu, cuda or cuda:N"),
+    ("meta", "t2v runs on cpu or cuda (cuda:N), not on meta"),
+    ("cuda:99", "CUDA GPU"),  # none on this machine, or fewer than 100
+])
+def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys, no_work, device, says):
+    assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--device", device]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: --device {device}: ") and says in line
+
+
+def test_bench_refuses_a_gpu_device_without_a_gpu_and_every_other_bad_value(tmp_path, capsys, no_work, monkeypatch):
+    monkeypatch.setattr(t2v.cli.preflight.torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "--steps", "0", "--repeats", "0", "--out", str(tmp_path / "f" / "g")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --device cuda: no CUDA GPU is available on this machine; use --device cpu",
+        "error: --steps 0 is outside the allowed range 1–150", "error: --repeats 0: must be at least 1"]
+
+
+def test_convert_checks_source_destination_and_values_first(tmp_path, capsys, no_work):
+    (tmp_path / "file").write_text("")
+    assert main(["convert", str(tmp_path / "nowhere"), str(tmp_path / "file" / "out"), "--dtype", "float8",
+                 "--frames", "65"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"error: source {tmp_path / 'nowhere'}: model source") and len(lines) == 4
+    assert lines[1:] == [f"error: destination {tmp_path / 'file' / 'out'}: {tmp_path / 'file'} is a file, not a "
+                         "folder; name a folder to write into",
+                         "error: --dtype float8: not a dtype t2v knows; use one of float32, fp32, float16, fp16, "
+                         "bfloat16, bf16", "error: --frames 65 is outside the allowed range 1–64"]
+
+
+def test_argparse_errors_are_one_line_with_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "a cat", "--steps", "many"])
+    assert exit_.value.code == 2 and capsys.readouterr().err == "error: argument --steps: invalid int value: 'many'\n"
+
+
+def test_convert_writes_files_everyone_may_read(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        assert main(["convert", "tiny-random", str(tmp_path / "export")]) == 0
+    finally:
+        os.umask(previous)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "export").iterdir()}
+    assert modes == dict.fromkeys(["t2v_model.json", "unet.safetensors", "vae.safetensors",
+                                   "text_encoder.safetensors"], 0o644)
+
+
+def test_an_unreadable_export_file_is_permission_denied_naming_the_file_and_user(tmp_path):
+    prefix = file_modes_apply()
+    assert main(["convert", "tiny-random", str(tmp_path / "export")]) == 0
+    locked = tmp_path / "export" / "vae.safetensors"
+    locked.chmod(0)
+    result = run_cli("generate", "a cat", "--model", str(tmp_path / "export"), "-o", str(tmp_path / "x.mp4"),
+                     prefix=prefix)
+    assert result.returncode == 2 and not (tmp_path / "x.mp4").exists()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {locked}: permission denied for user {current_user()}; make it readable "
+                      "to that user (e.g. chmod a+r, or a+rx for a folder) or run as a user who may read it"]
+    assert "corrupt" not in result.stderr
 
 
 def test_convert_then_generate_from_the_export(tmp_path, capsys):
@@ -38,6 +171,7 @@ def test_convert_then_generate_from_the_export(tmp_path, capsys):
 
 def test_download_without_internet_fails_with_a_clear_message(tmp_path):
     result = subprocess.run([sys.executable, "-m", "t2v", "download", str(tmp_path / "weights")],
-                            capture_output=True, text=True, timeout=120, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+                            capture_output=True, text=True, timeout=120, env={"HF_HUB_OFFLINE": "1", "PATH": ""},
+                            cwd=ROOT)
     assert result.returncode == 1
     assert "could not download" in result.stderr and "internet" in result.stderr

@@ -5,13 +5,14 @@ import dataclasses
 import pytest
 import torch
 
-from t2v import diffusers_keys, diffusers_twin
+from t2v.bench import twin
 from t2v.config import UNetConfig
-from t2v.loader import random_state_dicts
+from t2v.networks import random_state_dicts
 from t2v.unet import UNet3D
+from t2v.weights import keys
 
-CONFIG = diffusers_twin.TINY
-diffusers_unet, diffusers_vae, hf_text = diffusers_twin.unet, diffusers_twin.vae, diffusers_twin.text_encoder
+CONFIG = twin.TINY
+diffusers_unet, diffusers_vae, hf_text = twin.unet, twin.vae, twin.text_encoder
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -31,8 +32,9 @@ def ours():
 
 def test_the_mapping_is_one_to_one_and_its_inverse_is_exact(ours):
     states, _ = ours
-    theirs = diffusers_keys.to_diffusers(CONFIG, states)
-    back = diffusers_keys.from_diffusers(CONFIG, theirs)
+    theirs = keys.to_diffusers(CONFIG, states)
+    maps = keys.keymaps(CONFIG)
+    back = {name: maps[name].from_diffusers(state) for name, state in theirs.items()}
     for name, state in states.items():
         assert back[name].keys() == state.keys()
         assert all(torch.equal(back[name][k], v) for k, v in state.items()), name
@@ -41,7 +43,7 @@ def test_the_mapping_is_one_to_one_and_its_inverse_is_exact(ours):
 def test_the_published_unet_maps_1480_keys_onto_1480():
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in UNet3D(UNetConfig()).state_dict().items()}
-    keymap = diffusers_keys.unet_keymap(UNetConfig(), shapes)
+    keymap = keys.unet_keymap(UNetConfig(), shapes)
     assert len(shapes) == len(set(keymap.names.values())) == 1480
     assert keymap.names["input_blocks.0.1.proj_in.weight"] == "transformer_in.proj_in.weight"
     assert keymap.names["output_blocks.8.3.conv.weight"] == "up_blocks.2.upsamplers.0.conv.weight"
@@ -53,7 +55,7 @@ def test_the_published_unet_maps_1480_keys_onto_1480():
 def test_diffusers_unet_loaded_through_the_mapping_predicts_the_same_noise(ours):
     states, pipe = ours
     model = diffusers_unet(CONFIG.unet)
-    model.load_state_dict(diffusers_keys.to_diffusers(CONFIG, {"unet": states["unet"]})["unet"], strict=True)
+    model.load_state_dict(keys.to_diffusers(CONFIG, {"unet": states["unet"]})["unet"], strict=True)
     x = torch.randn(2, 4, 3, 16, 8)
     t = torch.tensor([999, 10])
     context = torch.randn(2, 77, CONFIG.unet.context_dim)
@@ -66,7 +68,7 @@ def test_diffusers_unet_loaded_through_the_mapping_predicts_the_same_noise(ours)
 def test_diffusers_vae_loaded_through_the_mapping_decodes_and_encodes_the_same(ours):
     states, pipe = ours
     model = diffusers_vae(CONFIG.vae)
-    model.load_state_dict(diffusers_keys.to_diffusers(CONFIG, {"vae": states["vae"]})["vae"], strict=True)
+    model.load_state_dict(keys.to_diffusers(CONFIG, {"vae": states["vae"]})["vae"], strict=True)
     z, image = torch.randn(2, 4, 4, 4), torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert _rel(model.decode(z).sample, pipe.vae.decode(z)) <= 1e-4
@@ -76,7 +78,7 @@ def test_diffusers_vae_loaded_through_the_mapping_decodes_and_encodes_the_same(o
 def test_the_twin_tokenizer_gives_open_clips_ids(ours):
     _, pipe = ours
     prompts = ["A panda eating bamboo on a rock.", "", "Hello, WORLD café 123 " * 20]
-    ids = diffusers_twin.tokenizer()(prompts, padding="max_length", max_length=77, truncation=True,
+    ids = twin.tokenizer()(prompts, padding="max_length", max_length=77, truncation=True,
                                      return_tensors="pt").input_ids
     assert torch.equal(ids, pipe.tokenizer(prompts).ids)
 
@@ -84,8 +86,8 @@ def test_the_twin_tokenizer_gives_open_clips_ids(ours):
 def test_transformers_clip_loaded_through_the_mapping_embeds_the_same(ours):
     states, pipe = ours
     model = hf_text(CONFIG.text)
-    mapped = diffusers_keys.to_diffusers(CONFIG, {"text_encoder": states["text_encoder"]})["text_encoder"]
-    model.load_state_dict(diffusers_keys.fit_text_prefix(mapped, model), strict=True)
+    mapped = keys.to_diffusers(CONFIG, {"text_encoder": states["text_encoder"]})["text_encoder"]
+    model.load_state_dict(twin.fit_text_prefix(mapped, model), strict=True)
     ids = pipe.tokenizer(["a panda eating bamboo", ""]).ids
     with torch.no_grad():
         assert _rel(model(ids).last_hidden_state, pipe.text_encoder(ids)) <= 1e-4
@@ -96,7 +98,7 @@ def test_a_state_dict_that_does_not_fit_is_refused_with_the_keys_named(ours):
     bad = dict(states["vae"])
     bad.pop("decoder.conv_out.bias")
     with pytest.raises(KeyError, match=r"missing \['decoder.conv_out.bias'\]"):
-        diffusers_keys.keymaps(CONFIG)["vae"].to_diffusers(bad)
+        keys.keymaps(CONFIG)["vae"].to_diffusers(bad)
 
 
 def test_a_config_without_temporal_attention_still_maps_every_key():
@@ -104,6 +106,6 @@ def test_a_config_without_temporal_attention_still_maps_every_key():
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in UNet3D(cfg).state_dict().items()}
         model = diffusers_unet(cfg)
-    names = diffusers_keys.unet_keymap(cfg, shapes).names
+    names = keys.unet_keymap(cfg, shapes).names
     theirs = {k for k in model.state_dict() if "temp_attentions" not in k and not k.startswith("transformer_in")}
     assert set(names.values()) == theirs

@@ -10,9 +10,9 @@ from t2v.autoencoder import AutoencoderKL
 from t2v.config import TextConfig, VAEConfig
 from t2v.sampling import GuidedDenoiser, sample_ddim
 from t2v.schedule import Schedule
-from t2v.text_encoder import TextEncoder, Tokenizer, unused_checkpoint_keys
+from t2v.text_encoder import TextEncoder, Tokenizer
 from t2v.unet import UNet3D
-from t2v.weights import read_modelscope_unet, read_modelscope_vae, read_openclip_text
+from t2v.weights.modelscope import read_text_encoder, read_unet, read_vae
 from tests.t2v.layouts import SMALL_UNET, openclip_model, reference_unet, reference_vae, save_lightning_checkpoint
 from tests.t2v.reference import load_reference
 
@@ -33,7 +33,7 @@ def unet_pair(tmp_path_factory):
     path = tmp_path_factory.mktemp("unet") / "text2video_pytorch_model.pth"
     torch.save(ref.state_dict(), path)
     ours = UNet3D(REF_UNET).eval()
-    ours.load_state_dict(read_modelscope_unet(path), strict=True)
+    ours.load_state_dict(read_unet(path), strict=True)
     return ref, ours
 
 
@@ -75,7 +75,7 @@ def test_kl_decoder_and_encoder_match_reference_from_a_lightning_checkpoint(tmp_
     path = tmp_path / "VQGAN_autoencoder.pth"
     save_lightning_checkpoint(ref.state_dict(), path)
     ours = AutoencoderKL(VAEConfig(ch=32)).eval()
-    ours.load_state_dict(read_modelscope_vae(path), strict=True)
+    ours.load_state_dict(read_vae(path), strict=True)
     torch.manual_seed(5)
     z, image = torch.randn(3, 4, 8, 8), torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -96,7 +96,7 @@ def test_text_embeddings_equal_openclip_penultimate_plus_ln_final(tmp_path):
     torch.save(clip.state_dict(), path)
     cfg = TextConfig(width=64, heads=1, layers=4)
     ours = TextEncoder(cfg).eval()
-    ours.load_state_dict(read_openclip_text(path, unused_checkpoint_keys(cfg)), strict=True)
+    ours.load_state_dict(read_text_encoder(path, cfg), strict=True)
     tokens = open_clip.tokenize(["a panda eating bamboo on a rock", ""])
     with torch.no_grad():
         x = clip.token_embedding(tokens) + clip.positional_embedding

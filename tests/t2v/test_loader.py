@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 from t2v import GenerationRequest, WeightsError, convert, load_pipeline
 from t2v.loader import detect_layout
-from t2v.weights import _RestrictedPickle, read_modelscope_vae
+from t2v.weights.files import RestrictedPickle
+from t2v.weights.modelscope import read_vae
 from tests.t2v.layouts import save_lightning_checkpoint
 
 REQUEST = GenerationRequest("a panda eating bamboo on a rock", seed=11, steps=3, frames=4, width=64, height=64)
@@ -72,11 +73,11 @@ class Payload:
 def test_lightning_checkpoint_loads_without_running_its_globals(broken_dir, tmp_path):
     marker = tmp_path / "pwned"
     path = broken_dir / "VQGAN_autoencoder.pth"
-    state = {k: v.clone() for k, v in read_modelscope_vae(path).items()}  # not memory-mapped views of `path`
+    state = {k: v.clone() for k, v in read_vae(path).items()}  # not memory-mapped views of `path`
     save_lightning_checkpoint(state, path, extra={"evil": Payload(marker)})
     load_pipeline(broken_dir)
     assert not marker.exists()
-    torch.load(path, weights_only=False, pickle_module=_RestrictedPickle)  # the same file, read twice
+    torch.load(path, weights_only=False, pickle_module=RestrictedPickle)  # the same file, read twice
     assert not marker.exists()
 
 

@@ -30,6 +30,13 @@ def test_bad_requests_name_the_value_and_the_range(field, value, pattern):
         GenerationRequest(**kwargs)
 
 
+def test_every_sampler_a_request_may_name_exists():
+    from t2v.request import SAMPLER_NAMES
+    from t2v.sampling import SAMPLERS
+
+    assert sorted(SAMPLER_NAMES) == sorted(SAMPLERS)
+
+
 def test_on_step_reports_every_step(tiny_pipe):
     seen = []
     tiny_pipe.generate(GenerationRequest("a cat", seed=1, steps=4, **SMALL), on_step=lambda s, t: seen.append((s, t)))
@@ -63,12 +70,12 @@ def test_negative_prompt_replaces_the_empty_unconditional_prompt(tiny_pipe):
     plain = tiny_pipe.generate(GenerationRequest("a cat", seed=3, steps=2, **SMALL))
     negative = tiny_pipe.generate(GenerationRequest("a cat", "blurry", seed=3, steps=2, **SMALL))
     assert not np.array_equal(plain.frames, negative.frames)
-    _cond, uncond, _ = tiny_pipe.encode_prompt("a cat")
-    assert torch.equal(uncond, tiny_pipe.encode_prompt("")[0])
+    _cond, uncond, _ = tiny_pipe.encode_prompts(["a cat"], [""])
+    assert torch.equal(uncond, tiny_pipe.encode_prompts([""], [""])[0])
 
 
 def test_guidance_one_is_the_conditional_prediction_alone(tiny_pipe):
-    cond, uncond, _ = tiny_pipe.encode_prompt("a cat", "a dog")
+    cond, uncond, _ = tiny_pipe.encode_prompts(["a cat"], ["a dog"])
     x = torch.randn(1, 4, 2, 8, 8)
     guided = GuidedDenoiser(tiny_pipe.unet, cond, uncond, 1.0)(x, 500)
     direct = tiny_pipe.unet(x, torch.tensor([500]), cond)
@@ -77,7 +84,7 @@ def test_guidance_one_is_the_conditional_prediction_alone(tiny_pipe):
 
 def test_dpmpp_2m_converges_to_the_fine_ddim_solution_of_the_same_ode(tiny_pipe):
     schedule = Schedule()
-    cond, uncond, _ = tiny_pipe.encode_prompt("a cat")
+    cond, uncond, _ = tiny_pipe.encode_prompts(["a cat"], [""])
     model = GuidedDenoiser(tiny_pipe.unet, cond, uncond, 3.0)
     x = torch.randn(1, 4, 2, 8, 8, generator=torch.Generator().manual_seed(0))
     reference = sample_ddim(model, x, schedule, schedule.linspace_timesteps(400))
@@ -90,3 +97,45 @@ def test_dpmpp_2m_converges_to_the_fine_ddim_solution_of_the_same_ode(tiny_pipe)
 def test_dpmpp_sampler_runs_through_generate(tiny_pipe):
     result = tiny_pipe.generate(GenerationRequest("a cat", seed=1, steps=3, sampler="dpmpp-2m", **SMALL))
     assert result.frames.shape == (2, 64, 64, 3)
+
+
+class QueuedGPU:
+    """A stand-in device: queued work shows on the clock only when the pipeline synchronises (1 s each time)."""
+
+    def __init__(self):
+        self.now, self.events = 0.0, []
+
+    def synchronize(self) -> None:
+        self.events.append("sync")
+        self.now += 1.0
+
+    def clock(self) -> float:
+        self.events.append("clock")
+        return self.now
+
+
+@pytest.mark.parametrize("entry", ["generate", "generate_long", "generate_video2video"])
+def test_every_entry_point_reads_each_stage_time_after_a_device_synchronise(tiny_pipe, monkeypatch, entry):
+    gpu = QueuedGPU()
+    monkeypatch.setattr(tiny_pipe, "synchronize", gpu.synchronize)
+    monkeypatch.setattr(tiny_pipe, "clock", gpu.clock)
+    request = GenerationRequest("a cat", seed=1, steps=2, **SMALL)
+    run = {"generate": lambda: tiny_pipe.generate(request),
+           "generate_long": lambda: tiny_pipe.generate_long(request, total_frames=6, window=4),
+           "generate_video2video": lambda: tiny_pipe.generate_video2video(request, np.zeros((2, 64, 64, 3), np.uint8))}
+    timings = run[entry]().timings
+    assert gpu.events == ["sync", "clock"] * 4  # start, prompts encoded, denoised, decoded
+    assert {k: timings[k] for k in ("encode_s", "denoise_s", "decode_s", "total_s")} == {
+        "encode_s": 1.0, "denoise_s": 1.0, "decode_s": 1.0, "total_s": 3.0}
+
+
+def test_a_request_without_a_size_gets_the_loaded_models(tiny_pipe):
+    request = GenerationRequest("a cat", seed=1, steps=1)
+    assert (request.frames, request.width, request.height) == (None, None, None)
+    assert tiny_pipe.generate(request).frames.shape == (4, 64, 64, 3)  # tiny-random: 4 × 64×64
+    assert tiny_pipe.request("a cat", seed=1, steps=1) == GenerationRequest("a cat", seed=1, steps=1, frames=4,
+                                                                             width=64, height=64)
+    assert tiny_pipe.request("a cat", width=128).width == 128
+    assert tiny_pipe.generate_long(request, total_frames=5).frames.shape == (5, 64, 64, 3)
+    video = np.zeros((3, 32, 32, 3), np.uint8)
+    assert tiny_pipe.generate_video2video(request, video, strength=1.0).frames.shape == (3, 64, 64, 3)  # its length

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from t2v import GenerationRequest, Previews
-from t2v.preview import LATENT_RGB_FACTORS, animation, latents_to_rgb, preview_frames
+from t2v.latent_preview import LATENT_RGB_FACTORS, latents_to_rgb, preview_frames
+from t2v.preview import animation
 
 
 def test_the_projection_maps_each_latent_channel_to_its_published_rgb_row():
@@ -58,11 +59,11 @@ def test_generate_sends_a_preview_after_every_step(tiny_pipe):
 
 
 def test_previews_with_a_cadence_are_made_only_on_the_steps_asked_for(tiny_pipe, monkeypatch):
-    import t2v.pipeline
+    import t2v.progress
 
     made = []
-    real = t2v.pipeline.preview_frames
-    monkeypatch.setattr(t2v.pipeline, "preview_frames", lambda x0: made.append(1) or real(x0))
+    real = t2v.progress.preview_frames
+    monkeypatch.setattr(t2v.progress, "preview_frames", lambda x0: made.append(1) or real(x0))
     request = GenerationRequest("a cat", seed=1, steps=7, frames=2, width=64, height=64)
     seen = []
     tiny_pipe.generate(request, on_preview=Previews(lambda s, t, f: seen.append((s, f.shape)), every=3, last=False))

@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from t2v.video import VideoTooLargeError, encode_mp4
+from t2v import VideoTooLargeError, encode_mp4
 
 
 def _decode(data: bytes) -> tuple[np.ndarray, dict]:

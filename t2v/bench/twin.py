@@ -15,8 +15,8 @@ from pathlib import Path
 import open_clip
 import torch
 
-from t2v import diffusers_keys
 from t2v.config import ModelConfig, TextConfig, UNetConfig, VAEConfig
+from t2v.weights import keys
 
 # The smallest config diffusers can mirror: its `transformer_in` has 8 heads hard-coded; the third level has no
 # attention, so CrossAttn*Block3D and plain Down/UpBlock3D both occur.
@@ -91,13 +91,19 @@ def scheduler(config: ModelConfig):
                          beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
 
 
+def fit_text_prefix(state: Mapping[str, torch.Tensor], module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Drop `text_model.` when the installed transformers' CLIPTextModel has flat keys (transformers ≥ 5)."""
+    flat = not any(k.startswith(keys.TEXT_PREFIX) for k in module.state_dict())
+    return {(k.removeprefix(keys.TEXT_PREFIX) if flat else k): v for k, v in state.items()}
+
+
 def modules(config: ModelConfig, states: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, torch.nn.Module]:
     """The three diffusers/transformers networks holding our weights, loaded strictly through the key mapping."""
-    mapped = diffusers_keys.to_diffusers(config, states)
+    mapped = keys.to_diffusers(config, states)
     with torch.device("meta"):  # no random initialisation: every weight comes from `states`
         nets = {"unet": unet(config.unet), "vae": vae(config.vae)}
     nets["text_encoder"] = text_encoder(config.text)  # on the CPU: it has non-persistent buffers (position ids)
-    mapped["text_encoder"] = diffusers_keys.fit_text_prefix(mapped["text_encoder"], nets["text_encoder"])
+    mapped["text_encoder"] = fit_text_prefix(mapped["text_encoder"], nets["text_encoder"])
     for name, net in nets.items():
         net.load_state_dict(mapped[name], strict=True, assign=True)
         left = [n for n, t in [*net.named_parameters(), *net.named_buffers()] if t.is_meta]

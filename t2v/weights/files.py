@@ -1,12 +1,15 @@
-"""Reading and writing checkpoints: the published ModelScope layout, our safetensors export, tiny-random.
+"""What every layout shares: safe reading of pickled checkpoints, safetensors in and out, strict key/shape checks.
 
-Every rename between a file's keys and our modules lives here, with strict key and shape checks whose
-errors name the file, the keys, and where the official files come from.
+Every error names the file, what is wrong with it, and where the official files come from; a file this process
+may not read is "permission denied" for the user named, never "corrupt". Files written here are for other users
+too (the Docker image's uid 10001, the systemd unit's videobot user): mode 0644 (FILE_MODE).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,16 +19,25 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from t2v.errors import WeightsError
+
 log = logging.getLogger(__name__)
 
 OFFICIAL_REPO = "ali-vilab/modelscope-damo-text-to-video-synthesis"
 WHERE_FROM = (f"the official files are in the Hugging Face repo {OFFICIAL_REPO} "
               "(download them with `python -m t2v download DIR`)")
-VAE_PREFIX = "first_stage_model."
+FILE_MODE = 0o644  # rw-r--r--: safetensors itself writes 0600, which the service's user cannot read
 
 
-class WeightsError(ValueError):
-    """A checkpoint that is missing, unreadable, or does not fit the model."""
+def check_readable(path: Path, hint: str) -> None:
+    """WeightsError unless `path` is a file this process may open: missing (then `hint`) or permission denied."""
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError as exc:
+        raise WeightsError.permission_denied(path) from exc
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise WeightsError(f"{path} is missing; {hint}") from exc
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -71,7 +83,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return type(name, (_Inert,), {"__module__": f"inert.{module}"})
 
 
-class _RestrictedPickle:
+class RestrictedPickle:
     """A `pickle_module` for torch.load that uses the restricted unpickler."""
 
     Unpickler = _RestrictedUnpickler
@@ -79,17 +91,57 @@ class _RestrictedPickle:
     __name__ = "t2v_restricted_pickle"
 
 
-def _torch_load(path: Path, trusted_layout: bool) -> Any:
+def torch_load(path: Path, trusted_layout: bool) -> Any:
     """torch.load with weights_only for plain state dicts, or the restricted unpickler for Lightning files."""
+    check_readable(path, WHERE_FROM)
     try:
         if trusted_layout:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickle, mmap=True)
-    except FileNotFoundError as exc:
-        raise WeightsError(f"{path} is missing; {WHERE_FROM}") from exc
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=RestrictedPickle, mmap=True)
+    except PermissionError as exc:
+        raise WeightsError.permission_denied(path) from exc
     except Exception as exc:  # corrupt, truncated or not a torch file
         raise WeightsError(f"{path} could not be read ({type(exc).__name__}: {exc}); the file is corrupt or "
                            f"truncated — {WHERE_FROM}") from exc
+
+
+def read_json(path: Path, hint: str) -> dict[str, Any]:
+    """A JSON object from `path`; WeightsError naming the file and `hint` (what to do) otherwise."""
+    check_readable(path, hint)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path} is not valid JSON ({exc}); {hint}") from exc
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path} must hold a JSON object; {hint}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# safetensors
+# ---------------------------------------------------------------------------------------------------------------
+
+def read_safetensors(path: Path, device: str = "cpu", hint: str = WHERE_FROM) -> dict[str, torch.Tensor]:
+    """Memory-mapped safetensors read; errors name the file and `hint` (what to do about it)."""
+    check_readable(path, hint)  # safetensors calls a file it may not open "missing"
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} could not be read ({exc}); the file is corrupt or truncated — {hint}") from exc
+
+
+def write_safetensors(state: Mapping[str, torch.Tensor], path: Path, dtype: torch.dtype | None) -> None:
+    """Write a state dict (optionally cast floating tensors to `dtype`) as contiguous safetensors, mode 0644."""
+    out = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+           for k, v in state.items()}
+    save_file(out, str(path))
+    os.chmod(path, FILE_MODE)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file (a manifest, a config) for other users to read, mode 0644."""
+    path.write_text(text)
+    os.chmod(path, FILE_MODE)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,61 +178,3 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source
     check_state_dict(state, module, source)
     module.load_state_dict(dict(state), strict=True, assign=True)
     return module
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The ModelScope layout
-# ---------------------------------------------------------------------------------------------------------------
-
-def read_modelscope_unet(path: Path) -> dict[str, torch.Tensor]:
-    """text2video_pytorch_model.pth: a bare state dict whose keys already match UNet3D (`temopral_conv` kept)."""
-    state = _torch_load(path, trusted_layout=True)
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{path} holds a {type(state).__name__}, not a UNet state dict; {WHERE_FROM}")
-    return dict(state)
-
-
-def read_modelscope_vae(path: Path) -> dict[str, torch.Tensor]:
-    """VQGAN_autoencoder.pth: a whole Lightning LDM checkpoint; keep `state_dict` keys under `first_stage_model.`."""
-    ckpt = _torch_load(path, trusted_layout=False)
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{path} has no state_dict; expected a Lightning checkpoint. {WHERE_FROM}")
-    vae = {k.split(VAE_PREFIX, 1)[1]: v for k, v in state.items() if VAE_PREFIX in k}
-    if not vae:
-        raise WeightsError(f"{path} has no '{VAE_PREFIX}*' keys, so it holds no autoencoder; {WHERE_FROM}")
-    return vae
-
-
-def read_openclip_text(path: Path, unused: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """open_clip_pytorch_model.bin: full CLIP; drop `visual.*` and the text-side keys the encoder never uses."""
-    state = _torch_load(path, trusted_layout=True)
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{path} holds a {type(state).__name__}, not a CLIP state dict; {WHERE_FROM}")
-    return {k: v for k, v in state.items() if not k.startswith("visual.") and not k.startswith(unused)}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Our export: one safetensors file per network
-# ---------------------------------------------------------------------------------------------------------------
-
-EXPORT_FILES = {"unet": "unet.safetensors", "vae": "vae.safetensors", "text_encoder": "text_encoder.safetensors"}
-EXPORT_MANIFEST = "t2v_model.json"
-
-
-def read_safetensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
-    """Memory-mapped safetensors read; errors name the file."""
-    if not path.is_file():
-        raise WeightsError(f"{path} is missing; re-run `python -m t2v convert` to write a complete export")
-    try:
-        return load_file(str(path), device=device)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path} could not be read ({exc}); the file is corrupt or truncated — re-run "
-                           "`python -m t2v convert`") from exc
-
-
-def write_safetensors(state: Mapping[str, torch.Tensor], path: Path, dtype: torch.dtype | None) -> None:
-    """Write a state dict (optionally cast floating tensors to `dtype`) as contiguous safetensors."""
-    out = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
-           for k, v in state.items()}
-    save_file(out, str(path))

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 
-from t2v import bench, diffusers_twin
+from t2v.bench import measure, twin
+from t2v.sampling import GuidedDenoiser
+from t2v.weights.export import write_export
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +39,25 @@ def _row(rec, work, impl: str, seconds: float, mem: dict, latents: torch.Tensor,
 
 def run_all(args, config, states, device: torch.device, rec) -> None:
     """Every section in order of importance; each row is saved as soon as it is measured."""
-    works = [(bench.TINY_WORK if args.tiny else bench.WORK)[name] for name in args.configs]
+    works = [(measure.TINY_WORK if args.tiny else measure.WORK)[name] for name in args.configs]
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     noises = {w.name: w.noise(config.unet.in_dim) for w in works}
-    pipe = bench.load_ours(config, states, device, dtype)
-    flops = {w.name: bench.count_flops(pipe, w, args.steps) for w in works}  # the same network in both
+    pipe = measure.load_ours(config, states, device, dtype)
+    flops = {w.name: measure.count_flops(pipe, w, args.steps) for w in works}  # the same network in both
     rec.extra("flops", flops)
     del pipe
     _free(device)
     compiled = args.diffusers_compile == "on" or (args.diffusers_compile == "auto" and device.type == "cuda")
     theirs = {} if args.no_diffusers else diffusers_section(config, states, works, args.steps, device, dtype,
                                                                noises, flops, rec, compiled, args.backend)
-    pipe = bench.load_ours(config, states, device, dtype)
+    pipe = measure.load_ours(config, states, device, dtype)
     first = works[0]
     variants = (("ours eager (plain)", None), ("ours eager fused+NHWC", {"compile": False, "cuda_graphs": False}),
                 ("ours fused+NHWC+CUDA graphs", {"compile": False, "cuda_graphs": True}))
     for impl, options in variants:
         if options is not None:
             pipe.optimize(**options)
-        seconds, mem, lat = bench.run_ours(pipe, first, args.steps, device, noises[first.name])
+        seconds, mem, lat = measure.run_ours(pipe, first, args.steps, device, noises[first.name])
         _row(rec, first, impl, seconds, mem, lat, flops[first.name], **_errors(lat, theirs.get(first.name)))
     pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend)
     fast = {}
@@ -63,7 +65,7 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
         if i and _late(args, 0):
             rec.extra(f"skipped_{work.name}", "the --deadline-s had passed")
             continue
-        seconds, mem, lat = bench.run_ours(pipe, work, args.steps, device, noises[work.name], args.repeats)
+        seconds, mem, lat = measure.run_ours(pipe, work, args.steps, device, noises[work.name], args.repeats)
         fast[work.name] = lat
         _row(rec, work, "ours compiled+CUDA graphs", seconds, mem, lat, flops[work.name],
              **_errors(lat, theirs.get(work.name)))
@@ -84,25 +86,25 @@ def _late(args, margin: float) -> bool:
 
 
 def _errors(ours: torch.Tensor, theirs: torch.Tensor | None) -> dict:
-    return {} if theirs is None else {"latents_vs_diffusers": bench.rel_err(ours, theirs)}
+    return {} if theirs is None else {"latents_vs_diffusers": measure.rel_err(ours, theirs)}
 
 
 def diffusers_section(config, states, works, steps, device, dtype, noises, flops, rec, compiled: bool = False,
                       backend: str = "inductor") -> dict:
     """diffusers eager on every work size, then (`compiled`) with `torch.compile(unet, fullgraph=True)` on the
     first, as perf-baseline.md's anchor; returns their eager final latents by work name."""
-    pipe = diffusers_twin.pipeline(config, states, device, dtype)
+    pipe = twin.pipeline(config, states, device, dtype)
     latents = {}
     for work in works:
-        seconds, mem, lat = bench.run_diffusers(pipe, work, steps, device, noises[work.name])
+        seconds, mem, lat = measure.run_diffusers(pipe, work, steps, device, noises[work.name])
         latents[work.name] = lat
         _row(rec, work, "diffusers eager", seconds, mem, lat, flops[work.name])
     if compiled:
         pipe.unet = torch.compile(pipe.unet, fullgraph=True, backend=backend)
         work = works[0]
-        seconds, mem, lat = bench.run_diffusers(pipe, work, steps, device, noises[work.name])
+        seconds, mem, lat = measure.run_diffusers(pipe, work, steps, device, noises[work.name])
         _row(rec, work, "diffusers compiled", seconds, mem, lat, flops[work.name],
-             latents_vs_diffusers=bench.rel_err(lat, latents[work.name]))
+             latents_vs_diffusers=measure.rel_err(lat, latents[work.name]))
     del pipe
     _free(device)
     return latents
@@ -110,9 +112,9 @@ def diffusers_section(config, states, works, steps, device, dtype, noises, flops
 
 def fp32_section(config, states, work, steps, device, noise, others: dict, rec) -> None:
     """The plain pipeline in fp32 from the same noise: the reference both half-precision runs must stay near."""
-    pipe = bench.load_ours(config, states, device, "float32")
+    pipe = measure.load_ours(config, states, device, "float32")
     ref = torch.cat([r.latents for r in pipe.generate_batch(work.requests(steps), latents=noise)])
-    rec.extra("vs_fp32", {name: bench.rel_err(lat, ref) for name, lat in others.items() if lat is not None})
+    rec.extra("vs_fp32", {name: measure.rel_err(lat, ref) for name, lat in others.items() if lat is not None})
     del pipe
     _free(device)
 
@@ -121,22 +123,24 @@ def cold_section(config, states, args, rec) -> None:
     """Write our fp16 export and time a fresh process from `python -m t2v` to its first denoising step."""
     folder = Path(tempfile.mkdtemp(prefix="t2v-export-"))
     started = time.perf_counter()
-    bench.write_export(config, states, folder)
+    write_export(config, states, folder, torch.float16, "random")
     written = time.perf_counter() - started
     try:
-        rec.extra("cold_start", {"export_write_s": written, **bench.cold_start(folder, args.device)})
+        rec.extra("cold_start", {"export_write_s": written, **measure.cold_start(folder, args.device)})
     except subprocess.TimeoutExpired as exc:
         rec.extra("cold_start", {"export_write_s": written, "error": f"timed out: {exc}"})
 
 
 def memory_section(pipe, work, device: torch.device) -> dict:
     """Peak GPU memory (GiB) of each stage of one job on the fast path: weights, denoise, decode."""
-    cond, uncond, _ = pipe.encode_prompts([bench.PROMPT] * work.batch, [""] * work.batch)
+    cond, uncond, _ = pipe.encode_prompts([measure.PROMPT] * work.batch, [""] * work.batch)
     x = work.noise(pipe.config.unet.in_dim).to(device)
     torch.cuda.synchronize(device)
     out = {"resident": torch.cuda.memory_allocated(device) / 2**30}
     torch.cuda.reset_peak_memory_stats(device)
-    final = pipe.denoise(x, cond, uncond, work.requests(2)[0])
+    request = work.requests(2)[0]
+    model = GuidedDenoiser(pipe.unet, cond, uncond, request.guidance)
+    final = pipe.denoise(x, model, request.sampler, pipe.timesteps(request))
     out["denoise_peak"] = torch.cuda.max_memory_allocated(device) / 2**30
     torch.cuda.reset_peak_memory_stats(device)
     pipe.decode(final)
@@ -156,11 +160,11 @@ def _category(name: str) -> str:
 def _step_time(fn, inputs, device, n: int = 20) -> float:
     for _ in range(3):
         fn(*inputs)
-    bench._sync(device)
+    measure.sync(device)
     start = time.perf_counter()
     for _ in range(n):
         fn(*inputs)
-    bench._sync(device)
+    measure.sync(device)
     return (time.perf_counter() - start) / n
 
 
@@ -174,14 +178,14 @@ def profile_section(pipe, work, flops: dict, device: torch.device) -> dict:
     inputs = (x, torch.full((2 * work.batch,), 999, device=device), torch.randn(2 * work.batch, 77,
                                                                                   cfg.context_dim, device=device,
                                                                                   dtype=dt))
-    ceiling = bench.matmul_ceiling(device, dt)
+    ceiling = measure.matmul_ceiling(device, dt)
     result = {"matmul_ceiling_tflops": ceiling, "unet_step_graphed_ms": 1e3 * _step_time(pipe.unet, inputs, device),
               "unet_step_compiled_no_graph_ms": 1e3 * _step_time(pipe.unet.run, inputs, device),
               "unet_step_floor_ms": 1e3 * flops["unet_call"] / ceiling / 1e12}
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(3):
             pipe.unet.run(*inputs)
-        bench._sync(device)
+        measure.sync(device)
     kernels = [(e.key, e.self_device_time_total / 3e3, e.count // 3) for e in prof.key_averages()
                if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0]
     by_cat: dict[str, float] = {}

@@ -9,11 +9,11 @@ sharded `<name>.safetensors.index[.fp16].json`, then the `.bin` pickles read wit
 
 The configs are turned into our ModelConfig, and anything our modules cannot compute exactly is refused with
 every mismatching field named, its value and what is expected (`ArchitectureError`). Keys are renamed with
-t2v.diffusers_keys (diffusers → ours); the text encoder's q/k/v are re-joined into open_clip's in_proj, so
+t2v.weights.keys (diffusers → ours); the text encoder's q/k/v are re-joined into open_clip's in_proj, so
 transformers is never imported. tokenizer/ is not read for tokens: we use open_clip's bundled BPE, which pads
 with id 0 as ModelScope trained; a tokenizer whose pad token is not "!" (id 0) only earns a warning, because
 diffusers would then pad differently from the model's training (model-spec §6.1). Default size and length:
-t2v.presets.
+t2v.presets (applied by t2v.loader).
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
-from t2v import diffusers_keys, presets, weights
 from t2v.config import ModelConfig, SamplerDefaults, TextConfig, UNetConfig, VAEConfig
-from t2v.weights import WeightsError
+from t2v.errors import ArchitectureError, WeightsError
+from t2v.weights import keys
+from t2v.weights.files import WHERE_FROM, read_json, read_safetensors, torch_load
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +57,8 @@ FIXED = {
 UNET_BLOCKS = {"CrossAttnDownBlock3D": "CrossAttnUpBlock3D", "DownBlock3D": "UpBlock3D"}
 
 
-class ArchitectureError(WeightsError):
-    """A diffusers directory whose configs describe a network t2v cannot run exactly."""
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise WeightsError(f"{path} is missing: a diffusers text-to-video directory has unet/, vae/, "
-                           f"text_encoder/ and scheduler/ configs; {weights.WHERE_FROM}") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{path} is not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise WeightsError(f"{path} must hold a JSON object")
-    return data
+MISSING_CONFIG = ("a diffusers text-to-video directory has unet/, vae/, text_encoder/ and scheduler/ configs; "
+                  f"{WHERE_FROM}")
 
 
 class _Checker:
@@ -194,7 +180,7 @@ def _sampler(check: _Checker, cfg: dict[str, Any]) -> SamplerDefaults:
 
 def read_config(root: Path) -> ModelConfig:
     """ModelConfig from the four configs, or ArchitectureError listing every field that does not fit."""
-    cfgs = {part: _read_json(root / file) for part, file in CONFIG_FILES.items()}
+    cfgs = {part: read_json(root / file, MISSING_CONFIG) for part, file in CONFIG_FILES.items()}
     check = _Checker(root)
     unet, vae, text = _unet(check, cfgs["unet"]), _vae(check, cfgs["vae"]), _text(check, cfgs["text_encoder"])
     sampler = _sampler(check, cfgs["scheduler"])
@@ -242,7 +228,7 @@ def _variants(prefer_half: bool) -> tuple[str, str]:
 
 def _index_shards(index: Path) -> list[Path]:
     """The shard files a `*.index[.variant].json` names (its `weight_map` values), in order."""
-    data = _read_json(index)
+    data = read_json(index, WHERE_FROM)
     shards = data.get("weight_map")
     if not isinstance(shards, dict):
         raise WeightsError(f"{index} has no weight_map")
@@ -261,21 +247,16 @@ def weight_files(folder: Path, part: str, prefer_half: bool) -> list[Path]:
             if index.is_file():
                 return _index_shards(index)
     raise WeightsError(f"{folder} has no weights: looked for {safe}[.fp16].safetensors (or a sharded index) and "
-                       f"{pickled}[.fp16].bin; {weights.WHERE_FROM}")
+                       f"{pickled}[.fp16].bin; {WHERE_FROM}")
 
 
 def _read_file(path: Path, device: str) -> dict[str, torch.Tensor]:
     if path.suffix == ".bin":
-        state = weights._torch_load(path, trusted_layout=True)  # weights_only=True: plain tensors only
+        state = torch_load(path, trusted_layout=True)  # weights_only=True: plain tensors only
         if not isinstance(state, dict):
             raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict")
         return state
-    try:
-        return load_file(str(path), device=device)
-    except FileNotFoundError as exc:
-        raise WeightsError(f"{path} is missing (named by the shard index)") from exc
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path} could not be read ({exc}); the file is corrupt or truncated") from exc
+    return read_safetensors(path, device)
 
 
 def read_component(root: Path, part: str, device: str, prefer_half: bool) -> tuple[dict[str, torch.Tensor], str]:
@@ -290,20 +271,17 @@ def read_component(root: Path, part: str, device: str, prefer_half: bool) -> tup
 
 
 def read_diffusers(root: Path, device: str = "cpu", prefer_half: bool = False):
-    """(config, our state dicts, file names) from a diffusers directory, with t2v.presets' defaults applied."""
-    config = presets.for_directory(read_config(root), root)
+    """(config, our state dicts, file names) from a diffusers directory; default size and length as its configs."""
+    config = read_config(root)
     check_tokenizer(root)
     load_device = device if device.startswith("cuda") else "cpu"
-    maps = diffusers_keys.keymaps(config)
+    maps = keys.keymaps(config)
     states, sources = {}, {}
     for part in COMPONENTS:
         theirs, sources[part] = read_component(root, part, load_device, prefer_half)
-        if part == "text_encoder" and not any(k.startswith(diffusers_keys.TEXT_PREFIX) for k in theirs):
-            theirs = {diffusers_keys.TEXT_PREFIX + k: v for k, v in theirs.items()}
         try:
             states[part] = maps[part].from_diffusers(theirs)
         except KeyError as exc:
             raise WeightsError(f"{sources[part]} does not fit its config: {exc.args[0]}") from exc
-    log.info("read diffusers directory %s as %s (%dx%d, %d frames)", root, config.name, config.width,
-             config.height, config.frames)
+    log.info("read diffusers directory %s (%s)", root, config.name)
     return config, states, sources

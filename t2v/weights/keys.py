@@ -1,11 +1,20 @@
-"""State-dict key mapping between our (ModelScope) layout and diffusers' text-to-video-ms layout, both directions.
+"""Every rename between a checkpoint's keys and our modules' keys, for every layout, with each irregularity named.
 
-UNet3D ↔ `UNet3DConditionModel`, KL autoencoder ↔ `AutoencoderKL`, OpenCLIP text tower ↔ transformers'
-`CLIPTextModel` (keys as in the published `text_encoder/model.safetensors`, prefixed `text_model.`).
-The rules are model-spec §6.2; the mapping is built by walking our modules' keys for a given config, so it is
-one-to-one by construction and its inverse is exact. Tensor changes, each marked where it happens: Conv1d/1×1-conv
-weights become Linear weights (temporal-transformer projections, VAE attention), and OpenCLIP's fused
-`in_proj_weight` splits into q/k/v.
+ModelScope's published files (read by t2v.weights.modelscope):
+- UNet (`text2video_pytorch_model.pth`): its keys are our UNet3D's, because our modules keep ModelScope's
+  attribute names, the typo `temopral_conv` (for "temporal") included — no rename.
+- VAE (`VQGAN_autoencoder.pth`): a whole Lightning LDM checkpoint; the autoencoder is the `state_dict` entries
+  under `first_stage_model.` (VAE_PREFIX), the rest (the LDM's UNet, the CLIP copy) is dropped.
+- Text encoder (`open_clip_pytorch_model.bin`): a full OpenCLIP CLIP; `visual.*` and the text-side keys the
+  penultimate-layer encoder never uses (projection, logit scale, the skipped last block) are dropped.
+
+diffusers' layout (read by t2v.weights.diffusers; model-spec §6.2): UNet3D ↔ `UNet3DConditionModel`, KL
+autoencoder ↔ `AutoencoderKL`, OpenCLIP text tower ↔ transformers' `CLIPTextModel` (keys `text_model.*`). The
+KeyMaps are built by walking our modules' keys for a given config, so they are one-to-one by construction and
+their inverse is exact. Tensor changes, each marked where it happens: the temporal transformers' Conv1d
+projections and the VAE attention's 1×1 convolutions are Linear weights in diffusers (a squeeze of the trailing
+1-sized axes, and back), `temopral_conv` becomes `temp_convs`, the decoder's `up` levels are numbered the other
+way round, and OpenCLIP's fused `in_proj_weight/bias` splits into q/k/v.
 """
 
 from __future__ import annotations
@@ -15,9 +24,27 @@ from dataclasses import dataclass, field
 
 import torch
 
-from t2v.config import ModelConfig, UNetConfig
+from t2v.config import ModelConfig, TextConfig, UNetConfig
+from t2v.networks import build_modules
 
-TEXT_PREFIX = "text_model."
+# ModelScope's layout
+VAE_PREFIX = "first_stage_model."  # the autoencoder inside the Lightning LDM checkpoint
+
+
+def modelscope_vae(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The autoencoder's entries of a Lightning LDM state dict, without VAE_PREFIX."""
+    return {k.split(VAE_PREFIX, 1)[1]: v for k, v in state.items() if VAE_PREFIX in k}
+
+
+def openclip_text(state: Mapping[str, torch.Tensor], cfg: TextConfig) -> dict[str, torch.Tensor]:
+    """The text-tower entries of a full OpenCLIP state dict that our penultimate-layer encoder uses."""
+    skipped = range(cfg.layers - cfg.skip_last_layers, cfg.layers)  # "penultimate": these blocks never run
+    unused = ("visual.", "text_projection", "logit_scale", *(f"transformer.resblocks.{i}." for i in skipped))
+    return {k: v for k, v in state.items() if not k.startswith(unused)}
+
+
+# diffusers' layout
+TEXT_PREFIX = "text_model."  # transformers' CLIPTextModel
 _RESNET_RENAMES = {"in_layers.0": "norm1", "in_layers.2": "conv1", "emb_layers.1": "time_emb_proj",
                    "out_layers.0": "norm2", "out_layers.3": "conv2", "skip_connection": "conv_shortcut"}
 _VAE_RENAMES = {"nin_shortcut": "conv_shortcut", "norm_out": "conv_norm_out", "mid.block_1": "mid_block.resnets.0",
@@ -36,6 +63,7 @@ class KeyMap:
     names: dict[str, str] = field(default_factory=dict)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # our shape of each reshaped tensor
     splits: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # fused in_proj → (q, k, v)
+    prefix: str = ""  # every diffusers key starts with it; a state dict saved without it is accepted too
 
     def to_diffusers(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Rename (and reshape/split) our state dict into diffusers' keys."""
@@ -50,6 +78,8 @@ class KeyMap:
 
     def from_diffusers(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Rename (and reshape/concatenate) a diffusers state dict into our keys."""
+        if self.prefix and not any(k.startswith(self.prefix) for k in state):
+            state = {self.prefix + k: v for k, v in state.items()}
         theirs = {v: k for k, v in self.names.items()}
         expected = theirs.keys() | {name for names in self.splits.values() for name in names}
         _check_keys(state.keys(), expected, "diffusers")
@@ -79,7 +109,8 @@ def _replace_prefix(key: str, prefixes: dict[str, str]) -> str:
 
 def _stage(ours: str, theirs: str, j: int, attn: bool, temporal: bool) -> dict[str, str]:
     """One ResBlock (+ spatial, temporal transformer) of a UNet level."""
-    pairs = {f"{ours}.0": f"{theirs}.resnets.{j}", f"{ours}.0.temopral_conv": f"{theirs}.temp_convs.{j}"}
+    pairs = {f"{ours}.0": f"{theirs}.resnets.{j}",
+             f"{ours}.0.temopral_conv": f"{theirs}.temp_convs.{j}"}  # ModelScope's typo, diffusers' plural
     if attn:
         pairs[f"{ours}.1"] = f"{theirs}.attentions.{j}"
         if temporal:
@@ -131,6 +162,7 @@ def unet_keymap(cfg: UNetConfig, shapes: Mapping[str, tuple[int, ...]]) -> KeyMa
     """KeyMap for UNet3D; `shapes` are our state dict's key → shape (temporal Conv1d projections become Linear)."""
     prefixes = unet_prefixes(cfg)
     names = {key: _unet_name(key, prefixes) for key in shapes}
+    # the temporal transformers' proj_in/proj_out are Conv1d [o, i, 1] in ModelScope, Linear [o, i] in diffusers
     reshaped = {k: s for k, s in shapes.items() if len(s) == 3 and k.endswith(("proj_in.weight", "proj_out.weight"))}
     return KeyMap(names, reshaped)
 
@@ -151,13 +183,17 @@ def _vae_name(key: str, levels: int) -> str:
 def vae_keymap(levels: int, shapes: Mapping[str, tuple[int, ...]]) -> KeyMap:
     """KeyMap for the KL autoencoder (LDM → diffusers names; 1×1-conv attention weights become Linear)."""
     names = {key: _vae_name(key, levels) for key in shapes}
-    reshaped = {k: s for k, s in shapes.items() if ".attn_1." in k and len(s) == 4}
+    reshaped = {k: s for k, s in shapes.items() if ".attn_1." in k and len(s) == 4}  # 1×1 conv [o, i, 1, 1] ↔ Linear
     return KeyMap(names, reshaped)
 
 
 def text_keymap(shapes: Mapping[str, tuple[int, ...]]) -> KeyMap:
-    """KeyMap for the OpenCLIP text tower → CLIPTextModel (`in_proj_weight/bias` split into q/k/v)."""
-    keymap = KeyMap()
+    """KeyMap for the OpenCLIP text tower → CLIPTextModel (`in_proj_weight/bias` split into q/k/v).
+
+    `text_model.` prefixes every key of transformers < 5's CLIPTextModel and of the published files; some copies
+    are saved without it (from_diffusers adds it back).
+    """
+    keymap = KeyMap(prefix=TEXT_PREFIX)
     fixed = {"token_embedding.weight": "embeddings.token_embedding.weight",
              "positional_embedding": "embeddings.position_embedding.weight",
              "ln_final.weight": "final_layer_norm.weight", "ln_final.bias": "final_layer_norm.bias"}
@@ -180,8 +216,6 @@ def text_keymap(shapes: Mapping[str, tuple[int, ...]]) -> KeyMap:
 
 def keymaps(config: ModelConfig) -> dict[str, KeyMap]:
     """One KeyMap per network ('unet', 'vae', 'text_encoder'), built from the config's module shapes."""
-    from t2v.loader import build_modules  # loader imports the pipeline; keep this module import-light
-
     shapes = {name: {k: tuple(v.shape) for k, v in module.state_dict().items()}
               for name, module in build_modules(config, "meta").items()}
     return {"unet": unet_keymap(config.unet, shapes["unet"]),
@@ -193,20 +227,3 @@ def to_diffusers(config: ModelConfig, states: Mapping[str, Mapping[str, torch.Te
     """Our three state dicts → diffusers' `unet`, `vae`, `text_encoder` state dicts."""
     maps = keymaps(config)
     return {name: maps[name].to_diffusers(state) for name, state in states.items()}
-
-
-def from_diffusers(config: ModelConfig, states: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, dict]:
-    """diffusers' `unet`, `vae`, `text_encoder` state dicts → ours (a text state without `text_model.` is accepted)."""
-    maps = keymaps(config)
-    out = {}
-    for name, state in states.items():
-        if name == "text_encoder" and not any(k.startswith(TEXT_PREFIX) for k in state):
-            state = {TEXT_PREFIX + k: v for k, v in state.items()}
-        out[name] = maps[name].from_diffusers(state)
-    return out
-
-
-def fit_text_prefix(state: Mapping[str, torch.Tensor], module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Drop `text_model.` when the installed transformers' CLIPTextModel has flat keys (transformers ≥ 5)."""
-    flat = not any(k.startswith(TEXT_PREFIX) for k in module.state_dict())
-    return {(k.removeprefix(TEXT_PREFIX) if flat else k): v for k, v in state.items()}

@@ -1,6 +1,6 @@
-"""`python -m t2v bench`: our pipeline and diffusers' TextToVideoSDPipeline timed side by side in one process.
+"""The benchmark's measurements: work sizes, timed runs of either pipeline, FLOP counts, the cold start.
 
-Both hold the same random weights (ours → diffusers through t2v.diffusers_keys), start from the same noise and
+Both pipelines hold the same random weights (ours → diffusers through t2v.weights.keys), start from the same noise and
 prompt, and must end on the same latents (max error relative to max |latent|). Per work size: seconds (CUDA-
 synchronised wall time of a warm run, prompt to uint8/np frames), peak GPU memory, FLOPs counted with
 FlopCounterMode (one UNet call × steps + decode + text encoder) over seconds, and videos per GPU-hour.
@@ -18,10 +18,9 @@ from pathlib import Path
 
 import torch
 
-from t2v import bench_report, diffusers_twin
 from t2v.config import ModelConfig
-from t2v.loader import assemble, random_state_dicts
-from t2v.pipeline import GenerationRequest
+from t2v.loader import assemble, load_pipeline
+from t2v.request import GenerationRequest
 
 log = logging.getLogger(__name__)
 PROMPT = "A panda eating bamboo on a rock."
@@ -74,7 +73,7 @@ class Recorder:
             (self.out / "bench.json").write_text(json.dumps({**self.data, "rows": rows}, indent=1, default=str))
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -87,14 +86,14 @@ def timed(fn, device: torch.device, steps: int, repeats: int = 1, warm_steps: in
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     fn(warm_steps)
-    _sync(device)
+    sync(device)
     warmup = time.perf_counter() - start
     times, result = [], None
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         result = fn(steps)
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     mem = {"warmup_s": warmup}
     if device.type == "cuda":
@@ -164,28 +163,12 @@ def matmul_ceiling(device: torch.device, dtype: torch.dtype) -> float:
     a, b = (torch.randn(8192, 8192, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
         a @ b
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(20):
         a @ b
-    _sync(device)
+    sync(device)
     return 20 * 2 * 8192**3 / (time.perf_counter() - start) / 1e12
-
-
-def write_export(config: ModelConfig, states: dict, folder: Path) -> Path:
-    """Our safetensors export (fp16) of the random weights, as `python -m t2v convert` writes it."""
-    import dataclasses
-
-    from t2v import weights
-    from t2v.loader import EXPORT_FORMAT
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, file in weights.EXPORT_FILES.items():
-        weights.write_safetensors(states[name], folder / file, torch.float16)
-    manifest = {"format": EXPORT_FORMAT, "source": "random", "dtype": "torch.float16",
-                "config": dataclasses.asdict(config)}
-    (folder / weights.EXPORT_MANIFEST).write_text(json.dumps(manifest))
-    return folder
 
 
 def cold_start(folder: Path, device: str) -> dict:
@@ -203,11 +186,9 @@ def cold_start(folder: Path, device: str) -> dict:
 
 def cold_child(folder: str, device: str) -> None:
     """The child of `cold_start`: prints its own timings as one JSON line."""
-    from t2v.loader import load_pipeline
-
     t0 = time.perf_counter()
     pipe = load_pipeline(folder, device=device)
-    _sync(pipe.device)
+    sync(pipe.device)
     loaded = time.perf_counter()
     pipe.generate(GenerationRequest(PROMPT, seed=0, steps=1))
     first = time.time()
@@ -216,35 +197,6 @@ def cold_child(folder: str, device: str) -> None:
     warm = pipe.unet.warmup(1, 16, 256, 256) if hasattr(pipe.unet, "warmup") else 0.0
     print(json.dumps({"load_s": loaded - t0, "first_step_s": stepped - loaded, "first_step_at": first,
                       "compile_warmup_cached_s": warm}), flush=True)
-
-
-def main(args) -> int:
-    """Run the benchmark described by the parsed `bench` arguments."""
-    from t2v import bench_runs
-
-    device = torch.device(args.device)
-    config = diffusers_twin.TINY if args.tiny else ModelConfig()
-    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "torch": torch.__version__, "steps": args.steps, "date": time.strftime("%Y-%m-%d"),
-            "config": config.name}
-    out = Path(args.out) if args.out else None
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-    rec = Recorder(out, info)
-    started = args.started = time.perf_counter()
-    states = random_state_dicts(config, seed=0, device=args.device)
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    rec.extra("random_weights_s", time.perf_counter() - started)
-    if args.cold_start_only:
-        bench_runs.cold_section(config, states, args, rec)
-    else:
-        bench_runs.run_all(args, config, states, device, rec)
-    table = bench_report.markdown(rec.data)
-    print(table)
-    if out:
-        (out / "bench.md").write_text(table)
-    return 0
 
 
 def load_ours(config: ModelConfig, states: dict, device: torch.device, dtype: str | None = None):

@@ -1,0 +1,40 @@
+"""`python -m t2v bench`: random weights, the runs of t2v.bench.sections, then bench.json and bench.md."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from t2v.bench import report, sections, twin
+from t2v.bench.measure import Recorder
+from t2v.config import ModelConfig
+from t2v.networks import random_state_dicts
+
+
+def run(args) -> int:
+    """Run the benchmark described by the parsed `bench` arguments (t2v.cli)."""
+    device = torch.device(args.device)
+    config = twin.TINY if args.tiny else ModelConfig()
+    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "torch": torch.__version__, "steps": args.steps, "date": time.strftime("%Y-%m-%d"),
+            "config": config.name}
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    rec = Recorder(out, info)
+    started = args.started = time.perf_counter()
+    states = random_state_dicts(config, seed=0, device=args.device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    rec.extra("random_weights_s", time.perf_counter() - started)
+    if args.cold_start_only:
+        sections.cold_section(config, states, args, rec)
+    else:
+        sections.run_all(args, config, states, device, rec)
+    table = report.markdown(rec.data)
+    print(table)
+    if out:
+        (out / "bench.md").write_text(table)
+    return 0

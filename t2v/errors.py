@@ -1,0 +1,74 @@
+"""Every exception t2v raises on purpose (torch-free, so callers can catch them without loading a model).
+
+    T2VError
+    ├── InvalidRequest (ValueError)       a generation value outside its allowed range; the message names both
+    ├── GenerationCancelled               `should_cancel()` said stop; `step` of `total` steps were finished
+    ├── WeightsError (ValueError)         a model source that is missing, unreadable or does not fit the network
+    │   └── ArchitectureError             a diffusers directory whose configs describe a network t2v cannot run
+    └── VideoTooLargeError (ValueError)   even the smallest MP4 encode is over the byte limit
+
+GenerationCancelled and VideoTooLargeError pickle by their fields: a Ray worker raises them in another process.
+Map errors to messages by type; every message already names the bad value and what would be right.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+
+class T2VError(Exception):
+    """The base of t2v's own errors."""
+
+
+class InvalidRequest(T2VError, ValueError):
+    """A generation request with a value outside its allowed range."""
+
+
+class GenerationCancelled(T2VError):
+    """Raised when `should_cancel()` returned True; `step` is the number of finished steps."""
+
+    def __init__(self, step: int, total: int):
+        super().__init__(f"generation cancelled after {step}/{total} steps")
+        self.step, self.total = step, total
+
+    def __reduce__(self) -> tuple:
+        """Pickle by (step, total)."""
+        return type(self), (self.step, self.total)
+
+
+class WeightsError(T2VError, ValueError):
+    """A checkpoint that is missing, unreadable, or does not fit the model."""
+
+    @classmethod
+    def permission_denied(cls, path: Path) -> WeightsError:
+        """A file or folder this process may not read: say so, for whom — never "corrupt"."""
+        return cls(f"{path}: permission denied for user {current_user()}; make it readable to that user "
+                   "(e.g. chmod a+r, or a+rx for a folder) or run as a user who may read it")
+
+
+def current_user() -> str:
+    """'name (uid N)' of the effective user; a container's user may have a uid and no name."""
+    uid = os.geteuid()
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+class ArchitectureError(WeightsError):
+    """A diffusers directory whose configs describe a network t2v cannot run exactly."""
+
+
+class VideoTooLargeError(T2VError, ValueError):
+    """Even the lowest-bitrate encode tried is over the byte limit."""
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        super().__init__(f"smallest encode is {size} bytes, over the limit of {max_bytes} bytes")
+        self.size = size
+        self.max_bytes = max_bytes
+
+    def __reduce__(self) -> tuple:
+        """Pickle by (size, max_bytes)."""
+        return type(self), (self.size, self.max_bytes)

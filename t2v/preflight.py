@@ -1,0 +1,82 @@
+"""What the command line checks before any work: output paths, devices, dtypes, model sources.
+
+Each check returns its problem as one line — the option, the value and what would be right — or None, so a
+command can name every bad value at once and stop before it loads a model (minutes with real weights).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from t2v.errors import WeightsError, current_user
+from t2v.loader import DTYPES, detect_layout
+
+Problem = str | None
+
+
+def _writable(option: str, value: Path, folder: Path) -> Problem:
+    """Whether this process may create a file in `folder` (tried: permissions, ACLs, read-only mounts)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return (f"{option} {value}: cannot write into {folder} as user {current_user()} ({exc.strerror}); "
+                "name a writable place")
+    return None
+
+
+def output_file(option: str, path: Path) -> Problem:
+    """A file to write: not a folder, in a folder that exists and that this process may write into."""
+    if path.is_dir():
+        return f"{option} {path}: is a folder; name the file to write in it, e.g. {path / 'video.mp4'}"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"{option} {path}: the folder {folder} does not exist; create it first, or name a file elsewhere"
+    return _writable(option, path, folder)
+
+
+def output_folder(option: str, path: Path) -> Problem:
+    """A folder to write into, created with its parents if missing: not a file, under a writable folder."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{option} {path}: {existing} is a file, not a folder; name a folder to write into"
+    return _writable(option, path, existing)
+
+
+def device(option: str, name: str) -> Problem:
+    """A device t2v runs on here: cpu, or cuda / cuda:N with that GPU present."""
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        return f"{option} {name}: not a device name; use cpu, cuda or cuda:N"
+    if dev.type == "cpu":
+        return None
+    if dev.type != "cuda":
+        return f"{option} {name}: t2v runs on cpu or cuda (cuda:N), not on {dev.type}"
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        return f"{option} {name}: no CUDA GPU is available on this machine; use --device cpu"
+    if dev.index is not None and dev.index >= count:
+        return f"{option} {name}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
+    return None
+
+
+def dtype(option: str, name: str | None) -> Problem:
+    """A dtype name load_pipeline and convert know (None: the device's default)."""
+    if name is None or name in DTYPES:
+        return None
+    return f"{option} {name}: not a dtype t2v knows; use one of {', '.join(DTYPES)}"
+
+
+def model_source(option: str, source: str) -> Problem:
+    """A model source whose layout is known (the files themselves are read, and checked, when it loads)."""
+    try:
+        detect_layout(source)
+    except WeightsError as exc:
+        return f"{option} {source}: {exc}"
+    return None

@@ -1,0 +1,111 @@
+"""What a generation is asked for and what it gives back: the request, its limits, and the result (torch-free).
+
+Every check of a request's values happens here, once, on construction; the sampling defaults come from
+t2v.config.SamplerDefaults, and frames, width and height left at None are the loaded model's (`with_defaults`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from t2v.config import ModelConfig, SamplerDefaults
+from t2v.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+MAX_SEED = 2**63 - 1
+LIMITS = {"steps": (1, 150), "guidance": (1.0, 30.0), "frames": (1, 64), "size": (64, 1024), "fps": (1, 60)}
+BATCH_KEYS = ("frames", "width", "height", "steps", "sampler")  # what the requests of one batch must share
+SAMPLER_NAMES = ("ddim", "dpmpp-2m")  # the keys of t2v.sampling.SAMPLERS
+_DEFAULTS = SamplerDefaults()
+_OPTIONAL = ("seed", "frames", "width", "height")  # fields whose None has a meaning (see GenerationRequest)
+MODEL_DEFAULTS = ("frames", "width", "height")  # a ModelConfig's fields that fill a request's None
+
+
+def check_value(name: str, value: Any, shown: str | None = None) -> None:
+    """Raise InvalidRequest unless `value` fits the request field `name`; the message starts with `shown`
+    (default `name=value`, the CLI passes `--name value`) and says what is allowed."""
+    shown = f"{name}={value!r}" if shown is None else shown
+    if name == "sampler":
+        if value not in SAMPLER_NAMES:
+            raise InvalidRequest(f"{shown} is not one of {', '.join(sorted(SAMPLER_NAMES))}")
+        return
+    kinds, kind = ((int, float), "a number") if name == "guidance" else ((int,), "an integer")
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise InvalidRequest(f"{shown} must be {kind}")
+    low, high = (0, MAX_SEED) if name == "seed" else LIMITS["size" if name in ("width", "height") else name]
+    if not low <= value <= high:
+        raise InvalidRequest(f"{shown} is outside the allowed range {low}–{high}")
+    if name in ("width", "height") and value % 64:
+        raise InvalidRequest(f"{shown} must be a multiple of 64 (64, 128, …, 1024)")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to generate; validated on construction (each error names the value and the allowed range).
+
+    frames, width and height left at None are the loaded model's (its `config.frames`, `.width`, `.height`: 16 ×
+    256×256 for ModelScope's model, 4 × 64×64 for tiny-random); the pipeline fills them in (`with_defaults`).
+    """
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int | None = None  # None: a new random seed for each generation (the result says which)
+    steps: int = _DEFAULTS.steps
+    guidance: float = _DEFAULTS.guidance
+    frames: int | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: int = _DEFAULTS.fps
+    sampler: str = _DEFAULTS.sampler
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise InvalidRequest("prompt is empty: describe the video to generate")
+        for name in ("steps", "guidance", "frames", "fps", "width", "height", "seed", "sampler"):
+            value = getattr(self, name)
+            if value is not None or name not in _OPTIONAL:
+                check_value(name, value)
+
+    def with_defaults(self, config: ModelConfig) -> GenerationRequest:
+        """This request with the model's default frames, width and height in place of None."""
+        values = {name: getattr(config, name) for name in MODEL_DEFAULTS if getattr(self, name) is None}
+        return replace(self, **values) if values else self
+
+
+def check_batch(requests: list[GenerationRequest]) -> GenerationRequest:
+    """The batch's shared shape; raise InvalidRequest naming the first request that differs."""
+    if not requests:
+        raise InvalidRequest("a batch needs at least one request")
+    first = requests[0]
+    for i, request in enumerate(requests[1:], start=1):
+        differs = [k for k in BATCH_KEYS if getattr(request, k) != getattr(first, k)]
+        if differs:
+            raise InvalidRequest(f"request {i} differs from request 0 in {', '.join(differs)}; a batch must share "
+                                 f"{', '.join(BATCH_KEYS)}")
+    return first
+
+
+@dataclass
+class GenerationResult:
+    """uint8 frames [F, H, W, 3], the seed used, timings in seconds, and notes for the user."""
+
+    frames: np.ndarray
+    seed: int
+    timings: dict[str, float]
+    prompt_truncated: bool = False
+    is_noise: bool = False
+    latents: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def notes(self) -> list[str]:
+        """Human-readable caveats about this result."""
+        notes = []
+        if self.prompt_truncated:
+            notes.append("the prompt was longer than 77 CLIP tokens and was truncated")
+        if self.is_noise:
+            notes.append("this model has random weights (tiny-random preset): the video is noise")
+        return notes

@@ -1,0 +1,3 @@
+"""Checkpoint layouts: one module per published layout (modelscope, diffusers, our export) and their shared parts
+(files: reading, writing, strict checks; keys: every rename). Imports config, errors and networks; never pipelines.
+"""

@@ -1,0 +1,60 @@
+"""Our own export (`python -m t2v convert`): a JSON manifest with the config, and one safetensors file per network.
+
+The manifest holds the whole ModelConfig, default size and length included, so an export needs no other file;
+the safetensors files are memory-mapped when loaded, which makes a cold start fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t2v.config import ModelConfig, SamplerDefaults, TextConfig, UNetConfig, VAEConfig
+from t2v.errors import WeightsError
+from t2v.weights.files import read_json, read_safetensors, write_safetensors, write_text
+
+FORMAT = 1  # the manifest's "format"; a reader refuses any other
+MANIFEST = "t2v_model.json"
+FILES = {"unet": "unet.safetensors", "vae": "vae.safetensors", "text_encoder": "text_encoder.safetensors"}
+REDO = "re-run `python -m t2v convert` to write a complete export"
+
+
+def config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """The ModelConfig that `dataclasses.asdict` wrote (lists back to tuples)."""
+    def part(cls: type, values: dict[str, Any]) -> Any:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    sections = {"unet": UNetConfig, "vae": VAEConfig, "text": TextConfig, "sampler": SamplerDefaults}
+    return ModelConfig(**{k: part(sections[k], v) if k in sections else v for k, v in data.items()})
+
+
+def read_export(path: Path, device: str) -> tuple[ModelConfig, dict[str, dict[str, torch.Tensor]], dict[str, str]]:
+    """(config, memory-mapped state dicts, file names) of an export; tensors land on `device` if it is a GPU."""
+    manifest_path = path / MANIFEST
+    manifest = read_json(manifest_path, REDO)
+    try:
+        config = config_from_dict(manifest["config"])
+    except (KeyError, TypeError) as exc:
+        raise WeightsError(f"{manifest_path} is not a valid export manifest ({exc!r}); {REDO}") from exc
+    if manifest.get("format") != FORMAT:
+        raise WeightsError(f"{manifest_path} has format {manifest.get('format')!r}; this version reads {FORMAT}")
+    files = {name: path / file for name, file in FILES.items()}
+    load_device = device if device.startswith("cuda") else "cpu"
+    states = {name: read_safetensors(file, load_device, REDO) for name, file in files.items()}
+    return config, states, {name: str(file) for name, file in files.items()}
+
+
+def write_export(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], folder: Path,
+                 dtype: torch.dtype | None, source: str) -> Path:
+    """Write the manifest and the three safetensors files (mode 0644) into `folder` (created if needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, file in FILES.items():
+        write_safetensors(states[name], folder / file, dtype)
+    manifest = {"format": FORMAT, "source": source, "dtype": str(dtype or "as-is"),
+                "config": dataclasses.asdict(config)}
+    write_text(folder / MANIFEST, json.dumps(manifest, indent=2))
+    return folder
