@@ -132,7 +132,7 @@ class Recorder:
         assert self.service is not None
         entry = self.service._running[job.id]
         seen.batch = sum(1 for other in self.service._running.values() if other.task is entry.task)
-        seen.extra["unit"] = id(entry.task)  # the members of one batch share it
+        seen.extra["unit"] = entry.task.get_name() if entry.task else str(job.id)  # shared by a batch's members
         width, height = job.params["width"], job.params["height"]
         shape = video_shape(self.unet.cfg, seen.batch, job.params["frames"], height, width)
         seen.shape, seen.compiled = label(shape), self.unet.compiled(shape)
