@@ -1,7 +1,7 @@
 """Scale-out of the bot's local executor: a batch of standard videos on 1 device, then on N devices of one host.
 
 Real-size network with seeded random weights (drawn once, loaded on every device; fp16 on GPUs), the bot's own
-`GPUExecutor` and per-job work (`bot.render.render_work`: 16×256² frames, 50 DDIM steps, guidance 9; then the
+`GPUExecutor` and per-job work (`bot.gpu.work.render_work`: 16×256² frames, 50 DDIM steps, guidance 9; then the
 H.264 MP4 on the bot's CPU encoder pool). Every pipeline is built and warmed up once; the 1-device phase and the
 N-device phase time the same pipelines. Throughput is videos / wall time from the first submit to the last result;
 each phase is timed `--repeats` times and the median is reported; per GPU divides by the workers (one per GPU; a
@@ -32,8 +32,8 @@ if str(ROOT) not in sys.path:  # `python benchmarks/scaleout.py` from a checkout
 
 import torch  # noqa: E402
 
-from bot.executor import GPUExecutor, devices_for  # noqa: E402
-from bot.render import Encoder, Rendered, render_work  # noqa: E402
+from bot.gpu.executor import GPUExecutor, devices_for  # noqa: E402
+from bot.gpu.work import Encoder, Rendered, render_work  # noqa: E402
 from t2v import TINY_RANDOM, GenerationRequest, VideoPipeline, load_pipeline  # noqa: E402
 from t2v.config import ModelConfig  # noqa: E402
 from t2v.fast import optimize  # noqa: E402
@@ -42,8 +42,8 @@ from t2v.loader import assemble, random_state_dicts  # noqa: E402
 log = logging.getLogger("scaleout")
 
 PROMPT = "A panda eating bamboo on a rock."
-MAX_BYTES = 10 * 2**20 - 16 * 1024  # the MP4 size bot.service allows on an unboosted server (10 MiB upload
-# limit less its margin); not imported: bot.service needs SQLAlchemy, which the GPU machine lacks
+MAX_BYTES = 10 * 2**20 - 16 * 1024  # the MP4 size bot.jobs.service allows on an unboosted server (10 MiB upload
+# limit less its margin); not imported: bot.jobs.service needs SQLAlchemy, which the GPU machine lacks
 WARMUP_STEPS = 8  # enough to capture the graphs and to make the bot's live previews (they start at 8 steps)
 TARGET_SPEEDUP = 1.8  # the issue's acceptance bar for 2 GPUs
 

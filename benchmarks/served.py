@@ -1,8 +1,8 @@
 """What users get: a fixed-seed mix of /video jobs through the bot's own code, timed from the model loaded to each MP4.
 
 The bot's VideoService (admission, fair queue, dispatcher, batching, the time limit), its GPU executor and workers
-(`bot.engines.ModelSource.prepare`: t2v's fast path, a shape with nothing compiled rendered eager at once while
-`bot.compiles` compiles it in the background, the default shape and the aspects queued first) and its CPU MP4
+(`bot.gpu.models.ModelSource.prepare`: t2v's fast path, a shape with nothing compiled rendered eager at once while
+`bot.gpu.compiles` compiles it in the background, the default shape and the aspects queued first) and its CPU MP4
 encoder, on a SQLite file; the real-size network with seeded random weights (fp16). The gate is the shipped
 denylist with the English check left out (the language models are not on the GPU machine).
 
@@ -42,14 +42,14 @@ if str(ROOT) not in sys.path:  # `python benchmarks/served.py` from a checkout t
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from bot import compiles  # noqa: E402
-from bot.compiles import label  # noqa: E402
-from bot.engines import ModelSource  # noqa: E402
-from bot.executor import GPUExecutor  # noqa: E402
-from bot.jobs import ASPECTS, Delivered, Requester, VideoOptions  # noqa: E402
-from bot.policy import PolicyGate  # noqa: E402
-from bot.queue import FairQueue  # noqa: E402
-from bot.service import VideoService  # noqa: E402
+from bot.gpu import compiles  # noqa: E402
+from bot.gpu.compiles import label  # noqa: E402
+from bot.gpu.executor import GPUExecutor  # noqa: E402
+from bot.gpu.models import ModelSource  # noqa: E402
+from bot.jobs.queue import FairQueue  # noqa: E402
+from bot.jobs.service import VideoService  # noqa: E402
+from bot.jobs.spec import ASPECTS, Delivered, Requester, VideoOptions  # noqa: E402
+from bot.moderation.policy import PolicyGate  # noqa: E402
 from storage import JobRecord, Repository, create_engine, migrate  # noqa: E402
 from t2v import TINY_RANDOM, load_pipeline  # noqa: E402
 from t2v.compiled import example_inputs, video_shape  # noqa: E402
@@ -353,7 +353,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("storage", "bot.service", "bot.policy", "alembic"):
+    for noisy in ("storage", "bot.jobs.service", "bot.moderation.policy", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args.workdir.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(run(args))

@@ -15,16 +15,16 @@ import yarl
 from sqlalchemy.engine import make_url
 
 from bot import redaction
-from bot.app import VideoBot
-from bot.compiles import COMPILES
-from bot.gallery import Gallery
-from bot.health import Health
-from bot.metrics import Metrics
-from bot.moderation import Moderation
-from bot.policy import DenylistEntry, PolicyGate, load_default_entries
-from bot.queue import FairQueue
-from bot.service import JobEvents, VideoService, build_executor
+from bot.gpu.compiles import COMPILES
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import JobEvents, VideoService, build_executor
+from bot.moderation.policy import DenylistEntry, PolicyGate, load_default_entries
+from bot.moderation.rules import Moderation
 from bot.settings import Settings, SettingsError, load_settings
+from bot.ui.client import VideoBot
+from bot.web.gallery import Gallery
+from bot.web.health import Health
+from bot.web.metrics import Metrics
 from storage import ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
 
 log = logging.getLogger("bot")

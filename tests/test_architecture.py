@@ -16,10 +16,7 @@ FORBIDDEN = {
     "storage": {"torch", "t2v", "discord", "bot", "einops", "open_clip"},
 }
 # bot modules that must stay Discord-free (testable without mocks)
-DISCORD_FREE_BOT_MODULES = {
-    "policy", "queue", "executor", "jobs", "settings", "service", "moderation", "denylist_edits", "media", "gallery",
-    "metrics", "health", "redaction", "compiles", "render",
-}
+DISCORD_FREE_BOT_MODULES = {"jobs", "gpu", "moderation", "web", "settings", "media", "redaction"}
 
 
 def _imported_roots(path: Path) -> set[str]:

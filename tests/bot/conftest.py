@@ -18,13 +18,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bot.__main__ import load_gate
-from bot.app import VideoBot
-from bot.executor import GPUExecutor
-from bot.jobs import ASPECTS
-from bot.moderation import Moderation
-from bot.queue import FairQueue
-from bot.service import JobEvents, VideoService
+from bot.gpu.executor import GPUExecutor
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import JobEvents, VideoService
+from bot.jobs.spec import ASPECTS
+from bot.moderation.rules import Moderation
 from bot.settings import Settings, load_settings
+from bot.ui.client import VideoBot
 from storage import JobRecord, ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
 from t2v import GenerationCancelled, GenerationResult, load_pipeline
 from tests.fakediscord import FakeDiscord, running_bot

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.__main__ import load_gate
-from bot.executor import GPUExecutor
-from bot.jobs import ASPECTS, Delivered, Refused, Requester, VideoOptions
-from bot.queue import FairQueue
-from bot.service import VideoService
+from bot.gpu.executor import GPUExecutor
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
+from bot.jobs.spec import ASPECTS, Delivered, Refused, Requester, VideoOptions
 from storage import JobRecord, JobState, Repository, create_engine, migrate
 from t2v import GenerationResult, InvalidRequest
 from tests.bot.conftest import WAIT, Stack, Stacks

@@ -19,13 +19,13 @@ import av
 import numpy as np
 import pytest
 
-from bot.batching import shape_of, take_batch
-from bot.executor import GPUExecutor
-from bot.jobs import ASPECTS, UpscaleOf
-from bot.policy import PolicyGate
-from bot.queue import FairQueue
-from bot.render import batch_work, render_work
-from bot.service import VideoService
+from bot.gpu.executor import GPUExecutor
+from bot.gpu.work import batch_work, render_work
+from bot.jobs.batching import shape_of, take_batch
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
+from bot.jobs.spec import ASPECTS, UpscaleOf
+from bot.moderation.policy import PolicyGate
 from storage import JobState, Repository, create_engine, migrate
 from t2v import GenerationCancelled, GenerationRequest
 from tests.bot.conftest import tiny_pipeline
@@ -37,7 +37,7 @@ BLOCKER = "A lone tree on a hill under a starry sky."  # the job that keeps the 
 
 
 class OutOfMemoryError(RuntimeError):
-    """Named like torch's, which is how bot.render recognises it."""
+    """Named like torch's, which is how bot.gpu.work recognises it."""
 
 
 class BatchPipeline:

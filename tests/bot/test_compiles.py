@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from bot import engines
-from bot.compiles import BackgroundCompiles, label
-from bot.engines import ModelSource
-from bot.executor import GPUExecutor
-from bot.policy import PolicyGate
-from bot.queue import FairQueue
-from bot.service import VideoService
+from bot.gpu import models as engines
+from bot.gpu.compiles import BackgroundCompiles, label
+from bot.gpu.executor import GPUExecutor
+from bot.gpu.models import ModelSource
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
+from bot.moderation.policy import PolicyGate
 from storage import Repository, create_engine, migrate
 from t2v import TINY_RANDOM
 from t2v.compiled import video_shape

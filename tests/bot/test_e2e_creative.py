@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import bot.previews
-from bot.engines import describe, load_models
+import bot.gpu.previews
+from bot.gpu.models import describe, load_models
 from storage import JobState
 from t2v import load_pipeline
 from t2v.config import ModelConfig
@@ -49,7 +49,7 @@ def preview_edits(fake: FakeDiscord, job_id: int = 1) -> list[str]:
 
 
 async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_job(stacks: Stacks, monkeypatch):
-    monkeypatch.setattr(bot.previews, "INTERVAL_S", 0.0)  # the CPU upscale is quick: a preview at every chance
+    monkeypatch.setattr(bot.gpu.previews, "INTERVAL_S", 0.0)  # the CPU upscale is quick: a preview at every chance
     async with upscaling(stacks) as stack:
         fake = stack.fake
         bob = fake.make_user(name="bob")
@@ -211,7 +211,7 @@ def test_model_info_reads_sizes_and_frames_from_the_configs():
     assert (info.size("16:9"), info.size("9:16"), info.upscale_size("16:9")) == ((576, 320), (320, 576), (1024, 576))
     assert (info.default_frames(32), info.default_frames(16), info.has_upscaler) == (24, 16, True)
     plain = describe(SimpleNamespace(config=zeroscope))
-    assert not plain.has_upscaler and describe(object()).size("16:9") == (448, 256)  # no config: bot.jobs.ASPECTS
+    assert not plain.has_upscaler and describe(object()).size("16:9") == (448, 256)  # no config: bot.jobs.spec.ASPECTS
 
 
 def test_load_models_adds_the_upscaler_only_when_configured(tmp_path):

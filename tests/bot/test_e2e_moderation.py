@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.moderation import period_bounds
+from bot.moderation.rules import period_bounds
 from storage import JobState
 from tests.bot.conftest import Stack, Stacks
 from tests.fakediscord import (

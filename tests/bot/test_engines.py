@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot import engines
-from bot.compiles import label
-from bot.engines import ModelSource
+from bot.gpu import models as engines
+from bot.gpu.compiles import label
+from bot.gpu.models import ModelSource
 from bot.settings import load_settings
 from t2v import TINY_RANDOM, fast
 

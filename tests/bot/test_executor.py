@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bot.executor import CancelToken, GPUExecutor, ServiceUnavailable, devices_for
+from bot.gpu.executor import CancelToken, GPUExecutor, ServiceUnavailable, devices_for
 
 WAIT = 5.0  # seconds before a test that should never wait this long fails instead of hanging
 

@@ -21,11 +21,11 @@ import pytest
 import torch
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import render
-from bot.executor import GPUExecutor
-from bot.policy import PolicyGate
-from bot.queue import FairQueue
-from bot.service import VideoService
+from bot.gpu import work as render
+from bot.gpu.executor import GPUExecutor
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
+from bot.moderation.policy import PolicyGate
 from storage import JobState, Repository, create_engine, migrate
 from t2v import GenerationRequest, GenerationResult, encode_mp4
 from tests.bot.conftest import WAIT, ScriptedPipeline, Stacks, tiny_pipeline

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from bot.__main__ import run
-from bot.gallery import Gallery
 from bot.media import MediaStore
+from bot.web.gallery import Gallery
 from storage import Repository, create_engine, migrate
 from storage.showcase import ShowcaseRepository
 from t2v import encode_mp4

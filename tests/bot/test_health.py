@@ -22,9 +22,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.__main__ import run, start_sites
-from bot.health import Health
-from bot.jobs import ASPECTS
-from bot.metrics import Metrics
+from bot.jobs.spec import ASPECTS
+from bot.web.health import Health
+from bot.web.metrics import Metrics
 from storage import Repository, create_engine, migrate
 from tests.bot.conftest import WAIT, settings_for
 from tests.bot.test_e2e_video import has_video, video

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.jobs import ASPECTS, Refused, Requester, UpscaleOf, VideoOptions
+from bot.jobs.spec import ASPECTS, Refused, Requester, UpscaleOf, VideoOptions
 from t2v import GenerationRequest, InvalidRequest, aspect_sizes
 from t2v.config import ModelConfig
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.delivery import REMEMBER_FINISHED
-from bot.queue import FairQueue
+from bot.jobs.queue import FairQueue
+from bot.ui.delivery import REMEMBER_FINISHED
 from storage import JobRecord
 from t2v import GenerationResult
 from tests.bot.conftest import WAIT, Stacks

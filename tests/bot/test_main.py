@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main, run
-from bot.jobs import ASPECTS
+from bot.jobs.spec import ASPECTS
 from bot.settings import Settings, load_settings
 from storage import JobState, Repository, create_engine
 from tests.bot.conftest import WAIT, settings_for

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.denylist_edits import DenylistEditor
-from bot.moderation import InvalidInput, Moderation, check_limit, inert, parse_duration
-from bot.policy import DenylistEntry, PolicyGate
+from bot.moderation.denylist_edits import DenylistEditor
+from bot.moderation.policy import DenylistEntry, PolicyGate
+from bot.moderation.rules import InvalidInput, Moderation, check_limit, inert, parse_duration
 from storage import ModerationRepository, Repository, create_engine, migrate
 
 NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.policy import (
+from bot.moderation.policy import (
     CATEGORIES,
     CATEGORY_TEXT,
     MAX_PROMPT_CHARS,
@@ -20,7 +20,7 @@ from bot.policy import (
     parse_entries,
     validate_entry,
 )
-from bot.policy.normalise import token_forms
+from bot.moderation.policy.normalise import token_forms
 
 RESEARCH = Path(__file__).resolve().parents[2].parent / "shared" / "research"
 SHORT_DEFAULTS = {"sex", "xxx", "kkk"}  # reviewed 3-letter entries that moderators could not add themselves

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.queue import FairQueue, QueuedJob, QueueError, QueueFull, UserQueueFull, eta_seconds
+from bot.jobs.queue import FairQueue, QueuedJob, QueueError, QueueFull, UserQueueFull, eta_seconds
 
 A, B, C = 101, 202, 303
 

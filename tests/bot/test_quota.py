@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from bot.executor import GPUExecutor
-from bot.jobs import Delivered, Refused, Requester, Submitted, VideoOptions
-from bot.moderation import Moderation, QuotaStatus, period_bounds
-from bot.policy import PolicyGate
-from bot.queue import FairQueue
-from bot.service import VideoService
+from bot.gpu.executor import GPUExecutor
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
+from bot.jobs.spec import Delivered, Refused, Requester, Submitted, VideoOptions
+from bot.moderation.policy import PolicyGate
+from bot.moderation.rules import Moderation, QuotaStatus, period_bounds
 from bot.settings import SettingsError, load_settings
 from storage import JobRecord, JobState, ModerationRepository, Repository, create_engine, migrate
 from t2v import GenerationCancelled

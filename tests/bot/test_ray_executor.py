@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 import ray
 
-from bot.engines import ModelSource
-from bot.executor import ServiceUnavailable
-from bot.jobs import Requester, VideoOptions
-from bot.policy import PolicyGate
-from bot.queue import FairQueue
-from bot.ray_executor import RayExecutor
-from bot.service import VideoService, build_executor
+from bot.gpu.executor import ServiceUnavailable
+from bot.gpu.models import ModelSource
+from bot.gpu.ray_executor import RayExecutor
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService, build_executor
+from bot.jobs.spec import Requester, VideoOptions
+from bot.moderation.policy import PolicyGate
 from bot.settings import load_settings
 from storage import JobState, Repository, create_engine, migrate
 from t2v import TINY_RANDOM, GenerationCancelled
@@ -223,10 +223,10 @@ def test_the_settings_pick_the_ray_executor_without_sending_the_token():
 
 
 async def test_a_ray_cluster_that_cannot_be_joined_leaves_generation_off_with_the_reason(monkeypatch):
-    import bot.ray_executor
+    import bot.gpu.ray_executor
 
     never = threading.Event()
-    monkeypatch.setattr(bot.ray_executor, "CONNECT_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(bot.gpu.ray_executor, "CONNECT_TIMEOUT_S", 0.05)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kwargs: never.wait())  # what Ray does where nothing answers
     executor = RayExecutor(ModelSource(TINY_RANDOM), address="10.0.0.9:6379")

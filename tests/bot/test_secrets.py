@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import ASPECTS
+from bot.jobs.spec import ASPECTS
 from bot.redaction import MASK, RedactTokens, install, redact
 from bot.settings import Settings
 from tests.bot.conftest import WAIT, Stacks

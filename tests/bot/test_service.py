@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.executor import GPUExecutor
-from bot.jobs import ASPECTS, Delivered, NothingToCancel, Refused, Requester, Submitted, VideoOptions
-from bot.policy import PolicyGate
-from bot.queue import FairQueue
-from bot.service import VideoService, build_executor
+from bot.gpu.executor import GPUExecutor
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService, build_executor
+from bot.jobs.spec import ASPECTS, Delivered, NothingToCancel, Refused, Requester, Submitted, VideoOptions
+from bot.moderation.policy import PolicyGate
 from bot.settings import load_settings
 from storage import JobRecord, JobState, Repository, create_engine, migrate
 from t2v import TINY_RANDOM, GenerationCancelled, GenerationRequest, WeightsError, load_pipeline
@@ -420,7 +420,7 @@ def test_build_executor_gives_one_worker_per_configured_device():
 
 
 def test_the_service_modules_are_discord_free():
-    for name in ("service", "jobs", "settings"):
+    for name in ("jobs/service", "jobs/spec", "settings"):
         path = Path(__file__).resolve().parents[2] / "bot" / f"{name}.py"
         tree = ast.parse(path.read_text())
         roots = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
