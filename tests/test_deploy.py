@@ -231,7 +231,7 @@ class StubClient:
     """The few attributes bot.web.health reads of the Discord client; connected with the model loaded unless told."""
 
     def __init__(self, connected: bool = True) -> None:
-        self.service = SimpleNamespace(workers=1, unavailable_reason=None)
+        self.service = SimpleNamespace(workers=1, unavailable_reason=None, compile_status=None, stuck=None)
         self.ws = SimpleNamespace(open=connected)
         self.latency = 0.05
 

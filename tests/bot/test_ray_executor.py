@@ -218,7 +218,7 @@ def test_the_settings_pick_the_ray_executor_without_sending_the_token():
                              env_file=None)
     executor = build_executor(settings)
     assert isinstance(executor, RayExecutor)
-    assert executor._factory == ModelSource(TINY_RANDOM) and "secret-token" not in repr(vars(executor))
+    assert executor._factory == ModelSource.of(settings) and "secret-token" not in repr(vars(executor))
     assert (executor._count, executor._resource, executor._device) == (2, RESOURCE, "cpu")
 
 
