@@ -1,7 +1,8 @@
-"""GPU executor: one thread per device, each owning the pipeline it loaded; the event loop never touches CUDA.
+"""GPU executor: one thread per device, each owning the models it loaded; the event loop never touches CUDA.
 
 Work crosses into the threads through a shared `queue.Queue`; progress and results cross back only through
-`loop.call_soon_threadsafe`. Cancellation flows in through a thread-safe callable (see `CancelToken`).
+`loop.call_soon_threadsafe`. Cancellation flows in through a thread-safe callable (see `CancelToken`). Whatever a
+unit of work raises settles its future (a BaseException as `WorkCrashed`), and the thread takes the next unit.
 """
 
 from __future__ import annotations
@@ -15,24 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from bot.errors import ServiceUnavailable, WorkCrashed
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ProgressFn = Callable[..., None]  # (step, total, *extra) from the worker thread; extra: e.g. a live preview
 CancelFn = Callable[[], bool]  # polled from the worker thread; True asks the work to stop
-Work = Callable[[Any, ProgressFn, CancelFn], T]  # (pipeline, progress, should_cancel) -> result
+Work = Callable[[Any, ProgressFn, CancelFn], T]  # (what the worker holds: bot.gpu.models.Models, progress,
+# should_cancel) -> result
 
 _STOP = object()  # sentinel telling one worker thread to exit
 JOIN_TIMEOUT_S = 30.0  # close() waits this long for each worker thread to finish its work and stop
 _ALLOWED_DEVICES = "'cpu', 'cuda' (every visible GPU), 'cuda:N', or a comma-separated list such as 'cuda:0,cuda:1'"
-
-
-class ServiceUnavailable(Exception):
-    """The executor cannot take work (model failed to load, not started, or shutting down)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"video generation is unavailable: {reason}")
-        self.reason = reason
 
 
 class CancelToken:
@@ -100,7 +96,7 @@ class Executor(Protocol):
     """What the video service needs from an executor (T2V_EXECUTOR): `GPUExecutor` (threads, here) or
     `bot.gpu.ray_executor.RayExecutor` (actors of a Ray cluster).
 
-    `submit(work, on_progress, should_cancel)` runs `work(pipeline, progress, should_cancel)` on a free worker;
+    `submit(work, on_progress, should_cancel)` runs `work(models, progress, should_cancel)` on a free worker;
     progress reaches `on_progress` on the event loop; cancelling the future or `should_cancel()` turning true stops
     the work at its next check. `workers` counts the workers taking work now; when it grows (a lost Ray worker is
     back), `on_capacity()` is called on the loop so the dispatcher can hand out more.
@@ -108,6 +104,9 @@ class Executor(Protocol):
 
     load_error: BaseException | None
     on_capacity: Callable[[], None]
+
+    @property
+    def started(self) -> bool: ...
 
     async def start(self) -> None: ...
 
@@ -134,6 +133,11 @@ class ExecutorBase(ABC):
         self._in_flight = 0  # submitted and not yet settled; touched only on the loop thread
         self._started = False
         self._closed = False
+
+    @property
+    def started(self) -> bool:
+        """Whether `start()` was called (by the service, or before it by its caller)."""
+        return self._started
 
     def _begin(self) -> asyncio.AbstractEventLoop:
         """Mark the executor started (once) and return its loop."""
@@ -163,7 +167,7 @@ class ExecutorBase(ABC):
     @abstractmethod
     def submit(self, work: Work[T], on_progress: ProgressFn | None = None,
                should_cancel: CancelFn | None = None) -> asyncio.Future[T]:
-        """Hand `work(pipeline, progress, should_cancel)` to the next free worker; cancelling the future stops it."""
+        """Hand `work(models, progress, should_cancel)` to the next free worker; cancelling the future stops it."""
 
     async def run(
         self,
@@ -171,7 +175,7 @@ class ExecutorBase(ABC):
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
     ) -> T:
-        """Run `work(pipeline, progress, should_cancel)` on the next free worker and return its result."""
+        """Run `work(models, progress, should_cancel)` on the next free worker and return its result."""
         return await self.submit(work, on_progress, should_cancel)
 
     def _check_available(self) -> None:
@@ -189,24 +193,24 @@ class ExecutorBase(ABC):
 
 
 class GPUExecutor(ExecutorBase):
-    """Runs blocking pipeline work on one thread per device; `await run(...)` from the event loop."""
+    """Runs blocking model work on one thread per device; `await run(...)` from the event loop."""
 
     def __init__(
         self,
         devices: list[str],
-        pipeline_factory: Callable[[str], Any],
+        factory: Callable[[str], Any],
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         if not devices:
             raise ValueError("GPUExecutor needs at least one device")
         super().__init__(loop)  # on_capacity is never called: a thread that failed to load does not come back
         self.devices = list(devices)
-        self._factory = pipeline_factory
+        self._factory = factory  # device -> what its worker holds (bot.gpu.source.ModelSource: Models)
         self._work: queue.Queue[_WorkItem | object] = queue.Queue()
         self._threads: list[threading.Thread] = []
 
     async def start(self) -> None:
-        """Start one thread per device and wait until each has loaded its pipeline or failed to."""
+        """Start one thread per device and wait until each has loaded its models or failed to."""
         loop = self._begin()
         loaded = [loop.create_future() for _ in self.devices]
         for device, ready in zip(self.devices, loaded, strict=True):
@@ -239,7 +243,7 @@ class GPUExecutor(ExecutorBase):
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
     ) -> asyncio.Future[T]:
-        """Hand `work(pipeline, progress, should_cancel)` to the next free worker; cancelling the future stops it."""
+        """Hand `work(models, progress, should_cancel)` to the next free worker; cancelling the future stops it."""
         future, abandoned, cancel_fn = self._new_future(should_cancel)
         self._work.put(_WorkItem(work, future, on_progress, cancel_fn, abandoned))
         return future
@@ -258,10 +262,10 @@ class GPUExecutor(ExecutorBase):
         log.info("executor stopped (%d threads)", len(self._threads))
 
     def _serve(self, device: str, ready: asyncio.Future[BaseException | None]) -> None:
-        """Worker thread body: load the pipeline once, then run work items until the stop sentinel."""
+        """Worker thread body: load the models once, then run work items until the stop sentinel."""
         try:
             _use_device(device)
-            pipeline = self._factory(device)
+            held = self._factory(device)
         except Exception as exc:
             log.exception("loading the pipeline on %s failed", device)
             self._post(settle, ready, exc, None)
@@ -269,17 +273,23 @@ class GPUExecutor(ExecutorBase):
         self._post(settle, ready, None, None)
         while (item := self._work.get()) is not _STOP:
             assert isinstance(item, _WorkItem)
-            self._execute(pipeline, item)
+            self._execute(held, item)
         log.debug("worker for %s stopped", device)
 
-    def _execute(self, pipeline: Any, item: _WorkItem) -> None:
-        """Run one work item on this thread's pipeline and post its result or exception to the loop."""
+    def _execute(self, held: Any, item: _WorkItem) -> None:
+        """Run one work item on what this thread holds and post its result or exception to the loop; whatever the
+        work raises settles its future, so the thread lives on to take the next item."""
         if item.abandoned.is_set():
             return  # the caller stopped waiting before the work started
         try:
-            result = item.work(pipeline, self._progress_poster(item.on_progress), item.should_cancel)
+            result = item.work(held, self._progress_poster(item.on_progress), item.should_cancel)
         except Exception as exc:
             self._post(settle, item.future, None, exc)
+        except BaseException as exc:  # SystemExit, GeneratorExit, a library's own: never let it end the thread
+            log.error("work raised %r on %s; the thread serves on", exc, threading.current_thread().name, exc_info=exc)
+            crashed = WorkCrashed(f"the work raised {type(exc).__name__}: {exc}")
+            crashed.__cause__ = exc
+            self._post(settle, item.future, None, crashed)
         else:
             self._post(settle, item.future, result, None)
 

@@ -1,11 +1,12 @@
 """Live previews on the status message: a small looping GIF of the current x̂₀ every few denoising steps.
 
-The GPU thread turns t2v's VAE-free preview frames (uint8 [F, h, 64, 3]) into a GIF only every `preview_every(total)`
-steps and INTERVAL_S seconds — never at the last step, the video follows it; t2v makes no frames in between — and
-hands it to the loop through the executor's progress path
-as `progress(step, total, Preview)`. The service keeps the newest one; the delivery attaches it to the next status
-edit its throttle lets through, once, so previews never add an edit. Jobs of fewer than MIN_STEPS steps get none:
-they finish within seconds.
+Which steps get one is decided here, once (`Cadence`), from the number of steps the sampler actually runs — all of a
+video's, fewer for an upscale (video-to-video runs `strength` of them): every `preview_every(total)` steps and at most
+one per INTERVAL_S, never at the last step (the video follows it). t2v copies the VAE-free preview frames (uint8
+[F, h, 64, 3]) off the GPU only on those steps, and every copy becomes a GIF, handed to the loop through the
+executor's progress path as `progress(step, total, Preview)`. The service keeps the newest one; the delivery attaches
+it to the next status edit its throttle lets through, once, so previews never add an edit. Jobs of fewer than
+MIN_STEPS steps get none: they finish within seconds.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+from t2v.preview import Previews, animation
 
-from t2v import GenerationRequest, Previews, animation
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ INTERVAL_S = 2.0  # and at most one per this many seconds: status edits are thro
 # 2 s by default), so a GIF made sooner is rarely shown, while each costs the GPU thread a sync and ~0.1-0.2 s of CPU
 # (16 preview frames; docs/perf-notes.md: with 8 GIFs a standard video took 2.23 s on an H200, generate alone 1.66 s)
 SCALE = 2  # t2v's previews are 64 px wide; Discord shows them at 128
-OnPreview = Callable[[int, int, np.ndarray], None]  # (step, total, uint8 frames [F, h, w, 3]), on the GPU thread
+OnPreview = Callable[[int, int, "np.ndarray"], None]  # (step, total, uint8 frames [F, h, w, 3]), on the GPU thread
 
 
 @dataclass(frozen=True)
@@ -39,34 +42,39 @@ class Preview:
 
 
 def preview_every(total: int) -> int | None:
-    """Steps between previews for a job of `total` steps, or None when it gets none."""
+    """Steps between previews for a sampler run of `total` steps, or None when it gets none."""
     if total < MIN_STEPS:
         return None
     return max(1, total // PER_JOB)
 
 
-def previews(progress: Callable[..., None], request: GenerationRequest) -> dict[str, OnPreview]:
-    """`on_preview=` for t2v's generate when the job gets previews, else nothing (t2v skips the preview frames).
+@dataclass(frozen=True)
+class Cadence(Previews):
+    """t2v's `Previews` with the cadence of `preview_every(total)`, the total being the steps the sampler reports."""
 
-    t2v makes the frames only on the steps that become GIFs (`t2v.Previews`): each is a GPU→host copy that waits for
-    the GPU, which at every step would stall the step loop."""
-    return with_cadence(preview_callback(progress, request.fps), request.steps)
+    last: bool = False
+    min_interval_s: float = INTERVAL_S
 
-
-def with_cadence(on_preview: OnPreview, steps: int) -> dict[str, OnPreview]:
-    """`on_preview=` that t2v calls only on the steps that get a GIF, at most one per INTERVAL_S; nothing when jobs
-    of `steps` get none."""
-    every = preview_every(steps)
-    return {} if every is None else {"on_preview": Previews(on_preview, every, last=False, min_interval_s=INTERVAL_S)}
+    def due(self, step: int, total: int) -> bool:
+        """Whether the frames of `step` of `total` become a GIF (and so are copied off the GPU at all)."""
+        every = preview_every(total)
+        return every is not None and step % every == 0 and super().due(step, total)
 
 
-def preview_callback(progress: Callable[..., None], fps: int) -> OnPreview:
-    """t2v's `on_preview` that sends `progress(step, total, Preview)` every few steps; a failed GIF is only logged."""
+def cadence(on_preview: OnPreview) -> Cadence:
+    """`on_preview` called on the steps that get a GIF."""
+    return Cadence(on_preview, min_interval_s=INTERVAL_S)
+
+
+def previews(progress: Callable[..., None], fps: int) -> dict[str, OnPreview]:
+    """`on_preview=` for t2v's generate (or generate_video2video) of one job: its GIFs go to `progress`."""
+    return {"on_preview": cadence(gif_maker(progress, fps))}
+
+
+def gif_maker(progress: Callable[..., None], fps: int) -> OnPreview:
+    """An `on_preview` body that sends `progress(step, total, Preview)`; a failed GIF is only logged."""
 
     def on_preview(step: int, total: int, frames: np.ndarray) -> None:
-        every = preview_every(total)
-        if every is None or step >= total or step % every:
-            return
         try:
             gif = animation(frames, fps, "gif", scale=SCALE)
         except Exception:

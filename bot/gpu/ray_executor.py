@@ -1,7 +1,7 @@
-"""The Ray executor (T2V_EXECUTOR=ray): one Ray actor per GPU of a cluster, each loading the pipeline once.
+"""The Ray executor (T2V_EXECUTOR=ray): one Ray actor per GPU of a cluster, each loading the models once.
 
 The queue, fairness, quotas and the database stay in the bot; this module only hands a unit of work (the same
-picklable `work(pipeline, progress, should_cancel)` the local executor runs on its threads) to a free actor and
+picklable `work(models, progress, should_cancel)` the local executor runs on its threads) to a free actor and
 brings its result back (the frames, `bot.gpu.work.Frames`; the bot encodes the MP4). Across the process boundary:
 
 * progress: the actor keeps each job's `(step, total, *extra)` events; the bot long-polls `events(key, seen)`
@@ -10,7 +10,7 @@ brings its result back (the frames, `bot.gpu.work.Frames`; the bot encodes the M
   cancel check is polled whenever events arrive, and at least every EVENT_WAIT_S;
 * a worker that dies (its process killed, its node lost) fails the job's call with `RayActorError`: the job goes
   back to the front of this executor's line and runs on the next free worker; a job that loses MAX_LOSSES workers
-  fails. Ray restarts the dead actor (up to MAX_RESTARTS times, loading the pipeline again); once it answers, it
+  fails. Ray restarts the dead actor (up to MAX_RESTARTS times, loading the models again); once it answers, it
   takes work again and `on_capacity()` tells the dispatcher.
 
 Actors run `max_concurrency=4` threads: one runs the work, the others answer `events`/`cancel` meanwhile.
@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
-from bot.gpu.executor import CancelFn, CancelToken, ExecutorBase, ProgressFn, ServiceUnavailable, Work, settle
+from bot.errors import ServiceUnavailable, WorkerLost
+from bot.gpu.executor import CancelFn, CancelToken, ExecutorBase, ProgressFn, Work, settle
 from bot.gpu.executor import report_progress as report
+from bot.gpu.source import ModelSource
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -50,10 +52,6 @@ ENDED_KEPT = 256  # finished job keys an actor remembers, so a late cancel does 
 GPU = "GPU"
 
 
-class WorkerLost(Exception):
-    """The job's Ray worker died MAX_LOSSES times in a row."""
-
-
 # --- the actor (runs in the Ray worker process) ------------------------------------------------------------------
 
 
@@ -67,22 +65,22 @@ class _RemoteJob:
 
 
 class PipelineWorker:
-    """The body of one Ray actor: load the pipeline once, then run work and keep each job's progress for the bot."""
+    """The body of one Ray actor: load the models once, then run work and keep each job's progress for the bot."""
 
     def __init__(self, factory: Callable[[str], Any], device: str) -> None:
         self.device = device
-        self.pipeline = factory(device)
+        self.models = factory(device)  # bot.gpu.models.Models
         self._changed = threading.Condition()
         self._jobs: dict[int, _RemoteJob] = {}
         self._ended: OrderedDict[int, None] = OrderedDict()  # keys of jobs whose last events were fetched
 
     def info(self) -> dict[str, Any]:
-        """Where this worker runs: process id, host, Ray node and the device its pipeline is on."""
+        """Where this worker runs: process id, host, Ray node and the device its models are on."""
         return {"pid": os.getpid(), "host": socket.gethostname(), "device": self.device,
                 "node": ray.get_runtime_context().get_node_id()}
 
     def run(self, key: int, work: Work[T]) -> T:
-        """Run `work` on this worker's pipeline; progress is kept for `events`, `cancel(key)` stops it."""
+        """Run `work` on this worker's models; progress is kept for `events`, `cancel(key)` stops it."""
         with self._changed:
             job = self._job(key)
 
@@ -92,7 +90,7 @@ class PipelineWorker:
                 self._changed.notify_all()
 
         try:
-            return work(self.pipeline, progress, job.cancelled.is_set)
+            return work(self.models, progress, job.cancelled.is_set)
         finally:
             with self._changed:
                 job.finished = True
@@ -187,8 +185,6 @@ class RayExecutor(ExecutorBase):
     def from_settings(cls, settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> RayExecutor:
         """RAY_ADDRESS, RAY_WORKERS and RAY_WORKER_RESOURCE; a GPU worker runs on its GPU, a custom-resource one on
         T2V_DEVICE. Workers get the models to load (`ModelSource`), never the settings."""
-        from bot.gpu.models import ModelSource  # lazily: engines imports torch-side code
-
         device = "cuda" if settings.ray_worker_resource == GPU else settings.t2v_device.split(",")[0]
         return cls(ModelSource.of(settings), address=settings.ray_address, workers=settings.ray_workers,
                    resource=settings.ray_worker_resource, device=device, loop=loop)
@@ -310,7 +306,7 @@ class RayExecutor(ExecutorBase):
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
     ) -> asyncio.Future[T]:
-        """Hand `work(pipeline, progress, should_cancel)` to the next free actor; cancelling the future stops it."""
+        """Hand `work(models, progress, should_cancel)` to the next free actor; cancelling the future stops it."""
         future, abandoned, cancel_fn = self._new_future(should_cancel)
         item = _Item(next(self._keys), work, future, on_progress, cancel_fn)
         for token in (abandoned, should_cancel):

@@ -1,27 +1,33 @@
-"""The GPU-thread body of one job, or of a batch of same-shape jobs: generate (once more with smaller VAE chunks after
-running out of GPU memory) and hand back the frames; the MP4 is encoded afterwards on a CPU pool (`Encoder`), so the
-GPU thread starts its next job meanwhile.
+"""The GPU-thread body of one job, of a batch of same-shape jobs, or of an upscale: generate and hand back the frames.
 
-Only the executor's workers run the work functions; they never touch the database, Discord or the event loop, and
-close over plain values only, so a Ray executor can ship them to another process.
+Out of GPU memory, a generation is tried once more with smaller VAE chunks (and a batch then one job at a time); a
+second time it fails with `OutOfGPUMemory`. The MP4 is encoded afterwards on the bot's CPU pool (bot.jobs.encoder),
+so the GPU thread starts its next job meanwhile. Only the executor's workers run these functions; they never touch
+the database, Discord or the event loop, and close over plain values only, so a Ray executor can ship them to
+another process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import sys
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from bot.errors import NoUpscaler, OutOfGPUMemory
 from bot.gpu.executor import CancelFn, ProgressFn, Work
-from bot.gpu.previews import preview_callback, previews, with_cadence
-from t2v import GenerationCancelled, GenerationRequest, encode_mp4
+from bot.gpu.previews import Cadence, cadence, gif_maker, previews
+from t2v.errors import GenerationCancelled
+from t2v.request import GenerationRequest
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bot.gpu.models import Models
+    from t2v.pipeline import VideoPipeline
 
 log = logging.getLogger(__name__)
 
@@ -39,62 +45,19 @@ class Frames:
 
     def mp4(self, max_bytes: int) -> bytes:
         """The video as an MP4 of at most `max_bytes` (CPU work: call it off the event loop and the GPU thread)."""
+        from t2v.video import encode_mp4  # lazily: PyAV
+
         return encode_mp4(self.frames, self.fps, max_bytes=max_bytes)
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A job's finished video: the MP4, and its frames to re-encode smaller if Discord refuses it."""
-
-    video: bytes
-    source: Frames
-
-    @property
-    def seed(self) -> int:
-        return self.source.seed
-
-    @property
-    def notes(self) -> tuple[str, ...]:
-        return self.source.notes
-
-    @property
-    def gpu_s(self) -> float:
-        return self.source.gpu_s
-
-    def smaller(self, max_bytes: int) -> bytes:
-        """The video re-encoded to at most `max_bytes` (CPU work: call it off the event loop)."""
-        return self.source.mp4(max_bytes)
-
-
-class Encoder:
-    """The CPU pool that turns frames into MP4s, so neither the event loop nor a GPU thread waits for libx264."""
-
-    def __init__(self, workers: int = 2) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="encode")
-
-    async def encode(self, frames: Frames, max_bytes: int) -> Rendered:
-        """The MP4 of `frames`, at most `max_bytes`; VideoTooLargeError when it cannot fit."""
-        started = time.perf_counter()
-        video = await asyncio.get_running_loop().run_in_executor(self._pool, frames.mp4, max_bytes)
-        log.debug("encoded %d frames into %d bytes in %.2f s", len(frames.frames), len(video),
-                  time.perf_counter() - started)
-        return Rendered(video, frames)
-
-    def close(self) -> None:
-        """Finish the encodes under way and stop the pool."""
-        self._pool.shutdown(wait=True)
 
 
 def render_work(request: GenerationRequest) -> Work[Frames]:
     """The work for one job: generate its frames."""
 
-    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> Frames:
+    def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> Frames:
         started = time.perf_counter()
-        if should_cancel():
-            raise GenerationCancelled(0, request.steps)
-        result = generate(pipeline, request, progress, should_cancel)
-        if should_cancel():  # asked during the last step: nothing to deliver
-            raise GenerationCancelled(request.steps, request.steps)
+        _stop_if_asked(should_cancel, 0, request.steps)
+        result = generate(models.pipeline, request, progress, should_cancel)
+        _stop_if_asked(should_cancel, request.steps, request.steps)  # asked during the last step: nothing to deliver
         return frames_of(result, request, time.perf_counter() - started)
 
     return work
@@ -107,18 +70,41 @@ def batch_work(requests: list[GenerationRequest]) -> Work[list[Frames]]:
     (its live preview, or its steps when the batch is rendered one job at a time). `should_cancel` stops the batch.
     """
 
-    def work(pipeline: Any, progress: ProgressFn, should_cancel: CancelFn) -> list[Frames]:
+    def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> list[Frames]:
         started = time.perf_counter()
         steps = requests[0].steps
-        if should_cancel():
-            raise GenerationCancelled(0, steps)
-        results = generate_batch(pipeline, requests, progress, should_cancel)
-        if should_cancel():  # asked during the last step: nothing to deliver
-            raise GenerationCancelled(steps, steps)
+        _stop_if_asked(should_cancel, 0, steps)
+        results = generate_batch(models.pipeline, requests, progress, should_cancel)
+        _stop_if_asked(should_cancel, steps, steps)
         share = (time.perf_counter() - started) / len(requests)  # the batch's seconds per job, for the ETA
         return [frames_of(result, request, share) for result, request in zip(results, requests, strict=True)]
 
     return work
+
+
+def upscale_work(request: GenerationRequest, video: np.ndarray, strength: float) -> Work[Frames]:
+    """An upscale of `video` (a kept MP4's frames, decoded on the bot's host: a Ray worker elsewhere has no media
+    folder) at the request's size: video-to-video with the upscaler, re-running `strength` of the steps."""
+
+    def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> Frames:
+        started = time.perf_counter()
+        if models.upscaler is None:
+            raise NoUpscaler("this GPU worker has no upscaler loaded (UPSCALE_MODEL)")
+        _stop_if_asked(should_cancel, 0, request.steps)
+        fitted = replace(request, frames=len(video))
+        result = models.upscaler.generate_video2video(fitted, video, strength, on_step=progress,
+                                                      should_cancel=should_cancel, **previews(progress, request.fps))
+        _stop_if_asked(should_cancel, request.steps, request.steps)
+        log.info("upscaled to %dx%d (%d frames, strength %.2f)", request.width, request.height, len(video), strength)
+        return frames_of(result, request, time.perf_counter() - started)
+
+    return work
+
+
+def _stop_if_asked(should_cancel: CancelFn, step: int, total: int) -> None:
+    """GenerationCancelled when the job was asked to stop (before it starts, or during its last step)."""
+    if should_cancel():
+        raise GenerationCancelled(step, total)
 
 
 def frames_of(result: Any, request: GenerationRequest, wall_s: float) -> Frames:
@@ -127,27 +113,26 @@ def frames_of(result: Any, request: GenerationRequest, wall_s: float) -> Frames:
     return Frames(result.frames, request.fps, result.seed, tuple(result.notes), gpu_s, wall_s)
 
 
-def generate(pipeline: Any, request: GenerationRequest, progress: ProgressFn, should_cancel: CancelFn) -> Any:
+def generate(pipeline: VideoPipeline, request: GenerationRequest, progress: ProgressFn,
+             should_cancel: CancelFn) -> Any:
     """`pipeline.generate`; after running out of GPU memory, free the cache, halve the VAE chunk and try once more.
 
     The smaller chunk stays: the next jobs on this GPU decode that way too (a little slower, less memory).
     """
     return _retrying(pipeline, lambda: pipeline.generate(request, on_step=progress, should_cancel=should_cancel,
-                                                         **previews(progress, request)))
+                                                         **previews(progress, request.fps)))
 
 
-def generate_batch(pipeline: Any, requests: list[GenerationRequest], progress: ProgressFn,
+def generate_batch(pipeline: VideoPipeline, requests: list[GenerationRequest], progress: ProgressFn,
                    should_cancel: CancelFn) -> list[Any]:
     """`pipeline.generate_batch` with `generate`'s retry; a batch out of GPU memory twice is rendered again one job
     at a time (each with its own retry), so its members still get their videos."""
     try:
         return _retrying(pipeline, lambda: pipeline.generate_batch(requests, on_step=progress,
                                                                    should_cancel=should_cancel,
-                                                                   **_batch_previews(progress, requests)))
-    except Exception as error:
-        if not is_out_of_memory(error):
-            raise
-    log.warning("a batch of %d videos ran out of GPU memory twice; rendering them one at a time", len(requests))
+                                                                   on_preview=_batch_previews(progress, requests)))
+    except OutOfGPUMemory:
+        log.warning("a batch of %d videos ran out of GPU memory twice; rendering them one at a time", len(requests))
     return [generate(pipeline, request, _member(progress, i), should_cancel) for i, request in enumerate(requests)]
 
 
@@ -156,26 +141,24 @@ def _member(progress: ProgressFn, index: int) -> ProgressFn:
     return lambda step, total, preview=None: progress(step, total, preview, index)
 
 
-def _batch_previews(progress: ProgressFn, requests: list[GenerationRequest]) -> dict[str, Callable[..., None]]:
-    """`on_preview=` for `generate_batch`: each member's GIF from its own frames of [n, F, h, 64, 3], when the
-    jobs get previews at all."""
-    members = [preview_callback(_member(progress, i), request.fps) for i, request in enumerate(requests)]
+def _batch_previews(progress: ProgressFn, requests: list[GenerationRequest]) -> Cadence:
+    """`on_preview=` for `generate_batch`: each member's GIF from its own frames of [n, F, h, 64, 3]."""
+    members = [gif_maker(_member(progress, i), request.fps) for i, request in enumerate(requests)]
 
     def on_preview(step: int, total: int, frames: np.ndarray) -> None:
-        for callback, own in zip(members, frames, strict=True):
-            callback(step, total, own)
+        for member, own in zip(members, frames, strict=True):
+            member(step, total, own)
 
-    return with_cadence(on_preview, requests[0].steps)
+    return cadence(on_preview)
 
 
-def _retrying(pipeline: Any, call: Callable[[], Any]) -> Any:
-    """`call()`; after running out of GPU memory, free the cache, halve the pipeline's VAE chunk and call once more."""
+def _retrying(pipeline: VideoPipeline, call: Callable[[], Any]) -> Any:
+    """`call()`; after running out of GPU memory, free the cache, halve the pipeline's VAE chunk and call once more;
+    OutOfGPUMemory when that runs out too."""
     try:
         return _attempt(pipeline, call)
-    except Exception as error:
-        if not is_out_of_memory(error):
-            raise
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    except OutOfGPUMemory as error:
+        reason = str(error)
     chunk = getattr(pipeline, "vae_chunk", None)
     if isinstance(chunk, int):
         pipeline.vae_chunk = chunk = max(chunk // 2, 1)
@@ -183,29 +166,31 @@ def _retrying(pipeline: Any, call: Callable[[], Any]) -> Any:
     return _attempt(pipeline, call)
 
 
-def _attempt(pipeline: Any, call: Callable[[], Any]) -> Any:
-    """One generate call; on out-of-memory the failed attempt's tensors are dropped and the cache freed."""
+def _attempt(pipeline: VideoPipeline, call: Callable[[], Any]) -> Any:
+    """One generate call; out of GPU memory, the failed attempt's tensors are dropped, the cache freed, and
+    OutOfGPUMemory raised from torch's error."""
     try:
         return call()
     except Exception as error:
-        if is_out_of_memory(error):
-            traceback.clear_frames(error.__traceback__)  # the finished frames' locals hold the failed attempt's tensors
-            free_gpu_memory(pipeline)
-        raise
+        if not _out_of_memory(error):
+            raise
+        traceback.clear_frames(error.__traceback__)  # the finished frames' locals hold the failed attempt's tensors
+        free_gpu_memory(pipeline)
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise OutOfGPUMemory(first_line) from error
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    """torch's OutOfMemoryError (matched by name: the bot core imports without torch) or a CUDA 'out of memory'."""
-    if any(cls.__name__ == "OutOfMemoryError" for cls in type(error).__mro__):
-        return True
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+def _out_of_memory(error: Exception) -> bool:
+    """torch's OutOfMemoryError (torch is loaded wherever one can be raised: this thread holds a pipeline)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(error, torch.cuda.OutOfMemoryError)
 
 
-def free_gpu_memory(pipeline: Any) -> None:
+def free_gpu_memory(pipeline: VideoPipeline) -> None:
     """Give the caching allocator's free blocks back to the GPU, when the pipeline runs on CUDA."""
     if getattr(getattr(pipeline, "device", None), "type", None) != "cuda":
         return
-    import torch  # lazily, like bot.gpu.executor
+    import torch  # loaded already: the pipeline is on CUDA
 
     try:
         torch.cuda.empty_cache()

@@ -12,27 +12,22 @@ from collections.abc import Hashable, Sequence
 
 from bot.gpu.executor import CancelToken
 from bot.jobs.queue import FairQueue
-from bot.jobs.spec import VideoOptions
-from storage import JobRecord
-from t2v.pipeline import BATCH_KEYS
+from bot.jobs.spec import Queued
+from t2v.request import BATCH_KEYS
 
 log = logging.getLogger(__name__)
 
 
-def shape_of(job: JobRecord) -> Hashable | None:
-    """What a job must share with the others of its batch (t2v's BATCH_KEYS); None: it runs alone (an upscale)."""
-    try:
-        options = VideoOptions.from_params(job.prompt, job.negative_prompt, job.params)
-        request = options.to_request(0)
-    except (KeyError, TypeError, ValueError) as error:  # InvalidRequest too; the job runs alone and fails with it
-        log.debug("job %d runs alone: %s", job.id, error)
+def shape_of(queued: Queued) -> Hashable | None:
+    """What a job must share with the others of its batch (t2v's BATCH_KEYS); None: it runs alone (an upscale, or a
+    stored row t2v no longer accepts)."""
+    spec = queued.spec
+    if spec is None or spec.upscale is not None:
         return None
-    if options.upscale is not None:
-        return None
-    return tuple(getattr(request, key) for key in BATCH_KEYS)
+    return tuple(getattr(spec.request, key) for key in BATCH_KEYS)
 
 
-def take_batch(queue: FairQueue[JobRecord], limit: int) -> list[JobRecord]:
+def take_batch(queue: FairQueue[Queued], limit: int) -> list[Queued]:
     """Pop the next job in fair order, then the next ones while they share its shape, `limit` jobs at most."""
     first = queue.pop_next()
     if first is None:

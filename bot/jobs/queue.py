@@ -1,4 +1,4 @@
-"""Fair in-memory job queue: per-user FIFO, round-robin across users, per-user and global caps.
+"""Fair in-memory job queue: per-user FIFO, round-robin across users, per-user and global caps (their one home).
 
 The database is the source of truth; at start the bot rebuilds this structure with `FairQueue.restore`.
 """
@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
+
+from bot.errors import Refused
 
 log = logging.getLogger(__name__)
 
@@ -25,35 +26,6 @@ class Job(Protocol):
 
 
 J = TypeVar("J", bound=Job)
-
-
-@dataclass(frozen=True)
-class QueuedJob:
-    """The smallest queue item: a job id and its owner."""
-
-    id: int
-    user_id: int
-
-
-class QueueError(Exception):
-    """A job was refused by the queue; the message is fit to show the user."""
-
-
-class UserQueueFull(QueueError):
-    """The user already has `cap` jobs queued or running."""
-
-    def __init__(self, user_id: int, cap: int) -> None:
-        super().__init__(f"you already have {cap} videos queued or rendering (the limit is {cap} per user)")
-        self.user_id = user_id
-        self.cap = cap
-
-
-class QueueFull(QueueError):
-    """The queue already holds `cap` waiting jobs."""
-
-    def __init__(self, cap: int) -> None:
-        super().__init__(f"the queue is full ({cap} videos waiting); try again in a few minutes")
-        self.cap = cap
 
 
 class FairQueue(Generic[J]):
@@ -80,21 +52,24 @@ class FairQueue(Generic[J]):
         """Number of queued (not running) jobs."""
         return len(self._queued_ids)
 
-    @property
-    def running(self) -> list[J]:
-        """Jobs handed out by `pop_next` and not yet finished."""
-        return list(self._running.values())
-
     def pending_count(self, user_id: int) -> int:
         """Queued plus running jobs of one user: what the per-user cap counts."""
         return len(self._queues.get(user_id, ())) + self._running_per_user[user_id]
 
+    def check_room(self, user_id: int, *, reserved: int = 0) -> None:
+        """Refused (user_cap or global_cap) unless one more job of the user fits, counting `reserved` jobs that are
+        on their way in (accepted, not yet pushed)."""
+        if self.pending_count(user_id) >= self.per_user_cap:
+            cap = self.per_user_cap
+            raise Refused("user_cap", f"You already have {cap} videos queued or rendering (the limit is {cap} per "
+                                      "user). Wait for one to finish or cancel one.")
+        if len(self) + reserved >= self.global_cap:
+            raise Refused("global_cap", f"The queue is full ({self.global_cap} videos waiting); try again in a few "
+                                        "minutes.")
+
     def push(self, job: J) -> int:
-        """Queue a job behind the user's earlier ones; return its 1-based position. Raises a QueueError."""
-        if self.pending_count(job.user_id) >= self.per_user_cap:
-            raise UserQueueFull(job.user_id, self.per_user_cap)
-        if len(self) >= self.global_cap:
-            raise QueueFull(self.global_cap)
+        """Queue a job behind the user's earlier ones; return its 1-based position. Refused over a cap."""
+        self.check_room(job.user_id)
         self._append(job)
         position = self.position(job.id)
         assert position is not None
@@ -174,16 +149,6 @@ class FairQueue(Generic[J]):
         """One user's queued jobs with their 1-based positions, soonest first."""
         return [(job, i) for i, job in enumerate(self.service_order(), 1) if job.user_id == user_id]
 
-    def snapshot(self) -> dict[str, Any]:
-        """Plain-data view of the internal state, for logs and debugging."""
-        return {
-            "rotation": list(self._rotation),
-            "cursor": self._cursor,
-            "queued": {user: [job.id for job in queue] for user, queue in self._queues.items()},
-            "running": sorted(self._running),
-            "order": [job.id for job in self.service_order()],
-        }
-
     def _append(self, job: J) -> None:
         """Add a job to its user's FIFO, bringing the user into the rotation if needed."""
         if job.id in self._queued_ids or job.id in self._running:
@@ -202,15 +167,3 @@ class FairQueue(Generic[J]):
         del self._queues[user_id]
         if index < self._cursor:
             self._cursor -= 1
-
-
-def eta_seconds(position: int, per_job_seconds: float, running_remaining: float = 0.0, workers: int = 1) -> float:
-    """Seconds until the job at `position` is done: what runs now, the jobs ahead, then the job itself."""
-    if position < 1:
-        raise ValueError(f"position must be ≥ 1, got {position}")
-    if per_job_seconds < 0 or running_remaining < 0:
-        raise ValueError(f"durations must be ≥ 0, got {per_job_seconds=} and {running_remaining=}")
-    if workers < 1:
-        raise ValueError(f"workers must be ≥ 1, got {workers}")
-    rounds = (position - 1) // workers + 1
-    return running_remaining + rounds * per_job_seconds

@@ -1,7 +1,8 @@
-"""Moderators' edits of the denylist and allowlist: validated, stored, audited, and live from the next prompt.
+"""The gate's lists in the database: seeded with the shipped defaults, and moderators' edits of the denylist and
+allowlist — validated, stored, audited, and live from the next prompt.
 
-The database is the truth; after every change the gate's list is rebuilt from it (one edit at a time, so two
-moderators editing at once cannot leave the gate with a stale list).
+The database is the truth; at start the gate is built from it (`load_gate`), and after every change its list is
+rebuilt from it (one edit at a time, so two moderators editing at once cannot leave the gate with a stale list).
 """
 
 from __future__ import annotations
@@ -10,9 +11,17 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from bot.moderation.policy import DenylistEntry, DenylistReport, PolicyGate, Verdict, validate_entry
+from bot.errors import InvalidInput
+from bot.moderation.policy import (
+    DenylistEntry,
+    DenylistReport,
+    PolicyGate,
+    Verdict,
+    load_default_entries,
+    validate_entry,
+)
 from bot.moderation.policy.entries import ALLOW_CATEGORY, Kind
-from bot.moderation.rules import InvalidInput, Moderation, inert
+from bot.moderation.rules import Moderation, inert
 from storage import DenyKind, DuplicateEntryError, Repository
 
 log = logging.getLogger(__name__)
@@ -80,6 +89,18 @@ class DenylistEditor:
 
     async def _reload(self) -> None:
         """Rebuild the gate's list from the database."""
-        rows = await self._repo.list_denylist()
-        entries = [DenylistEntry(row.pattern, row.category, row.kind.value) for row in rows]  # type: ignore[arg-type]
-        self._gate.replace_entries(entries)
+        self._gate.replace_entries(await stored_entries(self._repo))
+
+
+async def load_gate(repo: Repository) -> PolicyGate:
+    """Seed the denylist table with the shipped defaults when it is empty; build the gate from the table."""
+    await repo.seed_denylist((e.pattern, e.category, e.kind) for e in load_default_entries())
+    gate = PolicyGate(await stored_entries(repo))
+    gate.check_prompt("a warm-up prompt")  # loads the language models now, not on the first user's command
+    return gate
+
+
+async def stored_entries(repo: Repository) -> list[DenylistEntry]:
+    """The denylist and allowlist as the database keeps them."""
+    rows = await repo.list_denylist()
+    return [DenylistEntry(row.pattern, row.category, row.kind.value) for row in rows]  # type: ignore[arg-type]

@@ -14,16 +14,28 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from bot.jobs.spec import RefusalReason, Requester
+from bot.errors import InvalidInput, Refused
 from bot.settings import MAX_QUOTA, QUOTA_PERIODS, Settings
 from storage import BlockRecord, ModerationRepository, QuotaOverrideRecord, UsageStats, utc_now
 
 log = logging.getLogger(__name__)
 
-Refusal = tuple[RefusalReason, str, str]  # (reason, logged reason, message for the user), as the service uses
 QuotaSource = Literal["personal", "role", "server"]
+
+
+class Asker(Protocol):
+    """Who asks for a video, as far as the rules care (bot.jobs.spec.Requester)."""
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def channel_id(self) -> int: ...
+
+    @property
+    def role_ids(self) -> tuple[int, ...]: ...
 Clock = Callable[[], datetime]
 
 DEFAULT_KEY = "quota_default"  # moderation_settings key of the server default set by moderators
@@ -39,14 +51,6 @@ _PART = r"(\d{1,6})\s*(weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m|seco
 _DURATION_RE = re.compile(rf"(?:{_PART}\s*)+")
 _PART_RE = re.compile(_PART)
 _MARKDOWN_RE = re.compile(r"([\\*_~`|>#\[\]()<@])")  # markdown, masked links, mention and timestamp syntax
-
-
-class InvalidInput(ValueError):
-    """A moderator's input that cannot be used; `message` names the value and what is accepted."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def inert(text: str, limit: int = 300) -> str:
@@ -177,26 +181,25 @@ class Moderation:
         """The user's block if it holds now."""
         return await self.repo.active_block(user_id, self.now())
 
-    async def access_refusal(self, requester: Requester) -> Refusal | None:
-        """Refuse a blocked user, or a channel where /video is not allowed; None when neither applies."""
+    async def check_access(self, requester: Asker) -> None:
+        """Refused for a blocked user, or in a channel where /video is not allowed."""
         block = await self.active_block(requester.user_id)
         if block is not None:
             log.info("user %d is blocked (%s); request refused", requester.user_id, block.reason)
-            return "blocked", "blocked", block_message(block)
+            raise Refused("blocked", block_message(block))
         rules = await self.repo.channel_rules()
         allowed = [rule.channel_id for rule in rules if rule.allowed]
         denied = {rule.channel_id for rule in rules if not rule.allowed}
         if requester.channel_id in denied or (allowed and requester.channel_id not in allowed):
             where = " or ".join(f"<#{channel}>" for channel in allowed[:5])
-            message = "Videos cannot be made in this channel" + (f"; please use {where}." if where else ".")
-            return "channel", "channel", message
-        return None
+            raise Refused("channel", "Videos cannot be made in this channel" + (f"; please use {where}." if where
+                                                                                 else "."))
 
-    async def quota_refusal(self, requester: Requester, cost: int = 1) -> Refusal | None:
-        """Refuse a user whose quota this period has less than `cost` videos left; None while enough is left."""
+    async def check_quota(self, requester: Asker, cost: int = 1) -> None:
+        """Refused when the user's quota this period has less than `cost` videos left."""
         status = await self.quota(requester.user_id, requester.role_ids)
         if status.used + cost <= status.limit:
-            return None
+            return
         if status.limit == 0:
             message = (f"Your video quota is 0 per {self.period}, so you cannot make videos right now; "
                        "ask a moderator if that seems wrong.")
@@ -205,7 +208,7 @@ class Moderation:
                        f"{status.describe()}.")
         else:
             message = f"You have reached your video quota: {status.describe()}."
-        return "quota", "quota", message
+        raise Refused("quota", message)
 
     # --- moderators' edits ------------------------------------------------------------------------------------
 

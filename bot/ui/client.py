@@ -15,18 +15,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.jobs.service import JobEvents, VideoService
+from bot.jobs.events import JobEvents
+from bot.jobs.service import VideoService
 from bot.media import MediaStore, Retention
 from bot.moderation.denylist_edits import DenylistEditor
-from bot.moderation.policy import PolicyGate
 from bot.settings import Settings
 from bot.ui.cogs.moderation import ModerationCog
 from bot.ui.cogs.quota import QuotaCog
 from bot.ui.cogs.results import ResultButton, ResultsCog, result_view
+from bot.ui.cogs.showcase import ShowcaseGroup
 from bot.ui.cogs.video import VideoCog
 from bot.ui.delivery import Delivery
 from bot.ui.replies import answer_error
-from bot.ui.showcase import Showcase, ShowcaseGroup, VoteButton
+from bot.ui.showcase import Showcase, VoteButton
 from storage import Repository, ShowcaseRepository, utc_now
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ class VideoBot(commands.Bot):
         *,
         repo: Repository,
         showcase_repo: ShowcaseRepository,
-        gate: PolicyGate | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -58,7 +58,6 @@ class VideoBot(commands.Bot):
         self.showcase = Showcase(self, settings, showcase_repo, repo, self.media)
         self._repo = repo
         self._service_factory = service_factory
-        self._gate = gate
         self.service: VideoService | None = None
         self.closing: asyncio.Task[None] | None = None  # the close() a signal started
         self.retention: Retention | None = None  # removes old kept videos (MEDIA_KEEP_DAYS)
@@ -68,7 +67,7 @@ class VideoBot(commands.Bot):
         """Start the service, add the cogs, sync the commands (to the development guild when one is set)."""
         self.service = self._service_factory(self.delivery)
         await self.service.start()
-        video = VideoCog(self, self.service, self.delivery, self.settings, self._gate)
+        video = VideoCog(self, self.service, self.delivery, self.settings)
         await self.add_cog(video)
         await self.add_cog(ResultsCog(video, self._repo, self.showcase, self.media, self.settings,
                                       self.service.moderation))

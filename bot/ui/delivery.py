@@ -21,7 +21,7 @@ import discord
 
 from bot.gpu.previews import FILENAME as PREVIEW_FILENAME
 from bot.gpu.previews import Preview
-from bot.jobs.spec import Delivered, Submitted
+from bot.jobs.events import Delivered, Submitted
 from bot.media import MediaStore
 from bot.settings import Settings
 from storage import JobRecord, Repository, utc_now

@@ -7,28 +7,19 @@ import logging
 import discord
 from discord import app_commands
 
-from bot.jobs.spec import NothingToCancel, Refused
-from bot.moderation.rules import InvalidInput
-from storage.showcase import ShowcaseError
-from t2v import InvalidRequest
+from bot.errors import UserError
+from storage import ShowcaseError
+from t2v.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "Something went wrong on our side; it has been logged. Please try again later."
 
 
-class Denied(Exception):
-    """A request this user may not make (someone else's result, a deleted job); `message` is for them."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 def user_message(error: Exception) -> str | None:
     """What to tell the user about an error, or None when it is a bug to log."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-    if isinstance(cause, Refused | NothingToCancel | InvalidInput | ShowcaseError | Denied):
+    if isinstance(cause, UserError | ShowcaseError):
         return cause.message
     if isinstance(cause, InvalidRequest):
         return f"That option is not allowed: {cause}"
@@ -49,6 +40,19 @@ async def answer_privately(interaction: discord.Interaction, text: str) -> None:
             await interaction.edit_original_response(content=text, allowed_mentions=quiet)
         else:
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=quiet)
+    except discord.HTTPException:
+        log.exception("could not tell user %d: %s", interaction.user.id, text)
+
+
+async def answer_refusal(interaction: discord.Interaction, text: str, *, placeholder_public: bool) -> None:
+    """Answer privately after `defer(thinking=True)`: in the private placeholder; a public one is deleted first, so
+    that the answer goes out as a private followup (the placeholder's first followup would be public)."""
+    if not placeholder_public:
+        await answer_privately(interaction, text)
+        return
+    try:
+        await interaction.delete_original_response()
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
     except discord.HTTPException:
         log.exception("could not tell user %d: %s", interaction.user.id, text)
 

@@ -97,8 +97,8 @@ def parse_entries(text: str) -> list[DenylistEntry]:
 
 
 def load_default_entries() -> list[DenylistEntry]:
-    """The list shipped in bot/data/default_denylist.txt (the seed for the moderators' database copy)."""
-    text = resources.files("bot.data").joinpath(DEFAULT_LIST).read_text(encoding="utf-8")
+    """The list shipped beside this module, default_denylist.txt (the seed for the moderators' database copy)."""
+    text = resources.files(__package__).joinpath(DEFAULT_LIST).read_text(encoding="utf-8")
     entries = parse_entries(text)
     log.debug("loaded %d default denylist entries", len(entries))
     return entries

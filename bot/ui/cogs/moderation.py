@@ -28,8 +28,9 @@ Limit = app_commands.Range[int, 0, MAX_QUOTA]
 AnyChannel = app_commands.AppCommandChannel | app_commands.AppCommandThread  # only the id is used: no cache needed
 
 
-class NotModerator(app_commands.CheckFailure):
-    """A /videomod command from someone without moderator rights."""
+def not_a_moderator(command: str) -> str:
+    """What someone without moderator rights is told when they try a moderators' command."""
+    return f"{command} is for moderators only (Manage Server permission or the moderator role)."
 
 
 async def reply(interaction: discord.Interaction, content: str) -> None:
@@ -64,7 +65,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
                                         {"refused": "not a moderator"}, allowed=False)
         except Exception:
             log.exception("could not audit the refused %s by user %d", command, interaction.user.id)
-        raise NotModerator(f"{command} is for moderators only (Manage Server permission or the moderator role).")
+        raise app_commands.CheckFailure(not_a_moderator(command))
 
     # --- quotas -----------------------------------------------------------------------------------------------
 

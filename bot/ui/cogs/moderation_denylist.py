@@ -55,7 +55,7 @@ async def remove(editor: DenylistEditor, interaction: discord.Interaction, patte
 
 
 def list_file_text(entries: list[DenylistEntry]) -> str:
-    """The entries in the list format of bot/data/default_denylist.txt ([category] headers, one pattern a line)."""
+    """The entries in the shipped list's format (policy/default_denylist.txt: [category] headers, a pattern a line)."""
     sections: dict[str, list[str]] = defaultdict(list)
     for entry in entries:
         sections[entry.category].append(entry.pattern)

@@ -23,15 +23,16 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from bot.jobs.spec import UPSCALE, VideoOptions
-from bot.jobs.upscale import upscale_options
+from bot.errors import Denied
+from bot.jobs.spec import UPSCALE, JobSpec
+from bot.jobs.upscale import upscale_spec
 from bot.media import MediaStore
 from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
 from bot.ui.cogs.video import VideoCog
 from bot.ui.permissions import is_moderator
-from bot.ui.replies import Denied, answer_error, answer_privately
+from bot.ui.replies import answer_error, answer_privately
 from bot.ui.showcase import RESULTS_COG, Showcase
 from storage import JobRecord, JobState, Repository, ShowcaseRepository
 
@@ -153,11 +154,10 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         if job.params.get("kind") == UPSCALE:  # an upscale again, from the same source
             await self.upscale(interaction, int(job.params["source_job"]), prompt=prompt)
             return
-        params = {**job.params, "seed": None}
-        options = VideoOptions.from_params(job.prompt if prompt is None else prompt, job.negative_prompt, params)
+        spec = JobSpec.of_job(job).again(prompt)
         log.info("user %d starts a new job from job %d (%s)", interaction.user.id, job_id,
                  "edited prompt" if prompt is not None else "reroll")
-        await self.video.start(interaction, options)
+        await self.video.start(interaction, spec)
 
     async def upscale(self, interaction: discord.Interaction, job_id: int, *, prompt: str | None = None) -> None:
         """Upscale the requester's own public, finished video (its kept MP4); the job is started like /video."""
@@ -171,9 +171,11 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             raise Denied(f"Job #{job_id} is already an upscale.")
         if job.state != JobState.DONE or not self.media.has(job_id):
             raise Denied(f"The video of job #{job_id} is no longer kept, so it cannot be upscaled.")
-        options = upscale_options(job, model, self.settings, self.media.path(job_id), prompt)
-        log.info("user %d upscales job %d to %dx%d", interaction.user.id, job_id, options.width, options.height)
-        await self.video.start(interaction, options)
+        spec = upscale_spec(job, model, self.media.path(job_id), strength=self.settings.upscale_strength,
+                            cost=self.settings.upscale_cost, prompt=prompt)
+        request = spec.request
+        log.info("user %d upscales job %d to %dx%d", interaction.user.id, job_id, request.width, request.height)
+        await self.video.start(interaction, spec)
 
     async def _job(self, interaction: discord.Interaction, job_id: int, *, owner_only: bool) -> JobRecord:
         """The job behind a button, or Denied when it is gone, deleted, or (owner_only) someone else's."""

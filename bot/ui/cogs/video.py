@@ -1,41 +1,39 @@
-"""/video, /queue and /cancel: validate options, defer within Discord's 3 s, hand the job to the service."""
+"""/video, /queue and /cancel: defer within Discord's 3 s, then one call to the service decides the request."""
 
-import asyncio
 import logging
-from collections import Counter
-from dataclasses import replace
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import Refused
+from bot.gpu.models import ASPECTS
 from bot.jobs.service import VideoService
-from bot.jobs.spec import ASPECTS, SAMPLERS, Requester, VideoOptions
-from bot.moderation.policy import MAX_PROMPT_CHARS, PolicyGate
+from bot.jobs.spec import JobSpec, Requester
+from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.settings import Settings
 from bot.ui.delivery import Delivery, settings_line, shown
+from bot.ui.replies import answer_refusal
 from storage import JobRecord, JobState
+from t2v.config import SamplerDefaults
+from t2v.request import LIMITS, SAMPLER_NAMES
 
 log = logging.getLogger(__name__)
 
 MAX_DISCORD_INT = 2**53 - 1  # Discord's integer options are limited to ±2^53
-MAX_GUIDANCE = 30.0
 NEGATIVE_CHARS = 300
 QUEUE_SHOWN = 10  # jobs listed by /queue
+SAMPLER_WORDS = {"ddim": "DDIM (ModelScope's)", "dpmpp-2m": "DPM-Solver++ 2M (good at 20–25 steps)"}  # t2v's names
 
 
 class VideoCog(commands.Cog, name="Video"):
     """Text-to-video commands; the service decides, delivery shows the outcome."""
 
-    def __init__(self, bot: commands.Bot, service: VideoService, delivery: Delivery, settings: Settings,
-                 gate: PolicyGate | None = None) -> None:
+    def __init__(self, bot: commands.Bot, service: VideoService, delivery: Delivery, settings: Settings) -> None:
         self.bot = bot
         self.service = service
         self.delivery = delivery
         self.settings = settings
-        self.gate = gate  # a cheap pre-check so that refusals can be answered privately
-        self._starting: Counter[int] = Counter()  # user id -> requests between their pre-check and their submit
-        self._turns: dict[int, asyncio.Future[None]] = {}  # user id -> the submit of their newest request
         self.video_command = _video_command(self, settings.max_steps, settings.max_frames)
 
     async def cog_load(self) -> None:
@@ -51,58 +49,31 @@ class VideoCog(commands.Cog, name="Video"):
         steps: int | None, guidance: float | None, frames: int | None, aspect: str | None, private: bool,
         sampler: str | None = None,
     ) -> None:  # fmt: skip
-        """The command's options with the server's defaults (else the model's length) filled in, started as usual."""
-        defaults = self.settings
-        frames = frames or defaults.default_frames or self.service.model.default_frames(defaults.max_frames)
-        options = VideoOptions(
-            prompt, negative or "", seed, steps or defaults.default_steps, guidance or defaults.default_guidance,
-            frames, aspect or "1:1", private=private, sampler=sampler or "ddim",
-        )
-        await self.start(interaction, options)
+        """The command's request, the server's defaults (else the model's length) filled in, started as usual."""
+        defaults, model = self.settings, self.service.model
+        fields = {"negative_prompt": negative or "", "seed": seed, "steps": steps or defaults.default_steps,
+                  "guidance": guidance or defaults.default_guidance, "sampler": sampler,
+                  "frames": frames or defaults.default_frames or model.default_frames(defaults.max_frames)}
+        spec = JobSpec.video(prompt, aspect=aspect or "1:1", sizes=model.size, private=private,
+                             **{name: value for name, value in fields.items() if value is not None})
+        await self.start(interaction, spec)
 
-    async def start(self, interaction: discord.Interaction, options: VideoOptions) -> None:
-        """Defer at once (privately when asked, or when the request will be refused), then submit the job.
+    async def start(self, interaction: discord.Interaction, spec: JobSpec) -> None:
+        """Defer at once (privately when asked), then submit the job; the service's one verdict decides the answer.
 
-        /video, 🔁 Reroll and ✏️ Edit prompt all come through here, so they share the checks, caps, quota and answers.
+        /video, 🔁 Reroll, ✏️ Edit prompt and ⬆️ Upscale all come through here, so they share the checks, caps, quota
+        and answers. A refusal is answered privately (a public placeholder is replaced by a private answer).
         """
-        requester, user_id = _requester(interaction), interaction.user.id
-        hidden = options.private or self._will_refuse(user_id, options.prompt)
-        # Counted before any await, so a burst's later requests see the earlier ones in the pre-check; and submitted
-        # in arrival order (each waits for the one before), so those predicted to pass the cap are the ones that do.
-        self._starting[user_id] += 1
-        before, mine = self._turns.get(user_id), asyncio.get_running_loop().create_future()
-        self._turns[user_id] = mine
+        response = await interaction.response.defer(thinking=True, ephemeral=spec.private)
+        message_id = None if spec.private or response is None else response.message_id
         try:
-            hidden = hidden or await self._moderation_refuses(requester, options.cost)
-            response = await interaction.response.defer(thinking=True, ephemeral=hidden)
-            message_id = None if hidden or response is None else response.message_id
-            options = replace(options, private=hidden)  # an ephemeral status message cannot end in a public result
-            if before is not None:
-                await before
-            submitted = await self.service.submit(requester, options)
-        finally:
-            mine.set_result(None)
-            if self._turns.get(user_id) is mine:
-                del self._turns[user_id]
-            self._starting[user_id] -= 1
-            if not self._starting[user_id]:
-                del self._starting[user_id]
+            submitted = await self.service.submit(_requester(interaction), spec)
+        except Refused as refused:
+            log.info("request of user %d refused (%s)", interaction.user.id, refused.logged)
+            await answer_refusal(interaction, refused.message, placeholder_public=not spec.private)
+            return
         log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
         await self.delivery.job_queued(submitted, message_id)
-
-    def _will_refuse(self, user_id: int, prompt: str) -> bool:
-        """True when the service will refuse: down, user at the cap, or prompt against policy (it checks again)."""
-        active = len(self.service.jobs_of(user_id)) + self._starting[user_id]
-        if not self.service.available or active >= self.settings.queue_per_user_cap:
-            return True
-        return self.gate is not None and not self.gate.check_prompt(prompt).allowed
-
-    async def _moderation_refuses(self, requester: Requester, cost: int) -> bool:
-        """True when a block, a channel rule or the quota will refuse the request (the service checks again)."""
-        moderation = self.service.moderation
-        if moderation is None:
-            return False
-        return bool(await moderation.access_refusal(requester) or await moderation.quota_refusal(requester, cost))
 
     @app_commands.command(name="queue", description="Your videos waiting or rendering, with their places")
     async def queue(self, interaction: discord.Interaction) -> None:
@@ -133,24 +104,27 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
 
     The aspect choices show the loaded model's sizes (the cog is made once the service has loaded it).
     """
+    min_guidance, max_guidance = LIMITS["guidance"]
 
     @app_commands.command(name="video", description="Generate a short video from an English prompt")
     @app_commands.describe(
         prompt="What the video shows, in English", negative="What to avoid", seed="Same seed + settings = same video",
-        steps=f"Denoising steps, 1–{max_steps} (more is slower)", guidance=f"Prompt strength, 1–{MAX_GUIDANCE:g}",
-        frames=f"Frames at 8 fps, 1–{max_frames}", aspect="Frame shape", private="Only you see the result",
+        steps=f"Denoising steps, 1–{max_steps} (more is slower)", guidance=f"Prompt strength, 1–{max_guidance:g}",
+        frames=f"Frames at {SamplerDefaults.fps} fps, 1–{max_frames}", aspect="Frame shape",
+        private="Only you see the result",
         sampler="Denoising method (default DDIM)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=f"{name} ({w}×{h})", value=name)
                                   for name, (w, h) in ((name, cog.service.model.size(name)) for name in ASPECTS)],
-                          sampler=[app_commands.Choice(name=words, value=name) for name, words in SAMPLERS.items()])
+                          sampler=[app_commands.Choice(name=SAMPLER_WORDS.get(name, name), value=name)
+                                   for name in SAMPLER_NAMES])
     async def video(
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
         negative: app_commands.Range[str, None, NEGATIVE_CHARS] | None = None,
         seed: app_commands.Range[int, 0, MAX_DISCORD_INT] | None = None,
         steps: app_commands.Range[int, 1, max_steps] | None = None,
-        guidance: app_commands.Range[float, 1.0, MAX_GUIDANCE] | None = None,
+        guidance: app_commands.Range[float, min_guidance, max_guidance] | None = None,
         frames: app_commands.Range[int, 1, max_frames] | None = None,
         aspect: str | None = None,
         private: bool = False,

@@ -1,0 +1,120 @@
+"""The composition root: build the whole bot on the configured database — storage, the prompt gate, moderation,
+the GPU executor, the video service, the Discord client and the web sites — and run it until it is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import discord
+import yarl
+
+from bot.gpu.compiles import COMPILES
+from bot.gpu.executor import Executor, GPUExecutor, devices_for
+from bot.gpu.source import ModelSource
+from bot.jobs.events import JobEvents
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
+from bot.moderation.denylist_edits import load_gate
+from bot.moderation.rules import Moderation
+from bot.settings import Settings
+from bot.ui.client import VideoBot
+from bot.web.gallery import Gallery
+from bot.web.health import Health
+from bot.web.metrics import Metrics
+from storage import ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
+
+log = logging.getLogger("bot")
+
+
+async def run(settings: Settings) -> int:
+    """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed; the
+    exit status: 0, or 1 when it stopped because a GPU worker was stuck (its supervisor restarts it)."""
+    engine = create_engine(settings.database_url)
+    stuck: list[str] = []
+    try:
+        await migrate(engine)
+        repo = Repository(engine)
+        gate = await load_gate(repo)
+        queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
+        executor = build_executor(settings)
+        moderation = Moderation.from_settings(ModerationRepository(engine), settings)
+        metrics = Metrics()
+
+        def service(events: JobEvents) -> VideoService:
+            built = VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
+                                 max_frames=settings.max_frames, moderation=moderation,
+                                 shutdown_grace_s=settings.shutdown_grace_s,
+                                 job_time_limit_s=settings.job_time_limit_s, metrics=metrics,
+                                 batch_max=settings.batch_max, compile_status=compile_status(settings))
+            built.on_stuck = on_stuck
+            return built
+
+        def on_stuck(reason: str) -> None:
+            log.critical("%s; stopping so that the bot's supervisor restarts it (queued jobs are kept)", reason)
+            stuck.append(reason)
+            bot.shut_down()
+
+        showcase = ShowcaseRepository(engine)
+        bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase)
+        sites = await start_sites(settings, bot, showcase, Health(bot, metrics, repo))
+        point_at_discord(settings)
+        try:
+            async with bot:
+                bot.install_signal_handlers()
+                await bot.start(settings.discord_token.get_secret_value())
+        finally:
+            for site in sites:
+                await site.stop()
+    finally:
+        await engine.dispose()
+    return 1 if stuck else 0
+
+
+def build_executor(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> Executor:
+    """The executor T2V_EXECUTOR names, each worker loading T2V_MODEL (and UPSCALE_MODEL, if set): `local`, one
+    thread per device of T2V_DEVICE; `ray`, one actor per GPU (or RAY_WORKER_RESOURCE unit) of the Ray cluster."""
+    if settings.t2v_executor == "ray":
+        from bot.gpu.ray_executor import RayExecutor  # lazily: ray is an optional extra
+
+        return RayExecutor.from_settings(settings, loop)
+    return GPUExecutor(devices_for(settings.t2v_device), ModelSource.of(settings), loop)
+
+
+def compile_status(settings: Settings) -> Callable[[], dict[str, Any]] | None:
+    """What /healthz shows of the background compiles: this process's, when the GPU workers are its threads."""
+    return COMPILES.status if settings.t2v_executor == "local" else None
+
+
+def point_at_discord(settings: Settings) -> None:
+    """Use DISCORD_API_BASE / DISCORD_GATEWAY_URL (a proxy, or a test's fake Discord) instead of Discord's own.
+
+    discord.py builds every REST URL, webhooks and interaction callbacks included, from `Route.BASE`, and a
+    non-sharded client opens `DEFAULT_GATEWAY` (then resumes on READY's resume_gateway_url).
+    """
+    if settings.discord_api_base is not None:
+        discord.http.Route.BASE = settings.discord_api_base
+        log.warning("Discord REST API at %s (DISCORD_API_BASE): the bot token is sent there", settings.discord_api_base)
+    if settings.discord_gateway_url is not None:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+        log.warning("Discord gateway at %s (DISCORD_GATEWAY_URL)", settings.discord_gateway_url)
+
+
+async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepository,
+                      health: Health) -> list[Gallery | Health]:
+    """Start the web gallery and the health and metrics endpoints, each when enabled; they listen from now on."""
+    sites: list[Gallery | Health] = []
+    if settings.gallery_enabled:
+        gallery = Gallery(showcase, bot.media)
+        await gallery.start(settings.gallery_host, settings.gallery_port)
+        sites.append(gallery)
+    if settings.health_enabled:
+        try:
+            await health.start(settings.health_host, settings.health_port)
+            sites.append(health)
+        except OSError as error:  # the bot still serves Discord; the container's health check reports the gap
+            log.error("/healthz and /metrics are not served: cannot listen on %s:%d (%s)", settings.health_host,
+                      settings.health_port, error.strerror or error)
+    return sites
