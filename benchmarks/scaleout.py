@@ -1,7 +1,7 @@
 """Scale-out of the bot's local executor: a batch of standard videos on 1 device, then on N devices of one host.
 
 Real-size network with seeded random weights (drawn once, loaded on every device; fp16 on GPUs), the bot's own
-`GPUExecutor` and per-job work (`bot.render.render_work`: 16×256² frames, 50 DDIM steps, guidance 9; then the
+`GPUExecutor` and per-job work (`bot.gpu.work.render_work`: 16×256² frames, 50 DDIM steps, guidance 9; then the
 H.264 MP4 on the bot's CPU encoder pool). Every pipeline is built and warmed up once; the 1-device phase and the
 N-device phase time the same pipelines. Throughput is videos / wall time from the first submit to the last result;
 each phase is timed `--repeats` times and the median is reported; per GPU divides by the workers (one per GPU; a
@@ -32,8 +32,10 @@ if str(ROOT) not in sys.path:  # `python benchmarks/scaleout.py` from a checkout
 
 import torch  # noqa: E402
 
-from bot.executor import GPUExecutor, devices_for  # noqa: E402
-from bot.render import Encoder, Rendered, render_work  # noqa: E402
+from bot.gpu.executor import GPUExecutor, devices_for  # noqa: E402
+from bot.gpu.models import Models  # noqa: E402
+from bot.gpu.work import render_work  # noqa: E402
+from bot.jobs.encoder import Encoder, Rendered  # noqa: E402
 from t2v import TINY_RANDOM, GenerationRequest, VideoPipeline, load_pipeline  # noqa: E402
 from t2v.config import ModelConfig  # noqa: E402
 from t2v.fast import optimize  # noqa: E402
@@ -42,8 +44,8 @@ from t2v.loader import assemble, random_state_dicts  # noqa: E402
 log = logging.getLogger("scaleout")
 
 PROMPT = "A panda eating bamboo on a rock."
-MAX_BYTES = 10 * 2**20 - 16 * 1024  # the MP4 size bot.service allows on an unboosted server (10 MiB upload
-# limit less its margin); not imported: bot.service needs SQLAlchemy, which the GPU machine lacks
+MAX_BYTES = 10 * 2**20 - 16 * 1024  # the MP4 size bot.jobs.units allows on an unboosted server (10 MiB upload
+# limit less its margin); not imported: bot.jobs.units needs SQLAlchemy, which the GPU machine lacks
 WARMUP_STEPS = 8  # enough to capture the graphs and to make the bot's live previews (they start at 8 steps)
 TARGET_SPEEDUP = 1.8  # the issue's acceptance bar for 2 GPUs
 
@@ -115,7 +117,7 @@ def build_pipelines(args: argparse.Namespace) -> tuple[list[VideoPipeline], dict
             if args.optimize != "none":
                 optimize(pipe, compile=args.optimize == "compile")
             warmup = render_work(request(args, seed=0, steps=min(args.steps, WARMUP_STEPS)))
-            warmup(pipe, lambda *_: None, lambda: False)
+            warmup(Models(pipe), lambda *_: None, lambda: False)
         timings[f"build_and_warmup_s[{i}]"] = time.perf_counter() - started
         log.info("worker %d on %s: built and warmed up (optimize=%s) in %.1f s", i, device, args.optimize,
                  timings[f"build_and_warmup_s[{i}]"])
@@ -123,12 +125,12 @@ def build_pipelines(args: argparse.Namespace) -> tuple[list[VideoPipeline], dict
     return pipes, timings
 
 
-def prebuilt(devices: list[str], pipes: list[VideoPipeline]) -> Callable[[str], VideoPipeline]:
+def prebuilt(devices: list[str], pipes: list[VideoPipeline]) -> Callable[[str], Models]:
     """An executor factory handing each worker thread the next prebuilt pipeline of its device."""
     ready = {d: deque(p for dev, p in zip(devices, pipes, strict=True) if dev == d) for d in devices}
 
-    def factory(device: str) -> VideoPipeline:  # GPUExecutor has made `device` the thread's current GPU
-        return ready[device].popleft()
+    def factory(device: str) -> Models:  # GPUExecutor has made `device` the thread's current GPU
+        return Models(ready[device].popleft())
 
     return factory
 

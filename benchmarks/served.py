@@ -1,8 +1,8 @@
 """What users get: a fixed-seed mix of /video jobs through the bot's own code, timed from the model loaded to each MP4.
 
 The bot's VideoService (admission, fair queue, dispatcher, batching, the time limit), its GPU executor and workers
-(`bot.engines.ModelSource.prepare`: t2v's fast path, a shape with nothing compiled rendered eager at once while
-`bot.compiles` compiles it in the background, the default shape and the aspects queued first) and its CPU MP4
+(`bot.gpu.models.ModelSource.prepare`: t2v's fast path, a shape with nothing compiled rendered eager at once while
+`bot.gpu.compiles` compiles it in the background, the default shape and the aspects queued first) and its CPU MP4
 encoder, on a SQLite file; the real-size network with seeded random weights (fp16). The gate is the shipped
 denylist with the English check left out (the language models are not on the GPU machine).
 
@@ -42,19 +42,22 @@ if str(ROOT) not in sys.path:  # `python benchmarks/served.py` from a checkout t
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from bot import compiles  # noqa: E402
-from bot.compiles import label  # noqa: E402
-from bot.engines import ModelSource  # noqa: E402
-from bot.executor import GPUExecutor  # noqa: E402
-from bot.jobs import ASPECTS, Delivered, Requester, VideoOptions  # noqa: E402
-from bot.policy import PolicyGate  # noqa: E402
-from bot.queue import FairQueue  # noqa: E402
-from bot.service import VideoService  # noqa: E402
+from bot.gpu import compiles  # noqa: E402
+from bot.gpu.compiles import label  # noqa: E402
+from bot.gpu.executor import GPUExecutor  # noqa: E402
+from bot.gpu.models import ASPECTS, Models  # noqa: E402
+from bot.gpu.source import ModelSource  # noqa: E402
+from bot.jobs.events import Delivered  # noqa: E402
+from bot.jobs.queue import FairQueue  # noqa: E402
+from bot.jobs.service import VideoService  # noqa: E402
+from bot.jobs.spec import JobSpec, Requester  # noqa: E402
+from bot.moderation.policy import PolicyGate  # noqa: E402
 from storage import JobRecord, Repository, create_engine, migrate  # noqa: E402
 from t2v import TINY_RANDOM, load_pipeline  # noqa: E402
 from t2v.compiled import example_inputs, video_shape  # noqa: E402
 from t2v.config import ModelConfig  # noqa: E402
 from t2v.loader import assemble, random_state_dicts  # noqa: E402
+from t2v.request import SAMPLER_NAMES  # noqa: E402
 from t2v.unet import UNet3D  # noqa: E402
 
 log = logging.getLogger("served")
@@ -62,7 +65,6 @@ log = logging.getLogger("served")
 PROMPTS = ["A panda eating bamboo on a rock.", "A red fox running through fresh snow.", "Waves crashing on a cliff.",
            "A hot air balloon over a desert at dawn.", "A cat playing piano in a jazz bar.",
            "Time-lapse of clouds over a mountain lake.", "A paper boat drifting down a rainy street."]
-SAMPLERS = ("ddim", "dpmpp-2m")
 STANDARD = {"frames": 16, "aspect": "1:1", "steps": 50}  # a /video without options
 FIRST_VIDEO_GOAL_S, P95_GOAL, WARM_GOAL = 15.0, 2.0, 1.10
 
@@ -89,7 +91,7 @@ def draw_mix(jobs: int, seed: int, max_frames: int) -> list[Ask]:
     while len(mix) < jobs:
         frames = 16 if rng.random() < 0.5 else rng.randint(min(8, max_frames), max_frames)
         shape = {"aspect": rng.choice(list(ASPECTS)), "frames": min(frames, max_frames),
-                 "steps": rng.randint(25, 50), "sampler": rng.choice(SAMPLERS)}
+                 "steps": rng.randint(25, 50), "sampler": rng.choice(SAMPLER_NAMES)}
         size = rng.randint(2, 4) if rng.random() < 0.15 else 1
         size = min(size, jobs - len(mix))
         group += size > 1
@@ -130,8 +132,9 @@ class Recorder:
         seen = self.jobs[job.id]
         seen.started = self.clock()
         assert self.service is not None
-        entry = self.service._running[job.id]
-        seen.batch = sum(1 for other in self.service._running.values() if other.task is entry.task)
+        entry = self.service.running.get(job.id)
+        assert entry is not None
+        seen.batch = sum(1 for other in self.service.running if other.task is entry.task)
         seen.extra["unit"] = entry.task.get_name() if entry.task else str(job.id)  # shared by a batch's members
         width, height = job.params["width"], job.params["height"]
         shape = video_shape(self.unet.cfg, seen.batch, job.params["frames"], height, width)
@@ -179,9 +182,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                          max_frames=args.max_frames)
     holder: dict[str, Any] = {}
 
-    def load(device: str) -> Any:
-        holder["pipeline"] = source.prepare(random_pipeline(args), device)
-        return holder["pipeline"]
+    def load(device: str) -> Models:
+        holder["models"] = source.prepare(random_pipeline(args), device)
+        return holder["models"]
 
     recorder = Recorder(clock)
     gate = PolicyGate(is_english=lambda prompt: True)
@@ -190,12 +193,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     recorder.service = service
     await service.start()
     loaded = clock()
-    recorder.unet = holder["pipeline"].unet
+    recorder.unet = holder["models"].pipeline.unet
     log.info("model loaded in %.1f s; submitting %d jobs", loaded - started, args.jobs)
     mix = draw_mix(args.jobs, args.seed, args.max_frames)
     for i, ask in enumerate(mix):
         seen = Seen(ask, submitted=clock())
-        job = (await service.submit(_requester(ask.user, i), _options(ask))).job
+        job = (await service.submit(_requester(ask.user, i), _spec(ask, service))).job
         seen.job_id = job.id
         recorder.jobs[job.id] = seen
     await recorder.all_done.wait()
@@ -224,7 +227,7 @@ async def steady_standard(service: VideoService, recorder: Recorder, args: argpa
     for i in range(3):
         recorder.all_done.clear()
         ask = Ask(1000 + i, PROMPTS[0], "1:1", frames, STANDARD["steps"], "ddim", seed=i)
-        job = (await service.submit(_requester(ask.user, 1000 + i), _options(ask))).job
+        job = (await service.submit(_requester(ask.user, 1000 + i), _spec(ask, service))).job
         recorder.jobs[job.id] = Seen(ask, job_id=job.id, submitted=time.perf_counter())
         await recorder.all_done.wait()
         seen = recorder.jobs.pop(job.id)
@@ -324,9 +327,10 @@ def _requester(user: int, i: int) -> Requester:
     return Requester(user, f"user{user}", channel_id=1, guild_id=1, interaction_token=f"token-{i}", application_id=1)
 
 
-def _options(ask: Ask) -> VideoOptions:
-    return VideoOptions(ask.prompt, seed=ask.seed, steps=ask.steps, frames=ask.frames, aspect=ask.aspect,
-                        sampler=ask.sampler)
+def _spec(ask: Ask, service: VideoService) -> JobSpec:
+    """The job /video makes of the ask, at the loaded model's size for its aspect."""
+    return JobSpec.video(ask.prompt, aspect=ask.aspect, sizes=service.model.size, seed=ask.seed, steps=ask.steps,
+                         frames=ask.frames, sampler=ask.sampler)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -353,7 +357,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("storage", "bot.service", "bot.policy", "alembic"):
+    for noisy in ("storage", "bot.jobs", "bot.moderation.policy", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args.workdir.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(run(args))

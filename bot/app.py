@@ -1,156 +1,120 @@
-"""The Discord client: cogs, command sync, one error handler for every app command, clean shutdown."""
+"""The composition root: build the whole bot on the configured database — storage, the prompt gate, moderation,
+the GPU executor, the video service, the Discord client and the web sites — and run it until it is stopped."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import signal
-import time
 from collections.abc import Callable
-from datetime import datetime
-from functools import partial
+from typing import Any
 
 import discord
-from discord import app_commands
-from discord.ext import commands
+import yarl
 
-from bot.cogs.moderation import ModerationCog
-from bot.cogs.quota import QuotaCog
-from bot.cogs.results import ResultButton, ResultsCog, result_view
-from bot.cogs.video import VideoCog
-from bot.delivery import Delivery
-from bot.denylist_edits import DenylistEditor
-from bot.media import MediaStore, Retention
-from bot.policy import PolicyGate
-from bot.replies import answer_error
-from bot.service import JobEvents, VideoService
+from bot.gpu.compiles import COMPILES
+from bot.gpu.executor import Executor, GPUExecutor, devices_for
+from bot.gpu.source import ModelSource
+from bot.jobs.events import JobEvents
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
+from bot.moderation.denylist_edits import load_gate
+from bot.moderation.rules import Moderation
 from bot.settings import Settings
-from bot.showcase import Showcase, ShowcaseGroup, VoteButton
-from storage import Repository, ShowcaseRepository, utc_now
+from bot.ui.client import VideoBot
+from bot.web.gallery import Gallery
+from bot.web.health import Health
+from bot.web.metrics import Metrics
+from storage import ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
 
-log = logging.getLogger(__name__)
-
-ServiceFactory = Callable[[JobEvents], VideoService]  # the bot's delivery in, the running service's owner out
-
-
-class VideoBot(commands.Bot):
-    """Slash commands only (default intents); the service is built in setup_hook with this bot's delivery."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        service_factory: ServiceFactory,
-        *,
-        repo: Repository,
-        showcase_repo: ShowcaseRepository,
-        gate: PolicyGate | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = utc_now,
-    ) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
-                         allowed_mentions=discord.AllowedMentions.none(), help_command=None)
-        self.settings = settings
-        self.media = MediaStore(settings.media_dir)
-        views = partial(result_view, upscale=settings.upscale_model is not None)  # ⬆️ only with an upscaler
-        self.delivery = Delivery(self, settings, repo, monotonic=monotonic, now=now, media=self.media,
-                                 result_view=views)
-        self.showcase = Showcase(self, settings, showcase_repo, repo, self.media)
-        self._repo = repo
-        self._service_factory = service_factory
-        self._gate = gate
-        self.service: VideoService | None = None
-        self.closing: asyncio.Task[None] | None = None  # the close() a signal started
-        self.retention: Retention | None = None  # removes old kept videos (MEDIA_KEEP_DAYS)
-        self.tree.error(self.on_app_command_error)
-
-    async def setup_hook(self) -> None:
-        """Start the service, add the cogs, sync the commands (to the development guild when one is set)."""
-        self.service = self._service_factory(self.delivery)
-        await self.service.start()
-        video = VideoCog(self, self.service, self.delivery, self.settings, self._gate)
-        await self.add_cog(video)
-        await self.add_cog(ResultsCog(video, self._repo, self.showcase, self.media, self.settings,
-                                      self.service.moderation))
-        self.add_dynamic_items(ResultButton, VoteButton)  # buttons on messages from before this start work too
-        if self.settings.media_keep_days:
-            self.retention = Retention(self.media, self.showcase.repo, self.settings.media_keep_days)
-            await self.retention.start()
-        await self._add_moderation(self.service)
-        guild_id = self.settings.discord_guild_id
-        if guild_id is not None:
-            guild = discord.Object(guild_id)
-            self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to guild %d", len(synced), guild_id)
-        else:
-            synced = await self.tree.sync()
-            log.info("synced %d global commands (clients may take a while to show changes)", len(synced))
-        freeze_startup_heap()
-
-    async def _add_moderation(self, service: VideoService) -> None:
-        """/quota and /videomod (with `showcase`), when the service enforces moderation (quotas, blocks, channels)."""
-        moderation = service.moderation
-        if moderation is None:
-            return
-        await self.add_cog(QuotaCog(moderation))
-        editor = DenylistEditor(self._repo, service.gate, moderation)
-        videomod = ModerationCog(self.settings, moderation, editor)
-        videomod.app_command.add_command(ShowcaseGroup(self.showcase, self.settings, moderation))
-        await self.add_cog(videomod)
-
-    async def close(self) -> None:
-        """Stop taking and running jobs first (the running one may still deliver), then leave Discord."""
-        if self.retention is not None:
-            await self.retention.stop()
-        if self.service is not None:
-            service, self.service = self.service, None
-            try:
-                await service.stop()
-            except Exception:
-                log.exception("stopping the video service failed")
-        await super().close()
-
-    def install_signal_handlers(self) -> None:
-        """Close cleanly on SIGTERM (Docker, systemd) and SIGINT; call from inside the running loop."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
-                log.debug("cannot install a handler for %s here", sig.name)
-
-    def _on_signal(self, sig: signal.Signals) -> None:
-        log.info("%s received; shutting down", sig.name)
-        self.shut_down()
-
-    def shut_down(self) -> None:
-        """Close cleanly, as on SIGTERM (call from inside the running loop); once."""
-        if self.closing is None:
-            self.closing = asyncio.get_running_loop().create_task(self.close(), name="videobot-close")
-
-    async def on_ready(self) -> None:
-        log.info("connected as %s (%d) to %d guilds", self.user, self.user.id if self.user else 0, len(self.guilds))
-
-    async def on_app_command_error(self, interaction: discord.Interaction,
-                                   error: app_commands.AppCommandError) -> None:
-        """Domain errors become a short private answer; anything else is logged with its traceback."""
-        command = interaction.command.qualified_name if interaction.command else "?"
-        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-        await answer_error(interaction, cause, f"/{command}")
+log = logging.getLogger("bot")
 
 
-def freeze_startup_heap() -> None:
-    """Hide the objects loaded at startup (torch, the model, detectors) from the cyclic GC, once per process.
+async def run(settings: Settings) -> int:
+    """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed; the
+    exit status: 0, or 1 when it stopped because a GPU worker was stuck (its supervisor restarts it)."""
+    engine = create_engine(settings.database_url)
+    stuck: list[str] = []
+    try:
+        await migrate(engine)
+        repo = Repository(engine)
+        gate = await load_gate(repo)
+        queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
+        executor = build_executor(settings)
+        moderation = Moderation.from_settings(ModerationRepository(engine), settings)
+        metrics = Metrics()
 
-    The process holds ~500k long-lived objects; every full collection walked them all, stalling the event loop
-    for ~0.5 s on a small CPU. `gc.freeze()` after one last collection keeps later collections short.
+        def service(events: JobEvents) -> VideoService:
+            built = VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
+                                 max_frames=settings.max_frames, moderation=moderation,
+                                 shutdown_grace_s=settings.shutdown_grace_s,
+                                 job_time_limit_s=settings.job_time_limit_s, metrics=metrics,
+                                 batch_max=settings.batch_max, compile_status=compile_status(settings))
+            built.on_stuck = on_stuck
+            return built
+
+        def on_stuck(reason: str) -> None:
+            log.critical("%s; stopping so that the bot's supervisor restarts it (queued jobs are kept)", reason)
+            stuck.append(reason)
+            bot.shut_down()
+
+        showcase = ShowcaseRepository(engine)
+        bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase)
+        sites = await start_sites(settings, bot, showcase, Health(bot, metrics, repo))
+        point_at_discord(settings)
+        try:
+            async with bot:
+                bot.install_signal_handlers()
+                await bot.start(settings.discord_token.get_secret_value())
+        finally:
+            for site in sites:
+                await site.stop()
+    finally:
+        await engine.dispose()
+    return 1 if stuck else 0
+
+
+def build_executor(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> Executor:
+    """The executor T2V_EXECUTOR names, each worker loading T2V_MODEL (and UPSCALE_MODEL, if set): `local`, one
+    thread per device of T2V_DEVICE; `ray`, one actor per GPU (or RAY_WORKER_RESOURCE unit) of the Ray cluster."""
+    if settings.t2v_executor == "ray":
+        from bot.gpu.ray_executor import RayExecutor  # lazily: ray is an optional extra
+
+        return RayExecutor.from_settings(settings, loop)
+    return GPUExecutor(devices_for(settings.t2v_device), ModelSource.of(settings), loop)
+
+
+def compile_status(settings: Settings) -> Callable[[], dict[str, Any]] | None:
+    """What /healthz shows of the background compiles: this process's, when the GPU workers are its threads."""
+    return COMPILES.status if settings.t2v_executor == "local" else None
+
+
+def point_at_discord(settings: Settings) -> None:
+    """Use DISCORD_API_BASE / DISCORD_GATEWAY_URL (a proxy, or a test's fake Discord) instead of Discord's own.
+
+    discord.py builds every REST URL, webhooks and interaction callbacks included, from `Route.BASE`, and a
+    non-sharded client opens `DEFAULT_GATEWAY` (then resumes on READY's resume_gateway_url).
     """
-    if gc.get_freeze_count():
-        return
-    started = time.perf_counter()
-    gc.collect()
-    gc.freeze()
-    log.info("froze %d startup objects out of the cyclic GC (%.2f s)", gc.get_freeze_count(),
-             time.perf_counter() - started)
+    if settings.discord_api_base is not None:
+        discord.http.Route.BASE = settings.discord_api_base
+        log.warning("Discord REST API at %s (DISCORD_API_BASE): the bot token is sent there", settings.discord_api_base)
+    if settings.discord_gateway_url is not None:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+        log.warning("Discord gateway at %s (DISCORD_GATEWAY_URL)", settings.discord_gateway_url)
 
+
+async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepository,
+                      health: Health) -> list[Gallery | Health]:
+    """Start the web gallery and the health and metrics endpoints, each when enabled; they listen from now on."""
+    sites: list[Gallery | Health] = []
+    if settings.gallery_enabled:
+        gallery = Gallery(showcase, bot.media)
+        await gallery.start(settings.gallery_host, settings.gallery_port)
+        sites.append(gallery)
+    if settings.health_enabled:
+        try:
+            await health.start(settings.health_host, settings.health_port)
+            sites.append(health)
+        except OSError as error:  # the bot still serves Discord; the container's health check reports the gap
+            log.error("/healthz and /metrics are not served: cannot listen on %s:%d (%s)", settings.health_host,
+                      settings.health_port, error.strerror or error)
+    return sites

@@ -14,8 +14,9 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from t2v import TINY_RANDOM
-from t2v.pipeline import LIMITS
+from bot.errors import SettingsError
+from t2v.config import TINY_RANDOM, SamplerDefaults
+from t2v.request import LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +74,6 @@ _TYPE_WORDS = {
 }
 
 
-class SettingsError(ValueError):
-    """The settings are incomplete or wrong; `str()` gives one line per problem."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.lines = list(lines)
-
-
 def _problem(text: str) -> PydanticCustomError:
     """A validation error whose text is shown to the operator as it is."""
     return PydanticCustomError(_OUR_ERRORS, text.replace("{", "{{").replace("}", "}}"))
@@ -113,8 +106,8 @@ class Settings(BaseSettings):
     queue_per_user_cap: int = 3  # queued + running jobs per user
     queue_global_cap: int = 100  # queued jobs overall
     batch_max: int = BATCH_MAX  # same-shape jobs next in fair order rendered as one batch; 1: one job at a time
-    default_steps: int = 50  # ModelScope's DDIM steps
-    default_guidance: float = 9.0  # ModelScope's classifier-free guidance scale
+    default_steps: int = SamplerDefaults.steps  # ModelScope's DDIM steps
+    default_guidance: float = SamplerDefaults.guidance  # ModelScope's classifier-free guidance scale
     default_frames: int | None = None  # None: the loaded model's clip length (16; zeroscope 24), at most MAX_FRAMES
     max_steps: int = Field(100, validate_default=True)  # server caps, below the engine's limits
     max_frames: int = Field(MAX_FRAMES, validate_default=True)

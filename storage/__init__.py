@@ -1,6 +1,6 @@
 """Persistence for the bot: SQLAlchemy 2.0 async models, a repository of frozen records, Alembic migrations."""
 
-from storage.db import DEFAULT_URL, create_engine, migrate
+from storage.db import DEFAULT_URL, create_engine, migrate, shown_url
 from storage.errors import DuplicateEntryError, InvalidTransitionError, JobNotFoundError, StorageError
 from storage.moderation import ModerationRepository
 from storage.moderation_records import (
@@ -57,5 +57,6 @@ __all__ = [
     "create_engine",
     "migrate",
     "retry_on_locked",
+    "shown_url",
     "utc_now",
 ]

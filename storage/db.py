@@ -34,6 +34,11 @@ def create_engine(url: str = DEFAULT_URL, *, busy_timeout_ms: int = 5000, echo: 
     return engine
 
 
+def shown_url(url: str) -> str:
+    """The database URL as logs may show it: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     """A connect listener that sets the per-connection SQLite pragmas."""
 

@@ -1,4 +1,4 @@
-"""The dependency direction of DESIGN.md, enforced by parsing every module's imports."""
+"""The folder map of docs/architecture.md, enforced by parsing every module's imports (lazy ones included)."""
 
 import ast
 import shutil
@@ -15,22 +15,63 @@ FORBIDDEN = {
     "t2v": {"discord", "sqlalchemy", "aiosqlite", "alembic", "asyncio", "threading", "bot", "storage", "aiohttp"},
     "storage": {"torch", "t2v", "discord", "bot", "einops", "open_clip"},
 }
-# bot modules that must stay Discord-free (testable without mocks)
-DISCORD_FREE_BOT_MODULES = {
-    "policy", "queue", "executor", "jobs", "settings", "service", "moderation", "denylist_edits", "media", "gallery",
-    "metrics", "health", "redaction", "compiles", "render",
+# Third-party packages that only some of bot/ may import (anywhere in a module): discord is the Discord layer's,
+# torch the GPU side's (and only inside functions, so that importing the bot loads no torch), SQLAlchemy storage's.
+ONLY_IN = {
+    "discord": ("bot/ui/", "bot/app.py"),
+    "yarl": ("bot/app.py",),
+    "torch": ("bot/gpu/",),
+    "ray": ("bot/gpu/ray_executor.py",),
+    "sqlalchemy": (),
+    "aiosqlite": (),
+    "alembic": (),
+    "aiohttp": ("bot/web/",),
+    "prometheus_client": ("bot/web/metrics.py",),
+}
+# bot's folders (and top-level modules): the parts of bot each may import besides itself
+MAY_IMPORT = {
+    "bot.errors": set(),
+    "bot.settings": {"bot.errors"},
+    "bot.redaction": set(),
+    "bot.media": set(),
+    "bot.gpu": {"bot.errors", "bot.settings"},
+    "bot.moderation": {"bot.errors", "bot.settings"},
+    "bot.jobs": {"bot.errors", "bot.settings", "bot.gpu", "bot.moderation"},
+    "bot.web": {"bot.errors", "bot.settings", "bot.media", "bot.jobs"},
+    "bot.ui": {"bot.errors", "bot.settings", "bot.media", "bot.gpu", "bot.jobs", "bot.moderation"},
+    "bot.app": {"bot.errors", "bot.settings", "bot.media", "bot.gpu", "bot.jobs", "bot.moderation", "bot.ui",
+                "bot.web"},
+    "bot.__main__": {"bot.errors", "bot.settings", "bot.redaction", "bot.app", "bot.gpu"},
 }
 
 
-def _imported_roots(path: Path) -> set[str]:
+def _imported_roots(path: Path, *, lazy: bool = True) -> set[str]:
+    """Top-level packages a module imports (only at module level when not `lazy`; relative imports are its own)."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    nodes = ast.walk(tree) if lazy else _module_level(tree)
     roots = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             roots.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             roots.add(node.module.split(".")[0])
     return roots
+
+
+def _module_level(tree: ast.Module) -> list[ast.AST]:
+    """The statements a module runs when imported (functions' bodies and TYPE_CHECKING blocks excluded)."""
+    found: list[ast.AST] = []
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending.extend(node.orelse)
+            continue
+        found.append(node)
+        pending.extend(ast.iter_child_nodes(node))
+    return found
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
@@ -43,15 +84,47 @@ def test_packages_import_only_in_the_allowed_direction(package):
     assert not offenders, f"forbidden imports: {offenders}"
 
 
-def test_bot_core_modules_are_discord_free():
+@pytest.mark.parametrize("package", sorted(ONLY_IN))
+def test_only_the_folders_that_own_a_dependency_import_it(package):
+    owners = ONLY_IN[package]
+    offenders = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "bot").rglob("*.py"))
+                 if package in _imported_roots(path) and not str(path.relative_to(ROOT)).startswith(owners)]
+    assert not offenders, f"{package} is imported outside {owners or 'storage'}: {offenders}"
+
+
+def test_the_gpu_side_imports_torch_only_when_a_model_is_used():
+    eager = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "bot").rglob("*.py"))
+             if "torch" in _imported_roots(path, lazy=False)]
+    assert not eager, f"these modules import torch when they are imported: {eager}"
+
+
+def _part(module: str) -> str:
+    """The folder or top-level module of bot that a module belongs to."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else module
+
+
+def test_each_bot_folder_imports_only_the_parts_below_it():
     offenders = {}
-    for name in sorted(DISCORD_FREE_BOT_MODULES):
-        module = ROOT / "bot" / name
-        paths = sorted(module.rglob("*.py")) if module.is_dir() else [module.with_suffix(".py")]
-        assert any(path.exists() for path in paths), f"bot/{name} is gone: update this test"
-        offenders.update({str(p.relative_to(ROOT)): "discord" for p in paths
-                          if p.exists() and "discord" in _imported_roots(p)})
-    assert not offenders, f"these bot modules must not import discord: {offenders}"
+    for module, targets in import_graph("bot").items():
+        if module == "bot":
+            continue
+        part = _part(module)
+        assert part in MAY_IMPORT, f"{module} is in no folder of the map: add its folder to MAY_IMPORT and docs"
+        bad = {_part(target) for target in targets} - MAY_IMPORT[part] - {part, "bot"}
+        if bad:
+            offenders[module] = sorted(bad)
+    assert not offenders, f"imports against the folder map (docs/architecture.md): {offenders}"
+
+
+def test_importing_every_bot_module_loads_no_torch():
+    """The whole bot imports without torch (and without numpy or PyAV): a model loads them when it is used."""
+    modules = sorted(name for name in import_graph("bot") if name not in ("bot.__main__", "bot.gpu.ray_executor"))
+    code = (f"import importlib, sys\nfor name in {modules!r}:\n    importlib.import_module(name)\n"
+            "heavy = sorted(m for m in ('torch', 'open_clip', 'av', 'numpy') if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def _module_files(package: str) -> dict[str, Path]:
@@ -124,7 +197,7 @@ def test_the_cycle_finder_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
     assert import_cycles("pkg") == [["pkg.a", "pkg.sub.b"]]
 
 
-@pytest.mark.parametrize("package", ["t2v"])  # bot and storage: add them here (both have none today)
+@pytest.mark.parametrize("package", ["t2v", "bot", "storage"])
 def test_no_import_cycles(package):
     assert import_cycles(package) == []
 

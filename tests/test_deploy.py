@@ -20,9 +20,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from bot.health import Health
-from bot.metrics import Metrics
-from bot.service import STOP_GRACE_S
+from bot.jobs.service import STOP_GRACE_S
+from bot.web.health import Health
+from bot.web.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -228,10 +228,10 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
 
 
 class StubClient:
-    """The few attributes bot.health reads of the Discord client; connected with the model loaded unless told."""
+    """The few attributes bot.web.health reads of the Discord client; connected with the model loaded unless told."""
 
     def __init__(self, connected: bool = True) -> None:
-        self.service = SimpleNamespace(workers=1, unavailable_reason=None)
+        self.service = SimpleNamespace(workers=1, unavailable_reason=None, compile_status=None, stuck=None)
         self.ws = SimpleNamespace(open=connected)
         self.latency = 0.05
 
@@ -262,7 +262,7 @@ def healthcheck(monkeypatch: pytest.MonkeyPatch):
 
 @asynccontextmanager
 async def bot_health(client: StubClient, host: str = "127.0.0.1") -> AsyncIterator[int]:
-    """bot.health's own server on a free port; yields the port."""
+    """bot.web.health's own server on a free port; yields the port."""
     health = Health(client, Metrics())  # type: ignore[arg-type]
     port = await health.start(host, 0)
     try:

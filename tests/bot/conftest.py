@@ -1,108 +1,143 @@
-"""The whole bot on a temporary SQLite file and the fake Discord: settings, clocks, pipelines, restartable stacks."""
+"""Fixtures of the bot tests: the service on a temporary SQLite file, and the whole bot on the fake Discord.
+
+`make_service` starts VideoServices on a fake pipeline (bot.jobs without Discord); `stacks` starts whole bots —
+settings, database, service, discord.py client — on one fake Discord, restartable on one database. The fakes and
+clocks themselves are in helpers.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot.__main__ import load_gate
-from bot.app import VideoBot
-from bot.executor import GPUExecutor
-from bot.jobs import ASPECTS
-from bot.moderation import Moderation
-from bot.queue import FairQueue
-from bot.service import JobEvents, VideoService
+from bot.errors import Refused
+from bot.gpu.executor import GPUExecutor
+from bot.gpu.models import ASPECTS
+from bot.jobs.events import JobEvents, Submitted
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
+from bot.moderation.denylist_edits import load_gate
+from bot.moderation.policy import PolicyGate
+from bot.moderation.rules import Moderation
 from bot.settings import Settings, load_settings
-from storage import JobRecord, ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
-from t2v import GenerationCancelled, GenerationResult, load_pipeline
+from bot.ui.client import VideoBot
+from storage import JobRecord, JobState, ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
+from t2v import load_pipeline
+from tests.bot.helpers import (
+    PROMPTS,
+    WAIT,
+    Clock,
+    Events,
+    FakePipeline,
+    Monotonic,
+    ScriptedPipeline,
+    WallClock,
+    held,
+    requester,
+    spec,
+)
 from tests.fakediscord import FakeDiscord, running_bot
 
-WAIT = 10.0  # seconds before a wait that should never take this long fails the test
-PipelineFactory = Callable[[str], Any]
+PipelineFactory = Callable[[str], Any]  # device -> a pipeline (or a bot.gpu.models.Models)
 
 
-class ManualClock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
+# --- the service alone --------------------------------------------------------------------------------------------
 
 
-class WallClock:
-    """The real UTC time plus an offset the test can move forward (to age interaction tokens)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+@pytest.fixture(scope="session")
+def gate() -> PolicyGate:
+    return PolicyGate()  # the real English detectors and the shipped denylist
 
 
-class ScriptedPipeline:
-    """Stands in for t2v.VideoPipeline: records which prompts start, in order; gated prompts run step by step.
+class Database:
+    """One migrated SQLite file; repositories on it, each on an engine with its own options."""
 
-    A prompt given a gate waits before each step until the test releases a permit (`gate.release(n)`); while
-    waiting it still honours cancellation, like the real pipeline between steps.
-    """
+    def __init__(self, path: Path) -> None:
+        self.url = f"sqlite+aiosqlite:///{path}"
+        self._engines: list[Any] = []
 
-    def __init__(self) -> None:
-        self.started: list[str] = []
-        self.previews = False  # True: call on_preview after every step with small made-up frames, like t2v
-        self.steps_done: dict[str, int] = {}
-        self._gates: dict[str, threading.Semaphore] = {}
-        self._stepped = threading.Condition()
+    def engine(self, busy_timeout_ms: int = 5000) -> Any:
+        self._engines.append(create_engine(self.url, busy_timeout_ms=busy_timeout_ms))
+        return self._engines[-1]
 
-    def gate(self, prompt: str, permits: int = 0) -> threading.Semaphore:
-        self._gates[prompt] = threading.Semaphore(permits)
-        return self._gates[prompt]
+    def repo(self, busy_timeout_ms: int = 5000, **options: Any) -> Repository:
+        return Repository(self.engine(busy_timeout_ms), **options)
 
-    def generate(self, request: Any, latents: Any = None, on_step: Any = None, should_cancel: Any = None,
-                 on_preview: Any = None) -> Any:
-        self.started.append(request.prompt)
-        gate = self._gates.get(request.prompt)
-        for step in range(1, request.steps + 1):
-            if gate is not None:
-                self._wait(gate, should_cancel, step)
-            if on_step is not None:
-                on_step(step, request.steps)
-            if on_preview is not None and self.previews:  # frame i of step s is grey level 40·i + s
-                grey = (np.arange(request.frames) * 40 + step).astype(np.uint8)
-                on_preview(step, request.steps, np.broadcast_to(grey[:, None, None, None], (request.frames, 8, 64, 3)))
-            with self._stepped:
-                self.steps_done[request.prompt] = step
-                self._stepped.notify_all()
-        frames = np.zeros((request.frames, request.height, request.width, 3), np.uint8)
-        return GenerationResult(frames, request.seed or 0, {"total_s": 0.01})
+    async def close(self) -> None:
+        for engine in self._engines:
+            await engine.dispose()
 
-    async def finished_step(self, prompt: str, step: int) -> None:
-        """Until the job with this prompt has finished `step` (waited for on a thread, not the event loop)."""
 
-        def wait() -> bool:
-            with self._stepped:
-                return self._stepped.wait_for(lambda: self.steps_done.get(prompt, 0) >= step, timeout=WAIT)
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(tmp_path / "videobot.db")
+    await migrate(db.url)
+    yield db
+    await db.close()
 
-        assert await asyncio.to_thread(wait), f"{prompt!r} never finished step {step}"
 
-    @staticmethod
-    def _wait(gate: threading.Semaphore, should_cancel: Any, step: int) -> None:
-        while not gate.acquire(timeout=0.01):
-            if should_cancel is not None and should_cancel():
-                raise GenerationCancelled(step - 1, step)
+@dataclass
+class Harness:
+    """A started service, its pipeline, the events it emitted and its database."""
+
+    service: VideoService
+    pipeline: Any
+    events: Events
+    repo: Repository
+
+    async def submit(self, user_id: int = 1, prompt: str = PROMPTS[0], **fields: Any) -> Submitted:
+        return await self.service.submit(requester(user_id), spec(prompt, **fields))
+
+    async def job_id(self, user_id: int, prompt: str, **fields: Any) -> int:
+        return (await self.submit(user_id, prompt, **fields)).job.id
+
+    async def refused(self, user_id: int = 1, prompt: str = PROMPTS[0], **fields: Any) -> Refused:
+        with pytest.raises(Refused) as caught:
+            await self.submit(user_id, prompt, **fields)
+        return caught.value
+
+    async def state(self, job_id: int) -> JobState:
+        job = await self.repo.get_job(job_id)
+        assert job is not None
+        return job.state
+
+
+@pytest.fixture
+async def make_service(database: Database, gate: PolicyGate) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+    """Start services on the test's database (a FakePipeline unless given; the clock stands at NOW unless given);
+    each is released and stopped when the test ends."""
+    made: list[Harness] = []
+
+    async def make(pipeline: Any = None, *, factory: PipelineFactory | None = None, events: Events | None = None,
+                   repo: Repository | None = None, per_user_cap: int = 3, global_cap: int = 100,
+                   clock: Callable[..., Any] | None = None, **kwargs: Any) -> Harness:
+        pipeline = FakePipeline() if pipeline is None and factory is None else pipeline
+        clock, events = clock or Clock(), events or Events()
+        repo = repo or database.repo(clock=clock)
+        executor = GPUExecutor(["cpu"], lambda device: held(factory(device) if factory else pipeline))
+        service = VideoService(repo, kwargs.pop("gate", gate), FairQueue(per_user_cap, global_cap), executor,
+                               events, clock=clock, **kwargs)
+        await asyncio.wait_for(service.start(), WAIT)
+        made.append(Harness(service, pipeline, events, repo))
+        return made[-1]
+
+    yield make
+    for harness in made:
+        if isinstance(harness.pipeline, FakePipeline):
+            harness.pipeline.hold.set()
+        await asyncio.wait_for(harness.service.stop(), WAIT)
+
+
+# --- the whole bot on the fake Discord ----------------------------------------------------------------------------
 
 
 @functools.cache
@@ -115,7 +150,6 @@ def settings_for(db_url: str, **overrides: Any) -> Settings:
     """Settings as the environment would give them: tiny model on the CPU, 2 frames, 3 steps by default.
 
     A shutdown stops running jobs at their next step at once (SHUTDOWN_GRACE_S=0), so gated jobs never hold it up.
-
     Kept videos go to `media/` next to the SQLite file (the test's tmp dir), never into the working directory.
     """
     media = Path(make_url(db_url).database or ".").parent / "media"
@@ -174,7 +208,7 @@ class Stacks:
     def __init__(self, fake: FakeDiscord, db_path: Path) -> None:
         self.fake = fake
         self.db_url = f"sqlite+aiosqlite:///{db_path}"
-        self.monotonic = ManualClock()
+        self.monotonic = Monotonic()
         self.wall = WallClock()
         self.calendar = WallClock()  # the moderation clock (blocks expire, quota periods turn), moved by the test
 
@@ -186,8 +220,8 @@ class Stacks:
             await migrate(engine)
             repo = Repository(engine)
             gate = await load_gate(repo)
-            queue: FairQueue[JobRecord] = FairQueue(config.queue_per_user_cap, config.queue_global_cap)
-            executor = GPUExecutor(["cpu"], pipeline or (lambda device: tiny_pipeline()))
+            queue: FairQueue = FairQueue(config.queue_per_user_cap, config.queue_global_cap)
+            executor = GPUExecutor(["cpu"], lambda device: held((pipeline or (lambda _: tiny_pipeline()))(device)))
             moderation = Moderation.from_settings(ModerationRepository(engine, clock=self.calendar), config,
                                                   clock=self.calendar)
 
@@ -196,13 +230,28 @@ class Stacks:
                                     max_frames=config.max_frames, moderation=moderation,
                                     shutdown_grace_s=config.shutdown_grace_s, job_time_limit_s=config.job_time_limit_s)
 
-            bot = VideoBot(config, service, repo=repo, showcase_repo=ShowcaseRepository(engine), gate=gate,
+            bot = VideoBot(config, service, repo=repo, showcase_repo=ShowcaseRepository(engine),
                            monotonic=self.monotonic, now=self.wall)
             async with running_bot(bot, self.fake, timeout=WAIT):
                 assert bot.service is not None
                 yield Stack(self.fake, bot, bot.service, repo, config, moderation)
         finally:
             await engine.dispose()
+
+
+@pytest.fixture
+def stacks(fake_discord: FakeDiscord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stacks:
+    """A 64×64 aspect for fast CPU videos, and the stack starter."""
+    monkeypatch.setitem(ASPECTS, "tiny", (64, 64))
+    return Stacks(fake_discord, tmp_path / "bot.db")
+
+
+@pytest.fixture
+def scripted() -> ScriptedPipeline:
+    return ScriptedPipeline()
+
+
+# --- errors the bot logged ------------------------------------------------------------------------------------------
 
 
 class LoggedErrors(logging.Handler):
@@ -233,15 +282,3 @@ def logged_errors() -> Any:
     yield handler
     logging.getLogger().removeHandler(handler)
     assert not handler.unexpected(), "errors were logged:\n" + "\n".join(handler.unexpected())
-
-
-@pytest.fixture
-def stacks(fake_discord: FakeDiscord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stacks:
-    """A 64×64 aspect for fast CPU videos, and the stack starter."""
-    monkeypatch.setitem(ASPECTS, "tiny", (64, 64))
-    return Stacks(fake_discord, tmp_path / "bot.db")
-
-
-@pytest.fixture
-def scripted() -> ScriptedPipeline:
-    return ScriptedPipeline()

@@ -4,27 +4,24 @@ answers at once); a few examples go through the fake Discord, where every answer
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.__main__ import load_gate
-from bot.executor import GPUExecutor
-from bot.jobs import ASPECTS, Delivered, Refused, Requester, VideoOptions
-from bot.queue import FairQueue
-from bot.service import VideoService
-from storage import JobRecord, JobState, Repository, create_engine, migrate
-from t2v import GenerationResult, InvalidRequest
-from tests.bot.conftest import WAIT, Stack, Stacks
-from tests.bot.test_e2e_video import has_video
+from bot.errors import Refused
+from bot.gpu.models import ASPECTS
+from bot.jobs.service import VideoService
+from bot.jobs.spec import JobSpec, Requester
+from bot.moderation.denylist_edits import load_gate
+from storage import JobState, Repository
+from t2v import InvalidRequest
+from tests.bot.conftest import Stack, Stacks
+from tests.bot.helpers import WAIT, Events, InstantPipeline, has_video
 from tests.fakediscord import FakeDiscord, FakeMessage
 
 OPTION_NAMES = ("steps", "guidance", "frames", "seed", "aspect")
@@ -59,52 +56,15 @@ SERVICE_EXAMPLES = settings(max_examples=200, deadline=None,
                             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-class InstantPipeline:
-    """Records each prompt it renders and answers at once with one small black frame."""
-
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
-
-    def generate(self, request: Any, on_step: Any = None, should_cancel: Any = None, **_: Any) -> GenerationResult:
-        self.prompts.append(request.prompt)
-        return GenerationResult(np.zeros((1, 64, 64, 3), np.uint8), request.seed or 0, {"total_s": 0.0})
-
-
-@dataclass
-class Outcomes:
-    """A JobEvents that lets a test wait for each job's end, and what the examples did so far."""
-
-    ended: dict[int, asyncio.Event] = field(default_factory=dict)
-    accepted: list[str] = field(default_factory=list)
-    answers: Counter[str] = field(default_factory=Counter)
-
-    def _end(self, job_id: int) -> None:
-        self.ended.setdefault(job_id, asyncio.Event()).set()
-
-    async def wait_ended(self, job_id: int) -> None:
-        await asyncio.wait_for(self.ended.setdefault(job_id, asyncio.Event()).wait(), WAIT)
-
-    async def job_started(self, job: JobRecord) -> None: ...
-
-    async def job_progress(self, job: JobRecord, step: int, total: int, *preview: Any) -> None: ...
-
-    async def job_done(self, delivered: Delivered) -> None:
-        self._end(delivered.job.id)
-
-    async def job_failed(self, job: JobRecord, message: str) -> None:
-        self._end(job.id)
-
-    async def job_cancelled(self, job: JobRecord) -> None:
-        self._end(job.id)
-
-
 @dataclass
 class World:
     service: VideoService
     repo: Repository
     pipeline: InstantPipeline
-    outcomes: Outcomes
+    events: Events
     users: int = 0
+    accepted: list[str] = field(default_factory=list)
+    answers: Counter[str] = field(default_factory=Counter)
 
     def requester(self) -> Requester:
         """A new user each time, so that per-user caps never decide an example."""
@@ -114,24 +74,20 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(make_service: Any, database: Any) -> AsyncIterator[World]:
     """A started service on a temporary database with the real prompt gate and the shipped denylist."""
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
-    await migrate(engine)
-    repo, pipeline, outcomes = Repository(engine), InstantPipeline(), Outcomes()
-    service = VideoService(repo, await load_gate(repo), FairQueue(100, 10_000),
-                           GPUExecutor(["cpu"], lambda device: pipeline), outcomes, max_steps=100, max_frames=32)
-    await service.start()
-    yield World(service, repo, pipeline, outcomes)
-    await service.stop()
-    await engine.dispose()
-    print(f"\n[bad input] service answers: {dict(sorted(outcomes.answers.items()))}")
+    repo = database.repo()
+    h = await make_service(InstantPipeline(), repo=repo, gate=await load_gate(repo), per_user_cap=100,
+                           global_cap=10_000, max_steps=100, max_frames=32)
+    world = World(h.service, repo, h.pipeline, h.events)
+    yield world
+    print(f"\n[bad input] service answers: {dict(sorted(world.answers.items()))}")
 
 
-def options_or_error(prompt: str, negative: str, chosen: dict[str, Any]) -> VideoOptions | InvalidRequest:
-    """The options as /video builds them, or the error that names the bad one."""
+def spec_or_error(prompt: str, negative: str, chosen: dict[str, Any]) -> JobSpec | InvalidRequest:
+    """The request as /video builds it, or the error that names the bad value."""
     try:
-        return VideoOptions(prompt, negative, **chosen)
+        return JobSpec.video(prompt, negative_prompt=negative, **chosen)
     except InvalidRequest as error:
         return error
 
@@ -141,26 +97,27 @@ def options_or_error(prompt: str, negative: str, chosen: dict[str, Any]) -> Vide
 async def test_any_request_is_queued_or_refused_with_a_reason_and_a_refused_one_never_runs(
     world: World, prompt: str, negative: str, chosen: dict[str, Any]
 ):
-    options = options_or_error(prompt, negative, chosen)
-    if isinstance(options, InvalidRequest):
-        world.outcomes.answers["invalid option"] += 1
-        assert any(f"{name}=" in str(options) for name in OPTION_NAMES), str(options)  # names the bad option
+    asked = spec_or_error(prompt, negative, chosen)
+    if isinstance(asked, InvalidRequest):
+        world.answers["invalid option"] += 1
+        names = any(f"{name}=" in str(asked) for name in OPTION_NAMES) or str(asked).startswith("prompt is empty")
+        assert names, str(asked)  # names the bad option
         return
     try:
-        submitted = await world.service.submit(world.requester(), options)
+        submitted = await world.service.submit(world.requester(), asked)
     except Refused as refusal:
-        world.outcomes.answers[f"refused:{refusal.reason}"] += 1
+        world.answers[f"refused:{refusal.reason}"] += 1
         row = await world.repo.get_job(refusal.job_id)
         assert refusal.message.strip() and row is not None and row.prompt == prompt
         assert row.state == JobState.REFUSED and (row.refusal_reason or "").startswith(refusal.reason)
     else:
-        world.outcomes.answers["accepted"] += 1
-        world.outcomes.accepted.append(prompt)
+        world.answers["accepted"] += 1
+        world.accepted.append(prompt)
         assert submitted.job.state == JobState.QUEUED and submitted.job.prompt == prompt
-        await world.outcomes.wait_ended(submitted.job.id)
-    assert world.pipeline.prompts == world.outcomes.accepted  # only accepted requests ever reached the GPU
+        await world.events.wait("ended", submitted.job.id)
+    assert world.pipeline.prompts == world.accepted  # only accepted requests ever reached the GPU
     rows = await world.repo.list_jobs([JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.FAILED])
-    assert [row.prompt for row in rows] == world.outcomes.accepted
+    assert [row.prompt for row in rows] == world.accepted
 
 
 # --- through the fake Discord -------------------------------------------------------------------------------------
@@ -204,7 +161,7 @@ async def test_every_slash_answer_arrives_and_no_answer_can_ping_everyone_or_a_r
 ):
     fake = stack.fake
     handle = await fake.slash("video", {"prompt": prompt, "aspect": "tiny", **chosen}, user=fake.make_user())
-    answer = await handle.wait_original(final, timeout=WAIT)
+    answer = await handle.wait_answer(final, timeout=WAIT)
 
     assert has_video(answer) or answer.ephemeral  # a refusal is private
     never_pings_everyone_or_roles(fake)

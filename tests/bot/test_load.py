@@ -12,15 +12,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pytest
 
-from bot.delivery import REMEMBER_FINISHED
-from bot.queue import FairQueue
+from bot.jobs.queue import FairQueue
+from bot.ui.delivery import REMEMBER_FINISHED
 from storage import JobRecord
-from t2v import GenerationResult
-from tests.bot.conftest import WAIT, Stacks
-from tests.bot.test_e2e_video import LagMeter, has_video
+from tests.bot.conftest import Stacks
+from tests.bot.helpers import WAIT, InstantPipeline, LagMeter, has_video
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -41,17 +39,6 @@ LAG_P99_S = 0.050
 # +2 MiB): 4 MiB more would mean at least 2 KB kept per request.
 MEMORY_GROWTH_BLOCKS_PER_REQUEST = 1
 MEMORY_GROWTH_BYTES = 4 * 2**20
-
-
-class InstantPipeline:
-    """Answers every request at once with black frames of the requested size."""
-
-    def generate(self, request: Any, on_step: Any = None, should_cancel: Any = None, **_: Any) -> GenerationResult:
-        if on_step is not None:
-            for step in range(1, request.steps + 1):
-                on_step(step, request.steps)
-        frames = np.zeros((request.frames, request.height, request.width, 3), np.uint8)
-        return GenerationResult(frames, request.seed or 0, {"total_s": 0.0})
 
 
 @dataclass
@@ -109,7 +96,7 @@ def outcome(message: FakeMessage) -> str:
     if has_video(message):
         return "done"
     if message.content.startswith("You already have 4 videos queued or rendering"):
-        return "refused:user_cap"  # private, or (when a burst outran /video's pre-check) on the public placeholder
+        return "refused:user_cap" if message.ephemeral else "refused in public"
     return message.content
 
 
@@ -119,8 +106,8 @@ async def send_all(fake: FakeDiscord, requests: list[FakeUser], prompt: str) -> 
     waiting: list[InteractionHandle] = []
 
     def settle() -> bool:
-        for handle in [h for h in waiting if h.original is not None and final(h.original)]:
-            answers[outcome(handle.original)] += 1
+        for handle in [h for h in waiting if h.answer is not None and final(h.answer)]:
+            answers[outcome(handle.answer)] += 1
             waiting.remove(handle)
             forget(fake, handle)
         return len(waiting) < IN_FLIGHT

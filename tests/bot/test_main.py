@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.__main__ import main, run
-from bot.jobs import ASPECTS
+from bot.__main__ import main
+from bot.app import run
+from bot.gpu.models import ASPECTS
 from bot.settings import Settings, load_settings
 from storage import JobState, Repository, create_engine
-from tests.bot.conftest import WAIT, settings_for
+from tests.bot.conftest import settings_for
+from tests.bot.helpers import ROOT, WAIT, this_tree
 
-ROOT = Path(__file__).resolve().parents[2]
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
 
@@ -26,7 +27,7 @@ def clean_environment() -> dict[str, str]:
 
 
 def test_python_m_bot_without_a_token_exits_2_with_one_clear_line(tmp_path: Path):
-    env = {**clean_environment(), "T2V_ALLOW_TINY": "1"}
+    env = this_tree({**clean_environment(), "T2V_ALLOW_TINY": "1"})
     result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=120)
 
@@ -34,6 +35,20 @@ def test_python_m_bot_without_a_token_exits_2_with_one_clear_line(tmp_path: Path
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith("error: DISCORD_TOKEN is missing")
+
+
+def test_python_m_bot_with_a_bad_setting_answers_before_loading_anything_heavy(tmp_path: Path):
+    env = this_tree({**clean_environment(), "DISCORD_TOKEN": "a-token", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "gpu"})
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "bot"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    imports = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
+    said = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in imports[1:]}
+
+    assert result.returncode == 2 and said == ["error: T2V_DEVICE=gpu is not cuda, cuda:N, cpu or a comma-separated "
+                                               "list of them"]
+    assert "bot" in imported and "pydantic_settings" in imported  # the table really lists what was imported
+    assert not imported & {"torch", "numpy", "av", "open_clip", "discord", "sqlalchemy", "aiohttp", "storage"}
 
 
 def test_each_bad_setting_gets_its_own_line_and_the_token_is_never_echoed(tmp_path: Path, monkeypatch, capsys):

@@ -22,10 +22,9 @@ import pytest
 
 from bot.settings import Settings
 from storage import JobRecord, JobState, Repository, create_engine
-from tests.bot.test_e2e_video import contents, has_video
+from tests.bot.helpers import contents, has_video, this_tree
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
 
-ROOT = Path(__file__).resolve().parents[2]
 START_S = 120.0  # a child imports torch and loads the model: slow on a busy 2-core CPU
 RENDER_S = 60.0
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
@@ -98,11 +97,10 @@ async def children(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterator[C
         "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "MEDIA_DIR": str(tmp_path / "media"),
         "STATUS_EDIT_INTERVAL_S": "1", "LOG_LEVEL": "INFO", "HEALTH_ENABLED": "0",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),  # this tree's bot
     })
 
     async def start(**settings: Any) -> Child:
-        env = {**base, **{name.upper(): str(value) for name, value in settings.items()}}
+        env = this_tree({**base, **{name.upper(): str(value) for name, value in settings.items()}})
         made.append(Child(fake_discord, env, tmp_path, f"bot #{len(made) + 1}"))
         return await made[-1].start()
 
@@ -174,13 +172,18 @@ async def test_kill_9_mid_job_then_a_restart_serves_every_job_once_in_their_fair
     jobs = await jobs_in(tmp_path)
 
     assert progress.startswith("Denoising ")
-    assert [(job.state, job.attempts) for job in crashed] == [(JobState.RUNNING, 1)] + [(JobState.QUEUED, 0)] * 4
+    # The first job was rendering when the process died; the next may have started too (the worker takes it while
+    # the first one's MP4 is encoded), the rest were queued.
+    ran = [job.state == JobState.RUNNING for job in crashed]
+    assert ran[0] and ran == sorted(ran, reverse=True) and sum(ran) <= 2
+    assert [(job.state, job.attempts) for job in crashed] == [(JobState.RUNNING, 1) if r else (JobState.QUEUED, 0)
+                                                              for r in ran]
     assert len(jobs) == 5 and len({job.interaction_token for job in jobs}) == 5  # one row per request
     assert [job.state for job in jobs] == [JobState.DONE] * 5
     served = sorted(jobs, key=lambda job: job.started_at)
     assert [job.prompt for job in served] == ["a red fox running through snow", "a blue whale swimming",
                                               "a red fox asleep", "a blue whale singing", "a red fox hunting"]
-    assert [job.attempts for job in jobs] == [2, 1, 1, 1, 1]  # the interrupted one ran again, once
+    assert [job.attempts for job in jobs] == [2 if r else 1 for r in ran]  # the interrupted ones ran again, once
     assert all(r.attachments[0].content_type == "video/mp4" for r in results)
     assert first.errors() == [] and second.errors() == []
 
@@ -228,7 +231,7 @@ async def test_sigterm_refuses_new_videos_finishes_the_running_one_keeps_the_que
     assert child.process is not None
     os.kill(child.process.pid, signal.SIGTERM)
     await fake.wait_for(lambda: child.says("SIGTERM received"), what="the child to start shutting down")
-    refused = await (await video(fake, carol, "a paper crane in the wind")).wait_original()
+    refused = await (await video(fake, carol, "a paper crane in the wind")).wait_answer()
     result = await running.wait_original(has_video, RENDER_S)
     code = await child.stopped()
     jobs = await jobs_in(tmp_path)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import ASPECTS
+from bot.gpu.models import ASPECTS
 from bot.redaction import MASK, RedactTokens, install, redact
 from bot.settings import Settings
-from tests.bot.conftest import WAIT, Stacks
-from tests.bot.test_e2e_video import has_video, video
+from tests.bot.conftest import Stacks
+from tests.bot.helpers import WAIT, has_video, this_tree, video
 from tests.fakediscord import FakeDiscord
 
 BOT_TOKEN = "MTE3NzM0NTY3ODkwMTIzNDU2.GsEcRt.a-distinctive-bot-token-9f3c1e7b"  # shaped like one; appears nowhere else
@@ -72,8 +72,8 @@ async def test_the_bot_token_is_never_logged_nor_stored_and_interaction_tokens_a
             async with Stacks(fake, tmp_path / "bot.db").run(discord_token=BOT_TOKEN):
                 fake.fail_next("PATCH /webhooks/*/@original", 403, code=50013, message="Missing Permissions")
                 done = await (await video(fake, "a lighthouse in the fog at night")).wait_original(has_video)
-                await (await video(fake, "un phare dans le brouillard")).wait_original()
-                await (await fake.slash("queue")).wait_original()
+                await (await video(fake, "un phare dans le brouillard")).wait_answer()
+                await (await fake.slash("queue")).wait_answer()
         interaction_tokens = [record.token for record in fake.interactions.values()]
 
     assert done.attachments and "Discord delivery failed" in raw.text()  # a traceback was logged, too
@@ -110,7 +110,7 @@ def test_the_filter_rewrites_arguments_and_tracebacks_and_keeps_every_record():
 
 async def test_python_m_bot_with_an_expired_token_exits_without_printing_it(fake_discord: FakeDiscord,
                                                                             tmp_path: Path):
-    env = {key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES}
+    env = this_tree({key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES})
     env.update({"DISCORD_TOKEN": EXPIRED, "DISCORD_API_BASE": fake_discord.api_url,
                 "DISCORD_GATEWAY_URL": fake_discord.gateway_url, "LOG_LEVEL": "DEBUG", "T2V_MODEL": "tiny-random",
                 "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu", "HEALTH_ENABLED": "0",

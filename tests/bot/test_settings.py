@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.errors import SettingsError
+from bot.settings import Settings, load_settings
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.secret-part-of-the-token"
 VALID = {"DISCORD_TOKEN": TOKEN, "T2V_ALLOW_TINY": "1"}

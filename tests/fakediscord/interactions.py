@@ -211,6 +211,14 @@ class InteractionHandle:
         return None if original_id is None else self.fake.messages.get(original_id)
 
     @property
+    def answer(self) -> FakeMessage | None:
+        """What the user sees of the response: the original, or — once the bot deleted it — its first followup."""
+        original = self.original
+        if original is not None and original.deleted:
+            return self.followups[0] if self.followups and not self.followups[0].deleted else None
+        return original
+
+    @property
     def followups(self) -> list[FakeMessage]:
         """Followups in order; the first one after a thinking defer is the original message itself."""
         return [self.fake.messages[i] for i in self.record.followup_ids]
@@ -246,6 +254,19 @@ class InteractionHandle:
             return message if message is not None and check(message) else None
 
         return await self.fake.wait_for(ready, timeout=timeout, what=f"the original response of {self!r}")
+
+    async def wait_answer(
+        self, predicate: Callable[[FakeMessage], bool] | None = None, timeout: float = 10.0
+    ) -> FakeMessage:
+        """What the user is left with: the original response (default: once no longer "thinking"), or — when the bot
+        deleted it — its first followup."""
+        check = predicate or (lambda m: not m.loading)
+
+        def ready() -> FakeMessage | None:
+            message = self.answer
+            return message if message is not None and check(message) else None
+
+        return await self.fake.wait_for(ready, timeout=timeout, what=f"the answer to {self!r}")
 
     async def wait_followup(
         self, predicate: Callable[[FakeMessage], bool] | None = None, timeout: float = 10.0

@@ -133,8 +133,9 @@ class MessageRoutes:
         self._check_sizes(rec.files, inter.attachment_size_limit)
         payload = rec.json or {}
         original = self.fake.messages.get(inter.original_id) if inter.callback_type == 5 else None
-        if original is not None and original.loading and not inter.followup_ids:
-            # The first followup after a "thinking" defer replaces the placeholder and keeps its ephemerality.
+        if original is not None and original.loading and not original.deleted and not inter.followup_ids:
+            # The first followup after a "thinking" defer replaces the placeholder and keeps its ephemerality; once
+            # the placeholder is deleted, a followup is a message of its own, ephemeral when its flags say so.
             message = self._edit(original, payload, rec.files)
         else:
             message = self._create_for(inter, "followup", payload, rec.files)

@@ -57,6 +57,7 @@ class RestAPI:
         try:
             if parse_error is not None:
                 raise parse_error
+            await fake.wait_if_held(rec)
             response = self._refusal(request, rec) or await handler(request)
         except ApiError as error:
             response = error_response(error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
@@ -82,6 +83,7 @@ class FakeDiscord:
         self.max_attachment_size = max_attachment_size  # per file, for channel messages (413 / 40005 above it)
         self.callback_deadline: float | None = None  # seconds; set 3.0 to enforce Discord's acknowledgement window
         self.faults = Faults(self.now)
+        self._holds: list[tuple[str, asyncio.Event]] = []  # (pattern, release) of requests to hold
         self.gateway = Gateway(self)
         self.rest = RestAPI(self)
         self.port = 0
@@ -370,6 +372,21 @@ class FakeDiscord:
     def fail_next(self, pattern: str, status: int, *, code: int = 0, message: str = "", times: int = 1) -> None:
         """The next `times` requests matching pattern ("METHOD /path" fnmatch) get this error."""
         self.faults.add(Fault(pattern, status, code, message or f"{status}: injected by the fake", times))
+
+    def hold_next(self, pattern: str) -> asyncio.Event:
+        """The next request matching pattern is recorded, then left unanswered until the test sets the event."""
+        release = asyncio.Event()
+        self._holds.append((pattern, release))
+        return release
+
+    async def wait_if_held(self, rec: RecordedRequest) -> None:
+        """Hold a request that `hold_next` named until its release."""
+        for i, (pattern, release) in enumerate(self._holds):
+            if rec.matches(pattern):
+                del self._holds[i]
+                self.notify()
+                await release.wait()
+                return
 
     def rate_limit_next(
         self, pattern: str, *, times: int = 1, retry_after: float = 0.01, is_global: bool = False

@@ -151,7 +151,7 @@ async def test_datetimes_come_back_aware_utc_whatever_zone_they_went_in(repo, ma
 
 async def test_naive_times_are_refused(repo, make_job) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        await make_job(now=datetime(2026, 1, 1))
+        await make_job(now=datetime(2026, 1, 1))  # noqa: DTZ001 - naive on purpose
 
 
 async def test_discord_snowflakes_survive_as_integers(repo, make_job) -> None:

@@ -169,4 +169,4 @@ async def test_stats_of_an_empty_log_are_zero(mods):
 
 async def test_naive_times_are_refused(mods):
     with pytest.raises(ValueError, match="timezone-aware"):
-        await mods.audit(MOD, "block", now=datetime(2026, 1, 1))
+        await mods.audit(MOD, "block", now=datetime(2026, 1, 1))  # noqa: DTZ001 - naive on purpose

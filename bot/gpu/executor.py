@@ -1,0 +1,383 @@
+"""GPU executor: one thread per device, each owning the models it loaded; the event loop never touches CUDA.
+
+Work crosses into the threads through a shared `queue.Queue`; progress and results cross back only through
+`loop.call_soon_threadsafe`. Cancellation flows in through a thread-safe callable (see `CancelToken`). Whatever a
+unit of work raises settles its future (a BaseException as `WorkCrashed`), and the thread takes the next unit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from bot.errors import ServiceUnavailable, WorkCrashed
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ProgressFn = Callable[..., None]  # (step, total, *extra) from the worker thread; extra: e.g. a live preview
+CancelFn = Callable[[], bool]  # polled from the worker thread; True asks the work to stop
+Work = Callable[[Any, ProgressFn, CancelFn], T]  # (what the worker holds: bot.gpu.models.Models, progress,
+# should_cancel) -> result
+
+_STOP = object()  # sentinel telling one worker thread to exit
+JOIN_TIMEOUT_S = 30.0  # close() waits this long for each worker thread to finish its work and stop
+_ALLOWED_DEVICES = "'cpu', 'cuda' (every visible GPU), 'cuda:N', or a comma-separated list such as 'cuda:0,cuda:1'"
+
+
+class CancelToken:
+    """Thread-safe cancellation flag: the event loop calls `cancel()`, the GPU thread polls the token.
+
+    Listeners (`when_cancelled`) hear of it at once: the Ray executor forwards a cancel to the remote worker so.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def cancel(self) -> None:
+        """Ask the work to stop at its next check, and tell the listeners (each once)."""
+        with self._lock:
+            self._event.set()
+            listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("a cancellation listener failed")
+
+    def when_cancelled(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` (in the cancelling thread) when the token is cancelled; at once if it already is."""
+        with self._lock:
+            if not self._event.is_set():
+                self._listeners.append(listener)
+                return
+        listener()
+
+    def is_set(self) -> bool:
+        """Whether cancellation was requested."""
+        return self._event.is_set()
+
+    __call__ = is_set
+
+
+@dataclass(eq=False)
+class _WorkItem:
+    """One unit of work on its way to a worker thread."""
+
+    work: Work[Any]
+    future: asyncio.Future[Any]
+    on_progress: ProgressFn | None
+    should_cancel: CancelFn
+    abandoned: CancelToken  # set when the caller cancelled the future
+
+
+class WorkFuture(asyncio.Future[Any]):
+    """A future whose `cancel()` sets the work's token at once, so a worker never starts abandoned work."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, token: CancelToken) -> None:
+        super().__init__(loop=loop)
+        self._token = token
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the future and tell the worker thread to stop (or never start) the work."""
+        self._token.cancel()
+        return super().cancel(msg)
+
+
+class Executor(Protocol):
+    """What the video service needs from an executor (T2V_EXECUTOR): `GPUExecutor` (threads, here) or
+    `bot.gpu.ray_executor.RayExecutor` (actors of a Ray cluster).
+
+    `submit(work, on_progress, should_cancel)` runs `work(models, progress, should_cancel)` on a free worker;
+    progress reaches `on_progress` on the event loop; cancelling the future or `should_cancel()` turning true stops
+    the work at its next check. `workers` counts the workers taking work now; when it grows (a lost Ray worker is
+    back), `on_capacity()` is called on the loop so the dispatcher can hand out more.
+    """
+
+    load_error: BaseException | None
+    on_capacity: Callable[[], None]
+
+    @property
+    def started(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def workers(self) -> int: ...
+
+    def submit(self, work: Work[T], on_progress: ProgressFn | None = None,
+               should_cancel: CancelFn | None = None) -> asyncio.Future[T]: ...
+
+    async def run(self, work: Work[T], on_progress: ProgressFn | None = None,
+                  should_cancel: CancelFn | None = None) -> T: ...
+
+
+class ExecutorBase(ABC):
+    """What both executors share: availability, the futures handed out (cancelling one stops its work), `run`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.load_error: BaseException | None = None  # set when no worker could load the pipeline
+        self.failed_devices: dict[str, BaseException] = {}  # worker -> why it is not serving
+        self.on_capacity: Callable[[], None] = _nothing
+        self._loop = loop
+        self._in_flight = 0  # submitted and not yet settled; touched only on the loop thread
+        self._started = False
+        self._closed = False
+
+    @property
+    def started(self) -> bool:
+        """Whether `start()` was called (by the service, or before it by its caller)."""
+        return self._started
+
+    def _begin(self) -> asyncio.AbstractEventLoop:
+        """Mark the executor started (once) and return its loop."""
+        if self._started:
+            raise RuntimeError(f"{type(self).__name__}.start() was already called")
+        self._started = True
+        self._loop = self._loop or asyncio.get_running_loop()
+        return self._loop
+
+    @property
+    def busy(self) -> int:
+        """Units of work handed over and not yet settled (work whose caller gave up counts as settled)."""
+        return self._in_flight
+
+    def _new_future(self, should_cancel: CancelFn | None) -> tuple[asyncio.Future[Any], CancelToken, CancelFn]:
+        """(future, abandoned, cancel check) for one unit of work: cancelling the future sets `abandoned`, and the
+        work's cancel check is true once either it or `should_cancel` is."""
+        self._check_available()
+        assert self._loop is not None
+        abandoned = CancelToken()
+        cancel_fn = abandoned if should_cancel is None else either(abandoned, should_cancel)
+        future: asyncio.Future[Any] = WorkFuture(self._loop, abandoned)
+        future.add_done_callback(self._settled)
+        self._in_flight += 1
+        return future, abandoned, cancel_fn
+
+    @abstractmethod
+    def submit(self, work: Work[T], on_progress: ProgressFn | None = None,
+               should_cancel: CancelFn | None = None) -> asyncio.Future[T]:
+        """Hand `work(models, progress, should_cancel)` to the next free worker; cancelling the future stops it."""
+
+    async def run(
+        self,
+        work: Work[T],
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> T:
+        """Run `work(models, progress, should_cancel)` on the next free worker and return its result."""
+        return await self.submit(work, on_progress, should_cancel)
+
+    def _check_available(self) -> None:
+        """Raise ServiceUnavailable with the reason when no worker can take work."""
+        if self.load_error is not None:
+            raise ServiceUnavailable(f"the model failed to load ({self.load_error})")
+        if self._closed:
+            raise ServiceUnavailable("the bot is shutting down")
+        if not self._started:
+            raise ServiceUnavailable("the model is still loading")
+
+    def _settled(self, future: asyncio.Future[Any]) -> None:
+        """Loop-side bookkeeping when a submitted future resolves or is cancelled."""
+        self._in_flight -= 1
+
+
+class GPUExecutor(ExecutorBase):
+    """Runs blocking model work on one thread per device; `await run(...)` from the event loop."""
+
+    def __init__(
+        self,
+        devices: list[str],
+        factory: Callable[[str], Any],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not devices:
+            raise ValueError("GPUExecutor needs at least one device")
+        super().__init__(loop)  # on_capacity is never called: a thread that failed to load does not come back
+        self.devices = list(devices)
+        self._factory = factory  # device -> what its worker holds (bot.gpu.source.ModelSource: Models)
+        self._work: queue.Queue[_WorkItem | object] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+
+    async def start(self) -> None:
+        """Start one thread per device and wait until each has loaded its models or failed to."""
+        loop = self._begin()
+        loaded = [loop.create_future() for _ in self.devices]
+        for device, ready in zip(self.devices, loaded, strict=True):
+            thread = threading.Thread(target=self._serve, args=(device, ready), name=f"gpu-{device}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        for device, error in zip(self.devices, await asyncio.gather(*loaded), strict=True):
+            if error is not None:
+                self.failed_devices[device] = error
+        if len(self.failed_devices) == len(self.devices):
+            self.load_error = next(iter(self.failed_devices.values()))
+            log.error("no device could load the pipeline; generation is unavailable: %s", self.load_error)
+        elif self.failed_devices:
+            log.error("pipeline failed to load on %s; serving on the others", ", ".join(self.failed_devices))
+        else:
+            log.info("pipeline loaded on %s", ", ".join(self.devices))
+
+    @property
+    def workers(self) -> int:
+        """Worker threads that loaded a pipeline and have not been stopped."""
+        return 0 if self._closed else len(self.devices) - len(self.failed_devices)
+
+    def idle_workers(self) -> int:
+        """Loaded workers that a newly submitted unit of work would not have to wait for."""
+        return max(self.workers - self._in_flight, 0)
+
+    def submit(
+        self,
+        work: Work[T],
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> asyncio.Future[T]:
+        """Hand `work(models, progress, should_cancel)` to the next free worker; cancelling the future stops it."""
+        future, abandoned, cancel_fn = self._new_future(should_cancel)
+        self._work.put(_WorkItem(work, future, on_progress, cancel_fn, abandoned))
+        return future
+
+    async def close(self) -> None:
+        """Let handed-over work finish, stop every worker thread and join them without blocking the loop."""
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._threads:
+            self._work.put(_STOP)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, JOIN_TIMEOUT_S)
+            if thread.is_alive():  # stuck in its work (a hung kernel): the process ends without it
+                log.error("worker thread %s did not stop within %.0f s; leaving it", thread.name, JOIN_TIMEOUT_S)
+        log.info("executor stopped (%d threads)", len(self._threads))
+
+    def _serve(self, device: str, ready: asyncio.Future[BaseException | None]) -> None:
+        """Worker thread body: load the models once, then run work items until the stop sentinel."""
+        try:
+            _use_device(device)
+            held = self._factory(device)
+        except Exception as exc:
+            log.exception("loading the pipeline on %s failed", device)
+            self._post(settle, ready, exc, None)
+            return
+        self._post(settle, ready, None, None)
+        while (item := self._work.get()) is not _STOP:
+            assert isinstance(item, _WorkItem)
+            self._execute(held, item)
+        log.debug("worker for %s stopped", device)
+
+    def _execute(self, held: Any, item: _WorkItem) -> None:
+        """Run one work item on what this thread holds and post its result or exception to the loop; whatever the
+        work raises settles its future, so the thread lives on to take the next item."""
+        if item.abandoned.is_set():
+            return  # the caller stopped waiting before the work started
+        try:
+            result = item.work(held, self._progress_poster(item.on_progress), item.should_cancel)
+        except Exception as exc:
+            self._post(settle, item.future, None, exc)
+        except BaseException as exc:  # SystemExit, GeneratorExit, a library's own: never let it end the thread
+            log.error("work raised %r on %s; the thread serves on", exc, threading.current_thread().name, exc_info=exc)
+            crashed = WorkCrashed(f"the work raised {type(exc).__name__}: {exc}")
+            crashed.__cause__ = exc
+            self._post(settle, item.future, None, crashed)
+        else:
+            self._post(settle, item.future, result, None)
+
+    def _progress_poster(self, on_progress: ProgressFn | None) -> ProgressFn:
+        """A progress function for the worker thread that forwards (step, total, *extra) to the event loop."""
+        if on_progress is None:
+            return _ignore_progress
+        return lambda step, total, *extra: self._post(report_progress, on_progress, step, total, *extra)
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        """Schedule `callback(*args)` on the event loop from a worker thread."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            log.warning("event loop is closed; dropped a %s call from a worker thread", callback.__name__)
+
+
+def settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Resolve a future on the loop thread unless its awaiter already gave up."""
+    if future.done():
+        if error is not None:
+            log.info("work failed after its caller stopped waiting: %r", error)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def report_progress(on_progress: ProgressFn, step: int, total: int, *extra: Any) -> None:
+    """Call a progress callback on the loop thread; a failing callback is logged, never fatal to the job."""
+    try:
+        on_progress(step, total, *extra)
+    except Exception:
+        log.exception("progress callback failed at step %d/%d", step, total)
+
+
+def _ignore_progress(step: int, total: int, *extra: Any) -> None:
+    """Progress sink used when the caller passes no callback."""
+
+
+def _nothing() -> None:
+    """The default `on_capacity`."""
+
+
+def either(first: CancelFn, second: CancelFn) -> CancelFn:
+    """A cancel check that is true when either check is."""
+    return lambda: first() or second()
+
+
+def _use_device(device: str) -> None:
+    """Make `device` this thread's current CUDA device: kernels, streams and CUDA graphs that name no device (the
+    fast path's graph capture) then land on this worker's GPU, not on cuda:0."""
+    if not device.startswith("cuda:"):
+        return
+    import torch  # lazily, like _all_cuda_devices
+
+    if torch.cuda.is_available():  # else the factory fails to load on it, with torch's own words
+        torch.cuda.set_device(device)
+
+
+def devices_for(setting: str) -> list[str]:
+    """Expand a DEVICE setting ('cpu', 'cuda', 'cuda:N' or a comma list) into one device string per worker."""
+    devices: list[str] = []
+    for part in (p.strip().lower() for p in setting.split(",")):
+        expanded = _all_cuda_devices() if part == "cuda" else [_check_device(part, setting)]
+        for device in expanded:
+            if device in devices:
+                raise ValueError(f"device {device!r} appears twice in device setting {setting!r}")
+            devices.append(device)
+    return devices
+
+
+def _check_device(part: str, setting: str) -> str:
+    """Return one explicit device name, or raise ValueError naming the value and the allowed forms."""
+    index = part.removeprefix("cuda:")
+    if part == "cpu" or (index != part and index.isdigit()):
+        return part
+    raise ValueError(f"bad device {part!r} in device setting {setting!r}; use {_ALLOWED_DEVICES}")
+
+
+def _all_cuda_devices() -> list[str]:
+    """Every GPU torch can see, as 'cuda:0' … 'cuda:N-1'."""
+    import torch  # lazily: the bot core must import without torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise RuntimeError("device setting 'cuda' asks for every GPU but torch sees none; set DEVICE=cpu or check "
+                           "CUDA_VISIBLE_DEVICES and the NVIDIA driver")
+    return [f"cuda:{i}" for i in range(count)]

@@ -1,0 +1,93 @@
+"""The models each GPU worker holds, and what the event loop learns about them once they are loaded.
+
+A worker holds `Models`: T2V_MODEL's pipeline and, when UPSCALE_MODEL is set, the upscaler's (loaded by
+bot.gpu.source); the work functions (bot.gpu.work) take them from there. The loop never holds a pipeline: `learn` asks
+a worker for a `ModelInfo` — frame sizes per aspect for the model and for the upscaler, and the model's default clip
+length — plain values read from the configs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bot.gpu.executor import CancelFn, Executor, ProgressFn
+from t2v.config import ModelConfig
+from t2v.presets import aspect_sizes
+
+if TYPE_CHECKING:
+    from t2v.pipeline import VideoPipeline
+
+log = logging.getLogger(__name__)
+
+Size = tuple[int, int]
+# The aspects /video offers (t2v's, most used first), with ModelScope's sizes: t2v.aspect_sizes of its config (short
+# side 256, long side the nearest multiple of 64; 4:3 is really 5:4, 16:9 is 7:4). Jobs get the loaded model's own
+# sizes (ModelInfo); these stand in for models that do not say theirs. Discord shows at most 25 choices.
+ASPECTS: dict[str, Size] = aspect_sizes(ModelConfig())
+FALLBACK_FRAMES = ModelConfig().frames  # ModelScope's clip length, for models that do not say theirs
+
+
+@dataclass(frozen=True)
+class Models:
+    """What one GPU worker holds: T2V_MODEL's pipeline, and UPSCALE_MODEL's (the upscaler) when one is set."""
+
+    pipeline: VideoPipeline
+    upscaler: VideoPipeline | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Plain facts about the loaded models: sizes per aspect, default frames, and the upscaler's sizes."""
+
+    sizes: Mapping[str, Size] = field(default_factory=dict)  # empty: a model without a config (ASPECTS)
+    frames: int | None = None  # the model's default clip length
+    upscale_sizes: Mapping[str, Size] | None = None  # None: no upscaler is loaded
+    upscale_native: Size | None = None  # the upscaler's own size, for aspects it has no preset for
+
+    @property
+    def has_upscaler(self) -> bool:
+        """Whether the workers loaded an upscaler."""
+        return self.upscale_sizes is not None
+
+    def size(self, aspect: str) -> Size:
+        """(width, height) of `aspect` for the loaded model; ASPECTS' for aspects it has no preset for."""
+        return self.sizes.get(aspect) or ASPECTS[aspect]
+
+    def upscale_size(self, aspect: str) -> Size:
+        """(width, height) the upscaler renders `aspect` at: its preset, else its native size."""
+        if self.upscale_sizes is None or self.upscale_native is None:
+            raise ValueError("no upscaler is loaded")
+        return self.upscale_sizes.get(aspect) or self.upscale_native
+
+    def default_frames(self, cap: int) -> int:
+        """The model's clip length, at most `cap` (the server's MAX_FRAMES)."""
+        return min(self.frames or FALLBACK_FRAMES, cap)
+
+
+
+def describe(models: Models) -> ModelInfo:
+    """The ModelInfo of a worker's models; reads configs only, on the worker thread."""
+    config = getattr(models.pipeline, "config", None)
+    if config is None:
+        return ModelInfo()
+    upscaler = getattr(models.upscaler, "config", None)
+    if upscaler is None:
+        return ModelInfo(aspect_sizes(config), config.frames)
+    return ModelInfo(aspect_sizes(config), config.frames, aspect_sizes(upscaler), (upscaler.width, upscaler.height))
+
+
+async def learn(executor: Executor) -> ModelInfo:
+    """Ask a loaded worker what it holds; ModelInfo() when no worker loaded a model."""
+    if executor.workers == 0:
+        return ModelInfo()
+
+    def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> ModelInfo:
+        return describe(models)
+
+    info = await executor.run(work)
+    log.info("model sizes %s, %s frames; upscaler %s", dict(info.sizes) or "ModelScope's (ASPECTS)", info.frames,
+             dict(info.upscale_sizes) if info.upscale_sizes is not None else "none")
+    return info

@@ -1,0 +1,85 @@
+"""Live previews on the status message: a small looping GIF of the current x̂₀ every few denoising steps.
+
+Which steps get one is decided here, once (`Cadence`), from the number of steps the sampler actually runs — all of a
+video's, fewer for an upscale (video-to-video runs `strength` of them): every `preview_every(total)` steps and at most
+one per INTERVAL_S, never at the last step (the video follows it). t2v copies the VAE-free preview frames (uint8
+[F, h, 64, 3]) off the GPU only on those steps, and every copy becomes a GIF, handed to the loop through the
+executor's progress path as `progress(step, total, Preview)`. The service keeps the newest one; the delivery attaches
+it to the next status edit its throttle lets through, once, so previews never add an edit. Jobs of fewer than
+MIN_STEPS steps get none: they finish within seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from t2v.preview import Previews, animation
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+FILENAME = "preview.gif"
+MIN_STEPS = 8  # shorter jobs get no previews
+PER_JOB = 8  # at most about this many GIFs are made per job
+INTERVAL_S = 2.0  # and at most one per this many seconds: status edits are throttled as much (STATUS_EDIT_INTERVAL_S,
+# 2 s by default), so a GIF made sooner is rarely shown, while each costs the GPU thread a sync and ~0.1-0.2 s of CPU
+# (16 preview frames; docs/perf-notes.md: with 8 GIFs a standard video took 2.23 s on an H200, generate alone 1.66 s)
+SCALE = 2  # t2v's previews are 64 px wide; Discord shows them at 128
+OnPreview = Callable[[int, int, "np.ndarray"], None]  # (step, total, uint8 frames [F, h, w, 3]), on the GPU thread
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A GIF of the denoised estimate after `step` steps."""
+
+    step: int
+    gif: bytes = field(repr=False)
+
+
+def preview_every(total: int) -> int | None:
+    """Steps between previews for a sampler run of `total` steps, or None when it gets none."""
+    if total < MIN_STEPS:
+        return None
+    return max(1, total // PER_JOB)
+
+
+@dataclass(frozen=True)
+class Cadence(Previews):
+    """t2v's `Previews` with the cadence of `preview_every(total)`, the total being the steps the sampler reports."""
+
+    last: bool = False
+    min_interval_s: float = INTERVAL_S
+
+    def due(self, step: int, total: int) -> bool:
+        """Whether the frames of `step` of `total` become a GIF (and so are copied off the GPU at all)."""
+        every = preview_every(total)
+        return every is not None and step % every == 0 and super().due(step, total)
+
+
+def cadence(on_preview: OnPreview) -> Cadence:
+    """`on_preview` called on the steps that get a GIF."""
+    return Cadence(on_preview, min_interval_s=INTERVAL_S)
+
+
+def previews(progress: Callable[..., None], fps: int) -> dict[str, OnPreview]:
+    """`on_preview=` for t2v's generate (or generate_video2video) of one job: its GIFs go to `progress`."""
+    return {"on_preview": cadence(gif_maker(progress, fps))}
+
+
+def gif_maker(progress: Callable[..., None], fps: int) -> OnPreview:
+    """An `on_preview` body that sends `progress(step, total, Preview)`; a failed GIF is only logged."""
+
+    def on_preview(step: int, total: int, frames: np.ndarray) -> None:
+        try:
+            gif = animation(frames, fps, "gif", scale=SCALE)
+        except Exception:
+            log.exception("making the preview of step %d/%d failed", step, total)
+            return
+        progress(step, total, Preview(step, gif))
+
+    return on_preview

@@ -1,0 +1,105 @@
+"""What every GPU worker loads: T2V_MODEL, UPSCALE_MODEL beside it, and t2v's fast path where it applies.
+
+On GPUs (T2V_OPTIMIZE) the worker switches T2V_MODEL to t2v's fast path and takes jobs at once: a shape with nothing
+compiled renders on the eager path (CUDA-graphed) while `bot.gpu.compiles` compiles it in the background, and the
+shapes expected first (the default /video shape, at batch 1 then BATCH_MAX, then the other aspects) are queued there
+at load. Importing this module loads no torch: the models are loaded on the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.gpu.compiles import COMPILES, label
+from bot.gpu.models import ASPECTS, Models, describe
+from bot.settings import BATCH_MAX, MAX_FRAMES, Settings
+
+if TYPE_CHECKING:
+    from t2v.pipeline import VideoPipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What every worker loads, as plain values: a Ray worker is sent this, never the settings (they hold the token).
+
+    Calling it with a device loads T2V_MODEL there, with UPSCALE_MODEL (when set) as the upscaler, and switches
+    T2V_MODEL to the fast path when `optimize` says so for that device; it runs on the worker (thread or Ray actor).
+    """
+
+    model: str
+    dtype: str | None = None  # None: float16 on GPUs, float32 on the CPU
+    upscale_model: str | None = None
+    optimize: str = "auto"  # T2V_OPTIMIZE: auto (on for cuda devices), on, off
+    compile_cache: str | None = None  # T2V_COMPILE_CACHE (default beside the database); None: inductor's default
+    batch_max: int = BATCH_MAX  # BATCH_MAX: the default shape warms at batch 1, then at this
+    default_frames: int | None = None  # DEFAULT_FRAMES; None: the model's clip length, at most max_frames
+    max_frames: int = MAX_FRAMES  # MAX_FRAMES
+    backend: str = "inductor"  # torch.compile's backend (CPU tests: "eager")
+
+    @classmethod
+    def of(cls, settings: Settings) -> ModelSource:
+        """The models the settings name, and how the workers prepare them."""
+        dtype = None if settings.t2v_dtype == "auto" else settings.t2v_dtype
+        return cls(settings.t2v_model, dtype, settings.upscale_model, settings.t2v_optimize,
+                   str(settings.compile_cache.absolute()), settings.batch_max, settings.default_frames,
+                   settings.max_frames)
+
+    def __call__(self, device: str) -> Models:
+        return self.prepare(load_pipeline(self.model, device=device, dtype=self.dtype), device)
+
+    def prepare(self, pipeline: VideoPipeline, device: str) -> Models:
+        """What a worker does with its loaded T2V_MODEL: the upscaler beside it, the fast path when it applies."""
+        upscaler = None
+        if self.upscale_model is not None:
+            upscaler = load_pipeline(self.upscale_model, device=device, dtype=self.dtype)
+        models = Models(pipeline, upscaler)
+        if self.fast_on(device):
+            try:
+                self._make_fast(models, device)
+            except Exception as error:
+                raise RuntimeError(f"the fast path (T2V_OPTIMIZE={self.optimize}) failed on {device}: {error}; "
+                                   "T2V_OPTIMIZE=off serves without it") from error
+        return models
+
+    def fast_on(self, device: str) -> bool:
+        """Whether workers on `device` use t2v's fast path: `on`, or `auto` on a CUDA device."""
+        return self.optimize == "on" or (self.optimize == "auto" and device.startswith("cuda"))
+
+    def _make_fast(self, models: Models, device: str) -> None:
+        """t2v.fast.optimize with compiles in the background thread, and the expected shapes queued there."""
+        from t2v import fast  # lazily, and looked up at call time: tests stand in for it
+
+        pipeline = models.pipeline
+        fast.optimize(pipeline, cache_dir=self.compile_cache, backend=self.backend)
+        pipeline.unet.request_compile = COMPILES.requester(pipeline.unet, device)
+        shapes = self.warm_shapes(models)
+        COMPILES.warm(pipeline.unet, device, shapes)
+        log.info("fast path on %s: serving at once; compiling in the background (cache %s): %s", device,
+                 self.compile_cache, ", ".join(label(shape) for shape in shapes))
+
+    def warm_shapes(self, models: Models) -> list[Any]:
+        """The UNet shapes expected first: the default /video shape at batch 1 and BATCH_MAX, then the other
+        aspects at batch 1 — at most as many as the fast path keeps compiled."""
+        from t2v.compiled import video_shape  # lazily: it imports torch
+
+        info = describe(models)
+        frames = self.default_frames or info.default_frames(self.max_frames)
+        unet = models.pipeline.unet
+        first, *others = ASPECTS  # /video's default aspect first, then by expected use
+        width, height = info.size(first)
+        shapes = [video_shape(unet.cfg, batch, frames, height, width) for batch in sorted({1, self.batch_max})]
+        for aspect in others:
+            width, height = info.size(aspect)
+            shapes.append(video_shape(unet.cfg, 1, frames, height, width))
+        return list(dict.fromkeys(shapes))[:unet.max_shapes]
+
+
+def load_pipeline(model: str, device: str, dtype: str | None) -> VideoPipeline:
+    """t2v.load_pipeline, imported on the worker (it loads torch)."""
+    from t2v.loader import load_pipeline as load
+
+    return load(model, device=device, dtype=dtype)

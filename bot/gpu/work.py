@@ -1,0 +1,198 @@
+"""The GPU-thread body of one job, of a batch of same-shape jobs, or of an upscale: generate and hand back the frames.
+
+Out of GPU memory, a generation is tried once more with smaller VAE chunks (and a batch then one job at a time); a
+second time it fails with `OutOfGPUMemory`. The MP4 is encoded afterwards on the bot's CPU pool (bot.jobs.encoder),
+so the GPU thread starts its next job meanwhile. Only the executor's workers run these functions; they never touch
+the database, Discord or the event loop, and close over plain values only, so a Ray executor can ship them to
+another process.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import NoUpscaler, OutOfGPUMemory
+from bot.gpu.executor import CancelFn, ProgressFn, Work
+from bot.gpu.previews import Cadence, cadence, gif_maker, previews
+from t2v.errors import GenerationCancelled
+from t2v.request import GenerationRequest
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bot.gpu.models import Models
+    from t2v.pipeline import VideoPipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frames:
+    """What the GPU thread hands back for one job: its frames, not yet an MP4."""
+
+    frames: np.ndarray = field(repr=False)  # uint8 [F, H, W, 3]
+    fps: int
+    seed: int
+    notes: tuple[str, ...]
+    gpu_s: float  # the pipeline's own total (a batch member: its share)
+    wall_s: float  # on the GPU thread (a batch member: its share), for the ETA estimate
+
+    def mp4(self, max_bytes: int) -> bytes:
+        """The video as an MP4 of at most `max_bytes` (CPU work: call it off the event loop and the GPU thread)."""
+        from t2v.video import encode_mp4  # lazily: PyAV
+
+        return encode_mp4(self.frames, self.fps, max_bytes=max_bytes)
+
+
+def render_work(request: GenerationRequest) -> Work[Frames]:
+    """The work for one job: generate its frames."""
+
+    def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> Frames:
+        started = time.perf_counter()
+        _stop_if_asked(should_cancel, 0, request.steps)
+        result = generate(models.pipeline, request, progress, should_cancel)
+        _stop_if_asked(should_cancel, request.steps, request.steps)  # asked during the last step: nothing to deliver
+        return frames_of(result, request, time.perf_counter() - started)
+
+    return work
+
+
+def batch_work(requests: list[GenerationRequest]) -> Work[list[Frames]]:
+    """The work for a batch of same-shape jobs: one `generate_batch`, frames per job (request order).
+
+    `progress(step, total)` is a step of every member; `progress(step, total, preview, i)` concerns member i alone
+    (its live preview, or its steps when the batch is rendered one job at a time). `should_cancel` stops the batch.
+    """
+
+    def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> list[Frames]:
+        started = time.perf_counter()
+        steps = requests[0].steps
+        _stop_if_asked(should_cancel, 0, steps)
+        results = generate_batch(models.pipeline, requests, progress, should_cancel)
+        _stop_if_asked(should_cancel, steps, steps)
+        share = (time.perf_counter() - started) / len(requests)  # the batch's seconds per job, for the ETA
+        return [frames_of(result, request, share) for result, request in zip(results, requests, strict=True)]
+
+    return work
+
+
+def upscale_work(request: GenerationRequest, video: np.ndarray, strength: float) -> Work[Frames]:
+    """An upscale of `video` (a kept MP4's frames, decoded on the bot's host: a Ray worker elsewhere has no media
+    folder) at the request's size: video-to-video with the upscaler, re-running `strength` of the steps."""
+
+    def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> Frames:
+        started = time.perf_counter()
+        if models.upscaler is None:
+            raise NoUpscaler("this GPU worker has no upscaler loaded (UPSCALE_MODEL)")
+        _stop_if_asked(should_cancel, 0, request.steps)
+        fitted = replace(request, frames=len(video))
+        result = models.upscaler.generate_video2video(fitted, video, strength, on_step=progress,
+                                                      should_cancel=should_cancel, **previews(progress, request.fps))
+        _stop_if_asked(should_cancel, request.steps, request.steps)
+        log.info("upscaled to %dx%d (%d frames, strength %.2f)", request.width, request.height, len(video), strength)
+        return frames_of(result, request, time.perf_counter() - started)
+
+    return work
+
+
+def _stop_if_asked(should_cancel: CancelFn, step: int, total: int) -> None:
+    """GenerationCancelled when the job was asked to stop (before it starts, or during its last step)."""
+    if should_cancel():
+        raise GenerationCancelled(step, total)
+
+
+def frames_of(result: Any, request: GenerationRequest, wall_s: float) -> Frames:
+    """One job's frames; a batch member's GPU time is its share of the batch it ran in."""
+    gpu_s = float(result.timings.get("total_s", wall_s)) / result.timings.get("batch", 1)
+    return Frames(result.frames, request.fps, result.seed, tuple(result.notes), gpu_s, wall_s)
+
+
+def generate(pipeline: VideoPipeline, request: GenerationRequest, progress: ProgressFn,
+             should_cancel: CancelFn) -> Any:
+    """`pipeline.generate`; after running out of GPU memory, free the cache, halve the VAE chunk and try once more.
+
+    The smaller chunk stays: the next jobs on this GPU decode that way too (a little slower, less memory).
+    """
+    return _retrying(pipeline, lambda: pipeline.generate(request, on_step=progress, should_cancel=should_cancel,
+                                                         **previews(progress, request.fps)))
+
+
+def generate_batch(pipeline: VideoPipeline, requests: list[GenerationRequest], progress: ProgressFn,
+                   should_cancel: CancelFn) -> list[Any]:
+    """`pipeline.generate_batch` with `generate`'s retry; a batch out of GPU memory twice is rendered again one job
+    at a time (each with its own retry), so its members still get their videos."""
+    try:
+        return _retrying(pipeline, lambda: pipeline.generate_batch(requests, on_step=progress,
+                                                                   should_cancel=should_cancel,
+                                                                   on_preview=_batch_previews(progress, requests)))
+    except OutOfGPUMemory:
+        log.warning("a batch of %d videos ran out of GPU memory twice; rendering them one at a time", len(requests))
+    return [generate(pipeline, request, _member(progress, i), should_cancel) for i, request in enumerate(requests)]
+
+
+def _member(progress: ProgressFn, index: int) -> ProgressFn:
+    """A batch's progress function narrowed to one member: (step, total[, preview]) → (step, total, preview, i)."""
+    return lambda step, total, preview=None: progress(step, total, preview, index)
+
+
+def _batch_previews(progress: ProgressFn, requests: list[GenerationRequest]) -> Cadence:
+    """`on_preview=` for `generate_batch`: each member's GIF from its own frames of [n, F, h, 64, 3]."""
+    members = [gif_maker(_member(progress, i), request.fps) for i, request in enumerate(requests)]
+
+    def on_preview(step: int, total: int, frames: np.ndarray) -> None:
+        for member, own in zip(members, frames, strict=True):
+            member(step, total, own)
+
+    return cadence(on_preview)
+
+
+def _retrying(pipeline: VideoPipeline, call: Callable[[], Any]) -> Any:
+    """`call()`; after running out of GPU memory, free the cache, halve the pipeline's VAE chunk and call once more;
+    OutOfGPUMemory when that runs out too."""
+    try:
+        return _attempt(pipeline, call)
+    except OutOfGPUMemory as error:
+        reason = str(error)
+    chunk = getattr(pipeline, "vae_chunk", None)
+    if isinstance(chunk, int):
+        pipeline.vae_chunk = chunk = max(chunk // 2, 1)
+    log.warning("out of GPU memory (%s); trying once more, decoding %s frames at a time", reason, chunk)
+    return _attempt(pipeline, call)
+
+
+def _attempt(pipeline: VideoPipeline, call: Callable[[], Any]) -> Any:
+    """One generate call; out of GPU memory, the failed attempt's tensors are dropped, the cache freed, and
+    OutOfGPUMemory raised from torch's error."""
+    try:
+        return call()
+    except Exception as error:
+        if not _out_of_memory(error):
+            raise
+        traceback.clear_frames(error.__traceback__)  # the finished frames' locals hold the failed attempt's tensors
+        free_gpu_memory(pipeline)
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise OutOfGPUMemory(first_line) from error
+
+
+def _out_of_memory(error: Exception) -> bool:
+    """torch's OutOfMemoryError (torch is loaded wherever one can be raised: this thread holds a pipeline)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(error, torch.cuda.OutOfMemoryError)
+
+
+def free_gpu_memory(pipeline: VideoPipeline) -> None:
+    """Give the caching allocator's free blocks back to the GPU, when the pipeline runs on CUDA."""
+    if getattr(getattr(pipeline, "device", None), "type", None) != "cuda":
+        return
+    import torch  # loaded already: the pipeline is on CUDA
+
+    try:
+        torch.cuda.empty_cache()
+    except Exception:
+        log.exception("freeing the CUDA cache failed")

@@ -1,0 +1,114 @@
+"""Admission: one verdict per request — queued, or refused and logged — decided once, one request per user at a time.
+
+The checks run in this order, and the first that fails gives the reason: a block or a channel rule
+(bot.moderation), the prompt and the options (the policy gate, the server's caps), the quota, then room (the bot is
+up, the user's cap and the queue's, counting the requests still on their way in). A refused request is written as a
+`refused` job row, so moderators' stats see it; an accepted one is written `queued` with the seed it will render
+with, and pushed onto the fair queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import weakref
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.errors import Refused
+from bot.jobs.events import Announcer, Submitted
+from bot.jobs.queue import FairQueue
+from bot.jobs.spec import JobSpec, Queued, Requester
+from bot.moderation.policy import MAX_PROMPT_CHARS, PolicyGate
+from bot.moderation.rules import Moderation
+from storage import JobRecord, Repository
+
+log = logging.getLogger(__name__)
+
+SEEDS = 2**32  # a seed the service picks is below this (the user may give any seed t2v accepts)
+
+
+class Admission:
+    """Decides each request once: Submitted, or Refused (with its reason and the refused row's id)."""
+
+    def __init__(self, repo: Repository, gate: PolicyGate, queue: FairQueue[Queued], announce: Announcer,
+                 clock: Callable[[], datetime], *, moderation: Moderation | None, max_steps: int, max_frames: int,
+                 unavailable: Callable[[], str | None], eta: Callable[[int, datetime], datetime],
+                 wake: Callable[[], None]) -> None:
+        self._repo, self.gate, self._queue, self._announce, self._clock = repo, gate, queue, announce, clock
+        self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
+        self.max_steps, self.max_frames = max_steps, max_frames  # the server's caps (Discord's client checks too)
+        self._unavailable, self._eta, self._wake = unavailable, eta, wake
+        self._turns: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._on_their_way = 0  # accepted requests between their room check and their push (of any user)
+
+    async def admit(self, requester: Requester, spec: JobSpec) -> Submitted:
+        """Queue the request, or log it as refused and raise Refused; a user's requests are decided in turn."""
+        async with self._turn(requester.user_id):  # a user's quota and cap are counted one request at a time
+            try:
+                await self._check(requester, spec)
+            except Refused as refused:
+                job = await self._repo.create_job(**requester.row(spec), refusal_reason=refused.logged,
+                                                  now=self._clock())
+                self._announce.count(f"refused:{refused.reason}")
+                raise refused.recorded_as(job.id) from None
+            job, position = await self._enqueue(requester, spec)
+        self._wake()
+        self._announce.count("accepted")
+        return Submitted(job, position, self._eta(position, self._clock()))
+
+    def _turn(self, user_id: int) -> asyncio.Lock:
+        """The user's admission lock (kept while some request holds or awaits it)."""
+        lock = self._turns.get(user_id)
+        if lock is None:
+            lock = self._turns[user_id] = asyncio.Lock()
+        return lock
+
+    async def _check(self, requester: Requester, spec: JobSpec) -> None:
+        """Refused by the first failed check: block/channel, prompt/options, quota, room."""
+        if self.moderation is not None:
+            await self.moderation.check_access(requester)
+        self._check_prompt(requester.user_id, spec)
+        if self.moderation is not None:
+            await self.moderation.check_quota(requester, spec.cost)
+        self._check_room(requester.user_id)
+
+    def _check_prompt(self, user_id: int, spec: JobSpec) -> None:
+        """Refused when the policy gate refuses the prompt, or the options pass the server's caps."""
+        verdict = self.gate.check_prompt(spec.prompt)
+        if not verdict.allowed:
+            assert verdict.reason is not None
+            logged = verdict.reason
+            if verdict.reason == "denylist":
+                log.info("prompt of user %d refused by denylist entry %r", user_id, verdict.matched)
+                logged = f"denylist:{verdict.category}"
+            raise Refused(verdict.reason, verdict.message, logged=logged)
+        if len(spec.negative) > MAX_PROMPT_CHARS:
+            raise Refused("too_long", f"Your negative prompt is {len(spec.negative)} characters long; the limit is "
+                                      f"{MAX_PROMPT_CHARS}. Please shorten it.")
+        request = spec.request
+        for name, value, cap in (("steps", request.steps, self.max_steps), ("frames", request.frames,
+                                                                             self.max_frames)):
+            if value is not None and value > cap:
+                raise Refused("invalid", f"{name}={value} is above this server's limit of {cap}.",
+                              logged=f"invalid:{name}")
+
+    def _check_room(self, user_id: int) -> None:
+        """Refused when the bot is down, or the user's cap or the queue is full (counting requests on their way)."""
+        reason = self._unavailable()
+        if reason is not None:
+            raise Refused("unavailable", f"Video generation is unavailable right now: {reason}.")
+        self._queue.check_room(user_id, reserved=self._on_their_way)  # the user's own: one at a time
+
+    async def _enqueue(self, requester: Requester, spec: JobSpec) -> tuple[JobRecord, int]:
+        """Write the queued row (with the seed it will render with) and push it; the place was checked with this
+        request counted."""
+        seed = spec.request.seed if spec.request.seed is not None else secrets.randbelow(SEEDS)
+        self._on_their_way += 1
+        try:
+            job = await self._repo.create_job(**requester.row(spec), seed=seed,
+                                              interaction_token=requester.interaction_token, now=self._clock())
+            return job, self._queue.push(Queued(job, spec))
+        finally:
+            self._on_their_way -= 1

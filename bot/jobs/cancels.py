@@ -1,0 +1,69 @@
+"""/cancel: a queued job leaves the queue at once; a running one stops at its next step (a batch member at once,
+its video discarded, while the others run on)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.errors import NothingToCancel
+from bot.jobs.events import Announcer
+from bot.jobs.outcomes import Outcomes
+from bot.jobs.queue import FairQueue
+from bot.jobs.running import Running
+from bot.jobs.spec import Queued
+from storage import InvalidTransitionError, JobRecord, Repository
+
+log = logging.getLogger(__name__)
+
+
+class Cancels:
+    """Cancels a user's own jobs, queued or running."""
+
+    def __init__(self, repo: Repository, queue: FairQueue[Queued], running: Running, outcomes: Outcomes,
+                 announce: Announcer, clock: Callable[[], datetime]) -> None:
+        self._repo, self._queue, self._running = repo, queue, running
+        self._outcomes, self._announce, self._clock = outcomes, announce, clock
+
+    async def cancel(self, user_id: int, job_id: int | None = None) -> JobRecord:
+        """Cancel the user's job (their newest active one when job_id is None); raise NothingToCancel."""
+        job = self._newest_active(user_id) if job_id is None else await self._own_active(user_id, job_id)
+        entry = self._running.get(job.id)
+        if entry is None:
+            self._queue.cancel(job.id)
+            try:
+                record = await self._repo.mark_cancelled(job.id, now=self._clock())
+            except InvalidTransitionError:
+                raise NothingToCancel(f"Job #{job.id} has already finished.") from None
+            log.info("job %d cancelled by its user while queued", job.id)
+            await self._announce("job_cancelled", record)
+            return record
+        entry.user_cancelled = True
+        entry.token.cancel()
+        log.info("job %d cancel requested by its user while running", job.id)
+        if entry.runs_on_in_batch():
+            return await self._outcomes.drop_member(entry)
+        try:
+            return await self._repo.request_cancel(job.id)
+        except InvalidTransitionError:  # it finished while we wrote the flag
+            return await self._repo.get_job(job.id) or entry.job
+
+    def _newest_active(self, user_id: int) -> JobRecord:
+        """The user's newest queued or running job not already being cancelled."""
+        jobs = [queued.job for queued, _ in self._queue.jobs_of(user_id)]
+        jobs += [entry.job for entry in self._running.of_user(user_id) if not entry.user_cancelled]
+        if not jobs:
+            raise NothingToCancel("You have no queued or running videos to cancel.")
+        return max(jobs, key=lambda job: job.id)
+
+    async def _own_active(self, user_id: int, job_id: int) -> JobRecord:
+        """The job if it exists, belongs to the user and is still active; else NothingToCancel saying which."""
+        job = await self._repo.get_job(job_id)
+        if job is None:
+            raise NothingToCancel(f"There is no job #{job_id}.")
+        if job.user_id != user_id:
+            raise NothingToCancel(f"Job #{job_id} is not yours; you can only cancel your own videos.")
+        if not job.is_active:
+            raise NothingToCancel(f"Job #{job_id} is already {job.state}.")
+        return job

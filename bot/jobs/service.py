@@ -1,0 +1,206 @@
+"""The video service: the jobs' objects wired together, and their life — start, recovery after a restart, stop.
+
+    /video ─▶ Admission ─▶ FairQueue ─▶ Dispatcher ─▶ Units ─▶ executor (bot.gpu) ─▶ Encoder ─▶ Outcomes ─▶ JobEvents
+                                                        └──── Progress (steps, previews, the time limit) ───┘
+    /cancel ─▶ Cancels
+
+The database is the truth across restarts; the fair queue is rebuilt from it at start, and a job a crash left
+`running` runs once more (then fails). Every database write and every event happens on the event loop; the GPU
+threads only render (bot.gpu.work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from bot.gpu.executor import Executor
+from bot.gpu.models import ModelInfo, learn
+from bot.jobs.admission import Admission
+from bot.jobs.cancels import Cancels
+from bot.jobs.dispatcher import Dispatcher
+from bot.jobs.encoder import Encoder
+from bot.jobs.eta import Eta
+from bot.jobs.events import Announcer, JobEvents, Meter, Submitted
+from bot.jobs.outcomes import Outcomes
+from bot.jobs.progress import Progress
+from bot.jobs.queue import FairQueue
+from bot.jobs.running import Running
+from bot.jobs.spec import JobSpec, Queued, Requester
+from bot.jobs.units import Units
+from bot.moderation.policy import PolicyGate
+from bot.moderation.rules import Moderation
+from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S
+from storage import JobRecord, JobState, Repository, utc_now
+from t2v.request import LIMITS
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2  # a job interrupted by a restart runs once more, then fails
+STOP_GRACE_S = SHUTDOWN_GRACE_S  # the default: how long stop() lets running jobs finish or stop (deploy/ waits 90)
+CHECKPOINT_S = 10.0  # the last part of the grace (at least this long): running jobs stop at their next step and requeue
+
+
+class VideoService:
+    """Accepts, queues, runs and cancels video jobs; talks to Discord only through `JobEvents`."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        gate: PolicyGate,
+        queue: FairQueue[Queued],
+        executor: Executor,
+        events: JobEvents,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        seconds_per_job: float = 5.0,
+        max_steps: int = LIMITS["steps"][1],
+        max_frames: int = LIMITS["frames"][1],
+        moderation: Moderation | None = None,
+        shutdown_grace_s: float = STOP_GRACE_S,
+        job_time_limit_s: float = JOB_TIME_LIMIT_S,
+        metrics: Meter | None = None,
+        batch_max: int = 1,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        encoder: Encoder | None = None,
+        compile_status: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self._repo, self._queue, self._executor, self._clock = repo, queue, executor, clock
+        self.model = ModelInfo()  # sizes, default frames and upscaler of the loaded models, learned in start()
+        self.shutdown_grace_s = shutdown_grace_s
+        self.compile_status = compile_status  # the workers' background compiles (bot.gpu.compiles), when visible here
+        self._stopping = False
+        self._encoder = encoder or Encoder()
+        self.announce = Announcer(events, metrics)
+        self.eta = Eta(seconds_per_job)
+        self.running = Running(queue)
+        self.dispatcher = Dispatcher(queue, self.running, executor, batch_max=batch_max)
+        self.admission = Admission(repo, gate, queue, self.announce, clock, moderation=moderation,
+                                   max_steps=max_steps, max_frames=max_frames, eta=self._eta,
+                                   unavailable=lambda: self.unavailable_reason, wake=self.dispatcher.wake)
+        self.outcomes = Outcomes(repo, self.running, self.announce, self.eta, clock, stopping=lambda: self._stopping,
+                                 time_limit_s=job_time_limit_s)
+        self.units = Units(repo, executor, self._encoder, Progress(self.announce, clock, job_time_limit_s),
+                           self.outcomes, clock, time_limit_s=job_time_limit_s, sleep=sleep,
+                           worker_free=self.dispatcher.worker_free)
+        self.cancels = Cancels(repo, queue, self.running, self.outcomes, self.announce, clock)
+        if metrics is not None:
+            metrics.track_queue(lambda: len(self._queue), lambda: len(self.running))
+
+    @property
+    def moderation(self) -> Moderation | None:
+        """Blocks, channel rules and quotas; None: none of them apply."""
+        return self.admission.moderation
+
+    @property
+    def gate(self) -> PolicyGate:
+        """The prompt gate; moderators' denylist edits replace its entries in place."""
+        return self.admission.gate
+
+    @property
+    def available(self) -> bool:
+        """Whether new requests can be accepted."""
+        return self.unavailable_reason is None
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why requests are refused (model failed to load, shutting down), or None."""
+        if self._executor.load_error is not None:
+            return f"the model failed to load ({self._executor.load_error})"
+        if self._stopping:
+            return "the bot is shutting down"
+        return None
+
+    @property
+    def workers(self) -> int:
+        """GPU workers with the model loaded and taking jobs: 0 before start(), after stop(), or if loading failed."""
+        return self._executor.workers if self.dispatcher.running and not self._stopping else 0
+
+    @property
+    def stuck(self) -> str | None:
+        """Why a GPU worker is stuck (it never came back from a timed-out job), once one is."""
+        return self.units.stuck
+
+    @property
+    def on_stuck(self) -> Callable[[str], None]:
+        return self.units.on_stuck
+
+    @on_stuck.setter
+    def on_stuck(self, callback: Callable[[str], None]) -> None:
+        """Called once a worker is stuck (python -m bot then stops with status 1 for its supervisor)."""
+        self.units.on_stuck = callback
+
+    # --- requests ---------------------------------------------------------------------------------------------
+
+    async def submit(self, requester: Requester, spec: JobSpec) -> Submitted:
+        """Queue the request, or log it as refused and raise Refused (bot.jobs.admission)."""
+        return await self.admission.admit(requester, spec)
+
+    async def cancel(self, user_id: int, job_id: int | None = None) -> JobRecord:
+        """Cancel the user's job (their newest active one when job_id is None); raise NothingToCancel."""
+        return await self.cancels.cancel(user_id, job_id)
+
+    def jobs_of(self, user_id: int) -> list[tuple[JobRecord, int | None]]:
+        """The user's running jobs (position None) then queued jobs with their 1-based positions."""
+        running = [(entry.job, None) for entry in self.running.of_user(user_id)]
+        return running + [(queued.job, position) for queued, position in self._queue.jobs_of(user_id)]
+
+    def _eta(self, position: int, now: datetime) -> datetime:
+        started = [entry.job.started_at or now for entry in self.running]
+        return self.eta.when(position, now, workers=self._executor.workers, all_busy=self.dispatcher.all_busy,
+                             started=started)
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the model on every device, recover jobs from the database, and start the dispatcher."""
+        if self.dispatcher.running:
+            raise RuntimeError("VideoService.start() was already called")
+        if not self._executor.started:  # its caller may have started it (benchmarks, tests)
+            await self._executor.start()
+        self.model = await learn(self._executor)
+        await self._recover_interrupted()
+        queued = await self._repo.list_jobs([JobState.QUEUED])
+        interrupted_first = sorted(queued, key=lambda job: (job.attempts == 0, job.id))
+        self._queue.restore(Queued.of_job(job) for job in interrupted_first)
+        self.dispatcher.start(self.units.run)
+
+    async def stop(self) -> None:
+        """Stop taking and dispatching jobs; running ones may finish within the grace, else stop at their next step
+        (they run again after a restart); queued ones stay queued. Then close the workers."""
+        if self._stopping:
+            return
+        self._stopping = True
+        await self.dispatcher.stop()
+        tasks = self.running.tasks()
+        finish_s = max(self.shutdown_grace_s - CHECKPOINT_S, 0.0)
+        if tasks and finish_s:
+            log.info("letting %d running jobs finish for up to %.0f s", len(tasks), finish_s)
+            _, tasks = await asyncio.wait(tasks, timeout=finish_s)
+        for entry in self.running:
+            entry.token.cancel()
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=CHECKPOINT_S)
+            for task in late:
+                log.warning("%s did not stop within the grace; it will be retried after restart", task.get_name())
+                task.cancel()
+        await self._executor.close()
+        await asyncio.to_thread(self._encoder.close)
+        log.info("video service stopped; %d queued jobs wait for the next start", len(self._queue))
+
+    async def _recover_interrupted(self) -> None:
+        """Jobs left `running` by a crash: cancel if asked, retry once, else fail them ("interrupted twice")."""
+        for job in await self._repo.list_jobs([JobState.RUNNING]):
+            if job.cancel_requested:
+                await self.announce("job_cancelled", await self._repo.mark_cancelled(job.id, now=self._clock()))
+            elif job.attempts < MAX_ATTEMPTS:
+                await self._repo.requeue(job.id)
+                log.warning("job %d was interrupted by a restart; running it again", job.id)
+            else:
+                record = await self._repo.mark_failed(job.id, "interrupted twice", now=self._clock())
+                log.warning("job %d was interrupted twice; giving up on it", job.id)
+                await self.announce("job_failed", record, f"Sorry — job #{job.id} was interrupted twice by bot "
+                                                          "restarts and was dropped. Nothing was charged.")

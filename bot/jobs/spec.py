@@ -1,0 +1,144 @@
+"""The one shape of a request from the command to the worker: t2v's GenerationRequest, plus the bot's few extras.
+
+The command builds the request once (`JobSpec.video`); t2v validates it on construction and owns the defaults and
+limits (t2v.request, t2v.config). A job row keeps the request's fields by name in its params, next to the extras
+(aspect, private, quota cost, an upscale's source); after a restart `JobSpec.of_job` builds the same request again.
+Discord-free: who asked travels as plain values (`Requester`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot.gpu.models import ASPECTS, Size
+from storage import JobRecord
+from t2v.errors import InvalidRequest
+from t2v.request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's upload limit for servers without boosts
+UPSCALE = "upscale"  # the `kind` of a job that re-renders a finished job's video with the upscaler
+REQUEST_FIELDS = ("seed", "steps", "guidance", "frames", "width", "height", "fps", "sampler")  # params keys
+# (the prompt and the negative prompt have columns of their own)
+
+
+@dataclass(frozen=True)
+class UpscaleOf:
+    """What an upscale re-renders: a finished job, its kept MP4, and how much of it the upscaler may change."""
+
+    job_id: int
+    video: str  # path of the job's MP4 in the media directory
+    strength: float  # 0–1: the fraction of the denoising steps re-run (SDEdit)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job as asked: t2v's request (its seed None when the user chose none) and what the bot keeps beside it."""
+
+    request: GenerationRequest
+    aspect: str = "1:1"
+    private: bool = False
+    cost: int = 1  # quota units the job counts for (an upscale counts UPSCALE_COST)
+    upscale: UpscaleOf | None = None  # set for an upscale of a finished job
+
+    @classmethod
+    def video(cls, prompt: str, *, aspect: str = "1:1", sizes: Callable[[str], Size] = ASPECTS.__getitem__,
+              private: bool = False, **fields: Any) -> JobSpec:
+        """A /video at the size `sizes` gives for `aspect` (the loaded model's); `fields` are the request's
+        (negative_prompt, seed, steps, guidance, frames, sampler: left out, t2v's defaults). InvalidRequest names a
+        bad value and the allowed range."""
+        if aspect not in ASPECTS:
+            raise InvalidRequest(f"aspect={aspect!r} is not one of {', '.join(ASPECTS)}")
+        width, height = sizes(aspect)
+        return cls(GenerationRequest(prompt, width=width, height=height, **fields), aspect, private)
+
+    @classmethod
+    def of_job(cls, job: JobRecord) -> JobSpec:
+        """The spec a job row keeps (InvalidRequest if its params no longer make a request)."""
+        params = job.params
+        fields = {name: params[name] for name in REQUEST_FIELDS if params.get(name) is not None}
+        request = GenerationRequest(job.prompt, negative_prompt=job.negative_prompt, **fields)
+        upscale = None
+        if params.get("kind") == UPSCALE:
+            upscale = UpscaleOf(int(params["source_job"]), str(params["source_video"]), float(params["strength"]))
+        return cls(request, str(params.get("aspect", "1:1")), bool(params.get("private")),
+                   int(params.get("cost", 1)), upscale)
+
+    @property
+    def prompt(self) -> str:
+        return self.request.prompt
+
+    @property
+    def negative(self) -> str:
+        return self.request.negative_prompt
+
+    def again(self, prompt: str | None = None) -> JobSpec:
+        """This spec with a new random seed (🔁 Reroll), and a new prompt when given (✏️ Edit prompt)."""
+        request = replace(self.request, seed=None, prompt=self.prompt if prompt is None else prompt)
+        return replace(self, request=request)
+
+    def params(self) -> dict[str, Any]:
+        """The job row's params: the request's fields by name, then the extras."""
+        params = {name: getattr(self.request, name) for name in REQUEST_FIELDS}
+        params.update(aspect=self.aspect, private=self.private, cost=self.cost, kind="video")
+        if self.upscale is not None:
+            params.update(kind=UPSCALE, source_job=self.upscale.job_id, source_video=self.upscale.video,
+                          strength=self.upscale.strength)
+        return params
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A job in the fair queue: its row, and its spec (None, with why, for a stored row t2v no longer accepts)."""
+
+    job: JobRecord
+    spec: JobSpec | None
+    invalid: InvalidRequest | None = None
+
+    @classmethod
+    def of_job(cls, job: JobRecord) -> Queued:
+        """A stored job, queued again after a restart."""
+        try:
+            return cls(job, JobSpec.of_job(job))
+        except InvalidRequest as error:
+            log.warning("job %d no longer makes a valid request: %s", job.id, error)
+            return cls(job, None, error)
+
+    @property
+    def id(self) -> int:
+        return self.job.id
+
+    @property
+    def user_id(self) -> int:
+        return self.job.user_id
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asked and where to answer: Discord ids and the interaction's token, as plain values."""
+
+    user_id: int
+    user_name: str
+    channel_id: int
+    guild_id: int | None = None
+    interaction_token: str | None = field(default=None, repr=False)  # short-lived webhook token; kept out of logs
+    application_id: int | None = None
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT  # interaction.filesize_limit, in bytes
+    role_ids: tuple[int, ...] = ()  # the member's roles, for per-role quota defaults
+
+    def row(self, spec: JobSpec) -> Mapping[str, Any]:
+        """The job-row fields of a request by this requester (accepted or refused)."""
+        return {
+            "user_id": self.user_id,
+            "user_name": self.user_name[:100],
+            "channel_id": self.channel_id,
+            "guild_id": self.guild_id,
+            "prompt": spec.prompt,
+            "negative_prompt": spec.negative,
+            "params": {**spec.params(), "upload_limit": self.upload_limit},
+            "application_id": self.application_id,
+        }

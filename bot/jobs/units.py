@@ -1,0 +1,146 @@
+"""One unit of work — a job, or a batch of same-shape jobs — from its worker to each job's recorded outcome.
+
+The jobs are marked running and handed to a worker as one unit (bot.gpu.work); the worker's frames are encoded on
+the CPU pool while the worker takes its next unit. The work races the time limit (an injectable timer): a unit still
+not back JOB_TIME_LIMIT_S after it started fails its jobs then, wherever it is stuck (a step, a decode, a hung
+kernel), and its worker's slot stays taken until the work comes back; if it does not within another limit, the
+worker is stuck and `on_stuck` says so (the bot restarts to recover the GPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.errors import JobTimedOut
+from bot.gpu.executor import Executor
+from bot.gpu.work import Frames, batch_work, render_work, upscale_work
+from bot.jobs.encoder import Encoder, Rendered
+from bot.jobs.outcomes import Outcomes
+from bot.jobs.progress import Progress
+from bot.jobs.running import RunningJob, jobs_named
+from bot.jobs.spec import DEFAULT_UPLOAD_LIMIT
+from bot.jobs.upscale import source_frames
+from storage import JobRecord, Repository
+from t2v.errors import GenerationCancelled
+from t2v.request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[Any]]
+UPLOAD_MARGIN = 16 * 1024  # bytes kept free under the upload limit for the multipart envelope
+
+
+class Units:
+    """Runs units of work on the executor and records each job's outcome."""
+
+    def __init__(self, repo: Repository, executor: Executor, encoder: Encoder, progress: Progress,
+                 outcomes: Outcomes, clock: Callable[[], datetime], *, time_limit_s: float, sleep: Sleep,
+                 worker_free: Callable[[], None]) -> None:
+        self._repo, self._executor, self._encoder = repo, executor, encoder
+        self._progress, self._outcomes, self._clock = progress, outcomes, clock
+        self.time_limit_s, self._sleep, self._worker_free = time_limit_s, sleep, worker_free
+        self.on_stuck: Callable[[str], None] = _log_stuck  # a worker never came back from a timed-out unit
+        self.stuck: str | None = None  # why a worker is stuck, once one is
+
+    async def run(self, entries: list[RunningJob]) -> None:
+        """Run the jobs as one unit and record each one's outcome (at the time limit if they are still not done);
+        the worker's slot is released when its work comes back."""
+        work = asyncio.ensure_future(self._render(entries))
+        work.add_done_callback(lambda _: self._worker_free())  # its MP4s are encoded while the worker goes on
+        try:
+            outputs = await self._outputs(work, entries)
+            for entry, output in zip(entries, outputs, strict=True):
+                if not entry.recorded:  # else a cancel recorded it already, and its video is discarded
+                    await self._outcomes.record(entry, output)
+            if not work.done():
+                await self._wait_for_worker(work, entries)
+        except asyncio.CancelledError:  # stop(): the work stops at its next step
+            work.cancel()
+            raise
+
+    async def _render(self, entries: list[RunningJob]) -> list[Frames]:
+        """Mark the jobs running, hand them to a worker as one unit of work, and wait for their frames."""
+        requests = [await self._start(entry) for entry in entries]
+        if len(entries) > 1:
+            assert entries[0].shared is not None
+            return await self._executor.submit(batch_work(requests), self._progress.of_batch(entries),
+                                               should_cancel=entries[0].shared)
+        [entry], [request] = entries, requests
+        assert entry.spec is not None
+        upscale = entry.spec.upscale
+        if upscale is None:
+            work = render_work(request)
+        else:
+            source = await asyncio.to_thread(source_frames, Path(upscale.video))
+            work = upscale_work(request, source, upscale.strength)
+        return [await self._executor.submit(work, self._progress.of(entry), should_cancel=entry.token)]
+
+    async def _start(self, entry: RunningJob) -> GenerationRequest:
+        """Mark the job running and announce it; its request, with the seed chosen when it was accepted."""
+        entry.job = await self._repo.mark_running(entry.job.id, now=self._clock())
+        if entry.spec is None:  # a stored row t2v no longer accepts: it fails with t2v's words (it runs alone)
+            assert entry.invalid is not None
+            raise entry.invalid
+        self._progress.started(entry)  # announced before any progress can arrive
+        return replace(entry.spec.request, seed=entry.job.seed)
+
+    async def _outputs(self, work: asyncio.Future[list[Frames]],
+                       entries: list[RunningJob]) -> list[Rendered | BaseException]:
+        """Each job's video or error; JobTimedOut for every job still not done at the time limit."""
+        if not await self._back_within_limit(work):
+            for entry in entries:
+                entry.timed_out = True
+                entry.token.cancel()
+            log.warning("%s still running %.0f s after it started: failed by the time limit", jobs_named(entries),
+                        self.time_limit_s)
+            return [JobTimedOut(self.time_limit_s)] * len(entries)
+        try:
+            frames = work.result()
+            if len(frames) != len(entries):
+                raise RuntimeError(f"the work returned {len(frames)} videos for {len(entries)} jobs")
+        except Exception as error:
+            if not isinstance(error, GenerationCancelled):
+                log.exception("%s failed", jobs_named(entries))
+            return [error] * len(entries)
+        limits = [upload_limit(entry.job) for entry in entries]
+        encodes = (self._encoder.encode(one, limit) for one, limit in zip(frames, limits, strict=True))
+        encoded = await asyncio.gather(*encodes, return_exceptions=True)
+        return [output if isinstance(output, Rendered | Exception) else RuntimeError(repr(output))
+                for output in encoded]
+
+    async def _wait_for_worker(self, work: asyncio.Future[Any], entries: list[RunningJob]) -> None:
+        """Hold the worker's slot until the timed-out work comes back; if it does not within another time limit,
+        the worker is stuck (a hung kernel): say so through `on_stuck`."""
+        if await self._back_within_limit(work):
+            log.info("the worker of %s came back after its time limit", jobs_named(entries))
+            return
+        self.stuck = (f"a GPU worker has not come back from {jobs_named(entries)} "
+                      f"{2 * self.time_limit_s:.0f} s after it started")
+        self.on_stuck(self.stuck)
+        await asyncio.wait({work})
+
+    async def _back_within_limit(self, work: asyncio.Future[Any]) -> bool:
+        """Wait for the work, at most one time limit (on the injected timer); whether it came back."""
+        timer = asyncio.ensure_future(self._sleep(self.time_limit_s))
+        try:
+            await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        return work.done()
+
+
+def upload_limit(job: JobRecord) -> int:
+    """The most bytes the job's MP4 may have: its channel's upload limit less the multipart envelope."""
+    limit = int(job.params.get("upload_limit", DEFAULT_UPLOAD_LIMIT))
+    return max(limit - UPLOAD_MARGIN, limit // 2)
+
+
+def _log_stuck(reason: str) -> None:
+    """The default `on_stuck`: say it loudly."""
+    log.critical("%s; restart the bot to recover the GPU", reason)

@@ -1,0 +1,296 @@
+"""Quotas, blocks and channel rules for /video, and the moderators' edits of them (audited). Discord-free.
+
+Quota periods are calendar periods in UTC, not rolling windows: an hour starts on the hour, a day at 00:00 UTC,
+a week on Monday 00:00 UTC, a month on the 1st at 00:00 UTC; every user's allowance comes back at that moment.
+Usage is counted from the jobs log (see storage.moderation.COUNTED), so it survives restarts and refunds itself.
+A user's limit is their personal limit, else the most generous default among their roles, else the server
+default (set by a moderator, else QUOTA_DEFAULT).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from bot.errors import InvalidInput, Refused
+from bot.settings import MAX_QUOTA, QUOTA_PERIODS, Settings
+from storage import BlockRecord, ModerationRepository, QuotaOverrideRecord, UsageStats, utc_now
+
+log = logging.getLogger(__name__)
+
+QuotaSource = Literal["personal", "role", "server"]
+
+
+class Asker(Protocol):
+    """Who asks for a video, as far as the rules care (bot.jobs.spec.Requester)."""
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def channel_id(self) -> int: ...
+
+    @property
+    def role_ids(self) -> tuple[int, ...]: ...
+Clock = Callable[[], datetime]
+
+DEFAULT_KEY = "quota_default"  # moderation_settings key of the server default set by moderators
+PERIOD_TEXT = {"hour": "this hour", "day": "today (UTC day)", "week": "this week (UTC, from Monday)",
+               "month": "this month (UTC)"}
+STATS_WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7),
+                 "month": timedelta(days=30), "all": None}  # /videomod stats looks back this far (rolling)
+MAX_BLOCK = timedelta(days=3650)
+PERMANENT = ("permanent", "perm", "forever", "indefinite")
+DURATION_FORMS = "a number and a unit such as 30m, 2h, 7d or 2w (or combined, 1d12h), or 'permanent'"
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = r"(\d{1,6})\s*(weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
+_DURATION_RE = re.compile(rf"(?:{_PART}\s*)+")
+_PART_RE = re.compile(_PART)
+_MARKDOWN_RE = re.compile(r"([\\*_~`|>#\[\]()<@])")  # markdown, masked links, mention and timestamp syntax
+
+
+def inert(text: str, limit: int = 300) -> str:
+    """User or moderator text made safe to show: one line, markdown and mention syntax escaped, clipped."""
+    flat = " ".join(text.split())
+    flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return _MARKDOWN_RE.sub(r"\\\1", flat)
+
+
+def discord_time(when: datetime, style: str = "R") -> str:
+    """A Discord timestamp: each reader sees it in their own time zone ("R": relative, "f": date and time)."""
+    return f"<t:{int(when.timestamp())}:{style}>"
+
+
+def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
+    """The calendar period (UTC) containing `now`: (start, end), end exclusive."""
+    now = now.astimezone(UTC)
+    if period == "hour":
+        start = now.replace(minute=0, second=0, microsecond=0)
+        return start, start + timedelta(hours=1)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return start, start + timedelta(days=1)
+    if period == "week":
+        start -= timedelta(days=start.weekday())
+        return start, start + timedelta(days=7)
+    if period == "month":
+        start = start.replace(day=1)
+        return start, (start + timedelta(days=32)).replace(day=1)
+    raise ValueError(f"quota period {period!r} is not one of {', '.join(QUOTA_PERIODS)}")
+
+
+def parse_duration(text: str | None) -> timedelta | None:
+    """A block's length from text such as 30m, 2h, 7d, 1w2d; None for permanent (or no text); InvalidInput."""
+    words = " ".join((text or "").split()).lower()
+    if not words or words in PERMANENT:
+        return None
+    if not _DURATION_RE.fullmatch(words):
+        raise InvalidInput(f"“{inert(text or '', 40)}” is not a duration: use {DURATION_FORMS}.")
+    seconds = sum(int(count) * _UNIT_SECONDS[unit[0]] for count, unit in _PART_RE.findall(words))
+    duration = timedelta(seconds=seconds)
+    if not timedelta(0) < duration <= MAX_BLOCK:
+        raise InvalidInput(f"A block of “{inert(words, 40)}” is out of range: it must be longer than 0 and at most "
+                           f"{MAX_BLOCK.days} days; use 'permanent' for no end.")
+    return duration
+
+
+def check_limit(limit: int, period: str = "period") -> int:
+    """The limit if 0 <= limit <= MAX_QUOTA, else InvalidInput naming the range."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_QUOTA:
+        raise InvalidInput(f"A quota of {limit} videos per {period} is outside the allowed range 0–{MAX_QUOTA}.")
+    return limit
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    """A user's quota right now: videos used and allowed this period, when it resets, and where the limit comes from."""
+
+    used: int
+    limit: int
+    period: str
+    resets_at: datetime
+    source: QuotaSource
+    role_id: int | None = None  # the role whose default applies, when source is "role"
+
+    @property
+    def remaining(self) -> int:
+        """Videos still allowed this period."""
+        return max(self.limit - self.used, 0)
+
+    def describe(self) -> str:
+        """One sentence for /quota and refusals: used, limit, period and the reset time."""
+        return (f"{self.used} of {self.limit} videos used {PERIOD_TEXT[self.period]}; "
+                f"it resets {discord_time(self.resets_at)} ({discord_time(self.resets_at, 'f')})")
+
+
+class Moderation:
+    """The moderation state /video obeys and the moderators' edits of it; every edit writes an audit row."""
+
+    def __init__(self, repo: ModerationRepository, *, default_limit: int, period: str,
+                 clock: Clock = utc_now) -> None:
+        if period not in QUOTA_PERIODS:
+            raise ValueError(f"quota period {period!r} is not one of {', '.join(QUOTA_PERIODS)}")
+        self.repo = repo
+        self.period = period
+        self._configured_default = check_limit(default_limit, period)
+        self._clock = clock
+
+    @classmethod
+    def from_settings(cls, repo: ModerationRepository, settings: Settings, clock: Clock = utc_now) -> Moderation:
+        """Quota default and period from QUOTA_DEFAULT and QUOTA_PERIOD."""
+        return cls(repo, default_limit=settings.quota_default, period=settings.quota_period, clock=clock)
+
+    def now(self) -> datetime:
+        """The moderation clock's time (blocks expire and periods turn by it)."""
+        return self._clock()
+
+    # --- what /video obeys ------------------------------------------------------------------------------------
+
+    async def default_limit(self) -> int:
+        """The server default: the moderators' value if they set one, else QUOTA_DEFAULT."""
+        stored = await self.repo.setting(DEFAULT_KEY)
+        return self._configured_default if stored is None else int(stored)
+
+    async def quota(self, user_id: int, role_ids: Iterable[int] = ()) -> QuotaStatus:
+        """The user's usage and limit in the current period."""
+        start, end = period_bounds(self.period, self.now())
+        override = await self.repo.quota_override(user_id)
+        limit, source, role_id = await self._limit(override, tuple(role_ids))
+        since = start
+        if override is not None and override.counted_from is not None:
+            since = max(start, override.counted_from)
+        used = await self.repo.count_usage(user_id, since)
+        return QuotaStatus(used, limit, self.period, end, source, role_id)
+
+    async def _limit(self, override: QuotaOverrideRecord | None,
+                     role_ids: tuple[int, ...]) -> tuple[int, QuotaSource, int | None]:
+        """(limit, where it comes from, the role) for a user: personal, else best role default, else server."""
+        if override is not None and override.max_videos is not None:
+            return override.max_videos, "personal", None
+        roles = await self.repo.role_quotas(role_ids) if role_ids else []
+        if roles:
+            best = max(roles, key=lambda role: (role.max_videos, -role.role_id))
+            return best.max_videos, "role", best.role_id
+        return await self.default_limit(), "server", None
+
+    async def active_block(self, user_id: int) -> BlockRecord | None:
+        """The user's block if it holds now."""
+        return await self.repo.active_block(user_id, self.now())
+
+    async def check_access(self, requester: Asker) -> None:
+        """Refused for a blocked user, or in a channel where /video is not allowed."""
+        block = await self.active_block(requester.user_id)
+        if block is not None:
+            log.info("user %d is blocked (%s); request refused", requester.user_id, block.reason)
+            raise Refused("blocked", block_message(block))
+        rules = await self.repo.channel_rules()
+        allowed = [rule.channel_id for rule in rules if rule.allowed]
+        denied = {rule.channel_id for rule in rules if not rule.allowed}
+        if requester.channel_id in denied or (allowed and requester.channel_id not in allowed):
+            where = " or ".join(f"<#{channel}>" for channel in allowed[:5])
+            raise Refused("channel", "Videos cannot be made in this channel" + (f"; please use {where}." if where
+                                                                                 else "."))
+
+    async def check_quota(self, requester: Asker, cost: int = 1) -> None:
+        """Refused when the user's quota this period has less than `cost` videos left."""
+        status = await self.quota(requester.user_id, requester.role_ids)
+        if status.used + cost <= status.limit:
+            return
+        if status.limit == 0:
+            message = (f"Your video quota is 0 per {self.period}, so you cannot make videos right now; "
+                       "ask a moderator if that seems wrong.")
+        elif status.remaining:
+            message = (f"This counts as {cost} videos against your quota and you have {status.remaining} left: "
+                       f"{status.describe()}.")
+        else:
+            message = f"You have reached your video quota: {status.describe()}."
+        raise Refused("quota", message)
+
+    # --- moderators' edits ------------------------------------------------------------------------------------
+
+    async def set_limit(self, actor: int, user_id: int, limit: int) -> QuotaOverrideRecord:
+        """Give a user a personal quota limit."""
+        record = await self.repo.set_quota_limit(user_id, check_limit(limit, self.period), by=actor, now=self.now())
+        await self.audit(actor, "quota.set", f"user:{user_id}", {"limit": limit})
+        return record
+
+    async def clear_limit(self, actor: int, user_id: int) -> QuotaOverrideRecord:
+        """Drop a user's personal limit: their role or the server default applies again."""
+        record = await self.repo.set_quota_limit(user_id, None, by=actor, now=self.now())
+        await self.audit(actor, "quota.clear", f"user:{user_id}")
+        return record
+
+    async def reset_usage(self, actor: int, user_id: int) -> QuotaOverrideRecord:
+        """Give a user a fresh allowance: only videos from now on count this period."""
+        record = await self.repo.reset_usage(user_id, by=actor, now=self.now())
+        await self.audit(actor, "quota.reset", f"user:{user_id}")
+        return record
+
+    async def set_default(self, actor: int, limit: int, role_id: int | None = None) -> None:
+        """Set the server default quota, or the default of members holding a role."""
+        check_limit(limit, self.period)
+        if role_id is None:
+            await self.repo.set_setting(DEFAULT_KEY, limit, by=actor, now=self.now())
+            await self.audit(actor, "quota.default", "server", {"limit": limit})
+        else:
+            await self.repo.set_role_quota(role_id, limit, by=actor, now=self.now())
+            await self.audit(actor, "quota.default", f"role:{role_id}", {"limit": limit})
+
+    async def remove_role_default(self, actor: int, role_id: int) -> bool:
+        """Remove a role's default quota; False when it had none."""
+        removed = await self.repo.remove_role_quota(role_id)
+        if removed:
+            await self.audit(actor, "quota.default.remove", f"role:{role_id}")
+        return removed
+
+    async def block(self, actor: int, user_id: int, reason: str | None, duration: str | None) -> BlockRecord:
+        """Block a user for a duration (text such as 2h or 'permanent'); InvalidInput for an unreadable one."""
+        length = parse_duration(duration)
+        now = self.now()
+        until = None if length is None else now + length
+        reason = " ".join((reason or "").split())[:500] or "no reason given"
+        record = await self.repo.block(user_id, reason, until, by=actor, now=now)
+        await self.audit(actor, "block", f"user:{user_id}",
+                         {"reason": reason, "until": None if until is None else until.isoformat()})
+        return record
+
+    async def unblock(self, actor: int, user_id: int) -> bool:
+        """Lift a user's block; False when there was none."""
+        lifted = await self.repo.unblock(user_id)
+        await self.audit(actor, "unblock", f"user:{user_id}", {"was_blocked": lifted})
+        return lifted
+
+    async def set_channel(self, actor: int, channel_id: int, allowed: bool | None) -> bool:
+        """Allow or deny /video in a channel, or (None) forget its rule; False when there was nothing to forget."""
+        if allowed is None:
+            changed = await self.repo.remove_channel_rule(channel_id)
+            action = "channel.reset"
+        else:
+            await self.repo.set_channel_rule(channel_id, allowed, by=actor, now=self.now())
+            changed, action = True, "channel.allow" if allowed else "channel.deny"
+        await self.audit(actor, action, f"channel:{channel_id}")
+        return changed
+
+    async def stats(self, window: str) -> UsageStats:
+        """Usage over the last hour/day/week/month (rolling) or ever ("all")."""
+        if window not in STATS_WINDOWS:
+            raise InvalidInput(f"“{inert(window, 20)}” is not a stats period: use {', '.join(STATS_WINDOWS)}.")
+        span = STATS_WINDOWS[window]
+        return await self.repo.usage_stats(None if span is None else self.now() - span)
+
+    async def audit(self, actor: int, action: str, target: str | None = None,
+                    details: dict[str, Any] | None = None, *, allowed: bool = True) -> None:
+        """Write an audit row at the moderation clock's time."""
+        await self.repo.audit(actor, action, target, details, allowed=allowed, now=self.now())
+
+
+def block_message(block: BlockRecord) -> str:
+    """What a blocked user is told: the reason and until when."""
+    if block.until is None:
+        return f"You are blocked from making videos: {inert(block.reason)}. A moderator can lift the block."
+    return (f"You are blocked from making videos until {discord_time(block.until, 'f')} "
+            f"({discord_time(block.until)}): {inert(block.reason)}.")

@@ -1,0 +1,4 @@
+"""The Discord layer (the only discord.py code besides bot.app): the client, cogs, delivery, replies, permissions.
+
+It turns interactions into calls on bot.jobs and bot.moderation, and their answers and job events into messages.
+"""

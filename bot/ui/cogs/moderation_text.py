@@ -1,0 +1,117 @@
+"""The moderators' answers as text: defaults, blocks, channel rules, usage stats and the audit log."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from bot.moderation.rules import discord_time, inert
+from storage import AuditRecord, BlockRecord, ChannelRuleRecord, RoleQuotaRecord, UsageStats
+
+log = logging.getLogger(__name__)
+
+LISTED = 20  # rows shown by the list answers before "… and N more"
+MESSAGE_CHARS = 1900  # Discord allows 2000 per message; the rest is margin
+
+
+def clipped(lines: list[str], limit: int = MESSAGE_CHARS) -> str:
+    """Lines joined, cut at a line boundary to fit one message."""
+    kept: list[str] = []
+    size = 0
+    for number, line in enumerate(lines):
+        if size + len(line) + 1 > limit:
+            kept.append(f"… and {len(lines) - number} more lines")
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)
+
+
+def defaults(server_limit: int, period: str, roles: list[RoleQuotaRecord]) -> str:
+    """The server default and the role defaults."""
+    lines = [f"**Quota defaults** (per {period}, calendar periods in UTC)", f"Server default: {server_limit} videos"]
+    lines += [f"• <@&{role.role_id}>: {role.max_videos} videos" for role in roles]
+    if roles:
+        lines.append("-# A member gets the most generous of their roles; a personal limit beats both.")
+    return clipped(lines)
+
+
+def blocked(block: BlockRecord) -> str:
+    """Confirmation of a block."""
+    until = "permanently" if block.until is None else (
+        f"until {discord_time(block.until, 'f')} ({discord_time(block.until)})")
+    return f"Blocked <@{block.user_id}> {until}. Reason shown to them: {inert(block.reason)}"
+
+
+def block_list(blocks: list[BlockRecord]) -> str:
+    """The users blocked now."""
+    if not blocks:
+        return "Nobody is blocked."
+    lines = [f"**Blocked users** ({len(blocks)})"]
+    for block in blocks[:LISTED]:
+        until = "permanent" if block.until is None else f"until {discord_time(block.until, 'f')}"
+        lines.append(f"• <@{block.user_id}> · {until} · by <@{block.blocked_by}> · {inert(block.reason, 100)}")
+    if len(blocks) > LISTED:
+        lines.append(f"… and {len(blocks) - LISTED} more")
+    return clipped(lines)
+
+
+def channel_rules(rules: list[ChannelRuleRecord]) -> str:
+    """Where /video may be used under these rules."""
+    allowed = [f"<#{rule.channel_id}>" for rule in rules if rule.allowed]
+    denied = [f"<#{rule.channel_id}>" for rule in rules if not rule.allowed]
+    if allowed:
+        lines = [f"/video works only in: {', '.join(allowed)}"]
+    else:
+        lines = ["/video works in every channel" + (" except those turned off." if denied else ".")]
+    if denied:
+        lines.append(f"Turned off in: {', '.join(denied)}")
+    return clipped(lines)
+
+
+def stats(usage: UsageStats, period: str) -> str:
+    """Requests, outcomes, refusal reasons, GPU time and the busiest users."""
+    since = "since the first request" if usage.since is None else f"since {discord_time(usage.since, 'f')}"
+    lines = [f"**Usage, {'all time' if period == 'all' else f'last {period}'}** ({since})",
+             f"Requests: {usage.requests}" + "".join(f" · {state} {count}"
+                                                    for state, count in sorted(usage.by_state.items()))]
+    if usage.refusals:
+        lines.append("Refusals: " + " · ".join(f"{inert(reason, 40)} {count}"
+                                               for reason, count in usage.refusals.items()))
+    done = usage.by_state.get("done", 0)
+    average = f" ({usage.gpu_s / done:.1f} s per video)" if done else ""
+    lines.append(f"GPU time: {_duration(usage.gpu_s)}{average}")
+    if usage.top_users:
+        lines.append("Top users: " + " · ".join(f"<@{user.user_id}> {user.requests} ({_duration(user.gpu_s)})"
+                                                for user in usage.top_users))
+    return clipped(lines)
+
+
+def audit(records: list[AuditRecord]) -> str:
+    """The latest audit rows, newest first."""
+    if not records:
+        return "The audit log is empty."
+    lines = ["**Audit log**, newest first"]
+    for record in records:
+        mark = "" if record.allowed else " ⛔ refused"
+        target = f" · {_target(record.target)}" if record.target else ""
+        details = f" · {inert(json.dumps(record.details, ensure_ascii=False), 150)}" if record.details else ""
+        lines.append(f"{discord_time(record.at, 'f')} <@{record.actor_id}> {inert(record.action, 64)}{mark}"
+                     f"{target}{details}")
+    return clipped(lines)
+
+
+def _target(target: str) -> str:
+    """An audit target ("user:1", "channel:2", "role:3", "pattern:x") as a mention where Discord has one."""
+    kind, _, value = target.partition(":")
+    mention = {"user": "<@{}>", "channel": "<#{}>", "role": "<@&{}>"}.get(kind)
+    return mention.format(value) if mention and value.isdigit() else inert(target, 100)
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as s, min or h."""
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,249 @@
+"""Buttons under every result — 🔁 Reroll, ✏️ Edit prompt, ⬆️ Upscale, ⭐ Showcase, 🗑 Delete — working after restarts.
+
+Each button is a `DynamicItem` whose custom_id carries the job id (`video:reroll:42`); everything else comes from
+the database, so a message posted before a restart still works. Who may press what:
+- 🔁 and ✏️: the requester only (the new job counts against their caps and quota); others are told "not yours".
+  On an upscale they upscale its source again (new seed, or the edited prompt).
+- ⬆️ (only with UPSCALE_MODEL; not on private results or on upscales): the requester only; re-renders the kept MP4
+  with the upscaler at its size (bot.jobs.upscale), through /video's queue, caps and quota (it counts UPSCALE_COST).
+- ⭐: any member may nominate a public, finished result (one nomination per video); moderators decide with
+  `/videomod showcase`. Private results have no ⭐ button, and a nomination of one is refused anyway.
+- 🗑: the requester or a moderator; the message goes, the job is marked deleted, its kept MP4 is removed and it
+  leaves the showcase channel and the gallery. A deleted job cannot be rerolled, edited or nominated.
+The ✏️ form itself lives in memory (discord.py keeps modals only for the running process): a form opened before a
+restart cannot be submitted after it, but pressing ✏️ again opens a fresh one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.errors import Denied
+from bot.jobs.spec import UPSCALE, JobSpec
+from bot.jobs.upscale import upscale_spec
+from bot.media import MediaStore
+from bot.moderation.policy import MAX_PROMPT_CHARS
+from bot.moderation.rules import Moderation
+from bot.settings import Settings
+from bot.ui.cogs.video import VideoCog
+from bot.ui.permissions import is_moderator
+from bot.ui.replies import answer_error, answer_privately
+from bot.ui.showcase import RESULTS_COG, Showcase
+from storage import JobRecord, JobState, Repository, ShowcaseRepository
+
+log = logging.getLogger(__name__)
+
+# action -> (emoji, label, style); the order is the order of the buttons
+ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
+    "reroll": ("🔁", "Reroll", discord.ButtonStyle.primary),
+    "edit": ("✏️", "Edit prompt", discord.ButtonStyle.secondary),
+    "upscale": ("⬆️", "Upscale", discord.ButtonStyle.secondary),
+    "showcase": ("⭐", "Showcase", discord.ButtonStyle.secondary),
+    "delete": ("🗑️", "Delete", discord.ButtonStyle.danger),
+}
+EDIT_TIMEOUT_S = 900.0  # an unanswered edit-prompt form is forgotten after this long
+
+
+class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                   template=r"video:(?P<action>reroll|edit|upscale|showcase|delete):(?P<job>\d+)"):
+    """One button of a result; pressing it hands the action and job id to the Results cog."""
+
+    def __init__(self, action: str, job_id: int) -> None:
+        emoji, label, style = ACTIONS[action]
+        super().__init__(discord.ui.Button(emoji=emoji, label=label, style=style, custom_id=f"video:{action}:{job_id}"))
+        self.action = action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> ResultButton:
+        """Rebuild the button from its custom_id (after a restart, too)."""
+        return cls(match["action"], int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Let the Results cog handle the press; answer privately if it is not loaded."""
+        cog = interaction.client.get_cog(RESULTS_COG) if isinstance(interaction.client, commands.Bot) else None
+        if not isinstance(cog, ResultsCog):
+            await answer_privately(interaction, "This button is not available right now; please try again later.")
+            return
+        await cog.press(interaction, self.action, self.job_id)
+
+
+def result_view(job: JobRecord, upscale: bool = False) -> discord.ui.View:
+    """The buttons under a finished video; private results get no ⭐ and no ⬆️, upscales no ⬆️, and ⬆️ needs `upscale`."""
+    view = discord.ui.View(timeout=None)
+    for action in ACTIONS:
+        if action == "showcase" and job.private:
+            continue
+        if action == "upscale" and (not upscale or job.private or job.params.get("kind") == UPSCALE):
+            continue
+        view.add_item(ResultButton(action, job.id))
+    return view
+
+
+class EditPromptModal(discord.ui.Modal):
+    """A form pre-filled with the job's prompt; submitting starts a new job with the same settings."""
+
+    def __init__(self, cog: ResultsCog, job: JobRecord) -> None:
+        super().__init__(title=f"Edit prompt · job #{job.id}", timeout=EDIT_TIMEOUT_S,
+                         custom_id=f"video:edit-prompt:{job.id}")
+        self.cog = cog
+        self.job_id = job.id
+        self.owner_id = job.user_id  # the form is only ever shown to the requester
+        self.prompt: discord.ui.TextInput[EditPromptModal] = discord.ui.TextInput(
+            label="Prompt", style=discord.TextStyle.paragraph, default=job.prompt[:MAX_PROMPT_CHARS],
+            max_length=MAX_PROMPT_CHARS, custom_id="prompt",
+        )
+        self.add_item(self.prompt)
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Only the requester may submit; discord.py routes a form by custom_id alone, a stranger would use it up."""
+        if interaction.user.id == self.owner_id:
+            return True
+        log.warning("user %d submitted the edit form of job %d, which is not theirs", interaction.user.id, self.job_id)
+        await answer_privately(interaction, f"Job #{self.job_id} is not yours; only the person who asked for it can "
+                                            "do that.")
+        return False
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        """Start the edited job."""
+        try:
+            await self.cog.start_from(interaction, self.job_id, prompt=self.prompt.value)
+        except Exception as error:
+            await answer_error(interaction, error, f"edit prompt of job #{self.job_id}")
+
+
+class ResultsCog(commands.Cog, name=RESULTS_COG):
+    """Handles the result buttons and the showcase votes; the database says what each press may do."""
+
+    def __init__(self, video: VideoCog, repo: Repository, showcase: Showcase, media: MediaStore,
+                 settings: Settings, moderation: Moderation | None = None) -> None:
+        self.video = video
+        self.repo = repo
+        self.showcase = showcase
+        self.showcase_repo: ShowcaseRepository = showcase.repo
+        self.media = media
+        self.settings = settings
+        self.moderation = moderation  # the audit log, for moderators deleting others' results
+
+    async def press(self, interaction: discord.Interaction, action: str, job_id: int) -> None:
+        """Run one button action; refusals and bugs end in a private answer."""
+        try:
+            if action == "reroll":
+                await self.start_from(interaction, job_id)
+            elif action == "edit":
+                job = await self._job(interaction, job_id, owner_only=True)
+                await interaction.response.send_modal(EditPromptModal(self, job))
+            elif action == "upscale":
+                await self.upscale(interaction, job_id)
+            elif action == "showcase":
+                await self._nominate(interaction, job_id)
+            else:
+                await self._delete(interaction, job_id)
+        except Exception as error:
+            await answer_error(interaction, error, f"{ACTIONS[action][1]} of job #{job_id}")
+
+    async def start_from(self, interaction: discord.Interaction, job_id: int, *, prompt: str | None = None) -> None:
+        """A new job with the settings of `job_id` and a new seed (and a new prompt, when edited)."""
+        job = await self._job(interaction, job_id, owner_only=True)
+        if job.params.get("kind") == UPSCALE:  # an upscale again, from the same source
+            await self.upscale(interaction, int(job.params["source_job"]), prompt=prompt)
+            return
+        spec = JobSpec.of_job(job).again(prompt)
+        log.info("user %d starts a new job from job %d (%s)", interaction.user.id, job_id,
+                 "edited prompt" if prompt is not None else "reroll")
+        await self.video.start(interaction, spec)
+
+    async def upscale(self, interaction: discord.Interaction, job_id: int, *, prompt: str | None = None) -> None:
+        """Upscale the requester's own public, finished video (its kept MP4); the job is started like /video."""
+        model = self.video.service.model
+        if not model.has_upscaler:
+            raise Denied("Upscaling is off: no upscaler is configured on this bot.")
+        job = await self._job(interaction, job_id, owner_only=True)
+        if job.private:
+            raise Denied(f"Job #{job_id} is private: private videos are not kept, so they cannot be upscaled.")
+        if job.params.get("kind") == UPSCALE:
+            raise Denied(f"Job #{job_id} is already an upscale.")
+        if job.state != JobState.DONE or not self.media.has(job_id):
+            raise Denied(f"The video of job #{job_id} is no longer kept, so it cannot be upscaled.")
+        spec = upscale_spec(job, model, self.media.path(job_id), strength=self.settings.upscale_strength,
+                            cost=self.settings.upscale_cost, prompt=prompt)
+        request = spec.request
+        log.info("user %d upscales job %d to %dx%d", interaction.user.id, job_id, request.width, request.height)
+        await self.video.start(interaction, spec)
+
+    async def _job(self, interaction: discord.Interaction, job_id: int, *, owner_only: bool) -> JobRecord:
+        """The job behind a button, or Denied when it is gone, deleted, or (owner_only) someone else's."""
+        job = await self.repo.get_job(job_id)
+        if job is None:
+            raise Denied(f"Job #{job_id} no longer exists.")
+        if owner_only and job.user_id != interaction.user.id:
+            raise Denied(f"Job #{job_id} is not yours; only the person who asked for it can do that.")
+        if job.deleted_at is not None:
+            raise Denied(f"Job #{job_id} was deleted.")
+        return job
+
+    async def _nominate(self, interaction: discord.Interaction, job_id: int) -> None:
+        """Put the video up for the showcase, keeping its MP4 from the message if it was not kept on delivery."""
+        job = await self._job(interaction, job_id, owner_only=False)
+        if job.private:
+            raise Denied(f"Job #{job_id} is private; private videos never go to the showcase.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not self.media.has(job_id):
+            await self._keep_from_message(interaction.message, job_id)
+        await self.showcase_repo.nominate(job_id, interaction.user.id)
+        await answer_privately(interaction, f"⭐ Job #{job_id} is nominated for the showcase; the moderators decide.")
+
+    async def _keep_from_message(self, message: discord.Message | None, job_id: int) -> None:
+        """Save the message's MP4 to the media directory (for results delivered before videos were kept)."""
+        video = next((a for a in message.attachments if a.filename.endswith(".mp4")), None) if message else None
+        if video is None:
+            raise Denied(f"The video of job #{job_id} is no longer available, so it cannot be showcased.")
+        await self.media.save(job_id, await video.read())
+
+    async def _delete(self, interaction: discord.Interaction, job_id: int) -> None:
+        """Requester or moderator: delete the message, mark the job deleted, drop its MP4 and showcase post."""
+        job = await self.repo.get_job(job_id)
+        if job is None:
+            raise Denied(f"Job #{job_id} no longer exists.")
+        moderator = is_moderator(interaction.user, self.settings)
+        if job.user_id != interaction.user.id and not moderator:
+            raise Denied(f"Job #{job_id} is not yours; only its requester or a moderator can delete it.")
+        await self.showcase_repo.delete_job(job_id)
+        await self.media.delete(job_id)
+        await self.showcase.withdraw(job_id)
+        own = job.user_id == interaction.user.id
+        log.info("job %d deleted by %s %d", job_id, "its requester" if own else "moderator", interaction.user.id)
+        if not own:
+            await self._audit(interaction.user.id, "result.delete", f"job:{job_id}", {"requester": job.user_id})
+        message = interaction.message
+        if message is not None and message.flags.ephemeral:  # only the interaction can change an ephemeral result
+            await interaction.response.edit_message(content=f"🗑️ Deleted job #{job_id}.", attachments=[], view=None)
+            return
+        if message is not None:
+            try:
+                await message.delete()
+            except discord.NotFound:
+                log.info("job %d: its message was already gone", job_id)
+        await interaction.response.send_message(f"🗑️ Deleted job #{job_id}.", ephemeral=True)
+
+    async def _audit(self, actor: int, action: str, target: str, details: dict[str, Any]) -> None:
+        """An audit-log row for a moderator's action; a failure to write it is logged, not shown."""
+        if self.moderation is None:
+            return
+        try:
+            await self.moderation.audit(actor, action, target, details)
+        except Exception:
+            log.exception("could not audit %s by user %d", action, actor)
+
+    async def vote(self, interaction: discord.Interaction, entry_id: int) -> None:
+        """A ⭐ press on a showcase post."""
+        try:
+            await self.showcase.vote(interaction, entry_id)
+        except Exception as error:
+            await answer_error(interaction, error, f"vote on showcase entry {entry_id}")

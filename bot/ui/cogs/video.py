@@ -1,0 +1,157 @@
+"""/video, /queue and /cancel: defer within Discord's 3 s, then one call to the service decides the request."""
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import Refused
+from bot.gpu.models import ASPECTS
+from bot.jobs.service import VideoService
+from bot.jobs.spec import JobSpec, Requester
+from bot.moderation.policy import MAX_PROMPT_CHARS
+from bot.settings import Settings
+from bot.ui.delivery import Delivery, settings_line, shown
+from bot.ui.replies import answer_refusal
+from storage import JobRecord, JobState
+from t2v.config import SamplerDefaults
+from t2v.request import LIMITS, SAMPLER_NAMES
+
+log = logging.getLogger(__name__)
+
+MAX_DISCORD_INT = 2**53 - 1  # Discord's integer options are limited to ±2^53
+NEGATIVE_CHARS = 300
+QUEUE_SHOWN = 10  # jobs listed by /queue
+SAMPLER_WORDS = {"ddim": "DDIM (ModelScope's)", "dpmpp-2m": "DPM-Solver++ 2M (good at 20–25 steps)"}  # t2v's names
+
+
+class VideoCog(commands.Cog, name="Video"):
+    """Text-to-video commands; the service decides, delivery shows the outcome."""
+
+    def __init__(self, bot: commands.Bot, service: VideoService, delivery: Delivery, settings: Settings) -> None:
+        self.bot = bot
+        self.service = service
+        self.delivery = delivery
+        self.settings = settings
+        self.video_command = _video_command(self, settings.max_steps, settings.max_frames)
+
+    async def cog_load(self) -> None:
+        """Register /video, whose option ranges come from the settings, next to the class-level commands."""
+        self.bot.tree.add_command(self.video_command)
+
+    async def cog_unload(self) -> None:
+        """Take /video off the tree with the cog."""
+        self.bot.tree.remove_command(self.video_command.name)
+
+    async def video(
+        self, interaction: discord.Interaction, *, prompt: str, negative: str | None, seed: int | None,
+        steps: int | None, guidance: float | None, frames: int | None, aspect: str | None, private: bool,
+        sampler: str | None = None,
+    ) -> None:  # fmt: skip
+        """The command's request, the server's defaults (else the model's length) filled in, started as usual."""
+        defaults, model = self.settings, self.service.model
+        fields = {"negative_prompt": negative or "", "seed": seed, "steps": steps or defaults.default_steps,
+                  "guidance": guidance or defaults.default_guidance, "sampler": sampler,
+                  "frames": frames or defaults.default_frames or model.default_frames(defaults.max_frames)}
+        spec = JobSpec.video(prompt, aspect=aspect or "1:1", sizes=model.size, private=private,
+                             **{name: value for name, value in fields.items() if value is not None})
+        await self.start(interaction, spec)
+
+    async def start(self, interaction: discord.Interaction, spec: JobSpec) -> None:
+        """Defer at once (privately when asked), then submit the job; the service's one verdict decides the answer.
+
+        /video, 🔁 Reroll, ✏️ Edit prompt and ⬆️ Upscale all come through here, so they share the checks, caps, quota
+        and answers. A refusal is answered privately (a public placeholder is replaced by a private answer).
+        """
+        response = await interaction.response.defer(thinking=True, ephemeral=spec.private)
+        message_id = None if spec.private or response is None else response.message_id
+        try:
+            submitted = await self.service.submit(_requester(interaction), spec)
+        except Refused as refused:
+            log.info("request of user %d refused (%s)", interaction.user.id, refused.logged)
+            await answer_refusal(interaction, refused.message, placeholder_public=not spec.private)
+            return
+        log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
+        await self.delivery.job_queued(submitted, message_id)
+
+    @app_commands.command(name="queue", description="Your videos waiting or rendering, with their places")
+    async def queue(self, interaction: discord.Interaction) -> None:
+        jobs = self.service.jobs_of(interaction.user.id)
+        if not jobs:
+            text = "You have no videos queued or rendering. Start one with `/video`."
+        else:
+            lines = [_queue_line(job, position) for job, position in jobs[:QUEUE_SHOWN]]
+            if len(jobs) > QUEUE_SHOWN:
+                lines.append(f"… and {len(jobs) - QUEUE_SHOWN} more")
+            text = "\n".join(["Your videos:", *lines])
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="cancel", description="Cancel one of your videos (your newest one by default)")
+    @app_commands.describe(job="The job number shown in the status message or by /queue")
+    async def cancel(self, interaction: discord.Interaction,
+                     job: app_commands.Range[int, 1, MAX_DISCORD_INT] | None = None) -> None:
+        record = await self.service.cancel(interaction.user.id, job)
+        if record.state == JobState.CANCELLED:
+            text = f"Cancelled job #{record.id}"
+        else:
+            text = f"Stopping job #{record.id}: it ends after the current denoising step"
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_commands.Command:
+    """/video with option ranges from the settings (Discord's client enforces them before sending).
+
+    The aspect choices show the loaded model's sizes (the cog is made once the service has loaded it).
+    """
+    min_guidance, max_guidance = LIMITS["guidance"]
+
+    @app_commands.command(name="video", description="Generate a short video from an English prompt")
+    @app_commands.describe(
+        prompt="What the video shows, in English", negative="What to avoid", seed="Same seed + settings = same video",
+        steps=f"Denoising steps, 1–{max_steps} (more is slower)", guidance=f"Prompt strength, 1–{max_guidance:g}",
+        frames=f"Frames at {SamplerDefaults.fps} fps, 1–{max_frames}", aspect="Frame shape",
+        private="Only you see the result",
+        sampler="Denoising method (default DDIM)",
+    )
+    @app_commands.choices(aspect=[app_commands.Choice(name=f"{name} ({w}×{h})", value=name)
+                                  for name, (w, h) in ((name, cog.service.model.size(name)) for name in ASPECTS)],
+                          sampler=[app_commands.Choice(name=SAMPLER_WORDS.get(name, name), value=name)
+                                   for name in SAMPLER_NAMES])
+    async def video(
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        negative: app_commands.Range[str, None, NEGATIVE_CHARS] | None = None,
+        seed: app_commands.Range[int, 0, MAX_DISCORD_INT] | None = None,
+        steps: app_commands.Range[int, 1, max_steps] | None = None,
+        guidance: app_commands.Range[float, min_guidance, max_guidance] | None = None,
+        frames: app_commands.Range[int, 1, max_frames] | None = None,
+        aspect: str | None = None,
+        private: bool = False,
+        sampler: str | None = None,
+    ) -> None:
+        await cog.video(interaction, prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,
+                        frames=frames, aspect=aspect, private=private, sampler=sampler)
+
+    return video
+
+
+def _requester(interaction: discord.Interaction) -> Requester:
+    """Who asked, where, and the token to answer with, as plain values for the service."""
+    return Requester(
+        user_id=interaction.user.id,
+        user_name=interaction.user.display_name,
+        channel_id=interaction.channel_id or 0,
+        guild_id=interaction.guild_id,
+        interaction_token=interaction.token,
+        application_id=interaction.application_id,
+        upload_limit=interaction.filesize_limit,
+        role_ids=tuple(role.id for role in getattr(interaction.user, "roles", ())),  # a Member's; none in DMs
+    )
+
+
+def _queue_line(job: JobRecord, position: int | None) -> str:
+    """One /queue entry: job id, where it is, its prompt."""
+    where = "rendering" if job.state == JobState.RUNNING or position is None else f"queued #{position}"
+    seed = job.seed if job.seed is not None else job.params.get("seed")
+    return f"• job #{job.id} · {where} · {shown(job.prompt, 120)}\n  -# {settings_line(job, seed)}"

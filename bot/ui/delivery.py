@@ -1,0 +1,324 @@
+"""Job events to Discord: one living status message per job, then the MP4, in the channel once the token is gone.
+
+The status message is the command's deferred response, edited through the interaction webhook rebuilt from the
+job row (so it works after a restart). Once the 15-minute token is too old or refused, status edits go through
+the bot token to the same message and the result is posted as a new channel message that mentions the user;
+private jobs never touch the channel (their result goes to a DM instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import discord
+
+from bot.gpu.previews import FILENAME as PREVIEW_FILENAME
+from bot.gpu.previews import Preview
+from bot.jobs.events import Delivered, Submitted
+from bot.media import MediaStore
+from bot.settings import Settings
+from storage import JobRecord, Repository, utc_now
+
+log = logging.getLogger(__name__)
+
+INVALID_WEBHOOK_TOKEN = 50027  # Discord's code for an expired interaction token
+ENTITY_TOO_LARGE = 40005  # Discord's code for an upload over the size it accepts (HTTP 413)
+PROMPT_SHOWN = 700  # characters of escaped prompt per message; Discord allows 2000 in all
+REMEMBER_FINISHED = 1024  # finished job ids kept, so a late event can never overwrite a result
+ResultView = Callable[[JobRecord], discord.ui.View]  # the buttons under a finished video
+
+
+@dataclass
+class _Status:
+    """What delivery knows about one job's status message."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one edit at a time, in order
+    phase: str = "new"  # new → queued → running → final
+    last_edit: float | None = None  # monotonic time of the last started/progress edit
+    token_dead: bool = False  # the interaction token is too old or was refused
+    message_id: int | None = None  # the status message (the original response), for bot-token edits
+    preview_step: int | None = None  # the step of the live preview attached to the status message
+
+
+def mentions(user_id: int) -> discord.AllowedMentions:
+    """Allow pinging the requester only: prompt text can never ping @everyone, @here or a role."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False)
+
+
+def shown(text: str, limit: int = PROMPT_SHOWN) -> str:
+    """User text made inert for a message: one line, markdown and mentions escaped, clipped."""
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(" ".join(text.split())))
+    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
+
+
+def settings_line(job: JobRecord, seed: int | None, gpu_s: float | None = None) -> str:
+    """Seed and generation settings of a job, as shown under its result."""
+    p = job.params
+    parts = [f"⬆️ upscale of job #{p.get('source_job')}"] if p.get("kind") == "upscale" else []
+    parts += [f"seed `{seed}`"] if seed is not None else []
+    parts += [f"{p.get('steps')} steps", f"guidance {p.get('guidance', 0):g}", f"{p.get('frames')} frames",
+              f"{p.get('aspect')} ({p.get('width')}×{p.get('height')})"]
+    if p.get("sampler", "ddim") != "ddim":  # needed with the seed to make the same video again
+        parts.append(f"sampler {p['sampler']}")
+    if gpu_s is not None:
+        parts.append(f"{gpu_s:.1f} s")
+    return " · ".join(parts)
+
+
+def result_text(delivered: Delivered) -> str:
+    """The content of a finished job's message: requester, prompt, negative prompt, seed, settings, notes."""
+    job = delivered.job
+    lines = [f"<@{job.user_id}> here is your video · job #{job.id}", f"> {shown(job.prompt)}"]
+    if job.negative_prompt.strip():
+        lines.append(f"Negative: {shown(job.negative_prompt, 300)}")
+    lines.append(settings_line(job, delivered.seed, delivered.gpu_s))
+    lines.extend(f"-# ⚠ {note}" for note in delivered.notes)
+    return "\n".join(lines)
+
+
+def _files(video: tuple[str, bytes] | None, key: str = "attachments") -> dict[str, list[discord.File]]:
+    """Keyword arguments attaching the video as a fresh `discord.File` (files are single-use), or none."""
+    return {} if video is None else {key: [discord.File(io.BytesIO(video[1]), filename=video[0])]}
+
+
+def _view(view: discord.ui.View | None) -> dict[str, discord.ui.View]:
+    """Keyword arguments attaching the result's buttons, or none (an edit without `view` keeps the components)."""
+    return {} if view is None else {"view": view}
+
+
+def _is_too_large(error: discord.HTTPException) -> bool:
+    """413/40005: Discord accepts less than the interaction's advertised upload limit."""
+    return error.status == 413 or error.code == ENTITY_TOO_LARGE
+
+
+def _is_token_error(error: discord.HTTPException) -> bool:
+    """401/50027 (token expired) or 404 (response or token unknown): stop using the token."""
+    return error.status in (401, 404) or error.code == INVALID_WEBHOOK_TOKEN
+
+
+class Delivery:
+    """Implements the service's JobEvents on Discord; every edit carries `mentions(requester)`."""
+
+    def __init__(
+        self,
+        bot: discord.Client,
+        settings: Settings,
+        repo: Repository,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utc_now,
+        media: MediaStore | None = None,
+        result_view: ResultView | None = None,
+    ) -> None:
+        self._bot = bot
+        self._repo = repo
+        self._media = media  # keeps public videos for the showcase and the gallery
+        self._result_view = result_view
+        self._interval = settings.status_edit_interval_s
+        self._token_max_age = settings.token_fallback_after_s
+        self._monotonic = monotonic
+        self._now = now
+        self._statuses: dict[int, _Status] = {}
+        self._finished: deque[int] = deque(maxlen=REMEMBER_FINISHED)
+
+    # --- events ---------------------------------------------------------------------------------------------------
+
+    async def job_queued(self, submitted: Submitted, message_id: int | None = None) -> None:
+        """Show the queue position and ETA (unless the job already started); remember the status message id."""
+        job = submitted.job
+        status = self._status(job)
+        if message_id is not None:
+            status.message_id = message_id
+        if status.phase == "new":  # set before the first await, so job_started waits for this edit
+            status.phase = "queued"
+            eta = discord.utils.format_dt(submitted.eta, "R")
+            text = f"Queued #{submitted.position} · ETA {eta} · job #{job.id}\n> {shown(job.prompt)}"
+            await self._guard(self._show(job, status, text), job, "showing its queue place")
+        if message_id is not None:
+            await self._guard(self._repo.set_status_message(job.id, message_id), job, "storing its status id")
+
+    async def job_started(self, job: JobRecord) -> None:
+        """The job got a GPU."""
+        status = self._status(job)
+        if status.phase == "final":
+            return
+        status.phase, status.last_edit = "running", self._monotonic()
+        await self._guard(self._show(job, status, f"Starting · job #{job.id}\n> {shown(job.prompt)}"), job, "starting")
+
+    async def job_progress(self, job: JobRecord, step: int, total: int, preview: Preview | None = None) -> None:
+        """Denoising progress; edits at most every `status_edit_interval_s`, skipped (not queued) in between.
+
+        An edit that goes through carries the live preview (`preview.gif`, replacing the last) if it is a new one.
+        """
+        status = self._status(job)
+        now = self._monotonic()
+        if status.phase == "final":
+            return
+        recent = status.last_edit is not None and now - status.last_edit < self._interval
+        if step < total and (recent or status.lock.locked()):  # the last step always shows: decoding follows
+            return
+        status.phase, status.last_edit = "running", now
+        text = f"Denoising {step}/{total} · job #{job.id}\n> {shown(job.prompt)}"
+        attached = None
+        if preview is not None and preview.step != status.preview_step:
+            attached, status.preview_step = (PREVIEW_FILENAME, preview.gif), preview.step
+        await self._guard(self._show(job, status, text, video=attached), job, "showing progress")
+
+    async def job_done(self, delivered: Delivered) -> None:
+        """Keep a public video in the media directory; replace the status with the MP4, its details and buttons."""
+        job = delivered.job
+        if self._media is not None and not job.private:
+            await self._guard(self._media.save(job.id, delivered.video), job, "keeping its video")
+        filename = f"video-{job.id}.mp4"
+        view = self._result_view(job) if self._result_view is not None else None
+        await self._finish(job, result_text(delivered), (filename, delivered.video), view, delivered.shrink)
+
+    async def job_failed(self, job: JobRecord, message: str) -> None:
+        """The service's short apology, which names the job."""
+        text = message if f"#{job.id}" in message else f"Sorry, job #{job.id} failed: {message}"
+        await self._finish(job, text, None)
+
+    async def job_cancelled(self, job: JobRecord) -> None:
+        """Confirm a cancelled job."""
+        await self._finish(job, f"Cancelled job #{job.id}", None)
+
+    # --- transport --------------------------------------------------------------------------------------------------
+
+    def _status(self, job: JobRecord) -> _Status:
+        if job.id in self._finished:
+            return _Status(phase="final")
+        status = self._statuses.get(job.id)
+        if status is None:
+            status = self._statuses[job.id] = _Status(message_id=job.status_message_id)
+        return status
+
+    async def _guard(self, work: Awaitable[object], job: JobRecord, what: str) -> None:
+        """Await `work`; a Discord failure is logged and never reaches the service."""
+        try:
+            await work
+        except Exception:
+            log.exception("job %d: Discord delivery failed while %s", job.id, what)
+
+    async def _finish(self, job: JobRecord, content: str, video: tuple[str, bytes] | None,
+                      view: discord.ui.View | None = None, shrink: Callable[[int], bytes] | None = None) -> None:
+        """The final message of a job: always sent, after any edit in flight; then forget the job."""
+        status = self._status(job)
+        if status.phase == "final":
+            log.warning("job %d: a second final event was ignored", job.id)
+            return
+        status.phase = "final"
+        try:
+            await self._show_final(job, status, content, video, view, shrink)
+        except discord.HTTPException as error:
+            log.exception("job %d: delivering the result failed (%s %s)", job.id, error.status, error.code)
+            apology = f"Sorry, job #{job.id} finished but could not be posted here ({error.text or error.status})."
+            await self._guard(self._show(job, status, apology, final=True), job, "apologising")
+        except Exception:
+            log.exception("job %d: delivering the result failed", job.id)
+        finally:
+            self._statuses.pop(job.id, None)
+            self._finished.append(job.id)
+
+    async def _show_final(self, job: JobRecord, status: _Status, content: str, video: tuple[str, bytes] | None,
+                          view: discord.ui.View | None, shrink: Callable[[int], bytes] | None) -> None:
+        """The final message; a video Discord refuses as too large (413/40005) is re-encoded at half the size, once."""
+        try:
+            await self._show(job, status, content, video=video, view=view, final=True)
+            return
+        except discord.HTTPException as error:
+            if video is None or shrink is None or not _is_too_large(error):
+                raise
+            refused = error
+        limit = len(video[1]) // 2
+        log.info("job %d: Discord refused the %d-byte video as too large (%s %s); re-encoding it to %d bytes", job.id,
+                 len(video[1]), refused.status, refused.code, limit)
+        try:
+            smaller = await asyncio.to_thread(shrink, limit)
+        except Exception:
+            log.exception("job %d: re-encoding the video smaller failed", job.id)
+            raise refused from None
+        await self._show(job, status, content, video=(video[0], smaller), view=view, final=True)
+
+    async def _show(self, job: JobRecord, status: _Status, content: str, *, video: tuple[str, bytes] | None = None,
+                    view: discord.ui.View | None = None, final: bool = False) -> None:
+        """Put `content` (and the video) on the job's status message; fall back to the channel without a token."""
+        async with status.lock:
+            if status.phase == "final" and not final:
+                return
+            if self._token_usable(job, status):
+                try:
+                    clear = final and status.preview_step is not None  # a last preview must not stay
+                    await self._edit_original(job, content, video, view, clear=clear)
+                    return
+                except discord.HTTPException as error:
+                    if not _is_token_error(error):
+                        raise
+                    log.info("job %d: interaction token refused (%s %s); using the channel", job.id, error.status,
+                             error.code)
+                    status.token_dead = True
+            if final:
+                await self._post_result(job, status, content, video, view)
+            else:
+                await self._edit_in_channel(job, status, content, video)
+
+    def _token_usable(self, job: JobRecord, status: _Status) -> bool:
+        if status.token_dead or not job.interaction_token or not job.application_id:
+            return False
+        age = (self._now() - job.created_at).total_seconds()
+        if age >= self._token_max_age:
+            log.info("job %d: interaction token is %.0f s old; using the channel", job.id, age)
+            status.token_dead = True
+        return not status.token_dead
+
+    async def _edit_original(self, job: JobRecord, content: str, video: tuple[str, bytes] | None,
+                             view: discord.ui.View | None = None, clear: bool = False) -> None:
+        """Edit the original response; `video` replaces its attachments, else `clear` removes them (a preview)."""
+        assert job.application_id is not None and job.interaction_token is not None
+        webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
+        files = _files(video) if video is not None or not clear else {"attachments": []}
+        await webhook.edit_message("@original", content=content, **files, **_view(view),  # type: ignore
+                                   allowed_mentions=mentions(job.user_id))
+
+    async def _edit_in_channel(self, job: JobRecord, status: _Status, content: str,
+                               preview: tuple[str, bytes] | None = None) -> None:
+        """Status (and a new preview) through the bot token: edit the status message, or post one; never if private."""
+        if job.params.get("private"):
+            return  # an ephemeral status cannot be reached without the token, and private jobs stay out of channels
+        channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        if status.message_id is not None:
+            try:
+                await channel.get_partial_message(status.message_id).edit(content=content, **_files(preview),
+                                                                          allowed_mentions=mentions(job.user_id))
+                return
+            except discord.HTTPException as error:  # deleted, or older than an hour (30046)
+                log.info("job %d: status message %d not editable (%s %s); posting a new one", job.id,
+                         status.message_id, error.status, error.code)
+        message = await channel.send(content, **_files(preview, "files"), allowed_mentions=mentions(job.user_id))
+        status.message_id = message.id
+        await self._repo.set_status_message(job.id, message.id)
+
+    async def _post_result(self, job: JobRecord, status: _Status, content: str,
+                           video: tuple[str, bytes] | None, view: discord.ui.View | None = None) -> None:
+        """The final message without a token: a new channel message mentioning the user, or a DM if private."""
+        mention = f"<@{job.user_id}>"
+        text = content if content.startswith(mention) else f"{mention} {content}"
+        extras = {**_files(video, "files"), **_view(view), "allowed_mentions": mentions(job.user_id)}
+        if job.params.get("private"):
+            dm = await self._bot.create_dm(discord.Object(job.user_id))
+            await dm.send(text, **extras)  # type: ignore[arg-type]
+            return
+        channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        posted = await channel.send(text, **extras)  # type: ignore[arg-type]
+        if status.message_id is not None:
+            note = f"Finished · job #{job.id} · {posted.jump_url}"
+            cleared = {} if status.preview_step is None else {"attachments": []}  # the live preview goes too
+            await self._guard(channel.get_partial_message(status.message_id).edit(
+                content=note, **cleared, allowed_mentions=mentions(job.user_id)), job,
+                "pointing the status at the result")

@@ -1,0 +1,68 @@
+"""Errors as users read them, and private answers that work at any stage of an interaction."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from bot.errors import UserError
+from storage import ShowcaseError
+from t2v.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "Something went wrong on our side; it has been logged. Please try again later."
+
+
+def user_message(error: Exception) -> str | None:
+    """What to tell the user about an error, or None when it is a bug to log."""
+    cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(cause, UserError | ShowcaseError):
+        return cause.message
+    if isinstance(cause, InvalidRequest):
+        return f"That option is not allowed: {cause}"
+    if isinstance(cause, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {cause.retry_after:.0f} s."
+    if isinstance(cause, app_commands.CheckFailure | app_commands.TransformerError):
+        return str(cause)
+    return None
+
+
+async def answer_privately(interaction: discord.Interaction, text: str) -> None:
+    """Reply, edit the deferred placeholder, or follow up, whichever the interaction still allows."""
+    quiet = discord.AllowedMentions.none()
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=quiet)
+        elif interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
+            await interaction.edit_original_response(content=text, allowed_mentions=quiet)
+        else:
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=quiet)
+    except discord.HTTPException:
+        log.exception("could not tell user %d: %s", interaction.user.id, text)
+
+
+async def answer_refusal(interaction: discord.Interaction, text: str, *, placeholder_public: bool) -> None:
+    """Answer privately after `defer(thinking=True)`: in the private placeholder; a public one is deleted first, so
+    that the answer goes out as a private followup (the placeholder's first followup would be public)."""
+    if not placeholder_public:
+        await answer_privately(interaction, text)
+        return
+    try:
+        await interaction.delete_original_response()
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+    except discord.HTTPException:
+        log.exception("could not tell user %d: %s", interaction.user.id, text)
+
+
+async def answer_error(interaction: discord.Interaction, error: Exception, what: str) -> None:
+    """Answer a failed interaction privately: a domain error's own text, or an apology after logging the bug."""
+    text = user_message(error)
+    if text is None:
+        log.error("%s by user %d failed", what, interaction.user.id, exc_info=error)
+        text = INTERNAL_ERROR
+    else:
+        log.info("%s by user %d answered: %s", what, interaction.user.id, text)
+    await answer_privately(interaction, text)

@@ -1,0 +1,106 @@
+"""`/healthz` and `/metrics` over HTTP (aiohttp), served by `python -m bot` on HEALTH_HOST:HEALTH_PORT.
+
+`GET /healthz` answers JSON — the gateway connection and its latency, whether the model is loaded, whether the
+database answers, the queue — with status 200 when the bot can serve /video and 503 (naming the problems) when
+it cannot. `GET /metrics` is the Prometheus text format of `bot.web.metrics`. Discord-free: the client is read through
+the few attributes below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from bot.jobs.service import VideoService
+from bot.web.metrics import PREFIX, Metrics
+from bot.web.site import LocalSite
+from storage import Repository
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 5.0  # a database slower than this to answer one primary-key lookup counts as down
+
+
+class Client(Protocol):
+    """What health needs of the Discord client (discord.py's `Client`, and the bot's service)."""
+
+    service: VideoService | None
+    ws: Any  # the gateway socket, None while there is none
+
+    @property
+    def latency(self) -> float: ...
+
+    def is_ready(self) -> bool: ...
+
+    def is_closed(self) -> bool: ...
+
+
+class Health(LocalSite):
+    """The health and metrics application, and a site to run it on."""
+
+    def __init__(self, client: Client, metrics: Metrics, repo: Repository | None = None) -> None:
+        self.client = client
+        self.metrics = metrics
+        self.repo = repo  # probed on each /healthz; None: not checked
+        super().__init__()
+        self.app.add_routes([web.get("/healthz", self.healthz), web.get("/metrics", self.prometheus)])
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """The state of each part as JSON; 200 when all are well, else 503 with the problems named."""
+        report = {"gateway": self._gateway(), "model": self._model(), "database": await self._database(),
+                  "queue": self._queue()}
+        problems = [problem for part in report.values() if (problem := part.pop("problem", None))]
+        body = {"status": "unhealthy" if problems else "ok", "problems": problems, **report}
+        return web.json_response(body, status=503 if problems else 200)
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        """The metrics in Prometheus' text format."""
+        body, content_type = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    def _gateway(self) -> dict[str, Any]:
+        """Connected: ready, not closed, with an open socket; latency of the last heartbeat."""
+        client = self.client
+        socket = None if client.is_closed() else client.ws
+        connected = client.is_ready() and socket is not None and bool(getattr(socket, "open", False))
+        latency = client.latency
+        part: dict[str, Any] = {"connected": connected,
+                                "latency_ms": round(latency * 1000, 1) if math.isfinite(latency) else None}
+        if not connected:
+            part["problem"] = "not connected to the Discord gateway"
+        return part
+
+    def _model(self) -> dict[str, Any]:
+        """Loaded: the service started with the model on at least one device."""
+        service = self.client.service
+        workers = 0 if service is None else service.workers
+        reason = "the bot is not running" if service is None else service.unavailable_reason
+        part: dict[str, Any] = {"loaded": workers > 0, "workers": workers, "error": reason}
+        if service is not None and service.compile_status is not None:
+            part["shapes"] = service.compile_status()  # compiled, compiling, waiting, failed
+        if not workers:
+            part["problem"] = f"the model is not loaded ({reason or 'still loading'})"
+        elif service is not None and service.stuck is not None:
+            part["problem"] = service.stuck
+        return part
+
+    async def _database(self) -> dict[str, Any]:
+        """Reachable and migrated: one primary-key lookup in the jobs table answers in time."""
+        if self.repo is None:
+            return {"checked": False}
+        try:
+            await asyncio.wait_for(self.repo.get_job(0), PROBE_TIMEOUT_S)
+        except Exception as error:
+            log.warning("health: the database did not answer: %r", error)
+            return {"checked": True, "ok": False, "problem": f"the database did not answer ({type(error).__name__})"}
+        return {"checked": True, "ok": True}
+
+    def _queue(self) -> dict[str, int]:
+        """Queued and running jobs, as /metrics shows them."""
+        sample = self.metrics.registry.get_sample_value
+        return {"depth": int(sample(f"{PREFIX}_queue_depth") or 0), "running": int(sample(f"{PREFIX}_jobs_running")
+                                                                                    or 0)}

@@ -1,0 +1,189 @@
+"""Compiles off the rendering threads: jobs of any shape are served at once, compiles happen behind them.
+
+The end-to-end test runs the bot's own service, executor and worker code on tiny-random with t2v's fast path and a
+real torch.compile (the "eager" backend: dynamo traces, no code generation), with the compile thread held by the
+test, so "a job does not wait for its shape's compile" is shown, not timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bot.gpu import source as engines
+from bot.gpu.compiles import BackgroundCompiles, label
+from bot.gpu.executor import GPUExecutor
+from bot.gpu.source import ModelSource
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
+from bot.moderation.policy import PolicyGate
+from storage import Repository, create_engine, migrate
+from t2v import TINY_RANDOM
+from t2v.compiled import video_shape
+from tests.bot.helpers import WAIT, Events, requester, spec
+
+CFG = SimpleNamespace(in_dim=4, context_dim=8)
+COMPILE_WAIT = 300.0  # dynamo traces tiny-random in ~30 s on 2 cores; a loaded CI machine may take several times that
+
+
+class RecordingUNet:
+    """A FastUNet's face towards the compile thread: records compiles; `fail` lists shapes whose compile fails."""
+
+    max_shapes = 8
+
+    def __init__(self, fail: tuple = ()) -> None:
+        self.cfg, self.fail = CFG, fail
+        self.done: list[Any] = []
+        self.request_compile = None
+
+    def compiled(self, shape: Any) -> bool:
+        return shape in self.done
+
+    def compile_shape(self, shape: Any) -> bool:
+        if shape in self.fail:
+            return False
+        self.done.append(shape)
+        return True
+
+
+class HeldCompiles(BackgroundCompiles):
+    """The compile thread, each compile waiting for a permit the test gives (`allow`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.permits = threading.Semaphore(0)
+        self.began = threading.Semaphore(0)
+        self.finished = threading.Semaphore(0)
+
+    def allow(self, compiles: int = 1) -> None:
+        for _ in range(compiles):
+            self.permits.release()
+
+    async def compiled(self, count: int = 1, within: float = WAIT) -> None:
+        for _ in range(count):
+            assert await asyncio.to_thread(self.finished.acquire, True, within), "no compile finished"
+
+    async def compiling(self) -> None:
+        """Until the thread has taken a shape (and waits for its permit)."""
+        assert await asyncio.to_thread(self.began.acquire, True, WAIT), "no compile began"
+
+    def _compile(self, unet: Any, device: str, shape: Any) -> bool:
+        self.began.release()
+        self.permits.acquire()
+        if self._stopping:
+            return False
+        try:
+            return super()._compile(unet, device, shape)
+        finally:
+            self.finished.release()
+
+
+def shapes(*specs: tuple[int, int, int, int]) -> list[Any]:
+    return [video_shape(CFG, *spec) for spec in specs]
+
+
+@pytest.fixture
+def compiles() -> Any:
+    held = HeldCompiles()
+    yield held
+    held.stop()
+    held.allow(100)
+
+
+async def test_the_shape_with_the_most_expected_use_compiles_next(compiles):
+    unet = RecordingUNet()
+    warm = shapes((1, 16, 256, 256), (4, 16, 256, 256), (1, 16, 448, 256))  # head starts 200, 150, 112.5 calls
+    compiles.warm(unet, "cpu", warm)
+    await compiles.compiling()  # the first warm shape is under way
+    busy, once = shapes((1, 24, 320, 256), (1, 8, 256, 256))
+    ask = compiles.requester(unet, "cpu")
+    ask(once)  # one eager UNet call: behind the warm shapes
+    for _ in range(160):  # 160 eager UNet calls (three videos of 50 steps and some): ahead of the warm 4×16
+        ask(busy)
+    assert compiles.status()["waiting"] == ["1×24×256×320", "4×16×256×256", "1×16×256×448", "1×8×256×256"]
+    compiles.allow(5)
+    await compiles.compiled(5)
+    assert unet.done == [warm[0], busy, warm[1], warm[2], once]
+    assert compiles.status()["compiled"] == ["1×16×256×256", "1×24×256×320", "4×16×256×256", "1×16×256×448",
+                                             "1×8×256×256"]
+
+
+async def test_each_shape_compiles_once_and_a_failure_stays_failed(compiles):
+    broken = shapes((1, 8, 64, 64))[0]
+    unet = RecordingUNet(fail=(broken,))
+    ask = compiles.requester(unet, "cpu")
+    for shape in [broken, *shapes((1, 16, 256, 256))] * 2:
+        ask(shape)
+    compiles.allow(2)
+    await compiles.compiled(2)
+    ask(broken)
+    assert compiles.status() == {"compiled": ["1×16×256×256"], "compiling": None, "waiting": [],
+                                 "failed": ["1×8×64×64"], "compile_s": compiles.status()["compile_s"]}
+
+
+async def test_status_names_what_compiles_and_what_waits_per_device_when_there_are_several(compiles):
+    standard, wide = shapes((1, 16, 256, 256), (1, 16, 256, 448))
+    compiles.warm(RecordingUNet(), "cuda:0", [standard])
+    compiles.warm(RecordingUNet(), "cuda:1", [standard, wide])
+    await compiles.compiling()
+    assert compiles.status()["compiling"] == "cuda:0 1×16×256×256"
+    assert compiles.status()["waiting"] == ["cuda:1 1×16×256×256", "cuda:1 1×16×448×256"]
+    assert label(wide) == "1×16×448×256"
+
+
+async def test_workers_take_jobs_at_once_and_queue_the_default_shape_then_the_aspects(compiles, monkeypatch,
+                                                                                      tmp_path):
+    monkeypatch.setattr(engines, "COMPILES", compiles)
+    source = ModelSource(TINY_RANDOM, optimize="on", backend="eager", batch_max=3, compile_cache=str(tmp_path))
+    unet = source("cpu").pipeline.unet  # returns with nothing compiled: the compile thread is held
+    assert unet.request_compile is not None and not unet._serving
+    await compiles.compiling()
+    assert compiles.status()["compiling"] == "1×4×64×64"  # tiny-random: 4 frames at 64²
+    assert compiles.status()["waiting"] == ["3×4×64×64", "1×4×128×64", "1×4×64×128"]  # 4:3 and 3:4 are 64² too
+
+
+@pytest.fixture
+async def service(tmp_path: Path, compiles: HeldCompiles, gate: PolicyGate, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setattr(engines, "COMPILES", compiles)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'videobot.db'}")
+    await migrate(engine)
+    events = Events()
+    source = ModelSource(TINY_RANDOM, optimize="on", backend="eager", batch_max=1, compile_cache=str(tmp_path))
+    executor = GPUExecutor(["cpu"], source)
+    service = VideoService(Repository(engine), gate, FairQueue(20, 100), executor, events,
+                           shutdown_grace_s=0)
+    await asyncio.wait_for(service.start(), WAIT)
+    yield SimpleNamespace(service=service, events=events, executor=executor)
+    await asyncio.wait_for(service.stop(), WAIT)
+    await engine.dispose()
+
+
+async def test_twelve_shapes_are_each_delivered_at_once_while_their_compiles_wait(service, compiles):
+    asks = [(aspect, frames) for aspect in ("1:1", "16:9", "9:16") for frames in (1, 2, 3, 4)]
+    delivered = []
+    for i, (aspect, frames) in enumerate(asks):
+        asked = spec(f"a paper boat, take {i}", steps=2, frames=frames, aspect=aspect, sizes=service.service.model.size)
+        job = (await service.service.submit(requester(i + 1), asked)).job
+        delivered.append(await service.events.wait("done", job.id))  # the compile thread has not moved
+    assert all(video.video[4:8] == b"ftyp" for video in delivered)
+    status = compiles.status()
+    assert status["compiled"] == [] and status["compiling"] == "1×4×64×64"  # the first warm shape, held
+    waiting = set(status["waiting"])
+    assert {"1×1×64×64", "1×2×128×64", "1×3×64×128", "1×4×64×128"} <= waiting  # asked for by the jobs
+    assert len(waiting) >= 11
+
+
+async def test_a_compiled_shape_serves_the_next_job_of_that_shape(service, compiles):
+    compiles.allow()  # the default shape (1:1 at the model's 4 frames) compiles for real
+    await compiles.compiled(within=COMPILE_WAIT)
+    assert compiles.status()["compiled"] == ["1×4×64×64"]
+    job = (await service.service.submit(requester(), spec("a paper boat", steps=2, frames=4))).job
+    done = await service.events.wait("done", job.id)
+    assert done.video[4:8] == b"ftyp"
+    unet = (await service.executor.run(lambda models, *_: models.pipeline.unet))
+    assert [label(shape) for shape in unet._serving] == ["1×4×64×64"]  # it ran compiled

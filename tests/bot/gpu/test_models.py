@@ -1,0 +1,130 @@
+"""ModelSource: what every worker loads, and the fast path (t2v.fast) it switches on for CUDA devices only.
+
+t2v.fast.optimize and the compile thread are stood in for: CI has no GPU, and these tests check which options reach
+them and which shapes are queued, not what torch.compile makes of them (tests/bot/test_compiles.py does).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bot.gpu import source as engines
+from bot.gpu.compiles import label
+from bot.gpu.models import Models, describe
+from bot.gpu.source import ModelSource
+from bot.settings import load_settings
+from t2v import TINY_RANDOM, fast
+from t2v.config import ModelConfig
+
+BASE = {"DISCORD_TOKEN": "secret-token", "T2V_ALLOW_TINY": "1"}
+
+
+class FastStandIn:
+    """What t2v.fast.optimize leaves as `pipeline.unet`: the config and the bound the warm list needs."""
+
+    max_shapes = 8
+
+    def __init__(self) -> None:
+        self.cfg = SimpleNamespace(in_dim=4, context_dim=1024)
+        self.request_compile = None
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """What the workers did: the model loads, t2v.fast.optimize calls and the shapes queued to compile, in order."""
+    calls: list[tuple[Any, ...]] = []
+    queued = SimpleNamespace(warm=lambda unet, device, shapes: calls.extend(("queued", device, label(shape))
+                                                                           for shape in shapes),
+                             requester=lambda unet, device: lambda shape: None)
+
+    def load(model: str, device: str, dtype: str | None) -> Any:
+        calls.append(("load", model, device))
+        config = SimpleNamespace(frames=24, width=576, height=320)  # zeroscope_v2_576w's: 1:1 is 448×448
+        return SimpleNamespace(config=config, unet=None, device=device)
+
+    def optimize(pipeline: Any, *, cache_dir: str | None = None, backend: str = "inductor") -> None:
+        calls.append(("optimize", pipeline.device, cache_dir))
+        pipeline.unet = FastStandIn()
+
+    monkeypatch.setattr(engines, "load_pipeline", load)
+    monkeypatch.setattr(engines, "COMPILES", queued)
+    monkeypatch.setattr(fast, "optimize", optimize)
+    return calls
+
+
+def test_cuda_workers_take_jobs_at_once_and_queue_the_default_shape_then_the_aspects(calls, tmp_path):
+    settings = load_settings({**BASE, "T2V_COMPILE_CACHE": str(tmp_path), "BATCH_MAX": "3"}, env_file=None)
+    source = ModelSource.of(settings)
+    source("cpu")
+    assert calls == [("load", TINY_RANDOM, "cpu")]  # auto: never on the CPU
+    calls.clear()
+    models = source("cuda:1")
+    assert calls == [("load", TINY_RANDOM, "cuda:1"), ("optimize", "cuda:1", str(tmp_path)),
+                     ("queued", "cuda:1", "1×24×448×448"), ("queued", "cuda:1", "3×24×448×448"),
+                     ("queued", "cuda:1", "1×24×576×320"), ("queued", "cuda:1", "1×24×320×576"),
+                     ("queued", "cuda:1", "1×24×512×384"), ("queued", "cuda:1", "1×24×384×512")]
+    assert models.pipeline.unet.request_compile is not None  # a job's new shape is asked for in the background
+    assert models.upscaler is None
+
+
+def test_the_queued_shapes_use_default_frames_and_batch_1_alone_without_batching(calls):
+    source = ModelSource.of(load_settings({**BASE, "DEFAULT_FRAMES": "8", "BATCH_MAX": "1"}, env_file=None))
+    source("cuda:0")
+    assert [call[2] for call in calls if call[0] == "queued"][:2] == ["1×8×448×448", "1×8×576×320"]
+    calls.clear()
+    ModelSource.of(load_settings({**BASE, "MAX_FRAMES": "16"}, env_file=None))("cuda:0")
+    assert [call[2] for call in calls if call[0] == "queued"][:2] == ["1×16×448×448", "4×16×448×448"]  # capped
+
+
+@pytest.mark.parametrize(("setting", "cpu", "cuda"), [("auto", False, True), ("on", True, True),
+                                                      ("off", False, False)])
+def test_t2v_optimize_picks_the_devices_that_use_the_fast_path(calls, setting, cpu, cuda):
+    source = ModelSource.of(load_settings({**BASE, "T2V_OPTIMIZE": setting.upper()}, env_file=None))
+    assert (source.fast_on("cpu"), source.fast_on("cuda:0")) == (cpu, cuda)
+    source("cpu")
+    source("cuda:0")
+    assert [call[1] for call in calls if call[0] == "optimize"] == ["cpu"] * cpu + ["cuda:0"] * cuda
+
+
+def test_a_failing_fast_path_fails_the_load_and_names_the_way_out(calls, monkeypatch):
+    def broken(pipeline: Any, *, cache_dir: str | None = None, backend: str = "inductor") -> None:
+        raise RuntimeError("inductor needs triton")
+
+    monkeypatch.setattr(fast, "optimize", broken)
+    with pytest.raises(RuntimeError, match=r"fast path \(T2V_OPTIMIZE=auto\) failed on cuda:0: inductor needs "
+                                           r"triton; T2V_OPTIMIZE=off serves without it"):
+        ModelSource(TINY_RANDOM)("cuda:0")
+
+
+def test_the_model_source_is_plain_picklable_values_without_the_token(tmp_path):
+    settings = load_settings({**BASE, "T2V_OPTIMIZE": "on", "T2V_COMPILE_CACHE": str(tmp_path), "BATCH_MAX": "2"},
+                             env_file=None)
+    source = ModelSource.of(settings)
+    assert pickle.loads(pickle.dumps(source)) == source
+    assert (source.optimize, source.compile_cache, source.batch_max) == ("on", str(tmp_path), 2)
+    assert "secret-token" not in repr(source) and "secret-token" not in str(pickle.dumps(source))
+    defaults = ModelSource.of(load_settings(BASE, env_file=None))
+    assert defaults == ModelSource(TINY_RANDOM, compile_cache=str(Path("compile-cache").absolute()))  # they agree
+
+
+def test_model_info_reads_sizes_and_frames_from_the_configs():
+    zeroscope = replace(ModelConfig(), width=576, height=320, frames=24)
+    xl = replace(ModelConfig(), width=1024, height=576, frames=24)
+    info = describe(Models(SimpleNamespace(config=zeroscope), SimpleNamespace(config=xl)))
+    assert (info.size("16:9"), info.size("9:16"), info.upscale_size("16:9")) == ((576, 320), (320, 576), (1024, 576))
+    assert (info.default_frames(32), info.default_frames(16), info.has_upscaler) == (24, 16, True)
+    plain = describe(Models(SimpleNamespace(config=zeroscope)))
+    assert not plain.has_upscaler and describe(Models(object())).size("16:9") == (448, 256)  # no config: ASPECTS
+
+
+def test_a_worker_loads_the_upscaler_only_when_one_is_configured():
+    settings = load_settings({**BASE, "T2V_DEVICE": "cpu"}, env_file=None)
+    assert ModelSource.of(settings)("cpu").upscaler is None
+    upscaling = ModelSource.of(settings.model_copy(update={"upscale_model": TINY_RANDOM}))("cpu")
+    assert upscaling.upscaler.config.name == TINY_RANDOM and upscaling.pipeline.config.name == TINY_RANDOM

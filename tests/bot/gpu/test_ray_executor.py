@@ -1,0 +1,245 @@
+"""The Ray executor on a local Ray cluster on the CPU: two "GPU" workers (a custom resource), the tiny-random model.
+
+The cluster starts once for the module. A `Gate` actor holds jobs whose prompt starts with "Hold" before their first
+step until the test opens it, so the tests can fill the queue or kill a worker while a job is known to be running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import ray
+
+from bot.app import build_executor
+from bot.errors import ServiceUnavailable
+from bot.gpu.models import Models
+from bot.gpu.ray_executor import RayExecutor
+from bot.gpu.source import ModelSource
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
+from bot.jobs.spec import Requester
+from bot.moderation.policy import PolicyGate
+from bot.settings import load_settings
+from storage import JobState, Repository, create_engine, migrate
+from t2v import TINY_RANDOM, GenerationCancelled
+from tests.bot.helpers import ROOT, WAIT, Events, spec
+
+RESOURCE = "fake_gpu"
+HOLD = "Hold on: "  # prompts starting so wait at the gate
+PROMPTS = ["A panda eating bamboo on a rock.", "A red fox running through fresh snow at dawn.",
+           "A sailboat crossing a calm bay at sunset.", "A hot air balloon drifting over green hills.",
+           "An old steam train crossing a stone bridge.", "A hummingbird drinking from a purple flower."]
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
+
+
+@ray.remote(num_cpus=0)
+class Gate:
+    """A gate the workers wait at until the test opens it."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self.opened.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+class GatedPipeline:
+    """The tiny-random pipeline; "Hold" prompts wait at the gate first (still honouring cancellation), and every
+    result notes the worker's process id."""
+
+    def __init__(self, pipeline: Any, gate: Any) -> None:
+        self.pipeline, self.gate, self.config = pipeline, gate, pipeline.config
+
+    def generate(self, request: Any, on_step: Any = None, should_cancel: Any = None, on_preview: Any = None) -> Any:
+        if request.prompt.startswith(HOLD):
+            while not ray.get(self.gate.wait.remote(0.05)):
+                if should_cancel():
+                    raise GenerationCancelled(0, request.steps)
+        result = self.pipeline.generate(request, on_step=on_step, should_cancel=should_cancel)
+        return SimpleNamespace(frames=result.frames, seed=result.seed, timings=result.timings,
+                               notes=[*result.notes, f"pid {os.getpid()}"])
+
+
+class GatedSource:
+    """What each worker loads: the tiny-random model behind the gate."""
+
+    def __init__(self, gate: Any) -> None:
+        self.gate = gate
+
+    def __call__(self, device: str) -> Models:
+        return Models(GatedPipeline(ModelSource(TINY_RANDOM)(device).pipeline, self.gate))
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    """A local Ray with two units of the custom resource (the "GPUs") for the whole module."""
+    ray.init(num_cpus=4, resources={RESOURCE: 2}, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})  # the workers import this checkout's bot
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+async def gate(cluster: None) -> AsyncIterator[Any]:
+    gate = Gate.remote()
+    yield gate
+    gate.open.remote()  # nothing may stay held when the test ends
+
+
+
+@dataclass
+class Service:
+    """A video service on the Ray executor, with its events and a signal for a worker coming back."""
+
+    service: VideoService
+    executor: RayExecutor
+    events: Events
+    repo: Repository
+    capacity: asyncio.Event
+
+    async def submit(self, user_id: int, prompt: str, **options: Any) -> int:
+        requester = Requester(user_id, f"user{user_id}", channel_id=1, guild_id=1, interaction_token="t",
+                              application_id=1, upload_limit=10 * 2**20)
+        asked = spec(prompt, **{"steps": 2, "sizes": self.service.model.size, **options})  # the tiny model's 64²
+        submitted = await self.service.submit(requester, asked)
+        return submitted.job.id
+
+    def pid(self, job_id: int) -> int:
+        """The worker process that rendered a delivered job (GatedPipeline notes it)."""
+        notes = self.events.payloads["done", job_id].notes
+        return int(next(note for note in notes if note.startswith("pid ")).split()[1])
+
+
+@pytest.fixture
+async def ray_service(gate: Any, tmp_path: Path) -> AsyncIterator[Service]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'videobot.db'}")
+    await migrate(engine)
+    executor = RayExecutor(GatedSource(gate), workers=2, resource=RESOURCE, device="cpu")
+    events, repo = Events(), Repository(engine)
+    service = VideoService(repo, PolicyGate(), FairQueue(3, 100), executor, events)
+    await asyncio.wait_for(service.start(), 6 * WAIT)
+    capacity = asyncio.Event()
+    executor.on_capacity = lambda: (capacity.set(), service.dispatcher.wake())  # the service's hook, observed too
+    yield Service(service, executor, events, repo, capacity)
+    gate.open.remote()
+    await asyncio.wait_for(service.stop(), 6 * WAIT)
+    await engine.dispose()
+
+
+async def test_jobs_of_several_users_are_spread_over_both_workers_in_fair_order(ray_service, gate):
+    s = ray_service
+    held = [await s.submit(8, HOLD + PROMPTS[0]), await s.submit(9, HOLD + PROMPTS[1])]
+    for job_id in held:
+        await s.events.wait("started", job_id)  # both workers are busy now
+    a = [await s.submit(1, prompt) for prompt in PROMPTS[:3]]
+    b = [await s.submit(2, prompt) for prompt in PROMPTS[3:5]]
+    c = [await s.submit(3, PROMPTS[5])]
+    await gate.open.remote()
+    for job_id in held + a + b + c:
+        await s.events.wait("done", job_id)
+    started = s.events.started()
+    assert set(started[:2]) == set(held)  # the two held ones start together, in either order
+    assert started[2:] == [a[0], b[0], c[0], a[1], b[1], a[2]]
+    workers = {info["pid"] for info in s.executor.worker_info().values()}
+    assert len(workers) == 2
+    assert {s.pid(job_id) for job_id in held} == workers  # one held job per worker
+    assert {s.pid(job_id) for job_id in a + b + c} == workers  # and the queue was served by both
+    assert sum(s.executor.served().values()) == 8 + 1  # and the service's question at start: which model is loaded
+    assert s.events.payloads["progress", c[0]] == (2, 2)  # steps reported from the worker process, up to the last
+    delivered = s.events.payloads["done", c[0]]
+    assert delivered.video[4:8] == b"ftyp"  # the MP4 came back from the worker process
+
+
+async def test_killing_a_worker_mid_job_retries_the_job_on_the_other(ray_service, gate):
+    s = ray_service
+    job_id = await s.submit(1, HOLD + PROMPTS[0])
+    await s.events.wait("started", job_id)
+    [busy] = s.executor.busy_workers()
+    victim = s.executor.worker_info()[busy]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    await asyncio.wait_for(s.capacity.wait(), 6 * WAIT)  # Ray restarted the dead actor and it loaded again
+    assert s.executor.workers == 2
+    await gate.open.remote()
+    delivered = await s.events.wait("done", job_id)
+    assert s.pid(job_id) != victim and delivered.video[4:8] == b"ftyp"
+    assert s.events.started() == [job_id]  # retried inside the executor: one start, one delivery, no failure
+    assert (await s.repo.get_job(job_id)).state == JobState.DONE
+
+
+async def test_cancellation_reaches_a_running_remote_job(ray_service, gate):
+    s = ray_service
+    job_id = await s.submit(1, HOLD + PROMPTS[0])
+    await s.events.wait("started", job_id)
+    await s.service.cancel(1, job_id)
+    cancelled = await s.events.wait("cancelled", job_id)  # the gate is still shut: only the cancel ended it
+    assert cancelled.state == JobState.CANCELLED
+    after = await s.submit(1, PROMPTS[1])  # the worker is free again
+    await s.events.wait("done", after)
+
+
+async def test_a_model_that_fails_to_load_on_every_worker_refuses_work(cluster):
+    executor = RayExecutor(ModelSource("/nonexistent/model"), workers=2, resource=RESOURCE, device="cpu")
+    await asyncio.wait_for(executor.start(), 6 * WAIT)
+    try:
+        assert executor.workers == 0 and "nonexistent" in str(executor.load_error)
+        with pytest.raises(ServiceUnavailable, match="failed to load"):
+            executor.submit(lambda pipeline, progress, cancel: None)
+    finally:
+        await executor.close()
+
+
+async def test_asking_for_more_workers_than_the_cluster_has_is_a_clear_error(cluster):
+    executor = RayExecutor(ModelSource(TINY_RANDOM), workers=3, resource=RESOURCE, device="cpu")
+    await executor.start()
+    assert executor.workers == 0
+    assert str(executor.load_error) == (f"the Ray cluster has 2 {RESOURCE} but 3 workers were asked for "
+                                        "(RAY_WORKERS=3)")
+    await executor.close()
+
+
+def test_the_settings_pick_the_ray_executor_without_sending_the_token():
+    settings = load_settings({"DISCORD_TOKEN": "secret-token", "T2V_ALLOW_TINY": "1", "T2V_EXECUTOR": "ray",
+                              "RAY_WORKER_RESOURCE": RESOURCE, "RAY_WORKERS": "2", "T2V_DEVICE": "cpu"},
+                             env_file=None)
+    executor = build_executor(settings)
+    assert isinstance(executor, RayExecutor)
+    assert executor._factory == ModelSource.of(settings) and "secret-token" not in repr(vars(executor))
+    assert (executor._count, executor._resource, executor._device) == (2, RESOURCE, "cpu")
+
+
+async def test_a_ray_cluster_that_cannot_be_joined_leaves_generation_off_with_the_reason(monkeypatch):
+    import bot.gpu.ray_executor
+
+    never = threading.Event()
+    monkeypatch.setattr(bot.gpu.ray_executor, "CONNECT_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: never.wait())  # what Ray does where nothing answers
+    executor = RayExecutor(ModelSource(TINY_RANDOM), address="10.0.0.9:6379")
+    await executor.start()
+    assert str(executor.load_error) == ("could not start or join the Ray cluster at 10.0.0.9:6379 (RAY_ADDRESS): "
+                                        "nothing answered within 0.05 s")
+    never.set()
+    refusing = RayExecutor(ModelSource(TINY_RANDOM), address="ray://nowhere:10001")
+    monkeypatch.setattr(ray, "init", lambda **kwargs: (_ for _ in ()).throw(ConnectionError("refused")))
+    await refusing.start()
+    assert "the Ray cluster at ray://nowhere:10001 (RAY_ADDRESS): refused" in str(refusing.load_error)
+    with pytest.raises(ServiceUnavailable, match="could not start or join"):
+        refusing.submit(lambda models, progress, cancel: None)

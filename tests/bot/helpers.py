@@ -1,0 +1,314 @@
+"""The bot tests' shared fakes and clocks: clocks the test moves, a timer it fires, JobEvents that record, pipelines
+that stand in for t2v's, and the request values the service tests use. Fixtures built on them are in conftest.py.
+
+Nothing here sleeps: fakes wait on events the test sets, and a wait that should be instant fails after WAIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import av
+import numpy as np
+
+from bot.gpu.models import Models
+from bot.jobs.events import Delivered
+from bot.jobs.spec import JobSpec, Requester
+from storage import JobRecord
+from t2v.errors import GenerationCancelled
+from t2v.preview import preview_due
+from t2v.request import GenerationResult
+from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT = 10.0  # seconds before a wait that should be instant fails the test instead of hanging it
+NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+PROMPTS = [
+    "A panda eating bamboo on a rock.",
+    "A red fox running through fresh snow at dawn.",
+    "A sailboat crossing a calm bay at sunset.",
+    "A hot air balloon drifting over green hills.",
+    "An old steam train crossing a stone bridge.",
+    "A hummingbird drinking from a purple flower.",
+    "Waves crashing against a lighthouse in a storm.",
+]
+
+
+# --- clocks and timers --------------------------------------------------------------------------------------------
+
+
+class Clock:
+    """A UTC clock that stands still until the test moves it (`clock.now += ...`)."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class WallClock:
+    """The real UTC time plus an offset the test can move forward (to age interaction tokens)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+class Monotonic:
+    """A monotonic clock that moves only when the test says so (`clock.t = ...`)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Timers:
+    """The service's time-limit timer: each `sleep(s)` waits until the test fires it (`fire()`: the oldest)."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[float, asyncio.Event]] = []
+        self._armed = asyncio.Condition()
+
+    async def sleep(self, seconds: float) -> None:
+        event = asyncio.Event()
+        async with self._armed:
+            self.waiting.append((seconds, event))
+            self._armed.notify_all()
+        await event.wait()
+
+    async def fire(self) -> float:
+        """Wait for a timer to be armed, then let the oldest one run out; its seconds."""
+        async with self._armed:
+            await asyncio.wait_for(self._armed.wait_for(lambda: self.waiting), WAIT)
+            seconds, event = self.waiting.pop(0)
+        event.set()
+        return seconds
+
+
+# --- what the service is asked and what it says ---------------------------------------------------------------------
+
+
+def requester(user_id: int = 1, **fields: Any) -> Requester:
+    """A user in channel 500 of guild 600, answering through an interaction token."""
+    values = {"channel_id": 500, "guild_id": 600, "interaction_token": f"token-{user_id}", "application_id": 700}
+    return Requester(user_id, f"user{user_id}", **{**values, **fields})
+
+
+def spec(prompt: str = PROMPTS[0], **fields: Any) -> JobSpec:
+    """A /video of 3 steps and 2 frames unless told otherwise (`aspect`, `private` and the request's fields)."""
+    return JobSpec.video(prompt, **{"steps": 3, "frames": 2, **fields})
+
+
+class Events:
+    """A JobEvents that records every call and lets the test wait for a given one ("started", "progress", "done",
+    "failed", "cancelled", or "ended": whichever outcome)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.payloads: dict[tuple[str, int], Any] = {}
+        self._arrived: defaultdict[tuple[str, int], asyncio.Event] = defaultdict(asyncio.Event)
+
+    def record(self, name: str, job_id: int, payload: Any) -> None:
+        self.calls.append((name, job_id))
+        self.payloads[name, job_id] = payload
+        self._arrived[name, job_id].set()
+        if name in ("done", "failed", "cancelled"):
+            self._arrived["ended", job_id].set()
+
+    async def wait(self, name: str, job_id: int) -> Any:
+        await asyncio.wait_for(self._arrived[name, job_id].wait(), WAIT)
+        return self.payloads.get((name, job_id))
+
+    def of(self, job_id: int) -> list[str]:
+        """A job's events in order, a run of progress events shown once."""
+        names = [name for name, job in self.calls if job == job_id]
+        return [name for i, name in enumerate(names) if name != "progress" or i == 0 or names[i - 1] != "progress"]
+
+    def started(self) -> list[int]:
+        return [job for name, job in self.calls if name == "started"]
+
+    async def job_started(self, job: JobRecord) -> None:
+        self.record("started", job.id, job)
+
+    async def job_progress(self, job: JobRecord, step: int, total: int, *preview: Any) -> None:
+        self.record("progress", job.id, (step, total))
+
+    async def job_done(self, delivered: Delivered) -> None:
+        self.record("done", delivered.job.id, delivered)
+
+    async def job_failed(self, job: JobRecord, message: str) -> None:
+        self.record("failed", job.id, message)
+
+    async def job_cancelled(self, job: JobRecord) -> None:
+        self.record("cancelled", job.id, job)
+
+
+class BrokenEvents(Events):
+    """Events whose every Discord call fails after being recorded, like a Discord outage."""
+
+    def record(self, name: str, job_id: int, payload: Any) -> None:
+        super().record(name, job_id, payload)
+        raise ConnectionError("Discord is down")
+
+
+# --- pipelines ----------------------------------------------------------------------------------------------------
+
+
+def held(pipeline: Any) -> Models:
+    """What a worker holds when its model is `pipeline` (a Models is taken as it is)."""
+    return pipeline if isinstance(pipeline, Models) else Models(pipeline)
+
+
+class FakePipeline:
+    """Stands in for t2v.VideoPipeline: black 64x64 frames; after each step it holds while `hold` is clear (a cancel
+    is seen without the release, like at a real step boundary); prompts in `fail` raise at step 1."""
+
+    def __init__(self) -> None:
+        self.hold = threading.Event()
+        self.hold.set()
+        self.fail: set[str] = set()
+        self.steps_run: dict[str, int] = {}  # prompt -> the last step reported
+
+    def generate(self, request: Any, on_step: Any = None, should_cancel: Any = None, on_preview: Any = None) -> Any:
+        for step in range(1, request.steps + 1):
+            if should_cancel():
+                raise GenerationCancelled(step - 1, request.steps)
+            if request.prompt in self.fail:
+                raise RuntimeError("CUDA error: device-side assert triggered")
+            on_step(step, request.steps)
+            self.steps_run[request.prompt] = step
+            while not self.hold.wait(0.005):
+                if should_cancel():
+                    break
+        frames = np.zeros((request.frames, 64, 64, 3), np.uint8)
+        return SimpleNamespace(frames=frames, seed=request.seed, timings={"total_s": 0.25}, notes=["fake model"])
+
+
+class ScriptedPipeline:
+    """Stands in for t2v.VideoPipeline: records which prompts start, in order; gated prompts run step by step.
+
+    A prompt given a gate waits before each step until the test releases a permit (`gate.release(n)`); while
+    waiting it still honours cancellation, like the real pipeline between steps. With `previews`, it hands
+    `on_preview` made-up frames on the steps the preview cadence asks for, like t2v.
+    """
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.previews = False
+        self.steps_done: dict[str, int] = {}
+        self._gates: dict[str, threading.Semaphore] = {}
+        self._stepped = threading.Condition()
+
+    def gate(self, prompt: str, permits: int = 0) -> threading.Semaphore:
+        self._gates[prompt] = threading.Semaphore(permits)
+        return self._gates[prompt]
+
+    def generate(self, request: Any, latents: Any = None, on_step: Any = None, should_cancel: Any = None,
+                 on_preview: Any = None) -> Any:
+        self.started.append(request.prompt)
+        gate = self._gates.get(request.prompt)
+        for step in range(1, request.steps + 1):
+            if gate is not None:
+                self._wait(gate, should_cancel, step)
+            if on_step is not None:
+                on_step(step, request.steps)
+            if on_preview is not None and self.previews and preview_due(on_preview, step, request.steps):
+                grey = (np.arange(request.frames) * 40 + step).astype(np.uint8)  # frame i of step s: 40·i + s
+                on_preview(step, request.steps, np.broadcast_to(grey[:, None, None, None], (request.frames, 8, 64, 3)))
+            with self._stepped:
+                self.steps_done[request.prompt] = step
+                self._stepped.notify_all()
+        frames = np.zeros((request.frames, request.height, request.width, 3), np.uint8)
+        return GenerationResult(frames, request.seed or 0, {"total_s": 0.01})
+
+    async def finished_step(self, prompt: str, step: int) -> None:
+        """Until the job with this prompt has finished `step` (waited for on a thread, not the event loop)."""
+
+        def wait() -> bool:
+            with self._stepped:
+                return self._stepped.wait_for(lambda: self.steps_done.get(prompt, 0) >= step, timeout=WAIT)
+
+        assert await asyncio.to_thread(wait), f"{prompt!r} never finished step {step}"
+
+    @staticmethod
+    def _wait(gate: threading.Semaphore, should_cancel: Any, step: int) -> None:
+        while not gate.acquire(timeout=0.01):
+            if should_cancel is not None and should_cancel():
+                raise GenerationCancelled(step - 1, step)
+
+
+class InstantPipeline:
+    """Records each prompt it renders and answers at once, after reporting every step, with one black frame."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def generate(self, request: Any, on_step: Any = None, should_cancel: Any = None, **_: Any) -> GenerationResult:
+        self.prompts.append(request.prompt)
+        if on_step is not None:
+            for step in range(1, request.steps + 1):
+                on_step(step, request.steps)
+        return GenerationResult(np.zeros((1, 64, 64, 3), np.uint8), request.seed or 0, {"total_s": 0.0})
+
+
+# --- through the fake Discord --------------------------------------------------------------------------------------
+
+
+async def video(fake: FakeDiscord, prompt: str, user: FakeUser | None = None, **options: object) -> InteractionHandle:
+    """Run /video as `user` with the 64×64 test aspect."""
+    return await fake.slash("video", {"prompt": prompt, "aspect": "tiny", **options}, user=user)
+
+
+def has_video(message: FakeMessage) -> bool:
+    """The message carries the MP4 (not just a live preview)."""
+    return any(a.filename.endswith(".mp4") for a in message.attachments)
+
+
+def contents(message: FakeMessage) -> list[str]:
+    """Every content the message has shown, oldest first, ending with the current one."""
+    return [h["content"] for h in message.history] + [message.content]
+
+
+def decoded_frames(data: bytes) -> list[tuple[int, int]]:
+    with av.open(io.BytesIO(data)) as container:
+        return [(frame.width, frame.height) for frame in container.decode(video=0)]
+
+
+class LagMeter:
+    """A callback every `period` seconds on the event loop, recording how late each one ran."""
+
+    def __init__(self, period: float = 0.005) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.period = period
+        self.lags: list[float] = []
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        due = self.loop.time() + self.period
+        self._handle = self.loop.call_at(due, self._tick, due)
+
+    def _tick(self, due: float) -> None:
+        self.lags.append(self.loop.time() - due)
+        self.start()
+
+    def stop(self) -> None:
+        assert self._handle is not None
+        self._handle.cancel()
+
+
+def this_tree(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a `python -m bot` child that imports this checkout's packages, wherever its working directory."""
+    return {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])}

@@ -1,0 +1,333 @@
+"""Batching: same-shape jobs next in fair order render as one unit of work, and each is still its own job.
+
+Real storage, FairQueue and GPUExecutor on "cpu"; the pipeline is a fake with `generate_batch` that records every
+call and holds after each step while a prompt of the call is gated, so "one running, the rest queued" and "a batch
+mid-run" are deterministic. One test renders with the tiny random model.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import bot.gpu.previews
+from bot.gpu.models import ASPECTS, Models
+from bot.gpu.work import batch_work, render_work
+from bot.jobs.batching import shape_of, take_batch
+from bot.jobs.queue import FairQueue
+from bot.jobs.spec import Queued, UpscaleOf
+from storage import JobState
+from t2v import GenerationCancelled, GenerationRequest
+from t2v.preview import preview_due
+from tests.bot.conftest import tiny_pipeline
+from tests.bot.helpers import PROMPTS, WAIT, FakePipeline, spec
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+BLOCKER = "A lone tree on a hill under a starry sky."  # the job that keeps the worker busy while others queue
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named like torch's, which is how bot.gpu.work recognises it."""
+
+
+class BatchPipeline:
+    """Stands in for t2v.VideoPipeline with batches: black 64x64 frames, every call's prompts recorded in order.
+
+    A call holds after each step while one of its prompts is gated (`gate`, `release`), honouring cancellation
+    while it waits, like the real pipeline between steps. A call with a prompt in `oom` runs out of GPU memory after
+    its steps, as many times as the count there says.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[str, ...]]] = []  # ("generate" | "generate_batch", prompts)
+        self.steps_run: dict[str, int] = {}
+        self.vae_chunk = 8
+        self.oom: dict[str, int] = {}  # prompt -> calls with it that still run out of memory
+        self._gates: dict[str, threading.Event] = {}
+
+    def gate(self, *prompts: str) -> None:
+        for prompt in prompts:
+            self._gates[prompt] = threading.Event()
+
+    def release(self, *prompts: str) -> None:
+        for prompt in prompts:
+            self._gates[prompt].set()
+
+    def generate(self, request: GenerationRequest, on_step=None, should_cancel=None, on_preview=None) -> Any:
+        return self._run("generate", [request], on_step, should_cancel)[0]
+
+    def generate_batch(self, requests: list[GenerationRequest], on_step=None, should_cancel=None,
+                       on_preview=None) -> list[Any]:
+        return self._run("generate_batch", requests, on_step, should_cancel)
+
+    def _run(self, name: str, requests: list[GenerationRequest], on_step: Any, should_cancel: Any) -> list[Any]:
+        prompts = tuple(request.prompt for request in requests)
+        self.calls.append((name, prompts))
+        steps = requests[0].steps
+        for step in range(1, steps + 1):
+            if should_cancel():
+                raise GenerationCancelled(step - 1, steps)
+            on_step(step, steps)
+            self.steps_run.update(dict.fromkeys(prompts, step))
+            for gate in (self._gates[p] for p in prompts if p in self._gates):
+                while not gate.wait(0.005) and not should_cancel():
+                    pass
+        short = next((prompt for prompt in prompts if self.oom.get(prompt)), None)
+        if short is not None:
+            self.oom[short] -= 1
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        timings = {"total_s": 0.5, "batch": len(requests)}
+        return [SimpleNamespace(frames=np.zeros((r.frames, 64, 64, 3), np.uint8), seed=r.seed, timings=timings,
+                                notes=["fake model"]) for r in requests]
+
+
+@pytest.fixture
+def make(make_service: Any) -> Any:
+    """Start a service (BATCH_MAX 4 unless given) on a BatchPipeline or the given pipeline."""
+
+    async def start(pipeline: Any = None, **kwargs: Any) -> Any:
+        return await make_service(pipeline or BatchPipeline(), **{"shutdown_grace_s": 0, "batch_max": 4, **kwargs})
+
+    return start
+
+
+async def busy(h: Any) -> int:
+    """Start the blocker job (user 9) and wait until it runs, so the next submits queue behind it."""
+    h.pipeline.gate(BLOCKER)
+    blocker = await h.job_id(9, BLOCKER)
+    await h.events.wait("progress", blocker)
+    return blocker
+
+
+async def test_same_shape_jobs_queued_behind_a_running_one_render_as_one_batch(make):
+    h = await make()
+    blocker = await busy(h)
+    jobs = [await h.job_id(user, prompt, seed=user) for user, prompt in zip((1, 2, 3), PROMPTS, strict=False)]
+    h.pipeline.release(BLOCKER)
+    delivered = [await h.events.wait("done", job) for job in jobs]
+
+    assert h.pipeline.calls == [("generate", (BLOCKER,)), ("generate_batch", tuple(PROMPTS[:3]))]
+    assert h.events.started() == [blocker, *jobs]
+    for user, job, video in zip((1, 2, 3), jobs, delivered, strict=True):
+        assert h.events.of(job) == ["started", "progress", "done"]
+        assert video.video[4:8] == b"ftyp" and video.seed == user and video.gpu_s == pytest.approx(0.5 / 3)
+        assert (await h.repo.get_job(job)).state == JobState.DONE
+
+
+async def test_jobs_of_another_shape_or_behind_one_do_not_join_the_batch(make):
+    h = await make()
+    await busy(h)
+    first = await h.job_id(1, PROMPTS[0])
+    other = await h.job_id(2, PROMPTS[1], steps=4)  # next in fair order, another shape: the batch ends here
+    behind = await h.job_id(3, PROMPTS[2])  # the first one's shape, but behind `other`
+    h.pipeline.release(BLOCKER)
+    for job in (first, other, behind):
+        await h.events.wait("done", job)
+
+    assert [name for name, _ in h.pipeline.calls] == ["generate"] * 4
+    assert [prompts for _, prompts in h.pipeline.calls][1:] == [(PROMPTS[0],), (PROMPTS[1],), (PROMPTS[2],)]
+
+
+async def test_batches_follow_the_fair_round_robin_order(make):
+    h = await make()
+    blocker = await busy(h)
+    a = [await h.job_id(1, prompt) for prompt in PROMPTS[:3]]
+    b = [await h.job_id(2, prompt) for prompt in PROMPTS[3:5]]
+    h.pipeline.release(BLOCKER)
+    for job in a + b:
+        await h.events.wait("done", job)
+
+    fair = [a[0], b[0], a[1], b[1], a[2]]
+    assert h.events.started() == [blocker, *fair]
+    assert h.pipeline.calls[1:] == [("generate_batch", (PROMPTS[0], PROMPTS[3], PROMPTS[1], PROMPTS[4])),
+                                    ("generate", (PROMPTS[2],))]
+
+
+async def test_cancelling_one_member_cancels_it_at_once_and_the_rest_of_the_batch_finishes(make):
+    h = await make(per_user_cap=1)
+    await busy(h)
+    h.pipeline.gate(PROMPTS[0], PROMPTS[1])
+    mine, theirs = await h.job_id(1, PROMPTS[0], steps=5), await h.job_id(2, PROMPTS[1], steps=5)
+    h.pipeline.release(BLOCKER)
+    await h.events.wait("progress", theirs)
+
+    cancelled = await h.service.cancel(1, mine)
+    assert cancelled.state == JobState.CANCELLED and h.events.of(mine) == ["started", "progress", "cancelled"]
+    again = await h.job_id(1, PROMPTS[2], steps=5)  # the cancelled job no longer counts against the cap of 1
+    h.pipeline.release(PROMPTS[0], PROMPTS[1])
+    await h.events.wait("done", theirs)
+    await h.events.wait("done", again)
+
+    assert h.pipeline.calls[1] == ("generate_batch", (PROMPTS[0], PROMPTS[1]))
+    assert h.pipeline.steps_run[PROMPTS[1]] == 5  # the batch ran to the end for the other member
+    assert h.events.of(mine) == ["started", "progress", "cancelled"]  # its video was discarded
+    assert (await h.repo.get_job(mine)).state == JobState.CANCELLED
+
+
+async def test_cancelling_every_member_stops_the_batch_at_the_next_step(make):
+    h = await make()
+    await busy(h)
+    h.pipeline.gate(PROMPTS[0], PROMPTS[1])
+    first, second = await h.job_id(1, PROMPTS[0], steps=20), await h.job_id(2, PROMPTS[1], steps=20)
+    h.pipeline.release(BLOCKER)
+    await h.events.wait("progress", second)
+
+    assert (await h.service.cancel(1, first)).state == JobState.CANCELLED
+    flagged = await h.service.cancel(2, second)  # the last member: the batch stops at its next step
+    assert flagged.cancel_requested
+    await h.events.wait("cancelled", second)
+
+    assert h.pipeline.steps_run[PROMPTS[1]] == 1
+    assert [h.events.of(job) for job in (first, second)] == [["started", "progress", "cancelled"]] * 2
+    after = await h.job_id(1, PROMPTS[2])  # the worker is free again
+    await h.events.wait("done", after)
+
+
+async def test_batch_max_1_runs_one_job_at_a_time_as_before(make):
+    pipeline = FakePipeline()  # no generate_batch at all
+    h = await make(pipeline, batch_max=1)
+    pipeline.hold.clear()
+    blocker = await h.job_id(9, BLOCKER)
+    await h.events.wait("progress", blocker)
+    a = [await h.job_id(1, prompt) for prompt in PROMPTS[:2]]
+    b = [await h.job_id(2, prompt) for prompt in PROMPTS[2:4]]
+    pipeline.hold.set()
+    for job in a + b:
+        await h.events.wait("done", job)
+    assert h.events.started() == [blocker, a[0], b[0], a[1], b[1]]
+
+
+async def test_a_batch_out_of_memory_twice_renders_its_jobs_one_at_a_time(make):
+    h = await make()
+    await busy(h)
+    h.pipeline.oom[PROMPTS[0]] = 2  # the batch, twice
+    jobs = [await h.job_id(user, prompt) for user, prompt in zip((1, 2), PROMPTS, strict=False)]
+    h.pipeline.release(BLOCKER)
+    for job in jobs:
+        await h.events.wait("done", job)
+
+    batch = ("generate_batch", tuple(PROMPTS[:2]))
+    assert h.pipeline.calls[1:] == [batch, batch, ("generate", (PROMPTS[0],)), ("generate", (PROMPTS[1],))]
+    assert h.pipeline.vae_chunk == 4  # halved once by the retry; the single renders kept it
+    assert [h.events.of(job) for job in jobs] == [["started", "progress", "done"]] * 2
+
+
+async def test_a_batch_that_stays_out_of_memory_fails_each_member_with_a_clear_message(make, logged_errors):
+    logged_errors.expect("jobs 2, 3 failed")
+    h = await make()
+    await busy(h)
+    h.pipeline.oom[PROMPTS[0]] = 4  # the batch twice, then its first job alone twice
+    jobs = [await h.job_id(user, prompt) for user, prompt in zip((1, 2), PROMPTS, strict=False)]
+    h.pipeline.release(BLOCKER)
+    messages = [await h.events.wait("failed", job) for job in jobs]
+    assert all("the GPU ran out of memory" in message and "Nothing was charged" in message for message in messages)
+    assert [(await h.repo.get_job(job)).state for job in jobs] == [JobState.FAILED] * 2
+
+
+def test_upscales_and_jobs_of_other_shapes_never_batch():
+    def job(job_id: int, user_id: int, upscale: UpscaleOf | None = None, **fields: Any) -> Queued:
+        return Queued(SimpleNamespace(id=job_id, user_id=user_id), replace(spec(**fields), upscale=upscale))
+
+    upscale = UpscaleOf(1, "media/1.mp4", 0.7)
+    queue: FairQueue[Any] = FairQueue(10, 100)
+    for item in [job(1, 1), job(2, 2, frames=4), job(3, 3), job(4, 4, upscale=upscale), job(5, 5, upscale=upscale),
+                 job(6, 6), job(7, 7), job(8, 8)]:
+        queue.push(item)
+    assert shape_of(job(9, 9, upscale=upscale)) is None
+    assert [[j.id for j in take_batch(queue, 2)] for _ in range(6)] == [[1], [2], [3], [4], [5], [6, 7]]
+    assert [j.id for j in take_batch(queue, 1)] == [8] and take_batch(queue, 4) == []
+
+
+def test_each_member_of_a_batch_gets_its_own_live_preview_and_mp4(monkeypatch):
+    monkeypatch.setattr(bot.gpu.previews, "INTERVAL_S", 0.0)  # a preview at every chance
+
+    class Previewing:
+        def generate_batch(self, requests, on_step=None, should_cancel=None, on_preview=None):
+            steps, n = requests[0].steps, len(requests)
+            for step in range(1, steps + 1):
+                on_step(step, steps)  # member i's frames are all grey level 100·i + step
+                if preview_due(on_preview, step, steps):
+                    grey = (np.arange(n) * 100 + step).astype(np.uint8)
+                    on_preview(step, steps, np.broadcast_to(grey[:, None, None, None, None], (n, 2, 8, 64, 3)))
+            return [SimpleNamespace(frames=np.full((2, 64, 64, 3), 60 * i, np.uint8), seed=r.seed,
+                                    timings={"total_s": 1.0, "batch": n}, notes=[]) for i, r in enumerate(requests)]
+
+    requests = [spec(prompt, seed=i, steps=8).request for i, prompt in enumerate(PROMPTS[:2])]
+    reports: list[tuple[Any, ...]] = []
+    rendered = batch_work(requests)(Models(Previewing()), lambda *report: reports.append(report), lambda: False)
+
+    assert [report for report in reports if len(report) == 2] == [(step, 8) for step in range(1, 9)]  # everyone's
+    previews = [report for report in reports if len(report) == 4]
+    assert [(step, member) for step, _, _, member in previews] == [(s, m) for s in range(1, 8) for m in (0, 1)]
+    assert previews[0][2].gif != previews[1][2].gif and all(p[2].step == p[0] for p in previews)
+    assert [r.seed for r in rendered] == [0, 1] and [r.gpu_s for r in rendered] == [0.5, 0.5]
+    black, grey = (mp4_frames(r.mp4(10**7)).mean() for r in rendered)  # each member's own frames: black, grey 60
+    assert black < 10 and 50 < grey < 70
+
+
+async def test_batched_tiny_random_jobs_deliver_the_videos_they_would_get_alone(make, monkeypatch):
+    cloudpickle = pytest.importorskip("cloudpickle")
+    monkeypatch.setitem(ASPECTS, "tiny", (64, 64))  # the tiny model's native size keeps the test fast
+    pipeline = HeldFirst(tiny_pipeline())
+    h = await make(pipeline)
+    size = {"steps": 2, "frames": 2, "aspect": "tiny"}
+    blocker = await h.job_id(9, BLOCKER, **size)
+    await h.events.wait("started", blocker)
+    jobs = [await h.job_id(1, PROMPTS[0], seed=3, **size), await h.job_id(2, PROMPTS[1], seed=4, guidance=5.0, **size)]
+    pipeline.release.set()
+    await h.events.wait("done", blocker)
+    batched = [await h.events.wait("done", job) for job in jobs]
+
+    assert pipeline.batches == [2]
+    requests = [spec(PROMPTS[0], seed=3, **size).request, spec(PROMPTS[1], seed=4, guidance=5.0, **size).request]
+    alone = [render_work(request)(Models(tiny_pipeline()), lambda *_: None, lambda: False) for request in requests]
+    shipped = cloudpickle.loads(cloudpickle.dumps(batch_work(requests)))  # as a Ray worker gets it
+    again = shipped(Models(tiny_pipeline()), lambda *_: None, lambda: False)
+    for video, single, copy in zip(batched, alone, again, strict=True):
+        frames = mp4_frames(video.video)
+        assert frames.shape == (2, 64, 64, 3) and video.seed == single.seed
+        assert np.abs(frames.astype(int) - mp4_frames(single.mp4(10**7)).astype(int)).mean() <= 0.1  # fp rounding
+        assert np.array_equal(mp4_frames(copy.mp4(10**7)), frames)
+
+
+class HeldFirst:
+    """The tiny model behind a worker whose first job waits for `release`, so the next jobs queue up."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline, self.config = pipeline, pipeline.config
+        self.release, self.batches = threading.Event(), []
+
+    def generate(self, request: GenerationRequest, **kwargs: Any) -> Any:
+        assert self.release.wait(WAIT)
+        return self.pipeline.generate(request, **kwargs)
+
+    def generate_batch(self, requests: list[GenerationRequest], **kwargs: Any) -> list[Any]:
+        self.batches.append(len(requests))
+        return self.pipeline.generate_batch(requests, **kwargs)
+
+
+def mp4_frames(video: bytes) -> np.ndarray:
+    with av.open(io.BytesIO(video)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def test_a_batch_reports_each_member_its_share_of_the_time_for_the_eta():
+    class Timed:
+        def generate_batch(self, requests, on_step=None, should_cancel=None, on_preview=None):
+            return [SimpleNamespace(frames=np.zeros((2, 64, 64, 3), np.uint8), seed=i, notes=[],
+                                    timings={"total_s": 6.0, "batch": 3}) for i in range(len(requests))]
+
+    requests = [GenerationRequest(PROMPTS[i], seed=i, steps=2, frames=2, width=64, height=64) for i in range(3)]
+    rendered = batch_work(requests)(Models(Timed()), lambda *_: None, lambda: False)
+    assert [r.gpu_s for r in rendered] == [2.0, 2.0, 2.0]
+    walls = {r.wall_s for r in rendered}
+    assert len(walls) == 1  # one batch: the seconds per job the ETA learns are its time over its members

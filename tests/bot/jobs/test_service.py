@@ -1,0 +1,300 @@
+"""VideoService: refusals are logged, caps hold, users alternate, cancels stop jobs, restarts resume the queue.
+
+Real storage (a temporary SQLite file), real FairQueue and GPUExecutor on "cpu"; the pipeline is a fake that holds
+after each step while the test keeps `hold` clear, so "one running, one queued" is deterministic.
+"""
+
+import asyncio
+import io
+import threading
+from datetime import timedelta
+from typing import Any
+
+import av
+import pytest
+
+from bot.app import build_executor
+from bot.errors import NothingToCancel, Refused
+from bot.gpu.models import ASPECTS
+from bot.jobs.events import Submitted
+from bot.settings import load_settings
+from storage import JobRecord, JobState
+from t2v import TINY_RANDOM, WeightsError, load_pipeline
+from tests.bot.helpers import NOW, PROMPTS, WAIT, BrokenEvents, Events, FakePipeline, requester, spec
+
+
+async def test_an_accepted_job_is_delivered_as_mp4_with_its_seed(make_service):
+    h = await make_service()
+    submitted = await h.submit(seed=42)
+    assert submitted.position == 1 and submitted.eta == NOW + timedelta(seconds=5)
+    assert submitted.job.state == JobState.QUEUED and submitted.job.seed == 42
+    delivered = await h.events.wait("done", submitted.job.id)
+    assert delivered.video[4:8] == b"ftyp" and delivered.seed == 42 and delivered.notes == ("fake model",)
+    assert h.events.of(submitted.job.id) == ["started", "progress", "done"]
+    job = await h.repo.get_job(submitted.job.id)
+    assert (job.state, job.seed, job.output_bytes, job.attempts) == (JobState.DONE, 42, len(delivered.video), 1)
+    assert job.params["upload_limit"] == 10 * 1024 * 1024 and job.interaction_token == "token-1"
+    assert h.service.jobs_of(1) == []
+
+
+async def test_a_random_seed_is_chosen_at_submit_and_used(make_service):
+    h = await make_service()
+    submitted = await h.submit()
+    assert submitted.job.seed is not None and submitted.job.params["seed"] is None
+    assert (await h.events.wait("done", submitted.job.id)).seed == submitted.job.seed
+
+
+async def test_the_eta_counts_the_running_job_and_the_jobs_ahead(make_service):
+    h = await make_service(seconds_per_job=5.0)
+    h.pipeline.hold.clear()
+    first = await h.submit(1, PROMPTS[0])
+    await h.events.wait("progress", first.job.id)
+    second = await h.submit(1, PROMPTS[1])
+    third = await h.submit(2, PROMPTS[2])
+    assert (second.position, second.eta) == (1, NOW + timedelta(seconds=10))
+    assert (third.position, third.eta) == (2, NOW + timedelta(seconds=15))
+    assert [(job.id, pos) for job, pos in h.service.jobs_of(1)] == [(first.job.id, None), (second.job.id, 1)]
+    assert h.service.jobs_of(1)[0][0].state == JobState.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("prompt", "reason", "logged", "says"),
+    [
+        ("\u200b \u2060", "empty", "empty", "empty"),  # blank to the gate (t2v's request refuses "   " itself)
+        ("A cat. " * 80, "too_long", "too_long", "the limit is 500"),
+        ("Un chat noir qui dort sur un canapé rouge près de la fenêtre", "not_english", "not_english", "English"),
+        ("A knight in a castle hall, covered in blood", "denylist", "denylist:violence", "violent or graphic"),
+    ],
+)
+async def test_refused_prompts_are_logged_and_never_run(make_service, prompt, reason, logged, says):
+    h = await make_service()
+    refused = await h.refused(prompt=prompt)
+    assert refused.reason == reason and says in refused.message
+    assert "covered in blood" not in refused.message  # the category is named, never the entry
+    job = await h.repo.get_job(refused.job_id)
+    assert (job.state, job.refusal_reason, job.prompt) == (JobState.REFUSED, logged, prompt)
+    assert await h.repo.list_jobs([JobState.QUEUED, JobState.RUNNING]) == []
+    assert h.events.calls == [] and h.pipeline.steps_run == {}
+
+
+async def test_options_over_the_server_caps_are_refused(make_service):
+    h = await make_service(max_steps=10, max_frames=4)
+    assert "steps=11 is above this server's limit of 10" in (await h.refused(steps=11)).message
+    assert (await h.refused(frames=5)).reason == "invalid"
+    negative = await h.refused(negative_prompt="blurry " * 80)
+    assert negative.reason == "too_long" and "negative prompt" in negative.message
+    reasons = [job.refusal_reason for job in await h.repo.list_jobs([JobState.REFUSED])]
+    assert reasons == ["invalid:steps", "invalid:frames", "too_long"]
+
+
+async def test_the_per_user_cap_counts_running_and_queued_jobs(make_service):
+    h = await make_service(per_user_cap=2)
+    h.pipeline.hold.clear()
+    running = await h.submit(1, PROMPTS[0])
+    await h.events.wait("started", running.job.id)
+    await h.submit(1, PROMPTS[1])
+    refused = await h.refused(1, PROMPTS[2])
+    assert refused.reason == "user_cap" and "2" in refused.message
+    assert (await h.repo.get_job(refused.job_id)).refusal_reason == "user_cap"
+    assert (await h.submit(2, PROMPTS[3])).position == 2  # other users are not affected
+
+
+async def test_the_global_cap_counts_waiting_jobs(make_service):
+    h = await make_service(global_cap=1)
+    h.pipeline.hold.clear()
+    running = await h.submit(1, PROMPTS[0])
+    await h.events.wait("started", running.job.id)
+    await h.submit(2, PROMPTS[1])
+    refused = await h.refused(3, PROMPTS[2])
+    assert refused.reason == "global_cap" and "queue is full (1 videos waiting)" in refused.message
+
+
+async def test_concurrent_submits_cannot_overrun_the_user_cap(make_service):
+    h = await make_service(per_user_cap=2)
+    h.pipeline.hold.clear()
+    results = await asyncio.gather(*(h.submit(1, prompt) for prompt in PROMPTS[:4]), return_exceptions=True)
+    assert sum(isinstance(r, Submitted) for r in results) == 2
+    assert sorted(r.reason for r in results if isinstance(r, Refused)) == ["user_cap", "user_cap"]
+
+
+async def test_two_users_with_three_jobs_each_are_served_alternately(make_service):
+    h = await make_service()
+    h.pipeline.hold.clear()
+    warmup = await h.submit(9, PROMPTS[6])
+    await h.events.wait("started", warmup.job.id)
+    a = [(await h.submit(1, prompt)).job.id for prompt in PROMPTS[:3]]
+    b = [(await h.submit(2, prompt)).job.id for prompt in PROMPTS[3:6]]
+    h.pipeline.hold.set()
+    for job_id in a + b:
+        await h.events.wait("done", job_id)
+    assert h.events.started() == [warmup.job.id, a[0], b[0], a[1], b[1], a[2], b[2]]
+
+
+async def test_cancelling_a_queued_job_removes_it_at_once(make_service):
+    h = await make_service()
+    h.pipeline.hold.clear()
+    running = await h.submit(1, PROMPTS[0])
+    await h.events.wait("started", running.job.id)
+    queued = await h.submit(1, PROMPTS[1])
+    cancelled = await h.service.cancel(1)  # no id: the newest active job
+    assert cancelled.id == queued.job.id and cancelled.state == JobState.CANCELLED
+    assert h.events.of(queued.job.id) == ["cancelled"]
+    assert [pos for _, pos in h.service.jobs_of(1)] == [None]
+    h.pipeline.hold.set()
+    await h.events.wait("done", running.job.id)
+    assert h.events.started() == [running.job.id]
+
+
+async def test_cancelling_a_running_job_stops_it_at_the_next_step(make_service):
+    h = await make_service()
+    h.pipeline.hold.clear()
+    running = await h.submit(1, PROMPTS[0], steps=20)
+    await h.events.wait("progress", running.job.id)
+    flagged = await h.service.cancel(1, running.job.id)
+    assert flagged.cancel_requested and flagged.state == JobState.RUNNING
+    cancelled = await h.events.wait("cancelled", running.job.id)
+    assert cancelled.state == JobState.CANCELLED and await h.state(running.job.id) == JobState.CANCELLED
+    assert h.pipeline.steps_run[PROMPTS[0]] == 1
+    assert h.events.of(running.job.id) == ["started", "progress", "cancelled"]
+    after = await h.submit(1, PROMPTS[1])  # the worker is free again
+    h.pipeline.hold.set()
+    await h.events.wait("done", after.job.id)
+
+
+async def test_only_your_own_active_jobs_can_be_cancelled(make_service):
+    h = await make_service()
+    h.pipeline.hold.clear()
+    theirs = await h.submit(2, PROMPTS[0])
+    with pytest.raises(NothingToCancel, match=f"#{theirs.job.id} is not yours"):
+        await h.service.cancel(1, theirs.job.id)
+    with pytest.raises(NothingToCancel, match="no queued or running"):
+        await h.service.cancel(1)
+    with pytest.raises(NothingToCancel, match="no job #999"):
+        await h.service.cancel(1, 999)
+    h.pipeline.hold.set()
+    await h.events.wait("done", theirs.job.id)
+    with pytest.raises(NothingToCancel, match="already done"):
+        await h.service.cancel(2, theirs.job.id)
+
+
+async def test_a_failing_generation_is_logged_and_the_next_job_still_runs(make_service):
+    h = await make_service()
+    h.pipeline.fail.add(PROMPTS[0])
+    bad = await h.submit(1, PROMPTS[0])
+    good = await h.submit(2, PROMPTS[1])
+    message = await h.events.wait("failed", bad.job.id)
+    assert message.startswith(f"Sorry — job #{bad.job.id} failed") and "Nothing was charged" in message
+    job = await h.repo.get_job(bad.job.id)
+    assert job.state == JobState.FAILED and "RuntimeError: CUDA error" in job.error
+    await h.events.wait("done", good.job.id)
+
+
+async def test_discord_failures_in_events_never_stop_the_service(make_service):
+    h = await make_service(events=BrokenEvents())
+    first = await h.submit(1, PROMPTS[0])
+    await h.events.wait("done", first.job.id)
+    second = await h.submit(1, PROMPTS[1])
+    await h.events.wait("done", second.job.id)
+    assert await h.state(first.job.id) == await h.state(second.job.id) == JobState.DONE
+
+
+async def test_a_model_that_fails_to_load_refuses_requests_and_stays_up(make_service):
+    def factory(device: str) -> Any:
+        raise WeightsError("text2video_pytorch_model.pth is missing")
+
+    h = await make_service(factory=factory)
+    assert not h.service.available and "pytorch_model.pth is missing" in h.service.unavailable_reason
+    refused = await h.refused()
+    assert refused.reason == "unavailable" and "unavailable right now" in refused.message
+    assert (await h.repo.get_job(refused.job_id)).refusal_reason == "unavailable"
+    assert h.service.jobs_of(1) == []
+
+
+async def test_queued_jobs_survive_a_restart_and_the_interrupted_one_runs_again(make_service):
+    first = await make_service(shutdown_grace_s=0)  # no time to finish: the held job stops at its next step
+    first.pipeline.hold.clear()
+    running = await first.submit(1, PROMPTS[0])
+    await first.events.wait("progress", running.job.id)
+    queued = await first.submit(2, PROMPTS[1])
+    await first.service.stop()
+    assert await first.state(running.job.id) == await first.state(queued.job.id) == JobState.QUEUED
+    assert first.events.of(running.job.id) == ["started", "progress"]  # no cancel message for a shutdown
+
+    second = await make_service()
+    for job_id in (running.job.id, queued.job.id):
+        await second.events.wait("done", job_id)
+    assert (await second.repo.get_job(running.job.id)).attempts == 2
+
+
+async def test_a_job_left_running_by_a_crash_is_retried_once_then_failed(make_service, database):
+    repo = database.repo(clock=lambda: NOW)
+    fields = {"user_id": 1, "user_name": "user1", "channel_id": 500, "params": spec().params(), "seed": 7}
+    once = await repo.create_job(prompt=PROMPTS[0], **fields)
+    await repo.mark_running(once.id)
+    twice = await repo.create_job(prompt=PROMPTS[1], **fields)
+    await repo.mark_running(twice.id)
+    await repo.requeue(twice.id)
+    await repo.mark_running(twice.id)
+
+    h = await make_service()
+    assert (await h.events.wait("done", once.id)).job.attempts == 2
+    assert (await h.events.wait("failed", twice.id)).startswith(f"Sorry — job #{twice.id} was interrupted twice")
+    job = await h.repo.get_job(twice.id)
+    assert (job.state, job.error) == (JobState.FAILED, "interrupted twice")
+
+
+async def test_the_tiny_random_model_renders_a_playable_mp4_end_to_end(make_service, monkeypatch):
+    monkeypatch.setitem(ASPECTS, "tiny", (64, 64))  # the tiny model's native size keeps the test fast
+    h = await make_service(load_pipeline(TINY_RANDOM))
+    submitted = await h.service.submit(requester(), spec(steps=2, frames=2, aspect="tiny", seed=3))
+    delivered = await h.events.wait("done", submitted.job.id)
+    with av.open(io.BytesIO(delivered.video)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == 2 and frames[0].shape == (64, 64, 3)
+    assert any("noise" in note for note in delivered.notes)
+    assert delivered.seed == 3 and delivered.gpu_s > 0
+    assert h.events.of(submitted.job.id) == ["started", "progress", "done"]
+
+
+def test_build_executor_gives_one_worker_per_configured_device():
+    settings = load_settings({"DISCORD_TOKEN": "t", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu,cuda:1"}, env_file=None)
+    assert build_executor(settings).devices == ["cpu", "cuda:1"]
+
+
+class SlowFirstProgress(Events):
+    """Events whose first progress call hangs until the test releases it, like a slow Discord edit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.steps: list[tuple[int, int]] = []
+
+    async def job_progress(self, job: JobRecord, step: int, total: int) -> None:
+        if step == 1:
+            await self.release.wait()
+        self.steps.append((step, total))
+        await super().job_progress(job, step, total)
+
+
+class FinishingPipeline(FakePipeline):
+    """A FakePipeline that signals when a generation has run all its steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished = threading.Event()
+
+    def generate(self, request: Any, on_step=None, should_cancel=None,
+                 on_preview=None) -> Any:
+        result = super().generate(request, on_step, should_cancel)
+        self.finished.set()
+        return result
+
+
+async def test_the_last_step_is_always_reported_even_behind_a_slow_edit(make_service):
+    events, pipeline = SlowFirstProgress(), FinishingPipeline()
+    h = await make_service(pipeline, events=events)
+    submitted = await h.submit(steps=6)
+    assert await asyncio.to_thread(pipeline.finished.wait, WAIT)
+    events.release.set()
+    await events.wait("done", submitted.job.id)
+    assert events.steps == [(1, 6), (6, 6)]  # steps 2-5 were skipped behind the slow edit; the last one was not

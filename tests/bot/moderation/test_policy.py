@@ -1,0 +1,299 @@
+"""The prompt policy gate: acceptance bars on the shared eval sets, each normalisation trick, the gate's order."""
+
+import json
+import socket
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bot.moderation.policy import (
+    CATEGORIES,
+    CATEGORY_TEXT,
+    MAX_PROMPT_CHARS,
+    Denylist,
+    DenylistEntry,
+    EnglishDetector,
+    PolicyGate,
+    load_default_entries,
+    normalise,
+    parse_entries,
+    validate_entry,
+)
+from bot.moderation.policy.normalise import token_forms
+
+RESEARCH = Path(__file__).resolve().parents[3].parent / "shared" / "research"
+SHORT_DEFAULTS = {"sex", "xxx", "kkk"}  # reviewed 3-letter entries that moderators could not add themselves
+
+
+def _rows(name: str) -> list[dict]:
+    path = RESEARCH / name
+    if not path.exists():
+        pytest.skip(f"{path} not found (shared/ is expected beside the repository)")
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def _report(capsys, record_property, name: str, text: str) -> None:
+    """Show a measured rate in the terminal even without -s, and in the JUnit XML."""
+    record_property(name, text)
+    with capsys.disabled():
+        print(f"\n[policy] {name}: {text}")
+
+
+@pytest.fixture(scope="module")
+def gate() -> PolicyGate:
+    return PolicyGate()
+
+
+@pytest.fixture(scope="module")
+def denylist() -> Denylist:
+    return Denylist.from_entries(load_default_entries())
+
+
+def _blocked(entries: list[DenylistEntry], text: str) -> bool:
+    return Denylist(entries).match(text) is not None
+
+
+# --- acceptance bars on the eval sets ---------------------------------------------------------------
+
+
+def test_language_gate_accepts_no_foreign_prompt_and_rejects_at_most_3_percent_of_english(
+    capsys, record_property
+):
+    english_only = PolicyGate(entries=[])  # the language part alone: no denylist
+    rows = _rows("langid-eval.jsonl")
+    english = [r for r in rows if r["lang"] == "en"]
+    foreign = [r for r in rows if r["lang"] != "en"]
+    false_rejects = [r["text"] for r in english if not english_only.check_prompt(r["text"]).allowed]
+    false_accepts = [r["text"] for r in foreign if english_only.check_prompt(r["text"]).allowed]
+    rate = len(false_rejects) / len(english)
+    _report(capsys, record_property, "language", f"false rejects {len(false_rejects)}/{len(english)} "
+            f"({rate:.1%}), false accepts {len(false_accepts)}/{len(foreign)}")
+    assert not false_accepts, f"non-English prompts accepted: {false_accepts}"
+    assert rate <= 0.03, f"{rate:.1%} of English prompts rejected: {false_rejects}"
+
+
+def test_default_denylist_catches_95_percent_of_violations_and_blocks_at_most_2_percent_innocent(
+    denylist, capsys, record_property
+):
+    rows = _rows("denylist-eval.jsonl")
+    block = [r for r in rows if r["expect"] == "block"]
+    allow = [r for r in rows if r["expect"] == "allow"]
+    missed = [r["text"] for r in block if denylist.match(r["text"]) is None]
+    wrongly = {r["text"]: denylist.match(r["text"]).pattern for r in allow if denylist.match(r["text"])}
+    per_category = Counter(r["category"] for r in block if denylist.match(r["text"]) is not None)
+    totals = Counter(r["category"] for r in block)
+    caught = len(block) - len(missed)
+    breakdown = ", ".join(f"{c} {per_category[c]}/{n}" for c, n in totals.items())
+    _report(capsys, record_property, "denylist", f"caught {caught}/{len(block)} ({breakdown}); "
+            f"innocent blocked {len(wrongly)}/{len(allow)}")
+    assert caught / len(block) >= 0.95, f"missed: {missed}"
+    assert len(wrongly) / len(allow) <= 0.02, f"innocent prompts blocked: {wrongly}"
+
+
+def test_full_gate_refuses_every_violation_and_passes_innocent_prompts(gate, capsys, record_property):
+    rows = _rows("denylist-eval.jsonl")
+    verdicts = [(row, gate.check_prompt(row["text"])) for row in rows]
+    not_refused = [row["text"] for row, v in verdicts if row["expect"] == "block" and v.allowed]
+    refused = {row["text"]: v.reason for row, v in verdicts if row["expect"] == "allow" and not v.allowed}
+    by_reason = Counter(v.reason for row, v in verdicts if row["expect"] == "block")
+    _report(capsys, record_property, "full gate on denylist rows", f"block rows refused by {dict(by_reason)}; "
+            f"allow rows refused {len(refused)}")
+    block_rows = sum(row["expect"] == "block" for row in rows)
+    assert len(not_refused) <= 0.05 * block_rows, f"violations let through: {not_refused}"
+    assert len(refused) <= 0.02 * (len(rows) - block_rows), f"innocent prompts refused: {refused}"
+
+
+# --- the gate's order and its messages --------------------------------------------------------------
+
+
+def test_too_long_prompt_is_refused_first_with_its_length_and_the_limit(gate):
+    verdict = gate.check_prompt("нагой " * 100)  # non-English and long: length wins
+    assert (verdict.allowed, verdict.reason) == (False, "too_long")
+    assert "600" in verdict.message and str(MAX_PROMPT_CHARS) in verdict.message
+
+
+def test_prompt_of_exactly_the_limit_is_not_too_long(gate):
+    prompt = ("A panda eating bamboo on a rock. " * 20)[:MAX_PROMPT_CHARS]
+    assert gate.check_prompt(prompt).allowed
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\n\t", "\u200b \u200d"])
+def test_blank_prompt_is_refused_as_empty(gate, prompt):
+    assert gate.check_prompt(prompt).reason == "empty"
+
+
+@pytest.mark.parametrize("prompt", ["1234 !!!", "🐼🎋", "Ein Hund läuft am Strand", "一只熊猫在吃竹子"])
+def test_prompt_without_english_words_is_refused_as_not_english(gate, prompt):
+    verdict = gate.check_prompt(prompt)
+    assert (verdict.allowed, verdict.reason) == (False, "not_english")
+    assert "English" in verdict.message
+
+
+def test_language_is_checked_before_the_denylist(gate):
+    assert gate.check_prompt("Una mujer desnuda, nude, en la playa").reason == "not_english"
+    assert gate.check_prompt("a nude woman on a beach").reason == "denylist"
+
+
+def test_cyrillic_homoglyph_prompt_is_refused_by_the_script_check(gate):
+    assert gate.check_prompt("nаked girl dancing").reason == "not_english"  # Cyrillic "а"
+
+
+def test_plain_english_prompt_is_allowed(gate):
+    verdict = gate.check_prompt("A golden retriever puppy chasing a red ball across a sunny backyard.")
+    assert verdict.allowed and verdict.reason is None and verdict.matched is None
+
+
+def test_refusal_names_the_category_but_never_the_entry(gate):
+    for prompt in ["a nude woman on a beach", "pool of blood on the floor", "Barack Obama dancing",
+                   "fake news clip of a bombing", "white power rally with torches"]:
+        verdict = gate.check_prompt(prompt)
+        assert verdict.reason == "denylist" and verdict.matched
+        assert CATEGORY_TEXT[verdict.category] in verdict.message
+        assert verdict.matched.casefold() not in verdict.message.casefold()
+
+
+def test_refusal_texts_contain_no_listed_term(denylist):
+    for message in CATEGORY_TEXT.values():
+        assert denylist.match(message) is None, message
+
+
+def test_matched_reports_the_most_specific_entry_for_moderators(gate):
+    verdict = gate.check_prompt("heil hitler salute crowd")
+    assert (verdict.category, verdict.matched) == ("hate", "heil hitler")
+
+
+# --- normalisation tricks ---------------------------------------------------------------------------
+
+NUDE = [DenylistEntry("nude", "sexual")]
+
+
+def test_zero_width_characters_inside_a_word_are_removed():
+    assert _blocked(NUDE, "a nu\u200bde woman") and _blocked(NUDE, "a n\u00adu\u2060de woman")
+
+
+def test_cyrillic_and_greek_look_alikes_fold_to_latin():
+    assert normalise("nаked рогn") == "naked porn"
+    assert _blocked(NUDE, "nυdе")  # Greek upsilon, Cyrillic ie
+
+
+def test_accents_fullwidth_and_maths_letters_fold_to_ascii():
+    assert normalise("Ｎüdé 𝐧𝐮𝐝𝐞 tøpless") == "nude nude topless"
+    assert _blocked(NUDE, "a nüdé painting")
+
+
+def test_leetspeak_is_read_only_inside_tokens_that_mix_letters_and_digits():
+    assert "hello" in token_forms("h3ll0")
+    assert token_forms("1984") == {"1984"}
+    assert _blocked([DenylistEntry("porn", "sexual")], "p0rn star")
+    assert not _blocked([DenylistEntry("lobo", "sexual")], "the year 1080")  # digits alone stay digits
+
+
+def test_letter_spaced_runs_are_joined_but_ordinary_words_are_not():
+    assert _blocked(NUDE, "n u d e beach") and _blocked(NUDE, "n.u.d.e") and _blocked(NUDE, "n-u-d-e")
+    assert not _blocked([DenylistEntry("penis", "sexual")], "a fountain pen is on the desk")
+
+
+def test_squeezed_repeats_match_but_innocent_doubles_do_not():
+    assert _blocked(NUDE, "nuuuude selfie")
+    assert _blocked([DenylistEntry("bloody", "violence")], "bloooody knife")
+    assert not _blocked([DenylistEntry("boobs", "sexual")], "he bobs his head")
+
+
+def test_words_match_whole_tokens_only():
+    entries = [DenylistEntry("sexual intercourse", "sexual"), DenylistEntry("rape", "sexual")]
+    assert not _blocked(entries, "grape harvest in Sussex") and not _blocked(entries, "sexual health poster")
+
+
+def test_prefix_stem_matches_inflections():
+    entries = [DenylistEntry("decapitat*", "violence")]
+    assert _blocked(entries, "a decapitated statue") and _blocked(entries, "decapitation")
+    assert not _blocked(entries, "a decap sticker")
+
+
+def test_phrase_matches_its_joined_form():
+    entries = [DenylistEntry("elon musk", "real_person")]
+    assert _blocked(entries, "elonmusk launching a rocket") and _blocked(entries, "E l o n M u s k")
+    assert not _blocked(entries, "a musk ox in the snow")
+
+
+def test_co_occurrence_rule_needs_every_part():
+    entries = [DenylistEntry("moon landing + staged", "misinformation")]
+    assert _blocked(entries, "proof the moon landing was staged")
+    assert not _blocked(entries, "the moon landing in 1969") and not _blocked(entries, "a staged play")
+
+
+def test_allowlist_wins_over_overlapping_deny_entries_only():
+    entries = [DenylistEntry("gore", "violence"), DenylistEntry("gore tex", "allow", "allow")]
+    denylist = Denylist.from_entries(entries)
+    assert denylist.match("a man in a Gore-Tex jacket") is None
+    assert denylist.match("gore everywhere and a Gore-Tex jacket") == entries[0]
+    report = denylist.explain("a Gore-Tex jacket")
+    assert report.allowed == (entries[1],) and report.overridden == (entries[0],) and not report.denied
+
+
+# --- entries as data and their validation -----------------------------------------------------------
+
+
+def test_default_list_covers_every_category_with_an_allowlist():
+    entries = load_default_entries()
+    kinds = Counter((e.kind, e.category) for e in entries)
+    assert all(kinds[("deny", category)] >= 5 for category in CATEGORIES)
+    assert kinds[("allow", "allow")] >= 10
+
+
+def test_default_entries_pass_moderator_validation_except_reviewed_short_words():
+    refused = set()
+    for entry in load_default_entries():
+        try:
+            validate_entry(entry)
+        except ValueError:
+            refused.add(entry.pattern)
+    assert refused <= SHORT_DEFAULTS
+
+
+@pytest.mark.parametrize(("pattern", "rule"), [("sex*", "at least 5 letters"), ("nud*", "at least 5 letters"),
+                                                ("ass", "at least 4 letters"), ("a b", "at least 4 letters")])
+def test_validation_refuses_entries_that_match_too_much(pattern, rule):
+    with pytest.raises(ValueError, match=rule) as error:
+        validate_entry(DenylistEntry(pattern, "sexual"))
+    assert repr(pattern) in str(error.value)
+
+
+@pytest.mark.parametrize("pattern", ["decapitat*", "severed head*", "pool of blood", "nude", "vaccine* + autism"])
+def test_validation_accepts_reasonable_entries(pattern):
+    entry = DenylistEntry(pattern, "violence")
+    assert validate_entry(entry) is entry
+
+
+@pytest.mark.parametrize(("pattern", "category", "kind", "problem"), [
+    ("nude", "nsfw", "deny", "category"), ("nude", "sexual", "block", "kind"), ("*nude", "sexual", "deny", r"'\*'"),
+    ("!!", "sexual", "deny", None), ("", "sexual", "deny", "letter"), ("a + b", "allow", "allow", "co-occurrence"),
+])
+def test_malformed_entries_are_rejected_when_built(pattern, category, kind, problem):
+    with pytest.raises(ValueError, match=problem):
+        DenylistEntry(pattern, category, kind)
+
+
+def test_list_format_reads_sections_and_comments():
+    entries = parse_entries("# list\n[violence]\ngore  # plain\n\n[allow]\ngore tex\n")
+    assert entries == [DenylistEntry("gore", "violence"), DenylistEntry("gore tex", "allow", "allow")]
+    with pytest.raises(ValueError, match="line 1"):
+        parse_entries("gore\n")
+
+
+def test_moderator_entries_take_effect_in_a_new_gate():
+    gate = PolicyGate([DenylistEntry("purple elephant*", "hate")])
+    verdict = gate.check_prompt("two purple elephants dancing")
+    assert (verdict.reason, verdict.category, verdict.matched) == ("denylist", "hate", "purple elephant*")
+    assert gate.check_prompt("a nude woman on a beach").allowed  # the defaults are not added behind its back
+
+
+def test_detectors_load_and_run_without_the_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the language gate tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    detector = EnglishDetector()
+    assert detector("A hamster running on a wheel.") and not detector("Un perro corriendo en la playa")

@@ -1,0 +1,191 @@
+"""Result buttons end to end: reroll, edit prompt, showcase, delete — for whom, and after a restart."""
+
+from pathlib import Path
+
+import pytest
+
+from storage import JobState
+from storage.records import ShowcaseState
+from tests.bot.conftest import Stack, Stacks
+from tests.bot.helpers import has_video, video
+from tests.fakediscord import FakeMessage, FakeUser, action_row, button
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+PROMPT = "a hot air balloon over green hills"
+BUTTONS = ["video:reroll:1", "video:edit:1", "video:showcase:1", "video:delete:1"]
+
+
+async def first_result(stack: Stack, user: FakeUser, **options: object) -> FakeMessage:
+    """Run /video as `user` and wait for the video."""
+    return await (await video(stack.fake, PROMPT, user=user, **options)).wait_original(has_video)
+
+
+def media_file(stack: Stack, job_id: int) -> Path:
+    return Path(stack.settings.media_dir) / f"{job_id}.mp4"
+
+
+async def test_a_result_carries_the_four_buttons_and_its_video_is_kept(stacks: Stacks):
+    async with stacks.run() as stack:
+        result = await first_result(stack, stack.fake.make_user(name="bob"))
+        kept = media_file(stack, 1).read_bytes()
+
+    assert result.custom_ids() == BUTTONS
+    assert [c["label"] for c in result.components[0]["components"]] == ["Reroll", "Edit prompt", "Showcase", "Delete"]
+    assert kept == result.attachments[0].data
+
+
+async def test_reroll_runs_the_same_settings_with_a_new_seed_and_is_answered_like_video(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await first_result(stack, bob, seed=7, steps=4, frames=2, negative="blurry")
+        reroll = await fake.click(first, "video:reroll:1", user=bob)
+        assert (await reroll.wait_deferred())["type"] == 5  # a new "thinking" message, like /video
+        second = await reroll.wait_original(has_video)
+        old, new = await stack.job(1), await stack.job(2)
+
+    assert second.id != first.id and not second.ephemeral
+    assert second.content.startswith(f"<@{bob.id}> here is your video · job #2")
+    assert (new.prompt, new.negative_prompt, new.user_id) == (old.prompt, old.negative_prompt, bob.id)
+    same = ("steps", "frames", "guidance", "aspect", "width", "height", "private")
+    assert {k: new.params[k] for k in same} == {k: old.params[k] for k in same}
+    assert new.params["seed"] is None and new.seed != 7
+    assert second.custom_ids() == [b.replace(":1", ":2") for b in BUTTONS]
+
+
+async def test_edit_prompt_opens_a_prefilled_form_and_runs_the_edited_prompt_with_the_same_settings(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await first_result(stack, bob, steps=4)
+        press = await fake.click(first, "video:edit:1", user=bob)
+        modal = await press.wait_modal()
+        submitted = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a hot air balloon over a desert"},
+                                            user=bob)
+        second = await submitted.wait_original(has_video)
+        job = await stack.job(2)
+
+    [row] = modal["components"]
+    field = row["components"][0] if row["type"] == 1 else row["component"]
+    assert modal["title"] == "Edit prompt · job #1" and field["value"] == PROMPT
+    assert "> a hot air balloon over a desert" in second.content
+    assert (job.prompt, job.params["steps"]) == ("a hot air balloon over a desert", 4)
+
+
+async def test_someone_else_pressing_reroll_edit_or_delete_is_told_it_is_not_theirs(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob, eve = fake.make_user(name="bob"), fake.make_user(name="eve")
+        result = await first_result(stack, bob)
+        answers = []
+        for custom_id in ("video:reroll:1", "video:edit:1", "video:delete:1"):
+            answers.append(await (await fake.click(result, custom_id, user=eve)).wait_answer())
+        jobs = await stack.jobs()
+
+    assert all(a.ephemeral and "is not yours" in a.content for a in answers)
+    assert not result.deleted and len(jobs) == 1 and jobs[0].deleted_at is None
+
+
+async def test_delete_by_the_requester_removes_the_message_the_kept_video_and_blocks_reuse(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await first_result(stack, bob)
+        stale = fake.seed_message("an older copy", components=[action_row(*(button(b) for b in BUTTONS))])
+        answer = await (await fake.click(result, "video:delete:1", user=bob)).wait_answer()
+        job = await stack.job(1)
+        refusals = [await (await fake.click(stale, b, user=bob)).wait_answer() for b in BUTTONS[:3]]
+
+    assert answer.ephemeral and answer.content == "🗑️ Deleted job #1."
+    assert result.deleted and job.deleted_at is not None and not media_file(stack, 1).exists()
+    assert [r.content for r in refusals] == ["Job #1 was deleted."] * 3
+    assert len(await stack.jobs()) == 1
+
+
+async def test_a_moderator_may_delete_someone_elses_result(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        result = await first_result(stack, fake.make_user(name="bob"))
+        answer = await (await fake.click(result, "video:delete:1", user=mod)).wait_answer()
+        job = await stack.job(1)
+
+    assert answer.content == "🗑️ Deleted job #1." and result.deleted and job.deleted_at is not None
+
+
+async def test_buttons_on_a_message_from_before_a_restart_still_work(stacks: Stacks):
+    async with stacks.run() as stack:
+        bob = stack.fake.make_user(name="bob")
+        old = await first_result(stack, bob, steps=3)
+
+    async with stacks.run() as stack:  # a new bot, service and database connection on the same fake Discord
+        fake = stack.fake
+        rerolled = await (await fake.click(old, "video:reroll:1", user=bob)).wait_original(has_video)
+        nominated = await (await fake.click(old, "video:showcase:1", user=fake.make_user(name="ann"))).wait_answer()
+        entry = await stack.bot.showcase.repo.get(1)
+        deleted = await (await fake.click(old, "video:delete:1", user=bob)).wait_answer()
+        jobs = await stack.jobs()
+
+    assert rerolled.content.startswith(f"<@{bob.id}> here is your video · job #2")
+    assert nominated.ephemeral and nominated.content.startswith("⭐ Job #1 is nominated")
+    assert entry.state == ShowcaseState.PENDING
+    assert deleted.content == "🗑️ Deleted job #1." and old.deleted
+    assert [(j.state, j.deleted_at is not None) for j in jobs] == [(JobState.DONE, True), (JobState.DONE, False)]
+
+
+async def test_a_private_result_has_no_showcase_button_keeps_no_file_and_cannot_be_nominated(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await first_result(stack, bob, private=True)
+        buttons = result.custom_ids()
+        forged = fake.seed_message("forged", components=[action_row(button("video:showcase:1"))])
+        refusal = await (await fake.click(forged, "video:showcase:1", user=bob)).wait_answer()
+        deleted = await fake.click(result, "video:delete:1", user=bob)
+        await deleted.wait_callback()
+
+    assert result.ephemeral and buttons == ["video:reroll:1", "video:edit:1", "video:delete:1"]
+    assert not media_file(stack, 1).exists()
+    assert refusal.ephemeral and "private" in refusal.content
+    assert await stack.bot.showcase.repo.get(1) is None
+    assert deleted.callback_type == 7  # an ephemeral result is replaced in place
+    assert result.content == "🗑️ Deleted job #1." and result.attachments == [] and result.components == []
+
+
+async def test_a_private_reroll_stays_private(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await first_result(stack, bob, private=True)
+        reroll = await fake.click(result, "video:reroll:1", user=bob)
+        second = await reroll.wait_original(has_video)
+
+    assert reroll.callback["data"]["flags"] & 64 and second.ephemeral
+    assert (await stack.job(2)).private
+
+
+async def test_a_reroll_counts_against_the_quota_like_video(stacks: Stacks):
+    async with stacks.run(quota_default=1) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await first_result(stack, bob)
+        reroll = await fake.click(result, "video:reroll:1", user=bob)
+        answer = await reroll.wait_answer()
+        jobs = await stack.jobs()
+
+    assert reroll.original.deleted  # the public placeholder went; the refusal was answered privately
+    assert answer.ephemeral and "quota" in answer.content.lower()
+    assert [(j.state, j.refusal_reason) for j in jobs][1] == (JobState.REFUSED, "quota")
+
+
+async def test_a_moderator_deleting_someone_elses_result_is_audited(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        mod, bob = fake.make_user(name="mod", roles=[fake.moderator_role]), fake.make_user(name="bob")
+        result = await first_result(stack, bob)
+        await (await fake.click(result, "video:delete:1", user=mod)).wait_answer()
+        [row] = await stack.moderation.repo.latest_audit(5)
+
+    assert (row.actor_id, row.action, row.target, row.details) == (mod.id, "result.delete", "job:1",
+                                                                     {"requester": bob.id})

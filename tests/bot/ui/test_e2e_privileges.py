@@ -1,0 +1,121 @@
+"""Privilege escalation, end to end: a member without moderator rights gets no /videomod command (showcase review
+included) even when a server admin shows them the commands, and nobody can cancel, delete, edit or reroll someone
+else's job, nor submit someone else's edit form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from storage import JobState
+from storage.records import ShowcaseState
+from tests.bot.conftest import Stack, Stacks
+from tests.bot.helpers import InstantPipeline, has_video, video
+from tests.fakediscord import FakeDiscord, FakeUser
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+NOT_A_MODERATOR = "is for moderators only (Manage Server permission or the moderator role)."
+NOT_YOURS = "Job #1 is not yours; only the person who asked for it can do that."
+
+
+def subcommands(definition: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every runnable path under a synced command ("videomod showcase approve"), with its options."""
+
+    def walk(path: str, options: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+        groups = [option for option in options if option["type"] in (1, 2)]
+        if not groups:
+            return [(path, options)]
+        return [leaf for group in groups for leaf in walk(f"{path} {group['name']}", group.get("options", []))]
+
+    return walk(definition["name"], definition.get("options", []))
+
+
+def required(fake: FakeDiscord, options: list[dict[str, Any]], target: FakeUser) -> dict[str, Any]:
+    """A valid value for each required option, as the Discord client would send it (users: `target`)."""
+    values: dict[str, Any] = {}
+    for option in (o for o in options if o.get("required")):
+        if option.get("choices"):
+            values[option["name"]] = option["choices"][0]["value"]
+            continue
+        values[option["name"]] = {
+            3: "x" * max(option.get("min_length", 1), 5), 4: max(option.get("min_value", 1), 1), 5: True,
+            6: target, 7: fake.channel, 8: fake.moderator_role, 10: float(option.get("min_value", 1.0)),
+        }[option["type"]]
+    return values
+
+
+async def moderation_state(stack: Stack, user: FakeUser) -> tuple[Any, ...]:
+    """Everything a /videomod command could change."""
+    repo = stack.moderation.repo
+    denylist = [(row.pattern, row.kind) for row in await stack.repo.list_denylist()]
+    return (denylist, await repo.active_blocks(), await repo.channel_rules(), await repo.role_quotas(),
+            await repo.quota_override(user.id), await stack.moderation.default_limit(),
+            await stack.bot.showcase.repo.pending())
+
+
+async def test_no_videomod_command_works_for_a_member_without_moderator_rights(stacks: Stacks):
+    async with stacks.run(lambda device: InstantPipeline()) as stack:
+        fake = stack.fake
+        eve, bob = fake.make_user(name="eve"), fake.make_user(name="bob")
+        result = await (await video(fake, "a kite over a beach", user=bob)).wait_original(has_video)
+        await (await fake.click(result, "video:showcase:1", user=bob)).wait_answer()  # anyone may nominate
+        before = await moderation_state(stack, bob)
+        paths = subcommands(fake.find_command("videomod", fake.guild))
+        answers = {path: await (await fake.slash(path, required(fake, options, bob), user=eve)).wait_answer()
+                   for path, options in paths}
+        after = await moderation_state(stack, bob)
+        audit = await stack.moderation.repo.latest_audit(len(paths) + 5)
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert {"videomod block", "videomod quota set", "videomod denylist add", "videomod showcase approve",
+            "videomod showcase reject"} <= {path for path, _ in paths}
+    for path, answer in answers.items():
+        assert answer.ephemeral and answer.content == f"/{path} {NOT_A_MODERATOR}", path
+    assert after == before and entry.state == ShowcaseState.PENDING
+    assert sorted((row.actor_id, row.action, row.allowed) for row in audit) == sorted(
+        (eve.id, f"/{path}", False) for path, _ in paths)
+
+
+async def test_nobody_can_cancel_someone_elses_running_or_queued_job(stacks: Stacks, scripted):
+    running = scripted.gate("a long train journey")
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob, eve = fake.make_user(name="bob"), fake.make_user(name="eve")
+        first = await video(fake, "a long train journey", user=bob)
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        second = await video(fake, "a short boat trip", user=bob)
+        await second.wait_original(lambda m: m.content.startswith("Queued"))
+        tries = [await (await fake.slash("cancel", options, user=eve)).wait_answer()
+                 for options in ({"job": 1}, {"job": 2}, {})]
+        states = [job.state for job in await stack.jobs()]
+        running.release(100)
+        await first.wait_original(has_video)
+        await second.wait_original(has_video)
+
+    assert [t.content for t in tries] == ["Job #1 is not yours; you can only cancel your own videos.",
+                                          "Job #2 is not yours; you can only cancel your own videos.",
+                                          "You have no queued or running videos to cancel."]
+    assert all(t.ephemeral for t in tries) and states == [JobState.RUNNING, JobState.QUEUED]
+
+
+async def test_someone_elses_edit_form_cannot_be_submitted_and_stays_usable_for_its_owner(stacks: Stacks):
+    async with stacks.run(lambda device: InstantPipeline()) as stack:
+        fake = stack.fake
+        bob, eve = fake.make_user(name="bob"), fake.make_user(name="eve")
+        result = await (await video(fake, "a hot air balloon over hills", user=bob)).wait_original(has_video)
+        shown = await fake.click(result, "video:edit:1", user=bob)
+        await shown.wait_modal()
+        forged = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a balloon on fire"}, user=eve,
+                                         shown_by=shown)  # discord.py routes a form by its custom_id alone
+        refusal = await forged.wait_answer()
+        own = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a balloon over a lake"}, user=bob,
+                                      shown_by=shown)
+        edited = await own.wait_original(has_video)
+        jobs = await stack.jobs()
+
+    assert refusal.ephemeral and refusal.content == NOT_YOURS
+    assert "> a balloon over a lake" in edited.content
+    assert [(job.user_id, job.prompt) for job in jobs] == [(bob.id, "a hot air balloon over hills"),
+                                                           (bob.id, "a balloon over a lake")]

@@ -1,0 +1,191 @@
+"""The showcase end to end: nominate with ⭐, moderators review with /videomod showcase, posts with credit and votes."""
+
+import pytest
+
+from storage.records import ShowcaseState
+from tests.bot.conftest import Stack, Stacks
+from tests.bot.helpers import has_video, video
+from tests.fakediscord import FakeChannel, FakeMessage, FakeUser
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+PROMPT = "a lighthouse keeper feeding seagulls"
+
+
+async def nominated(stack: Stack, author: FakeUser, prompt: str = PROMPT) -> FakeMessage:
+    """A result by `author`, nominated by another member; returns the result message."""
+    fake = stack.fake
+    result = await (await video(fake, prompt, user=author)).wait_original(has_video)
+    job_id = int(result.custom_ids()[0].rsplit(":", 1)[1])
+    answer = await (await fake.click(result, f"video:showcase:{job_id}", user=fake.make_user())).wait_answer()
+    assert answer.content.startswith(f"⭐ Job #{job_id} is nominated"), answer.content
+    return result
+
+
+async def moderate(stack: Stack, moderator: FakeUser, command: str, **options: object) -> str:
+    """Run `/videomod showcase <command>` and return the private answer."""
+    handle = await stack.fake.slash(f"videomod showcase {command}", options, user=moderator)
+    answer = await handle.wait_answer()
+    assert answer.ephemeral
+    return answer.content
+
+
+def posts_in(stack: Stack, channel: FakeChannel) -> list[FakeMessage]:
+    return [m for m in stack.fake.messages.values() if m.channel_id == channel.id and not m.deleted]
+
+
+def vote_label(message: FakeMessage) -> str:
+    return message.components[0]["components"][0]["label"]
+
+
+@pytest.fixture
+def showcase_channel(stacks: Stacks) -> FakeChannel:
+    return stacks.fake.add_channel("showcase")
+
+
+async def test_approving_posts_the_video_with_credit_without_a_ping_and_a_vote_button(stacks: Stacks,
+                                                                                      showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        await nominated(stack, fake.make_user(name="bob"))
+        pending = await moderate(stack, mod, "pending")
+        approved = await moderate(stack, mod, "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert "job #1 by bob" in pending and PROMPT in pending
+    assert approved.startswith("Approved job #1. Posted in ") and approved.endswith(f"/{post.id}")
+    assert post.content.startswith("⭐ **Showcase** · job #1 · by bob") and f"> {PROMPT}" in post.content
+    assert post.extra["allowed_mentions"] == {"parse": []}
+    assert post.attachments[0].content_type == "video/mp4"
+    assert post.custom_ids() == ["showcase:vote:1"] and vote_label(post) == "0"
+    assert (entry.state, entry.message_id, entry.decided_by) == (ShowcaseState.APPROVED, post.id, mod.id)
+
+
+async def test_votes_toggle_one_per_member_and_the_count_is_shown(stacks: Stacks, showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        ann, cid = fake.make_user(name="ann"), fake.make_user(name="cid")
+        await nominated(stack, fake.make_user(name="bob"))
+        await moderate(stack, mod, "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+        labels = []
+        for voter in (ann, cid, ann):
+            press = await fake.click(post, "showcase:vote:1", user=voter)
+            await press.wait_callback()
+            labels.append(vote_label(post))
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert labels == ["1", "2", "1"]
+    assert press.callback_type == 7 and entry.votes == 1
+
+
+async def test_votes_count_on_a_post_from_before_a_restart(stacks: Stacks, showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        await nominated(stack, fake.make_user(name="bob"))
+        await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        await (await stack.fake.click(post, "showcase:vote:1", user=stack.fake.make_user())).wait_callback()
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert vote_label(post) == "1" and entry.votes == 1
+
+
+async def test_members_without_moderator_rights_cannot_review(stacks: Stacks, showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        eve = fake.make_user(name="eve")
+        await nominated(stack, fake.make_user(name="bob"))
+        answers = [await moderate(stack, eve, "pending"), await moderate(stack, eve, "approve", job=1)]
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert answers[0] == ("/videomod showcase pending is for moderators only (Manage Server permission or the "
+                          "moderator role).")
+    assert answers[1].startswith("/videomod showcase approve is for moderators only")
+    assert entry.state == ShowcaseState.PENDING and posts_in(stack, showcase_channel) == []
+
+
+async def test_the_moderator_role_setting_grants_review_rights(stacks: Stacks, showcase_channel):
+    role = stacks.fake.add_role("Curators")
+    async with stacks.run(showcase_channel_id=showcase_channel.id, mod_role_id=role.id) as stack:
+        fake = stack.fake
+        await nominated(stack, fake.make_user(name="bob"))
+        answer = await moderate(stack, fake.make_user(name="cur", roles=[role]), "reject", job=1, reason="too dark")
+        entry = await stack.bot.showcase.repo.get(1)
+        again = await moderate(stack, fake.make_user(name="cur2", roles=[role]), "approve", job=1)
+
+    assert answer == "Rejected job #1."
+    assert (entry.state, entry.reason) == (ShowcaseState.REJECTED, "too dark")
+    assert again == "Job #1 was already rejected." and posts_in(stack, showcase_channel) == []
+
+
+async def test_deleting_an_approved_video_takes_its_showcase_post_down(stacks: Stacks, showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await nominated(stack, bob)
+        await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+        await (await fake.click(result, "video:delete:1", user=bob)).wait_answer()
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert post.deleted and entry.job_deleted and entry.message_id is None
+    assert await stack.bot.showcase.repo.approved_count() == 0
+
+
+async def test_mentions_in_a_showcased_prompt_never_ping(stacks: Stacks, showcase_channel):
+    prompt = "@everyone a cat with <@123456789012345678> and <@&223456789012345678> dancing"
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        await nominated(stack, fake.make_user(name="bob"), prompt)
+        await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+
+    assert post.extra["allowed_mentions"] == {"parse": []}
+    assert "@\u200beveryone" in post.content and "<@123456789012345678>" not in post.content
+
+
+async def test_without_a_showcase_channel_approval_lists_the_video_in_the_gallery_only(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        await nominated(stack, fake.make_user(name="bob"))
+        answer = await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
+        page = await stack.bot.showcase.repo.approved_page(1, 10)
+
+    assert answer == "Approved job #1. SHOWCASE_CHANNEL_ID is not set, so it appears in the web gallery only."
+    assert [e.job_id for e in page] == [1]
+
+
+async def test_a_video_is_nominated_once_and_unknown_jobs_are_named(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        result = await nominated(stack, fake.make_user(name="bob"))
+        again = await (await fake.click(result, "video:showcase:1", user=fake.make_user())).wait_answer()
+        unknown = await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=42)
+
+    assert again.content == "Job #1 was already nominated (pending)."
+    assert unknown == "Job #42 has not been nominated for the showcase."
+
+
+async def test_decisions_and_refused_reviews_are_audited(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        mod, eve = fake.make_user(name="mod", roles=[fake.moderator_role]), fake.make_user(name="eve")
+        await nominated(stack, fake.make_user(name="bob"))
+        await nominated(stack, fake.make_user(name="bob"), "a second lighthouse at dawn")
+        await moderate(stack, eve, "approve", job=1)
+        await moderate(stack, mod, "approve", job=1)
+        await moderate(stack, mod, "reject", job=2, reason="duplicate")
+        rows = await stack.moderation.repo.latest_audit(5)
+
+    assert [(r.actor_id, r.action, r.target, r.allowed) for r in reversed(rows)] == [
+        (eve.id, "/videomod showcase approve", None, False),
+        (mod.id, "showcase.approve", "job:1", True),
+        (mod.id, "showcase.reject", "job:2", True),
+    ]
+    assert rows[0].details == {"reason": "duplicate"}

@@ -1,0 +1,238 @@
+"""/healthz and /metrics: what each part reports, through aiohttp's test client and through a real `run()` on the
+fake Discord, where the numbers move with the /video requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.app import run, start_sites
+from bot.gpu.models import ASPECTS
+from bot.web.health import Health
+from bot.web.metrics import Metrics
+from storage import Repository, create_engine, migrate
+from tests.bot.conftest import settings_for
+from tests.bot.helpers import WAIT, has_video, video
+from tests.fakediscord import FakeDiscord
+
+HEALTHY = {"gateway": {"connected": True, "latency_ms": 42.0}, "model": {"loaded": True, "workers": 1, "error": None},
+           "database": {"checked": True, "ok": True}, "queue": {"depth": 0, "running": 0}}
+
+
+@dataclass
+class Client:
+    """Stands in for the discord.py client: connected, with a started service, until a test says otherwise."""
+
+    service: Any = field(default_factory=lambda: SimpleNamespace(workers=1, unavailable_reason=None,
+                                                                 compile_status=None, stuck=None))
+    ws: Any = field(default_factory=lambda: SimpleNamespace(open=True))
+    latency: float = 0.042
+    ready: bool = True
+
+    def is_ready(self) -> bool:
+        return self.ready
+
+    def is_closed(self) -> bool:
+        return False
+
+
+class DeadRepository:
+    """A database that no longer answers."""
+
+    async def get_job(self, job_id: int) -> None:
+        raise ConnectionRefusedError("connection refused")
+
+
+@pytest.fixture
+async def repo(tmp_path: Path) -> AsyncIterator[Repository]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    await migrate(engine)
+    yield Repository(engine)
+    await engine.dispose()
+
+
+async def get(health: Health, path: str) -> tuple[int, str, str]:
+    """Status, content type and body of GET path."""
+    async with TestClient(TestServer(health.app)) as client:
+        response = await client.get(path)
+        return response.status, response.headers["Content-Type"], await response.text()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text page, keyed by name and sorted labels."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def outcome(page: dict[Any, float], name: str) -> float:
+    return page.get(("videobot_requests_total", (("outcome", name),)), 0.0)
+
+
+async def test_healthz_is_200_with_each_part_when_connected_loaded_and_the_database_answers(repo: Repository):
+    status, content_type, body = await get(Health(Client(), Metrics(), repo), "/healthz")
+
+    assert (status, content_type.split(";")[0]) == (200, "application/json")
+    assert json.loads(body) == {"status": "ok", "problems": [], **HEALTHY}
+
+
+async def test_healthz_is_503_and_names_every_part_that_is_down():
+    client = Client(service=SimpleNamespace(workers=0, unavailable_reason="the model failed to load (CUDA OOM)",
+                                            compile_status=None, stuck=None),
+                    ws=None, latency=float("inf"))
+    status, _, body = await get(Health(client, Metrics(), DeadRepository()), "/healthz")  # type: ignore[arg-type]
+    report = json.loads(body)
+
+    assert status == 503 and report["status"] == "unhealthy"
+    assert report["problems"] == ["not connected to the Discord gateway",
+                                  "the model is not loaded (the model failed to load (CUDA OOM))",
+                                  "the database did not answer (ConnectionRefusedError)"]
+    assert report["gateway"] == {"connected": False, "latency_ms": None}  # no heartbeat yet
+    assert report["model"] == {"loaded": False, "workers": 0, "error": "the model failed to load (CUDA OOM)"}
+
+
+async def test_healthz_says_which_shapes_are_compiled_and_warming_and_a_stuck_worker_is_a_problem():
+    shapes = {"compiled": ["1×16×256×256"], "compiling": "4×16×256×256", "waiting": ["1×16×448×256"],
+              "failed": [], "compile_s": 61.5}
+    service = SimpleNamespace(workers=1, unavailable_reason=None, compile_status=lambda: shapes, stuck=None)
+    health = Health(Client(service=service), Metrics())
+    status, _, body = await get(health, "/healthz")
+    assert status == 200 and json.loads(body)["model"]["shapes"] == shapes
+
+    service.stuck = "a GPU worker has not come back from job 7 1200 s after it started"
+    status, _, body = await get(health, "/healthz")
+    assert status == 503 and json.loads(body)["problems"] == [service.stuck]
+
+
+async def test_a_bot_that_is_not_running_is_unhealthy():
+    status, _, body = await get(Health(Client(service=None, ready=False), Metrics()), "/healthz")
+
+    assert status == 503 and "the model is not loaded (the bot is not running)" in body
+
+
+async def test_metrics_count_requests_by_outcome_and_time_waits_and_videos():
+    metrics = Metrics()
+    for outcome_name in ("accepted", "accepted", "refused:not_english", "done", "failed"):
+        metrics.record_outcome(outcome_name)
+    metrics.observe_queue_wait(12.0)
+    metrics.observe_generation(3.5)
+    metrics.track_queue(lambda: 7, lambda: 1)
+    status, content_type, body = await get(Health(Client(), metrics), "/metrics")
+    page = samples(body)
+
+    assert status == 200 and content_type.startswith("text/plain")
+    assert [outcome(page, o) for o in ("accepted", "refused:not_english", "done", "failed", "cancelled")] == [
+        2, 1, 1, 1, 0]
+    assert page[("videobot_queue_depth", ())] == 7 and page[("videobot_jobs_running", ())] == 1
+    assert page[("videobot_queue_wait_seconds_bucket", (("le", "15.0"),))] == 1
+    assert page[("videobot_queue_wait_seconds_bucket", (("le", "5.0"),))] == 0
+    assert page[("videobot_generation_seconds_sum", ())] == 3.5
+    assert not any(name.startswith("videobot_gpu") for name, _ in page)  # no CUDA here: no GPU memory gauges
+
+
+def fake_torch(devices: int) -> SimpleNamespace:
+    """Just enough of torch.cuda for the GPU memory gauges."""
+    cuda = SimpleNamespace(is_available=lambda: True, is_initialized=lambda: True, device_count=lambda: devices,
+                           memory_allocated=lambda i: 1000 * (i + 1), memory_reserved=lambda i: 4000 * (i + 1))
+    return SimpleNamespace(cuda=cuda)
+
+
+async def test_gpu_memory_is_reported_per_device_while_cuda_is_in_use(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(2))
+    _, _, body = await get(Health(Client(), Metrics()), "/metrics")
+    page = samples(body)
+
+    assert page[("videobot_gpu_memory_allocated_bytes", (("device", "cuda:0"),))] == 1000
+    assert page[("videobot_gpu_memory_allocated_bytes", (("device", "cuda:1"),))] == 2000
+    assert page[("videobot_gpu_memory_reserved_bytes", (("device", "cuda:1"),))] == 8000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def fetch(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+async def test_a_taken_port_is_logged_and_the_bot_runs_on_without_health(tmp_path: Path, caplog):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", health_enabled=1,
+                                health_port=taken.getsockname()[1])
+        sites = await start_sites(settings, SimpleNamespace(media=None), None, Health(Client(), Metrics()))  # type: ignore[arg-type]
+
+    assert sites == []
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage().startswith(f"/healthz and /metrics are not served: cannot listen on 127.0.0.1:"
+                                          f"{settings.health_port}")
+
+
+class Notifying(logging.Handler):
+    """Wakes the fake's waiters on every log record, so a test can wait for a log line without polling."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        super().__init__()
+        self.fake = fake
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.fake.notify()
+
+
+async def ready(fake: FakeDiscord, caplog: pytest.LogCaptureFixture) -> None:
+    """Until the bot under `run()` has logged on_ready's "connected as" (its guilds have arrived)."""
+    caplog.set_level(logging.INFO)
+    handler = Notifying(fake)
+    logging.getLogger().addHandler(handler)
+    try:
+        await fake.wait_for(lambda: any(r.getMessage().startswith("connected as") for r in caplog.records),
+                            timeout=WAIT, what="the bot to be ready")
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+async def test_python_m_bot_serves_healthz_and_metrics_that_follow_the_requests(
+    fake_discord: FakeDiscord, tmp_path: Path, monkeypatch, caplog
+):
+    monkeypatch.setitem(ASPECTS, "tiny", (64, 64))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", health_enabled=1, health_port=port)
+    bot = asyncio.create_task(run(settings))
+    await ready(fake_discord, caplog)
+    health, before = await fetch(f"{url}/healthz"), samples((await fetch(f"{url}/metrics"))[1])
+    await (await video(fake_discord, "a paper boat drifting on a pond")).wait_original(has_video, timeout=WAIT)
+    await (await video(fake_discord, "un bateau en papier sur un étang")).wait_answer()
+    after = samples((await fetch(f"{url}/metrics"))[1])
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(bot, WAIT)
+
+    report = json.loads(health[1])
+    assert health[0] == 200 and report["status"] == "ok"
+    no_compiles = {"compiled": [], "compiling": None, "waiting": [], "failed": [], "compile_s": 0.0}  # CPU: eager
+    assert report["gateway"]["connected"] and report["model"] == {"loaded": True, "workers": 1, "error": None,
+                                                                  "shapes": no_compiles}
+    assert [outcome(before, o) for o in ("accepted", "done", "refused:not_english")] == [0, 0, 0]
+    assert [outcome(after, o) for o in ("accepted", "done", "refused:not_english")] == [1, 1, 1]
+    assert after[("videobot_generation_seconds_count", ())] == after[("videobot_queue_wait_seconds_count", ())] == 1
+    assert after[("videobot_queue_depth", ())] == after[("videobot_jobs_running", ())] == 0
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await fetch(f"{url}/healthz")  # stopped with the bot
