@@ -3,7 +3,6 @@
 import json
 import socket
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -21,16 +20,13 @@ from bot.moderation.policy import (
     validate_entry,
 )
 from bot.moderation.policy.normalise import token_forms
+from tests import DATA
 
-RESEARCH = Path(__file__).resolve().parents[3].parent / "shared" / "research"
 SHORT_DEFAULTS = {"sex", "xxx", "kkk"}  # reviewed 3-letter entries that moderators could not add themselves
 
 
 def _rows(name: str) -> list[dict]:
-    path = RESEARCH / name
-    if not path.exists():
-        pytest.skip(f"{path} not found (shared/ is expected beside the repository)")
-    with path.open(encoding="utf-8") as lines:
+    with (DATA / name).open(encoding="utf-8") as lines:
         return [json.loads(line) for line in lines if line.strip()]
 
 
