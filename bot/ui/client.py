@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import SettingsError
+from bot.errors import SettingsError, StopRequested
 from bot.jobs.events import JobEvents
 from bot.jobs.service import VideoService
 from bot.media import MediaStore, Retention
@@ -74,7 +74,8 @@ class VideoBot(commands.Bot):
     async def login(self, token: str) -> None:
         """discord.py's login, with its first request (GET /users/@me) answered within DISCORD_LOGIN_TIMEOUT_S or
         tried again with backoff for STARTUP_RETRY_S while Discord cannot be reached (then Unreachable); a token
-        Discord refuses is a SettingsError. A stop request meanwhile raises StopRequested."""
+        Discord refuses is a SettingsError. A stop request meanwhile (the login's waits, or setup_hook, whose client
+        closes under it) raises StopRequested."""
         static_login = self.http.static_login
         retry = Retry(self.settings.startup_retry_s, self.stop)
 
@@ -84,10 +85,15 @@ class VideoBot(commands.Bot):
 
         self.http.static_login = reach  # type: ignore[method-assign]  # discord.py's login calls it first
         try:
-            await super().login(token)
+            await super().login(token)  # then setup_hook: the service (the models load), the cogs, the command sync
         except discord.LoginFailure:
             raise SettingsError(["DISCORD_TOKEN was refused by Discord (401 Unauthorized): reset it in the developer "
                                  "portal (your app → Bot → Reset Token) and set the new one"]) from None
+        except Exception:
+            if not self.stop.requested.is_set():
+                raise
+            log.debug("the start, cut short by the stop, ended with", exc_info=True)  # the client closed under it
+            raise StopRequested("stopped while starting") from None
         finally:
             del self.http.static_login
 

@@ -24,6 +24,7 @@ from bot.errors import StopRequested, Unreachable
 from bot.settings import Settings
 from bot.startup import MAX_DELAY_S, Retry, Stop
 from tests.bot.helpers import WAIT, this_tree
+from tests.fakediscord import FakeDiscord
 
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 START_S = 120.0  # a child imports discord.py, SQLAlchemy (and torch, for a GPU or weights check): slow on 2 busy cores
@@ -226,8 +227,8 @@ async def started_then_terminated(tmp_path: Path, env: dict[str, str], waiting_f
             assert line, f"the child ended before it logged {waiting_for!r}:\n" + "\n".join(lines)
             lines.append(line.decode().rstrip())
         child.send_signal(signal.SIGTERM)
-        rest = await asyncio.wait_for(child.stderr.read(), WAIT)
-        return await asyncio.wait_for(child.wait(), WAIT), lines + rest.decode().splitlines()
+        rest = await asyncio.wait_for(child.stderr.read(), START_S)  # stopping a loaded model's worker takes a while
+        return await asyncio.wait_for(child.wait(), START_S), lines + rest.decode().splitlines()
     finally:
         if child.returncode is None:
             child.kill()
@@ -243,6 +244,16 @@ async def test_sigterm_during_a_login_that_gets_no_answer_stops_cleanly_with_exi
     assert code == 0
     assert any("SIGTERM received; shutting down" in line for line in lines)
     assert any("stopped before the bot was running" in line for line in lines)
+    assert errors(lines) == [] and not any("Traceback" in line for line in lines)
+
+
+async def test_sigterm_while_the_model_loads_after_the_login_stops_cleanly_with_exit_0(tmp_path: Path,
+                                                                                       fake_discord: FakeDiscord):
+    env = env_for(tmp_path, DISCORD_TOKEN=fake_discord.token, DISCORD_API_BASE=fake_discord.api_url,
+                  DISCORD_GATEWAY_URL=fake_discord.gateway_url, DISCORD_GUILD_ID=str(fake_discord.guild.id))
+    code, lines = await started_then_terminated(tmp_path, env, "t2v.loader: loaded")  # inside the client's setup
+
+    assert code == 0 and any("stopped before the bot was running" in line for line in lines)
     assert errors(lines) == [] and not any("Traceback" in line for line in lines)
 
 
