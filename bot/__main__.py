@@ -21,6 +21,7 @@ from storage import urls
 log = logging.getLogger("bot")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+QUIET_LOGGERS = ("alembic.runtime.plugins",)  # seven "setup plugin ..." lines at INFO on every start; kept at WARNING
 
 
 def main() -> int:
@@ -37,6 +38,8 @@ def main() -> int:
             print(f"error: {line}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).getEffectiveLevel()))
     redaction.install(logging.getLogger().handlers,  # and interaction tokens, by their patterns
                       [settings.discord_token.get_secret_value(), urls.password(settings.database_url)])
     return run(settings)

@@ -196,6 +196,7 @@ def test_discord_out_of_reach_is_tried_again_then_one_line_and_exit_1(tmp_path: 
     assert f"cannot reach Discord at {api}: Cannot connect to host 127.0.0.1:{dead_port}" in line
     assert any("trying again in" in line for line in lines) and "Traceback" not in result.stderr
     assert not any("voice will NOT be supported" in line for line in lines)  # the bot has no voice: no warnings
+    assert not any("setup plugin" in line for line in lines)  # nor alembic's plugin set-up at every start
     assert not any("pipeline loaded" in line for line in lines)
 
 
