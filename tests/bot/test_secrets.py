@@ -96,6 +96,14 @@ def test_redact_masks_interaction_tokens_in_urls_and_events_and_any_given_secret
         f'{{"token": "{MASK}"}} secret {MASK}')
 
 
+def test_redact_masks_url_passwords_and_leaves_short_secrets_and_plain_addresses_alone():
+    line = "reached postgresql://videobot:pg-pw-4711@db:5432/videobot and http://127.0.0.1:8080/api/v10; pw"
+
+    assert RedactTokens(["pw"]).secrets == ()  # too short to mask wherever it occurs
+    assert redact(line) == (f"reached postgresql://videobot:{MASK}@db:5432/videobot and "
+                            "http://127.0.0.1:8080/api/v10; pw")
+
+
 def test_the_filter_rewrites_arguments_and_tracebacks_and_keeps_every_record():
     redactor = RedactTokens(["s3cr3t"])
     try:
