@@ -1,5 +1,7 @@
-"""`python -m bot`: read the settings (one line per problem, exit status 2, before anything heavy is imported),
-then build and run the bot (bot.app) until it is stopped."""
+"""`python -m bot`: read the settings and check what they name (one line per problem, exit status 2: bad settings
+before anything heavy is imported, then the GPUs, the weights and the folders before any work), then build and run
+the bot (bot.app) until it is stopped. The database or Discord out of reach for STARTUP_RETRY_S: one line, exit
+status 1. SIGTERM at any moment: a clean stop, exit status 0."""
 
 from __future__ import annotations
 
@@ -7,42 +9,71 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
+from types import FrameType
 
 from bot import redaction
-from bot.errors import SettingsError
-from bot.settings import load_settings
+from bot.errors import SettingsError, Unreachable
+from bot.settings import Settings, load_settings
+from storage import urls
 
 log = logging.getLogger("bot")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+QUIET_LOGGERS = ("alembic.runtime.plugins",)  # seven "setup plugin ..." lines at INFO on every start; kept at WARNING
 
 
 def main() -> int:
-    """Entry point; exit code 2 with one line per problem when the settings are wrong."""
+    """Entry point: 0 after a clean stop, 1 when a service stayed out of reach (or a GPU worker got stuck), 2 with
+    one line per problem when the settings are wrong."""
+    signal.signal(signal.SIGTERM, _stop_before_running)
     try:
         settings = load_settings()
+        from bot import startup  # imports torch only to check GPUs or weights, which the bot is about to load anyway
+
+        startup.check_environment(settings)
     except SettingsError as error:
-        for line in str(error).splitlines():
+        for line in error.lines:
             print(f"error: {line}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
-    redaction.install(logging.getLogger().handlers, [settings.discord_token.get_secret_value()])  # and interactions'
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).getEffectiveLevel()))
+    redaction.install(logging.getLogger().handlers,  # and interaction tokens, by their patterns
+                      [settings.discord_token.get_secret_value(), urls.password(settings.database_url)])
+    return run(settings)
+
+
+def run(settings: Settings) -> int:
+    """Run the bot until it stops; its exit status."""
     from bot import app  # the whole stack (discord.py, SQLAlchemy, aiohttp): only once the settings are right
     from bot.gpu.compiles import COMPILES
-    from storage import shown_url
 
     log.info("starting: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
-             shown_url(settings.database_url))
+             urls.shown(settings.database_url))
     code = 0
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the signal handlers are installed
-        code = asyncio.run(app.run(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the signal handlers are installed
+            code = asyncio.run(app.run(settings))
+    except SettingsError as error:  # the database or Discord refused what the settings give them
+        for line in error.lines:
+            log.error("%s", line)
+        code = 2
+    except Unreachable as error:
+        log.error("%s", error)
+        code = 1
     COMPILES.stop()
     if COMPILES.busy:  # a thread inside torch's compiler when the interpreter finalises aborts the process
         log.info("stopped with a background compile under way; its result is not needed")
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _stop_before_running(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM before the event loop handles it (reading settings, importing torch): stop here, cleanly."""
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

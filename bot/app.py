@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
 
+from bot.errors import SettingsError, StopRequested
 from bot.gpu.compiles import COMPILES
 from bot.gpu.executor import Executor, GPUExecutor, devices_for
 from bot.gpu.source import ModelSource
@@ -20,56 +21,98 @@ from bot.jobs.service import VideoService
 from bot.moderation.denylist_edits import load_gate
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
+from bot.startup import Retry, Stop
 from bot.ui.client import VideoBot
 from bot.web.gallery import Gallery
 from bot.web.health import Health
 from bot.web.metrics import Metrics
-from storage import ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
+from storage import (
+    DatabaseRefused,
+    DatabaseUnreachable,
+    ModerationRepository,
+    Repository,
+    ShowcaseRepository,
+    check_connection,
+    create_engine,
+    migrate,
+    urls,
+)
+
+if TYPE_CHECKING:
+    from storage.db import AsyncEngine
 
 log = logging.getLogger("bot")
 
 
 async def run(settings: Settings) -> int:
     """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed; the
-    exit status: 0, or 1 when it stopped because a GPU worker was stuck (its supervisor restarts it)."""
+    exit status: 0, or 1 when it stopped because a GPU worker was stuck (its supervisor restarts it). A SIGTERM or
+    SIGINT at any moment stops it cleanly (0). Raises Unreachable when the database or Discord cannot be reached
+    within STARTUP_RETRY_S, SettingsError when either refuses what the settings give it."""
+    stop = Stop().install()
     engine = create_engine(settings.database_url)
-    stuck: list[str] = []
     try:
+        await reach_database(engine, settings, Retry(settings.startup_retry_s, stop))
         await migrate(engine)
-        repo = Repository(engine)
-        gate = await load_gate(repo)
-        queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
-        executor = build_executor(settings)
-        moderation = Moderation.from_settings(ModerationRepository(engine), settings)
-        metrics = Metrics()
-
-        def service(events: JobEvents) -> VideoService:
-            built = VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
-                                 max_frames=settings.max_frames, moderation=moderation,
-                                 shutdown_grace_s=settings.shutdown_grace_s,
-                                 job_time_limit_s=settings.job_time_limit_s, metrics=metrics,
-                                 batch_max=settings.batch_max, compile_status=compile_status(settings))
-            built.on_stuck = on_stuck
-            return built
-
-        def on_stuck(reason: str) -> None:
-            log.critical("%s; stopping so that the bot's supervisor restarts it (queued jobs are kept)", reason)
-            stuck.append(reason)
-            bot.shut_down()
-
-        showcase = ShowcaseRepository(engine)
-        bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase)
-        sites = await start_sites(settings, bot, showcase, Health(bot, metrics, repo))
-        point_at_discord(settings)
-        try:
-            async with bot:
-                bot.install_signal_handlers()
-                await bot.start(settings.discord_token.get_secret_value())
-        finally:
-            for site in sites:
-                await site.stop()
+        return await serve(settings, engine, stop)
+    except StopRequested:
+        log.info("stopped before the bot was running")
+        return 0
     finally:
         await engine.dispose()
+
+
+async def reach_database(engine: AsyncEngine, settings: Settings, retry: Retry) -> None:
+    """Make the SQLite file's folder, then open a first connection, tried again while the server cannot be reached
+    (a PostgreSQL container still starting); a database that refuses the connection is a wrong setting."""
+    url, shown = urls.parse(settings.database_url), urls.shown(settings.database_url)
+    if url.sqlite_file is not None:
+        url.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    check = (f"that PostgreSQL runs and accepts connections at {url.address} (DATABASE_URL's host and port) and "
+             "that no firewall is in between") if url.backend == "postgresql" else "DATABASE_URL"
+    try:
+        await retry(lambda: check_connection(engine), what=f"the database at {shown}", check=check,
+                    transient=lambda error: error.reason if isinstance(error, DatabaseUnreachable) else None)
+    except DatabaseRefused as error:
+        raise SettingsError([f"DATABASE_URL={shown}: the database refused the connection: {error.reason}; check the "
+                             "user, the password and the database name in it"]) from None
+
+
+async def serve(settings: Settings, engine: AsyncEngine, stop: Stop) -> int:
+    """Build the bot on the migrated database and run it until it is closed; 1 when a stuck GPU worker stopped it."""
+    stuck: list[str] = []
+    repo = Repository(engine)
+    gate = await load_gate(repo)
+    queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
+    executor = build_executor(settings)
+    moderation = Moderation.from_settings(ModerationRepository(engine), settings)
+    metrics = Metrics()
+
+    def service(events: JobEvents) -> VideoService:
+        built = VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
+                             max_frames=settings.max_frames, moderation=moderation,
+                             shutdown_grace_s=settings.shutdown_grace_s,
+                             job_time_limit_s=settings.job_time_limit_s, metrics=metrics,
+                             batch_max=settings.batch_max, compile_status=compile_status(settings))
+        built.on_stuck = on_stuck
+        return built
+
+    def on_stuck(reason: str) -> None:
+        log.critical("%s; stopping so that the bot's supervisor restarts it (queued jobs are kept)", reason)
+        stuck.append(reason)
+        bot.shut_down()
+
+    showcase = ShowcaseRepository(engine)
+    bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase, stop=stop)
+    sites = await start_sites(settings, bot, showcase, Health(bot, metrics, repo))
+    point_at_discord(settings)
+    try:
+        async with bot:
+            stop.hand_over(bot.shut_down)
+            await bot.start(settings.discord_token.get_secret_value())
+    finally:
+        for site in sites:
+            await site.stop()
     return 1 if stuck else 0
 
 

@@ -14,7 +14,10 @@
     │   ├── NoUpscaler            the worker that took an upscale has no upscaler loaded
     │   └── WorkerLost            its Ray worker died MAX_LOSSES times
     ├── ServiceUnavailable        no worker can take work (the model failed to load, or the bot is stopping)
-    └── SettingsError             wrong settings; one line per problem
+    ├── SettingsError             wrong settings, or what they name is wrong; one line per problem (exit status 2)
+    ├── Unreachable               the database or Discord could not be reached at start, tried with backoff for
+    │                             STARTUP_RETRY_S; one line (exit status 1: its supervisor may start it again)
+    └── StopRequested             SIGTERM or SIGINT while the bot was still starting; it stops cleanly (exit status 0)
 
 t2v's errors (t2v.errors: InvalidRequest, GenerationCancelled, VideoTooLargeError, ...) and storage's
 (storage.errors) are caught by type where they are handled; `failure_reason` says what a user is told of any error
@@ -151,6 +154,15 @@ class SettingsError(BotError, ValueError):
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
         self.lines = list(lines)
+
+
+class Unreachable(BotError):
+    """A service out of the bot's control could not be reached at start; `str()` is one line: what was tried, what
+    went wrong, and what to check."""
+
+
+class StopRequested(BotError):
+    """A SIGTERM or SIGINT arrived before the bot was running; what was started has been stopped."""
 
 
 def failure_reason(error: BaseException) -> str:

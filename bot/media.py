@@ -2,7 +2,9 @@
 
 Every public video is saved when it is delivered (a nomination may come days later, when Discord's attachment
 URL has expired); private videos are never written; 🗑 Delete removes the file. Writes go to a temporary file
-renamed into place, so the gallery never serves half a video.
+renamed into place, so the gallery never serves half a video. The videos are public, and the files and the folders
+the bot makes for them are readable by every user (FILE_MODE, FOLDER_MODE), whatever the umask (systemd's unit sets
+0077): a web server or a backup running as another user can read them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from storage import ShowcaseRepository
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 3600.0  # how often old videos are looked for
+FILE_MODE = 0o644  # rw-r--r--: a kept MP4 (mkstemp alone makes it 0600)
+FOLDER_MODE = 0o755  # rwxr-xr-x: a folder made for them
 
 
 class MediaStore:
@@ -84,9 +88,10 @@ class MediaStore:
 
     @staticmethod
     def _write(path: Path, data: bytes) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(path.parent)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".part")
         try:
+            os.fchmod(handle, FILE_MODE)
             with os.fdopen(handle, "wb") as file:
                 file.write(data)
             os.replace(temporary, path)
@@ -94,6 +99,20 @@ class MediaStore:
             Path(temporary).unlink(missing_ok=True)
             raise
         return path
+
+
+def _make_folder(folder: Path) -> None:
+    """Create `folder` and its missing parents with FOLDER_MODE (not the umask's)."""
+    missing = []
+    while not folder.is_dir() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        try:
+            made.mkdir()
+        except FileExistsError:  # made meanwhile by someone else: theirs to set
+            continue
+        os.chmod(made, FOLDER_MODE)
 
 
 class Retention:

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import SettingsError
+from storage import InvalidDatabaseURL, urls
 from t2v.config import TINY_RANDOM, SamplerDefaults
 from t2v.request import LIMITS
 
@@ -31,6 +32,8 @@ SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; 
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
 BATCH_MAX = 4  # same-shape jobs rendered together
 MAX_FRAMES = 32  # the server's default cap on /video's frames
+STARTUP_RETRY_S = 60.0  # how long a start keeps trying to reach the database and Discord
+DISCORD_LOGIN_TIMEOUT_S = 30.0  # one login attempt; Discord answers in well under a second
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 _OUR_ERRORS = "settings"  # the error type of every PydanticCustomError raised below: its text is final
 # Ranges checked on top of the types; the engine's own limits come from t2v so they cannot drift apart.
@@ -54,6 +57,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "ray_workers": (0, 1024),
     "media_keep_days": (0, 3650),
     "batch_max": (1, 16),
+    "startup_retry_s": (0.0, 3600.0),
+    "discord_login_timeout_s": (0.1, 600.0),
 }
 ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
     "discord_api_base": (("https", "http"), "https://discord-proxy.internal/api/v10"),
@@ -62,7 +67,12 @@ ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
 MISSING = {  # what to do about a required variable that is not set
     "discord_token": "DISCORD_TOKEN is missing: set it to your bot token "
                      "(Discord developer portal → Bot → Reset Token)",
+    "t2v_model": "T2V_MODEL is missing: set it to the folder of your weights (a ModelScope download, a "
+                 "`python -m t2v convert` export or a diffusers folder; README \"Weights\"); for tests only, "
+                 f"T2V_MODEL={TINY_RANDOM} with T2V_ALLOW_TINY=1 serves random noise",
 }
+TINY_HINT = (f"serves random noise, for tests only: set T2V_MODEL to the folder of your weights, or T2V_ALLOW_TINY=1 "
+             f"to serve {TINY_RANDOM} anyway")
 _TYPE_WORDS = {
     "int_parsing": "a whole number",
     "int_from_float": "a whole number",
@@ -89,7 +99,7 @@ class Settings(BaseSettings):
     discord_guild_id: int | None = None  # sync commands to this guild at once (development); else globally
     discord_api_base: str | None = None  # REST base through a proxy (or a test's fake Discord); unset: Discord's
     discord_gateway_url: str | None = None  # the gateway's ws(s):// URL to match; unset: Discord's
-    t2v_model: str = TINY_RANDOM  # ModelScope directory, `t2v convert` export, or the tiny-random preset
+    t2v_model: str  # ModelScope directory, `t2v convert` export, diffusers directory, or the tiny-random preset
     t2v_allow_tiny: bool = Field(False, validate_default=True)  # the tiny preset serves noise: opt in
     t2v_device: str = "cuda"  # cuda (every visible GPU) | cuda:N | cpu | a comma-separated list
     t2v_dtype: str = "auto"
@@ -102,7 +112,9 @@ class Settings(BaseSettings):
     upscale_model: str | None = None  # a second model (e.g. zeroscope_v2_XL) for ⬆ Upscale; unset: no upscaler
     upscale_strength: float = 0.7  # the fraction of the denoising steps an upscale re-runs (SDEdit strength)
     upscale_cost: int = 2  # quota units (videos) one upscale counts for
-    database_url: str = "sqlite+aiosqlite:///videobot.db"
+    database_url: str = "sqlite+aiosqlite:///videobot.db"  # SQLite or PostgreSQL (storage.urls reads it)
+    startup_retry_s: float = STARTUP_RETRY_S  # at start, the database and Discord are tried for this long
+    discord_login_timeout_s: float = DISCORD_LOGIN_TIMEOUT_S  # one login attempt answered within this, or retried
     queue_per_user_cap: int = 3  # queued + running jobs per user
     queue_global_cap: int = 100  # queued jobs overall
     batch_max: int = BATCH_MAX  # same-shape jobs next in fair order rendered as one batch; 1: one job at a time
@@ -135,7 +147,7 @@ class Settings(BaseSettings):
         state directory under systemd), or beside MEDIA_DIR when the database is a server."""
         if self.t2v_compile_cache is not None:
             return self.t2v_compile_cache
-        database = sqlite_file(self.database_url)
+        database = urls.parse(self.database_url).sqlite_file
         return (database.parent if database is not None else self.media_dir.parent) / "compile-cache"
 
     @field_validator("discord_token")
@@ -154,8 +166,7 @@ class Settings(BaseSettings):
     def _tiny_needs_consent(cls, allow: bool, info: ValidationInfo) -> bool:
         """The tiny-random preset answers every prompt with noise; serve it only when asked to."""
         if info.data.get("t2v_model") == TINY_RANDOM and not allow:
-            raise _problem(f"T2V_MODEL={TINY_RANDOM} serves random noise; set T2V_ALLOW_TINY=1 to allow it "
-                           "(tests/dev only)")
+            raise _problem(f"T2V_MODEL={TINY_RANDOM} {TINY_HINT}")
         return allow
 
     @field_validator("upscale_model")
@@ -231,11 +242,14 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _url_is_set(cls, url: str) -> str:
-        """A non-empty SQLAlchemy URL."""
-        if not url.strip():
-            raise _problem("DATABASE_URL is empty: use e.g. sqlite+aiosqlite:///videobot.db")
-        return url.strip()
+    def _url_is_usable(cls, url: str) -> str:
+        """A URL of a database the bot can use (storage.urls says what is wrong); the password never shown."""
+        url = url.strip()
+        try:
+            urls.parse(url)
+        except InvalidDatabaseURL as error:
+            raise _problem(f"DATABASE_URL={urls.shown(url)}: {error}") from None
+        return url
 
     @field_validator("discord_api_base", "discord_gateway_url")
     @classmethod
@@ -299,17 +313,8 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | None = "
     except ValidationError as error:
         raise SettingsError([_error_line(problem) for problem in error.errors()]) from None
     log.debug("settings loaded: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
-              settings.database_url)
+              urls.shown(settings.database_url))
     return settings
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The file a SQLite URL names (relative to the working directory), or None for another database or memory."""
-    scheme, _, rest = url.partition("://")
-    if not scheme.startswith("sqlite") or not rest.startswith("/"):
-        return None
-    path = rest[1:].split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" else None
 
 
 def _error_line(problem: Mapping[str, Any]) -> str:

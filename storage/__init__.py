@@ -1,8 +1,23 @@
-"""Persistence for the bot: SQLAlchemy 2.0 async models, a repository of frozen records, Alembic migrations."""
+"""Persistence for the bot: SQLAlchemy 2.0 async models, a repository of frozen records, Alembic migrations.
 
-from storage.db import DEFAULT_URL, create_engine, migrate, shown_url
-from storage.errors import DuplicateEntryError, InvalidTransitionError, JobNotFoundError, StorageError
-from storage.moderation import ModerationRepository
+The records, errors and URL reading import no SQLAlchemy; the engine and the repositories (`_LAZY`) are imported on
+first use, so that `python -m bot` can check DATABASE_URL (storage.urls) before anything heavy is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from storage.errors import (
+    DatabaseRefused,
+    DatabaseUnreachable,
+    DuplicateEntryError,
+    InvalidDatabaseURL,
+    InvalidTransitionError,
+    JobNotFoundError,
+    StorageError,
+)
 from storage.moderation_records import (
     AuditRecord,
     BlockRecord,
@@ -23,10 +38,39 @@ from storage.records import (
     ShowcaseRecord,
     ShowcaseState,
 )
-from storage.repository import Repository
-from storage.retry import retry_on_locked
-from storage.showcase import ShowcaseError, ShowcaseRepository
-from storage.transactions import utc_now
+
+if TYPE_CHECKING:
+    from storage.db import DEFAULT_URL, check_connection, create_engine, migrate, shown_url
+    from storage.moderation import ModerationRepository
+    from storage.repository import Repository
+    from storage.retry import retry_on_locked
+    from storage.showcase import ShowcaseError, ShowcaseRepository
+    from storage.transactions import utc_now
+
+_LAZY = {  # name -> the module that defines it (each imports SQLAlchemy)
+    "DEFAULT_URL": "storage.db",
+    "check_connection": "storage.db",
+    "create_engine": "storage.db",
+    "migrate": "storage.db",
+    "shown_url": "storage.db",
+    "ModerationRepository": "storage.moderation",
+    "Repository": "storage.repository",
+    "retry_on_locked": "storage.retry",
+    "ShowcaseError": "storage.showcase",
+    "ShowcaseRepository": "storage.showcase",
+    "utc_now": "storage.transactions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a SQLAlchemy-backed name from its module the first time it is asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ACTIVE_STATES",
@@ -35,10 +79,13 @@ __all__ = [
     "AuditRecord",
     "BlockRecord",
     "ChannelRuleRecord",
+    "DatabaseRefused",
+    "DatabaseUnreachable",
     "DenyKind",
     "DenylistRecord",
     "DenylistSeed",
     "DuplicateEntryError",
+    "InvalidDatabaseURL",
     "InvalidTransitionError",
     "JobNotFoundError",
     "JobRecord",
@@ -54,6 +101,7 @@ __all__ = [
     "StorageError",
     "UsageStats",
     "UserUsage",
+    "check_connection",
     "create_engine",
     "migrate",
     "retry_on_locked",

@@ -1,24 +1,36 @@
-"""Async engine setup (SQLite WAL, busy timeout, foreign keys) and programmatic Alembic migrations."""
+"""Async engine setup (SQLite WAL, busy timeout, foreign keys), the first connection's check, and programmatic
+Alembic migrations."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from storage import urls
+from storage.errors import DatabaseRefused, DatabaseUnreachable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite+aiosqlite:///videobot.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+CONNECT_TIMEOUT_S = 10.0  # one connection attempt; a server that takes longer to answer counts as unreachable
 
 # Plain driver names people write in settings, mapped to the asyncio drivers SQLAlchemy needs.
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_ASYNC_DRIVERS = {backend: f"{backend}+{driver}" for backend, driver in urls.DRIVERS.items()}
+# PostgreSQL's SQLSTATEs of a server that cannot take this connection yet: cannot_connect_now (starting up or
+# shutting down), too_many_connections. Any other answer at connect time (auth, missing database) is final.
+_NOT_YET_SQLSTATES = frozenset({"57P03", "53300"})
 
 
 def create_engine(url: str = DEFAULT_URL, *, busy_timeout_ms: int = 5000, echo: bool = False) -> AsyncEngine:
@@ -36,7 +48,35 @@ def create_engine(url: str = DEFAULT_URL, *, busy_timeout_ms: int = 5000, echo: 
 
 def shown_url(url: str) -> str:
     """The database URL as logs may show it: the password hidden."""
-    return make_url(url).render_as_string(hide_password=True)
+    return urls.shown(url)
+
+
+async def check_connection(engine: AsyncEngine, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Open one connection and run SELECT 1 within `timeout_s`: DatabaseUnreachable when the server could not be
+    reached (worth another try), DatabaseRefused when it answered no (a wrong password, a missing database)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        raise DatabaseUnreachable(f"no answer within {timeout_s:g} s") from None
+    except OSError as error:
+        raise DatabaseUnreachable(_network_reason(error)) from None
+    except DBAPIError as error:
+        said = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
+        sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        if sqlstate in _NOT_YET_SQLSTATES:
+            raise DatabaseUnreachable(said) from None
+        raise DatabaseRefused(said) from None
+
+
+def _network_reason(error: OSError) -> str:
+    """A few words for a failed connect: refused, a name that does not resolve, or the system's own words."""
+    if isinstance(error, socket.gaierror):
+        return f"the host name does not resolve ({error.strerror or error})"
+    if isinstance(error, ConnectionRefusedError) or error.errno == errno.ECONNREFUSED:
+        return "connection refused (nothing listens there)"
+    return error.strerror or str(error) or type(error).__name__
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:

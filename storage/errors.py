@@ -38,3 +38,25 @@ class DuplicateEntryError(StorageError):
         super().__init__(f"the denylist already has a {kind} entry for {pattern!r}")
         self.pattern = pattern
         self.kind = kind
+
+
+class InvalidDatabaseURL(StorageError, ValueError):
+    """A DATABASE_URL the storage layer cannot use; the message says what is wrong and what would be right."""
+
+
+class DatabaseUnreachable(StorageError):
+    """The database server could not be reached (refused, unresolvable, silent, starting up): worth trying again.
+    `reason` is a few words on what happened."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DatabaseRefused(StorageError):
+    """The database answered, and said no (a wrong password, a database that does not exist, a file SQLite cannot
+    open): trying again will not help. `reason` is what it said."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -25,7 +25,7 @@ ONLY_IN = {
     "sqlalchemy": (),
     "aiosqlite": (),
     "alembic": (),
-    "aiohttp": ("bot/web/",),
+    "aiohttp": ("bot/web/", "bot/ui/client.py"),  # the client: discord.py's network errors are aiohttp's
     "prometheus_client": ("bot/web/metrics.py",),
 }
 # bot's folders (and top-level modules): the parts of bot each may import besides itself
@@ -34,14 +34,15 @@ MAY_IMPORT = {
     "bot.settings": {"bot.errors"},
     "bot.redaction": set(),
     "bot.media": set(),
+    "bot.startup": {"bot.errors", "bot.settings", "bot.gpu"},
     "bot.gpu": {"bot.errors", "bot.settings"},
     "bot.moderation": {"bot.errors", "bot.settings"},
     "bot.jobs": {"bot.errors", "bot.settings", "bot.gpu", "bot.moderation"},
     "bot.web": {"bot.errors", "bot.settings", "bot.media", "bot.jobs"},
-    "bot.ui": {"bot.errors", "bot.settings", "bot.media", "bot.gpu", "bot.jobs", "bot.moderation"},
-    "bot.app": {"bot.errors", "bot.settings", "bot.media", "bot.gpu", "bot.jobs", "bot.moderation", "bot.ui",
-                "bot.web"},
-    "bot.__main__": {"bot.errors", "bot.settings", "bot.redaction", "bot.app", "bot.gpu"},
+    "bot.ui": {"bot.errors", "bot.settings", "bot.media", "bot.startup", "bot.gpu", "bot.jobs", "bot.moderation"},
+    "bot.app": {"bot.errors", "bot.settings", "bot.media", "bot.startup", "bot.gpu", "bot.jobs", "bot.moderation",
+                "bot.ui", "bot.web"},
+    "bot.__main__": {"bot.errors", "bot.settings", "bot.redaction", "bot.startup", "bot.app", "bot.gpu"},
 }
 
 

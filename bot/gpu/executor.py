@@ -346,22 +346,32 @@ def _use_device(device: str) -> None:
     fast path's graph capture) then land on this worker's GPU, not on cuda:0."""
     if not device.startswith("cuda:"):
         return
-    import torch  # lazily, like _all_cuda_devices
+    import torch  # lazily, like _cuda_count
 
     if torch.cuda.is_available():  # else the factory fails to load on it, with torch's own words
         torch.cuda.set_device(device)
 
 
 def devices_for(setting: str) -> list[str]:
-    """Expand a DEVICE setting ('cpu', 'cuda', 'cuda:N' or a comma list) into one device string per worker."""
+    """Expand a T2V_DEVICE setting ('cpu', 'cuda', 'cuda:N' or a comma list) into one device string per worker
+    (ValueError for a malformed setting, RuntimeError for `cuda` on a machine without GPUs)."""
     devices: list[str] = []
     for part in (p.strip().lower() for p in setting.split(",")):
-        expanded = _all_cuda_devices() if part == "cuda" else [_check_device(part, setting)]
+        expanded = _all_cuda_devices(setting) if part == "cuda" else [_check_device(part, setting)]
         for device in expanded:
             if device in devices:
-                raise ValueError(f"device {device!r} appears twice in device setting {setting!r}")
+                raise ValueError(f"device {device!r} appears twice in T2V_DEVICE={setting}")
             devices.append(device)
     return devices
+
+
+def check_devices(setting: str) -> None:
+    """`devices_for`, and every GPU it names present on this machine (RuntimeError naming T2V_DEVICE otherwise)."""
+    gpus = [int(device.removeprefix("cuda:")) for device in devices_for(setting) if device != "cpu"]
+    if gpus and max(gpus) >= (count := _cuda_count()):
+        raise RuntimeError(f"T2V_DEVICE={setting}: this machine has {_gpus(count)}; "
+                           + ("set T2V_DEVICE=cpu, or check CUDA_VISIBLE_DEVICES and the NVIDIA driver" if count == 0
+                              else f"name cuda:0 to cuda:{count - 1}, or cuda for all of them"))
 
 
 def _check_device(part: str, setting: str) -> str:
@@ -369,15 +379,24 @@ def _check_device(part: str, setting: str) -> str:
     index = part.removeprefix("cuda:")
     if part == "cpu" or (index != part and index.isdigit()):
         return part
-    raise ValueError(f"bad device {part!r} in device setting {setting!r}; use {_ALLOWED_DEVICES}")
+    raise ValueError(f"bad device {part!r} in T2V_DEVICE={setting}; use {_ALLOWED_DEVICES}")
 
 
-def _all_cuda_devices() -> list[str]:
+def _all_cuda_devices(setting: str) -> list[str]:
     """Every GPU torch can see, as 'cuda:0' … 'cuda:N-1'."""
+    count = _cuda_count()
+    if count == 0:
+        raise RuntimeError(f"T2V_DEVICE={setting} asks for every GPU but torch sees none; set T2V_DEVICE=cpu, or "
+                           "check CUDA_VISIBLE_DEVICES and the NVIDIA driver")
+    return [f"cuda:{i}" for i in range(count)]
+
+
+def _cuda_count() -> int:
+    """How many CUDA GPUs torch sees here."""
     import torch  # lazily: the bot core must import without torch
 
-    count = torch.cuda.device_count()
-    if count == 0:
-        raise RuntimeError("device setting 'cuda' asks for every GPU but torch sees none; set DEVICE=cpu or check "
-                           "CUDA_VISIBLE_DEVICES and the NVIDIA driver")
-    return [f"cuda:{i}" for i in range(count)]
+    return torch.cuda.device_count()
+
+
+def _gpus(count: int) -> str:
+    return "no CUDA GPU" if count == 0 else f"{count} CUDA GPU{'s' if count > 1 else ''}"

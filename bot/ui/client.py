@@ -1,25 +1,29 @@
-"""The Discord client: cogs, command sync, one error handler for every app command, clean shutdown."""
+"""The Discord client: a login that waits out a Discord outage (bounded), cogs, command sync, one error handler for
+every app command, clean shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
-import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
+from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import SettingsError, StopRequested
 from bot.jobs.events import JobEvents
 from bot.jobs.service import VideoService
 from bot.media import MediaStore, Retention
 from bot.moderation.denylist_edits import DenylistEditor
 from bot.settings import Settings
+from bot.startup import Retry, Stop
 from bot.ui.cogs.moderation import ModerationCog
 from bot.ui.cogs.quota import QuotaCog
 from bot.ui.cogs.results import ResultButton, ResultsCog, result_view
@@ -33,6 +37,7 @@ from storage import Repository, ShowcaseRepository, utc_now
 log = logging.getLogger(__name__)
 
 ServiceFactory = Callable[[JobEvents], VideoService]  # the bot's delivery in, the running service's owner out
+DISCORD_STATUS = "https://discordstatus.com"
 
 
 class VideoBot(commands.Bot):
@@ -47,7 +52,9 @@ class VideoBot(commands.Bot):
         showcase_repo: ShowcaseRepository,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utc_now,
+        stop: Stop | None = None,
     ) -> None:
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice here: no voice warnings
         super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
                          allowed_mentions=discord.AllowedMentions.none(), help_command=None)
         self.settings = settings
@@ -61,7 +68,58 @@ class VideoBot(commands.Bot):
         self.service: VideoService | None = None
         self.closing: asyncio.Task[None] | None = None  # the close() a signal started
         self.retention: Retention | None = None  # removes old kept videos (MEDIA_KEEP_DAYS)
+        self.stop = stop or Stop()  # SIGTERM and SIGINT, from before the bot was built (bot.app)
         self.tree.error(self.on_app_command_error)
+
+    async def login(self, token: str) -> None:
+        """discord.py's login, with its first request (GET /users/@me) answered within DISCORD_LOGIN_TIMEOUT_S or
+        tried again with backoff for STARTUP_RETRY_S while Discord cannot be reached (then Unreachable); a token
+        Discord refuses is a SettingsError. A stop request meanwhile (the login's waits, or setup_hook, whose client
+        closes under it) raises StopRequested."""
+        static_login = self.http.static_login
+        retry = Retry(self.settings.startup_retry_s, self.stop)
+
+        async def reach(token: str) -> Any:
+            return await retry(lambda: self._login_once(static_login, token), transient=self._unreachable,
+                               what=f"Discord at {discord.http.Route.BASE}", check=self._what_to_check())
+
+        self.http.static_login = reach  # type: ignore[method-assign]  # discord.py's login calls it first
+        try:
+            await super().login(token)  # then setup_hook: the service (the models load), the cogs, the command sync
+        except discord.LoginFailure:
+            raise SettingsError(["DISCORD_TOKEN was refused by Discord (401 Unauthorized): reset it in the developer "
+                                 "portal (your app → Bot → Reset Token) and set the new one"]) from None
+        except Exception:
+            if not self.stop.requested.is_set():
+                raise
+            log.debug("the start, cut short by the stop, ended with", exc_info=True)  # the client closed under it
+            raise StopRequested("stopped while starting") from None
+        finally:
+            del self.http.static_login
+
+    async def _login_once(self, static_login: Callable[[str], Any], token: str) -> Any:
+        """One GET /users/@me within DISCORD_LOGIN_TIMEOUT_S; a failed one leaves no session or connector behind."""
+        try:
+            return await asyncio.wait_for(static_login(token), self.settings.discord_login_timeout_s)
+        except BaseException:
+            await self.http.close()
+            self.http.connector = discord.utils.MISSING  # the next try makes a fresh one (closing closed this one)
+            raise
+
+    def _unreachable(self, error: Exception) -> str | None:
+        """The few words on a login that failed because Discord could not be reached; None for any other error."""
+        if isinstance(error, TimeoutError):  # before OSError, of which it is one
+            return f"no answer within {self.settings.discord_login_timeout_s:g} s (DISCORD_LOGIN_TIMEOUT_S)"
+        if isinstance(error, discord.DiscordServerError):
+            return f"Discord answered {error.status} {error.response.reason}"
+        if isinstance(error, OSError | aiohttp.ClientError):
+            return str(error) or type(error).__name__
+        return None
+
+    def _what_to_check(self) -> str:
+        proxy = self.settings.discord_api_base is not None
+        return ("DISCORD_API_BASE and that the proxy there is running" if proxy else
+                f"this host's network connection, DNS and firewall, and Discord's status at {DISCORD_STATUS}")
 
     async def setup_hook(self) -> None:
         """Start the service, add the cogs, sync the commands (to the development guild when one is set)."""
@@ -112,16 +170,7 @@ class VideoBot(commands.Bot):
 
     def install_signal_handlers(self) -> None:
         """Close cleanly on SIGTERM (Docker, systemd) and SIGINT; call from inside the running loop."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
-                log.debug("cannot install a handler for %s here", sig.name)
-
-    def _on_signal(self, sig: signal.Signals) -> None:
-        log.info("%s received; shutting down", sig.name)
-        self.shut_down()
+        self.stop.install().hand_over(self.shut_down)
 
     def shut_down(self) -> None:
         """Close cleanly, as on SIGTERM (call from inside the running loop); once."""

@@ -27,7 +27,7 @@ def clean_environment() -> dict[str, str]:
 
 
 def test_python_m_bot_without_a_token_exits_2_with_one_clear_line(tmp_path: Path):
-    env = this_tree({**clean_environment(), "T2V_ALLOW_TINY": "1"})
+    env = this_tree({**clean_environment(), "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"})
     result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=120)
 
@@ -38,7 +38,8 @@ def test_python_m_bot_without_a_token_exits_2_with_one_clear_line(tmp_path: Path
 
 
 def test_python_m_bot_with_a_bad_setting_answers_before_loading_anything_heavy(tmp_path: Path):
-    env = this_tree({**clean_environment(), "DISCORD_TOKEN": "a-token", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "gpu"})
+    env = this_tree({**clean_environment(), "DISCORD_TOKEN": "a-token", "T2V_MODEL": "tiny-random",
+                     "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "gpu"})
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "bot"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     imports = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
@@ -48,7 +49,8 @@ def test_python_m_bot_with_a_bad_setting_answers_before_loading_anything_heavy(t
     assert result.returncode == 2 and said == ["error: T2V_DEVICE=gpu is not cuda, cuda:N, cpu or a comma-separated "
                                                "list of them"]
     assert "bot" in imported and "pydantic_settings" in imported  # the table really lists what was imported
-    assert not imported & {"torch", "numpy", "av", "open_clip", "discord", "sqlalchemy", "aiohttp", "storage"}
+    assert not imported & {"torch", "numpy", "av", "open_clip", "discord", "sqlalchemy", "alembic", "aiosqlite",
+                           "asyncpg", "aiohttp"}
 
 
 def test_each_bad_setting_gets_its_own_line_and_the_token_is_never_echoed(tmp_path: Path, monkeypatch, capsys):
@@ -61,7 +63,7 @@ def test_each_bad_setting_gets_its_own_line_and_the_token_is_never_echoed(tmp_pa
 
     assert main() == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 4  # token, device, max steps, and the tiny model without consent
+    assert len(lines) == 4  # token, device, max steps, and no model
     assert all(line.startswith("error: ") for line in lines)
     assert not any("secret-token-value" in line for line in lines)
 

@@ -56,6 +56,7 @@ def captured(caplog: pytest.LogCaptureFixture) -> Iterator[tuple[Lines, Lines]]:
         root.removeHandler(raw)
         root.removeHandler(redacted)
         sql.setLevel(level)
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.NOTSET)
 
 
 def database_bytes(directory: Path) -> bytes:
@@ -95,6 +96,14 @@ def test_redact_masks_interaction_tokens_in_urls_and_events_and_any_given_secret
         f'{{"token": "{MASK}"}} secret {MASK}')
 
 
+def test_redact_masks_url_passwords_and_leaves_short_secrets_and_plain_addresses_alone():
+    line = "reached postgresql://videobot:pg-pw-4711@db:5432/videobot and http://127.0.0.1:8080/api/v10; pw"
+
+    assert RedactTokens(["pw"]).secrets == ()  # too short to mask wherever it occurs
+    assert redact(line) == (f"reached postgresql://videobot:{MASK}@db:5432/videobot and "
+                            "http://127.0.0.1:8080/api/v10; pw")
+
+
 def test_the_filter_rewrites_arguments_and_tracebacks_and_keeps_every_record():
     redactor = RedactTokens(["s3cr3t"])
     try:
@@ -124,3 +133,43 @@ async def test_python_m_bot_with_an_expired_token_exits_without_printing_it(fake
     assert child.returncode != 0 and "DEBUG" in output  # it ran at DEBUG and gave up on the refused token
     assert [r.status for r in fake_discord.requests_to("GET /users/@me")] == [401]
     assert EXPIRED not in output and EXPIRED.encode() not in database_bytes(tmp_path)
+
+
+async def test_python_m_bot_at_debug_serves_a_video_and_its_log_holds_no_token_nor_the_voice_warnings(tmp_path: Path):
+    async with FakeDiscord(token=BOT_TOKEN) as fake:
+        env = this_tree({key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES})
+        env.update({"DISCORD_TOKEN": BOT_TOKEN, "DISCORD_API_BASE": fake.api_url,
+                    "DISCORD_GATEWAY_URL": fake.gateway_url, "DISCORD_GUILD_ID": str(fake.guild.id),
+                    "LOG_LEVEL": "DEBUG", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu",
+                    "HEALTH_ENABLED": "0", "MEDIA_DIR": str(tmp_path / "media"),
+                    "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"})
+        child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
+                                                     stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                                                     stderr=asyncio.subprocess.STDOUT)
+        lines: list[str] = []
+
+        async def read() -> None:
+            assert child.stdout is not None
+            async for line in child.stdout:
+                lines.append(line.decode(errors="replace").rstrip())
+                fake.notify()
+
+        reader = asyncio.create_task(read())
+        try:
+            await fake.wait_for(lambda: any("connected as" in line for line in lines) or reader.done(),
+                                timeout=12 * WAIT, what="the child to connect")
+            handle = await fake.slash("video", {"prompt": "a lighthouse in the fog at night", "steps": 2, "frames": 2})
+            result = await handle.wait_original(has_video, timeout=12 * WAIT)
+            child.terminate()
+            await asyncio.wait_for(reader, 6 * WAIT)
+        finally:
+            if child.returncode is None:
+                child.kill()
+            await child.wait()
+        interaction_tokens = [record.token for record in fake.interactions.values()]
+    output = "\n".join(lines)
+
+    assert result.attachments and child.returncode == 0
+    assert " DEBUG " in output and "INTERACTION_CREATE" in output  # discord.py logged the events with their tokens
+    assert BOT_TOKEN not in output and not any(token in output for token in interaction_tokens)
+    assert "voice will NOT be supported" not in output

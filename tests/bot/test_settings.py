@@ -8,7 +8,7 @@ from bot.errors import SettingsError
 from bot.settings import Settings, load_settings
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.secret-part-of-the-token"
-VALID = {"DISCORD_TOKEN": TOKEN, "T2V_ALLOW_TINY": "1"}
+VALID = {"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
 
 
 def problems(env: dict[str, str], env_file: str | None = None) -> list[str]:
@@ -61,14 +61,20 @@ def test_discord_endpoints_are_unset_by_default_and_must_be_urls_of_the_right_ki
 
 
 def test_a_missing_token_says_where_to_get_one():
-    assert problems({"T2V_ALLOW_TINY": "1"}) == [
+    assert problems({"T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}) == [
         "DISCORD_TOKEN is missing: set it to your bot token (Discord developer portal → Bot → Reset Token)"
     ]
 
 
-def test_the_tiny_noise_model_is_refused_unless_allowed():
+def test_no_model_asks_for_the_weights_and_the_tiny_noise_model_is_refused_unless_allowed():
     assert problems({"DISCORD_TOKEN": TOKEN}) == [
-        "T2V_MODEL=tiny-random serves random noise; set T2V_ALLOW_TINY=1 to allow it (tests/dev only)"
+        'T2V_MODEL is missing: set it to the folder of your weights (a ModelScope download, a `python -m t2v convert` '
+        'export or a diffusers folder; README "Weights"); for tests only, T2V_MODEL=tiny-random with T2V_ALLOW_TINY=1 '
+        "serves random noise"
+    ]
+    assert problems({"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "tiny-random"}) == [
+        "T2V_MODEL=tiny-random serves random noise, for tests only: set T2V_MODEL to the folder of your weights, or "
+        "T2V_ALLOW_TINY=1 to serve tiny-random anyway"
     ]
     assert load_settings({"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "/models/modelscope"}, env_file=None).t2v_model
 
@@ -135,7 +141,8 @@ def test_server_caps_cannot_exceed_the_engine_limits():
 
 
 def test_names_are_case_insensitive_and_empty_values_mean_unset():
-    settings = load_settings({"discord_token": TOKEN, "t2v_allow_tiny": "true", "Mod_Role_Id": "42",
+    settings = load_settings({"discord_token": TOKEN, "t2v_model": "tiny-random", "t2v_allow_tiny": "true",
+                              "Mod_Role_Id": "42",
                               "DISCORD_GUILD_ID": "", "t2v_device": "CUDA:0, cuda:1", "log_level": "debug"},
                              env_file=None)
     assert settings.mod_role_id == 42 and settings.discord_guild_id is None
@@ -145,7 +152,8 @@ def test_names_are_case_insensitive_and_empty_values_mean_unset():
 
 def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path):
     env_file = tmp_path / ".env"
-    env_file.write_text(f"DISCORD_TOKEN={TOKEN}\nT2V_ALLOW_TINY=1\nQUEUE_GLOBAL_CAP=7\nMAX_FRAMES=24\n")
+    env_file.write_text(f"DISCORD_TOKEN={TOKEN}\nT2V_MODEL=tiny-random\nT2V_ALLOW_TINY=1\nQUEUE_GLOBAL_CAP=7\n"
+                        "MAX_FRAMES=24\n")
     settings = load_settings({"MAX_FRAMES": "20"}, env_file=str(env_file))
     assert settings.discord_token.get_secret_value() == TOKEN
     assert (settings.queue_global_cap, settings.max_frames) == (7, 20)
@@ -153,6 +161,7 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path):
 
 def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+    monkeypatch.setenv("T2V_MODEL", "tiny-random")
     monkeypatch.setenv("T2V_ALLOW_TINY", "1")
     monkeypatch.setenv("QUEUE_PER_USER_CAP", "5")
     assert load_settings(env_file=None).queue_per_user_cap == 5

@@ -22,7 +22,7 @@ from bot.settings import load_settings
 from t2v import TINY_RANDOM, fast
 from t2v.config import ModelConfig
 
-BASE = {"DISCORD_TOKEN": "secret-token", "T2V_ALLOW_TINY": "1"}
+BASE = {"DISCORD_TOKEN": "secret-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
 
 
 class FastStandIn:

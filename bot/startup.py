@@ -1,0 +1,190 @@
+"""What `python -m bot` checks and waits for before it serves.
+
+`check_environment`: what the settings name must be there and usable — the GPUs of T2V_DEVICE, the weights of
+T2V_MODEL and UPSCALE_MODEL, a MEDIA_DIR and a SQLite database this user may write. Each problem is one line of a
+SettingsError (exit status 2), found before the database is created or a model loaded.
+
+`Retry` and `Stop`: what is outside the bot's control (the database at container start, Discord during an outage) is
+tried again with backoff for STARTUP_RETRY_S, then given up on as one Unreachable line (exit status 1, for the
+supervisor to start it again later); a SIGTERM or SIGINT meanwhile ends the start cleanly (StopRequested, exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from bot.errors import SettingsError, StopRequested, Unreachable
+from bot.gpu.executor import check_devices
+from bot.settings import Settings
+from storage import urls
+from t2v.config import TINY_RANDOM
+from t2v.errors import current_user
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FIRST_DELAY_S = 1.0  # the first wait after a failed try; each next one doubles ...
+MAX_DELAY_S = 30.0  # ... up to this
+DEPLOYED_AS = "the Docker image runs as uid 10001, the systemd unit as user videobot"
+
+
+# --- the environment the settings name ------------------------------------------------------------------------------
+
+
+def check_environment(settings: Settings) -> None:
+    """Raise SettingsError with one line per thing the settings name that is missing or unusable here."""
+    problems = [*_compute_problems(settings), writable_folder("MEDIA_DIR", str(settings.media_dir),
+                                                               settings.media_dir), database_file_problem(settings)]
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise SettingsError(problems)
+
+
+def _compute_problems(settings: Settings) -> list[str | None]:
+    """T2V_DEVICE's GPUs and the model folders, on this host; with T2V_EXECUTOR=ray they are the workers' hosts'."""
+    if settings.t2v_executor == "ray":
+        return []
+    problems: list[str | None] = []
+    try:
+        check_devices(settings.t2v_device)
+    except (ValueError, RuntimeError) as error:
+        problems.append(str(error))
+    for name, source in (("T2V_MODEL", settings.t2v_model), ("UPSCALE_MODEL", settings.upscale_model)):
+        if source is not None and source != TINY_RANDOM:
+            from t2v import preflight  # lazily: it imports torch, which the bot loads anyway from here on
+
+            problem = preflight.model_source(name, source)
+            missing = problem is not None and not Path(source).exists()
+            problems.append(f"{problem}; set {name} to the folder that holds your weights" if missing else problem)
+    return problems
+
+
+def writable_folder(setting: str, value: str, folder: Path) -> str | None:
+    """Whether this user may create `folder` (if missing) and files in it; the problem as one line naming the
+    setting, the user and the folder."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{setting}={value}: {existing} is a file, not a folder; set {setting} to a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except PermissionError:
+        return (f"{setting}={value}: permission denied: user {current_user()} may not create files in {existing}; "
+                f"make it writable for that user (chown or chmod) or set {setting} to a folder it may write "
+                f"({DEPLOYED_AS})")
+    except OSError as error:
+        return (f"{setting}={value}: user {current_user()} cannot create files in {existing} ({error.strerror}); "
+                f"set {setting} to a folder it may write")
+    return None
+
+
+def database_file_problem(settings: Settings) -> str | None:
+    """A SQLite database this user may read and write, in a folder where it may create the journal files."""
+    database = urls.parse(settings.database_url).sqlite_file
+    if database is None:
+        return None
+    shown = urls.shown(settings.database_url)
+    if database.is_dir():
+        return f"DATABASE_URL={shown}: {database.absolute()} is a folder; name the database file in it"
+    if database.exists():
+        try:
+            with open(database, "r+b"):
+                pass
+        except PermissionError:
+            owner = database.stat()
+            return (f"DATABASE_URL={shown}: permission denied: user {current_user()} may not read and write "
+                    f"{database.absolute()} (uid {owner.st_uid}, mode {owner.st_mode & 0o777:o}); give it to that "
+                    f"user (chown) or run the bot as its owner ({DEPLOYED_AS})")
+    return writable_folder("DATABASE_URL", shown, database.parent)
+
+
+# --- waiting for what is outside the bot's control ------------------------------------------------------------------
+
+
+class Stop:
+    """SIGTERM and SIGINT from the start of the run: they set `requested`, which the start-up's waits race, and once
+    the bot is built they close it (`hand_over`)."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self._then: Callable[[], None] | None = None
+
+    def install(self) -> Stop:
+        """Handle SIGTERM (docker stop, systemctl stop) and SIGINT on the running loop; returns itself."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+                log.debug("cannot install a handler for %s here", sig.name)
+        return self
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s received; shutting down", sig.name)
+        self.requested.set()
+        if self._then is not None:
+            self._then()
+
+    def hand_over(self, shut_down: Callable[[], None]) -> None:
+        """From now on a signal calls `shut_down` too (at once, if one came already)."""
+        self._then = shut_down
+        if self.requested.is_set():
+            shut_down()
+
+    async def race(self, work: Awaitable[T]) -> T:
+        """Await `work` unless a stop is requested first: then it is cancelled and StopRequested raised."""
+        task = asyncio.ensure_future(work)
+        stopped = asyncio.ensure_future(self.requested.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)  # let it clean up (close its connection)
+        if task.cancelled() and self.requested.is_set():
+            raise StopRequested("stopped while starting")
+        return task.result()
+
+
+class Retry:
+    """Try an operation until it succeeds, fails for good, or STARTUP_RETRY_S is spent, waiting 1 s, 2 s, 4 s, ...
+    (at most 30 s, never past the budget) between tries; a stop request ends the tries and the waits at once."""
+
+    def __init__(self, budget_s: float, stop: Stop, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.budget_s, self.stop, self._clock, self._sleep = budget_s, stop, clock, sleep
+
+    async def __call__(self, attempt: Callable[[], Awaitable[T]], *, what: str, check: str,
+                       transient: Callable[[Exception], str | None]) -> T:
+        """`attempt()` until it returns; `transient(error)` gives the few words on an error worth another try (None:
+        raise it). Raises Unreachable, one line naming `what` was tried, how often, and what to `check`."""
+        started, tries = self._clock(), 0
+        while True:
+            tries += 1
+            try:
+                return await self.stop.race(attempt())
+            except StopRequested:
+                raise
+            except Exception as error:
+                reason = transient(error)
+                if reason is None:
+                    raise
+            elapsed = self._clock() - started
+            left = self.budget_s - elapsed
+            if left <= 0:
+                raise Unreachable(f"cannot reach {what}: {reason}; tried {tries} time{'s' if tries > 1 else ''} in "
+                                  f"{elapsed:.1f} s (STARTUP_RETRY_S={self.budget_s:g}); check {check}")
+            delay = min(FIRST_DELAY_S * 2 ** (tries - 1), MAX_DELAY_S, left)
+            log.warning("cannot reach %s yet: %s; trying again in %.1f s (giving up after %g s, STARTUP_RETRY_S)",
+                        what, reason, delay, self.budget_s)
+            await self.stop.race(self._sleep(delay))

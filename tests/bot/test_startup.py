@@ -1,0 +1,348 @@
+"""The first minutes of `python -m bot`, run as the real child process: a bad value or a bad environment gets one
+line naming the setting before any work (exit status 2, no database file, no model loaded); a database or Discord
+out of reach is tried again for STARTUP_RETRY_S (tiny here), then one line (exit status 1); SIGTERM while it starts
+is a clean stop (exit status 0). The retry itself runs on a clock the test moves.
+
+Nothing sleeps: a child's waits are its own tiny STARTUP_RETRY_S, and the test waits on the child's log lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.errors import StopRequested, Unreachable
+from bot.settings import Settings
+from bot.startup import MAX_DELAY_S, Retry, Stop
+from tests.bot.helpers import WAIT, this_tree
+from tests.fakediscord import FakeDiscord
+
+SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+START_S = 120.0  # a child imports discord.py, SQLAlchemy (and torch, for a GPU or weights check): slow on 2 busy cores
+PASSWORD = "pg-Secret-4711"  # appears nowhere but in DATABASE_URL
+TOKEN = "MTE3NzM0NTY3ODkwMTIzNDU2.GsTaRt.a-startup-bot-token-2b7c"
+
+
+def env_for(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """A child's environment: the tiny model on the CPU, SQLite and media in tmp_path, retries for 0.2 s."""
+    env = {key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES}
+    env.update({"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu",
+                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "MEDIA_DIR": str(tmp_path / "media"),
+                "HEALTH_ENABLED": "0", "STARTUP_RETRY_S": "0.2", "DISCORD_LOGIN_TIMEOUT_S": "0.2"})
+    env.update(settings)
+    return this_tree({key: value for key, value in env.items() if value is not None})
+
+
+def run_bot(tmp_path: Path, env: dict[str, str], *, prefix: tuple[str, ...] = (),
+            options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`[prefix] python [options] -m bot` to its end."""
+    return subprocess.run([*prefix, sys.executable, *options, "-m", "bot"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=START_S)
+
+
+def said(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The child's lines that say something (not -X importtime's table)."""
+    return [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+
+
+def errors(lines: list[str]) -> list[str]:
+    """The error lines: `error: ...` before logging starts, ERROR and CRITICAL records after."""
+    return [line for line in lines if line.startswith("error: ") or " ERROR " in line or " CRITICAL " in line]
+
+
+def no_work_done(tmp_path: Path, lines: list[str]) -> bool:
+    """Neither the database nor the media folder was made, and no model was loaded."""
+    return not (tmp_path / "bot.db").exists() and not (tmp_path / "media").exists() and not any(
+        "pipeline loaded" in line for line in lines)
+
+
+@pytest.fixture
+def dead_port() -> int:
+    """A local TCP port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A local TCP port that accepts connections (the kernel's backlog) and never answers a byte."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+# --- bad values: one line each, exit 2, before any work --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "shown", "hint"), [
+    ("nonsense://x", "nonsense://x", "stores its data in SQLite or PostgreSQL; use e.g. sqlite+aiosqlite:///"),
+    (f"postgresql://videobot:{PASSWORD}@db:54x2/videobot", "postgresql://videobot:***@db:54x2/videobot",
+     "the port '54x2' is not a number from 1 to 65535"),
+    (f"mysql+aiomysql://videobot:{PASSWORD}@db/videobot", "mysql+aiomysql://videobot:***@db/videobot",
+     "'mysql' is not a database the bot can use"),
+    (f"postgresql+psycopg2://videobot:{PASSWORD}@db/videobot", "postgresql+psycopg2://videobot:***@db/videobot",
+     "through asyncpg (asyncio), not 'psycopg2'; write postgresql+asyncpg:// or plain postgresql://"),
+])
+def test_a_database_url_it_cannot_use_is_one_line_among_the_other_settings_and_nothing_heavy_loads(
+        tmp_path: Path, url: str, shown: str, hint: str):
+    result = run_bot(tmp_path, env_for(tmp_path, DATABASE_URL=url, MAX_STEPS="lots"), options=("-X", "importtime"))
+    imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in result.stderr.splitlines()[1:]
+                if line.startswith("import time:")}
+
+    assert result.returncode == 2
+    [database, steps] = said(result)
+    assert database.startswith(f"error: DATABASE_URL={shown}: ") and hint in database
+    assert steps == "error: MAX_STEPS=lots is not a whole number"
+    assert PASSWORD not in result.stderr and no_work_done(tmp_path, said(result))
+    assert not imported & {"torch", "discord", "sqlalchemy", "asyncpg", "aiosqlite", "alembic"}
+
+
+def test_cuda_without_a_gpu_is_one_line_naming_t2v_device_before_the_database_is_made(tmp_path: Path):
+    result = run_bot(tmp_path, env_for(tmp_path, T2V_DEVICE="cuda", CUDA_VISIBLE_DEVICES=""))
+
+    assert result.returncode == 2
+    assert said(result) == ["error: T2V_DEVICE=cuda asks for every GPU but torch sees none; set T2V_DEVICE=cpu, or "
+                            "check CUDA_VISIBLE_DEVICES and the NVIDIA driver"]
+    assert no_work_done(tmp_path, said(result))
+
+
+def test_a_model_folder_that_does_not_exist_is_one_line_at_start(tmp_path: Path):
+    missing = tmp_path / "models" / "modelscope-t2v"
+    result = run_bot(tmp_path, env_for(tmp_path, T2V_MODEL=str(missing), T2V_ALLOW_TINY=None))
+
+    assert result.returncode == 2
+    [line] = said(result)
+    assert line.startswith(f"error: T2V_MODEL {missing}: ") and "nor an existing directory" in line
+    assert line.endswith("set T2V_MODEL to the folder that holds your weights")
+    assert no_work_done(tmp_path, said(result))
+
+
+def test_no_model_at_all_asks_for_the_weights_and_offers_tiny_random_for_tests_only(tmp_path: Path):
+    result = run_bot(tmp_path, env_for(tmp_path, T2V_MODEL=None, T2V_ALLOW_TINY=None))
+
+    assert result.returncode == 2
+    [line] = said(result)
+    assert line.startswith("error: T2V_MODEL is missing: set it to the folder of your weights")
+    assert line.endswith("for tests only, T2V_MODEL=tiny-random with T2V_ALLOW_TINY=1 serves random noise")
+
+
+def test_folders_the_bot_may_not_write_are_permission_denied_naming_the_user_and_the_file(tmp_path: Path):
+    media, database = tmp_path / "shared" / "media", tmp_path / "bot.db"
+    media.parent.mkdir()
+    media.parent.chmod(0o555)
+    database.touch(mode=0o600)
+    database.chmod(0o000)
+    # root may write anywhere: without these two capabilities it meets the permission bits like any user
+    as_a_user = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    assert not as_a_user or shutil.which("setpriv"), "util-linux's setpriv runs the child as a user would"
+    result = run_bot(tmp_path, env_for(tmp_path, MEDIA_DIR=str(media)), prefix=tuple(as_a_user))
+
+    assert result.returncode == 2
+    [media_line, database_line] = said(result)
+    user = f"user {_user()}"
+    assert media_line.startswith(f"error: MEDIA_DIR={media}: permission denied: {user} may not create files in "
+                                 f"{media.parent}; make it writable for that user")
+    assert database_line.startswith(f"error: DATABASE_URL=sqlite+aiosqlite:///{database}: permission denied: {user} "
+                                    f"may not read and write {database} (uid {os.geteuid()}, mode 0)")
+    assert not media.exists() and database.stat().st_size == 0
+
+
+def _user() -> str:
+    from t2v.errors import current_user
+
+    return current_user()
+
+
+# --- out of reach: tried again for STARTUP_RETRY_S, one line, exit 1 -------------------------------------------------
+
+
+def test_an_unreachable_postgresql_is_tried_again_then_one_line_and_exit_1_with_the_password_never_logged(
+        tmp_path: Path, dead_port: int):
+    url = f"postgresql://videobot:{PASSWORD}@127.0.0.1:{dead_port}/videobot"
+    result = run_bot(tmp_path, env_for(tmp_path, DATABASE_URL=url, LOG_LEVEL="DEBUG"))
+    lines = said(result)
+
+    assert result.returncode == 1
+    [line] = errors(lines)
+    assert "cannot reach the database at postgresql://videobot:" in line and "connection refused" in line
+    assert "(STARTUP_RETRY_S=0.2); check that PostgreSQL runs and accepts connections at " in line
+    assert f" at 127.0.0.1:{dead_port} (DATABASE_URL's host and port)" in line
+    assert any("trying again in" in line for line in lines)  # tried more than once
+    assert "Traceback" not in result.stderr and " DEBUG " in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    assert no_work_done(tmp_path, lines)
+
+
+def test_discord_out_of_reach_is_tried_again_then_one_line_and_exit_1(tmp_path: Path, dead_port: int):
+    api = f"http://127.0.0.1:{dead_port}/api/v10"
+    env = env_for(tmp_path, DISCORD_API_BASE=api, DISCORD_GATEWAY_URL=f"ws://127.0.0.1:{dead_port}")
+    result = run_bot(tmp_path, env)
+    lines = said(result)
+
+    assert result.returncode == 1
+    [line] = errors(lines)
+    assert line.endswith("check DISCORD_API_BASE and that the proxy there is running")
+    assert f"cannot reach Discord at {api}: Cannot connect to host 127.0.0.1:{dead_port}" in line
+    assert any("trying again in" in line for line in lines) and "Traceback" not in result.stderr
+    assert not any("voice will NOT be supported" in line for line in lines)  # the bot has no voice: no warnings
+    assert not any("setup plugin" in line for line in lines)  # nor alembic's plugin set-up at every start
+    assert not any("pipeline loaded" in line for line in lines)
+
+
+def test_a_discord_that_accepts_and_never_answers_is_given_up_on_after_the_login_timeout(tmp_path: Path,
+                                                                                        silent_port: int):
+    api = f"http://127.0.0.1:{silent_port}/api/v10"
+    result = run_bot(tmp_path, env_for(tmp_path, DISCORD_API_BASE=api, STARTUP_RETRY_S="0.5"))
+    lines = said(result)
+
+    assert result.returncode == 1
+    [line] = errors(lines)
+    assert f"cannot reach Discord at {api}: no answer within 0.2 s (DISCORD_LOGIN_TIMEOUT_S); tried " in line
+    assert "Traceback" not in result.stderr and not any("pipeline loaded" in line for line in lines)
+
+
+# --- SIGTERM while starting: a clean stop, exit 0 --------------------------------------------------------------------
+
+
+async def started_then_terminated(tmp_path: Path, env: dict[str, str], waiting_for: str) -> tuple[int, list[str]]:
+    """Start a child, send it SIGTERM once it logs `waiting_for`; its exit status and lines."""
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
+                                                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                                                 stderr=asyncio.subprocess.PIPE)
+    assert child.stderr is not None
+    lines: list[str] = []
+    try:
+        while not any(waiting_for in line for line in lines):
+            line = await asyncio.wait_for(child.stderr.readline(), START_S)
+            assert line, f"the child ended before it logged {waiting_for!r}:\n" + "\n".join(lines)
+            lines.append(line.decode().rstrip())
+        child.send_signal(signal.SIGTERM)
+        rest = await asyncio.wait_for(child.stderr.read(), START_S)  # stopping a loaded model's worker takes a while
+        return await asyncio.wait_for(child.wait(), START_S), lines + rest.decode().splitlines()
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+
+
+async def test_sigterm_during_a_login_that_gets_no_answer_stops_cleanly_with_exit_0(tmp_path: Path,
+                                                                                   silent_port: int):
+    env = env_for(tmp_path, DISCORD_API_BASE=f"http://127.0.0.1:{silent_port}/api/v10", STARTUP_RETRY_S="600",
+                  DISCORD_LOGIN_TIMEOUT_S="600")
+    code, lines = await started_then_terminated(tmp_path, env, "logging in using static token")
+
+    assert code == 0
+    assert any("SIGTERM received; shutting down" in line for line in lines)
+    assert any("stopped before the bot was running" in line for line in lines)
+    assert errors(lines) == [] and not any("Traceback" in line for line in lines)
+
+
+async def test_sigterm_while_the_model_loads_after_the_login_stops_cleanly_with_exit_0(tmp_path: Path,
+                                                                                       fake_discord: FakeDiscord):
+    env = env_for(tmp_path, DISCORD_TOKEN=fake_discord.token, DISCORD_API_BASE=fake_discord.api_url,
+                  DISCORD_GATEWAY_URL=fake_discord.gateway_url, DISCORD_GUILD_ID=str(fake_discord.guild.id))
+    code, lines = await started_then_terminated(tmp_path, env, "t2v.loader: loaded")  # inside the client's setup
+
+    assert code == 0 and any("stopped before the bot was running" in line for line in lines)
+    assert errors(lines) == [] and not any("Traceback" in line for line in lines)
+
+
+async def test_sigterm_while_waiting_for_the_database_stops_cleanly_with_exit_0(tmp_path: Path, dead_port: int):
+    env = env_for(tmp_path, DATABASE_URL=f"postgresql://videobot@127.0.0.1:{dead_port}/videobot",
+                  STARTUP_RETRY_S="600")
+    code, lines = await started_then_terminated(tmp_path, env, "trying again in")
+
+    assert code == 0 and any("stopped before the bot was running" in line for line in lines)
+    assert errors(lines) == [] and not any("Traceback" in line for line in lines)
+
+
+# --- the retry itself, on a clock the test moves ---------------------------------------------------------------------
+
+
+class Clock:
+    """A monotonic clock that moves only when Retry sleeps; records each wait."""
+
+    def __init__(self) -> None:
+        self.now, self.waits = 0.0, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def refused(error: Exception) -> str | None:
+    return "connection refused" if isinstance(error, ConnectionRefusedError) else None
+
+
+async def test_retry_backs_off_doubling_to_a_cap_and_gives_up_with_one_line_when_the_budget_is_spent():
+    clock, tries = Clock(), []
+
+    async def attempt() -> None:
+        tries.append(clock.now)
+        raise ConnectionRefusedError
+
+    retry = Retry(100.0, Stop(), clock=clock, sleep=clock.sleep)
+    with pytest.raises(Unreachable) as caught:
+        await retry(attempt, what="the thing at x", check="that it runs", transient=refused)
+
+    assert clock.waits == [1.0, 2.0, 4.0, 8.0, 16.0, MAX_DELAY_S, MAX_DELAY_S, 9.0]  # the last one: what was left
+    assert len(tries) == 9 and clock.now == 100.0
+    assert str(caught.value) == ("cannot reach the thing at x: connection refused; tried 9 times in 100.0 s "
+                                 "(STARTUP_RETRY_S=100); check that it runs")
+
+
+async def test_retry_returns_the_first_success_and_raises_an_error_it_is_not_told_to_wait_out():
+    clock, results = Clock(), iter([ConnectionRefusedError(), "connected"])
+
+    async def attempt() -> str:
+        result = next(results)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    retry = Retry(60.0, Stop(), clock=clock, sleep=clock.sleep)
+    assert await retry(attempt, what="x", check="y", transient=refused) == "connected"
+    assert clock.waits == [1.0]
+
+    async def wrong() -> None:
+        raise PermissionError("no")
+
+    with pytest.raises(PermissionError):
+        await retry(wrong, what="x", check="y", transient=refused)
+
+
+async def test_a_stop_request_ends_the_waiting_and_a_zero_budget_tries_once():
+    stop, started, hanging = Stop(), asyncio.Event(), asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        await hanging.wait()
+
+    waiting = asyncio.create_task(Retry(60.0, stop)(forever, what="x", check="y", transient=refused))
+    await asyncio.wait_for(started.wait(), WAIT)
+    stop.requested.set()
+    with pytest.raises(StopRequested):
+        await asyncio.wait_for(waiting, WAIT)
+
+    clock = Clock()
+
+    async def down() -> None:
+        raise ConnectionRefusedError
+
+    with pytest.raises(Unreachable, match=r"tried 1 time in 0\.0 s"):
+        await Retry(0.0, Stop(), clock=clock, sleep=clock.sleep)(down, what="x", check="y", transient=refused)
+    assert clock.waits == []

@@ -1,0 +1,105 @@
+"""DATABASE_URL read without SQLAlchemy (what is wrong, what would be right, the password never shown), and the first
+connection's check: a server out of reach is worth another try, a database that says no is not."""
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from storage import DatabaseRefused, DatabaseUnreachable, InvalidDatabaseURL, check_connection, create_engine, urls
+from storage.urls import parse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(("url", "kind", "file", "address"), [
+    ("sqlite+aiosqlite:///videobot.db", "sqlite", Path("videobot.db"), None),
+    ("sqlite:////data/videobot.db", "sqlite", Path("/data/videobot.db"), None),
+    ("sqlite+aiosqlite://", "sqlite", None, None),  # in memory
+    ("postgresql://videobot:pw@postgres/videobot", "postgresql", None, "postgres:5432"),
+    ("postgresql+asyncpg://videobot@10.0.0.5:6432/videobot", "postgresql", None, "10.0.0.5:6432"),
+])
+def test_the_urls_the_bot_can_use_are_read_like_sqlalchemy_reads_them(url, kind, file, address):
+    read = parse(url)
+    assert (read.backend, read.sqlite_file) == (kind, file)
+    assert address is None or read.address == address
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("nonsense://x", "'nonsense' is not a database the bot can use: it stores its data in SQLite or PostgreSQL"),
+    ("videobot.db", "not a database URL; use e.g. sqlite+aiosqlite:///videobot.db"),
+    ("postgres://u:pw@db/videobot", "write postgresql://, not postgres://"),
+    ("postgresql+psycopg2://u:pw@db/videobot", "not 'psycopg2'; write postgresql+asyncpg:// or plain postgresql://"),
+    ("sqlite+pysqlite:///videobot.db", "not 'pysqlite'; write sqlite+aiosqlite:// or plain sqlite://"),
+    ("postgresql://u:pw@db:99999/videobot", "the port '99999' is not a number from 1 to 65535"),
+    ("sqlite://localhost/videobot.db", "a SQLite URL names a file after three slashes, with no host"),
+])
+def test_a_url_it_cannot_use_says_what_is_wrong_and_what_would_be_right(url, says):
+    with pytest.raises(InvalidDatabaseURL) as caught:
+        parse(url)
+    assert says in str(caught.value)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://videobot:hunter2@db/videobot", "postgresql://videobot:***@db/videobot"),
+    ("postgresql://videobot:p@ss:w/rd@db:5432/videobot", "postgresql://videobot:***@db:5432/videobot"),  # unescaped
+    ("videobot:hunter2@db/videobot", "videobot:***@db/videobot"),  # no scheme: still masked
+    ("postgresql://db/videobot?user=v&password=hunter2", "postgresql://db/videobot?user=v&password=***"),
+    ("sqlite+aiosqlite:///data/videobot.db", "sqlite+aiosqlite:///data/videobot.db"),
+])
+def test_shown_urls_never_carry_the_password_even_when_they_cannot_be_read(url, shown):
+    assert urls.shown(url) == shown
+
+
+def test_the_password_is_found_for_the_log_filter():
+    assert urls.password("postgresql://videobot:hunter2@db/videobot") == "hunter2"
+    assert urls.password("sqlite+aiosqlite:///videobot.db") is None and urls.password("nonsense") is None
+
+
+def test_reading_a_url_imports_no_sqlalchemy():
+    code = ("import sys\nfrom storage import urls, InvalidDatabaseURL\nurls.parse('postgresql://u:p@h/d')\n"
+            "heavy = sorted(m for m in ('sqlalchemy', 'alembic', 'asyncpg', 'aiosqlite') if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_reachable_database_passes_the_check(engine):
+    await check_connection(engine)
+
+
+async def test_a_server_nobody_listens_for_is_unreachable_and_worth_another_try():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = create_engine(f"postgresql://videobot:pw@127.0.0.1:{port}/videobot")
+    try:
+        with pytest.raises(DatabaseUnreachable, match="connection refused"):
+            await check_connection(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_server_that_never_answers_is_unreachable_after_the_timeout():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts; nobody ever answers
+        engine = create_engine(f"postgresql://videobot:pw@127.0.0.1:{silent.getsockname()[1]}/videobot")
+        try:
+            with pytest.raises(DatabaseUnreachable, match=r"no answer within 0\.1 s"):
+                await check_connection(engine, timeout_s=0.1)
+        finally:
+            await engine.dispose()
+
+
+@pytest.mark.backends("postgres")
+async def test_a_database_that_does_not_exist_is_refused_not_retried(db_url):
+    engine = create_engine(db_url.rsplit("/", 1)[0] + "/no_such_database")
+    try:
+        with pytest.raises(DatabaseRefused, match='database "no_such_database" does not exist'):
+            await check_connection(engine)
+    finally:
+        await engine.dispose()
