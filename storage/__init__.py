@@ -1,7 +1,13 @@
 """Persistence for the bot: SQLAlchemy 2.0 async models, a repository of frozen records, Alembic migrations."""
 
 from storage.db import DEFAULT_URL, create_engine, migrate, shown_url
-from storage.errors import DuplicateEntryError, InvalidTransitionError, JobNotFoundError, StorageError
+from storage.errors import (
+    DuplicateEntryError,
+    InvalidTransitionError,
+    JobNotFoundError,
+    ShowcaseError,
+    StorageError,
+)
 from storage.moderation import ModerationRepository
 from storage.moderation_records import (
     AuditRecord,
@@ -9,11 +15,13 @@ from storage.moderation_records import (
     ChannelRuleRecord,
     QuotaOverrideRecord,
     RoleQuotaRecord,
+    ServerUsage,
     UsageStats,
     UserUsage,
 )
 from storage.records import (
     ACTIVE_STATES,
+    GLOBAL,
     TERMINAL_STATES,
     DenyKind,
     DenylistRecord,
@@ -25,12 +33,13 @@ from storage.records import (
 )
 from storage.repository import Repository
 from storage.retry import retry_on_locked
-from storage.showcase import ShowcaseError, ShowcaseRepository
+from storage.showcase import ShowcaseRepository
 from storage.transactions import utc_now
 
 __all__ = [
     "ACTIVE_STATES",
     "DEFAULT_URL",
+    "GLOBAL",
     "TERMINAL_STATES",
     "AuditRecord",
     "BlockRecord",
@@ -47,6 +56,7 @@ __all__ = [
     "QuotaOverrideRecord",
     "Repository",
     "RoleQuotaRecord",
+    "ServerUsage",
     "ShowcaseError",
     "ShowcaseRecord",
     "ShowcaseRepository",
