@@ -17,7 +17,7 @@ from bot.gpu.source import ModelSource
 from bot.jobs.events import JobEvents
 from bot.jobs.queue import FairQueue
 from bot.jobs.service import VideoService
-from bot.moderation.denylist_edits import load_gate
+from bot.moderation.denylist_edits import load_gates
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
 from bot.ui.client import VideoBot
@@ -35,9 +35,9 @@ async def run(settings: Settings) -> int:
     engine = create_engine(settings.database_url)
     stuck: list[str] = []
     try:
-        await migrate(engine)
+        await migrate(engine, home_guild_id=settings.discord_guild_id)  # rows from before servers: migration 0004
         repo = Repository(engine)
-        gate = await load_gate(repo)
+        gate = await load_gates(repo)
         queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
         executor = build_executor(settings)
         moderation = Moderation.from_settings(ModerationRepository(engine), settings)
@@ -71,6 +71,16 @@ async def run(settings: Settings) -> int:
     finally:
         await engine.dispose()
     return 1 if stuck else 0
+
+
+def server_name(bot: VideoBot) -> Callable[[int], str | None]:
+    """A server's name as Discord told the bot, None when the bot is not in it (for the gallery's pages)."""
+
+    def name(guild_id: int) -> str | None:
+        guild = bot.get_guild(guild_id)
+        return None if guild is None else guild.name
+
+    return name
 
 
 def build_executor(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> Executor:
@@ -107,7 +117,7 @@ async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepos
     """Start the web gallery and the health and metrics endpoints, each when enabled; they listen from now on."""
     sites: list[Gallery | Health] = []
     if settings.gallery_enabled:
-        gallery = Gallery(showcase, bot.media)
+        gallery = Gallery(showcase, bot.media, front_page=settings.gallery_front_page, server_name=server_name(bot))
         await gallery.start(settings.gallery_host, settings.gallery_port)
         sites.append(gallery)
     if settings.health_enabled:
