@@ -164,7 +164,9 @@ class FakeDiscord:
     ) -> FakeGuild:
         """Someone invites the connected bot to a new guild: GUILD_CREATE arrives (discord.py's on_guild_join)."""
         guild = self.add_guild(name, channels=channels, moderator_role=moderator_role)
-        await self.gateway.dispatch("GUILD_CREATE", guild_create_payload(guild, self.users, self.wall_time()))
+        payload = guild_create_payload(guild, self.users, self.wall_time())
+        del payload["unavailable"]  # a join has no "unavailable" (false: a known guild came back, guild_available)
+        await self.gateway.dispatch("GUILD_CREATE", payload)
         return guild
 
     def leave(self, guild_id: int) -> FakeGuild | None:

@@ -71,6 +71,21 @@ def server(interaction: discord.Interaction) -> int:
     return interaction.guild_id
 
 
+def own_channel(interaction: discord.Interaction, channel: AnyChannel) -> int:
+    """The id of a channel of the command's server; InvalidInput for another server's (Discord's client offers only
+    the server's own, so this guards against forged requests; the cache knows the server's channels)."""
+    if interaction.guild is None or interaction.guild.get_channel_or_thread(channel.id) is None:
+        raise InvalidInput(f"<#{channel.id}> is not a channel of this server: pick one of its own.")
+    return channel.id
+
+
+def own_role(interaction: discord.Interaction, role: discord.Role) -> int:
+    """The id of a role of the command's server; InvalidInput for another server's (as for channels)."""
+    if interaction.guild is None or interaction.guild.get_role(role.id) is None:
+        raise InvalidInput(f"<@&{role.id}> is not a role of this server: pick one of its own.")
+    return role.id
+
+
 async def reply(interaction: discord.Interaction, content: str) -> None:
     """A private answer that pings nobody."""
     await interaction.response.send_message(content, ephemeral=True, allowed_mentions=QUIET)
@@ -144,7 +159,8 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         if role is not None and period is not None:
             raise InvalidInput(f"period={period} is the whole server's: set it without a role (roles share the "
                                "server's period).")
-        default = await self.moderation.set_default(interaction.user.id, limit, None if role is None else role.id,
+        default = await self.moderation.set_default(interaction.user.id, limit,
+                                                    None if role is None else own_role(interaction, role),
                                                     guild_id=guild, period=period)
         whom = "everyone without a personal or role quota" if role is None else f"members with <@&{role.id}>"
         await reply(interaction, f"Default quota for {whom}: {limit} videos per {default.period}.")
@@ -159,7 +175,8 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
             head = "This server's default quota was removed" if removed else "This server had no default of its own"
             await reply(interaction, f"{head}; the bot's applies: {default.limit} videos per {default.period}.")
             return
-        removed = await self.moderation.remove_role_default(interaction.user.id, role.id, guild_id=guild)
+        removed = await self.moderation.remove_role_default(interaction.user.id, own_role(interaction, role),
+                                                            guild_id=guild)
         await reply(interaction, f"<@&{role.id}> " + ("no longer has a default quota." if removed
                                                        else "had no default quota."))
 
@@ -189,15 +206,15 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
 
     @channel.command(name="allow", description="Allow /video in a channel (then only allowed channels have it)")
     async def channel_allow(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
-        await self._set_channel(interaction, channel.id, True)
+        await self._set_channel(interaction, own_channel(interaction, channel), True)
 
     @channel.command(name="deny", description="Turn /video off in a channel")
     async def channel_deny(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
-        await self._set_channel(interaction, channel.id, False)
+        await self._set_channel(interaction, own_channel(interaction, channel), False)
 
     @channel.command(name="reset", description="Forget a channel's rule")
     async def channel_reset(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
-        await self._set_channel(interaction, channel.id, None)
+        await self._set_channel(interaction, own_channel(interaction, channel), None)
 
     @channel.command(name="list", description="Where /video may be used in this server")
     async def channel_list(self, interaction: discord.Interaction) -> None:

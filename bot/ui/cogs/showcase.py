@@ -15,10 +15,9 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.errors import InvalidInput
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
-from bot.ui.cogs.moderation import AnyChannel, check_moderator, server
+from bot.ui.cogs.moderation import AnyChannel, check_moderator, own_channel, server
 from bot.ui.delivery import shown
 from bot.ui.replies import answer_privately
 from bot.ui.showcase import Showcase
@@ -88,11 +87,8 @@ class ShowcaseGroup(app_commands.Group):
     @app_commands.command(name="channel", description="Post this server's approved videos in a channel")
     @app_commands.describe(channel="A channel of this server; none: show where they go now")
     async def channel(self, interaction: discord.Interaction, channel: AnyChannel | None = None) -> None:
-        guild = server(interaction)
         if channel is not None:
-            if channel.guild_id != guild:
-                raise InvalidInput(f"<#{channel.id}> is not a channel of this server: pick one of its own.")
-            await self.showcase.set_channel(interaction.user.id, guild, channel.id)
+            await self.showcase.set_channel(interaction.user.id, server(interaction), own_channel(interaction, channel))
         await self._answer_where(interaction, "Set. " if channel else "")
 
     @app_commands.command(name="channel-reset", description="Forget this server's showcase channel")

@@ -11,40 +11,14 @@ import pytest
 from storage import GLOBAL, JobState
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.helpers import InstantPipeline, has_video, video
-from tests.fakediscord import FakeDiscord, FakeUser
+from tests.bot.helpers import InstantPipeline, has_video, required, subcommands, video
+from tests.fakediscord import FakeUser
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
 NOT_A_MODERATOR = "is for moderators only (Manage Server permission or the moderator role)."
 NOT_AN_OPERATOR = "is for the bot's operators only (OPERATOR_USER_IDS); a server's moderators use /videomod."
 NOT_YOURS = "Job #1 is not yours; only the person who asked for it can do that."
-
-
-def subcommands(definition: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Every runnable path under a synced command ("videomod showcase approve"), with its options."""
-
-    def walk(path: str, options: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
-        groups = [option for option in options if option["type"] in (1, 2)]
-        if not groups:
-            return [(path, options)]
-        return [leaf for group in groups for leaf in walk(f"{path} {group['name']}", group.get("options", []))]
-
-    return walk(definition["name"], definition.get("options", []))
-
-
-def required(fake: FakeDiscord, options: list[dict[str, Any]], target: FakeUser) -> dict[str, Any]:
-    """A valid value for each required option, as the Discord client would send it (users: `target`)."""
-    values: dict[str, Any] = {}
-    for option in (o for o in options if o.get("required")):
-        if option.get("choices"):
-            values[option["name"]] = option["choices"][0]["value"]
-            continue
-        values[option["name"]] = {
-            3: "x" * max(option.get("min_length", 1), 5), 4: max(option.get("min_value", 1), 1), 5: True,
-            6: target, 7: fake.channel, 8: fake.moderator_role, 10: float(option.get("min_value", 1.0)),
-        }[option["type"]]
-    return values
 
 
 async def moderation_state(stack: Stack, user: FakeUser, guild_id: int) -> tuple[Any, ...]:
