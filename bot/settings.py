@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     mod_role_id: int | None = None
     quota_default: int = 20  # videos per user per period; moderators override it per user, per role or for all
     quota_period: str = "day"
-    showcase_channel_id: int | None = None  # where approved videos are posted; unset: the gallery only
+    showcase_channel_id: int | None = None  # the default showcase channel of the server it is in; unset: none
     media_dir: Path = Path("media")  # delivered MP4s of public jobs, by job id, for the showcase and gallery
     media_keep_days: int = 30  # kept MP4s older than this are removed (the showcase's stay); 0: keep them forever
     gallery_enabled: bool = False  # serve the web gallery from `python -m bot`
