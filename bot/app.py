@@ -18,7 +18,7 @@ from bot.gpu.source import ModelSource
 from bot.jobs.events import JobEvents
 from bot.jobs.queue import FairQueue
 from bot.jobs.service import VideoService
-from bot.moderation.denylist_edits import load_gate
+from bot.moderation.denylist_edits import load_gates
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
 from bot.startup import Retry, Stop
@@ -53,7 +53,7 @@ async def run(settings: Settings) -> int:
     engine = create_engine(settings.database_url)
     try:
         await reach_database(engine, settings, Retry(settings.startup_retry_s, stop))
-        await migrate(engine)
+        await migrate(engine, home_guild_id=settings.discord_guild_id)  # rows from before servers: migration 0004
         return await serve(settings, engine, stop)
     except StopRequested:
         log.info("stopped before the bot was running")
@@ -82,7 +82,7 @@ async def serve(settings: Settings, engine: AsyncEngine, stop: Stop) -> int:
     """Build the bot on the migrated database and run it until it is closed; 1 when a stuck GPU worker stopped it."""
     stuck: list[str] = []
     repo = Repository(engine)
-    gate = await load_gate(repo)
+    gate = await load_gates(repo)
     queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
     executor = build_executor(settings)
     moderation = Moderation.from_settings(ModerationRepository(engine), settings)
@@ -114,6 +114,16 @@ async def serve(settings: Settings, engine: AsyncEngine, stop: Stop) -> int:
         for site in sites:
             await site.stop()
     return 1 if stuck else 0
+
+
+def server_name(bot: VideoBot) -> Callable[[int], str | None]:
+    """A server's name as Discord told the bot, None when the bot is not in it (for the gallery's pages)."""
+
+    def name(guild_id: int) -> str | None:
+        guild = bot.get_guild(guild_id)
+        return None if guild is None else guild.name
+
+    return name
 
 
 def build_executor(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> Executor:
@@ -150,7 +160,7 @@ async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepos
     """Start the web gallery and the health and metrics endpoints, each when enabled; they listen from now on."""
     sites: list[Gallery | Health] = []
     if settings.gallery_enabled:
-        gallery = Gallery(showcase, bot.media)
+        gallery = Gallery(showcase, bot.media, front_page=settings.gallery_front_page, server_name=server_name(bot))
         await gallery.start(settings.gallery_host, settings.gallery_port)
         sites.append(gallery)
     if settings.health_enabled:

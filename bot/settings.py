@@ -7,12 +7,12 @@ import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import SettingsError
 from storage import InvalidDatabaseURL, urls
@@ -34,6 +34,12 @@ BATCH_MAX = 4  # same-shape jobs rendered together
 MAX_FRAMES = 32  # the server's default cap on /video's frames
 STARTUP_RETRY_S = 60.0  # how long a start keeps trying to reach the database and Discord
 DISCORD_LOGIN_TIMEOUT_S = 30.0  # one login attempt; Discord answers in well under a second
+FRONT_PAGES = ("all", "servers")  # GALLERY_FRONT_PAGE: every server's videos together, a list of servers, or an id
+ID_LISTS = {  # setting -> what its ids are, for the one line that says a value is wrong
+    "allowed_guild_ids": "server ids",
+    "operator_user_ids": "user ids",
+}
+IdList = Annotated[tuple[int, ...], NoDecode]  # "1, 2, 3" in the environment (NoDecode: not JSON)
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 _OUR_ERRORS = "settings"  # the error type of every PydanticCustomError raised below: its text is final
 # Ranges checked on top of the types; the engine's own limits come from t2v so they cannot drift apart.
@@ -97,6 +103,8 @@ class Settings(BaseSettings):
 
     discord_token: SecretStr  # never logged: repr and str show asterisks
     discord_guild_id: int | None = None  # sync commands to this guild at once (development); else globally
+    allowed_guild_ids: IdList = ()  # the servers the bot stays in; it leaves any other (empty: every server)
+    operator_user_ids: IdList = ()  # users who run /videomod operator (global quotas and denylist, the servers)
     discord_api_base: str | None = None  # REST base through a proxy (or a test's fake Discord); unset: Discord's
     discord_gateway_url: str | None = None  # the gateway's ws(s):// URL to match; unset: Discord's
     t2v_model: str  # ModelScope directory, `t2v convert` export, diffusers directory, or the tiny-random preset
@@ -130,12 +138,13 @@ class Settings(BaseSettings):
     mod_role_id: int | None = None
     quota_default: int = 20  # videos per user per period; moderators override it per user, per role or for all
     quota_period: str = "day"
-    showcase_channel_id: int | None = None  # where approved videos are posted; unset: the gallery only
+    showcase_channel_id: int | None = None  # the default showcase channel of the server it is in; unset: none
     media_dir: Path = Path("media")  # delivered MP4s of public jobs, by job id, for the showcase and gallery
     media_keep_days: int = 30  # kept MP4s older than this are removed (the showcase's stay); 0: keep them forever
     gallery_enabled: bool = False  # serve the web gallery from `python -m bot`
     gallery_host: str = "127.0.0.1"
     gallery_port: int = 8080
+    gallery_front_page: str = "all"  # what / lists: all (every server's videos), servers (links to each), a server id
     health_enabled: bool = True  # serve /healthz and /metrics from `python -m bot`
     health_host: str = "127.0.0.1"  # 0.0.0.0 lets Prometheus scrape it from another host or container
     health_port: int = 9090
@@ -223,6 +232,39 @@ class Settings(BaseSettings):
             raise _problem(f"RAY_WORKER_RESOURCE={name!r} is not a resource name: use GPU or the name of a custom "
                            "resource given to `ray start --resources` (CPU cannot be reserved per worker)")
         return name
+
+    @field_validator(*ID_LISTS, mode="before")
+    @classmethod
+    def _ids_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """A comma-separated list of Discord ids (snowflakes: whole numbers above 0), or nothing."""
+        if not isinstance(value, str):
+            return value
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() and int(part) > 0 for part in parts):
+            raise _problem(f"{info.field_name.upper()}={value} is not a comma-separated list of "
+                           f"{ID_LISTS[info.field_name]}: use whole numbers such as 123456789012345678,"
+                           "223456789012345678 (Discord: Developer Mode → right-click → Copy ID)")
+        return tuple(int(part) for part in parts)
+
+    @field_validator("allowed_guild_ids")
+    @classmethod
+    def _home_is_allowed(cls, allowed: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        """DISCORD_GUILD_ID, when set with an allowlist, must be on it (the bot would leave its own server)."""
+        home = info.data.get("discord_guild_id")
+        if allowed and home is not None and home not in allowed:
+            raise _problem(f"DISCORD_GUILD_ID={home} is not in ALLOWED_GUILD_IDS={','.join(map(str, allowed))}: "
+                           "add it there, or the bot would leave the server it syncs its commands to")
+        return allowed
+
+    @field_validator("gallery_front_page")
+    @classmethod
+    def _front_page_is_known(cls, page: str) -> str:
+        """all, servers, or a server id."""
+        page = page.strip().lower()
+        if page not in FRONT_PAGES and not (page.isdigit() and int(page) > 0):
+            raise _problem(f"GALLERY_FRONT_PAGE={page} is not all, servers or a server id (a whole number such as "
+                           "123456789012345678)")
+        return page
 
     @field_validator("log_level")
     @classmethod

@@ -16,6 +16,7 @@ from storage.errors import (
     InvalidDatabaseURL,
     InvalidTransitionError,
     JobNotFoundError,
+    ShowcaseError,
     StorageError,
 )
 from storage.moderation_records import (
@@ -24,11 +25,13 @@ from storage.moderation_records import (
     ChannelRuleRecord,
     QuotaOverrideRecord,
     RoleQuotaRecord,
+    ServerUsage,
     UsageStats,
     UserUsage,
 )
 from storage.records import (
     ACTIVE_STATES,
+    GLOBAL,
     TERMINAL_STATES,
     DenyKind,
     DenylistRecord,
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     from storage.moderation import ModerationRepository
     from storage.repository import Repository
     from storage.retry import retry_on_locked
-    from storage.showcase import ShowcaseError, ShowcaseRepository
+    from storage.showcase import ShowcaseRepository
     from storage.transactions import utc_now
 
 _LAZY = {  # name -> the module that defines it (each imports SQLAlchemy)
@@ -56,7 +59,6 @@ _LAZY = {  # name -> the module that defines it (each imports SQLAlchemy)
     "ModerationRepository": "storage.moderation",
     "Repository": "storage.repository",
     "retry_on_locked": "storage.retry",
-    "ShowcaseError": "storage.showcase",
     "ShowcaseRepository": "storage.showcase",
     "utc_now": "storage.transactions",
 }
@@ -75,6 +77,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ACTIVE_STATES",
     "DEFAULT_URL",
+    "GLOBAL",
     "TERMINAL_STATES",
     "AuditRecord",
     "BlockRecord",
@@ -94,6 +97,7 @@ __all__ = [
     "QuotaOverrideRecord",
     "Repository",
     "RoleQuotaRecord",
+    "ServerUsage",
     "ShowcaseError",
     "ShowcaseRecord",
     "ShowcaseRepository",

@@ -101,22 +101,25 @@ def alembic_config() -> Config:
     return config
 
 
-async def migrate(engine_or_url: AsyncEngine | str, revision: str = "head") -> None:
-    """Run `alembic upgrade <revision>` on the engine (or a temporary engine for the URL)."""
+async def migrate(engine_or_url: AsyncEngine | str, revision: str = "head", *,
+                  home_guild_id: int | None = None) -> None:
+    """Run `alembic upgrade <revision>` on the engine (or a temporary engine for the URL). `home_guild_id` is the
+    server that moderation rows from before servers had their own belong to (migration 0004), when there is one."""
     if isinstance(engine_or_url, str):
         engine = create_engine(engine_or_url)
         try:
-            await migrate(engine, revision)
+            await migrate(engine, revision, home_guild_id=home_guild_id)
         finally:
             await engine.dispose()
         return
     async with engine_or_url.begin() as connection:
-        await connection.run_sync(_upgrade, revision)
+        await connection.run_sync(_upgrade, revision, home_guild_id)
     log.info("database schema upgraded to %s", revision)
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _upgrade(connection: Connection, revision: str, home_guild_id: int | None) -> None:
     """Alembic's synchronous upgrade command on a connection we already hold."""
     config = alembic_config()
     config.attributes["connection"] = connection
+    config.attributes["home_guild_id"] = home_guild_id
     command.upgrade(config, revision)

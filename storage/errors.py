@@ -1,4 +1,11 @@
-"""Domain errors raised by the storage layer, free of SQLAlchemy types so callers can catch them plainly."""
+"""Domain errors raised by the storage layer, free of SQLAlchemy types so callers can catch them plainly.
+
+    StorageError
+    ├── JobNotFoundError        no job has this id
+    ├── InvalidTransitionError  a job cannot move to that state from the one it is in
+    ├── DuplicateEntryError     a server's denylist (or the shared one) already has that pattern
+    └── ShowcaseError           a nomination or decision that cannot be met; `message` is for the user
+"""
 
 from __future__ import annotations
 
@@ -32,12 +39,13 @@ class InvalidTransitionError(StorageError):
 
 
 class DuplicateEntryError(StorageError):
-    """The denylist already holds this pattern with this kind."""
+    """A server's denylist (or the shared one) already holds this pattern with this kind."""
 
-    def __init__(self, pattern: str, kind: DenyKind) -> None:
+    def __init__(self, pattern: str, kind: DenyKind, guild_id: int = 0) -> None:
         super().__init__(f"the denylist already has a {kind} entry for {pattern!r}")
         self.pattern = pattern
         self.kind = kind
+        self.guild_id = guild_id
 
 
 class InvalidDatabaseURL(StorageError, ValueError):
@@ -60,3 +68,12 @@ class DatabaseRefused(StorageError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ShowcaseError(StorageError):
+    """A showcase request that cannot be met; `code` is for logs and tests, `message` for the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -1,4 +1,8 @@
-"""SQLAlchemy 2.0 ORM models: jobs, denylist and showcase (portable to SQLite and PostgreSQL)."""
+"""SQLAlchemy 2.0 ORM models: jobs, denylist and showcase (portable to SQLite and PostgreSQL).
+
+Every moderation record carries the server it belongs to in `guild_id`; GLOBAL (0) is the scope above every server
+(the operator's settings and the shipped denylist). Jobs keep the server they were asked in (None in DMs).
+"""
 
 from __future__ import annotations
 
@@ -100,12 +104,14 @@ class Job(Base):
 
 
 class DenylistEntry(Base):
-    """A prompt pattern the policy blocks (kind deny) or exempts (kind allow); added_by None = shipped default."""
+    """A prompt pattern the policy blocks (kind deny) or exempts (kind allow) in one server, or in all (GLOBAL);
+    added_by None = shipped default."""
 
     __tablename__ = "denylist_entries"
-    __table_args__ = (sa.UniqueConstraint("pattern", "kind"),)
+    __table_args__ = (sa.UniqueConstraint("guild_id", "pattern", "kind"),)
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(sa.BigInteger)
     pattern: Mapped[str] = mapped_column(sa.String(256))
     category: Mapped[str] = mapped_column(sa.String(64))
     kind: Mapped[DenyKind] = mapped_column(_string_enum(DenyKind, 8))
@@ -117,9 +123,11 @@ class ShowcaseEntry(Base):
     """A result nominated for the showcase (at most one entry per job), and the moderators' decision."""
 
     __tablename__ = "showcase_entries"
-    __table_args__ = (sa.Index("ix_showcase_entries_state_id", "state", "id"),)
+    __table_args__ = (sa.Index("ix_showcase_entries_state_id", "state", "id"),
+                      sa.Index("ix_showcase_entries_guild_id_state_id", "guild_id", "state", "id"))
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(sa.BigInteger)  # the job's server, whose moderators decide
     job_id: Mapped[int] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
     nominated_by: Mapped[int] = mapped_column(sa.BigInteger)
     nominated_at: Mapped[datetime]

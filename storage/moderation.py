@@ -1,4 +1,4 @@
-"""Moderation state (quotas, blocks, channel rules, audit log) and usage counts from the jobs log.
+"""Moderation state (quotas, blocks, channel rules, audit log) and usage counts from the jobs log, per server.
 
 Quota usage is counted from the jobs table, never kept in memory: a job counts while it is queued, running or
 done, and when it was cancelled after it had started (its GPU time was spent). Refused jobs, failed jobs and jobs
@@ -26,10 +26,11 @@ from storage.moderation_records import (
     ChannelRuleRecord,
     QuotaOverrideRecord,
     RoleQuotaRecord,
+    ServerUsage,
     UsageStats,
     UserUsage,
 )
-from storage.records import JobState
+from storage.records import GLOBAL, JobState
 from storage.transactions import Transactional
 
 log = logging.getLogger(__name__)
@@ -46,105 +47,130 @@ _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class ModerationRepository(Transactional):
-    """Async access to the moderation tables; each method is one short transaction, retried while busy."""
+    """Async access to the moderation tables; each method is one short transaction, retried while busy.
+
+    Every method names the server it reads or changes (`guild_id`, GLOBAL for the operator's rows), so nothing a
+    server's moderators do can read or touch another server's rows.
+    """
 
     # --- quotas -----------------------------------------------------------------------------------------------
 
-    async def count_usage(self, user_id: int, since: datetime) -> int:
-        """Quota units used by the user's jobs created at or after `since` (see COUNTED and COST)."""
-        query = select(func.coalesce(func.sum(COST), 0)).where(Job.user_id == user_id, Job.created_at >= since, COUNTED)
+    async def count_usage(self, user_id: int, since: datetime, *, guild_id: int | None) -> int:
+        """Quota units used by the user's jobs created at or after `since` (see COUNTED and COST) in one server
+        (None: in direct messages; GLOBAL: everywhere)."""
+        query = select(func.coalesce(func.sum(COST), 0)).where(Job.user_id == user_id, Job.created_at >= since,
+                                                               COUNTED, *_jobs_in(guild_id))
         return int(await self._run(lambda session: _scalar(session, query)))
 
-    async def quota_override(self, user_id: int) -> QuotaOverrideRecord | None:
-        """The user's personal quota row, or None."""
-        return await self._get(QuotaOverride, user_id, _override_record)
+    async def quota_override(self, user_id: int, *, guild_id: int) -> QuotaOverrideRecord | None:
+        """The user's personal quota row in the server, or None."""
+        return await self._get(QuotaOverride, (guild_id, user_id), _override_record)
 
-    async def set_quota_limit(self, user_id: int, max_videos: int | None, *, by: int,
+    async def set_quota_limit(self, user_id: int, max_videos: int | None, *, guild_id: int, by: int,
                               now: datetime | None = None) -> QuotaOverrideRecord:
-        """Give the user a personal limit (None: back to the defaults), keeping any usage reset."""
+        """Give the user a personal limit in the server (None: back to the defaults), keeping any usage reset."""
         values = {"max_videos": max_videos, "set_by": by, "set_at": self._now(now)}
-        return await self._upsert(QuotaOverride, {"user_id": user_id}, values, _override_record)
+        return await self._upsert(QuotaOverride, {"guild_id": guild_id, "user_id": user_id}, values,
+                                  _override_record)
 
-    async def reset_usage(self, user_id: int, *, by: int, now: datetime | None = None) -> QuotaOverrideRecord:
-        """Count the user's usage from now on (their earlier jobs this period are forgiven), keeping any limit."""
+    async def reset_usage(self, user_id: int, *, guild_id: int, by: int,
+                          now: datetime | None = None) -> QuotaOverrideRecord:
+        """Count the user's usage in the server from now on (earlier jobs this period are forgiven), keeping any
+        limit."""
         now = self._now(now)
         values = {"counted_from": now, "set_by": by, "set_at": now}
-        return await self._upsert(QuotaOverride, {"user_id": user_id}, values, _override_record)
+        return await self._upsert(QuotaOverride, {"guild_id": guild_id, "user_id": user_id}, values,
+                                  _override_record)
 
-    async def role_quotas(self, role_ids: Iterable[int] | None = None) -> list[RoleQuotaRecord]:
-        """Role defaults for these roles (all when None), by role id."""
-        query = select(RoleQuota).order_by(RoleQuota.role_id)
+    async def role_quotas(self, role_ids: Iterable[int] | None = None, *, guild_id: int) -> list[RoleQuotaRecord]:
+        """The server's role defaults for these roles (all of its roles when None), by role id."""
+        query = select(RoleQuota).where(RoleQuota.guild_id == guild_id).order_by(RoleQuota.role_id)
         if role_ids is not None:
             query = query.where(RoleQuota.role_id.in_(list(role_ids)))
         return await self._all(query, _role_record)
 
-    async def set_role_quota(self, role_id: int, max_videos: int, *, by: int,
+    async def set_role_quota(self, role_id: int, max_videos: int, *, guild_id: int, by: int,
                              now: datetime | None = None) -> RoleQuotaRecord:
-        """Set the quota of members holding this role."""
+        """Set the quota of the server's members holding this role."""
         values = {"max_videos": max_videos, "set_by": by, "set_at": self._now(now)}
-        return await self._upsert(RoleQuota, {"role_id": role_id}, values, _role_record)
+        return await self._upsert(RoleQuota, {"guild_id": guild_id, "role_id": role_id}, values, _role_record)
 
-    async def remove_role_quota(self, role_id: int) -> bool:
-        """Remove a role default; False when there was none."""
-        return await self._delete(delete(RoleQuota).where(RoleQuota.role_id == role_id))
+    async def remove_role_quota(self, role_id: int, *, guild_id: int) -> bool:
+        """Remove a role default of the server; False when it had none."""
+        return await self._delete(delete(RoleQuota).where(RoleQuota.guild_id == guild_id,
+                                                          RoleQuota.role_id == role_id))
 
-    async def setting(self, key: str) -> Any:
-        """A server-wide value moderators set at run time, or None."""
-        row = await self._get(ModerationSetting, key, lambda row: row)
+    async def setting(self, key: str, *, guild_id: int) -> Any:
+        """A value the server's moderators (GLOBAL: the operator) set at run time, or None."""
+        row = await self._get(ModerationSetting, (guild_id, key), lambda row: row)
         return None if row is None else row.value
 
-    async def set_setting(self, key: str, value: Any, *, by: int, now: datetime | None = None) -> None:
-        """Store a server-wide value (JSON)."""
+    async def set_setting(self, key: str, value: Any, *, guild_id: int, by: int, now: datetime | None = None) -> None:
+        """Store a value (JSON) of the server."""
         values = {"value": value, "set_by": by, "set_at": self._now(now)}
-        await self._upsert(ModerationSetting, {"key": key}, values, lambda row: row)
+        await self._upsert(ModerationSetting, {"guild_id": guild_id, "key": key}, values, lambda row: row)
+
+    async def remove_setting(self, key: str, *, guild_id: int) -> bool:
+        """Forget a value of the server (its default applies again); False when it had none."""
+        return await self._delete(delete(ModerationSetting).where(ModerationSetting.guild_id == guild_id,
+                                                                  ModerationSetting.key == key))
 
     # --- blocks and channels ----------------------------------------------------------------------------------
 
-    async def block(self, user_id: int, reason: str, until: datetime | None, *, by: int,
+    async def block(self, user_id: int, reason: str, until: datetime | None, *, guild_id: int, by: int,
                     now: datetime | None = None) -> BlockRecord:
-        """Block a user until `until` (None: until unblocked), replacing any earlier block."""
+        """Block a user in the server (GLOBAL: everywhere) until `until` (None: until unblocked), replacing any
+        earlier block there."""
         values = {"reason": reason, "until": until, "blocked_by": by, "blocked_at": self._now(now)}
-        return await self._upsert(Block, {"user_id": user_id}, values, _block_record)
+        return await self._upsert(Block, {"guild_id": guild_id, "user_id": user_id}, values, _block_record)
 
-    async def unblock(self, user_id: int) -> bool:
-        """Lift a user's block; False when there was none."""
-        return await self._delete(delete(Block).where(Block.user_id == user_id))
+    async def unblock(self, user_id: int, *, guild_id: int) -> bool:
+        """Lift a user's block in the server; False when there was none."""
+        return await self._delete(delete(Block).where(Block.guild_id == guild_id, Block.user_id == user_id))
 
-    async def active_block(self, user_id: int, now: datetime | None = None) -> BlockRecord | None:
-        """The user's block if it still holds at `now`, else None (expired blocks are simply ignored)."""
+    async def active_block(self, user_id: int, guild_ids: Iterable[int],
+                           now: datetime | None = None) -> BlockRecord | None:
+        """The user's block in any of these servers that still holds at `now` (the one that lasts longest), else
+        None (expired blocks are simply ignored)."""
         now = self._now(now)
-        query = select(Block).where(Block.user_id == user_id, or_(Block.until.is_(None), Block.until > now))
+        query = select(Block).where(Block.user_id == user_id, Block.guild_id.in_(list(guild_ids)),
+                                    or_(Block.until.is_(None), Block.until > now))
         found = await self._all(query, _block_record)
-        return found[0] if found else None
+        return max(found, key=_lasting, default=None)
 
-    async def active_blocks(self, now: datetime | None = None) -> list[BlockRecord]:
-        """Every block that still holds at `now`, newest first."""
+    async def active_blocks(self, now: datetime | None = None, *, guild_id: int) -> list[BlockRecord]:
+        """Every block of the server that still holds at `now`, newest first."""
         now = self._now(now)
-        query = select(Block).where(or_(Block.until.is_(None), Block.until > now)).order_by(desc(Block.blocked_at))
+        query = (select(Block).where(Block.guild_id == guild_id, or_(Block.until.is_(None), Block.until > now))
+                 .order_by(desc(Block.blocked_at)))
         return await self._all(query, _block_record)
 
-    async def set_channel_rule(self, channel_id: int, allowed: bool, *, by: int,
+    async def set_channel_rule(self, channel_id: int, allowed: bool, *, guild_id: int, by: int,
                                now: datetime | None = None) -> ChannelRuleRecord:
-        """Allow or deny /video in a channel, replacing any earlier rule for it."""
+        """Allow or deny /video in a channel of the server, replacing any earlier rule for it."""
         values = {"allowed": allowed, "set_by": by, "set_at": self._now(now)}
-        return await self._upsert(ChannelRule, {"channel_id": channel_id}, values, _channel_record)
+        return await self._upsert(ChannelRule, {"guild_id": guild_id, "channel_id": channel_id}, values,
+                                  _channel_record)
 
-    async def remove_channel_rule(self, channel_id: int) -> bool:
-        """Forget a channel's rule; False when there was none."""
-        return await self._delete(delete(ChannelRule).where(ChannelRule.channel_id == channel_id))
+    async def remove_channel_rule(self, channel_id: int, *, guild_id: int) -> bool:
+        """Forget a channel's rule in the server; False when there was none."""
+        return await self._delete(delete(ChannelRule).where(ChannelRule.guild_id == guild_id,
+                                                            ChannelRule.channel_id == channel_id))
 
-    async def channel_rules(self) -> list[ChannelRuleRecord]:
-        """Every channel rule, by channel id."""
-        return await self._all(select(ChannelRule).order_by(ChannelRule.channel_id), _channel_record)
+    async def channel_rules(self, guild_ids: Iterable[int]) -> list[ChannelRuleRecord]:
+        """Every channel rule of these servers, by channel id."""
+        query = select(ChannelRule).where(ChannelRule.guild_id.in_(list(guild_ids))).order_by(ChannelRule.channel_id)
+        return await self._all(query, _channel_record)
 
     # --- audit and statistics ---------------------------------------------------------------------------------
 
     async def audit(self, actor_id: int, action: str, target: str | None = None,
-                    details: Mapping[str, Any] | None = None, *, allowed: bool = True,
+                    details: Mapping[str, Any] | None = None, *, guild_id: int, allowed: bool = True,
                     now: datetime | None = None) -> AuditRecord:
-        """Write one audit row: who did what to what, when, and whether they were allowed to."""
-        row = {"actor_id": actor_id, "action": action[:64], "target": None if target is None else target[:200],
-               "details": dict(details or {}), "at": self._now(now), "allowed": allowed}
+        """Write one audit row of the server: who did what to what, when, and whether they were allowed to."""
+        row = {"guild_id": guild_id, "actor_id": actor_id, "action": action[:64],
+               "target": None if target is None else target[:200], "details": dict(details or {}),
+               "at": self._now(now), "allowed": allowed}
 
         async def work(session: AsyncSession) -> AuditRecord:
             entry = AuditEntry(**row)
@@ -153,16 +179,19 @@ class ModerationRepository(Transactional):
             return _audit_record(entry)
 
         record = await self._run(work)
-        log.info("audit: %s by %d on %s (%s)", action, actor_id, target, "done" if allowed else "refused")
+        log.info("audit in %s: %s by %d on %s (%s)", _scope_name(guild_id), action, actor_id, target,
+                 "done" if allowed else "refused")
         return record
 
-    async def latest_audit(self, limit: int = 10) -> list[AuditRecord]:
-        """The newest audit rows, newest first."""
-        return await self._all(select(AuditEntry).order_by(desc(AuditEntry.id)).limit(limit), _audit_record)
+    async def latest_audit(self, limit: int = 10, *, guild_id: int) -> list[AuditRecord]:
+        """The server's newest audit rows, newest first."""
+        query = select(AuditEntry).where(AuditEntry.guild_id == guild_id).order_by(desc(AuditEntry.id)).limit(limit)
+        return await self._all(query, _audit_record)
 
-    async def usage_stats(self, since: datetime | None, *, top: int = 5) -> UsageStats:
-        """Requests by state and refusal reason, GPU time and the `top` busiest users since `since` (None: ever)."""
-        window = [] if since is None else [Job.created_at >= since]
+    async def usage_stats(self, since: datetime | None, *, guild_id: int | None, top: int = 5) -> UsageStats:
+        """Requests by state and refusal reason, GPU time and the `top` busiest users since `since` (None: ever),
+        in one server (None: in direct messages; GLOBAL: everywhere)."""
+        window = [*([] if since is None else [Job.created_at >= since]), *_jobs_in(guild_id)]
 
         async def work(session: AsyncSession) -> UsageStats:
             states = (await session.execute(select(Job.state, func.count()).where(*window).group_by(Job.state))).all()
@@ -175,6 +204,18 @@ class ModerationRepository(Transactional):
                 refusals={str(reason): count for reason, count in refused}, gpu_s=float(gpu),
                 top_users=tuple(UserUsage(uid, name, count, float(gpu_s)) for uid, name, count, gpu_s in users),
             )
+
+        return await self._run(work)
+
+    async def server_usage(self, since: datetime | None) -> list[ServerUsage]:
+        """Requests and distinct users per server since `since` (None: ever), busiest first, direct messages last
+        among equals."""
+        query = (select(Job.guild_id, func.count(), func.count(func.distinct(Job.user_id)))
+                 .where(*([] if since is None else [Job.created_at >= since])).group_by(Job.guild_id))
+
+        async def work(session: AsyncSession) -> list[ServerUsage]:
+            found = [ServerUsage(guild, n, users) for guild, n, users in (await session.execute(query)).all()]
+            return sorted(found, key=lambda row: (-row.requests, row.guild_id is None, row.guild_id or 0))
 
         return await self._run(work)
 
@@ -241,21 +282,39 @@ def _top_users(window: list[ColumnElement[bool]], top: int) -> Any:
             .group_by(Job.user_id).order_by(desc(count), Job.user_id).limit(top))
 
 
+def _jobs_in(guild_id: int | None) -> list[ColumnElement[bool]]:
+    """The jobs of one server: None, those of direct messages; GLOBAL, every job."""
+    if guild_id is None:
+        return [Job.guild_id.is_(None)]
+    return [] if guild_id == GLOBAL else [Job.guild_id == guild_id]
+
+
+def _scope_name(guild_id: int) -> str:
+    """A server for logs: its id, or "every server" for GLOBAL."""
+    return "every server" if guild_id == GLOBAL else f"server {guild_id}"
+
+
+def _lasting(block: BlockRecord) -> tuple[bool, datetime]:
+    """Orders blocks by how long they hold: permanent ones last, the rest by their end."""
+    return block.until is None, block.until or block.blocked_at
+
+
 def _override_record(row: QuotaOverride) -> QuotaOverrideRecord:
-    return QuotaOverrideRecord(row.user_id, row.max_videos, row.counted_from, row.set_by, row.set_at)
+    return QuotaOverrideRecord(row.guild_id, row.user_id, row.max_videos, row.counted_from, row.set_by, row.set_at)
 
 
 def _role_record(row: RoleQuota) -> RoleQuotaRecord:
-    return RoleQuotaRecord(row.role_id, row.max_videos, row.set_by, row.set_at)
+    return RoleQuotaRecord(row.guild_id, row.role_id, row.max_videos, row.set_by, row.set_at)
 
 
 def _block_record(row: Block) -> BlockRecord:
-    return BlockRecord(row.user_id, row.reason, row.until, row.blocked_by, row.blocked_at)
+    return BlockRecord(row.guild_id, row.user_id, row.reason, row.until, row.blocked_by, row.blocked_at)
 
 
 def _channel_record(row: ChannelRule) -> ChannelRuleRecord:
-    return ChannelRuleRecord(row.channel_id, row.allowed, row.set_by, row.set_at)
+    return ChannelRuleRecord(row.guild_id, row.channel_id, row.allowed, row.set_by, row.set_at)
 
 
 def _audit_record(row: AuditEntry) -> AuditRecord:
-    return AuditRecord(row.id, row.actor_id, row.action, row.target, dict(row.details), row.at, row.allowed)
+    return AuditRecord(row.id, row.guild_id, row.actor_id, row.action, row.target, dict(row.details), row.at,
+                       row.allowed)

@@ -1,4 +1,7 @@
-"""ORM-free records of the moderation tables and of the usage statistics computed from the jobs log."""
+"""ORM-free records of the moderation tables and of the usage statistics computed from the jobs log.
+
+`guild_id` is the server a record belongs to, or GLOBAL (0) for the operator's records above every server.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class QuotaOverrideRecord:
-    """A user's personal quota limit (None: defaults apply) and the moderator's usage reset, if any."""
+    """A user's personal quota limit in a server (None: defaults apply) and the moderator's usage reset, if any."""
 
+    guild_id: int
     user_id: int
     max_videos: int | None
     counted_from: datetime | None
@@ -20,8 +24,9 @@ class QuotaOverrideRecord:
 
 @dataclass(frozen=True, slots=True)
 class RoleQuotaRecord:
-    """The quota of members holding a role."""
+    """The quota of a server's members holding a role."""
 
+    guild_id: int
     role_id: int
     max_videos: int
     set_by: int
@@ -30,8 +35,9 @@ class RoleQuotaRecord:
 
 @dataclass(frozen=True, slots=True)
 class BlockRecord:
-    """A block on a user; `until` None means until a moderator unblocks them."""
+    """A block on a user in a server (GLOBAL: everywhere); `until` None means until a moderator unblocks them."""
 
+    guild_id: int
     user_id: int
     reason: str
     until: datetime | None
@@ -45,8 +51,9 @@ class BlockRecord:
 
 @dataclass(frozen=True, slots=True)
 class ChannelRuleRecord:
-    """Whether /video is allowed in a channel."""
+    """Whether /video is allowed in a channel of a server."""
 
+    guild_id: int
     channel_id: int
     allowed: bool
     set_by: int
@@ -55,9 +62,10 @@ class ChannelRuleRecord:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """One row of the moderation audit log."""
+    """One row of the moderation audit log of a server (GLOBAL: the operator's)."""
 
     id: int
+    guild_id: int
     actor_id: int
     action: str  # e.g. "quota.set", "block", "denylist.add"; for refused attempts, the command's name
     target: str | None  # e.g. "user:123", "channel:456", "pattern:nude"
@@ -74,6 +82,15 @@ class UserUsage:
     user_name: str
     requests: int  # accepted requests (refused ones excluded)
     gpu_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServerUsage:
+    """One server's requests in a window (refused ones included); guild_id None counts direct messages."""
+
+    guild_id: int | None
+    requests: int
+    users: int  # distinct users who asked
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+GLOBAL = 0  # the scope above every server (Discord ids are never 0): the operator's settings, the shipped denylist
+
 
 class JobState(StrEnum):
     """Where a job is in its life; stored as its lowercase value."""
@@ -86,7 +88,8 @@ class JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class DenylistRecord:
-    """One denylist or allowlist pattern; `added_by` is None for the shipped defaults."""
+    """One denylist or allowlist pattern of a server, or of every server (GLOBAL); `added_by` is None for the shipped
+    defaults."""
 
     id: int
     pattern: str
@@ -94,6 +97,7 @@ class DenylistRecord:
     kind: DenyKind
     added_by: int | None
     created_at: datetime
+    guild_id: int = GLOBAL
 
 
 class DenylistSeed(NamedTuple):
@@ -123,3 +127,4 @@ class ShowcaseRecord:
     author_id: int  # the requester of the job
     author_name: str  # their display name at request time
     job_deleted: bool  # the result was deleted after the nomination
+    guild_id: int = GLOBAL  # the server whose moderators decide (its job's), GLOBAL for the operator's

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import DuplicateEntryError, InvalidTransitionError, JobNotFoundError
 from storage.models import DenylistEntry, Job
-from storage.records import ACTIVE_STATES, DenyKind, DenylistRecord, JobRecord, JobState
+from storage.records import ACTIVE_STATES, GLOBAL, DenyKind, DenylistRecord, JobRecord, JobState
 from storage.transactions import Transactional
 
 log = logging.getLogger(__name__)
@@ -163,11 +163,15 @@ class Repository(Transactional):
 
     # --- denylist ---------------------------------------------------------------------------------------------
 
-    async def list_denylist(self, kind: DenyKind | None = None) -> list[DenylistRecord]:
-        """Denylist entries (of one kind, or all), oldest first."""
+    async def list_denylist(self, kind: DenyKind | None = None, *,
+                            guild_ids: Iterable[int] | None = None) -> list[DenylistRecord]:
+        """Denylist entries (of one kind, or all) of these servers (GLOBAL: the shared list; None: every server's),
+        oldest first."""
         query = select(DenylistEntry).order_by(DenylistEntry.id)
         if kind is not None:
             query = query.where(DenylistEntry.kind == DenyKind(kind))
+        if guild_ids is not None:
+            query = query.where(DenylistEntry.guild_id.in_(list(guild_ids)))
 
         async def work(session: AsyncSession) -> list[DenylistRecord]:
             return [_denylist_record(entry) for entry in (await session.scalars(query)).all()]
@@ -181,48 +185,57 @@ class Repository(Transactional):
         kind: DenyKind = DenyKind.DENY,
         added_by: int | None = None,
         *,
+        guild_id: int = GLOBAL,
         now: datetime | None = None,
     ) -> DenylistRecord:
-        """Add a pattern; raises DuplicateEntryError when the same pattern and kind exist."""
+        """Add a pattern to a server's list (GLOBAL: the shared one); DuplicateEntryError when that list has it."""
         if not pattern.strip():
             raise ValueError("a denylist pattern must not be empty")
         kind, now = DenyKind(kind), self._now(now)
 
         async def work(session: AsyncSession) -> DenylistRecord:
-            entry = DenylistEntry(pattern=pattern, category=category, kind=kind, added_by=added_by, created_at=now)
+            entry = DenylistEntry(guild_id=guild_id, pattern=pattern, category=category, kind=kind, added_by=added_by,
+                                  created_at=now)
             session.add(entry)
             try:
                 await session.flush()
             except IntegrityError as error:
-                raise DuplicateEntryError(pattern, kind) from error
+                raise DuplicateEntryError(pattern, kind, guild_id) from error
             return _denylist_record(entry)
 
         record = await self._run(work)
-        log.info("denylist %s entry %r (%s) added by %s", kind, pattern, category, added_by)
+        log.info("denylist %s entry %r (%s) of %s added by %s", kind, pattern, category, _list_name(guild_id),
+                 added_by)
         return record
 
-    async def remove_denylist_entry(self, pattern: str, kind: DenyKind = DenyKind.DENY) -> bool:
-        """Remove a pattern; False when there was none."""
-        query = delete(DenylistEntry).where(DenylistEntry.pattern == pattern, DenylistEntry.kind == DenyKind(kind))
+    async def remove_denylist_entry(self, pattern: str, kind: DenyKind = DenyKind.DENY, *,
+                                    guild_id: int = GLOBAL) -> bool:
+        """Remove a pattern from a server's list (GLOBAL: the shared one); False when that list has none."""
+        query = delete(DenylistEntry).where(DenylistEntry.guild_id == guild_id, DenylistEntry.pattern == pattern,
+                                            DenylistEntry.kind == DenyKind(kind))
 
         async def work(session: AsyncSession) -> bool:
             return (await session.execute(query)).rowcount > 0  # type: ignore[attr-defined]
 
         removed = await self._run(work)
-        log.info("denylist %s entry %r %s", kind, pattern, "removed" if removed else "was not present")
+        log.info("denylist %s entry %r of %s %s", kind, pattern, _list_name(guild_id),
+                 "removed" if removed else "was not present")
         return removed
 
     async def seed_denylist(self, entries: Iterable[tuple[str, str, str]], *, now: datetime | None = None) -> int:
-        """Insert the shipped defaults (pattern, category, kind) only into an empty table; returns rows added."""
+        """Insert the shipped defaults (pattern, category, kind) into the shared list only while it is empty;
+        returns rows added."""
         now, unique = self._now(now), {}
         for pattern, category, kind in entries:
             unique.setdefault((pattern, DenyKind(kind)), category)
+        shared = select(func.count()).select_from(DenylistEntry).where(DenylistEntry.guild_id == GLOBAL)
 
         async def work(session: AsyncSession) -> int:
-            if (await session.execute(select(func.count()).select_from(DenylistEntry))).scalar_one():
+            if (await session.execute(shared)).scalar_one():
                 return 0
             session.add_all(
-                DenylistEntry(pattern=pattern, category=category, kind=kind, added_by=None, created_at=now)
+                DenylistEntry(guild_id=GLOBAL, pattern=pattern, category=category, kind=kind, added_by=None,
+                              created_at=now)
                 for (pattern, kind), category in unique.items()
             )
             return len(unique)
@@ -303,6 +316,11 @@ def _job_record(job: Job) -> JobRecord:
     """Copy an ORM row into a frozen record (params copied so callers cannot mutate the session's dict)."""
     values = {name: getattr(job, name) for name in JobRecord.__dataclass_fields__}
     return JobRecord(**{**values, "state": JobState(job.state), "params": dict(job.params)})
+
+
+def _list_name(guild_id: int) -> str:
+    """A denylist for logs: a server's, or the shared one."""
+    return "the shared list" if guild_id == GLOBAL else f"server {guild_id}"
 
 
 def _denylist_record(entry: DenylistEntry) -> DenylistRecord:

@@ -1,4 +1,8 @@
-"""Deleted results, showcase nominations, moderators' decisions and ⭐ votes, as short transactions."""
+"""Deleted results, showcase nominations, moderators' decisions and ⭐ votes, as short transactions.
+
+A nomination belongs to the server its job was made in: only that server's moderators see and decide it, and the
+gallery lists each server's approved videos apart (or all of them together, for the front page).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.errors import JobNotFoundError, StorageError
+from storage.errors import JobNotFoundError, ShowcaseError
 from storage.models import Job, ShowcaseEntry, ShowcaseVote
 from storage.records import JobRecord, JobState, ShowcaseRecord, ShowcaseState
 from storage.repository import _job_record
@@ -21,15 +25,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SHOWN = (ShowcaseEntry.state == ShowcaseState.APPROVED, Job.deleted_at.is_(None))  # what the gallery lists
-
-
-class ShowcaseError(StorageError):
-    """A showcase request that cannot be met; `code` is for logs and tests, `message` for the user."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class ShowcaseRepository(Transactional):
@@ -61,8 +56,11 @@ class ShowcaseRepository(Transactional):
         now = now or self._clock()
 
         async def work(session: AsyncSession) -> ShowcaseRecord:
-            _check_showable(await session.get(Job, job_id), job_id)
-            entry = ShowcaseEntry(job_id=job_id, nominated_by=user_id, nominated_at=now, state=ShowcaseState.PENDING)
+            job = await session.get(Job, job_id)
+            _check_showable(job, job_id)
+            assert job is not None and job.guild_id is not None
+            entry = ShowcaseEntry(guild_id=job.guild_id, job_id=job_id, nominated_by=user_id, nominated_at=now,
+                                  state=ShowcaseState.PENDING)
             try:
                 async with session.begin_nested():
                     session.add(entry)
@@ -84,20 +82,24 @@ class ShowcaseRepository(Transactional):
         """The showcase entry with this id, or None."""
         return await self._run(lambda session: self._entry(session, ShowcaseEntry.id == entry_id))
 
-    async def pending(self, limit: int = 20) -> list[ShowcaseRecord]:
-        """Nominations waiting for a moderator (results deleted since are left out), oldest first."""
-        query = _entries().where(ShowcaseEntry.state == ShowcaseState.PENDING, Job.deleted_at.is_(None))
+    async def pending(self, limit: int = 20, *, guild_id: int) -> list[ShowcaseRecord]:
+        """The server's nominations waiting for a moderator (results deleted since are left out), oldest first."""
+        query = _entries().where(ShowcaseEntry.guild_id == guild_id, ShowcaseEntry.state == ShowcaseState.PENDING,
+                                 Job.deleted_at.is_(None))
         return await self._list(query.order_by(ShowcaseEntry.id).limit(limit))
 
     async def decide(
-        self, job_id: int, *, approve: bool, moderator_id: int, reason: str | None = None, now: datetime | None = None
+        self, job_id: int, *, guild_id: int, approve: bool, moderator_id: int, reason: str | None = None,
+        now: datetime | None = None,
     ) -> ShowcaseRecord:
-        """pending → approved or rejected; ShowcaseError when not nominated, already decided, or deleted."""
+        """pending → approved or rejected by a moderator of the entry's server; ShowcaseError when the server has no
+        such nomination (another server's is not even named), it was already decided, or its job was deleted."""
         now = now or self._clock()
         target = ShowcaseState.APPROVED if approve else ShowcaseState.REJECTED
+        mine = (ShowcaseEntry.job_id == job_id, ShowcaseEntry.guild_id == guild_id)
 
         async def work(session: AsyncSession) -> ShowcaseRecord:
-            entry = (await session.scalars(select(ShowcaseEntry).where(ShowcaseEntry.job_id == job_id))).first()
+            entry = (await session.scalars(select(ShowcaseEntry).where(*mine))).first()
             if entry is None:
                 raise ShowcaseError("not_nominated", f"Job #{job_id} has not been nominated for the showcase.")
             if entry.state != ShowcaseState.PENDING:
@@ -110,7 +112,8 @@ class ShowcaseRepository(Transactional):
             return await self._require(session, job_id)
 
         record = await self._run(work)
-        log.info("showcase entry %d (job %d) %s by moderator %d", record.id, job_id, target, moderator_id)
+        log.info("showcase entry %d (job %d, server %d) %s by moderator %d", record.id, job_id, guild_id, target,
+                 moderator_id)
         return record
 
     async def set_post(self, entry_id: int, channel_id: int | None, message_id: int | None) -> None:
@@ -149,22 +152,34 @@ class ShowcaseRepository(Transactional):
                  count)
         return voted, count
 
-    async def approved_count(self) -> int:
-        """How many approved entries of undeleted jobs there are."""
-        query = select(func.count()).select_from(ShowcaseEntry).join(Job).where(*_SHOWN)
+    async def approved_count(self, *, guild_id: int | None = None) -> int:
+        """How many approved entries of undeleted jobs a server has (None: every server together)."""
+        query = select(func.count()).select_from(ShowcaseEntry).join(Job).where(*_SHOWN, *_of(guild_id))
 
         async def work(session: AsyncSession) -> int:
             return (await session.execute(query)).scalar_one()
 
         return await self._run(work)
 
-    async def approved_page(self, page: int, per_page: int) -> list[ShowcaseRecord]:
-        """One page (1-based) of approved entries of undeleted jobs, newest decision first."""
+    async def approved_page(self, page: int, per_page: int, *, guild_id: int | None = None) -> list[ShowcaseRecord]:
+        """One page (1-based) of a server's approved entries of undeleted jobs (None: every server's), newest
+        decision first."""
         if page < 1 or per_page < 1:
             raise ValueError(f"page and per_page start at 1, got page={page}, per_page={per_page}")
         order = (ShowcaseEntry.decided_at.desc(), ShowcaseEntry.id.desc())
-        return await self._list(_entries().where(*_SHOWN).order_by(*order).limit(per_page)
+        return await self._list(_entries().where(*_SHOWN, *_of(guild_id)).order_by(*order).limit(per_page)
                                 .offset((page - 1) * per_page))
+
+    async def approved_servers(self) -> list[tuple[int, int]]:
+        """(server, approved videos) of every server with some, the latest approval first."""
+        count, latest = func.count().label("n"), func.max(ShowcaseEntry.decided_at).label("latest")
+        query = (select(ShowcaseEntry.guild_id, count).join(Job).where(*_SHOWN).group_by(ShowcaseEntry.guild_id)
+                 .order_by(latest.desc(), ShowcaseEntry.guild_id))
+
+        async def work(session: AsyncSession) -> list[tuple[int, int]]:
+            return [(guild, n) for guild, n in (await session.execute(query)).all()]
+
+        return await self._run(work)
 
     async def kept_job_ids(self) -> set[int]:
         """Jobs whose video the showcase still needs: nominated (waiting for a moderator) or approved."""
@@ -200,10 +215,18 @@ def _check_showable(job: Job | None, job_id: int) -> None:
         raise ShowcaseError("missing", f"There is no job #{job_id}.")
     if job.deleted_at is not None:
         raise ShowcaseError("deleted", f"Job #{job_id} was deleted.")
+    if job.guild_id is None:
+        raise ShowcaseError("no_server", f"Job #{job_id} was made in direct messages; only videos made in a server "
+                                         "can go to that server's showcase.")
     if job.params.get("private"):
         raise ShowcaseError("private", f"Job #{job_id} is private; private videos never go to the showcase.")
     if job.state != JobState.DONE:
         raise ShowcaseError("not_done", f"Job #{job_id} has no finished video to show.")
+
+
+def _of(guild_id: int | None) -> list[Any]:
+    """Entries of one server; every server's for None."""
+    return [] if guild_id is None else [ShowcaseEntry.guild_id == guild_id]
 
 
 def _entries() -> Select[Any]:
@@ -220,4 +243,5 @@ def _record(entry: ShowcaseEntry, job: Job, votes: int) -> ShowcaseRecord:
         nominated_at=entry.nominated_at, decided_by=entry.decided_by, decided_at=entry.decided_at,
         reason=entry.reason, channel_id=entry.channel_id, message_id=entry.message_id, votes=int(votes),
         prompt=job.prompt, author_id=job.user_id, author_name=job.user_name, job_deleted=job.deleted_at is not None,
+        guild_id=entry.guild_id,
     )

@@ -20,6 +20,7 @@ from bot.errors import Refused
 from bot.jobs.events import Announcer, Submitted
 from bot.jobs.queue import FairQueue
 from bot.jobs.spec import JobSpec, Queued, Requester
+from bot.moderation.gates import ServerGates
 from bot.moderation.policy import MAX_PROMPT_CHARS, PolicyGate
 from bot.moderation.rules import Moderation
 from storage import JobRecord, Repository
@@ -32,11 +33,12 @@ SEEDS = 2**32  # a seed the service picks is below this (the user may give any s
 class Admission:
     """Decides each request once: Submitted, or Refused (with its reason and the refused row's id)."""
 
-    def __init__(self, repo: Repository, gate: PolicyGate, queue: FairQueue[Queued], announce: Announcer,
+    def __init__(self, repo: Repository, gate: PolicyGate | ServerGates, queue: FairQueue[Queued], announce: Announcer,
                  clock: Callable[[], datetime], *, moderation: Moderation | None, max_steps: int, max_frames: int,
                  unavailable: Callable[[], str | None], eta: Callable[[int, datetime], datetime],
                  wake: Callable[[], None]) -> None:
-        self._repo, self.gate, self._queue, self._announce, self._clock = repo, gate, queue, announce, clock
+        self._repo, self._queue, self._announce, self._clock = repo, queue, announce, clock
+        self.gate = gate if isinstance(gate, ServerGates) else ServerGates(gate)  # each server's prompt gate
         self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
         self.max_steps, self.max_frames = max_steps, max_frames  # the server's caps (Discord's client checks too)
         self._unavailable, self._eta, self._wake = unavailable, eta, wake
@@ -69,19 +71,19 @@ class Admission:
         """Refused by the first failed check: block/channel, prompt/options, quota, room."""
         if self.moderation is not None:
             await self.moderation.check_access(requester)
-        self._check_prompt(requester.user_id, spec)
+        self._check_prompt(requester, spec)
         if self.moderation is not None:
             await self.moderation.check_quota(requester, spec.cost)
         self._check_room(requester.user_id)
 
-    def _check_prompt(self, user_id: int, spec: JobSpec) -> None:
-        """Refused when the policy gate refuses the prompt, or the options pass the server's caps."""
-        verdict = self.gate.check_prompt(spec.prompt)
+    def _check_prompt(self, requester: Requester, spec: JobSpec) -> None:
+        """Refused when the requester's server's gate refuses the prompt, or the options pass the server's caps."""
+        verdict = self.gate.check_prompt(spec.prompt, requester.guild_id)
         if not verdict.allowed:
             assert verdict.reason is not None
             logged = verdict.reason
             if verdict.reason == "denylist":
-                log.info("prompt of user %d refused by denylist entry %r", user_id, verdict.matched)
+                log.info("prompt of user %d refused by denylist entry %r", requester.user_id, verdict.matched)
                 logged = f"denylist:{verdict.category}"
             raise Refused(verdict.reason, verdict.message, logged=logged)
         if len(spec.negative) > MAX_PROMPT_CHARS:

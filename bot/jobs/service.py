@@ -31,6 +31,7 @@ from bot.jobs.queue import FairQueue
 from bot.jobs.running import Running
 from bot.jobs.spec import JobSpec, Queued, Requester
 from bot.jobs.units import Units
+from bot.moderation.gates import ServerGates
 from bot.moderation.policy import PolicyGate
 from bot.moderation.rules import Moderation
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S
@@ -50,7 +51,7 @@ class VideoService:
     def __init__(
         self,
         repo: Repository,
-        gate: PolicyGate,
+        gate: PolicyGate | ServerGates,
         queue: FairQueue[Queued],
         executor: Executor,
         events: JobEvents,
@@ -96,8 +97,8 @@ class VideoService:
         return self.admission.moderation
 
     @property
-    def gate(self) -> PolicyGate:
-        """The prompt gate; moderators' denylist edits replace its entries in place."""
+    def gate(self) -> ServerGates:
+        """Each server's prompt gate; moderators' denylist edits replace its entries in place."""
         return self.admission.gate
 
     @property

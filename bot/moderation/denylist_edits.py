@@ -1,17 +1,22 @@
-"""The gate's lists in the database: seeded with the shipped defaults, and moderators' edits of the denylist and
-allowlist — validated, stored, audited, and live from the next prompt.
+"""The gates' lists in the database: the shared list (seeded with the shipped defaults) and each server's own, and
+the edits of them — validated, stored, audited, and live from the next prompt.
 
-The database is the truth; at start the gate is built from it (`load_gate`), and after every change its list is
-rebuilt from it (one edit at a time, so two moderators editing at once cannot leave the gate with a stale list).
+A server's moderators add deny entries and allowlist phrases to their server's own list, and remove only those: the
+shared list (GLOBAL: the shipped entries and the operator's) is changed by the bot's operators alone, so a server can
+extend it but never weaken it (bot.moderation.gates). The database is the truth; at start the gates are built from
+it (`load_gates`), and after every change the changed list is rebuilt from it (one edit at a time, so two moderators
+editing at once cannot leave a gate with a stale list).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 
-from bot.errors import InvalidInput
+from bot.errors import Denied, InvalidInput
+from bot.moderation.gates import ServerGates
 from bot.moderation.policy import (
     DenylistEntry,
     DenylistReport,
@@ -22,7 +27,7 @@ from bot.moderation.policy import (
 )
 from bot.moderation.policy.entries import ALLOW_CATEGORY, Kind
 from bot.moderation.rules import Moderation, inert
-from storage import DenyKind, DuplicateEntryError, Repository
+from storage import GLOBAL, DenyKind, DenylistRecord, DuplicateEntryError, Repository
 
 log = logging.getLogger(__name__)
 
@@ -42,65 +47,99 @@ def canonical(pattern: str) -> str:
     return " ".join(pattern.split()).lower()
 
 
-class DenylistEditor:
-    """Adds and removes deny/allow entries for moderators and keeps the live gate in step with the database."""
+def list_name(kind: Kind, guild_id: int) -> str:
+    """“the denylist” of a server, or “the shared denylist” of every server."""
+    return f"the shared {LIST_NAMES[kind]}" if guild_id == GLOBAL else f"this server's {LIST_NAMES[kind]}"
 
-    def __init__(self, repo: Repository, gate: PolicyGate, moderation: Moderation) -> None:
+
+class DenylistEditor:
+    """Adds and removes deny/allow entries of a server (GLOBAL: the shared list, for operators) and keeps the live
+    gates in step with the database."""
+
+    def __init__(self, repo: Repository, gates: ServerGates, moderation: Moderation) -> None:
         self._repo = repo
-        self._gate = gate
+        self.gates = gates
         self._moderation = moderation
         self._lock = asyncio.Lock()
 
-    def entries(self, kind: Kind | None = None) -> list[DenylistEntry]:
-        """The entries the gate uses now (of one kind, or all), in list order."""
-        return [entry for entry in self._gate.denylist.entries if kind is None or entry.kind == kind]
+    def entries(self, kind: Kind | None = None, *, guild_id: int) -> list[DenylistEntry]:
+        """The entries a list holds now (a server's own, or the shared ones for GLOBAL), in list order."""
+        entries = self.gates.shared.denylist.entries if guild_id == GLOBAL else self.gates.own_entries(guild_id)
+        return [entry for entry in entries if kind is None or entry.kind == kind]
 
-    def test(self, prompt: str) -> PromptTest:
-        """Run the full gate on a prompt and explain the denylist's part in the answer."""
-        return PromptTest(self._gate.check_prompt(prompt), self._gate.denylist.explain(prompt))
+    def test(self, prompt: str, guild_id: int) -> PromptTest:
+        """Run a server's full gate (GLOBAL: the shared one) on a prompt and explain the lists' part in the answer."""
+        scope = None if guild_id == GLOBAL else guild_id
+        return PromptTest(self.gates.check_prompt(prompt, scope), self.gates.explain(prompt, scope))
 
-    async def add(self, actor: int, pattern: str, category: str, kind: Kind = "deny") -> DenylistEntry:
-        """Validate and store an entry, then make it live; InvalidInput says what is wrong with it."""
+    async def add(self, actor: int, pattern: str, category: str, kind: Kind = "deny", *,
+                  guild_id: int) -> DenylistEntry:
+        """Validate and store an entry of a server's list (GLOBAL: the shared one), then make it live; InvalidInput
+        says what is wrong with it."""
         pattern = canonical(pattern)
         try:
             entry = validate_entry(DenylistEntry(pattern, ALLOW_CATEGORY if kind == "allow" else category, kind))
         except ValueError as error:
             raise InvalidInput(f"Not added: {inert(str(error), 400)}") from None
+        if guild_id != GLOBAL and kind == "deny" and any(e.pattern == pattern for e in self.entries("deny",
+                                                                                                    guild_id=GLOBAL)):
+            raise InvalidInput(f"“{inert(pattern)}” is already on the shared denylist, which holds in every server.")
         async with self._lock:
             try:
-                await self._repo.add_denylist_entry(entry.pattern, entry.category, DenyKind(kind), added_by=actor)
+                await self._repo.add_denylist_entry(entry.pattern, entry.category, DenyKind(kind), added_by=actor,
+                                                    guild_id=guild_id)
             except DuplicateEntryError:
-                raise InvalidInput(f"“{inert(pattern)}” is already on the {LIST_NAMES[kind]}.") from None
-            await self._reload()
+                raise InvalidInput(f"“{inert(pattern)}” is already on {list_name(kind, guild_id)}.") from None
+            await self._reload(guild_id)
         await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.add", f"pattern:{pattern}",
-                                     {"category": entry.category})
+                                     {"category": entry.category}, guild_id=guild_id)
         return entry
 
-    async def remove(self, actor: int, pattern: str, kind: Kind = "deny") -> bool:
-        """Remove an entry and make the change live; False when the list has no such entry."""
+    async def remove(self, actor: int, pattern: str, kind: Kind = "deny", *, guild_id: int) -> bool:
+        """Remove an entry of a server's list (GLOBAL: the shared one) and make the change live; False when that
+        list has no such entry; Denied when only the shared list has it (a server cannot weaken it)."""
         pattern = canonical(pattern)
         async with self._lock:
-            removed = await self._repo.remove_denylist_entry(pattern, DenyKind(kind))
+            removed = await self._repo.remove_denylist_entry(pattern, DenyKind(kind), guild_id=guild_id)
             if removed:
-                await self._reload()
+                await self._reload(guild_id)
         if removed:
-            await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.remove", f"pattern:{pattern}")
+            await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.remove", f"pattern:{pattern}",
+                                         guild_id=guild_id)
+        elif guild_id != GLOBAL and any(e.pattern == pattern for e in self.entries(kind, guild_id=GLOBAL)):
+            log.warning("user %d tried to remove %r from the shared %s in server %d", actor, pattern,
+                        LIST_NAMES[kind], guild_id)
+            await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.remove", f"pattern:{pattern}",
+                                         {"refused": "shared entry"}, guild_id=guild_id, allowed=False)
+            raise Denied(f"“{inert(pattern)}” is on the shared {LIST_NAMES[kind]}, which holds in every server and "
+                         "only the bot's operators can change; this server can add entries of its own, not remove "
+                         "shared ones.")
         return removed
 
-    async def _reload(self) -> None:
-        """Rebuild the gate's list from the database."""
-        self._gate.replace_entries(await stored_entries(self._repo))
+    async def _reload(self, guild_id: int) -> None:
+        """Rebuild a list's gate from the database."""
+        entries = await stored_entries(self._repo, guild_id)
+        if guild_id == GLOBAL:
+            self.gates.replace_shared(entries)
+        else:
+            self.gates.replace_server(guild_id, entries)
 
 
-async def load_gate(repo: Repository) -> PolicyGate:
-    """Seed the denylist table with the shipped defaults when it is empty; build the gate from the table."""
+async def load_gates(repo: Repository) -> ServerGates:
+    """Seed the shared list with the shipped defaults when it is empty; build the gates from the table."""
     await repo.seed_denylist((e.pattern, e.category, e.kind) for e in load_default_entries())
-    gate = PolicyGate(await stored_entries(repo))
-    gate.check_prompt("a warm-up prompt")  # loads the language models now, not on the first user's command
-    return gate
+    by_server: defaultdict[int, list[DenylistEntry]] = defaultdict(list)
+    for row in await repo.list_denylist():
+        by_server[row.guild_id].append(_entry(row))
+    shared = PolicyGate(by_server.pop(GLOBAL, []))
+    shared.check_prompt("a warm-up prompt")  # loads the language models now, not on the first user's command
+    return ServerGates(shared, by_server)
 
 
-async def stored_entries(repo: Repository) -> list[DenylistEntry]:
-    """The denylist and allowlist as the database keeps them."""
-    rows = await repo.list_denylist()
-    return [DenylistEntry(row.pattern, row.category, row.kind.value) for row in rows]  # type: ignore[arg-type]
+async def stored_entries(repo: Repository, guild_id: int = GLOBAL) -> list[DenylistEntry]:
+    """A list (a server's own, or the shared one) as the database keeps it."""
+    return [_entry(row) for row in await repo.list_denylist(guild_ids=[guild_id])]
+
+
+def _entry(row: DenylistRecord) -> DenylistEntry:
+    return DenylistEntry(row.pattern, row.category, row.kind.value)  # type: ignore[arg-type]

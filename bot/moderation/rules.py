@@ -1,10 +1,14 @@
 """Quotas, blocks and channel rules for /video, and the moderators' edits of them (audited). Discord-free.
 
+Every record is a server's own: its moderators' quotas, blocks, channel rules and audit log apply in that server
+only, and the operator's (GLOBAL) ones above every server.
+
 Quota periods are calendar periods in UTC, not rolling windows: an hour starts on the hour, a day at 00:00 UTC,
 a week on Monday 00:00 UTC, a month on the 1st at 00:00 UTC; every user's allowance comes back at that moment.
-Usage is counted from the jobs log (see storage.moderation.COUNTED), so it survives restarts and refunds itself.
-A user's limit is their personal limit, else the most generous default among their roles, else the server
-default (set by a moderator, else QUOTA_DEFAULT).
+Usage is counted from the jobs log (see storage.moderation.COUNTED), per server, so it survives restarts and refunds
+itself. A user's limit in a server is their personal limit there, else the most generous default among their
+roles, else the server default (set by its moderators, else the bot's: the operator's, else QUOTA_DEFAULT); an
+operator may also cap a user across every server.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from typing import Any, Literal, Protocol
 
 from bot.errors import InvalidInput, Refused
 from bot.settings import MAX_QUOTA, QUOTA_PERIODS, Settings
-from storage import BlockRecord, ModerationRepository, QuotaOverrideRecord, UsageStats, utc_now
+from storage import GLOBAL, BlockRecord, ModerationRepository, QuotaOverrideRecord, UsageStats, utc_now
 
 log = logging.getLogger(__name__)
 
-QuotaSource = Literal["personal", "role", "server"]
+QuotaSource = Literal["personal", "role", "server", "bot", "everywhere"]  # bot: the operator's default
 
 
 class Asker(Protocol):
@@ -35,10 +39,14 @@ class Asker(Protocol):
     def channel_id(self) -> int: ...
 
     @property
+    def guild_id(self) -> int | None: ...
+
+    @property
     def role_ids(self) -> tuple[int, ...]: ...
 Clock = Callable[[], datetime]
 
 DEFAULT_KEY = "quota_default"  # moderation_settings key of the server default set by moderators
+PERIOD_KEY = "quota_period"  # ... and of the server's quota period
 PERIOD_TEXT = {"hour": "this hour", "day": "today (UTC day)", "week": "this week (UTC, from Monday)",
                "month": "this month (UTC)"}
 STATS_WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7),
@@ -127,15 +135,30 @@ class QuotaStatus:
                 f"it resets {discord_time(self.resets_at)} ({discord_time(self.resets_at, 'f')})")
 
 
+@dataclass(frozen=True)
+class QuotaDefault:
+    """The default quota of a server (or of direct messages): videos per period, and who set it."""
+
+    limit: int
+    period: str
+    source: Literal["server", "bot"]  # the server's moderators, or the bot's (the operator's run-time value or the
+    #                                   settings' QUOTA_DEFAULT and QUOTA_PERIOD)
+
+
 class Moderation:
-    """The moderation state /video obeys and the moderators' edits of it; every edit writes an audit row."""
+    """The moderation state /video obeys and the moderators' edits of it; every edit writes an audit row.
+
+    Everything is per server: a `guild_id` names the server whose records a call reads or changes, GLOBAL the
+    operator's, which hold above every server (global blocks, a user's cap across every server, the default quota
+    of servers that set none, the audit of operators' actions). Requests in direct messages obey the operator's.
+    """
 
     def __init__(self, repo: ModerationRepository, *, default_limit: int, period: str,
                  clock: Clock = utc_now) -> None:
         if period not in QUOTA_PERIODS:
             raise ValueError(f"quota period {period!r} is not one of {', '.join(QUOTA_PERIODS)}")
         self.repo = repo
-        self.period = period
+        self.period = period  # QUOTA_PERIOD: the bot's, unless the operator or a server set another
         self._configured_default = check_limit(default_limit, period)
         self._clock = clock
 
@@ -150,45 +173,67 @@ class Moderation:
 
     # --- what /video obeys ------------------------------------------------------------------------------------
 
-    async def default_limit(self) -> int:
-        """The server default: the moderators' value if they set one, else QUOTA_DEFAULT."""
-        stored = await self.repo.setting(DEFAULT_KEY)
-        return self._configured_default if stored is None else int(stored)
+    async def default_quota(self, guild_id: int | None) -> QuotaDefault:
+        """A server's default quota: its moderators' if they set one, else the bot's (the operator's run-time value,
+        else QUOTA_DEFAULT per QUOTA_PERIOD). None (direct messages) and GLOBAL get the bot's."""
+        bot_limit = await self.repo.setting(DEFAULT_KEY, guild_id=GLOBAL)
+        bot_period = await self.repo.setting(PERIOD_KEY, guild_id=GLOBAL)
+        bot = QuotaDefault(self._configured_default if bot_limit is None else int(bot_limit),
+                           self.period if bot_period is None else str(bot_period), "bot")
+        if guild_id is None or guild_id == GLOBAL:
+            return bot
+        limit = await self.repo.setting(DEFAULT_KEY, guild_id=guild_id)
+        period = await self.repo.setting(PERIOD_KEY, guild_id=guild_id)
+        if limit is None and period is None:
+            return bot
+        return QuotaDefault(bot.limit if limit is None else int(limit), bot.period if period is None else str(period),
+                            "server")
 
-    async def quota(self, user_id: int, role_ids: Iterable[int] = ()) -> QuotaStatus:
-        """The user's usage and limit in the current period."""
-        start, end = period_bounds(self.period, self.now())
-        override = await self.repo.quota_override(user_id)
-        limit, source, role_id = await self._limit(override, tuple(role_ids))
-        since = start
-        if override is not None and override.counted_from is not None:
-            since = max(start, override.counted_from)
-        used = await self.repo.count_usage(user_id, since)
-        return QuotaStatus(used, limit, self.period, end, source, role_id)
+    async def quota(self, user_id: int, role_ids: Iterable[int] = (), guild_id: int | None = None) -> QuotaStatus:
+        """The user's usage and limit in a server's current period (None: in direct messages)."""
+        default = await self.default_quota(guild_id)
+        start, end = period_bounds(default.period, self.now())
+        override = None if guild_id is None else await self.repo.quota_override(user_id, guild_id=guild_id)
+        limit, source, role_id = await self._limit(override, tuple(role_ids), guild_id, default)
+        used = await self.repo.count_usage(user_id, _since(start, override), guild_id=guild_id)
+        return QuotaStatus(used, limit, default.period, end, source, role_id)
 
-    async def _limit(self, override: QuotaOverrideRecord | None,
-                     role_ids: tuple[int, ...]) -> tuple[int, QuotaSource, int | None]:
-        """(limit, where it comes from, the role) for a user: personal, else best role default, else server."""
+    async def quota_everywhere(self, user_id: int) -> QuotaStatus | None:
+        """The operator's cap on the user across every server (and direct messages), if there is one."""
+        override = await self.repo.quota_override(user_id, guild_id=GLOBAL)
+        if override is None or override.max_videos is None:
+            return None
+        period = (await self.default_quota(GLOBAL)).period
+        start, end = period_bounds(period, self.now())
+        used = await self.repo.count_usage(user_id, _since(start, override), guild_id=GLOBAL)
+        return QuotaStatus(used, override.max_videos, period, end, "everywhere")
+
+    async def _limit(self, override: QuotaOverrideRecord | None, role_ids: tuple[int, ...], guild_id: int | None,
+                     default: QuotaDefault) -> tuple[int, QuotaSource, int | None]:
+        """(limit, where it comes from, the role) for a user: personal, else best role default, else the default."""
         if override is not None and override.max_videos is not None:
             return override.max_videos, "personal", None
-        roles = await self.repo.role_quotas(role_ids) if role_ids else []
+        in_server = guild_id is not None and guild_id != GLOBAL
+        roles = await self.repo.role_quotas(role_ids, guild_id=guild_id) if role_ids and in_server else []
         if roles:
             best = max(roles, key=lambda role: (role.max_videos, -role.role_id))
             return best.max_videos, "role", best.role_id
-        return await self.default_limit(), "server", None
+        return default.limit, default.source, None
 
-    async def active_block(self, user_id: int) -> BlockRecord | None:
-        """The user's block if it holds now."""
-        return await self.repo.active_block(user_id, self.now())
+    async def active_block(self, user_id: int, guild_id: int | None) -> BlockRecord | None:
+        """The user's block that holds now in a server (None: in direct messages): the server's, or a global one."""
+        return await self.repo.active_block(user_id, _with_global(guild_id), self.now())
 
     async def check_access(self, requester: Asker) -> None:
-        """Refused for a blocked user, or in a channel where /video is not allowed."""
-        block = await self.active_block(requester.user_id)
+        """Refused for a user blocked in the requester's server (or everywhere), or in a channel where the server's
+        moderators turned /video off (a global rule from before servers had their own can only turn one off)."""
+        block = await self.active_block(requester.user_id, requester.guild_id)
         if block is not None:
-            log.info("user %d is blocked (%s); request refused", requester.user_id, block.reason)
+            log.info("user %d is blocked in %s (%s); request refused", requester.user_id,
+                     "every server" if block.guild_id == GLOBAL else f"server {block.guild_id}", block.reason)
             raise Refused("blocked", block_message(block))
-        rules = await self.repo.channel_rules()
-        allowed = [rule.channel_id for rule in rules if rule.allowed]
+        rules = await self.repo.channel_rules(_with_global(requester.guild_id))
+        allowed = [rule.channel_id for rule in rules if rule.allowed and rule.guild_id != GLOBAL]
         denied = {rule.channel_id for rule in rules if not rule.allowed}
         if requester.channel_id in denied or (allowed and requester.channel_id not in allowed):
             where = " or ".join(f"<#{channel}>" for channel in allowed[:5])
@@ -196,96 +241,133 @@ class Moderation:
                                                                                  else "."))
 
     async def check_quota(self, requester: Asker, cost: int = 1) -> None:
-        """Refused when the user's quota this period has less than `cost` videos left."""
-        status = await self.quota(requester.user_id, requester.role_ids)
+        """Refused when the user's quota this period in the server, or the operator's cap across every server, has
+        less than `cost` videos left."""
+        status = await self.quota(requester.user_id, requester.role_ids, requester.guild_id)
         if status.used + cost <= status.limit:
-            return
+            cap = await self.quota_everywhere(requester.user_id)
+            if cap is None or cap.used + cost <= cap.limit:
+                return
+            status = cap
+        where = " across every server" if status.source == "everywhere" else ""
         if status.limit == 0:
-            message = (f"Your video quota is 0 per {self.period}, so you cannot make videos right now; "
+            message = (f"Your video quota{where} is 0 per {status.period}, so you cannot make videos right now; "
                        "ask a moderator if that seems wrong.")
         elif status.remaining:
-            message = (f"This counts as {cost} videos against your quota and you have {status.remaining} left: "
-                       f"{status.describe()}.")
+            message = (f"This counts as {cost} videos against your quota{where} and you have {status.remaining} "
+                       f"left: {status.describe()}.")
         else:
-            message = f"You have reached your video quota: {status.describe()}."
+            message = f"You have reached your video quota{where}: {status.describe()}."
         raise Refused("quota", message)
 
-    # --- moderators' edits ------------------------------------------------------------------------------------
+    # --- moderators' edits (guild_id: their server; GLOBAL: an operator's, for every server) ---------------------
 
-    async def set_limit(self, actor: int, user_id: int, limit: int) -> QuotaOverrideRecord:
-        """Give a user a personal quota limit."""
-        record = await self.repo.set_quota_limit(user_id, check_limit(limit, self.period), by=actor, now=self.now())
-        await self.audit(actor, "quota.set", f"user:{user_id}", {"limit": limit})
+    async def set_limit(self, actor: int, user_id: int, limit: int, *, guild_id: int) -> QuotaOverrideRecord:
+        """Give a user a personal quota limit in the server (GLOBAL: a cap across every server)."""
+        period = (await self.default_quota(guild_id)).period
+        record = await self.repo.set_quota_limit(user_id, check_limit(limit, period), guild_id=guild_id, by=actor,
+                                                 now=self.now())
+        await self.audit(actor, "quota.set", f"user:{user_id}", {"limit": limit}, guild_id=guild_id)
         return record
 
-    async def clear_limit(self, actor: int, user_id: int) -> QuotaOverrideRecord:
-        """Drop a user's personal limit: their role or the server default applies again."""
-        record = await self.repo.set_quota_limit(user_id, None, by=actor, now=self.now())
-        await self.audit(actor, "quota.clear", f"user:{user_id}")
+    async def clear_limit(self, actor: int, user_id: int, *, guild_id: int) -> QuotaOverrideRecord:
+        """Drop a user's personal limit in the server: their role or the server default applies again."""
+        record = await self.repo.set_quota_limit(user_id, None, guild_id=guild_id, by=actor, now=self.now())
+        await self.audit(actor, "quota.clear", f"user:{user_id}", guild_id=guild_id)
         return record
 
-    async def reset_usage(self, actor: int, user_id: int) -> QuotaOverrideRecord:
-        """Give a user a fresh allowance: only videos from now on count this period."""
-        record = await self.repo.reset_usage(user_id, by=actor, now=self.now())
-        await self.audit(actor, "quota.reset", f"user:{user_id}")
+    async def reset_usage(self, actor: int, user_id: int, *, guild_id: int) -> QuotaOverrideRecord:
+        """Give a user a fresh allowance in the server: only videos from now on count this period."""
+        record = await self.repo.reset_usage(user_id, guild_id=guild_id, by=actor, now=self.now())
+        await self.audit(actor, "quota.reset", f"user:{user_id}", guild_id=guild_id)
         return record
 
-    async def set_default(self, actor: int, limit: int, role_id: int | None = None) -> None:
-        """Set the server default quota, or the default of members holding a role."""
-        check_limit(limit, self.period)
+    async def set_default(self, actor: int, limit: int, role_id: int | None = None, *, guild_id: int,
+                          period: str | None = None) -> QuotaDefault:
+        """Set the server's default quota (and period), or the default of its members holding a role; GLOBAL: the
+        bot's default, for servers that set none. Returns the server's default now."""
+        if period is not None and period not in QUOTA_PERIODS:
+            raise InvalidInput(f"“{inert(period, 20)}” is not a quota period: use {', '.join(QUOTA_PERIODS)}.")
+        check_limit(limit, period or (await self.default_quota(guild_id)).period)
         if role_id is None:
-            await self.repo.set_setting(DEFAULT_KEY, limit, by=actor, now=self.now())
-            await self.audit(actor, "quota.default", "server", {"limit": limit})
+            await self.repo.set_setting(DEFAULT_KEY, limit, guild_id=guild_id, by=actor, now=self.now())
+            if period is not None:
+                await self.repo.set_setting(PERIOD_KEY, period, guild_id=guild_id, by=actor, now=self.now())
+            details = {"limit": limit, **({"period": period} if period else {})}
+            await self.audit(actor, "quota.default", "server", details, guild_id=guild_id)
         else:
-            await self.repo.set_role_quota(role_id, limit, by=actor, now=self.now())
-            await self.audit(actor, "quota.default", f"role:{role_id}", {"limit": limit})
+            await self.repo.set_role_quota(role_id, limit, guild_id=guild_id, by=actor, now=self.now())
+            await self.audit(actor, "quota.default", f"role:{role_id}", {"limit": limit}, guild_id=guild_id)
+        return await self.default_quota(guild_id)
 
-    async def remove_role_default(self, actor: int, role_id: int) -> bool:
-        """Remove a role's default quota; False when it had none."""
-        removed = await self.repo.remove_role_quota(role_id)
+    async def clear_default(self, actor: int, *, guild_id: int) -> bool:
+        """Drop the server's own default quota and period (the bot's apply again); False when it had none."""
+        removed = [await self.repo.remove_setting(key, guild_id=guild_id) for key in (DEFAULT_KEY, PERIOD_KEY)]
+        if any(removed):
+            await self.audit(actor, "quota.default.remove", "server", guild_id=guild_id)
+        return any(removed)
+
+    async def remove_role_default(self, actor: int, role_id: int, *, guild_id: int) -> bool:
+        """Remove a role's default quota in the server; False when it had none."""
+        removed = await self.repo.remove_role_quota(role_id, guild_id=guild_id)
         if removed:
-            await self.audit(actor, "quota.default.remove", f"role:{role_id}")
+            await self.audit(actor, "quota.default.remove", f"role:{role_id}", guild_id=guild_id)
         return removed
 
-    async def block(self, actor: int, user_id: int, reason: str | None, duration: str | None) -> BlockRecord:
-        """Block a user for a duration (text such as 2h or 'permanent'); InvalidInput for an unreadable one."""
+    async def block(self, actor: int, user_id: int, reason: str | None, duration: str | None, *,
+                    guild_id: int) -> BlockRecord:
+        """Block a user in the server (GLOBAL: everywhere) for a duration (text such as 2h or 'permanent');
+        InvalidInput for an unreadable one."""
         length = parse_duration(duration)
         now = self.now()
         until = None if length is None else now + length
         reason = " ".join((reason or "").split())[:500] or "no reason given"
-        record = await self.repo.block(user_id, reason, until, by=actor, now=now)
+        record = await self.repo.block(user_id, reason, until, guild_id=guild_id, by=actor, now=now)
         await self.audit(actor, "block", f"user:{user_id}",
-                         {"reason": reason, "until": None if until is None else until.isoformat()})
+                         {"reason": reason, "until": None if until is None else until.isoformat()}, guild_id=guild_id)
         return record
 
-    async def unblock(self, actor: int, user_id: int) -> bool:
-        """Lift a user's block; False when there was none."""
-        lifted = await self.repo.unblock(user_id)
-        await self.audit(actor, "unblock", f"user:{user_id}", {"was_blocked": lifted})
+    async def unblock(self, actor: int, user_id: int, *, guild_id: int) -> bool:
+        """Lift a user's block in the server; False when there was none."""
+        lifted = await self.repo.unblock(user_id, guild_id=guild_id)
+        await self.audit(actor, "unblock", f"user:{user_id}", {"was_blocked": lifted}, guild_id=guild_id)
         return lifted
 
-    async def set_channel(self, actor: int, channel_id: int, allowed: bool | None) -> bool:
-        """Allow or deny /video in a channel, or (None) forget its rule; False when there was nothing to forget."""
+    async def set_channel(self, actor: int, channel_id: int, allowed: bool | None, *, guild_id: int) -> bool:
+        """Allow or deny /video in a channel of the server, or (None) forget its rule; False when there was
+        nothing to forget."""
         if allowed is None:
-            changed = await self.repo.remove_channel_rule(channel_id)
+            changed = await self.repo.remove_channel_rule(channel_id, guild_id=guild_id)
             action = "channel.reset"
         else:
-            await self.repo.set_channel_rule(channel_id, allowed, by=actor, now=self.now())
+            await self.repo.set_channel_rule(channel_id, allowed, guild_id=guild_id, by=actor, now=self.now())
             changed, action = True, "channel.allow" if allowed else "channel.deny"
-        await self.audit(actor, action, f"channel:{channel_id}")
+        await self.audit(actor, action, f"channel:{channel_id}", guild_id=guild_id)
         return changed
 
-    async def stats(self, window: str) -> UsageStats:
-        """Usage over the last hour/day/week/month (rolling) or ever ("all")."""
+    async def stats(self, window: str, *, guild_id: int) -> UsageStats:
+        """The server's usage (GLOBAL: every server's) over the last hour/day/week/month (rolling) or ever."""
         if window not in STATS_WINDOWS:
             raise InvalidInput(f"“{inert(window, 20)}” is not a stats period: use {', '.join(STATS_WINDOWS)}.")
         span = STATS_WINDOWS[window]
-        return await self.repo.usage_stats(None if span is None else self.now() - span)
+        return await self.repo.usage_stats(None if span is None else self.now() - span, guild_id=guild_id)
 
     async def audit(self, actor: int, action: str, target: str | None = None,
-                    details: dict[str, Any] | None = None, *, allowed: bool = True) -> None:
-        """Write an audit row at the moderation clock's time."""
-        await self.repo.audit(actor, action, target, details, allowed=allowed, now=self.now())
+                    details: dict[str, Any] | None = None, *, guild_id: int, allowed: bool = True) -> None:
+        """Write an audit row of the server (GLOBAL: the operator's) at the moderation clock's time."""
+        await self.repo.audit(actor, action, target, details, guild_id=guild_id, allowed=allowed, now=self.now())
+
+
+def _since(start: datetime, override: QuotaOverrideRecord | None) -> datetime:
+    """Where usage is counted from: the period's start, or a moderator's later reset."""
+    if override is not None and override.counted_from is not None:
+        return max(start, override.counted_from)
+    return start
+
+
+def _with_global(guild_id: int | None) -> list[int]:
+    """A server and the scope above every server (direct messages: that one only)."""
+    return [GLOBAL] if guild_id is None else [guild_id, GLOBAL]
 
 
 def block_message(block: BlockRecord) -> str:

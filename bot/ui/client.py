@@ -18,15 +18,19 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import SettingsError, StopRequested
+from bot.gpu.models import ASPECTS
 from bot.jobs.events import JobEvents
 from bot.jobs.service import VideoService
 from bot.media import MediaStore, Retention
 from bot.moderation.denylist_edits import DenylistEditor
+from bot.moderation.servers import PresetLimits, ServerSettings
 from bot.settings import Settings
 from bot.startup import Retry, Stop
 from bot.ui.cogs.moderation import ModerationCog
+from bot.ui.cogs.moderation_operator import OperatorGroup
 from bot.ui.cogs.quota import QuotaCog
 from bot.ui.cogs.results import ResultButton, ResultsCog, result_view
+from bot.ui.cogs.servers import ServersCog
 from bot.ui.cogs.showcase import ShowcaseGroup
 from bot.ui.cogs.video import VideoCog
 from bot.ui.delivery import Delivery
@@ -125,7 +129,10 @@ class VideoBot(commands.Bot):
         """Start the service, add the cogs, sync the commands (to the development guild when one is set)."""
         self.service = self._service_factory(self.delivery)
         await self.service.start()
-        video = VideoCog(self, self.service, self.delivery, self.settings)
+        await self.add_cog(ServersCog(self, self.settings))
+        servers = self._server_settings(self.service)
+        self.showcase.servers = servers
+        video = VideoCog(self, self.service, self.delivery, self.settings, servers)
         await self.add_cog(video)
         await self.add_cog(ResultsCog(video, self._repo, self.showcase, self.media, self.settings,
                                       self.service.moderation))
@@ -133,7 +140,7 @@ class VideoBot(commands.Bot):
         if self.settings.media_keep_days:
             self.retention = Retention(self.media, self.showcase.repo, self.settings.media_keep_days)
             await self.retention.start()
-        await self._add_moderation(self.service)
+        await self._add_moderation(self.service, servers)
         guild_id = self.settings.discord_guild_id
         if guild_id is not None:
             guild = discord.Object(guild_id)
@@ -145,15 +152,24 @@ class VideoBot(commands.Bot):
             log.info("synced %d global commands (clients may take a while to show changes)", len(synced))
         freeze_startup_heap()
 
-    async def _add_moderation(self, service: VideoService) -> None:
-        """/quota and /videomod (with `showcase`), when the service enforces moderation (quotas, blocks, channels)."""
+    def _server_settings(self, service: VideoService) -> ServerSettings | None:
+        """Each server's /video presets and showcase channel, when the service enforces moderation."""
+        if service.moderation is None:
+            return None
+        limits = PresetLimits(tuple(ASPECTS), self.settings.max_steps, self.settings.max_frames)
+        return ServerSettings(service.moderation, limits)
+
+    async def _add_moderation(self, service: VideoService, servers: ServerSettings | None) -> None:
+        """/quota and /videomod (with `showcase` and `operator`), when the service enforces moderation (quotas,
+        blocks, channels)."""
         moderation = service.moderation
-        if moderation is None:
+        if moderation is None or servers is None:
             return
         await self.add_cog(QuotaCog(moderation))
         editor = DenylistEditor(self._repo, service.gate, moderation)
-        videomod = ModerationCog(self.settings, moderation, editor)
+        videomod = ModerationCog(self.settings, moderation, editor, servers)
         videomod.app_command.add_command(ShowcaseGroup(self.showcase, self.settings, moderation))
+        videomod.app_command.add_command(OperatorGroup(self, self.settings, moderation, editor))
         await self.add_cog(videomod)
 
     async def close(self) -> None:

@@ -1,6 +1,7 @@
-"""The showcase: approved videos are posted to the showcase channel with the prompt, credit (display name, no ping)
-and a ⭐ vote button, and listed in the gallery; a deleted job's post is taken down. Moderators decide with
-`/videomod showcase ...` (bot.ui.cogs.showcase).
+"""The showcase: approved videos are posted to their server's showcase channel with the prompt, credit (display
+name, no ping) and a ⭐ vote button, and listed in the gallery; a deleted job's post is taken down. A server's
+moderators decide with `/videomod showcase ...` (bot.ui.cogs.showcase) and choose its channel; SHOWCASE_CHANNEL_ID
+is only the default of the server that channel belongs to, so no server's videos are ever posted in another's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from bot.errors import Denied
 from bot.media import MediaStore
+from bot.moderation.servers import ServerSettings
 from bot.settings import Settings
 from bot.ui.delivery import settings_line, shown
 from bot.ui.replies import answer_privately
@@ -63,12 +66,37 @@ class Showcase:
         self.repo = repo
         self.jobs = jobs
         self.media = media
+        self.servers: ServerSettings | None = None  # each server's chosen channel, once moderation is set up
+
+    async def channel_for(self, guild_id: int) -> int | None:
+        """Where a server's approved videos are posted: the channel its moderators chose, else SHOWCASE_CHANNEL_ID
+        when that channel is in this server, else none (the gallery only)."""
+        chosen = None if self.servers is None else await self.servers.showcase_channel(guild_id)
+        if chosen is not None:
+            return chosen
+        configured = self.settings.showcase_channel_id
+        if configured is not None and self._server_of(configured) == guild_id:
+            return configured
+        return None
+
+    def _server_of(self, channel_id: int) -> int | None:
+        """The server a channel belongs to, as Discord told this client (DISCORD_GUILD_ID when it cannot tell)."""
+        channel = self.bot.get_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        return guild.id if guild is not None else self.settings.discord_guild_id
+
+    async def set_channel(self, actor: int, guild_id: int, channel_id: int | None) -> None:
+        """A server's moderator chooses its showcase channel (None: back to the default)."""
+        if self.servers is None:
+            raise Denied("Showcase channels cannot be chosen on this bot: moderation is off.")
+        await self.servers.set_showcase_channel(actor, guild_id, channel_id)
 
     async def post(self, entry: ShowcaseRecord) -> str:
-        """Post an approved video to the showcase channel; returns what to tell the moderator."""
-        channel_id = self.settings.showcase_channel_id
+        """Post an approved video to its server's showcase channel; returns what to tell the moderator."""
+        channel_id = await self.channel_for(entry.guild_id)
         if channel_id is None:
-            return "SHOWCASE_CHANNEL_ID is not set, so it appears in the web gallery only."
+            return ("This server has no showcase channel (`/videomod showcase channel` sets one), so it appears in "
+                    "the web gallery only.")
         job = await self.jobs.get_job(entry.job_id)
         assert job is not None, f"showcase entry {entry.id} has no job {entry.job_id}"
         text = "\n".join([f"⭐ **Showcase** · job #{job.id} · by {shown(entry.author_name, 100)}",
@@ -99,6 +127,11 @@ class Showcase:
         log.info("job %d withdrawn from the showcase channel", job_id)
 
     async def vote(self, interaction: discord.Interaction, entry_id: int) -> None:
-        """Toggle the member's ⭐ and show the new count on the button."""
+        """Toggle the member's ⭐ (a member of the entry's server) and show the new count on the button."""
+        entry = await self.repo.get_entry(entry_id)
+        if entry is not None and entry.guild_id != interaction.guild_id:
+            log.warning("user %d voted on showcase entry %d of server %d from server %s", interaction.user.id,
+                        entry_id, entry.guild_id, interaction.guild_id)
+            raise Denied("This video is in another server's showcase.")
         _, votes = await self.repo.toggle_vote(entry_id, interaction.user.id)
         await interaction.response.edit_message(view=vote_view(entry_id, votes))

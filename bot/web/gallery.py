@@ -1,9 +1,12 @@
 """The web gallery: approved showcase videos with prompt, author, ⭐ votes and date, paginated, served by aiohttp.
 
-`GET /?page=N&per_page=M` lists entries, newest approval first; values out of range get a 400 that names the
-range. `GET /videos/<job id>.mp4` serves a kept MP4 of an approved entry from the media directory with HTTP
-range support (aiohttp's FileResponse), so browsers can seek and play it. All user text is HTML-escaped and
-the page sends a Content-Security-Policy without scripts, so a prompt can never run in a visitor's browser.
+Each server's approved videos are listed under its own path, `GET /servers/<server id>/?page=N&per_page=M`, newest
+approval first; the front page `GET /` is what the operator chose (GALLERY_FRONT_PAGE): every server's videos
+together (`all`), a list of the servers with a link to each (`servers`), or one server's page (its id). Values out
+of range get a 400 that names the range. `GET /videos/<job id>.mp4` serves a kept MP4 of an approved entry from the
+media directory with HTTP range support (aiohttp's FileResponse), so browsers can seek and play it. All user text is
+HTML-escaped and the page sends a Content-Security-Policy without scripts, so a prompt can never run in a visitor's
+browser.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -50,24 +54,64 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     return value
 
 
+ServerName = Callable[[int], str | None]  # a server's name, None when the bot is not in it
+
+
+def _no_names(guild_id: int) -> str | None:
+    return None
+
+
 class Gallery(LocalSite):
     """The gallery's aiohttp application, and a site to run it on."""
 
-    def __init__(self, repo: ShowcaseRepository, media: MediaStore, *, title: str = "Video showcase") -> None:
+    def __init__(self, repo: ShowcaseRepository, media: MediaStore, *, title: str = "Video showcase",
+                 front_page: str = "all", server_name: ServerName = _no_names) -> None:
         self.repo = repo
         self.media = media
         self.title = title
+        self.front_page = front_page  # GALLERY_FRONT_PAGE: all, servers, or a server id
+        self.server_name = server_name
         super().__init__()
-        self.app.add_routes([web.get("/", self.index), web.get(r"/videos/{job:\d+}.mp4", self.video)])
+        self.app.add_routes([web.get("/", self.index), web.get(r"/servers/{guild:\d+}", self.server),
+                             web.get(r"/servers/{guild:\d+}/", self.server),
+                             web.get(r"/videos/{job:\d+}.mp4", self.video)])
 
     async def index(self, request: web.Request) -> web.Response:
-        """One page of approved videos."""
+        """The front page the operator chose."""
+        if self.front_page == "servers":
+            return _html(await self._servers_page())
+        if self.front_page.isdigit():
+            return await self._videos(request, int(self.front_page))
+        return await self._videos(request, None)
+
+    async def server(self, request: web.Request) -> web.Response:
+        """One server's page; 404 for a server with no approved videos that the bot is not in."""
+        guild_id = int(request.match_info["guild"])
+        if self.server_name(guild_id) is None and not await self.repo.approved_count(guild_id=guild_id):
+            raise web.HTTPNotFound(text=f"server {guild_id} has no showcase here")
+        return await self._videos(request, guild_id)
+
+    async def _videos(self, request: web.Request, guild_id: int | None) -> web.Response:
+        """One page of a server's approved videos (None: every server's)."""
         per_page = _int_param(request, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
-        pages = max(1, math.ceil(await self.repo.approved_count() / per_page))
+        pages = max(1, math.ceil(await self.repo.approved_count(guild_id=guild_id) / per_page))
         page = _int_param(request, "page", 1, 1, pages)
-        entries = await self.repo.approved_page(page, per_page)
-        body = self._page(entries, page, pages, per_page)
-        return web.Response(text=body, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
+        entries = await self.repo.approved_page(page, per_page, guild_id=guild_id)
+        return _html(self._page(entries, page, pages, per_page, self._title(guild_id)))
+
+    def _title(self, guild_id: int | None) -> str:
+        """The gallery's title, with the server's name on a server's page."""
+        if guild_id is None:
+            return self.title
+        return f"{self.server_name(guild_id) or f'Server {guild_id}'} · {self.title}"
+
+    async def _servers_page(self) -> str:
+        """The servers with approved videos, each linking to its page."""
+        rows = await self.repo.approved_servers()
+        items = "".join(f'<li><a href="/servers/{guild_id}/">{html.escape(self._title(guild_id))}</a> · '
+                        f"{count} video{'' if count == 1 else 's'}</li>" for guild_id, count in rows)
+        body = f"<ul>{items}</ul>" if rows else "<p>No videos in the showcase yet.</p>"
+        return _document(self.title, f"<h1>{html.escape(self.title)}</h1>{body}")
 
     async def video(self, request: web.Request) -> web.StreamResponse:
         """The MP4 of an approved, undeleted entry (range requests allowed)."""
@@ -81,7 +125,7 @@ class Gallery(LocalSite):
             raise web.HTTPNotFound(text=f"the video of job {job_id} is not kept any more")
         return web.FileResponse(path, headers={"Content-Type": "video/mp4", **SECURITY_HEADERS})
 
-    def _page(self, entries: list[ShowcaseRecord], page: int, pages: int, per_page: int) -> str:
+    def _page(self, entries: list[ShowcaseRecord], page: int, pages: int, per_page: int, title: str) -> str:
         """The HTML of one page; every piece of user text is escaped."""
         cards = "\n".join(_card(entry) for entry in entries) or "<p>No videos in the showcase yet.</p>"
         links = []
@@ -90,10 +134,18 @@ class Gallery(LocalSite):
         links.append(f"<span>Page {page} of {pages}</span>")
         if page < pages:
             links.append(f'<a rel="next" href="?page={page + 1}&amp;per_page={per_page}">Older →</a>')
-        title = html.escape(self.title)
-        return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-                f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
-                f"<body><h1>{title}</h1><main>\n{cards}\n</main><nav>{''.join(links)}</nav></body></html>\n")
+        return _document(title, f"<h1>{html.escape(title)}</h1><main>\n{cards}\n</main><nav>{''.join(links)}</nav>")
+
+
+def _document(title: str, body: str) -> str:
+    """A whole HTML page around `body` (already escaped)."""
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
+            f"<body>{body}</body></html>\n")
+
+
+def _html(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
 
 
 def _card(entry: ShowcaseRecord) -> str:

@@ -25,7 +25,7 @@ from bot.gpu.models import ASPECTS
 from bot.jobs.events import JobEvents, Submitted
 from bot.jobs.queue import FairQueue
 from bot.jobs.service import VideoService
-from bot.moderation.denylist_edits import load_gate
+from bot.moderation.denylist_edits import load_gates
 from bot.moderation.policy import PolicyGate
 from bot.moderation.rules import Moderation
 from bot.settings import Settings, load_settings
@@ -219,7 +219,7 @@ class Stacks:
         try:
             await migrate(engine)
             repo = Repository(engine)
-            gate = await load_gate(repo)
+            gate = await load_gates(repo)
             queue: FairQueue = FairQueue(config.queue_per_user_cap, config.queue_global_cap)
             executor = GPUExecutor(["cpu"], lambda device: held((pipeline or (lambda _: tiny_pipeline()))(device)))
             moderation = Moderation.from_settings(ModerationRepository(engine, clock=self.calendar), config,

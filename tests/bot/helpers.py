@@ -26,7 +26,7 @@ from storage import JobRecord
 from t2v.errors import GenerationCancelled
 from t2v.preview import preview_due
 from t2v.request import GenerationResult
-from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
+from tests.fakediscord import FakeChannel, FakeDiscord, FakeMessage, FakeRole, FakeUser, InteractionHandle
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0  # seconds before a wait that should be instant fails the test instead of hanging it
@@ -307,6 +307,35 @@ class LagMeter:
     def stop(self) -> None:
         assert self._handle is not None
         self._handle.cancel()
+
+
+def subcommands(definition: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every runnable path under a synced command ("videomod showcase approve"), with its options."""
+
+    def walk(path: str, options: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+        groups = [option for option in options if option["type"] in (1, 2)]
+        if not groups:
+            return [(path, options)]
+        return [leaf for group in groups for leaf in walk(f"{path} {group['name']}", group.get("options", []))]
+
+    return walk(definition["name"], definition.get("options", []))
+
+
+def required(fake: FakeDiscord, options: list[dict[str, Any]], target: FakeUser, *, channel: FakeChannel | None = None,
+             role: FakeRole | None = None) -> dict[str, Any]:
+    """A valid value for each required option, as the Discord client would send it (users: `target`; channels and
+    roles: the given ones, else the default guild's)."""
+    values: dict[str, Any] = {}
+    for option in (o for o in options if o.get("required")):
+        if option.get("choices"):
+            values[option["name"]] = option["choices"][0]["value"]
+            continue
+        values[option["name"]] = {
+            3: "x" * max(option.get("min_length", 1), 5), 4: max(option.get("min_value", 1), 1), 5: True,
+            6: target, 7: channel or fake.channel, 8: role or fake.moderator_role,
+            10: float(option.get("min_value", 1.0)),
+        }[option["type"]]
+    return values
 
 
 def this_tree(env: dict[str, str]) -> dict[str, str]:

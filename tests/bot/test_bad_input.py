@@ -17,7 +17,7 @@ from bot.errors import Refused
 from bot.gpu.models import ASPECTS
 from bot.jobs.service import VideoService
 from bot.jobs.spec import JobSpec, Requester
-from bot.moderation.denylist_edits import load_gate
+from bot.moderation.denylist_edits import load_gates
 from storage import JobState, Repository
 from t2v import InvalidRequest
 from tests.bot.conftest import Stack, Stacks
@@ -77,7 +77,7 @@ class World:
 async def world(make_service: Any, database: Any) -> AsyncIterator[World]:
     """A started service on a temporary database with the real prompt gate and the shipped denylist."""
     repo = database.repo()
-    h = await make_service(InstantPipeline(), repo=repo, gate=await load_gate(repo), per_user_cap=100,
+    h = await make_service(InstantPipeline(), repo=repo, gate=await load_gates(repo), per_user_cap=100,
                            global_cap=10_000, max_steps=100, max_frames=32)
     world = World(h.service, repo, h.pipeline, h.events)
     yield world

@@ -187,3 +187,22 @@ def test_the_token_never_appears_in_reprs_or_errors():
 ])
 def test_the_compile_cache_lives_beside_the_database_unless_set(env, cache):
     assert load_settings({**VALID, **env}, env_file=None).compile_cache == Path(cache)
+
+
+def test_the_server_allowlist_operators_and_gallery_front_page_are_read_and_checked():
+    defaults = load_settings(VALID, env_file=None)
+    assert (defaults.allowed_guild_ids, defaults.operator_user_ids, defaults.gallery_front_page) == ((), (), "all")
+    chosen = load_settings({**VALID, "ALLOWED_GUILD_IDS": " 11, 22 ,", "OPERATOR_USER_IDS": "33",
+                            "DISCORD_GUILD_ID": "22", "GALLERY_FRONT_PAGE": "Servers"}, env_file=None)
+    assert (chosen.allowed_guild_ids, chosen.operator_user_ids, chosen.gallery_front_page) == ((11, 22), (33,),
+                                                                                              "servers")
+    assert problems({**VALID, "ALLOWED_GUILD_IDS": "11;x", "OPERATOR_USER_IDS": "0", "GALLERY_FRONT_PAGE": "home"}) == [
+        "ALLOWED_GUILD_IDS=11;x is not a comma-separated list of server ids: use whole numbers such as "
+        "123456789012345678,223456789012345678 (Discord: Developer Mode → right-click → Copy ID)",
+        "OPERATOR_USER_IDS=0 is not a comma-separated list of user ids: use whole numbers such as "
+        "123456789012345678,223456789012345678 (Discord: Developer Mode → right-click → Copy ID)",
+        "GALLERY_FRONT_PAGE=home is not all, servers or a server id (a whole number such as 123456789012345678)",
+    ]
+    assert problems({**VALID, "ALLOWED_GUILD_IDS": "11,22", "DISCORD_GUILD_ID": "33"}) == [
+        "DISCORD_GUILD_ID=33 is not in ALLOWED_GUILD_IDS=11,22: add it there, or the bot would leave the server it "
+        "syncs its commands to"]

@@ -43,6 +43,7 @@ class RestAPI:
             web.get(guild_commands, self.get_commands, allow_head=False),
             web.get(API + "/channels/{channel_id}", self.get_channel, allow_head=False),
             web.post(API + "/users/@me/channels", self.create_dm),
+            web.delete(API + "/users/@me/guilds/{guild_id}", self.leave_guild),
             *MessageRoutes(self.fake).routes(API),
             web.get("/attachments/{channel_id}/{attachment_id}/{filename}", self.get_attachment, allow_head=False),
             web.route("*", API + "/{tail:.*}", self.unknown_route),
@@ -172,6 +173,14 @@ class RestAPI:
             raise ApiError(400, 50035, f"Invalid Form Body: recipient_id: unknown user {recipient}")
         channel: FakeChannel = self.fake.dm_channel(self.fake.users[recipient])
         return json_response(channel_payload(channel))
+
+    async def leave_guild(self, request: web.Request) -> web.Response:
+        """The bot leaves a guild: 204, then GUILD_DELETE on the gateway (no "unavailable": it was removed)."""
+        guild = self.fake.leave(int(request.match_info["guild_id"]))
+        if guild is None:
+            raise ApiError(404, 10004, "Unknown Guild")
+        await self.fake.gateway.dispatch("GUILD_DELETE", {"id": str(guild.id)})
+        return web.Response(status=204)
 
     async def get_attachment(self, request: web.Request) -> web.Response:
         wanted = request.match_info["attachment_id"]

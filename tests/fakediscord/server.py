@@ -30,6 +30,7 @@ from .payloads import (
     MiB,
     Perm,
     Snowflakes,
+    guild_create_payload,
 )
 from .records import FakeMessage, InteractionRecord, RecordedRequest, message_payload
 from .rest import RestAPI
@@ -64,6 +65,7 @@ class FakeDiscord:
         self.started_at = time.time()
         self.guilds: list[FakeGuild] = []
         self.channels: dict[int, FakeChannel] = {}
+        self.left: list[FakeGuild] = []  # guilds the bot left (DELETE /users/@me/guilds/{id}), in order
         self.guild = self.add_guild(guild_name, channels=[channel_name], moderator_role=moderator_role)
         self.channel = self.guild.channels[0]
         self.moderator_role = self.guild.role(moderator_role) if moderator_role else None
@@ -156,6 +158,30 @@ class FakeDiscord:
         for channel in channels:
             self.add_channel(channel, guild=guild)
         return guild
+
+    async def invite(
+        self, name: str, *, channels: list[str] | tuple[str, ...] = ("general",), moderator_role: str | None = None
+    ) -> FakeGuild:
+        """Someone invites the connected bot to a new guild: GUILD_CREATE arrives (discord.py's on_guild_join)."""
+        guild = self.add_guild(name, channels=channels, moderator_role=moderator_role)
+        payload = guild_create_payload(guild, self.users, self.wall_time())
+        del payload["unavailable"]  # a join has no "unavailable" (false: a known guild came back, guild_available)
+        await self.gateway.dispatch("GUILD_CREATE", payload)
+        return guild
+
+    def leave(self, guild_id: int) -> FakeGuild | None:
+        """The bot leaves a guild (its REST call): gone from the world, kept in `left`."""
+        guild = next((g for g in self.guilds if g.id == guild_id), None)
+        if guild is not None:
+            self.guilds.remove(guild)
+            self.left.append(guild)
+        return guild
+
+    def add_member(
+        self, user: FakeUser, guild: FakeGuild, *, roles: tuple[FakeRole | int, ...] | list[Any] = ()
+    ) -> None:
+        """Make an existing user a member of another guild too (one person in two servers)."""
+        guild.members[user.id] = [r.id if isinstance(r, FakeRole) else int(r) for r in roles]
 
     def add_channel(self, name: str, *, guild: FakeGuild | None = None, nsfw: bool = False) -> FakeChannel:
         guild = guild or self.guild

@@ -5,12 +5,13 @@ from collections.abc import Awaitable, Callable
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage import JobNotFoundError, JobRecord, Repository
+from storage import JobNotFoundError, JobRecord, Repository, ShowcaseError
 from storage.records import ShowcaseState
-from storage.showcase import ShowcaseError, ShowcaseRepository
+from storage.showcase import ShowcaseRepository
 from tests.storage.conftest import FakeClock
 
 MakeJob = Callable[..., Awaitable[JobRecord]]
+SERVER = 900  # make_job's server
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ async def test_a_finished_public_result_can_be_nominated_once(repo, make_job, sh
     assert (entry.job_id, entry.state, entry.nominated_by, entry.votes) == (job.id, ShowcaseState.PENDING, 5, 0)
     assert (entry.prompt, entry.author_id, entry.author_name) == (job.prompt, 1, "Bob <b>")
     assert again.value.code == "already" and "pending" in again.value.message
-    assert [e.job_id for e in await showcase.pending()] == [job.id]
+    assert [e.job_id for e in await showcase.pending(guild_id=SERVER)] == [job.id]
 
 
 @pytest.mark.parametrize("case", ["private", "deleted", "not_done", "missing"])
@@ -51,7 +52,7 @@ async def test_private_deleted_unfinished_or_unknown_jobs_cannot_be_nominated(re
         await showcase.nominate(job.id if case != "missing" else 999, user_id=5)
 
     assert refused.value.code == case
-    assert await showcase.pending() == []
+    assert await showcase.pending(guild_id=SERVER) == []
 
 
 async def test_a_decision_is_made_once_and_a_deleted_result_cannot_be_approved(repo, make_job, showcase, clock):
@@ -60,20 +61,20 @@ async def test_a_decision_is_made_once_and_a_deleted_result_cannot_be_approved(r
         await showcase.nominate(job.id, user_id=5)
     clock.advance(60)
 
-    approved = await showcase.decide(kept.id, approve=True, moderator_id=9)
-    rejected = await showcase.decide(dropped.id, approve=False, moderator_id=9, reason="blurry")
+    approved = await showcase.decide(kept.id, guild_id=SERVER, approve=True, moderator_id=9)
+    rejected = await showcase.decide(dropped.id, guild_id=SERVER, approve=False, moderator_id=9, reason="blurry")
     await showcase.delete_job(gone.id)
     with pytest.raises(ShowcaseError) as twice:
-        await showcase.decide(kept.id, approve=False, moderator_id=9)
+        await showcase.decide(kept.id, guild_id=SERVER, approve=False, moderator_id=9)
     with pytest.raises(ShowcaseError) as deleted:
-        await showcase.decide(gone.id, approve=True, moderator_id=9)
+        await showcase.decide(gone.id, guild_id=SERVER, approve=True, moderator_id=9)
     with pytest.raises(ShowcaseError) as unknown:
-        await showcase.decide(12345, approve=True, moderator_id=9)
+        await showcase.decide(12345, guild_id=SERVER, approve=True, moderator_id=9)
 
     assert (approved.state, approved.decided_by, approved.decided_at) == (ShowcaseState.APPROVED, 9, clock.now)
     assert (rejected.state, rejected.reason) == (ShowcaseState.REJECTED, "blurry")
     assert (twice.value.code, deleted.value.code, unknown.value.code) == ("decided", "deleted", "not_nominated")
-    assert await showcase.pending() == []  # the deleted one no longer waits either
+    assert await showcase.pending(guild_id=SERVER) == []  # the deleted one no longer waits either
 
 
 async def test_votes_toggle_one_per_member(repo, make_job, showcase):
@@ -81,7 +82,7 @@ async def test_votes_toggle_one_per_member(repo, make_job, showcase):
     entry = await showcase.nominate(job.id, user_id=5)
     with pytest.raises(ShowcaseError):
         await showcase.toggle_vote(entry.id, 11)  # not approved yet
-    await showcase.decide(job.id, approve=True, moderator_id=9)
+    await showcase.decide(job.id, guild_id=SERVER, approve=True, moderator_id=9)
 
     steps = [await showcase.toggle_vote(entry.id, user) for user in (11, 12, 11, 11)]
 
@@ -95,7 +96,7 @@ async def test_the_gallery_pages_show_approved_undeleted_entries_newest_first(re
         await showcase.nominate(job.id, user_id=5)
     for job in jobs[:4]:
         clock.advance(1)
-        await showcase.decide(job.id, approve=True, moderator_id=9)
+        await showcase.decide(job.id, guild_id=SERVER, approve=True, moderator_id=9)
     await showcase.delete_job(jobs[1].id)
 
     first = await showcase.approved_page(1, 2)
@@ -131,7 +132,7 @@ async def test_the_showcase_keeps_the_videos_of_pending_and_approved_entries(rep
     waiting, approved, rejected, _never_nominated = [await finished(repo, make_job) for _ in range(4)]
     for job in (waiting, approved, rejected):
         await showcase.nominate(job.id, user_id=5)
-    await showcase.decide(approved.id, approve=True, moderator_id=9)
-    await showcase.decide(rejected.id, approve=False, moderator_id=9, reason="blurry")
+    await showcase.decide(approved.id, guild_id=SERVER, approve=True, moderator_id=9)
+    await showcase.decide(rejected.id, guild_id=SERVER, approve=False, moderator_id=9, reason="blurry")
 
     assert await showcase.kept_job_ids() == {waiting.id, approved.id}

@@ -1,8 +1,11 @@
-"""/videomod: quotas, blocks, the denylist, channels, stats and the audit log, for moderators only.
+"""/videomod: quotas, blocks, the denylist, channels, presets, stats and the audit log, for a server's moderators.
 
-Moderator rights are checked in code on every command (Manage Server or MOD_ROLE_ID, see bot.ui.permissions), not
-only through Discord's default_member_permissions hint, which server admins can change. Refused attempts are
-logged and written to the audit log; so is every change a moderator makes. Answers are private to the moderator.
+Every command reads and changes the records of the server it is run in, and nothing else: a member with Manage
+Server in one server has no say in another. Moderator rights are checked in code on every command (Manage Server or
+MOD_ROLE_ID in that server, see bot.ui.permissions), not only through Discord's default_member_permissions hint,
+which server admins can change. Refused attempts are logged and written to the server's audit log; so is every
+change a moderator makes. Answers are private to the moderator. What holds above the servers is changed by the
+bot's operators with `/videomod operator` (bot.ui.cogs.moderation_operator).
 """
 
 from __future__ import annotations
@@ -13,24 +16,74 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import InvalidInput
+from bot.gpu.models import ASPECTS
 from bot.moderation.denylist_edits import DenylistEditor
 from bot.moderation.rules import STATS_WINDOWS, Moderation
-from bot.settings import MAX_QUOTA, Settings
+from bot.moderation.servers import MAX_NEGATIVE_CHARS, ServerSettings
+from bot.settings import MAX_QUOTA, QUOTA_PERIODS, Settings
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
 from bot.ui.cogs.quota import member_roles, quota_text
 from bot.ui.permissions import is_moderator
+from storage import GLOBAL
+from t2v.request import LIMITS, SAMPLER_NAMES
 
 log = logging.getLogger(__name__)
 
 QUIET = discord.AllowedMentions.none()
 Limit = app_commands.Range[int, 0, MAX_QUOTA]
 AnyChannel = app_commands.AppCommandChannel | app_commands.AppCommandThread  # only the id is used: no cache needed
+PERIODS = [app_commands.Choice(name=name, value=name) for name in QUOTA_PERIODS]
+FRAMES, STEPS, GUIDANCE = LIMITS["frames"], LIMITS["steps"], LIMITS["guidance"]  # t2v's; the operator's caps apply
 
 
 def not_a_moderator(command: str) -> str:
     """What someone without moderator rights is told when they try a moderators' command."""
     return f"{command} is for moderators only (Manage Server permission or the moderator role)."
+
+
+def command_name(interaction: discord.Interaction, fallback: str = "/videomod") -> str:
+    """The command an interaction ran, as typed ("/videomod quota set")."""
+    return f"/{interaction.command.qualified_name}" if interaction.command else fallback
+
+
+async def check_moderator(interaction: discord.Interaction, settings: Settings, moderation: Moderation | None, *,
+                          target: str | None) -> bool:
+    """Let the server's moderators through; log, audit (in that server's log) and refuse everyone else."""
+    if is_moderator(interaction.user, settings):
+        return True
+    command = command_name(interaction)
+    log.warning("user %d (%s) tried %s without moderator rights in server %s", interaction.user.id,
+                interaction.user, command, interaction.guild_id)
+    if moderation is not None:
+        try:
+            await moderation.audit(interaction.user.id, command, target, {"refused": "not a moderator"},
+                                   guild_id=interaction.guild_id or GLOBAL, allowed=False)
+        except Exception:
+            log.exception("could not audit the refused %s by user %d", command, interaction.user.id)
+    raise app_commands.CheckFailure(not_a_moderator(command))
+
+
+def server(interaction: discord.Interaction) -> int:
+    """The server a /videomod command was run in (the group is guild-only, so there is one)."""
+    assert interaction.guild_id is not None, "/videomod is guild-only"
+    return interaction.guild_id
+
+
+def own_channel(interaction: discord.Interaction, channel: AnyChannel) -> int:
+    """The id of a channel of the command's server; InvalidInput for another server's (Discord's client offers only
+    the server's own, so this guards against forged requests; the cache knows the server's channels)."""
+    if interaction.guild is None or interaction.guild.get_channel_or_thread(channel.id) is None:
+        raise InvalidInput(f"<#{channel.id}> is not a channel of this server: pick one of its own.")
+    return channel.id
+
+
+def own_role(interaction: discord.Interaction, role: discord.Role) -> int:
+    """The id of a role of the command's server; InvalidInput for another server's (as for channels)."""
+    if interaction.guild is None or interaction.guild.get_role(role.id) is None:
+        raise InvalidInput(f"<@&{role.id}> is not a role of this server: pick one of its own.")
+    return role.id
 
 
 async def reply(interaction: discord.Interaction, content: str) -> None:
@@ -43,165 +96,216 @@ async def reply(interaction: discord.Interaction, content: str) -> None:
 class ModerationCog(commands.GroupCog, group_name="videomod", group_description="Moderate video generation"):
     """The /videomod command group; every command passes `interaction_check` first."""
 
-    quota = app_commands.Group(name="quota", description="Video quotas of users, roles and the server")
-    denylist = app_commands.Group(name="denylist", description="Prompt patterns that are refused")
-    allowlist = app_commands.Group(name="allowlist", description="Phrases the denylist must let through")
+    quota = app_commands.Group(name="quota", description="Video quotas of users, roles and this server")
+    denylist = app_commands.Group(name="denylist", description="Prompt patterns that are refused in this server")
+    allowlist = app_commands.Group(name="allowlist", description="Phrases this server's denylist must let through")
     channel = app_commands.Group(name="channel", description="Where /video may be used")
+    defaults = app_commands.Group(name="defaults", description="This server's defaults for /video's options")
 
-    def __init__(self, settings: Settings, moderation: Moderation, editor: DenylistEditor) -> None:
+    def __init__(self, settings: Settings, moderation: Moderation, editor: DenylistEditor,
+                 servers: ServerSettings) -> None:
         self.settings = settings
         self.moderation = moderation
         self.editor = editor
+        self.servers = servers
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
-        """Let moderators through; log, audit and refuse everyone else."""
-        if is_moderator(interaction.user, self.settings):
-            return True
-        command = f"/{interaction.command.qualified_name}" if interaction.command else "/videomod"
-        log.warning("user %d (%s) tried %s without moderator rights", interaction.user.id, interaction.user, command)
-        try:
-            await self.moderation.audit(interaction.user.id, command, f"channel:{interaction.channel_id}",
-                                        {"refused": "not a moderator"}, allowed=False)
-        except Exception:
-            log.exception("could not audit the refused %s by user %d", command, interaction.user.id)
-        raise app_commands.CheckFailure(not_a_moderator(command))
+        """Let the server's moderators through; log, audit and refuse everyone else."""
+        return await check_moderator(interaction, self.settings, self.moderation,
+                                     target=f"channel:{interaction.channel_id}")
 
     # --- quotas -----------------------------------------------------------------------------------------------
 
-    @quota.command(name="set", description="Give a user a personal quota")
+    @quota.command(name="set", description="Give a user a personal quota in this server")
     @app_commands.describe(user="Whose quota", limit=f"Videos per period, 0–{MAX_QUOTA}")
     async def quota_set(self, interaction: discord.Interaction, user: discord.Member, limit: Limit) -> None:
-        await self.moderation.set_limit(interaction.user.id, user.id, limit)
-        status = await quota_text(self.moderation, user.id, member_roles(user), own=False)
-        await reply(interaction, f"Personal quota set: {limit} videos per {self.moderation.period}.\n{status}")
+        guild = server(interaction)
+        await self.moderation.set_limit(interaction.user.id, user.id, limit, guild_id=guild)
+        status = await quota_text(self.moderation, user.id, member_roles(user), guild, own=False)
+        period = (await self.moderation.default_quota(guild)).period
+        await reply(interaction, f"Personal quota set: {limit} videos per {period}.\n{status}")
 
     @quota.command(name="reset", description="Give a user a fresh allowance for the current period")
     async def quota_reset(self, interaction: discord.Interaction, user: discord.Member) -> None:
-        await self.moderation.reset_usage(interaction.user.id, user.id)
-        status = await quota_text(self.moderation, user.id, member_roles(user), own=False)
+        guild = server(interaction)
+        await self.moderation.reset_usage(interaction.user.id, user.id, guild_id=guild)
+        status = await quota_text(self.moderation, user.id, member_roles(user), guild, own=False)
         await reply(interaction, f"Usage reset: only videos from now on count.\n{status}")
 
     @quota.command(name="clear", description="Remove a user's personal quota (role or server default applies)")
     async def quota_clear(self, interaction: discord.Interaction, user: discord.Member) -> None:
-        await self.moderation.clear_limit(interaction.user.id, user.id)
-        status = await quota_text(self.moderation, user.id, member_roles(user), own=False)
+        guild = server(interaction)
+        await self.moderation.clear_limit(interaction.user.id, user.id, guild_id=guild)
+        status = await quota_text(self.moderation, user.id, member_roles(user), guild, own=False)
         await reply(interaction, f"Personal quota removed.\n{status}")
 
     @quota.command(name="show", description="A user's quota, or (without a user) the server and role defaults")
     async def quota_show(self, interaction: discord.Interaction, user: discord.Member | None = None) -> None:
+        guild = server(interaction)
         if user is not None:
-            await reply(interaction, await quota_text(self.moderation, user.id, member_roles(user), own=False))
+            await reply(interaction, await quota_text(self.moderation, user.id, member_roles(user), guild, own=False))
             return
-        roles = await self.moderation.repo.role_quotas()
-        await reply(interaction, text.defaults(await self.moderation.default_limit(), self.moderation.period, roles))
+        roles = await self.moderation.repo.role_quotas(guild_id=guild)
+        await reply(interaction, text.defaults(await self.moderation.default_quota(guild), roles))
 
-    @quota.command(name="default", description="Set the default quota of the server, or of members with a role")
-    @app_commands.describe(limit=f"Videos per period, 0–{MAX_QUOTA}", role="Only for members with this role")
-    async def quota_default(self, interaction: discord.Interaction, limit: Limit,
-                            role: discord.Role | None = None) -> None:
-        await self.moderation.set_default(interaction.user.id, limit, None if role is None else role.id)
+    @quota.command(name="default", description="Set the default quota of this server, or of members with a role")
+    @app_commands.describe(limit=f"Videos per period, 0–{MAX_QUOTA}", role="Only for members with this role",
+                           period="The server's quota period (calendar periods in UTC)")
+    @app_commands.choices(period=PERIODS)
+    async def quota_default(self, interaction: discord.Interaction, limit: Limit, role: discord.Role | None = None,
+                            period: str | None = None) -> None:
+        guild = server(interaction)
+        if role is not None and period is not None:
+            raise InvalidInput(f"period={period} is the whole server's: set it without a role (roles share the "
+                               "server's period).")
+        default = await self.moderation.set_default(interaction.user.id, limit,
+                                                    None if role is None else own_role(interaction, role),
+                                                    guild_id=guild, period=period)
         whom = "everyone without a personal or role quota" if role is None else f"members with <@&{role.id}>"
-        await reply(interaction, f"Default quota for {whom}: {limit} videos per {self.moderation.period}.")
+        await reply(interaction, f"Default quota for {whom}: {limit} videos per {default.period}.")
 
-    @quota.command(name="default-clear", description="Remove a role's default quota")
-    async def quota_default_clear(self, interaction: discord.Interaction, role: discord.Role) -> None:
-        removed = await self.moderation.remove_role_default(interaction.user.id, role.id)
+    @quota.command(name="default-clear", description="Remove a role's default quota, or this server's own default")
+    @app_commands.describe(role="The role; without it, the server's default goes back to the bot's")
+    async def quota_default_clear(self, interaction: discord.Interaction, role: discord.Role | None = None) -> None:
+        guild = server(interaction)
+        if role is None:
+            removed = await self.moderation.clear_default(interaction.user.id, guild_id=guild)
+            default = await self.moderation.default_quota(guild)
+            head = "This server's default quota was removed" if removed else "This server had no default of its own"
+            await reply(interaction, f"{head}; the bot's applies: {default.limit} videos per {default.period}.")
+            return
+        removed = await self.moderation.remove_role_default(interaction.user.id, own_role(interaction, role),
+                                                            guild_id=guild)
         await reply(interaction, f"<@&{role.id}> " + ("no longer has a default quota." if removed
                                                        else "had no default quota."))
 
     # --- blocks -----------------------------------------------------------------------------------------------
 
-    @app_commands.command(name="block", description="Stop a user from making videos, for a while or for good")
+    @app_commands.command(name="block", description="Stop a user from making videos in this server")
     @app_commands.describe(user="Who to block", reason="Shown to the user",
                            duration="30m, 2h, 7d, 2w, 1d12h … or permanent (the default)")
     async def block(self, interaction: discord.Interaction, user: discord.User,
                     reason: app_commands.Range[str, None, 300] | None = None,
                     duration: app_commands.Range[str, None, 40] | None = None) -> None:
-        record = await self.moderation.block(interaction.user.id, user.id, reason, duration)
+        record = await self.moderation.block(interaction.user.id, user.id, reason, duration,
+                                             guild_id=server(interaction))
         await reply(interaction, text.blocked(record))
 
-    @app_commands.command(name="unblock", description="Let a blocked user make videos again")
+    @app_commands.command(name="unblock", description="Let a blocked user make videos in this server again")
     async def unblock(self, interaction: discord.Interaction, user: discord.User) -> None:
-        lifted = await self.moderation.unblock(interaction.user.id, user.id)
-        await reply(interaction, f"Unblocked <@{user.id}>." if lifted else f"<@{user.id}> was not blocked.")
+        lifted = await self.moderation.unblock(interaction.user.id, user.id, guild_id=server(interaction))
+        await reply(interaction, f"Unblocked <@{user.id}>." if lifted else f"<@{user.id}> was not blocked here.")
 
-    @app_commands.command(name="blocks", description="Users who are blocked now")
+    @app_commands.command(name="blocks", description="Users who are blocked in this server now")
     async def blocks(self, interaction: discord.Interaction) -> None:
-        await reply(interaction, text.block_list(await self.moderation.repo.active_blocks(self.moderation.now())))
+        found = await self.moderation.repo.active_blocks(self.moderation.now(), guild_id=server(interaction))
+        await reply(interaction, text.block_list(found))
 
     # --- channels ---------------------------------------------------------------------------------------------
 
     @channel.command(name="allow", description="Allow /video in a channel (then only allowed channels have it)")
     async def channel_allow(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
-        await self._set_channel(interaction, channel.id, True)
+        await self._set_channel(interaction, own_channel(interaction, channel), True)
 
     @channel.command(name="deny", description="Turn /video off in a channel")
     async def channel_deny(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
-        await self._set_channel(interaction, channel.id, False)
+        await self._set_channel(interaction, own_channel(interaction, channel), False)
 
     @channel.command(name="reset", description="Forget a channel's rule")
     async def channel_reset(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
-        await self._set_channel(interaction, channel.id, None)
+        await self._set_channel(interaction, own_channel(interaction, channel), None)
 
-    @channel.command(name="list", description="Where /video may be used")
+    @channel.command(name="list", description="Where /video may be used in this server")
     async def channel_list(self, interaction: discord.Interaction) -> None:
-        await reply(interaction, text.channel_rules(await self.moderation.repo.channel_rules()))
+        await reply(interaction, text.channel_rules(await self.moderation.repo.channel_rules([server(interaction)])))
 
     async def _set_channel(self, interaction: discord.Interaction, channel_id: int, allowed: bool | None) -> None:
-        changed = await self.moderation.set_channel(interaction.user.id, channel_id, allowed)
-        rules = text.channel_rules(await self.moderation.repo.channel_rules())
+        guild = server(interaction)
+        changed = await self.moderation.set_channel(interaction.user.id, channel_id, allowed, guild_id=guild)
+        rules = text.channel_rules(await self.moderation.repo.channel_rules([guild]))
         done = {True: "now allowed in", False: "now turned off in", None: "back to the default rules in"}[allowed]
         head = f"/video is {done} <#{channel_id}>." if changed else f"<#{channel_id}> had no rule."
         await reply(interaction, f"{head}\n{rules}")
 
     # --- denylist and allowlist (bot/ui/cogs/moderation_denylist.py) ---------------------------------------------
 
-    @denylist.command(name="add", description="Refuse prompts matching a pattern: word, phrase, stem* or a + b")
+    @denylist.command(name="add", description="Refuse prompts matching a pattern here: word, phrase, stem* or a + b")
     @app_commands.describe(pattern="e.g. nude, pool of blood, decapitat*, moon landing + staged",
                            category="The policy category the refusal names")
     @app_commands.autocomplete(category=lists.category_choices)
     async def denylist_add(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200],
                            category: str) -> None:
-        await lists.add(self.editor, interaction, pattern, category, "deny")
+        await lists.add(self.editor, interaction, pattern, category, "deny", server(interaction))
 
-    @denylist.command(name="remove", description="Stop refusing a pattern")
+    @denylist.command(name="remove", description="Stop refusing a pattern this server added")
     async def denylist_remove(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200]) -> None:
-        await lists.remove(self.editor, interaction, pattern, "deny")
+        await lists.remove(self.editor, interaction, pattern, "deny", server(interaction))
 
     @denylist_remove.autocomplete("pattern")
     async def _denylist_patterns(self, interaction: discord.Interaction,
                                  current: str) -> list[app_commands.Choice[str]]:
-        """Listed patterns, for moderators only (autocomplete skips `interaction_check`)."""
-        if not is_moderator(interaction.user, self.settings):
+        """This server's own patterns, for its moderators only (autocomplete skips `interaction_check`)."""
+        if not is_moderator(interaction.user, self.settings) or interaction.guild_id is None:
             return []
-        return lists.pattern_choices(self.editor, current, "deny")
+        return lists.pattern_choices(self.editor, current, "deny", interaction.guild_id)
 
-    @denylist.command(name="list", description="The denylist and allowlist, by category")
+    @denylist.command(name="list", description="The shared denylist and this server's own entries, by category")
     async def denylist_list(self, interaction: discord.Interaction) -> None:
-        await lists.show(self.editor, interaction)
+        await lists.show(self.editor, interaction, server(interaction))
 
-    @denylist.command(name="test", description="Which entry (if any) refuses a prompt")
+    @denylist.command(name="test", description="Which entry (if any) refuses a prompt in this server")
     async def denylist_test(self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, 500]) -> None:
-        await reply(interaction, lists.test_text(self.editor.test(prompt), prompt))
+        await reply(interaction, lists.test_text(self.editor.test(prompt, server(interaction)), prompt))
 
-    @allowlist.command(name="add", description="Let a phrase through that a broader denylist entry would refuse")
+    @allowlist.command(name="add", description="Let a phrase through that this server's denylist would refuse")
     async def allowlist_add(self, interaction: discord.Interaction, phrase: app_commands.Range[str, 1, 200]) -> None:
-        await lists.add(self.editor, interaction, phrase, "allow", "allow")
+        await lists.add(self.editor, interaction, phrase, "allow", "allow", server(interaction))
 
-    @allowlist.command(name="remove", description="Remove a phrase from the allowlist")
+    @allowlist.command(name="remove", description="Remove a phrase from this server's allowlist")
     async def allowlist_remove(self, interaction: discord.Interaction,
                                phrase: app_commands.Range[str, 1, 200]) -> None:
-        await lists.remove(self.editor, interaction, phrase, "allow")
+        await lists.remove(self.editor, interaction, phrase, "allow", server(interaction))
+
+    # --- /video presets ---------------------------------------------------------------------------------------
+
+    @defaults.command(name="set", description="Set this server's defaults for /video options left out")
+    @app_commands.describe(aspect="Frame shape", frames="Frames (8 fps)", steps="Denoising steps",
+                           sampler="Denoising method", guidance="Prompt strength", negative="What to avoid")
+    @app_commands.choices(aspect=[app_commands.Choice(name=name, value=name) for name in ASPECTS],
+                          sampler=[app_commands.Choice(name=name, value=name) for name in SAMPLER_NAMES])
+    async def defaults_set(
+        self, interaction: discord.Interaction, aspect: str | None = None,
+        frames: app_commands.Range[int, FRAMES[0], FRAMES[1]] | None = None,
+        steps: app_commands.Range[int, STEPS[0], STEPS[1]] | None = None, sampler: str | None = None,
+        guidance: app_commands.Range[float, GUIDANCE[0], GUIDANCE[1]] | None = None,
+        negative: app_commands.Range[str, 1, MAX_NEGATIVE_CHARS] | None = None,
+    ) -> None:  # fmt: skip
+        presets = await self.servers.set_presets(interaction.user.id, server(interaction), aspect=aspect,
+                                                 frames=frames, steps=steps, sampler=sampler, guidance=guidance,
+                                                 negative=negative)
+        await reply(interaction, "This server's defaults are set.\n" + text.presets(presets, self.settings))
+
+    @defaults.command(name="show", description="This server's defaults for /video, and the bot's")
+    async def defaults_show(self, interaction: discord.Interaction) -> None:
+        await reply(interaction, text.presets(await self.servers.presets(server(interaction)), self.settings))
+
+    @defaults.command(name="reset", description="Forget this server's defaults: the bot's apply again")
+    async def defaults_reset(self, interaction: discord.Interaction) -> None:
+        removed = await self.servers.reset_presets(interaction.user.id, server(interaction))
+        head = "This server's defaults were removed." if removed else "This server had no defaults of its own."
+        await reply(interaction, f"{head}\n" + text.presets(await self.servers.presets(server(interaction)),
+                                                               self.settings))
 
     # --- stats and audit --------------------------------------------------------------------------------------
 
-    @app_commands.command(name="stats", description="Requests, refusals, GPU time and the busiest users")
+    @app_commands.command(name="stats", description="Requests, refusals, GPU time and the busiest users here")
     @app_commands.describe(period="How far back (rolling): the last hour, day, week, 30 days, or everything")
     @app_commands.choices(period=[app_commands.Choice(name=name, value=name) for name in STATS_WINDOWS])
     async def stats(self, interaction: discord.Interaction, period: str = "day") -> None:
-        await reply(interaction, text.stats(await self.moderation.stats(period), period))
+        await reply(interaction, text.stats(await self.moderation.stats(period, guild_id=server(interaction)), period))
 
-    @app_commands.command(name="audit", description="The latest moderator actions and refused attempts")
+    @app_commands.command(name="audit", description="The latest moderator actions and refused attempts here")
     async def audit(self, interaction: discord.Interaction, limit: app_commands.Range[int, 1, 25] = 10) -> None:
-        await reply(interaction, text.audit(await self.moderation.repo.latest_audit(limit)))
+        rows = await self.moderation.repo.latest_audit(limit, guild_id=server(interaction))
+        await reply(interaction, text.audit(rows))

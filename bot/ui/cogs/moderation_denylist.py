@@ -1,4 +1,6 @@
-"""The bodies of /videomod denylist and allowlist: add, remove, list, test (the commands live in moderation.py)."""
+"""The bodies of /videomod denylist and allowlist: add, remove, list, test (the commands live in moderation.py, and
+the operator's on the shared list in moderation_operator.py). `guild_id` is the list changed: a server's own, or
+GLOBAL for the shared one."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from collections import defaultdict
 import discord
 from discord import app_commands
 
-from bot.moderation.denylist_edits import LIST_NAMES, DenylistEditor, PromptTest
+from bot.moderation.denylist_edits import DenylistEditor, PromptTest, list_name
 from bot.moderation.policy import CATEGORIES, CATEGORY_TEXT, DenylistEntry
 from bot.moderation.policy.entries import Kind
 from bot.moderation.rules import inert
+from storage import GLOBAL
 
 log = logging.getLogger(__name__)
 
@@ -26,31 +29,35 @@ async def category_choices(interaction: discord.Interaction, current: str) -> li
     return [app_commands.Choice(name=name, value=name) for name in CATEGORIES if name.startswith(current.lower())]
 
 
-def pattern_choices(editor: DenylistEditor, current: str, kind: Kind) -> list[app_commands.Choice[str]]:
-    """Listed patterns containing what the moderator typed."""
+def pattern_choices(editor: DenylistEditor, current: str, kind: Kind,
+                    guild_id: int) -> list[app_commands.Choice[str]]:
+    """The list's patterns (a server's own, or the shared ones) containing what the moderator typed."""
     typed = current.lower()
-    found = [entry.pattern for entry in editor.entries(kind) if typed in entry.pattern]
+    found = [entry.pattern for entry in editor.entries(kind, guild_id=guild_id) if typed in entry.pattern]
     return [app_commands.Choice(name=pattern[:100], value=pattern[:100]) for pattern in found[:MAX_CHOICES]]
 
 
 async def add(editor: DenylistEditor, interaction: discord.Interaction, pattern: str, category: str,
-              kind: Kind) -> None:
-    """Add an entry (InvalidInput explains a refusal) and confirm that it is live."""
-    entry = await editor.add(interaction.user.id, pattern, category, kind)
+              kind: Kind, guild_id: int) -> None:
+    """Add an entry to a list (InvalidInput explains a refusal) and confirm that it is live."""
+    entry = await editor.add(interaction.user.id, pattern, category, kind, guild_id=guild_id)
     where = f" under {entry.category}" if kind == "deny" else ""
+    scope = ("every server" if guild_id == GLOBAL else
+             "this server" + (" (its own denylist entries only)" if kind == "allow" else ""))
     await interaction.response.send_message(
-        f"Added “{inert(entry.pattern)}” to the {LIST_NAMES[kind]}{where}; it applies from the next prompt.",
-        ephemeral=True, allowed_mentions=QUIET)
+        f"Added “{inert(entry.pattern)}” to {list_name(kind, guild_id)}{where}; it applies in {scope} from the "
+        "next prompt.", ephemeral=True, allowed_mentions=QUIET)
 
 
-async def remove(editor: DenylistEditor, interaction: discord.Interaction, pattern: str, kind: Kind) -> None:
-    """Remove an entry, or say that there is none such."""
-    removed = await editor.remove(interaction.user.id, pattern, kind)
-    name = LIST_NAMES[kind]
+async def remove(editor: DenylistEditor, interaction: discord.Interaction, pattern: str, kind: Kind,
+                 guild_id: int) -> None:
+    """Remove an entry of a list, or say that there is none such (Denied: a server cannot remove a shared one)."""
+    removed = await editor.remove(interaction.user.id, pattern, kind, guild_id=guild_id)
+    name = list_name(kind, guild_id)
     if removed:
-        text = f"Removed “{inert(pattern)}” from the {name}; it applies from the next prompt."
+        text = f"Removed “{inert(pattern)}” from {name}; it applies from the next prompt."
     else:
-        text = f"The {name} has no entry “{inert(pattern)}”; `/videomod denylist list` shows them all."
+        text = f"{name[0].upper()}{name[1:]} has no entry “{inert(pattern)}”; `/videomod denylist list` shows them all."
     await interaction.response.send_message(text, ephemeral=True, allowed_mentions=QUIET)
 
 
@@ -62,21 +69,31 @@ def list_file_text(entries: list[DenylistEntry]) -> str:
     return "\n".join(f"[{category}]\n" + "\n".join(patterns) + "\n" for category, patterns in sections.items())
 
 
-async def show(editor: DenylistEditor, interaction: discord.Interaction) -> None:
-    """The lists by category, inline when short, else as a file in the shipped list format."""
-    entries = editor.entries()
+def _sections(title: str, entries: list[DenylistEntry]) -> str:
+    """One list's counts and entries by category."""
     deny = sum(entry.kind == "deny" for entry in entries)
-    head = f"**Denylist**: {deny} entries; **allowlist**: {len(entries) - deny} phrases."
     sections: dict[str, list[str]] = defaultdict(list)
     for entry in entries:
         sections[entry.category].append(inert(entry.pattern, 100))
-    body = "\n".join(f"**{category}**: {', '.join(patterns)}" for category, patterns in sections.items())
-    if len(head) + len(body) < MESSAGE_CHARS:
-        await interaction.response.send_message(f"{head}\n{body}", ephemeral=True, allowed_mentions=QUIET)
+    body = "".join(f"\n**{category}**: {', '.join(patterns)}" for category, patterns in sections.items())
+    return f"__{title}__ — denylist: {deny} entries; allowlist: {len(entries) - deny} phrases.{body}"
+
+
+async def show(editor: DenylistEditor, interaction: discord.Interaction, guild_id: int) -> None:
+    """The shared list and (in a server) the server's own, by category; inline when short, else as files in the
+    shipped list format."""
+    shared = editor.entries(guild_id=GLOBAL)
+    lists = [("The shared list (every server; only the bot's operators change it)", "denylist.txt", shared)]
+    if guild_id != GLOBAL:
+        lists.append(("This server's own list", "denylist-this-server.txt", editor.entries(guild_id=guild_id)))
+    body = "\n".join(_sections(title, entries) for title, _, entries in lists)
+    if len(body) < MESSAGE_CHARS:
+        await interaction.response.send_message(body, ephemeral=True, allowed_mentions=QUIET)
         return
-    data = io.BytesIO(list_file_text(entries).encode())
-    await interaction.response.send_message(f"{head} The full list is attached.", ephemeral=True,
-                                            allowed_mentions=QUIET, file=discord.File(data, "denylist.txt"))
+    heads = "\n".join(_sections(title, entries).split("\n", 1)[0] for title, _, entries in lists)
+    files = [discord.File(io.BytesIO(list_file_text(entries).encode()), name) for _, name, entries in lists]
+    await interaction.response.send_message(f"{heads}\nThe full lists are attached.", ephemeral=True,
+                                            allowed_mentions=QUIET, files=files)
 
 
 def _entries(entries: tuple[DenylistEntry, ...]) -> str:

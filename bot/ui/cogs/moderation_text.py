@@ -1,12 +1,16 @@
-"""The moderators' answers as text: defaults, blocks, channel rules, usage stats and the audit log."""
+"""The moderators' answers as text: defaults, presets, blocks, channel rules, usage stats, the audit log, servers."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 
-from bot.moderation.rules import discord_time, inert
-from storage import AuditRecord, BlockRecord, ChannelRuleRecord, RoleQuotaRecord, UsageStats
+from bot.moderation.rules import QuotaDefault, discord_time, inert
+from bot.moderation.servers import Presets
+from bot.settings import Settings
+from storage import AuditRecord, BlockRecord, ChannelRuleRecord, RoleQuotaRecord, ServerUsage, UsageStats
+from t2v.config import SamplerDefaults
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +31,11 @@ def clipped(lines: list[str], limit: int = MESSAGE_CHARS) -> str:
     return "\n".join(kept)
 
 
-def defaults(server_limit: int, period: str, roles: list[RoleQuotaRecord]) -> str:
+def defaults(default: QuotaDefault, roles: list[RoleQuotaRecord]) -> str:
     """The server default and the role defaults."""
-    lines = [f"**Quota defaults** (per {period}, calendar periods in UTC)", f"Server default: {server_limit} videos"]
+    whose = "this server's own" if default.source == "server" else "the bot's"
+    lines = [f"**Quota defaults** (per {default.period}, calendar periods in UTC)",
+             f"Server default: {default.limit} videos ({whose})"]
     lines += [f"• <@&{role.role_id}>: {role.max_videos} videos" for role in roles]
     if roles:
         lines.append("-# A member gets the most generous of their roles; a personal limit beats both.")
@@ -115,3 +121,38 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def presets(values: Presets, settings: Settings) -> str:
+    """A server's /video defaults beside the bot's."""
+    bot = {"aspect": "1:1", "frames": settings.default_frames or "the model's", "steps": settings.default_steps,
+           "sampler": SamplerDefaults.sampler, "guidance": settings.default_guidance, "negative": "none"}
+    given = values.given()
+    lines = ["**/video defaults** of this server (an option a member leaves out takes it; then the bot's)"]
+    for name, fallback in bot.items():
+        if name in given:
+            lines.append(f"• {name}: {inert(str(given[name]), 120)} (the bot's: {fallback})")
+        else:
+            lines.append(f"• {name}: the bot's, {fallback}")
+    lines.append(f"-# Limits: steps up to {settings.max_steps}, frames up to {settings.max_frames}.")
+    return clipped(lines)
+
+
+def servers(usage: list[ServerUsage], names: Mapping[int, str], allowed: tuple[int, ...], days: int) -> str:
+    """The servers the bot is in, with their requests in the last `days` days (an operator's view)."""
+    counts = {row.guild_id: row for row in usage}
+    lines = [f"**Servers** ({len(names)}; requests in the last {days} days)"]
+    for guild_id, name in sorted(names.items(), key=lambda item: -(counts[item[0]].requests if item[0] in counts
+                                                                    else 0)):
+        row = counts.get(guild_id)
+        busy = f"{row.requests} requests by {row.users} users" if row else "no requests"
+        lines.append(f"• {inert(name, 80)} · `{guild_id}` · {busy}")
+    gone = [row for row in usage if row.guild_id is not None and row.guild_id not in names]
+    if gone:
+        lines.append(f"Servers the bot is no longer in: {', '.join(f'`{row.guild_id}`' for row in gone)}")
+    dms = counts.get(None)
+    if dms is not None:
+        lines.append(f"Direct messages: {dms.requests} requests by {dms.users} users")
+    lines.append("-# ALLOWED_GUILD_IDS: " + (", ".join(f"`{g}`" for g in allowed) if allowed
+                                              else "not set (the bot stays in every server it is invited to)"))
+    return clipped(lines)

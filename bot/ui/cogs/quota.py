@@ -1,4 +1,5 @@
-"""/quota: the videos you have used and have left this period, when the allowance comes back, and any block."""
+"""/quota: the videos you have used and have left this period in this server, when the allowance comes back, any cap
+the bot's operators set across every server, and any block."""
 
 from __future__ import annotations
 
@@ -26,18 +27,25 @@ def limit_source(status: QuotaStatus, *, own: bool) -> str:
         return "a limit a moderator set for you" if own else "a personal limit"
     if status.source == "role":
         return f"the default of the role <@&{status.role_id}>"
-    return "the server default"
+    if status.source == "everywhere":
+        return "the bot's operators, across every server"
+    return "the server default" if status.source == "server" else "the bot's default"
 
 
-async def quota_text(moderation: Moderation, user_id: int, role_ids: tuple[int, ...], *, own: bool) -> str:
-    """Usage, what is left, the reset time, the limit's source and any block, for /quota and moderators."""
-    status = await moderation.quota(user_id, role_ids)
+async def quota_text(moderation: Moderation, user_id: int, role_ids: tuple[int, ...], guild_id: int | None, *,
+                     own: bool) -> str:
+    """Usage, what is left, the reset time, the limit's source, any cap across every server and any block in a
+    server (None: in direct messages), for /quota and moderators."""
+    status = await moderation.quota(user_id, role_ids, guild_id)
     lines = [
         "**Your video quota**" if own else f"**Video quota of <@{user_id}>**",
         f"{status.describe()}.",
         f"{status.remaining} left · limit from {limit_source(status, own=own)}",
     ]
-    block = await moderation.active_block(user_id)
+    cap = await moderation.quota_everywhere(user_id)
+    if cap is not None:
+        lines.append(f"Across every server: {cap.describe()} ({cap.remaining} left)")
+    block = await moderation.active_block(user_id, guild_id)
     if block is not None:
         text = block_message(block)
         lines.append(f"⛔ {text if own else text.replace('You are', 'They are', 1)}")
@@ -52,5 +60,6 @@ class QuotaCog(commands.Cog, name="Quota"):
 
     @app_commands.command(name="quota", description="How many videos you have left, and when your quota resets")
     async def quota(self, interaction: discord.Interaction) -> None:
-        text = await quota_text(self.moderation, interaction.user.id, member_roles(interaction.user), own=True)
+        text = await quota_text(self.moderation, interaction.user.id, member_roles(interaction.user),
+                                interaction.guild_id, own=True)
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=QUIET)

@@ -8,8 +8,8 @@ the database, so a message posted before a restart still works. Who may press wh
   with the upscaler at its size (bot.jobs.upscale), through /video's queue, caps and quota (it counts UPSCALE_COST).
 - ⭐: any member may nominate a public, finished result (one nomination per video); moderators decide with
   `/videomod showcase`. Private results have no ⭐ button, and a nomination of one is refused anyway.
-- 🗑: the requester or a moderator; the message goes, the job is marked deleted, its kept MP4 is removed and it
-  leaves the showcase channel and the gallery. A deleted job cannot be rerolled, edited or nominated.
+- 🗑: the requester or a moderator of the job's server; the message goes, the job is marked deleted, its kept MP4 is
+  removed and it leaves the showcase channel and the gallery. A deleted job cannot be rerolled, edited or nominated.
 The ✏️ form itself lives in memory (discord.py keeps modals only for the running process): a form opened before a
 restart cannot be submitted after it, but pressing ✏️ again opens a fresh one.
 """
@@ -211,7 +211,7 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         job = await self.repo.get_job(job_id)
         if job is None:
             raise Denied(f"Job #{job_id} no longer exists.")
-        moderator = is_moderator(interaction.user, self.settings)
+        moderator = is_moderator(interaction.user, self.settings) and job.guild_id == interaction.guild_id  # theirs
         if job.user_id != interaction.user.id and not moderator:
             raise Denied(f"Job #{job_id} is not yours; only its requester or a moderator can delete it.")
         await self.showcase_repo.delete_job(job_id)
@@ -220,7 +220,8 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         own = job.user_id == interaction.user.id
         log.info("job %d deleted by %s %d", job_id, "its requester" if own else "moderator", interaction.user.id)
         if not own:
-            await self._audit(interaction.user.id, "result.delete", f"job:{job_id}", {"requester": job.user_id})
+            await self._audit(interaction.user.id, "result.delete", f"job:{job_id}", {"requester": job.user_id},
+                              job.guild_id)
         message = interaction.message
         if message is not None and message.flags.ephemeral:  # only the interaction can change an ephemeral result
             await interaction.response.edit_message(content=f"🗑️ Deleted job #{job_id}.", attachments=[], view=None)
@@ -232,12 +233,12 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
                 log.info("job %d: its message was already gone", job_id)
         await interaction.response.send_message(f"🗑️ Deleted job #{job_id}.", ephemeral=True)
 
-    async def _audit(self, actor: int, action: str, target: str, details: dict[str, Any]) -> None:
-        """An audit-log row for a moderator's action; a failure to write it is logged, not shown."""
-        if self.moderation is None:
+    async def _audit(self, actor: int, action: str, target: str, details: dict[str, Any], guild_id: int | None) -> None:
+        """An audit-log row of the server for a moderator's action; a failure to write it is logged, not shown."""
+        if self.moderation is None or guild_id is None:
             return
         try:
-            await self.moderation.audit(actor, action, target, details)
+            await self.moderation.audit(actor, action, target, details, guild_id=guild_id)
         except Exception:
             log.exception("could not audit %s by user %d", action, actor)
 

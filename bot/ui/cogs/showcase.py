@@ -1,7 +1,10 @@
-"""`/videomod showcase pending | approve | reject`: moderators review the videos members nominated with ⭐.
+"""`/videomod showcase pending | approve | reject | channel`: a server's moderators review the videos its members
+nominated with ⭐, and choose where its approved videos are posted.
 
-`ShowcaseGroup` is attached under `/videomod` by the client. Its subcommands check moderator rights in code
-(Discord's permission hint can be changed by server admins); refused attempts are logged and audited.
+`ShowcaseGroup` is attached under `/videomod` by the client. Each server's nominations, decisions and showcase
+channel are its own: a moderator sees and decides only their server's (another server's job is "not nominated"
+here). Rights are checked in code (Discord's permission hint can be changed by server admins); refused attempts are
+logged and audited.
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ from discord import app_commands
 
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
-from bot.ui.cogs.moderation import not_a_moderator
+from bot.ui.cogs.moderation import AnyChannel, check_moderator, own_channel, server
 from bot.ui.delivery import shown
-from bot.ui.permissions import is_moderator
 from bot.ui.replies import answer_privately
 from bot.ui.showcase import Showcase
 from storage import ShowcaseRecord
@@ -29,36 +31,32 @@ REASON_CHARS = 300
 
 
 class ShowcaseGroup(app_commands.Group):
-    """`showcase pending | approve | reject`, for moderators; attached under `/videomod`."""
+    """`showcase pending | approve | reject | channel | channel-reset`, for a server's moderators; attached under
+    `/videomod`."""
 
     def __init__(self, showcase: Showcase, settings: Settings, moderation: Moderation | None = None) -> None:
-        super().__init__(name="showcase", description="Review videos nominated for the showcase")
+        super().__init__(name="showcase", description="Review videos nominated for this server's showcase")
         self.showcase = showcase
         self.settings = settings
         self.moderation = moderation  # the audit log
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        """Moderators only, checked in code; refused attempts are logged and audited."""
-        if is_moderator(interaction.user, self.settings):
-            return True
-        command = f"/{interaction.command.qualified_name}" if interaction.command else "/videomod showcase"
-        log.warning("user %d tried %s without moderator rights", interaction.user.id, command)
-        await self._audit(interaction.user.id, command, None, {"refused": "not a moderator"}, allowed=False)
-        raise app_commands.CheckFailure(not_a_moderator(command))
+        """The server's moderators only, checked in code; refused attempts are logged and audited."""
+        return await check_moderator(interaction, self.settings, self.moderation, target=None)
 
-    async def _audit(self, actor: int, action: str, target: str | None, details: dict[str, Any] | None = None,
-                     *, allowed: bool = True) -> None:
-        """An audit-log row; a failure to write it is logged, never shown to the moderator."""
+    async def _audit(self, interaction: discord.Interaction, action: str, target: str | None,
+                     details: dict[str, Any] | None = None) -> None:
+        """An audit-log row of the server; a failure to write it is logged, never shown to the moderator."""
         if self.moderation is None:
             return
         try:
-            await self.moderation.audit(actor, action, target, details, allowed=allowed)
+            await self.moderation.audit(interaction.user.id, action, target, details, guild_id=server(interaction))
         except Exception:
-            log.exception("could not audit %s by user %d", action, actor)
+            log.exception("could not audit %s by user %d", action, interaction.user.id)
 
-    @app_commands.command(name="pending", description="Nominations waiting for a decision, oldest first")
+    @app_commands.command(name="pending", description="This server's nominations waiting for a decision")
     async def pending(self, interaction: discord.Interaction) -> None:
-        entries = await self.showcase.repo.pending(PENDING_SHOWN + 1)
+        entries = await self.showcase.repo.pending(PENDING_SHOWN + 1, guild_id=server(interaction))
         if not entries:
             text = "No nominations are waiting."
         else:
@@ -71,8 +69,9 @@ class ShowcaseGroup(app_commands.Group):
     @app_commands.describe(job="The job number of the nominated video")
     async def approve(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_JOB_ID]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        entry = await self.showcase.repo.decide(job, approve=True, moderator_id=interaction.user.id)
-        await self._audit(interaction.user.id, "showcase.approve", f"job:{job}")
+        entry = await self.showcase.repo.decide(job, guild_id=server(interaction), approve=True,
+                                                moderator_id=interaction.user.id)
+        await self._audit(interaction, "showcase.approve", f"job:{job}")
         where = await self.showcase.post(entry)
         await answer_privately(interaction, f"Approved job #{job}. {where}")
 
@@ -80,9 +79,30 @@ class ShowcaseGroup(app_commands.Group):
     @app_commands.describe(job="The job number of the nominated video", reason="Why (kept in the database)")
     async def reject(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_JOB_ID],
                      reason: app_commands.Range[str, 1, REASON_CHARS] | None = None) -> None:
-        await self.showcase.repo.decide(job, approve=False, moderator_id=interaction.user.id, reason=reason)
-        await self._audit(interaction.user.id, "showcase.reject", f"job:{job}", {"reason": reason})
+        await self.showcase.repo.decide(job, guild_id=server(interaction), approve=False,
+                                        moderator_id=interaction.user.id, reason=reason)
+        await self._audit(interaction, "showcase.reject", f"job:{job}", {"reason": reason})
         await interaction.response.send_message(f"Rejected job #{job}.", ephemeral=True)
+
+    @app_commands.command(name="channel", description="Post this server's approved videos in a channel")
+    @app_commands.describe(channel="A channel of this server; none: show where they go now")
+    async def channel(self, interaction: discord.Interaction, channel: AnyChannel | None = None) -> None:
+        if channel is not None:
+            await self.showcase.set_channel(interaction.user.id, server(interaction), own_channel(interaction, channel))
+        await self._answer_where(interaction, "Set. " if channel else "")
+
+    @app_commands.command(name="channel-reset", description="Forget this server's showcase channel")
+    async def channel_reset(self, interaction: discord.Interaction) -> None:
+        await self.showcase.set_channel(interaction.user.id, server(interaction), None)
+        await self._answer_where(interaction, "Reset. ")
+
+    async def _answer_where(self, interaction: discord.Interaction, head: str) -> None:
+        """Where the server's approved videos go now."""
+        channel_id = await self.showcase.channel_for(server(interaction))
+        where = (f"Approved videos go to <#{channel_id}>." if channel_id is not None else
+                 "Approved videos appear in the web gallery only: this server has no showcase channel.")
+        await interaction.response.send_message(head + where, ephemeral=True,
+                                                allowed_mentions=discord.AllowedMentions.none())
 
 
 def _pending_line(entry: ShowcaseRecord) -> str:

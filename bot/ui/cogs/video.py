@@ -11,6 +11,7 @@ from bot.gpu.models import ASPECTS
 from bot.jobs.service import VideoService
 from bot.jobs.spec import JobSpec, Requester
 from bot.moderation.policy import MAX_PROMPT_CHARS
+from bot.moderation.servers import Presets, ServerSettings
 from bot.settings import Settings
 from bot.ui.delivery import Delivery, settings_line, shown
 from bot.ui.replies import answer_refusal
@@ -29,11 +30,13 @@ SAMPLER_WORDS = {"ddim": "DDIM (ModelScope's)", "dpmpp-2m": "DPM-Solver++ 2M (go
 class VideoCog(commands.Cog, name="Video"):
     """Text-to-video commands; the service decides, delivery shows the outcome."""
 
-    def __init__(self, bot: commands.Bot, service: VideoService, delivery: Delivery, settings: Settings) -> None:
+    def __init__(self, bot: commands.Bot, service: VideoService, delivery: Delivery, settings: Settings,
+                 servers: ServerSettings | None = None) -> None:
         self.bot = bot
         self.service = service
         self.delivery = delivery
         self.settings = settings
+        self.servers = servers  # each server's presets; None: the operator's defaults only
         self.video_command = _video_command(self, settings.max_steps, settings.max_frames)
 
     async def cog_load(self) -> None:
@@ -49,12 +52,17 @@ class VideoCog(commands.Cog, name="Video"):
         steps: int | None, guidance: float | None, frames: int | None, aspect: str | None, private: bool,
         sampler: str | None = None,
     ) -> None:  # fmt: skip
-        """The command's request, the server's defaults (else the model's length) filled in, started as usual."""
+        """The command's request, each option left out taken from the server's presets, then the operator's defaults
+        (else the model's length), started as usual."""
         defaults, model = self.settings, self.service.model
-        fields = {"negative_prompt": negative or "", "seed": seed, "steps": steps or defaults.default_steps,
-                  "guidance": guidance or defaults.default_guidance, "sampler": sampler,
-                  "frames": frames or defaults.default_frames or model.default_frames(defaults.max_frames)}
-        spec = JobSpec.video(prompt, aspect=aspect or "1:1", sizes=model.size, private=private,
+        preset = await self.servers.presets(interaction.guild_id) if self.servers is not None else Presets()
+        fields = {"negative_prompt": negative or preset.negative or "", "seed": seed,
+                  "steps": steps or preset.steps or defaults.default_steps,
+                  "guidance": guidance or preset.guidance or defaults.default_guidance,
+                  "sampler": sampler or preset.sampler,
+                  "frames": (frames or preset.frames or defaults.default_frames
+                             or model.default_frames(defaults.max_frames))}
+        spec = JobSpec.video(prompt, aspect=aspect or preset.aspect or "1:1", sizes=model.size, private=private,
                              **{name: value for name, value in fields.items() if value is not None})
         await self.start(interaction, spec)
 

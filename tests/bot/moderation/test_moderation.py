@@ -1,18 +1,21 @@
-"""Moderators' inputs and denylist edits, without Discord: durations, limits, escaping, and a live gate."""
+"""Moderators' inputs and denylist edits, without Discord: durations, limits, escaping, and live gates — the shared
+list, which only operators change, and each server's own, which extends it and never weakens it."""
 
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.errors import InvalidInput
+from bot.errors import Denied, InvalidInput
 from bot.moderation.denylist_edits import DenylistEditor
+from bot.moderation.gates import ServerGates
 from bot.moderation.policy import DenylistEntry, PolicyGate
 from bot.moderation.rules import Moderation, check_limit, inert, parse_duration
-from storage import ModerationRepository, Repository, create_engine, migrate
+from storage import GLOBAL, ModerationRepository, Repository, create_engine, migrate
 
 NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
 MOD = 900
@@ -74,42 +77,91 @@ def plain(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
+A, B = 600, 601  # two servers
+
+
+@dataclass
+class Lists:
+    """The editor, the gates it keeps live, and the audit log."""
+
+    edits: DenylistEditor
+    gates: ServerGates
+    mods: ModerationRepository
+
+    def allowed(self, prompt: str, guild_id: int | None = None) -> bool:
+        return self.gates.check_prompt(prompt, guild_id).allowed
+
+
 @pytest.fixture
-async def editor(tmp_path: Path) -> AsyncIterator[tuple[DenylistEditor, PolicyGate, ModerationRepository]]:
+async def lists(tmp_path: Path) -> AsyncIterator[Lists]:
+    """The shared list holds “nude”; the gates start from it; every language counts as English."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'edits.db'}")
     await migrate(engine)
     repo = Repository(engine, clock=lambda: NOW)
     await repo.add_denylist_entry("nude", "sexual")
-    gate = PolicyGate([DenylistEntry("nude", "sexual")], is_english=lambda text: True)
+    gates = ServerGates(PolicyGate([DenylistEntry("nude", "sexual")], is_english=lambda text: True))
     mods = ModerationRepository(engine, clock=lambda: NOW)
     moderation = Moderation(mods, default_limit=20, period="day", clock=lambda: NOW)
-    yield DenylistEditor(repo, gate, moderation), gate, mods
+    yield Lists(DenylistEditor(repo, gates, moderation), gates, mods)
     await engine.dispose()
 
 
-async def test_an_added_entry_refuses_the_next_prompt_and_a_removed_one_stops(editor):
-    edits, gate, mods = editor
-    assert gate.check_prompt("A herd of exploding kittens.").allowed
-    entry = await edits.add(MOD, "  Exploding   Kittens ", "violence")
+async def test_an_added_entry_refuses_the_next_prompt_and_a_removed_one_stops(lists):
+    assert lists.allowed("A herd of exploding kittens.")
+    entry = await lists.edits.add(MOD, "  Exploding   Kittens ", "violence", guild_id=GLOBAL)
     assert entry == DenylistEntry("exploding kittens", "violence")
-    verdict = gate.check_prompt("A herd of exploding kittens.")
+    verdict = lists.gates.check_prompt("A herd of exploding kittens.", A)
     assert (verdict.reason, verdict.category, verdict.matched) == ("denylist", "violence", "exploding kittens")
 
-    assert await edits.remove(MOD, "EXPLODING KITTENS") is True
-    assert gate.check_prompt("A herd of exploding kittens.").allowed
-    assert await edits.remove(MOD, "exploding kittens") is False
-    assert [(row.action, row.target) for row in await mods.latest_audit()] == [
+    assert await lists.edits.remove(MOD, "EXPLODING KITTENS", guild_id=GLOBAL) is True
+    assert lists.allowed("A herd of exploding kittens.")
+    assert await lists.edits.remove(MOD, "exploding kittens", guild_id=GLOBAL) is False
+    assert [(row.action, row.target) for row in await lists.mods.latest_audit(guild_id=GLOBAL)] == [
         ("denylist.remove", "pattern:exploding kittens"), ("denylist.add", "pattern:exploding kittens")]
 
 
-async def test_an_allowlist_phrase_lets_a_denied_word_through_in_that_phrase_only(editor):
-    edits, gate, _ = editor
-    await edits.add(MOD, "nude lipstick", "ignored for allow entries", "allow")
-    assert gate.check_prompt("A tube of nude lipstick.").allowed
-    assert not gate.check_prompt("A nude model.").allowed
-    report = edits.test("A tube of nude lipstick.").report
+async def test_an_allowlist_phrase_lets_a_denied_word_through_in_that_phrase_only(lists):
+    await lists.edits.add(MOD, "nude lipstick", "ignored for allow entries", "allow", guild_id=GLOBAL)
+    assert lists.allowed("A tube of nude lipstick.")
+    assert not lists.allowed("A nude model.")
+    report = lists.edits.test("A tube of nude lipstick.", GLOBAL).report
     assert [e.pattern for e in report.overridden] == ["nude"] and [e.pattern for e in report.allowed] == [
         "nude lipstick"]
+
+
+async def test_a_servers_own_entry_refuses_in_that_server_only(lists):
+    await lists.edits.add(MOD, "exploding kittens", "violence", guild_id=A)
+    refused = lists.gates.check_prompt("A herd of exploding kittens.", A)
+    assert (refused.allowed, refused.category) == (False, "violence")
+    assert lists.allowed("A herd of exploding kittens.", B) and lists.allowed("A herd of exploding kittens.")
+    assert [e.pattern for e in lists.edits.entries(guild_id=A)] == ["exploding kittens"]
+    assert lists.edits.entries(guild_id=B) == []
+    assert [row.action for row in await lists.mods.latest_audit(guild_id=A)] == ["denylist.add"]
+    assert await lists.mods.latest_audit(guild_id=B) == []
+
+
+async def test_a_servers_allowlist_cannot_weaken_the_shared_denylist(lists):
+    await lists.edits.add(MOD, "nude", "allow", "allow", guild_id=A)  # trying to let the shared entry through
+    await lists.edits.add(MOD, "melting faces", "violence", guild_id=A)
+    await lists.edits.add(MOD, "melting faces cake", "allow", "allow", guild_id=A)
+
+    assert not lists.allowed("A nude model.", A)  # the shared list is judged on its own
+    assert not lists.allowed("Two melting faces.", A)
+    assert lists.allowed("A melting faces cake for Halloween.", A)  # the server's phrase covers its own entry
+
+
+async def test_a_server_cannot_remove_or_repeat_a_shared_entry(lists):
+    with pytest.raises(Denied) as refused:
+        await lists.edits.remove(MOD, "NUDE", guild_id=A)
+    with pytest.raises(InvalidInput) as repeated:
+        await lists.edits.add(MOD, "nude", "sexual", guild_id=A)
+
+    assert refused.value.message.startswith("“nude” is on the shared denylist, which holds in every server and only "
+                                            "the bot's operators can change")
+    assert plain(repeated.value.message) == "“nude” is already on the shared denylist, which holds in every server."
+    assert not lists.allowed("A nude model.", A)
+    [row] = await lists.mods.latest_audit(guild_id=A)
+    assert (row.action, row.allowed) == ("denylist.remove", False)
 
 
 @pytest.mark.parametrize(
@@ -120,20 +172,20 @@ async def test_an_allowlist_phrase_lets_a_denied_word_through_in_that_phrase_onl
         ("a + b", "sexual", "entries need at least 4 letters"),
         ("exploding kittens", "gross", "category must be one of sexual, violence, hate, misinformation, real_person"),
         ("*!*", "violence", "every part needs at least one letter or digit"),
-        ("nude", "sexual", "“nude” is already on the denylist."),
+        ("nude", "sexual", "“nude” is already on the shared denylist."),
     ],
 )
-async def test_entries_that_would_misfire_are_refused_and_change_nothing(editor, pattern, category, says):
-    edits, gate, mods = editor
+async def test_entries_that_would_misfire_are_refused_and_change_nothing(lists, pattern, category, says):
     with pytest.raises(InvalidInput) as error:
-        await edits.add(MOD, pattern, category)
+        await lists.edits.add(MOD, pattern, category, guild_id=GLOBAL)
     assert says in plain(error.value.message)
-    assert [entry.pattern for entry in gate.denylist.entries] == ["nude"]
-    assert await mods.latest_audit() == []
+    assert [entry.pattern for entry in lists.gates.shared.denylist.entries] == ["nude"]
+    assert await lists.mods.latest_audit(guild_id=GLOBAL) == []
 
 
-async def test_concurrent_edits_leave_the_gate_with_every_entry(editor):
-    edits, gate, _ = editor
+async def test_concurrent_edits_leave_the_gates_with_every_entry(lists):
     words = ["exploding kittens", "melting faces", "burning houses", "falling pianos"]
-    await asyncio.gather(*(edits.add(MOD, word, "violence") for word in words))
-    assert sorted(entry.pattern for entry in gate.denylist.entries) == sorted(["nude", *words])
+    await asyncio.gather(*(lists.edits.add(MOD, word, "violence", guild_id=GLOBAL) for word in words),
+                         *(lists.edits.add(MOD, word, "violence", guild_id=A) for word in ("rotten eggs", "wet socks")))
+    assert sorted(entry.pattern for entry in lists.gates.shared.denylist.entries) == sorted(["nude", *words])
+    assert sorted(entry.pattern for entry in lists.edits.entries(guild_id=A)) == ["rotten eggs", "wet socks"]

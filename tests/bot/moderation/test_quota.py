@@ -18,13 +18,14 @@ from bot.jobs.service import VideoService
 from bot.moderation.policy import PolicyGate
 from bot.moderation.rules import Moderation, QuotaStatus, period_bounds
 from bot.settings import load_settings
-from storage import JobState, ModerationRepository, Repository
+from storage import GLOBAL, JobState, ModerationRepository, Repository
 from tests.bot.helpers import Clock, Events, FakePipeline, requester, spec
 
 NOW = datetime(2026, 3, 4, 22, 30, tzinfo=UTC)  # a Wednesday
 MIDNIGHT = datetime(2026, 3, 5, tzinfo=UTC)
 MOD = 900
 PROMPT = "A panda eating bamboo on a rock."
+GUILD, OTHER = 600, 601  # the server of tests.bot.helpers.requester, and another one
 
 
 @dataclass
@@ -37,20 +38,22 @@ class Harness:
     clock: Clock
 
     async def submit(self, user: int = 1, prompt: str = PROMPT, roles: tuple[int, ...] = (),
-                     channel: int = 500) -> Submitted:
-        return await self.service.submit(requester(user, channel_id=channel, role_ids=roles), spec(prompt, steps=2))
+                     channel: int = 500, guild: int | None = GUILD) -> Submitted:
+        asker = requester(user, channel_id=channel, role_ids=roles, guild_id=guild)
+        return await self.service.submit(asker, spec(prompt, steps=2))
 
     async def refused(self, user: int = 1, prompt: str = PROMPT, **kwargs: Any) -> Refused:
         with pytest.raises(Refused) as caught:
             await self.submit(user, prompt, **kwargs)
         return caught.value
 
-    async def done(self, user: int = 1, prompt: str = PROMPT, roles: tuple[int, ...] = ()) -> None:
-        job = (await self.submit(user, prompt, roles)).job
+    async def done(self, user: int = 1, prompt: str = PROMPT, roles: tuple[int, ...] = (),
+                   guild: int | None = GUILD) -> None:
+        job = (await self.submit(user, prompt, roles, guild=guild)).job
         await self.events.wait("failed" if prompt in self.pipeline.fail else "done", job.id)
 
-    async def quota(self, user: int = 1, roles: tuple[int, ...] = ()) -> QuotaStatus:
-        return await self.moderation.quota(user, roles)
+    async def quota(self, user: int = 1, roles: tuple[int, ...] = (), guild: int | None = GUILD) -> QuotaStatus:
+        return await self.moderation.quota(user, roles, guild)
 
 
 @pytest.fixture
@@ -110,25 +113,25 @@ async def test_refused_requests_never_use_quota(make):
 
 async def test_a_personal_limit_beats_role_defaults_and_the_best_role_beats_the_server_default(make):
     h = await make(limit=3)
-    await h.moderation.set_default(MOD, 5, role_id=11)
-    await h.moderation.set_default(MOD, 8, role_id=12)
+    await h.moderation.set_default(MOD, 5, role_id=11, guild_id=GUILD)
+    await h.moderation.set_default(MOD, 8, role_id=12, guild_id=GUILD)
     both = await h.quota(roles=(11, 12))
     assert (both.limit, both.source, both.role_id) == (8, "role", 12)
     assert (await h.quota(roles=(99,))).limit == 3
 
-    await h.moderation.set_limit(MOD, 1, 1)
+    await h.moderation.set_limit(MOD, 1, 1, guild_id=GUILD)
     personal = await h.quota(roles=(11, 12))
     assert (personal.limit, personal.source) == (1, "personal")
     await h.done(roles=(11, 12))
     assert (await h.refused(roles=(11, 12))).reason == "quota"
 
-    await h.moderation.clear_limit(MOD, 1)
+    await h.moderation.clear_limit(MOD, 1, guild_id=GUILD)
     await h.done(roles=(11, 12))  # the role default applies again
 
 
 async def test_a_moderator_default_replaces_quota_default_and_zero_allows_none(make):
     h = await make(limit=3)
-    await h.moderation.set_default(MOD, 0)
+    await h.moderation.set_default(MOD, 0, guild_id=GUILD)
     refused = await h.refused()
     assert refused.reason == "quota" and "quota is 0 per day" in refused.message
 
@@ -149,7 +152,7 @@ async def test_a_usage_reset_forgives_this_periods_videos_only(make):
     h = await make(limit=1)
     await h.done()
     h.clock.now += timedelta(minutes=1)
-    await h.moderation.reset_usage(MOD, 1)
+    await h.moderation.reset_usage(MOD, 1, guild_id=GUILD)
     h.clock.now += timedelta(minutes=1)
     await h.done()
     assert (await h.refused()).reason == "quota"
@@ -161,13 +164,13 @@ async def test_checks_run_block_then_policy_then_quota_then_caps(make):
     await h.submit()  # uses the whole quota and the whole per-user cap
     assert (await h.refused(prompt="A nude woman on a beach.")).reason == "denylist"
     assert (await h.refused()).reason == "quota"
-    await h.moderation.block(MOD, 1, "spamming", "2h")
+    await h.moderation.block(MOD, 1, "spamming", "2h", guild_id=GUILD)
     assert (await h.refused(prompt="A nude woman on a beach.")).reason == "blocked"
 
 
 async def test_a_block_names_its_reason_and_end_and_lapses_by_itself(make):
     h = await make()
-    block = await h.moderation.block(MOD, 1, "spamming the channel", "90m")
+    block = await h.moderation.block(MOD, 1, "spamming the channel", "90m", guild_id=GUILD)
     assert block.until == NOW + timedelta(minutes=90)
     refused = await h.refused()
     stamp = int(block.until.timestamp())
@@ -180,22 +183,77 @@ async def test_a_block_names_its_reason_and_end_and_lapses_by_itself(make):
 
 async def test_a_permanent_block_holds_until_lifted(make):
     h = await make()
-    await h.moderation.block(MOD, 1, None, "permanent")
+    await h.moderation.block(MOD, 1, None, "permanent", guild_id=GUILD)
     h.clock.now += timedelta(days=3000)
     assert "A moderator can lift the block" in (await h.refused()).message
-    assert await h.moderation.unblock(MOD, 1) is True
+    assert await h.moderation.unblock(MOD, 1, guild_id=GUILD) is True
     await h.done()
 
 
 async def test_channel_rules_refuse_denied_channels_and_everything_outside_an_allow_list(make):
     h = await make()
-    await h.moderation.set_channel(MOD, 501, False)
+    await h.moderation.set_channel(MOD, 501, False, guild_id=GUILD)
     assert (await h.refused(channel=501)).reason == "channel"
     await h.done()  # channel 500 has no rule and there is no allow-list
-    await h.moderation.set_channel(MOD, 502, True)
+    await h.moderation.set_channel(MOD, 502, True, guild_id=GUILD)
     refused = await h.refused(channel=500)
     assert refused.reason == "channel" and "<#502>" in refused.message
     await h.submit(channel=502)
+
+
+async def test_one_user_in_two_servers_has_each_servers_quota_and_each_servers_moderators_decide(make):
+    h = await make(limit=1)
+    await h.moderation.set_limit(MOD, 1, 2, guild_id=OTHER)
+    await h.done()
+    assert (await h.refused()).reason == "quota"
+    await h.done(guild=OTHER)  # the other server counts its own videos, against its own limit
+    await h.done(guild=OTHER)
+    assert (await h.refused(guild=OTHER)).reason == "quota"
+    h.clock.now += timedelta(minutes=1)
+    await h.moderation.reset_usage(MOD, 1, guild_id=OTHER)  # forgives that server's videos only
+    assert (await h.refused()).reason == "quota"
+    assert [(s.used, s.limit, s.source) for s in (await h.quota(), await h.quota(guild=OTHER))] == [
+        (1, 1, "bot"), (0, 2, "personal")]
+
+
+async def test_blocks_and_channel_rules_hold_in_their_own_server_only(make):
+    h = await make()
+    await h.moderation.block(MOD, 1, "spam", "permanent", guild_id=OTHER)
+    await h.moderation.set_channel(MOD, 500, False, guild_id=OTHER)  # a forged rule for another server's channel
+    await h.done()
+    assert (await h.refused(guild=OTHER, channel=700)).reason == "blocked"
+
+
+async def test_a_servers_default_and_period_replace_the_bots_there_only(make):
+    h = await make(limit=3, period="day")
+    default = await h.moderation.set_default(MOD, 5, guild_id=OTHER, period="week")
+    assert (default.limit, default.period, default.source) == (5, "week", "server")
+    assert [(s.limit, s.period, s.source) for s in (await h.quota(), await h.quota(guild=OTHER))] == [
+        (3, "day", "bot"), (5, "week", "server")]
+    assert await h.moderation.clear_default(MOD, guild_id=OTHER) is True
+    assert (await h.quota(guild=OTHER)).limit == 3
+
+
+async def test_the_operators_default_cap_and_block_hold_above_every_server(make):
+    h = await make(limit=3)
+    await h.moderation.set_default(MOD, 4, guild_id=GLOBAL)  # the bot's default: every server without its own
+    await h.moderation.set_default(MOD, 9, guild_id=OTHER)
+    assert [(await h.quota(guild=g)).limit for g in (GUILD, OTHER, None)] == [4, 9, 4]
+
+    await h.moderation.set_limit(MOD, 2, 1, guild_id=GLOBAL)  # user 2: one video, all servers together
+    await h.done(user=2)
+    refused = await h.refused(user=2, guild=OTHER)
+    assert refused.reason == "quota" and refused.message.startswith("You have reached your video quota across every "
+                                                                    "server: 1 of 1 videos used today")
+    await h.moderation.block(MOD, 3, "abuse", "permanent", guild_id=GLOBAL)
+    assert {(await h.refused(user=3, guild=g)).reason for g in (GUILD, OTHER, None)} == {"blocked"}
+
+
+async def test_requests_in_direct_messages_count_against_the_bots_default_only(make):
+    h = await make(limit=1)
+    await h.done(guild=None)
+    assert (await h.refused(guild=None)).reason == "quota"
+    await h.done()  # the server's allowance is untouched
 
 
 async def test_concurrent_requests_cannot_overrun_the_quota(make):

@@ -185,7 +185,7 @@ async def test_a_moderator_deleting_someone_elses_result_is_audited(stacks: Stac
         mod, bob = fake.make_user(name="mod", roles=[fake.moderator_role]), fake.make_user(name="bob")
         result = await first_result(stack, bob)
         await (await fake.click(result, "video:delete:1", user=mod)).wait_answer()
-        [row] = await stack.moderation.repo.latest_audit(5)
+        [row] = await stack.moderation.repo.latest_audit(5, guild_id=fake.guild.id)
 
     assert (row.actor_id, row.action, row.target, row.details) == (mod.id, "result.delete", "job:1",
                                                                      {"requester": bob.id})

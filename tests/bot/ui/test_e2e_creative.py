@@ -54,7 +54,7 @@ async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_j
         press = await fake.click(first, "video:upscale:1", user=bob)
         upscaled = await press.wait_original(has_video)
         source, job = await stack.job(1), await stack.job(2)
-        used = (await stack.moderation.quota(bob.id)).used
+        used = (await stack.moderation.quota(bob.id, (), fake.guild.id)).used
 
     assert first.custom_ids() == FIVE
     assert decoded_frames(first.attachments[0].data) == [(128, 64)] * 2  # 16:9 of the tiny 64² model

@@ -43,7 +43,8 @@ def people(fake: FakeDiscord) -> tuple[FakeUser, FakeUser]:
 
 
 async def audit_actions(stack: Stack) -> list[tuple[str, bool]]:
-    return [(row.action, row.allowed) for row in await stack.moderation.repo.latest_audit(25)]
+    return [(row.action, row.allowed) for row in await stack.moderation.repo.latest_audit(25,
+                                                                                         guild_id=stack.fake.guild.id)]
 
 
 async def test_a_moderator_lowers_a_users_quota_and_the_next_request_obeys_it(stacks: Stacks, scripted):
@@ -89,7 +90,7 @@ async def test_quota_shows_usage_what_is_left_and_the_reset_time(stacks: Stacks,
     assert answer.content.splitlines() == [
         "**Your video quota**",
         f"1 of 5 videos used this week (UTC, from Monday); it resets <t:{stamp}:R> (<t:{stamp}:f>).",
-        "4 left · limit from the server default",
+        "4 left · limit from the bot's default",
     ]
 
 
@@ -99,8 +100,8 @@ async def test_a_non_moderator_is_refused_privately_and_the_attempt_is_audited(s
         eve, bob = fake.make_user(name="eve"), fake.make_user(name="bob")
         answer = await command(fake, "videomod block", eve, user=bob, reason="I do not like him")
         still_works = await video(fake, "a quiet harbour at dawn", bob)
-        blocks = await stack.moderation.repo.active_blocks()
-        [row] = await stack.moderation.repo.latest_audit()
+        blocks = await stack.moderation.repo.active_blocks(guild_id=fake.guild.id)
+        [row] = await stack.moderation.repo.latest_audit(guild_id=fake.guild.id)
 
     assert answer.ephemeral
     assert answer.content == "/videomod block is for moderators only (Manage Server permission or the moderator role)."
@@ -117,7 +118,7 @@ async def test_a_block_stops_video_with_its_reason_and_end_and_an_expired_block_
         quota = await command(fake, "quota", bob)
         stacks.calendar.offset += timedelta(hours=2, minutes=1)
         accepted = await video(fake, "a windmill at sunrise", bob)
-        [block] = await stack.moderation.repo.latest_audit()
+        [block] = await stack.moderation.repo.latest_audit(guild_id=fake.guild.id)
 
     assert confirmation.content.startswith(f"Blocked <@{bob.id}> until <t:")
     assert refused.ephemeral and refused.content.startswith("You are blocked from making videos until <t:")
@@ -132,7 +133,7 @@ async def test_an_unreadable_block_duration_is_refused_naming_it_and_the_accepte
         fake = stack.fake
         mod, bob = people(fake)
         answer = await command(fake, "videomod block", mod, user=bob, duration="soon-ish")
-        blocks = await stack.moderation.repo.active_blocks()
+        blocks = await stack.moderation.repo.active_blocks(guild_id=fake.guild.id)
 
     assert answer.ephemeral and blocks == []
     assert answer.content == ("“soon-ish” is not a duration: use a number and a unit such as 30m, 2h, 7d or 2w "
@@ -152,10 +153,11 @@ async def test_a_denylist_entry_added_by_command_refuses_the_next_matching_promp
         actions = await audit_actions(stack)
 
     assert not before.ephemeral
-    assert added.content == "Added “exploding kittens” to the denylist under violence; it applies from the next prompt."
+    assert added.content == ("Added “exploding kittens” to this server's denylist under violence; it applies in this "
+                             "server from the next prompt.")
     assert after.ephemeral and "violent or graphic content is not allowed" in after.content
     assert "kittens" not in after.content  # users are told the category, never the entry
-    assert removed.content.startswith("Removed “exploding kittens” from the denylist")
+    assert removed.content.startswith("Removed “exploding kittens” from this server's denylist")
     assert not again.ephemeral
     assert actions[:2] == [("denylist.remove", True), ("denylist.add", True)]
 
@@ -166,7 +168,7 @@ async def test_a_denylist_entry_added_by_command_refuses_the_next_matching_promp
         ("sex*", "sexual", "prefix stems need at least 5 letters"),
         ("abc", "sexual", "entries need at least 4 letters"),
         ("exploding kittens", "gross", "category must be one of sexual, violence, hate, misinformation, real_person"),
-        ("nude", "sexual", "“nude” is already on the denylist."),
+        ("nude", "sexual", "“nude” is already on the shared denylist, which holds in every server."),
     ],
 )
 async def test_denylist_entries_that_would_misfire_are_refused_with_the_reason(stacks: Stacks, scripted, pattern,
@@ -187,13 +189,19 @@ async def test_denylist_test_shows_moderators_the_entry_that_fires_and_the_allow
         fake = stack.fake
         mod, _ = people(fake)
         fires = await command(fake, "videomod denylist test", mod, prompt="a nude statue in a museum")
-        await command(fake, "videomod allowlist add", mod, phrase="nude lipstick")
-        spared = await command(fake, "videomod denylist test", mod, prompt="a tube of nude lipstick")
+        await command(fake, "videomod denylist add", mod, pattern="exploding kittens", category="violence")
+        await command(fake, "videomod allowlist add", mod, phrase="exploding kittens cake")
+        spared = await command(fake, "videomod denylist test", mod, prompt="an exploding kittens cake")
+        shared = await command(fake, "videomod allowlist add", mod, phrase="nude statue")
+        still = await command(fake, "videomod denylist test", mod, prompt="a nude statue in a museum")
 
     assert fires.content.splitlines()[1:] == ["⛔ Refused by the denylist: sexual content.",
                                               "Fires: “nude” (sexual); the refusal names “nude”"]
     assert spared.content.splitlines()[1] == "✅ Allowed: it would be generated."
-    assert "Let through by the allowlist: “nude” (sexual) (allowlist: “nude lipstick” (allow))" in spared.content
+    assert ("Let through by the allowlist: “exploding kittens” (violence) (allowlist: “exploding kittens cake” "
+            "(allow))") in spared.content
+    assert shared.content.endswith("it applies in this server (its own denylist entries only) from the next prompt.")
+    assert still.content.splitlines()[1] == "⛔ Refused by the denylist: sexual content."  # shared: not weakened
 
 
 async def test_channel_deny_refuses_video_there_and_an_allow_list_limits_it_to_its_channels(stacks: Stacks, scripted):
@@ -275,9 +283,10 @@ async def test_pattern_suggestions_go_to_moderators_only(stacks: Stacks, scripte
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
         mod, eve = people(fake)[0], fake.make_user(name="eve")
+        await command(fake, "videomod denylist add", mod, pattern="nudist beach", category="sexual")
         for_mod = await autocomplete(fake, "videomod denylist remove", mod, "pattern", pattern="nud")
         for_eve = await autocomplete(fake, "videomod denylist remove", eve, "pattern", pattern="nud")
         categories = await autocomplete(fake, "videomod denylist add", mod, "category", pattern="x", category="vi")
 
-    assert "nude" in for_mod and for_eve == []
+    assert for_mod == ["nudist beach"] and for_eve == []  # the server's own entries: the shared ones stay
     assert categories == ["violence"]

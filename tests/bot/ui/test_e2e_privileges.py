@@ -8,51 +8,29 @@ from typing import Any
 
 import pytest
 
-from storage import JobState
+from storage import GLOBAL, JobState
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.helpers import InstantPipeline, has_video, video
-from tests.fakediscord import FakeDiscord, FakeUser
+from tests.bot.helpers import InstantPipeline, has_video, required, subcommands, video
+from tests.fakediscord import FakeUser
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
 NOT_A_MODERATOR = "is for moderators only (Manage Server permission or the moderator role)."
+NOT_AN_OPERATOR = "is for the bot's operators only (OPERATOR_USER_IDS); a server's moderators use /videomod."
 NOT_YOURS = "Job #1 is not yours; only the person who asked for it can do that."
 
 
-def subcommands(definition: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Every runnable path under a synced command ("videomod showcase approve"), with its options."""
-
-    def walk(path: str, options: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
-        groups = [option for option in options if option["type"] in (1, 2)]
-        if not groups:
-            return [(path, options)]
-        return [leaf for group in groups for leaf in walk(f"{path} {group['name']}", group.get("options", []))]
-
-    return walk(definition["name"], definition.get("options", []))
-
-
-def required(fake: FakeDiscord, options: list[dict[str, Any]], target: FakeUser) -> dict[str, Any]:
-    """A valid value for each required option, as the Discord client would send it (users: `target`)."""
-    values: dict[str, Any] = {}
-    for option in (o for o in options if o.get("required")):
-        if option.get("choices"):
-            values[option["name"]] = option["choices"][0]["value"]
-            continue
-        values[option["name"]] = {
-            3: "x" * max(option.get("min_length", 1), 5), 4: max(option.get("min_value", 1), 1), 5: True,
-            6: target, 7: fake.channel, 8: fake.moderator_role, 10: float(option.get("min_value", 1.0)),
-        }[option["type"]]
-    return values
-
-
-async def moderation_state(stack: Stack, user: FakeUser) -> tuple[Any, ...]:
-    """Everything a /videomod command could change."""
-    repo = stack.moderation.repo
-    denylist = [(row.pattern, row.kind) for row in await stack.repo.list_denylist()]
-    return (denylist, await repo.active_blocks(), await repo.channel_rules(), await repo.role_quotas(),
-            await repo.quota_override(user.id), await stack.moderation.default_limit(),
-            await stack.bot.showcase.repo.pending())
+async def moderation_state(stack: Stack, user: FakeUser, guild_id: int) -> tuple[Any, ...]:
+    """Everything a /videomod command could change in a server, and above the servers."""
+    repo, servers = stack.moderation.repo, stack.bot.showcase.servers
+    assert servers is not None
+    denylist = [(row.pattern, row.kind, row.guild_id) for row in await stack.repo.list_denylist()]
+    per_server = [(await repo.active_blocks(guild_id=scope), await repo.channel_rules([scope]),
+                   await repo.role_quotas(guild_id=scope), await repo.quota_override(user.id, guild_id=scope),
+                   await stack.moderation.default_quota(scope)) for scope in (guild_id, GLOBAL)]
+    return (denylist, per_server, await stack.bot.showcase.repo.pending(guild_id=guild_id),
+            await servers.presets(guild_id), await servers.showcase_channel(guild_id))
 
 
 async def test_no_videomod_command_works_for_a_member_without_moderator_rights(stacks: Stacks):
@@ -61,21 +39,25 @@ async def test_no_videomod_command_works_for_a_member_without_moderator_rights(s
         eve, bob = fake.make_user(name="eve"), fake.make_user(name="bob")
         result = await (await video(fake, "a kite over a beach", user=bob)).wait_original(has_video)
         await (await fake.click(result, "video:showcase:1", user=bob)).wait_answer()  # anyone may nominate
-        before = await moderation_state(stack, bob)
+        before = await moderation_state(stack, bob, fake.guild.id)
         paths = subcommands(fake.find_command("videomod", fake.guild))
         answers = {path: await (await fake.slash(path, required(fake, options, bob), user=eve)).wait_answer()
                    for path, options in paths}
-        after = await moderation_state(stack, bob)
-        audit = await stack.moderation.repo.latest_audit(len(paths) + 5)
+        after = await moderation_state(stack, bob, fake.guild.id)
+        audit = await stack.moderation.repo.latest_audit(len(paths) + 5, guild_id=fake.guild.id)
+        operators = await stack.moderation.repo.latest_audit(len(paths) + 5, guild_id=GLOBAL)
         entry = await stack.bot.showcase.repo.get(1)
 
     assert {"videomod block", "videomod quota set", "videomod denylist add", "videomod showcase approve",
             "videomod showcase reject"} <= {path for path, _ in paths}
     for path, answer in answers.items():
-        assert answer.ephemeral and answer.content == f"/{path} {NOT_A_MODERATOR}", path
+        refusal = NOT_AN_OPERATOR if path.startswith("videomod operator") else NOT_A_MODERATOR
+        assert answer.ephemeral and answer.content == f"/{path} {refusal}", path
     assert after == before and entry.state == ShowcaseState.PENDING
+    server_paths = [path for path, _ in paths if not path.startswith("videomod operator")]
     assert sorted((row.actor_id, row.action, row.allowed) for row in audit) == sorted(
-        (eve.id, f"/{path}", False) for path, _ in paths)
+        (eve.id, f"/{path}", False) for path in server_paths)
+    assert len(operators) == len(paths) - len(server_paths) > 10  # the operators' log has the rest
 
 
 async def test_nobody_can_cancel_someone_elses_running_or_queued_job(stacks: Stacks, scripted):

@@ -157,7 +157,8 @@ async def test_without_a_showcase_channel_approval_lists_the_video_in_the_galler
         answer = await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
         page = await stack.bot.showcase.repo.approved_page(1, 10)
 
-    assert answer == "Approved job #1. SHOWCASE_CHANNEL_ID is not set, so it appears in the web gallery only."
+    assert answer == ("Approved job #1. This server has no showcase channel (`/videomod showcase channel` sets one), "
+                      "so it appears in the web gallery only.")
     assert [e.job_id for e in page] == [1]
 
 
@@ -181,7 +182,7 @@ async def test_decisions_and_refused_reviews_are_audited(stacks: Stacks):
         await moderate(stack, eve, "approve", job=1)
         await moderate(stack, mod, "approve", job=1)
         await moderate(stack, mod, "reject", job=2, reason="duplicate")
-        rows = await stack.moderation.repo.latest_audit(5)
+        rows = await stack.moderation.repo.latest_audit(5, guild_id=fake.guild.id)
 
     assert [(r.actor_id, r.action, r.target, r.allowed) for r in reversed(rows)] == [
         (eve.id, "/videomod showcase approve", None, False),

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from tests.bot.helpers import WAIT
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SERVER, OTHER = 3, 4  # the servers the videos were made in
 PARAMS = {"steps": 3, "guidance": 9.0, "frames": 16, "aspect": "1:1", "width": 64, "height": 64, "fps": 8}
 
 
@@ -48,31 +50,39 @@ class World:
     media: MediaStore
     url: str
 
-    async def approved(self, prompt: str, author: str = "bob", votes: int = 0) -> int:
-        """A finished job whose kept video was nominated and approved; returns its job id."""
-        job = await self.jobs.create_job(user_id=1, user_name=author, channel_id=2, prompt=prompt, params=PARAMS)
+    async def approved(self, prompt: str, author: str = "bob", votes: int = 0, server: int = SERVER) -> int:
+        """A finished job of `server` whose kept video was nominated and approved; returns its job id."""
+        job = await self.jobs.create_job(user_id=1, user_name=author, channel_id=2, guild_id=server, prompt=prompt,
+                                         params=PARAMS)
         await self.jobs.mark_running(job.id)
         await self.jobs.mark_done(job.id, seed=1, gpu_s=0.1, output_bytes=1)
         await self.media.save(job.id, tiny_mp4())
         entry = await self.showcase.nominate(job.id, 5)
-        await self.showcase.decide(job.id, approve=True, moderator_id=9)
+        await self.showcase.decide(job.id, guild_id=server, approve=True, moderator_id=9)
         for voter in range(votes):
             await self.showcase.toggle_vote(entry.id, 100 + voter)
         return job.id
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+@asynccontextmanager
+async def opened(tmp_path: Path, **options: Any) -> AsyncIterator[World]:
+    """A world whose gallery has these options (front_page, server_name)."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
     await migrate(engine)
     showcase, media = ShowcaseRepository(engine), MediaStore(tmp_path / "media")
-    gallery = Gallery(showcase, media)
+    gallery = Gallery(showcase, media, **options)
     port = await gallery.start("127.0.0.1", 0)
     try:
         yield World(Repository(engine), showcase, media, f"http://127.0.0.1:{port}")
     finally:
         await gallery.stop()
         await engine.dispose()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with opened(tmp_path) as made:
+        yield made
 
 
 async def fetch(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
@@ -153,6 +163,46 @@ async def test_only_approved_undeleted_videos_are_served(world: World):
 
     assert statuses == [200, 404, 404, 404]
     assert "deleted later" not in body.decode() and "waiting" not in body.decode()
+
+
+async def test_each_server_has_its_own_page_and_the_default_front_page_shows_them_all(world: World):
+    await world.approved("a lighthouse of the art club", server=SERVER)
+    await world.approved("a windmill of the film club", server=OTHER)
+
+    pages = {path: (await fetch(f"{world.url}{path}"))[2].decode() for path in ("/", f"/servers/{SERVER}/",
+                                                                                  f"/servers/{OTHER}")}
+    missing, _, says = await fetch(f"{world.url}/servers/999/")
+
+    assert "lighthouse" in pages["/"] and "windmill" in pages["/"]
+    assert "lighthouse" in pages[f"/servers/{SERVER}/"] and "windmill" not in pages[f"/servers/{SERVER}/"]
+    assert "windmill" in pages[f"/servers/{OTHER}"] and "lighthouse" not in pages[f"/servers/{OTHER}"]
+    assert f"<h1>Server {OTHER} · Video showcase</h1>" in pages[f"/servers/{OTHER}"]
+    assert (missing, says.decode()) == (404, "server 999 has no showcase here")
+
+
+async def test_the_front_page_can_list_the_servers_by_name(tmp_path: Path):
+    names = {SERVER: "Art <club>", OTHER: "Film club", 5: "Quiet club"}
+    async with opened(tmp_path, front_page="servers", server_name=names.get) as world:
+        await world.approved("a lighthouse", server=SERVER)
+        await world.approved("a windmill", server=OTHER)
+        await world.approved("a second windmill", server=OTHER)
+        _, _, body = await fetch(f"{world.url}/")
+        quiet, _, empty = await fetch(f"{world.url}/servers/5/")
+
+    page = body.decode()
+    assert f'<a href="/servers/{SERVER}/">Art &lt;club&gt; · Video showcase</a> · 1 video' in page
+    assert f'<a href="/servers/{OTHER}/">Film club · Video showcase</a> · 2 videos' in page
+    assert "Quiet club" not in page and "lighthouse" not in page  # links only, servers without videos left out
+    assert quiet == 200 and "No videos in the showcase yet." in empty.decode()  # the bot is in it: an empty page
+
+
+async def test_the_front_page_can_be_one_servers_page(tmp_path: Path):
+    async with opened(tmp_path, front_page=str(OTHER)) as world:
+        await world.approved("a lighthouse", server=SERVER)
+        await world.approved("a windmill", server=OTHER)
+        _, _, body = await fetch(f"{world.url}/")
+
+    assert "windmill" in body.decode() and "lighthouse" not in body.decode()
 
 
 def free_port() -> int:

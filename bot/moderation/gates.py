@@ -1,0 +1,67 @@
+"""Each server's prompt gate: the shared list refuses everywhere, a server's own entries refuse in that server too.
+
+The shared list — the shipped entries and the operator's edits (GLOBAL) — is checked first, with the full gate
+(length, English, denylist). A server's moderators can only extend it: their deny entries are a second list checked
+after it, and their allowlist phrases let through their own deny entries only, never a shared one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from bot.moderation.policy import DenylistEntry, DenylistReport, PolicyGate, Verdict
+
+log = logging.getLogger(__name__)
+
+
+def _checked_already(text: str) -> bool:
+    """The language check of a server's list: the shared gate ran the real one first."""
+    return True
+
+
+class ServerGates:
+    """The shared gate and each server's extension of it; `check_prompt(prompt, guild_id)` is what /video obeys."""
+
+    def __init__(self, shared: PolicyGate, servers: Mapping[int, Iterable[DenylistEntry]] | None = None) -> None:
+        self.shared = shared
+        self._own: dict[int, tuple[DenylistEntry, ...]] = {}
+        self._gates: dict[int, PolicyGate] = {}
+        for guild_id, entries in (servers or {}).items():
+            self.replace_server(guild_id, entries)
+
+    def replace_shared(self, entries: Iterable[DenylistEntry]) -> None:
+        """Use a new shared list from the next prompt on (every server's)."""
+        self.shared.replace_entries(entries)
+
+    def replace_server(self, guild_id: int, entries: Iterable[DenylistEntry]) -> None:
+        """Use a server's new own entries from the next prompt on; a server with no deny entry needs no gate."""
+        own = tuple(entries)
+        self._own[guild_id] = own
+        if any(entry.kind == "deny" for entry in own):
+            self._gates[guild_id] = PolicyGate(own, is_english=_checked_already)
+            log.info("server %d's own denylist: %d entries", guild_id, len(own))
+        else:
+            self._gates.pop(guild_id, None)
+
+    def own_entries(self, guild_id: int) -> tuple[DenylistEntry, ...]:
+        """A server's own entries (what its moderators added)."""
+        return self._own.get(guild_id, ())
+
+    def check_prompt(self, prompt: str, guild_id: int | None = None) -> Verdict:
+        """The shared gate's verdict, then (when it allows) the server's own list's."""
+        verdict = self.shared.check_prompt(prompt)
+        gate = self._gates.get(guild_id) if guild_id is not None else None
+        if not verdict.allowed or gate is None:
+            return verdict
+        return gate.check_prompt(prompt)
+
+    def explain(self, prompt: str, guild_id: int | None = None) -> DenylistReport:
+        """Which shared and server entries fire on a prompt, and which allowlist phrases overrode some."""
+        shared = self.shared.denylist.explain(prompt)
+        gate = self._gates.get(guild_id) if guild_id is not None else None
+        if gate is None:
+            return shared
+        own = gate.denylist.explain(prompt)
+        return DenylistReport(shared.denied + own.denied, shared.allowed + own.allowed,
+                              shared.overridden + own.overridden)

@@ -1,0 +1,149 @@
+"""What each server's moderators set for their server besides quotas: the /video presets and the showcase channel.
+
+A server's presets are its defaults for /video's options (aspect, frames, steps, sampler, guidance, negative prompt),
+always within the operator's limits (MAX_STEPS, MAX_FRAMES, t2v's ranges); an option the user leaves out takes the
+server's preset, then the operator's default. Stored as moderation settings of the server, audited, and cached here
+(this process is the only writer; the database is the truth at start).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from bot.errors import InvalidInput
+from bot.moderation.rules import Moderation, inert
+from t2v.errors import InvalidRequest
+from t2v.request import check_value
+
+log = logging.getLogger(__name__)
+
+PRESETS_KEY = "presets"  # moderation_settings key of a server's /video presets
+SHOWCASE_KEY = "showcase_channel"  # ... and of its showcase channel
+MAX_NEGATIVE_CHARS = 300  # /video's negative option takes as much
+
+
+@dataclass(frozen=True)
+class Presets:
+    """A server's defaults for /video's options; None: the operator's default applies."""
+
+    aspect: str | None = None
+    frames: int | None = None
+    steps: int | None = None
+    sampler: str | None = None
+    guidance: float | None = None
+    negative: str | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The options this server set, by name."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+PRESET_NAMES = tuple(field.name for field in fields(Presets))
+
+
+@dataclass(frozen=True)
+class PresetLimits:
+    """The operator's limits presets must stay within."""
+
+    aspects: tuple[str, ...]  # the aspect names /video offers
+    max_steps: int
+    max_frames: int
+
+    def check(self, name: str, value: Any) -> Any:
+        """The value if a preset may have it, else InvalidInput naming it and what is allowed."""
+        if name == "aspect":
+            if value not in self.aspects:
+                raise InvalidInput(f"aspect={inert(str(value), 20)} is not one of {', '.join(self.aspects)}.")
+            return value
+        if name == "negative":
+            text = " ".join(str(value).split())
+            if len(text) > MAX_NEGATIVE_CHARS:
+                raise InvalidInput(f"The negative prompt is {len(text)} characters long; the limit is "
+                                   f"{MAX_NEGATIVE_CHARS}.")
+            return text or None
+        try:
+            check_value(name, value)
+        except InvalidRequest as error:
+            raise InvalidInput(f"{error}.") from None
+        cap = {"steps": self.max_steps, "frames": self.max_frames}.get(name)
+        if cap is not None and value > cap:
+            raise InvalidInput(f"{name}={value} is above this bot's limit of {cap} (MAX_{name.upper()}).")
+        return float(value) if name == "guidance" else value
+
+
+class ServerSettings:
+    """Each server's /video presets and showcase channel, read and changed by its moderators (audited)."""
+
+    def __init__(self, moderation: Moderation, limits: PresetLimits) -> None:
+        self._moderation = moderation
+        self._repo = moderation.repo
+        self.limits = limits
+        self._presets: dict[int, Presets] = {}
+
+    # --- presets ----------------------------------------------------------------------------------------------
+
+    async def presets(self, guild_id: int | None) -> Presets:
+        """A server's presets (none in direct messages); a stored value the operator's limits no longer allow is
+        left out, with a log line."""
+        if guild_id is None:
+            return Presets()
+        cached = self._presets.get(guild_id)
+        if cached is None:
+            stored = await self._repo.setting(PRESETS_KEY, guild_id=guild_id) or {}
+            cached = self._presets[guild_id] = Presets(**self._allowed(guild_id, stored))
+        return cached
+
+    def _allowed(self, guild_id: int, stored: dict[str, Any]) -> dict[str, Any]:
+        """The stored presets that the limits still allow."""
+        kept = {}
+        for name, value in stored.items():
+            try:
+                checked = self.limits.check(name, value) if name in PRESET_NAMES else None
+            except InvalidInput as error:
+                log.warning("server %d's preset %s=%r is left out: %s", guild_id, name, value, error.message)
+                continue
+            if checked is not None:
+                kept[name] = checked
+        return kept
+
+    async def set_presets(self, actor: int, guild_id: int, **values: Any) -> Presets:
+        """Set some of a server's presets (the others stay); InvalidInput names a value outside the limits."""
+        changes = {name: self.limits.check(name, value) for name, value in values.items() if value is not None}
+        if not changes:
+            raise InvalidInput(f"Name at least one option to set: {', '.join(PRESET_NAMES)}.")
+        presets = replace(await self.presets(guild_id), **changes)
+        await self._repo.set_setting(PRESETS_KEY, presets.given(), guild_id=guild_id, by=actor,
+                                     now=self._moderation.now())
+        self._presets[guild_id] = presets
+        await self._moderation.audit(actor, "defaults.set", "server", changes, guild_id=guild_id)
+        return presets
+
+    async def reset_presets(self, actor: int, guild_id: int) -> bool:
+        """Forget a server's presets (the operator's defaults apply again); False when it had none."""
+        removed = await self._repo.remove_setting(PRESETS_KEY, guild_id=guild_id)
+        self._presets[guild_id] = Presets()
+        if removed:
+            await self._moderation.audit(actor, "defaults.reset", "server", guild_id=guild_id)
+        return removed
+
+    # --- the showcase channel ---------------------------------------------------------------------------------
+
+    async def showcase_channel(self, guild_id: int) -> int | None:
+        """The channel the server's moderators chose for its showcase, or None."""
+        stored = await self._repo.setting(SHOWCASE_KEY, guild_id=guild_id)
+        return None if stored is None else int(stored)
+
+    async def set_showcase_channel(self, actor: int, guild_id: int, channel_id: int | None) -> bool:
+        """Post the server's approved videos in this channel (None: back to the default); False when there was
+        nothing to forget."""
+        if channel_id is None:
+            changed = await self._repo.remove_setting(SHOWCASE_KEY, guild_id=guild_id)
+        else:
+            await self._repo.set_setting(SHOWCASE_KEY, channel_id, guild_id=guild_id, by=actor,
+                                         now=self._moderation.now())
+            changed = True
+        await self._moderation.audit(actor, "showcase.channel", None if channel_id is None else f"channel:{channel_id}",
+                                     guild_id=guild_id)
+        return changed

@@ -1,0 +1,180 @@
+"""`/videomod operator ...`: what holds above every server, for the bot's operators (OPERATOR_USER_IDS) only.
+
+Operators run these from any server: the servers the bot is in, the bot's default quota (for servers that set
+none), a user's cap and block across every server, the shared denylist and allowlist, and every server's stats and
+audit log. Anyone else — a server's moderators included — is refused, and the attempt is logged and written to the
+operators' audit log. Discord allows two levels under /videomod, so the names are flat (`denylist-add`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import discord
+from discord import app_commands
+
+from bot.moderation.denylist_edits import DenylistEditor
+from bot.moderation.rules import STATS_WINDOWS, Moderation, inert
+from bot.settings import MAX_QUOTA, Settings
+from bot.ui.cogs import moderation_denylist as lists
+from bot.ui.cogs import moderation_text as text
+from bot.ui.cogs.moderation import PERIODS, command_name, reply
+from bot.ui.cogs.quota import quota_text
+from bot.ui.permissions import is_operator
+from storage import GLOBAL
+
+log = logging.getLogger(__name__)
+
+Limit = app_commands.Range[int, 0, MAX_QUOTA]
+SERVERS_WINDOW = timedelta(days=30)  # `operator servers` counts requests this far back
+
+
+def not_an_operator(command: str) -> str:
+    """What anyone but an operator is told when they try an operators' command."""
+    return f"{command} is for the bot's operators only (OPERATOR_USER_IDS); a server's moderators use /videomod."
+
+
+class OperatorGroup(app_commands.Group):
+    """The operators' subcommands, attached under /videomod by the client; each acts on every server (GLOBAL)."""
+
+    def __init__(self, bot: discord.Client, settings: Settings, moderation: Moderation,
+                 editor: DenylistEditor) -> None:
+        super().__init__(name="operator", description="The bot's operators: settings above every server")
+        self.bot = bot
+        self.settings = settings
+        self.moderation = moderation
+        self.editor = editor
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Operators only, checked in code; refused attempts are logged and audited in the operators' log."""
+        if is_operator(interaction.user, self.settings):
+            return True
+        command = command_name(interaction, "/videomod operator")
+        log.warning("user %d (%s) tried %s in server %s without being an operator", interaction.user.id,
+                    interaction.user, command, interaction.guild_id)
+        try:
+            await self.moderation.audit(interaction.user.id, command, f"server:{interaction.guild_id}",
+                                        {"refused": "not an operator"}, guild_id=GLOBAL, allowed=False)
+        except Exception:
+            log.exception("could not audit the refused %s by user %d", command, interaction.user.id)
+        raise app_commands.CheckFailure(not_an_operator(command))
+
+    @app_commands.command(name="servers", description="The servers the bot is in, with their requests")
+    async def servers(self, interaction: discord.Interaction) -> None:
+        usage = await self.moderation.repo.server_usage(self.moderation.now() - SERVERS_WINDOW)
+        names = {guild.id: guild.name for guild in self.bot.guilds}
+        await reply(interaction, text.servers(usage, names, self.settings.allowed_guild_ids, SERVERS_WINDOW.days))
+
+    # --- quotas and blocks above the servers ------------------------------------------------------------------
+
+    @app_commands.command(name="quota-default", description="The bot's default quota, for servers that set none")
+    @app_commands.describe(limit=f"Videos per period, 0–{MAX_QUOTA}", period="Calendar periods in UTC")
+    @app_commands.choices(period=PERIODS)
+    async def quota_default(self, interaction: discord.Interaction, limit: Limit, period: str | None = None) -> None:
+        default = await self.moderation.set_default(interaction.user.id, limit, guild_id=GLOBAL, period=period)
+        await reply(interaction, f"The bot's default quota: {limit} videos per {default.period}, in every server "
+                                 "that has no default of its own, and in direct messages.")
+
+    @app_commands.command(name="quota-set", description="Cap a user's videos across every server")
+    @app_commands.describe(user="Whose cap", limit=f"Videos per period, 0–{MAX_QUOTA}, all servers together")
+    async def quota_set(self, interaction: discord.Interaction, user: discord.User, limit: Limit) -> None:
+        await self.moderation.set_limit(interaction.user.id, user.id, limit, guild_id=GLOBAL)
+        await reply(interaction, f"Cap set across every server.\n{await self._cap_text(user.id)}")
+
+    @app_commands.command(name="quota-clear", description="Remove a user's cap across every server")
+    async def quota_clear(self, interaction: discord.Interaction, user: discord.User) -> None:
+        await self.moderation.clear_limit(interaction.user.id, user.id, guild_id=GLOBAL)
+        await reply(interaction, f"Cap removed.\n{await self._cap_text(user.id)}")
+
+    @app_commands.command(name="quota-reset", description="Count a user's cap across every server from now on")
+    async def quota_reset(self, interaction: discord.Interaction, user: discord.User) -> None:
+        await self.moderation.reset_usage(interaction.user.id, user.id, guild_id=GLOBAL)
+        await reply(interaction, f"Usage reset: only videos from now on count.\n{await self._cap_text(user.id)}")
+
+    @app_commands.command(name="quota-show", description="A user's cap across every server, or the bot's default")
+    async def quota_show(self, interaction: discord.Interaction, user: discord.User | None = None) -> None:
+        if user is None:
+            await reply(interaction, text.defaults(await self.moderation.default_quota(GLOBAL), []))
+            return
+        await reply(interaction, await self._cap_text(user.id))
+
+    async def _cap_text(self, user_id: int) -> str:
+        """A user's cap across every server (or that there is none), usage in direct messages and any block."""
+        cap = await self.moderation.quota_everywhere(user_id)
+        head = (f"**Cap of <@{user_id}> across every server**: {cap.describe()} ({cap.remaining} left)" if cap
+                else f"<@{user_id}> has no cap across every server; each server's quota applies.")
+        return "\n".join([head, await quota_text(self.moderation, user_id, (), None, own=False)
+                          .replace("**Video quota of", "**In direct messages, video quota of", 1)])
+
+    @app_commands.command(name="block", description="Stop a user from making videos in every server")
+    @app_commands.describe(user="Who to block", reason="Shown to the user",
+                           duration="30m, 2h, 7d, 2w, 1d12h … or permanent (the default)")
+    async def block(self, interaction: discord.Interaction, user: discord.User,
+                    reason: app_commands.Range[str, None, 300] | None = None,
+                    duration: app_commands.Range[str, None, 40] | None = None) -> None:
+        record = await self.moderation.block(interaction.user.id, user.id, reason, duration, guild_id=GLOBAL)
+        await reply(interaction, text.blocked(record).replace("Blocked", "Blocked in every server", 1))
+
+    @app_commands.command(name="unblock", description="Lift a user's block across every server")
+    async def unblock(self, interaction: discord.Interaction, user: discord.User) -> None:
+        lifted = await self.moderation.unblock(interaction.user.id, user.id, guild_id=GLOBAL)
+        await reply(interaction, f"Unblocked <@{user.id}> everywhere." if lifted
+                    else f"<@{user.id}> had no block across every server (a server's own blocks stay).")
+
+    @app_commands.command(name="blocks", description="Users blocked in every server now")
+    async def blocks(self, interaction: discord.Interaction) -> None:
+        found = await self.moderation.repo.active_blocks(self.moderation.now(), guild_id=GLOBAL)
+        await reply(interaction, text.block_list(found))
+
+    # --- the shared denylist and allowlist --------------------------------------------------------------------
+
+    @app_commands.command(name="denylist-add", description="Refuse a pattern in every server (the shared list)")
+    @app_commands.describe(pattern="e.g. nude, pool of blood, decapitat*, moon landing + staged",
+                           category="The policy category the refusal names")
+    @app_commands.autocomplete(category=lists.category_choices)
+    async def denylist_add(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200],
+                           category: str) -> None:
+        await lists.add(self.editor, interaction, pattern, category, "deny", GLOBAL)
+
+    @app_commands.command(name="denylist-remove", description="Stop refusing a pattern of the shared list")
+    async def denylist_remove(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200]) -> None:
+        await lists.remove(self.editor, interaction, pattern, "deny", GLOBAL)
+
+    @denylist_remove.autocomplete("pattern")
+    async def _shared_patterns(self, interaction: discord.Interaction,
+                               current: str) -> list[app_commands.Choice[str]]:
+        """The shared list's patterns, for operators only (autocomplete skips `interaction_check`)."""
+        if not is_operator(interaction.user, self.settings):
+            return []
+        return lists.pattern_choices(self.editor, current, "deny", GLOBAL)
+
+    @app_commands.command(name="allowlist-add", description="Let a phrase through the shared denylist everywhere")
+    async def allowlist_add(self, interaction: discord.Interaction, phrase: app_commands.Range[str, 1, 200]) -> None:
+        await lists.add(self.editor, interaction, phrase, "allow", "allow", GLOBAL)
+
+    @app_commands.command(name="allowlist-remove", description="Remove a phrase from the shared allowlist")
+    async def allowlist_remove(self, interaction: discord.Interaction,
+                               phrase: app_commands.Range[str, 1, 200]) -> None:
+        await lists.remove(self.editor, interaction, phrase, "allow", GLOBAL)
+
+    # --- every server's numbers -------------------------------------------------------------------------------
+
+    @app_commands.command(name="stats", description="Requests, refusals, GPU time and top users of every server")
+    @app_commands.choices(period=[app_commands.Choice(name=name, value=name) for name in STATS_WINDOWS])
+    async def stats(self, interaction: discord.Interaction, period: str = "day") -> None:
+        usage = await self.moderation.stats(period, guild_id=GLOBAL)
+        await reply(interaction, text.stats(usage, period).replace("**Usage,", "**Usage of every server,", 1))
+
+    @app_commands.command(name="audit", description="The operators' audit log, or one server's")
+    @app_commands.describe(server="A server id (operator servers lists them); none: the operators' own log")
+    async def audit(self, interaction: discord.Interaction, limit: app_commands.Range[int, 1, 25] = 10,
+                    server: app_commands.Range[str, 1, 20] | None = None) -> None:
+        guild_id = GLOBAL
+        if server is not None:
+            if not server.strip().isdigit() or int(server) == GLOBAL:
+                await reply(interaction, f"server={inert(server, 20)} is not a server id: use the number "
+                                         "`/videomod operator servers` shows, such as 123456789012345678.")
+                return
+            guild_id = int(server)
+        await reply(interaction, text.audit(await self.moderation.repo.latest_audit(limit, guild_id=guild_id)))

@@ -1,0 +1,41 @@
+"""The operator's server allowlist: with ALLOWED_GUILD_IDS set the bot stays only in those servers, leaving any other
+(with a log line) when it starts and when someone invites it. Empty: it stays in every server it is invited to."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord.ext import commands
+
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ServersCog(commands.Cog, name="Servers"):
+    """Leaves the servers ALLOWED_GUILD_IDS does not list, at start (on_ready) and when invited (on_guild_join)."""
+
+    def __init__(self, bot: commands.Bot, settings: Settings) -> None:
+        self.bot = bot
+        self.allowed = frozenset(settings.allowed_guild_ids)
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        for guild in list(self.bot.guilds):
+            await self._stay_or_leave(guild, "at start")
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        log.info("invited to server %s (%d)", guild.name, guild.id)
+        await self._stay_or_leave(guild, "when invited")
+
+    async def _stay_or_leave(self, guild: discord.Guild, when: str) -> None:
+        """Leave a server that is not on the allowlist."""
+        if not self.allowed or guild.id in self.allowed:
+            return
+        log.warning("leaving server %s (%d) %s: it is not in ALLOWED_GUILD_IDS", guild.name, guild.id, when)
+        try:
+            await guild.leave()
+        except discord.HTTPException:
+            log.exception("could not leave server %s (%d), which is not in ALLOWED_GUILD_IDS", guild.name, guild.id)

@@ -1,0 +1,76 @@
+"""Each server's /video presets, without Discord: within the operator's limits, merged, reset, audited, and a stored
+value the limits no longer allow is left out."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.errors import InvalidInput
+from bot.moderation.rules import Moderation
+from bot.moderation.servers import PRESETS_KEY, PresetLimits, Presets, ServerSettings
+from storage import ModerationRepository, create_engine, migrate
+
+NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
+MOD, A, B = 900, 600, 601
+LIMITS = PresetLimits(aspects=("1:1", "16:9"), max_steps=60, max_frames=24)
+
+
+@pytest.fixture
+async def mods(tmp_path: Path) -> AsyncIterator[ModerationRepository]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'presets.db'}")
+    await migrate(engine)
+    yield ModerationRepository(engine, clock=lambda: NOW)
+    await engine.dispose()
+
+
+@pytest.fixture
+def servers(mods: ModerationRepository) -> ServerSettings:
+    return ServerSettings(Moderation(mods, default_limit=20, period="day", clock=lambda: NOW), LIMITS)
+
+
+async def test_presets_are_set_merged_per_server_and_reset(servers, mods):
+    await servers.set_presets(MOD, A, steps=25, sampler="dpmpp-2m")
+    merged = await servers.set_presets(MOD, A, aspect="16:9", negative="  blurry,   low quality ")
+
+    assert merged == Presets(aspect="16:9", steps=25, sampler="dpmpp-2m", negative="blurry, low quality")
+    assert await servers.presets(B) == Presets() and await servers.presets(None) == Presets()
+    assert await servers.reset_presets(MOD, A) is True and await servers.presets(A) == Presets()
+    assert await servers.reset_presets(MOD, A) is False
+    audit = await mods.latest_audit(guild_id=A)
+    assert [(row.action, row.details) for row in reversed(audit)] == [
+        ("defaults.set", {"steps": 25, "sampler": "dpmpp-2m"}),
+        ("defaults.set", {"aspect": "16:9", "negative": "blurry, low quality"}),
+        ("defaults.reset", {}),
+    ]
+
+
+@pytest.mark.parametrize(("values", "says"), [
+    ({"steps": 61}, "steps=61 is above this bot's limit of 60 (MAX_STEPS)."),
+    ({"frames": 30}, "frames=30 is above this bot's limit of 24 (MAX_FRAMES)."),
+    ({"steps": 0}, "steps=0 is outside"),
+    ({"guidance": 31.0}, "guidance=31.0 is outside"),
+    ({"sampler": "euler"}, "sampler='euler' is not one of ddim, dpmpp-2m."),
+    ({"aspect": "2:1"}, "aspect=2:1 is not one of 1:1, 16:9."),
+    ({"negative": "x" * 301}, "The negative prompt is 301 characters long; the limit is 300."),
+    ({}, "Name at least one option to set: aspect, frames, steps, sampler, guidance, negative."),
+])
+async def test_values_outside_the_operators_limits_are_refused_naming_them(servers, values, says):
+    with pytest.raises(InvalidInput) as refused:
+        await servers.set_presets(MOD, A, **values)
+    assert refused.value.message.startswith(says)
+    assert await servers.presets(A) == Presets()
+
+
+async def test_a_stored_preset_the_limits_no_longer_allow_is_left_out(servers, mods, caplog):
+    await mods.set_setting(PRESETS_KEY, {"steps": 100, "frames": 8, "colour": "red"}, guild_id=A, by=MOD)
+    assert await servers.presets(A) == Presets(frames=8)
+    assert "server 600's preset steps=100 is left out: steps=100 is above this bot's limit of 60" in caplog.text
+
+
+async def test_a_servers_showcase_channel_is_its_own(servers):
+    assert await servers.set_showcase_channel(MOD, A, 123) is True
+    assert (await servers.showcase_channel(A), await servers.showcase_channel(B)) == (123, None)
+    assert await servers.set_showcase_channel(MOD, A, None) is True
+    assert await servers.showcase_channel(A) is None

@@ -1,0 +1,292 @@
+"""Every server its own, end to end: the real discord.py client on the fake Discord with two servers, A and B, and
+people who are members of both. A moderator of B — Manage Server there — can change, list or read nothing of A's
+through any /videomod subcommand; quotas, blocks, denylist additions, channel rules, the showcase and the /video
+presets stay apart; the shared denylist is out of a server's reach; the bot's operators act on every server; a
+server not on ALLOWED_GUILD_IDS is left at start and when the bot is invited to it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from storage import GLOBAL, JobState
+from storage.records import ShowcaseState
+from tests.bot.conftest import Stack, Stacks
+from tests.bot.helpers import WAIT, has_video, required, subcommands
+from tests.fakediscord import FakeChannel, FakeDiscord, FakeGuild, FakeMessage, FakeRole, FakeUser
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+A_PROMPT = "a lighthouse of server A at dusk"
+A_MARKERS = ("exploding kittens", "spamming in A", "blurry-server-a", A_PROMPT)  # text only A's records hold
+
+
+@dataclass
+class World:
+    """Two servers; alice moderates A, mallory moderates B; bob, carol and dave are members of both."""
+
+    fake: FakeDiscord
+    a: FakeGuild
+    b: FakeGuild
+    a_art: FakeChannel  # a second channel of A
+    a_showcase: FakeChannel
+    b_showcase: FakeChannel
+    a_helpers: FakeRole  # a role of A without moderator rights
+    alice: FakeUser
+    mallory: FakeUser
+    bob: FakeUser
+    carol: FakeUser
+    dave: FakeUser
+
+    @property
+    def b_moderators(self) -> FakeRole:
+        return self.b.role("Moderator")
+
+
+def two_servers(fake: FakeDiscord) -> World:
+    """Server B and the people, added before the bot connects (A is the fake's default guild)."""
+    a, b = fake.guild, fake.add_guild("Server B", channels=["lobby", "b-showcase"], moderator_role="Moderator")
+    a_art, a_showcase = fake.add_channel("art"), fake.add_channel("a-showcase")
+    a_helpers = fake.add_role("A helpers")
+    alice = fake.make_user(name="alice", roles=[fake.moderator_role])
+    mallory = fake.make_user(name="mallory")  # a plain member of A
+    fake.add_member(mallory, b, roles=[b.role("Moderator")])  # Manage Server in B
+    people = [fake.make_user(name=name) for name in ("bob", "carol", "dave")]
+    for person in (alice, *people):
+        fake.add_member(person, b)
+    return World(fake, a, b, a_art, a_showcase, b.channels[1], a_helpers, alice, mallory, *people)
+
+
+async def command(fake: FakeDiscord, path: str, actor: FakeUser, guild: FakeGuild, /, **options: Any) -> FakeMessage:
+    """Run a slash command as `actor` in `guild` and return its (private) answer."""
+    return await (await fake.slash(path, options, user=actor, guild=guild)).wait_answer()
+
+
+async def video(fake: FakeDiscord, prompt: str, user: FakeUser, guild: FakeGuild,
+                channel: FakeChannel | None = None) -> FakeMessage:
+    """Run /video in `guild` (its first channel unless given) and return its answer once it says more than
+    "thinking" (queued, refused, a video)."""
+    handle = await fake.slash("video", {"prompt": prompt, "aspect": "tiny"}, user=user, guild=guild, channel=channel)
+    return await handle.wait_answer(lambda m: not m.loading and m.content != "")
+
+
+async def fill_server_a(stack: Stack, w: World) -> FakeMessage:
+    """A's moderator sets every kind of record of A; bob's video in A is nominated. Returns that result."""
+    fake, a, alice = stack.fake, w.a, w.alice
+    for path, options in [
+        ("videomod quota set", {"user": w.bob, "limit": 3}),
+        ("videomod quota default", {"limit": 7, "period": "week"}),
+        ("videomod quota default", {"limit": 9, "role": w.a_helpers}),
+        ("videomod block", {"user": w.carol, "reason": "spamming in A"}),
+        ("videomod channel deny", {"channel": w.a_art}),
+        ("videomod denylist add", {"pattern": "exploding kittens", "category": "violence"}),
+        ("videomod allowlist add", {"phrase": "exploding kittens cake"}),
+        ("videomod defaults set", {"negative": "blurry-server-a", "steps": 2}),
+        ("videomod showcase channel", {"channel": w.a_showcase}),
+    ]:
+        answer = await command(fake, path, alice, a, **options)
+        assert "moderators only" not in answer.content and "is not" not in answer.content, (path, answer.content)
+    result = await (await fake.slash("video", {"prompt": A_PROMPT, "aspect": "tiny"}, user=w.bob,
+                                     guild=a)).wait_original(has_video)
+    nominated = await (await fake.click(result, "video:showcase:1", user=alice)).wait_answer()
+    assert nominated.content.startswith("⭐ Job #1 is nominated"), nominated.content
+    return result
+
+
+async def records_of(stack: Stack, guild_id: int, people: list[FakeUser]) -> tuple[Any, ...]:
+    """Every record of one server (GLOBAL: the shared ones) that a /videomod command reads or changes."""
+    repo, servers = stack.moderation.repo, stack.bot.showcase.servers
+    assert servers is not None
+    return (
+        [(row.pattern, row.kind) for row in await stack.repo.list_denylist(guild_ids=[guild_id])],
+        await repo.active_blocks(guild_id=guild_id), await repo.channel_rules([guild_id]),
+        await repo.role_quotas(guild_id=guild_id),
+        [await repo.quota_override(person.id, guild_id=guild_id) for person in people],
+        await stack.moderation.default_quota(guild_id), await repo.latest_audit(100, guild_id=guild_id),
+        await stack.bot.showcase.repo.pending(guild_id=guild_id), await servers.presets(guild_id),
+        await servers.showcase_channel(guild_id), stack.bot.service.gate.own_entries(guild_id),  # type: ignore[union-attr]
+    )
+
+
+def shown(message: FakeMessage) -> str:
+    """All a member can read of an answer: its text and its attached files."""
+    return message.content + "".join(attachment.data.decode(errors="replace") for attachment in message.attachments)
+
+
+async def test_a_moderator_of_server_b_can_change_list_or_read_nothing_of_server_a(stacks: Stacks, scripted):
+    w = two_servers(stacks.fake)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        await fill_server_a(stack, w)
+        people = [w.alice, w.bob, w.carol, w.mallory]
+        before = [await records_of(stack, scope, people) for scope in (w.a.id, GLOBAL)]
+        paths = subcommands(fake.find_command("videomod", fake.guild))
+        in_b = {path: await command(fake, path, w.mallory, w.b, **required(
+            fake, options, w.bob, channel=w.b.channels[0], role=w.b_moderators)) for path, options in paths}
+        forged = [await command(fake, path, w.mallory, w.b, **options) for path, options in [
+            ("videomod channel allow", {"channel": w.a_art}),  # A's channels, roles and jobs, named from B
+            ("videomod quota default", {"limit": 10_000, "role": w.a_helpers}),
+            ("videomod showcase approve", {"job": 1}),
+            ("videomod showcase channel", {"channel": w.a_showcase}),
+            ("videomod denylist remove", {"pattern": "exploding kittens"}),
+        ]]
+        after = [await records_of(stack, scope, people) for scope in (w.a.id, GLOBAL)]
+        in_a = {path: await command(fake, path, w.mallory, w.a, **required(fake, options, w.bob))
+                for path, options in paths}
+        tried_in_a = await records_of(stack, w.a.id, people)
+        a_art_works = await video(fake, "a quiet pond", w.dave, w.a, channel=w.a_art)
+
+    assert after[0] == before[0]  # A's records, every one of them
+    audit = 6  # the shared records are unchanged too; the operators' audit log gained the refused attempts
+    assert after[1][:audit] + after[1][audit + 1:] == before[1][:audit] + before[1][audit + 1:]
+    new_rows = [row for row in after[1][audit] if row not in before[1][audit]]
+    assert new_rows and {(row.actor_id, row.allowed) for row in new_rows} == {(w.mallory.id, False)}
+    assert len(paths) > 30 and {"videomod defaults set", "videomod showcase approve", "videomod operator block",
+                                "videomod denylist list", "videomod stats", "videomod audit"} <= {p for p, _ in paths}
+    for path, answer in in_b.items():  # B's own records, and nothing of A's
+        assert answer.ephemeral and not any(marker in shown(answer) for marker in A_MARKERS), (path, shown(answer))
+        assert str(w.alice.id) not in answer.content and str(w.carol.id) not in answer.content, path
+    assert in_b["videomod stats"].content.splitlines()[1] == "Requests: 0"
+    assert in_b["videomod showcase pending"].content == "No nominations are waiting."
+    assert "Server default: 20 videos (the bot's)" in in_b["videomod quota show"].content
+    assert in_b["videomod operator servers"].content.startswith("/videomod operator servers is for the bot's operators")
+    assert [answer.content for answer in forged] == [
+        f"<#{w.a_art.id}> is not a channel of this server: pick one of its own.",
+        f"<@&{w.a_helpers.id}> is not a role of this server: pick one of its own.",
+        "Job #1 has not been nominated for the showcase.",
+        f"<#{w.a_showcase.id}> is not a channel of this server: pick one of its own.",
+        "This server's denylist has no entry “exploding kittens”; `/videomod denylist list` shows them all.",
+    ]
+    assert tried_in_a[:audit] + tried_in_a[audit + 1:] == before[0][:audit] + before[0][audit + 1:]
+    attempts = [row for row in tried_in_a[audit] if row not in before[0][audit]]  # A's log shows the refusals
+    assert len(attempts) == len([p for p, _ in paths if "operator" not in p])
+    assert {(row.actor_id, row.allowed) for row in attempts} == {(w.mallory.id, False)}
+    for path, answer in in_a.items():  # in A, mallory is a plain member
+        assert answer.ephemeral and ("is for moderators only" in answer.content
+                                     or "is for the bot's operators only" in answer.content), (path, answer.content)
+    assert a_art_works.ephemeral and a_art_works.content == "Videos cannot be made in this channel."  # A's rule holds
+
+
+async def test_quotas_blocks_denylist_additions_channel_rules_and_presets_stay_in_their_server(stacks: Stacks,
+                                                                                             scripted):
+    w = two_servers(stacks.fake)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake, a, b = stack.fake, w.a, w.b
+        await command(fake, "videomod quota set", w.alice, a, user=w.bob, limit=1)
+        await command(fake, "videomod block", w.mallory, b, user=w.dave, reason="spam in B")
+        await command(fake, "videomod denylist add", w.alice, a, pattern="exploding kittens", category="violence")
+        await command(fake, "videomod channel deny", w.mallory, b, channel=b.channels[0])
+        await command(fake, "videomod defaults set", w.alice, a, steps=2, negative="blurry", aspect="16:9")
+        answers = {
+            "bob in A": await video(fake, "a red kite", w.bob, a),
+            "bob in A again": await video(fake, "a blue kite", w.bob, a),
+            "dave in B": await video(fake, "a green kite", w.dave, b, channel=w.b_showcase),
+            "dave in A": await video(fake, "a yellow kite", w.dave, a),
+            "kittens in A": await video(fake, "a herd of exploding kittens", w.carol, a),
+            "kittens in B": await video(fake, "a herd of exploding kittens", w.carol, b, channel=w.b_showcase),
+            "B's lobby": await video(fake, "a grey kite", w.carol, b),
+        }
+        preset_a = await (await fake.slash("video", {"prompt": "a pink kite"}, user=w.alice, guild=a)).wait_answer()
+        preset_b = await (await fake.slash("video", {"prompt": "a pink kite", "aspect": "tiny"}, user=w.alice,
+                                           guild=b, channel=w.b_showcase)).wait_answer()
+        pinks = [job for job in await stack.jobs() if job.prompt == "a pink kite"]
+        quota_in_b = await command(fake, "quota", w.bob, b)
+        bobs = [job for job in await stack.jobs() if job.user_id == w.bob.id]
+
+    refused = {name for name, answer in answers.items() if answer.ephemeral}
+    assert refused == {"bob in A again", "dave in B", "kittens in A", "B's lobby"}
+    assert answers["dave in B"].content.startswith("You are blocked from making videos: spam in B.")
+    assert "violent or graphic content" in answers["kittens in A"].content
+    assert not preset_a.ephemeral and not preset_b.ephemeral
+    assert sorted((job.guild_id, job.params["steps"], job.negative_prompt, job.params["aspect"]) for job in pinks) \
+        == sorted([(a.id, 2, "blurry", "16:9"), (b.id, 3, "", "tiny")])  # A's presets; B gets the bot's
+    assert "0 of 20 videos used today" in quota_in_b.content  # bob's video in A does not count in B
+    assert [(job.guild_id, job.state == JobState.REFUSED) for job in bobs] == [(a.id, False), (a.id, True)]
+
+
+async def test_each_servers_showcase_is_its_own(stacks: Stacks, scripted):
+    w = two_servers(stacks.fake)
+    async with stacks.run(lambda device: scripted, showcase_channel_id=w.a_showcase.id) as stack:
+        fake, a, b = stack.fake, w.a, w.b
+        in_a = await (await fake.slash("video", {"prompt": "a cat in server A", "aspect": "tiny"}, user=w.bob,
+                                       guild=a)).wait_original(has_video)
+        in_b = await (await fake.slash("video", {"prompt": "a dog in server B", "aspect": "tiny"}, user=w.bob,
+                                       guild=b)).wait_original(has_video)
+        for result, job in ((in_a, 1), (in_b, 2)):
+            await (await fake.click(result, f"video:showcase:{job}", user=w.carol)).wait_answer()
+        pending_b = await command(fake, "videomod showcase pending", w.mallory, b)
+        steal = await command(fake, "videomod showcase approve", w.mallory, b, job=1)
+        b_default = await command(fake, "videomod showcase approve", w.mallory, b, job=2)
+        await command(fake, "videomod showcase channel", w.mallory, b, channel=w.b_showcase)
+        await command(fake, "videomod showcase reject", w.mallory, b, job=1, reason="not ours")
+        approved_a = await command(fake, "videomod showcase approve", w.alice, a, job=1)
+        entries = [await stack.bot.showcase.repo.get(job) for job in (1, 2)]
+        posts = {channel.name: [m.content.split("\n")[0] for m in fake.messages.values()
+                                if m.channel_id == channel.id and not m.deleted]
+                 for channel in (w.a_showcase, w.b_showcase)}
+
+    assert "a dog in server B" in pending_b.content and "a cat in server A" not in pending_b.content
+    assert steal.content == "Job #1 has not been nominated for the showcase."
+    assert b_default.content.startswith("Approved job #2. This server has no showcase channel")  # not A's default
+    assert approved_a.content.startswith(f"Approved job #1. Posted in <#{w.a_showcase.id}>")
+    assert [(e.guild_id, e.state) for e in entries] == [(a.id, ShowcaseState.APPROVED), (b.id, ShowcaseState.APPROVED)]
+    assert posts == {"a-showcase": ["⭐ **Showcase** · job #1 · by bob"], "b-showcase": []}
+
+
+async def test_the_shared_denylist_is_out_of_a_servers_reach_and_an_operator_acts_on_every_server(stacks: Stacks,
+                                                                                                  scripted):
+    w = two_servers(stacks.fake)
+    operator = w.mallory  # the bot's operator happens to moderate B and be a plain member of A
+    async with stacks.run(lambda device: scripted, operator_user_ids=operator.id) as stack:
+        fake, a, b = stack.fake, w.a, w.b
+        removal = await command(fake, "videomod denylist remove", w.alice, a, pattern="nude")
+        still_refused = await video(fake, "a nude statue in a museum", w.bob, a)
+        listing = await command(fake, "videomod denylist list", w.alice, a)
+        servers = await command(fake, "videomod operator servers", operator, a)
+        await command(fake, "videomod operator block", operator, b, user=w.dave, reason="abuse everywhere")
+        await command(fake, "videomod operator quota-default", operator, a, limit=1)
+        await command(fake, "videomod operator denylist-add", operator, b, pattern="melting clocks",
+                      category="violence")
+        shared_removal = await command(fake, "videomod operator denylist-remove", operator, a, pattern="nude")
+        answers = {
+            "dave in A": await video(fake, "a paper boat", w.dave, a),
+            "dave in B": await video(fake, "a paper boat", w.dave, b),
+            "clocks in A": await video(fake, "two melting clocks", w.carol, a),
+            "statue in B": await video(fake, "a nude statue in a museum", w.carol, b),
+            "carol in B again": await video(fake, "a paper plane", w.carol, b),
+        }
+        operators_audit = await command(fake, "videomod operator audit", operator, a)
+        a_audit = await command(fake, "videomod operator audit", operator, a, server=str(a.id))
+
+    assert removal.ephemeral and removal.content.startswith(
+        "“nude” is on the shared denylist, which holds in every server and only the bot's operators can change")
+    assert still_refused.ephemeral and "sexual content is not allowed" in still_refused.content
+    assert "The shared list (every server; only the bot's operators change it)" in shown(listing)
+    assert "Test Guild" in servers.content and "Server B" in servers.content
+    assert shared_removal.content.startswith("Removed “nude” from the shared denylist")
+    refused = {name for name, answer in answers.items() if answer.ephemeral}
+    assert refused == {"dave in A", "dave in B", "clocks in A", "carol in B again"}  # the bot's default is 1 now
+    assert answers["dave in A"].content.startswith("You are blocked from making videos: abuse everywhere.")
+    assert "quota" in answers["carol in B again"].content
+    assert "quota.default" in operators_audit.content and "denylist.remove" in operators_audit.content
+    assert "denylist.remove" in a_audit.content and "⛔ refused" in a_audit.content  # alice's refused removal
+
+
+async def test_a_server_not_on_the_allowlist_is_left_at_start_and_when_invited(stacks: Stacks, scripted, caplog):
+    fake = stacks.fake
+    stranger = fake.add_guild("Stranger's server")
+    caplog.set_level(logging.INFO, logger="bot")
+    async with stacks.run(lambda device: scripted, allowed_guild_ids=fake.guild.id) as stack:
+        await fake.wait_for(lambda: stranger in fake.left, what="the bot leaving the stranger's server")
+        removed = asyncio.ensure_future(stack.bot.wait_for("guild_remove", check=lambda g: g.name == "Invited later"))
+        invited = await fake.invite("Invited later")
+        await asyncio.wait_for(removed, WAIT)  # the gateway's GUILD_DELETEs arrive in order: the stranger's first
+        still = [guild.id for guild in stack.bot.guilds]
+
+    assert fake.left == [stranger, invited] and still == [fake.guild.id]
+    assert f"leaving server Stranger's server ({stranger.id}) at start: it is not in ALLOWED_GUILD_IDS" in caplog.text
+    assert f"leaving server Invited later ({invited.id}) when invited: it is not in ALLOWED_GUILD_IDS" in caplog.text
