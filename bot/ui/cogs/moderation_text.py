@@ -139,14 +139,17 @@ def presets(values: Presets, settings: Settings) -> str:
 
 
 def servers(usage: list[ServerUsage], names: Mapping[int, str], allowed: tuple[int, ...], days: int) -> str:
-    """The servers the bot is in, with their requests in the last `days` days (an operator's view)."""
+    """The servers the bot is in, busiest first, with their requests in the last `days` days (an operator's view)."""
     counts = {row.guild_id: row for row in usage}
+
+    def requests(guild_id: int) -> int:
+        return counts[guild_id].requests if guild_id in counts else 0
+
     lines = [f"**Servers** ({len(names)}; requests in the last {days} days)"]
-    for guild_id, name in sorted(names.items(), key=lambda item: -(counts[item[0]].requests if item[0] in counts
-                                                                    else 0)):
+    for guild_id in sorted(names, key=lambda guild_id: (-requests(guild_id), guild_id)):
         row = counts.get(guild_id)
         busy = f"{row.requests} requests by {row.users} users" if row else "no requests"
-        lines.append(f"• {inert(name, 80)} · `{guild_id}` · {busy}")
+        lines.append(f"• {inert(names[guild_id], 80)} · `{guild_id}` · {busy}")
     gone = [row for row in usage if row.guild_id is not None and row.guild_id not in names]
     if gone:
         lines.append(f"Servers the bot is no longer in: {', '.join(f'`{row.guild_id}`' for row in gone)}")
