@@ -14,6 +14,9 @@ slot may read as a term answers a family of evasions (docs/policy.md has the mea
   MIN_FUZZY_LETTERS or more, or any length in a disguised chunk ("massacer", "p%rn"); both only for tokens that
   are not English words themselves ("bobs", "nudge" stay innocent), and an edit keeps the first letter;
 - a phrase written as one token ("elonmusk"), and ' + ' co-occurrence rules whose parts may be anywhere.
+
+The allowlist matches text as written only (exact, stem*, inflections), so that no disguise or edit makes a
+prompt innocent ("elon musk on" is not "musk ox").
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class _Slot:
     start: int
     end: int
     terms: frozenset[Term]
+    strict: frozenset[Term] = frozenset()  # read as written (exact, stem*, inflection): what the allowlist needs
 
 
 @dataclass(frozen=True)
@@ -173,16 +177,21 @@ class _Terms:
                         found.add(term)
         return found
 
-    def read(self, form: str, *, disguised: bool = False, joined: bool = False) -> set[Term]:
-        """The terms a token (or a reading of a chunk, or two joined tokens) matches."""
-        if not form:
-            return set()
+    def read_strictly(self, form: str) -> set[Term]:
+        """The terms a token matches as written: exactly, as a stem* prefix, or as an inflection."""
         found = set(self.words.get(form, ())) | self._prefix_terms(form)
         stemmed = _inflection_stem(form)
         if stemmed and stemmed != form:
             found.update(self.by_stem.get(stemmed, ()))
         for base in _bases(form):
             found.update(self.words.get(base, ()))
+        return found
+
+    def read(self, form: str, *, disguised: bool = False, joined: bool = False) -> set[Term]:
+        """The terms a token (or a reading of a chunk, or two joined tokens) matches, disguises seen through."""
+        if not form:
+            return set()
+        found = self.read_strictly(form)
         if is_english_word(form) or foreign_language(form):
             return found  # a word of English (or of another language) is read as itself only
         dedoubled = _dedouble(form)
@@ -215,7 +224,8 @@ def read_slots(text: str, terms: _Terms) -> list[_Slot]:
 
 
 def _chunk_slots(chunk: Chunk, start: int, terms: _Terms) -> list[_Slot]:
-    found = [_Slot(start + i, start + i + 1, frozenset(terms.read(part))) for i, part in enumerate(chunk.parts)]
+    found = [_Slot(start + i, start + i + 1, frozenset(terms.read(part)), frozenset(terms.read_strictly(part)))
+             for i, part in enumerate(chunk.parts)]
     if chunk.readings:
         read = set().union(*(terms.read(r, disguised=True) for r in chunk.readings))
         found.append(_Slot(start, start + len(chunk.parts), frozenset(read)))
@@ -274,28 +284,28 @@ class _Index:
         self.terms.update(rule.terms)
         self.first[rule.terms[0]].append(rule)
 
-    def hits(self, slots: list[_Slot]) -> list[_Hit]:
-        """Every rule occurrence in the prompt's slots."""
+    def hits(self, slots: list[_Slot], *, strict: bool = False) -> list[_Hit]:
+        """Every rule occurrence in the prompt's slots (read as written only, when `strict`)."""
         by_start: dict[int, list[_Slot]] = defaultdict(list)
         for slot in slots:
             by_start[slot.start].append(slot)
         hits = set()
         for slot in slots:
-            for term in slot.terms:
+            for term in slot.strict if strict else slot.terms:
                 for rule in self.first.get(term, ()):
-                    end = _phrase_end(by_start, rule.terms[1:], slot.end)
+                    end = _phrase_end(by_start, rule.terms[1:], slot.end, strict)
                     if end is not None:
                         hits.add(_Hit(rule.entry, rule.part, slot.start, end))
         return list(hits)
 
 
-def _phrase_end(by_start: dict[int, list[_Slot]], terms: tuple[Term, ...], start: int) -> int | None:
+def _phrase_end(by_start: dict[int, list[_Slot]], terms: tuple[Term, ...], start: int, strict: bool) -> int | None:
     """The token position where the remaining terms end when they follow on from start, else None."""
     if not terms:
         return start
     for slot in by_start.get(start, ()):
-        if terms[0] in slot.terms:
-            end = _phrase_end(by_start, terms[1:], slot.end)
+        if terms[0] in (slot.strict if strict else slot.terms):
+            end = _phrase_end(by_start, terms[1:], slot.end, strict)
             if end is not None:
                 return end
     return None
@@ -324,7 +334,7 @@ class Denylist:
     def explain(self, text: str) -> DenylistReport:
         """Which entries fire on text, for the refusal and for the moderators' 'denylist test' command."""
         slots = read_slots(text, self._terms)
-        allow_hits = self._allow.hits(slots)
+        allow_hits = self._allow.hits(slots, strict=True)  # a disguise never makes text innocent
         covered = {pos for hit in allow_hits for pos in range(hit.start, hit.end)}
         kept: dict[DenylistEntry, set[int]] = defaultdict(set)
         overridden = set()
