@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.moderation.policy import PolicyGate  # noqa: E402
+from bot.moderation.policy import PolicyGate
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "policy"
 
