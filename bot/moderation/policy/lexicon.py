@@ -9,80 +9,64 @@
   borrowed ("noir", "cafe", "bonjour") is English: it is in pyspellchecker's English list at any count, or in
   simplemma's English dictionary (drawn from Wiktionary, which lists loanwords).
 
-Every list ships inside its package; nothing is downloaded.
+The lists are built from those libraries by tools/policy_words.py into words.txt beside this module (its header
+names the versions and thresholds), and read once per process on first use: a gate is cheap to build.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from importlib import resources
+from typing import NamedTuple
 
 import snowballstemmer
 
 log = logging.getLogger(__name__)
 
-ENGLISH_MIN_COUNT = 100  # below this count a "word" of the English list is usually a misspelling or a name
-COMMON_MIN_COUNT = 5000  # words this common are never read as the halves of a split word ("pen is", "foot age")
-FOREIGN_LANGUAGES = ("es", "fr", "de", "it", "pt", "nl")  # the Latin-script languages pyspellchecker ships
-FOREIGN_MIN_COUNT = 1000  # a word at least this common in another language reads as that language's word
+WORDS_FILE = "words.txt"
+
+
+class _Words(NamedTuple):
+    english: frozenset[str]  # count >= 100 in pyspellchecker's English list
+    common: frozenset[str]  # count >= 5000: never read as the halves of a split word ("pen is", "foot age")
+    foreign: dict[str, str]  # word -> the language it is a common word of, for words English does not have
 
 
 @functools.cache
-def _english_counts() -> dict[str, int]:
-    from spellchecker import SpellChecker
-
-    counts = dict(SpellChecker(language="en", distance=1).word_frequency.dictionary)
-    log.info("English word list loaded: %d words", len(counts))
-    return counts
-
-
-@functools.cache
-def _english() -> dict[str, int]:
-    return {word: count for word, count in _english_counts().items() if count >= ENGLISH_MIN_COUNT}
-
-
-def _borrowed(token: str) -> bool:
-    """True when English has the word at all: rarely (a loanword in the frequency list) or in a dictionary."""
-    import simplemma
-
-    return token in _english_counts() or simplemma.is_known(token, lang="en")
-
-
-@functools.cache
-def _foreign() -> dict[str, str]:
-    from spellchecker import SpellChecker
-
-    words: dict[str, str] = {}
-    for language in FOREIGN_LANGUAGES:
-        counts = SpellChecker(language=language, distance=1).word_frequency.dictionary
-        for word, count in counts.items():
-            if count >= FOREIGN_MIN_COUNT and word.isalpha():
-                words.setdefault(word, language)
-    log.info("word lists of %s loaded: %d common words", ", ".join(FOREIGN_LANGUAGES), len(words))
-    return words
+def _words() -> _Words:
+    """words.txt, read once per process: '#' comment lines, then '[section]' headers each followed by its words."""
+    text = resources.files(__package__).joinpath(WORDS_FILE).read_text(encoding="utf-8")
+    sections = {}
+    for block in text.split("\n[")[1:]:
+        name, _, words = block.partition("]\n")
+        sections[name] = words.split()
+    english, common = sections.pop("english"), sections.pop("common")
+    foreign: dict[str, str] = {}
+    for language, words in sections.items():
+        foreign.update(dict.fromkeys(words, language))
+    log.info("word lists loaded: %d English words, %d of %s", len(english), len(foreign), ", ".join(sections))
+    return _Words(frozenset(english), frozenset(common), foreign)
 
 
 def load() -> None:
-    """Load every list now (0.5 s for English, a few seconds for the others) rather than on first use."""
-    _english()
-    _foreign()
-    _borrowed("warm")  # simplemma loads its English dictionary on first use
+    """Read the word lists now rather than on first use."""
+    _words()
 
 
 def is_english_word(token: str) -> bool:
     """True when token (normalised, lower case) is a common English word."""
-    return token in _english()
+    return token in _words().english
 
 
 def is_common_word(token: str) -> bool:
     """True when token is a common English word (of two letters or more): it stands on its own in a prompt."""
-    return len(token) > 1 and _english().get(token, 0) >= COMMON_MIN_COUNT
+    return len(token) > 1 and token in _words().common
 
 
 def foreign_language(token: str) -> str | None:
-    """The language a token (normalised, lower case) is a common word of, when it is not an English word."""
-    language = _foreign().get(token)
-    return None if language is None or _borrowed(token) else language
+    """The language a token (normalised, lower case) is a common word of, when English does not have it at all."""
+    return _words().foreign.get(token)
 
 
 _STEMMER = snowballstemmer.stemmer("english")
