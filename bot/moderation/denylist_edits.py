@@ -17,6 +17,7 @@ from bot.moderation.policy import (
     DenylistReport,
     PolicyGate,
     Verdict,
+    english_detector,
     load_default_entries,
     validate_entry,
 )
@@ -96,7 +97,8 @@ async def load_gate(repo: Repository) -> PolicyGate:
     """Seed the denylist table with the shipped defaults when it is empty; build the gate from the table."""
     await repo.seed_denylist((e.pattern, e.category, e.kind) for e in load_default_entries())
     gate = PolicyGate(await stored_entries(repo))
-    gate.check_prompt("a warm-up prompt")  # loads the language models now, not on the first user's command
+    # the language models and word lists load now (seconds, off the loop), not on the first users' commands
+    await asyncio.to_thread(english_detector().load)
     return gate
 
 

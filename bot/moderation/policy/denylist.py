@@ -149,7 +149,8 @@ class _Terms:
                 for key in _deletes(text):
                     self.by_delete[key].add(term)
         self.stem_lengths = sorted({len(text) for text in self.stems})
-        self.prefixes = {_dedouble(t[:i]) for t, _ in set(terms) for i in range(1, len(t) + 1)}
+        squeezed = {_dedouble(text) for text, _ in set(terms)}
+        self.prefixes = {text[:i] for text in squeezed for i in range(1, len(text) + 1)}  # = squeezed prefixes
         self.stem_texts = tuple(self.stems)
 
     def _prefix_terms(self, form: str) -> set[Term]:

