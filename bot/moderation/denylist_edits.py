@@ -17,7 +17,6 @@ from bot.moderation.policy import (
     DenylistReport,
     PolicyGate,
     Verdict,
-    english_detector,
     load_default_entries,
     validate_entry,
 )
@@ -97,8 +96,7 @@ async def load_gate(repo: Repository) -> PolicyGate:
     """Seed the denylist table with the shipped defaults when it is empty; build the gate from the table."""
     await repo.seed_denylist((e.pattern, e.category, e.kind) for e in load_default_entries())
     gate = PolicyGate(await stored_entries(repo))
-    # the language models and word lists load now (seconds, off the loop), not on the first users' commands
-    await asyncio.to_thread(english_detector().load)
+    await asyncio.to_thread(gate.warm_up)  # seconds, off the loop, rather than on the first users' commands
     return gate
 
 

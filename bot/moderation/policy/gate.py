@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from bot.moderation.policy import lexicon
 from bot.moderation.policy.denylist import Denylist
 from bot.moderation.policy.entries import DenylistEntry, load_default_entries
 from bot.moderation.policy.language import english_detector, has_letters, is_latin_script
-from bot.moderation.policy.normalise import unsafe_characters
+from bot.moderation.policy.normalise import fold_letter, unsafe_characters
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ ALLOWED = Verdict(allowed=True)
 
 def _is_blank(prompt: str) -> bool:
     """True when the prompt is only whitespace and invisible format characters."""
+    if prompt.isascii():
+        return not prompt.strip()
     return all(c.isspace() or unicodedata.category(c) == "Cf" for c in prompt)
 
 
@@ -74,6 +77,15 @@ class PolicyGate:
     ) -> None:
         self.denylist = Denylist(load_default_entries() if entries is None else entries)
         self._is_english = is_english or english_detector()
+
+    def warm_up(self) -> None:
+        """Load now what the first prompts would otherwise wait for (a few seconds: run it off the event loop): the
+        language models, the word lists and the look-alike letter tables."""
+        load = getattr(self._is_english, "load", None)
+        if load is not None:
+            load()
+        lexicon.load()
+        fold_letter("ɑ")  # confusable-homoglyphs reads its tables on the first non-ASCII letter
 
     def replace_entries(self, entries: Iterable[DenylistEntry]) -> None:
         """Use a new list from the next prompt on: it is compiled first, then swapped in with one assignment."""

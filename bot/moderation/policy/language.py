@@ -56,12 +56,12 @@ def _letters(text: str) -> list[str]:
 
 def has_letters(text: str) -> bool:
     """True when text (already NFKC-normalised) contains at least one letter."""
-    return bool(_letters(text))
+    return any(c.isalpha() for c in text) if text.isascii() else bool(_letters(text))
 
 
 def is_latin_script(text: str) -> bool:
     """True when every letter of text (already NFKC-normalised) is a Latin-script letter."""
-    return all("LATIN" in unicodedata.name(c, "") for c in _letters(text))
+    return text.isascii() or all("LATIN" in unicodedata.name(c, "") for c in _letters(text))
 
 
 class _SecondOpinion(NamedTuple):
@@ -86,7 +86,6 @@ class EnglishDetector:
         self._eldc()
         self._second_opinion()
         lexicon.load()
-        log.info("language detectors loaded (%d candidate languages)", len(LATIN_LANGUAGES))
 
     def _eldc(self) -> Any:
         """eldc, restricted to LATIN_LANGUAGES but ELDC_EXCLUDED."""
@@ -110,10 +109,11 @@ class EnglishDetector:
 
                 # model="lite" everywhere: the default "auto" tries to download a 126 MB model.
                 fasttext = LangDetector(LangDetectConfig(model="lite", max_input_length=FASTTEXT_MAX_CHARS))
+                fasttext.detect("a first prompt", model="lite")  # its model loads on the first detection
                 langid = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
                 langid.set_languages([code for code in LATIN_LANGUAGES if code in langid.nb_classes])
                 self._second = _SecondOpinion(fasttext, langid)
-                log.info("second-opinion language detectors loaded")
+                log.info("second-opinion language detectors loaded (%d candidate languages)", len(LATIN_LANGUAGES))
         return self._second
 
     def _vote(self, text: str) -> bool:

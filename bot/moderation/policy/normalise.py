@@ -23,10 +23,10 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Characters refused in any user text: C0/C1 controls (NUL, ESC, ...) except tab and newlines, and the bidi
-# embeddings, overrides and isolates that make text display in another order than it is read.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_ALLOWED_CONTROLS = frozenset("\t\n\r")
+# Characters refused in any user text: C0/C1 controls (NUL, ESC, ...; Unicode's category Cc is exactly U+0000-001F
+# and U+007F-009F) except tab and newlines, and the bidi embeddings, overrides and isolates that make text display
+# in another order than it is read.
+_UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 # A clause ends at punctuation before a space, after a word of two letters or more (not "n. u. d. e", "J. R. R.").
 _CLAUSE_RE = re.compile(r"(?<=[^\W_]{2})[,;:!?.…]+(?=\s|$)|\s[-–—|/]+\s")
@@ -57,9 +57,7 @@ MAX_READINGS = 16  # leet/mask readings tried per chunk; real chunks need far fe
 
 def unsafe_characters(text: str) -> list[str]:
     """The bidi controls and control characters in text, as U+XXXX codes (empty when the text is fine)."""
-    found = {c for c in text if c in _BIDI_CONTROLS or (unicodedata.category(c) == "Cc" and c not in
-                                                          _ALLOWED_CONTROLS)}
-    return [f"U+{ord(c):04X}" for c in sorted(found)]
+    return [f"U+{ord(c):04X}" for c in sorted(set(_UNSAFE_RE.findall(text)))]
 
 
 @functools.cache
@@ -81,11 +79,15 @@ def fold_letter(char: str) -> str:
 
 def strip_accents(text: str) -> str:
     """Decompose (NFKD) and drop the combining marks: "crème brûlée" → "creme brulee"."""
+    if text.isascii():
+        return text
     return "".join(c for c in unicodedata.normalize("NFKD", text) if unicodedata.category(c) != "Mn")
 
 
 def normalise(text: str) -> str:
     """Fold text so that look-alike, accented, fullwidth and zero-width-split letters read as plain a-z."""
+    if text.isascii():
+        return text.lower()  # what every step below does to ASCII
     text = unicodedata.normalize("NFKC", text)
     text = strip_accents("".join(c for c in text if unicodedata.category(c) != "Cf")).casefold()
     return "".join(fold_letter(c) if not c.isascii() and c.isalpha() else c for c in text)
