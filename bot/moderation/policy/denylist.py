@@ -26,6 +26,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from rapidfuzz.distance import OSA
 
@@ -40,6 +41,7 @@ _TRIPLE_RE = re.compile(r"(.)\1{2,}")
 MAX_JOINED_CHARS = 32  # longest letter-spaced window joined into one token; longer than any listed name
 MIN_FUZZY_LETTERS = 5  # one edit is allowed only against terms this long: shorter ones have too many neighbours
 MIN_DISGUISED_FUZZY_LETTERS = 3  # ... or this long inside a chunk that is visibly disguised ("s#x", "p%rn")
+MAX_REMEMBERED_FORMS = 50_000  # readings kept per list (a few MB); forgotten all at once when full
 
 
 def _dedouble(text: str) -> str:
@@ -55,6 +57,7 @@ def _deletes(text: str) -> set[str]:
 # What an inflection adds to a stem: plurals, verb forms, comparatives, adverbs (not "-ant", "-ion", "-ness").
 _INFLECTIONS = frozenset({"", "s", "es", "e", "d", "ed", "ing", "ings", "er", "ers", "est", "ly", "ies", "ied",
                           "ier", "iest"})
+_LONGEST_INFLECTION = max(map(len, _INFLECTIONS))
 
 
 def _inflection_stem(word: str) -> str | None:
@@ -70,9 +73,9 @@ def _bases(word: str) -> set[str]:
     """The words that word may inflect, by the English spelling rules: "elections" → election, "massacring" →
     massacre, "stabbing" → stab, "bodies" → body."""
     bases = set()
-    for ending in _INFLECTIONS:
-        if ending and word.endswith(ending) and len(word) - len(ending) >= 3:
-            base = word[: -len(ending)]
+    for size in range(1, min(_LONGEST_INFLECTION, len(word) - 3) + 1):
+        if word[-size:] in _INFLECTIONS:
+            base = word[:-size]
             bases.update((base, base + "e"))
             if base[-1] == base[-2]:
                 bases.add(base[:-1])
@@ -149,37 +152,87 @@ class _Terms:
                 for key in _deletes(text):
                     self.by_delete[key].add(term)
         self.stem_lengths = sorted({len(text) for text in self.stems})
+        self.stem_prefixes = {text[:i] for text in self.stems for i in range(1, len(text) + 1)}
         squeezed = {_dedouble(text) for text, _ in set(terms)}
         self.prefixes = {text[:i] for text in squeezed for i in range(1, len(text) + 1)}  # = squeezed prefixes
         self.stem_texts = tuple(self.stems)
 
+        # the prefix lengths one edit from a stem's length: a prefix of a token may be a stem with one typo
+        self.prefix_lengths = {n for length in self.stem_lengths for n in (length - 1, length, length + 1) if n >= 2}
+        self.longest_prefix = max(self.prefix_lengths, default=0)
+        self._readings: dict[tuple[str, bool, bool], frozenset[Term]] = {}  # form, disguised, joined → terms
+        self._near_forms: dict[str, frozenset[Term]] = {}
+        self._prefix_readings: dict[str, frozenset[Term]] = {}
+        self._strict_readings: dict[str, frozenset[Term]] = {}
+
     def _prefix_terms(self, form: str) -> set[Term]:
+        """The stem* terms whose stem begins form (walking its prefixes while some stem still begins with one)."""
         found: set[Term] = set()
-        for length in self.stem_lengths:
-            if length > len(form):
+        for length in range(1, len(form) + 1):
+            prefix = form[:length]
+            if prefix not in self.stem_prefixes:
                 break
-            found.update(self.stems.get(form[:length], ()))
+            found.update(self.stems.get(prefix, ()))
         return found
 
     def _fuzzy(self, form: str, disguised: bool, prefixes: bool) -> set[Term]:
         """Terms one edit away from form (for stems, from a prefix of form when `prefixes`), first letters equal."""
         least = MIN_DISGUISED_FUZZY_LETTERS if disguised else MIN_FUZZY_LETTERS
-        found: set[Term] = set()
-        candidates = {form}
-        if prefixes:
-            candidates |= {form[:n] for length in self.stem_lengths for n in (length - 1, length, length + 1)
-                           if 2 <= n < len(form)}
-        for candidate in candidates:
-            for key in _deletes(candidate):
-                for term in self.by_delete.get(key, ()):
-                    text, is_stem = term
-                    if (len(text) >= least and text[0] == form[0] and (is_stem or candidate == form)
-                            and OSA.distance(candidate, text, score_cutoff=1) <= 1):
-                        found.add(term)
+        near = self._near(form) | self._near_prefixes(form) if prefixes else self._near(form)
+        return {term for term in near if len(term[0]) >= least}
+
+    def _near_prefixes(self, form: str) -> frozenset[Term]:
+        """The stem* terms within one edit of a proper prefix of form (of two letters or more); remembered for each
+        prefix, so that a window one letter longer than the last costs one step."""
+        form = form[:self.longest_prefix + 1]  # longer prefixes than that are one edit from no stem
+        found = self._prefix_readings.get(form)
+        if found is not None:
+            return found
+        start = len(form) - 1
+        while start > 2 and form[:start] not in self._prefix_readings:
+            start -= 1
+        found = self._prefix_readings.get(form[:start], frozenset())
+        for length in range(start, len(form)):  # form[:length + 1] adds its proper prefix of this length
+            if length in self.prefix_lengths:
+                found = found | {term for term in self._near(form[:length]) if term[1]}
+            self._remember(self._prefix_readings, form[:length + 1], found)
         return found
 
-    def read_strictly(self, form: str) -> set[Term]:
-        """The terms a token matches as written: exactly, as a stem* prefix, or as an inflection."""
+    def _near(self, form: str) -> frozenset[Term]:
+        """The terms within one edit (optimal string alignment) of form with its first letter, by symmetric deletes;
+        remembered, since the windows over a run of letters share their prefixes."""
+        found = self._near_forms.get(form)
+        if found is None:
+            found = self._remember(self._near_forms, form, frozenset(
+                term for key in _deletes(form) for term in self.by_delete.get(key, ())
+                if term[0][0] == form[0] and OSA.distance(form, term[0], score_cutoff=1) <= 1))
+        return found
+
+    def read_strictly(self, form: str) -> frozenset[Term]:
+        """The terms a token matches as written: exactly, as a stem* prefix, or as an inflection (remembered)."""
+        found = self._strict_readings.get(form)
+        if found is None:
+            found = self._remember(self._strict_readings, form, frozenset(self._read_strictly(form)))
+        return found
+
+    def read(self, form: str, *, disguised: bool = False, joined: bool = False) -> frozenset[Term]:
+        """The terms a token (or a reading of a chunk, or two joined tokens) matches, disguises seen through
+        (remembered: most prompts are made of words the gate has read before)."""
+        key = (form, disguised, joined)
+        found = self._readings.get(key)
+        if found is None:
+            found = self._remember(self._readings, key, frozenset(self._read(form, disguised, joined)))
+        return found
+
+    @staticmethod
+    def _remember(memory: dict[Any, frozenset[Term]], key: Any, found: frozenset[Term]) -> frozenset[Term]:
+        """Keep a reading; a full memory is forgotten all at once (cheaper than tracking which was used last)."""
+        if len(memory) >= MAX_REMEMBERED_FORMS:
+            memory.clear()
+        memory[key] = found
+        return found
+
+    def _read_strictly(self, form: str) -> set[Term]:
         found = set(self.words.get(form, ())) | self._prefix_terms(form)
         stemmed = _inflection_stem(form)
         if stemmed and stemmed != form:
@@ -188,11 +241,10 @@ class _Terms:
             found.update(self.words.get(base, ()))
         return found
 
-    def read(self, form: str, *, disguised: bool = False, joined: bool = False) -> set[Term]:
-        """The terms a token (or a reading of a chunk, or two joined tokens) matches, disguises seen through."""
+    def _read(self, form: str, disguised: bool, joined: bool) -> set[Term]:
         if not form:
             return set()
-        found = self.read_strictly(form)
+        found = set(self.read_strictly(form))
         if is_english_word(form) or foreign_language(form):
             return found  # a word of English (or of another language) is read as itself only
         dedoubled = _dedouble(form)
@@ -225,7 +277,7 @@ def read_slots(text: str, terms: _Terms) -> list[_Slot]:
 
 
 def _chunk_slots(chunk: Chunk, start: int, terms: _Terms) -> list[_Slot]:
-    found = [_Slot(start + i, start + i + 1, frozenset(terms.read(part)), frozenset(terms.read_strictly(part)))
+    found = [_Slot(start + i, start + i + 1, terms.read(part), terms.read_strictly(part))
              for i, part in enumerate(chunk.parts)]
     if chunk.readings:
         read = set().union(*(terms.read(r, disguised=True) for r in chunk.readings))
@@ -247,7 +299,7 @@ def _window_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
                 joined = "".join(parts[a:b])
                 if not terms.feasible(joined):
                     break
-                found.append(_Slot(offset + a, offset + b, frozenset(terms.read(joined, disguised=True))))
+                found.append(_Slot(offset + a, offset + b, terms.read(joined, disguised=True)))
         start = end + 1
     return found
 
@@ -261,7 +313,7 @@ def _joined_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
             continue
         read = terms.read(left + right, joined=True)
         if read:
-            found.append(_Slot(offset + i, offset + i + 2, frozenset(read)))
+            found.append(_Slot(offset + i, offset + i + 2, read))
     return found
 
 

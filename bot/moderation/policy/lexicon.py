@@ -3,7 +3,8 @@
 - English words: pyspellchecker's English frequency list. A token that is an English word is read as itself only:
   the matcher never joins two English words ("pen is"), never squeezes one ("bobs" stays "bobs", not "boobs"), and
   never allows it an edit ("nudge" is not "nude").
-- Stems: the Snowball (Porter 2) English stemmer, so inflections match by rule ("nudes", "massacring", "shootings").
+- Stems: the Snowball (Porter 2) English stemmer, so inflections match by rule ("nudes", "massacring", "shootings");
+  snowballstemmer runs PyStemmer's C build of it when installed (the same stems, seven times faster).
 - Other languages: pyspellchecker's Spanish, French, German, Italian, Portuguese and Dutch lists, for the rule
   that every word the model conditions on is English (bot.moderation.policy.language). A word that English has
   borrowed ("noir", "cafe", "bonjour") is English: it is in pyspellchecker's English list at any count, or in
