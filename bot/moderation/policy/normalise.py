@@ -46,6 +46,7 @@ LEET = {
     "†": "t", "°": "o", "¡": "i", "¢": "c", "(": "c", "<": "c", "∂": "a", "^": "a", "&": "e", "μ": "u",
 }
 _SEQUENCES = tuple(LEET_SEQUENCES)
+_SEQUENCE_RE = re.compile("|".join(map(re.escape, LEET_SEQUENCES)))
 # Marks that may also stand in for a letter or sit inside a word as a mask ("n*de", "nu_de", "p%rn").
 MASKS = frozenset("*#_.-?!%~'`^\"+/|·:=")
 # Look-alikes that confusable-homoglyphs does not map (Latin letters without a decomposition, and Cyrillic and
@@ -136,10 +137,10 @@ def chunk_readings(text: str) -> frozenset[str]:
     units: list[tuple[str, ...]] = []
     i = 0
     while i < len(text):
-        sequence = next((s for s in LEET_SEQUENCES if text.startswith(s, i)), None)
+        sequence = _SEQUENCE_RE.match(text, i)  # the first listed sequence that starts here
         if sequence is not None:
-            units.append((LEET_SEQUENCES[sequence],))
-            i += len(sequence)
+            units.append((LEET_SEQUENCES[sequence.group()],))
+            i = sequence.end()
             continue
         char = text[i]
         options: tuple[str, ...] = (char,) if char.isalpha() and char.isascii() else ()
