@@ -153,6 +153,10 @@ class _Terms:
                     self.by_delete[key].add(term)
         self.stem_lengths = sorted({len(text) for text in self.stems})
         self.stem_prefixes = {text[:i] for text in self.stems for i in range(1, len(text) + 1)}
+        self.squeezed_stems: dict[str, set[Term]] = defaultdict(set)  # "nipple" → "niple": for "nnipplles"
+        for text, found in self.stems.items():
+            self.squeezed_stems[_dedouble(text)].update(found)
+        self.squeezed_stem_prefixes = {text[:i] for text in self.squeezed_stems for i in range(1, len(text) + 1)}
         squeezed = {_dedouble(text) for text, _ in set(terms)}
         self.prefixes = {text[:i] for text in squeezed for i in range(1, len(text) + 1)}  # = squeezed prefixes
         self.stem_texts = tuple(self.stems)
@@ -165,14 +169,17 @@ class _Terms:
         self._prefix_readings: dict[str, frozenset[Term]] = {}
         self._strict_readings: dict[str, frozenset[Term]] = {}
 
-    def _prefix_terms(self, form: str) -> set[Term]:
-        """The stem* terms whose stem begins form (walking its prefixes while some stem still begins with one)."""
+    def _prefix_terms(self, form: str, *, squeezed: bool = False) -> set[Term]:
+        """The stem* terms whose stem (squeezed, for a squeezed form) begins form, walking its prefixes while some
+        stem still begins with one."""
+        stems, prefixes = (self.squeezed_stems, self.squeezed_stem_prefixes) if squeezed else (
+            self.stems, self.stem_prefixes)
         found: set[Term] = set()
         for length in range(1, len(form) + 1):
             prefix = form[:length]
-            if prefix not in self.stem_prefixes:
+            if prefix not in prefixes:
                 break
-            found.update(self.stems.get(prefix, ()))
+            found.update(stems.get(prefix, ()))
         return found
 
     def _fuzzy(self, form: str, disguised: bool, prefixes: bool) -> set[Term]:
@@ -249,7 +256,8 @@ class _Terms:
             return found  # a word of English (or of another language) is read as itself only
         dedoubled = _dedouble(form)
         found.update(self.by_dedoubled.get(dedoubled, ()))
-        found.update(self._prefix_terms(dedoubled))
+        if dedoubled != form:  # letters were repeated: the squeezed stems too ("nnipplles" → "niples" → nipple*)
+            found.update(self._prefix_terms(dedoubled, squeezed=True))
         for variant in _look_alikes(_TRIPLE_RE.sub(r"\1\1", form)):
             found.update(self.words.get(variant, ()))
             found.update(self._prefix_terms(variant))
