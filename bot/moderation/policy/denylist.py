@@ -32,7 +32,7 @@ from rapidfuzz.distance import OSA
 
 from bot.moderation.policy.entries import DenylistEntry, Term, parse_pattern
 from bot.moderation.policy.lexicon import foreign_language, is_common_word, is_english_word, stem
-from bot.moderation.policy.normalise import Chunk, chunks, clauses, normalise
+from bot.moderation.policy.normalise import WILDCARD, Chunk, chunks, clauses, normalise
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ _TRIPLE_RE = re.compile(r"(.)\1{2,}")
 MAX_JOINED_CHARS = 32  # longest letter-spaced window joined into one token; longer than any listed name
 MIN_FUZZY_LETTERS = 5  # one edit is allowed only against terms this long: shorter ones have too many neighbours
 MIN_DISGUISED_FUZZY_LETTERS = 3  # ... or this long inside a chunk that is visibly disguised ("s#x", "p%rn")
+MAX_HIDDEN_LETTERS = 2  # masks a chunk pattern may read as hidden letters ("nip#l_s")
+MIN_PATTERN_STEM = 4  # a stem* term a chunk pattern may begin with: shorter stems are begun by too much
+_PATTERN_ENDINGS = ("s", "es", "ed", "d", "ing", "ings", "er", "ers", "ly")  # inflections a pattern may show
 MAX_REMEMBERED_FORMS = 50_000  # readings kept per list (a few MB); forgotten all at once when full
 
 
@@ -160,6 +163,10 @@ class _Terms:
         squeezed = {_dedouble(text) for text, _ in set(terms)}
         self.prefixes = {text[:i] for text in squeezed for i in range(1, len(text) + 1)}  # = squeezed prefixes
         self.stem_texts = tuple(self.stems)
+        self.by_first: dict[str, list[Term]] = defaultdict(list)  # first letter → terms, for chunk patterns
+        for term in sorted(set().union(*self.words.values(), *self.stems.values())):
+            self.by_first[term[0][0]].append(term)
+        self._patterns: dict[tuple[str, ...], frozenset[Term]] = {}
 
         # the prefix lengths one edit from a stem's length: a prefix of a token may be a stem with one typo
         self.prefix_lengths = {n for length in self.stem_lengths for n in (length - 1, length, length + 1) if n >= 2}
@@ -213,6 +220,35 @@ class _Terms:
             found = self._remember(self._near_forms, form, frozenset(
                 term for key in _deletes(form) for term in self.by_delete.get(key, ())
                 if term[0][0] == form[0] and OSA.distance(form, term[0], score_cutoff=1) <= 1))
+        return found
+
+    def match_pattern(self, units: tuple[str, ...]) -> frozenset[Term]:
+        """The terms a chunk pattern (normalise.chunk_pattern) spells, a mask standing for one letter or none: as a
+        whole word, a stem* prefix, or a word plus an inflection; remembered. A pattern must start with a letter it
+        shows and hide at most one letter in three (two at most), so that "n**" never reads as anything."""
+        found = self._patterns.get(units)
+        if found is None:
+            found = self._remember(self._patterns, units, frozenset(self._match_pattern(units)))
+        return found
+
+    def _match_pattern(self, units: tuple[str, ...]) -> set[Term]:
+        hidden = units.count(WILDCARD)
+        shown = len(units) - hidden
+        if shown < 2 or units[0] == WILDCARD or hidden > min(MAX_HIDDEN_LETTERS, max(1, shown // 2)):
+            return set()
+        bases = [units]  # and the pattern less a shown inflection: "t o r t [u] r i n g" → tortur, torture
+        for ending in _PATTERN_ENDINGS:
+            if len(units) - len(ending) >= 3 and units[-len(ending):] == tuple(ending):
+                bases += [units[:-len(ending)], (*units[:-len(ending)], "e")]
+        whole = [re.compile("".join(base)) for base in bases]
+        prefix = re.compile("".join(f"{unit}(?:" for unit in units) + ")?" * len(units))  # a prefix of the units
+        found: set[Term] = set()
+        for letter in units[0].strip("[]+"):
+            for term in self.by_first.get(letter, ()):
+                text, is_stem = term
+                if (is_stem and len(text) >= MIN_PATTERN_STEM and prefix.fullmatch(text)) or (
+                        not is_stem and any(pattern.fullmatch(text) for pattern in whole)):
+                    found.add(term)
         return found
 
     def read_strictly(self, form: str) -> frozenset[Term]:
@@ -275,11 +311,15 @@ def read_slots(text: str, terms: _Terms) -> list[_Slot]:
     position = 0
     for clause in clauses(normalise(text)):
         parts: list[str] = []
-        for chunk in chunks(clause, is_common_word):
-            slots.extend(_chunk_slots(chunk, position + len(parts), terms))
+        found = chunks(clause, is_common_word)
+        starts = []
+        for chunk in found:
+            starts.append(position + len(parts))
+            slots.extend(_chunk_slots(chunk, starts[-1], terms))
             parts.extend(chunk.parts)
         slots.extend(_window_slots(parts, position, terms))
         slots.extend(_joined_slots(parts, position, terms))
+        slots.extend(_marked_joins(found, starts, terms))
         position += len(parts) + 1
     return slots
 
@@ -287,10 +327,27 @@ def read_slots(text: str, terms: _Terms) -> list[_Slot]:
 def _chunk_slots(chunk: Chunk, start: int, terms: _Terms) -> list[_Slot]:
     found = [_Slot(start + i, start + i + 1, terms.read(part), terms.read_strictly(part))
              for i, part in enumerate(chunk.parts)]
-    if chunk.readings:
-        read = set().union(*(terms.read(r, disguised=True) for r in chunk.readings))
+    if chunk.marked:
+        if chunk.innocent:  # common words joined by marks: their readings as written, no edit ("go-re", "se><")
+            read = set().union(*(terms.read_strictly(r) for r in chunk.readings))
+        else:
+            read = set().union(*(terms.read(r, disguised=True) for r in chunk.readings))
+        read |= terms.match_pattern(chunk.pattern)
         found.append(_Slot(start, start + len(chunk.parts), frozenset(read)))
     return found
+
+
+def _marked_joins(found: list[Chunk], starts: list[int], terms: _Terms) -> list[_Slot]:
+    """Two neighbouring chunks read as one word when either is marked: a split word with a mask or leet letters in
+    it ("ni'pp les", "zuck &rbe®9", "ku |{ lv>< klan")."""
+    slots = []
+    for i in range(len(found) - 1):
+        left, right = found[i], found[i + 1]
+        if left.marked or right.marked:
+            read = terms.match_pattern(left.pattern + right.pattern)
+            if read:
+                slots.append(_Slot(starts[i], starts[i + 1] + len(right.parts), read))
+    return slots
 
 
 def _window_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:

@@ -47,6 +47,7 @@ LEET = {
 }
 _SEQUENCES = tuple(LEET_SEQUENCES)
 _SEQUENCE_RE = re.compile("|".join(map(re.escape, LEET_SEQUENCES)))
+_CONTRACTION_RE = re.compile(r"['`’](s|t|d|ll|re|ve|m)$")  # an apostrophe before an English ending hides nothing
 # Marks that may also stand in for a letter or sit inside a word as a mask ("n*de", "nu_de", "p%rn").
 MASKS = frozenset("*#_.-?!%~'`^\"+/|·:=")
 # Look-alikes that confusable-homoglyphs does not map (Latin letters without a decomposition, and Cyrillic and
@@ -101,23 +102,34 @@ def clauses(normalised: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A whitespace-separated piece of a clause: its alphanumeric parts and, if it is disguised, its readings."""
+    """A whitespace-separated piece of a clause: its alphanumeric parts and, if it is marked, its readings."""
 
     parts: tuple[str, ...]  # "gore-tex" → ("gore", "tex"); a chunk of marks only has one empty part
     readings: frozenset[str]  # leet and mask readings of the whole chunk ("p%rn" → "prn"); empty for plain words
+    pattern: tuple[str, ...]  # its letters as regex units, marks as what they may hide (`chunk_pattern`)
+    marked: bool = False  # mixes letters with other marks, or spells letters with marks alone ("|{")
+    innocent: bool = False  # ... but only joins common words ("blood-red", "rock'n'roll"): read as written only
 
 
 def chunks(clause: str, is_common_word: Callable[[str], bool]) -> list[Chunk]:
-    """The chunks of a clause, wrapping punctuation trimmed; a chunk is disguised when it mixes letters with other
-    marks and is not simply common words joined by them ("blood-red", "rock'n'roll" are not)."""
+    """The chunks of a clause, wrapping punctuation trimmed; marks alone ("/", "-") are separators, not chunks."""
     found = []
     for raw in clause.split():
         text = _trim(raw)
+        pattern = chunk_pattern(text)
+        if not any(unit != WILDCARD for unit in pattern):
+            continue  # a separator: it hides nothing and takes no position
         parts = tuple(_PART_RE.findall(text)) or ("",)
-        disguised = (not text.isalpha() and any(c.isalpha() for c in text)
-                     and not all(is_common_word(part) for part in parts))
-        found.append(Chunk(parts, chunk_readings(text) if disguised else frozenset()))
+        marked = not text.isalpha() and (any(c.isalpha() for c in text) or _spells_letters(text))
+        innocent = marked and all(is_common_word(part) for part in parts)
+        found.append(Chunk(parts, chunk_readings(text) if marked else frozenset(), pattern, marked, innocent))
     return found
+
+
+def _spells_letters(text: str) -> bool:
+    """Whether a chunk without letters spells some with leet ("|{", "5&><"); digits and marks alone ("1984",
+    "24/7") stay numbers."""
+    return bool(_SEQUENCE_RE.search(text)) or any(c in LEET and not c.isdigit() for c in text)
 
 
 def _trim(raw: str) -> str:
@@ -128,6 +140,38 @@ def _trim(raw: str) -> str:
     while end > start and raw[end - 1] in _EDGE_MARKS and not raw[:end].endswith(_SEQUENCES):
         end -= 1
     return raw[start:end] or raw
+
+
+WILDCARD = "[a-z]?"  # what a masking character stands for: one hidden letter, or none
+
+
+@functools.lru_cache(maxsize=4096)
+def chunk_pattern(text: str) -> tuple[str, ...]:
+    """A chunk as regex units, one per letter it shows or hides: a letter (a run of it as `x+`; "v" also as "u"),
+    a leet spelling as the letters it may be ("$" → [s], "|\\|" → [n]), and a masking character as WILDCARD:
+    "n*de" → n, [a-z]?, d, e, which matches "nude"."""
+    units: list[str] = []
+    text = _CONTRACTION_RE.sub(r"\1", text)  # "pen's" is a possessive, not "pen?s"
+    i = 0
+    while i < len(text):
+        sequence = _SEQUENCE_RE.match(text, i)
+        if sequence is not None:
+            units.append(f"[{LEET_SEQUENCES[sequence.group()]}]")
+            i = sequence.end()
+            continue
+        char = text[i]
+        if char.isascii() and char.isalpha():
+            unit = "[uv]" if char == "v" else char
+            if units and units[-1] in (unit, unit + "+"):
+                units[-1] = unit + "+"
+            else:
+                units.append(unit)
+        elif char in MASKS or char not in LEET:
+            units.append(WILDCARD)
+        else:
+            units.append(f"[{LEET[char]}]")
+        i += 1
+    return tuple(units)
 
 
 @functools.lru_cache(maxsize=4096)
