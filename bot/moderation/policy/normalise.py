@@ -50,10 +50,14 @@ _SEQUENCE_RE = re.compile("|".join(map(re.escape, LEET_SEQUENCES)))
 _CONTRACTION_RE = re.compile(r"['`’](s|t|d|ll|re|ve|m)$")  # an apostrophe before an English ending hides nothing
 # Marks that may also stand in for a letter or sit inside a word as a mask ("n*de", "nu_de", "p%rn").
 MASKS = frozenset("*#_.-?!%~'`^\"+/|·:=")
-# Look-alikes that confusable-homoglyphs does not map (Latin letters without a decomposition, and Cyrillic and
-# Greek letters that imitate a Latin one in lower case only).
-_FOLDS = {"ø": "o", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ı": "i", "ł": "l", "đ": "d", "т": "t", "ь": "b",
-          "в": "b", "м": "m", "н": "h", "к": "k", "г": "r", "ε": "e", "ո": "n", "ʐ": "z", "ɡ": "g", "ӏ": "l"}
+# Look-alikes that confusable-homoglyphs does not map, or maps to another letter than the one they imitate in a
+# Latin word: Latin letters without a decomposition, and the Greek and Cyrillic lower-case letters shaped like a
+# Latin one (these win over confusable-homoglyphs, which reads "β" as "ß" and "ӏ" as "i").
+_FOLDS = {"ø": "o", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ı": "i", "ł": "l", "đ": "d", "ո": "n", "ʐ": "z",
+          "ɡ": "g",
+          "β": "b", "ε": "e", "η": "n", "κ": "k", "μ": "u", "π": "n", "τ": "t", "χ": "x", "ω": "w",
+          "б": "b", "в": "b", "г": "r", "и": "u", "к": "k", "м": "m", "н": "h", "п": "n", "т": "t", "ц": "u",
+          "ш": "w", "ь": "b", "э": "e", "ӏ": "l"}
 MAX_READINGS = 16  # leet/mask readings tried per chunk; real chunks need far fewer
 
 
@@ -67,6 +71,8 @@ def fold_letter(char: str) -> str:
     """Map a non-ASCII letter to the ASCII letter(s) it imitates, or return it unchanged."""
     from confusable_homoglyphs import confusables  # its tables load in 0.2 s: only once a prompt needs them
 
+    if char in _FOLDS:
+        return _FOLDS[char]
     match = _NAME_LETTER_RE.match(unicodedata.name(char, ""))
     found = confusables.is_confusable(char, greedy=True, preferred_aliases=["latin"]) or []
     for hit in found:
