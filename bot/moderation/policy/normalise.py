@@ -28,8 +28,9 @@ from dataclasses import dataclass
 # in another order than it is read.
 _UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
-# A clause ends at punctuation before a space, after a word of two letters or more (not "n. u. d. e", "J. R. R.").
-_CLAUSE_RE = re.compile(r"(?<=[^\W_]{2})[,;:!?.…]+(?=\s|$)|\s[-–—|/]+\s")
+# A clause ends at punctuation before a space, or a dash or slash between spaces, after a word of two letters or
+# more (not in "n. u. d. e", "J. R. R.", "n a z i / s a l u t e").
+_CLAUSE_RE = re.compile(r"(?<=[^\W_]{2})(?:[,;:!?.…]+(?=\s|$)|\s[-–—|/]+\s)")
 _PART_RE = re.compile(r"[a-z0-9]+")
 _NAME_LETTER_RE = re.compile(r"^LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL )?([A-Z])\b")
 _EDGE_MARKS = "\"'`()[]{}«»“”‘’,;:?.…"  # wrapping punctuation, not part of a word
