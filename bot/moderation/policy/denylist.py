@@ -31,7 +31,7 @@ from typing import Any
 from rapidfuzz.distance import OSA
 
 from bot.moderation.policy.entries import DenylistEntry, Term, parse_pattern
-from bot.moderation.policy.lexicon import foreign_language, is_common_word, is_english_word, stem
+from bot.moderation.policy.lexicon import foreign_language, is_common_word, is_english_word, is_fragment, stem
 from bot.moderation.policy.normalise import WILDCARD, Chunk, chunks, clauses, normalise
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class _Slot:
     end: int
     terms: frozenset[Term]
     strict: frozenset[Term] = frozenset()  # read as written (exact, stem*, inflection): what the allowlist needs
+    in_phrase_only: bool = False  # two common words joined ("foot age"): only as a word of a longer phrase
 
 
 @dataclass(frozen=True)
@@ -370,15 +371,21 @@ def _window_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
 
 
 def _joined_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
-    """Two neighbouring tokens read as one word ("nu de", "mas sacre") unless both are English words."""
+    """Two neighbouring tokens read as one word ("nu de", "mas sacre"). Two common words are read as written only,
+    and as a word on its own only when one is a two-letter fragment ("go re", "bid en"; not "pen is", "put in"),
+    else only inside a longer phrase ("real foot age")."""
     found = []
     for i in range(len(parts) - 1):
         left, right = parts[i], parts[i + 1]
-        if not left or not right or (is_common_word(left) and is_common_word(right)):
+        if not left or not right:
             continue
-        read = terms.read(left + right, joined=True)
+        if is_common_word(left) and is_common_word(right):
+            read = terms.read_strictly(left + right)
+            alone = is_fragment(left) or is_fragment(right)
+        else:
+            read, alone = terms.read(left + right, joined=True), True
         if read:
-            found.append(_Slot(offset + i, offset + i + 2, read))
+            found.append(_Slot(offset + i, offset + i + 2, read, in_phrase_only=not alone))
     return found
 
 
@@ -411,6 +418,8 @@ class _Index:
         for slot in slots:
             for term in slot.strict if strict else slot.terms:
                 for rule in self.first.get(term, ()):
+                    if slot.in_phrase_only and len(rule.terms) == 1:
+                        continue
                     end = _phrase_end(by_start, rule.terms[1:], slot.end, strict)
                     if end is not None:
                         hits.add(_Hit(rule.entry, rule.part, slot.start, end))

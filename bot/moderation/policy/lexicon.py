@@ -65,6 +65,18 @@ def is_common_word(token: str) -> bool:
     return len(token) > 1 and token in _words().common
 
 
+# English's two-letter words that stand alone (function words, "go", interjections): their neighbours are words, not
+# fragments of one ("pen is", "put in", "go ok").
+WORDS_OF_TWO = frozenset({"ah", "am", "an", "as", "at", "be", "by", "do", "go", "ha", "he", "hi", "if", "in", "is",
+                          "it", "me", "my", "no", "of", "oh", "ok", "on", "or", "so", "to", "up", "us", "we", "yo"})
+
+
+def is_fragment(token: str) -> bool:
+    """True when token is two letters long and not a word that stands alone ("re", "en", "ad"): beside a common
+    word it may be the rest of a split one ("go re", "bid en")."""
+    return len(token) == 2 and token not in WORDS_OF_TWO
+
+
 def foreign_language(token: str) -> str | None:
     """The language a token (normalised, lower case) is a common word of, when English does not have it at all."""
     return _words().foreign.get(token)
