@@ -8,7 +8,8 @@ word by word as well as for the whole prompt:
   English look foreign;
 - every clause of four words or more must read as English too ("a cat in a garden, una mujer en la playa");
 - no word may be a common word of another language that is not also an English word ("a desnuda woman"), except
-  names: a capitalised word next to another capitalised word ("Sagrada Familia"), or inside a clause.
+  names: a capitalised word next to another capitalised word ("Sagrada Familia", "Rio de Janeiro"), or inside a
+  clause, or a first word of no language ("Oaxaca"); the detectors judge the prompt without its names.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bot.moderation.policy import lexicon
-from bot.moderation.policy.lexicon import foreign_language, is_english_word
+from bot.moderation.policy.lexicon import foreign_language, is_borrowed, is_common_word, is_english_word
 from bot.moderation.policy.normalise import clauses, strip_accents
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ ELDC_EXCLUDED = frozenset({"no"})
 FASTTEXT_MAX_CHARS = 80
 MIN_CLAUSE_WORDS = 4  # shorter clauses ("cinematic, 4k", "at night") carry too little for language ID
 MIN_FOREIGN_LETTERS = 3  # shorter words ("de", "la", "a") are shared by too many languages
+MIN_PLAIN_WORDS = 1  # a prompt judged without its names must keep this many words ("Sagrada Familia timelapse")
+NAME_PARTICLES = frozenset({"al", "da", "das", "de", "del", "della", "der", "di", "do", "dos", "du", "el", "la", "las",
+                            "le", "les", "los", "van", "von", "y"})
 _SPACED_RE = re.compile(r"\b(?:[^\W\d_][ .\-·_*]){2,}[^\W\d_]\b")  # "s l o w", "L-O-V-E", "N.A.S.A"
 _WORD_RE = re.compile(r"[^\W\d_]+")
 # Modifier letters that stand in for apostrophes and stress marks: script-neutral, not letters for us.
@@ -132,8 +136,11 @@ class EnglishDetector:
         try:
             joined = _SPACED_RE.sub(lambda m: re.sub(r"[ .\-·_*]", "", m.group()), text)
             # the cheap answers first: eldc alone, then the word list; the second opinion takes a quarter millisecond
+            plain = without_names(joined)  # names judged by no detector: "Sagrada Familia timelapse"
+            named = plain != strip_accents(joined) and len(plain.split()) >= MIN_PLAIN_WORDS
             if not (self._eldc().detect(text) == "en" or all_english_words(joined) or self._english(text)
-                    or (joined != text and self._english(joined))):
+                    or (joined != text and self._english(joined))
+                    or (named and (all_english_words(plain) or self._english(plain)))):
                 return False
             long_clauses = [c for c in clauses(text) if len(c.split()) >= MIN_CLAUSE_WORDS]
             if len(long_clauses) > 1 and not all(self._english(c.strip()) for c in long_clauses):
@@ -155,22 +162,57 @@ class EnglishDetector:
 
 
 def all_english_words(text: str) -> bool:
-    """True when every word of text is an English word: the detectors' doubts about short prompts ("A cat.",
-    "pixel art") do not outweigh a prompt made only of English words."""
+    """True when every word of text is an English word, a word English has borrowed ("cafe"), or two common English
+    words run together ("timelapse"):
+    the detectors' doubts about short prompts ("A cat.", "pixel art") do not outweigh a prompt made only of English
+    words."""
     words = _WORD_RE.findall(strip_accents(text).casefold())
-    return bool(words) and all(is_english_word(word) or (len(word) == 1 and word in "ai") for word in words)
+    return bool(words) and all(is_english_word(word) or (len(word) == 1 and word in "ai") or is_borrowed(word)
+                               or _compound(word) for word in words)
+
+
+def _compound(word: str) -> bool:
+    """Whether word is two common English words of three letters or more run together ("timelapse", "skyline")."""
+    return any(is_common_word(word[:i]) and is_common_word(word[i:]) for i in range(3, len(word) - 2))
+
+
+def _names(words: list[str]) -> set[int]:
+    """The positions of the words of one clause that are names, which belong to no language: a capitalised word
+    after the clause's first, or beside another capitalised word, with the particles between two ("Rio de Janeiro",
+    "Dia de los Muertos"), or a capitalised first word that is no word of English or another language ("Oaxaca")."""
+    capitalised = [word[:1].isupper() for word in words]
+    names = set()
+    for i, word in enumerate(words):
+        beside = any(capitalised[max(i - 1, 0):i] + capitalised[i + 1:i + 2])
+        folded = word.casefold()
+        if capitalised[i] and (i > 0 or beside or not (is_english_word(folded) or foreign_language(folded))):
+            names.add(i)
+    for i, word in enumerate(words):  # "de", "los" between two names
+        if word in NAME_PARTICLES and i - 1 in names and any(j in names for j in range(i + 1, len(words))):
+            names.update(range(i, next(j for j in range(i + 1, len(words)) if j in names)))
+    return names
+
+
+def without_names(text: str) -> str:
+    """text, accents stripped, with its names taken out: what the detectors judge ("Sagrada Familia timelapse" →
+    "timelapse"), since a name says nothing of the language the prompt is written in."""
+    kept = []
+    for clause in clauses(strip_accents(text)):
+        words = _WORD_RE.findall(clause)
+        names = _names(words)
+        kept += [word for i, word in enumerate(words) if i not in names]
+    return " ".join(kept)
 
 
 def foreign_words(text: str) -> list[tuple[str, str]]:
     """(word, language) for each word of text that is a common word of another language and not English; names
-    (a capitalised word beside another, or after a clause's first word) are left alone."""
+    (`_names`) are left alone."""
     found = []
     for clause in clauses(strip_accents(text)):
         words = _WORD_RE.findall(clause)
+        names = _names(words)
         for i, word in enumerate(words):
-            capitalised = word[:1].isupper()
-            beside_capital = any(w[:1].isupper() for w in words[max(i - 1, 0):i] + words[i + 1:i + 2])
-            if len(word) < MIN_FOREIGN_LETTERS or (capitalised and (i > 0 or beside_capital)):
+            if len(word) < MIN_FOREIGN_LETTERS or i in names:
                 continue
             language = foreign_language(word.casefold())
             if language is not None:

@@ -31,6 +31,7 @@ WORDS_FILE = "words.txt"
 class _Words(NamedTuple):
     english: frozenset[str]  # count >= 100 in pyspellchecker's English list
     common: frozenset[str]  # count >= 5000: never read as the halves of a split word ("pen is", "foot age")
+    borrowed: frozenset[str]  # common words of another language that English has too, rarely ("cafe", "fresco")
     foreign: dict[str, str]  # word -> the language it is a common word of, for words English does not have
 
 
@@ -42,12 +43,12 @@ def _words() -> _Words:
     for block in text.split("\n[")[1:]:
         name, _, words = block.partition("]\n")
         sections[name] = words.split()
-    english, common = sections.pop("english"), sections.pop("common")
+    english, common, borrowed = sections.pop("english"), sections.pop("common"), sections.pop("borrowed")
     foreign: dict[str, str] = {}
     for language, words in sections.items():
         foreign.update(dict.fromkeys(words, language))
     log.info("word lists loaded: %d English words, %d of %s", len(english), len(foreign), ", ".join(sections))
-    return _Words(frozenset(english), frozenset(common), foreign)
+    return _Words(frozenset(english), frozenset(common), frozenset(borrowed), foreign)
 
 
 def load() -> None:
@@ -58,6 +59,11 @@ def load() -> None:
 def is_english_word(token: str) -> bool:
     """True when token (normalised, lower case) is a common English word."""
     return token in _words().english
+
+
+def is_borrowed(token: str) -> bool:
+    """True when token (normalised, lower case) is a word English has borrowed from another language ("cafe")."""
+    return token in _words().borrowed
 
 
 def is_common_word(token: str) -> bool:
