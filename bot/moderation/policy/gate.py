@@ -16,7 +16,7 @@ from typing import Literal
 from bot.moderation.policy import lexicon
 from bot.moderation.policy.denylist import Denylist
 from bot.moderation.policy.entries import DenylistEntry, load_default_entries
-from bot.moderation.policy.language import english_detector, has_letters, is_latin_script
+from bot.moderation.policy.language import english_detector, foreign_words, has_letters, is_latin_script
 from bot.moderation.policy.normalise import fold_letter, unsafe_characters
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ MAX_PROMPT_CHARS = 500  # checked on the raw prompt, before any normalisation or
 Reason = Literal["empty", "too_long", "invalid", "not_english", "denylist"]
 PROMPT = "prompt"
 NEGATIVE = "negative prompt"
+
+LANGUAGE_NAMES = {"es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese", "nl": "Dutch"}
 
 # User-facing names of the categories; refusals name the category, never the entry that fired.
 CATEGORY_TEXT = {
@@ -132,8 +134,14 @@ class PolicyGate:
         elif not is_latin_script(text):
             message = f"{your} must be in English; it contains letters from another alphabet."
         elif not self._is_english(text):
-            message = (f"{your} does not look like English, or has words of another language, and everything the "
-                       "model reads must be English. If it is English, add a few more English words.")
+            foreign = foreign_words(text)
+            if foreign:  # say which word, so that the user can put the English one
+                word, language = foreign[0]
+                message = (f"{your} has a word of another language, “{word}” ({LANGUAGE_NAMES[language]}), and "
+                           "everything the model reads must be English. Please use the English word.")
+            else:
+                message = (f"{your} does not look like English, and everything the model reads must be English. "
+                           "If it is English, add a few more English words.")
         else:
             return None
         return Verdict(False, "not_english", message=message)

@@ -335,9 +335,47 @@ def test_words_split_by_a_space_are_joined_unless_both_halves_are_common_words(d
     assert denylist.match(text) is not None
 
 
-def test_two_common_words_are_never_joined(denylist):
+def test_two_common_words_join_only_beside_a_two_letter_fragment_or_inside_a_longer_phrase(denylist):
     assert denylist.match("a fountain pen is on the desk") is None
     assert denylist.match("the boat is to be headed north") is None
+    assert denylist.match("please put in the salt") is None  # "in" stands alone: not "putin"
+    assert _blocked([DenylistEntry("gore", "violence")], "realistic go re with guts everywhere")
+    footage = [DenylistEntry("real footage", "misinformation"), DenylistEntry("footage", "misinformation")]
+    assert not _blocked(footage[:1], "the foot age of a statue")  # on its own, two words stay two words
+    assert _blocked(footage[:1], "real foot age of the riot")
+
+
+@pytest.mark.parametrize("text", ["a nu#e woman", "a strip#per on a pole", "close-up of her nip#l_s",
+                                  "a zombie d'sme!bering a cow", "mark zu'?erberg shaking hands", "a c+*pse"])
+def test_a_masking_character_stands_for_one_hidden_letter_or_none(denylist, text):
+    assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["the pen's cap", "he'll see", "a 3d render in 4k", "the year 1984 at 24/7",
+                                  "a co-op on a t-shirt", "n**** on a wall"])
+def test_marks_that_hide_nothing_or_too_much_read_as_nothing(denylist, text):
+    assert denylist.match(text) is None
+
+
+@pytest.mark.parametrize("text", ["close-up of her ni'pp les", "mark zuck &rbe®9 with a robot",
+                                  "ku |{ lv>< klan members", "a p o*rn video", "realistic 6 o®£ with guts"])
+def test_a_split_word_with_a_mask_or_leet_in_it_is_read_joined(denylist, text):
+    assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["realistic go-re", "two people having se>< on a sofa", "a strip#per",
+                                  "a soldier tortµring a prisoner"])
+def test_common_words_joined_by_marks_are_read_as_written(denylist, text):
+    assert denylist.match(text) is not None
+
+
+def test_repeated_letters_reach_squeezed_stems():
+    assert _blocked([DenylistEntry("nipple*", "sexual")], "close-up of her nnipplles")
+    assert not _blocked([DenylistEntry("nigger*", "hate")], "a Nigerian market at noon")  # no repeat, no squeeze
+
+
+def test_a_slash_between_single_letters_does_not_end_the_phrase():
+    assert _blocked([DenylistEntry("nazi salute", "hate")], "a / c r o w d / d o i n g / a / n a z i / s a l u t e")
 
 
 @pytest.mark.parametrize("text", ["a |\\|ude woman", "a []rgy party", "a n4k3d man", "a s€x tape", "a p0rn0 star"])
@@ -381,9 +419,24 @@ def test_words_and_clauses_of_another_language_are_refused_as_not_english(gate, 
 
 
 @pytest.mark.parametrize("text", ["a noir detective in the rain", "Sagrada Familia at dawn, cinematic",
-                                  "a s l o w motion shot of rain", "the word L-O-V-E written in the sand"])
+                                  "a s l o w motion shot of rain", "the word L-O-V-E written in the sand",
+                                  "Sagrada Familia timelapse", "croissant on a café table",
+                                  "Rio de Janeiro carnival parade", "Oaxaca streets during Dia de los Muertos",
+                                  "al fresco dinner in Tuscany", "Crème brûlée being torched"])
 def test_loanwords_names_and_spaced_english_are_english(gate, text):
     assert gate.check_prompt(text).allowed
+
+
+@pytest.mark.parametrize(("text", "named"), [("An abuela cooking tamales in a small kitchen", "“abuela” (Spanish)"),
+                                             ("a leiche lying in the forest", "“leiche” (German)")])
+def test_a_word_of_another_language_is_named_in_the_refusal(gate, text, named):
+    verdict = gate.check_prompt(text)
+    assert verdict.reason == "not_english" and named in verdict.message
+
+
+@pytest.mark.parametrize("text", ["Perro", "El Gato Negro", "Un Perro Grande En La Playa", "Der Hund"])
+def test_capitalised_words_of_another_language_are_no_names(gate, text):
+    assert gate.check_prompt(text).reason == "not_english"
 
 
 @pytest.mark.parametrize(("text", "code"), [("a cat\u202e on a sofa", "U+202E"), ("a cat\x00", "U+0000"),
