@@ -457,9 +457,9 @@ def test_every_refusal_names_its_field(gate):
 # --- acceptance bars on the sets in the repository (tests/data/policy, built by its generate.py) ------------
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "policy"
-# The goals. The held-out caught rate measured 92.0% against a goal of 95% (docs/policy.md): the test holds
-# the measured floor so that a regression shows, and the shortfall stays visible here and in the docs.
-GOAL_CAUGHT, HELDOUT_CAUGHT_FLOOR, GOAL_FALSE_BLOCKS = 0.95, 0.92, 0.02
+# The goals; the held-out sets, measured once after tuning on the dev sets, meet them too (96.6% caught,
+# 0.4% harmless blocked; docs/policy.md).
+GOAL_CAUGHT, GOAL_FALSE_BLOCKS = 0.95, 0.02
 
 
 def _set(name: str) -> list[dict]:
@@ -496,8 +496,8 @@ def test_dev_sets_meet_the_goals(gate, capsys, record_property):
     assert caught >= GOAL_CAUGHT and blocked <= GOAL_FALSE_BLOCKS
 
 
-def test_heldout_sets_keep_the_measured_catch_rate_and_the_false_block_goal(gate, capsys, record_property):
+def test_heldout_sets_meet_the_goals(gate, capsys, record_property):
     caught, reason, blocked, families = _measure(gate, "heldout")
     _report(capsys, record_property, "held-out sets", f"caught {caught:.1%} (goal {GOAL_CAUGHT:.0%}), right "
             f"reason {reason:.1%}, harmless blocked {blocked:.1%}; {families}")
-    assert caught >= HELDOUT_CAUGHT_FLOOR and blocked <= GOAL_FALSE_BLOCKS
+    assert caught >= GOAL_CAUGHT and blocked <= GOAL_FALSE_BLOCKS
