@@ -13,21 +13,28 @@ import asyncio
 import logging
 import secrets
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from bot.errors import Refused
 from bot.jobs.events import Announcer, Submitted
 from bot.jobs.queue import FairQueue
 from bot.jobs.spec import JobSpec, Queued, Requester
 from bot.moderation.gates import ServerGates
-from bot.moderation.policy import MAX_PROMPT_CHARS, PolicyGate
+from bot.moderation.policy import NEGATIVE, PROMPT, PolicyGate
 from bot.moderation.rules import Moderation
 from storage import JobRecord, Repository
 
 log = logging.getLogger(__name__)
 
 SEEDS = 2**32  # a seed the service picks is below this (the user may give any seed t2v accepts)
+
+
+def _storable(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A refused row's user text as typed, minus NUL, which the database cannot hold (PostgreSQL rejects it); an
+    accepted request never has one (the gate refuses control characters)."""
+    return {key: value.replace("\x00", "") if isinstance(value, str) else value for key, value in row.items()}
 
 
 class Admission:
@@ -51,7 +58,7 @@ class Admission:
             try:
                 await self._check(requester, spec)
             except Refused as refused:
-                job = await self._repo.create_job(**requester.row(spec), refusal_reason=refused.logged,
+                job = await self._repo.create_job(**_storable(requester.row(spec)), refusal_reason=refused.logged,
                                                   now=self._clock())
                 self._announce.count(f"refused:{refused.reason}")
                 raise refused.recorded_as(job.id) from None
@@ -77,18 +84,15 @@ class Admission:
         self._check_room(requester.user_id)
 
     def _check_prompt(self, requester: Requester, spec: JobSpec) -> None:
-        """Refused when the requester's server's gate refuses the prompt, or the options pass the server's caps."""
-        verdict = self.gate.check_prompt(spec.prompt, requester.guild_id)
-        if not verdict.allowed:
-            assert verdict.reason is not None
-            logged = verdict.reason
-            if verdict.reason == "denylist":
-                log.info("prompt of user %d refused by denylist entry %r", requester.user_id, verdict.matched)
-                logged = f"denylist:{verdict.category}"
-            raise Refused(verdict.reason, verdict.message, logged=logged)
-        if len(spec.negative) > MAX_PROMPT_CHARS:
-            raise Refused("too_long", f"Your negative prompt is {len(spec.negative)} characters long; the limit is "
-                                      f"{MAX_PROMPT_CHARS}. Please shorten it.")
+        """Refused when the requester's server's gate refuses any user text of the request (the prompt, the negative
+        prompt: each reaches the model and a public message), or the options pass the server's caps."""
+        for text, field, optional in ((spec.prompt, PROMPT, False), (spec.negative, NEGATIVE, True)):
+            verdict = self.gate.check_text(text, field, requester.guild_id, optional=optional)
+            if not verdict.allowed:
+                assert verdict.reason is not None
+                if verdict.reason == "denylist":
+                    log.info("%s of user %d refused by denylist entry %r", field, requester.user_id, verdict.matched)
+                raise Refused(verdict.reason, verdict.message, logged=verdict.logged)
         request = spec.request
         for name, value, cap in (("steps", request.steps, self.max_steps), ("frames", request.frames,
                                                                              self.max_frames)):

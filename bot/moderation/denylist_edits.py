@@ -132,7 +132,7 @@ async def load_gates(repo: Repository) -> ServerGates:
     for row in await repo.list_denylist():
         by_server[row.guild_id].append(_entry(row))
     shared = PolicyGate(by_server.pop(GLOBAL, []))
-    shared.check_prompt("a warm-up prompt")  # loads the language models now, not on the first user's command
+    await asyncio.to_thread(shared.warm_up)  # seconds, off the loop, rather than on the first users' commands
     return ServerGates(shared, by_server)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from bot.moderation.policy import DenylistEntry, DenylistReport, PolicyGate, Verdict
+from bot.moderation.policy import PROMPT, DenylistEntry, DenylistReport, PolicyGate, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,22 @@ class ServerGates:
         """A server's own entries (what its moderators added)."""
         return self._own.get(guild_id, ())
 
+    def warm_up(self) -> None:
+        """Load the shared gate's detectors and tables now (seconds: off the event loop)."""
+        self.shared.warm_up()
+
     def check_prompt(self, prompt: str, guild_id: int | None = None) -> Verdict:
-        """The shared gate's verdict, then (when it allows) the server's own list's."""
-        verdict = self.shared.check_prompt(prompt)
+        """The verdict on a prompt in a server (check_text for the prompt)."""
+        return self.check_text(prompt, PROMPT, guild_id)
+
+    def check_text(self, text: str, field: str = PROMPT, guild_id: int | None = None, *,
+                   optional: bool = False) -> Verdict:
+        """The shared gate's verdict on one piece of user text, then (when it allows) the server's own list's."""
+        verdict = self.shared.check_text(text, field, optional=optional)
         gate = self._gates.get(guild_id) if guild_id is not None else None
         if not verdict.allowed or gate is None:
             return verdict
-        return gate.check_prompt(prompt)
+        return gate.check_text(text, field, optional=optional)
 
     def explain(self, prompt: str, guild_id: int | None = None) -> DenylistReport:
         """Which shared and server entries fire on a prompt, and which allowlist phrases overrode some."""

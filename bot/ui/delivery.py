@@ -24,13 +24,13 @@ from bot.gpu.previews import Preview
 from bot.jobs.events import Delivered, Submitted
 from bot.media import MediaStore
 from bot.settings import Settings
+from bot.ui.text import shown
 from storage import JobRecord, Repository, utc_now
 
 log = logging.getLogger(__name__)
 
 INVALID_WEBHOOK_TOKEN = 50027  # Discord's code for an expired interaction token
 ENTITY_TOO_LARGE = 40005  # Discord's code for an upload over the size it accepts (HTTP 413)
-PROMPT_SHOWN = 700  # characters of escaped prompt per message; Discord allows 2000 in all
 REMEMBER_FINISHED = 1024  # finished job ids kept, so a late event can never overwrite a result
 ResultView = Callable[[JobRecord], discord.ui.View]  # the buttons under a finished video
 
@@ -50,12 +50,6 @@ class _Status:
 def mentions(user_id: int) -> discord.AllowedMentions:
     """Allow pinging the requester only: prompt text can never ping @everyone, @here or a role."""
     return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False)
-
-
-def shown(text: str, limit: int = PROMPT_SHOWN) -> str:
-    """User text made inert for a message: one line, markdown and mentions escaped, clipped."""
-    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(" ".join(text.split())))
-    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
 
 
 def settings_line(job: JobRecord, seed: int | None, gpu_s: float | None = None) -> str:
@@ -300,7 +294,8 @@ class Delivery:
             except discord.HTTPException as error:  # deleted, or older than an hour (30046)
                 log.info("job %d: status message %d not editable (%s %s); posting a new one", job.id,
                          status.message_id, error.status, error.code)
-        message = await channel.send(content, **_files(preview, "files"), allowed_mentions=mentions(job.user_id))
+        message = await channel.send(content, **_files(preview, "files"), allowed_mentions=mentions(job.user_id),
+                                     suppress_embeds=True)
         status.message_id = message.id
         await self._repo.set_status_message(job.id, message.id)
 
@@ -309,7 +304,8 @@ class Delivery:
         """The final message without a token: a new channel message mentioning the user, or a DM if private."""
         mention = f"<@{job.user_id}>"
         text = content if content.startswith(mention) else f"{mention} {content}"
-        extras = {**_files(video, "files"), **_view(view), "allowed_mentions": mentions(job.user_id)}
+        extras = {**_files(video, "files"), **_view(view), "allowed_mentions": mentions(job.user_id),
+                  "suppress_embeds": True}
         if job.params.get("private"):
             dm = await self._bot.create_dm(discord.Object(job.user_id))
             await dm.send(text, **extras)  # type: ignore[arg-type]

@@ -17,8 +17,9 @@ from bot.errors import Denied
 from bot.media import MediaStore
 from bot.moderation.servers import ServerSettings
 from bot.settings import Settings
-from bot.ui.delivery import settings_line, shown
+from bot.ui.delivery import settings_line
 from bot.ui.replies import answer_privately
+from bot.ui.text import shown
 from storage import Repository, ShowcaseRecord, ShowcaseRepository
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class Showcase:
         files = [discord.File(path, filename=f"showcase-{job.id}.mp4")] if path.is_file() else []
         channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
         try:
-            message = await channel.send(text, files=files, view=vote_view(entry.id, entry.votes),
+            message = await channel.send(text, files=files, view=vote_view(entry.id, entry.votes), suppress_embeds=True,
                                          allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as error:
             log.exception("showcase entry %d: posting to channel %d failed", entry.id, channel_id)

@@ -108,7 +108,7 @@ async def test_any_request_is_queued_or_refused_with_a_reason_and_a_refused_one_
     except Refused as refusal:
         world.answers[f"refused:{refusal.reason}"] += 1
         row = await world.repo.get_job(refusal.job_id)
-        assert refusal.message.strip() and row is not None and row.prompt == prompt
+        assert refusal.message.strip() and row is not None and row.prompt == prompt.replace("\x00", "")
         assert row.state == JobState.REFUSED and (row.refusal_reason or "").startswith(refusal.reason)
     else:
         world.answers["accepted"] += 1

@@ -1,6 +1,6 @@
-"""The prompt policy gate: English only, then the moderators' content denylist. Discord-free and pure.
+"""The policy gate for user text: no control characters, the moderators' content denylist, English only. Pure.
 
-Usage: `PolicyGate(entries).check_prompt(prompt)` → `Verdict`; see shared/research/policy-libs.md for the design.
+Usage: `PolicyGate(entries).check_text(text, field)` → `Verdict`; docs/policy.md has the design and its measured rates.
 """
 
 from bot.moderation.policy.denylist import Denylist, DenylistReport
@@ -12,7 +12,7 @@ from bot.moderation.policy.entries import (
     parse_pattern,
     validate_entry,
 )
-from bot.moderation.policy.gate import CATEGORY_TEXT, MAX_PROMPT_CHARS, PolicyGate, Verdict
+from bot.moderation.policy.gate import CATEGORY_TEXT, MAX_PROMPT_CHARS, NEGATIVE, PROMPT, PolicyGate, Verdict
 from bot.moderation.policy.language import EnglishDetector, english_detector, is_latin_script
 from bot.moderation.policy.normalise import normalise
 
@@ -20,6 +20,8 @@ __all__ = [
     "CATEGORIES",
     "CATEGORY_TEXT",
     "MAX_PROMPT_CHARS",
+    "NEGATIVE",
+    "PROMPT",
     "Denylist",
     "DenylistEntry",
     "DenylistReport",

@@ -1,8 +1,22 @@
-"""Whole-token denylist matching on normalised prompts, with an allowlist that wins.
+"""Denylist matching on normalised prompts, by mechanism rather than by listing every spelling; the allowlist wins.
 
-Design of shared/research/policy-libs.md §3.4: words, phrases (also written as one joined token, "elonmusk"),
-`stem*` prefixes, leet and squeezed-repeat readings of each token, windows over letter-spaced runs ("n u d e",
-"K.K.K."), and ' + ' co-occurrence rules. Tokens are never joined across ordinary words ("pen is").
+A prompt is read as slots (bot.moderation.policy.normalise gives the clauses and chunks); each slot reads as the
+listed terms it matches, and an entry fires when its terms follow one another in slots of one clause. Each way a
+slot may read as a term answers a family of evasions (docs/policy.md has the measured rates):
+
+- exact word, or the prefix of a `stem*` term;
+- inflection by rule: a token whose Snowball stem differs from itself matches the terms with that stem ("nudes",
+  "massacring", "school shootings", "elections + rigging"); a bare stem ("stab") matches only itself;
+- the leet and mask readings of a disguised chunk ("p0rn", "|\\|ude", "n*de", "s.e.x");
+- windows over runs of single letters ("n u d e", "K K K");
+- two neighbouring tokens joined, unless both are English words ("nu de", "car nage"; never "pen is");
+- repeated letters squeezed ("nuuude", "nudde"), and one edit (insert, delete, change, swap) for terms of
+  MIN_FUZZY_LETTERS or more, or any length in a disguised chunk ("massacer", "p%rn"); both only for tokens that
+  are not English words themselves ("bobs", "nudge" stay innocent), and an edit keeps the first letter;
+- a phrase written as one token ("elonmusk"), and ' + ' co-occurrence rules whose parts may be anywhere.
+
+The allowlist matches text as written only (exact, stem*, inflections), so that no disguise or edit makes a
+prompt innocent ("elon musk on" is not "musk ox").
 """
 
 from __future__ import annotations
@@ -10,25 +24,87 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+from rapidfuzz.distance import OSA
 
 from bot.moderation.policy.entries import DenylistEntry, Term, parse_pattern
-from bot.moderation.policy.normalise import normalise, token_forms, tokenise
+from bot.moderation.policy.lexicon import foreign_language, is_common_word, is_english_word, is_fragment, stem
+from bot.moderation.policy.normalise import WILDCARD, Chunk, chunks, clauses, normalise
 
 log = logging.getLogger(__name__)
 
 _REPEAT_RE = re.compile(r"(.)\1+")
+_TRIPLE_RE = re.compile(r"(.)\1{2,}")
 MAX_JOINED_CHARS = 32  # longest letter-spaced window joined into one token; longer than any listed name
+MIN_FUZZY_LETTERS = 5  # one edit is allowed only against terms this long: shorter ones have too many neighbours
+MIN_DISGUISED_FUZZY_LETTERS = 3  # ... or this long inside a chunk that is visibly disguised ("s#x", "p%rn")
+MAX_HIDDEN_LETTERS = 2  # masks a chunk pattern may read as hidden letters ("nip#l_s")
+MIN_PATTERN_STEM = 4  # a stem* term a chunk pattern may begin with: shorter stems are begun by too much
+_PATTERN_ENDINGS = ("s", "es", "ed", "d", "ing", "ings", "er", "ers", "ly")  # inflections a pattern may show
+MAX_REMEMBERED_FORMS = 50_000  # readings kept per list (a few MB); forgotten all at once when full
+
+
+def _dedouble(text: str) -> str:
+    """Collapse every run of a repeated character: "bloooody" → "blody"."""
+    return _REPEAT_RE.sub(r"\1", text)
+
+
+def _deletes(text: str) -> set[str]:
+    """text and every text one deletion away (the symmetric-delete key set of an edit-distance-1 search)."""
+    return {text} | {text[:i] + text[i + 1:] for i in range(len(text))}
+
+
+# What an inflection adds to a stem: plurals, verb forms, comparatives, adverbs (not "-ant", "-ion", "-ness").
+_INFLECTIONS = frozenset({"", "s", "es", "e", "d", "ed", "ing", "ings", "er", "ers", "est", "ly", "ies", "ied",
+                          "ier", "iest"})
+_LONGEST_INFLECTION = max(map(len, _INFLECTIONS))
+
+
+def _inflection_stem(word: str) -> str | None:
+    """word's Snowball stem when word is that stem plus an inflection ("stabs" → "stab", "retardant" → None)."""
+    stemmed = stem(word)
+    rest = word[len(stemmed):] if word.startswith(stemmed) else word[len(stemmed) - 1:]
+    if rest[:1] and stemmed and rest[0] == stemmed[-1]:
+        rest = rest[1:]  # a doubled final consonant: "stabbing"
+    return stemmed if rest in _INFLECTIONS else None
+
+
+def _bases(word: str) -> set[str]:
+    """The words that word may inflect, by the English spelling rules: "elections" → election, "massacring" →
+    massacre, "stabbing" → stab, "bodies" → body."""
+    bases = set()
+    for size in range(1, min(_LONGEST_INFLECTION, len(word) - 3) + 1):
+        if word[-size:] in _INFLECTIONS:
+            base = word[:-size]
+            bases.update((base, base + "e"))
+            if base[-1] == base[-2]:
+                bases.add(base[:-1])
+            if base.endswith("i"):
+                bases.add(base[:-1] + "y")
+    return bases
+
+
+def _look_alikes(form: str) -> list[str]:
+    """form, then with Latin letter groups that imitate another letter read as it ("nvde", "porrn" → "pom")."""
+    variants = [form]
+    for seen, meant in (("v", "u"), ("rn", "m"), ("vv", "w"), ("cl", "d")):
+        if seen in form:
+            variants.append(form.replace(seen, meant))
+    return variants
 
 
 @dataclass(frozen=True)
 class _Slot:
-    """A token, or a window of single-character tokens joined into one, spanning token positions [start, end)."""
+    """A token, a disguised chunk, a window of single letters or two joined tokens, over positions [start, end)."""
 
     start: int
     end: int
-    forms: frozenset[str]
+    terms: frozenset[Term]
+    strict: frozenset[Term] = frozenset()  # read as written (exact, stem*, inflection): what the allowlist needs
+    in_phrase_only: bool = False  # two common words joined ("foot age"): only as a word of a longer phrase
 
 
 @dataclass(frozen=True)
@@ -59,52 +135,265 @@ class DenylistReport:
     overridden: tuple[DenylistEntry, ...]
 
 
-def _slots(tokens: list[str], feasible: Callable[[str], bool]) -> list[_Slot]:
-    """One slot per token plus one per window (≥ 2) over each run of single-character tokens.
+class _Terms:
+    """Every listed term, indexed for each way a token may read as it."""
 
-    A window grows only while some reading of it could still become a listed term, so "a b c d ..." stays linear.
-    """
-    slots = [_Slot(i, i + 1, token_forms(t)) for i, t in enumerate(tokens)]
-    start = 0
-    while start < len(tokens):
-        end = start
-        while end < len(tokens) and len(tokens[end]) == 1:
-            end += 1
-        for a in range(start, end):
-            for b in range(a + 2, min(end, a + MAX_JOINED_CHARS) + 1):
-                forms = token_forms("".join(tokens[a:b]))
-                if not any(feasible(form) for form in forms):
-                    break
-                slots.append(_Slot(a, b, forms))
-        start = end + 1
+    def __init__(self, terms: Iterable[Term]) -> None:
+        self.words: dict[str, set[Term]] = defaultdict(set)
+        self.stems: dict[str, set[Term]] = defaultdict(set)  # prefix → its stem* term
+        self.by_stem: dict[str, set[Term]] = defaultdict(set)
+        self.by_dedoubled: dict[str, set[Term]] = defaultdict(set)
+        self.by_delete: dict[str, set[Term]] = defaultdict(set)
+        for term in set(terms):
+            text, is_stem = term
+            (self.stems if is_stem else self.words)[text].add(term)
+            stemmed = _inflection_stem(text) if not is_stem else stem(text)
+            if stemmed:
+                self.by_stem[stemmed].add(term)
+            if not is_stem:
+                self.by_dedoubled[_dedouble(text)].add(term)
+            if len(text) >= MIN_DISGUISED_FUZZY_LETTERS:
+                for key in _deletes(text):
+                    self.by_delete[key].add(term)
+        self.stem_lengths = sorted({len(text) for text in self.stems})
+        self.stem_prefixes = {text[:i] for text in self.stems for i in range(1, len(text) + 1)}
+        self.squeezed_stems: dict[str, set[Term]] = defaultdict(set)  # "nipple" → "niple": for "nnipplles"
+        for text, found in self.stems.items():
+            self.squeezed_stems[_dedouble(text)].update(found)
+        self.squeezed_stem_prefixes = {text[:i] for text in self.squeezed_stems for i in range(1, len(text) + 1)}
+        squeezed = {_dedouble(text) for text, _ in set(terms)}
+        self.prefixes = {text[:i] for text in squeezed for i in range(1, len(text) + 1)}  # = squeezed prefixes
+        self.stem_texts = tuple(self.stems)
+        self.by_first: dict[str, list[Term]] = defaultdict(list)  # first letter → terms, for chunk patterns
+        for term in sorted(set().union(*self.words.values(), *self.stems.values())):
+            self.by_first[term[0][0]].append(term)
+        self._patterns: dict[tuple[str, ...], frozenset[Term]] = {}
+
+        # the prefix lengths one edit from a stem's length: a prefix of a token may be a stem with one typo
+        self.prefix_lengths = {n for length in self.stem_lengths for n in (length - 1, length, length + 1) if n >= 2}
+        self.longest_prefix = max(self.prefix_lengths, default=0)
+        self._readings: dict[tuple[str, bool, bool], frozenset[Term]] = {}  # form, disguised, joined → terms
+        self._near_forms: dict[str, frozenset[Term]] = {}
+        self._prefix_readings: dict[str, frozenset[Term]] = {}
+        self._strict_readings: dict[str, frozenset[Term]] = {}
+
+    def _prefix_terms(self, form: str, *, squeezed: bool = False) -> set[Term]:
+        """The stem* terms whose stem (squeezed, for a squeezed form) begins form, walking its prefixes while some
+        stem still begins with one."""
+        stems, prefixes = (self.squeezed_stems, self.squeezed_stem_prefixes) if squeezed else (
+            self.stems, self.stem_prefixes)
+        found: set[Term] = set()
+        for length in range(1, len(form) + 1):
+            prefix = form[:length]
+            if prefix not in prefixes:
+                break
+            found.update(stems.get(prefix, ()))
+        return found
+
+    def _fuzzy(self, form: str, disguised: bool, prefixes: bool) -> set[Term]:
+        """Terms one edit away from form (for stems, from a prefix of form when `prefixes`), first letters equal."""
+        least = MIN_DISGUISED_FUZZY_LETTERS if disguised else MIN_FUZZY_LETTERS
+        near = self._near(form) | self._near_prefixes(form) if prefixes else self._near(form)
+        return {term for term in near if len(term[0]) >= least}
+
+    def _near_prefixes(self, form: str) -> frozenset[Term]:
+        """The stem* terms within one edit of a proper prefix of form (of two letters or more); remembered for each
+        prefix, so that a window one letter longer than the last costs one step."""
+        form = form[:self.longest_prefix + 1]  # longer prefixes than that are one edit from no stem
+        found = self._prefix_readings.get(form)
+        if found is not None:
+            return found
+        start = len(form) - 1
+        while start > 2 and form[:start] not in self._prefix_readings:
+            start -= 1
+        found = self._prefix_readings.get(form[:start], frozenset())
+        for length in range(start, len(form)):  # form[:length + 1] adds its proper prefix of this length
+            if length in self.prefix_lengths:
+                found = found | {term for term in self._near(form[:length]) if term[1]}
+            self._remember(self._prefix_readings, form[:length + 1], found)
+        return found
+
+    def _near(self, form: str) -> frozenset[Term]:
+        """The terms within one edit (optimal string alignment) of form with its first letter, by symmetric deletes;
+        remembered, since the windows over a run of letters share their prefixes."""
+        found = self._near_forms.get(form)
+        if found is None:
+            found = self._remember(self._near_forms, form, frozenset(
+                term for key in _deletes(form) for term in self.by_delete.get(key, ())
+                if term[0][0] == form[0] and OSA.distance(form, term[0], score_cutoff=1) <= 1))
+        return found
+
+    def match_pattern(self, units: tuple[str, ...]) -> frozenset[Term]:
+        """The terms a chunk pattern (normalise.chunk_pattern) spells, a mask standing for one letter or none: as a
+        whole word, a stem* prefix, or a word plus an inflection; remembered. A pattern must start with a letter it
+        shows and hide at most one letter in three (two at most), so that "n**" never reads as anything."""
+        found = self._patterns.get(units)
+        if found is None:
+            found = self._remember(self._patterns, units, frozenset(self._match_pattern(units)))
+        return found
+
+    def _match_pattern(self, units: tuple[str, ...]) -> set[Term]:
+        hidden = units.count(WILDCARD)
+        shown = len(units) - hidden
+        if shown < 2 or units[0] == WILDCARD or hidden > min(MAX_HIDDEN_LETTERS, max(1, shown // 2)):
+            return set()
+        bases = [units]  # and the pattern less a shown inflection: "t o r t [u] r i n g" → tortur, torture
+        for ending in _PATTERN_ENDINGS:
+            if len(units) - len(ending) >= 3 and units[-len(ending):] == tuple(ending):
+                bases += [units[:-len(ending)], (*units[:-len(ending)], "e")]
+        whole = [re.compile("".join(base)) for base in bases]
+        prefix = re.compile("".join(f"{unit}(?:" for unit in units) + ")?" * len(units))  # a prefix of the units
+        found: set[Term] = set()
+        for letter in units[0].strip("[]+"):
+            for term in self.by_first.get(letter, ()):
+                text, is_stem = term
+                if (is_stem and len(text) >= MIN_PATTERN_STEM and prefix.fullmatch(text)) or (
+                        not is_stem and any(pattern.fullmatch(text) for pattern in whole)):
+                    found.add(term)
+        return found
+
+    def read_strictly(self, form: str) -> frozenset[Term]:
+        """The terms a token matches as written: exactly, as a stem* prefix, or as an inflection (remembered)."""
+        found = self._strict_readings.get(form)
+        if found is None:
+            found = self._remember(self._strict_readings, form, frozenset(self._read_strictly(form)))
+        return found
+
+    def read(self, form: str, *, disguised: bool = False, joined: bool = False) -> frozenset[Term]:
+        """The terms a token (or a reading of a chunk, or two joined tokens) matches, disguises seen through
+        (remembered: most prompts are made of words the gate has read before)."""
+        key = (form, disguised, joined)
+        found = self._readings.get(key)
+        if found is None:
+            found = self._remember(self._readings, key, frozenset(self._read(form, disguised, joined)))
+        return found
+
+    @staticmethod
+    def _remember(memory: dict[Any, frozenset[Term]], key: Any, found: frozenset[Term]) -> frozenset[Term]:
+        """Keep a reading; a full memory is forgotten all at once (cheaper than tracking which was used last)."""
+        if len(memory) >= MAX_REMEMBERED_FORMS:
+            memory.clear()
+        memory[key] = found
+        return found
+
+    def _read_strictly(self, form: str) -> set[Term]:
+        found = set(self.words.get(form, ())) | self._prefix_terms(form)
+        stemmed = _inflection_stem(form)
+        if stemmed and stemmed != form:
+            found.update(self.by_stem.get(stemmed, ()))
+        for base in _bases(form):
+            found.update(self.words.get(base, ()))
+        return found
+
+    def _read(self, form: str, disguised: bool, joined: bool) -> set[Term]:
+        if not form:
+            return set()
+        found = set(self.read_strictly(form))
+        if is_english_word(form) or foreign_language(form):
+            return found  # a word of English (or of another language) is read as itself only
+        dedoubled = _dedouble(form)
+        found.update(self.by_dedoubled.get(dedoubled, ()))
+        if dedoubled != form:  # letters were repeated: the squeezed stems too ("nnipplles" → "niples" → nipple*)
+            found.update(self._prefix_terms(dedoubled, squeezed=True))
+        for variant in _look_alikes(_TRIPLE_RE.sub(r"\1\1", form)):
+            found.update(self.words.get(variant, ()))
+            found.update(self._prefix_terms(variant))
+            found.update(self._fuzzy(variant, disguised, prefixes=not joined))
+        return found
+
+    def feasible(self, form: str) -> bool:
+        """Whether form, or a longer window that starts with it, could still match some term."""
+        return _dedouble(form) in self.prefixes or form.startswith(self.stem_texts)
+
+
+def read_slots(text: str, terms: _Terms) -> list[_Slot]:
+    """The slots of a prompt; clauses are kept one position apart so that phrases never span them."""
+    slots: list[_Slot] = []
+    position = 0
+    for clause in clauses(normalise(text)):
+        parts: list[str] = []
+        found = chunks(clause, is_common_word)
+        starts = []
+        for chunk in found:
+            starts.append(position + len(parts))
+            slots.extend(_chunk_slots(chunk, starts[-1], terms))
+            parts.extend(chunk.parts)
+        slots.extend(_window_slots(parts, position, terms))
+        slots.extend(_joined_slots(parts, position, terms))
+        slots.extend(_marked_joins(found, starts, terms))
+        position += len(parts) + 1
     return slots
 
 
-def _squeeze_spaced_repeats(tokens: list[str]) -> list[str]:
-    """Cut runs of one repeated single-character token to three ("n u u u u d e" → "n u u u d e")."""
-    kept: list[str] = []
-    for token in tokens:
-        if len(token) > 1 or kept[-3:] != [token] * 3:
-            kept.append(token)
-    return kept
+def _chunk_slots(chunk: Chunk, start: int, terms: _Terms) -> list[_Slot]:
+    found = [_Slot(start + i, start + i + 1, terms.read(part), terms.read_strictly(part))
+             for i, part in enumerate(chunk.parts)]
+    if chunk.marked:
+        if chunk.innocent:  # common words joined by marks: their readings as written, no edit ("go-re", "se><")
+            read = set().union(*(terms.read_strictly(r) for r in chunk.readings))
+        else:
+            read = set().union(*(terms.read(r, disguised=True) for r in chunk.readings))
+        read |= terms.match_pattern(chunk.pattern)
+        found.append(_Slot(start, start + len(chunk.parts), frozenset(read)))
+    return found
 
 
-def _dedouble(text: str) -> str:
-    """Collapse every run of a repeated character: "bloooody" → "blody"."""
-    return _REPEAT_RE.sub(r"\1", text)
+def _marked_joins(found: list[Chunk], starts: list[int], terms: _Terms) -> list[_Slot]:
+    """Two neighbouring chunks read as one word when either is marked: a split word with a mask or leet letters in
+    it ("ni'pp les", "zuck &rbe®9", "ku |{ lv>< klan")."""
+    slots = []
+    for i in range(len(found) - 1):
+        left, right = found[i], found[i + 1]
+        if left.marked or right.marked:
+            read = terms.match_pattern(left.pattern + right.pattern)
+            if read:
+                slots.append(_Slot(starts[i], starts[i + 1] + len(right.parts), read))
+    return slots
 
 
-def _term_matches(term: Term, form: str) -> bool:
-    text, is_stem = term
-    return form.startswith(text) if is_stem else form == text
+def _window_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
+    """One slot per window (≥ 2) over each run of single-character tokens ("n u d e"); a window grows only while
+    some reading of it could still become a listed term, so "a b c d ..." stays linear."""
+    found = []
+    start = 0
+    while start < len(parts):
+        end = start
+        while end < len(parts) and len(parts[end]) == 1:
+            end += 1
+        for a in range(start, end):
+            for b in range(a + 2, min(end, a + MAX_JOINED_CHARS) + 1):
+                joined = "".join(parts[a:b])
+                if not terms.feasible(joined):
+                    break
+                found.append(_Slot(offset + a, offset + b, terms.read(joined, disguised=True)))
+        start = end + 1
+    return found
+
+
+def _joined_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
+    """Two neighbouring tokens read as one word ("nu de", "mas sacre"). Two common words are read as written only,
+    and as a word on its own only when one is a two-letter fragment ("go re", "bid en"; not "pen is", "put in"),
+    else only inside a longer phrase ("real foot age")."""
+    found = []
+    for i in range(len(parts) - 1):
+        left, right = parts[i], parts[i + 1]
+        if not left or not right:
+            continue
+        if is_common_word(left) and is_common_word(right):
+            read = terms.read_strictly(left + right)
+            alone = is_fragment(left) or is_fragment(right)
+        else:
+            read, alone = terms.read(left + right, joined=True), True
+        if read:
+            found.append(_Slot(offset + i, offset + i + 2, read, in_phrase_only=not alone))
+    return found
 
 
 class _Index:
-    """Rules keyed by their first term, so a prompt costs dict lookups per token form, not a scan of the list."""
+    """Rules keyed by their first term, so a prompt costs a lookup per slot term, not a scan of the list."""
 
     def __init__(self, entries: Iterable[DenylistEntry]) -> None:
-        self.words: dict[str, list[_Rule]] = defaultdict(list)
-        self.stems: dict[str, list[_Rule]] = defaultdict(list)
+        self.first: dict[Term, list[_Rule]] = defaultdict(list)
         self.parts: dict[DenylistEntry, int] = {}
         self.terms: set[Term] = set()
         for entry in entries:
@@ -115,48 +404,35 @@ class _Index:
                 if len(terms) > 1:  # the phrase run together: "elonmusk", "whitesupremac*"
                     joined = ("".join(text for text, _ in terms), terms[-1][1])
                     self._add(_Rule(entry, number, (joined,)))
-        self.stem_lengths = sorted({len(stem) for stem in self.stems})
 
     def _add(self, rule: _Rule) -> None:
         self.terms.update(rule.terms)
-        text, is_stem = rule.terms[0]
-        (self.stems if is_stem else self.words)[text].append(rule)
+        self.first[rule.terms[0]].append(rule)
 
-    def _first(self, forms: frozenset[str]) -> set[_Rule]:
-        """Rules whose first term matches one of a slot's forms."""
-        rules = set()
-        for form in forms:
-            rules.update(self.words.get(form, ()))
-            for length in self.stem_lengths:
-                if length > len(form):
-                    break
-                rules.update(self.stems.get(form[:length], ()))
-        return rules
-
-    def hits(self, slots: list[_Slot]) -> list[_Hit]:
-        """Every rule occurrence in the prompt's slots."""
+    def hits(self, slots: list[_Slot], *, strict: bool = False) -> list[_Hit]:
+        """Every rule occurrence in the prompt's slots (read as written only, when `strict`)."""
         by_start: dict[int, list[_Slot]] = defaultdict(list)
         for slot in slots:
             by_start[slot.start].append(slot)
-        firsts: dict[frozenset[str], set[_Rule]] = {}  # windows over repeated letters share their forms
         hits = set()
         for slot in slots:
-            if slot.forms not in firsts:
-                firsts[slot.forms] = self._first(slot.forms)
-            for rule in firsts[slot.forms]:
-                end = _phrase_end(by_start, rule.terms[1:], slot.end)
-                if end is not None:
-                    hits.add(_Hit(rule.entry, rule.part, slot.start, end))
+            for term in slot.strict if strict else slot.terms:
+                for rule in self.first.get(term, ()):
+                    if slot.in_phrase_only and len(rule.terms) == 1:
+                        continue
+                    end = _phrase_end(by_start, rule.terms[1:], slot.end, strict)
+                    if end is not None:
+                        hits.add(_Hit(rule.entry, rule.part, slot.start, end))
         return list(hits)
 
 
-def _phrase_end(by_start: dict[int, list[_Slot]], terms: tuple[Term, ...], start: int) -> int | None:
+def _phrase_end(by_start: dict[int, list[_Slot]], terms: tuple[Term, ...], start: int, strict: bool) -> int | None:
     """The token position where the remaining terms end when they follow on from start, else None."""
     if not terms:
         return start
     for slot in by_start.get(start, ()):
-        if any(_term_matches(terms[0], form) for form in slot.forms):
-            end = _phrase_end(by_start, terms[1:], slot.end)
+        if terms[0] in (slot.strict if strict else slot.terms):
+            end = _phrase_end(by_start, terms[1:], slot.end, strict)
             if end is not None:
                 return end
     return None
@@ -175,13 +451,7 @@ class Denylist:
         self.entries = tuple(entries)
         self._deny = _Index(e for e in entries if e.kind == "deny")
         self._allow = _Index(e for e in entries if e.kind == "allow")
-        terms = self._deny.terms | self._allow.terms
-        self._prefixes = {_dedouble(text[:i]) for text, _ in terms for i in range(1, len(text) + 1)}
-        self._stems = tuple(text for text, is_stem in terms if is_stem)
-
-    def _feasible(self, form: str) -> bool:
-        """Whether form, or a longer window that starts with it, could still match some term."""
-        return _dedouble(form) in self._prefixes or form.startswith(self._stems)
+        self._terms = _Terms(self._deny.terms | self._allow.terms)
 
     @classmethod
     def from_entries(cls, entries: Iterable[DenylistEntry]) -> Denylist:
@@ -190,8 +460,8 @@ class Denylist:
 
     def explain(self, text: str) -> DenylistReport:
         """Which entries fire on text, for the refusal and for the moderators' 'denylist test' command."""
-        slots = _slots(_squeeze_spaced_repeats(tokenise(normalise(text))), self._feasible)
-        allow_hits = self._allow.hits(slots)
+        slots = read_slots(text, self._terms)
+        allow_hits = self._allow.hits(slots, strict=True)  # a disguise never makes text innocent
         covered = {pos for hit in allow_hits for pos in range(hit.start, hit.end)}
         kept: dict[DenylistEntry, set[int]] = defaultdict(set)
         overridden = set()
@@ -212,3 +482,4 @@ class Denylist:
         """The most specific deny entry that fires on text, or None."""
         denied = self.explain(text).denied
         return denied[0] if denied else None
+

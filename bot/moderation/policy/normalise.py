@@ -1,7 +1,17 @@
-"""The denylist's normalisation front-end: fold a prompt to plain ASCII tokens and their obfuscation variants.
+"""The policy's reading of user text: what is refused outright, then folding to plain a-z, clauses and chunks.
 
-Pipeline of shared/research/policy-libs.md §3.4: NFKC → drop format characters → strip accents → casefold →
-fold homoglyphs (confusable-homoglyphs) → tokens of [a-z0-9@$!|+].
+Each step answers a family of evasions (docs/policy.md measures them):
+
+- bidi and control characters (`unsafe_characters`): refused by the gate before anything else sees the text, so
+  what the denylist reads is what Discord shows, and nothing is stored that the database cannot hold;
+- NFKC: fullwidth, circled and mathematical letters ("ｎｕｄｅ", "𝐧𝐮𝐝𝐞");
+- format characters (Cf) dropped: zero-width joiners and soft hyphens inside a word ("nu\u200bde");
+- accents stripped (NFKD, drop Mn): "nüdé";
+- casefold, then look-alike letters folded to Latin with confusable-homoglyphs (Cyrillic "р", Greek "υ"), and
+  Latin letters with no decomposition by their Unicode name ("ɴ" LATIN LETTER SMALL CAPITAL N, "ø");
+- clauses: phrases match within a clause, never across ", ; : . ! ?" followed by a space;
+- chunks: the whitespace-separated pieces of a clause, each read as its alphanumeric parts ("gore-tex" → gore, tex)
+  and, when it mixes letters with other marks, as leet and masked readings (`chunk_readings`).
 """
 
 from __future__ import annotations
@@ -10,80 +20,187 @@ import functools
 import itertools
 import re
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from confusable_homoglyphs import confusables
+# Characters refused in any user text: C0/C1 controls (NUL, ESC, ...; Unicode's category Cc is exactly U+0000-001F
+# and U+007F-009F) except tab and newlines, and the bidi embeddings, overrides and isolates that make text display
+# in another order than it is read.
+_UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
-TOKEN_RE = re.compile(r"[a-z0-9@$!|+]+")
-LEET_SYMBOLS = "@$!|+"
-# Latin letters that NFKD does not decompose, folded by hand (confusable-homoglyphs leaves them alone).
-_LATIN_FOLDS = {"ø": "o", "ł": "l", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŧ": "t", "æ": "ae", "œ": "oe", "þ": "th"}
-# Leetspeak readings, most likely first; applied only inside tokens that mix letters with digits/symbols.
-_LEET = {
-    "0": "o", "1": "il", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
-    "@": "a", "$": "s", "!": "i", "|": "li", "+": "t",
+# A clause ends at punctuation before a space, or a dash or slash between spaces, after a word of two letters or
+# more (not in "n. u. d. e", "J. R. R.", "n a z i / s a l u t e").
+_CLAUSE_RE = re.compile(r"(?<=[^\W_]{2})(?:[,;:!?.…]+(?=\s|$)|\s[-–—|/]+\s)")
+_PART_RE = re.compile(r"[a-z0-9]+")
+_NAME_LETTER_RE = re.compile(r"^LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL )?([A-Z])\b")
+_EDGE_MARKS = "\"'`()[]{}«»“”‘’,;:?.…"  # wrapping punctuation, not part of a word
+
+# Leetspeak, read only inside chunks that mix letters with other marks. Multi-character spellings first.
+LEET_SEQUENCES = {
+    "|\\/|": "m", "/\\/\\": "m", "|\\|": "n", "|_|": "u", "\\/\\/": "w", "|-|": "h", "|<": "k", "|{": "k",
+    "|2": "r", "|)": "d", "|>": "p", "|*": "p", "|3": "b", "/\\": "a", "()": "o", "[]": "o", "><": "x",
+    "`/": "y", "^/": "n", "vv": "w",
 }
-MAX_LEET_FORMS = 8  # cap on the leet readings tried per token: "1" alone has two, tokens rarely need more
-_TRIPLE_RE = re.compile(r"([a-z])\1{2,}")
-_LETTER_RE = re.compile(r"[a-z]")
-_NON_LETTER_RE = re.compile(r"[0-9@$!|+]")
+LEET = {
+    "0": "o", "1": "il", "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b", "9": "g",
+    "@": "a", "$": "s", "!": "i", "|": "il", "+": "t", "€": "e", "£": "le", "§": "s", "¥": "y", "®": "r",
+    "†": "t", "°": "o", "¡": "i", "¢": "c", "(": "c", "<": "c", "∂": "a", "^": "a", "&": "e", "μ": "u",
+}
+_SEQUENCES = tuple(LEET_SEQUENCES)
+_SEQUENCE_RE = re.compile("|".join(map(re.escape, LEET_SEQUENCES)))
+_CONTRACTION_RE = re.compile(r"['`’](s|t|d|ll|re|ve|m)$")  # an apostrophe before an English ending hides nothing
+# Marks that may also stand in for a letter or sit inside a word as a mask ("n*de", "nu_de", "p%rn").
+MASKS = frozenset("*#_.-?!%~'`^\"+/|·:=")
+# Look-alikes that confusable-homoglyphs does not map, or maps to another letter than the one they imitate in a
+# Latin word: Latin letters without a decomposition, and the Greek and Cyrillic lower-case letters shaped like a
+# Latin one (these win over confusable-homoglyphs, which reads "β" as "ß" and "ӏ" as "i").
+_FOLDS = {"ø": "o", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ı": "i", "ł": "l", "đ": "d", "ո": "n", "ʐ": "z",
+          "ɡ": "g",
+          "β": "b", "ε": "e", "η": "n", "κ": "k", "μ": "u", "π": "n", "τ": "t", "χ": "x", "ω": "w",
+          "б": "b", "в": "b", "г": "r", "и": "u", "к": "k", "м": "m", "н": "h", "п": "n", "т": "t", "ц": "u",
+          "ш": "w", "ь": "b", "э": "e", "ӏ": "l"}
+MAX_READINGS = 16  # leet/mask readings tried per chunk; real chunks need far fewer
+
+
+def unsafe_characters(text: str) -> list[str]:
+    """The bidi controls and control characters in text, as U+XXXX codes (empty when the text is fine)."""
+    return [f"U+{ord(c):04X}" for c in sorted(set(_UNSAFE_RE.findall(text)))]
 
 
 @functools.cache
 def fold_letter(char: str) -> str:
     """Map a non-ASCII letter to the ASCII letter(s) it imitates, or return it unchanged."""
-    if char in _LATIN_FOLDS:
-        return _LATIN_FOLDS[char]
+    from confusable_homoglyphs import confusables  # its tables load in 0.2 s: only once a prompt needs them
+
+    if char in _FOLDS:
+        return _FOLDS[char]
+    match = _NAME_LETTER_RE.match(unicodedata.name(char, ""))
     found = confusables.is_confusable(char, greedy=True, preferred_aliases=["latin"]) or []
     for hit in found:
         for glyph in hit["homoglyphs"]:
             latin = glyph["c"].casefold()
             if latin.isascii() and latin.isalpha():
                 return latin
-    return char
+    if match:
+        return match.group(1).lower()
+    return _FOLDS.get(char, char)
 
 
 def strip_accents(text: str) -> str:
     """Decompose (NFKD) and drop the combining marks: "crème brûlée" → "creme brulee"."""
+    if text.isascii():
+        return text
     return "".join(c for c in unicodedata.normalize("NFKD", text) if unicodedata.category(c) != "Mn")
 
 
 def normalise(text: str) -> str:
     """Fold text so that look-alike, accented, fullwidth and zero-width-split letters read as plain a-z."""
+    if text.isascii():
+        return text.lower()  # what every step below does to ASCII
     text = unicodedata.normalize("NFKC", text)
     text = strip_accents("".join(c for c in text if unicodedata.category(c) != "Cf")).casefold()
     return "".join(fold_letter(c) if not c.isascii() and c.isalpha() else c for c in text)
 
 
-def tokenise(text: str) -> list[str]:
-    """Split normalised text into tokens; everything else (spaces, dots, hyphens, emoji) separates them."""
-    return TOKEN_RE.findall(text)
+def clauses(normalised: str) -> list[str]:
+    """Split normalised text where punctuation ends a clause; a phrase never matches across these cuts."""
+    return [clause for clause in _CLAUSE_RE.split(normalised) if clause.strip()]
 
 
-def is_mixed(token: str) -> bool:
-    """True when a token mixes letters with digits or leet symbols ("p0rn", "$exy"), unlike "1969" or "nude"."""
-    return bool(_LETTER_RE.search(token) and _NON_LETTER_RE.search(token))
+@dataclass(frozen=True)
+class Chunk:
+    """A whitespace-separated piece of a clause: its alphanumeric parts and, if it is marked, its readings."""
+
+    parts: tuple[str, ...]  # "gore-tex" → ("gore", "tex"); a chunk of marks only has one empty part
+    readings: frozenset[str]  # leet and mask readings of the whole chunk ("p%rn" → "prn"); empty for plain words
+    pattern: tuple[str, ...]  # its letters as regex units, marks as what they may hide (`chunk_pattern`)
+    marked: bool = False  # mixes letters with other marks, or spells letters with marks alone ("|{")
+    innocent: bool = False  # ... but only joins common words ("blood-red", "rock'n'roll"): read as written only
 
 
-def leet_forms(token: str) -> list[str]:
-    """Up to MAX_LEET_FORMS leetspeak readings of a mixed token ("sw1ft" → "swift", "swlft")."""
-    choices = [_LEET.get(c, c) for c in token]
-    return ["".join(p) for p in itertools.islice(itertools.product(*choices), MAX_LEET_FORMS)]
+def chunks(clause: str, is_common_word: Callable[[str], bool]) -> list[Chunk]:
+    """The chunks of a clause, wrapping punctuation trimmed; marks alone ("/", "-") are separators, not chunks."""
+    found = []
+    for raw in clause.split():
+        text = _trim(raw)
+        pattern = chunk_pattern(text)
+        if not any(unit != WILDCARD for unit in pattern):
+            continue  # a separator: it hides nothing and takes no position
+        parts = tuple(_PART_RE.findall(text)) or ("",)
+        marked = not text.isalpha() and (any(c.isalpha() for c in text) or _spells_letters(text))
+        innocent = marked and all(is_common_word(part) for part in parts)
+        found.append(Chunk(parts, chunk_readings(text) if marked else frozenset(), pattern, marked, innocent))
+    return found
 
 
-def squeeze_forms(token: str) -> list[str]:
-    """Runs of three or more equal letters squeezed to one and to two ("nuuuude" → "nude", "nuude")."""
-    if not _TRIPLE_RE.search(token):
-        return []
-    return [_TRIPLE_RE.sub(r"\1", token), _TRIPLE_RE.sub(r"\1\1", token)]
+def _spells_letters(text: str) -> bool:
+    """Whether a chunk without letters spells some with leet ("|{", "5&><"); digits and marks alone ("1984",
+    "24/7") stay numbers."""
+    return bool(_SEQUENCE_RE.search(text)) or any(c in LEET and not c.isdigit() for c in text)
+
+
+def _trim(raw: str) -> str:
+    """Wrapping punctuation off a chunk, unless it spells a letter ("()rgy", "n()")."""
+    start, end = 0, len(raw)
+    while start < end and raw[start] in _EDGE_MARKS and not raw.startswith(_SEQUENCES, start):
+        start += 1
+    while end > start and raw[end - 1] in _EDGE_MARKS and not raw[:end].endswith(_SEQUENCES):
+        end -= 1
+    return raw[start:end] or raw
+
+
+WILDCARD = "[a-z]?"  # what a masking character stands for: one hidden letter, or none
 
 
 @functools.lru_cache(maxsize=4096)
-def token_forms(token: str) -> frozenset[str]:
-    """Every reading of a token that the matcher compares with the list: itself, de-leeted and squeezed."""
-    forms = {token}
-    if is_mixed(token):
-        forms.add(token.strip(LEET_SYMBOLS))
-        forms.update(leet_forms(token))
-    for form in list(forms):
-        forms.update(squeeze_forms(form))
-    return frozenset(f for f in forms if f)
+def chunk_pattern(text: str) -> tuple[str, ...]:
+    """A chunk as regex units, one per letter it shows or hides: a letter (a run of it as `x+`; "v" also as "u"),
+    a leet spelling as the letters it may be ("$" → [s], "|\\|" → [n]), and a masking character as WILDCARD:
+    "n*de" → n, [a-z]?, d, e, which matches "nude"."""
+    units: list[str] = []
+    text = _CONTRACTION_RE.sub(r"\1", text)  # "pen's" is a possessive, not "pen?s"
+    i = 0
+    while i < len(text):
+        sequence = _SEQUENCE_RE.match(text, i)
+        if sequence is not None:
+            units.append(f"[{LEET_SEQUENCES[sequence.group()]}]")
+            i = sequence.end()
+            continue
+        char = text[i]
+        if char.isascii() and char.isalpha():
+            unit = "[uv]" if char == "v" else char
+            if units and units[-1] in (unit, unit + "+"):
+                units[-1] = unit + "+"
+            else:
+                units.append(unit)
+        elif char in MASKS or char not in LEET:
+            units.append(WILDCARD)
+        else:
+            units.append(f"[{LEET[char]}]")
+        i += 1
+    return tuple(units)
+
+
+@functools.lru_cache(maxsize=4096)
+def chunk_readings(text: str) -> frozenset[str]:
+    """Leet and mask readings of a disguised chunk: "|\\|ud3" → "nude", "n*de" → "nde" (the mask may hide a
+    letter: the matcher allows one edit on these), "$3x" → "sex"; at most MAX_READINGS."""
+    units: list[tuple[str, ...]] = []
+    i = 0
+    while i < len(text):
+        sequence = _SEQUENCE_RE.match(text, i)  # the first listed sequence that starts here
+        if sequence is not None:
+            units.append((LEET_SEQUENCES[sequence.group()],))
+            i = sequence.end()
+            continue
+        char = text[i]
+        options: tuple[str, ...] = (char,) if char.isalpha() and char.isascii() else ()
+        options += tuple(LEET.get(char, ""))
+        if char in MASKS or not options:
+            options += ("",)
+        units.append(options)
+        i += 1
+    readings = {"".join(p) for p in itertools.islice(itertools.product(*units), MAX_READINGS)}
+    masked = "".join(c for c in text if c.isalpha() and c.isascii())  # every mark a mask
+    readings.add(masked)
+    return frozenset(r for r in readings if len(r) >= 2 and r.isalpha())

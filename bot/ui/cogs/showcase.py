@@ -18,9 +18,9 @@ from discord import app_commands
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
 from bot.ui.cogs.moderation import AnyChannel, check_moderator, own_channel, server
-from bot.ui.delivery import shown
 from bot.ui.replies import answer_privately
 from bot.ui.showcase import Showcase
+from bot.ui.text import shown
 from storage import ShowcaseRecord
 
 log = logging.getLogger(__name__)

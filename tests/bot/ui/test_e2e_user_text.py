@@ -1,0 +1,72 @@
+"""Every user text through the real /video on the fake Discord: checked by the policy gate, and inert when shown."""
+
+import pytest
+
+from storage import JobState
+from tests.bot.conftest import Stacks
+from tests.bot.helpers import has_video, video
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+
+async def test_a_negative_prompt_with_sexual_words_is_refused_privately_naming_the_field(stacks: Stacks, scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        handle = await video(stack.fake, "a cat sitting in a garden", negative="clothes, n@ked, t0pless")
+        answer = await handle.wait_answer()
+        [job] = await stack.jobs()
+    assert answer.ephemeral and "negative prompt" in answer.content and "sexual content" in answer.content
+    assert (job.state, job.refusal_reason) == (JobState.REFUSED, "denylist:sexual")
+    assert scripted.started == []
+
+
+async def test_a_foreign_negative_prompt_is_refused_as_not_english(stacks: Stacks, scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        answer = await (await video(stack.fake, "a cat sitting in a garden", negative="ropa desnuda")).wait_answer()
+        [job] = await stack.jobs()
+    assert "negative prompt" in answer.content and job.refusal_reason == "not_english"
+
+
+async def test_an_edited_prompt_goes_through_the_same_gate(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await (await video(fake, "a hot air balloon over green hills", user=bob, steps=2)).wait_original(
+            has_video)
+        await (await fake.click(first, "video:edit:1", user=bob)).wait_modal()
+        submitted = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a hot air balloon, n u d e pilot"},
+                                            user=bob)
+        answer = await submitted.wait_answer()
+        job = await stack.job(2)
+    assert answer.ephemeral and "Your prompt was refused" in answer.content
+    assert (job.state, job.refusal_reason) == (JobState.REFUSED, "denylist:sexual")
+
+
+async def test_a_url_in_a_prompt_is_shown_wrapped_so_discord_never_unfurls_it(stacks: Stacks):
+    async with stacks.run() as stack:
+        prompt = "a cat watching https://example.com/cats_video on a laptop"
+        result = await (await video(stack.fake, prompt, steps=2)).wait_original(has_video)
+    assert "<https://example.com/cats_video>" in result.content
+    assert "https://example.com" not in result.content.replace("<https://example.com/cats_video>", "")
+    assert not result.embeds
+
+
+@pytest.mark.parametrize(("typed", "code"), [("a cat \u202esleeping on a sofa", "U+202E"),
+                                             ("a cat sleeping\x00 on a sofa", "U+0000"),
+                                             ("a cat \x1b[31msleeping on a sofa", "U+001B")])
+async def test_bidi_overrides_and_control_characters_are_refused_and_stored_without_nul(stacks: Stacks, scripted,
+                                                                                       typed, code):
+    async with stacks.run(lambda device: scripted) as stack:
+        answer = await (await video(stack.fake, typed)).wait_answer()
+        [job] = await stack.jobs()
+    assert answer.ephemeral and code in answer.content and "Your prompt" in answer.content
+    assert (job.state, job.refusal_reason) == (JobState.REFUSED, "invalid:characters")
+    assert job.prompt == typed.replace("\x00", "")  # what the user typed, minus what the database cannot hold
+    assert scripted.started == []
+
+
+async def test_markdown_and_mentions_in_a_prompt_show_as_typed(stacks: Stacks):
+    async with stacks.run() as stack:
+        prompt = "a **bold** cat named @everyone [click](https://example.com) ||hidden||"
+        result = await (await video(stack.fake, prompt, steps=2)).wait_original(has_video)
+    assert "\\*\\*bold\\*\\*" in result.content and "@\u200beveryone" in result.content
+    assert "\\[click\\](<https://example.com>)" in result.content and "\\|\\|hidden\\|\\|" in result.content
