@@ -54,7 +54,9 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=int, default=None, help=f"frames per second of the MP4 (default {DEFAULTS.fps})")
     p.add_argument("--sampler", default=None, help=f"ddim or dpmpp-2m (default {DEFAULTS.sampler})")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: float32 on cpu, fp16 on gpu)")
+    p.add_argument("--dtype", default=None,
+                   help="float32, float16, bfloat16 (default: float32 on cpu, fp16 on gpu) or fp8 (fp16 with the "
+                        "UNet transformers' Linear layers in e4m3; GPUs of compute capability 8.9+; unmeasured)")
 
 
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
@@ -120,7 +122,7 @@ def problems(args: argparse.Namespace) -> list[str]:
             found.append("the prompt is empty: describe the video to generate")
         found += _values(args, REQUEST_OPTIONS)
         found += [preflight.output_file("--output", args.output), preflight.model_source("--model", args.model),
-                  preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype)]
+                  preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype, args.device)]
     elif args.command == "convert":
         found += [preflight.model_source("source", args.source), preflight.output_folder("destination",
                                                                                          args.destination),
