@@ -77,6 +77,11 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--no-fp32-check", dest="fp32_check", action="store_false", help="skip the fp32 reference")
     b.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold-start process")
     b.add_argument("--cold-start-only", action="store_true", help="only the cold-start measurement")
+    b.add_argument("--kernels", action="store_true",
+                   help="check t2v.kernels against SDPA and fp16 on the UNet's own shapes, and time them (GPU)")
+    b.add_argument("--variants", nargs="+", default=[], metavar="VARIANT",
+                   help="our compiled path again with an opt-in change, on the first work size: triton-attention, "
+                        "fp8, fp8+triton-attention; or bf16 (the plain pipeline, for the precision comparison)")
     b.add_argument("--deadline-s", type=float, default=None,
                    help="start no further compiled work size after this many seconds (fits a time-limited lease)")
     b.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)
@@ -114,6 +119,14 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     return problems
 
 
+def _bench_variants(names: list[str]) -> list[str]:
+    """One line per --variants name the benchmark has no variant for."""
+    from t2v.bench.sections import VARIANTS
+
+    return [f"--variants {name}: not a variant; use any of {', '.join(VARIANTS)}" for name in names
+            if name not in VARIANTS]
+
+
 def problems(args: argparse.Namespace) -> list[str]:
     """Everything wrong with the command's options that can be known before any work, one line each."""
     found: list[str | None] = []
@@ -133,6 +146,7 @@ def problems(args: argparse.Namespace) -> list[str]:
         found += [preflight.device("--device", args.device), *_values(args, ("steps",))]
         found.append(None if args.out is None else preflight.output_folder("--out", args.out))
         found.append(None if args.repeats >= 1 else f"--repeats {args.repeats}: must be at least 1")
+        found += _bench_variants(args.variants)
     return [problem for problem in found if problem]
 
 

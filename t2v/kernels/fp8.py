@@ -114,6 +114,7 @@ class Fp8Linear(nn.Module):
         weight, w_scale, bias = self._part(rows)
         flat = x.reshape(-1, self.in_features)
         values, x_scale = quantize(flat, self.scaling)
+        values = values.contiguous()  # the fp8 GEMM takes a row-major left operand only
         if self.scaling == "row":  # scales [M, 1] and [1, N]
             out = torch._scaled_mm(values, weight.t(), scale_a=x_scale, scale_b=w_scale.t(), out_dtype=ROWWISE_OUT)
             out = out.to(x.dtype) if bias is None else (out + bias).to(x.dtype)
