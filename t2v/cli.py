@@ -54,7 +54,9 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=int, default=None, help=f"frames per second of the MP4 (default {DEFAULTS.fps})")
     p.add_argument("--sampler", default=None, help=f"ddim or dpmpp-2m (default {DEFAULTS.sampler})")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: float32 on cpu, fp16 on gpu)")
+    p.add_argument("--dtype", default=None,
+                   help="float32, float16, bfloat16 (default: float32 on cpu, fp16 on gpu) or fp8 (fp16 with the "
+                        "UNet transformers' Linear layers in e4m3; GPUs of compute capability 8.9+; unmeasured)")
 
 
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +77,11 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--no-fp32-check", dest="fp32_check", action="store_false", help="skip the fp32 reference")
     b.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold-start process")
     b.add_argument("--cold-start-only", action="store_true", help="only the cold-start measurement")
+    b.add_argument("--kernels", action="store_true",
+                   help="check t2v.kernels against SDPA and fp16 on the UNet's own shapes, and time them (GPU)")
+    b.add_argument("--variants", nargs="+", default=[], metavar="VARIANT",
+                   help="our compiled path again with an opt-in change, on the first work size: triton-attention, "
+                        "fp8, fp8+triton-attention; or bf16 (the plain pipeline, for the precision comparison)")
     b.add_argument("--deadline-s", type=float, default=None,
                    help="start no further compiled work size after this many seconds (fits a time-limited lease)")
     b.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)
@@ -112,6 +119,14 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     return problems
 
 
+def _bench_variants(names: list[str]) -> list[str]:
+    """One line per --variants name the benchmark has no variant for."""
+    from t2v.bench.sections import VARIANTS
+
+    return [f"--variants {name}: not a variant; use any of {', '.join(VARIANTS)}" for name in names
+            if name not in VARIANTS]
+
+
 def problems(args: argparse.Namespace) -> list[str]:
     """Everything wrong with the command's options that can be known before any work, one line each."""
     found: list[str | None] = []
@@ -120,7 +135,7 @@ def problems(args: argparse.Namespace) -> list[str]:
             found.append("the prompt is empty: describe the video to generate")
         found += _values(args, REQUEST_OPTIONS)
         found += [preflight.output_file("--output", args.output), preflight.model_source("--model", args.model),
-                  preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype)]
+                  preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype, args.device)]
     elif args.command == "convert":
         found += [preflight.model_source("source", args.source), preflight.output_folder("destination",
                                                                                          args.destination),
@@ -131,6 +146,7 @@ def problems(args: argparse.Namespace) -> list[str]:
         found += [preflight.device("--device", args.device), *_values(args, ("steps",))]
         found.append(None if args.out is None else preflight.output_folder("--out", args.out))
         found.append(None if args.repeats >= 1 else f"--repeats {args.repeats}: must be at least 1")
+        found += _bench_variants(args.variants)
     return [problem for problem in found if problem]
 
 

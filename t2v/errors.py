@@ -5,7 +5,8 @@
     ├── GenerationCancelled               `should_cancel()` said stop; `step` of `total` steps were finished
     ├── WeightsError (ValueError)         a model source that is missing, unreadable or does not fit the network
     │   └── ArchitectureError             a diffusers directory whose configs describe a network t2v cannot run
-    └── VideoTooLargeError (ValueError)   even the smallest MP4 encode is over the byte limit
+    ├── VideoTooLargeError (ValueError)   even the smallest MP4 encode is over the byte limit
+    └── UnsupportedDevice (ValueError)    a precision this device cannot compute in (fp8 without fp8 tensor cores)
 
 GenerationCancelled and VideoTooLargeError pickle by their fields: a Ray worker raises them in another process.
 Map errors to messages by type; every message already names the bad value and what would be right.
@@ -72,3 +73,8 @@ class VideoTooLargeError(T2VError, ValueError):
     def __reduce__(self) -> tuple:
         """Pickle by (size, max_bytes)."""
         return type(self), (self.size, self.max_bytes)
+
+
+class UnsupportedDevice(T2VError, ValueError):
+    """A precision or kernel asked for on a device that has no hardware for it (fp8 on the CPU, or on a GPU older
+    than Ada); the message names the device and what would be needed."""

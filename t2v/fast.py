@@ -19,33 +19,68 @@ from einops import rearrange
 from torch import nn
 
 from t2v.compiled import MAX_SHAPES, FastUNet, JitCompiler, Shape
-from t2v.unet import CrossAttention, TemporalConvBlock
+from t2v.kernels import temporal_attention
+from t2v.kernels.fp8 import Fp8Linear
+from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
 
 log = logging.getLogger(__name__)
 
 
-class FusedAttention(nn.Module):
-    """CrossAttention with q/k/v (or k/v for text) in one GEMM and SDPA on strided views: no head-split copies."""
+Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # SDPA's (q, k, v) → out
+TEMPORAL_ATTENTION = ("sdpa", "triton")  # optimize(temporal_attention=…): SDPA, or t2v.kernels' Triton kernel
 
-    def __init__(self, attn: CrossAttention):
+
+class RowsLinear(nn.Linear):
+    """A bias-free linear map whose output rows can be asked for in part: q alone of a stacked q/k/v weight."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__(weight.shape[1], weight.shape[0], bias=False, device="meta")
+        self.weight = nn.Parameter(weight, requires_grad=False)
+
+    def forward(self, x: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
+        return F.linear(x, self.weight[rows])
+
+
+def stack_rows(layers: list[nn.Module]) -> nn.Module:
+    """One bias-free linear map whose output rows are the layers' in order (fp8 layers stack as fp8)."""
+    fp8 = [isinstance(layer, Fp8Linear) for layer in layers]
+    if all(fp8):
+        return Fp8Linear.cat(layers)
+    if any(fp8):
+        raise TypeError("q, k and v projections must be all fp8 or all not to be stacked")
+    return RowsLinear(torch.cat([layer.weight for layer in layers]))
+
+
+class FusedAttention(nn.Module):
+    """CrossAttention with q/k/v (or k/v for text) in one GEMM and attention on strided views: no head-split copies.
+
+    `attend` computes SDPA (q, k, v each [b, h, n, d]); the temporal transformers may take the Triton kernel.
+    """
+
+    def __init__(self, attn: CrossAttention, attend: Attend = F.scaled_dot_product_attention):
         super().__init__()
         self.heads = attn.heads
         self.inner = attn.to_q.out_features
-        kv = [attn.to_k.weight, attn.to_v.weight]
+        self.attend = attend
+        linears = [attn.to_q, attn.to_k, attn.to_v]
         self.shared = attn.to_k.in_features == attn.to_q.in_features  # one [3·inner, dim] weight serves both uses
-        weights = [torch.cat([attn.to_q.weight, *kv])] if self.shared else [attn.to_q.weight, torch.cat(kv)]
-        self.weights = nn.ParameterList([nn.Parameter(w, requires_grad=False) for w in weights])
+        groups = [linears] if self.shared else [linears[:1], linears[1:]]
+        self.projections = nn.ModuleList([stack_rows(group) for group in groups])
         self.to_out = attn.to_out
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         if context is None:
-            qkv = F.linear(x, self.weights[0]).unflatten(-1, (3, self.heads, -1))  # [b, n, 3, h, d]
+            qkv = self.projections[0](x).unflatten(-1, (3, self.heads, -1))  # [b, n, 3, h, d]
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [b, h, n, d], strided views
         else:
-            w_q, w_kv = (self.weights[0][:self.inner], self.weights[0][self.inner:]) if self.shared else self.weights
-            q = F.linear(x, w_q).unflatten(-1, (self.heads, -1)).transpose(1, 2)
-            k, v = F.linear(context, w_kv).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v)  # [b, h, n, d] (a multiply-reduce form lost: perf-notes)
+            if self.shared:
+                q = self.projections[0](x, slice(0, self.inner))
+                kv = self.projections[0](context, slice(self.inner, None))
+            else:
+                q, kv = self.projections[0](x), self.projections[1](context)
+            q = q.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+            k, v = kv.unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4).unbind(0)
+        out = self.attend(q, k, v)  # [b, h, n, d] (a multiply-reduce form lost: perf-notes row 6)
         return self.to_out(out.transpose(1, 2).flatten(2))
 
 
@@ -71,15 +106,36 @@ class TemporalConv2dBlock(nn.Module):
         return x + rearrange(y, "b c f (h w) -> (b f) c h w", h=h)
 
 
-def fuse(unet: nn.Module) -> nn.Module:
-    """Replace attention and temporal-conv modules in place by their fused equivalents; returns the UNet."""
+def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention) -> nn.Module:
+    """Replace attention and temporal-conv modules in place by their fused equivalents; returns the UNet.
+
+    The temporal transformers' attention computes with `temporal_attend` (set again on a UNet fused before)."""
+    temporal = {id(m) for block in unet.modules() if isinstance(block, TemporalTransformer) for m in block.modules()}
     for module in list(unet.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, CrossAttention):
-                setattr(module, name, FusedAttention(child))
+                attend = temporal_attend if id(child) in temporal else F.scaled_dot_product_attention
+                setattr(module, name, FusedAttention(child, attend))
             elif isinstance(child, TemporalConvBlock):
                 setattr(module, name, TemporalConv2dBlock(child))
+            elif isinstance(child, FusedAttention) and id(child) in temporal:
+                child.attend = temporal_attend
     return unet
+
+
+def temporal_attend(kind: str, device: torch.device) -> Attend:
+    """The temporal transformers' attention: "sdpa", or "triton" (t2v.kernels.temporal_attention) where the device
+    can run it; elsewhere SDPA with a warning naming why."""
+    if kind not in TEMPORAL_ATTENTION:
+        raise ValueError(f"temporal_attention={kind!r}: use one of {', '.join(TEMPORAL_ATTENTION)}")
+    if kind == "sdpa":
+        return F.scaled_dot_product_attention
+    reason = temporal_attention.unavailable(device)
+    if reason is not None:
+        log.warning("temporal_attention='triton' is not used on %s (%s); the temporal attention stays on SDPA",
+                    device, reason)
+        return F.scaled_dot_product_attention
+    return temporal_attention.temporal_attention
 
 
 def channels_last(module: nn.Module) -> nn.Module:
@@ -109,7 +165,7 @@ def offload(pipe) -> None:
 
 
 def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = True, cuda_graphs: bool = True,
-             backend: str = "inductor", offload_modules: bool = False,
+             backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "sdpa",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
@@ -117,11 +173,16 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
     run `pipe.unet.compile_shape(shape)` off the rendering thread; without it a new shape compiles at its first
     call. `cache_dir` keeps inductor's compiled kernels for later processes. `vae_chunk` 4 (plain path: 8) halves
-    the decoder's activations, which set the memory peak of a 16×256² video.
+    the decoder's activations, which set the memory peak of a 16×256² video. `temporal_attention="triton"` (opt-in,
+    not yet measured on a GPU: docs/perf-notes.md row 18) computes the temporal transformers' attention with
+    t2v.kernels' Triton kernel; it needs `fused`.
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
+    if temporal_attention != "sdpa" and not fused:
+        raise ValueError(f"temporal_attention={temporal_attention!r} needs fused=True (it serves the fused attention)")
+    attend = temporal_attend(temporal_attention, pipe.device)
     if fused:
-        fuse(unet)
+        fuse(unet, attend)
     if layout:
         channels_last(unet)
     on_gpu = pipe.device.type == "cuda"
@@ -135,5 +196,6 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
         offload(pipe)
     if vae_chunk is not None:
         pipe.vae_chunk = vae_chunk
-    log.info("fast path: fused=%s channels_last=%s compile=%s cuda_graphs=%s offload=%s", fused, layout,
-             compile and backend, cuda_graphs and on_gpu, offload_modules)
+    log.info("fast path: fused=%s channels_last=%s compile=%s cuda_graphs=%s offload=%s temporal attention=%s",
+             fused, layout, compile and backend, cuda_graphs and on_gpu, offload_modules,
+             "triton" if attend is not F.scaled_dot_product_attention else "sdpa")

@@ -14,7 +14,8 @@ import torch
 
 from t2v import presets
 from t2v.config import TINY_RANDOM, ModelConfig, tiny_config
-from t2v.errors import WeightsError
+from t2v.errors import UnsupportedDevice, WeightsError
+from t2v.kernels import fp8
 from t2v.networks import build_modules, random_state_dicts
 from t2v.pipeline import VideoPipeline
 from t2v.weights import export
@@ -26,31 +27,52 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+# A precision to compute in, not to store: float16 networks with the UNet transformers' Linear layers in e4m3
+# (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default, not yet measured (docs/perf-notes.md).
+FP8 = ("fp8",)
+
+
+def is_fp8(dtype: torch.dtype | str | None) -> bool:
+    """Whether `dtype` names the fp8 precision."""
+    return isinstance(dtype, str) and dtype in FP8
+
+
+def check_precision(dtype: torch.dtype | str | None, device: str | torch.device) -> None:
+    """Refuse fp8 on a device without fp8 tensor cores, in one line, before any weights are read."""
+    reason = fp8.unavailable(device) if is_fp8(dtype) else None
+    if reason is not None:
+        raise UnsupportedDevice(f"dtype {dtype}: {reason}")
 
 
 def parse_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
     """A torch dtype from a name; default float32 on CPU and float16 on GPUs (ModelScope's own autocast dtype).
 
-    Measured on the real-size network: fp16 latents are within 2e-3 of fp32, bf16 only within 1.5e-2.
+    Measured on the real-size network: fp16 latents are within 2e-3 of fp32, bf16 only within 1.5e-2. fp8 computes
+    in float16 around its e4m3 matrix products.
     """
+    if is_fp8(dtype):
+        return torch.float16
     if dtype is None:
         return torch.float32 if device.type == "cpu" else torch.float16
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join([*DTYPES, *FP8])}")
     return DTYPES[dtype]
 
 
 def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], sources: dict[str, str],
              device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None) -> VideoPipeline:
-    """Strictly load each network's state dict, then move it to the device and dtype."""
+    """Strictly load each network's state dict, then move it to the device and dtype (fp8: then quantise)."""
     device = torch.device(device)
-    dtype = parse_dtype(dtype, device)
+    check_precision(dtype, device)
+    quantized, dtype = is_fp8(dtype), parse_dtype(dtype, device)
     modules = build_modules(config)
     for name, module in modules.items():
         load_into(module, states[name], sources[name])
         module.to(device=device, dtype=dtype).requires_grad_(False)
+    if quantized:
+        fp8.quantize_unet(modules["unet"])
     return VideoPipeline(config, modules["unet"], modules["vae"], modules["text_encoder"], device, dtype)
 
 
@@ -96,6 +118,7 @@ def load_pipeline(source: str | Path, device: str | torch.device = "cpu", dtype:
 
     width/height/frames override the model's default request size (t2v.presets lists where defaults come from).
     """
+    check_precision(dtype, device)
     half = parse_dtype(dtype, torch.device(device)) != torch.float32
     config, states, sources = read_source(source, str(device), prefer_half=half)
     config = presets.with_overrides(config, width, height, frames)
@@ -109,6 +132,9 @@ def load_pipeline(source: str | Path, device: str | torch.device = "cpu", dtype:
 def convert(source: str | Path, destination: str | Path, dtype: torch.dtype | str | None = "float16",
             width: int | None = None, height: int | None = None, frames: int | None = None) -> Path:
     """Write any supported source as our export: a manifest (config and defaults) and one safetensors per network."""
+    if is_fp8(dtype):
+        raise ValueError(f"dtype {dtype}: fp8 is a precision to compute in, not to store; convert to float16 and load "
+                         "that with dtype fp8")
     half = dtype is not None and parse_dtype(dtype, torch.device("cpu")) != torch.float32
     config, states, sources = read_source(source, prefer_half=half)
     config = presets.with_overrides(config, width, height, frames)

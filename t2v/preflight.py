@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from t2v.errors import WeightsError, current_user
-from t2v.loader import DTYPES, detect_layout
+from t2v.kernels import fp8
+from t2v.loader import DTYPES, FP8, detect_layout
 
 Problem = str | None
 
@@ -66,11 +67,21 @@ def device(option: str, name: str) -> Problem:
     return None
 
 
-def dtype(option: str, name: str | None) -> Problem:
-    """A dtype name load_pipeline and convert know (None: the device's default)."""
+def dtype(option: str, name: str | None, device_name: str | None = None) -> Problem:
+    """A dtype name load_pipeline (on `device_name`) or, with no device, convert knows (None: the device's default).
+
+    fp8 is a precision to compute in, on GPUs with fp8 tensor cores; convert stores no fp8."""
     if name is None or name in DTYPES:
         return None
-    return f"{option} {name}: not a dtype t2v knows; use one of {', '.join(DTYPES)}"
+    if name not in FP8:
+        known = [*DTYPES, *(FP8 if device_name is not None else ())]
+        return f"{option} {name}: not a dtype t2v knows; use one of {', '.join(known)}"
+    if device_name is None:
+        return f"{option} {name}: fp8 is a precision to compute in, not to store; use float16 here"
+    if device("--device", device_name) is not None:  # a device that is not there: its own check says so
+        return None
+    reason = fp8.unavailable(device_name)
+    return None if reason is None else f"{option} {name}: {reason}"
 
 
 def model_source(option: str, source: str) -> Problem:

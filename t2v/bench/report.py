@@ -53,6 +53,43 @@ def profile_table(profile: dict) -> list[str]:
     return lines
 
 
+def kernel_tables(extra: dict) -> list[str]:
+    """t2v.kernels against the stock ops: correctness per dtype and packing, time per UNet call, fp8 errors."""
+    lines = []
+    checks = extra.get("temporal_attention_correctness", {})
+    if "skipped" in checks:
+        lines += [f"Temporal-attention kernel not checked: {checks['skipped']}."]
+    elif checks:
+        lines += ["| temporal attention kernel | worst max error vs fp32 SDPA | SDPA's own | frame counts not within "
+                  "rounding |", "|---|---|---|---|"]
+        for key, c in checks.items():
+            if "error" in c:
+                lines.append(f"| {key} | failed: `{c['error'][:200]}` | – | – |")
+            else:
+                failing = ", ".join(map(str, c["frames_not_within_rounding"])) or "none"
+                lines.append(f"| {key} | {_e(c['worst_error'])} | {_e(c['worst_sdpa_error'])} | {failing} |")
+    timing = extra.get("temporal_attention_timing")
+    if timing:
+        sdpa = timing["ms_per_unet_call"]["sdpa"]
+        lines += ["", f"Temporal attention per UNet call (best: {timing['best']}):", "",
+                  "| implementation | ms per UNet call | vs SDPA |", "|---|---|---|"]
+        lines += [f"| {name} | {ms:.3f} | ×{_f(sdpa / ms)} |" for name, ms in timing["ms_per_unet_call"].items()]
+    linear = extra.get("fp8_linear", {})
+    if "skipped" in linear:
+        lines += ["", f"fp8 Linear layers not checked: {linear['skipped']}."]
+    elif linear:
+        ms, err = linear["ms_per_unet_call"], linear["worst_relative_error"]
+        lines += ["", "Transformer Linear layers per UNet call (errors: worst relative Frobenius error against the "
+                      "fp32 product over the shapes):", "",
+                  "| precision | ms (with eager activation quantisation) | ms (GEMM only) | worst error | "
+                  "vs its fp32 reference arithmetic |", "|---|---|---|---|---|",
+                  f"| fp16 | {_f(ms.get('fp16_ms'), 3)} | – | {_e(err.get('fp16_error'))} | – |"]
+        lines += [f"| fp8 {sc} scales | {_f(ms.get(f'fp8_{sc}_ms'), 3)} | {_f(ms.get(f'fp8_{sc}_gemm_ms'), 3)} | "
+                  f"{_e(err.get(f'fp8_{sc}_error'))} | {_e(err.get(f'fp8_{sc}_vs_reference'))} |"
+                  for sc in ("row", "tensor")]
+    return lines
+
+
 def markdown(data: dict) -> str:
     """The whole report."""
     info, extra = data["info"], data["extra"]
@@ -70,6 +107,14 @@ def markdown(data: dict) -> str:
                       f"{m['decode_peak']:.2f} (VAE {m['vae_chunk']} frames at a time)."]
     if "profile" in extra:
         lines += ["", *profile_table(extra["profile"])]
+    for key in (k for k in extra if k.startswith("profile_")):
+        lines += ["", f"Profile of the variant {key.removeprefix('profile_')}:", "", *profile_table(extra[key])]
+    kernels = kernel_tables(extra)
+    if kernels:
+        lines += ["", *kernels]
+    skipped = [f"{key.removeprefix('skipped_')}: {why}" for key, why in extra.items() if key.startswith("skipped_")]
+    if skipped:
+        lines += ["", "Not measured: " + "; ".join(skipped) + "."]
     if "cold_start" in extra:
         c = extra["cold_start"]
         lines += ["", "Cold start (fresh process, fp16 safetensors export in the page cache): " + ", ".join(

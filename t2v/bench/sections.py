@@ -1,4 +1,5 @@
-"""The benchmark's sequence of runs (diffusers, our plain and fast paths, profile, fp32 check, cold start)."""
+"""The benchmark's sequence of runs (diffusers, our plain and fast paths, profile, fp32 check, kernel checks,
+fast-path variants, cold start); `plan` says which of them a run's flags select."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import torch
 
-from t2v.bench import measure, twin
+from t2v.bench import kernel_checks, measure, twin
+from t2v.compiled import example_inputs, video_shape
+from t2v.kernels import fp8, temporal_attention
 from t2v.sampling import GuidedDenoiser
 from t2v.weights.export import write_export
 
@@ -24,6 +27,30 @@ CATEGORIES = (("attention", ("flash", "fmha", "attention", "mha")),
               ("fused (triton)", ("triton",)),
               ("copy / layout", ("copy", "transpose", "elementwise", "nchw", "nhwc", "cat", "index")))
 OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("matmul", "mm"))
+# --variants: our compiled path again with one opt-in change each (its own pipeline and compile), on the first
+# work size: (dtype, temporal attention); "bf16" is the plain eager pipeline in bf16, for the precision table
+VARIANTS = {"triton-attention": ("float16", "triton"), "fp8": ("fp8", "sdpa"),
+            "fp8+triton-attention": ("fp8", "triton"), "bf16": ("bfloat16", None)}
+
+
+def plan(args, device: torch.device) -> list[str]:
+    """The sections this run measures, in order: what its flags select on this device."""
+    steps = ["flops"]
+    if not args.no_diffusers:
+        steps.append("diffusers eager")
+        if args.diffusers_compile == "on" or (args.diffusers_compile == "auto" and device.type == "cuda"):
+            steps.append("diffusers compiled")
+    steps += ["ours eager", *(f"ours compiled {name}" for name in args.configs)]
+    if device.type == "cuda" and args.profile:
+        steps += ["memory", "profile"]
+    if args.fp32_check:
+        steps.append("fp32")
+    if args.kernels:
+        steps.append("kernels")
+    steps += [f"variant {name}" for name in args.variants]
+    if args.cold_start:
+        steps.append("cold start")
+    return steps
 
 
 def _free(device: torch.device) -> None:
@@ -38,20 +65,23 @@ def _row(rec, work, impl: str, seconds: float, mem: dict, latents: torch.Tensor,
 
 
 def run_all(args, config, states, device: torch.device, rec) -> None:
-    """Every section in order of importance; each row is saved as soon as it is measured."""
+    """Every section `plan` selects, in order of importance; each row is saved as soon as it is measured."""
+    steps = plan(args, device)
+    rec.extra("plan", steps)
     works = [(measure.TINY_WORK if args.tiny else measure.WORK)[name] for name in args.configs]
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     noises = {w.name: w.noise(config.unet.in_dim) for w in works}
     pipe = measure.load_ours(config, states, device, dtype)
     flops = {w.name: measure.count_flops(pipe, w, args.steps) for w in works}  # the same network in both
     rec.extra("flops", flops)
+    first = works[0]
+    shapes = kernel_checks.record_shapes(pipe.unet, _unet_inputs(pipe, first)) if "kernels" in steps else None
     del pipe
     _free(device)
-    compiled = args.diffusers_compile == "on" or (args.diffusers_compile == "auto" and device.type == "cuda")
-    theirs = {} if args.no_diffusers else diffusers_section(config, states, works, args.steps, device, dtype,
-                                                               noises, flops, rec, compiled, args.backend)
+    theirs = {} if "diffusers eager" not in steps else diffusers_section(
+        config, states, works, args.steps, device, dtype, noises, flops, rec, "diffusers compiled" in steps,
+        args.backend)
     pipe = measure.load_ours(config, states, device, dtype)
-    first = works[0]
     variants = (("ours eager (plain)", None), ("ours eager fused+NHWC", {"compile": False, "cuda_graphs": False}),
                 ("ours fused+NHWC+CUDA graphs", {"compile": False, "cuda_graphs": True}))
     for impl, options in variants:
@@ -60,7 +90,7 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
         seconds, mem, lat = measure.run_ours(pipe, first, args.steps, device, noises[first.name])
         _row(rec, first, impl, seconds, mem, lat, flops[first.name], **_errors(lat, theirs.get(first.name)))
     pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend)
-    fast = {}
+    fast, reference = {}, None
     for i, work in enumerate(works):
         if i and _late(args, 0):
             rec.extra(f"skipped_{work.name}", "the --deadline-s had passed")
@@ -70,14 +100,91 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
         _row(rec, work, "ours compiled+CUDA graphs", seconds, mem, lat, flops[work.name],
              **_errors(lat, theirs.get(work.name)))
         if i == 0:
-            if device.type == "cuda" and args.profile:
+            if "profile" in steps:
                 rec.extra("memory_by_stage", memory_section(pipe, work, device))
                 rec.extra("profile", profile_section(pipe, work, flops[work.name], device))
-            if args.fp32_check:
-                fp32_section(config, states, work, args.steps, device, noises[work.name],
-                             {"ours compiled+CUDA graphs": lat, "diffusers": theirs.get(work.name)}, rec)
-    if args.cold_start and not _late(args, 60):
+            if "fp32" in steps:
+                reference = fp32_section(config, states, work, args.steps, device, noises[work.name],
+                                         {"ours compiled+CUDA graphs": lat, "diffusers": theirs.get(work.name)}, rec)
+    del pipe
+    _free(device)
+    if shapes is not None:
+        use_fastest_correct_choice(kernels_section(shapes, device, rec), rec)
+    references = {"fp32": reference, "ours": fast.get(first.name), "diffusers": theirs.get(first.name)}
+    for name in args.variants:
+        try:
+            variant_section(name, config, states, first, args, device, noises[first.name], flops[first.name],
+                            references, rec)
+        except Exception as exc:  # one variant that fails leaves the others and the report
+            log.exception("the variant %s failed", name)
+            rec.extra(f"skipped_variant_{name}", f"failed: {exc!r}"[:500])
+            _free(device)
+    if "cold start" in steps and not _late(args, 60):
         cold_section(config, states, args, rec)
+
+
+def _unet_inputs(pipe, work) -> tuple[torch.Tensor, ...]:
+    """Random inputs of one guided UNet call of `work` (the shapes the bench's runs call it with)."""
+    shape = video_shape(pipe.config.unet, work.batch, work.frames, work.height, work.width)
+    return example_inputs(shape, next(pipe.unet.parameters()))
+
+
+def kernels_section(shapes: tuple, device: torch.device, rec) -> dict:
+    """t2v.kernels against the stock ops on one UNet call's shapes: correct, then timed (GPU); returns the
+    temporal-attention checks and timing."""
+    attentions, linears = shapes
+    rec.extra("kernel_shapes", {"temporal_attention": sorted(attentions.items()), "linear": sorted(linears.items())})
+    small = {} if device.type == "cuda" else {"frames": (1, 16, 64), "pixels": 2, "heads": 2, "dim": 16}  # CPU:
+    checks = kernel_checks.attention_correctness(device, **small)  # Triton's interpreter, small
+    rec.extra("temporal_attention_correctness", checks)
+    if device.type != "cuda":
+        rec.extra("skipped_kernel_timing", "timed on GPUs only")
+        return {"correctness": checks}
+    timing = kernel_checks.attention_timing(attentions, device)
+    rec.extra("temporal_attention_timing", timing)
+    rec.extra("fp8_linear", kernel_checks.fp8_checks(linears, device))
+    return {"correctness": checks, "timing": timing}
+
+
+def use_fastest_correct_choice(results: dict, rec) -> None:
+    """Let the variants run the kernel with the fastest (packing, rows) that was right at every frame count in
+    fp16 (the code's defaults where nothing was timed); recorded as `temporal_attention_choice`."""
+    correct = {key.split()[1] for key, c in results["correctness"].items()
+               if isinstance(c, dict) and key.startswith("float16") and c.get("frames_not_within_rounding") == []}
+    timed = {name: ms for name, ms in results.get("timing", {}).get("ms_per_unet_call", {}).items()
+             if name != "sdpa" and ms == ms and name.split("/")[0] in correct}
+    if timed:
+        packing, rows = min(timed, key=timed.get).split("/")
+        temporal_attention.PACKING, temporal_attention.ROWS = packing, int(rows)
+    rec.extra("temporal_attention_choice", f"{temporal_attention.PACKING}/{temporal_attention.ROWS}")
+
+
+def variant_section(name: str, config, states, work, args, device, noise, flops: dict, references: dict,
+                    rec) -> None:
+    """Our pipeline with one opt-in change (VARIANTS) on `work`: time, memory, final latents against fp32, our
+    fp16 compiled run and diffusers; on GPUs its kernel profile."""
+    dtype, attention = VARIANTS[name]
+    if _late(args, 0):
+        rec.extra(f"skipped_variant_{name}", "the --deadline-s had passed")
+        return
+    reason = fp8.unavailable(device) if dtype == "fp8" else None
+    if reason is not None:
+        rec.extra(f"skipped_variant_{name}", reason)
+        return
+    smoke = device.type == "cpu" and dtype == "float16"  # CPU smoke tests: the fp16 variants in fp32
+    pipe = measure.load_ours(config, states, device, None if smoke else dtype)
+    if attention is not None:
+        pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend, temporal_attention=attention)
+    seconds, mem, lat = measure.run_ours(pipe, work, args.steps, device, noise, args.repeats)
+    errors = {f"latents_vs_{key}": measure.rel_err(lat, ref) for key, ref in references.items() if ref is not None}
+    impl = f"ours plain, {name}" if attention is None else f"ours compiled+CUDA graphs, {name}"
+    _row(rec, work, impl, seconds, mem, lat, flops, **errors)
+    if "latents_vs_fp32" in errors:
+        rec.extra("vs_fp32", {**rec.data["extra"].get("vs_fp32", {}), impl: errors["latents_vs_fp32"]})
+    if device.type == "cuda" and args.profile and attention is not None:
+        rec.extra(f"profile_{name}", profile_section(pipe, work, flops, device))
+    del pipe
+    _free(device)
 
 
 def _late(args, margin: float) -> bool:
@@ -110,13 +217,14 @@ def diffusers_section(config, states, works, steps, device, dtype, noises, flops
     return latents
 
 
-def fp32_section(config, states, work, steps, device, noise, others: dict, rec) -> None:
-    """The plain pipeline in fp32 from the same noise: the reference both half-precision runs must stay near."""
+def fp32_section(config, states, work, steps, device, noise, others: dict, rec) -> torch.Tensor:
+    """The plain pipeline in fp32 from the same noise: the reference every half-precision run must stay near."""
     pipe = measure.load_ours(config, states, device, "float32")
     ref = torch.cat([r.latents for r in pipe.generate_batch(work.requests(steps), latents=noise)])
     rec.extra("vs_fp32", {name: measure.rel_err(lat, ref) for name, lat in others.items() if lat is not None})
     del pipe
     _free(device)
+    return ref
 
 
 def cold_section(config, states, args, rec) -> None:

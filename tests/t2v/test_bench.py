@@ -1,6 +1,9 @@
 """`python -m t2v bench` end to end on a tiny network on the CPU: every row, the ratio and the latents check."""
 
 import json
+from collections import Counter
+
+import torch
 
 from t2v.cli import main
 
@@ -22,3 +25,102 @@ def test_bench_times_both_pipelines_and_finds_the_same_latents(tmp_path):
     report = (tmp_path / "bench.md").read_text()
     assert "speed-up vs diffusers" in report and "vs diffusers compiled" in report
     assert "| batch4 | ours compiled+CUDA graphs |" in report
+
+
+def _bench_args(*argv: str):
+    from t2v.cli import build_parser
+
+    return build_parser().parse_args(["bench", *argv])
+
+
+def test_the_kernel_checks_and_variants_run_only_when_asked_for():
+    from t2v.bench.sections import plan
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert plan(_bench_args(), gpu) == ["flops", "diffusers eager", "diffusers compiled", "ours eager",
+                                        "ours compiled standard", "ours compiled batch4", "ours compiled zeroscope",
+                                        "memory", "profile", "fp32", "cold start"]
+    asked = _bench_args("--configs", "standard", "--no-cold-start", "--kernels", "--variants", "fp8",
+                        "triton-attention")
+    assert plan(asked, cpu) == ["flops", "diffusers eager", "ours eager", "ours compiled standard", "fp32", "kernels",
+                                "variant fp8", "variant triton-attention"]
+    assert "profile" in plan(asked, gpu) and plan(_bench_args("--no-diffusers", "--no-fp32-check"), cpu)[:2] == [
+        "flops", "ours eager"]
+
+
+def test_an_unknown_variant_is_refused_in_one_line(capsys):
+    assert main(["bench", "--device", "cpu", "--variants", "fp8", "fp4"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --variants fp4: not a variant; use any of triton-attention, fp8, fp8+triton-attention, bf16"]
+
+
+def test_the_recorded_shapes_are_those_of_one_unet_call():
+    from t2v.bench.kernel_checks import record_shapes
+    from t2v.config import tiny_config
+    from t2v.networks import build_modules
+    from t2v.unet import SpatialTransformer, TemporalTransformer
+
+    unet = build_modules(tiny_config(), device="cpu")["unet"].eval()
+    x, t, context = torch.randn(2, 4, 3, 4, 4), torch.tensor([9, 9]), torch.randn(2, 77, 64)
+    attentions, linears = record_shapes(unet, (x, t, context))
+    temporal = [m for m in unet.modules() if isinstance(m, TemporalTransformer)]
+    assert sum(attentions.values()) == 2 * len(temporal)
+    assert (2 * 4 * 4, 2, 3, 16) in attentions  # 2 rows × 4×4 pixels, 2 heads of 16, 3 frames (the first block)
+    assert sum(linears.values()) == sum(isinstance(m, torch.nn.Linear) for b in unet.modules()
+                                        if isinstance(b, SpatialTransformer | TemporalTransformer) for m in b.modules())
+    assert not unet._forward_hooks and all(not m._forward_hooks for m in unet.modules())
+
+
+def test_the_kernel_checks_pass_on_the_cpu_and_say_why_they_skip_what_needs_a_gpu(monkeypatch):
+    from t2v.bench import kernel_checks
+    from t2v.kernels import temporal_attention as ta
+
+    cpu = torch.device("cpu")
+    if ta.INTERPRETED:
+        checks = kernel_checks.attention_correctness(cpu, frames=(1, 17), pixels=2, heads=2, dim=16)
+        assert set(checks) == {"float16 batched", "float16 diagonal", "bfloat16 batched", "bfloat16 diagonal"}
+        assert all(c["frames_not_within_rounding"] == [] for c in checks.values())
+    monkeypatch.setattr(ta, "INTERPRETED", False)
+    assert "CUDA GPUs" in kernel_checks.attention_correctness(cpu)["skipped"]
+    assert "fp8 needs a CUDA GPU" in kernel_checks.fp8_checks(Counter({(8, 32, 32): 1}), cpu)["skipped"]
+
+
+def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_rows():
+    from t2v.bench import report
+
+    row = {"work": "standard", "seconds": 1.0, "videos_per_gpu_hour": 3600.0}
+    data = {"info": {"device": "H200", "torch": "2", "date": "d", "steps": 50, "config": "c"},
+            "rows": [{**row, "impl": "diffusers compiled", "seconds": 2.0},
+                     {**row, "impl": "ours compiled+CUDA graphs, fp8", "latents_vs_fp32": 0.05}],
+            "extra": {"vs_fp32": {"ours compiled+CUDA graphs": 1.7e-3, "ours compiled+CUDA graphs, fp8": 0.05},
+                      "temporal_attention_correctness": {
+                          "float16 batched": {"worst_error": 1e-3, "worst_sdpa_error": 9e-4,
+                                              "frames_not_within_rounding": []},
+                          "bfloat16 diagonal": {"error": "CompilationError('3-D dot')"}},
+                      "temporal_attention_timing": {"ms_per_unet_call": {"sdpa": 3.6, "batched/128": 0.9},
+                                                    "best": "batched/128", "per_shape": []},
+                      "fp8_linear": {"ms_per_unet_call": {"fp16_ms": 9.0, "fp8_row_ms": 7.0, "fp8_row_gemm_ms": 5.0},
+                                     "worst_relative_error": {"fp16_error": 3e-4, "fp8_row_error": 4e-2}}}}
+    text = report.markdown(data)
+    assert "| standard | ours compiled+CUDA graphs, fp8 | 1.00 | ×– | ×2.00 |" in text
+    assert "ours compiled+CUDA graphs 1.7e-03, ours compiled+CUDA graphs, fp8 5.0e-02" in text
+    assert "| float16 batched | 1.0e-03 | 9.0e-04 | none |" in text and "failed: `CompilationError" in text
+    assert "| batched/128 | 0.900 | ×4.00 |" in text
+    assert "| fp8 row scales | 7.000 | 5.000 | 4.0e-02 |" in text
+
+
+def test_the_variants_use_the_fastest_kernel_choice_that_was_right_at_every_frame_count(monkeypatch):
+    from t2v.bench.measure import Recorder
+    from t2v.bench.sections import use_fastest_correct_choice
+    from t2v.kernels import temporal_attention as ta
+
+    monkeypatch.setattr(ta, "PACKING", ta.PACKING)
+    monkeypatch.setattr(ta, "ROWS", ta.ROWS)
+    rec = Recorder(None, {})
+    correctness = {"float16 batched": {"frames_not_within_rounding": [33]},
+                   "float16 diagonal": {"frames_not_within_rounding": []}, "bfloat16 diagonal": {"error": "x"}}
+    timing = {"ms_per_unet_call": {"sdpa": 3.6, "batched/128": 0.5, "diagonal/64": 0.9, "diagonal/32": float("nan")}}
+    use_fastest_correct_choice({"correctness": correctness, "timing": timing}, rec)
+    assert (ta.PACKING, ta.ROWS) == ("diagonal", 64) and rec.data["extra"]["temporal_attention_choice"] == "diagonal/64"
+    use_fastest_correct_choice({"correctness": {"skipped": "no GPU"}}, rec)  # nothing timed: the defaults stay
+    assert rec.data["extra"]["temporal_attention_choice"] == "diagonal/64"

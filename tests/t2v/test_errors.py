@@ -10,15 +10,18 @@ from t2v import (
     GenerationRequest,
     InvalidRequest,
     T2VError,
+    UnsupportedDevice,
     VideoTooLargeError,
     WeightsError,
 )
 
 
 def test_every_error_is_a_t2v_error_and_the_bad_values_are_value_errors():
-    for error in (InvalidRequest, GenerationCancelled, WeightsError, ArchitectureError, VideoTooLargeError):
+    for error in (InvalidRequest, GenerationCancelled, WeightsError, ArchitectureError, VideoTooLargeError,
+                  UnsupportedDevice):
         assert issubclass(error, T2VError)
-    assert all(issubclass(e, ValueError) for e in (InvalidRequest, WeightsError, VideoTooLargeError))
+    assert all(issubclass(e, ValueError) for e in (InvalidRequest, WeightsError, VideoTooLargeError,
+                                                   UnsupportedDevice))
     assert issubclass(ArchitectureError, WeightsError) and not issubclass(GenerationCancelled, ValueError)
     with pytest.raises(T2VError, match="frames=0"):
         GenerationRequest("a cat", frames=0)

@@ -5,10 +5,12 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, load_pipeline
 from t2v.fast import FusedAttention, TemporalConv2dBlock, channels_last, fuse
-from t2v.unet import CrossAttention, TemporalConvBlock
+from t2v.kernels import temporal_attention as ta
+from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
 
 SMALL = {"frames": 3, "width": 64, "height": 128}
 
@@ -76,3 +78,57 @@ def test_a_batch_of_different_shapes_is_refused_naming_the_difference(pipe):
     requests = [GenerationRequest("a cat", steps=3, **SMALL), GenerationRequest("a cat", steps=4, **SMALL)]
     with pytest.raises(InvalidRequest, match=r"request 1 differs from request 0 in steps"):
         pipe.generate_batch(requests)
+
+
+def _temporal(unet) -> list[FusedAttention]:
+    return [m for block in unet.modules() if isinstance(block, TemporalTransformer) for m in block.modules()
+            if isinstance(m, FusedAttention)]
+
+
+def test_the_triton_temporal_attention_is_opt_in_and_serves_only_the_temporal_transformers(pipe):
+    pipe.optimize(compile=False)
+    fused = [m for m in pipe.unet.modules() if isinstance(m, FusedAttention)]
+    assert fused and all(m.attend is F.scaled_dot_product_attention for m in fused)
+    pipe.optimize(compile=False, temporal_attention="triton")  # set again on the UNet fused above
+    temporal = _temporal(pipe.unet)
+    assert len(temporal) == 2 * sum(isinstance(m, TemporalTransformer) for m in pipe.unet.modules())
+    assert all(m.attend is ta.temporal_attention for m in temporal)
+    spatial = [m for m in fused if all(m is not t for t in temporal)]
+    assert spatial and all(m.attend is F.scaled_dot_product_attention for m in spatial)
+
+
+def test_the_unet_with_the_triton_temporal_attention_computes_what_it_does_with_sdpa(monkeypatch):
+    pipe = load_pipeline("tiny-random", dtype="float16")
+    served, kernel = [], ta.temporal_attention
+
+    def spy(q, k, v):
+        served.append(ta.why_not(q, k, v) is None)
+        return kernel(q, k, v)
+
+    g = torch.Generator().manual_seed(0)
+    inputs = (torch.randn(1, 4, 5, 4, 4, generator=g).half(), torch.tensor([999]),
+              torch.randn(1, 77, pipe.config.unet.context_dim, generator=g).half())
+    with torch.no_grad():
+        exact = copy.deepcopy(pipe.unet).float()(*(t.float() if t.is_floating_point() else t for t in inputs))
+        sdpa = fuse(copy.deepcopy(pipe.unet))(*inputs)
+        monkeypatch.setattr(ta, "temporal_attention", spy)
+        pipe.optimize(compile=False, temporal_attention="triton")
+        triton = pipe.unet(*inputs)
+    assert len(served) == len(_temporal(pipe.unet)) and all(served)
+    assert (triton.float() - exact).abs().max() <= 2 * (sdpa.float() - exact).abs().max() + 2e-3
+
+
+def test_the_triton_temporal_attention_falls_back_to_sdpa_with_a_warning_where_it_cannot_run(pipe, monkeypatch,
+                                                                                               caplog):
+    monkeypatch.setattr(ta, "INTERPRETED", False)  # a CPU without Triton's interpreter
+    pipe.optimize(compile=False, temporal_attention="triton")
+    assert all(m.attend is F.scaled_dot_product_attention for m in _temporal(pipe.unet))
+    assert "temporal_attention='triton' is not used on cpu" in caplog.text
+
+
+@pytest.mark.parametrize(("options", "expected"), [({"temporal_attention": "flash"}, "use one of sdpa, triton"),
+                                                   ({"temporal_attention": "triton", "fused": False},
+                                                    "needs fused=True")])
+def test_temporal_attention_choices_that_cannot_work_are_refused(pipe, options, expected):
+    with pytest.raises(ValueError, match=expected):
+        pipe.optimize(compile=False, **options)

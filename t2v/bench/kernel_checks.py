@@ -1,0 +1,182 @@
+"""The benchmark's checks of t2v.kernels: correctness against the stock ops, then time, on the UNet's own shapes.
+
+Temporal attention: the Triton kernel against SDPA at every frame count 1–64 (each packing, fp16 and bf16; "ok"
+when its error against fp32 is within one output rounding of twice SDPA's own), then each (packing, rows) choice
+and SDPA timed on the temporal attentions of one guided UNet call, summed over the call. fp8: each distinct
+Linear shape of the UNet's transformers in fp16 and in fp8 (row and tensor scales): error against the fp32
+product, the GPU product against its fp32 reference arithmetic (Fp8Linear.reference), and time (the GEMM alone,
+and with the activations' eager quantisation), summed over the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from t2v.kernels import fp8
+from t2v.kernels import temporal_attention as ta
+from t2v.unet import CrossAttention, SpatialTransformer, TemporalTransformer
+
+log = logging.getLogger(__name__)
+
+ATTENTION_CHOICES = (("batched", 64), ("batched", 128), ("batched", 256), ("diagonal", 32), ("diagonal", 64),
+                     ("diagonal", 128))  # (packing, rows per program) timed on the GPU
+ROUNDING = {torch.float16: 1e-3, torch.bfloat16: 8e-3}  # one output rounding at |x| ≲ 2, as tests/t2v/kernels
+AttentionShape = tuple[int, int, int, int]  # (pixels, heads, frames, head_dim) of one temporal attention call
+LinearShape = tuple[int, int, int]  # (rows, in_features, out_features) of one Linear call
+
+
+@torch.no_grad()
+def record_shapes(unet: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[Counter, Counter]:
+    """(temporal attention shapes, transformer Linear shapes) of one call of the plain (unfused) `unet`, counted."""
+    attentions, linears, hooks = Counter(), Counter(), []
+    for block in unet.modules():
+        if not isinstance(block, SpatialTransformer | TemporalTransformer):
+            continue
+        for module in block.modules():
+            if isinstance(module, nn.Linear):
+                hooks.append(module.register_forward_hook(
+                    lambda m, args, out: linears.update([(args[0].numel() // m.in_features, m.in_features,
+                                                          m.out_features)])))
+            elif isinstance(module, CrossAttention) and isinstance(block, TemporalTransformer):
+                hooks.append(module.register_forward_hook(
+                    lambda m, args, out: attentions.update([(args[0].shape[0], m.heads, args[0].shape[1],
+                                                             m.to_q.out_features // m.heads)])))
+    try:
+        unet(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return attentions, linears
+
+
+def packed(shape: AttentionShape, dtype: torch.dtype, device: torch.device, seed: int = 0) -> tuple:
+    """q, k, v of `shape` as the fused attention hands them over: strided views of one [z, f, 3, h, d] tensor."""
+    z, heads, frames, dim = shape
+    g = torch.Generator().manual_seed(seed)
+    qkv = torch.randn(z, frames, 3, heads, dim, generator=g).to(device, dtype)
+    return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def within_rounding(out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> dict:
+    """The kernel's and SDPA's max errors against SDPA in fp32, and whether the kernel is within rounding."""
+    exact = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    ours = float((out.float() - exact).abs().max())
+    sdpa = float((F.scaled_dot_product_attention(q, k, v).float() - exact).abs().max())
+    return {"error": ours, "sdpa_error": sdpa, "ok": ours <= 2 * sdpa + ROUNDING[q.dtype]}
+
+
+def attention_correctness(device: torch.device, frames: Iterable[int] = range(1, ta.MAX_FRAMES + 1),
+                          pixels: int = 96, heads: int = 5, dim: int = 64,
+                          dtypes: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16)) -> dict:
+    """Per dtype and packing: the worst errors over `frames`, and the frame counts not within rounding."""
+    reason = ta.unavailable(device)
+    if reason is not None:
+        return {"skipped": reason}
+    results = {}
+    for dtype in dtypes:
+        for packing in ta.PACKINGS:
+            key = f"{str(dtype).removeprefix('torch.')} {packing}"
+            try:
+                checks = {}
+                for f in frames:
+                    q, k, v = packed((pixels, heads, f, dim), dtype, device, seed=f)
+                    checks[f] = within_rounding(ta.temporal_attention(q, k, v, packing=packing), q, k, v)
+            except Exception as exc:  # a kernel that does not compile here must not end the benchmark
+                log.exception("the temporal-attention kernel failed (%s)", key)
+                results[key] = {"error": repr(exc)[:500]}
+                continue
+            results[key] = {"worst_error": max(c["error"] for c in checks.values()),
+                            "worst_sdpa_error": max(c["sdpa_error"] for c in checks.values()),
+                            "frames_not_within_rounding": [f for f, c in checks.items() if not c["ok"]]}
+    return results
+
+
+def _time_ms(device: torch.device, fn: Callable, *args, repeats: int = 50, **kwargs) -> float:
+    """Mean milliseconds of `fn(*args, **kwargs)` after warm-up runs (synchronised)."""
+    for _ in range(3):
+        fn(*args, **kwargs)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn(*args, **kwargs)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return 1e3 * (time.perf_counter() - start) / repeats
+
+
+def attention_timing(shapes: Counter, device: torch.device, dtype: torch.dtype = torch.float16,
+                     choices: Iterable[tuple[str, int]] = ATTENTION_CHOICES) -> dict:
+    """Milliseconds per UNet call of its temporal attentions: SDPA and each (packing, rows) choice."""
+    totals: dict[str, float] = {"sdpa": 0.0}
+    per_shape = []
+    for shape, count in sorted(shapes.items()):
+        q, k, v = packed(shape, dtype, device)
+        row = {"shape": shape, "calls": count, "sdpa_ms": _time_ms(device, F.scaled_dot_product_attention, q, k, v)}
+        totals["sdpa"] += count * row["sdpa_ms"]
+        for packing, rows in choices:
+            name = f"{packing}/{rows}"
+            try:
+                ms = _time_ms(device, ta.temporal_attention, q, k, v, rows=rows, packing=packing)
+            except Exception:  # one choice that does not compile leaves the others to compare
+                log.exception("timing the temporal-attention kernel %s on %s failed", name, shape)
+                ms = float("nan")
+            row[f"{name}_ms"] = ms
+            totals[name] = totals.get(name, 0.0) + count * ms
+        per_shape.append(row)
+    timed = {name: ms for name, ms in totals.items() if name != "sdpa" and ms == ms}
+    return {"ms_per_unet_call": totals, "best": min(timed, key=timed.get) if timed else None,
+            "per_shape": per_shape}
+
+
+def _fp8_shape(shape: LinearShape, device: torch.device) -> dict:
+    """One Linear shape: errors against the fp32 product and times, fp16 and fp8 (row and tensor scales)."""
+    rows, n_in, n_out = shape
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, n_in, generator=g).to(device)
+    linear = nn.Linear(n_in, n_out, device=device)  # PyTorch's default initialisation, as the bench's weights
+    exact = linear(x).detach()
+    half = linear.half()
+    xh = x.half()
+    norm = float(exact.norm())
+    out = {"fp16_error": float((half(xh).float() - exact).norm()) / norm,
+           "fp16_ms": _time_ms(device, half, xh)}
+    for scaling in fp8.SCALINGS:
+        layer = fp8.Fp8Linear.from_linear(half, scaling)
+        got = layer(xh)
+        values, x_scale = fp8.quantize(xh, scaling)
+        w_scale = layer.scale.t() if scaling == "row" else layer.scale
+        dtype = fp8.ROWWISE_OUT if scaling == "row" else torch.float16
+        out |= {f"fp8_{scaling}_error": float((got.float() - exact).norm()) / norm,
+                f"fp8_{scaling}_vs_reference": float((got.float() - layer.reference(xh)).norm()) / norm,
+                f"fp8_{scaling}_ms": _time_ms(device, layer, xh),
+                f"fp8_{scaling}_gemm_ms": _time_ms(device, torch._scaled_mm, values, layer.weight.t(), x_scale,
+                                                   w_scale, out_dtype=dtype)}
+    return out
+
+
+def fp8_checks(shapes: Counter, device: torch.device) -> dict:
+    """Per transformer Linear shape of one UNet call, and summed over the call: fp16 against fp8."""
+    reason = fp8.unavailable(device)
+    if reason is not None:
+        return {"skipped": reason}
+    per_shape, totals, worst = [], Counter(), Counter()
+    for shape, count in sorted(shapes.items()):
+        try:
+            row = _fp8_shape(shape, device)
+        except Exception as exc:  # a product cuBLASLt refuses here: recorded, the others still measured
+            log.exception("the fp8 check of Linear shape %s failed", shape)
+            per_shape.append({"shape": shape, "calls": count, "error": repr(exc)[:500]})
+            continue
+        per_shape.append({"shape": shape, "calls": count, **row})
+        totals.update({k: count * v for k, v in row.items() if k.endswith("_ms")})
+        for key in (k for k in row if not k.endswith("_ms")):
+            worst[key] = max(worst[key], row[key])
+    return {"ms_per_unet_call": dict(totals), "worst_relative_error": dict(worst), "per_shape": per_shape}
