@@ -18,6 +18,7 @@ from storage import JobState, Repository, create_engine
 from tests.bot.conftest import settings_for
 from tests.bot.helpers import ROOT, WAIT, this_tree
 
+START_S = 120.0  # the model loads and the commands sync first: slow on a busy 2-core CPU
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
 
@@ -86,7 +87,8 @@ async def test_run_wires_the_whole_bot_and_stops_on_sigterm(fake_discord, tmp_pa
     monkeypatch.setitem(ASPECTS, "tiny", (64, 64))
     fake, url = fake_discord, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     bot = asyncio.create_task(run(settings_for(url, discord_guild_id=fake.guild.id)))
-    await fake.wait_for(lambda: fake.gateway.connected and fake.guild_commands, timeout=WAIT, what="a synced bot")
+    await fake.wait_for(lambda: fake.gateway.connected and fake.guild_commands, timeout=START_S,
+                        what="a synced bot")
 
     handle = await fake.slash("video", {"prompt": "a windmill turning at dusk", "aspect": "tiny"})
     result = await handle.wait_original(lambda m: bool(m.attachments), timeout=WAIT)
