@@ -148,8 +148,7 @@ def write_text(path: Path, text: str) -> None:
 # Strict checks
 # ---------------------------------------------------------------------------------------------------------------
 
-def preview_keys(keys: Iterable[str], limit: int = 8) -> str:
-    """The first `limit` keys in order, then "… and N more"."""
+def _preview(keys: Iterable[str], limit: int = 8) -> str:
     keys = sorted(keys)
     more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
@@ -163,9 +162,9 @@ def check_state_dict(state: Mapping[str, torch.Tensor], module: torch.nn.Module,
               if tuple(state[k].shape) != expected[k]}
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing keys ({preview_keys(missing)})")
+        problems.append(f"{len(missing)} missing keys ({_preview(missing)})")
     if extra:
-        problems.append(f"{len(extra)} unexpected keys ({preview_keys(extra)})")
+        problems.append(f"{len(extra)} unexpected keys ({_preview(extra)})")
     if shapes:
         shown = "; ".join(f"{k}: file {got}, model {want}" for k, (got, want) in sorted(shapes.items())[:6])
         problems.append(f"{len(shapes)} wrong shapes ({shown})")
