@@ -9,7 +9,6 @@ simplemma); run it again after upgrading either and commit the new file.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from importlib.metadata import version
 from pathlib import Path
@@ -33,16 +32,16 @@ def counts(language: str) -> dict[str, int]:
     return dict(SpellChecker(language=language, distance=1).word_frequency.dictionary)
 
 
-_LENGTHENED_RE = re.compile(r"(.)\1\1")  # "sooo", "jaaa": chat spellings, no dictionary word
-
-
 def common_words(language: str) -> list[str]:
     """A language's common words: count >= FOREIGN_MIN_COUNT in pyspellchecker's list; for German, whose list
-    counts most words 50 (only 2,930 reach 1,000), also wordfreq's GERMAN_TOP most frequent, accents dropped as the
-    gate looks them up ("Mädchen" → "madchen"), less chat spellings."""
-    words = [word for word, count in counts(language).items() if count >= FOREIGN_MIN_COUNT]
+    counts most words 50 (only 2,930 reach 1,000), also those of its words among wordfreq's GERMAN_TOP most
+    frequent (not web tokens like "https", chat spellings like "sooo" or acronyms like "html"), accents dropped as
+    the gate looks them up ("Mädchen" → "madchen")."""
+    listed = counts(language)
+    words = [word for word, count in listed.items() if count >= FOREIGN_MIN_COUNT]
     if language == "de":
-        words += [strip_accents(word) for word in top_n_list("de", GERMAN_TOP) if not _LENGTHENED_RE.search(word)]
+        words += [strip_accents(word) for word in top_n_list("de", GERMAN_TOP)
+                  if word in listed and any(vowel in word for vowel in "aeiouyäöü")]  # no acronym ("html")
     return words
 
 

@@ -7,9 +7,12 @@ slot may read as a term answers a family of evasions (docs/policy.md has the mea
 - exact word, or the prefix of a `stem*` term;
 - inflection by rule: a token whose Snowball stem differs from itself matches the terms with that stem ("nudes",
   "massacring", "school shootings", "elections + rigging"); a bare stem ("stab") matches only itself;
-- the leet and mask readings of a disguised chunk ("p0rn", "|\\|ude", "n*de", "s.e.x");
+- the leet and mask readings of a disguised chunk ("p0rn", "|\\|ude", "n*de", "s.e.x"), and its pattern, a mask
+  standing for one hidden letter or none ("nip#l_s", "strip#per"), also across two neighbouring chunks when either
+  is marked ("ni'pp les"); common words joined by marks are read as written only ("go-re", not "blood-red");
 - windows over runs of single letters ("n u d e", "K K K");
-- two neighbouring tokens joined, unless both are English words ("nu de", "car nage"; never "pen is");
+- two neighbouring tokens joined ("nu de", "car nage"); two common words only beside a two-letter fragment ("go re";
+  never "pen is") or inside a longer phrase ("real foot age");
 - repeated letters squeezed ("nuuude", "nudde"), and one edit (insert, delete, change, swap) for terms of
   MIN_FUZZY_LETTERS or more, or any length in a disguised chunk ("massacer", "p%rn"); both only for tokens that
   are not English words themselves ("bobs", "nudge" stay innocent), and an edit keeps the first letter;

@@ -132,9 +132,9 @@ class EnglishDetector:
     def __call__(self, text: str) -> bool:
         """True when text is English as a whole, clause by clause and word by word."""
         self._eldc()  # a missing model is a deployment error: let it raise (load() at start-up raises for all)
-        text = " ".join(text.split())
-        try:
-            joined = _SPACED_RE.sub(lambda m: re.sub(r"[ .\-·_*]", "", m.group()), text)
+        try:  # letters spaced within a word, words by a wider gap: "f a k e   n e w s" reads "fake news"
+            joined = " ".join(_SPACED_RE.sub(lambda m: re.sub(r"[ .\-·_*]", "", m.group()), text).split())
+            text = " ".join(text.split())
             # the cheap answers first: eldc alone, then the word list; the second opinion takes a quarter millisecond
             plain = without_names(joined)  # names judged by no detector: "Sagrada Familia timelapse"
             named = plain != strip_accents(joined) and len(plain.split()) >= MIN_PLAIN_WORDS

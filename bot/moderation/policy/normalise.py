@@ -11,7 +11,8 @@ Each step answers a family of evasions (docs/policy.md measures them):
   Latin letters with no decomposition by their Unicode name ("ɴ" LATIN LETTER SMALL CAPITAL N, "ø");
 - clauses: phrases match within a clause, never across ", ; : . ! ?" followed by a space;
 - chunks: the whitespace-separated pieces of a clause, each read as its alphanumeric parts ("gore-tex" → gore, tex)
-  and, when it mixes letters with other marks, as leet and masked readings (`chunk_readings`).
+  and, when it mixes letters with other marks, as leet and masked readings (`chunk_readings`) and as a pattern in
+  which a mask stands for one hidden letter or none (`chunk_pattern`); marks alone are separators.
 """
 
 from __future__ import annotations
