@@ -59,8 +59,10 @@ class VideoBot(commands.Bot):
         stop: Stop | None = None,
     ) -> None:
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice here: no voice warnings
+        # No message cache: every reply works from its interaction's payload, and discord.py's default cache holds
+        # the last 1,000 messages of every channel the bot sees (megabytes on a busy server, for nothing).
         super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
-                         allowed_mentions=discord.AllowedMentions.none(), help_command=None)
+                         allowed_mentions=discord.AllowedMentions.none(), help_command=None, max_messages=None)
         self.settings = settings
         self.media = MediaStore(settings.media_dir)
         views = partial(result_view, upscale=settings.upscale_model is not None)  # ⬆️ only with an upscaler
