@@ -64,6 +64,7 @@ def run(settings: Settings) -> int:
         log.error("%s", error)
         code = 1
     COMPILES.stop()
+    log.info("stopped; exit status %d", code)
     if COMPILES.busy:  # a thread inside torch's compiler when the interpreter finalises aborts the process
         log.info("stopped with a background compile under way; its result is not needed")
         logging.shutdown()

@@ -169,7 +169,10 @@ async def test_python_m_bot_at_debug_serves_a_video_and_its_log_holds_no_token_n
         interaction_tokens = [record.token for record in fake.interactions.values()]
     output = "\n".join(lines)
 
-    assert result.attachments and child.returncode == 0
+    # 255 is asyncio's report for a child something else reaped (a stale pid in subprocess's cleanup list, reused): a
+    # suite-wide race, not this child's exit, which its log then states.
+    assert result.attachments and (child.returncode == 0 or (child.returncode == 255 and
+                                                            "stopped; exit status 0" in output))
     assert " DEBUG " in output and "INTERACTION_CREATE" in output  # discord.py logged the events with their tokens
     assert BOT_TOKEN not in output and not any(token in output for token in interaction_tokens)
     assert "voice will NOT be supported" not in output
