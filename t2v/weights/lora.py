@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -210,19 +211,23 @@ def _diffusers_key(key: str, prefixed: bool) -> tuple[str, str, str] | None:
 
 
 @dataclass(frozen=True)
-class _Target:
-    key: str
-    part: int | None
+class Target:
+    """Where the weight of a layer a LoRA may adapt lives here."""
+
+    key: str  # our state-dict key
+    part: int | None  # which third of a fused in_proj weight (q, k, v); None: the whole tensor
     shape: tuple[int, ...]  # ours
     theirs: tuple[int, ...]  # diffusers' (Linear where we hold a Conv1d of kernel 1)
 
 
-def _targets(config: ModelConfig) -> dict[str, dict[str, _Target]]:
-    """Per network: diffusers module name (text encoder: without `text_model.`) → where its weight lives here."""
+@lru_cache(maxsize=4)  # seconds for the real network (two module trees on the meta device); read-only
+def targets(config: ModelConfig) -> dict[str, dict[str, Target]]:
+    """Every layer a LoRA may adapt (peft's Linear and Conv layers), per network: its diffusers module name
+    (the text encoder's without `text_model.`) → its Target."""
     shapes, maps = keys.module_shapes(config), keys.keymaps(config)
-    out: dict[str, dict[str, _Target]] = {}
+    out: dict[str, dict[str, Target]] = {}
     for network in NETWORKS:
-        keymap, targets = maps[network], {}
+        keymap, found = maps[network], {}
         for theirs, (ours, part) in keymap.sources().items():
             shape = shapes[network][ours]
             if not theirs.endswith(".weight") or len(shape) < 2 or ours.endswith(_NOT_ADAPTABLE):
@@ -230,16 +235,16 @@ def _targets(config: ModelConfig) -> dict[str, dict[str, _Target]]:
             if part is not None:
                 shape = (shape[0] // 3, *shape[1:])
             flat = (shape[0], math.prod(shape[1:])) if ours in keymap.shapes else shape
-            targets[theirs.removeprefix(keys.TEXT_PREFIX).removesuffix(".weight")] = _Target(ours, part, shape, flat)
-        out[network] = targets
+            found[theirs.removeprefix(keys.TEXT_PREFIX).removesuffix(".weight")] = Target(ours, part, shape, flat)
+        out[network] = found
     return out
 
 
-def _resolve(network: str, module: str, targets: dict[str, _Target], kohya_names: dict[str, str]) -> str | None:
+def _resolve(network: str, module: str, found: dict[str, Target], kohya_names: dict[str, str]) -> str | None:
     """The diffusers module name of a file's module name (dotted, `text_model.`-prefixed or kohya's)."""
     if network == "text_encoder":
         module = module.removeprefix(keys.TEXT_PREFIX)
-    if module in targets:
+    if module in found:
         return module
     return kohya_names.get(module.removeprefix("text_model_") if network == "text_encoder" else module)
 
@@ -266,7 +271,7 @@ def _scale(entry: _Module, module: str, cfg: Mapping[str, Any] | None) -> tuple[
     return alpha / (math.sqrt(rank) if cfg.get("use_rslora") else rank), None
 
 
-def _fits(entry: _Module, target: _Target) -> bool:
+def _fits(entry: _Module, target: Target) -> bool:
     down, up, weight = entry.down.shape, entry.up.shape, target.theirs
     return (len(down) == len(up) == len(weight) and down[1:] == weight[1:] and up[0] == weight[0]
             and up[1] == down[0] and all(size == 1 for size in up[2:]))
@@ -276,19 +281,19 @@ def _layers(modules: dict[tuple[str, str], _Module], configs: dict[str, dict[str
             problems: list[str], foreign: list[str]) -> list[LoraLayer]:
     """Check every module against the networks and build its layer; keys for another network go to `foreign`,
     other faults to `problems`, one line per kind."""
-    targets = _targets(config)
-    kohya_names = {network: {name.replace(".", "_"): name for name in found} for network, found in targets.items()}
+    adaptable = targets(config)
+    kohya_names = {network: {name.replace(".", "_"): name for name in found} for network, found in adaptable.items()}
     layers, unmatched, misfit, unpaired, seen = [], [], [], [], {}
     for (network, module), entry in modules.items():
         name = f"{network}.{module}"
         if entry.down is None or entry.up is None:
             unpaired += entry.keys
             continue
-        resolved = _resolve(network, module, targets[network], kohya_names[network])
+        resolved = _resolve(network, module, adaptable[network], kohya_names[network])
         if resolved is None:
             unmatched += entry.keys
             continue
-        target = targets[network][resolved]
+        target = adaptable[network][resolved]
         twice = seen.setdefault((network, resolved), name)
         if twice != name:
             problems.append(f"{twice} and {name} are the same layer")
