@@ -101,7 +101,8 @@ class _Module:
 def read_lora(source: str | Path | Mapping[str, torch.Tensor], config: ModelConfig,
               name: str | None = None) -> LoraWeights:
     """Read a LoRA file, a directory holding `pytorch_lora_weights.safetensors`, or a state dict, and map it onto
-    the networks of `config`; LoraError naming every key that does not fit."""
+    the networks of `config`; LoraError naming every key that does not fit. Named `name`, else after the file (its
+    stem) or the directory, else "lora"."""
     state, metadata, label = _read(source)
     modules, problems = _parse(state)
     foreign: list[str] = []
@@ -111,8 +112,10 @@ def read_lora(source: str | Path | Mapping[str, torch.Tensor], config: ModelConf
     if problems or foreign:
         hint = f". {HINT}" if foreign else ""
         raise LoraError(f"{label} does not fit the model {config.name}: {'; '.join(foreign + problems)}{hint}")
-    default = Path(label).stem if not isinstance(source, Mapping) else "lora"
-    return LoraWeights(name or default, label, tuple(layers))
+    if name is None:  # the file's stem, or the folder's name for diffusers' pytorch_lora_weights in it
+        name = "lora" if isinstance(source, Mapping) else Path(source).stem if Path(source).is_file() else Path(
+            source).name
+    return LoraWeights(name, label, tuple(layers))
 
 
 def lora_file(path: Path) -> Path:

@@ -110,8 +110,8 @@ def test_at_another_scale_fused_or_as_branches_it_generates_what_diffusers_adapt
                                                                                             full_lora, fused):
     # diffusers' set_adapters(weight) and fuse_lora(lora_scale=weight) agree within 2e-6 (docs/lora.md)
     their_full.set_adapters(["style"], adapter_weights=[0.4])
-    ours.load_lora(full_lora.parent)  # diffusers' directory layout; named after its file
-    ours.set_lora("pytorch_lora_weights", 0.4, fused=fused)
+    assert ours.load_lora(full_lora.parent) == "full"  # diffusers' directory layout, named after the directory
+    ours.set_lora("full", 0.4, fused=fused)
     assert _rel(ours_latents(ours), their_latents(their_full)) <= 1e-4
 
 
