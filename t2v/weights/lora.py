@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from safetensors import SafetensorError, safe_open
 from t2v.config import ModelConfig
 from t2v.errors import LoraError, WeightsError
 from t2v.weights import keys
-from t2v.weights.files import preview_keys, read_safetensors, torch_load
+from t2v.weights.files import check_readable, preview_keys, read_safetensors
 
 LORA_FILES = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")  # diffusers' names in a directory
 METADATA_KEY = "lora_adapter_metadata"
@@ -133,20 +134,24 @@ def _read(source: str | Path | Mapping[str, torch.Tensor]) -> tuple[dict[str, to
     if isinstance(source, Mapping):
         return dict(source), None, "the LoRA state dict"
     path = lora_file(Path(source))
-    hint = "name a LoRA file (.safetensors) or a directory holding pytorch_lora_weights.safetensors"
+    hint = "name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors"
     try:
-        if path.suffix != ".safetensors":
-            state = torch_load(path, trusted_layout=True)
-            if not isinstance(state, dict):
-                raise LoraError(f"{path} holds a {type(state).__name__}, not a state dict of LoRA tensors")
-            return state, None, str(path)
-        state = read_safetensors(path, hint=hint)
-        with safe_open(str(path), framework="pt") as f:
-            return state, (f.metadata() or {}).get(METADATA_KEY), str(path)
-    except LoraError:
-        raise
-    except (WeightsError, SafetensorError, OSError) as exc:
+        check_readable(path, hint)
+        if path.suffix == ".safetensors":
+            state = read_safetensors(path, hint=hint)
+            with safe_open(str(path), framework="pt") as f:
+                return state, (f.metadata() or {}).get(METADATA_KEY), str(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # diffusers' .bin: plain tensors only
+    except WeightsError as exc:
         raise LoraError(str(exc)) from exc
+    except pickle.UnpicklingError as exc:
+        raise LoraError(f"{path} is not a plain state dict of tensors (read with torch.load(weights_only=True), "
+                        f"which runs nothing the file names); {hint}") from exc
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise LoraError(f"{path} could not be read as a LoRA file ({type(exc).__name__}: {exc}); {hint}") from exc
+    if not isinstance(state, dict):
+        raise LoraError(f"{path} holds a {type(state).__name__}, not a state dict of LoRA tensors")
+    return state, None, str(path)
 
 
 def _configs(metadata: str | None, label: str) -> dict[str, dict[str, Any]]:
@@ -177,7 +182,7 @@ def _parse(state: Mapping[str, torch.Tensor]) -> tuple[dict[tuple[str, str], _Mo
     unknown = []
     for key, tensor in state.items():
         found = _kohya_key(key) if kohya else _diffusers_key(key, prefixed)
-        if found is None:
+        if found is None or not isinstance(tensor, torch.Tensor) or (found[2] == "alpha" and tensor.numel() != 1):
             unknown.append(key)
             continue
         network, module, kind = found

@@ -170,6 +170,16 @@ def test_older_diffusers_names_read_as_the_peft_names(plain, theirs, tmp_path):
         assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)
 
 
+def test_a_pickled_lora_reads_as_its_safetensors_and_runs_nothing(plain, full_lora, tmp_path):
+    (tmp_path / "bin").mkdir()
+    torch.save(load_file(full_lora), tmp_path / "bin" / "pytorch_lora_weights.bin")  # diffusers' other file name
+    pickled, safe = read_lora(tmp_path / "bin", plain.config), read_lora(full_lora, plain.config)
+    assert pickled.name == "bin" and len(pickled.layers) == len(safe.layers)
+    torch.save({"unet.conv_in.lora_A.weight": copy.deepcopy}, tmp_path / "code.bin")  # a pickled function
+    with pytest.raises(LoraError, match=r"code\.bin is not a plain state dict of tensors"):
+        read_lora(tmp_path / "code.bin", plain.config)
+
+
 def test_switching_styles_and_removing_them_restores_every_weight_bit_for_bit(ours, theirs, full_lora, tmp_path):
     before = _weights(ours)
     ours.load_lora(full_lora, "a")
