@@ -45,7 +45,7 @@ class Active:
 
 
 class Branches(nn.Module):
-    """A parametrization: the weight plus user scale × Σ scale·B@A of its LoRA layers, computed at every use."""
+    """A parametrization: the weight plus Σ (user scale × alpha / rank)·B@A of its LoRA layers, at every use."""
 
     def __init__(self, layers: list[LoraLayer], scale: float, like: torch.Tensor) -> None:
         super().__init__()
