@@ -45,7 +45,7 @@ class Active:
 
 
 class Branches(nn.Module):
-    """A parametrization: the weight plus user scale × Σ scale·B@A of its LoRA layers, computed at every use."""
+    """A parametrization: the weight plus Σ (user scale × alpha / rank)·B@A of its LoRA layers, at every use."""
 
     def __init__(self, layers: list[LoraLayer], scale: float, like: torch.Tensor) -> None:
         super().__init__()
@@ -60,6 +60,23 @@ class Branches(nn.Module):
                 delta = torch.cat([delta if i == part else torch.zeros_like(delta) for i in range(3)])
             weight = weight + delta
         return weight
+
+
+def by_tensor(lora: LoraWeights | None) -> dict[Key, list[LoraLayer]]:
+    """The layers of `lora` by the tensor they adapt (a fused in_proj gathers its q, k and v)."""
+    groups: dict[Key, list[LoraLayer]] = {}
+    for layer in lora.layers if lora is not None else ():
+        groups.setdefault((layer.network, layer.key), []).append(layer)
+    return groups
+
+
+def summed_delta(layers: list[LoraLayer], scale: float, like: torch.Tensor) -> torch.Tensor:
+    """`scale` × Σ (alpha / rank)·B@A over one tensor's layers, fp32 on its device, in the tensor's full shape."""
+    total = torch.zeros(like.shape, device=like.device)
+    for layer in layers:
+        rows = total if layer.part is None else total.narrow(0, layer.part * layer.shape[0], layer.shape[0])
+        rows.add_(layer.delta(like.device), alpha=scale)
+    return total
 
 
 class Styles:
@@ -99,7 +116,7 @@ class Styles:
                             "projections are fused); apply the style fused (set_lora(name, scale))")
         started = time.perf_counter()
         self._detach()
-        self._write(self._deltas(lora, scale) if lora is not None and fused else {})
+        self._write(lora if fused else None, scale)
         if lora is not None and not fused:
             self._attach(lora, scale)
         self.active = Active(lora.name, scale, fused) if lora is not None else None
@@ -123,45 +140,33 @@ class Styles:
             raise LoraError(f"no LoRA named {name!r} is loaded (loaded: {known}); load it with load_lora first")
         return None if name is None else self.loaded[name]
 
-    def _weights(self, network: str) -> dict[str, torch.Tensor]:
+    def weights(self, network: str) -> dict[str, torch.Tensor]:
         """Our keys → the tensors the network computes with (views of the fused ones on the fast path)."""
         if network == "unet":
             return live_weights(self.pipe.unet)
         return self.pipe.text_encoder.state_dict(keep_vars=True)
 
-    def _deltas(self, lora: LoraWeights, scale: float) -> dict[Key, torch.Tensor]:
-        """Each adapted weight's scale × Σ B@A, fp32 on its device, in its full shape."""
-        weights = {network: self._weights(network) for network in lora.networks()}
-        deltas: dict[Key, torch.Tensor] = {}
-        for layer in lora.layers:
-            weight = weights[layer.network][layer.key]
-            total = deltas.setdefault((layer.network, layer.key), torch.zeros(weight.shape, device=weight.device))
-            rows = total if layer.part is None else total.narrow(0, layer.part * layer.shape[0], layer.shape[0])
-            rows.add_(layer.delta(weight.device), alpha=scale)
-        return deltas
-
     @torch.no_grad()
-    def _write(self, deltas: dict[Key, torch.Tensor]) -> None:
-        """Make every weight its original + its delta: restore those no longer adapted, keep a copy of new ones."""
-        touched = self._saved.keys() | deltas.keys()
-        weights = {network: self._weights(network) for network in {network for network, _ in touched}}
+    def _write(self, lora: LoraWeights | None, scale: float = 1.0) -> None:
+        """Make every weight its original + the delta of `lora` × `scale`: restore those it does not adapt, keep a
+        copy of each it adapts for the first time. One tensor at a time, so the extra memory is one delta."""
+        groups = by_tensor(lora)
+        touched = self._saved.keys() | groups.keys()
+        weights = {network: self.weights(network) for network in {network for network, _ in touched}}
         for key in touched:
             view = weights[key[0]][key[1]]
             original = self._saved.get(key)
             if original is None:
                 original = self._saved[key] = view.clone()
-            if key in deltas:
-                view.copy_((original.float() + deltas[key]).to(view.dtype))
+            if key in groups:
+                view.copy_((original.float() + summed_delta(groups[key], scale, view)).to(view.dtype))
             else:
                 view.copy_(original)
                 del self._saved[key]
 
     def _attach(self, lora: LoraWeights, scale: float) -> None:
         """One parametrization per adapted tensor (a fused in_proj gathers its q, k and v layers)."""
-        groups: dict[Key, list[LoraLayer]] = {}
-        for layer in lora.layers:
-            groups.setdefault((layer.network, layer.key), []).append(layer)
-        for (network, key), layers in groups.items():
+        for (network, key), layers in by_tensor(lora).items():
             path, _, tensor = key.rpartition(".")
             module = getattr(self.pipe, network).get_submodule(path)
             parametrize.register_parametrization(module, tensor, Branches(layers, scale, getattr(module, tensor)))

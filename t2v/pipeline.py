@@ -75,7 +75,7 @@ class VideoPipeline(PipelineBase):
     def load_lora(self, source: str | Path | Mapping[str, torch.Tensor], name: str | None = None) -> str:
         """Read a LoRA — a `.safetensors` file, a directory with diffusers' `pytorch_lora_weights.safetensors`, or a
         state dict — and check that it fits this model (LoraError naming the keys that do not); nothing is applied
-        yet. Kept under `name` (default: the file's stem), which is returned."""
+        yet. Kept under `name` (default: the file's stem, or the directory's name), which is returned."""
         return self.styles.load(source, name)
 
     def set_lora(self, name: str | None, scale: float = 1.0, fused: bool = True) -> None:

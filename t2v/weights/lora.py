@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ from safetensors import SafetensorError, safe_open
 from t2v.config import ModelConfig
 from t2v.errors import LoraError, WeightsError
 from t2v.weights import keys
-from t2v.weights.files import preview_keys, read_safetensors, torch_load
+from t2v.weights.files import check_readable, preview_keys, read_safetensors
 
 LORA_FILES = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")  # diffusers' names in a directory
 METADATA_KEY = "lora_adapter_metadata"
@@ -100,7 +102,8 @@ class _Module:
 def read_lora(source: str | Path | Mapping[str, torch.Tensor], config: ModelConfig,
               name: str | None = None) -> LoraWeights:
     """Read a LoRA file, a directory holding `pytorch_lora_weights.safetensors`, or a state dict, and map it onto
-    the networks of `config`; LoraError naming every key that does not fit."""
+    the networks of `config`; LoraError naming every key that does not fit. Named `name`, else after the file (its
+    stem) or the directory, else "lora"."""
     state, metadata, label = _read(source)
     modules, problems = _parse(state)
     foreign: list[str] = []
@@ -110,8 +113,10 @@ def read_lora(source: str | Path | Mapping[str, torch.Tensor], config: ModelConf
     if problems or foreign:
         hint = f". {HINT}" if foreign else ""
         raise LoraError(f"{label} does not fit the model {config.name}: {'; '.join(foreign + problems)}{hint}")
-    default = Path(label).stem if not isinstance(source, Mapping) else "lora"
-    return LoraWeights(name or default, label, tuple(layers))
+    if name is None:  # the file's stem, or the folder's name for diffusers' pytorch_lora_weights in it
+        name = "lora" if isinstance(source, Mapping) else Path(source).stem if Path(source).is_file() else Path(
+            source).name
+    return LoraWeights(name, label, tuple(layers))
 
 
 def lora_file(path: Path) -> Path:
@@ -129,20 +134,24 @@ def _read(source: str | Path | Mapping[str, torch.Tensor]) -> tuple[dict[str, to
     if isinstance(source, Mapping):
         return dict(source), None, "the LoRA state dict"
     path = lora_file(Path(source))
-    hint = "name a LoRA file (.safetensors) or a directory holding pytorch_lora_weights.safetensors"
+    hint = "name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors"
     try:
-        if path.suffix != ".safetensors":
-            state = torch_load(path, trusted_layout=True)
-            if not isinstance(state, dict):
-                raise LoraError(f"{path} holds a {type(state).__name__}, not a state dict of LoRA tensors")
-            return state, None, str(path)
-        state = read_safetensors(path, hint=hint)
-        with safe_open(str(path), framework="pt") as f:
-            return state, (f.metadata() or {}).get(METADATA_KEY), str(path)
-    except LoraError:
-        raise
-    except (WeightsError, SafetensorError, OSError) as exc:
+        check_readable(path, hint)
+        if path.suffix == ".safetensors":
+            state = read_safetensors(path, hint=hint)
+            with safe_open(str(path), framework="pt") as f:
+                return state, (f.metadata() or {}).get(METADATA_KEY), str(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # diffusers' .bin: plain tensors only
+    except WeightsError as exc:
         raise LoraError(str(exc)) from exc
+    except pickle.UnpicklingError as exc:
+        raise LoraError(f"{path} is not a plain state dict of tensors (read with torch.load(weights_only=True), "
+                        f"which runs nothing the file names); {hint}") from exc
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise LoraError(f"{path} could not be read as a LoRA file ({type(exc).__name__}: {exc}); {hint}") from exc
+    if not isinstance(state, dict):
+        raise LoraError(f"{path} holds a {type(state).__name__}, not a state dict of LoRA tensors")
+    return state, None, str(path)
 
 
 def _configs(metadata: str | None, label: str) -> dict[str, dict[str, Any]]:
@@ -173,7 +182,7 @@ def _parse(state: Mapping[str, torch.Tensor]) -> tuple[dict[tuple[str, str], _Mo
     unknown = []
     for key, tensor in state.items():
         found = _kohya_key(key) if kohya else _diffusers_key(key, prefixed)
-        if found is None:
+        if found is None or not isinstance(tensor, torch.Tensor) or (found[2] == "alpha" and tensor.numel() != 1):
             unknown.append(key)
             continue
         network, module, kind = found
@@ -210,19 +219,23 @@ def _diffusers_key(key: str, prefixed: bool) -> tuple[str, str, str] | None:
 
 
 @dataclass(frozen=True)
-class _Target:
-    key: str
-    part: int | None
+class Target:
+    """Where the weight of a layer a LoRA may adapt lives here."""
+
+    key: str  # our state-dict key
+    part: int | None  # which third of a fused in_proj weight (q, k, v); None: the whole tensor
     shape: tuple[int, ...]  # ours
     theirs: tuple[int, ...]  # diffusers' (Linear where we hold a Conv1d of kernel 1)
 
 
-def _targets(config: ModelConfig) -> dict[str, dict[str, _Target]]:
-    """Per network: diffusers module name (text encoder: without `text_model.`) → where its weight lives here."""
+@lru_cache(maxsize=4)  # seconds for the real network (two module trees on the meta device); read-only
+def targets(config: ModelConfig) -> dict[str, dict[str, Target]]:
+    """Every layer a LoRA may adapt (peft's Linear and Conv layers), per network: its diffusers module name
+    (the text encoder's without `text_model.`) → its Target."""
     shapes, maps = keys.module_shapes(config), keys.keymaps(config)
-    out: dict[str, dict[str, _Target]] = {}
+    out: dict[str, dict[str, Target]] = {}
     for network in NETWORKS:
-        keymap, targets = maps[network], {}
+        keymap, found = maps[network], {}
         for theirs, (ours, part) in keymap.sources().items():
             shape = shapes[network][ours]
             if not theirs.endswith(".weight") or len(shape) < 2 or ours.endswith(_NOT_ADAPTABLE):
@@ -230,16 +243,16 @@ def _targets(config: ModelConfig) -> dict[str, dict[str, _Target]]:
             if part is not None:
                 shape = (shape[0] // 3, *shape[1:])
             flat = (shape[0], math.prod(shape[1:])) if ours in keymap.shapes else shape
-            targets[theirs.removeprefix(keys.TEXT_PREFIX).removesuffix(".weight")] = _Target(ours, part, shape, flat)
-        out[network] = targets
+            found[theirs.removeprefix(keys.TEXT_PREFIX).removesuffix(".weight")] = Target(ours, part, shape, flat)
+        out[network] = found
     return out
 
 
-def _resolve(network: str, module: str, targets: dict[str, _Target], kohya_names: dict[str, str]) -> str | None:
+def _resolve(network: str, module: str, found: dict[str, Target], kohya_names: dict[str, str]) -> str | None:
     """The diffusers module name of a file's module name (dotted, `text_model.`-prefixed or kohya's)."""
     if network == "text_encoder":
         module = module.removeprefix(keys.TEXT_PREFIX)
-    if module in targets:
+    if module in found:
         return module
     return kohya_names.get(module.removeprefix("text_model_") if network == "text_encoder" else module)
 
@@ -266,7 +279,7 @@ def _scale(entry: _Module, module: str, cfg: Mapping[str, Any] | None) -> tuple[
     return alpha / (math.sqrt(rank) if cfg.get("use_rslora") else rank), None
 
 
-def _fits(entry: _Module, target: _Target) -> bool:
+def _fits(entry: _Module, target: Target) -> bool:
     down, up, weight = entry.down.shape, entry.up.shape, target.theirs
     return (len(down) == len(up) == len(weight) and down[1:] == weight[1:] and up[0] == weight[0]
             and up[1] == down[0] and all(size == 1 for size in up[2:]))
@@ -276,19 +289,19 @@ def _layers(modules: dict[tuple[str, str], _Module], configs: dict[str, dict[str
             problems: list[str], foreign: list[str]) -> list[LoraLayer]:
     """Check every module against the networks and build its layer; keys for another network go to `foreign`,
     other faults to `problems`, one line per kind."""
-    targets = _targets(config)
-    kohya_names = {network: {name.replace(".", "_"): name for name in found} for network, found in targets.items()}
+    adaptable = targets(config)
+    kohya_names = {network: {name.replace(".", "_"): name for name in found} for network, found in adaptable.items()}
     layers, unmatched, misfit, unpaired, seen = [], [], [], [], {}
     for (network, module), entry in modules.items():
         name = f"{network}.{module}"
         if entry.down is None or entry.up is None:
             unpaired += entry.keys
             continue
-        resolved = _resolve(network, module, targets[network], kohya_names[network])
+        resolved = _resolve(network, module, adaptable[network], kohya_names[network])
         if resolved is None:
             unmatched += entry.keys
             continue
-        target = targets[network][resolved]
+        target = adaptable[network][resolved]
         twice = seen.setdefault((network, resolved), name)
         if twice != name:
             problems.append(f"{twice} and {name} are the same layer")

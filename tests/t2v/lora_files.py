@@ -65,22 +65,16 @@ def diffusers_with_lora(pipe: TextToVideoSDPipeline, lora, scale: float, fused: 
 
 
 def random_lora(config, seed: int = 0, rank: int = 2, scale: float = 0.1) -> dict[str, torch.Tensor]:
-    """A peft-layout LoRA on every adaptable layer of our networks for `config`, under diffusers' module names
-    (t2v.weights.keys), for a model with no diffusers twin such as tiny-random."""
-    from t2v.weights import keys
+    """A peft-layout LoRA on every layer of our networks for `config` that a LoRA may adapt, under diffusers'
+    module names, for a model with no diffusers twin such as tiny-random."""
+    from t2v.weights.lora import targets
 
-    shapes, maps = keys.module_shapes(config), keys.keymaps(config)
     generator = torch.Generator().manual_seed(seed)
     state = {}
-    for network in ("unet", "text_encoder"):
-        for theirs, (ours, part) in maps[network].sources().items():
-            shape = shapes[network][ours]
-            if not theirs.endswith(".weight") or len(shape) < 2 or "embedding" in ours:
-                continue
-            out, *rest = (shape[0] // 3, *shape[1:]) if part is not None else shape
-            rest = rest[:1] if ours in maps[network].shapes else rest  # diffusers' Linear for our Conv1d
-            module = f"{network}.{theirs.removeprefix(keys.TEXT_PREFIX).removesuffix('.weight')}"
-            state[f"{module}.lora_A.weight"] = scale * torch.randn(rank, *rest, generator=generator)
-            state[f"{module}.lora_B.weight"] = scale * torch.randn(out, rank, *[1] * (len(rest) - 1),
-                                                                   generator=generator)
+    for network, found in targets(config).items():
+        for module, target in found.items():
+            out, *rest = target.theirs
+            state[f"{network}.{module}.lora_A.weight"] = scale * torch.randn(rank, *rest, generator=generator)
+            state[f"{network}.{module}.lora_B.weight"] = scale * torch.randn(out, rank, *[1] * (len(rest) - 1),
+                                                                             generator=generator)
     return state

@@ -110,8 +110,8 @@ def test_at_another_scale_fused_or_as_branches_it_generates_what_diffusers_adapt
                                                                                             full_lora, fused):
     # diffusers' set_adapters(weight) and fuse_lora(lora_scale=weight) agree within 2e-6 (docs/lora.md)
     their_full.set_adapters(["style"], adapter_weights=[0.4])
-    ours.load_lora(full_lora.parent)  # diffusers' directory layout; named after its file
-    ours.set_lora("pytorch_lora_weights", 0.4, fused=fused)
+    assert ours.load_lora(full_lora.parent) == "full"  # diffusers' directory layout, named after the directory
+    ours.set_lora("full", 0.4, fused=fused)
     assert _rel(ours_latents(ours), their_latents(their_full)) <= 1e-4
 
 
@@ -168,6 +168,16 @@ def test_older_diffusers_names_read_as_the_peft_names(plain, theirs, tmp_path):
         got = {(x.network, x.key, x.part): x.delta() for x in read_lora(variant, plain.config).layers}
         expected = {(x.network, x.key, x.part): x.delta() for x in read_lora(reference, plain.config).layers}
         assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)
+
+
+def test_a_pickled_lora_reads_as_its_safetensors_and_runs_nothing(plain, full_lora, tmp_path):
+    (tmp_path / "bin").mkdir()
+    torch.save(load_file(full_lora), tmp_path / "bin" / "pytorch_lora_weights.bin")  # diffusers' other file name
+    pickled, safe = read_lora(tmp_path / "bin", plain.config), read_lora(full_lora, plain.config)
+    assert pickled.name == "bin" and len(pickled.layers) == len(safe.layers)
+    torch.save({"unet.conv_in.lora_A.weight": copy.deepcopy}, tmp_path / "code.bin")  # a pickled function
+    with pytest.raises(LoraError, match=r"code\.bin is not a plain state dict of tensors"):
+        read_lora(tmp_path / "code.bin", plain.config)
 
 
 def test_switching_styles_and_removing_them_restores_every_weight_bit_for_bit(ours, theirs, full_lora, tmp_path):
