@@ -85,8 +85,8 @@ class FusedAttention(nn.Module):
 
     def plain_weights(self) -> dict[str, torch.Tensor]:
         """CrossAttention's weights by their keys, as views of the fused ones (writing into one writes here)."""
-        q, k, v = self.weights[0].split(self.inner) if self.shared else (self.weights[0], *self.weights[1].split(
-            self.inner))
+        weights = [projection.weight for projection in self.projections]
+        q, k, v = weights[0].split(self.inner) if self.shared else (weights[0], *weights[1].split(self.inner))
         return {"to_q.weight": q, "to_k.weight": k, "to_v.weight": v,
                 **{f"to_out.{name}": tensor for name, tensor in self.to_out.state_dict(keep_vars=True).items()}}
 

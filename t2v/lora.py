@@ -153,6 +153,11 @@ class Styles:
         groups = by_tensor(lora)
         touched = self._saved.keys() | groups.keys()
         weights = {network: self.weights(network) for network in {network for network, _ in touched}}
+        fp8 = [key for key in groups if weights[key[0]][key[1]].dtype.itemsize == 1]
+        if fp8:  # e4m3 weights: a delta added there would be lost to their 3 mantissa bits
+            network, key = fp8[0]
+            raise LoraError(f"a style cannot be fused into the fp8 weight {key} of the {network} ({len(fp8)} such); "
+                            "load the model in bf16, fp16 or fp32 to use styles")
         for key in touched:
             view = weights[key[0]][key[1]]
             original = self._saved.get(key)

@@ -275,3 +275,16 @@ def test_an_unknown_style_or_scale_is_refused(plain):
     with pytest.raises(LoraError, match="scale nan is not a finite number"):
         plain.set_lora("y", float("nan"))
     plain.styles.unload("y")
+
+
+def test_a_style_is_refused_on_fp8_weights_before_any_weight_changes():
+    from t2v.kernels import fp8
+
+    pipe = load_pipeline("tiny-random")
+    fp8.quantize_unet(pipe.unet)
+    pipe.load_lora(random_lora(pipe.config), "style")
+    before = _weights(pipe)
+    with pytest.raises(LoraError, match=r"cannot be fused into the fp8 weight \S+ of the unet .* bf16, fp16 or fp32"):
+        pipe.set_lora("style")
+    assert all(torch.equal(before[key], tensor) for key, tensor in _weights(pipe).items())
+    assert pipe.styles.active is None
