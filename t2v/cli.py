@@ -57,6 +57,9 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default=None,
                    help="float32, float16, bfloat16 (default: float32 on cpu, fp16 on gpu) or fp8 (fp16 with the "
                         "UNet transformers' Linear layers in e4m3; GPUs of compute capability 8.9+; unmeasured)")
+    p.add_argument("--lora", default=None, metavar="PATH[:SCALE]",
+                   help="a LoRA style: a .safetensors file, or a folder with diffusers' "
+                        "pytorch_lora_weights.safetensors, fused at SCALE (default 1)")
 
 
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
@@ -136,6 +139,7 @@ def problems(args: argparse.Namespace) -> list[str]:
         found += _values(args, REQUEST_OPTIONS)
         found += [preflight.output_file("--output", args.output), preflight.model_source("--model", args.model),
                   preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype, args.device)]
+        found.append(None if args.lora is None else preflight.lora("--lora", args.lora))
     elif args.command == "convert":
         found += [preflight.model_source("source", args.source), preflight.output_folder("destination",
                                                                                          args.destination),
@@ -155,6 +159,9 @@ def generate(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in REQUEST_OPTIONS if getattr(args, name) is not None}
     asked = GenerationRequest(args.prompt, args.negative, **given)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    if args.lora is not None:
+        path, scale = preflight.split_lora(args.lora)
+        pipe.set_lora(pipe.load_lora(path), scale)
     request = asked.with_defaults(pipe.config)
     with tqdm(total=request.steps, desc="denoising", unit="step") as bar:
         result = pipe.generate(request, on_step=lambda step, total: bar.update(step - bar.n))

@@ -4,7 +4,9 @@
     ├── InvalidRequest (ValueError)       a generation value outside its allowed range; the message names both
     ├── GenerationCancelled               `should_cancel()` said stop; `step` of `total` steps were finished
     ├── WeightsError (ValueError)         a model source that is missing, unreadable or does not fit the network
-    │   └── ArchitectureError             a diffusers directory whose configs describe a network t2v cannot run
+    │   ├── ArchitectureError             a diffusers directory whose configs describe a network t2v cannot run
+    │   └── LoraError                     a LoRA adapter (a style) unreadable, of a kind t2v cannot apply, or
+    │                                     for another network; or a style asked of a pipeline that cannot take it
     ├── VideoTooLargeError (ValueError)   even the smallest MP4 encode is over the byte limit
     └── UnsupportedDevice (ValueError)    a precision this device cannot compute in (fp8 without fp8 tensor cores)
 
@@ -60,6 +62,10 @@ def current_user() -> str:
 
 class ArchitectureError(WeightsError):
     """A diffusers directory whose configs describe a network t2v cannot run exactly."""
+
+
+class LoraError(WeightsError):
+    """A LoRA adapter that cannot be read or applied to this model; the message names the keys that do not fit."""
 
 
 class VideoTooLargeError(T2VError, ValueError):

@@ -83,6 +83,13 @@ class FusedAttention(nn.Module):
         out = self.attend(q, k, v)  # [b, h, n, d] (a multiply-reduce form lost: perf-notes row 6)
         return self.to_out(out.transpose(1, 2).flatten(2))
 
+    def plain_weights(self) -> dict[str, torch.Tensor]:
+        """CrossAttention's weights by their keys, as views of the fused ones (writing into one writes here)."""
+        weights = [projection.weight for projection in self.projections]
+        q, k, v = weights[0].split(self.inner) if self.shared else (weights[0], *weights[1].split(self.inner))
+        return {"to_q.weight": q, "to_k.weight": k, "to_v.weight": v,
+                **{f"to_out.{name}": tensor for name, tensor in self.to_out.state_dict(keep_vars=True).items()}}
+
 
 class TemporalConv2dBlock(nn.Module):
     """TemporalConvBlock with each 3×1×1 Conv3d as a 3×1 Conv2d over [b, c, f, h·w]: a free view in channels-last."""
@@ -104,6 +111,31 @@ class TemporalConv2dBlock(nn.Module):
         for layer in self.layers:
             y = layer(y)
         return x + rearrange(y, "b c f (h w) -> (b f) c h w", h=h)
+
+    def plain_weights(self) -> dict[str, torch.Tensor]:
+        """TemporalConvBlock's weights by their keys (conv1.2, conv2.3 …), as views of these 2-D ones."""
+        out = {}
+        for i, (norm, _, conv) in enumerate(self.layers, start=1):
+            at = 2 if i == 1 else 3  # conv1 has no dropout before its convolution
+            out |= {f"conv{i}.0.weight": norm.weight, f"conv{i}.0.bias": norm.bias,
+                    f"conv{i}.{at}.weight": conv.weight.unsqueeze(-1), f"conv{i}.{at}.bias": conv.bias}
+        return out
+
+
+def live_weights(unet: nn.Module) -> dict[str, torch.Tensor]:
+    """Every tensor of the plain UNet's state dict, by its plain key, as a view of the one the UNet computes with
+    (optimised or not): writing into a view changes the network in place, so compiled functions and CUDA graphs,
+    which read the parameters where they are, stay valid (t2v.lora fuses styles this way)."""
+    unet = unet.unet if isinstance(unet, FastUNet) else unet
+    views, rewritten = {}, []
+    for name, module in unet.named_modules():
+        if isinstance(module, FusedAttention | TemporalConv2dBlock):
+            views |= {f"{name}.{key}": tensor for key, tensor in module.plain_weights().items()}
+            rewritten.append(f"{name}.")
+    for key, tensor in unet.state_dict(keep_vars=True).items():
+        if not key.startswith(tuple(rewritten)):
+            views[key] = tensor
+    return views
 
 
 def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention) -> nn.Module:

@@ -7,13 +7,16 @@ t2v.long_video and t2v.video2video, which import the driver only; this module si
 from __future__ import annotations
 
 import logging
-from functools import partial
+from collections.abc import Mapping
+from functools import cached_property, partial
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from t2v import long_video, video2video
 from t2v.driver import PipelineBase, Plan
+from t2v.lora import Styles
 from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
 from t2v.request import BATCH_KEYS, LIMITS, MAX_SEED, GenerationRequest, GenerationResult, check_batch
 
@@ -64,9 +67,27 @@ class VideoPipeline(PipelineBase):
         """Re-generate uint8 frames [F, H, W, 3] at the request's size and prompt (SDEdit; t2v.video2video)."""
         return video2video.generate_video2video(self, request, video, strength, **kwargs)
 
+    @cached_property
+    def styles(self) -> Styles:
+        """The LoRAs loaded into this pipeline and the one applied (t2v.lora)."""
+        return Styles(self)
+
+    def load_lora(self, source: str | Path | Mapping[str, torch.Tensor], name: str | None = None) -> str:
+        """Read a LoRA — a `.safetensors` file, a directory with diffusers' `pytorch_lora_weights.safetensors`, or a
+        state dict — and check that it fits this model (LoraError naming the keys that do not); nothing is applied
+        yet. Kept under `name` (default: the file's stem, or the directory's name), which is returned."""
+        return self.styles.load(source, name)
+
+    def set_lora(self, name: str | None, scale: float = 1.0, fused: bool = True) -> None:
+        """Apply the loaded LoRA `name` at `scale` (as diffusers' `fuse_lora(lora_scale=scale)`) in place of the
+        style applied before; None: no style. Fused (the default, the fast path's way) writes W + scale·B@A into
+        the weights and restores them bit for bit later; `fused=False` computes it at every use (plain path)."""
+        self.styles.apply(name, scale, fused)
+
     def optimize(self, **options) -> VideoPipeline:
         """Switch on the fast inference path (t2v.fast.optimize: fused projections, compile, CUDA graphs)."""
         from t2v.fast import optimize
 
+        self.styles.check_optimisable()
         optimize(self, **options)
         return self

@@ -1,4 +1,4 @@
-"""What the command line checks before any work: output paths, devices, dtypes, model sources.
+"""What the command line checks before any work: output paths, devices, dtypes, model sources, LoRA files.
 
 Each check returns its problem as one line — the option, the value and what would be right — or None, so a
 command can name every bad value at once and stop before it loads a model (minutes with real weights).
@@ -6,14 +6,18 @@ command can name every bad value at once and stop before it loads a model (minut
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
 from t2v.loader import DTYPES, FP8, detect_layout
+from t2v.weights.files import check_readable
+from t2v.weights.lora import lora_file
 
 Problem = str | None
 
@@ -90,4 +94,37 @@ def model_source(option: str, source: str) -> Problem:
         detect_layout(source)
     except WeightsError as exc:
         return f"{option} {source}: {exc}"
+    return None
+
+
+def split_lora(value: str) -> tuple[Path, float]:
+    """'PATH[:SCALE]' → (path, scale, 1 when not given); a path that exists as written is taken whole."""
+    path, sep, tail = value.rpartition(":")
+    if sep and not Path(value).exists():
+        try:
+            return Path(path), float(tail)
+        except ValueError:
+            pass
+    return Path(value), 1.0
+
+
+def lora(option: str, value: str) -> Problem:
+    """A LoRA file this process may read (for a folder: diffusers' file in it) whose keys name LoRA weights, and
+    a finite scale; whether it fits the model is known once the model is loaded (t2v.weights.lora)."""
+    path, scale = split_lora(value)
+    if not math.isfinite(scale):
+        return f"{option} {value}: the scale {scale} is not a finite number"
+    try:
+        file = lora_file(path)
+        check_readable(file, "name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors")
+    except WeightsError as exc:
+        return f"{option} {value}: {exc}"
+    if file.suffix == ".safetensors":
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                names = list(f.keys())
+        except (SafetensorError, OSError) as exc:
+            return f"{option} {value}: {file} is not a readable safetensors file ({exc})"
+        if not any("lora" in name for name in names):
+            return f"{option} {value}: {file} holds no LoRA weights (no key names lora); is it a model file?"
     return None

@@ -148,7 +148,8 @@ def write_text(path: Path, text: str) -> None:
 # Strict checks
 # ---------------------------------------------------------------------------------------------------------------
 
-def _preview(keys: Iterable[str], limit: int = 8) -> str:
+def preview_keys(keys: Iterable[str], limit: int = 8) -> str:
+    """The first `limit` keys in order, then "… and N more"."""
     keys = sorted(keys)
     more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
@@ -162,9 +163,9 @@ def check_state_dict(state: Mapping[str, torch.Tensor], module: torch.nn.Module,
               if tuple(state[k].shape) != expected[k]}
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing keys ({_preview(missing)})")
+        problems.append(f"{len(missing)} missing keys ({preview_keys(missing)})")
     if extra:
-        problems.append(f"{len(extra)} unexpected keys ({_preview(extra)})")
+        problems.append(f"{len(extra)} unexpected keys ({preview_keys(extra)})")
     if shapes:
         shown = "; ".join(f"{k}: file {got}, model {want}" for k, (got, want) in sorted(shapes.items())[:6])
         problems.append(f"{len(shapes)} wrong shapes ({shown})")

@@ -89,6 +89,13 @@ class KeyMap:
             out[key] = value.reshape(self.shapes[key]) if key in self.shapes else value
         return out
 
+    def sources(self) -> dict[str, tuple[str, int | None]]:
+        """diffusers key → (our key, which third of a fused in_proj it is; None for a whole tensor)."""
+        out: dict[str, tuple[str, int | None]] = {theirs: (ours, None) for ours, theirs in self.names.items()}
+        for ours, names in self.splits.items():
+            out |= {name: (ours, part) for part, name in enumerate(names)}
+        return out
+
 
 def _check_keys(got: set[str] | Mapping, expected: set[str], side: str) -> None:
     missing, extra = set(expected) - set(got), set(got) - set(expected)
@@ -214,10 +221,15 @@ def text_keymap(shapes: Mapping[str, tuple[int, ...]]) -> KeyMap:
     return keymap
 
 
+def module_shapes(config: ModelConfig) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Our state dicts' key → shape for each network of `config` (built on the meta device: no memory)."""
+    return {name: {k: tuple(v.shape) for k, v in module.state_dict().items()}
+            for name, module in build_modules(config, "meta").items()}
+
+
 def keymaps(config: ModelConfig) -> dict[str, KeyMap]:
     """One KeyMap per network ('unet', 'vae', 'text_encoder'), built from the config's module shapes."""
-    shapes = {name: {k: tuple(v.shape) for k, v in module.state_dict().items()}
-              for name, module in build_modules(config, "meta").items()}
+    shapes = module_shapes(config)
     return {"unet": unet_keymap(config.unet, shapes["unet"]),
             "vae": vae_keymap(len(config.vae.ch_mult), shapes["vae"]),
             "text_encoder": text_keymap(shapes["text_encoder"])}

@@ -175,3 +175,55 @@ def test_download_without_internet_fails_with_a_clear_message(tmp_path):
                             cwd=ROOT)
     assert result.returncode == 1
     assert "could not download" in result.stderr and "internet" in result.stderr
+
+
+def test_generate_with_a_lora_style_at_a_scale_changes_the_video(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from t2v.config import tiny_config
+    from tests.t2v.lora_files import random_lora
+
+    save_file(random_lora(tiny_config(), scale=0.3), tmp_path / "style.safetensors")
+    videos = {}
+    for name, extra in (("plain", []), ("style", ["--lora", f"{tmp_path / 'style.safetensors'}:0.7"])):
+        out = tmp_path / f"{name}.mp4"
+        assert main(["generate", "a cat", "-o", str(out), "--steps", "1", "--seed", "3", *extra]) == 0
+        with av.open(str(out)) as container:
+            videos[name] = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert any((a != b).any() for a, b in zip(videos["plain"], videos["style"], strict=True))
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("{tmp}/missing.safetensors:0.5", "{tmp}/missing.safetensors is missing; name a LoRA .safetensors file, or a "
+                                      "folder holding pytorch_lora_weights.safetensors"),
+    ("{tmp}", "{tmp} holds neither pytorch_lora_weights.safetensors nor pytorch_lora_weights.bin"),
+    ("{tmp}/model.safetensors", "{tmp}/model.safetensors holds no LoRA weights (no key names lora); is it a model "
+                                "file?"),
+    ("{tmp}/junk.safetensors", "{tmp}/junk.safetensors is not a readable safetensors file"),
+    ("{tmp}/model.safetensors:inf", "the scale inf is not a finite number"),
+])
+def test_a_lora_file_that_cannot_be_used_is_one_line_before_the_model_loads(tmp_path, capsys, no_work, value, says):
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"conv_in.weight": torch.zeros(1)}, tmp_path / "model.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    value, says = value.format(tmp=tmp_path), says.format(tmp=tmp_path)
+    assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--lora", value]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: --lora {value}: ") and says in line
+
+
+def test_a_lora_for_another_model_is_one_line_after_the_model_loads(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from t2v.config import tiny_config
+    from tests.t2v.lora_files import random_lora
+
+    state = random_lora(tiny_config())
+    state["unet.conv_in.lora_A.weight"] = state["unet.conv_in.lora_A.weight"][:, :3].contiguous()  # 3 channels, not 4
+    save_file(state, tmp_path / "other.safetensors")
+    lora = str(tmp_path / "other.safetensors")
+    assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--lora", lora]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "does not fit the model tiny-random: layers whose shapes do not fit their weight: 1 (unet.conv_in: " in line

@@ -1,0 +1,325 @@
+"""LoRA adapters ("styles") in the layouts diffusers' `TextToVideoSDPipeline.load_lora_weights` reads, mapped onto
+our UNet3D and OpenCLIP text encoder through t2v.weights.keys (diffusers' names → ours). docs/lora.md has the
+evidence for each rule.
+
+Layouts:
+- peft, as `save_lora_weights` writes it: `unet.<module>.lora_A.weight` / `.lora_B.weight`, and
+  `text_encoder.[text_model.]<module>.lora_A.weight` (transformers 5 saves without `text_model.`). The adapters'
+  LoraConfig may sit in the safetensors header under `lora_adapter_metadata` (`{"unet.r": 4, "unet.lora_alpha":
+  8, "unet.alpha_pattern": {…}, "text_encoder.r": …}`).
+- diffusers' older names: `….processor.to_q_lora.down.weight` (to_k, to_v, to_out), `….lora.down|up.weight`,
+  `….lora_linear_layer.down|up.weight`. Keys with neither a `unet.` nor a `text_encoder.` prefix are the UNet's,
+  as diffusers ≤ 0.31 read them (later versions skip such a file without a word).
+- kohya-ss: `lora_unet_<module, "." written "_">.lora_down.weight`, `.lora_up.weight`, `.alpha`; `lora_te_…` for
+  the text encoder. Names are looked up among the real module names; diffusers' own rewrite knows only the
+  spatial ones and silently drops the temporal layers' keys, which are applied here.
+
+A layer adds scale · B @ A to its weight; scale = the user's × alpha / rank (peft; alpha / √rank with use_rslora).
+alpha is the metadata's (alpha_pattern, else lora_alpha, matched as peft matches patterns), else the kohya
+`.alpha`, else the rank itself (scale 1: what diffusers and peft assume of a file that names no alpha).
+Refused with every misfit named, before anything is applied: keys that match no module, shapes that do not fit,
+halves of a pair, and kinds t2v does not apply (DoRA, LoRA biases, LyCORIS LoHa/LoKr/Tucker, embeddings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from t2v.config import ModelConfig
+from t2v.errors import LoraError, WeightsError
+from t2v.weights import keys
+from t2v.weights.files import check_readable, preview_keys, read_safetensors
+
+LORA_FILES = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")  # diffusers' names in a directory
+METADATA_KEY = "lora_adapter_metadata"
+NETWORKS = ("unet", "text_encoder")  # the file's prefixes, our networks' names
+HINT = ("t2v applies LoRAs trained for ModelScope text-to-video (diffusers' UNet3DConditionModel and its CLIP text "
+        "encoder); is this one for another model?")
+_KOHYA = {"lora_unet_": "unet", "lora_te_": "text_encoder", "lora_te1_": "text_encoder"}
+_KOHYA_PARTS = {"lora_down.weight": "down", "lora_up.weight": "up", "alpha": "alpha"}
+_SUFFIXES = {"lora_A.weight": "down", "lora_B.weight": "up", "lora.down.weight": "down", "lora.up.weight": "up",
+             "lora_linear_layer.down.weight": "down", "lora_linear_layer.up.weight": "up"}
+_OLD_ATTENTION = re.compile(r"^(?P<module>.+)\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<kind>down|up)\.weight$")
+_OLD_NAMES = {"unet": {"to_q": "to_q", "to_k": "to_k", "to_v": "to_v", "to_out": "to_out.0"},
+              "text_encoder": {"to_q": "q_proj", "to_k": "k_proj", "to_v": "v_proj", "to_out": "out_proj"}}
+_UNSUPPORTED = {"DoRA magnitudes": ("dora_scale", "lora_magnitude_vector"), "LoRA biases": (".bias",),
+                "LyCORIS factors": ("hada_", "lokr_", "lora_mid", "oft_"), "embedding adapters": ("lora_embedding",),
+                "an SDXL second text encoder": ("lora_te2_", "text_encoder_2.")}
+_NOT_ADAPTABLE = ("token_embedding.weight", "positional_embedding")  # peft adapts Linear and Conv layers only
+
+
+@dataclass(frozen=True)
+class LoraLayer:
+    """One adapted weight: scale · up @ down added to our tensor `key` (or its third `part` of q, k, v)."""
+
+    name: str  # the module as the file names it, "unet.down_blocks.0…to_q" (for messages)
+    network: str  # "unet" | "text_encoder"
+    key: str  # our state-dict key of the weight
+    part: int | None  # which third of a fused in_proj weight (q, k, v); None: the whole tensor
+    shape: tuple[int, ...]  # our shape of that tensor (or third)
+    down: torch.Tensor  # A: [rank, in, *kernel]
+    up: torch.Tensor  # B: [out, rank, 1, …]
+    scale: float  # alpha / rank (alpha / √rank with rsLoRA), before the user's scale
+
+    def delta(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """scale · up @ down in our shape (Conv1d's trailing 1 and convolution kernels included)."""
+        down, up = self.down.to(device, dtype).flatten(1), self.up.to(device, dtype).flatten(1)
+        return (self.scale * (up @ down)).reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class LoraWeights:
+    """A LoRA file read and checked against one model config: its layers, ready to fuse or attach."""
+
+    name: str
+    source: str
+    layers: tuple[LoraLayer, ...]
+
+    def networks(self) -> set[str]:
+        """The networks it adapts: 'unet', 'text_encoder' or both."""
+        return {layer.network for layer in self.layers}
+
+
+@dataclass
+class _Module:
+    down: torch.Tensor | None = None
+    up: torch.Tensor | None = None
+    alpha: float | None = None
+    keys: list[str] = field(default_factory=list)
+
+
+def read_lora(source: str | Path | Mapping[str, torch.Tensor], config: ModelConfig,
+              name: str | None = None) -> LoraWeights:
+    """Read a LoRA file, a directory holding `pytorch_lora_weights.safetensors`, or a state dict, and map it onto
+    the networks of `config`; LoraError naming every key that does not fit. Named `name`, else after the file (its
+    stem) or the directory, else "lora"."""
+    state, metadata, label = _read(source)
+    modules, problems = _parse(state)
+    foreign: list[str] = []
+    layers = _layers(modules, _configs(metadata, label), config, problems, foreign)
+    if not layers and not problems and not foreign:
+        problems.append("it holds no LoRA layers")
+    if problems or foreign:
+        hint = f". {HINT}" if foreign else ""
+        raise LoraError(f"{label} does not fit the model {config.name}: {'; '.join(foreign + problems)}{hint}")
+    if name is None:  # the file's stem, or the folder's name for diffusers' pytorch_lora_weights in it
+        name = "lora" if isinstance(source, Mapping) else Path(source).stem if Path(source).is_file() else Path(
+            source).name
+    return LoraWeights(name, label, tuple(layers))
+
+
+def lora_file(path: Path) -> Path:
+    """The file of a LoRA path: the path itself, or diffusers' file name in a directory; LoraError if none."""
+    if not path.is_dir():
+        return path
+    for file in LORA_FILES:
+        if (path / file).is_file():
+            return path / file
+    raise LoraError(f"{path} holds neither {' nor '.join(LORA_FILES)}")
+
+
+def _read(source: str | Path | Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str | None, str]:
+    """(tensors, the metadata's JSON, a label for messages)."""
+    if isinstance(source, Mapping):
+        return dict(source), None, "the LoRA state dict"
+    path = lora_file(Path(source))
+    hint = "name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors"
+    try:
+        check_readable(path, hint)
+        if path.suffix == ".safetensors":
+            state = read_safetensors(path, hint=hint)
+            with safe_open(str(path), framework="pt") as f:
+                return state, (f.metadata() or {}).get(METADATA_KEY), str(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # diffusers' .bin: plain tensors only
+    except WeightsError as exc:
+        raise LoraError(str(exc)) from exc
+    except pickle.UnpicklingError as exc:
+        raise LoraError(f"{path} is not a plain state dict of tensors (read with torch.load(weights_only=True), "
+                        f"which runs nothing the file names); {hint}") from exc
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise LoraError(f"{path} could not be read as a LoRA file ({type(exc).__name__}: {exc}); {hint}") from exc
+    if not isinstance(state, dict):
+        raise LoraError(f"{path} holds a {type(state).__name__}, not a state dict of LoRA tensors")
+    return state, None, str(path)
+
+
+def _configs(metadata: str | None, label: str) -> dict[str, dict[str, Any]]:
+    """The adapters' LoraConfig fields per network, from the header's `unet.r`, `text_encoder.lora_alpha` …"""
+    if metadata is None:
+        return {}
+    try:
+        flat = json.loads(metadata)
+    except json.JSONDecodeError as exc:
+        raise LoraError(f"{label}: its {METADATA_KEY} header is not JSON ({exc})") from exc
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items() if isinstance(flat, dict) else ():
+        network, _, name = key.partition(".")
+        out.setdefault(network, {})[name] = value
+    return out
+
+
+def _parse(state: Mapping[str, torch.Tensor]) -> tuple[dict[tuple[str, str], _Module], list[str]]:
+    """(network, module as named in the file) → its A, B and alpha; and one line per kind of key not understood."""
+    unsupported = {kind: [k for k in state if any(mark in k for mark in marks)] for kind, marks in _UNSUPPORTED.items()}
+    problems = [f"keys of {kind}, which t2v does not apply: {len(found)} ({preview_keys(found, 3)})"
+                for kind, found in unsupported.items() if found]
+    if problems:
+        return {}, problems
+    kohya = all(k.startswith(tuple(_KOHYA)) for k in state)
+    prefixed = any(k.split(".", 1)[0] in NETWORKS for k in state)
+    modules: dict[tuple[str, str], _Module] = {}
+    unknown = []
+    for key, tensor in state.items():
+        found = _kohya_key(key) if kohya else _diffusers_key(key, prefixed)
+        if found is None or not isinstance(tensor, torch.Tensor) or (found[2] == "alpha" and tensor.numel() != 1):
+            unknown.append(key)
+            continue
+        network, module, kind = found
+        entry = modules.setdefault((network, module), _Module())
+        entry.keys.append(key)
+        if kind == "alpha":
+            entry.alpha = float(tensor)
+        else:
+            setattr(entry, kind, tensor)
+    if unknown:
+        problems.append(f"keys that are not LoRA weights in a layout diffusers reads: {len(unknown)} "
+                        f"({preview_keys(unknown, 5)})")
+    return modules, problems
+
+
+def _kohya_key(key: str) -> tuple[str, str, str] | None:
+    name, _, part = key.partition(".")
+    prefix = next(p for p in _KOHYA if name.startswith(p))
+    return (_KOHYA[prefix], name[len(prefix):], _KOHYA_PARTS[part]) if part in _KOHYA_PARTS else None
+
+
+def _diffusers_key(key: str, prefixed: bool) -> tuple[str, str, str] | None:
+    network, _, rest = key.partition(".") if prefixed else ("unet", "", key)
+    if network not in NETWORKS:
+        return None
+    rest = rest.replace(".processor.", ".")  # attention-processor names of diffusers' first LoRA layout
+    old = _OLD_ATTENTION.match(rest)
+    if old:
+        return network, f"{old['module']}.{_OLD_NAMES[network][old['proj']]}", old["kind"]
+    for suffix, kind in _SUFFIXES.items():
+        if rest.endswith("." + suffix):
+            return network, rest[:-len(suffix) - 1], kind
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the weight of a layer a LoRA may adapt lives here."""
+
+    key: str  # our state-dict key
+    part: int | None  # which third of a fused in_proj weight (q, k, v); None: the whole tensor
+    shape: tuple[int, ...]  # ours
+    theirs: tuple[int, ...]  # diffusers' (Linear where we hold a Conv1d of kernel 1)
+
+
+@lru_cache(maxsize=4)  # seconds for the real network (two module trees on the meta device); read-only
+def targets(config: ModelConfig) -> dict[str, dict[str, Target]]:
+    """Every layer a LoRA may adapt (peft's Linear and Conv layers), per network: its diffusers module name
+    (the text encoder's without `text_model.`) → its Target."""
+    shapes, maps = keys.module_shapes(config), keys.keymaps(config)
+    out: dict[str, dict[str, Target]] = {}
+    for network in NETWORKS:
+        keymap, found = maps[network], {}
+        for theirs, (ours, part) in keymap.sources().items():
+            shape = shapes[network][ours]
+            if not theirs.endswith(".weight") or len(shape) < 2 or ours.endswith(_NOT_ADAPTABLE):
+                continue
+            if part is not None:
+                shape = (shape[0] // 3, *shape[1:])
+            flat = (shape[0], math.prod(shape[1:])) if ours in keymap.shapes else shape
+            found[theirs.removeprefix(keys.TEXT_PREFIX).removesuffix(".weight")] = Target(ours, part, shape, flat)
+        out[network] = found
+    return out
+
+
+def _resolve(network: str, module: str, found: dict[str, Target], kohya_names: dict[str, str]) -> str | None:
+    """The diffusers module name of a file's module name (dotted, `text_model.`-prefixed or kohya's)."""
+    if network == "text_encoder":
+        module = module.removeprefix(keys.TEXT_PREFIX)
+    if module in found:
+        return module
+    return kohya_names.get(module.removeprefix("text_model_") if network == "text_encoder" else module)
+
+
+def _pattern(patterns: Mapping[str, Any], module: str, default: Any) -> Any:
+    """peft's rank_pattern/alpha_pattern lookup: the first pattern that matches the end of the module's name."""
+    for pattern, value in patterns.items():
+        if re.match(rf"(.*\.)?({pattern})$", module):
+            return value
+    return default
+
+
+def _scale(entry: _Module, module: str, cfg: Mapping[str, Any] | None) -> tuple[float, str | None]:
+    """(alpha / rank, or a problem): alpha from the metadata, the kohya `.alpha`, or the rank (scale 1)."""
+    rank = entry.down.shape[0]
+    if cfg is None:
+        return (entry.alpha if entry.alpha is not None else rank) / rank, None
+    if cfg.get("use_dora") or cfg.get("lora_bias"):
+        return 0.0, f"{module}: its metadata asks for DoRA or LoRA biases, which t2v does not apply"
+    wanted = _pattern(cfg.get("rank_pattern") or {}, module, cfg.get("r", 8))
+    if wanted != rank:
+        return 0.0, f"{module}: rank {rank} in the file, {wanted} in its metadata"
+    alpha = _pattern(cfg.get("alpha_pattern") or {}, module, cfg.get("lora_alpha", 8))
+    return alpha / (math.sqrt(rank) if cfg.get("use_rslora") else rank), None
+
+
+def _fits(entry: _Module, target: Target) -> bool:
+    down, up, weight = entry.down.shape, entry.up.shape, target.theirs
+    return (len(down) == len(up) == len(weight) and down[1:] == weight[1:] and up[0] == weight[0]
+            and up[1] == down[0] and all(size == 1 for size in up[2:]))
+
+
+def _layers(modules: dict[tuple[str, str], _Module], configs: dict[str, dict[str, Any]], config: ModelConfig,
+            problems: list[str], foreign: list[str]) -> list[LoraLayer]:
+    """Check every module against the networks and build its layer; keys for another network go to `foreign`,
+    other faults to `problems`, one line per kind."""
+    adaptable = targets(config)
+    kohya_names = {network: {name.replace(".", "_"): name for name in found} for network, found in adaptable.items()}
+    layers, unmatched, misfit, unpaired, seen = [], [], [], [], {}
+    for (network, module), entry in modules.items():
+        name = f"{network}.{module}"
+        if entry.down is None or entry.up is None:
+            unpaired += entry.keys
+            continue
+        resolved = _resolve(network, module, adaptable[network], kohya_names[network])
+        if resolved is None:
+            unmatched += entry.keys
+            continue
+        target = adaptable[network][resolved]
+        twice = seen.setdefault((network, resolved), name)
+        if twice != name:
+            problems.append(f"{twice} and {name} are the same layer")
+            continue
+        if not _fits(entry, target):
+            misfit.append(f"{name}: A {tuple(entry.down.shape)}, B {tuple(entry.up.shape)} for a weight "
+                          f"{target.theirs}")
+            continue
+        scale, problem = _scale(entry, resolved, configs.get(network) if configs else None)
+        if problem:
+            problems.append(problem)
+            continue
+        layers.append(LoraLayer(name, network, target.key, target.part, target.shape, entry.down, entry.up, scale))
+    if unmatched:
+        foreign.append(f"keys that match no layer of the model: {len(unmatched)} ({preview_keys(unmatched, 5)})")
+    if misfit:
+        foreign.append(f"layers whose shapes do not fit their weight: {len(misfit)} ({'; '.join(sorted(misfit)[:5])}"
+                       f"{' …' if len(misfit) > 5 else ''})")
+    if unpaired:
+        problems.append(f"keys without their A or B half: {len(unpaired)} ({preview_keys(unpaired, 5)})")
+    return layers
