@@ -155,7 +155,7 @@ def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attenti
     return unet
 
 
-def temporal_attend(kind: str, device: torch.device) -> Attend:
+def choose_temporal_attention(kind: str, device: torch.device) -> Attend:
     """The temporal transformers' attention: "sdpa", or "triton" (t2v.kernels.temporal_attention) where the device
     can run it; elsewhere SDPA with a warning naming why."""
     if kind not in TEMPORAL_ATTENTION:
@@ -212,7 +212,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
     if temporal_attention != "sdpa" and not fused:
         raise ValueError(f"temporal_attention={temporal_attention!r} needs fused=True (it serves the fused attention)")
-    attend = temporal_attend(temporal_attention, pipe.device)
+    attend = choose_temporal_attention(temporal_attention, pipe.device)
     if fused:
         fuse(unet, attend)
     if layout:
