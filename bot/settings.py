@@ -95,6 +95,11 @@ def _problem(text: str) -> PydanticCustomError:
     return PydanticCustomError(_OUR_ERRORS, text.replace("{", "{{").replace("}", "}}"))
 
 
+def fast_path_on(optimize: str, device: str) -> bool:
+    """Whether workers on `device` use t2v's fast path (compiled): T2V_OPTIMIZE `on`, or `auto` on a CUDA device."""
+    return optimize == "on" or (optimize == "auto" and device.startswith("cuda"))
+
+
 class Settings(BaseSettings):
     """Everything the bot reads from its environment; field NAME is read from the variable NAME (any case)."""
 

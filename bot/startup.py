@@ -1,8 +1,9 @@
 """What `python -m bot` checks and waits for before it serves.
 
 `check_environment`: what the settings name must be there and usable — the GPUs of T2V_DEVICE, the weights of
-T2V_MODEL and UPSCALE_MODEL, a MEDIA_DIR and a SQLite database this user may write. Each problem is one line of a
-SettingsError (exit status 2), found before the database is created or a model loaded.
+T2V_MODEL and UPSCALE_MODEL, a MEDIA_DIR, a SQLite database and (where this host compiles) a T2V_COMPILE_CACHE
+this user may write. Each problem is one line of a SettingsError (exit status 2), found before the database is
+created or a model loaded.
 
 `Retry` and `Stop`: what is outside the bot's control (the database at container start, Discord during an outage) is
 tried again with backoff for STARTUP_RETRY_S, then given up on as one Unreachable line (exit status 1, for the
@@ -22,7 +23,7 @@ from typing import TypeVar
 
 from bot.errors import SettingsError, StopRequested, Unreachable
 from bot.gpu.executor import check_devices
-from bot.settings import Settings
+from bot.settings import Settings, fast_path_on
 from storage import urls
 from t2v.config import TINY_RANDOM
 from t2v.errors import current_user
@@ -41,7 +42,8 @@ DEPLOYED_AS = "the Docker image runs as uid 10001, the systemd unit as user vide
 def check_environment(settings: Settings) -> None:
     """Raise SettingsError with one line per thing the settings name that is missing or unusable here."""
     problems = [*_compute_problems(settings), writable_folder("MEDIA_DIR", str(settings.media_dir),
-                                                               settings.media_dir), database_file_problem(settings)]
+                                                               settings.media_dir), database_file_problem(settings),
+                compile_cache_problem(settings)]
     problems = [problem for problem in problems if problem]
     if problems:
         raise SettingsError(problems)
@@ -85,6 +87,14 @@ def writable_folder(setting: str, value: str, folder: Path) -> str | None:
         return (f"{setting}={value}: user {current_user()} cannot create files in {existing} ({error.strerror}); "
                 f"set {setting} to a folder it may write")
     return None
+
+
+def compile_cache_problem(settings: Settings) -> str | None:
+    """The compile cache's folder, where this host's workers compile (T2V_OPTIMIZE on this host's devices)."""
+    compiles = any(fast_path_on(settings.t2v_optimize, device.strip()) for device in settings.t2v_device.split(","))
+    if settings.t2v_executor == "ray" or not compiles:
+        return None
+    return writable_folder("T2V_COMPILE_CACHE", str(settings.compile_cache), settings.compile_cache)
 
 
 def database_file_problem(settings: Settings) -> str | None:

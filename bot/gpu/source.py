@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.gpu.compiles import COMPILES, label
 from bot.gpu.models import ASPECTS, Models, describe
-from bot.settings import BATCH_MAX, MAX_FRAMES, Settings
+from bot.settings import BATCH_MAX, MAX_FRAMES, Settings, fast_path_on
 
 if TYPE_CHECKING:
     from t2v.pipeline import VideoPipeline
@@ -66,8 +66,8 @@ class ModelSource:
         return models
 
     def fast_on(self, device: str) -> bool:
-        """Whether workers on `device` use t2v's fast path: `on`, or `auto` on a CUDA device."""
-        return self.optimize == "on" or (self.optimize == "auto" and device.startswith("cuda"))
+        """Whether workers on `device` use t2v's fast path."""
+        return fast_path_on(self.optimize, device)
 
     def _make_fast(self, models: Models, device: str) -> None:
         """t2v.fast.optimize with compiles in the background thread, and the expected shapes queued there."""

@@ -139,6 +139,7 @@ def test_no_model_at_all_asks_for_the_weights_and_offers_tiny_random_for_tests_o
 
 def test_folders_the_bot_may_not_write_are_permission_denied_naming_the_user_and_the_file(tmp_path: Path):
     media, database = tmp_path / "shared" / "media", tmp_path / "bot.db"
+    cache = tmp_path / "shared" / "compile-cache"
     media.parent.mkdir()
     media.parent.chmod(0o555)
     database.touch(mode=0o600)
@@ -146,16 +147,19 @@ def test_folders_the_bot_may_not_write_are_permission_denied_naming_the_user_and
     # root may write anywhere: without these two capabilities it meets the permission bits like any user
     as_a_user = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
     assert not as_a_user or shutil.which("setpriv"), "util-linux's setpriv runs the child as a user would"
-    result = run_bot(tmp_path, env_for(tmp_path, MEDIA_DIR=str(media)), prefix=tuple(as_a_user))
+    env = env_for(tmp_path, MEDIA_DIR=str(media), T2V_OPTIMIZE="on", T2V_COMPILE_CACHE=str(cache))  # compiles here
+    result = run_bot(tmp_path, env, prefix=tuple(as_a_user))
 
     assert result.returncode == 2
-    [media_line, database_line] = said(result)
+    [media_line, database_line, cache_line] = said(result)
     user = f"user {_user()}"
     assert media_line.startswith(f"error: MEDIA_DIR={media}: permission denied: {user} may not create files in "
                                  f"{media.parent}; make it writable for that user")
     assert database_line.startswith(f"error: DATABASE_URL=sqlite+aiosqlite:///{database}: permission denied: {user} "
                                     f"may not read and write {database} (uid {os.geteuid()}, mode 0)")
-    assert not media.exists() and database.stat().st_size == 0
+    assert cache_line.startswith(f"error: T2V_COMPILE_CACHE={cache}: permission denied: {user} may not create files "
+                                 f"in {cache.parent}; make it writable for that user")
+    assert not media.exists() and not cache.exists() and database.stat().st_size == 0
 
 
 def _user() -> str:
