@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import discord
+import yarl
 from discord import app_commands
 from discord.ext import commands
 
@@ -86,8 +87,12 @@ class VideoBot(commands.Bot):
         retry = Retry(self.settings.startup_retry_s, self.stop)
 
         async def reach(token: str) -> Any:
-            return await retry(lambda: self._login_once(static_login, token), transient=self._unreachable,
+            user = await retry(lambda: self._login_once(static_login, token), transient=self._unreachable,
                                what=f"Discord at {discord.http.Route.BASE}", check=self._what_to_check())
+            gateway = yarl.URL(str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY))
+            await retry(lambda: self._probe(gateway), transient=self._unreachable,
+                        what=f"Discord's gateway at {gateway}", check=self._what_to_check(gateway))
+            return user
 
         self.http.static_login = reach  # type: ignore[method-assign]  # discord.py's login calls it first
         try:
@@ -112,6 +117,15 @@ class VideoBot(commands.Bot):
             self.http.connector = discord.utils.MISSING  # the next try makes a fresh one (closing closed this one)
             raise
 
+    async def _probe(self, gateway: yarl.URL) -> None:
+        """One TCP connection to the gateway's host and port within DISCORD_LOGIN_TIMEOUT_S, closed at once: a
+        gateway out of reach while the REST API answers is found here, not in discord.py's reconnect loop."""
+        port = gateway.port or (443 if gateway.scheme == "wss" else 80)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(gateway.host, port),
+                                           self.settings.discord_login_timeout_s)
+        writer.close()
+        await writer.wait_closed()
+
     def _unreachable(self, error: Exception) -> str | None:
         """The few words on a login that failed because Discord could not be reached; None for any other error."""
         if isinstance(error, TimeoutError):  # before OSError, of which it is one
@@ -122,10 +136,13 @@ class VideoBot(commands.Bot):
             return str(error) or type(error).__name__
         return None
 
-    def _what_to_check(self) -> str:
-        proxy = self.settings.discord_api_base is not None
-        return ("DISCORD_API_BASE and that the proxy there is running" if proxy else
-                f"this host's network connection, DNS and firewall, and Discord's status at {DISCORD_STATUS}")
+    def _what_to_check(self, gateway: yarl.URL | None = None) -> str:
+        """What an operator checks when the REST API, or else the `gateway`, is out of reach."""
+        setting = "DISCORD_API_BASE" if gateway is None else "DISCORD_GATEWAY_URL"
+        if getattr(self.settings, setting.lower()) is not None:
+            return f"{setting} and that the proxy there is running"
+        opening = "" if gateway is None else f" (connections to {gateway.host}:{gateway.port or 443})"
+        return f"this host's network connection, DNS and firewall{opening}, and Discord's status at {DISCORD_STATUS}"
 
     async def setup_hook(self) -> None:
         """Start the service, add the cogs, sync the commands (to the development guild when one is set)."""

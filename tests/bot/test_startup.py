@@ -204,6 +204,26 @@ def test_discord_out_of_reach_is_tried_again_then_one_line_and_exit_1(tmp_path: 
     assert not any("pipeline loaded" in line for line in lines)
 
 
+async def test_a_gateway_out_of_reach_while_the_api_answers_is_tried_again_then_one_line_and_exit_1(
+        tmp_path: Path, fake_discord: FakeDiscord, dead_port: int):
+    gateway = f"ws://127.0.0.1:{dead_port}"
+    env = env_for(tmp_path, DISCORD_TOKEN=fake_discord.token, DISCORD_API_BASE=fake_discord.api_url,
+                  DISCORD_GATEWAY_URL=gateway, DISCORD_GUILD_ID=str(fake_discord.guild.id))
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
+                                                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                                                 stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(child.communicate(), START_S)
+    lines = stderr.decode().splitlines()
+
+    assert child.returncode == 1
+    [line] = errors(lines)
+    assert f"cannot reach Discord's gateway at {gateway}: " in line and "Connect call failed" in line
+    assert line.endswith("check DISCORD_GATEWAY_URL and that the proxy there is running")
+    assert [r.status for r in fake_discord.requests_to("GET /users/@me")] == [200]  # the API answered, once
+    assert any("trying again in" in line for line in lines) and not any("Traceback" in line for line in lines)
+    assert not any("pipeline loaded" in line for line in lines)  # given up on before the model loads
+
+
 def test_a_discord_that_accepts_and_never_answers_is_given_up_on_after_the_login_timeout(tmp_path: Path,
                                                                                         silent_port: int):
     api = f"http://127.0.0.1:{silent_port}/api/v10"
