@@ -30,7 +30,7 @@ from bot.startup import Retry, Stop
 from bot.ui.cogs.moderation import ModerationCog
 from bot.ui.cogs.moderation_operator import OperatorGroup
 from bot.ui.cogs.quota import QuotaCog
-from bot.ui.cogs.results import ResultButton, ResultsCog, result_view
+from bot.ui.cogs.results import DeleteChoice, ResultButton, ResultsCog, result_view
 from bot.ui.cogs.servers import ServersCog
 from bot.ui.cogs.showcase import ShowcaseGroup
 from bot.ui.cogs.video import VideoCog
@@ -155,7 +155,8 @@ class VideoBot(commands.Bot):
         await self.add_cog(video)
         await self.add_cog(ResultsCog(video, self._repo, self.showcase, self.media, self.settings,
                                       self.service.moderation))
-        self.add_dynamic_items(ResultButton, VoteButton)  # buttons on messages from before this start work too
+        # buttons on messages from before this start work too
+        self.add_dynamic_items(ResultButton, DeleteChoice, VoteButton)
         if self.settings.media_keep_days:
             self.retention = Retention(self.media, self.showcase.repo, self.settings.media_keep_days)
             await self.retention.start()

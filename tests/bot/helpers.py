@@ -277,6 +277,21 @@ def has_video(message: FakeMessage) -> bool:
     return any(a.filename.endswith(".mp4") for a in message.attachments)
 
 
+async def delete_result(fake: FakeDiscord, result: FakeMessage, job_id: int, user: FakeUser, *,
+                        confirm: bool = True) -> FakeMessage:
+    """🗑 on `result`, then "Delete for good" (or, unless `confirm`, "Keep it") in the private confirmation; what the
+    presser is left with: the confirmation's last state, the private result itself, or the refusal."""
+    pressed = await fake.click(result, f"video:delete:{job_id}", user=user)
+    await pressed.wait_callback()
+    asked = pressed.answer
+    choice = f"video:delete-{'yes' if confirm else 'no'}:{job_id}:{0 if result.ephemeral else result.id}"
+    if asked is None or choice not in asked.custom_ids():
+        return await pressed.wait_answer()  # refused: nothing to confirm
+    chosen = await fake.click(asked, choice, user=user)
+    await chosen.wait_callback()
+    return await chosen.wait_answer()
+
+
 def contents(message: FakeMessage) -> list[str]:
     """Every content the message has shown, oldest first, ending with the current one."""
     return [h["content"] for h in message.history] + [message.content]

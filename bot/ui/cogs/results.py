@@ -8,8 +8,10 @@ the database, so a message posted before a restart still works. Who may press wh
   with the upscaler at its size (bot.jobs.upscale), through /video's queue, caps and quota (it counts UPSCALE_COST).
 - ⭐: any member may nominate a public, finished result (one nomination per video); moderators decide with
   `/videomod showcase`. Private results have no ⭐ button, and a nomination of one is refused anyway.
-- 🗑: the requester or a moderator of the job's server; the message goes, the job is marked deleted, its kept MP4 is
-  removed and it leaves the showcase channel and the gallery. A deleted job cannot be rerolled, edited or nominated.
+- 🗑: the requester or a moderator of the job's server, after a private confirmation (`DeleteChoice`: a public
+  result asks in a message only the presser sees; a private one swaps its buttons for the choice); the message goes,
+  the job is marked deleted, its kept MP4 is removed and it leaves the showcase channel and the gallery. A deleted
+  job cannot be rerolled, edited or nominated.
 The ✏️ form itself lives in memory (discord.py keeps modals only for the running process): a form opened before a
 restart cannot be submitted after it, but pressing ✏️ again opens a fresh one.
 """
@@ -72,6 +74,44 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
             await answer_privately(interaction, "This button is not available right now; please try again later.")
             return
         await cog.press(interaction, self.action, self.job_id)
+
+
+class DeleteChoice(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                   template=r"video:delete-(?P<choice>yes|no):(?P<job>\d+):(?P<message>\d+)"):
+    """"Delete for good" or "Keep it" after a 🗑 press; `message` is the public result's id, 0 for a private result,
+    which carries the choice itself."""
+
+    def __init__(self, choice: str, job_id: int, message_id: int) -> None:
+        label, style = ("Delete for good", discord.ButtonStyle.danger) if choice == "yes" else (
+            "Keep it", discord.ButtonStyle.secondary)
+        super().__init__(discord.ui.Button(label=label, style=style,
+                                           custom_id=f"video:delete-{choice}:{job_id}:{message_id}"))
+        self.choice, self.job_id, self.message_id = choice, job_id, message_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> DeleteChoice:
+        """Rebuild the choice from its custom_id (after a restart, too)."""
+        return cls(match["choice"], int(match["job"]), int(match["message"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Let the Results cog carry out the choice; answer privately if it is not loaded."""
+        cog = interaction.client.get_cog(RESULTS_COG) if isinstance(interaction.client, commands.Bot) else None
+        if not isinstance(cog, ResultsCog):
+            await answer_privately(interaction, "This button is not available right now; please try again later.")
+            return
+        try:
+            await cog.delete_choice(interaction, self.choice == "yes", self.job_id, self.message_id)
+        except Exception as error:
+            await answer_error(interaction, error, f"Delete of job #{self.job_id}")
+
+
+def delete_choices(job_id: int, message_id: int) -> discord.ui.View:
+    """The two buttons of a delete confirmation."""
+    view = discord.ui.View(timeout=None)
+    for choice in ("yes", "no"):
+        view.add_item(DeleteChoice(choice, job_id, message_id))
+    return view
 
 
 def result_view(job: JobRecord, upscale: bool = False) -> discord.ui.View:
@@ -206,14 +246,40 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             raise Denied(f"The video of job #{job_id} is no longer available, so it cannot be showcased.")
         await self.media.save(job_id, await video.read())
 
-    async def _delete(self, interaction: discord.Interaction, job_id: int) -> None:
-        """Requester or moderator: delete the message, mark the job deleted, drop its MP4 and showcase post."""
+    async def _deletable(self, interaction: discord.Interaction, job_id: int) -> JobRecord:
+        """The job, when the presser is its requester or a moderator of its server; else Denied."""
         job = await self.repo.get_job(job_id)
         if job is None:
             raise Denied(f"Job #{job_id} no longer exists.")
         moderator = is_moderator(interaction.user, self.settings) and job.guild_id == interaction.guild_id  # theirs
         if job.user_id != interaction.user.id and not moderator:
             raise Denied(f"Job #{job_id} is not yours; only its requester or a moderator can delete it.")
+        return job
+
+    async def _delete(self, interaction: discord.Interaction, job_id: int) -> None:
+        """Ask first, privately: a public result in a message only the presser sees, a private one in its buttons."""
+        await self._deletable(interaction, job_id)
+        message = interaction.message
+        if message is not None and message.flags.ephemeral:  # only its requester sees it: the choice goes there
+            await interaction.response.edit_message(view=delete_choices(job_id, 0))
+            return
+        await interaction.response.send_message(
+            f"Delete job #{job_id} for good? The message, the kept video and any showcase post go, and it cannot be "
+            "rerolled afterwards.", view=delete_choices(job_id, message.id if message is not None else 0),
+            ephemeral=True)
+
+    async def delete_choice(self, interaction: discord.Interaction, delete: bool, job_id: int,
+                            message_id: int) -> None:
+        """Carry out the confirmation's choice: delete the result (`message_id`, or the private result pressed), or
+        keep it."""
+        job = await self._deletable(interaction, job_id)
+        if not delete:
+            if message_id == 0:  # the private result itself: its own buttons back
+                view = result_view(job, upscale=self.settings.upscale_model is not None)
+                await interaction.response.edit_message(view=view)
+            else:
+                await interaction.response.edit_message(content=f"Kept job #{job_id}.", view=None)
+            return
         await self.showcase_repo.delete_job(job_id)
         await self.media.delete(job_id)
         await self.showcase.withdraw(job_id)
@@ -222,16 +288,16 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         if not own:
             await self._audit(interaction.user.id, "result.delete", f"job:{job_id}", {"requester": job.user_id},
                               job.guild_id)
-        message = interaction.message
-        if message is not None and message.flags.ephemeral:  # only the interaction can change an ephemeral result
+        if message_id == 0:  # only the interaction can change an ephemeral result
             await interaction.response.edit_message(content=f"🗑️ Deleted job #{job_id}.", attachments=[], view=None)
             return
-        if message is not None:
-            try:
-                await message.delete()
-            except discord.NotFound:
-                log.info("job %d: its message was already gone", job_id)
-        await interaction.response.send_message(f"🗑️ Deleted job #{job_id}.", ephemeral=True)
+        partial = getattr(interaction.channel, "get_partial_message", None)  # text channels, threads, DMs
+        try:
+            if partial is not None:
+                await partial(message_id).delete()
+        except discord.NotFound:
+            log.info("job %d: its message was already gone", job_id)
+        await interaction.response.edit_message(content=f"🗑️ Deleted job #{job_id}.", view=None)
 
     async def _audit(self, actor: int, action: str, target: str, details: dict[str, Any], guild_id: int | None) -> None:
         """An audit-log row of the server for a moderator's action; a failure to write it is logged, not shown."""

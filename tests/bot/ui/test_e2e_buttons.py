@@ -7,7 +7,7 @@ import pytest
 from storage import JobState
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.helpers import has_video, video
+from tests.bot.helpers import delete_result, has_video, video
 from tests.fakediscord import FakeMessage, FakeUser, action_row, button
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -93,7 +93,7 @@ async def test_delete_by_the_requester_removes_the_message_the_kept_video_and_bl
         bob = fake.make_user(name="bob")
         result = await first_result(stack, bob)
         stale = fake.seed_message("an older copy", components=[action_row(*(button(b) for b in BUTTONS))])
-        answer = await (await fake.click(result, "video:delete:1", user=bob)).wait_answer()
+        answer = await delete_result(fake, result, 1, bob)
         job = await stack.job(1)
         refusals = [await (await fake.click(stale, b, user=bob)).wait_answer() for b in BUTTONS[:3]]
 
@@ -103,12 +103,56 @@ async def test_delete_by_the_requester_removes_the_message_the_kept_video_and_bl
     assert len(await stack.jobs()) == 1
 
 
+async def test_delete_asks_privately_first_and_keep_it_changes_nothing(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await first_result(stack, bob)
+        asked = await (await fake.click(result, "video:delete:1", user=bob)).wait_answer()
+        kept = await delete_result(fake, result, 1, bob, confirm=False)
+        job = await stack.job(1)
+
+    assert asked.ephemeral and asked.content.startswith("Delete job #1 for good? The message, the kept video")
+    assert asked.custom_ids() == [f"video:delete-yes:1:{result.id}", f"video:delete-no:1:{result.id}"]
+    assert kept.ephemeral and kept.content == "Kept job #1." and kept.components == []
+    assert not result.deleted and job.deleted_at is None and media_file(stack, 1).exists()
+
+
+async def test_a_private_result_asks_in_its_own_buttons_and_keep_it_gives_them_back(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await first_result(stack, bob, private=True)
+        buttons = result.custom_ids()
+        pressed = await fake.click(result, "video:delete:1", user=bob)
+        await pressed.wait_callback()
+        asking = result.custom_ids()
+        await (await fake.click(result, "video:delete-no:1:0", user=bob)).wait_callback()
+        job = await stack.job(1)
+
+    assert pressed.callback_type == 7 and asking == ["video:delete-yes:1:0", "video:delete-no:1:0"]
+    assert has_video(result) and result.custom_ids() == buttons and job.deleted_at is None
+
+
+async def test_someone_elses_confirmation_deletes_nothing(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob, eve = fake.make_user(name="bob"), fake.make_user(name="eve")
+        result = await first_result(stack, bob)
+        forged = fake.seed_message("forged", components=[action_row(button(f"video:delete-yes:1:{result.id}"))])
+        refusal = await (await fake.click(forged, f"video:delete-yes:1:{result.id}", user=eve)).wait_answer()
+        job = await stack.job(1)
+
+    assert refusal.ephemeral and "is not yours" in refusal.content
+    assert not result.deleted and job.deleted_at is None
+
+
 async def test_a_moderator_may_delete_someone_elses_result(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
         mod = fake.make_user(name="mod", roles=[fake.moderator_role])
         result = await first_result(stack, fake.make_user(name="bob"))
-        answer = await (await fake.click(result, "video:delete:1", user=mod)).wait_answer()
+        answer = await delete_result(fake, result, 1, mod)
         job = await stack.job(1)
 
     assert answer.content == "🗑️ Deleted job #1." and result.deleted and job.deleted_at is not None
@@ -124,7 +168,7 @@ async def test_buttons_on_a_message_from_before_a_restart_still_work(stacks: Sta
         rerolled = await (await fake.click(old, "video:reroll:1", user=bob)).wait_original(has_video)
         nominated = await (await fake.click(old, "video:showcase:1", user=fake.make_user(name="ann"))).wait_answer()
         entry = await stack.bot.showcase.repo.get(1)
-        deleted = await (await fake.click(old, "video:delete:1", user=bob)).wait_answer()
+        deleted = await delete_result(fake, old, 1, bob)
         jobs = await stack.jobs()
 
     assert rerolled.content.startswith(f"<@{bob.id}> here is your video · job #2")
@@ -142,14 +186,12 @@ async def test_a_private_result_has_no_showcase_button_keeps_no_file_and_cannot_
         buttons = result.custom_ids()
         forged = fake.seed_message("forged", components=[action_row(button("video:showcase:1"))])
         refusal = await (await fake.click(forged, "video:showcase:1", user=bob)).wait_answer()
-        deleted = await fake.click(result, "video:delete:1", user=bob)
-        await deleted.wait_callback()
+        await delete_result(fake, result, 1, bob)
 
     assert result.ephemeral and buttons == ["video:reroll:1", "video:edit:1", "video:delete:1"]
     assert not media_file(stack, 1).exists()
     assert refusal.ephemeral and "private" in refusal.content
     assert await stack.bot.showcase.repo.get(1) is None
-    assert deleted.callback_type == 7  # an ephemeral result is replaced in place
     assert result.content == "🗑️ Deleted job #1." and result.attachments == [] and result.components == []
 
 
@@ -184,7 +226,7 @@ async def test_a_moderator_deleting_someone_elses_result_is_audited(stacks: Stac
         fake = stack.fake
         mod, bob = fake.make_user(name="mod", roles=[fake.moderator_role]), fake.make_user(name="bob")
         result = await first_result(stack, bob)
-        await (await fake.click(result, "video:delete:1", user=mod)).wait_answer()
+        await delete_result(fake, result, 1, mod)
         [row] = await stack.moderation.repo.latest_audit(5, guild_id=fake.guild.id)
 
     assert (row.actor_id, row.action, row.target, row.details) == (mod.id, "result.delete", "job:1",

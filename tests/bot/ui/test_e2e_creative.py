@@ -14,7 +14,7 @@ from storage import JobState
 from t2v import load_pipeline
 from t2v.config import ModelConfig
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.helpers import ScriptedPipeline, contents, decoded_frames, has_video, video
+from tests.bot.helpers import ScriptedPipeline, contents, decoded_frames, delete_result, has_video, video
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, action_row, button
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -106,7 +106,7 @@ async def test_upscale_of_a_private_deleted_or_someone_elses_job_is_refused(stac
         forged = fake.seed_message("forged", components=[action_row(button("video:upscale:1"))])
         answers = [await (await fake.click(forged, "video:upscale:1", user=bob)).wait_answer(),
                    await (await fake.click(public, "video:upscale:2", user=eve)).wait_answer()]
-        await (await fake.click(public, "video:delete:2", user=bob)).wait_answer()
+        await delete_result(fake, public, 2, bob)
         stale = fake.seed_message("an older copy", components=[action_row(button("video:upscale:2"))])
         answers.append(await (await fake.click(stale, "video:upscale:2", user=bob)).wait_answer())
         jobs = await stack.jobs()

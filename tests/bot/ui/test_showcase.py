@@ -4,7 +4,7 @@ import pytest
 
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.helpers import has_video, video
+from tests.bot.helpers import delete_result, has_video, video
 from tests.fakediscord import FakeChannel, FakeMessage, FakeUser
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -131,7 +131,7 @@ async def test_deleting_an_approved_video_takes_its_showcase_post_down(stacks: S
         result = await nominated(stack, bob)
         await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
         [post] = posts_in(stack, showcase_channel)
-        await (await fake.click(result, "video:delete:1", user=bob)).wait_answer()
+        await delete_result(fake, result, 1, bob)
         entry = await stack.bot.showcase.repo.get(1)
 
     assert post.deleted and entry.job_deleted and entry.message_id is None
