@@ -33,7 +33,7 @@ from bot.ui.cogs.quota import QuotaCog
 from bot.ui.cogs.results import DeleteChoice, ResultButton, ResultsCog, result_view
 from bot.ui.cogs.servers import ServersCog
 from bot.ui.cogs.showcase import ShowcaseGroup
-from bot.ui.cogs.video import VideoCog
+from bot.ui.cogs.video import CancelButton, VideoCog, cancel_view
 from bot.ui.delivery import Delivery
 from bot.ui.replies import answer_error
 from bot.ui.showcase import Showcase, VoteButton
@@ -68,7 +68,7 @@ class VideoBot(commands.Bot):
         self.media = MediaStore(settings.media_dir)
         views = partial(result_view, upscale=settings.upscale_model is not None)  # ⬆️ only with an upscaler
         self.delivery = Delivery(self, settings, repo, monotonic=monotonic, now=now, media=self.media,
-                                 result_view=views)
+                                 result_view=views, status_view=cancel_view)
         self.showcase = Showcase(self, settings, showcase_repo, repo, self.media)
         self._repo = repo
         self._service_factory = service_factory
@@ -156,7 +156,7 @@ class VideoBot(commands.Bot):
         await self.add_cog(ResultsCog(video, self._repo, self.showcase, self.media, self.settings,
                                       self.service.moderation))
         # buttons on messages from before this start work too
-        self.add_dynamic_items(ResultButton, DeleteChoice, VoteButton)
+        self.add_dynamic_items(ResultButton, DeleteChoice, CancelButton, VoteButton)
         if self.settings.media_keep_days:
             self.retention = Retention(self.media, self.showcase.repo, self.settings.media_keep_days)
             await self.retention.start()

@@ -82,9 +82,12 @@ def _files(video: tuple[str, bytes] | None, key: str = "attachments") -> dict[st
     return {} if video is None else {key: [discord.File(io.BytesIO(video[1]), filename=video[0])]}
 
 
-def _view(view: discord.ui.View | None) -> dict[str, discord.ui.View]:
-    """Keyword arguments attaching the result's buttons, or none (an edit without `view` keeps the components)."""
-    return {} if view is None else {"view": view}
+def _view(view: discord.ui.View | None, *, final: bool = False) -> dict[str, discord.ui.View | None]:
+    """Keyword arguments attaching `view`'s buttons; without one, a final message clears the status's ✖ Cancel and
+    any other edit keeps the components (an edit without `view` keeps them)."""
+    if view is not None:
+        return {"view": view}
+    return {"view": None} if final else {}
 
 
 def _is_too_large(error: discord.HTTPException) -> bool:
@@ -110,11 +113,13 @@ class Delivery:
         now: Callable[[], datetime] = utc_now,
         media: MediaStore | None = None,
         result_view: ResultView | None = None,
+        status_view: ResultView | None = None,
     ) -> None:
         self._bot = bot
         self._repo = repo
         self._media = media  # keeps public videos for the showcase and the gallery
         self._result_view = result_view
+        self._status_view = status_view  # ✖ Cancel under a waiting or rendering job's status
         self._interval = settings.status_edit_interval_s
         self._token_max_age = settings.token_fallback_after_s
         self._monotonic = monotonic
@@ -246,10 +251,12 @@ class Delivery:
         async with status.lock:
             if status.phase == "final" and not final:
                 return
+            if not final and self._status_view is not None:
+                view = self._status_view(job)
             if self._token_usable(job, status):
                 try:
                     clear = final and status.preview_step is not None  # a last preview must not stay
-                    await self._edit_original(job, content, video, view, clear=clear)
+                    await self._edit_original(job, content, video, view, clear=clear, final=final)
                     return
                 except discord.HTTPException as error:
                     if not _is_token_error(error):
@@ -260,7 +267,7 @@ class Delivery:
             if final:
                 await self._post_result(job, status, content, video, view)
             else:
-                await self._edit_in_channel(job, status, content, video)
+                await self._edit_in_channel(job, status, content, video, view)
 
     def _token_usable(self, job: JobRecord, status: _Status) -> bool:
         if status.token_dead or not job.interaction_token or not job.application_id:
@@ -272,16 +279,16 @@ class Delivery:
         return not status.token_dead
 
     async def _edit_original(self, job: JobRecord, content: str, video: tuple[str, bytes] | None,
-                             view: discord.ui.View | None = None, clear: bool = False) -> None:
+                             view: discord.ui.View | None = None, clear: bool = False, final: bool = False) -> None:
         """Edit the original response; `video` replaces its attachments, else `clear` removes them (a preview)."""
         assert job.application_id is not None and job.interaction_token is not None
         webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
         files = _files(video) if video is not None or not clear else {"attachments": []}
-        await webhook.edit_message("@original", content=content, **files, **_view(view),  # type: ignore
+        await webhook.edit_message("@original", content=content, **files, **_view(view, final=final),  # type: ignore
                                    allowed_mentions=mentions(job.user_id))
 
     async def _edit_in_channel(self, job: JobRecord, status: _Status, content: str,
-                               preview: tuple[str, bytes] | None = None) -> None:
+                               preview: tuple[str, bytes] | None = None, view: discord.ui.View | None = None) -> None:
         """Status (and a new preview) through the bot token: edit the status message, or post one; never if private."""
         if job.params.get("private"):
             return  # an ephemeral status cannot be reached without the token, and private jobs stay out of channels
@@ -289,13 +296,14 @@ class Delivery:
         if status.message_id is not None:
             try:
                 await channel.get_partial_message(status.message_id).edit(content=content, **_files(preview),
+                                                                          **_view(view),
                                                                           allowed_mentions=mentions(job.user_id))
                 return
             except discord.HTTPException as error:  # deleted, or older than an hour (30046)
                 log.info("job %d: status message %d not editable (%s %s); posting a new one", job.id,
                          status.message_id, error.status, error.code)
-        message = await channel.send(content, **_files(preview, "files"), allowed_mentions=mentions(job.user_id),
-                                     suppress_embeds=True)
+        message = await channel.send(content, **_files(preview, "files"), **_view(view),  # type: ignore[arg-type]
+                                     allowed_mentions=mentions(job.user_id), suppress_embeds=True)
         status.message_id = message.id
         await self._repo.set_status_message(job.id, message.id)
 
@@ -316,5 +324,5 @@ class Delivery:
             note = f"Finished · job #{job.id} · {posted.jump_url}"
             cleared = {} if status.preview_step is None else {"attachments": []}  # the live preview goes too
             await self._guard(channel.get_partial_message(status.message_id).edit(
-                content=note, **cleared, allowed_mentions=mentions(job.user_id)), job,
+                content=note, **cleared, view=None, allowed_mentions=mentions(job.user_id)), job,
                 "pointing the status at the result")

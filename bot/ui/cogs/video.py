@@ -1,6 +1,8 @@
 """/video, /queue and /cancel: defer within Discord's 3 s, then one call to the service decides the request."""
 
 import logging
+import re
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -14,7 +16,7 @@ from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.servers import Presets, ServerSettings
 from bot.settings import Settings
 from bot.ui.delivery import Delivery, settings_line
-from bot.ui.replies import answer_refusal
+from bot.ui.replies import answer_error, answer_privately, answer_refusal
 from bot.ui.text import shown
 from storage import JobRecord, JobState
 from t2v.config import SamplerDefaults
@@ -25,10 +27,11 @@ log = logging.getLogger(__name__)
 MAX_DISCORD_INT = 2**53 - 1  # Discord's integer options are limited to ±2^53
 NEGATIVE_CHARS = 300
 QUEUE_SHOWN = 10  # jobs listed by /queue
+VIDEO_COG = "Video"
 SAMPLER_WORDS = {"ddim": "DDIM (ModelScope's)", "dpmpp-2m": "DPM-Solver++ 2M (good at 20–25 steps)"}  # t2v's names
 
 
-class VideoCog(commands.Cog, name="Video"):
+class VideoCog(commands.Cog, name=VIDEO_COG):
     """Text-to-video commands; the service decides, delivery shows the outcome."""
 
     def __init__(self, bot: commands.Bot, service: VideoService, delivery: Delivery, settings: Settings,
@@ -100,12 +103,49 @@ class VideoCog(commands.Cog, name="Video"):
     @app_commands.describe(job="The job number shown in the status message or by /queue")
     async def cancel(self, interaction: discord.Interaction,
                      job: app_commands.Range[int, 1, MAX_DISCORD_INT] | None = None) -> None:
-        record = await self.service.cancel(interaction.user.id, job)
+        await self.cancel_job(interaction, job)
+
+    async def cancel_job(self, interaction: discord.Interaction, job_id: int | None) -> None:
+        """Cancel the presser's job (`None`: their newest) and say so privately; the service refuses others' jobs."""
+        record = await self.service.cancel(interaction.user.id, job_id)
         if record.state == JobState.CANCELLED:
             text = f"Cancelled job #{record.id}"
         else:
             text = f"Stopping job #{record.id}: it ends after the current denoising step"
         await interaction.response.send_message(text, ephemeral=True)
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:cancel:(?P<job>\d+)"):
+    """✖ Cancel on a queued or rendering job's status: /cancel for that job, by its requester (after restarts too)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(discord.ui.Button(emoji="✖️", label="Cancel", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"video:cancel:{job_id}"))
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> "CancelButton":
+        """Rebuild the button from its custom_id."""
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """The Video cog cancels; a refusal (not yours, already finished) is answered privately."""
+        cog = interaction.client.get_cog(VIDEO_COG) if isinstance(interaction.client, commands.Bot) else None
+        if not isinstance(cog, VideoCog):
+            await answer_privately(interaction, "This button is not available right now; please try again later.")
+            return
+        try:
+            await cog.cancel_job(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, f"Cancel of job #{self.job_id}")
+
+
+def cancel_view(job: JobRecord) -> discord.ui.View:
+    """The ✖ Cancel button under a job's status while it waits or renders."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job.id))
+    return view
 
 
 def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_commands.Command:

@@ -126,6 +126,30 @@ async def test_cancel_removes_a_queued_job(stacks: Stacks, scripted):
     assert scripted.started == ["a long train journey"]
 
 
+async def test_the_status_s_cancel_button_cancels_for_its_requester_only(stacks: Stacks, scripted):
+    running = scripted.gate("a long train journey")
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        first = await video(fake, "a long train journey")
+        started = await first.wait_original(lambda m: m.content.startswith("Starting"))
+        second = await video(fake, "a short boat trip")
+        queued = await second.wait_original(lambda m: m.content.startswith("Queued"))
+        buttons = (started.custom_ids(), queued.custom_ids())
+
+        stranger = await (await fake.click(queued, "video:cancel:2", user=fake.make_user(name="eve"))).wait_answer()
+        reply = await (await fake.click(queued, "video:cancel:2")).wait_answer()
+        status = await second.wait_original(lambda m: m.content == "Cancelled job #2")
+        running.release(100)
+        result = await first.wait_original(has_video)
+        job = await stack.job(2)
+
+    assert buttons == (["video:cancel:1"], ["video:cancel:2"])
+    assert stranger.ephemeral and stranger.content == "Job #2 is not yours; you can only cancel your own videos."
+    assert reply.ephemeral and reply.content == "Cancelled job #2"
+    assert status.components == [] and job.state == JobState.CANCELLED  # the final message has no ✖ Cancel
+    assert "video:cancel:1" not in result.custom_ids() and scripted.started == ["a long train journey"]
+
+
 async def test_cancel_stops_a_running_job_at_its_next_step(stacks: Stacks, scripted):
     scripted.gate("an endless staircase", permits=1)  # step 1 runs, then it waits before step 2
     async with stacks.run(lambda device: scripted) as stack:
