@@ -48,3 +48,8 @@ def shown(text: str, limit: int = PROMPT_SHOWN) -> str:
 def _escaped(text: str) -> str:
     text = discord.utils.escape_markdown(text, ignore_links=False)
     return discord.utils.escape_mentions(_MASKED_LINK_RE.sub(r"\\\1", text))
+
+
+def counted(count: int, noun: str) -> str:
+    """"1 video", "2 videos", "0 videos": a count with its noun in the right number (nouns that take an s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

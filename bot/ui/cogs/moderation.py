@@ -26,6 +26,7 @@ from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
 from bot.ui.cogs.quota import member_roles, quota_text
 from bot.ui.permissions import is_moderator
+from bot.ui.text import counted
 from storage import GLOBAL
 from t2v.request import LIMITS, SAMPLER_NAMES
 
@@ -124,7 +125,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         await self.moderation.set_limit(interaction.user.id, user.id, limit, guild_id=guild)
         status = await quota_text(self.moderation, user.id, member_roles(user), guild, own=False)
         period = (await self.moderation.default_quota(guild)).period
-        await reply(interaction, f"Personal quota set: {limit} videos per {period}.\n{status}")
+        await reply(interaction, f"Personal quota set: {counted(limit, 'video')} per {period}.\n{status}")
 
     @quota.command(name="reset", description="Give a user a fresh allowance for the current period")
     async def quota_reset(self, interaction: discord.Interaction, user: discord.Member) -> None:
@@ -163,7 +164,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
                                                     None if role is None else own_role(interaction, role),
                                                     guild_id=guild, period=period)
         whom = "everyone without a personal or role quota" if role is None else f"members with <@&{role.id}>"
-        await reply(interaction, f"Default quota for {whom}: {limit} videos per {default.period}.")
+        await reply(interaction, f"Default quota for {whom}: {counted(limit, 'video')} per {default.period}.")
 
     @quota.command(name="default-clear", description="Remove a role's default quota, or this server's own default")
     @app_commands.describe(role="The role; without it, the server's default goes back to the bot's")
@@ -173,7 +174,8 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
             removed = await self.moderation.clear_default(interaction.user.id, guild_id=guild)
             default = await self.moderation.default_quota(guild)
             head = "This server's default quota was removed" if removed else "This server had no default of its own"
-            await reply(interaction, f"{head}; the bot's applies: {default.limit} videos per {default.period}.")
+            bots = f"{counted(default.limit, 'video')} per {default.period}"
+            await reply(interaction, f"{head}; the bot's applies: {bots}.")
             return
         removed = await self.moderation.remove_role_default(interaction.user.id, own_role(interaction, role),
                                                             guild_id=guild)

@@ -22,6 +22,7 @@ from bot.ui.cogs import moderation_text as text
 from bot.ui.cogs.moderation import PERIODS, command_name, reply
 from bot.ui.cogs.quota import quota_text
 from bot.ui.permissions import is_operator
+from bot.ui.text import counted
 from storage import GLOBAL
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ class OperatorGroup(app_commands.Group):
     @app_commands.choices(period=PERIODS)
     async def quota_default(self, interaction: discord.Interaction, limit: Limit, period: str | None = None) -> None:
         default = await self.moderation.set_default(interaction.user.id, limit, guild_id=GLOBAL, period=period)
-        await reply(interaction, f"The bot's default quota: {limit} videos per {default.period}, in every server "
+        quota = f"{counted(limit, 'video')} per {default.period}"
+        await reply(interaction, f"The bot's default quota: {quota}, in every server "
                                  "that has no default of its own, and in direct messages.")
 
     @app_commands.command(name="quota-set", description="Cap a user's videos across every server")

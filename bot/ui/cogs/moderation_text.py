@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 
 LISTED = 20  # rows shown by the list answers before "… and N more"
 MESSAGE_CHARS = 1900  # Discord allows 2000 per message; the rest is margin
+# each RefusalReason (bot.errors) in a moderator's words
+REFUSAL_WORDS = {"empty": "empty prompt", "too_long": "prompt too long", "not_english": "not English",
+                 "denylist": "content policy", "user_cap": "member's queue full", "global_cap": "queue full",
+                 "unavailable": "bot unavailable", "invalid": "invalid option", "blocked": "member blocked",
+                 "channel": "channel not allowed", "quota": "quota used up"}
 
 
 def clipped(lines: list[str], limit: int = MESSAGE_CHARS) -> str:
@@ -75,6 +80,13 @@ def channel_rules(rules: list[ChannelRuleRecord]) -> str:
     return clipped(lines)
 
 
+def refusal_words(logged: str) -> str:
+    """A refusal reason as the jobs log keeps it, in words: "denylist:violence" → "content policy (violence)"."""
+    kind, _, detail = logged.partition(":")
+    words = REFUSAL_WORDS.get(kind, kind.replace("_", " "))
+    return f"{words} ({detail.replace('_', ' ')})" if detail else words
+
+
 def stats(usage: UsageStats, period: str) -> str:
     """Requests, outcomes, refusal reasons, GPU time and the busiest users."""
     since = "since the first request" if usage.since is None else f"since {discord_time(usage.since, 'f')}"
@@ -82,7 +94,7 @@ def stats(usage: UsageStats, period: str) -> str:
              f"Requests: {usage.requests}" + "".join(f" · {state} {count}"
                                                     for state, count in sorted(usage.by_state.items()))]
     if usage.refusals:
-        lines.append("Refusals: " + " · ".join(f"{inert(reason, 40)} {count}"
+        lines.append("Refusals: " + " · ".join(f"{refusal_words(reason)} {count}"  # the bot's own words
                                                for reason, count in usage.refusals.items()))
     done = usage.by_state.get("done", 0)
     average = f" ({usage.gpu_s / done:.1f} s per video)" if done else ""

@@ -58,7 +58,7 @@ async def test_a_moderator_lowers_a_users_quota_and_the_next_request_obeys_it(st
         jobs = await stack.jobs()
         actions = await audit_actions(stack)
 
-    assert answer.ephemeral and answer.content.startswith("Personal quota set: 1 videos per day.")
+    assert answer.ephemeral and answer.content.startswith("Personal quota set: 1 video per day.")
     assert f"**Video quota of <@{bob.id}>**" in answer.content
     assert answer.extra["allowed_mentions"] == {"parse": []}  # names users without pinging them
     assert not first.ephemeral
@@ -240,7 +240,7 @@ async def test_stats_and_audit_answer_moderators(stacks: Stacks, scripted):
     lines = stats.content.splitlines()
     assert lines[0].startswith("**Usage, last week** (since <t:")
     assert lines[1].startswith("Requests: 2 · ") and "refused 1" in lines[1]
-    assert lines[2] == "Refusals: denylist:sexual 1"
+    assert lines[2] == "Refusals: content policy (sexual) 1"
     assert lines[4] == f"Top users: <@{bob.id}> 1 (0.0 s)"
     audit_lines = audit.content.splitlines()
     assert audit_lines[0] == "**Audit log**, newest first"
