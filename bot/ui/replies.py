@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
 import discord
 from discord import app_commands
+from discord.ext import commands
 
 from bot.errors import UserError
 from storage import ShowcaseError
@@ -14,6 +16,8 @@ from t2v.errors import InvalidRequest
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "Something went wrong on our side; it has been logged. Please try again later."
+NOT_LOADED = "This button is not available right now; please try again later."
+CogT = TypeVar("CogT", bound=commands.Cog)
 
 
 def user_message(error: Exception) -> str | None:
@@ -66,3 +70,13 @@ async def answer_error(interaction: discord.Interaction, error: Exception, what:
     else:
         log.info("%s by user %d answered: %s", what, interaction.user.id, text)
     await answer_privately(interaction, text)
+
+
+async def handler(interaction: discord.Interaction, name: str, kind: type[CogT]) -> CogT | None:
+    """The loaded cog that handles a button press, or None once the presser is told the button is not available
+    (the cog is not loaded yet, or any more)."""
+    cog = interaction.client.get_cog(name) if isinstance(interaction.client, commands.Bot) else None
+    if isinstance(cog, kind):
+        return cog
+    await answer_privately(interaction, NOT_LOADED)
+    return None

@@ -34,7 +34,7 @@ from bot.moderation.rules import Moderation
 from bot.settings import Settings
 from bot.ui.cogs.video import VideoCog
 from bot.ui.permissions import is_moderator
-from bot.ui.replies import answer_error, answer_privately
+from bot.ui.replies import answer_error, answer_privately, handler
 from bot.ui.showcase import RESULTS_COG, Showcase
 from storage import JobRecord, JobState, Repository, ShowcaseRepository
 
@@ -69,11 +69,9 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Let the Results cog handle the press; answer privately if it is not loaded."""
-        cog = interaction.client.get_cog(RESULTS_COG) if isinstance(interaction.client, commands.Bot) else None
-        if not isinstance(cog, ResultsCog):
-            await answer_privately(interaction, "This button is not available right now; please try again later.")
-            return
-        await cog.press(interaction, self.action, self.job_id)
+        cog = await handler(interaction, RESULTS_COG, ResultsCog)
+        if cog is not None:
+            await cog.press(interaction, self.action, self.job_id)
 
 
 class DeleteChoice(discord.ui.DynamicItem[discord.ui.Button[Any]],
@@ -96,9 +94,8 @@ class DeleteChoice(discord.ui.DynamicItem[discord.ui.Button[Any]],
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Let the Results cog carry out the choice; answer privately if it is not loaded."""
-        cog = interaction.client.get_cog(RESULTS_COG) if isinstance(interaction.client, commands.Bot) else None
-        if not isinstance(cog, ResultsCog):
-            await answer_privately(interaction, "This button is not available right now; please try again later.")
+        cog = await handler(interaction, RESULTS_COG, ResultsCog)
+        if cog is None:
             return
         try:
             await cog.delete_choice(interaction, self.choice == "yes", self.job_id, self.message_id)

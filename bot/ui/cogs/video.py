@@ -16,7 +16,7 @@ from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.servers import Presets, ServerSettings
 from bot.settings import Settings
 from bot.ui.delivery import Delivery, settings_line
-from bot.ui.replies import answer_error, answer_privately, answer_refusal
+from bot.ui.replies import answer_error, answer_refusal, handler
 from bot.ui.text import shown
 from storage import JobRecord, JobState
 from t2v.config import SamplerDefaults
@@ -131,9 +131,8 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"vi
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """The Video cog cancels; a refusal (not yours, already finished) is answered privately."""
-        cog = interaction.client.get_cog(VIDEO_COG) if isinstance(interaction.client, commands.Bot) else None
-        if not isinstance(cog, VideoCog):
-            await answer_privately(interaction, "This button is not available right now; please try again later.")
+        cog = await handler(interaction, VIDEO_COG, VideoCog)
+        if cog is None:
             return
         try:
             await cog.cancel_job(interaction, self.job_id)
