@@ -11,10 +11,10 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import discord
-import yarl
 from discord import app_commands
 from discord.ext import commands
 
@@ -89,7 +89,7 @@ class VideoBot(commands.Bot):
         async def reach(token: str) -> Any:
             user = await retry(lambda: self._login_once(static_login, token), transient=self._unreachable,
                                what=f"Discord at {discord.http.Route.BASE}", check=self._what_to_check())
-            gateway = yarl.URL(str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY))
+            gateway = str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
             await retry(lambda: self._probe(gateway), transient=self._unreachable,
                         what=f"Discord's gateway at {gateway}", check=self._what_to_check(gateway))
             return user
@@ -117,11 +117,10 @@ class VideoBot(commands.Bot):
             self.http.connector = discord.utils.MISSING  # the next try makes a fresh one (closing closed this one)
             raise
 
-    async def _probe(self, gateway: yarl.URL) -> None:
+    async def _probe(self, gateway: str) -> None:
         """One TCP connection to the gateway's host and port within DISCORD_LOGIN_TIMEOUT_S, closed at once: a
         gateway out of reach while the REST API answers is found here, not in discord.py's reconnect loop."""
-        port = gateway.port or (443 if gateway.scheme == "wss" else 80)
-        _, writer = await asyncio.wait_for(asyncio.open_connection(gateway.host, port),
+        _, writer = await asyncio.wait_for(asyncio.open_connection(*_host_and_port(gateway)),
                                            self.settings.discord_login_timeout_s)
         writer.close()
         await writer.wait_closed()
@@ -136,12 +135,12 @@ class VideoBot(commands.Bot):
             return str(error) or type(error).__name__
         return None
 
-    def _what_to_check(self, gateway: yarl.URL | None = None) -> str:
+    def _what_to_check(self, gateway: str | None = None) -> str:
         """What an operator checks when the REST API, or else the `gateway`, is out of reach."""
         setting = "DISCORD_API_BASE" if gateway is None else "DISCORD_GATEWAY_URL"
         if getattr(self.settings, setting.lower()) is not None:
             return f"{setting} and that the proxy there is running"
-        opening = "" if gateway is None else f" (connections to {gateway.host}:{gateway.port or 443})"
+        opening = "" if gateway is None else " (connections to {}:{})".format(*_host_and_port(gateway))
         return f"this host's network connection, DNS and firewall{opening}, and Discord's status at {DISCORD_STATUS}"
 
     async def setup_hook(self) -> None:
@@ -238,3 +237,8 @@ def freeze_startup_heap() -> None:
     log.info("froze %d startup objects out of the cyclic GC (%.2f s)", gc.get_freeze_count(),
              time.perf_counter() - started)
 
+
+def _host_and_port(url: str) -> tuple[str, int]:
+    """A ws:// or wss:// URL's host and port (80 and 443 when it names none)."""
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "wss" else 80)
