@@ -83,8 +83,9 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--kernels", action="store_true",
                    help="check t2v.kernels against SDPA and fp16 on the UNet's own shapes, and time them (GPU)")
     b.add_argument("--variants", nargs="+", default=[], metavar="VARIANT",
-                   help="our compiled path again with an opt-in change, on the first work size: triton-attention, "
-                        "fp8, fp8+triton-attention; or bf16 (the plain pipeline, for the precision comparison)")
+                   help="our compiled path again with one change, on the first work size: triton-attention (the "
+                        "kernel on every problem), sdpa-attention (on none), fp8, fp8+triton-attention; or bf16 (the "
+                        "plain pipeline, for the precision comparison)")
     b.add_argument("--deadline-s", type=float, default=None,
                    help="start no further compiled work size after this many seconds (fits a time-limited lease)")
     b.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # SDPA's (q, k, v) → out
-TEMPORAL_ATTENTION = ("sdpa", "triton")  # optimize(temporal_attention=…): SDPA, or t2v.kernels' Triton kernel
+TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
+# device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
 
 class RowsLinear(nn.Linear):
@@ -156,18 +158,25 @@ def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attenti
 
 
 def choose_temporal_attention(kind: str, device: torch.device) -> Attend:
-    """The temporal transformers' attention: "sdpa", or "triton" (t2v.kernels.temporal_attention) where the device
-    can run it; elsewhere SDPA with a warning naming why."""
+    """The temporal transformers' attention: "sdpa"; "triton" (t2v.kernels.temporal_attention wherever it applies)
+    where the device can run it, elsewhere SDPA with a warning naming why; "auto" (the default): on CUDA GPUs that
+    run it the kernel for problems large enough to fill the GPU (SDPA below temporal_attention.SDPA_BELOW pairs, as
+    measured), SDPA without a warning elsewhere."""
     if kind not in TEMPORAL_ATTENTION:
         raise ValueError(f"temporal_attention={kind!r}: use one of {', '.join(TEMPORAL_ATTENTION)}")
     if kind == "sdpa":
         return F.scaled_dot_product_attention
     reason = temporal_attention.unavailable(device)
+    if kind == "auto" and reason is None and device.type != "cuda":
+        reason = "auto uses the kernel on CUDA GPUs only"  # the CPU only runs it under Triton's interpreter
     if reason is not None:
-        log.warning("temporal_attention='triton' is not used on %s (%s); the temporal attention stays on SDPA",
-                    device, reason)
+        if kind == "triton":
+            log.warning("temporal_attention='triton' is not used on %s (%s); the temporal attention stays on SDPA",
+                        device, reason)
         return F.scaled_dot_product_attention
-    return temporal_attention.temporal_attention
+    if kind == "triton":
+        return temporal_attention.temporal_attention
+    return partial(temporal_attention.temporal_attention, sdpa_below=temporal_attention.SDPA_BELOW)
 
 
 def channels_last(module: nn.Module) -> nn.Module:
@@ -197,7 +206,7 @@ def offload(pipe) -> None:
 
 
 def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = True, cuda_graphs: bool = True,
-             backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "sdpa",
+             backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
@@ -205,11 +214,14 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
     run `pipe.unet.compile_shape(shape)` off the rendering thread; without it a new shape compiles at its first
     call. `cache_dir` keeps inductor's compiled kernels for later processes. `vae_chunk` 4 (plain path: 8) halves
-    the decoder's activations, which set the memory peak of a 16×256² video. `temporal_attention="triton"` (opt-in,
-    not yet measured on a GPU: docs/perf-notes.md row 18) computes the temporal transformers' attention with
-    t2v.kernels' Triton kernel; it needs `fused`.
+    the decoder's activations, which set the memory peak of a 16×256² video. `temporal_attention` "auto" (the
+    default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
+    (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
+    needs `fused` ("sdpa" does not).
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
+    if temporal_attention == "auto" and not fused:
+        temporal_attention = "sdpa"  # the unfused modules call SDPA themselves
     if temporal_attention != "sdpa" and not fused:
         raise ValueError(f"temporal_attention={temporal_attention!r} needs fused=True (it serves the fused attention)")
     attend = choose_temporal_attention(temporal_attention, pipe.device)
@@ -230,4 +242,4 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
         pipe.vae_chunk = vae_chunk
     log.info("fast path: fused=%s channels_last=%s compile=%s cuda_graphs=%s offload=%s temporal attention=%s",
              fused, layout, compile and backend, cuda_graphs and on_gpu, offload_modules,
-             "triton" if attend is not F.scaled_dot_product_attention else "sdpa")
+             "sdpa" if attend is F.scaled_dot_product_attention else "triton")

@@ -29,7 +29,9 @@ CATEGORIES = (("attention", ("flash", "fmha", "attention", "mha")),
 OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("matmul", "mm"))
 # --variants: our compiled path again with one opt-in change each (its own pipeline and compile), on the first
 # work size: (dtype, temporal attention); "bf16" is the plain eager pipeline in bf16, for the precision table
-VARIANTS = {"triton-attention": ("float16", "triton"), "fp8": ("fp8", "sdpa"),
+# (the default is "auto": the Triton kernel on problems large enough; "triton-attention" uses it on every problem,
+# "sdpa-attention" on none, as before 2026-12-02)
+VARIANTS = {"triton-attention": ("float16", "triton"), "sdpa-attention": ("float16", "sdpa"), "fp8": ("fp8", "sdpa"),
             "fp8+triton-attention": ("fp8", "triton"), "bf16": ("bfloat16", None)}
 
 

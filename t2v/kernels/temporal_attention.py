@@ -35,8 +35,10 @@ HEAD_DIMS = (16, 32, 64, 128)  # powers of two (tl.arange); ModelScope's heads a
 MAX_FRAMES = 64  # one program holds a problem's whole [F, F] score block; longer sequences fall back
 DTYPES = (torch.float16, torch.bfloat16)
 PACKINGS = ("batched", "diagonal")
-PACKING = "batched"  # the default; docs/perf-notes.md row 18 says which one the GPU measured faster
+PACKING = "diagonal"  # measured faster than "batched" on an H200 (docs/perf-notes.md row 18: 2.50 against 2.67 ms)
 ROWS = 128  # query rows per program (BLOCK_P × BLOCK_F), a power of two ≥ 16; the benchmark sweeps it
+SDPA_BELOW = 4096  # (problem, head) pairs under which the fast path keeps SDPA: on an H200 SDPA took 0.041 and
+# 0.048 ms for 640 and 2,560 pairs of 16 frames, the kernel 0.071 and 0.075; at 5,120 pairs the kernel 0.072, SDPA 0.088
 LOG2_E = math.log2(math.e)
 
 if triton is not None:
@@ -141,11 +143,13 @@ def why_not(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
 
 
 def temporal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, rows: int | None = None,
-                       packing: str | None = None) -> torch.Tensor:
+                       packing: str | None = None, sdpa_below: int = 0) -> torch.Tensor:
     """SDPA over frames ([problems, heads, frames, head_dim] each): the Triton kernel where it applies, else SDPA.
 
-    `rows` and `packing` default to the module's ROWS and PACKING as they are at the call (the benchmark sets them)."""
-    if why_not(q, k, v) is None:
+    `rows` and `packing` default to the module's ROWS and PACKING as they are at the call (the benchmark sets them).
+    Fewer than `sdpa_below` (problem, head) pairs go to SDPA too (the fast path passes SDPA_BELOW): too few to fill
+    the GPU with the kernel's programs. Shapes are fixed per compiled graph, so the choice is made once per shape."""
+    if why_not(q, k, v) is None and q.shape[0] * q.shape[1] >= sdpa_below:
         return torch.ops.t2v.temporal_attention(q, k, v, ROWS if rows is None else rows,
                                                 PACKING if packing is None else packing)
     return F.scaled_dot_product_attention(q, k, v)

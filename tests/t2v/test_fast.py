@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, load_pipeline
-from t2v.fast import FusedAttention, TemporalConv2dBlock, channels_last, fuse
+from t2v.fast import FusedAttention, TemporalConv2dBlock, channels_last, choose_temporal_attention, fuse
 from t2v.kernels import temporal_attention as ta
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
 
@@ -126,7 +126,19 @@ def test_the_triton_temporal_attention_falls_back_to_sdpa_with_a_warning_where_i
     assert "temporal_attention='triton' is not used on cpu" in caplog.text
 
 
-@pytest.mark.parametrize(("options", "expected"), [({"temporal_attention": "flash"}, "use one of sdpa, triton"),
+def test_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_sdpa_elsewhere_without_a_warning(monkeypatch, caplog):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert choose_temporal_attention("auto", cpu) is F.scaled_dot_product_attention  # even under the interpreter
+    monkeypatch.setattr(ta, "unavailable", lambda device: None)  # a GPU of compute capability 8.0 or later
+    auto = choose_temporal_attention("auto", gpu)
+    assert auto.func is ta.temporal_attention and auto.keywords == {"sdpa_below": ta.SDPA_BELOW}
+    assert choose_temporal_attention("triton", gpu) is ta.temporal_attention  # wherever it applies
+    monkeypatch.setattr(ta, "unavailable", lambda device: "compute capability 7.5")
+    assert choose_temporal_attention("auto", gpu) is F.scaled_dot_product_attention
+    assert "not used" not in caplog.text
+
+
+@pytest.mark.parametrize(("options", "expected"), [({"temporal_attention": "flash"}, "use one of auto, sdpa, triton"),
                                                    ({"temporal_attention": "triton", "fused": False},
                                                     "needs fused=True")])
 def test_temporal_attention_choices_that_cannot_work_are_refused(pipe, options, expected):

@@ -89,6 +89,17 @@ def test_what_the_kernel_does_not_take_is_sdpa_exactly(make, expected):
         assert torch.equal(ta.temporal_attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
 
 
+def test_problems_too_few_to_fill_the_gpu_are_sdpa_when_asked(monkeypatch):
+    q, k, v = _packed(4, 16, 2, 16)  # 8 (problem, head) pairs
+    served = []
+    monkeypatch.setattr(ta, "_kernel_op", lambda *args: served.append(args) or F.scaled_dot_product_attention(*args[:3]))
+    monkeypatch.setattr(torch.ops.t2v, "temporal_attention", ta._kernel_op, raising=False)
+    assert torch.equal(ta.temporal_attention(q, k, v, sdpa_below=9), F.scaled_dot_product_attention(q, k, v))
+    assert served == []
+    ta.temporal_attention(q, k, v, sdpa_below=8)
+    assert len(served) == 1
+
+
 def test_cpu_tensors_without_the_interpreter_and_installs_without_triton_are_sdpa(monkeypatch):
     q, k, v = _packed(2, 16, 2, 16)
     monkeypatch.setattr(ta, "INTERPRETED", False)
