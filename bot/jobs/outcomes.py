@@ -85,7 +85,7 @@ class Outcomes:
         await settle_events(entry)
         job = await self._repo.mark_failed(entry.job.id, f"{type(error).__name__}: {error}"[:ERROR_CHARS],
                                            now=self._clock())
-        await self._announce("job_failed", job, f"Sorry — job #{job.id} failed ({failure_reason(error)}). "
+        await self._announce("job_failed", job, f"Sorry, job #{job.id} failed ({failure_reason(error)}). "
                                                 "Nothing was charged.")
 
 

@@ -81,7 +81,7 @@ class VideoService:
         self.dispatcher = Dispatcher(queue, self.running, executor, batch_max=batch_max)
         self.admission = Admission(repo, gate, queue, self.announce, clock, moderation=moderation,
                                    max_steps=max_steps, max_frames=max_frames, eta=self._eta,
-                                   unavailable=lambda: self.unavailable_reason, wake=self.dispatcher.wake)
+                                   unavailable=lambda: self.unavailable_words, wake=self.dispatcher.wake)
         self.outcomes = Outcomes(repo, self.running, self.announce, self.eta, clock, stopping=lambda: self._stopping,
                                  time_limit_s=job_time_limit_s)
         self.units = Units(repo, executor, self._encoder, Progress(self.announce, clock, job_time_limit_s),
@@ -108,12 +108,20 @@ class VideoService:
 
     @property
     def unavailable_reason(self) -> str | None:
-        """Why requests are refused (model failed to load, shutting down), or None."""
+        """Why requests are refused (model failed to load, shutting down), or None; with the error, for the health
+        report and the log."""
         if self._executor.load_error is not None:
             return f"the model failed to load ({self._executor.load_error})"
         if self._stopping:
             return "the bot is shutting down"
         return None
+
+    @property
+    def unavailable_words(self) -> str | None:
+        """unavailable_reason as members read it: no error text (docs/voice.md)."""
+        if self._executor.load_error is not None:
+            return "the video model did not load; the bot's operator can see why in the bot's log"
+        return self.unavailable_reason
 
     @property
     def workers(self) -> int:
@@ -203,5 +211,5 @@ class VideoService:
             else:
                 record = await self._repo.mark_failed(job.id, "interrupted twice", now=self._clock())
                 log.warning("job %d was interrupted twice; giving up on it", job.id)
-                await self.announce("job_failed", record, f"Sorry — job #{job.id} was interrupted twice by bot "
+                await self.announce("job_failed", record, f"Sorry, job #{job.id} was interrupted twice by bot "
                                                           "restarts and was dropped. Nothing was charged.")

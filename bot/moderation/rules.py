@@ -131,7 +131,8 @@ class QuotaStatus:
 
     def describe(self) -> str:
         """One sentence for /quota and refusals: used, limit, period and the reset time."""
-        return (f"{self.used} of {self.limit} videos used {PERIOD_TEXT[self.period]}; "
+        videos = "video" if self.limit == 1 else "videos"
+        return (f"{self.used} of {self.limit} {videos} used {PERIOD_TEXT[self.period]}; "
                 f"it resets {discord_time(self.resets_at)} ({discord_time(self.resets_at, 'f')})")
 
 

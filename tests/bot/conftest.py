@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ from tests.bot.helpers import (
     requester,
     spec,
 )
+from tests.bot.voice import bot_texts, problems
 from tests.fakediscord import FakeDiscord, running_bot
 
 PipelineFactory = Callable[[str], Any]  # device -> a pipeline (or a bot.gpu.models.Models)
@@ -240,10 +242,19 @@ class Stacks:
 
 
 @pytest.fixture
-def stacks(fake_discord: FakeDiscord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stacks:
-    """A 64×64 aspect for fast CPU videos, and the stack starter."""
+def stacks(fake_discord: FakeDiscord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stacks]:
+    """A 64×64 aspect for fast CPU videos, and the stack starter; at the end every word the bot sent in the test is
+    walked through docs/voice.md's rules (tests/bot/voice.py)."""
     monkeypatch.setitem(ASPECTS, "tiny", (64, 64))
-    return Stacks(fake_discord, tmp_path / "bot.db")
+    yield Stacks(fake_discord, tmp_path / "bot.db")
+    broken = [f"{where}: {problem} in {text!r}" for where, text, operator in bot_texts(fake_discord)
+              for problem in problems(text, operator=operator)]
+    report = os.environ.get("VOICE_REPORT")
+    if report:  # collect instead of failing (a survey of the whole suite)
+        with open(report, "a", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in broken)
+        return
+    assert not broken, "words against docs/voice.md:\n" + "\n".join(broken)
 
 
 @pytest.fixture

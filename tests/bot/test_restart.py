@@ -208,7 +208,7 @@ async def test_a_job_interrupted_twice_fails_with_a_message_and_is_not_charged(c
     assert await third.terminate() == 0
     jobs = await jobs_in(tmp_path)
 
-    assert dropped.content == ("Sorry — job #1 was interrupted twice by bot restarts and was dropped. "
+    assert dropped.content == ("Sorry, job #1 was interrupted twice by bot restarts and was dropped. "
                                "Nothing was charged.")
     assert [(job.state, job.attempts, job.error) for job in jobs] == [(JobState.FAILED, 2, "interrupted twice"),
                                                                        (JobState.DONE, 1, None)]

@@ -128,6 +128,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         await reply(interaction, f"Personal quota set: {counted(limit, 'video')} per {period}.\n{status}")
 
     @quota.command(name="reset", description="Give a user a fresh allowance for the current period")
+    @app_commands.describe(user="Whose count starts again from zero")
     async def quota_reset(self, interaction: discord.Interaction, user: discord.Member) -> None:
         guild = server(interaction)
         await self.moderation.reset_usage(interaction.user.id, user.id, guild_id=guild)
@@ -135,6 +136,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         await reply(interaction, f"Usage reset: only videos from now on count.\n{status}")
 
     @quota.command(name="clear", description="Remove a user's personal quota (role or server default applies)")
+    @app_commands.describe(user="Whose personal quota to remove")
     async def quota_clear(self, interaction: discord.Interaction, user: discord.Member) -> None:
         guild = server(interaction)
         await self.moderation.clear_limit(interaction.user.id, user.id, guild_id=guild)
@@ -142,6 +144,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         await reply(interaction, f"Personal quota removed.\n{status}")
 
     @quota.command(name="show", description="A user's quota, or (without a user) the server and role defaults")
+    @app_commands.describe(user="Whose quota; leave out for the server and role defaults")
     async def quota_show(self, interaction: discord.Interaction, user: discord.Member | None = None) -> None:
         guild = server(interaction)
         if user is not None:
@@ -195,6 +198,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         await reply(interaction, text.blocked(record))
 
     @app_commands.command(name="unblock", description="Let a blocked user make videos in this server again")
+    @app_commands.describe(user="Who may make videos again")
     async def unblock(self, interaction: discord.Interaction, user: discord.User) -> None:
         lifted = await self.moderation.unblock(interaction.user.id, user.id, guild_id=server(interaction))
         await reply(interaction, f"Unblocked <@{user.id}>." if lifted else f"<@{user.id}> was not blocked here.")
@@ -207,14 +211,17 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     # --- channels ---------------------------------------------------------------------------------------------
 
     @channel.command(name="allow", description="Allow /video in a channel (then only allowed channels have it)")
+    @app_commands.describe(channel="The channel where /video may be used")
     async def channel_allow(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
         await self._set_channel(interaction, own_channel(interaction, channel), True)
 
     @channel.command(name="deny", description="Turn /video off in a channel")
+    @app_commands.describe(channel="The channel where /video is turned off")
     async def channel_deny(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
         await self._set_channel(interaction, own_channel(interaction, channel), False)
 
     @channel.command(name="reset", description="Forget a channel's rule")
+    @app_commands.describe(channel="The channel whose rule to forget")
     async def channel_reset(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
         await self._set_channel(interaction, own_channel(interaction, channel), None)
 
@@ -233,7 +240,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     # --- denylist and allowlist (bot/ui/cogs/moderation_denylist.py) ---------------------------------------------
 
     @denylist.command(name="add", description="Refuse prompts matching a pattern here: word, phrase, stem* or a + b")
-    @app_commands.describe(pattern="e.g. nude, pool of blood, decapitat*, moon landing + staged",
+    @app_commands.describe(pattern="A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, moon landing + staged",
                            category="The policy category the refusal names")
     @app_commands.autocomplete(category=lists.category_choices)
     async def denylist_add(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200],
@@ -241,6 +248,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         await lists.add(self.editor, interaction, pattern, category, "deny", server(interaction))
 
     @denylist.command(name="remove", description="Stop refusing a pattern this server added")
+    @app_commands.describe(pattern="The pattern as it was added (see /videomod denylist list)")
     async def denylist_remove(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200]) -> None:
         await lists.remove(self.editor, interaction, pattern, "deny", server(interaction))
 
@@ -257,14 +265,17 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         await lists.show(self.editor, interaction, server(interaction))
 
     @denylist.command(name="test", description="Which entry (if any) refuses a prompt in this server")
+    @app_commands.describe(prompt="A prompt to check, as a member would type it (nothing is made)")
     async def denylist_test(self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, 500]) -> None:
         await reply(interaction, lists.test_text(self.editor.test(prompt, server(interaction)), prompt))
 
     @allowlist.command(name="add", description="Let a phrase through that this server's denylist would refuse")
+    @app_commands.describe(phrase="A harmless phrase the denylist refuses, e.g. a place name")
     async def allowlist_add(self, interaction: discord.Interaction, phrase: app_commands.Range[str, 1, 200]) -> None:
         await lists.add(self.editor, interaction, phrase, "allow", "allow", server(interaction))
 
     @allowlist.command(name="remove", description="Remove a phrase from this server's allowlist")
+    @app_commands.describe(phrase="The phrase as it was added")
     async def allowlist_remove(self, interaction: discord.Interaction,
                                phrase: app_commands.Range[str, 1, 200]) -> None:
         await lists.remove(self.editor, interaction, phrase, "allow", server(interaction))
@@ -308,6 +319,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         await reply(interaction, text.stats(await self.moderation.stats(period, guild_id=server(interaction)), period))
 
     @app_commands.command(name="audit", description="The latest moderator actions and refused attempts here")
+    @app_commands.describe(limit="How many of the latest entries, 1–25 (10 if left out)")
     async def audit(self, interaction: discord.Interaction, limit: app_commands.Range[int, 1, 25] = 10) -> None:
         rows = await self.moderation.repo.latest_audit(limit, guild_id=server(interaction))
         await reply(interaction, text.audit(rows))

@@ -33,7 +33,7 @@ SERVERS_WINDOW = timedelta(days=30)  # `operator servers` counts requests this f
 
 def not_an_operator(command: str) -> str:
     """What anyone but an operator is told when they try an operators' command."""
-    return f"{command} is for the bot's operators only (OPERATOR_USER_IDS); a server's moderators use /videomod."
+    return f"{command} is for the bot's operators only; a server's moderators use /videomod."
 
 
 class OperatorGroup(app_commands.Group):
@@ -85,16 +85,19 @@ class OperatorGroup(app_commands.Group):
         await reply(interaction, f"Cap set across every server.\n{await self._cap_text(user.id)}")
 
     @app_commands.command(name="quota-clear", description="Remove a user's cap across every server")
+    @app_commands.describe(user="Whose cap to remove")
     async def quota_clear(self, interaction: discord.Interaction, user: discord.User) -> None:
         await self.moderation.clear_limit(interaction.user.id, user.id, guild_id=GLOBAL)
         await reply(interaction, f"Cap removed.\n{await self._cap_text(user.id)}")
 
     @app_commands.command(name="quota-reset", description="Count a user's cap across every server from now on")
+    @app_commands.describe(user="Whose count starts again from zero")
     async def quota_reset(self, interaction: discord.Interaction, user: discord.User) -> None:
         await self.moderation.reset_usage(interaction.user.id, user.id, guild_id=GLOBAL)
         await reply(interaction, f"Usage reset: only videos from now on count.\n{await self._cap_text(user.id)}")
 
     @app_commands.command(name="quota-show", description="A user's cap across every server, or the bot's default")
+    @app_commands.describe(user="Whose cap; leave out for the bot's default quota")
     async def quota_show(self, interaction: discord.Interaction, user: discord.User | None = None) -> None:
         if user is None:
             await reply(interaction, text.defaults(await self.moderation.default_quota(GLOBAL), []))
@@ -119,6 +122,7 @@ class OperatorGroup(app_commands.Group):
         await reply(interaction, text.blocked(record).replace("Blocked", "Blocked in every server", 1))
 
     @app_commands.command(name="unblock", description="Lift a user's block across every server")
+    @app_commands.describe(user="Who may make videos again, in every server")
     async def unblock(self, interaction: discord.Interaction, user: discord.User) -> None:
         lifted = await self.moderation.unblock(interaction.user.id, user.id, guild_id=GLOBAL)
         await reply(interaction, f"Unblocked <@{user.id}> everywhere." if lifted
@@ -132,7 +136,7 @@ class OperatorGroup(app_commands.Group):
     # --- the shared denylist and allowlist --------------------------------------------------------------------
 
     @app_commands.command(name="denylist-add", description="Refuse a pattern in every server (the shared list)")
-    @app_commands.describe(pattern="e.g. nude, pool of blood, decapitat*, moon landing + staged",
+    @app_commands.describe(pattern="A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, moon landing + staged",
                            category="The policy category the refusal names")
     @app_commands.autocomplete(category=lists.category_choices)
     async def denylist_add(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200],
@@ -140,6 +144,7 @@ class OperatorGroup(app_commands.Group):
         await lists.add(self.editor, interaction, pattern, category, "deny", GLOBAL)
 
     @app_commands.command(name="denylist-remove", description="Stop refusing a pattern of the shared list")
+    @app_commands.describe(pattern="The pattern as it was added (see /videomod denylist list)")
     async def denylist_remove(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200]) -> None:
         await lists.remove(self.editor, interaction, pattern, "deny", GLOBAL)
 
@@ -152,10 +157,12 @@ class OperatorGroup(app_commands.Group):
         return lists.pattern_choices(self.editor, current, "deny", GLOBAL)
 
     @app_commands.command(name="allowlist-add", description="Let a phrase through the shared denylist everywhere")
+    @app_commands.describe(phrase="A harmless phrase the shared denylist refuses, e.g. a place name")
     async def allowlist_add(self, interaction: discord.Interaction, phrase: app_commands.Range[str, 1, 200]) -> None:
         await lists.add(self.editor, interaction, phrase, "allow", "allow", GLOBAL)
 
     @app_commands.command(name="allowlist-remove", description="Remove a phrase from the shared allowlist")
+    @app_commands.describe(phrase="The phrase as it was added")
     async def allowlist_remove(self, interaction: discord.Interaction,
                                phrase: app_commands.Range[str, 1, 200]) -> None:
         await lists.remove(self.editor, interaction, phrase, "allow", GLOBAL)
@@ -164,12 +171,14 @@ class OperatorGroup(app_commands.Group):
 
     @app_commands.command(name="stats", description="Requests, refusals, GPU time and top users of every server")
     @app_commands.choices(period=[app_commands.Choice(name=name, value=name) for name in STATS_WINDOWS])
+    @app_commands.describe(period="How far back (rolling): the last hour, day, week, 30 days, or everything")
     async def stats(self, interaction: discord.Interaction, period: str = "day") -> None:
         usage = await self.moderation.stats(period, guild_id=GLOBAL)
         await reply(interaction, text.stats(usage, period).replace("**Usage,", "**Usage of every server,", 1))
 
     @app_commands.command(name="audit", description="The operators' audit log, or one server's")
-    @app_commands.describe(server="A server id (operator servers lists them); none: the operators' own log")
+    @app_commands.describe(server="A server id (operator servers lists them); none: the operators' own log",
+                           limit="How many of the latest entries, 1–25 (10 if left out)")
     async def audit(self, interaction: discord.Interaction, limit: app_commands.Range[int, 1, 25] = 10,
                     server: app_commands.Range[str, 1, 20] | None = None) -> None:
         guild_id = GLOBAL

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from bot.moderation.rules import QuotaDefault, discord_time, inert
 from bot.moderation.servers import Presets
 from bot.settings import Settings
+from bot.ui.text import counted
 from storage import AuditRecord, BlockRecord, ChannelRuleRecord, RoleQuotaRecord, ServerUsage, UsageStats
 from t2v.config import SamplerDefaults
 
@@ -160,14 +161,14 @@ def servers(usage: list[ServerUsage], names: Mapping[int, str], allowed: tuple[i
     lines = [f"**Servers** ({len(names)}; requests in the last {days} days)"]
     for guild_id in sorted(names, key=lambda guild_id: (-requests(guild_id), guild_id)):
         row = counts.get(guild_id)
-        busy = f"{row.requests} requests by {row.users} users" if row else "no requests"
+        busy = f"{counted(row.requests, 'request')} by {counted(row.users, 'user')}" if row else "no requests"
         lines.append(f"• {inert(names[guild_id], 80)} · `{guild_id}` · {busy}")
     gone = [row for row in usage if row.guild_id is not None and row.guild_id not in names]
     if gone:
         lines.append(f"Servers the bot is no longer in: {', '.join(f'`{row.guild_id}`' for row in gone)}")
     dms = counts.get(None)
     if dms is not None:
-        lines.append(f"Direct messages: {dms.requests} requests by {dms.users} users")
+        lines.append(f"Direct messages: {counted(dms.requests, 'request')} by {counted(dms.users, 'user')}")
     lines.append("-# ALLOWED_GUILD_IDS: " + (", ".join(f"`{g}`" for g in allowed) if allowed
                                               else "not set (the bot stays in every server it is invited to)"))
     return clipped(lines)

@@ -51,7 +51,7 @@ async def test_a_job_past_its_time_limit_is_stopped_at_its_next_step_and_refunde
     message = await events.wait("failed", job.id)
     record = await repo.get_job(job.id)
 
-    assert message == (f"Sorry — job #{job.id} failed (it was still rendering 60 s after it started, past the time "
+    assert message == (f"Sorry, job #{job.id} failed (it was still rendering 60 s after it started, past the time "
                        "limit). Nothing was charged.")
     assert scripted.steps_done[PROMPT] == 2  # stopped at the step after the one that crossed the limit
     assert (record.state, record.error) == (JobState.FAILED, "JobTimedOut: still running 60 s after it started")
@@ -88,7 +88,7 @@ async def test_a_job_stuck_outside_its_steps_fails_at_the_time_limit_and_the_wor
 
     assert await timers.fire() == 60  # the limit runs out while no step has been reached
     message = await events.wait("failed", stuck.id)
-    assert message == (f"Sorry — job #{stuck.id} failed (it was still rendering 60 s after it started, past the "
+    assert message == (f"Sorry, job #{stuck.id} failed (it was still rendering 60 s after it started, past the "
                        "time limit). Nothing was charged.")
     assert (await repo.get_job(stuck.id)).state == JobState.FAILED
     assert pipeline.started == [STUCK_PROMPT] and (await repo.get_job(behind.id)).state == JobState.QUEUED

@@ -183,7 +183,7 @@ async def test_a_failing_generation_is_logged_and_the_next_job_still_runs(make_s
     bad = await h.submit(1, PROMPTS[0])
     good = await h.submit(2, PROMPTS[1])
     message = await h.events.wait("failed", bad.job.id)
-    assert message.startswith(f"Sorry — job #{bad.job.id} failed") and "Nothing was charged" in message
+    assert message.startswith(f"Sorry, job #{bad.job.id} failed") and "Nothing was charged" in message
     job = await h.repo.get_job(bad.job.id)
     assert job.state == JobState.FAILED and "RuntimeError: CUDA error" in job.error
     await h.events.wait("done", good.job.id)
@@ -238,7 +238,7 @@ async def test_a_job_left_running_by_a_crash_is_retried_once_then_failed(make_se
 
     h = await make_service()
     assert (await h.events.wait("done", once.id)).job.attempts == 2
-    assert (await h.events.wait("failed", twice.id)).startswith(f"Sorry — job #{twice.id} was interrupted twice")
+    assert (await h.events.wait("failed", twice.id)).startswith(f"Sorry, job #{twice.id} was interrupted twice")
     job = await h.repo.get_job(twice.id)
     assert (job.state, job.error) == (JobState.FAILED, "interrupted twice")
 

@@ -244,7 +244,7 @@ async def test_the_operators_default_cap_and_block_hold_above_every_server(make)
     await h.done(user=2)
     refused = await h.refused(user=2, guild=OTHER)
     assert refused.reason == "quota" and refused.message.startswith("You have reached your video quota across every "
-                                                                    "server: 1 of 1 videos used today")
+                                                                    "server: 1 of 1 video used today")
     await h.moderation.block(MOD, 3, "abuse", "permanent", guild_id=GLOBAL)
     assert {(await h.refused(user=3, guild=g)).reason for g in (GUILD, OTHER, None)} == {"blocked"}
 

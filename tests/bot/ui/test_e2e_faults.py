@@ -69,7 +69,7 @@ async def test_a_second_out_of_memory_fails_the_job_with_a_clear_message_and_the
         result = await (await video(fake, "a kite landing on the sand")).wait_original(has_video)
         first, second = await stack.jobs()
 
-    assert answer.content == "Sorry — job #1 failed (the GPU ran out of memory). Nothing was charged."
+    assert answer.content == "Sorry, job #1 failed (the GPU ran out of memory). Nothing was charged."
     assert pipeline.decodes == [8, 4, 4] and result.attachments
     assert (first.state, second.state) == (JobState.FAILED, JobState.DONE)
     assert first.error.startswith("OutOfGPUMemory: CUDA out of memory")

@@ -63,7 +63,7 @@ async def test_a_moderator_lowers_a_users_quota_and_the_next_request_obeys_it(st
     assert answer.extra["allowed_mentions"] == {"parse": []}  # names users without pinging them
     assert not first.ephemeral
     assert second.ephemeral and second.content.startswith(
-        "You have reached your video quota: 1 of 1 videos used today (UTC day); it resets <t:")
+        "You have reached your video quota: 1 of 1 video used today (UTC day); it resets <t:")
     assert [(job.state != JobState.REFUSED, job.refusal_reason) for job in jobs] == [(True, None), (False, "quota")]
     assert ("quota.set", True) in actions
     assert (limit["min_value"], limit["max_value"]) == (0, 10_000)  # Discord's client refuses other values

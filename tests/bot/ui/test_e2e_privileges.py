@@ -17,7 +17,7 @@ from tests.fakediscord import FakeUser
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
 NOT_A_MODERATOR = "is for moderators only (Manage Server permission or the moderator role)."
-NOT_AN_OPERATOR = "is for the bot's operators only (OPERATOR_USER_IDS); a server's moderators use /videomod."
+NOT_AN_OPERATOR = "is for the bot's operators only; a server's moderators use /videomod."
 NOT_YOURS = "Job #1 is not yours; only the person who asked for it can do that."
 
 
