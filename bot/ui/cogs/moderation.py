@@ -240,7 +240,8 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     # --- denylist and allowlist (bot/ui/cogs/moderation_denylist.py) ---------------------------------------------
 
     @denylist.command(name="add", description="Refuse prompts matching a pattern here: word, phrase, stem* or a + b")
-    @app_commands.describe(pattern="A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, moon landing + staged",
+    @app_commands.describe(pattern="A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, "
+                                   "moon landing + staged",
                            category="The policy category the refusal names")
     @app_commands.autocomplete(category=lists.category_choices)
     async def denylist_add(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200],

@@ -136,7 +136,8 @@ class OperatorGroup(app_commands.Group):
     # --- the shared denylist and allowlist --------------------------------------------------------------------
 
     @app_commands.command(name="denylist-add", description="Refuse a pattern in every server (the shared list)")
-    @app_commands.describe(pattern="A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, moon landing + staged",
+    @app_commands.describe(pattern="A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, "
+                                   "moon landing + staged",
                            category="The policy category the refusal names")
     @app_commands.autocomplete(category=lists.category_choices)
     async def denylist_add(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200],
