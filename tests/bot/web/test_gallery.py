@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 import pytest
 
 from bot.app import run
@@ -23,22 +22,13 @@ from bot.media import MediaStore
 from bot.web.gallery import Gallery
 from storage import Repository, create_engine, migrate
 from storage.showcase import ShowcaseRepository
-from t2v import encode_mp4
 from tests.bot.conftest import settings_for
-from tests.bot.helpers import WAIT
+from tests.bot.helpers import WAIT, tiny_mp4
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SERVER, OTHER = 3, 4  # the servers the videos were made in
 PARAMS = {"steps": 3, "guidance": 9.0, "frames": 16, "aspect": "1:1", "width": 64, "height": 64, "fps": 8}
-
-
-def tiny_mp4() -> bytes:
-    """Two seconds of a colour sweep, 64×64 at 8 fps: a real H.264 MP4 as the bot delivers it."""
-    t = np.linspace(0, 1, 16, dtype=np.float32)[:, None, None, None]
-    x = np.linspace(0, 1, 64, dtype=np.float32)[None, None, :, None]
-    frames = np.concatenate([255 * t * np.ones_like(x), 255 * x * np.ones_like(t), 128 + 0 * t * x], axis=-1)
-    return encode_mp4(np.broadcast_to(frames, (16, 64, 64, 3)).astype(np.uint8), 8)
 
 
 @dataclass
