@@ -7,6 +7,7 @@ Nothing here sleeps: fakes wait on events the test sets, and a wait that should 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import os
 import threading
@@ -303,6 +304,7 @@ def decoded_frames(data: bytes) -> list[tuple[int, int]]:
         return [(frame.width, frame.height) for frame in container.decode(video=0)]
 
 
+@functools.cache
 def tiny_mp4() -> bytes:
     """Two seconds of a colour sweep, 64×64 at 8 fps: a real H.264 MP4 as the bot delivers it. Frame t has red
     255·t/15, green rising from left to right, blue 128 (never black)."""
