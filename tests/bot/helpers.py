@@ -305,13 +305,13 @@ def decoded_frames(data: bytes) -> list[tuple[int, int]]:
 
 
 @functools.cache
-def tiny_mp4() -> bytes:
-    """Two seconds of a colour sweep, 64×64 at 8 fps: a real H.264 MP4 as the bot delivers it. Frame t has red
+def tiny_mp4(width: int = 64) -> bytes:
+    """Two seconds of a colour sweep, `width`×64 at 8 fps: a real H.264 MP4 as the bot delivers it. Frame t has red
     255·t/15, green rising from left to right, blue 128 (never black)."""
     t = np.linspace(0, 1, 16, dtype=np.float32)[:, None, None, None]
-    x = np.linspace(0, 1, 64, dtype=np.float32)[None, None, :, None]
+    x = np.linspace(0, 1, width, dtype=np.float32)[None, None, :, None]
     frames = np.concatenate([255 * t * np.ones_like(x), 255 * x * np.ones_like(t), 128 + 0 * t * x], axis=-1)
-    return encode_mp4(np.broadcast_to(frames, (16, 64, 64, 3)).astype(np.uint8), 8)
+    return encode_mp4(np.broadcast_to(frames, (16, 64, width, 3)).astype(np.uint8), 8)
 
 
 class LagMeter:

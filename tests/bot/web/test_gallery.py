@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image, ImageStat
 
 from bot.app import run
 from bot.media import MediaStore
@@ -44,15 +45,15 @@ class World:
     url: str
 
     async def approved(self, prompt: str, author: str = "bob", votes: int = 0, server: int = SERVER,
-                       kept: bool = True) -> int:
-        """A finished job of `server` whose kept video (none unless `kept`) was nominated and approved; returns its
-        job id."""
+                       kept: bool = True, width: int = 64) -> int:
+        """A finished job of `server` whose kept video (`width`×64; none unless `kept`) was nominated and approved;
+        returns its job id."""
         job = await self.jobs.create_job(user_id=1, user_name=author, channel_id=2, guild_id=server, prompt=prompt,
                                          params=PARAMS)
         await self.jobs.mark_running(job.id)
         await self.jobs.mark_done(job.id, seed=1, gpu_s=0.1, output_bytes=1)
         if kept:
-            await self.media.save(job.id, tiny_mp4())
+            await self.media.save(job.id, tiny_mp4(width))
         entry = await self.showcase.nominate(job.id, 5)
         await self.showcase.decide(job.id, guild_id=server, approve=True, moderator_id=9)
         for voter in range(votes):
@@ -395,20 +396,6 @@ class DevTools:
         return event["params"]
 
 
-PLAY = """(async () => {
-  const video = document.querySelector('video');
-  const failed = new Promise((_, reject) => video.addEventListener('error',
-      () => reject(new Error('media error ' + video.error.code)), {once: true}));
-  await Promise.race([video.play(), failed]);
-  await Promise.race([failed, new Promise(resolve => {
-    const check = () => video.currentTime > 0 && video.readyState >= 2 && resolve();
-    video.addEventListener('timeupdate', check); check();
-  })]);
-  return {currentTime: video.currentTime, readyState: video.readyState, duration: video.duration,
-          width: video.videoWidth, h264: video.canPlayType('video/mp4; codecs="avc1.64001e"')};
-})()"""
-
-
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[DevTools]:
     """Headless Chromium with remote debugging on a free port; ended (by its pid) after the test."""
@@ -436,25 +423,145 @@ async def _devtools_url(process: asyncio.subprocess.Process) -> str:
     raise AssertionError(f"chromium exited ({await process.wait()}) without opening DevTools")
 
 
-async def test_chromium_plays_a_gallery_video_and_a_screenshot_is_saved(world: World, browser: DevTools,
-                                                                       tmp_path: Path):
-    await world.approved("a colour sweep <i>for the browser</i>", author="bob")
+WIDTHS = {"desktop": 1280, "phone": 390}
+PLAYING = """(async () => {
+  const video = document.querySelector('video');
+  const failed = new Promise((_, reject) => video.addEventListener('error',
+      () => reject(new Error('media error ' + video.error.code)), {once: true}));
+  await Promise.race([failed, new Promise(resolve => {
+    const check = () => video.currentTime > 0 && video.readyState >= 2 && !video.paused && resolve();
+    video.addEventListener('timeupdate', check); check();
+  })]);
+  return {currentTime: video.currentTime, readyState: video.readyState, duration: video.duration,
+          width: video.videoWidth, muted: video.muted, controls: video.controls};
+})()"""  # no play(): the page starts a tile in view by itself
+POSTERS_SHOWN = """(async () => {
+  await Promise.all([...document.querySelectorAll('video')].filter(video => video.poster).map(video => {
+    const image = new Image(); image.src = video.poster; return image.decode();
+  }));
+  await new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  const box = element => { const r = element.getBoundingClientRect();
+    return {left: r.left, top: r.top + scrollY, right: r.right, bottom: r.bottom + scrollY}; };
+  return {
+    cards: [...document.querySelectorAll('article')].map(card => ({
+      box: box(card), tile: box(card.querySelector('.tile')), meta: box(card.querySelector('.meta')),
+      texts: [...card.querySelectorAll('a, p, span, time')].filter(e => e.textContent.trim())
+                 .map(e => ({text: e.textContent.slice(0, 40), box: box(e),
+                             spills: e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 0 &&
+                                     getComputedStyle(e).overflowX === 'visible'})),
+      cut: [...card.querySelectorAll('.who')].map(e => e.scrollWidth > e.clientWidth &&
+                                                       getComputedStyle(e).textOverflow === 'ellipsis'),
+      paused: card.querySelector('video').paused, currentTime: card.querySelector('video').currentTime,
+    })),
+    pageWidth: document.documentElement.scrollWidth, viewport: innerWidth,
+  };
+})()"""
+
+
+async def opened_page(browser: DevTools, url: str, width: int, *, calm: bool = False) -> str:
+    """A new tab `width` CSS pixels wide (a phone's below 600) showing `url`; `calm`: prefers reduced motion."""
     target = await browser.send("Target.createTarget", url="about:blank")
     session = (await browser.send("Target.attachToTarget", targetId=target["targetId"], flatten=True))["sessionId"]
     await browser.send("Page.enable", session)
-    await browser.send("Page.navigate", session, url=f"{world.url}/")
+    await browser.send("Emulation.setDeviceMetricsOverride", session, width=width, height=900, deviceScaleFactor=1,
+                       mobile=width < 600)
+    if calm:
+        await browser.send("Emulation.setEmulatedMedia", session,
+                           features=[{"name": "prefers-reduced-motion", "value": "reduce"}])
+    await browser.send("Page.navigate", session, url=url)
     await browser.event("Page.loadEventFired")
+    return session
 
-    played = await browser.send("Runtime.evaluate", session, expression=PLAY, awaitPromise=True,
-                                returnByValue=True)
-    shot = await browser.send("Page.captureScreenshot", session, format="png")
-    path = tmp_path / "gallery-screenshot.png"
+
+async def evaluate(browser: DevTools, session: str, expression: str) -> Any:
+    """The value of a JavaScript expression in the tab (awaited); an exception fails the test with its text."""
+    reply = await browser.send("Runtime.evaluate", session, expression=expression, awaitPromise=True,
+                               returnByValue=True)
+    assert "exceptionDetails" not in reply, reply["exceptionDetails"]
+    return reply["result"].get("value")
+
+
+def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    return all((inner[side] - outer[side]) * sign <= 0.5 for side, sign in
+               (("left", -1), ("top", -1), ("right", 1), ("bottom", 1)))
+
+
+@pytest.mark.parametrize("device", WIDTHS)
+async def test_chromium_shows_each_tiles_poster_before_it_plays_and_keeps_text_inside_its_card(
+        world: World, browser: DevTools, tmp_path: Path, device: str):
+    await world.approved("a short prompt of a wide video", author="Ann", width=112)
+    await world.approved("a-very-long-unbroken-prompt-" * 12 + " and then many more words " * 8,
+                         author="Bartholomew-Maximilian-" * 6, votes=12)
+    await world.approved("a third video", author="<b>Eve</b>", votes=1)
+    session = await opened_page(browser, f"{world.url}/", WIDTHS[device], calm=True)  # calm: nothing plays
+
+    layout = await evaluate(browser, session, POSTERS_SHOWN)
+    first = layout["cards"][0]["tile"]
+    band = {"x": first["left"], "y": first["top"], "width": first["right"] - first["left"],
+            "height": (first["bottom"] - first["top"]) * 0.35, "scale": 1}  # above the controls' play button
+    shot = await browser.send("Page.captureScreenshot", session, format="png", clip=band)
+    path = tmp_path / f"gallery-{device}.png"
     path.write_bytes(base64.b64decode(shot["data"]))
-    print(f"gallery screenshot: {path}")
+    with Image.open(path) as image:
+        mean = ImageStat.Stat(image.convert("RGB")).mean
 
-    state = played["result"].get("value")
-    print(f"chromium playback: {state}")
-    assert state is not None, played  # an exception (e.g. a media error) has no value
+    cards = layout["cards"]
+    assert all(card["paused"] and card["currentTime"] == 0 for card in cards)  # before any play
+    assert all(abs(got - want) < 24 for got, want in zip(mean, (136, 128, 128), strict=True)), mean  # the poster
+    for card in cards:
+        outside = [text for text in card["texts"] if not inside(text["box"], card["box"]) or text["spills"]]
+        assert not outside, f"text outside its card at {WIDTHS[device]} px: {outside}"
+        tile = card["tile"]
+        assert abs((tile["right"] - tile["left"]) - (tile["bottom"] - tile["top"])) <= 1  # square tiles
+    shapes = {(round(card["box"]["bottom"] - card["box"]["top"]), round(card["meta"]["top"] - card["box"]["top"]))
+              for card in cards}
+    assert len(shapes) == 1, shapes  # every card the same, its credit in the same place: none stretched to another
+    assert cards[1]["cut"] == [True]  # the long name ends in an ellipsis
+    assert layout["pageWidth"] <= layout["viewport"]  # nothing scrolls sideways
+    if device == "desktop":
+        assert len({round(card["box"]["top"]) for card in cards}) == 1  # one row of three
+    print(f"gallery screenshot ({device}): {path}")
+
+
+@pytest.mark.parametrize("device", WIDTHS)
+async def test_chromium_plays_a_tile_in_view_muted_without_a_click(world: World, browser: DevTools, device: str):
+    await world.approved("a colour sweep <i>for the browser</i>", author="bob")
+    session = await opened_page(browser, f"{world.url}/", WIDTHS[device])
+
+    state = await evaluate(browser, session, PLAYING)
+
+    print(f"chromium playback ({device}): {state}")
     assert state["currentTime"] > 0 and state["readyState"] >= 2 and state["width"] == 64
     assert state["duration"] == pytest.approx(2.0, abs=0.2)
-    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 1000
+    assert state["muted"] and not state["controls"]  # the page's script took the controls off the tile
+
+
+OPEN_GRAPH = """(async () => {
+  const tags = Object.fromEntries([...document.querySelectorAll('meta[property], meta[name^="twitter:"]')]
+      .map(meta => [meta.getAttribute('property') || meta.name, meta.content]));
+  const poster = new Image(); poster.src = document.querySelector('video').poster; await poster.decode();
+  return {tags, poster: poster.naturalWidth, back: document.querySelector('header a').getAttribute('href')};
+})()"""
+
+
+async def test_chromium_reads_a_videos_open_graph_tags_and_follows_past_the_end_and_capped_pages(
+        tmp_path: Path, browser: DevTools):
+    async with opened(tmp_path, public_url="https://videos.example.org") as world:
+        job_id = await world.approved("a lighthouse in a storm", author="Ann")
+        for n in range(2):
+            await world.approved(f"video {n}", kept=False)
+        session = await opened_page(browser, f"{world.url}/videos/{job_id}", WIDTHS["phone"])
+        shared = await evaluate(browser, session, OPEN_GRAPH)
+        await browser.send("Page.navigate", session, url=f"{world.url}/?page=9&per_page=100")
+        await browser.event("Page.loadEventFired")
+        landed = await evaluate(browser, session, "({url: location.href, "
+                                                  "cards: document.querySelectorAll('article').length})")
+
+    base = f"https://videos.example.org/videos/{job_id}"
+    tags = shared["tags"]
+    assert (tags["og:type"], tags["og:title"], tags["og:video"], tags["og:video:type"]) == (
+        "video.other", "a lighthouse in a storm", f"{base}.mp4", "video/mp4")
+    assert (tags["og:image"], tags["twitter:card"], tags["og:video:width"]) == (
+        f"{base}.jpg", "summary_large_image", "64")
+    assert shared["poster"] == 64 and shared["back"] == f"/servers/{SERVER}/"
+    assert landed == {"url": f"{world.url}/?page=1&per_page=50", "cards": 3}
