@@ -94,17 +94,22 @@ class Gallery(LocalSite):
             raise web.HTTPSeeOther(request.rel_url.update_query(page=str(pages), **capped),
                                    headers={"Cache-Control": PAGE_CACHE})
         entries = await self.repo.approved_page(page, per_page, guild_id=guild_id)
-        servers = None
-        if guild_id is None:  # every server's: under the server's name when there is only one
-            shown = {entry.guild_id for entry in entries}
-            only = [guild for guild, _ in await self.repo.approved_servers()]
-            guild_id = only[0] if len(only) == 1 else None
-            servers = None if guild_id is not None else {guild: self._server(guild) for guild in shown}
-        server = None if guild_id is None else self._server(guild_id)
+        server, servers = await self._whose(guild_id, entries)
         title = self.title if server is None else f"{server.title} · {self.title}"
         front = "/" if request.path != "/" and not self.front_page.isdigit() else None  # / lists every server
         return _html(listing(title, entries, Pager(page, pages, per_page), server=server, front=front,
                              servers=servers))
+
+    async def _whose(self, guild_id: int | None, entries: list[ShowcaseRecord]
+                     ) -> tuple[Server | None, dict[int, Server] | None]:
+        """The server a page is of, or (every server's page) the server of each entry; every server's page is the
+        one server's when only one has approved videos."""
+        if guild_id is not None:
+            return self._server(guild_id), None
+        servers = [guild for guild, _ in await self.repo.approved_servers()]
+        if len(servers) == 1:
+            return self._server(servers[0]), None
+        return None, {entry.guild_id: self._server(entry.guild_id) for entry in entries}
 
     async def video_page(self, request: web.Request) -> web.Response:
         """One approved video's page, with its link preview's tags."""
