@@ -160,7 +160,8 @@ async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepos
     """Start the web gallery and the health and metrics endpoints, each when enabled; they listen from now on."""
     sites: list[Gallery | Health] = []
     if settings.gallery_enabled:
-        gallery = Gallery(showcase, bot.media, front_page=settings.gallery_front_page, server_name=server_name(bot))
+        gallery = Gallery(showcase, bot.media, front_page=settings.gallery_front_page, server_name=server_name(bot),
+                          public_url=settings.gallery_public_url)
         await gallery.start(settings.gallery_host, settings.gallery_port)
         sites.append(gallery)
     if settings.health_enabled:

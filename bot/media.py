@@ -1,7 +1,11 @@
-"""The media directory: delivered MP4s of public jobs, one `<job id>.mp4` each, for the showcase and the gallery.
+"""The media directory: delivered MP4s of public jobs, one `<job id>.mp4` each, for the showcase and the gallery,
+each with its poster frame `<job id>.jpg` (the middle frame as a JPEG: what the gallery shows before the video plays,
+and the image of a shared link's preview).
 
 Every public video is saved when it is delivered (a nomination may come days later, when Discord's attachment
-URL has expired); private videos are never written; 🗑 Delete removes the file. Writes go to a temporary file
+URL has expired), and its poster is made then; a video kept before posters existed gets one the first time it is
+asked for (`poster`). Private videos are never written; 🗑 Delete and the retention sweep remove a video with its
+poster. Writes go to a temporary file
 renamed into place, so the gallery never serves half a video. The videos are public, and the files and the folders
 the bot makes for them are readable by every user (FILE_MODE, FOLDER_MODE), whatever the umask (systemd's unit sets
 0077): a web server or a backup running as another user can read them.
@@ -11,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import tempfile
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 from storage import ShowcaseRepository
@@ -25,6 +31,7 @@ log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 3600.0  # how often old videos are looked for
 FILE_MODE = 0o644  # rw-r--r--: a kept MP4 (mkstemp alone makes it 0600)
 FOLDER_MODE = 0o755  # rwxr-xr-x: a folder made for them
+POSTER_SUFFIX = "jpg"  # a kept video's poster frame, beside it
 
 
 class MediaStore:
@@ -32,6 +39,7 @@ class MediaStore:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._unposterable: set[int] = set()  # jobs whose video gave no poster: not tried again until saved again
 
     def path(self, job_id: int) -> Path:
         """Where the video of this job is (or would be) kept."""
@@ -39,29 +47,60 @@ class MediaStore:
             raise ValueError(f"job ids start at 1, got {job_id}")
         return self.root / f"{job_id}.mp4"
 
+    def poster_path(self, job_id: int) -> Path:
+        """Where the poster frame of this job's video is (or would be) kept."""
+        return self.path(job_id).with_suffix(f".{POSTER_SUFFIX}")
+
     def has(self, job_id: int) -> bool:
         """Whether the video of this job is kept."""
         return self.path(job_id).is_file()
 
     async def save(self, job_id: int, video: bytes) -> Path:
-        """Write the job's MP4 atomically (replacing an older one); returns its path."""
+        """Write the job's MP4 atomically (replacing an older one) and make its poster; returns the MP4's path. A
+        poster that cannot be made is logged, never raised: the video is kept all the same."""
         path = await asyncio.to_thread(self._write, self.path(job_id), video)
         log.info("job %d: kept %d bytes at %s", job_id, len(video), path)
+        self._unposterable.discard(job_id)
+        await self._make_poster(job_id)
         return path
 
+    async def poster(self, job_id: int) -> Path | None:
+        """The poster of the job's kept video, made now if the video was kept without one; None when there is no
+        video or its poster cannot be made."""
+        poster = self.poster_path(job_id)
+        if poster.is_file():
+            return poster
+        if job_id in self._unposterable or not self.has(job_id):
+            return None
+        return await self._make_poster(job_id)
+
     async def delete(self, job_id: int) -> bool:
-        """Remove the job's MP4; False when there was none."""
+        """Remove the job's MP4 and its poster; False when there was no MP4."""
         path = self.path(job_id)
         try:
             await asyncio.to_thread(path.unlink)
         except FileNotFoundError:
             return False
-        log.info("job %d: removed %s", job_id, path)
+        await asyncio.to_thread(self.poster_path(job_id).unlink, missing_ok=True)
+        log.info("job %d: removed %s and its poster", job_id, path)
         return True
 
+    async def _make_poster(self, job_id: int) -> Path | None:
+        """Decode the kept MP4's middle frame and write it as the job's poster; None (logged) when that fails."""
+        try:
+            jpeg = await asyncio.to_thread(poster_jpeg, self.path(job_id))
+            poster = await asyncio.to_thread(self._write, self.poster_path(job_id), jpeg)
+        except Exception:
+            log.exception("job %d: no poster frame could be made from %s", job_id, self.path(job_id))
+            self._unposterable.add(job_id)
+            await asyncio.to_thread(self.poster_path(job_id).unlink, missing_ok=True)  # an older video's
+            return None
+        log.info("job %d: poster frame of %d bytes at %s", job_id, len(jpeg), poster)
+        return poster
+
     async def sweep(self, older_than: float, keep: set[int]) -> list[int]:
-        """Remove the kept MP4s last written before `older_than` (a POSIX time) except those of `keep`'s jobs;
-        returns the job ids removed. Other files in the directory are left alone."""
+        """Remove the kept MP4s last written before `older_than` (a POSIX time), with their posters, except those of
+        `keep`'s jobs; returns the job ids removed. Other files in the directory are left alone."""
         removed = await asyncio.to_thread(self._sweep, older_than, keep)
         if removed:
             log.info("removed the kept videos of %d jobs older than the retention (%s)", len(removed),
@@ -79,11 +118,13 @@ class MediaStore:
             if suffix != "mp4" or not stem.isdigit() or int(stem) in keep or not entry.is_file():
                 continue
             try:
-                if entry.stat().st_mtime < older_than:
-                    os.unlink(entry.path)
-                    removed.append(int(stem))
+                if entry.stat().st_mtime >= older_than:
+                    continue
+                os.unlink(entry.path)
             except FileNotFoundError:  # deleted meanwhile (🗑 Delete)
                 continue
+            self.poster_path(int(stem)).unlink(missing_ok=True)
+            removed.append(int(stem))
         return sorted(removed)
 
     @staticmethod
@@ -99,6 +140,23 @@ class MediaStore:
             Path(temporary).unlink(missing_ok=True)
             raise
         return path
+
+
+def poster_jpeg(video: Path) -> bytes:
+    """The middle frame of an MP4 as a JPEG, decoded and encoded with PyAV (imported here: importing the bot loads
+    no PyAV); a video whose length is not in its header gives its first frame."""
+    import av
+
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        frame = next(itertools.islice(container.decode(stream), stream.frames // 2, None), None)
+    if frame is None:
+        raise ValueError(f"{video} has fewer video frames than its header says ({stream.frames})")
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = frame.width, frame.height, "yuvj420p"
+    encoder.time_base = Fraction(1, 25)  # one still image: any time base will do
+    packets = encoder.encode(frame.reformat(format="yuvj420p")) + encoder.encode(None)
+    return b"".join(bytes(packet) for packet in packets)
 
 
 def _make_folder(folder: Path) -> None:

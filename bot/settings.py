@@ -69,6 +69,7 @@ RANGES: dict[str, tuple[float, float]] = {
 ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
     "discord_api_base": (("https", "http"), "https://discord-proxy.internal/api/v10"),
     "discord_gateway_url": (("wss", "ws"), "wss://discord-proxy.internal/gateway"),
+    "gallery_public_url": (("https", "http"), "https://videos.example.org"),
 }
 MISSING = {  # what to do about a required variable that is not set
     "discord_token": "DISCORD_TOKEN is missing: set it to your bot token "
@@ -150,6 +151,7 @@ class Settings(BaseSettings):
     gallery_host: str = "127.0.0.1"
     gallery_port: int = 8080
     gallery_front_page: str = "all"  # what / lists: all (every server's videos), servers (links to each), a server id
+    gallery_public_url: str | None = None  # the gallery's address as visitors reach it, for shared links' previews
     health_enabled: bool = True  # serve /healthz and /metrics from `python -m bot`
     health_host: str = "127.0.0.1"  # 0.0.0.0 lets Prometheus scrape it from another host or container
     health_port: int = 9090
@@ -298,10 +300,11 @@ class Settings(BaseSettings):
             raise _problem(f"DATABASE_URL={urls.shown(url)}: {error}") from None
         return url
 
-    @field_validator("discord_api_base", "discord_gateway_url")
+    @field_validator(*ENDPOINTS)
     @classmethod
     def _endpoint_is_a_url(cls, url: str | None, info: ValidationInfo) -> str | None:
-        """An http(s) URL with a host for the REST base, a ws(s) one for the gateway; no trailing slash."""
+        """An http(s) URL with a host for the REST base and the gallery's address, a ws(s) one for the gateway; no
+        trailing slash."""
         if url is None:
             return None
         schemes, example = ENDPOINTS[info.field_name]

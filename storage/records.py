@@ -128,3 +128,5 @@ class ShowcaseRecord:
     author_name: str  # their display name at request time
     job_deleted: bool  # the result was deleted after the nomination
     guild_id: int = GLOBAL  # the server whose moderators decide (its job's), GLOBAL for the operator's
+    width: int | None = None  # the video's size in pixels, as its job rendered it (None: not recorded)
+    height: int | None = None

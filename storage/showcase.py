@@ -237,11 +237,16 @@ def _entries() -> Select[Any]:
 
 
 def _record(entry: ShowcaseEntry, job: Job, votes: int) -> ShowcaseRecord:
-    """Copy an entry, its job's prompt and author, and its vote count into a frozen record."""
+    """Copy an entry, its job's prompt, author and video size, and its vote count into a frozen record."""
     return ShowcaseRecord(
         id=entry.id, job_id=entry.job_id, state=ShowcaseState(entry.state), nominated_by=entry.nominated_by,
         nominated_at=entry.nominated_at, decided_by=entry.decided_by, decided_at=entry.decided_at,
         reason=entry.reason, channel_id=entry.channel_id, message_id=entry.message_id, votes=int(votes),
         prompt=job.prompt, author_id=job.user_id, author_name=job.user_name, job_deleted=job.deleted_at is not None,
-        guild_id=entry.guild_id,
+        guild_id=entry.guild_id, width=_pixels(job.params.get("width")), height=_pixels(job.params.get("height")),
     )
+
+
+def _pixels(value: Any) -> int | None:
+    """A size from a job's params, None when it was not recorded."""
+    return int(value) if isinstance(value, int | float) and value > 0 else None

@@ -7,6 +7,7 @@ Nothing here sleeps: fakes wait on events the test sets, and a wait that should 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import os
 import threading
@@ -23,6 +24,7 @@ from bot.gpu.models import Models
 from bot.jobs.events import Delivered
 from bot.jobs.spec import JobSpec, Requester
 from storage import JobRecord
+from t2v import encode_mp4
 from t2v.errors import GenerationCancelled
 from t2v.preview import preview_due
 from t2v.request import GenerationResult
@@ -300,6 +302,16 @@ def contents(message: FakeMessage) -> list[str]:
 def decoded_frames(data: bytes) -> list[tuple[int, int]]:
     with av.open(io.BytesIO(data)) as container:
         return [(frame.width, frame.height) for frame in container.decode(video=0)]
+
+
+@functools.cache
+def tiny_mp4(width: int = 64) -> bytes:
+    """Two seconds of a colour sweep, `width`×64 at 8 fps: a real H.264 MP4 as the bot delivers it. Frame t has red
+    255·t/15, green rising from left to right, blue 128 (never black)."""
+    t = np.linspace(0, 1, 16, dtype=np.float32)[:, None, None, None]
+    x = np.linspace(0, 1, width, dtype=np.float32)[None, None, :, None]
+    frames = np.concatenate([255 * t * np.ones_like(x), 255 * x * np.ones_like(t), 128 + 0 * t * x], axis=-1)
+    return encode_mp4(np.broadcast_to(frames, (16, 64, width, 3)).astype(np.uint8), 8)
 
 
 class LagMeter:

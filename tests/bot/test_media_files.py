@@ -1,5 +1,7 @@
 """Kept videos are public: their files and the folders made for them are readable by every user (a web server or a
-backup running as another user, the deployments' own users), whatever the umask; a write is never seen half done."""
+backup running as another user, the deployments' own users), whatever the umask; a write is never seen half done.
+Each kept video gets a poster frame (a JPEG of its middle frame) beside it, made later for videos kept without one;
+a video that gives none is kept all the same."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import pytest
 
 from bot.media import FILE_MODE, FOLDER_MODE, MediaStore
+from tests.bot.helpers import tiny_mp4
 
 
 @pytest.fixture
@@ -44,3 +48,49 @@ async def test_a_folder_that_was_there_keeps_its_own_mode(tmp_path: Path, privat
     path = await MediaStore(root).save(3, b"mp4")
 
     assert (mode(path), mode(root)) == (FILE_MODE, 0o750)
+
+
+def jpeg_pixel(path: Path, x: int, y: int) -> tuple[int, int, int]:
+    """The RGB colour of one pixel of a JPEG, decoded with PyAV."""
+    with av.open(str(path)) as container:
+        image = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    return tuple(int(value) for value in image[y, x])
+
+
+async def test_a_kept_video_gets_its_middle_frame_as_a_poster_readable_by_everyone(tmp_path: Path, private_umask):
+    media = MediaStore(tmp_path / "media")
+    await media.save(7, tiny_mp4())
+
+    poster = media.poster_path(7)
+    assert poster == media.root / "7.jpg" and poster.read_bytes().startswith(b"\xff\xd8") and mode(poster) == FILE_MODE
+    red, green, blue = jpeg_pixel(poster, 60, 32)
+    assert abs(red - 136) < 8 and green > 230 and abs(blue - 128) < 8  # frame 8 of 16: red 255·8/15, green at x=60
+    assert sorted(p.name for p in media.root.iterdir()) == ["7.jpg", "7.mp4"]
+
+
+async def test_a_video_kept_without_a_poster_gets_one_when_first_asked(tmp_path: Path):
+    media = MediaStore(tmp_path / "media")
+    media.root.mkdir()
+    media.path(5).write_bytes(tiny_mp4())  # kept before posters were made
+
+    assert await media.poster(5) == media.poster_path(5) and media.poster_path(5).is_file()
+    assert await media.poster(6) is None  # no video, no poster
+
+
+async def test_a_video_that_gives_no_poster_is_kept_and_not_decoded_again(tmp_path: Path, caplog):
+    media = MediaStore(tmp_path / "media")
+    await media.save(4, b"not an mp4")
+    caplog.clear()
+
+    assert media.has(4) and not media.poster_path(4).exists()
+    assert await media.poster(4) is None and not caplog.records  # tried once, when it was kept
+    await media.save(4, tiny_mp4())  # kept again: a new chance
+    assert await media.poster(4) == media.poster_path(4)
+
+
+async def test_deleting_a_video_removes_its_poster(tmp_path: Path):
+    media = MediaStore(tmp_path / "media")
+    await media.save(3, tiny_mp4())
+
+    assert await media.delete(3) is True
+    assert list(media.root.iterdir()) == []

@@ -48,6 +48,20 @@ async def test_old_videos_go_and_the_showcase_ones_new_ones_and_other_files_stay
     assert await retention.sweep_once() == []
 
 
+async def test_a_removed_video_takes_its_poster_and_a_kept_one_keeps_it(tmp_path):
+    media = MediaStore(tmp_path / "media")
+    for job_id, age in ((1, 40), (2, 1), (3, 40)):
+        kept(media, job_id, age)
+        media.poster_path(job_id).write_bytes(b"\xff\xd8 a poster")
+    orphan = media.root / "9.jpg"  # a poster whose video is not kept: not the sweep's to judge
+    orphan.write_bytes(b"\xff\xd8")
+    retention = Retention(media, Showcase({3}), keep_days=30, clock=lambda: NOW)
+
+    assert await retention.sweep_once() == [1]
+    assert [job for job in (1, 2, 3) if media.poster_path(job).exists()] == [2, 3]
+    assert orphan.exists()
+
+
 async def test_a_missing_media_directory_is_nothing_to_sweep(tmp_path):
     retention = Retention(MediaStore(tmp_path / "never-made"), Showcase(set()), keep_days=1, clock=lambda: NOW)
     assert await retention.sweep_once() == []

@@ -60,6 +60,15 @@ def test_discord_endpoints_are_unset_by_default_and_must_be_urls_of_the_right_ki
     ]
 
 
+def test_the_gallerys_public_address_is_unset_by_default_and_must_be_an_http_url():
+    assert load_settings(VALID, env_file=None).gallery_public_url is None  # built from each request's Host
+    chosen = load_settings({**VALID, "GALLERY_PUBLIC_URL": "https://videos.example.org/"}, env_file=None)
+    assert chosen.gallery_public_url == "https://videos.example.org"
+    assert problems({**VALID, "GALLERY_PUBLIC_URL": "videos.example.org"}) == [
+        "GALLERY_PUBLIC_URL=videos.example.org is not a URL starting with https:// or http://, such as "
+        "https://videos.example.org"]
+
+
 def test_a_missing_token_says_where_to_get_one():
     assert problems({"T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}) == [
         "DISCORD_TOKEN is missing: set it to your bot token (Discord developer portal → Bot → Reset Token)"

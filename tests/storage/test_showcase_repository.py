@@ -38,6 +38,15 @@ async def test_a_finished_public_result_can_be_nominated_once(repo, make_job, sh
     assert [e.job_id for e in await showcase.pending(guild_id=SERVER)] == [job.id]
 
 
+async def test_an_entry_carries_its_videos_size_for_the_gallery(repo, make_job, showcase, job_params):
+    wide = await finished(repo, make_job, params={**job_params, "width": 448, "height": 256})
+    unsized = await finished(repo, make_job, params={key: v for key, v in job_params.items()
+                                                      if key not in ("width", "height")})
+
+    assert [((e := await showcase.nominate(job.id, 5)).width, e.height) for job in (wide, unsized)] == [
+        (448, 256), (None, None)]
+
+
 @pytest.mark.parametrize("case", ["private", "deleted", "not_done", "missing"])
 async def test_private_deleted_unfinished_or_unknown_jobs_cannot_be_nominated(repo, make_job, showcase, job_params,
                                                                                case):

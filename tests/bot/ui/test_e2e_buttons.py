@@ -92,6 +92,8 @@ async def test_delete_by_the_requester_removes_the_message_the_kept_video_and_bl
         fake = stack.fake
         bob = fake.make_user(name="bob")
         result = await first_result(stack, bob)
+        poster = stack.bot.media.poster_path(1)
+        made = poster.read_bytes()[:2]  # the video's poster frame, made when it was kept on delivery
         stale = fake.seed_message("an older copy", components=[action_row(*(button(b) for b in BUTTONS))])
         answer = await delete_result(fake, result, 1, bob)
         job = await stack.job(1)
@@ -99,6 +101,7 @@ async def test_delete_by_the_requester_removes_the_message_the_kept_video_and_bl
 
     assert answer.ephemeral and answer.content == "🗑️ Deleted job #1."
     assert result.deleted and job.deleted_at is not None and not media_file(stack, 1).exists()
+    assert made == b"\xff\xd8" and not poster.exists()  # a JPEG, gone with its video
     assert [r.content for r in refusals] == ["Job #1 was deleted."] * 3
     assert len(await stack.jobs()) == 1
 

@@ -3,42 +3,36 @@ in headless Chromium (driven through the DevTools protocol)."""
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 import pytest
+from PIL import Image, ImageStat
 
 from bot.app import run
 from bot.media import MediaStore
 from bot.web.gallery import Gallery
 from storage import Repository, create_engine, migrate
 from storage.showcase import ShowcaseRepository
-from t2v import encode_mp4
 from tests.bot.conftest import settings_for
-from tests.bot.helpers import WAIT
+from tests.bot.helpers import WAIT, tiny_mp4
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SERVER, OTHER = 3, 4  # the servers the videos were made in
 PARAMS = {"steps": 3, "guidance": 9.0, "frames": 16, "aspect": "1:1", "width": 64, "height": 64, "fps": 8}
-
-
-def tiny_mp4() -> bytes:
-    """Two seconds of a colour sweep, 64×64 at 8 fps: a real H.264 MP4 as the bot delivers it."""
-    t = np.linspace(0, 1, 16, dtype=np.float32)[:, None, None, None]
-    x = np.linspace(0, 1, 64, dtype=np.float32)[None, None, :, None]
-    frames = np.concatenate([255 * t * np.ones_like(x), 255 * x * np.ones_like(t), 128 + 0 * t * x], axis=-1)
-    return encode_mp4(np.broadcast_to(frames, (16, 64, 64, 3)).astype(np.uint8), 8)
 
 
 @dataclass
@@ -50,13 +44,16 @@ class World:
     media: MediaStore
     url: str
 
-    async def approved(self, prompt: str, author: str = "bob", votes: int = 0, server: int = SERVER) -> int:
-        """A finished job of `server` whose kept video was nominated and approved; returns its job id."""
+    async def approved(self, prompt: str, author: str = "bob", votes: int = 0, server: int = SERVER,
+                       kept: bool = True, width: int = 64) -> int:
+        """A finished job of `server` whose kept video (`width`×64; none unless `kept`) was nominated and approved;
+        returns its job id."""
         job = await self.jobs.create_job(user_id=1, user_name=author, channel_id=2, guild_id=server, prompt=prompt,
                                          params=PARAMS)
         await self.jobs.mark_running(job.id)
         await self.jobs.mark_done(job.id, seed=1, gpu_s=0.1, output_bytes=1)
-        await self.media.save(job.id, tiny_mp4())
+        if kept:
+            await self.media.save(job.id, tiny_mp4(width))
         entry = await self.showcase.nominate(job.id, 5)
         await self.showcase.decide(job.id, guild_id=server, approve=True, moderator_id=9)
         for voter in range(votes):
@@ -85,8 +82,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield made
 
 
-async def fetch(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
+async def fetch(url: str, *, redirect: bool = True, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers,
+                                                               allow_redirects=redirect) as response:
         return response.status, dict(response.headers), await response.read()
 
 
@@ -98,21 +96,23 @@ async def test_pages_list_approved_videos_newest_first_with_author_votes_and_dat
     page = body.decode()
 
     assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Cache-Control"] == "public, max-age=60"
     assert page.index("prompt number 2") < page.index("prompt number 1")
     assert "prompt number 4" not in page and "prompt number 0" not in page
-    assert "by author2 · ⭐ 2 votes · <time" in page and 'src="/videos/3.mp4"' in page
+    assert '<span class="who" title="author2">by author2</span>' in page and "<span>⭐ 2 votes</span>" in page
+    assert 'src="/videos/3.mp4" poster="/videos/3.jpg"' in page and '<a class="prompt" href="/videos/3"' in page
+    assert 'aria-label="Video by author2: prompt number 2"' in page
     assert "Page 2 of 3" in page and "?page=1&amp;per_page=2" in page and "?page=3&amp;per_page=2" in page
 
 
 @pytest.mark.parametrize(("query", "says"), [
-    ("page=0", "page must be a whole number from 1 to 1, got '0'"),
-    ("page=2", "page must be a whole number from 1 to 1, got '2'"),
-    ("page=two", "page must be a whole number from 1 to 1, got 'two'"),
-    ("per_page=0", "per_page must be a whole number from 1 to 50, got '0'"),
-    ("per_page=51", "per_page must be a whole number from 1 to 50, got '51'"),
-    ("per_page=-3&page=1", "per_page must be a whole number from 1 to 50, got '-3'"),
+    ("page=0", "page must be a whole number of 1 or more, got '0'"),
+    ("page=two", "page must be a whole number of 1 or more, got 'two'"),
+    ("page=1_0", "page must be a whole number of 1 or more, got '1_0'"),
+    ("per_page=0", "per_page must be a whole number of 1 or more (pages show at most 50), got '0'"),
+    ("per_page=-3&page=1", "per_page must be a whole number of 1 or more (pages show at most 50), got '-3'"),
 ])
-async def test_out_of_range_query_values_get_a_400_naming_the_range(world: World, query: str, says: str):
+async def test_a_value_that_is_not_a_count_gets_one_400_line_naming_it(world: World, query: str, says: str):
     await world.approved("a calm lake", votes=1)
 
     status, _, body = await fetch(f"{world.url}/?{query}")
@@ -120,22 +120,59 @@ async def test_out_of_range_query_values_get_a_400_naming_the_range(world: World
     assert status == 400 and body.decode() == says
 
 
-async def test_an_empty_gallery_says_so(world: World):
-    status, _, body = await fetch(f"{world.url}/")
+@pytest.mark.parametrize(("path", "query", "lands_on"), [
+    ("/", "page=9", "/?page=1"),  # 12 a page
+    ("/", "page=9&per_page=2", "/?page=3&per_page=2"),
+    ("/", "page=9&per_page=100", "/?page=1&per_page=50"),  # capped first: 5 videos fit one page of 50
+    (f"/servers/{SERVER}/", "page=4&per_page=4", f"/servers/{SERVER}/?page=2&per_page=4"),
+])
+async def test_a_page_past_the_end_redirects_to_the_last(tmp_path: Path, path: str, query: str, lands_on: str):
+    async with opened(tmp_path) as world:
+        for n in range(5):
+            await world.approved(f"video {n}", kept=False)
+        status, headers, _ = await fetch(f"{world.url}{path}?{query}", redirect=False)
+        landed, _, body = await fetch(f"{world.url}{headers['Location']}")
 
-    assert status == 200 and "No videos in the showcase yet." in body.decode() and "Page 1 of 1" in body.decode()
+    assert status == 303 and headers["Location"] == lands_on
+    assert landed == 200 and "video 0" in body.decode()  # the oldest: on the last page
 
 
-async def test_prompts_and_names_are_escaped_and_scripts_are_forbidden(world: World):
-    await world.approved('<script>alert("x")</script> & <img src=x onerror=alert(1)>', author="<b>Eve</b>")
+async def test_per_page_above_the_cap_shows_the_most_a_page_holds(world: World):
+    for n in range(51):
+        await world.approved(f"video {n}", kept=False)  # the listing reads the database only
 
-    _, headers, body = await fetch(f"{world.url}/")
+    status, _, body = await fetch(f"{world.url}/?per_page=100")
     page = body.decode()
 
-    assert "<script>" not in page and "<img" not in page and "<b>Eve" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt;" in page
-    assert "by &lt;b&gt;Eve&lt;/b&gt;" in page
-    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert status == 200 and page.count('<article class="card"') == 50
+    assert "Page 1 of 2" in page and "?page=2&amp;per_page=50" in page
+
+
+async def test_an_empty_gallery_says_how_videos_get_there(world: World):
+    status, _, body = await fetch(f"{world.url}/")
+    page = body.decode()
+
+    assert status == 200 and "No videos in the showcase yet." in page and "Page 1 of 1" in page
+    assert "⭐ Showcase button" in page and "<code>/videomod showcase pending</code>" in page
+
+
+async def test_prompts_and_names_are_escaped_and_no_script_but_the_gallerys_own_runs(world: World):
+    job_id = await world.approved('<script>alert("x")</script> & <img src=x onerror=alert(1)>', author="<b>Eve\"</b>")
+
+    _, headers, body = await fetch(f"{world.url}/")
+    _, _, single = await fetch(f"{world.url}/videos/{job_id}")
+    page, one = body.decode(), single.decode()
+
+    for html in (page, one):
+        assert "<script>alert" not in html and "<img" not in html and "<b>Eve" not in html
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt;" in html
+        assert "by &lt;b&gt;Eve&quot;&lt;/b&gt;" in html
+    assert 'title="&lt;b&gt;Eve&quot;&lt;/b&gt;"' in page  # inside an attribute, the quote is escaped too
+    scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    csp = headers["Content-Security-Policy"]
+    assert len(scripts) == 1 and f"script-src 'sha256-{digest}'" in csp and "unsafe-inline'; base" not in csp
+    assert "default-src 'none'" in csp and "<script" not in one
 
 
 async def test_videos_are_served_as_mp4_with_range_requests(world: World):
@@ -147,9 +184,30 @@ async def test_videos_are_served_as_mp4_with_range_requests(world: World):
     tail = await fetch(f"{world.url}/videos/{job_id}.mp4", Range="bytes=-50")
 
     assert full[0] == 200 and full[1]["Content-Type"] == "video/mp4" and full[2] == data
-    assert full[1]["Accept-Ranges"] == "bytes"
+    assert full[1]["Accept-Ranges"] == "bytes" and full[1]["Cache-Control"] == "public, max-age=86400, immutable"
     assert part[0] == 206 and part[1]["Content-Range"] == f"bytes 100-199/{len(data)}" and part[2] == data[100:200]
     assert tail[0] == 206 and tail[2] == data[-50:]
+
+
+async def test_posters_are_served_and_made_for_videos_kept_without_one(world: World):
+    kept, older, broken = await world.approved("kept today"), await world.approved("kept last year"), \
+        await world.approved("a broken file")
+    world.media.poster_path(older).unlink()  # kept before posters were made
+    world.media.path(broken).write_bytes(b"not an mp4")
+    world.media.poster_path(broken).unlink()
+
+    status, headers, poster = await fetch(f"{world.url}/videos/{kept}.jpg")
+    made, _, later = await fetch(f"{world.url}/videos/{older}.jpg")
+    missing, _, says = await fetch(f"{world.url}/videos/{broken}.jpg")
+    page, _, listing = await fetch(f"{world.url}/")
+    single, _, alone = await fetch(f"{world.url}/videos/{broken}")
+
+    assert status == 200 and headers["Content-Type"] == "image/jpeg" and poster.startswith(b"\xff\xd8")
+    assert headers["Cache-Control"] == "public, max-age=86400, immutable"
+    assert made == 200 and later.startswith(b"\xff\xd8") and world.media.poster_path(older).is_file()
+    assert (missing, says.decode()) == (404, f"the video of job {broken} has no poster frame")
+    assert page == 200 and "a broken file" in listing.decode()  # a missing poster never breaks a page
+    assert single == 200 and "og:image" not in alone.decode() and 'content="summary"' in alone.decode()
 
 
 async def test_only_approved_undeleted_videos_are_served(world: World):
@@ -158,10 +216,12 @@ async def test_only_approved_undeleted_videos_are_served(world: World):
     await world.media.save(waiting.id, b"not approved")
     await world.showcase.delete_job(gone)
 
-    statuses = [(await fetch(f"{world.url}/videos/{job}.mp4"))[0] for job in (shown, gone, waiting.id, 999)]
+    jobs = (shown, gone, waiting.id, 999)
+    statuses = {ending: [(await fetch(f"{world.url}/videos/{job}{ending}"))[0] for job in jobs]
+                for ending in (".mp4", ".jpg", "")}
     _, _, body = await fetch(f"{world.url}/")
 
-    assert statuses == [200, 404, 404, 404]
+    assert statuses == {".mp4": [200, 404, 404, 404], ".jpg": [200, 404, 404, 404], "": [200, 404, 404, 404]}
     assert "deleted later" not in body.decode() and "waiting" not in body.decode()
 
 
@@ -177,7 +237,21 @@ async def test_each_server_has_its_own_page_and_the_default_front_page_shows_the
     assert "lighthouse" in pages[f"/servers/{SERVER}/"] and "windmill" not in pages[f"/servers/{SERVER}/"]
     assert "windmill" in pages[f"/servers/{OTHER}"] and "lighthouse" not in pages[f"/servers/{OTHER}"]
     assert f"<h1>Server {OTHER} · Video showcase</h1>" in pages[f"/servers/{OTHER}"]
+    assert f'<a href="https://discord.com/channels/{OTHER}">Open Server {OTHER} in Discord</a>' in pages[
+        f"/servers/{OTHER}"] and '<a href="/">← All servers</a>' in pages[f"/servers/{OTHER}"]
+    assert "<h1>Video showcase</h1>" in pages["/"] and f"in Server {SERVER}</p>" in pages["/"]  # each tile's server
     assert (missing, says.decode()) == (404, "server 999 has no showcase here")
+
+
+async def test_a_front_page_of_one_servers_videos_carries_its_name_and_link(tmp_path: Path):
+    async with opened(tmp_path, server_name={SERVER: "Art <club>"}.get) as world:
+        await world.approved("a lighthouse", server=SERVER)
+        _, _, body = await fetch(f"{world.url}/")
+
+    page = body.decode()
+    assert "<title>Art &lt;club&gt; · Video showcase</title>" in page and "<h1>Art &lt;club&gt; · Video" in page
+    assert f'<a href="https://discord.com/channels/{SERVER}">Open Art &lt;club&gt; in Discord</a>' in page
+    assert "All servers" not in page and "in Art" not in page
 
 
 async def test_the_front_page_can_list_the_servers_by_name(tmp_path: Path):
@@ -203,6 +277,56 @@ async def test_the_front_page_can_be_one_servers_page(tmp_path: Path):
         _, _, body = await fetch(f"{world.url}/")
 
     assert "windmill" in body.decode() and "lighthouse" not in body.decode()
+
+
+def meta_tags(page: str) -> dict[str, str]:
+    """The page's <meta property/name=... content=...> tags (unescaped), by property or name."""
+    tags: dict[str, str] = {}
+
+    class Reader(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found = dict(attrs)
+            if tag == "meta" and (found.get("property") or found.get("name")) and found.get("content") is not None:
+                tags[found.get("property") or found["name"]] = found["content"]
+
+    Reader().feed(page)
+    return tags
+
+
+async def test_a_videos_page_has_the_open_graph_tags_that_unfurl_it_in_discord(tmp_path: Path):
+    async with opened(tmp_path, server_name={SERVER: "Art club"}.get,
+                      public_url="https://videos.example.org/") as world:
+        job_id = await world.approved("a lighthouse in a storm & rain", author="Ann", votes=2)
+        entry = await world.showcase.get(job_id)
+        await world.showcase.set_post(entry.id, 77, 88)
+        status, headers, body = await fetch(f"{world.url}/videos/{job_id}")
+    page, base = body.decode(), f"https://videos.example.org/videos/{job_id}"
+
+    assert status == 200 and headers["Cache-Control"] == "public, max-age=60"
+    assert meta_tags(page) == {
+        "viewport": "width=device-width, initial-scale=1", "description": "by Ann · ⭐ 2 votes",
+        "og:site_name": "Art club · Video showcase",
+        "og:title": "a lighthouse in a storm & rain", "og:description": "by Ann · ⭐ 2 votes",
+        "og:type": "video.other", "og:url": base, "og:video": f"{base}.mp4", "og:video:secure_url": f"{base}.mp4",
+        "og:video:type": "video/mp4", "og:video:width": "64", "og:video:height": "64", "og:image": f"{base}.jpg",
+        "og:image:type": "image/jpeg", "og:image:alt": "Video by Ann: a lighthouse in a storm & rain",
+        "og:image:width": "64", "og:image:height": "64", "twitter:card": "summary_large_image",
+        "twitter:title": "a lighthouse in a storm & rain", "twitter:description": "by Ann · ⭐ 2 votes",
+        "twitter:image": f"{base}.jpg"}
+    assert f'<a href="/servers/{SERVER}/">← Art club · Video showcase</a>' in page
+    assert f'<a href="https://discord.com/channels/{SERVER}/77/88">See the post in Discord</a>' in page
+    assert f'<video src="/videos/{job_id}.mp4" poster="/videos/{job_id}.jpg" width="64" height="64" controls' in page
+
+
+async def test_without_a_public_url_a_videos_links_are_built_from_the_requests_host(world: World):
+    job_id = await world.approved("a windmill " + "turning " * 20)
+
+    _, _, body = await fetch(f"{world.url}/videos/{job_id}", Host="gallery.example.net:8443")
+    tags = meta_tags(body.decode())
+
+    assert tags["og:video"] == f"http://gallery.example.net:8443/videos/{job_id}.mp4"
+    assert "og:video:secure_url" not in tags  # only for an https address
+    assert len(tags["og:title"]) == 90 and tags["og:title"].endswith("…")  # a long prompt is cut for the preview
 
 
 def free_port() -> int:
@@ -272,20 +396,6 @@ class DevTools:
         return event["params"]
 
 
-PLAY = """(async () => {
-  const video = document.querySelector('video');
-  const failed = new Promise((_, reject) => video.addEventListener('error',
-      () => reject(new Error('media error ' + video.error.code)), {once: true}));
-  await Promise.race([video.play(), failed]);
-  await Promise.race([failed, new Promise(resolve => {
-    const check = () => video.currentTime > 0 && video.readyState >= 2 && resolve();
-    video.addEventListener('timeupdate', check); check();
-  })]);
-  return {currentTime: video.currentTime, readyState: video.readyState, duration: video.duration,
-          width: video.videoWidth, h264: video.canPlayType('video/mp4; codecs="avc1.64001e"')};
-})()"""
-
-
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[DevTools]:
     """Headless Chromium with remote debugging on a free port; ended (by its pid) after the test."""
@@ -313,25 +423,145 @@ async def _devtools_url(process: asyncio.subprocess.Process) -> str:
     raise AssertionError(f"chromium exited ({await process.wait()}) without opening DevTools")
 
 
-async def test_chromium_plays_a_gallery_video_and_a_screenshot_is_saved(world: World, browser: DevTools,
-                                                                       tmp_path: Path):
-    await world.approved("a colour sweep <i>for the browser</i>", author="bob")
+WIDTHS = {"desktop": 1280, "phone": 390}
+PLAYING = """(async () => {
+  const video = document.querySelector('video');
+  const failed = new Promise((_, reject) => video.addEventListener('error',
+      () => reject(new Error('media error ' + video.error.code)), {once: true}));
+  await Promise.race([failed, new Promise(resolve => {
+    const check = () => video.currentTime > 0 && video.readyState >= 2 && !video.paused && resolve();
+    video.addEventListener('timeupdate', check); check();
+  })]);
+  return {currentTime: video.currentTime, readyState: video.readyState, duration: video.duration,
+          width: video.videoWidth, muted: video.muted, controls: video.controls};
+})()"""  # no play(): the page starts a tile in view by itself
+POSTERS_SHOWN = """(async () => {
+  await Promise.all([...document.querySelectorAll('video')].filter(video => video.poster).map(video => {
+    const image = new Image(); image.src = video.poster; return image.decode();
+  }));
+  await new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  const box = element => { const r = element.getBoundingClientRect();
+    return {left: r.left, top: r.top + scrollY, right: r.right, bottom: r.bottom + scrollY}; };
+  return {
+    cards: [...document.querySelectorAll('article')].map(card => ({
+      box: box(card), tile: box(card.querySelector('.tile')), meta: box(card.querySelector('.meta')),
+      texts: [...card.querySelectorAll('a, p, span, time')].filter(e => e.textContent.trim())
+                 .map(e => ({text: e.textContent.slice(0, 40), box: box(e),
+                             spills: e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 0 &&
+                                     getComputedStyle(e).overflowX === 'visible'})),
+      cut: [...card.querySelectorAll('.who')].map(e => e.scrollWidth > e.clientWidth &&
+                                                       getComputedStyle(e).textOverflow === 'ellipsis'),
+      paused: card.querySelector('video').paused, currentTime: card.querySelector('video').currentTime,
+    })),
+    pageWidth: document.documentElement.scrollWidth, viewport: innerWidth,
+  };
+})()"""
+
+
+async def opened_page(browser: DevTools, url: str, width: int, *, calm: bool = False) -> str:
+    """A new tab `width` CSS pixels wide (a phone's below 600) showing `url`; `calm`: prefers reduced motion."""
     target = await browser.send("Target.createTarget", url="about:blank")
     session = (await browser.send("Target.attachToTarget", targetId=target["targetId"], flatten=True))["sessionId"]
     await browser.send("Page.enable", session)
-    await browser.send("Page.navigate", session, url=f"{world.url}/")
+    await browser.send("Emulation.setDeviceMetricsOverride", session, width=width, height=900, deviceScaleFactor=1,
+                       mobile=width < 600)
+    if calm:
+        await browser.send("Emulation.setEmulatedMedia", session,
+                           features=[{"name": "prefers-reduced-motion", "value": "reduce"}])
+    await browser.send("Page.navigate", session, url=url)
     await browser.event("Page.loadEventFired")
+    return session
 
-    played = await browser.send("Runtime.evaluate", session, expression=PLAY, awaitPromise=True,
-                                returnByValue=True)
-    shot = await browser.send("Page.captureScreenshot", session, format="png")
-    path = tmp_path / "gallery-screenshot.png"
+
+async def evaluate(browser: DevTools, session: str, expression: str) -> Any:
+    """The value of a JavaScript expression in the tab (awaited); an exception fails the test with its text."""
+    reply = await browser.send("Runtime.evaluate", session, expression=expression, awaitPromise=True,
+                               returnByValue=True)
+    assert "exceptionDetails" not in reply, reply["exceptionDetails"]
+    return reply["result"].get("value")
+
+
+def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    return all((inner[side] - outer[side]) * sign <= 0.5 for side, sign in
+               (("left", -1), ("top", -1), ("right", 1), ("bottom", 1)))
+
+
+@pytest.mark.parametrize("device", WIDTHS)
+async def test_chromium_shows_each_tiles_poster_before_it_plays_and_keeps_text_inside_its_card(
+        world: World, browser: DevTools, tmp_path: Path, device: str):
+    await world.approved("a short prompt of a wide video", author="Ann", width=112)
+    await world.approved("a-very-long-unbroken-prompt-" * 12 + " and then many more words " * 8,
+                         author="Bartholomew-Maximilian-" * 6, votes=12)
+    await world.approved("a third video", author="<b>Eve</b>", votes=1)
+    session = await opened_page(browser, f"{world.url}/", WIDTHS[device], calm=True)  # calm: nothing plays
+
+    layout = await evaluate(browser, session, POSTERS_SHOWN)
+    first = layout["cards"][0]["tile"]
+    band = {"x": first["left"], "y": first["top"], "width": first["right"] - first["left"],
+            "height": (first["bottom"] - first["top"]) * 0.35, "scale": 1}  # above the controls' play button
+    shot = await browser.send("Page.captureScreenshot", session, format="png", clip=band)
+    path = tmp_path / f"gallery-{device}.png"
     path.write_bytes(base64.b64decode(shot["data"]))
-    print(f"gallery screenshot: {path}")
+    with Image.open(path) as image:
+        mean = ImageStat.Stat(image.convert("RGB")).mean
 
-    state = played["result"].get("value")
-    print(f"chromium playback: {state}")
-    assert state is not None, played  # an exception (e.g. a media error) has no value
+    cards = layout["cards"]
+    assert all(card["paused"] and card["currentTime"] == 0 for card in cards)  # before any play
+    assert all(abs(got - want) < 24 for got, want in zip(mean, (136, 128, 128), strict=True)), mean  # the poster
+    for card in cards:
+        outside = [text for text in card["texts"] if not inside(text["box"], card["box"]) or text["spills"]]
+        assert not outside, f"text outside its card at {WIDTHS[device]} px: {outside}"
+        tile = card["tile"]
+        assert abs((tile["right"] - tile["left"]) - (tile["bottom"] - tile["top"])) <= 1  # square tiles
+    shapes = {(round(card["box"]["bottom"] - card["box"]["top"]), round(card["meta"]["top"] - card["box"]["top"]))
+              for card in cards}
+    assert len(shapes) == 1, shapes  # every card the same, its credit in the same place: none stretched to another
+    assert cards[1]["cut"] == [True]  # the long name ends in an ellipsis
+    assert layout["pageWidth"] <= layout["viewport"]  # nothing scrolls sideways
+    if device == "desktop":
+        assert len({round(card["box"]["top"]) for card in cards}) == 1  # one row of three
+    print(f"gallery screenshot ({device}): {path}")
+
+
+@pytest.mark.parametrize("device", WIDTHS)
+async def test_chromium_plays_a_tile_in_view_muted_without_a_click(world: World, browser: DevTools, device: str):
+    await world.approved("a colour sweep <i>for the browser</i>", author="bob")
+    session = await opened_page(browser, f"{world.url}/", WIDTHS[device])
+
+    state = await evaluate(browser, session, PLAYING)
+
+    print(f"chromium playback ({device}): {state}")
     assert state["currentTime"] > 0 and state["readyState"] >= 2 and state["width"] == 64
     assert state["duration"] == pytest.approx(2.0, abs=0.2)
-    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 1000
+    assert state["muted"] and not state["controls"]  # the page's script took the controls off the tile
+
+
+OPEN_GRAPH = """(async () => {
+  const tags = Object.fromEntries([...document.querySelectorAll('meta[property], meta[name^="twitter:"]')]
+      .map(meta => [meta.getAttribute('property') || meta.name, meta.content]));
+  const poster = new Image(); poster.src = document.querySelector('video').poster; await poster.decode();
+  return {tags, poster: poster.naturalWidth, back: document.querySelector('header a').getAttribute('href')};
+})()"""
+
+
+async def test_chromium_reads_a_videos_open_graph_tags_and_follows_past_the_end_and_capped_pages(
+        tmp_path: Path, browser: DevTools):
+    async with opened(tmp_path, public_url="https://videos.example.org") as world:
+        job_id = await world.approved("a lighthouse in a storm", author="Ann")
+        for n in range(2):
+            await world.approved(f"video {n}", kept=False)
+        session = await opened_page(browser, f"{world.url}/videos/{job_id}", WIDTHS["phone"])
+        shared = await evaluate(browser, session, OPEN_GRAPH)
+        await browser.send("Page.navigate", session, url=f"{world.url}/?page=9&per_page=100")
+        await browser.event("Page.loadEventFired")
+        landed = await evaluate(browser, session, "({url: location.href, "
+                                                  "cards: document.querySelectorAll('article').length})")
+
+    base = f"https://videos.example.org/videos/{job_id}"
+    tags = shared["tags"]
+    assert (tags["og:type"], tags["og:title"], tags["og:video"], tags["og:video:type"]) == (
+        "video.other", "a lighthouse in a storm", f"{base}.mp4", "video/mp4")
+    assert (tags["og:image"], tags["twitter:card"], tags["og:video:width"]) == (
+        f"{base}.jpg", "summary_large_image", "64")
+    assert shared["poster"] == 64 and shared["back"] == f"/servers/{SERVER}/"
+    assert landed == {"url": f"{world.url}/?page=1&per_page=50", "cards": 3}
