@@ -100,8 +100,11 @@ class Showcase:
                     "the web gallery only.")
         job = await self.jobs.get_job(entry.job_id)
         assert job is not None, f"showcase entry {entry.id} has no job {entry.job_id}"
-        text = "\n".join([f"⭐ **Showcase** · job #{job.id} · by {shown(entry.author_name, 100)}",
-                          f"> {shown(job.prompt)}", f"-# {settings_line(job, job.seed)}"])
+        lines = [f"⭐ **Showcase** · job #{job.id} · by {shown(entry.author_name, 100)}", f"> {shown(job.prompt)}",
+                 f"-# {settings_line(job, job.seed)}"]
+        if self.settings.gallery_public_url:  # the video's own page, which unfurls wherever it is shared
+            lines.append(f"[Open in the gallery](<{self.settings.gallery_public_url.rstrip('/')}/videos/{job.id}>)")
+        text = "\n".join(lines)
         path = self.media.path(job.id)
         files = [discord.File(path, filename=f"showcase-{job.id}.mp4")] if path.is_file() else []
         channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)

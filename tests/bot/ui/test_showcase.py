@@ -63,6 +63,19 @@ async def test_approving_posts_the_video_with_credit_without_a_ping_and_a_vote_b
     assert (entry.state, entry.message_id, entry.decided_by) == (ShowcaseState.APPROVED, post.id, mod.id)
 
 
+async def test_with_a_public_gallery_address_the_post_links_the_video_s_page_without_a_preview(stacks: Stacks,
+                                                                                               showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id,
+                          gallery_public_url="https://videos.example.org/") as stack:
+        fake = stack.fake
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        await nominated(stack, fake.make_user(name="bob"))
+        await moderate(stack, mod, "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+    assert post.content.endswith("[Open in the gallery](<https://videos.example.org/videos/1>)")
+    assert post.flags & 4  # SUPPRESS_EMBEDS: the attached video is the preview
+
+
 async def test_votes_toggle_one_per_member_and_the_count_is_shown(stacks: Stacks, showcase_channel):
     async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
         fake = stack.fake
