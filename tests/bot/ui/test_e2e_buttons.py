@@ -43,6 +43,7 @@ async def test_reroll_runs_the_same_settings_with_a_new_seed_and_is_answered_lik
         reroll = await fake.click(first, "video:reroll:1", user=bob)
         assert (await reroll.wait_deferred())["type"] == 5  # a new "thinking" message, like /video
         second = await reroll.wait_followup(has_video)
+        await reroll.wait_original(lambda m: m.content.startswith("Finished"))  # once the video's id is stored
         old, new = await stack.job(1), await stack.job(2)
 
     assert second.id != first.id and not second.ephemeral
@@ -52,6 +53,8 @@ async def test_reroll_runs_the_same_settings_with_a_new_seed_and_is_answered_lik
     assert {k: new.params[k] for k in same} == {k: old.params[k] for k in same}
     assert new.params["seed"] is None and new.seed != 7
     assert second.custom_ids() == [b.replace(":1", ":2") for b in BUTTONS]
+    assert "\n🔁 Reroll of job #1\n" in second.content and new.params["rerolled_from"] == 1  # kept across restarts
+    assert new.result_message_id == second.id  # the buttons' message, for later presses
 
 
 async def test_edit_prompt_opens_a_prefilled_form_and_runs_the_edited_prompt_with_the_same_settings(stacks: Stacks):
@@ -69,8 +72,8 @@ async def test_edit_prompt_opens_a_prefilled_form_and_runs_the_edited_prompt_wit
     [row] = modal["components"]
     field = row["components"][0] if row["type"] == 1 else row["component"]
     assert modal["title"] == "Edit prompt · job #1" and field["value"] == PROMPT
-    assert "> a hot air balloon over a desert" in second.content
-    assert (job.prompt, job.params["steps"]) == ("a hot air balloon over a desert", 4)
+    assert "> a hot air balloon over a desert" in second.content and "\n✏️ Edited prompt of job #1\n" in second.content
+    assert (job.prompt, job.params["steps"], job.params["edited_from"]) == ("a hot air balloon over a desert", 4, 1)
 
 
 async def test_someone_else_pressing_reroll_edit_or_delete_is_told_it_is_not_theirs(stacks: Stacks):
