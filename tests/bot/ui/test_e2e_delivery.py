@@ -149,3 +149,32 @@ async def test_a_queued_status_moves_up_when_the_job_ahead_finishes_and_never_sh
         written = time.time() - (time.monotonic() - edit.time)
         countdown = re.search(r"ETA <t:(\d+):R>", edit.json["content"])
         assert "ETA any moment now" in edit.json["content"] or int(countdown[1]) > written
+
+
+async def test_after_a_restart_queued_statuses_are_written_again_with_an_eta_learned_from_the_jobs_log(
+    stacks: Stacks, scripted
+):
+    first, second = "a red fox running through snow", "a blue whale swimming"
+    scripted.gate(first, permits=1)  # step 1 runs, then it holds the worker (in both bots)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        running = await video(fake, first)
+        await scripted.finished_step(first, 1)
+        waiting = await video(fake, second)
+        await waiting.wait_original(lambda m: m.content.startswith("Queued #1"))
+        for _ in range(3):  # earlier videos took 10 minutes each on this GPU
+            done = await stack.repo.create_job(user_id=1, user_name="old", channel_id=fake.channel.id, prompt="x",
+                                               params={})
+            await stack.repo.mark_running(done.id)
+            await stack.repo.mark_done(done.id, seed=1, gpu_s=600.0, output_bytes=10)
+    edits = waiting.original.edits
+
+    async with stacks.run(lambda device: scripted) as stack:  # the first job runs again and holds; the second waits
+        status = await waiting.wait_original(lambda m: m.edits > edits)
+        written = time.time()
+        job = await stack.job(2)
+
+    countdown = re.fullmatch(r"Queued #1 · ETA <t:(\d+):R> · job #2\n> a blue whale swimming", status.content)
+    assert countdown is not None, status.content
+    assert 1100 < int(countdown[1]) - written <= 1200  # the running job's 10 minutes, then its own (not a 5 s guess)
+    assert job.state == JobState.QUEUED and running.original.content.startswith("Starting")
