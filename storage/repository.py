@@ -140,6 +140,10 @@ class Repository(Transactional):
         """Remember the Discord message that shows this job's progress."""
         return await self._set(job_id, status_message_id=message_id)
 
+    async def set_result_message(self, job_id: int, message_id: int) -> JobRecord:
+        """Remember the Discord message that carries this job's video (its buttons name the job)."""
+        return await self._set(job_id, result_message_id=message_id)
+
     async def set_seed(self, job_id: int, seed: int) -> JobRecord:
         """Record the seed chosen for this job."""
         return await self._set(job_id, seed=seed)
@@ -151,6 +155,18 @@ class Repository(Transactional):
     async def jobs_for_user(self, user_id: int, states: Iterable[JobState] | None = None) -> list[JobRecord]:
         """One user's jobs in the given states (all when None), oldest id first."""
         return await self._select_jobs(Job.user_id == user_id, *_state_filter(states))
+
+    async def recent_render_seconds(self, limit: int) -> list[float]:
+        """The GPU seconds of the last `limit` finished videos, oldest first: what the ETA learns from at start."""
+        if limit < 1:
+            raise ValueError(f"limit must be ≥ 1, got {limit}")
+        query = (select(Job.gpu_s).where(Job.state == JobState.DONE, Job.gpu_s.is_not(None))
+                 .order_by(Job.finished_at.desc(), Job.id.desc()).limit(limit))
+
+        async def work(session: AsyncSession) -> list[float]:
+            return [float(seconds) for seconds in (await session.scalars(query)).all()][::-1]
+
+        return await self._run(work)
 
     async def count_active_for_user(self, user_id: int) -> int:
         """How many of this user's jobs are queued or running."""

@@ -1,13 +1,19 @@
-"""When a queued job should be done: the seconds per job learned from finished ones, the jobs ahead, the workers."""
+"""When a queued job should be done: the seconds per job learned from finished ones, the jobs ahead, the workers.
+
+The seconds per job start from the jobs log (the last HISTORY finished videos, at the service's start), so a restart
+does not start from a guess; each video finished since moves them on.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 log = logging.getLogger(__name__)
 
 EMA_WEIGHT = 0.3  # weight of the newest finished job in the seconds-per-job estimate
+HISTORY = 20  # finished videos of the jobs log the estimate starts from (older ones weigh < 0.1% by then)
 
 
 def eta_seconds(position: int, per_job_seconds: float, running_remaining: float = 0.0, workers: int = 1) -> float:
@@ -27,6 +33,16 @@ class Eta:
 
     def __init__(self, seconds_per_job: float = 5.0) -> None:
         self.seconds_per_job = seconds_per_job
+
+    def seed(self, seconds: Sequence[float]) -> None:
+        """Start from finished videos' seconds, oldest first (the jobs log), instead of the guess; none: keep it."""
+        if not seconds:
+            log.info("no finished videos yet: the ETA starts from a guess of %.1f s a video", self.seconds_per_job)
+            return
+        self.seconds_per_job = seconds[0]
+        for wall_s in seconds[1:]:
+            self.learn(wall_s)
+        log.info("the ETA starts from %d finished videos: %.1f s a video", len(seconds), self.seconds_per_job)
 
     def learn(self, wall_s: float) -> None:
         """A job took `wall_s` seconds on its worker."""

@@ -23,7 +23,7 @@ from bot.jobs.admission import Admission
 from bot.jobs.cancels import Cancels
 from bot.jobs.dispatcher import Dispatcher
 from bot.jobs.encoder import Encoder
-from bot.jobs.eta import Eta
+from bot.jobs.eta import HISTORY, Eta
 from bot.jobs.events import Announcer, JobEvents, Meter, Submitted
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.progress import Progress
@@ -157,6 +157,12 @@ class VideoService:
         running = [(entry.job, None) for entry in self.running.of_user(user_id)]
         return running + [(queued.job, position) for queued, position in self._queue.jobs_of(user_id)]
 
+    def places(self) -> list[tuple[JobRecord, int, datetime]]:
+        """Every queued job with its 1-based place and when it should be done, in the order they will be served."""
+        now = self._clock()
+        return [(queued.job, position, self._eta(position, now))
+                for position, queued in enumerate(self._queue.service_order(), 1)]
+
     def _eta(self, position: int, now: datetime) -> datetime:
         started = [entry.job.started_at or now for entry in self.running]
         return self.eta.when(position, now, workers=self._executor.workers, all_busy=self.dispatcher.all_busy,
@@ -171,6 +177,7 @@ class VideoService:
         if not self._executor.started:  # its caller may have started it (benchmarks, tests)
             await self._executor.start()
         self.model = await learn(self._executor)
+        self.eta.seed(await self._repo.recent_render_seconds(HISTORY))
         await self._recover_interrupted()
         queued = await self._repo.list_jobs([JobState.QUEUED])
         interrupted_first = sorted(queued, key=lambda job: (job.attempts == 0, job.id))

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's upload limit for servers without boosts
 UPSCALE = "upscale"  # the `kind` of a job that re-renders a finished job's video with the upscaler
+ORIGINS = {"reroll": "rerolled_from", "edit": "edited_from"}  # how a job came from another -> its params key
 REQUEST_FIELDS = ("seed", "steps", "guidance", "frames", "width", "height", "fps", "sampler")  # params keys
 # (the prompt and the negative prompt have columns of their own)
 
@@ -44,6 +45,7 @@ class JobSpec:
     private: bool = False
     cost: int = 1  # quota units the job counts for (an upscale counts UPSCALE_COST)
     upscale: UpscaleOf | None = None  # set for an upscale of a finished job
+    origin: tuple[str, int] | None = None  # ("reroll" or "edit", the job it came from), for 🔁 and ✏️ jobs
 
     @classmethod
     def video(cls, prompt: str, *, aspect: str = "1:1", sizes: Callable[[str], Size] = ASPECTS.__getitem__,
@@ -65,8 +67,9 @@ class JobSpec:
         upscale = None
         if params.get("kind") == UPSCALE:
             upscale = UpscaleOf(int(params["source_job"]), str(params["source_video"]), float(params["strength"]))
+        origin = next(((how, int(params[key])) for how, key in ORIGINS.items() if params.get(key) is not None), None)
         return cls(request, str(params.get("aspect", "1:1")), bool(params.get("private")),
-                   int(params.get("cost", 1)), upscale)
+                   int(params.get("cost", 1)), upscale, origin)
 
     @property
     def prompt(self) -> str:
@@ -76,15 +79,19 @@ class JobSpec:
     def negative(self) -> str:
         return self.request.negative_prompt
 
-    def again(self, prompt: str | None = None) -> JobSpec:
-        """This spec with a new random seed (🔁 Reroll), and a new prompt when given (✏️ Edit prompt)."""
+    def again(self, source: int, prompt: str | None = None) -> JobSpec:
+        """This spec, the job `source`'s, with a new random seed (🔁 Reroll), and a new prompt when given (✏️ Edit
+        prompt); the new job remembers which job it came from, and how."""
         request = replace(self.request, seed=None, prompt=self.prompt if prompt is None else prompt)
-        return replace(self, request=request)
+        return replace(self, request=request, origin=("reroll" if prompt is None else "edit", source))
 
     def params(self) -> dict[str, Any]:
         """The job row's params: the request's fields by name, then the extras."""
         params = {name: getattr(self.request, name) for name in REQUEST_FIELDS}
         params.update(aspect=self.aspect, private=self.private, cost=self.cost, kind="video")
+        if self.origin is not None:
+            how, source = self.origin
+            params[ORIGINS[how]] = source
         if self.upscale is not None:
             params.update(kind=UPSCALE, source_job=self.upscale.job_id, source_video=self.upscale.video,
                           strength=self.upscale.strength)

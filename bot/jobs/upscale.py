@@ -28,10 +28,10 @@ log = logging.getLogger(__name__)
 def upscale_spec(job: JobRecord, info: ModelInfo, video: Path, *, strength: float, cost: int,
                  prompt: str | None = None) -> JobSpec:
     """An upscale of `job` (its prompt, or `prompt`; a new seed) at the upscaler's size for the job's aspect."""
-    base = JobSpec.of_job(job).again(prompt)
+    base = JobSpec.of_job(job).again(job.id, prompt)
     width, height = info.upscale_size(base.aspect)
     request = replace(base.request, width=width, height=height)
-    return replace(base, request=request, cost=cost, upscale=UpscaleOf(job.id, str(video), strength))
+    return replace(base, request=request, cost=cost, upscale=UpscaleOf(job.id, str(video), strength), origin=None)
 
 
 def source_frames(path: Path) -> np.ndarray:

@@ -147,6 +147,7 @@ class VideoBot(commands.Bot):
         """Start the service, add the cogs, sync the commands (to the development guild when one is set)."""
         self.service = self._service_factory(self.delivery)
         await self.service.start()
+        self.delivery.watch_queue(self.service.places)  # queued statuses follow the queue (restored ones too)
         await self.add_cog(ServersCog(self, self.settings))
         servers = self._server_settings(self.service)
         self.showcase.servers = servers
@@ -195,6 +196,7 @@ class VideoBot(commands.Bot):
         """Stop taking and running jobs first (the running one may still deliver), then leave Discord."""
         if self.retention is not None:
             await self.retention.stop()
+        await self.delivery.close()
         if self.service is not None:
             service, self.service = self.service, None
             try:

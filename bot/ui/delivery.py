@@ -1,9 +1,12 @@
-"""Job events to Discord: one living status message per job, then the MP4, in the channel once the token is gone.
+"""Job events to Discord: one living status message per job, then the MP4 as a new message that notifies its requester.
 
 The status message is the command's deferred response, edited through the interaction webhook rebuilt from the
-job row (so it works after a restart). Once the 15-minute token is too old or refused, status edits go through
-the bot token to the same message and the result is posted as a new channel message that mentions the user;
-private jobs never touch the channel (their result goes to a DM instead).
+job row (so it works after a restart): the queue place (kept fresh by bot.ui.queue_board), then the stages in a
+member's words (bot.ui.status). Discord notifies nobody of an edit, so the video goes up as a new message mentioning
+the requester (allowed_mentions: that user only): a followup through the token while it lives (ephemeral for a
+private job), else a channel message (a DM for a private job); the status then points at it, without its buttons.
+Once the 15-minute token is too old or refused, status edits go through the bot token to the same message; private
+jobs never touch the channel.
 """
 
 from __future__ import annotations
@@ -24,7 +27,17 @@ from bot.gpu.previews import Preview
 from bot.jobs.events import Delivered, Submitted
 from bot.media import MediaStore
 from bot.settings import Settings
-from bot.ui.text import shown
+from bot.ui.queue_board import Place, QueueBoard, Sleep
+from bot.ui.status import (
+    clip_line,
+    finished_text,
+    origin_line,
+    queued_text,
+    rendering_text,
+    starting_text,
+    uploading_text,
+)
+from bot.ui.text import counted, shown
 from storage import JobRecord, Repository, utc_now
 
 log = logging.getLogger(__name__)
@@ -42,6 +55,7 @@ class _Status:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one edit at a time, in order
     phase: str = "new"  # new → queued → running → final
     last_edit: float | None = None  # monotonic time of the last started/progress edit
+    started: float | None = None  # monotonic time the job started, for the time left
     token_dead: bool = False  # the interaction token is too old or was refused
     message_id: int | None = None  # the status message (the original response), for bot-token edits
     preview_step: int | None = None  # the step of the live preview attached to the status message
@@ -52,27 +66,33 @@ def mentions(user_id: int) -> discord.AllowedMentions:
     return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False)
 
 
-def settings_line(job: JobRecord, seed: int | None, gpu_s: float | None = None) -> str:
-    """Seed and generation settings of a job, as shown under its result."""
+def settings_line(job: JobRecord, seed: int | None) -> str:
+    """Seed, generation settings and what the clip is (/queue, the showcase)."""
+    return f"{recipe_line(job, seed)} · {clip_line(job)}"
+
+
+def recipe_line(job: JobRecord, seed: int | None) -> str:
+    """What makes the same video again: the seed and the generation settings."""
     p = job.params
-    parts = [f"⬆️ upscale of job #{p.get('source_job')}"] if p.get("kind") == "upscale" else []
-    parts += [f"seed `{seed}`"] if seed is not None else []
-    parts += [f"{p.get('steps')} steps", f"guidance {p.get('guidance', 0):g}", f"{p.get('frames')} frames",
-              f"{p.get('aspect')} ({p.get('width')}×{p.get('height')})"]
+    parts = [f"seed `{seed}`"] if seed is not None else []
+    parts += [counted(p.get("steps") or 0, "step"), f"guidance {p.get('guidance', 0):g}"]
     if p.get("sampler", "ddim") != "ddim":  # needed with the seed to make the same video again
         parts.append(f"sampler {p['sampler']}")
-    if gpu_s is not None:
-        parts.append(f"{gpu_s:.1f} s")
     return " · ".join(parts)
 
 
 def result_text(delivered: Delivered) -> str:
-    """The content of a finished job's message: requester, prompt, negative prompt, seed, settings, notes."""
+    """The content of a finished job's message: requester, prompt, negative prompt, what the clip is and how long it
+    took to render, seed and settings, what it was made from, notes."""
     job = delivered.job
     lines = [f"<@{job.user_id}> here is your video · job #{job.id}", f"> {shown(job.prompt)}"]
     if job.negative_prompt.strip():
         lines.append(f"Negative: {shown(job.negative_prompt, 300)}")
-    lines.append(settings_line(job, delivered.seed, delivered.gpu_s))
+    lines.append(f"{clip_line(job)} · rendered in {delivered.gpu_s:.1f} s")
+    lines.append(recipe_line(job, delivered.seed))
+    origin = origin_line(job)
+    if origin is not None:
+        lines.append(origin)
     lines.extend(f"-# ⚠ {note}" for note in delivered.notes)
     return "\n".join(lines)
 
@@ -101,7 +121,7 @@ def _is_token_error(error: discord.HTTPException) -> bool:
 
 
 class Delivery:
-    """Implements the service's JobEvents on Discord; every edit carries `mentions(requester)`."""
+    """Implements the service's JobEvents on Discord; every message carries `mentions(requester)`."""
 
     def __init__(
         self,
@@ -111,6 +131,7 @@ class Delivery:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utc_now,
+        sleep: Sleep = asyncio.sleep,
         media: MediaStore | None = None,
         result_view: ResultView | None = None,
         status_view: ResultView | None = None,
@@ -124,8 +145,21 @@ class Delivery:
         self._token_max_age = settings.token_fallback_after_s
         self._monotonic = monotonic
         self._now = now
+        self._sleep = sleep
         self._statuses: dict[int, _Status] = {}
         self._finished: deque[int] = deque(maxlen=REMEMBER_FINISHED)
+        self.board: QueueBoard | None = None  # keeps queued statuses fresh, once `watch_queue` started it
+
+    def watch_queue(self, places: Callable[[], list[Place]]) -> None:
+        """Keep every queued job's place and ETA fresh (`places`: the service's), from now until `close`."""
+        self.board = QueueBoard(places, self.show_place, now=self._now, monotonic=self._monotonic, sleep=self._sleep,
+                                gap_s=self._interval)
+        self.board.start()
+
+    async def close(self) -> None:
+        """Stop refreshing queued statuses."""
+        if self.board is not None:
+            await self.board.stop()
 
     # --- events ---------------------------------------------------------------------------------------------------
 
@@ -137,22 +171,37 @@ class Delivery:
             status.message_id = message_id
         if status.phase == "new":  # set before the first await, so job_started waits for this edit
             status.phase = "queued"
-            eta = discord.utils.format_dt(submitted.eta, "R")
-            text = f"Queued #{submitted.position} · ETA {eta} · job #{job.id}\n> {shown(job.prompt)}"
+            now = self._now()
+            if self.board is not None:
+                self.board.shown(job.id, submitted.position, submitted.eta, now)
+            text = queued_text(job, submitted.position, submitted.eta, now)
             await self._guard(self._show(job, status, text), job, "showing its queue place")
+        self._moved()  # a new job may go ahead of others (users take turns)
         if message_id is not None:
             await self._guard(self._repo.set_status_message(job.id, message_id), job, "storing its status id")
 
+    async def show_place(self, job: JobRecord, position: int, eta: datetime) -> bool:
+        """Put a queued job's new place and ETA on its status (bot.ui.queue_board); False once it is no longer
+        queued."""
+        status = self._status(job)
+        if status.phase not in ("new", "queued"):
+            return False
+        status.phase = "queued"
+        return await self._show(job, status, queued_text(job, position, eta, self._now()), queued_only=True)
+
     async def job_started(self, job: JobRecord) -> None:
         """The job got a GPU."""
+        self._moved()
         status = self._status(job)
         if status.phase == "final":
             return
         status.phase, status.last_edit = "running", self._monotonic()
-        await self._guard(self._show(job, status, f"Starting · job #{job.id}\n> {shown(job.prompt)}"), job, "starting")
+        status.started = status.last_edit
+        await self._guard(self._show(job, status, starting_text(job)), job, "starting")
 
     async def job_progress(self, job: JobRecord, step: int, total: int, preview: Preview | None = None) -> None:
-        """Denoising progress; edits at most every `status_edit_interval_s`, skipped (not queued) in between.
+        """Rendering progress as a bar with the time left; edits at most every `status_edit_interval_s`, skipped (not
+        queued) in between. The last step reads "Encoding": the frames are decoded and made an MP4 next.
 
         An edit that goes through carries the live preview (`preview.gif`, replacing the last) if it is a new one.
         """
@@ -164,14 +213,15 @@ class Delivery:
         if step < total and (recent or status.lock.locked()):  # the last step always shows: decoding follows
             return
         status.phase, status.last_edit = "running", now
-        text = f"Denoising {step}/{total} · job #{job.id}\n> {shown(job.prompt)}"
+        elapsed = None if status.started is None else now - status.started
+        text = rendering_text(job, step, total, elapsed)
         attached = None
         if preview is not None and preview.step != status.preview_step:
             attached, status.preview_step = (PREVIEW_FILENAME, preview.gif), preview.step
         await self._guard(self._show(job, status, text, video=attached), job, "showing progress")
 
     async def job_done(self, delivered: Delivered) -> None:
-        """Keep a public video in the media directory; replace the status with the MP4, its details and buttons."""
+        """Keep a public video in the media directory; post the MP4 with its details and buttons as a new message."""
         job = delivered.job
         if self._media is not None and not job.private:
             await self._guard(self._media.save(job.id, delivered.video), job, "keeping its video")
@@ -189,6 +239,10 @@ class Delivery:
         await self._finish(job, f"Cancelled job #{job.id}", None)
 
     # --- transport --------------------------------------------------------------------------------------------------
+
+    def _moved(self) -> None:
+        if self.board is not None:
+            self.board.moved()
 
     def _status(self, job: JobRecord) -> _Status:
         if job.id in self._finished:
@@ -208,13 +262,17 @@ class Delivery:
     async def _finish(self, job: JobRecord, content: str, video: tuple[str, bytes] | None,
                       view: discord.ui.View | None = None, shrink: Callable[[int], bytes] | None = None) -> None:
         """The final message of a job: always sent, after any edit in flight; then forget the job."""
+        self._moved()
         status = self._status(job)
         if status.phase == "final":
             log.warning("job %d: a second final event was ignored", job.id)
             return
         status.phase = "final"
         try:
-            await self._show_final(job, status, content, video, view, shrink)
+            if video is None:
+                await self._show(job, status, content, final=True)
+            else:
+                await self._deliver(job, status, content, video, view, shrink)
         except discord.HTTPException as error:
             log.exception("job %d: delivering the result failed (%s %s)", job.id, error.status, error.code)
             apology = f"Sorry, job #{job.id} finished but could not be posted here ({error.text or error.status})."
@@ -225,49 +283,87 @@ class Delivery:
             self._statuses.pop(job.id, None)
             self._finished.append(job.id)
 
-    async def _show_final(self, job: JobRecord, status: _Status, content: str, video: tuple[str, bytes] | None,
-                          view: discord.ui.View | None, shrink: Callable[[int], bytes] | None) -> None:
-        """The final message; a video Discord refuses as too large (413/40005) is re-encoded at half the size, once."""
+    async def _deliver(self, job: JobRecord, status: _Status, content: str, video: tuple[str, bytes],
+                       view: discord.ui.View | None, shrink: Callable[[int], bytes] | None) -> None:
+        """The video as a new message that notifies its requester; the job row and the status then point at it."""
+        await self._guard(self._edit_status(job, status, uploading_text(job)), job, "showing the upload")
         try:
-            await self._show(job, status, content, video=video, view=view, final=True)
-            return
+            posted = await self._post_video(job, status, content, video, view)
         except discord.HTTPException as error:
-            if video is None or shrink is None or not _is_too_large(error):
+            if shrink is None or not _is_too_large(error):
                 raise
-            refused = error
-        limit = len(video[1]) // 2
-        log.info("job %d: Discord refused the %d-byte video as too large (%s %s); re-encoding it to %d bytes", job.id,
-                 len(video[1]), refused.status, refused.code, limit)
-        try:
-            smaller = await asyncio.to_thread(shrink, limit)
-        except Exception:
-            log.exception("job %d: re-encoding the video smaller failed", job.id)
-            raise refused from None
-        await self._show(job, status, content, video=(video[0], smaller), view=view, final=True)
+            posted = await self._post_video(job, status, content, await _smaller(job, video, shrink, error), view)
+        await self._guard(self._repo.set_result_message(job.id, posted.id), job, "storing its result id")
+        jump = None if job.private else _jump_url(job, posted.id)
+        await self._guard(self._edit_status(job, status, finished_text(job, jump)), job,
+                          "pointing the status at the result")
+
+    async def _post_video(self, job: JobRecord, status: _Status, content: str, video: tuple[str, bytes],
+                          view: discord.ui.View | None) -> discord.Message | discord.WebhookMessage:
+        """A new message with the MP4 that mentions the requester: a followup through the token (ephemeral for a
+        private job), else in the channel (a DM for a private job)."""
+        mention = f"<@{job.user_id}>"
+        text = content if content.startswith(mention) else f"{mention} {content}"
+        buttons = {} if view is None else {"view": view}
+        if self._token_usable(job, status):
+            try:
+                return await self._webhook(job).send(text, **_files(video, "files"), **buttons,  # type: ignore
+                                                     allowed_mentions=mentions(job.user_id), ephemeral=job.private,
+                                                     suppress_embeds=True, wait=True)
+            except discord.HTTPException as error:
+                if not _is_token_error(error):
+                    raise
+                self._token_refused(job, status, error)
+        extras = {**_files(video, "files"), **buttons, "allowed_mentions": mentions(job.user_id),
+                  "suppress_embeds": True}
+        if job.private:
+            dm = await self._bot.create_dm(discord.Object(job.user_id))
+            return await dm.send(text, **extras)  # type: ignore[arg-type]
+        channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        return await channel.send(text, **extras)  # type: ignore[arg-type]
+
+    async def _edit_status(self, job: JobRecord, status: _Status, content: str) -> None:
+        """Replace the status message's text, dropping its buttons and any live preview; never a new message (a
+        private status past its token cannot be reached)."""
+        async with status.lock:
+            if self._token_usable(job, status):
+                try:
+                    await self._edit_original(job, content, None, None, clear=True, final=True)
+                    return
+                except discord.HTTPException as error:
+                    if not _is_token_error(error):
+                        raise
+                    self._token_refused(job, status, error)
+            if job.private or status.message_id is None:
+                return
+            channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+            cleared = {} if status.preview_step is None else {"attachments": []}
+            await channel.get_partial_message(status.message_id).edit(content=content, **cleared, view=None,
+                                                                      allowed_mentions=mentions(job.user_id))
 
     async def _show(self, job: JobRecord, status: _Status, content: str, *, video: tuple[str, bytes] | None = None,
-                    view: discord.ui.View | None = None, final: bool = False) -> None:
-        """Put `content` (and the video) on the job's status message; fall back to the channel without a token."""
+                    view: discord.ui.View | None = None, final: bool = False, queued_only: bool = False) -> bool:
+        """Put `content` (and the video) on the job's status message; fall back to the channel without a token.
+        False when it was not shown: the job moved on (final, or not queued for `queued_only`)."""
         async with status.lock:
-            if status.phase == "final" and not final:
-                return
+            if (status.phase == "final" and not final) or (queued_only and status.phase != "queued"):
+                return False
             if not final and self._status_view is not None:
                 view = self._status_view(job)
             if self._token_usable(job, status):
                 try:
                     clear = final and status.preview_step is not None  # a last preview must not stay
                     await self._edit_original(job, content, video, view, clear=clear, final=final)
-                    return
+                    return True
                 except discord.HTTPException as error:
                     if not _is_token_error(error):
                         raise
-                    log.info("job %d: interaction token refused (%s %s); using the channel", job.id, error.status,
-                             error.code)
-                    status.token_dead = True
+                    self._token_refused(job, status, error)
             if final:
-                await self._post_result(job, status, content, video, view)
+                await self._post_result(job, status, content)
             else:
                 await self._edit_in_channel(job, status, content, video, view)
+            return True
 
     def _token_usable(self, job: JobRecord, status: _Status) -> bool:
         if status.token_dead or not job.interaction_token or not job.application_id:
@@ -278,14 +374,24 @@ class Delivery:
             status.token_dead = True
         return not status.token_dead
 
+    def _token_refused(self, job: JobRecord, status: _Status, error: discord.HTTPException) -> None:
+        log.info("job %d: interaction token refused (%s %s); using the channel", job.id, error.status, error.code)
+        status.token_dead = True
+
+    def _webhook(self, job: JobRecord) -> discord.Webhook:
+        """The job's interaction webhook, rebuilt from its row (an application webhook, as discord.py's
+        Interaction.followup, so that it may send ephemeral messages)."""
+        assert job.application_id is not None and job.interaction_token is not None
+        webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
+        webhook.type = discord.WebhookType.application
+        return webhook
+
     async def _edit_original(self, job: JobRecord, content: str, video: tuple[str, bytes] | None,
                              view: discord.ui.View | None = None, clear: bool = False, final: bool = False) -> None:
         """Edit the original response; `video` replaces its attachments, else `clear` removes them (a preview)."""
-        assert job.application_id is not None and job.interaction_token is not None
-        webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
         files = _files(video) if video is not None or not clear else {"attachments": []}
-        await webhook.edit_message("@original", content=content, **files, **_view(view, final=final),  # type: ignore
-                                   allowed_mentions=mentions(job.user_id))
+        await self._webhook(job).edit_message("@original", content=content, **files,  # type: ignore[arg-type]
+                                              **_view(view, final=final), allowed_mentions=mentions(job.user_id))
 
     async def _edit_in_channel(self, job: JobRecord, status: _Status, content: str,
                                preview: tuple[str, bytes] | None = None, view: discord.ui.View | None = None) -> None:
@@ -307,22 +413,37 @@ class Delivery:
         status.message_id = message.id
         await self._repo.set_status_message(job.id, message.id)
 
-    async def _post_result(self, job: JobRecord, status: _Status, content: str,
-                           video: tuple[str, bytes] | None, view: discord.ui.View | None = None) -> None:
-        """The final message without a token: a new channel message mentioning the user, or a DM if private."""
+    async def _post_result(self, job: JobRecord, status: _Status, content: str) -> None:
+        """A final text (failed, cancelled) without a token: a new channel message mentioning the user (a DM if
+        private); the status then points at it."""
         mention = f"<@{job.user_id}>"
         text = content if content.startswith(mention) else f"{mention} {content}"
-        extras = {**_files(video, "files"), **_view(view), "allowed_mentions": mentions(job.user_id),
-                  "suppress_embeds": True}
-        if job.params.get("private"):
+        extras = {"allowed_mentions": mentions(job.user_id), "suppress_embeds": True}
+        if job.private:
             dm = await self._bot.create_dm(discord.Object(job.user_id))
             await dm.send(text, **extras)  # type: ignore[arg-type]
             return
         channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         posted = await channel.send(text, **extras)  # type: ignore[arg-type]
         if status.message_id is not None:
-            note = f"Finished · job #{job.id} · {posted.jump_url}"
             cleared = {} if status.preview_step is None else {"attachments": []}  # the live preview goes too
             await self._guard(channel.get_partial_message(status.message_id).edit(
-                content=note, **cleared, view=None, allowed_mentions=mentions(job.user_id)), job,
-                "pointing the status at the result")
+                content=finished_text(job, posted.jump_url), **cleared, view=None,
+                allowed_mentions=mentions(job.user_id)), job, "pointing the status at the message")
+
+def _jump_url(job: JobRecord, message_id: int) -> str:
+    """A link to a message in the job's channel (of its server, or of a DM)."""
+    return f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message_id}"
+
+
+async def _smaller(job: JobRecord, video: tuple[str, bytes], shrink: Callable[[int], bytes],
+                   refused: discord.HTTPException) -> tuple[str, bytes]:
+    """The video re-encoded at half the size Discord refused as too large (413/40005), once."""
+    limit = len(video[1]) // 2
+    log.info("job %d: Discord refused the %d-byte video as too large (%s %s); re-encoding it to %d bytes", job.id,
+             len(video[1]), refused.status, refused.code, limit)
+    try:
+        return video[0], await asyncio.to_thread(shrink, limit)
+    except Exception:
+        log.exception("job %d: re-encoding the video smaller failed", job.id)
+        raise refused from None

@@ -23,7 +23,7 @@ import numpy as np
 from bot.gpu.models import Models
 from bot.jobs.events import Delivered
 from bot.jobs.spec import JobSpec, Requester
-from storage import JobRecord
+from storage import JobRecord, JobState
 from t2v import encode_mp4
 from t2v.errors import GenerationCancelled
 from t2v.preview import preview_due
@@ -107,6 +107,17 @@ def requester(user_id: int = 1, **fields: Any) -> Requester:
     """A user in channel 500 of guild 600, answering through an interaction token."""
     values = {"channel_id": 500, "guild_id": 600, "interaction_token": f"token-{user_id}", "application_id": 700}
     return Requester(user_id, f"user{user_id}", **{**values, **fields})
+
+
+def job_row(job_id: int, **fields: Any) -> JobRecord:
+    """A queued job's row as the repository gives it (user 1 in channel 500 of guild 600), without a database."""
+    values: dict[str, Any] = {
+        "user_id": 1, "user_name": "user1", "guild_id": 600, "channel_id": 500, "prompt": f"prompt {job_id}",
+        "negative_prompt": "", "params": {}, "seed": None, "state": JobState.QUEUED, "refusal_reason": None,
+        "error": None, "created_at": NOW, "started_at": None, "finished_at": None, "queue_wait_s": None,
+        "gpu_s": None, "output_bytes": None, "attempts": 0, "cancel_requested": False, "interaction_token": None,
+        "application_id": None, "status_message_id": None, "result_message_id": None}
+    return JobRecord(job_id, **{**values, **fields})
 
 
 def spec(prompt: str = PROMPTS[0], **fields: Any) -> JobSpec:

@@ -31,7 +31,7 @@ IN_FLIGHT = 24  # requests sent and not yet finally answered; a busy server, not
 WARM_UP_ROUNDS = 2  # whole rounds first: pools, caches and the allocator reach their working size
 SETTINGS = {"queue_per_user_cap": 4, "queue_global_cap": 1000, "quota_default": 10000, "default_steps": 1,
             "default_frames": 1}
-NOT_FINAL = ("Queued", "Starting", "Denoising")
+NOT_FINAL = ("Queued", "Starting", "Rendering", "Encoding", "Uploading")
 LAG_P99_S = 0.050
 # Memory is compared at rest, before and after the measured round, once the warm-up has brought pools, caches and
 # the allocator to their working size (the fake forgets each finished interaction, so only the bot is measured).
@@ -107,7 +107,7 @@ def final(message: FakeMessage) -> bool:
 
 def outcome(message: FakeMessage) -> str:
     """done, refused:<reason> (from the words of the answer), or the text of an unexpected answer."""
-    if has_video(message):
+    if has_video(message) or message.content.startswith("Finished"):  # the video is a followup the status links
         return "done"
     if message.content.startswith("You already have 4 videos queued or rendering"):
         return "refused:user_cap" if message.ephemeral else "refused in public"

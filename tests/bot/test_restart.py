@@ -2,10 +2,10 @@
 with SIGTERM. Jobs are kept in order, retried once, refunded with a message, and never lost or duplicated.
 
 The children run the tiny random model on the CPU, which may take anything from milliseconds to seconds a step. To
-catch a job mid-flight whatever the speed, the fake answers its first "Denoising k/n" status edit with a 429 and a
-long Retry-After: the service records a job's outcome only after its last progress edit has gone out, so the job
-stays `running` in the database, and the bot is killed there. Nothing sleeps: every wait is on the fake's traffic
-or on the child's log lines.
+catch a job mid-flight whatever the speed, the fake answers its first progress edit ("Rendering ▰▱… n%", or
+"Encoding the video" once every step is done) with a 429 and a long Retry-After: the service records a job's
+outcome only after its last progress edit has gone out, so the job stays `running` in the database, and the bot is
+killed there. Nothing sleeps: every wait is on the fake's traffic or on the child's log lines.
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def hold_next_edit(handle: InteractionHandle, retry_after: float = RENDER_S) -> 
 
 
 async def held_at_progress(handle: InteractionHandle, retry_after: float = RENDER_S) -> str:
-    """Once the job has started, hold its next edit, its first progress ("Denoising k/n"), and return that text."""
+    """Once the job has started, hold its next edit, its first progress ("Rendering …" or "Encoding …"), and
+    return that text."""
     await edited(handle, "Starting")
     return await hold_next_edit(handle, retry_after)()
 
@@ -167,11 +168,11 @@ async def test_kill_9_mid_job_then_a_restart_serves_every_job_once_in_their_fair
     crashed = await jobs_in(tmp_path)
 
     second = await children()
-    results = [await handle.wait_original(has_video, RENDER_S) for handle in [running, *queued]]
+    results = [await handle.wait_followup(has_video, RENDER_S) for handle in [running, *queued]]
     assert await second.terminate() == 0
     jobs = await jobs_in(tmp_path)
 
-    assert progress.startswith("Denoising ")
+    assert progress.startswith(("Rendering ", "Encoding the video"))
     # The first job was rendering when the process died; the next may have started too (the worker takes it while
     # the first one's MP4 is encoded), the rest were queued.
     ran = [job.state == JobState.RUNNING for job in crashed]
@@ -204,7 +205,7 @@ async def test_a_job_interrupted_twice_fails_with_a_message_and_is_not_charged(c
     third = await children(quota_default=1)
     dropped = await edited(handle, "Sorry")
     again = await video(fake, alice, "a lighthouse on a calm night")
-    result = await again.wait_original(has_video, RENDER_S)
+    result = await again.wait_followup(has_video, RENDER_S)
     assert await third.terminate() == 0
     jobs = await jobs_in(tmp_path)
 
@@ -232,7 +233,7 @@ async def test_sigterm_refuses_new_videos_finishes_the_running_one_keeps_the_que
     os.kill(child.process.pid, signal.SIGTERM)
     await fake.wait_for(lambda: child.says("SIGTERM received"), what="the child to start shutting down")
     refused = await (await video(fake, carol, "a paper crane in the wind")).wait_answer()
-    result = await running.wait_original(has_video, RENDER_S)
+    result = await running.wait_followup(has_video, RENDER_S)
     code = await child.stopped()
     jobs = await jobs_in(tmp_path)
 

@@ -72,7 +72,7 @@ async def test_the_bot_token_is_never_logged_nor_stored_and_interaction_tokens_a
         with fake.patched_client(), captured(caplog) as (raw, redacted):
             async with Stacks(fake, tmp_path / "bot.db").run(discord_token=BOT_TOKEN):
                 fake.fail_next("PATCH /webhooks/*/@original", 403, code=50013, message="Missing Permissions")
-                done = await (await video(fake, "a lighthouse in the fog at night")).wait_original(has_video)
+                done = await (await video(fake, "a lighthouse in the fog at night")).wait_followup(has_video)
                 await (await video(fake, "un phare dans le brouillard")).wait_answer()
                 await (await fake.slash("queue")).wait_answer()
         interaction_tokens = [record.token for record in fake.interactions.values()]
@@ -159,7 +159,7 @@ async def test_python_m_bot_at_debug_serves_a_video_and_its_log_holds_no_token_n
             await fake.wait_for(lambda: any("connected as" in line for line in lines) or reader.done(),
                                 timeout=12 * WAIT, what="the child to connect")
             handle = await fake.slash("video", {"prompt": "a lighthouse in the fog at night", "steps": 2, "frames": 2})
-            result = await handle.wait_original(has_video, timeout=12 * WAIT)
+            result = await handle.wait_followup(has_video, timeout=12 * WAIT)
             child.terminate()
             await asyncio.wait_for(reader, 6 * WAIT)
         finally:

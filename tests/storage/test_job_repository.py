@@ -187,3 +187,24 @@ async def test_two_tasks_starting_the_same_job_let_exactly_one_win(repo, make_jo
     outcomes = await asyncio.gather(repo.mark_running(job.id), repo.mark_running(job.id), return_exceptions=True)
     assert sorted(type(outcome).__name__ for outcome in outcomes) == ["InvalidTransitionError", "JobRecord"]
     assert (await repo.get_job(job.id)).attempts == 1
+
+
+async def test_the_result_message_is_remembered_after_the_job_is_done(repo, make_job) -> None:
+    job = await make_job()
+    await repo.mark_running(job.id)
+    await repo.mark_done(job.id, seed=1, gpu_s=1.0, output_bytes=10)
+    updated = await repo.set_result_message(job.id, 1_234_567_890_123_456_789)
+    assert (updated.result_message_id, updated.state) == (1_234_567_890_123_456_789, JobState.DONE)
+
+
+async def test_recent_render_seconds_are_the_last_finished_videos_oldest_first(repo, make_job, clock) -> None:
+    for gpu_s in (9.0, 2.0, 3.0, 4.0):
+        job = await make_job()
+        await repo.mark_running(job.id)
+        await repo.mark_done(job.id, seed=1, gpu_s=gpu_s, output_bytes=10, now=clock.advance(1))
+    failed = await make_job()
+    await repo.mark_failed(failed.id, "boom", now=clock.advance(1))
+    await make_job()  # still queued
+
+    assert await repo.recent_render_seconds(3) == [2.0, 3.0, 4.0]
+    assert await repo.recent_render_seconds(10) == [9.0, 2.0, 3.0, 4.0]

@@ -191,7 +191,7 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         if job.params.get("kind") == UPSCALE:  # an upscale again, from the same source
             await self.upscale(interaction, int(job.params["source_job"]), prompt=prompt)
             return
-        spec = JobSpec.of_job(job).again(prompt)
+        spec = JobSpec.of_job(job).again(job.id, prompt)
         log.info("user %d starts a new job from job %d (%s)", interaction.user.id, job_id,
                  "edited prompt" if prompt is not None else "reroll")
         await self.video.start(interaction, spec)

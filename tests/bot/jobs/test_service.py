@@ -57,6 +57,31 @@ async def test_the_eta_counts_the_running_job_and_the_jobs_ahead(make_service):
     assert h.service.jobs_of(1)[0][0].state == JobState.RUNNING
 
 
+async def test_after_a_restart_the_eta_starts_from_the_finished_videos_in_the_jobs_log(make_service, database):
+    repo = database.repo()
+    for gpu_s in (20.0, 20.0):
+        job = await repo.create_job(user_id=1, user_name="user1", channel_id=500, prompt=PROMPTS[0], params={})
+        await repo.mark_running(job.id)
+        await repo.mark_done(job.id, seed=1, gpu_s=gpu_s, output_bytes=10)
+    h = await make_service(seconds_per_job=5.0)  # the guess, which the log replaces
+    h.pipeline.hold.clear()
+    first = await h.submit(1, PROMPTS[0])
+    await h.events.wait("progress", first.job.id)
+    second = await h.submit(2, PROMPTS[1])
+    assert h.service.eta.seconds_per_job == 20.0
+    assert (second.position, second.eta) == (1, NOW + timedelta(seconds=40))  # the running one's 20 s, then its own
+
+
+async def test_places_lists_the_queued_jobs_in_service_order_with_their_etas(make_service):
+    h = await make_service(seconds_per_job=5.0)
+    h.pipeline.hold.clear()
+    first = await h.submit(1, PROMPTS[0])
+    await h.events.wait("progress", first.job.id)
+    ids = [await h.job_id(user, prompt) for user, prompt in [(1, PROMPTS[1]), (1, PROMPTS[2]), (2, PROMPTS[3])]]
+    places = [(job.id, position, (eta - NOW).total_seconds()) for job, position, eta in h.service.places()]
+    assert places == [(ids[0], 1, 10.0), (ids[2], 2, 15.0), (ids[1], 3, 20.0)]  # users alternate
+
+
 @pytest.mark.parametrize(
     ("prompt", "reason", "logged", "says"),
     [

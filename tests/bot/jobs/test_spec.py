@@ -79,9 +79,17 @@ def test_the_job_row_keeps_the_requests_fields_by_name_and_gives_the_same_reques
 
 def test_a_reroll_is_the_same_request_with_a_new_seed_and_an_edit_changes_only_the_prompt():
     spec = JobSpec.video(PROMPT, seed=99, steps=30, aspect="4:3", private=True)
-    again, edited = spec.again(), spec.again("A red panda in the snow.")
-    assert again == replace(spec, request=replace(spec.request, seed=None))
+    again, edited = spec.again(12), spec.again(12, "A red panda in the snow.")
+    assert again == replace(spec, request=replace(spec.request, seed=None), origin=("reroll", 12))
     assert edited.prompt == "A red panda in the snow." and edited.request.steps == 30 and edited.private
+
+
+def test_a_reroll_or_an_edit_remembers_its_source_job_across_a_restart():
+    spec = JobSpec.video(PROMPT, seed=99)
+    again, edited = spec.again(12), spec.again(13, "A red panda in the snow.")
+    assert (again.params()["rerolled_from"], edited.params()["edited_from"]) == (12, 13)
+    assert JobSpec.of_job(row(again)) == again and JobSpec.of_job(row(edited)) == edited
+    assert "rerolled_from" not in spec.params() and JobSpec.of_job(row(spec)).origin is None
 
 
 def test_an_upscale_round_trips_with_its_source_size_and_cost():

@@ -18,7 +18,7 @@ BUTTONS = ["video:reroll:1", "video:edit:1", "video:showcase:1", "video:delete:1
 
 async def first_result(stack: Stack, user: FakeUser, **options: object) -> FakeMessage:
     """Run /video as `user` and wait for the video."""
-    return await (await video(stack.fake, PROMPT, user=user, **options)).wait_original(has_video)
+    return await (await video(stack.fake, PROMPT, user=user, **options)).wait_followup(has_video)
 
 
 def media_file(stack: Stack, job_id: int) -> Path:
@@ -42,7 +42,8 @@ async def test_reroll_runs_the_same_settings_with_a_new_seed_and_is_answered_lik
         first = await first_result(stack, bob, seed=7, steps=4, frames=2, negative="blurry")
         reroll = await fake.click(first, "video:reroll:1", user=bob)
         assert (await reroll.wait_deferred())["type"] == 5  # a new "thinking" message, like /video
-        second = await reroll.wait_original(has_video)
+        second = await reroll.wait_followup(has_video)
+        await reroll.wait_original(lambda m: m.content.startswith("Finished"))  # once the video's id is stored
         old, new = await stack.job(1), await stack.job(2)
 
     assert second.id != first.id and not second.ephemeral
@@ -52,6 +53,8 @@ async def test_reroll_runs_the_same_settings_with_a_new_seed_and_is_answered_lik
     assert {k: new.params[k] for k in same} == {k: old.params[k] for k in same}
     assert new.params["seed"] is None and new.seed != 7
     assert second.custom_ids() == [b.replace(":1", ":2") for b in BUTTONS]
+    assert "\n🔁 Reroll of job #1\n" in second.content and new.params["rerolled_from"] == 1  # kept across restarts
+    assert new.result_message_id == second.id  # the buttons' message, for later presses
 
 
 async def test_edit_prompt_opens_a_prefilled_form_and_runs_the_edited_prompt_with_the_same_settings(stacks: Stacks):
@@ -63,14 +66,14 @@ async def test_edit_prompt_opens_a_prefilled_form_and_runs_the_edited_prompt_wit
         modal = await press.wait_modal()
         submitted = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a hot air balloon over a desert"},
                                             user=bob)
-        second = await submitted.wait_original(has_video)
+        second = await submitted.wait_followup(has_video)
         job = await stack.job(2)
 
     [row] = modal["components"]
     field = row["components"][0] if row["type"] == 1 else row["component"]
     assert modal["title"] == "Edit prompt · job #1" and field["value"] == PROMPT
-    assert "> a hot air balloon over a desert" in second.content
-    assert (job.prompt, job.params["steps"]) == ("a hot air balloon over a desert", 4)
+    assert "> a hot air balloon over a desert" in second.content and "\n✏️ Edited prompt of job #1\n" in second.content
+    assert (job.prompt, job.params["steps"], job.params["edited_from"]) == ("a hot air balloon over a desert", 4, 1)
 
 
 async def test_someone_else_pressing_reroll_edit_or_delete_is_told_it_is_not_theirs(stacks: Stacks):
@@ -168,7 +171,7 @@ async def test_buttons_on_a_message_from_before_a_restart_still_work(stacks: Sta
 
     async with stacks.run() as stack:  # a new bot, service and database connection on the same fake Discord
         fake = stack.fake
-        rerolled = await (await fake.click(old, "video:reroll:1", user=bob)).wait_original(has_video)
+        rerolled = await (await fake.click(old, "video:reroll:1", user=bob)).wait_followup(has_video)
         nominated = await (await fake.click(old, "video:showcase:1", user=fake.make_user(name="ann"))).wait_answer()
         entry = await stack.bot.showcase.repo.get(1)
         deleted = await delete_result(fake, old, 1, bob)
@@ -204,7 +207,7 @@ async def test_a_private_reroll_stays_private(stacks: Stacks):
         bob = fake.make_user(name="bob")
         result = await first_result(stack, bob, private=True)
         reroll = await fake.click(result, "video:reroll:1", user=bob)
-        second = await reroll.wait_original(has_video)
+        second = await reroll.wait_followup(has_video)
 
     assert reroll.callback["data"]["flags"] & 64 and second.ephemeral
     assert (await stack.job(2)).private

@@ -35,7 +35,7 @@ def upscaling(stacks: Stacks, **settings: Any) -> Any:
 
 
 async def result_of(stack: Stack, user: FakeUser, **options: Any) -> FakeMessage:
-    return await (await video(stack.fake, PROMPT, user=user, **options)).wait_original(has_video)
+    return await (await video(stack.fake, PROMPT, user=user, **options)).wait_followup(has_video)
 
 
 def preview_edits(fake: FakeDiscord, job_id: int = 1) -> list[str]:
@@ -52,7 +52,7 @@ async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_j
         bob = fake.make_user(name="bob")
         first = await result_of(stack, bob, aspect="16:9", steps=12, frames=2, seed=5)
         press = await fake.click(first, "video:upscale:1", user=bob)
-        upscaled = await press.wait_original(has_video)
+        upscaled = await press.wait_followup(has_video)
         source, job = await stack.job(1), await stack.job(2)
         used = (await stack.moderation.quota(bob.id, (), fake.guild.id)).used
 
@@ -60,13 +60,13 @@ async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_j
     assert decoded_frames(first.attachments[0].data) == [(128, 64)] * 2  # 16:9 of the tiny 64² model
     assert decoded_frames(upscaled.attachments[0].data) == [(256, 128)] * 2  # 16:9 of the 128² upscaler
     assert upscaled.content.startswith(f"<@{bob.id}> here is your video · job #2")
-    assert "⬆️ upscale of job #1" in upscaled.content and "16:9 (256×128)" in upscaled.content
+    assert "\n⬆️ Upscale of job #1\n" in upscaled.content and "16:9 (256×128)" in upscaled.content
     assert (job.state, job.user_id, job.prompt) == (JobState.DONE, bob.id, source.prompt)
     assert {k: job.params[k] for k in ("kind", "source_job", "strength", "cost", "frames", "steps")} == {
         "kind": "upscale", "source_job": 1, "strength": 0.7, "cost": 2, "frames": 2, "steps": 12}
     assert "video:upscale:2" not in upscaled.custom_ids()  # an upscale is not upscaled again
     assert used == 3  # the video counts 1, the upscale 2
-    assert preview_edits(fake, 2) == ["Denoising 8/8"]  # 8 of 12 steps run (strength 0.7), with live previews
+    assert preview_edits(fake, 2) == ["Encoding the video"]  # 8 of 12 steps run (strength 0.7), with live previews
 
 
 async def test_reroll_of_an_upscale_upscales_the_same_source_again(stacks: Stacks):
@@ -74,8 +74,8 @@ async def test_reroll_of_an_upscale_upscales_the_same_source_again(stacks: Stack
         fake = stack.fake
         bob = fake.make_user(name="bob")
         first = await result_of(stack, bob, aspect="tiny")
-        upscaled = await (await fake.click(first, "video:upscale:1", user=bob)).wait_original(has_video)
-        again = await (await fake.click(upscaled, "video:reroll:2", user=bob)).wait_original(has_video)
+        upscaled = await (await fake.click(first, "video:upscale:1", user=bob)).wait_followup(has_video)
+        again = await (await fake.click(upscaled, "video:reroll:2", user=bob)).wait_followup(has_video)
         job = await stack.job(3)
 
     assert decoded_frames(again.attachments[0].data) == [(128, 128)] * 2  # an aspect without a preset: native size
@@ -149,15 +149,18 @@ async def test_live_previews_ride_on_the_throttled_progress_edits(stacks: Stacks
             name, (_, done, total, *preview) = await events.next()
             assert (name, done, total) == ("job_progress", step, 8)
             previews.append(preview[0].step if preview else None)
-        result = await handle.wait_original(has_video)
+        result = await handle.wait_followup(has_video)
         gif = Image.open(io.BytesIO(preview[0].gif))
 
-    progress = [text.split(" · ")[0] for text in contents(result) if text.startswith("Denoising")]
-    assert progress == ["Denoising 2/8", "Denoising 4/8", "Denoising 6/8", "Denoising 8/8"]  # as without previews
+    progress = [text.split(" · ")[0] for text in contents(handle.original) if text.startswith(("Rendering",
+                                                                                              "Encoding"))]
+    assert progress == ["Rendering ▰▰▱▱▱▱▱▱▱▱ 25%", "Rendering ▰▰▰▰▰▱▱▱▱▱ 50%", "Rendering ▰▰▰▰▰▰▰▱▱▱ 75%",
+                        "Encoding the video"]  # as without previews
     assert previews == [None, 1, 2, 3, 4, 5, 6, 7]  # each step's preview goes with the next step's event
     assert preview_edits(stack.fake) == progress  # every edit the throttle let through carried a new preview
     assert (gif.format, gif.n_frames, gif.size) == ("GIF", 3, (128, 16))  # 64 × 8 preview frames, shown at 2×
-    assert [a.filename for a in result.attachments] == ["video-1.mp4"]  # the video replaced the preview
+    assert [a.filename for a in result.attachments] == ["video-1.mp4"]
+    assert handle.original.attachments == []  # the status's last preview went when the video was posted
 
 
 async def test_a_cancelled_job_does_not_keep_its_last_preview(stacks: Stacks, scripted: ScriptedPipeline, monkeypatch):
@@ -176,7 +179,7 @@ async def test_a_cancelled_job_does_not_keep_its_last_preview(stacks: Stacks, sc
         await (await stack.fake.slash("cancel")).wait_answer()
         status = await handle.wait_original(lambda m: m.content == "Cancelled job #1")
 
-    assert shown == ["preview.gif"] and preview_edits(stack.fake) == ["Denoising 3/10"]
+    assert shown == ["preview.gif"] and preview_edits(stack.fake) == ["Rendering ▰▰▰▱▱▱▱▱▱▱ 30%"]
     assert status.attachments == []
 
 
@@ -184,8 +187,8 @@ async def test_sizes_and_default_length_follow_the_loaded_model(stacks: Stacks, 
     scripted.config = replace(ModelConfig(), width=576, height=320, frames=24)  # zeroscope_v2_576w's defaults
     async with stacks.run(lambda device: scripted, default_frames="") as stack:
         fake = stack.fake
-        wide = await (await video(fake, PROMPT, aspect="16:9")).wait_original(has_video)
-        square = await (await video(fake, PROMPT, aspect="1:1")).wait_original(has_video)
+        wide = await (await video(fake, PROMPT, aspect="16:9")).wait_followup(has_video)
+        square = await (await video(fake, PROMPT, aspect="1:1")).wait_followup(has_video)
         [command] = [c for c in fake.commands if c["name"] == "video"]
         jobs = await stack.jobs()
 
@@ -198,7 +201,7 @@ async def test_sizes_and_default_length_follow_the_loaded_model(stacks: Stacks, 
 
 async def test_video_accepts_up_to_64_frames_when_the_server_allows_them(stacks: Stacks, scripted: ScriptedPipeline):
     async with stacks.run(lambda device: scripted, max_frames=64) as stack:
-        result = await (await video(stack.fake, PROMPT, frames=64)).wait_original(has_video)
+        result = await (await video(stack.fake, PROMPT, frames=64)).wait_followup(has_video)
         job = await stack.job(1)
 
     assert job.params["frames"] == 64 and len(decoded_frames(result.attachments[0].data)) == 64

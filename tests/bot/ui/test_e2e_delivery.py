@@ -1,12 +1,14 @@
 """Where results land: safe mentions, the channel after the 15-minute token, DMs for private jobs."""
 
+import re
+import time
 from datetime import timedelta
 
 import pytest
 
 from storage import JobState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import has_video, video
+from tests.bot.helpers import Monotonic, has_video, video
 from tests.fakediscord import FakeDiscord, FakeMessage
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -24,7 +26,7 @@ async def test_mentions_in_a_prompt_can_never_ping_everyone_here_or_roles(stacks
     async with stacks.run() as stack:
         fake = stack.fake
         bob = fake.make_user(name="bob")
-        result = await (await video(fake, prompt, user=bob)).wait_original(has_video)
+        result = await (await video(fake, prompt, user=bob)).wait_followup(has_video)
 
     sent = [r.json for r in fake.requests if r.method in ("POST", "PATCH") and isinstance(r.json, dict)
             and r.json.get("content")]
@@ -55,9 +57,9 @@ async def test_after_discord_refuses_the_token_the_result_is_posted_in_the_chann
     assert posted.extra["allowed_mentions"] == {"parse": [], "users": [bob.id]}
     assert posted.attachments[0].content_type == "video/mp4" and posted.channel_id == fake.channel.id
     assert status.content.startswith("Finished · job #1 · ") and status.content.endswith(f"/{posted.id}")
-    refused = [r for r in fake.requests_to("PATCH /webhooks/*") if r.status == 401]
+    refused = [r for r in fake.requests_to("* /webhooks/*") if r.status == 401]
     assert len(refused) == 1  # the first refusal is the last use of the token
-    assert job.state == JobState.DONE
+    assert job.state == JobState.DONE and job.result_message_id == posted.id
 
 
 async def test_a_token_older_than_the_fallback_age_is_never_used(stacks: Stacks, scripted):
@@ -95,11 +97,84 @@ async def test_a_private_job_is_answered_privately_and_never_posted_in_the_chann
     assert [m for m in channel_posts(fake) if m.channel_id == fake.channel.id] == []
 
 
-async def test_a_private_job_gets_its_video_in_the_ephemeral_response(stacks: Stacks):
+async def test_a_private_job_gets_its_video_in_an_ephemeral_followup_that_mentions_only_its_requester(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
-        handle = await video(fake, PROMPT, private=True)
-        result = await handle.wait_original(has_video)
+        bob = fake.make_user(name="bob")
+        handle = await video(fake, PROMPT, user=bob, private=True)
+        result = await handle.wait_followup(has_video)
+        status = await handle.wait_original(lambda m: m.content.startswith("Finished"))
+        job = await stack.job(1)
 
-    assert handle.callback["data"]["flags"] & 64 and result.ephemeral
-    assert channel_posts(fake) == []
+    assert handle.callback["data"]["flags"] & 64 and status.ephemeral and result.ephemeral
+    assert result.content.startswith(f"<@{bob.id}> here is your video · job #1")
+    assert result.extra["allowed_mentions"] == {"parse": [], "users": [bob.id]}
+    assert status.content == "Finished · job #1 · your video is in the message below"
+    assert channel_posts(fake) == [] and job.result_message_id == result.id
+
+
+class Ticking(Monotonic):
+    """A monotonic clock that moves 10 s each time it is read: every throttle (2 s) has always run out."""
+
+    def __call__(self) -> float:
+        self.t += 10.0
+        return self.t
+
+
+async def test_a_queued_status_moves_up_when_the_job_ahead_finishes_and_never_shows_an_eta_in_the_past(
+    stacks: Stacks, scripted
+):
+    first, second, third = "a red fox running through snow", "a blue whale swimming", "a green frog on a leaf"
+    gates = [scripted.gate(first), scripted.gate(second)]
+    stacks.monotonic = Ticking()
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        alice, bob, carol = (fake.make_user(name=name) for name in ("alice", "bob", "carol"))
+        running = await video(fake, first, user=alice)
+        await running.wait_original(lambda m: m.content.startswith("Starting"))
+        await (await video(fake, second, user=bob)).wait_original(lambda m: m.content.startswith("Queued #1"))
+        waiting = await video(fake, third, user=carol)
+        await waiting.wait_original(lambda m: m.content.startswith("Queued #2"))
+        gates[0].release(100)  # the job ahead finishes; the second starts, the third is next
+        await running.wait_followup(has_video)
+        buttons = (await waiting.wait_original(lambda m: m.content.startswith("Queued #1"))).custom_ids()
+        gates[1].release(100)
+        await waiting.wait_followup(has_video)
+
+    assert buttons == ["video:cancel:3"]  # the refresh keeps ✖ Cancel
+    edits = [r for r in fake.requests_to(f"PATCH /webhooks/*/{waiting.token}/messages/@original")
+             if r.json["content"].startswith("Queued")]
+    assert [r.json["content"].split(" · ")[0] for r in edits] == ["Queued #2", "Queued #1"]
+    for edit in edits:  # every ETA shown was still ahead when it was written, or said "any moment now"
+        written = time.time() - (time.monotonic() - edit.time)
+        countdown = re.search(r"ETA <t:(\d+):R>", edit.json["content"])
+        assert "ETA any moment now" in edit.json["content"] or int(countdown[1]) > written
+
+
+async def test_after_a_restart_queued_statuses_are_written_again_with_an_eta_learned_from_the_jobs_log(
+    stacks: Stacks, scripted
+):
+    first, second = "a red fox running through snow", "a blue whale swimming"
+    scripted.gate(first, permits=1)  # step 1 runs, then it holds the worker (in both bots)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        running = await video(fake, first)
+        await scripted.finished_step(first, 1)
+        waiting = await video(fake, second)
+        await waiting.wait_original(lambda m: m.content.startswith("Queued #1"))
+        for _ in range(3):  # earlier videos took 10 minutes each on this GPU
+            done = await stack.repo.create_job(user_id=1, user_name="old", channel_id=fake.channel.id, prompt="x",
+                                               params={})
+            await stack.repo.mark_running(done.id)
+            await stack.repo.mark_done(done.id, seed=1, gpu_s=600.0, output_bytes=10)
+    edits = waiting.original.edits
+
+    async with stacks.run(lambda device: scripted) as stack:  # the first job runs again and holds; the second waits
+        status = await waiting.wait_original(lambda m: m.edits > edits)
+        written = time.time()
+        job = await stack.job(2)
+
+    countdown = re.fullmatch(r"Queued #1 · ETA <t:(\d+):R> · job #2\n> a blue whale swimming", status.content)
+    assert countdown is not None, status.content
+    assert 1100 < int(countdown[1]) - written <= 1200  # the running job's 10 minutes, then its own (not a 5 s guess)
+    assert job.state == JobState.QUEUED and running.original.content.startswith("Starting")

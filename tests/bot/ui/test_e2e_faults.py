@@ -48,7 +48,7 @@ async def test_out_of_memory_is_retried_once_with_half_the_vae_chunk_and_the_vid
     pipeline = out_of_memory_when_decoding_more_than(4)
     pipeline.vae_chunk = 8
     async with stacks.run(lambda device: pipeline) as stack:
-        result = await (await video(stack.fake, PROMPT, frames=2)).wait_original(has_video)
+        result = await (await video(stack.fake, PROMPT, frames=2)).wait_followup(has_video)
         job = await stack.job(1)
 
     assert pipeline.decodes == [8, 4] and pipeline.vae_chunk == 4  # later jobs decode in the smaller chunks too
@@ -66,7 +66,7 @@ async def test_a_second_out_of_memory_fails_the_job_with_a_clear_message_and_the
         fake = stack.fake
         answer = await (await video(fake, PROMPT)).wait_original(failure)
         pipeline.fits = 8  # memory freed up: the same worker serves the next request
-        result = await (await video(fake, "a kite landing on the sand")).wait_original(has_video)
+        result = await (await video(fake, "a kite landing on the sand")).wait_followup(has_video)
         first, second = await stack.jobs()
 
     assert answer.content == "Sorry, job #1 failed (the GPU ran out of memory). Nothing was charged."
@@ -148,10 +148,10 @@ async def test_video_works_after_a_gateway_reconnect_or_invalid_session(stacks: 
             """discord.py waits 5 s before a re-IDENTIFY, out of courtesy to the real Discord."""
 
         stack.bot.before_identify_hook = identify_at_once
-        before = await (await video(fake, PROMPT)).wait_original(has_video)
+        before = await (await video(fake, PROMPT)).wait_followup(has_video)
         await getattr(fake, fault)()
         await fake.wait_for(lambda: fake.gateway.connections == 2 and fake.gateway.connected, what="a new session")
-        after = await (await video(fake, "a kite caught in a tree")).wait_original(has_video)
+        after = await (await video(fake, "a kite caught in a tree")).wait_followup(has_video)
         jobs = await stack.jobs()
 
     assert before.attachments and after.attachments

@@ -37,7 +37,7 @@ async def test_no_videomod_command_works_for_a_member_without_moderator_rights(s
     async with stacks.run(lambda device: InstantPipeline()) as stack:
         fake = stack.fake
         eve, bob = fake.make_user(name="eve"), fake.make_user(name="bob")
-        result = await (await video(fake, "a kite over a beach", user=bob)).wait_original(has_video)
+        result = await (await video(fake, "a kite over a beach", user=bob)).wait_followup(has_video)
         await (await fake.click(result, "video:showcase:1", user=bob)).wait_answer()  # anyone may nominate
         before = await moderation_state(stack, bob, fake.guild.id)
         paths = subcommands(fake.find_command("videomod", fake.guild))
@@ -73,8 +73,8 @@ async def test_nobody_can_cancel_someone_elses_running_or_queued_job(stacks: Sta
                  for options in ({"job": 1}, {"job": 2}, {})]
         states = [job.state for job in await stack.jobs()]
         running.release(100)
-        await first.wait_original(has_video)
-        await second.wait_original(has_video)
+        await first.wait_followup(has_video)
+        await second.wait_followup(has_video)
 
     assert [t.content for t in tries] == ["Job #1 is not yours; you can only cancel your own videos.",
                                           "Job #2 is not yours; you can only cancel your own videos.",
@@ -86,7 +86,7 @@ async def test_someone_elses_edit_form_cannot_be_submitted_and_stays_usable_for_
     async with stacks.run(lambda device: InstantPipeline()) as stack:
         fake = stack.fake
         bob, eve = fake.make_user(name="bob"), fake.make_user(name="eve")
-        result = await (await video(fake, "a hot air balloon over hills", user=bob)).wait_original(has_video)
+        result = await (await video(fake, "a hot air balloon over hills", user=bob)).wait_followup(has_video)
         shown = await fake.click(result, "video:edit:1", user=bob)
         await shown.wait_modal()
         forged = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a balloon on fire"}, user=eve,
@@ -94,7 +94,7 @@ async def test_someone_elses_edit_form_cannot_be_submitted_and_stays_usable_for_
         refusal = await forged.wait_answer()
         own = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a balloon over a lake"}, user=bob,
                                       shown_by=shown)
-        edited = await own.wait_original(has_video)
+        edited = await own.wait_followup(has_video)
         jobs = await stack.jobs()
 
     assert refusal.ephemeral and refusal.content == NOT_YOURS

@@ -91,7 +91,7 @@ async def fill_server_a(stack: Stack, w: World) -> FakeMessage:
         answer = await command(fake, path, alice, a, **options)
         assert "moderators only" not in answer.content and "is not" not in answer.content, (path, answer.content)
     result = await (await fake.slash("video", {"prompt": A_PROMPT, "aspect": "tiny"}, user=w.bob,
-                                     guild=a)).wait_original(has_video)
+                                     guild=a)).wait_followup(has_video)
     nominated = await (await fake.click(result, "video:showcase:1", user=alice)).wait_answer()
     assert nominated.content.startswith("⭐ Job #1 is nominated"), nominated.content
     return result
@@ -213,9 +213,9 @@ async def test_each_servers_showcase_is_its_own(stacks: Stacks, scripted):
     async with stacks.run(lambda device: scripted, showcase_channel_id=w.a_showcase.id) as stack:
         fake, a, b = stack.fake, w.a, w.b
         in_a = await (await fake.slash("video", {"prompt": "a cat in server A", "aspect": "tiny"}, user=w.bob,
-                                       guild=a)).wait_original(has_video)
+                                       guild=a)).wait_followup(has_video)
         in_b = await (await fake.slash("video", {"prompt": "a dog in server B", "aspect": "tiny"}, user=w.bob,
-                                       guild=b)).wait_original(has_video)
+                                       guild=b)).wait_followup(has_video)
         for result, job in ((in_a, 1), (in_b, 2)):
             await (await fake.click(result, f"video:showcase:{job}", user=w.carol)).wait_answer()
         pending_b = await command(fake, "videomod showcase pending", w.mallory, b)

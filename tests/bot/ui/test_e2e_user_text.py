@@ -30,7 +30,7 @@ async def test_an_edited_prompt_goes_through_the_same_gate(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
         bob = fake.make_user(name="bob")
-        first = await (await video(fake, "a hot air balloon over green hills", user=bob, steps=2)).wait_original(
+        first = await (await video(fake, "a hot air balloon over green hills", user=bob, steps=2)).wait_followup(
             has_video)
         await (await fake.click(first, "video:edit:1", user=bob)).wait_modal()
         submitted = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a hot air balloon, n u d e pilot"},
@@ -44,7 +44,7 @@ async def test_an_edited_prompt_goes_through_the_same_gate(stacks: Stacks):
 async def test_a_url_in_a_prompt_is_shown_wrapped_so_discord_never_unfurls_it(stacks: Stacks):
     async with stacks.run() as stack:
         prompt = "a cat watching https://example.com/cats_video on a laptop"
-        result = await (await video(stack.fake, prompt, steps=2)).wait_original(has_video)
+        result = await (await video(stack.fake, prompt, steps=2)).wait_followup(has_video)
     assert "<https://example.com/cats_video>" in result.content
     assert "https://example.com" not in result.content.replace("<https://example.com/cats_video>", "")
     assert not result.embeds
@@ -67,6 +67,6 @@ async def test_bidi_overrides_and_control_characters_are_refused_and_stored_with
 async def test_markdown_and_mentions_in_a_prompt_show_as_typed(stacks: Stacks):
     async with stacks.run() as stack:
         prompt = "a **bold** cat named @everyone [click](https://example.com) ||hidden||"
-        result = await (await video(stack.fake, prompt, steps=2)).wait_original(has_video)
+        result = await (await video(stack.fake, prompt, steps=2)).wait_followup(has_video)
     assert "\\*\\*bold\\*\\*" in result.content and "@\u200beveryone" in result.content
     assert "\\[click\\](<https://example.com>)" in result.content and "\\|\\|hidden\\|\\|" in result.content

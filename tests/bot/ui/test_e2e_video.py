@@ -16,34 +16,46 @@ FOXES = ["a red fox running through snow", "a red fox sleeping in a den", "a red
 WHALES = ["a blue whale swimming slowly", "a blue whale jumping out of the sea", "a blue whale singing at night"]
 
 
-async def test_video_defers_shows_queue_and_progress_then_an_mp4_with_the_requested_frames(stacks: Stacks):
+async def test_video_defers_shows_queue_and_progress_then_posts_the_mp4_as_a_new_message_that_pings_its_requester(
+    stacks: Stacks,
+):
     async with stacks.run() as stack:
         fake = stack.fake
         bob = fake.make_user(name="bob")
         handle = await video(fake, "a panda eating bamboo on a rock", user=bob, steps=4, frames=2, seed=7)
         assert (await handle.wait_deferred())["type"] == 5
-        result = await handle.wait_original(has_video, timeout=WAIT)
-
-        shown = contents(result)
-        assert shown[0] == "" and shown[1].startswith("Queued #1 · ETA <t:") and ":R> · job #1" in shown[1]
-        assert shown[2].startswith("Starting · job #1")
-        assert shown[3].startswith("Denoising 4/4 · job #1")  # the clock stood still: only the last step shows
-        assert not result.ephemeral
-        assert result.content.startswith(f"<@{bob.id}> here is your video · job #1")
-        assert "> a panda eating bamboo on a rock" in result.content
-        assert "seed `7`" in result.content and "4 steps" in result.content and "2 frames" in result.content
-        [mp4] = result.attachments
-        assert mp4.content_type == "video/mp4"
-        assert decoded_frames(mp4.data) == [(64, 64), (64, 64)]
+        result = await handle.wait_followup(has_video, timeout=WAIT)
+        status = await handle.wait_original(lambda m: m.content.startswith("Finished"))
         job = await stack.job(1)
-        assert (job.state, job.seed, job.output_bytes, job.user_id) == (JobState.DONE, 7, mp4.size, bob.id)
+
+    shown = contents(status)
+    assert shown[0] == "" and shown[1].startswith("Queued #1 · ETA ") and " · job #1" in shown[1]
+    assert shown[2].startswith("Starting · job #1")
+    assert shown[3].startswith("Encoding the video · job #1")  # the clock stood still: only the last step shows
+    assert shown[4].startswith("Uploading the video · job #1")
+    assert status.content == f"Finished · job #1 · https://discord.com/channels/{fake.guild.id}/{fake.channel.id}/" \
+                             f"{result.id}"
+    assert status.components == [] and not status.attachments  # ✖ Cancel went with the last status
+    # the video is a new message (Discord notifies of those, never of edits), which may ping its requester only
+    assert result.id != status.id and result.kind == "followup" and not result.ephemeral
+    assert result.extra["allowed_mentions"] == {"parse": [], "users": [bob.id]}
+    assert result.content.startswith(f"<@{bob.id}> here is your video · job #1")
+    assert "> a panda eating bamboo on a rock" in result.content
+    assert "0.2 s clip · 2 frames at 8 fps · tiny (64×64) · rendered in " in result.content
+    assert "seed `7` · 4 steps · guidance 9" in result.content
+    assert "video:reroll:1" in result.custom_ids() and "video:cancel:1" not in result.custom_ids()
+    [mp4] = result.attachments
+    assert mp4.content_type == "video/mp4"
+    assert decoded_frames(mp4.data) == [(64, 64), (64, 64)]
+    assert (job.state, job.seed, job.output_bytes, job.user_id) == (JobState.DONE, 7, mp4.size, bob.id)
+    assert (job.status_message_id, job.result_message_id) == (status.id, result.id)
 
 
 async def test_the_sampler_option_reaches_the_engine_and_shows_under_the_result(stacks: Stacks):
     async with stacks.run() as stack:
         handle = await video(stack.fake, "a panda eating bamboo on a rock", steps=2, frames=2, seed=7,
                              sampler="dpmpp-2m")
-        result = await handle.wait_original(has_video, timeout=WAIT)
+        result = await handle.wait_followup(has_video, timeout=WAIT)
         job = await stack.job(1)
     assert job.params["sampler"] == "dpmpp-2m" and "sampler dpmpp-2m" in result.content
 
@@ -59,10 +71,13 @@ async def test_progress_edits_are_throttled_and_the_last_step_is_always_shown(st
             gate.release()
             name, (_, done, total) = await events.next()
             assert (name, done, total) == ("job_progress", step, 5)
-        result = await handle.wait_original(has_video)
+        await handle.wait_followup(has_video)
 
-    progress = [text.split(" · ")[0] for text in contents(result) if text.startswith("Denoising")]
-    assert progress == ["Denoising 2/5", "Denoising 4/5", "Denoising 5/5"]  # ≥ 2 s apart, plus the last step
+    progress = [text.split("\n")[0] for text in contents(handle.original) if text.startswith(("Rendering",
+                                                                                              "Encoding"))]
+    assert progress == ["Rendering ▰▰▰▰▱▱▱▱▱▱ 40% · about 4 s left · job #1",  # 2 steps in 2.5 s: 1.25 s a step
+                        "Rendering ▰▰▰▰▰▰▰▰▱▱ 80% · about 2 s left · job #1",  # 4 in 4.6 s: 1.15 s for the last
+                        "Encoding the video · job #1"]  # ≥ 2 s apart, plus the last step
 
 
 @pytest.mark.parametrize(
@@ -99,7 +114,7 @@ async def test_two_users_with_several_jobs_each_are_served_alternately(stacks: S
             handles.append(handle)
         alice_first.release(100)
         for handle in handles:
-            await handle.wait_original(has_video)
+            await handle.wait_followup(has_video)
 
     assert scripted.started == [FOXES[0], FOXES[1], WHALES[0], FOXES[2], WHALES[1], WHALES[2]]
 
@@ -117,7 +132,7 @@ async def test_cancel_removes_a_queued_job(stacks: Stacks, scripted):
         reply = await (await fake.slash("cancel", {"job": 2})).wait_answer()
         status = await second.wait_original(lambda m: m.content == "Cancelled job #2")
         running.release(100)
-        await first.wait_original(has_video)
+        await first.wait_followup(has_video)
         job = await stack.job(2)
 
     assert stranger.ephemeral and stranger.content == "Job #2 is not yours; you can only cancel your own videos."
@@ -140,7 +155,7 @@ async def test_the_status_s_cancel_button_cancels_for_its_requester_only(stacks:
         reply = await (await fake.click(queued, "video:cancel:2")).wait_answer()
         status = await second.wait_original(lambda m: m.content == "Cancelled job #2")
         running.release(100)
-        result = await first.wait_original(has_video)
+        result = await first.wait_followup(has_video)
         job = await stack.job(2)
 
     assert buttons == (["video:cancel:1"], ["video:cancel:2"])
@@ -207,9 +222,9 @@ async def test_a_public_video_sent_while_the_users_last_one_finishes_stays_publi
         second = await video(fake, FOXES[1])
         await fake.wait_for(lambda: len(fake.requests_to(acknowledgements)) == 2, what="the second acknowledgement")
         finishing.release(100)
-        await first.wait_original(has_video)  # the first is done before the second is decided: under the cap again
+        await first.wait_followup(has_video)  # the first is done before the second is decided: under the cap again
         acknowledged.set()
-        result = await second.wait_answer(has_video)
+        result = await second.wait_followup(has_video)
         job = await stack.job(2)
 
     assert not job.private and not result.ephemeral  # as asked: public, kept, and showcase-able
@@ -244,7 +259,7 @@ async def test_queued_jobs_survive_a_restart_and_are_delivered_by_the_next_bot(s
     assert scripted.started == [FOXES[0]]  # the running job was stopped by the shutdown, the others never ran
 
     async with stacks.run() as stack:  # a new bot, service and queue on the same database and Discord
-        results = [await handle.wait_original(has_video) for handle in handles]
+        results = [await handle.wait_followup(has_video) for handle in handles]
         jobs = await stack.jobs()
 
     assert [job.state for job in jobs] == [JobState.DONE] * 3
@@ -277,7 +292,7 @@ async def test_the_event_loop_stays_responsive_while_a_video_renders(stacks: Sta
         meter = LagMeter()
         meter.start()
         handle = await video(stack.fake, "a lighthouse in a storm at night", steps=12, frames=4)
-        await handle.wait_original(has_video, timeout=WAIT)
+        await handle.wait_followup(has_video, timeout=WAIT)
         meter.stop()
 
     # Generating on the loop would stall it for the whole render (≥ 0.5 s here). The CPU is shared (2 cores, other

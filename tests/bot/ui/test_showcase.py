@@ -15,7 +15,7 @@ PROMPT = "a lighthouse keeper feeding seagulls"
 async def nominated(stack: Stack, author: FakeUser, prompt: str = PROMPT) -> FakeMessage:
     """A result by `author`, nominated by another member; returns the result message."""
     fake = stack.fake
-    result = await (await video(fake, prompt, user=author)).wait_original(has_video)
+    result = await (await video(fake, prompt, user=author)).wait_followup(has_video)
     job_id = int(result.custom_ids()[0].rsplit(":", 1)[1])
     answer = await (await fake.click(result, f"video:showcase:{job_id}", user=fake.make_user())).wait_answer()
     assert answer.content.startswith(f"⭐ Job #{job_id} is nominated"), answer.content

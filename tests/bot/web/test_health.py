@@ -219,7 +219,7 @@ async def test_python_m_bot_serves_healthz_and_metrics_that_follow_the_requests(
     bot = asyncio.create_task(run(settings))
     await ready(fake_discord, caplog)
     health, before = await fetch(f"{url}/healthz"), samples((await fetch(f"{url}/metrics"))[1])
-    await (await video(fake_discord, "a paper boat drifting on a pond")).wait_original(has_video, timeout=WAIT)
+    await (await video(fake_discord, "a paper boat drifting on a pond")).wait_followup(has_video, timeout=WAIT)
     await (await video(fake_discord, "un bateau en papier sur un étang")).wait_answer()
     after = samples((await fetch(f"{url}/metrics"))[1])
     os.kill(os.getpid(), signal.SIGTERM)

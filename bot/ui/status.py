@@ -1,0 +1,113 @@
+"""What a member reads about a job, in their words: its stage (queued → rendering → encoding → uploading), a bar and
+a percentage, the time left, an ETA that is never in the past, and under the result what each number is.
+
+    Queued #3 · ETA <t:1767000000:R> · job #7           (or "ETA any moment now" once the estimate is close or gone)
+    Rendering ▰▰▰▱▱▱▱▱▱▱ 30% · about 12 s left · job #7
+    Encoding the video · job #7
+    Uploading the video · job #7
+    Finished · job #7 · https://discord.com/channels/…   (the video is a new message, which notifies its requester)
+
+Pure functions of a job row and plain values: delivery (bot.ui.delivery) decides when to show them.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import discord
+
+from bot.jobs.spec import UPSCALE
+from bot.ui.text import counted, shown
+from storage import JobRecord
+
+BAR_CELLS = 10
+ANY_MOMENT_S = 10.0  # an ETA closer than this (or past) reads "any moment now": a countdown never runs below zero
+
+
+def bar(step: int, total: int) -> str:
+    """"▰▰▰▱▱▱▱▱▱▱ 30%": `step` of `total` as ten cells and a whole percentage (rounded down: 100% only at the end)."""
+    if total < 1 or not 0 <= step <= total:
+        raise ValueError(f"step must be in 0..total and total ≥ 1, got step={step}, total={total}")
+    percent = 100 * step // total
+    filled = BAR_CELLS * step // total
+    return f"{'▰' * filled}{'▱' * (BAR_CELLS - filled)} {percent}%"
+
+
+def duration(seconds: float) -> str:
+    """"12 s", "3 min", "1 h 5 min": a wait as a member reads it (whole seconds under a minute, rounded up)."""
+    seconds = max(math.ceil(seconds), 1)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
+
+
+def any_moment(eta: datetime, now: datetime) -> bool:
+    """Whether an ETA is at most ANY_MOMENT_S away, or past."""
+    return eta - now <= timedelta(seconds=ANY_MOMENT_S)
+
+
+def eta_words(eta: datetime, now: datetime) -> str:
+    """A Discord relative timestamp (it counts down on every client), or "any moment now" when the estimate is at most
+    ANY_MOMENT_S away or already past: a queued job never reads "ETA 2 minutes ago"."""
+    return "any moment now" if any_moment(eta, now) else discord.utils.format_dt(eta, "R")
+
+
+def queued_text(job: JobRecord, position: int, eta: datetime, now: datetime) -> str:
+    """A waiting job's status: its place in the queue and when it should be done."""
+    return f"Queued #{position} · ETA {eta_words(eta, now)} · job #{job.id}\n> {shown(job.prompt)}"
+
+
+def starting_text(job: JobRecord) -> str:
+    return f"Starting · job #{job.id}\n> {shown(job.prompt)}"
+
+
+def rendering_text(job: JobRecord, step: int, total: int, elapsed_s: float | None) -> str:
+    """Denoising as a bar, with the time left at the rate measured so far (`elapsed_s` since the job started); the
+    last step reads as encoding, which follows it (the frames are decoded, then the MP4 is made)."""
+    if step >= total:
+        return f"Encoding the video · job #{job.id}\n> {shown(job.prompt)}"
+    parts = [f"Rendering {bar(step, total)}"]
+    if elapsed_s is not None and elapsed_s > 0 and step > 0:
+        parts.append(f"about {duration(elapsed_s / step * (total - step))} left")
+    parts.append(f"job #{job.id}")
+    return " · ".join(parts) + f"\n> {shown(job.prompt)}"
+
+
+def uploading_text(job: JobRecord) -> str:
+    return f"Uploading the video · job #{job.id}\n> {shown(job.prompt)}"
+
+
+def finished_text(job: JobRecord, jump_url: str | None) -> str:
+    """The status once the video is posted: where it went (a private one is right below it, seen by its requester
+    only)."""
+    where = jump_url if jump_url is not None else "your video is in the message below"
+    return f"Finished · job #{job.id} · {where}"
+
+
+def clip_line(job: JobRecord) -> str:
+    """"2.0 s clip · 16 frames at 8 fps · 1:1 (256×256)": what the video is."""
+    p = job.params
+    frames, fps = p.get("frames"), p.get("fps")
+    parts = []
+    if isinstance(frames, int) and isinstance(fps, int | float) and fps > 0:
+        parts += [f"{frames / fps:.1f} s clip", f"{counted(frames, 'frame')} at {fps:g} fps"]
+    elif isinstance(frames, int):
+        parts.append(counted(frames, "frame"))
+    parts.append(f"{p.get('aspect')} ({p.get('width')}×{p.get('height')})")
+    return " · ".join(parts)
+
+
+def origin_line(job: JobRecord) -> str | None:
+    """What the video came from: "⬆️ Upscale of job #12", "🔁 Reroll of job #12", "✏️ Edited prompt of job #12"."""
+    p = job.params
+    if p.get("kind") == UPSCALE and p.get("source_job") is not None:
+        return f"⬆️ Upscale of job #{p['source_job']}"
+    if p.get("rerolled_from") is not None:
+        return f"🔁 Reroll of job #{p['rerolled_from']}"
+    if p.get("edited_from") is not None:
+        return f"✏️ Edited prompt of job #{p['edited_from']}"
+    return None
