@@ -92,8 +92,12 @@ def test_what_the_kernel_does_not_take_is_sdpa_exactly(make, expected):
 def test_problems_too_few_to_fill_the_gpu_are_sdpa_when_asked(monkeypatch):
     q, k, v = _packed(4, 16, 2, 16)  # 8 (problem, head) pairs
     served = []
-    monkeypatch.setattr(ta, "_kernel_op", lambda *args: served.append(args) or F.scaled_dot_product_attention(*args[:3]))
-    monkeypatch.setattr(torch.ops.t2v, "temporal_attention", ta._kernel_op, raising=False)
+
+    def kernel(q, k, v, rows, packing):
+        served.append((rows, packing))
+        return F.scaled_dot_product_attention(q, k, v)
+
+    monkeypatch.setattr(torch.ops.t2v, "temporal_attention", kernel, raising=False)
     assert torch.equal(ta.temporal_attention(q, k, v, sdpa_below=9), F.scaled_dot_product_attention(q, k, v))
     assert served == []
     ta.temporal_attention(q, k, v, sdpa_below=8)
