@@ -57,6 +57,7 @@ def settings_line(job: JobRecord, seed: int | None, gpu_s: float | None = None) 
     p = job.params
     parts = [f"⬆️ upscale of job #{p.get('source_job')}"] if p.get("kind") == "upscale" else []
     parts += [f"seed `{seed}`"] if seed is not None else []
+    parts += [f"style `{p['style']}`"] if p.get("style") else []
     parts += [f"{p.get('steps')} steps", f"guidance {p.get('guidance', 0):g}", f"{p.get('frames')} frames",
               f"{p.get('aspect')} ({p.get('width')}×{p.get('height')})"]
     if p.get("sampler", "ddim") != "ddim":  # needed with the seed to make the same video again
