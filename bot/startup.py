@@ -2,8 +2,8 @@
 
 `check_environment`: what the settings name must be there and usable — the GPUs of T2V_DEVICE, the weights of
 T2V_MODEL and UPSCALE_MODEL, the STYLES_FILE and its LoRA files (bot.gpu.styles), a MEDIA_DIR, a SQLite database
-and (where this host compiles) a T2V_COMPILE_CACHE this user may write. Each problem is one line of a SettingsError (exit status 2), found before the database is
-created or a model loaded.
+and (where this host compiles) a T2V_COMPILE_CACHE this user may write. Each problem is one line of a SettingsError
+(exit status 2), found before the database is created or a model loaded.
 
 `Retry` and `Stop`: what is outside the bot's control (the database at container start, Discord during an outage) is
 tried again with backoff for STARTUP_RETRY_S, then given up on as one Unreachable line (exit status 1, for the
