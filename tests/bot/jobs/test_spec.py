@@ -84,6 +84,17 @@ def test_a_reroll_is_the_same_request_with_a_new_seed_and_an_edit_changes_only_t
     assert edited.prompt == "A red panda in the snow." and edited.request.steps == 30 and edited.private
 
 
+def test_the_style_is_kept_in_the_job_row_for_a_restart_and_by_reroll_and_edit():
+    spec = JobSpec.video(PROMPT, style="claymation", seed=5)
+    assert spec.params()["style"] == "claymation" and spec.prompt == PROMPT  # the prompt as typed, no style words
+    assert JobSpec.of_job(row(spec)) == spec  # a restart queues it again in its style
+    assert spec.again().style == spec.again("A red panda in the snow.").style == "claymation"
+    assert JobSpec.of_job(row(JobSpec.video(PROMPT))).style is None
+    old = row(JobSpec.video(PROMPT))
+    del old.params["style"]  # a row from before styles
+    assert JobSpec.of_job(old).style is None
+
+
 def test_an_upscale_round_trips_with_its_source_size_and_cost():
     request = GenerationRequest(PROMPT, frames=24, width=1024, height=576)
     spec = JobSpec(request, "16:9", cost=2, upscale=UpscaleOf(7, "/srv/media/7.mp4", 0.7))
