@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import SettingsError
+from bot.errors import SettingsError, StyleGone
 from t2v.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -184,10 +184,11 @@ def load_styles(pipeline: VideoPipeline, styles: tuple[Style, ...]) -> dict[str,
 
 
 def use_style(pipeline: VideoPipeline, styles: Mapping[str, Style], name: str | None) -> Style | None:
-    """Make `name` (None: no style) the pipeline's fused style, calling set_lora only when that changes."""
+    """Make `name` (None: no style) the pipeline's fused style, calling set_lora only when that changes; StyleGone
+    when it is not loaded here (a job queued before the operator took it out of STYLES_FILE)."""
     style = None if name is None else styles.get(name)
     if name is not None and style is None:
-        raise KeyError(f"no style {name!r} is loaded on this worker (loaded: {', '.join(styles) or 'none'})")
+        raise StyleGone(f"no style {name!r} is loaded on this worker (loaded: {', '.join(styles) or 'none'})")
     active = getattr(getattr(pipeline, "styles", None), "active", None)
     wanted = None if style is None else (style.name, style.scale)
     if (None if active is None else (active.name, active.scale)) != wanted:

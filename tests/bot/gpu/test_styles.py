@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import SettingsError
+from bot.errors import SettingsError, StyleGone, failure_reason
 from bot.gpu.executor import GPUExecutor
 from bot.gpu.source import ModelSource
 from bot.gpu.styles import Style, load_styles, read_styles, styled, use_style
@@ -128,8 +128,9 @@ def test_set_lora_is_called_only_when_the_style_changes_and_the_prompt_gets_the_
     request = spec("a cat").request
     assert styled(request, STYLES["claymation"]).prompt == "claymation style, a cat, stop motion"
     assert styled(request, None) is request
-    with pytest.raises(KeyError, match="no style 'sepia' is loaded on this worker"):
+    with pytest.raises(StyleGone, match="no style 'sepia' is loaded on this worker") as gone:
         use_style(pipeline, STYLES, "sepia")
+    assert failure_reason(gone.value) == "its style is no longer offered"
 
 
 def test_a_real_pipeline_fuses_the_style_once_and_takes_it_off_again(folder: Path):
