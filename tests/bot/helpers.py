@@ -273,10 +273,17 @@ class StyledPipeline(ScriptedPipeline):
         super().__init__()
         self.styles = SimpleNamespace(active=None)
         self.switches: list[tuple[str | None, float]] = []
+        self.batches: list[tuple[str, ...]] = []
 
     def set_lora(self, name: str | None, scale: float = 1.0) -> None:
         self.switches.append((name, scale))
         self.styles.active = None if name is None else SimpleNamespace(name=name, scale=scale)
+
+    def generate_batch(self, requests: list[Any], on_step: Any = None, should_cancel: Any = None,
+                       on_preview: Any = None) -> list[Any]:
+        """A batch, recorded in `batches` (its prompts as the model is given them), rendered one member at a time."""
+        self.batches.append(tuple(request.prompt for request in requests))
+        return [self.generate(request, on_step=on_step, should_cancel=should_cancel) for request in requests]
 
 
 STYLES = {  # what a worker holds once STYLES_FILE's styles are loaded (bot.gpu.styles)

@@ -8,7 +8,7 @@ import pytest
 
 from storage import JobState
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.helpers import StyledPipeline, has_video, styled_models, video
+from tests.bot.helpers import STYLES, StyledPipeline, has_video, styled_models, video
 from tests.fakediscord import FakeUser
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -48,6 +48,30 @@ async def test_the_style_option_autocompletes_the_styles_on_in_the_server(stacks
                           {"name": "watercolor — Soft washes of paint", "value": "watercolor"}]
     assert [choice["value"] for choice in water] == ["watercolor"]  # found by its description
     assert [choice["value"] for choice in after] == ["claymation"]
+
+
+async def test_videos_of_one_style_batch_together_and_the_worker_switches_once_per_batch(stacks: Stacks):
+    pipeline = StyledPipeline()
+    blocker = pipeline.gate("a lone tree on a hill")
+    async with stacks.run(lambda device: styled_models(pipeline), batch_max=4) as stack:
+        fake = stack.fake
+        first = await video(fake, "a lone tree on a hill")
+        await first.wait_original(lambda message: "Starting" in message.content)  # the worker is busy with it
+        asked = [(fake.make_user(name=f"member{i}"), prompt, style) for i, (prompt, style) in enumerate(
+            [("a red fox", "claymation"), ("a blue whale", "watercolor"), ("a green frog", "claymation"),
+             ("a white owl", "watercolor")])]
+        handles = []
+        for user, prompt, style in asked:  # each queued before the next is asked, so the fair order is this one
+            handles.append(await video(fake, prompt, user=user, style=style))
+            await handles[-1].wait_original(lambda message: "Queued" in message.content)
+        blocker.release(3)
+        results = [await handle.wait_original(has_video) for handle in [first, *handles]]
+
+    clay, water = STYLES["claymation"], STYLES["watercolor"]
+    assert pipeline.batches == [(clay.prompt("a red fox"), clay.prompt("a green frog")),
+                                (water.prompt("a blue whale"), water.prompt("a white owl"))]
+    assert pipeline.switches == [("claymation", 0.8), ("watercolor", 1.0)]
+    assert ["style `claymation`" in result.content for result in results[1:]] == [True, False, True, False]
 
 
 async def test_reroll_and_edit_keep_the_style(stacks: Stacks):
