@@ -42,7 +42,8 @@ DEPLOYED_AS = "the Docker image runs as uid 10001, the systemd unit as user vide
 
 def check_environment(settings: Settings) -> None:
     """Raise SettingsError with one line per thing the settings name that is missing or unusable here."""
-    problems = [*_compute_problems(settings), *check_styles(settings.styles_file),
+    here = settings.t2v_executor != "ray"  # with Ray, the LoRA files are the workers' hosts' (checked as they load)
+    problems = [*_compute_problems(settings), *check_styles(settings.styles_file, check_files=here),
                 writable_folder("MEDIA_DIR", str(settings.media_dir), settings.media_dir),
                 database_file_problem(settings), compile_cache_problem(settings)]
     problems = [problem for problem in problems if problem]

@@ -47,7 +47,7 @@ class ModelSource:
         """The models the settings name, and how the workers prepare them (SettingsError: a required style's file
         is wrong; an optional one is left out with a warning)."""
         dtype = None if settings.t2v_dtype == "auto" else settings.t2v_dtype
-        catalog = read_styles(settings.styles_file)
+        catalog = read_styles(settings.styles_file, check_files=settings.t2v_executor != "ray")  # ray: workers'
         for name, problem in catalog.skipped.items():
             log.warning("optional style %s is left out: %s", name, problem)
         return cls(settings.t2v_model, dtype, settings.upscale_model, settings.t2v_optimize,

@@ -76,9 +76,10 @@ class Catalog:
     skipped: Mapping[str, str] = field(default_factory=dict)
 
 
-def read_styles(path: Path | None) -> Catalog:
+def read_styles(path: Path | None, *, check_files: bool = True) -> Catalog:
     """The styles of STYLES_FILE (None: no styles); SettingsError with one line per problem of the file or of a
-    required style. Optional styles with a missing or unreadable file are in `skipped`."""
+    required style. Optional styles with a missing or unreadable file are in `skipped`. Without `check_files` (the
+    files are on other hosts: T2V_EXECUTOR=ray) the workers find such problems when they load the styles."""
     if path is None:
         return Catalog()
     try:
@@ -99,7 +100,7 @@ def read_styles(path: Path | None) -> Catalog:
         except ValueError as error:
             problems.append(str(error))
             continue
-        problem = _file_problem(path, style)
+        problem = _file_problem(path, style) if check_files else None
         if problem is None:
             styles.append(style)
         elif style.optional:
@@ -149,10 +150,10 @@ def _file_problem(path: Path, style: Style) -> str | None:
     return preflight.lora(f"{SETTING}={path} [{style.name}] file", str(style.file))
 
 
-def check_styles(path: Path | None) -> list[str]:
+def check_styles(path: Path | None, *, check_files: bool = True) -> list[str]:
     """The start check (bot.startup): one line per problem that stops the start; [] when the styles are usable."""
     try:
-        read_styles(path)
+        read_styles(path, check_files=check_files)
     except SettingsError as error:
         return error.lines
     return []
@@ -162,16 +163,17 @@ def check_styles(path: Path | None) -> list[str]:
 
 
 def load_styles(pipeline: VideoPipeline, styles: tuple[Style, ...]) -> dict[str, Style]:
-    """Load every style into the pipeline (checked against the model: t2v.LoraError); the styles loaded, by name.
-    A misfit of a required style is a SettingsError (one line: the start stops), an optional one's a warning."""
-    from t2v.errors import LoraError  # lazily: the worker has torch loaded already
+    """Load every style into the pipeline (read and checked against the model: t2v.WeightsError, LoraError); the
+    styles loaded, by name. A required style's problem is a SettingsError (one line: the start stops), an optional
+    one's a warning."""
+    from t2v.errors import WeightsError  # lazily: the worker has torch loaded already
 
     loaded = {}
     for style in styles:
         try:
             pipeline.load_lora(style.file, style.name)
-        except LoraError as error:
-            line = f"{SETTING} [{style.name}] file {style.file} does not fit the model: {error}"
+        except WeightsError as error:  # a LoraError (not for this model, not there) names the keys or the file
+            line = f"{SETTING} [{style.name}] file {style.file}: {error}"
             if not style.optional:
                 raise SettingsError([f"{line}; fix the file, or mark the style optional = true to start without "
                                      "it"]) from None

@@ -80,6 +80,14 @@ def test_a_missing_or_not_a_lora_file_stops_the_start_in_one_line_each_unless_op
     assert [style.name for style in catalog.styles] == ["clay"] and list(catalog.skipped) == ["maybe"]
 
 
+def test_with_ray_the_files_are_left_to_the_workers_which_skip_an_optional_one_they_cannot_read(folder: Path,
+                                                                                                 caplog):
+    path = styles_file(folder, '[maybe]\nfile = "elsewhere.safetensors"\noptional = true\n')
+    [style] = read_styles(path, check_files=False).styles  # the LoRA files are on the workers' hosts
+    assert load_styles(tiny_pipeline(), (style,)) == {}
+    assert f"STYLES_FILE [maybe] file {folder / 'elsewhere.safetensors'}: " in caplog.text and "missing" in caplog.text
+
+
 def test_the_styles_file_itself_missing_is_one_line(tmp_path: Path):
     [line] = problems(tmp_path / "styles.toml")
     assert line.startswith(f"STYLES_FILE={tmp_path / 'styles.toml'}: cannot read it (No such file or directory)")
@@ -104,7 +112,7 @@ def test_a_worker_loads_each_style_and_a_misfit_stops_the_start_unless_it_is_opt
         for name in list(pipeline.styles.loaded):
             pipeline.styles.unload(name)
     [line] = caught.value.lines
-    assert line.startswith(f"STYLES_FILE [other] file {misfit} does not fit the model: ") and "no_such_block" in line
+    assert line.startswith(f"STYLES_FILE [other] file {misfit}: ") and "no_such_block" in line
 
 
 async def test_a_required_style_that_does_not_fit_stops_the_service_start(database, gate):
