@@ -4,10 +4,11 @@ The batch starts with the job `FairQueue.pop_next` hands out and takes the jobs 
 they share its shape (an upscale never batches). A job of another *style* but the same shape does not end the batch:
 the batch steps over it (its user's later jobs too, so each user's jobs keep their order) and goes on gathering
 jobs of its own style among the next STYLE_WINDOW × `limit` jobs of the fair order, so that a worker applies one
-style (a LoRA fused into the weights, bot.gpu.styles) for a whole batch instead of switching at every job. A job
-stepped over is delayed by that one unit of work at most: the next unit starts with it, as the fair order says.
-Any other shape ends the batch, as without styles. The members run as one unit of executor work
-(`bot.gpu.work.batch_work`) that stops early only when every member asked to (`shared_token`).
+style (a LoRA fused into the weights, bot.gpu.styles) for a whole batch instead of switching at every job. The jobs
+stepped over keep their fair order, and the next unit starts with the first of them: as without styles, a job with
+k jobs ahead of it in fair order is in one of the next k + 1 units (those units may carry jobs of their style from
+behind it, within the window). Any other shape ends the batch, as without styles. The members run as one unit of
+executor work (`bot.gpu.work.batch_work`) that stops early only when every member asked to (`shared_token`).
 """
 
 from __future__ import annotations

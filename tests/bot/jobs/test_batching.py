@@ -8,6 +8,7 @@ mid-run" are deterministic. One test renders with the tiny random model.
 from __future__ import annotations
 
 import io
+import random
 import threading
 from dataclasses import replace
 from types import SimpleNamespace
@@ -404,3 +405,29 @@ async def test_jobs_of_one_style_batch_together_and_the_worker_switches_only_bet
     ]
     assert pipeline.switches == [("claymation", 0.8), ("watercolor", 1.0), (None, 1.0)]
     assert [(await h.repo.get_job(job)).prompt for job in jobs] == PROMPTS[:5]  # as typed
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_stepping_over_styles_keeps_each_members_order_and_no_job_waits_more_units_than_jobs_ahead(seed):
+    rng = random.Random(seed)
+    queue: FairQueue[Any] = FairQueue(100, 1000)
+    backlog = [Queued(SimpleNamespace(id=i, user_id=rng.randrange(5)),
+                      spec(style=rng.choice(["a", "b", "c", None]), frames=rng.choice([2, 2, 2, 4])))
+               for i in range(1, rng.randrange(2, 30))]
+    for job in backlog:
+        queue.push(job)
+    ahead = {job.id: place for place, job in enumerate(queue.service_order())}  # jobs ahead of each in fair order
+    limit = rng.choice([2, 3, 4])
+    unit_of, order = {}, []
+    while batch := take_batch(queue, limit):
+        assert len(batch) <= limit and len({shape_of(job) for job in batch}) == 1
+        for job in batch:
+            unit_of[job.id] = len(order)
+            queue.finish(job.id)
+        order.append(batch)
+
+    assert sorted(unit_of) == [job.id for job in backlog]  # every job, once
+    for user in {job.user_id for job in backlog}:
+        mine = [job.id for job in backlog if job.user_id == user]
+        assert [unit_of[job] for job in mine] == sorted(unit_of[job] for job in mine)  # a member's order kept
+    assert all(unit_of[job] <= ahead[job] for job in unit_of)
