@@ -12,6 +12,7 @@
     │   ├── WorkCrashed           the work raised something that is not an Exception (a BaseException)
     │   ├── SourceVideoGone       the kept MP4 an upscale was to re-render is gone
     │   ├── NoUpscaler            the worker that took an upscale has no upscaler loaded
+    │   ├── StyleGone             the job's style is no longer loaded (taken out of STYLES_FILE since it was queued)
     │   └── WorkerLost            its Ray worker died MAX_LOSSES times
     ├── ServiceUnavailable        no worker can take work (the model failed to load, or the bot is stopping)
     ├── SettingsError             wrong settings, or what they name is wrong; one line per problem (exit status 2)
@@ -129,6 +130,12 @@ class NoUpscaler(JobFailed):
     """The worker that took an upscale has no upscaler loaded."""
 
     reason = "no upscaler is configured"
+
+
+class StyleGone(JobFailed):
+    """The job's style is not loaded on the worker (the operator took it out of STYLES_FILE after it was queued)."""
+
+    reason = "its style is no longer offered"
 
 
 class WorkerLost(JobFailed):

@@ -126,6 +126,7 @@ class Settings(BaseSettings):
     upscale_model: str | None = None  # a second model (e.g. zeroscope_v2_XL) for ⬆ Upscale; unset: no upscaler
     upscale_strength: float = 0.7  # the fraction of the denoising steps an upscale re-runs (SDEdit strength)
     upscale_cost: int = 2  # quota units (videos) one upscale counts for
+    styles_file: Path | None = None  # the TOML file of /video's styles (LoRAs; bot.gpu.styles); unset: no styles
     database_url: str = "sqlite+aiosqlite:///videobot.db"  # SQLite or PostgreSQL (storage.urls reads it)
     startup_retry_s: float = STARTUP_RETRY_S  # at start, the database and Discord are tried for this long
     discord_login_timeout_s: float = DISCORD_LOGIN_TIMEOUT_S  # one login attempt answered within this, or retried

@@ -1,9 +1,9 @@
 """What `python -m bot` checks and waits for before it serves.
 
 `check_environment`: what the settings name must be there and usable — the GPUs of T2V_DEVICE, the weights of
-T2V_MODEL and UPSCALE_MODEL, a MEDIA_DIR, a SQLite database and (where this host compiles) a T2V_COMPILE_CACHE
-this user may write. Each problem is one line of a SettingsError (exit status 2), found before the database is
-created or a model loaded.
+T2V_MODEL and UPSCALE_MODEL, the STYLES_FILE and its LoRA files (bot.gpu.styles), a MEDIA_DIR, a SQLite database
+and (where this host compiles) a T2V_COMPILE_CACHE this user may write. Each problem is one line of a SettingsError
+(exit status 2), found before the database is created or a model loaded.
 
 `Retry` and `Stop`: what is outside the bot's control (the database at container start, Discord during an outage) is
 tried again with backoff for STARTUP_RETRY_S, then given up on as one Unreachable line (exit status 1, for the
@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from bot.errors import SettingsError, StopRequested, Unreachable
 from bot.gpu.executor import check_devices
+from bot.gpu.styles import check_styles
 from bot.settings import Settings, fast_path_on
 from storage import urls
 from t2v.config import TINY_RANDOM
@@ -41,9 +42,10 @@ DEPLOYED_AS = "the Docker image runs as uid 10001, the systemd unit as user vide
 
 def check_environment(settings: Settings) -> None:
     """Raise SettingsError with one line per thing the settings name that is missing or unusable here."""
-    problems = [*_compute_problems(settings), writable_folder("MEDIA_DIR", str(settings.media_dir),
-                                                               settings.media_dir), database_file_problem(settings),
-                compile_cache_problem(settings)]
+    here = settings.t2v_executor != "ray"  # with Ray, the LoRA files are the workers' hosts' (checked as they load)
+    problems = [*_compute_problems(settings), *check_styles(settings.styles_file, check_files=here),
+                writable_folder("MEDIA_DIR", str(settings.media_dir), settings.media_dir),
+                database_file_problem(settings), compile_cache_problem(settings)]
     problems = [problem for problem in problems if problem]
     if problems:
         raise SettingsError(problems)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from bot.errors import ServiceUnavailable, WorkCrashed
+from bot.errors import ServiceUnavailable, SettingsError, WorkCrashed
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,10 @@ class GPUExecutor(ExecutorBase):
         try:
             _use_device(device)
             held = self._factory(device)
+        except SettingsError as exc:  # what the settings name does not fit the model (a style): one line each
+            log.error("loading the pipeline on %s failed: %s", device, exc)
+            self._post(settle, ready, exc, None)
+            return
         except Exception as exc:
             log.exception("loading the pipeline on %s failed", device)
             self._post(settle, ready, exc, None)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.gpu.executor import CancelFn, Executor, ProgressFn
+from bot.gpu.styles import Style
 from t2v.config import ModelConfig
 from t2v.presets import aspect_sizes
 
@@ -32,10 +33,12 @@ FALLBACK_FRAMES = ModelConfig().frames  # ModelScope's clip length, for models t
 
 @dataclass(frozen=True)
 class Models:
-    """What one GPU worker holds: T2V_MODEL's pipeline, and UPSCALE_MODEL's (the upscaler) when one is set."""
+    """What one GPU worker holds: T2V_MODEL's pipeline, UPSCALE_MODEL's (the upscaler) when one is set, and the
+    styles loaded into T2V_MODEL's pipeline (bot.gpu.styles), by name."""
 
     pipeline: VideoPipeline
     upscaler: VideoPipeline | None = None
+    styles: Mapping[str, Style] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class ModelInfo:
     frames: int | None = None  # the model's default clip length
     upscale_sizes: Mapping[str, Size] | None = None  # None: no upscaler is loaded
     upscale_native: Size | None = None  # the upscaler's own size, for aspects it has no preset for
+    styles: tuple[Style, ...] = ()  # the styles the workers loaded (STYLES_FILE's that fit the model), file order
 
     @property
     def has_upscaler(self) -> bool:
@@ -70,13 +74,15 @@ class ModelInfo:
 
 def describe(models: Models) -> ModelInfo:
     """The ModelInfo of a worker's models; reads configs only, on the worker thread."""
+    styles = tuple(models.styles.values())
     config = getattr(models.pipeline, "config", None)
     if config is None:
-        return ModelInfo()
+        return ModelInfo(styles=styles)
     upscaler = getattr(models.upscaler, "config", None)
     if upscaler is None:
-        return ModelInfo(aspect_sizes(config), config.frames)
-    return ModelInfo(aspect_sizes(config), config.frames, aspect_sizes(upscaler), (upscaler.width, upscaler.height))
+        return ModelInfo(aspect_sizes(config), config.frames, styles=styles)
+    return ModelInfo(aspect_sizes(config), config.frames, aspect_sizes(upscaler), (upscaler.width, upscaler.height),
+                     styles)
 
 
 async def learn(executor: Executor) -> ModelInfo:
@@ -88,6 +94,7 @@ async def learn(executor: Executor) -> ModelInfo:
         return describe(models)
 
     info = await executor.run(work)
-    log.info("model sizes %s, %s frames; upscaler %s", dict(info.sizes) or "ModelScope's (ASPECTS)", info.frames,
-             dict(info.upscale_sizes) if info.upscale_sizes is not None else "none")
+    log.info("model sizes %s, %s frames; upscaler %s; styles %s", dict(info.sizes) or "ModelScope's (ASPECTS)",
+             info.frames, dict(info.upscale_sizes) if info.upscale_sizes is not None else "none",
+             ", ".join(style.name for style in info.styles) or "none")
     return info

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.gpu.compiles import COMPILES, label
 from bot.gpu.models import ASPECTS, Models, describe
+from bot.gpu.styles import Style, load_styles, read_styles
 from bot.settings import BATCH_MAX, MAX_FRAMES, Settings, fast_path_on
 
 if TYPE_CHECKING:
@@ -39,24 +40,31 @@ class ModelSource:
     default_frames: int | None = None  # DEFAULT_FRAMES; None: the model's clip length, at most max_frames
     max_frames: int = MAX_FRAMES  # MAX_FRAMES
     backend: str = "inductor"  # torch.compile's backend (CPU tests: "eager")
+    styles: tuple[Style, ...] = ()  # STYLES_FILE's styles whose files passed the start check
 
     @classmethod
     def of(cls, settings: Settings) -> ModelSource:
-        """The models the settings name, and how the workers prepare them."""
+        """The models the settings name, and how the workers prepare them (SettingsError: a required style's file
+        is wrong; an optional one is left out with a warning)."""
         dtype = None if settings.t2v_dtype == "auto" else settings.t2v_dtype
+        catalog = read_styles(settings.styles_file, check_files=settings.t2v_executor != "ray")  # ray: workers'
+        for name, problem in catalog.skipped.items():
+            log.warning("optional style %s is left out: %s", name, problem)
         return cls(settings.t2v_model, dtype, settings.upscale_model, settings.t2v_optimize,
                    str(settings.compile_cache.absolute()), settings.batch_max, settings.default_frames,
-                   settings.max_frames)
+                   settings.max_frames, styles=catalog.styles)
 
     def __call__(self, device: str) -> Models:
         return self.prepare(load_pipeline(self.model, device=device, dtype=self.dtype), device)
 
     def prepare(self, pipeline: VideoPipeline, device: str) -> Models:
-        """What a worker does with its loaded T2V_MODEL: the upscaler beside it, the fast path when it applies."""
+        """What a worker does with its loaded T2V_MODEL: its styles checked against it and loaded (SettingsError: a
+        required one does not fit), the upscaler beside it, the fast path when it applies."""
+        styles = load_styles(pipeline, self.styles)
         upscaler = None
         if self.upscale_model is not None:
             upscaler = load_pipeline(self.upscale_model, device=device, dtype=self.dtype)
-        models = Models(pipeline, upscaler)
+        models = Models(pipeline, upscaler, styles)
         if self.fast_on(device):
             try:
                 self._make_fast(models, device)

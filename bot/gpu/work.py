@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bot.errors import NoUpscaler, OutOfGPUMemory
 from bot.gpu.executor import CancelFn, ProgressFn, Work
 from bot.gpu.previews import Cadence, cadence, gif_maker, previews
+from bot.gpu.styles import styled, use_style
 from t2v.errors import GenerationCancelled
 from t2v.request import GenerationRequest
 
@@ -50,21 +51,22 @@ class Frames:
         return encode_mp4(self.frames, self.fps, max_bytes=max_bytes)
 
 
-def render_work(request: GenerationRequest) -> Work[Frames]:
-    """The work for one job: generate its frames."""
+def render_work(request: GenerationRequest, style: str | None = None) -> Work[Frames]:
+    """The work for one job: generate its frames, in `style` (bot.gpu.styles; None: none)."""
 
     def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> Frames:
         started = time.perf_counter()
         _stop_if_asked(should_cancel, 0, request.steps)
-        result = generate(models.pipeline, request, progress, should_cancel)
+        shown = styled(request, use_style(models.pipeline, models.styles, style))
+        result = generate(models.pipeline, shown, progress, should_cancel)
         _stop_if_asked(should_cancel, request.steps, request.steps)  # asked during the last step: nothing to deliver
         return frames_of(result, request, time.perf_counter() - started)
 
     return work
 
 
-def batch_work(requests: list[GenerationRequest]) -> Work[list[Frames]]:
-    """The work for a batch of same-shape jobs: one `generate_batch`, frames per job (request order).
+def batch_work(requests: list[GenerationRequest], style: str | None = None) -> Work[list[Frames]]:
+    """The work for a batch of same-shape jobs of one style: one `generate_batch`, frames per job (request order).
 
     `progress(step, total)` is a step of every member; `progress(step, total, preview, i)` concerns member i alone
     (its live preview, or its steps when the batch is rendered one job at a time). `should_cancel` stops the batch.
@@ -74,7 +76,9 @@ def batch_work(requests: list[GenerationRequest]) -> Work[list[Frames]]:
         started = time.perf_counter()
         steps = requests[0].steps
         _stop_if_asked(should_cancel, 0, steps)
-        results = generate_batch(models.pipeline, requests, progress, should_cancel)
+        applied = use_style(models.pipeline, models.styles, style)
+        results = generate_batch(models.pipeline, [styled(request, applied) for request in requests], progress,
+                                 should_cancel)
         _stop_if_asked(should_cancel, steps, steps)
         share = (time.perf_counter() - started) / len(requests)  # the batch's seconds per job, for the ETA
         return [frames_of(result, request, share) for result, request in zip(results, requests, strict=True)]
@@ -82,16 +86,18 @@ def batch_work(requests: list[GenerationRequest]) -> Work[list[Frames]]:
     return work
 
 
-def upscale_work(request: GenerationRequest, video: np.ndarray, strength: float) -> Work[Frames]:
+def upscale_work(request: GenerationRequest, video: np.ndarray, strength: float,
+                 style: str | None = None) -> Work[Frames]:
     """An upscale of `video` (a kept MP4's frames, decoded on the bot's host: a Ray worker elsewhere has no media
-    folder) at the request's size: video-to-video with the upscaler, re-running `strength` of the steps."""
+    folder) at the request's size: video-to-video with the upscaler, re-running `strength` of the steps. A style's
+    prefix and suffix are kept in the prompt; its LoRA is T2V_MODEL's and is not applied to the upscaler."""
 
     def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> Frames:
         started = time.perf_counter()
         if models.upscaler is None:
             raise NoUpscaler("this GPU worker has no upscaler loaded (UPSCALE_MODEL)")
         _stop_if_asked(should_cancel, 0, request.steps)
-        fitted = replace(request, frames=len(video))
+        fitted = replace(styled(request, models.styles.get(style or "")), frames=len(video))
         result = models.upscaler.generate_video2video(fitted, video, strength, on_step=progress,
                                                       should_cancel=should_cancel, **previews(progress, request.fps))
         _stop_if_asked(should_cancel, request.steps, request.steps)

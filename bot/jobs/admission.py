@@ -1,8 +1,9 @@
 """Admission: one verdict per request — queued, or refused and logged — decided once, one request per user at a time.
 
 The checks run in this order, and the first that fails gives the reason: a block or a channel rule
-(bot.moderation), the prompt and the options (the policy gate, the server's caps), the quota, then room (the bot is
-up, the user's cap and the queue's, counting the requests still on their way in). A refused request is written as a
+(bot.moderation), the style (offered, and on in the server: bot.moderation.styles), the prompt and the options
+(the policy gate on the member's own text, the server's caps), the quota, then room (the bot is up, the user's cap
+and the queue's, counting the requests still on their way in). A refused request is written as a
 `refused` job row, so moderators' stats see it; an accepted one is written `queued` with the seed it will render
 with, and pushed onto the fair queue.
 """
@@ -24,6 +25,7 @@ from bot.jobs.spec import JobSpec, Queued, Requester
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import NEGATIVE, PROMPT, PolicyGate
 from bot.moderation.rules import Moderation
+from bot.moderation.styles import ServerStyles
 from storage import JobRecord, Repository
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class Admission:
         self._repo, self._queue, self._announce, self._clock = repo, queue, announce, clock
         self.gate = gate if isinstance(gate, ServerGates) else ServerGates(gate)  # each server's prompt gate
         self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
+        self.styles = ServerStyles(moderation)  # the styles offered, and those each server turned off
         self.max_steps, self.max_frames = max_steps, max_frames  # the server's caps (Discord's client checks too)
         self._unavailable, self._eta, self._wake = unavailable, eta, wake
         self._turns: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -75,9 +78,10 @@ class Admission:
         return lock
 
     async def _check(self, requester: Requester, spec: JobSpec) -> None:
-        """Refused by the first failed check: block/channel, prompt/options, quota, room."""
+        """Refused by the first failed check: block/channel, style, prompt/options, quota, room."""
         if self.moderation is not None:
             await self.moderation.check_access(requester)
+        await self.styles.check(requester.guild_id, spec.style)
         self._check_prompt(requester, spec)
         if self.moderation is not None:
             await self.moderation.check_quota(requester, spec.cost)

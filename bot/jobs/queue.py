@@ -99,6 +99,16 @@ class FairQueue(Generic[J]):
         self._running_per_user[job.user_id] += 1
         return job
 
+    def take(self, job_id: int) -> J:
+        """Take a queued job that is the first of its user's out of fair order (a batch's same-style job, see
+        bot.jobs.batching) and mark it running; whose turn is next does not change."""
+        job = next(j for queue in self._queues.values() for j in queue if j.id == job_id)
+        assert self._queues[job.user_id][0] is job, "only a user's first queued job may be taken out of turn"
+        self.cancel(job_id)
+        self._running[job.id] = job
+        self._running_per_user[job.user_id] += 1
+        return job
+
     def peek_next(self) -> J | None:
         """The job `pop_next` would take now, left in the queue; None when nothing is queued."""
         if not self._rotation:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from bot.errors import SettingsError
 from bot.gpu.executor import Executor
 from bot.gpu.models import ModelInfo, learn
 from bot.jobs.admission import Admission
@@ -34,6 +35,7 @@ from bot.jobs.units import Units
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import PolicyGate
 from bot.moderation.rules import Moderation
+from bot.moderation.styles import ServerStyles
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S
 from storage import JobRecord, JobState, Repository, utc_now
 from t2v.request import LIMITS
@@ -95,6 +97,11 @@ class VideoService:
     def moderation(self) -> Moderation | None:
         """Blocks, channel rules and quotas; None: none of them apply."""
         return self.admission.moderation
+
+    @property
+    def styles(self) -> ServerStyles:
+        """The styles the workers loaded, and those each server turned off."""
+        return self.admission.styles
 
     @property
     def gate(self) -> ServerGates:
@@ -176,8 +183,11 @@ class VideoService:
             raise RuntimeError("VideoService.start() was already called")
         if not self._executor.started:  # its caller may have started it (benchmarks, tests)
             await self._executor.start()
+        if isinstance(self._executor.load_error, SettingsError):  # a required style does not fit the model
+            raise self._executor.load_error
         self.model = await learn(self._executor)
         self.eta.seed(await self._repo.recent_render_seconds(HISTORY))
+        self.styles.offer({style.name: style.description for style in self.model.styles})
         await self._recover_interrupted()
         queued = await self._repo.list_jobs([JobState.QUEUED])
         interrupted_first = sorted(queued, key=lambda job: (job.attempts == 0, job.id))

@@ -2,7 +2,8 @@
 
 The command builds the request once (`JobSpec.video`); t2v validates it on construction and owns the defaults and
 limits (t2v.request, t2v.config). A job row keeps the request's fields by name in its params, next to the extras
-(aspect, private, quota cost, an upscale's source); after a restart `JobSpec.of_job` builds the same request again.
+(aspect, private, quota cost, an upscale's source, the style); after a restart `JobSpec.of_job` builds the same request
+again. The prompt is the member's as typed: a style's prefix and suffix are added on the worker (bot.gpu.styles).
 Discord-free: who asked travels as plain values (`Requester`).
 """
 
@@ -46,17 +47,18 @@ class JobSpec:
     cost: int = 1  # quota units the job counts for (an upscale counts UPSCALE_COST)
     upscale: UpscaleOf | None = None  # set for an upscale of a finished job
     origin: tuple[str, int] | None = None  # ("reroll" or "edit", the job it came from), for 🔁 and ✏️ jobs
+    style: str | None = None  # a style of STYLES_FILE (bot.gpu.styles); None: none
 
     @classmethod
     def video(cls, prompt: str, *, aspect: str = "1:1", sizes: Callable[[str], Size] = ASPECTS.__getitem__,
-              private: bool = False, **fields: Any) -> JobSpec:
-        """A /video at the size `sizes` gives for `aspect` (the loaded model's); `fields` are the request's
-        (negative_prompt, seed, steps, guidance, frames, sampler: left out, t2v's defaults). InvalidRequest names a
-        bad value and the allowed range."""
+              private: bool = False, style: str | None = None, **fields: Any) -> JobSpec:
+        """A /video at the size `sizes` gives for `aspect` (the loaded model's), in `style`; `fields` are the
+        request's (negative_prompt, seed, steps, guidance, frames, sampler: left out, t2v's defaults).
+        InvalidRequest names a bad value and the allowed range."""
         if aspect not in ASPECTS:
             raise InvalidRequest(f"aspect={aspect!r} is not one of {', '.join(ASPECTS)}")
         width, height = sizes(aspect)
-        return cls(GenerationRequest(prompt, width=width, height=height, **fields), aspect, private)
+        return cls(GenerationRequest(prompt, width=width, height=height, **fields), aspect, private, style=style)
 
     @classmethod
     def of_job(cls, job: JobRecord) -> JobSpec:
@@ -68,8 +70,9 @@ class JobSpec:
         if params.get("kind") == UPSCALE:
             upscale = UpscaleOf(int(params["source_job"]), str(params["source_video"]), float(params["strength"]))
         origin = next(((how, int(params[key])) for how, key in ORIGINS.items() if params.get(key) is not None), None)
+        style = params.get("style")
         return cls(request, str(params.get("aspect", "1:1")), bool(params.get("private")),
-                   int(params.get("cost", 1)), upscale, origin)
+                   int(params.get("cost", 1)), upscale, origin, None if style is None else str(style))
 
     @property
     def prompt(self) -> str:
@@ -81,14 +84,14 @@ class JobSpec:
 
     def again(self, source: int, prompt: str | None = None) -> JobSpec:
         """This spec, the job `source`'s, with a new random seed (🔁 Reroll), and a new prompt when given (✏️ Edit
-        prompt); the new job remembers which job it came from, and how."""
+        prompt); the style and the other options stay, and the new job remembers which job it came from, and how."""
         request = replace(self.request, seed=None, prompt=self.prompt if prompt is None else prompt)
         return replace(self, request=request, origin=("reroll" if prompt is None else "edit", source))
 
     def params(self) -> dict[str, Any]:
         """The job row's params: the request's fields by name, then the extras."""
         params = {name: getattr(self.request, name) for name in REQUEST_FIELDS}
-        params.update(aspect=self.aspect, private=self.private, cost=self.cost, kind="video")
+        params.update(aspect=self.aspect, private=self.private, cost=self.cost, kind="video", style=self.style)
         if self.origin is not None:
             how, source = self.origin
             params[ORIGINS[how]] = source

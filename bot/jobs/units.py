@@ -69,16 +69,17 @@ class Units:
         requests = [await self._start(entry) for entry in entries]
         if len(entries) > 1:
             assert entries[0].shared is not None
-            return await self._executor.submit(batch_work(requests), self._progress.of_batch(entries),
+            style = entries[0].spec.style if entries[0].spec is not None else None  # one style per batch (batching)
+            return await self._executor.submit(batch_work(requests, style), self._progress.of_batch(entries),
                                                should_cancel=entries[0].shared)
         [entry], [request] = entries, requests
         assert entry.spec is not None
         upscale = entry.spec.upscale
         if upscale is None:
-            work = render_work(request)
+            work = render_work(request, entry.spec.style)
         else:
             source = await asyncio.to_thread(source_frames, Path(upscale.video))
-            work = upscale_work(request, source, upscale.strength)
+            work = upscale_work(request, source, upscale.strength, entry.spec.style)
         return [await self._executor.submit(work, self._progress.of(entry), should_cancel=entry.token)]
 
     async def _start(self, entry: RunningJob) -> GenerationRequest:

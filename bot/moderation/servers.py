@@ -1,6 +1,7 @@
 """What each server's moderators set for their server besides quotas: the /video presets and the showcase channel.
 
-A server's presets are its defaults for /video's options (aspect, frames, steps, sampler, guidance, negative prompt),
+A server's presets are its defaults for /video's options (aspect, frames, steps, sampler, guidance, negative prompt,
+style: set with /videostyle default),
 always within the operator's limits (MAX_STEPS, MAX_FRAMES, t2v's ranges); an option the user leaves out takes the
 server's preset, then the operator's default. Stored as moderation settings of the server, audited, and cached here
 (this process is the only writer; the database is the truth at start).
@@ -34,6 +35,7 @@ class Presets:
     sampler: str | None = None
     guidance: float | None = None
     negative: str | None = None
+    style: str | None = None  # a style of STYLES_FILE; used while it is on in the server (bot.moderation.styles)
 
     def given(self) -> dict[str, Any]:
         """The options this server set, by name."""
@@ -50,12 +52,18 @@ class PresetLimits:
     aspects: tuple[str, ...]  # the aspect names /video offers
     max_steps: int
     max_frames: int
+    styles: tuple[str, ...] = ()  # the styles the workers loaded
 
     def check(self, name: str, value: Any) -> Any:
         """The value if a preset may have it, else InvalidInput naming it and what is allowed."""
         if name == "aspect":
             if value not in self.aspects:
                 raise InvalidInput(f"aspect={inert(str(value), 20)} is not one of {', '.join(self.aspects)}.")
+            return value
+        if name == "style":
+            if value not in self.styles:
+                raise InvalidInput(f"style={inert(str(value), 40)} is not one of this bot's styles: "
+                                   f"{', '.join(self.styles) or 'none (the operator lists them in STYLES_FILE)'}.")
             return value
         if name == "negative":
             text = " ".join(str(value).split())
@@ -112,12 +120,24 @@ class ServerSettings:
         """Set some of a server's presets (the others stay); InvalidInput names a value outside the limits."""
         changes = {name: self.limits.check(name, value) for name, value in values.items() if value is not None}
         if not changes:
-            raise InvalidInput(f"Name at least one option to set: {', '.join(PRESET_NAMES)}.")
+            options = [name for name in PRESET_NAMES if name != "style"]  # the style: /videostyle default
+            raise InvalidInput(f"Name at least one option to set: {', '.join(options)}.")
         presets = replace(await self.presets(guild_id), **changes)
         await self._repo.set_setting(PRESETS_KEY, presets.given(), guild_id=guild_id, by=actor,
                                      now=self._moderation.now())
         self._presets[guild_id] = presets
         await self._moderation.audit(actor, "defaults.set", "server", changes, guild_id=guild_id)
+        return presets
+
+    async def set_default_style(self, actor: int, guild_id: int, style: str | None) -> Presets:
+        """The style /video takes when a member names none (None: no style), the other presets kept; InvalidInput
+        names a style the bot does not have."""
+        checked = None if style is None else self.limits.check("style", style)
+        presets = replace(await self.presets(guild_id), style=checked)
+        await self._repo.set_setting(PRESETS_KEY, presets.given(), guild_id=guild_id, by=actor,
+                                     now=self._moderation.now())
+        self._presets[guild_id] = presets
+        await self._moderation.audit(actor, "defaults.set", "server", {"style": checked}, guild_id=guild_id)
         return presets
 
     async def reset_presets(self, actor: int, guild_id: int) -> bool:

@@ -33,6 +33,7 @@ from bot.ui.cogs.quota import QuotaCog
 from bot.ui.cogs.results import DeleteChoice, ResultButton, ResultsCog, result_view
 from bot.ui.cogs.servers import ServersCog
 from bot.ui.cogs.showcase import ShowcaseGroup
+from bot.ui.cogs.styles import StylesCog
 from bot.ui.cogs.video import CancelButton, VideoCog, cancel_view
 from bot.ui.delivery import Delivery
 from bot.ui.replies import answer_error
@@ -176,7 +177,8 @@ class VideoBot(commands.Bot):
         """Each server's /video presets and showcase channel, when the service enforces moderation."""
         if service.moderation is None:
             return None
-        limits = PresetLimits(tuple(ASPECTS), self.settings.max_steps, self.settings.max_frames)
+        limits = PresetLimits(tuple(ASPECTS), self.settings.max_steps, self.settings.max_frames,
+                              tuple(service.styles.offered))
         return ServerSettings(service.moderation, limits)
 
     async def _add_moderation(self, service: VideoService, servers: ServerSettings | None) -> None:
@@ -191,6 +193,7 @@ class VideoBot(commands.Bot):
         videomod.app_command.add_command(ShowcaseGroup(self.showcase, self.settings, moderation))
         videomod.app_command.add_command(OperatorGroup(self, self.settings, moderation, editor))
         await self.add_cog(videomod)
+        await self.add_cog(StylesCog(self.settings, moderation, service.styles, servers))
 
     async def close(self) -> None:
         """Stop taking and running jobs first (the running one may still deliver), then leave Discord."""

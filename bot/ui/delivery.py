@@ -76,6 +76,7 @@ def recipe_line(job: JobRecord, seed: int | None) -> str:
     p = job.params
     parts = [f"seed `{seed}`"] if seed is not None else []
     parts += [counted(p.get("steps") or 0, "step"), f"guidance {p.get('guidance', 0):g}"]
+    parts += [f"style `{p['style']}`"] if p.get("style") else []
     if p.get("sampler", "ddim") != "ddim":  # needed with the seed to make the same video again
         parts.append(f"sampler {p['sampler']}")
     return " · ".join(parts)

@@ -227,10 +227,13 @@ class Stacks:
             moderation = Moderation.from_settings(ModerationRepository(engine, clock=self.calendar), config,
                                                   clock=self.calendar)
 
+            batch_max = config.batch_max if "batch_max" in settings else 1  # batches only where a test asks
+
             def service(events: JobEvents) -> VideoService:
                 return VideoService(repo, gate, queue, executor, events, max_steps=config.max_steps,
                                     max_frames=config.max_frames, moderation=moderation,
-                                    shutdown_grace_s=config.shutdown_grace_s, job_time_limit_s=config.job_time_limit_s)
+                                    shutdown_grace_s=config.shutdown_grace_s, job_time_limit_s=config.job_time_limit_s,
+                                    batch_max=batch_max)
 
             bot = VideoBot(config, service, repo=repo, showcase_repo=ShowcaseRepository(engine),
                            monotonic=self.monotonic, now=self.wall)

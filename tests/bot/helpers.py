@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from bot.gpu.models import Models
+from bot.gpu.styles import Style
 from bot.jobs.events import Delivered
 from bot.jobs.spec import JobSpec, Requester
 from storage import JobRecord, JobState
@@ -275,6 +276,62 @@ class InstantPipeline:
             for step in range(1, request.steps + 1):
                 on_step(step, request.steps)
         return GenerationResult(np.zeros((1, 64, 64, 3), np.uint8), request.seed or 0, {"total_s": 0.0})
+
+
+class StyledPipeline(ScriptedPipeline):
+    """A ScriptedPipeline with styles, as t2v's: `set_lora` records each switch (`switches`) and sets
+    `styles.active`; `started` records the prompts the model was given (a style's prefix and suffix included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.styles = SimpleNamespace(active=None)
+        self.switches: list[tuple[str | None, float]] = []
+        self.batches: list[tuple[str, ...]] = []
+
+    def set_lora(self, name: str | None, scale: float = 1.0) -> None:
+        self.switches.append((name, scale))
+        self.styles.active = None if name is None else SimpleNamespace(name=name, scale=scale)
+
+    def generate_batch(self, requests: list[Any], on_step: Any = None, should_cancel: Any = None,
+                       on_preview: Any = None) -> list[Any]:
+        """A batch, recorded in `batches` (its prompts as the model is given them), rendered one member at a time."""
+        self.batches.append(tuple(request.prompt for request in requests))
+        return [self.generate(request, on_step=on_step, should_cancel=should_cancel) for request in requests]
+
+
+STYLES = {  # what a worker holds once STYLES_FILE's styles are loaded (bot.gpu.styles)
+    "claymation": Style("claymation", Path("/styles/claymation.safetensors"), 0.8, "claymation style, ",
+                        ", stop motion", "Clay figures, stop-motion look"),
+    "watercolor": Style("watercolor", Path("/styles/watercolor.safetensors"), 1.0, "", ", watercolor painting",
+                        "Soft washes of paint"),
+}
+
+
+def styled_models(pipeline: Any) -> Models:
+    """What a worker holds with STYLES loaded into `pipeline`."""
+    return Models(pipeline, styles=STYLES)
+
+
+def write_lora(path: Path, config: Any, seed: int = 0, rank: int = 2) -> Path:
+    """A random LoRA in the peft layout (diffusers' names) on the attention projections of the model of `config`,
+    written as a safetensors file."""
+    import torch  # lazily: only the tests that write LoRA files load torch here
+    from safetensors.torch import save_file
+
+    from t2v.weights.lora import targets
+
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for network, found in targets(config).items():
+        for module, target in found.items():
+            if not module.endswith(("to_q", "to_v", "q_proj", "v_proj")):
+                continue
+            out, *rest = target.theirs
+            state[f"{network}.{module}.lora_A.weight"] = 0.01 * torch.randn(rank, *rest, generator=generator)
+            state[f"{network}.{module}.lora_B.weight"] = 0.01 * torch.randn(out, rank, *[1] * (len(rest) - 1),
+                                                                            generator=generator)
+    save_file(state, str(path))
+    return path
 
 
 # --- through the fake Discord --------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pytest
 
 from bot.settings import Settings
 from storage import JobRecord, JobState, Repository, create_engine
-from tests.bot.helpers import contents, has_video, this_tree
+from tests.bot.helpers import contents, has_video, this_tree, write_lora
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
 
 START_S = 120.0  # a child imports torch and loads the model: slow on a busy 2-core CPU
@@ -244,3 +244,31 @@ async def test_sigterm_refuses_new_videos_finishes_the_running_one_keeps_the_que
                                                            (JobState.REFUSED, 0)]
     assert contents(waiting.original)[-1].startswith("Queued")  # it runs after the next start
     assert child.errors() == []
+
+
+async def test_a_styled_job_queued_at_a_kill_renders_in_its_style_after_the_restart(children, tmp_path: Path):
+    from t2v import TINY_RANDOM, load_pipeline
+
+    write_lora(tmp_path / "clay.safetensors", load_pipeline(TINY_RANDOM).config)
+    styles = tmp_path / "styles.toml"
+    styles.write_text('[claymation]\nfile = "clay.safetensors"\nscale = 0.8\nprefix = "claymation style, "\n'
+                      'description = "Clay figures"\n')
+    first = await children(styles_file=styles)
+    fake = first.fake
+    alice, bob = fake.make_user(name="alice"), fake.make_user(name="bob")
+    running = await video(fake, alice, "a red fox running through snow")
+    await held_at_progress(running)
+    queued = await fake.slash("video", {"prompt": "a blue whale swimming", "style": "claymation", **SIZE}, user=bob)
+    await edited(queued, "Queued")
+    await first.kill()
+
+    second = await children(styles_file=styles)
+    result = await queued.wait_original(has_video, RENDER_S)
+    await running.wait_original(has_video, RENDER_S)
+    assert await second.terminate() == 0
+    job = next(job for job in await jobs_in(tmp_path) if job.user_id == bob.id)
+
+    assert (job.state, job.prompt, job.params["style"]) == (JobState.DONE, "a blue whale swimming", "claymation")
+    assert "style `claymation`" in result.content and "> a blue whale swimming" in result.content
+    assert second.says("styles loaded: claymation") and second.says("style claymation (scale 0.8, fused) applied")
+    assert first.errors() == [] and second.errors() == []

@@ -128,6 +128,19 @@ def test_a_model_folder_that_does_not_exist_is_one_line_at_start(tmp_path: Path)
     assert no_work_done(tmp_path, said(result))
 
 
+def test_a_required_style_whose_lora_file_is_missing_is_one_line_at_start(tmp_path: Path):
+    styles = tmp_path / "styles.toml"
+    styles.write_text('[claymation]\nfile = "loras/claymation.safetensors"\n\n'
+                      '[sepia]\nfile = "loras/sepia.safetensors"\noptional = true\n')
+    result = run_bot(tmp_path, env_for(tmp_path, STYLES_FILE=str(styles)))
+
+    assert result.returncode == 2
+    [line] = said(result)  # the optional style's missing file stops nothing
+    assert line.startswith(f"error: STYLES_FILE={styles} [claymation] file {tmp_path / 'loras/claymation.safetensors'}")
+    assert line.endswith("or mark the style optional = true to start without it")
+    assert no_work_done(tmp_path, said(result))
+
+
 def test_no_model_at_all_asks_for_the_weights_and_offers_tiny_random_for_tests_only(tmp_path: Path):
     result = run_bot(tmp_path, env_for(tmp_path, T2V_MODEL=None, T2V_ALLOW_TINY=None))
 

@@ -280,6 +280,31 @@ class FakeDiscord:
         )  # fmt: skip
         return await self._send(payload, command, user, attachment_size_limit)
 
+    async def autocomplete(
+        self, command: str, options: dict[str, Any], focused: str, *, user: FakeUser | None = None,
+        channel: FakeChannel | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Type into string option `focused` of "/name [group] [sub]" (its text so far in `options`): the choices
+        the bot offers (an autocomplete interaction, answered with callback type 8). The text typed so far is not
+        held to the option's limits, as Discord's client does not hold it before it is sent."""
+        channel = channel or self.channel
+        user = user or self.default_user
+        others = {name: value for name, value in options.items() if name != focused}
+        data = command_data(self, command, others, self.guild_of(channel))
+        container = data
+        while container.get("options") and container["options"][0]["type"] in (1, 2):
+            container = container["options"][0]
+        container.setdefault("options", []).append({"name": focused, "type": 3, "value": options[focused],
+                                                    "focused": True})
+        payload = interaction_payload(
+            self, 4, data, user=user, channel=channel, roles=None, permissions=None, locale="en-US",
+            attachment_size_limit=DEFAULT_ATTACHMENT_LIMIT,
+        )  # fmt: skip
+        handle = await self._send(payload, command, user, DEFAULT_ATTACHMENT_LIMIT)
+        callback = await handle.wait_callback()
+        assert callback["type"] == 8, f"an autocomplete answered with callback type {callback['type']}"
+        return callback["data"]["choices"]
+
     async def click(
         self, message: FakeMessage | int, custom_id: str, *, user: FakeUser | None = None,
         values: list[str] | None = None, roles: list[Any] | None = None, permissions: int | None = None,

@@ -139,7 +139,8 @@ def _duration(seconds: float) -> str:
 def presets(values: Presets, settings: Settings) -> str:
     """A server's /video defaults beside the bot's."""
     bot = {"aspect": "1:1", "frames": settings.default_frames or "the model's", "steps": settings.default_steps,
-           "sampler": SamplerDefaults.sampler, "guidance": settings.default_guidance, "negative": "none"}
+           "sampler": SamplerDefaults.sampler, "guidance": settings.default_guidance, "negative": "none",
+           "style": "none"}  # the style: set with /videostyle default
     given = values.given()
     lines = ["**/video defaults** of this server (an option a member leaves out takes it; then the bot's)"]
     for name, fallback in bot.items():

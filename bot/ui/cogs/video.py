@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.errors import Refused
 from bot.gpu.models import ASPECTS
+from bot.gpu.styles import NONE
 from bot.jobs.service import VideoService
 from bot.jobs.spec import JobSpec, Requester
 from bot.moderation.policy import MAX_PROMPT_CHARS
@@ -25,6 +26,7 @@ from t2v.request import LIMITS, SAMPLER_NAMES
 log = logging.getLogger(__name__)
 
 MAX_DISCORD_INT = 2**53 - 1  # Discord's integer options are limited to ±2^53
+MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 NEGATIVE_CHARS = 300
 QUEUE_SHOWN = 10  # jobs listed by /queue
 VIDEO_COG = "Video"
@@ -54,10 +56,10 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
     async def video(
         self, interaction: discord.Interaction, *, prompt: str, negative: str | None, seed: int | None,
         steps: int | None, guidance: float | None, frames: int | None, aspect: str | None, private: bool,
-        sampler: str | None = None,
+        sampler: str | None = None, style: str | None = None,
     ) -> None:  # fmt: skip
         """The command's request, each option left out taken from the server's presets, then the operator's defaults
-        (else the model's length), started as usual."""
+        (else the model's length), started as usual; `style:none` is no style even where the presets name one."""
         defaults, model = self.settings, self.service.model
         preset = await self.servers.presets(interaction.guild_id) if self.servers is not None else Presets()
         fields = {"negative_prompt": negative or preset.negative or "", "seed": seed,
@@ -67,8 +69,31 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
                   "frames": (frames or preset.frames or defaults.default_frames
                              or model.default_frames(defaults.max_frames))}
         spec = JobSpec.video(prompt, aspect=aspect or preset.aspect or "1:1", sizes=model.size, private=private,
+                             style=await self._style(interaction.guild_id, style, preset.style),
                              **{name: value for name, value in fields.items() if value is not None})
         await self.start(interaction, spec)
+
+    async def _style(self, guild_id: int | None, chosen: str | None, preset: str | None) -> str | None:
+        """The style asked for (admission checks it), else the server's default style while it is on there."""
+        if chosen is not None:
+            return None if chosen.strip().lower() == NONE else chosen.strip()
+        if preset is not None and preset in await self.service.styles.available(guild_id):
+            return preset
+        return None
+
+    async def style_choices(self, interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
+        """/video's style autocomplete: the styles on in this server whose name or description holds `typed`, and
+        `none` where the server has a default style."""
+        styles = self.service.styles
+        typed = typed.strip().lower()
+        names = [name for name in await styles.available(interaction.guild_id)
+                 if typed in name or typed in styles.offered[name].lower()]
+        choices = [app_commands.Choice(name=_choice_name(name, styles.offered[name]), value=name) for name in names]
+        preset = await self.servers.presets(interaction.guild_id) if self.servers is not None else Presets()
+        if preset.style is not None and typed in NONE:
+            choices.insert(0, app_commands.Choice(name=f"{NONE} — no style (this server's default is {preset.style})",
+                                                  value=NONE))
+        return choices[:MAX_CHOICES]
 
     async def start(self, interaction: discord.Interaction, spec: JobSpec) -> None:
         """Defer at once (privately when asked), then submit the job; the service's one verdict decides the answer.
@@ -161,6 +186,7 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
         frames=f"Frames at {SamplerDefaults.fps} fps, 1–{max_frames}", aspect="Frame shape",
         private="Only you see the result",
         sampler="Denoising method (default DDIM)",
+        style="A look for the video (a LoRA style); pick from the list",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=f"{name} ({w}×{h})", value=name)
                                   for name, (w, h) in ((name, cog.service.model.size(name)) for name in ASPECTS)],
@@ -177,11 +203,19 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
         aspect: str | None = None,
         private: bool = False,
         sampler: str | None = None,
+        style: app_commands.Range[str, 1, 40] | None = None,
     ) -> None:
         await cog.video(interaction, prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,
-                        frames=frames, aspect=aspect, private=private, sampler=sampler)
+                        frames=frames, aspect=aspect, private=private, sampler=sampler, style=style)
 
+    video.autocomplete("style")(cog.style_choices)
     return video
+
+
+def _choice_name(name: str, description: str) -> str:
+    """'name — description', as Discord shows a choice (at most 100 characters)."""
+    text = f"{name} — {description}" if description else name
+    return text if len(text) <= 100 else text[:99] + "…"
 
 
 def _requester(interaction: discord.Interaction) -> Requester:

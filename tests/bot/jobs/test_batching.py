@@ -8,6 +8,7 @@ mid-run" are deterministic. One test renders with the tiny random model.
 from __future__ import annotations
 
 import io
+import random
 import threading
 from dataclasses import replace
 from types import SimpleNamespace
@@ -28,7 +29,7 @@ from storage import JobState
 from t2v import GenerationCancelled, GenerationRequest
 from t2v.preview import preview_due
 from tests.bot.conftest import tiny_pipeline
-from tests.bot.helpers import PROMPTS, WAIT, FakePipeline, spec
+from tests.bot.helpers import PROMPTS, STYLES, WAIT, FakePipeline, spec, styled_models
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -331,3 +332,102 @@ def test_a_batch_reports_each_member_its_share_of_the_time_for_the_eta():
     assert [r.gpu_s for r in rendered] == [2.0, 2.0, 2.0]
     walls = {r.wall_s for r in rendered}
     assert len(walls) == 1  # one batch: the seconds per job the ETA learns are its time over its members
+
+
+# --- styles ---------------------------------------------------------------------------------------------------------
+
+
+def styled_job(job_id: int, user_id: int, style: str | None) -> Queued:
+    return Queued(SimpleNamespace(id=job_id, user_id=user_id), spec(style=style))
+
+
+def test_a_batch_gathers_its_style_stepping_over_other_styles_and_keeps_each_users_order():
+    queue: FairQueue[Any] = FairQueue(10, 100)
+    # fair order: 1a 2b 3a 4a | 1b 2a 3a ...: user 1's second job (b) is behind its first
+    for item in [styled_job(1, 1, "a"), styled_job(2, 2, "b"), styled_job(3, 3, "a"), styled_job(4, 4, "a"),
+                 styled_job(5, 1, "b"), styled_job(6, 2, "a"), styled_job(7, 3, "a")]:
+        queue.push(item)
+    first = [j.id for j in take_batch(queue, 4)]
+    assert first == [1, 3, 4, 7]  # 2 is another style: stepped over, and with it user 2's later job 6 (its order)
+    assert [j.id for j in take_batch(queue, 4)] == [2, 5]  # the stepped-over job starts the next unit, with its style
+    assert [j.id for j in take_batch(queue, 4)] == [6] and take_batch(queue, 4) == []
+
+
+def test_three_users_each_with_their_own_style_get_one_batch_each_in_fair_order():
+    queue: FairQueue[Any] = FairQueue(10, 100)
+    jobs = [styled_job(i + 1, user, style) for i, (user, style) in
+            enumerate([(user, style) for _ in range(4) for user, style in ((1, "a"), (2, "b"), (3, "c"))])]
+    for item in jobs:
+        queue.push(item)
+    batches = [[j.id for j in take_batch(queue, 4)] for _ in range(3)]
+    assert batches == [[1, 4, 7, 10], [2, 5, 8, 11], [3, 6, 9, 12]]
+    assert [shape_of(job)[-1] for job in jobs[:3]] == ["a", "b", "c"]  # the style is the last part of the shape
+
+
+def test_a_job_of_another_size_still_ends_a_batch_of_one_style():
+    queue: FairQueue[Any] = FairQueue(10, 100)
+    other = Queued(SimpleNamespace(id=3, user_id=3), spec(style="a", frames=4))
+    for item in [styled_job(1, 1, "a"), styled_job(2, 2, "b"), other, styled_job(4, 4, "a")]:
+        queue.push(item)
+    assert [j.id for j in take_batch(queue, 4)] == [1]
+    assert [j.id for j in take_batch(queue, 1)] == [2]  # BATCH_MAX 1: one job at a time, as before
+
+
+class StyledBatchPipeline(BatchPipeline):
+    """A BatchPipeline with styles: `set_lora` records each switch; prompts recorded as the model is given them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.styles = SimpleNamespace(active=None)
+        self.switches: list[tuple[str | None, float]] = []
+
+    def set_lora(self, name: str | None, scale: float = 1.0) -> None:
+        self.switches.append((name, scale))
+        self.styles.active = None if name is None else SimpleNamespace(name=name, scale=scale)
+
+
+async def test_jobs_of_one_style_batch_together_and_the_worker_switches_only_between_batches(make):
+    pipeline = StyledBatchPipeline()
+    h = await make(pipeline, factory=lambda device: styled_models(pipeline))
+    await busy(h)
+    styles = ["claymation", "watercolor", "claymation", "watercolor", None]
+    jobs = [await h.job_id(user, prompt, style=style) for user, prompt, style in zip((1, 2, 3, 4, 5), PROMPTS, styles,
+                                                                                     strict=False)]
+    h.pipeline.release(BLOCKER)
+    for job in jobs:
+        await h.events.wait("done", job)
+
+    clay, water = STYLES["claymation"], STYLES["watercolor"]
+    assert h.pipeline.calls[1:] == [
+        ("generate_batch", tuple(clay.prompt(p) for p in (PROMPTS[0], PROMPTS[2]))),
+        ("generate_batch", tuple(water.prompt(p) for p in (PROMPTS[1], PROMPTS[3]))),
+        ("generate", (PROMPTS[4],)),
+    ]
+    assert pipeline.switches == [("claymation", 0.8), ("watercolor", 1.0), (None, 1.0)]
+    assert [(await h.repo.get_job(job)).prompt for job in jobs] == PROMPTS[:5]  # as typed
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_stepping_over_styles_keeps_each_members_order_and_no_job_waits_more_units_than_jobs_ahead(seed):
+    rng = random.Random(seed)
+    queue: FairQueue[Any] = FairQueue(100, 1000)
+    backlog = [Queued(SimpleNamespace(id=i, user_id=rng.randrange(5)),
+                      spec(style=rng.choice(["a", "b", "c", None]), frames=rng.choice([2, 2, 2, 4])))
+               for i in range(1, rng.randrange(2, 30))]
+    for job in backlog:
+        queue.push(job)
+    ahead = {job.id: place for place, job in enumerate(queue.service_order())}  # jobs ahead of each in fair order
+    limit = rng.choice([2, 3, 4])
+    unit_of, order = {}, []
+    while batch := take_batch(queue, limit):
+        assert len(batch) <= limit and len({shape_of(job) for job in batch}) == 1
+        for job in batch:
+            unit_of[job.id] = len(order)
+            queue.finish(job.id)
+        order.append(batch)
+
+    assert sorted(unit_of) == [job.id for job in backlog]  # every job, once
+    for user in {job.user_id for job in backlog}:
+        mine = [job.id for job in backlog if job.user_id == user]
+        assert [unit_of[job] for job in mine] == sorted(unit_of[job] for job in mine)  # a member's order kept
+    assert all(unit_of[job] <= ahead[job] for job in unit_of)

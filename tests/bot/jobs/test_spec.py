@@ -92,6 +92,17 @@ def test_a_reroll_or_an_edit_remembers_its_source_job_across_a_restart():
     assert "rerolled_from" not in spec.params() and JobSpec.of_job(row(spec)).origin is None
 
 
+def test_the_style_is_kept_in_the_job_row_for_a_restart_and_by_reroll_and_edit():
+    spec = JobSpec.video(PROMPT, style="claymation", seed=5)
+    assert spec.params()["style"] == "claymation" and spec.prompt == PROMPT  # the prompt as typed, no style words
+    assert JobSpec.of_job(row(spec)) == spec  # a restart queues it again in its style
+    assert spec.again(1).style == spec.again(2, "A red panda in the snow.").style == "claymation"
+    assert JobSpec.of_job(row(JobSpec.video(PROMPT))).style is None
+    old = row(JobSpec.video(PROMPT))
+    del old.params["style"]  # a row from before styles
+    assert JobSpec.of_job(old).style is None
+
+
 def test_an_upscale_round_trips_with_its_source_size_and_cost():
     request = GenerationRequest(PROMPT, frames=24, width=1024, height=576)
     spec = JobSpec(request, "16:9", cost=2, upscale=UpscaleOf(7, "/srv/media/7.mp4", 0.7))

@@ -74,3 +74,19 @@ async def test_a_servers_showcase_channel_is_its_own(servers):
     assert (await servers.showcase_channel(A), await servers.showcase_channel(B)) == (123, None)
     assert await servers.set_showcase_channel(MOD, A, None) is True
     assert await servers.showcase_channel(A) is None
+
+
+async def test_a_default_style_is_one_the_workers_loaded_and_a_gone_one_is_left_out(mods, caplog):
+    moderation = Moderation(mods, default_limit=20, period="day", clock=lambda: NOW)
+    servers = ServerSettings(moderation, PresetLimits(("1:1",), 60, 24, styles=("claymation", "watercolor")))
+    await servers.set_presets(MOD, A, steps=25)
+    assert await servers.set_default_style(MOD, A, "watercolor") == Presets(steps=25, style="watercolor")
+    with pytest.raises(InvalidInput) as caught:
+        await servers.set_default_style(MOD, A, "vaporwave")
+    assert caught.value.message == "style=vaporwave is not one of this bot's styles: claymation, watercolor."
+    assert await servers.set_default_style(MOD, A, None) == Presets(steps=25)  # the other presets stay
+
+    await servers.set_default_style(MOD, A, "claymation")
+    restarted = ServerSettings(moderation, PresetLimits(("1:1",), 60, 24, styles=("watercolor",)))  # claymation gone
+    assert await restarted.presets(A) == Presets(steps=25)
+    assert "server 600's preset style='claymation' is left out" in caplog.text

@@ -1,0 +1,203 @@
+"""Styles: the operator's LoRA fine-tunes (STYLES_FILE), read and checked at start, loaded and applied on the workers.
+
+The styles file is TOML, one table per style, its name the style's (what /video's `style` option takes):
+
+    [claymation]
+    file = "loras/claymation.safetensors"   # relative to the styles file; or a folder holding diffusers' file
+    scale = 0.8                              # as diffusers' fuse_lora(lora_scale=); default 1
+    prefix = "claymation style, "            # put before the member's prompt (the model sees it; nobody is shown it)
+    suffix = ", stop motion"                 # put after it
+    description = "Clay figures, stop-motion look"   # shown beside the name in /video's autocomplete
+    optional = true                          # a missing, broken or misfitting file is skipped with a warning
+
+`read_styles` checks the file's form and, through t2v's own `--lora` check (t2v.preflight.lora), that each LoRA
+file is there and holds LoRA weights, before any model loads: a problem of a required style is one line of a
+SettingsError, an optional style's is a warning and the style is left out. Whether a file fits the model is known
+once a worker has loaded it: `load_styles` (a misfit of a required style stops the start, one line). On the worker,
+`use_style` changes the fused LoRA only when the style changes (`pipe.set_lora`), and `styled` builds the prompt
+the model sees. Importing this module loads no torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import SettingsError, StyleGone
+from t2v.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from t2v.pipeline import VideoPipeline
+
+log = logging.getLogger(__name__)
+
+SETTING = "STYLES_FILE"
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # Discord-safe: lower case, as a slash command's choice value
+NONE = "none"  # /video's `style:none`: no style, even where the server's presets name one (so no style takes it)
+SCALE_RANGE = (0.0, 2.0)  # exclusive low, inclusive high: 0 is no style; diffusers' users stay within about 1.5
+MAX_WORDS = 200  # characters of a prefix or suffix
+MAX_DESCRIPTION = 80  # characters: "name — description" fits a Discord choice's 100
+KEYS = {"file", "scale", "prefix", "suffix", "description", "optional"}
+
+
+@dataclass(frozen=True)
+class Style:
+    """One style of the styles file, as plain values (a Ray worker is sent these)."""
+
+    name: str
+    file: Path  # absolute
+    scale: float = 1.0
+    prefix: str = ""
+    suffix: str = ""
+    description: str = ""
+    optional: bool = False
+
+    def prompt(self, typed: str) -> str:
+        """The prompt the model sees: the prefix, what the member typed, the suffix."""
+        return f"{self.prefix}{typed}{self.suffix}"
+
+    @property
+    def shown(self) -> str:
+        """'name — description', for a choice in Discord (at most 100 characters)."""
+        return f"{self.name} — {self.description}" if self.description else self.name
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The styles to load (file order), and the optional ones left out at start with why."""
+
+    styles: tuple[Style, ...] = ()
+    skipped: Mapping[str, str] = field(default_factory=dict)
+
+
+def read_styles(path: Path | None, *, check_files: bool = True) -> Catalog:
+    """The styles of STYLES_FILE (None: no styles); SettingsError with one line per problem of the file or of a
+    required style. Optional styles with a missing or unreadable file are in `skipped`. Without `check_files` (the
+    files are on other hosts: T2V_EXECUTOR=ray) the workers find such problems when they load the styles."""
+    if path is None:
+        return Catalog()
+    try:
+        with open(path, "rb") as file:
+            tables = tomllib.load(file)
+    except OSError as error:
+        raise SettingsError([f"{SETTING}={path}: cannot read it ({error.strerror}); set {SETTING} to the TOML file "
+                             "that lists the styles (docs/lora.md, \"Styles in the bot\")"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError([f"{SETTING}={path}: not valid TOML ({error}); each style is a table such as "
+                             "[claymation] with file = \"claymation.safetensors\""]) from None
+    problems: list[str] = []
+    styles: list[Style] = []
+    skipped: dict[str, str] = {}
+    for name, table in tables.items():
+        try:
+            style = _style(path, name, table)
+        except ValueError as error:
+            problems.append(str(error))
+            continue
+        problem = _file_problem(path, style) if check_files else None
+        if problem is None:
+            styles.append(style)
+        elif style.optional:
+            skipped[name] = problem
+        else:
+            problems.append(f"{problem}; fix the file, or mark the style optional = true to start without it")
+    if problems:
+        raise SettingsError(problems)
+    return Catalog(tuple(styles), skipped)
+
+
+def _style(path: Path, name: str, table: Any) -> Style:
+    """One table as a Style; ValueError naming the bad value and what would be right."""
+    where = f"{SETTING}={path} [{name}]"
+    if not NAME_RE.fullmatch(name) or name == NONE:
+        raise ValueError(f"{SETTING}={path}: the style name {name!r} is not 1–32 lower-case letters, digits, - or _ "
+                         f"(starting with a letter or digit; {NONE!r} is taken: it means no style)")
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: {table!r} is not a table; write [{name}] and below it file = \"….safetensors\"")
+    unknown = sorted(set(table) - KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]}; a style has {', '.join(sorted(KEYS))}")
+    file = table.get("file")
+    if not isinstance(file, str) or not file.strip():
+        raise ValueError(f"{where}: file = {file!r}: name the LoRA's .safetensors file (relative to {path.parent})")
+    scale = table.get("scale", 1.0)
+    low, high = SCALE_RANGE
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not (math.isfinite(scale)
+                                                                            and low < scale <= high):
+        raise ValueError(f"{where}: scale = {scale!r} is not a number above {low:g} and at most {high:g}")
+    words = {key: table.get(key, "") for key in ("prefix", "suffix", "description")}
+    for key, value in words.items():
+        limit = MAX_DESCRIPTION if key == "description" else MAX_WORDS
+        if not isinstance(value, str) or len(value) > limit or any(c in value for c in "\n\r\t\x00"):
+            raise ValueError(f"{where}: {key} = {value!r} is not one line of text of at most {limit} characters")
+    optional = table.get("optional", False)
+    if not isinstance(optional, bool):
+        raise ValueError(f"{where}: optional = {optional!r} is not true or false")
+    return Style(name, (path.parent / file).absolute(), float(scale), words["prefix"], words["suffix"],
+                 words["description"].strip(), optional)
+
+
+def _file_problem(path: Path, style: Style) -> str | None:
+    """t2v's own check of a LoRA file (the CLI's --lora), as one line naming the style."""
+    from t2v import preflight  # lazily: it imports torch, which the bot loads anyway from here on
+
+    return preflight.lora(f"{SETTING}={path} [{style.name}] file", str(style.file))
+
+
+def check_styles(path: Path | None, *, check_files: bool = True) -> list[str]:
+    """The start check (bot.startup): one line per problem that stops the start; [] when the styles are usable."""
+    try:
+        read_styles(path, check_files=check_files)
+    except SettingsError as error:
+        return error.lines
+    return []
+
+
+# --- on the workers ---------------------------------------------------------------------------------------------
+
+
+def load_styles(pipeline: VideoPipeline, styles: tuple[Style, ...]) -> dict[str, Style]:
+    """Load every style into the pipeline (read and checked against the model: t2v.WeightsError, LoraError); the
+    styles loaded, by name. A required style's problem is a SettingsError (one line: the start stops), an optional
+    one's a warning."""
+    from t2v.errors import WeightsError  # lazily: the worker has torch loaded already
+
+    loaded = {}
+    for style in styles:
+        try:
+            pipeline.load_lora(style.file, style.name)
+        except WeightsError as error:  # a LoraError (not for this model, not there) names the keys or the file
+            line = f"{SETTING} [{style.name}] file {style.file}: {error}"
+            if not style.optional:
+                raise SettingsError([f"{line}; fix the file, or mark the style optional = true to start without "
+                                     "it"]) from None
+            log.warning("style %s is left out: %s", style.name, line)
+            continue
+        loaded[style.name] = style
+    if loaded:
+        log.info("styles loaded: %s", ", ".join(loaded))
+    return loaded
+
+
+def use_style(pipeline: VideoPipeline, styles: Mapping[str, Style], name: str | None) -> Style | None:
+    """Make `name` (None: no style) the pipeline's fused style, calling set_lora only when that changes; StyleGone
+    when it is not loaded here (a job queued before the operator took it out of STYLES_FILE)."""
+    style = None if name is None else styles.get(name)
+    if name is not None and style is None:
+        raise StyleGone(f"no style {name!r} is loaded on this worker (loaded: {', '.join(styles) or 'none'})")
+    active = getattr(getattr(pipeline, "styles", None), "active", None)
+    wanted = None if style is None else (style.name, style.scale)
+    if (None if active is None else (active.name, active.scale)) != wanted:
+        pipeline.set_lora(*((None,) if style is None else wanted))
+    return style
+
+
+def styled(request: GenerationRequest, style: Style | None) -> GenerationRequest:
+    """The request the model renders: the style's prefix and suffix around the member's prompt."""
+    return request if style is None else replace(request, prompt=style.prompt(request.prompt))

@@ -1,0 +1,80 @@
+"""Which styles a server offers: the operator's (STYLES_FILE, as the workers loaded them) less those the server's
+moderators turned off. The one home of "may this request use this style": admission asks `check`, /video's
+autocomplete asks `available`, the moderators' /videostyle commands change it (stored as a moderation setting of
+the server, audited; cached here, this process being the only writer).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from bot.errors import InvalidInput, Refused
+from bot.moderation.rules import Moderation, inert
+
+log = logging.getLogger(__name__)
+
+OFF_KEY = "styles_off"  # moderation_settings key: the names of the styles a server turned off
+
+
+class ServerStyles:
+    """The styles offered (name → description, file order) and each server's turned-off ones."""
+
+    def __init__(self, moderation: Moderation | None) -> None:
+        self._moderation = moderation  # None: no per-server settings, every style is offered everywhere
+        self.offered: dict[str, str] = {}
+        self._off: dict[int, frozenset[str]] = {}
+
+    def offer(self, styles: Mapping[str, str]) -> None:
+        """The styles the workers loaded, name → description (the service calls this once the model is loaded)."""
+        self.offered = dict(styles)
+
+    async def off(self, guild_id: int | None) -> frozenset[str]:
+        """The styles the server turned off (none in direct messages, or without moderation)."""
+        if guild_id is None or self._moderation is None:
+            return frozenset()
+        cached = self._off.get(guild_id)
+        if cached is None:
+            stored = await self._moderation.repo.setting(OFF_KEY, guild_id=guild_id) or []
+            cached = self._off[guild_id] = frozenset(str(name) for name in stored)
+        return cached
+
+    async def available(self, guild_id: int | None) -> list[str]:
+        """The styles a member of the server may pick, in the styles file's order."""
+        off = await self.off(guild_id)
+        return [name for name in self.offered if name not in off]
+
+    async def check(self, guild_id: int | None, style: str | None) -> None:
+        """Refused (invalid option, logged `invalid:style`) unless `style` is None or offered and on in the server;
+        the answer names the value and the styles the member may pick."""
+        if style is None:
+            return
+        available = await self.available(guild_id)
+        if style in available:
+            return
+        named = inert(style, 40)
+        if style in self.offered:
+            head = f"The style {named} is turned off in this server."
+        else:
+            head = f"There is no style {named}."
+        choices = f"Styles here: {', '.join(available)}." if available else "This server offers no styles."
+        raise Refused("invalid", f"{head} {choices}", logged="invalid:style")
+
+    async def turn(self, actor: int, guild_id: int, style: str, on: bool) -> bool:
+        """Turn one of the offered styles on or off in the server (audited); False when it already was so.
+        InvalidInput names a style that is not offered."""
+        if style not in self.offered:
+            known = ", ".join(self.offered) or "none (the operator lists them in STYLES_FILE)"
+            raise InvalidInput(f"There is no style {inert(style, 40)}; the styles are: {known}.")
+        assert self._moderation is not None, "styles are turned off per server only with moderation"
+        off = await self.off(guild_id)
+        if (style not in off) == on:
+            return False
+        changed = off - {style} if on else off | {style}
+        names = [name for name in self.offered if name in changed]  # file order; gone styles are forgotten
+        await self._moderation.repo.set_setting(OFF_KEY, names, guild_id=guild_id, by=actor,
+                                                now=self._moderation.now())
+        self._off[guild_id] = frozenset(names)
+        await self._moderation.audit(actor, "style.on" if on else "style.off", f"style:{style}", guild_id=guild_id)
+        log.info("user %d turned style %s %s in server %d", actor, style, "on" if on else "off", guild_id)
+        return True

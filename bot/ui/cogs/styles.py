@@ -1,0 +1,98 @@
+"""/videostyle: a server's moderators see the bot's styles (STYLES_FILE), turn one off or on for their server, and
+name the style /video takes when a member names none (a preset of the server).
+
+Moderator rights are checked in code on every command, as for /videomod (bot.ui.cogs.moderation.check_moderator);
+every change is audited in the server's log; answers are private.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.gpu.styles import NONE
+from bot.moderation.rules import Moderation
+from bot.moderation.servers import ServerSettings
+from bot.moderation.styles import ServerStyles
+from bot.settings import Settings
+from bot.ui.cogs.moderation import check_moderator, reply, server
+from bot.ui.text import shown
+
+log = logging.getLogger(__name__)
+
+MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class StylesCog(commands.GroupCog, group_name="videostyle", group_description="The styles /video offers here"):
+    """The /videostyle command group; every command passes `interaction_check` first."""
+
+    def __init__(self, settings: Settings, moderation: Moderation, styles: ServerStyles,
+                 servers: ServerSettings) -> None:
+        self.settings, self.moderation, self.styles, self.servers = settings, moderation, styles, servers
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+        """Let the server's moderators through; log, audit and refuse everyone else."""
+        return await check_moderator(interaction, self.settings, self.moderation,
+                                     target=f"channel:{interaction.channel_id}")
+
+    @app_commands.command(name="list", description="The bot's styles: which are on here, and this server's default")
+    async def list_styles(self, interaction: discord.Interaction) -> None:
+        await reply(interaction, await self.listing(server(interaction)))
+
+    @app_commands.command(name="off", description="Turn a style off in this server: /video refuses it")
+    @app_commands.describe(style="The style to turn off")
+    async def style_off(self, interaction: discord.Interaction, style: str) -> None:
+        guild = server(interaction)
+        changed = await self.styles.turn(interaction.user.id, guild, style, on=False)
+        head = f"The style {style} is now off in this server." if changed else f"The style {style} was already off."
+        if (await self.servers.presets(guild)).style == style:
+            head += " It is this server's default style: /video renders without a style until it is on again."
+        await reply(interaction, f"{head}\n{await self.listing(guild)}")
+
+    @app_commands.command(name="on", description="Turn a style back on in this server")
+    @app_commands.describe(style="The style to turn on")
+    async def style_on(self, interaction: discord.Interaction, style: str) -> None:
+        guild = server(interaction)
+        changed = await self.styles.turn(interaction.user.id, guild, style, on=True)
+        head = f"The style {style} is now on in this server." if changed else f"The style {style} was already on."
+        await reply(interaction, f"{head}\n{await self.listing(guild)}")
+
+    @app_commands.command(name="default", description="The style /video uses here when a member names none")
+    @app_commands.describe(style=f"A style, or {NONE} for no default style")
+    async def style_default(self, interaction: discord.Interaction, style: str) -> None:
+        guild = server(interaction)
+        chosen = None if style.strip().lower() == NONE else style.strip()
+        await self.servers.set_default_style(interaction.user.id, guild, chosen)
+        head = ("This server has no default style now." if chosen is None
+                else f"/video now uses the style {chosen} here when a member names none.")
+        await reply(interaction, f"{head}\n{await self.listing(guild)}")
+
+    @style_off.autocomplete("style")
+    @style_on.autocomplete("style")
+    @style_default.autocomplete("style")
+    async def style_choices(self, interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
+        """Every style of the bot whose name holds what was typed (and `none` for the default)."""
+        names = [*self.styles.offered, *([NONE] if getattr(interaction.command, "name", None) == "default" else [])]
+        return [app_commands.Choice(name=name, value=name) for name in names
+                if typed.strip().lower() in name][:MAX_CHOICES]
+
+    async def listing(self, guild_id: int) -> str:
+        """The bot's styles with their state in the server, and the server's default style."""
+        if not self.styles.offered:
+            return "This bot has no styles (its operator lists them in STYLES_FILE)."
+        off = await self.styles.off(guild_id)
+        default = (await self.servers.presets(guild_id)).style
+        lines = ["**Styles** of /video in this server"]
+        for name, description in self.styles.offered.items():
+            state = "off" if name in off else "on"
+            mark = " · default" if name == default else ""
+            lines.append(f"• `{name}` · {state}{mark}" + (f" — {shown(description, 80)}" if description else ""))
+        if default is None:
+            lines.append("-# No default style: a member who names none gets none.")
+        return "\n".join(lines)

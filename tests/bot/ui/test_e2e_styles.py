@@ -1,0 +1,145 @@
+"""Styles end to end: /video style: picked from its autocomplete, rendered with the LoRA and the prompt's prefix and
+suffix, named under the result, kept by Reroll and Edit; turned off (and on) by a server's moderators, a server's
+default style; an unknown or turned-off style refused privately, naming what there is."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage import JobState
+from tests.bot.conftest import Stack, Stacks
+from tests.bot.helpers import STYLES, StyledPipeline, has_video, styled_models, video
+from tests.fakediscord import FakeUser
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+PROMPT = "a fox jumping over a fence"
+
+
+def styled_stack(stacks: Stacks, pipeline: StyledPipeline):
+    """A bot whose worker holds the claymation and watercolor styles."""
+    return stacks.run(lambda device: styled_models(pipeline))
+
+
+def moderator(stack: Stack) -> FakeUser:
+    return stack.fake.make_user(name="mod", roles=[stack.fake.moderator_role])
+
+
+async def test_a_picked_style_renders_with_its_lora_and_words_and_the_result_names_it(stacks: Stacks):
+    pipeline = StyledPipeline()
+    async with styled_stack(stacks, pipeline) as stack:
+        result = await (await video(stack.fake, PROMPT, style="claymation")).wait_original(has_video)
+        job = await stack.job(1)
+
+    assert pipeline.switches == [("claymation", 0.8)]
+    assert pipeline.started == [f"claymation style, {PROMPT}, stop motion"]  # what the model is given
+    assert (job.prompt, job.params["style"]) == (PROMPT, "claymation")  # what the member typed, kept and shown
+    assert f"> {PROMPT}\n" in result.content and "style `claymation`" in result.content
+
+
+async def test_the_style_option_autocompletes_the_styles_on_in_the_server(stacks: Stacks):
+    async with styled_stack(stacks, StyledPipeline()) as stack:
+        everything = await stack.fake.autocomplete("video", {"prompt": PROMPT, "style": ""}, "style")
+        water = await stack.fake.autocomplete("video", {"prompt": PROMPT, "style": "paint"}, "style")
+        await (await stack.fake.slash("videostyle off", {"style": "watercolor"}, user=moderator(stack))).wait_answer()
+        after = await stack.fake.autocomplete("video", {"prompt": PROMPT, "style": ""}, "style")
+
+    assert everything == [{"name": "claymation — Clay figures, stop-motion look", "value": "claymation"},
+                          {"name": "watercolor — Soft washes of paint", "value": "watercolor"}]
+    assert [choice["value"] for choice in water] == ["watercolor"]  # found by its description
+    assert [choice["value"] for choice in after] == ["claymation"]
+
+
+async def test_videos_of_one_style_batch_together_and_the_worker_switches_once_per_batch(stacks: Stacks):
+    pipeline = StyledPipeline()
+    blocker = pipeline.gate("a lone tree on a hill")
+    async with stacks.run(lambda device: styled_models(pipeline), batch_max=4) as stack:
+        fake = stack.fake
+        first = await video(fake, "a lone tree on a hill")
+        await first.wait_original(lambda message: "Starting" in message.content)  # the worker is busy with it
+        asked = [(fake.make_user(name=f"member{i}"), prompt, style) for i, (prompt, style) in enumerate(
+            [("a red fox", "claymation"), ("a blue whale", "watercolor"), ("a green frog", "claymation"),
+             ("a white owl", "watercolor")])]
+        handles = []
+        for user, prompt, style in asked:  # each queued before the next is asked, so the fair order is this one
+            handles.append(await video(fake, prompt, user=user, style=style))
+            await handles[-1].wait_original(lambda message: "Queued" in message.content)
+        blocker.release(3)
+        results = [await handle.wait_original(has_video) for handle in [first, *handles]]
+
+    clay, water = STYLES["claymation"], STYLES["watercolor"]
+    assert pipeline.batches == [(clay.prompt("a red fox"), clay.prompt("a green frog")),
+                                (water.prompt("a blue whale"), water.prompt("a white owl"))]
+    assert pipeline.switches == [("claymation", 0.8), ("watercolor", 1.0)]
+    assert ["style `claymation`" in result.content for result in results[1:]] == [True, False, True, False]
+
+
+async def test_reroll_and_edit_keep_the_style(stacks: Stacks):
+    pipeline = StyledPipeline()
+    async with styled_stack(stacks, pipeline) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await (await video(fake, PROMPT, user=bob, style="watercolor")).wait_original(has_video)
+        rerolled = await (await fake.click(first, "video:reroll:1", user=bob)).wait_original(has_video)
+        await (await fake.click(first, "video:edit:1", user=bob)).wait_modal()
+        edited = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a fox asleep in the snow"}, user=bob)
+        await edited.wait_original(has_video)
+        jobs = [await stack.job(job_id) for job_id in (1, 2, 3)]
+
+    assert [job.params["style"] for job in jobs] == ["watercolor"] * 3
+    assert "style `watercolor`" in rerolled.content
+    assert pipeline.started[2] == "a fox asleep in the snow, watercolor painting"
+    assert pipeline.switches == [("watercolor", 1.0)]  # applied once, kept for the same style
+
+
+async def test_an_unknown_style_is_refused_privately_naming_the_styles_and_nothing_runs(stacks: Stacks):
+    pipeline = StyledPipeline()
+    async with styled_stack(stacks, pipeline) as stack:
+        answer = await (await video(stack.fake, PROMPT, style="vaporwave")).wait_answer()
+        [job] = await stack.jobs()
+
+    assert answer.ephemeral
+    assert answer.content == "There is no style vaporwave. Styles here: claymation, watercolor."
+    assert (job.state, job.refusal_reason) == (JobState.REFUSED, "invalid:style")
+    assert pipeline.started == [] and pipeline.switches == []
+
+
+async def test_a_moderator_turns_a_style_off_for_the_server_and_on_again(stacks: Stacks):
+    pipeline = StyledPipeline()
+    async with styled_stack(stacks, pipeline) as stack:
+        fake, mod = stack.fake, moderator(stack)
+        turned = await (await fake.slash("videostyle off", {"style": "claymation"}, user=mod)).wait_answer()
+        refused = await (await video(fake, PROMPT, style="claymation")).wait_answer()
+        await (await fake.slash("videostyle on", {"style": "claymation"}, user=mod)).wait_answer()
+        await (await video(fake, PROMPT, style="claymation")).wait_original(has_video)
+        audit = await stack.moderation.repo.latest_audit(5, guild_id=fake.guild.id)
+
+    assert turned.ephemeral and turned.content.startswith("The style claymation is now off in this server.")
+    assert "• `claymation` · off — Clay figures, stop-motion look" in turned.content
+    assert refused.ephemeral
+    assert refused.content == "The style claymation is turned off in this server. Styles here: watercolor."
+    assert pipeline.switches == [("claymation", 0.8)]  # only the video after it was on again
+    assert [row.action for row in audit][:2] == ["style.on", "style.off"]
+
+
+async def test_members_cannot_turn_styles_off(stacks: Stacks):
+    async with styled_stack(stacks, StyledPipeline()) as stack:
+        answer = await (await stack.fake.slash("videostyle off", {"style": "claymation"})).wait_answer()
+        await (await video(stack.fake, PROMPT, style="claymation")).wait_original(has_video)
+
+    assert answer.ephemeral and "for moderators only" in answer.content
+
+
+async def test_a_servers_default_style_applies_when_a_member_names_none_and_none_opts_out(stacks: Stacks):
+    pipeline = StyledPipeline()
+    async with styled_stack(stacks, pipeline) as stack:
+        fake, mod = stack.fake, moderator(stack)
+        await (await fake.slash("videostyle default", {"style": "watercolor"}, user=mod)).wait_answer()
+        await (await video(fake, PROMPT)).wait_original(has_video)
+        await (await video(fake, PROMPT, style="none")).wait_original(has_video)
+        await (await fake.slash("videostyle off", {"style": "watercolor"}, user=mod)).wait_answer()
+        await (await video(fake, PROMPT)).wait_original(has_video)  # the default is off: no style
+        jobs = await stack.jobs()
+
+    assert [job.params["style"] for job in jobs] == ["watercolor", None, None]
+    assert pipeline.switches == [("watercolor", 1.0), (None, 1.0)]
