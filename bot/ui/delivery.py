@@ -237,7 +237,7 @@ class Delivery:
 
     async def job_cancelled(self, job: JobRecord) -> None:
         """Confirm a cancelled job."""
-        await self._finish(job, f"Cancelled job #{job.id}", None)
+        await self._finish(job, f"✖ Cancelled job #{job.id}.", None)
 
     # --- transport --------------------------------------------------------------------------------------------------
 

@@ -134,7 +134,7 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         """Cancel the presser's job (`None`: their newest) and say so privately; the service refuses others' jobs."""
         record = await self.service.cancel(interaction.user.id, job_id)
         if record.state == JobState.CANCELLED:
-            text = f"Cancelled job #{record.id}"
+            text = f"✖ Cancelled job #{record.id}."
         else:
             text = f"Stopping job #{record.id}: it ends after the current denoising step"
         await interaction.response.send_message(text, ephemeral=True)

@@ -177,7 +177,7 @@ async def test_a_cancelled_job_does_not_keep_its_last_preview(stacks: Stacks, sc
             assert (await events.next())[0] == "job_progress"
         shown = [a.filename for a in (await handle.wait_answer()).attachments]
         await (await stack.fake.slash("cancel")).wait_answer()
-        status = await handle.wait_original(lambda m: m.content == "Cancelled job #1")
+        status = await handle.wait_original(lambda m: m.content == "✖ Cancelled job #1.")
 
     assert shown == ["preview.gif"] and preview_edits(stack.fake) == ["Rendering ▰▰▰▱▱▱▱▱▱▱ 30%"]
     assert status.attachments == []

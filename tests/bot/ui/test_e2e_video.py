@@ -130,13 +130,13 @@ async def test_cancel_removes_a_queued_job(stacks: Stacks, scripted):
 
         stranger = await (await fake.slash("cancel", {"job": 2}, user=fake.make_user(name="eve"))).wait_answer()
         reply = await (await fake.slash("cancel", {"job": 2})).wait_answer()
-        status = await second.wait_original(lambda m: m.content == "Cancelled job #2")
+        status = await second.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
         running.release(100)
         await first.wait_followup(has_video)
         job = await stack.job(2)
 
     assert stranger.ephemeral and stranger.content == "Job #2 is not yours; you can only cancel your own videos."
-    assert reply.ephemeral and reply.content == "Cancelled job #2"
+    assert reply.ephemeral and reply.content == "✖ Cancelled job #2."
     assert not status.attachments and job.state == JobState.CANCELLED
     assert scripted.started == ["a long train journey"]
 
@@ -153,14 +153,14 @@ async def test_the_status_s_cancel_button_cancels_for_its_requester_only(stacks:
 
         stranger = await (await fake.click(queued, "video:cancel:2", user=fake.make_user(name="eve"))).wait_answer()
         reply = await (await fake.click(queued, "video:cancel:2")).wait_answer()
-        status = await second.wait_original(lambda m: m.content == "Cancelled job #2")
+        status = await second.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
         running.release(100)
         result = await first.wait_followup(has_video)
         job = await stack.job(2)
 
     assert buttons == (["video:cancel:1"], ["video:cancel:2"])
     assert stranger.ephemeral and stranger.content == "Job #2 is not yours; you can only cancel your own videos."
-    assert reply.ephemeral and reply.content == "Cancelled job #2"
+    assert reply.ephemeral and reply.content == "✖ Cancelled job #2."
     assert status.components == [] and job.state == JobState.CANCELLED  # the final message has no ✖ Cancel
     assert "video:cancel:1" not in result.custom_ids() and scripted.started == ["a long train journey"]
 
@@ -173,7 +173,7 @@ async def test_cancel_stops_a_running_job_at_its_next_step(stacks: Stacks, scrip
         await scripted.finished_step("an endless staircase", 1)
 
         reply = await (await fake.slash("cancel")).wait_answer()
-        status = await handle.wait_original(lambda m: m.content == "Cancelled job #1")
+        status = await handle.wait_original(lambda m: m.content == "✖ Cancelled job #1.")
         job = await stack.job(1)
 
     assert reply.content.startswith("Stopping job #1") and reply.ephemeral
