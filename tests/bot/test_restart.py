@@ -263,8 +263,8 @@ async def test_a_styled_job_queued_at_a_kill_renders_in_its_style_after_the_rest
     await first.kill()
 
     second = await children(styles_file=styles)
-    result = await queued.wait_original(has_video, RENDER_S)
-    await running.wait_original(has_video, RENDER_S)
+    result = await queued.wait_followup(has_video, RENDER_S)
+    await running.wait_followup(has_video, RENDER_S)
     assert await second.terminate() == 0
     job = next(job for job in await jobs_in(tmp_path) if job.user_id == bob.id)
 

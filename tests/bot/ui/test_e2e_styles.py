@@ -28,7 +28,7 @@ def moderator(stack: Stack) -> FakeUser:
 async def test_a_picked_style_renders_with_its_lora_and_words_and_the_result_names_it(stacks: Stacks):
     pipeline = StyledPipeline()
     async with styled_stack(stacks, pipeline) as stack:
-        result = await (await video(stack.fake, PROMPT, style="claymation")).wait_original(has_video)
+        result = await (await video(stack.fake, PROMPT, style="claymation")).wait_followup(has_video)
         job = await stack.job(1)
 
     assert pipeline.switches == [("claymation", 0.8)]
@@ -65,7 +65,7 @@ async def test_videos_of_one_style_batch_together_and_the_worker_switches_once_p
             handles.append(await video(fake, prompt, user=user, style=style))
             await handles[-1].wait_original(lambda message: "Queued" in message.content)
         blocker.release(3)
-        results = [await handle.wait_original(has_video) for handle in [first, *handles]]
+        results = [await handle.wait_followup(has_video) for handle in [first, *handles]]
 
     clay, water = STYLES["claymation"], STYLES["watercolor"]
     assert pipeline.batches == [(clay.prompt("a red fox"), clay.prompt("a green frog")),
@@ -79,11 +79,11 @@ async def test_reroll_and_edit_keep_the_style(stacks: Stacks):
     async with styled_stack(stacks, pipeline) as stack:
         fake = stack.fake
         bob = fake.make_user(name="bob")
-        first = await (await video(fake, PROMPT, user=bob, style="watercolor")).wait_original(has_video)
-        rerolled = await (await fake.click(first, "video:reroll:1", user=bob)).wait_original(has_video)
+        first = await (await video(fake, PROMPT, user=bob, style="watercolor")).wait_followup(has_video)
+        rerolled = await (await fake.click(first, "video:reroll:1", user=bob)).wait_followup(has_video)
         await (await fake.click(first, "video:edit:1", user=bob)).wait_modal()
         edited = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a fox asleep in the snow"}, user=bob)
-        await edited.wait_original(has_video)
+        await edited.wait_followup(has_video)
         jobs = [await stack.job(job_id) for job_id in (1, 2, 3)]
 
     assert [job.params["style"] for job in jobs] == ["watercolor"] * 3
@@ -111,7 +111,7 @@ async def test_a_moderator_turns_a_style_off_for_the_server_and_on_again(stacks:
         turned = await (await fake.slash("videostyle off", {"style": "claymation"}, user=mod)).wait_answer()
         refused = await (await video(fake, PROMPT, style="claymation")).wait_answer()
         await (await fake.slash("videostyle on", {"style": "claymation"}, user=mod)).wait_answer()
-        await (await video(fake, PROMPT, style="claymation")).wait_original(has_video)
+        await (await video(fake, PROMPT, style="claymation")).wait_followup(has_video)
         audit = await stack.moderation.repo.latest_audit(5, guild_id=fake.guild.id)
 
     assert turned.ephemeral and turned.content.startswith("The style claymation is now off in this server.")
@@ -125,7 +125,7 @@ async def test_a_moderator_turns_a_style_off_for_the_server_and_on_again(stacks:
 async def test_members_cannot_turn_styles_off(stacks: Stacks):
     async with styled_stack(stacks, StyledPipeline()) as stack:
         answer = await (await stack.fake.slash("videostyle off", {"style": "claymation"})).wait_answer()
-        await (await video(stack.fake, PROMPT, style="claymation")).wait_original(has_video)
+        await (await video(stack.fake, PROMPT, style="claymation")).wait_followup(has_video)
 
     assert answer.ephemeral and "for moderators only" in answer.content
 
@@ -135,10 +135,10 @@ async def test_a_servers_default_style_applies_when_a_member_names_none_and_none
     async with styled_stack(stacks, pipeline) as stack:
         fake, mod = stack.fake, moderator(stack)
         await (await fake.slash("videostyle default", {"style": "watercolor"}, user=mod)).wait_answer()
-        await (await video(fake, PROMPT)).wait_original(has_video)
-        await (await video(fake, PROMPT, style="none")).wait_original(has_video)
+        await (await video(fake, PROMPT)).wait_followup(has_video)
+        await (await video(fake, PROMPT, style="none")).wait_followup(has_video)
         await (await fake.slash("videostyle off", {"style": "watercolor"}, user=mod)).wait_answer()
-        await (await video(fake, PROMPT)).wait_original(has_video)  # the default is off: no style
+        await (await video(fake, PROMPT)).wait_followup(has_video)  # the default is off: no style
         jobs = await stack.jobs()
 
     assert [job.params["style"] for job in jobs] == ["watercolor", None, None]
