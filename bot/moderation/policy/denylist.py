@@ -36,6 +36,7 @@ from rapidfuzz.distance import OSA
 from bot.moderation.policy.entries import DenylistEntry, Term, parse_pattern
 from bot.moderation.policy.lexicon import foreign_language, is_common_word, is_english_word, is_fragment, stem
 from bot.moderation.policy.normalise import WILDCARD, Chunk, chunks, clauses, normalise
+from bot.moderation.policy.patterns import TermTrie
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,7 @@ class _Terms:
         squeezed = {_dedouble(text) for text, _ in set(terms)}
         self.prefixes = {text[:i] for text in squeezed for i in range(1, len(text) + 1)}  # = squeezed prefixes
         self.stem_texts = tuple(self.stems)
-        self.by_first: dict[str, list[Term]] = defaultdict(list)  # first letter → terms, for chunk patterns
-        for term in sorted(set().union(*self.words.values(), *self.stems.values())):
-            self.by_first[term[0][0]].append(term)
+        self.trie = TermTrie(set().union(*self.words.values(), *self.stems.values()))  # for chunk patterns
         self._patterns: dict[tuple[str, ...], frozenset[Term]] = {}
 
         # the prefix lengths one edit from a stem's length: a prefix of a token may be a stem with one typo
@@ -240,20 +239,11 @@ class _Terms:
         shown = len(units) - hidden
         if shown < 2 or units[0] == WILDCARD or hidden > min(MAX_HIDDEN_LETTERS, max(1, shown // 2)):
             return set()
-        bases = [units]  # and the pattern less a shown inflection: "t o r t [u] r i n g" → tortur, torture
-        for ending in _PATTERN_ENDINGS:
-            if len(units) - len(ending) >= 3 and units[-len(ending):] == tuple(ending):
-                bases += [units[:-len(ending)], (*units[:-len(ending)], "e")]
-        whole = [re.compile("".join(base)) for base in bases]
-        prefix = re.compile("".join(f"{unit}(?:" for unit in units) + ")?" * len(units))  # a prefix of the units
-        found: set[Term] = set()
-        for letter in units[0].strip("[]+"):
-            for term in self.by_first.get(letter, ()):
-                text, is_stem = term
-                if (is_stem and len(text) >= MIN_PATTERN_STEM and prefix.fullmatch(text)) or (
-                        not is_stem and any(pattern.fullmatch(text) for pattern in whole)):
-                    found.add(term)
-        return found
+        # the whole pattern, or the pattern less a shown inflection, with or without an "e": "t o r t [u] r i n g"
+        # → tortur, torture
+        bases = frozenset(len(units) - len(ending) for ending in _PATTERN_ENDINGS
+                          if len(units) - len(ending) >= 3 and units[-len(ending):] == tuple(ending))
+        return self.trie.match(units, ends=bases | {len(units)}, ends_before_e=bases, min_stem=MIN_PATTERN_STEM)
 
     def read_strictly(self, form: str) -> frozenset[Term]:
         """The terms a token matches as written: exactly, as a stem* prefix, or as an inflection (remembered)."""
