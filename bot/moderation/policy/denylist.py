@@ -53,7 +53,17 @@ MAX_REMEMBERED_FORMS = 50_000  # readings kept per list (a few MB); forgotten al
 
 def _dedouble(text: str) -> str:
     """Collapse every run of a repeated character: "bloooody" → "blody"."""
-    return _REPEAT_RE.sub(r"\1", text)
+    return _REPEAT_RE.sub(_first, text) if _REPEAT_RE.search(text) else text
+
+
+def _squeeze_triples(text: str) -> str:
+    """Shorten every run of three or more of a character to two: "bloooody" → "bloody"."""
+    return _TRIPLE_RE.sub(lambda run: _first(run) * 2, text) if _TRIPLE_RE.search(text) else text
+
+
+def _first(run: re.Match[str]) -> str:
+    """The repeated character of a run (a replacement function: faster than the template "\\1" in re.sub)."""
+    return run.group(1)
 
 
 def _deletes(text: str) -> set[str]:
@@ -174,6 +184,15 @@ class _Terms:
         # the prefix lengths one edit from a stem's length: a prefix of a token may be a stem with one typo
         self.prefix_lengths = {n for length in self.stem_lengths for n in (length - 1, length, length + 1) if n >= 2}
         self.longest_prefix = max(self.prefix_lengths, default=0)
+        # lengths past which a reading cannot find a term (the windows over a letter run grow to MAX_JOINED_CHARS):
+        # an inflection or a base is at most _LONGEST_INFLECTION + 1 letters shorter than its token, and a term one
+        # edit away at most one letter shorter
+        self.longest_word = max(map(len, self.words), default=0)
+        self.longest_stemmed = max(map(len, self.by_stem), default=0)
+        self.longest_fuzzy: dict[str, int] = defaultdict(int)  # by first letter: an edit keeps it
+        for key in self.by_delete:
+            for text, _ in self.by_delete[key]:
+                self.longest_fuzzy[text[0]] = max(self.longest_fuzzy[text[0]], len(text))
         self._readings: dict[tuple[str, bool, bool], frozenset[Term]] = {}  # form, disguised, joined → terms
         self._near_forms: dict[str, frozenset[Term]] = {}
         self._prefix_readings: dict[str, frozenset[Term]] = {}
@@ -218,6 +237,8 @@ class _Terms:
     def _near(self, form: str) -> frozenset[Term]:
         """The terms within one edit (optimal string alignment) of form with its first letter, by symmetric deletes;
         remembered, since the windows over a run of letters share their prefixes."""
+        if len(form) > self.longest_fuzzy.get(form[0], 0) + 1:
+            return frozenset()
         found = self._near_forms.get(form)
         if found is None:
             found = self._remember(self._near_forms, form, frozenset(
@@ -271,11 +292,13 @@ class _Terms:
 
     def _read_strictly(self, form: str) -> set[Term]:
         found = set(self.words.get(form, ())) | self._prefix_terms(form)
-        stemmed = _inflection_stem(form)
-        if stemmed and stemmed != form:
-            found.update(self.by_stem.get(stemmed, ()))
-        for base in _bases(form):
-            found.update(self.words.get(base, ()))
+        if len(form) <= self.longest_stemmed + _LONGEST_INFLECTION + 1:
+            stemmed = _inflection_stem(form)
+            if stemmed and stemmed != form:
+                found.update(self.by_stem.get(stemmed, ()))
+        if len(form) <= self.longest_word + _LONGEST_INFLECTION + 1:
+            for base in _bases(form):
+                found.update(self.words.get(base, ()))
         return found
 
     def _read(self, form: str, disguised: bool, joined: bool) -> set[Term]:
@@ -288,7 +311,7 @@ class _Terms:
         found.update(self.by_dedoubled.get(dedoubled, ()))
         if dedoubled != form:  # letters were repeated: the squeezed stems too ("nnipplles" → "niples" → nipple*)
             found.update(self._prefix_terms(dedoubled, squeezed=True))
-        for variant in _look_alikes(_TRIPLE_RE.sub(r"\1\1", form)):
+        for variant in _look_alikes(_squeeze_triples(form)):
             found.update(self.words.get(variant, ()))
             found.update(self._prefix_terms(variant))
             found.update(self._fuzzy(variant, disguised, prefixes=not joined))
