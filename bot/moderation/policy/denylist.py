@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from bot.moderation.policy.entries import DenylistEntry, Term, parse_pattern
@@ -64,11 +65,6 @@ def _squeeze_triples(text: str) -> str:
 def _first(run: re.Match[str]) -> str:
     """The repeated character of a run (a replacement function: faster than the template "\\1" in re.sub)."""
     return run.group(1)
-
-
-def _deletes(text: str) -> set[str]:
-    """text and every text one deletion away (the symmetric-delete key set of an edit-distance-1 search)."""
-    return {text} | {text[:i] + text[i + 1:] for i in range(len(text))}
 
 
 # What an inflection adds to a stem: plurals, verb forms, comparatives, adverbs (not "-ant", "-ion", "-ness").
@@ -157,7 +153,8 @@ class _Terms:
         self.stems: dict[str, set[Term]] = defaultdict(set)  # prefix → its stem* term
         self.by_stem: dict[str, set[Term]] = defaultdict(set)
         self.by_dedoubled: dict[str, set[Term]] = defaultdict(set)
-        self.by_delete: dict[str, set[Term]] = defaultdict(set)
+        self.by_text: dict[str, set[Term]] = defaultdict(set)  # a word and a stem* may share their text ("fake")
+        self.by_shape: dict[tuple[str, int], list[str]] = defaultdict(list)  # (first letter, length) → texts
         for term in set(terms):
             text, is_stem = term
             (self.stems if is_stem else self.words)[text].add(term)
@@ -167,8 +164,9 @@ class _Terms:
             if not is_stem:
                 self.by_dedoubled[_dedouble(text)].add(term)
             if len(text) >= MIN_DISGUISED_FUZZY_LETTERS:
-                for key in _deletes(text):
-                    self.by_delete[key].add(term)
+                self.by_text[text].add(term)
+        for text in self.by_text:  # the terms one edit may reach: an edit keeps the first letter
+            self.by_shape[text[0], len(text)].append(text)
         self.stem_lengths = sorted({len(text) for text in self.stems})
         self.stem_prefixes = {text[:i] for text in self.stems for i in range(1, len(text) + 1)}
         self.squeezed_stems: dict[str, set[Term]] = defaultdict(set)  # "nipple" → "niple": for "nnipplles"
@@ -185,14 +183,9 @@ class _Terms:
         self.prefix_lengths = {n for length in self.stem_lengths for n in (length - 1, length, length + 1) if n >= 2}
         self.longest_prefix = max(self.prefix_lengths, default=0)
         # lengths past which a reading cannot find a term (the windows over a letter run grow to MAX_JOINED_CHARS):
-        # an inflection or a base is at most _LONGEST_INFLECTION + 1 letters shorter than its token, and a term one
-        # edit away at most one letter shorter
+        # an inflection or a base is at most _LONGEST_INFLECTION + 1 letters shorter than its token
         self.longest_word = max(map(len, self.words), default=0)
         self.longest_stemmed = max(map(len, self.by_stem), default=0)
-        self.longest_fuzzy: dict[str, int] = defaultdict(int)  # by first letter: an edit keeps it
-        for key in self.by_delete:
-            for text, _ in self.by_delete[key]:
-                self.longest_fuzzy[text[0]] = max(self.longest_fuzzy[text[0]], len(text))
         self._readings: dict[tuple[str, bool, bool], frozenset[Term]] = {}  # form, disguised, joined → terms
         self._near_forms: dict[str, frozenset[Term]] = {}
         self._prefix_readings: dict[str, frozenset[Term]] = {}
@@ -235,15 +228,15 @@ class _Terms:
         return found
 
     def _near(self, form: str) -> frozenset[Term]:
-        """The terms within one edit (optimal string alignment) of form with its first letter, by symmetric deletes;
-        remembered, since the windows over a run of letters share their prefixes."""
-        if len(form) > self.longest_fuzzy.get(form[0], 0) + 1:
-            return frozenset()
+        """The terms within one edit (optimal string alignment) of form with its first letter: those of its first
+        letter and a length within one of its own, compared in rapidfuzz's loop; remembered."""
         found = self._near_forms.get(form)
         if found is None:
-            found = self._remember(self._near_forms, form, frozenset(
-                term for key in _deletes(form) for term in self.by_delete.get(key, ())
-                if term[0][0] == form[0] and OSA.distance(form, term[0], score_cutoff=1) <= 1))
+            candidates = [text for length in (len(form) - 1, len(form), len(form) + 1)
+                          for text in self.by_shape.get((form[0], length), ())]
+            near = process.extract(form, candidates, scorer=OSA.distance, score_cutoff=1, limit=None)
+            found = frozenset().union(*(self.by_text[text] for text, _, _ in near))
+            self._remember(self._near_forms, form, found)
         return found
 
     def match_pattern(self, units: tuple[str, ...]) -> frozenset[Term]:
