@@ -24,12 +24,13 @@ prompt innocent ("elon musk on" is not "musk ox").
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
@@ -52,6 +53,7 @@ _PATTERN_ENDINGS = ("s", "es", "ed", "d", "ing", "ings", "er", "ers", "ly")  # i
 MAX_REMEMBERED_FORMS = 50_000  # readings kept per list (a few MB); forgotten all at once when full
 
 
+@functools.lru_cache(maxsize=16384)  # a window's is asked for again when it is read
 def _dedouble(text: str) -> str:
     """Collapse every run of a repeated character: "bloooody" → "blody"."""
     return _REPEAT_RE.sub(_first, text) if _REPEAT_RE.search(text) else text
@@ -106,8 +108,7 @@ def _look_alikes(form: str) -> list[str]:
     return variants
 
 
-@dataclass(frozen=True)
-class _Slot:
+class _Slot(NamedTuple):  # a tuple: a prompt makes hundreds, and a frozen dataclass is slower to build
     """A token, a disguised chunk, a window of single letters or two joined tokens, over positions [start, end)."""
 
     start: int
@@ -234,7 +235,8 @@ class _Terms:
         if found is None:
             candidates = [text for length in (len(form) - 1, len(form), len(form) + 1)
                           for text in self.by_shape.get((form[0], length), ())]
-            near = process.extract(form, candidates, scorer=OSA.distance, score_cutoff=1, limit=None)
+            near = process.extract(form, candidates, scorer=OSA.distance, score_cutoff=1, limit=None) if (
+                candidates) else ()
             found = frozenset().union(*(self.by_text[text] for text, _, _ in near))
             self._remember(self._near_forms, form, found)
         return found
@@ -310,10 +312,6 @@ class _Terms:
             found.update(self._fuzzy(variant, disguised, prefixes=not joined))
         return found
 
-    def feasible(self, form: str) -> bool:
-        """Whether form, or a longer window that starts with it, could still match some term."""
-        return _dedouble(form) in self.prefixes or form.startswith(self.stem_texts)
-
 
 def read_slots(text: str, terms: _Terms) -> list[_Slot]:
     """The slots of a prompt; clauses are kept one position apart so that phrases never span them."""
@@ -370,9 +368,11 @@ def _window_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
         while end < len(parts) and len(parts[end]) == 1:
             end += 1
         for a in range(start, end):
+            joined, begun = parts[a], False
             for b in range(a + 2, min(end, a + MAX_JOINED_CHARS) + 1):
-                joined = "".join(parts[a:b])
-                if not terms.feasible(joined):
+                joined += parts[b - 1]
+                begun = begun or joined.startswith(terms.stem_texts)  # then so does every longer window
+                if not (begun or _dedouble(joined) in terms.prefixes):
                     break
                 found.append(_Slot(offset + a, offset + b, terms.read(joined, disguised=True)))
         start = end + 1
