@@ -84,6 +84,16 @@ def _inflection_stem(word: str) -> str | None:
     return stemmed if rest in _INFLECTIONS else None
 
 
+def _one_edit(form: str, by_shape: dict[tuple[str, int], list[str]]) -> list[str]:
+    """The texts within one edit (optimal string alignment) of form that begin with its first letter: those of a
+    length within one of its own, compared in rapidfuzz's loop."""
+    candidates = [text for length in (len(form) - 1, len(form), len(form) + 1)
+                  for text in by_shape.get((form[0], length), ())]
+    if not candidates:
+        return []
+    return [text for text, _, _ in process.extract(form, candidates, scorer=OSA.distance, score_cutoff=1, limit=None)]
+
+
 def _bases(word: str) -> set[str]:
     """The words that word may inflect, by the English spelling rules: "elections" → election, "massacring" →
     massacre, "stabbing" → stab, "bodies" → body."""
@@ -155,7 +165,9 @@ class _Terms:
         self.by_stem: dict[str, set[Term]] = defaultdict(set)
         self.by_dedoubled: dict[str, set[Term]] = defaultdict(set)
         self.by_text: dict[str, set[Term]] = defaultdict(set)  # a word and a stem* may share their text ("fake")
-        self.by_shape: dict[tuple[str, int], list[str]] = defaultdict(list)  # (first letter, length) → texts
+        # (first letter, length) → the texts of the terms, and of the stem* terms, one edit may reach
+        self.by_shape: dict[tuple[str, int], list[str]] = defaultdict(list)
+        self.stems_by_shape: dict[tuple[str, int], list[str]] = defaultdict(list)
         for term in set(terms):
             text, is_stem = term
             (self.stems if is_stem else self.words)[text].add(term)
@@ -166,8 +178,10 @@ class _Terms:
                 self.by_dedoubled[_dedouble(text)].add(term)
             if len(text) >= MIN_DISGUISED_FUZZY_LETTERS:
                 self.by_text[text].add(term)
-        for text in self.by_text:  # the terms one edit may reach: an edit keeps the first letter
+        for text, found in self.by_text.items():  # an edit keeps the first letter
             self.by_shape[text[0], len(text)].append(text)
+            if (text, True) in found:
+                self.stems_by_shape[text[0], len(text)].append(text)
         self.stem_lengths = sorted({len(text) for text in self.stems})
         self.stem_prefixes = {text[:i] for text in self.stems for i in range(1, len(text) + 1)}
         self.squeezed_stems: dict[str, set[Term]] = defaultdict(set)  # "nipple" → "niple": for "nnipplles"
@@ -224,7 +238,7 @@ class _Terms:
         found = self._prefix_readings.get(form[:start], frozenset())
         for length in range(start, len(form)):  # form[:length + 1] adds its proper prefix of this length
             if length in self.prefix_lengths:
-                found = found | {term for term in self._near(form[:length]) if term[1]}
+                found = found | {(text, True) for text in _one_edit(form[:length], self.stems_by_shape)}
             self._remember(self._prefix_readings, form[:length + 1], found)
         return found
 
@@ -233,11 +247,7 @@ class _Terms:
         letter and a length within one of its own, compared in rapidfuzz's loop; remembered."""
         found = self._near_forms.get(form)
         if found is None:
-            candidates = [text for length in (len(form) - 1, len(form), len(form) + 1)
-                          for text in self.by_shape.get((form[0], length), ())]
-            near = process.extract(form, candidates, scorer=OSA.distance, score_cutoff=1, limit=None) if (
-                candidates) else ()
-            found = frozenset().union(*(self.by_text[text] for text, _, _ in near))
+            found = frozenset().union(*(self.by_text[text] for text in _one_edit(form, self.by_shape)))
             self._remember(self._near_forms, form, found)
         return found
 
