@@ -84,6 +84,16 @@ def _inflection_stem(word: str) -> str | None:
     return stemmed if rest in _INFLECTIONS else None
 
 
+def _stems_within(stems: dict[str, set[Term]]) -> dict[str, frozenset[Term]]:
+    """Every prefix of a stem → the stem* terms whose stem is a prefix of it ("nipp" → nip*, if listed)."""
+    within: dict[str, frozenset[Term]] = {}
+    for text in stems:
+        for length in range(1, len(text) + 1):
+            prefix = text[:length]
+            within[prefix] = frozenset().union(*(stems.get(prefix[:i], ()) for i in range(1, length + 1)))
+    return within
+
+
 def _one_edit(form: str, by_shape: dict[tuple[str, int], list[str]]) -> list[str]:
     """The texts within one edit (optimal string alignment) of form that begin with its first letter: those of a
     length within one of its own, compared in rapidfuzz's loop."""
@@ -183,11 +193,11 @@ class _Terms:
             if (text, True) in found:
                 self.stems_by_shape[text[0], len(text)].append(text)
         self.stem_lengths = sorted({len(text) for text in self.stems})
-        self.stem_prefixes = {text[:i] for text in self.stems for i in range(1, len(text) + 1)}
+        self.stem_prefixes = _stems_within(self.stems)
         self.squeezed_stems: dict[str, set[Term]] = defaultdict(set)  # "nipple" → "niple": for "nnipplles"
         for text, found in self.stems.items():
             self.squeezed_stems[_dedouble(text)].update(found)
-        self.squeezed_stem_prefixes = {text[:i] for text in self.squeezed_stems for i in range(1, len(text) + 1)}
+        self.squeezed_stem_prefixes = _stems_within(self.squeezed_stems)
         squeezed = {_dedouble(text) for text, _ in set(terms)}
         self.prefixes = {text[:i] for text in squeezed for i in range(1, len(text) + 1)}  # = squeezed prefixes
         self.stem_texts = tuple(self.stems)
@@ -206,18 +216,16 @@ class _Terms:
         self._prefix_readings: dict[str, frozenset[Term]] = {}
         self._strict_readings: dict[str, frozenset[Term]] = {}
 
-    def _prefix_terms(self, form: str, *, squeezed: bool = False) -> set[Term]:
-        """The stem* terms whose stem (squeezed, for a squeezed form) begins form, walking its prefixes while some
-        stem still begins with one."""
-        stems, prefixes = (self.squeezed_stems, self.squeezed_stem_prefixes) if squeezed else (
-            self.stems, self.stem_prefixes)
-        found: set[Term] = set()
+    def _prefix_terms(self, form: str, *, squeezed: bool = False) -> frozenset[Term]:
+        """The stem* terms whose stem (squeezed, for a squeezed form) begins form: those within form's longest
+        prefix that some stem begins with."""
+        prefixes = self.squeezed_stem_prefixes if squeezed else self.stem_prefixes
+        longest = ""
         for length in range(1, len(form) + 1):
-            prefix = form[:length]
-            if prefix not in prefixes:
+            if form[:length] not in prefixes:
                 break
-            found.update(stems.get(prefix, ()))
-        return found
+            longest = form[:length]
+        return prefixes.get(longest, frozenset())
 
     def _fuzzy(self, form: str, disguised: bool, prefixes: bool) -> set[Term]:
         """Terms one edit away from form (for stems, from a prefix of form when `prefixes`), first letters equal."""
@@ -317,8 +325,9 @@ class _Terms:
         if dedoubled != form:  # letters were repeated: the squeezed stems too ("nnipplles" → "niples" → nipple*)
             found.update(self._prefix_terms(dedoubled, squeezed=True))
         for variant in _look_alikes(_squeeze_triples(form)):
-            found.update(self.words.get(variant, ()))
-            found.update(self._prefix_terms(variant))
+            if variant != form:  # form's own words and stems are read already
+                found.update(self.words.get(variant, ()))
+                found.update(self._prefix_terms(variant))
             found.update(self._fuzzy(variant, disguised, prefixes=not joined))
         return found
 
