@@ -24,7 +24,6 @@ prompt innocent ("elon musk on" is not "musk ox").
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from collections import defaultdict
@@ -53,7 +52,6 @@ _PATTERN_ENDINGS = ("s", "es", "ed", "d", "ing", "ings", "er", "ers", "ly")  # i
 MAX_REMEMBERED_FORMS = 50_000  # readings kept per list (a few MB); forgotten all at once when full
 
 
-@functools.lru_cache(maxsize=16384)  # a window's is asked for again when it is read
 def _dedouble(text: str) -> str:
     """Collapse every run of a repeated character: "bloooody" → "blody"."""
     return _REPEAT_RE.sub(_first, text) if _REPEAT_RE.search(text) else text
@@ -94,11 +92,20 @@ def _stems_within(stems: dict[str, set[Term]]) -> dict[str, frozenset[Term]]:
     return within
 
 
+def _by_shape(texts: Iterable[str]) -> dict[tuple[str, int], list[str]]:
+    """(first letter, length) → the texts one edit from a form of that shape may be: an edit keeps the first letter
+    and changes the length by one at most."""
+    shapes: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for text in texts:
+        for length in (len(text) - 1, len(text), len(text) + 1):
+            shapes[text[0], length].append(text)
+    return dict(shapes)
+
+
 def _one_edit(form: str, by_shape: dict[tuple[str, int], list[str]]) -> list[str]:
-    """The texts within one edit (optimal string alignment) of form that begin with its first letter: those of a
-    length within one of its own, compared in rapidfuzz's loop."""
-    candidates = [text for length in (len(form) - 1, len(form), len(form) + 1)
-                  for text in by_shape.get((form[0], length), ())]
+    """The texts within one edit (optimal string alignment) of form, among those of its shape (`_by_shape`),
+    compared in rapidfuzz's loop."""
+    candidates = by_shape.get((form[0], len(form)))
     if not candidates:
         return []
     return [text for text, _, _ in process.extract(form, candidates, scorer=OSA.distance, score_cutoff=1, limit=None)]
@@ -147,8 +154,7 @@ class _Rule:
     terms: tuple[Term, ...]
 
 
-@dataclass(frozen=True)
-class _Hit:
+class _Hit(NamedTuple):
     """An occurrence of one part of an entry over token positions [start, end)."""
 
     entry: DenylistEntry
@@ -175,9 +181,6 @@ class _Terms:
         self.by_stem: dict[str, set[Term]] = defaultdict(set)
         self.by_dedoubled: dict[str, set[Term]] = defaultdict(set)
         self.by_text: dict[str, set[Term]] = defaultdict(set)  # a word and a stem* may share their text ("fake")
-        # (first letter, length) → the texts of the terms, and of the stem* terms, one edit may reach
-        self.by_shape: dict[tuple[str, int], list[str]] = defaultdict(list)
-        self.stems_by_shape: dict[tuple[str, int], list[str]] = defaultdict(list)
         for term in set(terms):
             text, is_stem = term
             (self.stems if is_stem else self.words)[text].add(term)
@@ -188,10 +191,9 @@ class _Terms:
                 self.by_dedoubled[_dedouble(text)].add(term)
             if len(text) >= MIN_DISGUISED_FUZZY_LETTERS:
                 self.by_text[text].add(term)
-        for text, found in self.by_text.items():  # an edit keeps the first letter
-            self.by_shape[text[0], len(text)].append(text)
-            if (text, True) in found:
-                self.stems_by_shape[text[0], len(text)].append(text)
+        # the texts of the terms, and of the stem* terms, that one edit may reach, by the shape of the form
+        self.by_shape = _by_shape(self.by_text)
+        self.stems_by_shape = _by_shape(text for text, found in self.by_text.items() if (text, True) in found)
         self.stem_lengths = sorted({len(text) for text in self.stems})
         self.stem_prefixes = _stems_within(self.stems)
         self.squeezed_stems: dict[str, set[Term]] = defaultdict(set)  # "nipple" → "niple": for "nnipplles"
@@ -200,7 +202,6 @@ class _Terms:
         self.squeezed_stem_prefixes = _stems_within(self.squeezed_stems)
         squeezed = {_dedouble(text) for text, _ in set(terms)}
         self.prefixes = {text[:i] for text in squeezed for i in range(1, len(text) + 1)}  # = squeezed prefixes
-        self.stem_texts = tuple(self.stems)
         self.trie = TermTrie(set().union(*self.words.values(), *self.stems.values()))  # for chunk patterns
         self._patterns: dict[tuple[str, ...], frozenset[Term]] = {}
 
@@ -387,11 +388,14 @@ def _window_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
         while end < len(parts) and len(parts[end]) == 1:
             end += 1
         for a in range(start, end):
-            joined, begun = parts[a], False
+            joined = squeezed = parts[a]  # squeezed: joined with its repeats collapsed, grown a letter at a time
+            begun = joined in terms.stems  # a stem begins the window, and so every longer one
             for b in range(a + 2, min(end, a + MAX_JOINED_CHARS) + 1):
-                joined += parts[b - 1]
-                begun = begun or joined.startswith(terms.stem_texts)  # then so does every longer window
-                if not (begun or _dedouble(joined) in terms.prefixes):
+                letter = parts[b - 1]
+                squeezed += letter if letter != joined[-1] else ""
+                joined += letter
+                begun = begun or joined in terms.stems
+                if not (begun or squeezed in terms.prefixes):
                     break
                 found.append(_Slot(offset + a, offset + b, terms.read(joined, disguised=True)))
         start = end + 1
