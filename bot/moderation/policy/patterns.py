@@ -9,6 +9,7 @@ every term that begins with its first letter.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from bot.moderation.policy.entries import Term
@@ -44,26 +45,33 @@ class _Unit:
 
 
 class _Automaton:
-    """The positions a prefix of a term may reach in a pattern: position i means units[:i] are read."""
+    """The positions a prefix of a term may reach in a pattern, as the bits of an int: bit i means units[:i] are
+    read."""
 
     def __init__(self, units: tuple[str, ...]) -> None:
-        self.units = [_Unit.parse(unit) for unit in units]
+        self.reads: dict[str, int] = defaultdict(int)  # letter → the positions i whose unit reads it next
+        self.repeats: dict[str, int] = defaultdict(int)  # letter → the positions i + 1 whose unit i reads it again
+        self.optional = 0  # the positions i whose unit may be skipped
+        for i, unit in enumerate(map(_Unit.parse, units)):
+            for letter in unit.letters:
+                self.reads[letter] |= 1 << i
+                if unit.repeats:
+                    self.repeats[letter] |= 1 << (i + 1)
+            if unit.optional:
+                self.optional |= 1 << i
 
-    def closure(self, positions: set[int]) -> frozenset[int]:
+    def closure(self, positions: int) -> int:
         """positions, and those reached from them by skipping optional units."""
-        reached = set(positions)
-        for i in sorted(positions):
-            while i < len(self.units) and self.units[i].optional:
-                i += 1
-                reached.add(i)
-        return frozenset(reached)
+        while True:
+            reached = positions | (positions & self.optional) << 1
+            if reached == positions:
+                return positions
+            positions = reached
 
-    def step(self, positions: frozenset[int], letter: str) -> frozenset[int]:
+    def step(self, positions: int, letter: str) -> int:
         """The positions after reading one more letter: the next unit read, or a repeated unit read again."""
-        units = self.units
-        after = {i + 1 for i in positions if i < len(units) and letter in units[i].letters}
-        after.update(i for i in positions if i > 0 and units[i - 1].repeats and letter in units[i - 1].letters)
-        return self.closure(after) if after else frozenset()
+        after = (positions & self.reads.get(letter, 0)) << 1 | positions & self.repeats.get(letter, 0)
+        return self.closure(after) if after else 0
 
 
 class TermTrie:
@@ -84,18 +92,19 @@ class TermTrie:
         `ends_before_e` before a final "e" (a base with "e" added: "tortur" → torture); a stem* term of `min_stem`
         letters or more when it ends anywhere in the pattern (the term begins the chunk)."""
         automaton = _Automaton(units)
+        ends_mask, before_e_mask = sum(1 << end for end in ends), sum(1 << end for end in ends_before_e)
         found: set[Term] = set()
-        stack = [(self.root, automaton.closure({0}), 0)]
+        stack = [(self.root, automaton.closure(1), 0)]
         while stack:
             node, positions, depth = stack.pop()
             for letter, child in node.children.items():
                 after = automaton.step(positions, letter)
-                if letter == "e" and not positions.isdisjoint(ends_before_e):
+                if letter == "e" and positions & before_e_mask:
                     found.update(term for term in child.terms if not term[1])
                 if not after:
                     continue
                 for term in child.terms:
-                    if (term[1] and depth + 1 >= min_stem) or (not term[1] and not after.isdisjoint(ends)):
+                    if (term[1] and depth + 1 >= min_stem) or (not term[1] and after & ends_mask):
                         found.add(term)
                 stack.append((child, after, depth + 1))
         return found
