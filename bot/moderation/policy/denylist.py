@@ -246,8 +246,9 @@ class _Terms:
             start -= 1
         found = self._prefix_readings.get(form[:start], frozenset())
         for length in range(start, len(form)):  # form[:length + 1] adds its proper prefix of this length
-            if length in self.prefix_lengths:
-                found = found | {(text, True) for text in _one_edit(form[:length], self.stems_by_shape)}
+            near = _one_edit(form[:length], self.stems_by_shape) if length in self.prefix_lengths else None
+            if near:
+                found = found | {(text, True) for text in near}
             self._remember(self._prefix_readings, form[:length + 1], found)
         return found
 
@@ -256,7 +257,8 @@ class _Terms:
         letter and a length within one of its own, compared in rapidfuzz's loop; remembered."""
         found = self._near_forms.get(form)
         if found is None:
-            found = frozenset().union(*(self.by_text[text] for text in _one_edit(form, self.by_shape)))
+            near = _one_edit(form, self.by_shape)
+            found = frozenset().union(*(self.by_text[text] for text in near)) if near else frozenset()
             self._remember(self._near_forms, form, found)
         return found
 
