@@ -445,18 +445,21 @@ class _Index:
 
     def hits(self, slots: list[_Slot], *, strict: bool = False) -> list[_Hit]:
         """Every rule occurrence in the prompt's slots (read as written only, when `strict`)."""
+        starts = [(slot, rules) for slot in slots for term in (slot.strict if strict else slot.terms)
+                  if (rules := self.first.get(term))]
+        if not starts:  # most prompts: no listed term begins a rule anywhere
+            return []
         by_start: dict[int, list[_Slot]] = defaultdict(list)
         for slot in slots:
             by_start[slot.start].append(slot)
         hits = set()
-        for slot in slots:
-            for term in slot.strict if strict else slot.terms:
-                for rule in self.first.get(term, ()):
-                    if slot.in_phrase_only and len(rule.terms) == 1:
-                        continue
-                    end = _phrase_end(by_start, rule.terms[1:], slot.end, strict)
-                    if end is not None:
-                        hits.add(_Hit(rule.entry, rule.part, slot.start, end))
+        for slot, rules in starts:
+            for rule in rules:
+                if slot.in_phrase_only and len(rule.terms) == 1:
+                    continue
+                end = _phrase_end(by_start, rule.terms[1:], slot.end, strict)
+                if end is not None:
+                    hits.add(_Hit(rule.entry, rule.part, slot.start, end))
         return list(hits)
 
 
