@@ -195,7 +195,7 @@ class _Terms:
         self.by_shape = _by_shape(self.by_text)
         self.stems_by_shape = _by_shape(text for text, found in self.by_text.items() if (text, True) in found)
         self.stem_lengths = sorted({len(text) for text in self.stems})
-        self.stem_prefixes = _stems_within(self.stems)
+        self.stem_prefixes = _stems_within(self.stems)  # every prefix of a stem → the stem* terms within it
         self.squeezed_stems: dict[str, set[Term]] = defaultdict(set)  # "nipple" → "niple": for "nnipplles"
         for text, found in self.stems.items():
             self.squeezed_stems[_dedouble(text)].update(found)

@@ -1,5 +1,5 @@
 """Chunk patterns (normalise.chunk_pattern) matched against every listed term at once, by walking a trie of the terms
-with the pattern's automaton (Thompson's construction: a set of positions in the pattern per trie node).
+with the pattern's automaton (a Thompson NFA: the set of positions reached in the pattern, kept per trie node).
 
 A pattern is a sequence of units, each a set of letters that appears once, once or more (`x+`), or once or not at
 all (a mask, WILDCARD). Walking the trie reads each prefix the terms share once, and stops where no position is
