@@ -29,13 +29,15 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from bot.moderation.policy.entries import DenylistEntry, Term, parse_pattern
 from bot.moderation.policy.lexicon import foreign_language, is_common_word, is_english_word, is_fragment, stem
 from bot.moderation.policy.normalise import WILDCARD, Chunk, chunks, clauses, normalise
+from bot.moderation.policy.patterns import TermTrie
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +54,17 @@ MAX_REMEMBERED_FORMS = 50_000  # readings kept per list (a few MB); forgotten al
 
 def _dedouble(text: str) -> str:
     """Collapse every run of a repeated character: "bloooody" → "blody"."""
-    return _REPEAT_RE.sub(r"\1", text)
+    return _REPEAT_RE.sub(_first, text) if _REPEAT_RE.search(text) else text
 
 
-def _deletes(text: str) -> set[str]:
-    """text and every text one deletion away (the symmetric-delete key set of an edit-distance-1 search)."""
-    return {text} | {text[:i] + text[i + 1:] for i in range(len(text))}
+def _squeeze_triples(text: str) -> str:
+    """Shorten every run of three or more of a character to two: "bloooody" → "bloody"."""
+    return _TRIPLE_RE.sub(lambda run: _first(run) * 2, text) if _TRIPLE_RE.search(text) else text
+
+
+def _first(run: re.Match[str]) -> str:
+    """The repeated character of a run (a replacement function: faster than the template "\\1" in re.sub)."""
+    return run.group(1)
 
 
 # What an inflection adds to a stem: plurals, verb forms, comparatives, adverbs (not "-ant", "-ion", "-ness").
@@ -73,6 +80,35 @@ def _inflection_stem(word: str) -> str | None:
     if rest[:1] and stemmed and rest[0] == stemmed[-1]:
         rest = rest[1:]  # a doubled final consonant: "stabbing"
     return stemmed if rest in _INFLECTIONS else None
+
+
+def _stems_within(stems: dict[str, set[Term]]) -> dict[str, frozenset[Term]]:
+    """Every prefix of a stem → the stem* terms whose stem is a prefix of it ("nipp" → nip*, if listed)."""
+    within: dict[str, frozenset[Term]] = {}
+    for text in stems:
+        for length in range(1, len(text) + 1):
+            prefix = text[:length]
+            within[prefix] = frozenset().union(*(stems.get(prefix[:i], ()) for i in range(1, length + 1)))
+    return within
+
+
+def _by_shape(texts: Iterable[str]) -> dict[tuple[str, int], list[str]]:
+    """(first letter, length) → the texts one edit from a form of that shape may be: an edit keeps the first letter
+    and changes the length by one at most."""
+    shapes: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for text in texts:
+        for length in (len(text) - 1, len(text), len(text) + 1):
+            shapes[text[0], length].append(text)
+    return dict(shapes)
+
+
+def _one_edit(form: str, by_shape: dict[tuple[str, int], list[str]]) -> list[str]:
+    """The texts within one edit (optimal string alignment) of form, among those of its shape (`_by_shape`),
+    compared in rapidfuzz's loop."""
+    candidates = by_shape.get((form[0], len(form)))
+    if not candidates:
+        return []
+    return [text for text, _, _ in process.extract(form, candidates, scorer=OSA.distance, score_cutoff=1, limit=None)]
 
 
 def _bases(word: str) -> set[str]:
@@ -99,8 +135,7 @@ def _look_alikes(form: str) -> list[str]:
     return variants
 
 
-@dataclass(frozen=True)
-class _Slot:
+class _Slot(NamedTuple):  # a tuple: a prompt makes hundreds, and a frozen dataclass is slower to build
     """A token, a disguised chunk, a window of single letters or two joined tokens, over positions [start, end)."""
 
     start: int
@@ -119,8 +154,7 @@ class _Rule:
     terms: tuple[Term, ...]
 
 
-@dataclass(frozen=True)
-class _Hit:
+class _Hit(NamedTuple):
     """An occurrence of one part of an entry over token positions [start, end)."""
 
     entry: DenylistEntry
@@ -146,7 +180,7 @@ class _Terms:
         self.stems: dict[str, set[Term]] = defaultdict(set)  # prefix → its stem* term
         self.by_stem: dict[str, set[Term]] = defaultdict(set)
         self.by_dedoubled: dict[str, set[Term]] = defaultdict(set)
-        self.by_delete: dict[str, set[Term]] = defaultdict(set)
+        self.by_text: dict[str, set[Term]] = defaultdict(set)  # a word and a stem* may share their text ("fake")
         for term in set(terms):
             text, is_stem = term
             (self.stems if is_stem else self.words)[text].add(term)
@@ -156,42 +190,43 @@ class _Terms:
             if not is_stem:
                 self.by_dedoubled[_dedouble(text)].add(term)
             if len(text) >= MIN_DISGUISED_FUZZY_LETTERS:
-                for key in _deletes(text):
-                    self.by_delete[key].add(term)
+                self.by_text[text].add(term)
+        # the texts of the terms, and of the stem* terms, that one edit may reach, by the shape of the form
+        self.by_shape = _by_shape(self.by_text)
+        self.stems_by_shape = _by_shape(text for text, found in self.by_text.items() if (text, True) in found)
         self.stem_lengths = sorted({len(text) for text in self.stems})
-        self.stem_prefixes = {text[:i] for text in self.stems for i in range(1, len(text) + 1)}
+        self.stem_prefixes = _stems_within(self.stems)  # every prefix of a stem → the stem* terms within it
         self.squeezed_stems: dict[str, set[Term]] = defaultdict(set)  # "nipple" → "niple": for "nnipplles"
         for text, found in self.stems.items():
             self.squeezed_stems[_dedouble(text)].update(found)
-        self.squeezed_stem_prefixes = {text[:i] for text in self.squeezed_stems for i in range(1, len(text) + 1)}
+        self.squeezed_stem_prefixes = _stems_within(self.squeezed_stems)
         squeezed = {_dedouble(text) for text, _ in set(terms)}
         self.prefixes = {text[:i] for text in squeezed for i in range(1, len(text) + 1)}  # = squeezed prefixes
-        self.stem_texts = tuple(self.stems)
-        self.by_first: dict[str, list[Term]] = defaultdict(list)  # first letter → terms, for chunk patterns
-        for term in sorted(set().union(*self.words.values(), *self.stems.values())):
-            self.by_first[term[0][0]].append(term)
+        self.trie = TermTrie(set().union(*self.words.values(), *self.stems.values()))  # for chunk patterns
         self._patterns: dict[tuple[str, ...], frozenset[Term]] = {}
 
         # the prefix lengths one edit from a stem's length: a prefix of a token may be a stem with one typo
         self.prefix_lengths = {n for length in self.stem_lengths for n in (length - 1, length, length + 1) if n >= 2}
         self.longest_prefix = max(self.prefix_lengths, default=0)
+        # lengths past which a reading cannot find a term (the windows over a letter run grow to MAX_JOINED_CHARS):
+        # an inflection or a base is at most _LONGEST_INFLECTION + 1 letters shorter than its token
+        self.longest_word = max(map(len, self.words), default=0)
+        self.longest_stemmed = max(map(len, self.by_stem), default=0)
         self._readings: dict[tuple[str, bool, bool], frozenset[Term]] = {}  # form, disguised, joined → terms
         self._near_forms: dict[str, frozenset[Term]] = {}
         self._prefix_readings: dict[str, frozenset[Term]] = {}
         self._strict_readings: dict[str, frozenset[Term]] = {}
 
-    def _prefix_terms(self, form: str, *, squeezed: bool = False) -> set[Term]:
-        """The stem* terms whose stem (squeezed, for a squeezed form) begins form, walking its prefixes while some
-        stem still begins with one."""
-        stems, prefixes = (self.squeezed_stems, self.squeezed_stem_prefixes) if squeezed else (
-            self.stems, self.stem_prefixes)
-        found: set[Term] = set()
+    def _prefix_terms(self, form: str, *, squeezed: bool = False) -> frozenset[Term]:
+        """The stem* terms whose stem (squeezed, for a squeezed form) begins form: those within form's longest
+        prefix that some stem begins with."""
+        prefixes = self.squeezed_stem_prefixes if squeezed else self.stem_prefixes
+        longest = ""
         for length in range(1, len(form) + 1):
-            prefix = form[:length]
-            if prefix not in prefixes:
+            if form[:length] not in prefixes:
                 break
-            found.update(stems.get(prefix, ()))
-        return found
+            longest = form[:length]
+        return prefixes.get(longest, frozenset())
 
     def _fuzzy(self, form: str, disguised: bool, prefixes: bool) -> set[Term]:
         """Terms one edit away from form (for stems, from a prefix of form when `prefixes`), first letters equal."""
@@ -211,19 +246,20 @@ class _Terms:
             start -= 1
         found = self._prefix_readings.get(form[:start], frozenset())
         for length in range(start, len(form)):  # form[:length + 1] adds its proper prefix of this length
-            if length in self.prefix_lengths:
-                found = found | {term for term in self._near(form[:length]) if term[1]}
+            near = _one_edit(form[:length], self.stems_by_shape) if length in self.prefix_lengths else None
+            if near:
+                found = found | {(text, True) for text in near}
             self._remember(self._prefix_readings, form[:length + 1], found)
         return found
 
     def _near(self, form: str) -> frozenset[Term]:
-        """The terms within one edit (optimal string alignment) of form with its first letter, by symmetric deletes;
-        remembered, since the windows over a run of letters share their prefixes."""
+        """The terms within one edit (optimal string alignment) of form with its first letter: those of its first
+        letter and a length within one of its own, compared in rapidfuzz's loop; remembered."""
         found = self._near_forms.get(form)
         if found is None:
-            found = self._remember(self._near_forms, form, frozenset(
-                term for key in _deletes(form) for term in self.by_delete.get(key, ())
-                if term[0][0] == form[0] and OSA.distance(form, term[0], score_cutoff=1) <= 1))
+            near = _one_edit(form, self.by_shape)
+            found = frozenset().union(*(self.by_text[text] for text in near)) if near else frozenset()
+            self._remember(self._near_forms, form, found)
         return found
 
     def match_pattern(self, units: tuple[str, ...]) -> frozenset[Term]:
@@ -240,20 +276,11 @@ class _Terms:
         shown = len(units) - hidden
         if shown < 2 or units[0] == WILDCARD or hidden > min(MAX_HIDDEN_LETTERS, max(1, shown // 2)):
             return set()
-        bases = [units]  # and the pattern less a shown inflection: "t o r t [u] r i n g" → tortur, torture
-        for ending in _PATTERN_ENDINGS:
-            if len(units) - len(ending) >= 3 and units[-len(ending):] == tuple(ending):
-                bases += [units[:-len(ending)], (*units[:-len(ending)], "e")]
-        whole = [re.compile("".join(base)) for base in bases]
-        prefix = re.compile("".join(f"{unit}(?:" for unit in units) + ")?" * len(units))  # a prefix of the units
-        found: set[Term] = set()
-        for letter in units[0].strip("[]+"):
-            for term in self.by_first.get(letter, ()):
-                text, is_stem = term
-                if (is_stem and len(text) >= MIN_PATTERN_STEM and prefix.fullmatch(text)) or (
-                        not is_stem and any(pattern.fullmatch(text) for pattern in whole)):
-                    found.add(term)
-        return found
+        # the whole pattern, or the pattern less a shown inflection, with or without an "e": "t o r t [u] r i n g"
+        # → tortur, torture
+        bases = frozenset(len(units) - len(ending) for ending in _PATTERN_ENDINGS
+                          if len(units) - len(ending) >= 3 and units[-len(ending):] == tuple(ending))
+        return self.trie.match(units, ends=bases | {len(units)}, ends_before_e=bases, min_stem=MIN_PATTERN_STEM)
 
     def read_strictly(self, form: str) -> frozenset[Term]:
         """The terms a token matches as written: exactly, as a stem* prefix, or as an inflection (remembered)."""
@@ -281,11 +308,13 @@ class _Terms:
 
     def _read_strictly(self, form: str) -> set[Term]:
         found = set(self.words.get(form, ())) | self._prefix_terms(form)
-        stemmed = _inflection_stem(form)
-        if stemmed and stemmed != form:
-            found.update(self.by_stem.get(stemmed, ()))
-        for base in _bases(form):
-            found.update(self.words.get(base, ()))
+        if len(form) <= self.longest_stemmed + _LONGEST_INFLECTION + 1:
+            stemmed = _inflection_stem(form)
+            if stemmed and stemmed != form:
+                found.update(self.by_stem.get(stemmed, ()))
+        if len(form) <= self.longest_word + _LONGEST_INFLECTION + 1:
+            for base in _bases(form):
+                found.update(self.words.get(base, ()))
         return found
 
     def _read(self, form: str, disguised: bool, joined: bool) -> set[Term]:
@@ -298,15 +327,12 @@ class _Terms:
         found.update(self.by_dedoubled.get(dedoubled, ()))
         if dedoubled != form:  # letters were repeated: the squeezed stems too ("nnipplles" → "niples" → nipple*)
             found.update(self._prefix_terms(dedoubled, squeezed=True))
-        for variant in _look_alikes(_TRIPLE_RE.sub(r"\1\1", form)):
-            found.update(self.words.get(variant, ()))
-            found.update(self._prefix_terms(variant))
+        for variant in _look_alikes(_squeeze_triples(form)):
+            if variant != form:  # form's own words and stems are read already
+                found.update(self.words.get(variant, ()))
+                found.update(self._prefix_terms(variant))
             found.update(self._fuzzy(variant, disguised, prefixes=not joined))
         return found
-
-    def feasible(self, form: str) -> bool:
-        """Whether form, or a longer window that starts with it, could still match some term."""
-        return _dedouble(form) in self.prefixes or form.startswith(self.stem_texts)
 
 
 def read_slots(text: str, terms: _Terms) -> list[_Slot]:
@@ -364,9 +390,14 @@ def _window_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
         while end < len(parts) and len(parts[end]) == 1:
             end += 1
         for a in range(start, end):
+            joined = squeezed = parts[a]  # squeezed: joined with its repeats collapsed, grown a letter at a time
+            begun = joined in terms.stems  # a stem begins the window, and so every longer one
             for b in range(a + 2, min(end, a + MAX_JOINED_CHARS) + 1):
-                joined = "".join(parts[a:b])
-                if not terms.feasible(joined):
+                letter = parts[b - 1]
+                squeezed += letter if letter != joined[-1] else ""
+                joined += letter
+                begun = begun or joined in terms.stems
+                if not (begun or squeezed in terms.prefixes):
                     break
                 found.append(_Slot(offset + a, offset + b, terms.read(joined, disguised=True)))
         start = end + 1
@@ -414,18 +445,21 @@ class _Index:
 
     def hits(self, slots: list[_Slot], *, strict: bool = False) -> list[_Hit]:
         """Every rule occurrence in the prompt's slots (read as written only, when `strict`)."""
+        starts = [(slot, rules) for slot in slots for term in (slot.strict if strict else slot.terms)
+                  if (rules := self.first.get(term))]
+        if not starts:  # most prompts: no listed term begins a rule anywhere
+            return []
         by_start: dict[int, list[_Slot]] = defaultdict(list)
         for slot in slots:
             by_start[slot.start].append(slot)
         hits = set()
-        for slot in slots:
-            for term in slot.strict if strict else slot.terms:
-                for rule in self.first.get(term, ()):
-                    if slot.in_phrase_only and len(rule.terms) == 1:
-                        continue
-                    end = _phrase_end(by_start, rule.terms[1:], slot.end, strict)
-                    if end is not None:
-                        hits.add(_Hit(rule.entry, rule.part, slot.start, end))
+        for slot, rules in starts:
+            for rule in rules:
+                if slot.in_phrase_only and len(rule.terms) == 1:
+                    continue
+                end = _phrase_end(by_start, rule.terms[1:], slot.end, strict)
+                if end is not None:
+                    hits.add(_Hit(rule.entry, rule.part, slot.start, end))
         return list(hits)
 
 

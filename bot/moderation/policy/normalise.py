@@ -22,7 +22,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Characters refused in any user text: C0/C1 controls (NUL, ESC, ...; Unicode's category Cc is exactly U+0000-001F
 # and U+007F-009F) except tab and newlines, and the bidi embeddings, overrides and isolates that make text display
@@ -108,8 +108,7 @@ def clauses(normalised: str) -> list[str]:
     return [clause for clause in _CLAUSE_RE.split(normalised) if clause.strip()]
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(NamedTuple):  # a tuple: a prompt makes dozens, and a frozen dataclass is slower to build
     """A whitespace-separated piece of a clause: its alphanumeric parts and, if it is marked, its readings."""
 
     parts: tuple[str, ...]  # "gore-tex" → ("gore", "tex"); a chunk of marks only has one empty part
@@ -123,6 +122,9 @@ def chunks(clause: str, is_common_word: Callable[[str], bool]) -> list[Chunk]:
     """The chunks of a clause, wrapping punctuation trimmed; marks alone ("/", "-") are separators, not chunks."""
     found = []
     for raw in clause.split():
+        if raw.isascii() and raw.isalpha() and raw.islower():  # a plain word: what the general case finds, sooner
+            found.append(Chunk((raw,), frozenset(), chunk_pattern(raw)))
+            continue
         text = _trim(raw)
         pattern = chunk_pattern(text)
         if not any(unit != WILDCARD for unit in pattern):
