@@ -3,7 +3,6 @@ the container health check reads the bot's /healthz and passes on what it says."
 
 import asyncio
 import configparser
-import importlib.util
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import yaml
 from bot.jobs.service import STOP_GRACE_S
 from bot.web.health import Health
 from bot.web.metrics import Metrics
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -249,9 +249,7 @@ class StubClient:
 @pytest.fixture
 def healthcheck(monkeypatch: pytest.MonkeyPatch):
     """deploy/healthcheck.py as a module, and a way to run its main() (off the event loop) with some settings."""
-    spec = importlib.util.spec_from_file_location("videobot_healthcheck", DEPLOY / "healthcheck.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(DEPLOY / "healthcheck.py", "videobot_healthcheck")
 
     async def run(**settings: str) -> int:
         for name in ("HEALTH_ENABLED", "HEALTH_HOST", "HEALTH_PORT"):

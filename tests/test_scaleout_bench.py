@@ -1,22 +1,16 @@
 """benchmarks/scaleout.py on the CPU: two workers of the tiny model through the bot's executor (a smoke test, no
 speed asserted)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scripts import load_script
 
 
 def _scaleout():
-    """The benchmark script as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("scaleout", ROOT / "benchmarks" / "scaleout.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path("benchmarks") / "scaleout.py")
 
 
 def test_scaleout_times_one_then_two_workers_and_renders_real_mp4s(tmp_path, capsys):

@@ -1,20 +1,14 @@
 """benchmarks/style_mix.py on the CPU with the tiny model: the bot's scheduler gives each style its own units, the
 worker switches styles only between them (a smoke test, no speed asserted)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scripts import load_script
 
 
 def _style_mix():
-    """The benchmark script as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("style_mix", ROOT / "benchmarks" / "style_mix.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path("benchmarks") / "style_mix.py")
 
 
 def test_the_mix_renders_one_unit_per_style_and_switches_only_between_units(tmp_path):

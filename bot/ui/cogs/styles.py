@@ -48,19 +48,21 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
     @app_commands.command(name="off", description="Turn a style off in this server: /video refuses it")
     @app_commands.describe(style="The style to turn off")
     async def style_off(self, interaction: discord.Interaction, style: str) -> None:
-        guild = server(interaction)
-        changed = await self.styles.turn(interaction.user.id, guild, style, on=False)
-        head = f"The style {style} is now off in this server." if changed else f"The style {style} was already off."
-        if (await self.servers.presets(guild)).style == style:
-            head += " It is this server's default style: /video renders without a style until it is on again."
-        await reply(interaction, f"{head}\n{await self.listing(guild)}")
+        await self._turn(interaction, style, on=False)
 
     @app_commands.command(name="on", description="Turn a style back on in this server")
     @app_commands.describe(style="The style to turn on")
     async def style_on(self, interaction: discord.Interaction, style: str) -> None:
-        guild = server(interaction)
-        changed = await self.styles.turn(interaction.user.id, guild, style, on=True)
-        head = f"The style {style} is now on in this server." if changed else f"The style {style} was already on."
+        await self._turn(interaction, style, on=True)
+
+    async def _turn(self, interaction: discord.Interaction, style: str, *, on: bool) -> None:
+        """Turn `style` on or off in the interaction's server and answer with what changed and the listing."""
+        guild, state = server(interaction), "on" if on else "off"
+        changed = await self.styles.turn(interaction.user.id, guild, style, on=on)
+        head = (f"The style {style} is now {state} in this server." if changed
+                else f"The style {style} was already {state}.")
+        if not on and (await self.servers.presets(guild)).style == style:
+            head += " It is this server's default style: /video renders without a style until it is on again."
         await reply(interaction, f"{head}\n{await self.listing(guild)}")
 
     @app_commands.command(name="default", description="The style /video uses here when a member names none")
