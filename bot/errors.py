@@ -162,6 +162,9 @@ class SettingsError(BotError, ValueError):
         super().__init__("\n".join(lines))
         self.lines = list(lines)
 
+    def __reduce__(self) -> tuple[type[SettingsError], tuple[list[str]]]:  # pickled whole (a Ray worker's)
+        return type(self), (self.lines,)
+
 
 class Unreachable(BotError):
     """A service out of the bot's control could not be reached at start; `str()` is one line: what was tried, what

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
-from bot.errors import ServiceUnavailable, WorkerLost
+from bot.errors import ServiceUnavailable, SettingsError, WorkerLost
 from bot.gpu.executor import CancelFn, CancelToken, ExecutorBase, ProgressFn, Work, settle
 from bot.gpu.executor import report_progress as report
 from bot.gpu.source import ModelSource
@@ -69,13 +69,20 @@ class PipelineWorker:
 
     def __init__(self, factory: Callable[[str], Any], device: str) -> None:
         self.device = device
-        self.models = factory(device)  # bot.gpu.models.Models
+        self._load_error: Exception | None = None
+        try:
+            self.models = factory(device)  # bot.gpu.models.Models
+        except SettingsError as error:  # kept for info(): Ray hands a creation error over only as text
+            self._load_error, self.models = error, None
         self._changed = threading.Condition()
         self._jobs: dict[int, _RemoteJob] = {}
         self._ended: OrderedDict[int, None] = OrderedDict()  # keys of jobs whose last events were fetched
 
     def info(self) -> dict[str, Any]:
-        """Where this worker runs: process id, host, Ray node and the device its models are on."""
+        """Where this worker runs: process id, host, Ray node and the device its models are on; raises what the
+        settings named that did not fit the model (a required style), so the bot can stop in its one line."""
+        if self._load_error is not None:
+            raise self._load_error
         return {"pid": os.getpid(), "host": socket.gethostname(), "device": self.device,
                 "node": ray.get_runtime_context().get_node_id()}
 
@@ -258,6 +265,9 @@ class RayExecutor(ExecutorBase):
             worker.info = await asyncio.wait_for(_awaitable(worker.actor.info.remote()), LOAD_TIMEOUT_S)
         except (RayActorError, TimeoutError) as error:
             self._drop(worker, error)
+            return
+        except RayTaskError as error:  # the worker loaded nothing: what the settings name does not fit (a style)
+            self._drop(worker, error.cause if isinstance(error.cause, BaseException) else error)
             return
         worker.ready = True
 

@@ -21,7 +21,7 @@ import pytest
 import ray
 
 from bot.app import build_executor
-from bot.errors import ServiceUnavailable
+from bot.errors import ServiceUnavailable, SettingsError
 from bot.gpu.models import Models
 from bot.gpu.ray_executor import RayExecutor
 from bot.gpu.source import ModelSource
@@ -202,6 +202,25 @@ async def test_a_model_that_fails_to_load_on_every_worker_refuses_work(cluster):
         assert executor.workers == 0 and "nonexistent" in str(executor.load_error)
         with pytest.raises(ServiceUnavailable, match="failed to load"):
             executor.submit(lambda pipeline, progress, cancel: None)
+    finally:
+        await executor.close()
+
+
+class MisfitStyleSource:
+    """A worker's load that finds a required style that does not fit the model (bot.gpu.styles.load_styles)."""
+
+    LINES = ["STYLES_FILE [clay] file /styles/clay.safetensors does not fit the model: unet.no_such_block.to_q"]
+
+    def __call__(self, device: str) -> Models:
+        raise SettingsError(self.LINES)
+
+
+async def test_a_required_style_that_does_not_fit_reaches_the_bot_as_its_one_line(cluster):
+    executor = RayExecutor(MisfitStyleSource(), workers=2, resource=RESOURCE, device="cpu")
+    await asyncio.wait_for(executor.start(), 6 * WAIT)
+    try:
+        assert executor.workers == 0 and isinstance(executor.load_error, SettingsError)
+        assert executor.load_error.lines == MisfitStyleSource.LINES  # not Ray's traceback text: the start's line
     finally:
         await executor.close()
 
