@@ -209,10 +209,10 @@ async def test_a_model_that_fails_to_load_on_every_worker_refuses_work(cluster):
 class MisfitStyleSource:
     """A worker's load that finds a required style that does not fit the model (bot.gpu.styles.load_styles)."""
 
-    LINES = ["STYLES_FILE [clay] file /styles/clay.safetensors does not fit the model: unet.no_such_block.to_q"]
+    LINES = ("STYLES_FILE [clay] file /styles/clay.safetensors does not fit the model: unet.no_such_block.to_q",)
 
     def __call__(self, device: str) -> Models:
-        raise SettingsError(self.LINES)
+        raise SettingsError(list(self.LINES))
 
 
 async def test_a_required_style_that_does_not_fit_reaches_the_bot_as_its_one_line(cluster):
@@ -220,7 +220,7 @@ async def test_a_required_style_that_does_not_fit_reaches_the_bot_as_its_one_lin
     await asyncio.wait_for(executor.start(), 6 * WAIT)
     try:
         assert executor.workers == 0 and isinstance(executor.load_error, SettingsError)
-        assert executor.load_error.lines == MisfitStyleSource.LINES  # not Ray's traceback text: the start's line
+        assert executor.load_error.lines == list(MisfitStyleSource.LINES)  # not Ray's traceback text: the start's line
     finally:
         await executor.close()
 
