@@ -91,7 +91,7 @@ async def test_run_wires_the_whole_bot_and_stops_on_sigterm(fake_discord, tmp_pa
                         what="a synced bot")
 
     handle = await fake.slash("video", {"prompt": "a windmill turning at dusk", "aspect": "tiny"})
-    result = await handle.wait_original(lambda m: bool(m.attachments), timeout=WAIT)
+    result = await handle.wait_followup(lambda m: bool(m.attachments), timeout=WAIT)
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(bot, WAIT)
 
