@@ -181,6 +181,10 @@ class Delivery:
         if message_id is not None:
             await self._guard(self._repo.set_status_message(job.id, message_id), job, "storing its status id")
 
+    def now(self) -> datetime:
+        """The clock statuses are written by (a test's, in tests)."""
+        return self._now()
+
     async def show_place(self, job: JobRecord, position: int, eta: datetime) -> bool:
         """Put a queued job's new place and ETA on its status (bot.ui.queue_board); False once it is no longer
         queued."""

@@ -2,6 +2,7 @@
 
 import logging
 import re
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -18,6 +19,7 @@ from bot.moderation.servers import Presets, ServerSettings
 from bot.settings import Settings
 from bot.ui.delivery import Delivery, settings_line
 from bot.ui.replies import answer_error, answer_refusal, handler
+from bot.ui.status import eta_words
 from bot.ui.text import shown
 from storage import JobRecord, JobState
 from t2v.config import SamplerDefaults
@@ -118,7 +120,9 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         if not jobs:
             text = "You have no videos queued or rendering. Start one with `/video`."
         else:
-            lines = [_queue_line(job, position) for job, position in jobs[:QUEUE_SHOWN]]
+            now = self.delivery.now()
+            etas = {job.id: eta for job, _, eta in self.service.places()}
+            lines = [_queue_line(job, position, etas.get(job.id), now) for job, position in jobs[:QUEUE_SHOWN]]
             if len(jobs) > QUEUE_SHOWN:
                 lines.append(f"… and {len(jobs) - QUEUE_SHOWN} more")
             text = "\n".join(["Your videos:", *lines])
@@ -232,8 +236,10 @@ def _requester(interaction: discord.Interaction) -> Requester:
     )
 
 
-def _queue_line(job: JobRecord, position: int | None) -> str:
-    """One /queue entry: job id, where it is, its prompt."""
+def _queue_line(job: JobRecord, position: int | None, eta: datetime | None, now: datetime) -> str:
+    """One /queue entry: job id, where it is (with its ETA while it waits), its prompt."""
     where = "rendering" if job.state == JobState.RUNNING or position is None else f"queued #{position}"
+    if where != "rendering" and eta is not None:
+        where += f" · ETA {eta_words(eta, now)}"
     seed = job.seed if job.seed is not None else job.params.get("seed")
     return f"• job #{job.id} · {where} · {shown(job.prompt, 120)}\n  -# {settings_line(job, seed)}"
