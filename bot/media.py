@@ -14,7 +14,6 @@ the bot makes for them are readable by every user (FILE_MODE, FOLDER_MODE), what
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -24,6 +23,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+from bot.tasks import stop_task
 from storage import ShowcaseRepository
 
 log = logging.getLogger(__name__)
@@ -197,11 +197,8 @@ class Retention:
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

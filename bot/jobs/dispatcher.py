@@ -8,7 +8,6 @@ worker counts as free again as soon as its work comes back, before the MP4s are 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -18,6 +17,7 @@ from bot.jobs.batching import shared_token, take_batch
 from bot.jobs.queue import FairQueue
 from bot.jobs.running import Running, RunningJob
 from bot.jobs.spec import Queued
+from bot.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,7 @@ class Dispatcher:
     async def stop(self) -> None:
         """Hand out no more work (the units under way go on)."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     def wake(self) -> None:
         self._wake.set()

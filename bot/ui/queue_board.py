@@ -12,13 +12,13 @@ status never reads "ETA 2 minutes ago"; what it then says is bot.ui.status.eta_w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.tasks import stop_task
 from bot.ui.status import ANY_MOMENT_S, any_moment
 from storage import JobRecord
 
@@ -59,11 +59,8 @@ class QueueBoard:
         self.moved()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     def moved(self) -> None:
         """The queue moved (a job was queued, started, finished or cancelled): refresh at the next batch."""
