@@ -37,8 +37,10 @@ DTYPES = (torch.float16, torch.bfloat16)
 PACKINGS = ("batched", "diagonal")
 PACKING = "diagonal"  # measured faster than "batched" on an H200 (docs/perf-notes.md row 18: 2.50 against 2.67 ms)
 ROWS = 128  # query rows per program (BLOCK_P × BLOCK_F), a power of two ≥ 16; the benchmark sweeps it
-SDPA_BELOW = 4096  # (problem, head) pairs under which the fast path keeps SDPA: on an H200 SDPA took 0.041 and
-# 0.048 ms for 640 and 2,560 pairs of 16 frames, the kernel 0.071 and 0.075; at 5,120 pairs the kernel 0.072, SDPA 0.088
+MEASURED_FASTER = (4096, 16384)  # (problem, head) pairs where the fast path uses the kernel, SDPA elsewhere. On an
+# H200 (2026-12-02, 16 frames): SDPA 0.041 and 0.048 ms for 640 and 2,560 pairs, the kernel 0.071 and 0.075; from
+# 5,120 to 16,384 pairs the kernel 0.072–0.080 ms, SDPA 0.088–0.272. Above 16,384 (batches of several videos) it was
+# not timed alone, and batches of 4 ran slower per video with the kernel than single videos: SDPA there until measured
 LOG2_E = math.log2(math.e)
 
 if triton is not None:
@@ -143,13 +145,14 @@ def why_not(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
 
 
 def temporal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, rows: int | None = None,
-                       packing: str | None = None, sdpa_below: int = 0) -> torch.Tensor:
+                       packing: str | None = None, pairs: tuple[int, int] | None = None) -> torch.Tensor:
     """SDPA over frames ([problems, heads, frames, head_dim] each): the Triton kernel where it applies, else SDPA.
 
     `rows` and `packing` default to the module's ROWS and PACKING as they are at the call (the benchmark sets them).
-    Fewer than `sdpa_below` (problem, head) pairs go to SDPA too (the fast path passes SDPA_BELOW): too few to fill
-    the GPU with the kernel's programs. Shapes are fixed per compiled graph, so the choice is made once per shape."""
-    if why_not(q, k, v) is None and q.shape[0] * q.shape[1] >= sdpa_below:
+    With `pairs` (lowest, highest), only that many (problem, head) pairs go to the kernel, the rest to SDPA too (the
+    fast path passes MEASURED_FASTER: below it too few pairs to fill the GPU, above it not measured). Shapes are
+    fixed per compiled graph, so the choice is made once per shape."""
+    if why_not(q, k, v) is None and (pairs is None or pairs[0] <= q.shape[0] * q.shape[1] <= pairs[1]):
         return torch.ops.t2v.temporal_attention(q, k, v, ROWS if rows is None else rows,
                                                 PACKING if packing is None else packing)
     return F.scaled_dot_product_attention(q, k, v)

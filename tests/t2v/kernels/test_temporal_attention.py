@@ -89,7 +89,7 @@ def test_what_the_kernel_does_not_take_is_sdpa_exactly(make, expected):
         assert torch.equal(ta.temporal_attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
 
 
-def test_problems_too_few_to_fill_the_gpu_are_sdpa_when_asked(monkeypatch):
+def test_problem_counts_outside_the_asked_range_are_sdpa(monkeypatch):
     q, k, v = _packed(4, 16, 2, 16)  # 8 (problem, head) pairs
     served = []
 
@@ -98,9 +98,10 @@ def test_problems_too_few_to_fill_the_gpu_are_sdpa_when_asked(monkeypatch):
         return F.scaled_dot_product_attention(q, k, v)
 
     monkeypatch.setattr(torch.ops.t2v, "temporal_attention", kernel, raising=False)
-    assert torch.equal(ta.temporal_attention(q, k, v, sdpa_below=9), F.scaled_dot_product_attention(q, k, v))
+    assert torch.equal(ta.temporal_attention(q, k, v, pairs=(9, 100)), F.scaled_dot_product_attention(q, k, v))
+    assert torch.equal(ta.temporal_attention(q, k, v, pairs=(1, 7)), F.scaled_dot_product_attention(q, k, v))
     assert served == []
-    ta.temporal_attention(q, k, v, sdpa_below=8)
+    ta.temporal_attention(q, k, v, pairs=(8, 8))
     assert len(served) == 1
 
 
