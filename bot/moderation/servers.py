@@ -62,8 +62,8 @@ class PresetLimits:
             return value
         if name == "style":
             if value not in self.styles:
-                raise InvalidInput(f"style={inert(str(value), 40)} is not one of this bot's styles: "
-                                   f"{', '.join(self.styles) or 'none (the operator lists them in STYLES_FILE)'}.")
+                known = ", ".join(self.styles) or "none (the bot's operator has not listed any)"
+                raise InvalidInput(f"style={inert(str(value), 40)} is not one of this bot's styles: {known}.")
             return value
         if name == "negative":
             text = " ".join(str(value).split())

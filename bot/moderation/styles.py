@@ -64,7 +64,7 @@ class ServerStyles:
         """Turn one of the offered styles on or off in the server (audited); False when it already was so.
         InvalidInput names a style that is not offered."""
         if style not in self.offered:
-            known = ", ".join(self.offered) or "none (the operator lists them in STYLES_FILE)"
+            known = ", ".join(self.offered) or "none (the bot's operator has not listed any)"
             raise InvalidInput(f"There is no style {inert(style, 40)}; the styles are: {known}.")
         assert self._moderation is not None, "styles are turned off per server only with moderation"
         off = await self.off(guild_id)

@@ -87,7 +87,7 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
     async def listing(self, guild_id: int) -> str:
         """The bot's styles with their state in the server, and the server's default style."""
         if not self.styles.offered:
-            return "This bot has no styles (its operator lists them in STYLES_FILE)."
+            return "This bot has no styles: its operator has not listed any."
         off = await self.styles.off(guild_id)
         default = (await self.servers.presets(guild_id)).style
         lines = ["**Styles** of /video in this server"]

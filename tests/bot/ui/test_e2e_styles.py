@@ -104,6 +104,17 @@ async def test_an_unknown_style_is_refused_privately_naming_the_styles_and_nothi
     assert pipeline.started == [] and pipeline.switches == []
 
 
+async def test_without_styles_a_moderator_reads_that_the_operator_listed_none(stacks: Stacks):
+    async with stacks.run() as stack:
+        mod = moderator(stack)
+        listing = await (await stack.fake.slash("videostyle list", {}, user=mod)).wait_answer()
+        turned = await (await stack.fake.slash("videostyle off", {"style": "claymation"}, user=mod)).wait_answer()
+
+    assert listing.content == "This bot has no styles: its operator has not listed any."
+    assert turned.content == ("There is no style claymation; the styles are: none (the bot's operator has not listed "
+                              "any).")
+
+
 async def test_a_moderator_turns_a_style_off_for_the_server_and_on_again(stacks: Stacks):
     pipeline = StyledPipeline()
     async with styled_stack(stacks, pipeline) as stack:
