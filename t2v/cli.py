@@ -16,6 +16,7 @@ from typing import NoReturn
 from tqdm import tqdm
 
 from t2v import preflight
+from t2v.bench import KERNEL_CHECKS
 from t2v.config import TINY_RANDOM, ModelConfig, SamplerDefaults
 from t2v.errors import InvalidRequest, T2VError
 from t2v.loader import convert, load_pipeline
@@ -80,8 +81,9 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--no-fp32-check", dest="fp32_check", action="store_false", help="skip the fp32 reference")
     b.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold-start process")
     b.add_argument("--cold-start-only", action="store_true", help="only the cold-start measurement")
-    b.add_argument("--kernels", action="store_true",
-                   help="check t2v.kernels against SDPA and fp16 on the UNet's own shapes, and time them (GPU)")
+    b.add_argument("--kernels", nargs="*", default=None, choices=KERNEL_CHECKS, metavar="CHECK",
+                   help="check t2v.kernels against the stock ops on the UNet's own shapes, and time them (GPU): "
+                        f"{', '.join(KERNEL_CHECKS)} (default: all)")
     b.add_argument("--variants", nargs="+", default=[], metavar="VARIANT",
                    help="our compiled path again with one change, on the first work size: triton-attention (the "
                         "kernel on every problem), sdpa-attention (on none), fp8, fp8+triton-attention; or bf16 (the "

@@ -18,9 +18,10 @@ EpsModel = Callable[[torch.Tensor, int], torch.Tensor]
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
 
-def _as(value: float, like: torch.Tensor) -> torch.Tensor:
-    """A float64 schedule value cast to the latents' dtype, as the reference's `_i` helper does."""
-    return torch.tensor(value, dtype=torch.float64).to(like)
+def _coefficients(rows: list[tuple[float, ...]], like: torch.Tensor) -> torch.Tensor:
+    """float64 schedule values cast to the latents' dtype and device, as the reference's `_i` helper casts each one,
+    in one copy for the whole walk: a copy from the host per step would make the host wait for the GPU every step."""
+    return torch.tensor(rows, dtype=torch.float64).to(like)
 
 
 @torch.no_grad()
@@ -28,14 +29,16 @@ def sample_ddim(model: EpsModel, x: torch.Tensor, schedule: Schedule, timesteps:
                 callback: StepCallback | None = None) -> torch.Tensor:
     """Deterministic DDIM (eta 0, no clamp), step for step as modelscope `GaussianDiffusion.ddim_sample`."""
     total = len(timesteps)
+    rows = []
     for i, t in enumerate(timesteps):
-        t_prev = timesteps[i + 1] if i + 1 < total else -1
-        a, a_prev = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
+        a, a_prev = schedule.alpha_bar(t), schedule.alpha_bar(timesteps[i + 1] if i + 1 < total else -1)
+        rows.append((math.sqrt(1.0 / a), math.sqrt(1.0 / a - 1.0), a_prev))
+    coefficients = _coefficients(rows, x)  # [steps, 3]
+    for i, t in enumerate(timesteps):
+        sqrt_recip, sqrt_recipm1, alphas_prev = coefficients[i].unbind()
         eps_out = model(x, t)
-        sqrt_recip, sqrt_recipm1 = _as(math.sqrt(1.0 / a), x), _as(math.sqrt(1.0 / a - 1.0), x)
         x0 = sqrt_recip * x - sqrt_recipm1 * eps_out
         eps = (sqrt_recip * x - x0) / sqrt_recipm1  # the reference re-derives ε from x̂₀ (identity without clamp)
-        alphas_prev = _as(a_prev, x)
         x = torch.sqrt(alphas_prev) * x0 + torch.sqrt(1 - alphas_prev) * eps
         if callback is not None:
             callback(i, total, x0)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from t2v.kernels import fp8
+from t2v.kernels import fp8, temporal_conv
 from t2v.kernels import temporal_attention as ta
 from t2v.unet import CrossAttention, SpatialTransformer, TemporalTransformer
 
@@ -30,12 +30,17 @@ ATTENTION_CHOICES = (("batched", 64), ("batched", 128), ("batched", 256), ("diag
 ROUNDING = {torch.float16: 1e-3, torch.bfloat16: 8e-3}  # one output rounding at |x| ≲ 2, as tests/t2v/kernels
 AttentionShape = tuple[int, int, int, int]  # (pixels, heads, frames, head_dim) of one temporal attention call
 LinearShape = tuple[int, int, int]  # (rows, in_features, out_features) of one Linear call
+ConvShape = tuple  # (kind, n, c_in, h, w, c_out, kh, kw, stride, pad_h, pad_w) of one 2-D convolution call
 
 
 @torch.no_grad()
-def record_shapes(unet: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[Counter, Counter]:
-    """(temporal attention shapes, transformer Linear shapes) of one call of the plain (unfused) `unet`, counted."""
-    attentions, linears, hooks = Counter(), Counter(), []
+def record_shapes(unet: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[Counter, Counter, Counter]:
+    """(temporal attention shapes, transformer Linear shapes, convolution shapes as the fast path runs them) of one
+    call of the plain (unfused) `unet`, counted."""
+    attentions, linears, convs, hooks = Counter(), Counter(), Counter(), []
+    for module in unet.modules():
+        if isinstance(module, nn.Conv2d | nn.Conv3d):
+            hooks.append(module.register_forward_hook(lambda m, args, out: convs.update([_conv_shape(m, args[0])])))
     for block in unet.modules():
         if not isinstance(block, SpatialTransformer | TemporalTransformer):
             continue
@@ -53,7 +58,17 @@ def record_shapes(unet: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[Co
     finally:
         for hook in hooks:
             hook.remove()
-    return attentions, linears
+    return attentions, linears, convs
+
+
+def _conv_shape(conv: nn.Conv2d | nn.Conv3d, x: torch.Tensor) -> ConvShape:
+    """A convolution call as the fast path's 2-D convolution: the temporal 3×1×1 Conv3d on [b, c, f, h, w] is a
+    3×1 Conv2d on [b, c, f, h·w] (t2v.fast.TemporalConv2dBlock)."""
+    if isinstance(conv, nn.Conv3d):
+        b, c, f, h, w = x.shape
+        return ("temporal", b, c, f, h * w, conv.out_channels, 3, 1, 1, 1, 0)
+    kind = "1x1" if conv.kernel_size == (1, 1) else "spatial"
+    return (kind, *x.shape, conv.out_channels, *conv.kernel_size, conv.stride[0], *conv.padding)
 
 
 def packed(shape: AttentionShape, dtype: torch.dtype, device: torch.device, seed: int = 0) -> tuple:
@@ -180,3 +195,47 @@ def fp8_checks(shapes: Counter, device: torch.device) -> dict:
         for key in (k for k in row if not k.endswith("_ms")):
             worst[key] = max(worst[key], row[key])
     return {"ms_per_unet_call": dict(totals), "worst_relative_error": dict(worst), "per_shape": per_shape}
+
+
+def _conv_row(shape: ConvShape, device: torch.device, dtype: torch.dtype = torch.float16) -> dict:
+    """One convolution shape, channels-last: cuDNN's time and rate, a GEMM of the same M×K×N (what an implicit
+    GEMM could reach), and for the temporal ones t2v.kernels.temporal_conv's three GEMMs (time and error)."""
+    kind, n, c_in, h, w, c_out, kh, kw, stride, pad_h, pad_w = shape
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, c_in, h, w, generator=g).to(device, dtype).contiguous(memory_format=torch.channels_last)
+    weight = (torch.randn(c_out, c_in, kh, kw, generator=g) * (c_in * kh * kw) ** -0.5).to(device, dtype)
+    weight = weight.contiguous(memory_format=torch.channels_last)
+    bias = torch.randn(c_out, generator=g).to(device, dtype)
+    args = (x, weight, bias, stride, (pad_h, pad_w))
+    out = F.conv2d(*args)
+    rows, depth = out.shape[0] * out.shape[2] * out.shape[3], c_in * kh * kw
+    tflop = 2 * rows * depth * c_out / 1e12
+    row = {"cudnn_ms": _time_ms(device, F.conv2d, *args)}
+    a, b = torch.randn(rows, depth, device=device, dtype=dtype), torch.randn(depth, c_out, device=device, dtype=dtype)
+    row["equal_gemm_ms"] = _time_ms(device, torch.mm, a, b)
+    row["cudnn_tflops"] = tflop / row["cudnn_ms"] * 1e3
+    row["equal_gemm_tflops"] = tflop / row["equal_gemm_ms"] * 1e3
+    if kind == "temporal":
+        exact = F.conv2d(x.float(), weight.float(), bias.float(), padding=(1, 0))
+        got = temporal_conv.temporal_conv_as_gemms(x, weight, bias)
+        scale = float(exact.abs().max())
+        row["gemms_error"] = float((got.float() - exact).abs().max()) / scale
+        row["cudnn_error"] = float((out.float() - exact).abs().max()) / scale
+        row["gemms_ms"] = _time_ms(device, temporal_conv.temporal_conv_as_gemms, x, weight, bias)
+    return row
+
+
+def conv_timing(shapes: Counter, device: torch.device) -> dict:
+    """Per convolution shape of one UNet call and summed by kind (spatial 3×3, temporal 3×1, 1×1) over the call:
+    cuDNN, the equal-size GEMM, and the temporal convolutions as three shifted GEMMs."""
+    per_shape, totals = [], Counter()
+    for shape, count in sorted(shapes.items()):
+        try:
+            row = _conv_row(shape, device)
+        except Exception as exc:  # one shape that fails leaves the others measured
+            log.exception("timing the convolution shape %s failed", shape)
+            per_shape.append({"shape": shape, "calls": count, "error": repr(exc)[:500]})
+            continue
+        per_shape.append({"shape": shape, "calls": count, **row})
+        totals.update({f"{shape[0]} {k}": count * v for k, v in row.items() if k.endswith("_ms")})
+    return {"ms_per_unet_call": dict(totals), "per_shape": per_shape}

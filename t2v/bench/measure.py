@@ -24,6 +24,7 @@ from t2v.request import GenerationRequest
 
 log = logging.getLogger(__name__)
 PROMPT = "A panda eating bamboo on a rock."
+STAGES = ("encode_s", "denoise_s", "decode_s")  # the driver's stage times kept in our rows
 
 
 @dataclass(frozen=True)
@@ -126,12 +127,17 @@ def run_diffusers(pipe, work: Work, steps: int, device: torch.device, noise: tor
 
 
 def run_ours(pipe, work: Work, steps: int, device: torch.device, noise: torch.Tensor, repeats: int = 1) -> tuple:
-    """Time our pipeline on `work` (one batch); returns (seconds, memory, final latents)."""
+    """Time our pipeline on `work` (one batch); returns (seconds, memory and the last run's stage times, final
+    latents)."""
+    stages: dict[str, float] = {}
+
     def call(n: int):
         results = pipe.generate_batch(work.requests(n), latents=noise)
+        stages.update({k: v for k, v in results[0].timings.items() if k in STAGES})
         return torch.cat([r.latents for r in results])
 
-    return timed(call, device, steps, repeats)
+    seconds, mem, latents = timed(call, device, steps, repeats)
+    return seconds, {**mem, "stages": dict(stages)}, latents
 
 
 @torch.no_grad()

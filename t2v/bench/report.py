@@ -87,6 +87,14 @@ def kernel_tables(extra: dict) -> list[str]:
         lines += [f"| fp8 {sc} scales | {_f(ms.get(f'fp8_{sc}_ms'), 3)} | {_f(ms.get(f'fp8_{sc}_gemm_ms'), 3)} | "
                   f"{_e(err.get(f'fp8_{sc}_error'))} | {_e(err.get(f'fp8_{sc}_vs_reference'))} |"
                   for sc in ("row", "tensor")]
+    conv = extra.get("conv_timing")
+    if conv:
+        ms = conv["ms_per_unet_call"]
+        lines += ["", "Convolutions per UNet call, timed alone (ms; channels-last fp16):", "",
+                  "| kind | cuDNN | a GEMM of the same M×K×N | three shifted GEMMs |", "|---|---|---|---|"]
+        lines += [f"| {kind} | {_f(ms.get(f'{kind} cudnn_ms'), 3)} | {_f(ms.get(f'{kind} equal_gemm_ms'), 3)} | "
+                  f"{_f(ms.get(f'{kind} gemms_ms'), 3)} |" for kind in ("spatial", "temporal", "1x1")
+                  if f"{kind} cudnn_ms" in ms]
     return lines
 
 
@@ -108,7 +116,17 @@ def markdown(data: dict) -> str:
     if "profile" in extra:
         lines += ["", *profile_table(extra["profile"])]
     for key in (k for k in extra if k.startswith("profile_")):
-        lines += ["", f"Profile of the variant {key.removeprefix('profile_')}:", "", *profile_table(extra[key])]
+        lines += ["", f"Profile of {key.removeprefix('profile_')}:", "", *profile_table(extra[key])]
+    if "decode" in extra:
+        d = extra["decode"]
+        lines += ["", f"VAE decode of the first work size ({d['vae_chunk']} frames at a time): eager "
+                      f"{_f(d['eager_ms'], 1)} ms, eager with channels-last weights {_f(d.get('eager_channels_last_ms'), 1)}"
+                      f" ms, compiled {_f(d.get('compiled_ms'), 1)} ms (compile {_f(d.get('compile_s'), 1)} s, output "
+                      f"vs eager {_e(d.get('compiled_vs_eager'))})."]
+    stages = [f"{r['work']} {r['impl']}: " + ", ".join(f"{k.removesuffix('_s')} {v:.3f}" for k, v in r["stages"].items())
+              for r in data["rows"] if r.get("stages")]
+    if stages:
+        lines += ["", "Stage seconds of our runs (the last timed run): " + "; ".join(stages) + "."]
     kernels = kernel_tables(extra)
     if kernels:
         lines += ["", *kernels]

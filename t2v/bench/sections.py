@@ -8,12 +8,14 @@ import logging
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
-from t2v.bench import kernel_checks, measure, twin
+from t2v.bench import KERNEL_CHECKS, kernel_checks, measure, twin
 from t2v.compiled import example_inputs, video_shape
+from t2v.fast import channels_last
 from t2v.kernels import fp8, temporal_attention
 from t2v.sampling import GuidedDenoiser
 from t2v.weights.export import write_export
@@ -47,7 +49,7 @@ def plan(args, device: torch.device) -> list[str]:
         steps += ["memory", "profile"]
     if args.fp32_check:
         steps.append("fp32")
-    if args.kernels:
+    if args.kernels is not None:
         steps.append("kernels")
     steps += [f"variant {name}" for name in args.variants]
     if args.cold_start:
@@ -101,17 +103,20 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
         fast[work.name] = lat
         _row(rec, work, "ours compiled+CUDA graphs", seconds, mem, lat, flops[work.name],
              **_errors(lat, theirs.get(work.name)))
-        if i == 0:
-            if "profile" in steps:
+        if "profile" in steps:  # every work size: what limits batches shows against the single video
+            if i == 0:
                 rec.extra("memory_by_stage", memory_section(pipe, work, device))
-                rec.extra("profile", profile_section(pipe, work, flops[work.name], device))
+                rec.extra("decode", decode_section(pipe, work, device))
+            rec.extra("profile" if i == 0 else f"profile_{work.name}",
+                      profile_section(pipe, work, flops[work.name], device))
+        if i == 0:
             if "fp32" in steps:
                 reference = fp32_section(config, states, work, args.steps, device, noises[work.name],
                                          {"ours compiled+CUDA graphs": lat, "diffusers": theirs.get(work.name)}, rec)
     del pipe
     _free(device)
     if shapes is not None:
-        use_fastest_correct_choice(kernels_section(shapes, device, rec), rec)
+        use_fastest_correct_choice(kernels_section(shapes, device, rec, args.kernels or KERNEL_CHECKS), rec)
     references = {"fp32": reference, "ours": fast.get(first.name), "diffusers": theirs.get(first.name)}
     for name in args.variants:
         try:
@@ -131,27 +136,34 @@ def _unet_inputs(pipe, work) -> tuple[torch.Tensor, ...]:
     return example_inputs(shape, next(pipe.unet.parameters()))
 
 
-def kernels_section(shapes: tuple, device: torch.device, rec) -> dict:
-    """t2v.kernels against the stock ops on one UNet call's shapes: correct, then timed (GPU); returns the
-    temporal-attention checks and timing."""
-    attentions, linears = shapes
-    rec.extra("kernel_shapes", {"temporal_attention": sorted(attentions.items()), "linear": sorted(linears.items())})
-    small = {} if device.type == "cuda" else {"frames": (1, 16, 64), "pixels": 2, "heads": 2, "dim": 16}  # CPU:
-    checks = kernel_checks.attention_correctness(device, **small)  # Triton's interpreter, small
-    rec.extra("temporal_attention_correctness", checks)
+def kernels_section(shapes: tuple, device: torch.device, rec, checks: Iterable[str] = KERNEL_CHECKS) -> dict:
+    """t2v.kernels against the stock ops on one UNet call's shapes, the `checks` asked for (KERNEL_CHECKS):
+    correct, then timed (GPU); returns the temporal-attention checks and timing."""
+    attentions, linears, convs = shapes
+    rec.extra("kernel_shapes", {"temporal_attention": sorted(attentions.items()), "linear": sorted(linears.items()),
+                                "conv": sorted(convs.items())})
+    results: dict = {}
+    if "attention" in checks:
+        small = {} if device.type == "cuda" else {"frames": (1, 16, 64), "pixels": 2, "heads": 2, "dim": 16}  # CPU:
+        results["correctness"] = kernel_checks.attention_correctness(device, **small)  # Triton's interpreter, small
+        rec.extra("temporal_attention_correctness", results["correctness"])
     if device.type != "cuda":
         rec.extra("skipped_kernel_timing", "timed on GPUs only")
-        return {"correctness": checks}
-    timing = kernel_checks.attention_timing(attentions, device)
-    rec.extra("temporal_attention_timing", timing)
-    rec.extra("fp8_linear", kernel_checks.fp8_checks(linears, device))
-    return {"correctness": checks, "timing": timing}
+        return results
+    if "attention" in checks:
+        results["timing"] = kernel_checks.attention_timing(attentions, device)
+        rec.extra("temporal_attention_timing", results["timing"])
+    if "fp8" in checks:
+        rec.extra("fp8_linear", kernel_checks.fp8_checks(linears, device))
+    if "conv" in checks:
+        rec.extra("conv_timing", kernel_checks.conv_timing(convs, device))
+    return results
 
 
 def use_fastest_correct_choice(results: dict, rec) -> None:
     """Let the variants run the kernel with the fastest (packing, rows) that was right at every frame count in
     fp16 (the code's defaults where nothing was timed); recorded as `temporal_attention_choice`."""
-    correct = {key.split()[1] for key, c in results["correctness"].items()
+    correct = {key.split()[1] for key, c in results.get("correctness", {}).items()
                if isinstance(c, dict) and key.startswith("float16") and c.get("frames_not_within_rounding") == []}
     timed = {name: ms for name, ms in results.get("timing", {}).get("ms_per_unet_call", {}).items()
              if name != "sdpa" and ms == ms and name.split("/")[0] in correct}
@@ -265,6 +277,34 @@ def _category(name: str) -> str:
         if any(f in lowered for f in fragments):
             return category
     return "other"
+
+
+def decode_section(pipe, work, device: torch.device) -> dict:
+    """The VAE decode of one `work` batch as the fast path serves it (eager, `vae_chunk` frames at a time), then
+    the same with channels-last weights, then compiled by inductor (static shapes): ms each, the compile's
+    seconds and the compiled output's error against eager; the pipeline is left as it was."""
+    latents = work.noise(pipe.config.unet.in_dim).to(device)
+    out = {"vae_chunk": pipe.vae_chunk, "eager_ms": 1e3 * _step_time(pipe.decode, (latents,), device, 5)}
+    reference = pipe.decode(latents)
+    vae = pipe.vae
+    try:
+        channels_last(vae)
+        out["eager_channels_last_ms"] = 1e3 * _step_time(pipe.decode, (latents,), device, 5)
+    finally:
+        for m in vae.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous()
+    started = time.perf_counter()
+    vae.decode = torch.compile(vae.decode, fullgraph=True, dynamic=False)
+    try:
+        compiled = pipe.decode(latents)
+        measure.sync(device)
+        out["compile_s"] = time.perf_counter() - started
+        out["compiled_ms"] = 1e3 * _step_time(pipe.decode, (latents,), device, 5)
+        out["compiled_vs_eager"] = measure.rel_err(compiled, reference)
+    finally:
+        del vae.decode  # the class's method again
+    return out
 
 
 def _step_time(fn, inputs, device, n: int = 20) -> float:

@@ -40,6 +40,7 @@ def test_the_kernel_checks_and_variants_run_only_when_asked_for():
     assert plan(_bench_args(), gpu) == ["flops", "diffusers eager", "diffusers compiled", "ours eager",
                                         "ours compiled standard", "ours compiled batch4", "ours compiled zeroscope",
                                         "memory", "profile", "fp32", "cold start"]
+    assert _bench_args("--kernels").kernels == [] and _bench_args("--kernels", "conv").kernels == ["conv"]
     asked = _bench_args("--configs", "standard", "--no-cold-start", "--kernels", "--variants", "fp8",
                         "triton-attention")
     assert plan(asked, cpu) == ["flops", "diffusers eager", "ours eager", "ours compiled standard", "fp32", "kernels",
@@ -63,12 +64,16 @@ def test_the_recorded_shapes_are_those_of_one_unet_call():
 
     unet = build_modules(tiny_config(), device="cpu")["unet"].eval()
     x, t, context = torch.randn(2, 4, 3, 4, 4), torch.tensor([9, 9]), torch.randn(2, 77, 64)
-    attentions, linears = record_shapes(unet, (x, t, context))
+    attentions, linears, convs = record_shapes(unet, (x, t, context))
     temporal = [m for m in unet.modules() if isinstance(m, TemporalTransformer)]
     assert sum(attentions.values()) == 2 * len(temporal)
     assert (2 * 4 * 4, 2, 3, 16) in attentions  # 2 rows × 4×4 pixels, 2 heads of 16, 3 frames (the first block)
     assert sum(linears.values()) == sum(isinstance(m, torch.nn.Linear) for b in unet.modules()
                                         if isinstance(b, SpatialTransformer | TemporalTransformer) for m in b.modules())
+    assert sum(convs.values()) == sum(isinstance(m, torch.nn.Conv2d | torch.nn.Conv3d) for m in unet.modules())
+    # the temporal 3×1×1 Conv3d as the fast path runs it: a 3×1 Conv2d on [b, c, f, h·w]
+    assert ("temporal", 2, 32, 3, 16, 32, 3, 1, 1, 1, 0) in convs
+    assert ("spatial", 6, 4, 4, 4, 32, 3, 3, 1, 1, 1) in convs  # the input convolution, frame by frame
     assert not unet._forward_hooks and all(not m._forward_hooks for m in unet.modules())
 
 
@@ -84,6 +89,12 @@ def test_the_kernel_checks_pass_on_the_cpu_and_say_why_they_skip_what_needs_a_gp
     monkeypatch.setattr(ta, "INTERPRETED", False)
     assert "CUDA GPUs" in kernel_checks.attention_correctness(cpu)["skipped"]
     assert "fp8 needs a CUDA GPU" in kernel_checks.fp8_checks(Counter({(8, 32, 32): 1}), cpu)["skipped"]
+    convs = kernel_checks.conv_timing(Counter({("temporal", 1, 8, 4, 6, 8, 3, 1, 1, 1, 0): 2,
+                                               ("spatial", 4, 8, 4, 4, 16, 3, 3, 1, 1, 1): 1}), cpu)
+    temporal = next(row for row in convs["per_shape"] if row["shape"][0] == "temporal")
+    assert temporal["calls"] == 2 and temporal["gemms_error"] <= max(2 * temporal["cudnn_error"], 1e-3)  # fp16
+    assert set(convs["ms_per_unet_call"]) == {"temporal cudnn_ms", "temporal equal_gemm_ms", "temporal gemms_ms",
+                                              "spatial cudnn_ms", "spatial equal_gemm_ms"}
 
 
 def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_rows():
@@ -101,13 +112,17 @@ def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_ro
                       "temporal_attention_timing": {"ms_per_unet_call": {"sdpa": 3.6, "batched/128": 0.9},
                                                     "best": "batched/128", "per_shape": []},
                       "fp8_linear": {"ms_per_unet_call": {"fp16_ms": 9.0, "fp8_row_ms": 7.0, "fp8_row_gemm_ms": 5.0},
-                                     "worst_relative_error": {"fp16_error": 3e-4, "fp8_row_error": 4e-2}}}}
+                                     "worst_relative_error": {"fp16_error": 3e-4, "fp8_row_error": 4e-2}},
+                      "conv_timing": {"ms_per_unet_call": {"temporal cudnn_ms": 5.0, "temporal equal_gemm_ms": 3.0,
+                                                           "temporal gemms_ms": 4.0, "spatial cudnn_ms": 7.0,
+                                                           "spatial equal_gemm_ms": 6.0}}}}
     text = report.markdown(data)
     assert "| standard | ours compiled+CUDA graphs, fp8 | 1.00 | ×– | ×2.00 |" in text
     assert "ours compiled+CUDA graphs 1.7e-03, ours compiled+CUDA graphs, fp8 5.0e-02" in text
     assert "| float16 batched | 1.0e-03 | 9.0e-04 | none |" in text and "failed: `CompilationError" in text
     assert "| batched/128 | 0.900 | ×4.00 |" in text
     assert "| fp8 row scales | 7.000 | 5.000 | 4.0e-02 |" in text
+    assert "| temporal | 5.000 | 3.000 | 4.000 |" in text and "| spatial | 7.000 | 6.000 | – |" in text
 
 
 def test_the_variants_use_the_fastest_kernel_choice_that_was_right_at_every_frame_count(monkeypatch):

@@ -139,3 +139,46 @@ def test_a_request_without_a_size_gets_the_loaded_models(tiny_pipe):
     assert tiny_pipe.generate_long(request, total_frames=5).frames.shape == (5, 64, 64, 3)
     video = np.zeros((3, 32, 32, 3), np.uint8)
     assert tiny_pipe.generate_video2video(request, video, strength=1.0).frames.shape == (3, 64, 64, 3)  # its length
+
+
+class _HostValueCopies(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts float64 tensors cast to the latents' dtype: the schedule values a sampler sends to the device."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._to_copy.default and args[0].dtype == torch.float64:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _ddim_with_a_copy_per_value(model, x, schedule, timesteps):
+    """DDIM as the reference writes it: each schedule value cast from float64 at its step."""
+    def cast(value):
+        return torch.tensor(value, dtype=torch.float64).to(x)
+
+    for i, t in enumerate(timesteps):
+        a, a_prev = schedule.alpha_bar(t), schedule.alpha_bar(timesteps[i + 1] if i + 1 < len(timesteps) else -1)
+        eps_out = model(x, t)
+        sqrt_recip, sqrt_recipm1 = cast((1.0 / a) ** 0.5), cast((1.0 / a - 1.0) ** 0.5)
+        x0 = sqrt_recip * x - sqrt_recipm1 * eps_out
+        eps = (sqrt_recip * x - x0) / sqrt_recipm1
+        alphas_prev = cast(a_prev)
+        x = torch.sqrt(alphas_prev) * x0 + torch.sqrt(1 - alphas_prev) * eps
+    return x
+
+
+def test_ddim_sends_its_schedule_values_once_and_equals_a_cast_per_value_bit_for_bit():
+    # a host-to-GPU copy at every step makes the host wait for the GPU at every step: one copy for the whole walk
+    schedule, timesteps = Schedule(), Schedule().ddim_timesteps(20)
+    x = torch.randn(1, 4, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def model(latents, t):
+        return torch.sin(latents * (t / 1000.0))
+
+    with _HostValueCopies() as copies:
+        got = sample_ddim(model, x.clone(), schedule, timesteps)
+    assert copies.count == 1
+    assert torch.equal(got, _ddim_with_a_copy_per_value(model, x.clone(), schedule, timesteps))
