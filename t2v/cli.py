@@ -78,6 +78,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                    help="also time diffusers with torch.compile(unet, fullgraph=True) on the first work size "
                         "(auto: on a GPU)")
     b.add_argument("--no-profile", dest="profile", action="store_false", help="skip the kernel profile")
+    b.add_argument("--no-eager", dest="eager", action="store_false", help="skip our eager runs")
     b.add_argument("--no-fp32-check", dest="fp32_check", action="store_false", help="skip the fp32 reference")
     b.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold-start process")
     b.add_argument("--cold-start-only", action="store_true", help="only the cold-start measurement")

@@ -1,4 +1,4 @@
-"""The fast inference path: fused projections, 2-D temporal convolutions, channels-last, compilation, CUDA graphs.
+"""The fast inference path: fused projections, temporal convolutions as GEMMs, channels-last, compilation, CUDA graphs.
 
 `optimize(pipe)` rewrites the loaded UNet in place into modules that compute the same function (equal to the
 plain modules within fp32 rounding, tests/t2v/test_fast.py) with fewer kernels and layout copies, then wraps it
@@ -22,6 +22,7 @@ from torch import nn
 from t2v.compiled import MAX_SHAPES, FastUNet, JitCompiler, Shape
 from t2v.kernels import temporal_attention
 from t2v.kernels.fp8 import Fp8Linear
+from t2v.kernels.temporal_conv import FrameTapsConv
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
 
 log = logging.getLogger(__name__)
@@ -94,18 +95,15 @@ class FusedAttention(nn.Module):
 
 
 class TemporalConv2dBlock(nn.Module):
-    """TemporalConvBlock with each 3×1×1 Conv3d as a 3×1 Conv2d over [b, c, f, h·w]: a free view in channels-last."""
+    """TemporalConvBlock on [b, c, f, h·w] (a free view in channels-last), each 3×1×1 Conv3d as one GEMM over the
+    three neighbouring frames' channels (t2v.kernels.temporal_conv: cuDNN's convolution ran at half a GEMM's rate)."""
 
     def __init__(self, block: TemporalConvBlock):
         super().__init__()
         self.layers = nn.ModuleList()
         for seq in (block.conv1, block.conv2, block.conv3, block.conv4):
-            conv3d = seq[-1]
-            conv = nn.Conv2d(conv3d.in_channels, conv3d.out_channels, (3, 1), padding=(1, 0),
-                             device=conv3d.weight.device, dtype=conv3d.weight.dtype)
-            conv.weight = nn.Parameter(conv3d.weight.detach().squeeze(-1), requires_grad=False)  # shares storage
-            conv.bias = conv3d.bias
-            self.layers.append(nn.Sequential(seq[0], nn.SiLU(), conv))  # GroupNorm, SiLU, conv; dropout is 0
+            self.layers.append(nn.Sequential(seq[0], nn.SiLU(), FrameTapsConv(seq[-1])))  # GroupNorm, SiLU, conv;
+            # dropout is 0
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         h = x.shape[-2]
@@ -115,12 +113,12 @@ class TemporalConv2dBlock(nn.Module):
         return x + rearrange(y, "b c f (h w) -> (b f) c h w", h=h)
 
     def plain_weights(self) -> dict[str, torch.Tensor]:
-        """TemporalConvBlock's weights by their keys (conv1.2, conv2.3 …), as views of these 2-D ones."""
+        """TemporalConvBlock's weights by their keys (conv1.2, conv2.3 …), as views of these."""
         out = {}
         for i, (norm, _, conv) in enumerate(self.layers, start=1):
             at = 2 if i == 1 else 3  # conv1 has no dropout before its convolution
             out |= {f"conv{i}.0.weight": norm.weight, f"conv{i}.0.bias": norm.bias,
-                    f"conv{i}.{at}.weight": conv.weight.unsqueeze(-1), f"conv{i}.{at}.bias": conv.bias}
+                    f"conv{i}.{at}.weight": conv.plain_weight(), f"conv{i}.{at}.bias": conv.bias}
         return out
 
 

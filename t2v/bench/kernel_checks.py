@@ -199,7 +199,8 @@ def fp8_checks(shapes: Counter, device: torch.device) -> dict:
 
 def _conv_row(shape: ConvShape, device: torch.device, dtype: torch.dtype = torch.float16) -> dict:
     """One convolution shape, channels-last: cuDNN's time and rate, a GEMM of the same M×K×N (what an implicit
-    GEMM could reach), and for the temporal ones t2v.kernels.temporal_conv's three GEMMs (time and error)."""
+    GEMM could reach), and for the temporal ones t2v.kernels.temporal_conv's GEMM over three frames' channels, eager
+    (time, with its unfused copy into the taps, and error)."""
     kind, n, c_in, h, w, c_out, kh, kw, stride, pad_h, pad_w = shape
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, c_in, h, w, generator=g).to(device, dtype).contiguous(memory_format=torch.channels_last)
@@ -217,17 +218,18 @@ def _conv_row(shape: ConvShape, device: torch.device, dtype: torch.dtype = torch
     row["equal_gemm_tflops"] = tflop / row["equal_gemm_ms"] * 1e3
     if kind == "temporal":
         exact = F.conv2d(x.float(), weight.float(), bias.float(), padding=(1, 0))
-        got = temporal_conv.temporal_conv_as_gemms(x, weight, bias)
+        taps_weight = weight[..., 0].transpose(1, 2).reshape(c_out, -1).contiguous()  # tap-major [o, 3c]
+        got = temporal_conv.frame_taps_conv(x, taps_weight, bias)
         scale = float(exact.abs().max())
         row["gemms_error"] = float((got.float() - exact).abs().max()) / scale
         row["cudnn_error"] = float((out.float() - exact).abs().max()) / scale
-        row["gemms_ms"] = _time_ms(device, temporal_conv.temporal_conv_as_gemms, x, weight, bias)
+        row["gemms_ms"] = _time_ms(device, temporal_conv.frame_taps_conv, x, taps_weight, bias)
     return row
 
 
 def conv_timing(shapes: Counter, device: torch.device) -> dict:
     """Per convolution shape of one UNet call and summed by kind (spatial 3×3, temporal 3×1, 1×1) over the call:
-    cuDNN, the equal-size GEMM, and the temporal convolutions as three shifted GEMMs."""
+    cuDNN, the equal-size GEMM, and the temporal convolutions as one GEMM over three frames' channels."""
     per_shape, totals = [], Counter()
     for shape, count in sorted(shapes.items()):
         try:

@@ -44,7 +44,8 @@ def plan(args, device: torch.device) -> list[str]:
         steps.append("diffusers eager")
         if args.diffusers_compile == "on" or (args.diffusers_compile == "auto" and device.type == "cuda"):
             steps.append("diffusers compiled")
-    steps += ["ours eager", *(f"ours compiled {name}" for name in args.configs)]
+    steps += ["ours eager"] if args.eager else []
+    steps += [f"ours compiled {name}" for name in args.configs]
     if device.type == "cuda" and args.profile:
         steps += ["memory", "profile"]
     if args.fp32_check:
@@ -79,7 +80,8 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
     flops = {w.name: measure.count_flops(pipe, w, args.steps) for w in works}  # the same network in both
     rec.extra("flops", flops)
     first = works[0]
-    shapes = kernel_checks.record_shapes(pipe.unet, _unet_inputs(pipe, first)) if "kernels" in steps else None
+    shapes = None if "kernels" not in steps else {
+        w.name: kernel_checks.record_shapes(pipe.unet, _unet_inputs(pipe, w)) for w in works}
     del pipe
     _free(device)
     theirs = {} if "diffusers eager" not in steps else diffusers_section(
@@ -88,7 +90,7 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
     pipe = measure.load_ours(config, states, device, dtype)
     variants = (("ours eager (plain)", None), ("ours eager fused+NHWC", {"compile": False, "cuda_graphs": False}),
                 ("ours fused+NHWC+CUDA graphs", {"compile": False, "cuda_graphs": True}))
-    for impl, options in variants:
+    for impl, options in variants if "ours eager" in steps else ():
         if options is not None:
             pipe.optimize(**options)
         seconds, mem, lat = measure.run_ours(pipe, first, args.steps, device, noises[first.name])
@@ -136,10 +138,11 @@ def _unet_inputs(pipe, work) -> tuple[torch.Tensor, ...]:
     return example_inputs(shape, next(pipe.unet.parameters()))
 
 
-def kernels_section(shapes: tuple, device: torch.device, rec, checks: Iterable[str] = KERNEL_CHECKS) -> dict:
-    """t2v.kernels against the stock ops on one UNet call's shapes, the `checks` asked for (KERNEL_CHECKS):
-    correct, then timed (GPU); returns the temporal-attention checks and timing."""
-    attentions, linears, convs = shapes
+def kernels_section(shapes: dict, device: torch.device, rec, checks: Iterable[str] = KERNEL_CHECKS) -> dict:
+    """t2v.kernels against the stock ops on one UNet call's shapes per work size (`shapes` by work name, the first
+    first), the `checks` asked for (KERNEL_CHECKS): correct, then timed (GPU; the temporal attention on every work
+    size's shapes, the rest on the first's); returns the temporal-attention checks and timing of the first."""
+    (first, (attentions, linears, convs)), *others = shapes.items()
     rec.extra("kernel_shapes", {"temporal_attention": sorted(attentions.items()), "linear": sorted(linears.items()),
                                 "conv": sorted(convs.items())})
     results: dict = {}
@@ -153,6 +156,8 @@ def kernels_section(shapes: tuple, device: torch.device, rec, checks: Iterable[s
     if "attention" in checks:
         results["timing"] = kernel_checks.attention_timing(attentions, device)
         rec.extra("temporal_attention_timing", results["timing"])
+        for name, (more, _, _) in others:  # where the kernel pays off depends on the problem count: batches too
+            rec.extra(f"temporal_attention_timing_{name}", kernel_checks.attention_timing(more, device))
     if "fp8" in checks:
         rec.extra("fp8_linear", kernel_checks.fp8_checks(linears, device))
     if "conv" in checks:
