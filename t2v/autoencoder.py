@@ -6,6 +6,8 @@ loads strictly. The decoder is 2-D; videos are decoded frame by frame in chunks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -169,9 +171,11 @@ class AutoencoderKL(nn.Module):
         """Images in about [-1, 1] from unscaled latents."""
         return self.decoder(self.post_quant_conv(z))
 
-    def decode_video(self, latents: torch.Tensor, chunk: int = 8) -> torch.Tensor:
-        """[b, z, f, h, w] unscaled latents -> [b, 3, f, 8h, 8w], decoding `chunk` frames at a time."""
+    def decode_video(self, latents: torch.Tensor, chunk: int = 8,
+                     decode: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """[b, z, f, h, w] unscaled latents -> [b, 3, f, 8h, 8w], decoding `chunk` frames at a time with `decode`
+        (default: this module's; the fast path's compiled one, t2v.compiled.CompiledDecoder)."""
         b = latents.shape[0]
         flat = rearrange(latents, "b c f h w -> (b f) c h w")
-        out = torch.cat([self.decode(part) for part in flat.split(max(1, chunk))])
+        out = torch.cat([(decode or self.decode)(part) for part in flat.split(max(1, chunk))])
         return rearrange(out, "(b f) c h w -> b c f h w", b=b)

@@ -92,6 +92,7 @@ class PipelineBase:
         self.tokenizer = Tokenizer(config.text.context_length)
         self.schedule = Schedule(config.sampler.num_timesteps, config.sampler.beta_start, config.sampler.beta_end)
         self.vae_chunk = vae_chunk
+        self.chunk_decoder: Callable[[torch.Tensor], torch.Tensor] | None = None  # the VAE's decode if None
         self.offloaded: list[torch.nn.Module] = []  # modules kept on the CPU between uses (see t2v.fast.offload)
 
     def run(self, plan: Plan, callbacks: Callbacks | None = None) -> list[GenerationResult]:
@@ -154,7 +155,7 @@ class PipelineBase:
         """Latents [b, 4, F, h, w] → pixels [b, 3, F, H, W], decoded `vae_chunk` frames at a time."""
         with self._resident(self.vae):
             z = (latents / self.config.latent_scale).to(self._device_of(self.vae), self.dtype)
-            return self.vae.decode_video(z, self.vae_chunk)
+            return self.vae.decode_video(z, self.vae_chunk, self.chunk_decoder)
 
     def synchronize(self) -> None:
         """Wait for the work queued on the pipeline's GPU (nothing to wait for on the CPU)."""

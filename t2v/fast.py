@@ -1,4 +1,4 @@
-"""The fast inference path: fused projections, temporal convolutions as GEMMs, channels-last, compilation, CUDA graphs.
+"""The fast inference path: fused projections, 2-D temporal convolutions, channels-last, compilation, CUDA graphs.
 
 `optimize(pipe)` rewrites the loaded UNet in place into modules that compute the same function (equal to the
 plain modules within fp32 rounding, tests/t2v/test_fast.py) with fewer kernels and layout copies, then wraps it
@@ -19,10 +19,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from t2v.compiled import MAX_SHAPES, FastUNet, JitCompiler, Shape
+from t2v.compiled import MAX_SHAPES, CompiledDecoder, FastUNet, JitCompiler, Shape
 from t2v.kernels import temporal_attention
 from t2v.kernels.fp8 import Fp8Linear
-from t2v.kernels.temporal_conv import FrameTapsConv
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
 
 log = logging.getLogger(__name__)
@@ -95,15 +94,18 @@ class FusedAttention(nn.Module):
 
 
 class TemporalConv2dBlock(nn.Module):
-    """TemporalConvBlock on [b, c, f, h·w] (a free view in channels-last), each 3×1×1 Conv3d as one GEMM over the
-    three neighbouring frames' channels (t2v.kernels.temporal_conv: cuDNN's convolution ran at half a GEMM's rate)."""
+    """TemporalConvBlock with each 3×1×1 Conv3d as a 3×1 Conv2d over [b, c, f, h·w]: a free view in channels-last."""
 
     def __init__(self, block: TemporalConvBlock):
         super().__init__()
         self.layers = nn.ModuleList()
         for seq in (block.conv1, block.conv2, block.conv3, block.conv4):
-            self.layers.append(nn.Sequential(seq[0], nn.SiLU(), FrameTapsConv(seq[-1])))  # GroupNorm, SiLU, conv;
-            # dropout is 0
+            conv3d = seq[-1]
+            conv = nn.Conv2d(conv3d.in_channels, conv3d.out_channels, (3, 1), padding=(1, 0),
+                             device=conv3d.weight.device, dtype=conv3d.weight.dtype)
+            conv.weight = nn.Parameter(conv3d.weight.detach().squeeze(-1), requires_grad=False)  # shares storage
+            conv.bias = conv3d.bias
+            self.layers.append(nn.Sequential(seq[0], nn.SiLU(), conv))  # GroupNorm, SiLU, conv; dropout is 0
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         h = x.shape[-2]
@@ -113,12 +115,12 @@ class TemporalConv2dBlock(nn.Module):
         return x + rearrange(y, "b c f (h w) -> (b f) c h w", h=h)
 
     def plain_weights(self) -> dict[str, torch.Tensor]:
-        """TemporalConvBlock's weights by their keys (conv1.2, conv2.3 …), as views of these."""
+        """TemporalConvBlock's weights by their keys (conv1.2, conv2.3 …), as views of these 2-D ones."""
         out = {}
         for i, (norm, _, conv) in enumerate(self.layers, start=1):
             at = 2 if i == 1 else 3  # conv1 has no dropout before its convolution
             out |= {f"conv{i}.0.weight": norm.weight, f"conv{i}.0.bias": norm.bias,
-                    f"conv{i}.{at}.weight": conv.plain_weight(), f"conv{i}.{at}.bias": conv.bias}
+                    f"conv{i}.{at}.weight": conv.weight.unsqueeze(-1), f"conv{i}.{at}.bias": conv.bias}
         return out
 
 
@@ -206,7 +208,7 @@ def offload(pipe) -> None:
 def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = True, cuda_graphs: bool = True,
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
-             request_compile: Callable[[Shape], None] | None = None) -> None:
+             request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
@@ -215,7 +217,8 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     the decoder's activations, which set the memory peak of a 16×256² video. `temporal_attention` "auto" (the
     default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
     (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
-    needs `fused` ("sdpa" does not).
+    needs `fused` ("sdpa" does not). `compile_decoder` compiles the VAE decoder beside each UNet shape
+    (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes device between uses).
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
     if temporal_attention == "auto" and not fused:
@@ -232,12 +235,17 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     if compile:
         configure_inductor(cache_dir)
         compiler = JitCompiler(backend)
-    if compiler is not None or (cuda_graphs and on_gpu):
-        pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile)
-    if offload_modules:
-        offload(pipe)
     if vae_chunk is not None:
         pipe.vae_chunk = vae_chunk
-    log.info("fast path: fused=%s channels_last=%s compile=%s cuda_graphs=%s offload=%s temporal attention=%s",
-             fused, layout, compile and backend, cuda_graphs and on_gpu, offload_modules,
+    decoder = None
+    if compiler is not None and compile_decoder and not offload_modules:
+        decoder = CompiledDecoder(pipe.vae, pipe.vae_chunk, backend, 2 * max_shapes)
+    pipe.chunk_decoder = decoder
+    if compiler is not None or (cuda_graphs and on_gpu):
+        pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile, decoder)
+    if offload_modules:
+        offload(pipe)
+    log.info("fast path: fused=%s channels_last=%s compile=%s cuda_graphs=%s offload=%s compiled decoder=%s "
+             "temporal attention=%s", fused, layout, compile and backend, cuda_graphs and on_gpu, offload_modules,
+             decoder is not None,
              "sdpa" if attend is F.scaled_dot_product_attention else "triton")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from t2v.kernels import fp8, temporal_conv
+from t2v.kernels import fp8
 from t2v.kernels import temporal_attention as ta
 from t2v.unet import CrossAttention, SpatialTransformer, TemporalTransformer
 
@@ -199,8 +199,7 @@ def fp8_checks(shapes: Counter, device: torch.device) -> dict:
 
 def _conv_row(shape: ConvShape, device: torch.device, dtype: torch.dtype = torch.float16) -> dict:
     """One convolution shape, channels-last: cuDNN's time and rate, a GEMM of the same M×K×N (what an implicit
-    GEMM could reach), and for the temporal ones t2v.kernels.temporal_conv's GEMM over three frames' channels, eager
-    (time, with its unfused copy into the taps, and error)."""
+    GEMM could reach: the headroom of the convolution kernels on this shape)."""
     kind, n, c_in, h, w, c_out, kh, kw, stride, pad_h, pad_w = shape
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, c_in, h, w, generator=g).to(device, dtype).contiguous(memory_format=torch.channels_last)
@@ -216,20 +215,12 @@ def _conv_row(shape: ConvShape, device: torch.device, dtype: torch.dtype = torch
     row["equal_gemm_ms"] = _time_ms(device, torch.mm, a, b)
     row["cudnn_tflops"] = tflop / row["cudnn_ms"] * 1e3
     row["equal_gemm_tflops"] = tflop / row["equal_gemm_ms"] * 1e3
-    if kind == "temporal":
-        exact = F.conv2d(x.float(), weight.float(), bias.float(), padding=(1, 0))
-        taps_weight = weight[..., 0].transpose(1, 2).reshape(c_out, -1).contiguous()  # tap-major [o, 3c]
-        got = temporal_conv.frame_taps_conv(x, taps_weight, bias)
-        scale = float(exact.abs().max())
-        row["gemms_error"] = float((got.float() - exact).abs().max()) / scale
-        row["cudnn_error"] = float((out.float() - exact).abs().max()) / scale
-        row["gemms_ms"] = _time_ms(device, temporal_conv.frame_taps_conv, x, taps_weight, bias)
     return row
 
 
 def conv_timing(shapes: Counter, device: torch.device) -> dict:
     """Per convolution shape of one UNet call and summed by kind (spatial 3×3, temporal 3×1, 1×1) over the call:
-    cuDNN, the equal-size GEMM, and the temporal convolutions as one GEMM over three frames' channels."""
+    cuDNN and the equal-size GEMM."""
     per_shape, totals = [], Counter()
     for shape, count in sorted(shapes.items()):
         try:

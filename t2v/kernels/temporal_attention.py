@@ -37,10 +37,10 @@ DTYPES = (torch.float16, torch.bfloat16)
 PACKINGS = ("batched", "diagonal")
 PACKING = "diagonal"  # measured faster than "batched" on an H200 (docs/perf-notes.md row 18: 2.50 against 2.67 ms)
 ROWS = 128  # query rows per program (BLOCK_P × BLOCK_F), a power of two ≥ 16; the benchmark sweeps it
-MEASURED_FASTER = (4096, 16384)  # (problem, head) pairs where the fast path uses the kernel, SDPA elsewhere. On an
-# H200 (2026-12-02, 16 frames): SDPA 0.041 and 0.048 ms for 640 and 2,560 pairs, the kernel 0.071 and 0.075; from
-# 5,120 to 16,384 pairs the kernel 0.072–0.080 ms, SDPA 0.088–0.272. Above 16,384 (batches of several videos) it was
-# not timed alone, and batches of 4 ran slower per video with the kernel than single videos: SDPA there until measured
+MEASURED_FASTER = (4096, 65536)  # (problem, head) pairs where the fast path uses the kernel, SDPA elsewhere. On an
+# H200 (2026-12-02, 16 frames, each shape timed alone, docs/perf-notes.md rows 18 and 28): below, SDPA (0.037–0.048 ms
+# for 640 and 2,560 pairs, the kernel 0.079–0.100); from 5,120 to 65,536 pairs (single videos and batches of 4) the
+# kernel 0.08–0.17 ms, SDPA 0.088–1.04 (it grows with the count, the kernel hardly). Above 65,536 not timed: SDPA
 LOG2_E = math.log2(math.e)
 
 if triton is not None:

@@ -92,9 +92,9 @@ def test_the_kernel_checks_pass_on_the_cpu_and_say_why_they_skip_what_needs_a_gp
     convs = kernel_checks.conv_timing(Counter({("temporal", 1, 8, 4, 6, 8, 3, 1, 1, 1, 0): 2,
                                                ("spatial", 4, 8, 4, 4, 16, 3, 3, 1, 1, 1): 1}), cpu)
     temporal = next(row for row in convs["per_shape"] if row["shape"][0] == "temporal")
-    assert temporal["calls"] == 2 and temporal["gemms_error"] <= max(2 * temporal["cudnn_error"], 1e-3)  # fp16
-    assert set(convs["ms_per_unet_call"]) == {"temporal cudnn_ms", "temporal equal_gemm_ms", "temporal gemms_ms",
-                                              "spatial cudnn_ms", "spatial equal_gemm_ms"}
+    assert temporal["calls"] == 2 and temporal["cudnn_tflops"] > 0
+    assert set(convs["ms_per_unet_call"]) == {"temporal cudnn_ms", "temporal equal_gemm_ms", "spatial cudnn_ms",
+                                              "spatial equal_gemm_ms"}
 
 
 def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_rows():
@@ -114,15 +114,14 @@ def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_ro
                       "fp8_linear": {"ms_per_unet_call": {"fp16_ms": 9.0, "fp8_row_ms": 7.0, "fp8_row_gemm_ms": 5.0},
                                      "worst_relative_error": {"fp16_error": 3e-4, "fp8_row_error": 4e-2}},
                       "conv_timing": {"ms_per_unet_call": {"temporal cudnn_ms": 5.0, "temporal equal_gemm_ms": 3.0,
-                                                           "temporal gemms_ms": 4.0, "spatial cudnn_ms": 7.0,
-                                                           "spatial equal_gemm_ms": 6.0}}}}
+                                                           "spatial cudnn_ms": 7.0, "spatial equal_gemm_ms": 6.0}}}}
     text = report.markdown(data)
     assert "| standard | ours compiled+CUDA graphs, fp8 | 1.00 | ×– | ×2.00 |" in text
     assert "ours compiled+CUDA graphs 1.7e-03, ours compiled+CUDA graphs, fp8 5.0e-02" in text
     assert "| float16 batched | 1.0e-03 | 9.0e-04 | none |" in text and "failed: `CompilationError" in text
     assert "| batched/128 | 0.900 | ×4.00 |" in text
     assert "| fp8 row scales | 7.000 | 5.000 | 4.0e-02 |" in text
-    assert "| temporal | 5.000 | 3.000 | 4.000 |" in text and "| spatial | 7.000 | 6.000 | – |" in text
+    assert "| temporal | 5.000 | 3.000 |" in text and "| spatial | 7.000 | 6.000 |" in text
 
 
 def test_the_variants_use_the_fastest_kernel_choice_that_was_right_at_every_frame_count(monkeypatch):

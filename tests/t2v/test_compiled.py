@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -159,3 +160,46 @@ def test_the_fused_tiny_unet_compiles_as_one_graph_and_agrees(tiny_pipe):
     with torch.no_grad():
         torch.testing.assert_close(fast(*inputs), tiny_pipe.unet(*inputs), rtol=1e-4, atol=1e-5)
     assert fast.compiled(shape)
+
+
+def test_the_decoder_s_chunks_cover_every_video_a_unet_shape_can_hold():
+    from t2v.compiled import CompiledDecoder
+
+    decoder = CompiledDecoder(nn.Identity(), chunk=4)
+    # 2 rows: one guided video (10 frames: chunks of 4, 4, 2) or two unguided ones (20 frames: 4 × 5)
+    assert decoder.chunk_shapes(((2, 4, 10, 8, 16), (2,), (2, 77, 8))) == {(4, 4, 8, 16), (2, 4, 8, 16)}
+    assert decoder.chunk_shapes(((2, 4, 3, 8, 8), (2,), (2, 77, 8))) == {(3, 4, 8, 8), (4, 4, 8, 8), (2, 4, 8, 8)}
+    assert decoder.chunk_shapes(((1, 4, 1, 8, 8), (1,), (1, 77, 8))) == {(1, 4, 8, 8)}
+
+
+def test_optimize_compiles_the_decoder_beside_the_unet_in_the_compile_thread_and_decodes_eager_meanwhile(tiny_pipe):
+    import copy
+
+    from t2v import GenerationRequest
+    from t2v.fast import optimize
+
+    pipe = copy.deepcopy(tiny_pipe)
+    asked = []
+    optimize(pipe, backend="eager", request_compile=asked.append)
+    request = GenerationRequest("a cat", seed=1, steps=2, frames=3, width=64, height=128)
+    eager = pipe.generate(request)  # the compile was asked for, not run: UNet and decoder eager
+    assert pipe.chunk_decoder is not None and not pipe.chunk_decoder.functions
+    assert pipe.unet.compile_shape(asked[0])  # what the bot's compile thread runs
+    assert set(pipe.chunk_decoder.functions) == {(3, 4, 16, 8), (4, 4, 16, 8), (2, 4, 16, 8)}  # 3 frames
+    # of a guided video; or 6 of two unguided ones: 4 + 2
+    compiled = pipe.generate(request)
+    assert float((compiled.latents - eager.latents).norm() / eager.latents.norm()) <= 1e-5
+    assert np.abs(compiled.frames.astype(int) - eager.frames.astype(int)).max() <= 1  # uint8 rounding
+
+
+def test_a_decoder_compile_that_fails_leaves_that_chunk_eager(caplog, monkeypatch):
+    from t2v.compiled import CompiledDecoder
+
+    decoder = CompiledDecoder(nn.Conv2d(4, 3, 1), chunk=2)
+    decoder.vae.decode = decoder.vae.forward
+    monkeypatch.setattr(torch, "compile", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("no kernel")))
+    with caplog.at_level(logging.ERROR, logger="t2v.compiled"):
+        decoder.compile_for(((2, 4, 2, 4, 4), (2,), (2, 77, 8)))
+    assert not decoder.functions and "stays eager" in caplog.text
+    z = torch.randn(2, 4, 4, 4)
+    assert torch.equal(decoder(z), decoder.vae(z))
