@@ -91,8 +91,10 @@ def kernel_tables(extra: dict) -> list[str]:
     if conv:
         ms = conv["ms_per_unet_call"]
         lines += ["", "Convolutions per UNet call, timed alone (ms; channels-last fp16):", "",
-                  "| kind | cuDNN | a GEMM of the same M×K×N |", "|---|---|---|"]
-        lines += [f"| {kind} | {_f(ms.get(f'{kind} cudnn_ms'), 3)} | {_f(ms.get(f'{kind} equal_gemm_ms'), 3)} |"
+                  "| kind | cuDNN | a GEMM of the same M×K×N | t2v's Triton kernel (best config) |",
+                  "|---|---|---|---|"]
+        lines += [f"| {kind} | {_f(ms.get(f'{kind} cudnn_ms'), 3)} | {_f(ms.get(f'{kind} equal_gemm_ms'), 3)} | "
+                  f"{_f(conv.get('triton_ms_per_unet_call'), 3) if kind == 'temporal' else '–'} |"
                   for kind in ("spatial", "temporal", "1x1")
                   if f"{kind} cudnn_ms" in ms]
     return lines
@@ -120,10 +122,11 @@ def markdown(data: dict) -> str:
     if "decode" in extra:
         d = extra["decode"]
         lines += ["", f"VAE decode of the first work size ({d['vae_chunk']} frames at a time): eager "
-                      f"{_f(d['eager_ms'], 1)} ms, eager with channels-last weights {_f(d.get('eager_channels_last_ms'), 1)}"
-                      f" ms, compiled (as served) {_f(d.get('compiled_ms'), 1)} ms (output vs eager "
-                      f"{_e(d.get('compiled_vs_eager'))})."]
-    stages = [f"{r['work']} {r['impl']}: " + ", ".join(f"{k.removesuffix('_s')} {v:.3f}" for k, v in r["stages"].items())
+                      f"{_f(d['eager_ms'], 1)} ms, eager with channels-last weights "
+                      f"{_f(d.get('eager_channels_last_ms'), 1)} ms, compiled (as served) "
+                      f"{_f(d.get('compiled_ms'), 1)} ms (output vs eager {_e(d.get('compiled_vs_eager'))})."]
+    stages = [f"{r['work']} {r['impl']}: " + ", ".join(f"{k.removesuffix('_s')} {v:.3f}"
+                                                       for k, v in r["stages"].items())
               for r in data["rows"] if r.get("stages")]
     if stages:
         lines += ["", "Stage seconds of our runs (the last timed run): " + "; ".join(stages) + "."]

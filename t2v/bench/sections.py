@@ -16,7 +16,7 @@ import torch
 from t2v.bench import KERNEL_CHECKS, kernel_checks, measure, twin
 from t2v.compiled import example_inputs, video_shape
 from t2v.fast import channels_last
-from t2v.kernels import fp8, temporal_attention
+from t2v.kernels import fp8, temporal_attention, temporal_conv
 from t2v.sampling import GuidedDenoiser
 from t2v.weights.export import write_export
 
@@ -30,11 +30,14 @@ CATEGORIES = (("attention", ("flash", "fmha", "attention", "mha")),
               ("copy / layout", ("copy", "transpose", "elementwise", "nchw", "nhwc", "cat", "index")))
 OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("matmul", "mm"))
 # --variants: our compiled path again with one opt-in change each (its own pipeline and compile), on the first
-# work size: (dtype, temporal attention); "bf16" is the plain eager pipeline in bf16, for the precision table
-# (the default is "auto": the Triton kernel on problems large enough; "triton-attention" uses it on every problem,
-# "sdpa-attention" on none, as before 2026-12-02)
-VARIANTS = {"triton-attention": ("float16", "triton"), "sdpa-attention": ("float16", "sdpa"), "fp8": ("fp8", "sdpa"),
-            "fp8+triton-attention": ("fp8", "triton"), "bf16": ("bfloat16", None)}
+# work size: (dtype, the optimize() options); "bf16" is the plain eager pipeline in bf16, for the precision table
+# (the temporal attention's default is "auto": the Triton kernel on problems large enough; "triton-attention" uses
+# it on every problem, "sdpa-attention" on none, as before 2026-12-02; "triton-conv": t2v.kernels.temporal_conv)
+VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
+            "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
+            "triton-conv": ("float16", {"temporal_conv": "triton"}),
+            "fp8": ("fp8", {"temporal_attention": "sdpa"}),
+            "fp8+triton-attention": ("fp8", {"temporal_attention": "triton"}), "bf16": ("bfloat16", None)}
 
 
 def plan(args, device: torch.device) -> list[str]:
@@ -111,10 +114,9 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
                 rec.extra("decode", decode_section(pipe, work, device))
             rec.extra("profile" if i == 0 else f"profile_{work.name}",
                       profile_section(pipe, work, flops[work.name], device))
-        if i == 0:
-            if "fp32" in steps:
-                reference = fp32_section(config, states, work, args.steps, device, noises[work.name],
-                                         {"ours compiled+CUDA graphs": lat, "diffusers": theirs.get(work.name)}, rec)
+        if i == 0 and "fp32" in steps:
+            reference = fp32_section(config, states, work, args.steps, device, noises[work.name],
+                                     {"ours compiled+CUDA graphs": lat, "diffusers": theirs.get(work.name)}, rec)
     del pipe
     _free(device)
     if shapes is not None:
@@ -142,7 +144,7 @@ def kernels_section(shapes: dict, device: torch.device, rec, checks: Iterable[st
     """t2v.kernels against the stock ops on one UNet call's shapes per work size (`shapes` by work name, the first
     first), the `checks` asked for (KERNEL_CHECKS): correct, then timed (GPU; the temporal attention on every work
     size's shapes, the rest on the first's); returns the temporal-attention checks and timing of the first."""
-    (first, (attentions, linears, convs)), *others = shapes.items()
+    (_, (attentions, linears, convs)), *others = shapes.items()
     rec.extra("kernel_shapes", {"temporal_attention": sorted(attentions.items()), "linear": sorted(linears.items()),
                                 "conv": sorted(convs.items())})
     results: dict = {}
@@ -161,13 +163,15 @@ def kernels_section(shapes: dict, device: torch.device, rec, checks: Iterable[st
     if "fp8" in checks:
         rec.extra("fp8_linear", kernel_checks.fp8_checks(linears, device))
     if "conv" in checks:
-        rec.extra("conv_timing", kernel_checks.conv_timing(convs, device))
+        results["conv"] = kernel_checks.conv_timing(convs, device)
+        rec.extra("conv_timing", results["conv"])
     return results
 
 
 def use_fastest_correct_choice(results: dict, rec) -> None:
     """Let the variants run the kernel with the fastest (packing, rows) that was right at every frame count in
-    fp16 (the code's defaults where nothing was timed); recorded as `temporal_attention_choice`."""
+    fp16 (the code's defaults where nothing was timed), recorded as `temporal_attention_choice`; and the
+    temporal-conv kernel with its fastest config that was right on every shape (`temporal_conv_config`)."""
     correct = {key.split()[1] for key, c in results.get("correctness", {}).items()
                if isinstance(c, dict) and key.startswith("float16") and c.get("frames_not_within_rounding") == []}
     timed = {name: ms for name, ms in results.get("timing", {}).get("ms_per_unet_call", {}).items()
@@ -176,13 +180,16 @@ def use_fastest_correct_choice(results: dict, rec) -> None:
         packing, rows = min(timed, key=timed.get).split("/")
         temporal_attention.PACKING, temporal_attention.ROWS = packing, int(rows)
     rec.extra("temporal_attention_choice", f"{temporal_attention.PACKING}/{temporal_attention.ROWS}")
+    if results.get("conv", {}).get("triton_config"):  # likewise the temporal-conv kernel's config
+        temporal_conv.CONFIG = tuple(results["conv"]["triton_config"])
+    rec.extra("temporal_conv_config", list(temporal_conv.CONFIG))
 
 
 def variant_section(name: str, config, states, work, args, device, noise, flops: dict, references: dict,
                     rec) -> None:
     """Our pipeline with one opt-in change (VARIANTS) on `work`: time, memory, final latents against fp32, our
     fp16 compiled run and diffusers; on GPUs its kernel profile."""
-    dtype, attention = VARIANTS[name]
+    dtype, options = VARIANTS[name]
     if _late(args, 0):
         rec.extra(f"skipped_variant_{name}", "the --deadline-s had passed")
         return
@@ -192,15 +199,15 @@ def variant_section(name: str, config, states, work, args, device, noise, flops:
         return
     smoke = device.type == "cpu" and dtype == "float16"  # CPU smoke tests: the fp16 variants in fp32
     pipe = measure.load_ours(config, states, device, None if smoke else dtype)
-    if attention is not None:
-        pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend, temporal_attention=attention)
+    if options is not None:
+        pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend, **options)
     seconds, mem, lat = measure.run_ours(pipe, work, args.steps, device, noise, args.repeats)
     errors = {f"latents_vs_{key}": measure.rel_err(lat, ref) for key, ref in references.items() if ref is not None}
-    impl = f"ours plain, {name}" if attention is None else f"ours compiled+CUDA graphs, {name}"
+    impl = f"ours plain, {name}" if options is None else f"ours compiled+CUDA graphs, {name}"
     _row(rec, work, impl, seconds, mem, lat, flops, **errors)
     if "latents_vs_fp32" in errors:
         rec.extra("vs_fp32", {**rec.data["extra"].get("vs_fp32", {}), impl: errors["latents_vs_fp32"]})
-    if device.type == "cuda" and args.profile and attention is not None:
+    if device.type == "cuda" and args.profile and options is not None:
         rec.extra(f"profile_{name}", profile_section(pipe, work, flops, device))
     del pipe
     _free(device)

@@ -144,3 +144,43 @@ def test_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_sdpa_elsewhere_withou
 def test_temporal_attention_choices_that_cannot_work_are_refused(pipe, options, expected):
     with pytest.raises(ValueError, match=expected):
         pipe.optimize(compile=False, **options)
+
+
+def test_the_unet_with_the_triton_temporal_conv_computes_what_it_does_with_cudnn(monkeypatch):
+    from t2v.kernels import temporal_conv as tc
+
+    pipe = load_pipeline("tiny-random", dtype="float16")
+    monkeypatch.setattr(tc, "CONFIG", (16, 16, 16, 4, 1))  # small blocks: the interpreter runs them quickly
+    served, kernel = [], tc.temporal_conv
+
+    def spy(x, weight, bias):
+        served.append(tc.why_not(x, weight, bias) is None)
+        return kernel(x, weight, bias)
+
+    g = torch.Generator().manual_seed(0)
+    inputs = (torch.randn(1, 4, 5, 4, 4, generator=g).half(), torch.tensor([999]),
+              torch.randn(1, 77, pipe.config.unet.context_dim, generator=g).half())
+    with torch.no_grad():
+        exact = copy.deepcopy(pipe.unet).float()(*(t.float() if t.is_floating_point() else t for t in inputs))
+        cudnn = fuse(copy.deepcopy(pipe.unet))(*inputs)
+        monkeypatch.setattr(tc, "temporal_conv", spy)
+        pipe.optimize(compile=False, temporal_conv="triton")
+        triton = pipe.unet(*inputs)
+    blocks = [m for m in pipe.unet.modules() if isinstance(m, TemporalConv2dBlock)]
+    assert len(served) == 4 * len(blocks) and all(served)
+    assert (triton.float() - exact).abs().max() <= 2 * (cudnn.float() - exact).abs().max() + 2e-3
+
+
+def test_the_triton_temporal_conv_falls_back_to_cudnn_with_a_warning_where_it_cannot_run(pipe, monkeypatch, caplog):
+    from t2v.fast import CUDNN_CONV, choose_temporal_conv
+    from t2v.kernels import temporal_conv as tc
+
+    assert choose_temporal_conv("cudnn", torch.device("cpu")) is CUDNN_CONV
+    monkeypatch.setattr(tc, "unavailable", lambda device: "no Triton here")
+    pipe.optimize(compile=False, temporal_conv="triton")
+    assert all(m.convolve is CUDNN_CONV for m in pipe.unet.modules() if isinstance(m, TemporalConv2dBlock))
+    assert "temporal_conv='triton' is not used on cpu (no Triton here)" in caplog.text
+    with pytest.raises(ValueError, match="temporal_conv='winograd': use one of cudnn, triton"):
+        pipe.optimize(compile=False, temporal_conv="winograd")
+    with pytest.raises(ValueError, match="needs fused=True"):
+        pipe.optimize(compile=False, fused=False, temporal_conv="triton")
