@@ -97,23 +97,31 @@ def test_the_triton_temporal_attention_is_opt_in_and_serves_only_the_temporal_tr
     assert spatial and all(m.attend is F.scaled_dot_product_attention for m in spatial)
 
 
-def test_the_unet_with_the_triton_temporal_attention_computes_what_it_does_with_sdpa(monkeypatch):
+def _stock_and_kernel(monkeypatch, module, name: str, why_not, **option):
+    """The tiny fp16 UNet's output in fp32, fused with the stock ops, and optimised with `option` (a kernel of
+    t2v.kernels), with whether each call of `module.name` went to the kernel; and the optimised pipeline."""
     pipe = load_pipeline("tiny-random", dtype="float16")
-    served, kernel = [], ta.temporal_attention
+    served, kernel = [], getattr(module, name)
 
-    def spy(q, k, v):
-        served.append(ta.why_not(q, k, v) is None)
-        return kernel(q, k, v)
+    def spy(*args):
+        served.append(why_not(*args) is None)
+        return kernel(*args)
 
     g = torch.Generator().manual_seed(0)
     inputs = (torch.randn(1, 4, 5, 4, 4, generator=g).half(), torch.tensor([999]),
               torch.randn(1, 77, pipe.config.unet.context_dim, generator=g).half())
     with torch.no_grad():
         exact = copy.deepcopy(pipe.unet).float()(*(t.float() if t.is_floating_point() else t for t in inputs))
-        sdpa = fuse(copy.deepcopy(pipe.unet))(*inputs)
-        monkeypatch.setattr(ta, "temporal_attention", spy)
-        pipe.optimize(compile=False, temporal_attention="triton")
-        triton = pipe.unet(*inputs)
+        stock = fuse(copy.deepcopy(pipe.unet))(*inputs)
+        monkeypatch.setattr(module, name, spy)
+        pipe.optimize(compile=False, **option)
+        ours = pipe.unet(*inputs)
+    return served, (exact, stock, ours), pipe
+
+
+def test_the_unet_with_the_triton_temporal_attention_computes_what_it_does_with_sdpa(monkeypatch):
+    served, (exact, sdpa, triton), pipe = _stock_and_kernel(monkeypatch, ta, "temporal_attention", ta.why_not,
+                                                             temporal_attention="triton")
     assert len(served) == len(_temporal(pipe.unet)) and all(served)
     assert (triton.float() - exact).abs().max() <= 2 * (sdpa.float() - exact).abs().max() + 2e-3
 
@@ -149,23 +157,9 @@ def test_temporal_attention_choices_that_cannot_work_are_refused(pipe, options, 
 def test_the_unet_with_the_triton_temporal_conv_computes_what_it_does_with_cudnn(monkeypatch):
     from t2v.kernels import temporal_conv as tc
 
-    pipe = load_pipeline("tiny-random", dtype="float16")
     monkeypatch.setattr(tc, "CONFIG", (16, 16, 16, 4, 1))  # small blocks: the interpreter runs them quickly
-    served, kernel = [], tc.temporal_conv
-
-    def spy(x, weight, bias):
-        served.append(tc.why_not(x, weight, bias) is None)
-        return kernel(x, weight, bias)
-
-    g = torch.Generator().manual_seed(0)
-    inputs = (torch.randn(1, 4, 5, 4, 4, generator=g).half(), torch.tensor([999]),
-              torch.randn(1, 77, pipe.config.unet.context_dim, generator=g).half())
-    with torch.no_grad():
-        exact = copy.deepcopy(pipe.unet).float()(*(t.float() if t.is_floating_point() else t for t in inputs))
-        cudnn = fuse(copy.deepcopy(pipe.unet))(*inputs)
-        monkeypatch.setattr(tc, "temporal_conv", spy)
-        pipe.optimize(compile=False, temporal_conv="triton")
-        triton = pipe.unet(*inputs)
+    served, (exact, cudnn, triton), pipe = _stock_and_kernel(monkeypatch, tc, "temporal_conv", tc.why_not,
+                                                              temporal_conv="triton")
     blocks = [m for m in pipe.unet.modules() if isinstance(m, TemporalConv2dBlock)]
     assert len(served) == 4 * len(blocks) and all(served)
     assert (triton.float() - exact).abs().max() <= 2 * (cudnn.float() - exact).abs().max() + 2e-3
