@@ -98,8 +98,9 @@ class CompiledDecoder:
     compiled version yet decodes eagerly. Compiled versions are built by `compile_for(shape)` for a UNet shape (its
     videos' chunks), which FastUNet.compile_shape calls beside the UNet's compile, in the same thread: at the
     shape's first call in the CLI and the benchmark, in the background in the bot. Inductor fuses the decoder's
-    GroupNorm+SiLU pairs and runs without eager's ~400 launches a chunk: 53 → 29 ms per standard video on an H200
-    (docs/perf-notes.md row 26). At most `limit` chunk shapes are kept (least recently used goes)."""
+    GroupNorm+SiLU pairs and launches far fewer kernels: 53 → 29 ms per standard video on an H200
+    (docs/perf-notes.md row 26). At most `limit` chunk shapes are kept (the oldest compiled goes first; the
+    rendering thread only reads the table, the compiling thread writes it)."""
 
     def __init__(self, vae: nn.Module, chunk: int, backend: str = "inductor", limit: int = 2 * MAX_SHAPES) -> None:
         self.vae, self.chunk, self.backend, self.limit = vae, chunk, backend, limit
