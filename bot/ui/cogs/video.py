@@ -1,5 +1,6 @@
 """/video, /queue and /cancel: defer within Discord's 3 s, then one call to the service decides the request."""
 
+import inspect
 import logging
 import re
 from datetime import datetime
@@ -179,23 +180,20 @@ def cancel_view(job: JobRecord) -> discord.ui.View:
 def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_commands.Command:
     """/video with option ranges from the settings (Discord's client enforces them before sending).
 
-    The aspect choices show the loaded model's sizes (the cog is made once the service has loaded it).
+    The aspect choices show the loaded model's sizes, and the style option is there only when the operator listed
+    styles (the cog is made once the service has loaded the model and its styles).
     """
     min_guidance, max_guidance = LIMITS["guidance"]
+    styled = bool(cog.service.styles.offered)
+    descriptions = {
+        "prompt": "What the video shows, in English", "negative": "What to avoid",
+        "seed": "Same seed + settings = same video", "steps": f"Denoising steps, 1–{max_steps} (more is slower)",
+        "guidance": f"Prompt strength, 1–{max_guidance:g}",
+        "frames": f"Frames at {SamplerDefaults.fps} fps, 1–{max_frames}", "aspect": "Frame shape",
+        "private": "Only you see the result", "sampler": "Denoising method (default DDIM)",
+        **({"style": "A look for the video (a LoRA style); pick from the list"} if styled else {}),
+    }
 
-    @app_commands.command(name="video", description="Generate a short video from an English prompt")
-    @app_commands.describe(
-        prompt="What the video shows, in English", negative="What to avoid", seed="Same seed + settings = same video",
-        steps=f"Denoising steps, 1–{max_steps} (more is slower)", guidance=f"Prompt strength, 1–{max_guidance:g}",
-        frames=f"Frames at {SamplerDefaults.fps} fps, 1–{max_frames}", aspect="Frame shape",
-        private="Only you see the result",
-        sampler="Denoising method (default DDIM)",
-        style="A look for the video (a LoRA style); pick from the list",
-    )
-    @app_commands.choices(aspect=[app_commands.Choice(name=f"{name} ({w}×{h})", value=name)
-                                  for name, (w, h) in ((name, cog.service.model.size(name)) for name in ASPECTS)],
-                          sampler=[app_commands.Choice(name=SAMPLER_WORDS.get(name, name), value=name)
-                                   for name in SAMPLER_NAMES])
     async def video(
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
@@ -212,8 +210,19 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
         await cog.video(interaction, prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,
                         frames=frames, aspect=aspect, private=private, sampler=sampler, style=style)
 
-    video.autocomplete("style")(cog.style_choices)
-    return video
+    if not styled:  # an option that could only be refused: discord.py reads the options from the signature
+        signature = inspect.signature(video)
+        video.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values()
+                                                            if p.name != "style"])
+    choices = app_commands.choices(
+        aspect=[app_commands.Choice(name=f"{name} ({w}×{h})", value=name)
+                for name, (w, h) in ((name, cog.service.model.size(name)) for name in ASPECTS)],
+        sampler=[app_commands.Choice(name=SAMPLER_WORDS.get(name, name), value=name) for name in SAMPLER_NAMES])
+    command = app_commands.command(name="video", description="Generate a short video from an English prompt")(
+        choices(app_commands.describe(**descriptions)(video)))
+    if styled:
+        command.autocomplete("style")(cog.style_choices)
+    return command
 
 
 def _choice_name(name: str, description: str) -> str:

@@ -154,3 +154,17 @@ async def test_a_servers_default_style_applies_when_a_member_names_none_and_none
 
     assert [job.params["style"] for job in jobs] == ["watercolor", None, None]
     assert pipeline.switches == [("watercolor", 1.0), (None, 1.0)]
+
+
+async def test_video_shows_its_style_option_only_where_the_operator_listed_styles(stacks: Stacks, scripted):
+    async with styled_stack(stacks, StyledPipeline()) as stack:
+        [styled] = [c for c in stack.fake.commands if c["name"] == "video"]
+    async with stacks.run(lambda device: scripted) as stack:
+        [plain] = [c for c in stack.fake.commands if c["name"] == "video"]
+        result = await (await video(stack.fake, PROMPT)).wait_followup(has_video)
+
+    [style] = [o for o in styled["options"] if o["name"] == "style"]
+    assert style["autocomplete"] is True and style["description"].startswith("A look for the video")
+    assert "style" not in [o["name"] for o in plain["options"]]  # nothing to pick: no option that can only refuse
+    assert [o["name"] for o in plain["options"]] == [o["name"] for o in styled["options"] if o["name"] != "style"]
+    assert result.attachments
