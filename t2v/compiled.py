@@ -114,12 +114,9 @@ class CompiledDecoder:
         """The latent chunks [n, z, h, w] that decoding the videos of a UNet call of `shape` decodes: the call holds
         2 rows a video under guidance, 1 without; the frames of a batch are decoded `chunk` at a time."""
         rows, channels, frames, height, width = shape[0]
-        sizes = set()
-        for videos in {max(1, rows // 2), rows}:
-            total = videos * frames
-            sizes |= {min(self.chunk, total)} | ({total % self.chunk} if total > self.chunk and total % self.chunk
-                                                  else set())
-        return {(size, channels, height, width) for size in sizes}
+        totals = {max(1, rows // 2) * frames, rows * frames}  # the frames of a batch, as AutoencoderKL splits them
+        return {(min(self.chunk, total - start), channels, height, width) for total in totals
+                for start in range(0, total, self.chunk)}
 
     def compile_for(self, shape: Shape) -> None:
         """Compile the decoder for every chunk of `shape`'s videos that has no compiled version, in this thread; a

@@ -252,10 +252,10 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
         temporal_attention = "sdpa"  # the unfused modules call SDPA themselves
     if temporal_attention != "sdpa" and not fused:
         raise ValueError(f"temporal_attention={temporal_attention!r} needs fused=True (it serves the fused attention)")
+    convolve = choose_temporal_conv(temporal_conv, pipe.device)  # an unknown value is named first
     if temporal_conv != "cudnn" and not fused:
         raise ValueError(f"temporal_conv={temporal_conv!r} needs fused=True (it serves the fused temporal convs)")
     attend = choose_temporal_attention(temporal_attention, pipe.device)
-    convolve = choose_temporal_conv(temporal_conv, pipe.device)
     if fused:
         fuse(unet, attend, convolve)
     if layout:

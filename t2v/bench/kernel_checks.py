@@ -221,7 +221,7 @@ def _conv_row(shape: ConvShape, device: torch.device, dtype: torch.dtype = torch
         scale = float(exact.abs().max())
         row["cudnn_error"] = float((out.float() - exact).abs().max()) / scale
         for config in temporal_conv.CONFIGS:
-            name = "triton " + "/".join(map(str, config))
+            name = _triton_name(config)
             try:
                 got = torch.ops.t2v.temporal_conv(x, weight, bias, list(config))
                 row[f"{name} error"] = float((got.float() - exact).abs().max()) / scale
@@ -229,6 +229,11 @@ def _conv_row(shape: ConvShape, device: torch.device, dtype: torch.dtype = torch
             except Exception:  # a config that does not compile here leaves the others
                 log.exception("the temporal-conv kernel %s failed on %s", name, shape)
     return row
+
+
+def _triton_name(config: tuple[int, ...]) -> str:
+    """'triton 128/128/64/8/3': a temporal-conv kernel config as the timing's keys name it."""
+    return "triton " + "/".join(map(str, config))
 
 
 def conv_timing(shapes: Counter, device: torch.device) -> dict:
@@ -247,10 +252,9 @@ def conv_timing(shapes: Counter, device: torch.device) -> dict:
         totals.update({f"{shape[0]} {k}": count * v for k, v in row.items() if k.endswith("_ms")})
     # the kernel's config: the fastest summed over the temporal shapes, among those right on every one of them
     right = [c for c in temporal_conv.CONFIGS if all(
-        r.get(f"triton {'/'.join(map(str, c))} error", 1.0) <= 2 * r["cudnn_error"] + 1e-3
+        r.get(f"{_triton_name(c)} error", 1.0) <= 2 * r["cudnn_error"] + 1e-3
         for r in per_shape if r["shape"][0] == "temporal" and "cudnn_error" in r)]
-    timed = {c: totals[f"temporal triton {'/'.join(map(str, c))}_ms"] for c in right
-             if f"temporal triton {'/'.join(map(str, c))}_ms" in totals}
+    timed = {c: totals[f"temporal {_triton_name(c)}_ms"] for c in right if f"temporal {_triton_name(c)}_ms" in totals}
     best = min(timed, key=timed.get) if timed else None
     return {"ms_per_unet_call": dict(totals), "per_shape": per_shape, "triton_config": best,
             "triton_ms_per_unet_call": timed.get(best)}
