@@ -79,6 +79,8 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                         "(auto: on a GPU)")
     b.add_argument("--no-profile", dest="profile", action="store_false", help="skip the kernel profile")
     b.add_argument("--no-eager", dest="eager", action="store_false", help="skip our eager runs")
+    b.add_argument("--no-fast", dest="fast", action="store_false",
+                   help="skip our compiled runs of --configs (the variants and kernel checks still run)")
     b.add_argument("--no-fp32-check", dest="fp32_check", action="store_false", help="skip the fp32 reference")
     b.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold-start process")
     b.add_argument("--cold-start-only", action="store_true", help="only the cold-start measurement")
@@ -88,8 +90,8 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--variants", nargs="+", default=[], metavar="VARIANT",
                    help="our compiled path again with one change, on the first work size: triton-attention (the "
                         "kernel on every problem), sdpa-attention (on none), triton-conv (the temporal "
-                        "convolutions' kernel), fp8, fp8+triton-attention; or bf16 (the plain pipeline, for the "
-                        "precision comparison)")
+                        "convolutions' kernel), autotune (inductor's max-autotune), fp8, fp8+triton-attention; or "
+                        "bf16 (the plain pipeline, for the precision comparison)")
     b.add_argument("--deadline-s", type=float, default=None,
                    help="start no further compiled work size after this many seconds (fits a time-limited lease)")
     b.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)

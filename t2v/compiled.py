@@ -70,12 +70,12 @@ class Compiler(Protocol):
 class JitCompiler:
     """torch.compile, static shapes, fullgraph (no graph breaks), one isolated compile per input shape."""
 
-    def __init__(self, backend: str = "inductor", mode: str | None = None) -> None:
-        self.backend, self.mode = backend, mode
+    def __init__(self, backend: str = "inductor", options: dict | None = None) -> None:
+        self.backend, self.options = backend, options  # options: inductor settings for these compiles only
 
     def build(self, unet: nn.Module, shape: Shape) -> UNetFn:
         """Compile for `shape` now, in this thread (one call on random inputs traces and compiles)."""
-        compiled = torch.compile(_isolated(unet), backend=self.backend, mode=self.mode, fullgraph=True,
+        compiled = torch.compile(_isolated(unet), backend=self.backend, options=self.options, fullgraph=True,
                                  dynamic=False)
         with torch.no_grad():
             compiled(*example_inputs(shape, next(unet.parameters())))
@@ -102,8 +102,9 @@ class CompiledDecoder:
     (docs/perf-notes.md row 26). At most `limit` chunk shapes are kept (the oldest compiled goes first; the
     rendering thread only reads the table, the compiling thread writes it)."""
 
-    def __init__(self, vae: nn.Module, chunk: int, backend: str = "inductor", limit: int = 2 * MAX_SHAPES) -> None:
-        self.vae, self.chunk, self.backend, self.limit = vae, chunk, backend, limit
+    def __init__(self, vae: nn.Module, chunk: int, backend: str = "inductor", limit: int = 2 * MAX_SHAPES,
+                 options: dict | None = None) -> None:
+        self.vae, self.chunk, self.backend, self.limit, self.options = vae, chunk, backend, limit, options
         self.functions: OrderedDict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = OrderedDict()
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -125,7 +126,8 @@ class CompiledDecoder:
         for key in sorted(self.chunk_shapes(shape) - set(self.functions)):
             started = time.perf_counter()
             try:
-                fn = torch.compile(_isolated(self.vae.decode), backend=self.backend, fullgraph=True, dynamic=False)
+                fn = torch.compile(_isolated(self.vae.decode), backend=self.backend, options=self.options,
+                                   fullgraph=True, dynamic=False)
                 with torch.no_grad():
                     fn(torch.randn(key, generator=torch.Generator().manual_seed(0)).to(like.device, like.dtype))
             except Exception:

@@ -31,6 +31,10 @@ Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # S
 Convolve = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]  # (x, weight, bias) → out
 TEMPORAL_CONV = ("cudnn", "triton")  # optimize(temporal_conv=…): cuDNN's Conv2d, or t2v.kernels' Triton kernel
 # (opt-in until measured on a GPU: docs/perf-notes.md row 29)
+# optimize(autotune=True): inductor times Triton templates against cuBLAS/cuDNN for each GEMM and convolution of a
+# compiled shape and keeps the fastest (and more configs for its fused kernels); compiles take several times longer
+AUTOTUNE = {"max_autotune": True, "max_autotune_gemm_backends": "ATEN,TRITON",
+            "max_autotune_conv_backends": "ATEN,TRITON"}
 CUDNN_CONV: Convolve = partial(F.conv2d, padding=(1, 0))  # a temporal 3×1 convolution over [b, c, f, p], by cuDNN
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
@@ -234,7 +238,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
-             temporal_conv: str = "cudnn") -> None:
+             temporal_conv: str = "cudnn", autotune: bool = False) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
@@ -244,7 +248,9 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
     (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
     needs `fused` ("sdpa" does not), as `temporal_conv` "triton" does (t2v.kernels.temporal_conv; opt-in until
-    measured on a GPU). `compile_decoder` compiles the VAE decoder beside each UNet shape
+    measured on a GPU). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing Triton
+    templates against the vendor libraries' when it compiles a shape (AUTOTUNE; compiles take several times longer;
+    opt-in until measured). `compile_decoder` compiles the VAE decoder beside each UNet shape
     (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes device between uses).
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
@@ -255,6 +261,9 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     convolve = choose_temporal_conv(temporal_conv, pipe.device)  # an unknown value is named first
     if temporal_conv != "cudnn" and not fused:
         raise ValueError(f"temporal_conv={temporal_conv!r} needs fused=True (it serves the fused temporal convs)")
+    if autotune and backend != "inductor":
+        raise ValueError(f"autotune=True needs backend='inductor' (got {backend!r}): it sets inductor's options")
+    options = AUTOTUNE if autotune else None
     attend = choose_temporal_attention(temporal_attention, pipe.device)
     if fused:
         fuse(unet, attend, convolve)
@@ -264,19 +273,20 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     compiler = None
     if compile:
         configure_inductor(cache_dir)
-        compiler = JitCompiler(backend)
+        compiler = JitCompiler(backend, options)
     if vae_chunk is not None:
         pipe.vae_chunk = vae_chunk
     decoder = None
     if compiler is not None and compile_decoder and not offload_modules:
-        decoder = CompiledDecoder(pipe.vae, pipe.vae_chunk, backend, 2 * max_shapes)
+        decoder = CompiledDecoder(pipe.vae, pipe.vae_chunk, backend, 2 * max_shapes, options)
     pipe.chunk_decoder = decoder
     if compiler is not None or (cuda_graphs and on_gpu):
         pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile, decoder)
     if offload_modules:
         offload(pipe)
-    log.info("fast path: fused=%s channels_last=%s compile=%s cuda_graphs=%s offload=%s compiled decoder=%s "
-             "temporal attention=%s temporal conv=%s", fused, layout, compile and backend, cuda_graphs and on_gpu,
+    log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "
+             "compiled decoder=%s temporal attention=%s temporal conv=%s", fused, layout, compile and backend,
+             compile and autotune, cuda_graphs and on_gpu,
              offload_modules, decoder is not None,
              "sdpa" if attend is F.scaled_dot_product_attention else "triton",
              "cudnn" if convolve is CUDNN_CONV else "triton")

@@ -32,10 +32,11 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # --variants: our compiled path again with one opt-in change each (its own pipeline and compile), on the first
 # work size: (dtype, the optimize() options); "bf16" is the plain eager pipeline in bf16, for the precision table
 # (the temporal attention's default is "auto": the Triton kernel on problems large enough; "triton-attention" uses
-# it on every problem, "sdpa-attention" on none, as before 2026-12-02; "triton-conv": t2v.kernels.temporal_conv)
+# it on every problem, "sdpa-attention" on none, as before 2026-12-02; "triton-conv": t2v.kernels.temporal_conv;
+# "autotune": inductor's max-autotune, Triton templates timed against cuBLAS and cuDNN per GEMM and convolution)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
-            "triton-conv": ("float16", {"temporal_conv": "triton"}),
+            "triton-conv": ("float16", {"temporal_conv": "triton"}), "autotune": ("float16", {"autotune": True}),
             "fp8": ("fp8", {"temporal_attention": "sdpa"}),
             "fp8+triton-attention": ("fp8", {"temporal_attention": "triton"}), "bf16": ("bfloat16", None)}
 
@@ -48,10 +49,10 @@ def plan(args, device: torch.device) -> list[str]:
         if args.diffusers_compile == "on" or (args.diffusers_compile == "auto" and device.type == "cuda"):
             steps.append("diffusers compiled")
     steps += ["ours eager"] if args.eager else []
-    steps += [f"ours compiled {name}" for name in args.configs]
-    if device.type == "cuda" and args.profile:
+    steps += [f"ours compiled {name}" for name in args.configs if args.fast]
+    if device.type == "cuda" and args.profile and args.fast:  # these two and fp32 follow the compiled runs
         steps += ["memory", "profile"]
-    if args.fp32_check:
+    if args.fp32_check and args.fast:
         steps.append("fp32")
     if args.kernels is not None:
         steps.append("kernels")
@@ -100,7 +101,7 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
         _row(rec, first, impl, seconds, mem, lat, flops[first.name], **_errors(lat, theirs.get(first.name)))
     pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend)
     fast, reference = {}, None
-    for i, work in enumerate(works):
+    for i, work in enumerate(works if args.fast else ()):
         if i and _late(args, 0):
             rec.extra(f"skipped_{work.name}", "the --deadline-s had passed")
             continue

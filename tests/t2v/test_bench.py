@@ -47,13 +47,15 @@ def test_the_kernel_checks_and_variants_run_only_when_asked_for():
                                 "variant fp8", "variant triton-attention"]
     assert "profile" in plan(asked, gpu) and plan(_bench_args("--no-diffusers", "--no-fp32-check"), cpu)[:2] == [
         "flops", "ours eager"]
+    assert plan(_bench_args("--no-diffusers", "--no-eager", "--no-fast", "--variants", "autotune"), gpu) == [
+        "flops", "variant autotune", "cold start"]  # a variant alone: no compiled runs, nor what follows them
 
 
 def test_an_unknown_variant_is_refused_in_one_line(capsys):
     assert main(["bench", "--device", "cpu", "--variants", "fp8", "fp4"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: --variants fp4: not a variant; use any of triton-attention, sdpa-attention, triton-conv, fp8, "
-        "fp8+triton-attention, bf16"]
+        "error: --variants fp4: not a variant; use any of triton-attention, sdpa-attention, triton-conv, autotune, "
+        "fp8, fp8+triton-attention, bf16"]
 
 
 def test_the_recorded_shapes_are_those_of_one_unet_call():
