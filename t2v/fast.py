@@ -20,7 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from t2v.compiled import MAX_SHAPES, CompiledDecoder, FastUNet, JitCompiler, Shape
-from t2v.kernels import temporal_attention, temporal_conv
+from t2v.kernels import temporal_attention
 from t2v.kernels.fp8 import Fp8Linear
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
 
@@ -28,14 +28,10 @@ log = logging.getLogger(__name__)
 
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # SDPA's (q, k, v) → out
-Convolve = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]  # (x, weight, bias) → out
-TEMPORAL_CONV = ("cudnn", "triton")  # optimize(temporal_conv=…): cuDNN's Conv2d, or t2v.kernels' Triton kernel
-# (opt-in until measured on a GPU: docs/perf-notes.md row 29)
 # optimize(autotune=True): inductor times Triton templates against cuBLAS/cuDNN for each GEMM and convolution of a
 # compiled shape and keeps the fastest (and more configs for its fused kernels); compiles take several times longer
 AUTOTUNE = {"max_autotune": True, "max_autotune_gemm_backends": "ATEN,TRITON",
             "max_autotune_conv_backends": "ATEN,TRITON"}
-CUDNN_CONV: Convolve = partial(F.conv2d, padding=(1, 0))  # a temporal 3×1 convolution over [b, c, f, p], by cuDNN
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
@@ -102,13 +98,10 @@ class FusedAttention(nn.Module):
 
 
 class TemporalConv2dBlock(nn.Module):
-    """TemporalConvBlock with each 3×1×1 Conv3d as a 3×1 Conv2d over [b, c, f, h·w]: a free view in channels-last.
+    """TemporalConvBlock with each 3×1×1 Conv3d as a 3×1 Conv2d over [b, c, f, h·w]: a free view in channels-last."""
 
-    `convolve(x, weight, bias)` computes each of them: cuDNN's Conv2d, or t2v.kernels.temporal_conv's kernel."""
-
-    def __init__(self, block: TemporalConvBlock, convolve: Convolve = CUDNN_CONV):
+    def __init__(self, block: TemporalConvBlock):
         super().__init__()
-        self.convolve = convolve
         self.layers = nn.ModuleList()
         for seq in (block.conv1, block.conv2, block.conv3, block.conv4):
             conv3d = seq[-1]
@@ -121,8 +114,8 @@ class TemporalConv2dBlock(nn.Module):
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         h = x.shape[-2]
         y = rearrange(x, "(b f) c h w -> b c f (h w)", f=frames)
-        for norm, silu, conv in self.layers:
-            y = self.convolve(silu(norm(y)), conv.weight, conv.bias)
+        for layer in self.layers:
+            y = layer(y)
         return x + rearrange(y, "b c f (h w) -> (b f) c h w", h=h)
 
     def plain_weights(self) -> dict[str, torch.Tensor]:
@@ -151,12 +144,10 @@ def live_weights(unet: nn.Module) -> dict[str, torch.Tensor]:
     return views
 
 
-def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention,
-         temporal_convolve: Convolve = CUDNN_CONV) -> nn.Module:
+def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention) -> nn.Module:
     """Replace attention and temporal-conv modules in place by their fused equivalents; returns the UNet.
 
-    The temporal transformers' attention computes with `temporal_attend`, the temporal convolutions with
-    `temporal_convolve` (both set again on a UNet fused before)."""
+    The temporal transformers' attention computes with `temporal_attend` (set again on a UNet fused before)."""
     temporal = {id(m) for block in unet.modules() if isinstance(block, TemporalTransformer) for m in block.modules()}
     for module in list(unet.modules()):
         for name, child in list(module.named_children()):
@@ -164,26 +155,10 @@ def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attenti
                 attend = temporal_attend if id(child) in temporal else F.scaled_dot_product_attention
                 setattr(module, name, FusedAttention(child, attend))
             elif isinstance(child, TemporalConvBlock):
-                setattr(module, name, TemporalConv2dBlock(child, temporal_convolve))
+                setattr(module, name, TemporalConv2dBlock(child))
             elif isinstance(child, FusedAttention) and id(child) in temporal:
                 child.attend = temporal_attend
-            elif isinstance(child, TemporalConv2dBlock):
-                child.convolve = temporal_convolve
     return unet
-
-
-def choose_temporal_conv(kind: str, device: torch.device) -> Convolve:
-    """The temporal convolutions: "cudnn" (the default), or "triton" (t2v.kernels.temporal_conv wherever it applies)
-    where the device runs it, elsewhere cuDNN with a warning naming why."""
-    if kind not in TEMPORAL_CONV:
-        raise ValueError(f"temporal_conv={kind!r}: use one of {', '.join(TEMPORAL_CONV)}")
-    reason = temporal_conv.unavailable(device) if kind == "triton" else None
-    if reason is not None:
-        log.warning("temporal_conv='triton' is not used on %s (%s); the temporal convolutions stay on cuDNN", device,
-                    reason)
-    if kind == "cudnn" or reason is not None:
-        return CUDNN_CONV
-    return temporal_conv.temporal_conv
 
 
 def choose_temporal_attention(kind: str, device: torch.device) -> Attend:
@@ -238,7 +213,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
-             temporal_conv: str = "cudnn", autotune: bool = False) -> None:
+             autotune: bool = False) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
@@ -247,26 +222,23 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     the decoder's activations, which set the memory peak of a 16×256² video. `temporal_attention` "auto" (the
     default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
     (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
-    needs `fused` ("sdpa" does not), as `temporal_conv` "triton" does (t2v.kernels.temporal_conv; opt-in until
-    measured on a GPU). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing Triton
-    templates against the vendor libraries' when it compiles a shape (AUTOTUNE; compiles take several times longer;
-    opt-in until measured). `compile_decoder` compiles the VAE decoder beside each UNet shape
-    (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes device between uses).
+    needs `fused` ("sdpa" does not). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing
+    Triton templates against the vendor libraries' when it compiles a shape (AUTOTUNE; opt-in: its compile of the
+    standard shape took over 9 minutes on an H200, docs/perf-notes.md row 30). `compile_decoder` compiles the VAE
+    decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes
+    device between uses).
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
     if temporal_attention == "auto" and not fused:
         temporal_attention = "sdpa"  # the unfused modules call SDPA themselves
     if temporal_attention != "sdpa" and not fused:
         raise ValueError(f"temporal_attention={temporal_attention!r} needs fused=True (it serves the fused attention)")
-    convolve = choose_temporal_conv(temporal_conv, pipe.device)  # an unknown value is named first
-    if temporal_conv != "cudnn" and not fused:
-        raise ValueError(f"temporal_conv={temporal_conv!r} needs fused=True (it serves the fused temporal convs)")
     if autotune and backend != "inductor":
         raise ValueError(f"autotune=True needs backend='inductor' (got {backend!r}): it sets inductor's options")
     options = AUTOTUNE if autotune else None
     attend = choose_temporal_attention(temporal_attention, pipe.device)
     if fused:
-        fuse(unet, attend, convolve)
+        fuse(unet, attend)
     if layout:
         channels_last(unet)
     on_gpu = pipe.device.type == "cuda"
@@ -285,8 +257,6 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     if offload_modules:
         offload(pipe)
     log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "
-             "compiled decoder=%s temporal attention=%s temporal conv=%s", fused, layout, compile and backend,
-             compile and autotune, cuda_graphs and on_gpu,
-             offload_modules, decoder is not None,
-             "sdpa" if attend is F.scaled_dot_product_attention else "triton",
-             "cudnn" if convolve is CUDNN_CONV else "triton")
+             "compiled decoder=%s temporal attention=%s", fused, layout, compile and backend, compile and autotune,
+             cuda_graphs and on_gpu, offload_modules, decoder is not None,
+             "sdpa" if attend is F.scaled_dot_product_attention else "triton")

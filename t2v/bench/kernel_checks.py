@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from t2v.kernels import fp8, temporal_conv
+from t2v.kernels import fp8
 from t2v.kernels import temporal_attention as ta
 from t2v.unet import CrossAttention, SpatialTransformer, TemporalTransformer
 
@@ -199,8 +199,7 @@ def fp8_checks(shapes: Counter, device: torch.device) -> dict:
 
 def _conv_row(shape: ConvShape, device: torch.device, dtype: torch.dtype = torch.float16) -> dict:
     """One convolution shape, channels-last: cuDNN's time and rate, a GEMM of the same M×K×N (what an implicit
-    GEMM could reach: the headroom of the convolution kernels on this shape), and for the temporal ones
-    t2v.kernels.temporal_conv's kernel in each of its CONFIGS (error against fp32, time) where it runs."""
+    GEMM could reach: the headroom of the convolution kernels on this shape)."""
     _, n, c_in, h, w, c_out, kh, kw, stride, pad_h, pad_w = shape
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, c_in, h, w, generator=g).to(device, dtype).contiguous(memory_format=torch.channels_last)
@@ -216,30 +215,12 @@ def _conv_row(shape: ConvShape, device: torch.device, dtype: torch.dtype = torch
     row["equal_gemm_ms"] = _time_ms(device, torch.mm, a, b)
     row["cudnn_tflops"] = tflop / row["cudnn_ms"] * 1e3
     row["equal_gemm_tflops"] = tflop / row["equal_gemm_ms"] * 1e3
-    if shape[0] == "temporal" and temporal_conv.why_not(x, weight, bias) is None:
-        exact = F.conv2d(x.float(), weight.float(), bias.float(), padding=(1, 0))
-        scale = float(exact.abs().max())
-        row["cudnn_error"] = float((out.float() - exact).abs().max()) / scale
-        for config in temporal_conv.CONFIGS:
-            name = _triton_name(config)
-            try:
-                got = torch.ops.t2v.temporal_conv(x, weight, bias, list(config))
-                row[f"{name} error"] = float((got.float() - exact).abs().max()) / scale
-                row[f"{name}_ms"] = _time_ms(device, torch.ops.t2v.temporal_conv, x, weight, bias, list(config))
-            except Exception:  # a config that does not compile here leaves the others
-                log.exception("the temporal-conv kernel %s failed on %s", name, shape)
     return row
-
-
-def _triton_name(config: tuple[int, ...]) -> str:
-    """'triton 128/128/64/8/3': a temporal-conv kernel config as the timing's keys name it."""
-    return "triton " + "/".join(map(str, config))
 
 
 def conv_timing(shapes: Counter, device: torch.device) -> dict:
     """Per convolution shape of one UNet call and summed by kind (spatial 3×3, temporal 3×1, 1×1) over the call:
-    cuDNN, the equal-size GEMM and (temporal) the Triton kernel per config; `triton_config` is the fastest config
-    that was within rounding on every temporal shape (None where nothing was timed)."""
+    cuDNN and the equal-size GEMM."""
     per_shape, totals = [], Counter()
     for shape, count in sorted(shapes.items()):
         try:
@@ -250,11 +231,4 @@ def conv_timing(shapes: Counter, device: torch.device) -> dict:
             continue
         per_shape.append({"shape": shape, "calls": count, **row})
         totals.update({f"{shape[0]} {k}": count * v for k, v in row.items() if k.endswith("_ms")})
-    # the kernel's config: the fastest summed over the temporal shapes, among those right on every one of them
-    right = [c for c in temporal_conv.CONFIGS if all(
-        r.get(f"{_triton_name(c)} error", 1.0) <= 2 * r["cudnn_error"] + 1e-3
-        for r in per_shape if r["shape"][0] == "temporal" and "cudnn_error" in r)]
-    timed = {c: totals[f"temporal {_triton_name(c)}_ms"] for c in right if f"temporal {_triton_name(c)}_ms" in totals}
-    best = min(timed, key=timed.get) if timed else None
-    return {"ms_per_unet_call": dict(totals), "per_shape": per_shape, "triton_config": best,
-            "triton_ms_per_unet_call": timed.get(best)}
+    return {"ms_per_unet_call": dict(totals), "per_shape": per_shape}

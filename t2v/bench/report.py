@@ -91,10 +91,8 @@ def kernel_tables(extra: dict) -> list[str]:
     if conv:
         ms = conv["ms_per_unet_call"]
         lines += ["", "Convolutions per UNet call, timed alone (ms; channels-last fp16):", "",
-                  "| kind | cuDNN | a GEMM of the same M×K×N | t2v's Triton kernel (best config) |",
-                  "|---|---|---|---|"]
-        lines += [f"| {kind} | {_f(ms.get(f'{kind} cudnn_ms'), 3)} | {_f(ms.get(f'{kind} equal_gemm_ms'), 3)} | "
-                  f"{_f(conv.get('triton_ms_per_unet_call'), 3) if kind == 'temporal' else '–'} |"
+                  "| kind | cuDNN | a GEMM of the same M×K×N |", "|---|---|---|"]
+        lines += [f"| {kind} | {_f(ms.get(f'{kind} cudnn_ms'), 3)} | {_f(ms.get(f'{kind} equal_gemm_ms'), 3)} |"
                   for kind in ("spatial", "temporal", "1x1")
                   if f"{kind} cudnn_ms" in ms]
     return lines

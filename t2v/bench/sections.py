@@ -16,7 +16,7 @@ import torch
 from t2v.bench import KERNEL_CHECKS, kernel_checks, measure, twin
 from t2v.compiled import example_inputs, video_shape
 from t2v.fast import channels_last
-from t2v.kernels import fp8, temporal_attention, temporal_conv
+from t2v.kernels import fp8, temporal_attention
 from t2v.sampling import GuidedDenoiser
 from t2v.weights.export import write_export
 
@@ -32,11 +32,11 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # --variants: our compiled path again with one opt-in change each (its own pipeline and compile), on the first
 # work size: (dtype, the optimize() options); "bf16" is the plain eager pipeline in bf16, for the precision table
 # (the temporal attention's default is "auto": the Triton kernel on problems large enough; "triton-attention" uses
-# it on every problem, "sdpa-attention" on none, as before 2026-12-02; "triton-conv": t2v.kernels.temporal_conv;
-# "autotune": inductor's max-autotune, Triton templates timed against cuBLAS and cuDNN per GEMM and convolution)
+# it on every problem, "sdpa-attention" on none, as before 2026-12-02; "autotune": inductor's max-autotune,
+# Triton templates timed against cuBLAS and cuDNN per GEMM and convolution)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
-            "triton-conv": ("float16", {"temporal_conv": "triton"}), "autotune": ("float16", {"autotune": True}),
+            "autotune": ("float16", {"autotune": True}),
             "fp8": ("fp8", {"temporal_attention": "sdpa"}),
             "fp8+triton-attention": ("fp8", {"temporal_attention": "triton"}), "bf16": ("bfloat16", None)}
 
@@ -164,15 +164,13 @@ def kernels_section(shapes: dict, device: torch.device, rec, checks: Iterable[st
     if "fp8" in checks:
         rec.extra("fp8_linear", kernel_checks.fp8_checks(linears, device))
     if "conv" in checks:
-        results["conv"] = kernel_checks.conv_timing(convs, device)
-        rec.extra("conv_timing", results["conv"])
+        rec.extra("conv_timing", kernel_checks.conv_timing(convs, device))
     return results
 
 
 def use_fastest_correct_choice(results: dict, rec) -> None:
     """Let the variants run the kernel with the fastest (packing, rows) that was right at every frame count in
-    fp16 (the code's defaults where nothing was timed), recorded as `temporal_attention_choice`; and the
-    temporal-conv kernel with its fastest config that was right on every shape (`temporal_conv_config`)."""
+    fp16 (the code's defaults where nothing was timed); recorded as `temporal_attention_choice`."""
     correct = {key.split()[1] for key, c in results.get("correctness", {}).items()
                if isinstance(c, dict) and key.startswith("float16") and c.get("frames_not_within_rounding") == []}
     timed = {name: ms for name, ms in results.get("timing", {}).get("ms_per_unet_call", {}).items()
@@ -181,9 +179,6 @@ def use_fastest_correct_choice(results: dict, rec) -> None:
         packing, rows = min(timed, key=timed.get).split("/")
         temporal_attention.PACKING, temporal_attention.ROWS = packing, int(rows)
     rec.extra("temporal_attention_choice", f"{temporal_attention.PACKING}/{temporal_attention.ROWS}")
-    if results.get("conv", {}).get("triton_config"):  # likewise the temporal-conv kernel's config
-        temporal_conv.CONFIG = tuple(results["conv"]["triton_config"])
-    rec.extra("temporal_conv_config", list(temporal_conv.CONFIG))
 
 
 def variant_section(name: str, config, states, work, args, device, noise, flops: dict, references: dict,

@@ -54,8 +54,8 @@ def test_the_kernel_checks_and_variants_run_only_when_asked_for():
 def test_an_unknown_variant_is_refused_in_one_line(capsys):
     assert main(["bench", "--device", "cpu", "--variants", "fp8", "fp4"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: --variants fp4: not a variant; use any of triton-attention, sdpa-attention, triton-conv, autotune, "
-        "fp8, fp8+triton-attention, bf16"]
+        "error: --variants fp4: not a variant; use any of triton-attention, sdpa-attention, autotune, fp8, "
+        "fp8+triton-attention, bf16"]
 
 
 def test_the_recorded_shapes_are_those_of_one_unet_call():
@@ -95,12 +95,8 @@ def test_the_kernel_checks_pass_on_the_cpu_and_say_why_they_skip_what_needs_a_gp
                                                ("spatial", 4, 8, 4, 4, 16, 3, 3, 1, 1, 1): 1}), cpu)
     temporal = next(row for row in convs["per_shape"] if row["shape"][0] == "temporal")
     assert temporal["calls"] == 2 and temporal["cudnn_tflops"] > 0
-    assert {"temporal cudnn_ms", "temporal equal_gemm_ms", "spatial cudnn_ms", "spatial equal_gemm_ms"} <= set(
-        convs["ms_per_unet_call"])
-    if ta.INTERPRETED:  # the temporal-conv kernel, each config checked and timed, the fastest right one chosen
-        from t2v.kernels import temporal_conv as tc
-
-        assert tuple(convs["triton_config"]) in tc.CONFIGS and convs["triton_ms_per_unet_call"] > 0
+    assert set(convs["ms_per_unet_call"]) == {"temporal cudnn_ms", "temporal equal_gemm_ms", "spatial cudnn_ms",
+                                              "spatial equal_gemm_ms"}
 
 
 def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_rows():

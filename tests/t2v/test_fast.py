@@ -152,29 +152,3 @@ def test_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_sdpa_elsewhere_withou
 def test_temporal_attention_choices_that_cannot_work_are_refused(pipe, options, expected):
     with pytest.raises(ValueError, match=expected):
         pipe.optimize(compile=False, **options)
-
-
-def test_the_unet_with_the_triton_temporal_conv_computes_what_it_does_with_cudnn(monkeypatch):
-    from t2v.kernels import temporal_conv as tc
-
-    monkeypatch.setattr(tc, "CONFIG", (16, 16, 16, 4, 1))  # small blocks: the interpreter runs them quickly
-    served, (exact, cudnn, triton), pipe = _stock_and_kernel(monkeypatch, tc, "temporal_conv", tc.why_not,
-                                                              temporal_conv="triton")
-    blocks = [m for m in pipe.unet.modules() if isinstance(m, TemporalConv2dBlock)]
-    assert len(served) == 4 * len(blocks) and all(served)
-    assert (triton.float() - exact).abs().max() <= 2 * (cudnn.float() - exact).abs().max() + 2e-3
-
-
-def test_the_triton_temporal_conv_falls_back_to_cudnn_with_a_warning_where_it_cannot_run(pipe, monkeypatch, caplog):
-    from t2v.fast import CUDNN_CONV, choose_temporal_conv
-    from t2v.kernels import temporal_conv as tc
-
-    assert choose_temporal_conv("cudnn", torch.device("cpu")) is CUDNN_CONV
-    monkeypatch.setattr(tc, "unavailable", lambda device: "no Triton here")
-    pipe.optimize(compile=False, temporal_conv="triton")
-    assert all(m.convolve is CUDNN_CONV for m in pipe.unet.modules() if isinstance(m, TemporalConv2dBlock))
-    assert "temporal_conv='triton' is not used on cpu (no Triton here)" in caplog.text
-    with pytest.raises(ValueError, match="temporal_conv='winograd': use one of cudnn, triton"):
-        pipe.optimize(compile=False, temporal_conv="winograd")
-    with pytest.raises(ValueError, match="needs fused=True"):
-        pipe.optimize(compile=False, fused=False, temporal_conv="triton")
