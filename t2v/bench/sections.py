@@ -91,6 +91,30 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
     theirs = {} if "diffusers eager" not in steps else diffusers_section(
         config, states, works, args.steps, device, dtype, noises, flops, rec, "diffusers compiled" in steps,
         args.backend)
+    fast, reference = {}, None
+    if "ours eager" in steps or args.fast:
+        fast, reference = ours_section(args, config, states, works, steps, device, dtype, noises, flops, theirs, rec)
+    if shapes is not None:
+        use_fastest_correct_choice(kernels_section(shapes, device, rec, args.kernels or KERNEL_CHECKS), rec)
+    references = {"fp32": reference, "ours": fast.get(first.name), "diffusers": theirs.get(first.name)}
+    for name in args.variants:
+        try:
+            variant_section(name, config, states, first, args, device, noises[first.name], flops[first.name],
+                            references, rec)
+        except Exception as exc:  # one variant that fails leaves the others and the report
+            log.exception("the variant %s failed", name)
+            rec.extra(f"skipped_variant_{name}", f"failed: {exc!r}"[:500])
+            _free(device)
+    if "cold start" in steps and not _late(args, 60):
+        cold_section(config, states, args, rec)
+
+
+def ours_section(args, config, states, works, steps: list[str], device, dtype, noises: dict, flops: dict,
+                 theirs: dict, rec) -> tuple[dict, torch.Tensor | None]:
+    """Our eager rows (`steps` "ours eager") on the first work size, then (--configs, unless --no-fast) the compiled
+    path on each, with its memory, decode and profile sections and the fp32 check; returns the compiled runs' final
+    latents by work name and the fp32 reference (None where not run)."""
+    first = works[0]
     pipe = measure.load_ours(config, states, device, dtype)
     variants = (("ours eager (plain)", None), ("ours eager fused+NHWC", {"compile": False, "cuda_graphs": False}),
                 ("ours fused+NHWC+CUDA graphs", {"compile": False, "cuda_graphs": True}))
@@ -120,19 +144,7 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
                                      {"ours compiled+CUDA graphs": lat, "diffusers": theirs.get(work.name)}, rec)
     del pipe
     _free(device)
-    if shapes is not None:
-        use_fastest_correct_choice(kernels_section(shapes, device, rec, args.kernels or KERNEL_CHECKS), rec)
-    references = {"fp32": reference, "ours": fast.get(first.name), "diffusers": theirs.get(first.name)}
-    for name in args.variants:
-        try:
-            variant_section(name, config, states, first, args, device, noises[first.name], flops[first.name],
-                            references, rec)
-        except Exception as exc:  # one variant that fails leaves the others and the report
-            log.exception("the variant %s failed", name)
-            rec.extra(f"skipped_variant_{name}", f"failed: {exc!r}"[:500])
-            _free(device)
-    if "cold start" in steps and not _late(args, 60):
-        cold_section(config, states, args, rec)
+    return fast, reference
 
 
 def _unet_inputs(pipe, work) -> tuple[torch.Tensor, ...]:

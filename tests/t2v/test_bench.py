@@ -27,6 +27,20 @@ def test_bench_times_both_pipelines_and_finds_the_same_latents(tmp_path):
     assert "| batch4 | ours compiled+CUDA graphs |" in report
 
 
+def test_a_variant_runs_alone_with_no_fast_and_our_pipeline_is_loaded_only_for_it(tmp_path, monkeypatch):
+    from t2v.bench import measure
+
+    loads = []
+    load_ours = measure.load_ours
+    monkeypatch.setattr(measure, "load_ours", lambda *args: loads.append(args[-1]) or load_ours(*args))
+    assert main(["bench", "--tiny", "--device", "cpu", "--configs", "standard", "--steps", "1", "--no-diffusers",
+                 "--no-eager", "--no-fast", "--no-cold-start", "--variants", "bf16", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["impl"] for r in data["rows"]] == ["ours plain, bf16"]
+    assert loads == [torch.float32, "bfloat16"]  # once to count the FLOPs, once for the variant
+    assert "vs_fp32" not in data["extra"]  # the fp32 check follows the compiled runs, which did not run
+
+
 def _bench_args(*argv: str):
     from t2v.cli import build_parser
 
