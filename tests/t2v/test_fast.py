@@ -97,31 +97,23 @@ def test_the_triton_temporal_attention_is_opt_in_and_serves_only_the_temporal_tr
     assert spatial and all(m.attend is F.scaled_dot_product_attention for m in spatial)
 
 
-def _stock_and_kernel(monkeypatch, module, name: str, why_not, **option):
-    """The tiny fp16 UNet's output in fp32, fused with the stock ops, and optimised with `option` (a kernel of
-    t2v.kernels), with whether each call of `module.name` went to the kernel; and the optimised pipeline."""
+def test_the_unet_with_the_triton_temporal_attention_computes_what_it_does_with_sdpa(monkeypatch):
     pipe = load_pipeline("tiny-random", dtype="float16")
-    served, kernel = [], getattr(module, name)
+    served, kernel = [], ta.temporal_attention
 
-    def spy(*args):
-        served.append(why_not(*args) is None)
-        return kernel(*args)
+    def spy(q, k, v):
+        served.append(ta.why_not(q, k, v) is None)
+        return kernel(q, k, v)
 
     g = torch.Generator().manual_seed(0)
     inputs = (torch.randn(1, 4, 5, 4, 4, generator=g).half(), torch.tensor([999]),
               torch.randn(1, 77, pipe.config.unet.context_dim, generator=g).half())
     with torch.no_grad():
         exact = copy.deepcopy(pipe.unet).float()(*(t.float() if t.is_floating_point() else t for t in inputs))
-        stock = fuse(copy.deepcopy(pipe.unet))(*inputs)
-        monkeypatch.setattr(module, name, spy)
-        pipe.optimize(compile=False, **option)
-        ours = pipe.unet(*inputs)
-    return served, (exact, stock, ours), pipe
-
-
-def test_the_unet_with_the_triton_temporal_attention_computes_what_it_does_with_sdpa(monkeypatch):
-    served, (exact, sdpa, triton), pipe = _stock_and_kernel(monkeypatch, ta, "temporal_attention", ta.why_not,
-                                                             temporal_attention="triton")
+        sdpa = fuse(copy.deepcopy(pipe.unet))(*inputs)
+        monkeypatch.setattr(ta, "temporal_attention", spy)
+        pipe.optimize(compile=False, temporal_attention="triton")
+        triton = pipe.unet(*inputs)
     assert len(served) == len(_temporal(pipe.unet)) and all(served)
     assert (triton.float() - exact).abs().max() <= 2 * (sdpa.float() - exact).abs().max() + 2e-3
 
