@@ -75,11 +75,16 @@ class JitCompiler:
 
     def build(self, unet: nn.Module, shape: Shape) -> UNetFn:
         """Compile for `shape` now, in this thread (one call on random inputs traces and compiles)."""
-        compiled = torch.compile(_isolated(unet), backend=self.backend, options=self.options, fullgraph=True,
-                                 dynamic=False)
+        compiled = compile_static(unet, self.backend, self.options)
         with torch.no_grad():
             compiled(*example_inputs(shape, next(unet.parameters())))
         return compiled
+
+
+def compile_static(fn: Callable[..., torch.Tensor], backend: str, options: dict | None) -> Callable[..., torch.Tensor]:
+    """`fn` under torch.compile as t2v compiles (the UNet and the decoder alike): static shapes, one graph, a code
+    object of its own; `options` are inductor settings for this compile only (t2v.fast.AUTOTUNE)."""
+    return torch.compile(_isolated(fn), backend=backend, options=options, fullgraph=True, dynamic=False)
 
 
 def _isolated(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
@@ -126,8 +131,7 @@ class CompiledDecoder:
         for key in sorted(self.chunk_shapes(shape) - set(self.functions)):
             started = time.perf_counter()
             try:
-                fn = torch.compile(_isolated(self.vae.decode), backend=self.backend, options=self.options,
-                                   fullgraph=True, dynamic=False)
+                fn = compile_static(self.vae.decode, self.backend, self.options)
                 with torch.no_grad():
                     fn(torch.randn(key, generator=torch.Generator().manual_seed(0)).to(like.device, like.dtype))
             except Exception:

@@ -123,8 +123,9 @@ def ours_section(args, config, states, works, steps: list[str], device, dtype, n
             pipe.optimize(**options)
         seconds, mem, lat = measure.run_ours(pipe, first, args.steps, device, noises[first.name])
         _row(rec, first, impl, seconds, mem, lat, flops[first.name], **_errors(lat, theirs.get(first.name)))
-    pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend)
     fast, reference = {}, None
+    if args.fast:
+        pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend)
     for i, work in enumerate(works if args.fast else ()):
         if i and _late(args, 0):
             rec.extra(f"skipped_{work.name}", "the --deadline-s had passed")
