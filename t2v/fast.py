@@ -223,10 +223,11 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
     (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
     needs `fused` ("sdpa" does not). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing
-    Triton templates against the vendor libraries' when it compiles a shape (AUTOTUNE; opt-in: its compile of the
-    standard shape took over 9 minutes on an H200, docs/perf-notes.md row 30). `compile_decoder` compiles the VAE
-    decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes
-    device between uses).
+    Triton templates against the vendor libraries' when it compiles a shape (AUTOTUNE; opt-in: ≈ 10 s for each
+    distinct GEMM and convolution shape, so the standard shape's compile had not ended after 9 minutes in three tries
+    on an H200, docs/perf-notes.md rows 30 and 33; with `cache_dir` a shape's timings are paid once per machine).
+    `compile_decoder` compiles the VAE decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with
+    `offload_modules`, whose decoder changes device between uses).
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
     if temporal_attention == "auto" and not fused:
