@@ -32,8 +32,6 @@ Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # S
 # compiled shape and keeps the fastest (and more configs for its fused kernels); compiles take several times longer
 AUTOTUNE = {"max_autotune": True, "max_autotune_gemm_backends": "ATEN,TRITON",
             "max_autotune_conv_backends": "ATEN,TRITON"}
-TEMPORAL_CONV = ("cudnn", "taps")  # optimize(temporal_conv=…): the temporal 3×1 convolutions as Conv2d (cuDNN on
-# GPUs) or as FrameTaps, one GEMM and a shifted sum (opt-in until measured on a GPU: docs/perf-notes.md row 35)
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
@@ -99,64 +97,19 @@ class FusedAttention(nn.Module):
                 **{f"to_out.{name}": tensor for name, tensor in self.to_out.state_dict(keep_vars=True).items()}}
 
 
-class FrameTaps(nn.Module):
-    """A temporal 3×1 convolution over [b, c, f, p] as one GEMM and a shifted sum: each frame's pixels times the
-    three taps' weights stacked ([b·f·p, c] × [c, 3·c_out]), then frame f's output is tap 0 of frame f − 1, tap 1 of
-    frame f and tap 2 of frame f + 1 (zero outside the clip) plus the bias. The GEMM runs at cuBLAS's rates
-    (cuDNN's 3×1 convolutions ran at half of them on these shapes: docs/perf-notes.md row 25); the sum is a
-    pointwise pass the compiler folds into whatever reads the output. Input and output are channels-last views."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
-        super().__init__()
-        # the taps' weights tap-major, [3, c_out, c_in]: flattened, the GEMM's [3·c_out, c_in] operand without a copy
-        self.taps = nn.Parameter(weight.detach().reshape(*weight.shape[:2], 3).permute(2, 0, 1).contiguous(),
-                                 requires_grad=False)
-        self.bias = None if bias is None else nn.Parameter(bias.detach(), requires_grad=False)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """The 3×1 Conv2d's weight, [c_out, c_in, 3, 1], as a view of the taps (writing into it changes them)."""
-        return self.taps.permute(1, 2, 0).unsqueeze(-1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        each = F.linear(x.permute(0, 2, 3, 1), self.taps.flatten(0, 1))  # [b, f, p, 3·c_out]
-        before, now, after = each.unflatten(-1, (3, -1)).unbind(-2)  # each [b, f, p, c_out]
-        out = now + F.pad(before[:, :-1], (0, 0, 0, 0, 1, 0)) + F.pad(after[:, 1:], (0, 0, 0, 0, 0, 1))
-        if self.bias is not None:
-            out = out + self.bias
-        return out.permute(0, 3, 1, 2)
-
-
 class TemporalConv2dBlock(nn.Module):
-    """TemporalConvBlock with each 3×1×1 Conv3d as a 3×1 Conv2d over [b, c, f, h·w]: a free view in channels-last;
-    with `taps`, as FrameTaps (one GEMM and a shifted sum) instead."""
+    """TemporalConvBlock with each 3×1×1 Conv3d as a 3×1 Conv2d over [b, c, f, h·w]: a free view in channels-last."""
 
-    def __init__(self, block: TemporalConvBlock, taps: bool = False):
+    def __init__(self, block: TemporalConvBlock):
         super().__init__()
         self.layers = nn.ModuleList()
         for seq in (block.conv1, block.conv2, block.conv3, block.conv4):
             conv3d = seq[-1]
-            self.layers.append(nn.Sequential(seq[0], nn.SiLU(), self._conv(conv3d.weight.squeeze(-1), conv3d.bias,
-                                                                           taps)))  # GroupNorm, SiLU, conv
-        self.taps = taps
-
-    @staticmethod
-    def _conv(weight: torch.Tensor, bias: torch.Tensor | None, taps: bool) -> nn.Module:
-        """A 3×1 convolution with this weight ([c_out, c_in, 3, 1]) and bias: FrameTaps, or a Conv2d sharing them."""
-        if taps:
-            return FrameTaps(weight, bias)
-        conv = nn.Conv2d(weight.shape[1], weight.shape[0], (3, 1), padding=(1, 0), bias=bias is not None,
-                         device="meta")
-        conv.weight = nn.Parameter(weight.detach(), requires_grad=False)  # shares storage where it can
-        conv.bias = None if bias is None else nn.Parameter(bias.detach(), requires_grad=False)
-        return conv
-
-    def use_taps(self, taps: bool) -> None:
-        """Compute the convolutions as FrameTaps (True) or Conv2d (False) from now on (the weights are copied)."""
-        if taps != self.taps:
-            for seq in self.layers:
-                seq[2] = self._conv(seq[2].weight.contiguous(), seq[2].bias, taps)
-            self.taps = taps
+            conv = nn.Conv2d(conv3d.in_channels, conv3d.out_channels, (3, 1), padding=(1, 0),
+                             device=conv3d.weight.device, dtype=conv3d.weight.dtype)
+            conv.weight = nn.Parameter(conv3d.weight.detach().squeeze(-1), requires_grad=False)  # shares storage
+            conv.bias = conv3d.bias
+            self.layers.append(nn.Sequential(seq[0], nn.SiLU(), conv))  # GroupNorm, SiLU, conv; dropout is 0
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         h = x.shape[-2]
@@ -191,11 +144,10 @@ def live_weights(unet: nn.Module) -> dict[str, torch.Tensor]:
     return views
 
 
-def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention, taps: bool = False) -> nn.Module:
+def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention) -> nn.Module:
     """Replace attention and temporal-conv modules in place by their fused equivalents; returns the UNet.
 
-    The temporal transformers' attention computes with `temporal_attend`, the temporal convolutions as FrameTaps
-    when `taps` (both set again on a UNet fused before)."""
+    The temporal transformers' attention computes with `temporal_attend` (set again on a UNet fused before)."""
     temporal = {id(m) for block in unet.modules() if isinstance(block, TemporalTransformer) for m in block.modules()}
     for module in list(unet.modules()):
         for name, child in list(module.named_children()):
@@ -203,11 +155,9 @@ def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attenti
                 attend = temporal_attend if id(child) in temporal else F.scaled_dot_product_attention
                 setattr(module, name, FusedAttention(child, attend))
             elif isinstance(child, TemporalConvBlock):
-                setattr(module, name, TemporalConv2dBlock(child, taps))
+                setattr(module, name, TemporalConv2dBlock(child))
             elif isinstance(child, FusedAttention) and id(child) in temporal:
                 child.attend = temporal_attend
-            elif isinstance(child, TemporalConv2dBlock):
-                child.use_taps(taps)
     return unet
 
 
@@ -263,7 +213,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
-             autotune: bool = False, temporal_conv: str = "cudnn") -> None:
+             autotune: bool = False) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
@@ -276,25 +226,20 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     Triton templates against the vendor libraries' when it compiles a shape (AUTOTUNE; opt-in: ≈ 10 s for each
     distinct GEMM and convolution shape, so the standard shape's compile had not ended after 9 minutes in three tries
     on an H200, docs/perf-notes.md rows 30 and 33; with `cache_dir` a shape's timings are paid once per machine).
-    `temporal_conv` "taps" computes the temporal convolutions as FrameTaps (one GEMM and a shifted sum; needs
-    `fused`) instead of "cudnn"'s Conv2d. `compile_decoder` compiles the VAE decoder beside each UNet shape
-    (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes device between uses).
+    `compile_decoder` compiles the VAE decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with
+    `offload_modules`, whose decoder changes device between uses).
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
     if temporal_attention == "auto" and not fused:
         temporal_attention = "sdpa"  # the unfused modules call SDPA themselves
     if temporal_attention != "sdpa" and not fused:
         raise ValueError(f"temporal_attention={temporal_attention!r} needs fused=True (it serves the fused attention)")
-    if temporal_conv not in TEMPORAL_CONV:
-        raise ValueError(f"temporal_conv={temporal_conv!r}: use one of {', '.join(TEMPORAL_CONV)}")
-    if temporal_conv != "cudnn" and not fused:
-        raise ValueError(f"temporal_conv={temporal_conv!r} needs fused=True (it serves the fused temporal convs)")
     if autotune and backend != "inductor":
         raise ValueError(f"autotune=True needs backend='inductor' (got {backend!r}): it sets inductor's options")
     options = AUTOTUNE if autotune else None
     attend = choose_temporal_attention(temporal_attention, pipe.device)
     if fused:
-        fuse(unet, attend, temporal_conv == "taps")
+        fuse(unet, attend)
     if layout:
         channels_last(unet)
     on_gpu = pipe.device.type == "cuda"
@@ -313,6 +258,6 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     if offload_modules:
         offload(pipe)
     log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "
-             "compiled decoder=%s temporal attention=%s temporal conv=%s", fused, layout, compile and backend,
-             compile and autotune, cuda_graphs and on_gpu, offload_modules, decoder is not None,
-             "sdpa" if attend is F.scaled_dot_product_attention else "triton", temporal_conv)
+             "compiled decoder=%s temporal attention=%s", fused, layout, compile and backend, compile and autotune,
+             cuda_graphs and on_gpu, offload_modules, decoder is not None,
+             "sdpa" if attend is F.scaled_dot_product_attention else "triton")

@@ -8,15 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, load_pipeline
-from t2v.fast import (
-    FrameTaps,
-    FusedAttention,
-    TemporalConv2dBlock,
-    channels_last,
-    choose_temporal_attention,
-    fuse,
-    live_weights,
-)
+from t2v.fast import FusedAttention, TemporalConv2dBlock, channels_last, choose_temporal_attention, fuse
 from t2v.kernels import temporal_attention as ta
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
 
@@ -40,48 +32,16 @@ def _unet_inputs(pipe, batch: int = 2):
             torch.randn(batch, 77, cfg.context_dim, generator=g))
 
 
-@pytest.mark.parametrize("taps", [False, True])
-def test_fused_channels_last_unet_equals_the_plain_unet(pipe, taps):
+def test_fused_channels_last_unet_equals_the_plain_unet(pipe):
     inputs = _unet_inputs(pipe)
     with torch.no_grad():
         expected = pipe.unet(*inputs)
-        fast = channels_last(fuse(copy.deepcopy(pipe.unet), taps=taps))
+        fast = channels_last(fuse(copy.deepcopy(pipe.unet)))
         got = fast(*inputs)
     assert not any(isinstance(m, (CrossAttention, TemporalConvBlock)) for m in fast.modules())
     assert any(isinstance(m, FusedAttention) for m in fast.modules())
     assert any(isinstance(m, TemporalConv2dBlock) for m in fast.modules())
-    assert any(isinstance(m, FrameTaps) for m in fast.modules()) == taps
     assert _rel(got, expected) <= 1e-5
-
-
-@pytest.mark.parametrize("frames", [1, 2, 3, 8])
-@pytest.mark.parametrize("bias", [True, False])
-def test_frame_taps_compute_the_temporal_convolution_at_every_frame_count(frames, bias):
-    g = torch.Generator().manual_seed(frames)
-    conv = torch.nn.Conv2d(6, 10, (3, 1), padding=(1, 0), bias=bias)
-    x = torch.randn(2, 6, frames, 5, generator=g).contiguous(memory_format=torch.channels_last)  # [b, c, f, p]
-    taps = FrameTaps(conv.weight, conv.bias)
-    with torch.no_grad():
-        expected, got = conv(x), taps(x)
-    assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
-    assert _rel(got, expected) <= 1e-6
-    assert torch.equal(taps.weight, conv.weight)
-
-
-def test_frame_taps_weights_are_live_views_and_switching_back_keeps_the_function(pipe):
-    inputs = _unet_inputs(pipe)
-    with torch.no_grad():
-        expected = pipe.unet(*inputs)
-        fast = fuse(copy.deepcopy(pipe.unet), taps=True)
-        key = next(k for k in live_weights(fast) if "conv4.3.weight" in k)
-        view, kept = live_weights(fast)[key], live_weights(fast)[key].clone()
-        view.add_(0.05)  # writes into the taps the module computes with, as a style's fusion does
-        changed = fast(*inputs)
-        view.copy_(kept)
-        assert _rel(changed, expected) > 1e-3
-        fuse(fast, taps=False)  # back to Conv2d on the UNet fused before
-        assert not any(isinstance(m, FrameTaps) for m in fast.modules())
-        assert _rel(fast(*inputs), expected) <= 1e-5
 
 
 def test_optimized_pipeline_generates_what_the_plain_one_does(pipe):
@@ -180,9 +140,7 @@ def test_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_sdpa_elsewhere_withou
 
 @pytest.mark.parametrize(("options", "expected"), [({"temporal_attention": "flash"}, "use one of auto, sdpa, triton"),
                                                    ({"temporal_attention": "triton", "fused": False},
-                                                    "needs fused=True"),
-                                                   ({"temporal_conv": "winograd"}, "use one of cudnn, taps"),
-                                                   ({"temporal_conv": "taps", "fused": False}, "needs fused=True")])
+                                                    "needs fused=True")])
 def test_temporal_attention_choices_that_cannot_work_are_refused(pipe, options, expected):
     with pytest.raises(ValueError, match=expected):
         pipe.optimize(compile=False, **options)
