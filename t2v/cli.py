@@ -39,7 +39,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate one video from a prompt")
-    p.add_argument("prompt", help='what to show, e.g. "A panda eating bamboo on a rock."')
+    p.add_argument("prompt", nargs="?", help='what to show, e.g. "A panda eating bamboo on a rock."')
+    p.add_argument("--prompt", dest="prompt_option", default=None, metavar="PROMPT",
+                   help="the prompt as an option instead (as other text-to-video scripts take it)")
     p.add_argument("-o", "--output", type=Path, default=Path("video.mp4"), help="MP4 file to write")
     p.add_argument("--model", default=TINY_RANDOM,
                    help=f"ModelScope or diffusers directory, `t2v convert` export, or {TINY_RANDOM} (default; noise)")
@@ -138,12 +140,25 @@ def _bench_variants(names: list[str]) -> list[str]:
             if name not in VARIANTS]
 
 
+def _prompt(args: argparse.Namespace) -> str | None:
+    """What is wrong with the prompt, given as the first argument or as --prompt (then moved to `args.prompt`)."""
+    if args.prompt is not None and args.prompt_option is not None:
+        return (f"two prompts: {args.prompt!r} and --prompt {args.prompt_option!r}; give it once, as the first "
+                "argument or as --prompt")
+    if args.prompt is None:
+        args.prompt = args.prompt_option
+    if args.prompt is None:
+        return 'no prompt: give it as the first argument, e.g. python -m t2v generate "A panda eating bamboo."'
+    if not args.prompt.strip():
+        return "the prompt is empty: describe the video to generate"
+    return None
+
+
 def problems(args: argparse.Namespace) -> list[str]:
     """Everything wrong with the command's options that can be known before any work, one line each."""
     found: list[str | None] = []
     if args.command == "generate":
-        if not args.prompt.strip():
-            found.append("the prompt is empty: describe the video to generate")
+        found.append(_prompt(args))
         found += _values(args, REQUEST_OPTIONS)
         found += [preflight.output_file("--output", args.output), preflight.model_source("--model", args.model),
                   preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype, args.device)]

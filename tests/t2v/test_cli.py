@@ -67,6 +67,21 @@ def test_a_bad_request_value_is_one_clear_line_and_exit_2(tmp_path, capsys, no_w
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_the_prompt_may_be_given_as_an_option(tmp_path, capsys):
+    assert main(["generate", "--prompt", "a cat", "-o", str(tmp_path / "x.mp4"), "--steps", "1"]) == 0
+    assert (tmp_path / "x.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    ([], 'error: no prompt: give it as the first argument, e.g. python -m t2v generate "A panda eating bamboo."'),
+    (["a cat", "--prompt", "a dog"], "error: two prompts: 'a cat' and --prompt 'a dog'; give it once, as the first "
+                                     "argument or as --prompt"),
+    (["--prompt", "  "], "error: the prompt is empty: describe the video to generate")])
+def test_a_missing_doubled_or_empty_prompt_is_one_line_before_loading(tmp_path, capsys, no_work, args, says):
+    assert main(["generate", *args, "-o", str(tmp_path / "x.mp4")]) == 2
+    assert capsys.readouterr().err.splitlines() == [says]
+
+
 def test_frames_width_and_height_0_are_each_refused_before_loading(tmp_path, capsys, no_work):
     code = main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--frames", "0", "--width", "0", "--height", "0"])
     assert code == 2
