@@ -157,7 +157,11 @@ async def test_jobs_of_several_users_are_spread_over_both_workers_in_fair_order(
         await s.events.wait("done", job_id)
     started = s.events.started()
     assert set(started[:2]) == set(held)  # the two held ones start together, in either order
-    assert started[2:] == [a[0], b[0], c[0], a[1], b[1], a[2]]
+    fair = [a[0], b[0], c[0], a[1], b[1], a[2]]
+    # each free worker takes the next job in fair order, but two units dispatched together announce their start
+    # after their own database write, in either order: a job starts at most one place from its fair one
+    assert sorted(started[2:]) == sorted(fair)
+    assert all(abs(started[2:].index(job_id) - place) <= 1 for place, job_id in enumerate(fair)), started
     workers = {info["pid"] for info in s.executor.worker_info().values()}
     assert len(workers) == 2
     assert {s.pid(job_id) for job_id in held} == workers  # one held job per worker
