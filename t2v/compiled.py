@@ -201,6 +201,26 @@ class CUDAGraphs:
         return self.graphs[key]
 
 
+class Graphed:
+    """`fn` replayed from one CUDA graph per input shape when its first input is on a GPU (the text encoder: ≈ 360
+    kernel launches a call that the host issues one by one), called as it is elsewhere; a capture that fails turns
+    the graphs off for good, logged, so nothing fails because of them."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], name: str, limit: int = MAX_SHAPES) -> None:
+        self.fn, self.name = fn, name
+        self.graphs: CUDAGraphs | None = CUDAGraphs(limit)
+
+    @torch.no_grad()
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.graphs is not None and inputs[0].is_cuda:
+            try:
+                return self.graphs(shape_of(inputs), self.fn, inputs)
+            except RuntimeError:
+                log.exception("CUDA graph capture failed; running the %s without CUDA graphs", self.name)
+                self.graphs = None
+        return self.fn(*inputs)
+
+
 class FastUNet(nn.Module):
     """The fused UNet at any shape at once: compiled functions as they become ready, CUDA graphs on GPUs."""
 

@@ -93,6 +93,7 @@ class PipelineBase:
         self.schedule = Schedule(config.sampler.num_timesteps, config.sampler.beta_start, config.sampler.beta_end)
         self.vae_chunk = vae_chunk
         self.chunk_decoder: Callable[[torch.Tensor], torch.Tensor] | None = None  # the VAE's decode if None
+        self.text_call: Callable[[torch.Tensor], torch.Tensor] | None = None  # the text encoder itself if None
         self.offloaded: list[torch.nn.Module] = []  # modules kept on the CPU between uses (see t2v.fast.offload)
 
     def run(self, plan: Plan, callbacks: Callbacks | None = None) -> list[GenerationResult]:
@@ -123,7 +124,7 @@ class PipelineBase:
         """(cond [n, 77, d], uncond [n, 77, d], truncated per prompt) from one text-encoder call."""
         tokens = self.tokenizer([*prompts, *negatives])
         with self._resident(self.text_encoder):
-            emb = self.text_encoder(tokens.ids.to(self._device_of(self.text_encoder)))
+            emb = (self.text_call or self.text_encoder)(tokens.ids.to(self._device_of(self.text_encoder)))
         emb = emb.to(self.device, self.dtype)
         return emb[:len(prompts)], emb[len(prompts):], tokens.truncated[:len(prompts)]
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from t2v.compiled import MAX_SHAPES, CompiledDecoder, FastUNet, JitCompiler, Shape
+from t2v.compiled import MAX_SHAPES, CompiledDecoder, FastUNet, Graphed, JitCompiler, Shape
 from t2v.kernels import temporal_attention
 from t2v.kernels.fp8 import Fp8Linear
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
@@ -226,8 +226,9 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     Triton templates against the vendor libraries' when it compiles a shape (AUTOTUNE; opt-in: ≈ 10 s for each
     distinct GEMM and convolution shape, so the standard shape's compile had not ended after 9 minutes in three tries
     on an H200, docs/perf-notes.md rows 30 and 33; with `cache_dir` a shape's timings are paid once per machine).
-    `compile_decoder` compiles the VAE decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with
-    `offload_modules`, whose decoder changes device between uses).
+    With `cuda_graphs` on a GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with
+    `offload_modules`). `compile_decoder` compiles the VAE decoder beside each UNet shape
+    (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes device between uses).
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
     if temporal_attention == "auto" and not fused:
@@ -253,11 +254,14 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     if compiler is not None and compile_decoder and not offload_modules:
         decoder = CompiledDecoder(pipe.vae, pipe.vae_chunk, backend, 2 * max_shapes, options)
     pipe.chunk_decoder = decoder
+    # the text encoder from CUDA graphs too, but not offloaded: its weights would move between the graph's replays
+    graphed_text = cuda_graphs and on_gpu and not offload_modules
+    pipe.text_call = Graphed(pipe.text_encoder, "text encoder", max_shapes) if graphed_text else None
     if compiler is not None or (cuda_graphs and on_gpu):
         pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile, decoder)
     if offload_modules:
         offload(pipe)
     log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "
-             "compiled decoder=%s temporal attention=%s", fused, layout, compile and backend, compile and autotune,
-             cuda_graphs and on_gpu, offload_modules, decoder is not None,
+             "compiled decoder=%s graphed text encoder=%s temporal attention=%s", fused, layout, compile and backend,
+             compile and autotune, cuda_graphs and on_gpu, offload_modules, decoder is not None, graphed_text,
              "sdpa" if attend is F.scaled_dot_product_attention else "triton")

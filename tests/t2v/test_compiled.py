@@ -223,3 +223,66 @@ def test_autotune_hands_inductor_its_max_autotune_options_for_the_unet_and_the_d
     plain = copy.deepcopy(tiny_pipe)
     optimize(plain, request_compile=lambda shape: None)
     assert plain.unet.compiler.options is None and plain.chunk_decoder.options is None
+
+
+class OnGpu(SimpleNamespace):
+    """Stands in for a GPU tensor where only `is_cuda` and `shape` are read."""
+
+    is_cuda = True
+
+
+class FakeGraphs:
+    """Stands in for CUDAGraphs: replays a 'graph' per key, or raises as a capture that fails does."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.keys: list = []
+        self.fail = fail
+
+    def __call__(self, key, fn, inputs):
+        if self.fail:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        self.keys.append(key)
+        return ("replayed", fn(*inputs))
+
+
+def test_graphed_replays_gpu_inputs_by_shape_and_calls_cpu_ones_as_they_are():
+    from t2v.compiled import Graphed
+
+    graphed = Graphed(lambda ids: "encoded", "text encoder")
+    graphed.graphs = FakeGraphs()
+    assert graphed(torch.zeros(2, 77, dtype=torch.long)) == "encoded"  # a CPU tensor: no graph
+    assert graphed(OnGpu(shape=(2, 77))) == ("replayed", "encoded")
+    assert graphed(OnGpu(shape=(8, 77))) == ("replayed", "encoded")
+    assert graphed.graphs.keys == [((2, 77),), ((8, 77),)]  # one graph per prompt count
+
+
+def test_a_graph_capture_that_fails_logs_once_and_the_function_runs_without_graphs_from_then_on(caplog):
+    from t2v.compiled import Graphed
+
+    calls = []
+    graphed = Graphed(lambda ids: calls.append(ids) or "encoded", "text encoder")
+    graphed.graphs = FakeGraphs(fail=True)
+    with caplog.at_level(logging.ERROR, logger="t2v.compiled"):
+        assert graphed(OnGpu(shape=(2, 77))) == "encoded"
+        assert graphed(OnGpu(shape=(2, 77))) == "encoded"
+    assert graphed.graphs is None and len(calls) == 2
+    assert caplog.text.count("running the text encoder without CUDA graphs") == 1
+
+
+@pytest.mark.parametrize(("options", "graphed"), [({}, True), ({"cuda_graphs": False}, False),
+                                                  ({"offload_modules": True}, False)])
+def test_optimize_graphs_the_text_encoder_on_a_gpu_unless_it_is_offloaded(tiny_pipe, options, graphed):
+    import copy
+
+    from t2v.compiled import Graphed
+    from t2v.fast import optimize
+
+    pipe = copy.deepcopy(tiny_pipe)
+    optimize(pipe, compile=False, **options)
+    assert pipe.text_call is None  # on the CPU: nothing to graph
+    pipe = copy.deepcopy(tiny_pipe)
+    pipe.device = torch.device("cuda")  # what optimize reads of a GPU pipeline; nothing runs here
+    optimize(pipe, compile=False, temporal_attention="sdpa", **options)
+    assert isinstance(pipe.text_call, Graphed) == graphed
+    if graphed:
+        assert pipe.text_call.fn is pipe.text_encoder
