@@ -140,16 +140,20 @@ def _bench_variants(names: list[str]) -> list[str]:
             if name not in VARIANTS]
 
 
+def _given_prompt(args: argparse.Namespace) -> str | None:
+    """The prompt, given as the first argument or as --prompt."""
+    return args.prompt if args.prompt is not None else args.prompt_option
+
+
 def _prompt(args: argparse.Namespace) -> str | None:
-    """What is wrong with the prompt, given as the first argument or as --prompt (then moved to `args.prompt`)."""
+    """What is wrong with the prompt, if anything."""
     if args.prompt is not None and args.prompt_option is not None:
         return (f"two prompts: {args.prompt!r} and --prompt {args.prompt_option!r}; give it once, as the first "
                 "argument or as --prompt")
-    if args.prompt is None:
-        args.prompt = args.prompt_option
-    if args.prompt is None:
+    prompt = _given_prompt(args)
+    if prompt is None:
         return 'no prompt: give it as the first argument, e.g. python -m t2v generate "A panda eating bamboo."'
-    if not args.prompt.strip():
+    if not prompt.strip():
         return "the prompt is empty: describe the video to generate"
     return None
 
@@ -180,7 +184,7 @@ def problems(args: argparse.Namespace) -> list[str]:
 def generate(args: argparse.Namespace) -> int:
     """Load the model, generate with a progress bar, write the MP4."""
     given = {name: getattr(args, name) for name in REQUEST_OPTIONS if getattr(args, name) is not None}
-    asked = GenerationRequest(args.prompt, args.negative, **given)
+    asked = GenerationRequest(_given_prompt(args), args.negative, **given)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     if args.lora is not None:
         path, scale = preflight.split_lora(args.lora)
