@@ -107,9 +107,8 @@ class CompiledDecoder:
     (docs/perf-notes.md row 26). At most `limit` chunk shapes are kept (the oldest compiled goes first; the
     rendering thread only reads the table, the compiling thread writes it)."""
 
-    def __init__(self, vae: nn.Module, chunk: int, backend: str = "inductor", limit: int = 2 * MAX_SHAPES,
-                 options: dict | None = None) -> None:
-        self.vae, self.chunk, self.backend, self.limit, self.options = vae, chunk, backend, limit, options
+    def __init__(self, vae: nn.Module, chunk: int, backend: str = "inductor", limit: int = 2 * MAX_SHAPES) -> None:
+        self.vae, self.chunk, self.backend, self.limit = vae, chunk, backend, limit
         self.functions: OrderedDict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = OrderedDict()
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -131,7 +130,7 @@ class CompiledDecoder:
         for key in sorted(self.chunk_shapes(shape) - set(self.functions)):
             started = time.perf_counter()
             try:
-                fn = compile_static(self.vae.decode, self.backend, self.options)
+                fn = compile_static(self.vae.decode, self.backend, None)  # never autotuned: t2v.fast.optimize
                 with torch.no_grad():
                     fn(torch.randn(key, generator=torch.Generator().manual_seed(0)).to(like.device, like.dtype))
             except Exception:

@@ -223,7 +223,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
     (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
     needs `fused` ("sdpa" does not). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing
-    Triton templates against the vendor libraries' when it compiles a shape (AUTOTUNE; opt-in: ≈ 10 s for each
+    Triton templates against the vendor libraries' when it compiles a UNet shape (AUTOTUNE; opt-in: ≈ 10 s for each
     distinct GEMM and convolution shape, so the standard shape's compile had not ended after 9 minutes in three tries
     on an H200, docs/perf-notes.md rows 30 and 33; with `cache_dir` a shape's timings are paid once per machine).
     With `cuda_graphs` on a GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with
@@ -252,7 +252,9 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
         pipe.vae_chunk = vae_chunk
     decoder = None
     if compiler is not None and compile_decoder and not offload_modules:
-        decoder = CompiledDecoder(pipe.vae, pipe.vae_chunk, backend, 2 * max_shapes, options)
+        # the decoder compiles without autotuning: it is ≈ 2% of a standard video (29 ms), and autotuning its ≈ 20
+        # convolution shapes would add minutes to each compile for well under 1% (docs/perf-notes.md row 34)
+        decoder = CompiledDecoder(pipe.vae, pipe.vae_chunk, backend, 2 * max_shapes)
     pipe.chunk_decoder = decoder
     # the text encoder from CUDA graphs too, but not offloaded: its weights would move between the graph's replays
     graphed_text = cuda_graphs and on_gpu and not offload_modules
