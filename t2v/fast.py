@@ -223,9 +223,10 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
     (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
     needs `fused` ("sdpa" does not). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing
-    Triton templates against the vendor libraries' when it compiles a UNet shape (AUTOTUNE; opt-in: ≈ 10 s for each
-    distinct GEMM and convolution shape, so the standard shape's compile had not ended after 9 minutes in three tries
-    on an H200, docs/perf-notes.md rows 30 and 33; with `cache_dir` a shape's timings are paid once per machine).
+    Triton templates against the vendor libraries' when it compiles a UNet shape (AUTOTUNE; opt-in: 3–36 s for each
+    of the standard shape's 70 GEMM and convolution nodes on an H200, and there the video came out 3.8% slower than
+    the default, 1.538 against 1.482 s, with inductor's epilogue-fusion timing off: docs/perf-notes.md rows 30–34;
+    with `cache_dir` a shape's timings are paid once per machine).
     With `cuda_graphs` on a GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with
     `offload_modules`). `compile_decoder` compiles the VAE decoder beside each UNet shape
     (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes device between uses).
