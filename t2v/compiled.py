@@ -15,7 +15,9 @@ its function. (Dynamic shapes were measured and not kept: docs/perf-notes.md.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 import types
 from collections import OrderedDict, deque
@@ -32,6 +34,13 @@ Shape = tuple[tuple[int, ...], ...]  # the shapes of one UNet call's (x, t, cont
 UNetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 MAX_SHAPES = 8  # compiled shapes and CUDA graphs kept, each (docs/benchmarks.md measures their memory)
 TOKENS = 77  # CLIP's context length: the text embedding's second dimension in every published model
+# CUDA graph captures, and the GPU work that breaks a capture running in another thread of the process, take turns
+# under this lock. A capture is invalidated when another thread synchronizes the whole device or draws random numbers
+# on it; the first run of a compiled function synchronizes (inductor times its Triton configs, cuDNN its
+# algorithms), and so does inductor's max-autotune while it compiles. On an H200 the bot's background compiles broke
+# the rendering thread's captures in exactly these ways (docs/perf-notes.md row 38). Re-entrant: in the CLI a
+# capture's warm-up can be a compiled function's first run, in the same thread.
+CAPTURE_LOCK = threading.RLock()
 
 
 def video_shape(cfg: Any, batch: int, frames: int, height: int, width: int) -> Shape:
@@ -84,7 +93,42 @@ class JitCompiler:
 def compile_static(fn: Callable[..., torch.Tensor], backend: str, options: dict | None) -> Callable[..., torch.Tensor]:
     """`fn` under torch.compile as t2v compiles (the UNet and the decoder alike): static shapes, one graph, a code
     object of its own; `options` are inductor settings for this compile only (t2v.fast.AUTOTUNE)."""
-    return torch.compile(_isolated(fn), backend=backend, options=options, fullgraph=True, dynamic=False)
+    return torch.compile(_isolated(fn), backend=_taking_turns(backend, options), fullgraph=True, dynamic=False)
+
+
+def _taking_turns(backend: str, options: dict | None) -> Callable[..., Callable[..., Any]]:
+    """torch.compile's `backend` with inductor's `options`, taking turns with CUDA graph captures (CAPTURE_LOCK):
+    each compiled graph's first run holds the lock, and so does the whole compile where inductor times kernels on the
+    GPU while compiling (max-autotune). Inductor's GEMM padding is off: deciding it times padded GEMMs on random GPU
+    inputs in the middle of the compile, which no capture elsewhere survives."""
+    compile_graph = torch._dynamo.lookup_backend(backend)
+    patches = {"shape_padding": False, **(options or {})}
+    timed_while_compiling = bool(patches.get("max_autotune"))
+
+    def compile_in_turn(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> Callable[..., Any]:
+        import torch._inductor.config as inductor
+
+        with inductor.patch(patches), CAPTURE_LOCK if timed_while_compiling else contextlib.nullcontext():
+            return _first_run_in_turn(compile_graph(gm, example_inputs))
+
+    return compile_in_turn
+
+
+def _first_run_in_turn(compiled: Callable[..., Any]) -> Callable[..., Any]:
+    """`compiled`, a graph compiled by a torch.compile backend, with its first run under CAPTURE_LOCK."""
+    ran = False
+
+    def run(*args: Any) -> Any:
+        nonlocal ran
+        if ran:
+            return compiled(*args)
+        with CAPTURE_LOCK:
+            out = compiled(*args)
+        ran = True
+        return out
+
+    run._boxed_call = getattr(compiled, "_boxed_call", False)  # type: ignore[attr-defined]  # boxed: one list of inputs
+    return run
 
 
 def _isolated(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
@@ -166,7 +210,8 @@ class CUDAGraphs:
     def __call__(self, key: Hashable, fn: UNetFn, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         entry = self.graphs.get(key)
         if entry is None:
-            entry = self._capture(key, fn, inputs)
+            with CAPTURE_LOCK:
+                entry = self._capture(key, fn, inputs)
         self.graphs.move_to_end(key)
         for static, value in zip(entry.inputs, inputs, strict=True):
             static.copy_(value)

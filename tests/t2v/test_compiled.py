@@ -7,6 +7,7 @@ second on it instead of half a minute); the pipeline-level tests use tiny-random
 from __future__ import annotations
 
 import logging
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from t2v.compiled import FastUNet, JitCompiler, describe, example_inputs, video_shape
+from t2v.compiled import CAPTURE_LOCK, FastUNet, JitCompiler, describe, example_inputs, video_shape
 
 
 class Toy(nn.Module):
@@ -209,20 +210,79 @@ def test_a_decoder_compile_that_fails_leaves_that_chunk_eager(caplog, monkeypatc
 def test_autotune_hands_inductor_its_max_autotune_options_for_the_unet_only(tiny_pipe, monkeypatch):
     import copy
 
+    import torch._inductor.config as inductor
+
     from t2v.fast import AUTOTUNE, optimize
 
     pipe = copy.deepcopy(tiny_pipe)
     with pytest.raises(ValueError, match="autotune=True needs backend='inductor' \\(got 'eager'\\)"):
         optimize(pipe, backend="eager", autotune=True)
     optimize(pipe, autotune=True, request_compile=lambda shape: None)  # nothing compiles until asked
-    assert pipe.unet.compiler.options is AUTOTUNE and not hasattr(pipe.chunk_decoder, "options")
-    seen = []
-    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: seen.append(kwargs["options"]) or fn)
+    assert pipe.unet.compiler.options is AUTOTUNE
+    seen = []  # inductor's settings as each graph compiles, and whether the compile held the capture lock
+
+    def backend(gm, example_inputs):
+        seen.append((inductor.max_autotune, inductor.shape_padding, held_by_another_thread(CAPTURE_LOCK)))
+        return gm.forward
+
+    monkeypatch.setattr(torch._dynamo, "lookup_backend", lambda name: backend)
     assert pipe.unet.compile_shape(video_shape(pipe.unet.unet.cfg, 1, 3, 64, 128))
-    assert seen[0] is AUTOTUNE and len(seen) > 1 and seen[1:] == [None] * (len(seen) - 1)  # the UNet, then decoders
+    # the UNet autotuned, timing kernels while it compiles (so it holds the lock); then each decoder chunk, plainly
+    assert seen[0] == (True, False, True) and len(seen) > 1 and set(seen[1:]) == {(False, False, False)}
+    assert not inductor.max_autotune and inductor.shape_padding  # the settings were for those compiles only
     plain = copy.deepcopy(tiny_pipe)
     optimize(plain, request_compile=lambda shape: None)
     assert plain.unet.compiler.options is None
+
+
+def held_by_another_thread(lock) -> bool:
+    """Whether `lock` is held by a thread other than one just started to try it (the caller's, say)."""
+    got = []
+
+    def attempt() -> None:
+        got.append(lock.acquire(blocking=False))
+        if got[0]:
+            lock.release()
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join()
+    return not got[0]
+
+
+def test_a_compiled_graph_first_runs_under_the_capture_lock_then_freely():
+    from t2v.compiled import _first_run_in_turn
+
+    runs = _first_run_in_turn(lambda: held_by_another_thread(CAPTURE_LOCK))
+    assert runs() is True and runs() is False and runs() is False  # its first run only: timing configs, syncing
+    assert not held_by_another_thread(CAPTURE_LOCK)
+
+    def boxed(args):  # inductor's convention: one list of inputs
+        return sum(args)
+
+    boxed._boxed_call = True
+    wrapped = _first_run_in_turn(boxed)
+    assert wrapped._boxed_call and wrapped([1, 2]) == 3 and wrapped([3, 4]) == 7
+    failing = _first_run_in_turn(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing()
+    assert not held_by_another_thread(CAPTURE_LOCK)  # released when the first run raised
+
+
+def test_a_graph_capture_holds_the_capture_lock(monkeypatch):
+    from t2v.compiled import CUDAGraphs, _Graph
+
+    graphs, held = CUDAGraphs(), []
+
+    def capture(key, fn, inputs):
+        held.append(held_by_another_thread(CAPTURE_LOCK))
+        graphs.graphs[key] = _Graph(SimpleNamespace(replay=lambda: None), (torch.zeros(2),), torch.ones(2), fn)
+        return graphs.graphs[key]
+
+    monkeypatch.setattr(graphs, "_capture", capture)
+    assert torch.equal(graphs("key", torch.neg, (torch.zeros(2),)), torch.ones(2))
+    graphs("key", torch.neg, (torch.zeros(2),))  # a replay: no capture, no lock
+    assert held == [True] and not held_by_another_thread(CAPTURE_LOCK)
 
 
 class OnGpu(SimpleNamespace):
