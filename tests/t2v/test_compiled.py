@@ -269,6 +269,16 @@ def test_a_compiled_graph_first_runs_under_the_capture_lock_then_freely():
     assert not held_by_another_thread(CAPTURE_LOCK)  # released when the first run raised
 
 
+def test_inductor_compiles_through_the_turn_taking_backend():
+    from t2v.compiled import compile_static
+
+    fn = compile_static(lambda x, y: torch.sin(x) @ y + 1, "inductor", None)  # the real inductor, C++ on the CPU
+    x, y = torch.randn(8, 8), torch.randn(8, 8)
+    for _ in range(2):  # the first run under the lock, then the plain one: both inductor's boxed call
+        torch.testing.assert_close(fn(x, y), torch.sin(x) @ y + 1)
+    assert not held_by_another_thread(CAPTURE_LOCK)
+
+
 def test_a_graph_capture_holds_the_capture_lock(monkeypatch):
     from t2v.compiled import CUDAGraphs, _Graph
 
