@@ -210,7 +210,11 @@ class CUDAGraphs:
     def __call__(self, key: Hashable, fn: UNetFn, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         entry = self.graphs.get(key)
         if entry is None:
+            waited = time.perf_counter()
             with CAPTURE_LOCK:
+                waited = time.perf_counter() - waited
+                if waited >= 1.0:  # a compiled function's first run, or an autotuning compile, held the GPU
+                    log.info("waited %.1f s for another thread's GPU work before capturing a CUDA graph", waited)
                 entry = self._capture(key, fn, inputs)
         self.graphs.move_to_end(key)
         for static, value in zip(entry.inputs, inputs, strict=True):

@@ -226,7 +226,8 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     Triton templates against the vendor libraries' when it compiles a UNet shape (AUTOTUNE; opt-in: 3–36 s for each
     of the standard shape's 70 GEMM and convolution nodes on an H200, and there the video came out 3.8% slower than
     the default, 1.538 against 1.482 s, with inductor's epilogue-fusion timing off: docs/perf-notes.md rows 30–34;
-    with `cache_dir` a shape's timings are paid once per machine).
+    with `cache_dir` a shape's timings are paid once per machine; an autotuning compile times kernels on the GPU
+    throughout, so a new shape's CUDA graph capture waits for it: t2v.compiled.CAPTURE_LOCK).
     With `cuda_graphs` on a GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with
     `offload_modules`). `compile_decoder` compiles the VAE decoder beside each UNet shape
     (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes device between uses).

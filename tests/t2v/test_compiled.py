@@ -279,7 +279,8 @@ def test_inductor_compiles_through_the_turn_taking_backend():
     assert not held_by_another_thread(CAPTURE_LOCK)
 
 
-def test_a_graph_capture_holds_the_capture_lock(monkeypatch):
+def test_a_graph_capture_holds_the_capture_lock_and_says_when_it_waited_for_it(monkeypatch, caplog):
+    import t2v.compiled as compiled
     from t2v.compiled import CUDAGraphs, _Graph
 
     graphs, held = CUDAGraphs(), []
@@ -290,8 +291,12 @@ def test_a_graph_capture_holds_the_capture_lock(monkeypatch):
         return graphs.graphs[key]
 
     monkeypatch.setattr(graphs, "_capture", capture)
-    assert torch.equal(graphs("key", torch.neg, (torch.zeros(2),)), torch.ones(2))
-    graphs("key", torch.neg, (torch.zeros(2),))  # a replay: no capture, no lock
+    clock = iter([10.0, 12.5])  # asked for the lock at 10 s, got it at 12.5 s
+    monkeypatch.setattr(compiled.time, "perf_counter", lambda: next(clock))
+    with caplog.at_level(logging.INFO, logger="t2v.compiled"):
+        assert torch.equal(graphs("key", torch.neg, (torch.zeros(2),)), torch.ones(2))
+    assert "waited 2.5 s for another thread's GPU work" in caplog.text
+    graphs("key", torch.neg, (torch.zeros(2),))  # a replay: no capture, no lock (and no clock: it is spent)
     assert held == [True] and not held_by_another_thread(CAPTURE_LOCK)
 
 
