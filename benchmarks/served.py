@@ -120,13 +120,27 @@ class Seen:
 class Recorder:
     """The service's JobEvents: times every start and end on the benchmark's clock."""
 
-    def __init__(self, clock: Any) -> None:
+    def __init__(self, clock: Any, raw: Path | None = None) -> None:
         self.clock = clock
         self.jobs: dict[int, Seen] = {}
         self.first_done: float | None = None
         self.all_done = asyncio.Event()
         self.service: VideoService | None = None
         self.unet: Any = None
+        self.raw = raw  # the mix's raw timings, rewritten as each job ends: a run cut short keeps what it measured
+        self.started = self.loaded = 0.0  # the clock at the start and when the model had loaded
+
+    def write_raw(self) -> None:
+        """The mix's timings so far to `raw` (if given): every job, ended or not, and the compiles."""
+        if self.raw is None:
+            return
+        ends = [seen.finished for seen in self.jobs.values() if seen.finished is not None]
+        raw = {"loaded_after_s": self.loaded - self.started, "mix_finished": self.all_done.is_set(),
+               "mix_wall_s": max(ends, default=self.loaded) - self.loaded,
+               "first_done_after_load_s": None if self.first_done is None else self.first_done - self.loaded,
+               "compiles": compiles.COMPILES.status(), "jobs": [asdict(seen) for seen in self.jobs.values()]}
+        self.raw.parent.mkdir(parents=True, exist_ok=True)
+        self.raw.write_text(json.dumps(raw, indent=2, default=str))
 
     async def job_started(self, job: JobRecord) -> None:
         seen = self.jobs[job.id]
@@ -161,6 +175,7 @@ class Recorder:
             self.first_done = seen.finished
         if all(s.outcome is not None for s in self.jobs.values()):
             self.all_done.set()
+        self.write_raw()
 
 
 def random_pipeline(args: argparse.Namespace) -> Any:
@@ -186,13 +201,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         holder["models"] = source.prepare(random_pipeline(args), device)
         return holder["models"]
 
-    recorder = Recorder(clock)
+    recorder = Recorder(clock, args.out.with_suffix(".mix.json") if args.out else None)
+    recorder.started = started
     gate = PolicyGate(is_english=lambda prompt: True)
     service = VideoService(Repository(engine), gate, FairQueue(100, 1000), GPUExecutor([args.device], load),
                            recorder, batch_max=4, max_frames=args.max_frames, job_time_limit_s=600)
     recorder.service = service
     await service.start()
-    loaded = clock()
+    loaded = recorder.loaded = clock()
     recorder.unet = holder["models"].pipeline.unet
     log.info("model loaded in %.1f s; submitting %d jobs", loaded - started, args.jobs)
     mix = draw_mix(args.jobs, args.seed, args.max_frames)
@@ -203,11 +219,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         recorder.jobs[job.id] = seen
     await recorder.all_done.wait()
     mix_end = clock()
-    if args.out:  # the mix's raw timings now: a run cut short while waiting for the standard compile keeps them
-        raw = {"loaded_after_s": loaded - started, "mix_wall_s": mix_end - loaded,
-               "first_done_after_load_s": (recorder.first_done or 0) - loaded, "compiles": compiles.COMPILES.status(),
-               "jobs": [asdict(seen) for seen in recorder.jobs.values()]}
-        args.out.with_suffix(".mix.json").write_text(json.dumps(raw, indent=2, default=str))
+    recorder.write_raw()  # the mix whole: a run cut short while waiting for the standard compile keeps it
+    recorder.raw = None  # the steady standard's jobs are not the mix's
     steady = await steady_standard(service, recorder, args)
     await service.stop()
     await engine.dispose()
