@@ -177,6 +177,8 @@ def problems(args: argparse.Namespace) -> list[str]:
         found += [preflight.device("--device", args.device), *_values(args, ("steps",))]
         found.append(None if args.out is None else preflight.output_folder("--out", args.out))
         found.append(None if args.repeats >= 1 else f"--repeats {args.repeats}: must be at least 1")
+        found.append(None if args.deadline_s is None or args.deadline_s > 0 else
+                     f"--deadline-s {args.deadline_s:g}: must be a positive number of seconds (or left out: no limit)")
         found += _bench_variants(args.variants)
     return [problem for problem in found if problem]
 

@@ -134,6 +134,13 @@ def test_bench_refuses_a_gpu_device_without_a_gpu_and_every_other_bad_value(tmp_
         "error: --steps 0 is outside the allowed range 1–150", "error: --repeats 0: must be at least 1"]
 
 
+@pytest.mark.parametrize("deadline", ["0", "-5", "nan"])
+def test_bench_refuses_a_deadline_that_is_not_a_positive_number_of_seconds(capsys, no_work, deadline):
+    assert main(["bench", "--device", "cpu", "--deadline-s", deadline]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --deadline-s {float(deadline):g}: must be a positive number of seconds (or left out: no limit)"]
+
+
 def test_convert_checks_source_destination_and_values_first(tmp_path, capsys, no_work):
     (tmp_path / "file").write_text("")
     assert main(["convert", str(tmp_path / "nowhere"), str(tmp_path / "file" / "out"), "--dtype", "float8",
