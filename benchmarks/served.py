@@ -362,6 +362,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs={args.jobs} must be at least 1")
+    if not 1 <= args.max_frames <= 64:
+        parser.error(f"--max-frames={args.max_frames} is outside the frames a video may have, 1–64")
+    if not args.steady_wait_s >= 0:
+        parser.error(f"--steady-wait-s={args.steady_wait_s:g} must be 0 or more seconds")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device} names a GPU but torch sees none")
     return args

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.scripts import load_script
 
 
@@ -41,3 +43,15 @@ def test_without_an_out_file_nothing_is_written(tmp_path):
     recorder.jobs[1] = served.Seen(ask, job_id=1)
     recorder._end(1, "done")
     assert recorder.all_done.is_set() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--jobs", "0"], "--jobs=0 must be at least 1"),
+    (["--max-frames", "0"], "--max-frames=0 is outside the frames a video may have, 1–64"),
+    (["--max-frames", "65"], "--max-frames=65 is outside the frames a video may have, 1–64"),
+    (["--steady-wait-s", "nan"], "--steady-wait-s=nan must be 0 or more seconds"),
+])
+def test_bad_options_stop_before_any_work_and_name_the_value(flags, says, capsys, tmp_path):
+    with pytest.raises(SystemExit) as stopped:
+        _served().main(["--run", "cold", "--cache", str(tmp_path), "--device", "cpu", "--tiny", *flags])
+    assert stopped.value.code == 2 and says in capsys.readouterr().err
