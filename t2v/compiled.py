@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 import types
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,13 +34,15 @@ Shape = tuple[tuple[int, ...], ...]  # the shapes of one UNet call's (x, t, cont
 UNetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 MAX_SHAPES = 8  # compiled shapes and CUDA graphs kept, each (docs/benchmarks.md measures their memory)
 TOKENS = 77  # CLIP's context length: the text embedding's second dimension in every published model
-# CUDA graph captures, and the GPU work that breaks a capture running in another thread of the process, take turns
-# under this lock. A capture is invalidated when another thread synchronizes the whole device or draws random numbers
-# on it; the first run of a compiled function synchronizes (inductor times its Triton configs, cuDNN its
-# algorithms), and so does inductor's max-autotune while it compiles. On an H200 the bot's background compiles broke
-# the rendering thread's captures in exactly these ways (docs/perf-notes.md row 38). Re-entrant: in the CLI a
-# capture's warm-up can be a compiled function's first run, in the same thread.
-CAPTURE_LOCK = threading.RLock()
+# A caller that renders in one thread and compiles in another (the bot) hands t2v one lock per GPU (any context
+# manager: `gpu_lock`), and CUDA graph captures and the GPU work that breaks a capture take turns under it. A capture
+# is invalidated when another thread synchronizes the whole device or draws random numbers on it; the first run of a
+# compiled function synchronizes (inductor times its Triton configs, cuDNN its algorithms), and so does inductor's
+# max-autotune while it compiles. On an H200 the bot's background compiles broke the rendering thread's captures in
+# exactly these ways (docs/perf-notes.md row 38). It must be re-entrant where a capture's warm-up can be a compiled
+# function's first run in the same thread (compiling at first use). t2v itself starts no threads: without a lock,
+# nothing waits.
+GpuLock = AbstractContextManager[Any]
 
 
 def video_shape(cfg: Any, batch: int, frames: int, height: int, width: int) -> Shape:
@@ -79,27 +81,31 @@ class Compiler(Protocol):
 class JitCompiler:
     """torch.compile, static shapes, fullgraph (no graph breaks), one isolated compile per input shape."""
 
-    def __init__(self, backend: str = "inductor", options: dict | None = None) -> None:
+    def __init__(self, backend: str = "inductor", options: dict | None = None, gpu_lock: GpuLock | None = None) -> None:
         self.backend, self.options = backend, options  # options: inductor settings for these compiles only
+        self.gpu_lock = gpu_lock
 
     def build(self, unet: nn.Module, shape: Shape) -> UNetFn:
         """Compile for `shape` now, in this thread (one call on random inputs traces and compiles)."""
-        compiled = compile_static(unet, self.backend, self.options)
+        compiled = compile_static(unet, self.backend, self.options, self.gpu_lock)
         with torch.no_grad():
             compiled(*example_inputs(shape, next(unet.parameters())))
         return compiled
 
 
-def compile_static(fn: Callable[..., torch.Tensor], backend: str, options: dict | None) -> Callable[..., torch.Tensor]:
+def compile_static(fn: Callable[..., torch.Tensor], backend: str, options: dict | None,
+                   gpu_lock: GpuLock | None = None) -> Callable[..., torch.Tensor]:
     """`fn` under torch.compile as t2v compiles (the UNet and the decoder alike): static shapes, one graph, a code
-    object of its own; `options` are inductor settings for this compile only (t2v.fast.AUTOTUNE)."""
-    return torch.compile(_isolated(fn), backend=_taking_turns(backend, options), fullgraph=True, dynamic=False)
+    object of its own; `options` are inductor settings for this compile only (t2v.fast.AUTOTUNE); its GPU work
+    takes turns with CUDA graph captures under `gpu_lock` (GpuLock)."""
+    return torch.compile(_isolated(fn), backend=_taking_turns(backend, options, gpu_lock), fullgraph=True,
+                         dynamic=False)
 
 
-def _taking_turns(backend: str, options: dict | None) -> Callable[..., Callable[..., Any]]:
-    """torch.compile's `backend` with inductor's `options`, taking turns with CUDA graph captures (CAPTURE_LOCK):
-    each compiled graph's first run holds the lock, and so does the whole compile where inductor times kernels on the
-    GPU while compiling (max-autotune). Inductor's GEMM padding is off: deciding it times padded GEMMs on random GPU
+def _taking_turns(backend: str, options: dict | None, gpu_lock: GpuLock | None) -> Callable[..., Callable[..., Any]]:
+    """torch.compile's `backend` with inductor's `options`, taking turns with CUDA graph captures under `gpu_lock`:
+    each compiled graph's first run holds it, and so does the whole compile where inductor times kernels on the GPU
+    while compiling (max-autotune). Inductor's GEMM padding is off: deciding it times padded GEMMs on random GPU
     inputs in the middle of the compile, which no capture elsewhere survives."""
     compile_graph = torch._dynamo.lookup_backend(backend)
     patches = {"shape_padding": False, **(options or {})}
@@ -108,21 +114,27 @@ def _taking_turns(backend: str, options: dict | None) -> Callable[..., Callable[
     def compile_in_turn(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> Callable[..., Any]:
         import torch._inductor.config as inductor
 
-        with inductor.patch(patches), CAPTURE_LOCK if timed_while_compiling else contextlib.nullcontext():
-            return _first_run_in_turn(compile_graph(gm, example_inputs))
+        with inductor.patch(patches), _held(gpu_lock if timed_while_compiling else None):
+            return _first_run_in_turn(compile_graph(gm, example_inputs), gpu_lock)
 
     return compile_in_turn
 
 
-def _first_run_in_turn(compiled: Callable[..., Any]) -> Callable[..., Any]:
-    """`compiled`, a graph compiled by a torch.compile backend, with its first run under CAPTURE_LOCK."""
+def _held(gpu_lock: GpuLock | None) -> AbstractContextManager[Any]:
+    return contextlib.nullcontext() if gpu_lock is None else gpu_lock
+
+
+def _first_run_in_turn(compiled: Callable[..., Any], gpu_lock: GpuLock | None) -> Callable[..., Any]:
+    """`compiled`, a graph compiled by a torch.compile backend, with its first run under `gpu_lock`."""
+    if gpu_lock is None:
+        return compiled
     ran = False
 
     def run(*args: Any) -> Any:
         nonlocal ran
         if ran:
             return compiled(*args)
-        with CAPTURE_LOCK:
+        with gpu_lock:
             out = compiled(*args)
         ran = True
         return out
@@ -151,8 +163,9 @@ class CompiledDecoder:
     (docs/perf-notes.md row 26). At most `limit` chunk shapes are kept (the oldest compiled goes first; the
     rendering thread only reads the table, the compiling thread writes it)."""
 
-    def __init__(self, vae: nn.Module, chunk: int, backend: str = "inductor", limit: int = 2 * MAX_SHAPES) -> None:
-        self.vae, self.chunk, self.backend, self.limit = vae, chunk, backend, limit
+    def __init__(self, vae: nn.Module, chunk: int, backend: str = "inductor", limit: int = 2 * MAX_SHAPES,
+                 gpu_lock: GpuLock | None = None) -> None:
+        self.vae, self.chunk, self.backend, self.limit, self.gpu_lock = vae, chunk, backend, limit, gpu_lock
         self.functions: OrderedDict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = OrderedDict()
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -174,7 +187,7 @@ class CompiledDecoder:
         for key in sorted(self.chunk_shapes(shape) - set(self.functions)):
             started = time.perf_counter()
             try:
-                fn = compile_static(self.vae.decode, self.backend, None)  # never autotuned: t2v.fast.optimize
+                fn = compile_static(self.vae.decode, self.backend, None, self.gpu_lock)  # never autotuned
                 with torch.no_grad():
                     fn(torch.randn(key, generator=torch.Generator().manual_seed(0)).to(like.device, like.dtype))
             except Exception:
@@ -202,8 +215,8 @@ class CUDAGraphs:
     another graph's replay may overwrite, and a dropped graph's memory serves the next capture.
     """
 
-    def __init__(self, limit: int = MAX_SHAPES, warmup: int = 2) -> None:
-        self.limit, self.warmup = limit, warmup
+    def __init__(self, limit: int = MAX_SHAPES, warmup: int = 2, gpu_lock: GpuLock | None = None) -> None:
+        self.limit, self.warmup, self.gpu_lock = limit, warmup, gpu_lock  # captures hold gpu_lock (GpuLock)
         self.graphs: OrderedDict[Hashable, _Graph] = OrderedDict()
         self.pool: Any = None
 
@@ -211,7 +224,7 @@ class CUDAGraphs:
         entry = self.graphs.get(key)
         if entry is None:
             waited = time.perf_counter()
-            with CAPTURE_LOCK:
+            with _held(self.gpu_lock):
                 waited = time.perf_counter() - waited
                 if waited >= 1.0:  # a compiled function's first run, or an autotuning compile, held the GPU
                     log.info("waited %.1f s for another thread's GPU work before capturing a CUDA graph", waited)
@@ -254,9 +267,10 @@ class Graphed:
     kernel launches a call that the host issues one by one), called as it is elsewhere; a capture that fails turns
     the graphs off for good, logged, so nothing fails because of them."""
 
-    def __init__(self, fn: Callable[..., torch.Tensor], name: str, limit: int = MAX_SHAPES) -> None:
+    def __init__(self, fn: Callable[..., torch.Tensor], name: str, limit: int = MAX_SHAPES,
+                 gpu_lock: GpuLock | None = None) -> None:
         self.fn, self.name = fn, name
-        self.graphs: CUDAGraphs | None = CUDAGraphs(limit)
+        self.graphs: CUDAGraphs | None = CUDAGraphs(limit, gpu_lock=gpu_lock)
 
     @torch.no_grad()
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -274,14 +288,14 @@ class FastUNet(nn.Module):
 
     def __init__(self, unet: nn.Module, compiler: Compiler | None = None, cuda_graphs: bool = True,
                  max_shapes: int = MAX_SHAPES, request_compile: Callable[[Shape], None] | None = None,
-                 decoder: CompiledDecoder | None = None) -> None:
+                 decoder: CompiledDecoder | None = None, gpu_lock: GpuLock | None = None) -> None:
         super().__init__()
         self.unet, self.cfg = unet, unet.cfg
         self.compiler = compiler  # None: eager (with CUDA graphs) only
         self.max_shapes = max_shapes
         self.request_compile = request_compile  # told of every eager call; None: compile at a shape's first call
         self.decoder = decoder  # compiled for each shape's videos beside the UNet, in the same thread
-        self.graphs = CUDAGraphs(max_shapes) if cuda_graphs else None
+        self.graphs = CUDAGraphs(max_shapes, gpu_lock=gpu_lock) if cuda_graphs else None  # captures take turns
         self._ready: set[Shape] = set()  # shapes compiled and not forgotten (written by both sides)
         self._finished: deque[tuple[Shape, UNetFn | None]] = deque()  # compile_shape → the calling thread
         # the calling thread's side: what it serves compiled, and what failed

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from t2v.compiled import MAX_SHAPES, CompiledDecoder, FastUNet, Graphed, JitCompiler, Shape
+from t2v.compiled import MAX_SHAPES, CompiledDecoder, FastUNet, GpuLock, Graphed, JitCompiler, Shape
 from t2v.kernels import temporal_attention
 from t2v.kernels.fp8 import Fp8Linear
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
@@ -213,13 +213,15 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
-             autotune: bool = False) -> None:
+             autotune: bool = False, gpu_lock: GpuLock | None = None) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
     run `pipe.unet.compile_shape(shape)` off the rendering thread; without it a new shape compiles at its first
-    call. `cache_dir` keeps inductor's compiled kernels for later processes. `vae_chunk` 4 (plain path: 8) halves
-    the decoder's activations, which set the memory peak of a 16×256² video. `temporal_attention` "auto" (the
+    call. A caller that compiles in another thread than it renders passes `gpu_lock`, a re-entrant lock for this GPU
+    (t2v.compiled.GpuLock): CUDA graph captures and the compiles' GPU work then take turns under it. `cache_dir`
+    keeps inductor's compiled kernels for later processes. `vae_chunk` 4 (plain path: 8) halves the decoder's
+    activations, which set the memory peak of a 16×256² video. `temporal_attention` "auto" (the
     default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
     (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
     needs `fused` ("sdpa" does not). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing
@@ -227,7 +229,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     of the standard shape's 70 GEMM and convolution nodes on an H200, and there the video came out 3.8% slower than
     the default, 1.538 against 1.482 s, with inductor's epilogue-fusion timing off: docs/perf-notes.md rows 30–34;
     with `cache_dir` a shape's timings are paid once per machine; an autotuning compile times kernels on the GPU
-    throughout, so a new shape's CUDA graph capture waits for it: t2v.compiled.CAPTURE_LOCK).
+    throughout, so with `gpu_lock` a new shape's CUDA graph capture waits for it).
     With `cuda_graphs` on a GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with
     `offload_modules`). `compile_decoder` compiles the VAE decoder beside each UNet shape
     (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes device between uses).
@@ -249,20 +251,20 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     compiler = None
     if compile:
         configure_inductor(cache_dir)
-        compiler = JitCompiler(backend, options)
+        compiler = JitCompiler(backend, options, gpu_lock)
     if vae_chunk is not None:
         pipe.vae_chunk = vae_chunk
     decoder = None
     if compiler is not None and compile_decoder and not offload_modules:
         # the decoder compiles without autotuning: it is ≈ 2% of a standard video (29 ms), and autotuning its ≈ 20
         # convolution shapes would add minutes to each compile for well under 1% (docs/perf-notes.md row 34)
-        decoder = CompiledDecoder(pipe.vae, pipe.vae_chunk, backend, 2 * max_shapes)
+        decoder = CompiledDecoder(pipe.vae, pipe.vae_chunk, backend, 2 * max_shapes, gpu_lock)
     pipe.chunk_decoder = decoder
     # the text encoder from CUDA graphs too, but not offloaded: its weights would move between the graph's replays
     graphed_text = cuda_graphs and on_gpu and not offload_modules
-    pipe.text_call = Graphed(pipe.text_encoder, "text encoder", max_shapes) if graphed_text else None
+    pipe.text_call = Graphed(pipe.text_encoder, "text encoder", max_shapes, gpu_lock) if graphed_text else None
     if compiler is not None or (cuda_graphs and on_gpu):
-        pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile, decoder)
+        pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile, decoder, gpu_lock)
     if offload_modules:
         offload(pipe)
     log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "

@@ -9,6 +9,7 @@ at load. Importing this module loads no torch: the models are loaded on the work
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +83,9 @@ class ModelSource:
         from t2v import fast  # lazily, and looked up at call time: tests stand in for it
 
         pipeline = models.pipeline
-        fast.optimize(pipeline, cache_dir=self.compile_cache, backend=self.backend)
+        # the worker captures CUDA graphs while the compile thread runs its compiles' first runs on the same GPU:
+        # they take turns under one lock per worker (t2v.compiled.GpuLock)
+        fast.optimize(pipeline, cache_dir=self.compile_cache, backend=self.backend, gpu_lock=threading.RLock())
         pipeline.unet.request_compile = COMPILES.requester(pipeline.unet, device)
         shapes = self.warm_shapes(models)
         COMPILES.warm(pipeline.unet, device, shapes)

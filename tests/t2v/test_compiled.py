@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from t2v.compiled import CAPTURE_LOCK, FastUNet, JitCompiler, describe, example_inputs, video_shape
+from t2v.compiled import FastUNet, JitCompiler, describe, example_inputs, video_shape
 
 
 class Toy(nn.Module):
@@ -217,12 +217,14 @@ def test_autotune_hands_inductor_its_max_autotune_options_for_the_unet_only(tiny
     pipe = copy.deepcopy(tiny_pipe)
     with pytest.raises(ValueError, match="autotune=True needs backend='inductor' \\(got 'eager'\\)"):
         optimize(pipe, backend="eager", autotune=True)
-    optimize(pipe, autotune=True, request_compile=lambda shape: None)  # nothing compiles until asked
+    lock = threading.RLock()
+    optimize(pipe, autotune=True, request_compile=lambda shape: None, gpu_lock=lock)  # nothing compiles until asked
     assert pipe.unet.compiler.options is AUTOTUNE
-    seen = []  # inductor's settings as each graph compiles, and whether the compile held the capture lock
+    assert pipe.unet.compiler.gpu_lock is lock and pipe.chunk_decoder.gpu_lock is lock
+    seen = []  # inductor's settings as each graph compiles, and whether the compile held the GPU lock
 
     def backend(gm, example_inputs):
-        seen.append((inductor.max_autotune, inductor.shape_padding, held_by_another_thread(CAPTURE_LOCK)))
+        seen.append((inductor.max_autotune, inductor.shape_padding, held_by_another_thread(lock)))
         return gm.forward
 
     monkeypatch.setattr(torch._dynamo, "lookup_backend", lambda name: backend)
@@ -253,40 +255,44 @@ def held_by_another_thread(lock) -> bool:
 def test_a_compiled_graph_first_runs_under_the_capture_lock_then_freely():
     from t2v.compiled import _first_run_in_turn
 
-    runs = _first_run_in_turn(lambda: held_by_another_thread(CAPTURE_LOCK))
+    lock = threading.RLock()
+    runs = _first_run_in_turn(lambda: held_by_another_thread(lock), lock)
     assert runs() is True and runs() is False and runs() is False  # its first run only: timing configs, syncing
-    assert not held_by_another_thread(CAPTURE_LOCK)
+    assert not held_by_another_thread(lock)
 
     def boxed(args):  # inductor's convention: one list of inputs
         return sum(args)
 
     boxed._boxed_call = True
-    wrapped = _first_run_in_turn(boxed)
+    wrapped = _first_run_in_turn(boxed, lock)
     assert wrapped._boxed_call and wrapped([1, 2]) == 3 and wrapped([3, 4]) == 7
-    failing = _first_run_in_turn(lambda: 1 / 0)
+    failing = _first_run_in_turn(lambda: 1 / 0, lock)
     with pytest.raises(ZeroDivisionError):
         failing()
-    assert not held_by_another_thread(CAPTURE_LOCK)  # released when the first run raised
+    assert not held_by_another_thread(lock)  # released when the first run raised
+    assert _first_run_in_turn(boxed, None) is boxed  # no lock given (one thread does everything): nothing added
 
 
 def test_inductor_compiles_through_the_turn_taking_backend():
     from t2v.compiled import compile_static
 
-    fn = compile_static(lambda x, y: torch.sin(x) @ y + 1, "inductor", None)  # the real inductor, C++ on the CPU
+    lock = threading.RLock()
+    fn = compile_static(lambda x, y: torch.sin(x) @ y + 1, "inductor", None, lock)  # the real inductor, C++ here
     x, y = torch.randn(8, 8), torch.randn(8, 8)
     for _ in range(2):  # the first run under the lock, then the plain one: both inductor's boxed call
         torch.testing.assert_close(fn(x, y), torch.sin(x) @ y + 1)
-    assert not held_by_another_thread(CAPTURE_LOCK)
+    assert not held_by_another_thread(lock)
 
 
 def test_a_graph_capture_holds_the_capture_lock_and_says_when_it_waited_for_it(monkeypatch, caplog):
     import t2v.compiled as compiled
     from t2v.compiled import CUDAGraphs, _Graph
 
-    graphs, held = CUDAGraphs(), []
+    lock = threading.RLock()
+    graphs, held = CUDAGraphs(gpu_lock=lock), []
 
     def capture(key, fn, inputs):
-        held.append(held_by_another_thread(CAPTURE_LOCK))
+        held.append(held_by_another_thread(lock))
         graphs.graphs[key] = _Graph(SimpleNamespace(replay=lambda: None), (torch.zeros(2),), torch.ones(2), fn)
         return graphs.graphs[key]
 
@@ -297,7 +303,7 @@ def test_a_graph_capture_holds_the_capture_lock_and_says_when_it_waited_for_it(m
         assert torch.equal(graphs("key", torch.neg, (torch.zeros(2),)), torch.ones(2))
     assert "waited 2.5 s for another thread's GPU work" in caplog.text
     graphs("key", torch.neg, (torch.zeros(2),))  # a replay: no capture, no lock (and no clock: it is spent)
-    assert held == [True] and not held_by_another_thread(CAPTURE_LOCK)
+    assert held == [True] and not held_by_another_thread(lock)
 
 
 class OnGpu(SimpleNamespace):

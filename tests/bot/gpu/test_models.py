@@ -48,9 +48,10 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         config = SimpleNamespace(frames=24, width=576, height=320)  # zeroscope_v2_576w's: 1:1 is 448×448
         return SimpleNamespace(config=config, unet=None, device=device)
 
-    def optimize(pipeline: Any, *, cache_dir: str | None = None, backend: str = "inductor") -> None:
+    def optimize(pipeline: Any, *, cache_dir: str | None = None, backend: str = "inductor",
+                 gpu_lock: Any = None) -> None:
         calls.append(("optimize", pipeline.device, cache_dir))
-        pipeline.unet = FastStandIn()
+        pipeline.unet, pipeline.gpu_lock = FastStandIn(), gpu_lock
 
     monkeypatch.setattr(engines, "load_pipeline", load)
     monkeypatch.setattr(engines, "COMPILES", queued)
@@ -71,6 +72,10 @@ def test_cuda_workers_take_jobs_at_once_and_queue_the_default_shape_then_the_asp
                      ("queued", "cuda:1", "1×24×512×384"), ("queued", "cuda:1", "1×24×384×512")]
     assert models.pipeline.unet.request_compile is not None  # a job's new shape is asked for in the background
     assert models.upscaler is None
+    lock = models.pipeline.gpu_lock  # the worker's captures and the compile thread's first runs take turns
+    with lock, lock:  # re-entrant
+        pass
+    assert source("cuda:0").pipeline.gpu_lock is not lock  # one a GPU: captures on different GPUs do not collide
 
 
 def test_the_queued_shapes_use_default_frames_and_batch_1_alone_without_batching(calls):
@@ -93,7 +98,7 @@ def test_t2v_optimize_picks_the_devices_that_use_the_fast_path(calls, setting, c
 
 
 def test_a_failing_fast_path_fails_the_load_and_names_the_way_out(calls, monkeypatch):
-    def broken(pipeline: Any, *, cache_dir: str | None = None, backend: str = "inductor") -> None:
+    def broken(pipeline: Any, *, cache_dir: str | None = None, backend: str = "inductor", gpu_lock: Any = None) -> None:
         raise RuntimeError("inductor needs triton")
 
     monkeypatch.setattr(fast, "optimize", broken)
