@@ -73,8 +73,9 @@ def test_cuda_workers_take_jobs_at_once_and_queue_the_default_shape_then_the_asp
     assert models.pipeline.unet.request_compile is not None  # a job's new shape is asked for in the background
     assert models.upscaler is None
     lock = models.pipeline.gpu_lock  # the worker's captures and the compile thread's first runs take turns
-    with lock, lock:  # re-entrant
-        pass
+    assert lock.acquire(blocking=False) and lock.acquire(blocking=False)  # re-entrant (a plain lock fails, not hangs)
+    lock.release()
+    lock.release()
     assert source("cuda:0").pipeline.gpu_lock is not lock  # one a GPU: captures on different GPUs do not collide
 
 
