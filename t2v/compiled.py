@@ -213,14 +213,22 @@ class CUDAGraphs:
 
     All captures share one memory pool; the output is cloned after each replay, so no caller ever holds memory that
     another graph's replay may overwrite, and a dropped graph's memory serves the next capture.
+
+    A capture that fails costs only its own key: the call runs `fn` without a graph, logged, and so does every later
+    call of that key; other keys keep their graphs, and the next capture starts a fresh pool. (A failed capture ends
+    its pool's routing with it: torch routes an allocation to a capture's pool only while that capture is active,
+    checked on an H200 by benchmarks/capture_failure.py.)
     """
 
     def __init__(self, limit: int = MAX_SHAPES, warmup: int = 2, gpu_lock: GpuLock | None = None) -> None:
         self.limit, self.warmup, self.gpu_lock = limit, warmup, gpu_lock  # captures hold gpu_lock (GpuLock)
         self.graphs: OrderedDict[Hashable, _Graph] = OrderedDict()
+        self.failed: OrderedDict[Hashable, None] = OrderedDict()  # keys whose capture failed, at most `limit`
         self.pool: Any = None
 
     def __call__(self, key: Hashable, fn: UNetFn, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        if key in self.failed:
+            return fn(*inputs)
         entry = self.graphs.get(key)
         if entry is None:
             waited = time.perf_counter()
@@ -228,7 +236,12 @@ class CUDAGraphs:
                 waited = time.perf_counter() - waited
                 if waited >= 1.0:  # a compiled function's first run, or an autotuning compile, held the GPU
                     log.info("waited %.1f s for another thread's GPU work before capturing a CUDA graph", waited)
-                entry = self._capture(key, fn, inputs)
+                try:
+                    entry = self._capture(key, fn, inputs)
+                except RuntimeError:  # a capture that fails must not fail the call
+                    log.exception("CUDA graph capture for %s failed; it runs without a CUDA graph", key)
+                    self._give_up(key)
+                    return fn(*inputs)
         self.graphs.move_to_end(key)
         for static, value in zip(entry.inputs, inputs, strict=True):
             static.copy_(value)
@@ -239,6 +252,14 @@ class CUDAGraphs:
         """Forget the graphs whose key `keep` refuses."""
         for key in [key for key in self.graphs if not keep(key)]:
             del self.graphs[key]
+
+    def _give_up(self, key: Hashable) -> None:
+        """Never capture `key` again (the `limit` most recent such keys are remembered) and leave the failed
+        capture's pool to the graphs already in it."""
+        self.failed[key] = None
+        while len(self.failed) > self.limit:
+            self.failed.popitem(last=False)
+        self.pool = None
 
     def _capture(self, key: Hashable, fn: UNetFn, inputs: tuple[torch.Tensor, ...]) -> _Graph:
         started = time.perf_counter()
@@ -264,22 +285,18 @@ class CUDAGraphs:
 
 class Graphed:
     """`fn` replayed from one CUDA graph per input shape when its first input is on a GPU (the text encoder: ≈ 360
-    kernel launches a call that the host issues one by one), called as it is elsewhere; a capture that fails turns
-    the graphs off for good, logged, so nothing fails because of them."""
+    kernel launches a call that the host issues one by one), called as it is elsewhere (a shape whose capture
+    failed too)."""
 
-    def __init__(self, fn: Callable[..., torch.Tensor], name: str, limit: int = MAX_SHAPES,
+    def __init__(self, fn: Callable[..., torch.Tensor], limit: int = MAX_SHAPES,
                  gpu_lock: GpuLock | None = None) -> None:
-        self.fn, self.name = fn, name
-        self.graphs: CUDAGraphs | None = CUDAGraphs(limit, gpu_lock=gpu_lock)
+        self.fn = fn
+        self.graphs = CUDAGraphs(limit, gpu_lock=gpu_lock)
 
     @torch.no_grad()
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        if self.graphs is not None and inputs[0].is_cuda:
-            try:
-                return self.graphs(shape_of(inputs), self.fn, inputs)
-            except RuntimeError:
-                log.exception("CUDA graph capture failed; running the %s without CUDA graphs", self.name)
-                self.graphs = None
+        if inputs[0].is_cuda:
+            return self.graphs(shape_of(inputs), self.fn, inputs)
         return self.fn(*inputs)
 
 
@@ -310,11 +327,7 @@ class FastUNet(nn.Module):
         # the eager path is graphed too: a replay needs one Python call, where eager steps need ~2000 (each op gives
         # up the GIL, and a compile in another thread of the process holds it: 40x slower steps on the H200)
         if self.graphs is not None and x.is_cuda:
-            try:
-                return self.graphs((fn is not self.unet, shape), fn, inputs)
-            except RuntimeError:  # a capture that fails must not fail the job: run without graphs from now on
-                log.exception("CUDA graph capture failed; running the UNet without CUDA graphs")
-                self.graphs = None
+            return self.graphs((fn is not self.unet, shape), fn, inputs)
         return fn(*inputs)
 
     def run(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:

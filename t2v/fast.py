@@ -262,7 +262,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     pipe.chunk_decoder = decoder
     # the text encoder from CUDA graphs too, but not offloaded: its weights would move between the graph's replays
     graphed_text = cuda_graphs and on_gpu and not offload_modules
-    pipe.text_call = Graphed(pipe.text_encoder, "text encoder", max_shapes, gpu_lock) if graphed_text else None
+    pipe.text_call = Graphed(pipe.text_encoder, max_shapes, gpu_lock) if graphed_text else None
     if compiler is not None or (cuda_graphs and on_gpu):
         pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile, decoder, gpu_lock)
     if offload_modules:

@@ -315,15 +315,12 @@ class OnGpu(SimpleNamespace):
 
 
 class FakeGraphs:
-    """Stands in for CUDAGraphs: replays a 'graph' per key, or raises as a capture that fails does."""
+    """Stands in for CUDAGraphs: replays a 'graph' per key."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self) -> None:
         self.keys: list = []
-        self.fail = fail
 
     def __call__(self, key, fn, inputs):
-        if self.fail:
-            raise RuntimeError("operation not permitted when stream is capturing")
         self.keys.append(key)
         return ("replayed", fn(*inputs))
 
@@ -331,7 +328,7 @@ class FakeGraphs:
 def test_graphed_replays_gpu_inputs_by_shape_and_calls_cpu_ones_as_they_are():
     from t2v.compiled import Graphed
 
-    graphed = Graphed(lambda ids: "encoded", "text encoder")
+    graphed = Graphed(lambda ids: "encoded")
     graphed.graphs = FakeGraphs()
     assert graphed(torch.zeros(2, 77, dtype=torch.long)) == "encoded"  # a CPU tensor: no graph
     assert graphed(OnGpu(shape=(2, 77))) == ("replayed", "encoded")
@@ -339,17 +336,34 @@ def test_graphed_replays_gpu_inputs_by_shape_and_calls_cpu_ones_as_they_are():
     assert graphed.graphs.keys == [((2, 77),), ((8, 77),)]  # one graph per prompt count
 
 
-def test_a_graph_capture_that_fails_logs_once_and_the_function_runs_without_graphs_from_then_on(caplog):
-    from t2v.compiled import Graphed
+def test_a_capture_that_fails_costs_only_its_own_key_which_runs_without_a_graph_from_then_on(monkeypatch, caplog):
+    from t2v.compiled import CUDAGraphs, _Graph
 
-    calls = []
-    graphed = Graphed(lambda ids: calls.append(ids) or "encoded", "text encoder")
-    graphed.graphs = FakeGraphs(fail=True)
+    graphs, captured = CUDAGraphs(limit=2), []
+    graphs.pool = "pool of the failed capture"
+
+    def capture(key, fn, inputs):
+        captured.append(key)
+        if key.startswith("broken"):
+            raise RuntimeError("operation not permitted when stream is capturing")
+        graphs.graphs[key] = _Graph(SimpleNamespace(replay=lambda: None), (torch.zeros(2),), torch.ones(2), fn)
+        return graphs.graphs[key]
+
+    monkeypatch.setattr(graphs, "_capture", capture)
+    x = torch.full((2,), 3.0)
     with caplog.at_level(logging.ERROR, logger="t2v.compiled"):
-        assert graphed(OnGpu(shape=(2, 77))) == "encoded"
-        assert graphed(OnGpu(shape=(2, 77))) == "encoded"
-    assert graphed.graphs is None and len(calls) == 2
-    assert caplog.text.count("running the text encoder without CUDA graphs") == 1
+        assert torch.equal(graphs("broken 1", torch.neg, (x,)), -x)  # the call itself is served, without a graph
+        assert torch.equal(graphs("broken 1", torch.neg, (x,)), -x)
+    assert caplog.text.count("CUDA graph capture for broken 1 failed; it runs without a CUDA graph") == 1
+    assert graphs.pool is None  # the next capture starts a fresh pool
+    assert torch.equal(graphs("fine", torch.neg, (x,)), torch.ones(2))  # other keys are still captured and replayed
+    assert torch.equal(graphs("fine", torch.neg, (x,)), torch.ones(2))
+    assert captured == ["broken 1", "fine"]
+    for key in ("broken 2", "broken 3"):
+        graphs(key, torch.neg, (x,))
+    assert list(graphs.failed) == ["broken 2", "broken 3"]  # at most `limit` remembered: the oldest is tried again
+    graphs("broken 1", torch.neg, (x,))
+    assert captured == ["broken 1", "fine", "broken 2", "broken 3", "broken 1"]
 
 
 @pytest.mark.parametrize(("options", "graphed"), [({}, True), ({"cuda_graphs": False}, False),
