@@ -45,6 +45,34 @@ TOKENS = 77  # CLIP's context length: the text embedding's second dimension in e
 GpuLock = AbstractContextManager[Any]
 
 
+def compile_in_background() -> None:
+    """Make this process safe for compiling in one thread while another renders (FastUNet with `request_compile`).
+
+    While torch.fx traces (every compile does, for seconds), it patches `nn.Module.__call__` for all threads, and
+    torch before 2.14 (2.11 on the H200 machines) also raises its tracing flag for all threads (torch issue 126024).
+    The bot's first served run on a GPU lost two videos to this (docs/perf-notes.md row 41): a compiled decoder
+    called in the rendering thread while the compile thread traced refused to run ("Detected that you are using FX
+    to symbolically trace a dynamo-optimized function"), and an eager decode during inductor's one tiny trace of its
+    own went into that trace ("module is not installed as a submodule"). Here a compiled function that finds the
+    flag raised runs its Python code instead (the same result, eager speed, for that call), a capture waits for a
+    call that does not see it (CUDAGraphs), and inductor's own trace is made now, before any thread renders."""
+    import torch._dynamo.config as dynamo
+    from torch._inductor import loop_body
+
+    dynamo.error_on_nested_fx_trace = False
+    trace_once = getattr(getattr(loop_body, "InterpreterShim", None), "_dummy_gm", None)
+    if trace_once is not None:  # cached for the process after its first call
+        trace_once()
+
+
+def fx_tracing_seen() -> bool:
+    """Whether torch.fx's tracing flag is up as this thread sees it. t2v never traces in a thread that renders, so
+    on torch versions that keep the flag for the whole process it means another thread's compile is tracing."""
+    tracer = torch.fx._symbolic_trace
+    seen = getattr(tracer, "_get_is_fx_tracing", None)  # torch 2.14: per thread, and no warning when asked
+    return bool(seen() if seen is not None else tracer.is_fx_tracing())
+
+
 def video_shape(cfg: Any, batch: int, frames: int, height: int, width: int) -> Shape:
     """The UNet call's input shapes for `batch` guided videos of `frames` × `height` × `width` pixels."""
     rows = 2 * batch  # classifier-free guidance: conditional and unconditional rows in one call
@@ -170,7 +198,10 @@ class CompiledDecoder:
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         fn = self.functions.get(tuple(z.shape))
-        return self.vae.decode(z) if fn is None else fn(z)
+        # contiguous, as compiled: a single video's chunks are strided views, and a stride that differs from the
+        # compile's makes dynamo compile again in this thread, first waiting for the compile thread's compile to
+        # end (its lock is global): a video took 103 s on the H200 (docs/perf-notes.md row 41)
+        return self.vae.decode(z) if fn is None else fn(z.contiguous())
 
     def chunk_shapes(self, shape: Shape) -> set[tuple[int, ...]]:
         """The latent chunks [n, z, h, w] that decoding the videos of a UNet call of `shape` decodes: the call holds
@@ -230,6 +261,9 @@ class CUDAGraphs:
         if key in self.failed:
             return fn(*inputs)
         entry = self.graphs.get(key)
+        if entry is None and fx_tracing_seen():  # a compiled `fn` would run eagerly now: capture at a later call
+            log.info("another thread is tracing a compile; %s runs without a CUDA graph this once", key)
+            return fn(*inputs)
         if entry is None:
             waited = time.perf_counter()
             with _held(self.gpu_lock):
@@ -321,7 +355,7 @@ class FastUNet(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        inputs = (x, t, context)
+        inputs = (x.contiguous(), t.contiguous(), context.contiguous())  # the strides compiled (CompiledDecoder)
         shape = shape_of(inputs)
         fn = self._function(shape)
         # the eager path is graphed too: a replay needs one Python call, where eager steps need ~2000 (each op gives

@@ -19,7 +19,16 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from t2v.compiled import MAX_SHAPES, CompiledDecoder, FastUNet, GpuLock, Graphed, JitCompiler, Shape
+from t2v.compiled import (
+    MAX_SHAPES,
+    CompiledDecoder,
+    FastUNet,
+    GpuLock,
+    Graphed,
+    JitCompiler,
+    Shape,
+    compile_in_background,
+)
 from t2v.kernels import temporal_attention
 from t2v.kernels.fp8 import Fp8Linear
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
@@ -263,6 +272,8 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     # the text encoder from CUDA graphs too, but not offloaded: its weights would move between the graph's replays
     graphed_text = cuda_graphs and on_gpu and not offload_modules
     pipe.text_call = Graphed(pipe.text_encoder, max_shapes, gpu_lock) if graphed_text else None
+    if compiler is not None and request_compile is not None:
+        compile_in_background()  # the caller compiles in another thread than it renders
     if compiler is not None or (cuda_graphs and on_gpu):
         pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile, decoder, gpu_lock)
     if offload_modules:

@@ -194,6 +194,86 @@ def test_optimize_compiles_the_decoder_beside_the_unet_in_the_compile_thread_and
     assert np.abs(compiled.frames.astype(int) - eager.frames.astype(int)).max() <= 1  # uint8 rounding
 
 
+def test_the_compiled_decoder_gets_contiguous_chunks_as_it_was_compiled_for():
+    from t2v.compiled import CompiledDecoder
+
+    decoder, seen = CompiledDecoder(nn.Identity(), chunk=4), []
+    decoder.functions[(4, 4, 8, 8)] = lambda z: seen.append(z.stride()) or z
+    latents = torch.randn(1, 4, 8, 8, 8)  # one video: its chunks are strided views of the latents
+    chunks = latents.permute(0, 2, 1, 3, 4).reshape(8, 4, 8, 8).split(4)
+    assert not chunks[0].is_contiguous()
+    out = [decoder(chunk) for chunk in chunks]
+    assert seen == [(256, 64, 8, 1)] * 2 and all(torch.equal(o, c) for o, c in zip(out, chunks, strict=True))
+
+
+def test_the_fast_unet_calls_its_functions_with_contiguous_inputs():
+    seen = []
+
+    class Recording(FakeCompiler):
+        def build(self, unet, shape):
+            fn = super().build(unet, shape)
+            return lambda *inputs: seen.append([t.is_contiguous() for t in inputs]) or fn(*inputs)
+
+    fast = FastUNet(Toy(), Recording(), cuda_graphs=False)
+    shape = _shapes(1)[0]
+    x, t, context = example_inputs(shape, torch.zeros(()))
+    strided = x.transpose(3, 4).contiguous().transpose(3, 4)  # the same shape, other strides
+    assert not strided.is_contiguous()
+    assert torch.equal(fast(strided, t, context), 2 * fast.unet(x, t, context))
+    assert seen == [[True, True, True]]
+
+
+def test_fx_tracing_is_seen_inside_a_trace_of_this_thread_only_while_it_lasts():
+    from t2v.compiled import fx_tracing_seen
+
+    seen = []
+
+    def traced(x):
+        seen.append(fx_tracing_seen())
+        return x + 1
+
+    torch.fx.symbolic_trace(traced)
+    assert seen == [True] and not fx_tracing_seen()
+
+
+def test_a_capture_waits_while_another_thread_traces_and_happens_at_a_later_call(monkeypatch, caplog):
+    import t2v.compiled as compiled
+    from t2v.compiled import CUDAGraphs, _Graph
+
+    graphs, captured = CUDAGraphs(), []
+
+    def capture(key, fn, inputs):
+        captured.append(key)
+        graphs.graphs[key] = _Graph(SimpleNamespace(replay=lambda: None), (torch.zeros(2),), torch.ones(2), fn)
+        return graphs.graphs[key]
+
+    monkeypatch.setattr(graphs, "_capture", capture)
+    tracing = iter([True, False])
+    monkeypatch.setattr(compiled, "fx_tracing_seen", lambda: next(tracing))
+    x = torch.full((2,), 3.0)
+    with caplog.at_level(logging.INFO, logger="t2v.compiled"):
+        assert torch.equal(graphs("key", torch.neg, (x,)), -x)  # run as it is, not captured, not given up
+    assert "another thread is tracing a compile; key runs without a CUDA graph this once" in caplog.text
+    assert captured == [] and not graphs.failed
+    assert torch.equal(graphs("key", torch.neg, (x,)), torch.ones(2)) and captured == ["key"]
+
+
+def test_compiling_in_the_background_lets_compiled_functions_run_through_another_thread_s_trace(tiny_pipe):
+    import copy
+
+    import torch._dynamo.config as dynamo
+    from torch._inductor.loop_body import InterpreterShim
+
+    from t2v.fast import optimize
+
+    with dynamo.patch(error_on_nested_fx_trace=True):
+        optimize(copy.deepcopy(tiny_pipe), backend="eager")  # compiling at first use, in the rendering thread
+        assert dynamo.error_on_nested_fx_trace
+        optimize(copy.deepcopy(tiny_pipe), backend="eager", request_compile=lambda shape: None)
+        assert not dynamo.error_on_nested_fx_trace  # a compiled function runs its Python code through a trace
+    assert InterpreterShim._dummy_gm.cache_info().currsize == 1  # inductor's own trace is done and kept
+
+
 def test_a_decoder_compile_that_fails_leaves_that_chunk_eager(caplog, monkeypatch):
     from t2v.compiled import CompiledDecoder
 
