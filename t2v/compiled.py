@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 Shape = tuple[tuple[int, ...], ...]  # the shapes of one UNet call's (x, t, context)
 UNetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 MAX_SHAPES = 8  # compiled shapes and CUDA graphs kept, each (docs/benchmarks.md measures their memory)
+GIVE_UP_AFTER = 2  # failed CUDA graph captures of one key before it runs without a graph for good
 TOKENS = 77  # CLIP's context length: the text embedding's second dimension in every published model
 # A caller that renders in one thread and compiles in another (the bot) hands t2v one lock per GPU (any context
 # manager: `gpu_lock`), and CUDA graph captures and the GPU work that breaks a capture take turns under it. A capture
@@ -43,6 +44,8 @@ TOKENS = 77  # CLIP's context length: the text embedding's second dimension in e
 # function's first run in the same thread (compiling at first use). t2v itself starts no threads: without a lock,
 # nothing waits.
 GpuLock = AbstractContextManager[Any]
+MODULE_CALL = nn.Module.__call__  # as torch defines it: a thread's torch.fx trace replaces it while it lasts
+TRACE_WAIT_S = 30.0  # the longest wait for other threads' torch.fx traces to end (make_fx's last seconds)
 
 
 def compile_in_background() -> None:
@@ -50,12 +53,17 @@ def compile_in_background() -> None:
 
     While torch.fx traces (every compile does, for seconds), it patches `nn.Module.__call__` for all threads, and
     torch before 2.14 (2.11 on the H200 machines) also raises its tracing flag for all threads (torch issue 126024).
-    The bot's first served run on a GPU lost two videos to this (docs/perf-notes.md row 41): a compiled decoder
-    called in the rendering thread while the compile thread traced refused to run ("Detected that you are using FX
-    to symbolically trace a dynamo-optimized function"), and an eager decode during inductor's one tiny trace of its
-    own went into that trace ("module is not installed as a submodule"). Here a compiled function that finds the
-    flag raised runs its Python code instead (the same result, eager speed, for that call), a capture waits for a
-    call that does not see it (CUDAGraphs), and inductor's own trace is made now, before any thread renders."""
+    On an H200 the bot's served runs lost videos to both (docs/perf-notes.md row 41): a compiled decoder called in
+    the rendering thread while the compile thread traced refused to run ("Detected that you are using FX to
+    symbolically trace a dynamo-optimized function"), and modules called by an eager decode or an eager graph's
+    capture during a plain torch.fx trace (not make_fx's, which just calls them) went into that trace and failed
+    ("module is not installed as a submodule"). Here a compiled function that finds the flag raised runs its Python
+    code instead (the same result, eager speed, for that call); a compiled shape's graph is captured at a call that
+    does not see the flag (FastUNet: until then it is served as before its compile); a capture that fails is tried
+    again at the next call (CUDAGraphs); and inductor's plain trace of its loop interpreter, made once per process,
+    is made now, before any thread renders. On torch 2.11 one more plain trace came during the first compile of both
+    served runs, not identified yet (benchmarks/fx_traces.py lists a compile's traces): an eager decode that meets
+    one decodes again once no trace is left (CompiledDecoder), as does the call whose capture failed."""
     import torch._dynamo.config as dynamo
     from torch._inductor import loop_body
 
@@ -63,6 +71,14 @@ def compile_in_background() -> None:
     trace_once = getattr(getattr(loop_body, "InterpreterShim", None), "_dummy_gm", None)
     if trace_once is not None:  # cached for the process after its first call
         trace_once()
+
+
+def after_other_traces() -> None:
+    """Return once no thread's torch.fx trace patches `nn.Module.__call__` (at most TRACE_WAIT_S): a module call
+    made then cannot go into another thread's trace. Only for retrying a call that did (compile_in_background)."""
+    deadline = time.monotonic() + TRACE_WAIT_S
+    while nn.Module.__call__ is not MODULE_CALL and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def fx_tracing_seen() -> bool:
@@ -201,7 +217,15 @@ class CompiledDecoder:
         # contiguous, as compiled: a single video's chunks are strided views, and a stride that differs from the
         # compile's makes dynamo compile again in this thread, first waiting for the compile thread's compile to
         # end (its lock is global): a video took 103 s on the H200 (docs/perf-notes.md row 41)
-        return self.vae.decode(z) if fn is None else fn(z.contiguous())
+        if fn is not None:
+            return fn(z.contiguous())
+        try:
+            return self.vae.decode(z)
+        except NameError:  # a module call that went into another thread's plain torch.fx trace: once more after it
+            log.warning("an eager decode met another thread's torch.fx trace; decoding again once it has ended",
+                        exc_info=True)
+            after_other_traces()
+            return self.vae.decode(z)
 
     def chunk_shapes(self, shape: Shape) -> set[tuple[int, ...]]:
         """The latent chunks [n, z, h, w] that decoding the videos of a UNet call of `shape` decodes: the call holds
@@ -245,8 +269,10 @@ class CUDAGraphs:
     All captures share one memory pool; the output is cloned after each replay, so no caller ever holds memory that
     another graph's replay may overwrite, and a dropped graph's memory serves the next capture.
 
-    A capture that fails costs only its own key: the call runs `fn` without a graph, logged, and so does every later
-    call of that key; other keys keep their graphs, and the next capture starts a fresh pool. (A failed capture ends
+    A capture that fails costs only its own key: the call runs `fn` without a graph, logged; the key's next call
+    tries once more (a module called while another thread's torch.fx trace patches `nn.Module.__call__` fails for
+    as long as that trace lasts: compile_in_background), and after a second failure every call of that key runs
+    without a graph. Other keys keep their graphs, and the next capture starts a fresh pool. (A failed capture ends
     its pool's routing with it: torch routes an allocation to a capture's pool only while that capture is active,
     checked on an H200 by benchmarks/capture_failure.py.)
     """
@@ -254,16 +280,13 @@ class CUDAGraphs:
     def __init__(self, limit: int = MAX_SHAPES, warmup: int = 2, gpu_lock: GpuLock | None = None) -> None:
         self.limit, self.warmup, self.gpu_lock = limit, warmup, gpu_lock  # captures hold gpu_lock (GpuLock)
         self.graphs: OrderedDict[Hashable, _Graph] = OrderedDict()
-        self.failed: OrderedDict[Hashable, None] = OrderedDict()  # keys whose capture failed, at most `limit`
+        self.failed: OrderedDict[Hashable, int] = OrderedDict()  # failed captures per key, at most `limit` keys
         self.pool: Any = None
 
     def __call__(self, key: Hashable, fn: UNetFn, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        if key in self.failed:
+        if self.failed.get(key, 0) >= GIVE_UP_AFTER:
             return fn(*inputs)
         entry = self.graphs.get(key)
-        if entry is None and fx_tracing_seen():  # a compiled `fn` would run eagerly now: capture at a later call
-            log.info("another thread is tracing a compile; %s runs without a CUDA graph this once", key)
-            return fn(*inputs)
         if entry is None:
             waited = time.perf_counter()
             with _held(self.gpu_lock):
@@ -272,9 +295,9 @@ class CUDAGraphs:
                     log.info("waited %.1f s for another thread's GPU work before capturing a CUDA graph", waited)
                 try:
                     entry = self._capture(key, fn, inputs)
-                except RuntimeError:  # a capture that fails must not fail the call
-                    log.exception("CUDA graph capture for %s failed; it runs without a CUDA graph", key)
-                    self._give_up(key)
+                except Exception:  # a capture that fails must not fail the call
+                    self._failed(key)
+                    after_other_traces()
                     return fn(*inputs)
         self.graphs.move_to_end(key)
         for static, value in zip(entry.inputs, inputs, strict=True):
@@ -282,18 +305,24 @@ class CUDAGraphs:
         entry.graph.replay()
         return entry.output.clone()
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self.graphs
+
     def drop(self, keep: Callable[[Hashable], bool]) -> None:
         """Forget the graphs whose key `keep` refuses."""
         for key in [key for key in self.graphs if not keep(key)]:
             del self.graphs[key]
 
-    def _give_up(self, key: Hashable) -> None:
-        """Never capture `key` again (the `limit` most recent such keys are remembered) and leave the failed
-        capture's pool to the graphs already in it."""
-        self.failed[key] = None
+    def _failed(self, key: Hashable) -> None:
+        """Count a failed capture of `key` (the `limit` most recent such keys are remembered) and leave its pool to
+        the graphs already in it."""
+        failures = self.failed[key] = self.failed.get(key, 0) + 1
+        self.failed.move_to_end(key)
         while len(self.failed) > self.limit:
             self.failed.popitem(last=False)
         self.pool = None
+        log.exception("CUDA graph capture for %s failed (%d of %d); this call runs without a CUDA graph%s", key,
+                      failures, GIVE_UP_AFTER, ", and so will every later one" if failures >= GIVE_UP_AFTER else "")
 
     def _capture(self, key: Hashable, fn: UNetFn, inputs: tuple[torch.Tensor, ...]) -> _Graph:
         started = time.perf_counter()
@@ -360,9 +389,19 @@ class FastUNet(nn.Module):
         fn = self._function(shape)
         # the eager path is graphed too: a replay needs one Python call, where eager steps need ~2000 (each op gives
         # up the GIL, and a compile in another thread of the process holds it: 40x slower steps on the H200)
-        if self.graphs is not None and x.is_cuda:
-            return self.graphs((fn is not self.unet, shape), fn, inputs)
-        return fn(*inputs)
+        if self.graphs is None or not x.is_cuda:
+            return fn(*inputs)
+        compiled, eager = (True, shape), (False, shape)
+        if fn is self.unet:
+            return self.graphs(eager, fn, inputs)
+        if compiled not in self.graphs and fx_tracing_seen():
+            # another thread's compile is tracing, and a compiled function would run its Python code now: this
+            # call is served as before the compile finished, from the eager graph if it is still kept
+            return self.graphs(eager, self.unet, inputs) if eager in self.graphs else self.unet(*inputs)
+        out = self.graphs(compiled, fn, inputs)
+        if eager in self.graphs:  # kept until the compiled graph was captured; no longer used
+            self.graphs.drop(lambda key: key != eager)
+        return out
 
     def run(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """The function `forward` picks for these inputs, called without a CUDA graph (for measurements)."""
@@ -425,8 +464,6 @@ class FastUNet(nn.Module):
                 self._failed.add(shape)
                 continue
             self._serving[shape] = fn
-            if self.graphs is not None:  # its eager graph is no longer used
-                self.graphs.drop(lambda key, shape=shape: key != (False, shape))
             while len(self._serving) > self.max_shapes:
                 self._forget(next(iter(self._serving)))
 

@@ -236,28 +236,6 @@ def test_fx_tracing_is_seen_inside_a_trace_of_this_thread_only_while_it_lasts():
     assert seen == [True] and not fx_tracing_seen()
 
 
-def test_a_capture_waits_while_another_thread_traces_and_happens_at_a_later_call(monkeypatch, caplog):
-    import t2v.compiled as compiled
-    from t2v.compiled import CUDAGraphs, _Graph
-
-    graphs, captured = CUDAGraphs(), []
-
-    def capture(key, fn, inputs):
-        captured.append(key)
-        graphs.graphs[key] = _Graph(SimpleNamespace(replay=lambda: None), (torch.zeros(2),), torch.ones(2), fn)
-        return graphs.graphs[key]
-
-    monkeypatch.setattr(graphs, "_capture", capture)
-    tracing = iter([True, False])
-    monkeypatch.setattr(compiled, "fx_tracing_seen", lambda: next(tracing))
-    x = torch.full((2,), 3.0)
-    with caplog.at_level(logging.INFO, logger="t2v.compiled"):
-        assert torch.equal(graphs("key", torch.neg, (x,)), -x)  # run as it is, not captured, not given up
-    assert "another thread is tracing a compile; key runs without a CUDA graph this once" in caplog.text
-    assert captured == [] and not graphs.failed
-    assert torch.equal(graphs("key", torch.neg, (x,)), torch.ones(2)) and captured == ["key"]
-
-
 def test_compiling_in_the_background_lets_compiled_functions_run_through_another_thread_s_trace(tiny_pipe):
     import copy
 
@@ -272,6 +250,50 @@ def test_compiling_in_the_background_lets_compiled_functions_run_through_another
         optimize(copy.deepcopy(tiny_pipe), backend="eager", request_compile=lambda shape: None)
         assert not dynamo.error_on_nested_fx_trace  # a compiled function runs its Python code through a trace
     assert InterpreterShim._dummy_gm.cache_info().currsize == 1  # inductor's own trace is done and kept
+
+
+def test_an_eager_decode_that_meets_another_thread_s_fx_trace_decodes_again_once_it_has_ended(monkeypatch, caplog):
+    import t2v.compiled as compiled
+    from t2v.compiled import CompiledDecoder
+
+    decoder = CompiledDecoder(nn.Sequential(nn.Conv2d(4, 3, 1)), chunk=2)
+    decoder.vae.decode = decoder.vae.forward
+    inside, release = threading.Event(), threading.Event()
+
+    def traced(x):  # a plain torch.fx trace: nn.Module.__call__ is patched for every thread while it lasts
+        inside.set()
+        release.wait()
+        return x + 1
+
+    tracer = threading.Thread(target=torch.fx.symbolic_trace, args=(traced,))
+    tracer.start()
+    inside.wait()
+    waits = []
+
+    def sleep(seconds):  # the wait for the trace to end: end it instead of sleeping
+        waits.append(seconds)
+        release.set()
+        tracer.join()
+
+    monkeypatch.setattr(compiled.time, "sleep", sleep)
+    z = torch.randn(2, 4, 4, 4)
+    with caplog.at_level(logging.WARNING, logger="t2v.compiled"):
+        out = decoder(z)
+    assert torch.equal(out, decoder.vae(z)) and len(waits) == 1
+    assert "an eager decode met another thread's torch.fx trace; decoding again once it has ended" in caplog.text
+    assert "module is not installed as a submodule" in caplog.text
+
+
+def test_the_wait_for_other_threads_traces_gives_up_after_its_limit(monkeypatch):
+    import t2v.compiled as compiled
+
+    clock = iter([0.0, 1.0, compiled.TRACE_WAIT_S + 1])
+    monkeypatch.setattr(compiled.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(compiled.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(nn.Module, "__call__", lambda self, *args: None)  # a trace that never ends
+    compiled.after_other_traces()  # returns at the limit
+    monkeypatch.undo()
+    compiled.after_other_traces()  # nothing patched: returns at once, without reading the clock
 
 
 def test_a_decoder_compile_that_fails_leaves_that_chunk_eager(caplog, monkeypatch):
@@ -416,34 +438,92 @@ def test_graphed_replays_gpu_inputs_by_shape_and_calls_cpu_ones_as_they_are():
     assert graphed.graphs.keys == [((2, 77),), ((8, 77),)]  # one graph per prompt count
 
 
-def test_a_capture_that_fails_costs_only_its_own_key_which_runs_without_a_graph_from_then_on(monkeypatch, caplog):
-    from t2v.compiled import CUDAGraphs, _Graph
+def _recording_captures(graphs, broken=()):
+    """Stand in for `graphs._capture`: record each capture; raise for keys starting with one of `broken`."""
+    from t2v.compiled import _Graph
 
-    graphs, captured = CUDAGraphs(limit=2), []
-    graphs.pool = "pool of the failed capture"
+    captured = []
 
     def capture(key, fn, inputs):
         captured.append(key)
-        if key.startswith("broken"):
-            raise RuntimeError("operation not permitted when stream is capturing")
-        graphs.graphs[key] = _Graph(SimpleNamespace(replay=lambda: None), (torch.zeros(2),), torch.ones(2), fn)
+        if str(key).startswith(broken) and broken:
+            raise NameError("module is not installed as a submodule")  # a module call in another thread's trace
+        static = tuple(value.clone() for value in inputs)
+        graphs.graphs[key] = _Graph(SimpleNamespace(replay=lambda: None), static, torch.ones(2), fn)
         return graphs.graphs[key]
 
+    return captured, capture
+
+
+def test_a_capture_that_fails_is_tried_once_more_then_its_key_alone_runs_without_a_graph(monkeypatch, caplog):
+    from t2v.compiled import CUDAGraphs
+
+    graphs = CUDAGraphs(limit=2)
+    graphs.pool = "pool of the failed capture"
+    captured, capture = _recording_captures(graphs, broken=("broken",))
     monkeypatch.setattr(graphs, "_capture", capture)
     x = torch.full((2,), 3.0)
     with caplog.at_level(logging.ERROR, logger="t2v.compiled"):
         assert torch.equal(graphs("broken 1", torch.neg, (x,)), -x)  # the call itself is served, without a graph
-        assert torch.equal(graphs("broken 1", torch.neg, (x,)), -x)
-    assert caplog.text.count("CUDA graph capture for broken 1 failed; it runs without a CUDA graph") == 1
-    assert graphs.pool is None  # the next capture starts a fresh pool
+        assert graphs.pool is None  # the next capture starts a fresh pool
+        assert torch.equal(graphs("broken 1", torch.neg, (x,)), -x)  # tried once more: the failure may be brief
+        assert torch.equal(graphs("broken 1", torch.neg, (x,)), -x)  # not again
+    assert "CUDA graph capture for broken 1 failed (1 of 2); this call runs without a CUDA graph\n" in caplog.text
+    assert "failed (2 of 2); this call runs without a CUDA graph, and so will every later one" in caplog.text
     assert torch.equal(graphs("fine", torch.neg, (x,)), torch.ones(2))  # other keys are still captured and replayed
     assert torch.equal(graphs("fine", torch.neg, (x,)), torch.ones(2))
-    assert captured == ["broken 1", "fine"]
+    assert captured == ["broken 1", "broken 1", "fine"]
     for key in ("broken 2", "broken 3"):
         graphs(key, torch.neg, (x,))
     assert list(graphs.failed) == ["broken 2", "broken 3"]  # at most `limit` remembered: the oldest is tried again
     graphs("broken 1", torch.neg, (x,))
-    assert captured == ["broken 1", "fine", "broken 2", "broken 3", "broken 1"]
+    assert captured == ["broken 1", "broken 1", "fine", "broken 2", "broken 3", "broken 1"]
+
+
+def test_a_shape_compiled_while_another_thread_traces_keeps_its_eager_graph_until_its_own_is_captured(monkeypatch):
+    import t2v.compiled as compiled
+    from t2v.compiled import CUDAGraphs
+
+    fast = FastUNet(Toy(), FakeCompiler(), cuda_graphs=False, request_compile=lambda shape: None)
+    fast.graphs = CUDAGraphs()
+    captured, capture = _recording_captures(fast.graphs)
+    monkeypatch.setattr(fast.graphs, "_capture", capture)
+    shape = _shapes(1)[0]
+    x, t, context = example_inputs(shape, torch.zeros(()))
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))  # what forward reads of a GPU
+    tracing = [False]
+    monkeypatch.setattr(compiled, "fx_tracing_seen", lambda: tracing[0])
+
+    fast(x, t, context)  # eager, from its graph
+    assert fast.compile_shape(shape)
+    tracing[0] = True  # the compile thread traces the next shape: the compiled function would run eagerly
+    fast(x, t, context)
+    assert captured == [(False, shape)] and (False, shape) in fast.graphs  # served from the eager graph
+    tracing[0] = False
+    fast(x, t, context)
+    assert captured == [(False, shape), (True, shape)]
+    assert (False, shape) not in fast.graphs and (True, shape) in fast.graphs  # the eager graph is dropped now
+    tracing[0] = True
+    fast(x, t, context)  # captured already: a replay calls no Python, so it runs through any trace
+    assert captured == [(False, shape), (True, shape)]
+
+
+def test_a_shape_compiled_while_another_thread_traces_with_no_eager_graph_runs_eagerly(monkeypatch):
+    import t2v.compiled as compiled
+    from t2v.compiled import CUDAGraphs
+
+    compiler = FakeCompiler()
+    fast = FastUNet(Toy(), compiler, cuda_graphs=False, request_compile=lambda shape: None)
+    fast.graphs = CUDAGraphs()
+    captured, capture = _recording_captures(fast.graphs)
+    monkeypatch.setattr(fast.graphs, "_capture", capture)
+    shape = _shapes(1)[0]
+    x, t, context = example_inputs(shape, torch.zeros(()))
+    assert fast.compile_shape(shape)  # compiled before its first call (the bot's warm shapes)
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    monkeypatch.setattr(compiled, "fx_tracing_seen", lambda: True)
+    assert torch.equal(fast(x, t, context), fast.unet(x, t, context))  # the eager UNet, no capture
+    assert captured == []
 
 
 @pytest.mark.parametrize(("options", "graphed"), [({}, True), ({"cuda_graphs": False}, False),
