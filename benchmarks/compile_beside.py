@@ -86,10 +86,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the findings here as JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.seconds > 0:
+        parser.error(f"--seconds {args.seconds:g}: give a positive length for each phase")
     if not torch.cuda.is_available():
         parser.error("needs a CUDA GPU: it times rendering beside inductor's GPU compiles")
-    if not args.seconds > 0:
-        parser.error(f"--seconds {args.seconds}: give a positive length for each phase")
     device = torch.device("cuda")
     net = network(device)
     x = torch.randn(4, 64, 32, 32, device=device, dtype=torch.float16)

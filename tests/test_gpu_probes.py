@@ -1,0 +1,49 @@
+"""The GPU probes in benchmarks/ on a machine without a GPU: bad values and a missing GPU get one line before any work;
+fx_traces.py's record of torch.fx traces tells a plain trace from make_fx's."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.scripts import load_script
+
+
+def _refusal(monkeypatch, capsys, script: str, *argv: str) -> str:
+    probe = load_script(Path("benchmarks") / script)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    with pytest.raises(SystemExit) as exit_:
+        probe.main()
+    assert exit_.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_the_capture_failure_probe_refuses_without_a_gpu_in_one_line(monkeypatch, capsys):
+    assert _refusal(monkeypatch, capsys, "capture_failure.py").endswith(
+        "needs a CUDA GPU: the failure it checks is a CUDA graph capture's")
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    ((), "needs a CUDA GPU: it times rendering beside inductor's GPU compiles"),
+    (("--seconds", "0"), "--seconds 0: give a positive length for each phase"),
+    (("--seconds", "nan"), "--seconds nan: give a positive length for each phase"),
+])
+def test_the_compile_beside_probe_refuses_bad_values_and_no_gpu_in_one_line(monkeypatch, capsys, argv, line):
+    assert _refusal(monkeypatch, capsys, "compile_beside.py", *argv).endswith(line)
+
+
+def test_fx_traces_tells_a_plain_trace_from_make_fx_s(monkeypatch):
+    from torch.fx import _symbolic_trace as fx_trace
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    script = load_script(Path("benchmarks") / "fx_traces.py")
+    records: list = []
+    monkeypatch.setattr(fx_trace.Tracer, "trace", script.recording(records))
+    torch.fx.symbolic_trace(lambda x: x + 1)
+    make_fx(lambda x: x * 2)(torch.ones(2))
+    plain, make_fx_s = sorted(script.summary(records), key=lambda group: not group["plain_call_module"])
+    assert plain["tracer"] == "torch.fx._symbolic_trace.Tracer" and plain["plain_call_module"] and plain["count"] == 1
+    assert make_fx_s["tracer"].endswith("PythonKeyTracer") and not make_fx_s["plain_call_module"]
+    assert "test_gpu_probes.py" in plain["caller"]
