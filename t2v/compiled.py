@@ -394,14 +394,13 @@ class FastUNet(nn.Module):
         compiled, eager = (True, shape), (False, shape)
         if fn is self.unet:
             return self.graphs(eager, fn, inputs)
-        if compiled not in self.graphs and fx_tracing_seen():
-            # another thread's compile is tracing, and a compiled function would run its Python code now: this
-            # call is served as before the compile finished, from the eager graph if it is still kept
-            return self.graphs(eager, self.unet, inputs) if eager in self.graphs else self.unet(*inputs)
-        out = self.graphs(compiled, fn, inputs)
-        if eager in self.graphs:  # kept until the compiled graph was captured; no longer used
-            self.graphs.drop(lambda key: key != eager)
-        return out
+        if compiled not in self.graphs:
+            if fx_tracing_seen():
+                # another thread's compile is tracing, and a compiled function would run its Python code now: this
+                # call is served as before the compile finished, from the eager graph if it is still kept
+                return self.graphs(eager, self.unet, inputs) if eager in self.graphs else self.unet(*inputs)
+            self.graphs.drop(lambda key: key != eager)  # no longer used: the capture below reuses its memory
+        return self.graphs(compiled, fn, inputs)
 
     def run(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """The function `forward` picks for these inputs, called without a CUDA graph (for measurements)."""
