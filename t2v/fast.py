@@ -227,8 +227,10 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
 
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
     run `pipe.unet.compile_shape(shape)` off the rendering thread; without it a new shape compiles at its first
-    call. A caller that compiles in another thread than it renders passes `gpu_lock`, a re-entrant lock for this GPU
-    (t2v.compiled.GpuLock): CUDA graph captures and the compiles' GPU work then take turns under it. `cache_dir`
+    call. With it the process is prepared for compiling beside rendering (t2v.compiled.compile_in_background, which
+    turns dynamo's `error_on_nested_fx_trace` off for the process). A caller that compiles in another thread than
+    it renders passes `gpu_lock`, a re-entrant lock for this GPU (t2v.compiled.GpuLock): CUDA graph captures and the
+    compiles' GPU work then take turns under it. `cache_dir`
     keeps inductor's compiled kernels for later processes. `vae_chunk` 4 (plain path: 8) halves the decoder's
     activations, which set the memory peak of a 16×256² video. `temporal_attention` "auto" (the
     default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
