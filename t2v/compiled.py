@@ -221,7 +221,9 @@ class CompiledDecoder:
             return fn(z.contiguous())
         try:
             return self.vae.decode(z)
-        except NameError:  # a module call that went into another thread's plain torch.fx trace: once more after it
+        except NameError as error:
+            if "not installed as a submodule" not in str(error):  # not a module call lost to another thread's trace
+                raise
             log.warning("an eager decode met another thread's torch.fx trace; decoding again once it has ended",
                         exc_info=True)
             after_other_traces()

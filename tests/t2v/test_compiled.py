@@ -284,6 +284,24 @@ def test_an_eager_decode_that_meets_another_thread_s_fx_trace_decodes_again_once
     assert "module is not installed as a submodule" in caplog.text
 
 
+def test_an_eager_decode_s_own_name_error_is_not_retried(monkeypatch):
+    import t2v.compiled as compiled
+    from t2v.compiled import CompiledDecoder
+
+    calls = []
+
+    def decode(z):
+        calls.append(z)
+        raise NameError("name 'upsample' is not defined")  # a bug, not another thread's trace
+
+    decoder = CompiledDecoder(nn.Identity(), chunk=2)
+    decoder.vae.decode = decode
+    monkeypatch.setattr(compiled, "after_other_traces", lambda: pytest.fail("waited for traces"))
+    with pytest.raises(NameError, match="upsample"):
+        decoder(torch.zeros(2, 4, 4, 4))
+    assert len(calls) == 1
+
+
 def test_the_wait_for_other_threads_traces_gives_up_after_its_limit(monkeypatch):
     import t2v.compiled as compiled
 
