@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/capture_failure.py` from a c
 
 import torch  # noqa: E402
 
+from t2v import preflight  # noqa: E402
 from t2v.compiled import CUDAGraphs  # noqa: E402
 
 log = logging.getLogger("capture_failure")
@@ -85,6 +86,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the findings here as JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out_problem = None if args.out is None else preflight.output_file("--out", args.out)
+    if out_problem:  # checked before the work, whose findings would be lost
+        parser.error(out_problem)
     if not torch.cuda.is_available():
         parser.error("needs a CUDA GPU: the failure it checks is a CUDA graph capture's")
     found = run()

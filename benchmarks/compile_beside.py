@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/compile_beside.py` from a ch
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from t2v import preflight  # noqa: E402
 from t2v.compiled import compile_in_background, compile_static, fx_tracing_seen  # noqa: E402
 
 log = logging.getLogger("compile_beside")
@@ -86,6 +87,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the findings here as JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out_problem = None if args.out is None else preflight.output_file("--out", args.out)
+    if out_problem:  # checked before the work, whose findings would be lost
+        parser.error(out_problem)
     if not args.seconds > 0:
         parser.error(f"--seconds {args.seconds:g}: give a positive length for each phase")
     if not torch.cuda.is_available():

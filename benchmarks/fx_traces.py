@@ -31,7 +31,7 @@ import torch  # noqa: E402
 import torch._dynamo  # noqa: E402  # it wraps Tracer.trace when imported: record around its wrapper
 from torch.fx import _symbolic_trace as fx_trace  # noqa: E402
 
-from t2v import TINY_RANDOM, load_pipeline  # noqa: E402
+from t2v import TINY_RANDOM, load_pipeline, preflight  # noqa: E402
 from t2v.compiled import compile_in_background, video_shape  # noqa: E402
 from t2v.fast import optimize  # noqa: E402
 
@@ -74,6 +74,13 @@ def main() -> None:
     parser.add_argument("--backend", default="inductor")
     parser.add_argument("--out", type=Path, help="write the findings here as JSON")
     args = parser.parse_args()
+    backends = torch._dynamo.list_backends()
+    problems = [preflight.device("--device", args.device),
+                None if args.out is None else preflight.output_file("--out", args.out),
+                None if args.backend in backends else
+                f"--backend {args.backend}: not a torch.compile backend; use one of {', '.join(backends)}"]
+    for problem in filter(None, problems):
+        parser.error(problem)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pipe = load_pipeline(TINY_RANDOM, device=args.device)
     before: list[dict[str, Any]] = []

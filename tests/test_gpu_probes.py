@@ -25,6 +25,15 @@ def test_the_capture_failure_probe_refuses_without_a_gpu_in_one_line(monkeypatch
         "needs a CUDA GPU: the failure it checks is a CUDA graph capture's")
 
 
+@pytest.mark.parametrize(("script", "argv"), [("capture_failure.py", ()), ("compile_beside.py", ()),
+                                              ("fx_traces.py", ("--device", "cpu"))])
+def test_each_probe_refuses_an_output_file_it_could_not_write_before_any_work(monkeypatch, capsys, tmp_path, script,
+                                                                               argv):
+    out = tmp_path / "missing" / "found.json"
+    assert _refusal(monkeypatch, capsys, script, *argv, "--out", str(out)).endswith(
+        f"--out {out}: the folder {out.parent} does not exist; create it first, or name a file elsewhere")
+
+
 @pytest.mark.parametrize(("argv", "line"), [
     ((), "needs a CUDA GPU: it times rendering beside inductor's GPU compiles"),
     (("--seconds", "0"), "--seconds 0: give a positive length for each phase"),
@@ -32,6 +41,15 @@ def test_the_capture_failure_probe_refuses_without_a_gpu_in_one_line(monkeypatch
 ])
 def test_the_compile_beside_probe_refuses_bad_values_and_no_gpu_in_one_line(monkeypatch, capsys, argv, line):
     assert _refusal(monkeypatch, capsys, "compile_beside.py", *argv).endswith(line)
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (("--device", "gpu0"), "--device gpu0: not a device name; use cpu, cuda or cuda:N"),
+    (("--device", "cuda"), "--device cuda: no CUDA GPU is available on this machine; use --device cpu"),
+    (("--device", "cpu", "--backend", "inducter"), "--backend inducter: not a torch.compile backend; use one of "),
+])
+def test_fx_traces_refuses_bad_values_in_one_line_before_loading_anything(monkeypatch, capsys, argv, line):
+    assert line in _refusal(monkeypatch, capsys, "fx_traces.py", *argv)
 
 
 def test_fx_traces_tells_a_plain_trace_from_make_fx_s(monkeypatch):
