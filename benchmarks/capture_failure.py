@@ -16,8 +16,6 @@ GPU:  python benchmarks/capture_failure.py --out OUT/capture_failure.json
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -29,7 +27,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/capture_failure.py` from a c
 
 import torch  # noqa: E402
 
-from t2v import preflight  # noqa: E402
+from benchmarks import probes  # noqa: E402
 from t2v.compiled import CUDAGraphs  # noqa: E402
 
 log = logging.getLogger("capture_failure")
@@ -82,26 +80,15 @@ def run() -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, help="write the findings here as JSON")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    out_problem = None if args.out is None else preflight.output_file("--out", args.out)
-    if out_problem:  # checked before the work, whose findings would be lost
-        parser.error(out_problem)
-    if not torch.cuda.is_available():
-        parser.error("needs a CUDA GPU: the failure it checks is a CUDA graph capture's")
+    args = probes.parse(probes.parser(__doc__), lambda args: [
+        None if torch.cuda.is_available() else "needs a CUDA GPU: the failure it checks is a CUDA graph capture's"])
     found = run()
     found["safe"] = (found["before_right"] and found["broken_served_right"] and found["broken_key_given_up"]
                      and not found["stream_capturing_after_failure"] and found["after_right"]
                      and found["replays_right"] and found["allocations_untouched_by_replays"]
                      and found["large_allocation_pool"] == DEFAULT_POOL
                      and found["small_allocation_pool"] == DEFAULT_POOL)
-    text = json.dumps(found, indent=2)
-    log.info("findings:\n%s", text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    probes.report(found, args.out)
     sys.exit(0 if found["safe"] else 1)
 
 

@@ -14,9 +14,7 @@ GPU:  python benchmarks/compile_beside.py --seconds 40 --out OUT/compile_beside.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 import logging
 import sys
 import threading
@@ -31,7 +29,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/compile_beside.py` from a ch
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from t2v import preflight  # noqa: E402
+from benchmarks import probes  # noqa: E402
 from t2v.compiled import compile_in_background, compile_static, fx_tracing_seen  # noqa: E402
 
 log = logging.getLogger("compile_beside")
@@ -82,18 +80,11 @@ def phase(net: nn.Module, compiled: Any, x: torch.Tensor, seconds: float, first_
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=40.0, help="the length of each phase")
-    parser.add_argument("--out", type=Path, help="write the findings here as JSON")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    out_problem = None if args.out is None else preflight.output_file("--out", args.out)
-    if out_problem:  # checked before the work, whose findings would be lost
-        parser.error(out_problem)
-    if not args.seconds > 0:
-        parser.error(f"--seconds {args.seconds:g}: give a positive length for each phase")
-    if not torch.cuda.is_available():
-        parser.error("needs a CUDA GPU: it times rendering beside inductor's GPU compiles")
+    made = probes.parser(__doc__)
+    made.add_argument("--seconds", type=float, default=40.0, help="the length of each phase")
+    args = probes.parse(made, lambda args: [
+        None if args.seconds > 0 else f"--seconds {args.seconds:g}: give a positive length for each phase",
+        None if torch.cuda.is_available() else "needs a CUDA GPU: it times rendering beside inductor's GPU compiles"])
     device = torch.device("cuda")
     net = network(device)
     x = torch.randn(4, 64, 32, 32, device=device, dtype=torch.float16)
@@ -105,11 +96,7 @@ def main() -> None:
     found["as_torch_comes"] = phase(net, compiled, x, args.seconds, 40)
     compile_in_background()
     found["after_compile_in_background"] = phase(net, compiled, x, args.seconds, 80)
-    text = json.dumps(found, indent=2)
-    log.info("findings:\n%s", text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    probes.report(found, args.out)
     sys.exit(1 if found["after_compile_in_background"]["failures"] else 0)
 
 

@@ -13,9 +13,7 @@ CPU smoke test:  python benchmarks/fx_traces.py --device cpu --backend eager
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 import logging
 import sys
 import time
@@ -31,6 +29,7 @@ import torch  # noqa: E402
 import torch._dynamo  # noqa: E402  # it wraps Tracer.trace when imported: record around its wrapper
 from torch.fx import _symbolic_trace as fx_trace  # noqa: E402
 
+from benchmarks import probes  # noqa: E402
 from t2v import TINY_RANDOM, load_pipeline, preflight  # noqa: E402
 from t2v.compiled import compile_in_background, video_shape  # noqa: E402
 from t2v.fast import optimize  # noqa: E402
@@ -69,19 +68,14 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--backend", default="inductor")
-    parser.add_argument("--out", type=Path, help="write the findings here as JSON")
-    args = parser.parse_args()
-    backends = torch._dynamo.list_backends()
-    problems = [preflight.device("--device", args.device),
-                None if args.out is None else preflight.output_file("--out", args.out),
-                None if args.backend in backends else
-                f"--backend {args.backend}: not a torch.compile backend; use one of {', '.join(backends)}"]
-    for problem in filter(None, problems):
-        parser.error(problem)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    made = probes.parser(__doc__)
+    made.add_argument("--device", default="cuda")
+    made.add_argument("--backend", default="inductor")
+    backends = torch._dynamo.list_backends(exclude_tags=())  # eager and aot_eager too (tagged "debug")
+    args = probes.parse(made, lambda args: [
+        preflight.device("--device", args.device),
+        None if args.backend in backends else
+        f"--backend {args.backend}: not a torch.compile backend; use one of {', '.join(backends)}"])
     pipe = load_pipeline(TINY_RANDOM, device=args.device)
     before: list[dict[str, Any]] = []
     compiling: list[dict[str, Any]] = []
@@ -101,12 +95,7 @@ def main() -> None:
              "compile_in_background_s": round(prepare_s, 2), "traces_in_compile_in_background": summary(before),
              "compiled": compiled, "compile_s": round(time.perf_counter() - started, 1),
              "traces_in_the_compile": summary(compiling)}
-    text = json.dumps(found, indent=2)
-    log.info("findings:\n%s", text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({**found, "records": compiling}, indent=2) + "\n")
-
+    probes.report(found, args.out, {"records": compiling})
 
 if __name__ == "__main__":
     main()

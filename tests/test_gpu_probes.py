@@ -49,7 +49,10 @@ def test_the_compile_beside_probe_refuses_bad_values_and_no_gpu_in_one_line(monk
     (("--device", "cpu", "--backend", "inducter"), "--backend inducter: not a torch.compile backend; use one of "),
 ])
 def test_fx_traces_refuses_bad_values_in_one_line_before_loading_anything(monkeypatch, capsys, argv, line):
-    assert line in _refusal(monkeypatch, capsys, "fx_traces.py", *argv)
+    refusal = _refusal(monkeypatch, capsys, "fx_traces.py", *argv)
+    assert line in refusal
+    if "--backend" in argv:
+        assert "eager" in refusal.split("use one of ")[1].split(", ")  # the CPU smoke test's backend is offered
 
 
 def test_fx_traces_tells_a_plain_trace_from_make_fx_s(monkeypatch):
