@@ -37,9 +37,9 @@ from t2v.fast import optimize  # noqa: E402
 log = logging.getLogger("fx_traces")
 
 
-def recording(into: list[dict[str, Any]]) -> Any:
-    """Tracer.trace, recording each call in `into`."""
-    trace = fx_trace.Tracer.trace
+def recording(trace: Any, into: list[dict[str, Any]]) -> Any:
+    """`trace` (torch's own Tracer.trace, not another recorder: a phase's traces belong to it alone), recording each
+    call in `into`."""
 
     def recorded(self: Any, root: Any, concrete_args: Any = None) -> Any:
         started = time.perf_counter()
@@ -79,11 +79,12 @@ def main() -> None:
     pipe = load_pipeline(TINY_RANDOM, device=args.device)
     before: list[dict[str, Any]] = []
     compiling: list[dict[str, Any]] = []
-    fx_trace.Tracer.trace = recording(before)
+    trace = fx_trace.Tracer.trace
+    fx_trace.Tracer.trace = recording(trace, before)
     started = time.perf_counter()
     compile_in_background()
     prepare_s = time.perf_counter() - started
-    fx_trace.Tracer.trace = recording(compiling)
+    fx_trace.Tracer.trace = recording(trace, compiling)
     optimize(pipe, backend=args.backend, request_compile=lambda shape: None)
     shape = video_shape(pipe.unet.cfg, 1, 4, 64, 64)
     started = time.perf_counter()

@@ -60,10 +60,15 @@ def test_fx_traces_tells_a_plain_trace_from_make_fx_s(monkeypatch):
     from torch.fx.experimental.proxy_tensor import make_fx
 
     script = load_script(Path("benchmarks") / "fx_traces.py")
+    trace = fx_trace.Tracer.trace
+    earlier: list = []
     records: list = []
-    monkeypatch.setattr(fx_trace.Tracer, "trace", script.recording(records))
+    monkeypatch.setattr(fx_trace.Tracer, "trace", script.recording(trace, earlier))
+    torch.fx.symbolic_trace(lambda x: x - 1)
+    monkeypatch.setattr(fx_trace.Tracer, "trace", script.recording(trace, records))
     torch.fx.symbolic_trace(lambda x: x + 1)
     make_fx(lambda x: x * 2)(torch.ones(2))
+    assert len(earlier) == 1  # a later phase's traces are not counted in an earlier one's too
     plain, make_fx_s = sorted(script.summary(records), key=lambda group: not group["plain_call_module"])
     assert plain["tracer"] == "torch.fx._symbolic_trace.Tracer" and plain["plain_call_module"] and plain["count"] == 1
     assert make_fx_s["tracer"].endswith("PythonKeyTracer") and not make_fx_s["plain_call_module"]
