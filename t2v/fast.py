@@ -237,8 +237,9 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
     needs `fused` ("sdpa" does not). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing
     Triton templates against the vendor libraries' when it compiles a UNet shape (AUTOTUNE; opt-in: 3–36 s for each
-    of the standard shape's 70 GEMM and convolution nodes on an H200, and there the video came out 3.8% slower than
-    the default, 1.538 against 1.482 s, with inductor's epilogue-fusion timing off: docs/perf-notes.md rows 30–34;
+    of the standard shape's 70 GEMM and convolution nodes on an H200, and there the video came out slower than the
+    default: 1.538 against 1.482 s with inductor's epilogue-fusion timing off, 1.56 against 1.49 s with it on, as
+    this leaves it: docs/perf-notes.md rows 30–34 and 43;
     with `cache_dir` a shape's timings are paid once per machine; an autotuning compile times kernels on the GPU
     throughout, so with `gpu_lock` a new shape's CUDA graph capture waits for it).
     With `cuda_graphs` on a GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with
