@@ -201,8 +201,9 @@ def _isolated(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
 class CompiledDecoder:
     """The VAE decode of a chunk of frames, compiled per latent shape and served like the UNet: a shape with no
     compiled version yet decodes eagerly. Compiled versions are built by `compile_for(shape)` for a UNet shape (its
-    videos' chunks), which FastUNet.compile_shape calls beside the UNet's compile, in the same thread: at the
-    shape's first call in the CLI and the benchmark, in the background in the bot. Inductor fuses the decoder's
+    videos' chunks), through FastUNet.compile_decoder: right after the UNet's compile, in the same thread, at the
+    shape's first call in the CLI and the benchmark; in the bot, by its compile thread once no UNet shape waits
+    (bot.gpu.compiles). Inductor fuses the decoder's
     GroupNorm+SiLU pairs and launches far fewer kernels: 53 → 29 ms per standard video on an H200
     (docs/perf-notes.md row 26). At most `limit` chunk shapes are kept (the oldest compiled goes first; the
     rendering thread only reads the table, the compiling thread writes it)."""
@@ -412,9 +413,11 @@ class FastUNet(nn.Module):
         """Whether a compiled function is ready for `shape` (it serves from the next call on)."""
         return shape in self._ready
 
-    def compile_shape(self, shape: Shape) -> bool:
+    def compile_shape(self, shape: Shape, decoder: bool = True) -> bool:
         """Compile the UNet for `shape` now, in the calling thread (any thread, one at a time); False if that
-        failed (the shape stays eager). The next call of that shape picks it up; nothing else waits for it."""
+        failed (the shape stays eager). The next call of that shape picks it up; nothing else waits for it. With
+        `decoder` the VAE decoder for its videos' chunks too (compile_decoder); without, the caller does that later:
+        a compiled UNet saves ≈ 1.3 s a standard video, a compiled decoder 24 ms (docs/perf-notes.md row 26)."""
         if self.compiler is None:
             return False
         if shape in self._ready:
@@ -429,9 +432,15 @@ class FastUNet(nn.Module):
         self._ready.add(shape)
         self._finished.append((shape, fn))
         log.info("compiled the UNet for %s in %.1f s", describe(shape), time.perf_counter() - started)
+        if decoder:
+            self.compile_decoder(shape)
+        return True
+
+    def compile_decoder(self, shape: Shape) -> None:
+        """Compile the VAE decoder for the chunks of `shape`'s videos, in the calling thread (nothing to do without
+        a compiled decoder: CompiledDecoder.compile_for)."""
         if self.decoder is not None:
             self.decoder.compile_for(shape)
-        return True
 
     def warmup(self, batch: int, frames: int, height: int, width: int) -> float:
         """Compile and capture one video shape now (pixel sizes; batch counts videos); the seconds it took."""

@@ -32,23 +32,30 @@ COMPILE_WAIT = 300.0  # dynamo traces tiny-random in ~30 s on 2 cores; a loaded 
 
 
 class RecordingUNet:
-    """A FastUNet's face towards the compile thread: records compiles; `fail` lists shapes whose compile fails."""
+    """A FastUNet's face towards the compile thread: records compiles (`done` the UNet's, `order` the UNet's and the
+    decoder's); `fail` lists shapes whose compile fails; `decoder` None: no compiled decoder (t2v's CPU path)."""
 
     max_shapes = 8
 
-    def __init__(self, fail: tuple = ()) -> None:
-        self.cfg, self.fail = CFG, fail
+    def __init__(self, fail: tuple = (), decoder: Any = None) -> None:
+        self.cfg, self.fail, self.decoder = CFG, fail, decoder
         self.done: list[Any] = []
+        self.order: list[str] = []
         self.request_compile = None
 
     def compiled(self, shape: Any) -> bool:
         return shape in self.done
 
-    def compile_shape(self, shape: Any) -> bool:
+    def compile_shape(self, shape: Any, decoder: bool = True) -> bool:
+        assert not decoder  # the compile thread leaves the decoder for later
         if shape in self.fail:
             return False
         self.done.append(shape)
+        self.order.append(label(shape))
         return True
+
+    def compile_decoder(self, shape: Any) -> None:
+        self.order.append(f"{label(shape)} decoder")
 
 
 class HeldCompiles(BackgroundCompiles):
@@ -72,13 +79,13 @@ class HeldCompiles(BackgroundCompiles):
         """Until the thread has taken a shape (and waits for its permit)."""
         assert await asyncio.to_thread(self.began.acquire, True, WAIT), "no compile began"
 
-    def _compile(self, unet: Any, device: str, shape: Any) -> bool:
+    def _compile(self, unet: Any, device: str, shape: Any, decoder: bool = False) -> bool:
         self.began.release()
         self.permits.acquire()
         if self._stopping:
             return False
         try:
-            return super()._compile(unet, device, shape)
+            return super()._compile(unet, device, shape, decoder)
         finally:
             self.finished.release()
 
@@ -123,7 +130,29 @@ async def test_each_shape_compiles_once_and_a_failure_stays_failed(compiles):
     await compiles.compiled(2)
     ask(broken)
     assert compiles.status() == {"compiled": ["1×16×256×256"], "compiling": None, "waiting": [],
-                                 "failed": ["1×8×64×64"], "compile_s": compiles.status()["compile_s"]}
+                                 "decoders_waiting": [], "failed": ["1×8×64×64"],
+                                 "compile_s": compiles.status()["compile_s"]}
+
+
+async def test_decoders_compile_only_once_no_unet_shape_waits_in_the_unets_order(compiles):
+    unet = RecordingUNet(decoder=object())
+    standard, wide, tall = shapes((1, 16, 256, 256), (1, 16, 448, 256), (1, 16, 256, 448))
+    compiles.warm(unet, "cpu", [standard, wide])
+    compiles.allow(2)
+    await compiles.compiled(2)  # both UNets; the standard shape's decoder is taken next
+    await compiles.compiling()
+    assert compiles.status()["compiling"] == "1×16×256×256 decoder"
+    assert compiles.status()["decoders_waiting"] == ["1×16×256×448"]
+    compiles.requester(unet, "cpu")(tall)  # asked for while a decoder compiles: its UNet goes before the next decoder
+    compiles.allow(3)
+    await compiles.compiled(3)
+    assert unet.order == ["1×16×256×256", "1×16×256×448", "1×16×256×256 decoder", "1×16×448×256",
+                          "1×16×256×448 decoder"]
+    await compiles.compiling()  # the last decoder
+    assert compiles.status()["decoders_waiting"] == [] and compiles.status()["compiling"] == "1×16×448×256 decoder"
+    compiles.allow()
+    await compiles.compiled()
+    assert unet.order[-1] == "1×16×448×256 decoder" and compiles.status()["compiling"] is None
 
 
 async def test_status_names_what_compiles_and_what_waits_per_device_when_there_are_several(compiles):
