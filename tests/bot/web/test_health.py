@@ -227,7 +227,8 @@ async def test_python_m_bot_serves_healthz_and_metrics_that_follow_the_requests(
 
     report = json.loads(health[1])
     assert health[0] == 200 and report["status"] == "ok"
-    no_compiles = {"compiled": [], "compiling": None, "waiting": [], "failed": [], "compile_s": 0.0}  # CPU: eager
+    no_compiles = {"compiled": [], "compiling": None, "waiting": [], "decoders_waiting": [], "failed": [],
+                   "compile_s": 0.0}  # CPU: eager
     assert report["gateway"]["connected"] and report["model"] == {"loaded": True, "workers": 1, "error": None,
                                                                   "shapes": no_compiles}
     assert [outcome(before, o) for o in ("accepted", "done", "refused:not_english")] == [0, 0, 0]
