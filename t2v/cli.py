@@ -132,12 +132,18 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     return problems
 
 
-def _bench_variants(names: list[str]) -> list[str]:
-    """One line per --variants name the benchmark has no variant for."""
+def _bench_variants(names: list[str], backend: str) -> list[str]:
+    """One line per --variants name the benchmark has no variant for, or that `backend` cannot run."""
     from t2v.bench.sections import VARIANTS
 
-    return [f"--variants {name}: not a variant; use any of {', '.join(VARIANTS)}" for name in names
-            if name not in VARIANTS]
+    problems = []
+    for name in names:
+        if name not in VARIANTS:
+            problems.append(f"--variants {name}: not a variant; use any of {', '.join(VARIANTS)}")
+        elif (VARIANTS[name][1] or {}).get("autotune") and backend != "inductor":
+            problems.append(f"--variants {name}: sets inductor's autotuning, so it needs --backend inductor (got "
+                            f"{backend})")
+    return problems
 
 
 def _given_prompt(args: argparse.Namespace) -> str | None:
@@ -179,7 +185,7 @@ def problems(args: argparse.Namespace) -> list[str]:
         found.append(None if args.repeats >= 1 else f"--repeats {args.repeats}: must be at least 1")
         found.append(None if args.deadline_s is None or args.deadline_s > 0 else
                      f"--deadline-s {args.deadline_s:g}: must be a positive number of seconds (or left out: no limit)")
-        found += _bench_variants(args.variants)
+        found += _bench_variants(args.variants, args.backend)
     return [problem for problem in found if problem]
 
 

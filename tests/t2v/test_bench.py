@@ -72,6 +72,12 @@ def test_an_unknown_variant_is_refused_in_one_line(capsys):
         "fp8, fp8+triton-attention, bf16"]
 
 
+def test_an_autotuning_variant_is_refused_in_one_line_without_inductor(capsys):
+    assert main(["bench", "--device", "cpu", "--backend", "aot_eager", "--variants", "autotune-gemm"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --variants autotune-gemm: sets inductor's autotuning, so it needs --backend inductor (got aot_eager)"]
+
+
 def test_the_recorded_shapes_are_those_of_one_unet_call():
     from t2v.bench.kernel_checks import record_shapes
     from t2v.config import tiny_config
