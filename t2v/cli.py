@@ -93,8 +93,8 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--variants", nargs="+", default=[], metavar="VARIANT",
                    help="our compiled path again with one change, on the first work size: triton-attention (the "
                         "kernel on every problem), sdpa-attention (on none), autotune (inductor's "
-                        "max-autotune), autotune-gemm (the GEMMs only), fp8, fp8+triton-attention; or bf16 (the "
-                        "plain pipeline, for the precision comparison)")
+                        "max-autotune), fp8, fp8+triton-attention; or bf16 (the plain pipeline, for the precision "
+                        "comparison)")
     b.add_argument("--deadline-s", type=float, default=None,
                    help="start no further compiled work size after this many seconds (fits a time-limited lease)")
     b.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)

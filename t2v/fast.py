@@ -38,13 +38,9 @@ log = logging.getLogger(__name__)
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # SDPA's (q, k, v) → out
 # optimize(autotune=True): inductor times Triton templates against cuBLAS/cuDNN for each GEMM and convolution of a
-# compiled shape and keeps the fastest (and more configs for its fused kernels); compiles take several times longer.
-# autotune="gemm": the GEMMs only, the convolutions left to cuDNN (inductor offers no convolution-only setting: its
-# convolution templates need Triton among the GEMM backends)
+# compiled shape and keeps the fastest (and more configs for its fused kernels); compiles take several times longer
 AUTOTUNE = {"max_autotune": True, "max_autotune_gemm_backends": "ATEN,TRITON",
             "max_autotune_conv_backends": "ATEN,TRITON"}
-AUTOTUNE_GEMM = {**AUTOTUNE, "max_autotune_conv_backends": "ATEN"}
-AUTOTUNE_OPTIONS = {False: None, True: AUTOTUNE, "gemm": AUTOTUNE_GEMM}
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
@@ -226,7 +222,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
-             autotune: bool | str = False, gpu_lock: GpuLock | None = None) -> None:
+             autotune: bool = False, gpu_lock: GpuLock | None = None) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
@@ -243,7 +239,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     Triton templates against the vendor libraries' when it compiles a UNet shape (AUTOTUNE; opt-in: 3–36 s for each
     of the standard shape's 70 GEMM and convolution nodes on an H200, and there the video came out slower than the
     default: 1.538 against 1.482 s with inductor's epilogue-fusion timing off, 1.56 against 1.49 s with it on, as
-    this leaves it: docs/perf-notes.md rows 30–34 and 43; "gemm" autotunes the GEMMs only, AUTOTUNE_GEMM;
+    this leaves it; autotuning the GEMMs alone lost as much: docs/perf-notes.md rows 30–34, 43 and 44;
     with `cache_dir` a shape's timings are paid once per machine; an autotuning compile times kernels on the GPU
     throughout, so with `gpu_lock` a new shape's CUDA graph capture waits for it).
     With `cuda_graphs` on a GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with
@@ -255,12 +251,9 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
         temporal_attention = "sdpa"  # the unfused modules call SDPA themselves
     if temporal_attention != "sdpa" and not fused:
         raise ValueError(f"temporal_attention={temporal_attention!r} needs fused=True (it serves the fused attention)")
-    if not (isinstance(autotune, bool) or autotune == "gemm"):
-        raise ValueError(f"autotune={autotune!r}: use False, True (GEMMs and convolutions) or 'gemm' (GEMMs only)")
     if autotune and backend != "inductor":
-        raise ValueError(f"autotune={autotune!r} needs backend='inductor' (got {backend!r}): it sets inductor's "
-                         "options")
-    options = AUTOTUNE_OPTIONS[autotune]
+        raise ValueError(f"autotune=True needs backend='inductor' (got {backend!r}): it sets inductor's options")
+    options = AUTOTUNE if autotune else None
     attend = choose_temporal_attention(temporal_attention, pipe.device)
     if fused:
         fuse(unet, attend)

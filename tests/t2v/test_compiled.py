@@ -337,8 +337,6 @@ def test_autotune_hands_inductor_its_max_autotune_options_for_the_unet_only(tiny
     pipe = copy.deepcopy(tiny_pipe)
     with pytest.raises(ValueError, match="autotune=True needs backend='inductor' \\(got 'eager'\\)"):
         optimize(pipe, backend="eager", autotune=True)
-    with pytest.raises(ValueError, match="autotune='conv': use False, True \\(GEMMs and convolutions\\) or 'gemm'"):
-        optimize(pipe, autotune="conv")
     lock = threading.RLock()
     optimize(pipe, autotune=True, request_compile=lambda shape: None, gpu_lock=lock)  # nothing compiles until asked
     assert pipe.unet.compiler.options is AUTOTUNE
@@ -357,9 +355,6 @@ def test_autotune_hands_inductor_its_max_autotune_options_for_the_unet_only(tiny
     plain = copy.deepcopy(tiny_pipe)
     optimize(plain, request_compile=lambda shape: None)
     assert plain.unet.compiler.options is None
-    gemm_only = copy.deepcopy(tiny_pipe)
-    optimize(gemm_only, autotune="gemm", request_compile=lambda shape: None)
-    assert gemm_only.unet.compiler.options == {**AUTOTUNE, "max_autotune_conv_backends": "ATEN"}
 
 
 def held_by_another_thread(lock) -> bool:
