@@ -201,11 +201,13 @@ def channels_last(module: nn.Module) -> nn.Module:
 
 
 def configure_inductor(cache_dir: str | Path | None = None) -> None:
-    """Inductor settings for this UNet; a persistent `cache_dir` lets later processes reuse compiled kernels."""
+    """Inductor settings for this UNet; a persistent `cache_dir` lets later processes reuse compiled kernels (it
+    replaces TORCHINDUCTOR_CACHE_DIR: importing open_clip, through timm, already sets that variable to inductor's
+    default in /tmp, so a mere default here was never used, and a restarted bot compiled everything again)."""
     import torch._inductor.config as inductor
 
     if cache_dir:
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cache_dir).absolute())
     inductor.conv_1x1_as_mm = True  # the 1×1 skip convolutions as plain GEMMs
     torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN time its algorithms once (VAE, eager convs)
 

@@ -561,3 +561,18 @@ def test_optimize_graphs_the_text_encoder_on_a_gpu_unless_it_is_offloaded(tiny_p
     assert isinstance(pipe.text_call, Graphed) == graphed
     if graphed:
         assert pipe.text_call.fn is pipe.text_encoder
+
+
+def test_the_compile_cache_asked_for_is_the_one_inductor_uses(monkeypatch, tmp_path):
+    import open_clip  # noqa: F401  # importing it (timm) sets inductor's default cache folder in the environment
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    from t2v.fast import configure_inductor
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "default"))  # as after that import
+    monkeypatch.chdir(tmp_path)
+    configure_inductor(None)
+    assert cache_dir() == str(tmp_path / "default")  # no cache asked for: inductor's own
+    configure_inductor("compile-cache")  # relative, as T2V_COMPILE_CACHE may be: kept where it was asked from
+    monkeypatch.chdir("/")
+    assert cache_dir() == str(tmp_path / "compile-cache") and (tmp_path / "compile-cache").is_dir()
