@@ -8,7 +8,9 @@ at load. Importing this module loads no torch: the models are loaded on the work
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -89,8 +91,9 @@ class ModelSource:
         pipeline.unet.request_compile = COMPILES.requester(pipeline.unet, device)
         shapes = self.warm_shapes(models)
         COMPILES.warm(pipeline.unet, device, shapes)
-        log.info("fast path on %s: serving at once; compiling in the background (cache %s): %s", device,
-                 self.compile_cache, ", ".join(label(shape) for shape in shapes))
+        log.info("fast path on %s: serving at once; compiling in the background (cache %s, %.1f GiB on disk): %s",
+                 device, self.compile_cache, folder_bytes(self.compile_cache) / 2**30,
+                 ", ".join(label(shape) for shape in shapes))
 
     def warm_shapes(self, models: Models) -> list[Any]:
         """The UNet shapes expected first: the default /video shape at batch 1 and BATCH_MAX, then the other
@@ -114,3 +117,14 @@ def load_pipeline(model: str, device: str, dtype: str | None) -> VideoPipeline:
     from t2v.loader import load_pipeline as load
 
     return load(model, device=device, dtype=dtype)
+
+
+def folder_bytes(folder: str | None) -> int:
+    """The bytes of every file under `folder` (0 if it is None or missing): the compile cache grows with each new
+    shape and is never pruned, so the log says how large it is at each start."""
+    total = 0
+    for root, _, files in os.walk(folder or ""):
+        for name in files:
+            with contextlib.suppress(OSError):  # removed meanwhile
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total

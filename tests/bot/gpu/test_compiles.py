@@ -167,12 +167,17 @@ async def test_status_names_what_compiles_and_what_waits_per_device_when_there_a
 
 
 async def test_workers_take_jobs_at_once_and_queue_the_default_shape_then_the_aspects(compiles, monkeypatch,
-                                                                                      tmp_path):
+                                                                                      tmp_path, caplog):
+    caplog.set_level("INFO", "bot.gpu.source")
+    (tmp_path / "fxgraph").mkdir()
+    with open(tmp_path / "fxgraph" / "entry", "wb") as entry:
+        entry.truncate(3 * 2**29)  # a compiled shape's files: 1.5 GiB in size, none on disk (sparse)
     monkeypatch.setattr(engines, "COMPILES", compiles)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor-default"))  # as importing open_clip sets
     source = ModelSource(TINY_RANDOM, optimize="on", backend="eager", batch_max=3, compile_cache=str(tmp_path))
     unet = source("cpu").pipeline.unet  # returns with nothing compiled: the compile thread is held
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path)  # T2V_COMPILE_CACHE is where inductor writes
+    assert f"(cache {tmp_path}, 1.5 GiB on disk)" in caplog.text  # it grows with each shape: the log says how much
     assert unet.request_compile is not None and not unet._serving
     await compiles.compiling()
     assert compiles.status()["compiling"] == "1×4×64×64"  # tiny-random: 4 frames at 64²
