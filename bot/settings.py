@@ -31,6 +31,7 @@ TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after t
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
 BATCH_MAX = 4  # same-shape jobs rendered together
+COMPILE_CACHE_MAX_GB = 20.0  # T2V_COMPILE_CACHE_MAX_GB: each worker start prunes the compile cache to this
 MAX_FRAMES = 32  # the server's default cap on /video's frames
 STARTUP_RETRY_S = 60.0  # how long a start keeps trying to reach the database and Discord
 DISCORD_LOGIN_TIMEOUT_S = 30.0  # one login attempt; Discord answers in well under a second
@@ -62,6 +63,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "job_time_limit_s": (1.0, 86_400.0),
     "ray_workers": (0, 1024),
     "media_keep_days": (0, 3650),
+    "t2v_compile_cache_max_gb": (0.0, 1_000_000.0),
     "batch_max": (1, 16),
     "startup_retry_s": (0.0, 3600.0),
     "discord_login_timeout_s": (0.1, 600.0),
@@ -119,6 +121,7 @@ class Settings(BaseSettings):
     t2v_dtype: str = "auto"
     t2v_optimize: str = "auto"  # t2v.fast (fused, compiled, CUDA graphs): auto (on for cuda devices) | on | off
     t2v_compile_cache: Path | None = None  # compiled kernels kept across restarts; unset: beside the database
+    t2v_compile_cache_max_gb: float = COMPILE_CACHE_MAX_GB  # least recently used files first; 0: no limit
     t2v_executor: str = "local"  # local: a thread per device of T2V_DEVICE | ray: an actor per GPU of a Ray cluster
     ray_address: str | None = None  # the Ray cluster to join (ray://host:10001 or host:6379); unset: a local Ray
     ray_workers: int = 0  # Ray actors to start; 0: one per unit of RAY_WORKER_RESOURCE in the cluster

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bot.gpu.compiles import COMPILES, label
 from bot.gpu.models import ASPECTS, Models, describe
 from bot.gpu.styles import Style, load_styles, read_styles
-from bot.settings import BATCH_MAX, MAX_FRAMES, Settings, fast_path_on
+from bot.settings import BATCH_MAX, COMPILE_CACHE_MAX_GB, MAX_FRAMES, Settings, fast_path_on
 
 if TYPE_CHECKING:
     from t2v.pipeline import VideoPipeline
@@ -44,6 +44,8 @@ class ModelSource:
     max_frames: int = MAX_FRAMES  # MAX_FRAMES
     backend: str = "inductor"  # torch.compile's backend (CPU tests: "eager")
     styles: tuple[Style, ...] = ()  # STYLES_FILE's styles whose files passed the start check
+    compile_cache_max_gb: float = COMPILE_CACHE_MAX_GB  # T2V_COMPILE_CACHE_MAX_GB: pruned to this at each worker
+    # start; 0: no limit
 
     @classmethod
     def of(cls, settings: Settings) -> ModelSource:
@@ -55,7 +57,8 @@ class ModelSource:
             log.warning("optional style %s is left out: %s", name, problem)
         return cls(settings.t2v_model, dtype, settings.upscale_model, settings.t2v_optimize,
                    str(settings.compile_cache.absolute()), settings.batch_max, settings.default_frames,
-                   settings.max_frames, styles=catalog.styles)
+                   settings.max_frames, styles=catalog.styles,
+                   compile_cache_max_gb=settings.t2v_compile_cache_max_gb)
 
     def __call__(self, device: str) -> Models:
         return self.prepare(load_pipeline(self.model, device=device, dtype=self.dtype), device)
@@ -85,14 +88,17 @@ class ModelSource:
         from t2v import fast  # lazily, and looked up at call time: tests stand in for it
 
         pipeline = models.pipeline
+        held, removed = prune_cache(self.compile_cache, self.compile_cache_max_gb * 2**30)  # before any compile
         # the worker captures CUDA graphs while the compile thread runs its compiles' first runs on the same GPU:
         # they take turns under one lock per worker (t2v.compiled.GpuLock)
         fast.optimize(pipeline, cache_dir=self.compile_cache, backend=self.backend, gpu_lock=threading.RLock())
         pipeline.unet.request_compile = COMPILES.requester(pipeline.unet, device)
         shapes = self.warm_shapes(models)
         COMPILES.warm(pipeline.unet, device, shapes)
-        log.info("fast path on %s: serving at once; compiling in the background (cache %s, %.1f GiB on disk): %s",
-                 device, self.compile_cache, folder_bytes(self.compile_cache) / 2**30,
+        log.info("fast path on %s: serving at once; compiling in the background (cache %s, %.1f GiB on disk%s): %s",
+                 device, self.compile_cache, (held - removed) / 2**30,
+                 f"; {removed / 2**30:.1f} GiB of its least recently used files removed to stay within "
+                 f"T2V_COMPILE_CACHE_MAX_GB={self.compile_cache_max_gb:g}" if removed else "",
                  ", ".join(label(shape) for shape in shapes))
 
     def warm_shapes(self, models: Models) -> list[Any]:
@@ -119,12 +125,24 @@ def load_pipeline(model: str, device: str, dtype: str | None) -> VideoPipeline:
     return load(model, device=device, dtype=dtype)
 
 
-def folder_bytes(folder: str | None) -> int:
-    """The bytes of every file under `folder` (0 if it is None or missing): the compile cache grows with each new
-    shape and is never pruned, so the log says how large it is at each start."""
-    total = 0
-    for root, _, files in os.walk(folder or ""):
-        for name in files:
+def prune_cache(folder: str | None, max_bytes: float) -> tuple[int, int]:
+    """Remove the least recently used files under `folder` (last read or written) until the rest hold at most
+    `max_bytes` (0: no limit); (bytes it held, bytes removed). The compile cache grows with every new shape and
+    nothing else prunes it; inductor and Triton take a missing file for a cache miss and compile that part again, so
+    pruning costs compile time only."""
+    files = []
+    for root, _, names in os.walk(folder or ""):
+        for name in names:
+            path = os.path.join(root, name)
             with contextlib.suppress(OSError):  # removed meanwhile
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
+                stat = os.lstat(path)
+                files.append((max(stat.st_atime, stat.st_mtime), stat.st_size, path))
+    held = sum(size for _, size, _ in files)
+    removed = 0
+    for _, size, path in sorted(files):
+        if not max_bytes or held - removed <= max_bytes:
+            break
+        with contextlib.suppress(FileNotFoundError):  # another worker pruning the same folder took it first
+            os.remove(path)
+            removed += size
+    return held, removed

@@ -128,7 +128,8 @@ def test_the_executor_media_retention_and_ray_settings_refuse_bad_values_by_name
     chosen = load_settings({**VALID, "T2V_EXECUTOR": " Ray ", "RAY_WORKER_RESOURCE": "fake_gpu"}, env_file=None)
     assert (chosen.t2v_executor, chosen.ray_worker_resource) == ("ray", "fake_gpu")
     assert problems({**VALID, "T2V_EXECUTOR": "slurm", "RAY_WORKERS": "-1", "RAY_WORKER_RESOURCE": "two gpus",
-                     "MEDIA_KEEP_DAYS": "9999"}) == [
+                     "MEDIA_KEEP_DAYS": "9999", "T2V_COMPILE_CACHE_MAX_GB": "-1"}) == [
+        "T2V_COMPILE_CACHE_MAX_GB=-1.0 is outside 0.0..1000000.0",
         "T2V_EXECUTOR=slurm is not one of local, ray",
         "RAY_WORKERS=-1 is outside 0..1024",
         "RAY_WORKER_RESOURCE='two gpus' is not a resource name: use GPU or the name of a custom resource given to "

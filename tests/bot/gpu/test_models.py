@@ -6,6 +6,7 @@ them and which shapes are queued, not what torch.compile makes of them (tests/bo
 
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from bot.gpu import source as engines
 from bot.gpu.compiles import label
 from bot.gpu.models import Models, describe
-from bot.gpu.source import ModelSource
+from bot.gpu.source import ModelSource, prune_cache
 from bot.settings import load_settings
 from t2v import TINY_RANDOM, fast
 from t2v.config import ModelConfig
@@ -134,3 +135,35 @@ def test_a_worker_loads_the_upscaler_only_when_one_is_configured():
     assert ModelSource.of(settings)("cpu").upscaler is None
     upscaling = ModelSource.of(settings.model_copy(update={"upscale_model": TINY_RANDOM}))("cpu")
     assert upscaling.upscaler.config.name == TINY_RANDOM and upscaling.pipeline.config.name == TINY_RANDOM
+
+
+def _sparse(path: Path, gib: float, used: float) -> None:
+    """A cache file of `gib` GiB (sparse: nothing on disk), last used at `used` (seconds since the epoch)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as file:
+        file.truncate(int(gib * 2**30))
+    os.utime(path, (used, used))
+
+
+def test_the_compile_cache_is_pruned_least_recently_used_first(tmp_path):
+    for age, name in enumerate(["fxgraph/old", "triton/0/older", "fxgraph/new", "aotautograd/newest"]):
+        _sparse(tmp_path / name, 1, 1_000_000 + 1000 * age)
+    _sparse(tmp_path / "triton/0/older", 1, 900_000)  # the oldest of all
+    assert prune_cache(str(tmp_path), 0) == (4 * 2**30, 0)  # no limit: nothing goes
+    assert prune_cache(str(tmp_path / "missing"), 2**30) == (0, 0)
+    assert prune_cache(str(tmp_path), 2.5 * 2**30) == (4 * 2**30, 2 * 2**30)
+    left = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
+    assert left == ["aotautograd/newest", "fxgraph/new"]
+
+
+def test_each_worker_start_prunes_the_compile_cache_to_its_setting(calls, tmp_path, caplog):
+    caplog.set_level("INFO", "bot.gpu.source")
+    _sparse(tmp_path / "fxgraph/old", 1, 1_000_000)
+    _sparse(tmp_path / "fxgraph/new", 1, 2_000_000)
+    settings = load_settings({**BASE, "T2V_COMPILE_CACHE": str(tmp_path), "T2V_COMPILE_CACHE_MAX_GB": "1.5"},
+                             env_file=None)
+    ModelSource.of(settings)("cuda:0")
+    assert [path.name for path in (tmp_path / "fxgraph").iterdir()] == ["new"]
+    assert (f"(cache {tmp_path}, 1.0 GiB on disk; 1.0 GiB of its least recently used files removed to stay within "
+            "T2V_COMPILE_CACHE_MAX_GB=1.5)") in caplog.text
+    assert load_settings(BASE, env_file=None).t2v_compile_cache_max_gb == 20  # the default bound
