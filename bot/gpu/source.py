@@ -9,8 +9,10 @@ at load. Importing this module loads no torch: the models are loaded on the work
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -125,13 +127,26 @@ def load_pipeline(model: str, device: str, dtype: str | None) -> VideoPipeline:
     return load(model, device=device, dtype=dtype)
 
 
+# the folders inductor writes compiled code to under its cache folder, besides those named by two characters of a
+# hash (its generated modules): only these are pruned, so a T2V_COMPILE_CACHE set to a folder holding other files
+# (the database's, say) loses none of them
+INDUCTOR_FOLDERS = ("fxgraph", "aotautograd", "triton", "cache")
+HASHED = re.compile(r"[a-z0-9]{2}")
+
+
 def prune_cache(folder: str | None, max_bytes: float) -> tuple[int, int]:
-    """Remove the least recently used files under `folder` (last read or written) until the rest hold at most
-    `max_bytes` (0: no limit); (bytes it held, bytes removed). The compile cache grows with every new shape and
-    nothing else prunes it; inductor and Triton take a missing file for a cache miss and compile that part again, so
-    pruning costs compile time only."""
+    """Remove the least recently used (last read or written) of inductor's files under `folder` until the rest hold
+    at most `max_bytes` (0: no limit); (bytes they held, bytes removed). The compile cache grows with every new shape
+    and nothing else prunes it; inductor and Triton take a missing file for a cache miss and compile that part again,
+    so pruning costs compile time only."""
+    try:
+        with os.scandir(folder or "") as entries:
+            tops = [entry.path for entry in entries if entry.is_dir(follow_symlinks=False)
+                    and (entry.name in INDUCTOR_FOLDERS or HASHED.fullmatch(entry.name))]
+    except OSError:  # no folder yet
+        tops = []
     files = []
-    for root, _, names in os.walk(folder or ""):
+    for root, _, names in itertools.chain.from_iterable(os.walk(top) for top in tops):
         for name in names:
             path = os.path.join(root, name)
             with contextlib.suppress(OSError):  # removed meanwhile

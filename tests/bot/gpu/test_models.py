@@ -146,14 +146,16 @@ def _sparse(path: Path, gib: float, used: float) -> None:
 
 
 def test_the_compile_cache_is_pruned_least_recently_used_first(tmp_path):
-    for age, name in enumerate(["fxgraph/old", "triton/0/older", "fxgraph/new", "aotautograd/newest"]):
+    for age, name in enumerate(["fxgraph/old", "x7/older.py", "25/new.py", "aotautograd/newest"]):
         _sparse(tmp_path / name, 1, 1_000_000 + 1000 * age)
-    _sparse(tmp_path / "triton/0/older", 1, 900_000)  # the oldest of all
+    _sparse(tmp_path / "x7/older.py", 1, 900_000)  # the oldest of inductor's (a generated module)
+    for name in ("videobot.db", "media/1.mp4", "Ab/notes"):  # not inductor's: never counted, never removed
+        _sparse(tmp_path / name, 1, 1)
     assert prune_cache(str(tmp_path), 0) == (4 * 2**30, 0)  # no limit: nothing goes
     assert prune_cache(str(tmp_path / "missing"), 2**30) == (0, 0)
     assert prune_cache(str(tmp_path), 2.5 * 2**30) == (4 * 2**30, 2 * 2**30)
     left = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
-    assert left == ["aotautograd/newest", "fxgraph/new"]
+    assert left == ["25/new.py", "Ab/notes", "aotautograd/newest", "media/1.mp4", "videobot.db"]
 
 
 def test_each_worker_start_prunes_the_compile_cache_to_its_setting(calls, tmp_path, caplog):
