@@ -132,6 +132,7 @@ def load_pipeline(model: str, device: str, dtype: str | None) -> VideoPipeline:
 # (the database's, say) loses none of them
 INDUCTOR_FOLDERS = ("fxgraph", "aotautograd", "triton", "cache")
 HASHED = re.compile(r"[a-z0-9]{2}")
+PRUNING = threading.Lock()  # the workers of one process start together: one prunes, the next finds the cache pruned
 
 
 def prune_cache(folder: str | None, max_bytes: float) -> tuple[int, int]:
@@ -139,6 +140,11 @@ def prune_cache(folder: str | None, max_bytes: float) -> tuple[int, int]:
     at most `max_bytes` (0: no limit); (bytes they held, bytes removed). The compile cache grows with every new shape
     and nothing else prunes it; inductor and Triton take a missing file for a cache miss and compile that part again,
     so pruning costs compile time only."""
+    with PRUNING:
+        return _prune(folder, max_bytes)
+
+
+def _prune(folder: str | None, max_bytes: float) -> tuple[int, int]:
     try:
         with os.scandir(folder or "") as entries:
             tops = [entry.path for entry in entries if entry.is_dir(follow_symlinks=False)
@@ -157,7 +163,7 @@ def prune_cache(folder: str | None, max_bytes: float) -> tuple[int, int]:
     for _, size, path in sorted(files):
         if not max_bytes or held - removed <= max_bytes:
             break
-        with contextlib.suppress(FileNotFoundError):  # another worker pruning the same folder took it first
+        with contextlib.suppress(FileNotFoundError):  # another process pruning the same folder took it first
             os.remove(path)
             removed += size
     return held, removed
