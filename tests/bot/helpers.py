@@ -436,3 +436,14 @@ def required(fake: FakeDiscord, options: list[dict[str, Any]], target: FakeUser,
 def this_tree(env: dict[str, str]) -> dict[str, str]:
     """`env` for a `python -m bot` child that imports this checkout's packages, wherever its working directory."""
     return {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])}
+
+
+def sparse_file(path: Path, gib: float, used: float | None = None) -> Path:
+    """A compile-cache file of `gib` GiB (sparse: nothing on disk), last used at `used` (seconds since the epoch;
+    None: now), its folders made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as file:
+        file.truncate(int(gib * 2**30))
+    if used is not None:
+        os.utime(path, (used, used))
+    return path

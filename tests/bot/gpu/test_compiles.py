@@ -26,7 +26,7 @@ from bot.moderation.policy import PolicyGate
 from storage import Repository, create_engine, migrate
 from t2v import TINY_RANDOM
 from t2v.compiled import video_shape
-from tests.bot.helpers import WAIT, Events, requester, spec
+from tests.bot.helpers import WAIT, Events, requester, sparse_file, spec
 
 CFG = SimpleNamespace(in_dim=4, context_dim=8)
 COMPILE_WAIT = 300.0  # dynamo traces tiny-random in ~30 s on 2 cores; a loaded CI machine may take several times that
@@ -169,9 +169,7 @@ async def test_status_names_what_compiles_and_what_waits_per_device_when_there_a
 async def test_workers_take_jobs_at_once_and_queue_the_default_shape_then_the_aspects(compiles, monkeypatch,
                                                                                       tmp_path, caplog):
     caplog.set_level("INFO", "bot.gpu.source")
-    (tmp_path / "fxgraph").mkdir()
-    with open(tmp_path / "fxgraph" / "entry", "wb") as entry:
-        entry.truncate(3 * 2**29)  # a compiled shape's files: 1.5 GiB in size, none on disk (sparse)
+    sparse_file(tmp_path / "fxgraph" / "entry", 1.5)  # a compiled shape's files
     monkeypatch.setattr(engines, "COMPILES", compiles)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor-default"))  # as importing open_clip sets
     source = ModelSource(TINY_RANDOM, optimize="on", backend="eager", batch_max=3, compile_cache=str(tmp_path))

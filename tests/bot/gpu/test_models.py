@@ -6,7 +6,6 @@ them and which shapes are queued, not what torch.compile makes of them (tests/bo
 
 from __future__ import annotations
 
-import os
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from bot.gpu.source import ModelSource, prune_cache
 from bot.settings import load_settings
 from t2v import TINY_RANDOM, fast
 from t2v.config import ModelConfig
+from tests.bot.helpers import sparse_file
 
 BASE = {"DISCORD_TOKEN": "secret-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
 
@@ -137,20 +137,12 @@ def test_a_worker_loads_the_upscaler_only_when_one_is_configured():
     assert upscaling.upscaler.config.name == TINY_RANDOM and upscaling.pipeline.config.name == TINY_RANDOM
 
 
-def _sparse(path: Path, gib: float, used: float) -> None:
-    """A cache file of `gib` GiB (sparse: nothing on disk), last used at `used` (seconds since the epoch)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as file:
-        file.truncate(int(gib * 2**30))
-    os.utime(path, (used, used))
-
-
 def test_the_compile_cache_is_pruned_least_recently_used_first(tmp_path):
     for age, name in enumerate(["fxgraph/old", "x7/older.py", "25/new.py", "aotautograd/newest"]):
-        _sparse(tmp_path / name, 1, 1_000_000 + 1000 * age)
-    _sparse(tmp_path / "x7/older.py", 1, 900_000)  # the oldest of inductor's (a generated module)
+        sparse_file(tmp_path / name, 1, 1_000_000 + 1000 * age)
+    sparse_file(tmp_path / "x7/older.py", 1, 900_000)  # the oldest of inductor's (a generated module)
     for name in ("videobot.db", "media/1.mp4", "Ab/notes"):  # not inductor's: never counted, never removed
-        _sparse(tmp_path / name, 1, 1)
+        sparse_file(tmp_path / name, 1, 1)
     assert prune_cache(str(tmp_path), 0) == (4 * 2**30, 0)  # no limit: nothing goes
     assert prune_cache(str(tmp_path / "missing"), 2**30) == (0, 0)
     assert prune_cache(str(tmp_path), 2.5 * 2**30) == (4 * 2**30, 2 * 2**30)
@@ -160,8 +152,8 @@ def test_the_compile_cache_is_pruned_least_recently_used_first(tmp_path):
 
 def test_each_worker_start_prunes_the_compile_cache_to_its_setting(calls, tmp_path, caplog):
     caplog.set_level("INFO", "bot.gpu.source")
-    _sparse(tmp_path / "fxgraph/old", 1, 1_000_000)
-    _sparse(tmp_path / "fxgraph/new", 1, 2_000_000)
+    sparse_file(tmp_path / "fxgraph/old", 1, 1_000_000)
+    sparse_file(tmp_path / "fxgraph/new", 1, 2_000_000)
     settings = load_settings({**BASE, "T2V_COMPILE_CACHE": str(tmp_path), "T2V_COMPILE_CACHE_MAX_GB": "1.5"},
                              env_file=None)
     ModelSource.of(settings)("cuda:0")
