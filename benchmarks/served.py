@@ -15,6 +15,8 @@ DPM-Solver++ 2M, and a third of the jobs in groups of 2–4 same-shape requests 
 
 A job's steady compiled time is estimated from the measured steady standard video, scaled by the job's UNet FLOPs
 (counted for its exact shape on the meta device) × steps; the UNet is 95% of a standard video (docs/perf-notes.md).
+The FLOPs are counted before the service starts: FlopCounterMode hooks every module call of the process while it
+counts, and a compile thread that traced the UNet meanwhile failed (served run 7: 9 shapes of its warm half).
 
 GPU:  python benchmarks/served.py --run cold --cache CACHE --out OUT/cold.json
       python benchmarks/served.py --run warm --cache CACHE --out OUT/warm.json
@@ -45,7 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from bot.gpu import compiles  # noqa: E402
 from bot.gpu.compiles import label  # noqa: E402
 from bot.gpu.executor import GPUExecutor  # noqa: E402
-from bot.gpu.models import ASPECTS, Models  # noqa: E402
+from bot.gpu.models import ASPECTS, ModelInfo, Models  # noqa: E402
 from bot.gpu.source import ModelSource  # noqa: E402
 from bot.jobs.events import Delivered  # noqa: E402
 from bot.jobs.queue import FairQueue  # noqa: E402
@@ -57,6 +59,7 @@ from t2v import TINY_RANDOM, load_pipeline  # noqa: E402
 from t2v.compiled import example_inputs, video_shape  # noqa: E402
 from t2v.config import ModelConfig  # noqa: E402
 from t2v.loader import assemble, random_state_dicts  # noqa: E402
+from t2v.presets import aspect_sizes  # noqa: E402
 from t2v.request import SAMPLER_NAMES  # noqa: E402
 from t2v.unet import UNet3D  # noqa: E402
 
@@ -195,10 +198,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await migrate(engine)
     source = ModelSource("random", optimize="on", compile_cache=str(args.cache), backend=args.backend,
                          max_frames=args.max_frames)
+    pipeline = random_pipeline(args)
+    info = ModelInfo(aspect_sizes(pipeline.config), pipeline.config.frames)
+    mix = draw_mix(args.jobs, args.seed, args.max_frames)
+    flops = video_tflops(pipeline.unet.cfg, info, mix, args.max_frames)  # before any compile thread runs
     holder: dict[str, Any] = {}
 
     def load(device: str) -> Models:
-        holder["models"] = source.prepare(random_pipeline(args), device)
+        holder["models"] = source.prepare(pipeline, device)
         return holder["models"]
 
     recorder = Recorder(clock, args.out.with_suffix(".mix.json") if args.out else None)
@@ -211,7 +218,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     loaded = recorder.loaded = clock()
     recorder.unet = holder["models"].pipeline.unet
     log.info("model loaded in %.1f s; submitting %d jobs", loaded - started, args.jobs)
-    mix = draw_mix(args.jobs, args.seed, args.max_frames)
     for i, ask in enumerate(mix):
         seen = Seen(ask, submitted=clock())
         job = (await service.submit(_requester(ask.user, i), _spec(ask, service))).job
@@ -224,7 +230,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     steady = await steady_standard(service, recorder, args)
     await service.stop()
     await engine.dispose()
-    return report(args, recorder, loaded - started, loaded, mix_end, steady)
+    return report(args, recorder, loaded - started, loaded, mix_end, steady, flops)
 
 
 async def steady_standard(service: VideoService, recorder: Recorder, args: argparse.Namespace) -> dict[str, Any]:
@@ -259,18 +265,21 @@ def unet_tflops(cfg: Any, batch: int, frames: int, width: int, height: int) -> f
     return counter.get_total_flops() / 1e12
 
 
+def video_tflops(cfg: Any, info: ModelInfo, mix: list[Ask], max_frames: int) -> dict[tuple[int, str], float]:
+    """TFLOP of one guided UNet call for one video of each (frames, aspect) of the mix and of the standard video (a
+    batch of n videos is n times as much: every layer works per video)."""
+    wanted = {(ask.frames, ask.aspect) for ask in mix} | {(info.default_frames(max_frames), STANDARD["aspect"])}
+    return {(frames, aspect): unet_tflops(cfg, 1, frames, *info.size(aspect)) for frames, aspect in sorted(wanted)}
+
+
 def report(args: argparse.Namespace, recorder: Recorder, load_s: float, loaded: float, mix_end: float,
-           steady: dict[str, Any]) -> dict[str, Any]:
-    """The run's numbers, the goals and whether they hold."""
-    cfg = recorder.unet.cfg
-    std_flops = STANDARD["steps"] * unet_tflops(cfg, 1, steady_frames(steady), *_size(recorder, "1:1"))
-    flops: dict[tuple[int, int, int, int], float] = {}
+           steady: dict[str, Any], flops: dict[tuple[int, str], float]) -> dict[str, Any]:
+    """The run's numbers, the goals and whether they hold; `flops` from video_tflops."""
+    std_flops = STANDARD["steps"] * flops[steady_frames(steady), STANDARD["aspect"]]
     jobs = []
     for seen in sorted(recorder.jobs.values(), key=lambda s: s.job_id):
-        params = (seen.batch, seen.ask.frames, *_size(recorder, seen.ask.aspect))
-        if params not in flops:
-            flops[params] = unet_tflops(cfg, *params)
-        estimate = steady["seconds"] * seen.ask.steps * flops[params] / std_flops
+        job_flops = seen.batch * flops[seen.ask.frames, seen.ask.aspect]
+        estimate = steady["seconds"] * seen.ask.steps * job_flops / std_flops
         latency = None if seen.started is None or seen.finished is None else seen.finished - seen.started
         jobs.append({**asdict(seen.ask), "job": seen.job_id, "outcome": seen.outcome, "batch": seen.batch,
                      "shape": seen.shape, "compiled_at_start": seen.compiled, "latency_s": latency,
@@ -307,11 +316,6 @@ def report(args: argparse.Namespace, recorder: Recorder, load_s: float, loaded: 
 
 def steady_frames(steady: dict[str, Any]) -> int:
     return int(steady["shape"].split("×")[1])
-
-
-def _size(recorder: Recorder, aspect: str) -> tuple[int, int]:
-    assert recorder.service is not None
-    return recorder.service.model.size(aspect)
 
 
 def _unit_sum(jobs: list[dict[str, Any]]) -> float:

@@ -23,7 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -44,6 +44,7 @@ TOKENS = 77  # CLIP's context length: the text embedding's second dimension in e
 # function's first run in the same thread (compiling at first use). t2v itself starts no threads: without a lock,
 # nothing waits.
 GpuLock = AbstractContextManager[Any]
+T = TypeVar("T")
 MODULE_CALL = nn.Module.__call__  # as torch defines it: a thread's torch.fx trace replaces it while it lasts
 TRACE_WAIT_S = 30.0  # the longest wait for other threads' torch.fx traces to end (make_fx's last seconds)
 
@@ -79,6 +80,21 @@ def after_other_traces() -> None:
     deadline = time.monotonic() + TRACE_WAIT_S
     while nn.Module.__call__ is not MODULE_CALL and time.monotonic() < deadline:
         time.sleep(0.005)
+
+
+def past_other_traces(call: Callable[[], T], what: str) -> T:
+    """`call()`, made again once no other thread's torch.fx trace is left if a module it called went into one
+    ("module is not installed as a submodule": compile_in_background). Only for calls that change no state: an eager
+    decode, an eager UNet call."""
+    try:
+        return call()
+    except NameError as error:
+        if "not installed as a submodule" not in str(error):  # not a module call lost to another thread's trace
+            raise
+        log.warning("%s met another thread's torch.fx trace; running it again once that has ended", what,
+                    exc_info=True)
+        after_other_traces()
+        return call()
 
 
 def fx_tracing_seen() -> bool:
@@ -220,15 +236,7 @@ class CompiledDecoder:
         # end (its lock is global): a video took 103 s on the H200 (docs/perf-notes.md row 41)
         if fn is not None:
             return fn(z.contiguous())
-        try:
-            return self.vae.decode(z)
-        except NameError as error:
-            if "not installed as a submodule" not in str(error):  # not a module call lost to another thread's trace
-                raise
-            log.warning("an eager decode met another thread's torch.fx trace; decoding again once it has ended",
-                        exc_info=True)
-            after_other_traces()
-            return self.vae.decode(z)
+        return past_other_traces(lambda: self.vae.decode(z), "an eager decode")
 
     def chunk_shapes(self, shape: Shape) -> set[tuple[int, ...]]:
         """The latent chunks [n, z, h, w] that decoding the videos of a UNet call of `shape` decodes: the call holds
@@ -393,7 +401,7 @@ class FastUNet(nn.Module):
         # the eager path is graphed too: a replay needs one Python call, where eager steps need ~2000 (each op gives
         # up the GIL, and a compile in another thread of the process holds it: 40x slower steps on the H200)
         if self.graphs is None or not x.is_cuda:
-            return fn(*inputs)
+            return past_other_traces(lambda: fn(*inputs), "a UNet call without a CUDA graph")
         compiled, eager = (True, shape), (False, shape)
         if fn is self.unet:
             return self.graphs(eager, fn, inputs)
@@ -401,7 +409,9 @@ class FastUNet(nn.Module):
             if fx_tracing_seen():
                 # another thread's compile is tracing, and a compiled function would run its Python code now: this
                 # call is served as before the compile finished, from the eager graph if it is still kept
-                return self.graphs(eager, self.unet, inputs) if eager in self.graphs else self.unet(*inputs)
+                if eager in self.graphs:
+                    return self.graphs(eager, self.unet, inputs)
+                return past_other_traces(lambda: self.unet(*inputs), "an eager UNet call")
             self.graphs.drop(lambda key: key != eager)  # no longer used: the capture below reuses its memory
         return self.graphs(compiled, fn, inputs)
 

@@ -252,12 +252,27 @@ def test_compiling_in_the_background_lets_compiled_functions_run_through_another
     assert InterpreterShim._dummy_gm.cache_info().currsize == 1  # inductor's own trace is done and kept
 
 
-def test_an_eager_decode_that_meets_another_thread_s_fx_trace_decodes_again_once_it_has_ended(monkeypatch, caplog):
-    import t2v.compiled as compiled
+def _an_eager_decode():
     from t2v.compiled import CompiledDecoder
 
     decoder = CompiledDecoder(nn.Sequential(nn.Conv2d(4, 3, 1)), chunk=2)
     decoder.vae.decode = decoder.vae.forward
+    z = torch.randn(2, 4, 4, 4)
+    return lambda: decoder(z), lambda: decoder.vae(z), "an eager decode"
+
+
+def _a_unet_call_without_a_graph():  # on the CPU, or with CUDA graphs off: what served run 7's CPU twin lost a job to
+    fast = FastUNet(Toy(), FakeCompiler(), cuda_graphs=False, request_compile=lambda shape: None)
+    inputs = example_inputs(_shapes(1)[0], torch.zeros(()))
+    # forward itself: in the served run the trace began while the sampler's call of the UNet was under way
+    return lambda: fast.forward(*inputs), lambda: fast.unet(*inputs), "a UNet call without a CUDA graph"
+
+
+@pytest.mark.parametrize("made", [_an_eager_decode, _a_unet_call_without_a_graph])
+def test_an_eager_call_that_meets_another_thread_s_fx_trace_runs_again_once_it_has_ended(made, monkeypatch, caplog):
+    import t2v.compiled as compiled
+
+    call, expected, what = made()
     inside, release = threading.Event(), threading.Event()
 
     def traced(x):  # a plain torch.fx trace: nn.Module.__call__ is patched for every thread while it lasts
@@ -265,7 +280,7 @@ def test_an_eager_decode_that_meets_another_thread_s_fx_trace_decodes_again_once
         release.wait()
         return x + 1
 
-    tracer = threading.Thread(target=torch.fx.symbolic_trace, args=(traced,))
+    tracer = threading.Thread(target=torch.fx.symbolic_trace, args=(traced,), daemon=True)
     tracer.start()
     inside.wait()
     waits = []
@@ -276,11 +291,13 @@ def test_an_eager_decode_that_meets_another_thread_s_fx_trace_decodes_again_once
         tracer.join()
 
     monkeypatch.setattr(compiled.time, "sleep", sleep)
-    z = torch.randn(2, 4, 4, 4)
-    with caplog.at_level(logging.WARNING, logger="t2v.compiled"):
-        out = decoder(z)
-    assert torch.equal(out, decoder.vae(z)) and len(waits) == 1
-    assert "an eager decode met another thread's torch.fx trace; decoding again once it has ended" in caplog.text
+    try:
+        with caplog.at_level(logging.WARNING, logger="t2v.compiled"):
+            out = call()
+    finally:
+        release.set()  # a failed assertion must not leave the trace (and the test run) waiting
+    assert torch.equal(out, expected()) and len(waits) == 1
+    assert f"{what} met another thread's torch.fx trace; running it again once that has ended" in caplog.text
     assert "module is not installed as a submodule" in caplog.text
 
 
