@@ -57,7 +57,7 @@ from bot.moderation.policy import PolicyGate  # noqa: E402
 from storage import JobRecord, Repository, create_engine, migrate  # noqa: E402
 from t2v import TINY_RANDOM, load_pipeline  # noqa: E402
 from t2v.compiled import example_inputs, video_shape  # noqa: E402
-from t2v.config import ModelConfig  # noqa: E402
+from t2v.config import ModelConfig, tiny_config  # noqa: E402
 from t2v.loader import assemble, random_state_dicts  # noqa: E402
 from t2v.presets import aspect_sizes  # noqa: E402
 from t2v.request import SAMPLER_NAMES  # noqa: E402
@@ -193,19 +193,17 @@ def random_pipeline(args: argparse.Namespace) -> Any:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """One run: start the service, submit the mix, wait for it, then time the steady standard video."""
     clock = time.perf_counter
+    mix = draw_mix(args.jobs, args.seed, args.max_frames)
+    flops = video_tflops(tiny_config() if args.tiny else ModelConfig(), mix, args.max_frames)  # before any compile
     started = clock()
     engine = create_engine(f"sqlite+aiosqlite:///{args.workdir / f'{args.run}.db'}")
     await migrate(engine)
     source = ModelSource("random", optimize="on", compile_cache=str(args.cache), backend=args.backend,
                          max_frames=args.max_frames)
-    pipeline = random_pipeline(args)
-    info = ModelInfo(aspect_sizes(pipeline.config), pipeline.config.frames)
-    mix = draw_mix(args.jobs, args.seed, args.max_frames)
-    flops = video_tflops(pipeline.unet.cfg, info, mix, args.max_frames)  # before any compile thread runs
     holder: dict[str, Any] = {}
 
     def load(device: str) -> Models:
-        holder["models"] = source.prepare(pipeline, device)
+        holder["models"] = source.prepare(random_pipeline(args), device)
         return holder["models"]
 
     recorder = Recorder(clock, args.out.with_suffix(".mix.json") if args.out else None)
@@ -265,11 +263,14 @@ def unet_tflops(cfg: Any, batch: int, frames: int, width: int, height: int) -> f
     return counter.get_total_flops() / 1e12
 
 
-def video_tflops(cfg: Any, info: ModelInfo, mix: list[Ask], max_frames: int) -> dict[tuple[int, str], float]:
-    """TFLOP of one guided UNet call for one video of each (frames, aspect) of the mix and of the standard video (a
-    batch of n videos is n times as much: every layer works per video)."""
+def video_tflops(config: ModelConfig, mix: list[Ask], max_frames: int) -> dict[tuple[int, str], float]:
+    """TFLOP of one guided UNet call for one video of each (frames, aspect) of the mix and of the standard video, at
+    the sizes the bot gives the model of `config` (a batch of n videos is n times as much: every layer works per
+    video)."""
+    info = ModelInfo(aspect_sizes(config), config.frames)
     wanted = {(ask.frames, ask.aspect) for ask in mix} | {(info.default_frames(max_frames), STANDARD["aspect"])}
-    return {(frames, aspect): unet_tflops(cfg, 1, frames, *info.size(aspect)) for frames, aspect in sorted(wanted)}
+    return {(frames, aspect): unet_tflops(config.unet, 1, frames, *info.size(aspect))
+            for frames, aspect in sorted(wanted)}
 
 
 def report(args: argparse.Namespace, recorder: Recorder, load_s: float, loaded: float, mix_end: float,

@@ -9,13 +9,14 @@ another form, with nothing compiled:
 * `conv3d`: the model's own 3×1×1 Conv3d over [b, c, f, h, w], channels-last (3-D);
 * `conv1d-dilated`: a Conv1d of kernel 3 over [b, c, f·h·w] with dilation and padding h·w (the same sums, zero
   outside the clip), channels-last;
-* `gemms`: t2v.kernels.temporal_conv: three cuBLAS GEMMs summing into one output (the centre tap with the bias,
-  then each neighbouring frame's tap added in place: `baddbmm_` over the videos, so no frame crosses into another
-  video);
+* `gemms`: three cuBLAS GEMMs accumulating into one output (the centre tap with the bias, then each neighbouring
+  frame's tap added in place: `baddbmm_` over the videos, so no frame crosses into another video);
 * `equal-gemm`: one GEMM of the same M×K×N: the rate a convolution kernel could reach on the shape.
 
 Each form is captured in a CUDA graph (as the video runs it) and timed by replaying; its error against the fp32
-convolution is reported beside cuDNN's. Shapes: the standard video's (2 × 16 frames, latents 32², 16², 8², 4²),
+convolution is reported beside cuDNN's. Timed alone like this, the three GEMMs were the fastest form on every shape
+(row 47), yet in the compiled video they lost (row 49): there cuDNN's temporal convolutions took 3.06 ms a call, not
+the 4.06 timed here, and the GEMMs 3.27. A form that wins here is a candidate, not a result. Shapes: the standard video's (2 × 16 frames, latents 32², 16², 8², 4²),
 the 4-video batch's and the 24×576×320 video's.
 
 GPU:  python benchmarks/temporal_conv_forms.py --out OUT/temporal_conv_forms.json
@@ -39,7 +40,6 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchmarks import probes  # noqa: E402
-from t2v.kernels.temporal_conv import temporal_conv  # noqa: E402
 
 log = logging.getLogger("temporal_conv_forms")
 CHANNELS = (320, 640, 1280, 1280)  # the UNet's channels at latent scales 1, 1/2, 1/4, 1/8
@@ -63,7 +63,18 @@ def conv1d_dilated(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
     return out.view(b, -1, f, p)
 
 
-FORMS: dict[str, Form] = {"conv2d": conv2d, "conv3d": conv3d, "conv1d-dilated": conv1d_dilated, "gemms": temporal_conv}
+def gemms(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    b, c, f, p = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(b, f * p, c)  # a view when x is channels-last
+    taps = weight.squeeze(-1).permute(2, 1, 0)  # [3, c_in, c_out]
+    out = torch.addmm(bias, rows.reshape(b * f * p, c), taps[1]).view(b, f * p, -1)
+    if f > 1:
+        out[:, p:].baddbmm_(rows[:, :-p], taps[0].expand(b, *taps[0].shape))  # frame j += frame j − 1's tap 0
+        out[:, :-p].baddbmm_(rows[:, p:], taps[2].expand(b, *taps[2].shape))  # frame j += frame j + 1's tap 2
+    return out.view(b, f, p, -1).permute(0, 3, 1, 2)
+
+
+FORMS: dict[str, Form] = {"conv2d": conv2d, "conv3d": conv3d, "conv1d-dilated": conv1d_dilated, "gemms": gemms}
 
 
 def time_ms(device: torch.device, fn: Callable[[], object], inner: int = 10, replays: int = 20) -> float:

@@ -29,7 +29,7 @@ from t2v.compiled import (
     Shape,
     compile_in_background,
 )
-from t2v.kernels import temporal_attention, temporal_conv
+from t2v.kernels import temporal_attention
 from t2v.kernels.fp8 import Fp8Linear
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
 
@@ -41,10 +41,6 @@ Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # S
 # compiled shape and keeps the fastest (and more configs for its fused kernels); compiles take several times longer
 AUTOTUNE = {"max_autotune": True, "max_autotune_gemm_backends": "ATEN,TRITON",
             "max_autotune_conv_backends": "ATEN,TRITON"}
-Convolve = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]  # (x, weight, bias) → out
-CONV_3X1: Convolve = partial(F.conv2d, padding=(1, 0))  # a temporal 3×1 convolution over [b, c, f, p], by cuDNN
-TEMPORAL_CONV = ("auto", "conv", "gemms")  # optimize(temporal_conv=…): the Conv2d (cuDNN), t2v.kernels' three
-# GEMMs, or auto: the GEMMs on CUDA GPUs, the Conv2d elsewhere
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
@@ -111,13 +107,10 @@ class FusedAttention(nn.Module):
 
 
 class TemporalConv2dBlock(nn.Module):
-    """TemporalConvBlock with each 3×1×1 Conv3d as a 3×1 Conv2d over [b, c, f, h·w]: a free view in channels-last.
+    """TemporalConvBlock with each 3×1×1 Conv3d as a 3×1 Conv2d over [b, c, f, h·w]: a free view in channels-last."""
 
-    `convolve(x, weight, bias)` computes each of them: the Conv2d's own function, or t2v.kernels.temporal_conv."""
-
-    def __init__(self, block: TemporalConvBlock, convolve: Convolve = CONV_3X1):
+    def __init__(self, block: TemporalConvBlock):
         super().__init__()
-        self.convolve = convolve
         self.layers = nn.ModuleList()
         for seq in (block.conv1, block.conv2, block.conv3, block.conv4):
             conv3d = seq[-1]
@@ -130,8 +123,8 @@ class TemporalConv2dBlock(nn.Module):
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         h = x.shape[-2]
         y = rearrange(x, "(b f) c h w -> b c f (h w)", f=frames)
-        for norm, silu, conv in self.layers:
-            y = self.convolve(silu(norm(y)), conv.weight, conv.bias)
+        for layer in self.layers:
+            y = layer(y)
         return x + rearrange(y, "b c f (h w) -> (b f) c h w", h=h)
 
     def plain_weights(self) -> dict[str, torch.Tensor]:
@@ -160,12 +153,10 @@ def live_weights(unet: nn.Module) -> dict[str, torch.Tensor]:
     return views
 
 
-def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention,
-         temporal_convolve: Convolve = CONV_3X1) -> nn.Module:
+def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention) -> nn.Module:
     """Replace attention and temporal-conv modules in place by their fused equivalents; returns the UNet.
 
-    The temporal transformers' attention computes with `temporal_attend`, the temporal convolutions with
-    `temporal_convolve` (both set again on a UNet fused before)."""
+    The temporal transformers' attention computes with `temporal_attend` (set again on a UNet fused before)."""
     temporal = {id(m) for block in unet.modules() if isinstance(block, TemporalTransformer) for m in block.modules()}
     for module in list(unet.modules()):
         for name, child in list(module.named_children()):
@@ -173,11 +164,9 @@ def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attenti
                 attend = temporal_attend if id(child) in temporal else F.scaled_dot_product_attention
                 setattr(module, name, FusedAttention(child, attend))
             elif isinstance(child, TemporalConvBlock):
-                setattr(module, name, TemporalConv2dBlock(child, temporal_convolve))
+                setattr(module, name, TemporalConv2dBlock(child))
             elif isinstance(child, FusedAttention) and id(child) in temporal:
                 child.attend = temporal_attend
-            elif isinstance(child, TemporalConv2dBlock):
-                child.convolve = temporal_convolve
     return unet
 
 
@@ -201,17 +190,6 @@ def choose_temporal_attention(kind: str, device: torch.device) -> Attend:
     if kind == "triton":
         return temporal_attention.temporal_attention
     return partial(temporal_attention.temporal_attention, pairs=temporal_attention.MEASURED_FASTER)
-
-
-def choose_temporal_conv(kind: str, device: torch.device) -> Convolve:
-    """The temporal convolutions: "conv" (the 3×1 Conv2d: cuDNN on GPUs), "gemms" (t2v.kernels.temporal_conv: three
-    cuBLAS GEMMs, 1.3× faster than cuDNN on an H200, docs/perf-notes.md row 47), or "auto": the GEMMs on CUDA GPUs,
-    the Conv2d elsewhere."""
-    if kind not in TEMPORAL_CONV:
-        raise ValueError(f"temporal_conv={kind!r}: use one of {', '.join(TEMPORAL_CONV)}")
-    if kind == "gemms" or (kind == "auto" and device.type == "cuda"):
-        return temporal_conv.temporal_conv
-    return CONV_3X1
 
 
 def channels_last(module: nn.Module) -> nn.Module:
@@ -246,7 +224,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
-             autotune: bool = False, gpu_lock: GpuLock | None = None, temporal_conv: str = "conv") -> None:
+             autotune: bool = False, gpu_lock: GpuLock | None = None) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
@@ -259,9 +237,8 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     activations, which set the memory peak of a 16×256² video. `temporal_attention` "auto" (the
     default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
     (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
-    needs `fused` ("sdpa" does not), as `temporal_conv` does unless "conv" (choose_temporal_conv). `autotune` lets
-    inductor choose each GEMM's and convolution's kernel by timing Triton templates against the vendor libraries'
-    when it compiles a UNet shape (AUTOTUNE; opt-in: 3–36 s for each
+    needs `fused` ("sdpa" does not). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing
+    Triton templates against the vendor libraries' when it compiles a UNet shape (AUTOTUNE; opt-in: 3–36 s for each
     of the standard shape's 70 GEMM and convolution nodes on an H200, and there the video came out slower than the
     default: 1.538 against 1.482 s with inductor's epilogue-fusion timing off, 1.56 against 1.49 s with it on, as
     this leaves it; autotuning the GEMMs alone lost as much: docs/perf-notes.md rows 30–34, 43 and 44;
@@ -276,17 +253,12 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
         temporal_attention = "sdpa"  # the unfused modules call SDPA themselves
     if temporal_attention != "sdpa" and not fused:
         raise ValueError(f"temporal_attention={temporal_attention!r} needs fused=True (it serves the fused attention)")
-    if temporal_conv == "auto" and not fused:
-        temporal_conv = "conv"  # the unfused blocks run their Conv3d themselves
-    if temporal_conv != "conv" and not fused:
-        raise ValueError(f"temporal_conv={temporal_conv!r} needs fused=True (it serves the fused temporal blocks)")
     if autotune and backend != "inductor":
         raise ValueError(f"autotune=True needs backend='inductor' (got {backend!r}): it sets inductor's options")
     options = AUTOTUNE if autotune else None
     attend = choose_temporal_attention(temporal_attention, pipe.device)
-    convolve = choose_temporal_conv(temporal_conv, pipe.device)
     if fused:
-        fuse(unet, attend, convolve)
+        fuse(unet, attend)
     if layout:
         channels_last(unet)
     on_gpu = pipe.device.type == "cuda"
@@ -312,7 +284,6 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     if offload_modules:
         offload(pipe)
     log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "
-             "compiled decoder=%s graphed text encoder=%s temporal attention=%s temporal convolutions=%s", fused,
-             layout, compile and backend, compile and autotune, cuda_graphs and on_gpu, offload_modules,
-             decoder is not None, graphed_text, "sdpa" if attend is F.scaled_dot_product_attention else "triton",
-             "conv" if convolve is CONV_3X1 else "gemms")
+             "compiled decoder=%s graphed text encoder=%s temporal attention=%s", fused, layout, compile and backend,
+             compile and autotune, cuda_graphs and on_gpu, offload_modules, decoder is not None, graphed_text,
+             "sdpa" if attend is F.scaled_dot_product_attention else "triton")

@@ -33,11 +33,10 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # work size: (dtype, the optimize() options); "bf16" is the plain eager pipeline in bf16, for the precision table
 # (the temporal attention's default is "auto": the Triton kernel on problems large enough; "triton-attention" uses
 # it on every problem, "sdpa-attention" on none, as before 2026-12-02; "autotune": inductor's max-autotune,
-# Triton templates timed against cuBLAS and cuDNN per GEMM and convolution; "gemm-conv": the temporal convolutions as
-# t2v.kernels.temporal_conv's three GEMMs instead of cuDNN's Conv2d)
+# Triton templates timed against cuBLAS and cuDNN per GEMM and convolution)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
-            "autotune": ("float16", {"autotune": True}), "gemm-conv": ("float16", {"temporal_conv": "gemms"}),
+            "autotune": ("float16", {"autotune": True}),
             "fp8": ("fp8", {"temporal_attention": "sdpa"}),
             "fp8+triton-attention": ("fp8", {"temporal_attention": "triton"}), "bf16": ("bfloat16", None)}
 

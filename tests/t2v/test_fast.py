@@ -8,17 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, load_pipeline
-from t2v.fast import (
-    CONV_3X1,
-    FusedAttention,
-    TemporalConv2dBlock,
-    channels_last,
-    choose_temporal_attention,
-    choose_temporal_conv,
-    fuse,
-)
+from t2v.fast import FusedAttention, TemporalConv2dBlock, channels_last, choose_temporal_attention, fuse
 from t2v.kernels import temporal_attention as ta
-from t2v.kernels.temporal_conv import temporal_conv
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
 
 SMALL = {"frames": 3, "width": 64, "height": 128}
@@ -149,28 +140,7 @@ def test_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_sdpa_elsewhere_withou
 
 @pytest.mark.parametrize(("options", "expected"), [({"temporal_attention": "flash"}, "use one of auto, sdpa, triton"),
                                                    ({"temporal_attention": "triton", "fused": False},
-                                                    "needs fused=True"),
-                                                   ({"temporal_conv": "cudnn"}, "use one of auto, conv, gemms"),
-                                                   ({"temporal_conv": "gemms", "fused": False}, "needs fused=True")])
-def test_temporal_option_choices_that_cannot_work_are_refused(pipe, options, expected):
+                                                    "needs fused=True")])
+def test_temporal_attention_choices_that_cannot_work_are_refused(pipe, options, expected):
     with pytest.raises(ValueError, match=expected):
         pipe.optimize(compile=False, **options)
-
-
-def test_the_unet_with_the_temporal_convolutions_as_gemms_computes_what_the_plain_one_does(pipe):
-    inputs = _unet_inputs(pipe)
-    with torch.no_grad():
-        expected = pipe.unet(*inputs)
-        pipe.optimize(compile=False, temporal_conv="gemms")
-        blocks = [m for m in pipe.unet.modules() if isinstance(m, TemporalConv2dBlock)]
-        got = pipe.unet(*inputs)
-    assert blocks and all(m.convolve is temporal_conv for m in blocks)
-    assert _rel(got, expected) <= 1e-5
-    pipe.optimize(compile=False, temporal_conv="conv")  # set again on the UNet fused above
-    assert all(m.convolve is CONV_3X1 for m in blocks)
-
-
-def test_auto_temporal_convolutions_are_the_gemms_on_a_cuda_gpu_and_the_conv2d_elsewhere():
-    assert choose_temporal_conv("auto", torch.device("cuda")) is temporal_conv
-    assert choose_temporal_conv("auto", torch.device("cpu")) is CONV_3X1
-    assert choose_temporal_conv("gemms", torch.device("cpu")) is temporal_conv
