@@ -16,8 +16,10 @@ another form, with nothing compiled:
 Each form is captured in a CUDA graph (as the video runs it) and timed by replaying; its error against the fp32
 convolution is reported beside cuDNN's. Timed alone like this, the three GEMMs were the fastest form on every shape
 (row 47), yet in the compiled video they lost (row 49): there cuDNN's temporal convolutions took 3.06 ms a call, not
-the 4.06 timed here, and the GEMMs 3.27. A form that wins here is a candidate, not a result. Shapes: the standard video's (2 × 16 frames, latents 32², 16², 8², 4²),
-the 4-video batch's and the 24×576×320 video's.
+the 4.06 timed here, and the GEMMs 3.27. A form that wins here is a candidate, not a result.
+
+Shapes: the standard video's (2 × 16 frames, latents 32², 16², 8², 4²), the 4-video batch's and the 24×576×320
+video's.
 
 GPU:  python benchmarks/temporal_conv_forms.py --out OUT/temporal_conv_forms.json
 CPU:  python benchmarks/temporal_conv_forms.py --device cpu --tiny   (the forms' equality only; no graphs)

@@ -170,7 +170,7 @@ def problems(args: argparse.Namespace) -> list[str]:
     if args.command == "generate":
         found.append(_prompt(args))
         found += _values(args, REQUEST_OPTIONS)
-        found += [preflight.output_file("--output", args.output), preflight.model_source("--model", args.model),
+        found += [preflight.mp4_file("--output", args.output), preflight.model_source("--model", args.model),
                   preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype, args.device)]
         found.append(None if args.lora is None else preflight.lora("--lora", args.lora))
     elif args.command == "convert":

@@ -43,6 +43,15 @@ def output_file(option: str, path: Path) -> Problem:
     return _writable(option, path, folder)
 
 
+def mp4_file(option: str, path: Path) -> Problem:
+    """An MP4 file to write (output_file's checks too): the name ends in .mp4, since the file is H.264 in MP4
+    whatever its name says (a .gif or .webm name would hold an MP4 that nothing opening it expects)."""
+    if path.suffix.lower() != ".mp4" and not path.is_dir():
+        suggestion = path.with_suffix(".mp4") if path.suffix else f"{path}.mp4 (or {path / 'video.mp4'} in a folder)"
+        return f"{option} {path}: t2v writes H.264 MP4 videos; name a .mp4 file, e.g. {suggestion}"
+    return output_file(option, path)
+
+
 def output_folder(option: str, path: Path) -> Problem:
     """A folder to write into, created with its parents if missing: not a file, under a writable folder."""
     existing = path

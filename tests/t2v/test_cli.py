@@ -115,6 +115,21 @@ def test_output_onto_a_folder_is_refused(tmp_path, capsys, no_work):
                                        f"e.g. {tmp_path / 'video.mp4'}\n")
 
 
+@pytest.mark.parametrize(("name", "suggests"), [("clip.gif", "clip.mp4"), ("clip.WEBM", "clip.mp4"),
+                                               ("clip", "clip.mp4 (or {folder}/video.mp4 in a folder)")])
+def test_an_output_name_that_is_not_mp4_is_refused_naming_one_that_is(name, suggests, tmp_path, capsys, no_work):
+    folder = tmp_path / "clip"  # "-o clip/" for a folder that does not exist: the shell's slash is gone by now
+    assert main(["generate", "a cat", "-o", str(tmp_path / name)]) == 2
+    assert capsys.readouterr().err == (f"error: --output {tmp_path / name}: t2v writes H.264 MP4 videos; name a .mp4 "
+                                       f"file, e.g. {tmp_path / suggests.format(folder=folder)}\n")
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_upper_case_mp4_name_is_written(tmp_path):
+    assert main(["generate", "a cat", "-o", str(tmp_path / "CLIP.MP4"), "--steps", "1", "--frames", "2"]) == 0
+    assert (tmp_path / "CLIP.MP4").read_bytes()[4:8] == b"ftyp"  # an MP4
+
+
 @pytest.mark.parametrize(("device", "says"), [
     ("tpu", "not a device name; use cpu, cuda or cuda:N"),
     ("meta", "t2v runs on cpu or cuda (cuda:N), not on meta"),
