@@ -42,6 +42,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchmarks import probes  # noqa: E402
+from t2v import preflight  # noqa: E402
 
 log = logging.getLogger("temporal_conv_forms")
 CHANNELS = (320, 640, 1280, 1280)  # the UNet's channels at latent scales 1, 1/2, 1/4, 1/8
@@ -151,8 +152,7 @@ def main() -> None:
     made = probes.parser(__doc__)
     made.add_argument("--device", default="cuda:0")
     made.add_argument("--tiny", action="store_true", help="one tiny shape (a CPU check of the forms' equality)")
-    args = probes.parse(made, lambda a: [None if a.device.startswith(("cuda", "cpu")) else
-                                         f"--device {a.device}: use cpu or cuda[:N]"])
+    args = probes.parse(made, lambda a: [preflight.device("--device", a.device)])
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True  # as the fast path sets it
     found = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

@@ -1,5 +1,6 @@
 """The GPU probes in benchmarks/ on a machine without a GPU: bad values and a missing GPU get one line before any work;
-fx_traces.py's record of torch.fx traces tells a plain trace from make_fx's."""
+fx_traces.py's record of torch.fx traces tells a plain trace from make_fx's; temporal_conv_forms.py's forms each
+compute the convolution they stand for."""
 
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def test_the_capture_failure_probe_refuses_without_a_gpu_in_one_line(monkeypatch
 
 
 @pytest.mark.parametrize(("script", "argv"), [("capture_failure.py", ()), ("compile_beside.py", ()),
-                                              ("fx_traces.py", ("--device", "cpu"))])
+                                              ("fx_traces.py", ("--device", "cpu")),
+                                              ("temporal_conv_forms.py", ("--device", "cpu"))])
 def test_each_probe_refuses_an_output_file_it_could_not_write_before_any_work(monkeypatch, capsys, tmp_path, script,
                                                                                argv):
     out = tmp_path / "missing" / "found.json"
@@ -73,3 +75,23 @@ def test_fx_traces_tells_a_plain_trace_from_make_fx_s(monkeypatch):
     assert plain["tracer"] == "torch.fx._symbolic_trace.Tracer" and plain["plain_call_module"] and plain["count"] == 1
     assert make_fx_s["tracer"].endswith("PythonKeyTracer") and not make_fx_s["plain_call_module"]
     assert "test_gpu_probes.py" in plain["caller"]
+
+
+@pytest.mark.parametrize(("device", "line"), [
+    ("mps", "--device mps: t2v runs on cpu or cuda (cuda:N), not on mps"),
+    ("cuda", "--device cuda: no CUDA GPU is available on this machine; use --device cpu"),
+])
+def test_the_temporal_conv_forms_refuse_a_device_they_cannot_use_in_one_line(monkeypatch, capsys, device, line):
+    assert _refusal(monkeypatch, capsys, "temporal_conv_forms.py", "--device", device).endswith(line)
+
+
+@pytest.mark.parametrize(("b", "f", "p", "c"), [(2, 16, 4, 8), (1, 1, 3, 4), (3, 2, 1, 5)])
+def test_each_temporal_conv_form_computes_the_3x1_convolution(b, f, p, c):
+    script = load_script(Path("benchmarks") / "temporal_conv_forms.py")
+    g = torch.Generator().manual_seed(f)
+    x = torch.randn(b, c, f, p, generator=g, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(c, c, 3, 1, generator=g, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    bias = torch.randn(c, generator=g, dtype=torch.float64)
+    exact = torch.nn.functional.conv2d(x, weight, bias, padding=(1, 0))
+    for name, form in script.FORMS.items():
+        torch.testing.assert_close(form(x, weight, bias), exact, msg=name)
