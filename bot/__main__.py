@@ -15,7 +15,7 @@ from types import FrameType
 
 from bot import redaction
 from bot.errors import SettingsError, Unreachable
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, load_settings, misspelled
 from storage import urls
 
 log = logging.getLogger("bot")
@@ -36,12 +36,16 @@ def main() -> int:
     except SettingsError as error:
         for line in error.lines:
             print(f"error: {line}", file=sys.stderr)
+        for line in misspelled():  # "DISCORD_TOKEN is missing" may be a DISCORD_TOKN that was set
+            print(f"note: {line}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).getEffectiveLevel()))
     redaction.install(logging.getLogger().handlers,  # and interaction tokens, by their patterns
                       [settings.discord_token.get_secret_value(), urls.password(settings.database_url)])
+    for line in misspelled():
+        log.warning("%s", line)
     return run(settings)
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import logging
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -374,6 +377,25 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | None = "
     log.debug("settings loaded: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
               urls.shown(settings.database_url))
     return settings
+
+
+def misspelled(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> list[str]:
+    """One line for each variable of `env` (the process environment when None) or `env_file` that is not a setting
+    but is spelled almost like one (T2V_DEVICES, QUOTA_DEFAULTS): the bot ignores it, and its operator would think
+    it set something. Names far from every setting are left alone (PATH, CUDA_VISIBLE_DEVICES)."""
+    fields = list(Settings.model_fields)
+    names = dict.fromkeys(os.environ if env is None else env, "the environment")
+    if env_file is not None and Path(env_file).is_file():
+        names |= dict.fromkeys((name for name in dotenv_values(env_file) if name), env_file)
+    lines = []
+    for name, where in names.items():
+        if name.lower() in fields:
+            continue
+        close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.85)
+        if close:
+            lines.append(f"{name} (in {where}) is not a setting the bot reads, so it is ignored; did you mean "
+                         f"{close[0].upper()}?")
+    return lines
 
 
 def _error_line(problem: Mapping[str, Any]) -> str:

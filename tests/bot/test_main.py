@@ -38,6 +38,22 @@ def test_python_m_bot_without_a_token_exits_2_with_one_clear_line(tmp_path: Path
     assert line.startswith("error: DISCORD_TOKEN is missing")
 
 
+def test_a_misspelled_setting_is_named_beside_the_problem_it_caused(tmp_path: Path):
+    (tmp_path / ".env").write_text("QUOTA_DEFAULTS=5\n")
+    env = this_tree({**clean_environment(), "DISCORD_TOKN": "a-token", "T2V_MODEL": "tiny-random",
+                     "T2V_ALLOW_TINY": "1"})
+    result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+
+    assert result.returncode == 2
+    error, *notes = result.stderr.splitlines()
+    assert error.startswith("error: DISCORD_TOKEN is missing")
+    assert sorted(notes) == [
+        "note: DISCORD_TOKN (in the environment) is not a setting the bot reads, so it is ignored; did you mean "
+        "DISCORD_TOKEN?",
+        "note: QUOTA_DEFAULTS (in .env) is not a setting the bot reads, so it is ignored; did you mean QUOTA_DEFAULT?"]
+
+
 def test_python_m_bot_with_a_bad_setting_answers_before_loading_anything_heavy(tmp_path: Path):
     env = this_tree({**clean_environment(), "DISCORD_TOKEN": "a-token", "T2V_MODEL": "tiny-random",
                      "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "gpu"})

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import SettingsError
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, load_settings, misspelled
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.secret-part-of-the-token"
 VALID = {"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
@@ -222,3 +222,17 @@ def test_the_server_allowlist_operators_and_gallery_front_page_are_read_and_chec
     assert problems({**VALID, "ALLOWED_GUILD_IDS": "11,22", "DISCORD_GUILD_ID": "33"}) == [
         "DISCORD_GUILD_ID=33 is not in ALLOWED_GUILD_IDS=11,22: add it there, or the bot would leave the server it "
         "syncs its commands to"]
+
+
+def test_a_variable_spelled_almost_like_a_setting_is_named_with_the_setting_it_resembles(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("# comments and blank lines are fine\n\nMAX_FRAME=24\nT2V_DEVICE=cpu\n")
+    lines = misspelled({"T2V_DEVICES": "cuda:1", "DATABASE_URI": "sqlite+aiosqlite:///x.db", "T2V_MODEL": "m",
+                        "PATH": "/bin", "CUDA_VISIBLE_DEVICES": "0", "POSTGRES_PASSWORD": "pw", "HF_HOME": "/h"},
+                       env_file=str(env_file))
+    assert lines == [
+        "T2V_DEVICES (in the environment) is not a setting the bot reads, so it is ignored; did you mean T2V_DEVICE?",
+        "DATABASE_URI (in the environment) is not a setting the bot reads, so it is ignored; did you mean "
+        "DATABASE_URL?",
+        f"MAX_FRAME (in {env_file}) is not a setting the bot reads, so it is ignored; did you mean MAX_FRAMES?"]
+    assert misspelled(VALID, env_file=str(tmp_path / "missing.env")) == []
