@@ -1,6 +1,6 @@
 """The GPU probes in benchmarks/ on a machine without a GPU: bad values and a missing GPU get one line before any work;
 fx_traces.py's record of torch.fx traces tells a plain trace from make_fx's; temporal_conv_forms.py's forms each
-compute the convolution they stand for."""
+compute the convolution they stand for; capture_cost.py weighs a first call's cost against its replays'."""
 
 import sys
 from pathlib import Path
@@ -27,6 +27,7 @@ def test_the_capture_failure_probe_refuses_without_a_gpu_in_one_line(monkeypatch
 
 
 @pytest.mark.parametrize(("script", "argv"), [("capture_failure.py", ()), ("compile_beside.py", ()),
+                                              ("capture_cost.py", ()),
                                               ("fx_traces.py", ("--device", "cpu")),
                                               ("temporal_conv_forms.py", ("--device", "cpu"))])
 def test_each_probe_refuses_an_output_file_it_could_not_write_before_any_work(monkeypatch, capsys, tmp_path, script,
@@ -95,3 +96,21 @@ def test_each_temporal_conv_form_computes_the_3x1_convolution(b, f, p, c):
     exact = torch.nn.functional.conv2d(x, weight, bias, padding=(1, 0))
     for name, form in script.FORMS.items():
         torch.testing.assert_close(form(x, weight, bias), exact, msg=name)
+
+
+def test_the_capture_cost_probe_refuses_without_a_gpu_in_one_line(monkeypatch, capsys):
+    assert _refusal(monkeypatch, capsys, "capture_cost.py").endswith(
+        "needs a CUDA GPU: it times CUDA graph captures and cuDNN's search")
+
+
+def test_the_capture_cost_probe_weighs_the_search_s_first_call_against_its_faster_replays():
+    script = load_script(Path("benchmarks") / "capture_cost.py")
+    shape = {"frames": 16, "height": 256, "width": 256}
+    on = {"shapes": [{**shape, "first_call_s": 6.0, "replay_ms": 40.0}]}  # 6 + 49 × 0.040 = 7.96 s
+    off = {"shapes": [{**shape, "first_call_s": 1.0, "replay_ms": 50.0}]}  # 1 + 49 × 0.050 = 3.45 s
+    found = script.compare(on, off)
+    assert found["total_video_unet_s_50_steps"] == {"search": 7.96, "heuristics": 3.45}
+    assert found["faster_first_videos"] == "heuristics"
+    assert found["shapes"][0]["replay_ms"] == {"search": 40.0, "heuristics": 50.0}
+    slow_heuristics = {"shapes": [{**shape, "first_call_s": 1.0, "replay_ms": 200.0}]}  # 1 + 49 × 0.2 = 10.8 s
+    assert script.compare(on, slow_heuristics)["faster_first_videos"] == "search"
