@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/compile_paths.py` from a che
 
 import torch  # noqa: E402
 
-from t2v import TINY_RANDOM, load_pipeline  # noqa: E402
+from t2v import TINY_RANDOM, load_pipeline, preflight  # noqa: E402
 from t2v.compiled import FastUNet, JitCompiler, Shape, example_inputs, video_shape  # noqa: E402
 from t2v.config import ModelConfig  # noqa: E402
 from t2v.fast import channels_last, configure_inductor, fuse  # noqa: E402
@@ -51,7 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="tiny-random instead of the real size")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--warm-child", action="store_true", help=argparse.SUPPRESS)  # compiled-warm's process
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    problem = preflight.compile_backend("--backend", args.backend)
+    if problem is not None:
+        parser.error(problem)
+    return args
 
 
 def build_unet(args: argparse.Namespace) -> torch.nn.Module:

@@ -71,11 +71,8 @@ def main() -> None:
     made = probes.parser(__doc__)
     made.add_argument("--device", default="cuda")
     made.add_argument("--backend", default="inductor")
-    backends = torch._dynamo.list_backends(exclude_tags=())  # eager and aot_eager too (tagged "debug")
-    args = probes.parse(made, lambda args: [
-        preflight.device("--device", args.device),
-        None if args.backend in backends else
-        f"--backend {args.backend}: not a torch.compile backend; use one of {', '.join(backends)}"])
+    args = probes.parse(made, lambda args: [preflight.device("--device", args.device),
+                                            preflight.compile_backend("--backend", args.backend)])
     pipe = load_pipeline(TINY_RANDOM, device=args.device)
     before: list[dict[str, Any]] = []
     compiling: list[dict[str, Any]] = []

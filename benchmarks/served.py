@@ -55,7 +55,7 @@ from bot.jobs.service import VideoService  # noqa: E402
 from bot.jobs.spec import JobSpec, Requester  # noqa: E402
 from bot.moderation.policy import PolicyGate  # noqa: E402
 from storage import JobRecord, Repository, create_engine, migrate  # noqa: E402
-from t2v import TINY_RANDOM, load_pipeline  # noqa: E402
+from t2v import TINY_RANDOM, load_pipeline, preflight  # noqa: E402
 from t2v.compiled import example_inputs, video_shape  # noqa: E402
 from t2v.config import ModelConfig, tiny_config  # noqa: E402
 from t2v.loader import assemble, random_state_dicts  # noqa: E402
@@ -373,6 +373,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--steady-wait-s={args.steady_wait_s:g} must be 0 or more seconds")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device} names a GPU but torch sees none")
+    problem = preflight.compile_backend("--backend", args.backend)
+    if problem is not None:
+        parser.error(problem)
     return args
 
 

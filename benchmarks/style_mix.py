@@ -50,7 +50,7 @@ from bot.gpu.work import batch_work, render_work  # noqa: E402
 from bot.jobs import batching  # noqa: E402
 from bot.jobs.queue import FairQueue  # noqa: E402
 from bot.jobs.spec import JobSpec, Queued  # noqa: E402
-from t2v import TINY_RANDOM, GenerationRequest, load_pipeline  # noqa: E402
+from t2v import TINY_RANDOM, GenerationRequest, load_pipeline, preflight  # noqa: E402
 from t2v.config import ModelConfig  # noqa: E402
 from t2v.loader import assemble, random_state_dicts  # noqa: E402
 
@@ -217,6 +217,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     problems = [f"--{name} {getattr(args, name)}: must be at least 1" for name in ("jobs", "users", "repeats",
                                                                                     "batch_max", "rank")
                 if getattr(args, name) < 1]
+    problems += filter(None, [preflight.compile_backend("--backend", args.backend)])
     if problems:
         parser.error("; ".join(problems))
     args.steps = args.steps or (50 if args.size == "real" else 4)

@@ -180,7 +180,8 @@ def problems(args: argparse.Namespace) -> list[str]:
     elif args.command == "download":
         found.append(preflight.output_folder("directory", args.directory))
     else:
-        found += [preflight.device("--device", args.device), *_values(args, ("steps",))]
+        found += [preflight.device("--device", args.device), preflight.compile_backend("--backend", args.backend),
+                  *_values(args, ("steps",))]
         found.append(None if args.out is None else preflight.output_folder("--out", args.out))
         found.append(None if args.repeats >= 1 else f"--repeats {args.repeats}: must be at least 1")
         found.append(None if args.deadline_s is None or args.deadline_s > 0 else

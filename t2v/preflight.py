@@ -1,4 +1,5 @@
-"""What the command line checks before any work: output paths, devices, dtypes, model sources, LoRA files.
+"""What the command line checks before any work: output paths, devices, dtypes, compile backends, model sources,
+LoRA files.
 
 Each check returns its problem as one line — the option, the value and what would be right — or None, so a
 command can name every bad value at once and stop before it loads a model (minutes with real weights).
@@ -60,6 +61,17 @@ def output_folder(option: str, path: Path) -> Problem:
     if not existing.is_dir():
         return f"{option} {path}: {existing} is a file, not a folder; name a folder to write into"
     return _writable(option, path, existing)
+
+
+def compile_backend(option: str, name: str) -> Problem:
+    """A torch.compile backend this torch has (inductor; eager and aot_eager for CPU smoke tests): a misspelt one
+    would otherwise fail every compile and leave the run eager, reported as compiled."""
+    import torch._dynamo
+
+    backends = torch._dynamo.list_backends(exclude_tags=())  # eager and aot_eager too (tagged "debug")
+    if name in backends:
+        return None
+    return f"{option} {name}: not a torch.compile backend; use one of {', '.join(backends)}"
 
 
 def device(option: str, name: str) -> Problem:

@@ -50,6 +50,7 @@ def test_without_an_out_file_nothing_is_written(tmp_path):
     (["--max-frames", "0"], "--max-frames=0 is outside the frames a video may have, 1–64"),
     (["--max-frames", "65"], "--max-frames=65 is outside the frames a video may have, 1–64"),
     (["--steady-wait-s", "nan"], "--steady-wait-s=nan must be 0 or more seconds"),
+    (["--backend", "inducter"], "--backend inducter: not a torch.compile backend; use one of "),
 ])
 def test_bad_options_stop_before_any_work_and_name_the_value(flags, says, capsys, tmp_path):
     with pytest.raises(SystemExit) as stopped:

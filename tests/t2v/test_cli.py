@@ -143,10 +143,15 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys, no_work, devi
 
 def test_bench_refuses_a_gpu_device_without_a_gpu_and_every_other_bad_value(tmp_path, capsys, no_work, monkeypatch):
     monkeypatch.setattr(t2v.cli.preflight.torch.cuda, "is_available", lambda: False)
-    assert main(["bench", "--steps", "0", "--repeats", "0", "--out", str(tmp_path / "f" / "g")]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "error: --device cuda: no CUDA GPU is available on this machine; use --device cpu",
-        "error: --steps 0 is outside the allowed range 1–150", "error: --repeats 0: must be at least 1"]
+    assert main(["bench", "--steps", "0", "--repeats", "0", "--out", str(tmp_path / "f" / "g"), "--backend",
+                 "inducter"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "error: --device cuda: no CUDA GPU is available on this machine; use --device cpu"
+    # a misspelt backend failed every compile and the run reported its eager times as compiled
+    assert lines[1].startswith("error: --backend inducter: not a torch.compile backend; use one of ")
+    assert {"inductor", "aot_eager", "eager"} <= set(lines[1].split("use one of ")[1].split(", "))
+    assert lines[2:] == ["error: --steps 0 is outside the allowed range 1–150",
+                         "error: --repeats 0: must be at least 1"]
 
 
 @pytest.mark.parametrize("deadline", ["0", "-5", "nan"])
