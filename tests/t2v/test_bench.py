@@ -27,6 +27,20 @@ def test_bench_times_both_pipelines_and_finds_the_same_latents(tmp_path):
     assert "| batch4 | ours compiled+CUDA graphs |" in report
 
 
+def test_a_row_whose_compile_failed_says_it_ran_eager(tmp_path, monkeypatch):
+    from t2v.compiled import JitCompiler
+
+    def fail(self, unet, shape):
+        raise RuntimeError("no kernel for this shape")
+
+    monkeypatch.setattr(JitCompiler, "build", fail)
+    assert main(["bench", "--tiny", "--device", "cpu", "--configs", "standard", "--steps", "1", "--no-diffusers",
+                 "--no-eager", "--no-cold-start", "--no-fp32-check", "--backend", "aot_eager",
+                 "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["impl"] for r in data["rows"]] == ["ours compiled+CUDA graphs (its compile failed: ran eager)"]
+
+
 def test_a_variant_runs_alone_with_no_fast_and_our_pipeline_is_loaded_only_for_it(tmp_path, monkeypatch):
     from t2v.bench import measure
 
