@@ -34,8 +34,8 @@ TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after t
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
 BATCH_MAX = 4  # same-shape jobs rendered together
-COMPILE_CACHE_MAX_GB = 20.0  # T2V_COMPILE_CACHE_MAX_GB: each worker start prunes the compile cache to this (a UNet
-# shape's files: ≈ 140 MB on an H200, docs/perf-notes.md row 48)
+COMPILE_CACHE_MAX_GB = 20.0  # T2V_COMPILE_CACHE_MAX_GB: the compile cache is pruned to this at each worker start and
+# as compiles fill it (bot.gpu.source.CacheBudget; a UNet shape's files: ≈ 140 MB on an H200, perf-notes row 48)
 MAX_FRAMES = 32  # the server's default cap on /video's frames
 STARTUP_RETRY_S = 60.0  # how long a start keeps trying to reach the database and Discord
 DISCORD_LOGIN_TIMEOUT_S = 30.0  # one login attempt; Discord answers in well under a second

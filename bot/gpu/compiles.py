@@ -61,6 +61,8 @@ class BackgroundCompiles:
         self.compile_s = 0.0  # seconds spent compiling, all shapes together
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self.after_compile: Callable[[], None] | None = None  # run by the thread after each compile (the cache's
+        # bound: bot.gpu.source.CacheBudget)
 
     def requester(self, unet: Any, device: str) -> Callable[[Any], None]:
         """The `request_compile` for a worker's FastUNet: one more eager UNet call of `shape`."""
@@ -135,12 +137,22 @@ class BackgroundCompiles:
                     unet = self._waiting.pop(key).unet
                 self._current, self._current_decoder = key, decoder
             ok = self._compile(unet, *key, decoder=decoder)
+            self._after_compile()
             with self._changed:
                 self._current = None
                 if not decoder:
                     self._done[key] = ok, unet
                     if ok and unet.decoder is not None and not self._stopping:
                         self._decoders[key] = unet
+
+    def _after_compile(self) -> None:
+        """`after_compile`, whose failure is logged and leaves the thread compiling."""
+        if self.after_compile is None:
+            return
+        try:
+            self.after_compile()
+        except Exception:
+            log.exception("after a compile: %s failed", getattr(self.after_compile, "__qualname__", "the hook"))
 
     def _compile(self, unet: Any, device: str, shape: Any, decoder: bool = False) -> bool:
         """Compile one shape's UNet, or its decoder, on its worker's GPU; never raises (a failure leaves it eager)."""

@@ -47,7 +47,7 @@ class ModelSource:
     backend: str = "inductor"  # torch.compile's backend (CPU tests: "eager")
     styles: tuple[Style, ...] = ()  # STYLES_FILE's styles whose files passed the start check
     compile_cache_max_gb: float = COMPILE_CACHE_MAX_GB  # T2V_COMPILE_CACHE_MAX_GB: pruned to this at each worker
-    # start; 0: no limit
+    # start and as compiles fill it (CacheBudget); 0: no limit
 
     @classmethod
     def of(cls, settings: Settings) -> ModelSource:
@@ -90,7 +90,9 @@ class ModelSource:
         from t2v import fast  # lazily, and looked up at call time: tests stand in for it
 
         pipeline = models.pipeline
-        held, removed = prune_cache(self.compile_cache, self.compile_cache_max_gb * 2**30)  # before any compile
+        budget = cache_budget(self.compile_cache, self.compile_cache_max_gb * 2**30)
+        held, removed = budget.prune()  # before any compile; then after compiles, as the cache grows (CacheBudget)
+        COMPILES.after_compile = budget.after_compile
         # the worker captures CUDA graphs while the compile thread runs its compiles' first runs on the same GPU:
         # they take turns under one lock per worker (t2v.compiled.GpuLock)
         fast.optimize(pipeline, cache_dir=self.compile_cache, backend=self.backend, gpu_lock=threading.RLock())
@@ -132,6 +134,8 @@ def load_pipeline(model: str, device: str, dtype: str | None) -> VideoPipeline:
 # (the database's, say) loses none of them
 INDUCTOR_FOLDERS = ("fxgraph", "aotautograd", "triton", "cache")
 HASHED = re.compile(r"[a-z0-9]{2}")
+SHAPE_BYTES = 150 * 2**20  # what one compile adds to the cache, at most about (a UNet shape: ≈ 140 MB on an H200,
+# docs/perf-notes.md row 48; a decoder's less)
 PRUNING = threading.Lock()  # the workers of one process start together: one prunes, the next finds the cache pruned
 
 
@@ -167,3 +171,40 @@ def _prune(folder: str | None, max_bytes: float) -> tuple[int, int]:
             os.remove(path)
             removed += size
     return held, removed
+
+
+class CacheBudget:
+    """The compile cache within T2V_COMPILE_CACHE_MAX_GB for the whole life of a process, not only at its start: a
+    bot that runs for months compiles each new shape a user asks for, ≈ 140 MB each. Pruned at each worker start,
+    then after a background compile whenever the compiles since the last pruning may have taken it past the limit
+    (SHAPE_BYTES each), so the cache is walked only when it may be full."""
+
+    def __init__(self, folder: str | None, max_bytes: float) -> None:
+        self.folder, self.max_bytes = folder, max_bytes
+        self.held = 0  # bytes after the last pruning
+        self.compiles = 0  # compiles since
+
+    def prune(self) -> tuple[int, int]:
+        """prune_cache now: (bytes held before, bytes removed)."""
+        held, removed = prune_cache(self.folder, self.max_bytes)
+        self.held, self.compiles = held - removed, 0
+        return held, removed
+
+    def after_compile(self) -> None:
+        """Called by the compile thread after each compile (bot.gpu.compiles)."""
+        self.compiles += 1
+        if not self.max_bytes or self.held + self.compiles * SHAPE_BYTES <= self.max_bytes:
+            return
+        held, removed = self.prune()
+        log.info("compile cache %s: %.1f GiB on disk%s", self.folder, (held - removed) / 2**30,
+                 f"; {removed / 2**30:.1f} GiB of its least recently used files removed to stay within "
+                 f"T2V_COMPILE_CACHE_MAX_GB={self.max_bytes / 2**30:g}" if removed else "")
+
+
+BUDGETS: dict[tuple[str | None, float], CacheBudget] = {}  # one per cache folder and limit, for all its workers
+
+
+def cache_budget(folder: str | None, max_bytes: float) -> CacheBudget:
+    """The process's CacheBudget for `folder` at `max_bytes`."""
+    with PRUNING:
+        return BUDGETS.setdefault((folder, max_bytes), CacheBudget(folder, max_bytes))

@@ -135,6 +135,27 @@ async def test_each_shape_compiles_once_and_a_failure_stays_failed(compiles):
                                  "compile_s": compiles.status()["compile_s"]}
 
 
+async def test_the_after_compile_hook_runs_after_each_compile_and_its_failure_leaves_the_thread_compiling(
+        compiles, caplog):
+    ran = threading.Semaphore(0)
+
+    def prune() -> None:
+        ran.release()
+        raise OSError("the cache's disk went away")
+
+    compiles.after_compile = prune
+    unet = RecordingUNet()
+    warm = shapes((1, 16, 256, 256), (1, 8, 256, 256))
+    compiles.warm(unet, "cpu", warm)
+    compiles.allow(2)
+    await compiles.compiled(2)
+    for _ in warm:
+        assert await asyncio.to_thread(ran.acquire, True, WAIT), "the hook did not run"
+    assert unet.done == warm
+    assert "after a compile: test_the_after_compile_hook_runs_after_each_compile" in caplog.text
+    assert "the cache's disk went away" in caplog.text
+
+
 async def test_decoders_compile_only_once_no_unet_shape_waits_in_the_unets_order(compiles):
     unet = RecordingUNet(decoder=object())
     standard, wide, tall = shapes((1, 16, 256, 256), (1, 16, 448, 256), (1, 16, 256, 448))

@@ -17,7 +17,7 @@ import pytest
 from bot.gpu import source as engines
 from bot.gpu.compiles import label
 from bot.gpu.models import Models, describe
-from bot.gpu.source import ModelSource, prune_cache
+from bot.gpu.source import SHAPE_BYTES, CacheBudget, ModelSource, prune_cache
 from bot.settings import load_settings
 from t2v import TINY_RANDOM, fast
 from t2v.config import ModelConfig
@@ -150,6 +150,23 @@ def test_the_compile_cache_is_pruned_least_recently_used_first(tmp_path):
     assert left == ["25/new.py", "Ab/notes", "aotautograd/newest", "media/1.mp4", "videobot.db"]
 
 
+def test_a_bot_that_runs_for_months_keeps_its_cache_within_the_limit_after_its_compiles(tmp_path, caplog):
+    caplog.set_level("INFO", "bot.gpu.source")
+    sparse_file(tmp_path / "fxgraph/old", 1, 1_000_000)
+    budget = CacheBudget(str(tmp_path), 2**30 + 1.5 * SHAPE_BYTES)  # room for one more compile, not two
+    assert budget.prune() == (2**30, 0)
+    sparse_file(tmp_path / "fxgraph/first", SHAPE_BYTES / 2**30)  # what the first compile wrote
+    budget.after_compile()  # may still fit: the cache is not walked
+    assert (tmp_path / "fxgraph/old").exists() and "compile cache" not in caplog.text
+    sparse_file(tmp_path / "fxgraph/second", SHAPE_BYTES / 2**30)
+    budget.after_compile()  # may not: pruned, least recently used first
+    assert sorted(path.name for path in (tmp_path / "fxgraph").iterdir()) == ["first", "second"]
+    assert f"compile cache {tmp_path}: 0.3 GiB on disk; 1.0 GiB of its least recently used files removed" in caplog.text
+    assert (budget.held, budget.compiles) == (2 * SHAPE_BYTES, 0)
+    CacheBudget(str(tmp_path), 0).after_compile()  # no limit: nothing is ever removed
+    assert len(list((tmp_path / "fxgraph").iterdir())) == 2
+
+
 def test_each_worker_start_prunes_the_compile_cache_to_its_setting(calls, tmp_path, caplog):
     caplog.set_level("INFO", "bot.gpu.source")
     sparse_file(tmp_path / "fxgraph/old", 1, 1_000_000)
@@ -158,6 +175,8 @@ def test_each_worker_start_prunes_the_compile_cache_to_its_setting(calls, tmp_pa
                              env_file=None)
     ModelSource.of(settings)("cuda:0")
     assert [path.name for path in (tmp_path / "fxgraph").iterdir()] == ["new"]
+    budget = engines.COMPILES.after_compile.__self__  # and after the compile thread's compiles, as the cache grows
+    assert (budget.folder, budget.max_bytes, budget.held) == (str(tmp_path), 1.5 * 2**30, 2**30)
     assert (f"(cache {tmp_path}, 1.0 GiB on disk; 1.0 GiB of its least recently used files removed to stay within "
             "T2V_COMPILE_CACHE_MAX_GB=1.5)") in caplog.text
     assert load_settings(BASE, env_file=None).t2v_compile_cache_max_gb == 20  # the default bound
