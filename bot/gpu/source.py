@@ -99,10 +99,8 @@ class ModelSource:
         pipeline.unet.request_compile = COMPILES.requester(pipeline.unet, device)
         shapes = self.warm_shapes(models)
         COMPILES.warm(pipeline.unet, device, shapes)
-        log.info("fast path on %s: serving at once; compiling in the background (cache %s, %.1f GiB on disk%s): %s",
-                 device, self.compile_cache, (held - removed) / 2**30,
-                 f"; {removed / 2**30:.1f} GiB of its least recently used files removed to stay within "
-                 f"T2V_COMPILE_CACHE_MAX_GB={self.compile_cache_max_gb:g}" if removed else "",
+        log.info("fast path on %s: serving at once; compiling in the background (cache %s, %s): %s", device,
+                 self.compile_cache, on_disk(held, removed, budget.max_bytes),
                  ", ".join(label(shape) for shape in shapes))
 
     def warm_shapes(self, models: Models) -> list[Any]:
@@ -173,6 +171,13 @@ def _prune(folder: str | None, max_bytes: float) -> tuple[int, int]:
     return held, removed
 
 
+def on_disk(held: int, removed: int, max_bytes: float) -> str:
+    """What a pruning left, for the log: the cache's size, and what it removed to stay within its limit."""
+    removal = (f"; {removed / 2**30:.1f} GiB of its least recently used files removed to stay within "
+               f"T2V_COMPILE_CACHE_MAX_GB={max_bytes / 2**30:g}") if removed else ""
+    return f"{(held - removed) / 2**30:.1f} GiB on disk{removal}"
+
+
 class CacheBudget:
     """The compile cache within T2V_COMPILE_CACHE_MAX_GB for the whole life of a process, not only at its start: a
     bot that runs for months compiles each new shape a user asks for, ≈ 140 MB each. Pruned at each worker start,
@@ -195,10 +200,7 @@ class CacheBudget:
         self.compiles += 1
         if not self.max_bytes or self.held + self.compiles * SHAPE_BYTES <= self.max_bytes:
             return
-        held, removed = self.prune()
-        log.info("compile cache %s: %.1f GiB on disk%s", self.folder, (held - removed) / 2**30,
-                 f"; {removed / 2**30:.1f} GiB of its least recently used files removed to stay within "
-                 f"T2V_COMPILE_CACHE_MAX_GB={self.max_bytes / 2**30:g}" if removed else "")
+        log.info("compile cache %s: %s", self.folder, on_disk(*self.prune(), self.max_bytes))
 
 
 BUDGETS: dict[tuple[str | None, float], CacheBudget] = {}  # one per cache folder and limit, for all its workers
