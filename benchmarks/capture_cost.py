@@ -1,12 +1,15 @@
-"""What a new shape's first video costs on the eager path, with cuDNN's algorithm search on (as the fast path sets it)
-and off: the UNet's CUDA graph capture (its warm-up calls included) and then each replay.
+"""What a new shape's first video costs on the eager path, with cuDNN's algorithm search on (as the fast path sets it),
+on over every algorithm cuDNN lists, and off: the UNet's CUDA graph capture (its warm-up calls included) and then each
+replay.
 
 In the served runs (docs/benchmarks.md, "Served speed") a cold server renders most jobs on the eager path while the
 compile thread works, and each new shape's first call paid 2–8 s to capture its graph: most of the first video's
 15–20 s, and a large part of p95. The fast path turns `torch.backends.cudnn.benchmark` on, so each new shape's first
-calls time every convolution algorithm for each of its ≈ 20 convolution shapes before the capture; with the search
-off cuDNN picks by heuristics, at once, perhaps slower kernels. This measures both, each in a fresh process (cuDNN's
-choices are kept per process), on the real-size UNet with random fp16 weights, fused and channels-last as served,
+calls time up to 10 convolution algorithms (torch's `cudnn.benchmark_limit`) for each of its ≈ 20 convolution shapes
+before the capture; with the limit at 0 it times every algorithm cuDNN lists (a longer first call, perhaps faster
+convolutions for every replay, the compiled path's included); with the search off cuDNN picks by heuristics, at once,
+perhaps slower kernels. This measures the three, each in a fresh process (cuDNN's choices are kept per process), on
+the real-size UNet with random fp16 weights, fused and channels-last as served,
 for five shapes of the served mix: the first call's seconds and the replay's milliseconds per UNet call. A 50-step
 video replays 50 times, so the search pays off only if it saves (first-call seconds) / 50 a call.
 
@@ -37,16 +40,17 @@ from benchmarks import probes  # noqa: E402
 log = logging.getLogger("capture_cost")
 SHAPES = ((16, 320, 256), (25, 256, 320), (16, 448, 256), (10, 320, 256), (21, 320, 256))  # (frames, h, w) pixels
 REPLAYS = 5
+MODES = {"search": (True, 10), "search-all": (True, 0), "heuristics": (False, 10)}  # (cudnn.benchmark, its limit)
 
 
-def measure(search: bool, device: str = "cuda:0") -> dict[str, Any]:
+def measure(mode: str, device: str = "cuda:0") -> dict[str, Any]:
     """In this process: the first call's seconds and the median replay's milliseconds for each of SHAPES."""
     from t2v.compiled import FastUNet, example_inputs, video_shape
     from t2v.config import ModelConfig
     from t2v.fast import channels_last, fuse
     from t2v.unet import UNet3D
 
-    torch.backends.cudnn.benchmark = search
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit = MODES[mode]
     cfg = ModelConfig().unet
     torch.manual_seed(0)
     with torch.device(device):
@@ -68,47 +72,48 @@ def measure(search: bool, device: str = "cuda:0") -> dict[str, Any]:
             replays.append(1e3 * (time.perf_counter() - started))
         rows.append({"frames": frames, "height": height, "width": width, "first_call_s": round(first, 3),
                      "replay_ms": round(statistics.median(replays), 3)})
-        log.info("search %s, %d×%d×%d: first call %.2f s, replay %.2f ms", search, frames, height, width, first,
+        log.info("%s, %d×%d×%d: first call %.2f s, replay %.2f ms", mode, frames, height, width, first,
                  rows[-1]["replay_ms"])
-    return {"cudnn_benchmark": search, "shapes": rows}
+    return {"mode": mode, "shapes": rows}
 
 
-def compare(on: dict[str, Any], off: dict[str, Any], steps: int = 50) -> dict[str, Any]:
-    """Per shape and summed: the seconds a `steps`-step video's UNet calls take, first call included, each way."""
+def compare(runs: dict[str, dict[str, Any]], steps: int = 50) -> dict[str, Any]:
+    """Per shape and summed, for each mode of `runs`: the seconds a `steps`-step video's UNet calls take, its first
+    call included; the mode with the fastest first videos, and the one with the fastest replays."""
+    key = f"video_unet_s_{steps}_steps"
     rows = []
-    for with_search, without in zip(on["shapes"], off["shapes"], strict=True):
-        video = {name: run["first_call_s"] + (steps - 1) * run["replay_ms"] / 1e3
-                 for name, run in (("search", with_search), ("heuristics", without))}
-        rows.append({key: with_search[key] for key in ("frames", "height", "width")} |
-                    {"first_call_s": {"search": with_search["first_call_s"], "heuristics": without["first_call_s"]},
-                     "replay_ms": {"search": with_search["replay_ms"], "heuristics": without["replay_ms"]},
-                     f"video_unet_s_{steps}_steps": {name: round(value, 3) for name, value in video.items()}})
-    totals = {name: round(sum(row[f"video_unet_s_{steps}_steps"][name] for row in rows), 3)
-              for name in ("search", "heuristics")}
-    return {"shapes": rows, f"total_video_unet_s_{steps}_steps": totals,
-            "faster_first_videos": min(totals, key=totals.get)}
+    for same_shape in zip(*(run["shapes"] for run in runs.values()), strict=True):
+        by_mode = dict(zip(runs, same_shape, strict=True))
+        rows.append({name: same_shape[0][name] for name in ("frames", "height", "width")} |
+                    {"first_call_s": {mode: row["first_call_s"] for mode, row in by_mode.items()},
+                     "replay_ms": {mode: row["replay_ms"] for mode, row in by_mode.items()},
+                     key: {mode: round(row["first_call_s"] + (steps - 1) * row["replay_ms"] / 1e3, 3)
+                           for mode, row in by_mode.items()}})
+    totals = {mode: round(sum(row[key][mode] for row in rows), 3) for mode in runs}
+    replays = {mode: round(sum(row["replay_ms"][mode] for row in rows), 3) for mode in runs}
+    return {"shapes": rows, f"total_{key}": totals, "total_replay_ms": replays,
+            "faster_first_videos": min(totals, key=totals.get), "faster_replays": min(replays, key=replays.get)}
 
 
-def child(search: bool) -> dict[str, Any]:
-    """`measure(search)` in a fresh process (cuDNN's algorithm choices are kept for a process's life)."""
+def child(mode: str) -> dict[str, Any]:
+    """`measure(mode)` in a fresh process (cuDNN's algorithm choices are kept for a process's life)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "found.json"
-        subprocess.run([sys.executable, __file__, "--child", "on" if search else "off", "--out", str(out)],
-                       check=True)
+        subprocess.run([sys.executable, __file__, "--child", mode, "--out", str(out)], check=True)
         return json.loads(out.read_text())
 
 
 def main() -> None:
     made = probes.parser(__doc__)
-    made.add_argument("--child", choices=("on", "off"), help=argparse.SUPPRESS)  # one mode, in a fresh process
+    made.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)  # one mode, in a fresh process
     args = probes.parse(made, lambda args: [
         None if torch.cuda.is_available() else "needs a CUDA GPU: it times CUDA graph captures and cuDNN's search"])
     if args.child is not None:
-        probes.report(measure(args.child == "on"), args.out)
+        probes.report(measure(args.child), args.out)
         return
-    on, off = child(True), child(False)
-    probes.report(compare(on, off), args.out, {"search_on": on, "search_off": off,
-                                               "device": torch.cuda.get_device_name(), "torch": torch.__version__})
+    runs = {mode: child(mode) for mode in MODES}
+    probes.report(compare(runs), args.out, {"runs": runs, "device": torch.cuda.get_device_name(),
+                                            "torch": torch.__version__, "cudnn": torch.backends.cudnn.version()})
 
 
 if __name__ == "__main__":
