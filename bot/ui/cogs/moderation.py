@@ -240,17 +240,15 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     # --- denylist and allowlist (bot/ui/cogs/moderation_denylist.py) ---------------------------------------------
 
     @denylist.command(name="add", description="Refuse prompts matching a pattern here: word, phrase, stem* or a + b")
-    @app_commands.describe(pattern="A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, "
-                                   "moon landing + staged",
-                           category="The policy category the refusal names")
+    @app_commands.describe(pattern=lists.PATTERN_HELP, category=lists.CATEGORY_HELP)
     @app_commands.autocomplete(category=lists.category_choices)
-    async def denylist_add(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200],
+    async def denylist_add(self, interaction: discord.Interaction, pattern: lists.Pattern,
                            category: str) -> None:
         await lists.add(self.editor, interaction, pattern, category, "deny", server(interaction))
 
     @denylist.command(name="remove", description="Stop refusing a pattern this server added")
-    @app_commands.describe(pattern="The pattern as it was added (see /videomod denylist list)")
-    async def denylist_remove(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200]) -> None:
+    @app_commands.describe(pattern=lists.REMOVE_HELP)
+    async def denylist_remove(self, interaction: discord.Interaction, pattern: lists.Pattern) -> None:
         await lists.remove(self.editor, interaction, pattern, "deny", server(interaction))
 
     @denylist_remove.autocomplete("pattern")
@@ -272,13 +270,13 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
 
     @allowlist.command(name="add", description="Let a phrase through that this server's denylist would refuse")
     @app_commands.describe(phrase="A harmless phrase the denylist refuses, e.g. a place name")
-    async def allowlist_add(self, interaction: discord.Interaction, phrase: app_commands.Range[str, 1, 200]) -> None:
+    async def allowlist_add(self, interaction: discord.Interaction, phrase: lists.Pattern) -> None:
         await lists.add(self.editor, interaction, phrase, "allow", "allow", server(interaction))
 
     @allowlist.command(name="remove", description="Remove a phrase from this server's allowlist")
     @app_commands.describe(phrase="The phrase as it was added")
     async def allowlist_remove(self, interaction: discord.Interaction,
-                               phrase: app_commands.Range[str, 1, 200]) -> None:
+                               phrase: lists.Pattern) -> None:
         await lists.remove(self.editor, interaction, phrase, "allow", server(interaction))
 
     # --- /video presets ---------------------------------------------------------------------------------------

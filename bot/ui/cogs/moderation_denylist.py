@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 QUIET = discord.AllowedMentions.none()
 MESSAGE_CHARS = 1900  # a longer list is sent as a file
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
+Pattern = app_commands.Range[str, 1, 200]  # a denylist pattern or an allowlist phrase, as the commands take it
+PATTERN_HELP = "A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, moon landing + staged"
+CATEGORY_HELP = "The policy category the refusal names"
+REMOVE_HELP = "The pattern as it was added (see /videomod denylist list)"
 
 
 async def category_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -19,7 +19,7 @@ from bot.moderation.rules import STATS_WINDOWS, Moderation, inert
 from bot.settings import MAX_QUOTA, Settings
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
-from bot.ui.cogs.moderation import PERIODS, command_name, reply
+from bot.ui.cogs.moderation import PERIODS, Limit, command_name, reply
 from bot.ui.cogs.quota import quota_text
 from bot.ui.permissions import is_operator
 from bot.ui.text import counted
@@ -27,7 +27,6 @@ from storage import GLOBAL
 
 log = logging.getLogger(__name__)
 
-Limit = app_commands.Range[int, 0, MAX_QUOTA]
 SERVERS_WINDOW = timedelta(days=30)  # `operator servers` counts requests this far back
 
 
@@ -136,17 +135,15 @@ class OperatorGroup(app_commands.Group):
     # --- the shared denylist and allowlist --------------------------------------------------------------------
 
     @app_commands.command(name="denylist-add", description="Refuse a pattern in every server (the shared list)")
-    @app_commands.describe(pattern="A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, "
-                                   "moon landing + staged",
-                           category="The policy category the refusal names")
+    @app_commands.describe(pattern=lists.PATTERN_HELP, category=lists.CATEGORY_HELP)
     @app_commands.autocomplete(category=lists.category_choices)
-    async def denylist_add(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200],
+    async def denylist_add(self, interaction: discord.Interaction, pattern: lists.Pattern,
                            category: str) -> None:
         await lists.add(self.editor, interaction, pattern, category, "deny", GLOBAL)
 
     @app_commands.command(name="denylist-remove", description="Stop refusing a pattern of the shared list")
-    @app_commands.describe(pattern="The pattern as it was added (see /videomod denylist list)")
-    async def denylist_remove(self, interaction: discord.Interaction, pattern: app_commands.Range[str, 1, 200]) -> None:
+    @app_commands.describe(pattern=lists.REMOVE_HELP)
+    async def denylist_remove(self, interaction: discord.Interaction, pattern: lists.Pattern) -> None:
         await lists.remove(self.editor, interaction, pattern, "deny", GLOBAL)
 
     @denylist_remove.autocomplete("pattern")
@@ -159,13 +156,13 @@ class OperatorGroup(app_commands.Group):
 
     @app_commands.command(name="allowlist-add", description="Let a phrase through the shared denylist everywhere")
     @app_commands.describe(phrase="A harmless phrase the shared denylist refuses, e.g. a place name")
-    async def allowlist_add(self, interaction: discord.Interaction, phrase: app_commands.Range[str, 1, 200]) -> None:
+    async def allowlist_add(self, interaction: discord.Interaction, phrase: lists.Pattern) -> None:
         await lists.add(self.editor, interaction, phrase, "allow", "allow", GLOBAL)
 
     @app_commands.command(name="allowlist-remove", description="Remove a phrase from the shared allowlist")
     @app_commands.describe(phrase="The phrase as it was added")
     async def allowlist_remove(self, interaction: discord.Interaction,
-                               phrase: app_commands.Range[str, 1, 200]) -> None:
+                               phrase: lists.Pattern) -> None:
         await lists.remove(self.editor, interaction, phrase, "allow", GLOBAL)
 
     # --- every server's numbers -------------------------------------------------------------------------------
