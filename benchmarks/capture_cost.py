@@ -9,9 +9,9 @@ calls time up to 10 convolution algorithms (torch's `cudnn.benchmark_limit`) for
 before the capture; with the limit at 0 it times every algorithm cuDNN lists (a longer first call, perhaps faster
 convolutions for every replay, the compiled path's included); with the search off cuDNN picks by heuristics, at once,
 perhaps slower kernels. This measures the three, each in a fresh process (cuDNN's choices are kept per process), on
-the real-size UNet with random fp16 weights, fused and channels-last as served,
-for five shapes of the served mix: the first call's seconds and the replay's milliseconds per UNet call. A 50-step
-video replays 50 times, so the search pays off only if it saves (first-call seconds) / 50 a call.
+the real-size UNet with random fp16 weights, fused and channels-last as served, for five shapes of the served mix:
+the first call's seconds and the replay's milliseconds per UNet call. A 50-step video replays 50 times, so the search
+pays off only if it saves (first-call seconds) / 50 a call. Measured on 2026-12-03: docs/perf-notes.md rows 51–52.
 
 GPU:  python benchmarks/capture_cost.py --out OUT/capture_cost.json
 """
