@@ -1,6 +1,6 @@
-"""What the GPU probes in benchmarks/ (capture_failure, compile_beside, fx_traces) share: an argument parser whose
-`--out` and other options are checked before any work, each bad value in one line, and findings logged and written
-as JSON."""
+"""What the GPU probes in benchmarks/ (capture_cost, capture_failure, compile_beside, fx_traces, temporal_conv_forms)
+share: an argument parser whose `--out` and other options are checked before any work, each bad value in one line,
+and findings logged and written as JSON."""
 
 from __future__ import annotations
 
