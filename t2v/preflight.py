@@ -12,13 +12,11 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
 from t2v.loader import DTYPES, FP8, detect_layout
-from t2v.weights.files import check_readable
-from t2v.weights.lora import lora_file
+from t2v.weights.lora import lora_file, lora_keys
 
 Problem = str | None
 
@@ -133,19 +131,15 @@ def lora(option: str, value: str) -> Problem:
     """A LoRA file this process may read (for a folder: diffusers' file in it) whose keys name LoRA weights, and
     a finite scale; whether it fits the model is known once the model is loaded (t2v.weights.lora)."""
     path, scale = split_lora(value)
+    head, sep, tail = value.rpartition(":")
+    if sep and path == Path(value) and Path(head).exists():  # PATH:SCALE whose scale is not a number
+        return f"{option} {value}: the scale {tail!r} is not a number; write PATH or PATH:SCALE, e.g. {head}:0.8"
     if not math.isfinite(scale):
         return f"{option} {value}: the scale {scale} is not a finite number"
     try:
-        file = lora_file(path)
-        check_readable(file, "name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors")
-    except WeightsError as exc:
+        names = lora_keys(path)
+    except WeightsError as exc:  # LoraError included
         return f"{option} {value}: {exc}"
-    if file.suffix == ".safetensors":
-        try:
-            with safe_open(str(file), framework="pt") as f:
-                names = list(f.keys())
-        except (SafetensorError, OSError) as exc:
-            return f"{option} {value}: {file} is not a readable safetensors file ({exc})"
-        if not any("lora" in name for name in names):
-            return f"{option} {value}: {file} holds no LoRA weights (no key names lora); is it a model file?"
+    if not any("lora" in name for name in names):
+        return f"{option} {value}: {lora_file(path)} holds no LoRA weights (no key names lora); is it a model file?"
     return None

@@ -129,29 +129,64 @@ def lora_file(path: Path) -> Path:
     raise LoraError(f"{path} holds neither {' nor '.join(LORA_FILES)}")
 
 
+def lora_keys(path: Path) -> list[str]:
+    """The tensor names in the LoRA file of `path` (a file, or a folder holding diffusers' file), read without the
+    tensors where the format allows; LoraError when it cannot be read or is not a state dict. For the checks made
+    before a model loads (t2v.preflight), so a bad .bin is refused before a model's minutes of loading, as a bad
+    .safetensors is."""
+    file = lora_file(path)
+    if file.suffix != ".safetensors":
+        return list(_pickled_state(file))
+    _check_readable(file)
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            return list(f.keys())
+    except (SafetensorError, OSError) as exc:
+        raise LoraError(f"{file} is not a readable safetensors file ({exc}); {_HINT}") from exc
+
+
+_HINT = "name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors"
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        check_readable(path, _HINT)
+    except WeightsError as exc:
+        raise LoraError(str(exc)) from exc
+
+
+def _pickled_state(path: Path) -> dict[str, torch.Tensor]:
+    """A .bin/.pt LoRA file's tensors, read with torch.load(weights_only=True) (diffusers' .bin: plain tensors only),
+    which runs nothing the file names."""
+    _check_readable(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise LoraError(f"{path} is not a plain state dict of tensors (read with torch.load(weights_only=True), "
+                        f"which runs nothing the file names); {_HINT}") from exc
+    except (OSError, RuntimeError) as exc:
+        raise LoraError(f"{path} could not be read as a LoRA file ({type(exc).__name__}: {exc}); {_HINT}") from exc
+    if not isinstance(state, dict):
+        raise LoraError(f"{path} holds a {type(state).__name__}, not a state dict of LoRA tensors")
+    return state
+
+
 def _read(source: str | Path | Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str | None, str]:
     """(tensors, the metadata's JSON, a label for messages)."""
     if isinstance(source, Mapping):
         return dict(source), None, "the LoRA state dict"
     path = lora_file(Path(source))
-    hint = "name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors"
+    if path.suffix != ".safetensors":
+        return _pickled_state(path), None, str(path)
+    _check_readable(path)
     try:
-        check_readable(path, hint)
-        if path.suffix == ".safetensors":
-            state = read_safetensors(path, hint=hint)
-            with safe_open(str(path), framework="pt") as f:
-                return state, (f.metadata() or {}).get(METADATA_KEY), str(path)
-        state = torch.load(path, map_location="cpu", weights_only=True)  # diffusers' .bin: plain tensors only
+        state = read_safetensors(path, hint=_HINT)
+        with safe_open(str(path), framework="pt") as f:
+            return state, (f.metadata() or {}).get(METADATA_KEY), str(path)
     except WeightsError as exc:
         raise LoraError(str(exc)) from exc
-    except pickle.UnpicklingError as exc:
-        raise LoraError(f"{path} is not a plain state dict of tensors (read with torch.load(weights_only=True), "
-                        f"which runs nothing the file names); {hint}") from exc
     except (SafetensorError, OSError, RuntimeError) as exc:
-        raise LoraError(f"{path} could not be read as a LoRA file ({type(exc).__name__}: {exc}); {hint}") from exc
-    if not isinstance(state, dict):
-        raise LoraError(f"{path} holds a {type(state).__name__}, not a state dict of LoRA tensors")
-    return state, None, str(path)
+        raise LoraError(f"{path} could not be read as a LoRA file ({type(exc).__name__}: {exc}); {_HINT}") from exc
 
 
 def _configs(metadata: str | None, label: str) -> dict[str, dict[str, Any]]:

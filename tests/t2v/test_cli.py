@@ -243,6 +243,11 @@ def test_generate_with_a_lora_style_at_a_scale_changes_the_video(tmp_path, capsy
                                 "file?"),
     ("{tmp}/junk.safetensors", "{tmp}/junk.safetensors is not a readable safetensors file"),
     ("{tmp}/model.safetensors:inf", "the scale inf is not a finite number"),
+    ("{tmp}/model.safetensors:strong", "the scale 'strong' is not a number; write PATH or PATH:SCALE, e.g. "
+                                       "{tmp}/model.safetensors:0.8"),
+    ("{tmp}/notes.bin", "{tmp}/notes.bin is not a plain state dict of tensors"),
+    ("{tmp}/list.bin", "{tmp}/list.bin holds a list, not a state dict of LoRA tensors"),
+    ("{tmp}/model.bin", "{tmp}/model.bin holds no LoRA weights (no key names lora); is it a model file?"),
 ])
 def test_a_lora_file_that_cannot_be_used_is_one_line_before_the_model_loads(tmp_path, capsys, no_work, value, says):
     import torch
@@ -250,6 +255,9 @@ def test_a_lora_file_that_cannot_be_used_is_one_line_before_the_model_loads(tmp_
 
     save_file({"conv_in.weight": torch.zeros(1)}, tmp_path / "model.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    (tmp_path / "notes.bin").write_text("print('a .bin that is a script, not weights')\n")
+    torch.save([torch.zeros(1)], tmp_path / "list.bin")
+    torch.save({"conv_in.weight": torch.zeros(1)}, tmp_path / "model.bin")
     value, says = value.format(tmp=tmp_path), says.format(tmp=tmp_path)
     assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--lora", value]) == 2
     [line] = capsys.readouterr().err.splitlines()
