@@ -8,10 +8,11 @@ loaded or any file written. argparse's own errors are one line with status 2 too
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
@@ -31,10 +32,49 @@ REQUEST_OPTIONS = ("seed", "steps", "guidance", "frames", "width", "height", "fp
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (no usage block), exit status 2."""
+    """argparse whose errors are one line (no usage block), exit status 2; options are spelled out in full (an
+    abbreviation of one would silently stand for it), and one that is not there is answered with the closest that
+    is (`--stpes`: did you mean --steps?)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message}\n")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._commands().get(getattr(parsed, "command", None) or "")
+            known = [*self._option_string_actions, *(command._option_string_actions if command is not None else ())]
+            self.error(_unrecognized(extras, known, getattr(parsed, "prompt", None)))
+        return parsed
+
+    def _commands(self) -> dict[str, argparse.ArgumentParser]:
+        subparsers = [action for action in self._actions if isinstance(action, argparse._SubParsersAction)]
+        return dict(subparsers[0].choices) if subparsers else {}
+
+
+def _path(value: str) -> Path:
+    """A path option's value; an empty one (`-o ""`) would otherwise stand for the current folder."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("is empty: name a path")
+    return Path(value)
+
+
+def _unrecognized(extras: list[str], known: list[str], prompt: str | None) -> str:
+    """One line for arguments no option takes: each misspelt option with its closest real one, and words that
+    belong to an unquoted prompt."""
+    options = [extra.split("=", 1)[0] for extra in extras if extra.startswith("-")]
+    if options:
+        guesses = {option: difflib.get_close_matches(option, known, n=1, cutoff=0.6) for option in options}
+        said = "; ".join(f"{option}: did you mean {guess[0]}?" if guess else f"{option}: no such option"
+                         for option, guess in guesses.items())
+        return f"unrecognized option{'s' if len(options) > 1 else ''}: {said} (see --help)"
+    words = " ".join(extras)
+    if prompt is not None:  # generate's prompt, its first word taken and the others left over
+        return f"unrecognized arguments: {words}; put a prompt of several words in quotes: \"{prompt} {words}\""
+    return f"unrecognized arguments: {words}"
 
 
 def _generate_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +82,7 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("prompt", nargs="?", help='what to show, e.g. "A panda eating bamboo on a rock."')
     p.add_argument("--prompt", dest="prompt_option", default=None, metavar="PROMPT",
                    help="the prompt as an option instead (as other text-to-video scripts take it)")
-    p.add_argument("-o", "--output", type=Path, default=Path("video.mp4"), help="MP4 file to write")
+    p.add_argument("-o", "--output", type=_path, default=Path("video.mp4"), help="MP4 file to write")
     p.add_argument("--model", default=TINY_RANDOM,
                    help=f"ModelScope or diffusers directory, `t2v convert` export, or {TINY_RANDOM} (default; noise)")
     p.add_argument("--negative", default="", help="negative prompt (replaces the empty unconditional prompt)")
@@ -68,7 +108,7 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
 
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bench", help="time our pipeline against diffusers' (needs the `bench` extra and a GPU)")
-    b.add_argument("--out", type=Path, default=None, help="folder for bench.json and bench.md")
+    b.add_argument("--out", type=_path, default=None, help="folder for bench.json and bench.md")
     b.add_argument("--configs", nargs="+", default=["standard", "batch4", "zeroscope"],
                    choices=["standard", "batch4", "zeroscope"], help="work sizes, the first also profiled")
     b.add_argument("--steps", type=int, default=DEFAULTS.steps, help=f"DDIM steps (default {DEFAULTS.steps})")
@@ -108,12 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     _generate_parser(sub)
     c = sub.add_parser("convert", help="write a model as fp16 safetensors (memory-mapped, fast to load)")
     c.add_argument("source", help=f"ModelScope or diffusers directory, export, or {TINY_RANDOM}")
-    c.add_argument("destination", type=Path)
+    c.add_argument("destination", type=_path)
     c.add_argument("--dtype", default="float16", help="float16 (default), bfloat16 or float32")
     for name in ("width", "height", "frames"):
         c.add_argument(f"--{name}", type=int, default=None, help=f"the export's default {name} (see t2v.presets)")
     d = sub.add_parser("download", help="download the published weights (needs internet)")
-    d.add_argument("directory", type=Path)
+    d.add_argument("directory", type=_path)
     d.add_argument("--repo", default=OFFICIAL_REPO, help=f"Hugging Face repo (default {OFFICIAL_REPO})")
     _bench_parser(sub)
     return parser
@@ -174,8 +214,8 @@ def problems(args: argparse.Namespace) -> list[str]:
                   preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype, args.device)]
         found.append(None if args.lora is None else preflight.lora("--lora", args.lora))
     elif args.command == "convert":
-        found += [preflight.model_source("source", args.source), preflight.output_folder("destination",
-                                                                                         args.destination),
+        found += [preflight.model_source("source", args.source), _elsewhere(args.source, args.destination),
+                  preflight.output_folder("destination", args.destination),
                   preflight.dtype("--dtype", args.dtype), *_values(args, ("width", "height", "frames"))]
     elif args.command == "download":
         found.append(preflight.output_folder("directory", args.directory))
@@ -188,6 +228,13 @@ def problems(args: argparse.Namespace) -> list[str]:
                      f"--deadline-s {args.deadline_s:g}: must be a positive number of seconds (or left out: no limit)")
         found += _bench_variants(args.variants, args.backend)
     return [problem for problem in found if problem]
+
+
+def _elsewhere(source: str, destination: Path) -> str | None:
+    """convert's destination is not its source: the export would overwrite files it is reading."""
+    if Path(source).exists() and Path(source).resolve() == destination.resolve():
+        return f"destination {destination}: is the source; name another folder for the export"
+    return None
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -217,7 +264,8 @@ def download(directory: Path, repo: str) -> int:
     try:
         path = snapshot_download(repo_id=repo, local_dir=directory)
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-        print(f"error: could not download {repo} from the Hugging Face Hub ({type(exc).__name__}: {exc}). This "
+        said = " ".join(str(exc).split())  # the Hub's messages run over several lines
+        print(f"error: could not download {repo} from the Hugging Face Hub ({type(exc).__name__}: {said}). This "
               "needs internet access; on a machine without it, copy the four files (configuration.json, "
               "text2video_pytorch_model.pth, VQGAN_autoencoder.pth, open_clip_pytorch_model.bin) into "
               f"{directory} by hand.", file=sys.stderr)

@@ -173,6 +173,33 @@ def test_convert_checks_source_destination_and_values_first(tmp_path, capsys, no
                          "bfloat16, bf16", "error: --frames 65 is outside the allowed range 1–64"]
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["generate", "a cat", "--stpes", "10"], "unrecognized option: --stpes: did you mean --steps? (see --help)"),
+    (["generate", "a cat", "--stpes=10", "--sed", "3"],
+     "unrecognized options: --stpes: did you mean --steps?; --sed: did you mean --seed? (see --help)"),
+    (["generate", "a cat", "--dtyp", "float32"], "unrecognized option: --dtyp: did you mean --dtype? (see --help)"),
+    (["bench", "--config", "standard"], "unrecognized option: --config: did you mean --configs? (see --help)"),
+    (["generate", "a cat", "--configs", "standard"], "unrecognized option: --configs: no such option (see --help)"),
+    (["generate", "a", "cat", "on", "a", "rock"],
+     'unrecognized arguments: cat on a rock; put a prompt of several words in quotes: "a cat on a rock"'),
+    (["generate", "a cat", "-o", ""], "argument -o/--output: is empty: name a path"),
+    (["convert", "tiny-random", " "], "argument destination: is empty: name a path"),
+])
+def test_a_misspelt_abbreviated_or_stray_argument_is_one_line_naming_what_was_meant(capsys, no_work, args, says):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines() == [f"error: {says}"]
+
+
+def test_convert_refuses_to_write_the_export_over_its_source(tmp_path, capsys):
+    assert main(["convert", "tiny-random", str(tmp_path / "export")]) == 0
+    capsys.readouterr()
+    with_dots = tmp_path / "export" / ".." / "export"
+    assert main(["convert", str(tmp_path / "export"), str(with_dots)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: destination {with_dots}: is the source; name another folder for the export"]
+
+
 def test_argparse_errors_are_one_line_with_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["generate", "a cat", "--steps", "many"])
@@ -217,6 +244,20 @@ def test_download_without_internet_fails_with_a_clear_message(tmp_path):
                             cwd=ROOT)
     assert result.returncode == 1
     assert "could not download" in result.stderr and "internet" in result.stderr
+
+
+def test_a_download_error_of_several_lines_is_told_in_one(tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline(**kwargs):
+        raise LocalEntryNotFoundError("An error happened while trying to locate the files on the Hub.\n"
+                                      "Check your connection.")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    assert main(["download", str(tmp_path / "weights")]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "locate the files on the Hub. Check your connection.)" in line
 
 
 def test_generate_with_a_lora_style_at_a_scale_changes_the_video(tmp_path, capsys):
