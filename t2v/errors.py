@@ -8,7 +8,7 @@
     │   └── LoraError                     a LoRA adapter (a style) unreadable, of a kind t2v cannot apply, or
     │                                     for another network; or a style asked of a pipeline that cannot take it
     ├── VideoTooLargeError (ValueError)   even the smallest MP4 encode is over the byte limit
-    └── UnsupportedDevice (ValueError)    a precision this device cannot compute in (fp8 without fp8 tensor cores)
+    └── UnsupportedDevice (ValueError)    a device this machine lacks, or a precision it cannot compute in (fp8)
 
 GenerationCancelled and VideoTooLargeError pickle by their fields: a Ray worker raises them in another process.
 Map errors to messages by type; every message already names the bad value and what would be right.
@@ -82,5 +82,6 @@ class VideoTooLargeError(T2VError, ValueError):
 
 
 class UnsupportedDevice(T2VError, ValueError):
-    """A precision or kernel asked for on a device that has no hardware for it (fp8 on the CPU, or on a GPU older
-    than Ada); the message names the device and what would be needed."""
+    """A device this machine lacks (cuda without a GPU), or a precision or kernel asked for on a device that has no
+    hardware for it (fp8 on the CPU, or on a GPU older than Ada); the message names the device and what would be
+    needed."""

@@ -37,6 +37,25 @@ def is_fp8(dtype: torch.dtype | str | None) -> bool:
     return isinstance(dtype, str) and dtype in FP8
 
 
+def missing_device(name: str | torch.device, cpu: str = "device='cpu'") -> str | None:
+    """Why t2v cannot run on the device `name` on this machine (None: it can): cpu, or cuda / cuda:N with that GPU
+    present; `cpu` is how the caller names the CPU in its hint (the CLI: `--device cpu`)."""
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        return "not a device name; use cpu, cuda or cuda:N"
+    if dev.type == "cpu":
+        return None
+    if dev.type != "cuda":
+        return f"t2v runs on cpu or cuda (cuda:N), not on {dev.type}"
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        return f"no CUDA GPU is available on this machine; use {cpu}"
+    if dev.index is not None and dev.index >= count:
+        return f"this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
+    return None
+
+
 def check_precision(dtype: torch.dtype | str | None, device: str | torch.device) -> None:
     """Refuse fp8 on a device without fp8 tensor cores, in one line, before any weights are read."""
     reason = fp8.unavailable(device) if is_fp8(dtype) else None
@@ -117,7 +136,11 @@ def load_pipeline(source: str | Path, device: str | torch.device = "cpu", dtype:
     """Load a ModelScope or diffusers directory, a `t2v convert` export, or 'tiny-random' onto `device`.
 
     width/height/frames override the model's default request size (t2v.presets lists where defaults come from).
+    A device this machine lacks is UnsupportedDevice, before any file is read.
     """
+    problem = missing_device(device)
+    if problem is not None:
+        raise UnsupportedDevice(f"device {str(device)!r}: {problem}")
     check_precision(dtype, device)
     half = parse_dtype(dtype, torch.device(device)) != torch.float32
     config, states, sources = read_source(source, str(device), prefer_half=half)

@@ -11,11 +11,9 @@ import math
 import tempfile
 from pathlib import Path
 
-import torch
-
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
-from t2v.loader import DTYPES, FP8, detect_layout
+from t2v.loader import DTYPES, FP8, detect_layout, missing_device
 from t2v.weights.lora import lora_file, lora_keys
 
 Problem = str | None
@@ -74,20 +72,8 @@ def compile_backend(option: str, name: str) -> Problem:
 
 def device(option: str, name: str) -> Problem:
     """A device t2v runs on here: cpu, or cuda / cuda:N with that GPU present."""
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError):
-        return f"{option} {name}: not a device name; use cpu, cuda or cuda:N"
-    if dev.type == "cpu":
-        return None
-    if dev.type != "cuda":
-        return f"{option} {name}: t2v runs on cpu or cuda (cuda:N), not on {dev.type}"
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count == 0:
-        return f"{option} {name}: no CUDA GPU is available on this machine; use --device cpu"
-    if dev.index is not None and dev.index >= count:
-        return f"{option} {name}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
-    return None
+    problem = missing_device(name, f"{option} cpu")
+    return None if problem is None else f"{option} {name}: {problem}"
 
 
 def dtype(option: str, name: str | None, device_name: str | None = None) -> Problem:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 import pytest
+import torch
 
 import t2v.cli
 from t2v.cli import main
@@ -142,7 +143,7 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys, no_work, devi
 
 
 def test_bench_refuses_a_gpu_device_without_a_gpu_and_every_other_bad_value(tmp_path, capsys, no_work, monkeypatch):
-    monkeypatch.setattr(t2v.cli.preflight.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["bench", "--steps", "0", "--repeats", "0", "--out", str(tmp_path / "f" / "g"), "--backend",
                  "inducter"]) == 2
     lines = capsys.readouterr().err.splitlines()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from t2v import GenerationRequest, WeightsError, convert, load_pipeline
+from t2v import GenerationRequest, UnsupportedDevice, WeightsError, convert, load_pipeline
 from t2v.loader import detect_layout
 from t2v.weights.files import RestrictedPickle
 from t2v.weights.modelscope import read_vae
@@ -135,6 +135,26 @@ def test_unknown_directory_layout_is_refused(tmp_path):
 def test_nonexistent_source_is_refused():
     with pytest.raises(WeightsError, match="neither 'tiny-random' nor an existing directory"):
         load_pipeline("no-such-model")
+
+
+@pytest.mark.parametrize(("device", "says"), [
+    ("mps", "device 'mps': t2v runs on cpu or cuda (cuda:N), not on mps"),
+    ("gpu", "device 'gpu': not a device name; use cpu, cuda or cuda:N"),
+    ("cuda:9", None),  # here: no GPU at all, or fewer than 10
+])
+def test_a_device_this_machine_lacks_is_one_clear_error_before_any_file_is_read(monkeypatch, device, says):
+    import t2v.loader
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the model was read before the device was checked")
+
+    monkeypatch.setattr(t2v.loader, "read_source", unread)
+    with pytest.raises(UnsupportedDevice) as raised:
+        load_pipeline("tiny-random", device=device)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    says = says or (f"device 'cuda:9': this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}" if count
+                     else "device 'cuda:9': no CUDA GPU is available on this machine; use device='cpu'")
+    assert str(raised.value) == says
 
 
 def test_corrupt_export_file_names_it(modelscope_dir, tmp_path):
