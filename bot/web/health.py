@@ -39,6 +39,9 @@ class Client(Protocol):
     def is_closed(self) -> bool: ...
 
 
+NOT_LOGGED_IN = "not started: the bot has not logged in to Discord yet, and loads the model once it has"
+
+
 class Health(LocalSite):
     """The health and metrics application, and a site to run it on."""
 
@@ -78,7 +81,8 @@ class Health(LocalSite):
         """Loaded: the service started with the model on at least one device."""
         service = self.client.service
         workers = 0 if service is None else service.workers
-        reason = "the bot is not running" if service is None else service.unavailable_reason
+        reason = (NOT_LOGGED_IN if service is None  # the service, and with it the models, start after Discord's login
+                  else service.unavailable_reason)
         part: dict[str, Any] = {"loaded": workers > 0, "workers": workers, "error": reason}
         if service is not None and service.compile_status is not None:
             part["shapes"] = service.compile_status()  # compiled, compiling, waiting, failed

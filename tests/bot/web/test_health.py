@@ -118,10 +118,12 @@ async def test_healthz_says_which_shapes_are_compiled_and_warming_and_a_stuck_wo
     assert status == 503 and json.loads(body)["problems"] == [service.stuck]
 
 
-async def test_a_bot_that_is_not_running_is_unhealthy():
+async def test_a_bot_still_logging_in_is_unhealthy_and_says_the_model_loads_after():
     status, _, body = await get(Health(Client(service=None, ready=False), Metrics()), "/healthz")
 
-    assert status == 503 and "the model is not loaded (the bot is not running)" in body
+    assert status == 503 and json.loads(body)["problems"] == [
+        "not connected to the Discord gateway", "the model is not loaded (not started: the bot has not logged in to "
+        "Discord yet, and loads the model once it has)"]
 
 
 async def test_metrics_count_requests_by_outcome_and_time_waits_and_videos():
