@@ -25,6 +25,7 @@ from t2v.request import LIMITS
 log = logging.getLogger(__name__)
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+DTYPE_SHORT = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # as `python -m t2v --dtype` takes them
 EXECUTORS = ("local", "ray")  # T2V_EXECUTOR: threads in this process, or actors of a Ray cluster
 OPTIMIZE = ("auto", "on", "off")  # T2V_OPTIMIZE: t2v.fast on CUDA devices only, everywhere, or nowhere
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -214,14 +215,15 @@ class Settings(BaseSettings):
     @field_validator("t2v_dtype")
     @classmethod
     def _dtype_is_known(cls, dtype: str) -> str:
-        """One of DTYPES."""
+        """One of DTYPES (or its short name, DTYPE_SHORT)."""
         if dtype.strip().lower() == "fp8":  # t2v offers it (python -m t2v generate --dtype fp8); the bot does not
             raise _problem(f"T2V_DTYPE={dtype} is not offered by the bot: on an H200 it measured slower than float16 "
                            f"(docs/benchmarks.md, \"Kernels and fp8\") and its effect on real videos is unknown; use "
                            f"one of {', '.join(DTYPES)}")
-        if dtype.strip().lower() not in DTYPES:
+        name = DTYPE_SHORT.get(dtype.strip().lower(), dtype.strip().lower())
+        if name not in DTYPES:
             raise _problem(f"T2V_DTYPE={dtype} is not one of {', '.join(DTYPES)}")
-        return dtype.strip().lower()
+        return name
 
     @field_validator("t2v_optimize")
     @classmethod

@@ -32,6 +32,12 @@ def test_defaults_match_the_documented_contract():
     assert settings.database_url == "sqlite+aiosqlite:///videobot.db"
 
 
+@pytest.mark.parametrize(("given", "means"), [("fp16", "float16"), ("BF16", "bfloat16"), (" fp32 ", "float32"),
+                                               ("Float16", "float16"), ("auto", "auto")])
+def test_t2v_dtype_takes_the_names_python_m_t2v_takes(given, means):
+    assert load_settings({**VALID, "T2V_DTYPE": given}, env_file=None).t2v_dtype == means
+
+
 def test_an_upscaler_needs_consent_for_the_tiny_model_and_a_strength_in_range():
     assert problems({"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "/srv/t2v", "UPSCALE_MODEL": "tiny-random",
                      "UPSCALE_STRENGTH": "1.5", "UPSCALE_COST": "0"}) == [
