@@ -8,9 +8,11 @@ compile thread works, and each new shape's first call paid 2–8 s to capture it
 calls time up to 10 convolution algorithms (torch's `cudnn.benchmark_limit`) for each of its ≈ 20 convolution shapes
 before the capture; with the limit at 0 it times every algorithm cuDNN lists (a longer first call, perhaps faster
 convolutions for every replay, the compiled path's included); with the search off cuDNN picks by heuristics, at once,
-perhaps slower kernels. This measures the three, each in a fresh process (cuDNN's choices are kept per process), on
-the real-size UNet with random fp16 weights, fused and channels-last as served, for five shapes of the served mix:
-the first call's seconds and the replay's milliseconds per UNet call. A 50-step video replays 50 times, so the search
+perhaps slower kernels. A fourth mode keeps the search as shipped while another thread compiles the UNet for another
+shape, as the bot's compile thread does in a cold server's first minutes (its GIL switch interval, the GPU lock that
+captures and first compiled runs share). This measures each mode in a fresh process (cuDNN's choices are kept per
+process), on the real-size UNet with random fp16 weights, fused and channels-last as served, for five shapes of the
+served mix: the first call's seconds and the replay's milliseconds per UNet call. A 50-step video replays 50 times, so the search
 pays off only if it saves (first-call seconds) / 50 a call. Measured on 2026-12-03: docs/perf-notes.md rows 51–52.
 
 GPU:  python benchmarks/capture_cost.py --out OUT/capture_cost.json
@@ -21,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,22 +44,32 @@ from benchmarks import probes  # noqa: E402
 log = logging.getLogger("capture_cost")
 SHAPES = ((16, 320, 256), (25, 256, 320), (16, 448, 256), (10, 320, 256), (21, 320, 256))  # (frames, h, w) pixels
 REPLAYS = 5
-MODES = {"search": (True, 10), "search-all": (True, 0), "heuristics": (False, 10)}  # (cudnn.benchmark, its limit)
+# mode → (cudnn.benchmark, its limit, whether another thread compiles the UNet meanwhile, as the bot's does)
+MODES = {"search": (True, 10, False), "search-all": (True, 0, False), "heuristics": (False, 10, False),
+         "beside-compile": (True, 10, True)}
+COMPILED = (16, 256, 256)  # the shape the compile thread works on in "beside-compile" (none of SHAPES)
 
 
 def measure(mode: str, device: str = "cuda:0") -> dict[str, Any]:
     """In this process: the first call's seconds and the median replay's milliseconds for each of SHAPES."""
-    from t2v.compiled import FastUNet, example_inputs, video_shape
+    from t2v.compiled import FastUNet, JitCompiler, compile_in_background, example_inputs, video_shape
     from t2v.config import ModelConfig
     from t2v.fast import channels_last, fuse
     from t2v.unet import UNet3D
 
-    torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit = MODES[mode]
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit, compiling = MODES[mode]
     cfg = ModelConfig().unet
     torch.manual_seed(0)
     with torch.device(device):
         unet = UNet3D(cfg).half().eval()
-    fast = FastUNet(channels_last(fuse(unet)), None, cuda_graphs=True)
+    lock = threading.RLock()  # captures and compiled first runs take turns, as the bot's worker and compile thread
+    fast = FastUNet(channels_last(fuse(unet)), JitCompiler("inductor", None, lock) if compiling else None,
+                    cuda_graphs=True, request_compile=lambda shape: None, gpu_lock=lock)
+    compiler = None
+    if compiling:
+        compile_in_background()
+        compiler = threading.Thread(target=_compile, args=(fast, video_shape(cfg, 1, *COMPILED)), daemon=True)
+        compiler.start()
     rows = []
     for frames, height, width in SHAPES:
         inputs = example_inputs(video_shape(cfg, 1, frames, height, width), next(unet.parameters()))
@@ -74,7 +88,19 @@ def measure(mode: str, device: str = "cuda:0") -> dict[str, Any]:
                      "replay_ms": round(statistics.median(replays), 3)})
         log.info("%s, %d×%d×%d: first call %.2f s, replay %.2f ms", mode, frames, height, width, first,
                  rows[-1]["replay_ms"])
+    if compiler is not None:
+        running = compiler.is_alive()  # else the compile ended before the last shape: say so
+        log.info("the compile was %s when the last shape was timed", "still running" if running else "over")
+        return {"mode": mode, "shapes": rows, "compile_running_throughout": running}
     return {"mode": mode, "shapes": rows}
+
+
+def _compile(fast: Any, shape: Any) -> None:
+    """The bot's compile thread's work (bot.gpu.compiles): one UNet shape, at its GIL switch interval."""
+    from bot.gpu.compiles import COMPILE_SWITCH_INTERVAL_S
+
+    sys.setswitchinterval(COMPILE_SWITCH_INTERVAL_S)  # the process's: the bot sets it while a compile runs
+    fast.compile_shape(shape, decoder=False)
 
 
 def compare(runs: dict[str, dict[str, Any]], steps: int = 50) -> dict[str, Any]:
@@ -106,12 +132,13 @@ def child(mode: str) -> dict[str, Any]:
 def main() -> None:
     made = probes.parser(__doc__)
     made.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)  # one mode, in a fresh process
+    made.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="the modes to measure (all)")
     args = probes.parse(made, lambda args: [
         None if torch.cuda.is_available() else "needs a CUDA GPU: it times CUDA graph captures and cuDNN's search"])
     if args.child is not None:
         probes.report(measure(args.child), args.out)
-        return
-    runs = {mode: child(mode) for mode in MODES}
+        os._exit(0)  # a compile thread still inside torch's compiler would abort the interpreter's shutdown
+    runs = {mode: child(mode) for mode in args.modes}
     probes.report(compare(runs), args.out, {"runs": runs, "device": torch.cuda.get_device_name(),
                                             "torch": torch.__version__, "cudnn": torch.backends.cudnn.version()})
 
