@@ -119,6 +119,10 @@ def read_lora(source: str | Path | Mapping[str, torch.Tensor], config: ModelConf
     return LoraWeights(name, label, tuple(layers))
 
 
+# what a bad LoRA path is told to name instead
+_HINT = "name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors"
+
+
 def lora_file(path: Path) -> Path:
     """The file of a LoRA path: the path itself, or diffusers' file name in a directory; LoraError if none."""
     if not path.is_dir():
@@ -143,9 +147,6 @@ def lora_keys(path: Path) -> list[str]:
             return list(f.keys())
     except (SafetensorError, OSError) as exc:
         raise LoraError(f"{file} is not a readable safetensors file ({exc}); {_HINT}") from exc
-
-
-_HINT = "name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors"
 
 
 def _check_readable(path: Path) -> None:
