@@ -12,8 +12,9 @@ perhaps slower kernels. A fourth mode keeps the search as shipped while another 
 shape, as the bot's compile thread does in a cold server's first minutes (its GIL switch interval, the GPU lock that
 captures and first compiled runs share). This measures each mode in a fresh process (cuDNN's choices are kept per
 process), on the real-size UNet with random fp16 weights, fused and channels-last as served, for five shapes of the
-served mix: the first call's seconds and the replay's milliseconds per UNet call. A 50-step video replays 50 times, so the search
-pays off only if it saves (first-call seconds) / 50 a call. Measured on 2026-12-03: docs/perf-notes.md rows 51–52.
+served mix: the first call's seconds and the replay's milliseconds per UNet call. A 50-step video replays 50 times,
+so the search pays off only if it saves (first-call seconds) / 50 a call. Measured on 2026-12-03: docs/perf-notes.md
+rows 51, 52 and 54.
 
 GPU:  python benchmarks/capture_cost.py --out OUT/capture_cost.json
 """
