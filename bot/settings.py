@@ -216,11 +216,12 @@ class Settings(BaseSettings):
     @classmethod
     def _dtype_is_known(cls, dtype: str) -> str:
         """One of DTYPES (or its short name, DTYPE_SHORT)."""
-        if dtype.strip().lower() == "fp8":  # t2v offers it (python -m t2v generate --dtype fp8); the bot does not
+        name = dtype.strip().lower()
+        if name == "fp8":  # t2v offers it (python -m t2v generate --dtype fp8); the bot does not
             raise _problem(f"T2V_DTYPE={dtype} is not offered by the bot: on an H200 it measured slower than float16 "
                            f"(docs/benchmarks.md, \"Kernels and fp8\") and its effect on real videos is unknown; use "
                            f"one of {', '.join(DTYPES)}")
-        name = DTYPE_SHORT.get(dtype.strip().lower(), dtype.strip().lower())
+        name = DTYPE_SHORT.get(name, name)
         if name not in DTYPES:
             raise _problem(f"T2V_DTYPE={dtype} is not one of {', '.join(DTYPES)}")
         return name

@@ -103,23 +103,26 @@ def model_source(option: str, source: str) -> Problem:
 
 
 def split_lora(value: str) -> tuple[Path, float]:
-    """'PATH[:SCALE]' → (path, scale, 1 when not given); a path that exists as written is taken whole."""
+    """'PATH[:SCALE]' → (path, scale, 1 when not given); a path that exists as written is taken whole. ValueError
+    for an existing PATH whose SCALE is not a number."""
     path, sep, tail = value.rpartition(":")
     if sep and not Path(value).exists():
         try:
             return Path(path), float(tail)
         except ValueError:
-            pass
+            if Path(path).exists():
+                raise ValueError(f"the scale {tail!r} is not a number; write PATH or PATH:SCALE, "
+                                 f"e.g. {path}:0.8") from None
     return Path(value), 1.0
 
 
 def lora(option: str, value: str) -> Problem:
     """A LoRA file this process may read (for a folder: diffusers' file in it) whose keys name LoRA weights, and
     a finite scale; whether it fits the model is known once the model is loaded (t2v.weights.lora)."""
-    path, scale = split_lora(value)
-    head, sep, tail = value.rpartition(":")
-    if sep and path == Path(value) and Path(head).exists():  # PATH:SCALE whose scale is not a number
-        return f"{option} {value}: the scale {tail!r} is not a number; write PATH or PATH:SCALE, e.g. {head}:0.8"
+    try:
+        path, scale = split_lora(value)
+    except ValueError as exc:
+        return f"{option} {value}: {exc}"
     if not math.isfinite(scale):
         return f"{option} {value}: the scale {scale} is not a finite number"
     try:
