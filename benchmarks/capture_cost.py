@@ -14,7 +14,8 @@ captures and first compiled runs share). This measures each mode in a fresh proc
 process), on the real-size UNet with random fp16 weights, fused and channels-last as served, for five shapes of the
 served mix: the first call's seconds and the replay's milliseconds per UNet call. A 50-step video replays 50 times,
 so the search pays off only if it saves (first-call seconds) / 50 a call. Measured on 2026-12-03: docs/perf-notes.md
-rows 51, 52 and 54.
+rows 51, 52 and 54. `--switch-us` runs the fourth mode once per GIL switch interval given (each compile from an empty
+inductor cache, as a cold server's), and says how long each compile took beside the captures (perf-notes row 55).
 
 GPU:  python benchmarks/capture_cost.py --out OUT/capture_cost.json
 """
@@ -41,6 +42,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/capture_cost.py` from a chec
 import torch  # noqa: E402
 
 from benchmarks import probes  # noqa: E402
+from bot.gpu.compiles import COMPILE_SWITCH_INTERVAL_S  # noqa: E402
 
 log = logging.getLogger("capture_cost")
 SHAPES = ((16, 320, 256), (25, 256, 320), (16, 448, 256), (10, 320, 256), (21, 320, 256))  # (frames, h, w) pixels
@@ -51,8 +53,12 @@ MODES = {"search": (True, 10, False), "search-all": (True, 0, False), "heuristic
 COMPILED = (16, 256, 256)  # the shape the compile thread works on in "beside-compile" (none of SHAPES)
 
 
-def measure(mode: str, device: str = "cuda:0") -> dict[str, Any]:
-    """In this process: the first call's seconds and the median replay's milliseconds for each of SHAPES."""
+COMPILE_WAIT_S = 200.0  # after the last shape, how long "beside-compile" waits for its compile to end
+
+
+def measure(mode: str, switch_s: float, device: str = "cuda:0") -> dict[str, Any]:
+    """In this process: the first call's seconds and the median replay's milliseconds for each of SHAPES; in
+    "beside-compile", with the compile thread at GIL switch interval `switch_s`, and the compile's seconds."""
     from t2v.compiled import FastUNet, JitCompiler, compile_in_background, example_inputs, video_shape
     from t2v.config import ModelConfig
     from t2v.fast import channels_last, fuse
@@ -66,10 +72,11 @@ def measure(mode: str, device: str = "cuda:0") -> dict[str, Any]:
     lock = threading.RLock()  # captures and compiled first runs take turns, as the bot's worker and compile thread
     fast = FastUNet(channels_last(fuse(unet)), JitCompiler("inductor", None, lock) if compiling else None,
                     cuda_graphs=True, request_compile=lambda shape: None, gpu_lock=lock)
-    compiler = None
+    compiler, compile_s = None, []
     if compiling:
         compile_in_background()
-        compiler = threading.Thread(target=_compile, args=(fast, video_shape(cfg, 1, *COMPILED)), daemon=True)
+        compiler = threading.Thread(target=_compile, args=(fast, video_shape(cfg, 1, *COMPILED), switch_s, compile_s),
+                                    daemon=True)
         compiler.start()
     rows = []
     for frames, height, width in SHAPES:
@@ -92,16 +99,19 @@ def measure(mode: str, device: str = "cuda:0") -> dict[str, Any]:
     if compiler is not None:
         running = compiler.is_alive()  # else the compile ended before the last shape: say so
         log.info("the compile was %s when the last shape was timed", "still running" if running else "over")
-        return {"mode": mode, "shapes": rows, "compile_running_throughout": running}
+        compiler.join(COMPILE_WAIT_S)
+        return {"mode": mode, "switch_us": 1e6 * switch_s, "shapes": rows, "compile_running_throughout": running,
+                "compile_s": round(compile_s[0], 1) if compile_s else None}
     return {"mode": mode, "shapes": rows}
 
 
-def _compile(fast: Any, shape: Any) -> None:
-    """The bot's compile thread's work (bot.gpu.compiles): one UNet shape, at its GIL switch interval."""
-    from bot.gpu.compiles import COMPILE_SWITCH_INTERVAL_S
-
-    sys.setswitchinterval(COMPILE_SWITCH_INTERVAL_S)  # the process's: the bot sets it while a compile runs
+def _compile(fast: Any, shape: Any, switch_s: float, seconds: list[float]) -> None:
+    """The bot's compile thread's work (bot.gpu.compiles): one UNet shape at GIL switch interval `switch_s`; its
+    seconds appended to `seconds` when it ends."""
+    sys.setswitchinterval(switch_s)  # the process's: the bot sets it while a compile runs
+    started = time.perf_counter()
     fast.compile_shape(shape, decoder=False)
+    seconds.append(time.perf_counter() - started)
 
 
 def compare(runs: dict[str, dict[str, Any]], steps: int = 50) -> dict[str, Any]:
@@ -122,24 +132,42 @@ def compare(runs: dict[str, dict[str, Any]], steps: int = 50) -> dict[str, Any]:
             "faster_first_videos": min(totals, key=totals.get), "faster_replays": min(replays, key=replays.get)}
 
 
-def child(mode: str) -> dict[str, Any]:
-    """`measure(mode)` in a fresh process (cuDNN's algorithm choices are kept for a process's life)."""
+def child(mode: str, switch_us: float) -> dict[str, Any]:
+    """`measure(mode)` in a fresh process (cuDNN's algorithm choices are kept for a process's life), compiling
+    into an inductor cache of its own, empty."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "found.json"
-        subprocess.run([sys.executable, __file__, "--child", mode, "--out", str(out)], check=True)
+        env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": str(Path(folder) / "inductor")}
+        subprocess.run([sys.executable, __file__, "--child", mode, "--switch-us", str(switch_us), "--out", str(out)],
+                       check=True, env=env)
         return json.loads(out.read_text())
+
+
+def runs_of(modes: list[str], switch_us: list[float]) -> list[tuple[str, str, float]]:
+    """(name, mode, switch interval in µs) for each run: "beside-compile" once per interval, named by it when
+    several are asked for."""
+    found = []
+    for mode in modes:
+        intervals = switch_us if MODES[mode][2] else switch_us[:1]
+        found += [(f"{mode}@{us:g}us" if MODES[mode][2] and len(intervals) > 1 else mode, mode, us)
+                  for us in intervals]
+    return found
 
 
 def main() -> None:
     made = probes.parser(__doc__)
     made.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)  # one mode, in a fresh process
     made.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="the modes to measure (all)")
+    made.add_argument("--switch-us", nargs="+", type=float, default=[1e6 * COMPILE_SWITCH_INTERVAL_S],
+                      metavar="US", help="the compile thread's GIL switch interval(s) for beside-compile, in "
+                      f"microseconds (the bot's: {1e6 * COMPILE_SWITCH_INTERVAL_S:g})")
     args = probes.parse(made, lambda args: [
+        *(f"--switch-us {us:g}: give an interval of at least 1 microsecond" for us in args.switch_us if not us >= 1),
         None if torch.cuda.is_available() else "needs a CUDA GPU: it times CUDA graph captures and cuDNN's search"])
     if args.child is not None:
-        probes.report(measure(args.child), args.out)
+        probes.report(measure(args.child, args.switch_us[0] / 1e6), args.out)
         os._exit(0)  # a compile thread still inside torch's compiler would abort the interpreter's shutdown
-    runs = {mode: child(mode) for mode in args.modes}
+    runs = {name: child(mode, us) for name, mode, us in runs_of(args.modes, args.switch_us)}
     probes.report(compare(runs), args.out, {"runs": runs, "device": torch.cuda.get_device_name(),
                                             "torch": torch.__version__, "cudnn": torch.backends.cudnn.version()})
 

@@ -116,3 +116,16 @@ def test_the_capture_cost_probe_weighs_each_mode_s_first_call_against_its_replay
     assert found["shapes"][0]["replay_ms"] == {"search": 40.0, "search-all": 38.0, "heuristics": 50.0}
     runs["heuristics"]["shapes"][0]["replay_ms"] = 200.0  # 1 + 49 × 0.2 = 10.8 s
     assert script.compare(runs)["faster_first_videos"] == "search"
+
+
+def test_the_capture_cost_probe_runs_beside_compile_once_per_switch_interval_and_names_each():
+    script = load_script(Path("benchmarks") / "capture_cost.py")
+    assert script.runs_of(["search", "beside-compile"], [100.0, 20.0]) == [
+        ("search", "search", 100.0), ("beside-compile@100us", "beside-compile", 100.0),
+        ("beside-compile@20us", "beside-compile", 20.0)]
+    assert script.runs_of(["beside-compile"], [100.0]) == [("beside-compile", "beside-compile", 100.0)]
+
+
+def test_the_capture_cost_probe_refuses_a_switch_interval_under_a_microsecond(monkeypatch, capsys):
+    assert _refusal(monkeypatch, capsys, "capture_cost.py", "--switch-us", "100", "0.5").endswith(
+        "--switch-us 0.5: give an interval of at least 1 microsecond")
