@@ -29,7 +29,7 @@ WARM_DECAY = 0.75
 # While a compile runs (pure Python for seconds to minutes), the GIL is handed over this often instead of every 5 ms:
 # a rendering thread gives the GIL up at every torch op and waits up to a whole interval for it each time (on the
 # H200, eager steps ran 40x slower during a compile at 5 ms; a new shape's first call took 5–7.5 s at 100 µs and
-# 3.1–4.6 s at 5 µs against 3.4 s with no compile, the compile itself no slower: docs/perf-notes.md rows 54, 55).
+# 3.1–4.6 s at 5 µs against 3.4 s with no compile, the compile itself no slower: docs/perf-notes.md rows 15, 54, 55).
 COMPILE_SWITCH_INTERVAL_S = 5e-6
 
 
