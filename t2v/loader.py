@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 # A precision to compute in, not to store: float16 networks with the UNet transformers' Linear layers in e4m3
-# (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default, not yet measured (docs/perf-notes.md).
+# (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default: on the H200 it was slower than float16
+# and 38x further from float32 (docs/perf-notes.md rows 19 and 20).
 FP8 = ("fp8",)
 
 
