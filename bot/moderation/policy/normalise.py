@@ -25,9 +25,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 # Characters refused in any user text: C0/C1 controls (NUL, ESC, ...; Unicode's category Cc is exactly U+0000-001F
-# and U+007F-009F) except tab and newlines, and the bidi embeddings, overrides and isolates that make text display
-# in another order than it is read.
-_UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# and U+007F-009F) except tab and newlines, and the bidi controls that make text display in another order than it
+# is read: the marks (U+061C, U+200E, U+200F), embeddings, overrides and isolates. bot.ui.text removes the same set
+# from text it shows, so what Discord shows of a prompt is what the gate read.
+UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 # A clause ends at punctuation before a space, or a dash or slash between spaces, after a word of two letters or
 # more (not in "n. u. d. e", "J. R. R.", "n a z i / s a l u t e").
@@ -65,7 +66,7 @@ MAX_READINGS = 16  # leet/mask readings tried per chunk; real chunks need far fe
 
 def unsafe_characters(text: str) -> list[str]:
     """The bidi controls and control characters in text, as U+XXXX codes (empty when the text is fine)."""
-    return [f"U+{ord(c):04X}" for c in sorted(set(_UNSAFE_RE.findall(text)))]
+    return [f"U+{ord(c):04X}" for c in sorted(set(UNSAFE_RE.findall(text)))]
 
 
 @functools.cache

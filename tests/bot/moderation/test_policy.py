@@ -23,7 +23,7 @@ from bot.moderation.policy import (
     validate_entry,
 )
 from bot.moderation.policy.lexicon import is_common_word
-from bot.moderation.policy.normalise import chunk_readings, chunks
+from bot.moderation.policy.normalise import chunk_readings, chunks, unsafe_characters
 from tests import DATA
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -437,11 +437,23 @@ def test_capitalised_words_of_another_language_are_no_names(gate, text):
 
 
 @pytest.mark.parametrize(("text", "code"), [("a cat\u202e on a sofa", "U+202E"), ("a cat\x00", "U+0000"),
-                                            ("\x1b[2Ja cat", "U+001B"), ("a cat\u2066 on a sofa", "U+2066")])
+                                            ("\x1b[2Ja cat", "U+001B"), ("a cat\u2066 on a sofa", "U+2066"),
+                                            ("a cat\u200f on a sofa", "U+200F")])
 def test_bidi_and_control_characters_are_refused_before_anything_else(gate, text, code):
     verdict = gate.check_text(text, "negative prompt")
     assert (verdict.reason, verdict.logged) == ("invalid", "invalid:characters")
     assert code in verdict.message and verdict.message.startswith("Your negative prompt")
+
+
+def test_what_the_bot_shows_of_user_text_drops_exactly_what_the_gate_refuses():
+    from bot.ui.text import without_controls
+
+    every = "".join(map(chr, range(0x3000)))
+    refused = {c for c in every if unsafe_characters(c)}
+    assert {"\u061c", "\u200e", "\u200f", "\u202e", "\u2066", "\x00", "\x1b", "\x9f"} <= refused
+    assert "\t" not in refused and "\u200b" not in refused
+    kept = without_controls(every)
+    assert set(kept) == set(every) - refused - set("\t\n\r")  # nothing else dropped; tabs and newlines are spaces
 
 
 def test_every_refusal_names_its_field(gate):
