@@ -25,6 +25,7 @@ from bot.jobs.spec import JobSpec, Queued, Requester
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import NEGATIVE, PROMPT, PolicyGate
 from bot.moderation.rules import Moderation
+from bot.moderation.servers import above_cap
 from bot.moderation.styles import ServerStyles
 from storage import JobRecord, Repository
 
@@ -50,7 +51,7 @@ class Admission:
         self.gate = gate if isinstance(gate, ServerGates) else ServerGates(gate)  # each server's prompt gate
         self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
         self.styles = ServerStyles(moderation)  # the styles offered, and those each server turned off
-        self.max_steps, self.max_frames = max_steps, max_frames  # the server's caps (Discord's client checks too)
+        self.max_steps, self.max_frames = max_steps, max_frames  # the operator's caps (Discord's client too)
         self._unavailable, self._eta, self._wake = unavailable, eta, wake
         self._turns: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._on_their_way = 0  # accepted requests between their room check and their push (of any user)
@@ -100,9 +101,9 @@ class Admission:
         request = spec.request
         for name, value, cap in (("steps", request.steps, self.max_steps), ("frames", request.frames,
                                                                              self.max_frames)):
-            if value is not None and value > cap:
-                raise Refused("invalid", f"{name}={value} is above this server's limit of {cap}.",
-                              logged=f"invalid:{name}")
+            problem = above_cap(name, value, cap)
+            if problem is not None:
+                raise Refused("invalid", problem, logged=f"invalid:{name}")
 
     def _check_room(self, user_id: int) -> None:
         """Refused when the bot is down, or the user's cap or the queue is full (counting requests on their way)."""

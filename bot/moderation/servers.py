@@ -76,9 +76,18 @@ class PresetLimits:
         except InvalidRequest as error:
             raise InvalidInput(f"{error}.") from None
         cap = {"steps": self.max_steps, "frames": self.max_frames}.get(name)
-        if cap is not None and value > cap:
-            raise InvalidInput(f"{name}={value} is above this bot's limit of {cap} (MAX_{name.upper()}).")
+        problem = None if cap is None else above_cap(name, value, cap)
+        if problem is not None:
+            raise InvalidInput(problem)
         return float(value) if name == "guidance" else value
+
+
+def above_cap(name: str, value: int | None, cap: int) -> str | None:
+    """Why `value` of steps or frames is above the operator's cap (MAX_STEPS, MAX_FRAMES), or None: one sentence,
+    the same for a request and a server's preset."""
+    if value is None or value <= cap:
+        return None
+    return f"{name}={value} is above this bot's limit of {cap} (MAX_{name.upper()})."
 
 
 class ServerSettings:
