@@ -1,15 +1,23 @@
 """Who counts as a moderator of a server (Manage Server there, or the configured MOD_ROLE_ID), and who is one of the
-bot's operators (OPERATOR_USER_IDS); checked in code, not only by Discord."""
+bot's operators (OPERATOR_USER_IDS); checked in code, not only by Discord. Also what every moderators' command
+checks: the refusal of a non-moderator (logged and audited), the server it runs in, and that a channel or role it
+names is that server's own."""
 
 from __future__ import annotations
 
 import logging
 
 import discord
+from discord import app_commands
 
+from bot.errors import InvalidInput
+from bot.moderation.rules import Moderation
 from bot.settings import Settings
+from storage import GLOBAL
 
 log = logging.getLogger(__name__)
+
+AnyChannel = app_commands.AppCommandChannel | app_commands.AppCommandThread  # only the id is used: no cache needed
 
 
 def is_moderator(member: discord.Member | discord.User, settings: Settings) -> bool:
@@ -26,3 +34,51 @@ def is_moderator(member: discord.Member | discord.User, settings: Settings) -> b
 def is_operator(user: discord.Member | discord.User, settings: Settings) -> bool:
     """True for the bot's operators (OPERATOR_USER_IDS), in any server: they change what every server sees."""
     return user.id in settings.operator_user_ids
+
+
+def not_a_moderator(command: str) -> str:
+    """What someone without moderator rights is told when they try a moderators' command."""
+    return f"{command} is for moderators only (Manage Server permission or the moderator role)."
+
+
+def command_name(interaction: discord.Interaction, fallback: str = "/videomod") -> str:
+    """The command an interaction ran, as typed ("/videomod quota set")."""
+    return f"/{interaction.command.qualified_name}" if interaction.command else fallback
+
+
+async def check_moderator(interaction: discord.Interaction, settings: Settings, moderation: Moderation | None, *,
+                          target: str | None) -> bool:
+    """Let the server's moderators through; log, audit (in that server's log) and refuse everyone else."""
+    if is_moderator(interaction.user, settings):
+        return True
+    command = command_name(interaction)
+    log.warning("user %d (%s) tried %s without moderator rights in server %s", interaction.user.id,
+                interaction.user, command, interaction.guild_id)
+    if moderation is not None:
+        try:
+            await moderation.audit(interaction.user.id, command, target, {"refused": "not a moderator"},
+                                   guild_id=interaction.guild_id or GLOBAL, allowed=False)
+        except Exception:
+            log.exception("could not audit the refused %s by user %d", command, interaction.user.id)
+    raise app_commands.CheckFailure(not_a_moderator(command))
+
+
+def server(interaction: discord.Interaction) -> int:
+    """The server a /videomod command was run in (the group is guild-only, so there is one)."""
+    assert interaction.guild_id is not None, "/videomod is guild-only"
+    return interaction.guild_id
+
+
+def own_channel(interaction: discord.Interaction, channel: AnyChannel) -> int:
+    """The id of a channel of the command's server; InvalidInput for another server's (Discord's client offers only
+    the server's own, so this guards against forged requests; the cache knows the server's channels)."""
+    if interaction.guild is None or interaction.guild.get_channel_or_thread(channel.id) is None:
+        raise InvalidInput(f"<#{channel.id}> is not a channel of this server: pick one of its own.")
+    return channel.id
+
+
+def own_role(interaction: discord.Interaction, role: discord.Role) -> int:
+    """The id of a role of the command's server; InvalidInput for another server's (as for channels)."""
+    if interaction.guild is None or interaction.guild.get_role(role.id) is None:
+        raise InvalidInput(f"<@&{role.id}> is not a role of this server: pick one of its own.")
+    return role.id

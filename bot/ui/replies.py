@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "Something went wrong on our side; it has been logged. Please try again later."
 NOT_LOADED = "This button is not available right now; please try again later."
+QUIET = discord.AllowedMentions.none()  # answers that ping nobody
 CogT = TypeVar("CogT", bound=commands.Cog)
 
 
@@ -80,3 +81,8 @@ async def handler(interaction: discord.Interaction, name: str, kind: type[CogT])
         return cog
     await answer_privately(interaction, NOT_LOADED)
     return None
+
+
+async def reply(interaction: discord.Interaction, content: str) -> None:
+    """A private answer that pings nobody."""
+    await interaction.response.send_message(content, ephemeral=True, allowed_mentions=QUIET)

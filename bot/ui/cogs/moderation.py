@@ -25,71 +25,16 @@ from bot.settings import MAX_QUOTA, QUOTA_PERIODS, Settings
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
 from bot.ui.cogs.quota import member_roles, quota_text
-from bot.ui.permissions import is_moderator
+from bot.ui.permissions import AnyChannel, check_moderator, is_moderator, own_channel, own_role, server
+from bot.ui.replies import reply
 from bot.ui.text import counted
-from storage import GLOBAL
 from t2v.request import LIMITS, SAMPLER_NAMES
 
 log = logging.getLogger(__name__)
 
-QUIET = discord.AllowedMentions.none()
 Limit = app_commands.Range[int, 0, MAX_QUOTA]
-AnyChannel = app_commands.AppCommandChannel | app_commands.AppCommandThread  # only the id is used: no cache needed
 PERIODS = [app_commands.Choice(name=name, value=name) for name in QUOTA_PERIODS]
 FRAMES, STEPS, GUIDANCE = LIMITS["frames"], LIMITS["steps"], LIMITS["guidance"]  # t2v's; the operator's caps apply
-
-
-def not_a_moderator(command: str) -> str:
-    """What someone without moderator rights is told when they try a moderators' command."""
-    return f"{command} is for moderators only (Manage Server permission or the moderator role)."
-
-
-def command_name(interaction: discord.Interaction, fallback: str = "/videomod") -> str:
-    """The command an interaction ran, as typed ("/videomod quota set")."""
-    return f"/{interaction.command.qualified_name}" if interaction.command else fallback
-
-
-async def check_moderator(interaction: discord.Interaction, settings: Settings, moderation: Moderation | None, *,
-                          target: str | None) -> bool:
-    """Let the server's moderators through; log, audit (in that server's log) and refuse everyone else."""
-    if is_moderator(interaction.user, settings):
-        return True
-    command = command_name(interaction)
-    log.warning("user %d (%s) tried %s without moderator rights in server %s", interaction.user.id,
-                interaction.user, command, interaction.guild_id)
-    if moderation is not None:
-        try:
-            await moderation.audit(interaction.user.id, command, target, {"refused": "not a moderator"},
-                                   guild_id=interaction.guild_id or GLOBAL, allowed=False)
-        except Exception:
-            log.exception("could not audit the refused %s by user %d", command, interaction.user.id)
-    raise app_commands.CheckFailure(not_a_moderator(command))
-
-
-def server(interaction: discord.Interaction) -> int:
-    """The server a /videomod command was run in (the group is guild-only, so there is one)."""
-    assert interaction.guild_id is not None, "/videomod is guild-only"
-    return interaction.guild_id
-
-
-def own_channel(interaction: discord.Interaction, channel: AnyChannel) -> int:
-    """The id of a channel of the command's server; InvalidInput for another server's (Discord's client offers only
-    the server's own, so this guards against forged requests; the cache knows the server's channels)."""
-    if interaction.guild is None or interaction.guild.get_channel_or_thread(channel.id) is None:
-        raise InvalidInput(f"<#{channel.id}> is not a channel of this server: pick one of its own.")
-    return channel.id
-
-
-def own_role(interaction: discord.Interaction, role: discord.Role) -> int:
-    """The id of a role of the command's server; InvalidInput for another server's (as for channels)."""
-    if interaction.guild is None or interaction.guild.get_role(role.id) is None:
-        raise InvalidInput(f"<@&{role.id}> is not a role of this server: pick one of its own.")
-    return role.id
-
-
-async def reply(interaction: discord.Interaction, content: str) -> None:
-    """A private answer that pings nobody."""
-    await interaction.response.send_message(content, ephemeral=True, allowed_mentions=QUIET)
 
 
 @app_commands.guild_only()

@@ -15,11 +15,11 @@ from bot.moderation.denylist_edits import DenylistEditor, PromptTest, list_name
 from bot.moderation.policy import CATEGORIES, CATEGORY_TEXT, DenylistEntry
 from bot.moderation.policy.entries import Kind
 from bot.moderation.rules import inert
+from bot.ui.replies import QUIET
 from storage import GLOBAL
 
 log = logging.getLogger(__name__)
 
-QUIET = discord.AllowedMentions.none()
 MESSAGE_CHARS = 1900  # a longer list is sent as a file
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 Pattern = app_commands.Range[str, 1, 200]  # a denylist pattern or an allowlist phrase, as the commands take it

@@ -19,9 +19,10 @@ from bot.moderation.rules import STATS_WINDOWS, Moderation, inert
 from bot.settings import MAX_QUOTA, Settings
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
-from bot.ui.cogs.moderation import PERIODS, Limit, command_name, reply
+from bot.ui.cogs.moderation import PERIODS, Limit
 from bot.ui.cogs.quota import quota_text
-from bot.ui.permissions import is_operator
+from bot.ui.permissions import command_name, is_operator
+from bot.ui.replies import reply
 from bot.ui.text import counted
 from storage import GLOBAL
 

@@ -10,10 +10,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.moderation.rules import Moderation, QuotaStatus, block_message
+from bot.ui.replies import QUIET
 
 log = logging.getLogger(__name__)
 
-QUIET = discord.AllowedMentions.none()
 
 
 def member_roles(user: discord.abc.User) -> tuple[int, ...]:

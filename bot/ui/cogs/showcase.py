@@ -17,7 +17,7 @@ from discord import app_commands
 
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
-from bot.ui.cogs.moderation import AnyChannel, check_moderator, own_channel, server
+from bot.ui.permissions import AnyChannel, check_moderator, own_channel, server
 from bot.ui.replies import answer_privately
 from bot.ui.showcase import Showcase
 from bot.ui.text import shown

@@ -1,7 +1,7 @@
 """/videostyle: a server's moderators see the bot's styles (STYLES_FILE), turn one off or on for their server, and
 name the style /video takes when a member names none (a preset of the server).
 
-Moderator rights are checked in code on every command, as for /videomod (bot.ui.cogs.moderation.check_moderator);
+Moderator rights are checked in code on every command, as for /videomod (bot.ui.permissions.check_moderator);
 every change is audited in the server's log; answers are private.
 """
 
@@ -18,7 +18,8 @@ from bot.moderation.rules import Moderation
 from bot.moderation.servers import ServerSettings
 from bot.moderation.styles import ServerStyles
 from bot.settings import Settings
-from bot.ui.cogs.moderation import check_moderator, reply, server
+from bot.ui.permissions import check_moderator, server
+from bot.ui.replies import reply
 from bot.ui.text import shown
 
 log = logging.getLogger(__name__)
