@@ -41,7 +41,7 @@ from storage import (
 if TYPE_CHECKING:
     from storage.db import AsyncEngine
 
-log = logging.getLogger("bot")
+log = logging.getLogger(__name__)
 
 
 async def run(settings: Settings) -> int:

@@ -18,11 +18,11 @@ from t2v import long_video, video2video
 from t2v.driver import PipelineBase, Plan
 from t2v.lora import Styles
 from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
-from t2v.request import BATCH_KEYS, LIMITS, MAX_SEED, GenerationRequest, GenerationResult, check_batch
+from t2v.request import GenerationRequest, GenerationResult, check_batch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_KEYS", "LIMITS", "MAX_SEED", "VideoPipeline"]  # the constants' home: t2v.request
+__all__ = ["VideoPipeline"]
 
 
 class VideoPipeline(PipelineBase):

@@ -109,12 +109,6 @@ class FairQueue(Generic[J]):
         self._running_per_user[job.user_id] += 1
         return job
 
-    def peek_next(self) -> J | None:
-        """The job `pop_next` would take now, left in the queue; None when nothing is queued."""
-        if not self._rotation:
-            return None
-        return self._queues[self._rotation[self._cursor % len(self._rotation)]][0]
-
     def finish(self, job_id: int) -> J | None:
         """Release a running job (done, failed or cancelled mid-run); None if it was not running."""
         job = self._running.pop(job_id, None)

@@ -401,7 +401,7 @@ class Delivery:
     async def _edit_in_channel(self, job: JobRecord, status: _Status, content: str,
                                preview: tuple[str, bytes] | None = None, view: discord.ui.View | None = None) -> None:
         """Status (and a new preview) through the bot token: edit the status message, or post one; never if private."""
-        if job.params.get("private"):
+        if job.private:
             return  # an ephemeral status cannot be reached without the token, and private jobs stay out of channels
         channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         if status.message_id is not None:

@@ -28,8 +28,7 @@ from aiohttp import web
 from bot.media import MediaStore
 from bot.web.pages import CSP, Pager, Server, listing, servers_page, video_page
 from bot.web.site import LocalSite
-from storage.records import ShowcaseRecord, ShowcaseState
-from storage.showcase import ShowcaseRepository
+from storage import ShowcaseRecord, ShowcaseRepository, ShowcaseState
 
 log = logging.getLogger(__name__)
 

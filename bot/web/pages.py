@@ -14,7 +14,7 @@ import hashlib
 import html
 from dataclasses import dataclass
 
-from storage.records import ShowcaseRecord
+from storage import ShowcaseRecord
 
 DISCORD_SERVER = "https://discord.com/channels/{guild}"  # opens the server in Discord, for its members
 DISCORD_POST = "https://discord.com/channels/{guild}/{channel}/{message}"

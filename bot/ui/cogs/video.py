@@ -16,7 +16,7 @@ from bot.gpu.styles import NONE
 from bot.jobs.service import VideoService
 from bot.jobs.spec import JobSpec, Requester
 from bot.moderation.policy import MAX_PROMPT_CHARS
-from bot.moderation.servers import Presets, ServerSettings
+from bot.moderation.servers import MAX_NEGATIVE_CHARS, Presets, ServerSettings
 from bot.settings import Settings
 from bot.ui.delivery import Delivery, settings_line
 from bot.ui.replies import answer_error, answer_refusal, handler
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 MAX_DISCORD_INT = 2**53 - 1  # Discord's integer options are limited to ±2^53
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
-NEGATIVE_CHARS = 300
 QUEUE_SHOWN = 10  # jobs listed by /queue
 VIDEO_COG = "Video"
 SAMPLER_WORDS = {"ddim": "DDIM (ModelScope's)", "dpmpp-2m": "DPM-Solver++ 2M (good at 20–25 steps)"}  # t2v's names
@@ -197,7 +196,7 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
     async def video(
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
-        negative: app_commands.Range[str, None, NEGATIVE_CHARS] | None = None,
+        negative: app_commands.Range[str, None, MAX_NEGATIVE_CHARS] | None = None,
         seed: app_commands.Range[int, 0, MAX_DISCORD_INT] | None = None,
         steps: app_commands.Range[int, 1, max_steps] | None = None,
         guidance: app_commands.Range[float, min_guidance, max_guidance] | None = None,
