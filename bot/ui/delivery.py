@@ -29,15 +29,13 @@ from bot.media import MediaStore
 from bot.settings import Settings
 from bot.ui.queue_board import Place, QueueBoard, Sleep
 from bot.ui.status import (
-    clip_line,
     finished_text,
-    origin_line,
     queued_text,
     rendering_text,
+    result_text,
     starting_text,
     uploading_text,
 )
-from bot.ui.text import counted, shown
 from storage import JobRecord, Repository, utc_now
 
 log = logging.getLogger(__name__)
@@ -64,38 +62,6 @@ class _Status:
 def mentions(user_id: int) -> discord.AllowedMentions:
     """Allow pinging the requester only: prompt text can never ping @everyone, @here or a role."""
     return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False)
-
-
-def settings_line(job: JobRecord, seed: int | None) -> str:
-    """Seed, generation settings and what the clip is (/queue, the showcase)."""
-    return f"{recipe_line(job, seed)} · {clip_line(job)}"
-
-
-def recipe_line(job: JobRecord, seed: int | None) -> str:
-    """What makes the same video again: the seed and the generation settings."""
-    p = job.params
-    parts = [f"seed `{seed}`"] if seed is not None else []
-    parts += [counted(p.get("steps") or 0, "step"), f"guidance {p.get('guidance', 0):g}"]
-    parts += [f"style `{p['style']}`"] if p.get("style") else []
-    if p.get("sampler", "ddim") != "ddim":  # needed with the seed to make the same video again
-        parts.append(f"sampler {p['sampler']}")
-    return " · ".join(parts)
-
-
-def result_text(delivered: Delivered) -> str:
-    """The content of a finished job's message: requester, prompt, negative prompt, what the clip is and how long it
-    took to render, seed and settings, what it was made from, notes."""
-    job = delivered.job
-    lines = [f"<@{job.user_id}> here is your video · job #{job.id}", f"> {shown(job.prompt)}"]
-    if job.negative_prompt.strip():
-        lines.append(f"Negative: {shown(job.negative_prompt, 300)}")
-    lines.append(f"{clip_line(job)} · rendered in {delivered.gpu_s:.1f} s")
-    lines.append(recipe_line(job, delivered.seed))
-    origin = origin_line(job)
-    if origin is not None:
-        lines.append(origin)
-    lines.extend(f"-# ⚠ {note}" for note in delivered.notes)
-    return "\n".join(lines)
 
 
 def _files(video: tuple[str, bytes] | None, key: str = "attachments") -> dict[str, list[discord.File]]:

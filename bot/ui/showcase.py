@@ -17,8 +17,8 @@ from bot.errors import Denied
 from bot.media import MediaStore
 from bot.moderation.servers import ServerSettings
 from bot.settings import Settings
-from bot.ui.delivery import settings_line
 from bot.ui.replies import answer_privately
+from bot.ui.status import settings_line
 from bot.ui.text import shown
 from storage import Repository, ShowcaseRecord, ShowcaseRepository
 

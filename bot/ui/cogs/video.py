@@ -18,9 +18,9 @@ from bot.jobs.spec import JobSpec, Requester
 from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.servers import MAX_NEGATIVE_CHARS, Presets, ServerSettings
 from bot.settings import Settings
-from bot.ui.delivery import Delivery, settings_line
+from bot.ui.delivery import Delivery
 from bot.ui.replies import answer_error, answer_refusal, handler
-from bot.ui.status import eta_words
+from bot.ui.status import eta_words, settings_line
 from bot.ui.text import shown
 from storage import JobRecord, JobState
 from t2v.config import SamplerDefaults

@@ -6,8 +6,7 @@ import pytest
 
 from bot.jobs.events import Delivered
 from bot.jobs.spec import JobSpec
-from bot.ui.delivery import result_text
-from bot.ui.status import bar, duration, eta_words, rendering_text
+from bot.ui.status import bar, duration, eta_words, rendering_text, result_text
 from tests.bot.helpers import NOW, job_row
 
 
