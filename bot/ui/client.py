@@ -208,10 +208,6 @@ class VideoBot(commands.Bot):
                 log.exception("stopping the video service failed")
         await super().close()
 
-    def install_signal_handlers(self) -> None:
-        """Close cleanly on SIGTERM (Docker, systemd) and SIGINT; call from inside the running loop."""
-        self.stop.install().hand_over(self.shut_down)
-
     def shut_down(self) -> None:
         """Close cleanly, as on SIGTERM (call from inside the running loop); once."""
         if self.closing is None:

@@ -313,7 +313,7 @@ async def test_sigterm_closes_the_bot_cleanly_and_queued_jobs_stay_queued(stacks
         first = await video(fake, FOXES[0])
         await first.wait_original(lambda m: m.content.startswith("Starting"))
         await (await video(fake, FOXES[1])).wait_original(lambda m: m.content.startswith("Queued"))
-        stack.bot.install_signal_handlers()
+        stack.bot.stop.install().hand_over(stack.bot.shut_down)  # as bot.app.serve does
 
         os.kill(os.getpid(), signal.SIGTERM)
         closing = await fake.wait_for(lambda: stack.bot.closing, what="the SIGTERM handler to close the bot")
