@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -73,19 +72,16 @@ def _compute_problems(settings: Settings) -> list[str | None]:
 def writable_folder(setting: str, value: str, folder: Path) -> str | None:
     """Whether this user may create `folder` (if missing) and files in it; the problem as one line naming the
     setting, the user and the folder."""
-    existing = folder.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
+    from t2v.preflight import nearest_folder  # lazily, as above
+
+    existing, error = nearest_folder(folder)
+    if isinstance(error, NotADirectoryError):
         return f"{setting}={value}: {existing} is a file, not a folder; set {setting} to a folder"
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except PermissionError:
+    if isinstance(error, PermissionError):
         return (f"{setting}={value}: permission denied: user {current_user()} may not create files in {existing}; "
                 f"make it writable for that user (chown or chmod) or set {setting} to a folder it may write "
                 f"({DEPLOYED_AS})")
-    except OSError as error:
+    if error is not None:
         return (f"{setting}={value}: user {current_user()} cannot create files in {existing} ({error.strerror}); "
                 f"set {setting} to a folder it may write")
     return None

@@ -7,6 +7,7 @@ command can name every bad value at once and stop before it loads a model (minut
 
 from __future__ import annotations
 
+import errno
 import math
 import tempfile
 from pathlib import Path
@@ -19,13 +20,28 @@ from t2v.weights.lora import lora_file, lora_keys
 Problem = str | None
 
 
-def _writable(option: str, value: Path, folder: Path) -> Problem:
-    """Whether this process may create a file in `folder` (tried: permissions, ACLs, read-only mounts)."""
+def nearest_folder(path: Path) -> tuple[Path, OSError | None]:
+    """The nearest existing path at or above `path` (where a missing folder would be created), and why this process
+    may not create files there (tried: permissions, ACLs, read-only mounts): NotADirectoryError for a file, None when
+    it may. The one writability check of t2v's options and the bot's settings, each wording its own answer."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return existing, NotADirectoryError(errno.ENOTDIR, "not a folder", str(existing))
     try:
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
-        return (f"{option} {value}: cannot write into {folder} as user {current_user()} ({exc.strerror}); "
+        return existing, exc
+    return existing, None
+
+
+def _writable(option: str, value: Path, folder: Path) -> Problem:
+    """Whether this process may create a file in `folder`, an existing folder."""
+    _, error = nearest_folder(folder)
+    if error is not None:
+        return (f"{option} {value}: cannot write into {folder} as user {current_user()} ({error.strerror}); "
                 "name a writable place")
     return None
 
@@ -51,10 +67,8 @@ def mp4_file(option: str, path: Path) -> Problem:
 
 def output_folder(option: str, path: Path) -> Problem:
     """A folder to write into, created with its parents if missing: not a file, under a writable folder."""
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
+    existing, error = nearest_folder(path)
+    if isinstance(error, NotADirectoryError):
         return f"{option} {path}: {existing} is a file, not a folder; name a folder to write into"
     return _writable(option, path, existing)
 
