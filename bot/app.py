@@ -158,17 +158,20 @@ def point_at_discord(settings: Settings) -> None:
 async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepository,
                       health: Health) -> list[Gallery | Health]:
     """Start the web gallery and the health and metrics endpoints, each when enabled; they listen from now on."""
-    sites: list[Gallery | Health] = []
+    wanted: list[tuple[Gallery | Health, str, int, str]] = []
     if settings.gallery_enabled:
         gallery = Gallery(showcase, bot.media, front_page=settings.gallery_front_page, server_name=server_name(bot),
                           public_url=settings.gallery_public_url)
-        await gallery.start(settings.gallery_host, settings.gallery_port)
-        sites.append(gallery)
+        wanted.append((gallery, settings.gallery_host, settings.gallery_port, "the gallery is"))
     if settings.health_enabled:
+        wanted.append((health, settings.health_host, settings.health_port, "/healthz and /metrics are"))
+    sites: list[Gallery | Health] = []
+    for site, host, port, what in wanted:
         try:
-            await health.start(settings.health_host, settings.health_port)
-            sites.append(health)
-        except OSError as error:  # the bot still serves Discord; the container's health check reports the gap
-            log.error("/healthz and /metrics are not served: cannot listen on %s:%d (%s)", settings.health_host,
-                      settings.health_port, error.strerror or error)
+            await site.start(host, port)
+            sites.append(site)
+        except OSError as error:  # a port in use, a privileged port, a host that does not resolve: the bot still
+            # serves Discord; the container's health check reports a missing /healthz
+            log.error("%s not served: cannot listen on %s:%d (%s); the bot goes on without it", what, host, port,
+                      error.strerror or error)
     return sites

@@ -31,6 +31,8 @@ OPTIMIZE = ("auto", "on", "off")  # T2V_OPTIMIZE: t2v.fast on CUDA devices only,
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 QUOTA_PERIODS = ("hour", "day", "week", "month")  # calendar periods in UTC (weeks start on Monday)
 MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
+QUOTES = "\"'`"
+TOKEN_RE = re.compile(r"[A-Za-z0-9._-]+")  # a bot token: three base64url parts joined by dots
 TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after the command
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
@@ -184,6 +186,12 @@ class Settings(BaseSettings):
             raise _problem(MISSING["discord_token"].replace("is missing", "is empty"))
         if any(c.isspace() for c in value):
             raise _problem("DISCORD_TOKEN contains spaces: set it to the token alone, without a 'Bot ' prefix")
+        if value[0] in QUOTES or value[-1] in QUOTES:
+            raise _problem("DISCORD_TOKEN is wrapped in quotes: set it to the token alone (docker run --env-file "
+                           "keeps quotes as part of the value)")
+        if not TOKEN_RE.fullmatch(value):
+            raise _problem("DISCORD_TOKEN has characters a Discord bot token never has (it is letters, digits, '.', "
+                           "'_' and '-'): copy it again from the developer portal's Bot page")
         return SecretStr(value)
 
     @field_validator("t2v_allow_tiny")

@@ -201,6 +201,18 @@ def test_the_token_never_appears_in_reprs_or_errors():
     ]
 
 
+@pytest.mark.parametrize(("token", "line"), [
+    (f'"{TOKEN}"', "DISCORD_TOKEN is wrapped in quotes: set it to the token alone (docker run --env-file keeps "
+                   "quotes as part of the value)"),
+    (f"'{TOKEN}'", "DISCORD_TOKEN is wrapped in quotes"),
+    (f"{TOKEN}ö", "DISCORD_TOKEN has characters a Discord bot token never has"),
+    (f"{TOKEN};", "DISCORD_TOKEN has characters a Discord bot token never has"),
+])
+def test_a_token_discord_would_refuse_for_its_form_is_refused_here_without_echoing_it(token, line):
+    lines = problems({**VALID, "DISCORD_TOKEN": token})
+    assert len(lines) == 1 and lines[0].startswith(line) and "secret-part" not in lines[0]
+
+
 @pytest.mark.parametrize(("env", "cache"), [
     ({}, "compile-cache"),  # beside videobot.db in the working directory (systemd: the state directory)
     ({"DATABASE_URL": "sqlite+aiosqlite:////data/videobot.db"}, "/data/compile-cache"),  # Docker's /data volume

@@ -188,6 +188,20 @@ async def test_a_taken_port_is_logged_and_the_bot_runs_on_without_health(tmp_pat
                                           f"{settings.health_port}")
 
 
+async def test_a_gallery_port_taken_is_logged_and_the_bot_runs_on_without_the_gallery(tmp_path: Path, caplog):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", gallery_enabled=1,
+                                gallery_port=taken.getsockname()[1])
+        sites = await start_sites(settings, SimpleNamespace(media=None), None, Health(Client(), Metrics()))  # type: ignore[arg-type]
+
+    assert sites == []
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage().startswith(f"the gallery is not served: cannot listen on 127.0.0.1:"
+                                          f"{settings.gallery_port}")
+
+
 class Notifying(logging.Handler):
     """Wakes the fake's waiters on every log record, so a test can wait for a log line without polling."""
 
