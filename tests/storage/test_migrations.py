@@ -4,10 +4,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import storage.moderation_models  # noqa: F401  (the moderation tables in Base.metadata, as in migrations/env.py)
 from storage import create_engine, migrate
 from storage.db import alembic_config
 from storage.models import Base
@@ -69,3 +70,39 @@ async def test_the_migrations_form_a_single_line_through_the_moderation_tables()
     script = ScriptDirectory.from_config(alembic_config())
     assert len(script.get_heads()) == 1
     assert {"0001", "0002"} <= {revision.revision for revision in script.walk_revisions()}
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_migration_that_fails_half_way_leaves_the_database_as_it_was(tmp_path) -> None:
+    """Every statement of the upgrade in one transaction: a failure after tables were already changed (here at
+    migration 0004's first copy of a table, after its first ALTERs) keeps the 0003 schema and its version, and the
+    next start migrates from there (without the transaction: "duplicate column name" at every start)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    await migrate(url, "0003")
+    engine = create_engine(url)
+
+    def crash(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().startswith("CREATE TABLE _alembic_tmp_"):
+            raise RuntimeError("the process died here")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", crash)
+    try:
+        with pytest.raises(RuntimeError, match="died here"):
+            await migrate(engine)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", crash)
+
+    def columns(connection: Connection) -> dict[str, set[str]]:
+        inspector = inspect(connection)
+        return {name: {c["name"] for c in inspector.get_columns(name)} for name in inspector.get_table_names()}
+
+    async with engine.connect() as connection:
+        version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+        before = await connection.run_sync(columns)
+    assert version == "0003"
+    assert not any(name.startswith("_alembic_tmp_") for name in before)
+    assert all("guild_id" not in before[name] for name in ("quota_overrides", "blocks", "channel_rules"))
+    await migrate(engine)  # the next start
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == HEAD
+    await engine.dispose()
