@@ -31,6 +31,7 @@ from storage import (
     DatabaseUnreachable,
     ModerationRepository,
     Repository,
+    SchemaTooNew,
     ShowcaseRepository,
     check_connection,
     create_engine,
@@ -53,13 +54,24 @@ async def run(settings: Settings) -> int:
     engine = create_engine(settings.database_url)
     try:
         await reach_database(engine, settings, Retry(settings.startup_retry_s, stop))
-        await migrate(engine, home_guild_id=settings.discord_guild_id)  # rows from before servers: migration 0004
+        await migrate_or_explain(engine, settings)
         return await serve(settings, engine, stop)
     except StopRequested:
         log.info("stopped before the bot was running")
         return 0
     finally:
         await engine.dispose()
+
+
+async def migrate_or_explain(engine: AsyncEngine, settings: Settings) -> None:
+    """Migrate the database to this version's schema; a database a newer version migrated is a SettingsError
+    (exit 2: restarting cannot help)."""
+    try:
+        await migrate(engine, home_guild_id=settings.discord_guild_id)  # rows from before servers: migration 0004
+    except SchemaTooNew as error:
+        raise SettingsError([f"DATABASE_URL={urls.shown(settings.database_url)}: {error}: a newer version of the bot "
+                             "upgraded it. Run that version again, or restore the backup taken before the upgrade "
+                             "(README, 'Back up')"]) from None
 
 
 async def reach_database(engine: AsyncEngine, settings: Settings, retry: Retry) -> None:

@@ -16,6 +16,7 @@ from storage.errors import (
     InvalidDatabaseURL,
     InvalidTransitionError,
     JobNotFoundError,
+    SchemaTooNew,
     ShowcaseError,
     StorageError,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "QuotaOverrideRecord",
     "Repository",
     "RoleQuotaRecord",
+    "SchemaTooNew",
     "ServerUsage",
     "ShowcaseError",
     "ShowcaseRecord",

@@ -12,13 +12,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from storage import urls
-from storage.errors import DatabaseRefused, DatabaseUnreachable
+from storage.errors import DatabaseRefused, DatabaseUnreachable, SchemaTooNew
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +120,13 @@ async def migrate(engine_or_url: AsyncEngine | str, revision: str = "head", *,
 
 
 def _upgrade(connection: Connection, revision: str, home_guild_id: int | None) -> None:
-    """Alembic's synchronous upgrade command on a connection we already hold."""
+    """Alembic's synchronous upgrade command on a connection we already hold; SchemaTooNew for a database a newer
+    version of this code migrated (Alembic would fail with a traceback on the revision it cannot find)."""
     config = alembic_config()
+    script = ScriptDirectory.from_config(config)
+    current = MigrationContext.configure(connection, opts={"transactional_ddl": True}).get_current_revision()
+    if current is not None and current not in {known.revision for known in script.walk_revisions()}:
+        raise SchemaTooNew(current, script.get_current_head() or "none")
     config.attributes["connection"] = connection
     config.attributes["home_guild_id"] = home_guild_id
     command.upgrade(config, revision)

@@ -70,6 +70,15 @@ class DatabaseRefused(StorageError):
         self.reason = reason
 
 
+class SchemaTooNew(StorageError):
+    """The database's schema is at a revision this code does not ship: a newer version migrated it. Migrating would
+    fail, and running on it could lose data."""
+
+    def __init__(self, revision: str, newest: str) -> None:
+        super().__init__(f"the database's schema is at revision {revision}, newer than this code's newest, {newest}")
+        self.revision, self.newest = revision, newest
+
+
 class ShowcaseError(StorageError):
     """A showcase request that cannot be met; `code` is for logs and tests, `message` for the user."""
 

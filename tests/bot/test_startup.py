@@ -383,3 +383,26 @@ async def test_a_stop_request_ends_the_waiting_and_a_zero_budget_tries_once():
     with pytest.raises(Unreachable, match=r"tried 1 time in 0\.0 s"):
         await Retry(0.0, Stop(), clock=clock, sleep=clock.sleep)(down, what="x", check="y", transient=refused)
     assert clock.waits == []
+
+
+async def test_a_database_a_newer_bot_migrated_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from bot.app import migrate_or_explain
+    from bot.errors import SettingsError
+    from storage import create_engine, migrate
+    from tests.bot.conftest import settings_for
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    await migrate(url)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+        with pytest.raises(SettingsError) as raised:
+            await migrate_or_explain(engine, settings_for(url))
+    finally:
+        await engine.dispose()
+    [line] = raised.value.lines
+    assert line.startswith(f"DATABASE_URL={url}: the database's schema is at revision 0099, newer than this code's")
+    assert line.endswith("Run that version again, or restore the backup taken before the upgrade (README, 'Back up')")

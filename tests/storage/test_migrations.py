@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import storage.moderation_models  # noqa: F401  (the moderation tables in Base.metadata, as in migrations/env.py)
-from storage import create_engine, migrate
+from storage import SchemaTooNew, create_engine, migrate
 from storage.db import alembic_config
 from storage.models import Base
 
@@ -105,4 +105,20 @@ async def test_a_migration_that_fails_half_way_leaves_the_database_as_it_was(tmp
     await migrate(engine)  # the next start
     async with engine.connect() as connection:
         assert (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == HEAD
+    await engine.dispose()
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_database_a_newer_version_migrated_is_named_not_migrated(tmp_path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    await migrate(url)
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    with pytest.raises(SchemaTooNew) as raised:
+        await migrate(engine)
+    assert (raised.value.revision, raised.value.newest) == ("0099", HEAD)
+    assert str(raised.value) == f"the database's schema is at revision 0099, newer than this code's newest, {HEAD}"
+    async with engine.connect() as connection:  # untouched
+        assert (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0099"
     await engine.dispose()
