@@ -318,9 +318,15 @@ class Settings(BaseSettings):
         """A URL of a database the bot can use (storage.urls says what is wrong); the password never shown."""
         url = url.strip()
         try:
-            urls.parse(url)
+            read = urls.parse(url)
         except InvalidDatabaseURL as error:
             raise _problem(f"DATABASE_URL={urls.shown(url)}: {error}") from None
+        if read.backend == "sqlite" and read.sqlite_file is None:
+            raise _problem(f"DATABASE_URL={url} keeps the database in memory: the queue, quotas, blocks and audit log "
+                           "would be lost at every restart; name a file, e.g. sqlite+aiosqlite:///videobot.db")
+        if read.sqlite_file is not None and read.sqlite_file.parts[0] == "~":
+            raise _problem(f"DATABASE_URL={url}: '~' is not expanded here (it would be a folder named '~'); write the "
+                           f"full path, e.g. sqlite+aiosqlite:///{read.sqlite_file.expanduser()}")
         return url
 
     @field_validator(*ENDPOINTS)

@@ -16,6 +16,7 @@ from storage.errors import InvalidDatabaseURL
 
 DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}  # backend -> its asyncio driver (`sqlite://` means it)
 EXAMPLES = "sqlite+aiosqlite:///videobot.db (a file here) or postgresql://user:password@host/database"
+ENCODING = "@ as %40, # as %23, / as %2F, ? as %3F, : as %3A, % as %25"  # URL-encoding of a password's marks
 MASK = "***"  # what shows in place of a password (as SQLAlchemy's hide_password)
 _ALIASES = {"postgres": "postgresql"}  # names SQLAlchemy refuses but people write (Heroku, libpq)
 _URL = re.compile(r"""
@@ -59,6 +60,13 @@ class DatabaseURL:
 
 def parse(url: str) -> DatabaseURL:
     """Read a DATABASE_URL; InvalidDatabaseURL says what is wrong and what would be right."""
+    _, scheme, rest = url.strip().partition("://")
+    if scheme and (rest.partition("?")[0].count("@") > 1 or "#" in rest):
+        # "user:p@ss#w@host": where the password ends cannot be told (libpq and SQLAlchemy would split it at
+        # different places, and a part of it would show in a host name); never echo any of it
+        raise InvalidDatabaseURL("the user and password part holds a '@' or '#' of its own: URL-encode the password "
+                                 f"({ENCODING}), e.g. with python3 -c \"import urllib.parse; "
+                                 "print(urllib.parse.quote(input(), safe=''))\"")
     match = _URL.fullmatch(url.strip())
     if match is None:
         raise InvalidDatabaseURL(f"not a database URL; use e.g. {EXAMPLES}")

@@ -254,3 +254,16 @@ def test_a_variable_spelled_almost_like_a_setting_is_named_with_the_setting_it_r
         "DATABASE_URL?",
         f"MAX_FRAME (in {env_file}) is not a setting the bot reads, so it is ignored; did you mean MAX_FRAMES?"]
     assert misspelled(VALID, env_file=str(tmp_path / "missing.env")) == []
+
+
+@pytest.mark.parametrize(("url", "line"), [
+    ("sqlite+aiosqlite://", "DATABASE_URL=sqlite+aiosqlite:// keeps the database in memory: the queue, quotas, "
+                            "blocks and audit log would be lost at every restart; name a file"),
+    ("sqlite+aiosqlite:///:memory:", "DATABASE_URL=sqlite+aiosqlite:///:memory: keeps the database in memory"),
+    ("sqlite+aiosqlite:///~/bot.db", "DATABASE_URL=sqlite+aiosqlite:///~/bot.db: '~' is not expanded here (it would "
+                                     "be a folder named '~'); write the full path, e.g. sqlite+aiosqlite:////"),
+    ("postgresql://bot:p@ss@db/videobot", "DATABASE_URL=postgresql://bot:***@db/videobot: the user and password part "
+                                          "holds a '@' or '#' of its own: URL-encode the password"),
+])
+def test_database_urls_that_would_lose_data_or_leak_a_password_are_refused(url, line):
+    assert [problem[:len(line)] for problem in problems({**VALID, "DATABASE_URL": url})] == [line]

@@ -35,11 +35,15 @@ def test_the_urls_the_bot_can_use_are_read_like_sqlalchemy_reads_them(url, kind,
     ("sqlite+pysqlite:///videobot.db", "not 'pysqlite'; write sqlite+aiosqlite:// or plain sqlite://"),
     ("postgresql://u:pw@db:99999/videobot", "the port '99999' is not a number from 1 to 65535"),
     ("sqlite://localhost/videobot.db", "a SQLite URL names a file after three slashes, with no host"),
+    ("postgresql://videobot:p@ss/w@db/videobot", "the user and password part holds a '@' or '#' of its own: "
+                                                "URL-encode the password (@ as %40,"),
+    ("postgresql://videobot:pass#w@db/videobot", "holds a '@' or '#' of its own"),
 ])
 def test_a_url_it_cannot_use_says_what_is_wrong_and_what_would_be_right(url, says):
     with pytest.raises(InvalidDatabaseURL) as caught:
         parse(url)
     assert says in str(caught.value)
+    assert not {"p@ss", "pass#w", "pw"} & set(str(caught.value).replace("'", " ").split())  # never a password
 
 
 @pytest.mark.parametrize(("url", "shown"), [
