@@ -15,7 +15,7 @@ from types import FrameType
 
 from bot import redaction
 from bot.errors import SettingsError, Unreachable
-from bot.settings import Settings, load_settings, misspelled
+from bot.settings import Settings, env_file_problems, load_settings, misspelled
 from storage import urls
 
 log = logging.getLogger("bot")
@@ -28,6 +28,12 @@ def main() -> int:
     """Entry point: 0 after a clean stop, 1 when a service stayed out of reach (or a GPU worker got stuck), 2 with
     one line per problem when the settings are wrong."""
     signal.signal(signal.SIGTERM, _stop_before_running)
+    signal.signal(signal.SIGINT, _stop_before_running)  # Ctrl-C too, until the event loop handles both
+    unreadable = env_file_problems()
+    if unreadable:
+        for line in unreadable:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
     try:
         settings = load_settings()
         from bot import startup  # imports torch only to check GPUs or weights, which the bot is about to load anyway
@@ -57,6 +63,7 @@ def run(settings: Settings) -> int:
     log.info("starting: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
              urls.shown(settings.database_url))
     code = 0
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # asyncio.run cancels its task on Ctrl-C, then bot.app
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the signal handlers are installed
             code = asyncio.run(app.run(settings))
@@ -77,7 +84,8 @@ def run(settings: Settings) -> int:
 
 
 def _stop_before_running(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM before the event loop handles it (reading settings, importing torch): stop here, cleanly."""
+    """SIGTERM or Ctrl-C before the event loop handles them (reading settings, importing torch): stop here, cleanly,
+    without a traceback."""
     raise SystemExit(0)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import io
 import logging
 import os
 import re
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from dotenv.parser import Original, parse_stream
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -20,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from bot.errors import SettingsError
 from storage import InvalidDatabaseURL, urls
 from t2v.config import TINY_RANDOM, SamplerDefaults
+from t2v.errors import current_user
 from t2v.request import LIMITS
 
 log = logging.getLogger(__name__)
@@ -394,6 +397,32 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | None = "
     log.debug("settings loaded: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
               urls.shown(settings.database_url))
     return settings
+
+
+def env_file_problems(env_file: str | None = ".env") -> list[str]:
+    """The `.env` file as python-dotenv would read it: one line when it cannot be read or is not UTF-8 text, and one
+    per line that is not NAME=value (python-dotenv skips those with a warning that names no file, and its operator
+    would think it set something). The lines' text is never shown: it may hold a secret."""
+    if env_file is None or not Path(env_file).is_file():
+        return []
+    try:
+        text = Path(env_file).read_bytes().decode("utf-8-sig")  # a byte-order mark is fine
+    except PermissionError:
+        return [f"{env_file}: permission denied for user {current_user()}; make it readable to that user (chown, "
+                "chmod 600), or delete it and set the variables in the environment"]
+    except OSError as error:
+        return [f"{env_file} cannot be read ({error.strerror})"]
+    except UnicodeDecodeError as error:
+        return [f"{env_file} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); save "
+                "it as UTF-8"]
+    return [f"{env_file} line {_first_line(binding.original)} is not NAME=value, so the bot would ignore it; "
+            "correct it or make it a comment (#)" for binding in parse_stream(io.StringIO(text)) if binding.error]
+
+
+def _first_line(original: Original) -> int:
+    """The line a statement python-dotenv could not parse starts on (it counts from the blank lines before it)."""
+    text = original.string
+    return original.line + text[:len(text) - len(text.lstrip())].count("\n")
 
 
 def misspelled(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> list[str]:
