@@ -19,9 +19,9 @@ from t2v.kernels import fp8
 from t2v.networks import build_modules, random_state_dicts
 from t2v.pipeline import VideoPipeline
 from t2v.weights import export
-from t2v.weights.diffusers import read_diffusers
-from t2v.weights.files import WHERE_FROM, check_state_dict, load_into
-from t2v.weights.modelscope import read_modelscope
+from t2v.weights.diffusers import COMPONENTS, read_config, read_diffusers, weight_files
+from t2v.weights.files import WHERE_FROM, check_readable, check_state_dict, load_into
+from t2v.weights.modelscope import modelscope_files, read_modelscope
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,27 @@ def detect_layout(source: str | Path) -> str:
     raise WeightsError(f"{path} is not a known model layout: expected configuration.json (ModelScope), "
                        f"{export.MANIFEST} (`python -m t2v convert` export) or model_index.json (diffusers); "
                        f"{WHERE_FROM}")
+
+
+def check_source(source: str | Path) -> None:
+    """WeightsError unless `source` is a known layout whose configuration reads and whose weight files are all there,
+    readable and not empty: what can be known in a second, before minutes of loading (a truncated file is found by
+    the load itself)."""
+    layout = detect_layout(source)
+    if layout == TINY_RANDOM:
+        return
+    path = Path(source)
+    if layout == "export":
+        files = list(export.export_files(path)[1].values())
+    elif layout == "modelscope":
+        files = list(modelscope_files(path)[1].values())
+    else:
+        read_config(path)
+        files = [file for part in COMPONENTS for file in weight_files(path / part, part, prefer_half=False)]
+    for file in files:
+        check_readable(file, WHERE_FROM)
+        if file.stat().st_size == 0:
+            raise WeightsError(f"{file} is empty; {WHERE_FROM}")
 
 
 def read_source(source: str | Path, device: str = "cpu", prefer_half: bool = False):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
-from t2v.loader import DTYPES, FP8, detect_layout, missing_device
+from t2v.loader import DTYPES, FP8, check_source, missing_device
 from t2v.weights.lora import lora_file, lora_keys
 
 Problem = str | None
@@ -108,9 +108,10 @@ def dtype(option: str, name: str | None, device_name: str | None = None) -> Prob
 
 
 def model_source(option: str, source: str) -> Problem:
-    """A model source whose layout is known (the files themselves are read, and checked, when it loads)."""
+    """A model source whose layout is known, whose configuration reads and whose weight files are there and not
+    empty (their contents are read, and checked, when it loads)."""
     try:
-        detect_layout(source)
+        check_source(source)
     except WeightsError as exc:
         return f"{option} {source}: {exc}"
     return None

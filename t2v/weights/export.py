@@ -34,6 +34,14 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
 
 def read_export(path: Path, device: str) -> tuple[ModelConfig, dict[str, dict[str, torch.Tensor]], dict[str, str]]:
     """(config, memory-mapped state dicts, file names) of an export; tensors land on `device` if it is a GPU."""
+    config, files = export_files(path)
+    load_device = device if device.startswith("cuda") else "cpu"
+    states = {name: read_safetensors(file, load_device, REDO) for name, file in files.items()}
+    return config, states, {name: str(file) for name, file in files.items()}
+
+
+def export_files(path: Path) -> tuple[ModelConfig, dict[str, Path]]:
+    """(config, the file of each network) of an export, its manifest checked."""
     manifest_path = path / MANIFEST
     manifest = read_json(manifest_path, REDO)
     try:
@@ -42,10 +50,7 @@ def read_export(path: Path, device: str) -> tuple[ModelConfig, dict[str, dict[st
         raise WeightsError(f"{manifest_path} is not a valid export manifest ({exc!r}); {REDO}") from exc
     if manifest.get("format") != FORMAT:
         raise WeightsError(f"{manifest_path} has format {manifest.get('format')!r}; this version reads {FORMAT}")
-    files = {name: path / file for name, file in FILES.items()}
-    load_device = device if device.startswith("cuda") else "cpu"
-    states = {name: read_safetensors(file, load_device, REDO) for name, file in files.items()}
-    return config, states, {name: str(file) for name, file in files.items()}
+    return config, {name: path / file for name, file in FILES.items()}
 
 
 def write_export(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], folder: Path,

@@ -90,15 +90,20 @@ def read_text_encoder(path: Path, cfg: TextConfig) -> dict[str, torch.Tensor]:
     return keys.openclip_text(state, cfg)
 
 
-def read_modelscope(path: Path) -> tuple[ModelConfig, dict[str, dict[str, torch.Tensor]], dict[str, str]]:
-    """(config, state dicts, file names) from a ModelScope directory as published."""
+def modelscope_files(path: Path) -> tuple[ModelConfig, dict[str, Path]]:
+    """(config, the weight file of each network) that a ModelScope directory's configuration.json names."""
     raw = read_json(path / "configuration.json", WHERE_FROM)
     try:
         config = from_modelscope_json(raw)
     except ValueError as exc:
         raise WeightsError(f"{path / 'configuration.json'} is not a valid ModelScope configuration: {exc}") from exc
     args = raw["model"]["model_args"]
-    files = {name: path / args.get(key, DEFAULT_FILES[key]) for name, key in FILES.items()}
+    return config, {name: path / args.get(key, DEFAULT_FILES[key]) for name, key in FILES.items()}
+
+
+def read_modelscope(path: Path) -> tuple[ModelConfig, dict[str, dict[str, torch.Tensor]], dict[str, str]]:
+    """(config, state dicts, file names) from a ModelScope directory as published."""
+    config, files = modelscope_files(path)
     states = {"unet": read_unet(files["unet"]), "vae": read_vae(files["vae"]),
               "text_encoder": read_text_encoder(files["text_encoder"], config.text)}
     return config, states, {name: str(file) for name, file in files.items()}

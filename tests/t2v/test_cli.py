@@ -227,8 +227,9 @@ def test_an_unreadable_export_file_is_permission_denied_naming_the_file_and_user
                      prefix=prefix)
     assert result.returncode == 2 and not (tmp_path / "x.mp4").exists()
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {locked}: permission denied for user {current_user()}; make it readable "
-                      "to that user (e.g. chmod a+r, or a+rx for a folder) or run as a user who may read it"]
+    assert errors == [f"error: --model {tmp_path / 'export'}: {locked}: permission denied for user {current_user()}; "
+                      "make it readable to that user (e.g. chmod a+r, or a+rx for a folder) or run as a user who may "
+                      "read it"]  # found before the model loads
     assert "corrupt" not in result.stderr
 
 
