@@ -165,7 +165,7 @@ def _pickled_state(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         raise LoraError(f"{path} is not a plain state dict of tensors (read with torch.load(weights_only=True), "
                         f"which runs nothing the file names); {_HINT}") from exc
-    except (OSError, RuntimeError) as exc:
+    except Exception as exc:  # any file can be named: torch.load meets text or HTML as KeyError, EOFError, ...
         raise LoraError(f"{path} could not be read as a LoRA file ({type(exc).__name__}: {exc}); {_HINT}") from exc
     if not isinstance(state, dict):
         raise LoraError(f"{path} holds a {type(state).__name__}, not a state dict of LoRA tensors")

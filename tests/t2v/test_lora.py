@@ -180,6 +180,15 @@ def test_a_pickled_lora_reads_as_its_safetensors_and_runs_nothing(plain, full_lo
         read_lora(tmp_path / "code.bin", plain.config)
 
 
+
+@pytest.mark.parametrize("content", [b"", b"hi", b"<!doctype html><title>404</title>", bytes(range(256))])
+def test_a_bin_that_is_not_a_pickle_at_all_is_one_lora_error(plain, tmp_path, content):
+    """A failed download saved under the LoRA's name: torch.load fails with KeyError, EOFError, ... on such bytes."""
+    (tmp_path / "style.bin").write_bytes(content)
+    with pytest.raises(LoraError, match=r"style\.bin (could not be read as a LoRA file|is empty|is not a plain)"):
+        read_lora(tmp_path / "style.bin", plain.config)
+
+
 def test_switching_styles_and_removing_them_restores_every_weight_bit_for_bit(ours, theirs, full_lora, tmp_path):
     before = _weights(ours)
     ours.load_lora(full_lora, "a")
