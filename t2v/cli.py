@@ -22,12 +22,13 @@ from t2v.config import TINY_RANDOM, ModelConfig, SamplerDefaults
 from t2v.errors import InvalidRequest, T2VError
 from t2v.loader import convert, load_pipeline
 from t2v.request import GenerationRequest, check_value
-from t2v.video import encode_mp4
+from t2v.video import encode_mp4, write_mp4
 from t2v.weights.files import OFFICIAL_REPO
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = SamplerDefaults()
+DEFAULT_OUTPUT = Path("video.mp4")
 REQUEST_OPTIONS = ("seed", "steps", "guidance", "frames", "width", "height", "fps", "sampler")  # → request fields
 
 
@@ -82,7 +83,9 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("prompt", nargs="?", help='what to show, e.g. "A panda eating bamboo on a rock."')
     p.add_argument("--prompt", dest="prompt_option", default=None, metavar="PROMPT",
                    help="the prompt as an option instead (as other text-to-video scripts take it)")
-    p.add_argument("-o", "--output", type=_path, default=Path("video.mp4"), help="MP4 file to write")
+    p.add_argument("-o", "--output", type=_path, default=None,
+                   help=f"MP4 file to write (default: {DEFAULT_OUTPUT}, or the first free {DEFAULT_OUTPUT.stem}-N.mp4)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (else it is refused)")
     p.add_argument("--model", default=TINY_RANDOM,
                    help=f"ModelScope or diffusers directory, `t2v convert` export, or {TINY_RANDOM} (default; noise)")
     p.add_argument("--negative", default="", help="negative prompt (replaces the empty unconditional prompt)")
@@ -156,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("directory", type=_path)
     d.add_argument("--repo", default=OFFICIAL_REPO, help=f"Hugging Face repo (default {OFFICIAL_REPO})")
     _bench_parser(sub)
+    for command in sub.choices.values():  # -v after the command too, where most people put it
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more")
     return parser
 
 
@@ -210,6 +215,10 @@ def problems(args: argparse.Namespace) -> list[str]:
     if args.command == "generate":
         found.append(_prompt(args))
         found += _values(args, REQUEST_OPTIONS)
+        if args.output is None:
+            args.output = preflight.free_file(DEFAULT_OUTPUT)  # never an earlier run's video
+        elif not args.overwrite:
+            found.append(preflight.not_there("--output", args.output, "--overwrite"))
         found += [preflight.mp4_file("--output", args.output), preflight.model_source("--model", args.model),
                   preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype, args.device)]
         found.append(None if args.lora is None else preflight.lora("--lora", args.lora))
@@ -248,7 +257,7 @@ def generate(args: argparse.Namespace) -> int:
     request = asked.with_defaults(pipe.config)
     with tqdm(total=request.steps, desc="denoising", unit="step") as bar:
         result = pipe.generate(request, on_step=lambda step, total: bar.update(step - bar.n))
-    args.output.write_bytes(encode_mp4(result.frames, request.fps))
+    write_mp4(args.output, encode_mp4(result.frames, request.fps))
     print(f"wrote {args.output} ({request.frames} frames {request.width}x{request.height}, seed {result.seed}, "
           f"{result.timings['total_s']:.1f} s)")
     for note in result.notes:

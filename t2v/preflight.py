@@ -56,6 +56,22 @@ def output_file(option: str, path: Path) -> Problem:
     return _writable(option, path, folder)
 
 
+def not_there(option: str, path: Path, overwrite: str) -> Problem:
+    """A file to write that does not exist yet (nor as a link): nothing of the user's is replaced unasked."""
+    if (path.exists() or path.is_symlink()) and not path.is_dir():  # a folder: output_file says what to do
+        return f"{option} {path}: exists; pass {overwrite} to replace it, or name another file"
+    return None
+
+
+def free_file(path: Path) -> Path:
+    """`path` if nothing is there, else the first free name-2.ext, name-3.ext, ... beside it."""
+    number, free = 1, path
+    while free.exists() or free.is_symlink():
+        number += 1
+        free = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return free
+
+
 def mp4_file(option: str, path: Path) -> Problem:
     """An MP4 file to write (output_file's checks too): the name ends in .mp4, since the file is H.264 in MP4
     whatever its name says (a .gif or .webm name would hold an MP4 that nothing opening it expects)."""

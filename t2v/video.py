@@ -1,8 +1,11 @@
-"""Frames → H.264 (libx264, yuv420p) MP4 bytes with the moov box first, re-encoded smaller to fit an upload limit."""
+"""Frames → H.264 (libx264, yuv420p) MP4 bytes with the moov box first, re-encoded smaller to fit an upload limit;
+written to a file whole or not at all."""
 
 import io
 import logging
+import os
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -124,3 +127,18 @@ def _check_fps(fps: int) -> None:
     low, high = FPS_RANGE
     if isinstance(fps, bool) or not isinstance(fps, int | np.integer) or not low <= fps <= high:
         raise ValueError(f"fps must be an integer from {low} to {high}, got {fps!r}")
+
+
+def write_mp4(path: Path, data: bytes) -> None:
+    """Write an encoded MP4 to `path` whole or not at all: into a file beside it, then renamed over it, so a link at
+    `path` is replaced, never written through, and an interrupted write leaves what was there. Mode 0666 less the
+    umask, as any new file."""
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise

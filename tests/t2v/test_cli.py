@@ -320,3 +320,29 @@ def test_a_lora_for_another_model_is_one_line_after_the_model_loads(tmp_path, ca
     assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--lora", lora]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert "does not fit the model tiny-random: layers whose shapes do not fit their weight: 1 (unet.conv_in: " in line
+
+
+def test_an_existing_output_is_kept_unless_overwrite_and_a_link_is_replaced_not_written_through(tmp_path, capsys):
+    kept = tmp_path / "keep.mp4"
+    kept.write_text("precious")
+    assert main(["generate", "a cat", "-o", str(kept), "--steps", "1"]) == 2
+    assert capsys.readouterr().err == (f"error: --output {kept}: exists; pass --overwrite to replace it, or name "
+                                       "another file\n")
+    assert kept.read_text() == "precious"
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    link = tmp_path / "link.mp4"
+    link.symlink_to(target)
+    assert main(["generate", "a cat", "-o", str(link), "--steps", "1"]) == 2  # a link is refused like a file
+    assert main(["generate", "a cat", "-o", str(link), "--steps", "1", "--overwrite"]) == 0
+    assert target.read_text() == "mine" and not link.is_symlink() and link.read_bytes()[4:8] == b"ftyp"
+    assert main(["generate", "a cat", "-o", str(kept), "--steps", "1", "--overwrite"]) == 0
+    assert kept.read_bytes()[4:8] == b"ftyp" and not list(tmp_path.glob(".*.part"))
+
+
+def test_without_output_each_run_writes_a_new_file_beside_the_last(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(3):
+        assert main(["generate", "a cat", "--steps", "1", "-v"]) == 0  # -v after the command is taken too
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["video-2.mp4", "video-3.mp4", "video.mp4"]
+    assert "wrote video-3.mp4 " in capsys.readouterr().out
