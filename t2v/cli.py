@@ -23,6 +23,7 @@ from t2v.errors import InvalidRequest, T2VError
 from t2v.loader import convert, load_pipeline
 from t2v.request import GenerationRequest, check_value
 from t2v.video import encode_mp4, write_mp4
+from t2v.weights import export
 from t2v.weights.files import OFFICIAL_REPO
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ def _path(value: str) -> Path:
     """A path option's value; an empty one (`-o ""`) would otherwise stand for the current folder."""
     if not value.strip():
         raise argparse.ArgumentTypeError("is empty: name a path")
+    problem = preflight.path_length(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return Path(value)
 
 
@@ -153,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("source", help=f"ModelScope or diffusers directory, export, or {TINY_RANDOM}")
     c.add_argument("destination", type=_path)
     c.add_argument("--dtype", default="float16", help="float16 (default), bfloat16 or float32")
+    c.add_argument("--overwrite", action="store_true", help="replace an export already in the destination")
     for name in ("width", "height", "frames"):
         c.add_argument(f"--{name}", type=int, default=None, help=f"the export's default {name} (see t2v.presets)")
     d = sub.add_parser("download", help="download the published weights (needs internet)")
@@ -223,7 +228,9 @@ def problems(args: argparse.Namespace) -> list[str]:
                   preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype, args.device)]
         found.append(None if args.lora is None else preflight.lora("--lora", args.lora))
     elif args.command == "convert":
-        found += [preflight.model_source("source", args.source), _elsewhere(args.source, args.destination),
+        same = _elsewhere(args.source, args.destination)  # said alone: the files there are the source's
+        found += [preflight.model_source("source", args.source),
+                  same or (None if args.overwrite else _no_export_there(args.destination)),
                   preflight.output_folder("destination", args.destination),
                   preflight.dtype("--dtype", args.dtype), *_values(args, ("width", "height", "frames"))]
     elif args.command == "download":
@@ -237,6 +244,15 @@ def problems(args: argparse.Namespace) -> list[str]:
                      f"--deadline-s {args.deadline_s:g}: must be a positive number of seconds (or left out: no limit)")
         found += _bench_variants(args.variants, args.backend)
     return [problem for problem in found if problem]
+
+
+def _no_export_there(destination: Path) -> str | None:
+    """convert replaces nothing unasked: the files an export writes are not in the destination yet."""
+    there = [name for name in (*export.FILES.values(), export.MANIFEST) if (destination / name).exists()]
+    if there:
+        return (f"destination {destination}: holds {', '.join(there)} already; pass --overwrite to replace them, or "
+                "name a new or empty folder")
+    return None
 
 
 def _elsewhere(source: str, destination: Path) -> str | None:
@@ -312,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return run(args)
+    except KeyboardInterrupt:
+        said = ": nothing was written" if args.command == "generate" else ""  # its MP4 is written whole, at the end
+        print(f"interrupted{said}", file=sys.stderr)
+        return 130
     except (T2VError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

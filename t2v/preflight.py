@@ -12,6 +12,7 @@ import math
 import tempfile
 from pathlib import Path
 
+from t2v.config import TINY_RANDOM
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
 from t2v.loader import DTYPES, FP8, check_source, missing_device
@@ -54,6 +55,19 @@ def output_file(option: str, path: Path) -> Problem:
     if not folder.is_dir():
         return f"{option} {path}: the folder {folder} does not exist; create it first, or name a file elsewhere"
     return _writable(option, path, folder)
+
+
+NAME_MAX, PATH_MAX = 255, 4096  # bytes: Linux's limits on one name and on a whole path
+
+
+def path_length(value: str) -> Problem:
+    """Why a path is longer than the file system takes (every check of it would fail with 'File name too long')."""
+    longest = max(Path(value).parts, key=lambda part: len(part.encode()), default="")
+    if len(longest.encode()) > NAME_MAX:
+        return f"the name {longest[:20]}… is {len(longest.encode())} bytes long; file systems take {NAME_MAX} at most"
+    if len(value.encode()) > PATH_MAX:
+        return f"is {len(value.encode())} bytes long; paths may be {PATH_MAX} at most"
+    return None
 
 
 def not_there(option: str, path: Path, overwrite: str) -> Problem:
@@ -126,6 +140,11 @@ def dtype(option: str, name: str | None, device_name: str | None = None) -> Prob
 def model_source(option: str, source: str) -> Problem:
     """A model source whose layout is known, whose configuration reads and whose weight files are there and not
     empty (their contents are read, and checked, when it loads)."""
+    if not source.strip():
+        return f"{option} is empty: name a model folder, or {TINY_RANDOM}"
+    problem = path_length(source)
+    if problem is not None:
+        return f"{option} {source[:40]}…: {problem}"
     try:
         check_source(source)
     except WeightsError as exc:
@@ -150,6 +169,11 @@ def split_lora(value: str) -> tuple[Path, float]:
 def lora(option: str, value: str) -> Problem:
     """A LoRA file this process may read (for a folder: diffusers' file in it) whose keys name LoRA weights, and
     a finite scale; whether it fits the model is known once the model is loaded (t2v.weights.lora)."""
+    if not value.strip():
+        return f"{option} is empty: name a LoRA .safetensors file, or leave {option} out"
+    problem = path_length(value)
+    if problem is not None:
+        return f"{option} {value[:40]}…: {problem}"
     try:
         path, scale = split_lora(value)
     except ValueError as exc:

@@ -201,6 +201,18 @@ def test_convert_refuses_to_write_the_export_over_its_source(tmp_path, capsys):
         f"error: destination {with_dots}: is the source; name another folder for the export"]
 
 
+def test_convert_replaces_an_earlier_export_only_when_asked(tmp_path, capsys):
+    assert main(["convert", "tiny-random", str(tmp_path / "export")]) == 0
+    (tmp_path / "export" / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["convert", "tiny-random", str(tmp_path / "export")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: destination {tmp_path / 'export'}: holds unet.safetensors, vae.safetensors, text_encoder.safetensors, "
+        "t2v_model.json already; pass --overwrite to replace them, or name a new or empty folder\n")
+    assert main(["convert", "tiny-random", str(tmp_path / "export"), "--overwrite"]) == 0
+    assert (tmp_path / "export" / "notes.txt").read_text() == "mine"
+
+
 def test_argparse_errors_are_one_line_with_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["generate", "a cat", "--steps", "many"])
