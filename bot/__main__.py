@@ -24,9 +24,23 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 QUIET_LOGGERS = ("alembic.runtime.plugins",)  # seven "setup plugin ..." lines at INFO on every start; kept at WARNING
 
 
-def main() -> int:
+USAGE = """usage: python -m bot
+
+Runs the Discord bot until SIGTERM or Ctrl-C. It takes no arguments: its settings come from environment variables
+and a .env file in the working directory (every setting, its default and its range: .env.example; how to run it:
+README.md). Exit status: 0 after a clean stop, 1 when the database or Discord stayed out of reach, 2 when a setting
+is wrong (one line each)."""
+
+
+def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 after a clean stop, 1 when a service stayed out of reach (or a GPU worker got stuck), 2 with
     one line per problem when the settings are wrong."""
+    if argv:
+        asked = argv[0] in ("-h", "--help")
+        print(USAGE if asked else f"error: python -m bot takes no arguments (got {' '.join(argv)}); set its "
+              "settings in the environment or .env (see .env.example), or run python -m bot --help",
+              file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     signal.signal(signal.SIGTERM, _stop_before_running)
     signal.signal(signal.SIGINT, _stop_before_running)  # Ctrl-C too, until the event loop handles both
     unreadable = env_file_problems()
@@ -90,4 +104,4 @@ def _stop_before_running(signum: int, frame: FrameType | None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

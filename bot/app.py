@@ -86,8 +86,10 @@ async def reach_database(engine: AsyncEngine, settings: Settings, retry: Retry) 
         await retry(lambda: check_connection(engine), what=f"the database at {shown}", check=check,
                     transient=lambda error: error.reason if isinstance(error, DatabaseUnreachable) else None)
     except DatabaseRefused as error:
-        raise SettingsError([f"DATABASE_URL={shown}: the database refused the connection: {error.reason}; check the "
-                             "user, the password and the database name in it"]) from None
+        what = ("that the file is the bot's SQLite database (or a new name, for a new one), not another kind of "
+                "file" if url.sqlite_file is not None else "the user, the password and the database name in it")
+        raise SettingsError([f"DATABASE_URL={shown}: the database refused the connection: {error.reason}; check "
+                             f"{what}"]) from None
 
 
 async def serve(settings: Settings, engine: AsyncEngine, stop: Stop) -> int:

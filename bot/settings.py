@@ -32,6 +32,8 @@ DTYPE_SHORT = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # as `
 EXECUTORS = ("local", "ray")  # T2V_EXECUTOR: threads in this process, or actors of a Ray cluster
 OPTIMIZE = ("auto", "on", "off")  # T2V_OPTIMIZE: t2v.fast on CUDA devices only, everywhere, or nowhere
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "ERR": "ERROR", "INFORMATION": "INFO", "TRACE": "DEBUG"}
+SNOWFLAKE_MAX = 2**63 - 1
 QUOTA_PERIODS = ("hour", "day", "week", "month")  # calendar periods in UTC (weeks start on Monday)
 MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
 QUOTES = "\"'`"
@@ -63,7 +65,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_steps": LIMITS["steps"],
     "max_frames": LIMITS["frames"],
     "status_edit_interval_s": (1.0, 60.0),
-    "token_fallback_after_s": (1.0, TOKEN_LIFETIME_S),
+    "token_fallback_after_s": (1.0, TOKEN_LIFETIME_S - 10.0),  # an edit at 900 s itself would meet a dead token
     "quota_default": (0, MAX_QUOTA),
     "gallery_port": (1, 65535),
     "health_port": (1, 65535),
@@ -77,6 +79,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "batch_max": (1, 16),
     "startup_retry_s": (0.0, 3600.0),
     "discord_login_timeout_s": (0.1, 600.0),
+    "discord_guild_id": (1, SNOWFLAKE_MAX),  # Discord's ids are positive 64-bit numbers; 0 is no server's
+    "mod_role_id": (1, SNOWFLAKE_MAX),
+    "showcase_channel_id": (1, SNOWFLAKE_MAX),
 }
 ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
     "discord_api_base": (("https", "http"), "https://discord-proxy.internal/api/v10"),
@@ -304,7 +309,9 @@ class Settings(BaseSettings):
     def _level_is_known(cls, level: str) -> str:
         """One of LOG_LEVELS, any case."""
         if level.strip().upper() not in LOG_LEVELS:
-            raise _problem(f"LOG_LEVEL={level} is not one of {', '.join(LOG_LEVELS)}")
+            alias = LEVEL_ALIASES.get(level.strip().upper())
+            hint = f"; did you mean {alias}?" if alias else ""
+            raise _problem(f"LOG_LEVEL={level} is not one of {', '.join(LOG_LEVELS)}{hint}")
         return level.strip().upper()
 
     @field_validator("quota_period")

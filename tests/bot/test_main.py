@@ -116,3 +116,13 @@ async def test_run_wires_the_whole_bot_and_stops_on_sigterm(fake_discord, tmp_pa
     await engine.dispose()
     assert {"video", "queue", "cancel", "quota", "videomod"} <= {c["name"] for c in fake.guild_commands[fake.guild.id]}
     assert result.attachments[0].content_type == "video/mp4" and job.state == JobState.DONE
+
+
+def test_python_m_bot_help_says_where_settings_come_from_and_arguments_are_refused(capsys):
+    from bot.__main__ import main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m bot") and ".env.example" in out
+    assert main(["--token", "x"]) == 2
+    assert capsys.readouterr().err.startswith("error: python -m bot takes no arguments (got --token x); set its")

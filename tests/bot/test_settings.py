@@ -291,3 +291,15 @@ def test_an_env_file_the_bot_cannot_read_whole_is_named_with_what_to_do(tmp_path
     [line] = env_file_problems(str(env))
     assert line.startswith(f"{env}: permission denied for user ") and line.endswith("set the variables in the "
                                                                                       "environment")
+
+
+@pytest.mark.parametrize(("env", "line"), [
+    ({"DISCORD_GUILD_ID": "0"}, "DISCORD_GUILD_ID=0 is outside 1..9223372036854775807"),
+    ({"MOD_ROLE_ID": "-1"}, "MOD_ROLE_ID=-1 is outside 1..9223372036854775807"),
+    ({"SHOWCASE_CHANNEL_ID": "0"}, "SHOWCASE_CHANNEL_ID=0 is outside 1..9223372036854775807"),
+    ({"TOKEN_FALLBACK_AFTER_S": "900"}, "TOKEN_FALLBACK_AFTER_S=900.0 is outside 1.0..890.0"),
+    ({"LOG_LEVEL": "warn"},
+     "LOG_LEVEL=warn is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL; did you mean WARNING?"),
+])
+def test_ids_no_server_has_a_token_edit_at_its_death_and_a_level_alias_are_refused_helpfully(env, line):
+    assert problems({**VALID, **env}) == [line]
