@@ -187,6 +187,7 @@ class RayExecutor(ExecutorBase):
         self._tasks: set[asyncio.Task[None]] = set()
         self._owns_ray = False
         self._factory_ref: Any = None
+        self._joining: asyncio.Future[None] | None = None  # ray.init's answer while start() waits for it
 
     @classmethod
     def from_settings(cls, settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> RayExecutor:
@@ -205,6 +206,9 @@ class RayExecutor(ExecutorBase):
             try:
                 await self._join_cluster()
             except Exception as error:
+                if self._closed:  # a stop (SIGTERM) while Ray had not answered: nothing to report
+                    log.info("stopped before Ray answered")
+                    return
                 where = f"the Ray cluster at {self._address}" if self._address else "a local Ray"
                 self.load_error = RuntimeError(f"could not start or join {where} (RAY_ADDRESS): {error}")
                 log.error("%s", self.load_error)
@@ -232,6 +236,7 @@ class RayExecutor(ExecutorBase):
         where nothing answers, and a thread still waiting must not keep the bot from exiting."""
         assert self._loop is not None
         joined: asyncio.Future[None] = self._loop.create_future()
+        self._joining = joined
 
         def join() -> None:
             try:
@@ -283,6 +288,8 @@ class RayExecutor(ExecutorBase):
         if self._closed:
             return
         self._closed = True
+        if self._joining is not None and not self._joining.done():  # start() waits up to CONNECT_TIMEOUT_S: end it
+            self._joining.set_exception(RuntimeError("the bot is stopping"))
         if self._tasks:
             await asyncio.wait(set(self._tasks))
         for worker in self._workers:

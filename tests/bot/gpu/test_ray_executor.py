@@ -266,3 +266,18 @@ async def test_a_ray_cluster_that_cannot_be_joined_leaves_generation_off_with_th
     assert "the Ray cluster at ray://nowhere:10001 (RAY_ADDRESS): refused" in str(refusing.load_error)
     with pytest.raises(ServiceUnavailable, match="could not start or join"):
         refusing.submit(lambda models, progress, cancel: None)
+
+
+async def test_a_stop_while_ray_has_not_answered_ends_the_wait_at_once(monkeypatch):
+    """SIGTERM during the join (CONNECT_TIMEOUT_S, two minutes) stops the bot now, not when the wait ends."""
+    never = threading.Event()
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: never.wait())
+    executor = RayExecutor(ModelSource(TINY_RANDOM), address="10.0.0.9:6379")
+    starting = asyncio.create_task(executor.start())
+    while executor._joining is None:
+        await asyncio.sleep(0)  # until start() waits on Ray's answer
+    await executor.close()
+    await asyncio.wait_for(starting, 5)  # the join's own limit is 120 s
+    assert executor.load_error is None and executor.workers == 0
+    never.set()
