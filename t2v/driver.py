@@ -116,17 +116,21 @@ class PipelineBase:
         log.info("generated %s: %d × %d frames %dx%d in %.2f s (seeds %s)", plan.what, len(requests),
                  len(frames[0]), first.width, first.height, timings["total_s"], seeds)
         final = final.cpu()
+        n = len(requests)
         return [GenerationResult(frames[i], seeds[i], dict(timings), truncated[i], self.config.is_random,
-                                 final[i:i + 1]) for i in range(len(requests))]
+                                 final[i:i + 1], negative_truncated=truncated[n + i],
+                                 negative_unused=bool(r.negative_prompt.strip()) and r.guidance == 1.0)
+                for i, r in enumerate(requests)]
 
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str], negatives: list[str]) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        """(cond [n, 77, d], uncond [n, 77, d], truncated per prompt) from one text-encoder call."""
+        """(cond [n, 77, d], uncond [n, 77, d], whether each was truncated: the n prompts', then the n negatives')
+        from one text-encoder call."""
         tokens = self.tokenizer([*prompts, *negatives])
         with self._resident(self.text_encoder):
             emb = (self.text_call or self.text_encoder)(tokens.ids.to(self._device_of(self.text_encoder)))
         emb = emb.to(self.device, self.dtype)
-        return emb[:len(prompts)], emb[len(prompts):], tokens.truncated[:len(prompts)]
+        return emb[:len(prompts)], emb[len(prompts):], tokens.truncated
 
     def noise(self, seeds: list[int], frames: int, height: int, width: int, supplied: torch.Tensor | None = None,
               name: str = "latents") -> torch.Tensor:

@@ -99,6 +99,8 @@ class GenerationResult:
     prompt_truncated: bool = False
     is_noise: bool = False
     latents: torch.Tensor | None = field(default=None, repr=False)
+    negative_truncated: bool = False
+    negative_unused: bool = False  # a negative prompt at guidance 1: only the prompt's pass runs
 
     @property
     def notes(self) -> list[str]:
@@ -106,6 +108,11 @@ class GenerationResult:
         notes = []
         if self.prompt_truncated:
             notes.append("the prompt was longer than 77 CLIP tokens and was truncated")
+        if self.negative_truncated:
+            notes.append("the negative prompt was longer than 77 CLIP tokens and was truncated")
+        if self.negative_unused:
+            notes.append("the negative prompt has no effect at guidance 1 (only the prompt's pass runs); raise the "
+                         "guidance to use it")
         if self.is_noise:
             notes.append("this model has random weights (tiny-random preset): the video is noise")
         return notes

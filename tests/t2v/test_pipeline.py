@@ -182,3 +182,14 @@ def test_ddim_sends_its_schedule_values_once_and_equals_a_cast_per_value_bit_for
         got = sample_ddim(model, x.clone(), schedule, timesteps)
     assert copies.count == 1
     assert torch.equal(got, _ddim_with_a_copy_per_value(model, x.clone(), schedule, timesteps))
+
+
+def test_a_negative_prompt_too_long_or_without_effect_is_noted(tiny_pipe):
+    long_negative = " ".join(["blurry"] * 100)
+    noted = tiny_pipe.generate(GenerationRequest("a cat", long_negative, steps=1, seed=1)).notes
+    assert "the negative prompt was longer than 77 CLIP tokens and was truncated" in noted
+    assert not any("prompt was longer" in note and "negative" not in note for note in noted)
+    unused = tiny_pipe.generate(GenerationRequest("a cat", "blurry", steps=1, seed=1, guidance=1.0)).notes
+    assert any(note.startswith("the negative prompt has no effect at guidance 1") for note in unused)
+    assert not any("negative" in note for note in tiny_pipe.generate(GenerationRequest("a cat", "", steps=1,
+                                                                                        guidance=1.0)).notes)
