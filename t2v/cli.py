@@ -20,6 +20,7 @@ from t2v import preflight
 from t2v.bench import KERNEL_CHECKS
 from t2v.config import TINY_RANDOM, ModelConfig, SamplerDefaults
 from t2v.errors import InvalidRequest, T2VError
+from t2v.kernels import fp8
 from t2v.loader import convert, load_pipeline
 from t2v.request import GenerationRequest, check_value
 from t2v.video import encode_mp4, write_mp4
@@ -182,14 +183,16 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     return problems
 
 
-def _bench_variants(names: list[str], backend: str) -> list[str]:
-    """One line per --variants name the benchmark has no variant for, or that `backend` cannot run."""
+def _bench_variants(names: list[str], backend: str, device: str) -> list[str]:
+    """One line per --variants name the benchmark has no variant for, or that `backend` or `device` cannot run."""
     from t2v.bench.sections import VARIANTS
 
     problems = []
     for name in names:
         if name not in VARIANTS:
             problems.append(f"--variants {name}: not a variant; use any of {', '.join(VARIANTS)}")
+        elif name.startswith("fp8") and preflight.device("--device", device) is None and fp8.unavailable(device):
+            problems.append(f"--variants {name}: {fp8.unavailable(device)}")
         elif (VARIANTS[name][1] or {}).get("autotune") and backend != "inductor":
             problems.append(f"--variants {name}: sets inductor's autotuning, so it needs --backend inductor (got "
                             f"{backend})")
@@ -242,7 +245,9 @@ def problems(args: argparse.Namespace) -> list[str]:
         found.append(None if args.repeats >= 1 else f"--repeats {args.repeats}: must be at least 1")
         found.append(None if args.deadline_s is None or args.deadline_s > 0 else
                      f"--deadline-s {args.deadline_s:g}: must be a positive number of seconds (or left out: no limit)")
-        found += _bench_variants(args.variants, args.backend)
+        found += _bench_variants(args.variants, args.backend, args.device)
+        found.append("--cold-start-only and --no-cold-start: the one measurement asked for is the one left out; "
+                     "give one of them" if args.cold_start_only and not args.cold_start else None)
     return [problem for problem in found if problem]
 
 
