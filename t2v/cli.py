@@ -177,7 +177,8 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
         value = getattr(args, name)
         if value is not None:
             try:
-                check_value(name, value, shown=f"--{name} {value}")
+                shown = value if not isinstance(value, str) or value.strip() else repr(value)  # '' shows as ''
+                check_value(name, value, shown=f"--{name} {shown}")
             except InvalidRequest as exc:
                 problems.append(str(exc))
     return problems

@@ -46,7 +46,7 @@ def missing_device(name: str | torch.device, cpu: str = "device='cpu'") -> str |
     except (RuntimeError, TypeError):
         return "not a device name; use cpu, cuda or cuda:N"
     if dev.type == "cpu":
-        return None
+        return None if dev.index in (None, 0) else "the CPU has no numbered devices; use cpu"
     if dev.type != "cuda":
         return f"t2v runs on cpu or cuda (cuda:N), not on {dev.type}"
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -117,7 +117,7 @@ def compile_backend(option: str, name: str) -> Problem:
 def device(option: str, name: str) -> Problem:
     """A device t2v runs on here: cpu, or cuda / cuda:N with that GPU present."""
     problem = missing_device(name, f"{option} cpu")
-    return None if problem is None else f"{option} {name}: {problem}"
+    return None if problem is None else f"{option} {name or repr(name)}: {problem}"
 
 
 def dtype(option: str, name: str | None, device_name: str | None = None) -> Problem:

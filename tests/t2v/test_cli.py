@@ -358,3 +358,15 @@ def test_without_output_each_run_writes_a_new_file_beside_the_last(tmp_path, mon
         assert main(["generate", "a cat", "--steps", "1", "-v"]) == 0  # -v after the command is taken too
     assert sorted(path.name for path in tmp_path.iterdir()) == ["video-2.mp4", "video-3.mp4", "video.mp4"]
     assert "wrote video-3.mp4 " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--sampler", ""], "error: --sampler '' is not one of ddim, dpmpp-2m"),
+    (["--device", ""], "error: --device '': not a device name; use cpu, cuda or cuda:N"),
+    (["--device", "cpu:5"], "error: --device cpu:5: the CPU has no numbered devices; use cpu"),
+    (["--model", ""], "error: --model is empty: name a model folder, or tiny-random"),
+    (["--lora", " "], "error: --lora is empty: name a LoRA .safetensors file, or leave --lora out"),
+])
+def test_empty_and_impossible_values_are_shown_as_such(tmp_path, capsys, argv, line):
+    assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), *argv]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
