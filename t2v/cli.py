@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.metadata
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -56,6 +58,22 @@ class _Parser(argparse.ArgumentParser):
     def _commands(self) -> dict[str, argparse.ArgumentParser]:
         subparsers = [action for action in self._actions if isinstance(action, argparse._SubParsersAction)]
         return dict(subparsers[0].choices) if subparsers else {}
+
+
+def _version() -> str:
+    """The installed project's version (a checkout run without installing has none)."""
+    try:
+        return importlib.metadata.version("videobot")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def _repo(value: str) -> str:
+    """A Hugging Face repo id: owner/name."""
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", value.strip()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Hugging Face repo id; write it as owner/name, e.g. "
+                                         f"{OFFICIAL_REPO}")
+    return value.strip()
 
 
 def _path(value: str) -> Path:
@@ -152,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with its four sub-commands."""
     parser = _Parser(prog="python -m t2v", description="ModelScope text-to-video")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _generate_parser(sub)
     c = sub.add_parser("convert", help="write a model as fp16 safetensors (memory-mapped, fast to load)")
@@ -163,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument(f"--{name}", type=int, default=None, help=f"the export's default {name} (see t2v.presets)")
     d = sub.add_parser("download", help="download the published weights (needs internet)")
     d.add_argument("directory", type=_path)
-    d.add_argument("--repo", default=OFFICIAL_REPO, help=f"Hugging Face repo (default {OFFICIAL_REPO})")
+    d.add_argument("--repo", type=_repo, default=OFFICIAL_REPO, help=f"Hugging Face repo (default {OFFICIAL_REPO})")
     _bench_parser(sub)
     for command in sub.choices.values():  # -v after the command too, where most people put it
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more")
@@ -296,10 +315,11 @@ def download(directory: Path, repo: str) -> int:
         path = snapshot_download(repo_id=repo, local_dir=directory)
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
         said = " ".join(str(exc).split())  # the Hub's messages run over several lines
+        files = ("the four files (configuration.json, text2video_pytorch_model.pth, VQGAN_autoencoder.pth, "
+                 "open_clip_pytorch_model.bin)" if repo == OFFICIAL_REPO else "the repository's files, in its layout")
         print(f"error: could not download {repo} from the Hugging Face Hub ({type(exc).__name__}: {said}). This "
-              "needs internet access; on a machine without it, copy the four files (configuration.json, "
-              "text2video_pytorch_model.pth, VQGAN_autoencoder.pth, open_clip_pytorch_model.bin) into "
-              f"{directory} by hand.", file=sys.stderr)
+              f"needs internet access; on a machine without it, copy {files} into {directory} by hand.",
+              file=sys.stderr)
         return 1
     print(f"downloaded {repo} to {path}")
     return 0

@@ -370,3 +370,14 @@ def test_without_output_each_run_writes_a_new_file_beside_the_last(tmp_path, mon
 def test_empty_and_impossible_values_are_shown_as_such(tmp_path, capsys, argv, line):
     assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), *argv]) == 2
     assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_version_and_a_repo_that_is_no_repo_id(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("python -m t2v ")
+    with pytest.raises(SystemExit) as exit_:
+        main(["download", "weights", "--repo", "not a repo"])
+    assert exit_.value.code == 2 and capsys.readouterr().err == (
+        "error: argument --repo: 'not a repo' is not a Hugging Face repo id; write it as owner/name, e.g. "
+        "ali-vilab/modelscope-damo-text-to-video-synthesis\n")
