@@ -15,13 +15,13 @@ from bot.moderation.denylist_edits import DenylistEditor, PromptTest, list_name
 from bot.moderation.policy import CATEGORIES, CATEGORY_TEXT, DenylistEntry
 from bot.moderation.policy.entries import Kind
 from bot.moderation.rules import inert
+from bot.ui.cogs import MAX_CHOICES
 from bot.ui.replies import QUIET
 from storage import GLOBAL
 
 log = logging.getLogger(__name__)
 
 MESSAGE_CHARS = 1900  # a longer list is sent as a file
-MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 Pattern = app_commands.Range[str, 1, 200]  # a denylist pattern or an allowlist phrase, as the commands take it
 PATTERN_HELP = "A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, moon landing + staged"
 CATEGORY_HELP = "The policy category the refusal names"

@@ -17,6 +17,7 @@ from discord import app_commands
 
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
+from bot.ui.cogs import MAX_DISCORD_INT
 from bot.ui.permissions import AnyChannel, check_moderator, own_channel, server
 from bot.ui.replies import answer_privately
 from bot.ui.showcase import Showcase
@@ -26,7 +27,6 @@ from storage import ShowcaseRecord
 log = logging.getLogger(__name__)
 
 PENDING_SHOWN = 15  # nominations listed by `/videomod showcase pending`
-MAX_JOB_ID = 2**53 - 1
 REASON_CHARS = 300
 
 
@@ -67,7 +67,7 @@ class ShowcaseGroup(app_commands.Group):
 
     @app_commands.command(name="approve", description="Show a nominated video in the showcase and the gallery")
     @app_commands.describe(job="The job number of the nominated video")
-    async def approve(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_JOB_ID]) -> None:
+    async def approve(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_DISCORD_INT]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         entry = await self.showcase.repo.decide(job, guild_id=server(interaction), approve=True,
                                                 moderator_id=interaction.user.id)
@@ -77,7 +77,7 @@ class ShowcaseGroup(app_commands.Group):
 
     @app_commands.command(name="reject", description="Turn down a nominated video")
     @app_commands.describe(job="The job number of the nominated video", reason="Why (kept in the database)")
-    async def reject(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_JOB_ID],
+    async def reject(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_DISCORD_INT],
                      reason: app_commands.Range[str, 1, REASON_CHARS] | None = None) -> None:
         await self.showcase.repo.decide(job, guild_id=server(interaction), approve=False,
                                         moderator_id=interaction.user.id, reason=reason)

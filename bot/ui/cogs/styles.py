@@ -18,13 +18,13 @@ from bot.moderation.rules import Moderation
 from bot.moderation.servers import ServerSettings
 from bot.moderation.styles import ServerStyles
 from bot.settings import Settings
+from bot.ui.cogs import MAX_CHOICES
 from bot.ui.permissions import check_moderator, server
 from bot.ui.replies import reply
 from bot.ui.text import shown
 
 log = logging.getLogger(__name__)
 
-MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 
 
 @app_commands.guild_only()

@@ -18,6 +18,7 @@ from bot.jobs.spec import JobSpec, Requester
 from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.servers import MAX_NEGATIVE_CHARS, Presets, ServerSettings
 from bot.settings import Settings
+from bot.ui.cogs import MAX_CHOICES, MAX_DISCORD_INT
 from bot.ui.delivery import Delivery
 from bot.ui.replies import answer_error, answer_refusal, handler
 from bot.ui.status import eta_words, settings_line
@@ -28,8 +29,6 @@ from t2v.request import LIMITS, SAMPLER_NAMES
 
 log = logging.getLogger(__name__)
 
-MAX_DISCORD_INT = 2**53 - 1  # Discord's integer options are limited to ±2^53
-MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 QUEUE_SHOWN = 10  # jobs listed by /queue
 VIDEO_COG = "Video"
 SAMPLER_WORDS = {"ddim": "DDIM (ModelScope's)", "dpmpp-2m": "DPM-Solver++ 2M (good at 20–25 steps)"}  # t2v's names
