@@ -15,8 +15,9 @@ from bot.gpu.executor import CancelToken, GPUExecutor, devices_for
 WAIT = 5.0  # seconds before a test that should never wait this long fails instead of hanging
 
 
-class FakePipeline:
-    """Stands in for t2v.VideoPipeline: remembers its device and the thread that built it."""
+class DevicePipeline:
+    """Stands in for t2v.VideoPipeline where only its device and building thread matter (tests.bot.helpers.FakePipeline
+    renders)."""
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -27,10 +28,10 @@ class Factory:
     """Pipeline factory that records every call."""
 
     def __init__(self) -> None:
-        self.built: list[FakePipeline] = []
+        self.built: list[DevicePipeline] = []
 
-    def __call__(self, device: str) -> FakePipeline:
-        pipeline = FakePipeline(device)
+    def __call__(self, device: str) -> DevicePipeline:
+        pipeline = DevicePipeline(device)
         self.built.append(pipeline)
         return pipeline
 
@@ -175,10 +176,10 @@ async def test_a_model_that_fails_to_load_makes_the_service_unavailable_with_the
 
 
 async def test_one_failed_device_leaves_the_others_serving(make_executor):
-    def factory(device: str) -> FakePipeline:
+    def factory(device: str) -> DevicePipeline:
         if device == "cuda:1":
             raise RuntimeError("no such GPU")
-        return FakePipeline(device)
+        return DevicePipeline(device)
 
     executor = await make_executor(["cuda:0", "cuda:1"], factory)
     assert executor.load_error is None
