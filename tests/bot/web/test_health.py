@@ -174,32 +174,19 @@ async def fetch(url: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-async def test_a_taken_port_is_logged_and_the_bot_runs_on_without_health(tmp_path: Path, caplog):
+@pytest.mark.parametrize(("site", "what"), [("health", "/healthz and /metrics are"), ("gallery", "the gallery is")])
+async def test_a_taken_port_is_logged_and_the_bot_runs_on_without_that_site(tmp_path: Path, caplog, site, what):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", health_enabled=1,
-                                health_port=taken.getsockname()[1])
+        port = taken.getsockname()[1]
+        settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", **{f"{site}_enabled": 1,
+                                                                                 f"{site}_port": port})
         sites = await start_sites(settings, SimpleNamespace(media=None), None, Health(Client(), Metrics()))  # type: ignore[arg-type]
 
     assert sites == []
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert record.getMessage().startswith(f"/healthz and /metrics are not served: cannot listen on 127.0.0.1:"
-                                          f"{settings.health_port}")
-
-
-async def test_a_gallery_port_taken_is_logged_and_the_bot_runs_on_without_the_gallery(tmp_path: Path, caplog):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", gallery_enabled=1,
-                                gallery_port=taken.getsockname()[1])
-        sites = await start_sites(settings, SimpleNamespace(media=None), None, Health(Client(), Metrics()))  # type: ignore[arg-type]
-
-    assert sites == []
-    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert record.getMessage().startswith(f"the gallery is not served: cannot listen on 127.0.0.1:"
-                                          f"{settings.gallery_port}")
+    assert record.getMessage().startswith(f"{what} not served: cannot listen on 127.0.0.1:{port}")
 
 
 class Notifying(logging.Handler):
