@@ -92,7 +92,12 @@ def _unrecognized(extras: list[str], known: list[str], prompt: str | None) -> st
     options = [extra.split("=", 1)[0] for extra in extras if extra.startswith("-")]
     if options:
         guesses = {option: difflib.get_close_matches(option, known, n=1, cutoff=0.6) for option in options}
-        said = "; ".join(f"{option}: did you mean {guess[0]}?" if guess else f"{option}: no such option"
+        def unknown(option: str) -> str:  # a word after one dash, and no prompt yet: perhaps the prompt itself
+            if "--prompt" in known and prompt is None and not option.startswith("--"):
+                return f"no such option (a prompt that starts with '-' is given as --prompt=\"{option}\")"
+            return "no such option"
+
+        said = "; ".join(f"{option}: did you mean {guess[0]}?" if guess else f"{option}: {unknown(option)}"
                          for option, guess in guesses.items())
         return f"unrecognized option{'s' if len(options) > 1 else ''}: {said} (see --help)"
     words = " ".join(extras)

@@ -381,3 +381,12 @@ def test_version_and_a_repo_that_is_no_repo_id(capsys):
     assert exit_.value.code == 2 and capsys.readouterr().err == (
         "error: argument --repo: 'not a repo' is not a Hugging Face repo id; write it as owner/name, e.g. "
         "ali-vilab/modelscope-damo-text-to-video-synthesis\n")
+
+
+def test_a_prompt_that_starts_with_a_dash_is_shown_how_to_give_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "-cat", "-o", str(tmp_path / "x.mp4")])
+    said = capsys.readouterr().err
+    assert exit_.value.code == 2 and said == ("error: unrecognized option: -cat: no such option (a prompt that starts "
+                                              "with '-' is given as --prompt=\"-cat\") (see --help)\n")
+    assert main(["generate", "--prompt=-cat", "-o", str(tmp_path / "x.mp4"), "--steps", "1"]) == 0
