@@ -133,7 +133,8 @@ def write_mp4(path: Path, data: bytes) -> None:
     """Write an encoded MP4 to `path` whole or not at all: into a file beside it, then renamed over it, so a link at
     `path` is replaced, never written through, and an interrupted write leaves what was there. Mode 0666 less the
     umask, as any new file."""
-    part = path.with_name(f".{path.name[:200]}.{os.getpid()}.part")  # within a file system's 255 bytes a name
+    stem = path.name.encode()[:200].decode(errors="ignore")  # the name within a file system's 255 bytes
+    part = path.with_name(f".{stem}.{os.getpid()}.part")
     try:
         descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(descriptor, "wb") as file:
