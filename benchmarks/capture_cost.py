@@ -53,6 +53,7 @@ MODES = {"search": (True, 10, False), "search-all": (True, 0, False), "heuristic
 COMPILED = (16, 256, 256)  # the shape the compile thread works on in "beside-compile" (none of SHAPES)
 
 
+MAX_SWITCH_US = 1e5  # CPython's own default is 5,000 µs
 COMPILE_WAIT_S = 200.0  # after the last shape, how long "beside-compile" waits for its compile to end
 
 
@@ -162,7 +163,8 @@ def main() -> None:
                       metavar="US", help="the compile thread's GIL switch interval(s) for beside-compile, in "
                       f"microseconds (the bot's: {1e6 * COMPILE_SWITCH_INTERVAL_S:g})")
     args = probes.parse(made, lambda args: [
-        *(f"--switch-us {us:g}: give an interval of at least 1 microsecond" for us in args.switch_us if not us >= 1),
+        *(f"--switch-us {us:g}: give an interval from 1 to {MAX_SWITCH_US:g} microseconds" for us in args.switch_us
+          if not 1 <= us <= MAX_SWITCH_US),
         None if torch.cuda.is_available() else "needs a CUDA GPU: it times CUDA graph captures and cuDNN's search"])
     if args.child is not None:
         probes.report(measure(args.child, args.switch_us[0] / 1e6), args.out)

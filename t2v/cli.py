@@ -28,6 +28,7 @@ from t2v.request import GenerationRequest, check_value
 from t2v.video import encode_mp4, write_mp4
 from t2v.weights import export
 from t2v.weights.files import OFFICIAL_REPO
+from t2v.weights.modelscope import DEFAULT_FILES
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +217,9 @@ def _bench_variants(names: list[str], backend: str, device: str) -> list[str]:
     for name in names:
         if name not in VARIANTS:
             problems.append(f"--variants {name}: not a variant; use any of {', '.join(VARIANTS)}")
-        elif name.startswith("fp8") and preflight.device("--device", device) is None and fp8.unavailable(device):
-            problems.append(f"--variants {name}: {fp8.unavailable(device)}")
+        elif name.startswith("fp8") and preflight.device("--device", device) is None and (
+                reason := fp8.unavailable(device)):
+            problems.append(f"--variants {name}: {reason}")
         elif (VARIANTS[name][1] or {}).get("autotune") and backend != "inductor":
             problems.append(f"--variants {name}: sets inductor's autotuning, so it needs --backend inductor (got "
                             f"{backend})")
@@ -320,8 +322,8 @@ def download(directory: Path, repo: str) -> int:
         path = snapshot_download(repo_id=repo, local_dir=directory)
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
         said = " ".join(str(exc).split())  # the Hub's messages run over several lines
-        files = ("the four files (configuration.json, text2video_pytorch_model.pth, VQGAN_autoencoder.pth, "
-                 "open_clip_pytorch_model.bin)" if repo == OFFICIAL_REPO else "the repository's files, in its layout")
+        files = (f"the four files (configuration.json, {', '.join(DEFAULT_FILES.values())})" if repo == OFFICIAL_REPO
+                 else "the repository's files, in its layout")
         print(f"error: could not download {repo} from the Hugging Face Hub ({type(exc).__name__}: {said}). This "
               f"needs internet access; on a machine without it, copy {files} into {directory} by hand.",
               file=sys.stderr)

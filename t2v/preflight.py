@@ -39,10 +39,13 @@ def nearest_folder(path: Path) -> tuple[Path, OSError | None]:
 
 
 def _writable(option: str, value: Path, folder: Path) -> Problem:
-    """Whether this process may create a file in `folder`, an existing folder."""
-    _, error = nearest_folder(folder)
+    """Whether this process may create files where `value` goes: `folder` (or the nearest existing folder above
+    it, where missing ones would be made)."""
+    existing, error = nearest_folder(folder)
+    if isinstance(error, NotADirectoryError):
+        return f"{option} {value}: {existing} is a file, not a folder; name a folder to write into"
     if error is not None:
-        return (f"{option} {value}: cannot write into {folder} as user {current_user()} ({error.strerror}); "
+        return (f"{option} {value}: cannot write into {existing} as user {current_user()} ({error.strerror}); "
                 "name a writable place")
     return None
 
@@ -97,10 +100,7 @@ def mp4_file(option: str, path: Path) -> Problem:
 
 def output_folder(option: str, path: Path) -> Problem:
     """A folder to write into, created with its parents if missing: not a file, under a writable folder."""
-    existing, error = nearest_folder(path)
-    if isinstance(error, NotADirectoryError):
-        return f"{option} {path}: {existing} is a file, not a folder; name a folder to write into"
-    return _writable(option, path, existing)
+    return _writable(option, path, path)
 
 
 def compile_backend(option: str, name: str) -> Problem:

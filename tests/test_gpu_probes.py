@@ -128,4 +128,4 @@ def test_the_capture_cost_probe_runs_beside_compile_once_per_switch_interval_and
 
 def test_the_capture_cost_probe_refuses_a_switch_interval_under_a_microsecond(monkeypatch, capsys):
     assert _refusal(monkeypatch, capsys, "capture_cost.py", "--switch-us", "100", "0.5").endswith(
-        "--switch-us 0.5: give an interval of at least 1 microsecond")
+        "--switch-us 0.5: give an interval from 1 to 100000 microseconds")
