@@ -20,6 +20,7 @@ from t2v.presets import aspect_sizes
 
 if TYPE_CHECKING:
     from t2v.pipeline import VideoPipeline
+    from t2v.request import GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,13 @@ FALLBACK_FRAMES = ModelConfig().frames  # ModelScope's clip length, for models t
 
 @dataclass(frozen=True)
 class Models:
-    """What one GPU worker holds: T2V_MODEL's pipeline, UPSCALE_MODEL's (the upscaler) when one is set, and the
-    styles loaded into T2V_MODEL's pipeline (bot.gpu.styles), by name."""
+    """What one GPU worker holds: T2V_MODEL's pipeline, UPSCALE_MODEL's (the upscaler) when one is set, the styles
+    loaded into T2V_MODEL's pipeline (bot.gpu.styles) by name, and the request it warms up with."""
 
     pipeline: VideoPipeline
     upscaler: VideoPipeline | None = None
     styles: Mapping[str, Style] = field(default_factory=dict)
+    warm_up: GenerationRequest | None = None  # rendered once after loading (bot.gpu.work.warm_up_work); None: none
 
 
 @dataclass(frozen=True)

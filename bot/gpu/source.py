@@ -14,18 +14,21 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bot.gpu.compiles import COMPILES, label
-from bot.gpu.models import ASPECTS, Models, describe
+from bot.gpu.models import ASPECTS, ModelInfo, Models, describe
 from bot.gpu.styles import Style, load_styles, read_styles
 from bot.settings import BATCH_MAX, COMPILE_CACHE_MAX_GB, MAX_FRAMES, Settings, fast_path_on
+from t2v.request import GenerationRequest
 
 if TYPE_CHECKING:
     from t2v.pipeline import VideoPipeline
 
 log = logging.getLogger(__name__)
+
+WARM_UP_PROMPT = "a warm-up render before the first job"
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class ModelSource:
             except Exception as error:
                 raise RuntimeError(f"the fast path (T2V_OPTIMIZE={self.optimize}) failed on {device}: {error}; "
                                    "T2V_OPTIMIZE=off serves without it") from error
-        return models
+        return replace(models, warm_up=self.warm_up_request(models, device))
 
     def fast_on(self, device: str) -> bool:
         """Whether workers on `device` use t2v's fast path."""
@@ -109,7 +112,7 @@ class ModelSource:
         from t2v.compiled import video_shape  # lazily: it imports torch
 
         info = describe(models)
-        frames = self.default_frames or info.default_frames(self.max_frames)
+        frames = self._default_frames(info)
         unet = models.pipeline.unet
         first, *others = ASPECTS  # /video's default aspect first, then by expected use
         width, height = info.size(first)
@@ -118,6 +121,23 @@ class ModelSource:
             width, height = info.size(aspect)
             shapes.append(video_shape(unet.cfg, 1, frames, height, width))
         return list(dict.fromkeys(shapes))[:unet.max_shapes]
+
+    def warm_up_request(self, models: Models, device: str) -> GenerationRequest | None:
+        """What a worker on `device` renders once before its first job, or None: on GPUs, one step of the default
+        /video (its aspect and frames, guided). A process's first CUDA work costs seconds once — cuDNN and cuBLAS
+        loading, their handles, cuDNN's algorithm search, the first CUDA graph captures of the eager UNet and of the
+        text encoder (docs/perf-notes.md "Next" 5: the first capture 8.1 s, later shapes 2.4–3.2) — and would
+        otherwise be the first user's."""
+        if not device.startswith("cuda"):
+            return None
+        info = describe(models)
+        width, height = info.size(next(iter(ASPECTS)))
+        return GenerationRequest(WARM_UP_PROMPT, seed=0, steps=1, frames=self._default_frames(info), width=width,
+                                 height=height)
+
+    def _default_frames(self, info: ModelInfo) -> int:
+        """DEFAULT_FRAMES, else the model's clip length within MAX_FRAMES: a /video's frames when none are asked."""
+        return self.default_frames or info.default_frames(self.max_frames)
 
 
 def load_pipeline(model: str, device: str, dtype: str | None) -> VideoPipeline:

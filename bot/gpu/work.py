@@ -107,6 +107,21 @@ def upscale_work(request: GenerationRequest, video: np.ndarray, strength: float,
     return work
 
 
+def warm_up_work() -> Work[float | None]:
+    """A worker's first work, before any job's: one render of its `Models.warm_up` request (the default /video, one
+    step; bot.gpu.source), so that the process's one-off first CUDA work is not a user's first video. The seconds it
+    took; None for a worker with nothing to warm up (the CPU)."""
+
+    def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> float | None:
+        if models.warm_up is None:
+            return None
+        started = time.perf_counter()
+        generate(models.pipeline, models.warm_up, progress, should_cancel)
+        return time.perf_counter() - started
+
+    return work
+
+
 def _stop_if_asked(should_cancel: CancelFn, step: int, total: int) -> None:
     """GenerationCancelled when the job was asked to stop (before it starts, or during its last step)."""
     if should_cancel():

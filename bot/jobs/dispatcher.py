@@ -59,6 +59,12 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    def occupy(self, work: asyncio.Future[Any]) -> None:
+        """Count `work`, handed to a worker outside the queue (its warm-up), as a unit until it comes back: the
+        queued jobs wait in fair order meanwhile, not in the executor's."""
+        self.units += 1
+        work.add_done_callback(lambda _: self.worker_free())
+
     def worker_free(self) -> None:
         """A unit's work came back (frames, an error, or cancelled): its worker can take the next job."""
         self.units -= 1

@@ -20,6 +20,7 @@ from typing import Any
 from bot.errors import SettingsError
 from bot.gpu.executor import Executor
 from bot.gpu.models import ModelInfo, learn
+from bot.gpu.work import warm_up_work
 from bot.jobs.admission import Admission
 from bot.jobs.cancels import Cancels
 from bot.jobs.dispatcher import Dispatcher
@@ -76,6 +77,8 @@ class VideoService:
         self.shutdown_grace_s = shutdown_grace_s
         self.compile_status = compile_status  # the workers' background compiles (bot.gpu.compiles), when visible here
         self._stopping = False
+        self._warm_ups: list[asyncio.Future[float | None]] = []
+        self.warm_up: asyncio.Task[None] | None = None  # the workers' warm-up renders, logged when they end
         self._encoder = encoder or Encoder()
         self.announce = Announcer(events, metrics)
         self.eta = Eta(seconds_per_job)
@@ -192,7 +195,17 @@ class VideoService:
         queued = await self._repo.list_jobs([JobState.QUEUED])
         interrupted_first = sorted(queued, key=lambda job: (job.attempts == 0, job.id))
         self._queue.restore(Queued.of_job(job) for job in interrupted_first)
+        self.warm_up = self._start_warm_up()
         self.dispatcher.start(self.units.run)
+
+    def _start_warm_up(self) -> asyncio.Task[None]:
+        """Each worker's warm-up render (bot.gpu.work.warm_up_work), ahead of every job: the jobs queue meanwhile
+        (restored ones too), and the process's one-off first CUDA work is not a user's first video."""
+        handed = [self._executor.submit(warm_up_work()) for _ in range(self._executor.workers)]
+        for work in handed:
+            self.dispatcher.occupy(work)
+        self._warm_ups = handed
+        return asyncio.create_task(_log_warm_ups(handed), name="warm-up")
 
     async def stop(self) -> None:
         """Stop taking and dispatching jobs; running ones may finish within the grace, else stop at their next step
@@ -201,6 +214,8 @@ class VideoService:
             return
         self._stopping = True
         await self.dispatcher.stop()
+        for work in self._warm_ups:
+            work.cancel()  # one not yet started is skipped; a running one stops at its next step
         tasks = self.running.tasks()
         finish_s = max(self.shutdown_grace_s - CHECKPOINT_S, 0.0)
         if tasks and finish_s:
@@ -230,3 +245,16 @@ class VideoService:
                 log.warning("job %d was interrupted twice; giving up on it", job.id)
                 await self.announce("job_failed", record, f"Sorry, job #{job.id} was interrupted twice by bot "
                                                           "restarts and was dropped. Nothing was charged.")
+
+
+async def _log_warm_ups(handed: list[asyncio.Future[float | None]]) -> None:
+    """One line per worker's warm-up: how long it took, or why it failed (the worker serves on either way)."""
+    for outcome in await asyncio.gather(*handed, return_exceptions=True):
+        if isinstance(outcome, asyncio.CancelledError):
+            log.info("a worker's warm-up render was stopped by the shutdown")
+        elif isinstance(outcome, BaseException):
+            log.warning("a worker's warm-up render failed (%s: %s); its first job pays the one-off start-up work "
+                        "instead", type(outcome).__name__, outcome)
+        elif outcome is not None:
+            log.info("a worker warmed up in %.1f s (one step of the default /video: CUDA libraries loaded, the "
+                     "first graphs captured)", outcome)

@@ -89,6 +89,15 @@ def test_the_queued_shapes_use_default_frames_and_batch_1_alone_without_batching
     assert [call[2] for call in calls if call[0] == "queued"][:2] == ["1×16×448×448", "4×16×448×448"]  # capped
 
 
+def test_gpu_workers_warm_up_with_one_step_of_the_default_video_and_cpu_workers_do_not(calls):
+    source = ModelSource.of(load_settings({**BASE, "DEFAULT_FRAMES": "8", "T2V_OPTIMIZE": "off"}, env_file=None))
+    warm = source("cuda:0").warm_up  # the fast path off: the libraries' first use is still worth taking off a job
+    assert (warm.steps, warm.frames, warm.width, warm.height, warm.seed) == (1, 8, 448, 448, 0)
+    assert warm.guidance > 1  # guided, as a /video is: the UNet's batch of two
+    assert ModelSource.of(load_settings(BASE, env_file=None))("cuda:0").warm_up.frames == 24  # the model's length
+    assert source("cpu").warm_up is None
+
+
 @pytest.mark.parametrize(("setting", "cpu", "cuda"), [("auto", False, True), ("on", True, True),
                                                       ("off", False, False)])
 def test_t2v_optimize_picks_the_devices_that_use_the_fast_path(calls, setting, cpu, cuda):

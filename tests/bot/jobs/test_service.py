@@ -6,6 +6,7 @@ after each step while the test keeps `hold` clear, so "one running, one queued" 
 
 import asyncio
 import io
+import logging
 import threading
 from datetime import timedelta
 from typing import Any
@@ -15,11 +16,13 @@ import pytest
 
 from bot.app import build_executor
 from bot.errors import NothingToCancel, Refused
-from bot.gpu.models import ASPECTS
+from bot.gpu.models import ASPECTS, Models
+from bot.gpu.source import WARM_UP_PROMPT
 from bot.jobs.events import Submitted
 from bot.settings import load_settings
 from storage import JobRecord, JobState
 from t2v import TINY_RANDOM, WeightsError, load_pipeline
+from t2v.request import GenerationRequest
 from tests.bot.helpers import NOW, PROMPTS, WAIT, BrokenEvents, Events, FakePipeline, requester, spec
 
 
@@ -212,6 +215,40 @@ async def test_a_failing_generation_is_logged_and_the_next_job_still_runs(make_s
     job = await h.repo.get_job(bad.job.id)
     assert job.state == JobState.FAILED and "RuntimeError: CUDA error" in job.error
     await h.events.wait("done", good.job.id)
+
+
+def warming(pipeline: FakePipeline) -> Models:
+    """A worker holding `pipeline` that warms up with one step, as GPU workers do (bot.gpu.source)."""
+    return Models(pipeline, warm_up=GenerationRequest(WARM_UP_PROMPT, seed=0, steps=1, frames=4, width=64, height=64))
+
+
+async def test_the_worker_warms_up_before_the_first_job_which_stays_queued_meanwhile(make_service, caplog):
+    caplog.set_level(logging.INFO, logger="bot.jobs.service")
+    pipeline = FakePipeline()
+    pipeline.hold.clear()  # the warm-up holds after its step
+    h = await make_service(warming(pipeline))
+    submitted = await h.submit(1, PROMPTS[0])
+    for _ in range(3):  # the dispatcher, woken by the submit, has its turn
+        await asyncio.sleep(0)
+    assert h.service.dispatcher.all_busy and len(h.service.running) == 0
+    assert await h.state(submitted.job.id) == JobState.QUEUED  # cancellable as a queued job, in fair order
+    pipeline.hold.set()
+    await h.events.wait("done", submitted.job.id)
+    assert list(pipeline.steps_run) == [WARM_UP_PROMPT, PROMPTS[0]]
+    await h.service.warm_up
+    assert "a worker warmed up in" in caplog.text
+    assert [job.prompt for job in await h.repo.list_jobs()] == [PROMPTS[0]]  # the warm-up is no job
+
+
+async def test_a_failed_warm_up_is_logged_and_the_worker_serves_on(make_service, caplog):
+    pipeline = FakePipeline()
+    pipeline.fail.add(WARM_UP_PROMPT)
+    h = await make_service(warming(pipeline))
+    submitted = await h.submit(1, PROMPTS[0])
+    await h.events.wait("done", submitted.job.id)
+    await h.service.warm_up
+    assert "warm-up render failed (RuntimeError: CUDA error: device-side assert triggered); its first job pays" \
+        in caplog.text
 
 
 async def test_discord_failures_in_events_never_stop_the_service(make_service):
