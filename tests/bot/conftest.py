@@ -33,20 +33,9 @@ from bot.settings import Settings, load_settings
 from bot.ui.client import VideoBot
 from storage import JobRecord, JobState, ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
 from t2v import load_pipeline
-from tests.bot.helpers import (
-    PROMPTS,
-    WAIT,
-    Clock,
-    Events,
-    FakePipeline,
-    Monotonic,
-    ScriptedPipeline,
-    WallClock,
-    held,
-    requester,
-    spec,
-)
+from tests.bot.helpers import PROMPTS, WAIT, Events, FakePipeline, ScriptedPipeline, held, requester, spec
 from tests.bot.voice import bot_texts, problems
+from tests.clocks import Clock, Monotonic, WallClock
 from tests.fakediscord import FakeDiscord, running_bot
 
 PipelineFactory = Callable[[str], Any]  # device -> a pipeline (or a bot.gpu.models.Models)

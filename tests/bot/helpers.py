@@ -12,7 +12,6 @@ import io
 import os
 import threading
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,11 +28,11 @@ from t2v import encode_mp4
 from t2v.errors import GenerationCancelled
 from t2v.preview import preview_due
 from t2v.request import GenerationResult
+from tests.clocks import NOW
 from tests.fakediscord import FakeChannel, FakeDiscord, FakeMessage, FakeRole, FakeUser, InteractionHandle
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0  # seconds before a wait that should be instant fails the test instead of hanging it
-NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 PROMPTS = [
     "A panda eating bamboo on a rock.",
     "A red fox running through fresh snow at dawn.",
@@ -45,37 +44,7 @@ PROMPTS = [
 ]
 
 
-# --- clocks and timers --------------------------------------------------------------------------------------------
-
-
-class Clock:
-    """A UTC clock that stands still until the test moves it (`clock.now += ...`)."""
-
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class WallClock:
-    """The real UTC time plus an offset the test can move forward (to age interaction tokens)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-class Monotonic:
-    """A monotonic clock that moves only when the test says so (`clock.t = ...`)."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
+# --- timers ----------------------------------------------------------------------------------------------------
 
 
 class Timers:

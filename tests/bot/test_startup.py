@@ -24,6 +24,7 @@ from bot.errors import StopRequested, Unreachable
 from bot.settings import Settings
 from bot.startup import MAX_DELAY_S, Retry, Stop
 from tests.bot.helpers import WAIT, this_tree
+from tests.clocks import Monotonic
 from tests.fakediscord import FakeDiscord
 
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
@@ -307,29 +308,15 @@ async def test_sigterm_while_waiting_for_the_database_stops_cleanly_with_exit_0(
 # --- the retry itself, on a clock the test moves ---------------------------------------------------------------------
 
 
-class Clock:
-    """A monotonic clock that moves only when Retry sleeps; records each wait."""
-
-    def __init__(self) -> None:
-        self.now, self.waits = 0.0, []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-
 def refused(error: Exception) -> str | None:
     return "connection refused" if isinstance(error, ConnectionRefusedError) else None
 
 
 async def test_retry_backs_off_doubling_to_a_cap_and_gives_up_with_one_line_when_the_budget_is_spent():
-    clock, tries = Clock(), []
+    clock, tries = Monotonic(), []
 
     async def attempt() -> None:
-        tries.append(clock.now)
+        tries.append(clock.t)
         raise ConnectionRefusedError
 
     retry = Retry(100.0, Stop(), clock=clock, sleep=clock.sleep)
@@ -337,13 +324,13 @@ async def test_retry_backs_off_doubling_to_a_cap_and_gives_up_with_one_line_when
         await retry(attempt, what="the thing at x", check="that it runs", transient=refused)
 
     assert clock.waits == [1.0, 2.0, 4.0, 8.0, 16.0, MAX_DELAY_S, MAX_DELAY_S, 9.0]  # the last one: what was left
-    assert len(tries) == 9 and clock.now == 100.0
+    assert len(tries) == 9 and clock.t == 100.0
     assert str(caught.value) == ("cannot reach the thing at x: connection refused; tried 9 times in 100.0 s "
                                  "(STARTUP_RETRY_S=100); check that it runs")
 
 
 async def test_retry_returns_the_first_success_and_raises_an_error_it_is_not_told_to_wait_out():
-    clock, results = Clock(), iter([ConnectionRefusedError(), "connected"])
+    clock, results = Monotonic(), iter([ConnectionRefusedError(), "connected"])
 
     async def attempt() -> str:
         result = next(results)
@@ -375,7 +362,7 @@ async def test_a_stop_request_ends_the_waiting_and_a_zero_budget_tries_once():
     with pytest.raises(StopRequested):
         await asyncio.wait_for(waiting, WAIT)
 
-    clock = Clock()
+    clock = Monotonic()
 
     async def down() -> None:
         raise ConnectionRefusedError

@@ -6,7 +6,7 @@ Without PostgreSQL those runs are skipped, except under CI, where they fail: CI 
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +14,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import JobRecord, Repository, create_engine, migrate
+from tests.clocks import Clock
 from tests.storage.postgres import PostgresCluster, PostgresUnavailable, find_bindir
 
 BACKENDS = ("sqlite", "postgres")
 
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 PARAMS = {"steps": 50, "guidance": 9.0, "frames": 16, "width": 256, "height": 256, "fps": 8, "sampler": "ddim"}
-
-
-class FakeClock:
-    """A clock that only moves when the test says so."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,12 +77,12 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
+def clock() -> Clock:
+    return Clock(START)
 
 
 @pytest.fixture
-def repo(engine: AsyncEngine, clock: FakeClock) -> Repository:
+def repo(engine: AsyncEngine, clock: Clock) -> Repository:
     return Repository(engine, clock=clock)
 
 

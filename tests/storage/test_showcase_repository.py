@@ -8,14 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storage import JobNotFoundError, JobRecord, Repository, ShowcaseError
 from storage.records import ShowcaseState
 from storage.showcase import ShowcaseRepository
-from tests.storage.conftest import FakeClock
+from tests.clocks import Clock
 
 MakeJob = Callable[..., Awaitable[JobRecord]]
 SERVER = 900  # make_job's server
 
 
 @pytest.fixture
-def showcase(engine: AsyncEngine, clock: FakeClock) -> ShowcaseRepository:
+def showcase(engine: AsyncEngine, clock: Clock) -> ShowcaseRepository:
     return ShowcaseRepository(engine, clock=clock)
 
 

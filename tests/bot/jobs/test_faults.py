@@ -17,7 +17,8 @@ import pytest
 from bot.jobs.encoder import Encoder
 from storage import JobState
 from t2v import GenerationResult
-from tests.bot.helpers import WAIT, Clock, Events, ScriptedPipeline, Timers, requester, spec
+from tests.bot.helpers import WAIT, Events, ScriptedPipeline, Timers, requester, spec
+from tests.clocks import Clock
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 

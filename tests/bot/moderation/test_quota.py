@@ -19,7 +19,8 @@ from bot.moderation.policy import PolicyGate
 from bot.moderation.rules import Moderation, QuotaStatus, period_bounds
 from bot.settings import load_settings
 from storage import GLOBAL, JobState, ModerationRepository, Repository
-from tests.bot.helpers import Clock, Events, FakePipeline, requester, spec
+from tests.bot.helpers import Events, FakePipeline, requester, spec
+from tests.clocks import Clock
 
 NOW = datetime(2026, 3, 4, 22, 30, tzinfo=UTC)  # a Wednesday
 MIDNIGHT = datetime(2026, 3, 5, tzinfo=UTC)

@@ -8,7 +8,8 @@ import pytest
 
 from storage import JobState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import Monotonic, has_video, video
+from tests.bot.helpers import has_video, video
+from tests.clocks import Monotonic
 from tests.fakediscord import FakeDiscord, FakeMessage
 
 pytestmark = pytest.mark.usefixtures("logged_errors")

@@ -16,7 +16,8 @@ import pytest
 from bot.ui.queue_board import EDITS_PER_BATCH, QueueBoard
 from bot.ui.status import queued_text
 from storage import JobRecord
-from tests.bot.helpers import NOW, WAIT, Clock, Monotonic, Timers, job_row
+from tests.bot.helpers import WAIT, Timers, job_row
+from tests.clocks import NOW, Clock, Monotonic
 
 COUNTDOWN = re.compile(r"<t:(\d+):R>")
 
