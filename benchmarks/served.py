@@ -216,10 +216,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     recorder.service = service
     await service.start()
     service_started = clock()
-    assert service.warm_up is not None
-    service.warm_up.add_done_callback(lambda _: holder.setdefault("warmed", clock()))
-    if args.after_warm_up:
-        await service.warm_up
+    if service.warm_up is not None:  # GPU workers warm up
+        service.warm_up.add_done_callback(lambda _: holder.setdefault("warmed", clock()))
+        if args.after_warm_up:
+            await service.warm_up
     loaded = recorder.loaded = clock()
     recorder.unet = holder["models"].pipeline.unet
     log.info("model loaded in %.1f s; submitting %d jobs%s", service_started - started, args.jobs,

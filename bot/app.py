@@ -19,6 +19,7 @@ from bot.jobs.events import JobEvents
 from bot.jobs.queue import FairQueue
 from bot.jobs.service import VideoService
 from bot.moderation.denylist_edits import load_gates
+from bot.moderation.gates import ServerGates
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
 from bot.startup import Retry, Stop
@@ -103,11 +104,8 @@ async def serve(settings: Settings, engine: AsyncEngine, stop: Stop) -> int:
     metrics = Metrics()
 
     def service(events: JobEvents) -> VideoService:
-        built = VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
-                             max_frames=settings.max_frames, moderation=moderation,
-                             shutdown_grace_s=settings.shutdown_grace_s,
-                             job_time_limit_s=settings.job_time_limit_s, metrics=metrics,
-                             batch_max=settings.batch_max, compile_status=compile_status(settings))
+        built = video_service(settings, repo, gate, queue, executor, events, moderation, metrics=metrics,
+                              compile_status=compile_status(settings))
         built.on_stuck = on_stuck
         return built
 
@@ -128,6 +126,18 @@ async def serve(settings: Settings, engine: AsyncEngine, stop: Stop) -> int:
         for site in sites:
             await site.stop()
     return 1 if stuck else 0
+
+
+def video_service(settings: Settings, repo: Repository, gate: ServerGates, queue: FairQueue, executor: Executor,
+                  events: JobEvents, moderation: Moderation, *, metrics: Metrics | None = None,
+                  compile_status: Callable[[], dict[str, Any]] | None = None,
+                  batch_max: int | None = None) -> VideoService:
+    """The VideoService the settings describe (`batch_max` None: BATCH_MAX's): python -m bot's, and the tests'."""
+    return VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
+                        max_frames=settings.max_frames, moderation=moderation,
+                        shutdown_grace_s=settings.shutdown_grace_s, job_time_limit_s=settings.job_time_limit_s,
+                        metrics=metrics, batch_max=settings.batch_max if batch_max is None else batch_max,
+                        compile_status=compile_status)
 
 
 def server_name(bot: VideoBot) -> Callable[[int], str | None]:

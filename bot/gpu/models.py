@@ -52,6 +52,7 @@ class ModelInfo:
     upscale_sizes: Mapping[str, Size] | None = None  # None: no upscaler is loaded
     upscale_native: Size | None = None  # the upscaler's own size, for aspects it has no preset for
     styles: tuple[Style, ...] = ()  # the styles the workers loaded (STYLES_FILE's that fit the model), file order
+    warms_up: bool = False  # whether the workers have a warm-up render to run before their first job (GPUs)
 
     @property
     def has_upscaler(self) -> bool:
@@ -76,15 +77,15 @@ class ModelInfo:
 
 def describe(models: Models) -> ModelInfo:
     """The ModelInfo of a worker's models; reads configs only, on the worker thread."""
-    styles = tuple(models.styles.values())
+    styles, warms_up = tuple(models.styles.values()), models.warm_up is not None
     config = getattr(models.pipeline, "config", None)
     if config is None:
-        return ModelInfo(styles=styles)
+        return ModelInfo(styles=styles, warms_up=warms_up)
     upscaler = getattr(models.upscaler, "config", None)
     if upscaler is None:
-        return ModelInfo(aspect_sizes(config), config.frames, styles=styles)
+        return ModelInfo(aspect_sizes(config), config.frames, styles=styles, warms_up=warms_up)
     return ModelInfo(aspect_sizes(config), config.frames, aspect_sizes(upscaler), (upscaler.width, upscaler.height),
-                     styles)
+                     styles, warms_up)
 
 
 async def learn(executor: Executor) -> ModelInfo:

@@ -78,7 +78,7 @@ class VideoService:
         self.compile_status = compile_status  # the workers' background compiles (bot.gpu.compiles), when visible here
         self._stopping = False
         self._warm_ups: list[asyncio.Future[float | None]] = []
-        self.warm_up: asyncio.Task[None] | None = None  # the workers' warm-up renders, logged when they end
+        self.warm_up: asyncio.Task[None] | None = None  # the workers' warm-up renders (GPUs), logged when they end
         self._encoder = encoder or Encoder()
         self.announce = Announcer(events, metrics)
         self.eta = Eta(seconds_per_job)
@@ -195,12 +195,13 @@ class VideoService:
         queued = await self._repo.list_jobs([JobState.QUEUED])
         interrupted_first = sorted(queued, key=lambda job: (job.attempts == 0, job.id))
         self._queue.restore(Queued.of_job(job) for job in interrupted_first)
-        self.warm_up = self._start_warm_up()
+        if self.model.warms_up:
+            self.warm_up = self._start_warm_up()
         self.dispatcher.start(self.units.run)
 
     def _start_warm_up(self) -> asyncio.Task[None]:
-        """Each worker's warm-up render (bot.gpu.work.warm_up_work), ahead of every job: the jobs queue meanwhile
-        (restored ones too), and the process's one-off first CUDA work is not a user's first video."""
+        """Each worker's warm-up render (bot.gpu.work.warm_up_work; GPU workers have one), ahead of every job: the
+        jobs queue meanwhile (restored ones too), and the process's one-off first CUDA work is not a user's video."""
         handed = [self._executor.submit(warm_up_work()) for _ in range(self._executor.workers)]
         for work in handed:
             self.dispatcher.occupy(work)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
+from bot.app import video_service
 from bot.errors import Refused
 from bot.gpu.executor import GPUExecutor
 from bot.gpu.models import ASPECTS
@@ -219,10 +220,7 @@ class Stacks:
             batch_max = config.batch_max if "batch_max" in settings else 1  # batches only where a test asks
 
             def service(events: JobEvents) -> VideoService:
-                return VideoService(repo, gate, queue, executor, events, max_steps=config.max_steps,
-                                    max_frames=config.max_frames, moderation=moderation,
-                                    shutdown_grace_s=config.shutdown_grace_s, job_time_limit_s=config.job_time_limit_s,
-                                    batch_max=batch_max)
+                return video_service(config, repo, gate, queue, executor, events, moderation, batch_max=batch_max)
 
             bot = VideoBot(config, service, repo=repo, showcase_repo=ShowcaseRepository(engine),
                            monotonic=self.monotonic, now=self.wall)

@@ -240,6 +240,11 @@ async def test_the_worker_warms_up_before_the_first_job_which_stays_queued_meanw
     assert [job.prompt for job in await h.repo.list_jobs()] == [PROMPTS[0]]  # the warm-up is no job
 
 
+async def test_workers_without_a_warm_up_render_take_the_first_job_at_once(make_service):
+    h = await make_service()  # CPU workers: nothing to warm up
+    assert h.service.warm_up is None and h.service.dispatcher.units == 0
+
+
 async def test_a_failed_warm_up_is_logged_and_the_worker_serves_on(make_service, caplog):
     pipeline = FakePipeline()
     pipeline.fail.add(WARM_UP_PROMPT)
