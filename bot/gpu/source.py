@@ -90,7 +90,7 @@ class ModelSource:
 
     def _make_fast(self, models: Models, device: str) -> None:
         """t2v.fast.optimize with compiles in the background thread, and the expected shapes queued there."""
-        from t2v import fast  # lazily, and looked up at call time: tests stand in for it
+        from t2v import compiled, fast  # lazily, and looked up at call time: tests stand in for them
 
         pipeline = models.pipeline
         budget = cache_budget(self.compile_cache, self.compile_cache_max_gb * 2**30)
@@ -99,6 +99,7 @@ class ModelSource:
         # the worker captures CUDA graphs while the compile thread runs its compiles' first runs on the same GPU:
         # they take turns under one lock per worker (t2v.compiled.GpuLock)
         fast.optimize(pipeline, cache_dir=self.compile_cache, backend=self.backend, gpu_lock=threading.RLock())
+        compiled.compile_in_background()  # the compile thread traces while this worker renders (its docstring)
         pipeline.unet.request_compile = COMPILES.requester(pipeline.unet, device)
         shapes = self.warm_shapes(models)
         COMPILES.warm(pipeline.unet, device, shapes)

@@ -19,7 +19,7 @@ from bot.gpu.compiles import label
 from bot.gpu.models import Models, describe
 from bot.gpu.source import SHAPE_BYTES, CacheBudget, ModelSource, prune_cache
 from bot.settings import load_settings
-from t2v import TINY_RANDOM, fast
+from t2v import TINY_RANDOM, compiled, fast
 from t2v.config import ModelConfig
 from tests.bot.helpers import sparse_file
 
@@ -57,6 +57,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     monkeypatch.setattr(engines, "load_pipeline", load)
     monkeypatch.setattr(engines, "COMPILES", queued)
     monkeypatch.setattr(fast, "optimize", optimize)
+    monkeypatch.setattr(compiled, "compile_in_background", lambda: calls.append(("compile_in_background",)))
     return calls
 
 
@@ -68,6 +69,7 @@ def test_cuda_workers_take_jobs_at_once_and_queue_the_default_shape_then_the_asp
     calls.clear()
     models = source("cuda:1")
     assert calls == [("load", TINY_RANDOM, "cuda:1"), ("optimize", "cuda:1", str(tmp_path)),
+                     ("compile_in_background",),  # the process made ready to render beside a compile's traces
                      ("queued", "cuda:1", "1×24×448×448"), ("queued", "cuda:1", "3×24×448×448"),
                      ("queued", "cuda:1", "1×24×576×320"), ("queued", "cuda:1", "1×24×320×576"),
                      ("queued", "cuda:1", "1×24×512×384"), ("queued", "cuda:1", "1×24×384×512")]
