@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.errors import SettingsError
-from bot.gpu.executor import Executor
+from bot.gpu.executor import CancelToken, Executor
 from bot.gpu.models import ModelInfo, learn
 from bot.gpu.work import warm_up_work
 from bot.jobs.admission import Admission
@@ -39,6 +39,7 @@ from bot.moderation.rules import Moderation
 from bot.moderation.styles import ServerStyles
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S
 from storage import JobRecord, JobState, Repository, utc_now
+from t2v.errors import GenerationCancelled
 from t2v.request import LIMITS
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ class VideoService:
         self.shutdown_grace_s = shutdown_grace_s
         self.compile_status = compile_status  # the workers' background compiles (bot.gpu.compiles), when visible here
         self._stopping = False
-        self._warm_ups: list[asyncio.Future[float | None]] = []
+        self._warm_ups: list[tuple[asyncio.Future[float | None], CancelToken]] = []
+        self._warm_up_began = clock()  # set again when the warm-up starts
         self.warm_up: asyncio.Task[None] | None = None  # the workers' warm-up renders (GPUs), logged when they end
         self._encoder = encoder or Encoder()
         self.announce = Announcer(events, metrics)
@@ -174,7 +176,8 @@ class VideoService:
                 for position, queued in enumerate(self._queue.service_order(), 1)]
 
     def _eta(self, position: int, now: datetime) -> datetime:
-        started = [entry.job.started_at or now for entry in self.running]
+        started = [entry.job.started_at or now for entry in self.running]  # and a warm-up as about one job:
+        started += [self._warm_up_began for work, _ in self._warm_ups if not work.done()]
         return self.eta.when(position, now, workers=self._executor.workers, all_busy=self.dispatcher.all_busy,
                              started=started)
 
@@ -202,11 +205,26 @@ class VideoService:
     def _start_warm_up(self) -> asyncio.Task[None]:
         """Each worker's warm-up render (bot.gpu.work.warm_up_work; GPU workers have one), ahead of every job: the
         jobs queue meanwhile (restored ones too), and the process's one-off first CUDA work is not a user's video."""
-        handed = [self._executor.submit(warm_up_work()) for _ in range(self._executor.workers)]
-        for work in handed:
+        tokens = [CancelToken() for _ in range(self._executor.workers)]
+        self._warm_ups = [(self._executor.submit(warm_up_work(), should_cancel=token), token) for token in tokens]
+        self._warm_up_began = self._clock()
+        for work, _ in self._warm_ups:
             self.dispatcher.occupy(work)
-        self._warm_ups = handed
-        return asyncio.create_task(_log_warm_ups(handed), name="warm-up")
+        return asyncio.create_task(self._watch_warm_ups(), name="warm-up")
+
+    async def _watch_warm_ups(self) -> None:
+        """Each warm-up under a job's time limit (Units.watch: a hung one makes its worker stuck), then one line
+        per worker: how long it took, or why it did not finish (the worker serves on either way)."""
+        await asyncio.gather(*(self.units.watch(work, token, "its warm-up render") for work, token in self._warm_ups))
+        for outcome in await asyncio.gather(*(work for work, _ in self._warm_ups), return_exceptions=True):
+            if isinstance(outcome, asyncio.CancelledError | GenerationCancelled):
+                log.info("a worker's warm-up render was stopped")
+            elif isinstance(outcome, BaseException):
+                log.warning("a worker's warm-up render failed (%s: %s); its first job pays the one-off start-up "
+                            "work instead", type(outcome).__name__, outcome)
+            elif outcome is not None:
+                log.info("a worker warmed up in %.1f s (one step of the default /video: CUDA libraries loaded, the "
+                         "first graphs captured)", outcome)
 
     async def stop(self) -> None:
         """Stop taking and dispatching jobs; running ones may finish within the grace, else stop at their next step
@@ -215,8 +233,8 @@ class VideoService:
             return
         self._stopping = True
         await self.dispatcher.stop()
-        for work in self._warm_ups:
-            work.cancel()  # one not yet started is skipped; a running one stops at its next step
+        for _, token in self._warm_ups:
+            token.cancel()  # one not yet started is skipped; a running one stops at its next step
         tasks = self.running.tasks()
         finish_s = max(self.shutdown_grace_s - CHECKPOINT_S, 0.0)
         if tasks and finish_s:
@@ -246,16 +264,3 @@ class VideoService:
                 log.warning("job %d was interrupted twice; giving up on it", job.id)
                 await self.announce("job_failed", record, f"Sorry, job #{job.id} was interrupted twice by bot "
                                                           "restarts and was dropped. Nothing was charged.")
-
-
-async def _log_warm_ups(handed: list[asyncio.Future[float | None]]) -> None:
-    """One line per worker's warm-up: how long it took, or why it failed (the worker serves on either way)."""
-    for outcome in await asyncio.gather(*handed, return_exceptions=True):
-        if isinstance(outcome, asyncio.CancelledError):
-            log.info("a worker's warm-up render was stopped by the shutdown")
-        elif isinstance(outcome, BaseException):
-            log.warning("a worker's warm-up render failed (%s: %s); its first job pays the one-off start-up work "
-                        "instead", type(outcome).__name__, outcome)
-        elif outcome is not None:
-            log.info("a worker warmed up in %.1f s (one step of the default /video: CUDA libraries loaded, the "
-                     "first graphs captured)", outcome)

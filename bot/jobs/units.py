@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import JobTimedOut
-from bot.gpu.executor import Executor
+from bot.gpu.executor import CancelToken, Executor
 from bot.gpu.work import Frames, batch_work, render_work, upscale_work
 from bot.jobs.encoder import Encoder, Rendered
 from bot.jobs.outcomes import Outcomes
@@ -121,10 +121,22 @@ class Units:
         if await self._back_within_limit(work):
             log.info("the worker of %s came back after its time limit", jobs_named(entries))
             return
-        self.stuck = (f"a GPU worker has not come back from {jobs_named(entries)} "
-                      f"{2 * self.time_limit_s:.0f} s after it started")
-        self.on_stuck(self.stuck)
+        self._stuck(jobs_named(entries))
         await asyncio.wait({work})
+
+    async def watch(self, work: asyncio.Future[Any], stop: CancelToken, what: str) -> None:
+        """Work a worker was handed outside a job (its warm-up), under a job's time limit: asked to `stop` at the
+        limit (it ends at its next step), and the worker stuck if it is still not back after another."""
+        if await self._back_within_limit(work):
+            return
+        stop.cancel()
+        log.warning("%s still running %.0f s after it started: asked to stop", what, self.time_limit_s)
+        if not await self._back_within_limit(work):
+            self._stuck(what)
+
+    def _stuck(self, what: str) -> None:
+        self.stuck = f"a GPU worker has not come back from {what} {2 * self.time_limit_s:.0f} s after it started"
+        self.on_stuck(self.stuck)
 
     async def _back_within_limit(self, work: asyncio.Future[Any]) -> bool:
         """Wait for the work, at most one time limit (on the injected timer); whether it came back."""

@@ -23,7 +23,7 @@ from bot.settings import load_settings
 from storage import JobRecord, JobState
 from t2v import TINY_RANDOM, WeightsError, load_pipeline
 from t2v.request import GenerationRequest
-from tests.bot.helpers import NOW, PROMPTS, WAIT, BrokenEvents, Events, FakePipeline, requester, spec
+from tests.bot.helpers import NOW, PROMPTS, WAIT, BrokenEvents, Events, FakePipeline, Timers, requester, spec
 
 
 async def test_an_accepted_job_is_delivered_as_mp4_with_its_seed(make_service):
@@ -227,10 +227,10 @@ async def test_the_worker_warms_up_before_the_first_job_which_stays_queued_meanw
     pipeline = FakePipeline()
     pipeline.hold.clear()  # the warm-up holds after its step
     h = await make_service(warming(pipeline))
+    assert h.service.dispatcher.all_busy  # from the start: no job can be handed out before the warm-up is back
     submitted = await h.submit(1, PROMPTS[0])
-    for _ in range(3):  # the dispatcher, woken by the submit, has its turn
-        await asyncio.sleep(0)
-    assert h.service.dispatcher.all_busy and len(h.service.running) == 0
+    assert submitted.eta == NOW + timedelta(seconds=2 * 5.0)  # the warm-up counts as about one job ahead of it
+    assert len(h.service.running) == 0
     assert await h.state(submitted.job.id) == JobState.QUEUED  # cancellable as a queued job, in fair order
     pipeline.hold.set()
     await h.events.wait("done", submitted.job.id)
@@ -238,6 +238,32 @@ async def test_the_worker_warms_up_before_the_first_job_which_stays_queued_meanw
     await h.service.warm_up
     assert "a worker warmed up in" in caplog.text
     assert [job.prompt for job in await h.repo.list_jobs()] == [PROMPTS[0]]  # the warm-up is no job
+
+
+class Hung:
+    """A pipeline whose render hangs (a stuck kernel) until the test lets it go, asked to stop or not."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def generate(self, request: Any, **_: Any) -> Any:
+        self.release.wait(WAIT)
+        raise RuntimeError("released by the test")
+
+
+async def test_a_warm_up_that_hangs_is_asked_to_stop_at_the_time_limit_then_makes_the_worker_stuck(make_service):
+    pipeline, timers, stuck = Hung(), Timers(), asyncio.Queue()
+    h = await make_service(warming(pipeline), sleep=timers.sleep, job_time_limit_s=60.0)
+    h.service.on_stuck = stuck.put_nowait
+    try:
+        assert await timers.fire() == 60.0  # the time limit: asked to stop, the worker still taken
+        assert h.service.stuck is None and h.service.dispatcher.all_busy
+        assert await timers.fire() == 60.0  # not back after another: the bot restarts to recover the GPU
+        reason = await asyncio.wait_for(stuck.get(), WAIT)
+        assert reason == h.service.stuck and "its warm-up render 120 s after it started" in reason
+    finally:
+        pipeline.release.set()
+    await h.service.warm_up
 
 
 async def test_workers_without_a_warm_up_render_take_the_first_job_at_once(make_service):
