@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.errors import JobTimedOut
+from bot.errors import JobFailed, JobTimedOut
 from bot.gpu.executor import CancelToken, Executor
 from bot.gpu.work import Frames, batch_work, render_work, upscale_work
 from bot.jobs.encoder import Encoder, Rendered
@@ -107,11 +107,14 @@ class Units:
                 raise RuntimeError(f"the work returned {len(frames)} videos for {len(entries)} jobs")
         except Exception as error:
             if not isinstance(error, GenerationCancelled):
-                log.exception("%s failed", jobs_named(entries))
+                _log_failure(f"{jobs_named(entries)} failed", error)
             return [error] * len(entries)
         limits = [upload_limit(entry.job) for entry in entries]
         encodes = (self._encoder.encode(one, limit) for one, limit in zip(frames, limits, strict=True))
         encoded = await asyncio.gather(*encodes, return_exceptions=True)
+        for entry, output in zip(entries, encoded, strict=True):
+            if isinstance(output, BaseException):
+                _log_failure(f"encoding the video of job {entry.job.id} failed", output)
         return [output if isinstance(output, Rendered | Exception) else RuntimeError(repr(output))
                 for output in encoded]
 
@@ -152,6 +155,15 @@ def upload_limit(job: JobRecord) -> int:
     """The most bytes the job's MP4 may have: its channel's upload limit less the multipart envelope."""
     limit = int(job.params.get("upload_limit", DEFAULT_UPLOAD_LIMIT))
     return max(limit - UPLOAD_MARGIN, limit // 2)
+
+
+def _log_failure(what: str, error: BaseException) -> None:
+    """A failure the job's user is told of: a foreseen one (JobFailed: the user says why, e.g. the source video was
+    deleted) in one line, anything else with its traceback for the operator ("the bot's logs have the details")."""
+    if isinstance(error, JobFailed):
+        log.warning("%s: %s", what, error)
+    else:
+        log.error("%s", what, exc_info=error)
 
 
 def _log_stuck(reason: str) -> None:

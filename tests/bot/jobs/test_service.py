@@ -15,9 +15,10 @@ import av
 import pytest
 
 from bot.app import build_executor
-from bot.errors import NothingToCancel, Refused
+from bot.errors import NothingToCancel, Refused, StyleGone
 from bot.gpu.models import ASPECTS, Models
 from bot.gpu.source import WARM_UP_PROMPT
+from bot.jobs.encoder import Encoder
 from bot.jobs.events import Submitted
 from bot.settings import load_settings
 from storage import JobRecord, JobState
@@ -280,6 +281,32 @@ async def test_a_failed_warm_up_is_logged_and_the_worker_serves_on(make_service,
     await h.service.warm_up
     assert "warm-up render failed (RuntimeError: CUDA error: device-side assert triggered); its first job pays" \
         in caplog.text
+
+
+async def test_a_failed_encode_is_logged_with_its_traceback_and_a_foreseen_failure_in_one_line(make_service,
+                                                                                                   caplog):
+    class BrokenEncoder(Encoder):
+        async def encode(self, frames: Any, max_bytes: int) -> Any:
+            raise RuntimeError("libx264 exploded")
+
+    class Unstyled(FakePipeline):
+        def generate(self, request: Any, **_: Any) -> Any:
+            raise StyleGone("the style clay was removed from STYLES_FILE")
+
+    h = await make_service(encoder=BrokenEncoder())
+    job = (await h.submit(1, PROMPTS[0])).job
+    assert "the bot's logs have the details" in await h.events.wait("failed", job.id)
+    [logged] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert logged.levelno == logging.ERROR and str(logged.exc_info[1]) == "libx264 exploded"
+    assert logged.getMessage() == f"encoding the video of job {job.id} failed"
+
+    caplog.clear()
+    h = await make_service(Unstyled())
+    job = (await h.submit(1, PROMPTS[0])).job
+    await h.events.wait("failed", job.id)
+    [logged] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert logged.levelno == logging.WARNING and logged.exc_info is None  # foreseen: no traceback for the operator
+    assert logged.getMessage() == f"job {job.id} failed: the style clay was removed from STYLES_FILE"
 
 
 async def test_discord_failures_in_events_never_stop_the_service(make_service):
