@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from dotenv.parser import Original, parse_stream
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -111,6 +111,12 @@ _TYPE_WORDS = {
 def _problem(text: str) -> PydanticCustomError:
     """A validation error whose text is shown to the operator as it is."""
     return PydanticCustomError(_OUR_ERRORS, text.replace("{", "{{").replace("}", "}}"))
+
+
+def _same_address(first: str, second: str) -> bool:
+    """Whether two listen hosts can collide: the same one, or either every address of the machine."""
+    first, second = first.strip().lower(), second.strip().lower()
+    return first == second or bool({first, second} & {"", "0.0.0.0", "::", "*"})
 
 
 def fast_path_on(optimize: str, device: str) -> bool:
@@ -226,6 +232,12 @@ class Settings(BaseSettings):
         parts = [part.strip().lower() for part in setting.split(",")]
         if not all(_DEVICE_RE.fullmatch(part) for part in parts):
             raise _problem(f"T2V_DEVICE={setting} is not cuda, cuda:N, cpu or a comma-separated list of them")
+        twice = next((part for part in parts if parts.count(part) > 1), None)
+        if twice is not None:
+            raise _problem(f"T2V_DEVICE={setting} names {twice} twice: each device gets one worker, so name it once")
+        if "cuda" in parts and any(part.startswith("cuda:") for part in parts):
+            raise _problem(f"T2V_DEVICE={setting}: cuda already means every GPU; name either cuda or the cuda:N "
+                           "you want")
         return ",".join(parts)
 
     @field_validator("t2v_dtype")
@@ -278,7 +290,7 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         parts = [part.strip() for part in value.split(",") if part.strip()]
-        if not all(part.isdigit() and int(part) > 0 for part in parts):
+        if not all(part.isascii() and part.isdigit() and 0 < int(part) <= SNOWFLAKE_MAX for part in parts):
             raise _problem(f"{info.field_name.upper()}={value} is not a comma-separated list of "
                            f"{ID_LISTS[info.field_name]}: use whole numbers such as 123456789012345678,"
                            "223456789012345678 (Discord: Developer Mode → right-click → Copy ID)")
@@ -294,12 +306,22 @@ class Settings(BaseSettings):
                            "add it there, or the bot would leave the server it syncs its commands to")
         return allowed
 
+    @model_validator(mode="after")
+    def _web_ports_apart(self) -> Settings:
+        """The web gallery and /healthz, both on, cannot listen on one port of one address."""
+        if (self.gallery_enabled and self.health_enabled and self.gallery_port == self.health_port
+                and _same_address(self.gallery_host, self.health_host)):
+            raise _problem(f"GALLERY_PORT and HEALTH_PORT are both {self.health_port} (GALLERY_HOST="
+                           f"{self.gallery_host}, HEALTH_HOST={self.health_host}): the web gallery and /healthz "
+                           "cannot listen on one port; give one of them another (the defaults are 8080 and 9090)")
+        return self
+
     @field_validator("gallery_front_page")
     @classmethod
     def _front_page_is_known(cls, page: str) -> str:
         """all, servers, or a server id."""
         page = page.strip().lower()
-        if page not in FRONT_PAGES and not (page.isdigit() and int(page) > 0):
+        if page not in FRONT_PAGES and not (page.isascii() and page.isdigit() and 0 < int(page) <= SNOWFLAKE_MAX):
             raise _problem(f"GALLERY_FRONT_PAGE={page} is not all, servers or a server id (a whole number such as "
                            "123456789012345678)")
         return page

@@ -240,6 +240,25 @@ def test_the_server_allowlist_operators_and_gallery_front_page_are_read_and_chec
     assert problems({**VALID, "ALLOWED_GUILD_IDS": "11,22", "DISCORD_GUILD_ID": "33"}) == [
         "DISCORD_GUILD_ID=33 is not in ALLOWED_GUILD_IDS=11,22: add it there, or the bot would leave the server it "
         "syncs its commands to"]
+    # an id no server can have (above 2⁶³ − 1, or digits that are not 0-9) would make the bot leave every server
+    impossible = {"ALLOWED_GUILD_IDS": "99999999999999999999999", "OPERATOR_USER_IDS": "²",
+                  "GALLERY_FRONT_PAGE": "99999999999999999999999"}
+    assert [line.split(" is not ")[0] for line in problems({**VALID, **impossible})] == [
+        f"{name}={value}" for name, value in impossible.items()]
+
+
+def test_two_workers_on_one_device_and_the_gallery_and_health_on_one_port_are_refused():
+    assert problems({**VALID, "T2V_DEVICE": "cuda:0, cuda:0"}) == [
+        "T2V_DEVICE=cuda:0, cuda:0 names cuda:0 twice: each device gets one worker, so name it once"]
+    assert problems({**VALID, "T2V_DEVICE": "cuda,cuda:1"}) == [
+        "T2V_DEVICE=cuda,cuda:1: cuda already means every GPU; name either cuda or the cuda:N you want"]
+    clash = {"GALLERY_ENABLED": "1", "GALLERY_PORT": "9090"}  # /healthz is on by default, at 9090
+    assert problems({**VALID, **clash}) == [
+        "GALLERY_PORT and HEALTH_PORT are both 9090 (GALLERY_HOST=127.0.0.1, HEALTH_HOST=127.0.0.1): the web gallery "
+        "and /healthz cannot listen on one port; give one of them another (the defaults are 8080 and 9090)"]
+    assert problems({**VALID, **clash, "HEALTH_HOST": "0.0.0.0"})  # every address includes the gallery's
+    load_settings({**VALID, **clash, "HEALTH_ENABLED": "0"}, env_file=None)  # no clash: these load
+    load_settings({**VALID, **clash, "GALLERY_HOST": "127.0.0.2"}, env_file=None)
 
 
 def test_a_variable_spelled_almost_like_a_setting_is_named_with_the_setting_it_resembles(tmp_path):
