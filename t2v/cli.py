@@ -21,9 +21,9 @@ from tqdm import tqdm
 from t2v import preflight
 from t2v.bench import KERNEL_CHECKS
 from t2v.config import TINY_RANDOM, ModelConfig, SamplerDefaults
-from t2v.errors import InvalidRequest, T2VError
+from t2v.errors import InvalidRequest, T2VError, WeightsError
 from t2v.kernels import fp8
-from t2v.loader import convert, load_pipeline
+from t2v.loader import check_source, convert, load_pipeline
 from t2v.request import GenerationRequest, check_value
 from t2v.video import encode_mp4, write_mp4
 from t2v.weights import export
@@ -320,7 +320,8 @@ def download(directory: Path, repo: str) -> int:
 
     try:
         path = snapshot_download(repo_id=repo, local_dir=directory)
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+        check_source(path)  # offline, huggingface_hub hands back a non-empty folder as it is, downloaded or not
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, WeightsError) as exc:
         said = " ".join(str(exc).split())  # the Hub's messages run over several lines
         files = (f"the four files (configuration.json, {', '.join(DEFAULT_FILES.values())})" if repo == OFFICIAL_REPO
                  else "the repository's files, in its layout")

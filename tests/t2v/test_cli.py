@@ -274,6 +274,19 @@ def test_a_download_error_of_several_lines_is_told_in_one(tmp_path, capsys, monk
     assert "locate the files on the Hub. Check your connection.)" in line
 
 
+def test_a_download_that_hands_back_a_folder_without_the_model_fails(tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("notes")
+    # offline, huggingface_hub returns a non-empty local_dir as it is ("Returning existing local_dir ...")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, local_dir: str(local_dir))
+    assert main(["download", str(folder)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: could not download ") and "WeightsError" in line and "by hand" in line
+
+
 def test_generate_with_a_lora_style_at_a_scale_changes_the_video(tmp_path, capsys):
     from safetensors.torch import save_file
 
