@@ -28,6 +28,7 @@ ONLY_IN = {
     "alembic": (),
     "aiohttp": ("bot/web/", "bot/ui/client.py"),  # the client: discord.py's network errors are aiohttp's
     "prometheus_client": ("bot/web/metrics.py",),
+    "av": ("bot/media.py", "bot/jobs/upscale.py"),  # kept MP4s' posters, an upscale's source frames
 }
 # bot's folders (and top-level modules): the parts of bot each may import besides itself
 MAY_IMPORT = {
