@@ -29,6 +29,7 @@ Size = tuple[int, int]
 # side 256, long side the nearest multiple of 64; 4:3 is really 5:4, 16:9 is 7:4). Jobs get the loaded model's own
 # sizes (ModelInfo); these stand in for models that do not say theirs. Discord shows at most 25 choices.
 ASPECTS: dict[str, Size] = aspect_sizes(ModelConfig())
+DEFAULT_ASPECT = next(iter(ASPECTS))  # "1:1": a /video's aspect when neither its user nor the server's presets chose
 FALLBACK_FRAMES = ModelConfig().frames  # ModelScope's clip length, for models that do not say theirs
 
 
@@ -72,6 +73,11 @@ class ModelInfo:
     def default_frames(self, cap: int) -> int:
         """The model's clip length, at most `cap` (the server's MAX_FRAMES)."""
         return min(self.frames or FALLBACK_FRAMES, cap)
+
+    def video_frames(self, default_frames: int | None, cap: int) -> int:
+        """A /video's frames when neither its user nor the server's presets chose: DEFAULT_FRAMES (`default_frames`)
+        when set, else the model's clip length within MAX_FRAMES (`cap`)."""
+        return default_frames or self.default_frames(cap)
 
 
 

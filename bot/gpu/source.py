@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bot.gpu.compiles import COMPILES, label
-from bot.gpu.models import ASPECTS, ModelInfo, Models, describe
+from bot.gpu.models import ASPECTS, DEFAULT_ASPECT, Models, describe
 from bot.gpu.styles import Style, load_styles, read_styles
 from bot.settings import BATCH_MAX, COMPILE_CACHE_MAX_GB, MAX_FRAMES, Settings, fast_path_on
 from t2v.request import GenerationRequest
@@ -113,10 +113,10 @@ class ModelSource:
         from t2v.compiled import video_shape  # lazily: it imports torch
 
         info = describe(models)
-        frames = self._default_frames(info)
+        frames = info.video_frames(self.default_frames, self.max_frames)
         unet = models.pipeline.unet
-        first, *others = ASPECTS  # /video's default aspect first, then by expected use
-        width, height = info.size(first)
+        others = [aspect for aspect in ASPECTS if aspect != DEFAULT_ASPECT]  # by expected use
+        width, height = info.size(DEFAULT_ASPECT)
         shapes = [video_shape(unet.cfg, batch, frames, height, width) for batch in sorted({1, self.batch_max})]
         for aspect in others:
             width, height = info.size(aspect)
@@ -132,13 +132,9 @@ class ModelSource:
         if not device.startswith("cuda"):
             return None
         info = describe(models)
-        width, height = info.size(next(iter(ASPECTS)))
-        return GenerationRequest(WARM_UP_PROMPT, seed=0, steps=1, frames=self._default_frames(info), width=width,
-                                 height=height)
-
-    def _default_frames(self, info: ModelInfo) -> int:
-        """DEFAULT_FRAMES, else the model's clip length within MAX_FRAMES: a /video's frames when none are asked."""
-        return self.default_frames or info.default_frames(self.max_frames)
+        width, height = info.size(DEFAULT_ASPECT)
+        return GenerationRequest(WARM_UP_PROMPT, seed=0, steps=1, width=width, height=height,
+                                 frames=info.video_frames(self.default_frames, self.max_frames))
 
 
 def load_pipeline(model: str, device: str, dtype: str | None) -> VideoPipeline:

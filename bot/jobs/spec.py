@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.gpu.models import ASPECTS, Size
+from bot.gpu.models import ASPECTS, DEFAULT_ASPECT, Size
 from storage import JobRecord
 from t2v.errors import InvalidRequest
 from t2v.request import GenerationRequest
@@ -42,7 +42,7 @@ class JobSpec:
     """A job as asked: t2v's request (its seed None when the user chose none) and what the bot keeps beside it."""
 
     request: GenerationRequest
-    aspect: str = "1:1"
+    aspect: str = DEFAULT_ASPECT
     private: bool = False
     cost: int = 1  # quota units the job counts for (an upscale counts UPSCALE_COST)
     upscale: UpscaleOf | None = None  # set for an upscale of a finished job
@@ -50,7 +50,7 @@ class JobSpec:
     style: str | None = None  # a style of STYLES_FILE (bot.gpu.styles); None: none
 
     @classmethod
-    def video(cls, prompt: str, *, aspect: str = "1:1", sizes: Callable[[str], Size] = ASPECTS.__getitem__,
+    def video(cls, prompt: str, *, aspect: str = DEFAULT_ASPECT, sizes: Callable[[str], Size] = ASPECTS.__getitem__,
               private: bool = False, style: str | None = None, **fields: Any) -> JobSpec:
         """A /video at the size `sizes` gives for `aspect` (the loaded model's), in `style`; `fields` are the
         request's (negative_prompt, seed, steps, guidance, frames, sampler: left out, t2v's defaults).
@@ -71,7 +71,7 @@ class JobSpec:
             upscale = UpscaleOf(int(params["source_job"]), str(params["source_video"]), float(params["strength"]))
         origin = next(((how, int(params[key])) for how, key in ORIGINS.items() if params.get(key) is not None), None)
         style = params.get("style")
-        return cls(request, str(params.get("aspect", "1:1")), bool(params.get("private")),
+        return cls(request, str(params.get("aspect", DEFAULT_ASPECT)), bool(params.get("private")),
                    int(params.get("cost", 1)), upscale, origin, None if style is None else str(style))
 
     @property

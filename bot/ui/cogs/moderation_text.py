@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Mapping
 
+from bot.gpu.models import DEFAULT_ASPECT
 from bot.moderation.rules import QuotaDefault, discord_time, inert
 from bot.moderation.servers import Presets
 from bot.settings import Settings
@@ -138,8 +139,9 @@ def _duration(seconds: float) -> str:
 
 def presets(values: Presets, settings: Settings) -> str:
     """A server's /video defaults beside the bot's."""
-    bot = {"aspect": "1:1", "frames": settings.default_frames or "the model's", "steps": settings.default_steps,
-           "sampler": SamplerDefaults.sampler, "guidance": settings.default_guidance, "negative": "none",
+    bot = {"aspect": DEFAULT_ASPECT, "frames": settings.default_frames or "the model's",
+           "steps": settings.default_steps, "sampler": SamplerDefaults.sampler,
+           "guidance": settings.default_guidance, "negative": "none",
            "style": "none"}  # the style: set with /videostyle default
     given = values.given()
     lines = ["**/video defaults** of this server (an option a member leaves out takes it; then the bot's)"]

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import Refused
-from bot.gpu.models import ASPECTS
+from bot.gpu.models import ASPECTS, DEFAULT_ASPECT
 from bot.gpu.styles import NONE
 from bot.jobs.service import VideoService
 from bot.jobs.spec import JobSpec, Requester
@@ -67,10 +67,10 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
                   "steps": steps or preset.steps or defaults.default_steps,
                   "guidance": guidance or preset.guidance or defaults.default_guidance,
                   "sampler": sampler or preset.sampler,
-                  "frames": (frames or preset.frames or defaults.default_frames
-                             or model.default_frames(defaults.max_frames))}
-        spec = JobSpec.video(prompt, aspect=aspect or preset.aspect or "1:1", sizes=model.size, private=private,
-                             style=await self._style(interaction.guild_id, style, preset.style),
+                  "frames": (frames or preset.frames
+                             or model.video_frames(defaults.default_frames, defaults.max_frames))}
+        spec = JobSpec.video(prompt, aspect=aspect or preset.aspect or DEFAULT_ASPECT, sizes=model.size,
+                             private=private, style=await self._style(interaction.guild_id, style, preset.style),
                              **{name: value for name, value in fields.items() if value is not None})
         await self.start(interaction, spec)
 
