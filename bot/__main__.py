@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).getEffectiveLevel()))
     redaction.install(logging.getLogger().handlers,  # and interaction tokens, by their patterns
-                      [settings.discord_token.get_secret_value(), urls.password(settings.database_url)])
+                      [settings.discord_token.get_secret_value(), *urls.passwords(settings.database_url)])
     for line in misspelled():
         log.warning("%s", line)
     return run(settings)

@@ -1,5 +1,6 @@
 """A logging filter that keeps credentials out of the logs: interaction tokens, URL passwords, and any secret it is
-given (`python -m bot` gives it the bot token and DATABASE_URL's password).
+given (`python -m bot` gives it the bot token and DATABASE_URL's password, percent-decoded as the driver uses it and
+as the URL writes it).
 
 discord.py logs, at DEBUG, every REST URL (`/webhooks/<app>/<token>/...`, `/interactions/<id>/<token>/callback`) and
 every gateway event (INTERACTION_CREATE carries `'token': '...'`). An interaction token is a credential for 15
@@ -41,7 +42,10 @@ class RedactTokens(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = tuple(secret for secret in secrets if secret and len(secret) >= MIN_SECRET)
+        # longest first: a secret that holds another (a password as the URL writes it, `hunter2%25`, holds the
+        # decoded `hunter2%`) is masked whole, not around the shorter one
+        kept = {secret for secret in secrets if secret and len(secret) >= MIN_SECRET}
+        self.secrets = tuple(sorted(kept, key=lambda secret: (-len(secret), secret)))
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact in place, so that every handler after this one sees the masked text too."""

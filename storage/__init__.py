@@ -33,10 +33,8 @@ from storage.moderation_records import (
 from storage.records import (
     ACTIVE_STATES,
     GLOBAL,
-    TERMINAL_STATES,
     DenyKind,
     DenylistRecord,
-    DenylistSeed,
     JobRecord,
     JobState,
     ShowcaseRecord,
@@ -44,7 +42,7 @@ from storage.records import (
 )
 
 if TYPE_CHECKING:
-    from storage.db import DEFAULT_URL, check_connection, create_engine, migrate, shown_url
+    from storage.db import DEFAULT_URL, check_connection, create_engine, migrate
     from storage.moderation import ModerationRepository
     from storage.repository import Repository
     from storage.retry import retry_on_locked
@@ -56,7 +54,6 @@ _LAZY = {  # name -> the module that defines it (each imports SQLAlchemy)
     "check_connection": "storage.db",
     "create_engine": "storage.db",
     "migrate": "storage.db",
-    "shown_url": "storage.db",
     "ModerationRepository": "storage.moderation",
     "Repository": "storage.repository",
     "retry_on_locked": "storage.retry",
@@ -79,7 +76,6 @@ __all__ = [
     "ACTIVE_STATES",
     "DEFAULT_URL",
     "GLOBAL",
-    "TERMINAL_STATES",
     "AuditRecord",
     "BlockRecord",
     "ChannelRuleRecord",
@@ -87,7 +83,6 @@ __all__ = [
     "DatabaseUnreachable",
     "DenyKind",
     "DenylistRecord",
-    "DenylistSeed",
     "DuplicateEntryError",
     "InvalidDatabaseURL",
     "InvalidTransitionError",
@@ -111,6 +106,5 @@ __all__ = [
     "create_engine",
     "migrate",
     "retry_on_locked",
-    "shown_url",
     "utc_now",
 ]

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from storage import urls
-from storage.errors import DatabaseRefused, DatabaseUnreachable, SchemaTooNew
+from storage.errors import DatabaseRefused, DatabaseUnreachable, SchemaTooNew, sqlstate
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,6 @@ def create_engine(url: str = DEFAULT_URL, *, busy_timeout_ms: int = 5000, echo: 
     return engine
 
 
-def shown_url(url: str) -> str:
-    """The database URL as logs may show it: the password hidden."""
-    return urls.shown(url)
-
-
 async def check_connection(engine: AsyncEngine, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """Open one connection and run SELECT 1 within `timeout_s`: DatabaseUnreachable when the server could not be
     reached (worth another try), DatabaseRefused when it answered no (a wrong password, a missing database)."""
@@ -66,8 +61,7 @@ async def check_connection(engine: AsyncEngine, timeout_s: float = CONNECT_TIMEO
         raise DatabaseUnreachable(_network_reason(error)) from None
     except DBAPIError as error:
         said = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
-        sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-        if sqlstate in _NOT_YET_SQLSTATES:
+        if sqlstate(error) in _NOT_YET_SQLSTATES:
             raise DatabaseUnreachable(said) from None
         raise DatabaseRefused(said) from None
 

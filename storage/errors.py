@@ -5,6 +5,9 @@
     ├── InvalidTransitionError  a job cannot move to that state from the one it is in
     ├── DuplicateEntryError     a server's denylist (or the shared one) already has that pattern
     └── ShowcaseError           a nomination or decision that cannot be met; `message` is for the user
+
+`sqlstate` reads the PostgreSQL error code a driver error carries: storage.db and storage.retry tell the
+server's answers apart by it.
 """
 
 from __future__ import annotations
@@ -86,3 +89,10 @@ class ShowcaseError(StorageError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE of a driver error SQLAlchemy wrapped (a DBAPIError's `orig`: asyncpg names it
+    `sqlstate`, psycopg `pgcode`), or None: SQLite, or no answer from a server."""
+    orig = getattr(error, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 GLOBAL = 0  # the scope above every server (Discord ids are never 0): the operator's settings, the shipped denylist
 
@@ -27,7 +27,6 @@ class JobState(StrEnum):
 
 
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
-TERMINAL_STATES = frozenset(JobState) - ACTIVE_STATES
 
 
 class ShowcaseState(StrEnum):
@@ -98,14 +97,6 @@ class DenylistRecord:
     added_by: int | None
     created_at: datetime
     guild_id: int = GLOBAL
-
-
-class DenylistSeed(NamedTuple):
-    """A default denylist entry shipped with the bot, for `Repository.seed_denylist`."""
-
-    pattern: str
-    category: str
-    kind: DenyKind = DenyKind.DENY
 
 
 @dataclass(frozen=True, slots=True)

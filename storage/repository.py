@@ -144,17 +144,9 @@ class Repository(Transactional):
         """Remember the Discord message that carries this job's video (its buttons name the job)."""
         return await self._set(job_id, result_message_id=message_id)
 
-    async def set_seed(self, job_id: int, seed: int) -> JobRecord:
-        """Record the seed chosen for this job."""
-        return await self._set(job_id, seed=seed)
-
     async def list_jobs(self, states: Iterable[JobState] | None = None) -> list[JobRecord]:
         """Jobs in the given states (all when None), oldest id first: the queue to rebuild at start."""
         return await self._select_jobs(*_state_filter(states))
-
-    async def jobs_for_user(self, user_id: int, states: Iterable[JobState] | None = None) -> list[JobRecord]:
-        """One user's jobs in the given states (all when None), oldest id first."""
-        return await self._select_jobs(Job.user_id == user_id, *_state_filter(states))
 
     async def recent_render_seconds(self, limit: int) -> list[float]:
         """The GPU seconds of the last `limit` finished videos, oldest first: what the ETA learns from at start."""
@@ -165,15 +157,6 @@ class Repository(Transactional):
 
         async def work(session: AsyncSession) -> list[float]:
             return [float(seconds) for seconds in (await session.scalars(query)).all()][::-1]
-
-        return await self._run(work)
-
-    async def count_active_for_user(self, user_id: int) -> int:
-        """How many of this user's jobs are queued or running."""
-        query = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.state.in_(ACTIVE_STATES))
-
-        async def work(session: AsyncSession) -> int:
-            return (await session.execute(query)).scalar_one()
 
         return await self._run(work)
 

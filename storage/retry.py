@@ -14,6 +14,8 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from storage.errors import sqlstate
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -34,9 +36,9 @@ def is_locked_error(error: BaseException) -> bool:
     """True when only a concurrent transaction made this one fail: SQLite locked, Postgres serialization/deadlock."""
     if not isinstance(error, DBAPIError):
         return False
-    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-    if sqlstate is not None:
-        return sqlstate in _RETRY_SQLSTATES
+    code = sqlstate(error)
+    if code is not None:
+        return code in _RETRY_SQLSTATES
     message = str(error.orig).lower()
     return any(text in message for text in _LOCKED_MESSAGES)
 

@@ -2,8 +2,9 @@
 logs may show it (the password masked). `python -m bot` checks it with its other settings, before anything heavy is
 imported; storage.db builds the engine from the same reading.
 
-The grammar is SQLAlchemy's (`backend[+driver]://[user[:password]@][host][:port][/database][?query]`); the
-databases are the two the migrations run on, each with the asyncio driver the bot ships.
+The grammar is SQLAlchemy's (`backend[+driver]://[user[:password]@][host][:port][/database][?query]`), and so is
+the reading: the user, the password and the database are percent-decoded (`p%40ss` is the password `p@ss`, as the
+driver sends it). The databases are the two the migrations run on, each with the asyncio driver the bot ships.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from storage.errors import InvalidDatabaseURL
 
@@ -33,7 +35,8 @@ _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*")
 
 @dataclass(frozen=True)
 class DatabaseURL:
-    """A DATABASE_URL the storage layer can use; `driver` is the asyncio driver it runs on."""
+    """A DATABASE_URL the storage layer can use; `driver` is the asyncio driver it runs on. The user, the password
+    and the database are percent-decoded, as SQLAlchemy's make_url reads them and the driver uses them."""
 
     backend: str  # sqlite | postgresql
     driver: str  # aiosqlite | asyncpg
@@ -84,8 +87,13 @@ def parse(url: str) -> DatabaseURL:
     if backend == "sqlite" and (host or port or match["username"] is not None):
         raise InvalidDatabaseURL("a SQLite URL names a file after three slashes, with no host: "
                                  "sqlite+aiosqlite:///relative/videobot.db or sqlite+aiosqlite:////absolute/videobot.db")
-    return DatabaseURL(backend, DRIVERS[backend], match["username"] or None, match["password"], host, port,
-                       match["database"] or None, match["query"])
+    return DatabaseURL(backend, DRIVERS[backend], _decoded(match["username"]) or None, _decoded(match["password"]),
+                       host, port, _decoded(match["database"]) or None, match["query"])
+
+
+def _decoded(part: str | None) -> str | None:
+    """A user, password or database name percent-decoded, as SQLAlchemy's make_url does (`%40` is `@`)."""
+    return None if part is None else unquote(part)
 
 
 def _port(text: str | None) -> int | None:
@@ -102,9 +110,16 @@ def shown(url: str) -> str:
     return _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", _USERINFO.sub(rf"\g<1>{MASK}", url.strip()))
 
 
-def password(url: str) -> str | None:
-    """The password a readable URL carries (for the log filter to mask wherever it shows), or None."""
+def passwords(url: str) -> tuple[str, ...]:
+    """The password a readable URL carries, for the log filter to mask wherever it shows: as the driver uses it
+    (percent-decoded: what its error messages would quote) and, where it differs, as the URL writes it. Empty when
+    there is none or the URL cannot be read."""
     try:
-        return parse(url).password or None
+        decoded = parse(url).password
     except InvalidDatabaseURL:
-        return None
+        return ()
+    if not decoded:
+        return ()
+    match = _URL.fullmatch(url.strip())  # parse read it, so it matches
+    written = match["password"] if match else decoded
+    return (decoded,) if written == decoded else (decoded, written)

@@ -2,12 +2,12 @@
 
 import pytest
 
-from storage import DenyKind, DenylistSeed, DuplicateEntryError
+from storage import DenyKind, DuplicateEntryError
 
-DEFAULTS = [
-    DenylistSeed("nsfw", "sexual"),
-    DenylistSeed("gore", "violence"),
-    DenylistSeed("gore-tex", "violence", DenyKind.ALLOW),
+DEFAULTS = [  # (pattern, category, kind), as bot.moderation seeds the shipped list
+    ("nsfw", "sexual", DenyKind.DENY),
+    ("gore", "violence", DenyKind.DENY),
+    ("gore-tex", "violence", DenyKind.ALLOW),
 ]
 
 

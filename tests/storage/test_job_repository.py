@@ -40,8 +40,8 @@ async def test_a_refused_request_is_logged_finished_and_not_active(repo, make_jo
     refused = await make_job(user_id=5, refusal_reason="denylist:sexual")
     assert (refused.state, refused.refusal_reason) == (JobState.REFUSED, "denylist:sexual")
     assert refused.finished_at == refused.created_at == clock.now
-    assert await repo.count_active_for_user(5) == 0
-    assert await repo.list_jobs([JobState.QUEUED]) == []
+    assert not refused.state.is_active
+    assert await repo.list_jobs([JobState.QUEUED, JobState.RUNNING]) == []
     with pytest.raises(InvalidTransitionError):
         await repo.mark_running(refused.id)
 
@@ -74,7 +74,7 @@ async def test_a_missing_job_is_none_or_not_found(repo) -> None:
     with pytest.raises(JobNotFoundError, match="job 404 does not exist"):
         await repo.mark_running(404)
     with pytest.raises(JobNotFoundError):
-        await repo.set_seed(404, 1)
+        await repo.set_status_message(404, 1)
 
 
 async def test_failure_keeps_the_error_text(repo, make_job, clock) -> None:
@@ -109,18 +109,6 @@ async def test_list_jobs_filters_by_state_in_id_order(repo, make_job) -> None:
     assert [job.id for job in await repo.list_jobs(["queued"])] == [first.id, third.id]
 
 
-async def test_active_jobs_are_counted_per_user(repo, make_job) -> None:
-    a1, a2, a3 = [await make_job(user_id=1) for _ in range(3)]
-    await make_job(user_id=2)
-    await repo.mark_running(a1.id)
-    await repo.mark_cancelled(a3.id)
-    assert await repo.count_active_for_user(1) == 2
-    assert await repo.count_active_for_user(2) == 1
-    assert await repo.count_active_for_user(3) == 0
-    assert [job.id for job in await repo.jobs_for_user(1, [JobState.QUEUED])] == [a2.id]
-    assert [job.id for job in await repo.jobs_for_user(1)] == [a1.id, a2.id, a3.id]
-
-
 async def test_requeue_after_a_crash_keeps_the_attempt_count(repo, make_job, clock) -> None:
     job = await make_job()
     await repo.mark_running(job.id, now=clock.advance(1))
@@ -132,11 +120,14 @@ async def test_requeue_after_a_crash_keeps_the_attempt_count(repo, make_job, clo
         await repo.requeue((await make_job()).id)
 
 
-async def test_status_message_and_seed_can_be_set_in_any_state(repo, make_job) -> None:
-    job = await make_job()
+async def test_a_large_seed_is_kept_and_the_status_and_result_messages_can_be_set_in_any_state(repo,
+                                                                                              make_job) -> None:
+    job = await make_job(seed=2**40)
     await repo.set_status_message(job.id, 1_234_567_890_123_456_789)
-    updated = await repo.set_seed(job.id, 2**40)
-    assert (updated.status_message_id, updated.seed, updated.state) == (1_234_567_890_123_456_789, 2**40, "queued")
+    updated = await repo.set_result_message(job.id, 1_234_567_890_123_456_790)
+    assert (updated.status_message_id, updated.result_message_id) == (1_234_567_890_123_456_789,
+                                                                     1_234_567_890_123_456_790)
+    assert (updated.seed, updated.state) == (2**40, "queued")
 
 
 async def test_datetimes_come_back_aware_utc_whatever_zone_they_went_in(repo, make_job) -> None:
@@ -159,7 +150,7 @@ async def test_discord_snowflakes_survive_as_integers(repo, make_job) -> None:
     job = await make_job(user_id=snowflake, guild_id=snowflake + 1, channel_id=snowflake + 2)
     stored = await repo.get_job(job.id)
     assert (stored.user_id, stored.guild_id, stored.channel_id) == (snowflake, snowflake + 1, snowflake + 2)
-    assert await repo.count_active_for_user(snowflake) == 1
+    assert [queued.user_id for queued in await repo.list_jobs([JobState.QUEUED])] == [snowflake]
 
 
 async def test_records_are_detached_copies(repo, make_job, job_params) -> None:

@@ -124,7 +124,8 @@ async def test_a_transaction_that_loses_a_postgres_race_runs_again_and_lands(eng
             async with connection.begin():
                 seed = (await connection.execute(select(Job.seed).where(Job.id == job.id))).scalar_one()
                 if attempts == 1:  # another transaction changes the row after this one's snapshot
-                    await repo.set_seed(job.id, 7)
+                    async with engine.begin() as other:
+                        await other.execute(update(Job).where(Job.id == job.id).values(seed=7))
                 await connection.execute(update(Job).where(Job.id == job.id).values(seed=seed + 1))
         return seed
 
