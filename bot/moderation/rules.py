@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from bot.errors import InvalidInput, Refused
+from bot.moderation.policy.normalise import UNSAFE_RE
 from bot.settings import MAX_QUOTA, QUOTA_PERIODS, Settings
 from storage import GLOBAL, BlockRecord, ModerationRepository, QuotaOverrideRecord, UsageStats, utc_now
 
@@ -62,8 +63,9 @@ _MARKDOWN_RE = re.compile(r"([\\*_~`|>#\[\]()<@])")  # markdown, masked links, m
 
 
 def inert(text: str, limit: int = 300) -> str:
-    """User or moderator text made safe to show: one line, markdown and mention syntax escaped, clipped."""
-    flat = " ".join(text.split())
+    """User or moderator text made safe to show: one line without control or direction-override characters (which
+    would reorder the text around it), markdown and mention syntax escaped, clipped."""
+    flat = " ".join(UNSAFE_RE.sub("", text).split())
     flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
     return _MARKDOWN_RE.sub(r"\\\1", flat)
 

@@ -5,7 +5,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,8 @@ from bot.moderation.gates import ServerGates
 from bot.moderation.policy import DenylistEntry, PolicyGate
 from bot.moderation.rules import Moderation, check_limit, inert, parse_duration
 from storage import GLOBAL, ModerationRepository, Repository, create_engine, migrate
+from tests.clocks import Clock
 
-NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
 MOD = 900
 
 
@@ -70,6 +70,7 @@ def test_shown_text_cannot_format_or_mention():
     assert inert("**bold** <@123> @everyone `x`") == r"\*\*bold\*\* \<\@123\> \@everyone \`x\`"
     assert inert("a\n\nb   c") == "a b c"
     assert inert("x" * 50, 10) == "xxxxxxxxx…"
+    assert inert("see \u202egnp.exe\x07") == "see gnp.exe"  # a right-to-left override would reorder what follows
 
 
 def plain(text: str) -> str:
@@ -97,11 +98,12 @@ async def lists(tmp_path: Path) -> AsyncIterator[Lists]:
     """The shared list holds “nude”; the gates start from it; every language counts as English."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'edits.db'}")
     await migrate(engine)
-    repo = Repository(engine, clock=lambda: NOW)
+    clock = Clock()
+    repo = Repository(engine, clock=clock)
     await repo.add_denylist_entry("nude", "sexual")
     gates = ServerGates(PolicyGate([DenylistEntry("nude", "sexual")], is_english=lambda text: True))
-    mods = ModerationRepository(engine, clock=lambda: NOW)
-    moderation = Moderation(mods, default_limit=20, period="day", clock=lambda: NOW)
+    mods = ModerationRepository(engine, clock=clock)
+    moderation = Moderation(mods, default_limit=20, period="day", clock=clock)
     yield Lists(DenylistEditor(repo, gates, moderation), gates, mods)
     await engine.dispose()
 
