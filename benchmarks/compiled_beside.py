@@ -18,6 +18,7 @@ CPU smoke test:  python benchmarks/compiled_beside.py --tiny --device cpu --back
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import sys
 import threading
@@ -84,13 +85,22 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def beside_problem(seconds: float) -> str | None:
+    """Why --beside-max-s cannot bound the videos beside the compile, or None."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        return f"--beside-max-s={seconds:g} must be a number of seconds above 0 (default {BESIDE_MAX_S:g})"
+    return None
+
+
 def main() -> None:
     made = probes.parser(__doc__)
     made.add_argument("--device", default="cuda")
     made.add_argument("--backend", default="inductor")
     made.add_argument("--tiny", action="store_true", help="tiny-random (a CPU check of the probe itself)")
     made.add_argument("--beside-max-s", type=float, default=BESIDE_MAX_S)
-    args = probes.parse(made, lambda a: [preflight.device("--device", a.device)])
+    args = probes.parse(made, lambda a: [preflight.device("--device", a.device),
+                                         preflight.compile_backend("--backend", a.backend),
+                                         beside_problem(a.beside_max_s)])
     config = tiny_config() if args.tiny else ModelConfig()
     sources = {name: f"random:{name}" for name in ("unet", "vae", "text_encoder")}
     pipe = assemble(config, random_state_dicts(config, seed=0, device=args.device), sources, args.device)

@@ -223,7 +223,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     loaded = recorder.loaded = clock()
     recorder.unet = holder["models"].pipeline.unet
     log.info("model loaded in %.1f s; submitting %d jobs%s", service_started - started, args.jobs,
-             f" after the warm-up ({loaded - service_started:.1f} s)" if args.after_warm_up else "")
+             f" after the warm-up ({loaded - service_started:.1f} s)" if "warmed" in holder else "")
     for i, ask in enumerate(mix):
         seen = Seen(ask, submitted=clock())
         job = (await service.submit(_requester(ask.user, i), _spec(ask, service))).job

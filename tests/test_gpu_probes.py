@@ -29,7 +29,8 @@ def test_the_capture_failure_probe_refuses_without_a_gpu_in_one_line(monkeypatch
 @pytest.mark.parametrize(("script", "argv"), [("capture_failure.py", ()), ("compile_beside.py", ()),
                                               ("capture_cost.py", ()),
                                               ("fx_traces.py", ("--device", "cpu")),
-                                              ("temporal_conv_forms.py", ("--device", "cpu"))])
+                                              ("temporal_conv_forms.py", ("--device", "cpu")),
+                                              ("compiled_beside.py", ("--device", "cpu"))])
 def test_each_probe_refuses_an_output_file_it_could_not_write_before_any_work(monkeypatch, capsys, tmp_path, script,
                                                                                argv):
     out = tmp_path / "missing" / "found.json"
@@ -56,6 +57,17 @@ def test_fx_traces_refuses_bad_values_in_one_line_before_loading_anything(monkey
     assert line in refusal
     if "--backend" in argv:
         assert "eager" in refusal.split("use one of ")[1].split(", ")  # the CPU smoke test's backend is offered
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    ((), "--device cuda: no CUDA GPU is available on this machine; use --device cpu"),
+    (("--device", "cpu", "--backend", "inducter"), "--backend inducter: not a torch.compile backend; use one of "),
+    (("--device", "cpu", "--beside-max-s", "0"), "--beside-max-s=0 must be a number of seconds above 0 (default 240)"),
+    (("--device", "cpu", "--beside-max-s", "nan"), "--beside-max-s=nan must be a number of seconds above 0"),
+])
+def test_the_compiled_beside_probe_refuses_bad_values_in_one_line_before_loading_anything(monkeypatch, capsys, argv,
+                                                                                          line):
+    assert line in _refusal(monkeypatch, capsys, "compiled_beside.py", *argv)
 
 
 def test_fx_traces_tells_a_plain_trace_from_make_fx_s(monkeypatch):
