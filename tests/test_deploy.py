@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -22,6 +21,8 @@ import yaml
 from bot.jobs.service import STOP_GRACE_S
 from bot.web.health import Health
 from bot.web.metrics import Metrics
+from tests.ci import in_ci
+from tests.net import free_port
 from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,10 +33,6 @@ HEALTHCHECK = ["python", "/opt/videobot/healthcheck.py"]
 TORCH_WHEEL_CUDA = {"2.15.0": "13.2"}
 # Time after the service's own stop grace for leaving Discord and joining the GPU threads, before a SIGKILL.
 STOP_MARGIN_S = 15
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def require_tool(name: str) -> str:
@@ -305,9 +302,3 @@ def test_the_healthcheck_runs_as_a_script_with_docker_exit_codes() -> None:
     env = {**os.environ, "HEALTH_HOST": "127.0.0.1", "HEALTH_PORT": str(free_port())}
     result = subprocess.run([sys.executable, str(DEPLOY / "healthcheck.py")], env=env, capture_output=True, text=True)
     assert result.returncode == 1 and result.stderr.startswith("unhealthy: nothing answers at ")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

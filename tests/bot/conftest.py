@@ -1,8 +1,8 @@
 """Fixtures of the bot tests: the service on a temporary SQLite file, and the whole bot on the fake Discord.
 
 `make_service` starts VideoServices on a fake pipeline (bot.jobs without Discord); `stacks` starts whole bots —
-settings, database, service, discord.py client — on one fake Discord, restartable on one database. The fakes and
-clocks themselves are in helpers.py.
+settings, database, service, discord.py client — on one fake Discord, restartable on one database. The fakes
+themselves are in helpers.py, the clocks in tests/clocks.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The bot tests' shared fakes and clocks: clocks the test moves, a timer it fires, JobEvents that record, pipelines
-that stand in for t2v's, and the request values the service tests use. Fixtures built on them are in conftest.py.
+"""The bot tests' shared fakes (the clocks the tests move are in tests/clocks.py): a timer the test fires, JobEvents
+that record, pipelines that stand in for t2v's, the request values the service tests use, and the environment of a
+`python -m bot` child (`child_env`). Fixtures built on them are in conftest.py.
 
 Nothing here sleeps: fakes wait on events the test sets, and a wait that should be instant fails after WAIT.
 """
@@ -23,6 +24,7 @@ from bot.gpu.models import Models
 from bot.gpu.styles import Style
 from bot.jobs.events import Delivered
 from bot.jobs.spec import JobSpec, Requester
+from bot.settings import Settings
 from storage import JobRecord, JobState
 from t2v import encode_mp4
 from t2v.errors import GenerationCancelled
@@ -33,6 +35,8 @@ from tests.fakediscord import FakeChannel, FakeDiscord, FakeMessage, FakeRole, F
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0  # seconds before a wait that should be instant fails the test instead of hanging it
+START_S = 120.0  # for a `python -m bot` child to start: it imports torch and loads the model, slow on 2 busy cores
+SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)  # the environment variables the bot reads
 PROMPTS = [
     "A panda eating bamboo on a rock.",
     "A red fox running through fresh snow at dawn.",
@@ -405,6 +409,14 @@ def required(fake: FakeDiscord, options: list[dict[str, Any]], target: FakeUser,
 def this_tree(env: dict[str, str]) -> dict[str, str]:
     """`env` for a `python -m bot` child that imports this checkout's packages, wherever its working directory."""
     return {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])}
+
+
+def child_env(**settings: str | None) -> dict[str, str]:
+    """The environment of a `python -m bot` child: this process's without any of the bot's settings (SETTING_NAMES),
+    then `settings` (NAME=value; None leaves NAME out), importing this checkout's packages (`this_tree`)."""
+    env: dict[str, str | None] = {key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES}
+    env.update(settings)
+    return this_tree({key: value for key, value in env.items() if value is not None})
 
 
 def sparse_file(path: Path, gib: float, used: float | None = None) -> Path:

@@ -13,24 +13,16 @@ import pytest
 from bot.__main__ import main
 from bot.app import run
 from bot.gpu.models import ASPECTS
-from bot.settings import Settings, load_settings
+from bot.settings import load_settings
 from storage import JobState, Repository, create_engine
 from tests.bot.conftest import settings_for
-from tests.bot.helpers import ROOT, WAIT, this_tree
-
-START_S = 120.0  # the model loads and the commands sync first: slow on a busy 2-core CPU
-SETTING_NAMES = {name.upper() for name in Settings.model_fields}
-
-
-def clean_environment() -> dict[str, str]:
-    """The current environment without any of the bot's settings."""
-    return {key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES}
+from tests.bot.helpers import ROOT, SETTING_NAMES, START_S, WAIT, child_env
 
 
 def test_python_m_bot_without_a_token_exits_2_with_one_clear_line(tmp_path: Path):
-    env = this_tree({**clean_environment(), "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"})
+    env = child_env(T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1")
     result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=120)
+                            timeout=START_S)
 
     assert result.returncode == 2
     assert result.stdout == ""
@@ -40,10 +32,9 @@ def test_python_m_bot_without_a_token_exits_2_with_one_clear_line(tmp_path: Path
 
 def test_a_misspelled_setting_is_named_beside_the_problem_it_caused(tmp_path: Path):
     (tmp_path / ".env").write_text("QUOTA_DEFAULTS=5\n")
-    env = this_tree({**clean_environment(), "DISCORD_TOKN": "a-token", "T2V_MODEL": "tiny-random",
-                     "T2V_ALLOW_TINY": "1"})
+    env = child_env(DISCORD_TOKN="a-token", T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1")
     result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=120)
+                            timeout=START_S)
 
     assert result.returncode == 2
     error, *notes = result.stderr.splitlines()
@@ -55,10 +46,9 @@ def test_a_misspelled_setting_is_named_beside_the_problem_it_caused(tmp_path: Pa
 
 
 def test_python_m_bot_with_a_bad_setting_answers_before_loading_anything_heavy(tmp_path: Path):
-    env = this_tree({**clean_environment(), "DISCORD_TOKEN": "a-token", "T2V_MODEL": "tiny-random",
-                     "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "gpu"})
+    env = child_env(DISCORD_TOKEN="a-token", T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="gpu")
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "bot"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=START_S)
     imports = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
     said = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
     imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in imports[1:]}

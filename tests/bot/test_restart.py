@@ -20,14 +20,11 @@ from typing import Any
 
 import pytest
 
-from bot.settings import Settings
 from storage import JobRecord, JobState, Repository, create_engine
-from tests.bot.helpers import contents, has_video, this_tree, write_lora
+from tests.bot.helpers import START_S, child_env, contents, has_video, write_lora
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
 
-START_S = 120.0  # a child imports torch and loads the model: slow on a busy 2-core CPU
 RENDER_S = 60.0
-SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 SIZE = {"steps": 4, "frames": 2}
 
 
@@ -90,17 +87,16 @@ class Child:
 async def children(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Start children on one database and the fake; leftovers are killed, and every child's log is printed."""
     made: list[Child] = []
-    base = {key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES}
-    base.update({
+    base = {
         "DISCORD_TOKEN": fake_discord.token, "DISCORD_API_BASE": fake_discord.api_url,
         "DISCORD_GATEWAY_URL": fake_discord.gateway_url, "DISCORD_GUILD_ID": str(fake_discord.guild.id),
         "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "MEDIA_DIR": str(tmp_path / "media"),
         "STATUS_EDIT_INTERVAL_S": "1", "LOG_LEVEL": "INFO", "HEALTH_ENABLED": "0",
-    })
+    }
 
     async def start(**settings: Any) -> Child:
-        env = this_tree({**base, **{name.upper(): str(value) for name, value in settings.items()}})
+        env = child_env(**{**base, **{name.upper(): str(value) for name, value in settings.items()}})
         made.append(Child(fake_discord, env, tmp_path, f"bot #{len(made) + 1}"))
         return await made[-1].start()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,14 +14,12 @@ import pytest
 
 from bot.gpu.models import ASPECTS
 from bot.redaction import MASK, RedactTokens, install, redact
-from bot.settings import Settings
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import WAIT, has_video, this_tree, video
+from tests.bot.helpers import WAIT, child_env, has_video, video
 from tests.fakediscord import FakeDiscord
 
 BOT_TOKEN = "MTE3NzM0NTY3ODkwMTIzNDU2.GsEcRt.a-distinctive-bot-token-9f3c1e7b"  # shaped like one; appears nowhere else
 EXPIRED = "MTE3NzM0NTY3ODkwMTIzNDU2.GoLdOn.an-expired-bot-token-5d2a8c04"
-SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
 
 class Lines(logging.Handler):
@@ -119,11 +116,10 @@ def test_the_filter_rewrites_arguments_and_tracebacks_and_keeps_every_record():
 
 async def test_python_m_bot_with_an_expired_token_exits_without_printing_it(fake_discord: FakeDiscord,
                                                                             tmp_path: Path):
-    env = this_tree({key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES})
-    env.update({"DISCORD_TOKEN": EXPIRED, "DISCORD_API_BASE": fake_discord.api_url,
-                "DISCORD_GATEWAY_URL": fake_discord.gateway_url, "LOG_LEVEL": "DEBUG", "T2V_MODEL": "tiny-random",
-                "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu", "HEALTH_ENABLED": "0",
-                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"})
+    env = child_env(DISCORD_TOKEN=EXPIRED, DISCORD_API_BASE=fake_discord.api_url,
+                    DISCORD_GATEWAY_URL=fake_discord.gateway_url, LOG_LEVEL="DEBUG", T2V_MODEL="tiny-random",
+                    T2V_ALLOW_TINY="1", T2V_DEVICE="cpu", HEALTH_ENABLED="0",
+                    DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
     child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
                                                  stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                                                  stderr=asyncio.subprocess.PIPE)
@@ -137,12 +133,10 @@ async def test_python_m_bot_with_an_expired_token_exits_without_printing_it(fake
 
 async def test_python_m_bot_at_debug_serves_a_video_and_its_log_holds_no_token_nor_the_voice_warnings(tmp_path: Path):
     async with FakeDiscord(token=BOT_TOKEN) as fake:
-        env = this_tree({key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES})
-        env.update({"DISCORD_TOKEN": BOT_TOKEN, "DISCORD_API_BASE": fake.api_url,
-                    "DISCORD_GATEWAY_URL": fake.gateway_url, "DISCORD_GUILD_ID": str(fake.guild.id),
-                    "LOG_LEVEL": "DEBUG", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu",
-                    "HEALTH_ENABLED": "0", "MEDIA_DIR": str(tmp_path / "media"),
-                    "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"})
+        env = child_env(DISCORD_TOKEN=BOT_TOKEN, DISCORD_API_BASE=fake.api_url, DISCORD_GATEWAY_URL=fake.gateway_url,
+                        DISCORD_GUILD_ID=str(fake.guild.id), LOG_LEVEL="DEBUG", T2V_MODEL="tiny-random",
+                        T2V_ALLOW_TINY="1", T2V_DEVICE="cpu", HEALTH_ENABLED="0", MEDIA_DIR=str(tmp_path / "media"),
+                        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
         child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
                                                      stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                                                      stderr=asyncio.subprocess.STDOUT)
@@ -176,3 +170,53 @@ async def test_python_m_bot_at_debug_serves_a_video_and_its_log_holds_no_token_n
     assert " DEBUG " in output and "INTERACTION_CREATE" in output  # discord.py logged the events with their tokens
     assert BOT_TOKEN not in output and not any(token in output for token in interaction_tokens)
     assert "voice will NOT be supported" not in output
+
+
+def test_a_secret_that_holds_another_is_masked_whole():
+    written, decoded = "hunter2%25", "hunter2%"  # DATABASE_URL's password as written, and as the driver sends it
+
+    assert redact(f"tried {written}", RedactTokens([decoded, written]).secrets) == f"tried {MASK}"
+
+
+def test_python_m_bot_masks_a_url_encoded_database_password_both_as_the_driver_uses_it_and_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import signal
+
+    import bot.__main__ as entry
+    from bot import startup
+    from bot.settings import Settings
+
+    written, decoded = "pg%40pw%23w0rd", "pg@pw#w0rd"
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in {"DISCORD_TOKEN": BOT_TOKEN, "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
+                        "T2V_DEVICE": "cpu", "DATABASE_URL": f"postgresql://videobot:{written}@db/videobot"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(startup, "check_environment", lambda settings: None)
+
+    def run(settings: Settings) -> int:  # what asyncpg's and SQLAlchemy's errors could say, in the bot's log
+        logging.getLogger("bot.app").error("password authentication failed: sent %s, DATABASE_URL has %s",
+                                           decoded, written)
+        return 0
+
+    monkeypatch.setattr(entry, "run", run)
+    root, lines = logging.getLogger(), Lines()
+    signals = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    levels = {name: logging.getLogger(name).level for name in (*entry.QUIET_LOGGERS, "aiosqlite", "sqlalchemy.engine")}
+    root.addHandler(lines)  # the root has handlers, so python -m bot's basicConfig leaves it as it is
+    try:
+        assert entry.main([]) == 0
+    finally:
+        root.removeHandler(lines)
+        for handler in [lines, *root.handlers]:
+            for added in [f for f in handler.filters if isinstance(f, RedactTokens)]:
+                handler.removeFilter(added)
+        for number, handler in signals.items():
+            signal.signal(number, handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+    assert f"password authentication failed: sent {MASK}, DATABASE_URL has {MASK}" in lines.text()
+    assert decoded not in lines.text() and written not in lines.text()

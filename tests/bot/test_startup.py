@@ -21,26 +21,23 @@ from pathlib import Path
 import pytest
 
 from bot.errors import StopRequested, Unreachable
-from bot.settings import Settings
 from bot.startup import MAX_DELAY_S, Retry, Stop
-from tests.bot.helpers import WAIT, this_tree
+from tests.bot.helpers import START_S, WAIT, child_env
 from tests.clocks import Monotonic
 from tests.fakediscord import FakeDiscord
+from tests.net import free_port
 
-SETTING_NAMES = {name.upper() for name in Settings.model_fields}
-START_S = 120.0  # a child imports discord.py, SQLAlchemy (and torch, for a GPU or weights check): slow on 2 busy cores
 PASSWORD = "pg-Secret-4711"  # appears nowhere but in DATABASE_URL
 TOKEN = "MTE3NzM0NTY3ODkwMTIzNDU2.GsTaRt.a-startup-bot-token-2b7c"
 
 
-def env_for(tmp_path: Path, **settings: str) -> dict[str, str]:
-    """A child's environment: the tiny model on the CPU, SQLite and media in tmp_path, retries for 0.2 s."""
-    env = {key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES}
-    env.update({"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu",
+def env_for(tmp_path: Path, **settings: str | None) -> dict[str, str]:
+    """A child's environment: the tiny model on the CPU, SQLite and media in tmp_path, retries for 0.2 s; then
+    `settings` (None leaves one out)."""
+    defaults = {"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu",
                 "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "MEDIA_DIR": str(tmp_path / "media"),
-                "HEALTH_ENABLED": "0", "STARTUP_RETRY_S": "0.2", "DISCORD_LOGIN_TIMEOUT_S": "0.2"})
-    env.update(settings)
-    return this_tree({key: value for key, value in env.items() if value is not None})
+                "HEALTH_ENABLED": "0", "STARTUP_RETRY_S": "0.2", "DISCORD_LOGIN_TIMEOUT_S": "0.2"}
+    return child_env(**{**defaults, **settings})
 
 
 def run_bot(tmp_path: Path, env: dict[str, str], *, prefix: tuple[str, ...] = (),
@@ -69,9 +66,7 @@ def no_work_done(tmp_path: Path, lines: list[str]) -> bool:
 @pytest.fixture
 def dead_port() -> int:
     """A local TCP port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture

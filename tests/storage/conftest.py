@@ -4,7 +4,6 @@ Every test that uses a database runs on SQLite and on PostgreSQL (a throwaway cl
 Without PostgreSQL those runs are skipped, except under CI, where they fail: CI must prove both backends.
 """
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import JobRecord, Repository, create_engine, migrate
+from tests.ci import in_ci
 from tests.clocks import Clock
 from tests.storage.postgres import PostgresCluster, PostgresUnavailable, find_bindir
 
@@ -37,10 +37,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 @pytest.fixture(scope="session")

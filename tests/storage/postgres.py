@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import asyncpg
+
+from tests.net import free_port
 
 SUPERUSER = "videobot"
 DATABASE = "videobot_test"
@@ -49,13 +50,6 @@ def _server_account() -> pwd.struct_passwd:
     except KeyError:
         raise PostgresUnavailable(f"running as root and there is no {SERVER_ACCOUNT!r} account to run "
                                   "the server as") from None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class PostgresCluster:

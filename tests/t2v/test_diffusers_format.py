@@ -13,12 +13,9 @@ from t2v import ArchitectureError, GenerationRequest, WeightsError, convert, loa
 from t2v.loader import detect_layout
 from t2v.weights.diffusers import CONFIG_FILES, check_tokenizer, read_config, weight_files
 from tests.t2v.diffusers_dirs import edit_config
+from tests.t2v.helpers import relative_error
 
 PROMPT = "a panda eating bamboo on a rock"
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +47,9 @@ def test_a_diffusers_directory_generates_what_diffusers_generates(request, which
     result = ours.generate(req, latents=noise)
     theirs = theirs_pipe(PROMPT, num_inference_steps=2, height=height, width=width, num_frames=2,
                          latents=noise.clone(), guidance_scale=9.0, output_type="latent").frames
-    assert _rel(result.latents, theirs) <= 1e-4
+    assert relative_error(result.latents, theirs) <= 1e-4
     with torch.no_grad():
-        assert _rel(ours.decode(result.latents), theirs_pipe.decode_latents(theirs)) <= 1e-4
+        assert relative_error(ours.decode(result.latents), theirs_pipe.decode_latents(theirs)) <= 1e-4
 
 
 def test_default_size_comes_from_the_model_and_zeroscope_is_recognised_by_name(ours_256, ours_576, diffusers_256):
@@ -77,7 +74,7 @@ def test_convert_writes_an_export_that_keeps_the_defaults_and_the_output(diffuse
     a, b = load_pipeline(export).generate(req), ours_576.generate(req)
     # equal weights, but both sides are memory-mapped at different alignments, and the CPU kernels then take
     # other code paths (differences of 1e-6): equal within float rounding, not bit for bit
-    assert _rel(a.latents, b.latents) <= 1e-5
+    assert relative_error(a.latents, b.latents) <= 1e-5
     assert np.abs(a.frames.astype(int) - b.frames).max() <= 1
 
 

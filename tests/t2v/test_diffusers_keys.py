@@ -10,13 +10,10 @@ from t2v.config import UNetConfig
 from t2v.networks import random_state_dicts
 from t2v.unet import UNet3D
 from t2v.weights import keys
+from tests.t2v.helpers import relative_error
 
 CONFIG = twin.TINY
 diffusers_unet, diffusers_vae, hf_text = twin.unet, twin.vae, twin.text_encoder
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +59,7 @@ def test_diffusers_unet_loaded_through_the_mapping_predicts_the_same_noise(ours)
     with torch.no_grad():
         expected = pipe.unet(x, t, context)
         got = model(x, t, encoder_hidden_states=context).sample
-    assert _rel(got, expected) <= 1e-4
+    assert relative_error(got, expected) <= 1e-4
 
 
 def test_diffusers_vae_loaded_through_the_mapping_decodes_and_encodes_the_same(ours):
@@ -71,8 +68,8 @@ def test_diffusers_vae_loaded_through_the_mapping_decodes_and_encodes_the_same(o
     model.load_state_dict(keys.to_diffusers(CONFIG, {"vae": states["vae"]})["vae"], strict=True)
     z, image = torch.randn(2, 4, 4, 4), torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        assert _rel(model.decode(z).sample, pipe.vae.decode(z)) <= 1e-4
-        assert _rel(model.encode(image).latent_dist.mean, pipe.vae.encode(image)[0]) <= 1e-4
+        assert relative_error(model.decode(z).sample, pipe.vae.decode(z)) <= 1e-4
+        assert relative_error(model.encode(image).latent_dist.mean, pipe.vae.encode(image)[0]) <= 1e-4
 
 
 def test_the_twin_tokenizer_gives_open_clips_ids(ours):
@@ -90,7 +87,7 @@ def test_transformers_clip_loaded_through_the_mapping_embeds_the_same(ours):
     model.load_state_dict(twin.fit_text_prefix(mapped, model), strict=True)
     ids = pipe.tokenizer(["a panda eating bamboo", ""]).ids
     with torch.no_grad():
-        assert _rel(model(ids).last_hidden_state, pipe.text_encoder(ids)) <= 1e-4
+        assert relative_error(model(ids).last_hidden_state, pipe.text_encoder(ids)) <= 1e-4
 
 
 def test_a_state_dict_that_does_not_fit_is_refused_with_the_keys_named(ours):

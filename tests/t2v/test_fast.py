@@ -11,12 +11,9 @@ from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, load_pip
 from t2v.fast import FusedAttention, TemporalConv2dBlock, channels_last, choose_temporal_attention, fuse
 from t2v.kernels import temporal_attention as ta
 from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
+from tests.t2v.helpers import relative_error
 
 SMALL = {"frames": 3, "width": 64, "height": 128}
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
 
 
 @pytest.fixture
@@ -41,7 +38,7 @@ def test_fused_channels_last_unet_equals_the_plain_unet(pipe):
     assert not any(isinstance(m, (CrossAttention, TemporalConvBlock)) for m in fast.modules())
     assert any(isinstance(m, FusedAttention) for m in fast.modules())
     assert any(isinstance(m, TemporalConv2dBlock) for m in fast.modules())
-    assert _rel(got, expected) <= 1e-5
+    assert relative_error(got, expected) <= 1e-5
 
 
 def test_optimized_pipeline_generates_what_the_plain_one_does(pipe):
@@ -49,7 +46,7 @@ def test_optimized_pipeline_generates_what_the_plain_one_does(pipe):
     plain = pipe.generate(request)
     pipe.optimize(compile=False, offload_modules=True, vae_chunk=2)
     fast = pipe.generate(request)
-    assert _rel(fast.latents, plain.latents) <= 1e-5
+    assert relative_error(fast.latents, plain.latents) <= 1e-5
     assert np.abs(fast.frames.astype(int) - plain.frames.astype(int)).max() <= 1
 
 
@@ -61,7 +58,7 @@ def test_a_batch_gives_each_request_what_it_would_get_alone(pipe):
     for request, result in zip(requests, batch, strict=True):
         alone = pipe.generate(request)
         assert result.seed == request.seed
-        assert _rel(result.latents, alone.latents) <= 1e-5
+        assert relative_error(result.latents, alone.latents) <= 1e-5
         assert np.abs(result.frames.astype(int) - alone.frames.astype(int)).max() <= 1
         assert result.timings["batch"] == 3
 

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from t2v import GenerationRequest, LoraError, load_pipeline
 from t2v.weights.lora import read_lora
+from tests.t2v.helpers import relative_error
 from tests.t2v.lora_files import ALL_TEXT, ALL_UNET, diffusers_with_lora, random_lora, save_lora
 
 PROMPT = "a panda eating bamboo on a rock"
@@ -18,10 +19,6 @@ SIZE = {"steps": 2, "frames": 2, "width": 64, "height": 64}
 # the spatial layers, whose kohya names diffusers' converter rewrites right (it drops the temporal ones)
 SPATIAL = (r".*((?<!temp_)attentions\.\d+\.transformer_blocks\.0\.(attn[12]\.to_[qkv]|attn[12]\.to_out\.0|ff\.net\.2)"
            r"|resnets\.\d+\.conv1)$")
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
 
 
 def _noise() -> torch.Tensor:
@@ -87,7 +84,7 @@ def full_lora(theirs, tmp_path_factory):
 @pytest.fixture(scope="module")
 def plain_latents(plain, theirs):
     ours, reference = ours_latents(plain), their_latents(theirs)
-    assert _rel(ours, reference) <= 1e-4
+    assert relative_error(ours, reference) <= 1e-4
     return ours, reference
 
 
@@ -101,8 +98,8 @@ def test_a_fused_lora_generates_what_diffusers_fuse_lora_generates(ours, theirs,
     ours.load_lora(full_lora, "full")
     ours.set_lora("full")
     expected = their_latents(diffusers_with_lora(theirs, full_lora, 1.0))
-    assert _rel(ours_latents(ours), expected) <= 1e-4
-    assert _rel(expected, plain_latents[1]) > 0.1  # the style shows
+    assert relative_error(ours_latents(ours), expected) <= 1e-4
+    assert relative_error(expected, plain_latents[1]) > 0.1  # the style shows
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -112,7 +109,7 @@ def test_at_another_scale_fused_or_as_branches_it_generates_what_diffusers_adapt
     their_full.set_adapters(["style"], adapter_weights=[0.4])
     assert ours.load_lora(full_lora.parent) == "full"  # diffusers' directory layout, named after the directory
     ours.set_lora("full", 0.4, fused=fused)
-    assert _rel(ours_latents(ours), their_latents(their_full)) <= 1e-4
+    assert relative_error(ours_latents(ours), their_latents(their_full)) <= 1e-4
 
 
 def test_a_lora_on_some_unet_layers_only_and_no_header(ours, theirs, plain_latents, tmp_path):
@@ -122,7 +119,7 @@ def test_a_lora_on_some_unet_layers_only_and_no_header(ours, theirs, plain_laten
     assert ours.styles.loaded["some"].networks() == {"unet"}
     ours.set_lora("some", 0.7)
     got, expected = ours_latents(ours), their_latents(diffusers_with_lora(theirs, lora, 0.7))
-    assert _rel(got, expected) <= 1e-4 and _rel(expected, plain_latents[1]) > 0.01
+    assert relative_error(got, expected) <= 1e-4 and relative_error(expected, plain_latents[1]) > 0.01
 
 
 def test_kohya_names_generate_what_diffusers_generates(ours, theirs, tmp_path):
@@ -132,7 +129,7 @@ def test_kohya_names_generate_what_diffusers_generates(ours, theirs, tmp_path):
     lora = tmp_path / "kohya" / "style.safetensors"
     ours.load_lora(lora)
     ours.set_lora("style", 0.8)
-    assert _rel(ours_latents(ours), their_latents(diffusers_with_lora(theirs, lora, 0.8))) <= 1e-4
+    assert relative_error(ours_latents(ours), their_latents(diffusers_with_lora(theirs, lora, 0.8))) <= 1e-4
 
 
 def test_kohya_names_of_temporal_layers_are_applied_like_their_peft_names(plain, theirs, tmp_path):
@@ -260,8 +257,8 @@ def test_a_fused_style_changes_the_compiled_unet_in_place_and_comes_off_exactly(
         again = pipe.unet(*inputs)
     assert pipe.unet.compiled(video_shape(pipe.config.unet, 1, 3, 64, 64))
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs  # no recompiling
-    assert _rel(fused, plain) > 0.1
-    assert _rel(compiled_fused, fused) <= 1e-5 and _rel(compiled_plain, plain) <= 1e-5
+    assert relative_error(fused, plain) > 0.1
+    assert relative_error(compiled_fused, fused) <= 1e-5 and relative_error(compiled_plain, plain) <= 1e-5
     assert torch.equal(again, compiled_plain)
     with pytest.raises(LoraError, match="unfused LoRA branches need the plain UNet"):
         pipe.set_lora("style", 0.8, fused=False)

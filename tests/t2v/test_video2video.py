@@ -7,12 +7,9 @@ from einops import rearrange
 
 from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, load_pipeline
 from t2v.video2video import fit_frames, generate_video2video, strength_timesteps
+from tests.t2v.helpers import relative_error
 
 PROMPT = "a panda eating bamboo on a rock"
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
 
 
 def _video(frames: int = 2, height: int = 64, width: int = 64, seed: int = 0) -> np.ndarray:
@@ -40,7 +37,7 @@ def test_video2video_equals_diffusers_video_to_video(request, which, width, heig
     ours = generate_video2video(load_pipeline(theirs_dir[1]), req, video, strength=0.6,
                                 noise=rearrange(noise, "(b f) c h w -> b c f h w", b=1),
                                 on_step=lambda s, t: steps.append((s, t)))
-    assert _rel(ours.latents, theirs) <= 1e-4
+    assert relative_error(ours.latents, theirs) <= 1e-4
     assert steps == [(1, 3), (2, 3), (3, 3)]  # int(5 × 0.6) steps run
 
 

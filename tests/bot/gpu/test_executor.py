@@ -11,8 +11,7 @@ import pytest
 
 from bot.errors import ServiceUnavailable, WorkCrashed
 from bot.gpu.executor import CancelToken, GPUExecutor, devices_for
-
-WAIT = 5.0  # seconds before a test that should never wait this long fails instead of hanging
+from tests.bot.helpers import WAIT
 
 
 class DevicePipeline:

@@ -270,13 +270,17 @@ async def test_a_ray_cluster_that_cannot_be_joined_leaves_generation_off_with_th
 
 async def test_a_stop_while_ray_has_not_answered_ends_the_wait_at_once(monkeypatch):
     """SIGTERM during the join (CONNECT_TIMEOUT_S, two minutes) stops the bot now, not when the wait ends."""
-    never = threading.Event()
+    loop, joining, never = asyncio.get_running_loop(), asyncio.Event(), threading.Event()
+
+    def init(**kwargs: Any) -> None:  # on start()'s joining thread, once start() waits on Ray's answer
+        loop.call_soon_threadsafe(joining.set)
+        never.wait()
+
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", lambda **kwargs: never.wait())
+    monkeypatch.setattr(ray, "init", init)
     executor = RayExecutor(ModelSource(TINY_RANDOM), address="10.0.0.9:6379")
     starting = asyncio.create_task(executor.start())
-    while executor._joining is None:
-        await asyncio.sleep(0)  # until start() waits on Ray's answer
+    await asyncio.wait_for(joining.wait(), WAIT)  # until start() waits on Ray's answer
     await executor.close()
     await asyncio.wait_for(starting, 5)  # the join's own limit is 120 s
     assert executor.load_error is None and executor.workers == 0

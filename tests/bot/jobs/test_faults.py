@@ -105,14 +105,19 @@ async def test_a_worker_that_never_comes_back_is_reported_stuck(services, databa
     events, repo, timers, pipeline = Events(), database.repo(), Timers(), StuckOutsideSteps()
     service = await services(pipeline, events, repo, job_time_limit_s=60, sleep=timers.sleep)
     reported: list[str] = []
-    service.on_stuck = reported.append
+    said = asyncio.Event()
+
+    def report(reason: str) -> None:
+        reported.append(reason)
+        said.set()
+
+    service.on_stuck = report
     stuck = (await service.submit(requester(), spec(STUCK_PROMPT, steps=10))).job
     assert await asyncio.to_thread(pipeline.entered.wait, WAIT)
     await timers.fire()
     await events.wait("failed", stuck.id)
     await timers.fire()  # another time limit passes without the work coming back
-    while not reported:
-        await asyncio.sleep(0)
+    await asyncio.wait_for(said.wait(), WAIT)
     assert reported == [f"a GPU worker has not come back from job {stuck.id} 120 s after it started"]
     assert service.stuck == reported[0]
     pipeline.release.set()

@@ -2,7 +2,6 @@
 value the limits no longer allow is left out."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,8 @@ from bot.errors import InvalidInput
 from bot.moderation.rules import Moderation
 from bot.moderation.servers import PRESETS_KEY, PresetLimits, Presets, ServerSettings
 from storage import ModerationRepository, create_engine, migrate
+from tests.clocks import Clock
 
-NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
 MOD, A, B = 900, 600, 601
 LIMITS = PresetLimits(aspects=("1:1", "16:9"), max_steps=60, max_frames=24)
 
@@ -21,13 +20,13 @@ LIMITS = PresetLimits(aspects=("1:1", "16:9"), max_steps=60, max_frames=24)
 async def mods(tmp_path: Path) -> AsyncIterator[ModerationRepository]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'presets.db'}")
     await migrate(engine)
-    yield ModerationRepository(engine, clock=lambda: NOW)
+    yield ModerationRepository(engine, clock=Clock())
     await engine.dispose()
 
 
 @pytest.fixture
 def servers(mods: ModerationRepository) -> ServerSettings:
-    return ServerSettings(Moderation(mods, default_limit=20, period="day", clock=lambda: NOW), LIMITS)
+    return ServerSettings(Moderation(mods, default_limit=20, period="day", clock=Clock()), LIMITS)
 
 
 async def test_presets_are_set_merged_per_server_and_reset(servers, mods):
@@ -77,7 +76,7 @@ async def test_a_servers_showcase_channel_is_its_own(servers):
 
 
 async def test_a_default_style_is_one_the_workers_loaded_and_a_gone_one_is_left_out(mods, caplog):
-    moderation = Moderation(mods, default_limit=20, period="day", clock=lambda: NOW)
+    moderation = Moderation(mods, default_limit=20, period="day", clock=Clock())
     servers = ServerSettings(moderation, PresetLimits(("1:1",), 60, 24, styles=("claymation", "watercolor")))
     await servers.set_presets(MOD, A, steps=25)
     assert await servers.set_default_style(MOD, A, "watercolor") == Presets(steps=25, style="watercolor")

@@ -2,7 +2,6 @@
 audited, kept across a restart; an unknown or turned-off style is refused naming what there is."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,8 @@ from bot.errors import InvalidInput, Refused
 from bot.moderation.rules import Moderation
 from bot.moderation.styles import ServerStyles
 from storage import ModerationRepository, create_engine, migrate
+from tests.clocks import Clock
 
-NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
 MOD, A, B = 900, 600, 601
 OFFERED = {"claymation": "Clay figures", "watercolor": "Soft washes", "anime": "Cel shading"}
 
@@ -21,8 +20,8 @@ OFFERED = {"claymation": "Clay figures", "watercolor": "Soft washes", "anime": "
 async def moderation(tmp_path: Path) -> AsyncIterator[Moderation]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'styles.db'}")
     await migrate(engine)
-    yield Moderation(ModerationRepository(engine, clock=lambda: NOW), default_limit=20, period="day",
-                     clock=lambda: NOW)
+    clock = Clock()
+    yield Moderation(ModerationRepository(engine, clock=clock), default_limit=20, period="day", clock=clock)
     await engine.dispose()
 
 

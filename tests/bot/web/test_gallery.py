@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from storage import Repository, create_engine, migrate
 from storage.showcase import ShowcaseRepository
 from tests.bot.conftest import settings_for
 from tests.bot.helpers import WAIT, tiny_mp4
+from tests.ci import in_ci
+from tests.net import free_port
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -329,12 +330,6 @@ async def test_without_a_public_url_a_videos_links_are_built_from_the_requests_h
     assert len(tags["og:title"]) == 90 and tags["og:title"].endswith("…")  # a long prompt is cut for the preview
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_python_m_bot_serves_the_gallery_when_enabled(fake_discord, tmp_path: Path):
     port = free_port()
     settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", gallery_enabled=1, gallery_port=port)
@@ -356,7 +351,7 @@ def chromium_or_skip() -> str:
     """The chromium binary; a missing browser skips locally but fails under CI."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        if in_ci():
             pytest.fail("CI must test gallery playback in Chromium: install the Debian package `chromium`")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return path

@@ -29,6 +29,7 @@ from storage import Repository, create_engine, migrate
 from tests.bot.conftest import settings_for
 from tests.bot.helpers import WAIT, has_video, video
 from tests.fakediscord import FakeDiscord
+from tests.net import free_port
 
 HEALTHY = {"gateway": {"connected": True, "latency_ms": 42.0}, "model": {"loaded": True, "workers": 1, "error": None},
            "database": {"checked": True, "ok": True}, "queue": {"depth": 0, "running": 0}}
@@ -161,12 +162,6 @@ async def test_gpu_memory_is_reported_per_device_while_cuda_is_in_use(monkeypatc
     assert page[("videobot_gpu_memory_allocated_bytes", (("device", "cuda:0"),))] == 1000
     assert page[("videobot_gpu_memory_allocated_bytes", (("device", "cuda:1"),))] == 2000
     assert page[("videobot_gpu_memory_reserved_bytes", (("device", "cuda:1"),))] == 8000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def fetch(url: str) -> tuple[int, str]:
