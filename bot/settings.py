@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import io
+import ipaddress
 import logging
 import os
 import re
@@ -114,9 +115,23 @@ def _problem(text: str) -> PydanticCustomError:
 
 
 def _same_address(first: str, second: str) -> bool:
-    """Whether two listen hosts can collide: the same one, or either every address of the machine."""
+    """Whether two listen hosts collide on one port: the same host, either one every address of both families (""),
+    or one every address of a family (0.0.0.0, ::) and the other an address of that family. asyncio opens IPv6
+    sockets IPv6-only, so :: and an IPv4 address, or 0.0.0.0 and ::1, listen side by side."""
     first, second = first.strip().lower(), second.strip().lower()
-    return first == second or bool({first, second} & {"", "0.0.0.0", "::", "*"})
+    if first == second or "" in (first, second):
+        return True
+    every = {"0.0.0.0": 4, "::": 6}
+    return any(every.get(host) is not None and every[host] == _ip_version(other)
+               for host, other in ((first, second), (second, first)))
+
+
+def _ip_version(host: str) -> int | None:
+    """4 or 6 for an IP address, None for a host name."""
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None
 
 
 def fast_path_on(optimize: str, device: str) -> bool:
@@ -232,6 +247,7 @@ class Settings(BaseSettings):
         parts = [part.strip().lower() for part in setting.split(",")]
         if not all(_DEVICE_RE.fullmatch(part) for part in parts):
             raise _problem(f"T2V_DEVICE={setting} is not cuda, cuda:N, cpu or a comma-separated list of them")
+        parts = [f"cuda:{int(part[5:])}" if part.startswith("cuda:") else part for part in parts]  # cuda:00 is cuda:0
         twice = next((part for part in parts if parts.count(part) > 1), None)
         if twice is not None:
             raise _problem(f"T2V_DEVICE={setting} names {twice} twice: each device gets one worker, so name it once")

@@ -381,8 +381,10 @@ def check_devices(setting: str) -> None:
 def _check_device(part: str, setting: str) -> str:
     """Return one explicit device name, or raise ValueError naming the value and the allowed forms."""
     index = part.removeprefix("cuda:")
-    if part == "cpu" or (index != part and index.isdigit()):
+    if part == "cpu":
         return part
+    if index != part and index.isascii() and index.isdigit():
+        return f"cuda:{int(index)}"  # cuda:00 is cuda:0: one worker a GPU
     raise ValueError(f"bad device {part!r} in T2V_DEVICE={setting}; use {_ALLOWED_DEVICES}")
 
 

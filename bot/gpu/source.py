@@ -21,6 +21,7 @@ from bot.gpu.compiles import COMPILES, label
 from bot.gpu.models import ASPECTS, DEFAULT_ASPECT, Models, describe
 from bot.gpu.styles import Style, load_styles, read_styles
 from bot.settings import BATCH_MAX, COMPILE_CACHE_MAX_GB, MAX_FRAMES, Settings, fast_path_on
+from t2v.config import SamplerDefaults
 from t2v.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class ModelSource:
     batch_max: int = BATCH_MAX  # BATCH_MAX: the default shape warms at batch 1, then at this
     default_frames: int | None = None  # DEFAULT_FRAMES; None: the model's clip length, at most max_frames
     max_frames: int = MAX_FRAMES  # MAX_FRAMES
+    default_guidance: float = SamplerDefaults.guidance  # DEFAULT_GUIDANCE: 1.0 makes /video's UNet calls unguided
     backend: str = "inductor"  # torch.compile's backend (CPU tests: "eager")
     styles: tuple[Style, ...] = ()  # STYLES_FILE's styles whose files passed the start check
     compile_cache_max_gb: float = COMPILE_CACHE_MAX_GB  # T2V_COMPILE_CACHE_MAX_GB: pruned to this at each worker
@@ -62,7 +64,7 @@ class ModelSource:
             log.warning("optional style %s is left out: %s", name, problem)
         return cls(settings.t2v_model, dtype, settings.upscale_model, settings.t2v_optimize,
                    str(settings.compile_cache.absolute()), settings.batch_max, settings.default_frames,
-                   settings.max_frames, styles=catalog.styles,
+                   settings.max_frames, settings.default_guidance, styles=catalog.styles,
                    compile_cache_max_gb=settings.t2v_compile_cache_max_gb)
 
     def __call__(self, device: str) -> Models:
@@ -134,7 +136,8 @@ class ModelSource:
         info = describe(models)
         width, height = info.size(DEFAULT_ASPECT)
         return GenerationRequest(WARM_UP_PROMPT, seed=0, steps=1, width=width, height=height,
-                                 frames=info.video_frames(self.default_frames, self.max_frames))
+                                 frames=info.video_frames(self.default_frames, self.max_frames),
+                                 guidance=self.default_guidance)
 
 
 def load_pipeline(model: str, device: str, dtype: str | None) -> VideoPipeline:

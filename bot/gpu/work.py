@@ -113,7 +113,7 @@ def warm_up_work() -> Work[float | None]:
     took; None for a worker with nothing to warm up (the CPU)."""
 
     def work(models: Models, progress: ProgressFn, should_cancel: CancelFn) -> float | None:
-        if models.warm_up is None:
+        if models.warm_up is None or should_cancel():  # nothing to warm up, or the bot is stopping
             return None
         started = time.perf_counter()
         generate(models.pipeline, models.warm_up, progress, should_cancel)

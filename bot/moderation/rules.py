@@ -65,7 +65,7 @@ _MARKDOWN_RE = re.compile(r"([\\*_~`|>#\[\]()<@])")  # markdown, masked links, m
 def inert(text: str, limit: int = 300) -> str:
     """User or moderator text made safe to show: one line without control or direction-override characters (which
     would reorder the text around it), markdown and mention syntax escaped, clipped."""
-    flat = " ".join(UNSAFE_RE.sub("", text).split())
+    flat = " ".join(UNSAFE_RE.sub(" ", text).split())  # some of them (\x0b, \x1c, \x85) separate words
     flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
     return _MARKDOWN_RE.sub(r"\\\1", flat)
 

@@ -250,13 +250,17 @@ def test_the_server_allowlist_operators_and_gallery_front_page_are_read_and_chec
 def test_two_workers_on_one_device_and_the_gallery_and_health_on_one_port_are_refused():
     assert problems({**VALID, "T2V_DEVICE": "cuda:0, cuda:0"}) == [
         "T2V_DEVICE=cuda:0, cuda:0 names cuda:0 twice: each device gets one worker, so name it once"]
+    assert problems({**VALID, "T2V_DEVICE": "cuda:0,cuda:00"}) == [
+        "T2V_DEVICE=cuda:0,cuda:00 names cuda:0 twice: each device gets one worker, so name it once"]
     assert problems({**VALID, "T2V_DEVICE": "cuda,cuda:1"}) == [
         "T2V_DEVICE=cuda,cuda:1: cuda already means every GPU; name either cuda or the cuda:N you want"]
     clash = {"GALLERY_ENABLED": "1", "GALLERY_PORT": "9090"}  # /healthz is on by default, at 9090
     assert problems({**VALID, **clash}) == [
         "GALLERY_PORT and HEALTH_PORT are both 9090 (GALLERY_HOST=127.0.0.1, HEALTH_HOST=127.0.0.1): the web gallery "
         "and /healthz cannot listen on one port; give one of them another (the defaults are 8080 and 9090)"]
-    assert problems({**VALID, **clash, "HEALTH_HOST": "0.0.0.0"})  # every address includes the gallery's
+    assert problems({**VALID, **clash, "HEALTH_HOST": "0.0.0.0"})  # every IPv4 address includes the gallery's
+    for gallery, health in (("::", "0.0.0.0"), ("::", "127.0.0.1"), ("0.0.0.0", "::1")):  # IPv6 sockets are v6-only
+        load_settings({**VALID, **clash, "GALLERY_HOST": gallery, "HEALTH_HOST": health}, env_file=None)
     load_settings({**VALID, **clash, "HEALTH_ENABLED": "0"}, env_file=None)  # no clash: these load
     load_settings({**VALID, **clash, "GALLERY_HOST": "127.0.0.2"}, env_file=None)
 

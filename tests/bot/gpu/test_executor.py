@@ -342,6 +342,8 @@ def test_a_device_listed_twice_is_refused(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", fake_torch(2))
     with pytest.raises(ValueError, match="'cuda:1' appears twice"):
         devices_for("cuda,cuda:1")
+    with pytest.raises(ValueError, match="'cuda:0' appears twice"):
+        devices_for("cuda:0,cuda:00")  # one GPU, two spellings
 
 
 def test_all_gpus_with_none_visible_says_so(monkeypatch):

@@ -98,6 +98,8 @@ def test_gpu_workers_warm_up_with_one_step_of_the_default_video_and_cpu_workers_
     assert warm.guidance > 1  # guided, as a /video is: the UNet's batch of two
     assert ModelSource.of(load_settings(BASE, env_file=None))("cuda:0").warm_up.frames == 24  # the model's length
     assert source("cpu").warm_up is None
+    unguided = ModelSource.of(load_settings({**BASE, "DEFAULT_GUIDANCE": "1"}, env_file=None))("cuda:0").warm_up
+    assert unguided.guidance == 1.0  # as /video then runs: the conditional rows alone, another UNet shape
 
 
 @pytest.mark.parametrize(("setting", "cpu", "cuda"), [("auto", False, True), ("on", True, True),

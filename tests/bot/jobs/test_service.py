@@ -23,6 +23,7 @@ from bot.jobs.events import Submitted
 from bot.settings import load_settings
 from storage import JobRecord, JobState
 from t2v import TINY_RANDOM, WeightsError, load_pipeline
+from t2v.errors import VideoTooLargeError
 from t2v.request import GenerationRequest
 from tests.bot.helpers import NOW, PROMPTS, WAIT, BrokenEvents, Events, FakePipeline, Timers, requester, spec
 
@@ -289,6 +290,10 @@ async def test_a_failed_encode_is_logged_with_its_traceback_and_a_foreseen_failu
         async def encode(self, frames: Any, max_bytes: int) -> Any:
             raise RuntimeError("libx264 exploded")
 
+    class TooLarge(Encoder):
+        async def encode(self, frames: Any, max_bytes: int) -> Any:
+            raise VideoTooLargeError(30_000_000, max_bytes)
+
     class Unstyled(FakePipeline):
         def generate(self, request: Any, **_: Any) -> Any:
             raise StyleGone("the style clay was removed from STYLES_FILE")
@@ -299,6 +304,13 @@ async def test_a_failed_encode_is_logged_with_its_traceback_and_a_foreseen_failu
     [logged] = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert logged.levelno == logging.ERROR and str(logged.exc_info[1]) == "libx264 exploded"
     assert logged.getMessage() == f"encoding the video of job {job.id} failed"
+
+    caplog.clear()
+    h = await make_service(encoder=TooLarge())
+    job = (await h.submit(1, PROMPTS[0])).job
+    assert "upload limit" in await h.events.wait("failed", job.id)
+    [logged] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert logged.levelno == logging.WARNING and logged.exc_info is None  # the user is told why: foreseen
 
     caplog.clear()
     h = await make_service(Unstyled())

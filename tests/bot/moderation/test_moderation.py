@@ -71,6 +71,7 @@ def test_shown_text_cannot_format_or_mention():
     assert inert("a\n\nb   c") == "a b c"
     assert inert("x" * 50, 10) == "xxxxxxxxx…"
     assert inert("see \u202egnp.exe\x07") == "see gnp.exe"  # a right-to-left override would reorder what follows
+    assert inert("spam\x0bscam\x85now") == "spam scam now"  # control characters that separate words still do
 
 
 def plain(text: str) -> str:
