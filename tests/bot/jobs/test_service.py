@@ -246,9 +246,10 @@ class Hung:
     """A pipeline whose render hangs (a stuck kernel) until the test lets it go, asked to stop or not."""
 
     def __init__(self) -> None:
-        self.release = threading.Event()
+        self.entered, self.release = threading.Event(), threading.Event()
 
     def generate(self, request: Any, **_: Any) -> Any:
+        self.entered.set()
         self.release.wait(WAIT)
         raise RuntimeError("released by the test")
 
@@ -258,6 +259,8 @@ async def test_a_warm_up_that_hangs_is_asked_to_stop_at_the_time_limit_then_make
     h = await make_service(warming(pipeline), sleep=timers.sleep, job_time_limit_s=60.0)
     h.service.on_stuck = stuck.put_nowait
     try:
+        assert await asyncio.to_thread(pipeline.entered.wait, WAIT)  # rendering (one asked to stop before it starts
+        # does not start at all)
         assert await timers.fire() == 60.0  # the time limit: asked to stop, the worker still taken
         assert h.service.stuck is None and h.service.dispatcher.all_busy
         assert await timers.fire() == 60.0  # not back after another: the bot restarts to recover the GPU
