@@ -80,7 +80,6 @@ class ModelInfo:
         return default_frames or self.default_frames(cap)
 
 
-
 def describe(models: Models) -> ModelInfo:
     """The ModelInfo of a worker's models; reads configs only, on the worker thread."""
     styles, warms_up = tuple(models.styles.values()), models.warm_up is not None

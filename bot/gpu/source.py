@@ -127,10 +127,10 @@ class ModelSource:
 
     def warm_up_request(self, models: Models, device: str) -> GenerationRequest | None:
         """What a worker on `device` renders once before its first job, or None: on GPUs, one step of the default
-        /video (its aspect and frames, guided). A process's first CUDA work costs seconds once — cuDNN and cuBLAS
-        loading, their handles, cuDNN's algorithm search, the first CUDA graph captures of the eager UNet and of the
-        text encoder (docs/perf-notes.md "Next" 5: the first capture 8.1 s, later shapes 2.4–3.2) — and would
-        otherwise be the first user's."""
+        /video (its aspect, frames and DEFAULT_GUIDANCE: at 1.0 its UNet calls are unguided, another shape). A
+        process's first CUDA work costs seconds once — cuDNN and cuBLAS loading, their handles, cuDNN's algorithm
+        search, the first CUDA graph captures of the eager UNet and of the text encoder (docs/perf-notes.md row 56:
+        7–15 s on an H200) — and would otherwise be the first user's."""
         if not device.startswith("cuda"):
             return None
         info = describe(models)

@@ -217,7 +217,7 @@ class VideoService:
         per worker: how long it took, or why it did not finish (the worker serves on either way)."""
         await asyncio.gather(*(self.units.watch(work, token, "its warm-up render") for work, token in self._warm_ups))
         for outcome in await asyncio.gather(*(work for work, _ in self._warm_ups), return_exceptions=True):
-            if isinstance(outcome, asyncio.CancelledError | GenerationCancelled):
+            if isinstance(outcome, GenerationCancelled):
                 log.info("a worker's warm-up render was stopped")
             elif isinstance(outcome, BaseException):
                 log.warning("a worker's warm-up render failed (%s: %s); its first job pays the one-off start-up "
