@@ -12,6 +12,7 @@ import functools
 import io
 import os
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -356,21 +357,32 @@ def tiny_mp4(width: int = 64) -> bytes:
 
 
 class LagMeter:
-    """A callback every `period` seconds on the event loop, recording how late each one ran."""
+    """A callback every `period` seconds on the event loop, recording how late each one ran (`lags`, wall seconds)
+    and how much CPU the loop's thread spent since the previous one (`busy`, seconds): work done on the loop shows in
+    both, the OS descheduling the thread on a shared machine only in `lags`."""
 
     def __init__(self, period: float = 0.005) -> None:
         self.loop = asyncio.get_running_loop()
         self.period = period
         self.lags: list[float] = []
+        self.busy: list[float] = []
+        self._cpu = 0.0
         self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
+        self._cpu = time.thread_time()
+        self._schedule()
+
+    def _schedule(self) -> None:
         due = self.loop.time() + self.period
         self._handle = self.loop.call_at(due, self._tick, due)
 
     def _tick(self, due: float) -> None:
         self.lags.append(self.loop.time() - due)
-        self.start()
+        cpu = time.thread_time()
+        self.busy.append(cpu - self._cpu)
+        self._cpu = cpu
+        self._schedule()
 
     def stop(self) -> None:
         assert self._handle is not None
