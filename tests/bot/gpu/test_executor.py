@@ -11,7 +11,7 @@ import pytest
 
 from bot.errors import ServiceUnavailable, WorkCrashed
 from bot.gpu.executor import CancelToken, GPUExecutor, devices_for
-from tests.bot.helpers import WAIT
+from tests.bot.helpers import WAIT, LagMeter
 
 
 class DevicePipeline:
@@ -272,21 +272,6 @@ async def test_work_cancelled_while_waiting_never_runs(make_executor):
     assert ran == ["after"]
 
 
-async def measure_loop_lag(until: asyncio.Future, tick: float = 0.01) -> list[float]:
-    """Schedule a timer every `tick` until `until` is done, recording how late each timer fired."""
-    loop, lags = asyncio.get_running_loop(), []
-
-    def fire(due: float) -> None:
-        lags.append(loop.time() - due)
-        if not until.done():
-            loop.call_at(loop.time() + tick, fire, loop.time() + tick)
-
-    start = loop.time() + tick
-    loop.call_at(start, fire, start)
-    await asyncio.wait({until})
-    return lags
-
-
 async def test_cpu_bound_work_in_a_worker_does_not_stall_the_event_loop(make_executor):
     executor = await make_executor(["cpu"])
     started = asyncio.Event()
@@ -300,13 +285,18 @@ async def test_cpu_bound_work_in_a_worker_does_not_stall_the_event_loop(make_exe
 
     job = executor.submit(spin, on_start(started))
     await wait_for(started.wait())
-    lags = await wait_for(measure_loop_lag(job))
-    assert len(lags) >= 10  # the loop really ticked while the worker spun
-    # Work on the loop would delay every tick by the whole 0.3 s. On a shared 2-core machine the OS may still
-    # deschedule the loop's thread once in a while, so the 50 ms bound holds for 90% of ticks, 250 ms for all.
-    lags.sort()
-    p90 = lags[int(0.9 * (len(lags) - 1))]
-    assert p90 < 0.05 and lags[-1] < 0.25, f"event loop lag p90 {p90 * 1000:.0f} ms, worst {lags[-1] * 1000:.0f} ms"
+    meter = LagMeter(period=0.01)
+    meter.start()
+    await wait_for(asyncio.wait({job}))
+    meter.stop()
+    assert len(meter.lags) >= 10  # the loop really ticked while the worker spun
+    # Work on the loop would delay every tick by the whole 0.3 s, and a worker that kept the GIL would delay most of
+    # them. On a shared 2-core machine the OS may still deschedule the loop's thread once in a while, which makes a
+    # tick late without the loop doing any work: the wall-clock bound holds for 90% of ticks, and the worst stall is
+    # bounded by the CPU the loop's own thread spent between two ticks.
+    lags = sorted(meter.lags)
+    p90, busiest = lags[int(0.9 * (len(lags) - 1))], max(meter.busy)
+    assert p90 < 0.05 and busiest < 0.15, f"event loop lag p90 {p90 * 1000:.0f} ms, busiest {busiest * 1000:.0f} ms"
     assert job.result() > 0
 
 
