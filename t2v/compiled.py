@@ -105,9 +105,10 @@ def fx_tracing_seen() -> bool:
     return bool(seen() if seen is not None else tracer.is_fx_tracing())
 
 
-def video_shape(cfg: Any, batch: int, frames: int, height: int, width: int) -> Shape:
-    """The UNet call's input shapes for `batch` guided videos of `frames` × `height` × `width` pixels."""
-    rows = 2 * batch  # classifier-free guidance: conditional and unconditional rows in one call
+def video_shape(cfg: Any, batch: int, frames: int, height: int, width: int, guided: bool = True) -> Shape:
+    """The UNet call's input shapes for `batch` videos of `frames` × `height` × `width` pixels: guided, two rows a
+    video (classifier-free guidance: unconditional and conditional rows in one call), or at guidance 1.0 one."""
+    rows = 2 * batch if guided else batch
     return ((rows, cfg.in_dim, frames, height // 8, width // 8), (rows,), (rows, TOKENS, cfg.context_dim))
 
 

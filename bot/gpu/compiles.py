@@ -34,9 +34,11 @@ COMPILE_SWITCH_INTERVAL_S = 5e-6
 
 
 def label(shape: Any) -> str:
-    """A UNet call shape as videos × frames × width×height pixels ('1×16×256×256')."""
+    """A UNet call shape as guided videos × frames × width×height pixels ('1×16×256×256'; two unguided videos make
+    one guided video's shape), or with an odd row count as unguided ones ('1×16×256×256 unguided')."""
     rows, _, frames, height, width = shape[0]
-    return f"{rows // 2}×{frames}×{width * 8}×{height * 8}"
+    size = f"{frames}×{width * 8}×{height * 8}"
+    return f"{rows}×{size} unguided" if rows % 2 else f"{rows // 2}×{size}"
 
 
 @dataclass

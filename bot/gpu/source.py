@@ -111,18 +111,20 @@ class ModelSource:
 
     def warm_shapes(self, models: Models) -> list[Any]:
         """The UNet shapes expected first: the default /video shape at batch 1 and BATCH_MAX, then the other
-        aspects at batch 1 — at most as many as the fast path keeps compiled."""
+        aspects at batch 1 (guided, or unguided when DEFAULT_GUIDANCE is 1.0) — at most as many as the fast path
+        keeps compiled."""
         from t2v.compiled import video_shape  # lazily: it imports torch
 
         info = describe(models)
         frames = info.video_frames(self.default_frames, self.max_frames)
         unet = models.pipeline.unet
+        guided = self.default_guidance != 1.0  # at 1.0 /video's UNet calls are unguided: one row a video
         others = [aspect for aspect in ASPECTS if aspect != DEFAULT_ASPECT]  # by expected use
         width, height = info.size(DEFAULT_ASPECT)
-        shapes = [video_shape(unet.cfg, batch, frames, height, width) for batch in sorted({1, self.batch_max})]
+        shapes = [video_shape(unet.cfg, batch, frames, height, width, guided) for batch in sorted({1, self.batch_max})]
         for aspect in others:
             width, height = info.size(aspect)
-            shapes.append(video_shape(unet.cfg, 1, frames, height, width))
+            shapes.append(video_shape(unet.cfg, 1, frames, height, width, guided))
         return list(dict.fromkeys(shapes))[:unet.max_shapes]
 
     def warm_up_request(self, models: Models, device: str) -> GenerationRequest | None:

@@ -203,6 +203,17 @@ async def test_workers_take_jobs_at_once_and_queue_the_default_shape_then_the_as
     assert compiles.status()["waiting"] == ["3×4×64×64", "1×4×128×64", "1×4×64×128"]  # 4:3 and 3:4 are 64² too
 
 
+async def test_at_default_guidance_one_the_warm_shapes_are_unguided_ones(compiles, monkeypatch, tmp_path):
+    monkeypatch.setattr(engines, "COMPILES", compiles)
+    source = ModelSource(TINY_RANDOM, optimize="on", backend="eager", batch_max=2, compile_cache=str(tmp_path),
+                         default_guidance=1.0)
+    source("cpu")
+    await compiles.compiling()
+    # one UNet row a video: two unguided videos take one guided video's shape, which the label names
+    assert compiles.status()["compiling"] == "1×4×64×64 unguided"
+    assert compiles.status()["waiting"] == ["1×4×64×64", "1×4×128×64 unguided", "1×4×64×128 unguided"]
+
+
 @pytest.fixture
 async def service(tmp_path: Path, compiles: HeldCompiles, gate: PolicyGate, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(engines, "COMPILES", compiles)
