@@ -134,6 +134,11 @@ def _ip_version(host: str) -> int | None:
         return None
 
 
+def is_snowflake(text: str) -> bool:
+    """Whether `text` is a Discord id as written: ASCII digits of a whole number from 1 to 2⁶³ − 1."""
+    return text.isascii() and text.isdigit() and 0 < int(text) <= SNOWFLAKE_MAX
+
+
 def fast_path_on(optimize: str, device: str) -> bool:
     """Whether workers on `device` use t2v's fast path (compiled): T2V_OPTIMIZE `on`, or `auto` on a CUDA device."""
     return optimize == "on" or (optimize == "auto" and device.startswith("cuda"))
@@ -306,7 +311,7 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         parts = [part.strip() for part in value.split(",") if part.strip()]
-        if not all(part.isascii() and part.isdigit() and 0 < int(part) <= SNOWFLAKE_MAX for part in parts):
+        if not all(map(is_snowflake, parts)):
             raise _problem(f"{info.field_name.upper()}={value} is not a comma-separated list of "
                            f"{ID_LISTS[info.field_name]}: use whole numbers such as 123456789012345678,"
                            "223456789012345678 (Discord: Developer Mode → right-click → Copy ID)")
@@ -337,7 +342,7 @@ class Settings(BaseSettings):
     def _front_page_is_known(cls, page: str) -> str:
         """all, servers, or a server id."""
         page = page.strip().lower()
-        if page not in FRONT_PAGES and not (page.isascii() and page.isdigit() and 0 < int(page) <= SNOWFLAKE_MAX):
+        if page not in FRONT_PAGES and not is_snowflake(page):
             raise _problem(f"GALLERY_FRONT_PAGE={page} is not all, servers or a server id (a whole number such as "
                            "123456789012345678)")
         return page

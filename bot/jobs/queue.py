@@ -61,11 +61,13 @@ class FairQueue(Generic[J]):
         on their way in (accepted, not yet pushed)."""
         if self.pending_count(user_id) >= self.per_user_cap:
             cap = self.per_user_cap
-            raise Refused("user_cap", f"You already have {cap} videos queued or rendering (the limit is {cap} per "
+            raise Refused("user_cap", "You already have a video queued or rendering, and the limit is one per user. "
+                                      "Wait for it to finish or cancel it." if cap == 1 else
+                                      f"You already have {cap} videos queued or rendering (the limit is {cap} per "
                                       "user). Wait for one to finish or cancel one.")
         if len(self) + reserved >= self.global_cap:
-            raise Refused("global_cap", f"The queue is full ({self.global_cap} videos waiting); try again in a few "
-                                        "minutes.")
+            raise Refused("global_cap", f"The queue is full ({self.global_cap} waiting, its limit); try again in a "
+                                        "few minutes.")
 
     def push(self, job: J) -> int:
         """Queue a job behind the user's earlier ones; return its 1-based position. Refused over a cap."""

@@ -51,6 +51,6 @@ def _escaped(text: str) -> str:
     return discord.utils.escape_mentions(_MASKED_LINK_RE.sub(r"\\\1", text))
 
 
-def counted(count: int, noun: str) -> str:
-    """"1 video", "2 videos", "0 videos": a count with its noun in the right number (nouns that take an s)."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """"1 video", "2 videos", "0 videos": a count with its noun in the right number (`plural`, else noun + s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"

@@ -17,6 +17,7 @@ from bot.moderation.policy.entries import Kind
 from bot.moderation.rules import inert
 from bot.ui.cogs import MAX_CHOICES
 from bot.ui.replies import QUIET
+from bot.ui.text import counted
 from storage import GLOBAL
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def _sections(title: str, entries: list[DenylistEntry]) -> str:
     for entry in entries:
         sections[entry.category].append(inert(entry.pattern, 100))
     body = "".join(f"\n**{category}**: {', '.join(patterns)}" for category, patterns in sections.items())
-    return f"__{title}__ — denylist: {deny} entries; allowlist: {len(entries) - deny} phrases.{body}"
+    return (f"__{title}__ — denylist: {counted(deny, 'entry', 'entries')}; "
+            f"allowlist: {counted(len(entries) - deny, 'phrase')}.{body}")
 
 
 async def show(editor: DenylistEditor, interaction: discord.Interaction, guild_id: int) -> None:

@@ -16,7 +16,7 @@ from discord import app_commands
 
 from bot.moderation.denylist_edits import DenylistEditor
 from bot.moderation.rules import STATS_WINDOWS, Moderation, inert
-from bot.settings import MAX_QUOTA, Settings
+from bot.settings import MAX_QUOTA, Settings, is_snowflake
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
 from bot.ui.cogs.moderation import PERIODS, Limit
@@ -109,8 +109,9 @@ class OperatorGroup(app_commands.Group):
         cap = await self.moderation.quota_everywhere(user_id)
         head = (f"**Cap of <@{user_id}> across every server**: {cap.describe()} ({cap.remaining} left)" if cap
                 else f"<@{user_id}> has no cap across every server; each server's quota applies.")
-        return "\n".join([head, await quota_text(self.moderation, user_id, (), None, own=False)
-                          .replace("**Video quota of", "**In direct messages, video quota of", 1)])
+        direct = await quota_text(self.moderation, user_id, (), None, own=False, cap=False,
+                                  heading=f"**In direct messages, video quota of <@{user_id}>**")
+        return f"{head}\n{direct}"
 
     @app_commands.command(name="block", description="Stop a user from making videos in every server")
     @app_commands.describe(user="Who to block", reason="Shown to the user",
@@ -182,7 +183,8 @@ class OperatorGroup(app_commands.Group):
                     server: app_commands.Range[str, 1, 20] | None = None) -> None:
         guild_id = GLOBAL
         if server is not None:
-            if not server.strip().isdigit() or int(server) == GLOBAL:
+            server = server.strip()
+            if not is_snowflake(server):
                 await reply(interaction, f"server={inert(server, 20)} is not a server id: use the number "
                                          "`/videomod operator servers` shows, such as 123456789012345678.")
                 return

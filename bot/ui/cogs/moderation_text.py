@@ -42,8 +42,8 @@ def defaults(default: QuotaDefault, roles: list[RoleQuotaRecord]) -> str:
     """The server default and the role defaults."""
     whose = "this server's own" if default.source == "server" else "the bot's"
     lines = [f"**Quota defaults** (per {default.period}, calendar periods in UTC)",
-             f"Server default: {default.limit} videos ({whose})"]
-    lines += [f"• <@&{role.role_id}>: {role.max_videos} videos" for role in roles]
+             f"Server default: {counted(default.limit, 'video')} ({whose})"]
+    lines += [f"• <@&{role.role_id}>: {counted(role.max_videos, 'video')}" for role in roles]
     if roles:
         lines.append("-# A member gets the most generous of their roles; a personal limit beats both.")
     return clipped(lines)

@@ -33,18 +33,18 @@ def limit_source(status: QuotaStatus, *, own: bool) -> str:
 
 
 async def quota_text(moderation: Moderation, user_id: int, role_ids: tuple[int, ...], guild_id: int | None, *,
-                     own: bool) -> str:
-    """Usage, what is left, the reset time, the limit's source, any cap across every server and any block in a
-    server (None: in direct messages), for /quota and moderators."""
+                     own: bool, heading: str | None = None, cap: bool = True) -> str:
+    """Usage, what is left, the reset time, the limit's source, any cap across every server (unless `cap` is False)
+    and any block in a server (None: in direct messages), for /quota and moderators, under `heading` if given."""
     status = await moderation.quota(user_id, role_ids, guild_id)
     lines = [
-        "**Your video quota**" if own else f"**Video quota of <@{user_id}>**",
+        heading or ("**Your video quota**" if own else f"**Video quota of <@{user_id}>**"),
         f"{status.describe()}.",
         f"{status.remaining} left · limit from {limit_source(status, own=own)}",
     ]
-    cap = await moderation.quota_everywhere(user_id)
-    if cap is not None:
-        lines.append(f"Across every server: {cap.describe()} ({cap.remaining} left)")
+    everywhere = await moderation.quota_everywhere(user_id) if cap else None
+    if everywhere is not None:
+        lines.append(f"Across every server: {everywhere.describe()} ({everywhere.remaining} left)")
     block = await moderation.active_block(user_id, guild_id)
     if block is not None:
         text = block_message(block)

@@ -92,11 +92,20 @@ def test_per_user_cap_counts_queued_and_running_jobs():
     assert len(queue) == 3
 
 
+def test_a_cap_of_one_video_per_user_is_said_in_the_singular():
+    queue = FairQueue(per_user_cap=1, global_cap=10)
+    queue.push(QueuedJob(1, A))
+    with pytest.raises(Refused) as refused:
+        queue.push(QueuedJob(2, A))
+    assert str(refused.value) == ("You already have a video queued or rendering, and the limit is one per user. "
+                                  "Wait for it to finish or cancel it.")
+
+
 def test_global_cap_counts_queued_jobs_only():
     queue = FairQueue(per_user_cap=5, global_cap=2)
     queue.push(QueuedJob(1, A))
     queue.push(QueuedJob(2, B))
-    with pytest.raises(Refused, match=r"The queue is full \(2 videos waiting\)") as refused:
+    with pytest.raises(Refused, match=r"The queue is full \(2 waiting, its limit\)") as refused:
         queue.push(QueuedJob(3, C))
     assert refused.value.reason == "global_cap"
     with pytest.raises(Refused, match="The queue is full"):

@@ -276,6 +276,36 @@ async def test_the_shared_denylist_is_out_of_a_servers_reach_and_an_operator_act
     assert "denylist.remove" in a_audit.content and "⛔ refused" in a_audit.content  # alice's refused removal
 
 
+async def test_every_command_an_operator_runs_with_valid_options_answers_without_an_error(stacks: Stacks, scripted):
+    w = two_servers(stacks.fake)
+    operator = w.alice  # the bot's operator, and A's moderator
+    async with stacks.run(lambda device: scripted, operator_user_ids=operator.id) as stack:
+        fake = stack.fake
+        await fill_server_a(stack, w)
+        names = ["videomod", *(c["name"] for c in fake.commands if c["name"] != "videomod")]
+        paths = [(name, path, options) for name in names for path, options in subcommands(fake.find_command(name, w.a))]
+        answers = {path: await command(fake, path, operator, w.a, **required(fake, options, w.bob))
+                   for _, path, options in paths}
+        capped = await command(fake, "videomod operator quota-set", operator, w.a, user=w.dave, limit=0)
+        refused = await video(fake, "a paper boat", w.dave, w.a)
+        shown_cap = await command(fake, "videomod operator quota-show", operator, w.a, user=w.dave)
+        cleared = await command(fake, "videomod operator quota-clear", operator, w.a, user=w.dave)
+        odd_servers = [await command(fake, "videomod operator audit", operator, w.a, server=server)
+                       for server in ("²", "99999999999999999999", "0", " 12x ")]
+
+    assert len(paths) > 40 and any(path.startswith("videomod operator quota-") for _, path, _ in paths)
+    for path, answer in answers.items():
+        assert not answer.content.startswith("Something went wrong"), (path, answer.content)
+    assert capped.content.startswith(f"Cap set across every server.\n**Cap of <@{w.dave.id}> across every server**: "
+                                     "0 of 0 videos used today")
+    assert refused.ephemeral and "quota across every server is 0 per day" in refused.content
+    assert shown_cap.content.count("across every server") == 1  # the cap once, then the quota in direct messages
+    assert f"**In direct messages, video quota of <@{w.dave.id}>**" in shown_cap.content
+    assert cleared.content.startswith(f"Cap removed.\n<@{w.dave.id}> has no cap across every server")
+    for server, answer in zip(("²", "99999999999999999999", "0", "12x"), odd_servers, strict=True):
+        assert answer.content.startswith(f"server={server} is not a server id: use the number"), answer.content
+
+
 async def test_a_server_not_on_the_allowlist_is_left_at_start_and_when_invited(stacks: Stacks, scripted, caplog):
     fake = stacks.fake
     stranger = fake.add_guild("Stranger's server")
