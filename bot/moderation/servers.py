@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from bot.errors import InvalidInput
+from bot.moderation.gates import ServerGates
+from bot.moderation.policy import NEGATIVE
 from bot.moderation.rules import Moderation, inert
 from t2v.errors import InvalidRequest
 from t2v.request import check_value
@@ -93,24 +95,40 @@ def above_cap(name: str, value: int | None, cap: int) -> str | None:
 class ServerSettings:
     """Each server's /video presets and showcase channel, read and changed by its moderators (audited)."""
 
-    def __init__(self, moderation: Moderation, limits: PresetLimits) -> None:
+    def __init__(self, moderation: Moderation, limits: PresetLimits, gate: ServerGates | None = None) -> None:
         self._moderation = moderation
         self._repo = moderation.repo
         self.limits = limits
+        self.gate = gate  # each server's prompt gate: a negative prompt preset must pass it as a member's would
         self._presets: dict[int, Presets] = {}
+        self._warned: set[tuple[int, str]] = set()  # (server, negative) presets already logged as refused
 
     # --- presets ----------------------------------------------------------------------------------------------
 
     async def presets(self, guild_id: int | None) -> Presets:
         """A server's presets (none in direct messages); a stored value the operator's limits no longer allow is
-        left out, with a log line."""
+        left out, with a log line, and so is a negative prompt the server's gate refuses now (its lists change:
+        kept, it would refuse every member's /video for text they never typed)."""
         if guild_id is None:
             return Presets()
         cached = self._presets.get(guild_id)
         if cached is None:
             stored = await self._repo.setting(PRESETS_KEY, guild_id=guild_id) or {}
             cached = self._presets[guild_id] = Presets(**self._allowed(guild_id, stored))
+        if cached.negative is not None and self._refusal(guild_id, cached.negative) is not None:
+            if (guild_id, cached.negative) not in self._warned:
+                self._warned.add((guild_id, cached.negative))
+                log.warning("server %d's negative prompt preset %r is left out: the server's gate refuses it",
+                            guild_id, cached.negative)
+            return replace(cached, negative=None)
         return cached
+
+    def _refusal(self, guild_id: int, negative: str) -> str | None:
+        """Why the server's gate refuses `negative` as a member's negative prompt, or None."""
+        if self.gate is None:
+            return None
+        verdict = self.gate.check_text(negative, NEGATIVE, guild_id, optional=True)
+        return None if verdict.allowed else verdict.message
 
     def _allowed(self, guild_id: int, stored: dict[str, Any]) -> dict[str, Any]:
         """The stored presets that the limits still allow."""
@@ -128,6 +146,15 @@ class ServerSettings:
     async def set_presets(self, actor: int, guild_id: int, **values: Any) -> Presets:
         """Set some of a server's presets (the others stay); InvalidInput names a value outside the limits."""
         changes = {name: self.limits.check(name, value) for name, value in values.items() if value is not None}
+        if "negative" in changes:
+            negative = changes["negative"]
+            if negative is None:  # blank: it would silently remove the preset (`defaults reset` does that)
+                raise InvalidInput("negative= is blank: give the words to avoid, such as “blurry, low quality”, or "
+                                   "reset them all with `/videomod defaults reset` and set the others again.")
+            refusal = self._refusal(guild_id, negative)
+            if refusal is not None:
+                raise InvalidInput(f"negative=“{inert(negative, 80)}” cannot be this server's default, as it would "
+                                   f"refuse every /video that takes it: {refusal}")
         if not changes:
             options = [name for name in PRESET_NAMES if name != "style"]  # the style: /videostyle default
             raise InvalidInput(f"Name at least one option to set: {', '.join(options)}.")

@@ -179,7 +179,7 @@ class VideoBot(commands.Bot):
             return None
         limits = PresetLimits(tuple(ASPECTS), self.settings.max_steps, self.settings.max_frames,
                               tuple(service.styles.offered))
-        return ServerSettings(service.moderation, limits)
+        return ServerSettings(service.moderation, limits, service.gate)
 
     async def _add_moderation(self, service: VideoService, servers: ServerSettings | None) -> None:
         """/quota and /videomod (with `showcase` and `operator`), when the service enforces moderation (quotas,

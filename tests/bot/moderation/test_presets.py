@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import InvalidInput
+from bot.moderation.gates import ServerGates
+from bot.moderation.policy import DenylistEntry, PolicyGate
 from bot.moderation.rules import Moderation
 from bot.moderation.servers import PRESETS_KEY, PresetLimits, Presets, ServerSettings
 from storage import ModerationRepository, create_engine, migrate
@@ -25,8 +27,13 @@ async def mods(tmp_path: Path) -> AsyncIterator[ModerationRepository]:
 
 
 @pytest.fixture
-def servers(mods: ModerationRepository) -> ServerSettings:
-    return ServerSettings(Moderation(mods, default_limit=20, period="day", clock=Clock()), LIMITS)
+def gates() -> ServerGates:
+    return ServerGates(PolicyGate([DenylistEntry("nude", "sexual")]))  # the real English detectors
+
+
+@pytest.fixture
+def servers(mods: ModerationRepository, gates: ServerGates) -> ServerSettings:
+    return ServerSettings(Moderation(mods, default_limit=20, period="day", clock=Clock()), LIMITS, gates)
 
 
 async def test_presets_are_set_merged_per_server_and_reset(servers, mods):
@@ -54,6 +61,11 @@ async def test_presets_are_set_merged_per_server_and_reset(servers, mods):
     ({"aspect": "2:1"}, "aspect=2:1 is not one of 1:1, 16:9."),
     ({"negative": "x" * 301}, "The negative prompt is 301 characters long; the limit is 300."),
     ({}, "Name at least one option to set: aspect, frames, steps, sampler, guidance, negative."),
+    ({"negative": "   "}, "negative= is blank: give the words to avoid"),
+    ({"negative": "nude, blurry"}, "negative=“nude, blurry” cannot be this server's default, as it would refuse every "
+                                   "/video that takes it: "),
+    ({"negative": "flou, mauvaise qualité"}, "negative=“flou, mauvaise qualité” cannot be this server's default"),
+    ({"negative": "blurry \u202e evil"}, "negative=“blurry evil” cannot be this server's default"),
 ])
 async def test_values_outside_the_operators_limits_are_refused_naming_them(servers, values, says):
     with pytest.raises(InvalidInput) as refused:
@@ -89,3 +101,16 @@ async def test_a_default_style_is_one_the_workers_loaded_and_a_gone_one_is_left_
     restarted = ServerSettings(moderation, PresetLimits(("1:1",), 60, 24, styles=("watercolor",)))  # claymation gone
     assert await restarted.presets(A) == Presets(steps=25)
     assert "server 600's preset style='claymation' is left out" in caplog.text
+
+
+async def test_a_negative_preset_the_servers_gate_refuses_later_is_left_out_with_one_log_line(servers, gates, mods,
+                                                                                           caplog):
+    await servers.set_presets(MOD, A, steps=25, negative="blurry, melting clocks")
+    gates.replace_server(A, [DenylistEntry("melting clocks", "violence")])  # a moderator's later denylist edit
+    first, second = await servers.presets(A), await servers.presets(A)
+
+    assert first == second == Presets(steps=25)  # members' /video would otherwise be refused for text they never typed
+    assert [record.getMessage() for record in caplog.records if "left out" in record.getMessage()] == [
+        "server 600's negative prompt preset 'blurry, melting clocks' is left out: the server's gate refuses it"]
+    gates.replace_server(A, [])
+    assert (await servers.presets(A)).negative == "blurry, melting clocks"  # back once the entry is gone
