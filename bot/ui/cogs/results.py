@@ -270,6 +270,12 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         """Carry out the confirmation's choice: delete the result (`message_id`, or the private result pressed), or
         keep it."""
         job = await self._deletable(interaction, job_id)
+        if job.deleted_at is not None:  # a second confirmation of the same deletion
+            raise Denied(f"Job #{job_id} was deleted already.")
+        if delete and message_id and not await self._holds_result(interaction, job, message_id):
+            log.warning("user %d confirmed deleting job %d with message %d, which is not its result",
+                        interaction.user.id, job_id, message_id)
+            raise Denied(f"That message is not the result of job #{job_id}; press 🗑 on the result itself.")
         if not delete:
             if message_id == 0:  # the private result itself: its own buttons back
                 view = result_view(job, upscale=self.settings.upscale_model is not None)
@@ -295,6 +301,25 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         except discord.NotFound:
             log.info("job %d: its message was already gone", job_id)
         await interaction.response.edit_message(content=f"🗑️ Deleted job #{job_id}.", view=None)
+
+    @staticmethod
+    async def _holds_result(interaction: discord.Interaction, job: JobRecord, message_id: int) -> bool:
+        """Whether `message_id` (taken from a button, which a modified client can forge) is the job's status or
+        result message as recorded, or else a message of the bot that carries the job's result buttons (results
+        whose id could not be recorded); one already gone counts, as there is nothing left to delete."""
+        if message_id in (job.status_message_id, job.result_message_id):
+            return True
+        fetch = getattr(interaction.channel, "fetch_message", None)
+        if fetch is None:
+            return False
+        try:
+            message = await fetch(message_id)
+        except discord.NotFound:
+            return True
+        buttons = {f"video:{action}:{job.id}" for action in ACTIONS}
+        mine = interaction.client.user is not None and message.author.id == interaction.client.user.id
+        return mine and any(getattr(child, "custom_id", None) in buttons
+                            for row in message.components for child in getattr(row, "children", ()))
 
     async def _audit(self, actor: int, action: str, target: str, details: dict[str, Any], guild_id: int | None) -> None:
         """An audit-log row of the server for a moderator's action; a failure to write it is logged, not shown."""

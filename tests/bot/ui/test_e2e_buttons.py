@@ -153,6 +153,43 @@ async def test_someone_elses_confirmation_deletes_nothing(stacks: Stacks):
     assert not result.deleted and job.deleted_at is None
 
 
+async def test_a_forged_message_id_in_ones_own_confirmation_deletes_no_other_message(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob, eve = fake.make_user(name="bob"), fake.make_user(name="eve")
+        mine = await first_result(stack, bob)
+        theirs = await first_result(stack, eve)
+        chat = fake.seed_message("eve's own words", author=eve)
+        forged = [f"video:delete-yes:1:{target.id}" for target in (theirs, chat)]  # bob's own job, their messages
+        refusals = [await (await fake.click(fake.seed_message("forged", components=[action_row(button(choice))]),
+                                            choice, user=bob)).wait_answer() for choice in forged]
+        untouched = await stack.job(1)
+        older = fake.seed_message("a copy of the result whose id was not recorded",
+                                  components=[action_row(button("video:delete:1"))])  # the bot's, with job 1's button
+        choice = f"video:delete-yes:1:{older.id}"
+        confirm = fake.seed_message("confirmation", components=[action_row(button(choice))])
+        deleted = await (await fake.click(confirm, choice, user=bob)).wait_answer()
+
+    assert [refusal.content for refusal in refusals] == [
+        "That message is not the result of job #1; press 🗑 on the result itself."] * 2
+    assert not theirs.deleted and not chat.deleted and not mine.deleted and untouched.deleted_at is None
+    assert deleted.content == "🗑️ Deleted job #1." and older.deleted
+
+
+async def test_confirming_one_deletion_twice_deletes_and_audits_once(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        result = await first_result(stack, fake.make_user(name="bob"))
+        asked = [await (await fake.click(result, "video:delete:1", user=mod)).wait_answer() for _ in range(2)]
+        choice = f"video:delete-yes:1:{result.id}"
+        answers = [await (await fake.click(question, choice, user=mod)).wait_answer() for question in asked]
+        audit = await stack.service.moderation.repo.latest_audit(guild_id=fake.guild.id)
+
+    assert [answer.content for answer in answers] == ["🗑️ Deleted job #1.", "Job #1 was deleted already."]
+    assert [row.action for row in audit] == ["result.delete"]
+
+
 async def test_a_moderator_may_delete_someone_elses_result(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
