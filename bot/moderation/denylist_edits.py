@@ -26,6 +26,7 @@ from bot.moderation.policy import (
     validate_entry,
 )
 from bot.moderation.policy.entries import ALLOW_CATEGORY, Kind
+from bot.moderation.policy.normalise import normalise
 from bot.moderation.rules import Moderation, inert
 from storage import GLOBAL, DenyKind, DenylistRecord, DuplicateEntryError, Repository
 
@@ -43,8 +44,9 @@ class PromptTest:
 
 
 def canonical(pattern: str) -> str:
-    """A pattern as stored: lower case, single spaces."""
-    return " ".join(pattern.split()).lower()
+    """A pattern as stored: read as the gate reads text (normalise: fullwidth and look-alike letters, accents,
+    zero-width and bidi characters folded or dropped, lower case), single spaces: "ｎｕｄｅ" is "nude", a duplicate."""
+    return " ".join(normalise(pattern).split())
 
 
 def list_name(kind: Kind, guild_id: int) -> str:
@@ -98,9 +100,11 @@ class DenylistEditor:
     async def remove(self, actor: int, pattern: str, kind: Kind = "deny", *, guild_id: int) -> bool:
         """Remove an entry of a server's list (GLOBAL: the shared one) and make the change live; False when that
         list has no such entry; Denied when only the shared list has it (a server cannot weaken it)."""
-        pattern = canonical(pattern)
+        typed, pattern = " ".join(pattern.split()).lower(), canonical(pattern)
         async with self._lock:
             removed = await self._repo.remove_denylist_entry(pattern, DenyKind(kind), guild_id=guild_id)
+            if not removed and typed != pattern:  # stored before entries were normalised, as typed
+                removed = await self._repo.remove_denylist_entry(typed, DenyKind(kind), guild_id=guild_id)
             if removed:
                 await self._reload(guild_id)
         if removed:

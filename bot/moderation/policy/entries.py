@@ -23,6 +23,7 @@ MIN_STEM_LETTERS = 5  # shorter stems hit innocent words: sex* → sextant, nud*
 MIN_ENTRY_LETTERS = 4  # entries of 3 letters or fewer collide with abbreviations and spaced-out letters
 
 _PART_SPLIT_RE = re.compile(r"\s+\+\s+")
+_FOREIGN_RE = re.compile(r"[^a-z0-9\s'*-]")  # what a part of a moderator's entry may not hold, once normalised
 _TERM_RE = re.compile(r"[a-z0-9@$!|+]+\*?")
 
 Kind = Literal["deny", "allow"]
@@ -64,7 +65,15 @@ def parse_pattern(pattern: str) -> tuple[tuple[Term, ...], ...]:
 
 
 def validate_entry(entry: DenylistEntry) -> DenylistEntry:
-    """Refuse entries that would match far too much (for moderator edits); return the entry if it is fine."""
+    """Refuse entries that would match far too much or hold marks the syntax does not have (a regular expression's,
+    a stray '+') (for moderator edits); return the entry if it is fine."""
+    foreign = sorted({c for raw in _PART_SPLIT_RE.split(entry.pattern.strip()) for c in _FOREIGN_RE.findall(
+        normalise(raw))})
+    if foreign:
+        raise ValueError(f"entry {entry.pattern!r}: {' '.join(foreign)} cannot be in an entry, which is plain words "
+                         "(letters, digits, ' and -), '*' ending a word as a prefix, and ' + ' between parts that "
+                         "must all appear; entries are not regular expressions: add 'kitten' and 'puppy' as two "
+                         "entries rather than 'kitten|puppy'")
     parts = parse_pattern(entry.pattern)
     lone_stems = [terms[0][0] for terms in parts if len(terms) == 1 and terms[0][1]]  # in phrases, words anchor it
     for text in lone_stems:

@@ -123,6 +123,23 @@ async def test_an_added_entry_refuses_the_next_prompt_and_a_removed_one_stops(li
         ("denylist.remove", "pattern:exploding kittens"), ("denylist.add", "pattern:exploding kittens")]
 
 
+@pytest.mark.parametrize("typed", ["ｎｕｄｅ", "nu\u200bde", "NÜDE", "\u202enude"])
+async def test_an_entry_is_stored_as_the_gate_reads_it_so_invisible_and_look_alike_letters_make_no_new_entry(lists,
+                                                                                                          typed):
+    with pytest.raises(InvalidInput, match="“nude” is already on the shared denylist"):
+        await lists.edits.add(MOD, typed, "sexual", guild_id=A)  # the shared list holds “nude”
+    await lists.edits.add(MOD, "exploding kittens", "violence", guild_id=A)
+    with pytest.raises(InvalidInput, match="“exploding kittens” is already on this server's denylist"):
+        await lists.edits.add(MOD, "exploding\u200b kittens", "violence", guild_id=A)
+    entry = await lists.edits.add(MOD, "\u202egnitsiht", "violence", guild_id=A)
+    assert entry.pattern == "gnitsiht" and await lists.edits.remove(MOD, "gnitsiht", guild_id=A) is True
+
+
+async def test_an_entry_stored_as_typed_before_normalising_can_still_be_removed(lists):
+    await lists.edits._repo.add_denylist_entry("crème brûlée", "violence", guild_id=A)  # as older versions stored it
+    assert await lists.edits.remove(MOD, "Crème  Brûlée", guild_id=A) is True
+
+
 async def test_an_allowlist_phrase_lets_a_denied_word_through_in_that_phrase_only(lists):
     await lists.edits.add(MOD, "nude lipstick", "ignored for allow entries", "allow", guild_id=GLOBAL)
     assert lists.allowed("A tube of nude lipstick.")

@@ -265,7 +265,17 @@ def test_validation_refuses_entries_that_match_too_much(pattern, rule):
     assert repr(pattern) in str(error.value)
 
 
-@pytest.mark.parametrize("pattern", ["decapitat*", "severed head*", "pool of blood", "nude", "vaccine* + autism"])
+@pytest.mark.parametrize(("pattern", "marks"), [("kitten|puppy", "|"), ("kitten + + puppy", "+"), ("[kitten]", "[ ]"),
+                                                 ("kitt.n", "."), ("kit(ten|ty)", "( ) |"), ("n@ked", "@")])
+def test_validation_refuses_marks_the_pattern_syntax_does_not_have(pattern, marks):
+    with pytest.raises(ValueError) as error:
+        validate_entry(DenylistEntry(pattern, "violence"))
+    assert str(error.value).startswith(f"entry {pattern!r}: {marks} cannot be in an entry")
+    assert "not regular expressions" in str(error.value)
+
+
+@pytest.mark.parametrize("pattern", ["decapitat*", "severed head*", "pool of blood", "nude", "vaccine* + autism",
+                                     "gore-tex jacket", "don't panic"])
 def test_validation_accepts_reasonable_entries(pattern):
     entry = DenylistEntry(pattern, "violence")
     assert validate_entry(entry) is entry
