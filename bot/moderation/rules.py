@@ -94,9 +94,14 @@ def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
 
 
 def parse_duration(text: str | None) -> timedelta | None:
-    """A block's length from text such as 30m, 2h, 7d, 1w2d; None for permanent (or no text); InvalidInput."""
-    words = " ".join((text or "").split()).lower()
-    if not words or words in PERMANENT:
+    """A block's length from text such as 30m, 2h, 7d, 1w2d; None for permanent (or None given); InvalidInput, also
+    for blank text (a typo must not make a block permanent)."""
+    if text is None:
+        return None
+    words = " ".join(text.split()).lower()
+    if not words:
+        raise InvalidInput(f"duration= is blank: use {DURATION_FORMS}, or leave it out for a permanent block.")
+    if words in PERMANENT:
         return None
     if not _DURATION_RE.fullmatch(words):
         raise InvalidInput(f"“{inert(text or '', 40)}” is not a duration: use {DURATION_FORMS}.")

@@ -108,6 +108,9 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         if role is not None and period is not None:
             raise InvalidInput(f"period={period} is the whole server's: set it without a role (roles share the "
                                "server's period).")
+        if role is not None and role.is_default():  # every member holds it: it would hide the server's default
+            raise InvalidInput("role=@everyone is every member of the server: leave the role out to set the server's "
+                               "default quota.")
         default = await self.moderation.set_default(interaction.user.id, limit,
                                                     None if role is None else own_role(interaction, role),
                                                     guild_id=guild, period=period)

@@ -34,7 +34,6 @@ MOD = 900
         ("45s", timedelta(seconds=45)),
         ("permanent", None),
         ("Forever", None),
-        ("", None),
         (None, None),
     ],
 )
@@ -48,6 +47,14 @@ def test_unreadable_durations_name_the_value_and_the_accepted_forms(text):
         parse_duration(text)
     assert error.value.message.startswith(f"“{inert(text)}” is not a duration: use a number and a unit such as 30m")
     assert "'permanent'" in error.value.message
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t"])
+def test_a_blank_duration_is_refused_not_read_as_permanent(text):
+    with pytest.raises(InvalidInput) as error:
+        parse_duration(text)
+    assert error.value.message == ("duration= is blank: use a number and a unit such as 30m, 2h, 7d or 2w (or "
+                                   "combined, 1d12h), or 'permanent', or leave it out for a permanent block.")
 
 
 @pytest.mark.parametrize("text", ["0m", "3651d", "999999w"])

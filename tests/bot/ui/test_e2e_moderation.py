@@ -249,6 +249,22 @@ async def test_stats_and_audit_answer_moderators(stacks: Stacks, scripted):
 
 
 
+async def test_a_quota_for_the_everyone_role_and_a_blank_block_duration_are_refused_and_change_nothing(
+        stacks: Stacks, scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        everyone = await command(fake, "videomod quota default", mod, limit=1, role=fake.guild.everyone)
+        blank = await command(fake, "videomod block", mod, user=bob, duration="   ")
+        rows = await stack.service.moderation.repo.role_quotas(guild_id=fake.guild.id)
+        blocked = await stack.service.moderation.active_block(bob.id, fake.guild.id)
+
+    assert everyone.content == ("role=@everyone is every member of the server: leave the role out to set the "
+                                "server's default quota.")
+    assert blank.content.startswith("duration= is blank: use a number and a unit")
+    assert rows == [] and blocked is None
+
+
 async def test_the_configured_moderator_role_is_enough_and_discord_hides_videomod_from_others(stacks: Stacks,
                                                                                                scripted):
     helpers = stacks.fake.add_role("Video helpers")  # no Manage Server
