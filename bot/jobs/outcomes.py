@@ -8,7 +8,8 @@ was charged: failed jobs do not count against the quota.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 
 from bot.errors import JobTimedOut, failure_reason
@@ -16,7 +17,7 @@ from bot.jobs.encoder import Rendered
 from bot.jobs.eta import Eta
 from bot.jobs.events import Announcer, Delivered
 from bot.jobs.running import Running, RunningJob
-from storage import JobRecord, Repository
+from storage import InvalidTransitionError, JobNotFoundError, JobRecord, JobState, Repository
 from t2v.errors import GenerationCancelled
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,11 @@ class Outcomes:
             await self._cancelled(entry)
             return
         await settle_events(entry)
-        job = await self._repo.mark_done(entry.job.id, seed=output.seed, gpu_s=output.gpu_s,
-                                         output_bytes=len(output.video), now=self._clock())
+        now = self._clock()
+        job = await written(self._repo.mark_done(entry.job.id, seed=output.seed, gpu_s=output.gpu_s,
+                                                 output_bytes=len(output.video), now=now),
+                            replace(entry.job, state=JobState.DONE, seed=output.seed, gpu_s=output.gpu_s,
+                                    output_bytes=len(output.video), finished_at=now))
         self._eta.learn(output.source.wall_s)
         log.info("job %d done: %d bytes, %.1f GPU s", job.id, len(output.video), output.gpu_s)
         await self._announce("job_done", Delivered(job, output.video, output.seed, output.notes, output.gpu_s,
@@ -76,17 +80,34 @@ class Outcomes:
             await self._repo.requeue(entry.job.id)
             log.info("job %d stopped by shutdown; it will run after the next start", entry.job.id)
             return
-        job = await self._repo.mark_cancelled(entry.job.id, now=self._clock())
+        now = self._clock()
+        job = await written(self._repo.mark_cancelled(entry.job.id, now=now),
+                            replace(entry.job, state=JobState.CANCELLED, finished_at=now))
         log.info("job %d cancelled while running", job.id)
         await self._announce("job_cancelled", job)
 
     async def _failed(self, entry: RunningJob, error: BaseException) -> None:
         """Record a failed job and apologise through the announcer."""
         await settle_events(entry)
-        job = await self._repo.mark_failed(entry.job.id, f"{type(error).__name__}: {error}"[:ERROR_CHARS],
-                                           now=self._clock())
+        now, text = self._clock(), f"{type(error).__name__}: {error}"[:ERROR_CHARS]
+        job = await written(self._repo.mark_failed(entry.job.id, text, now=now),
+                            replace(entry.job, state=JobState.FAILED, error=text, finished_at=now))
         await self._announce("job_failed", job, f"Sorry, job #{job.id} failed ({failure_reason(error)}). "
                                                 "Nothing was charged.")
+
+
+async def written(write: Awaitable[JobRecord], fallback: JobRecord) -> JobRecord:
+    """The row a job's last write leaves; when the database fails it (a full disk, a lock held past the retries, a
+    server down), `fallback`, the row as it should have become, so the user still gets the video or the news. The
+    stored row stays running, so the next start may run the job again: an ERROR line says so."""
+    try:
+        return await write
+    except (InvalidTransitionError, JobNotFoundError):
+        raise  # the row is somewhere else than this job thinks: not a failed write
+    except Exception:
+        log.exception("job %d: the database did not record it as %s; the user is told anyway; the row stays running, "
+                      "so the next start may run the job again", fallback.id, fallback.state.value)
+        return fallback
 
 
 async def settle_events(entry: RunningJob) -> None:

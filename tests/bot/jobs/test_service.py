@@ -136,7 +136,7 @@ async def test_the_global_cap_counts_waiting_jobs(make_service):
     await h.events.wait("started", running.job.id)
     await h.submit(2, PROMPTS[1])
     refused = await h.refused(3, PROMPTS[2])
-    assert refused.reason == "global_cap" and "queue is full (1 videos waiting)" in refused.message
+    assert refused.reason == "global_cap" and "queue is full (1 waiting, its limit)" in refused.message
 
 
 async def test_concurrent_submits_cannot_overrun_the_user_cap(make_service):
@@ -434,3 +434,28 @@ async def test_the_last_step_is_always_reported_even_behind_a_slow_edit(make_ser
     events.release.set()
     await events.wait("done", submitted.job.id)
     assert events.steps == [(1, 6), (6, 6)]  # steps 2-5 were skipped behind the slow edit; the last one was not
+
+
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+async def test_when_the_database_cannot_record_a_jobs_end_the_user_still_gets_the_video_or_the_news(
+        make_service, monkeypatch, logged_errors, outcome):
+    from sqlalchemy.exc import OperationalError
+
+    h = await make_service()
+    logged_errors.expect("the database did not record it as")
+
+    async def disk_full(*args: Any, **kwargs: Any) -> JobRecord:
+        raise OperationalError("UPDATE jobs", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(h.repo, "mark_done" if outcome == "done" else "mark_failed", disk_full)
+    if outcome == "failed":
+        logged_errors.expect("job 1 failed")  # the render's own error, as always
+        h.pipeline.fail.add(PROMPTS[0])
+    job = (await h.submit()).job
+    told = await h.events.wait(outcome, job.id)
+
+    assert told.video[4:8] == b"ftyp" if outcome == "done" else told.startswith(f"Sorry, job #{job.id} failed")
+    assert (await h.repo.get_job(job.id)).state == JobState.RUNNING  # the next start may run it again
+    assert h.service.running.get(job.id) is None
+    assert any(f"job {job.id}: the database did not record it as {outcome}" in record.getMessage()
+               for record in logged_errors.records)
