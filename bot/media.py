@@ -5,10 +5,10 @@ and the image of a shared link's preview).
 Every public video is saved when it is delivered (a nomination may come days later, when Discord's attachment
 URL has expired), and its poster is made then; a video kept before posters existed gets one the first time it is
 asked for (`poster`). Private videos are never written; 🗑 Delete and the retention sweep remove a video with its
-poster. Writes go to a temporary file
-renamed into place, so the gallery never serves half a video. The videos are public, and the files and the folders
-the bot makes for them are readable by every user (FILE_MODE, FOLDER_MODE), whatever the umask (systemd's unit sets
-0077): a web server or a backup running as another user can read them.
+poster. Writes go to a temporary file (`.<job id>-XXXX.part`) renamed into place, so the gallery never serves half a
+video; one a crash left behind is removed by the retention sweep once it is PART_MAX_AGE_S old. The videos are
+public, and the files and the folders the bot makes for them are readable by every user (FILE_MODE, FOLDER_MODE),
+whatever the umask (systemd's unit sets 0077): a web server or a backup running as another user can read them.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ SWEEP_EVERY_S = 3600.0  # how often old videos are looked for
 FILE_MODE = 0o644  # rw-r--r--: a kept MP4 (mkstemp alone makes it 0600)
 FOLDER_MODE = 0o755  # rwxr-xr-x: a folder made for them
 POSTER_SUFFIX = "jpg"  # a kept video's poster frame, beside it
+PART_SUFFIX = "part"  # a write in progress (`_write`), or one a crash left behind
+PART_MAX_AGE_S = 3600.0  # a temporary file this old is a crash's leftover: a write takes seconds, never an hour
 
 
 class MediaStore:
@@ -98,39 +100,43 @@ class MediaStore:
         log.info("job %d: poster frame of %d bytes at %s", job_id, len(jpeg), poster)
         return poster
 
-    async def sweep(self, older_than: float, keep: set[int]) -> list[int]:
+    async def sweep(self, older_than: float, keep: set[int], parts_before: float | None = None) -> list[int]:
         """Remove the kept MP4s last written before `older_than` (a POSIX time), with their posters, except those of
-        `keep`'s jobs; returns the job ids removed. Other files in the directory are left alone."""
-        removed = await asyncio.to_thread(self._sweep, older_than, keep)
+        `keep`'s jobs, and the temporary files of writes (`.*.part`) last written before `parts_before` (when given:
+        leftovers of a crash mid-write); returns the job ids removed. Other files in the directory are left alone."""
+        removed, parts = await asyncio.to_thread(self._sweep, older_than, keep, parts_before)
         if removed:
             log.info("removed the kept videos of %d jobs older than the retention (%s)", len(removed),
                      ", ".join(map(str, removed[:20])) + (" …" if len(removed) > 20 else ""))
+        if parts:
+            log.info("removed %d unfinished temporary files left by interrupted writes (%s)", len(parts),
+                     ", ".join(parts[:20]) + (" …" if len(parts) > 20 else ""))
         return removed
 
-    def _sweep(self, older_than: float, keep: set[int]) -> list[int]:
-        removed = []
+    def _sweep(self, older_than: float, keep: set[int], parts_before: float | None) -> tuple[list[int], list[str]]:
+        removed: list[int] = []
+        parts: list[str] = []
         try:
             entries = list(os.scandir(self.root))
         except FileNotFoundError:
-            return removed
+            return removed, parts
         for entry in entries:
+            if parts_before is not None and _is_part(entry.name):
+                if _unlink_if_older(entry, parts_before):
+                    parts.append(entry.name)
+                continue
             stem, _, suffix = entry.name.partition(".")
-            if suffix != "mp4" or not stem.isdigit() or int(stem) in keep or not entry.is_file():
+            if suffix != "mp4" or not stem.isdigit() or int(stem) in keep:
                 continue
-            try:
-                if entry.stat().st_mtime >= older_than:
-                    continue
-                os.unlink(entry.path)
-            except FileNotFoundError:  # deleted meanwhile (🗑 Delete)
-                continue
-            self.poster_path(int(stem)).unlink(missing_ok=True)
-            removed.append(int(stem))
-        return sorted(removed)
+            if _unlink_if_older(entry, older_than):
+                self.poster_path(int(stem)).unlink(missing_ok=True)
+                removed.append(int(stem))
+        return sorted(removed), sorted(parts)
 
     @staticmethod
     def _write(path: Path, data: bytes) -> Path:
         _make_folder(path.parent)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".part")
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=f".{PART_SUFFIX}")
         try:
             os.fchmod(handle, FILE_MODE)
             with os.fdopen(handle, "wb") as file:
@@ -140,6 +146,22 @@ class MediaStore:
             Path(temporary).unlink(missing_ok=True)
             raise
         return path
+
+
+def _is_part(name: str) -> bool:
+    """Whether a file name is one of `_write`'s temporary files: `.<stem>-XXXX.part`."""
+    return name.startswith(".") and name.endswith(f".{PART_SUFFIX}")
+
+
+def _unlink_if_older(entry: os.DirEntry[str], before: float) -> bool:
+    """Remove a file (not a folder) last written before `before`; whether it was removed."""
+    try:
+        if not entry.is_file() or entry.stat().st_mtime >= before:
+            return False
+        os.unlink(entry.path)
+    except FileNotFoundError:  # deleted meanwhile (🗑 Delete, or a write that finished)
+        return False
+    return True
 
 
 def poster_jpeg(video: Path) -> bytes:
@@ -175,8 +197,9 @@ def _make_folder(folder: Path) -> None:
 
 class Retention:
     """Every SWEEP_EVERY_S, removes the kept MP4s written more than MEDIA_KEEP_DAYS days ago, except those the
-    showcase still needs (nominated or approved). A removed video can no longer be upscaled; ⭐ Showcase keeps the
-    copy from the Discord message again when someone nominates it later."""
+    showcase still needs (nominated or approved), and the temporary files of writes a crash cut short (PART_MAX_AGE_S
+    old). A removed video can no longer be upscaled; ⭐ Showcase keeps the copy from the Discord message again when
+    someone nominates it later."""
 
     def __init__(self, media: MediaStore, showcase: ShowcaseRepository, keep_days: int,
                  clock: Callable[[], float] = time.time) -> None:
@@ -188,7 +211,8 @@ class Retention:
     async def sweep_once(self) -> list[int]:
         """One sweep now; the job ids whose videos were removed."""
         keep = await self.showcase.kept_job_ids()
-        return await self.media.sweep(self._clock() - self.keep_days * 86_400, keep)
+        now = self._clock()
+        return await self.media.sweep(now - self.keep_days * 86_400, keep, parts_before=now - PART_MAX_AGE_S)
 
     async def start(self) -> None:
         """Sweep once now (a directory listing: quick), then every SWEEP_EVERY_S until `stop()`."""

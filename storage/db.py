@@ -101,21 +101,41 @@ async def migrate(engine_or_url: AsyncEngine | str, revision: str = "head", *,
                   home_guild_id: int | None = None) -> None:
     """Run `alembic upgrade <revision>` on the engine (or a temporary engine for the URL). `home_guild_id` is the
     server that moderation rows from before servers had their own belong to (migration 0004), when there is one."""
+    await _run(engine_or_url, command.upgrade, revision, home_guild_id)
+    log.info("database schema upgraded to %s", revision)
+
+
+async def downgrade(engine_or_url: AsyncEngine | str, revision: str) -> None:
+    """Run `alembic downgrade <revision>` on the engine (or a temporary engine for the URL), in one transaction as
+    `migrate` does: back to an older schema, to run an older version of the bot on it (`python -m storage`)."""
+    await _run(engine_or_url, command.downgrade, revision, None)
+    log.info("database schema downgraded to %s", revision)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database's schema is at; None for a database no migration has run on."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(
+            lambda sync: MigrationContext.configure(sync, opts={"transactional_ddl": True}).get_current_revision())
+
+
+async def _run(engine_or_url: AsyncEngine | str, alembic_command: Any, revision: str,
+               home_guild_id: int | None) -> None:
+    """An Alembic command (upgrade or downgrade) in one transaction on the engine, or on a temporary one for a URL."""
     if isinstance(engine_or_url, str):
         engine = create_engine(engine_or_url)
         try:
-            await migrate(engine, revision, home_guild_id=home_guild_id)
+            await _run(engine, alembic_command, revision, home_guild_id)
         finally:
             await engine.dispose()
         return
     async with engine_or_url.begin() as connection:
-        await connection.run_sync(_upgrade, revision, home_guild_id)
-    log.info("database schema upgraded to %s", revision)
+        await connection.run_sync(_alembic, alembic_command, revision, home_guild_id)
 
 
-def _upgrade(connection: Connection, revision: str, home_guild_id: int | None) -> None:
-    """Alembic's synchronous upgrade command on a connection we already hold; SchemaTooNew for a database a newer
-    version of this code migrated (Alembic would fail with a traceback on the revision it cannot find)."""
+def _alembic(connection: Connection, alembic_command: Any, revision: str, home_guild_id: int | None) -> None:
+    """Alembic's synchronous command on a connection we already hold; SchemaTooNew for a database a newer version of
+    this code migrated (Alembic would fail with a traceback on the revision it cannot find)."""
     config = alembic_config()
     script = ScriptDirectory.from_config(config)
     current = MigrationContext.configure(connection, opts={"transactional_ddl": True}).get_current_revision()
@@ -123,4 +143,4 @@ def _upgrade(connection: Connection, revision: str, home_guild_id: int | None) -
         raise SchemaTooNew(current, script.get_current_head() or "none")
     config.attributes["connection"] = connection
     config.attributes["home_guild_id"] = home_guild_id
-    command.upgrade(config, revision)
+    alembic_command(config, revision)

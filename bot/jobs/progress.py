@@ -2,15 +2,18 @@
 
 A step that arrives while the job's previous event call still runs is skipped, except the last step, which waits
 for it; a live preview is kept and goes with the next event (the delivery decides whether that event edits the
-status message). Each step also checks the job's time limit: a job past it stops at its next step.
+status message). Each step also checks the job's time limit: a job past it stops at its next step. The time it has
+run is measured on a monotonic clock from when it started in this process, so a step of the wall clock (an NTP
+correction, a resumed VM) neither fails running jobs nor extends them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from collections.abc import Callable
-from datetime import datetime
 
 from bot.gpu.previews import Preview
 from bot.jobs.events import Announcer
@@ -23,8 +26,10 @@ log = logging.getLogger(__name__)
 class Progress:
     """Relays worker progress (on the event loop) to the announcer, throttled to one event call per job at a time."""
 
-    def __init__(self, announce: Announcer, clock: Callable[[], datetime], time_limit_s: float) -> None:
-        self._announce, self._clock, self.time_limit_s = announce, clock, time_limit_s
+    def __init__(self, announce: Announcer, time_limit_s: float,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._announce, self.time_limit_s, self._monotonic = announce, time_limit_s, monotonic
+        self._started: weakref.WeakKeyDictionary[RunningJob, float] = weakref.WeakKeyDictionary()  # on `monotonic`
 
     def of(self, entry: RunningJob) -> Callable[..., None]:
         """The progress callback of a job that runs alone: `(step, total[, preview])`."""
@@ -40,7 +45,8 @@ class Progress:
         return on_progress
 
     def started(self, entry: RunningJob) -> None:
-        """Announce the job's start; its progress events follow this call."""
+        """Announce the job's start (its time limit counts from now); its progress events follow this call."""
+        self._started[entry] = self._monotonic()
         entry.event = asyncio.create_task(self._announce("job_started", entry.job))
 
     def report(self, entry: RunningJob, step: int, total: int, preview: Preview | None = None) -> None:
@@ -61,11 +67,11 @@ class Progress:
         entry.event = asyncio.create_task(self._announce("job_progress", entry.job, step, total, *shown))
 
     def _check_time_limit(self, entry: RunningJob) -> None:
-        """Stop a job at its next step once it has run past the time limit."""
-        started = entry.job.started_at
+        """Stop a job at its next step once it has run past the time limit (monotonic time since `started`)."""
+        started = self._started.get(entry)
         if entry.timed_out or started is None:
             return
-        if (self._clock() - started).total_seconds() > self.time_limit_s:
+        if self._monotonic() - started > self.time_limit_s:
             entry.timed_out = True
             entry.token.cancel()
             log.warning("job %d ran past the %.0f s time limit; stopping it", entry.job.id, self.time_limit_s)

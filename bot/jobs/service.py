@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,7 @@ class VideoService:
         metrics: Meter | None = None,
         batch_max: int = 1,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
         encoder: Encoder | None = None,
         compile_status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
@@ -91,7 +93,7 @@ class VideoService:
                                    unavailable=lambda: self.unavailable_words, wake=self.dispatcher.wake)
         self.outcomes = Outcomes(repo, self.running, self.announce, self.eta, clock, stopping=lambda: self._stopping,
                                  time_limit_s=job_time_limit_s)
-        self.units = Units(repo, executor, self._encoder, Progress(self.announce, clock, job_time_limit_s),
+        self.units = Units(repo, executor, self._encoder, Progress(self.announce, job_time_limit_s, monotonic),
                            self.outcomes, clock, time_limit_s=job_time_limit_s, sleep=sleep,
                            worker_free=self.dispatcher.worker_free)
         self.cancels = Cancels(repo, queue, self.running, self.outcomes, self.announce, clock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ async def test_old_videos_go_and_the_showcase_ones_new_ones_and_other_files_stay
     media = MediaStore(tmp_path / "media")
     for job_id, age in ((1, 40), (2, 31), (3, 29), (4, 45), (5, 100)):
         kept(media, job_id, age)
-    stray = [media.root / ".7-abc.part", media.root / "notes.txt", media.root / "x.mp4"]
+    stray = [media.root / "notes.txt", media.root / "x.mp4", media.root / "7.part"]
     for path in stray:
         path.write_text("not a kept video")
         os.utime(path, (0, 0))
@@ -46,6 +47,24 @@ async def test_old_videos_go_and_the_showcase_ones_new_ones_and_other_files_stay
     assert [job for job in range(1, 6) if media.has(job)] == [3, 4]  # 29 days old, and the showcase's
     assert all(path.exists() for path in stray)
     assert await retention.sweep_once() == []
+
+
+async def test_temporary_files_a_crash_left_mid_write_go_after_an_hour_and_a_write_under_way_stays(tmp_path, caplog):
+    media = MediaStore(tmp_path / "media")
+    kept(media, 7, age_days=1)
+    parts = {name: media.root / name for name in (".7-k2j4.part", ".7-x9q1.part", ".8-abcd.part", ".9-live.part")}
+    for name, age_s in ((".7-k2j4.part", 90 * DAY), (".7-x9q1.part", 3601), (".8-abcd.part", 2 * DAY),
+                        (".9-live.part", 3599)):  # the last: a write still under way
+        parts[name].write_bytes(b"\x00\x00\x00\x18ftyp half a vid")
+        os.utime(parts[name], (NOW - age_s, NOW - age_s))
+    retention = Retention(media, Showcase(set()), keep_days=30, clock=lambda: NOW)
+
+    with caplog.at_level(logging.INFO, logger="bot.media"):
+        assert await retention.sweep_once() == []  # no kept video was old enough; job ids only count videos
+
+    assert sorted(path.name for path in media.root.iterdir()) == [".9-live.part", "7.mp4"]
+    assert ("removed 3 unfinished temporary files left by interrupted writes (.7-k2j4.part, .7-x9q1.part, "
+            ".8-abcd.part)") in caplog.messages
 
 
 async def test_a_removed_video_takes_its_poster_and_a_kept_one_keeps_it(tmp_path):

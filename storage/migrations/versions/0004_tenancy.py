@@ -8,8 +8,9 @@ Adds `guild_id` to quota_overrides, quota_role_defaults, moderation_settings, bl
 by server first), denylist_entries (a pattern is unique per server), audit_log and showcase_entries, and gives every
 existing row a server, in this order:
 
-1. the server in DISCORD_GUILD_ID, when the bot passes one (`storage.migrate(..., home_guild_id=N)`; with the
-   `alembic` CLI, `-x home_guild_id=N`): with it set the commands existed in that server only;
+1. the server in DISCORD_GUILD_ID, when the bot passes one (`storage.migrate(..., home_guild_id=N)`; by hand,
+   `python -m storage migrate`, which reads DISCORD_GUILD_ID too, or `--home-guild-id N`; README "Operate"): with it
+   set the commands existed in that server only;
 2. otherwise the server of the jobs the row concerns, when they were all made in one server: a quota override or a
    block → the user's jobs; a channel rule → the jobs made in that channel; a showcase entry → its job; an audit row
    → the jobs of its target (`job:N`, `channel:N`, `user:N`);
@@ -49,7 +50,8 @@ VOTES = sa.table("showcase_votes", sa.column("id"), sa.column("entry_id"), sa.co
 
 
 def home_guild_id() -> int | None:
-    """DISCORD_GUILD_ID as the bot passed it in (or `-x home_guild_id=N`), else None."""
+    """DISCORD_GUILD_ID as the bot or `python -m storage` passed it in (or Alembic's `-x home_guild_id=N`), else
+    None."""
     value = context.config.attributes.get("home_guild_id")
     if value is None:
         value = context.get_x_argument(as_dictionary=True).get("home_guild_id")

@@ -18,7 +18,7 @@ from bot.jobs.encoder import Encoder
 from storage import JobState
 from t2v import GenerationResult
 from tests.bot.helpers import WAIT, Events, ScriptedPipeline, Timers, requester, spec
-from tests.clocks import Clock
+from tests.clocks import Clock, Monotonic
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -41,13 +41,13 @@ def services(make_service: Any, database: Any) -> Any:
 
 
 async def test_a_job_past_its_time_limit_is_stopped_at_its_next_step_and_refunded(services, database, scripted):
-    clock, events, repo = Clock(), Events(), database.repo()
+    monotonic, events, repo = Monotonic(), Events(), database.repo()
     steps = scripted.gate(PROMPT, permits=1)
-    service = await services(scripted, events, repo, clock=clock, job_time_limit_s=60)
+    service = await services(scripted, events, repo, monotonic=monotonic, job_time_limit_s=60)
     job = (await service.submit(requester(), spec(PROMPT, steps=10))).job
     await scripted.finished_step(PROMPT, 1)
 
-    clock.now += timedelta(seconds=61)
+    monotonic.t += 61
     steps.release()  # step 2 runs; its progress event finds the job past the limit
     message = await events.wait("failed", job.id)
     record = await repo.get_job(job.id)
@@ -56,6 +56,31 @@ async def test_a_job_past_its_time_limit_is_stopped_at_its_next_step_and_refunde
                        "limit). Nothing was charged.")
     assert scripted.steps_done[PROMPT] == 2  # stopped at the step after the one that crossed the limit
     assert (record.state, record.error) == (JobState.FAILED, "JobTimedOut: still running 60 s after it started")
+
+
+async def test_a_wall_clock_jump_does_not_fail_a_running_job_and_the_limit_still_counts_monotonic_time(
+    services, database, scripted
+):
+    clock, monotonic, events, repo = Clock(), Monotonic(), Events(), database.repo()
+    steps = scripted.gate(PROMPT, permits=1)
+    service = await services(scripted, events, repo, clock=clock, monotonic=monotonic, job_time_limit_s=60)
+    job = (await service.submit(requester(), spec(PROMPT, steps=10))).job
+    await scripted.finished_step(PROMPT, 1)
+
+    clock.now += timedelta(hours=2)  # an NTP correction or a resumed VM: the wall clock leaps, 10 s really pass
+    monotonic.t += 10
+    steps.release()  # step 2's progress event checks the limit: 10 s of 60
+    await scripted.finished_step(PROMPT, 2)  # its progress event has been handled by now (it was queued first)
+    running = service.running.get(job.id)
+    assert running is not None and not running.timed_out and not running.token.is_set()
+    assert (await repo.get_job(job.id)).state == JobState.RUNNING and "failed" not in events.of(job.id)
+
+    monotonic.t += 51  # 61 s since the job started, on the clock that does not jump
+    steps.release()
+    message = await events.wait("failed", job.id)
+    assert message == (f"Sorry, job #{job.id} failed (it was still rendering 60 s after it started, past the time "
+                       "limit). Nothing was charged.")
+    assert scripted.steps_done[PROMPT] == 3
 
 
 class StuckOutsideSteps:

@@ -1,0 +1,199 @@
+"""`python -m storage`: the database's schema by hand, for operators (README "Operate"). The bot migrates its database
+to the newest revision at every start; an operator going back to an older version of the bot downgrades it first.
+
+    python -m storage current               the revision the database is at, and the revisions this code ships
+    python -m storage migrate [--to REV]    upgrade or downgrade the schema to REV (default: head, the newest)
+
+The database is the one DATABASE_URL names, read as the bot reads it: the environment first, then `.env` in the
+working directory (the default, `videobot.db`, is relative to it). An upgrade through revision 0004 files the
+moderation rows from before servers had their own under the server in DISCORD_GUILD_ID, as the bot's start would
+(`--home-guild-id` names another). Stop the bot first. The whole command runs in one transaction: one that fails
+leaves the database as it was. Exit status 0; 2 with one `error:` line for a wrong value (an unknown revision, a
+DATABASE_URL that names no database, or one the database refuses); 1 when the database cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from alembic.script import ScriptDirectory
+from dotenv import dotenv_values
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage import urls
+from storage.db import (
+    DEFAULT_URL,
+    alembic_config,
+    check_connection,
+    create_engine,
+    current_revision,
+    downgrade,
+    migrate,
+)
+from storage.errors import DatabaseRefused, DatabaseUnreachable, InvalidDatabaseURL, SchemaTooNew
+
+ENV_FILE = ".env"
+CHATTER = ("Context impl ", "Will assume ")  # what Alembic logs each time it looks at the database
+
+
+class UsageError(Exception):
+    """A value the command cannot use; the message says which and what would be right (exit status 2)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; the exit status."""
+    args = _parser().parse_args(argv)
+    url = _setting("DATABASE_URL") or DEFAULT_URL
+    try:
+        home = args.home_guild_id if args.home_guild_id is not None else _home_guild_id(_setting("DISCORD_GUILD_ID"))
+        _check_url(url)
+        return asyncio.run(_command(args.command, url, args.to, home))
+    except (UsageError, InvalidDatabaseURL, SchemaTooNew) as error:
+        say(f"error: {error}", sys.stderr)
+        return 2
+    except DatabaseRefused as error:
+        say(f"error: DATABASE_URL={urls.shown(url)}: the database refused the connection: {error}", sys.stderr)
+        return 2
+    except DatabaseUnreachable as error:
+        say(f"error: the database at {urls.shown(url)} cannot be reached: {error}", sys.stderr)
+        return 1
+
+
+def log_to_stderr() -> None:
+    """The migrations' progress on stderr at INFO (Alembic's "Running downgrade 0004 -> 0003" lines, not its
+    chatter), as the bot's log lines read."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(lambda record: not record.getMessage().startswith(CHATTER))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+
+
+def say(line: str, stream: TextIO | None = None) -> None:
+    """One line for the operator at the terminal (stdout unless told)."""
+    print(line, file=stream or sys.stdout)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m storage", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("current", help="the revision the database is at, and the shipped ones")
+    migrate = commands.add_parser("migrate", help="upgrade or downgrade the schema to a revision")
+    migrate.add_argument("--to", default="head", metavar="REVISION",
+                         help="a revision `current` lists, `head` (the newest: the default) or `base` (no tables)")
+    migrate.add_argument("--home-guild-id", type=_positive, default=None, metavar="ID",
+                         help="the server of moderation rows from before servers had their own (revision 0004); "
+                              "default: DISCORD_GUILD_ID")
+    parser.set_defaults(to="head", home_guild_id=None)
+    return parser
+
+
+def _setting(name: str) -> str | None:
+    """A variable from the environment, else from `.env` in the working directory (as pydantic-settings reads the
+    bot's); None when neither sets it, or sets it empty."""
+    value = os.environ.get(name)
+    if value is None and Path(ENV_FILE).is_file():
+        value = dotenv_values(ENV_FILE).get(name)
+    return (value or "").strip() or None
+
+
+def _positive(text: str) -> int:
+    """A server id: a positive whole number."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a server id (a positive whole number)")
+    return int(text)
+
+
+def _home_guild_id(value: str | None) -> int | None:
+    """DISCORD_GUILD_ID as the bot would take it; UsageError for one that is not a server id."""
+    if value is None:
+        return None
+    try:
+        return _positive(value)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"DISCORD_GUILD_ID={value}: {error}") from None
+
+
+def _check_url(url: str) -> None:
+    """A DATABASE_URL the command can use: readable, and for SQLite a file that is there (a wrong working directory
+    would otherwise make an empty database and migrate that)."""
+    database = urls.parse(url)
+    if database.backend == "sqlite" and database.sqlite_file is None:
+        raise UsageError(f"DATABASE_URL={url} keeps the database in memory: there is nothing to migrate")
+    if database.sqlite_file is not None and not database.sqlite_file.is_file():
+        raise UsageError(f"DATABASE_URL={urls.shown(url)}: there is no database at {database.sqlite_file.resolve()}; "
+                         "run this in the bot's working directory, or set DATABASE_URL to the bot's")
+
+
+async def _command(command: str, url: str, target: str, home_guild_id: int | None) -> int:
+    engine = create_engine(url)
+    try:
+        await check_connection(engine)
+        current = await current_revision(engine)
+        revisions = _revisions()
+        if current is not None and current not in revisions:
+            raise SchemaTooNew(current, revisions[-1])
+        if command == "current":
+            say(_describe(url, current, revisions))
+        else:
+            await _migrate(engine, url, current, _target(target, revisions), revisions, home_guild_id)
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def _migrate(engine: AsyncEngine, url: str, current: str | None, target: str | None, revisions: list[str],
+                   home_guild_id: int | None) -> None:
+    """Upgrade or downgrade from `current` to `target` (None: base, no tables), saying which."""
+    at, to = _position(current, revisions), _position(target, revisions)
+    shown, named = urls.shown(url), target or "base"
+    if at == to:
+        say(f"{shown}: already at revision {named}; nothing to do")
+    elif to > at:
+        await migrate(engine, named, home_guild_id=home_guild_id)
+        say(f"{shown}: upgraded from revision {current or 'base'} to {named}")
+    else:
+        await downgrade(engine, named)
+        say(f"{shown}: downgraded from revision {current} to {named}")
+
+
+def _revisions() -> list[str]:
+    """The shipped revisions, oldest first (they form one line: tests/storage/test_migrations.py)."""
+    newest_first = ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    return [script.revision for script in reversed(list(newest_first))]
+
+
+def _target(name: str, revisions: list[str]) -> str | None:
+    """The revision `--to` names: a shipped one, `head` (the newest) or `base` (None); UsageError otherwise."""
+    if name == "head":
+        return revisions[-1]
+    if name == "base":
+        return None
+    if name not in revisions:
+        raise UsageError(f"--to {name}: no such revision; use one of {', '.join(revisions)}, head or base")
+    return name
+
+
+def _position(revision: str | None, revisions: list[str]) -> int:
+    """Where a revision is in the line, oldest first; -1 for base (no tables)."""
+    return -1 if revision is None else revisions.index(revision)
+
+
+def _describe(url: str, current: str | None, revisions: list[str]) -> str:
+    """Where the database's schema is, and the revisions to choose from."""
+    at = "no migration has run on it" if current is None else f"at revision {current}"
+    newest = " (the newest)" if current == revisions[-1] else ""
+    return f"{urls.shown(url)}: {at}{newest}; this code ships {', '.join(revisions)} (oldest first)"
+
+
+if __name__ == "__main__":
+    log_to_stderr()
+    sys.exit(main())

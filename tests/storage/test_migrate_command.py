@@ -1,0 +1,114 @@
+"""`python -m storage`: an operator moves the database's schema down to a named revision and up again by hand, on the
+database DATABASE_URL names (the environment, else `.env`), as README "Operate" says."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+
+from storage.__main__ import main
+from storage.db import alembic_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = [script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()][::-1]
+HEAD = SHIPPED[-1]
+
+
+def storage_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m storage ARGS` in `cwd`, as an operator runs it there (no DATABASE_URL in the environment)."""
+    env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "DISCORD_GUILD_ID")}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run([sys.executable, "-m", "storage", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def schema(path: Path) -> tuple[str, set[str], set[str]]:
+    """The database's revision, its tables, and the columns of quota_overrides (revision 0004 adds guild_id)."""
+    with sqlite3.connect(path) as connection:
+        version = connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(quota_overrides)")}
+    connection.close()
+    return version, tables, columns
+
+
+def test_an_operator_upgrades_downgrades_to_a_named_revision_and_upgrades_again(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "bot.db"
+    database.parent.mkdir()
+    sqlite3.connect(database).close()  # the file the bot would have made
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN=x\nDATABASE_URL=sqlite+aiosqlite:///{database}\n")
+
+    up = storage_command("migrate", cwd=tmp_path)
+    assert (up.returncode, up.stdout.strip()) == (0, f"sqlite+aiosqlite:///{database}: upgraded from revision base "
+                                                     f"to {HEAD}"), up.stderr
+    assert schema(database)[0] == HEAD and "guild_id" in schema(database)[2]
+
+    down = storage_command("migrate", "--to", "0003", cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.strip().endswith(f"downgraded from revision {HEAD} to 0003")
+    assert "Running downgrade 0004 -> 0003" in down.stderr
+    version, tables, columns = schema(database)
+    assert version == "0003" and "guild_id" not in columns and {"jobs", "showcase_entries"} <= tables
+
+    current = storage_command("current", cwd=tmp_path)
+    assert current.stdout.strip() == (f"sqlite+aiosqlite:///{database}: at revision 0003; this code ships "
+                                      f"{', '.join(SHIPPED)} (oldest first)")
+
+    again = storage_command("migrate", "--to", "head", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().endswith(f"upgraded from revision 0003 to {HEAD}")
+    assert schema(database)[0] == HEAD and "guild_id" in schema(database)[2]
+
+
+@pytest.fixture
+def bot_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The bot's working directory, with the default database (videobot.db) migrated to the newest revision."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "DISCORD_GUILD_ID"):
+        monkeypatch.delenv(name, raising=False)
+    sqlite3.connect(tmp_path / "videobot.db").close()
+    assert main(["migrate"]) == 0
+    return tmp_path
+
+
+def test_an_unknown_revision_is_refused_with_the_ones_there_are(bot_folder: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert main(["migrate", "--to", "0099"]) == 2
+    said = capsys.readouterr().err
+    assert said == f"error: --to 0099: no such revision; use one of {', '.join(SHIPPED)}, head or base\n"
+    assert schema(bot_folder / "videobot.db")[0] == HEAD
+
+
+def test_migrating_to_where_the_database_is_changes_nothing(bot_folder: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert main(["migrate", "--to", HEAD]) == 0
+    assert capsys.readouterr().out == f"sqlite+aiosqlite:///videobot.db: already at revision {HEAD}; nothing to do\n"
+
+
+def test_a_sqlite_file_that_is_not_there_is_named_and_never_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///elsewhere/videobot.db")
+    assert main(["migrate", "--to", "0003"]) == 2
+    assert capsys.readouterr().err == (f"error: DATABASE_URL=sqlite:///elsewhere/videobot.db: there is no database at "
+                                       f"{tmp_path / 'elsewhere' / 'videobot.db'}; run this in the bot's working "
+                                       "directory, or set DATABASE_URL to the bot's\n")
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_database_a_newer_version_migrated_is_left_alone(bot_folder: Path, capsys: pytest.CaptureFixture) -> None:
+    with sqlite3.connect(bot_folder / "videobot.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0099'")
+    connection.close()
+    capsys.readouterr()
+    assert main(["migrate", "--to", "0003"]) == 2
+    assert capsys.readouterr().err == (f"error: the database's schema is at revision 0099, newer than this code's "
+                                       f"newest, {HEAD}\n")
+    assert schema(bot_folder / "videobot.db")[0] == "0099"
