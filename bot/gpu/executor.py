@@ -2,7 +2,9 @@
 
 Work crosses into the threads through a shared `queue.Queue`; progress and results cross back only through
 `loop.call_soon_threadsafe`. Cancellation flows in through a thread-safe callable (see `CancelToken`). Whatever a
-unit of work raises settles its future (a BaseException as `WorkCrashed`), and the thread takes the next unit.
+unit of work raises settles its future (a BaseException as `WorkCrashed`), and the thread takes the next unit, unless
+the error left its GPU's CUDA context unusable (`context_lost`): that worker then takes no more work, and `on_broken`
+says why (the bot restarts: only a new process gets a working context).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -29,6 +32,9 @@ Work = Callable[[Any, ProgressFn, CancelFn], T]  # (what the worker holds: bot.g
 _STOP = object()  # sentinel telling one worker thread to exit
 JOIN_TIMEOUT_S = 30.0  # close() waits this long for each worker thread to finish its work and stop
 _ALLOWED_DEVICES = "'cpu', 'cuda' (every visible GPU), 'cuda:N', or a comma-separated list such as 'cuda:0,cuda:1'"
+# What torch says of CUDA's sticky errors: after one, every CUDA call of the process fails the same way
+_CONTEXT_LOST = ("device-side assert triggered", "illegal memory access", "unspecified launch failure",
+                 "misaligned address", "an illegal instruction")
 
 
 class CancelToken:
@@ -99,11 +105,13 @@ class Executor(Protocol):
     `submit(work, on_progress, should_cancel)` runs `work(models, progress, should_cancel)` on a free worker;
     progress reaches `on_progress` on the event loop; cancelling the future or `should_cancel()` turning true stops
     the work at its next check. `workers` counts the workers taking work now; when it grows (a lost Ray worker is
-    back), `on_capacity()` is called on the loop so the dispatcher can hand out more.
+    back), `on_capacity()` is called on the loop so the dispatcher can hand out more; when a worker is lost until
+    the bot restarts (its CUDA context is unusable), `on_broken(reason)` is.
     """
 
     load_error: BaseException | None
     on_capacity: Callable[[], None]
+    on_broken: Callable[[str], None]
 
     @property
     def started(self) -> bool: ...
@@ -129,6 +137,7 @@ class ExecutorBase(ABC):
         self.load_error: BaseException | None = None  # set when no worker could load the pipeline
         self.failed_devices: dict[str, BaseException] = {}  # worker -> why it is not serving
         self.on_capacity: Callable[[], None] = _nothing
+        self.on_broken: Callable[[str], None] = _log_broken  # a worker serves no more until the bot restarts
         self._loop = loop
         self._in_flight = 0  # submitted and not yet settled; touched only on the loop thread
         self._started = False
@@ -277,17 +286,23 @@ class GPUExecutor(ExecutorBase):
         self._post(settle, ready, None, None)
         while (item := self._work.get()) is not _STOP:
             assert isinstance(item, _WorkItem)
-            self._execute(held, item)
+            if not self._execute(device, held, item):
+                return  # its CUDA context is unusable: another thread or, after the restart, a new process serves
         log.debug("worker for %s stopped", device)
 
-    def _execute(self, held: Any, item: _WorkItem) -> None:
+    def _execute(self, device: str, held: Any, item: _WorkItem) -> bool:
         """Run one work item on what this thread holds and post its result or exception to the loop; whatever the
-        work raises settles its future, so the thread lives on to take the next item."""
+        work raises settles its future. Whether the thread can take the next item: not once an error left its GPU's
+        CUDA context unusable (every later job would fail the same way)."""
         if item.abandoned.is_set():
-            return  # the caller stopped waiting before the work started
+            return True  # the caller stopped waiting before the work started
         try:
             result = item.work(held, self._progress_poster(item.on_progress), item.should_cancel)
         except Exception as exc:
+            if device.startswith("cuda") and context_lost(exc):
+                self._post(self._lost, device, exc)  # first: it no longer counts once its job's failure frees a slot
+                self._post(settle, item.future, None, exc)
+                return False
             self._post(settle, item.future, None, exc)
         except BaseException as exc:  # SystemExit, GeneratorExit, a library's own: never let it end the thread
             log.error("work raised %r on %s; the thread serves on", exc, threading.current_thread().name, exc_info=exc)
@@ -296,6 +311,13 @@ class GPUExecutor(ExecutorBase):
             self._post(settle, item.future, None, crashed)
         else:
             self._post(settle, item.future, result, None)
+        return True
+
+    def _lost(self, device: str, error: BaseException) -> None:
+        """On the loop: the worker of `device` stopped because `error` left its CUDA context unusable; it no longer
+        counts as a worker, and `on_broken` says why."""
+        self.failed_devices[device] = error
+        self.on_broken(f"the GPU worker on {device} is unusable until the bot restarts ({_first_line(error)})")
 
     def _progress_poster(self, on_progress: ProgressFn | None) -> ProgressFn:
         """A progress function for the worker thread that forwards (step, total, *extra) to the event loop."""
@@ -338,6 +360,37 @@ def _ignore_progress(step: int, total: int, *extra: Any) -> None:
 
 def _nothing() -> None:
     """The default `on_capacity`."""
+
+
+def _log_broken(reason: str) -> None:
+    """The default `on_broken`: say it loudly (the video service hands it to its stuck-worker path instead)."""
+    log.error("%s", reason)
+
+
+def context_lost(error: BaseException) -> bool:
+    """Whether `error`, or an error it was raised from, is a CUDA error after which the process's CUDA context is
+    unusable (a device-side assert, an illegal address or instruction, a failed launch): every later CUDA call fails
+    with it, and only a new process gets a working context. Running out of GPU memory is not one: the next job runs."""
+    torch = sys.modules.get("torch")  # not imported here: work that raised a CUDA error has loaded it
+    accelerator_error = getattr(torch, "AcceleratorError", None)  # torch >= 2.8 raises CUDA's errors as this
+    out_of_memory = getattr(torch, "OutOfMemoryError", None)
+    cause: BaseException | None = error
+    while cause is not None:
+        text = str(cause)
+        if out_of_memory is not None and isinstance(cause, out_of_memory):
+            return False
+        if accelerator_error is not None and isinstance(cause, accelerator_error) and "out of memory" not in text:
+            return True
+        if isinstance(cause, RuntimeError) and "CUDA error" in text and any(words in text for words in _CONTEXT_LOST):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def _first_line(error: BaseException) -> str:
+    """`Type: the first line of its message`: torch's CUDA errors go on with advice over several lines."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def either(first: CancelFn, second: CancelFn) -> CancelFn:

@@ -144,7 +144,8 @@ class VideoService:
 
     @property
     def stuck(self) -> str | None:
-        """Why a GPU worker is stuck (it never came back from a timed-out job), once one is."""
+        """Why a GPU worker serves no more until the bot restarts (it never came back from a timed-out job, or an error
+        left its GPU's CUDA context unusable), once one does."""
         return self.units.stuck
 
     @property

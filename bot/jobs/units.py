@@ -4,7 +4,8 @@ The jobs are marked running and handed to a worker as one unit (bot.gpu.work); t
 the CPU pool while the worker takes its next unit. The work races the time limit (an injectable timer): a unit still
 not back JOB_TIME_LIMIT_S after it started fails its jobs then, wherever it is stuck (a step, a decode, a hung
 kernel), and its worker's slot stays taken until the work comes back; if it does not within another limit, the
-worker is stuck and `on_stuck` says so (the bot restarts to recover the GPU).
+worker is stuck and `on_stuck` says so (the bot restarts to recover the GPU). A worker whose GPU an error left unusable
+(the executor's `on_broken`: a lost CUDA context) takes the same path.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ class Units:
         self._repo, self._executor, self._encoder = repo, executor, encoder
         self._progress, self._outcomes, self._clock = progress, outcomes, clock
         self.time_limit_s, self._sleep, self._worker_free = time_limit_s, sleep, worker_free
-        self.on_stuck: Callable[[str], None] = _log_stuck  # a worker never came back from a timed-out unit
-        self.stuck: str | None = None  # why a worker is stuck, once one is
+        self.on_stuck: Callable[[str], None] = _log_stuck  # a worker is stuck or broken: only a restart helps
+        self.stuck: str | None = None  # why a worker is stuck or broken, once one is
+        executor.on_broken = self._broken  # a worker whose CUDA context an error left unusable
 
     async def run(self, entries: list[RunningJob]) -> None:
         """Run the jobs as one unit and record each one's outcome (at the time limit if they are still not done);
@@ -138,8 +140,12 @@ class Units:
             self._stuck(what)
 
     def _stuck(self, what: str) -> None:
-        self.stuck = f"a GPU worker has not come back from {what} {2 * self.time_limit_s:.0f} s after it started"
-        self.on_stuck(self.stuck)
+        self._broken(f"a GPU worker has not come back from {what} {2 * self.time_limit_s:.0f} s after it started")
+
+    def _broken(self, reason: str) -> None:
+        """A worker takes no more work until the bot restarts (stuck in its work, or its GPU unusable): say why."""
+        self.stuck = reason
+        self.on_stuck(reason)
 
     async def _back_within_limit(self, work: asyncio.Future[Any]) -> bool:
         """Wait for the work, at most one time limit (on the injected timer); whether it came back."""

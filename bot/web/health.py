@@ -86,10 +86,10 @@ class Health(LocalSite):
         part: dict[str, Any] = {"loaded": workers > 0, "workers": workers, "error": reason}
         if service is not None and service.compile_status is not None:
             part["shapes"] = service.compile_status()  # compiled, compiling, waiting, failed
-        if not workers:
-            part["problem"] = f"the model is not loaded ({reason or 'still loading'})"
-        elif service is not None and service.stuck is not None:
+        if service is not None and service.stuck is not None:  # a stuck or broken worker: the bot restarts
             part["problem"] = service.stuck
+        elif not workers:
+            part["problem"] = f"the model is not loaded ({reason or 'still loading'})"
         return part
 
     async def _database(self) -> dict[str, Any]:

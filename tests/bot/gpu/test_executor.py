@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from bot.errors import ServiceUnavailable, WorkCrashed
-from bot.gpu.executor import CancelToken, GPUExecutor, devices_for
+from bot.gpu.executor import CancelToken, GPUExecutor, context_lost, devices_for
 from tests.bot.helpers import WAIT, LagMeter
 
 
@@ -161,6 +161,112 @@ async def test_a_job_raising_a_base_exception_fails_alone_and_the_worker_keeps_s
     assert "the thread serves on" in caplog.text
 
 
+# What torch raises after a device-side assert, word for word (the advice lines follow the first one)
+DEVICE_ASSERT = ("CUDA error: device-side assert triggered\nCUDA kernel errors might be asynchronously reported at "
+                 "some other API call, so the stacktrace below might be incorrect.\nFor debugging consider passing "
+                 "CUDA_LAUNCH_BLOCKING=1\nCompile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.\n")
+
+
+def raising(error: Exception) -> Callable[..., object]:
+    """Work that raises `error`, as a kernel's failure surfaces in the worker thread."""
+
+    def work(held, progress, should_cancel):
+        raise error
+
+    return work
+
+
+def caused_by(error: Exception) -> Exception:
+    """A wrapper raised from `error`, as a library re-raises a CUDA error."""
+    wrapper = RuntimeError("decoding the latents failed")
+    wrapper.__cause__ = error
+    return wrapper
+
+
+def test_context_lost_is_true_for_cuda_errors_that_leave_the_context_unusable():
+    import torch
+
+    lost = [RuntimeError(DEVICE_ASSERT), RuntimeError("CUDA error: an illegal memory access was encountered"),
+            RuntimeError("CUDA error: unspecified launch failure"), RuntimeError("CUDA error: misaligned address"),
+            RuntimeError("CUDA error: an illegal instruction was encountered"),
+            caused_by(RuntimeError("CUDA error: an illegal memory access was encountered"))]
+    if hasattr(torch, "AcceleratorError"):  # torch >= 2.8
+        lost.append(torch.AcceleratorError(DEVICE_ASSERT))
+    assert [context_lost(error) for error in lost] == [True] * len(lost)
+
+
+def test_context_lost_is_false_for_running_out_of_memory_and_ordinary_errors():
+    import torch
+
+    kept = [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+            caused_by(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")),
+            RuntimeError("CUDA error: out of memory"), RuntimeError("mat1 and mat2 shapes cannot be multiplied"),
+            ValueError("an illegal memory access"), ServiceUnavailable("the bot is shutting down")]
+    if hasattr(torch, "AcceleratorError"):  # cudaMalloc outside the caching allocator (a cuBLAS workspace)
+        kept.append(torch.AcceleratorError("CUDA error: out of memory"))
+    assert [context_lost(error) for error in kept] == [False] * len(kept)
+
+
+def test_context_lost_reads_the_message_where_torch_has_no_accelerator_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # an older torch: RuntimeError only
+    assert context_lost(RuntimeError(DEVICE_ASSERT))
+    assert not context_lost(RuntimeError("something else"))
+
+
+async def test_a_gpu_error_that_loses_the_cuda_context_retires_its_worker_and_says_why_once(make_executor):
+    executor = await make_executor(["cuda:0", "cuda:1"])
+    broken: list[str] = []
+    executor.on_broken = broken.append
+    error = RuntimeError(DEVICE_ASSERT)
+
+    with pytest.raises(RuntimeError, match="device-side assert triggered") as raised:
+        await wait_for(executor.run(raising(error)))
+    assert raised.value is error  # the job fails with what the work raised, as any failed job does
+    [lost] = executor.failed_devices  # whichever worker took it
+    [serving] = {"cuda:0", "cuda:1"} - {lost}
+    assert broken == [f"the GPU worker on {lost} is unusable until the bot restarts (RuntimeError: CUDA error: "
+                      "device-side assert triggered)"]
+    assert executor.failed_devices[lost] is error and executor.load_error is None and executor.workers == 1
+    [thread] = [thread for thread in executor._threads if thread.name == f"gpu-{lost}"]
+    await asyncio.to_thread(thread.join, WAIT)
+    assert not thread.is_alive()  # it takes no more work
+    for _ in range(3):
+        assert await wait_for(executor.run(lambda held, progress, cancel: held.device)) == serving
+    assert len(broken) == 1
+
+
+async def test_the_default_on_broken_logs_one_error_naming_the_device(make_executor, caplog):
+    executor = await make_executor(["cuda:3"])
+    with pytest.raises(RuntimeError):
+        await wait_for(executor.run(raising(RuntimeError("CUDA error: unspecified launch failure"))))
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.levelname == "ERROR"] == [
+        ("ERROR", "the GPU worker on cuda:3 is unusable until the bot restarts (RuntimeError: CUDA error: unspecified "
+                  "launch failure)")]
+    assert executor.workers == 0 and list(executor.failed_devices) == ["cuda:3"]
+
+
+async def test_running_out_of_gpu_memory_leaves_the_worker_serving(make_executor):
+    import torch
+
+    executor = await make_executor(["cuda:0"])
+    broken: list[str] = []
+    executor.on_broken = broken.append
+    with pytest.raises(torch.OutOfMemoryError):
+        await wait_for(executor.run(raising(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))))
+    assert await wait_for(executor.run(lambda held, progress, cancel: "still serving")) == "still serving"
+    assert executor.workers == 1 and not executor.failed_devices and broken == []
+
+
+async def test_a_cpu_worker_is_never_retired_by_a_cuda_error(make_executor):
+    executor = await make_executor(["cpu"])
+    broken: list[str] = []
+    executor.on_broken = broken.append
+    with pytest.raises(RuntimeError, match="device-side assert"):
+        await wait_for(executor.run(raising(RuntimeError(DEVICE_ASSERT))))
+    assert await wait_for(executor.run(lambda held, progress, cancel: "still serving")) == "still serving"
+    assert executor.workers == 1 and not executor.failed_devices and broken == []
+
+
 async def test_a_model_that_fails_to_load_makes_the_service_unavailable_with_the_reason(make_executor, caplog):
     def factory(device: str):
         raise RuntimeError("CUDA out of memory on " + device)
@@ -275,29 +381,25 @@ async def test_work_cancelled_while_waiting_never_runs(make_executor):
 async def test_cpu_bound_work_in_a_worker_does_not_stall_the_event_loop(make_executor):
     executor = await make_executor(["cpu"])
     started = asyncio.Event()
+    meter, ticks = LagMeter(period=0.01), 20
 
     def spin(pipeline, progress, should_cancel):
         progress(0, 1)
-        end, n = time.monotonic() + 0.3, 0
-        while time.monotonic() < end:  # pure-Python work holds the GIL, as a Python-heavy step would
-            n += 1
-        return n
+        give_up = time.monotonic() + WAIT
+        while len(meter.lags) < ticks and time.monotonic() < give_up:  # pure-Python work holds the GIL, as a
+            pass  # Python-heavy step would: it ends once the loop has ticked `ticks` times meanwhile
+        return len(meter.lags)
 
+    meter.start()
     job = executor.submit(spin, on_start(started))
     await wait_for(started.wait())
-    meter = LagMeter(period=0.01)
-    meter.start()
     await wait_for(asyncio.wait({job}))
     meter.stop()
-    assert len(meter.lags) >= 10  # the loop really ticked while the worker spun
-    # Work on the loop would delay every tick by the whole 0.3 s, and a worker that kept the GIL would delay most of
-    # them. On a shared 2-core machine the OS may still deschedule the loop's thread once in a while, which makes a
-    # tick late without the loop doing any work: the wall-clock bound holds for 90% of ticks, and the worst stall is
-    # bounded by the CPU the loop's own thread spent between two ticks.
-    lags = sorted(meter.lags)
-    p90, busiest = lags[int(0.9 * (len(lags) - 1))], max(meter.busy)
-    assert p90 < 0.05 and busiest < 0.15, f"event loop lag p90 {p90 * 1000:.0f} ms, busiest {busiest * 1000:.0f} ms"
-    assert job.result() > 0
+    # A worker that kept the GIL, or work run on the loop, would keep the loop from ticking until the spin gave up.
+    # How late each tick ran is not asserted (the OS may deschedule the loop's thread on a shared machine); the
+    # worst stall is bounded by the CPU the loop's own thread spent between two ticks.
+    assert job.result() >= ticks, f"the loop ticked {job.result()} times in {WAIT} s while a worker spun"
+    assert max(meter.busy) < 0.15, f"the loop's thread worked {max(meter.busy) * 1000:.0f} ms between two ticks"
 
 
 def fake_torch(gpus: int) -> types.ModuleType:

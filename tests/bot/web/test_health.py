@@ -119,6 +119,17 @@ async def test_healthz_says_which_shapes_are_compiled_and_warming_and_a_stuck_wo
     assert status == 503 and json.loads(body)["problems"] == [service.stuck]
 
 
+async def test_a_worker_whose_gpu_is_unusable_is_a_problem_naming_the_device_and_the_error():
+    lost = ("the GPU worker on cuda:0 is unusable until the bot restarts (AcceleratorError: CUDA error: device-side "
+            "assert triggered)")
+    service = SimpleNamespace(workers=0, unavailable_reason=None, compile_status=None, stuck=lost)  # its only worker
+    status, _, body = await get(Health(Client(service=service), Metrics()), "/healthz")
+    report = json.loads(body)
+
+    assert status == 503 and report["problems"] == [lost]
+    assert report["model"] == {"loaded": False, "workers": 0, "error": None}
+
+
 async def test_a_bot_still_logging_in_is_unhealthy_and_says_the_model_loads_after():
     status, _, body = await get(Health(Client(service=None, ready=False), Metrics()), "/healthz")
 
