@@ -96,11 +96,11 @@ async def reach_database(engine: AsyncEngine, settings: Settings, retry: Retry) 
 async def serve(settings: Settings, engine: AsyncEngine, stop: Stop) -> int:
     """Build the bot on the migrated database and run it until it is closed; 1 when a stuck GPU worker stopped it."""
     stuck: list[str] = []
-    repo = Repository(engine)
-    gate = await load_gates(repo)
+    repo, moderation_repo = Repository(engine), ModerationRepository(engine)
+    gate = await load_gates(repo, moderation_repo)
     queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
     executor = build_executor(settings)
-    moderation = Moderation.from_settings(ModerationRepository(engine), settings)
+    moderation = Moderation.from_settings(moderation_repo, settings)
     metrics = Metrics()
 
     def service(events: JobEvents) -> VideoService:

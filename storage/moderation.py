@@ -183,6 +183,17 @@ class ModerationRepository(Transactional):
                  "done" if allowed else "refused")
         return record
 
+    async def audited_targets(self, actions: Iterable[str], *, guild_id: int) -> set[str]:
+        """The targets of the server's allowed audit rows of these actions: what was ever done to what."""
+        query = select(AuditEntry.target).distinct().where(
+            AuditEntry.guild_id == guild_id, AuditEntry.action.in_(list(actions)), AuditEntry.allowed.is_(True),
+            AuditEntry.target.is_not(None))
+
+        async def work(session: AsyncSession) -> set[str]:
+            return set((await session.execute(query)).scalars())
+
+        return await self._run(work)
+
     async def latest_audit(self, limit: int = 10, *, guild_id: int) -> list[AuditRecord]:
         """The server's newest audit rows, newest first."""
         query = select(AuditEntry).where(AuditEntry.guild_id == guild_id).order_by(desc(AuditEntry.id)).limit(limit)

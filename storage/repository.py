@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -221,28 +221,32 @@ class Repository(Transactional):
                  "removed" if removed else "was not present")
         return removed
 
-    async def seed_denylist(self, entries: Iterable[tuple[str, str, str]], *, now: datetime | None = None) -> int:
-        """Insert the shipped defaults (pattern, category, kind) into the shared list only while it is empty;
-        returns rows added."""
+    async def seed_denylist(self, entries: Iterable[tuple[str, str, str]], *,
+                            skip: Iterable[tuple[str, str]] = (), now: datetime | None = None) -> int:
+        """Insert the shipped defaults (pattern, category, kind) that the shared list lacks, except those of `skip`
+        ((pattern, kind): what its editors removed), so a new release's entries reach an existing database; returns
+        rows added."""
         now, unique = self._now(now), {}
+        skipped = {(pattern, DenyKind(kind)) for pattern, kind in skip}
         for pattern, category, kind in entries:
             unique.setdefault((pattern, DenyKind(kind)), category)
-        shared = select(func.count()).select_from(DenylistEntry).where(DenylistEntry.guild_id == GLOBAL)
+        stored = select(DenylistEntry.pattern, DenylistEntry.kind).where(DenylistEntry.guild_id == GLOBAL)
 
-        async def work(session: AsyncSession) -> int:
-            if (await session.execute(shared)).scalar_one():
-                return 0
+        async def work(session: AsyncSession) -> list[tuple[str, DenyKind]]:
+            have = {(pattern, kind) for pattern, kind in (await session.execute(stored)).all()}
+            missing = [key for key in unique if key not in have and key not in skipped]
             session.add_all(
-                DenylistEntry(guild_id=GLOBAL, pattern=pattern, category=category, kind=kind, added_by=None,
-                              created_at=now)
-                for (pattern, kind), category in unique.items()
+                DenylistEntry(guild_id=GLOBAL, pattern=pattern, category=unique[pattern, kind], kind=kind,
+                              added_by=None, created_at=now)
+                for pattern, kind in missing
             )
-            return len(unique)
+            return missing
 
         added = await self._run(work)
         if added:
-            log.info("denylist seeded with %d default entries", added)
-        return added
+            log.info("the shared denylist gained %d shipped entries: %s", len(added),
+                     ", ".join(pattern for pattern, _ in added[:20]) + (" …" if len(added) > 20 else ""))
+        return len(added)
 
     # --- helpers ----------------------------------------------------------------------------------------------
 

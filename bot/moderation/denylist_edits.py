@@ -1,5 +1,5 @@
-"""The gates' lists in the database: the shared list (seeded with the shipped defaults) and each server's own, and
-the edits of them — validated, stored, audited, and live from the next prompt.
+"""The gates' lists in the database: the shared list (the shipped entries, a new release's added at start) and each
+server's own, and the edits of them — validated, stored, audited, and live from the next prompt.
 
 A server's moderators add deny entries and allowlist phrases to their server's own list, and remove only those: the
 shared list (GLOBAL: the shipped entries and the operator's) is changed by the bot's operators alone, so a server can
@@ -28,11 +28,12 @@ from bot.moderation.policy import (
 from bot.moderation.policy.entries import ALLOW_CATEGORY, Kind
 from bot.moderation.policy.normalise import normalise
 from bot.moderation.rules import Moderation, inert
-from storage import GLOBAL, DenyKind, DenylistRecord, DuplicateEntryError, Repository
+from storage import GLOBAL, DenyKind, DenylistRecord, DuplicateEntryError, ModerationRepository, Repository
 
 log = logging.getLogger(__name__)
 
 LIST_NAMES = {"deny": "denylist", "allow": "allowlist"}
+TARGET = "pattern:"  # an edit's audit target: TARGET + the pattern
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class DenylistEditor:
             except DuplicateEntryError:
                 raise InvalidInput(f"“{inert(pattern)}” is already on {list_name(kind, guild_id)}.") from None
             await self._reload(guild_id)
-        await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.add", f"pattern:{pattern}",
+        await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.add", f"{TARGET}{pattern}",
                                      {"category": entry.category}, guild_id=guild_id)
         return entry
 
@@ -108,12 +109,12 @@ class DenylistEditor:
             if removed:
                 await self._reload(guild_id)
         if removed:
-            await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.remove", f"pattern:{pattern}",
+            await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.remove", f"{TARGET}{pattern}",
                                          guild_id=guild_id)
         elif guild_id != GLOBAL and any(e.pattern == pattern for e in self.entries(kind, guild_id=GLOBAL)):
             log.warning("user %d tried to remove %r from the shared %s in server %d", actor, pattern,
                         LIST_NAMES[kind], guild_id)
-            await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.remove", f"pattern:{pattern}",
+            await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.remove", f"{TARGET}{pattern}",
                                          {"refused": "shared entry"}, guild_id=guild_id, allowed=False)
             raise Denied(f"“{inert(pattern)}” is on the shared {LIST_NAMES[kind]}, which holds in every server and "
                          "only the bot's operators can change; this server can add entries of its own, not remove "
@@ -129,9 +130,13 @@ class DenylistEditor:
             self.gates.replace_server(guild_id, entries)
 
 
-async def load_gates(repo: Repository) -> ServerGates:
-    """Seed the shared list with the shipped defaults when it is empty; build the gates from the table."""
-    await repo.seed_denylist((e.pattern, e.category, e.kind) for e in load_default_entries())
+async def load_gates(repo: Repository, moderation: ModerationRepository) -> ServerGates:
+    """Add the shipped entries the shared list lacks (all of them into a new database; a new release's into an
+    existing one), except those its operators removed (the audit log remembers); build the gates from the table."""
+    skip = [(target.removeprefix(TARGET), kind) for kind, name in LIST_NAMES.items()
+            for target in await moderation.audited_targets([f"{name}.remove"], guild_id=GLOBAL)
+            if target.startswith(TARGET)]
+    await repo.seed_denylist(((e.pattern, e.category, e.kind) for e in load_default_entries()), skip=skip)
     by_server: defaultdict[int, list[DenylistEntry]] = defaultdict(list)
     for row in await repo.list_denylist():
         by_server[row.guild_id].append(_entry(row))

@@ -64,6 +64,9 @@ class Database:
     def repo(self, busy_timeout_ms: int = 5000, **options: Any) -> Repository:
         return Repository(self.engine(busy_timeout_ms), **options)
 
+    def moderation(self) -> ModerationRepository:
+        return ModerationRepository(self.engine())
+
     async def close(self) -> None:
         for engine in self._engines:
             await engine.dispose()
@@ -210,12 +213,11 @@ class Stacks:
         engine = create_engine(config.database_url)
         try:
             await migrate(engine)
-            repo = Repository(engine)
-            gate = await load_gates(repo)
+            repo, moderation_repo = Repository(engine), ModerationRepository(engine, clock=self.calendar)
+            gate = await load_gates(repo, moderation_repo)
             queue: FairQueue = FairQueue(config.queue_per_user_cap, config.queue_global_cap)
             executor = GPUExecutor(["cpu"], lambda device: held((pipeline or (lambda _: tiny_pipeline()))(device)))
-            moderation = Moderation.from_settings(ModerationRepository(engine, clock=self.calendar), config,
-                                                  clock=self.calendar)
+            moderation = Moderation.from_settings(moderation_repo, config, clock=self.calendar)
 
             batch_max = config.batch_max if "batch_max" in settings else 1  # batches only where a test asks
 

@@ -77,8 +77,9 @@ class World:
 async def world(make_service: Any, database: Any) -> AsyncIterator[World]:
     """A started service on a temporary database with the real prompt gate and the shipped denylist."""
     repo = database.repo()
-    h = await make_service(InstantPipeline(), repo=repo, gate=await load_gates(repo), per_user_cap=100,
-                           global_cap=10_000, max_steps=100, max_frames=32)
+    gate = await load_gates(repo, database.moderation())
+    h = await make_service(InstantPipeline(), repo=repo, gate=gate, per_user_cap=100, global_cap=10_000, max_steps=100,
+                           max_frames=32)
     world = World(h.service, repo, h.pipeline, h.events)
     yield world
     print(f"\n[bad input] service answers: {dict(sorted(world.answers.items()))}")

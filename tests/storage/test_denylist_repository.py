@@ -56,7 +56,10 @@ async def test_seeding_fills_an_empty_table_once(repo) -> None:
     ]
 
 
-async def test_seeding_leaves_a_moderated_list_alone(repo) -> None:
+async def test_seeding_adds_a_new_releases_entries_beside_a_moderated_list_except_those_skipped(repo) -> None:
     await repo.add_denylist_entry("custom", "other", added_by=5)
-    assert await repo.seed_denylist(DEFAULTS) == 0
-    assert [entry.pattern for entry in await repo.list_denylist()] == ["custom"]
+    assert await repo.seed_denylist(DEFAULTS[:2]) == 2  # the database of an older release: its defaults
+    await repo.remove_denylist_entry("nsfw")  # an operator removed one
+    assert await repo.seed_denylist(DEFAULTS, skip=[("nsfw", "deny")]) == 1  # the new release adds gore-tex only
+    assert [(e.pattern, e.kind) for e in await repo.list_denylist()] == [
+        ("custom", "deny"), ("gore", "deny"), ("gore-tex", "allow")]

@@ -94,7 +94,7 @@ async def test_a_servers_denylist_additions_stand_beside_the_shared_list_and_oth
     assert [(e.pattern, e.guild_id) for e in await repo.list_denylist(guild_ids=[GLOBAL, B])] == [("nude", GLOBAL)]
     assert [(e.pattern, e.guild_id) for e in await repo.list_denylist(DenyKind.DENY, guild_ids=[A])] == [
         ("kittens", A)]
-    assert await repo.seed_denylist([("gore", "violence", "deny")]) == 0  # the shared list is not empty
+    assert await repo.seed_denylist([("nude", "sexual", "deny")]) == 0  # the shared list has it; A's own is apart
 
 
 async def test_a_nomination_belongs_to_its_jobs_server_and_only_that_server_decides_it(repo, make_job, showcase):

@@ -13,7 +13,7 @@ import pytest
 from bot.errors import Denied, InvalidInput
 from bot.moderation.denylist_edits import DenylistEditor
 from bot.moderation.gates import ServerGates
-from bot.moderation.policy import DenylistEntry, PolicyGate
+from bot.moderation.policy import DenylistEntry, PolicyGate, load_default_entries
 from bot.moderation.rules import Moderation, check_limit, inert, parse_duration
 from storage import GLOBAL, ModerationRepository, Repository, create_engine, migrate
 from tests.clocks import Clock
@@ -216,3 +216,19 @@ async def test_concurrent_edits_leave_the_gates_with_every_entry(lists):
                          *(lists.edits.add(MOD, word, "violence", guild_id=A) for word in ("rotten eggs", "wet socks")))
     assert sorted(entry.pattern for entry in lists.gates.shared.denylist.entries) == sorted(["nude", *words])
     assert sorted(entry.pattern for entry in lists.edits.entries(guild_id=A)) == ["rotten eggs", "wet socks"]
+
+
+async def test_a_new_releases_shipped_entries_reach_an_existing_database_but_not_those_operators_removed(lists,
+                                                                                                     tmp_path):
+    from bot.moderation.denylist_edits import load_gates, stored_entries
+
+    repo = lists.edits._repo  # its shared list holds only “nude”, as an older release's might
+    await repo.add_denylist_entry("nudes", "sexual")
+    assert await lists.edits.remove(MOD, "nudes", guild_id=GLOBAL) is True  # an operator's removal, audited
+    await lists.edits.add(MOD, "exploding kittens", "violence", guild_id=GLOBAL)
+    await load_gates(repo, lists.mods)
+    shared = {(entry.pattern, entry.kind) for entry in await stored_entries(repo, GLOBAL)}
+
+    assert {("nude", "deny"), ("naked", "deny"), ("exploding kittens", "deny")} <= shared  # a shipped one arrived
+    assert ("nudes", "deny") not in shared  # what the operator removed stays removed
+    assert len(shared) == len(load_default_entries())  # every shipped entry but “nudes”, and the operator's own
