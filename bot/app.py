@@ -28,6 +28,7 @@ from bot.web.gallery import Gallery
 from bot.web.health import Health
 from bot.web.metrics import Metrics
 from storage import (
+    DatabaseInUse,
     DatabaseRefused,
     DatabaseUnreachable,
     ModerationRepository,
@@ -36,6 +37,7 @@ from storage import (
     ShowcaseRepository,
     check_connection,
     create_engine,
+    held_alone,
     migrate,
     urls,
 )
@@ -50,13 +52,20 @@ async def run(settings: Settings) -> int:
     """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed; the
     exit status: 0, or 1 when it stopped because a GPU worker was stuck (its supervisor restarts it). A SIGTERM or
     SIGINT at any moment stops it cleanly (0). Raises Unreachable when the database or Discord cannot be reached
-    within STARTUP_RETRY_S, SettingsError when either refuses what the settings give it."""
+    within STARTUP_RETRY_S, SettingsError when either refuses what the settings give it or another bot holds the
+    database (storage.held_alone)."""
     stop = Stop().install()
     engine = create_engine(settings.database_url)
     try:
         await reach_database(engine, settings, Retry(settings.startup_retry_s, stop))
-        await migrate_or_explain(engine, settings)
-        return await serve(settings, engine, stop)
+        async with held_alone(engine):
+            await migrate_or_explain(engine, settings)
+            return await serve(settings, engine, stop)
+    except DatabaseInUse as error:
+        raise SettingsError([f"DATABASE_URL={urls.shown(settings.database_url)}: {error}. Two bots on one database "
+                             "would each run the other's queued jobs and deliver them twice: stop the other one "
+                             "(systemctl stop videobot, docker compose stop bot), or give this one a database of its "
+                             "own"]) from None
     except StopRequested:
         log.info("stopped before the bot was running")
         return 0

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from storage.errors import (
+    DatabaseInUse,
     DatabaseRefused,
     DatabaseUnreachable,
     DuplicateEntryError,
@@ -42,7 +43,7 @@ from storage.records import (
 )
 
 if TYPE_CHECKING:
-    from storage.db import DEFAULT_URL, check_connection, create_engine, migrate
+    from storage.db import DEFAULT_URL, check_connection, create_engine, held_alone, migrate
     from storage.moderation import ModerationRepository
     from storage.repository import Repository
     from storage.retry import retry_on_locked
@@ -53,6 +54,7 @@ _LAZY = {  # name -> the module that defines it (each imports SQLAlchemy)
     "DEFAULT_URL": "storage.db",
     "check_connection": "storage.db",
     "create_engine": "storage.db",
+    "held_alone": "storage.db",
     "migrate": "storage.db",
     "ModerationRepository": "storage.moderation",
     "Repository": "storage.repository",
@@ -79,6 +81,7 @@ __all__ = [
     "AuditRecord",
     "BlockRecord",
     "ChannelRuleRecord",
+    "DatabaseInUse",
     "DatabaseRefused",
     "DatabaseUnreachable",
     "DenyKind",
@@ -104,6 +107,7 @@ __all__ = [
     "UserUsage",
     "check_connection",
     "create_engine",
+    "held_alone",
     "migrate",
     "retry_on_locked",
     "utc_now",

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import logging
+import os
 import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +24,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from storage import urls
-from storage.errors import DatabaseRefused, DatabaseUnreachable, SchemaTooNew, sqlstate
+from storage.errors import DatabaseInUse, DatabaseRefused, DatabaseUnreachable, SchemaTooNew, sqlstate
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite+aiosqlite:///videobot.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+LOCK_KEY = 0x76696465_6F626F74  # PostgreSQL advisory lock key of the bot's database ("videobot")
 CONNECT_TIMEOUT_S = 10.0  # one connection attempt; a server that takes longer to answer counts as unreachable
 
 # Plain driver names people write in settings, mapped to the asyncio drivers SQLAlchemy needs.
@@ -73,6 +78,52 @@ def _network_reason(error: OSError) -> str:
     if isinstance(error, ConnectionRefusedError) or error.errno == errno.ECONNREFUSED:
         return "connection refused (nothing listens there)"
     return error.strerror or str(error) or type(error).__name__
+
+
+@asynccontextmanager
+async def held_alone(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Hold the database for this process alone while the block runs, or raise DatabaseInUse at once: an exclusive
+    lock on `<file>.lock` beside a SQLite file, a session advisory lock on PostgreSQL (its connection stays open
+    meanwhile). The system frees either when the process ends, however it ends: no stale lock is left behind."""
+    url = urls.parse(engine.url.render_as_string(hide_password=False))
+    if url.sqlite_file is not None:
+        with _file_lock(url.sqlite_file.with_name(f"{url.sqlite_file.name}.lock")):
+            yield
+        return
+    if engine.dialect.name != "postgresql":
+        yield  # an in-memory SQLite database is this process's alone anyway
+        return
+    async with engine.connect() as connection:
+        if not (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY})).scalar():
+            raise DatabaseInUse("another process holds this database as its bot's (a PostgreSQL advisory lock, "
+                                f"key {LOCK_KEY}: pg_locks shows its backend's pid)")
+        try:
+            yield
+        finally:
+            await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive, non-blocking lock on `path` (made if missing) holding this process's id; DatabaseInUse naming
+    the holder's when another process has it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="ascii") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "unknown"
+            raise DatabaseInUse(f"another process (pid {holder}) holds this database as its bot's ({path} is locked)"
+                                ) from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"{os.getpid()}\n")
+        file.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:

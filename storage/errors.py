@@ -73,6 +73,11 @@ class DatabaseRefused(StorageError):
         self.reason = reason
 
 
+class DatabaseInUse(StorageError):
+    """Another process holds the database as its bot's (`storage.db.held_alone`): two bots on one database would
+    each run the other's queued jobs, and deliver them twice."""
+
+
 class SchemaTooNew(StorageError):
     """The database's schema is at a revision this code does not ship: a newer version migrated it. Migrating would
     fail, and running on it could lose data."""

@@ -388,3 +388,25 @@ async def test_a_database_a_newer_bot_migrated_stops_the_start_with_one_line(tmp
     [line] = raised.value.lines
     assert line.startswith(f"DATABASE_URL={url}: the database's schema is at revision 0099, newer than this code's")
     assert line.endswith("Run that version again, or restore the backup taken before the upgrade (README, 'Back up')")
+
+
+async def test_a_second_bot_on_a_database_another_bot_holds_stops_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    from storage import create_engine, held_alone, migrate
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    await migrate(url)
+    engine = create_engine(url)
+    try:
+        async with held_alone(engine):  # the first bot, running
+            result = await asyncio.to_thread(run_bot, tmp_path, env_for(tmp_path, DATABASE_URL=url))
+        async with held_alone(engine):  # free again once it stopped
+            pass
+    finally:
+        await engine.dispose()
+
+    assert result.returncode == 2
+    [line] = errors(said(result))  # logged: the settings were read, logging has started
+    assert line.split(" ERROR   bot: ", 1)[1].startswith(
+        f"DATABASE_URL={url}: another process (pid {os.getpid()}) holds this database as its bot's "
+        f"({tmp_path / 'bot.db.lock'} is locked). Two bots on one database would each run the other's queued jobs")
+    assert not any("pipeline loaded" in line for line in said(result))

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from storage import DatabaseRefused, DatabaseUnreachable, InvalidDatabaseURL, check_connection, create_engine, urls
+from storage import (
+    DatabaseInUse,
+    DatabaseRefused,
+    DatabaseUnreachable,
+    InvalidDatabaseURL,
+    check_connection,
+    create_engine,
+    held_alone,
+    urls,
+)
 from storage.urls import parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,3 +141,16 @@ async def test_a_database_that_does_not_exist_is_refused_not_retried(db_url):
             await check_connection(engine)
     finally:
         await engine.dispose()
+
+
+async def test_one_process_at_a_time_holds_a_database_and_lets_go_when_done(engine, db_url):
+    other = create_engine(db_url)  # another bot's engine on the same database
+    try:
+        async with held_alone(engine):
+            with pytest.raises(DatabaseInUse, match=r"^another process"):
+                async with held_alone(other):
+                    pass
+        async with held_alone(other):  # free once the first let go
+            pass
+    finally:
+        await other.dispose()
