@@ -35,9 +35,10 @@ from storage.db import (
     create_engine,
     current_revision,
     downgrade,
+    held_alone,
     migrate,
 )
-from storage.errors import DatabaseRefused, DatabaseUnreachable, InvalidDatabaseURL, SchemaTooNew
+from storage.errors import DatabaseInUse, DatabaseRefused, DatabaseUnreachable, InvalidDatabaseURL, SchemaTooNew
 
 ENV_FILE = ".env"
 CHATTER = ("Context impl ", "Will assume ")  # what Alembic logs each time it looks at the database
@@ -57,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_command(args.command, url, args.to, home))
     except (UsageError, InvalidDatabaseURL, SchemaTooNew) as error:
         say(f"error: {error}", sys.stderr)
+        return 2
+    except DatabaseInUse as error:
+        say(f"error: DATABASE_URL={urls.shown(url)}: {error}: stop the bot first", sys.stderr)
         return 2
     except DatabaseRefused as error:
         say(f"error: DATABASE_URL={urls.shown(url)}: the database refused the connection: {error}", sys.stderr)
@@ -144,7 +148,8 @@ async def _command(command: str, url: str, target: str, home_guild_id: int | Non
         if command == "current":
             say(_describe(url, current, revisions))
         else:
-            await _migrate(engine, url, current, _target(target, revisions), revisions, home_guild_id)
+            async with held_alone(engine):  # not under a running bot
+                await _migrate(engine, url, current, _target(target, revisions), revisions, home_guild_id)
     finally:
         await engine.dispose()
     return 0

@@ -87,7 +87,7 @@ async def held_alone(engine: AsyncEngine) -> AsyncIterator[None]:
     meanwhile). The system frees either when the process ends, however it ends: no stale lock is left behind."""
     url = urls.parse(engine.url.render_as_string(hide_password=False))
     if url.sqlite_file is not None:
-        with _file_lock(url.sqlite_file.with_name(f"{url.sqlite_file.name}.lock")):
+        with _file_lock(url.sqlite_file.absolute().with_name(f"{url.sqlite_file.name}.lock")):
             yield
         return
     if engine.dialect.name != "postgresql":

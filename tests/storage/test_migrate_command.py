@@ -112,3 +112,24 @@ def test_a_database_a_newer_version_migrated_is_left_alone(bot_folder: Path, cap
     assert capsys.readouterr().err == (f"error: the database's schema is at revision 0099, newer than this code's "
                                        f"newest, {HEAD}\n")
     assert schema(bot_folder / "videobot.db")[0] == "0099"
+
+
+def test_a_database_a_running_bot_holds_is_left_alone(bot_folder: Path, capsys: pytest.CaptureFixture) -> None:
+    import asyncio
+
+    from storage import create_engine, held_alone
+
+    async def while_a_bot_runs() -> int:
+        engine = create_engine("sqlite+aiosqlite:///videobot.db")
+        try:
+            async with held_alone(engine):
+                return await asyncio.to_thread(main, ["migrate", "--to", "0003"])
+        finally:
+            await engine.dispose()
+
+    capsys.readouterr()
+    assert asyncio.run(while_a_bot_runs()) == 2
+    assert capsys.readouterr().err == (f"error: DATABASE_URL=sqlite+aiosqlite:///videobot.db: another process (pid "
+                                       f"{os.getpid()}) holds this database as its bot's ({bot_folder / 'videobot.db'}"
+                                       ".lock is locked): stop the bot first\n")
+    assert schema(bot_folder / "videobot.db")[0] == HEAD
