@@ -79,6 +79,7 @@ class ShowcaseGroup(app_commands.Group):
     @app_commands.describe(job="The job number of the nominated video", reason="Why (kept in the database)")
     async def reject(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_DISCORD_INT],
                      reason: app_commands.Range[str, 1, REASON_CHARS] | None = None) -> None:
+        reason = " ".join((reason or "").split()) or None  # a blank one is no reason
         await self.showcase.repo.decide(job, guild_id=server(interaction), approve=False,
                                         moderator_id=interaction.user.id, reason=reason)
         await self._audit(interaction, "showcase.reject", f"job:{job}", {"reason": reason})
