@@ -1,5 +1,5 @@
 """/cancel: a queued job leaves the queue at once; a running one stops at its next step (a batch member at once,
-its video discarded, while the others run on)."""
+its video discarded, while the others run on). A server the bot is removed from has all its jobs cancelled so."""
 
 from __future__ import annotations
 
@@ -48,6 +48,24 @@ class Cancels:
             return await self._repo.request_cancel(job.id)
         except InvalidTransitionError:  # it finished while we wrote the flag
             return await self._repo.get_job(job.id) or entry.job
+
+    async def cancel_server(self, guild_id: int) -> tuple[int, int]:
+        """Cancel every job of a server the bot is no longer in (its channels are out of reach): the queued ones at
+        once, unannounced, the running ones at their next step. (queued, running) counts."""
+        queued = [item.job for item in self._queue.service_order() if item.job.guild_id == guild_id]
+        for job in queued:
+            self._queue.cancel(job.id)
+            try:
+                await self._repo.mark_cancelled(job.id, now=self._clock())
+            except InvalidTransitionError:  # it started meanwhile: stopped below
+                continue
+        running = [entry for entry in self._running if entry.job.guild_id == guild_id and not entry.user_cancelled]
+        for entry in running:
+            entry.user_cancelled = True
+            entry.token.cancel()
+            if entry.runs_on_in_batch():
+                await self._outcomes.drop_member(entry)
+        return len(queued), len(running)
 
     def _newest_active(self, user_id: int) -> JobRecord:
         """The user's newest queued or running job not already being cancelled."""

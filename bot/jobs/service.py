@@ -167,6 +167,10 @@ class VideoService:
         """Cancel the user's job (their newest active one when job_id is None); raise NothingToCancel."""
         return await self.cancels.cancel(user_id, job_id)
 
+    async def cancel_server(self, guild_id: int) -> tuple[int, int]:
+        """Cancel the jobs of a server the bot is no longer in: (queued, running) counts (bot.jobs.cancels)."""
+        return await self.cancels.cancel_server(guild_id)
+
     def jobs_of(self, user_id: int) -> list[tuple[JobRecord, int | None]]:
         """The user's running jobs (position None) then queued jobs with their 1-based positions."""
         running = [(entry.job, None) for entry in self.running.of_user(user_id)]

@@ -149,7 +149,7 @@ class VideoBot(commands.Bot):
         self.service = self._service_factory(self.delivery)
         await self.service.start()
         self.delivery.watch_queue(self.service.places)  # queued statuses follow the queue (restored ones too)
-        await self.add_cog(ServersCog(self, self.settings))
+        await self.add_cog(ServersCog(self, self.settings, self.service))
         servers = self._server_settings(self.service)
         self.showcase.servers = servers
         video = VideoCog(self, self.service, self.delivery, self.settings, servers)

@@ -169,6 +169,11 @@ class FakeDiscord:
         await self.gateway.dispatch("GUILD_CREATE", payload)
         return guild
 
+    async def kick(self, guild: FakeGuild) -> None:
+        """The guild's owner removes the connected bot: gone from the world, GUILD_DELETE arrives (on_guild_remove)."""
+        self.leave(guild.id)
+        await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild.id)})
+
     def leave(self, guild_id: int) -> FakeGuild | None:
         """The bot leaves a guild (its REST call): gone from the world, kept in `left`."""
         guild = next((g for g in self.guilds if g.id == guild_id), None)

@@ -1,5 +1,6 @@
-"""The operator's server allowlist: with ALLOWED_GUILD_IDS set the bot stays only in those servers, leaving any other
-(with a log line) when it starts and when someone invites it. Empty: it stays in every server it is invited to."""
+"""The servers the bot is in. With ALLOWED_GUILD_IDS set it stays only in those, leaving any other (with a log line)
+when it starts and when someone invites it; empty, it stays in every server it is invited to. Removed from a server,
+it cancels that server's jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import discord
 from discord.ext import commands
 
+from bot.jobs.service import VideoService
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -16,9 +18,10 @@ log = logging.getLogger(__name__)
 class ServersCog(commands.Cog, name="Servers"):
     """Leaves the servers ALLOWED_GUILD_IDS does not list, at start (on_ready) and when invited (on_guild_join)."""
 
-    def __init__(self, bot: commands.Bot, settings: Settings) -> None:
+    def __init__(self, bot: commands.Bot, settings: Settings, service: VideoService) -> None:
         self.bot = bot
         self.allowed = frozenset(settings.allowed_guild_ids)
+        self.service = service
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
@@ -29,6 +32,14 @@ class ServersCog(commands.Cog, name="Servers"):
     async def on_guild_join(self, guild: discord.Guild) -> None:
         log.info("invited to server %s (%d)", guild.name, guild.id)
         await self._stay_or_leave(guild, "when invited")
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Removed from a server (kicked, the server deleted, or left): its jobs are cancelled, as nothing could
+        reach its channels any more."""
+        queued, running = await self.service.cancel_server(guild.id)
+        log.info("removed from server %s (%d): cancelled %d queued and %d running jobs of it", guild.name, guild.id,
+                 queued, running)
 
     async def _stay_or_leave(self, guild: discord.Guild, when: str) -> None:
         """Leave a server that is not on the allowlist."""

@@ -306,6 +306,26 @@ async def test_every_command_an_operator_runs_with_valid_options_answers_without
         assert answer.content.startswith(f"server={server} is not a server id: use the number"), answer.content
 
 
+async def test_removed_from_a_server_the_bot_cancels_its_jobs_and_serves_the_others(stacks: Stacks, scripted, caplog):
+    w = two_servers(stacks.fake)
+    caplog.set_level(logging.INFO, logger="bot")
+    scripted.gate("a lantern in B")  # it never gets a step: it waits for one until it is cancelled
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        await video(fake, "a lantern in B", w.bob, w.b)
+        await scripted.finished_step("a lantern in B", 0)
+        await video(fake, "a kite in B", w.carol, w.b)
+        in_a = await fake.slash("video", {"prompt": "a kite in A", "aspect": "tiny"}, user=w.dave, guild=w.a)
+        await fake.kick(w.b)  # B's running job stops at once (it was waiting for its next step), A's job goes next
+        delivered = await in_a.wait_followup(has_video)
+        jobs = await stack.jobs()
+
+    assert [(job.prompt, job.state) for job in jobs] == [
+        ("a lantern in B", JobState.CANCELLED), ("a kite in B", JobState.CANCELLED), ("a kite in A", JobState.DONE)]
+    assert delivered.attachments and "a kite in B" not in scripted.started
+    assert f"removed from server Server B ({w.b.id}): cancelled 1 queued and 1 running jobs of it" in caplog.text
+
+
 async def test_a_server_not_on_the_allowlist_is_left_at_start_and_when_invited(stacks: Stacks, scripted, caplog):
     fake = stacks.fake
     stranger = fake.add_guild("Stranger's server")

@@ -128,7 +128,8 @@ async def test_the_moderator_role_setting_grants_review_rights(stacks: Stacks, s
     async with stacks.run(showcase_channel_id=showcase_channel.id, mod_role_id=role.id) as stack:
         fake = stack.fake
         await nominated(stack, fake.make_user(name="bob"))
-        answer = await moderate(stack, fake.make_user(name="cur", roles=[role]), "reject", job=1, reason="  too\n dark ")
+        curator = fake.make_user(name="cur", roles=[role])
+        answer = await moderate(stack, curator, "reject", job=1, reason="  too\n dark ")
         entry = await stack.bot.showcase.repo.get(1)
         again = await moderate(stack, fake.make_user(name="cur2", roles=[role]), "approve", job=1)
 
