@@ -38,14 +38,17 @@ from storage.db import (
     held_alone,
     migrate,
 )
-from storage.errors import DatabaseInUse, DatabaseRefused, DatabaseUnreachable, InvalidDatabaseURL, SchemaTooNew
+from storage.errors import (
+    DatabaseInUse,
+    DatabaseRefused,
+    DatabaseUnreachable,
+    InvalidDatabaseURL,
+    SchemaTooNew,
+    UsageError,
+)
 
 ENV_FILE = ".env"
 CHATTER = ("Context impl ", "Will assume ")  # what Alembic logs each time it looks at the database
-
-
-class UsageError(Exception):
-    """A value the command cannot use; the message says which and what would be right (exit status 2)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

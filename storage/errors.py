@@ -87,6 +87,10 @@ class SchemaTooNew(StorageError):
         self.revision, self.newest = revision, newest
 
 
+class UsageError(StorageError):
+    """A value `python -m storage` cannot use; the message says which and what would be right (exit status 2)."""
+
+
 class ShowcaseError(StorageError):
     """A showcase request that cannot be met; `code` is for logs and tests, `message` for the user."""
 
