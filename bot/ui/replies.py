@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserError
+from bot.ui.text import shown
 from storage import ShowcaseError
 from t2v.errors import InvalidRequest
 
@@ -30,9 +31,20 @@ def user_message(error: Exception) -> str | None:
         return f"That option is not allowed: {cause}"
     if isinstance(cause, app_commands.CommandOnCooldown):
         return f"Slow down a little: try again in {cause.retry_after:.0f} s."
-    if isinstance(cause, app_commands.CheckFailure | app_commands.TransformerError):
+    if isinstance(cause, app_commands.TransformerError):
+        return _unconverted(cause)
+    if isinstance(cause, app_commands.CheckFailure):
         return str(cause)
     return None
+
+
+def _unconverted(error: app_commands.TransformerError) -> str:
+    """A value discord.py could not turn into the option's type: the commonest, a user who is not (or no longer) a
+    member of the server where a member is asked for, said as such ("Failed to convert stranger to Member")."""
+    value = getattr(error.value, "id", error.value)
+    if error.type is discord.AppCommandOptionType.user:
+        return f"<@{value}> is not a member of this server (any more): pick one of its members."
+    return f"“{shown(str(value), 60)}” is not a {error.type.name}: pick one from the list Discord offers."
 
 
 async def answer_privately(interaction: discord.Interaction, text: str) -> None:

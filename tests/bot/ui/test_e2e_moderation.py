@@ -265,6 +265,18 @@ async def test_a_quota_for_the_everyone_role_and_a_blank_block_duration_are_refu
     assert rows == [] and blocked is None
 
 
+async def test_someone_who_is_not_a_member_of_the_server_is_named_as_such(stacks: Stacks, scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, _ = people(fake)
+        gone = fake.make_user(name="gone")
+        del fake.guild.members[gone.id]  # they left the server after the moderator picked them
+        answer = await command(fake, "videomod quota set", mod, user=gone, limit=2)
+
+    assert answer.ephemeral and answer.content == (f"<@{gone.id}> is not a member of this server (any more): pick one "
+                                                   "of its members.")
+
+
 async def test_the_configured_moderator_role_is_enough_and_discord_hides_videomod_from_others(stacks: Stacks,
                                                                                                scripted):
     helpers = stacks.fake.add_role("Video helpers")  # no Manage Server
