@@ -169,10 +169,11 @@ async def test_kill_9_mid_job_then_a_restart_serves_every_job_once_in_their_fair
     jobs = await jobs_in(tmp_path)
 
     assert progress.startswith(("Rendering ", "Encoding the video"))
-    # The first job was rendering when the process died; the next may have started too (the worker takes it while
-    # the first one's MP4 is encoded), the rest were queued.
+    # The first job was rendering when the process died; the next ones may have started too, in their order (the
+    # worker takes the next job while the one before is encoded and its outcome waits for the held edit; how many it
+    # took before the kill depends on the machine's load), the rest were queued.
     ran = [job.state == JobState.RUNNING for job in crashed]
-    assert ran[0] and ran == sorted(ran, reverse=True) and sum(ran) <= 2
+    assert ran[0] and ran == sorted(ran, reverse=True)
     assert [(job.state, job.attempts) for job in crashed] == [(JobState.RUNNING, 1) if r else (JobState.QUEUED, 0)
                                                               for r in ran]
     assert len(jobs) == 5 and len({job.interaction_token for job in jobs}) == 5  # one row per request
