@@ -105,3 +105,13 @@ def sqlstate(error: BaseException) -> str | None:
     `sqlstate`, psycopg `pgcode`), or None: SQLite, or no answer from a server."""
     orig = getattr(error, "orig", None)
     return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot serve right now — locked past the retries, its file gone, its server
+    down or the connection lost — rather than a bug: DatabaseUnreachable, or SQLAlchemy's OperationalError or
+    InterfaceError (told by their names: this module imports no SQLAlchemy)."""
+    if isinstance(error, DatabaseUnreachable):
+        return True
+    return any(cls.__name__ in ("OperationalError", "InterfaceError") and cls.__module__.startswith("sqlalchemy")
+               for cls in type(error).__mro__)

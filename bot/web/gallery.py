@@ -42,6 +42,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
+ID = "[1-9][0-9]{0,18}"  # a path's id: ASCII digits, no leading zero, at most 19 of them
+MAX_ID = 2**63 - 1  # Discord's ids and SQL's BIGINT end here
 ServerName = Callable[[int], str | None]  # a server's name, None when the bot is not in it
 
 
@@ -61,11 +63,11 @@ class Gallery(LocalSite):
         self.server_name = server_name
         self.public_url = public_url.rstrip("/") if public_url else None  # GALLERY_PUBLIC_URL
         super().__init__()
-        self.app.add_routes([web.get("/", self.index), web.get(r"/servers/{guild:\d+}", self.server),
-                             web.get(r"/servers/{guild:\d+}/", self.server),
-                             web.get(r"/videos/{job:\d+}", self.video_page),
-                             web.get(r"/videos/{job:\d+}.mp4", self.video),
-                             web.get(r"/videos/{job:\d+}.jpg", self.poster)])
+        self.app.add_routes([web.get("/", self.index), web.get(f"/servers/{{guild:{ID}}}", self.server),
+                             web.get(f"/servers/{{guild:{ID}}}/", self.server),
+                             web.get(f"/videos/{{job:{ID}}}", self.video_page),
+                             web.get(f"/videos/{{job:{ID}}}.mp4", self.video),
+                             web.get(f"/videos/{{job:{ID}}}.jpg", self.poster)])
 
     async def index(self, request: web.Request) -> web.Response:
         """The front page the operator chose."""
@@ -78,7 +80,7 @@ class Gallery(LocalSite):
 
     async def server(self, request: web.Request) -> web.Response:
         """One server's page; 404 for a server with no approved videos that the bot is not in."""
-        guild_id = int(request.match_info["guild"])
+        guild_id = _id(request, "guild", "server")
         if self.server_name(guild_id) is None and not await self.repo.approved_count(guild_id=guild_id):
             raise web.HTTPNotFound(text=f"server {guild_id} has no showcase here")
         return await self._videos(request, guild_id)
@@ -112,14 +114,14 @@ class Gallery(LocalSite):
 
     async def video_page(self, request: web.Request) -> web.Response:
         """One approved video's page, with its link preview's tags."""
-        entry = await self._shown(int(request.match_info["job"]))
+        entry = await self._shown(_id(request, "job", "job"))
         poster = await self.media.poster(entry.job_id) is not None
         base = self.public_url or f"{request.scheme}://{request.host}"
         return _html(video_page(entry, self._server(entry.guild_id), self.title, base=base, poster=poster))
 
     async def video(self, request: web.Request) -> web.StreamResponse:
         """The MP4 of an approved, undeleted entry (range requests allowed)."""
-        job_id = (await self._shown(int(request.match_info["job"]))).job_id
+        job_id = (await self._shown(_id(request, "job", "job"))).job_id
         path = self.media.path(job_id)
         if not path.is_file():
             log.warning("showcase job %d is approved but %s is missing", job_id, path)
@@ -129,7 +131,7 @@ class Gallery(LocalSite):
 
     async def poster(self, request: web.Request) -> web.StreamResponse:
         """The poster frame of an approved, undeleted entry's video, made now if it was kept without one."""
-        job_id = (await self._shown(int(request.match_info["job"]))).job_id
+        job_id = (await self._shown(_id(request, "job", "job"))).job_id
         path = await self.media.poster(job_id)
         if path is None:
             raise web.HTTPNotFound(text=f"the video of job {job_id} has no poster frame")
@@ -149,15 +151,26 @@ class Gallery(LocalSite):
         return Server(guild_id, self.server_name(guild_id), page)
 
 
+def _id(request: web.Request, name: str, what: str) -> int:
+    """A server or job id of the path (ASCII digits without a leading zero: one URL a video), or a 404 for one above
+    any id there can be."""
+    value = int(request.match_info[name])
+    if value > MAX_ID:
+        raise web.HTTPNotFound(text=f"{what} {value} is not in the showcase")
+    return value
+
+
 def _count(request: web.Request, name: str, default: int) -> int:
-    """A whole-number query parameter of 1 or more, or a 400 that names the value."""
+    """A whole-number query parameter of 1 or more (a huge one read as 10¹⁸: past any page), or a 400 that names
+    the value."""
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+    digits = raw.lstrip("0")
+    if not (raw.isascii() and raw.isdigit()) or not digits:
         most = f" (pages show at most {MAX_PER_PAGE})" if name == "per_page" else ""
-        raise web.HTTPBadRequest(text=f"{name} must be a whole number of 1 or more{most}, got {raw!r}")
-    return int(raw)
+        raise web.HTTPBadRequest(text=f"{name} must be a whole number of 1 or more{most}, got {raw[:40]!r}")
+    return int(digits) if len(digits) <= 18 else 10**18
 
 
 def _html(body: str) -> web.Response:

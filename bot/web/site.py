@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from storage.errors import unavailable
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger(__name__)
 
@@ -13,7 +18,7 @@ class LocalSite:
     """Owns `self.app`; `start` listens on host:port and `stop` closes it, so subclasses only add routes."""
 
     def __init__(self) -> None:
-        self.app = web.Application()
+        self.app = web.Application(middlewares=[_database_down])
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -34,3 +39,20 @@ class LocalSite:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+@web.middleware
+async def _database_down(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A database that cannot answer now (locked, gone, its server down) is a 503 with Retry-After and one warning
+    line, not a 500: the page works again once it answers."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as error:
+        if not unavailable(error):
+            raise
+        log.warning("%s %s: the database did not answer (%s)", request.method, request.path,
+                    str(error).splitlines()[0] if str(error) else type(error).__name__)
+        raise web.HTTPServiceUnavailable(text="the database is not answering right now; try again in a minute",
+                                         headers={"Retry-After": "60"}) from None

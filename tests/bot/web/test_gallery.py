@@ -226,6 +226,41 @@ async def test_only_approved_undeleted_videos_are_served(world: World):
     assert "deleted later" not in body.decode() and "waiting" not in body.decode()
 
 
+@pytest.mark.parametrize("path", [
+    "/videos/9223372036854775808", "/videos/99999999999999999999.mp4", "/videos/9999999999999999999.jpg",
+    "/videos/" + "9" * 5000, "/servers/99999999999999999999/", "/videos/01", "/servers/03/",
+    "/videos/%D9%A1.mp4", "/videos/%EF%BC%91", "/servers/%D9%A3/",
+])
+async def test_ids_beyond_any_there_can_be_or_written_another_way_are_404s(world: World, path: str):
+    await world.approved("a calm lake", server=3)  # job 1 of server 3: no other spelling reaches it
+
+    status, _, body = await fetch(f"{world.url}{path}")
+
+    assert status == 404, (path, status, body[:200])
+
+
+@pytest.mark.parametrize(("query", "status"), [("page=" + "9" * 5000, 303), ("per_page=" + "9" * 5000, 200),
+                                               ("page=00000000000000000001", 200)])
+async def test_counts_of_any_length_are_read_without_a_500(world: World, query: str, status: int):
+    await world.approved("a calm lake")
+
+    assert (await fetch(f"{world.url}/?{query}", redirect=False))[0] == status
+
+
+async def test_a_database_that_cannot_answer_is_a_503_with_retry_after_not_a_500(world: World, monkeypatch, caplog):
+    from sqlalchemy.exc import OperationalError
+
+    async def locked(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(world.showcase, "approved_count", locked)
+    status, headers, body = await fetch(f"{world.url}/")
+
+    assert (status, headers["Retry-After"]) == (503, "60")
+    assert body.decode() == "the database is not answering right now; try again in a minute"
+    assert "GET /: the database did not answer" in caplog.text
+
+
 async def test_each_server_has_its_own_page_and_the_default_front_page_shows_them_all(world: World):
     await world.approved("a lighthouse of the art club", server=SERVER)
     await world.approved("a windmill of the film club", server=OTHER)
