@@ -42,6 +42,7 @@ class MediaStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._unposterable: set[int] = set()  # jobs whose video gave no poster: not tried again until saved again
+        self._posters_made: dict[int, asyncio.Future[Path | None]] = {}  # posters being made now, by job
 
     def path(self, job_id: int) -> Path:
         """Where the video of this job is (or would be) kept."""
@@ -74,7 +75,11 @@ class MediaStore:
             return poster
         if job_id in self._unposterable or not self.has(job_id):
             return None
-        return await self._make_poster(job_id)
+        making = self._posters_made.get(job_id)
+        if making is None:  # one decode a job, however many requests ask at once (a gallery page, its tiles)
+            making = self._posters_made[job_id] = asyncio.ensure_future(self._make_poster(job_id))
+            making.add_done_callback(lambda _: self._posters_made.pop(job_id, None))
+        return await asyncio.shield(making)
 
     async def delete(self, job_id: int) -> bool:
         """Remove the job's MP4 and its poster; False when there was no MP4."""

@@ -77,6 +77,23 @@ async def test_a_video_kept_without_a_poster_gets_one_when_first_asked(tmp_path:
     assert await media.poster(6) is None  # no video, no poster
 
 
+async def test_many_requests_at_once_for_a_missing_poster_decode_the_video_once(tmp_path: Path, monkeypatch):
+    import asyncio
+
+    import bot.media
+
+    media = MediaStore(tmp_path / "media")
+    media.root.mkdir()
+    media.path(5).write_bytes(tiny_mp4())  # kept before posters were made
+    decoded = []
+    real = bot.media.poster_jpeg
+    monkeypatch.setattr(bot.media, "poster_jpeg", lambda video: decoded.append(video) or real(video))
+
+    posters = await asyncio.gather(*(media.poster(5) for _ in range(20)))  # a gallery page's visitors at once
+
+    assert posters == [media.poster_path(5)] * 20 and len(decoded) == 1
+
+
 async def test_a_video_that_gives_no_poster_is_kept_and_not_decoded_again(tmp_path: Path, caplog):
     media = MediaStore(tmp_path / "media")
     await media.save(4, b"not an mp4")
