@@ -18,7 +18,7 @@ from aiohttp import web
 from bot.jobs.service import VideoService
 from bot.web.metrics import PREFIX, Metrics
 from bot.web.site import LocalSite
-from storage import Repository
+from storage import DatabaseUnreachable, Repository
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,16 @@ class Health(LocalSite):
         return part
 
     async def _database(self) -> dict[str, Any]:
-        """Reachable and migrated: one primary-key lookup in the jobs table answers in time."""
+        """Reachable and migrated: one primary-key lookup in the jobs table answers in time, and a SQLite file is
+        still where it was opened (`check_file`)."""
         if self.repo is None:
             return {"checked": False}
         try:
+            await self.repo.check_file()
             await asyncio.wait_for(self.repo.get_job(0), PROBE_TIMEOUT_S)
+        except DatabaseUnreachable as error:
+            log.warning("health: the database cannot serve: %s", error)
+            return {"checked": True, "ok": False, "problem": f"the database cannot serve: {error}"}
         except Exception as error:
             log.warning("health: the database did not answer: %r", error)
             return {"checked": True, "ok": False, "problem": f"the database did not answer ({type(error).__name__})"}

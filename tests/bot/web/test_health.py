@@ -55,6 +55,9 @@ class Client:
 class DeadRepository:
     """A database that no longer answers."""
 
+    async def check_file(self) -> None:
+        """A server's database: no file to check."""
+
     async def get_job(self, job_id: int) -> None:
         raise ConnectionRefusedError("connection refused")
 
@@ -89,6 +92,19 @@ async def test_healthz_is_200_with_each_part_when_connected_loaded_and_the_datab
 
     assert (status, content_type.split(";")[0]) == (200, "application/json")
     assert json.loads(body) == {"status": "ok", "problems": [], **HEALTHY}
+
+
+async def test_a_sqlite_file_deleted_under_the_running_bot_is_a_problem_though_its_connections_answer(
+        repo: Repository, tmp_path: Path):
+    await repo.get_job(0)  # a pooled connection holds the file open
+    for path in tmp_path.glob("bot.db*"):
+        path.unlink()  # deleted, or its volume unmounted
+
+    status, _, body = await get(Health(Client(), Metrics(), repo), "/healthz")
+    report = json.loads(body)
+
+    assert status == 503 and report["problems"] == [
+        f"the database cannot serve: its file {tmp_path / 'bot.db'} is gone (deleted, or its volume unmounted)"]
 
 
 async def test_healthz_is_503_and_names_every_part_that_is_down():
