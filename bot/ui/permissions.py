@@ -82,3 +82,11 @@ def own_role(interaction: discord.Interaction, role: discord.Role) -> int:
     if interaction.guild is None or interaction.guild.get_role(role.id) is None:
         raise InvalidInput(f"<@&{role.id}> is not a role of this server: pick one of its own.")
     return role.id
+
+
+def person(user: discord.abc.User) -> int:
+    """The id of a user a moderator names for a block or a quota; InvalidInput for a bot (bots make no videos: a
+    block or a quota of theirs would only clutter the lists)."""
+    if user.bot:
+        raise InvalidInput(f"<@{user.id}> is a bot: bots make no videos, so they need no block or quota.")
+    return user.id

@@ -25,7 +25,7 @@ from bot.settings import MAX_QUOTA, QUOTA_PERIODS, Settings
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
 from bot.ui.cogs.quota import member_roles, quota_text
-from bot.ui.permissions import AnyChannel, check_moderator, is_moderator, own_channel, own_role, server
+from bot.ui.permissions import AnyChannel, check_moderator, is_moderator, own_channel, own_role, person, server
 from bot.ui.replies import reply
 from bot.ui.text import counted
 from t2v.request import LIMITS, SAMPLER_NAMES
@@ -67,7 +67,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     @app_commands.describe(user="Whose quota", limit=f"Videos per period, 0–{MAX_QUOTA}")
     async def quota_set(self, interaction: discord.Interaction, user: discord.Member, limit: Limit) -> None:
         guild = server(interaction)
-        await self.moderation.set_limit(interaction.user.id, user.id, limit, guild_id=guild)
+        await self.moderation.set_limit(interaction.user.id, person(user), limit, guild_id=guild)
         status = await quota_text(self.moderation, user.id, member_roles(user), guild, own=False)
         period = (await self.moderation.default_quota(guild)).period
         await reply(interaction, f"Personal quota set: {counted(limit, 'video')} per {period}.\n{status}")
@@ -141,7 +141,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def block(self, interaction: discord.Interaction, user: discord.User,
                     reason: app_commands.Range[str, None, 300] | None = None,
                     duration: app_commands.Range[str, None, 40] | None = None) -> None:
-        record = await self.moderation.block(interaction.user.id, user.id, reason, duration,
+        record = await self.moderation.block(interaction.user.id, person(user), reason, duration,
                                              guild_id=server(interaction))
         await reply(interaction, text.blocked(record))
 

@@ -21,7 +21,7 @@ from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
 from bot.ui.cogs.moderation import PERIODS, Limit
 from bot.ui.cogs.quota import quota_text
-from bot.ui.permissions import command_name, is_operator
+from bot.ui.permissions import command_name, is_operator, person
 from bot.ui.replies import reply
 from bot.ui.text import counted
 from storage import GLOBAL
@@ -81,7 +81,7 @@ class OperatorGroup(app_commands.Group):
     @app_commands.command(name="quota-set", description="Cap a user's videos across every server")
     @app_commands.describe(user="Whose cap", limit=f"Videos per period, 0–{MAX_QUOTA}, all servers together")
     async def quota_set(self, interaction: discord.Interaction, user: discord.User, limit: Limit) -> None:
-        await self.moderation.set_limit(interaction.user.id, user.id, limit, guild_id=GLOBAL)
+        await self.moderation.set_limit(interaction.user.id, person(user), limit, guild_id=GLOBAL)
         await reply(interaction, f"Cap set across every server.\n{await self._cap_text(user.id)}")
 
     @app_commands.command(name="quota-clear", description="Remove a user's cap across every server")
@@ -119,7 +119,7 @@ class OperatorGroup(app_commands.Group):
     async def block(self, interaction: discord.Interaction, user: discord.User,
                     reason: app_commands.Range[str, None, 300] | None = None,
                     duration: app_commands.Range[str, None, 40] | None = None) -> None:
-        record = await self.moderation.block(interaction.user.id, user.id, reason, duration, guild_id=GLOBAL)
+        record = await self.moderation.block(interaction.user.id, person(user), reason, duration, guild_id=GLOBAL)
         await reply(interaction, text.blocked(record).replace("Blocked", "Blocked in every server", 1))
 
     @app_commands.command(name="unblock", description="Lift a user's block across every server")

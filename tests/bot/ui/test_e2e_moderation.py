@@ -277,6 +277,19 @@ async def test_someone_who_is_not_a_member_of_the_server_is_named_as_such(stacks
                                                    "of its members.")
 
 
+async def test_a_bot_cannot_be_blocked_or_given_a_quota(stacks: Stacks, scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, _ = people(fake)
+        answers = [await command(fake, path, mod, user=fake.bot_user, **options) for path, options in
+                   [("videomod block", {}), ("videomod quota set", {"limit": 5})]]
+        blocked = await stack.service.moderation.active_block(fake.bot_user.id, fake.guild.id)
+
+    assert [answer.content for answer in answers] == [
+        f"<@{fake.bot_user.id}> is a bot: bots make no videos, so they need no block or quota."] * 2
+    assert blocked is None
+
+
 async def test_the_configured_moderator_role_is_enough_and_discord_hides_videomod_from_others(stacks: Stacks,
                                                                                                scripted):
     helpers = stacks.fake.add_role("Video helpers")  # no Manage Server
