@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.metadata
+import importlib.util
 import logging
 import re
 import sys
@@ -20,20 +21,21 @@ from tqdm import tqdm
 
 from t2v import preflight
 from t2v.bench import KERNEL_CHECKS
-from t2v.config import TINY_RANDOM, ModelConfig, SamplerDefaults
-from t2v.errors import InvalidRequest, T2VError, WeightsError
+from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM, ModelConfig, SamplerDefaults
+from t2v.errors import InvalidRequest, NonFiniteOutput, T2VError, WeightsError, WriteError
 from t2v.kernels import fp8
-from t2v.loader import check_source, convert, load_pipeline
-from t2v.request import GenerationRequest, check_value
+from t2v.loader import check_source, convert, detect_layout, load_pipeline
+from t2v.request import LIMITS, GenerationRequest, check_value
 from t2v.video import encode_mp4, write_mp4
 from t2v.weights import export
-from t2v.weights.files import OFFICIAL_REPO
+from t2v.weights.files import OFFICIAL_REPO, REPO_ID
 from t2v.weights.modelscope import DEFAULT_FILES
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = SamplerDefaults()
 DEFAULT_OUTPUT = Path("video.mp4")
+OFFICIAL_FILES = f"configuration.json, {', '.join(DEFAULT_FILES.values())}"  # what the official repo's model is
 REQUEST_OPTIONS = ("seed", "steps", "guidance", "frames", "width", "height", "fps", "sampler")  # → request fields
 
 
@@ -71,7 +73,7 @@ def _version() -> str:
 
 def _repo(value: str) -> str:
     """A Hugging Face repo id: owner/name."""
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", value.strip()):
+    if not re.fullmatch(REPO_ID, value.strip()):
         raise argparse.ArgumentTypeError(f"{value!r} is not a Hugging Face repo id; write it as owner/name, e.g. "
                                          f"{OFFICIAL_REPO}")
     return value.strip()
@@ -114,7 +116,9 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
                    help="the prompt as an option instead (as other text-to-video scripts take it)")
     p.add_argument("-o", "--output", type=_path, default=None,
                    help=f"MP4 file to write (default: {DEFAULT_OUTPUT}, or the first free {DEFAULT_OUTPUT.stem}-N.mp4)")
-    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (else it is refused)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the --output file if it exists (else it is refused; a file that appears there while "
+                        "rendering is kept, and the video takes the next free name-N.mp4)")
     p.add_argument("--model", default=TINY_RANDOM,
                    help=f"ModelScope or diffusers directory, `t2v convert` export, or {TINY_RANDOM} (default; noise)")
     p.add_argument("--negative", default="", help="negative prompt (replaces the empty unconditional prompt)")
@@ -126,7 +130,8 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"frames, 1–64 (default: the model's; {ModelConfig.frames} for ModelScope's)")
     p.add_argument("--width", type=int, default=None, help="width, multiple of 64 in 64–1024 (default: model's)")
     p.add_argument("--height", type=int, default=None, help="height, multiple of 64 in 64–1024 (default: model's)")
-    p.add_argument("--fps", type=int, default=None, help=f"frames per second of the MP4 (default {DEFAULTS.fps})")
+    p.add_argument("--fps", type=int, default=None,
+                   help=f"frames per second of the MP4, {LIMITS['fps'][0]}–{LIMITS['fps'][1]} (default {DEFAULTS.fps})")
     p.add_argument("--sampler", default=None, help=f"ddim or dpmpp-2m (default {DEFAULTS.sampler})")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--dtype", default=None,
@@ -135,12 +140,14 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
                         "fp16 on an H200 and never tried on real weights)")
     p.add_argument("--lora", default=None, metavar="PATH[:SCALE]",
                    help="a LoRA style: a .safetensors file, or a folder with diffusers' "
-                        "pytorch_lora_weights.safetensors, fused at SCALE (default 1)")
+                        "pytorch_lora_weights.safetensors, fused at SCALE: above {:g}, at most {:g} (default 1)"
+                        .format(*LORA_SCALE_RANGE))
 
 
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bench", help="time our pipeline against diffusers' (needs the `bench` extra and a GPU)")
     b.add_argument("--out", type=_path, default=None, help="folder for bench.json and bench.md")
+    b.add_argument("--overwrite", action="store_true", help="replace bench.json and bench.md already in --out")
     b.add_argument("--configs", nargs="+", default=["standard", "batch4", "zeroscope"],
                    choices=["standard", "batch4", "zeroscope"], help="work sizes, the first also profiled")
     b.add_argument("--steps", type=int, default=DEFAULTS.steps, help=f"DDIM steps (default {DEFAULTS.steps})")
@@ -250,7 +257,11 @@ def problems(args: argparse.Namespace) -> list[str]:
     if args.command == "generate":
         found.append(_prompt(args))
         found += _values(args, REQUEST_OPTIONS)
+        args.numbered = args.output or DEFAULT_OUTPUT  # the names it takes if its own is taken while it renders
         if args.output is None:
+            found.append("--overwrite: replaces the file named with -o/--output, and none is named (each run without "
+                         "-o writes a new video.mp4, video-2.mp4, …); name the file, or leave --overwrite out"
+                         if args.overwrite else None)
             args.output = preflight.free_file(DEFAULT_OUTPUT)  # never an earlier run's video
         elif not args.overwrite:
             found.append(preflight.not_there("--output", args.output, "--overwrite"))
@@ -267,8 +278,8 @@ def problems(args: argparse.Namespace) -> list[str]:
         found.append(preflight.output_folder("directory", args.directory))
     else:
         found += [preflight.device("--device", args.device), preflight.compile_backend("--backend", args.backend),
-                  *_values(args, ("steps",))]
-        found.append(None if args.out is None else preflight.output_folder("--out", args.out))
+                  *_values(args, ("steps",)), _bench_diffusers(args)]
+        found.append(None if args.out is None else preflight.output_folder("--out", args.out) or _no_bench_there(args))
         found.append(None if args.repeats >= 1 else f"--repeats {args.repeats}: must be at least 1")
         found.append(None if args.deadline_s is None or args.deadline_s > 0 else
                      f"--deadline-s {args.deadline_s:g}: must be a positive number of seconds (or left out: no limit)")
@@ -276,6 +287,26 @@ def problems(args: argparse.Namespace) -> list[str]:
         found.append("--cold-start-only and --no-cold-start: the one measurement asked for is the one left out; "
                      "give one of them" if args.cold_start_only and not args.cold_start else None)
     return [problem for problem in found if problem]
+
+
+def _bench_diffusers(args: argparse.Namespace) -> str | None:
+    """The diffusers runs (unless --no-diffusers) need the `bench` extra: found missing now, not after our runs."""
+    if args.no_diffusers or args.cold_start_only or args.cold_child:
+        return None
+    missing = [name for name in ("diffusers", "transformers") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return (f"the diffusers runs need {' and '.join(missing)}, not installed here; install the bench extra "
+            "(pip install -e '.[bench]'), or pass --no-diffusers to time our pipeline alone")
+
+
+def _no_bench_there(args: argparse.Namespace) -> str | None:
+    """bench replaces no earlier results unasked: no bench.json or bench.md in --out yet, or --overwrite."""
+    there = [name for name in ("bench.json", "bench.md") if (args.out / name).exists()]
+    if there and not args.overwrite:
+        return (f"--out {args.out}: holds {' and '.join(there)} already; pass --overwrite to replace them, or name a "
+                "new or empty folder")
+    return None
 
 
 def _no_export_there(destination: Path) -> str | None:
@@ -305,8 +336,10 @@ def generate(args: argparse.Namespace) -> int:
     request = asked.with_defaults(pipe.config)
     with tqdm(total=request.steps, desc="denoising", unit="step") as bar:
         result = pipe.generate(request, on_step=lambda step, total: bar.update(step - bar.n))
-    write_mp4(args.output, encode_mp4(result.frames, request.fps))
-    print(f"wrote {args.output} ({request.frames} frames {request.width}x{request.height}, seed {result.seed}, "
+    written = write_mp4(args.output, encode_mp4(result.frames, request.fps), overwrite=args.overwrite,
+                        instead=preflight.numbered(args.numbered))
+    taken = "" if written == args.output else f"{args.output} appeared while rendering (another run?); "
+    print(f"{taken}wrote {written} ({request.frames} frames {request.width}x{request.height}, seed {result.seed}, "
           f"{result.timings['total_s']:.1f} s)")
     for note in result.notes:
         print(f"note: {note}")
@@ -314,23 +347,70 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def download(directory: Path, repo: str) -> int:
-    """Snapshot the published ModelScope-layout repository with huggingface_hub."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    """Snapshot a Hugging Face repo with huggingface_hub and say what happened: downloaded, up to date, or (the Hub
+    out of reach) not downloaded, or already there."""
+    from huggingface_hub import HfApi, snapshot_download
 
+    errors = _hub_errors()
+    try:  # out of reach, snapshot_download would hand back a non-empty folder as it is, fetched or not
+        HfApi().repo_info(repo)
+    except errors as exc:
+        if not _holds_official(directory, repo):
+            return _not_downloaded(directory, repo, exc)
+        print(f"already there: {directory} holds {OFFICIAL_FILES} (the files {repo} publishes), none empty; nothing "
+              f"was downloaded: the Hugging Face Hub could not be reached to compare them ({type(exc).__name__})")
+        return 0
+    before = _listing(directory)
     try:
         path = snapshot_download(repo_id=repo, local_dir=directory)
-        check_source(path)  # offline, huggingface_hub hands back a non-empty folder as it is, downloaded or not
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, WeightsError) as exc:
-        said = " ".join(str(exc).split())  # the Hub's messages run over several lines
-        files = (f"the four files (configuration.json, {', '.join(DEFAULT_FILES.values())})" if repo == OFFICIAL_REPO
-                 else "the repository's files, in its layout")
-        print(f"error: could not download {repo} from the Hugging Face Hub ({type(exc).__name__}: {said}). This "
-              f"needs internet access; on a machine without it, copy {files} into {directory} by hand.",
-              file=sys.stderr)
-        return 1
-    print(f"downloaded {repo} to {path}")
+        check_source(path)
+    except errors as exc:
+        return _not_downloaded(directory, repo, exc)
+    print(f"downloaded {repo} to {path}" if _listing(directory) != before else
+          f"already there: {path} holds {repo}'s files as the Hub has them; nothing to download")
     return 0
+
+
+def _hub_errors() -> tuple[type[Exception], ...]:
+    """What huggingface_hub raises when the Hub is out of reach or refuses: its own errors, OSError (requests' errors
+    before huggingface_hub 1.0, OfflineModeIsEnabled), its HTTP client's transport errors since 1.0; and WeightsError,
+    for a download that is not a model."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    transport = [importlib.import_module(name).TransportError for name in ("httpx2", "httpx")
+                 if importlib.util.find_spec(name)]
+    return (HfHubHTTPError, LocalEntryNotFoundError, OSError, WeightsError, *transport)
+
+
+def _holds_official(directory: Path, repo: str) -> bool:
+    """Whether `directory` holds the official repo's model files, all there and not empty (none other is known
+    without the Hub)."""
+    if repo != OFFICIAL_REPO or not directory.is_dir():
+        return False
+    try:
+        if detect_layout(directory) != "modelscope":
+            return False
+        check_source(directory)
+    except WeightsError as exc:
+        log.info("%s does not hold %s whole: %s", directory, repo, exc)
+        return False
+    return True
+
+
+def _listing(folder: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of each file under `folder`, huggingface_hub's own .cache folder aside."""
+    files = [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns) for path in files
+            if path.relative_to(folder).parts[0] != ".cache"}
+
+
+def _not_downloaded(directory: Path, repo: str, exc: BaseException) -> int:
+    """One line: the download failed, why, and how to do without the Hub; exit status 1."""
+    said = " ".join(str(exc).split())  # the Hub's messages run over several lines
+    files = f"the four files ({OFFICIAL_FILES})" if repo == OFFICIAL_REPO else "the repository's files, in its layout"
+    print(f"error: could not download {repo} from the Hugging Face Hub ({type(exc).__name__}: {said}). This needs "
+          f"internet access; on a machine without it, copy {files} into {directory} by hand.", file=sys.stderr)
+    return 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -366,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         said = ": nothing was written" if args.command == "generate" else ""  # its MP4 is written whole, at the end
         print(f"interrupted{said}", file=sys.stderr)
         return 130
+    except (WriteError, NonFiniteOutput) as exc:  # no bad value: the disk, or the numbers, gave out
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (T2VError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

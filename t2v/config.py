@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 # The latent scale of the Stable Diffusion KL autoencoder; latents are divided by it before decoding.
 LATENT_SCALE = 0.18215
 TINY_RANDOM = "tiny-random"  # the model source that needs no files: `tiny_config()` with seeded random weights
+# A LoRA style's scale (diffusers' fuse_lora(lora_scale=)), the range the CLI and the bot's styles take: above 0 (0
+# is no style), at most 2; published styles are used at about 0.5–1.5, and far beyond, the fused weights overflow and
+# the render is NaN (t2v.errors.NonFiniteOutput). The bot's STYLES_FILE takes the same range.
+LORA_SCALE_RANGE = (0.0, 2.0)  # exclusive low, inclusive high
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 seeds → initial latents (noise, or a noised video) → encode prompts → denoise → decode → post-process.
 `PipelineBase.run(plan, callbacks)` is that driver; each entry point only builds its `Plan` (t2v.pipeline's
-generate and generate_batch, t2v.long_video, t2v.video2video) and never repeats the sequence.
+generate and generate_batch, t2v.long_video, t2v.video2video) and never repeats the sequence. Latents or pixels
+that are not finite end the run (NonFiniteOutput) rather than become a black video.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from einops import rearrange
 
 from t2v.autoencoder import AutoencoderKL
 from t2v.config import ModelConfig
-from t2v.errors import InvalidRequest
+from t2v.errors import InvalidRequest, NonFiniteOutput
 from t2v.progress import Callbacks
 from t2v.request import GenerationRequest, GenerationResult
 from t2v.sampling import SAMPLERS, EpsModel, GuidedDenoiser
@@ -34,6 +35,14 @@ def postprocess(video: torch.Tensor) -> np.ndarray:
     """[3, F, H, W] in about [-1, 1] → uint8 [F, H, W, 3]: ×0.5+0.5, clamp, ×255, truncate (as ModelScope)."""
     video = (video.float() * 0.5 + 0.5).clamp(0, 1)
     return (rearrange(video, "c f h w -> f h w c") * 255).to(torch.uint8).cpu().numpy()
+
+
+def finite(values: torch.Tensor, stage: str) -> torch.Tensor:
+    """`values`, unless they hold NaN or inf (NonFiniteOutput): one reduction, once per render, so that an overflow
+    (a LoRA scale far too large, float16) is an error and not a black video."""
+    if not torch.isfinite(values).all():
+        raise NonFiniteOutput(stage)
+    return values
 
 
 def _guidance(requests: list[GenerationRequest], like: torch.Tensor) -> float | torch.Tensor:
@@ -108,9 +117,9 @@ class PipelineBase:
         watch.lap("encode_s")
         callbacks.check_cancel(len(plan.timesteps))
         model = plan.wrap(GuidedDenoiser(self.unet, cond, uncond, _guidance(requests, x)))
-        final = self.denoise(x, model, first.sampler, plan.timesteps, callbacks)
+        final = finite(self.denoise(x, model, first.sampler, plan.timesteps, callbacks), "latents")
         watch.lap("denoise_s")
-        frames = [postprocess(video) for video in self.decode(final)]
+        frames = [postprocess(video) for video in finite(self.decode(final), "frames")]
         watch.lap("decode_s")
         timings = {**watch.timings(), "batch": len(requests), **plan.timings}
         log.info("generated %s: %d × %d frames %dx%d in %.2f s (seeds %s)", plan.what, len(requests),

@@ -8,7 +8,12 @@
     │   └── LoraError                     a LoRA adapter (a style) unreadable, of a kind t2v cannot apply, or
     │                                     for another network; or a style asked of a pipeline that cannot take it
     ├── VideoTooLargeError (ValueError)   even the smallest MP4 encode is over the byte limit
-    └── UnsupportedDevice (ValueError)    a device this machine lacks, or a precision it cannot compute in (fp8)
+    ├── UnsupportedDevice (ValueError)    a device this machine lacks, or a precision it cannot compute in (fp8)
+    ├── NonFiniteOutput                   a render whose latents or pixels hold NaN or inf (a LoRA scale, fp16
+    │                                     overflow): no video is made of it
+    └── WriteError (OSError)              an output (an MP4, an export) that could not be written: a full disk, a
+                                          lost mount; the message names it and the cause, and nothing half-written
+                                          is left
 
 GenerationCancelled and VideoTooLargeError pickle by their fields: a Ray worker raises them in another process.
 Map errors to messages by type; every message already names the bad value and what would be right.
@@ -85,3 +90,22 @@ class UnsupportedDevice(T2VError, ValueError):
     """A device this machine lacks (cuda without a GPU), or a precision or kernel asked for on a device that has no
     hardware for it (fp8 on the CPU, or on a GPU older than Ada); the message names the device and what would be
     needed."""
+
+
+class NonFiniteOutput(T2VError):
+    """A render whose final latents or decoded pixels hold NaN or inf; `stage` says which ("latents", "frames")."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(f"the render produced non-finite values (NaN or inf) in its {stage}, which would make a "
+                         "black video; likely causes: a LoRA style at too large a scale, or float16 overflow "
+                         "(float32 or bfloat16 avoids it)")
+        self.stage = stage
+
+    def __reduce__(self) -> tuple:
+        """Pickle by stage."""
+        return type(self), (self.stage,)
+
+
+class WriteError(T2VError, OSError):
+    """An output file or folder that could not be written (a full disk, a lost mount); the message names it and the
+    cause. What was half-written has been removed."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from t2v.networks import build_modules, random_state_dicts
 from t2v.pipeline import VideoPipeline
 from t2v.weights import export
 from t2v.weights.diffusers import COMPONENTS, read_config, read_diffusers, weight_files
-from t2v.weights.files import WHERE_FROM, check_readable, check_state_dict, load_into
+from t2v.weights.files import HUB_OWNERS, REPO_ID, WHERE_FROM, check_readable, check_state_dict, load_into
 from t2v.weights.modelscope import modelscope_files, read_modelscope
 
 log = logging.getLogger(__name__)
@@ -96,13 +97,24 @@ def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], so
     return VideoPipeline(config, modules["unet"], modules["vae"], modules["text_encoder"], device, dtype)
 
 
+def _not_there(source: str) -> str:
+    """What to do about a model source that is no folder: download the model first (a Hub id: into a folder)."""
+    said = f"model source {source!r} is neither '{TINY_RANDOM}' nor an existing directory"
+    owner, _, name = source.partition("/")
+    if owner in HUB_OWNERS and re.fullmatch(REPO_ID, source) and not Path(owner).exists():
+        return (f"{said}: it is a Hugging Face repo id, and t2v loads folders; download it first with `python -m t2v "
+                f"download weights/{name} --repo {source}`, then load weights/{name}")
+    return (f"{said}; download the official model into it first with `python -m t2v download {source}` (for another "
+            "Hugging Face repo, add --repo OWNER/NAME)")
+
+
 def detect_layout(source: str | Path) -> str:
     """'tiny-random', 'modelscope', 'export' or 'diffusers'; anything else raises naming what was looked for."""
     if str(source) == TINY_RANDOM:
         return TINY_RANDOM
     path = Path(source)
     if not path.is_dir():
-        raise WeightsError(f"model source {str(source)!r} is neither '{TINY_RANDOM}' nor an existing directory")
+        raise WeightsError(_not_there(str(source)))
     if not os.access(path, os.R_OK | os.X_OK):
         raise WeightsError.permission_denied(path)
     if (path / export.MANIFEST).is_file():

@@ -8,11 +8,14 @@ command can name every bad value at once and stop before it loads a model (minut
 from __future__ import annotations
 
 import errno
+import itertools
 import math
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from t2v.config import TINY_RANDOM
+from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
 from t2v.loader import DTYPES, FP8, check_source, missing_device
@@ -56,6 +59,11 @@ def output_file(option: str, path: Path) -> Problem:
         return f"{option} {path}: is a folder; name the file to write in it, e.g. {path / 'video.mp4'}"
     folder = path.parent
     if not folder.is_dir():
+        above = folder
+        while not above.exists() and above != above.parent:
+            above = above.parent
+        if not above.is_dir():  # -o panda.mp4/x.mp4, panda.mp4 a video
+            return f"{option} {path}: {above} is a file, not a folder; name a file in a folder that exists"
         return f"{option} {path}: the folder {folder} does not exist; create it first, or name a file elsewhere"
     return _writable(option, path, folder)
 
@@ -64,7 +72,13 @@ NAME_MAX, PATH_MAX = 255, 4096  # bytes: Linux's limits on one name and on a who
 
 
 def path_length(value: str) -> Problem:
-    """Why a path is longer than the file system takes (every check of it would fail with 'File name too long')."""
+    """Why a path is not one to use: not UTF-8 (a name of bytes that are not text), or longer than the file system
+    takes (every check of it would fail with 'File name too long')."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:  # argv's undecodable bytes arrive as lone surrogates
+        return (f"{os.fsencode(value)!r} is not UTF-8 text (byte {os.fsencode(exc.object[exc.start])[0]:#x}); name it "
+                "in UTF-8, as t2v reads and prints names")
     longest = max(Path(value).parts, key=lambda part: len(part.encode()), default="")
     if len(longest.encode()) > NAME_MAX:
         return f"the name {longest[:20]}… is {len(longest.encode())} bytes long; file systems take {NAME_MAX} at most"
@@ -80,13 +94,16 @@ def not_there(option: str, path: Path, overwrite: str) -> Problem:
     return None
 
 
+def numbered(path: Path) -> Iterator[Path]:
+    """`path`, then name-2.ext, name-3.ext, ... beside it: the names a new video takes in turn."""
+    yield path
+    for number in itertools.count(2):
+        yield path.with_name(f"{path.stem}-{number}{path.suffix}")
+
+
 def free_file(path: Path) -> Path:
-    """`path` if nothing is there, else the first free name-2.ext, name-3.ext, ... beside it."""
-    number, free = 1, path
-    while free.exists() or free.is_symlink():
-        number += 1
-        free = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return free
+    """The first of `numbered(path)` that nothing (not even a link) holds now."""
+    return next(free for free in numbered(path) if not (free.exists() or free.is_symlink()))
 
 
 def mp4_file(option: str, path: Path) -> Problem:
@@ -168,7 +185,7 @@ def split_lora(value: str) -> tuple[Path, float]:
 
 def lora(option: str, value: str) -> Problem:
     """A LoRA file this process may read (for a folder: diffusers' file in it) whose keys name LoRA weights, and
-    a finite scale; whether it fits the model is known once the model is loaded (t2v.weights.lora)."""
+    a scale in LORA_SCALE_RANGE; whether it fits the model is known once the model is loaded (t2v.weights.lora)."""
     if not value.strip():
         return f"{option} is empty: name a LoRA .safetensors file, or leave {option} out"
     problem = path_length(value)
@@ -180,6 +197,10 @@ def lora(option: str, value: str) -> Problem:
         return f"{option} {value}: {exc}"
     if not math.isfinite(scale):
         return f"{option} {value}: the scale {scale} is not a finite number"
+    low, high = LORA_SCALE_RANGE
+    if not low < scale <= high:
+        return (f"{option} {value}: the scale {scale:g} is out of range; a style's scale is above {low:g} and at most "
+                f"{high:g} (1: as trained)")
     try:
         names = lora_keys(path)
     except WeightsError as exc:  # LoraError included

@@ -1,10 +1,13 @@
 """Frames → H.264 (libx264, yuv420p) MP4 bytes with the moov box first, re-encoded smaller to fit an upload limit;
 written to a file whole or not at all."""
 
+import errno
 import io
 import logging
 import os
+from collections.abc import Iterable
 from fractions import Fraction
+from itertools import chain
 from pathlib import Path
 
 import av
@@ -12,7 +15,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 from t2v.config import SamplerDefaults
-from t2v.errors import VideoTooLargeError
+from t2v.errors import VideoTooLargeError, WriteError
 from t2v.request import LIMITS
 
 log = logging.getLogger(__name__)
@@ -129,17 +132,48 @@ def _check_fps(fps: int) -> None:
         raise ValueError(f"fps must be an integer from {low} to {high}, got {fps!r}")
 
 
-def write_mp4(path: Path, data: bytes) -> None:
-    """Write an encoded MP4 to `path` whole or not at all: into a file beside it, then renamed over it, so a link at
-    `path` is replaced, never written through, and an interrupted write leaves what was there. Mode 0666 less the
-    umask, as any new file."""
+def write_mp4(path: Path, data: bytes, overwrite: bool = True, instead: Iterable[Path] = ()) -> Path:
+    """Write an encoded MP4 whole or not at all, into a file beside `path` that then takes its name; the path written.
+
+    `overwrite`: renamed over `path`, so a link there is replaced, never written through, and an interrupted write
+    leaves what was there. Otherwise the name is claimed at the end, exclusively (a hard link, which fails if the
+    name exists, so two writers never share one): if `path` appeared since the caller looked, the first free name
+    of `instead` is taken. Mode 0666 less the umask, as any new file. A write that fails (a full disk) is a
+    WriteError naming `path`; nothing of it is left."""
     stem = path.name.encode()[:200].decode(errors="ignore")  # the name within a file system's 255 bytes
     part = path.with_name(f".{stem}.{os.getpid()}.part")
     try:
         descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
-        os.replace(part, path)
-    except BaseException:
+        if overwrite:
+            os.replace(part, path)
+            return path
+        return _claim(part, chain([path], instead))
+    except OSError as exc:
+        raise WriteError(f"could not write {path} ({exc.strerror or exc}); nothing was written there") from exc
+    finally:
         part.unlink(missing_ok=True)
-        raise
+
+
+NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}  # FAT, exFAT, some network mounts
+
+
+def _claim(part: Path, names: Iterable[Path]) -> Path:
+    """Give the finished `part` the first of `names` that nothing holds (not even a link): a hard link where the file
+    system has them (the name appears whole), else a name created empty and exclusively, then renamed over."""
+    for name in names:
+        try:
+            os.link(part, name, follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in NO_HARD_LINKS:
+                raise
+            try:
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except FileExistsError:
+                continue
+            os.replace(part, name)
+        return name
+    raise FileExistsError(errno.EEXIST, "every name offered is taken", str(part))

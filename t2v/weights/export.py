@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from t2v.config import ModelConfig, SamplerDefaults, TextConfig, UNetConfig, VAEConfig
-from t2v.errors import WeightsError
+from t2v.errors import WeightsError, WriteError
 from t2v.weights.files import read_json, read_safetensors, write_safetensors, write_text
 
 FORMAT = 1  # the manifest's "format"; a reader refuses any other
@@ -55,11 +59,45 @@ def export_files(path: Path) -> tuple[ModelConfig, dict[str, Path]]:
 
 def write_export(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], folder: Path,
                  dtype: torch.dtype | None, source: str) -> Path:
-    """Write the manifest and the three safetensors files (mode 0644) into `folder` (created if needed)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, file in FILES.items():
-        write_safetensors(states[name], folder / file, dtype)
-    manifest = {"format": FORMAT, "source": source, "dtype": str(dtype or "as-is"),
-                "config": dataclasses.asdict(config)}
-    write_text(folder / MANIFEST, json.dumps(manifest, indent=2))
+    """Write the manifest and the three safetensors files (mode 0644) into `folder` (created if needed), whole or not
+    at all: into a new folder, then moved into place (see `_staging`). A write that fails (a full disk) is a
+    WriteError naming `folder`; what was written of the new export is removed."""
+    staging = None
+    try:
+        staging = _staging(Path(os.path.abspath(folder)))  # "." has a name this way
+        staging.mkdir()  # mode 0777 less the umask, as the folder itself would be made
+        for name, file in FILES.items():
+            write_safetensors(states[name], staging / file, dtype)
+        manifest = {"format": FORMAT, "source": source, "dtype": str(dtype or "as-is"),
+                    "config": dataclasses.asdict(config)}
+        write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
+        _move_into(staging, folder)
+    except (OSError, SafetensorError) as exc:
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
+        raise WriteError(f"could not write the export to {folder} ({type(exc).__name__}: {cause}); what was "
+                         "written of it is removed") from exc
+    finally:
+        if staging is not None:  # gone already where it became the folder
+            shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _staging(folder: Path) -> Path:
+    """A new folder's name to write an export into first, on the file system of `folder`: beside it when it is yet
+    to be made (its parents are made now), else inside it (other files may be there)."""
+    if folder.is_dir():
+        return folder / f".t2v-export.{os.getpid()}-{secrets.token_hex(4)}.part"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stem = folder.name.encode()[:200].decode(errors="ignore")  # within a file system's 255 bytes
+    return folder.with_name(f".{stem}.{os.getpid()}-{secrets.token_hex(4)}.part")
+
+
+def _move_into(staging: Path, folder: Path) -> None:
+    """`staging` becomes `folder`, or, where that exists (an earlier export, other files), its files move in: an
+    earlier manifest goes first and the new one comes last, so a manifest always describes the files beside it."""
+    if not folder.is_dir():
+        staging.rename(folder)
+        return
+    (folder / MANIFEST).unlink(missing_ok=True)
+    for file in (*FILES.values(), MANIFEST):
+        os.replace(staging / file, folder / file)

@@ -24,6 +24,8 @@ from t2v.errors import WeightsError
 log = logging.getLogger(__name__)
 
 OFFICIAL_REPO = "ali-vilab/modelscope-damo-text-to-video-synthesis"
+REPO_ID = r"[\w.-]+/[\w.-]+"  # a Hugging Face repo id: owner/name
+HUB_OWNERS = ("ali-vilab", "damo-vilab", "cerspense")  # who publishes this architecture's weights on the Hub
 WHERE_FROM = (f"the official files are in the Hugging Face repo {OFFICIAL_REPO} "
               "(download them with `python -m t2v download DIR`)")
 FILE_MODE = 0o644  # rw-r--r--: safetensors itself writes 0600, which the service's user cannot read

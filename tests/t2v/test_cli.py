@@ -260,28 +260,47 @@ def test_download_without_internet_fails_with_a_clear_message(tmp_path):
     assert "could not download" in result.stderr and "internet" in result.stderr
 
 
-def test_a_download_error_of_several_lines_is_told_in_one(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def hub(monkeypatch):
+    """The Hugging Face Hub as this test says it is: reachable (the default) or not (`hub.unreachable`), with
+    snapshot_download replaced by `hub.snapshot` (default: fails the test)."""
     import huggingface_hub
+
+    class Hub:
+        unreachable: Exception | None = None
+
+        @staticmethod
+        def snapshot(**kwargs):
+            raise AssertionError("snapshot_download was called")
+
+    def repo_info(self, repo_id, **kwargs):
+        if Hub.unreachable is not None:
+            raise Hub.unreachable
+        return object()
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", repo_info)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kwargs: Hub.snapshot(**kwargs))
+    return Hub
+
+
+def test_a_download_error_of_several_lines_is_told_in_one(tmp_path, capsys, hub):
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     def offline(**kwargs):
         raise LocalEntryNotFoundError("An error happened while trying to locate the files on the Hub.\n"
                                       "Check your connection.")
 
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    hub.snapshot = offline
     assert main(["download", str(tmp_path / "weights")]) == 1
     [line] = capsys.readouterr().err.splitlines()
     assert "locate the files on the Hub. Check your connection.)" in line
 
 
-def test_a_download_that_hands_back_a_folder_without_the_model_fails(tmp_path, capsys, monkeypatch):
-    import huggingface_hub
-
+def test_a_download_that_hands_back_a_folder_without_the_model_fails(tmp_path, capsys, hub):
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / "readme.txt").write_text("notes")
-    # offline, huggingface_hub returns a non-empty local_dir as it is ("Returning existing local_dir ...")
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, local_dir: str(local_dir))
+    hub.snapshot = lambda repo_id, local_dir: str(local_dir)  # a repo of other files
     assert main(["download", str(folder)]) == 1
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("error: could not download ") and "WeightsError" in line and "by hand" in line
@@ -311,6 +330,10 @@ def test_generate_with_a_lora_style_at_a_scale_changes_the_video(tmp_path, capsy
                                 "file?"),
     ("{tmp}/junk.safetensors", "{tmp}/junk.safetensors is not a readable safetensors file"),
     ("{tmp}/model.safetensors:inf", "the scale inf is not a finite number"),
+    ("{tmp}/model.safetensors:1e30", "the scale 1e+30 is out of range; a style's scale is above 0 and at most 2 "
+                                     "(1: as trained)"),  # it overflowed into a black video
+    ("{tmp}/model.safetensors:0", "the scale 0 is out of range; a style's scale is above 0 and at most 2"),
+    ("{tmp}/model.safetensors:-1", "the scale -1 is out of range; a style's scale is above 0 and at most 2"),
     ("{tmp}/model.safetensors:strong", "the scale 'strong' is not a number; write PATH or PATH:SCALE, e.g. "
                                        "{tmp}/model.safetensors:0.8"),
     ("{tmp}/notes.bin", "{tmp}/notes.bin is not a plain state dict of tensors"),
@@ -403,3 +426,204 @@ def test_a_prompt_that_starts_with_a_dash_is_shown_how_to_give_it(tmp_path, caps
     assert exit_.value.code == 2 and said == ("error: unrecognized option: -cat: no such option (a prompt that starts "
                                               "with '-' is given as --prompt=\"-cat\") (see --help)\n")
     assert main(["generate", "--prompt=-cat", "-o", str(tmp_path / "x.mp4"), "--steps", "1"]) == 0
+
+
+def official_files(folder: Path) -> Path:
+    """A folder holding the official repo's four files (a configuration that reads; weights only not empty)."""
+    folder.mkdir()
+    (folder / "configuration.json").write_text('{"model": {"model_cfg": {}, "model_args": {}}}')
+    for name in ("text2video_pytorch_model.pth", "VQGAN_autoencoder.pth", "open_clip_pytorch_model.bin"):
+        (folder / name).write_bytes(b"weights")
+    return folder
+
+
+@pytest.mark.parametrize("cause", ["offline mode", "no network"])
+def test_download_with_the_hub_out_of_reach_into_an_export_claims_no_download(tmp_path, capsys, hub, cause):
+    from huggingface_hub.utils import OfflineModeIsEnabled
+
+    assert main(["convert", "tiny-random", str(tmp_path / "weights")]) == 0
+    before = {path.name: path.read_bytes() for path in (tmp_path / "weights").iterdir()}
+    capsys.readouterr()
+    hub.unreachable = (OfflineModeIsEnabled("Cannot reach https://huggingface.co/api/models/…: offline mode is "
+                                            "enabled") if cause == "offline mode" else
+                       ConnectionError("[Errno -2] Name or service not known"))
+    assert main(["download", str(tmp_path / "weights")]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1  # huggingface_hub was not asked: it would say it "returned" it
+    assert err.startswith("error: could not download ali-vilab/modelscope-damo-text-to-video-synthesis from the "
+                          f"Hugging Face Hub ({type(hub.unreachable).__name__}: ")
+    assert "This needs internet access" in err
+    assert {path.name: path.read_bytes() for path in (tmp_path / "weights").iterdir()} == before
+
+
+def test_download_with_the_hub_out_of_reach_into_the_official_files_says_they_are_already_there(
+        tmp_path, capsys, hub):
+    folder = official_files(tmp_path / "weights")
+    hub.unreachable = ConnectionError("[Errno -2] Name or service not known")
+    assert main(["download", str(folder)]) == 0
+    assert capsys.readouterr().out == (
+        f"already there: {folder} holds configuration.json, text2video_pytorch_model.pth, VQGAN_autoencoder.pth, "
+        "open_clip_pytorch_model.bin (the files ali-vilab/modelscope-damo-text-to-video-synthesis publishes), none "
+        "empty; nothing was downloaded: the Hugging Face Hub could not be reached to compare them (ConnectionError)\n")
+    # another repo's files cannot be known without the Hub: no claim about them
+    assert main(["download", str(folder), "--repo", "cerspense/zeroscope_v2_576w"]) == 1
+    assert capsys.readouterr().err.startswith("error: could not download cerspense/zeroscope_v2_576w from the ")
+
+
+def test_a_download_says_whether_it_fetched_anything(tmp_path, capsys, hub):
+    folder = official_files(tmp_path / "weights")
+    hub.snapshot = lambda repo_id, local_dir: str(local_dir)  # every file as the Hub has it already
+    assert main(["download", str(folder)]) == 0
+    assert capsys.readouterr().out == (f"already there: {folder} holds ali-vilab/modelscope-damo-text-to-video-"
+                                       "synthesis's files as the Hub has them; nothing to download\n")
+
+    def fetch(repo_id, local_dir):
+        (local_dir / "text2video_pytorch_model.pth").write_bytes(b"newer weights")
+        return str(local_dir)
+
+    hub.snapshot = fetch
+    assert main(["download", str(folder)]) == 0
+    assert capsys.readouterr().out == f"downloaded ali-vilab/modelscope-damo-text-to-video-synthesis to {folder}\n"
+
+
+@pytest.mark.parametrize("given", [True, False])
+def test_a_name_taken_while_rendering_is_kept_and_the_video_takes_the_next_free_one(tmp_path, capsys, monkeypatch,
+                                                                                     given):
+    monkeypatch.chdir(tmp_path)
+    name = "x.mp4" if given else "video.mp4"
+    encode = t2v.cli.encode_mp4
+
+    def another_run_writes_first(frames, fps):  # between the checks and the write
+        (tmp_path / name).write_bytes(b"another run's video")
+        return encode(frames, fps)
+
+    monkeypatch.setattr(t2v.cli, "encode_mp4", another_run_writes_first)
+    assert main(["generate", "a cat", "--steps", "1", *(["-o", name] if given else [])]) == 0
+    next_name = name.replace(".mp4", "-2.mp4")
+    assert f"{name} appeared while rendering (another run?); wrote {next_name} (" in capsys.readouterr().out
+    assert (tmp_path / name).read_bytes() == b"another run's video"
+    assert (tmp_path / next_name).read_bytes()[4:8] == b"ftyp" and len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_full_disk_names_the_video_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    import errno
+    import io
+    import types
+
+    import t2v.video
+
+    class FullDisk(io.BytesIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fdopen(descriptor, mode):
+        os.close(descriptor)
+        return FullDisk()
+
+    monkeypatch.setattr(t2v.video, "os", types.SimpleNamespace(**{**vars(os), "fdopen": fdopen}))
+    out = tmp_path / "x.mp4"
+    assert main(["generate", "a cat", "-o", str(out), "--steps", "1"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]  # tqdm's bar aside
+    assert errors == [f"error: could not write {out} (No space left on device); nothing was written there"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_render_that_is_not_finite_is_an_error_and_writes_no_video(tmp_path, capsys, monkeypatch):
+    from t2v.driver import PipelineBase
+
+    monkeypatch.setattr(PipelineBase, "denoise", lambda self, x, *args: torch.full_like(x, float("nan")))
+    assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--steps", "1"]) == 1
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")] == [
+        "error: the render produced non-finite values (NaN or inf) in its latents, which would make a black video; "
+        "likely causes: a LoRA style at too large a scale, or float16 overflow (float32 or bfloat16 avoids it)"]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("model", "says"), [
+    ("weights/modelscope", "model source 'weights/modelscope' is neither 'tiny-random' nor an existing directory; "
+                           "download the official model into it first with `python -m t2v download weights/modelscope` "
+                           "(for another Hugging Face repo, add --repo OWNER/NAME)"),
+    ("ali-vilab/text-to-video-ms-1.7b",
+     "model source 'ali-vilab/text-to-video-ms-1.7b' is neither 'tiny-random' nor an existing directory: it is a "
+     "Hugging Face repo id, and t2v loads folders; download it first with `python -m t2v download "
+     "weights/text-to-video-ms-1.7b --repo ali-vilab/text-to-video-ms-1.7b`, then load weights/text-to-video-ms-1.7b"),
+])
+def test_a_model_not_downloaded_yet_is_answered_with_the_download_command(tmp_path, capsys, monkeypatch, no_work,
+                                                                          model, says):
+    monkeypatch.chdir(tmp_path)  # the README's commands, before its download step
+    assert main(["generate", "a cat", "--model", model]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: --model {model}: {says}"]
+
+
+def test_output_under_a_file_overwrite_without_output_and_a_name_that_is_not_utf8_are_each_one_line(
+        tmp_path, capsys, no_work):
+    (tmp_path / "panda.mp4").write_bytes(b"a video")
+    assert main(["generate", "a cat", "-o", str(tmp_path / "panda.mp4" / "x.mp4")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --output {tmp_path / 'panda.mp4' / 'x.mp4'}: {tmp_path / 'panda.mp4'} is a file, not a folder; name "
+        "a file in a folder that exists"]
+    assert main(["generate", "a cat", "--overwrite"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --overwrite: replaces the file named with -o/--output, and none is named (each run without -o writes "
+        "a new video.mp4, video-2.mp4, …); name the file, or leave --overwrite out"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "a cat", "-o", os.fsdecode(b"caf\xe9.mp4")])  # argv's bytes, as Python hands them over
+    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines() == [
+        "error: argument -o/--output: b'caf\\xe9.mp4' is not UTF-8 text (byte 0xe9); name it in UTF-8, as t2v reads "
+        "and prints names"]
+    assert (tmp_path / "panda.mp4").read_bytes() == b"a video"
+
+
+def test_the_help_gives_each_value_its_range():
+    generate = t2v.cli.build_parser()._commands()["generate"]
+    assert "frames per second of the MP4, 1–60 (default 8)" in " ".join(generate.format_help().split())
+
+
+@pytest.mark.parametrize("fails", [1, 2])
+def test_convert_on_a_full_disk_is_one_line_and_leaves_no_half_export(tmp_path, capsys, monkeypatch, fails):
+    from safetensors import SafetensorError
+
+    import t2v.weights.files
+
+    save = t2v.weights.files.save_file
+    calls = []
+
+    def full(state, path):
+        calls.append(path)
+        if len(calls) == fails:
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        save(state, path)
+
+    earlier = tmp_path / "earlier"
+    assert main(["convert", "tiny-random", str(earlier)]) == 0
+    (earlier / "notes.txt").write_text("mine")
+    kept = {path.name: path.read_bytes() for path in earlier.iterdir()}
+    monkeypatch.setattr(t2v.weights.files, "save_file", full)
+    for destination, extra in ((tmp_path / "new" / "export", []), (earlier, ["--overwrite", "--frames", "2"])):
+        calls.clear()
+        assert main(["convert", "tiny-random", str(destination), *extra]) == 1
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: could not write the export to {destination} (SafetensorError: Error while serializing: I/O "
+            "error: No space left on device (os error 28)); what was written of it is removed"]
+    assert sorted(path.name for path in tmp_path.rglob("*")) == sorted(["earlier", "new", *kept])  # no .part
+    assert {path.name: path.read_bytes() for path in earlier.iterdir()} == kept
+
+
+def test_bench_without_diffusers_or_over_earlier_results_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from t2v.bench import main as bench_main
+
+    monkeypatch.setattr(bench_main, "run", lambda args: 0)  # the benchmark itself: not this test's
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "diffusers" else find_spec(name))
+    (tmp_path / "bench.json").write_text("{}")
+    assert main(["bench", "--tiny", "--device", "cpu", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: the diffusers runs need diffusers, not installed here; install the bench extra (pip install -e "
+        "'.[bench]'), or pass --no-diffusers to time our pipeline alone",
+        f"error: --out {tmp_path}: holds bench.json already; pass --overwrite to replace them, or name a new or empty "
+        "folder"]
+    assert main(["bench", "--tiny", "--device", "cpu", "--out", str(tmp_path), "--no-diffusers", "--overwrite"]) == 0
+    assert main(["bench", "--tiny", "--device", "cpu", "--cold-start-only"]) == 0  # needs no diffusers
+    assert (tmp_path / "bench.json").read_text() == "{}"

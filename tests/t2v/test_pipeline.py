@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2v import GenerationCancelled, GenerationRequest, InvalidRequest
+from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, NonFiniteOutput
 from t2v.sampling import GuidedDenoiser, sample_ddim, sample_dpmpp_2m
 from t2v.schedule import Schedule
 
@@ -193,3 +193,21 @@ def test_a_negative_prompt_too_long_or_without_effect_is_noted(tiny_pipe):
     assert any(note.startswith("the negative prompt has no effect at guidance 1") for note in unused)
     assert not any("negative" in note for note in tiny_pipe.generate(GenerationRequest("a cat", "", steps=1,
                                                                                         guidance=1.0)).notes)
+
+
+def test_a_lora_scale_that_overflows_the_weights_raises_instead_of_making_a_black_video(tiny_pipe):
+    from tests.t2v.lora_files import random_lora
+
+    tiny_pipe.load_lora(random_lora(tiny_pipe.config), name="loud")
+    tiny_pipe.set_lora("loud", 1e30)
+    try:
+        with pytest.raises(NonFiniteOutput, match=r"non-finite values \(NaN or inf\) in its latents.*LoRA"):
+            tiny_pipe.generate(GenerationRequest("a cat", seed=1, steps=1, **SMALL))
+    finally:
+        tiny_pipe.styles.unload("loud")  # the weights back bit for bit, for the other tests
+
+
+def test_decoded_pixels_that_are_not_finite_raise_too(tiny_pipe, monkeypatch):
+    monkeypatch.setattr(tiny_pipe, "decode", lambda latents: torch.full((1, 3, 2, 64, 64), float("nan")))
+    with pytest.raises(NonFiniteOutput, match="in its frames"):
+        tiny_pipe.generate(GenerationRequest("a cat", seed=1, steps=1, **SMALL))

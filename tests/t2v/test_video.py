@@ -1,13 +1,20 @@
-"""encode_mp4: what Discord's inline player needs (H.264, yuv420p, moov first), fidelity, and fitting a size limit."""
+"""encode_mp4: what Discord's inline player needs (H.264, yuv420p, moov first), fidelity, and fitting a size limit;
+write_mp4: whole or not at all, and never over a file that appeared meanwhile unless asked."""
 
+import errno
 import io
+import os
 import struct
+import types
 
 import av
 import numpy as np
 import pytest
 
-from t2v import VideoTooLargeError, encode_mp4
+import t2v.video
+from t2v import VideoTooLargeError, WriteError, encode_mp4
+from t2v.preflight import numbered
+from t2v.video import write_mp4
 
 
 def _decode(data: bytes) -> tuple[np.ndarray, dict]:
@@ -143,3 +150,47 @@ def test_fps_outside_1_to_60_raises_naming_the_value_and_range(fps):
 def test_non_positive_max_bytes_raises(max_bytes):
     with pytest.raises(ValueError, match=rf"got {max_bytes}"):
         encode_mp4(_gradient(frames=1), max_bytes=max_bytes)
+
+
+def test_a_name_taken_while_rendering_is_kept_and_the_video_takes_the_next_free_one(tmp_path):
+    target = tmp_path / "x.mp4"
+    target.write_bytes(b"another run's video")  # appeared after the name was checked
+    (tmp_path / "x-2.mp4").symlink_to(tmp_path / "elsewhere")  # a link, even a dangling one, holds its name
+    written = write_mp4(target, b"ours", overwrite=False, instead=numbered(target))
+    assert written == tmp_path / "x-3.mp4" and written.read_bytes() == b"ours"
+    assert target.read_bytes() == b"another run's video" and not (tmp_path / "elsewhere").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["x-2.mp4", "x-3.mp4", "x.mp4"]  # no .part left
+
+
+def test_a_free_name_is_claimed_whole_and_overwrite_replaces(tmp_path):
+    target = tmp_path / "x.mp4"
+    assert write_mp4(target, b"first", overwrite=False) == target and target.read_bytes() == b"first"
+    assert write_mp4(target, b"second") == target and target.read_bytes() == b"second"
+
+
+def test_without_hard_links_a_name_is_still_claimed_exclusively(tmp_path, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")  # as vfat answers link()
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "x.mp4").write_bytes(b"theirs")
+    written = write_mp4(tmp_path / "x.mp4", b"ours", overwrite=False, instead=numbered(tmp_path / "x.mp4"))
+    assert written.name == "x-2.mp4" and written.read_bytes() == b"ours"
+    assert (tmp_path / "x.mp4").read_bytes() == b"theirs" and len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_full_disk_is_one_error_naming_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    class FullDisk(io.BytesIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fdopen(descriptor, mode):
+        os.close(descriptor)
+        return FullDisk()
+
+    monkeypatch.setattr(t2v.video, "os", types.SimpleNamespace(**{**vars(os), "fdopen": fdopen}))
+    with pytest.raises(WriteError) as raised:
+        write_mp4(tmp_path / "x.mp4", b"data", overwrite=False)
+    assert str(raised.value) == (f"could not write {tmp_path / 'x.mp4'} (No space left on device); nothing was "
+                                 "written there")
+    assert isinstance(raised.value, OSError) and not list(tmp_path.iterdir())
