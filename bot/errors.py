@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from t2v.errors import InvalidRequest, VideoTooLargeError
+from t2v.errors import InvalidRequest, NonFiniteOutput, VideoTooLargeError
 
 RefusalReason = Literal[
     "empty", "too_long", "not_english", "denylist", "user_cap", "global_cap", "unavailable", "invalid",
@@ -183,4 +183,6 @@ def failure_reason(error: BaseException) -> str:
         return f"invalid settings: {error}"
     if isinstance(error, VideoTooLargeError):
         return "the video would not fit under Discord's upload limit"
+    if isinstance(error, NonFiniteOutput):
+        return "the model's numbers overflowed into an unusable video; another seed or a weaker style may work"
     return INTERNAL

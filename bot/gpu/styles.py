@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import SettingsError, StyleGone
+from t2v.config import LORA_SCALE_RANGE
 from t2v.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 SETTING = "STYLES_FILE"
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # Discord-safe: lower case, as a slash command's choice value
 NONE = "none"  # /video's `style:none`: no style, even where the server's presets name one (so no style takes it)
-SCALE_RANGE = (0.0, 2.0)  # exclusive low, inclusive high: 0 is no style; diffusers' users stay within about 1.5
+SCALE_RANGE = LORA_SCALE_RANGE  # exclusive low, inclusive high: t2v's rule, the CLI's --lora too
 MAX_WORDS = 200  # characters of a prefix or suffix
 MAX_DESCRIPTION = 80  # characters: "name — description" fits a Discord choice's 100
 KEYS = {"file", "scale", "prefix", "suffix", "description", "optional"}

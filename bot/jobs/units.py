@@ -28,7 +28,7 @@ from bot.jobs.running import RunningJob, jobs_named
 from bot.jobs.spec import DEFAULT_UPLOAD_LIMIT
 from bot.jobs.upscale import source_frames
 from storage import JobRecord, Repository
-from t2v.errors import GenerationCancelled, VideoTooLargeError
+from t2v.errors import GenerationCancelled, NonFiniteOutput, VideoTooLargeError
 from t2v.request import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -164,9 +164,10 @@ def upload_limit(job: JobRecord) -> int:
 
 
 def _log_failure(what: str, error: BaseException) -> None:
-    """A failure the job's user is told of: a foreseen one (JobFailed, or a video over the upload limit: the user is
-    told why) in one line, anything else with its traceback for the operator ("the bot's logs have the details")."""
-    if isinstance(error, JobFailed | VideoTooLargeError):
+    """A failure the job's user is told of: a foreseen one (JobFailed, a video over the upload limit, a render that
+    overflowed: the user is told why) in one line, anything else with its traceback for the operator ("the bot's
+    logs have the details")."""
+    if isinstance(error, JobFailed | VideoTooLargeError | NonFiniteOutput):
         log.warning("%s: %s", what, error)
     else:
         log.error("%s", what, exc_info=error)

@@ -459,3 +459,22 @@ async def test_when_the_database_cannot_record_a_jobs_end_the_user_still_gets_th
     assert h.service.running.get(job.id) is None
     assert any(f"job {job.id}: the database did not record it as {outcome}" in record.getMessage()
                for record in logged_errors.records)
+
+
+async def test_a_render_that_overflowed_tells_its_user_why_in_one_warning(make_service, monkeypatch, caplog,
+                                                                           logged_errors):
+    from t2v.errors import NonFiniteOutput
+
+    h = await make_service()
+
+    def overflowing(request: Any, **callbacks: Any) -> Any:
+        raise NonFiniteOutput("latents")
+
+    monkeypatch.setattr(h.pipeline, "generate", overflowing)
+    job = (await h.submit()).job
+    told = await h.events.wait("failed", job.id)
+
+    assert told == (f"Sorry, job #{job.id} failed (the model's numbers overflowed into an unusable video; another "
+                    "seed or a weaker style may work). Nothing was charged.")
+    assert [r.levelname for r in caplog.records if f"job {job.id} failed" in r.getMessage()] == ["WARNING"]
+    assert logged_errors.records == []
