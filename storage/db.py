@@ -94,13 +94,20 @@ async def held_alone(engine: AsyncEngine) -> AsyncIterator[None]:
         yield  # an in-memory SQLite database is this process's alone anyway
         return
     async with engine.connect() as connection:
+        # autocommit: a session left idle in a transaction for the bot's life would hold back VACUUM on every table
+        # (and a server's idle_in_transaction_session_timeout would end it, and the lock with it)
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
         if not (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY})).scalar():
             raise DatabaseInUse("another process holds this database as its bot's (a PostgreSQL advisory lock, "
                                 f"key {LOCK_KEY}: pg_locks shows its backend's pid)")
         try:
             yield
         finally:
-            await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+            try:
+                await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+            except DBAPIError as error:  # the session is gone (a server restart): so is its lock
+                log.warning("the database lock's session ended before the bot did: %s",
+                            str(error.orig).splitlines()[0] if str(error.orig) else type(error.orig).__name__)
 
 
 @contextmanager

@@ -183,11 +183,12 @@ class ModerationRepository(Transactional):
                  "done" if allowed else "refused")
         return record
 
-    async def audited_targets(self, actions: Iterable[str], *, guild_id: int) -> set[str]:
-        """The targets of the server's allowed audit rows of these actions: what was ever done to what."""
+    async def audited_targets(self, actions: Iterable[str], *, guild_id: int | None) -> set[str]:
+        """The targets of the server's (None: any server's) allowed audit rows of these actions: what was ever done
+        to what."""
         query = select(AuditEntry.target).distinct().where(
-            AuditEntry.guild_id == guild_id, AuditEntry.action.in_(list(actions)), AuditEntry.allowed.is_(True),
-            AuditEntry.target.is_not(None))
+            AuditEntry.action.in_(list(actions)), AuditEntry.allowed.is_(True), AuditEntry.target.is_not(None),
+            *([] if guild_id is None else [AuditEntry.guild_id == guild_id]))
 
         async def work(session: AsyncSession) -> set[str]:
             return set((await session.execute(query)).scalars())

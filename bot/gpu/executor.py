@@ -370,17 +370,17 @@ def _log_broken(reason: str) -> None:
 def context_lost(error: BaseException) -> bool:
     """Whether `error`, or an error it was raised from, is a CUDA error after which the process's CUDA context is
     unusable (a device-side assert, an illegal address or instruction, a failed launch): every later CUDA call fails
-    with it, and only a new process gets a working context. Running out of GPU memory is not one: the next job runs."""
+    with it, and only a new process gets a working context. Told by torch's words for these sticky errors, on a
+    RuntimeError or torch >= 2.8's AcceleratorError (one of its subclasses), which also carries CUDA errors that
+    leave the context working (an invalid launch configuration, a kernel image missing for this GPU, running out of
+    memory): those fail their job alone."""
     torch = sys.modules.get("torch")  # not imported here: work that raised a CUDA error has loaded it
-    accelerator_error = getattr(torch, "AcceleratorError", None)  # torch >= 2.8 raises CUDA's errors as this
     out_of_memory = getattr(torch, "OutOfMemoryError", None)
     cause: BaseException | None = error
     while cause is not None:
         text = str(cause)
         if out_of_memory is not None and isinstance(cause, out_of_memory):
             return False
-        if accelerator_error is not None and isinstance(cause, accelerator_error) and "out of memory" not in text:
-            return True
         if isinstance(cause, RuntimeError) and "CUDA error" in text and any(words in text for words in _CONTEXT_LOST):
             return True
         cause = cause.__cause__

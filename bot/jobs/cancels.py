@@ -52,17 +52,21 @@ class Cancels:
     async def cancel_server(self, guild_id: int) -> tuple[int, int]:
         """Cancel every job of a server the bot is no longer in (its channels are out of reach): the queued ones at
         once, unannounced, the running ones at their next step. (queued, running) counts."""
+        # Both sets are taken before the first await: meanwhile the dispatcher could start a queued one, which would
+        # then be cancelled twice, as queued and as running.
         queued = [item.job for item in self._queue.service_order() if item.job.guild_id == guild_id]
         for job in queued:
             self._queue.cancel(job.id)
-            try:
-                await self._repo.mark_cancelled(job.id, now=self._clock())
-            except InvalidTransitionError:  # it started meanwhile: stopped below
-                continue
         running = [entry for entry in self._running if entry.job.guild_id == guild_id and not entry.user_cancelled]
         for entry in running:
             entry.user_cancelled = True
             entry.token.cancel()
+        for job in queued:
+            try:
+                await self._repo.mark_cancelled(job.id, now=self._clock())
+            except InvalidTransitionError:  # its user's /cancel came first
+                continue
+        for entry in running:
             if entry.runs_on_in_batch():
                 await self._outcomes.drop_member(entry)
         return len(queued), len(running)

@@ -17,7 +17,8 @@ from bot.jobs.encoder import Rendered
 from bot.jobs.eta import Eta
 from bot.jobs.events import Announcer, Delivered
 from bot.jobs.running import Running, RunningJob
-from storage import InvalidTransitionError, JobNotFoundError, JobRecord, JobState, Repository
+from storage import JobRecord, JobState, Repository
+from storage.errors import unavailable
 from t2v.errors import GenerationCancelled
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,9 @@ async def written(write: Awaitable[JobRecord], fallback: JobRecord) -> JobRecord
     stored row stays running, so the next start may run the job again: an ERROR line says so."""
     try:
         return await write
-    except (InvalidTransitionError, JobNotFoundError):
-        raise  # the row is somewhere else than this job thinks: not a failed write
-    except Exception:
+    except Exception as error:
+        if not unavailable(error):
+            raise  # a bug, or the row somewhere else than this job thinks: not a write the database failed
         log.exception("job %d: the database did not record it as %s; the user is told anyway; the row stays running, "
                       "so the next start may run the job again", fallback.id, fallback.state.value)
         return fallback

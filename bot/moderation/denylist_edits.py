@@ -132,9 +132,14 @@ class DenylistEditor:
 
 async def load_gates(repo: Repository, moderation: ModerationRepository) -> ServerGates:
     """Add the shipped entries the shared list lacks (all of them into a new database; a new release's into an
-    existing one), except those its operators removed (the audit log remembers); build the gates from the table."""
+    existing one), except those ever removed (the audit log remembers); build the gates from the table.
+
+    Removals in any server count: before servers had their own lists (migration 0004) the operators' removals were
+    audited under no server, and the migration filed them under DISCORD_GUILD_ID's. A server's removal of its own
+    entry of the same pattern counts too: a new release's entry of that pattern is then not added, and an operator
+    adds it with `/videomod operator denylist-add` if wanted."""
     skip = [(target.removeprefix(TARGET), kind) for kind, name in LIST_NAMES.items()
-            for target in await moderation.audited_targets([f"{name}.remove"], guild_id=GLOBAL)
+            for target in await moderation.audited_targets([f"{name}.remove"], guild_id=None)
             if target.startswith(TARGET)]
     await repo.seed_denylist(((e.pattern, e.category, e.kind) for e in load_default_entries()), skip=skip)
     by_server: defaultdict[int, list[DenylistEntry]] = defaultdict(list)

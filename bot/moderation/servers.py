@@ -111,16 +111,22 @@ class ServerSettings:
         kept, it would refuse every member's /video for text they never typed)."""
         if guild_id is None:
             return Presets()
-        cached = self._presets.get(guild_id)
-        if cached is None:
-            stored = await self._repo.setting(PRESETS_KEY, guild_id=guild_id) or {}
-            cached = self._presets[guild_id] = Presets(**self._allowed(guild_id, stored))
+        cached = await self._stored(guild_id)
         if cached.negative is not None and self._refusal(guild_id, cached.negative) is not None:
             if (guild_id, cached.negative) not in self._warned:
                 self._warned.add((guild_id, cached.negative))
                 log.warning("server %d's negative prompt preset %r is left out: the server's gate refuses it",
                             guild_id, cached.negative)
             return replace(cached, negative=None)
+        return cached
+
+    async def _stored(self, guild_id: int) -> Presets:
+        """A server's presets as stored (those the limits allow), the gate not asked: what a change starts from, so
+        that a negative preset the gate refuses for now is kept, not dropped by a change of another option."""
+        cached = self._presets.get(guild_id)
+        if cached is None:
+            stored = await self._repo.setting(PRESETS_KEY, guild_id=guild_id) or {}
+            cached = self._presets[guild_id] = Presets(**self._allowed(guild_id, stored))
         return cached
 
     def _refusal(self, guild_id: int, negative: str) -> str | None:
@@ -158,7 +164,7 @@ class ServerSettings:
         if not changes:
             options = [name for name in PRESET_NAMES if name != "style"]  # the style: /videostyle default
             raise InvalidInput(f"Name at least one option to set: {', '.join(options)}.")
-        presets = replace(await self.presets(guild_id), **changes)
+        presets = replace(await self._stored(guild_id), **changes)
         await self._repo.set_setting(PRESETS_KEY, presets.given(), guild_id=guild_id, by=actor,
                                      now=self._moderation.now())
         self._presets[guild_id] = presets
@@ -169,7 +175,7 @@ class ServerSettings:
         """The style /video takes when a member names none (None: no style), the other presets kept; InvalidInput
         names a style the bot does not have."""
         checked = None if style is None else self.limits.check("style", style)
-        presets = replace(await self.presets(guild_id), style=checked)
+        presets = replace(await self._stored(guild_id), style=checked)
         await self._repo.set_setting(PRESETS_KEY, presets.given(), guild_id=guild_id, by=actor,
                                      now=self._moderation.now())
         self._presets[guild_id] = presets

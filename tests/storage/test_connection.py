@@ -154,3 +154,22 @@ async def test_one_process_at_a_time_holds_a_database_and_lets_go_when_done(engi
             pass
     finally:
         await other.dispose()
+
+
+@pytest.mark.backends("postgres")
+async def test_the_postgresql_lock_leaves_no_transaction_open_and_a_lost_session_ends_it_quietly(engine, db_url):
+    from sqlalchemy import text
+
+    watcher = create_engine(db_url)
+    try:
+        async with held_alone(engine), watcher.connect() as connection:
+            states = (await connection.execute(text(
+                "SELECT state FROM pg_stat_activity WHERE pid IN (SELECT pid FROM pg_locks WHERE locktype = "
+                "'advisory')"))).scalars().all()
+            assert states == ["idle"]  # not "idle in transaction": VACUUM is not held back for the bot's life
+            await connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"))
+        async with held_alone(watcher):  # the lock went with its session, and leaving did not raise
+            pass
+    finally:
+        await watcher.dispose()

@@ -226,9 +226,10 @@ async def test_a_new_releases_shipped_entries_reach_an_existing_database_but_not
     await repo.add_denylist_entry("nudes", "sexual")
     assert await lists.edits.remove(MOD, "nudes", guild_id=GLOBAL) is True  # an operator's removal, audited
     await lists.edits.add(MOD, "exploding kittens", "violence", guild_id=GLOBAL)
-    await load_gates(repo, lists.mods)
+    await lists.mods.audit(MOD, "denylist.remove", "pattern:topless", guild_id=A)  # an operator's, before servers
+    await load_gates(repo, lists.mods)  # had their own lists: migration 0004 filed it under DISCORD_GUILD_ID's
     shared = {(entry.pattern, entry.kind) for entry in await stored_entries(repo, GLOBAL)}
 
     assert {("nude", "deny"), ("naked", "deny"), ("exploding kittens", "deny")} <= shared  # a shipped one arrived
-    assert ("nudes", "deny") not in shared  # what the operator removed stays removed
-    assert len(shared) == len(load_default_entries())  # every shipped entry but “nudes”, and the operator's own
+    assert ("nudes", "deny") not in shared and ("topless", "deny") not in shared  # removed ones stay removed
+    assert len(shared) == len(load_default_entries()) - 1  # every shipped entry but those two, and the operator's

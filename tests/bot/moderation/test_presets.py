@@ -112,5 +112,8 @@ async def test_a_negative_preset_the_servers_gate_refuses_later_is_left_out_with
     assert first == second == Presets(steps=25)  # members' /video would otherwise be refused for text they never typed
     assert [record.getMessage() for record in caplog.records if "left out" in record.getMessage()] == [
         "server 600's negative prompt preset 'blurry, melting clocks' is left out: the server's gate refuses it"]
+    await servers.set_presets(MOD, A, frames=16)  # another option changed meanwhile keeps the negative stored
+    await servers.set_default_style(MOD, A, None)
     gates.replace_server(A, [])
-    assert (await servers.presets(A)).negative == "blurry, melting clocks"  # back once the entry is gone
+    assert await servers.presets(A) == Presets(steps=25, frames=16, negative="blurry, melting clocks")  # back
+    assert (await mods.setting(PRESETS_KEY, guild_id=A))["negative"] == "blurry, melting clocks"
