@@ -7,7 +7,8 @@ Routes:
 - `GET /`: what the operator chose (GALLERY_FRONT_PAGE): every server's videos together (`all`; under the server's
   name when only one server has any), a list of the servers (`servers`), or one server's page (its id).
 - `GET /videos/<job id>`: one video's page, with the Open Graph tags that unfurl a shared link into the video
-  (absolute URLs from GALLERY_PUBLIC_URL, else the request's host) and the way back to its server's gallery.
+  (absolute URLs from GALLERY_PUBLIC_URL, else the request's host: then the page is cached by the browser alone)
+  and the way back to its server's gallery.
 - `GET /videos/<job id>.mp4` and `.jpg`: a kept MP4 of an approved entry (with range requests, so browsers seek)
   and its poster frame (made now for a video kept before posters were; a 404 if it cannot be: a tile then shows
   its background until it plays, and the page still works).
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PER_PAGE = 12
 MAX_PER_PAGE = 50  # per_page above this shows this many
 PAGE_CACHE = "public, max-age=60"
+PRIVATE_PAGE_CACHE = "private, max-age=60"  # a video's page whose links come from the request (no GALLERY_PUBLIC_URL)
 MEDIA_CACHE = "public, max-age=86400, immutable"
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
@@ -117,7 +119,10 @@ class Gallery(LocalSite):
         entry = await self._shown(_id(request, "job", "job"))
         poster = await self.media.poster(entry.job_id) is not None
         base = self.public_url or f"{request.scheme}://{request.host}"
-        return _html(video_page(entry, self._server(entry.guild_id), self.title, base=base, poster=poster))
+        page = _html(video_page(entry, self._server(entry.guild_id), self.title, base=base, poster=poster))
+        if self.public_url is None:  # links from the request's Host: a shared cache must not hand one to everyone
+            page.headers["Cache-Control"] = PRIVATE_PAGE_CACHE
+        return page
 
     async def video(self, request: web.Request) -> web.StreamResponse:
         """The MP4 of an approved, undeleted entry (range requests allowed)."""

@@ -357,12 +357,13 @@ async def test_a_videos_page_has_the_open_graph_tags_that_unfurl_it_in_discord(t
 async def test_without_a_public_url_a_videos_links_are_built_from_the_requests_host(world: World):
     job_id = await world.approved("a windmill " + "turning " * 20)
 
-    _, _, body = await fetch(f"{world.url}/videos/{job_id}", Host="gallery.example.net:8443")
+    _, headers, body = await fetch(f"{world.url}/videos/{job_id}", Host="gallery.example.net:8443")
     tags = meta_tags(body.decode())
 
     assert tags["og:video"] == f"http://gallery.example.net:8443/videos/{job_id}.mp4"
     assert "og:video:secure_url" not in tags  # only for an https address
     assert len(tags["og:title"]) == 90 and tags["og:title"].endswith("…")  # a long prompt is cut for the preview
+    assert headers["Cache-Control"] == "private, max-age=60"  # a proxy's cache must not serve another Host's links
 
 
 async def test_python_m_bot_serves_the_gallery_when_enabled(fake_discord, tmp_path: Path):
