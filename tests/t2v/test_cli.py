@@ -13,6 +13,7 @@ import torch
 import t2v.cli
 from t2v.cli import main
 from t2v.errors import current_user
+from tests.t2v.helpers import full_disk
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -506,21 +507,7 @@ def test_a_name_taken_while_rendering_is_kept_and_the_video_takes_the_next_free_
 
 
 def test_a_full_disk_names_the_video_and_leaves_nothing(tmp_path, capsys, monkeypatch):
-    import errno
-    import io
-    import types
-
-    import t2v.video
-
-    class FullDisk(io.BytesIO):
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    def fdopen(descriptor, mode):
-        os.close(descriptor)
-        return FullDisk()
-
-    monkeypatch.setattr(t2v.video, "os", types.SimpleNamespace(**{**vars(os), "fdopen": fdopen}))
+    full_disk(monkeypatch)
     out = tmp_path / "x.mp4"
     assert main(["generate", "a cat", "-o", str(out), "--steps", "1"]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]  # tqdm's bar aside

@@ -5,16 +5,15 @@ import errno
 import io
 import os
 import struct
-import types
 
 import av
 import numpy as np
 import pytest
 
-import t2v.video
 from t2v import VideoTooLargeError, WriteError, encode_mp4
 from t2v.preflight import numbered
 from t2v.video import write_mp4
+from tests.t2v.helpers import full_disk
 
 
 def _decode(data: bytes) -> tuple[np.ndarray, dict]:
@@ -180,15 +179,7 @@ def test_without_hard_links_a_name_is_still_claimed_exclusively(tmp_path, monkey
 
 
 def test_a_full_disk_is_one_error_naming_the_file_and_leaves_nothing(tmp_path, monkeypatch):
-    class FullDisk(io.BytesIO):
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    def fdopen(descriptor, mode):
-        os.close(descriptor)
-        return FullDisk()
-
-    monkeypatch.setattr(t2v.video, "os", types.SimpleNamespace(**{**vars(os), "fdopen": fdopen}))
+    full_disk(monkeypatch)
     with pytest.raises(WriteError) as raised:
         write_mp4(tmp_path / "x.mp4", b"data", overwrite=False)
     assert str(raised.value) == (f"could not write {tmp_path / 'x.mp4'} (No space left on device); nothing was "
