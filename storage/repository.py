@@ -148,12 +148,6 @@ class Repository(Transactional):
         """Jobs in the given states (all when None), oldest id first: the queue to rebuild at start."""
         return await self._select_jobs(*_state_filter(states))
 
-    async def unposted(self, since: datetime) -> list[JobRecord]:
-        """Done jobs finished at or after `since`, not deleted, whose result message was never recorded, oldest
-        first: a restart cut their upload short (or the post failed)."""
-        return await self._select_jobs(Job.state == JobState.DONE, Job.result_message_id.is_(None),
-                                       Job.deleted_at.is_(None), Job.finished_at >= since)
-
     async def recent_render_seconds(self, limit: int) -> list[float]:
         """The GPU seconds of the last `limit` finished videos, oldest first: what the ETA learns from at start."""
         if limit < 1:

@@ -149,7 +149,6 @@ class VideoBot(commands.Bot):
         self.service = self._service_factory(self.delivery)
         await self.service.start()
         self.delivery.watch_queue(self.service.places)  # queued statuses follow the queue (restored ones too)
-        self.delivery.repost_in_background()  # videos the last process finished but never posted
         await self.add_cog(ServersCog(self, self.settings, self.service))
         servers = self._server_settings(self.service)
         self.showcase.servers = servers

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import discord
 
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 INVALID_WEBHOOK_TOKEN = 50027  # Discord's code for an expired interaction token
 ENTITY_TOO_LARGE = 40005  # Discord's code for an upload over the size it accepts (HTTP 413)
 REMEMBER_FINISHED = 1024  # finished job ids kept, so a late event can never overwrite a result
-REPOST_WITHIN = timedelta(hours=1)  # a finished video never posted is posted at start if it finished this recently
-REPOST_NOTE = "posted after the bot restarted, which had cut its upload short"
 ResultView = Callable[[JobRecord], discord.ui.View]  # the buttons under a finished video
 
 
@@ -118,7 +116,6 @@ class Delivery:
         self._statuses: dict[int, _Status] = {}
         self._finished: deque[int] = deque(maxlen=REMEMBER_FINISHED)
         self.board: QueueBoard | None = None  # keeps queued statuses fresh, once `watch_queue` started it
-        self._reposting: asyncio.Task[int] | None = None
 
     def watch_queue(self, places: Callable[[], list[Place]]) -> None:
         """Keep every queued job's place and ETA fresh (`places`: the service's), from now until `close`."""
@@ -127,41 +124,9 @@ class Delivery:
         self.board.start()
 
     async def close(self) -> None:
-        """Stop refreshing queued statuses, and posting videos a restart cut short."""
+        """Stop refreshing queued statuses."""
         if self.board is not None:
             await self.board.stop()
-        if self._reposting is not None and not self._reposting.done():
-            self._reposting.cancel()
-            await asyncio.gather(self._reposting, return_exceptions=True)
-
-    def repost_in_background(self) -> None:
-        """At start, post the videos a restart cut short (`repost`), beside the bot's other work."""
-        self._reposting = asyncio.create_task(self.repost(), name="repost cut-short videos")
-
-    async def repost(self) -> int:
-        """Post the kept videos of jobs that finished in the last REPOST_WITHIN but were never posted — the process
-        ended during their upload (a kill, a crash, a shutdown past its grace) — with a note saying so; one whose
-        video was not kept (a private one) is logged. The count posted."""
-        try:
-            jobs = await self._repo.unposted(self._now() - REPOST_WITHIN)
-        except Exception:
-            log.exception("could not look for finished videos a restart kept from being posted")
-            return 0
-        posted = 0
-        for job in jobs:
-            if self._media is None or job.private or not self._media.has(job.id):
-                log.warning("job %d finished before the restart, but its video was never posted and is not kept",
-                            job.id)
-                continue
-            try:
-                video = await asyncio.to_thread(self._media.path(job.id).read_bytes)
-            except OSError:
-                log.exception("job %d: its kept video could not be read to post it again", job.id)
-                continue
-            log.info("job %d: posting the video a restart cut short", job.id)
-            await self.job_done(Delivered(job, video, job.seed or 0, (REPOST_NOTE,), job.gpu_s or 0.0))
-            posted += 1
-        return posted
 
     # --- events ---------------------------------------------------------------------------------------------------
 
@@ -229,7 +194,7 @@ class Delivery:
     async def job_done(self, delivered: Delivered) -> None:
         """Keep a public video in the media directory; post the MP4 with its details and buttons as a new message."""
         job = delivered.job
-        if self._media is not None and not job.private and not self._media.has(job.id):  # kept: posted again
+        if self._media is not None and not job.private:
             await self._guard(self._media.save(job.id, delivered.video), job, "keeping its video")
         filename = f"video-{job.id}.mp4"
         view = self._result_view(job) if self._result_view is not None else None

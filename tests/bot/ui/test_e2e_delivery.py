@@ -179,22 +179,3 @@ async def test_after_a_restart_queued_statuses_are_written_again_with_an_eta_lea
     assert countdown is not None, status.content
     assert 1100 < int(countdown[1]) - written <= 1200  # the running job's 10 minutes, then its own (not a 5 s guess)
     assert job.state == JobState.QUEUED and running.original.content.startswith("Starting")
-
-
-async def test_a_video_whose_upload_a_shutdown_cut_short_is_posted_after_the_restart(stacks: Stacks):
-    async with stacks.run() as stack:
-        fake = stack.fake
-        upload = f"POST /webhooks/{fake.app_id}/*"
-        release = fake.hold_next(upload)  # the video's followup: Discord takes its time, and the bot stops meanwhile
-        handle = await video(fake, "a lighthouse at dusk")
-        await fake.wait_for(lambda: any(request.matches(upload) for request in fake.requests), what="the upload")
-    cut_short = await stack.job(1)  # the held upload never reaches Discord: its connection closed with the bot
-
-    async with stacks.run() as stack:
-        posted = await handle.wait_followup(has_video)
-        job = await stack.job(1)
-    release.set()  # the first upload's request handler may end now (the bot left long ago)
-
-    assert cut_short.state == JobState.DONE and cut_short.result_message_id is None  # done, never posted
-    assert "posted after the bot restarted, which had cut its upload short" in posted.content
-    assert job.result_message_id == posted.id
