@@ -243,6 +243,7 @@ class VideoService:
         for _, token in self._warm_ups:
             token.cancel()  # one not yet started is skipped; a running one stops at its next step
         tasks = self.running.tasks()
+        posting = {entry.task for entry in self.running if entry.recorded}  # outcomes written, their messages going
         finish_s = max(self.shutdown_grace_s - CHECKPOINT_S, 0.0)
         if tasks and finish_s:
             log.info("letting %d running jobs finish for up to %.0f s", len(tasks), finish_s)
@@ -252,7 +253,11 @@ class VideoService:
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=CHECKPOINT_S)
             for task in late:
-                log.warning("%s did not stop within the grace; it will be retried after restart", task.get_name())
+                if task in posting:
+                    log.warning("%s was still posting its outcome when the grace ran out; the post is cut short (the "
+                                "job's outcome is recorded: it is not run again)", task.get_name())
+                else:
+                    log.warning("%s did not stop within the grace; it will be retried after restart", task.get_name())
                 task.cancel()
         await self._executor.close()
         await asyncio.to_thread(self._encoder.close)

@@ -478,3 +478,24 @@ async def test_a_render_that_overflowed_tells_its_user_why_in_one_warning(make_s
                     "seed or a weaker style may work). Nothing was charged.")
     assert [r.levelname for r in caplog.records if f"job {job.id} failed" in r.getMessage()] == ["WARNING"]
     assert logged_errors.records == []
+
+
+async def test_a_shutdown_that_cuts_a_finished_jobs_post_short_says_so_and_not_that_it_runs_again(
+        make_service, monkeypatch, caplog):
+    import bot.jobs.service
+
+    class PostingForever(Events):
+        async def job_done(self, delivered: Any) -> None:
+            self.record("done", delivered.job.id, delivered)
+            await asyncio.Event().wait()  # Discord never answers the upload
+
+    monkeypatch.setattr(bot.jobs.service, "CHECKPOINT_S", 0.01)  # the grace's last part, which the post outlasts
+    events = PostingForever()
+    h = await make_service(events=events, shutdown_grace_s=0)
+    job = (await h.submit()).job
+    await events.wait("done", job.id)
+    await asyncio.wait_for(h.service.stop(), WAIT)
+
+    assert f"video-job-{job.id} was still posting its outcome when the grace ran out" in caplog.text
+    assert "will be retried after restart" not in caplog.text
+    assert (await h.repo.get_job(job.id)).state == JobState.DONE

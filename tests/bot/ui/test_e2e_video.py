@@ -198,13 +198,14 @@ async def test_per_user_cap_refuses_politely_and_privately(stacks: Stacks, scrip
 
 
 async def test_a_burst_over_the_cap_is_refused_privately_and_the_rest_run_in_public(stacks: Stacks, scripted):
-    gate = scripted.gate("burst 1")
+    gates = [scripted.gate(f"burst {i}") for i in (1, 2, 3, 4)]  # none finishes, freeing a place, meanwhile
     async with stacks.run(lambda device: scripted, queue_per_user_cap=2) as stack:
         fake = stack.fake
         handles = [await video(fake, f"burst {i}") for i in (1, 2, 3, 4)]  # sent before any is answered
         answers = [await handle.wait_answer() for handle in handles]
         jobs = await stack.jobs()
-        gate.release(100)
+        for gate in gates:
+            gate.release(100)
 
     refused = [a for a in answers if "you already have 2 videos" in a.content.lower()]
     assert len(refused) == 2 and all(a.ephemeral for a in refused)
