@@ -48,6 +48,7 @@ from storage.errors import (
 )
 
 ENV_FILE = ".env"
+MAX_ID = 2**63 - 1
 CHATTER = ("Context impl ", "Will assume ")  # what Alembic logs each time it looks at the database
 
 
@@ -113,10 +114,12 @@ def _setting(name: str) -> str | None:
 
 
 def _positive(text: str) -> int:
-    """A server id: a positive whole number."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a server id (a positive whole number)")
-    return int(text)
+    """A server id: ASCII digits of a whole number from 1 to 2⁶³ − 1 (SQL's BIGINT, and Discord's ids)."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or not 0 < int(digits) <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a server id (a whole number from 1 to {MAX_ID}, such as "
+                                         "123456789012345678)")
+    return int(digits)
 
 
 def _home_guild_id(value: str | None) -> int | None:

@@ -133,3 +133,17 @@ def test_a_database_a_running_bot_holds_is_left_alone(bot_folder: Path, capsys: 
                                        f"{os.getpid()}) holds this database as its bot's ({bot_folder / 'videobot.db'}"
                                        ".lock is locked): stop the bot first\n")
     assert schema(bot_folder / "videobot.db")[0] == HEAD
+
+
+@pytest.mark.parametrize("value", ["²", "99999999999999999999", "0", "abc"])
+def test_a_server_id_that_is_not_one_is_one_line_naming_it(bot_folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture, value: str) -> None:
+    monkeypatch.setenv("DISCORD_GUILD_ID", value)
+    capsys.readouterr()
+    assert main(["migrate", "--to", "0003"]) == 2
+    assert capsys.readouterr().err == (f"error: DISCORD_GUILD_ID={value}: {value!r} is not a server id (a whole number "
+                                       "from 1 to 9223372036854775807, such as 123456789012345678)\n")
+    with pytest.raises(SystemExit):
+        main(["migrate", "--home-guild-id", value])
+    assert f"argument --home-guild-id: {value!r} is not a server id" in capsys.readouterr().err
+    assert schema(bot_folder / "videobot.db")[0] == HEAD  # nothing was done
