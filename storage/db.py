@@ -173,8 +173,12 @@ async def downgrade(engine_or_url: AsyncEngine | str, revision: str) -> None:
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database's schema is at; None for a database no migration has run on."""
     async with engine.connect() as connection:
-        return await connection.run_sync(
-            lambda sync: MigrationContext.configure(sync, opts={"transactional_ddl": True}).get_current_revision())
+        return await connection.run_sync(_revision_of)
+
+
+def _revision_of(connection: Connection) -> str | None:
+    """Alembic's record of the schema's revision on a connection (None: no migration has run)."""
+    return MigrationContext.configure(connection, opts={"transactional_ddl": True}).get_current_revision()
 
 
 async def _run(engine_or_url: AsyncEngine | str, alembic_command: Any, revision: str,
@@ -196,7 +200,7 @@ def _alembic(connection: Connection, alembic_command: Any, revision: str, home_g
     this code migrated (Alembic would fail with a traceback on the revision it cannot find)."""
     config = alembic_config()
     script = ScriptDirectory.from_config(config)
-    current = MigrationContext.configure(connection, opts={"transactional_ddl": True}).get_current_revision()
+    current = _revision_of(connection)
     if current is not None and current not in {known.revision for known in script.walk_revisions()}:
         raise SchemaTooNew(current, script.get_current_head() or "none")
     config.attributes["connection"] = connection
