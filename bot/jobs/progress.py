@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Callable
 
 from bot.gpu.previews import Preview
@@ -29,7 +28,6 @@ class Progress:
     def __init__(self, announce: Announcer, time_limit_s: float,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._announce, self.time_limit_s, self._monotonic = announce, time_limit_s, monotonic
-        self._started: weakref.WeakKeyDictionary[RunningJob, float] = weakref.WeakKeyDictionary()  # on `monotonic`
 
     def of(self, entry: RunningJob) -> Callable[..., None]:
         """The progress callback of a job that runs alone: `(step, total[, preview])`."""
@@ -46,7 +44,7 @@ class Progress:
 
     def started(self, entry: RunningJob) -> None:
         """Announce the job's start (its time limit counts from now); its progress events follow this call."""
-        self._started[entry] = self._monotonic()
+        entry.started_s = self._monotonic()
         entry.event = asyncio.create_task(self._announce("job_started", entry.job))
 
     def report(self, entry: RunningJob, step: int, total: int, preview: Preview | None = None) -> None:
@@ -67,8 +65,8 @@ class Progress:
         entry.event = asyncio.create_task(self._announce("job_progress", entry.job, step, total, *shown))
 
     def _check_time_limit(self, entry: RunningJob) -> None:
-        """Stop a job at its next step once it has run past the time limit (monotonic time since `started`)."""
-        started = self._started.get(entry)
+        """Stop a job at its next step once it has run past the time limit (monotonic time since it started)."""
+        started = entry.started_s
         if entry.timed_out or started is None:
             return
         if self._monotonic() - started > self.time_limit_s:

@@ -61,9 +61,10 @@ class FairQueue(Generic[J]):
         on their way in (accepted, not yet pushed)."""
         if self.pending_count(user_id) >= self.per_user_cap:
             cap = self.per_user_cap
-            raise Refused("user_cap", "You already have a video queued or rendering, and the limit is one per user. "
-                                      "Wait for it to finish or cancel it." if cap == 1 else
-                                      f"You already have {cap} videos queued or rendering (the limit is {cap} per "
+            if cap == 1:
+                raise Refused("user_cap", "You already have a video queued or rendering, and the limit is one per "
+                                          "user. Wait for it to finish or cancel it.")
+            raise Refused("user_cap", f"You already have {cap} videos queued or rendering (the limit is {cap} per "
                                       "user). Wait for one to finish or cancel one.")
         if len(self) + reserved >= self.global_cap:
             raise Refused("global_cap", f"The queue is full ({self.global_cap} waiting, its limit); try again in a "

@@ -32,6 +32,7 @@ class RunningJob:
     event: asyncio.Task[None] | None = None  # job_started or the latest job_progress call
     preview: Preview | None = None  # the newest live preview, shown with the next progress event
     task: asyncio.Task[None] | None = None  # the unit of work it runs in
+    started_s: float | None = None  # when it started in this process, on the monotonic clock its time limit reads
 
     @classmethod
     def of(cls, queued: Queued) -> RunningJob:
