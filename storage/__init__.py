@@ -34,6 +34,7 @@ from storage.moderation_records import (
 from storage.records import (
     ACTIVE_STATES,
     GLOBAL,
+    Delivery,
     DenyKind,
     DenylistRecord,
     JobRecord,
@@ -84,6 +85,7 @@ __all__ = [
     "DatabaseInUse",
     "DatabaseRefused",
     "DatabaseUnreachable",
+    "Delivery",
     "DenyKind",
     "DenylistRecord",
     "DuplicateEntryError",

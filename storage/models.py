@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.records import DenyKind, JobState, ShowcaseState
+from storage.records import Delivery, DenyKind, JobState, ShowcaseState
 
 # Stable constraint names, so later SQLite batch migrations can find and alter them.
 NAMING_CONVENTION = {
@@ -74,6 +74,7 @@ class Job(Base):
         sa.Index("ix_jobs_state_id", "state", "id"),
         sa.Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
         sa.Index("ix_jobs_guild_id_created_at", "guild_id", "created_at"),
+        sa.Index("ix_jobs_delivery", "delivery"),  # the few pending posts, looked for at each start
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
@@ -101,6 +102,7 @@ class Job(Base):
     status_message_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     result_message_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     deleted_at: Mapped[datetime | None]  # the requester or a moderator deleted the result (🗑)
+    delivery: Mapped[Delivery | None] = mapped_column(_string_enum(Delivery, 16))  # a done job's post
 
 
 class DenylistEntry(Base):

@@ -1,4 +1,5 @@
-"""ORM-free records the repositories hand out: job states, denylist kinds, jobs, denylist and showcase entries."""
+"""ORM-free records the repositories hand out: job states and deliveries, denylist kinds, jobs, denylist and
+showcase entries."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ class JobState(StrEnum):
 
 
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
+
+
+class Delivery(StrEnum):
+    """What became of a finished (done) job's video on Discord; stored as its lowercase value."""
+
+    PENDING = "pending"  # rendered and recorded, not yet posted: a post cut short by the process's end stays so
+    POSTED = "posted"  # the result message is on Discord (its id is the job's result_message_id)
+    UNPOSTED = "unposted"  # Discord refused it, or posting failed; the requester was told
 
 
 class ShowcaseState(StrEnum):
@@ -73,6 +82,7 @@ class JobRecord:
     status_message_id: int | None
     result_message_id: int | None
     deleted_at: datetime | None = None  # when the requester or a moderator deleted the result
+    delivery: Delivery | None = None  # a done job's post (None: not done, or done before deliveries were recorded)
 
     @property
     def is_active(self) -> bool:

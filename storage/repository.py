@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import DuplicateEntryError, InvalidTransitionError, JobNotFoundError
 from storage.models import DenylistEntry, Job
-from storage.records import ACTIVE_STATES, GLOBAL, DenyKind, DenylistRecord, JobRecord, JobState
+from storage.records import ACTIVE_STATES, GLOBAL, Delivery, DenyKind, DenylistRecord, JobRecord, JobState
 from storage.transactions import Transactional
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 _QUEUED = frozenset({JobState.QUEUED})
 _RUNNING = frozenset({JobState.RUNNING})
+_DONE = frozenset({JobState.DONE})
 
 
 
@@ -103,7 +104,8 @@ class Repository(Transactional):
         result_message_id: int | None = None,
         now: datetime | None = None,
     ) -> JobRecord:
-        """running → done, with the seed used, GPU seconds, video size and the posted message."""
+        """running → done, with the seed used, GPU seconds, video size and the posted message (else the video's
+        delivery is pending until `set_result_message` or `set_unposted`)."""
         now = self._now(now)
         changes = {
             "finished_at": now,
@@ -111,6 +113,7 @@ class Repository(Transactional):
             "gpu_s": gpu_s,
             "output_bytes": output_bytes,
             "result_message_id": result_message_id,
+            "delivery": Delivery.PENDING if result_message_id is None else Delivery.POSTED,
         }
         return await self._transition(job_id, JobState.DONE, _RUNNING, lambda _job: changes)
 
@@ -141,8 +144,22 @@ class Repository(Transactional):
         return await self._set(job_id, status_message_id=message_id)
 
     async def set_result_message(self, job_id: int, message_id: int) -> JobRecord:
-        """Remember the Discord message that carries this job's video (its buttons name the job)."""
-        return await self._set(job_id, result_message_id=message_id)
+        """Remember the Discord message that carries this job's video (its buttons name the job): it is posted."""
+        return await self._set(job_id, result_message_id=message_id, delivery=Delivery.POSTED)
+
+    async def set_unposted(self, job_id: int) -> JobRecord:
+        """A done job whose video Discord refused or whose post failed (its requester was told): never posted later."""
+        return await self._set(job_id, delivery=Delivery.UNPOSTED)
+
+    async def undelivered(self) -> list[JobRecord]:
+        """Done jobs whose video's post was never made or recorded (the process ended during it), oldest first."""
+        return await self._select_jobs(Job.state == JobState.DONE, Job.delivery == Delivery.PENDING)
+
+    async def mark_undelivered(self, job_id: int, error: str, *, now: datetime | None = None) -> JobRecord:
+        """done → failed, for a video whose post was cut short and cannot be made again: not charged."""
+        now = self._now(now)
+        return await self._transition(job_id, JobState.FAILED, _DONE,
+                                      lambda _job: {"finished_at": now, "error": error, "delivery": Delivery.UNPOSTED})
 
     async def list_jobs(self, states: Iterable[JobState] | None = None) -> list[JobRecord]:
         """Jobs in the given states (all when None), oldest id first: the queue to rebuild at start."""
@@ -318,7 +335,8 @@ def _seconds(start: datetime, end: datetime) -> float:
 def _job_record(job: Job) -> JobRecord:
     """Copy an ORM row into a frozen record (params copied so callers cannot mutate the session's dict)."""
     values = {name: getattr(job, name) for name in JobRecord.__dataclass_fields__}
-    return JobRecord(**{**values, "state": JobState(job.state), "params": dict(job.params)})
+    delivery = None if job.delivery is None else Delivery(job.delivery)
+    return JobRecord(**{**values, "state": JobState(job.state), "params": dict(job.params), "delivery": delivery})
 
 
 def _list_name(guild_id: int) -> str:

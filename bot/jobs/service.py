@@ -255,7 +255,8 @@ class VideoService:
             for task in late:
                 if task in posting:
                     log.warning("%s was still posting its outcome when the grace ran out; the post is cut short (the "
-                                "job's outcome is recorded: it is not run again)", task.get_name())
+                                "job's outcome is recorded: it is not run again; a video is posted at the next start)",
+                                task.get_name())
                 else:
                     log.warning("%s did not stop within the grace; it will be retried after restart", task.get_name())
                 task.cancel()

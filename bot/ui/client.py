@@ -148,6 +148,7 @@ class VideoBot(commands.Bot):
         """Start the service, add the cogs, sync the commands (to the development guild when one is set)."""
         self.service = self._service_factory(self.delivery)
         await self.service.start()
+        await self.delivery.post_undelivered()  # what the last stop cut short, before the queue's own posts
         self.delivery.watch_queue(self.service.places)  # queued statuses follow the queue (restored ones too)
         await self.add_cog(ServersCog(self, self.settings, self.service))
         servers = self._server_settings(self.service)

@@ -33,6 +33,7 @@ class MessageRoutes:
             web.patch(webhook + "/messages/{message_id}", self.edit_webhook_message),
             web.delete(webhook + "/messages/{message_id}", self.delete_webhook_message),
             web.post(channel + "/messages", self.create_channel_message),
+            web.get(channel + "/messages", self.channel_history, allow_head=False),
             web.get(channel + "/messages/{message_id}", self.get_channel_message, allow_head=False),
             web.patch(channel + "/messages/{message_id}", self.edit_channel_message),
             web.delete(channel + "/messages/{message_id}", self.delete_channel_message),
@@ -183,6 +184,25 @@ class MessageRoutes:
         payload["flags"] = (payload.get("flags") or 0) & ~EPHEMERAL
         message = self._create(channel.id, channel.guild_id, "channel", payload, rec.files)
         return json_response(fake.message_json(message))
+
+    async def channel_history(self, request: web.Request) -> web.Response:
+        """A channel's messages, newest first, as Discord lists them: the `limit` (1-100, default 50) newest before
+        `before`, or the `limit` oldest after `after`."""
+        fake, query = self.fake, request.query
+        channel = fake.channels.get(int(request.match_info["channel_id"]))
+        if channel is None:
+            raise ApiError(404, 10003, "Unknown Channel")
+        limit = int(query.get("limit", 50))
+        if not 1 <= limit <= 100:
+            raise ApiError(400, 50035, "Invalid Form Body: limit")
+        shown = [message for message in fake.messages.values()
+                 if message.channel_id == channel.id and not message.deleted and not message.ephemeral]
+        if "after" in query:
+            shown = sorted((m for m in shown if m.id > int(query["after"])), key=lambda m: m.id)[:limit]
+        else:
+            before = int(query["before"]) if "before" in query else None
+            shown = sorted((m for m in shown if before is None or m.id < before), key=lambda m: m.id)[-limit:]
+        return json_response([fake.message_json(message) for message in reversed(shown)])
 
     async def get_channel_message(self, request: web.Request) -> web.Response:
         return json_response(self.fake.message_json(self._channel_message(request)))

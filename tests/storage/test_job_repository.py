@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import (
+    Delivery,
     InvalidTransitionError,
     JobNotFoundError,
     JobState,
@@ -186,6 +187,30 @@ async def test_the_result_message_is_remembered_after_the_job_is_done(repo, make
     await repo.mark_done(job.id, seed=1, gpu_s=1.0, output_bytes=10)
     updated = await repo.set_result_message(job.id, 1_234_567_890_123_456_789)
     assert (updated.result_message_id, updated.state) == (1_234_567_890_123_456_789, JobState.DONE)
+    assert updated.delivery is Delivery.POSTED
+
+
+async def test_a_done_video_is_pending_until_posted_or_refused_and_only_pending_ones_are_undelivered(
+        repo, make_job, clock) -> None:
+    jobs = [await make_job() for _ in range(4)]
+    for job in jobs:
+        await repo.mark_running(job.id)
+    assert jobs[0].delivery is None
+    pending = await repo.mark_done(jobs[0].id, seed=1, gpu_s=1.0, output_bytes=10)
+    assert pending.delivery is Delivery.PENDING
+    assert (await repo.mark_done(jobs[1].id, seed=1, gpu_s=1.0, output_bytes=10, result_message_id=5)).delivery \
+        is Delivery.POSTED
+    await repo.mark_done(jobs[2].id, seed=1, gpu_s=1.0, output_bytes=10)
+    assert (await repo.set_unposted(jobs[2].id)).delivery is Delivery.UNPOSTED
+    await repo.mark_failed(jobs[3].id, "boom")
+    assert await repo.undelivered() == [pending]
+
+    failed = await repo.mark_undelivered(jobs[0].id, "its post was cut short", now=clock.advance(60))
+    assert (failed.state, failed.error, failed.delivery, failed.finished_at) == (
+        JobState.FAILED, "its post was cut short", Delivery.UNPOSTED, clock.now)
+    assert await repo.undelivered() == []
+    with pytest.raises(InvalidTransitionError):
+        await repo.mark_undelivered(jobs[3].id, "not done")
 
 
 async def test_recent_render_seconds_are_the_last_finished_videos_oldest_first(repo, make_job, clock) -> None:

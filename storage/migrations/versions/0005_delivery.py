@@ -1,0 +1,36 @@
+"""Deliveries: what became of a done job's video on Discord, so a post the process's end cut short is made after the
+next start.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-05
+
+Adds `jobs.delivery`, indexed (pending, posted, unposted; NULL for jobs that are not done and for those done before this
+revision, whose posts are not looked for).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Add `jobs.delivery` and its index."""
+    op.add_column("jobs", sa.Column("delivery", sa.String(16), nullable=True))
+    op.create_index("ix_jobs_delivery", "jobs", ["delivery"])
+
+
+def downgrade() -> None:
+    """Drop `jobs.delivery` and its index; in place on SQLite (3.35 and later), where a copy of the table would
+    cascade its deletion to the showcase entries and their votes."""
+    op.drop_index("ix_jobs_delivery", table_name="jobs")
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("ALTER TABLE jobs DROP COLUMN delivery")
+    else:
+        op.drop_column("jobs", "delivery")
