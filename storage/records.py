@@ -35,7 +35,7 @@ class Delivery(StrEnum):
 
     PENDING = "pending"  # rendered and recorded, not yet posted: a post cut short by the process's end stays so
     POSTED = "posted"  # the result message is on Discord (its id is the job's result_message_id)
-    UNPOSTED = "unposted"  # Discord refused it, or posting failed; the requester was told
+    UNPOSTED = "unposted"  # never reached its requester (refused, failed, lost at a stop): the job failed, uncharged
 
 
 class ShowcaseState(StrEnum):

@@ -105,7 +105,7 @@ class Repository(Transactional):
         now: datetime | None = None,
     ) -> JobRecord:
         """running → done, with the seed used, GPU seconds, video size and the posted message (else the video's
-        delivery is pending until `set_result_message` or `set_unposted`)."""
+        delivery is pending until `set_result_message` or `mark_undelivered`)."""
         now = self._now(now)
         changes = {
             "finished_at": now,
@@ -147,16 +147,13 @@ class Repository(Transactional):
         """Remember the Discord message that carries this job's video (its buttons name the job): it is posted."""
         return await self._set(job_id, result_message_id=message_id, delivery=Delivery.POSTED)
 
-    async def set_unposted(self, job_id: int) -> JobRecord:
-        """A done job whose video Discord refused or whose post failed (its requester was told): never posted later."""
-        return await self._set(job_id, delivery=Delivery.UNPOSTED)
-
     async def undelivered(self) -> list[JobRecord]:
         """Done jobs whose video's post was never made or recorded (the process ended during it), oldest first."""
         return await self._select_jobs(Job.state == JobState.DONE, Job.delivery == Delivery.PENDING)
 
     async def mark_undelivered(self, job_id: int, error: str, *, now: datetime | None = None) -> JobRecord:
-        """done → failed, for a video whose post was cut short and cannot be made again: not charged."""
+        """done → failed, for a video that never reached its requester (Discord refused it, or a stop cut its post
+        short and it cannot be made again): not charged, never posted later."""
         now = self._now(now)
         return await self._transition(job_id, JobState.FAILED, _DONE,
                                       lambda _job: {"finished_at": now, "error": error, "delivery": Delivery.UNPOSTED})

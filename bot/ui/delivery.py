@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import discord
 
@@ -211,7 +212,7 @@ class Delivery:
         await self._finish(job, f"✖ Cancelled job #{job.id}.", None)
 
     async def post_undelivered(self) -> None:
-        """At a start, before any job runs: each video whose post the last process's end cut short (a kill, a crash,
+        """At a start: each video whose post the last process's end cut short (a kill, a crash,
         a shutdown past its grace; its job is done, its delivery pending). A post Discord had received is found in
         the channel and recorded; a public video kept in the media directory is posted now; any other (private
         ones are never kept) fails, not charged, and its requester is told."""
@@ -305,20 +306,24 @@ class Delivery:
                 await self._deliver(job, status, content, video, view, shrink)
         except discord.HTTPException as error:
             log.exception("job %d: delivering the result failed (%s %s)", job.id, error.status, error.code)
-            apology = f"Sorry, job #{job.id} finished but could not be posted here ({error.text or error.status})."
+            charged = "" if video is None else " Nothing was charged."
+            apology = (f"Sorry, job #{job.id} finished but could not be posted here ({error.text or error.status})."
+                       f"{charged}")
             await self._guard(self._show(job, status, apology, final=True), job, "apologising")
-            await self._unposted(job, video)
-        except Exception:
+            await self._unposted(job, video, f"Discord refused its video ({error.status} {error.code})")
+        except Exception as error:
             log.exception("job %d: delivering the result failed", job.id)
-            await self._unposted(job, video)
+            await self._unposted(job, video, f"posting its video failed ({type(error).__name__})")
         finally:
             self._statuses.pop(job.id, None)
             self._finished.append(job.id)
 
-    async def _unposted(self, job: JobRecord, video: tuple[str, bytes] | None) -> None:
-        """A video whose post failed is not posted again after a restart (a cut-short one stays pending)."""
+    async def _unposted(self, job: JobRecord, video: tuple[str, bytes] | None, why: str) -> None:
+        """A video that did not reach its requester: its job fails, not charged, and it is not posted after a restart
+        (a post a stop cut short stays pending instead)."""
         if video is not None:
-            await self._guard(self._repo.set_unposted(job.id), job, "recording that its video was not posted")
+            await self._guard(self._repo.mark_undelivered(job.id, why, now=self._now()), job,
+                              "recording that its video was not posted")
 
     async def _deliver(self, job: JobRecord, status: _Status, content: str, video: tuple[str, bytes],
                        view: discord.ui.View | None, shrink: Callable[[int], bytes] | None) -> None:
@@ -331,14 +336,14 @@ class Delivery:
                 raise
             posted = await self._post_video(job, status, content, await _smaller(job, video, shrink, error), view)
         await self._guard(self._repo.set_result_message(job.id, posted.id), job, "storing its result id")
-        jump = None if job.private else _jump_url(job, posted.id)
+        jump = None if job.private else _link(job, posted)
         await self._guard(self._edit_status(job, status, finished_text(job, jump)), job,
                           "pointing the status at the result")
 
     async def _post_video(self, job: JobRecord, status: _Status, content: str, video: tuple[str, bytes],
                           view: discord.ui.View | None) -> discord.Message | discord.WebhookMessage:
         """A new message with the MP4 that mentions the requester: a followup through the token (ephemeral for a
-        private job), else in the channel (a DM for a private job)."""
+        private job), else through the bot token (`_send`)."""
         mention = f"<@{job.user_id}>"
         text = content if content.startswith(mention) else f"{mention} {content}"
         buttons = {} if view is None else {"view": view}
@@ -351,13 +356,25 @@ class Delivery:
                 if not _is_token_error(error):
                     raise
                 self._token_refused(job, status, error)
-        extras = {**_files(video, "files"), **buttons, "allowed_mentions": mentions(job.user_id),
-                  "suppress_embeds": True}
-        if job.private:
-            dm = await self._bot.create_dm(discord.Object(job.user_id))
-            return await dm.send(text, **extras)  # type: ignore[arg-type]
-        channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        return await channel.send(text, **extras)  # type: ignore[arg-type]
+        return await self._send(job, text, video, view)
+
+    async def _send(self, job: JobRecord, text: str, video: tuple[str, bytes] | None = None,
+                    view: discord.ui.View | None = None) -> discord.Message:
+        """A new message through the bot token in the job's channel; a DM for a private job, and where the bot may not
+        post in the channel (slash commands work where it may not send messages or attach files)."""
+        def extras() -> dict[str, Any]:  # a fresh file each time: a discord.File is read once
+            return {**_files(video, "files"), **({} if view is None else {"view": view}),
+                    "allowed_mentions": mentions(job.user_id), "suppress_embeds": True}
+
+        if not job.private:
+            channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+            try:
+                return await channel.send(text, **extras())
+            except discord.Forbidden as error:
+                log.info("job %d: may not post in channel %d (%s %s); sending it to its requester directly", job.id,
+                         job.channel_id, error.status, error.code)
+        dm = await self._bot.create_dm(discord.Object(job.user_id))
+        return await dm.send(text, **extras())
 
     async def _edit_status(self, job: JobRecord, status: _Status, content: str) -> None:
         """Replace the status message's text, dropping its buttons and any live preview; never a new message (a
@@ -454,19 +471,20 @@ class Delivery:
         """A final text (failed, cancelled) without a token: a new channel message mentioning the user (a DM if
         private); the status then points at it."""
         mention = f"<@{job.user_id}>"
-        text = content if content.startswith(mention) else f"{mention} {content}"
-        extras = {"allowed_mentions": mentions(job.user_id), "suppress_embeds": True}
-        if job.private:
-            dm = await self._bot.create_dm(discord.Object(job.user_id))
-            await dm.send(text, **extras)  # type: ignore[arg-type]
-            return
-        channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        posted = await channel.send(text, **extras)  # type: ignore[arg-type]
-        if status.message_id is not None:
+        posted = await self._send(job, content if content.startswith(mention) else f"{mention} {content}")
+        if not job.private and status.message_id is not None:
+            channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
             cleared = {} if status.preview_step is None else {"attachments": []}  # the live preview goes too
             await self._guard(channel.get_partial_message(status.message_id).edit(
-                content=finished_text(job, posted.jump_url), **cleared, view=None,
+                content=finished_text(job, _link(job, posted)), **cleared, view=None,
                 allowed_mentions=mentions(job.user_id)), job, "pointing the status at the message")
+
+def _link(job: JobRecord, posted: discord.Message | discord.WebhookMessage) -> str:
+    """A link to a posted message: in the job's channel, or in the requester's DMs."""
+    if posted.channel.id == job.channel_id:
+        return _jump_url(job, posted.id)
+    return f"https://discord.com/channels/@me/{posted.channel.id}/{posted.id}"
+
 
 def _jump_url(job: JobRecord, message_id: int) -> str:
     """A link to a message in the job's channel (of its server, or of a DM)."""

@@ -201,7 +201,7 @@ async def test_a_done_video_is_pending_until_posted_or_refused_and_only_pending_
     assert (await repo.mark_done(jobs[1].id, seed=1, gpu_s=1.0, output_bytes=10, result_message_id=5)).delivery \
         is Delivery.POSTED
     await repo.mark_done(jobs[2].id, seed=1, gpu_s=1.0, output_bytes=10)
-    assert (await repo.set_unposted(jobs[2].id)).delivery is Delivery.UNPOSTED
+    assert (await repo.mark_undelivered(jobs[2].id, "refused")).delivery is Delivery.UNPOSTED
     await repo.mark_failed(jobs[3].id, "boom")
     assert await repo.undelivered() == [pending]
 

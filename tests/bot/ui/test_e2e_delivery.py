@@ -81,6 +81,46 @@ async def test_a_token_older_than_the_fallback_age_is_never_used(stacks: Stacks,
     assert fake.requests_to(f"PATCH /channels/{fake.channel.id}/messages/{status.id}")  # ...edited with the bot token
 
 
+async def test_where_the_bot_may_not_post_a_video_past_the_token_goes_to_its_requester_directly(stacks: Stacks,
+                                                                                                 scripted):
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        handle = await video(fake, PROMPT, user=bob)
+        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+        fake.expire_token(handle)
+        fake.fail_next(f"POST /channels/{fake.channel.id}/messages", 403, code=50013, message="Missing Permissions")
+        gate.release(100)
+        dm = await fake.wait_for_message(lambda m: m.kind == "channel" and bool(m.attachments))
+        status = await handle.wait_original(lambda m: m.content.startswith("Finished"))
+        job = await stack.job(1)
+
+    assert fake.channels[dm.channel_id] is fake.dm_channel(bob)
+    assert dm.content.startswith(f"<@{bob.id}> here is your video · job #1")
+    assert status.content.endswith(f"/@me/{dm.channel_id}/{dm.id}")
+    assert (job.state, job.result_message_id) == (JobState.DONE, dm.id)
+
+
+async def test_a_video_that_can_reach_nobody_fails_and_is_not_charged(stacks: Stacks, scripted, logged_errors):
+    logged_errors.expect("delivering the result failed")
+    logged_errors.expect("while apologising")
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        handle = await video(fake, PROMPT)
+        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+        fake.expire_token(handle)
+        fake.fail_next("POST /channels/*/messages", 403, code=50013, message="Missing Permissions", times=10)
+        gate.release(100)
+        await fake.wait_for(lambda: len(fake.requests_to("POST /channels/*/messages")) >= 4, what="the tries")
+    async with stacks.run(lambda device: scripted) as stack:
+        job = await stack.job(1)
+        used = await stack.moderation.repo.count_usage(job.user_id, job.created_at, guild_id=fake.guild.id)
+
+    assert (job.state, job.error, used) == (JobState.FAILED, "Discord refused its video (403 50013)", 0)
+
+
 async def test_a_private_job_is_answered_privately_and_never_posted_in_the_channel(stacks: Stacks, scripted):
     gate = scripted.gate(PROMPT)
     async with stacks.run(lambda device: scripted) as stack:

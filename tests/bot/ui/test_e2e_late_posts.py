@@ -133,7 +133,8 @@ async def test_a_channel_whose_messages_cannot_be_read_gets_no_second_post(stack
     assert failed.state is JobState.FAILED and videos(fake) == []
 
 
-async def test_a_video_discord_refused_is_not_posted_again_after_a_restart(stacks: Stacks, logged_errors):
+async def test_a_video_discord_refused_fails_uncharged_and_is_not_posted_again_after_a_restart(stacks: Stacks,
+                                                                                               logged_errors):
     logged_errors.expect("delivering the result failed")
     async with stacks.run() as stack:
         fake = stack.fake
@@ -143,5 +144,6 @@ async def test_a_video_discord_refused_is_not_posted_again_after_a_restart(stack
     async with stacks.run() as stack:
         after = await stack.job(1)
 
-    assert (after.state, after.delivery) == (JobState.DONE, Delivery.UNPOSTED)
+    assert (after.state, after.delivery, after.error) == (JobState.FAILED, Delivery.UNPOSTED,
+                                                          "Discord refused its video (403 50013)")
     assert videos(fake) == [] and fake.requests_to("GET /channels/*/messages") == []
