@@ -22,20 +22,19 @@ from tqdm import tqdm
 from t2v import preflight
 from t2v.bench import KERNEL_CHECKS
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM, ModelConfig, SamplerDefaults
-from t2v.errors import InvalidRequest, NonFiniteOutput, T2VError, WeightsError, WriteError
+from t2v.download import download
+from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WriteError
 from t2v.kernels import fp8
-from t2v.loader import check_source, convert, detect_layout, load_pipeline
+from t2v.loader import convert, load_pipeline
 from t2v.request import LIMITS, GenerationRequest, check_value
 from t2v.video import encode_mp4, write_mp4
 from t2v.weights import export
 from t2v.weights.files import OFFICIAL_REPO, REPO_ID
-from t2v.weights.modelscope import DEFAULT_FILES
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = SamplerDefaults()
 DEFAULT_OUTPUT = Path("video.mp4")
-OFFICIAL_FILES = f"configuration.json, {', '.join(DEFAULT_FILES.values())}"  # what the official repo's model is
 REQUEST_OPTIONS = ("seed", "steps", "guidance", "frames", "width", "height", "fps", "sampler")  # → request fields
 
 
@@ -346,73 +345,6 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def download(directory: Path, repo: str) -> int:
-    """Snapshot a Hugging Face repo with huggingface_hub and say what happened: downloaded, up to date, or (the Hub
-    out of reach) not downloaded, or already there."""
-    from huggingface_hub import HfApi, snapshot_download
-
-    errors = _hub_errors()
-    try:  # out of reach, snapshot_download would hand back a non-empty folder as it is, fetched or not
-        HfApi().repo_info(repo)
-    except errors as exc:
-        if not _holds_official(directory, repo):
-            return _not_downloaded(directory, repo, exc)
-        print(f"already there: {directory} holds {OFFICIAL_FILES} (the files {repo} publishes), none empty; nothing "
-              f"was downloaded: the Hugging Face Hub could not be reached to compare them ({type(exc).__name__})")
-        return 0
-    before = _listing(directory)
-    try:
-        path = snapshot_download(repo_id=repo, local_dir=directory)
-        check_source(path)
-    except errors as exc:
-        return _not_downloaded(directory, repo, exc)
-    print(f"downloaded {repo} to {path}" if _listing(directory) != before else
-          f"already there: {path} holds {repo}'s files as the Hub has them; nothing to download")
-    return 0
-
-
-def _hub_errors() -> tuple[type[Exception], ...]:
-    """What huggingface_hub raises when the Hub is out of reach or refuses: its own errors, OSError (requests' errors
-    before huggingface_hub 1.0, OfflineModeIsEnabled), its HTTP client's transport errors since 1.0; and WeightsError,
-    for a download that is not a model."""
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    transport = [importlib.import_module(name).TransportError for name in ("httpx2", "httpx")
-                 if importlib.util.find_spec(name)]
-    return (HfHubHTTPError, LocalEntryNotFoundError, OSError, WeightsError, *transport)
-
-
-def _holds_official(directory: Path, repo: str) -> bool:
-    """Whether `directory` holds the official repo's model files, all there and not empty (none other is known
-    without the Hub)."""
-    if repo != OFFICIAL_REPO or not directory.is_dir():
-        return False
-    try:
-        if detect_layout(directory) != "modelscope":
-            return False
-        check_source(directory)
-    except WeightsError as exc:
-        log.info("%s does not hold %s whole: %s", directory, repo, exc)
-        return False
-    return True
-
-
-def _listing(folder: Path) -> dict[str, tuple[int, int]]:
-    """Size and modification time of each file under `folder`, huggingface_hub's own .cache folder aside."""
-    files = [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
-    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns) for path in files
-            if path.relative_to(folder).parts[0] != ".cache"}
-
-
-def _not_downloaded(directory: Path, repo: str, exc: BaseException) -> int:
-    """One line: the download failed, why, and how to do without the Hub; exit status 1."""
-    said = " ".join(str(exc).split())  # the Hub's messages run over several lines
-    files = f"the four files ({OFFICIAL_FILES})" if repo == OFFICIAL_REPO else "the repository's files, in its layout"
-    print(f"error: could not download {repo} from the Hugging Face Hub ({type(exc).__name__}: {said}). This needs "
-          f"internet access; on a machine without it, copy {files} into {directory} by hand.", file=sys.stderr)
-    return 1
-
-
 def run(args: argparse.Namespace) -> int:
     """Do the command whose options passed the checks."""
     if args.command == "generate":
@@ -428,7 +360,8 @@ def run(args: argparse.Namespace) -> int:
         out = convert(args.source, args.destination, args.dtype, args.width, args.height, args.frames)
         print(f"wrote {out}")
         return 0
-    return download(args.directory, args.repo)
+    print(download(args.directory, args.repo))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -446,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         said = ": nothing was written" if args.command == "generate" else ""  # its MP4 is written whole, at the end
         print(f"interrupted{said}", file=sys.stderr)
         return 130
-    except (WriteError, NonFiniteOutput) as exc:  # no bad value: the disk, or the numbers, gave out
+    except (WriteError, NonFiniteOutput, DownloadError) as exc:  # no bad value: the disk, numbers or Hub gave out
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (T2VError, ValueError) as exc:

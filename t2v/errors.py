@@ -109,3 +109,8 @@ class NonFiniteOutput(T2VError):
 class WriteError(T2VError, OSError):
     """An output file or folder that could not be written (a full disk, a lost mount); the message names it and the
     cause. What was half-written has been removed."""
+
+
+class DownloadError(T2VError):
+    """A checkpoint the Hugging Face Hub did not hand over (out of reach, refused, not a model); the message says why
+    and which files to copy by hand instead."""

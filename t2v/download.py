@@ -1,0 +1,82 @@
+"""Fetching a published checkpoint from the Hugging Face Hub (`python -m t2v download`): downloaded, up to date, or,
+with the Hub out of reach, already there (the official files, all present); else DownloadError, naming the files to
+copy by hand."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from pathlib import Path
+
+from t2v.errors import DownloadError, WeightsError
+from t2v.loader import check_source, detect_layout
+from t2v.weights.files import OFFICIAL_REPO
+from t2v.weights.modelscope import DEFAULT_FILES
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_FILES = f"configuration.json, {', '.join(DEFAULT_FILES.values())}"  # what the official repo's model is
+
+
+def download(directory: Path, repo: str) -> str:
+    """Snapshot a Hugging Face repo with huggingface_hub; the one line that says what happened."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    errors = _hub_errors()
+    try:  # out of reach, snapshot_download would hand back a non-empty folder as it is, fetched or not
+        HfApi().repo_info(repo)
+    except errors as exc:
+        if not _holds_official(directory, repo):
+            raise _not_downloaded(directory, repo, exc) from exc
+        return (f"already there: {directory} holds {OFFICIAL_FILES} (the files {repo} publishes), none empty; nothing "
+                f"was downloaded: the Hugging Face Hub could not be reached to compare them ({type(exc).__name__})")
+    before = _listing(directory)
+    try:
+        path = snapshot_download(repo_id=repo, local_dir=directory)
+        check_source(path)
+    except errors as exc:
+        raise _not_downloaded(directory, repo, exc) from exc
+    return (f"downloaded {repo} to {path}" if _listing(directory) != before else
+            f"already there: {path} holds {repo}'s files as the Hub has them; nothing to download")
+
+
+def _hub_errors() -> tuple[type[Exception], ...]:
+    """What huggingface_hub raises when the Hub is out of reach or refuses: its own errors, OSError (requests' errors
+    before huggingface_hub 1.0, OfflineModeIsEnabled), its HTTP client's transport errors since 1.0; and WeightsError,
+    for a download that is not a model."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    transport = [importlib.import_module(name).TransportError for name in ("httpx2", "httpx")
+                 if importlib.util.find_spec(name)]
+    return (HfHubHTTPError, LocalEntryNotFoundError, OSError, WeightsError, *transport)
+
+
+def _holds_official(directory: Path, repo: str) -> bool:
+    """Whether `directory` holds the official repo's model files, all there and not empty (none other is known
+    without the Hub)."""
+    if repo != OFFICIAL_REPO or not directory.is_dir():
+        return False
+    try:
+        if detect_layout(directory) != "modelscope":
+            return False
+        check_source(directory)
+    except WeightsError as exc:
+        log.info("%s does not hold %s whole: %s", directory, repo, exc)
+        return False
+    return True
+
+
+def _listing(folder: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of each file under `folder`, huggingface_hub's own .cache folder aside."""
+    files = [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns) for path in files
+            if path.relative_to(folder).parts[0] != ".cache"}
+
+
+def _not_downloaded(directory: Path, repo: str, exc: BaseException) -> DownloadError:
+    """The download failed: why, and how to do without the Hub."""
+    said = " ".join(str(exc).split())  # the Hub's messages run over several lines
+    files = f"the four files ({OFFICIAL_FILES})" if repo == OFFICIAL_REPO else "the repository's files, in its layout"
+    return DownloadError(f"could not download {repo} from the Hugging Face Hub ({type(exc).__name__}: {said}). This "
+                         f"needs internet access; on a machine without it, copy {files} into {directory} by hand.")
