@@ -6,9 +6,10 @@ Every public video is saved when it is delivered (a nomination may come days lat
 URL has expired), and its poster is made then; a video kept before posters existed gets one the first time it is
 asked for (`poster`). Private videos are never written; 🗑 Delete and the retention sweep remove a video with its
 poster. Writes go to a temporary file (`.<job id>-XXXX.part`) renamed into place, so the gallery never serves half a
-video; one a crash left behind is removed by the retention sweep once it is PART_MAX_AGE_S old. The videos are
-public, and the files and the folders the bot makes for them are readable by every user (FILE_MODE, FOLDER_MODE),
-whatever the umask (systemd's unit sets 0077): a web server or a backup running as another user can read them.
+video; one a crash left behind is removed by the retention sweep (bot/retention.py) once it is PART_MAX_AGE_S old.
+The videos are public, and the files and the folders the bot makes for them are readable by every user (FILE_MODE,
+FOLDER_MODE), whatever the umask (systemd's unit sets 0077): a web server or a backup running as another user can read
+them.
 """
 
 from __future__ import annotations
@@ -18,17 +19,11 @@ import itertools
 import logging
 import os
 import tempfile
-import time
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
-from bot.tasks import stop_task
-from storage import ShowcaseRepository
-
 log = logging.getLogger(__name__)
 
-SWEEP_EVERY_S = 3600.0  # how often old videos are looked for
 FILE_MODE = 0o644  # rw-r--r--: a kept MP4 (mkstemp alone makes it 0600)
 FOLDER_MODE = 0o755  # rwxr-xr-x: a folder made for them
 POSTER_SUFFIX = "jpg"  # a kept video's poster frame, beside it
@@ -198,45 +193,3 @@ def _make_folder(folder: Path) -> None:
         except FileExistsError:  # made meanwhile by someone else: theirs to set
             continue
         os.chmod(made, FOLDER_MODE)
-
-
-class Retention:
-    """Every SWEEP_EVERY_S, removes the kept MP4s written more than MEDIA_KEEP_DAYS days ago, except those the
-    showcase still needs (nominated or approved), and the temporary files of writes a crash cut short (PART_MAX_AGE_S
-    old). A removed video can no longer be upscaled; ⭐ Showcase keeps the copy from the Discord message again when
-    someone nominates it later."""
-
-    def __init__(self, media: MediaStore, showcase: ShowcaseRepository, keep_days: int,
-                 clock: Callable[[], float] = time.time) -> None:
-        if keep_days < 1:
-            raise ValueError(f"keep_days={keep_days} must be at least 1 (0 means: keep forever, run no Retention)")
-        self.media, self.showcase, self.keep_days, self._clock = media, showcase, keep_days, clock
-        self._task: asyncio.Task[None] | None = None
-
-    async def sweep_once(self) -> list[int]:
-        """One sweep now; the job ids whose videos were removed."""
-        keep = await self.showcase.kept_job_ids()
-        now = self._clock()
-        return await self.media.sweep(now - self.keep_days * 86_400, keep, parts_before=now - PART_MAX_AGE_S)
-
-    async def start(self) -> None:
-        """Sweep once now (a directory listing: quick), then every SWEEP_EVERY_S until `stop()`."""
-        await self._sweep_logged()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="media-retention")
-
-    async def stop(self) -> None:
-        """Stop sweeping."""
-        await stop_task(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_EVERY_S)
-            await self._sweep_logged()
-
-    async def _sweep_logged(self) -> None:
-        """A sweep whose failure is logged, never raised: the next one tries again."""
-        try:
-            await self.sweep_once()
-        except Exception:
-            log.exception("sweeping old videos from %s failed; trying again later", self.media.root)

@@ -37,6 +37,7 @@ LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "ERR": "ERROR", "INFORM
 SNOWFLAKE_MAX = 2**63 - 1
 QUOTA_PERIODS = ("hour", "day", "week", "month")  # calendar periods in UTC (weeks start on Monday)
 MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
+MIN_HISTORY_DAYS = 32  # the jobs log kept at least this long: the longest quota period (a month) and a day
 QUOTES = "\"'`"
 TOKEN_RE = re.compile(r"[A-Za-z0-9._-]+")  # a bot token: three base64url parts joined by dots
 TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after the command
@@ -76,6 +77,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "job_time_limit_s": (1.0, 86_400.0),
     "ray_workers": (0, 1024),
     "media_keep_days": (0, 3650),
+    "history_keep_days": (0, 36500),
     "t2v_compile_cache_max_gb": (0.0, 1_000_000.0),
     "batch_max": (1, 16),
     "startup_retry_s": (0.0, 3600.0),
@@ -192,6 +194,7 @@ class Settings(BaseSettings):
     showcase_channel_id: int | None = None  # the default showcase channel of the server it is in; unset: none
     media_dir: Path = Path("media")  # delivered MP4s of public jobs, by job id, for the showcase and gallery
     media_keep_days: int = 30  # kept MP4s older than this are removed (the showcase's stay); 0: keep them forever
+    history_keep_days: int = 365  # jobs-log and audit-log rows older than this are deleted; 0: keep them forever
     gallery_enabled: bool = False  # serve the web gallery from `python -m bot`
     gallery_host: str = "127.0.0.1"
     gallery_port: int = 8080
@@ -411,6 +414,16 @@ class Settings(BaseSettings):
         if default is not None and (info.data.get(default) or low) > value:
             raise _problem(f"{default.upper()}={info.data[default]} is above {name}={value}")
         return value
+
+    @field_validator("history_keep_days")
+    @classmethod
+    def _history_covers_a_quota_period(cls, days: int) -> int:
+        """0 (forever) or at least a month and a day: quotas count the jobs of the current period, a month at most
+        (a server's moderators may choose `month` whatever QUOTA_PERIOD says)."""
+        if 0 < days < MIN_HISTORY_DAYS:
+            raise _problem(f"HISTORY_KEEP_DAYS={days} would forget jobs the monthly quota still counts; use 0 (keep "
+                           f"forever) or {MIN_HISTORY_DAYS} or more")
+        return days
 
 
 class _ExplicitSettings(Settings):

@@ -1,4 +1,4 @@
-"""The one way the bot's background tasks are stopped (the dispatcher, the queue board, the media sweep)."""
+"""The one way the bot's background tasks are stopped (the dispatcher, the queue board, the retention sweep)."""
 
 from __future__ import annotations
 

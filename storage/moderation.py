@@ -31,7 +31,7 @@ from storage.moderation_records import (
     UserUsage,
 )
 from storage.records import GLOBAL, JobState
-from storage.transactions import Transactional
+from storage.transactions import PRUNE_BATCH, Transactional
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,14 @@ class ModerationRepository(Transactional):
         return await self._all(query, _channel_record)
 
     # --- audit and statistics ---------------------------------------------------------------------------------
+
+    async def prune_audit(self, before: datetime, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete the audit rows written before `before`, in every server; the number deleted."""
+        before = self._now(before)
+        deleted = await self._delete_old(AuditEntry.id, AuditEntry.at < before, batch=batch)
+        if deleted:
+            log.info("deleted %d audit rows written before %s", deleted, before.isoformat())
+        return deleted
 
     async def audit(self, actor_id: int, action: str, target: str | None = None,
                     details: Mapping[str, Any] | None = None, *, guild_id: int, allowed: bool = True,

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from storage.errors import DatabaseUnreachable
 from storage.retry import Backoff, exponential_backoff, retry_on_locked
@@ -16,6 +18,7 @@ from storage.retry import Backoff, exponential_backoff, retry_on_locked
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 Work = Callable[[AsyncSession], Awaitable[T]]
+PRUNE_BATCH = 2_000  # rows deleted per transaction: SQLite holds its one write lock while a transaction writes
 
 
 def utc_now() -> datetime:
@@ -58,3 +61,22 @@ class Transactional:
         if now.tzinfo is None:
             raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
         return now
+
+    async def _delete_old(self, key: InstrumentedAttribute[int], *criteria: ColumnElement[bool],
+                          batch: int = PRUNE_BATCH) -> int:
+        """Delete the rows matching `criteria`, lowest `key` (an integer primary key) first, `batch` rows per
+        transaction, so the writes of others wait at most one batch; the number deleted."""
+        table, deleted, after = key.class_, 0, 0
+        while True:
+            async def work(session: AsyncSession, after: int = after) -> list[int]:
+                ids = list((await session.scalars(select(key).where(key > after, *criteria).order_by(key)
+                                                  .limit(batch))).all())
+                if ids:
+                    await session.execute(delete(table).where(key.in_(ids)))
+                return ids
+
+            ids = await self._run(work)
+            deleted += len(ids)
+            if len(ids) < batch:
+                return deleted
+            after = ids[-1]

@@ -22,9 +22,10 @@ from bot.errors import SettingsError, StopRequested
 from bot.gpu.models import ASPECTS
 from bot.jobs.events import JobEvents
 from bot.jobs.service import VideoService
-from bot.media import MediaStore, Retention
+from bot.media import MediaStore
 from bot.moderation.denylist_edits import DenylistEditor
 from bot.moderation.servers import PresetLimits, ServerSettings
+from bot.retention import Retention
 from bot.settings import Settings
 from bot.startup import Retry, Stop
 from bot.ui.cogs.moderation import ModerationCog
@@ -75,7 +76,7 @@ class VideoBot(commands.Bot):
         self._service_factory = service_factory
         self.service: VideoService | None = None
         self.closing: asyncio.Task[None] | None = None  # the close() a signal started
-        self.retention: Retention | None = None  # removes old kept videos (MEDIA_KEEP_DAYS)
+        self.retention: Retention | None = None  # old kept videos and log rows (MEDIA_KEEP_DAYS, HISTORY_KEEP_DAYS)
         self.stop = stop or Stop()  # SIGTERM and SIGINT, from before the bot was built (bot.app)
         self.tree.error(self.on_app_command_error)
 
@@ -159,9 +160,11 @@ class VideoBot(commands.Bot):
                                       self.service.moderation))
         # buttons on messages from before this start work too
         self.add_dynamic_items(ResultButton, DeleteChoice, CancelButton, VoteButton)
-        if self.settings.media_keep_days:
-            self.retention = Retention(self.media, self.showcase.repo, self.settings.media_keep_days)
-            await self.retention.start()
+        moderation = self.service.moderation
+        self.retention = Retention(self.media, self.showcase.repo, self.settings.media_keep_days, jobs=self._repo,
+                                   audit=None if moderation is None else moderation.repo,
+                                   history_keep_days=self.settings.history_keep_days)
+        await self.retention.start()
         await self._add_moderation(self.service, servers)
         guild_id = self.settings.discord_guild_id
         if guild_id is not None:

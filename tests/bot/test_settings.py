@@ -147,6 +147,15 @@ def test_the_executor_media_retention_and_ray_settings_refuse_bad_values_by_name
         "T2V_EXECUTOR=ray needs the ray package: pip install -e '.[ray]'"]
 
 
+def test_history_is_kept_forever_or_at_least_as_far_back_as_a_monthly_quota_counts():
+    assert load_settings(VALID, env_file=None).history_keep_days == 365
+    assert [load_settings({**VALID, "HISTORY_KEEP_DAYS": days}, env_file=None).history_keep_days
+            for days in ("0", "32", "36500")] == [0, 32, 36500]
+    assert problems({**VALID, "HISTORY_KEEP_DAYS": "31"}) == [
+        "HISTORY_KEEP_DAYS=31 would forget jobs the monthly quota still counts; use 0 (keep forever) or 32 or more"]
+    assert problems({**VALID, "HISTORY_KEEP_DAYS": "-5"}) == ["HISTORY_KEEP_DAYS=-5 is outside 0..36500"]
+
+
 def test_defaults_above_the_server_caps_are_refused():
     env = {**VALID, "DEFAULT_STEPS": "80", "MAX_STEPS": "60", "DEFAULT_FRAMES": "24", "MAX_FRAMES": "16"}
     assert problems(env) == [

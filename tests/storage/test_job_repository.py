@@ -12,8 +12,10 @@ from storage import (
     JobNotFoundError,
     JobState,
     Repository,
+    ShowcaseRepository,
     create_engine,
 )
+from tests.storage.conftest import START
 
 
 async def test_a_job_goes_from_queued_to_running_to_done_with_its_timings(repo, make_job, clock, job_params) -> None:
@@ -224,3 +226,37 @@ async def test_recent_render_seconds_are_the_last_finished_videos_oldest_first(r
 
     assert await repo.recent_render_seconds(3) == [2.0, 3.0, 4.0]
     assert await repo.recent_render_seconds(10) == [9.0, 2.0, 3.0, 4.0]
+
+
+async def test_pruning_deletes_old_finished_jobs_in_batches_and_keeps_what_is_still_needed(repo, make_job, clock,
+                                                                                           engine) -> None:
+    async def finished(how: str) -> int:
+        job = await make_job()
+        if how != "refused":
+            await repo.mark_running(job.id)
+        if how == "done":
+            await repo.mark_done(job.id, seed=1, gpu_s=1.0, output_bytes=10, result_message_id=5)
+        elif how == "pending":
+            await repo.mark_done(job.id, seed=1, gpu_s=1.0, output_bytes=10)
+        elif how == "failed":
+            await repo.mark_failed(job.id, "boom")
+        return job.id
+
+    old = [await finished(how) for how in ("done", "failed", "done", "done", "done")]
+    refused = (await make_job(refusal_reason="not_english")).id
+    queued, running, pending, showcased = (await make_job()).id, await finished("running"), await finished("pending"), \
+        await finished("done")
+    await ShowcaseRepository(engine, clock=clock).nominate(showcased, user_id=2)
+    cutoff = clock.advance(3600)
+    recent = await finished("done")
+
+    assert await repo.prune_jobs(cutoff, batch=2) == 6
+    left = {job.id for job in await repo.list_jobs()}
+    assert left == {queued, running, pending, showcased, recent} and not left & {*old, refused}
+    assert await repo.prune_jobs(cutoff, batch=2) == 0
+    assert await repo.prune_jobs(clock.advance(1)) == 1  # the recent one, now old too
+    assert await Repository(engine).prune_jobs(START) == 0
+
+
+async def test_pruning_an_empty_jobs_log_deletes_nothing(repo, clock) -> None:
+    assert await repo.prune_jobs(clock.now) == 0

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from storage import ModerationRepository
+from storage import GLOBAL, ModerationRepository
 
 MOD = 1_000_000_000_000_000_001  # a moderator's Discord id (64-bit, as Discord's are)
 USER = 1_000_000_000_000_000_002
@@ -140,6 +140,16 @@ async def test_audit_rows_keep_actor_action_target_details_and_come_back_newest_
     assert (denied.at, denied.allowed) == (clock.now, False)
     assert await mods.latest_audit(guild_id=SERVER) == [denied, first]
     assert await mods.latest_audit(1, guild_id=SERVER) == [denied]
+
+
+async def test_pruning_the_audit_log_deletes_rows_written_before_a_time_in_every_server(mods, clock):
+    old = [await mods.audit(MOD, "block", f"user:{n}", guild_id=server) for n, server in enumerate((SERVER, GLOBAL, 5))]
+    cutoff = clock.advance(60)
+    kept = await mods.audit(MOD, "unblock", f"user:{USER}", guild_id=SERVER)
+
+    assert await mods.prune_audit(cutoff, batch=2) == len(old)
+    assert await mods.latest_audit(guild_id=SERVER) == [kept]
+    assert await mods.latest_audit(guild_id=GLOBAL) == [] and await mods.prune_audit(cutoff) == 0
 
 
 async def test_usage_stats_count_states_refusal_reasons_gpu_time_and_the_busiest_users(mods, repo, make_job, clock):

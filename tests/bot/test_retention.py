@@ -1,15 +1,19 @@
-"""Kept videos older than MEDIA_KEEP_DAYS are removed, except the showcase's; the bot runs the sweep when set."""
+"""Kept videos older than MEDIA_KEEP_DAYS are removed, except the showcase's; jobs-log and audit rows older than
+HISTORY_KEEP_DAYS are deleted, except what is still needed; the bot sweeps at start and hourly."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.media import MediaStore, Retention
+from bot.media import MediaStore
+from bot.retention import Retention
+from storage import utc_now
 
 DAY = 86_400.0
 NOW = 1_800_000_000.0
@@ -86,17 +90,44 @@ async def test_a_missing_media_directory_is_nothing_to_sweep(tmp_path):
     assert await retention.sweep_once() == []
 
 
-def test_keep_days_below_one_is_refused_with_the_way_to_keep_forever(tmp_path):
-    with pytest.raises(ValueError, match="keep_days=0 must be at least 1"):
-        Retention(MediaStore(tmp_path), Showcase(set()), keep_days=0)
+async def test_keep_days_0_keeps_videos_forever_but_not_the_leftovers_of_cut_short_writes(tmp_path):
+    media = MediaStore(tmp_path / "media")
+    kept(media, 1, age_days=3000)
+    part = media.root / ".2-abcd.part"
+    part.write_bytes(b"half")
+    os.utime(part, (NOW - 2 * DAY, NOW - 2 * DAY))
+    retention = Retention(media, Showcase(set()), keep_days=0, clock=lambda: NOW)
+
+    assert await retention.sweep_once() == [] and media.has(1) and not part.exists()
+    assert await retention.prune_once() == (0, 0)  # no history to prune without HISTORY_KEEP_DAYS
+
+
+def test_a_negative_keep_is_refused_with_the_way_to_keep_forever(tmp_path):
+    with pytest.raises(ValueError, match=r"keep_days=-1, history_keep_days=0: each must be 0 \(keep forever\)"):
+        Retention(MediaStore(tmp_path), Showcase(set()), keep_days=-1)
 
 
 async def test_the_bot_removes_old_kept_videos_when_it_starts_if_media_keep_days_is_set(stacks, scripted):
     async with stacks.run(lambda device: scripted, media_keep_days=0) as stack:
         media = stack.bot.media
         old, recent = kept(media, 1, age_days=8, now=time.time()), kept(media, 2, age_days=0, now=time.time())
-        assert stack.bot.retention is None
     assert old.exists()  # MEDIA_KEEP_DAYS=0 keeps them forever
     async with stacks.run(lambda device: scripted, media_keep_days=7) as stack:
         assert stack.bot.retention is not None and stack.bot.retention.keep_days == 7
     assert not old.exists() and recent.exists()
+
+
+async def test_the_bot_deletes_jobs_and_audit_rows_older_than_history_keep_days_when_it_starts(stacks, scripted):
+    async with stacks.run(lambda device: scripted, history_keep_days=0) as stack:
+        repo, audit, now = stack.repo, stack.moderation.repo, utc_now()
+        for age in (400, 300):
+            await repo.create_job(user_id=1, user_name="old", channel_id=1, prompt="a cat", params={},
+                                  refusal_reason="not_english", now=now - timedelta(days=age))
+            await audit.audit(2, "block", "user:1", guild_id=3, now=now - timedelta(days=age))
+    async with stacks.run(lambda device: scripted) as stack:  # HISTORY_KEEP_DAYS=365 by default
+        assert stack.bot.retention is not None and stack.bot.retention.history_keep_days == 365
+        await stack.bot.retention.pruned.wait()
+        jobs = await stack.repo.list_jobs()
+        rows = await stack.moderation.repo.latest_audit(guild_id=3)
+
+    assert [job.id for job in jobs] == [2] and len(rows) == 1

@@ -1,0 +1,90 @@
+"""What the bot keeps, and for how long: every SWEEP_EVERY_S (and once at start),
+
+- the kept MP4s written more than MEDIA_KEEP_DAYS days ago are removed, except those the showcase still needs
+  (nominated or approved); a removed video can no longer be upscaled, and ⭐ Showcase takes the copy from the Discord
+  message again when someone nominates it later. The temporary files of writes a crash cut short (PART_MAX_AGE_S old)
+  go whatever the setting;
+- the jobs log's rows and the audit log's rows older than HISTORY_KEEP_DAYS days are deleted (storage's
+  `prune_jobs`, `prune_audit`), except jobs still queued or running, a video whose post is pending, and jobs in the
+  showcase. Quotas count the current period only, so they never need more; /videomod usage and the audit answers
+  then reach back that far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from bot.media import PART_MAX_AGE_S, MediaStore
+from bot.tasks import stop_task
+from storage import ModerationRepository, Repository, ShowcaseRepository
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 3600.0  # how often old videos and rows are looked for
+DAY_S = 86_400
+
+
+class Retention:
+    """The sweeps above, from `start()` until `stop()`; a keep of 0 days keeps that kind forever."""
+
+    def __init__(self, media: MediaStore, showcase: ShowcaseRepository, keep_days: int, *,
+                 jobs: Repository | None = None, audit: ModerationRepository | None = None, history_keep_days: int = 0,
+                 clock: Callable[[], float] = time.time) -> None:
+        if keep_days < 0 or history_keep_days < 0:
+            raise ValueError(f"keep_days={keep_days}, history_keep_days={history_keep_days}: each must be 0 (keep "
+                             "forever) or more")
+        self.media, self.showcase, self.keep_days, self._clock = media, showcase, keep_days, clock
+        self.jobs, self.audit, self.history_keep_days = jobs, audit, history_keep_days
+        self.pruned = asyncio.Event()  # set once the first pruning after `start()` has ended
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep_once(self) -> list[int]:
+        """One sweep of the media directory now; the job ids whose videos were removed."""
+        now = self._clock()
+        keep = await self.showcase.kept_job_ids() if self.keep_days else set()
+        older_than = now - self.keep_days * DAY_S if self.keep_days else float("-inf")
+        return await self.media.sweep(older_than, keep, parts_before=now - PART_MAX_AGE_S)
+
+    async def prune_once(self) -> tuple[int, int]:
+        """One pruning of the jobs log and the audit log now (those given); the numbers of rows deleted from each."""
+        if not self.history_keep_days:
+            return 0, 0
+        before = datetime.fromtimestamp(self._clock(), UTC) - timedelta(days=self.history_keep_days)
+        jobs = 0 if self.jobs is None else await self.jobs.prune_jobs(before)
+        return jobs, 0 if self.audit is None else await self.audit.prune_audit(before)
+
+    async def start(self) -> None:
+        """Sweep the media directory now (a directory listing: quick); prune the logs in the background from now on
+        (the first pruning after an upgrade may delete a year's rows), and both every SWEEP_EVERY_S until `stop()`."""
+        await self._media_logged()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="retention")
+
+    async def stop(self) -> None:
+        """Stop sweeping."""
+        await stop_task(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        await self._prune_logged()
+        self.pruned.set()
+        while True:
+            await asyncio.sleep(SWEEP_EVERY_S)
+            await self._media_logged()
+            await self._prune_logged()
+
+    async def _media_logged(self) -> None:
+        """A sweep whose failure is logged, never raised: the next one tries again."""
+        try:
+            await self.sweep_once()
+        except Exception:
+            log.exception("sweeping old videos from %s failed; trying again later", self.media.root)
+
+    async def _prune_logged(self) -> None:
+        try:
+            await self.prune_once()
+        except Exception:
+            log.exception("deleting old rows from the jobs and audit logs failed; trying again later")
