@@ -44,6 +44,7 @@ TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after t
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
 BATCH_MAX = 4  # same-shape jobs rendered together
+STATUS_EDIT_INTERVAL_S = 2.0  # progress edits at most this often, and the live previews they carry (bot.gpu.previews)
 COMPILE_CACHE_MAX_GB = 20.0  # T2V_COMPILE_CACHE_MAX_GB: the compile cache is pruned to this at each worker start and
 # as compiles fill it (bot.gpu.source.CacheBudget; a UNet shape's files: ≈ 140 MB on an H200, perf-notes row 48)
 MAX_FRAMES = 32  # the server's default cap on /video's frames
@@ -184,7 +185,7 @@ class Settings(BaseSettings):
     default_frames: int | None = None  # None: the loaded model's clip length (16; zeroscope 24), at most MAX_FRAMES
     max_steps: int = Field(100, validate_default=True)  # server caps, below the engine's limits
     max_frames: int = Field(MAX_FRAMES, validate_default=True)
-    status_edit_interval_s: float = 2.0  # progress edits at most this often
+    status_edit_interval_s: float = STATUS_EDIT_INTERVAL_S  # progress edits (and live previews) at most this often
     token_fallback_after_s: float = 840.0  # then post in the channel instead of editing (the token dies at 900 s)
     shutdown_grace_s: float = SHUTDOWN_GRACE_S  # on SIGTERM: how long running videos may take to finish or stop
     job_time_limit_s: float = JOB_TIME_LIMIT_S  # a video still rendering this long after it started is stopped

@@ -2,20 +2,24 @@
 
 Which steps get one is decided here, once (`Cadence`), from the number of steps the sampler actually runs — all of a
 video's, fewer for an upscale (video-to-video runs `strength` of them): every `preview_every(total)` steps and at most
-one per INTERVAL_S, never at the last step (the video follows it). t2v copies the VAE-free preview frames (uint8
-[F, h, 64, 3]) off the GPU only on those steps, and every copy becomes a GIF, handed to the loop through the
-executor's progress path as `progress(step, total, Preview)`. The service keeps the newest one; the delivery attaches
-it to the next status edit its throttle lets through, once, so previews never add an edit. Jobs of fewer than
-MIN_STEPS steps get none: they finish within seconds.
+one per STATUS_EDIT_INTERVAL_S (the worker's `Models.preview_interval_s`), never at the last step (the video follows
+it). t2v copies the VAE-free preview frames (uint8 [F, h, 64, 3]) off the GPU only on those steps, and every copy
+becomes a GIF, handed to the loop through the executor's progress path as `progress(step, total, Preview)`. The
+service keeps the newest one; the delivery attaches it to the next status edit its throttle lets through, once, so
+previews never add an edit: a GIF made sooner than that throttle allows is never shown, while each costs the GPU
+thread a sync and ~0.1-0.2 s of CPU (16 preview frames; docs/perf-notes.md: with 8 GIFs a standard video took 2.23 s
+on an H200, generate alone 1.66 s). Jobs of fewer than MIN_STEPS steps get none: they finish within seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.settings import STATUS_EDIT_INTERVAL_S
 from t2v.preview import Previews, animation
 
 if TYPE_CHECKING:
@@ -26,9 +30,6 @@ log = logging.getLogger(__name__)
 FILENAME = "preview.gif"
 MIN_STEPS = 8  # shorter jobs get no previews
 PER_JOB = 8  # at most about this many GIFs are made per job
-INTERVAL_S = 2.0  # and at most one per this many seconds: status edits are throttled as much (STATUS_EDIT_INTERVAL_S,
-# 2 s by default), so a GIF made sooner is rarely shown, while each costs the GPU thread a sync and ~0.1-0.2 s of CPU
-# (16 preview frames; docs/perf-notes.md: with 8 GIFs a standard video took 2.23 s on an H200, generate alone 1.66 s)
 SCALE = 2  # t2v's previews are 64 px wide; Discord shows them at 128
 OnPreview = Callable[[int, int, "np.ndarray"], None]  # (step, total, uint8 frames [F, h, w, 3]), on the GPU thread
 
@@ -50,10 +51,11 @@ def preview_every(total: int) -> int | None:
 
 @dataclass(frozen=True)
 class Cadence(Previews):
-    """t2v's `Previews` with the cadence of `preview_every(total)`, the total being the steps the sampler reports."""
+    """t2v's `Previews` with the cadence of `preview_every(total)`, the total being the steps the sampler reports
+    (which a fixed `every` cannot follow, so a Cadence takes none)."""
 
+    every: int = field(default=1, init=False)  # preview_every(total) decides
     last: bool = False
-    min_interval_s: float = INTERVAL_S
 
     def due(self, step: int, total: int) -> bool:
         """Whether the frames of `step` of `total` become a GIF (and so are copied off the GPU at all)."""
@@ -61,14 +63,16 @@ class Cadence(Previews):
         return every is not None and step % every == 0 and super().due(step, total)
 
 
-def cadence(on_preview: OnPreview) -> Cadence:
-    """`on_preview` called on the steps that get a GIF."""
-    return Cadence(on_preview, min_interval_s=INTERVAL_S)
+def cadence(on_preview: OnPreview, interval_s: float, clock: Callable[[], float] = time.monotonic) -> Cadence:
+    """`on_preview` called on the steps that get a GIF, at most one per `interval_s` seconds of `clock`."""
+    return Cadence(on_preview, min_interval_s=interval_s, clock=clock)
 
 
-def previews(progress: Callable[..., None], fps: int) -> dict[str, OnPreview]:
-    """`on_preview=` for t2v's generate (or generate_video2video) of one job: its GIFs go to `progress`."""
-    return {"on_preview": cadence(gif_maker(progress, fps))}
+def previews(progress: Callable[..., None], fps: int,
+             interval_s: float = STATUS_EDIT_INTERVAL_S) -> dict[str, OnPreview]:
+    """`on_preview=` for t2v's generate (or generate_video2video) of one job: its GIFs go to `progress`, at most one
+    per `interval_s` (the bot's work passes its STATUS_EDIT_INTERVAL_S; the default is that setting's, for probes)."""
+    return {"on_preview": cadence(gif_maker(progress, fps), interval_s)}
 
 
 def gif_maker(progress: Callable[..., None], fps: int) -> OnPreview:

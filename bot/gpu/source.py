@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bot.gpu.compiles import COMPILES, label
 from bot.gpu.models import ASPECTS, DEFAULT_ASPECT, Models, describe
 from bot.gpu.styles import Style, load_styles, read_styles
-from bot.settings import BATCH_MAX, COMPILE_CACHE_MAX_GB, MAX_FRAMES, Settings, fast_path_on
+from bot.settings import BATCH_MAX, COMPILE_CACHE_MAX_GB, MAX_FRAMES, STATUS_EDIT_INTERVAL_S, Settings, fast_path_on
 from t2v.config import SamplerDefaults
 from t2v.request import GenerationRequest
 
@@ -53,6 +53,7 @@ class ModelSource:
     styles: tuple[Style, ...] = ()  # STYLES_FILE's styles whose files passed the start check
     compile_cache_max_gb: float = COMPILE_CACHE_MAX_GB  # T2V_COMPILE_CACHE_MAX_GB: pruned to this at each worker
     # start and as compiles fill it (CacheBudget); 0: no limit
+    preview_interval_s: float = STATUS_EDIT_INTERVAL_S  # STATUS_EDIT_INTERVAL_S: a live preview at most this often
 
     @classmethod
     def of(cls, settings: Settings) -> ModelSource:
@@ -65,19 +66,21 @@ class ModelSource:
         return cls(settings.t2v_model, dtype, settings.upscale_model, settings.t2v_optimize,
                    str(settings.compile_cache.absolute()), settings.batch_max, settings.default_frames,
                    settings.max_frames, settings.default_guidance, styles=catalog.styles,
-                   compile_cache_max_gb=settings.t2v_compile_cache_max_gb)
+                   compile_cache_max_gb=settings.t2v_compile_cache_max_gb,
+                   preview_interval_s=settings.status_edit_interval_s)
 
     def __call__(self, device: str) -> Models:
         return self.prepare(load_pipeline(self.model, device=device, dtype=self.dtype), device)
 
     def prepare(self, pipeline: VideoPipeline, device: str) -> Models:
         """What a worker does with its loaded T2V_MODEL: its styles checked against it and loaded (SettingsError: a
-        required one does not fit), the upscaler beside it, the fast path when it applies."""
+        required one does not fit), the upscaler beside it, the fast path when it applies, and the live previews'
+        interval (STATUS_EDIT_INTERVAL_S) for its work."""
         styles = load_styles(pipeline, self.styles)
         upscaler = None
         if self.upscale_model is not None:
             upscaler = load_pipeline(self.upscale_model, device=device, dtype=self.dtype)
-        models = Models(pipeline, upscaler, styles)
+        models = Models(pipeline, upscaler, styles, preview_interval_s=self.preview_interval_s)
         if self.fast_on(device):
             try:
                 self._make_fast(models, device)

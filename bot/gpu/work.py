@@ -58,7 +58,7 @@ def render_work(request: GenerationRequest, style: str | None = None) -> Work[Fr
         started = time.perf_counter()
         _stop_if_asked(should_cancel, 0, request.steps)
         shown = styled(request, use_style(models.pipeline, models.styles, style))
-        result = generate(models.pipeline, shown, progress, should_cancel)
+        result = generate(models.pipeline, shown, progress, should_cancel, preview_interval_s=models.preview_interval_s)
         _stop_if_asked(should_cancel, request.steps, request.steps)  # asked during the last step: nothing to deliver
         return frames_of(result, request, time.perf_counter() - started)
 
@@ -78,7 +78,7 @@ def batch_work(requests: list[GenerationRequest], style: str | None = None) -> W
         _stop_if_asked(should_cancel, 0, steps)
         applied = use_style(models.pipeline, models.styles, style)
         results = generate_batch(models.pipeline, [styled(request, applied) for request in requests], progress,
-                                 should_cancel)
+                                 should_cancel, preview_interval_s=models.preview_interval_s)
         _stop_if_asked(should_cancel, steps, steps)
         share = (time.perf_counter() - started) / len(requests)  # the batch's seconds per job, for the ETA
         return [frames_of(result, request, share) for result, request in zip(results, requests, strict=True)]
@@ -98,8 +98,9 @@ def upscale_work(request: GenerationRequest, video: np.ndarray, strength: float,
             raise NoUpscaler("this GPU worker has no upscaler loaded (UPSCALE_MODEL)")
         _stop_if_asked(should_cancel, 0, request.steps)
         fitted = replace(styled(request, models.styles.get(style or "")), frames=len(video))
+        shown = previews(progress, request.fps, models.preview_interval_s)
         result = models.upscaler.generate_video2video(fitted, video, strength, on_step=progress,
-                                                      should_cancel=should_cancel, **previews(progress, request.fps))
+                                                      should_cancel=should_cancel, **shown)
         _stop_if_asked(should_cancel, request.steps, request.steps)
         log.info("upscaled to %dx%d (%d frames, strength %.2f)", request.width, request.height, len(video), strength)
         return frames_of(result, request, time.perf_counter() - started)
@@ -116,7 +117,7 @@ def warm_up_work() -> Work[float | None]:
         if models.warm_up is None or should_cancel():  # nothing to warm up, or the bot is stopping
             return None
         started = time.perf_counter()
-        generate(models.pipeline, models.warm_up, progress, should_cancel)
+        generate(models.pipeline, models.warm_up, progress, should_cancel, preview_interval_s=models.preview_interval_s)
         return time.perf_counter() - started
 
     return work
@@ -134,27 +135,29 @@ def frames_of(result: Any, request: GenerationRequest, wall_s: float) -> Frames:
     return Frames(result.frames, request.fps, result.seed, tuple(result.notes), gpu_s, wall_s)
 
 
-def generate(pipeline: VideoPipeline, request: GenerationRequest, progress: ProgressFn,
-             should_cancel: CancelFn) -> Any:
-    """`pipeline.generate`; after running out of GPU memory, free the cache, halve the VAE chunk and try once more.
+def generate(pipeline: VideoPipeline, request: GenerationRequest, progress: ProgressFn, should_cancel: CancelFn, *,
+             preview_interval_s: float) -> Any:
+    """`pipeline.generate`, a live preview at most every `preview_interval_s`; after running out of GPU memory, free
+    the cache, halve the VAE chunk and try once more.
 
     The smaller chunk stays: the next jobs on this GPU decode that way too (a little slower, less memory).
     """
     return _retrying(pipeline, lambda: pipeline.generate(request, on_step=progress, should_cancel=should_cancel,
-                                                         **previews(progress, request.fps)))
+                                                         **previews(progress, request.fps, preview_interval_s)))
 
 
 def generate_batch(pipeline: VideoPipeline, requests: list[GenerationRequest], progress: ProgressFn,
-                   should_cancel: CancelFn) -> list[Any]:
-    """`pipeline.generate_batch` with `generate`'s retry; a batch out of GPU memory twice is rendered again one job
-    at a time (each with its own retry), so its members still get their videos."""
+                   should_cancel: CancelFn, *, preview_interval_s: float) -> list[Any]:
+    """`pipeline.generate_batch` with `generate`'s retry and previews; a batch out of GPU memory twice is rendered
+    again one job at a time (each with its own retry), so its members still get their videos."""
     try:
-        return _retrying(pipeline, lambda: pipeline.generate_batch(requests, on_step=progress,
-                                                                   should_cancel=should_cancel,
-                                                                   on_preview=_batch_previews(progress, requests)))
+        return _retrying(pipeline, lambda: pipeline.generate_batch(
+            requests, on_step=progress, should_cancel=should_cancel,
+            on_preview=_batch_previews(progress, requests, preview_interval_s)))
     except OutOfGPUMemory:
         log.warning("a batch of %d videos ran out of GPU memory twice; rendering them one at a time", len(requests))
-    return [generate(pipeline, request, _member(progress, i), should_cancel) for i, request in enumerate(requests)]
+    return [generate(pipeline, request, _member(progress, i), should_cancel, preview_interval_s=preview_interval_s)
+            for i, request in enumerate(requests)]
 
 
 def _member(progress: ProgressFn, index: int) -> ProgressFn:
@@ -162,7 +165,7 @@ def _member(progress: ProgressFn, index: int) -> ProgressFn:
     return lambda step, total, preview=None: progress(step, total, preview, index)
 
 
-def _batch_previews(progress: ProgressFn, requests: list[GenerationRequest]) -> Cadence:
+def _batch_previews(progress: ProgressFn, requests: list[GenerationRequest], interval_s: float) -> Cadence:
     """`on_preview=` for `generate_batch`: each member's GIF from its own frames of [n, F, h, 64, 3]."""
     members = [gif_maker(_member(progress, i), request.fps) for i, request in enumerate(requests)]
 
@@ -170,7 +173,7 @@ def _batch_previews(progress: ProgressFn, requests: list[GenerationRequest]) -> 
         for member, own in zip(members, frames, strict=True):
             member(step, total, own)
 
-    return cadence(on_preview)
+    return cadence(on_preview, interval_s)
 
 
 def _retrying(pipeline: VideoPipeline, call: Callable[[], Any]) -> Any:

@@ -179,7 +179,7 @@ class _Terms:
         self.words: dict[str, set[Term]] = defaultdict(set)
         self.stems: dict[str, set[Term]] = defaultdict(set)  # prefix → its stem* term
         self.by_stem: dict[str, set[Term]] = defaultdict(set)
-        self.by_dedoubled: dict[str, set[Term]] = defaultdict(set)
+        self.by_dedoubled: dict[str, set[Term]] = defaultdict(set)  # squeezed word → it: "x" → xxx, "nude" → nude
         self.by_text: dict[str, set[Term]] = defaultdict(set)  # a word and a stem* may share their text ("fake")
         for term in set(terms):
             text, is_stem = term
@@ -324,8 +324,10 @@ class _Terms:
         if is_english_word(form) or foreign_language(form):
             return found  # a word of English (or of another language) is read as itself only
         dedoubled = _dedouble(form)
-        found.update(self.by_dedoubled.get(dedoubled, ()))
-        if dedoubled != form:  # letters were repeated: the squeezed stems too ("nnipplles" → "niples" → nipple*)
+        if dedoubled != form:  # letters were repeated: read squeezed ("nudde" → nude, "xxxx" and "xx" → xxx,
+            # "nnipplles" → "niples" → nipple*). Never a form without repeats: "x" is no "xxx" with letters dropped
+            # (a dropped letter is one edit, allowed only where that is safe: "pusy", "tities")
+            found.update(self.by_dedoubled.get(dedoubled, ()))
             found.update(self._prefix_terms(dedoubled, squeezed=True))
         for variant in _look_alikes(_squeeze_triples(form)):
             if variant != form:  # form's own words and stems are read already

@@ -133,6 +133,12 @@ def test_the_model_source_is_plain_picklable_values_without_the_token(tmp_path):
     assert defaults == ModelSource(TINY_RANDOM, compile_cache=str(Path("compile-cache").absolute()))  # they agree
 
 
+def test_every_worker_makes_live_previews_at_most_once_per_status_edit_interval_s(calls):
+    settings = load_settings({**BASE, "STATUS_EDIT_INTERVAL_S": "10"}, env_file=None)
+    assert ModelSource.of(settings)("cpu").preview_interval_s == 10.0  # edits that show them are as throttled
+    assert ModelSource.of(load_settings(BASE, env_file=None))("cpu").preview_interval_s == 2.0  # the default
+
+
 def test_model_info_reads_sizes_and_frames_from_the_configs():
     zeroscope = replace(ModelConfig(), width=576, height=320, frames=24)
     xl = replace(ModelConfig(), width=1024, height=576, frames=24)

@@ -241,10 +241,11 @@ async def test_asking_for_more_workers_than_the_cluster_has_is_a_clear_error(clu
 def test_the_settings_pick_the_ray_executor_without_sending_the_token():
     settings = load_settings({"DISCORD_TOKEN": "secret-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
                               "T2V_EXECUTOR": "ray", "RAY_WORKER_RESOURCE": RESOURCE, "RAY_WORKERS": "2",
-                              "T2V_DEVICE": "cpu"}, env_file=None)
+                              "T2V_DEVICE": "cpu", "STATUS_EDIT_INTERVAL_S": "10"}, env_file=None)
     executor = build_executor(settings)
     assert isinstance(executor, RayExecutor)
     assert executor._factory == ModelSource.of(settings) and "secret-token" not in repr(vars(executor))
+    assert executor._factory.preview_interval_s == 10.0  # the actors' previews as throttled as the status edits
     assert (executor._count, executor._resource, executor._device) == (2, RESOURCE, "cpu")
 
 

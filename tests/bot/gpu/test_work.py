@@ -1,5 +1,6 @@
-"""The GPU-thread work: out of GPU memory it retries with smaller VAE chunks (emptying CUDA's cache), and an upscale's
-previews follow the steps its sampler really runs."""
+"""The GPU-thread work: out of GPU memory it retries with smaller VAE chunks (emptying CUDA's cache), an upscale's
+previews follow the steps its sampler really runs, and every work's previews come at most once per the worker's
+STATUS_EDIT_INTERVAL_S."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from bot.gpu import previews
 from bot.gpu import work as render
 from bot.gpu.models import Models
 from t2v import GenerationRequest, GenerationResult
@@ -32,7 +32,8 @@ def test_on_cuda_the_cache_is_emptied_after_each_out_of_memory(monkeypatch: pyte
         return GenerationResult(np.zeros((1, 64, 64, 3), np.uint8), 1, {})
 
     pipeline = SimpleNamespace(device=torch.device("cuda", 0), vae_chunk=3, generate=generate)
-    render.generate(pipeline, GenerationRequest(PROMPT, frames=1), lambda step, total: None, lambda: False)
+    render.generate(pipeline, GenerationRequest(PROMPT, frames=1), lambda step, total: None, lambda: False,
+                    preview_interval_s=2.0)
     cpu = SimpleNamespace(device=torch.device("cpu"))
     render.free_gpu_memory(cpu)
 
@@ -60,8 +61,7 @@ class Upscaler:
 
 
 @pytest.mark.parametrize("steps", [50, 25, 12])
-def test_every_preview_frame_an_upscale_copies_off_the_gpu_becomes_a_gif(monkeypatch, steps):
-    monkeypatch.setattr(previews, "INTERVAL_S", 0.0)  # a preview at every step the cadence allows
+def test_every_preview_frame_an_upscale_copies_off_the_gpu_becomes_a_gif(steps):
     upscaler, gifs = Upscaler(), []
     work = render.upscale_work(GenerationRequest(PROMPT, steps=steps, width=64, height=64),
                                np.zeros((2, 64, 64, 3), np.uint8), strength=0.7)
@@ -70,7 +70,36 @@ def test_every_preview_frame_an_upscale_copies_off_the_gpu_becomes_a_gif(monkeyp
         if preview:
             gifs.append(preview[0].step)
 
-    work(Models(object(), upscaler), progress, lambda: False)
+    work(Models(object(), upscaler, preview_interval_s=0.0), progress, lambda: False)  # each step the cadence allows
     total = int(steps * 0.7)
     assert upscaler.copies == gifs  # no frames are copied for a GIF that is then dropped
     assert gifs == list(range(total // 8, total, total // 8))[:len(gifs)] and 0 < len(gifs) <= 8
+
+
+class Recording:
+    """Stands in for a pipeline and an upscaler: records the `on_preview` every generate call is given."""
+
+    def __init__(self) -> None:
+        self.given: list[Any] = []
+
+    def generate(self, request: Any, on_step: Any = None, should_cancel: Any = None, on_preview: Any = None) -> Any:
+        self.given.append(on_preview)
+        return GenerationResult(np.zeros((1, 64, 64, 3), np.uint8), 1, {})
+
+    def generate_batch(self, requests: list[Any], on_step: Any = None, should_cancel: Any = None,
+                       on_preview: Any = None) -> list[Any]:
+        self.given.append(on_preview)
+        return [GenerationResult(np.zeros((1, 64, 64, 3), np.uint8), 1, {"batch": len(requests)})] * len(requests)
+
+    def generate_video2video(self, request: Any, video: np.ndarray, strength: float, on_step: Any = None,
+                             should_cancel: Any = None, on_preview: Any = None) -> Any:
+        return self.generate(request, on_step, should_cancel, on_preview)
+
+
+def test_every_work_makes_previews_at_most_once_per_its_workers_status_edit_interval():
+    pipeline, request = Recording(), GenerationRequest(PROMPT, steps=8, width=64, height=64)
+    models = Models(pipeline, pipeline, warm_up=request, preview_interval_s=10.0)  # STATUS_EDIT_INTERVAL_S=10
+    for work in (render.render_work(request), render.batch_work([request, request]), render.warm_up_work(),
+                 render.upscale_work(request, np.zeros((2, 64, 64, 3), np.uint8), strength=0.7)):
+        work(models, lambda *_: None, lambda: False)
+    assert [on_preview.min_interval_s for on_preview in pipeline.given] == [10.0] * 4

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 
-import bot.gpu.previews
 from bot.gpu.models import ASPECTS, Models
 from bot.gpu.work import batch_work, render_work
 from bot.jobs.batching import shape_of, take_batch
@@ -248,9 +247,7 @@ def test_upscales_and_jobs_of_other_shapes_never_batch():
     assert [j.id for j in take_batch(queue, 1)] == [8] and take_batch(queue, 4) == []
 
 
-def test_each_member_of_a_batch_gets_its_own_live_preview_and_mp4(monkeypatch):
-    monkeypatch.setattr(bot.gpu.previews, "INTERVAL_S", 0.0)  # a preview at every chance
-
+def test_each_member_of_a_batch_gets_its_own_live_preview_and_mp4():
     class Previewing:
         def generate_batch(self, requests, on_step=None, should_cancel=None, on_preview=None):
             steps, n = requests[0].steps, len(requests)
@@ -264,7 +261,8 @@ def test_each_member_of_a_batch_gets_its_own_live_preview_and_mp4(monkeypatch):
 
     requests = [spec(prompt, seed=i, steps=8).request for i, prompt in enumerate(PROMPTS[:2])]
     reports: list[tuple[Any, ...]] = []
-    rendered = batch_work(requests)(Models(Previewing()), lambda *report: reports.append(report), lambda: False)
+    at_every_chance = Models(Previewing(), preview_interval_s=0.0)
+    rendered = batch_work(requests)(at_every_chance, lambda *report: reports.append(report), lambda: False)
 
     assert [report for report in reports if len(report) == 2] == [(step, 8) for step in range(1, 9)]  # everyone's
     previews = [report for report in reports if len(report) == 4]

@@ -381,6 +381,22 @@ def test_repeated_letters_reach_squeezed_stems():
     assert not _blocked([DenylistEntry("nigger*", "hate")], "a Nigerian market at noon")  # no repeat, no squeeze
 
 
+@pytest.mark.parametrize("text", ["Malcolm X giving a speech to a crowd", "an X-ray of a human hand",
+                                  "a treasure map where x marks the spot", "a 2 x 4 wooden plank",
+                                  "a 3d plot with x y z axes", "a cat on a 3 x 3 grid",
+                                  "the letter k painted on a wall", "a phone showing https://example.com/x/status/42",
+                                  "see example.com/k/page on a laptop"])
+def test_a_single_letter_is_no_short_entry_with_its_repeats_squeezed(gate, text):
+    assert gate.check_prompt(text).allowed  # "x" and "k" squeeze like "xxx" and "kkk", but nothing repeats in them
+
+
+@pytest.mark.parametrize("letters", ["xxx", "xxxx", "xx", "x x x", "x x x x", "x x", "x.x.x"])
+@pytest.mark.parametrize("entry", ["xxx", "kkk"])
+def test_repeated_or_spaced_letters_that_spell_a_short_entry_are_refused(gate, letters, entry):
+    verdict = gate.check_prompt(f"a {letters.replace('x', entry[0])} rally in a small town")
+    assert (verdict.reason, verdict.matched) == ("denylist", entry)
+
+
 def test_a_slash_between_single_letters_does_not_end_the_phrase():
     assert _blocked([DenylistEntry("nazi salute", "hate")], "a / c r o w d / d o i n g / a / n a z i / s a l u t e")
 

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import bot.gpu.previews
 from bot.gpu.models import Models
 from storage import JobState
 from t2v import load_pipeline
@@ -45,9 +44,9 @@ def preview_edits(fake: FakeDiscord, job_id: int = 1) -> list[str]:
             and any(f.filename == "preview.gif" for f in r.files)]
 
 
-async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_job(stacks: Stacks, monkeypatch):
-    monkeypatch.setattr(bot.gpu.previews, "INTERVAL_S", 0.0)  # the CPU upscale is quick: a preview at every chance
-    async with upscaling(stacks) as stack:
+async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_job(stacks: Stacks):
+    quick = replace(with_upscaler(), preview_interval_s=0.0)  # the CPU upscale is quick: a preview at every chance
+    async with stacks.run(lambda device: quick, upscale_model="tiny-random") as stack:
         fake = stack.fake
         bob = fake.make_user(name="bob")
         first = await result_of(stack, bob, aspect="16:9", steps=12, frames=2, seed=5)
@@ -133,12 +132,11 @@ async def test_an_upscale_needs_its_cost_in_quota(stacks: Stacks):
     assert (job.state, job.refusal_reason, job.params["kind"]) == (JobState.REFUSED, "quota", "upscale")
 
 
-async def test_live_previews_ride_on_the_throttled_progress_edits(stacks: Stacks, scripted: ScriptedPipeline,
-                                                                  monkeypatch):
-    monkeypatch.setattr(bot.gpu.previews, "INTERVAL_S", 0.0)  # the delivery's clock throttles here, not the GPU's
+async def test_live_previews_ride_on_the_throttled_progress_edits(stacks: Stacks, scripted: ScriptedPipeline):
     scripted.previews = True
     gate = scripted.gate(PROMPT)
-    async with stacks.run(lambda device: scripted) as stack:
+    every_step = Models(scripted, preview_interval_s=0.0)  # the delivery's clock throttles here, not the GPU's
+    async with stacks.run(lambda device: every_step) as stack:
         events = stack.events()
         handle = await video(stack.fake, PROMPT, steps=8, frames=3)
         assert (await events.next())[0] == "job_started"  # at t=0 on the bot's monotonic clock
@@ -163,11 +161,10 @@ async def test_live_previews_ride_on_the_throttled_progress_edits(stacks: Stacks
     assert handle.original.attachments == []  # the status's last preview went when the video was posted
 
 
-async def test_a_cancelled_job_does_not_keep_its_last_preview(stacks: Stacks, scripted: ScriptedPipeline, monkeypatch):
-    monkeypatch.setattr(bot.gpu.previews, "INTERVAL_S", 0.0)
+async def test_a_cancelled_job_does_not_keep_its_last_preview(stacks: Stacks, scripted: ScriptedPipeline):
     scripted.previews = True
     gate = scripted.gate(PROMPT)
-    async with stacks.run(lambda device: scripted) as stack:
+    async with stacks.run(lambda device: Models(scripted, preview_interval_s=0.0)) as stack:
         events = stack.events()
         handle = await video(stack.fake, PROMPT, steps=10)
         assert (await events.next())[0] == "job_started"
