@@ -195,16 +195,17 @@ async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepos
     if settings.gallery_enabled:
         gallery = Gallery(showcase, bot.media, front_page=settings.gallery_front_page, server_name=server_name(bot),
                           public_url=settings.gallery_public_url)
-        wanted.append((gallery, settings.gallery_host, settings.gallery_port, "the gallery is"))
+        wanted.append((gallery, settings.gallery_host, settings.gallery_port, "the gallery is", "GALLERY"))
     if settings.health_enabled:
-        wanted.append((health, settings.health_host, settings.health_port, "/healthz and /metrics are"))
+        wanted.append((health, settings.health_host, settings.health_port, "/healthz and /metrics are", "HEALTH"))
     sites: list[Gallery | Health] = []
-    for site, host, port, what in wanted:
+    for site, host, port, what, setting in wanted:
         try:
             await site.start(host, port)
             sites.append(site)
         except OSError as error:  # a port in use, a privileged port, a host that does not resolve: the bot still
             # serves Discord; the container's health check reports a missing /healthz
-            log.error("%s not served: cannot listen on %s:%d (%s); the bot goes on without it", what, host, port,
-                      error.strerror or error)
+            log.error("%s not served: cannot listen on %s:%d (%s); the bot goes on without it; set %s_PORT to a free "
+                      "port (or %s_HOST to an address of this host), or %s_ENABLED=0", what, host, port,
+                      error.strerror or error, setting, setting, setting)
     return sites

@@ -103,9 +103,10 @@ def test_the_build_context_leaves_out_history_weights_databases_and_secrets() ->
 
     for path in [".git/HEAD", "weights/modelscope/VQGAN_autoencoder.pth", "videobot.db", "videobot.db-wal",
                  ".whl/torch.whl", ".venv/bin/python", ".env", "t2v/__pycache__/unet.cpython-311.pyc",
-                 ".pytest_cache/v", "videobot.egg-info/PKG-INFO"]:
+                 ".pytest_cache/v", "videobot.egg-info/PKG-INFO", "videobot.db.lock", "compile-cache/fxgraph/x",
+                 "media/12.jpg"]:
         assert ignored(path), path
-    for path in ["pyproject.toml", "README.md", "t2v/unet.py", "bot/__main__.py", "storage/db.py",
+    for path in ["pyproject.toml", "README.md", "t2v/unet.py", "bot/__main__.py", "bot/media.py", "storage/db.py",
                  "storage/migrations/env.py", "deploy/healthcheck.py"]:
         assert not ignored(path), path
 

@@ -39,9 +39,11 @@ from bot.ui.cogs.video import CancelButton, VideoCog, cancel_view
 from bot.ui.delivery import Delivery
 from bot.ui.replies import answer_error
 from bot.ui.showcase import Showcase, VoteButton
-from storage import Repository, ShowcaseRepository, utc_now
+from storage import GLOBAL, Repository, ShowcaseRepository, utc_now
 
 log = logging.getLogger(__name__)
+
+COMMANDS_KEY = "commands_guild"  # moderation_settings key (GLOBAL): the server DISCORD_GUILD_ID named at the last start
 
 ServiceFactory = Callable[[JobEvents], VideoService]  # the bot's delivery in, the running service's owner out
 DISCORD_STATUS = "https://discordstatus.com"
@@ -147,6 +149,7 @@ class VideoBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Start the service, add the cogs, sync the commands (to the development guild when one is set)."""
+        await self._check_home_guild()  # before the models load: a wrong id is the operator's to fix
         self.service = self._service_factory(self.delivery)
         await self.service.start()
         await self.delivery.post_undelivered()  # what the last stop cut short, before the queue's own posts
@@ -175,7 +178,48 @@ class VideoBot(commands.Bot):
         else:
             synced = await self.tree.sync()
             log.info("synced %d global commands (clients may take a while to show changes)", len(synced))
+        await self._forget_former_home(guild_id)
         freeze_startup_heap()
+
+    async def _forget_former_home(self, guild_id: int | None) -> None:
+        """Remove the commands a former DISCORD_GUILD_ID's server got of its own (a sync with another id, or none,
+        leaves them there, and that server would show every command twice beside the global ones); remembered in the
+        operator's settings (COMMANDS_KEY)."""
+        moderation = self.service.moderation if self.service is not None else None
+        if moderation is None:
+            return
+        former = await moderation.repo.setting(COMMANDS_KEY, guild_id=GLOBAL)
+        if former is not None and former != guild_id:
+            old = discord.Object(former)
+            self.tree.clear_commands(guild=old)
+            try:
+                await self.tree.sync(guild=old)
+                log.info("removed the commands server %d had of its own (it was DISCORD_GUILD_ID)", former)
+            except discord.HTTPException as error:  # the bot left it meanwhile: nothing shows there twice
+                log.info("could not remove the commands server %d had of its own (%s %s)", former, error.status,
+                         error.code)
+        if former != guild_id:
+            if guild_id is None:
+                await moderation.repo.remove_setting(COMMANDS_KEY, guild_id=GLOBAL)
+            else:
+                await moderation.repo.set_setting(COMMANDS_KEY, guild_id, guild_id=GLOBAL, by=0)
+
+    async def _check_home_guild(self) -> None:
+        """DISCORD_GUILD_ID names a server where the bot may register its commands, else a SettingsError: the bot
+        not in it (an id copied from a user or a channel, an invite not yet accepted) or invited without the
+        applications.commands scope. The same request the command sync makes, answered the same way."""
+        guild_id = self.settings.discord_guild_id
+        if guild_id is None:
+            return
+        try:
+            await self.tree.fetch_commands(guild=discord.Object(guild_id))
+        except (discord.Forbidden, discord.NotFound) as error:
+            raise SettingsError([
+                f"DISCORD_GUILD_ID={guild_id}: Discord refused the bot's commands in that server ({error.status} "
+                f"{error.text or error.response.reason}): the bot is not in it, or was invited without the "
+                "applications.commands scope; invite it with the link of README step 2, check the id (right-click "
+                "the server's icon → Copy Server ID), or leave DISCORD_GUILD_ID empty for commands in every server"
+            ]) from None
 
     def _server_settings(self, service: VideoService) -> ServerSettings | None:
         """Each server's /video presets and showcase channel, when the service enforces moderation."""

@@ -1,6 +1,7 @@
 """The servers the bot is in. With ALLOWED_GUILD_IDS set it stays only in those, leaving any other (with a log line)
-when it starts and when someone invites it; empty, it stays in every server it is invited to. Removed from a server,
-it cancels that server's jobs."""
+when it starts and when someone invites it — unless at start the list names none of its servers (a typo): then it
+leaves none and says so; empty, it stays in every server it is invited to. Removed from a server, it cancels that
+server's jobs."""
 
 from __future__ import annotations
 
@@ -25,7 +26,16 @@ class ServersCog(commands.Cog, name="Servers"):
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
-        for guild in list(self.bot.guilds):
+        """Leave the servers not on the allowlist; none when it lists none of the bot's servers (a typo'd id would
+        make it leave its own at every start, to be invited again by hand): that is one ERROR line instead."""
+        guilds = list(self.bot.guilds)
+        if self.allowed and guilds and not any(guild.id in self.allowed for guild in guilds):
+            servers = ", ".join(f"{guild.name} ({guild.id})" for guild in guilds)
+            log.error("ALLOWED_GUILD_IDS=%s lists none of the servers the bot is in (%s): leaving none of them; fix "
+                      "the ids (right-click a server's icon → Copy Server ID) and restart", ",".join(
+                          map(str, sorted(self.allowed))), servers)
+            return
+        for guild in guilds:
             await self._stay_or_leave(guild, "at start")
 
     @commands.Cog.listener()

@@ -220,11 +220,13 @@ async def test_a_public_video_sent_while_the_users_last_one_finishes_stays_publi
         fake = stack.fake
         first = await video(fake, FOXES[0])
         await first.wait_original(lambda m: m.content.startswith("Starting"))
+        [rendering] = list(stack.service.running)
         acknowledged = fake.hold_next(acknowledgements)  # the second /video is sent while the first still renders
         second = await video(fake, FOXES[1])
         await fake.wait_for(lambda: len(fake.requests_to(acknowledgements)) == 2, what="the second acknowledgement")
         finishing.release(100)
         await first.wait_followup(has_video)  # the first is done before the second is decided: under the cap again
+        await asyncio.wait_for(asyncio.shield(rendering.task), WAIT)  # its unit ends once its outcome is recorded
         acknowledged.set()
         result = await second.wait_followup(has_video)
         job = await stack.job(2)

@@ -209,6 +209,9 @@ async def test_a_taken_port_is_logged_and_the_bot_runs_on_without_that_site(tmp_
     assert sites == []
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert record.getMessage().startswith(f"{what} not served: cannot listen on 127.0.0.1:{port}")
+    setting = site.upper()
+    assert record.getMessage().endswith(f"; set {setting}_PORT to a free port (or {setting}_HOST to an address of "
+                                        f"this host), or {setting}_ENABLED=0")
 
 
 class Notifying(logging.Handler):
