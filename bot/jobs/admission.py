@@ -1,11 +1,15 @@
 """Admission: one verdict per request — queued, or refused and logged — decided once, one request per user at a time.
 
 The checks run in this order, and the first that fails gives the reason: a block or a channel rule
-(bot.moderation), the style (offered, and on in the server: bot.moderation.styles), the prompt and the options
+(bot.moderation), the style (offered, and on in the server: bot.moderation.styles; named in any case, CLAYMATION
+is claymation), the prompt and the options
 (the policy gate on the member's own text, the server's caps), the quota, then room (the bot is up, the user's cap
 and the queue's, counting the requests still on their way in). A refused request is written as a
 `refused` job row, so moderators' stats see it; an accepted one is written `queued` with the seed it will render
 with, and pushed onto the fair queue.
+
+A blank prompt (nothing but spaces) never makes a spec: t2v refuses to make a request of it, in words of its own. The
+command asks `refuse_blank` instead, which refuses it as the gate refuses every blank prompt, and logs it the same.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import logging
 import secrets
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from bot.errors import Refused
 from bot.jobs.events import Announcer, Submitted
@@ -32,6 +37,12 @@ from storage import JobRecord, Repository
 log = logging.getLogger(__name__)
 
 SEEDS = 2**32  # a seed the service picks is below this (the user may give any seed t2v accepts)
+
+
+def blank(prompt: str) -> bool:
+    """True for a prompt of nothing but spaces, which t2v makes no request of (GenerationRequest refuses it): the
+    command refuses it with `Admission.refuse_blank` before it builds the spec."""
+    return not prompt.strip()
 
 
 def _storable(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,18 +69,39 @@ class Admission:
 
     async def admit(self, requester: Requester, spec: JobSpec) -> Submitted:
         """Queue the request, or log it as refused and raise Refused; a user's requests are decided in turn."""
+        spec = self._named_style(spec)
         async with self._turn(requester.user_id):  # a user's quota and cap are counted one request at a time
             try:
                 await self._check(requester, spec)
             except Refused as refused:
-                job = await self._repo.create_job(**_storable(requester.row(spec)), refusal_reason=refused.logged,
-                                                  now=self._clock())
-                self._announce.count(f"refused:{refused.reason}")
-                raise refused.recorded_as(job.id) from None
+                raise await self._logged(requester.row(spec), refused) from None
             job, position = await self._enqueue(requester, spec)
         self._wake()
         self._announce.count("accepted")
         return Submitted(job, position, self._eta(position, self._clock()))
+
+    async def refuse_blank(self, requester: Requester, prompt: str, negative: str = "", *,
+                           private: bool = False) -> NoReturn:
+        """Refuse a blank prompt (`blank`) as the gate refuses every blank prompt, zero-width spaces and all: logged
+        as a refused row like any other refusal, before any work, nothing charged."""
+        verdict = self.gate.check_text(prompt, PROMPT, requester.guild_id)
+        assert verdict.reason is not None, "the gate refuses every prompt that t2v finds blank"
+        refused = Refused(verdict.reason, verdict.message, logged=verdict.logged)
+        raise await self._logged(requester.text_row(prompt, negative, {"private": private}), refused)
+
+    async def _logged(self, row: Mapping[str, Any], refused: Refused) -> Refused:
+        """The refusal once it is written as a refused job row (and counted), naming that row."""
+        job = await self._repo.create_job(**_storable(row), refusal_reason=refused.logged, now=self._clock())
+        self._announce.count(f"refused:{refused.reason}")
+        return refused.recorded_as(job.id)
+
+    def _named_style(self, spec: JobSpec) -> JobSpec:
+        """The spec with its style named as the styles file names it, whatever its case; a name that is no style in
+        any case stays as typed, for the refusal to name."""
+        if spec.style is None or spec.style in self.styles.offered:
+            return spec
+        named = next((name for name in self.styles.offered if name.casefold() == spec.style.casefold()), None)
+        return spec if named is None else replace(spec, style=named)
 
     def _turn(self, user_id: int) -> asyncio.Lock:
         """The user's admission lock (kept while some request holds or awaits it)."""

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from bot.errors import SettingsError
 from bot.gpu.executor import CancelToken, Executor
@@ -162,6 +162,10 @@ class VideoService:
     async def submit(self, requester: Requester, spec: JobSpec) -> Submitted:
         """Queue the request, or log it as refused and raise Refused (bot.jobs.admission)."""
         return await self.admission.admit(requester, spec)
+
+    async def refuse_blank(self, requester: Requester, prompt: str, negative: str = "", *, private: bool) -> NoReturn:
+        """Log a blank prompt (which makes no spec) as refused and raise Refused, as the gate words it."""
+        await self.admission.refuse_blank(requester, prompt, negative, private=private)
 
     async def cancel(self, user_id: int, job_id: int | None = None) -> JobRecord:
         """Cancel the user's job (their newest active one when job_id is None); raise NothingToCancel."""

@@ -142,13 +142,18 @@ class Requester:
 
     def row(self, spec: JobSpec) -> Mapping[str, Any]:
         """The job-row fields of a request by this requester (accepted or refused)."""
+        return self.text_row(spec.prompt, spec.negative, spec.params())
+
+    def text_row(self, prompt: str, negative: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The job-row fields of a request by this requester, from its texts and params (a blank prompt is refused
+        before it makes a spec)."""
         return {
             "user_id": self.user_id,
             "user_name": self.user_name[:100],
             "channel_id": self.channel_id,
             "guild_id": self.guild_id,
-            "prompt": spec.prompt,
-            "negative_prompt": spec.negative,
-            "params": {**spec.params(), "upload_limit": self.upload_limit},
+            "prompt": prompt,
+            "negative_prompt": negative,
+            "params": {**params, "upload_limit": self.upload_limit},
             "application_id": self.application_id,
         }

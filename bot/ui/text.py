@@ -1,4 +1,6 @@
-"""User text made inert for a public message: what Discord shows is what the policy read, and nothing more happens.
+"""User text made inert for a public message, and answers cut to fit one message.
+
+`shown` makes user text inert: what Discord shows is what the policy read, and nothing more happens.
 
 - control characters (NUL, ESC, ...) and bidi embeddings, overrides and isolates are removed, so the text cannot
   display in another order than the denylist read it, nor carry terminal escapes into logs or copies;
@@ -6,23 +8,30 @@
 - links are wrapped in <...>, which Discord shows as a link but never unfurls into a preview;
 - markdown (bold, spoilers, masked links "[x](url)", headings, quotes) and mentions (@everyone, <@id>, <#id>) are
   escaped, so they show as typed;
-- clipped to a length, with an ellipsis.
+- clipped to a length, with an ellipsis, between pieces: a link is kept whole or left out whole, and an escape
+  ("\\*") is never cut from the character it escapes.
+
+`clipped` cuts a list answer at an entry boundary so that it fits one message, "… and N more" included.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 
 import discord
 
 from bot.moderation.policy.normalise import UNSAFE_RE
 
-PROMPT_SHOWN = 700  # characters of escaped prompt per message; Discord allows 2000 in all
+MESSAGE_CHARS = 2000  # Discord's limit on the content of one message
+PROMPT_SHOWN = 700  # characters of escaped prompt per message
 
 _URL_RE = re.compile(r"\b(?:https?|ftp|discord)://[^\s<>]+|\bwww\.[^\s<>]+", re.IGNORECASE)
 _MASKED_LINK_RE = re.compile(r"(?<!\\)([\[\]])")  # "[x](url)": escape_markdown leaves the brackets
+_ESCAPED_UNIT_RE = re.compile(r"\\.|.", re.DOTALL)  # an escape and the character it escapes, or one character
 _URL_END = ".,;:!?)]}'\""  # punctuation after a link belongs to the sentence
 _SPACES = str.maketrans("\t\n\r", "   ")
+_ELLIPSIS = "…"
 
 
 def without_controls(text: str) -> str:
@@ -33,22 +42,55 @@ def without_controls(text: str) -> str:
 
 def shown(text: str, limit: int = PROMPT_SHOWN) -> str:
     """User text made inert for a message: no controls, one line, links not unfurled, markdown and mentions
-    escaped, clipped to `limit` characters."""
-    flat = " ".join(without_controls(text).split())
-    pieces, last = [], 0
+    escaped, clipped to `limit` characters (at least 1) between pieces, with an ellipsis."""
+    pieces = list(_pieces(" ".join(without_controls(text).split())))
+    if sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    kept, size = [], len(_ELLIPSIS)
+    for piece in pieces:
+        size += len(piece)
+        if size > limit:
+            break
+        kept.append(piece)
+    while kept and kept[-1] == " ":  # "snow …" reads as a gap: "snow…"
+        kept.pop()
+    return "".join(kept) + _ELLIPSIS
+
+
+def _pieces(flat: str) -> Iterator[str]:
+    """The escaped text in pieces that can be cut between: each link wrapped in <...>, each escape with the
+    character it escapes, each other character alone."""
+    last = 0
     for match in _URL_RE.finditer(flat):
         url = match.group().rstrip(_URL_END)
-        pieces.append(_escaped(flat[last:match.start()]))
-        pieces.append(f"<{url}>")
+        yield from _ESCAPED_UNIT_RE.findall(_escaped(flat[last:match.start()]))
+        yield f"<{url}>"
         last = match.start() + len(url)
-    pieces.append(_escaped(flat[last:]))
-    escaped = "".join(pieces)
-    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
+    yield from _ESCAPED_UNIT_RE.findall(_escaped(flat[last:]))
 
 
 def _escaped(text: str) -> str:
     text = discord.utils.escape_markdown(text, ignore_links=False)
     return discord.utils.escape_mentions(_MASKED_LINK_RE.sub(r"\\\1", text))
+
+
+def clipped(entries: Sequence[str], limit: int = MESSAGE_CHARS, *, more: int = 0, at_least: bool = False,
+            sep: str = "\n") -> str:
+    """The entries joined by `sep` (an entry may hold newlines of its own), cut at an entry boundary so that the
+    whole, "… and N more" included, fits `limit` characters. N counts the entries cut and the `more` left out
+    before (at least that many, when `at_least`: the caller could not count them all)."""
+    def tail(left: int) -> str:
+        return f"… and {'at least ' if at_least else ''}{left} more"
+
+    sizes = [len(entry) for entry in entries]
+    kept, size = len(entries), sum(sizes) + len(sep) * max(len(entries) - 1, 0)  # of sep.join(entries[:kept])
+    while True:
+        left = len(entries) - kept + more
+        if kept == 0 or size + (len(sep) + len(tail(left)) if left else 0) <= limit:
+            break
+        kept -= 1
+        size -= sizes[kept] + (len(sep) if kept else 0)
+    return sep.join([*entries[:kept], *([tail(left)] if left else [])])
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:

@@ -180,10 +180,9 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def _set_channel(self, interaction: discord.Interaction, channel_id: int, allowed: bool | None) -> None:
         guild = server(interaction)
         changed = await self.moderation.set_channel(interaction.user.id, channel_id, allowed, guild_id=guild)
-        rules = text.channel_rules(await self.moderation.repo.channel_rules([guild]))
         done = {True: "now allowed in", False: "now turned off in", None: "back to the default rules in"}[allowed]
         head = f"/video is {done} <#{channel_id}>." if changed else f"<#{channel_id}> had no rule."
-        await reply(interaction, f"{head}\n{rules}")
+        await reply(interaction, text.channel_rules(await self.moderation.repo.channel_rules([guild]), head))
 
     # --- denylist and allowlist (bot/ui/cogs/moderation_denylist.py) ---------------------------------------------
 

@@ -17,12 +17,12 @@ from bot.moderation.policy.entries import Kind
 from bot.moderation.rules import inert
 from bot.ui.cogs import MAX_CHOICES
 from bot.ui.replies import QUIET
-from bot.ui.text import counted
+from bot.ui.text import MESSAGE_CHARS, clipped, counted
 from storage import GLOBAL
 
 log = logging.getLogger(__name__)
 
-MESSAGE_CHARS = 1900  # a longer list is sent as a file
+ENTRIES_CHARS = 300  # of the entries named on one line of a prompt test, before "… and N more"
 Pattern = app_commands.Range[str, 1, 200]  # a denylist pattern or an allowlist phrase, as the commands take it
 PATTERN_HELP = "A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, moon landing + staged"
 CATEGORY_HELP = "The policy category the refusal names"
@@ -93,7 +93,7 @@ async def show(editor: DenylistEditor, interaction: discord.Interaction, guild_i
     if guild_id != GLOBAL:
         lists.append(("This server's own list", "denylist-this-server.txt", editor.entries(guild_id=guild_id)))
     body = "\n".join(_sections(title, entries) for title, _, entries in lists)
-    if len(body) < MESSAGE_CHARS:
+    if len(body) <= MESSAGE_CHARS:  # else the lists are sent as files
         await interaction.response.send_message(body, ephemeral=True, allowed_mentions=QUIET)
         return
     heads = "\n".join(_sections(title, entries).split("\n", 1)[0] for title, _, entries in lists)
@@ -103,7 +103,8 @@ async def show(editor: DenylistEditor, interaction: discord.Interaction, guild_i
 
 
 def _entries(entries: tuple[DenylistEntry, ...]) -> str:
-    return ", ".join(f"“{inert(entry.pattern, 100)}” ({entry.category})" for entry in entries)
+    return clipped([f"“{inert(entry.pattern, 100)}” ({entry.category})" for entry in entries], ENTRIES_CHARS,
+                   sep=", ")
 
 
 def test_text(result: PromptTest, prompt: str) -> str:
@@ -124,4 +125,4 @@ def test_text(result: PromptTest, prompt: str) -> str:
     if report.overridden:
         lines.append(f"Let through by the allowlist: {_entries(report.overridden)} (allowlist: "
                      f"{_entries(report.allowed)})")
-    return "\n".join(lines)
+    return clipped(lines)

@@ -174,7 +174,7 @@ class OperatorGroup(app_commands.Group):
     @app_commands.describe(period="How far back (rolling): the last hour, day, week, 30 days, or everything")
     async def stats(self, interaction: discord.Interaction, period: str = "day") -> None:
         usage = await self.moderation.stats(period, guild_id=GLOBAL)
-        await reply(interaction, text.stats(usage, period).replace("**Usage,", "**Usage of every server,", 1))
+        await reply(interaction, text.stats(usage, period, everywhere=True))
 
     @app_commands.command(name="audit", description="The operators' audit log, or one server's")
     @app_commands.describe(server="A server id (operator servers lists them); none: the operators' own log",

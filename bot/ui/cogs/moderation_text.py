@@ -10,14 +10,14 @@ from bot.gpu.models import DEFAULT_ASPECT
 from bot.moderation.rules import QuotaDefault, discord_time, inert
 from bot.moderation.servers import Presets
 from bot.settings import Settings
-from bot.ui.text import counted
+from bot.ui.text import MESSAGE_CHARS, clipped, counted
 from storage import AuditRecord, BlockRecord, ChannelRuleRecord, RoleQuotaRecord, ServerUsage, UsageStats
 from t2v.config import SamplerDefaults
 
 log = logging.getLogger(__name__)
 
 LISTED = 20  # rows shown by the list answers before "… and N more"
-MESSAGE_CHARS = 1900  # Discord allows 2000 per message; the rest is margin
+LISTED_CHARS = 600  # of one line that lists ids or channels, before "… and N more"
 # each RefusalReason (bot.errors) in a moderator's words
 REFUSAL_WORDS = {"empty": "empty prompt", "too_long": "prompt too long", "not_english": "not English",
                  "denylist": "content policy", "user_cap": "member's queue full", "global_cap": "queue full",
@@ -25,28 +25,14 @@ REFUSAL_WORDS = {"empty": "empty prompt", "too_long": "prompt too long", "not_en
                  "channel": "channel not allowed", "quota": "quota used up"}
 
 
-def clipped(lines: list[str], limit: int = MESSAGE_CHARS) -> str:
-    """Lines joined, cut at a line boundary to fit one message."""
-    kept: list[str] = []
-    size = 0
-    for number, line in enumerate(lines):
-        if size + len(line) + 1 > limit:
-            kept.append(f"… and {len(lines) - number} more lines")
-            break
-        kept.append(line)
-        size += len(line) + 1
-    return "\n".join(kept)
-
-
 def defaults(default: QuotaDefault, roles: list[RoleQuotaRecord]) -> str:
     """The server default and the role defaults."""
     whose = "this server's own" if default.source == "server" else "the bot's"
     lines = [f"**Quota defaults** (per {default.period}, calendar periods in UTC)",
              f"Server default: {counted(default.limit, 'video')} ({whose})"]
-    lines += [f"• <@&{role.role_id}>: {counted(role.max_videos, 'video')}" for role in roles]
     if roles:
-        lines.append("-# A member gets the most generous of their roles; a personal limit beats both.")
-    return clipped(lines)
+        lines.append("Role defaults (a member gets the most generous of their roles; a personal limit beats both):")
+    return clipped(lines + [f"• <@&{role.role_id}>: {counted(role.max_videos, 'video')}" for role in roles])
 
 
 def blocked(block: BlockRecord) -> str:
@@ -64,22 +50,26 @@ def block_list(blocks: list[BlockRecord]) -> str:
     for block in blocks[:LISTED]:
         until = "permanent" if block.until is None else f"until {discord_time(block.until, 'f')}"
         lines.append(f"• <@{block.user_id}> · {until} · by <@{block.blocked_by}> · {inert(block.reason, 100)}")
-    if len(blocks) > LISTED:
-        lines.append(f"… and {len(blocks) - LISTED} more")
-    return clipped(lines)
+    return clipped(lines, more=max(len(blocks) - LISTED, 0))
 
 
-def channel_rules(rules: list[ChannelRuleRecord]) -> str:
-    """Where /video may be used under these rules."""
+def channel_rules(rules: list[ChannelRuleRecord], head: str | None = None) -> str:
+    """Where /video may be used under these rules, under `head` if given."""
     allowed = [f"<#{rule.channel_id}>" for rule in rules if rule.allowed]
     denied = [f"<#{rule.channel_id}>" for rule in rules if not rule.allowed]
+    lines = [] if head is None else [head]
     if allowed:
-        lines = [f"/video works only in: {', '.join(allowed)}"]
+        lines.append(f"/video works only in: {_listed(allowed)}")
     else:
-        lines = ["/video works in every channel" + (" except those turned off." if denied else ".")]
+        lines.append("/video works in every channel" + (" except those turned off." if denied else "."))
     if denied:
-        lines.append(f"Turned off in: {', '.join(denied)}")
+        lines.append(f"Turned off in: {_listed(denied)}")
     return clipped(lines)
+
+
+def _listed(names: list[str]) -> str:
+    """Names (channels, server ids) on one line, cut to LISTED_CHARS."""
+    return clipped(names, LISTED_CHARS, sep=", ")
 
 
 def refusal_words(logged: str) -> str:
@@ -89,10 +79,11 @@ def refusal_words(logged: str) -> str:
     return f"{words} ({detail.replace('_', ' ')})" if detail else words
 
 
-def stats(usage: UsageStats, period: str) -> str:
-    """Requests, outcomes, refusal reasons, GPU time and the busiest users."""
+def stats(usage: UsageStats, period: str, *, everywhere: bool = False) -> str:
+    """Requests, outcomes, refusal reasons, GPU time and the busiest users (of one server, or of every server)."""
     since = "since the first request" if usage.since is None else f"since {discord_time(usage.since, 'f')}"
-    lines = [f"**Usage, {'all time' if period == 'all' else f'last {period}'}** ({since})",
+    scope = " of every server" if everywhere else ""
+    lines = [f"**Usage{scope}, {'all time' if period == 'all' else f'last {period}'}** ({since})",
              f"Requests: {usage.requests}" + "".join(f" · {state} {count}"
                                                     for state, count in sorted(usage.by_state.items()))]
     if usage.refusals:
@@ -166,12 +157,14 @@ def servers(usage: list[ServerUsage], names: Mapping[int, str], allowed: tuple[i
         row = counts.get(guild_id)
         busy = f"{counted(row.requests, 'request')} by {counted(row.users, 'user')}" if row else "no requests"
         lines.append(f"• {inert(names[guild_id], 80)} · `{guild_id}` · {busy}")
-    gone = [row for row in usage if row.guild_id is not None and row.guild_id not in names]
+    end = []  # kept below the list, however long it is
+    gone = [f"`{row.guild_id}`" for row in usage if row.guild_id is not None and row.guild_id not in names]
     if gone:
-        lines.append(f"Servers the bot is no longer in: {', '.join(f'`{row.guild_id}`' for row in gone)}")
+        end.append(f"Servers the bot is no longer in: {_listed(gone)}")
     dms = counts.get(None)
     if dms is not None:
-        lines.append(f"Direct messages: {counted(dms.requests, 'request')} by {counted(dms.users, 'user')}")
-    lines.append("-# ALLOWED_GUILD_IDS: " + (", ".join(f"`{g}`" for g in allowed) if allowed
-                                              else "not set (the bot stays in every server it is invited to)"))
-    return clipped(lines)
+        end.append(f"Direct messages: {counted(dms.requests, 'request')} by {counted(dms.users, 'user')}")
+    end.append("-# ALLOWED_GUILD_IDS: " + (_listed([f"`{g}`" for g in allowed]) if allowed
+                                           else "not set (the bot stays in every server it is invited to)"))
+    foot = "\n".join(end)
+    return f"{clipped(lines, MESSAGE_CHARS - len(foot) - 1)}\n{foot}"

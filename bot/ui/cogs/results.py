@@ -26,6 +26,7 @@ import discord
 from discord.ext import commands
 
 from bot.errors import Denied
+from bot.jobs.admission import blank
 from bot.jobs.spec import UPSCALE, JobSpec
 from bot.jobs.upscale import upscale_spec
 from bot.media import MediaStore
@@ -186,8 +187,12 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             await answer_error(interaction, error, f"{ACTIONS[action][1]} of job #{job_id}")
 
     async def start_from(self, interaction: discord.Interaction, job_id: int, *, prompt: str | None = None) -> None:
-        """A new job with the settings of `job_id` and a new seed (and a new prompt, when edited)."""
+        """A new job with the settings of `job_id` and a new seed (and a new prompt, when edited; a blank one is
+        refused as /video's is)."""
         job = await self._job(interaction, job_id, owner_only=True)
+        if prompt is not None and blank(prompt):
+            await self.video.refuse_blank(interaction, prompt, job.negative_prompt, private=job.private)
+            return
         if job.params.get("kind") == UPSCALE:  # an upscale again, from the same source
             await self.upscale(interaction, int(job.params["source_job"]), prompt=prompt)
             return

@@ -21,12 +21,13 @@ from bot.ui.cogs import MAX_DISCORD_INT
 from bot.ui.permissions import AnyChannel, check_moderator, own_channel, server
 from bot.ui.replies import answer_privately
 from bot.ui.showcase import Showcase
-from bot.ui.text import shown
+from bot.ui.text import clipped, shown
 from storage import ShowcaseRecord
 
 log = logging.getLogger(__name__)
 
-PENDING_SHOWN = 15  # nominations listed by `/videomod showcase pending`
+PENDING_SHOWN = 15  # nominations listed by `/videomod showcase pending`, as many as fit one message
+PENDING_COUNTED = 1000  # nominations read to count those not shown ("… and at least N more" beyond)
 REASON_CHARS = 300
 
 
@@ -56,13 +57,13 @@ class ShowcaseGroup(app_commands.Group):
 
     @app_commands.command(name="pending", description="This server's nominations waiting for a decision")
     async def pending(self, interaction: discord.Interaction) -> None:
-        entries = await self.showcase.repo.pending(PENDING_SHOWN + 1, guild_id=server(interaction))
+        entries = await self.showcase.repo.pending(PENDING_COUNTED + 1, guild_id=server(interaction))
         if not entries:
             text = "No nominations are waiting."
         else:
             lines = [_pending_line(entry) for entry in entries[:PENDING_SHOWN]]
-            more = "\n… and more; decide these first." if len(entries) > PENDING_SHOWN else ""
-            text = "Waiting for a decision (`/videomod showcase approve job:N`):\n" + "\n".join(lines) + more
+            text = clipped(["Waiting for a decision (`/videomod showcase approve job:N`):", *lines],
+                           more=len(entries) - len(lines), at_least=len(entries) > PENDING_COUNTED)
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="approve", description="Show a nominated video in the showcase and the gallery")

@@ -21,7 +21,7 @@ from bot.settings import Settings
 from bot.ui.cogs import MAX_CHOICES
 from bot.ui.permissions import check_moderator, server
 from bot.ui.replies import reply
-from bot.ui.text import shown
+from bot.ui.text import clipped, shown
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
                 else f"The style {style} was already {state}.")
         if not on and (await self.servers.presets(guild)).style == style:
             head += " It is this server's default style: /video renders without a style until it is on again."
-        await reply(interaction, f"{head}\n{await self.listing(guild)}")
+        await reply(interaction, await self.listing(guild, head))
 
     @app_commands.command(name="default", description="The style /video uses here when a member names none")
     @app_commands.describe(style=f"A style, or {NONE} for no default style")
@@ -74,7 +74,7 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
         await self.servers.set_default_style(interaction.user.id, guild, chosen)
         head = ("This server has no default style now." if chosen is None
                 else f"/video now uses the style {chosen} here when a member names none.")
-        await reply(interaction, f"{head}\n{await self.listing(guild)}")
+        await reply(interaction, await self.listing(guild, head))
 
     @style_off.autocomplete("style")
     @style_on.autocomplete("style")
@@ -85,17 +85,19 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
         return [app_commands.Choice(name=name, value=name) for name in names
                 if typed.strip().lower() in name][:MAX_CHOICES]
 
-    async def listing(self, guild_id: int) -> str:
-        """The bot's styles with their state in the server, and the server's default style."""
+    async def listing(self, guild_id: int, head: str | None = None) -> str:
+        """The bot's styles with their state in the server, and the server's default style, under `head` if given;
+        cut to fit one message."""
+        lines = [] if head is None else [head]
         if not self.styles.offered:
-            return "This bot has no styles: its operator has not listed any."
+            return "\n".join([*lines, "This bot has no styles: its operator has not listed any."])
         off = await self.styles.off(guild_id)
         default = (await self.servers.presets(guild_id)).style
-        lines = ["**Styles** of /video in this server"]
+        lines.append("**Styles** of /video in this server")
+        if default is None:
+            lines.append("-# No default style: a member who names none gets none.")
         for name, description in self.styles.offered.items():
             state = "off" if name in off else "on"
             mark = " · default" if name == default else ""
             lines.append(f"• `{name}` · {state}{mark}" + (f" — {shown(description, 80)}" if description else ""))
-        if default is None:
-            lines.append("-# No default style: a member who names none gets none.")
-        return "\n".join(lines)
+        return clipped(lines)

@@ -3,6 +3,7 @@
 import inspect
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,8 @@ from discord.ext import commands
 from bot.errors import Refused
 from bot.gpu.models import ASPECTS, DEFAULT_ASPECT
 from bot.gpu.styles import NONE
+from bot.jobs.admission import blank
+from bot.jobs.events import Submitted
 from bot.jobs.service import VideoService
 from bot.jobs.spec import JobSpec, Requester
 from bot.moderation.policy import MAX_PROMPT_CHARS
@@ -22,14 +25,14 @@ from bot.ui.cogs import MAX_CHOICES, MAX_DISCORD_INT
 from bot.ui.delivery import Delivery
 from bot.ui.replies import answer_error, answer_refusal, handler
 from bot.ui.status import eta_words, settings_line
-from bot.ui.text import shown
+from bot.ui.text import clipped, shown
 from storage import JobRecord, JobState
 from t2v.config import SamplerDefaults
 from t2v.request import LIMITS, SAMPLER_NAMES
 
 log = logging.getLogger(__name__)
 
-QUEUE_SHOWN = 10  # jobs listed by /queue
+QUEUE_SHOWN = 10  # jobs listed by /queue, as many as fit one message
 VIDEO_COG = "Video"
 SAMPLER_WORDS = {"ddim": "DDIM (ModelScope's)", "dpmpp-2m": "DPM-Solver++ 2M (good at 20–25 steps)"}  # t2v's names
 
@@ -60,7 +63,11 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         sampler: str | None = None, style: str | None = None,
     ) -> None:  # fmt: skip
         """The command's request, each option left out taken from the server's presets, then the operator's defaults
-        (else the model's length), started as usual; `style:none` is no style even where the presets name one."""
+        (else the model's length), started as usual; `style:none` is no style even where the presets name one. A
+        blank prompt is refused as the gate refuses one (t2v makes no request of it)."""
+        if blank(prompt):
+            await self.refuse_blank(interaction, prompt, negative or "", private=private)
+            return
         defaults, model = self.settings, self.service.model
         preset = await self.servers.presets(interaction.guild_id) if self.servers is not None else Presets()
         fields = {"negative_prompt": negative or preset.negative or "", "seed": seed,
@@ -75,9 +82,11 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         await self.start(interaction, spec)
 
     async def _style(self, guild_id: int | None, chosen: str | None, preset: str | None) -> str | None:
-        """The style asked for (admission checks it), else the server's default style while it is on there."""
-        if chosen is not None:
-            return None if chosen.strip().lower() == NONE else chosen.strip()
+        """The style asked for, as typed (admission names it in any case, and checks it), else the server's default
+        style while it is on there; a blank one is left out, `none` (in any case) is no style."""
+        name = (chosen or "").strip()
+        if name:
+            return None if name.lower() == NONE else name
         if preset is not None and preset in await self.service.styles.available(guild_id):
             return preset
         return None
@@ -102,13 +111,25 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         /video, 🔁 Reroll, ✏️ Edit prompt and ⬆️ Upscale all come through here, so they share the checks, caps, quota
         and answers. A refusal is answered privately (a public placeholder is replaced by a private answer).
         """
-        response = await interaction.response.defer(thinking=True, ephemeral=spec.private)
-        message_id = None if spec.private or response is None else response.message_id
+        await self._decide(interaction, spec.private, lambda requester: self.service.submit(requester, spec))
+
+    async def refuse_blank(self, interaction: discord.Interaction, prompt: str, negative: str = "", *,
+                           private: bool) -> None:
+        """Refuse a blank prompt of /video or ✏️ Edit prompt, which makes no spec, as admission refuses any blank
+        prompt (logged, nothing charged), answered as a refusal of `start` is."""
+        await self._decide(interaction, private,
+                           lambda requester: self.service.refuse_blank(requester, prompt, negative, private=private))
+
+    async def _decide(self, interaction: discord.Interaction, private: bool,
+                      submit: Callable[[Requester], Awaitable[Submitted]]) -> None:
+        """Defer at once (privately when asked), then let `submit` queue the job or refuse it, and answer."""
+        response = await interaction.response.defer(thinking=True, ephemeral=private)
+        message_id = None if private or response is None else response.message_id
         try:
-            submitted = await self.service.submit(_requester(interaction), spec)
+            submitted = await submit(_requester(interaction))
         except Refused as refused:
             log.info("request of user %d refused (%s)", interaction.user.id, refused.logged)
-            await answer_refusal(interaction, refused.message, placeholder_public=not spec.private)
+            await answer_refusal(interaction, refused.message, placeholder_public=not private)
             return
         log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
         await self.delivery.job_queued(submitted, message_id)
@@ -122,9 +143,7 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
             now = self.delivery.now()
             etas = {job.id: eta for job, _, eta in self.service.places()}
             lines = [_queue_line(job, position, etas.get(job.id), now) for job, position in jobs[:QUEUE_SHOWN]]
-            if len(jobs) > QUEUE_SHOWN:
-                lines.append(f"… and {len(jobs) - QUEUE_SHOWN} more")
-            text = "\n".join(["Your videos:", *lines])
+            text = clipped(["Your videos:", *lines], more=len(jobs) - len(lines))
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="cancel", description="Cancel one of your videos (your newest one by default)")

@@ -204,6 +204,28 @@ async def test_denylist_test_shows_moderators_the_entry_that_fires_and_the_allow
     assert still.content.splitlines()[1] == "⛔ Refused by the denylist: sexual content."  # shared: not weakened
 
 
+async def test_denylist_test_that_many_entries_fire_on_fits_one_message_and_says_how_many_more_fire(stacks: Stacks,
+                                                                                                    scripted):
+    shared = "kaleidoscope + hippopotamus + marshmallow + accordion + trampoline + lighthouse + porcupine"
+    extras = ["bicycle", "umbrella", "pineapple", "saxophone", "volcano", "penguin", "cactus", "giraffe", "tornado",
+              "teapot", "compass", "lantern", "anchor", "harmonica", "snowman", "octopus", "pelican", "meadow"]
+    prompt = " ".join(shared.split(" + ") + extras)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, _ = people(fake)
+        for extra in extras:
+            added = await command(fake, "videomod denylist add", mod, pattern=f"{extra} + {shared}",
+                                  category="violence")
+            assert added.content.startswith("Added"), added.content
+        tested = await command(fake, "videomod denylist test", mod, prompt=prompt)
+
+    lines = tested.content.splitlines()
+    assert len(tested.content) <= 2000 and lines[1] == "⛔ Refused by the denylist: violent or graphic content."
+    fired = re.fullmatch(r"Fires: (.*), … and (\d+) more; the refusal names “.*”", lines[2])
+    assert fired is not None, lines[2]
+    assert fired[1].count("(violence)") + int(fired[2]) == len(extras)
+
+
 async def test_channel_deny_refuses_video_there_and_an_allow_list_limits_it_to_its_channels(stacks: Stacks, scripted):
     art = stacks.fake.add_channel("art")
     videos = stacks.fake.add_channel("videos")
@@ -224,6 +246,21 @@ async def test_channel_deny_refuses_video_there_and_an_allow_list_limits_it_to_i
     assert general_now.ephemeral
     assert general_now.content == f"Videos cannot be made in this channel; please use <#{videos.id}>."
     assert not in_videos.ephemeral
+
+
+async def test_a_long_channel_list_fits_one_message_and_says_how_many_more_channels(stacks: Stacks, scripted):
+    channels = [stacks.fake.add_channel(f"room-{n}") for n in range(90)]  # 90 mentions: 2,160 characters
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, _ = people(fake)
+        for channel in channels:
+            await command(fake, "videomod channel deny", mod, channel=channel)
+        listing = await command(fake, "videomod channel list", mod)
+
+    head, off = listing.content.split("\n")
+    shown = re.fullmatch(r"Turned off in: ((?:<#\d+>, )+)… and (\d+) more", off)
+    assert head == "/video works in every channel except those turned off." and shown is not None, off
+    assert shown[1].count("<#") + int(shown[2]) == len(channels) and len(listing.content) <= 2000
 
 
 async def test_stats_and_audit_answer_moderators(stacks: Stacks, scripted):

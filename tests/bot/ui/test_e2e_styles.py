@@ -4,8 +4,12 @@ default style; an unknown or turned-off style refused privately, naming what the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bot.gpu.models import Models
+from bot.gpu.styles import Style
 from storage import JobState
 from tests.bot.conftest import Stack, Stacks
 from tests.bot.helpers import STYLES, StyledPipeline, has_video, styled_models, video
@@ -102,6 +106,41 @@ async def test_an_unknown_style_is_refused_privately_naming_the_styles_and_nothi
     assert answer.content == "There is no style vaporwave. Styles here: claymation, watercolor."
     assert (job.state, job.refusal_reason) == (JobState.REFUSED, "invalid:style")
     assert pipeline.started == [] and pipeline.switches == []
+
+
+async def test_a_style_is_named_in_any_case_and_a_blank_one_is_left_out(stacks: Stacks):
+    pipeline = StyledPipeline()
+    async with styled_stack(stacks, pipeline) as stack:
+        fake = stack.fake
+        await (await fake.slash("videostyle default", {"style": "watercolor"}, user=moderator(stack))).wait_answer()
+        loud = await (await video(fake, PROMPT, style="CLAYMATION")).wait_followup(has_video)
+        await (await video(fake, PROMPT, style="   ")).wait_followup(has_video)  # as if left out: the default
+        await (await video(fake, PROMPT, style="None")).wait_followup(has_video)
+        unknown = await (await video(fake, PROMPT, style="  Vaporwave ")).wait_answer()
+        jobs = await stack.jobs()
+
+    assert "style `claymation`" in loud.content
+    assert [job.params["style"] for job in jobs] == ["claymation", "watercolor", None, "Vaporwave"]
+    assert unknown.ephemeral and unknown.content == "There is no style Vaporwave. Styles here: claymation, watercolor."
+    assert (jobs[3].state, jobs[3].refusal_reason) == (JobState.REFUSED, "invalid:style")
+
+
+async def test_a_long_style_listing_fits_one_message_and_says_how_many_more_there_are(stacks: Stacks):
+    styles = {f"style-{n:02}": Style(f"style-{n:02}", Path(f"/styles/{n}.safetensors"), 1.0, "", f", look {n}",
+                                     f"A look of its own, number {n}, with a description that runs on and on")
+              for n in range(40)}
+    async with stacks.run(lambda device: Models(StyledPipeline(), styles=styles)) as stack:
+        mod = moderator(stack)
+        listing = await (await stack.fake.slash("videostyle list", {}, user=mod)).wait_answer()
+        turned = await (await stack.fake.slash("videostyle off", {"style": "style-00"}, user=mod)).wait_answer()
+
+    for answer, head in ((listing, "**Styles** of /video in this server"),
+                         (turned, "The style style-00 is now off in this server.")):
+        lines = answer.content.split("\n")
+        listed = [line for line in lines if line.startswith("• `style-")]
+        assert len(answer.content) <= 2000 and lines[0] == head
+        assert lines[-1] == f"… and {40 - len(listed)} more" and 40 - len(listed) > 0
+    assert "• `style-00` · off — A look of its own" in turned.content
 
 
 async def test_without_styles_a_moderator_reads_that_the_operator_listed_none(stacks: Stacks):

@@ -70,3 +70,42 @@ async def test_markdown_and_mentions_in_a_prompt_show_as_typed(stacks: Stacks):
         result = await (await video(stack.fake, prompt, steps=2)).wait_followup(has_video)
     assert "\\*\\*bold\\*\\*" in result.content and "@\u200beveryone" in result.content
     assert "\\[click\\](<https://example.com>)" in result.content and "\\|\\|hidden\\|\\|" in result.content
+
+
+EMPTY = "Your prompt is empty. Describe the video you want, in English."
+
+
+@pytest.mark.parametrize("typed", ["   ", "\n\n", "\u3000", "\u200b", " \u200b\t"])
+async def test_every_blank_prompt_gets_the_same_refusal_before_any_work_and_nothing_is_charged(stacks: Stacks,
+                                                                                              scripted, typed):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        answer = await (await video(fake, typed, user=bob, steps=2)).wait_answer()
+        [job] = await stack.jobs()
+        quota = await stack.moderation.quota(bob.id, (), fake.guild.id)
+    assert answer.ephemeral and answer.content == EMPTY
+    assert (job.state, job.refusal_reason, job.prompt) == (JobState.REFUSED, "empty", typed)
+    assert scripted.started == [] and quota.used == 0
+
+
+async def test_a_blank_edited_prompt_gets_the_same_refusal_as_a_blank_video_prompt(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await (await video(fake, "a hot air balloon over green hills", user=bob, steps=2)).wait_followup(
+            has_video)
+        await (await fake.click(first, "video:edit:1", user=bob)).wait_modal()
+        answer = await (await fake.submit_modal("video:edit-prompt:1", {"prompt": " \n "}, user=bob)).wait_answer()
+        job = await stack.job(2)
+        quota = await stack.moderation.quota(bob.id, (), fake.guild.id)
+    assert answer.ephemeral and answer.content == EMPTY
+    assert (job.state, job.refusal_reason) == (JobState.REFUSED, "empty") and quota.used == 1
+
+
+async def test_a_prompt_clipped_for_its_message_never_keeps_half_a_link(stacks: Stacks):
+    prompt = "a red fox running in the snow " + "*" * 312 + " https://example.com/some/long/path/to/the/page"
+    async with stacks.run() as stack:
+        result = await (await video(stack.fake, prompt, steps=2)).wait_followup(has_video)
+    assert "> a red fox running in the snow " + "\\*" * 312 + "…\n" in result.content
+    assert "example.com" not in result.content and not result.embeds

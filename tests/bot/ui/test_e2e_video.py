@@ -251,6 +251,30 @@ async def test_queue_lists_the_users_jobs_with_their_places(stacks: Stacks, scri
     assert re.match(r"• job #2 · queued #1 · ETA (<t:\d+:R>|any moment now) · a blue kite", lines[3]), lines[3]
 
 
+async def test_a_long_queue_fits_one_message_and_says_how_many_more_wait(stacks: Stacks, scripted):
+    prompts = [f"a red fox {animal} running through deep fresh snow at dawn under a pale pink sky, with tall pine "
+               "trees, a frozen river and distant blue mountains behind it, seen from a low camera"
+               for animal in ("cub", "pup", "kit", "pair", "family", "mother", "father", "runner", "hunter", "sleeper",
+                              "dreamer", "watcher")]
+    gate = scripted.gate(prompts[0])
+    async with stacks.run(lambda device: scripted, queue_per_user_cap=12) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await video(fake, prompts[0], user=bob)
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        for prompt in prompts[1:]:
+            await (await video(fake, prompt, user=bob)).wait_original(lambda m: m.content.startswith("Queued"))
+        listing = await (await fake.slash("queue", user=bob)).wait_answer()
+        gate.release(100)
+
+    head, *entries, tail = listing.content.split("\n• ")
+    listed = len(entries) + 1  # the tail's part opens with the last job listed
+    assert len(listing.content) <= 2000 and head == "Your videos:"
+    assert entries[0].startswith("job #1 · rendering · a red fox cub running")
+    assert tail.startswith(f"job #{listed} · queued #{listed - 1}")
+    assert tail.endswith(f"\n… and {12 - listed} more") and 12 - listed > 0
+
+
 async def test_queued_jobs_survive_a_restart_and_are_delivered_by_the_next_bot(stacks: Stacks, scripted):
     scripted.gate(FOXES[0], permits=1)  # step 1 runs, then it holds the worker until the bot shuts down
     async with stacks.run(lambda device: scripted) as stack:

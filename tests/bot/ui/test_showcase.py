@@ -4,7 +4,7 @@ import pytest
 
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.helpers import delete_result, has_video, video
+from tests.bot.helpers import InstantPipeline, delete_result, has_video, video
 from tests.fakediscord import FakeChannel, FakeMessage, FakeUser
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -204,3 +204,20 @@ async def test_decisions_and_refused_reviews_are_audited(stacks: Stacks):
         (mod.id, "showcase.reject", "job:2", True),
     ]
     assert rows[0].details == {"reason": "duplicate"}
+
+
+async def test_a_long_pending_list_fits_one_message_and_says_how_many_more_wait(stacks: Stacks):
+    prompt = ("a lighthouse keeper feeding seagulls on a windy grey morning while tall waves break over the black "
+              "rocks below, his yellow coat flapping, a small red boat tied to the pier and rain rolling in from sea")
+    async with stacks.run(lambda device: InstantPipeline()) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        for _ in range(16):
+            await nominated(stack, bob, prompt)
+        pending = await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "pending")
+
+    head, *entries, tail = pending.split("\n• ")
+    listed = len(entries) + 1  # the tail's part opens with the last entry listed
+    assert len(pending) <= 2000 and head == "Waiting for a decision (`/videomod showcase approve job:N`):"
+    assert [entry.split(" ", 2)[1] for entry in [*entries, tail]] == [f"#{n}" for n in range(1, listed + 1)]
+    assert tail.endswith(f"\n… and {16 - listed} more") and 16 - listed > 0

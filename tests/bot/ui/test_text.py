@@ -1,0 +1,65 @@
+"""bot.ui.text for any input (hypothesis): an echoed text is clipped between pieces, so a link never comes out
+half-wrapped (live, unfurling) and an escape never loses the character it escapes; a list answer always fits one
+message, "… and N more" included."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.ui.text import MESSAGE_CHARS, clipped, shown
+
+LINK = re.compile(r"(?:https?|ftp|discord)://|www\.", re.IGNORECASE)  # where a link starts, wrapped or not
+WRAPPED = re.compile(r"<(?:https?|ftp|discord)://[^\s<>]+>|<www\.[^\s<>]+>", re.IGNORECASE)
+URLS = st.sampled_from(["https://example.com/some/long/path/to/the/page", "www.example.org/x_y", "ftp://a.b/c*d",
+                        "http://x.io/(a)", "discord://invite", "https://e.com/@everyone"])
+PIECES = st.one_of(URLS, st.sampled_from(["*", "_", "\\", "~", "|", "`", "@everyone", "<@123456789012345678>",
+                                          "[x](y)", "# ", "> ", "-# ", " ", "a", "snow", "<", ">", "…"]),
+                   st.text(max_size=8))
+TEXTS = st.lists(PIECES, max_size=40).map(" ".join)
+
+
+def live_links(text: str) -> list[str]:
+    """The links in `text` that are not wrapped whole in <...>, which Discord would unfurl."""
+    return [match.group() for match in LINK.finditer(WRAPPED.sub(" ", text))]
+
+
+def trailing_escapes(text: str) -> int:
+    """How many backslashes end `text`, before any ellipsis: an odd count escapes nothing (one was cut in half)."""
+    body = text.removesuffix("…")
+    return len(body) - len(body.rstrip("\\"))
+
+
+@given(text=TEXTS, limit=st.integers(1, 800))
+def test_a_clipped_text_fits_keeps_links_whole_and_never_ends_in_half_an_escape(text: str, limit: int):
+    result = shown(text, limit)
+    assert len(result) <= limit
+    assert live_links(result) == live_links(shown(text, 10_000)) == []  # every "<" that opens a link is closed
+    assert trailing_escapes(result) % 2 == 0
+    if result != shown(text, 10_000):
+        assert result.endswith("…") and shown(text, 10_000).startswith(result[:-1])
+
+
+def test_a_link_that_does_not_fit_is_left_out_whole():
+    prompt = "a red fox running in the snow " + "*" * 312 + " https://example.com/some/long/path/to/the/page"
+    assert shown(prompt) == "a red fox running in the snow " + "\\*" * 312 + "…"
+    assert shown(prompt, 1000).endswith(" <https://example.com/some/long/path/to/the/page>")
+
+
+@given(entries=st.lists(st.text(max_size=300), max_size=60), limit=st.integers(40, 3000), more=st.integers(0, 10**6),
+       sep=st.sampled_from(["\n", ", "]))
+def test_a_clipped_list_fits_and_counts_what_it_left_out(entries: list[str], limit: int, more: int, sep: str):
+    result = clipped(entries, limit, more=more, sep=sep)
+    assert len(result) <= limit
+    kept = next(n for n in range(len(entries), -1, -1) if result.startswith(sep.join(entries[:n])))
+    left = len(entries) - kept + more
+    assert result == sep.join([*entries[:kept], *([f"… and {left} more"] if left else [])])
+
+
+def test_the_tail_never_pushes_a_full_message_over_discords_limit():
+    lines = ["• " + "x" * 97] * 19 + ["• " + "y" * 98]  # exactly 2000 characters with their newlines
+    assert len(clipped(lines)) == MESSAGE_CHARS
+    answer = clipped(lines, more=7)  # the tail needs room: whole entries make it
+    assert len(answer) <= MESSAGE_CHARS and answer.endswith("\n… and 8 more")
