@@ -96,12 +96,8 @@ class Admission:
         return refused.recorded_as(job.id)
 
     def _named_style(self, spec: JobSpec) -> JobSpec:
-        """The spec with its style named as the styles file names it, whatever its case; a name that is no style in
-        any case stays as typed, for the refusal to name."""
-        if spec.style is None or spec.style in self.styles.offered:
-            return spec
-        named = next((name for name in self.styles.offered if name.casefold() == spec.style.casefold()), None)
-        return spec if named is None else replace(spec, style=named)
+        """The spec with its style named as the styles file names it, whatever its case (ServerStyles.named)."""
+        return spec if spec.style is None else replace(spec, style=self.styles.named(spec.style))
 
     def _turn(self, user_id: int) -> asyncio.Lock:
         """The user's admission lock (kept while some request holds or awaits it)."""

@@ -29,6 +29,12 @@ class ServerStyles:
         """The styles the workers loaded, name → description (the service calls this once the model is loaded)."""
         self.offered = dict(styles)
 
+    def named(self, style: str) -> str:
+        """`style` as the styles file names it, whatever its case and the spaces around it ("CLAYMATION " →
+        claymation); a name that is no style in any case, stripped, for a refusal to name."""
+        typed = style.strip()
+        return next((name for name in self.offered if name.casefold() == typed.casefold()), typed)
+
     async def off(self, guild_id: int | None) -> frozenset[str]:
         """The styles the server turned off (none in direct messages, or without moderation)."""
         if guild_id is None or self._moderation is None:
@@ -62,7 +68,8 @@ class ServerStyles:
 
     async def turn(self, actor: int, guild_id: int, style: str, on: bool) -> bool:
         """Turn one of the offered styles on or off in the server (audited); False when it already was so.
-        InvalidInput names a style that is not offered."""
+        InvalidInput names a style that is not offered. `style` is named in any case (`named`)."""
+        style = self.named(style)
         if style not in self.offered:
             known = ", ".join(self.offered) or "none (the bot's operator has not listed any)"
             raise InvalidInput(f"There is no style {inert(style, 40)}; the styles are: {known}.")

@@ -58,7 +58,7 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
 
     async def _turn(self, interaction: discord.Interaction, style: str, *, on: bool) -> None:
         """Turn `style` on or off in the interaction's server and answer with what changed and the listing."""
-        guild, state = server(interaction), "on" if on else "off"
+        guild, state, style = server(interaction), "on" if on else "off", self.styles.named(style)
         changed = await self.styles.turn(interaction.user.id, guild, style, on=on)
         head = (f"The style {style} is now {state} in this server." if changed
                 else f"The style {style} was already {state}.")
@@ -70,7 +70,7 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
     @app_commands.describe(style=f"A style, or {NONE} for no default style")
     async def style_default(self, interaction: discord.Interaction, style: str) -> None:
         guild = server(interaction)
-        chosen = None if style.strip().lower() == NONE else style.strip()
+        chosen = None if style.strip().lower() == NONE else self.styles.named(style)
         await self.servers.set_default_style(interaction.user.id, guild, chosen)
         head = ("This server has no default style now." if chosen is None
                 else f"/video now uses the style {chosen} here when a member names none.")

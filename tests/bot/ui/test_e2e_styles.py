@@ -158,9 +158,9 @@ async def test_a_moderator_turns_a_style_off_for_the_server_and_on_again(stacks:
     pipeline = StyledPipeline()
     async with styled_stack(stacks, pipeline) as stack:
         fake, mod = stack.fake, moderator(stack)
-        turned = await (await fake.slash("videostyle off", {"style": "claymation"}, user=mod)).wait_answer()
+        turned = await (await fake.slash("videostyle off", {"style": " Claymation"}, user=mod)).wait_answer()
         refused = await (await video(fake, PROMPT, style="claymation")).wait_answer()
-        await (await fake.slash("videostyle on", {"style": "claymation"}, user=mod)).wait_answer()
+        await (await fake.slash("videostyle on", {"style": "CLAYMATION"}, user=mod)).wait_answer()
         await (await video(fake, PROMPT, style="claymation")).wait_followup(has_video)
         audit = await stack.moderation.repo.latest_audit(5, guild_id=fake.guild.id)
 
@@ -184,13 +184,14 @@ async def test_a_servers_default_style_applies_when_a_member_names_none_and_none
     pipeline = StyledPipeline()
     async with styled_stack(stacks, pipeline) as stack:
         fake, mod = stack.fake, moderator(stack)
-        await (await fake.slash("videostyle default", {"style": "watercolor"}, user=mod)).wait_answer()
+        named = await (await fake.slash("videostyle default", {"style": "WaterColor"}, user=mod)).wait_answer()
         await (await video(fake, PROMPT)).wait_followup(has_video)
         await (await video(fake, PROMPT, style="none")).wait_followup(has_video)
         await (await fake.slash("videostyle off", {"style": "watercolor"}, user=mod)).wait_answer()
         await (await video(fake, PROMPT)).wait_followup(has_video)  # the default is off: no style
         jobs = await stack.jobs()
 
+    assert named.content.startswith("/video now uses the style watercolor here when a member names none.")
     assert [job.params["style"] for job in jobs] == ["watercolor", None, None]
     assert pipeline.switches == [("watercolor", 1.0), (None, 1.0)]
 
