@@ -10,8 +10,8 @@ brings its result back (the frames, `bot.gpu.work.Frames`; the bot encodes the M
   cancel check is polled whenever events arrive, and at least every EVENT_WAIT_S;
 * a worker that dies (its process killed, its node lost) fails the job's call with `RayActorError`: the job goes
   back to the front of this executor's line and runs on the next free worker; a job that loses MAX_LOSSES workers
-  fails. Ray restarts the dead actor (up to MAX_RESTARTS times, loading the models again); once it answers, it
-  takes work again and `on_capacity()` tells the dispatcher.
+  fails. Ray restarts the dead actor (up to MAX_RESTARTS times, loading the models again and warming up as the bot's
+  start warms every worker up); once it answers, it takes work again and `on_capacity()` tells the dispatcher.
 
 Actors run `max_concurrency=4` threads: one runs the work, the others answer `events`/`cancel` meanwhile.
 """
@@ -36,6 +36,7 @@ from bot.errors import ServiceUnavailable, SettingsError, WorkerLost
 from bot.gpu.executor import CancelFn, CancelToken, ExecutorBase, ProgressFn, Work, settle
 from bot.gpu.executor import report_progress as report
 from bot.gpu.source import ModelSource
+from bot.gpu.work import warm_up_work
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -77,6 +78,19 @@ class PipelineWorker:
         self._changed = threading.Condition()
         self._jobs: dict[int, _RemoteJob] = {}
         self._ended: OrderedDict[int, None] = OrderedDict()  # keys of jobs whose last events were fetched
+        if self.models is not None and ray.get_runtime_context().was_current_actor_reconstructed:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """A restarted actor's own warm-up render, before it answers: the bot warms each worker up once, at its start
+        (bot.jobs.service), and without this the one-off first CUDA work after Ray's restart would be a user's job."""
+        try:
+            took = warm_up_work()(self.models, lambda *_: None, lambda: False)
+        except Exception as error:  # it serves on: the first job pays the start-up work instead
+            log.warning("the restarted worker's warm-up render failed (%s: %s)", type(error).__name__, error)
+            return
+        if took is not None:
+            log.info("the restarted worker on %s warmed up in %.1f s", self.device, took)
 
     def info(self) -> dict[str, Any]:
         """Where this worker runs: process id, host, Ray node and the device its models are on; raises what the

@@ -23,7 +23,7 @@ import ray
 from bot.app import build_executor
 from bot.errors import ServiceUnavailable, SettingsError
 from bot.gpu.models import Models
-from bot.gpu.ray_executor import RayExecutor
+from bot.gpu.ray_executor import PipelineWorker, RayExecutor
 from bot.gpu.source import ModelSource
 from bot.jobs.queue import FairQueue
 from bot.jobs.service import VideoService
@@ -31,8 +31,8 @@ from bot.jobs.spec import Requester
 from bot.moderation.policy import PolicyGate
 from bot.settings import load_settings
 from storage import JobState, Repository, create_engine, migrate
-from t2v import TINY_RANDOM, GenerationCancelled
-from tests.bot.helpers import ROOT, WAIT, Events, spec
+from t2v import TINY_RANDOM, GenerationCancelled, GenerationRequest
+from tests.bot.helpers import ROOT, WAIT, Events, FakePipeline, spec
 
 RESOURCE = "fake_gpu"
 HOLD = "Hold on: "  # prompts starting so wait at the gate
@@ -286,3 +286,15 @@ async def test_a_stop_while_ray_has_not_answered_ends_the_wait_at_once(monkeypat
     await asyncio.wait_for(starting, 5)  # the join's own limit is 120 s
     assert executor.load_error is None and executor.workers == 0
     never.set()
+
+
+@pytest.mark.parametrize("restarted", [False, True], ids=["first-start", "restarted"])
+def test_a_restarted_worker_warms_up_before_it_answers_and_a_first_one_leaves_that_to_the_bot(monkeypatch, restarted):
+    pipeline = FakePipeline()
+    warm_up = GenerationRequest(prompt="A warm-up render.", steps=1, frames=2, width=64, height=64, seed=1)
+    context = SimpleNamespace(was_current_actor_reconstructed=restarted)
+    monkeypatch.setattr("bot.gpu.ray_executor.ray.get_runtime_context", lambda: context)
+
+    PipelineWorker(lambda device: Models(pipeline, warm_up=warm_up), "cuda:0")
+
+    assert pipeline.steps_run == ({"A warm-up render.": 1} if restarted else {})
