@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -23,6 +23,7 @@ from bot.moderation.gates import ServerGates
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
 from bot.startup import Retry, Stop
+from bot.tasks import stop_task
 from bot.ui.client import VideoBot
 from bot.web.gallery import Gallery
 from bot.web.health import Health
@@ -31,6 +32,7 @@ from storage import (
     DatabaseInUse,
     DatabaseRefused,
     DatabaseUnreachable,
+    Hold,
     ModerationRepository,
     Repository,
     SchemaTooNew,
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+HOLD_CHECK_S = 60.0  # how often the bot checks that its database is still its own (storage.Hold)
+
 
 async def run(settings: Settings) -> int:
     """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed; the
@@ -58,9 +62,9 @@ async def run(settings: Settings) -> int:
     engine = create_engine(settings.database_url)
     try:
         await reach_database(engine, settings, Retry(settings.startup_retry_s, stop))
-        async with held_alone(engine):
+        async with held_alone(engine) as hold:
             await migrate_or_explain(engine, settings)
-            return await serve(settings, engine, stop)
+            return await serve(settings, engine, stop, hold)
     except DatabaseInUse as error:
         raise SettingsError([f"DATABASE_URL={urls.shown(settings.database_url)}: {error}. Two bots on one database "
                              "would each run the other's queued jobs and deliver them twice: stop the other one "
@@ -102,9 +106,11 @@ async def reach_database(engine: AsyncEngine, settings: Settings, retry: Retry) 
                              f"{what}"]) from None
 
 
-async def serve(settings: Settings, engine: AsyncEngine, stop: Stop) -> int:
-    """Build the bot on the migrated database and run it until it is closed; 1 when a stuck GPU worker stopped it."""
+async def serve(settings: Settings, engine: AsyncEngine, stop: Stop, hold: Hold | None = None) -> int:
+    """Build the bot on the migrated database and run it until it is closed; 1 when a stuck GPU worker stopped it,
+    2 when another bot took the database (`hold`, checked every HOLD_CHECK_S, lost)."""
     stuck: list[str] = []
+    taken: list[str] = []
     repo, moderation_repo = Repository(engine), ModerationRepository(engine)
     gate = await load_gates(repo, moderation_repo)
     queue: FairQueue = FairQueue(settings.queue_per_user_cap, settings.queue_global_cap)
@@ -123,18 +129,42 @@ async def serve(settings: Settings, engine: AsyncEngine, stop: Stop) -> int:
         stuck.append(reason)
         bot.shut_down()
 
+    def on_taken(reason: str) -> None:
+        log.critical("DATABASE_URL=%s: the bot's hold on its database was lost and %s; stopping: two bots on one "
+                     "database would each run the other's jobs", urls.shown(settings.database_url), reason)
+        taken.append(reason)
+        bot.shut_down()
+
     showcase = ShowcaseRepository(engine)
     bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase, stop=stop)
     sites = await start_sites(settings, bot, showcase, Health(bot, metrics, repo))
     point_at_discord(settings)
+    watch = asyncio.create_task(keep_hold(hold, on_taken), name="database-hold") if hold is not None else None
     try:
         async with bot:
             stop.hand_over(bot.shut_down)
             await bot.start(settings.discord_token.get_secret_value())
     finally:
+        await stop_task(watch)
         for site in sites:
             await site.stop()
-    return 1 if stuck else 0
+    return 2 if taken else 1 if stuck else 0
+
+
+async def keep_hold(hold: Hold, taken: Callable[[str], None],
+                    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """Check the database hold every HOLD_CHECK_S (storage.Hold.check renews a lock a lost session took with it);
+    `taken(reason)` once another process holds it. A database out of reach is tried again at the next check."""
+    while True:
+        await sleep(HOLD_CHECK_S)
+        try:
+            await hold.check()
+        except DatabaseInUse as error:
+            taken(str(error))
+            return
+        except Exception as error:
+            log.warning("could not check the bot's hold on its database (%s: %s); trying again in %.0f s",
+                        type(error).__name__, error, HOLD_CHECK_S)
 
 
 def video_service(settings: Settings, repo: Repository, gate: ServerGates, queue: FairQueue, executor: Executor,

@@ -44,7 +44,7 @@ from storage.records import (
 )
 
 if TYPE_CHECKING:
-    from storage.db import DEFAULT_URL, check_connection, create_engine, held_alone, migrate
+    from storage.db import DEFAULT_URL, Hold, check_connection, create_engine, held_alone, migrate
     from storage.moderation import ModerationRepository
     from storage.repository import Repository
     from storage.retry import retry_on_locked
@@ -56,6 +56,7 @@ _LAZY = {  # name -> the module that defines it (each imports SQLAlchemy)
     "check_connection": "storage.db",
     "create_engine": "storage.db",
     "held_alone": "storage.db",
+    "Hold": "storage.db",
     "migrate": "storage.db",
     "ModerationRepository": "storage.moderation",
     "Repository": "storage.repository",
@@ -89,6 +90,7 @@ __all__ = [
     "DenyKind",
     "DenylistRecord",
     "DuplicateEntryError",
+    "Hold",
     "InvalidDatabaseURL",
     "InvalidTransitionError",
     "JobNotFoundError",

@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage import urls
 from storage.errors import DatabaseInUse, DatabaseRefused, DatabaseUnreachable, SchemaTooNew, sqlstate
@@ -80,34 +80,90 @@ def _network_reason(error: OSError) -> str:
     return error.strerror or str(error) or type(error).__name__
 
 
+class Hold:
+    """This process's hold on its database, from `held_alone`. On PostgreSQL the advisory lock lives as long as the
+    session that took it: `check()` finds a session a server restart or a network cut ended, and takes the lock
+    again on a new one before another bot can (or says that one did)."""
+
+    def __init__(self, engine: AsyncEngine, connection: AsyncConnection | None = None) -> None:
+        self._engine, self._connection = engine, connection  # None: SQLite's file lock, held by the process
+
+    async def check(self) -> bool:
+        """True when the hold is as it was; False when its session had ended and the lock is taken again. Raises
+        DatabaseInUse when another process took it meanwhile, and the database's own errors when it cannot be
+        reached now (the next check tries again)."""
+        if self._connection is None:
+            return True
+        try:
+            await self._connection.execute(text("SELECT 1"))
+            return True
+        except DBAPIError as error:
+            log.warning("the database lock's session ended (%s); taking the lock again on a new one",
+                        _first_line(error))
+            await _close_quietly(self._connection)
+            self._connection = None
+        self._connection = await _locked_connection(self._engine)
+        return False
+
+    async def release(self) -> None:
+        """Let the lock go (the process's end would too)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+        except DBAPIError as error:  # the session is gone (a server restart): so is its lock
+            log.warning("the database lock's session ended before the bot did: %s", _first_line(error))
+        await _close_quietly(connection)
+
+
 @asynccontextmanager
-async def held_alone(engine: AsyncEngine) -> AsyncIterator[None]:
+async def held_alone(engine: AsyncEngine) -> AsyncIterator[Hold]:
     """Hold the database for this process alone while the block runs, or raise DatabaseInUse at once: an exclusive
     lock on `<file>.lock` beside a SQLite file, a session advisory lock on PostgreSQL (its connection stays open
-    meanwhile). The system frees either when the process ends, however it ends: no stale lock is left behind."""
+    meanwhile; `Hold.check` renews a lost one). The system frees either when the process ends, however it ends: no
+    stale lock is left behind."""
     url = urls.parse(engine.url.render_as_string(hide_password=False))
     if url.sqlite_file is not None:
         with _file_lock(url.sqlite_file.absolute().with_name(f"{url.sqlite_file.name}.lock")):
-            yield
+            yield Hold(engine)
         return
     if engine.dialect.name != "postgresql":
-        yield  # an in-memory SQLite database is this process's alone anyway
+        yield Hold(engine)  # an in-memory SQLite database is this process's alone anyway
         return
-    async with engine.connect() as connection:
+    hold = Hold(engine, await _locked_connection(engine))
+    try:
+        yield hold
+    finally:
+        await hold.release()
+
+
+async def _locked_connection(engine: AsyncEngine) -> AsyncConnection:
+    """A connection holding the bot's advisory lock, or DatabaseInUse (the connection closed)."""
+    connection = await engine.connect()
+    try:
         # autocommit: a session left idle in a transaction for the bot's life would hold back VACUUM on every table
         # (and a server's idle_in_transaction_session_timeout would end it, and the lock with it)
         await connection.execution_options(isolation_level="AUTOCOMMIT")
         if not (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY})).scalar():
             raise DatabaseInUse("another process holds this database as its bot's (a PostgreSQL advisory lock, "
                                 f"key {LOCK_KEY}: pg_locks shows its backend's pid)")
-        try:
-            yield
-        finally:
-            try:
-                await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
-            except DBAPIError as error:  # the session is gone (a server restart): so is its lock
-                log.warning("the database lock's session ended before the bot did: %s",
-                            str(error.orig).splitlines()[0] if str(error.orig) else type(error.orig).__name__)
+    except BaseException:
+        await _close_quietly(connection)
+        raise
+    return connection
+
+
+async def _close_quietly(connection: AsyncConnection) -> None:
+    """Close a connection whose session may be gone already."""
+    try:
+        await connection.close()
+    except DBAPIError as error:
+        log.debug("closing a lost connection: %s", _first_line(error))
+
+
+def _first_line(error: DBAPIError) -> str:
+    return str(error.orig).splitlines()[0] if str(error.orig) else type(error.orig).__name__
 
 
 @contextmanager

@@ -45,8 +45,8 @@ MAY_IMPORT = {
     "bot.web": {"bot.errors", "bot.settings", "bot.media", "bot.jobs"},
     "bot.ui": {"bot.errors", "bot.settings", "bot.tasks", "bot.media", "bot.retention", "bot.startup", "bot.gpu",
                "bot.jobs", "bot.moderation"},
-    "bot.app": {"bot.errors", "bot.settings", "bot.media", "bot.startup", "bot.gpu", "bot.jobs", "bot.moderation",
-                "bot.ui", "bot.web"},
+    "bot.app": {"bot.errors", "bot.settings", "bot.tasks", "bot.media", "bot.startup", "bot.gpu", "bot.jobs",
+                "bot.moderation", "bot.ui", "bot.web"},
     "bot.__main__": {"bot.errors", "bot.settings", "bot.redaction", "bot.startup", "bot.app", "bot.gpu"},
 }
 

@@ -173,3 +173,28 @@ async def test_the_postgresql_lock_leaves_no_transaction_open_and_a_lost_session
             pass
     finally:
         await watcher.dispose()
+
+
+async def test_a_hold_checked_keeps_its_lock_a_lost_session_takes_it_again_and_another_bot_wins_it(engine, db_url):
+    from sqlalchemy import text
+
+    other = create_engine(db_url)
+    terminate = text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'")
+    try:
+        async with held_alone(engine) as hold:
+            assert await hold.check() is True
+            if engine.dialect.name != "postgresql":
+                return  # a file lock is the process's until it ends: nothing can take it away
+            async with other.connect() as connection:
+                await connection.execute(terminate)  # a server restart, a network cut: the session and its lock go
+            assert await hold.check() is False  # taken again on a new session
+            with pytest.raises(DatabaseInUse):
+                async with held_alone(other):
+                    pass
+            async with other.connect() as connection:
+                await connection.execute(terminate)
+            async with held_alone(other):  # another bot took it in the gap
+                with pytest.raises(DatabaseInUse, match=r"^another process"):
+                    await hold.check()
+    finally:
+        await other.dispose()
