@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+# A Wednesday, half past noon: a clock set here and moved on by up to 11 hours stays in its day, week (from Monday)
+# and month (by under half an hour, in its hour), whatever the time of day the test runs.
+MIDWEEK = datetime(2026, 3, 4, 12, 30, tzinfo=UTC)
 
 
 class Clock:
@@ -22,7 +25,8 @@ class Clock:
 
 
 class WallClock:
-    """The real UTC time plus an offset the test can move forward (to age interaction tokens)."""
+    """The real UTC time plus an offset the test can move forward (to age interaction tokens), for what must agree
+    with real clocks the test cannot set: the service's, which stamps the jobs' rows, and the fake Discord's."""
 
     def __init__(self) -> None:
         self.offset = timedelta(0)

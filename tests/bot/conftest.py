@@ -36,7 +36,7 @@ from storage import JobRecord, JobState, ModerationRepository, Repository, Showc
 from t2v import load_pipeline
 from tests.bot.helpers import PROMPTS, WAIT, Events, FakePipeline, ScriptedPipeline, held, requester, spec
 from tests.bot.voice import bot_texts, problems
-from tests.clocks import Clock, Monotonic, WallClock
+from tests.clocks import MIDWEEK, Clock, Monotonic, WallClock
 from tests.fakediscord import FakeDiscord, running_bot
 
 PipelineFactory = Callable[[str], Any]  # device -> a pipeline (or a bot.gpu.models.Models)
@@ -144,13 +144,15 @@ def tiny_pipeline() -> Any:
 def settings_for(db_url: str, **overrides: Any) -> Settings:
     """Settings as the environment would give them: tiny model on the CPU, 2 frames, 3 steps by default.
 
-    A shutdown stops running jobs at their next step at once (SHUTDOWN_GRACE_S=0), so gated jobs never hold it up.
+    A shutdown stops running jobs at their next step at once (SHUTDOWN_GRACE_S=0), so gated jobs never hold it up;
+    no row is pruned (HISTORY_KEEP_DAYS=0) unless a test asks.
     Kept videos go to `media/` next to the SQLite file (the test's tmp dir), never into the working directory.
     """
     media = Path(make_url(db_url).database or ".").parent / "media"
     env = {"DISCORD_TOKEN": "fake-bot-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
            "T2V_DEVICE": "cpu", "DATABASE_URL": db_url, "DEFAULT_STEPS": "3", "DEFAULT_FRAMES": "2",
-           "MEDIA_DIR": str(media), "SHUTDOWN_GRACE_S": "0", "HEALTH_ENABLED": "0"}  # tests that want it pick a port
+           "MEDIA_DIR": str(media), "SHUTDOWN_GRACE_S": "0", "HEALTH_ENABLED": "0",  # tests that want it pick a port
+           "HISTORY_KEEP_DAYS": "0"}  # the calendar's rows are of MIDWEEK, which ages: tests that prune say so
     env.update({name.upper(): str(value) for name, value in overrides.items()})
     return load_settings(env, env_file=None)
 
@@ -204,8 +206,13 @@ class Stacks:
         self.fake = fake
         self.db_url = f"sqlite+aiosqlite:///{db_path}"
         self.monotonic = Monotonic()
-        self.wall = WallClock()
-        self.calendar = WallClock()  # the moderation clock (blocks expire, quota periods turn), moved by the test
+        self.wall = WallClock()  # the delivery's: a job's age (its row stamped by the service's real clock)
+        # The moderation clock (blocks expire, quota periods turn), moved by the test. It stands at MIDWEEK, so the
+        # videos of a test fall in one hour, day and week whenever it runs (at 23:59 UTC on a Sunday too). The jobs'
+        # rows are stamped later, by the service's real clock (video_service takes no clock): every video a test
+        # makes counts in the calendar's period, a quota reset forgives none, and moving the calendar on ends no
+        # period for them. Its audit rows would age past a HISTORY_KEEP_DAYS: the tests' bots keep every row.
+        self.calendar = Clock(MIDWEEK)
 
     @asynccontextmanager
     async def run(self, pipeline: PipelineFactory | None = None, **settings: Any) -> AsyncIterator[Stack]:

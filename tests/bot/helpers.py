@@ -13,10 +13,12 @@ import io
 import os
 import threading
 import time
+import types
 from collections import defaultdict
+from collections.abc import Awaitable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 import numpy as np
@@ -34,6 +36,7 @@ from t2v.request import GenerationResult
 from tests.clocks import NOW
 from tests.fakediscord import FakeChannel, FakeDiscord, FakeMessage, FakeRole, FakeUser, InteractionHandle
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0  # seconds before a wait that should be instant fails the test instead of hanging it
 START_S = 120.0  # for a `python -m bot` child to start: it imports torch and loads the model, slow on 2 busy cores
@@ -152,6 +155,21 @@ class BrokenEvents(Events):
         raise ConnectionError("Discord is down")
 
 
+async def soon(awaitable: Awaitable[T]) -> T:
+    """Await what should be instant, failing the test after WAIT instead of hanging it."""
+    return await asyncio.wait_for(awaitable, WAIT)
+
+
+def fake_torch(gpus: int) -> types.ModuleType:
+    """A stand-in torch for sys.modules whose CUDA has `gpus` devices in use, device i with 1000·(i + 1) bytes
+    allocated and 4000·(i + 1) reserved."""
+    torch = types.ModuleType("torch")
+    torch.cuda = SimpleNamespace(  # type: ignore[attr-defined]
+        is_available=lambda: gpus > 0, is_initialized=lambda: gpus > 0, device_count=lambda: gpus,
+        memory_allocated=lambda i: 1000 * (i + 1), memory_reserved=lambda i: 4000 * (i + 1))
+    return torch
+
+
 # --- pipelines ----------------------------------------------------------------------------------------------------
 
 
@@ -188,9 +206,10 @@ class FakePipeline:
 class ScriptedPipeline:
     """Stands in for t2v.VideoPipeline: records which prompts start, in order; gated prompts run step by step.
 
-    A prompt given a gate waits before each step until the test releases a permit (`gate.release(n)`); while
-    waiting it still honours cancellation, like the real pipeline between steps. With `previews`, it hands
-    `on_preview` made-up frames on the steps the preview cadence asks for, like t2v.
+    A prompt given a gate waits before each step until the test releases a permit (`gate.release(n)`), or until the
+    test opens its gate (`open`: it runs to its end); while waiting it still honours cancellation, like the real
+    pipeline between steps. With `previews`, it hands `on_preview` made-up frames on the steps the preview cadence
+    asks for, like t2v.
     """
 
     def __init__(self) -> None:
@@ -204,21 +223,22 @@ class ScriptedPipeline:
         self._gates[prompt] = threading.Semaphore(permits)
         return self._gates[prompt]
 
+    def open(self, *prompts: str) -> None:
+        """Take these prompts' gates away: one waiting goes on, and each runs to its end."""
+        for prompt in prompts:
+            self._gates.pop(prompt).release()
+
     def generate(self, request: Any, latents: Any = None, on_step: Any = None, should_cancel: Any = None,
                  on_preview: Any = None) -> Any:
         self.started.append(request.prompt)
-        gate = self._gates.get(request.prompt)
         for step in range(1, request.steps + 1):
-            if gate is not None:
-                self._wait(gate, should_cancel, step)
+            self._hold(request.prompt, should_cancel, step)
             if on_step is not None:
                 on_step(step, request.steps)
             if on_preview is not None and self.previews and preview_due(on_preview, step, request.steps):
                 grey = (np.arange(request.frames) * 40 + step).astype(np.uint8)  # frame i of step s: 40·i + s
                 on_preview(step, request.steps, np.broadcast_to(grey[:, None, None, None], (request.frames, 8, 64, 3)))
-            with self._stepped:
-                self.steps_done[request.prompt] = step
-                self._stepped.notify_all()
+            self._finished(request.prompt, step)
         frames = np.zeros((request.frames, request.height, request.width, 3), np.uint8)
         return GenerationResult(frames, request.seed or 0, {"total_s": 0.01})
 
@@ -231,11 +251,17 @@ class ScriptedPipeline:
 
         assert await asyncio.to_thread(wait), f"{prompt!r} never finished step {step}"
 
-    @staticmethod
-    def _wait(gate: threading.Semaphore, should_cancel: Any, step: int) -> None:
-        while not gate.acquire(timeout=0.01):
+    def _hold(self, prompt: str, should_cancel: Any, step: int) -> None:
+        """Before `step`: wait for a permit while the prompt is gated."""
+        gate = self._gates.get(prompt)
+        while gate is not None and not gate.acquire(timeout=0.01):
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled(step - 1, step)
+
+    def _finished(self, prompt: str, step: int) -> None:
+        with self._stepped:
+            self.steps_done[prompt] = step
+            self._stepped.notify_all()
 
 
 class InstantPipeline:

@@ -124,7 +124,7 @@ async def test_the_bot_deletes_jobs_and_audit_rows_older_than_history_keep_days_
             await repo.create_job(user_id=1, user_name="old", channel_id=1, prompt="a cat", params={},
                                   refusal_reason="not_english", now=now - timedelta(days=age))
             await audit.audit(2, "block", "user:1", guild_id=3, now=now - timedelta(days=age))
-    async with stacks.run(lambda device: scripted) as stack:  # HISTORY_KEEP_DAYS=365 by default
+    async with stacks.run(lambda device: scripted, history_keep_days=365) as stack:
         assert stack.bot.retention is not None and stack.bot.retention.history_keep_days == 365
         await stack.bot.retention.pruned.wait()
         jobs = await stack.repo.list_jobs()

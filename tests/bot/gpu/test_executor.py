@@ -5,13 +5,13 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 
 from bot.errors import ServiceUnavailable, WorkCrashed
 from bot.gpu.executor import CancelToken, GPUExecutor, context_lost, devices_for
-from tests.bot.helpers import WAIT, LagMeter
+from tests.bot.helpers import WAIT, LagMeter, fake_torch, soon
 
 
 class DevicePipeline:
@@ -43,12 +43,12 @@ async def make_executor():
     async def make(devices: list[str], factory: Callable[[str], object] | None = None) -> GPUExecutor:
         executor = GPUExecutor(devices, factory or Factory())
         executors.append(executor)
-        await asyncio.wait_for(executor.start(), WAIT)
+        await soon(executor.start())
         return executor
 
     yield make
     for executor in executors:
-        await asyncio.wait_for(executor.close(), WAIT)
+        await soon(executor.close())
 
 
 def blocking_work(release: threading.Event, result: object = None):
@@ -65,11 +65,6 @@ def blocking_work(release: threading.Event, result: object = None):
 def on_start(event: asyncio.Event) -> Callable[[int, int], None]:
     """Progress callback that sets `event` at step 0."""
     return lambda step, total: event.set() if step == 0 else None
-
-
-async def wait_for(awaitable: Awaitable) -> object:
-    """Await with the test-wide safety timeout."""
-    return await asyncio.wait_for(awaitable, WAIT)
 
 
 async def test_each_device_loads_its_pipeline_once_in_its_own_thread(make_executor):
@@ -113,10 +108,10 @@ async def test_two_devices_run_two_jobs_at_the_same_time(make_executor):
     release = threading.Event()
     started = [asyncio.Event(), asyncio.Event()]
     jobs = [asyncio.ensure_future(executor.run(blocking_work(release), on_start(event))) for event in started]
-    await wait_for(asyncio.gather(*(event.wait() for event in started)))
+    await soon(asyncio.gather(*(event.wait() for event in started)))
     assert executor.busy == 2 and executor.idle_workers() == 0
     release.set()
-    assert sorted(await wait_for(asyncio.gather(*jobs))) == ["cuda:0", "cuda:1"]
+    assert sorted(await soon(asyncio.gather(*jobs))) == ["cuda:0", "cuda:1"]
     assert executor.busy == 0 and executor.idle_workers() == 2
 
 
@@ -126,10 +121,10 @@ async def test_one_device_runs_one_job_while_the_next_waits(make_executor):
     first_started, second_started = asyncio.Event(), asyncio.Event()
     first = executor.submit(blocking_work(release, "first"), on_start(first_started))
     second = executor.submit(blocking_work(release, "second"), on_start(second_started))
-    await wait_for(first_started.wait())
+    await soon(first_started.wait())
     assert not second_started.is_set() and executor.idle_workers() == 0
     release.set()
-    assert await wait_for(asyncio.gather(first, second)) == ["first", "second"]
+    assert await soon(asyncio.gather(first, second)) == ["first", "second"]
 
 
 async def test_a_failing_job_reaches_its_caller_and_the_worker_keeps_serving(make_executor):
@@ -139,8 +134,8 @@ async def test_a_failing_job_reaches_its_caller_and_the_worker_keeps_serving(mak
         raise ValueError("prompt exploded")
 
     with pytest.raises(ValueError, match="prompt exploded"):
-        await wait_for(executor.run(broken))
-    assert await wait_for(executor.run(lambda pipeline, progress, cancel: "still serving")) == "still serving"
+        await soon(executor.run(broken))
+    assert await soon(executor.run(lambda pipeline, progress, cancel: "still serving")) == "still serving"
     assert executor.busy == 0
 
 
@@ -155,8 +150,8 @@ async def test_a_job_raising_a_base_exception_fails_alone_and_the_worker_keeps_s
         raise Crash("the library gave up")
 
     with pytest.raises(WorkCrashed, match="the work raised Crash: the library gave up"):
-        await wait_for(executor.run(crashing))
-    assert await wait_for(executor.run(lambda held, progress, cancel: "still serving")) == "still serving"
+        await soon(executor.run(crashing))
+    assert await soon(executor.run(lambda held, progress, cancel: "still serving")) == "still serving"
     assert executor.busy == 0 and executor.workers == 1
     assert "the thread serves on" in caplog.text
 
@@ -222,7 +217,7 @@ async def test_a_gpu_error_that_loses_the_cuda_context_retires_its_worker_and_sa
     error = RuntimeError(DEVICE_ASSERT)
 
     with pytest.raises(RuntimeError, match="device-side assert triggered") as raised:
-        await wait_for(executor.run(raising(error)))
+        await soon(executor.run(raising(error)))
     assert raised.value is error  # the job fails with what the work raised, as any failed job does
     [lost] = executor.failed_devices  # whichever worker took it
     [serving] = {"cuda:0", "cuda:1"} - {lost}
@@ -233,14 +228,14 @@ async def test_a_gpu_error_that_loses_the_cuda_context_retires_its_worker_and_sa
     await asyncio.to_thread(thread.join, WAIT)
     assert not thread.is_alive()  # it takes no more work
     for _ in range(3):
-        assert await wait_for(executor.run(lambda held, progress, cancel: held.device)) == serving
+        assert await soon(executor.run(lambda held, progress, cancel: held.device)) == serving
     assert len(broken) == 1
 
 
 async def test_the_default_on_broken_logs_one_error_naming_the_device(make_executor, caplog):
     executor = await make_executor(["cuda:3"])
     with pytest.raises(RuntimeError):
-        await wait_for(executor.run(raising(RuntimeError("CUDA error: unspecified launch failure"))))
+        await soon(executor.run(raising(RuntimeError("CUDA error: unspecified launch failure"))))
     assert [(r.levelname, r.getMessage()) for r in caplog.records if r.levelname == "ERROR"] == [
         ("ERROR", "the GPU worker on cuda:3 is unusable until the bot restarts (RuntimeError: CUDA error: unspecified "
                   "launch failure)")]
@@ -254,8 +249,8 @@ async def test_running_out_of_gpu_memory_leaves_the_worker_serving(make_executor
     broken: list[str] = []
     executor.on_broken = broken.append
     with pytest.raises(torch.OutOfMemoryError):
-        await wait_for(executor.run(raising(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))))
-    assert await wait_for(executor.run(lambda held, progress, cancel: "still serving")) == "still serving"
+        await soon(executor.run(raising(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))))
+    assert await soon(executor.run(lambda held, progress, cancel: "still serving")) == "still serving"
     assert executor.workers == 1 and not executor.failed_devices and broken == []
 
 
@@ -264,8 +259,8 @@ async def test_a_cpu_worker_is_never_retired_by_a_cuda_error(make_executor):
     broken: list[str] = []
     executor.on_broken = broken.append
     with pytest.raises(RuntimeError, match="device-side assert"):
-        await wait_for(executor.run(raising(RuntimeError(DEVICE_ASSERT))))
-    assert await wait_for(executor.run(lambda held, progress, cancel: "still serving")) == "still serving"
+        await soon(executor.run(raising(RuntimeError(DEVICE_ASSERT))))
+    assert await soon(executor.run(lambda held, progress, cancel: "still serving")) == "still serving"
     assert executor.workers == 1 and not executor.failed_devices and broken == []
 
 
@@ -292,15 +287,15 @@ async def test_one_failed_device_leaves_the_others_serving(make_executor):
     assert executor.load_error is None
     assert list(executor.failed_devices) == ["cuda:1"]
     assert executor.idle_workers() == 1
-    assert await wait_for(executor.run(lambda pipeline, progress, cancel: pipeline.device)) == "cuda:0"
+    assert await soon(executor.run(lambda pipeline, progress, cancel: pipeline.device)) == "cuda:0"
 
 
 async def test_work_is_refused_before_start_and_after_close():
     executor = GPUExecutor(["cpu"], Factory())
     with pytest.raises(ServiceUnavailable, match="still loading"):
         executor.submit(lambda pipeline, progress, cancel: None)
-    await wait_for(executor.start())
-    await wait_for(executor.close())
+    await soon(executor.start())
+    await soon(executor.close())
     with pytest.raises(ServiceUnavailable, match="shutting down"):
         await executor.run(lambda pipeline, progress, cancel: None)
     assert executor.idle_workers() == 0
@@ -308,14 +303,14 @@ async def test_work_is_refused_before_start_and_after_close():
 
 async def test_close_finishes_handed_over_work_and_stops_every_thread():
     executor = GPUExecutor(["cpu", "cuda:0"], Factory())
-    await wait_for(executor.start())
+    await soon(executor.start())
     release = threading.Event()
     started = asyncio.Event()
     job = executor.submit(blocking_work(release, "finished"), on_start(started))
-    await wait_for(started.wait())
+    await soon(started.wait())
     closing = asyncio.ensure_future(executor.close())
     release.set()  # the loop is free while close() joins the threads
-    await wait_for(closing)
+    await soon(closing)
     assert job.result() == "finished"
     assert not any(thread.is_alive() for thread in executor._threads)
 
@@ -339,12 +334,12 @@ async def test_cancel_token_stops_the_step_loop_at_its_next_check(make_executor)
     executor = await make_executor(["cpu"])
     token, go, paused = CancelToken(), threading.Event(), asyncio.Event()
     job = executor.submit(step_loop(50, 3, go), lambda step, total: paused.set() if step == 3 else None, token)
-    await wait_for(paused.wait())
+    await soon(paused.wait())
     assert not token()
     token.cancel()
     assert token.is_set() and token()
     go.set()
-    assert await wait_for(job) == 4  # steps 0-3 ran, step 4 saw the token
+    assert await soon(job) == 4  # steps 0-3 ran, step 4 saw the token
 
 
 async def test_cancelling_the_awaiting_task_stops_the_running_work(make_executor):
@@ -356,12 +351,12 @@ async def test_cancelling_the_awaiting_task_stops_the_running_work(make_executor
         outcome.append(step_loop(50, 0, go)(pipeline, progress, should_cancel))
 
     task = asyncio.ensure_future(executor.run(work, on_start(paused)))
-    await wait_for(paused.wait())
+    await soon(paused.wait())
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     go.set()
-    await wait_for(executor.run(lambda pipeline, progress, cancel: None))  # runs after the cancelled work ended
+    await soon(executor.run(lambda pipeline, progress, cancel: None))  # runs after the cancelled work ended
     assert outcome == [1]
 
 
@@ -371,12 +366,12 @@ async def test_work_cancelled_while_waiting_never_runs(make_executor):
     ran: list[str] = []
     first = executor.submit(blocking_work(release), on_start(started))
     waiting = executor.submit(lambda pipeline, progress, cancel: ran.append("waiting"))
-    await wait_for(started.wait())
+    await soon(started.wait())
     waiting.cancel()
     release.set()
-    await wait_for(first)
+    await soon(first)
     assert executor.busy == 0
-    await wait_for(executor.run(lambda pipeline, progress, cancel: ran.append("after")))
+    await soon(executor.run(lambda pipeline, progress, cancel: ran.append("after")))
     assert ran == ["after"]
 
 
@@ -394,21 +389,14 @@ async def test_cpu_bound_work_in_a_worker_does_not_stall_the_event_loop(make_exe
 
     meter.start()
     job = executor.submit(spin, on_start(started))
-    await wait_for(started.wait())
-    await wait_for(asyncio.wait({job}))
+    await soon(started.wait())
+    await soon(asyncio.wait({job}))
     meter.stop()
     # A worker that kept the GIL, or work run on the loop, would keep the loop from ticking until the spin gave up.
     # How late each tick ran is not asserted (the OS may deschedule the loop's thread on a shared machine); the
     # worst stall is bounded by the CPU the loop's own thread spent between two ticks.
     assert job.result() >= ticks, f"the loop ticked {job.result()} times in {WAIT} s while a worker spun"
     assert max(meter.busy) < 0.15, f"the loop's thread worked {max(meter.busy) * 1000:.0f} ms between two ticks"
-
-
-def fake_torch(gpus: int) -> types.ModuleType:
-    """A stand-in torch module that reports `gpus` visible CUDA devices."""
-    torch = types.ModuleType("torch")
-    torch.cuda = types.SimpleNamespace(device_count=lambda: gpus)
-    return torch
 
 
 @pytest.mark.parametrize(

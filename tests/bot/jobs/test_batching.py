@@ -28,7 +28,7 @@ from storage import JobState
 from t2v import GenerationCancelled, GenerationRequest
 from t2v.preview import preview_due
 from tests.bot.conftest import tiny_pipeline
-from tests.bot.helpers import PROMPTS, STYLES, WAIT, FakePipeline, spec, styled_models
+from tests.bot.helpers import PROMPTS, STYLES, WAIT, FakePipeline, StyledPipeline, spec, styled_models
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -39,30 +39,24 @@ class OutOfMemoryError(RuntimeError):
     """Named like torch's, which is how bot.gpu.work recognises it."""
 
 
-class BatchPipeline:
-    """Stands in for t2v.VideoPipeline with batches: black 64x64 frames, every call's prompts recorded in order.
+class BatchPipeline(StyledPipeline):
+    """Stands in for t2v.VideoPipeline with batches: a batch's members step together; black 64x64 frames, every
+    call's prompts recorded in order (`calls`).
 
-    A call holds after each step while one of its prompts is gated (`gate`, `release`), honouring cancellation
-    while it waits, like the real pipeline between steps. A call with a prompt in `oom` runs out of GPU memory after
-    its steps, as many times as the count there says.
+    Gates, `steps_done` and styles are ScriptedPipeline's and StyledPipeline's: a call waits before each step while
+    one of its prompts is gated, honouring cancellation while it waits (`gate(prompt, permits=1)` lets step 1 run,
+    `open` the rest). A call with a prompt in `oom` runs out of GPU memory after its steps, as many times as the
+    count there says.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[tuple[str, tuple[str, ...]]] = []  # ("generate" | "generate_batch", prompts)
-        self.steps_run: dict[str, int] = {}
         self.vae_chunk = 8
         self.oom: dict[str, int] = {}  # prompt -> calls with it that still run out of memory
-        self._gates: dict[str, threading.Event] = {}
 
-    def gate(self, *prompts: str) -> None:
-        for prompt in prompts:
-            self._gates[prompt] = threading.Event()
-
-    def release(self, *prompts: str) -> None:
-        for prompt in prompts:
-            self._gates[prompt].set()
-
-    def generate(self, request: GenerationRequest, on_step=None, should_cancel=None, on_preview=None) -> Any:
+    def generate(self, request: GenerationRequest, latents=None, on_step=None, should_cancel=None,
+                 on_preview=None) -> Any:
         return self._run("generate", [request], on_step, should_cancel)[0]
 
     def generate_batch(self, requests: list[GenerationRequest], on_step=None, should_cancel=None,
@@ -74,13 +68,13 @@ class BatchPipeline:
         self.calls.append((name, prompts))
         steps = requests[0].steps
         for step in range(1, steps + 1):
+            for prompt in prompts:
+                self._hold(prompt, should_cancel, step)
             if should_cancel():
                 raise GenerationCancelled(step - 1, steps)
             on_step(step, steps)
-            self.steps_run.update(dict.fromkeys(prompts, step))
-            for gate in (self._gates[p] for p in prompts if p in self._gates):
-                while not gate.wait(0.005) and not should_cancel():
-                    pass
+            for prompt in prompts:
+                self._finished(prompt, step)
         short = next((prompt for prompt in prompts if self.oom.get(prompt)), None)
         if short is not None:
             self.oom[short] -= 1
@@ -102,7 +96,7 @@ def make(make_service: Any) -> Any:
 
 async def busy(h: Any) -> int:
     """Start the blocker job (user 9) and wait until it runs, so the next submits queue behind it."""
-    h.pipeline.gate(BLOCKER)
+    h.pipeline.gate(BLOCKER, permits=1)  # step 1 runs, then it holds
     blocker = await h.job_id(9, BLOCKER)
     await h.events.wait("progress", blocker)
     return blocker
@@ -112,7 +106,7 @@ async def test_same_shape_jobs_queued_behind_a_running_one_render_as_one_batch(m
     h = await make()
     blocker = await busy(h)
     jobs = [await h.job_id(user, prompt, seed=user) for user, prompt in zip((1, 2, 3), PROMPTS, strict=False)]
-    h.pipeline.release(BLOCKER)
+    h.pipeline.open(BLOCKER)
     delivered = [await h.events.wait("done", job) for job in jobs]
 
     assert h.pipeline.calls == [("generate", (BLOCKER,)), ("generate_batch", tuple(PROMPTS[:3]))]
@@ -129,7 +123,7 @@ async def test_jobs_of_another_shape_or_behind_one_do_not_join_the_batch(make):
     first = await h.job_id(1, PROMPTS[0])
     other = await h.job_id(2, PROMPTS[1], steps=4)  # next in fair order, another shape: the batch ends here
     behind = await h.job_id(3, PROMPTS[2])  # the first one's shape, but behind `other`
-    h.pipeline.release(BLOCKER)
+    h.pipeline.open(BLOCKER)
     for job in (first, other, behind):
         await h.events.wait("done", job)
 
@@ -142,7 +136,7 @@ async def test_batches_follow_the_fair_round_robin_order(make):
     blocker = await busy(h)
     a = [await h.job_id(1, prompt) for prompt in PROMPTS[:3]]
     b = [await h.job_id(2, prompt) for prompt in PROMPTS[3:5]]
-    h.pipeline.release(BLOCKER)
+    h.pipeline.open(BLOCKER)
     for job in a + b:
         await h.events.wait("done", job)
 
@@ -155,20 +149,21 @@ async def test_batches_follow_the_fair_round_robin_order(make):
 async def test_cancelling_one_member_cancels_it_at_once_and_the_rest_of_the_batch_finishes(make):
     h = await make(per_user_cap=1)
     await busy(h)
-    h.pipeline.gate(PROMPTS[0], PROMPTS[1])
+    for prompt in PROMPTS[:2]:
+        h.pipeline.gate(prompt, permits=1)
     mine, theirs = await h.job_id(1, PROMPTS[0], steps=5), await h.job_id(2, PROMPTS[1], steps=5)
-    h.pipeline.release(BLOCKER)
+    h.pipeline.open(BLOCKER)
     await h.events.wait("progress", theirs)
 
     cancelled = await h.service.cancel(1, mine)
     assert cancelled.state == JobState.CANCELLED and h.events.of(mine) == ["started", "progress", "cancelled"]
     again = await h.job_id(1, PROMPTS[2], steps=5)  # the cancelled job no longer counts against the cap of 1
-    h.pipeline.release(PROMPTS[0], PROMPTS[1])
+    h.pipeline.open(PROMPTS[0], PROMPTS[1])
     await h.events.wait("done", theirs)
     await h.events.wait("done", again)
 
     assert h.pipeline.calls[1] == ("generate_batch", (PROMPTS[0], PROMPTS[1]))
-    assert h.pipeline.steps_run[PROMPTS[1]] == 5  # the batch ran to the end for the other member
+    assert h.pipeline.steps_done[PROMPTS[1]] == 5  # the batch ran to the end for the other member
     assert h.events.of(mine) == ["started", "progress", "cancelled"]  # its video was discarded
     assert (await h.repo.get_job(mine)).state == JobState.CANCELLED
 
@@ -176,9 +171,10 @@ async def test_cancelling_one_member_cancels_it_at_once_and_the_rest_of_the_batc
 async def test_cancelling_every_member_stops_the_batch_at_the_next_step(make):
     h = await make()
     await busy(h)
-    h.pipeline.gate(PROMPTS[0], PROMPTS[1])
+    for prompt in PROMPTS[:2]:
+        h.pipeline.gate(prompt, permits=1)
     first, second = await h.job_id(1, PROMPTS[0], steps=20), await h.job_id(2, PROMPTS[1], steps=20)
-    h.pipeline.release(BLOCKER)
+    h.pipeline.open(BLOCKER)
     await h.events.wait("progress", second)
 
     assert (await h.service.cancel(1, first)).state == JobState.CANCELLED
@@ -186,7 +182,7 @@ async def test_cancelling_every_member_stops_the_batch_at_the_next_step(make):
     assert flagged.cancel_requested
     await h.events.wait("cancelled", second)
 
-    assert h.pipeline.steps_run[PROMPTS[1]] == 1
+    assert h.pipeline.steps_done[PROMPTS[1]] == 1
     assert [h.events.of(job) for job in (first, second)] == [["started", "progress", "cancelled"]] * 2
     after = await h.job_id(1, PROMPTS[2])  # the worker is free again
     await h.events.wait("done", after)
@@ -211,7 +207,7 @@ async def test_a_batch_out_of_memory_twice_renders_its_jobs_one_at_a_time(make):
     await busy(h)
     h.pipeline.oom[PROMPTS[0]] = 2  # the batch, twice
     jobs = [await h.job_id(user, prompt) for user, prompt in zip((1, 2), PROMPTS, strict=False)]
-    h.pipeline.release(BLOCKER)
+    h.pipeline.open(BLOCKER)
     for job in jobs:
         await h.events.wait("done", job)
 
@@ -227,7 +223,7 @@ async def test_a_batch_that_stays_out_of_memory_fails_each_member_with_a_clear_m
     await busy(h)
     h.pipeline.oom[PROMPTS[0]] = 4  # the batch twice, then its first job alone twice
     jobs = [await h.job_id(user, prompt) for user, prompt in zip((1, 2), PROMPTS, strict=False)]
-    h.pipeline.release(BLOCKER)
+    h.pipeline.open(BLOCKER)
     messages = [await h.events.wait("failed", job) for job in jobs]
     assert all("the GPU ran out of memory" in message and "Nothing was charged" in message for message in messages)
     assert [(await h.repo.get_job(job)).state for job in jobs] == [JobState.FAILED] * 2
@@ -371,27 +367,14 @@ def test_a_job_of_another_size_still_ends_a_batch_of_one_style():
     assert [j.id for j in take_batch(queue, 1)] == [2]  # BATCH_MAX 1: one job at a time, as before
 
 
-class StyledBatchPipeline(BatchPipeline):
-    """A BatchPipeline with styles: `set_lora` records each switch; prompts recorded as the model is given them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.styles = SimpleNamespace(active=None)
-        self.switches: list[tuple[str | None, float]] = []
-
-    def set_lora(self, name: str | None, scale: float = 1.0) -> None:
-        self.switches.append((name, scale))
-        self.styles.active = None if name is None else SimpleNamespace(name=name, scale=scale)
-
-
 async def test_jobs_of_one_style_batch_together_and_the_worker_switches_only_between_batches(make):
-    pipeline = StyledBatchPipeline()
+    pipeline = BatchPipeline()
     h = await make(pipeline, factory=lambda device: styled_models(pipeline))
     await busy(h)
     styles = ["claymation", "watercolor", "claymation", "watercolor", None]
     jobs = [await h.job_id(user, prompt, style=style) for user, prompt, style in zip((1, 2, 3, 4, 5), PROMPTS, styles,
                                                                                      strict=False)]
-    h.pipeline.release(BLOCKER)
+    h.pipeline.open(BLOCKER)
     for job in jobs:
         await h.events.wait("done", job)
 

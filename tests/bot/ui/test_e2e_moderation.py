@@ -116,7 +116,7 @@ async def test_a_block_stops_video_with_its_reason_and_end_and_an_expired_block_
         confirmation = await command(fake, "videomod block", mod, user=bob, reason="spamming", duration="2h")
         refused = await video(fake, "a windmill at sunset", bob)
         quota = await command(fake, "quota", bob)
-        stacks.calendar.offset += timedelta(hours=2, minutes=1)
+        stacks.calendar.now += timedelta(hours=2, minutes=1)
         accepted = await video(fake, "a windmill at sunrise", bob)
         [block] = await stack.moderation.repo.latest_audit(guild_id=fake.guild.id)
 

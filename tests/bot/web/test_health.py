@@ -27,7 +27,7 @@ from bot.web.health import Health
 from bot.web.metrics import Metrics
 from storage import Repository, create_engine, migrate
 from tests.bot.conftest import settings_for
-from tests.bot.helpers import WAIT, has_video, video
+from tests.bot.helpers import WAIT, fake_torch, has_video, video
 from tests.fakediscord import FakeDiscord
 from tests.net import free_port
 
@@ -172,13 +172,6 @@ async def test_metrics_count_requests_by_outcome_and_time_waits_and_videos():
     assert page[("videobot_queue_wait_seconds_bucket", (("le", "5.0"),))] == 0
     assert page[("videobot_generation_seconds_sum", ())] == 3.5
     assert not any(name.startswith("videobot_gpu") for name, _ in page)  # no CUDA here: no GPU memory gauges
-
-
-def fake_torch(devices: int) -> SimpleNamespace:
-    """Just enough of torch.cuda for the GPU memory gauges."""
-    cuda = SimpleNamespace(is_available=lambda: True, is_initialized=lambda: True, device_count=lambda: devices,
-                           memory_allocated=lambda i: 1000 * (i + 1), memory_reserved=lambda i: 4000 * (i + 1))
-    return SimpleNamespace(cuda=cuda)
 
 
 async def test_gpu_memory_is_reported_per_device_while_cuda_is_in_use(monkeypatch):

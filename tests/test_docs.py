@@ -1,0 +1,135 @@
+"""What the docs name is there: docs/architecture.md names every module (or its folder), and every path and dotted
+name README.md, docs/*.md and pyproject.toml give exists (or is listed in REMOVED, with why)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_architecture import PACKAGES, ROOT, _files, _parse
+
+# --- the docs -------------------------------------------------------------------------------------------------------
+
+# a path: a/b/c.py, bot/jobs/, docs/bench/*.json, tests/bot/{jobs,gpu}/ (not inside a word, a URL or another path)
+PATH = re.compile(r"(?<![\w./-])((?:[\w.*-]|\{[\w,.-]*\})+/(?:[\w.*/-]|\{[\w,.-]*\})*)")
+# What the docs name of code that is gone on purpose: the measurement records keep the names of what they measured.
+REMOVED = {
+    "t2v/kernels/temporal_conv.py": "perf-notes rows 29 and 49, benchmarks.md: kernels measured, then removed",
+    "t2v.kernels.temporal_conv": "perf-notes rows 27, 47 and 49: removed after measuring",
+    "t2v.fast.FrameTaps": "perf-notes row 35, benchmarks.md: removed after measuring",
+}
+
+
+def _tops() -> set[str]:
+    """The repository's top-level files and folders (not the virtual environment scripts/setup makes)."""
+    return {path.name for path in ROOT.iterdir()} - {".git", ".venv", ".pytest_cache", ".ruff_cache"}
+
+
+def _named_paths(text: str) -> set[str]:
+    """The repository paths a document names: `t2v/request.py`, folders (`bot/jobs/`), and a bare `` `name.py` ``
+    after a path in the same paragraph or table row, which names a file in that path's folder ("`t2v/request.py`,
+    `config.py`" names t2v/config.py; in bot/ui's row, `status.py` is bot/ui/status.py)."""
+    named, tops = set(), _tops()
+    for unit in re.split(r"\n\s*\n|\n(?=\|)", text):  # paragraphs, and each table row on its own
+        folder = None
+        for match in re.finditer(rf"{PATH.pattern}|`([\w.-]+\.py)`", unit):
+            if match[1] and match[1].split("/")[0] in tops:
+                folder = match[1][:match[1].rfind("/") + 1]
+                named.add(match[1].rstrip("."))
+            elif match[2] and folder is not None:
+                named.add(folder + match[2])
+    return named
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_the_architecture_doc_names_every_module_or_its_folder(package):
+    """docs/architecture.md is the map an inheriting engineer reads: a module at a package's top level is named there
+    by its path (`t2v/video.py`, or a bare `video.py` after another path of its folder) or its dotted name
+    (`t2v.video`); a module deeper in by its folder (`bot/jobs/`). Another folder's file of the same name does not
+    count (bot/ui/cogs/video.py names no t2v/video.py)."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    named = _named_paths(doc)
+    missing = []
+    for path in _files(package):
+        relative = path.relative_to(ROOT)
+        if path.name == "__init__.py" or "migrations" in relative.parts:
+            continue
+        if len(relative.parts) > 2:
+            folder = f"{relative.parent.as_posix()}/"
+            found = any(name.startswith(folder) for name in named)
+        else:
+            found = relative.as_posix() in named or re.search(rf"(?<![\w.]){package}\.{path.stem}\b", doc)
+        if not found:
+            missing.append(relative.as_posix())
+    assert not missing, f"not in docs/architecture.md (name them in its maps): {missing}"
+
+
+def _alternatives(path: str) -> list[str]:
+    """A path with its {a,b} groups spelled out: tests/bot/{jobs,gpu}/ → tests/bot/jobs/, tests/bot/gpu/."""
+    group = re.search(r"\{([^}]*)\}", path)
+    if group is None:
+        return [path]
+    return [each for choice in group[1].split(",")
+            for each in _alternatives(path[:group.start()] + choice + path[group.end():])]
+
+
+def _documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "pyproject.toml"]
+
+
+def test_every_path_the_docs_name_exists():
+    """README.md, docs/*.md and pyproject.toml's comments name files of this repository (a glob: at least one)."""
+    stale = []
+    for document in _documents():
+        for line_number, line in enumerate(document.read_text().splitlines(), 1):
+            for match in PATH.finditer(line):
+                path = match[1].rstrip(".")
+                if path.split("/")[0] not in _tops() or path in REMOVED:
+                    continue
+                missing = [each for each in _alternatives(path) if not any(ROOT.glob(each.rstrip("/")))]
+                if missing:
+                    stale.append(f"{document.relative_to(ROOT)}:{line_number}: {', '.join(missing)}")
+    assert not stale, "the docs name paths that do not exist (moved? say where it is now):\n" + "\n".join(stale)
+
+
+def _top_level_names(path: Path) -> set[str]:
+    """The names a module defines or imports at its top level (and lists in __all__ or a lazy table)."""
+    tree, names = ast.parse(path.read_text()), set(_parse(path).tables)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node in tree.body:
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            names.update(item.value for item in getattr(node.value, "elts", ()) if isinstance(item, ast.Constant))
+    return names
+
+
+def test_every_module_and_name_the_docs_give_in_dotted_form_exists():
+    """`bot.web.metrics`, `t2v.compiled.compile_in_background()`: the longest prefix that is a module exists, and the
+    name after it is one that module defines or imports."""
+    stale = []
+    for document in _documents():
+        for line_number, line in enumerate(document.read_text().splitlines(), 1):
+            for match in re.finditer(r"(?<![\w./-])((?:t2v|bot|storage)(?:\.[A-Za-z_]\w*)+)", line):
+                dotted = match[1]
+                parts = dotted.split(".")
+                found = next((k for k in range(len(parts), 0, -1) if _module_path(parts[:k])), 1)
+                module = _module_path(parts[:found])
+                if found < len(parts) and parts[found] not in _top_level_names(module) and not any(
+                        dotted.startswith(gone) for gone in REMOVED):
+                    stale.append(f"{document.relative_to(ROOT)}:{line_number}: {dotted}")
+    assert not stale, "the docs name modules or names that do not exist:\n" + "\n".join(stale)
+
+
+def _module_path(parts: list[str]) -> Path | None:
+    folder = ROOT.joinpath(*parts)
+    for path in (folder / "__init__.py", folder.with_suffix(".py")):
+        if path.exists():
+            return path
+    return None
