@@ -11,6 +11,7 @@ TINY_RANDOM = "tiny-random"  # the model source that needs no files: `tiny_confi
 # is no style), at most 2; published styles are used at about 0.5–1.5, and far beyond, the fused weights overflow and
 # the render is NaN (t2v.errors.NonFiniteOutput). The bot's STYLES_FILE takes the same range.
 LORA_SCALE_RANGE = (0.0, 2.0)  # exclusive low, inclusive high
+PICKED_SEEDS = 2**32  # a seed picked for a request that names none is below this (a request may name any seed)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import torch
 from einops import rearrange
 
 from t2v.autoencoder import AutoencoderKL
-from t2v.config import ModelConfig
+from t2v.config import PICKED_SEEDS, ModelConfig
 from t2v.errors import InvalidRequest, NonFiniteOutput
 from t2v.progress import Callbacks
 from t2v.request import GenerationRequest, GenerationResult
@@ -110,7 +110,7 @@ class PipelineBase:
         callbacks = callbacks or Callbacks()
         watch = Stopwatch(self.synchronize, self.clock)
         requests, first = plan.requests, plan.requests[0]
-        seeds = [r.seed if r.seed is not None else secrets.randbelow(2**32) for r in requests]
+        seeds = [r.seed if r.seed is not None else secrets.randbelow(PICKED_SEEDS) for r in requests]
         x = plan.initial(seeds)
         cond, uncond, truncated = self.encode_prompts([r.prompt for r in requests],
                                                       [r.negative_prompt for r in requests])

@@ -33,10 +33,10 @@ from bot.moderation.rules import Moderation
 from bot.moderation.servers import above_cap
 from bot.moderation.styles import ServerStyles
 from storage import JobRecord, Repository
+from t2v.config import PICKED_SEEDS
 
 log = logging.getLogger(__name__)
 
-SEEDS = 2**32  # a seed the service picks is below this (the user may give any seed t2v accepts)
 
 
 def blank(prompt: str) -> bool:
@@ -143,7 +143,7 @@ class Admission:
     async def _enqueue(self, requester: Requester, spec: JobSpec) -> tuple[JobRecord, int]:
         """Write the queued row (with the seed it will render with) and push it; the place was checked with this
         request counted."""
-        seed = spec.request.seed if spec.request.seed is not None else secrets.randbelow(SEEDS)
+        seed = spec.request.seed if spec.request.seed is not None else secrets.randbelow(PICKED_SEEDS)
         self._on_their_way += 1
         try:
             job = await self._repo.create_job(**requester.row(spec), seed=seed,

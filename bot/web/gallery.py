@@ -27,6 +27,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bot.media import MediaStore
+from bot.settings import SNOWFLAKE_MAX
 from bot.web.pages import CSP, Pager, Server, listing, servers_page, video_page
 from bot.web.site import LocalSite
 from storage import ShowcaseRecord, ShowcaseRepository, ShowcaseState
@@ -45,7 +46,6 @@ SECURITY_HEADERS = {
 }
 
 ID = "[1-9][0-9]{0,18}"  # a path's id: ASCII digits, no leading zero, at most 19 of them
-MAX_ID = 2**63 - 1  # Discord's ids and SQL's BIGINT end here
 ServerName = Callable[[int], str | None]  # a server's name, None when the bot is not in it
 
 
@@ -160,7 +160,7 @@ def _id(request: web.Request, name: str, what: str) -> int:
     """A server or job id of the path (ASCII digits without a leading zero: one URL a video), or a 404 for one above
     any id there can be."""
     value = int(request.match_info[name])
-    if value > MAX_ID:
+    if value > SNOWFLAKE_MAX:
         raise web.HTTPNotFound(text=f"{what} {value} is not in the showcase")
     return value
 

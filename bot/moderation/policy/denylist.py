@@ -486,16 +486,12 @@ class Denylist:
     """A compiled list of deny and allow entries; build it again when moderators edit the entries."""
 
     def __init__(self, entries: Iterable[DenylistEntry]) -> None:
+        """Compile entries (from the database or load_default_entries()); ValueError names a malformed one."""
         entries = list(dict.fromkeys(entries))
         self.entries = tuple(entries)
         self._deny = _Index(e for e in entries if e.kind == "deny")
         self._allow = _Index(e for e in entries if e.kind == "allow")
         self._terms = _Terms(self._deny.terms | self._allow.terms)
-
-    @classmethod
-    def from_entries(cls, entries: Iterable[DenylistEntry]) -> Denylist:
-        """Compile entries (from the database or load_default_entries()); ValueError names a malformed one."""
-        return cls(entries)
 
     def explain(self, text: str) -> DenylistReport:
         """Which entries fire on text, for the refusal and for the moderators' 'denylist test' command."""

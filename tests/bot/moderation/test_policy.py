@@ -49,7 +49,7 @@ def gate() -> PolicyGate:
 
 @pytest.fixture(scope="module")
 def denylist() -> Denylist:
-    return Denylist.from_entries(load_default_entries())
+    return Denylist(load_default_entries())
 
 
 def _blocked(entries: list[DenylistEntry], text: str) -> bool:
@@ -230,7 +230,7 @@ def test_co_occurrence_rule_needs_every_part():
 
 def test_allowlist_wins_over_overlapping_deny_entries_only():
     entries = [DenylistEntry("gore", "violence"), DenylistEntry("gore tex", "allow", "allow")]
-    denylist = Denylist.from_entries(entries)
+    denylist = Denylist(entries)
     assert denylist.match("a man in a Gore-Tex jacket") is None
     assert denylist.match("gore everywhere and a Gore-Tex jacket") == entries[0]
     report = denylist.explain("a Gore-Tex jacket")
