@@ -37,6 +37,7 @@ from bot.ui.cogs.showcase import ShowcaseGroup
 from bot.ui.cogs.styles import StylesCog
 from bot.ui.cogs.video import CancelButton, VideoCog, cancel_view
 from bot.ui.delivery import Delivery
+from bot.ui.late_posts import LatePosts
 from bot.ui.replies import answer_error
 from bot.ui.showcase import Showcase, VoteButton
 from storage import GLOBAL, Repository, ShowcaseRepository, utc_now
@@ -152,7 +153,7 @@ class VideoBot(commands.Bot):
         await self._check_home_guild()  # before the models load: a wrong id is the operator's to fix
         self.service = self._service_factory(self.delivery)
         await self.service.start()
-        await self.delivery.post_undelivered()  # what the last stop cut short, before the queue's own posts
+        await LatePosts(self, self._repo, self.delivery, self.media, self.delivery.now).post()  # what a stop cut short
         self.delivery.watch_queue(self.service.places)  # queued statuses follow the queue (restored ones too)
         await self.add_cog(ServersCog(self, self.settings, self.service))
         servers = self._server_settings(self.service)

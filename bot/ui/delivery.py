@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 INVALID_WEBHOOK_TOKEN = 50027  # Discord's code for an expired interaction token
 ENTITY_TOO_LARGE = 40005  # Discord's code for an upload over the size it accepts (HTTP 413)
 REMEMBER_FINISHED = 1024  # finished job ids kept, so a late event can never overwrite a result
-LOOK_BACK = 500  # messages after a job's status searched at a start for the post a stop cut short
 ResultView = Callable[[JobRecord], discord.ui.View]  # the buttons under a finished video
 
 
@@ -198,9 +197,8 @@ class Delivery:
         job = delivered.job
         if self._media is not None and not job.private and not self._media.has(job.id):
             await self._guard(self._media.save(job.id, delivered.video), job, "keeping its video")
-        filename = f"video-{job.id}.mp4"
         view = self._result_view(job) if self._result_view is not None else None
-        await self._finish(job, result_text(delivered), (filename, delivered.video), view, delivered.shrink)
+        await self._finish(job, result_text(delivered), (self.filename(job), delivered.video), view, delivered.shrink)
 
     async def job_failed(self, job: JobRecord, message: str) -> None:
         """The service's short apology, which names the job."""
@@ -211,63 +209,19 @@ class Delivery:
         """Confirm a cancelled job."""
         await self._finish(job, f"✖ Cancelled job #{job.id}.", None)
 
-    async def post_undelivered(self) -> None:
-        """At a start: each video whose post the last process's end cut short (a kill, a crash,
-        a shutdown past its grace; its job is done, its delivery pending). A post Discord had received is found in
-        the channel and recorded; a public video kept in the media directory is posted now; any other (private
-        ones are never kept) fails, not charged, and its requester is told."""
-        for job in await self._repo.undelivered():
-            await self._guard(self._post_late(job), job, "posting its video after the restart")
+    def filename(self, job: JobRecord) -> str:
+        """The name a job's MP4 is posted under (bot.ui.late_posts looks for it)."""
+        return f"video-{job.id}.mp4"
 
-    async def _post_late(self, job: JobRecord) -> None:
-        found = None if job.private else await self._found_posted(job)  # None: cannot be known
-        if found:
-            return
-        kept = not job.private and self._media is not None and self._media.has(job.id)
-        if kept and found is False:
-            assert self._media is not None
-            video = await asyncio.to_thread(self._media.path(job.id).read_bytes)
-            log.info("job %d: its video's post was cut short by the last stop; posting it now", job.id)
-            note = "posted late: the bot restarted while it was posting this video"
-            await self.job_done(Delivered(job, video, job.seed or 0, (note,), job.gpu_s or 0.0))
-            return
-        failed = await self._repo.mark_undelivered(job.id, "its video's post was cut short by a restart",
-                                                   now=self._now())
-        why = "private videos are not kept" if job.private else (
-            "the video was not kept" if found is False else "the channel's messages could not be read")
-        log.warning("job %d: its video's post was cut short by the last stop and it cannot be posted again (%s); the "
-                    "requester is told and not charged", job.id, why)
-        again = "please run it again" if found is False else "if it did not reach you, please run it again"
-        await self.job_failed(failed, f"Sorry, job #{job.id} finished, but the bot restarted while it was sending "
-                                      f"the video ({why}); {again}. Nothing was charged.")
-
-    async def _found_posted(self, job: JobRecord) -> bool | None:
-        """Whether the job's video reached its channel before the process ended (then its message id is recorded and
-        the status points at it); None when the channel's messages cannot be read."""
-        after = job.status_message_id or discord.utils.time_snowflake(job.created_at)
-        channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        filename, me = f"video-{job.id}.mp4", self._bot.user.id if self._bot.user else None
-        try:
-            async for message in channel.history(after=discord.Object(after), limit=LOOK_BACK):
-                mine = message.author.id == me or message.webhook_id == job.application_id
-                if mine and any(attached.filename == filename for attached in message.attachments):
-                    break
-            else:
-                return False
-        except discord.HTTPException as error:
-            log.warning("job %d: could not look for its video's post in channel %d (%s %s)", job.id, job.channel_id,
-                        error.status, error.code)
-            return None
-        log.info("job %d: its video's post had reached Discord before the last stop (message %d)", job.id,
-                 message.id)
-        await self._repo.set_result_message(job.id, message.id)
+    async def point_status_at(self, job: JobRecord, message_id: int) -> None:
+        """A finished job's status (through the bot token) points at its video's message, found in its channel; the
+        job is finished for this delivery."""
         status = self._status(job)
         status.token_dead = True
-        await self._guard(self._edit_status(job, status, finished_text(job, _jump_url(job, message.id))), job,
+        await self._guard(self._edit_status(job, status, finished_text(job, _jump_url(job, message_id))), job,
                           "pointing the status at the result")
         self._statuses.pop(job.id, None)
         self._finished.append(job.id)
-        return True
 
     # --- transport --------------------------------------------------------------------------------------------------
 
