@@ -1,7 +1,7 @@
-"""`python -m bot`: read the settings and check what they name (one line per problem, exit status 2: bad settings
-before anything heavy is imported, then the GPUs, the weights and the folders before any work), then build and run
-the bot (bot.app) until it is stopped. The database or Discord out of reach for STARTUP_RETRY_S: one line, exit
-status 1. SIGTERM at any moment: a clean stop, exit status 0."""
+"""`python -m bot`: read the settings and check what they name, the GPUs, the weights and the folders (one line per
+problem, every problem in one run, exit status 2, before any work), then build and run the bot (bot.app) until it
+is stopped. The database or Discord out of reach for STARTUP_RETRY_S: one line, exit status 1. SIGTERM at any
+moment: a clean stop, exit status 0."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 from bot import redaction
 from bot.errors import SettingsError, Unreachable
-from bot.settings import Settings, env_file_problems, load_settings, misspelled
+from bot.settings import Settings, env_file_problems, load_settings, load_what_validates, misspelled
 from storage import urls
 
 log = logging.getLogger("bot")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+ENV_FILE = str(Settings.model_config["env_file"])  # .env, read from the working directory
 QUIET_LOGGERS = ("alembic.runtime.plugins",)  # seven "setup plugin ..." lines at INFO on every start; kept at WARNING
 
 
@@ -50,15 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings()
-        from bot import startup  # imports torch only to check GPUs or weights, which the bot is about to load anyway
+    except SettingsError as error:  # what the other settings name is checked too: every problem in one run
+        return _refuse([*error.lines, *_what_the_others_name()])
+    from bot import startup  # imports torch only to check GPUs or weights, which the bot is about to load anyway
 
+    try:
         startup.check_environment(settings)
     except SettingsError as error:
-        for line in error.lines:
-            print(f"error: {line}", file=sys.stderr)
-        for line in misspelled():  # "DISCORD_TOKEN is missing" may be a DISCORD_TOKN that was set
-            print(f"note: {line}", file=sys.stderr)
-        return 2
+        return _refuse(error.lines)
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).getEffectiveLevel()))
@@ -67,6 +68,41 @@ def main(argv: list[str] | None = None) -> int:
     for line in misspelled():
         log.warning("%s", line)
     return run(settings)
+
+
+def _what_the_others_name() -> list[str]:
+    """After wrong settings: what the others name that is missing or unusable here (bot.startup), skipping the checks
+    that read a wrong one; none when the others cannot be read without them."""
+    reading = load_what_validates()
+    if reading is None:
+        return []
+    from bot import startup  # as above
+
+    try:
+        startup.check_environment(*reading)
+    except SettingsError as error:
+        return error.lines
+    return []
+
+
+def _refuse(problems: list[str]) -> int:
+    """One `error:` line per problem, then what may explain them; exit status 2."""
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    notes = [_no_env_file(), *misspelled()]  # "DISCORD_TOKEN is missing" may be a DISCORD_TOKN that was set
+    for line in filter(None, notes):
+        print(f"note: {line}", file=sys.stderr)
+    return 2
+
+
+def _no_env_file() -> str | None:
+    """Why a required setting may be missing: there is no .env where the bot reads it (the working directory: a start
+    from another folder, or a service's WorkingDirectory)."""
+    given = {name.lower() for name, value in os.environ.items() if value}
+    required = [name for name, field in Settings.model_fields.items() if field.is_required()]
+    if Path(ENV_FILE).is_file() or all(name in given for name in required):
+        return None
+    return f"no {ENV_FILE} in {Path.cwd()} (the bot reads {ENV_FILE} from its working directory)"
 
 
 def run(settings: Settings) -> int:

@@ -92,6 +92,23 @@ ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
     "discord_gateway_url": (("wss", "ws"), "wss://discord-proxy.internal/gateway"),
     "gallery_public_url": (("https", "http"), "https://videos.example.org"),
 }
+STAND_INS: dict[str, Any] = {"discord_token": "not-read", "t2v_model": "not-read"}  # load_what_validates: never run on
+ALIASES = {  # names other bots and guides use that difflib does not find, and the setting each stands for here
+    **dict.fromkeys(("TOKEN", "BOT_TOKEN"), "DISCORD_TOKEN"),
+    **dict.fromkeys(("GUILD_ID", "SERVER_ID", "DISCORD_SERVER_ID"), "DISCORD_GUILD_ID"),
+    **dict.fromkeys(("GUILD_IDS", "ALLOWED_SERVERS", "SERVER_IDS"), "ALLOWED_GUILD_IDS"),
+    **dict.fromkeys(("MOD_ROLE", "MOD_ROLES", "MODERATOR_ROLE", "MODERATOR_ROLE_ID"), "MOD_ROLE_ID"),
+    **dict.fromkeys(("OPERATOR_IDS", "OPERATORS", "OPERATOR_ID", "OWNER_ID", "OWNER_IDS", "ADMIN_IDS"),
+                    "OPERATOR_USER_IDS"),
+    **dict.fromkeys(("T2V_MODEL_PATH", "T2V_MODEL_DIR", "MODEL", "MODEL_PATH", "MODEL_DIR"), "T2V_MODEL"),
+    **dict.fromkeys(("DEVICE", "T2V_GPU"), "T2V_DEVICE"),
+    **dict.fromkeys(("DB_URL", "DB_PATH", "DATABASE_PATH", "SQLALCHEMY_DATABASE_URI"), "DATABASE_URL"),
+    **dict.fromkeys(("MEDIA_PATH", "MEDIA_FOLDER", "MEDIA_DIRECTORY", "MEDIA_ROOT"), "MEDIA_DIR"),
+    **dict.fromkeys(("STYLES_PATH", "STYLES_TOML"), "STYLES_FILE"),
+}
+FOREIGN = ("PYTHON", "PIP_", "CUDA", "CUDNN", "NV_", "NVIDIA_", "NCCL_", "TORCH", "PYTORCH_", "HF_", "LC_", "XDG_",
+           "SSH_", "PG", "POSTGRES_", "DOCKER_", "COMPOSE_", "KUBERNETES_", "GITHUB_", "RUNNER_", "PYTEST_", "OMP_",
+           "MKL_")  # prefixes of other programs' variables: never taken for a misspelled setting
 MISSING = {  # what to do about a required variable that is not set
     "discord_token": "DISCORD_TOKEN is missing: set it to your bot token "
                      "(Discord developer portal → Bot → Reset Token)",
@@ -450,17 +467,41 @@ class _ExplicitSettings(Settings):
 def load_settings(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
     """Read settings from `env` (the process environment when None) and `env_file`; raise SettingsError."""
     try:
-        if env is None:
-            settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
-        else:
-            fields = Settings.model_fields
-            values = {key.lower(): value for key, value in env.items() if key.lower() in fields and value != ""}
-            settings = _ExplicitSettings(_env_file=env_file, **values)  # type: ignore[call-arg]
+        settings = _read(env, env_file)
     except ValidationError as error:
         raise SettingsError([_error_line(problem) for problem in error.errors()]) from None
     log.debug("settings loaded: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
               urls.shown(settings.database_url))
     return settings
+
+
+def load_what_validates(env: Mapping[str, str] | None = None,
+                        env_file: str | None = ".env") -> tuple[Settings, frozenset[str]] | None:
+    """After load_settings raised: the settings again, each one that was wrong or missing at its default (a stand-in
+    for a required one), and the names of those; so that the checks of what the other settings name (the GPUs, the
+    weights, the folders: bot.startup.check_environment, told to skip the wrong ones) answer in the same run. Never
+    to run on. None when no such reading validates (a check across settings fails whatever the wrong ones are)."""
+    wrong: set[str] = set()
+    while True:
+        stand_ins = {name: STAND_INS.get(name, Settings.model_fields[name].get_default(call_default_factory=True))
+                     for name in wrong}
+        try:
+            return _read(env, env_file, stand_ins), frozenset(wrong)
+        except ValidationError as error:
+            found = {str(problem["loc"][0]) for problem in error.errors() if problem["loc"]}
+            if found <= wrong:  # the defaults fail too, against a setting that validated (a check across settings)
+                return None
+            wrong |= found
+
+
+def _read(env: Mapping[str, str] | None, env_file: str | None, given: Mapping[str, Any] | None = None) -> Settings:
+    """Settings from `env` (the process environment when None) and `env_file`, `given` (field: value) over both;
+    ValidationError when any is wrong."""
+    if env is None:
+        return Settings(_env_file=env_file, **(given or {}))  # type: ignore[call-arg]
+    fields = Settings.model_fields
+    values = {key.lower(): value for key, value in env.items() if key.lower() in fields and value != ""}
+    return _ExplicitSettings(_env_file=env_file, **{**values, **(given or {})})  # type: ignore[call-arg]
 
 
 def env_file_problems(env_file: str | None = ".env") -> list[str]:
@@ -491,21 +532,33 @@ def _first_line(original: Original) -> int:
 
 def misspelled(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> list[str]:
     """One line for each variable of `env` (the process environment when None) or `env_file` that is not a setting
-    but is spelled almost like one (T2V_DEVICES, QUOTA_DEFAULTS): the bot ignores it, and its operator would think
-    it set something. Names far from every setting are left alone (PATH, CUDA_VISIBLE_DEVICES)."""
+    but is a name often used for one (ALIASES: MOD_ROLE, BOT_TOKEN) or spelled almost like one (T2V_DEVICES,
+    QUOTA_DEFAULTS): the bot ignores it, and its operator would think it set something. Names far from every setting
+    (PATH, CUDA_VISIBLE_DEVICES) and other programs' (FOREIGN) are left alone; an alias in the process environment is
+    named only while the setting it stands for is unset (TOKEN or DEVICE may be another program's)."""
     fields = list(Settings.model_fields)
-    names = dict.fromkeys(os.environ if env is None else env, "the environment")
-    if env_file is not None and Path(env_file).is_file():
-        names |= dict.fromkeys((name for name in dotenv_values(env_file) if name), env_file)
-    lines = []
-    for name, where in names.items():
-        if name.lower() in fields:
-            continue
-        close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.85)
-        if close:
-            lines.append(f"{name} (in {where}) is not a setting the bot reads, so it is ignored; did you mean "
-                         f"{close[0].upper()}?")
-    return lines
+    environment = dict(os.environ if env is None else env)
+    file = dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
+    given = {name.lower() for name, value in {**environment, **file}.items() if value}
+    lines: dict[str, str] = {}  # one line a name, however many places and cases it is set in
+    for where, names in (("the environment", environment), (env_file, file)):
+        for name in filter(None, names):
+            meant = _meant(name, fields)
+            if meant is None or (where == "the environment" and name.upper() in ALIASES and meant in given):
+                continue
+            lines[name.upper()] = (f"{name} (in {where}) is not a setting the bot reads, so it is ignored; did you "
+                                   f"mean {meant.upper()}?")
+    return list(lines.values())
+
+
+def _meant(name: str, fields: list[str]) -> str | None:
+    """The setting (a field name) that `name`, not one itself, likely stands for; None for any other variable."""
+    if name.lower() in fields or name.upper().startswith(FOREIGN):
+        return None
+    if name.upper() in ALIASES:
+        return ALIASES[name.upper()].lower()
+    close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.85)
+    return close[0] if close else None
 
 
 def _error_line(problem: Mapping[str, Any]) -> str:

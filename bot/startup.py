@@ -1,9 +1,10 @@
 """What `python -m bot` checks and waits for before it serves.
 
 `check_environment`: what the settings name must be there and usable — the GPUs of T2V_DEVICE, the weights of
-T2V_MODEL and UPSCALE_MODEL, the STYLES_FILE and its LoRA files (bot.gpu.styles), a MEDIA_DIR, a SQLite database
-and (where this host compiles) a T2V_COMPILE_CACHE this user may write. Each problem is one line of a SettingsError
-(exit status 2), found before the database is created or a model loaded.
+T2V_MODEL and UPSCALE_MODEL (every file there and whole), the STYLES_FILE and its LoRA files (bot.gpu.styles), a
+MEDIA_DIR, a SQLite database and (where this host compiles) a T2V_COMPILE_CACHE this user may write. Each problem is one
+line of a SettingsError (exit status 2), found before the database is created or a model loaded; with settings that
+were wrong, the checks that read them are skipped and the others run (every problem in one run).
 
 `Retry` and `Stop`: what is outside the bot's control (the database at container start, Discord during an outage) is
 tried again with backoff for STARTUP_RETRY_S, then given up on as one Unreachable line (exit status 1, for the
@@ -16,7 +17,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,34 +40,51 @@ DEPLOYED_AS = "the Docker image runs as uid 10001, the systemd unit as user vide
 # --- the environment the settings name ------------------------------------------------------------------------------
 
 
-def check_environment(settings: Settings) -> None:
-    """Raise SettingsError with one line per thing the settings name that is missing or unusable here."""
-    here = settings.t2v_executor != "ray"  # with Ray, the LoRA files are the workers' hosts' (checked as they load)
-    problems = [*_compute_problems(settings), *check_styles(settings.styles_file, check_files=here),
-                writable_folder("MEDIA_DIR", str(settings.media_dir), settings.media_dir),
-                database_file_problem(settings), compile_cache_problem(settings)]
-    problems = [problem for problem in problems if problem]
-    if problems:
-        raise SettingsError(problems)
+def check_environment(settings: Settings, unknown: Collection[str] = ()) -> None:
+    """Raise SettingsError with one line per thing the settings name that is missing or unusable here. `unknown`: the
+    settings whose own values were wrong (bot.settings.load_what_validates; their lines say so already): each check
+    that reads one of them is skipped, the others run."""
+    def reads(*names: str) -> bool:
+        return not set(names) & set(unknown)
 
-
-def _compute_problems(settings: Settings) -> list[str | None]:
-    """T2V_DEVICE's GPUs and the model folders, on this host; with T2V_EXECUTOR=ray they are the workers' hosts'."""
-    if settings.t2v_executor == "ray":
-        return []
+    here = settings.t2v_executor != "ray"  # with Ray, the GPUs, weights and LoRA files are the workers' hosts'
     problems: list[str | None] = []
-    try:
-        check_devices(settings.t2v_device)
-    except (ValueError, RuntimeError) as error:
-        problems.append(str(error))
-    for name, source in (("T2V_MODEL", settings.t2v_model), ("UPSCALE_MODEL", settings.upscale_model)):
-        if source is not None and source != TINY_RANDOM:
-            from t2v import preflight  # lazily: it imports torch, which the bot loads anyway from here on
+    if here and reads("t2v_executor", "t2v_device"):
+        problems.append(_device_problem(settings.t2v_device))
+    for name in ("t2v_model", "upscale_model"):
+        if here and reads("t2v_executor", name):
+            problems.append(_model_problem(name.upper(), getattr(settings, name)))
+    if reads("t2v_executor", "styles_file"):
+        problems += check_styles(settings.styles_file, check_files=here)
+    if reads("media_dir"):
+        problems.append(writable_folder("MEDIA_DIR", str(settings.media_dir), settings.media_dir))
+    if reads("database_url"):
+        problems.append(database_file_problem(settings))
+    if reads("t2v_executor", "t2v_device", "t2v_optimize", "t2v_compile_cache", "database_url", "media_dir"):
+        problems.append(compile_cache_problem(settings))
+    found = [problem for problem in problems if problem]
+    if found:
+        raise SettingsError(found)
 
-            problem = preflight.model_source(name, source)
-            missing = problem is not None and not Path(source).exists()
-            problems.append(f"{problem}; set {name} to the folder that holds your weights" if missing else problem)
-    return problems
+
+def _device_problem(setting: str) -> str | None:
+    """T2V_DEVICE's GPUs on this host."""
+    try:
+        check_devices(setting)
+    except (ValueError, RuntimeError) as error:
+        return str(error)
+    return None
+
+
+def _model_problem(name: str, source: str | None) -> str | None:
+    """T2V_MODEL's or UPSCALE_MODEL's folder on this host: its layout and its weight files whole."""
+    if source is None or source == TINY_RANDOM:
+        return None
+    from t2v import preflight  # lazily: it imports torch, which the bot loads anyway from here on
+
+    problem = preflight.model_source(name, source)
+    missing = problem is not None and not Path(source).exists()
+    return f"{problem}; set {name} to the folder that holds your weights" if missing else problem
 
 
 def writable_folder(setting: str, value: str, folder: Path) -> str | None:

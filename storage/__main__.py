@@ -57,10 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     url = _setting("DATABASE_URL") or DEFAULT_URL
     try:
-        home = args.home_guild_id if args.home_guild_id is not None else _home_guild_id(_setting("DISCORD_GUILD_ID"))
         _check_url(url)
-        return asyncio.run(_command(args.command, url, args.to, home))
-    except (UsageError, InvalidDatabaseURL, SchemaTooNew) as error:
+        return asyncio.run(_command(args.command, url, args.to, _home(args)))
+    except InvalidDatabaseURL as error:
+        say(f"error: DATABASE_URL={urls.shown(url)}: {error}", sys.stderr)
+        return 2
+    except (UsageError, SchemaTooNew) as error:
         say(f"error: {error}", sys.stderr)
         return 2
     except DatabaseInUse as error:
@@ -120,6 +122,14 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a server id (a whole number from 1 to {MAX_ID}, such as "
                                          "123456789012345678)")
     return int(digits)
+
+
+def _home(args: argparse.Namespace) -> int | None:
+    """The server of the moderation rows from before servers had their own, for `migrate` (revision 0004):
+    --home-guild-id, else DISCORD_GUILD_ID; `current` reads neither."""
+    if args.command != "migrate":
+        return None
+    return args.home_guild_id if args.home_guild_id is not None else _home_guild_id(_setting("DISCORD_GUILD_ID"))
 
 
 def _home_guild_id(value: str | None) -> int | None:

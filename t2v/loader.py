@@ -97,15 +97,26 @@ def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], so
     return VideoPipeline(config, modules["unet"], modules["vae"], modules["text_encoder"], device, dtype)
 
 
+MODEL_FOLDER = ("a ModelScope download's configuration.json, a diffusers folder's model_index.json or a `python -m t2v "
+                "convert` export's t2v_model.json, beside the weights")  # what a model folder holds, as messages say
+
+
 def _not_there(source: str) -> str:
-    """What to do about a model source that is no folder: download the model first (a Hub id: into a folder)."""
-    said = f"model source {source!r} is neither '{TINY_RANDOM}' nor an existing directory"
+    """What to do about a model source that is no folder: name the folder, not a file in it; else download the model
+    first (a Hub id: into a folder). A relative path is shown as the absolute one that was looked at."""
+    path = Path(source)
+    looked_at = "" if path.is_absolute() else f" ({path.absolute()})"
+    if path.exists():
+        return (f"model source {source!r}{looked_at} is a file; load the folder that holds the model's files "
+                f"({MODEL_FOLDER})")
     owner, _, name = source.partition("/")
     if owner in HUB_OWNERS and re.fullmatch(REPO_ID, source) and not Path(owner).exists():
-        return (f"{said}: it is a Hugging Face repo id, and t2v loads folders; download it first with `python -m t2v "
-                f"download weights/{name} --repo {source}`, then load weights/{name}")
-    return (f"{said}; download the official model into it first with `python -m t2v download {source}` (for another "
-            "Hugging Face repo, add --repo OWNER/NAME)")
+        return (f"model source {source!r} is neither '{TINY_RANDOM}' nor an existing directory: it is a Hugging Face "
+                f"repo id, and t2v loads folders; download it first with `python -m t2v download weights/{name} "
+                f"--repo {source}`, then load weights/{name}")
+    return (f"model source {source!r}{looked_at} is neither '{TINY_RANDOM}' nor an existing directory; download the "
+            f"official model into it first with `python -m t2v download {source}` (for another Hugging Face repo, add "
+            "--repo OWNER/NAME)")
 
 
 def detect_layout(source: str | Path) -> str:
@@ -128,13 +139,13 @@ def detect_layout(source: str | Path) -> str:
                        f"{WHERE_FROM}")
 
 
-def check_source(source: str | Path) -> None:
-    """WeightsError unless `source` is a known layout whose configuration reads and whose weight files are all there,
-    readable and not empty: what can be known in a second, before minutes of loading (a truncated file is found by
-    the load itself)."""
+def check_source(source: str | Path) -> list[Path]:
+    """The weight files of `source`; WeightsError unless it is a known layout whose configuration reads and whose
+    weight files are all there, readable and not empty: what can be known in a second, before minutes of loading
+    (whether each file is whole: t2v.preflight.weights_file)."""
     layout = detect_layout(source)
     if layout == TINY_RANDOM:
-        return
+        return []
     path = Path(source)
     if layout == "export":
         files = list(export.export_files(path)[1].values())
@@ -147,6 +158,7 @@ def check_source(source: str | Path) -> None:
         check_readable(file, WHERE_FROM)
         if file.stat().st_size == 0:
             raise WeightsError(f"{file} is empty; {WHERE_FROM}")
+    return files
 
 
 def read_source(source: str | Path, device: str = "cpu", prefer_half: bool = False):

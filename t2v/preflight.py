@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import math
 import os
+import struct
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
-from t2v.loader import DTYPES, FP8, check_source, missing_device
+from t2v.loader import DTYPES, FP8, MODEL_FOLDER, check_source, detect_layout, missing_device
+from t2v.weights import export
 from t2v.weights.lora import lora_file, lora_keys
 
 Problem = str | None
@@ -155,18 +160,115 @@ def dtype(option: str, name: str | None, device_name: str | None = None) -> Prob
 
 
 def model_source(option: str, source: str) -> Problem:
-    """A model source whose layout is known, whose configuration reads and whose weight files are there and not
-    empty (their contents are read, and checked, when it loads)."""
+    """A model source whose layout is known, whose configuration reads and whose weight files are there, readable and
+    whole (weights_file: their headers and ends are read, not their tensors). A setting (an upper-case name: the bot's
+    T2V_MODEL) is shown as NAME=value, an option as `--model value`."""
     if not source.strip():
         return f"{option} is empty: name a model folder, or {TINY_RANDOM}"
     problem = path_length(source)
     if problem is not None:
         return f"{option} {source[:40]}…: {problem}"
+    named = f"{option}={source}" if option.isupper() else f"{option} {source}"
+    if source != TINY_RANDOM and Path(source).is_file():  # before check_source, which would offer a download into it
+        return _a_file(option, named, Path(source))
     try:
-        check_source(source)
+        files = check_source(source)
     except WeightsError as exc:
-        return f"{option} {source}: {exc}"
+        return f"{named}: {exc}"
+    damaged = [problem for problem in map(weights_file, files) if problem]
+    return f"{named}: {'; '.join(damaged)}; {_fetch_again(source, len(damaged))}" if damaged else None
+
+
+def _fetch_again(source: str, count: int) -> str:
+    """How to replace damaged weight files of `source`: write the export again, or download them again."""
+    layout = detect_layout(source)
+    if layout == "export":
+        return export.REDO
+    repo = " --repo OWNER/NAME" if layout == "diffusers" else ""
+    them = "it" if count == 1 else "them"
+    return f"delete {them} and download {them} again (`python -m t2v download {source}{repo}` fetches what is missing)"
+
+
+def _a_file(option: str, named: str, path: Path) -> str:
+    """A model source that names a file, not the model's folder: the folder it is in when that holds a model."""
+    looked_at = "" if path.is_absolute() else f" ({path.absolute()})"
+    to = "set it to" if option.isupper() else "name"
+    folder = path.absolute().parent
+    try:
+        layout = detect_layout(folder)
+    except WeightsError:
+        return f"{named} is a file{looked_at}; {to} the folder that holds the model's files ({MODEL_FOLDER})"
+    return f"{named} is a file{looked_at}; {to} the folder it is in, {folder}, which holds a model ({layout} layout)"
+
+
+LFS_POINTER = b"version https://git-lfs"  # what a Git clone without git-lfs holds in place of a large file
+TORCH_ZIP = b"PK\x03\x04"  # torch.save's format since torch 1.6: a zip archive, its tensor list at its end
+TORCH_LEGACY = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # the format before: a pickled magic number first
+SAFETENSORS_HEADER_MAX = 100_000_000  # bytes: safetensors refuses a longer header
+
+
+def weights_file(path: Path) -> Problem:
+    """Why a weight file is not whole, told from its header and its end (never its tensors, which may be GBs): a
+    .safetensors file whose header is not JSON or whose tensors end past the file; any other a torch zip archive
+    (torch_load memory-maps it, which torch's legacy format cannot be) with its end record and tensor list there."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as file:
+            head = file.read(64)
+            if head.startswith(LFS_POINTER):
+                return f"{path} is a Git LFS pointer ({size_text(size)}), not the weights it stands for"
+            if path.suffix == ".safetensors":
+                return _safetensors_problem(path, file, head, size)
+        return _torch_problem(path, head, size)
+    except OSError as error:
+        return f"{path} could not be read ({error.strerror or error})"
+
+
+def _torch_problem(path: Path, head: bytes, size: int) -> Problem:
+    """A torch checkpoint's zip archive opened: its end record and central directory read, not its tensors."""
+    try:
+        with zipfile.ZipFile(path):
+            return None
+    except (zipfile.BadZipFile, EOFError, ValueError, struct.error):
+        pass
+    if head.startswith(TORCH_ZIP) and not zipfile.is_zipfile(path):  # no end record: the file stops short
+        return (f"{path} is truncated: {size_text(size)}, and the end of its zip archive, where a whole torch "
+                "checkpoint lists its tensors, is missing")
+    if head.startswith(TORCH_ZIP):
+        return f"{path} is damaged: {size_text(size)}, and the tensor list at the end of its zip archive is unreadable"
+    if head.startswith(TORCH_LEGACY):
+        return (f"{path} is in torch's legacy format (before torch 1.6), which t2v cannot memory-map; the published "
+                "files are zip archives")
+    return f"{path} is not a torch checkpoint ({size_text(size)}; it starts with {head[:16]!r}, not a zip archive's PK)"
+
+
+def _safetensors_problem(path: Path, file: BinaryIO, head: bytes, size: int) -> Problem:
+    """A .safetensors file's 8-byte header length, its JSON header, and its tensors' data ending where the file does."""
+    length = int.from_bytes(head[:8], "little")
+    if head[8:9] != b"{" or length > SAFETENSORS_HEADER_MAX:  # the header is a JSON object
+        return (f"{path} is not a safetensors file ({size_text(size)}; it does not start with a header length and a "
+                "JSON header)")
+    if 8 + length > size:
+        return f"{path} is truncated: {size_text(size)}, its header alone says {size_text(8 + length)}"
+    try:
+        file.seek(8)
+        header = json.loads(file.read(length))
+        ends = [int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"]
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, IndexError, ValueError):
+        return f"{path} is damaged: its header is not the JSON list of tensors a safetensors file starts with"
+    expected = 8 + length + max(ends, default=0)
+    if expected > size:
+        return f"{path} is truncated: {size_text(size)}, its header says {size_text(expected)}"
+    if expected < size:
+        return f"{path} is damaged: {size_text(size)}, its header says {size_text(expected)}"
     return None
+
+
+def size_text(count: int) -> str:
+    """A file's size as people read it: '1,000 bytes', '12.3 MB', '3.4 GB' (decimal units, as the Hub shows)."""
+    if count >= 10**9:
+        return f"{count / 10**9:.1f} GB"
+    return f"{count / 10**6:.1f} MB" if count >= 10**6 else f"{count:,} bytes"
 
 
 def split_lora(value: str) -> tuple[Path, float]:

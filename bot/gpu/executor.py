@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from bot.errors import ServiceUnavailable, SettingsError, WorkCrashed
+from t2v.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +231,9 @@ class GPUExecutor(ExecutorBase):
             if error is not None:
                 self.failed_devices[device] = error
         if len(self.failed_devices) == len(self.devices):
-            self.load_error = next(iter(self.failed_devices.values()))
-            log.error("no device could load the pipeline; generation is unavailable: %s", self.load_error)
+            self.load_error = load_error_of(list(self.failed_devices.values()))
+            if not operator_must_fix(self.load_error):  # the operator's: the start stops with it (VideoService.start)
+                log.error("no device could load the pipeline; generation is unavailable: %s", self.load_error)
         elif self.failed_devices:
             log.error("pipeline failed to load on %s; serving on the others", ", ".join(self.failed_devices))
         else:
@@ -275,7 +277,7 @@ class GPUExecutor(ExecutorBase):
         try:
             _use_device(device)
             held = self._factory(device)
-        except SettingsError as exc:  # what the settings name does not fit the model (a style): one line each
+        except (SettingsError, WeightsError) as exc:  # a style or the weights the settings name: the line says what
             log.error("loading the pipeline on %s failed: %s", device, exc)
             self._post(settle, ready, exc, None)
             return
@@ -332,6 +334,19 @@ class GPUExecutor(ExecutorBase):
             self._loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:
             log.warning("event loop is closed; dropped a %s call from a worker thread", callback.__name__)
+
+
+def operator_must_fix(error: BaseException | None) -> bool:
+    """Whether a load failure is the operator's to fix, the same on every device: a style that does not fit the model
+    (SettingsError) or weights that are missing, damaged or of another network (WeightsError). Others (out of GPU
+    memory on one device, a driver error) may leave the other devices serving."""
+    return isinstance(error, (SettingsError, WeightsError))
+
+
+def load_error_of(errors: list[BaseException]) -> BaseException:
+    """The load error to report when no device loaded: the operator's, if any device met one (another device's out
+    of memory would have met it next), else the first."""
+    return next((error for error in errors if operator_must_fix(error)), errors[0])
 
 
 def settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -40,7 +40,7 @@ from bot.moderation.rules import Moderation
 from bot.moderation.styles import ServerStyles
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S
 from storage import JobRecord, JobState, Repository, utc_now
-from t2v.errors import GenerationCancelled
+from t2v.errors import GenerationCancelled, WeightsError
 from t2v.request import LIMITS
 
 log = logging.getLogger(__name__)
@@ -200,8 +200,12 @@ class VideoService:
             raise RuntimeError("VideoService.start() was already called")
         if not self._executor.started:  # its caller may have started it (benchmarks, tests)
             await self._executor.start()
-        if isinstance(self._executor.load_error, SettingsError):  # a required style does not fit the model
-            raise self._executor.load_error
+        error = self._executor.load_error
+        if isinstance(error, SettingsError):  # a required style does not fit the model
+            raise error
+        if isinstance(error, WeightsError):  # it would stay up serving nothing until the operator fixes the weights
+            raise SettingsError([f"no device could load the model, so the bot stops rather than serve no videos: "
+                                 f"{error}"]) from None
         self.model = await learn(self._executor)
         self.eta.seed(await self._repo.recent_render_seconds(HISTORY))
         self.styles.offer({style.name: style.description for style in self.model.styles})

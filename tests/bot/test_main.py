@@ -1,8 +1,10 @@
 """`python -m bot` refuses to start on bad settings with one line per problem; .env.example documents them all."""
 
 import asyncio
+import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,19 +22,20 @@ from tests.bot.helpers import ROOT, SETTING_NAMES, START_S, WAIT, child_env
 
 
 def test_python_m_bot_without_a_token_exits_2_with_one_clear_line(tmp_path: Path):
-    env = child_env(T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1")
+    env = child_env(T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="cpu")
     result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=START_S)
 
     assert result.returncode == 2
     assert result.stdout == ""
-    [line] = result.stderr.splitlines()
+    line, note = result.stderr.splitlines()
     assert line.startswith("error: DISCORD_TOKEN is missing")
+    assert note == f"note: no .env in {tmp_path} (the bot reads .env from its working directory)"
 
 
 def test_a_misspelled_setting_is_named_beside_the_problem_it_caused(tmp_path: Path):
     (tmp_path / ".env").write_text("QUOTA_DEFAULTS=5\n")
-    env = child_env(DISCORD_TOKN="a-token", T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1")
+    env = child_env(DISCORD_TOKN="a-token", T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="cpu")
     result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=START_S)
 
@@ -45,7 +48,7 @@ def test_a_misspelled_setting_is_named_beside_the_problem_it_caused(tmp_path: Pa
         "note: QUOTA_DEFAULTS (in .env) is not a setting the bot reads, so it is ignored; did you mean QUOTA_DEFAULT?"]
 
 
-def test_python_m_bot_with_a_bad_setting_answers_before_loading_anything_heavy(tmp_path: Path):
+def test_python_m_bot_with_a_bad_setting_answers_before_loading_anything_of_the_run(tmp_path: Path):
     env = child_env(DISCORD_TOKEN="a-token", T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="gpu")
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "bot"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=START_S)
@@ -54,10 +57,43 @@ def test_python_m_bot_with_a_bad_setting_answers_before_loading_anything_heavy(t
     imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in imports[1:]}
 
     assert result.returncode == 2 and said == ["error: T2V_DEVICE=gpu is not cuda, cuda:N, cpu or a comma-separated "
-                                               "list of them"]
+                                               "list of them"]  # its GPU check is skipped: it names no GPU
     assert "bot" in imported and "pydantic_settings" in imported  # the table really lists what was imported
-    assert not imported & {"torch", "numpy", "av", "open_clip", "discord", "sqlalchemy", "alembic", "aiosqlite",
-                           "asyncpg", "aiohttp"}
+    # the checks of what the other settings name run (torch: the GPUs, the weights); nothing of the bot's run does
+    assert not imported & {"av", "discord", "sqlalchemy", "alembic", "aiosqlite", "asyncpg", "aiohttp"}
+    assert list(tmp_path.iterdir()) == []  # no database, no media folder
+
+
+def test_settings_copied_from_env_example_are_answered_with_every_problem_in_one_run(tmp_path: Path):
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")  # only DISCORD_TOKEN is left to fill in
+    result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=child_env(CUDA_VISIBLE_DEVICES=""),
+                            capture_output=True, text=True, timeout=START_S)
+
+    assert result.returncode == 2
+    token, device, model = result.stderr.splitlines()
+    assert token.startswith("error: DISCORD_TOKEN is missing: set it to your bot token")
+    assert device.startswith("error: T2V_DEVICE=cuda asks for every GPU but torch sees none; set T2V_DEVICE=cpu")
+    assert model.startswith("error: T2V_MODEL=/srv/weights/modelscope: model source '/srv/weights/modelscope' is "
+                            "neither 'tiny-random' nor an existing directory")  # README's path for the weights
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".env"]
+
+
+def test_a_start_from_a_folder_without_env_says_where_env_was_looked_for(tmp_path: Path, monkeypatch, capsys):
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / ".env").write_text("DISCORD_TOKEN=a-token\nT2V_MODEL=tiny-random\nT2V_ALLOW_TINY=1\n")
+    monkeypatch.chdir(tmp_path / "docs")  # cd docs && ../.venv/bin/python -m bot
+
+    assert main() == 2
+    said = capsys.readouterr().err.splitlines()
+    assert said[0].startswith("error: DISCORD_TOKEN is missing") and said[1].startswith("error: T2V_MODEL is missing")
+    assert f"note: no .env in {tmp_path / 'docs'} (the bot reads .env from its working directory)" in said
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("T2V_DEVICE", "gpu")
+    assert main() == 2
+    assert not any(".env" in line for line in capsys.readouterr().err.splitlines())  # it is here, and was read
 
 
 def test_each_bad_setting_gets_its_own_line_and_the_token_is_never_echoed(tmp_path: Path, monkeypatch, capsys):
@@ -70,8 +106,8 @@ def test_each_bad_setting_gets_its_own_line_and_the_token_is_never_echoed(tmp_pa
 
     assert main() == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 4  # token, device, max steps, and no model
-    assert all(line.startswith("error: ") for line in lines)
+    assert len(lines) == 5  # token, device, max steps, and no model; then where .env was looked for
+    assert all(line.startswith("error: ") for line in lines[:4]) and lines[4].startswith("note: no .env in ")
     assert not any("secret-token-value" in line for line in lines)
 
 
@@ -84,7 +120,7 @@ def test_env_example_documents_every_setting_and_loads():
     undocumented = [name for name, i in assigned.items() if not lines[i - 1].startswith("#")]
     assert undocumented == []
     settings = load_settings({"DISCORD_TOKEN": "a-token"}, env_file=str(path))
-    assert settings.t2v_model.endswith("modelscope-t2v") and settings.discord_guild_id is None
+    assert settings.t2v_model == "/srv/weights/modelscope" and settings.discord_guild_id is None  # as README's
 
 
 
@@ -106,6 +142,24 @@ async def test_run_wires_the_whole_bot_and_stops_on_sigterm(fake_discord, tmp_pa
     await engine.dispose()
     assert {"video", "queue", "cancel", "quota", "videomod"} <= {c["name"] for c in fake.guild_commands[fake.guild.id]}
     assert result.attachments[0].content_type == "video/mp4" and job.state == JobState.DONE
+
+
+async def test_weights_no_device_can_load_stop_the_bot_at_start_rather_than_serve_nothing(
+        fake_discord, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    from bot.errors import SettingsError
+    from tests.t2v.helpers import modelscope_folder
+
+    weights = modelscope_folder(tmp_path / "weights")  # whole files, of no network: the start check passes, loads fail
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", t2v_model=str(weights))
+    with pytest.raises(SettingsError) as raised:  # python -m bot: its one line, exit status 2 (systemd sees a failure)
+        await asyncio.wait_for(run(settings), START_S)
+
+    [line] = raised.value.lines
+    assert line.startswith("no device could load the model, so the bot stops rather than serve no videos: "
+                           f"{weights / 'VQGAN_autoencoder.pth'} has no 'first_stage_model.*' keys")
+    logged = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [(r.getMessage().split(":", 1)[0], r.exc_info) for r in logged] == [
+        ("loading the pipeline on cpu failed", None)]  # one line, no traceback
 
 
 def test_python_m_bot_help_says_where_settings_come_from_and_arguments_are_refused(capsys):

@@ -335,3 +335,50 @@ def test_an_env_file_the_bot_cannot_read_whole_is_named_with_what_to_do(tmp_path
 ])
 def test_ids_no_server_has_a_token_edit_at_its_death_and_a_level_alias_are_refused_helpfully(env, line):
     assert problems({**VALID, **env}) == [line]
+
+
+def test_names_other_bots_use_for_a_setting_are_named_with_it_once_each(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("MOD_ROLE=123456789012345678\nOPERATOR_IDS=223456789012345678\nGUILD_ID=1\nT2V_MODEL_PATH=/m\n"
+                        "BOT_TOKEN=x\nTOKEN=x\nDB_URL=sqlite+aiosqlite:///x.db\nDEVICE=cpu\nMEDIA_PATH=/srv/media\n")
+    lines = misspelled({"mod_role": "123456789012345678", **VALID}, env_file=str(env_file))  # set twice: told once
+    meant = {line.split(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in lines}
+    assert meant == {"MOD_ROLE": "MOD_ROLE_ID?", "OPERATOR_IDS": "OPERATOR_USER_IDS?", "GUILD_ID": "DISCORD_GUILD_ID?",
+                     "T2V_MODEL_PATH": "T2V_MODEL?", "BOT_TOKEN": "DISCORD_TOKEN?", "TOKEN": "DISCORD_TOKEN?",
+                     "DB_URL": "DATABASE_URL?", "DEVICE": "T2V_DEVICE?", "MEDIA_PATH": "MEDIA_DIR?"}
+    assert lines[0] == (f"MOD_ROLE (in {env_file}) is not a setting the bot reads, so it is ignored; did you mean "
+                        "MOD_ROLE_ID?")
+
+
+ORDINARY = (  # a shell's, a CUDA container's, systemd's, Docker Compose's and CI's variables
+    "PATH", "HOME", "LANG", "LANGUAGE", "TERM", "SHELL", "USER", "LOGNAME", "PWD", "HOSTNAME", "TZ", "LC_ALL",
+    "XDG_RUNTIME_DIR", "SSH_AUTH_SOCK", "TMPDIR", "PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+    "PYTHON_VERSION", "PIP_NO_CACHE_DIR", "VIRTUAL_ENV", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_VERSION",
+    "CUDA_DEVICE_ORDER", "CUDA_LAUNCH_BLOCKING", "CUDNN_VERSION", "NVIDIA_VISIBLE_DEVICES", "NV_CUDA_LIB_VERSION",
+    "NVIDIA_DRIVER_CAPABILITIES", "NCCL_DEBUG", "LD_LIBRARY_PATH", "TORCH_HOME", "TORCH_CUDA_ARCH_LIST",
+    "TORCHINDUCTOR_CACHE_DIR", "TORCH_LOGS", "TORCH_DEVICE", "PYTORCH_CUDA_ALLOC_CONF", "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM", "HF_HOME", "HF_TOKEN", "HF_HUB_OFFLINE", "RAY_DEDUP_LOGS",
+    "RAY_NAMESPACE", "INVOCATION_ID", "JOURNAL_STREAM", "STATE_DIRECTORY", "RUNTIME_DIRECTORY",
+    "CREDENTIALS_DIRECTORY", "POSTGRES_PASSWORD", "PGPASSWORD", "T2V_WEIGHTS", "COMPOSE_PROJECT_NAME", "HTTP_PROXY",
+    "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "CI", "GITHUB_TOKEN", "PYTEST_CURRENT_TEST",
+)
+
+
+def test_ordinary_environment_variables_are_never_taken_for_settings():
+    assert misspelled(dict.fromkeys(ORDINARY, "x"), env_file=None) == []
+    # a name as plain as TOKEN or DEVICE may be another program's: named only while the setting it would be is unset
+    assert misspelled({**VALID, "T2V_DEVICE": "cpu", "TOKEN": "x", "DEVICE": "0"}, env_file=None) == []
+    assert [line.rsplit(" ", 1)[1] for line in misspelled({"TOKEN": "x", "DEVICE": "cpu"}, env_file=None)] == [
+        "DISCORD_TOKEN?", "T2V_DEVICE?"]
+
+
+def test_after_wrong_settings_the_others_are_read_for_the_checks_of_what_they_name():
+    from bot.settings import load_what_validates
+
+    settings, wrong = load_what_validates({"T2V_MODEL": "/srv/weights/modelscope", "T2V_DEVICE": "gpu",
+                                           "MEDIA_DIR": "/srv/media", "MAX_STEPS": "lots"}, env_file=None)
+    assert wrong == {"discord_token", "t2v_device", "max_steps"}
+    assert (settings.t2v_model, settings.media_dir, settings.t2v_device) == ("/srv/weights/modelscope",
+                                                                             Path("/srv/media"), "cuda")  # default
+    # a check across settings that fails whatever the wrong one is: nothing to check on
+    assert load_what_validates({**VALID, "GALLERY_ENABLED": "1", "GALLERY_PORT": "9090"}, env_file=None) is None

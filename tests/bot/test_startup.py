@@ -90,7 +90,7 @@ def silent_port() -> Iterator[int]:
     (f"postgresql+psycopg2://videobot:{PASSWORD}@db/videobot", "postgresql+psycopg2://videobot:***@db/videobot",
      "through asyncpg (asyncio), not 'psycopg2'; write postgresql+asyncpg:// or plain postgresql://"),
 ])
-def test_a_database_url_it_cannot_use_is_one_line_among_the_other_settings_and_nothing_heavy_loads(
+def test_a_database_url_it_cannot_use_is_one_line_among_the_other_settings_and_nothing_of_the_run_loads(
         tmp_path: Path, url: str, shown: str, hint: str):
     result = run_bot(tmp_path, env_for(tmp_path, DATABASE_URL=url, MAX_STEPS="lots"), options=("-X", "importtime"))
     imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in result.stderr.splitlines()[1:]
@@ -101,7 +101,7 @@ def test_a_database_url_it_cannot_use_is_one_line_among_the_other_settings_and_n
     assert database.startswith(f"error: DATABASE_URL={shown}: ") and hint in database
     assert steps == "error: MAX_STEPS=lots is not a whole number"
     assert PASSWORD not in result.stderr and no_work_done(tmp_path, said(result))
-    assert not imported & {"torch", "discord", "sqlalchemy", "asyncpg", "aiosqlite", "alembic"}
+    assert not imported & {"discord", "sqlalchemy", "asyncpg", "aiosqlite", "alembic"}  # torch: the other checks'
 
 
 def test_cuda_without_a_gpu_is_one_line_naming_t2v_device_before_the_database_is_made(tmp_path: Path):
@@ -119,9 +119,49 @@ def test_a_model_folder_that_does_not_exist_is_one_line_at_start(tmp_path: Path)
 
     assert result.returncode == 2
     [line] = said(result)
-    assert line.startswith(f"error: T2V_MODEL {missing}: ") and "nor an existing directory" in line
+    assert line.startswith(f"error: T2V_MODEL={missing}: ") and "nor an existing directory" in line
     assert line.endswith("set T2V_MODEL to the folder that holds your weights")
     assert no_work_done(tmp_path, said(result))
+
+
+def test_weights_cut_short_or_a_file_for_the_folder_are_one_line_each_at_start(tmp_path: Path):
+    from bot.errors import SettingsError
+    from bot.settings import load_settings
+    from bot.startup import check_environment
+    from tests.t2v.helpers import UNET, modelscope_folder
+
+    folder = modelscope_folder(tmp_path / "weights")
+    (folder / UNET).write_bytes((folder / UNET).read_bytes()[:1000])  # a copy cut short: the disk filled up
+    env = {**env_for(tmp_path), "T2V_MODEL": str(folder), "UPSCALE_MODEL": str(folder / UNET)}
+    with pytest.raises(SettingsError) as raised:
+        check_environment(load_settings(env, env_file=None))
+
+    weights, upscaler = raised.value.lines
+    assert weights == (f"T2V_MODEL={folder}: {folder / UNET} is truncated: 1,000 bytes, and the end of its zip "
+                       "archive, where a whole torch checkpoint lists its tensors, is missing; delete it and download "
+                       f"it again (`python -m t2v download {folder}` fetches what is missing)")
+    assert upscaler == (f"UPSCALE_MODEL={folder / UNET} is a file; set it to the folder it is in, {folder}, which "
+                        "holds a model (modelscope layout)")
+
+
+def test_the_checks_that_read_a_wrong_setting_are_skipped_and_the_others_run(tmp_path: Path):
+    from bot.errors import SettingsError
+    from bot.settings import load_what_validates
+    from bot.startup import check_environment
+
+    (tmp_path / "media").write_text("a file where the media folder goes")
+    env = env_for(tmp_path, DISCORD_TOKEN=None, T2V_DEVICE="cuda:x", T2V_MODEL=str(tmp_path / "weights"),
+                  MEDIA_DIR=str(tmp_path / "media"), T2V_ALLOW_TINY=None)
+    reading = load_what_validates(env, env_file=None)
+    assert reading is not None and reading[1] == {"discord_token", "t2v_device"}
+    with pytest.raises(SettingsError) as raised:
+        check_environment(*reading)
+
+    model, media = raised.value.lines  # no line for the GPUs of a T2V_DEVICE that is not one (its own line says so)
+    assert model.startswith(f"T2V_MODEL={tmp_path / 'weights'}: model source ")
+    assert model.endswith("set T2V_MODEL to the folder that holds your weights")
+    media_dir = tmp_path / "media"
+    assert media == f"MEDIA_DIR={media_dir}: {media_dir} is a file, not a folder; set MEDIA_DIR to a folder"
 
 
 def test_a_required_style_whose_lora_file_is_missing_is_one_line_at_start(tmp_path: Path):
@@ -141,7 +181,8 @@ def test_no_model_at_all_asks_for_the_weights_and_offers_tiny_random_for_tests_o
     result = run_bot(tmp_path, env_for(tmp_path, T2V_MODEL=None, T2V_ALLOW_TINY=None))
 
     assert result.returncode == 2
-    [line] = said(result)
+    line, note = said(result)
+    assert note == f"note: no .env in {tmp_path} (the bot reads .env from its working directory)"
     assert line.startswith("error: T2V_MODEL is missing: set it to the folder of your weights")
     assert line.endswith("for tests only, T2V_MODEL=tiny-random with T2V_ALLOW_TINY=1 serves random noise")
 

@@ -147,3 +147,26 @@ def test_a_server_id_that_is_not_one_is_one_line_naming_it(bot_folder: Path, mon
         main(["migrate", "--home-guild-id", value])
     assert f"argument --home-guild-id: {value!r} is not a server id" in capsys.readouterr().err
     assert schema(bot_folder / "videobot.db")[0] == HEAD  # nothing was done
+
+
+def test_current_reads_no_server_id_which_only_migrate_uses(bot_folder: Path, capsys: pytest.CaptureFixture) -> None:
+    (bot_folder / ".env").write_text("DISCORD_GUILD_ID=abc\n")
+    capsys.readouterr()
+    assert main(["current"]) == 0
+    assert capsys.readouterr().out.startswith(f"sqlite+aiosqlite:///videobot.db: at revision {HEAD} (the newest)")
+    assert main(["migrate"]) == 2
+    assert capsys.readouterr().err.startswith("error: DISCORD_GUILD_ID=abc: 'abc' is not a server id")
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("sqlite+aiosqlite://x.db", "DATABASE_URL=sqlite+aiosqlite://x.db: a SQLite URL names a file after three slashes"),
+    ("postgresql://bot:pg-Secret-4711@db:99999/videobot",
+     "DATABASE_URL=postgresql://bot:***@db:99999/videobot: the port '99999' is not a number from 1 to 65535"),
+])
+def test_a_database_url_that_cannot_be_read_is_named_with_its_password_masked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, url: str, says: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["current"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"error: {says}") and "pg-Secret-4711" not in said and said.count("\n") == 1

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import types
+from pathlib import Path
 
 import pytest
 import torch
+
+from t2v.weights.modelscope import DEFAULT_FILES
+
+UNET = DEFAULT_FILES["ckpt_unet"]  # text2video_pytorch_model.pth
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -29,3 +35,13 @@ def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
         return FullDisk()
 
     monkeypatch.setattr(t2v.video, "os", types.SimpleNamespace(**{**vars(os), "fdopen": fdopen}))
+
+
+def modelscope_folder(root: Path) -> Path:
+    """The published ModelScope layout in miniature: configuration.json and the three torch zip checkpoints (not of
+    the network's shapes: what the start checks read of them is their header and end)."""
+    root.mkdir(parents=True)
+    (root / "configuration.json").write_text(json.dumps({"model": {"model_cfg": {}, "model_args": {}}}))
+    for name in DEFAULT_FILES.values():
+        torch.save({"weight": torch.zeros(1000)}, root / name)
+    return root

@@ -13,7 +13,7 @@ import torch
 import t2v.cli
 from t2v.cli import main
 from t2v.errors import current_user
-from tests.t2v.helpers import full_disk
+from tests.t2v.helpers import UNET, full_disk, modelscope_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -527,9 +527,9 @@ def test_a_render_that_is_not_finite_is_an_error_and_writes_no_video(tmp_path, c
 
 
 @pytest.mark.parametrize(("model", "says"), [
-    ("weights/modelscope", "model source 'weights/modelscope' is neither 'tiny-random' nor an existing directory; "
-                           "download the official model into it first with `python -m t2v download weights/modelscope` "
-                           "(for another Hugging Face repo, add --repo OWNER/NAME)"),
+    ("weights/modelscope", "model source 'weights/modelscope' ({tmp}/weights/modelscope) is neither 'tiny-random' nor "
+                           "an existing directory; download the official model into it first with `python -m t2v "
+                           "download weights/modelscope` (for another Hugging Face repo, add --repo OWNER/NAME)"),
     ("ali-vilab/text-to-video-ms-1.7b",
      "model source 'ali-vilab/text-to-video-ms-1.7b' is neither 'tiny-random' nor an existing directory: it is a "
      "Hugging Face repo id, and t2v loads folders; download it first with `python -m t2v download "
@@ -539,7 +539,20 @@ def test_a_model_not_downloaded_yet_is_answered_with_the_download_command(tmp_pa
                                                                           model, says):
     monkeypatch.chdir(tmp_path)  # the README's commands, before its download step
     assert main(["generate", "a cat", "--model", model]) == 2
-    assert capsys.readouterr().err.splitlines() == [f"error: --model {model}: {says}"]
+    assert capsys.readouterr().err.splitlines() == [f"error: --model {model}: {says.format(tmp=tmp_path)}"]
+
+
+def test_a_model_file_or_a_truncated_checkpoint_is_one_line_before_the_model_loads(tmp_path, capsys, no_work):
+    folder = modelscope_folder(tmp_path / "model")
+    assert main(["generate", "a cat", "--model", "/etc/passwd", "-o", str(tmp_path / "x.mp4")]) == 2
+    assert capsys.readouterr().err.startswith("error: --model /etc/passwd is a file; name the folder that holds the "
+                                              "model's files (")
+    (folder / UNET).write_bytes((folder / UNET).read_bytes()[:1000])
+    assert main(["generate", "a cat", "--model", str(folder), "-o", str(tmp_path / "x.mp4")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: --model {folder}: {folder / UNET} is truncated: 1,000 bytes, and the end of its ")
+    assert line.endswith("delete it and download it again (`python -m t2v download "
+                         f"{folder}` fetches what is missing)")
 
 
 def test_output_under_a_file_overwrite_without_output_and_a_name_that_is_not_utf8_are_each_one_line(

@@ -137,6 +137,16 @@ def test_nonexistent_source_is_refused():
         load_pipeline("no-such-model")
 
 
+def test_a_file_as_the_source_is_refused_naming_the_folder_to_load_instead(broken_dir, monkeypatch):
+    monkeypatch.chdir(broken_dir)
+    with pytest.raises(WeightsError) as raised:
+        load_pipeline("text2video_pytorch_model.pth")
+    said, unet = str(raised.value), broken_dir / "text2video_pytorch_model.pth"
+    assert said.startswith(f"model source 'text2video_pytorch_model.pth' ({unet}) is a file; load the folder that "
+                           "holds the model's files (a ModelScope download's ")
+    assert "python -m t2v download" not in said  # never a download into a file's path
+
+
 @pytest.mark.parametrize(("device", "says"), [
     ("mps", "device 'mps': t2v runs on cpu or cuda (cuda:N), not on mps"),
     ("gpu", "device 'gpu': not a device name; use cpu, cuda or cuda:N"),

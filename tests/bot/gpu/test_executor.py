@@ -11,6 +11,7 @@ import pytest
 
 from bot.errors import ServiceUnavailable, WorkCrashed
 from bot.gpu.executor import CancelToken, GPUExecutor, context_lost, devices_for
+from t2v.errors import WeightsError
 from tests.bot.helpers import WAIT, LagMeter, fake_torch, soon
 
 
@@ -275,6 +276,24 @@ async def test_a_model_that_fails_to_load_makes_the_service_unavailable_with_the
         await executor.run(lambda pipeline, progress, cancel: None)
     assert "CUDA out of memory" in refused.value.reason
     assert "Traceback" in caplog.text  # logged with log.exception
+
+
+async def test_weights_that_fail_to_load_are_one_line_a_device_and_outrank_another_devices_error(make_executor,
+                                                                                                 caplog):
+    damaged = WeightsError("/srv/weights/modelscope/text2video_pytorch_model.pth could not be read; the file is "
+                           "corrupt or truncated")
+
+    def factory(device: str):
+        if device == "cuda:0":
+            raise RuntimeError("CUDA out of memory while loading the UNet")
+        raise damaged
+
+    executor = await make_executor(["cuda:0", "cuda:1"], factory)
+    assert executor.load_error is damaged and executor.workers == 0  # the operator's to fix: VideoService stops
+    weights = [record for record in caplog.records if "cuda:1" in record.getMessage()]
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in weights] == [
+        ("ERROR", f"loading the pipeline on cuda:1 failed: {damaged}", None)]  # one line, no traceback
+    assert "no device could load the pipeline" not in caplog.text  # the start's own line says it
 
 
 async def test_one_failed_device_leaves_the_others_serving(make_executor):

@@ -15,11 +15,14 @@ import av
 import pytest
 
 from bot.app import build_executor
-from bot.errors import NothingToCancel, Refused, StyleGone
+from bot.errors import NothingToCancel, Refused, SettingsError, StyleGone
+from bot.gpu.executor import GPUExecutor
 from bot.gpu.models import ASPECTS, Models
 from bot.gpu.source import WARM_UP_PROMPT
 from bot.jobs.encoder import Encoder
 from bot.jobs.events import Submitted
+from bot.jobs.queue import FairQueue
+from bot.jobs.service import VideoService
 from bot.settings import load_settings
 from storage import JobRecord, JobState
 from t2v import TINY_RANDOM, WeightsError, load_pipeline
@@ -333,16 +336,33 @@ async def test_discord_failures_in_events_never_stop_the_service(make_service):
     assert await h.state(first.job.id) == await h.state(second.job.id) == JobState.DONE
 
 
-async def test_a_model_that_fails_to_load_refuses_requests_and_stays_up(make_service):
+async def test_a_model_that_fails_to_load_for_want_of_memory_refuses_requests_and_stays_up(make_service):
     def factory(device: str) -> Any:
-        raise WeightsError("text2video_pytorch_model.pth is missing")
+        raise RuntimeError("CUDA out of memory while loading the UNet")
 
     h = await make_service(factory=factory)
-    assert not h.service.available and "pytorch_model.pth is missing" in h.service.unavailable_reason
+    assert not h.service.available and "CUDA out of memory" in h.service.unavailable_reason
     refused = await h.refused()
     assert refused.reason == "unavailable" and "unavailable right now" in refused.message
     assert (await h.repo.get_job(refused.job_id)).refusal_reason == "unavailable"
     assert h.service.jobs_of(1) == []
+
+
+async def test_weights_no_device_could_load_stop_the_start_with_one_line(database, gate, caplog):
+    damaged = WeightsError("/srv/weights/modelscope/text2video_pytorch_model.pth could not be read (RuntimeError: "
+                           "PytorchStreamReader failed reading zip archive); the file is corrupt or truncated")
+
+    def factory(device: str) -> Any:
+        raise damaged
+
+    service = VideoService(database.repo(), gate, FairQueue(3, 10), GPUExecutor(["cpu"], factory), Events())
+    with pytest.raises(SettingsError) as caught:
+        await asyncio.wait_for(service.start(), WAIT)
+    assert caught.value.lines == [f"no device could load the model, so the bot stops rather than serve no videos: "
+                                  f"{damaged}"]  # python -m bot: this line, exit status 2
+    assert [(r.getMessage(), r.exc_info) for r in caplog.records if r.levelno >= logging.WARNING] == [
+        (f"loading the pipeline on cpu failed: {damaged}", None)]  # no traceback
+    await service.stop()
 
 
 async def test_queued_jobs_survive_a_restart_and_the_interrupted_one_runs_again(make_service):
