@@ -1,6 +1,6 @@
 """Fetching a published checkpoint from the Hugging Face Hub (`python -m t2v download`): downloaded, up to date, or,
-with the Hub out of reach, already there (the official files, all present); else DownloadError, naming the files to
-copy by hand."""
+with the Hub out of reach, already there (the official files, all present and whole); else DownloadError, naming the
+files to copy by hand."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from t2v.errors import DownloadError, WeightsError
 from t2v.loader import check_source, detect_layout
+from t2v.preflight import weights_file
 from t2v.weights.files import OFFICIAL_REPO
 from t2v.weights.modelscope import DEFAULT_FILES
 
@@ -29,7 +30,7 @@ def download(directory: Path, repo: str) -> str:
     except errors as exc:
         if not _holds_official(directory, repo):
             raise _not_downloaded(directory, repo, exc) from exc
-        return (f"already there: {directory} holds {OFFICIAL_FILES} (the files {repo} publishes), none empty; nothing "
+        return (f"already there: {directory} holds {OFFICIAL_FILES} (the files {repo} publishes), each whole; nothing "
                 f"was downloaded: the Hugging Face Hub could not be reached to compare them ({type(exc).__name__})")
     before = _listing(directory)
     try:
@@ -53,18 +54,20 @@ def _hub_errors() -> tuple[type[Exception], ...]:
 
 
 def _holds_official(directory: Path, repo: str) -> bool:
-    """Whether `directory` holds the official repo's model files, all there and not empty (none other is known
-    without the Hub)."""
+    """Whether `directory` holds the official repo's model files, all there and whole (t2v.preflight.weights_file:
+    their headers and ends; none other is known without the Hub)."""
     if repo != OFFICIAL_REPO or not directory.is_dir():
         return False
     try:
         if detect_layout(directory) != "modelscope":
             return False
-        check_source(directory)
+        damaged = [problem for problem in map(weights_file, check_source(directory)) if problem]
     except WeightsError as exc:
         log.info("%s does not hold %s whole: %s", directory, repo, exc)
         return False
-    return True
+    if damaged:
+        log.info("%s does not hold %s whole: %s", directory, repo, "; ".join(damaged))
+    return not damaged
 
 
 def _listing(folder: Path) -> dict[str, tuple[int, int]]:

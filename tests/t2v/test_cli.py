@@ -430,11 +430,12 @@ def test_a_prompt_that_starts_with_a_dash_is_shown_how_to_give_it(tmp_path, caps
 
 
 def official_files(folder: Path) -> Path:
-    """A folder holding the official repo's four files (a configuration that reads; weights only not empty)."""
+    """A folder holding the official repo's four files (a configuration that reads; weights whole torch archives of
+    one small tensor each)."""
     folder.mkdir()
     (folder / "configuration.json").write_text('{"model": {"model_cfg": {}, "model_args": {}}}')
     for name in ("text2video_pytorch_model.pth", "VQGAN_autoencoder.pth", "open_clip_pytorch_model.bin"):
-        (folder / name).write_bytes(b"weights")
+        torch.save({"weight": torch.zeros(2)}, folder / name)
     return folder
 
 
@@ -464,11 +465,16 @@ def test_download_with_the_hub_out_of_reach_into_the_official_files_says_they_ar
     assert main(["download", str(folder)]) == 0
     assert capsys.readouterr().out == (
         f"already there: {folder} holds configuration.json, text2video_pytorch_model.pth, VQGAN_autoencoder.pth, "
-        "open_clip_pytorch_model.bin (the files ali-vilab/modelscope-damo-text-to-video-synthesis publishes), none "
-        "empty; nothing was downloaded: the Hugging Face Hub could not be reached to compare them (ConnectionError)\n")
+        "open_clip_pytorch_model.bin (the files ali-vilab/modelscope-damo-text-to-video-synthesis publishes), each "
+        "whole; nothing was downloaded: the Hugging Face Hub could not be reached to compare them (ConnectionError)\n")
     # another repo's files cannot be known without the Hub: no claim about them
     assert main(["download", str(folder), "--repo", "cerspense/zeroscope_v2_576w"]) == 1
     assert capsys.readouterr().err.startswith("error: could not download cerspense/zeroscope_v2_576w from the ")
+    # nor about a file a broken download cut short
+    clip = folder / "open_clip_pytorch_model.bin"
+    clip.write_bytes(clip.read_bytes()[:100])
+    assert main(["download", str(folder)]) == 1
+    assert capsys.readouterr().err.startswith("error: could not download ali-vilab/modelscope-damo-text-to-video-")
 
 
 def test_a_download_says_whether_it_fetched_anything(tmp_path, capsys, hub):
