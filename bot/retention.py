@@ -6,7 +6,8 @@
   go whatever the setting;
 - the jobs log's rows and the audit log's rows older than HISTORY_KEEP_DAYS days are deleted (storage's
   `prune_jobs`, `prune_audit`), except jobs still queued or running, a video whose post is pending, and jobs in the
-  showcase. Quotas count the current period only, so they never need more; /videomod usage and the audit answers
+  showcase, and the audit rows of denylist removals (each start reads them, not to add a removed shipped entry
+  again). Quotas count the current period only, so they never need more; /videomod stats and the audit answers
   then reach back that far.
 """
 
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.media import PART_MAX_AGE_S, MediaStore
+from bot.moderation.denylist_edits import REMOVALS
 from bot.tasks import stop_task
 from storage import ModerationRepository, Repository, ShowcaseRepository
 
@@ -55,7 +57,7 @@ class Retention:
             return 0, 0
         before = datetime.fromtimestamp(self._clock(), UTC) - timedelta(days=self.history_keep_days)
         jobs = 0 if self.jobs is None else await self.jobs.prune_jobs(before)
-        return jobs, 0 if self.audit is None else await self.audit.prune_audit(before)
+        return jobs, 0 if self.audit is None else await self.audit.prune_audit(before, keep=REMOVALS)
 
     async def start(self) -> None:
         """Sweep the media directory now (a directory listing: quick); prune the logs in the background from now on

@@ -8,6 +8,7 @@ import errno
 import fcntl
 import logging
 import os
+import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,7 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage import urls
@@ -32,6 +33,7 @@ DEFAULT_URL = "sqlite+aiosqlite:///videobot.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 LOCK_KEY = 0x76696465_6F626F74  # PostgreSQL advisory lock key of the bot's database ("videobot")
 CONNECT_TIMEOUT_S = 10.0  # one connection attempt; a server that takes longer to answer counts as unreachable
+ENDED_POLL_S = 0.1  # how often a lock a terminated backend holds is tried again, for at most CONNECT_TIMEOUT_S
 
 # Plain driver names people write in settings, mapped to the asyncio drivers SQLAlchemy needs.
 _ASYNC_DRIVERS = {backend: f"{backend}+{driver}" for backend, driver in urls.DRIVERS.items()}
@@ -83,26 +85,36 @@ def _network_reason(error: OSError) -> str:
 class Hold:
     """This process's hold on its database, from `held_alone`. On PostgreSQL the advisory lock lives as long as the
     session that took it: `check()` finds a session a server restart or a network cut ended, and takes the lock
-    again on a new one before another bot can (or says that one did)."""
+    again on a new one before another bot can (or says that one did). Each lock session is named (application_name)
+    for this hold, so a session of its own that the server still keeps after the network cut it off is told from
+    another bot's, and ended."""
 
-    def __init__(self, engine: AsyncEngine, connection: AsyncConnection | None = None) -> None:
-        self._engine, self._connection = engine, connection  # None: SQLite's file lock, held by the process
+    def __init__(self, engine: AsyncEngine, *, locks: bool = False) -> None:
+        self._engine, self._locks = engine, locks  # locks False: SQLite's file lock, held by the process itself
+        self._name = f"videobot {socket.gethostname()} pid {os.getpid()} {secrets.token_hex(4)}"
+        self._connection: AsyncConnection | None = None
+
+    async def take(self) -> None:
+        """Take the advisory lock on a session of its own (PostgreSQL), or raise DatabaseInUse."""
+        self._connection = await _locked_connection(self._engine, self._name)
 
     async def check(self) -> bool:
         """True when the hold is as it was; False when its session had ended and the lock is taken again. Raises
         DatabaseInUse when another process took it meanwhile, and the database's own errors when it cannot be
-        reached now (the next check tries again)."""
-        if self._connection is None:
+        reached now (the next check tries again: the hold has no session until one takes the lock)."""
+        if not self._locks:
             return True
-        try:
-            await self._connection.execute(text("SELECT 1"))
-            return True
-        except DBAPIError as error:
-            log.warning("the database lock's session ended (%s); taking the lock again on a new one",
-                        _first_line(error))
-            await _close_quietly(self._connection)
-            self._connection = None
-        self._connection = await _locked_connection(self._engine)
+        if self._connection is not None:
+            try:
+                await asyncio.wait_for(self._connection.execute(text("SELECT 1")), CONNECT_TIMEOUT_S)
+                return True
+            except (SQLAlchemyError, OSError, TimeoutError) as error:  # any failed ping: the session is unusable
+                said = (_first_line(error) if isinstance(error, DBAPIError) else
+                        f"no answer in {CONNECT_TIMEOUT_S:g} s" if isinstance(error, TimeoutError) else str(error))
+                log.warning("the database lock's session ended (%s); taking the lock again on a new one", said)
+                connection, self._connection = self._connection, None
+                await _close_quietly(connection)
+        await self.take()
         return False
 
     async def release(self) -> None:
@@ -131,27 +143,46 @@ async def held_alone(engine: AsyncEngine) -> AsyncIterator[Hold]:
     if engine.dialect.name != "postgresql":
         yield Hold(engine)  # an in-memory SQLite database is this process's alone anyway
         return
-    hold = Hold(engine, await _locked_connection(engine))
+    hold = Hold(engine, locks=True)
+    await hold.take()
     try:
         yield hold
     finally:
         await hold.release()
 
 
-async def _locked_connection(engine: AsyncEngine) -> AsyncConnection:
-    """A connection holding the bot's advisory lock, or DatabaseInUse (the connection closed)."""
+async def _locked_connection(engine: AsyncEngine, name: str) -> AsyncConnection:
+    """A connection named `name` holding the bot's advisory lock, or DatabaseInUse (the connection closed). A holder
+    of the same name is this hold's own old session, which the server kept after the network lost it: it is ended,
+    and the lock taken."""
     connection = await engine.connect()
     try:
         # autocommit: a session left idle in a transaction for the bot's life would hold back VACUUM on every table
         # (and a server's idle_in_transaction_session_timeout would end it, and the lock with it)
         await connection.execution_options(isolation_level="AUTOCOMMIT")
-        if not (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY})).scalar():
-            raise DatabaseInUse("another process holds this database as its bot's (a PostgreSQL advisory lock, "
-                                f"key {LOCK_KEY}: pg_locks shows its backend's pid)")
+        await connection.execute(text("SELECT set_config('application_name', :name, false)"), {"name": name})
+        if await _try_lock(connection):
+            return connection
+        holder = await connection.scalar(text(
+            "SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+            "AND l.granted AND a.application_name = :name AND a.pid <> pg_backend_pid()"), {"name": name})
+        if holder is not None:
+            log.warning("the database lock is held by this bot's own earlier session (backend %d), which the server "
+                        "still keeps; ending it", holder)
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
+            for _ in range(int(CONNECT_TIMEOUT_S / ENDED_POLL_S)):  # the lock goes when that backend has ended
+                if await _try_lock(connection):
+                    return connection
+                await asyncio.sleep(ENDED_POLL_S)
+        raise DatabaseInUse("another process holds this database as its bot's (a PostgreSQL advisory lock, "
+                            f"key {LOCK_KEY}: pg_locks shows its backend's pid)")
     except BaseException:
         await _close_quietly(connection)
         raise
-    return connection
+
+
+async def _try_lock(connection: AsyncConnection) -> bool:
+    return bool((await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY})).scalar())
 
 
 async def _close_quietly(connection: AsyncConnection) -> None:
@@ -163,6 +194,7 @@ async def _close_quietly(connection: AsyncConnection) -> None:
 
 
 def _first_line(error: DBAPIError) -> str:
+    """The database's own first line of an error."""
     return str(error.orig).splitlines()[0] if str(error.orig) else type(error.orig).__name__
 
 

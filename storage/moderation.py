@@ -164,10 +164,15 @@ class ModerationRepository(Transactional):
 
     # --- audit and statistics ---------------------------------------------------------------------------------
 
-    async def prune_audit(self, before: datetime, *, batch: int = PRUNE_BATCH) -> int:
-        """Delete the audit rows written before `before`, in every server; the number deleted."""
+    async def prune_audit(self, before: datetime, *, keep: Iterable[str] = (), batch: int = PRUNE_BATCH) -> int:
+        """Delete the audit rows written before `before`, in every server, except those of the actions in `keep`
+        (rows the bot reads back: audited_targets) and the newest row; the number deleted."""
         before = self._now(before)
-        deleted = await self._delete_old(AuditEntry.id, AuditEntry.at < before, batch=batch)
+        last = await self._last_id_before(AuditEntry.id, AuditEntry.at, before)
+        if last is None:
+            return 0
+        deleted = await self._delete_old(AuditEntry.id, AuditEntry.id <= last, AuditEntry.at < before,
+                                         AuditEntry.action.not_in(list(keep)), batch=batch)
         if deleted:
             log.info("deleted %d audit rows written before %s", deleted, before.isoformat())
         return deleted

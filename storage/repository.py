@@ -160,32 +160,20 @@ class Repository(Transactional):
 
     async def prune_jobs(self, before: datetime, *, batch: int = PRUNE_BATCH) -> int:
         """Delete the jobs log's finished rows created before `before`; kept: jobs queued or running, a video whose
-        post is pending, and jobs with a showcase entry (their entry and its votes would go with them). The number
+        post is pending, jobs with a showcase entry (their entry and its votes would go with them), and the newest
+        row (SQLite would hand its id out again: a button on an old message would name a new job). The number
         deleted."""
         before = self._now(before)
-        cutoff = await self._first_id_since(before)  # ids grow with created_at: older rows lie below it
-        if cutoff is None:
+        last = await self._last_id_before(Job.id, Job.created_at, before)
+        if last is None:
             return 0
         deleted = await self._delete_old(
-            Job.id, Job.id < cutoff, Job.created_at < before, Job.state.not_in(ACTIVE_STATES),
+            Job.id, Job.id <= last, Job.created_at < before, Job.state.not_in(ACTIVE_STATES),
             or_(Job.delivery.is_(None), Job.delivery != Delivery.PENDING),
             ~exists().where(ShowcaseEntry.job_id == Job.id), batch=batch)
         if deleted:
             log.info("deleted %d jobs created before %s from the jobs log", deleted, before.isoformat())
         return deleted
-
-    async def _first_id_since(self, when: datetime) -> int | None:
-        """The id of the first job created at or after `when` (one past the last job when none is); None without
-        jobs. Read in id order, it stops at the first such row instead of reading the whole table."""
-
-        async def work(session: AsyncSession) -> int | None:
-            first = await session.scalar(select(Job.id).where(Job.created_at >= when).order_by(Job.id).limit(1))
-            if first is not None:
-                return first
-            last = await session.scalar(select(Job.id).order_by(Job.id.desc()).limit(1))
-            return None if last is None else last + 1
-
-        return await self._run(work)
 
     async def list_jobs(self, states: Iterable[JobState] | None = None) -> list[JobRecord]:
         """Jobs in the given states (all when None), oldest id first: the queue to rebuild at start."""

@@ -76,7 +76,7 @@ MAY_IMPORT = {
     "bot.redaction": set(),
     "bot.tasks": set(),
     "bot.media": set(),
-    "bot.retention": {"bot.media", "bot.tasks"},
+    "bot.retention": {"bot.media", "bot.tasks", "bot.moderation"},
     "bot.startup": {"bot.errors", "bot.settings", "bot.gpu"},
     "bot.gpu": {"bot.errors", "bot.settings"},
     "bot.moderation": {"bot.errors", "bot.settings"},

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 LIST_NAMES = {"deny": "denylist", "allow": "allowlist"}
 TARGET = "pattern:"  # an edit's audit target: TARGET + the pattern
+REMOVALS = tuple(f"{name}.remove" for name in LIST_NAMES.values())  # audit rows each start reads back (load_gates):
+# kept whatever their age (bot.retention), else a removed shipped entry would come back a year later
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ async def load_gates(repo: Repository, moderation: ModerationRepository) -> Serv
     entry of the same pattern counts too: a new release's entry of that pattern is then not added, and an operator
     adds it with `/videomod operator denylist-add` if wanted."""
     skip = [(target.removeprefix(TARGET), kind) for kind, name in LIST_NAMES.items()
-            for target in await moderation.audited_targets([f"{name}.remove"], guild_id=None)
+            for target in await moderation.audited_targets([f"{name}.remove"], guild_id=None)  # REMOVALS
             if target.startswith(TARGET)]
     await repo.seed_denylist(((e.pattern, e.category, e.kind) for e in load_default_entries()), skip=skip)
     by_server: defaultdict[int, list[DenylistEntry]] = defaultdict(list)

@@ -196,9 +196,12 @@ class VideoBot(commands.Bot):
             try:
                 await self.tree.sync(guild=old)
                 log.info("removed the commands server %d had of its own (it was DISCORD_GUILD_ID)", former)
-            except discord.HTTPException as error:  # the bot left it meanwhile: nothing shows there twice
-                log.info("could not remove the commands server %d had of its own (%s %s)", former, error.status,
-                         error.code)
+            except (discord.Forbidden, discord.NotFound) as error:  # the bot left it: nothing shows there twice
+                log.info("server %d's own commands need no removing (%s %s)", former, error.status, error.code)
+            except discord.HTTPException as error:  # Discord's trouble: the next start tries again
+                log.warning("could not remove the commands server %d had of its own (%s %s); the next start tries "
+                            "again", former, error.status, error.code)
+                return
         if former != guild_id:
             if guild_id is None:
                 await moderation.repo.remove_setting(COMMANDS_KEY, guild_id=GLOBAL)

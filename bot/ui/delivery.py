@@ -195,7 +195,7 @@ class Delivery:
     async def job_done(self, delivered: Delivered) -> None:
         """Keep a public video in the media directory; post the MP4 with its details and buttons as a new message."""
         job = delivered.job
-        if self._media is not None and not job.private and not self._media.has(job.id):
+        if self._media is not None and not job.private:
             await self._guard(self._media.save(job.id, delivered.video), job, "keeping its video")
         view = self._result_view(job) if self._result_view is not None else None
         await self._finish(job, result_text(delivered), (self.filename(job), delivered.video), view, delivered.shrink)
@@ -260,14 +260,16 @@ class Delivery:
                 await self._deliver(job, status, content, video, view, shrink)
         except discord.HTTPException as error:
             log.exception("job %d: delivering the result failed (%s %s)", job.id, error.status, error.code)
-            charged = "" if video is None else " Nothing was charged."
+            refused = error.status < 500  # Discord's own answer; a 5xx may have come after it took the upload
+            charged = " Nothing was charged." if video is not None and refused else ""
             apology = (f"Sorry, job #{job.id} finished but could not be posted here ({error.text or error.status})."
                        f"{charged}")
             await self._guard(self._show(job, status, apology, final=True), job, "apologising")
-            await self._unposted(job, video, f"Discord refused its video ({error.status} {error.code})")
-        except Exception as error:
+            if refused:
+                await self._unposted(job, video, f"Discord refused its video ({error.status} {error.code})")
+        except Exception:  # the connection lost or closed under the upload: it may have reached Discord, so the
+            # delivery stays pending and the next start looks for it before posting it (bot.ui.late_posts)
             log.exception("job %d: delivering the result failed", job.id)
-            await self._unposted(job, video, f"posting its video failed ({type(error).__name__})")
         finally:
             self._statuses.pop(job.id, None)
             self._finished.append(job.id)

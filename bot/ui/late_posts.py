@@ -2,10 +2,10 @@
 their jobs are done, their delivery (storage's `jobs.delivery`) still pending.
 
 Discord may have taken an upload whose answer never came back, so each public job's channel is looked through first
-(the messages after its status, for the bot's own post of the job's MP4): found, its id is recorded and the status
-points at it, never a second post. Not found, a public video kept in the media directory is posted now, as any
-result is, with a note that it is late. Any other — a private video (never kept), a public one no longer kept, one
-whose channel cannot be read — fails, not charged, and its requester is told in a few words.
+(the messages from just before its job was done, for the bot's own post of the job's MP4): found, its id is recorded
+and the status points at it, never a second post. Not found, a public video kept in the media directory is posted
+now, as any result is, with a note that it is late. Any other — a private video (never kept), a public one no longer
+kept, one whose channel cannot be read — fails, not charged, and its requester is told in a few words.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import discord
 
@@ -24,7 +24,8 @@ from storage import JobRecord, Repository
 
 log = logging.getLogger(__name__)
 
-LOOK_BACK = 500  # messages after a job's status searched for the post a stop cut short
+LOOK_BACK = 500  # messages searched for the post a stop cut short, from just before the job was done
+CLOCKS_APART = timedelta(minutes=10)  # this host's clock may be this far ahead of Discord's
 LATE = "posted late: the bot restarted while it was posting this video"  # the note on a video posted now
 
 
@@ -67,7 +68,8 @@ class LatePosts:
     async def _found(self, job: JobRecord) -> bool | None:
         """Whether the job's video reached its channel before the process ended (then its message id is recorded and
         the status points at it); None when the channel's messages cannot be read."""
-        after = job.status_message_id or discord.utils.time_snowflake(job.created_at)
+        after = max(job.status_message_id or 0, discord.utils.time_snowflake(
+            (job.finished_at or job.created_at) - CLOCKS_APART))  # posted after its row said done
         channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         filename, me = self._delivery.filename(job), self._bot.user.id if self._bot.user else None
         try:

@@ -198,3 +198,53 @@ async def test_a_hold_checked_keeps_its_lock_a_lost_session_takes_it_again_and_a
                     await hold.check()
     finally:
         await other.dispose()
+
+
+@pytest.mark.backends("postgres")
+async def test_a_hold_whose_own_session_the_server_still_keeps_ends_it_and_takes_the_lock_again(engine, db_url):
+    from sqlalchemy.exc import DBAPIError
+
+    class CutOff:
+        """The client side of a session the network cut: every statement fails, the server's side lives on."""
+
+        async def execute(self, *args: object, **kwargs: object) -> None:
+            raise DBAPIError("SELECT 1", None, ConnectionResetError("connection reset by peer"))
+
+        async def close(self) -> None:
+            pass
+
+    other = create_engine(db_url)
+    try:
+        async with held_alone(engine) as hold:
+            kept, hold._connection = hold._connection, CutOff()  # the old session still holds the lock server-side
+            assert await hold.check() is False  # its own old session ended, the lock taken on a new one
+            with pytest.raises(DatabaseInUse):
+                async with held_alone(other):
+                    pass
+            assert await hold.check() is True
+            await kept.close()
+    finally:
+        await other.dispose()
+
+
+async def test_a_hold_that_could_not_take_its_lock_again_keeps_trying_at_each_check(engine, db_url, monkeypatch):
+    from sqlalchemy import text
+
+    async with held_alone(engine) as hold:
+        if engine.dialect.name != "postgresql":
+            return
+        restart = create_engine(db_url)
+        async with restart.connect() as connection:  # a server restart ends every session
+            await connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"))
+        await restart.dispose()
+        down = OSError("connection refused")
+
+        async def unreachable(*args: object) -> None:
+            raise down
+
+        monkeypatch.setattr("storage.db._locked_connection", unreachable)
+        for _ in range(2):  # the server is still down: each check says so, none claims the hold is fine
+            with pytest.raises(OSError):
+                await hold.check()
+        monkeypatch.undo()
+        assert await hold.check() is False  # it is back: the lock is taken again

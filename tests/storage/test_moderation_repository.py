@@ -152,6 +152,15 @@ async def test_pruning_the_audit_log_deletes_rows_written_before_a_time_in_every
     assert await mods.latest_audit(guild_id=GLOBAL) == [] and await mods.prune_audit(cutoff) == 0
 
 
+async def test_pruning_keeps_the_audit_rows_asked_for_and_the_newest_row(mods, clock):
+    removal = await mods.audit(MOD, "denylist.remove", "pattern:gore", guild_id=SERVER)
+    edits = [await mods.audit(MOD, "denylist.add", f"pattern:{n}", guild_id=SERVER) for n in range(3)]
+
+    assert await mods.prune_audit(clock.advance(3600), keep=["denylist.remove"]) == 2
+    assert await mods.latest_audit(guild_id=SERVER) == [edits[-1], removal]
+    assert await mods.audited_targets(["denylist.remove"], guild_id=None) == {"pattern:gore"}
+
+
 async def test_usage_stats_count_states_refusal_reasons_gpu_time_and_the_busiest_users(mods, repo, make_job, clock):
     await job_in(repo, make_job, "done", user_id=1, gpu_s=1.5)  # before the window
     since = clock.advance(60)

@@ -81,7 +81,8 @@ def refusal_words(logged: str) -> str:
 
 def stats(usage: UsageStats, period: str, *, everywhere: bool = False) -> str:
     """Requests, outcomes, refusal reasons, GPU time and the busiest users (of one server, or of every server)."""
-    since = "since the first request" if usage.since is None else f"since {discord_time(usage.since, 'f')}"
+    since = ("since the oldest request the bot keeps" if usage.since is None
+             else f"since {discord_time(usage.since, 'f')}")
     scope = " of every server" if everywhere else ""
     lines = [f"**Usage{scope}, {'all time' if period == 'all' else f'last {period}'}** ({since})",
              f"Requests: {usage.requests}" + "".join(f" · {state} {count}"
