@@ -124,10 +124,13 @@ async def test_the_bot_deletes_jobs_and_audit_rows_older_than_history_keep_days_
             await repo.create_job(user_id=1, user_name="old", channel_id=1, prompt="a cat", params={},
                                   refusal_reason="not_english", now=now - timedelta(days=age))
             await audit.audit(2, "block", "user:1", guild_id=3, now=now - timedelta(days=age))
+        removed = await audit.audit(2, "denylist.remove", "pattern:gore", guild_id=3, now=now - timedelta(days=900))
+        await audit.audit(2, "block", "user:1", guild_id=3, now=now)  # the newest row
     async with stacks.run(lambda device: scripted, history_keep_days=365) as stack:
         assert stack.bot.retention is not None and stack.bot.retention.history_keep_days == 365
         await stack.bot.retention.pruned.wait()
         jobs = await stack.repo.list_jobs()
         rows = await stack.moderation.repo.latest_audit(guild_id=3)
 
-    assert [job.id for job in jobs] == [2] and len(rows) == 1
+    assert [job.id for job in jobs] == [2] and len(rows) == 3  # a year's rows, and the removal each start reads
+    assert removed in rows
