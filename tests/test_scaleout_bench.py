@@ -33,7 +33,7 @@ def test_scaleout_times_one_then_two_workers_and_renders_real_mp4s(tmp_path, cap
 @pytest.mark.parametrize(("flags", "says"), [
     (["--size", "9"], "width=9 is outside the allowed range 64–1024"),
     (["--videos", "0"], "--videos (0) and --repeats (1) must be at least 1"),
-    (["--devices", "gpu0"], "bad device 'gpu0'"),
+    (["--devices", "gpu0"], "T2V_DEVICE=gpu0 is not cuda, cuda:N, cpu or a comma-separated list of them"),
 ])
 def test_bad_options_stop_before_any_work_and_name_the_value(flags, says, capsys):
     with pytest.raises(SystemExit) as stopped:

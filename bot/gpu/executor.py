@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from bot.errors import ServiceUnavailable, SettingsError, WorkCrashed
+from bot.settings import device_list
 from t2v.errors import WeightsError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ Work = Callable[[Any, ProgressFn, CancelFn], T]  # (what the worker holds: bot.g
 
 _STOP = object()  # sentinel telling one worker thread to exit
 JOIN_TIMEOUT_S = 30.0  # close() waits this long for each worker thread to finish its work and stop
-_ALLOWED_DEVICES = "'cpu', 'cuda' (every visible GPU), 'cuda:N', or a comma-separated list such as 'cuda:0,cuda:1'"
 # What torch says of CUDA's sticky errors: after one, every CUDA call of the process fails the same way
 _CONTEXT_LOST = ("device-side assert triggered", "illegal memory access", "unspecified launch failure",
                  "misaligned address", "an illegal instruction")
@@ -425,16 +425,11 @@ def _use_device(device: str) -> None:
 
 
 def devices_for(setting: str) -> list[str]:
-    """Expand a T2V_DEVICE setting ('cpu', 'cuda', 'cuda:N' or a comma list) into one device string per worker
-    (ValueError for a malformed setting, RuntimeError for `cuda` on a machine without GPUs)."""
-    devices: list[str] = []
-    for part in (p.strip().lower() for p in setting.split(",")):
-        expanded = _all_cuda_devices(setting) if part == "cuda" else [_check_device(part, setting)]
-        for device in expanded:
-            if device in devices:
-                raise ValueError(f"device {device!r} appears twice in T2V_DEVICE={setting}")
-            devices.append(device)
-    return devices
+    """Expand a T2V_DEVICE setting ('cpu', 'cuda', 'cuda:N' or a comma list: bot.settings.device_list) into one
+    device string per worker (ValueError for a malformed setting, RuntimeError for `cuda` on a machine without
+    GPUs)."""
+    return [device for part in device_list(setting)
+            for device in (_all_cuda_devices(setting) if part == "cuda" else [part])]
 
 
 def check_devices(setting: str) -> None:
@@ -444,16 +439,6 @@ def check_devices(setting: str) -> None:
         raise RuntimeError(f"T2V_DEVICE={setting}: this machine has {_gpus(count)}; "
                            + ("set T2V_DEVICE=cpu, or check CUDA_VISIBLE_DEVICES and the NVIDIA driver" if count == 0
                               else f"name cuda:0 to cuda:{count - 1}, or cuda for all of them"))
-
-
-def _check_device(part: str, setting: str) -> str:
-    """Return one explicit device name, or raise ValueError naming the value and the allowed forms."""
-    index = part.removeprefix("cuda:")
-    if part == "cpu":
-        return part
-    if index != part and index.isascii() and index.isdigit():
-        return f"cuda:{int(index)}"  # cuda:00 is cuda:0: one worker a GPU
-    raise ValueError(f"bad device {part!r} in T2V_DEVICE={setting}; use {_ALLOWED_DEVICES}")
 
 
 def _all_cuda_devices(setting: str) -> list[str]:

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.env_file import misspelled
 from bot.errors import SettingsError
-from bot.settings import Settings, load_settings, misspelled
+from bot.settings import Settings, load_settings
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.secret-part-of-the-token"
 VALID = {"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
@@ -302,7 +303,7 @@ def test_database_urls_that_would_lose_data_or_leak_a_password_are_refused(url, 
 
 
 def test_an_env_file_the_bot_cannot_read_whole_is_named_with_what_to_do(tmp_path: Path, monkeypatch):
-    from bot.settings import env_file_problems
+    from bot.env_file import env_file_problems
 
     env = tmp_path / ".env"
     assert env_file_problems(str(env)) == []  # none: nothing to read

@@ -1,0 +1,90 @@
+"""What the `.env` file and the environment hold that the settings do not read: a `.env` python-dotenv cannot read
+whole (`env_file_problems`: an error, before anything starts), and variables that look meant for a setting
+(`misspelled`: a note beside the problem, a warning on a good start)."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from dotenv import dotenv_values
+from dotenv.parser import Original, parse_stream
+
+from bot.settings import Settings
+from t2v.errors import current_user
+
+ALIASES = {  # names other bots and guides use that difflib does not find, and the setting each stands for here
+    **dict.fromkeys(("TOKEN", "BOT_TOKEN"), "DISCORD_TOKEN"),
+    **dict.fromkeys(("GUILD_ID", "SERVER_ID", "DISCORD_SERVER_ID"), "DISCORD_GUILD_ID"),
+    **dict.fromkeys(("GUILD_IDS", "ALLOWED_SERVERS", "SERVER_IDS"), "ALLOWED_GUILD_IDS"),
+    **dict.fromkeys(("MOD_ROLE", "MOD_ROLES", "MODERATOR_ROLE", "MODERATOR_ROLE_ID"), "MOD_ROLE_ID"),
+    **dict.fromkeys(("OPERATOR_IDS", "OPERATORS", "OPERATOR_ID", "OWNER_ID", "OWNER_IDS", "ADMIN_IDS"),
+                    "OPERATOR_USER_IDS"),
+    **dict.fromkeys(("T2V_MODEL_PATH", "T2V_MODEL_DIR", "MODEL", "MODEL_PATH", "MODEL_DIR"), "T2V_MODEL"),
+    **dict.fromkeys(("DEVICE", "T2V_GPU"), "T2V_DEVICE"),
+    **dict.fromkeys(("DB_URL", "DB_PATH", "DATABASE_PATH", "SQLALCHEMY_DATABASE_URI"), "DATABASE_URL"),
+    **dict.fromkeys(("MEDIA_PATH", "MEDIA_FOLDER", "MEDIA_DIRECTORY", "MEDIA_ROOT"), "MEDIA_DIR"),
+    **dict.fromkeys(("STYLES_PATH", "STYLES_TOML"), "STYLES_FILE"),
+}
+FOREIGN = ("PYTHON", "PIP_", "CUDA", "CUDNN", "NV_", "NVIDIA_", "NCCL_", "TORCH", "PYTORCH_", "HF_", "LC_", "XDG_",
+           "SSH_", "PG", "POSTGRES_", "DOCKER_", "COMPOSE_", "KUBERNETES_", "GITHUB_", "RUNNER_", "PYTEST_", "OMP_",
+           "MKL_")  # prefixes of other programs' variables: never taken for a misspelled setting
+
+def env_file_problems(env_file: str | None = ".env") -> list[str]:
+    """The `.env` file as python-dotenv would read it: one line when it cannot be read or is not UTF-8 text, and one
+    per line that is not NAME=value (python-dotenv skips those with a warning that names no file, and its operator
+    would think it set something). The lines' text is never shown: it may hold a secret."""
+    if env_file is None or not Path(env_file).is_file():
+        return []
+    try:
+        text = Path(env_file).read_bytes().decode("utf-8-sig")  # a byte-order mark is fine
+    except PermissionError:
+        return [f"{env_file}: permission denied for user {current_user()}; make it readable to that user (chown, "
+                "chmod 600), or delete it and set the variables in the environment"]
+    except OSError as error:
+        return [f"{env_file} cannot be read ({error.strerror})"]
+    except UnicodeDecodeError as error:
+        return [f"{env_file} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); save "
+                "it as UTF-8"]
+    return [f"{env_file} line {_first_line(binding.original)} is not NAME=value, so the bot would ignore it; "
+            "correct it or make it a comment (#)" for binding in parse_stream(io.StringIO(text)) if binding.error]
+
+
+def _first_line(original: Original) -> int:
+    """The line a statement python-dotenv could not parse starts on (it counts from the blank lines before it)."""
+    text = original.string
+    return original.line + text[:len(text) - len(text.lstrip())].count("\n")
+
+
+def misspelled(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> list[str]:
+    """One line for each variable of `env` (the process environment when None) or `env_file` that is not a setting
+    but is a name often used for one (ALIASES: MOD_ROLE, BOT_TOKEN) or spelled almost like one (T2V_DEVICES,
+    QUOTA_DEFAULTS): the bot ignores it, and its operator would think it set something. Names far from every setting
+    (PATH, CUDA_VISIBLE_DEVICES) and other programs' (FOREIGN) are left alone; an alias in the process environment is
+    named only while the setting it stands for is unset (TOKEN or DEVICE may be another program's)."""
+    fields = list(Settings.model_fields)
+    environment = dict(os.environ if env is None else env)
+    file = dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
+    given = {name.lower() for name, value in {**environment, **file}.items() if value}
+    lines: dict[str, str] = {}  # one line a name, however many places and cases it is set in
+    for where, names in (("the environment", environment), (env_file, file)):
+        for name in filter(None, names):
+            meant = _meant(name, fields)
+            if meant is None or (where == "the environment" and name.upper() in ALIASES and meant in given):
+                continue
+            lines[name.upper()] = (f"{name} (in {where}) is not a setting the bot reads, so it is ignored; did you "
+                                   f"mean {meant.upper()}?")
+    return list(lines.values())
+
+
+def _meant(name: str, fields: list[str]) -> str | None:
+    """The setting (a field name) that `name`, not one itself, likely stands for; None for any other variable."""
+    if name.lower() in fields or name.upper().startswith(FOREIGN):
+        return None
+    if name.upper() in ALIASES:
+        return ALIASES[name.upper()].lower()
+    close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.85)
+    return close[0] if close else None
