@@ -33,10 +33,20 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from bot.errors import ServiceUnavailable, SettingsError, WorkerLost
-from bot.gpu.executor import CancelFn, CancelToken, ExecutorBase, ProgressFn, Work, settle
+from bot.gpu.executor import (
+    CancelFn,
+    CancelToken,
+    ExecutorBase,
+    ProgressFn,
+    Work,
+    load_error_of,
+    operator_must_fix,
+    settle,
+)
 from bot.gpu.executor import report_progress as report
 from bot.gpu.source import ModelSource
 from bot.gpu.work import warm_up_work
+from t2v.errors import WeightsError
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -73,7 +83,8 @@ class PipelineWorker:
         self._load_error: Exception | None = None
         try:
             self.models = factory(device)  # bot.gpu.models.Models
-        except SettingsError as error:  # kept for info(): Ray hands a creation error over only as text
+        except (SettingsError, WeightsError) as error:  # kept for info(): Ray hands a creation error over only as
+            # text; the operator's to fix (a style, the weights on this worker's host), as one line
             self._load_error, self.models = error, None
         self._changed = threading.Condition()
         self._jobs: dict[int, _RemoteJob] = {}
@@ -239,8 +250,9 @@ class RayExecutor(ExecutorBase):
         await asyncio.gather(*(self._load(worker) for worker in self._workers))
         ready = [w for w in self._workers if w.ready]
         if not ready:
-            self.load_error = next(iter(self.failed_devices.values()))
-            log.error("no Ray worker could load the pipeline; generation is unavailable: %s", self.load_error)
+            self.load_error = load_error_of(list(self.failed_devices.values()))
+            if not operator_must_fix(self.load_error):  # the operator's: the start stops with it (VideoService.start)
+                log.error("no Ray worker could load the pipeline; generation is unavailable: %s", self.load_error)
         else:
             log.info("pipeline loaded on %d Ray workers: %s", len(ready),
                      ", ".join(f"{w.name} ({w.info['host']}, {w.info['device']})" for w in ready))
@@ -285,7 +297,8 @@ class RayExecutor(ExecutorBase):
         except (RayActorError, TimeoutError) as error:
             self._drop(worker, error)
             return
-        except RayTaskError as error:  # the worker loaded nothing: what the settings name does not fit (a style)
+        except RayTaskError as error:  # the worker loaded nothing: what the settings name does not fit (a style, the
+            # weights on its host)
             self._drop(worker, error.cause if isinstance(error.cause, BaseException) else error)
             return
         worker.ready = True

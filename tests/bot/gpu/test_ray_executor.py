@@ -32,6 +32,7 @@ from bot.moderation.policy import PolicyGate
 from bot.settings import load_settings
 from storage import JobState, Repository, create_engine, migrate
 from t2v import TINY_RANDOM, GenerationCancelled, GenerationRequest
+from t2v.errors import WeightsError
 from tests.bot.helpers import ROOT, WAIT, Events, FakePipeline, spec
 
 RESOURCE = "fake_gpu"
@@ -204,6 +205,7 @@ async def test_a_model_that_fails_to_load_on_every_worker_refuses_work(cluster):
     await asyncio.wait_for(executor.start(), 6 * WAIT)
     try:
         assert executor.workers == 0 and "nonexistent" in str(executor.load_error)
+        assert isinstance(executor.load_error, WeightsError)  # the operator's, as its one line: the start stops
         with pytest.raises(ServiceUnavailable, match="failed to load"):
             executor.submit(lambda pipeline, progress, cancel: None)
     finally:
