@@ -57,7 +57,11 @@ class Retention:
             return 0, 0
         before = datetime.fromtimestamp(self._clock(), UTC) - timedelta(days=self.history_keep_days)
         jobs = 0 if self.jobs is None else await self.jobs.prune_jobs(before)
-        return jobs, 0 if self.audit is None else await self.audit.prune_audit(before, keep=REMOVALS)
+        audit = 0 if self.audit is None else await self.audit.prune_audit(before, keep=REMOVALS)
+        if jobs or audit:
+            log.info("deleted %d jobs-log rows and %d audit rows older than %d days (HISTORY_KEEP_DAYS; 0 keeps every "
+                     "row)", jobs, audit, self.history_keep_days)
+        return jobs, audit
 
     async def start(self) -> None:
         """Sweep the media directory now (a directory listing: quick); prune the logs in the background from now on

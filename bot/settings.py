@@ -190,7 +190,8 @@ class Settings(BaseSettings):
     showcase_channel_id: int | None = None  # the default showcase channel of the server it is in; unset: none
     media_dir: Path = Path("media")  # delivered MP4s of public jobs, by job id, for the showcase and gallery
     media_keep_days: int = 30  # kept MP4s older than this are removed (the showcase's stay); 0: keep them forever
-    history_keep_days: int = 365  # jobs-log and audit-log rows older than this are deleted; 0: keep them forever
+    history_keep_days: int = 0  # jobs-log and audit-log rows older than this are deleted; 0 (unset): keep them
+    # forever, so an upgrade deletes nothing unasked (.env.example gives new installs a year)
     gallery_enabled: bool = False  # serve the web gallery from `python -m bot`
     gallery_host: str = "127.0.0.1"
     gallery_port: int = 8080

@@ -149,7 +149,7 @@ def test_the_executor_media_retention_and_ray_settings_refuse_bad_values_by_name
 
 
 def test_history_is_kept_forever_or_at_least_as_far_back_as_a_monthly_quota_counts():
-    assert load_settings(VALID, env_file=None).history_keep_days == 365
+    assert load_settings(VALID, env_file=None).history_keep_days == 0  # unset: every row kept (upgrades delete nothing)
     assert [load_settings({**VALID, "HISTORY_KEEP_DAYS": days}, env_file=None).history_keep_days
             for days in ("0", "32", "36500")] == [0, 32, 36500]
     assert problems({**VALID, "HISTORY_KEEP_DAYS": "31"}) == [

@@ -123,3 +123,20 @@ async def test_a_database_a_newer_version_migrated_is_named_not_migrated(tmp_pat
     async with engine.connect() as connection:  # untouched
         assert (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0099"
     await engine.dispose()
+
+
+async def test_a_downgrade_below_deliveries_names_the_videos_whose_post_is_still_pending(engine, caplog):
+    from storage import Repository
+    from tests.storage.test_tenancy_migration import downgrade_to
+
+    repo = Repository(engine)
+    jobs = [await repo.create_job(user_id=1, user_name="u", channel_id=2, prompt="a cat", params={}) for _ in range(2)]
+    for job in jobs:
+        await repo.mark_running(job.id)
+    await repo.mark_done(jobs[0].id, seed=1, gpu_s=1.0, output_bytes=1)  # its post cut short: pending
+    await repo.mark_done(jobs[1].id, seed=1, gpu_s=1.0, output_bytes=1, result_message_id=9)
+    async with engine.begin() as connection:
+        await connection.run_sync(downgrade_to, "0004")
+
+    assert ("the older release will not post the finished videos whose post a stop cut short (1: jobs "
+            f"{jobs[0].id})") in caplog.text

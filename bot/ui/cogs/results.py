@@ -260,8 +260,11 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
 
     async def _delete(self, interaction: discord.Interaction, job_id: int) -> None:
         """Ask first, privately: a public result in a message only the presser sees, a private one in its buttons."""
-        await self._deletable(interaction, job_id)
         message = interaction.message
+        if await self.repo.get_job(job_id) is None and message is not None:  # its row aged out (HISTORY_KEEP_DAYS)
+            self._gone_result_deletable(interaction, job_id, message)
+        else:
+            await self._deletable(interaction, job_id)
         if message is not None and message.flags.ephemeral:  # only its requester sees it: the choice goes there
             await interaction.response.edit_message(view=delete_choices(job_id, 0))
             return
@@ -274,6 +277,9 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
                             message_id: int) -> None:
         """Carry out the confirmation's choice: delete the result (`message_id`, or the private result pressed), or
         keep it."""
+        if message_id and await self.repo.get_job(job_id) is None:
+            await self._delete_gone_result(interaction, delete, job_id, message_id)
+            return
         job = await self._deletable(interaction, job_id)
         if job.deleted_at is not None:  # a second confirmation of the same deletion
             raise Denied(f"Job #{job_id} was deleted already.")
@@ -307,6 +313,37 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             log.info("job %d: its message was already gone", job_id)
         await interaction.response.edit_message(content=f"🗑️ Deleted job #{job_id}.", view=None)
 
+    def _gone_result_deletable(self, interaction: discord.Interaction, job_id: int, message: discord.Message) -> None:
+        """A result whose job row the retention deleted (HISTORY_KEEP_DAYS) may still be taken down: the bot's own
+        message with the job's buttons names its requester (its first mention); Denied unless the presser is that
+        requester or a moderator of the server it is in."""
+        mine = interaction.client.user is not None and message.author.id == interaction.client.user.id
+        if not mine or not _carries_buttons(message, job_id):
+            raise Denied(f"Job #{job_id} no longer exists.")
+        requester = message.raw_mentions[0] if message.raw_mentions else None
+        if requester != interaction.user.id and not is_moderator(interaction.user, self.settings):
+            raise Denied(f"Job #{job_id} is not yours; only its requester or a moderator can delete it.")
+
+    async def _delete_gone_result(self, interaction: discord.Interaction, delete: bool, job_id: int,
+                                  message_id: int) -> None:
+        """The confirmation's choice for a result whose job row is gone: its message (checked again, as a button's
+        message id can be forged) and any kept video go."""
+        if not delete:
+            await interaction.response.edit_message(content=f"Kept job #{job_id}.", view=None)
+            return
+        fetch = getattr(interaction.channel, "fetch_message", None)
+        try:
+            message = await fetch(message_id) if fetch is not None else None
+        except discord.NotFound:
+            message = None
+        if message is None:
+            raise Denied(f"Job #{job_id} no longer exists.")
+        self._gone_result_deletable(interaction, job_id, message)
+        await self.media.delete(job_id)
+        await message.delete()
+        log.info("job %d (its row aged out) deleted by user %d", job_id, interaction.user.id)
+        await interaction.response.edit_message(content=f"🗑️ Deleted job #{job_id}.", view=None)
+
     @staticmethod
     async def _holds_result(interaction: discord.Interaction, job: JobRecord, message_id: int) -> bool:
         """Whether `message_id` (taken from a button, which a modified client can forge) is the job's status or
@@ -321,10 +358,8 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             message = await fetch(message_id)
         except discord.NotFound:
             return True
-        buttons = {f"video:{action}:{job.id}" for action in ACTIONS}
         mine = interaction.client.user is not None and message.author.id == interaction.client.user.id
-        return mine and any(getattr(child, "custom_id", None) in buttons
-                            for row in message.components for child in getattr(row, "children", ()))
+        return mine and _carries_buttons(message, job.id)
 
     async def _audit(self, actor: int, action: str, target: str, details: dict[str, Any], guild_id: int | None) -> None:
         """An audit-log row of the server for a moderator's action; a failure to write it is logged, not shown."""
@@ -341,3 +376,10 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             await self.showcase.vote(interaction, entry_id)
         except Exception as error:
             await answer_error(interaction, error, f"vote on showcase entry {entry_id}")
+
+
+def _carries_buttons(message: discord.Message, job_id: int) -> bool:
+    """Whether the message carries a result button of the job."""
+    buttons = {f"video:{action}:{job_id}" for action in ACTIONS}
+    return any(getattr(child, "custom_id", None) in buttons
+               for row in message.components for child in getattr(row, "children", ()))

@@ -1,10 +1,11 @@
 """Result buttons end to end: reroll, edit prompt, showcase, delete — for whom, and after a restart."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from storage import JobState
+from storage import JobState, utc_now
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stack, Stacks
 from tests.bot.helpers import delete_result, has_video, video
@@ -274,3 +275,19 @@ async def test_a_moderator_deleting_someone_elses_result_is_audited(stacks: Stac
 
     assert (row.actor_id, row.action, row.target, row.details) == (mod.id, "result.delete", "job:1",
                                                                      {"requester": bob.id})
+
+
+async def test_a_result_whose_job_row_aged_out_can_still_be_deleted_by_its_requester_only(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob, eve = fake.make_user(name="bob"), fake.make_user(name="eve")
+        old = await (await video(fake, "a lighthouse in a storm", user=bob)).wait_followup(has_video)
+        await (await video(fake, "a kite over a beach", user=bob)).wait_followup(has_video)
+        assert await stack.repo.prune_jobs(utc_now() + timedelta(days=1)) == 1  # HISTORY_KEEP_DAYS: job 1's row goes
+        refused = await delete_result(fake, old, 1, eve)
+        reroll = await (await fake.click(old, "video:reroll:1", user=bob)).wait_answer()
+        answer = await delete_result(fake, old, 1, bob)
+
+    assert refused.content == "Job #1 is not yours; only its requester or a moderator can delete it."
+    assert reroll.content == "Job #1 no longer exists."
+    assert answer.content == "🗑️ Deleted job #1." and old.deleted and not media_file(stack, 1).exists()
