@@ -137,7 +137,9 @@ async def serve(settings: Settings, engine: AsyncEngine, stop: Stop, hold: Hold 
 
     showcase = ShowcaseRepository(engine)
     bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase, stop=stop)
-    sites = await start_sites(settings, bot, showcase, Health(bot, metrics, repo))
+    database = urls.parse(settings.database_url).sqlite_file
+    folders = {"media": settings.media_dir, **({} if database is None else {"database": database.absolute().parent})}
+    sites = await start_sites(settings, bot, showcase, Health(bot, metrics, repo, folders=folders))
     point_at_discord(settings)
     watch = asyncio.create_task(keep_hold(hold, on_taken), name="database-hold") if hold is not None else None
     try:

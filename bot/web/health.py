@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -23,6 +26,8 @@ from storage import DatabaseUnreachable, Repository
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0  # a database slower than this to answer one primary-key lookup counts as down
+LOW_DISK_BYTES = 100 * 10**6  # less free space than this where the database or the kept videos are: a problem (a
+# full disk fails every /video's row, and SQLite's reads go on answering, so the database probe alone stays green)
 
 
 class Client(Protocol):
@@ -45,17 +50,19 @@ NOT_LOGGED_IN = "not started: the bot has not logged in to Discord yet, and load
 class Health(LocalSite):
     """The health and metrics application, and a site to run it on."""
 
-    def __init__(self, client: Client, metrics: Metrics, repo: Repository | None = None) -> None:
+    def __init__(self, client: Client, metrics: Metrics, repo: Repository | None = None, *,
+                 folders: Mapping[str, Path] | None = None) -> None:
         self.client = client
         self.metrics = metrics
         self.repo = repo  # probed on each /healthz; None: not checked
+        self.folders = dict(folders or {})  # what is kept where ("database", "media"): their disks' free space
         super().__init__()
         self.app.add_routes([web.get("/healthz", self.healthz), web.get("/metrics", self.prometheus)])
 
     async def healthz(self, request: web.Request) -> web.Response:
         """The state of each part as JSON; 200 when all are well, else 503 with the problems named."""
         report = {"gateway": self._gateway(), "model": self._model(), "database": await self._database(),
-                  "queue": self._queue()}
+                  "disk": await asyncio.to_thread(self._disk), "queue": self._queue()}
         problems = [problem for part in report.values() if (problem := part.pop("problem", None))]
         body = {"status": "unhealthy" if problems else "ok", "problems": problems, **report}
         return web.json_response(body, status=503 if problems else 200)
@@ -107,6 +114,24 @@ class Health(LocalSite):
             log.warning("health: the database did not answer: %r", error)
             return {"checked": True, "ok": False, "problem": f"the database did not answer ({type(error).__name__})"}
         return {"checked": True, "ok": True}
+
+    def _disk(self) -> dict[str, Any]:
+        """Free bytes on the disk of each folder the bot writes to (of its nearest existing folder); a problem below
+        LOW_DISK_BYTES. Each reading is a /metrics gauge too."""
+        part: dict[str, Any] = {}
+        low = []
+        for what, folder in self.folders.items():
+            existing = next((path for path in (folder, *folder.parents) if path.is_dir()), None)
+            if existing is None:
+                continue
+            free = shutil.disk_usage(existing).free
+            part[f"{what}_free_bytes"] = free
+            self.metrics.disk_free.labels(what).set(free)
+            if free < LOW_DISK_BYTES:
+                low.append(f"{free / 10**6:.0f} MB free for the {what} ({folder})")
+        if low:
+            part["problem"] = f"the disk is almost full: {', '.join(low)}; new videos fail when it is"
+        return part
 
     def _queue(self) -> dict[str, int]:
         """Queued and running jobs, as /metrics shows them."""

@@ -32,7 +32,7 @@ from tests.fakediscord import FakeDiscord
 from tests.net import free_port
 
 HEALTHY = {"gateway": {"connected": True, "latency_ms": 42.0}, "model": {"loaded": True, "workers": 1, "error": None},
-           "database": {"checked": True, "ok": True}, "queue": {"depth": 0, "running": 0}}
+           "database": {"checked": True, "ok": True}, "disk": {}, "queue": {"depth": 0, "running": 0}}
 
 
 @dataclass
@@ -105,6 +105,24 @@ async def test_a_sqlite_file_deleted_under_the_running_bot_is_a_problem_though_i
 
     assert status == 503 and report["problems"] == [
         f"the database cannot serve: its file {tmp_path / 'bot.db'} is gone (deleted, or its volume unmounted)"]
+
+
+async def test_a_nearly_full_disk_under_the_database_or_the_videos_is_a_problem_and_a_gauge(tmp_path: Path,
+                                                                                            monkeypatch):
+    free = {tmp_path / "data": 40 * 10**6, tmp_path / "media": 5 * 10**9}
+    for folder in free:
+        folder.mkdir()
+    monkeypatch.setattr("bot.web.health.shutil.disk_usage", lambda path: SimpleNamespace(free=free[Path(path)]))
+    metrics = Metrics()
+    folders = {"database": tmp_path / "data", "media": tmp_path / "media" / "not-made-yet"}  # its parent's disk
+
+    status, _, body = await get(Health(Client(), metrics, folders=folders), "/healthz")
+    report = json.loads(body)
+
+    assert status == 503 and report["problems"] == [
+        f"the disk is almost full: 40 MB free for the database ({tmp_path / 'data'}); new videos fail when it is"]
+    assert report["disk"] == {"database_free_bytes": 40 * 10**6, "media_free_bytes": 5 * 10**9}
+    assert metrics.registry.get_sample_value("videobot_disk_free_bytes", {"folder": "database"}) == 40 * 10**6
 
 
 async def test_healthz_is_503_and_names_every_part_that_is_down():
