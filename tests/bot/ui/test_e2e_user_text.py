@@ -5,8 +5,17 @@ import pytest
 from storage import JobState
 from tests.bot.conftest import Stacks
 from tests.bot.helpers import has_video, video
+from tests.fakediscord import FakeDiscord, FakeMessage
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
+
+
+async def edited(fake: FakeDiscord, prompt: str) -> FakeMessage:
+    """Bob's first video (job 1), then ✏️ Edit prompt on it with `prompt`: the answer to the edit."""
+    bob = fake.make_user(name="bob")
+    first = await (await video(fake, "a hot air balloon over green hills", user=bob, steps=2)).wait_followup(has_video)
+    await (await fake.click(first, "video:edit:1", user=bob)).wait_modal()
+    return await (await fake.submit_modal("video:edit-prompt:1", {"prompt": prompt}, user=bob)).wait_answer()
 
 
 async def test_a_negative_prompt_with_sexual_words_is_refused_privately_naming_the_field(stacks: Stacks, scripted):
@@ -29,13 +38,7 @@ async def test_a_foreign_negative_prompt_is_refused_as_not_english(stacks: Stack
 async def test_an_edited_prompt_goes_through_the_same_gate(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        first = await (await video(fake, "a hot air balloon over green hills", user=bob, steps=2)).wait_followup(
-            has_video)
-        await (await fake.click(first, "video:edit:1", user=bob)).wait_modal()
-        submitted = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a hot air balloon, n u d e pilot"},
-                                            user=bob)
-        answer = await submitted.wait_answer()
+        answer = await edited(fake, "a hot air balloon, n u d e pilot")
         job = await stack.job(2)
     assert answer.ephemeral and "Your prompt was refused" in answer.content
     assert (job.state, job.refusal_reason) == (JobState.REFUSED, "denylist:sexual")
@@ -92,13 +95,9 @@ async def test_every_blank_prompt_gets_the_same_refusal_before_any_work_and_noth
 async def test_a_blank_edited_prompt_gets_the_same_refusal_as_a_blank_video_prompt(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        first = await (await video(fake, "a hot air balloon over green hills", user=bob, steps=2)).wait_followup(
-            has_video)
-        await (await fake.click(first, "video:edit:1", user=bob)).wait_modal()
-        answer = await (await fake.submit_modal("video:edit-prompt:1", {"prompt": " \n "}, user=bob)).wait_answer()
+        answer = await edited(fake, " \n ")
         job = await stack.job(2)
-        quota = await stack.moderation.quota(bob.id, (), fake.guild.id)
+        quota = await stack.moderation.quota(job.user_id, (), fake.guild.id)
     assert answer.ephemeral and answer.content == EMPTY
     assert (job.state, job.refusal_reason) == (JobState.REFUSED, "empty") and quota.used == 1
 
