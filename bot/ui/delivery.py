@@ -213,12 +213,13 @@ class Delivery:
         """The name a job's MP4 is posted under (bot.ui.late_posts looks for it)."""
         return f"video-{job.id}.mp4"
 
-    async def point_status_at(self, job: JobRecord, message_id: int) -> None:
-        """A finished job's status (through the bot token) points at its video's message, found in its channel; the
-        job is finished for this delivery."""
+    async def point_status_at(self, job: JobRecord, posted: discord.Message) -> None:
+        """A finished job's status (through the bot token) points at its video's message, found in its channel or its
+        requester's DMs; the job is finished for this delivery."""
         status = self._status(job)
         status.token_dead = True
-        await self._guard(self._edit_status(job, status, finished_text(job, _jump_url(job, message_id))), job,
+        jump = None if job.private else _link(job, posted)
+        await self._guard(self._edit_status(job, status, finished_text(job, jump)), job,
                           "pointing the status at the result")
         self._statuses.pop(job.id, None)
         self._finished.append(job.id)

@@ -5,7 +5,9 @@ Discord may have taken an upload whose answer never came back, so each public jo
 (the messages from just before its job was done, for the bot's own post of the job's MP4): found, its id is recorded
 and the status points at it, never a second post. Not found, a public video kept in the media directory is posted
 now, as any result is, with a note that it is late. Any other — a private video (never kept), a public one no longer
-kept, one whose channel cannot be read — fails, not charged, and its requester is told in a few words.
+kept, one whose channel cannot be read — fails, not charged, and its requester is told in a few words. The
+requester's DMs are looked through too: a private video past its token, and a public one where the bot may not post
+in the channel, went there.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class LatePosts:
                 log.exception("job %d: posting its video after the restart failed", job.id)
 
     async def _post_late(self, job: JobRecord) -> None:
-        found = None if job.private else await self._found(job)  # None: cannot be known
+        found = await self._found(job)  # None: cannot be known
         if found:
             return
         kept = not job.private and self._media is not None and self._media.has(job.id)
@@ -66,25 +68,37 @@ class LatePosts:
                                                 f"sending the video ({why}); {again}. Nothing was charged.")
 
     async def _found(self, job: JobRecord) -> bool | None:
-        """Whether the job's video reached its channel before the process ended (then its message id is recorded and
-        the status points at it); None when the channel's messages cannot be read."""
-        after = max(job.status_message_id or 0, discord.utils.time_snowflake(
-            (job.finished_at or job.created_at) - CLOCKS_APART))  # posted after its row said done
-        channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        """Whether the job's video reached Discord before the process ended — in its channel (a public job) or in its
+        requester's DMs (where a private one goes past its token, and a public one where the bot may not post) —
+        then its message id is recorded and the status points at it; None when that cannot be known (a private
+        job's ephemeral followup cannot be looked for, or a channel's messages could not be read)."""
+        after = discord.Object(max(job.status_message_id or 0, discord.utils.time_snowflake(
+            (job.finished_at or job.created_at) - CLOCKS_APART)))  # posted after its row said done
+        unknown = job.private
+        channel = None if job.private else self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        for place in ("channel", "dm"):
+            try:
+                where = channel if place == "channel" else await self._bot.create_dm(discord.Object(job.user_id))
+                message = None if where is None else await self._search(where, job, after)
+            except discord.HTTPException as error:
+                log.warning("job %d: could not look for its video's post in its %s (%s %s)", job.id,
+                            "channel" if place == "channel" else "requester's DMs", error.status, error.code)
+                unknown = True
+                continue
+            if message is not None:
+                log.info("job %d: its video's post had reached Discord before the last stop (message %d)", job.id,
+                         message.id)
+                await self._repo.set_result_message(job.id, message.id)
+                await self._delivery.point_status_at(job, message)
+                return True
+        return None if unknown else False
+
+    async def _search(self, channel: discord.abc.Messageable, job: JobRecord,
+                      after: discord.Object) -> discord.Message | None:
+        """The bot's own message with the job's MP4 among the LOOK_BACK messages of `channel` after `after`."""
         filename, me = self._delivery.filename(job), self._bot.user.id if self._bot.user else None
-        try:
-            async for message in channel.history(after=discord.Object(after), limit=LOOK_BACK):
-                mine = message.author.id == me or message.webhook_id == job.application_id
-                if mine and any(attached.filename == filename for attached in message.attachments):
-                    break
-            else:
-                return False
-        except discord.HTTPException as error:
-            log.warning("job %d: could not look for its video's post in channel %d (%s %s)", job.id, job.channel_id,
-                        error.status, error.code)
-            return None
-        log.info("job %d: its video's post had reached Discord before the last stop (message %d)", job.id,
-                 message.id)
-        await self._repo.set_result_message(job.id, message.id)
-        await self._delivery.point_status_at(job, message.id)
-        return True
+        async for message in channel.history(after=after, limit=LOOK_BACK):
+            mine = message.author.id == me or message.webhook_id == job.application_id
+            if mine and any(attached.filename == filename for attached in message.attachments):
+                return message
+        return None
