@@ -12,6 +12,7 @@ from typing import Any
 _HOMES = {
     "TINY_RANDOM": "t2v.config",
     "ArchitectureError": "t2v.errors",
+    "DownloadError": "t2v.errors",
     "GenerationCancelled": "t2v.errors",
     "InvalidRequest": "t2v.errors",
     "LoraError": "t2v.errors",
@@ -37,6 +38,7 @@ __all__ = [
     "LIMITS",
     "TINY_RANDOM",
     "ArchitectureError",
+    "DownloadError",
     "GenerationCancelled",
     "GenerationRequest",
     "GenerationResult",

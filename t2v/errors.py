@@ -1,7 +1,8 @@
 """Every exception t2v raises on purpose (torch-free, so callers can catch them without loading a model).
 
     T2VError
-    ├── InvalidRequest (ValueError)       a generation value outside its allowed range; the message names both
+    ├── InvalidRequest (ValueError)       a value t2v was handed outside what it takes (a request's field, frames
+    │                                     to encode, a dtype, a strength, a window); the message names both
     ├── GenerationCancelled               `should_cancel()` said stop; `step` of `total` steps were finished
     ├── WeightsError (ValueError)         a model source that is missing, unreadable or does not fit the network
     │   ├── ArchitectureError             a diffusers directory whose configs describe a network t2v cannot run
@@ -11,9 +12,11 @@
     ├── UnsupportedDevice (ValueError)    a device this machine lacks, or a precision it cannot compute in (fp8)
     ├── NonFiniteOutput                   a render whose latents or pixels hold NaN or inf (a LoRA scale, fp16
     │                                     overflow): no video is made of it
-    └── WriteError (OSError)              an output (an MP4, an export) that could not be written: a full disk, a
-                                          lost mount; the message names it and the cause, and nothing half-written
-                                          is left
+    ├── WriteError (OSError)              an output (an MP4, an export) that could not be written: a full disk, a
+    │                                     lost mount; the message names it and the cause, and nothing half-written
+    │                                     is left
+    └── DownloadError                     a checkpoint the Hugging Face Hub did not hand over (out of reach,
+                                          refused, not a model); the message says which files to copy by hand
 
 GenerationCancelled and VideoTooLargeError pickle by their fields: a Ray worker raises them in another process.
 Map errors to messages by type; every message already names the bad value and what would be right.
@@ -31,7 +34,8 @@ class T2VError(Exception):
 
 
 class InvalidRequest(T2VError, ValueError):
-    """A generation request with a value outside its allowed range."""
+    """A value handed to t2v outside what it takes: a request's field, a call's argument (frames to encode, a dtype,
+    a strength); the message names the value and what would be right."""
 
 
 class GenerationCancelled(T2VError):

@@ -220,6 +220,15 @@ def offload(pipe) -> None:
             pipe.offloaded.append(module)
 
 
+def warn_cpu_compile(backend: str) -> None:
+    """Say what the fast path costs on the CPU, where it is allowed (tests, the bot's T2V_OPTIMIZE=on) but rarely
+    pays: each new video shape compiles at its first generate (reported at about 90 s on 2 cores for tiny-random),
+    which the plain path renders in seconds; there are no CUDA graphs to gain."""
+    log.warning("optimize() on the CPU: each new video shape compiles (backend %s) at its first generate, which can "
+                "take minutes on a few cores, while the plain path renders without compiling; pass compile=False, or "
+                "leave the pipeline plain on the CPU", backend)
+
+
 def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = True, cuda_graphs: bool = True,
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
@@ -262,6 +271,8 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     if layout:
         channels_last(unet)
     on_gpu = pipe.device.type == "cuda"
+    if compile and not on_gpu:
+        warn_cpu_compile(backend)
     compiler = None
     if compile:
         configure_inductor(cache_dir)

@@ -15,7 +15,7 @@ import torch
 
 from t2v import presets
 from t2v.config import TINY_RANDOM, ModelConfig, tiny_config
-from t2v.errors import UnsupportedDevice, WeightsError
+from t2v.errors import InvalidRequest, UnsupportedDevice, WeightsError
 from t2v.kernels import fp8
 from t2v.networks import build_modules, random_state_dicts
 from t2v.pipeline import VideoPipeline
@@ -75,10 +75,13 @@ def parse_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.
         return torch.float16
     if dtype is None:
         return torch.float32 if device.type == "cpu" else torch.float16
-    if isinstance(dtype, torch.dtype):
+    known = ", ".join([*DTYPES, *FP8])
+    if isinstance(dtype, torch.dtype):  # any floating dtype the networks can compute in (float64 too); not e4m3
+        if not dtype.is_floating_point or dtype.itemsize == 1:
+            raise InvalidRequest(f"dtype {dtype} is not a precision the networks compute in; use one of {known}")
         return dtype
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {', '.join([*DTYPES, *FP8])}")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise InvalidRequest(f"dtype {dtype!r} is not one of {known} (or a floating torch.dtype)")
     return DTYPES[dtype]
 
 
@@ -202,8 +205,8 @@ def convert(source: str | Path, destination: str | Path, dtype: torch.dtype | st
             width: int | None = None, height: int | None = None, frames: int | None = None) -> Path:
     """Write any supported source as our export: a manifest (config and defaults) and one safetensors per network."""
     if is_fp8(dtype):
-        raise ValueError(f"dtype {dtype}: fp8 is a precision to compute in, not to store; convert to float16 and load "
-                         "that with dtype fp8")
+        raise InvalidRequest(f"dtype {dtype}: fp8 is a precision to compute in, not to store; convert to float16 and "
+                             "load that with dtype fp8")
     half = dtype is not None and parse_dtype(dtype, torch.device("cpu")) != torch.float32
     config, states, sources = read_source(source, prefer_half=half)
     config = presets.with_overrides(config, width, height, frames)

@@ -17,7 +17,7 @@ import torch
 from t2v.driver import PipelineBase, Plan
 from t2v.errors import InvalidRequest
 from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
-from t2v.request import GenerationRequest, GenerationResult
+from t2v.request import GenerationRequest, GenerationResult, check_request, plain_number
 from t2v.sampling import EpsModel
 
 log = logging.getLogger(__name__)
@@ -67,17 +67,22 @@ class WindowedDenoiser:
         return out / self.total.to(x).view(1, 1, -1, 1, 1)
 
 
-def _check(pipe: PipelineBase, total_frames: int, window: int | None, overlap: int | None) -> tuple[int, int]:
-    """(window, overlap) with their defaults: the model's native length and a quarter of it."""
-    if isinstance(total_frames, bool) or not isinstance(total_frames, int) or not 1 <= total_frames <= MAX_FRAMES:
-        raise InvalidRequest(f"total_frames={total_frames!r} is outside the allowed range 1–{MAX_FRAMES}")
-    window = pipe.config.frames if window is None else window
-    if not 2 <= window <= 64:
-        raise InvalidRequest(f"window={window} is outside the allowed range 2–64")
-    overlap = window // 4 if overlap is None else overlap
-    if not 0 <= overlap < window:
-        raise InvalidRequest(f"overlap={overlap} is outside the allowed range 0–{window - 1} (window {window})")
-    return window, overlap
+def _check(pipe: PipelineBase, total_frames: int, window: int | None,
+           overlap: int | None) -> tuple[int, int, int]:
+    """(total_frames, window, overlap) as plain ints, with the defaults: the model's native length and a quarter of
+    it; InvalidRequest naming a value that is no integer (NumPy's are) or outside its range."""
+    total_frames = _whole("total_frames", total_frames, 1, MAX_FRAMES)
+    window = _whole("window", pipe.config.frames if window is None else window, 2, 64)
+    overlap = _whole("overlap", window // 4 if overlap is None else overlap, 0, window - 1, f" (window {window})")
+    return total_frames, window, overlap
+
+
+def _whole(name: str, value: int, low: int, high: int, note: str = "") -> int:
+    """`value` as a plain int within low–high; InvalidRequest naming it otherwise."""
+    value = plain_number(value, f"{name}={value!r}")
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name}={value!r} is outside the allowed range {low}–{high}{note}")
+    return value
 
 
 def generate_long(pipe: PipelineBase, request: GenerationRequest, total_frames: int, window: int | None = None,
@@ -89,8 +94,8 @@ def generate_long(pipe: PipelineBase, request: GenerationRequest, total_frames: 
     len(window_starts(...)) network passes per step; `latents` [1, 4, total_frames, h, w] replace the seed's
     noise. Callbacks as VideoPipeline.generate.
     """
-    request = request.with_defaults(pipe.config)
-    window, overlap = _check(pipe, total_frames, window, overlap)
+    request = check_request(request, "generate_long").with_defaults(pipe.config)
+    total_frames, window, overlap = _check(pipe, total_frames, window, overlap)
     window = min(window, total_frames)
     windows = len(window_starts(total_frames, window, overlap))
     initial = partial(pipe.noise, frames=total_frames, height=request.height, width=request.width, supplied=latents)

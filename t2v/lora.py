@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,6 +80,23 @@ def summed_delta(layers: list[LoraLayer], scale: float, like: torch.Tensor) -> t
     return total
 
 
+def stored(tensors: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+    """The tensor of `key` in a state dict, where an attached branch (torch's parametrization) keeps it renamed."""
+    path, _, name = key.rpartition(".")
+    return tensors[key] if key in tensors else tensors[f"{path}.parametrizations.{name}.original"]
+
+
+def check_scale(scale: float) -> float:
+    """`scale` as a plain float; LoraError unless it is a finite real number (NumPy's too; not a bool). Any finite
+    scale is taken, as diffusers' fuse_lora takes it (negative ones included); the CLI and the bot's styles keep to
+    t2v.config.LORA_SCALE_RANGE, and a scale that overflows the weights is NonFiniteOutput at render."""
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise LoraError(f"LoRA scale {scale!r} must be a number (such as 0.8), got {type(scale).__name__}")
+    if not math.isfinite(scale):
+        raise LoraError(f"LoRA scale {scale} is not a finite number")
+    return float(scale)
+
+
 class Styles:
     """The LoRAs loaded into one pipeline (`loaded`, by name) and the one applied now (`active`, or None)."""
 
@@ -107,18 +125,27 @@ class Styles:
         self.loaded.pop(name, None)
 
     def apply(self, name: str | None, scale: float = 1.0, fused: bool = True) -> None:
-        """Apply the loaded LoRA `name` × `scale` in place of the active one (None: none)."""
+        """Apply the loaded LoRA `name` × `scale` in place of the active one (None: none). Everything refused is
+        refused before a weight changes; a failure while writing (out of memory) leaves no style at all rather than
+        half of two, and `active` None says so."""
         lora = self._get(name)
-        if not math.isfinite(scale):
-            raise LoraError(f"LoRA scale {scale} is not a finite number")
+        scale = check_scale(scale)
         if lora is not None and not fused and self.optimised():
             raise LoraError("unfused LoRA branches need the plain UNet, and this pipeline is optimised (its "
                             "projections are fused); apply the style fused (set_lora(name, scale))")
+        if lora is not None and fused:
+            self._check_fusable(lora)
         started = time.perf_counter()
-        self._detach()
-        self._write(lora if fused else None, scale)
-        if lora is not None and not fused:
-            self._attach(lora, scale)
+        try:
+            self._detach()
+            self._write(lora if fused else None, scale)
+            if lora is not None and not fused:
+                self._attach(lora, scale)
+        except BaseException as exc:
+            error = self._recover(name, exc)
+            if error is exc:
+                raise
+            raise error from exc
         self.active = Active(lora.name, scale, fused) if lora is not None else None
         self.pipe.synchronize()
         log.info("style %s (scale %g, %s) applied in %.3f s", name, scale, "fused" if fused else "branches",
@@ -146,6 +173,38 @@ class Styles:
             return live_weights(self.pipe.unet)
         return self.pipe.text_encoder.state_dict(keep_vars=True)
 
+    def _check_fusable(self, lora: LoraWeights) -> None:
+        """LoraError if `lora` adapts an fp8 (e4m3) weight: a delta added there would be lost to its 3 mantissa bits."""
+        weights = {network: self.weights(network) for network in lora.networks()}
+        fp8 = [key for key in by_tensor(lora) if stored(weights[key[0]], key[1]).dtype.itemsize == 1]
+        if fp8:
+            network, key = fp8[0]
+            raise LoraError(f"a style cannot be fused into the fp8 weight {key} of the {network} ({len(fp8)} such); "
+                            "load the model in bf16, fp16 or fp32 to use styles")
+
+    def _recover(self, name: str | None, exc: BaseException) -> BaseException:
+        """After a switch failed partway: every weight back to its original and no branch attached, so the UNet holds
+        no style rather than parts of two; the error to raise (out of memory and interrupts as they are, for callers
+        that handle them by type; anything else as a LoraError naming the style)."""
+        was = self.active
+        self._detach()
+        self._restore()
+        self.active = None
+        log.warning("switching to style %s failed (%s: %s); every weight is restored, no style is applied (it was "
+                    "%s)", name, type(exc).__name__, exc, was.name if was is not None else "none")
+        if not isinstance(exc, Exception) or isinstance(exc, torch.cuda.OutOfMemoryError | LoraError):
+            return exc
+        return LoraError(f"applying the style {name!r} failed ({type(exc).__name__}: {exc}); the model's own "
+                         "weights are restored and no style is applied")
+
+    @torch.no_grad()
+    def _restore(self) -> None:
+        """Copy every saved original back (a copy into place allocates nothing) and forget the copies."""
+        weights = {network: self.weights(network) for network in {network for network, _ in self._saved}}
+        for (network, key), original in self._saved.items():
+            weights[network][key].copy_(original)
+        self._saved.clear()
+
     @torch.no_grad()
     def _write(self, lora: LoraWeights | None, scale: float = 1.0) -> None:
         """Make every weight its original + the delta of `lora` × `scale`: restore those it does not adapt, keep a
@@ -153,11 +212,6 @@ class Styles:
         groups = by_tensor(lora)
         touched = self._saved.keys() | groups.keys()
         weights = {network: self.weights(network) for network in {network for network, _ in touched}}
-        fp8 = [key for key in groups if weights[key[0]][key[1]].dtype.itemsize == 1]
-        if fp8:  # e4m3 weights: a delta added there would be lost to their 3 mantissa bits
-            network, key = fp8[0]
-            raise LoraError(f"a style cannot be fused into the fp8 weight {key} of the {network} ({len(fp8)} such); "
-                            "load the model in bf16, fp16 or fp32 to use styles")
         for key in touched:
             view = weights[key[0]][key[1]]
             original = self._saved.get(key)

@@ -16,9 +16,10 @@ import torch
 
 from t2v import long_video, video2video
 from t2v.driver import PipelineBase, Plan
+from t2v.errors import InvalidRequest
 from t2v.lora import Styles
 from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
-from t2v.request import GenerationRequest, GenerationResult, check_batch
+from t2v.request import GenerationRequest, GenerationResult, check_batch, check_request
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,10 @@ class VideoPipeline(PipelineBase):
         One progress report, preview ([n, F, h, 64, 3]) and cancellation check per step for the whole batch;
         results in request order. Frames, width and height left at None are the model's.
         """
-        requests = [request.with_defaults(self.config) for request in requests]
+        if isinstance(requests, GenerationRequest | str):
+            raise InvalidRequest(f"generate_batch takes a list of GenerationRequest, got one {type(requests).__name__}"
+                                 "; pass [request], or call generate(request)")
+        requests = [check_request(request, "generate").with_defaults(self.config) for request in requests]
         first = check_batch(requests)
         initial = partial(self.noise, frames=first.frames, height=first.height, width=first.width, supplied=latents)
         plan = Plan(requests, initial, self.timesteps(first))

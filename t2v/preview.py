@@ -9,25 +9,28 @@ from __future__ import annotations
 
 import io
 import logging
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+from t2v.errors import InvalidRequest
+from t2v.request import LIMITS
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
 
+FPS_RANGE = LIMITS["fps"]  # a request's frame rates
+
 
 def animation(frames: np.ndarray, fps: int = 8, format: str = "gif", scale: int = 1) -> bytes:
     """Small looping GIF or WebP (Pillow) from uint8 frames [F, H, W, 3]; `scale` enlarges by pixel repetition."""
     from PIL import Image  # Pillow comes with torchvision (open_clip's dependency)
 
-    if frames.dtype != "uint8" or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
-        raise ValueError(f"frames must be uint8 [F, H, W, 3] with F ≥ 1, got {frames.dtype} {frames.shape}")
-    if format not in ("gif", "webp"):
-        raise ValueError(f"format={format!r} is not one of gif, webp")
+    _check_animation(frames, fps, format, scale)
     if scale > 1:
         frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
     images = [Image.fromarray(frame) for frame in frames]
@@ -37,6 +40,23 @@ def animation(frames: np.ndarray, fps: int = 8, format: str = "gif", scale: int 
         options |= {"lossless": False, "quality": 80}
     images[0].save(out, format=format.upper(), save_all=True, append_images=images[1:], **options)
     return out.getvalue()
+
+
+def _check_animation(frames: np.ndarray, fps: float, format: str, scale: int) -> None:
+    """InvalidRequest (a ValueError) naming the first argument `animation` cannot use, before any image is made."""
+    import numpy as np
+
+    wrong = not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4
+    if wrong or frames.shape[-1] != 3 or len(frames) == 0:
+        got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+        raise InvalidRequest(f"frames must be uint8 [F, H, W, 3] with F ≥ 1, got {got}")
+    low, high = FPS_RANGE  # a frame's duration is 1000 / fps ms: 0 divides by zero, a tiny fps overflows GIF's field
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not low <= fps <= high:
+        raise InvalidRequest(f"fps={fps!r} is not a number of frames per second from {low} to {high}")
+    if format not in ("gif", "webp"):
+        raise InvalidRequest(f"format={format!r} is not one of gif, webp")
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        raise InvalidRequest(f"scale={scale!r} must be a whole number of 1 or more (pixel repetition)")
 
 
 @dataclass(frozen=True)
@@ -55,9 +75,9 @@ class Previews:
 
     def __post_init__(self) -> None:
         if self.every < 1:
-            raise ValueError(f"every={self.every} must be at least 1")
+            raise InvalidRequest(f"every={self.every} must be at least 1")
         if self.min_interval_s < 0:
-            raise ValueError(f"min_interval_s={self.min_interval_s} must be at least 0")
+            raise InvalidRequest(f"min_interval_s={self.min_interval_s} must be at least 0")
         if not self._previous:
             self._previous.append(self.clock())
 

@@ -6,6 +6,7 @@ t2v.config.SamplerDefaults, and frames, width and height left at None are the lo
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -25,22 +26,33 @@ _OPTIONAL = ("seed", "frames", "width", "height")  # fields whose None has a mea
 MODEL_DEFAULTS = ("frames", "width", "height")  # a ModelConfig's fields that fill a request's None
 
 
-def check_value(name: str, value: Any, shown: str | None = None) -> None:
-    """Raise InvalidRequest unless `value` fits the request field `name`; the message starts with `shown`
-    (default `name=value`, the CLI passes `--name value`) and says what is allowed."""
+def check_value(name: str, value: Any, shown: str | None = None) -> Any:
+    """`value` as the request field `name` holds it (a NumPy scalar as a plain int or float); InvalidRequest unless
+    it fits, the message starting with `shown` (default `name=value`, the CLI passes `--name value`) and saying what
+    is allowed."""
     shown = f"{name}={value!r}" if shown is None else shown
     if name == "sampler":
         if value not in SAMPLER_NAMES:
             raise InvalidRequest(f"{shown} is not one of {', '.join(sorted(SAMPLER_NAMES))}")
-        return
-    kinds, kind = ((int, float), "a number") if name == "guidance" else ((int,), "an integer")
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise InvalidRequest(f"{shown} must be {kind}")
+        return value
+    value = plain_number(value, shown, real=name == "guidance")
     low, high = (0, MAX_SEED) if name == "seed" else LIMITS["size" if name in ("width", "height") else name]
     if not low <= value <= high:
         raise InvalidRequest(f"{shown} is outside the allowed range {low}–{high}")
     if name in ("width", "height") and value % 64:
         raise InvalidRequest(f"{shown} must be a multiple of 64 (64, 128, …, 1024)")
+    return value
+
+
+def plain_number(value: Any, shown: str, real: bool = False) -> int | float:
+    """`value` as a plain int (with `real`: an int or float), so NumPy's scalars (np.int64 from an array, np.float32)
+    count as the numbers they are; a bool is not one, nor a numeric string. InvalidRequest starting with `shown`."""
+    kind, wanted = (numbers.Real, "a number") if real else (numbers.Integral, "an integer")
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise InvalidRequest(f"{shown} must be {wanted}, got {type(value).__name__}")
+    if isinstance(value, int | float):
+        return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 @dataclass(frozen=True)
@@ -63,17 +75,29 @@ class GenerationRequest:
     sampler: str = _DEFAULTS.sampler
 
     def __post_init__(self) -> None:
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
+        for name in ("prompt", "negative_prompt"):  # a bytes or None prompt would fail deep in the tokenizer
+            if not isinstance(getattr(self, name), str):
+                raise InvalidRequest(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
+        if not self.prompt.strip():
             raise InvalidRequest("prompt is empty: describe the video to generate")
         for name in ("steps", "guidance", "frames", "fps", "width", "height", "seed", "sampler"):
             value = getattr(self, name)
-            if value is not None or name not in _OPTIONAL:
-                check_value(name, value)
+            if value is not None or name not in _OPTIONAL:  # frozen: store NumPy scalars as the plain numbers
+                object.__setattr__(self, name, check_value(name, value))
 
     def with_defaults(self, config: ModelConfig) -> GenerationRequest:
         """This request with the model's default frames, width and height in place of None."""
         values = {name: getattr(config, name) for name in MODEL_DEFAULTS if getattr(self, name) is None}
         return replace(self, **values) if values else self
+
+
+def check_request(request: Any, call: str) -> GenerationRequest:
+    """`request` if it is a GenerationRequest; InvalidRequest saying how to make one (a bare prompt is the likely
+    mistake) rather than an AttributeError from deep inside `call`."""
+    if not isinstance(request, GenerationRequest):
+        raise InvalidRequest(f"{call} takes a GenerationRequest, got {type(request).__name__} {request!r:.60}; build "
+                             "one with GenerationRequest(prompt, ...) or pipe.request(prompt, ...)")
+    return request
 
 
 def check_batch(requests: list[GenerationRequest]) -> GenerationRequest:

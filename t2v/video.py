@@ -4,7 +4,9 @@ written to a file whole or not at all."""
 import errno
 import io
 import logging
+import numbers
 import os
+import secrets
 from collections.abc import Iterable
 from fractions import Fraction
 from itertools import chain
@@ -15,7 +17,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 from t2v.config import SamplerDefaults
-from t2v.errors import VideoTooLargeError, WriteError
+from t2v.errors import InvalidRequest, VideoTooLargeError, WriteError
 from t2v.request import LIMITS
 
 log = logging.getLogger(__name__)
@@ -31,11 +33,12 @@ _BITEXACT_BILINEAR = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Inter
 
 
 def encode_mp4(frames: np.ndarray, fps: int = DEFAULT_FPS, max_bytes: int | None = None) -> bytes:
-    """Encode uint8 RGB frames [F, H, W, 3] (H, W even) as a faststart H.264 MP4, fitting max_bytes if given."""
+    """Encode uint8 RGB frames [F, H, W, 3] (H, W even) as a faststart H.264 MP4, fitting max_bytes if given.
+
+    A bad value of any of the three is InvalidRequest (a ValueError), before anything is encoded."""
     _check_frames(frames)
-    _check_fps(fps)
-    if max_bytes is not None and max_bytes < 1:
-        raise ValueError(f"max_bytes must be a positive number of bytes or None, got {max_bytes!r}")
+    fps = _check_fps(fps)
+    max_bytes = _check_max_bytes(max_bytes)
     data = _encode(frames, fps, crf=DEFAULT_CRF)
     count, height, width = frames.shape[:3]
     log.debug("encoded %d frames %dx%d at crf %d: %d bytes", count, width, height, DEFAULT_CRF, len(data))
@@ -113,37 +116,50 @@ def _to_yuv420p(reformatter: VideoReformatter, rgb: np.ndarray, index: int, fps:
 def _check_frames(frames: np.ndarray) -> None:
     """Reject anything but a non-empty uint8 [F, H, W, 3] array with even H and W (yuv420p halves both)."""
     if not isinstance(frames, np.ndarray):
-        raise ValueError(f"frames must be a numpy array, got {type(frames).__name__}")
+        raise InvalidRequest(f"frames must be a numpy array, got {type(frames).__name__}")
     if frames.dtype != np.uint8:
-        raise ValueError(f"frames must have dtype uint8 (0..255), got {frames.dtype}")
+        raise InvalidRequest(f"frames must have dtype uint8 (0..255), got {frames.dtype}")
     if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must have shape [frames, height, width, 3] (RGB), got {list(frames.shape)}")
+        raise InvalidRequest(f"frames must have shape [frames, height, width, 3] (RGB), got {list(frames.shape)}")
     count, height, width = frames.shape[:3]
     if count < 1:
-        raise ValueError(f"frames must hold at least 1 frame, got {count}")
+        raise InvalidRequest(f"frames must hold at least 1 frame, got {count}")
     if height < 2 or width < 2 or height % 2 or width % 2:
-        raise ValueError(f"frame height and width must be even and ≥ 2 for yuv420p, got height {height}, width {width}")
+        raise InvalidRequest(f"frame height and width must be even and ≥ 2 for yuv420p, got height {height}, width "
+                             f"{width}")
 
 
-def _check_fps(fps: int) -> None:
-    """Reject a frame rate that is not a whole number in FPS_RANGE."""
+def _check_fps(fps: int) -> int:
+    """`fps` as a plain int; InvalidRequest unless it is a whole number (NumPy's too) in FPS_RANGE."""
     low, high = FPS_RANGE
-    if isinstance(fps, bool) or not isinstance(fps, int | np.integer) or not low <= fps <= high:
-        raise ValueError(f"fps must be an integer from {low} to {high}, got {fps!r}")
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Integral) or not low <= fps <= high:
+        raise InvalidRequest(f"fps must be an integer from {low} to {high}, got {fps!r}")
+    return int(fps)
 
 
-def write_mp4(path: Path, data: bytes, overwrite: bool = True, instead: Iterable[Path] = ()) -> Path:
+def _check_max_bytes(max_bytes: int | None) -> int | None:
+    """`max_bytes` as a plain int, or None; InvalidRequest unless it is a positive whole number of bytes."""
+    wanted = f"max_bytes must be a positive number of bytes or None, got {max_bytes!r}"
+    if max_bytes is None:
+        return None
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Integral) or max_bytes < 1:
+        raise InvalidRequest(wanted)
+    return int(max_bytes)
+
+
+def write_mp4(path: str | Path, data: bytes, overwrite: bool = True, instead: Iterable[Path] = ()) -> Path:
     """Write an encoded MP4 whole or not at all, into a file beside `path` that then takes its name; the path written.
 
     `overwrite`: renamed over `path`, so a link there is replaced, never written through, and an interrupted write
     leaves what was there. Otherwise the name is claimed at the end, exclusively (a hard link, which fails if the
     name exists, so two writers never share one): if `path` appeared since the caller looked, the first free name
     of `instead` is taken. Mode 0666 less the umask, as any new file. A write that fails (a full disk) is a
-    WriteError naming `path`; nothing of it is left."""
-    stem = path.name.encode()[:200].decode(errors="ignore")  # the name within a file system's 255 bytes
-    part = path.with_name(f".{stem}.{os.getpid()}.part")
+    WriteError naming `path`; nothing of it is left. Writers of one path, in threads or processes, each write their
+    own part file: the last rename wins whole."""
+    path = Path(path)
+    part = None
     try:
-        descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        part, descriptor = _part_file(path)
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
         if overwrite:
@@ -153,7 +169,20 @@ def write_mp4(path: Path, data: bytes, overwrite: bool = True, instead: Iterable
     except OSError as exc:
         raise WriteError(f"could not write {path} ({exc.strerror or exc}); nothing was written there") from exc
     finally:
-        part.unlink(missing_ok=True)
+        if part is not None:  # only this call's own part: another writer's is not ours to remove
+            part.unlink(missing_ok=True)
+
+
+def _part_file(path: Path) -> tuple[Path, int]:
+    """A new part file beside `path`, `.<name>.<pid>-<random>.part` (t2v.weights.export names its parts so too),
+    created exclusively with mode 0666 less the umask; (its path, an open descriptor for writing)."""
+    stem = path.name.encode()[:200].decode(errors="ignore")  # the name within a file system's 255 bytes
+    while True:
+        part = path.with_name(f".{stem}.{os.getpid()}-{secrets.token_hex(4)}.part")
+        try:
+            return part, os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:  # 2⁻³² odds, or a part left behind by an earlier process of this pid
+            continue
 
 
 NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}  # FAT, exFAT, some network mounts

@@ -25,7 +25,7 @@ from t2v.config import ModelConfig
 from t2v.driver import PipelineBase, Plan
 from t2v.errors import InvalidRequest
 from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
-from t2v.request import GenerationRequest, GenerationResult
+from t2v.request import GenerationRequest, GenerationResult, check_request, plain_number
 from t2v.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 def fit_request(video: np.ndarray, request: GenerationRequest, config: ModelConfig) -> GenerationRequest:
     """The request with its defaults (frames: the video's; size: the model's), once the video is uint8
     [F, H, W, 3] with F equal to the request's frames; InvalidRequest naming what is wrong otherwise."""
+    check_request(request, "generate_video2video")
     if not isinstance(video, np.ndarray) or video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
         kind = f"{video.dtype} {video.shape}" if isinstance(video, np.ndarray) else type(video).__name__
         raise InvalidRequest(f"video must be a uint8 array [frames, height, width, 3], got {kind}")
@@ -48,7 +49,8 @@ def fit_request(video: np.ndarray, request: GenerationRequest, config: ModelConf
 
 def fit_frames(video: np.ndarray, width: int, height: int) -> torch.Tensor:
     """uint8 [F, H, W, 3] → float [F, 3, height, width] in [-1, 1]: centre crop to the aspect, bicubic resize."""
-    frames = rearrange(torch.from_numpy(video), "f h w c -> f c h w").float()
+    # torch.from_numpy refuses negative strides (a reversed video[::-1]); a contiguous array is used as it is
+    frames = rearrange(torch.from_numpy(np.ascontiguousarray(video)), "f h w c -> f c h w").float()
     h, w = frames.shape[-2:]
     if w * height != h * width:  # crop the longer side to the target aspect ratio
         crop_w, crop_h = min(w, round(h * width / height)), min(h, round(w * height / width))
@@ -61,6 +63,7 @@ def fit_frames(video: np.ndarray, width: int, height: int) -> torch.Tensor:
 
 def strength_timesteps(grid: list[int], strength: float) -> list[int]:
     """The last int(len(grid) × strength) timesteps (diffusers `get_timesteps`); InvalidRequest if none remain."""
+    strength = plain_number(strength, f"strength={strength!r}", real=True)
     if not 0.0 < strength <= 1.0:
         raise InvalidRequest(f"strength={strength!r} is outside the allowed range (0, 1]")
     count = min(int(len(grid) * strength), len(grid))

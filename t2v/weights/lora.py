@@ -18,7 +18,8 @@ A layer adds scale · B @ A to its weight; scale = the user's × alpha / rank (p
 alpha is the metadata's (alpha_pattern, else lora_alpha, matched as peft matches patterns), else the kohya
 `.alpha`, else the rank itself (scale 1: what diffusers and peft assume of a file that names no alpha).
 Refused with every misfit named, before anything is applied: keys that match no module, shapes that do not fit,
-halves of a pair, and kinds t2v does not apply (DoRA, LoRA biases, LyCORIS LoHa/LoKr/Tucker, embeddings).
+halves of a pair, NaN or inf values, and kinds t2v does not apply (DoRA, LoRA biases, LyCORIS LoHa/LoKr/Tucker,
+embeddings).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def read_lora(source: str | Path | Mapping[str, torch.Tensor], config: ModelConf
     stem) or the directory, else "lora"."""
     state, metadata, label = _read(source)
     modules, problems = _parse(state)
+    problems += _not_finite(state)
     foreign: list[str] = []
     layers = _layers(modules, _configs(metadata, label), config, problems, foreign)
     if not layers and not problems and not foreign:
@@ -232,6 +234,14 @@ def _parse(state: Mapping[str, torch.Tensor]) -> tuple[dict[tuple[str, str], _Mo
         problems.append(f"keys that are not LoRA weights in a layout diffusers reads: {len(unknown)} "
                         f"({preview_keys(unknown, 5)})")
     return modules, problems
+
+
+def _not_finite(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """A line naming the keys holding NaN or inf (a training run that diverged, a damaged file), or none: fused, such
+    a layer makes every render NaN, which would then be blamed on the scale."""
+    bad = [key for key, tensor in state.items() if isinstance(tensor, torch.Tensor) and tensor.is_floating_point()
+           and not torch.isfinite(tensor.float() if tensor.itemsize == 1 else tensor).all()]
+    return [f"keys holding NaN or inf values: {len(bad)} ({preview_keys(bad, 5)})"] if bad else []
 
 
 def _kohya_key(key: str) -> tuple[str, str, str] | None:

@@ -141,3 +141,13 @@ def test_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_sdpa_elsewhere_withou
 def test_temporal_attention_choices_that_cannot_work_are_refused(pipe, options, expected):
     with pytest.raises(ValueError, match=expected):
         pipe.optimize(compile=False, **options)
+
+
+def test_optimising_on_the_cpu_warns_that_each_shape_compiles_and_the_plain_path_does_not(pipe, caplog):
+    pipe.optimize(backend="aot_eager")  # allowed (the bot's T2V_OPTIMIZE=on, tests): a warning, no refusal
+    warnings = [r.getMessage() for r in caplog.records if r.name == "t2v.fast" and r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("optimize() on the CPU: each new video shape compiles")
+    assert "compile=False" in warnings[0]
+    caplog.clear()
+    load_pipeline("tiny-random").optimize(compile=False)  # nothing to compile: nothing to warn of
+    assert "optimize() on the CPU" not in caplog.text

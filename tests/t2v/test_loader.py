@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from t2v import GenerationRequest, UnsupportedDevice, WeightsError, convert, load_pipeline
+from t2v import GenerationRequest, InvalidRequest, UnsupportedDevice, WeightsError, convert, load_pipeline
 from t2v.loader import detect_layout
 from t2v.weights.files import RestrictedPickle
 from t2v.weights.modelscope import read_vae
@@ -172,3 +172,20 @@ def test_corrupt_export_file_names_it(modelscope_dir, tmp_path):
     (export / "vae.safetensors").write_bytes(b"garbage")
     with pytest.raises(WeightsError, match=r"vae\.safetensors"):
         load_pipeline(export)
+
+
+@pytest.mark.parametrize(("dtype", "message"), [
+    ("fp64", r"dtype 'fp64' is not one of float32, fp32, float16, fp16, bfloat16, bf16, fp8"),
+    (torch.int8, r"dtype torch.int8 is not a precision the networks compute in; use one of float32"),
+    (torch.float8_e4m3fn, r"dtype torch.float8_e4m3fn is not a precision the networks compute in"),
+    (["fp16"], r"dtype \['fp16'\] is not one of"),
+])
+def test_a_dtype_the_networks_cannot_compute_in_is_refused_before_any_file_is_read(tmp_path, dtype, message):
+    missing = tmp_path / "nothing-here"  # were the source read first, this would be a WeightsError
+    with pytest.raises(InvalidRequest, match=message):
+        load_pipeline(missing, dtype=dtype)
+    with pytest.raises(InvalidRequest, match=message):
+        convert(missing, tmp_path / "out", dtype=dtype)
+    with pytest.raises(InvalidRequest, match=r"fp8 is a precision to compute in, not to store"):
+        convert(missing, tmp_path / "out", dtype="fp8")
+    assert not (tmp_path / "out").exists()

@@ -65,7 +65,19 @@ def test_a_long_clip_has_every_frame_and_reports_every_step(tiny_pipe):
     ({"total_frames": 0}, r"total_frames=0 is outside the allowed range 1–256"),
     ({"total_frames": 20, "window": 1}, r"window=1 is outside the allowed range 2–64"),
     ({"total_frames": 20, "window": 8, "overlap": 8}, r"overlap=8 is outside the allowed range 0–7 \(window 8\)"),
+    ({"total_frames": 20, "window": 3.5}, r"window=3.5 must be an integer, got float"),
+    ({"total_frames": 20, "window": "4"}, r"window='4' must be an integer, got str"),
+    ({"total_frames": 20, "window": 4, "overlap": 1.5}, r"overlap=1.5 must be an integer, got float"),
+    ({"total_frames": 20.0}, r"total_frames=20.0 must be an integer, got float"),
+    ({"total_frames": True}, r"total_frames=True must be an integer, got bool"),
 ])
 def test_bad_lengths_are_named(tiny_pipe, kwargs, message):
     with pytest.raises(InvalidRequest, match=message):
         generate_long(tiny_pipe, REQUEST, **kwargs)
+
+
+def test_numpy_integers_are_lengths_like_any_other(tiny_pipe):
+    from t2v.long_video import _check
+
+    checked = _check(tiny_pipe, np.int64(20), np.int32(8), np.uint8(2))
+    assert checked == (20, 8, 2) and all(type(value) is int for value in checked)

@@ -5,6 +5,7 @@ LoRA for another model is refused, naming its keys, before any weight changes.""
 import copy
 import re
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -294,3 +295,73 @@ def test_a_style_is_refused_on_fp8_weights_before_any_weight_changes():
         pipe.set_lora("style")
     assert all(torch.equal(before[key], tensor) for key, tensor in _weights(pipe).items())
     assert pipe.styles.active is None
+
+
+@pytest.fixture
+def two_styles():
+    """A tiny-random pipeline with styles "a" and "b" loaded; its own weights, and its weights with "a" at 0.8."""
+    pipe = load_pipeline("tiny-random")
+    own = _weights(pipe)
+    pipe.load_lora(random_lora(pipe.config, seed=1), "a")
+    pipe.load_lora(random_lora(pipe.config, seed=2), "b")
+    pipe.set_lora("a", 0.8)
+    return pipe, own, _weights(pipe)
+
+
+@pytest.mark.parametrize(("scale", "message"), [
+    (True, r"LoRA scale True must be a number \(such as 0.8\), got bool"),  # torch: "Boolean alpha only supported"
+    ("0.8", r"LoRA scale '0.8' must be a number"),
+    (None, r"LoRA scale None must be a number"),
+    (float("inf"), r"LoRA scale inf is not a finite number"),
+])
+def test_a_scale_that_is_no_finite_number_is_refused_before_any_weight_changes(two_styles, scale, message):
+    pipe, _, styled = two_styles
+    with pytest.raises(LoraError, match=message):
+        pipe.set_lora("b", scale)
+    assert all(torch.equal(styled[key], tensor) for key, tensor in _weights(pipe).items())
+    assert pipe.styles.active.name == "a"
+    pipe.set_lora("b", np.float32(0.5))  # NumPy's numbers are numbers
+    assert pipe.styles.active.scale == 0.5 and type(pipe.styles.active.scale) is float
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("error", [RuntimeError("a kernel failed"), torch.OutOfMemoryError("CUDA out of memory")])
+def test_a_switch_that_fails_partway_leaves_the_models_own_weights_and_says_no_style(two_styles, monkeypatch,
+                                                                                      error, fused):
+    """Half of "b" written over "a" would mix two styles in every later render while `active` still said "a"."""
+    import t2v.lora
+
+    pipe, own, styled = two_styles
+    pipe.set_lora("a", 0.8, fused=fused)
+    calls = []
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 3:  # two weights of "b" written already
+            raise error
+        return summed_delta(*args)
+
+    summed_delta = t2v.lora.summed_delta
+    monkeypatch.setattr(t2v.lora, "summed_delta", failing)
+    expected = type(error) if isinstance(error, torch.OutOfMemoryError) else LoraError  # OOM as is, for the bot
+    with pytest.raises(expected) as raised:
+        pipe.set_lora("b", 1.0)
+    if expected is LoraError:
+        assert str(raised.value) == ("applying the style 'b' failed (RuntimeError: a kernel failed); the model's own "
+                                     "weights are restored and no style is applied")
+    assert len(calls) == 3 and pipe.styles.active is None and not pipe.styles._saved
+    assert all(torch.equal(own[key], tensor) for key, tensor in _weights(pipe).items())
+    monkeypatch.undo()
+    pipe.set_lora("a", 0.8)  # and a style applies as before
+    assert all(torch.equal(styled[key], tensor) for key, tensor in _weights(pipe).items())
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_lora_holding_nan_or_inf_is_refused_when_loaded_naming_the_key(value):
+    pipe = load_pipeline("tiny-random")
+    state = random_lora(pipe.config)
+    key = "unet.conv_in.lora_B.weight"
+    state[key][0, 0] = value
+    with pytest.raises(LoraError, match=rf"keys holding NaN or inf values: 1 \({re.escape(key)}\)"):
+        pipe.load_lora(state, "broken")
+    assert not pipe.styles.loaded

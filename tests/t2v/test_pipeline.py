@@ -30,6 +30,38 @@ def test_bad_requests_name_the_value_and_the_range(field, value, pattern):
         GenerationRequest(**kwargs)
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"prompt": 5}, "prompt must be a str, got int"),
+    ({"prompt": b"cat"}, "prompt must be a str, got bytes"),
+    ({"prompt": "a cat", "negative_prompt": None}, "negative_prompt must be a str, got NoneType"),
+    ({"prompt": "a cat", "negative_prompt": 5}, "negative_prompt must be a str, got int"),
+    ({"prompt": "a cat", "negative_prompt": b"x"}, "negative_prompt must be a str, got bytes"),
+    ({"prompt": "a cat", "guidance": "9"}, "guidance='9' must be a number, got str"),
+])
+def test_a_prompt_of_another_type_is_refused_by_its_type_not_as_empty(fields, message):
+    with pytest.raises(InvalidRequest, match=message):
+        GenerationRequest(**fields)
+
+
+def test_numpy_scalars_are_the_numbers_they_hold():
+    request = GenerationRequest("a cat", seed=np.int64(5), guidance=np.float32(9), steps=np.int32(3),
+                                frames=np.uint8(2), width=np.int64(64))
+    assert (request.seed, request.guidance, request.steps, request.frames, request.width) == (5, 9.0, 3, 2, 64)
+    assert [type(getattr(request, name)) for name in ("seed", "guidance", "steps", "frames", "width")] == [
+        int, float, int, int, int]  # plain numbers, as a JSON or SQL column takes them
+    with pytest.raises(InvalidRequest, match=r"steps=np.True_ must be an integer"):
+        GenerationRequest("a cat", steps=np.True_)
+
+
+@pytest.mark.parametrize("call", ["generate", "generate_long", "generate_video2video"])
+def test_a_bare_prompt_is_refused_saying_what_the_call_takes(tiny_pipe, call):
+    args = {"generate": (), "generate_long": (8,), "generate_video2video": (np.zeros((2, 64, 64, 3), np.uint8),)}
+    with pytest.raises(InvalidRequest, match=rf"^{call} takes a GenerationRequest, got str 'a cat'; build one with "):
+        getattr(tiny_pipe, call)("a cat", *args[call])
+    with pytest.raises(InvalidRequest, match=r"generate_batch takes a list of GenerationRequest, got one"):
+        tiny_pipe.generate_batch(GenerationRequest("a cat"))
+
+
 def test_every_sampler_a_request_may_name_exists():
     from t2v.request import SAMPLER_NAMES
     from t2v.sampling import SAMPLERS

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from t2v import GenerationRequest, Previews
+from t2v import GenerationRequest, InvalidRequest, Previews
 from t2v.latent_preview import LATENT_RGB_FACTORS, latents_to_rgb, preview_frames
 from t2v.preview import animation
 
@@ -45,6 +45,20 @@ def test_animation_refuses_what_is_not_rgb_frames():
         animation(np.zeros((2, 8, 8), dtype=np.uint8))
     with pytest.raises(ValueError, match=r"format='mp4' is not one of gif, webp"):
         animation(np.zeros((2, 8, 8, 3), dtype=np.uint8), format="mp4")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"fps": 0}, r"fps=0 is not a number of frames per second from 1 to 60"),  # was a ZeroDivisionError
+    ({"fps": -1}, r"fps=-1 is not"),
+    ({"fps": 1e-300}, r"fps=1e-300 is not"),  # was an OverflowError in Pillow
+    ({"fps": "8"}, r"fps='8' is not"),
+    ({"scale": 1.5}, r"scale=1.5 must be a whole number of 1 or more"),
+])
+def test_animation_refuses_a_frame_rate_or_scale_it_cannot_use(options, message):
+    with pytest.raises(InvalidRequest, match=message):
+        animation(np.zeros((2, 8, 8, 3), dtype=np.uint8), **options)
+    with pytest.raises(InvalidRequest, match=r"frames must be uint8 \[F, H, W, 3\] with F ≥ 1, got list"):
+        animation([[[[0, 0, 0]]]])
 
 
 def test_generate_sends_a_preview_after_every_step(tiny_pipe):

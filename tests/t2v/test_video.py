@@ -5,12 +5,13 @@ import errno
 import io
 import os
 import struct
+import types
 
 import av
 import numpy as np
 import pytest
 
-from t2v import VideoTooLargeError, WriteError, encode_mp4
+from t2v import InvalidRequest, VideoTooLargeError, WriteError, encode_mp4
 from t2v.preflight import numbered
 from t2v.video import write_mp4
 from tests.t2v.helpers import full_disk
@@ -132,23 +133,59 @@ def test_impossible_max_bytes_raises_naming_the_limit_and_the_size_reached():
         ([[[[0, 0, 0]]]], "list"),
     ],
 )
-def test_bad_frames_raise_value_error_naming_the_value(frames, named):
-    with pytest.raises(ValueError, match=r"frame") as caught:
+def test_bad_frames_raise_invalid_request_naming_the_value(frames, named):
+    with pytest.raises(InvalidRequest, match=r"frame") as caught:
         encode_mp4(frames)
     assert named in str(caught.value)
 
 
-@pytest.mark.parametrize("fps", [0, 61, -8, 7.5, True])
+@pytest.mark.parametrize("fps", [0, 61, -8, 7.5, True, "8", None])
 def test_fps_outside_1_to_60_raises_naming_the_value_and_range(fps):
-    with pytest.raises(ValueError, match=r"from 1 to 60") as caught:
+    with pytest.raises(InvalidRequest, match=r"from 1 to 60") as caught:
         encode_mp4(_gradient(frames=1), fps=fps)
     assert repr(fps) in str(caught.value)
 
 
-@pytest.mark.parametrize("max_bytes", [0, -1])
-def test_non_positive_max_bytes_raises(max_bytes):
-    with pytest.raises(ValueError, match=rf"got {max_bytes}"):
+@pytest.mark.parametrize("max_bytes", [0, -1, "100", 1.5, True])
+def test_a_max_bytes_that_is_no_positive_whole_number_raises(max_bytes):
+    with pytest.raises(InvalidRequest, match=rf"got {max_bytes!r}"):  # a ValueError too, as before
         encode_mp4(_gradient(frames=1), max_bytes=max_bytes)
+
+
+def test_numpy_integers_are_taken_as_fps_and_max_bytes():
+    frames = _gradient(frames=1)
+    assert encode_mp4(frames, fps=np.int64(8), max_bytes=np.int64(10_000_000)) == encode_mp4(frames)
+
+
+def test_two_writers_of_one_path_both_succeed_and_leave_no_part(tmp_path, monkeypatch):
+    """A second write of the path starts while the first is writing its part (as another thread would): each has its
+    own part file, so neither fails nor removes the other's; the last to finish is what the path holds."""
+    import t2v.video
+
+    target, nested = tmp_path / "x.mp4", []
+
+    def fdopen(descriptor: int, mode: str):
+        if not nested:  # the first writer has its part open: the second one runs now, start to end
+            nested.append(None)
+            nested[0] = write_mp4(target, b"second")
+        return os.fdopen(descriptor, mode)
+
+    monkeypatch.setattr(t2v.video, "os", types.SimpleNamespace(**{**vars(os), "fdopen": fdopen}))
+    assert write_mp4(target, b"first") == target and nested == [target]
+    assert target.read_bytes() == b"first" and [path.name for path in tmp_path.iterdir()] == ["x.mp4"]
+
+
+def test_a_part_left_by_this_process_is_not_removed_by_a_later_write(tmp_path):
+    stale = tmp_path / f".x.mp4.{os.getpid()}.part"  # the old fixed name another writer might be using
+    stale.write_bytes(b"another writer's")
+    write_mp4(tmp_path / "x.mp4", b"ours")
+    assert stale.read_bytes() == b"another writer's" and (tmp_path / "x.mp4").read_bytes() == b"ours"
+
+
+def test_a_str_path_is_taken(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert write_mp4("out.mp4", b"ours") == tmp_path.joinpath("out.mp4").relative_to(tmp_path)
+    assert (tmp_path / "out.mp4").read_bytes() == b"ours"
 
 
 def test_a_name_taken_while_rendering_is_kept_and_the_video_takes_the_next_free_one(tmp_path):

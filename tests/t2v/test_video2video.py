@@ -49,6 +49,16 @@ def test_strength_picks_the_last_steps_of_the_grid():
         strength_timesteps(grid, 0.1)
     with pytest.raises(InvalidRequest, match=r"strength=1.5 is outside the allowed range \(0, 1\]"):
         strength_timesteps(grid, 1.5)
+    with pytest.raises(InvalidRequest, match=r"strength='0.5' must be a number, got str"):
+        strength_timesteps(grid, "0.5")
+    assert strength_timesteps(grid, np.float32(0.6)) == [401, 201, 1]
+
+
+def test_frames_in_any_memory_order_are_the_frames_they_show():
+    """A flipped or reversed view (negative strides, which torch.from_numpy refuses) is fitted as its copy would be."""
+    video = _video(3)
+    for view in (video[:, ::-1], video[::-1], video[..., ::-1], video[:, :, ::2].repeat(2, axis=2)[:, :, ::-1]):
+        assert torch.equal(fit_frames(view, 64, 64), fit_frames(view.copy(), 64, 64))
 
 
 def test_frames_are_centre_cropped_to_the_aspect_then_resized():
