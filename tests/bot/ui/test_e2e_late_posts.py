@@ -81,11 +81,14 @@ async def test_an_upload_discord_took_as_the_stop_cut_it_short_is_found_not_post
     assert status.content.endswith(f"/{posted.id}") and videos(stack.fake) == [posted]
 
 
-async def test_a_post_discord_had_received_before_the_stop_is_found_and_not_made_again(stacks: Stacks):
+@pytest.mark.parametrize("where", ["channel", "dms"])
+async def test_a_post_discord_had_received_before_the_stop_is_found_and_not_made_again(stacks: Stacks, where: str):
     async with stacks.run() as stack:
         pass
-    job = await done_unposted(stack)
-    posted = stack.fake.seed_message(f"<@{job.user_id}> here is your video · job #{job.id}")
+    job = await done_unposted(stack)  # "dms": the bot may not post in the channel, so its requester's DMs got it
+    dms = stack.fake.dm_channel(stack.fake.users[job.user_id])
+    posted = stack.fake.seed_message(f"<@{job.user_id}> here is your video · job #{job.id}",
+                                     channel=dms if where == "dms" else None)
     posted.attachments = [StoredAttachment(stack.fake.ids.next(), f"video-{job.id}.mp4", "video/mp4", tiny_mp4())]
 
     async with stacks.run() as stack:
@@ -94,7 +97,8 @@ async def test_a_post_discord_had_received_before_the_stop_is_found_and_not_made
         found = await stack.job(job.id)
 
     assert (found.state, found.delivery, found.result_message_id) == (JobState.DONE, Delivery.POSTED, posted.id)
-    assert status.content.endswith(f"/{posted.id}") and videos(fake) == [posted]
+    link = f"/@me/{dms.id}/{posted.id}" if where == "dms" else f"/{posted.channel_id}/{posted.id}"
+    assert status.content.endswith(link) and videos(fake) == [posted]
 
 
 @pytest.mark.parametrize("private", [True, False], ids=["private", "public-not-kept"])
@@ -147,20 +151,3 @@ async def test_a_video_discord_refused_fails_uncharged_and_is_not_posted_again_a
     assert (after.state, after.delivery, after.error) == (JobState.FAILED, Delivery.UNPOSTED,
                                                           "Discord refused its video (403 50013)")
     assert videos(fake) == [] and fake.requests_to("GET /channels/*/messages") == []
-
-
-async def test_a_post_that_went_to_the_requesters_dms_before_the_stop_is_found_there(stacks: Stacks):
-    async with stacks.run() as stack:
-        pass
-    job = await done_unposted(stack)  # public, where the bot may not post in the channel: its DMs got the video
-    dms = stack.fake.dm_channel(stack.fake.users[job.user_id])
-    posted = stack.fake.seed_message(f"<@{job.user_id}> here is your video · job #{job.id}", channel=dms)
-    posted.attachments = [StoredAttachment(stack.fake.ids.next(), f"video-{job.id}.mp4", "video/mp4", tiny_mp4())]
-
-    async with stacks.run() as stack:
-        fake = stack.fake
-        status = await fake.wait_for_message(lambda m: m.id == job.status_message_id and "Finished" in m.content)
-        found = await stack.job(job.id)
-
-    assert (found.state, found.delivery, found.result_message_id) == (JobState.DONE, Delivery.POSTED, posted.id)
-    assert status.content.endswith(f"/@me/{dms.id}/{posted.id}") and videos(fake) == [posted]
