@@ -73,7 +73,9 @@ class Transactional:
         async def work(session: AsyncSession) -> int | None:
             first = await session.scalar(select(key).where(stamp >= when).order_by(key).limit(1))
             last = await session.scalar(select(key).order_by(key.desc()).limit(1))
-            return None if last is None else min(last - 1, first - 1) if first is not None else last - 1
+            if last is None:
+                return None
+            return (last if first is None else min(first, last)) - 1
 
         return await self._run(work)
 
