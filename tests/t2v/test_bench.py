@@ -184,3 +184,11 @@ def test_the_variants_use_the_fastest_kernel_choice_that_was_right_at_every_fram
     assert (ta.PACKING, ta.ROWS) == ("diagonal", 64) and rec.data["extra"]["temporal_attention_choice"] == "diagonal/64"
     use_fastest_correct_choice({"correctness": {"skipped": "no GPU"}}, rec)  # nothing timed: the defaults stay
     assert rec.data["extra"]["temporal_attention_choice"] == "diagonal/64"
+
+
+def test_every_work_size_the_cli_offers_exists_at_both_sizes():
+    from t2v.bench import WORK_SIZES
+    from t2v.bench.measure import TINY_WORK, WORK
+
+    assert list(WORK) == list(TINY_WORK) == list(WORK_SIZES)
+    assert [WORK[name].batch for name in ("batch2", "batch4", "batch8")] == [2, 4, 8]
