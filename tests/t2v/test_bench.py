@@ -191,4 +191,4 @@ def test_every_work_size_the_cli_offers_exists_at_both_sizes():
     from t2v.bench.measure import TINY_WORK, WORK
 
     assert list(WORK) == list(TINY_WORK) == list(WORK_SIZES)
-    assert [WORK[name].batch for name in ("batch2", "batch4", "batch8")] == [2, 4, 8]
+    assert [WORK[name].batch for name in ("batch2", "batch4", "batch8", "batch16")] == [2, 4, 8, 16]
