@@ -2,5 +2,5 @@
 A leaf: it imports the library (loader, networks, weights), and no library module imports it.
 """
 
-WORK_SIZES = ("standard", "batch2", "batch4", "batch8", "batch16", "zeroscope")  # bench --configs: t2v.bench.measure.WORK
+WORK_SIZES = ("standard", "batch2", "batch4", "batch8", "batch16", "zeroscope")  # --configs: bench.measure.WORK
 KERNEL_CHECKS = ("attention", "fp8", "conv")  # bench --kernels: temporal attention, fp8 Linear, convolutions
