@@ -27,12 +27,14 @@ from bot.moderation.policy import (
 )
 from bot.moderation.policy.entries import ALLOW_CATEGORY, Kind
 from bot.moderation.policy.normalise import normalise
-from bot.moderation.rules import Moderation, inert
+from bot.moderation.rules import Moderation, ended, inert
 from storage import GLOBAL, DenyKind, DenylistRecord, DuplicateEntryError, ModerationRepository, Repository
 
 log = logging.getLogger(__name__)
 
 LIST_NAMES = {"deny": "denylist", "allow": "allowlist"}
+BLANK = {"deny": "pattern= is blank: give a word, phrase, stem* or a + b, such as “exploding kittens”.",
+         "allow": "phrase= is blank: give a word or phrase the denylist refuses, such as a place name."}
 TARGET = "pattern:"  # an edit's audit target: TARGET + the pattern
 REMOVALS = tuple(f"{name}.remove" for name in LIST_NAMES.values())  # audit rows each start reads back (load_gates):
 # kept whatever their age (bot.retention), else a removed shipped entry would come back a year later
@@ -50,6 +52,14 @@ def canonical(pattern: str) -> str:
     """A pattern as stored: read as the gate reads text (normalise: fullwidth and look-alike letters, accents,
     zero-width and bidi characters folded or dropped, lower case), single spaces: "ｎｕｄｅ" is "nude", a duplicate."""
     return " ".join(normalise(pattern).split())
+
+
+def _nonblank(pattern: str, kind: Kind) -> str:
+    """The pattern as stored (`canonical`); InvalidInput for one with nothing in it to match."""
+    stored = canonical(pattern)
+    if not stored:
+        raise InvalidInput(BLANK[kind])
+    return stored
 
 
 def list_name(kind: Kind, guild_id: int) -> str:
@@ -81,14 +91,20 @@ class DenylistEditor:
                   guild_id: int) -> DenylistEntry:
         """Validate and store an entry of a server's list (GLOBAL: the shared one), then make it live; InvalidInput
         says what is wrong with it."""
-        pattern = canonical(pattern)
+        pattern = _nonblank(pattern, kind)
+        category = ALLOW_CATEGORY if kind == "allow" else " ".join(category.split()).lower()
         try:
-            entry = validate_entry(DenylistEntry(pattern, ALLOW_CATEGORY if kind == "allow" else category, kind))
+            entry = validate_entry(DenylistEntry(pattern, category, kind))
         except ValueError as error:
-            raise InvalidInput(f"Not added: {inert(str(error), 400)}") from None
+            raise InvalidInput(f"Not added: {ended(inert(str(error), 400))}") from None
         if guild_id != GLOBAL and kind == "deny" and any(e.pattern == pattern for e in self.entries("deny",
                                                                                                     guild_id=GLOBAL)):
             raise InvalidInput(f"“{inert(pattern)}” is already on the shared denylist, which holds in every server.")
+        covering = self._covering(pattern, guild_id) if kind == "deny" else None
+        if covering is not None:
+            where = list_name("deny", GLOBAL if covering in self.entries(guild_id=GLOBAL) else guild_id)
+            raise InvalidInput(f"“{inert(pattern)}” is already refused by “{inert(covering.pattern)}” on {where}; "
+                               "nothing to add.")
         async with self._lock:
             try:
                 await self._repo.add_denylist_entry(entry.pattern, entry.category, DenyKind(kind), added_by=actor,
@@ -100,10 +116,18 @@ class DenylistEditor:
                                      {"category": entry.category}, guild_id=guild_id)
         return entry
 
+    def _covering(self, pattern: str, guild_id: int) -> DenylistEntry | None:
+        """Another deny entry (the shared list's, or for a server its own) that fires on a word or phrase entry's own
+        words, and so already refuses every prompt the entry would; None, also for stems and `a + b` rules."""
+        if "*" in pattern or " + " in pattern:
+            return None
+        fires = self.gates.explain(pattern, None if guild_id == GLOBAL else guild_id).denied
+        return next((entry for entry in fires if entry.pattern != pattern), None)
+
     async def remove(self, actor: int, pattern: str, kind: Kind = "deny", *, guild_id: int) -> bool:
         """Remove an entry of a server's list (GLOBAL: the shared one) and make the change live; False when that
         list has no such entry; Denied when only the shared list has it (a server cannot weaken it)."""
-        typed, pattern = " ".join(pattern.split()).lower(), canonical(pattern)
+        typed, pattern = " ".join(pattern.split()).lower(), _nonblank(pattern, kind)
         async with self._lock:
             removed = await self._repo.remove_denylist_entry(pattern, DenyKind(kind), guild_id=guild_id)
             if not removed and typed != pattern:  # stored before entries were normalised, as typed

@@ -56,7 +56,7 @@ MAX_BLOCK = timedelta(days=3650)
 PERMANENT = ("permanent", "perm", "forever", "indefinite")
 DURATION_FORMS = "a number and a unit such as 30m, 2h, 7d or 2w (or combined, 1d12h), or 'permanent'"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PART = r"(\d{1,6})\s*(weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
+_PART = r"(\d+)\s*(weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
 _DURATION_RE = re.compile(rf"(?:{_PART}\s*)+")
 _PART_RE = re.compile(_PART)
 _MARKDOWN_RE = re.compile(r"([\\*_~`|>#\[\]()<@])")  # markdown, masked links, mention and timestamp syntax
@@ -106,11 +106,10 @@ def parse_duration(text: str | None) -> timedelta | None:
     if not _DURATION_RE.fullmatch(words):
         raise InvalidInput(f"“{inert(text or '', 40)}” is not a duration: use {DURATION_FORMS}.")
     seconds = sum(int(count) * _UNIT_SECONDS[unit[0]] for count, unit in _PART_RE.findall(words))
-    duration = timedelta(seconds=seconds)
-    if not timedelta(0) < duration <= MAX_BLOCK:
+    if not 0 < seconds <= MAX_BLOCK.total_seconds():  # compared as a number: a huge one is no timedelta
         raise InvalidInput(f"A block of “{inert(words, 40)}” is out of range: it must be longer than 0 and at most "
                            f"{MAX_BLOCK.days} days; use 'permanent' for no end.")
-    return duration
+    return timedelta(seconds=seconds)
 
 
 def check_limit(limit: int, period: str = "period") -> int:
@@ -278,11 +277,15 @@ class Moderation:
         await self.audit(actor, "quota.set", f"user:{user_id}", {"limit": limit}, guild_id=guild_id)
         return record
 
-    async def clear_limit(self, actor: int, user_id: int, *, guild_id: int) -> QuotaOverrideRecord:
-        """Drop a user's personal limit in the server: their role or the server default applies again."""
-        record = await self.repo.set_quota_limit(user_id, None, guild_id=guild_id, by=actor, now=self.now())
+    async def clear_limit(self, actor: int, user_id: int, *, guild_id: int) -> bool:
+        """Drop a user's personal limit in the server: their role or the server default applies again; False when
+        they had none."""
+        override = await self.repo.quota_override(user_id, guild_id=guild_id)
+        if override is None or override.max_videos is None:
+            return False
+        await self.repo.set_quota_limit(user_id, None, guild_id=guild_id, by=actor, now=self.now())
         await self.audit(actor, "quota.clear", f"user:{user_id}", guild_id=guild_id)
-        return record
+        return True
 
     async def reset_usage(self, actor: int, user_id: int, *, guild_id: int) -> QuotaOverrideRecord:
         """Give a user a fresh allowance in the server: only videos from now on count this period."""
@@ -336,17 +339,21 @@ class Moderation:
         return record
 
     async def unblock(self, actor: int, user_id: int, *, guild_id: int) -> bool:
-        """Lift a user's block in the server; False when there was none."""
-        lifted = await self.repo.unblock(user_id, guild_id=guild_id)
+        """Lift a user's block in the server; False when none held (one that ran out is removed all the same)."""
+        lifted = await self.repo.active_block(user_id, [guild_id], self.now()) is not None
+        await self.repo.unblock(user_id, guild_id=guild_id)
         await self.audit(actor, "unblock", f"user:{user_id}", {"was_blocked": lifted}, guild_id=guild_id)
         return lifted
 
     async def set_channel(self, actor: int, channel_id: int, allowed: bool | None, *, guild_id: int) -> bool:
         """Allow or deny /video in a channel of the server, or (None) forget its rule; False when there was
-        nothing to forget."""
+        nothing to forget, or the channel already had that rule."""
         if allowed is None:
             changed = await self.repo.remove_channel_rule(channel_id, guild_id=guild_id)
             action = "channel.reset"
+        elif any(rule.channel_id == channel_id and rule.allowed == allowed
+                 for rule in await self.repo.channel_rules([guild_id])):
+            return False
         else:
             await self.repo.set_channel_rule(channel_id, allowed, guild_id=guild_id, by=actor, now=self.now())
             changed, action = True, "channel.allow" if allowed else "channel.deny"
@@ -381,6 +388,11 @@ def _with_global(guild_id: int | None) -> list[int]:
 def block_message(block: BlockRecord) -> str:
     """What a blocked user is told: the reason and until when."""
     if block.until is None:
-        return f"You are blocked from making videos: {inert(block.reason)}. A moderator can lift the block."
+        return f"You are blocked from making videos: {ended(inert(block.reason))} A moderator can lift the block."
     return (f"You are blocked from making videos until {discord_time(block.until, 'f')} "
-            f"({discord_time(block.until)}): {inert(block.reason)}.")
+            f"({discord_time(block.until)}): {ended(inert(block.reason))}")
+
+
+def ended(text: str) -> str:
+    """Text that ends its sentence: a full stop added unless it ends with one, a ?, a ! or a … (clipped)."""
+    return text if text.endswith((".", "!", "?", "…")) else f"{text}."

@@ -89,7 +89,7 @@ def above_cap(name: str, value: int | None, cap: int) -> str | None:
     the same for a request and a server's preset."""
     if value is None or value <= cap:
         return None
-    return f"{name}={value} is above this bot's limit of {cap} (MAX_{name.upper()})."
+    return f"{name}={value} is above this bot's limit of {cap}."  # the setting's name is the operator's word
 
 
 class ServerSettings:

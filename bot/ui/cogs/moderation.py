@@ -28,6 +28,7 @@ from bot.ui.cogs.quota import member_roles, quota_text
 from bot.ui.permissions import AnyChannel, check_moderator, is_moderator, own_channel, own_role, person, server
 from bot.ui.replies import reply
 from bot.ui.text import counted
+from storage import GLOBAL
 from t2v.request import LIMITS, SAMPLER_NAMES
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,10 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     @app_commands.describe(user="Whose personal quota to remove")
     async def quota_clear(self, interaction: discord.Interaction, user: discord.Member) -> None:
         guild = server(interaction)
-        await self.moderation.clear_limit(interaction.user.id, user.id, guild_id=guild)
+        removed = await self.moderation.clear_limit(interaction.user.id, user.id, guild_id=guild)
         status = await quota_text(self.moderation, user.id, member_roles(user), guild, own=False)
-        await reply(interaction, f"Personal quota removed.\n{status}")
+        head = "Personal quota removed." if removed else f"<@{user.id}> had no personal quota here."
+        await reply(interaction, f"{head}\n{status}")
 
     @quota.command(name="show", description="A user's quota, or (without a user) the server and role defaults")
     @app_commands.describe(user="Whose quota; leave out for the server and role defaults")
@@ -141,15 +143,19 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def block(self, interaction: discord.Interaction, user: discord.User,
                     reason: app_commands.Range[str, None, 300] | None = None,
                     duration: app_commands.Range[str, None, 40] | None = None) -> None:
-        record = await self.moderation.block(interaction.user.id, person(user), reason, duration,
-                                             guild_id=server(interaction))
-        await reply(interaction, text.blocked(record))
+        guild = server(interaction)
+        earlier = await self.moderation.repo.active_block(person(user), [guild], self.moderation.now())
+        record = await self.moderation.block(interaction.user.id, user.id, reason, duration, guild_id=guild)
+        await reply(interaction, text.blocked(record, earlier))
 
     @app_commands.command(name="unblock", description="Let a blocked user make videos in this server again")
     @app_commands.describe(user="Who may make videos again")
     async def unblock(self, interaction: discord.Interaction, user: discord.User) -> None:
         lifted = await self.moderation.unblock(interaction.user.id, user.id, guild_id=server(interaction))
-        await reply(interaction, f"Unblocked <@{user.id}>." if lifted else f"<@{user.id}> was not blocked here.")
+        head = f"Unblocked <@{user.id}>." if lifted else f"<@{user.id}> was not blocked here."
+        if await self.moderation.active_block(user.id, GLOBAL) is not None:  # the operators' block: out of reach
+            head += " They are still blocked in every server by the bot's operators."
+        await reply(interaction, head)
 
     @app_commands.command(name="blocks", description="Users who are blocked in this server now")
     async def blocks(self, interaction: discord.Interaction) -> None:
@@ -180,8 +186,10 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def _set_channel(self, interaction: discord.Interaction, channel_id: int, allowed: bool | None) -> None:
         guild = server(interaction)
         changed = await self.moderation.set_channel(interaction.user.id, channel_id, allowed, guild_id=guild)
-        done = {True: "now allowed in", False: "now turned off in", None: "back to the default rules in"}[allowed]
-        head = f"/video is {done} <#{channel_id}>." if changed else f"<#{channel_id}> had no rule."
+        heads = {True: ("/video was already allowed in {}.", "/video is now allowed in {}."),  # (unchanged, changed)
+                 False: ("/video was already turned off in {}.", "/video is now turned off in {}."),
+                 None: ("{} had no rule.", "/video is back to the default rules in {}.")}
+        head = heads[allowed][changed].format(f"<#{channel_id}>")
         await reply(interaction, text.channel_rules(await self.moderation.repo.channel_rules([guild]), head))
 
     # --- denylist and allowlist (bot/ui/cogs/moderation_denylist.py) ---------------------------------------------

@@ -16,6 +16,7 @@ from bot.moderation.policy import CATEGORIES, CATEGORY_TEXT, DenylistEntry
 from bot.moderation.policy.entries import Kind
 from bot.moderation.rules import inert
 from bot.ui.cogs import MAX_CHOICES
+from bot.ui.cogs.moderation_text import refusal_words
 from bot.ui.replies import QUIET
 from bot.ui.text import MESSAGE_CHARS, clipped, counted
 from storage import GLOBAL
@@ -116,7 +117,7 @@ def test_text(result: PromptTest, prompt: str) -> str:
     elif verdict.reason == "denylist":
         lines.append(f"⛔ Refused by the denylist: {CATEGORY_TEXT.get(verdict.category or '', verdict.category)}.")
     else:
-        lines.append(f"⛔ Refused ({verdict.reason}): {verdict.message}")
+        lines.append(f"⛔ Refused ({refusal_words(verdict.logged or '')}): {verdict.message}")
     if report.denied:
         lines.append(f"Fires: {_entries(report.denied)}"
                      + (f"; the refusal names “{inert(verdict.matched)}”" if verdict.matched else ""))

@@ -87,8 +87,9 @@ class OperatorGroup(app_commands.Group):
     @app_commands.command(name="quota-clear", description="Remove a user's cap across every server")
     @app_commands.describe(user="Whose cap to remove")
     async def quota_clear(self, interaction: discord.Interaction, user: discord.User) -> None:
-        await self.moderation.clear_limit(interaction.user.id, user.id, guild_id=GLOBAL)
-        await reply(interaction, f"Cap removed.\n{await self._cap_text(user.id)}")
+        removed = await self.moderation.clear_limit(interaction.user.id, user.id, guild_id=GLOBAL)
+        head = "Cap removed." if removed else f"<@{user.id}> had no cap across every server."
+        await reply(interaction, f"{head}\n{await self._cap_text(user.id)}")
 
     @app_commands.command(name="quota-reset", description="Count a user's cap across every server from now on")
     @app_commands.describe(user="Whose count starts again from zero")
@@ -119,8 +120,9 @@ class OperatorGroup(app_commands.Group):
     async def block(self, interaction: discord.Interaction, user: discord.User,
                     reason: app_commands.Range[str, None, 300] | None = None,
                     duration: app_commands.Range[str, None, 40] | None = None) -> None:
-        record = await self.moderation.block(interaction.user.id, person(user), reason, duration, guild_id=GLOBAL)
-        await reply(interaction, text.blocked(record).replace("Blocked", "Blocked in every server", 1))
+        earlier = await self.moderation.repo.active_block(person(user), [GLOBAL], self.moderation.now())
+        record = await self.moderation.block(interaction.user.id, user.id, reason, duration, guild_id=GLOBAL)
+        await reply(interaction, text.blocked(record, earlier).replace("Blocked", "Blocked in every server", 1))
 
     @app_commands.command(name="unblock", description="Lift a user's block across every server")
     @app_commands.describe(user="Who may make videos again, in every server")

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 
 from bot.gpu.models import DEFAULT_ASPECT
-from bot.moderation.rules import QuotaDefault, discord_time, inert
+from bot.moderation.rules import QuotaDefault, discord_time, ended, inert
 from bot.moderation.servers import Presets
 from bot.settings import Settings
 from bot.ui.text import MESSAGE_CHARS, clipped, counted
@@ -35,11 +35,19 @@ def defaults(default: QuotaDefault, roles: list[RoleQuotaRecord]) -> str:
     return clipped(lines + [f"• <@&{role.role_id}>: {counted(role.max_videos, 'video')}" for role in roles])
 
 
-def blocked(block: BlockRecord) -> str:
-    """Confirmation of a block."""
+def blocked(block: BlockRecord, earlier: BlockRecord | None = None) -> str:
+    """Confirmation of a block, naming the `earlier` one it replaces."""
     until = "permanently" if block.until is None else (
         f"until {discord_time(block.until, 'f')} ({discord_time(block.until)})")
-    return f"Blocked <@{block.user_id}> {until}. Reason shown to them: {inert(block.reason)}"
+    replaced = "" if earlier is None else (
+        f" This replaces their earlier block ({_lasts(earlier)}, by <@{earlier.blocked_by}>: "
+        f"{inert(earlier.reason, 100)}).")
+    return f"Blocked <@{block.user_id}> {until}.{replaced} Reason shown to them: {ended(inert(block.reason))}"
+
+
+def _lasts(block: BlockRecord) -> str:
+    """How long a block holds: "permanent" or "until <date>"."""
+    return "permanent" if block.until is None else f"until {discord_time(block.until, 'f')}"
 
 
 def block_list(blocks: list[BlockRecord]) -> str:
@@ -48,8 +56,7 @@ def block_list(blocks: list[BlockRecord]) -> str:
         return "Nobody is blocked."
     lines = [f"**Blocked users** ({len(blocks)})"]
     for block in blocks[:LISTED]:
-        until = "permanent" if block.until is None else f"until {discord_time(block.until, 'f')}"
-        lines.append(f"• <@{block.user_id}> · {until} · by <@{block.blocked_by}> · {inert(block.reason, 100)}")
+        lines.append(f"• <@{block.user_id}> · {_lasts(block)} · by <@{block.blocked_by}> · {inert(block.reason, 100)}")
     return clipped(lines, more=max(len(blocks) - LISTED, 0))
 
 

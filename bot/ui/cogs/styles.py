@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import InvalidInput
 from bot.gpu.styles import NONE
 from bot.moderation.rules import Moderation
 from bot.moderation.servers import ServerSettings
@@ -25,6 +26,7 @@ from bot.ui.text import clipped, shown
 
 log = logging.getLogger(__name__)
 
+OFF_DEFAULT = "It is off in this server: /video renders without a style until it is on again."
 
 
 @app_commands.guild_only()
@@ -58,7 +60,7 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
 
     async def _turn(self, interaction: discord.Interaction, style: str, *, on: bool) -> None:
         """Turn `style` on or off in the interaction's server and answer with what changed and the listing."""
-        guild, state, style = server(interaction), "on" if on else "off", self.styles.named(style)
+        guild, state, style = server(interaction), "on" if on else "off", self._named(style)
         changed = await self.styles.turn(interaction.user.id, guild, style, on=on)
         head = (f"The style {style} is now {state} in this server." if changed
                 else f"The style {style} was already {state}.")
@@ -70,11 +72,20 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
     @app_commands.describe(style=f"A style, or {NONE} for no default style")
     async def style_default(self, interaction: discord.Interaction, style: str) -> None:
         guild = server(interaction)
-        chosen = None if style.strip().lower() == NONE else self.styles.named(style)
+        chosen = None if style.strip().lower() == NONE else self._named(style)
         await self.servers.set_default_style(interaction.user.id, guild, chosen)
         head = ("This server has no default style now." if chosen is None
                 else f"/video now uses the style {chosen} here when a member names none.")
+        if chosen in await self.styles.off(guild):
+            head += f" {OFF_DEFAULT}"
         await reply(interaction, await self.listing(guild, head))
+
+    def _named(self, style: str) -> str:
+        """The style a moderator typed, as the styles file names it; InvalidInput for a blank one."""
+        if not style.strip():
+            known = ", ".join(self.styles.offered) or "none (the bot's operator has not listed any)"
+            raise InvalidInput(f"style= is blank: name one of this bot's styles: {known}.")
+        return self.styles.named(style)
 
     @style_off.autocomplete("style")
     @style_on.autocomplete("style")

@@ -112,7 +112,7 @@ async def test_refused_prompts_are_logged_and_never_run(make_service, prompt, re
 
 async def test_options_over_the_server_caps_are_refused(make_service):
     h = await make_service(max_steps=10, max_frames=4)
-    assert "steps=11 is above this bot's limit of 10 (MAX_STEPS)." in (await h.refused(steps=11)).message
+    assert "steps=11 is above this bot's limit of 10." in (await h.refused(steps=11)).message
     assert (await h.refused(frames=5)).reason == "invalid"
     negative = await h.refused(negative_prompt="blurry " * 80)
     assert negative.reason == "too_long" and "negative prompt" in negative.message

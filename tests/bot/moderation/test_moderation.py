@@ -57,7 +57,7 @@ def test_a_blank_duration_is_refused_not_read_as_permanent(text):
                                    "combined, 1d12h), or 'permanent', or leave it out for a permanent block.")
 
 
-@pytest.mark.parametrize("text", ["0m", "3651d", "999999w"])
+@pytest.mark.parametrize("text", ["0m", "3651d", "999999w", "1000000d", "9" * 39 + "s"])
 def test_durations_out_of_range_are_refused(text):
     with pytest.raises(InvalidInput, match="must be longer than 0 and at most 3650 days"):
         parse_duration(text)

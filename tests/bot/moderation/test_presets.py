@@ -53,8 +53,8 @@ async def test_presets_are_set_merged_per_server_and_reset(servers, mods):
 
 
 @pytest.mark.parametrize(("values", "says"), [
-    ({"steps": 61}, "steps=61 is above this bot's limit of 60 (MAX_STEPS)."),
-    ({"frames": 30}, "frames=30 is above this bot's limit of 24 (MAX_FRAMES)."),
+    ({"steps": 61}, "steps=61 is above this bot's limit of 60."),
+    ({"frames": 30}, "frames=30 is above this bot's limit of 24."),
     ({"steps": 0}, "steps=0 is outside"),
     ({"guidance": 31.0}, "guidance=31.0 is outside"),
     ({"sampler": "euler"}, "sampler='euler' is not one of ddim, dpmpp-2m."),
