@@ -97,6 +97,10 @@ class MediaStore:
             self._unposterable.add(job_id)
             await asyncio.to_thread(self.poster_path(job_id).unlink, missing_ok=True)  # an older video's
             return None
+        if not self.has(job_id):  # deleted while decoding: `delete` removed the video before the poster we wrote
+            await asyncio.to_thread(poster.unlink, missing_ok=True)
+            log.info("job %d: its video was deleted while its poster frame was made; the poster is gone too", job_id)
+            return None
         log.info("job %d: poster frame of %d bytes at %s", job_id, len(jpeg), poster)
         return poster
 

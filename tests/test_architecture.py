@@ -82,7 +82,7 @@ MAY_IMPORT = {
     "bot.gpu": {"bot.errors", "bot.settings"},
     "bot.moderation": {"bot.errors", "bot.settings"},
     "bot.jobs": {"bot.errors", "bot.settings", "bot.tasks", "bot.gpu", "bot.moderation"},
-    "bot.web": {"bot.errors", "bot.settings", "bot.media", "bot.jobs"},
+    "bot.web": {"bot.errors", "bot.settings", "bot.media", "bot.jobs", "bot.moderation"},
     "bot.ui": {"bot.errors", "bot.settings", "bot.tasks", "bot.media", "bot.retention", "bot.startup", "bot.gpu",
                "bot.jobs", "bot.moderation"},
     "bot.app": {"bot.errors", "bot.settings", "bot.tasks", "bot.media", "bot.startup", "bot.gpu", "bot.jobs",

@@ -118,7 +118,9 @@ class Showcase:
         return f"Posted in <#{channel_id}>: {message.jump_url}"
 
     async def withdraw(self, job_id: int) -> None:
-        """Delete the showcase post of a deleted job (the gallery already leaves it out)."""
+        """Delete the showcase post of a deleted job (the gallery already leaves it out). A post Discord will not
+        delete now (the bot lost the channel, Discord is down) is logged, and stays recorded: the deletion of the
+        job goes on without it."""
         entry = await self.repo.get(job_id)
         if entry is None or entry.channel_id is None or entry.message_id is None:
             return
@@ -127,6 +129,10 @@ class Showcase:
             await post.delete()
         except discord.NotFound:
             log.info("showcase post %d of job %d was already gone", entry.message_id, job_id)
+        except discord.HTTPException as error:
+            log.warning("showcase post %d of job %d could not be taken down (%s %s); delete it in channel %d by hand",
+                        entry.message_id, job_id, error.status, error.text, entry.channel_id)
+            return
         await self.repo.set_post(entry.id, None, None)
         log.info("job %d withdrawn from the showcase channel", job_id)
 

@@ -29,7 +29,7 @@ from aiohttp import web
 from bot.media import MediaStore
 from bot.settings import SNOWFLAKE_MAX
 from bot.web.pages import CSP, Pager, Server, listing, servers_page, video_page
-from bot.web.site import LocalSite
+from bot.web.site import NOSNIFF, LocalSite
 from storage import ShowcaseRecord, ShowcaseRepository, ShowcaseState
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,7 @@ MAX_PER_PAGE = 50  # per_page above this shows this many
 PAGE_CACHE = "public, max-age=60"
 PRIVATE_PAGE_CACHE = "private, max-age=60"  # a video's page whose links come from the request (no GALLERY_PUBLIC_URL)
 MEDIA_CACHE = "public, max-age=86400, immutable"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+SECURITY_HEADERS = {**NOSNIFF, "Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer"}  # every response
 
 ID = "[1-9][0-9]{0,18}"  # a path's id: ASCII digits, no leading zero, at most 19 of them
 ServerName = Callable[[int], str | None]  # a server's name, None when the bot is not in it
@@ -64,7 +60,7 @@ class Gallery(LocalSite):
         self.front_page = front_page  # GALLERY_FRONT_PAGE: all, servers, or a server id
         self.server_name = server_name
         self.public_url = public_url.rstrip("/") if public_url else None  # GALLERY_PUBLIC_URL
-        super().__init__()
+        super().__init__(SECURITY_HEADERS)
         self.app.add_routes([web.get("/", self.index), web.get(f"/servers/{{guild:{ID}}}", self.server),
                              web.get(f"/servers/{{guild:{ID}}}/", self.server),
                              web.get(f"/videos/{{job:{ID}}}", self.video_page),
@@ -131,8 +127,7 @@ class Gallery(LocalSite):
         if not path.is_file():
             log.warning("showcase job %d is approved but %s is missing", job_id, path)
             raise web.HTTPNotFound(text=f"the video of job {job_id} is not kept any more")
-        return web.FileResponse(path, headers={"Content-Type": "video/mp4", "Cache-Control": MEDIA_CACHE,
-                                               **SECURITY_HEADERS})
+        return web.FileResponse(path, headers={"Content-Type": "video/mp4", "Cache-Control": MEDIA_CACHE})
 
     async def poster(self, request: web.Request) -> web.StreamResponse:
         """The poster frame of an approved, undeleted entry's video, made now if it was kept without one."""
@@ -140,8 +135,7 @@ class Gallery(LocalSite):
         path = await self.media.poster(job_id)
         if path is None:
             raise web.HTTPNotFound(text=f"the video of job {job_id} has no poster frame")
-        return web.FileResponse(path, headers={"Content-Type": "image/jpeg", "Cache-Control": MEDIA_CACHE,
-                                               **SECURITY_HEADERS})
+        return web.FileResponse(path, headers={"Content-Type": "image/jpeg", "Cache-Control": MEDIA_CACHE})
 
     async def _shown(self, job_id: int) -> ShowcaseRecord:
         """The approved entry of an undeleted job, or a 404."""
@@ -179,5 +173,4 @@ def _count(request: web.Request, name: str, default: int) -> int:
 
 
 def _html(body: str) -> web.Response:
-    return web.Response(text=body, content_type="text/html", charset="utf-8",
-                        headers={"Cache-Control": PAGE_CACHE, **SECURITY_HEADERS})
+    return web.Response(text=body, content_type="text/html", charset="utf-8", headers={"Cache-Control": PAGE_CACHE})

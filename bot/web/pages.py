@@ -1,10 +1,12 @@
 """The gallery's HTML: a page of video tiles, a page per video whose Open Graph tags unfurl a shared link into the
 video (Discord, Slack, Mastodon...), and the list of servers.
 
-Every piece of user text (prompts, author and server names) is escaped here. The pages run one script, AUTOPLAY,
-inline and allowed by its hash in the Content-Security-Policy (CSP), so no text in a page can ever run: it plays a
-tile muted and looping while it is in view or under the pointer, and a click opens the video's page. Without it
-(JavaScript off, or a visitor who prefers reduced motion) every tile keeps the browser's own controls.
+Every piece of user text (prompts, author and server names) is escaped here, without the control and bidi control
+characters the policy gate refuses in a prompt (names pass no gate: an override would show what follows reversed). The
+pages run one script, AUTOPLAY, inline and allowed by its hash in the Content-Security-Policy (CSP), so no text in a
+page can ever run: it plays a tile muted and looping while it is in view or under the pointer, and a click opens the
+video's page. Without it (JavaScript off, or a visitor who prefers reduced motion) every tile keeps the browser's own
+controls.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import html
 from dataclasses import dataclass
 
+from bot.moderation.policy.normalise import UNSAFE_RE
 from storage import ShowcaseRecord
 
 DISCORD_SERVER = "https://discord.com/channels/{guild}"  # opens the server in Discord, for its members
@@ -203,5 +206,5 @@ def _votes(votes: int) -> str:
 
 
 def _text(text: str) -> str:
-    """User text made safe for HTML content and quoted attributes."""
-    return html.escape(text, quote=True)
+    """User text made safe for HTML content and quoted attributes, shown in the order it is read."""
+    return html.escape(UNSAFE_RE.sub("", text), quote=True)

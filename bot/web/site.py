@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from storage.errors import unavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}  # a body is what its Content-Type says, never sniffed into HTML
 
 log = logging.getLogger(__name__)
 
 
 class LocalSite:
-    """Owns `self.app`; `start` listens on host:port and `stop` closes it, so subclasses only add routes."""
+    """Owns `self.app`; `start` listens on host:port and `stop` closes it, so subclasses only add routes. Every
+    response carries `headers`, aiohttp's own errors too (a 404 of an unknown path, a 416 of a range past the end)."""
 
-    def __init__(self) -> None:
+    def __init__(self, headers: Mapping[str, str] = NOSNIFF) -> None:
         self.app = web.Application(middlewares=[_database_down])
+        self.app.on_response_prepare.append(self._headed)
+        self._headers = dict(headers)
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -39,6 +43,14 @@ class LocalSite:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _headed(self, request: web.Request, response: web.StreamResponse) -> None:
+        """The site's headers on a response about to be sent; an error's without the cache lifetime its handler
+        meant for the content (a video's 404 or 416 kept for a day would hide the video that long)."""
+        for name, value in self._headers.items():
+            response.headers.setdefault(name, value)
+        if response.status >= 400:
+            response.headers.popall("Cache-Control", None)
 
 
 @web.middleware

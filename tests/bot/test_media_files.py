@@ -111,3 +111,25 @@ async def test_deleting_a_video_removes_its_poster(tmp_path: Path):
 
     assert await media.delete(3) is True
     assert list(media.root.iterdir()) == []
+
+
+async def test_a_video_deleted_while_its_poster_is_made_leaves_no_poster_behind(tmp_path: Path, monkeypatch):
+    """A visitor's first request for an old video's poster, and its owner's 🗑 Delete meanwhile: no frame of the
+    deleted video stays on disk (nothing would ever serve or sweep it)."""
+    import bot.media
+
+    media = MediaStore(tmp_path / "media")
+    media.root.mkdir()
+    media.path(5).write_bytes(tiny_mp4())  # kept before posters were made
+    real = bot.media.poster_jpeg
+
+    def decoded_then_deleted(video: Path) -> bytes:
+        jpeg = real(video)
+        media.path(5).unlink()  # 🗑 Delete, in its order: the video, then its poster (not made yet)
+        media.poster_path(5).unlink(missing_ok=True)
+        return jpeg
+
+    monkeypatch.setattr(bot.media, "poster_jpeg", decoded_then_deleted)
+
+    assert await media.poster(5) is None
+    assert list(media.root.iterdir()) == []

@@ -152,6 +152,23 @@ async def test_deleting_an_approved_video_takes_its_showcase_post_down(stacks: S
     assert await stack.bot.showcase.repo.approved_count() == 0
 
 
+@pytest.mark.parametrize(("status", "code"), [(403, 50001), (503, 0)])  # the bot lost the channel; Discord down
+async def test_a_showcase_post_that_cannot_be_taken_down_still_lets_its_result_be_deleted(
+        stacks: Stacks, showcase_channel, caplog, status: int, code: int):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await nominated(stack, bob)
+        await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+        fake.fail_next(f"DELETE /channels/{showcase_channel.id}/messages/{post.id}", status, code=code)
+        answer = await delete_result(fake, result, 1, bob)
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert answer.content == "🗑️ Deleted job #1." and result.deleted and entry.job_deleted
+    assert f"showcase post {post.id} of job 1 could not be taken down" in caplog.text
+
+
 async def test_mentions_in_a_showcased_prompt_never_ping(stacks: Stacks, showcase_channel):
     prompt = "@everyone a cat with <@123456789012345678> and <@&223456789012345678> dancing"
     async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:

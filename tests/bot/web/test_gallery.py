@@ -22,6 +22,7 @@ from PIL import Image, ImageStat
 
 from bot.app import run
 from bot.media import MediaStore
+from bot.moderation.policy.normalise import UNSAFE_RE
 from bot.web.gallery import Gallery
 from storage import Repository, create_engine, migrate
 from storage.showcase import ShowcaseRepository
@@ -176,6 +177,38 @@ async def test_prompts_and_names_are_escaped_and_no_script_but_the_gallerys_own_
     assert "default-src 'none'" in csp and "<script" not in one
 
 
+async def test_direction_overrides_and_control_characters_in_names_and_prompts_never_reach_a_page(tmp_path: Path):
+    """A name or prompt with a right-to-left override would show the text after it reversed (a server's name before
+    " · Video showcase", an author's before the votes in a link preview); with a NUL or ESC it is garbled."""
+    async with opened(tmp_path, server_name={SERVER: "Art\u202e club\x00"}.get) as world:
+        job_id = await world.approved("a calm\u2066 lake\x1b", author="Eve\u202eevil\u200f")
+        pages = [(await fetch(f"{world.url}{path}"))[2].decode()
+                 for path in ("/", f"/servers/{SERVER}/", f"/videos/{job_id}")]
+
+    for page in pages:
+        assert not UNSAFE_RE.search(page), [f"U+{ord(c):04X}" for c in UNSAFE_RE.findall(page)]
+        assert "Art club" in page and "a calm lake" in page and "Eveevil" in page
+    assert meta_tags(pages[2])["og:description"] == "by Eveevil · ⭐ 0 votes"
+
+
+@pytest.mark.parametrize(("path", "headers", "status"), [
+    ("/no-such-page", {}, 404),
+    ("/?page=<script>alert(1)</script>", {}, 400),  # the value is named in the answer
+    ("/videos/1", {}, 200),
+    ("/videos/1.mp4", {"Range": "bytes=999999-"}, 416),
+    ("/videos/1.mp4", {"Range": "bytes=0-99"}, 206),
+])
+async def test_every_answer_errors_included_is_never_sniffed_and_no_error_is_kept_in_a_cache(
+        world: World, path: str, headers: dict[str, str], status: int):
+    await world.approved("a calm lake")
+
+    got, answer, _ = await fetch(f"{world.url}{path}", **headers)
+
+    assert got == status
+    assert answer["X-Content-Type-Options"] == "nosniff" and "default-src 'none'" in answer["Content-Security-Policy"]
+    assert ("max-age" in answer.get("Cache-Control", "")) == (status < 400)  # a 416 must not stay for a day
+
+
 async def test_videos_are_served_as_mp4_with_range_requests(world: World):
     job_id = await world.approved("a spinning top")
     data = world.media.path(job_id).read_bytes()
@@ -183,11 +216,14 @@ async def test_videos_are_served_as_mp4_with_range_requests(world: World):
     full = await fetch(f"{world.url}/videos/{job_id}.mp4")
     part = await fetch(f"{world.url}/videos/{job_id}.mp4", Range="bytes=100-199")
     tail = await fetch(f"{world.url}/videos/{job_id}.mp4", Range="bytes=-50")
+    async with aiohttp.ClientSession() as session, session.head(f"{world.url}/videos/{job_id}.mp4") as head:
+        asked = head.status, head.headers["Content-Length"], head.headers["Accept-Ranges"], await head.read()
 
     assert full[0] == 200 and full[1]["Content-Type"] == "video/mp4" and full[2] == data
     assert full[1]["Accept-Ranges"] == "bytes" and full[1]["Cache-Control"] == "public, max-age=86400, immutable"
     assert part[0] == 206 and part[1]["Content-Range"] == f"bytes 100-199/{len(data)}" and part[2] == data[100:200]
     assert tail[0] == 206 and tail[2] == data[-50:]
+    assert asked == (200, str(len(data)), "bytes", b"")  # HEAD: what an embedder asks before it fetches
 
 
 async def test_posters_are_served_and_made_for_videos_kept_without_one(world: World):

@@ -94,6 +94,14 @@ async def test_healthz_is_200_with_each_part_when_connected_loaded_and_the_datab
     assert json.loads(body) == {"status": "ok", "problems": [], **HEALTHY}
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/metrics", "/no-such-page"])
+async def test_health_answers_are_never_sniffed_into_another_type(path: str):
+    async with TestClient(TestServer(Health(Client(), Metrics()).app)) as client:
+        response = await client.get(path)
+
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
 async def test_a_sqlite_file_deleted_under_the_running_bot_is_a_problem_though_its_connections_answer(
         repo: Repository, tmp_path: Path):
     await repo.get_job(0)  # a pooled connection holds the file open
