@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 DTYPE_SHORT = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # as `python -m t2v --dtype` takes them
 EXECUTORS = ("local", "ray")  # T2V_EXECUTOR: threads in this process, or actors of a Ray cluster
+GPU_RESOURCE = "GPU"  # Ray's name for a GPU (RAY_WORKER_RESOURCE's default); its names are case-sensitive
 OPTIMIZE = ("auto", "on", "off")  # T2V_OPTIMIZE: t2v.fast on CUDA devices only, everywhere, or nowhere
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "ERR": "ERROR", "INFORMATION": "INFO", "TRACE": "DEBUG"}
@@ -81,6 +82,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "mod_role_id": (1, SNOWFLAKE_MAX),
     "showcase_channel_id": (1, SNOWFLAKE_MAX),
 }
+PATHS = ("t2v_model", "upscale_model", "t2v_compile_cache", "styles_file", "media_dir")  # a file or a folder
+UNITS = {"_s": "seconds", "_gb": "GiB", "_days": "days"}  # a ranged setting's name ends with its unit
+HOST_NAME_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")  # RFC 1123
+RAY_ADDRESS_RE = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})")  # (ray://)HOST:PORT
+RAY_ADDRESS_WORDS = ("auto", "local")  # ray.init's: a cluster `ray start` began on this host; a Ray of the bot's own
 ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
     "discord_api_base": (("https", "http"), "https://discord-proxy.internal/api/v10"),
     "discord_gateway_url": (("wss", "ws"), "wss://discord-proxy.internal/gateway"),
@@ -287,15 +293,54 @@ class Settings(BaseSettings):
             raise _problem("T2V_EXECUTOR=ray needs the ray package: pip install -e '.[ray]'")
         return kind
 
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_address_joins(cls, address: str | None, info: ValidationInfo) -> str | None:
+        """With T2V_EXECUTOR=ray: HOST:PORT (the head's GCS), ray://HOST:PORT (Ray Client, with its packages), auto or
+        local, as ray.init takes them. Not read by the local executor (the variable may be `ray job submit`'s)."""
+        if address is None or info.data.get("t2v_executor") != "ray":
+            return address
+        address = address.strip()
+        host = urlsplit(address if "://" in address else f"//{address}").hostname or "HEAD"
+        gcs = f"[{host}]:6379" if ":" in host else f"{host}:6379"  # the port `ray start --head` listens on
+        if address.lower().startswith(("http://", "https://")):
+            raise _problem(f"RAY_ADDRESS={address} is the address of Ray's dashboard and job API, not of the cluster: "
+                           f"give the head's GCS address, such as {gcs}")
+        form = RAY_ADDRESS_RE.fullmatch(address)
+        if address not in RAY_ADDRESS_WORDS and (form is None or not 0 < int(form[3]) <= 65535):
+            raise _problem(f"RAY_ADDRESS={address} is not HOST:PORT (the head's GCS address, such as {gcs}), "
+                           "ray://HOST:PORT, auto or local")
+        if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+            raise _problem(f"RAY_ADDRESS={address} joins through Ray Client, which needs its own packages: pip install "
+                           f"'ray[client]' (or give the head's GCS address, such as {gcs}, from a node of the cluster)")
+        return address
+
     @field_validator("ray_worker_resource")
     @classmethod
     def _resource_is_a_name(cls, name: str) -> str:
-        """A Ray resource name: GPU, or a custom resource the workers were started with (ray start --resources)."""
+        """A Ray resource name: GPU (any case, as Ray names it), or a custom resource the workers were started with
+        (ray start --resources)."""
         name = name.strip()
-        if not re.fullmatch(r"[A-Za-z_][\w.-]*", name) or name == "CPU":
+        if name.upper() == GPU_RESOURCE:
+            return GPU_RESOURCE
+        if not re.fullmatch(r"[A-Za-z_][\w.-]*", name) or name.upper() == "CPU":
             raise _problem(f"RAY_WORKER_RESOURCE={name!r} is not a resource name: use GPU or the name of a custom "
                            "resource given to `ray start --resources` (CPU cannot be reserved per worker)")
         return name
+
+    @field_validator(*PATHS, mode="before")
+    @classmethod
+    def _no_tilde(cls, value: Any, info: ValidationInfo) -> Any:
+        """A path starting with '~': only shells expand it; .env, systemd's EnvironmentFile and Docker's env files
+        do not."""
+        if not isinstance(value, str) or not value.strip().startswith("~"):
+            return value
+        try:
+            example = f", e.g. {Path(value.strip()).expanduser()}"
+        except RuntimeError:  # ~name of a user this host does not know
+            example = ""
+        raise _problem(f"{info.field_name.upper()}={value}: '~' is not expanded here (it would be a folder named "
+                       f"'~'); write the full path{example}")
 
     @field_validator(*ID_LISTS, mode="before")
     @classmethod
@@ -319,6 +364,18 @@ class Settings(BaseSettings):
             raise _problem(f"DISCORD_GUILD_ID={home} is not in ALLOWED_GUILD_IDS={','.join(map(str, allowed))}: "
                            "add it there, or the bot would leave the server it syncs its commands to")
         return allowed
+
+    @field_validator("gallery_host", "health_host")
+    @classmethod
+    def _host_alone(cls, host: str, info: ValidationInfo) -> str:
+        """A host name or an IP address to listen on: no port (that is its own setting), no scheme, no brackets."""
+        host = host.strip()
+        if _ip_version(host) is None and not HOST_NAME_RE.fullmatch(host):
+            name = info.field_name.upper()
+            raise _problem(f"{name}={host} is not a host name or an IP address: give the address alone, such as "
+                           f"127.0.0.1 (this host only) or 0.0.0.0 (every address), and the port in "
+                           f"{name.replace('HOST', 'PORT')}")
+        return host
 
     @model_validator(mode="after")
     def _web_ports_apart(self) -> Settings:
@@ -504,5 +561,24 @@ def _error_line(problem: Mapping[str, Any]) -> str:
         return "DISCORD_TOKEN is not a valid token string"  # never echo the token itself
     words = _TYPE_WORDS.get(problem["type"])
     if words is not None:
-        return f"{name}={problem['input']} is not {words}"
+        return f"{name}={problem['input']} is not {words}{_what_to_write(field)}"
     return f"{name}={problem.get('input')}: {problem['msg']}"
+
+
+def _what_to_write(field: str) -> str:
+    """After "is not a number": what would be right for a ranged setting (its unit, its range, its default), or for
+    a Discord id; nothing for the others (a boolean's words say it)."""
+    if field not in RANGES:
+        return ""
+    low, high = RANGES[field]
+    if high == SNOWFLAKE_MAX:
+        return ": write the id alone, such as 123456789012345678 (Discord: Developer Mode → right-click → Copy ID)"
+    unit = next((f"write the {word} alone, " for suffix, word in UNITS.items() if field.endswith(suffix)), "")
+    default = Settings.model_fields[field].default
+    example = f", such as {field.upper()}={_plain(default)}" if isinstance(default, int | float) else ""
+    return f": {unit}from {_plain(low)} to {_plain(high)}{example}"
+
+
+def _plain(number: float) -> str:
+    """A number as an operator writes it: 3600, not 3600.0 or 3.6e+03."""
+    return str(int(number)) if float(number).is_integer() else str(number)

@@ -14,6 +14,7 @@ supervisor to start it again later); a SIGTERM or SIGINT meanwhile ends the star
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import time
@@ -35,6 +36,7 @@ T = TypeVar("T")
 FIRST_DELAY_S = 1.0  # the first wait after a failed try; each next one doubles ...
 MAX_DELAY_S = 30.0  # ... up to this
 DEPLOYED_AS = "the Docker image runs as uid 10001, the systemd unit as user videobot"
+SYSTEMD_STATE = "/var/lib/videobot"  # deploy/videobot.service's StateDirectory: the one folder the unit may write
 
 
 # --- the environment the settings name ------------------------------------------------------------------------------
@@ -99,6 +101,10 @@ def writable_folder(setting: str, value: str, folder: Path) -> str | None:
         return (f"{setting}={value}: permission denied: user {current_user()} may not create files in {existing}; "
                 f"make it writable for that user (chown or chmod) or set {setting} to a folder it may write "
                 f"({DEPLOYED_AS})")
+    if error is not None and error.errno == errno.EROFS:  # systemd's ProtectSystem=strict, or a read-only mount
+        return (f"{setting}={value}: {existing} is on a read-only file system for user {current_user()}; set "
+                f"{setting} to a folder it may write, or, under the systemd unit (ProtectSystem=strict: only "
+                f"{SYSTEMD_STATE} is writable), add the folder to ReadWritePaths= with `systemctl edit videobot`")
     if error is not None:
         return (f"{setting}={value}: user {current_user()} cannot create files in {existing} ({error.strerror}); "
                 f"set {setting} to a folder it may write")

@@ -17,6 +17,7 @@ import urllib.request
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", "9090"  # the bot's defaults (bot.settings)
 LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}  # listening everywhere: ask locally
 TIMEOUT_S = 5.0  # below the HEALTHCHECK's own --timeout
+OFF = ("0", "false", "f", "no", "n", "off")  # what the bot reads as false (pydantic's booleans), any case
 
 
 def url_from(env: dict[str, str]) -> str:
@@ -51,7 +52,7 @@ def check(url: str) -> str | None:
 def main() -> int:
     """Check the bot's /healthz; 0 healthy, 1 unhealthy."""
     env = {key.upper(): value for key, value in os.environ.items()}
-    if env.get("HEALTH_ENABLED", "1").strip().lower() in ("0", "false", "no", "off"):
+    if env.get("HEALTH_ENABLED", "1").strip().lower() in OFF:
         print("unhealthy: HEALTH_ENABLED=0 turns /healthz off; turn this health check off too", file=sys.stderr)
         return 1
     trouble = check(url_from(env))

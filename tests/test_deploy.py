@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from bot.jobs.service import STOP_GRACE_S
+from bot.startup import SYSTEMD_STATE
 from bot.web.health import Health
 from bot.web.metrics import Metrics
 from tests.ci import missing
@@ -199,6 +200,9 @@ def test_the_unit_runs_the_venv_bot_as_its_own_user_and_restarts_on_failure(unit
     assert (service["Restart"], service["RestartPreventExitStatus"]) == ("on-failure", "2")  # 2: bad settings
     assert service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) >= STOP_GRACE_S + STOP_MARGIN_S
+    # SIGTERM to the bot alone: sent to its whole control group (systemd's default), it would kill the local Ray's
+    # actors under the running jobs the bot is letting finish
+    assert service["KillMode"] == "mixed"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
@@ -206,6 +210,7 @@ def test_the_unit_can_write_only_its_database_directory(unit) -> None:
     service = unit["Service"]
     assert (service["NoNewPrivileges"], service["ProtectSystem"], service["PrivateTmp"]) == ("yes", "strict", "yes")
     assert service["WorkingDirectory"] in service["ReadWritePaths"].split()
+    assert service["ReadWritePaths"] == SYSTEMD_STATE  # what a read-only MEDIA_DIR's line names (bot.startup)
     assert service["WorkingDirectory"] == f"/var/lib/{service['StateDirectory']}"
     assert "PrivateDevices" not in service  # it would hide /dev/nvidia*
 
@@ -293,6 +298,13 @@ async def test_the_healthcheck_fails_when_nothing_answers_or_health_is_off(healt
     assert capsys.readouterr().err.startswith(f"unhealthy: nothing answers at http://127.0.0.1:{port}/healthz (")
     assert await healthcheck(HEALTH_ENABLED="0") == 1
     assert "HEALTH_ENABLED=0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("off", ["0", "false", "No", "off", "n", "f"])
+async def test_every_way_the_bot_reads_health_enabled_as_off_is_named_as_off(healthcheck, capsys, off) -> None:
+    """The bot reads HEALTH_ENABLED as pydantic reads a boolean; the check must agree, or it blames the bot."""
+    assert await healthcheck(HEALTH_ENABLED=off, HEALTH_PORT=str(free_port())) == 1
+    assert capsys.readouterr().err.startswith("unhealthy: HEALTH_ENABLED=0 turns /healthz off")
 
 
 def test_the_healthcheck_runs_as_a_script_with_docker_exit_codes() -> None:

@@ -46,6 +46,7 @@ from bot.gpu.executor import (
 from bot.gpu.executor import report_progress as report
 from bot.gpu.source import ModelSource
 from bot.gpu.work import warm_up_work
+from bot.settings import GPU_RESOURCE as GPU
 from t2v.errors import WeightsError
 
 if TYPE_CHECKING:
@@ -60,7 +61,6 @@ LOAD_TIMEOUT_S = 1800.0  # an actor that has not loaded its pipeline by then cou
 MAX_RESTARTS = 3  # times Ray restarts a dead actor before it is gone for good
 MAX_LOSSES = 2  # workers a job may lose before it fails with WorkerLost
 ENDED_KEPT = 256  # finished job keys an actor remembers, so a late cancel does not leave an entry behind
-GPU = "GPU"
 
 
 # --- the actor (runs in the Ray worker process) ------------------------------------------------------------------
@@ -210,6 +210,7 @@ class RayExecutor(ExecutorBase):
         self._line: deque[_Item] = deque()  # submitted, waiting for a free worker; retried jobs go first
         self._keys = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reviving: set[asyncio.Task[None]] = set()  # of _tasks: waiting for Ray to restart a dead actor
         self._owns_ray = False
         self._factory_ref: Any = None
         self._joining: asyncio.Future[None] | None = None  # ray.init's answer while start() waits for it
@@ -282,13 +283,26 @@ class RayExecutor(ExecutorBase):
     def _worker_count(self) -> int:
         """RAY_WORKERS, or the cluster's units of the resource; sets load_error when there are none or too few."""
         available = int(ray.cluster_resources().get(self._resource, 0))
-        if self._count > available or available == 0:
-            wanted = self._count or "one per unit"
-            self.load_error = RuntimeError(f"the Ray cluster has {available} {self._resource} but {wanted} workers "
-                                           f"were asked for (RAY_WORKERS={self._count})")
-            log.error("%s", self.load_error)
-            return 0
-        return self._count or available
+        if available == 0:
+            self.load_error = RuntimeError(self._nothing_to_reserve())
+        elif self._count > available:
+            self.load_error = RuntimeError(f"the Ray cluster has {available} {self._resource} but {self._count} "
+                                           f"workers were asked for (RAY_WORKERS={self._count})")
+        else:
+            return self._count or available
+        log.error("%s", self.load_error)
+        return 0
+
+    def _nothing_to_reserve(self) -> str:
+        """What to do when the cluster has none of the resource: let GPU hosts join it, or join one that has them."""
+        lacks = f"no {self._resource} for the workers (RAY_WORKER_RESOURCE={self._resource})"
+        if self._address is None:  # ray.init() started a Ray of this host's own, which no node joins
+            return (f"the Ray the bot started on this host has {lacks}: set RAY_ADDRESS to the head of a cluster whose "
+                    "GPU hosts have joined it (docs/scale-out.md), or T2V_EXECUTOR=local")
+        head = "HEAD:6379" if "://" in self._address else self._address
+        counted = "" if self._resource == GPU else f" --resources='{{\"{self._resource}\": 1}}'"  # Ray counts GPUs
+        return (f"the Ray cluster at {self._address} has {lacks}: start a Ray node on each GPU host with `ray start "
+                f"--address={head}{counted}`, then restart the bot; `ray status` lists what the cluster has")
 
     async def _load(self, worker: _Worker) -> None:
         """Wait for one actor to load its pipeline; a failure or LOAD_TIMEOUT_S leaves it out."""
@@ -311,12 +325,15 @@ class RayExecutor(ExecutorBase):
         ray.kill(worker.actor, no_restart=True)
 
     async def close(self) -> None:
-        """Let handed-over work finish, then stop the actors (and the local Ray this executor started)."""
+        """Let handed-over work finish, then stop the actors (and the local Ray this executor started); an actor that
+        Ray is still restarting is not waited for."""
         if self._closed:
             return
         self._closed = True
         if self._joining is not None and not self._joining.done():  # start() waits up to CONNECT_TIMEOUT_S: end it
             self._joining.set_exception(RuntimeError("the bot is stopping"))
+        for task in self._reviving:  # a restarting actor may take LOAD_TIMEOUT_S (or its host never come back): the
+            task.cancel()  # stop must not wait for it past the supervisor's stop timeout
         if self._tasks:
             await asyncio.wait(set(self._tasks))
         for worker in self._workers:
@@ -374,12 +391,13 @@ class RayExecutor(ExecutorBase):
             worker.busy = True
             self._spawn(self._drive(item, worker), f"ray-job-{item.key}")
 
-    def _spawn(self, coroutine: Any, name: str) -> None:
+    def _spawn(self, coroutine: Any, name: str) -> asyncio.Task[None]:
         """Run a task of this executor, kept until it ends (close waits for them)."""
         assert self._loop is not None
         task = self._loop.create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _drive(self, item: _Item, worker: _Worker) -> None:
         """Run one item on one actor: relay its progress and cancels, then settle it (or retry it elsewhere)."""
@@ -445,7 +463,9 @@ class RayExecutor(ExecutorBase):
         elif not item.future.done():
             self._line.appendleft(item)
         if not self._closed:
-            self._spawn(self._revive(worker), f"ray-revive-{worker.name}")
+            reviving = self._spawn(self._revive(worker), f"ray-revive-{worker.name}")
+            self._reviving.add(reviving)
+            reviving.add_done_callback(self._reviving.discard)
         self._hand_out()
 
     async def _revive(self, worker: _Worker) -> None:

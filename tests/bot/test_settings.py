@@ -99,11 +99,12 @@ def test_every_bad_value_is_named_on_its_own_line():
     env = {**VALID, "QUEUE_PER_USER_CAP": "0", "QUEUE_GLOBAL_CAP": "lots", "T2V_DEVICE": "gpu", "T2V_DTYPE": "fp4",
            "DEFAULT_GUIDANCE": "50", "STATUS_EDIT_INTERVAL_S": "0.2", "DISCORD_GUILD_ID": "my-server"}
     assert problems(env) == [
-        "DISCORD_GUILD_ID=my-server is not a whole number",
+        "DISCORD_GUILD_ID=my-server is not a whole number: write the id alone, such as 123456789012345678 (Discord: "
+        "Developer Mode → right-click → Copy ID)",
         "T2V_DEVICE=gpu is not cuda, cuda:N, cpu or a comma-separated list of them",
         "T2V_DTYPE=fp4 is not one of auto, float32, float16, bfloat16",
         "QUEUE_PER_USER_CAP=0 is outside 1..100",
-        "QUEUE_GLOBAL_CAP=lots is not a whole number",
+        "QUEUE_GLOBAL_CAP=lots is not a whole number: from 1 to 10000, such as QUEUE_GLOBAL_CAP=100",
         "DEFAULT_GUIDANCE=50.0 is outside 1.0..30.0",
         "STATUS_EDIT_INTERVAL_S=0.2 is outside 1.0..60.0",
     ]
@@ -146,6 +147,82 @@ def test_the_executor_media_retention_and_ray_settings_refuse_bad_values_by_name
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None if name == "ray" else object())
     assert problems({**VALID, "T2V_EXECUTOR": "ray"}) == [
         "T2V_EXECUTOR=ray needs the ray package: pip install -e '.[ray]'"]
+
+
+RAY = {**VALID, "T2V_EXECUTOR": "ray"}
+
+
+@pytest.mark.parametrize(("address", "line"), [
+    ("http://10.0.0.5:8265", "RAY_ADDRESS=http://10.0.0.5:8265 is the address of Ray's dashboard and job API, not of "
+                             "the cluster: give the head's GCS address, such as 10.0.0.5:6379"),
+    ("10.0.0.5", "RAY_ADDRESS=10.0.0.5 is not HOST:PORT (the head's GCS address, such as 10.0.0.5:6379), "
+                 "ray://HOST:PORT, auto or local"),
+    ("10.0.0.5:6379/", "RAY_ADDRESS=10.0.0.5:6379/ is not HOST:PORT"),
+])
+def test_a_ray_address_ray_cannot_join_is_refused_at_start_with_what_it_takes(address, line):
+    [problem] = problems({**RAY, "RAY_ADDRESS": address})
+    assert problem.startswith(line)
+
+
+def test_a_ray_client_address_needs_ray_client_and_a_local_executor_ignores_the_ray_address(monkeypatch):
+    for address in ("10.0.0.5:6379", "head.internal:6379", "[fd00::5]:6379", " auto ", "local"):
+        assert load_settings({**RAY, "RAY_ADDRESS": address}, env_file=None).ray_address == address.strip()
+    # set for `ray job submit` on the same host, it is not the bot's: T2V_EXECUTOR=local never reads it
+    assert load_settings({**VALID, "RAY_ADDRESS": "http://127.0.0.1:8265"}, env_file=None).t2v_executor == "local"
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None if name == "grpc" else object())
+    assert problems({**RAY, "RAY_ADDRESS": "ray://10.0.0.5:10001"}) == [
+        "RAY_ADDRESS=ray://10.0.0.5:10001 joins through Ray Client, which needs its own packages: pip install "
+        "'ray[client]' (or give the head's GCS address, such as 10.0.0.5:6379, from a node of the cluster)"]
+
+
+@pytest.mark.parametrize(("given", "reserved"), [("gpu", "GPU"), ("Gpu", "GPU"), ("fake_gpu", "fake_gpu")])
+def test_the_ray_worker_resource_gpu_is_ray_s_gpu_in_any_case(given, reserved):
+    assert load_settings({**VALID, "RAY_WORKER_RESOURCE": given}, env_file=None).ray_worker_resource == reserved
+
+
+def test_the_cpu_cannot_be_reserved_per_ray_worker_in_any_case():
+    [line] = problems({**VALID, "RAY_WORKER_RESOURCE": "cpu"})
+    assert line.startswith("RAY_WORKER_RESOURCE='cpu' is not a resource name")
+
+
+@pytest.mark.parametrize("name", ["MEDIA_DIR", "T2V_COMPILE_CACHE", "STYLES_FILE", "T2V_MODEL", "UPSCALE_MODEL"])
+def test_a_path_starting_with_a_tilde_is_refused_as_the_database_url_is(name):
+    """Neither systemd's EnvironmentFile nor Docker's env files expand '~': MEDIA_DIR=~/media would be a folder named
+    '~' in the working directory, and the operator would look for the videos in their home."""
+    assert problems({**VALID, name: "~/videobot/x"}) == [
+        f"{name}=~/videobot/x: '~' is not expanded here (it would be a folder named '~'); write the full path, "
+        f"e.g. {Path('~/videobot/x').expanduser()}"]
+
+
+@pytest.mark.parametrize(("name", "host"), [("HEALTH_HOST", "localhost:9090"), ("GALLERY_HOST", "http://0.0.0.0"),
+                                            ("HEALTH_HOST", "127.0.0.1/32")])
+def test_a_listen_host_with_a_port_or_a_scheme_is_refused_naming_the_port_setting(name, host):
+    """The bot would start without /healthz (one log line), and the container's health check would blame the bot."""
+    port = name.replace("HOST", "PORT")
+    assert problems({**VALID, name: host}) == [
+        f"{name}={host} is not a host name or an IP address: give the address alone, such as 127.0.0.1 (this host "
+        f"only) or 0.0.0.0 (every address), and the port in {port}"]
+
+
+def test_listen_hosts_take_names_and_addresses_of_both_families():
+    for host in ("0.0.0.0", "::", "::1", "localhost", "bot.internal", "10.0.0.5"):
+        assert load_settings({**VALID, "HEALTH_HOST": host}, env_file=None).health_host == host
+
+
+@pytest.mark.parametrize(("env", "line"), [
+    ({"SHUTDOWN_GRACE_S": "60s"}, "SHUTDOWN_GRACE_S=60s is not a number: write the seconds alone, from 0 to 3600, "
+                                  "such as SHUTDOWN_GRACE_S=60"),
+    ({"JOB_TIME_LIMIT_S": "10m"}, "JOB_TIME_LIMIT_S=10m is not a number: write the seconds alone, from 1 to 86400, "
+                                  "such as JOB_TIME_LIMIT_S=600"),
+    ({"T2V_COMPILE_CACHE_MAX_GB": "20GB"}, "T2V_COMPILE_CACHE_MAX_GB=20GB is not a number: write the GiB alone, from "
+                                           "0 to 1000000, such as T2V_COMPILE_CACHE_MAX_GB=20"),
+    ({"MEDIA_KEEP_DAYS": "30d"}, "MEDIA_KEEP_DAYS=30d is not a whole number: write the days alone, from 0 to 3650, "
+                                 "such as MEDIA_KEEP_DAYS=30"),
+    ({"HEALTH_PORT": "http"}, "HEALTH_PORT=http is not a whole number: from 1 to 65535, such as HEALTH_PORT=9090"),
+    ({"DEFAULT_FRAMES": "2s"}, "DEFAULT_FRAMES=2s is not a whole number: from 1 to 64"),
+])
+def test_a_number_written_with_its_unit_or_in_words_is_refused_with_what_to_write(env, line):
+    assert problems({**VALID, **env}) == [line]
 
 
 def test_history_is_kept_forever_or_at_least_as_far_back_as_a_monthly_quota_counts():

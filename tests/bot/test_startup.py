@@ -9,6 +9,7 @@ Nothing sleeps: a child's waits are its own tiny STARTUP_RETRY_S, and the test w
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import StopRequested, Unreachable
-from bot.startup import MAX_DELAY_S, Retry, Stop
+from bot.startup import MAX_DELAY_S, Retry, Stop, writable_folder
 from tests.bot.helpers import START_S, WAIT, child_env
 from tests.clocks import Monotonic
 from tests.fakediscord import FakeDiscord
@@ -99,7 +100,7 @@ def test_a_database_url_it_cannot_use_is_one_line_among_the_other_settings_and_n
     assert result.returncode == 2
     [database, steps] = said(result)
     assert database.startswith(f"error: DATABASE_URL={shown}: ") and hint in database
-    assert steps == "error: MAX_STEPS=lots is not a whole number"
+    assert steps == "error: MAX_STEPS=lots is not a whole number: from 1 to 150, such as MAX_STEPS=100"
     assert PASSWORD not in result.stderr and no_work_done(tmp_path, said(result))
     assert not imported & {"discord", "sqlalchemy", "asyncpg", "aiosqlite", "alembic"}  # torch: the other checks'
 
@@ -210,6 +211,19 @@ def test_folders_the_bot_may_not_write_are_permission_denied_naming_the_user_and
     assert cache_line.startswith(f"error: T2V_COMPILE_CACHE={cache}: permission denied: {user} may not create files "
                                  f"in {cache.parent}; make it writable for that user")
     assert not media.exists() and not cache.exists() and database.stat().st_size == 0
+
+
+def test_a_folder_on_a_read_only_file_system_says_how_the_systemd_unit_makes_it_writable(monkeypatch):
+    """deploy/videobot.service's ProtectSystem=strict makes every folder but /var/lib/videobot read-only: a MEDIA_DIR
+    elsewhere meets EROFS, which permissions and chown cannot fix."""
+    read_only = OSError(errno.EROFS, os.strerror(errno.EROFS))
+    monkeypatch.setattr("t2v.preflight.nearest_folder", lambda folder: (Path("/srv"), read_only))
+
+    line = writable_folder("MEDIA_DIR", "/srv/videobot/media", Path("/srv/videobot/media"))
+
+    assert line == (f"MEDIA_DIR=/srv/videobot/media: /srv is on a read-only file system for user {_user()}; set "
+                    "MEDIA_DIR to a folder it may write, or, under the systemd unit (ProtectSystem=strict: only "
+                    "/var/lib/videobot is writable), add the folder to ReadWritePaths= with `systemctl edit videobot`")
 
 
 def _user() -> str:

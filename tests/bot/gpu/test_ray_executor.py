@@ -21,7 +21,7 @@ import pytest
 import ray
 
 from bot.app import build_executor
-from bot.errors import ServiceUnavailable, SettingsError
+from bot.errors import ServiceUnavailable, SettingsError, WorkerLost
 from bot.gpu.models import Models
 from bot.gpu.ray_executor import PipelineWorker, RayExecutor
 from bot.gpu.source import ModelSource
@@ -240,6 +240,23 @@ async def test_asking_for_more_workers_than_the_cluster_has_is_a_clear_error(clu
     await executor.close()
 
 
+@pytest.mark.parametrize(("address", "line"), [
+    ("10.0.0.5:6379", "the Ray cluster at 10.0.0.5:6379 has no tpu_slice for the workers (RAY_WORKER_RESOURCE="
+                      "tpu_slice): start a Ray node on each GPU host with `ray start --address=10.0.0.5:6379 "
+                      "--resources='{\"tpu_slice\": 1}'`, then restart the bot; `ray status` lists what the cluster "
+                      "has"),
+    (None, "the Ray the bot started on this host has no tpu_slice for the workers (RAY_WORKER_RESOURCE=tpu_slice): set "
+           "RAY_ADDRESS to the head of a cluster whose GPU hosts have joined it (docs/scale-out.md), or "
+           "T2V_EXECUTOR=local"),
+])
+async def test_a_cluster_without_the_resource_says_how_to_give_it_some(cluster, address, line):
+    # RAY_WORKERS=0: one per unit; Ray is up already (the module's cluster), so the address is not joined
+    executor = RayExecutor(ModelSource(TINY_RANDOM), address=address, resource="tpu_slice", device="cpu")
+    await executor.start()
+    assert executor.workers == 0 and str(executor.load_error) == line
+    await executor.close()
+
+
 def test_the_settings_pick_the_ray_executor_without_sending_the_token():
     settings = load_settings({"DISCORD_TOKEN": "secret-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
                               "T2V_EXECUTOR": "ray", "RAY_WORKER_RESOURCE": RESOURCE, "RAY_WORKERS": "2",
@@ -300,3 +317,34 @@ def test_a_restarted_worker_warms_up_before_it_answers_and_a_first_one_leaves_th
     PipelineWorker(lambda device: Models(pipeline, warm_up=warm_up), "cuda:0")
 
     assert pipeline.steps_run == ({"A warm-up render.": 1} if restarted else {})
+
+
+class SlowToRestartSource:
+    """The tiny-random model at once; once Ray has restarted the worker, only after the gate opens (a host reloading
+    15 GB of weights for minutes, or one that never comes back)."""
+
+    def __init__(self, gate: Any) -> None:
+        self.gate = gate
+
+    def __call__(self, device: str) -> Models:
+        while ray.get_runtime_context().was_current_actor_reconstructed and not ray.get(self.gate.wait.remote(1.0)):
+            pass
+        return ModelSource(TINY_RANDOM)(device)
+
+
+def _exit_worker(models: Any, progress: Any, should_cancel: Any) -> None:
+    """Work that kills the worker process running it."""
+    os._exit(1)
+
+
+async def test_a_stop_while_ray_restarts_a_dead_worker_does_not_wait_for_it(gate):
+    """SIGTERM while a worker loads again after a crash: the stop ends within the supervisor's stop timeout, not after
+    LOAD_TIMEOUT_S (30 min), when systemd or Docker would have killed the bot mid-stop."""
+    executor = RayExecutor(SlowToRestartSource(gate), workers=2, resource=RESOURCE, device="cpu")
+    await asyncio.wait_for(executor.start(), 6 * WAIT)
+    try:
+        with pytest.raises(WorkerLost):  # it killed both workers: both are restarting now, held at the gate
+            await asyncio.wait_for(executor.submit(_exit_worker), 6 * WAIT)
+        assert executor.workers == 0
+    finally:
+        await asyncio.wait_for(executor.close(), 2 * WAIT)
