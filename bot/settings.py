@@ -38,7 +38,7 @@ TOKEN_RE = re.compile(r"[A-Za-z0-9._-]+")  # a bot token: three base64url parts 
 TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after the command
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
-BATCH_MAX = 4  # same-shape jobs rendered together
+BATCH_MAX = 2  # same-shape jobs rendered together; on an H200 2 renders more an hour than 4 (docs/benchmarks.md)
 STATUS_EDIT_INTERVAL_S = 2.0  # progress edits at most this often, and the live previews they carry (bot.gpu.previews)
 COMPILE_CACHE_MAX_GB = 20.0  # T2V_COMPILE_CACHE_MAX_GB: the compile cache is pruned to this at each worker start and
 # as compiles fill it (bot.gpu.source.CacheBudget; a UNet shape's files: ≈ 140 MB on an H200, perf-notes row 48)

@@ -118,7 +118,7 @@ def test_fp8_is_refused_with_why():
 
 def test_batching_and_the_fast_path_have_defaults_and_refuse_bad_values():
     settings = load_settings(VALID, env_file=None)
-    assert (settings.batch_max, settings.t2v_optimize, settings.t2v_compile_cache) == (4, "auto", None)
+    assert (settings.batch_max, settings.t2v_optimize, settings.t2v_compile_cache) == (2, "auto", None)
     chosen = load_settings({**VALID, "BATCH_MAX": "1", "T2V_OPTIMIZE": " Off ", "T2V_COMPILE_CACHE": "/var/cache/t2v"},
                            env_file=None)
     assert (chosen.batch_max, chosen.t2v_optimize, chosen.t2v_compile_cache) == (1, "off", Path("/var/cache/t2v"))
