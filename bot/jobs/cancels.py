@@ -1,5 +1,6 @@
 """/cancel: a queued job leaves the queue at once; a running one stops at its next step (a batch member at once,
-its video discarded, while the others run on). A server the bot is removed from has all its jobs cancelled so."""
+its video discarded, while the others run on). A server the bot is removed from has all its jobs cancelled so, and
+a user blocked in a server (or everywhere) all theirs there."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import FairQueue
 from bot.jobs.running import Running
 from bot.jobs.spec import Queued
-from storage import InvalidTransitionError, JobRecord, Repository
+from storage import GLOBAL, InvalidTransitionError, JobRecord, Repository
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +53,32 @@ class Cancels:
     async def cancel_server(self, guild_id: int) -> tuple[int, int]:
         """Cancel every job of a server the bot is no longer in (its channels are out of reach): the queued ones at
         once, unannounced, the running ones at their next step. (queued, running) counts."""
+        return await self._cancel_all(lambda job: job.guild_id == guild_id, announce=False)
+
+    async def cancel_blocked(self, user_id: int, guild_id: int) -> tuple[int, int]:
+        """Cancel the jobs of a user just blocked in a server (GLOBAL: everywhere, direct messages too): the queued
+        ones at once, the running ones at their next step, each status saying so. (queued, running) counts."""
+        return await self._cancel_all(
+            lambda job: job.user_id == user_id and guild_id in (GLOBAL, job.guild_id), announce=True)
+
+    async def _cancel_all(self, chosen: Callable[[JobRecord], bool], *, announce: bool) -> tuple[int, int]:
+        """Cancel every queued and running job `chosen` picks; (queued, running) counts."""
         # Both sets are taken before the first await: meanwhile the dispatcher could start a queued one, which would
         # then be cancelled twice, as queued and as running.
-        queued = [item.job for item in self._queue.service_order() if item.job.guild_id == guild_id]
+        queued = [item.job for item in self._queue.service_order() if chosen(item.job)]
         for job in queued:
             self._queue.cancel(job.id)
-        running = [entry for entry in self._running if entry.job.guild_id == guild_id and not entry.user_cancelled]
+        running = [entry for entry in self._running if chosen(entry.job) and not entry.user_cancelled]
         for entry in running:
             entry.user_cancelled = True
             entry.token.cancel()
         for job in queued:
             try:
-                await self._repo.mark_cancelled(job.id, now=self._clock())
+                record = await self._repo.mark_cancelled(job.id, now=self._clock())
             except InvalidTransitionError:  # its user's /cancel came first
                 continue
+            if announce:
+                await self._announce("job_cancelled", record)
         for entry in running:
             if entry.runs_on_in_batch():
                 await self._outcomes.drop_member(entry)

@@ -175,6 +175,10 @@ class VideoService:
         """Cancel the jobs of a server the bot is no longer in: (queued, running) counts (bot.jobs.cancels)."""
         return await self.cancels.cancel_server(guild_id)
 
+    async def cancel_blocked(self, user_id: int, guild_id: int) -> tuple[int, int]:
+        """Cancel the jobs of a user just blocked in a server (GLOBAL: everywhere): (queued, running) counts."""
+        return await self.cancels.cancel_blocked(user_id, guild_id)
+
     def jobs_of(self, user_id: int) -> list[tuple[JobRecord, int | None]]:
         """The user's running jobs (position None) then queued jobs with their 1-based positions."""
         running = [(entry.job, None) for entry in self.running.of_user(user_id)]

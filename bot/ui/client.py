@@ -241,9 +241,10 @@ class VideoBot(commands.Bot):
             return
         await self.add_cog(QuotaCog(moderation))
         editor = DenylistEditor(self._repo, service.gate, moderation)
-        videomod = ModerationCog(self.settings, moderation, editor, servers)
+        videomod = ModerationCog(self.settings, moderation, editor, servers, service.cancel_blocked)
         videomod.app_command.add_command(ShowcaseGroup(self.showcase, self.settings, moderation))
-        videomod.app_command.add_command(OperatorGroup(self, self.settings, moderation, editor))
+        videomod.app_command.add_command(OperatorGroup(self, self.settings, moderation, editor,
+                                                       service.cancel_blocked))
         await self.add_cog(videomod)
         await self.add_cog(StylesCog(self.settings, moderation, service.styles, servers))
 

@@ -11,6 +11,7 @@ bot's operators with `/videomod operator` (bot.ui.cogs.moderation_operator).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import discord
 from discord import app_commands
@@ -34,6 +35,7 @@ from t2v.request import LIMITS, SAMPLER_NAMES
 log = logging.getLogger(__name__)
 
 Limit = app_commands.Range[int, 0, MAX_QUOTA]
+CancelJobs = Callable[[int, int], Awaitable[tuple[int, int]]]  # (user, server or GLOBAL) -> (queued, running) cancelled
 PERIODS = [app_commands.Choice(name=name, value=name) for name in QUOTA_PERIODS]
 FRAMES, STEPS, GUIDANCE = LIMITS["frames"], LIMITS["steps"], LIMITS["guidance"]  # t2v's; the operator's caps apply
 
@@ -50,9 +52,10 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     defaults = app_commands.Group(name="defaults", description="This server's defaults for /video's options")
 
     def __init__(self, settings: Settings, moderation: Moderation, editor: DenylistEditor,
-                 servers: ServerSettings) -> None:
+                 servers: ServerSettings, cancel_jobs: CancelJobs) -> None:
         self.settings = settings
         self.moderation = moderation
+        self.cancel_jobs = cancel_jobs  # a blocked user's videos in the server stop with the block
         self.editor = editor
         self.servers = servers
         super().__init__()
@@ -143,10 +146,8 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def block(self, interaction: discord.Interaction, user: discord.User,
                     reason: app_commands.Range[str, None, 300] | None = None,
                     duration: app_commands.Range[str, None, 40] | None = None) -> None:
-        guild = server(interaction)
-        earlier = await self.moderation.repo.active_block(person(user), [guild], self.moderation.now())
-        record = await self.moderation.block(interaction.user.id, user.id, reason, duration, guild_id=guild)
-        await reply(interaction, text.blocked(record, earlier))
+        await reply(interaction, await block(self.moderation, self.cancel_jobs, interaction.user.id, person(user),
+                                             reason, duration, guild_id=server(interaction)))
 
     @app_commands.command(name="unblock", description="Let a blocked user make videos in this server again")
     @app_commands.describe(user="Who may make videos again")
@@ -277,3 +278,12 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def audit(self, interaction: discord.Interaction, limit: app_commands.Range[int, 1, 25] = 10) -> None:
         rows = await self.moderation.repo.latest_audit(limit, guild_id=server(interaction))
         await reply(interaction, text.audit(rows))
+
+
+async def block(moderation: Moderation, cancel_jobs: CancelJobs, actor: int, user_id: int, reason: str | None,
+                duration: str | None, *, guild_id: int) -> str:
+    """Block a user in a server (GLOBAL: everywhere) and cancel their videos there, queued and running (a spammer's
+    queue would render on for an hour otherwise); the confirmation, naming the block it replaces and what stopped."""
+    earlier = await moderation.repo.active_block(user_id, [guild_id], moderation.now())
+    record = await moderation.block(actor, user_id, reason, duration, guild_id=guild_id)
+    return text.blocked(record, earlier) + text.stopped(*await cancel_jobs(user_id, guild_id))

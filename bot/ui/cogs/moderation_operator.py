@@ -19,7 +19,7 @@ from bot.moderation.rules import STATS_WINDOWS, Moderation, inert
 from bot.settings import MAX_QUOTA, Settings, is_snowflake
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
-from bot.ui.cogs.moderation import PERIODS, Limit
+from bot.ui.cogs.moderation import PERIODS, CancelJobs, Limit, block
 from bot.ui.cogs.quota import quota_text
 from bot.ui.permissions import command_name, is_operator, person
 from bot.ui.replies import reply
@@ -40,12 +40,13 @@ class OperatorGroup(app_commands.Group):
     """The operators' subcommands, attached under /videomod by the client; each acts on every server (GLOBAL)."""
 
     def __init__(self, bot: discord.Client, settings: Settings, moderation: Moderation,
-                 editor: DenylistEditor) -> None:
+                 editor: DenylistEditor, cancel_jobs: CancelJobs) -> None:
         super().__init__(name="operator", description="The bot's operators: settings above every server")
         self.bot = bot
         self.settings = settings
         self.moderation = moderation
         self.editor = editor
+        self.cancel_jobs = cancel_jobs  # a blocked user's videos stop with the block, in every server
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Operators only, checked in code; refused attempts are logged and audited in the operators' log."""
@@ -120,9 +121,9 @@ class OperatorGroup(app_commands.Group):
     async def block(self, interaction: discord.Interaction, user: discord.User,
                     reason: app_commands.Range[str, None, 300] | None = None,
                     duration: app_commands.Range[str, None, 40] | None = None) -> None:
-        earlier = await self.moderation.repo.active_block(person(user), [GLOBAL], self.moderation.now())
-        record = await self.moderation.block(interaction.user.id, user.id, reason, duration, guild_id=GLOBAL)
-        await reply(interaction, text.blocked(record, earlier).replace("Blocked", "Blocked in every server", 1))
+        confirmation = await block(self.moderation, self.cancel_jobs, interaction.user.id, person(user), reason,
+                                   duration, guild_id=GLOBAL)
+        await reply(interaction, confirmation.replace("Blocked", "Blocked in every server", 1))
 
     @app_commands.command(name="unblock", description="Lift a user's block across every server")
     @app_commands.describe(user="Who may make videos again, in every server")

@@ -45,6 +45,15 @@ def blocked(block: BlockRecord, earlier: BlockRecord | None = None) -> str:
     return f"Blocked <@{block.user_id}> {until}.{replaced} Reason shown to them: {ended(inert(block.reason))}"
 
 
+def stopped(queued: int, running: int) -> str:
+    """What a block stopped of the user's videos: nothing, or how many queued were cancelled and running stop."""
+    parts = [f"{counted(queued, 'queued video')} {'is' if queued == 1 else 'are'} cancelled"] if queued else []
+    if running:
+        parts.append(f"{counted(running, 'running video')} {'stops at its' if running == 1 else 'stop at their'} "
+                     "next step")
+    return f" Their {' and '.join(parts)}." if parts else ""
+
+
 def _lasts(block: BlockRecord) -> str:
     """How long a block holds: "permanent" or "until <date>"."""
     return "permanent" if block.until is None else f"until {discord_time(block.until, 'f')}"

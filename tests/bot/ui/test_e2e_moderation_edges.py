@@ -7,7 +7,7 @@ import pytest
 
 from storage import GLOBAL
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import StyledPipeline, styled_models
+from tests.bot.helpers import StyledPipeline, has_video, styled_models, video
 from tests.bot.ui.test_e2e_moderation import command, people, plain
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -169,3 +169,48 @@ async def test_a_phrase_a_listed_word_already_refuses_is_not_added_twice_over(st
                            "denylist; nothing to add.")
     assert rule.content.startswith("Added “nude + beach”")  # a rule is not judged: its parts may stand apart
     assert entries == ["exploding kittens", "nude + beach"]
+
+
+async def test_a_block_cancels_the_users_queued_videos_and_stops_the_running_one(stacks: Stacks, scripted):
+    running = scripted.gate("a long train journey")
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        first = await video(fake, "a long train journey", user=bob)
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        second = await video(fake, "a short boat trip", user=bob)
+        await second.wait_original(lambda m: m.content.startswith("Queued"))
+        carols = await video(fake, "a quiet harbour at dawn", user=fake.make_user(name="carol"))
+        await carols.wait_original(lambda m: m.content.startswith("Queued"))
+        answer = await command(fake, "videomod block", mod, user=bob, reason="spamming")
+        await second.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
+        running.release(100)
+        await first.wait_original(lambda m: m.content == "✖ Cancelled job #1.")
+        await carols.wait_followup(has_video)
+
+    assert answer.content == (f"Blocked <@{bob.id}> permanently. Reason shown to them: spamming. Their 1 queued video "
+                              "is cancelled and 1 running video stops at its next step.")
+    assert scripted.started == ["a long train journey", "a quiet harbour at dawn"]
+
+
+async def test_an_operators_block_cancels_the_users_videos_in_every_server_and_a_servers_block_only_its_own(
+        stacks: Stacks, scripted):
+    running = scripted.gate("a long train journey")
+    operator = stacks.fake.make_user(name="operator", roles=[stacks.fake.moderator_role])
+    async with stacks.run(lambda device: scripted, operator_user_ids=operator.id) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        first = await video(fake, "a long train journey")
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        queued = await video(fake, "a short boat trip", user=bob)
+        await queued.wait_original(lambda m: m.content.startswith("Queued"))
+        unrelated = await command(fake, "videomod block", mod, user=fake.make_user(name="dave"))
+        everywhere = await command(fake, "videomod operator block", operator, user=bob, duration="1d")
+        await queued.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
+        running.release(100)
+        await first.wait_followup(has_video)
+
+    assert "Their" not in unrelated.content
+    assert plain(everywhere.content).startswith(f"Blocked in every server <@{bob.id}> until <t:")
+    assert everywhere.content.endswith("Their 1 queued video is cancelled.")
+    assert scripted.started == ["a long train journey"]
