@@ -127,7 +127,7 @@ def test_compose_builds_the_image_and_gives_the_bot_every_gpu(compose) -> None:
     assert bot["deploy"]["resources"]["reservations"]["devices"] == [
         {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
     ]
-    assert bot["restart"] == "unless-stopped"
+    assert bot["restart"] == "unless-stopped" and bot["init"] is True  # orphans of the bot's children reaped
     assert bot["healthcheck"]["test"] == ["CMD", *HEALTHCHECK]
     assert float(bot["stop_grace_period"].removesuffix("s")) >= STOP_GRACE_S + STOP_MARGIN_S
 
@@ -197,6 +197,7 @@ def test_the_unit_runs_the_venv_bot_as_its_own_user_and_restarts_on_failure(unit
     service = unit["Service"]
     assert (service["User"], service["EnvironmentFile"]) == ("videobot", "/etc/videobot.env")
     assert service["ExecStart"] == "/opt/videobot/.venv/bin/python -m bot"
+    assert service["Environment"] == "HOME=/var/lib/videobot" == f"HOME={service['WorkingDirectory']}"  # the caches
     assert (service["Restart"], service["RestartPreventExitStatus"]) == ("on-failure", "2")  # 2: bad settings
     assert service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) >= STOP_GRACE_S + STOP_MARGIN_S
