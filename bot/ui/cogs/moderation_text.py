@@ -123,10 +123,21 @@ def audit(records: list[AuditRecord]) -> str:
     for record in records:
         mark = "" if record.allowed else " ⛔ refused"
         target = f" · {_target(record.target)}" if record.target else ""
-        details = f" · {inert(json.dumps(record.details, ensure_ascii=False), 150)}" if record.details else ""
+        details = f" · {_details(record.details)}" if record.details else ""
         lines.append(f"{discord_time(record.at, 'f')} <@{record.actor_id}> {inert(record.action, 64)}{mark}"
                      f"{target}{details}")
     return clipped(lines)
+
+
+def _details(details: Mapping[str, object]) -> str:
+    """An audit row's details as a moderator reads them: "reason: spamming · until: 2026-12-06T10:00" (no JSON)."""
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, dict | list):
+            return json.dumps(v, ensure_ascii=False)
+        return "none" if v is None else str(v)
+    return inert(" · ".join(f"{key.replace('_', ' ')}: {value(v)}" for key, v in details.items()), 150)
 
 
 def _target(target: str) -> str:

@@ -283,6 +283,7 @@ async def test_stats_and_audit_answer_moderators(stacks: Stacks, scripted):
     assert audit_lines[0] == "**Audit log**, newest first"
     assert "⛔ refused" in audit_lines[1] and "/videomod stats" in audit_lines[1]
     assert f"<@{mod.id}> quota.default · server" in audit_lines[2]
+    assert audit_lines[2].endswith(" · server · limit: 7")  # details in words, not JSON
 
 
 
