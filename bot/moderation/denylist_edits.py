@@ -27,7 +27,8 @@ from bot.moderation.policy import (
 )
 from bot.moderation.policy.entries import ALLOW_CATEGORY, Kind
 from bot.moderation.policy.normalise import normalise
-from bot.moderation.rules import Moderation, ended, inert
+from bot.moderation.rules import Moderation
+from bot.moderation.text import ended, inert
 from storage import GLOBAL, DenyKind, DenylistRecord, DuplicateEntryError, ModerationRepository, Repository
 
 log = logging.getLogger(__name__)

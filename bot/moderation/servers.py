@@ -16,7 +16,8 @@ from typing import Any
 from bot.errors import InvalidInput
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import NEGATIVE
-from bot.moderation.rules import Moderation, inert
+from bot.moderation.rules import Moderation
+from bot.moderation.text import inert
 from t2v.errors import InvalidRequest
 from t2v.request import check_value
 

@@ -10,7 +10,8 @@ import logging
 from collections.abc import Mapping
 
 from bot.errors import InvalidInput, Refused
-from bot.moderation.rules import Moderation, inert
+from bot.moderation.rules import Moderation
+from bot.moderation.text import inert
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from discord import app_commands
 from bot.moderation.denylist_edits import DenylistEditor, PromptTest, list_name
 from bot.moderation.policy import CATEGORIES, CATEGORY_TEXT, DenylistEntry
 from bot.moderation.policy.entries import Kind
-from bot.moderation.rules import inert
+from bot.moderation.text import inert
 from bot.ui.cogs import MAX_CHOICES
 from bot.ui.cogs.moderation_text import refusal_words
 from bot.ui.replies import QUIET

@@ -15,7 +15,8 @@ import discord
 from discord import app_commands
 
 from bot.moderation.denylist_edits import DenylistEditor
-from bot.moderation.rules import STATS_WINDOWS, Moderation, inert
+from bot.moderation.rules import STATS_WINDOWS, Moderation
+from bot.moderation.text import inert
 from bot.settings import MAX_QUOTA, Settings, is_snowflake
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text

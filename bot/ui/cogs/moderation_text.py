@@ -7,8 +7,9 @@ import logging
 from collections.abc import Mapping
 
 from bot.gpu.models import DEFAULT_ASPECT
-from bot.moderation.rules import QuotaDefault, discord_time, ended, inert
+from bot.moderation.rules import QuotaDefault
 from bot.moderation.servers import Presets
+from bot.moderation.text import discord_time, ended, inert
 from bot.settings import Settings
 from bot.ui.text import MESSAGE_CHARS, clipped, counted
 from storage import AuditRecord, BlockRecord, ChannelRuleRecord, RoleQuotaRecord, ServerUsage, UsageStats

@@ -9,7 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.moderation.rules import Moderation, QuotaStatus, block_message
+from bot.moderation.rules import Moderation, QuotaStatus
+from bot.moderation.text import block_message
 from bot.ui.replies import QUIET
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from bot.errors import Denied, InvalidInput
 from bot.moderation.denylist_edits import DenylistEditor
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import DenylistEntry, PolicyGate, load_default_entries
-from bot.moderation.rules import Moderation, check_limit, inert, parse_duration
+from bot.moderation.rules import Moderation, check_limit
+from bot.moderation.text import inert, parse_duration
 from storage import GLOBAL, ModerationRepository, Repository, create_engine, migrate
 from tests.clocks import Clock
 
