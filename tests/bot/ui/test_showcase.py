@@ -138,14 +138,20 @@ async def test_the_moderator_role_setting_grants_review_rights(stacks: Stacks, s
     assert again == "Job #1 was already rejected." and posts_in(stack, showcase_channel) == []
 
 
+async def approved(stack: Stack, showcase_channel: FakeChannel) -> tuple[FakeUser, FakeMessage, FakeMessage]:
+    """Bob's video (job 1), nominated and approved: (bob, his result message, its showcase post)."""
+    fake = stack.fake
+    bob = fake.make_user(name="bob")
+    result = await nominated(stack, bob)
+    await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
+    [post] = posts_in(stack, showcase_channel)
+    return bob, result, post
+
+
 async def test_deleting_an_approved_video_takes_its_showcase_post_down(stacks: Stacks, showcase_channel):
     async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
-        fake = stack.fake
-        bob = fake.make_user(name="bob")
-        result = await nominated(stack, bob)
-        await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
-        [post] = posts_in(stack, showcase_channel)
-        await delete_result(fake, result, 1, bob)
+        bob, result, post = await approved(stack, showcase_channel)
+        await delete_result(stack.fake, result, 1, bob)
         entry = await stack.bot.showcase.repo.get(1)
 
     assert post.deleted and entry.job_deleted and entry.message_id is None
@@ -156,13 +162,9 @@ async def test_deleting_an_approved_video_takes_its_showcase_post_down(stacks: S
 async def test_a_showcase_post_that_cannot_be_taken_down_still_lets_its_result_be_deleted(
         stacks: Stacks, showcase_channel, caplog, status: int, code: int):
     async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
-        fake = stack.fake
-        bob = fake.make_user(name="bob")
-        result = await nominated(stack, bob)
-        await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
-        [post] = posts_in(stack, showcase_channel)
-        fake.fail_next(f"DELETE /channels/{showcase_channel.id}/messages/{post.id}", status, code=code)
-        answer = await delete_result(fake, result, 1, bob)
+        bob, result, post = await approved(stack, showcase_channel)
+        stack.fake.fail_next(f"DELETE /channels/{showcase_channel.id}/messages/{post.id}", status, code=code)
+        answer = await delete_result(stack.fake, result, 1, bob)
         entry = await stack.bot.showcase.repo.get(1)
 
     assert answer.content == "🗑️ Deleted job #1." and result.deleted and entry.job_deleted
