@@ -137,6 +137,7 @@ async def serve(settings: Settings, engine: AsyncEngine, stop: Stop, hold: Hold 
 
     showcase = ShowcaseRepository(engine)
     bot = VideoBot(settings, service, repo=repo, showcase_repo=showcase, stop=stop)
+    metrics.track_retention(lambda: None if bot.retention is None else bot.retention.removed)
     database = urls.parse(settings.database_url).sqlite_file
     folders = {"media": settings.media_dir, **({} if database is None else {"database": database.absolute().parent})}
     sites = await start_sites(settings, bot, showcase, Health(bot, metrics, repo, folders=folders))

@@ -6,7 +6,8 @@ Every public video is saved when it is delivered (a nomination may come days lat
 URL has expired), and its poster is made then; a video kept before posters existed gets one the first time it is
 asked for (`poster`). Private videos are never written; 🗑 Delete and the retention sweep remove a video with its
 poster. Writes go to a temporary file (`.<job id>-XXXX.part`) renamed into place, so the gallery never serves half a
-video; one a crash left behind is removed by the retention sweep (bot/retention.py) once it is PART_MAX_AGE_S old.
+video; one a crash left behind is removed by the retention sweep (bot/retention.py) once it is PART_MAX_AGE_S old, and
+so is a poster whose video is gone (an older version's, or a crash between `delete`'s two removals).
 The videos are public, and the files and the folders the bot makes for them are readable by every user (FILE_MODE,
 FOLDER_MODE), whatever the umask (systemd's unit sets 0077): a web server or a backup running as another user can read
 them.
@@ -19,6 +20,7 @@ import itertools
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,7 +30,17 @@ FILE_MODE = 0o644  # rw-r--r--: a kept MP4 (mkstemp alone makes it 0600)
 FOLDER_MODE = 0o755  # rwxr-xr-x: a folder made for them
 POSTER_SUFFIX = "jpg"  # a kept video's poster frame, beside it
 PART_SUFFIX = "part"  # a write in progress (`_write`), or one a crash left behind
-PART_MAX_AGE_S = 3600.0  # a temporary file this old is a crash's leftover: a write takes seconds, never an hour
+PART_MAX_AGE_S = 3600.0  # a temporary file (or a poster without its video) this old is a crash's leftover: a write
+#                          takes seconds, never an hour
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep removed: videos and posters by job id, temporary files by name."""
+
+    videos: list[int]
+    posters: list[int]  # with their videos, and those whose video was gone
+    parts: list[str]
 
 
 class MediaStore:
@@ -104,38 +116,41 @@ class MediaStore:
         log.info("job %d: poster frame of %d bytes at %s", job_id, len(jpeg), poster)
         return poster
 
-    async def sweep(self, older_than: float, keep: set[int], parts_before: float | None = None) -> list[int]:
+    async def sweep(self, older_than: float, keep: set[int], leftovers_before: float | None = None) -> Swept:
         """Remove the kept MP4s last written before `older_than` (a POSIX time), with their posters, except those of
-        `keep`'s jobs, and the temporary files of writes (`.*.part`) last written before `parts_before` (when given:
-        leftovers of a crash mid-write); returns the job ids removed. Other files in the directory are left alone."""
-        removed, parts = await asyncio.to_thread(self._sweep, older_than, keep, parts_before)
-        if removed:
-            log.info("removed the kept videos of %d jobs older than the retention (%s)", len(removed),
-                     ", ".join(map(str, removed[:20])) + (" …" if len(removed) > 20 else ""))
-        if parts:
-            log.info("removed %d unfinished temporary files left by interrupted writes (%s)", len(parts),
-                     ", ".join(parts[:20]) + (" …" if len(parts) > 20 else ""))
-        return removed
+        `keep`'s jobs; and, when `leftovers_before` is given, what a crash left behind last written before it: the
+        temporary files of writes (`.*.part`) and the posters whose video is gone (one whose video is there always
+        stays). Other files in the directory are left alone."""
+        swept = await asyncio.to_thread(self._sweep, older_than, keep, leftovers_before)
+        orphans = [job for job in swept.posters if job not in swept.videos]
+        for message, names in (("removed the kept videos of %d jobs older than the retention (%s)", swept.videos),
+                               ("removed %d poster frames whose videos were gone (%s)", orphans),
+                               ("removed %d unfinished temporary files left by interrupted writes (%s)", swept.parts)):
+            if names:
+                log.info(message, len(names), ", ".join(map(str, names[:20])) + (" …" if len(names) > 20 else ""))
+        return swept
 
-    def _sweep(self, older_than: float, keep: set[int], parts_before: float | None) -> tuple[list[int], list[str]]:
-        removed: list[int] = []
+    def _sweep(self, older_than: float, keep: set[int], leftovers_before: float | None) -> Swept:
+        videos: list[int] = []
+        posters: list[int] = []
         parts: list[str] = []
         try:
             entries = list(os.scandir(self.root))
         except FileNotFoundError:
-            return removed, parts
+            return Swept(videos, posters, parts)
         for entry in entries:
-            if parts_before is not None and _is_part(entry.name):
-                if _unlink_if_older(entry, parts_before):
-                    parts.append(entry.name)
+            video, poster = _job_of(entry.name, "mp4"), _job_of(entry.name, POSTER_SUFFIX)
+            if video is not None and video not in keep and _unlink_if_older(entry, older_than):
+                videos.append(video)
+                if _unlink(self.poster_path(video)):
+                    posters.append(video)
+            elif leftovers_before is None:
                 continue
-            stem, _, suffix = entry.name.partition(".")
-            if suffix != "mp4" or not stem.isdigit() or int(stem) in keep:
-                continue
-            if _unlink_if_older(entry, older_than):
-                self.poster_path(int(stem)).unlink(missing_ok=True)
-                removed.append(int(stem))
-        return sorted(removed), sorted(parts)
+            elif poster is not None and not self.has(poster) and _unlink_if_older(entry, leftovers_before):
+                posters.append(poster)  # an hour old and no video: a poster is written only beside its video
+            elif _is_part(entry.name) and _unlink_if_older(entry, leftovers_before):
+                parts.append(entry.name)
+        return Swept(sorted(videos), sorted(posters), sorted(parts))
 
     @staticmethod
     def _write(path: Path, data: bytes) -> Path:
@@ -155,6 +170,23 @@ class MediaStore:
 def _is_part(name: str) -> bool:
     """Whether a file name is one of `_write`'s temporary files: `.<stem>-XXXX.part`."""
     return name.startswith(".") and name.endswith(f".{PART_SUFFIX}")
+
+
+def _job_of(name: str, suffix: str) -> int | None:
+    """The job id of a file named `<job id>.<suffix>` (the names `path` and `poster_path` give); None for another."""
+    stem, _, rest = name.partition(".")
+    if rest != suffix or not stem.isascii() or not stem.isdigit() or stem.startswith("0"):
+        return None
+    return int(stem)
+
+
+def _unlink(path: Path) -> bool:
+    """Remove a file; whether it was there."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _unlink_if_older(entry: os.DirEntry[str], before: float) -> bool:

@@ -2,13 +2,15 @@
 
 - the kept MP4s written more than MEDIA_KEEP_DAYS days ago are removed, except those the showcase still needs
   (nominated or approved); a removed video can no longer be upscaled, and ⭐ Showcase takes the copy from the Discord
-  message again when someone nominates it later. The temporary files of writes a crash cut short (PART_MAX_AGE_S old)
-  go whatever the setting;
+  message again when someone nominates it later. What a crash left behind (PART_MAX_AGE_S old) goes whatever the
+  setting: the temporary files of writes it cut short, and the posters whose video is gone;
 - the jobs log's rows and the audit log's rows older than HISTORY_KEEP_DAYS days are deleted (storage's
   `prune_jobs`, `prune_audit`), except jobs still queued or running, a video whose post is pending, and jobs in the
   showcase, and the audit rows of denylist removals (each start reads them, not to add a removed shipped entry
   again). Quotas count the current period only, so they never need more; /videomod stats and the audit answers
   then reach back that far.
+
+What each sweep removed is added to `Retention.removed`, which /metrics reads (bot.web.metrics).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot.media import PART_MAX_AGE_S, MediaStore
@@ -28,6 +31,16 @@ log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 3600.0  # how often old videos and rows are looked for
 DAY_S = 86_400
+HISTORY_TABLES = ("jobs", "audit_log")  # the tables HISTORY_KEEP_DAYS prunes
+MEDIA_KINDS = ("video", "poster")  # the kept files the media sweep removes
+
+
+@dataclass
+class Removed:
+    """What the sweeps removed since the bot started: rows by table, files by kind (each key from the start)."""
+
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HISTORY_TABLES, 0))
+    files: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MEDIA_KINDS, 0))
 
 
 class Retention:
@@ -41,6 +54,7 @@ class Retention:
                              "forever) or more")
         self.media, self.showcase, self.keep_days, self._clock = media, showcase, keep_days, clock
         self.jobs, self.audit, self.history_keep_days = jobs, audit, history_keep_days
+        self.removed = Removed()
         self.pruned = asyncio.Event()  # set once the first pruning after `start()` has ended
         self._task: asyncio.Task[None] | None = None
 
@@ -49,7 +63,10 @@ class Retention:
         now = self._clock()
         keep = await self.showcase.kept_job_ids() if self.keep_days else set()
         older_than = now - self.keep_days * DAY_S if self.keep_days else float("-inf")
-        return await self.media.sweep(older_than, keep, parts_before=now - PART_MAX_AGE_S)
+        swept = await self.media.sweep(older_than, keep, leftovers_before=now - PART_MAX_AGE_S)
+        self.removed.files["video"] += len(swept.videos)
+        self.removed.files["poster"] += len(swept.posters)
+        return swept.videos
 
     async def prune_once(self) -> tuple[int, int]:
         """One pruning of the jobs log and the audit log now (those given); the numbers of rows deleted from each."""
@@ -58,6 +75,8 @@ class Retention:
         before = datetime.fromtimestamp(self._clock(), UTC) - timedelta(days=self.history_keep_days)
         jobs = 0 if self.jobs is None else await self.jobs.prune_jobs(before)
         audit = 0 if self.audit is None else await self.audit.prune_audit(before, keep=REMOVALS)
+        self.removed.rows["jobs"] += jobs
+        self.removed.rows["audit_log"] += audit
         if jobs or audit:
             log.info("deleted %d jobs-log rows and %d audit rows older than %d days (HISTORY_KEEP_DAYS; 0 keeps every "
                      "row)", jobs, audit, self.history_keep_days)

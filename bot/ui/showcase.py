@@ -20,7 +20,7 @@ from bot.settings import Settings
 from bot.ui.replies import answer_privately
 from bot.ui.status import settings_line
 from bot.ui.text import shown
-from storage import Repository, ShowcaseRecord, ShowcaseRepository
+from storage import JobRecord, Repository, ShowcaseRecord, ShowcaseRepository
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,15 @@ def vote_view(entry_id: int, votes: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(VoteButton(entry_id, votes))
     return view
+
+
+def _post_text(entry: ShowcaseRecord, job: JobRecord, gallery_url: str | None) -> str:
+    """A showcase post's words: the job and its credit (no ping), the prompt, its settings, its gallery page."""
+    lines = [f"⭐ **Showcase** · job #{job.id} · by {shown(entry.author_name, 100)}", f"> {shown(job.prompt)}",
+             f"-# {settings_line(job, job.seed)}"]
+    if gallery_url:  # the video's own page, which unfurls wherever it is shared
+        lines.append(f"[Open in the gallery](<{gallery_url.rstrip('/')}/videos/{job.id}>)")
+    return "\n".join(lines)
 
 
 class Showcase:
@@ -93,37 +102,56 @@ class Showcase:
         await self.servers.set_showcase_channel(actor, guild_id, channel_id)
 
     async def post(self, entry: ShowcaseRecord) -> str:
-        """Post an approved video to its server's showcase channel; returns what to tell the moderator."""
+        """Post an approved video to its server's showcase channel; returns what to tell the moderator. A video
+        deleted before it goes up is not posted; one deleted while it goes up is taken down again."""
         channel_id = await self.channel_for(entry.guild_id)
         if channel_id is None:
             return ("This server has no showcase channel (`/videomod showcase channel` sets one), so it appears in "
                     "the web gallery only.")
         job = await self.jobs.get_job(entry.job_id)
         assert job is not None, f"showcase entry {entry.id} has no job {entry.job_id}"
-        lines = [f"⭐ **Showcase** · job #{job.id} · by {shown(entry.author_name, 100)}", f"> {shown(job.prompt)}",
-                 f"-# {settings_line(job, job.seed)}"]
-        if self.settings.gallery_public_url:  # the video's own page, which unfurls wherever it is shared
-            lines.append(f"[Open in the gallery](<{self.settings.gallery_public_url.rstrip('/')}/videos/{job.id}>)")
-        text = "\n".join(lines)
-        path = self.media.path(job.id)
-        files = [discord.File(path, filename=f"showcase-{job.id}.mp4")] if path.is_file() else []
+        try:  # opened now: a deletion from here on cannot take the upload's file away
+            video = discord.File(self.media.path(job.id), filename=f"showcase-{job.id}.mp4")
+        except FileNotFoundError:
+            return await self._not_posted(job.id)
         channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
         try:
-            message = await channel.send(text, files=files, view=vote_view(entry.id, entry.votes), suppress_embeds=True,
+            message = await channel.send(_post_text(entry, job, self.settings.gallery_public_url), file=video,
+                                         view=vote_view(entry.id, entry.votes), suppress_embeds=True,
                                          allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as error:
             log.exception("showcase entry %d: posting to channel %d failed", entry.id, channel_id)
             return f"Posting it to <#{channel_id}> failed ({error.status} {error.text}); it is in the gallery."
         await self.repo.set_post(entry.id, channel_id, message.id)
+        if await self._deleted(job.id):  # while it went up: the deletion's withdrawal may have found no post yet
+            log.info("job %d was deleted while its showcase post went up; taking the post down", job.id)
+            if await self.withdraw(job.id):
+                return ("Nothing stays posted: the video was deleted while its post went up (by its requester or a "
+                        "moderator), so the post was taken down.")
+            return ("The video was deleted while its post went up, and the post could not be taken down; delete it "
+                    f"by hand: {message.jump_url}")
         return f"Posted in <#{channel_id}>: {message.jump_url}"
 
-    async def withdraw(self, job_id: int) -> None:
-        """Delete the showcase post of a deleted job (the gallery already leaves it out). A post Discord will not
-        delete now (the bot lost the channel, Discord is down) is logged, and stays recorded: the deletion of the
-        job goes on without it."""
+    async def _deleted(self, job_id: int) -> bool:
+        """Whether the job's result has been deleted (🗑 Delete, by its requester or a moderator)."""
+        entry = await self.repo.get(job_id)
+        return entry is not None and entry.job_deleted
+
+    async def _not_posted(self, job_id: int) -> str:
+        """What to tell the moderator when the approved video's file is gone before its post."""
+        if await self._deleted(job_id):
+            log.info("job %d was deleted between its approval and its showcase post; nothing was posted", job_id)
+            return "Nothing was posted: the video was deleted meanwhile (by its requester or a moderator)."
+        log.warning("job %d: its approved video is not in %s; nothing was posted", job_id, self.media.root)
+        return "Nothing was posted: its video is no longer kept."
+
+    async def withdraw(self, job_id: int) -> bool:
+        """Delete the showcase post of a deleted job (the gallery already leaves it out); whether no post is left. A
+        post Discord will not delete now (the bot lost the channel, Discord is down) is logged, and stays recorded:
+        the deletion of the job goes on without it."""
         entry = await self.repo.get(job_id)
         if entry is None or entry.channel_id is None or entry.message_id is None:
-            return
+            return True
         post = self.bot.get_partial_messageable(entry.channel_id).get_partial_message(entry.message_id)
         try:
             await post.delete()
@@ -132,9 +160,10 @@ class Showcase:
         except discord.HTTPException as error:
             log.warning("showcase post %d of job %d could not be taken down (%s %s); delete it in channel %d by hand",
                         entry.message_id, job_id, error.status, error.text, entry.channel_id)
-            return
+            return False
         await self.repo.set_post(entry.id, None, None)
         log.info("job %d withdrawn from the showcase channel", job_id)
+        return True
 
     async def vote(self, interaction: discord.Interaction, entry_id: int) -> None:
         """Toggle the member's ⭐ (a member of the entry's server) and show the new count on the button."""

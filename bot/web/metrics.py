@@ -1,4 +1,5 @@
-"""Prometheus metrics of the video service: requests by outcome, queue depth, queue wait, generation time, GPU memory.
+"""Prometheus metrics of the video service: requests by outcome, queue depth, queue wait, generation time, GPU memory,
+what the retention sweep removed.
 
 Discord-free: the service records outcomes and timings here, `bot.web.health` serves `render()` at `/metrics`. Each
 `Metrics` has its own registry, so several services (tests, restarts in one process) never collide.
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,11 @@ class Metrics:
         self.queue_depth.set_function(queued)
         self.running.set_function(running)
 
+    def track_retention(self, removed: Callable[[], Removals | None]) -> None:
+        """Read what the retention sweep removed (bot.retention's `Retention.removed`; None before it starts) from
+        this callable whenever metrics are collected."""
+        self.registry.register(RetentionTotals(removed))
+
     def count(self, outcome: str) -> float:
         """The requests counted with this outcome so far (for tests and /healthz)."""
         return self.registry.get_sample_value(f"{PREFIX}_requests_total", {"outcome": outcome}) or 0.0
@@ -91,3 +98,42 @@ class GPUMemory:
             reserved.add_metric([f"cuda:{index}"], torch.cuda.memory_reserved(index))
         yield allocated
         yield reserved
+
+
+class Removals(Protocol):
+    """What the retention sweep removed since the bot started (bot.retention.Removed)."""
+
+    @property
+    def rows(self) -> Mapping[str, int]: ...  # history rows deleted (HISTORY_KEEP_DAYS), by table
+
+    @property
+    def files(self) -> Mapping[str, int]: ...  # kept media files removed, by kind: video, poster
+
+
+class RetentionTotals:
+    """`videobot_retention_rows_deleted_total{table}` and `videobot_retention_files_removed_total{kind}`, read from
+    the retention sweep's own totals; absent until the sweep has started."""
+
+    def __init__(self, removed: Callable[[], Removals | None]) -> None:
+        self._removed = removed
+
+    def describe(self) -> list[Metric]:
+        """Nothing to declare up front: the families exist once the sweep has started."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """The two counter families, one sample per table and per kind."""
+        removed = self._removed()
+        if removed is None:
+            return
+        rows = CounterMetricFamily(f"{PREFIX}_retention_rows_deleted", "Rows of the jobs log and the audit log the "
+                                   "retention deleted (HISTORY_KEEP_DAYS), by table", labels=["table"])
+        files = CounterMetricFamily(f"{PREFIX}_retention_files_removed", "Kept media files the retention sweep "
+                                    "removed (old videos with their posters, posters whose video was gone), by kind",
+                                    labels=["kind"])
+        for table, count in removed.rows.items():
+            rows.add_metric([table], count)
+        for kind, count in removed.files.items():
+            files.add_metric([kind], count)
+        yield rows
+        yield files

@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.media import MediaStore
 from bot.retention import Retention
+from bot.web.metrics import Metrics
 from storage import utc_now
 
 DAY = 86_400.0
@@ -41,7 +42,7 @@ async def test_old_videos_go_and_the_showcase_ones_new_ones_and_other_files_stay
     media = MediaStore(tmp_path / "media")
     for job_id, age in ((1, 40), (2, 31), (3, 29), (4, 45), (5, 100)):
         kept(media, job_id, age)
-    stray = [media.root / "notes.txt", media.root / "x.mp4", media.root / "7.part"]
+    stray = [media.root / name for name in ("notes.txt", "x.mp4", "0.mp4", "01.mp4", "7.part")]
     for path in stray:
         path.write_text("not a kept video")
         os.utime(path, (0, 0))
@@ -71,18 +72,80 @@ async def test_temporary_files_a_crash_left_mid_write_go_after_an_hour_and_a_wri
             ".8-abcd.part)") in caplog.messages
 
 
+def poster(media: MediaStore, job_id: int, age_s: float) -> Path:
+    path = media.poster_path(job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xd8 a poster")
+    os.utime(path, (NOW - age_s, NOW - age_s))
+    return path
+
+
 async def test_a_removed_video_takes_its_poster_and_a_kept_one_keeps_it(tmp_path):
     media = MediaStore(tmp_path / "media")
     for job_id, age in ((1, 40), (2, 1), (3, 40)):
         kept(media, job_id, age)
-        media.poster_path(job_id).write_bytes(b"\xff\xd8 a poster")
-    orphan = media.root / "9.jpg"  # a poster whose video is not kept: not the sweep's to judge
-    orphan.write_bytes(b"\xff\xd8")
+        poster(media, job_id, age * DAY)
     retention = Retention(media, Showcase({3}), keep_days=30, clock=lambda: NOW)
 
     assert await retention.sweep_once() == [1]
     assert [job for job in (1, 2, 3) if media.poster_path(job).exists()] == [2, 3]
-    assert orphan.exists()
+
+
+@pytest.mark.parametrize("keep_days", [30, 0])  # whatever MEDIA_KEEP_DAYS keeps: there is no video to keep
+async def test_a_poster_whose_video_is_gone_goes_and_one_whose_video_is_kept_stays(tmp_path, caplog, keep_days):
+    media = MediaStore(tmp_path / "media")
+    kept(media, 2, age_days=400 if keep_days == 0 else 1)
+    with_video = poster(media, 2, age_s=400 * DAY)  # older than its video (made again since): its video is there
+    orphans = [poster(media, 8, age_s=2 * DAY), poster(media, 9, age_s=3601)]  # a crash between `delete`'s unlinks
+    fresh = poster(media, 10, age_s=60)  # without its video for a minute only: never a sweep's to judge mid-write
+    strays = [media.root / name for name in ("logo.jpg", "0.jpg", "007.jpg")]  # not a job's poster
+    for path in strays:
+        path.write_bytes(b"\xff\xd8")
+        os.utime(path, (0, 0))
+    retention = Retention(media, Showcase(set()), keep_days=keep_days, clock=lambda: NOW)
+
+    with caplog.at_level(logging.INFO, logger="bot.media"):
+        assert await retention.sweep_once() == []  # job ids count videos only
+
+    assert not any(path.exists() for path in orphans)
+    assert with_video.exists() and media.has(2) and fresh.exists() and all(path.exists() for path in strays)
+    assert "removed 2 poster frames whose videos were gone (8, 9)" in caplog.messages
+
+
+class Log:
+    """A jobs log or an audit log whose pruning deletes `rows` rows."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    async def prune_jobs(self, before: datetime) -> int:
+        return self.rows
+
+    async def prune_audit(self, before: datetime, *, keep: object) -> int:
+        return self.rows
+
+
+async def test_what_the_sweeps_remove_is_counted_at_metrics(tmp_path):
+    media, metrics = MediaStore(tmp_path / "media"), Metrics()
+    for job_id, age in ((1, 40), (2, 40), (3, 1)):
+        kept(media, job_id, age)
+    poster(media, 1, age_s=40 * DAY)
+    poster(media, 9, age_s=2 * DAY)  # its video is gone
+    retention = Retention(media, Showcase(set()), keep_days=30, jobs=Log(3), audit=Log(2),  # type: ignore[arg-type]
+                          history_keep_days=365, clock=lambda: NOW)
+    metrics.track_retention(lambda: retention.removed)
+
+    def counted() -> list[float | None]:
+        sample = metrics.registry.get_sample_value
+        return [sample("videobot_retention_rows_deleted_total", {"table": table}) for table in ("jobs", "audit_log")] \
+            + [sample("videobot_retention_files_removed_total", {"kind": kind}) for kind in ("video", "poster")]
+
+    assert counted() == [0, 0, 0, 0]
+    assert await retention.sweep_once() == [1, 2] and await retention.prune_once() == (3, 2)
+    assert counted() == [3, 2, 2, 2]  # videos 1 and 2; the posters of 1 and of 9
+    await retention.sweep_once()
+    await retention.prune_once()
+    assert counted() == [6, 4, 2, 2]  # totals since the start: nothing more on disk, the fake logs delete again
 
 
 async def test_a_missing_media_directory_is_nothing_to_sweep(tmp_path):

@@ -158,6 +158,62 @@ async def test_deleting_an_approved_video_takes_its_showcase_post_down(stacks: S
     assert await stack.bot.showcase.repo.approved_count() == 0
 
 
+async def test_a_video_its_owner_deletes_between_approval_and_post_is_not_posted(stacks: Stacks, showcase_channel,
+                                                                                 monkeypatch):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await nominated(stack, bob)
+        repo = stack.bot.showcase.repo
+        decide = repo.decide
+
+        async def decided_then_deleted(*args: object, **kwargs: object) -> object:
+            entry = await decide(*args, **kwargs)  # type: ignore[arg-type]
+            assert (await delete_result(fake, result, 1, bob)).content == "🗑️ Deleted job #1."
+            return entry
+
+        monkeypatch.setattr(repo, "decide", decided_then_deleted)
+        answer = await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
+        entry = await repo.get(1)
+
+    assert answer == "Approved job #1. Nothing was posted: the video was deleted meanwhile (by its requester or a " \
+                     "moderator)."
+    assert posts_in(stack, showcase_channel) == [] and not stack.bot.media.has(1)
+    assert entry.job_deleted and entry.message_id is None and await repo.approved_count() == 0
+
+
+async def test_an_approved_video_whose_file_is_gone_is_not_posted_without_it(stacks: Stacks, showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        await nominated(stack, fake.make_user(name="bob"))
+        stack.bot.media.path(1).unlink()  # removed by hand from MEDIA_DIR
+        answer = await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert answer == "Approved job #1. Nothing was posted: its video is no longer kept."
+    assert posts_in(stack, showcase_channel) == [] and entry.message_id is None
+
+
+async def test_a_video_deleted_while_its_showcase_post_goes_up_is_taken_down_again(stacks: Stacks, showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await nominated(stack, bob)
+        upload = f"POST /channels/{showcase_channel.id}/messages"
+        release = fake.hold_next(upload)
+        handle = await fake.slash("videomod showcase approve", {"job": 1},
+                                  user=fake.make_user(roles=[fake.moderator_role]))
+        await fake.wait_for(lambda: fake.requests_to(upload), what="the showcase post to be on its way")
+        await delete_result(fake, result, 1, bob)  # its withdrawal finds no post yet
+        release.set()
+        answer = await handle.wait_answer()
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert answer.content == ("Approved job #1. Nothing stays posted: the video was deleted while its post went up "
+                              "(by its requester or a moderator), so the post was taken down.")
+    assert posts_in(stack, showcase_channel) == [] and entry.job_deleted and entry.message_id is None
+
+
 @pytest.mark.parametrize(("status", "code"), [(403, 50001), (503, 0)])  # the bot lost the channel; Discord down
 async def test_a_showcase_post_that_cannot_be_taken_down_still_lets_its_result_be_deleted(
         stacks: Stacks, showcase_channel, caplog, status: int, code: int):

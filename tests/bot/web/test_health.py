@@ -279,6 +279,8 @@ async def test_python_m_bot_serves_healthz_and_metrics_that_follow_the_requests(
     assert report["gateway"]["connected"] and report["model"] == {"loaded": True, "workers": 1, "error": None,
                                                                   "shapes": no_compiles}
     assert [outcome(before, o) for o in ("accepted", "done", "refused:not_english")] == [0, 0, 0]
+    assert before[("videobot_retention_files_removed_total", (("kind", "video"),))] == 0  # the sweep has started
+    assert before[("videobot_retention_rows_deleted_total", (("table", "audit_log"),))] == 0
     assert [outcome(after, o) for o in ("accepted", "done", "refused:not_english")] == [1, 1, 1]
     assert after[("videobot_generation_seconds_count", ())] == after[("videobot_queue_wait_seconds_count", ())] == 1
     assert after[("videobot_queue_depth", ())] == after[("videobot_jobs_running", ())] == 0
