@@ -11,12 +11,14 @@ import argparse
 import difflib
 import importlib.metadata
 import importlib.util
+import itertools
 import logging
 import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
 from tqdm import tqdm
 
 from t2v import preflight
@@ -41,13 +43,32 @@ REQUEST_OPTIONS = ("seed", "steps", "guidance", "frames", "width", "height", "fp
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line (no usage block), exit status 2; options are spelled out in full (an
     abbreviation of one would silently stand for it), and one that is not there is answered with the closest that
-    is (`--stpes`: did you mean --steps?)."""
+    is (`--stpes`: did you mean --steps?); a value starting with '-' that argparse took for an option is named with
+    how to write it (`--negative=-blurry`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, allow_abbrev=False, **kwargs)
+        self._given: list[str] = []  # the arguments this parser was handed, for error messages
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message}\n")
+        self.exit(2, f"error: {self._plain(message)}\n")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def _plain(self, message: str) -> str:
+        """argparse's message, or one that names what was typed and what would be right where argparse's does not:
+        no command, or a value starting with '-' (`--guidance -inf`) taken for an option."""
+        if message == "the following arguments are required: command":
+            return f"no command given; use one of {', '.join(self._commands())} (python -m t2v COMMAND --help)"
+        missing = re.fullmatch(r"argument (\S+): expected one argument", message)
+        names = missing[1].split("/") if missing else []
+        for option, value in itertools.pairwise(self._given):
+            if option in names and value.startswith("-") and not value.startswith("--") and (
+                    value not in self._option_string_actions):
+                return f"{names[-1]} {value}: a value that starts with '-' is written {names[-1]}={value}"
+        return message
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
         parsed, extras = self.parse_known_args(args, namespace)
@@ -85,6 +106,9 @@ def _path(value: str) -> Path:
     problem = preflight.path_length(value)
     if problem is not None:
         raise argparse.ArgumentTypeError(problem)
+    problem = preflight.home_unexpanded(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{value}: {problem}")
     return Path(value)
 
 
@@ -208,7 +232,7 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
         value = getattr(args, name)
         if value is not None:
             try:
-                shown = value if not isinstance(value, str) or value.strip() else repr(value)  # '' shows as ''
+                shown = preflight.shown(value) if isinstance(value, str) else value  # '' shows as ''
                 check_value(name, value, shown=f"--{name} {shown}")
             except InvalidRequest as exc:
                 problems.append(str(exc))
@@ -333,8 +357,15 @@ def generate(args: argparse.Namespace) -> int:
         path, scale = preflight.split_lora(args.lora)
         pipe.set_lora(pipe.load_lora(path), scale)
     request = asked.with_defaults(pipe.config)
-    with tqdm(total=request.steps, desc="denoising", unit="step") as bar:
-        result = pipe.generate(request, on_step=lambda step, total: bar.update(step - bar.n))
+    try:
+        with tqdm(total=request.steps, desc="denoising", unit="step") as bar:
+            result = pipe.generate(request, on_step=lambda step, total: bar.update(step - bar.n))
+    except torch.cuda.OutOfMemoryError as exc:  # not a bad value, but one this GPU cannot hold: say what to ask for
+        log.info("out of memory: %s", exc)
+        said = ". ".join(str(exc).split(". ")[:2])  # "CUDA out of memory. Tried to allocate 20.00 GiB"
+        print(f"error: the device ran out of memory rendering {request.frames} frames {request.width}x"
+              f"{request.height} ({said}); ask for fewer --frames or a smaller --width/--height", file=sys.stderr)
+        return 1
     written = write_mp4(args.output, encode_mp4(result.frames, request.fps), overwrite=args.overwrite,
                         instead=preflight.numbered(args.numbered))
     taken = "" if written == args.output else f"{args.output} appeared while rendering (another run?); "

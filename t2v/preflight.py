@@ -7,6 +7,7 @@ command can name every bad value at once and stop before it loads a model (minut
 
 from __future__ import annotations
 
+import difflib
 import errno
 import itertools
 import json
@@ -92,6 +93,22 @@ def path_length(value: str) -> Problem:
     return None
 
 
+def home_unexpanded(value: str) -> Problem:
+    """Why a path that starts with ~ is not the home folder it looks like: nothing expanded it (`--output=~/x.mp4`, a
+    quoted "~/x", a setting), so taken as it is it would be a folder named ~ here. None when no ~ starts it, when a
+    folder of that name is there, or when there is no such user."""
+    first = Path(value).parts[0] if value.startswith("~") else ""
+    if not first or Path(first).exists() or os.path.expanduser(first) == first:
+        return None
+    return (f"the ~ is not expanded here (a shell expands it only at the start of a word, not after = or inside "
+            f"quotes); write {os.path.expanduser(value)}")
+
+
+def shown(value: str) -> str:
+    """A value as a line names it: quoted when empty or padded with spaces, which would not show."""
+    return value if value and value == value.strip() else repr(value)
+
+
 def not_there(option: str, path: Path, overwrite: str) -> Problem:
     """A file to write that does not exist yet (nor as a link): nothing of the user's is replaced unasked."""
     if (path.exists() or path.is_symlink()) and not path.is_dir():  # a folder: output_file says what to do
@@ -113,7 +130,10 @@ def free_file(path: Path) -> Path:
 
 def mp4_file(option: str, path: Path) -> Problem:
     """An MP4 file to write (output_file's checks too): the name ends in .mp4, since the file is H.264 in MP4
-    whatever its name says (a .gif or .webm name would hold an MP4 that nothing opening it expects)."""
+    whatever its name says (a .gif or .webm name would hold an MP4 that nothing opening it expects); `-` is not
+    standard output."""
+    if str(path) == "-":
+        return f"{option} -: t2v writes the video to a file, not to standard output; name a .mp4 file, e.g. video.mp4"
     if path.suffix.lower() != ".mp4" and not path.is_dir():
         suggestion = path.with_suffix(".mp4") if path.suffix else f"{path}.mp4 (or {path / 'video.mp4'} in a folder)"
         return f"{option} {path}: t2v writes H.264 MP4 videos; name a .mp4 file, e.g. {suggestion}"
@@ -139,7 +159,7 @@ def compile_backend(option: str, name: str) -> Problem:
 def device(option: str, name: str) -> Problem:
     """A device t2v runs on here: cpu, or cuda / cuda:N with that GPU present."""
     problem = missing_device(name, f"{option} cpu")
-    return None if problem is None else f"{option} {name or repr(name)}: {problem}"
+    return None if problem is None else f"{option} {shown(name)}: {problem}"
 
 
 def dtype(option: str, name: str | None, device_name: str | None = None) -> Problem:
@@ -150,7 +170,7 @@ def dtype(option: str, name: str | None, device_name: str | None = None) -> Prob
         return None
     if name not in FP8:
         known = [*DTYPES, *(FP8 if device_name is not None else ())]
-        return f"{option} {name}: not a dtype t2v knows; use one of {', '.join(known)}"
+        return f"{option} {shown(name)}: not a dtype t2v knows; use one of {', '.join(known)}"
     if device_name is None:
         return f"{option} {name}: fp8 is a precision to compute in, not to store; use float16 here"
     if device("--device", device_name) is not None:  # a device that is not there: its own check says so
@@ -169,6 +189,9 @@ def model_source(option: str, source: str) -> Problem:
     if problem is not None:
         return f"{option} {source[:40]}…: {problem}"
     named = f"{option}={source}" if option.isupper() else f"{option} {source}"
+    problem = home_unexpanded(source) or _near_tiny_random(source)
+    if problem is not None:
+        return f"{named}: {problem}"
     if source != TINY_RANDOM and Path(source).is_file():  # before check_source, which would offer a download into it
         return _a_file(option, named, Path(source))
     try:
@@ -177,6 +200,16 @@ def model_source(option: str, source: str) -> Problem:
         return f"{named}: {exc}"
     damaged = [problem for problem in map(weights_file, files) if problem]
     return f"{named}: {'; '.join(damaged)}; {_fetch_again(source, len(damaged))}" if damaged else None
+
+
+def _near_tiny_random(source: str) -> Problem:
+    """A source that is no path here and reads like the preset's name (TINY-RANDOM, tiny_random): the preset was
+    meant, not a folder to download into."""
+    if source == TINY_RANDOM or Path(source).exists():
+        return None
+    if difflib.SequenceMatcher(None, source.lower().replace("_", "-"), TINY_RANDOM).ratio() < 0.85:
+        return None
+    return f"there is no folder {source} here; did you mean {TINY_RANDOM} (the random-weight preset)?"
 
 
 def _fetch_again(source: str, count: int) -> str:
@@ -293,6 +326,9 @@ def lora(option: str, value: str) -> Problem:
     problem = path_length(value)
     if problem is not None:
         return f"{option} {value[:40]}…: {problem}"
+    problem = home_unexpanded(value)
+    if problem is not None:
+        return f"{option} {value}: {problem}"
     try:
         path, scale = split_lora(value)
     except ValueError as exc:

@@ -1,0 +1,148 @@
+"""`python -m t2v …` at its edges, as a stranger types it: values the shell hands over unexpanded or taken for
+options, values whose spaces do not show, near-misses of a name, no command at all, and Ctrl-C mid-render."""
+
+import pytest
+
+import t2v.cli
+from t2v.cli import main
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fails the test if a command loads a model, converts one or downloads one."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command started work before refusing its options")
+
+    monkeypatch.setattr(t2v.cli, "load_pipeline", refuse)
+    monkeypatch.setattr(t2v.cli, "convert", refuse)
+    monkeypatch.setattr(t2v.cli, "download", refuse)
+
+
+def refused(argv: list[str], capsys) -> list[str]:
+    """The lines on stderr of a command that must be refused with exit status 2 (by argparse or by the checks)."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    return capsys.readouterr().err.splitlines()
+
+
+TILDE = "the ~ is not expanded here (a shell expands it only at the start of a word, not after = or inside quotes)"
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["generate", "a cat", "--output=~/x.mp4"], "error: argument -o/--output: ~/x.mp4: {tilde}; write {home}/x.mp4"),
+    (["generate", "a cat", "--model=~/weights/modelscope"],
+     "error: --model ~/weights/modelscope: {tilde}; write {home}/weights/modelscope"),
+    (["generate", "a cat", "--lora=~/style.safetensors:0.5"],
+     "error: --lora ~/style.safetensors:0.5: {tilde}; write {home}/style.safetensors:0.5"),
+    (["download", "~/weights"], "error: argument directory: ~/weights: {tilde}; write {home}/weights"),
+])
+def test_a_home_folder_no_shell_expanded_is_answered_with_the_path_it_stands_for(tmp_path, monkeypatch, capsys,
+                                                                                   no_work, argv, line):
+    # "the folder ~ does not exist; create it first" had the user make a folder named ~ (which `rm -rf ~` then meets)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    argv = [*argv, "-o", "x.mp4"] if argv[0] == "generate" and "-o" not in " ".join(argv) else argv
+    assert refused(argv, capsys) == [line.format(tilde=TILDE, home=tmp_path / "home")]
+    assert not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--guidance", "-inf"), ("--seed", "-1e5"), ("--negative", "-blurry"),
+                                               ("--prompt", "-cat")])
+def test_a_value_that_starts_with_a_dash_is_named_with_how_to_write_it(tmp_path, capsys, no_work, option, value):
+    # was "argument --guidance: expected one argument": the value typed was not named, nor how to pass it
+    assert refused(["generate", "-o", str(tmp_path / "x.mp4"), option, value], capsys) == [
+        f"error: {option} {value}: a value that starts with '-' is written {option}={value}"]
+
+
+@pytest.mark.parametrize("argv", [["--guidance"], ["--guidance", "--steps", "3"], ["--guidance", "-v"]])
+def test_an_option_left_without_its_value_still_says_so(tmp_path, capsys, no_work, argv):
+    assert refused(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), *argv], capsys) == [
+        "error: argument --guidance: expected one argument"]
+
+
+def test_a_negative_value_written_with_equals_reaches_the_range_check(tmp_path, capsys, no_work):
+    assert refused(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--guidance=-inf"], capsys) == [
+        "error: --guidance -inf is outside the allowed range 1.0–30.0"]
+
+
+def test_output_to_standard_output_is_refused_as_such(tmp_path, monkeypatch, capsys, no_work):
+    monkeypatch.chdir(tmp_path)  # was: "name a .mp4 file, e.g. -.mp4 (or -/video.mp4 in a folder)"
+    assert refused(["generate", "a cat", "-o", "-"], capsys) == [
+        "error: --output -: t2v writes the video to a file, not to standard output; name a .mp4 file, e.g. video.mp4"]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--sampler", " ddim"], "error: --sampler ' ddim' is not one of ddim, dpmpp-2m"),  # was "--sampler  ddim is not…"
+    (["--dtype", ""], "error: --dtype '': not a dtype t2v knows; use one of float32, fp32, float16, fp16, bfloat16, "
+                      "bf16, fp8"),  # was "--dtype : not a dtype …"
+    (["--device", "cpu "], "error: --device 'cpu ': not a device name; use cpu, cuda or cuda:N"),
+])
+def test_a_value_whose_spaces_would_not_show_is_quoted(tmp_path, capsys, no_work, argv, line):
+    assert refused(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), *argv], capsys) == [line]
+
+
+@pytest.mark.parametrize("model", ["TINY-RANDOM", "tiny_random", "tiny-randon"])
+def test_a_misspelt_tiny_random_is_answered_with_its_name(tmp_path, monkeypatch, capsys, no_work, model):
+    monkeypatch.chdir(tmp_path)  # was: "download the official model into it first with `python -m t2v download …`"
+    assert refused(["generate", "a cat", "--model", model], capsys) == [
+        f"error: --model {model}: there is no folder {model} here; did you mean tiny-random (the random-weight "
+        "preset)?"]
+
+
+def test_no_command_names_the_commands(capsys):
+    assert refused([], capsys) == [  # was "the following arguments are required: command"
+        "error: no command given; use one of generate, convert, download, bench (python -m t2v COMMAND --help)"]
+
+
+class CtrlC:
+    """tqdm's stand-in, whose second step update is the user's Ctrl-C."""
+
+    def __init__(self, total: int, **kwargs) -> None:
+        self.n = 0
+
+    def __enter__(self) -> "CtrlC":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, count: int) -> None:
+        self.n += count
+        if self.n == 2:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_ctrl_c_mid_render_writes_nothing_and_keeps_what_was_there(tmp_path, monkeypatch, capsys, overwrite):
+    monkeypatch.setattr(t2v.cli, "tqdm", CtrlC)
+    out = tmp_path / "x.mp4"
+    if overwrite:
+        out.write_bytes(b"yesterday's video")
+    argv = ["generate", "a cat", "-o", str(out), "--steps", "4", *(["--overwrite"] if overwrite else [])]
+    assert main(argv) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "interrupted: nothing was written"
+    assert [path.name for path in tmp_path.iterdir()] == (["x.mp4"] if overwrite else [])  # no part file either
+    assert not overwrite or out.read_bytes() == b"yesterday's video"
+
+
+def test_a_gpu_out_of_memory_is_one_line_saying_what_to_ask_for_instead(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from t2v.driver import PipelineBase
+
+    def too_big(self, x, *args):  # what a 24 GB GPU says to 64 frames of 1024×1024
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total "
+                                          "capacity of 23.65 GiB of which 1.20 GiB is free. Including non-PyTorch "
+                                          "memory, this process has 22.40 GiB memory in use.")
+
+    monkeypatch.setattr(PipelineBase, "denoise", too_big)
+    out = tmp_path / "x.mp4"  # was: a traceback ending in torch.OutOfMemoryError
+    assert main(["generate", "a cat", "-o", str(out), "--steps", "1", "--frames", "3", "--width", "128"]) == 1
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")] == [
+        "error: the device ran out of memory rendering 3 frames 128x64 (CUDA out of memory. Tried to allocate "
+        "20.00 GiB); ask for fewer --frames or a smaller --width/--height"]
+    assert not list(tmp_path.iterdir())
