@@ -15,6 +15,7 @@ import itertools
 import logging
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,7 +29,7 @@ from t2v.download import download
 from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WriteError
 from t2v.kernels import fp8
 from t2v.loader import convert, load_pipeline
-from t2v.request import LIMITS, GenerationRequest, check_value
+from t2v.request import LIMITS, GenerationRequest, check_value, value_range
 from t2v.video import encode_mp4, write_mp4
 from t2v.weights import export
 from t2v.weights.files import OFFICIAL_REPO, REPO_ID
@@ -99,6 +100,19 @@ def _repo(value: str) -> str:
     return value.strip()
 
 
+def _number(name: str, kind: type[int] | type[float] = int) -> Callable[[str], int | float]:
+    """The type of a request's numeric option: its value, or one line naming what was typed and what range is right
+    (`--steps 1e3`: argparse alone says "invalid int value")."""
+    def read(value: str) -> int | float:
+        try:
+            return kind(value)
+        except ValueError:
+            low, high = value_range(name)
+            what = "a whole number (digits only)" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{value!r} is not {what}; write one from {low} to {high}") from None
+    return read
+
+
 def _path(value: str) -> Path:
     """A path option's value; an empty one (`-o ""`) would otherwise stand for the current folder."""
     if not value.strip():
@@ -145,15 +159,18 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=TINY_RANDOM,
                    help=f"ModelScope or diffusers directory, `t2v convert` export, or {TINY_RANDOM} (default; noise)")
     p.add_argument("--negative", default="", help="negative prompt (replaces the empty unconditional prompt)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: a new one, printed)")
-    p.add_argument("--steps", type=int, default=None, help=f"sampling steps, 1–150 (default {DEFAULTS.steps})")
-    p.add_argument("--guidance", type=float, default=None,
+    p.add_argument("--seed", type=_number("seed"), default=None, help="random seed (default: a new one, printed)")
+    p.add_argument("--steps", type=_number("steps"), default=None,
+                   help=f"sampling steps, 1–150 (default {DEFAULTS.steps})")
+    p.add_argument("--guidance", type=_number("guidance", float), default=None,
                    help=f"classifier-free guidance scale, 1–30 (default {DEFAULTS.guidance:g})")
-    p.add_argument("--frames", type=int, default=None,
+    p.add_argument("--frames", type=_number("frames"), default=None,
                    help=f"frames, 1–64 (default: the model's; {ModelConfig.frames} for ModelScope's)")
-    p.add_argument("--width", type=int, default=None, help="width, multiple of 64 in 64–1024 (default: model's)")
-    p.add_argument("--height", type=int, default=None, help="height, multiple of 64 in 64–1024 (default: model's)")
-    p.add_argument("--fps", type=int, default=None,
+    p.add_argument("--width", type=_number("width"), default=None,
+                   help="width, multiple of 64 in 64–1024 (default: model's)")
+    p.add_argument("--height", type=_number("height"), default=None,
+                   help="height, multiple of 64 in 64–1024 (default: model's)")
+    p.add_argument("--fps", type=_number("fps"), default=None,
                    help=f"frames per second of the MP4, {LIMITS['fps'][0]}–{LIMITS['fps'][1]} (default {DEFAULTS.fps})")
     p.add_argument("--sampler", default=None, help=f"ddim or dpmpp-2m (default {DEFAULTS.sampler})")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")

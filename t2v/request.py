@@ -36,12 +36,17 @@ def check_value(name: str, value: Any, shown: str | None = None) -> Any:
             raise InvalidRequest(f"{shown} is not one of {', '.join(sorted(SAMPLER_NAMES))}")
         return value
     value = plain_number(value, shown, real=name == "guidance")
-    low, high = (0, MAX_SEED) if name == "seed" else LIMITS["size" if name in ("width", "height") else name]
+    low, high = value_range(name)
     if not low <= value <= high:
         raise InvalidRequest(f"{shown} is outside the allowed range {low}–{high}")
     if name in ("width", "height") and value % 64:
         raise InvalidRequest(f"{shown} must be a multiple of 64 (64, 128, …, 1024)")
     return value
+
+
+def value_range(name: str) -> tuple[int | float, int | float]:
+    """The lowest and highest value of a numeric request field (seed, steps, guidance, frames, width, height, fps)."""
+    return (0, MAX_SEED) if name == "seed" else LIMITS["size" if name in ("width", "height") else name]
 
 
 def plain_number(value: Any, shown: str, real: bool = False) -> int | float:

@@ -217,7 +217,8 @@ def test_convert_replaces_an_earlier_export_only_when_asked(tmp_path, capsys):
 def test_argparse_errors_are_one_line_with_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["generate", "a cat", "--steps", "many"])
-    assert exit_.value.code == 2 and capsys.readouterr().err == "error: argument --steps: invalid int value: 'many'\n"
+    assert exit_.value.code == 2 and capsys.readouterr().err == (
+        "error: argument --steps: 'many' is not a whole number (digits only); write one from 1 to 150\n")
 
 
 def test_convert_writes_files_everyone_may_read(tmp_path):

@@ -146,3 +146,17 @@ def test_a_gpu_out_of_memory_is_one_line_saying_what_to_ask_for_instead(tmp_path
         "error: the device ran out of memory rendering 3 frames 128x64 (CUDA out of memory. Tried to allocate "
         "20.00 GiB); ask for fewer --frames or a smaller --width/--height"]
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("option", "value", "line"), [
+    ("--steps", "1e3", "error: argument --steps: '1e3' is not a whole number (digits only); write one from 1 to 150"),
+    ("--seed", "-1e5", "error: argument --seed: '-1e5' is not a whole number (digits only); write one from 0 to "
+                       "9223372036854775807"),
+    ("--width", "64.0", "error: argument --width: '64.0' is not a whole number (digits only); write one from 64 to "
+                        "1024"),
+    ("--guidance", "abc", "error: argument --guidance: 'abc' is not a number; write one from 1.0 to 30.0"),
+])
+def test_a_number_argparse_cannot_read_is_named_with_the_range_that_is_right(capsys, tmp_path, option, value, line):
+    argv = ["generate", "a cat", "--model", "tiny-random", f"{option}={value}", "-o", str(tmp_path / "x.mp4")]
+    assert refused(argv, capsys) == [line]  # was "invalid int value: '1e3'"
+    assert list(tmp_path.iterdir()) == []
