@@ -59,7 +59,8 @@ PROMPTS = ["A panda eating bamboo on a rock.", "A red fox running through fresh 
            "A hot air balloon over a desert at dawn.", "A cat playing piano in a jazz bar.",
            "A paper boat drifting down a rainy street."]
 GOAL_PCT = 10.0  # the issue: a mix of styles costs at most 10% over one style
-BATCH_MAX = 4  # bot.settings.BATCH_MAX's default (not imported: the GPU machine's image has no pydantic)
+BATCH_MAX = 4  # bot.settings.BATCH_MAX's default when this was measured (2 since 2026-12-05; not imported: the GPU
+#               machine's image has no pydantic)
 
 
 def build_pipeline(args: argparse.Namespace) -> Any:

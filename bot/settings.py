@@ -301,8 +301,7 @@ class Settings(BaseSettings):
         if address is None or info.data.get("t2v_executor") != "ray":
             return address
         address = address.strip()
-        host = urlsplit(address if "://" in address else f"//{address}").hostname or "HEAD"
-        gcs = f"[{host}]:6379" if ":" in host else f"{host}:6379"  # the port `ray start --head` listens on
+        gcs = _gcs_example(address)
         if address.lower().startswith(("http://", "https://")):
             raise _problem(f"RAY_ADDRESS={address} is the address of Ray's dashboard and job API, not of the cluster: "
                            f"give the head's GCS address, such as {gcs}")
@@ -563,6 +562,15 @@ def _error_line(problem: Mapping[str, Any]) -> str:
     if words is not None:
         return f"{name}={problem['input']} is not {words}{_what_to_write(field)}"
     return f"{name}={problem.get('input')}: {problem['msg']}"
+
+
+def _gcs_example(address: str) -> str:
+    """The head's GCS address on the host RAY_ADDRESS names (HEAD when it names none, or an unclosed [IPv6)."""
+    try:
+        host = urlsplit(address if "://" in address else f"//{address}").hostname or "HEAD"
+    except ValueError:  # urlsplit: "Invalid IPv6 URL"
+        host = "HEAD"
+    return f"[{host}]:6379" if ":" in host else f"{host}:6379"  # the port `ray start --head` listens on
 
 
 def _what_to_write(field: str) -> str:

@@ -296,10 +296,10 @@ class RayExecutor(ExecutorBase):
     def _nothing_to_reserve(self) -> str:
         """What to do when the cluster has none of the resource: let GPU hosts join it, or join one that has them."""
         lacks = f"no {self._resource} for the workers (RAY_WORKER_RESOURCE={self._resource})"
-        if self._address is None:  # ray.init() started a Ray of this host's own, which no node joins
+        if self._address in (None, "local"):  # ray.init() started a Ray of this host's own, which no node joins
             return (f"the Ray the bot started on this host has {lacks}: set RAY_ADDRESS to the head of a cluster whose "
                     "GPU hosts have joined it (docs/scale-out.md), or T2V_EXECUTOR=local")
-        head = "HEAD:6379" if "://" in self._address else self._address
+        head = "HEAD:6379" if "://" in self._address or self._address == "auto" else self._address  # auto: this host's
         counted = "" if self._resource == GPU else f" --resources='{{\"{self._resource}\": 1}}'"  # Ray counts GPUs
         return (f"the Ray cluster at {self._address} has {lacks}: start a Ray node on each GPU host with `ray start "
                 f"--address={head}{counted}`, then restart the bot; `ray status` lists what the cluster has")

@@ -70,7 +70,7 @@ class Admission:
     async def admit(self, requester: Requester, spec: JobSpec) -> Submitted:
         """Queue the request, or log it as refused and raise Refused; a user's requests are decided in turn."""
         spec = self._named_style(spec)
-        async with self._turn(requester.user_id):  # a user's quota and cap are counted one request at a time
+        async with self.turn(requester.user_id):  # a user's quota and cap are counted one request at a time
             try:
                 await self._check(requester, spec)
             except Refused as refused:
@@ -99,8 +99,9 @@ class Admission:
         """The spec with its style named as the styles file names it, whatever its case (ServerStyles.named)."""
         return spec if spec.style is None else replace(spec, style=self.styles.named(spec.style))
 
-    def _turn(self, user_id: int) -> asyncio.Lock:
-        """The user's admission lock (kept while some request holds or awaits it)."""
+    def turn(self, user_id: int) -> asyncio.Lock:
+        """The user's admission lock (kept while some request holds or awaits it); a block's cancels take it too, so a
+        request already past its block check is queued before they look (bot.jobs.service.cancel_blocked)."""
         lock = self._turns.get(user_id)
         if lock is None:
             lock = self._turns[user_id] = asyncio.Lock()

@@ -82,6 +82,11 @@ class Cancels:
         for entry in running:
             if entry.runs_on_in_batch():
                 await self._outcomes.drop_member(entry)
+                continue
+            try:  # flagged, as /cancel does: a start after a crash before its next step cancels it, never reruns it
+                await self._repo.request_cancel(entry.job.id)
+            except InvalidTransitionError:  # it finished meanwhile
+                continue
         return len(queued), len(running)
 
     def _newest_active(self, user_id: int) -> JobRecord:

@@ -176,8 +176,10 @@ class VideoService:
         return await self.cancels.cancel_server(guild_id)
 
     async def cancel_blocked(self, user_id: int, guild_id: int) -> tuple[int, int]:
-        """Cancel the jobs of a user just blocked in a server (GLOBAL: everywhere): (queued, running) counts."""
-        return await self.cancels.cancel_blocked(user_id, guild_id)
+        """Cancel the jobs of a user just blocked in a server (GLOBAL: everywhere): (queued, running) counts. A request
+        of theirs that passed its block check before the block was written is queued first, and so cancelled too."""
+        async with self.admission.turn(user_id):
+            return await self.cancels.cancel_blocked(user_id, guild_id)
 
     def jobs_of(self, user_id: int) -> list[tuple[JobRecord, int | None]]:
         """The user's running jobs (position None) then queued jobs with their 1-based positions."""

@@ -207,4 +207,4 @@ def _votes(votes: int) -> str:
 
 def _text(text: str) -> str:
     """User text made safe for HTML content and quoted attributes, shown in the order it is read."""
-    return html.escape(UNSAFE_RE.sub("", text), quote=True)
+    return html.escape(" ".join(UNSAFE_RE.sub(" ", text).split()), quote=True)  # some separate words (\x85), as inert

@@ -158,6 +158,8 @@ RAY = {**VALID, "T2V_EXECUTOR": "ray"}
     ("10.0.0.5", "RAY_ADDRESS=10.0.0.5 is not HOST:PORT (the head's GCS address, such as 10.0.0.5:6379), "
                  "ray://HOST:PORT, auto or local"),
     ("10.0.0.5:6379/", "RAY_ADDRESS=10.0.0.5:6379/ is not HOST:PORT"),
+    ("[fd00::5:6379", "RAY_ADDRESS=[fd00::5:6379 is not HOST:PORT (the head's GCS address, such as HEAD:6379)"),
+    ("http://[fd00::5", "RAY_ADDRESS=http://[fd00::5 is the address of Ray's dashboard"),
 ])
 def test_a_ray_address_ray_cannot_join_is_refused_at_start_with_what_it_takes(address, line):
     [problem] = problems({**RAY, "RAY_ADDRESS": address})

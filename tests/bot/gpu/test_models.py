@@ -88,7 +88,7 @@ def test_the_queued_shapes_use_default_frames_and_batch_1_alone_without_batching
     assert [call[2] for call in calls if call[0] == "queued"][:2] == ["1×8×448×448", "1×8×576×320"]
     calls.clear()
     ModelSource.of(load_settings({**BASE, "MAX_FRAMES": "16"}, env_file=None))("cuda:0")
-    assert [call[2] for call in calls if call[0] == "queued"][:2] == ["1×16×448×448", "4×16×448×448"]  # capped
+    assert [call[2] for call in calls if call[0] == "queued"][:2] == ["1×16×448×448", "2×16×448×448"]  # capped
 
 
 def test_gpu_workers_warm_up_with_one_step_of_the_default_video_and_cpu_workers_do_not(calls):

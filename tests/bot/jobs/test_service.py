@@ -365,6 +365,18 @@ async def test_weights_no_device_could_load_stop_the_start_with_one_line(databas
     await service.stop()
 
 
+async def test_a_blocked_users_running_job_is_flagged_so_a_crash_before_its_next_step_does_not_run_it_again(
+        make_service):
+    h = await make_service()
+    h.pipeline.hold.clear()
+    running = await h.submit(1, PROMPTS[0], steps=20)
+    await h.events.wait("progress", running.job.id)
+    assert await h.service.cancel_blocked(1, 600) == (0, 1)
+    flagged = await h.repo.get_job(running.job.id)  # what a start after a crash reads: cancelled, not run again
+    assert flagged.cancel_requested and flagged.state == JobState.RUNNING
+    assert (await h.events.wait("cancelled", running.job.id)).state == JobState.CANCELLED
+
+
 async def test_queued_jobs_survive_a_restart_and_the_interrupted_one_runs_again(make_service):
     first = await make_service(shutdown_grace_s=0)  # no time to finish: the held job stops at its next step
     first.pipeline.hold.clear()

@@ -1,6 +1,7 @@
 """/videomod and /videostyle at their edges, end to end, as a moderator new to the bot would try them: a command
 repeated, undoing what was never done, blank or oddly typed values, and a change that meets one made before."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -214,3 +215,35 @@ async def test_an_operators_block_cancels_the_users_videos_in_every_server_and_a
     assert plain(everywhere.content).startswith(f"Blocked in every server <@{bob.id}> until <t:")
     assert everywhere.content.endswith("Their 1 queued video is cancelled.")
     assert scripted.started == ["a long train journey"]
+
+
+async def test_a_video_asked_for_as_its_user_is_blocked_is_cancelled_with_the_others(stacks: Stacks, scripted,
+                                                                                      monkeypatch):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        checking, go_on, blocked = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        check_quota, block = stack.moderation.check_quota, stack.moderation.block
+
+        async def held_quota(*args, **kwargs):  # bob's request is past the block check when the block is written
+            checking.set()
+            await go_on.wait()
+            return await check_quota(*args, **kwargs)
+
+        async def noted_block(*args, **kwargs):
+            record = await block(*args, **kwargs)
+            blocked.set()
+            return record
+
+        monkeypatch.setattr(stack.moderation, "check_quota", held_quota)
+        monkeypatch.setattr(stack.moderation, "block", noted_block)
+        late = await video(fake, "a short boat trip", user=bob)
+        await checking.wait()
+        answer = asyncio.create_task(command(fake, "videomod block", mod, user=bob, reason="spamming"))
+        await blocked.wait()
+        go_on.set()
+        await late.wait_original(lambda m: m.content == "✖ Cancelled job #1.")
+        confirmation = await answer
+
+    assert confirmation.content.endswith("Their 1 queued video is cancelled.")
+    assert scripted.started == []
