@@ -2,6 +2,7 @@
 
 import pytest
 
+import t2v.cli
 from t2v import load_pipeline
 from tests.t2v.layouts import write_modelscope_dir
 
@@ -34,3 +35,14 @@ def diffusers_576(tmp_path_factory):
 
     pipe = diffusers_pipeline(UNET_576, seed=2)
     return pipe, write_diffusers_dir(tmp_path_factory.mktemp("diffusers") / "zeroscope_v2_576w", pipe)
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fails the test if a command loads a model, converts one or downloads one."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command started work before refusing its options")
+
+    monkeypatch.setattr(t2v.cli, "load_pipeline", refuse)
+    monkeypatch.setattr(t2v.cli, "convert", refuse)
+    monkeypatch.setattr(t2v.cli, "download", refuse)

@@ -34,16 +34,6 @@ def file_modes_apply() -> tuple[str, ...]:
     return (setpriv, "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search")
 
 
-@pytest.fixture
-def no_work(monkeypatch):
-    """Fails the test if a command loads a model or converts one."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("the command started work before refusing its options")
-
-    monkeypatch.setattr(t2v.cli, "load_pipeline", refuse)
-    monkeypatch.setattr(t2v.cli, "convert", refuse)
-
-
 def test_generate_writes_an_h264_mp4_with_the_requested_frames(tmp_path, capsys):
     out = tmp_path / "x.mp4"
     code = main(["generate", "A panda eating bamboo on a rock.", "--model", "tiny-random", "-o", str(out),

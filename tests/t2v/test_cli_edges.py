@@ -7,17 +7,6 @@ import t2v.cli
 from t2v.cli import main
 
 
-@pytest.fixture
-def no_work(monkeypatch):
-    """Fails the test if a command loads a model, converts one or downloads one."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("the command started work before refusing its options")
-
-    monkeypatch.setattr(t2v.cli, "load_pipeline", refuse)
-    monkeypatch.setattr(t2v.cli, "convert", refuse)
-    monkeypatch.setattr(t2v.cli, "download", refuse)
-
-
 def refused(argv: list[str], capsys) -> list[str]:
     """The lines on stderr of a command that must be refused with exit status 2 (by argparse or by the checks)."""
     try:
