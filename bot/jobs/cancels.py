@@ -12,7 +12,7 @@ from bot.errors import NothingToCancel
 from bot.jobs.events import Announcer
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import FairQueue
-from bot.jobs.running import Running
+from bot.jobs.running import Running, RunningJob
 from bot.jobs.spec import Queued
 from storage import GLOBAL, InvalidTransitionError, JobRecord, Repository
 
@@ -43,12 +43,7 @@ class Cancels:
         entry.user_cancelled = True
         entry.token.cancel()
         log.info("job %d cancel requested by its user while running", job.id)
-        if entry.runs_on_in_batch():
-            return await self._outcomes.drop_member(entry)
-        try:
-            return await self._repo.request_cancel(job.id)
-        except InvalidTransitionError:  # it finished while we wrote the flag
-            return await self._repo.get_job(job.id) or entry.job
+        return await self._settle_running(entry) or await self._repo.get_job(job.id) or entry.job
 
     async def cancel_server(self, guild_id: int) -> tuple[int, int]:
         """Cancel every job of a server the bot is no longer in (its channels are out of reach): the queued ones at
@@ -80,14 +75,19 @@ class Cancels:
             if announce:
                 await self._announce("job_cancelled", record)
         for entry in running:
-            if entry.runs_on_in_batch():
-                await self._outcomes.drop_member(entry)
-                continue
-            try:  # flagged, as /cancel does: a start after a crash before its next step cancels it, never reruns it
-                await self._repo.request_cancel(entry.job.id)
-            except InvalidTransitionError:  # it finished meanwhile
-                continue
+            await self._settle_running(entry)
         return len(queued), len(running)
+
+    async def _settle_running(self, entry: RunningJob) -> JobRecord | None:
+        """After a running job's token was cancelled: a batch member is dropped now (the others run on); a job alone
+        is flagged, so a start after a crash before its next step cancels it, never runs it again. None when it
+        finished meanwhile."""
+        if entry.runs_on_in_batch():
+            return await self._outcomes.drop_member(entry)
+        try:
+            return await self._repo.request_cancel(entry.job.id)
+        except InvalidTransitionError:  # it finished while the flag was written
+            return None
 
     def _newest_active(self, user_id: int) -> JobRecord:
         """The user's newest queued or running job not already being cancelled."""

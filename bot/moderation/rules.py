@@ -190,6 +190,10 @@ class Moderation:
         """The user's block that holds now in a server (None: in direct messages): the server's, or a global one."""
         return await self.repo.active_block(user_id, _with_global(guild_id), self.now())
 
+    async def own_block(self, user_id: int, guild_id: int) -> BlockRecord | None:
+        """The user's block that holds now in exactly this scope (a server's own, or GLOBAL: the operators')."""
+        return await self.repo.active_block(user_id, [guild_id], self.now())
+
     async def check_access(self, requester: Asker) -> None:
         """Refused for a user blocked in the requester's server (or everywhere), or in a channel where the server's
         moderators turned /video off (a global rule from before servers had their own can only turn one off)."""
@@ -299,7 +303,7 @@ class Moderation:
 
     async def unblock(self, actor: int, user_id: int, *, guild_id: int) -> bool:
         """Lift a user's block in the server; False when none held (one that ran out is removed all the same)."""
-        lifted = await self.repo.active_block(user_id, [guild_id], self.now()) is not None
+        lifted = await self.own_block(user_id, guild_id) is not None
         await self.repo.unblock(user_id, guild_id=guild_id)
         await self.audit(actor, "unblock", f"user:{user_id}", {"was_blocked": lifted}, guild_id=guild_id)
         return lifted

@@ -154,7 +154,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def unblock(self, interaction: discord.Interaction, user: discord.User) -> None:
         lifted = await self.moderation.unblock(interaction.user.id, user.id, guild_id=server(interaction))
         head = f"Unblocked <@{user.id}>." if lifted else f"<@{user.id}> was not blocked here."
-        if await self.moderation.active_block(user.id, GLOBAL) is not None:  # the operators' block: out of reach
+        if await self.moderation.own_block(user.id, GLOBAL) is not None:  # the operators' block: out of reach
             head += " They are still blocked in every server by the bot's operators."
         await reply(interaction, head)
 
@@ -284,6 +284,6 @@ async def block(moderation: Moderation, cancel_jobs: CancelJobs, actor: int, use
                 duration: str | None, *, guild_id: int) -> str:
     """Block a user in a server (GLOBAL: everywhere) and cancel their videos there, queued and running (a spammer's
     queue would render on for an hour otherwise); the confirmation, naming the block it replaces and what stopped."""
-    earlier = await moderation.repo.active_block(user_id, [guild_id], moderation.now())
+    earlier = await moderation.own_block(user_id, guild_id)
     record = await moderation.block(actor, user_id, reason, duration, guild_id=guild_id)
     return text.blocked(record, earlier) + text.stopped(*await cancel_jobs(user_id, guild_id))
