@@ -23,7 +23,8 @@ import torch
 from tqdm import tqdm
 
 from t2v import preflight
-from t2v.bench import KERNEL_CHECKS, WORK_SIZES
+from t2v.bench import KERNEL_CHECKS
+from t2v.bench.measure import WORK
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM, ModelConfig, SamplerDefaults
 from t2v.download import download
 from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WriteError
@@ -189,7 +190,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=_path, default=None, help="folder for bench.json and bench.md")
     b.add_argument("--overwrite", action="store_true", help="replace bench.json and bench.md already in --out")
     b.add_argument("--configs", nargs="+", default=["standard", "batch4", "zeroscope"],
-                   choices=WORK_SIZES, help="work sizes, the first also profiled")
+                   choices=list(WORK), help="work sizes, the first also profiled")
     b.add_argument("--steps", type=int, default=DEFAULTS.steps, help=f"DDIM steps (default {DEFAULTS.steps})")
     b.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     b.add_argument("--tiny", action="store_true", help="a tiny random network (smoke test on the CPU)")

@@ -2,5 +2,4 @@
 A leaf: it imports the library (loader, networks, weights), and no library module imports it.
 """
 
-WORK_SIZES = ("standard", "batch2", "batch4", "batch8", "batch16", "zeroscope")  # --configs: bench.measure.WORK
 KERNEL_CHECKS = ("attention", "fp8", "conv")  # bench --kernels: temporal attention, fp8 Linear, convolutions
