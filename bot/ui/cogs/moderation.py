@@ -146,8 +146,9 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def block(self, interaction: discord.Interaction, user: discord.User,
                     reason: app_commands.Range[str, None, 300] | None = None,
                     duration: app_commands.Range[str, None, 40] | None = None) -> None:
-        await reply(interaction, await block(self.moderation, self.cancel_jobs, interaction.user.id, person(user),
-                                             reason, duration, guild_id=server(interaction)))
+        confirmation = await block_and_stop(self.moderation, self.cancel_jobs, interaction.user.id, person(user),
+                                            reason, duration, guild_id=server(interaction))
+        await reply(interaction, confirmation)
 
     @app_commands.command(name="unblock", description="Let a blocked user make videos in this server again")
     @app_commands.describe(user="Who may make videos again")
@@ -280,8 +281,8 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         await reply(interaction, text.audit(rows))
 
 
-async def block(moderation: Moderation, cancel_jobs: CancelJobs, actor: int, user_id: int, reason: str | None,
-                duration: str | None, *, guild_id: int) -> str:
+async def block_and_stop(moderation: Moderation, cancel_jobs: CancelJobs, actor: int, user_id: int,
+                         reason: str | None, duration: str | None, *, guild_id: int) -> str:
     """Block a user in a server (GLOBAL: everywhere) and cancel their videos there, queued and running (a spammer's
     queue would render on for an hour otherwise); the confirmation, naming the block it replaces and what stopped."""
     earlier = await moderation.own_block(user_id, guild_id)

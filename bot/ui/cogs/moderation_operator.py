@@ -20,7 +20,7 @@ from bot.moderation.text import inert
 from bot.settings import MAX_QUOTA, Settings, is_snowflake
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
-from bot.ui.cogs.moderation import PERIODS, CancelJobs, Limit, block
+from bot.ui.cogs.moderation import PERIODS, CancelJobs, Limit, block_and_stop
 from bot.ui.cogs.quota import quota_text
 from bot.ui.permissions import command_name, is_operator, person
 from bot.ui.replies import reply
@@ -122,8 +122,8 @@ class OperatorGroup(app_commands.Group):
     async def block(self, interaction: discord.Interaction, user: discord.User,
                     reason: app_commands.Range[str, None, 300] | None = None,
                     duration: app_commands.Range[str, None, 40] | None = None) -> None:
-        confirmation = await block(self.moderation, self.cancel_jobs, interaction.user.id, person(user), reason,
-                                   duration, guild_id=GLOBAL)
+        confirmation = await block_and_stop(self.moderation, self.cancel_jobs, interaction.user.id, person(user),
+                                            reason, duration, guild_id=GLOBAL)
         await reply(interaction, confirmation.replace("Blocked", "Blocked in every server", 1))
 
     @app_commands.command(name="unblock", description="Lift a user's block across every server")
