@@ -379,18 +379,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    if not args.steady_wait_s >= 0:
+        parser.error(f"--steady-wait-s={args.steady_wait_s:g} must be 0 or more seconds")
+    check_service_args(parser, args)
+    return args
+
+
+def check_service_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The options this benchmark shares with full_queue.py, checked before any work (parser.error names the value)."""
     if args.jobs < 1:
         parser.error(f"--jobs={args.jobs} must be at least 1")
     if not 1 <= args.max_frames <= 64:
         parser.error(f"--max-frames={args.max_frames} is outside the frames a video may have, 1–64")
-    if not args.steady_wait_s >= 0:
-        parser.error(f"--steady-wait-s={args.steady_wait_s:g} must be 0 or more seconds")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device} names a GPU but torch sees none")
     problem = preflight.compile_backend("--backend", args.backend)
     if problem is not None:
         parser.error(problem)
-    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
