@@ -2,7 +2,8 @@
 
 Every command first checks all it can (t2v.preflight and the request's own rules): each bad value is one line
 on stderr naming the option, the value and what would be right, and the exit status is 2, before any model is
-loaded or any file written. argparse's own errors are one line with status 2 too.
+loaded or any file written. argparse's own errors are one line with status 2 too. Ctrl-C at any point, the checks
+included, is one line too (`interrupted: nothing was written` before any work), exit status 130.
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ def _path(value: str) -> Path:
     return Path(value)
 
 
+def _typed_path(value: str) -> str:
+    """A path option's value as typed, after _path's checks: a slash at its end, which Path drops, is kept."""
+    _path(value)
+    return value
+
+
 def _unrecognized(extras: list[str], known: list[str], prompt: str | None) -> str:
     """One line for arguments no option takes: each misspelt option with its closest real one, and words that
     belong to an unquoted prompt."""
@@ -152,7 +159,7 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("prompt", nargs="?", help='what to show, e.g. "A panda eating bamboo on a rock."')
     p.add_argument("--prompt", dest="prompt_option", default=None, metavar="PROMPT",
                    help="the prompt as an option instead (as other text-to-video scripts take it)")
-    p.add_argument("-o", "--output", type=_path, default=None,
+    p.add_argument("-o", "--output", type=_typed_path, default=None,
                    help=f"MP4 file to write (default: {DEFAULT_OUTPUT}, or the first free {DEFAULT_OUTPUT.stem}-N.mp4)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the --output file if it exists (else it is refused; a file that appears there while "
@@ -298,15 +305,18 @@ def problems(args: argparse.Namespace) -> list[str]:
     if args.command == "generate":
         found.append(_prompt(args))
         found += _values(args, REQUEST_OPTIONS)
+        typed = args.output  # a trailing slash (a folder) is kept here, and gone from the Path
+        args.output = None if typed is None else Path(typed)
+        folder = None if typed is None else preflight.folder_named("--output", typed, "--overwrite")
         args.numbered = args.output or DEFAULT_OUTPUT  # the names it takes if its own is taken while it renders
         if args.output is None:
             found.append("--overwrite: replaces the file named with -o/--output, and none is named (each run without "
                          "-o writes a new video.mp4, video-2.mp4, …); name the file, or leave --overwrite out"
                          if args.overwrite else None)
             args.output = preflight.free_file(DEFAULT_OUTPUT)  # never an earlier run's video
-        elif not args.overwrite:
+        elif not args.overwrite and folder is None:
             found.append(preflight.not_there("--output", args.output, "--overwrite"))
-        found += [preflight.mp4_file("--output", args.output), preflight.model_source("--model", args.model),
+        found += [folder or preflight.mp4_file("--output", args.output), preflight.model_source("--model", args.model),
                   preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype, args.device)]
         found.append(None if args.lora is None else preflight.lora("--lora", args.lora))
     elif args.command == "convert":
@@ -414,20 +424,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: bad options are one line each on stderr and exit status 2, before any work."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    found = problems(args)
-    for problem in found:
-        print(f"error: {problem}", file=sys.stderr)
-    if found:
-        return 2
+    """Entry point: bad options are one line each on stderr and exit status 2, before any work; Ctrl-C at any point
+    (reading the options, the checks, loading the model, the work) is one line and exit status 130."""
+    working = None  # the command, once its work has begun
     try:
-        return run(args)
-    except KeyboardInterrupt:
-        said = ": nothing was written" if args.command == "generate" else ""  # its MP4 is written whole, at the end
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(message)s")
+        found = problems(args)
+        for problem in found:
+            print(f"error: {problem}", file=sys.stderr)
+        if found:
+            return 2
+        working = args.command
+        return _outcome(args)
+    except KeyboardInterrupt:  # before any work nothing is written; generate writes its MP4 whole, at the end
+        said = ": nothing was written" if working in (None, "generate") else ""
         print(f"interrupted{said}", file=sys.stderr)
         return 130
+
+
+def _outcome(args: argparse.Namespace) -> int:
+    """The exit status of the command whose options passed the checks: a failure of the disk, the numbers or the Hub
+    is one line on stderr too."""
+    try:
+        return run(args)
     except (WriteError, NonFiniteOutput, DownloadError) as exc:  # no bad value: the disk, numbers or Hub gave out
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -62,7 +62,7 @@ def _writable(option: str, value: Path, folder: Path) -> Problem:
 def output_file(option: str, path: Path) -> Problem:
     """A file to write: not a folder, in a folder that exists and that this process may write into."""
     if path.is_dir():
-        return f"{option} {path}: is a folder; name the file to write in it, e.g. {path / 'video.mp4'}"
+        return f"{option} {path}: is a folder; name the file to write in it, e.g. {free_file(path / 'video.mp4')}"
     folder = path.parent
     if not folder.is_dir():
         above = folder
@@ -126,6 +126,29 @@ def numbered(path: Path) -> Iterator[Path]:
 def free_file(path: Path) -> Path:
     """The first of `numbered(path)` that nothing (not even a link) holds now."""
     return next(free for free in numbered(path) if not (free.exists() or free.is_symlink()))
+
+
+def folder_named(option: str, value: str, overwrite: str) -> Problem:
+    """A file to write named as typed with a slash at its end (`-o x.mp4/`, `-o clip/`): the slash names a folder, and
+    Path drops it (Path('x.mp4/') is x.mp4), so the checks of the file alone would pass and the video go to a file
+    the user named as a folder, or replace one with `overwrite`. A folder that is there is answered as output_file
+    answers one; None for a name without the slash."""
+    if not value.endswith(("/", "/.")):
+        return None
+    path = Path(value)
+    if path.is_dir():
+        return f"{option} {value}: is a folder; name the file to write in it, e.g. {free_file(path / 'video.mp4')}"
+    said = f"{option} {value}: a trailing slash names a folder, and"
+    mp4 = path.suffix.lower() == ".mp4"
+    if path.exists():
+        if mp4:
+            return (f"{said} {path} is a file, not a folder; to replace that file with the video, drop the slash and "
+                    f"pass {overwrite}, or name another file")
+        return f"{said} {path} is a file, not a folder; name a .mp4 file instead, e.g. {path.with_suffix('.mp4')}"
+    if mp4:
+        return f"{said} there is no folder {path}; drop the slash to write the video to {path}"
+    return (f"{said} there is no folder {path}; name a .mp4 file instead, e.g. {path.with_suffix('.mp4')}, or create "
+            f"the folder first and name a file in it, e.g. {path / 'video.mp4'}")
 
 
 def mp4_file(option: str, path: Path) -> Problem:

@@ -110,7 +110,7 @@ def test_output_onto_a_folder_is_refused(tmp_path, capsys, no_work):
 @pytest.mark.parametrize(("name", "suggests"), [("clip.gif", "clip.mp4"), ("clip.WEBM", "clip.mp4"),
                                                ("clip", "clip.mp4 (or {folder}/video.mp4 in a folder)")])
 def test_an_output_name_that_is_not_mp4_is_refused_naming_one_that_is(name, suggests, tmp_path, capsys, no_work):
-    folder = tmp_path / "clip"  # "-o clip/" for a folder that does not exist: the shell's slash is gone by now
+    folder = tmp_path / "clip"  # "-o clip/", with its slash, is test_cli_edges' trailing slash
     assert main(["generate", "a cat", "-o", str(tmp_path / name)]) == 2
     assert capsys.readouterr().err == (f"error: --output {tmp_path / name}: t2v writes H.264 MP4 videos; name a .mp4 "
                                        f"file, e.g. {tmp_path / suggests.format(folder=folder)}\n")

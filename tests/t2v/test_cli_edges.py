@@ -1,9 +1,14 @@
 """`python -m t2v …` at its edges, as a stranger types it: values the shell hands over unexpanded or taken for
-options, values whose spaces do not show, near-misses of a name, no command at all, and Ctrl-C mid-render."""
+options, values whose spaces do not show, near-misses of a name, an output named with a folder's trailing slash, no
+command at all, and Ctrl-C at any point."""
+
+import runpy
+import sys
 
 import pytest
 
 import t2v.cli
+import t2v.preflight
 from t2v.cli import main
 
 
@@ -62,6 +67,35 @@ def test_output_to_standard_output_is_refused_as_such(tmp_path, monkeypatch, cap
     assert refused(["generate", "a cat", "-o", "-"], capsys) == [
         "error: --output -: t2v writes the video to a file, not to standard output; name a .mp4 file, e.g. video.mp4"]
     assert not list(tmp_path.iterdir())
+
+
+SLASH = "a trailing slash names a folder, and"
+
+
+@pytest.mark.parametrize(("value", "line"), [
+    ("x.mp4/", f"{SLASH} there is no folder x.mp4; drop the slash to write the video to x.mp4"),
+    ("x.mp4/.", f"{SLASH} there is no folder x.mp4; drop the slash to write the video to x.mp4"),
+    ("clip/", f"{SLASH} there is no folder clip; name a .mp4 file instead, e.g. clip.mp4, or create the folder first "
+              "and name a file in it, e.g. clip/video.mp4"),
+    ("old.mp4/", f"{SLASH} old.mp4 is a file, not a folder; to replace that file with the video, drop the slash and "
+                 "pass --overwrite, or name another file"),
+    ("notes.txt/", f"{SLASH} notes.txt is a file, not a folder; name a .mp4 file instead, e.g. notes.mp4"),
+    ("out/", "is a folder; name the file to write in it, e.g. out/video-2.mp4"),  # as `-o out` is answered
+    ("out", "is a folder; name the file to write in it, e.g. out/video-2.mp4"),
+])
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_an_output_named_with_a_trailing_slash_is_one_line_before_any_work(tmp_path, monkeypatch, capsys, no_work,
+                                                                          value, line, overwrite):
+    # was: -o x.mp4/ wrote the file x.mp4 and -o old.mp4/ --overwrite replaced old.mp4, the slash silently dropped;
+    # -o clip/ was answered as "--output clip: …", not the value typed
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old.mp4").write_bytes(b"yesterday's video")
+    (tmp_path / "notes.txt").write_text("notes")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "video.mp4").write_bytes(b"an earlier video")
+    there = sorted(tmp_path.rglob("*"))
+    assert refused(["generate", "a cat", "-o", value, *overwrite], capsys) == [f"error: --output {value}: {line}"]
+    assert sorted(tmp_path.rglob("*")) == there and (tmp_path / "old.mp4").read_bytes() == b"yesterday's video"
 
 
 @pytest.mark.parametrize(("argv", "line"), [
@@ -149,3 +183,43 @@ def test_a_number_argparse_cannot_read_is_named_with_the_range_that_is_right(cap
     argv = ["generate", "a cat", "--model", "tiny-random", f"{option}={value}", "-o", str(tmp_path / "x.mp4")]
     assert refused(argv, capsys) == [line]  # was "invalid int value: '1e3'"
     assert list(tmp_path.iterdir()) == []
+
+
+def ctrl_c(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def interrupted(run, *args):
+    """run(*args), where an interrupt that escapes it (a traceback for the user) fails the test, not pytest's run."""
+    try:
+        return run(*args)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C came out of the command as a traceback")
+
+
+@pytest.mark.parametrize(("module", "name", "argv"), [
+    (t2v.cli, "build_parser", ["generate", "a cat"]),  # reading the options
+    (t2v.preflight, "mp4_file", ["generate", "a cat", "-o", "x.mp4"]),  # the checks
+    (t2v.preflight, "model_source", ["generate", "a cat"]),  # the checks that read a model's weight files
+    (t2v.cli, "load_pipeline", ["generate", "a cat", "-o", "x.mp4"]),  # loading the model
+    (t2v.preflight, "output_folder", ["download", "weights"]),  # another command's checks
+    (t2v.preflight, "compile_backend", ["bench", "--device", "cpu", "--no-diffusers"]),  # bench's: torch._dynamo
+])
+def test_ctrl_c_before_any_work_is_the_one_line_and_exit_130(tmp_path, monkeypatch, capsys, module, name, argv):
+    monkeypatch.chdir(tmp_path)  # was a traceback ending in KeyboardInterrupt, for all but the load
+    monkeypatch.setattr(module, name, ctrl_c)
+    assert interrupted(main, argv) == 130
+    assert capsys.readouterr().err.splitlines() == ["interrupted: nothing was written"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_ctrl_c_while_python_m_t2v_loads_torch_is_the_same_line(monkeypatch, capsys):
+    class Loading:  # t2v.cli as Ctrl-C meets its import of torch (seconds)
+        def __getattr__(self, name: str) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(sys.modules, "t2v.cli", Loading())
+    with pytest.raises(SystemExit) as exit_:
+        interrupted(runpy.run_module, "t2v", None, "__main__")
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err.splitlines() == ["interrupted: nothing was written"]
