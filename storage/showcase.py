@@ -2,6 +2,10 @@
 
 A nomination belongs to the server its job was made in: only that server's moderators see and decide it, and the
 gallery lists each server's approved videos apart (or all of them together, for the front page).
+
+What the gallery shows is decided here (`_shown`): approved entries of undeleted jobs whose author is not blocked,
+at the time of the query, in the entry's server or everywhere (GLOBAL). A block hides its user's videos while it
+holds and deletes nothing: once it is lifted or runs out they show again, with their votes.
 """
 
 from __future__ import annotations
@@ -10,21 +14,20 @@ import logging
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import JobNotFoundError, ShowcaseError
 from storage.models import Job, ShowcaseEntry, ShowcaseVote
-from storage.records import JobRecord, JobState, ShowcaseRecord, ShowcaseState
+from storage.moderation_models import Block
+from storage.records import GLOBAL, JobRecord, JobState, ShowcaseRecord, ShowcaseState
 from storage.repository import _job_record
 from storage.transactions import Transactional
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_SHOWN = (ShowcaseEntry.state == ShowcaseState.APPROVED, Job.deleted_at.is_(None))  # what the gallery lists
 
 
 class ShowcaseRepository(Transactional):
@@ -152,29 +155,36 @@ class ShowcaseRepository(Transactional):
                  count)
         return voted, count
 
-    async def approved_count(self, *, guild_id: int | None = None) -> int:
-        """How many approved entries of undeleted jobs a server has (None: every server together)."""
-        query = select(func.count()).select_from(ShowcaseEntry).join(Job).where(*_SHOWN, *_of(guild_id))
+    async def shown(self, job_id: int, *, now: datetime | None = None) -> ShowcaseRecord | None:
+        """The job's entry if the gallery shows it now (see `_shown`), else None."""
+        query = _entries().where(ShowcaseEntry.job_id == job_id, *_shown(self._now(now)))
+        return await self._run(lambda session: self._first(session, query))
+
+    async def approved_count(self, *, guild_id: int | None = None, now: datetime | None = None) -> int:
+        """How many entries the gallery shows of a server (None: of every server together)."""
+        query = (select(func.count()).select_from(ShowcaseEntry).join(Job)
+                 .where(*_shown(self._now(now)), *_of(guild_id)))
 
         async def work(session: AsyncSession) -> int:
             return (await session.execute(query)).scalar_one()
 
         return await self._run(work)
 
-    async def approved_page(self, page: int, per_page: int, *, guild_id: int | None = None) -> list[ShowcaseRecord]:
-        """One page (1-based) of a server's approved entries of undeleted jobs (None: every server's), newest
-        decision first."""
+    async def approved_page(self, page: int, per_page: int, *, guild_id: int | None = None,
+                            now: datetime | None = None) -> list[ShowcaseRecord]:
+        """One page (1-based) of the entries the gallery shows of a server (None: of every server), newest decision
+        first."""
         if page < 1 or per_page < 1:
             raise ValueError(f"page and per_page start at 1, got page={page}, per_page={per_page}")
         order = (ShowcaseEntry.decided_at.desc(), ShowcaseEntry.id.desc())
-        return await self._list(_entries().where(*_SHOWN, *_of(guild_id)).order_by(*order).limit(per_page)
-                                .offset((page - 1) * per_page))
+        return await self._list(_entries().where(*_shown(self._now(now)), *_of(guild_id)).order_by(*order)
+                                .limit(per_page).offset((page - 1) * per_page))
 
-    async def approved_servers(self) -> list[tuple[int, int]]:
-        """(server, approved videos) of every server with some, the latest approval first."""
+    async def approved_servers(self, *, now: datetime | None = None) -> list[tuple[int, int]]:
+        """(server, videos the gallery shows) of every server with some, the latest approval first."""
         count, latest = func.count().label("n"), func.max(ShowcaseEntry.decided_at).label("latest")
-        query = (select(ShowcaseEntry.guild_id, count).join(Job).where(*_SHOWN).group_by(ShowcaseEntry.guild_id)
-                 .order_by(latest.desc(), ShowcaseEntry.guild_id))
+        query = (select(ShowcaseEntry.guild_id, count).join(Job).where(*_shown(self._now(now)))
+                 .group_by(ShowcaseEntry.guild_id).order_by(latest.desc(), ShowcaseEntry.guild_id))
 
         async def work(session: AsyncSession) -> list[tuple[int, int]]:
             return [(guild, n) for guild, n in (await session.execute(query)).all()]
@@ -200,7 +210,11 @@ class ShowcaseRepository(Transactional):
 
     @staticmethod
     async def _entry(session: AsyncSession, criterion: Any) -> ShowcaseRecord | None:
-        row = (await session.execute(_entries().where(criterion))).first()
+        return await ShowcaseRepository._first(session, _entries().where(criterion))
+
+    @staticmethod
+    async def _first(session: AsyncSession, query: Select[Any]) -> ShowcaseRecord | None:
+        row = (await session.execute(query)).first()
         return None if row is None else _record(*row)
 
     async def _require(self, session: AsyncSession, job_id: int) -> ShowcaseRecord:
@@ -222,6 +236,16 @@ def _check_showable(job: Job | None, job_id: int) -> None:
         raise ShowcaseError("private", f"Job #{job_id} is private; private videos never go to the showcase.")
     if job.state != JobState.DONE:
         raise ShowcaseError("not_done", f"Job #{job_id} has no finished video to show.")
+
+
+def _shown(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """What the gallery shows at `now`: approved entries of undeleted jobs whose author has no block holding at `now`
+    in the entry's server or in every server (GLOBAL). A block that ran out hides nothing, as in
+    ModerationRepository.active_block."""
+    blocked = exists().where(Block.user_id == Job.user_id,
+                             or_(Block.guild_id == ShowcaseEntry.guild_id, Block.guild_id == GLOBAL),
+                             or_(Block.until.is_(None), Block.until > now))
+    return ShowcaseEntry.state == ShowcaseState.APPROVED, Job.deleted_at.is_(None), ~blocked
 
 
 def _of(guild_id: int | None) -> list[Any]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from bot.characters import one_line
 from bot.errors import InvalidInput
-from bot.moderation.policy.normalise import UNSAFE_RE
 from storage import BlockRecord
 
 MAX_BLOCK = timedelta(days=3650)
@@ -23,7 +23,7 @@ _MARKDOWN_RE = re.compile(r"([\\*_~`|>#\[\]()<@])")  # markdown, masked links, m
 def inert(text: str, limit: int = 300) -> str:
     """User or moderator text made safe to show: one line without control or direction-override characters (which
     would reorder the text around it), markdown and mention syntax escaped, clipped."""
-    flat = " ".join(UNSAFE_RE.sub(" ", text).split())  # some of them (\x0b, \x1c, \x85) separate words
+    flat = one_line(text)
     flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
     return _MARKDOWN_RE.sub(r"\\\1", flat)
 

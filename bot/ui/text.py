@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 
 import discord
 
-from bot.moderation.policy.normalise import UNSAFE_RE
+from bot.characters import UNSAFE_RE
 
 MESSAGE_CHARS = 2000  # Discord's limit on the content of one message
 PROMPT_SHOWN = 700  # characters of escaped prompt per message

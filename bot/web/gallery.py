@@ -1,9 +1,14 @@
 """The web gallery: approved showcase videos with prompt, author, ⭐ votes and date, paginated, served by aiohttp.
 
+Which videos it shows is storage's (ShowcaseRepository: approved, undeleted, and their author not blocked in the
+video's server or everywhere, while the block holds); what it has nothing at is its not-found page (a 404).
+
 Routes:
 - `GET /servers/<server id>/?page=N&per_page=M`: a server's approved videos, newest approval first, under its name
   with a link to the server in Discord. `per_page` above MAX_PER_PAGE shows MAX_PER_PAGE; a page past the last
-  redirects (303) to the last; a value that is not a whole number of 1 or more gets one 400 line naming it.
+  redirects (303) to the last; a value that is not a whole number of 1 or more gets one 400 line naming it. A server
+  with no video to show is the not-found page, whether the bot is in it or not: its name is shown only with its
+  videos.
 - `GET /`: what the operator chose (GALLERY_FRONT_PAGE): every server's videos together (`all`; under the server's
   name when only one server has any), a list of the servers (`servers`), or one server's page (its id).
 - `GET /videos/<job id>`: one video's page, with the Open Graph tags that unfurl a shared link into the video
@@ -12,9 +17,12 @@ Routes:
 - `GET /videos/<job id>.mp4` and `.jpg`: a kept MP4 of an approved entry (with range requests, so browsers seek)
   and its poster frame (made now for a video kept before posters were; a 404 if it cannot be: a tile then shows
   its background until it plays, and the page still works).
+- Any other path, and a server or video with nothing to show: the not-found page (404), which names nothing of the
+  path; a video's or poster's 404 is one line of text (a <video> or <img> shows no page).
 
-Pages may be cached briefly (PAGE_CACHE: an approval or a 🗑 Delete shows within a minute), videos and posters for
-a day (MEDIA_CACHE: a job's video never changes while it is shown, and a deleted one leaves caches within a day).
+Pages may be cached briefly (PAGE_CACHE: an approval, a 🗑 Delete or a block shows within a minute), videos and
+posters for a day (MEDIA_CACHE: a job's video never changes while it is shown, and a deleted one leaves caches within
+a day).
 The HTML (bot.web.pages) escapes all user text and runs no script but its own.
 """
 
@@ -28,9 +36,9 @@ from aiohttp import web
 
 from bot.media import MediaStore
 from bot.settings import SNOWFLAKE_MAX
-from bot.web.pages import CSP, Pager, Server, listing, servers_page, video_page
-from bot.web.site import NOSNIFF, LocalSite
-from storage import ShowcaseRecord, ShowcaseRepository, ShowcaseState
+from bot.web.pages import CSP, Pager, Server, listing, not_found_page, servers_page, video_page
+from bot.web.site import NOSNIFF, Handler, LocalSite
+from storage import ShowcaseRecord, ShowcaseRepository
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,7 @@ class Gallery(LocalSite):
         self.server_name = server_name
         self.public_url = public_url.rstrip("/") if public_url else None  # GALLERY_PUBLIC_URL
         super().__init__(SECURITY_HEADERS)
+        self.app.middlewares.append(self._not_found)
         self.app.add_routes([web.get("/", self.index), web.get(f"/servers/{{guild:{ID}}}", self.server),
                              web.get(f"/servers/{{guild:{ID}}}/", self.server),
                              web.get(f"/videos/{{job:{ID}}}", self.video_page),
@@ -77,17 +86,22 @@ class Gallery(LocalSite):
         return await self._videos(request, None)
 
     async def server(self, request: web.Request) -> web.Response:
-        """One server's page; 404 for a server with no approved videos that the bot is not in."""
+        """One server's page; the not-found page for a server with no video to show (one the bot is in too: its
+        name is not told to whoever guesses its id)."""
         guild_id = _id(request, "guild", "server")
-        if self.server_name(guild_id) is None and not await self.repo.approved_count(guild_id=guild_id):
-            raise web.HTTPNotFound(text=f"server {guild_id} has no showcase here")
-        return await self._videos(request, guild_id)
+        shown = await self.repo.approved_count(guild_id=guild_id)
+        if not shown:
+            raise web.HTTPNotFound(text=f"server {guild_id} has no video in the showcase")
+        return await self._videos(request, guild_id, shown)
 
-    async def _videos(self, request: web.Request, guild_id: int | None) -> web.Response:
-        """One page of a server's approved videos (None: every server's); past the last page, a redirect to it."""
+    async def _videos(self, request: web.Request, guild_id: int | None, shown: int | None = None) -> web.Response:
+        """One page of a server's approved videos (None: every server's; `shown`: how many there are, when the
+        caller counted them); past the last page, a redirect to it."""
         per_page = min(_count(request, "per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE)
         page = _count(request, "page", 1)
-        pages = max(1, math.ceil(await self.repo.approved_count(guild_id=guild_id) / per_page))
+        if shown is None:
+            shown = await self.repo.approved_count(guild_id=guild_id)
+        pages = max(1, math.ceil(shown / per_page))
         if page > pages:
             capped = {"per_page": str(per_page)} if "per_page" in request.query else {}
             raise web.HTTPSeeOther(request.rel_url.update_query(page=str(pages), **capped),
@@ -138,11 +152,24 @@ class Gallery(LocalSite):
         return web.FileResponse(path, headers={"Content-Type": "image/jpeg", "Cache-Control": MEDIA_CACHE})
 
     async def _shown(self, job_id: int) -> ShowcaseRecord:
-        """The approved entry of an undeleted job, or a 404."""
-        entry = await self.repo.get(job_id) if job_id > 0 else None
-        if entry is None or entry.state != ShowcaseState.APPROVED or entry.job_deleted:
+        """The entry of a job the gallery shows (ShowcaseRepository.shown), or a 404."""
+        entry = await self.repo.shown(job_id)
+        if entry is None:
             raise web.HTTPNotFound(text=f"job {job_id} is not in the showcase")
         return entry
+
+    @web.middleware
+    async def _not_found(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A 404 (a path of no route, a server or video with nothing to show) as the site's not-found page; a
+        video's or poster's as its one line. What was missing goes to the debug log, not into the page."""
+        try:
+            return await handler(request)
+        except web.HTTPNotFound as missing:
+            if request.match_info.route.handler in (self.video, self.poster):
+                raise
+            log.debug("%s %s: not found (%s)", request.method, request.path, missing.text)
+            return web.Response(status=404, text=not_found_page(self.title), content_type="text/html",
+                                charset="utf-8")
 
     def _server(self, guild_id: int) -> Server:
         """A server's name and its gallery page ("/" when it is the front page)."""

@@ -1,5 +1,5 @@
 """The gallery's HTML: a page of video tiles, a page per video whose Open Graph tags unfurl a shared link into the
-video (Discord, Slack, Mastodon...), and the list of servers.
+video (Discord, Slack, Mastodon...), the list of servers, and the page of a path with nothing to show.
 
 Every piece of user text (prompts, author and server names) is escaped here, without the control and bidi control
 characters the policy gate refuses in a prompt (names pass no gate: an override would show what follows reversed). The
@@ -16,7 +16,7 @@ import hashlib
 import html
 from dataclasses import dataclass
 
-from bot.moderation.policy.normalise import UNSAFE_RE
+from bot.characters import one_line
 from storage import ShowcaseRecord
 
 DISCORD_SERVER = "https://discord.com/channels/{guild}"  # opens the server in Discord, for its members
@@ -26,6 +26,8 @@ EMPTY = ("<section class=\"empty\"><h2>No videos in the showcase yet.</h2><p>Mem
          "the ⭐ Showcase button under it in Discord; the server's moderators review the nominations "
          "(<code>/videomod showcase pending</code>), and every video they approve appears here, newest first.</p>"
          "</section>")
+NOT_FOUND = ("<section class=\"empty\"><h2>Nothing to show here.</h2><p>This link leads to no video or server in the "
+             "showcase: it may be mistyped, or what it showed was taken down.</p></section>")
 STYLE = """:root{color-scheme:dark}*{box-sizing:border-box}body{font-family:system-ui,sans-serif;line-height:1.35;
 margin:0 auto;max-width:76rem;padding:1rem;background:#111;color:#eee}a{color:#8cf}header{margin:.5rem 0 1.5rem}
 h1{font-size:1.6rem;margin:0 0 .3rem;overflow-wrap:anywhere}.links{margin:0;color:#aaa;display:flex;flex-wrap:wrap;
@@ -107,6 +109,14 @@ def servers_page(title: str, servers: list[tuple[Server, int]]) -> str:
                     f"{count} video{'' if count == 1 else 's'}</li>" for server, count in servers)
     body = f"<main><ul>{items}</ul></main>" if servers else f"<main>{EMPTY}</main>"
     return document(title, f"<header><h1>{_text(title)}</h1></header>{body}")
+
+
+def not_found_page(title: str) -> str:
+    """The page of a path the gallery has nothing at, naming nothing of the path (a server's id or name, a job's),
+    with the way to the front page."""
+    back = _links([f'<a href="/">← {_text(title)}</a>'])
+    body = f"<header><h1>Page not found</h1>{back}</header><main>{NOT_FOUND}</main>"
+    return document(f"Page not found · {title}", body)
 
 
 def video_page(entry: ShowcaseRecord, server: Server, site: str, *, base: str, poster: bool) -> str:
@@ -207,4 +217,4 @@ def _votes(votes: int) -> str:
 
 def _text(text: str) -> str:
     """User text made safe for HTML content and quoted attributes, shown in the order it is read."""
-    return html.escape(" ".join(UNSAFE_RE.sub(" ", text).split()), quote=True)  # some separate words (\x85), as inert
+    return html.escape(one_line(text), quote=True)  # as bot.moderation.text.inert shows it in Discord

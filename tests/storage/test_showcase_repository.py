@@ -1,17 +1,19 @@
 """The showcase repository: nominations of public finished results only, one decision, toggled votes, pages."""
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage import JobNotFoundError, JobRecord, Repository, ShowcaseError
+from storage import GLOBAL, JobNotFoundError, JobRecord, ModerationRepository, Repository, ShowcaseError
 from storage.records import ShowcaseState
 from storage.showcase import ShowcaseRepository
 from tests.clocks import Clock
 
 MakeJob = Callable[..., Awaitable[JobRecord]]
 SERVER = 900  # make_job's server
+OTHER = 901
 
 
 @pytest.fixture
@@ -145,3 +147,53 @@ async def test_the_showcase_keeps_the_videos_of_pending_and_approved_entries(rep
     await showcase.decide(rejected.id, guild_id=SERVER, approve=False, moderator_id=9, reason="blurry")
 
     assert await showcase.kept_job_ids() == {waiting.id, approved.id}
+
+
+async def approved(repo: Repository, make_job: MakeJob, showcase: ShowcaseRepository, user_id: int,
+                   guild_id: int = SERVER) -> JobRecord:
+    job = await finished(repo, make_job, user_id, guild_id=guild_id)
+    await showcase.nominate(job.id, user_id=5)
+    await showcase.decide(job.id, guild_id=guild_id, approve=True, moderator_id=9)
+    return job
+
+
+async def test_the_gallery_hides_a_blocked_authors_videos_where_the_block_holds_while_it_holds(
+        engine, repo, make_job, showcase, clock):
+    blocks = ModerationRepository(engine, clock=clock)
+    mine = await approved(repo, make_job, showcase, 1)
+    elsewhere = await approved(repo, make_job, showcase, 1, OTHER)  # the same author's, in another server
+    theirs = await approved(repo, make_job, showcase, 2)
+    entry = await showcase.get(mine.id)
+    await showcase.toggle_vote(entry.id, 11)
+
+    async def gallery() -> tuple[list[int], int, list[tuple[int, int]], list[int]]:
+        """What the gallery shows: every page's jobs, server SERVER's count, the servers, the jobs shown alone."""
+        return ([e.job_id for e in await showcase.approved_page(1, 10)], await showcase.approved_count(guild_id=SERVER),
+                sorted(await showcase.approved_servers()),
+                [job.id for job in (mine, elsewhere, theirs) if await showcase.shown(job.id)])
+
+    everything = await gallery()
+    await blocks.block(1, "spam", clock.now + timedelta(hours=1), guild_id=SERVER, by=9)
+    in_this_server = await gallery()
+    clock.advance(3600)  # the block ran out
+    ran_out = await gallery()
+    await blocks.block(1, "spam", None, guild_id=GLOBAL, by=9)
+    everywhere = await gallery()
+    await blocks.unblock(1, guild_id=GLOBAL)
+    lifted = await gallery()
+
+    assert everything == lifted == ran_out == (
+        [theirs.id, elsewhere.id, mine.id], 2, [(SERVER, 2), (OTHER, 1)], [mine.id, elsewhere.id, theirs.id])
+    assert in_this_server == ([theirs.id, elsewhere.id], 1, [(SERVER, 1), (OTHER, 1)], [elsewhere.id, theirs.id])
+    assert everywhere == ([theirs.id], 1, [(SERVER, 1)], [theirs.id])
+    assert (await showcase.get(mine.id)).state == ShowcaseState.APPROVED  # hidden, never changed
+    assert (await showcase.shown(mine.id)).votes == 1  # the votes come back with the video
+    assert await showcase.kept_job_ids() == {mine.id, elsewhere.id, theirs.id}  # its video is kept meanwhile
+
+
+async def test_shown_is_none_for_an_entry_the_gallery_does_not_show(repo, make_job, showcase):
+    waiting, deleted = await finished(repo, make_job), await approved(repo, make_job, showcase, 1)
+    await showcase.nominate(waiting.id, user_id=5)
+    await showcase.delete_job(deleted.id)
+
+    assert [await showcase.shown(job_id) for job_id in (waiting.id, deleted.id, 999)] == [None, None, None]

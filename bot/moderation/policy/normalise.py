@@ -2,8 +2,9 @@
 
 Each step answers a family of evasions (docs/policy.md measures them):
 
-- bidi and control characters (`unsafe_characters`): refused by the gate before anything else sees the text, so
-  what the denylist reads is what Discord shows, and nothing is stored that the database cannot hold;
+- bidi and control characters (`unsafe_characters`, the set bot.characters defines): refused by the gate before
+  anything else sees the text, so what the denylist reads is what Discord shows, and nothing is stored that the
+  database cannot hold;
 - NFKC: fullwidth, circled and mathematical letters ("ｎｕｄｅ", "𝐧𝐮𝐝𝐞");
 - format characters (Cf) dropped: zero-width joiners and soft hyphens inside a word ("nu\u200bde");
 - accents stripped (NFKD, drop Mn): "nüdé";
@@ -24,11 +25,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import NamedTuple
 
-# Characters refused in any user text: C0/C1 controls (NUL, ESC, ...; Unicode's category Cc is exactly U+0000-001F
-# and U+007F-009F) except tab and newlines, and the bidi controls that make text display in another order than it
-# is read: the marks (U+061C, U+200E, U+200F), embeddings, overrides and isolates. bot.ui.text removes the same set
-# from text it shows, so what Discord shows of a prompt is what the gate read.
-UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+from bot.characters import UNSAFE_RE  # refused in any user text: the characters the bot never shows
 
 # A clause ends at punctuation before a space, or a dash or slash between spaces, after a word of two letters or
 # more (not in "n. u. d. e", "J. R. R.", "n a z i / s a l u t e").

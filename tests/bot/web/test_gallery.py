@@ -1,5 +1,6 @@
-"""The web gallery: pages of approved videos, escaped text, 400s naming the range, range requests, and real playback
-in headless Chromium (driven through the DevTools protocol)."""
+"""The web gallery: pages of approved videos, escaped text, 400s naming the range, the not-found page, blocked
+members' videos hidden, range requests, and real playback in headless Chromium (driven through the DevTools
+protocol)."""
 
 import asyncio
 import base64
@@ -12,6 +13,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,10 @@ import pytest
 from PIL import Image, ImageStat
 
 from bot.app import run
+from bot.characters import UNSAFE_RE
 from bot.media import MediaStore
-from bot.moderation.policy.normalise import UNSAFE_RE
 from bot.web.gallery import Gallery
-from storage import Repository, create_engine, migrate
+from storage import GLOBAL, ModerationRepository, Repository, create_engine, migrate, utc_now
 from storage.showcase import ShowcaseRepository
 from tests.bot.conftest import settings_for
 from tests.bot.helpers import WAIT, tiny_mp4
@@ -43,14 +45,15 @@ class World:
 
     jobs: Repository
     showcase: ShowcaseRepository
+    moderation: ModerationRepository
     media: MediaStore
     url: str
 
     async def approved(self, prompt: str, author: str = "bob", votes: int = 0, server: int = SERVER,
-                       kept: bool = True, width: int = 64) -> int:
-        """A finished job of `server` whose kept video (`width`×64; none unless `kept`) was nominated and approved;
-        returns its job id."""
-        job = await self.jobs.create_job(user_id=1, user_name=author, channel_id=2, guild_id=server, prompt=prompt,
+                       kept: bool = True, width: int = 64, user: int = 1) -> int:
+        """A finished job of `user` in `server` whose kept video (`width`×64; none unless `kept`) was nominated and
+        approved; returns its job id."""
+        job = await self.jobs.create_job(user_id=user, user_name=author, channel_id=2, guild_id=server, prompt=prompt,
                                          params=PARAMS)
         await self.jobs.mark_running(job.id)
         await self.jobs.mark_done(job.id, seed=1, gpu_s=0.1, output_bytes=1)
@@ -72,7 +75,7 @@ async def opened(tmp_path: Path, **options: Any) -> AsyncIterator[World]:
     gallery = Gallery(showcase, media, **options)
     port = await gallery.start("127.0.0.1", 0)
     try:
-        yield World(Repository(engine), showcase, media, f"http://127.0.0.1:{port}")
+        yield World(Repository(engine), showcase, ModerationRepository(engine), media, f"http://127.0.0.1:{port}")
     finally:
         await gallery.stop()
         await engine.dispose()
@@ -312,7 +315,7 @@ async def test_each_server_has_its_own_page_and_the_default_front_page_shows_the
     assert f'<a href="https://discord.com/channels/{OTHER}">Open Server {OTHER} in Discord</a>' in pages[
         f"/servers/{OTHER}"] and '<a href="/">← All servers</a>' in pages[f"/servers/{OTHER}"]
     assert "<h1>Video showcase</h1>" in pages["/"] and f"in Server {SERVER}</p>" in pages["/"]  # each tile's server
-    assert (missing, says.decode()) == (404, "server 999 has no showcase here")
+    assert missing == 404 and "<h1>Page not found</h1>" in says.decode() and "999" not in says.decode()
 
 
 async def test_a_front_page_of_one_servers_videos_carries_its_name_and_link(tmp_path: Path):
@@ -339,7 +342,7 @@ async def test_the_front_page_can_list_the_servers_by_name(tmp_path: Path):
     assert f'<a href="/servers/{SERVER}/">Art &lt;club&gt; · Video showcase</a> · 1 video' in page
     assert f'<a href="/servers/{OTHER}/">Film club · Video showcase</a> · 2 videos' in page
     assert "Quiet club" not in page and "lighthouse" not in page  # links only, servers without videos left out
-    assert quiet == 200 and "No videos in the showcase yet." in empty.decode()  # the bot is in it: an empty page
+    assert quiet == 404 and "Quiet club" not in empty.decode()  # the bot is in it, but it shows no video: not named
 
 
 async def test_the_front_page_can_be_one_servers_page(tmp_path: Path):
@@ -350,6 +353,87 @@ async def test_the_front_page_can_be_one_servers_page(tmp_path: Path):
 
     assert "windmill" in body.decode() and "lighthouse" not in body.decode()
 
+
+NAMES = {SERVER: "Art club", OTHER: "Film club", 5: "Quiet club", 6: "Hidden club"}  # servers the bot is in
+
+
+@pytest.mark.parametrize("path", [
+    "/servers/5/",  # the bot is in it, no video was ever nominated
+    "/servers/6",  # the bot is in it: one nomination waits, one was rejected, an approved one was deleted
+    "/servers/999/",  # never seen
+    "/servers/1234567890123456789/",  # a random snowflake-sized number
+    "/servers/99999999999999999999/",  # above any id
+    "/servers/art-club/", "/servers/03/",  # not an id
+    "/videos/999", "/no-such-page",
+])
+async def test_a_path_with_nothing_to_show_is_the_sites_not_found_page_naming_nothing(tmp_path: Path, path: str):
+    async with opened(tmp_path, server_name=NAMES.get) as world:
+        await world.approved("a lighthouse", server=SERVER)
+        for state in ("waiting", "rejected", "deleted"):
+            job = await world.jobs.create_job(user_id=1, user_name="bob", channel_id=2, guild_id=6, prompt=state,
+                                              params=PARAMS)
+            await world.jobs.mark_running(job.id)
+            await world.jobs.mark_done(job.id, seed=1, gpu_s=0.1, output_bytes=1)
+            await world.showcase.nominate(job.id, 5)
+            if state != "waiting":
+                await world.showcase.decide(job.id, guild_id=6, approve=state == "deleted", moderator_id=9)
+        await world.showcase.delete_job(job.id)
+        status, headers, body = await fetch(f"{world.url}{path}")
+    page = body.decode()
+
+    assert status == 404 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "<title>Page not found · Video showcase</title>" in page and "<h1>Page not found</h1>" in page
+    assert '<a href="/">← Video showcase</a>' in page  # the way to the front page
+    assert "club" not in page and "Server" not in page and "<video" not in page  # no server named, none made up
+    assert not any(part in page for part in re.findall(r"[0-9a-z-]{3,}", path) if part not in ("servers", "videos"))
+    assert "Cache-Control" not in headers and "default-src 'none'" in headers["Content-Security-Policy"]
+
+
+async def test_a_missing_video_or_poster_is_one_line_not_a_page(world: World):
+    status, headers, body = await fetch(f"{world.url}/videos/999.mp4")
+
+    assert (status, headers["Content-Type"], body.decode()) == (404, "text/plain; charset=utf-8",
+                                                                "job 999 is not in the showcase")
+
+
+async def test_a_blocked_members_videos_leave_the_gallery_while_the_block_holds_and_nothing_is_deleted(
+        tmp_path: Path):
+    eve, bob = 7, 1
+    async with opened(tmp_path, server_name=NAMES.get) as world:
+        lighthouse = await world.approved("eve's lighthouse", author="Eve", server=SERVER, user=eve, votes=2)
+        windmill = await world.approved("eve's windmill", author="Eve", server=OTHER, user=eve)
+        await world.approved("bob's harbour", server=OTHER, user=bob)
+
+        async def shown() -> dict[str, Any]:
+            """What a visitor sees: the prompts of the front page, and each path's status."""
+            _, _, front = await fetch(f"{world.url}/")
+            paths = [f"/servers/{SERVER}/", f"/servers/{OTHER}/", f"/videos/{lighthouse}",
+                     f"/videos/{lighthouse}.mp4", f"/videos/{lighthouse}.jpg", f"/videos/{windmill}"]
+            return {"front": sorted(set(re.findall(r"(?:eve|bob)&#x27;s \w+", front.decode()))),
+                    **{path: (await fetch(f"{world.url}{path}"))[0] for path in paths}}
+
+        before = await shown()
+        await world.moderation.block(eve, "spam", None, guild_id=SERVER, by=9)  # in the art club only
+        await world.moderation.block(bob, "spam", utc_now() - timedelta(days=1), guild_id=GLOBAL, by=9)  # ran out
+        blocked_here = await shown()
+        _, _, art = await fetch(f"{world.url}/servers/{SERVER}/")
+        await world.moderation.block(eve, "spam", utc_now() + timedelta(days=1), guild_id=GLOBAL, by=9)
+        blocked_everywhere = await shown()
+        await world.moderation.unblock(eve, guild_id=SERVER)
+        await world.moderation.unblock(eve, guild_id=GLOBAL)
+        lifted = await shown()
+        _, _, page = await fetch(f"{world.url}/videos/{lighthouse}")
+
+    everything = ["bob&#x27;s harbour", "eve&#x27;s lighthouse", "eve&#x27;s windmill"]
+    assert before == lifted == {"front": everything, f"/servers/{SERVER}/": 200, f"/servers/{OTHER}/": 200,
+                                f"/videos/{lighthouse}": 200, f"/videos/{lighthouse}.mp4": 200,
+                                f"/videos/{lighthouse}.jpg": 200, f"/videos/{windmill}": 200}
+    assert blocked_here == {**before, "front": ["bob&#x27;s harbour", "eve&#x27;s windmill"],
+                            f"/servers/{SERVER}/": 404, f"/videos/{lighthouse}": 404,
+                            f"/videos/{lighthouse}.mp4": 404, f"/videos/{lighthouse}.jpg": 404}
+    assert "Art club" not in art.decode()  # its only video hidden: the server is not named either
+    assert blocked_everywhere == {**blocked_here, "front": ["bob&#x27;s harbour"], f"/videos/{windmill}": 404}
+    assert "⭐ 2 votes" in page.decode()  # back as it was, votes and all
 
 def meta_tags(page: str) -> dict[str, str]:
     """The page's <meta property/name=... content=...> tags (unescaped), by property or name."""
