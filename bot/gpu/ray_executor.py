@@ -7,7 +7,9 @@ brings its result back (the frames, `bot.gpu.work.Frames`; the bot encodes the M
 * progress: the actor keeps each job's `(step, total, *extra)` events; the bot long-polls `events(key, seen)`
   (an actor method that waits on a condition until there is something new) and replays them on the event loop;
 * cancellation: a `CancelToken` tells the actor at once (`cancel(key)` sets the flag its work polls); any other
-  cancel check is polled whenever events arrive, and at least every EVENT_WAIT_S;
+  cancel check is polled whenever events arrive, and at least every EVENT_WAIT_S. Work that a cancel finds waiting in
+  this executor's line (for a worker Ray is restarting) stops there at once, with the GenerationCancelled its first
+  check would raise, so a stop queues its job again as it does a running one; `close()` stops what still waits;
 * a worker that dies (its process killed, its node lost) fails the job's call with `RayActorError`: the job goes
   back to the front of this executor's line and runs on the next free worker; a job that loses MAX_LOSSES workers
   fails. Ray restarts the dead actor (up to MAX_RESTARTS times, loading the models again and warming up as the bot's
@@ -47,7 +49,7 @@ from bot.gpu.executor import report_progress as report
 from bot.gpu.source import ModelSource
 from bot.gpu.work import warm_up_work
 from bot.settings import GPU_RESOURCE as GPU
-from t2v.errors import WeightsError
+from t2v.errors import GenerationCancelled, WeightsError
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -326,7 +328,8 @@ class RayExecutor(ExecutorBase):
 
     async def close(self) -> None:
         """Let handed-over work finish, then stop the actors (and the local Ray this executor started); an actor that
-        Ray is still restarting is not waited for."""
+        Ray is still restarting is not waited for, and the work waiting for one stops (GenerationCancelled: it never
+        started)."""
         if self._closed:
             return
         self._closed = True
@@ -334,8 +337,9 @@ class RayExecutor(ExecutorBase):
             self._joining.set_exception(RuntimeError("the bot is stopping"))
         for task in self._reviving:  # a restarting actor may take LOAD_TIMEOUT_S (or its host never come back): the
             task.cancel()  # stop must not wait for it past the supervisor's stop timeout
-        if self._tasks:
+        while self._tasks:  # a worker that finishes takes the next work waiting in line: wait for that too
             await asyncio.wait(set(self._tasks))
+        self._stop_waiting("the executor closed with no worker to take it")
         for worker in self._workers:
             ray.kill(worker.actor, no_restart=True)
         if self._owns_ray:
@@ -444,9 +448,13 @@ class RayExecutor(ExecutorBase):
                 return
 
     def _send_cancel(self, item: _Item) -> None:
-        """Tell the actor running the item to stop it (once per attempt; waiting work is checked when handed out)."""
+        """Tell the actor running the item to stop it (once per attempt); an item waiting in line stops at once (one
+        on its way to an actor is checked when it gets there)."""
         worker = item.worker
-        if worker is None or item.cancel_sent or not worker.ready:
+        if worker is None:
+            self._stop_waiting("it was cancelled while it waited for a worker", item)
+            return
+        if item.cancel_sent or not worker.ready:
             return
         item.cancel_sent = True
         worker.actor.cancel.remote(item.key)
@@ -458,7 +466,9 @@ class RayExecutor(ExecutorBase):
         item.losses += 1
         item.worker = None
         log.warning("Ray worker %s died running job key %d (%s)", worker.name, item.key, type(error).__name__)
-        if item.losses >= MAX_LOSSES:
+        if item.should_cancel():  # asked to stop (a cancel, the bot's stop): stopped, not run again
+            settle(item.future, None, GenerationCancelled(0, 0))
+        elif item.losses >= MAX_LOSSES:
             settle(item.future, None, WorkerLost(f"its GPU worker died {item.losses} times"))
         elif not item.future.done():
             self._line.appendleft(item)
@@ -485,6 +495,18 @@ class RayExecutor(ExecutorBase):
         log.info("Ray worker %s is back (%s, pid %s)", worker.name, worker.info["host"], worker.info["pid"])
         self.on_capacity()
         self._hand_out()
+
+    def _stop_waiting(self, why: str, *items: _Item) -> None:
+        """Take these items (all when none are named) out of the line and settle each as GenerationCancelled (what
+        its work raises when asked to stop before its first step): the caller records it as stopped, and a job
+        stopped by the bot's stop is queued again for the next start."""
+        for item in items or list(self._line):
+            if item not in self._line:
+                continue  # on its way to an actor, or settled
+            self._line.remove(item)
+            if not item.future.done():
+                settle(item.future, None, GenerationCancelled(0, 0))
+                log.info("job key %d stopped before it started: %s", item.key, why)
 
     def _fail_waiting(self) -> None:
         """No worker is left: fail the work still waiting in line."""

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ import ray
 
 from bot.app import build_executor
 from bot.errors import ServiceUnavailable, SettingsError, WorkerLost
+from bot.gpu.executor import CancelToken
 from bot.gpu.models import Models
 from bot.gpu.ray_executor import PipelineWorker, RayExecutor
 from bot.gpu.source import ModelSource
@@ -129,20 +131,29 @@ class Service:
         return int(next(note for note in notes if note.startswith("pid ")).split()[1])
 
 
-@pytest.fixture
-async def ray_service(gate: Any, tmp_path: Path) -> AsyncIterator[Service]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'videobot.db'}")
+@asynccontextmanager
+async def serving(source: Any, gate: Any, path: Path, *, workers: int = 2, **options: Any) -> AsyncIterator[Service]:
+    """A video service on `workers` Ray workers loading `source`, its database at `path`; stopped at the end."""
+    engine = create_engine(f"sqlite+aiosqlite:///{path / 'videobot.db'}")
     await migrate(engine)
-    executor = RayExecutor(GatedSource(gate), workers=2, resource=RESOURCE, device="cpu")
+    executor = RayExecutor(source, workers=workers, resource=RESOURCE, device="cpu")
     events, repo = Events(), Repository(engine)
-    service = VideoService(repo, PolicyGate(), FairQueue(3, 100), executor, events)
+    service = VideoService(repo, PolicyGate(), FairQueue(3, 100), executor, events, **options)
     await asyncio.wait_for(service.start(), 6 * WAIT)
     capacity = asyncio.Event()
     executor.on_capacity = lambda: (capacity.set(), service.dispatcher.wake())  # the service's hook, observed too
-    yield Service(service, executor, events, repo, capacity)
-    gate.open.remote()
-    await asyncio.wait_for(service.stop(), 6 * WAIT)
-    await engine.dispose()
+    try:
+        yield Service(service, executor, events, repo, capacity)
+    finally:
+        gate.open.remote()
+        await asyncio.wait_for(service.stop(), 6 * WAIT)
+        await engine.dispose()
+
+
+@pytest.fixture
+async def ray_service(gate: Any, tmp_path: Path) -> AsyncIterator[Service]:
+    async with serving(GatedSource(gate), gate, tmp_path) as service:
+        yield service
 
 
 async def test_jobs_of_several_users_are_spread_over_both_workers_in_fair_order(ray_service, gate):
@@ -322,22 +333,35 @@ def test_a_restarted_worker_warms_up_before_it_answers_and_a_first_one_leaves_th
     assert pipeline.steps_run == ({"A warm-up render.": 1} if restarted else {})
 
 
-class SlowToRestartSource:
-    """The tiny-random model at once; once Ray has restarted the worker, only after the gate opens (a host reloading
-    15 GB of weights for minutes, or one that never comes back)."""
-
-    def __init__(self, gate: Any) -> None:
-        self.gate = gate
+class SlowToRestartSource(GatedSource):
+    """The gated model at once; once Ray has restarted the worker, only after the gate opens (a host reloading 15 GB
+    of weights for minutes, or one that never comes back)."""
 
     def __call__(self, device: str) -> Models:
         while ray.get_runtime_context().was_current_actor_reconstructed and not ray.get(self.gate.wait.remote(1.0)):
             pass
-        return ModelSource(TINY_RANDOM)(device)
+        return super().__call__(device)
 
 
 def _exit_worker(models: Any, progress: Any, should_cancel: Any) -> None:
     """Work that kills the worker process running it."""
     os._exit(1)
+
+
+def _no_work(models: Any, progress: Any, should_cancel: Any) -> None:
+    """Work that does nothing."""
+
+
+def lined(executor: RayExecutor) -> asyncio.Event:
+    """Set once a worker has died under its work, which is back in the executor's line (or failed)."""
+    event, lost = asyncio.Event(), executor._lost
+
+    def losing(*args: Any) -> None:
+        lost(*args)
+        event.set()
+
+    executor._lost = losing  # type: ignore[method-assign]
+    return event
 
 
 async def test_a_stop_while_ray_restarts_a_dead_worker_does_not_wait_for_it(gate):
@@ -351,3 +375,54 @@ async def test_a_stop_while_ray_restarts_a_dead_worker_does_not_wait_for_it(gate
         assert executor.workers == 0
     finally:
         await asyncio.wait_for(executor.close(), 2 * WAIT)
+
+
+async def test_work_waiting_for_a_restarting_worker_stops_when_asked_and_at_close(gate):
+    """Work whose worker died waits in the executor's line while Ray restarts it (minutes for a host reloading its
+    weights): a cancel stops it there at once, as it would stop before its first step, and the close stops what is
+    still waiting, so no caller waits on work nothing will run."""
+    executor = RayExecutor(SlowToRestartSource(gate), workers=1, resource=RESOURCE, device="cpu")
+    await asyncio.wait_for(executor.start(), 6 * WAIT)
+    back_in_line, token = lined(executor), CancelToken()
+    try:
+        dying = executor.submit(_exit_worker, should_cancel=token)
+        await asyncio.wait_for(back_in_line.wait(), 6 * WAIT)
+        assert executor.workers == 0 and not dying.done()  # its only worker is restarting, held at the gate
+        behind = executor.submit(_no_work)
+        token.cancel()
+        with pytest.raises(GenerationCancelled):
+            await asyncio.wait_for(dying, WAIT)
+        assert not behind.done()
+    finally:
+        await asyncio.wait_for(executor.close(), 2 * WAIT)
+    with pytest.raises(GenerationCancelled):
+        behind.result()
+
+
+async def test_a_stop_queues_a_running_remote_job_again_for_the_next_start(ray_service, gate):
+    s = ray_service
+    s.service.shutdown_grace_s = 0  # no time to finish: it stops at its next check
+    job_id = await s.submit(1, HOLD + PROMPTS[0])
+    await s.events.wait("started", job_id)
+    await asyncio.wait_for(s.service.stop(), 2 * WAIT)
+    job = await s.repo.get_job(job_id)
+    assert (job.state, job.attempts) == (JobState.QUEUED, 1)  # the next start restores it, and runs it
+    assert s.events.of(job_id) == ["started"]  # nothing said to its user, as on the local executor
+
+
+async def test_a_stop_queues_again_the_job_waiting_in_line_for_a_restarting_worker(gate, tmp_path, monkeypatch):
+    """A stop while a job's worker is being restarted by Ray queues the job again at once, as it does a running one:
+    not left `running` for the next start to count as a crash (a second one fails it "interrupted twice"), and the
+    stop not held for its grace by work no worker will take."""
+    monkeypatch.setattr("bot.jobs.service.CHECKPOINT_S", 3600.0)  # a job that is not settled holds the stop past WAIT
+    async with serving(SlowToRestartSource(gate), gate, tmp_path, workers=1, shutdown_grace_s=0) as s:
+        back_in_line = lined(s.executor)
+        job_id = await s.submit(1, HOLD + PROMPTS[0])
+        await s.events.wait("started", job_id)
+        os.kill(s.executor.worker_info()["ray-0"]["pid"], signal.SIGKILL)
+        await asyncio.wait_for(back_in_line.wait(), 6 * WAIT)
+        assert s.executor.workers == 0  # Ray restarts it, held at the gate; the job waits in the executor's line
+        await asyncio.wait_for(s.service.stop(), 2 * WAIT)
+        job = await s.repo.get_job(job_id)
+        assert (job.state, job.attempts) == (JobState.QUEUED, 1)
+        assert s.events.of(job_id) == ["started"]
