@@ -5,10 +5,11 @@ batch2`); this times what a busy server does with them: the bot's VideoService (
 dispatcher taking the same-shape jobs behind the next one as one unit of work), its GPU executor and worker on t2v's
 fast path, live previews at the bot's interval, MP4s encoded on the CPU pool, every job recorded in SQLite.
 
-One process loads the real-size network with seeded random weights (fp16) once, and the bot's compile thread compiles
-the default /video shape at every batch size asked for (`--batch-max 1 2 4`: batch 1, 2 and 4) before anything is
-timed — the steady state of a server whose compiles are done. Then, for each BATCH_MAX in turn, `--jobs` default
-/video jobs of `--users` users are queued (the worker held meanwhile) and timed from then to the last MP4: the queue's
+One process loads the real-size network with seeded random weights (fp16) once. For each BATCH_MAX in turn
+(`--batch-max 2 4 1`), the bot's compile thread first compiles the default /video shape at that batch size, and the
+run waits until it has nothing left to compile — the steady state of a server whose compiles are done; then `--jobs`
+default /video jobs of `--users` users are queued (the worker held meanwhile) and timed from then to the last MP4: the
+queue's
 wall time, videos per hour, each unit of work's render time (its first job's start to its last job's end) and what
 the bot adds around the renders (the wall time not covered by any render). The results are rewritten after each
 BATCH_MAX, so a run cut short keeps what it measured.
@@ -65,17 +66,36 @@ log = logging.getLogger("full_queue")
 
 @dataclass(frozen=True)
 class QueueSource(ModelSource):
-    """The bot's ModelSource, warming the default /video shape at each batch size the run times and nothing else (a
-    server whose compile thread has finished)."""
-
-    batches: tuple[int, ...] = (1,)
+    """The bot's ModelSource, warming the default /video shape at batch 1 and nothing else; each BATCH_MAX's batch
+    shape is compiled before its own run (`compiled`), so no compile runs beside a timed queue."""
 
     def warm_shapes(self, models: Models) -> list[Any]:
-        info = describe(models)
-        frames = info.video_frames(self.default_frames, self.max_frames)
-        width, height = info.size(DEFAULT_ASPECT)
-        cfg = models.pipeline.unet.cfg
-        return [video_shape(cfg, batch, frames, height, width) for batch in sorted({1, *self.batches})]
+        return [standard_shape(models, self, 1)]
+
+
+def standard_shape(models: Models, source: ModelSource, batch: int) -> Any:
+    """The UNet shape of `batch` default /video jobs rendered together."""
+    info = describe(models)
+    width, height = info.size(DEFAULT_ASPECT)
+    frames = info.video_frames(source.default_frames, source.max_frames)
+    return video_shape(models.pipeline.unet.cfg, batch, frames, height, width)
+
+
+async def compiled(unet: Any, device: str, shape: Any, wait_s: float) -> dict[str, Any]:
+    """Queue `shape`'s compile unless it is compiled, then wait (at most `wait_s`) until it is and the compile thread
+    is idle, its decoders included; what the compile thread did."""
+    began = time.perf_counter()
+    if not unet.compiled(shape):
+        compiles.COMPILES.warm(unet, device, [shape])
+
+    def idle() -> bool:
+        status = compiles.COMPILES.status()
+        return not (compiles.COMPILES.busy or status["waiting"] or status["decoders_waiting"])
+
+    while not (unet.compiled(shape) and idle()) and time.perf_counter() - began < wait_s:
+        await asyncio.sleep(1.0)
+    return {"shape": label(shape), "compiled": unet.compiled(shape), "waited_s": time.perf_counter() - began,
+            "compiles": compiles.COMPILES.status()}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,7 +105,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     engine = create_engine(f"sqlite+aiosqlite:///{args.workdir / 'full-queue.db'}")
     await migrate(engine)
     source = QueueSource("random", optimize="on", compile_cache=str(args.cache), backend=args.backend,
-                         batch_max=max(args.batch_max), batches=tuple(args.batch_max))
+                         batch_max=1, max_frames=args.max_frames)
     holder: dict[str, Models] = {}
 
     def load(device: str) -> Models:
@@ -95,26 +115,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     recorder = Recorder(clock)
     gate = PolicyGate(is_english=lambda prompt: True)
     service = VideoService(Repository(engine), gate, FairQueue(1000, 10_000), GPUExecutor([args.device], load),
-                           recorder, batch_max=1, job_time_limit_s=600)
+                           recorder, batch_max=1, max_frames=args.max_frames, job_time_limit_s=600)
     recorder.service = service
     await service.start()
     if service.warm_up is not None:
         await service.warm_up
     models = holder["models"]
     recorder.unet = unet = models.pipeline.unet
-    shapes = source.warm_shapes(models)
     found: dict[str, Any] = {"machine": _machine(args), "args": {k: str(v) for k, v in vars(args).items()},
                              "load_and_warm_up_s": clock() - started, "runs": []}
-    waited = clock()
-    while not all(unet.compiled(shape) for shape in shapes) and clock() - waited < args.compile_wait_s:
-        await asyncio.sleep(1.0)
-    found["compiled"] = {label(shape): unet.compiled(shape) for shape in shapes}
-    found["compile_wait_s"] = clock() - waited
-    found["compiles"] = compiles.COMPILES.status()
-    log.info("compiled after %.1f s: %s", found["compile_wait_s"], found["compiled"])
     for batch_max in args.batch_max:
+        compile_wait = await compiled(unet, args.device, standard_shape(models, source, batch_max),
+                                      args.compile_wait_s)
+        log.info("BATCH_MAX %d: its shape compiled after %.1f s: %s", batch_max, compile_wait["waited_s"],
+                 compile_wait["compiled"])
         service.dispatcher.batch_max = batch_max
-        found["runs"].append(await full_queue(service, recorder, args, batch_max))
+        found["runs"].append({**await full_queue(service, recorder, args, batch_max), "compile": compile_wait})
         _write(args.out, found)
     await service.stop()
     await engine.dispose()
