@@ -102,7 +102,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load, compile every batch shape, then time the full queue at each BATCH_MAX."""
     clock = time.perf_counter
     started = clock()
-    engine = create_engine(f"sqlite+aiosqlite:///{args.workdir / 'full-queue.db'}")
+    database = args.workdir / "full-queue.db"
+    for stale in (database, *(database.with_name(database.name + end) for end in ("-wal", "-shm"))):
+        stale.unlink(missing_ok=True)  # a run cut short left jobs queued: the start would render them in the timing
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
     await migrate(engine)
     source = QueueSource("random", optimize="on", compile_cache=str(args.cache), backend=args.backend,
                          batch_max=1, max_frames=args.max_frames)
