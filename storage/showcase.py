@@ -11,6 +11,7 @@ holds and deletes nothing: once it is lifted or runs out they show again, with t
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -128,6 +129,26 @@ class ShowcaseRepository(Transactional):
                 entry.channel_id, entry.message_id = channel_id, message_id
 
         await self._run(work)
+
+    async def forget_posts(self, channel_id: int, message_ids: Collection[int] | None = None) -> list[int]:
+        """Forget the posts Discord says are gone: those of `message_ids` in the channel, or (None) every post in it,
+        the channel being deleted; the jobs whose post was forgotten. Their entries stay as they were decided."""
+        if message_ids is not None and not message_ids:
+            return []
+        gone = [ShowcaseEntry.channel_id == channel_id]
+        if message_ids is not None:
+            gone.append(ShowcaseEntry.message_id.in_(list(message_ids)))
+
+        async def work(session: AsyncSession) -> list[int]:
+            entries = (await session.scalars(select(ShowcaseEntry).where(*gone))).all()
+            for entry in entries:
+                entry.channel_id, entry.message_id = None, None
+            return [entry.job_id for entry in entries]
+
+        jobs = await self._run(work)
+        if jobs:
+            log.info("the showcase posts of jobs %s in channel %d are gone; forgotten", jobs, channel_id)
+        return jobs
 
     # --- votes and the gallery --------------------------------------------------------------------------------
 

@@ -2,6 +2,10 @@
 name, no ping) and a ⭐ vote button, and listed in the gallery; a deleted job's post is taken down. A server's
 moderators decide with `/videomod showcase ...` (bot.ui.cogs.showcase) and choose its channel; SHOWCASE_CHANNEL_ID
 is only the default of the server that channel belongs to, so no server's videos are ever posted in another's.
+
+A post deleted in Discord by hand (the message, or its whole channel) is forgotten when Discord says so — its
+deletion event, or a 404 where the bot touches it — so no link leads to it and approving the video again posts it
+anew; the entry itself stays approved, in the gallery. A channel the bot lost (403) is left as it is, logged.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from bot.moderation.servers import ServerSettings
 from bot.settings import Settings
 from bot.ui.replies import answer_privately
 from bot.ui.status import settings_line
-from bot.ui.text import shown
-from storage import JobRecord, Repository, ShowcaseRecord, ShowcaseRepository
+from bot.ui.text import counted, shown
+from storage import JobRecord, Repository, ShowcaseRecord, ShowcaseRepository, ShowcaseState
 
 log = logging.getLogger(__name__)
 
 RESULTS_COG = "Results"  # the cog that handles result buttons and votes
+GONE_CODES = (10003, 10008)  # Discord's Unknown Channel and Unknown Message: the post was deleted there
 
 
 class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"showcase:vote:(?P<entry>\d+)"):
@@ -120,12 +125,11 @@ class Showcase:
                                          view=vote_view(entry.id, entry.votes), suppress_embeds=True,
                                          allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as error:
-            log.exception("showcase entry %d: posting to channel %d failed", entry.id, channel_id)
-            return f"Posting it to <#{channel_id}> failed ({error.status} {error.text}); it is in the gallery."
+            return _not_sent(entry, channel_id, error)
         await self.repo.set_post(entry.id, channel_id, message.id)
         if await self._deleted(job.id):  # while it went up: the deletion's withdrawal may have found no post yet
             log.info("job %d was deleted while its showcase post went up; taking the post down", job.id)
-            if await self.withdraw(job.id):
+            if (await self.withdraw(job.id))[0]:
                 return ("Nothing stays posted: the video was deleted while its post went up (by its requester or a "
                         "moderator), so the post was taken down.")
             return ("The video was deleted while its post went up, and the post could not be taken down; delete it "
@@ -145,25 +149,56 @@ class Showcase:
         log.warning("job %d: its approved video is not in %s; nothing was posted", job_id, self.media.root)
         return "Nothing was posted: its video is no longer kept."
 
-    async def withdraw(self, job_id: int) -> bool:
-        """Delete the showcase post of a deleted job (the gallery already leaves it out); whether no post is left. A
-        post Discord will not delete now (the bot lost the channel, Discord is down) is logged, and stays recorded:
-        the deletion of the job goes on without it."""
+    async def withdraw(self, job_id: int) -> tuple[bool, str]:
+        """Delete the showcase post of a deleted job (the gallery already leaves it out): whether no post is left, and
+        a sentence for whoever deleted the job ("" when there is nothing to add). A post already deleted in Discord
+        (or its channel) is forgotten; one Discord will not delete now (the bot lost the channel, Discord is down) is
+        logged, and stays recorded: the deletion of the job goes on without it."""
         entry = await self.repo.get(job_id)
         if entry is None or entry.channel_id is None or entry.message_id is None:
-            return True
-        post = self.bot.get_partial_messageable(entry.channel_id).get_partial_message(entry.message_id)
+            return True, ""
+        post = self._post(entry.guild_id, entry.channel_id, entry.message_id)
         try:
             await post.delete()
         except discord.NotFound:
             log.info("showcase post %d of job %d was already gone", entry.message_id, job_id)
+            await self.repo.set_post(entry.id, None, None)
+            return True, "Its showcase post was already gone."
         except discord.HTTPException as error:
             log.warning("showcase post %d of job %d could not be taken down (%s %s); delete it in channel %d by hand",
                         entry.message_id, job_id, error.status, error.text, entry.channel_id)
-            return False
+            return False, f"Its showcase post could not be taken down; a moderator can delete it: {post.jump_url}"
         await self.repo.set_post(entry.id, None, None)
         log.info("job %d withdrawn from the showcase channel", job_id)
-        return True
+        return True, ""
+
+    def _post(self, guild_id: int, channel_id: int, message_id: int) -> discord.PartialMessage:
+        """A showcase post, by its ids."""
+        return self.bot.get_partial_messageable(channel_id, guild_id=guild_id).get_partial_message(message_id)
+
+    async def forget(self, channel_id: int, message_ids: list[int] | None = None) -> None:
+        """Discord says these posts of the channel (None: every post in it, the channel deleted) are gone."""
+        await self.repo.forget_posts(channel_id, message_ids)
+
+    async def unposted(self, job_id: int, guild_id: int) -> ShowcaseRecord | None:
+        """The server's approved, undeleted entry of the job when it has no post standing in Discord (deleted there,
+        or never made: no channel then, or the post failed), which approving it again posts; else None. A post on
+        record is looked for; one Discord cannot show now (the bot lost the channel) counts as standing."""
+        entry = await self.repo.get(job_id)
+        if entry is None or entry.guild_id != guild_id or entry.state != ShowcaseState.APPROVED or entry.job_deleted:
+            return None
+        if entry.channel_id is None or entry.message_id is None:
+            return entry
+        try:
+            await self._post(entry.guild_id, entry.channel_id, entry.message_id).fetch()
+        except discord.NotFound:
+            log.info("showcase post %d of job %d was deleted in Discord", entry.message_id, job_id)
+            await self.forget(entry.channel_id, [entry.message_id])
+            return await self.repo.get(job_id)
+        except discord.HTTPException as error:
+            log.warning("showcase post %d of job %d could not be looked at (%s %s)", entry.message_id, job_id,
+                        error.status, error.text)
+        return None
 
     async def vote(self, interaction: discord.Interaction, entry_id: int) -> None:
         """Toggle the member's ⭐ (a member of the entry's server) and show the new count on the button."""
@@ -172,5 +207,31 @@ class Showcase:
             log.warning("user %d voted on showcase entry %d of server %d from server %s", interaction.user.id,
                         entry_id, entry.guild_id, interaction.guild_id)
             raise Denied("This video is in another server's showcase.")
-        _, votes = await self.repo.toggle_vote(entry_id, interaction.user.id)
-        await interaction.response.edit_message(view=vote_view(entry_id, votes))
+        voted, votes = await self.repo.toggle_vote(entry_id, interaction.user.id)
+        try:
+            await interaction.response.edit_message(view=vote_view(entry_id, votes))
+        except discord.NotFound as error:
+            message = interaction.message
+            if error.code not in GONE_CODES or message is None:
+                raise
+            log.info("showcase post %d of entry %d was deleted in Discord before its vote count was shown", message.id,
+                     entry_id)
+            await self.forget(message.channel.id, [message.id])
+            vote = "Voted for" if voted else "Took back your vote for"
+            job = f"job #{entry.job_id}" if entry is not None else "this video"
+            await answer_privately(interaction, f"{vote} {job} ({counted(votes, 'vote')}), but this showcase post has "
+                                                "been deleted, so it cannot show the count.")
+
+
+def _not_sent(entry: ShowcaseRecord, channel_id: int, error: discord.HTTPException) -> str:
+    """What to tell the moderator when Discord refused the post: a deleted channel and one the bot lost are logged
+    as such (expected: moderators change their server), anything else with its traceback."""
+    if isinstance(error, discord.NotFound | discord.Forbidden):
+        log.warning("showcase entry %d: channel %d refused its post (%s %s)", entry.id, channel_id, error.status,
+                    error.text)
+        why = "that channel no longer exists" if isinstance(error, discord.NotFound) else "the bot cannot post there"
+        return (f"Posting it to <#{channel_id}> failed: {why} (`/videomod showcase channel` picks another); it is in "
+                "the web gallery.")
+    log.error("showcase entry %d: posting to channel %d failed", entry.id, channel_id, exc_info=error)
+    return (f"Posting it to <#{channel_id}> failed (Discord did not take it); it is in the web gallery, and approving "
+            "it again tries once more.")

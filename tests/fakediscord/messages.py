@@ -80,8 +80,10 @@ class MessageRoutes:
         if kind in (6, 7):
             if inter.message_id is None:
                 raise ApiError(400, 50035, f"Invalid Form Body: callback type {kind} needs a component interaction")
-            inter.original_id = inter.message_id
             message = self.fake.messages[inter.message_id]
+            if kind == 7 and message.deleted:  # deleted by hand while the press was on its way (a stale copy)
+                raise ApiError(404, 10008, "Unknown Message")
+            inter.original_id = inter.message_id
             if kind == 7:
                 self._edit(message, data, files)
             return message
@@ -162,7 +164,17 @@ class MessageRoutes:
 
     # -- channel messages (bot token) -----------------------------------------------------------------------
 
+    def _channel(self, request: web.Request) -> int:
+        """The id of the request's channel: 404 (10003) once it is deleted, 403 (50001) while the bot cannot see it."""
+        channel = self.fake.channels.get(int(request.match_info["channel_id"]))
+        if channel is None:
+            raise ApiError(404, 10003, "Unknown Channel")
+        if channel.id in self.fake.hidden:
+            raise ApiError(403, 50001, "Missing Access")
+        return channel.id
+
     def _channel_message(self, request: web.Request) -> FakeMessage:
+        self._channel(request)
         ref = request.match_info["message_id"]
         message = self.fake.messages.get(int(ref)) if ref.isdigit() else None
         if (
@@ -176,9 +188,7 @@ class MessageRoutes:
 
     async def create_channel_message(self, request: web.Request) -> web.Response:
         fake, rec = self.fake, request[RECORD]
-        channel = fake.channels.get(int(request.match_info["channel_id"]))
-        if channel is None:
-            raise ApiError(404, 10003, "Unknown Channel")
+        channel = fake.channels[self._channel(request)]
         self._check_sizes(rec.files, fake.max_attachment_size)
         payload = dict(rec.json or {})
         payload["flags"] = (payload.get("flags") or 0) & ~EPHEMERAL
@@ -189,9 +199,7 @@ class MessageRoutes:
         """A channel's messages, newest first, as Discord lists them: the `limit` (1-100, default 50) newest before
         `before`, or the `limit` oldest after `after`."""
         fake, query = self.fake, request.query
-        channel = fake.channels.get(int(request.match_info["channel_id"]))
-        if channel is None:
-            raise ApiError(404, 10003, "Unknown Channel")
+        channel = fake.channels[self._channel(request)]
         limit = int(query.get("limit", 50))
         if not 1 <= limit <= 100:
             raise ApiError(400, 50035, "Invalid Form Body: limit")

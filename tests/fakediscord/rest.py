@@ -165,6 +165,8 @@ class RestAPI:
         channel = self.fake.channels.get(int(request.match_info["channel_id"]))
         if channel is None:
             raise ApiError(404, 10003, "Unknown Channel")
+        if channel.id in self.fake.hidden:
+            raise ApiError(403, 50001, "Missing Access")
         return json_response(channel_payload(channel))
 
     async def create_dm(self, request: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ from .payloads import (
     MiB,
     Perm,
     Snowflakes,
+    channel_payload,
     guild_create_payload,
 )
 from .records import FakeMessage, InteractionRecord, RecordedRequest, message_payload
@@ -65,6 +66,7 @@ class FakeDiscord:
         self.started_at = time.time()
         self.guilds: list[FakeGuild] = []
         self.channels: dict[int, FakeChannel] = {}
+        self.hidden: set[int] = set()  # channels the bot lost View Channel in (`hide_channel`): 403 (50001) there
         self.left: list[FakeGuild] = []  # guilds the bot left (DELETE /users/@me/guilds/{id}), in order
         self.guild = self.add_guild(guild_name, channels=[channel_name], moderator_role=moderator_role)
         self.channel = self.guild.channels[0]
@@ -195,6 +197,23 @@ class FakeDiscord:
         self.channels[channel.id] = channel
         return channel
 
+    async def delete_channel(self, channel: FakeChannel) -> None:
+        """A moderator deletes a guild channel in Discord: gone from the world with its messages (its routes answer
+        404, 10003 Unknown Channel), and CHANNEL_DELETE arrives (discord.py's on_guild_channel_delete)."""
+        guild = self.guild_of(channel)
+        if guild is not None:
+            guild.channels.remove(channel)
+        del self.channels[channel.id]
+        for message in self.messages.values():
+            if message.channel_id == channel.id:
+                message.deleted = True
+        await self.gateway.dispatch("CHANNEL_DELETE", channel_payload(channel))
+
+    def hide_channel(self, channel: FakeChannel) -> None:
+        """The bot loses View Channel in a channel (a permission overwrite): its message routes there answer 403
+        (50001 Missing Access). Discord tells the bot no more than that."""
+        self.hidden.add(channel.id)
+
     def add_role(self, name: str, permissions: int = 0, *, guild: FakeGuild | None = None) -> FakeRole:
         guild = guild or self.guild
         role = FakeRole(self.ids.next(), name, permissions, position=len(guild.roles))
@@ -253,6 +272,15 @@ class FakeDiscord:
         )  # fmt: skip
         self.messages[message.id] = message
         return message
+
+    async def delete_by_hand(self, message: FakeMessage) -> None:
+        """A member (its author, or a moderator with Manage Messages) deletes a message in Discord: its routes answer
+        404 (10008 Unknown Message) from now on, and MESSAGE_DELETE arrives (discord.py's on_raw_message_delete)."""
+        message.deleted = True
+        data = {"id": str(message.id), "channel_id": str(message.channel_id)}
+        if message.guild_id is not None:
+            data["guild_id"] = str(message.guild_id)
+        await self.gateway.dispatch("MESSAGE_DELETE", data)
 
     def message_json(self, message: FakeMessage) -> dict[str, Any]:
         interaction = self.interactions.get(message.interaction_id) if message.interaction_id else None

@@ -139,6 +139,24 @@ async def test_set_post_remembers_where_the_video_was_posted(repo, make_job, sho
     assert (stored.channel_id, stored.message_id) == (111, 222)
 
 
+async def test_forget_posts_forgets_only_the_posts_discord_says_are_gone(repo, make_job, showcase):
+    entries = []
+    for channel, message in ((111, 222), (111, 333), (444, 555)):
+        entry = await showcase.nominate((await finished(repo, make_job)).id, user_id=5)
+        await showcase.decide(entry.job_id, guild_id=SERVER, approve=True, moderator_id=9)
+        await showcase.set_post(entry.id, channel, message)
+        entries.append(entry)
+
+    one = await showcase.forget_posts(111, [333, 555])  # 555 is a post of another channel
+    none = await showcase.forget_posts(111, [])
+    channel = await showcase.forget_posts(111)  # the channel deleted
+    posts = [((e := await showcase.get_entry(entry.id)).channel_id, e.message_id, e.state) for entry in entries]
+
+    assert (one, none, channel) == ([entries[1].job_id], [], [entries[0].job_id])
+    assert posts == [(None, None, ShowcaseState.APPROVED), (None, None, ShowcaseState.APPROVED),
+                     (444, 555, ShowcaseState.APPROVED)]
+
+
 async def test_the_showcase_keeps_the_videos_of_pending_and_approved_entries(repo, make_job, showcase):
     waiting, approved, rejected, _never_nominated = [await finished(repo, make_job) for _ in range(4)]
     for job in (waiting, approved, rejected):

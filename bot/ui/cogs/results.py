@@ -296,14 +296,15 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             return
         await self.showcase_repo.delete_job(job_id)
         await self.media.delete(job_id)
-        await self.showcase.withdraw(job_id)
+        _, post = await self.showcase.withdraw(job_id)
+        done = " ".join(filter(None, (f"🗑️ Deleted job #{job_id}.", post)))
         own = job.user_id == interaction.user.id
         log.info("job %d deleted by %s %d", job_id, "its requester" if own else "moderator", interaction.user.id)
         if not own:
             await self._audit(interaction.user.id, "result.delete", f"job:{job_id}", {"requester": job.user_id},
                               job.guild_id)
         if message_id == 0:  # only the interaction can change an ephemeral result
-            await interaction.response.edit_message(content=f"🗑️ Deleted job #{job_id}.", attachments=[], view=None)
+            await interaction.response.edit_message(content=done, attachments=[], view=None)
             return
         partial = getattr(interaction.channel, "get_partial_message", None)  # text channels, threads, DMs
         try:
@@ -311,7 +312,7 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
                 await partial(message_id).delete()
         except discord.NotFound:
             log.info("job %d: its message was already gone", job_id)
-        await interaction.response.edit_message(content=f"🗑️ Deleted job #{job_id}.", view=None)
+        await interaction.response.edit_message(content=done, view=None)
 
     def _gone_result_deletable(self, interaction: discord.Interaction, job_id: int, message: discord.Message) -> None:
         """A result whose job row the retention deleted (HISTORY_KEEP_DAYS) may still be taken down: the bot's own
@@ -376,6 +377,22 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             await self.showcase.vote(interaction, entry_id)
         except Exception as error:
             await answer_error(interaction, error, f"vote on showcase entry {entry_id}")
+
+    # Showcase posts deleted in Discord by hand, and deleted channels: their posts are forgotten (bot.ui.showcase).
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
+        author = event.cached_message.author if event.cached_message is not None else None
+        if author is None or author == self.showcase.bot.user:  # a message of another author is no post
+            await self.showcase.forget(event.channel_id, [event.message_id])
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
+        await self.showcase.forget(event.channel_id, sorted(event.message_ids))
+
+    @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        await self.showcase.forget(channel.id)
 
 
 def _carries_buttons(message: discord.Message, job_id: int) -> bool:

@@ -1,6 +1,8 @@
 """`/videomod showcase pending | approve | reject | channel`: a server's moderators review the videos its members
 nominated with ⭐, and choose where its approved videos are posted.
 
+Approving an approved video again posts it anew when its post is gone (deleted in Discord by hand, or never made).
+
 `ShowcaseGroup` is attached under `/videomod` by the client. Each server's nominations, decisions and showcase
 channel are its own: a moderator sees and decides only their server's (another server's job is "not nominated"
 here). Rights are checked in code (Discord's permission hint can be changed by server admins); refused attempts are
@@ -22,7 +24,7 @@ from bot.ui.permissions import AnyChannel, check_moderator, own_channel, server
 from bot.ui.replies import answer_privately
 from bot.ui.showcase import Showcase
 from bot.ui.text import clipped, shown
-from storage import ShowcaseRecord
+from storage import ShowcaseError, ShowcaseRecord
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,17 @@ class ShowcaseGroup(app_commands.Group):
     @app_commands.describe(job="The job number of the nominated video")
     async def approve(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_DISCORD_INT]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        entry = await self.showcase.repo.decide(job, guild_id=server(interaction), approve=True,
-                                                moderator_id=interaction.user.id)
+        try:
+            entry = await self.showcase.repo.decide(job, guild_id=server(interaction), approve=True,
+                                                    moderator_id=interaction.user.id)
+        except ShowcaseError as error:  # approved before: posted again when its post is gone (deleted by hand)
+            unposted = await self.showcase.unposted(job, server(interaction)) if error.code == "decided" else None
+            if unposted is None:
+                raise
+            await self._audit(interaction, "showcase.repost", f"job:{job}")
+            where = await self.showcase.post(unposted)
+            await answer_privately(interaction, f"Job #{job} was already approved but had no showcase post. {where}")
+            return
         await self._audit(interaction, "showcase.approve", f"job:{job}")
         where = await self.showcase.post(entry)
         await answer_privately(interaction, f"Approved job #{job}. {where}")

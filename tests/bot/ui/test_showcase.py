@@ -223,8 +223,142 @@ async def test_a_showcase_post_that_cannot_be_taken_down_still_lets_its_result_b
         answer = await delete_result(stack.fake, result, 1, bob)
         entry = await stack.bot.showcase.repo.get(1)
 
-    assert answer.content == "🗑️ Deleted job #1." and result.deleted and entry.job_deleted
+    link = f"https://discord.com/channels/{stack.fake.guild.id}/{showcase_channel.id}/{post.id}"
+    assert answer.content == ("🗑️ Deleted job #1. Its showcase post could not be taken down; a moderator can delete "
+                              f"it: {link}")
+    assert result.deleted and entry.job_deleted and not post.deleted and entry.message_id == post.id
     assert f"showcase post {post.id} of job 1 could not be taken down" in caplog.text
+
+
+def forgetting(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """The channels whose gone posts the bot has forgotten so far (None: none yet), as each forgetting ends."""
+    showcase, done = stack.bot.showcase, []
+    forget = showcase.forget
+
+    async def forgotten(channel_id: int, message_ids: list[int] | None = None) -> None:
+        await forget(channel_id, message_ids)
+        done.append(channel_id)
+        stack.fake.notify()
+
+    monkeypatch.setattr(showcase, "forget", forgotten)
+    return done
+
+
+async def test_a_post_deleted_by_hand_leaves_no_link_and_approving_the_video_again_posts_it_anew(
+        stacks: Stacks, showcase_channel, monkeypatch):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake, repo = stack.fake, stack.bot.showcase.repo
+        mod = fake.make_user(roles=[fake.moderator_role])
+        _, _, post = await approved(stack, showcase_channel)
+        standing = await moderate(stack, mod, "approve", job=1)
+        forgotten = forgetting(stack, monkeypatch)
+        await fake.delete_by_hand(post)  # a moderator deletes it in Discord: MESSAGE_DELETE
+        await fake.wait_for(lambda: forgotten, what="the deleted post to be forgotten")
+        shown = await repo.shown(1)  # what the gallery's page of the video reads
+        again = await moderate(stack, mod, "approve", job=1)
+        [new] = posts_in(stack, showcase_channel)
+        entry = await repo.get(1)
+
+    assert standing == "Job #1 was already approved."
+    assert shown is not None and (shown.channel_id, shown.message_id) == (None, None)
+    assert again == (f"Job #1 was already approved but had no showcase post. Posted in <#{showcase_channel.id}>: "
+                     f"https://discord.com/channels/{fake.guild.id}/{showcase_channel.id}/{new.id}")
+    assert new.id != post.id and entry.message_id == new.id and entry.state == ShowcaseState.APPROVED
+
+
+async def test_a_post_deleted_while_the_bot_was_offline_is_found_gone_when_its_video_is_deleted_or_approved_again(
+        stacks: Stacks, showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        bob, result, _ = await approved(stack, showcase_channel)
+        await nominated(stack, bob, "a second lighthouse at dawn")
+        await moderate(stack, stack.fake.make_user(roles=[stack.fake.moderator_role]), "approve", job=2)
+        posts = posts_in(stack, showcase_channel)
+    for post in posts:  # deleted in Discord while no session of the bot was there to get the MESSAGE_DELETE
+        post.deleted = True
+
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        deleted = await delete_result(fake, result, 1, bob)
+        again = await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=2)
+        [new] = posts_in(stack, showcase_channel)
+        entries = [await stack.bot.showcase.repo.get(job) for job in (1, 2)]
+
+    assert deleted.content == "🗑️ Deleted job #1. Its showcase post was already gone."
+    assert again.startswith("Job #2 was already approved but had no showcase post. Posted in ")
+    assert [(e.job_deleted, e.message_id) for e in entries] == [(True, None), (False, new.id)]
+
+
+async def test_a_vote_on_a_post_deleted_while_the_press_was_on_its_way_counts_and_says_the_post_is_gone(
+        stacks: Stacks, showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        _, _, post = await approved(stack, showcase_channel)
+        shown = fake.hold_next("POST /interactions/*/callback")  # the new count, on its way
+        press = await fake.click(post, "showcase:vote:1", user=fake.make_user(name="ann"))
+        await fake.wait_for(lambda: fake.requests_to(f"POST /interactions/{press.id}/*"), what="the vote's answer")
+        await fake.delete_by_hand(post)
+        shown.set()
+        answer = await press.wait_answer()
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert answer.ephemeral and answer.content == ("Voted for job #1 (1 vote), but this showcase post has been "
+                                                   "deleted, so it cannot show the count.")
+    assert entry.votes == 1 and entry.message_id is None
+
+
+async def test_a_deleted_showcase_channel_forgets_its_posts_and_the_next_approval_says_it_is_gone(
+        stacks: Stacks, showcase_channel, monkeypatch):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        mod = fake.make_user(roles=[fake.moderator_role])
+        await (await fake.slash("videomod showcase channel", {"channel": showcase_channel}, user=mod)).wait_answer()
+        bob, _, _ = await approved(stack, showcase_channel)
+        forgotten = forgetting(stack, monkeypatch)
+        await fake.delete_channel(showcase_channel)  # CHANNEL_DELETE
+        await fake.wait_for(lambda: forgotten, what="the channel's posts to be forgotten")
+        await nominated(stack, bob, "a second lighthouse at dawn")
+        answer = await moderate(stack, mod, "approve", job=2)
+        entries = [await stack.bot.showcase.repo.get(job) for job in (1, 2)]
+
+    assert answer == (f"Approved job #2. Posting it to <#{showcase_channel.id}> failed: that channel no longer exists "
+                      "(`/videomod showcase channel` picks another); it is in the web gallery.")
+    assert [(e.state, e.message_id) for e in entries] == [(ShowcaseState.APPROVED, None)] * 2
+    assert await stack.bot.showcase.repo.approved_count() == 2
+
+
+async def test_a_showcase_channel_the_bot_lost_is_named_and_its_posts_stay_on_record(stacks: Stacks,
+                                                                                     showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        mod = fake.make_user(roles=[fake.moderator_role])
+        bob, _, post = await approved(stack, showcase_channel)
+        fake.hide_channel(showcase_channel)  # 403 Missing Access from now on
+        await nominated(stack, bob, "a second lighthouse at dawn")
+        refused = await moderate(stack, mod, "approve", job=2)
+        again = await moderate(stack, mod, "approve", job=1)
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert refused == (f"Approved job #2. Posting it to <#{showcase_channel.id}> failed: the bot cannot post there "
+                       "(`/videomod showcase channel` picks another); it is in the web gallery.")
+    assert again == "Job #1 was already approved." and entry.message_id == post.id
+
+
+async def test_a_post_discord_did_not_take_is_posted_when_the_video_is_approved_again(stacks: Stacks,
+                                                                                       showcase_channel, logged_errors):
+    logged_errors.expect("showcase entry 1: posting to channel")
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        mod = fake.make_user(roles=[fake.moderator_role])
+        await nominated(stack, fake.make_user(name="bob"))
+        fake.fail_next(f"POST /channels/{showcase_channel.id}/messages", 503)
+        failed = await moderate(stack, mod, "approve", job=1)
+        again = await moderate(stack, mod, "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+
+    assert failed == (f"Approved job #1. Posting it to <#{showcase_channel.id}> failed (Discord did not take it); it "
+                      "is in the web gallery, and approving it again tries once more.")
+    assert again.startswith("Job #1 was already approved but had no showcase post. Posted in ")
+    assert again.endswith(f"/{post.id}")
 
 
 async def test_mentions_in_a_showcased_prompt_never_ping(stacks: Stacks, showcase_channel):
