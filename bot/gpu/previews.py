@@ -3,12 +3,13 @@
 Which steps get one is decided here, once (`Cadence`), from the number of steps the sampler actually runs — all of a
 video's, fewer for an upscale (video-to-video runs `strength` of them): every `preview_every(total)` steps and at most
 one per STATUS_EDIT_INTERVAL_S (the worker's `Models.preview_interval_s`), never at the last step (the video follows
-it). t2v copies the VAE-free preview frames (uint8 [F, h, 64, 3]) off the GPU only on those steps, and every copy
-becomes a GIF, handed to the loop through the executor's progress path as `progress(step, total, Preview)`. The
-service keeps the newest one; the delivery attaches it to the next status edit its throttle lets through, once, so
-previews never add an edit: a GIF made sooner than that throttle allows is never shown, while each costs the GPU
-thread a sync and ~0.1-0.2 s of CPU (16 preview frames; docs/perf-notes.md: with 8 GIFs a standard video took 2.23 s
-on an H200, generate alone 1.66 s). Jobs of fewer than MIN_STEPS steps get none: they finish within seconds.
+it). t2v copies the VAE-free preview frames (uint8 [F, h, 64, 3]) off the GPU only on those steps, and each copy is
+handed to the loop through the executor's progress path as `progress(step, total, Preview)`: the frames, not a GIF.
+The service keeps the newest one; the delivery makes it a GIF (`Preview.gif`, off the loop) only for the status edit
+its throttle lets through, once, so previews never add an edit and a preview that is never shown is never encoded.
+The GPU thread pays only the copy's sync: a GIF costs ~0.1-0.2 s of CPU (16 preview frames), which on the GPU thread
+delayed the next steps (docs/perf-notes.md rows 10 and 64: a batch of 2 standard videos took 0.28 s longer through
+the bot than alone on an H100). Jobs of fewer than MIN_STEPS steps get none: they finish within seconds.
 """
 
 from __future__ import annotations
@@ -29,17 +30,23 @@ log = logging.getLogger(__name__)
 
 FILENAME = "preview.gif"
 MIN_STEPS = 8  # shorter jobs get no previews
-PER_JOB = 8  # at most about this many GIFs are made per job
+PER_JOB = 8  # at most about this many previews are made per job
 SCALE = 2  # t2v's previews are 64 px wide; Discord shows them at 128
 OnPreview = Callable[[int, int, "np.ndarray"], None]  # (step, total, uint8 frames [F, h, w, 3]), on the GPU thread
 
 
 @dataclass(frozen=True)
 class Preview:
-    """A GIF of the denoised estimate after `step` steps."""
+    """The denoised estimate after `step` steps: its small frames (uint8 [F, h, w, 3]), to show at `fps`."""
 
     step: int
-    gif: bytes = field(repr=False)
+    frames: np.ndarray = field(repr=False)
+    fps: int
+
+    def gif(self) -> bytes:
+        """The looping GIF Discord shows (SCALE times the frames' size): CPU work of ~0.1-0.2 s, so call it off the
+        event loop and off the GPU thread."""
+        return animation(self.frames, self.fps, "gif", scale=SCALE)
 
 
 def preview_every(total: int) -> int | None:
@@ -70,20 +77,17 @@ def cadence(on_preview: OnPreview, interval_s: float, clock: Callable[[], float]
 
 def previews(progress: Callable[..., None], fps: int,
              interval_s: float = STATUS_EDIT_INTERVAL_S) -> dict[str, OnPreview]:
-    """`on_preview=` for t2v's generate (or generate_video2video) of one job: its GIFs go to `progress`, at most one
-    per `interval_s` (the bot's work passes its STATUS_EDIT_INTERVAL_S; the default is that setting's, for probes)."""
-    return {"on_preview": cadence(gif_maker(progress, fps), interval_s)}
+    """`on_preview=` for t2v's generate (or generate_video2video) of one job: its previews go to `progress`, at most
+    one per `interval_s` (the bot's work passes its STATUS_EDIT_INTERVAL_S; the default is that setting's, for
+    probes)."""
+    return {"on_preview": cadence(preview_maker(progress, fps), interval_s)}
 
 
-def gif_maker(progress: Callable[..., None], fps: int) -> OnPreview:
-    """An `on_preview` body that sends `progress(step, total, Preview)`; a failed GIF is only logged."""
+def preview_maker(progress: Callable[..., None], fps: int) -> OnPreview:
+    """An `on_preview` body that sends `progress(step, total, Preview)`: the frames as they are, nothing encoded on the
+    GPU thread."""
 
     def on_preview(step: int, total: int, frames: np.ndarray) -> None:
-        try:
-            gif = animation(frames, fps, "gif", scale=SCALE)
-        except Exception:
-            log.exception("making the preview of step %d/%d failed", step, total)
-            return
-        progress(step, total, Preview(step, gif))
+        progress(step, total, Preview(step, frames, fps))
 
     return on_preview

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.errors import NoUpscaler, OutOfGPUMemory
 from bot.gpu.executor import CancelFn, ProgressFn, Work
-from bot.gpu.previews import Cadence, cadence, gif_maker, previews
+from bot.gpu.previews import Cadence, cadence, preview_maker, previews
 from bot.gpu.styles import styled, use_style
 from t2v.errors import GenerationCancelled
 from t2v.request import GenerationRequest
@@ -166,8 +166,8 @@ def _member(progress: ProgressFn, index: int) -> ProgressFn:
 
 
 def _batch_previews(progress: ProgressFn, requests: list[GenerationRequest], interval_s: float) -> Cadence:
-    """`on_preview=` for `generate_batch`: each member's GIF from its own frames of [n, F, h, 64, 3]."""
-    members = [gif_maker(_member(progress, i), request.fps) for i, request in enumerate(requests)]
+    """`on_preview=` for `generate_batch`: each member's preview from its own frames of [n, F, h, 64, 3]."""
+    members = [preview_maker(_member(progress, i), request.fps) for i, request in enumerate(requests)]
 
     def on_preview(step: int, total: int, frames: np.ndarray) -> None:
         for member, own in zip(members, frames, strict=True):

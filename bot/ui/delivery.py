@@ -83,6 +83,16 @@ def _is_too_large(error: discord.HTTPException) -> bool:
     return error.status == 413 or error.code == ENTITY_TOO_LARGE
 
 
+async def _gif(job: JobRecord, preview: Preview) -> bytes | None:
+    """The live preview as the GIF a status edit carries (CPU work, in a thread); None, logged, when it cannot be made:
+    the edit goes on without it."""
+    try:
+        return await asyncio.to_thread(preview.gif)
+    except Exception:
+        log.exception("job %d: the live preview of step %d could not be made a GIF", job.id, preview.step)
+        return None
+
+
 def _is_token_error(error: discord.HTTPException) -> bool:
     """401/50027 (token expired) or 404 (response or token unknown): stop using the token."""
     return error.status in (401, 404) or error.code == INVALID_WEBHOOK_TOKEN
@@ -175,7 +185,8 @@ class Delivery:
         """Rendering progress as a bar with the time left; edits at most every `status_edit_interval_s`, skipped (not
         queued) in between. The last step reads "Encoding": the frames are decoded and made an MP4 next.
 
-        An edit that goes through carries the live preview (`preview.gif`, replacing the last) if it is a new one.
+        An edit that goes through carries the live preview (`preview.gif`, replacing the last) if it is a new one: made
+        a GIF here, off the loop, only for the edits that show one.
         """
         status = self._status(job)
         now = self._monotonic()
@@ -189,7 +200,9 @@ class Delivery:
         text = rendering_text(job, step, total, elapsed)
         attached = None
         if preview is not None and preview.step != status.preview_step:
-            attached, status.preview_step = (PREVIEW_FILENAME, preview.gif), preview.step
+            status.preview_step = preview.step
+            gif = await _gif(job, preview)
+            attached = None if gif is None else (PREVIEW_FILENAME, gif)
         await self._guard(self._show(job, status, text, video=attached), job, "showing progress")
 
     async def job_done(self, delivered: Delivered) -> None:

@@ -263,7 +263,7 @@ def test_each_member_of_a_batch_gets_its_own_live_preview_and_mp4():
     assert [report for report in reports if len(report) == 2] == [(step, 8) for step in range(1, 9)]  # everyone's
     previews = [report for report in reports if len(report) == 4]
     assert [(step, member) for step, _, _, member in previews] == [(s, m) for s in range(1, 8) for m in (0, 1)]
-    assert previews[0][2].gif != previews[1][2].gif and all(p[2].step == p[0] for p in previews)
+    assert previews[0][2].gif() != previews[1][2].gif() and all(p[2].step == p[0] for p in previews)
     assert [r.seed for r in rendered] == [0, 1] and [r.gpu_s for r in rendered] == [0.5, 0.5]
     black, grey = (mp4_frames(r.mp4(10**7)).mean() for r in rendered)  # each member's own frames: black, grey 60
     assert black < 10 and 50 < grey < 70

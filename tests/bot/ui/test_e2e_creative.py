@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from bot.gpu import previews as previews_module
 from bot.gpu.models import Models
 from storage import JobState
 from t2v import load_pipeline
@@ -148,7 +149,7 @@ async def test_live_previews_ride_on_the_throttled_progress_edits(stacks: Stacks
             assert (name, done, total) == ("job_progress", step, 8)
             previews.append(preview[0].step if preview else None)
         result = await handle.wait_followup(has_video)
-        gif = Image.open(io.BytesIO(preview[0].gif))
+        gif = Image.open(io.BytesIO(preview[0].gif()))
 
     progress = [text.split(" · ")[0] for text in contents(handle.original) if text.startswith(("Rendering",
                                                                                               "Encoding"))]
@@ -178,6 +179,39 @@ async def test_a_cancelled_job_does_not_keep_its_last_preview(stacks: Stacks, sc
 
     assert shown == ["preview.gif"] and preview_edits(stack.fake) == ["Rendering ▰▰▰▱▱▱▱▱▱▱ 30%"]
     assert status.attachments == []
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_only_the_previews_a_status_edit_shows_are_made_gifs(stacks: Stacks, scripted: ScriptedPipeline,
+                                                                   monkeypatch, logged_errors, fails):
+    encoded = []
+    real = previews_module.animation
+
+    def animation(frames, *args, **kwargs):
+        encoded.append(len(frames))
+        if fails:
+            raise OSError("no space left for the GIF")
+        return real(frames, *args, **kwargs)
+
+    monkeypatch.setattr(previews_module, "animation", animation)
+    if fails:
+        logged_errors.expect("could not be made a GIF")
+    scripted.previews = True
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: Models(scripted, preview_interval_s=0.0)) as stack:
+        events = stack.events()
+        handle = await video(stack.fake, PROMPT, steps=10, frames=3)
+        assert (await events.next())[0] == "job_started"
+        for t in (0.0, 0.0, 0.0, 5.0):  # steps 1-3 are too soon to show; step 4 shows, with step 3's preview
+            stacks.monotonic.t = t
+            gate.release()
+            assert (await events.next())[0] == "job_progress"
+        status = await handle.wait_original(lambda m: m.content.startswith("Rendering ▰▰▰▰"))
+        shown = [a.filename for a in status.attachments]  # before the cancel takes the preview off
+        await (await stack.fake.slash("cancel")).wait_answer()
+
+    assert encoded == [3]  # three previews reached the bot; the one shown was encoded, once
+    assert shown == ([] if fails else ["preview.gif"])  # a GIF that could not be made: the edit goes on without
 
 
 async def test_sizes_and_default_length_follow_the_loaded_model(stacks: Stacks, scripted: ScriptedPipeline):
