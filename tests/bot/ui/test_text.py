@@ -51,11 +51,13 @@ def test_a_link_that_does_not_fit_is_left_out_whole():
 @given(entries=st.lists(st.text(max_size=300), max_size=60), limit=st.integers(40, 3000), more=st.integers(0, 10**6),
        sep=st.sampled_from(["\n", ", "]))
 def test_a_clipped_list_fits_and_counts_what_it_left_out(entries: list[str], limit: int, more: int, sep: str):
+    def keeping(n: int) -> str:  # the first n entries and the count of the rest
+        left = len(entries) - n + more
+        return sep.join([*entries[:n], *([f"… and {left} more"] if left else [])])
+
     result = clipped(entries, limit, more=more, sep=sep)
     assert len(result) <= limit
-    kept = next(n for n in range(len(entries), -1, -1) if result.startswith(sep.join(entries[:n])))
-    left = len(entries) - kept + more
-    assert result == sep.join([*entries[:kept], *([f"… and {left} more"] if left else [])])
+    assert result == keeping(max((n for n in range(len(entries) + 1) if len(keeping(n)) <= limit), default=0))
 
 
 def test_the_tail_never_pushes_a_full_message_over_discords_limit():
