@@ -47,6 +47,7 @@ from benchmarks.served import (  # noqa: E402  # noqa: E402
     _requester,
     _spec,
     check_service_args,
+    prepare_run,
     random_pipeline,
 )
 from bot.gpu import compiles  # noqa: E402
@@ -235,10 +236,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("storage", "bot.jobs", "bot.moderation.policy", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    prepare_run(args)
     found = asyncio.run(run(args))
     _write(args.out, found)
     print(json.dumps(found["runs"], indent=2))

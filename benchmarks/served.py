@@ -398,12 +398,17 @@ def check_service_args(parser: argparse.ArgumentParser, args: argparse.Namespace
         parser.error(problem)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
+def prepare_run(args: argparse.Namespace) -> None:
+    """What this benchmark and full_queue.py do before a run: INFO logs (the service's own quieter) and `--workdir`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("storage", "bot.jobs", "bot.moderation.policy", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args.workdir.mkdir(parents=True, exist_ok=True)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    prepare_run(args)
     result = asyncio.run(run(args))
     summary = {k: v for k, v in result["results"].items() if k not in ("compiled_shapes",)}
     print(json.dumps(summary, indent=2, default=str))
