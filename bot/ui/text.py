@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 
 import discord
 
-from bot.characters import UNSAFE_RE
+from bot.characters import one_line
 
 MESSAGE_CHARS = 2000  # Discord's limit on the content of one message
 PROMPT_SHOWN = 700  # characters of escaped prompt per message
@@ -30,20 +30,13 @@ _URL_RE = re.compile(r"\b(?:https?|ftp|discord)://[^\s<>]+|\bwww\.[^\s<>]+", re.
 _MASKED_LINK_RE = re.compile(r"(?<!\\)([\[\]])")  # "[x](url)": escape_markdown leaves the brackets
 _ESCAPED_UNIT_RE = re.compile(r"\\.|.", re.DOTALL)  # an escape and the character it escapes, or one character
 _URL_END = ".,;:!?)]}'\""  # punctuation after a link belongs to the sentence
-_SPACES = str.maketrans("\t\n\r", "   ")
 _ELLIPSIS = "…"
-
-
-def without_controls(text: str) -> str:
-    """text minus the characters the policy gate refuses (controls, bidi controls); tabs and newlines become
-    spaces."""
-    return UNSAFE_RE.sub("", text).translate(_SPACES)
 
 
 def shown(text: str, limit: int = PROMPT_SHOWN) -> str:
     """User text made inert for a message: no controls, one line, links not unfurled, markdown and mentions
     escaped, clipped to `limit` characters (at least 1) between pieces, with an ellipsis."""
-    pieces = list(_pieces(" ".join(without_controls(text).split())))
+    pieces = list(_pieces(one_line(text)))
     if sum(map(len, pieces)) <= limit:
         return "".join(pieces)
     kept, size = [], len(_ELLIPSIS)
