@@ -82,6 +82,7 @@ class Showcase:
         self.jobs = jobs
         self.media = media
         self.servers: ServerSettings | None = None  # each server's chosen channel, once moderation is set up
+        self._reposting: set[int] = set()  # jobs whose post is going up again (`repost`)
 
     async def channel_for(self, guild_id: int) -> int | None:
         """Where a server's approved videos are posted: the channel its moderators chose, else SHOWCASE_CHANNEL_ID
@@ -179,6 +180,19 @@ class Showcase:
     async def forget(self, channel_id: int, message_ids: list[int] | None = None) -> None:
         """Discord says these posts of the channel (None: every post in it, the channel deleted) are gone."""
         await self.repo.forget_posts(channel_id, message_ids)
+
+    async def repost(self, job_id: int, guild_id: int) -> str | None:
+        """Post again the server's approved entry of the job when it has no post standing (`unposted`): what to tell
+        the moderator, or None when a post stands. One repost of a job at a time: a second moderator asking while
+        the first one's goes up is told so, and nothing is posted twice."""
+        if job_id in self._reposting:
+            return "It is being posted again now, as another moderator asked a moment ago."
+        self._reposting.add(job_id)
+        try:
+            entry = await self.unposted(job_id, guild_id)
+            return None if entry is None else await self.post(entry)
+        finally:
+            self._reposting.discard(job_id)
 
     async def unposted(self, job_id: int, guild_id: int) -> ShowcaseRecord | None:
         """The server's approved, undeleted entry of the job when it has no post standing in Discord (deleted there,

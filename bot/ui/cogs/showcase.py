@@ -76,11 +76,10 @@ class ShowcaseGroup(app_commands.Group):
             entry = await self.showcase.repo.decide(job, guild_id=server(interaction), approve=True,
                                                     moderator_id=interaction.user.id)
         except ShowcaseError as error:  # approved before: posted again when its post is gone (deleted by hand)
-            unposted = await self.showcase.unposted(job, server(interaction)) if error.code == "decided" else None
-            if unposted is None:
+            where = await self.showcase.repost(job, server(interaction)) if error.code == "decided" else None
+            if where is None:
                 raise
             await self._audit(interaction, "showcase.repost", f"job:{job}")
-            where = await self.showcase.post(unposted)
             await answer_privately(interaction, f"Job #{job} was already approved but had no showcase post. {where}")
             return
         await self._audit(interaction, "showcase.approve", f"job:{job}")

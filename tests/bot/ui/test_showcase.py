@@ -266,6 +266,30 @@ async def test_a_post_deleted_by_hand_leaves_no_link_and_approving_the_video_aga
     assert new.id != post.id and entry.message_id == new.id and entry.state == ShowcaseState.APPROVED
 
 
+async def test_two_moderators_approving_a_video_whose_post_is_gone_post_it_once(stacks: Stacks, showcase_channel,
+                                                                                monkeypatch):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        first_mod, second_mod = (fake.make_user(roles=[fake.moderator_role]) for _ in range(2))
+        _, _, post = await approved(stack, showcase_channel)
+        forgotten = forgetting(stack, monkeypatch)
+        await fake.delete_by_hand(post)
+        await fake.wait_for(lambda: forgotten, what="the deleted post to be forgotten")
+        upload = f"POST /channels/{showcase_channel.id}/messages"
+        release = fake.hold_next(upload)
+        first = await fake.slash("videomod showcase approve", {"job": 1}, user=first_mod)
+        await fake.wait_for(lambda: fake.requests_to(upload), what="the new post to be on its way")
+        second = await moderate(stack, second_mod, "approve", job=1)  # while the first one's post goes up
+        release.set()
+        answer = (await first.wait_answer()).content
+        posts = posts_in(stack, showcase_channel)
+
+    assert second == ("Job #1 was already approved but had no showcase post. It is being posted again now, as another "
+                      "moderator asked a moment ago.")
+    assert answer.startswith("Job #1 was already approved but had no showcase post. Posted in ")
+    assert len(posts) == 1 and posts[0].id != post.id
+
+
 async def test_a_post_deleted_while_the_bot_was_offline_is_found_gone_when_its_video_is_deleted_or_approved_again(
         stacks: Stacks, showcase_channel):
     async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
