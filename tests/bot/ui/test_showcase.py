@@ -276,9 +276,10 @@ async def test_two_moderators_approving_a_video_whose_post_is_gone_post_it_once(
         await fake.delete_by_hand(post)
         await fake.wait_for(lambda: forgotten, what="the deleted post to be forgotten")
         upload = f"POST /channels/{showcase_channel.id}/messages"
+        posted = len(fake.requests_to(upload))  # the first post's
         release = fake.hold_next(upload)
         first = await fake.slash("videomod showcase approve", {"job": 1}, user=first_mod)
-        await fake.wait_for(lambda: fake.requests_to(upload), what="the new post to be on its way")
+        await fake.wait_for(lambda: len(fake.requests_to(upload)) > posted, what="the new post to be on its way")
         second = await moderate(stack, second_mod, "approve", job=1)  # while the first one's post goes up
         release.set()
         answer = (await first.wait_answer()).content
