@@ -3,10 +3,11 @@
 Served run 11 (docs/benchmarks.md, "Served speed") timed the steady standard video at 1.56–2.06 s and once at 3.94 s
 while the compile thread worked on the next shape. Every compiled video a server renders in its first minutes, and
 whenever a new shape compiles later, runs beside such a compile; this asks how much slower it gets, and what of it:
-the 50 graph replays and the sampler's small ops (a few dozen GIL hand-overs a step), or the live previews (GIFs made
-on the GPU thread, Python- and numpy-heavy: bot.gpu.previews). Both kinds of video are timed alone, then
-alternately while another thread compiles the UNet for the 4-video batch at the bot's GIL switch interval (as
-bot.gpu.compiles does), then alone again; each video's longest wait between two steps is kept as well.
+the 50 graph replays and the sampler's small ops (a few dozen GIL hand-overs a step), or the live previews (their
+frames copied off the GPU; until perf-notes row 64 also made GIFs on the GPU thread: bot.gpu.previews). Both kinds
+of video are timed alone, then alternately while another thread compiles the UNet for the 4-video batch at the
+bot's GIL switch interval (as bot.gpu.compiles does), then alone again; each video's longest wait between two steps
+is kept as well.
 
 The real-size pipeline over seeded random fp16 weights on t2v's fast path, the default shape (16×256², 50 DDIM
 steps) compiled first in this process.

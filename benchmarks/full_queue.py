@@ -44,6 +44,7 @@ from benchmarks.served import (  # noqa: E402  # noqa: E402
     Recorder,
     Seen,
     _machine,
+    _quantile,
     _requester,
     _spec,
     check_service_args,
@@ -100,7 +101,7 @@ async def compiled(unet: Any, device: str, shape: Any, wait_s: float) -> dict[st
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Load, compile every batch shape, then time the full queue at each BATCH_MAX."""
+    """Load once; for each BATCH_MAX, compile its batch shape, then time the full queue."""
     clock = time.perf_counter
     started = clock()
     database = args.workdir / "full-queue.db"
@@ -194,11 +195,6 @@ def _covered(spans: list[tuple[float, float]]) -> float:
             total += end - max(start, reached)
             reached = end
     return total
-
-
-def _quantile(values: list[float], q: float) -> float | None:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else None
 
 
 def _write(out: Path | None, found: dict[str, Any]) -> None:
