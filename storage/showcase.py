@@ -150,16 +150,34 @@ class ShowcaseRepository(Transactional):
             log.info("the showcase posts of jobs %s in channel %d are gone; forgotten", jobs, channel_id)
         return jobs
 
+    async def posts(self) -> dict[int, list[int]]:
+        """Every post on record, by channel: {channel: its posts' message ids, oldest first}."""
+        query = (select(ShowcaseEntry.channel_id, ShowcaseEntry.message_id)
+                 .where(ShowcaseEntry.channel_id.is_not(None), ShowcaseEntry.message_id.is_not(None))
+                 .order_by(ShowcaseEntry.channel_id, ShowcaseEntry.message_id))
+
+        async def work(session: AsyncSession) -> dict[int, list[int]]:
+            posts: dict[int, list[int]] = {}
+            for channel_id, message_id in (await session.execute(query)).all():
+                posts.setdefault(channel_id, []).append(message_id)
+            return posts
+
+        return await self._run(work)
+
     # --- votes and the gallery --------------------------------------------------------------------------------
 
     async def toggle_vote(self, entry_id: int, user_id: int, *, now: datetime | None = None) -> tuple[bool, int]:
-        """Add the member's ⭐, or take it back if they had voted; returns (voted now, the entry's count)."""
+        """Add the member's ⭐, or take it back if they had voted; returns (voted now, the entry's count). Only an entry
+        the gallery shows now takes votes (`_shown`): one hidden while its author is blocked keeps the votes it has,
+        and takes none until it shows again."""
         now = now or self._clock()
 
         async def work(session: AsyncSession) -> tuple[bool, int]:
             entry = await self._entry(session, ShowcaseEntry.id == entry_id)
             if entry is None or entry.state != ShowcaseState.APPROVED or entry.job_deleted:
                 raise ShowcaseError("not_shown", "This video is no longer in the showcase.")
+            if await self._first(session, _entries().where(ShowcaseEntry.id == entry_id, *_shown(now))) is None:
+                raise ShowcaseError("hidden", "This video is hidden from the showcase for now, so it takes no votes.")
             mine = (ShowcaseVote.entry_id == entry_id, ShowcaseVote.user_id == user_id)
             removed = (await session.execute(delete(ShowcaseVote).where(*mine))).rowcount  # type: ignore[attr-defined]
             if not removed:

@@ -80,6 +80,7 @@ class VideoBot(commands.Bot):
         self.service: VideoService | None = None
         self.closing: asyncio.Task[None] | None = None  # the close() a signal started
         self.retention: Retention | None = None  # old kept videos and log rows (MEDIA_KEEP_DAYS, HISTORY_KEEP_DAYS)
+        self.post_check: asyncio.Task[None] | None = None  # showcase posts deleted while the bot was away
         self.stop = stop or Stop()  # SIGTERM and SIGINT, from before the bot was built (bot.app)
         self.tree.error(self.on_app_command_error)
 
@@ -154,6 +155,7 @@ class VideoBot(commands.Bot):
         self.service = self._service_factory(self.delivery)
         await self.service.start()
         await LatePosts(self, self._repo, self.delivery, self.media, self.delivery.now).post()  # what a stop cut short
+        self.post_check = asyncio.create_task(self._forget_missing_posts(), name="videobot-showcase-posts")
         self.delivery.watch_queue(self.service.places)  # queued statuses follow the queue (restored ones too)
         await self.add_cog(ServersCog(self, self.settings, self.service))
         servers = self._server_settings(self.service)
@@ -181,6 +183,14 @@ class VideoBot(commands.Bot):
             log.info("synced %d global commands (clients may take a while to show changes)", len(synced))
         await self._forget_former_home(guild_id)
         freeze_startup_heap()
+
+    async def _forget_missing_posts(self) -> None:
+        """Showcase posts deleted in Discord while the bot was away, forgotten beside the start (Showcase)."""
+        try:
+            await self.showcase.forget_missing_posts()
+        except Exception:
+            log.exception("could not look for showcase posts deleted while the bot was away; the next start "
+                          "looks again")
 
     async def _forget_former_home(self, guild_id: int | None) -> None:
         """Remove the commands a former DISCORD_GUILD_ID's server got of its own (a sync with another id, or none,
@@ -252,6 +262,9 @@ class VideoBot(commands.Bot):
         """Stop taking and running jobs first (the running one may still deliver), then leave Discord."""
         if self.retention is not None:
             await self.retention.stop()
+        if self.post_check is not None:
+            self.post_check.cancel()
+            await asyncio.gather(self.post_check, return_exceptions=True)
         await self.delivery.close()
         if self.service is not None:
             service, self.service = self.service, None

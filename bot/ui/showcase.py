@@ -4,8 +4,9 @@ moderators decide with `/videomod showcase ...` (bot.ui.cogs.showcase) and choos
 is only the default of the server that channel belongs to, so no server's videos are ever posted in another's.
 
 A post deleted in Discord by hand (the message, or its whole channel) is forgotten when Discord says so — its
-deletion event, or a 404 where the bot touches it — so no link leads to it and approving the video again posts it
-anew; the entry itself stays approved, in the gallery. A channel the bot lost (403) is left as it is, logged.
+deletion event, a 404 where the bot touches it, or (deleted while the bot was away, when Discord sends no event) its
+absence from the channel's history, read at each start — so no link leads to it and approving the video again posts
+it anew; the entry itself stays approved, in the gallery. A channel the bot lost (403) is left as it is, logged.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from storage import JobRecord, Repository, ShowcaseRecord, ShowcaseRepository, S
 log = logging.getLogger(__name__)
 
 RESULTS_COG = "Results"  # the cog that handles result buttons and votes
-GONE_CODES = (10003, 10008)  # Discord's Unknown Channel and Unknown Message: the post was deleted there
+UNKNOWN_CHANNEL, UNKNOWN_MESSAGE = 10003, 10008  # Discord's error codes
+GONE_CODES = (UNKNOWN_CHANNEL, UNKNOWN_MESSAGE)  # the post was deleted there
 
 
 class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"showcase:vote:(?P<entry>\d+)"):
@@ -180,6 +182,34 @@ class Showcase:
     async def forget(self, channel_id: int, message_ids: list[int] | None = None) -> None:
         """Discord says these posts of the channel (None: every post in it, the channel deleted) are gone."""
         await self.repo.forget_posts(channel_id, message_ids)
+
+    async def forget_missing_posts(self) -> None:
+        """Forget the posts deleted in Discord while the bot was away (Discord tells a bot of no deletion it missed):
+        each showcase channel's history is read from its oldest post on record to its newest, 100 messages a
+        request, and posts not found there are forgotten; a deleted channel's are all forgotten. A channel Discord
+        will not show now (the bot lost it, Discord's trouble) is left as it is, logged, for the next start."""
+        for channel_id, message_ids in (await self.repo.posts()).items():
+            channel = self.bot.get_partial_messageable(channel_id)
+            newest = message_ids[-1]
+            seen: set[int] = set()
+            try:
+                async for message in channel.history(limit=None, after=discord.Object(message_ids[0] - 1),
+                                                     oldest_first=True):
+                    if message.id > newest:
+                        break
+                    seen.add(message.id)
+            except discord.HTTPException as error:
+                if isinstance(error, discord.NotFound) and error.code == UNKNOWN_CHANNEL:
+                    log.info("showcase channel %d was deleted while the bot was away", channel_id)
+                    await self.forget(channel_id)
+                    continue
+                log.warning("could not read showcase channel %d to find posts deleted while the bot was away (%s %s); "
+                            "the next start looks again", channel_id, error.status, error.text)
+                continue
+            gone = [message_id for message_id in message_ids if message_id not in seen]
+            if gone:
+                log.info("%d showcase posts of channel %d were deleted while the bot was away", len(gone), channel_id)
+                await self.forget(channel_id, gone)
 
     async def repost(self, job_id: int, guild_id: int) -> str | None:
         """Post again the server's approved entry of the job when it has no post standing (`unposted`): what to tell

@@ -197,9 +197,10 @@ class FakeDiscord:
         self.channels[channel.id] = channel
         return channel
 
-    async def delete_channel(self, channel: FakeChannel) -> None:
+    async def delete_channel(self, channel: FakeChannel, *, away: bool = False) -> None:
         """A moderator deletes a guild channel in Discord: gone from the world with its messages (its routes answer
-        404, 10003 Unknown Channel), and CHANNEL_DELETE arrives (discord.py's on_guild_channel_delete)."""
+        404, 10003 Unknown Channel), and CHANNEL_DELETE arrives (discord.py's on_guild_channel_delete) unless the bot
+        is `away` (not connected: no event ever tells it)."""
         guild = self.guild_of(channel)
         if guild is not None:
             guild.channels.remove(channel)
@@ -207,7 +208,8 @@ class FakeDiscord:
         for message in self.messages.values():
             if message.channel_id == channel.id:
                 message.deleted = True
-        await self.gateway.dispatch("CHANNEL_DELETE", channel_payload(channel))
+        if not away:
+            await self.gateway.dispatch("CHANNEL_DELETE", channel_payload(channel))
 
     def hide_channel(self, channel: FakeChannel) -> None:
         """The bot loses View Channel in a channel (a permission overwrite): its message routes there answer 403
@@ -281,6 +283,12 @@ class FakeDiscord:
         if message.guild_id is not None:
             data["guild_id"] = str(message.guild_id)
         await self.gateway.dispatch("MESSAGE_DELETE", data)
+
+    def delete_while_away(self, *messages: FakeMessage) -> None:
+        """Messages deleted in Discord while the bot is not connected: their routes answer 404 (10008 Unknown
+        Message), and no event ever tells the bot (Discord does not replay them to a new session)."""
+        for message in messages:
+            message.deleted = True
 
     def message_json(self, message: FakeMessage) -> dict[str, Any]:
         interaction = self.interactions.get(message.interaction_id) if message.interaction_id else None

@@ -209,6 +209,26 @@ async def test_the_gallery_hides_a_blocked_authors_videos_where_the_block_holds_
     assert await showcase.kept_job_ids() == {mine.id, elsewhere.id, theirs.id}  # its video is kept meanwhile
 
 
+async def test_a_blocked_authors_video_takes_no_votes_while_hidden_and_keeps_those_it_had(
+        engine, repo, make_job, showcase, clock):
+    blocks = ModerationRepository(engine, clock=clock)
+    job = await approved(repo, make_job, showcase, 1)
+    entry = await showcase.get(job.id)
+    await showcase.toggle_vote(entry.id, 11)
+    await blocks.block(1, "spam", clock.now + timedelta(hours=1), guild_id=SERVER, by=9)
+
+    tries = []
+    for voter in (11, 12):  # neither a new vote nor taking one back
+        with pytest.raises(ShowcaseError) as hidden:
+            await showcase.toggle_vote(entry.id, voter)
+        tries.append(hidden.value.code)
+    clock.advance(3600)  # the block ran out
+    after = await showcase.toggle_vote(entry.id, 12)
+
+    assert tries == ["hidden", "hidden"] and "hidden" in hidden.value.message and "block" not in hidden.value.message
+    assert after == (True, 2)
+
+
 async def test_shown_is_none_for_an_entry_the_gallery_does_not_show(repo, make_job, showcase):
     waiting, deleted = await finished(repo, make_job), await approved(repo, make_job, showcase, 1)
     await showcase.nominate(waiting.id, user_id=5)

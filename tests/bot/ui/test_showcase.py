@@ -298,13 +298,15 @@ async def test_a_post_deleted_while_the_bot_was_offline_is_found_gone_when_its_v
         await nominated(stack, bob, "a second lighthouse at dawn")
         await moderate(stack, stack.fake.make_user(roles=[stack.fake.moderator_role]), "approve", job=2)
         posts = posts_in(stack, showcase_channel)
-    for post in posts:  # deleted in Discord while no session of the bot was there to get the MESSAGE_DELETE
-        post.deleted = True
+    stacks.fake.delete_while_away(*posts)  # no session of the bot was there to get the MESSAGE_DELETE
+    looking = stacks.fake.hold_next("GET /channels/*/messages")  # the start's own look for them comes later
 
     async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
         fake = stack.fake
         deleted = await delete_result(fake, result, 1, bob)
         again = await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=2)
+        looking.set()
+        await stack.bot.post_check  # and forgets nothing more: the new post stands
         [new] = posts_in(stack, showcase_channel)
         entries = [await stack.bot.showcase.repo.get(job) for job in (1, 2)]
 
@@ -329,6 +331,72 @@ async def test_a_vote_on_a_post_deleted_while_the_press_was_on_its_way_counts_an
     assert answer.ephemeral and answer.content == ("Voted for job #1 (1 vote), but this showcase post has been "
                                                    "deleted, so it cannot show the count.")
     assert entry.votes == 1 and entry.message_id is None
+
+
+async def test_a_blocked_authors_post_takes_no_votes_while_the_block_holds(stacks: Stacks, showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        bob, _, post = await approved(stack, showcase_channel)
+        mod = fake.make_user(roles=[fake.moderator_role])
+        await (await fake.slash("videomod block", {"user": bob, "reason": "spam"}, user=mod)).wait_answer()
+        refused = await (await fake.click(post, "showcase:vote:1", user=fake.make_user(name="ann"))).wait_answer()
+        await (await fake.slash("videomod unblock", {"user": bob}, user=mod)).wait_answer()
+        counted = await fake.click(post, "showcase:vote:1", user=fake.make_user(name="cid"))
+        await counted.wait_callback()
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert refused.ephemeral and refused.content == ("This video is hidden from the showcase for now, so it takes no "
+                                                     "votes.")
+    assert vote_label(post) == "1" and entry.votes == 1
+
+
+async def test_posts_deleted_while_the_bot_was_away_are_forgotten_at_the_next_start(stacks: Stacks,
+                                                                                     showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        mod = fake.make_user(roles=[fake.moderator_role])
+        bob, _, first = await approved(stack, showcase_channel)
+        for n in range(150):  # the members' chatter between the posts: the history is read in pages of 100
+            fake.seed_message(f"nice {n}", channel=showcase_channel, author=bob)
+        for job, prompt in ((2, "a second lighthouse at dawn"), (3, "a third lighthouse at dusk")):
+            await nominated(stack, bob, prompt)
+            await moderate(stack, mod, "approve", job=job)
+        second, third = [post for post in posts_in(stack, showcase_channel) if post.author is fake.bot_user][1:]
+    for n in range(150):  # and after them, never read
+        fake.seed_message(f"great {n}", channel=showcase_channel, author=bob)
+    fake.delete_while_away(first, third)
+
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        await stack.bot.post_check
+        entries = [await stack.bot.showcase.repo.get(job) for job in (1, 2, 3)]
+        again = await moderate(stack, mod, "approve", job=1)
+        reads = stack.fake.requests_to(f"GET /channels/{showcase_channel.id}/messages")
+
+    assert [entry.message_id for entry in entries] == [None, second.id, None]
+    assert [entry.state for entry in entries] == [ShowcaseState.APPROVED] * 3
+    assert again.startswith("Job #1 was already approved but had no showcase post. Posted in ")
+    assert len(reads) == 2  # read up to the newest post, not the chatter after it
+
+
+async def test_a_showcase_channel_deleted_while_the_bot_was_away_forgets_its_posts_and_a_hidden_one_keeps_them(
+        stacks: Stacks, showcase_channel):
+    hidden = stacks.fake.add_channel("hidden showcase")
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        mod = fake.make_user(roles=[fake.moderator_role])
+        bob, _, _ = await approved(stack, showcase_channel)
+        await (await fake.slash("videomod showcase channel", {"channel": hidden}, user=mod)).wait_answer()
+        await nominated(stack, bob, "a second lighthouse at dawn")
+        await moderate(stack, mod, "approve", job=2)
+    await fake.delete_channel(showcase_channel, away=True)
+    fake.hide_channel(hidden)
+
+    async with stacks.run() as stack:
+        await stack.bot.post_check
+        entries = [await stack.bot.showcase.repo.get(job) for job in (1, 2)]
+
+    assert entries[0].message_id is None
+    assert entries[1].message_id is not None and entries[1].channel_id == hidden.id
 
 
 async def test_a_deleted_showcase_channel_forgets_its_posts_and_the_next_approval_says_it_is_gone(
