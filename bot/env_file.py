@@ -34,12 +34,17 @@ FOREIGN = ("PYTHON", "PIP_", "CUDA", "CUDNN", "NV_", "NVIDIA_", "NCCL_", "TORCH"
            "MKL_")  # prefixes of other programs' variables: never taken for a misspelled setting
 
 def env_file_problems(env_file: str | None = ".env") -> list[str]:
-    """The `.env` file as python-dotenv would read it: one line when it cannot be read or is not UTF-8 text, and one
-    per line that is not NAME=value (python-dotenv skips those with a warning that names no file, and its operator
-    would think it set something). The lines' text is never shown: it may hold a secret."""
-    if env_file is None or not Path(env_file).is_file():
+    """The `.env` file as python-dotenv would read it: one line when it is a folder, cannot be read or is not UTF-8
+    text, and one per line that is not NAME=value (python-dotenv skips those with a warning that names no file, and
+    its operator would think it set something). The lines' text is never shown: it may hold a secret."""
+    if env_file is None:
         return []
     try:
+        if Path(env_file).is_dir():  # pydantic-settings skips it without a word: whatever it was meant to set, is not
+            return [f"{Path(env_file).absolute()} is a folder, not a file; the bot reads its settings from a file "
+                    f"named {env_file} in its working directory: remove or rename the folder"]
+        if not Path(env_file).is_file():
+            return []
         text = Path(env_file).read_bytes().decode("utf-8-sig")  # a byte-order mark is fine
     except PermissionError:
         return [f"{env_file}: permission denied for user {current_user()}; make it readable to that user (chown, "

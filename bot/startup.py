@@ -2,9 +2,10 @@
 
 `check_environment`: what the settings name must be there and usable — the GPUs of T2V_DEVICE, the weights of
 T2V_MODEL and UPSCALE_MODEL (every file there and whole), the STYLES_FILE and its LoRA files (bot.gpu.styles), a
-MEDIA_DIR, a SQLite database and (where this host compiles) a T2V_COMPILE_CACHE this user may write. Each problem is one
-line of a SettingsError (exit status 2), found before the database is created or a model loaded; with settings that
-were wrong, the checks that read them are skipped and the others run (every problem in one run).
+MEDIA_DIR, a SQLite database (storage.urls checks its file) and (where this host compiles) a T2V_COMPILE_CACHE this user
+may write, and the database's driver. Each problem is one line of a SettingsError (exit status 2), found before the
+database is created or a model loaded; with settings that were wrong, the checks that read them are skipped and the
+others run (every problem in one run).
 
 `Retry` and `Stop`: what is outside the bot's control (the database at container start, Discord during an outage) is
 tried again with backoff for STARTUP_RETRY_S, then given up on as one Unreachable line (exit status 1, for the
@@ -26,7 +27,7 @@ from bot.errors import SettingsError, StopRequested, Unreachable
 from bot.gpu.executor import check_devices
 from bot.gpu.styles import check_styles
 from bot.settings import Settings, fast_path_on
-from storage import urls
+from storage import sqlite_file, urls
 from t2v.config import TINY_RANDOM
 from t2v.errors import current_user
 
@@ -60,9 +61,16 @@ def check_environment(settings: Settings, unknown: Collection[str] = ()) -> None
         problems += check_styles(settings.styles_file, check_files=here)
     if reads("media_dir"):
         problems.append(writable_folder("MEDIA_DIR", str(settings.media_dir), settings.media_dir))
+    database = None
     if reads("database_url"):
-        problems.append(database_file_problem(settings))
-    if reads("t2v_executor", "t2v_device", "t2v_optimize", "t2v_compile_cache", "database_url", "media_dir"):
+        database = database_file(settings)
+        problems.append(database_file_problem(settings, database))
+        if not unknown:  # the run imports the driver next; with wrong settings the start answers without loading it
+            problems.append(database_driver_problem(settings))
+    # the compile cache's default is the database's folder: a problem there is the database's line already
+    derived = settings.t2v_compile_cache is None and database is not None and database.in_folder
+    if not derived and reads("t2v_executor", "t2v_device", "t2v_optimize", "t2v_compile_cache", "database_url",
+                             "media_dir"):
         problems.append(compile_cache_problem(settings))
     found = [problem for problem in problems if problem]
     if found:
@@ -85,7 +93,10 @@ def _model_problem(name: str, source: str | None) -> str | None:
     from t2v import preflight  # lazily: it imports torch, which the bot loads anyway from here on
 
     problem = preflight.model_source(name, source)
-    missing = problem is not None and not Path(source).exists()
+    try:
+        missing = problem is not None and not Path(source).exists()
+    except PermissionError:  # under a folder this user may not enter: the problem says so
+        missing = False
     return f"{problem}; set {name} to the folder that holds your weights" if missing else problem
 
 
@@ -101,10 +112,8 @@ def writable_folder(setting: str, value: str, folder: Path) -> str | None:
         return (f"{setting}={value}: permission denied: user {current_user()} may not create files in {existing}; "
                 f"make it writable for that user (chown or chmod) or set {setting} to a folder it may write "
                 f"({DEPLOYED_AS})")
-    if error is not None and error.errno == errno.EROFS:  # systemd's ProtectSystem=strict, or a read-only mount
-        return (f"{setting}={value}: {existing} is on a read-only file system for user {current_user()}; set "
-                f"{setting} to a folder it may write, or, under the systemd unit (ProtectSystem=strict: only "
-                f"{SYSTEMD_STATE} is writable), add the folder to ReadWritePaths= with `systemctl edit videobot`")
+    if error is not None and error.errno == errno.EROFS:
+        return _read_only(setting, value, existing, f"set {setting} to a folder it may write")
     if error is not None:
         return (f"{setting}={value}: user {current_user()} cannot create files in {existing} ({error.strerror}); "
                 f"set {setting} to a folder it may write")
@@ -119,24 +128,45 @@ def compile_cache_problem(settings: Settings) -> str | None:
     return writable_folder("T2V_COMPILE_CACHE", str(settings.compile_cache), settings.compile_cache)
 
 
-def database_file_problem(settings: Settings) -> str | None:
-    """A SQLite database this user may read and write, in a folder where it may create the journal files."""
-    database = urls.parse(settings.database_url).sqlite_file
-    if database is None:
+def _read_only(setting: str, value: str, path: Path, instead: str) -> str:
+    """A folder or file on a read-only file system: systemd's ProtectSystem=strict, or a read-only mount. `instead`:
+    the setting's other way out (another folder)."""
+    return (f"{setting}={value}: {path} is on a read-only file system for user {current_user()}; {instead}, or, "
+            f"under the systemd unit (ProtectSystem=strict: only {SYSTEMD_STATE} is writable), add the folder to "
+            "ReadWritePaths= with `systemctl edit videobot`")
+
+
+def database_file_problem(settings: Settings, problem: sqlite_file.FileProblem | None) -> str | None:
+    """DATABASE_URL's line for what stops this user from using its SQLite database (`problem`: database_file's):
+    storage's words, with how the bot is deployed where that is the fix."""
+    if problem is None:
         return None
     shown = urls.shown(settings.database_url)
-    if database.is_dir():
-        return f"DATABASE_URL={shown}: {database.absolute()} is a folder; name the database file in it"
-    if database.exists():
-        try:
-            with open(database, "r+b"):
-                pass
-        except PermissionError:
-            owner = database.stat()
-            return (f"DATABASE_URL={shown}: permission denied: user {current_user()} may not read and write "
-                    f"{database.absolute()} (uid {owner.st_uid}, mode {owner.st_mode & 0o777:o}); give it to that "
-                    f"user (chown) or run the bot as its owner ({DEPLOYED_AS})")
-    return writable_folder("DATABASE_URL", shown, database.parent)
+    if problem.kind == "read-only":
+        return _read_only("DATABASE_URL", shown, problem.path.absolute(), "name a database file in a folder it may "
+                          "write")
+    deployed = f" ({DEPLOYED_AS})" if problem.kind in ("denied", "unreachable") else ""
+    return f"DATABASE_URL={shown}: {problem.text}{deployed}"
+
+
+def database_file(settings: Settings) -> sqlite_file.FileProblem | None:
+    """What stops this user from using the SQLite database DATABASE_URL names, in a folder where it may create the
+    journal files (storage's one check of it); None for PostgreSQL."""
+    database = urls.parse(settings.database_url).sqlite_file
+    return None if database is None else sqlite_file.problem(database)
+
+
+def database_driver_problem(settings: Settings) -> str | None:
+    """The asyncio driver of DATABASE_URL's database, imported as the run will (with SQLAlchemy): not installed, or
+    a broken install, is one line naming it and how to install it."""
+    from storage.db import check_driver  # lazily: SQLAlchemy, which the run loads next anyway
+    from storage.errors import DriverMissing
+
+    try:
+        check_driver(settings.database_url)
+    except DriverMissing as error:
+        return f"DATABASE_URL={urls.shown(settings.database_url)}: {error}"
+    return None
 
 
 # --- waiting for what is outside the bot's control ------------------------------------------------------------------

@@ -5,11 +5,12 @@ to the newest revision at every start; an operator going back to an older versio
     python -m storage migrate [--to REV]    upgrade or downgrade the schema to REV (default: head, the newest)
 
 The database is the one DATABASE_URL names, read as the bot reads it: the environment first, then `.env` in the
-working directory (the default, `videobot.db`, is relative to it). An upgrade through revision 0004 files the
-moderation rows from before servers had their own under the server in DISCORD_GUILD_ID, as the bot's start would
-(`--home-guild-id` names another). Stop the bot first. The whole command runs in one transaction: one that fails
-leaves the database as it was. Exit status 0; 2 with one `error:` line for a wrong value (an unknown revision, a
-DATABASE_URL that names no database, or one the database refuses); 1 when the database cannot be reached.
+working directory (the name in any case; one set empty counts as unset); the default, `videobot.db`, is relative to
+it. An upgrade through revision 0004 files the moderation rows from before servers had their own under the server in
+DISCORD_GUILD_ID, as the bot's start would (`--home-guild-id` names another). Stop the bot first. The whole command
+runs in one transaction: one that fails leaves the database as it was. Exit status 0; 2 with one `error:` line for a
+wrong value (an unknown revision, a DATABASE_URL that names no database or one this user may not use, a database
+driver missing, or a database that refuses the connection); 1 when the database cannot be reached.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from alembic.script import ScriptDirectory
 from dotenv import dotenv_values
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage import urls
+from storage import sqlite_file, urls
 from storage.db import (
     DEFAULT_URL,
     alembic_config,
     check_connection,
+    check_driver,
     create_engine,
     current_revision,
     downgrade,
@@ -42,6 +44,7 @@ from storage.errors import (
     DatabaseInUse,
     DatabaseRefused,
     DatabaseUnreachable,
+    DriverMissing,
     InvalidDatabaseURL,
     SchemaTooNew,
     UsageError,
@@ -55,11 +58,12 @@ CHATTER = ("Context impl ", "Will assume ")  # what Alembic logs each time it lo
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status."""
     args = _parser().parse_args(argv)
-    url = _setting("DATABASE_URL") or DEFAULT_URL
+    url = DEFAULT_URL
     try:
+        url = (_setting("DATABASE_URL") or DEFAULT_URL).strip()  # as the bot's validator takes it
         _check_url(url)
         return asyncio.run(_command(args.command, url, args.to, _home(args)))
-    except InvalidDatabaseURL as error:
+    except (InvalidDatabaseURL, DriverMissing) as error:
         say(f"error: DATABASE_URL={urls.shown(url)}: {error}", sys.stderr)
         return 2
     except (UsageError, SchemaTooNew) as error:
@@ -107,12 +111,33 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setting(name: str) -> str | None:
-    """A variable from the environment, else from `.env` in the working directory (as pydantic-settings reads the
-    bot's); None when neither sets it, or sets it empty."""
-    value = os.environ.get(name)
-    if value is None and Path(ENV_FILE).is_file():
-        value = dotenv_values(ENV_FILE).get(name)
-    return (value or "").strip() or None
+    """A setting as the bot reads it (bot/settings.py's model_config: pydantic-settings with case_sensitive=False,
+    env_ignore_empty=True, env_file .env in UTF-8): the environment's variable of that name in any case, else
+    `.env`'s in the working directory; a variable set empty counts as unset. None when neither sets it."""
+    for variables in (os.environ, _env_file()):
+        given = {key.lower(): value for key, value in variables.items() if value}
+        if name.lower() in given:
+            return given[name.lower()]
+    return None
+
+
+def _env_file() -> dict[str, str | None]:
+    """`.env` in the working directory as the bot reads it (none there: nothing); UsageError for one that cannot be
+    read, which the bot would refuse too (bot.env_file)."""
+    path = Path(ENV_FILE)
+    try:
+        if path.is_dir():
+            raise UsageError(f"{path.absolute()} is a folder, not a file; the bot's settings are read from a file "
+                             f"named {ENV_FILE} in the working directory: remove or rename the folder")
+        if not path.is_file():
+            return {}
+        return dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{ENV_FILE} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                         f"{error.start}); save it as UTF-8") from None
+    except OSError as error:
+        raise UsageError(f"{path.absolute()} cannot be read ({error.strerror}); make it readable to this user, or set "
+                         "DATABASE_URL in the environment") from None
 
 
 def _positive(text: str) -> int:
@@ -143,14 +168,17 @@ def _home_guild_id(value: str | None) -> int | None:
 
 
 def _check_url(url: str) -> None:
-    """A DATABASE_URL the command can use: readable, and for SQLite a file that is there (a wrong working directory
-    would otherwise make an empty database and migrate that)."""
+    """A DATABASE_URL the command can use: readable, its driver there, and for SQLite a file that is there (a wrong
+    working directory would otherwise make an empty database and migrate that) and that this user may use."""
     database = urls.parse(url)
     if database.backend == "sqlite" and database.sqlite_file is None:
         raise UsageError(f"DATABASE_URL={url} keeps the database in memory: there is nothing to migrate")
-    if database.sqlite_file is not None and not database.sqlite_file.is_file():
-        raise UsageError(f"DATABASE_URL={urls.shown(url)}: there is no database at {database.sqlite_file.resolve()}; "
-                         "run this in the bot's working directory, or set DATABASE_URL to the bot's")
+    problem = None if database.sqlite_file is None else sqlite_file.problem(database.sqlite_file, must_exist=True)
+    if problem is not None:
+        where = ("; run this in the bot's working directory, or set DATABASE_URL to the bot's"
+                 if problem.kind == "missing" else "")
+        raise UsageError(f"DATABASE_URL={urls.shown(url)}: {problem.text}{where}")
+    check_driver(url)
 
 
 async def _command(command: str, url: str, target: str, home_guild_id: int | None) -> int:

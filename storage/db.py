@@ -20,12 +20,19 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage import urls
-from storage.errors import DatabaseInUse, DatabaseRefused, DatabaseUnreachable, SchemaTooNew, sqlstate
+from storage.errors import (
+    DatabaseInUse,
+    DatabaseRefused,
+    DatabaseUnreachable,
+    DriverMissing,
+    SchemaTooNew,
+    sqlstate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +53,33 @@ def create_engine(url: str = DEFAULT_URL, *, busy_timeout_ms: int = 5000, echo: 
     """Create an AsyncEngine; on SQLite every connection gets WAL, a busy timeout and foreign keys."""
     if busy_timeout_ms < 0:
         raise ValueError(f"busy_timeout_ms must be >= 0, got {busy_timeout_ms}")
-    parsed = make_url(url)
-    parsed = parsed.set(drivername=_ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
+    parsed = _async_url(url)
+    _import_driver(parsed)
     engine = create_async_engine(parsed, echo=echo, pool_pre_ping=parsed.get_backend_name() != "sqlite")
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_timeout_ms))
     log.debug("database engine for %s", parsed.render_as_string(hide_password=True))
     return engine
+
+
+def check_driver(url: str) -> None:
+    """Import the asyncio driver the database of `url` (a URL storage.urls reads) runs on, as create_engine will:
+    DriverMissing, one line naming it and how to install it, for a driver that is not installed or cannot load."""
+    _import_driver(_async_url(url))
+
+
+def _async_url(url: str) -> URL:
+    """`url` as SQLAlchemy reads it, with the asyncio driver of a plain backend name (`postgresql://`)."""
+    parsed = make_url(url)
+    return parsed.set(drivername=_ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
+
+
+def _import_driver(url: URL) -> None:
+    """The dialect's driver imported (SQLAlchemy imports it the same way when it makes the engine)."""
+    try:
+        url.get_dialect().import_dbapi()
+    except ImportError as error:
+        raise DriverMissing(url.get_driver_name(), url.get_backend_name(), str(error) or type(error).__name__) from None
 
 
 async def check_connection(engine: AsyncEngine, timeout_s: float = CONNECT_TIMEOUT_S) -> None:

@@ -4,6 +4,7 @@
     ├── JobNotFoundError        no job has this id
     ├── InvalidTransitionError  a job cannot move to that state from the one it is in
     ├── DuplicateEntryError     a server's denylist (or the shared one) already has that pattern
+    ├── DriverMissing           the database's asyncio driver cannot be imported (before any engine is made)
     └── ShowcaseError           a nomination or decision that cannot be met; `message` is for the user
 
 `sqlstate` reads the PostgreSQL error code a driver error carries: storage.db and storage.retry tell the
@@ -12,6 +13,7 @@ server's answers apart by it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 from storage.records import DenyKind, JobState
@@ -85,6 +87,16 @@ class SchemaTooNew(StorageError):
     def __init__(self, revision: str, newest: str) -> None:
         super().__init__(f"the database's schema is at revision {revision}, newer than this code's newest, {newest}")
         self.revision, self.newest = revision, newest
+
+
+class DriverMissing(StorageError):
+    """The asyncio driver of DATABASE_URL's database cannot be imported (not installed, or a broken install): no
+    engine can be made. The message names it and how to install it."""
+
+    def __init__(self, driver: str, backend: str, reason: str) -> None:
+        super().__init__(f"{backend} is reached through the {driver} driver, which cannot be imported here ({reason}); "
+                         f"install it into this Python: {sys.executable} -m pip install {driver}")
+        self.driver, self.backend, self.reason = driver, backend, reason
 
 
 class UsageError(StorageError):

@@ -32,11 +32,19 @@ Problem = str | None
 
 def nearest_folder(path: Path) -> tuple[Path, OSError | None]:
     """The nearest existing path at or above `path` (where a missing folder would be created), and why this process
-    may not create files there (tried: permissions, ACLs, read-only mounts): NotADirectoryError for a file, None when
-    it may. The one writability check of t2v's options and the bot's settings, each wording its own answer."""
-    existing = path.absolute()
-    while not existing.exists() and existing != existing.parent:
+    may not create files there (tried: permissions, ACLs, read-only mounts): NotADirectoryError for a file,
+    PermissionError for a folder this process may not enter (returned: the last one above `path` it can see), None
+    when it may. The one writability check of t2v's options and the bot's settings, each wording its own answer."""
+    existing, denied = path.absolute(), None
+    while existing != existing.parent:
+        try:
+            if existing.exists():
+                break
+        except PermissionError as exc:  # a folder above it may not be entered (Python 3.11's exists() raises)
+            denied = exc
         existing = existing.parent
+    if denied is not None:  # `existing` is the folder this process may not enter: it may not create files there
+        return existing, denied
     if not existing.is_dir():
         return existing, NotADirectoryError(errno.ENOTDIR, "not a folder", str(existing))
     try:
@@ -227,9 +235,15 @@ def model_source(option: str, source: str) -> Problem:
 
 def _near_tiny_random(source: str) -> Problem:
     """A source that is no path here and reads like the preset's name (TINY-RANDOM, tiny_random): the preset was
-    meant, not a folder to download into."""
-    if source == TINY_RANDOM or Path(source).exists():
-        return None
+    meant, not a folder to download into. A source under a folder this process may not enter is answered first:
+    nothing else can be told of it."""
+    try:
+        if source == TINY_RANDOM or Path(source).exists():
+            return None
+    except PermissionError:
+        closed, _ = nearest_folder(Path(source))
+        return (f"permission denied: user {current_user()} may not enter {closed}, so it cannot read {source}; let "
+                f"that user in (chown, or chmod o+x {closed}) or move the model to a folder it may read")
     if difflib.SequenceMatcher(None, source.lower().replace("_", "-"), TINY_RANDOM).ratio() < 0.85:
         return None
     return f"there is no folder {source} here; did you mean {TINY_RANDOM} (the random-weight preset)?"

@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 
 from bot.errors import StopRequested, Unreachable
-from bot.startup import MAX_DELAY_S, Retry, Stop, writable_folder
+from bot.startup import DEPLOYED_AS, MAX_DELAY_S, Retry, Stop, writable_folder
 from tests.bot.helpers import START_S, WAIT, child_env
 from tests.clocks import Monotonic
 from tests.fakediscord import FakeDiscord
 from tests.net import free_port
+from tests.permissions import lock_out
 
 PASSWORD = "pg-Secret-4711"  # appears nowhere but in DATABASE_URL
 TOKEN = "MTE3NzM0NTY3ODkwMTIzNDU2.GsTaRt.a-startup-bot-token-2b7c"
@@ -224,6 +225,79 @@ def test_a_folder_on_a_read_only_file_system_says_how_the_systemd_unit_makes_it_
     assert line == (f"MEDIA_DIR=/srv/videobot/media: /srv is on a read-only file system for user {_user()}; set "
                     "MEDIA_DIR to a folder it may write, or, under the systemd unit (ProtectSystem=strict: only "
                     "/var/lib/videobot is writable), add the folder to ReadWritePaths= with `systemctl edit videobot`")
+
+
+def start_checks(env: dict[str, str]) -> list[str]:
+    """The lines check_environment refuses the settings of `env` with (none: it passes)."""
+    from bot.errors import SettingsError
+    from bot.settings import load_settings
+    from bot.startup import check_environment
+
+    settings = load_settings(env, env_file=None)
+    try:
+        check_environment(settings)
+    except SettingsError as error:
+        return error.lines
+    return []
+
+
+def test_paths_under_a_folder_the_user_may_not_enter_are_one_line_each_naming_that_folder(tmp_path: Path,
+                                                                                         monkeypatch):
+    """/home/alice, mode 0700, and the bot another user: Python 3.11's Path.exists() raises PermissionError there."""
+    home = lock_out(monkeypatch, tmp_path / "alice")
+    database, model, media, cache = home / "bot.db", home / "model", home / "media", home / "cache"
+    env = env_for(tmp_path, DATABASE_URL=f"sqlite+aiosqlite:///{database}", T2V_MODEL=str(model),
+                  T2V_ALLOW_TINY=None, MEDIA_DIR=str(media), T2V_OPTIMIZE="on", T2V_COMPILE_CACHE=str(cache))
+
+    user = f"user {_user()}"
+    assert start_checks(env) == [
+        f"T2V_MODEL={model}: permission denied: {user} may not enter {home}, so it cannot read {model}; let that "
+        f"user in (chown, or chmod o+x {home}) or move the model to a folder it may read",
+        f"MEDIA_DIR={media}: permission denied: {user} may not create files in {home}; make it writable for that user "
+        f"(chown or chmod) or set MEDIA_DIR to a folder it may write ({DEPLOYED_AS})",
+        f"DATABASE_URL=sqlite+aiosqlite:///{database}: permission denied: {user} may not enter {home}, so it cannot "
+        f"reach {database}; let that user in (chown, or chmod o+x {home}) or keep the database in a folder it may "
+        f"write ({DEPLOYED_AS})",
+        f"T2V_COMPILE_CACHE={cache}: permission denied: {user} may not create files in {home}; make it writable for "
+        f"that user (chown or chmod) or set T2V_COMPILE_CACHE to a folder it may write ({DEPLOYED_AS})"]
+
+
+def test_an_existing_database_on_a_read_only_file_system_says_how_the_systemd_unit_makes_it_writable(
+        tmp_path: Path, monkeypatch):
+    database = tmp_path / "bot.db"
+    database.touch()
+    real_open = open
+
+    def read_only(file, mode="r", *args, **kwargs):
+        if Path(file) == database and "+" in mode:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", read_only)
+    assert start_checks(env_for(tmp_path)) == [
+        f"DATABASE_URL=sqlite+aiosqlite:///{database}: {database} is on a read-only file system for user {_user()}; "
+        "name a database file in a folder it may write, or, under the systemd unit (ProtectSystem=strict: only "
+        "/var/lib/videobot is writable), add the folder to ReadWritePaths= with `systemctl edit videobot`"]
+
+
+def test_a_database_under_a_file_is_one_line_for_database_url_and_none_for_the_compile_cache_it_derives(
+        tmp_path: Path):
+    (tmp_path / "afile").write_text("not a folder")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'afile' / 'x.db'}"
+
+    assert start_checks(env_for(tmp_path, DATABASE_URL=url, T2V_OPTIMIZE="on")) == [
+        f"DATABASE_URL={url}: {tmp_path / 'afile'} is a file, not a folder; name a database file in a folder"]
+
+
+def test_a_postgresql_driver_that_cannot_be_imported_is_one_line_naming_it_and_the_pip_command(tmp_path: Path,
+                                                                                               monkeypatch):
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # a broken install: `import asyncpg` fails
+    env = env_for(tmp_path, DATABASE_URL=f"postgresql://videobot:{PASSWORD}@db/videobot")
+
+    [line] = start_checks(env)
+    assert line.startswith("DATABASE_URL=postgresql://videobot:***@db/videobot: postgresql is reached through the "
+                           "asyncpg driver, which cannot be imported here (")
+    assert line.endswith(f"install it into this Python: {sys.executable} -m pip install asyncpg")
 
 
 def _user() -> str:

@@ -170,3 +170,83 @@ def test_a_database_url_that_cannot_be_read_is_named_with_its_password_masked(
     assert main(["current"]) == 2
     said = capsys.readouterr().err
     assert said.startswith(f"error: {says}") and "pg-Secret-4711" not in said and said.count("\n") == 1
+
+
+def test_database_url_and_the_server_id_are_read_in_any_case_and_an_empty_variable_is_unset(
+        bot_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """As the bot's pydantic-settings reads them (case_sensitive=False, env_ignore_empty=True)."""
+    sqlite3.connect(bot_folder / "real.db").close()
+    (bot_folder / ".env").write_text("database_url=sqlite+aiosqlite:///real.db\ndiscord_guild_id=abc\n")
+    monkeypatch.setenv("DATABASE_URL", "")  # set empty: .env is read next
+    capsys.readouterr()
+    assert main(["current"]) == 0
+    assert capsys.readouterr().out.startswith("sqlite+aiosqlite:///real.db: no migration has run on it; ")
+    assert main(["migrate"]) == 2
+    assert capsys.readouterr().err.startswith("error: DISCORD_GUILD_ID=abc: 'abc' is not a server id")
+
+    monkeypatch.setenv("discord_guild_id", "123456789012345678")  # the environment's, in any case, over .env's
+    assert main(["migrate"]) == 0
+    assert capsys.readouterr().out == f"sqlite+aiosqlite:///real.db: upgraded from revision base to {HEAD}\n"
+
+
+def test_an_env_that_is_a_folder_is_one_line_naming_it(bot_folder: Path, capsys: pytest.CaptureFixture) -> None:
+    (bot_folder / ".env").mkdir()
+    capsys.readouterr()
+    assert main(["current"]) == 2
+    assert capsys.readouterr().err == (f"error: {bot_folder / '.env'} is a folder, not a file; the bot's settings are "
+                                       "read from a file named .env in the working directory: remove or rename the "
+                                       "folder\n")
+
+
+def test_a_database_under_a_folder_the_user_may_not_enter_is_one_line_naming_that_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from tests.permissions import lock_out
+
+    home = lock_out(monkeypatch, tmp_path / "alice")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{home / 'bot.db'}")
+    assert main(["current"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: DATABASE_URL=sqlite+aiosqlite:///{home / 'bot.db'}: permission denied: user {_user()} may not enter "
+        f"{home}, so it cannot reach {home / 'bot.db'}; let that user in (chown, or chmod o+x {home}) or keep the "
+        "database in a folder it may write\n")
+
+
+def test_a_database_file_the_user_may_not_open_is_named_with_its_owner_and_mode(
+        bot_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    database = bot_folder / "other.db"
+    sqlite3.connect(database).close()
+    database.chmod(0o600)
+    real_open = open
+
+    def not_its_owner(file, mode="r", *args, **kwargs):  # as another user meets a file of mode 600
+        if Path(file).absolute() == database:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", not_its_owner)
+    monkeypatch.setenv("DATABASE_URL", "sqlite+aiosqlite:///other.db")
+    capsys.readouterr()
+    assert main(["current"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: DATABASE_URL=sqlite+aiosqlite:///other.db: permission denied: user {_user()} may not read and write "
+        f"{database} (uid {os.geteuid()}, mode 600); give it to that user (chown) or run as its owner\n")
+
+
+def test_a_postgresql_driver_that_cannot_be_imported_is_one_line_naming_it_and_the_pip_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # a broken install: `import asyncpg` fails
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bot:pg-Secret-4711@db/videobot")
+    assert main(["migrate"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("error: DATABASE_URL=postgresql://bot:***@db/videobot: postgresql is reached through the "
+                           "asyncpg driver, which cannot be imported here (")
+    assert said.endswith(f"install it into this Python: {sys.executable} -m pip install asyncpg\n")
+    assert said.count("\n") == 1 and "pg-Secret-4711" not in said
+
+
+
+def _user() -> str:
+    from t2v.errors import current_user  # the bot's words for the user; storage says it alike
+
+    return current_user()

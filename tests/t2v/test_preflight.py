@@ -121,3 +121,32 @@ def test_a_relative_model_folder_that_is_not_there_is_shown_where_it_was_looked_
 def test_size_text_reads_as_people_write_sizes():
     assert [preflight.size_text(n) for n in (77, 1000, 12_345_678, 3_400_000_000)] == [
         "77 bytes", "1,000 bytes", "12.3 MB", "3.4 GB"]
+
+
+def test_a_model_under_a_folder_the_user_may_not_enter_is_one_line_naming_that_folder(tmp_path, monkeypatch, capsys,
+                                                                                     no_work):
+    from t2v.cli import main
+    from t2v.errors import current_user
+    from tests.permissions import lock_out
+
+    home = lock_out(monkeypatch, tmp_path / "alice")  # /home/alice, mode 0700, to another user
+    model = home / "models" / "modelscope"
+
+    assert preflight.model_source("T2V_MODEL", str(model)) == (
+        f"T2V_MODEL={model}: permission denied: user {current_user()} may not enter {home}, so it cannot read "
+        f"{model}; let that user in (chown, or chmod o+x {home}) or move the model to a folder it may read")
+    assert main(["generate", "a cat", "--model", str(model), "-o", str(tmp_path / "x.mp4")]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: --model {model}: permission denied: user "
+                                                    f"{current_user()} may not enter {home}, so it cannot read "
+                                                    f"{model}; let that user in (chown, or chmod o+x {home}) or move "
+                                                    "the model to a folder it may read"]
+
+
+def test_a_folder_to_write_under_one_the_user_may_not_enter_is_that_folder_denied(tmp_path, monkeypatch):
+    from tests.permissions import lock_out
+
+    home = lock_out(monkeypatch, tmp_path / "alice")
+    existing, error = preflight.nearest_folder(home / "videos" / "new")
+    assert existing == home and isinstance(error, PermissionError)
+    said = preflight.output_folder("--out", home / "videos")
+    assert said is not None and said.startswith(f"--out {home / 'videos'}: cannot write into {home} as user ")
