@@ -118,6 +118,12 @@ def _problem(text: str) -> PydanticCustomError:
     return PydanticCustomError(_OUR_ERRORS, text.replace("{", "{{").replace("}", "}}"))
 
 
+def _quoted(value: str) -> bool:
+    """Whether a value starts or ends with a quote: quotes an env file kept (docker run --env-file keeps them)."""
+    value = value.strip()
+    return bool(value) and (value[0] in QUOTES or value[-1] in QUOTES)
+
+
 def _same_address(first: str, second: str) -> bool:
     """Whether two listen hosts collide on one port: the same host, either one every address of both families (""),
     or one every address of a family (0.0.0.0, ::) and the other an address of that family. asyncio opens IPv6
@@ -226,7 +232,7 @@ class Settings(BaseSettings):
             raise _problem(MISSING["discord_token"].replace("is missing", "is empty"))
         if any(c.isspace() for c in value):
             raise _problem("DISCORD_TOKEN contains spaces: set it to the token alone, without a 'Bot ' prefix")
-        if value[0] in QUOTES or value[-1] in QUOTES:
+        if _quoted(value):
             raise _problem("DISCORD_TOKEN is wrapped in quotes: set it to the token alone (docker run --env-file "
                            "keeps quotes as part of the value)")
         if not TOKEN_RE.fullmatch(value):
@@ -329,17 +335,27 @@ class Settings(BaseSettings):
 
     @field_validator(*PATHS, mode="before")
     @classmethod
-    def _no_tilde(cls, value: Any, info: ValidationInfo) -> Any:
-        """A path starting with '~': only shells expand it; .env, systemd's EnvironmentFile and Docker's env files
-        do not."""
-        if not isinstance(value, str) or not value.strip().startswith("~"):
+    def _path_as_written(cls, value: Any, info: ValidationInfo) -> Any:
+        """A path as the bot will use it, so refused when it cannot be what was meant: wrapped in quotes or with
+        spaces at its ends (docker run --env-file keeps both as part of the value), or starting with '~' (only
+        shells expand it; .env, systemd's EnvironmentFile and Docker's env files do not)."""
+        if not isinstance(value, str):
+            return value
+        name = info.field_name.upper()
+        if _quoted(value):
+            raise _problem(f"{name}={value} is wrapped in quotes, which would be part of the path: remove them "
+                           f"({name}={value.strip().strip(QUOTES)}; docker run --env-file keeps quotes as they are)")
+        if value != value.strip():
+            raise _problem(f"{name}={value!r} has spaces at its ends, which would be part of the path: remove "
+                           f"them ({name}={value.strip()})")
+        if not value.startswith("~"):
             return value
         try:
-            example = f", e.g. {Path(value.strip()).expanduser()}"
+            example = f", e.g. {Path(value).expanduser()}"
         except RuntimeError:  # ~name of a user this host does not know
             example = ""
-        raise _problem(f"{info.field_name.upper()}={value}: '~' is not expanded here (it would be a folder named "
-                       f"'~'); write the full path{example}")
+        raise _problem(f"{name}={value}: '~' is not expanded here (it would be a folder named '~'); write the full "
+                       f"path{example}")
 
     @field_validator(*ID_LISTS, mode="before")
     @classmethod
@@ -419,6 +435,11 @@ class Settings(BaseSettings):
     def _url_is_usable(cls, url: str) -> str:
         """A URL of a database the bot can use (storage.urls says what is wrong); the password never shown."""
         url = url.strip()
+        if _quoted(url):
+            inner = url.strip(QUOTES)
+            shown = url.replace(inner, urls.shown(inner))  # the password hidden, the quotes shown
+            raise _problem(f"DATABASE_URL={shown} is wrapped in quotes: remove them (DATABASE_URL="
+                           f"{urls.shown(inner)}; docker run --env-file keeps quotes as they are)")
         try:
             read = urls.parse(url)
         except InvalidDatabaseURL as error:

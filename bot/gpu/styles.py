@@ -20,6 +20,7 @@ the model sees. Importing this module loads no torch.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import math
 import re
@@ -84,11 +85,13 @@ def read_styles(path: Path | None, *, check_files: bool = True) -> Catalog:
     if path is None:
         return Catalog()
     try:
-        with open(path, "rb") as file:
-            tables = tomllib.load(file)
+        tables = tomllib.loads(_text(path))
     except OSError as error:
         raise SettingsError([f"{SETTING}={path}: cannot read it ({error.strerror}); set {SETTING} to the TOML file "
                              "that lists the styles (docs/lora.md, \"Styles in the bot\")"]) from None
+    except UnicodeDecodeError as error:
+        raise SettingsError([f"{SETTING}={path}: not a UTF-8 TOML file ({error.reason}); set {SETTING} to the TOML "
+                             "file that lists the styles (not a LoRA's .safetensors), saved as UTF-8"]) from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError([f"{SETTING}={path}: not valid TOML ({error}); each style is a table such as "
                              "[claymation] with file = \"claymation.safetensors\""]) from None
@@ -111,6 +114,22 @@ def read_styles(path: Path | None, *, check_files: bool = True) -> Catalog:
     if problems:
         raise SettingsError(problems)
     return Catalog(tuple(styles), skipped)
+
+
+def _text(path: Path) -> str:
+    """The styles file's text: UTF-8, a byte-order mark allowed (Notepad writes one, as the .env reader allows);
+    UnicodeDecodeError, its reason in words, for another encoding or a binary file (a LoRA's weights)."""
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UnicodeDecodeError("utf-8", data, 0, 2, "it is UTF-16")
+    if b"\x00" in data:  # no text file holds one; every .safetensors does, in its first 8 bytes
+        at = data.index(b"\x00")
+        raise UnicodeDecodeError("utf-8", data, at, at + 1, f"a NUL byte at offset {at}: a binary file, or UTF-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        error.reason = f"byte 0x{data[error.start]:02x} at offset {error.start} is not UTF-8"
+        raise
 
 
 def _style(path: Path, name: str, table: Any) -> Style:

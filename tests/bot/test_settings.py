@@ -196,6 +196,30 @@ def test_a_path_starting_with_a_tilde_is_refused_as_the_database_url_is(name):
         f"e.g. {Path('~/videobot/x').expanduser()}"]
 
 
+@pytest.mark.parametrize("name", ["MEDIA_DIR", "T2V_COMPILE_CACHE", "STYLES_FILE", "T2V_MODEL", "UPSCALE_MODEL"])
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_a_path_in_quotes_is_refused_as_the_token_is_since_the_quotes_would_be_part_of_it(name, quote):
+    """docker run --env-file keeps quotes: MEDIA_DIR='/srv/media' would be a folder named '/srv/media' (quotes and
+    all) in the working directory."""
+    assert problems({**VALID, name: f"{quote}/srv/videobot{quote}"}) == [
+        f"{name}={quote}/srv/videobot{quote} is wrapped in quotes, which would be part of the path: remove them "
+        f"({name}=/srv/videobot; docker run --env-file keeps quotes as they are)"]
+
+
+@pytest.mark.parametrize("name", ["MEDIA_DIR", "T2V_COMPILE_CACHE", "STYLES_FILE", "T2V_MODEL", "UPSCALE_MODEL"])
+@pytest.mark.parametrize("value", [" /srv/videobot", "/srv/videobot  "])
+def test_a_path_with_spaces_at_its_ends_is_refused_showing_them(name, value):
+    assert problems({**VALID, name: value}) == [
+        f"{name}={value!r} has spaces at its ends, which would be part of the path: remove them "
+        f"({name}=/srv/videobot)"]
+
+
+def test_a_database_url_in_quotes_is_refused_with_its_password_hidden():
+    assert problems({**VALID, "DATABASE_URL": "'postgresql://bot:secret@db/videobot'"}) == [
+        "DATABASE_URL='postgresql://bot:***@db/videobot' is wrapped in quotes: remove them (DATABASE_URL="
+        "postgresql://bot:***@db/videobot; docker run --env-file keeps quotes as they are)"]
+
+
 @pytest.mark.parametrize(("name", "host"), [("HEALTH_HOST", "localhost:9090"), ("GALLERY_HOST", "http://0.0.0.0"),
                                             ("HEALTH_HOST", "127.0.0.1/32")])
 def test_a_listen_host_with_a_port_or_a_scheme_is_refused_naming_the_port_setting(name, host):

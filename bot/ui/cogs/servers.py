@@ -1,7 +1,9 @@
 """The servers the bot is in. With ALLOWED_GUILD_IDS set it stays only in those, leaving any other (with a log line)
 when it starts and when someone invites it — unless at start the list names none of its servers (a typo): then it
 leaves none and says so; empty, it stays in every server it is invited to. Removed from a server, it cancels that
-server's jobs."""
+server's jobs. Once every server has arrived after the start, each of MOD_ROLE_ID, SHOWCASE_CHANNEL_ID and
+GALLERY_FRONT_PAGE (a server id) that names nothing in them is one warning line (a typo'd id otherwise fails
+silently)."""
 
 from __future__ import annotations
 
@@ -22,21 +24,40 @@ class ServersCog(commands.Cog, name="Servers"):
     def __init__(self, bot: commands.Bot, settings: Settings, service: VideoService) -> None:
         self.bot = bot
         self.allowed = frozenset(settings.allowed_guild_ids)
+        self.settings = settings
         self.service = service
+        self._ids_checked = False  # the id settings are checked once a start, when every server has arrived
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
         """Leave the servers not on the allowlist; none when it lists none of the bot's servers (a typo'd id would
-        make it leave its own at every start, to be invited again by hand): that is one ERROR line instead."""
+        make it leave its own at every start, to be invited again by hand): that is one ERROR line instead. Then
+        the other id settings are checked against the servers (`_check_ids`)."""
         guilds = list(self.bot.guilds)
         if self.allowed and guilds and not any(guild.id in self.allowed for guild in guilds):
-            servers = ", ".join(f"{guild.name} ({guild.id})" for guild in guilds)
             log.error("ALLOWED_GUILD_IDS=%s lists none of the servers the bot is in (%s): leaving none of them; fix "
                       "the ids (right-click a server's icon → Copy Server ID) and restart", ",".join(
-                          map(str, sorted(self.allowed))), servers)
+                          map(str, sorted(self.allowed))), _servers(guilds))
+        else:
+            for guild in guilds:
+                await self._stay_or_leave(guild, "at start")
+        self._check_ids()
+
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """A server that was unavailable (a Discord outage) at on_ready has arrived: maybe the last one missing."""
+        self._check_ids()
+
+    def _check_ids(self) -> None:
+        """One warning for each id setting that names nothing in the bot's servers, once a start, and only when the
+        bot is ready, in at least one server, and has every server's roles and channels (none unavailable), so that
+        an id in a server still to arrive is not taken for a typo."""
+        guilds = list(self.bot.guilds)
+        if self._ids_checked or not self.bot.is_ready() or not guilds or any(g.unavailable for g in guilds):
             return
-        for guild in guilds:
-            await self._stay_or_leave(guild, "at start")
+        self._ids_checked = True
+        for line in unknown_ids(self.settings, guilds):
+            log.warning("%s", line)
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
@@ -60,3 +81,40 @@ class ServersCog(commands.Cog, name="Servers"):
             await guild.leave()
         except discord.HTTPException:
             log.exception("could not leave server %s (%d), which is not in ALLOWED_GUILD_IDS", guild.name, guild.id)
+
+
+def unknown_ids(settings: Settings, guilds: list[discord.Guild]) -> list[str]:
+    """What is wrong with MOD_ROLE_ID, SHOWCASE_CHANNEL_ID and GALLERY_FRONT_PAGE (a server id, with the gallery on)
+    against the servers the bot is in, one line each naming the setting, its value and what would be right."""
+    lines = []
+    role = settings.mod_role_id
+    everyone = [guild for guild in guilds if guild.id == role]  # a server's id is its @everyone role's
+    if everyone:
+        lines.append(f"MOD_ROLE_ID={role} is the id of the server {_servers(everyone)} and so of its @everyone role: "
+                     "every member there counts as a moderator; set it to the moderators' role (Server Settings → "
+                     "Roles → right-click the role → Copy Role ID)")
+    elif role is not None and not any(guild.get_role(role) for guild in guilds):
+        lines.append(f"MOD_ROLE_ID={role} is no role of the servers the bot is in ({_servers(guilds)}): only members "
+                     "with Manage Server are moderators; set it to the moderators' role (Server Settings → Roles → "
+                     "right-click the role → Copy Role ID), or leave it empty")
+    channel = settings.showcase_channel_id
+    if channel is not None and not any(guild.get_channel_or_thread(channel) for guild in guilds):
+        lines.append(f"SHOWCASE_CHANNEL_ID={channel} is no channel of the servers the bot is in ({_servers(guilds)}): "
+                     "no approved video is posted there; set it to the channel's id (right-click the channel → Copy "
+                     "Channel ID), or leave it empty and let each server's moderators pick one with /videomod "
+                     "showcase channel")
+    page = settings.gallery_front_page
+    if settings.gallery_enabled and page.isdigit() and not any(guild.id == int(page) for guild in guilds):
+        lines.append(f"GALLERY_FRONT_PAGE={page} is no server the bot is in ({_servers(guilds)}): the gallery's "
+                     "front page shows that server's videos only, and none are made there; set it to one of those "
+                     "servers' ids (right-click a server's icon → Copy Server ID), all or servers")
+    return lines
+
+
+SERVERS_NAMED = 5  # servers a log line names; a bot in many says how many more
+
+
+def _servers(guilds: list[discord.Guild]) -> str:
+    """Servers as a log line names them: "Name (id), ...", the first SERVERS_NAMED and how many more."""
+    named = ", ".join(f"{guild.name} ({guild.id})" for guild in guilds[:SERVERS_NAMED])
+    return named if len(guilds) <= SERVERS_NAMED else f"{named} and {len(guilds) - SERVERS_NAMED} more"

@@ -93,6 +93,27 @@ def test_the_styles_file_itself_missing_is_one_line(tmp_path: Path):
     assert line.startswith(f"STYLES_FILE={tmp_path / 'styles.toml'}: cannot read it (No such file or directory)")
 
 
+@pytest.mark.parametrize(("file", "says"), [
+    ("clay.safetensors", "(a NUL byte at offset {nul}: a binary file, or UTF-16)"),  # the LoRA, not the TOML
+    ("utf16.toml", "(it is UTF-16)"),  # Notepad's "Unicode"
+    ("latin1.toml", "(byte 0xe2 at offset 49 is not UTF-8)"),
+])
+def test_a_styles_file_that_is_not_utf_8_text_is_one_line_saying_so(folder: Path, file: str, says: str):
+    text = '[clay]\nfile = "clay.safetensors"\ndescription = "Pâte à modeler"\n'
+    (folder / "utf16.toml").write_text(text, encoding="utf-16")
+    (folder / "latin1.toml").write_text(text, encoding="latin-1")
+    [line] = problems(folder / file)
+    says = says.format(nul=(folder / file).read_bytes().find(b"\x00"))  # in a .safetensors' header length
+    assert line == (f"STYLES_FILE={folder / file}: not a UTF-8 TOML file {says}; set STYLES_FILE to the TOML file "
+                    "that lists the styles (not a LoRA's .safetensors), saved as UTF-8")
+
+
+def test_a_styles_file_starting_with_a_byte_order_mark_is_read(folder: Path):
+    path = folder / "styles.toml"
+    path.write_text('[clay]\nfile = "clay.safetensors"\n', encoding="utf-8-sig")
+    assert [style.name for style in read_styles(path).styles] == ["clay"]
+
+
 def test_a_worker_loads_each_style_and_a_misfit_stops_the_start_unless_it_is_optional(folder: Path, caplog):
     misfit = write_lora(folder / "other.safetensors", tiny_pipeline().config)
     from safetensors.torch import load_file, save_file  # a LoRA for a layer this model does not have
