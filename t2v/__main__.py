@@ -1,5 +1,12 @@
-"""`python -m t2v …`"""
+"""`python -m t2v …`
 
+Once main() has returned, the command's work is done (a video or an export written whole, the line saying so
+printed): Ctrl-C in the second of interpreter shutdown that follows (torch's and tqdm's teardown) is ignored, so it
+neither prints a traceback ("Exception ignored in … KeyboardInterrupt") nor turns a finished run's exit status into a
+signal's.
+"""
+
+import signal
 import sys
 
 try:
@@ -8,4 +15,6 @@ except KeyboardInterrupt:  # Ctrl-C while torch loads (seconds): the line main()
     sys.stderr.write("interrupted: nothing was written\n")
     sys.exit(130)
 
-sys.exit(main())
+status = main()
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+sys.exit(status)

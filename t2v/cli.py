@@ -3,12 +3,14 @@
 Every command first checks all it can (t2v.preflight and the request's own rules): each bad value is one line
 on stderr naming the option, the value and what would be right, and the exit status is 2, before any model is
 loaded or any file written. argparse's own errors are one line with status 2 too. Ctrl-C at any point, the checks
-included, is one line too (`interrupted: nothing was written` before any work), exit status 130.
+included, is one line too (`interrupted: nothing was written` before any work), exit status 130; once generate's
+video is written whole, Ctrl-C changes nothing: exit status 0 (t2v/__main__.py ignores it during shutdown).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib.metadata
 import importlib.util
@@ -16,7 +18,7 @@ import itertools
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,16 +27,16 @@ from tqdm import tqdm
 
 from t2v import preflight
 from t2v.bench import KERNEL_CHECKS
-from t2v.bench.measure import WORK
+from t2v.bench.measure import DEFAULT_CONFIGS, WORK
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM, ModelConfig, SamplerDefaults
 from t2v.download import download
-from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WriteError
+from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WeightsError, WriteError
 from t2v.kernels import fp8
 from t2v.loader import convert, load_pipeline
-from t2v.request import LIMITS, GenerationRequest, check_value, value_range
+from t2v.request import LIMITS, GenerationRequest, check_value, empty_prompt, value_range
 from t2v.video import encode_mp4, write_mp4
 from t2v.weights import export
-from t2v.weights.files import OFFICIAL_REPO, REPO_ID
+from t2v.weights.files import OFFICIAL_REPO, REPO_ID, REPO_RULES
 
 log = logging.getLogger(__name__)
 
@@ -95,24 +97,57 @@ def _version() -> str:
 
 
 def _repo(value: str) -> str:
-    """A Hugging Face repo id: owner/name."""
+    """A Hugging Face repo id: owner/name, by the Hub's rules (a `../..` would reach the Hub and come back as its own
+    message, which names no option)."""
     if not re.fullmatch(REPO_ID, value.strip()):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a Hugging Face repo id; write it as owner/name, e.g. "
-                                         f"{OFFICIAL_REPO}")
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Hugging Face repo id; write it as owner/name in "
+                                         f"{REPO_RULES}, e.g. {OFFICIAL_REPO}")
     return value.strip()
 
 
-def _number(name: str, kind: type[int] | type[float] = int) -> Callable[[str], int | float]:
-    """The type of a request's numeric option: its value, or one line naming what was typed and what range is right
-    (`--steps 1e3`: argparse alone says "invalid int value")."""
+class _Int(int):
+    """An int option's value that remembers how it was typed, for the line that names it (`--steps 07`)."""
+
+    typed: str
+
+
+class _Float(float):
+    """A float option's value that remembers how it was typed (`--guidance 0`, not 0.0)."""
+
+    typed: str
+
+
+_DIGITS = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() takes 1_0 and Arabic-Indic digits too
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+
+
+def _number(name: str, kind: type[int] | type[float] = int,
+            limits: tuple[float, float | None] | None = None) -> Callable[[str], int | float]:
+    """The type of every numeric option: its value (remembering how it was typed), or one line naming what was typed
+    and what range is right (`--steps 1e3`: argparse alone says "invalid int value"). `limits` (low, high or None
+    for none) default to the request field `name`'s."""
+    low, high = value_range(name) if limits is None else limits
+    span = f"from {low} to {high}" if high is not None else f"of {low} or more"
+
     def read(value: str) -> int | float:
-        try:
-            return kind(value)
-        except ValueError:
-            low, high = value_range(name)
-            what = "a whole number (digits only)" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{value!r} is not {what}; write one from {low} to {high}") from None
+        integer = kind is int
+        if not (_DIGITS if integer else _DECIMAL).fullmatch(value.strip()):
+            what = "a whole number (digits 0-9 only)" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"{value!r} is not {what}; write one {span}")
+        number = _Int(value) if integer else _Float(value)
+        number.typed = value.strip()
+        return number
     return read
+
+
+def _as_typed(value: Any) -> Any:
+    """A value as the user typed it, where _number read it."""
+    return getattr(value, "typed", value)
+
+
+def _plain(value: Any) -> Any:
+    """A _number value as the plain int or float it stands for."""
+    return int(value) if isinstance(value, _Int) else float(value) if isinstance(value, _Float) else value
 
 
 def _path(value: str) -> Path:
@@ -196,12 +231,14 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bench", help="time our pipeline against diffusers' (needs the `bench` extra and a GPU)")
     b.add_argument("--out", type=_path, default=None, help="folder for bench.json and bench.md")
     b.add_argument("--overwrite", action="store_true", help="replace bench.json and bench.md already in --out")
-    b.add_argument("--configs", nargs="+", default=["standard", "batch4", "zeroscope"],
-                   choices=list(WORK), help="work sizes, the first also profiled")
-    b.add_argument("--steps", type=int, default=DEFAULTS.steps, help=f"DDIM steps (default {DEFAULTS.steps})")
+    b.add_argument("--configs", nargs="+", default=None, choices=list(WORK),
+                   help=f"work sizes, the first also profiled (default {' '.join(DEFAULT_CONFIGS)})")
+    b.add_argument("--steps", type=_number("steps"), default=DEFAULTS.steps,
+                   help=f"DDIM steps (default {DEFAULTS.steps})")
     b.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     b.add_argument("--tiny", action="store_true", help="a tiny random network (smoke test on the CPU)")
-    b.add_argument("--repeats", type=int, default=1, help="timed runs of the fast path after its warm-up")
+    b.add_argument("--repeats", type=_number("repeats", limits=(1, None)), default=1,
+                   help="timed runs of the fast path after its warm-up")
     b.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager for CPU smoke tests)")
     b.add_argument("--no-diffusers", action="store_true", help="skip the diffusers runs")
     b.add_argument("--diffusers-compile", choices=["auto", "on", "off"], default="auto",
@@ -222,7 +259,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                         "kernel on every problem), sdpa-attention (on none), autotune (inductor's "
                         "max-autotune), fp8, fp8+triton-attention; or bf16 (the plain pipeline, for the precision "
                         "comparison)")
-    b.add_argument("--deadline-s", type=float, default=None,
+    b.add_argument("--deadline-s", type=_number("deadline-s", float, (0, None)), default=None,
                    help="start no further compiled work size after this many seconds (fits a time-limited lease)")
     b.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)
 
@@ -240,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", default="float16", help="float16 (default), bfloat16 or float32")
     c.add_argument("--overwrite", action="store_true", help="replace an export already in the destination")
     for name in ("width", "height", "frames"):
-        c.add_argument(f"--{name}", type=int, default=None, help=f"the export's default {name} (see t2v.presets)")
+        c.add_argument(f"--{name}", type=_number(name), default=None,
+                       help=f"the export's default {name} (see t2v.presets)")
     d = sub.add_parser("download", help="download the published weights (needs internet)")
     d.add_argument("directory", type=_path)
     d.add_argument("--repo", type=_repo, default=OFFICIAL_REPO, help=f"Hugging Face repo (default {OFFICIAL_REPO})")
@@ -257,8 +295,8 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
         value = getattr(args, name)
         if value is not None:
             try:
-                shown = preflight.shown(value) if isinstance(value, str) else value  # '' shows as ''
-                check_value(name, value, shown=f"--{name} {shown}")
+                shown = preflight.shown(value) if isinstance(value, str) else _as_typed(value)  # '' shows as ''
+                check_value(name, _plain(value), shown=f"--{name} {shown}")
             except InvalidRequest as exc:
                 problems.append(str(exc))
     return problems
@@ -287,16 +325,14 @@ def _given_prompt(args: argparse.Namespace) -> str | None:
 
 
 def _prompt(args: argparse.Namespace) -> str | None:
-    """What is wrong with the prompt, if anything."""
+    """What is wrong with the prompt, if anything: missing, given twice, or showing no character."""
     if args.prompt is not None and args.prompt_option is not None:
         return (f"two prompts: {args.prompt!r} and --prompt {args.prompt_option!r}; give it once, as the first "
                 "argument or as --prompt")
     prompt = _given_prompt(args)
     if prompt is None:
         return 'no prompt: give it as the first argument, e.g. python -m t2v generate "A panda eating bamboo."'
-    if not prompt.strip():
-        return "the prompt is empty: describe the video to generate"
-    return None
+    return empty_prompt(prompt, "the prompt")
 
 
 def problems(args: argparse.Namespace) -> list[str]:
@@ -316,28 +352,45 @@ def problems(args: argparse.Namespace) -> list[str]:
             args.output = preflight.free_file(DEFAULT_OUTPUT)  # never an earlier run's video
         elif not args.overwrite and folder is None:
             found.append(preflight.not_there("--output", args.output, "--overwrite"))
-        found += [folder or preflight.mp4_file("--output", args.output), preflight.model_source("--model", args.model),
-                  preflight.device("--device", args.device), preflight.dtype("--dtype", args.dtype, args.device)]
+        half = preflight.half_precision(args.dtype, args.device)  # a diffusers folder's fp16 files are read then
+        found += [folder or preflight.mp4_file("--output", args.output),
+                  preflight.model_source("--model", args.model, half), preflight.device("--device", args.device),
+                  preflight.dtype("--dtype", args.dtype, args.device)]
         found.append(None if args.lora is None else preflight.lora("--lora", args.lora))
     elif args.command == "convert":
-        same = _elsewhere(args.source, args.destination)  # said alone: the files there are the source's
-        found += [preflight.model_source("source", args.source),
+        same = _preset_named(args.destination) or _elsewhere(args.source, args.destination)  # said alone
+        found += [preflight.model_source("source", args.source, preflight.half_precision(args.dtype, "cpu")),
                   same or (None if args.overwrite else _no_export_there(args.destination)),
                   preflight.output_folder("destination", args.destination),
                   preflight.dtype("--dtype", args.dtype), *_values(args, ("width", "height", "frames"))]
     elif args.command == "download":
         found.append(preflight.output_folder("directory", args.directory))
     else:
-        found += [preflight.device("--device", args.device), preflight.compile_backend("--backend", args.backend),
-                  *_values(args, ("steps",)), _bench_diffusers(args)]
-        found.append(None if args.out is None else preflight.output_folder("--out", args.out) or _no_bench_there(args))
-        found.append(None if args.repeats >= 1 else f"--repeats {args.repeats}: must be at least 1")
-        found.append(None if args.deadline_s is None or args.deadline_s > 0 else
-                     f"--deadline-s {args.deadline_s:g}: must be a positive number of seconds (or left out: no limit)")
-        found += _bench_variants(args.variants, args.backend, args.device)
-        found.append("--cold-start-only and --no-cold-start: the one measurement asked for is the one left out; "
-                     "give one of them" if args.cold_start_only and not args.cold_start else None)
+        found += _bench_problems(args)
     return [problem for problem in found if problem]
+
+
+def _bench_problems(args: argparse.Namespace) -> list[str | None]:
+    """What is wrong with bench's options: each bad value, and options that contradict each other (one of them
+    would be silently ignored)."""
+    found = [preflight.device("--device", args.device), preflight.compile_backend("--backend", args.backend),
+             *_values(args, ("steps",)), _bench_diffusers(args)]
+    found.append(None if args.out is None else preflight.output_folder("--out", args.out) or _no_bench_there(args))
+    found.append(None if args.repeats >= 1 else f"--repeats {_as_typed(args.repeats)}: must be at least 1")
+    found.append(None if args.deadline_s is None or args.deadline_s > 0 else
+                 f"--deadline-s {_as_typed(args.deadline_s)}: must be a positive number of seconds (or left out: no "
+                 "limit)")
+    found += _bench_variants(args.variants, args.backend, args.device)
+    found.append("--cold-start-only and --no-cold-start: the one measurement asked for is the one left out; "
+                 "give one of them" if args.cold_start_only and not args.cold_start else None)
+    dropped = [option for option, given in (("--configs", args.configs is not None), ("--variants", args.variants),
+                                            ("--kernels", args.kernels is not None),
+                                            ("--diffusers-compile on", args.diffusers_compile == "on")) if given]
+    found.append(f"--cold-start-only measures the cold start alone, so {' and '.join(dropped)} would be ignored; "
+                 "leave them out, or leave out --cold-start-only" if args.cold_start_only and dropped else None)
+    found.append("--diffusers-compile on and --no-diffusers: the diffusers runs to compile are left out; give one of "
+                 "them" if args.diffusers_compile == "on" and args.no_diffusers else None)
+    return found
 
 
 def _bench_diffusers(args: argparse.Namespace) -> str | None:
@@ -369,18 +422,27 @@ def _no_export_there(destination: Path) -> str | None:
     return None
 
 
+def _preset_named(destination: Path) -> str | None:
+    """convert's destination is not named as the preset: `--model tiny-random` is the preset, never that folder."""
+    if destination == Path(TINY_RANDOM):
+        return (f"destination {destination}: an export of that name could not be loaded, since --model {TINY_RANDOM} "
+                f"is the random-weight preset; name another folder, e.g. weights/{TINY_RANDOM}")
+    return None
+
+
 def _elsewhere(source: str, destination: Path) -> str | None:
     """convert's destination is not its source: the export would overwrite files it is reading."""
-    if Path(source).exists() and Path(source).resolve() == destination.resolve():
+    if source != TINY_RANDOM and Path(source).exists() and Path(source).resolve() == destination.resolve():
         return f"destination {destination}: is the source; name another folder for the export"
     return None
 
 
 def generate(args: argparse.Namespace) -> int:
     """Load the model, generate with a progress bar, write the MP4."""
-    given = {name: getattr(args, name) for name in REQUEST_OPTIONS if getattr(args, name) is not None}
+    given = {name: _plain(getattr(args, name)) for name in REQUEST_OPTIONS if getattr(args, name) is not None}
     asked = GenerationRequest(_given_prompt(args), args.negative, **given)
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    with _source_named("--model", args.model):
+        pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     if args.lora is not None:
         path, scale = preflight.split_lora(args.lora)
         pipe.set_lora(pipe.load_lora(path), scale)
@@ -388,20 +450,50 @@ def generate(args: argparse.Namespace) -> int:
     try:
         with tqdm(total=request.steps, desc="denoising", unit="step") as bar:
             result = pipe.generate(request, on_step=lambda step, total: bar.update(step - bar.n))
-    except torch.cuda.OutOfMemoryError as exc:  # not a bad value, but one this GPU cannot hold: say what to ask for
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:  # not a bad value, but one this machine cannot hold
+        said = out_of_memory(exc)
+        if said is None:
+            raise
         log.info("out of memory: %s", exc)
-        said = ". ".join(str(exc).split(". ")[:2])  # "CUDA out of memory. Tried to allocate 20.00 GiB"
         print(f"error: the device ran out of memory rendering {request.frames} frames {request.width}x"
               f"{request.height} ({said}); ask for fewer --frames or a smaller --width/--height", file=sys.stderr)
         return 1
-    written = write_mp4(args.output, encode_mp4(result.frames, request.fps), overwrite=args.overwrite,
-                        instead=preflight.numbered(args.numbered))
+    written = args.written = write_mp4(args.output, encode_mp4(result.frames, request.fps), overwrite=args.overwrite,
+                                       instead=preflight.numbered(args.numbered))  # done: Ctrl-C now changes nothing
     taken = "" if written == args.output else f"{args.output} appeared while rendering (another run?); "
     print(f"{taken}wrote {written} ({request.frames} frames {request.width}x{request.height}, seed {result.seed}, "
           f"{result.timings['total_s']:.1f} s)")
     for note in result.notes:
         print(f"note: {note}")
     return 0
+
+
+CPU_OUT_OF_MEMORY = re.compile(r"DefaultCPUAllocator: can't allocate memory: you tried to allocate (\d+) bytes")
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """What the allocator said of an allocation that failed (None: `exc` is no such failure). torch has a type for
+    the GPU's (torch.cuda.OutOfMemoryError), but the CPU's is a plain RuntimeError, known only by its message."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return ". ".join(str(exc).split(". ")[:2])  # "CUDA out of memory. Tried to allocate 20.00 GiB"
+    cpu = CPU_OUT_OF_MEMORY.search(str(exc))
+    return None if cpu is None else f"tried to allocate {preflight.size_text(int(cpu[1]))} more"
+
+
+@contextlib.contextmanager
+def _source_named(option: str, source: str) -> Iterator[None]:
+    """A model source's error as a line of the checks names it: after the option and its value (the loads that
+    preflight could not foresee: a file changed since, a .pth/.bin whose keys only a load tells)."""
+    try:
+        yield
+    except WeightsError as exc:
+        raise type(exc)(f"{option} {preflight.shown(source)}: {exc}") from exc
+    except RuntimeError as exc:
+        said = out_of_memory(exc)
+        if said is None:
+            raise
+        raise WeightsError(f"{option} {preflight.shown(source)}: the machine ran out of memory loading it ({said}); "
+                           "free some memory, or load it on a GPU with --device cuda") from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -416,7 +508,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
         return main.run(args)
     if args.command == "convert":
-        out = convert(args.source, args.destination, args.dtype, args.width, args.height, args.frames)
+        sizes = [_plain(getattr(args, name)) for name in ("width", "height", "frames")]
+        with _source_named("source", args.source):
+            out = convert(args.source, args.destination, args.dtype, *sizes)
         print(f"wrote {out}")
         return 0
     print(download(args.directory, args.repo))
@@ -426,7 +520,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad options are one line each on stderr and exit status 2, before any work; Ctrl-C at any point
     (reading the options, the checks, loading the model, the work) is one line and exit status 130."""
-    working = None  # the command, once its work has begun
+    working, args = None, None  # the command, once its work has begun
     try:
         args = build_parser().parse_args(argv)
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -439,6 +533,10 @@ def main(argv: list[str] | None = None) -> int:
         working = args.command
         return _outcome(args)
     except KeyboardInterrupt:  # before any work nothing is written; generate writes its MP4 whole, at the end
+        written = getattr(args, "written", None)
+        if written is not None:  # the work is done: the video is whole, and the run succeeded
+            print(f"wrote {written} (interrupted after it was written whole)", file=sys.stderr)
+            return 0
         said = ": nothing was written" if working in (None, "generate") else ""
         print(f"interrupted{said}", file=sys.stderr)
         return 130

@@ -20,8 +20,16 @@ from t2v.kernels import fp8
 from t2v.networks import build_modules, random_state_dicts
 from t2v.pipeline import VideoPipeline
 from t2v.weights import export
-from t2v.weights.diffusers import COMPONENTS, read_config, read_diffusers, weight_files
-from t2v.weights.files import HUB_OWNERS, REPO_ID, WHERE_FROM, check_readable, check_state_dict, load_into
+from t2v.weights.diffusers import AGAIN, COMPONENTS, read_config, read_diffusers, weight_files
+from t2v.weights.files import (
+    HUB_OWNERS,
+    REPO_ID,
+    WHERE_FROM,
+    check_readable,
+    check_state_dict,
+    load_into,
+    safetensors_shapes,
+)
 from t2v.weights.modelscope import modelscope_files, read_modelscope
 
 log = logging.getLogger(__name__)
@@ -142,10 +150,12 @@ def detect_layout(source: str | Path) -> str:
                        f"{WHERE_FROM}")
 
 
-def check_source(source: str | Path) -> list[Path]:
-    """The weight files of `source`; WeightsError unless it is a known layout whose configuration reads and whose
-    weight files are all there, readable and not empty: what can be known in a second, before minutes of loading
-    (whether each file is whole: t2v.preflight.weights_file)."""
+def check_source(source: str | Path, half: bool | None = None) -> list[Path]:
+    """The weight files of `source` that a load reads (`half`: in half precision, which picks a diffusers folder's
+    *.fp16.* files; None: the files of either); WeightsError unless it is a known layout whose configuration and
+    t2v_defaults.json read and whose weight files are all there, readable and not empty: what can be known in a
+    second, before minutes of loading (whether each file is whole: t2v.preflight.weights_file; whether its keys fit:
+    check_keys)."""
     layout = detect_layout(source)
     if layout == TINY_RANDOM:
         return []
@@ -156,12 +166,42 @@ def check_source(source: str | Path) -> list[Path]:
         files = list(modelscope_files(path)[1].values())
     else:
         read_config(path)
-        files = [file for part in COMPONENTS for file in weight_files(path / part, part, prefer_half=False)]
+        files = list(dict.fromkeys(file for prefer in _precisions(half) for part in COMPONENTS
+                                   for file in weight_files(path / part, part, prefer)))
+    presets.read_defaults_file(path)
     for file in files:
         check_readable(file, WHERE_FROM)
         if file.stat().st_size == 0:
             raise WeightsError(f"{file} is empty; {WHERE_FROM}")
     return files
+
+
+def _precisions(half: bool | None) -> tuple[bool, ...]:
+    """The `prefer_half` values a load in `half` precision may take (None: unknown, both)."""
+    return (False, True) if half is None else (half,)
+
+
+def check_keys(source: str | Path, half: bool | None = None) -> None:
+    """WeightsError unless each network's safetensors files hold exactly the keys and shapes it wants, told from their
+    headers (a second, not the minutes of a load); files of whole files only (check_source, weights_file). Files in
+    torch's formats (.pth, .bin) are checked as they load."""
+    layout = detect_layout(source)
+    if layout in (TINY_RANDOM, "modelscope"):
+        return
+    path = Path(source)
+    if layout == "export":
+        config, files = export.export_files(path)
+        hint = export.REDO
+        found = [({name: safetensors_shapes(file, hint) for name, file in files.items()},
+                  {name: str(file) for name, file in files.items()})]
+    else:
+        hint = AGAIN.format(root=path)
+        found = [read_diffusers(path, prefer_half=prefer, headers=True)[1:] for prefer in _precisions(half)]
+        config = read_config(path)
+    modules = build_modules(config)
+    for states, sources in found:
+        for name, state in states.items():
+            check_state_dict(state, modules[name], sources[name], hint)
 
 
 def read_source(source: str | Path, device: str = "cpu", prefer_half: bool = False):
@@ -180,13 +220,25 @@ def read_source(source: str | Path, device: str = "cpu", prefer_half: bool = Fal
     return presets.for_directory(config, path), states, sources
 
 
+def check_source_name(source: object) -> None:
+    """InvalidRequest unless `source` names a model: a non-empty str or a Path ("" would be the current folder)."""
+    if not isinstance(source, str | os.PathLike):
+        raise InvalidRequest(f"source must be a model folder's path (str or Path) or {TINY_RANDOM!r}, got "
+                             f"{type(source).__name__} {source!r:.60}")
+    if isinstance(source, str) and not source.strip():
+        raise InvalidRequest(f"source {source!r} is empty: name a model folder, or {TINY_RANDOM!r}")
+
+
 def load_pipeline(source: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
                   width: int | None = None, height: int | None = None, frames: int | None = None) -> VideoPipeline:
     """Load a ModelScope or diffusers directory, a `t2v convert` export, or 'tiny-random' onto `device`.
 
     width/height/frames override the model's default request size (t2v.presets lists where defaults come from).
-    A device this machine lacks is UnsupportedDevice, before any file is read.
+    A source that is no path (None, "") and a bad width/height/frames are InvalidRequest, a device this machine
+    lacks UnsupportedDevice, before any file is read.
     """
+    check_source_name(source)
+    presets.check_overrides(width, height, frames)  # a bad size is the caller's, said before any file is read
     problem = missing_device(device)
     if problem is not None:
         raise UnsupportedDevice(f"device {str(device)!r}: {problem}")
@@ -207,6 +259,8 @@ def convert(source: str | Path, destination: str | Path, dtype: torch.dtype | st
     if is_fp8(dtype):
         raise InvalidRequest(f"dtype {dtype}: fp8 is a precision to compute in, not to store; convert to float16 and "
                              "load that with dtype fp8")
+    check_source_name(source)
+    presets.check_overrides(width, height, frames)
     half = dtype is not None and parse_dtype(dtype, torch.device("cpu")) != torch.float32
     config, states, sources = read_source(source, prefer_half=half)
     config = presets.with_overrides(config, width, height, frames)

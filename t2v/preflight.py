@@ -23,7 +23,7 @@ from typing import BinaryIO
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
-from t2v.loader import DTYPES, FP8, MODEL_FOLDER, check_source, detect_layout, missing_device
+from t2v.loader import DTYPES, FP8, MODEL_FOLDER, check_keys, check_source, detect_layout, missing_device
 from t2v.weights import export
 from t2v.weights.lora import lora_file, lora_keys
 
@@ -112,9 +112,20 @@ def home_unexpanded(value: str) -> Problem:
             f"quotes); write {os.path.expanduser(value)}")
 
 
-def shown(value: str) -> str:
+def shown(value: str | Path) -> str:
     """A value as a line names it: quoted when empty or padded with spaces, which would not show."""
+    value = str(value)
     return value if value and value == value.strip() else repr(value)
+
+
+def _too_long(option: str, value: str, problem: str) -> str:
+    """path_length's `problem` with the option and as much of the value as a line shows: none where the problem
+    names it already (not UTF-8: its bytes), else its first 40 characters, and … only where it was cut."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return f"{option} {problem}"
+    return f"{option} {shown(value[:40] + '…' if len(value) > 40 else value)}: {problem}"
 
 
 def not_there(option: str, path: Path, overwrite: str) -> Problem:
@@ -166,8 +177,14 @@ def mp4_file(option: str, path: Path) -> Problem:
     if str(path) == "-":
         return f"{option} -: t2v writes the video to a file, not to standard output; name a .mp4 file, e.g. video.mp4"
     if path.suffix.lower() != ".mp4" and not path.is_dir():
-        suggestion = path.with_suffix(".mp4") if path.suffix else f"{path}.mp4 (or {path / 'video.mp4'} in a folder)"
-        return f"{option} {path}: t2v writes H.264 MP4 videos; name a .mp4 file, e.g. {suggestion}"
+        trimmed = path.with_name(path.name.rstrip(". ")) if path.name.rstrip(". ") else path  # x.mp4. and "x.mp4 "
+        if trimmed.suffix.lower() == ".mp4":
+            suggestion = str(trimmed)
+        elif trimmed.suffix:
+            suggestion = str(trimmed.with_suffix(".mp4"))
+        else:
+            suggestion = f"{trimmed}.mp4 (or {path / 'video.mp4'} in a folder)"
+        return f"{option} {shown(path)}: t2v writes H.264 MP4 videos; name a .mp4 file, e.g. {suggestion}"
     return output_file(option, path)
 
 
@@ -210,26 +227,40 @@ def dtype(option: str, name: str | None, device_name: str | None = None) -> Prob
     return None if reason is None else f"{option} {name}: {reason}"
 
 
-def model_source(option: str, source: str) -> Problem:
-    """A model source whose layout is known, whose configuration reads and whose weight files are there, readable and
-    whole (weights_file: their headers and ends are read, not their tensors). A setting (an upper-case name: the bot's
-    T2V_MODEL) is shown as NAME=value, an option as `--model value`."""
+def half_precision(name: str | None, device_name: str) -> bool | None:
+    """Whether a load with the dtype `name` on `device_name` is in half precision (None: a dtype or device that is
+    not known, which their own checks name): a diffusers folder's *.fp16.* files are read then."""
+    if name is None:
+        return None if device(" ", device_name) else device_name != "cpu"
+    if name in FP8:
+        return True
+    return None if name not in DTYPES else DTYPES[name] != DTYPES["float32"]
+
+
+def model_source(option: str, source: str, half: bool | None = None) -> Problem:
+    """A model source whose layout is known, whose configuration and t2v_defaults.json read, and whose weight files
+    (those a load in `half` precision reads; None: either) are there, readable, whole (weights_file: their headers and
+    ends are read, not their tensors) and, where their headers list them (safetensors), hold the keys and shapes the
+    networks want (check_keys). A setting (an upper-case name: the bot's T2V_MODEL) is shown as NAME=value, an option
+    as `--model value`."""
     if not source.strip():
         return f"{option} is empty: name a model folder, or {TINY_RANDOM}"
     problem = path_length(source)
     if problem is not None:
-        return f"{option} {source[:40]}…: {problem}"
-    named = f"{option}={source}" if option.isupper() else f"{option} {source}"
+        return _too_long(option, source, problem)
+    named = f"{option}={shown(source)}" if option.isupper() else f"{option} {shown(source)}"
     problem = home_unexpanded(source) or _near_tiny_random(source)
     if problem is not None:
         return f"{named}: {problem}"
     if source != TINY_RANDOM and Path(source).is_file():  # before check_source, which would offer a download into it
         return _a_file(option, named, Path(source))
     try:
-        files = check_source(source)
+        files = check_source(source, half)
+        damaged = [problem for problem in map(weights_file, files) if problem]
+        if not damaged:
+            check_keys(source, half)
     except WeightsError as exc:
         return f"{named}: {exc}"
-    damaged = [problem for problem in map(weights_file, files) if problem]
     return f"{named}: {'; '.join(damaged)}; {_fetch_again(source, len(damaged))}" if damaged else None
 
 
@@ -362,7 +393,7 @@ def lora(option: str, value: str) -> Problem:
         return f"{option} is empty: name a LoRA .safetensors file, or leave {option} out"
     problem = path_length(value)
     if problem is not None:
-        return f"{option} {value[:40]}…: {problem}"
+        return _too_long(option, value, problem)
     problem = home_unexpanded(value)
     if problem is not None:
         return f"{option} {value}: {problem}"

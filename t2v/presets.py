@@ -43,23 +43,23 @@ KNOWN_MODELS: dict[str, tuple[int, int, int]] = {
 ASPECTS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "16:9": (16, 9), "9:16": (9, 16), "4:3": (4, 3), "3:4": (3, 4)}
 
 
-def check_defaults(values: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Validate default width/height/frames (and name); the error names the value, the range and `where`."""
+def check_defaults(values: Mapping[str, Any], where: str, error: type[Exception] = WeightsError) -> dict[str, Any]:
+    """Validate default width/height/frames (and name); the `error` names the value, the range and `where`."""
     unknown = set(values) - {"width", "height", "frames", "name"}
     if unknown:
-        raise WeightsError(f"{where}: unknown keys {sorted(unknown)}; allowed are width, height, frames, name")
+        raise error(f"{where}: unknown keys {sorted(unknown)}; allowed are width, height, frames, name")
     out = {}
     for key, value in values.items():
         if value is None:
             continue
         if key == "name":
             if not isinstance(value, str) or not value.strip():
-                raise WeightsError(f"{where}: name={value!r} must be a non-empty string")
+                raise error(f"{where}: name={value!r} must be a non-empty string")
         else:
             try:
                 check_value(key, value)  # a model's default must be a valid request value
             except InvalidRequest as exc:
-                raise WeightsError(f"{where}: {exc}") from exc
+                raise error(f"{where}: {exc}") from exc
         out[key] = value
     return out
 
@@ -102,11 +102,16 @@ def for_directory(config: ModelConfig, directory: Path, by_name: bool = True) ->
     return replace(config, **values)
 
 
+def check_overrides(width: Any = None, height: Any = None, frames: Any = None) -> dict[str, Any]:
+    """Rule 1's values, those given: InvalidRequest (a caller's bad argument, not a bad model) unless each is a valid
+    request value."""
+    return check_defaults({"width": width, "height": height, "frames": frames}, "model defaults", InvalidRequest)
+
+
 def with_overrides(config: ModelConfig, width: int | None = None, height: int | None = None,
                    frames: int | None = None) -> ModelConfig:
-    """Rule 1: explicit default width/height/frames, validated."""
-    values = check_defaults({"width": width, "height": height, "frames": frames}, "model defaults")
-    return replace(config, **values)
+    """Rule 1: explicit default width/height/frames, validated (check_overrides)."""
+    return replace(config, **check_overrides(width, height, frames))
 
 
 def _round64(value: float) -> int:

@@ -7,6 +7,7 @@ t2v.config.SamplerDefaults, and frames, width and height left at None are the lo
 from __future__ import annotations
 
 import numbers
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,20 @@ SAMPLER_NAMES = ("ddim", "dpmpp-2m")  # the keys of t2v.sampling.SAMPLERS
 _DEFAULTS = SamplerDefaults()
 _OPTIONAL = ("seed", "frames", "width", "height")  # fields whose None has a meaning (see GenerationRequest)
 MODEL_DEFAULTS = ("frames", "width", "height")  # a ModelConfig's fields that fill a request's None
+# Unicode categories that show nothing: controls (U+0001, NUL), format characters (U+FEFF, U+200B) and spaces;
+# open_clip's tokenizer drops most of them, so a prompt of only these would render unconditioned
+INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def empty_prompt(prompt: str, name: str = "prompt") -> str | None:
+    """Why `prompt` gives the text encoder nothing to read (the line names it `name`): nothing, only spaces, or only
+    invisible characters (controls, format characters: the tokenizer drops them); None once any character shows. A
+    negative prompt has no such rule: an empty one, or one the tokenizer reads as empty, is the unconditional one."""
+    if not prompt.strip():
+        return f"{name} is empty: describe the video to generate"
+    if any(unicodedata.category(char) not in INVISIBLE for char in prompt):
+        return None
+    return f"{name} is empty: {prompt!r:.60} holds only invisible characters; describe the video to generate"
 
 
 def check_value(name: str, value: Any, shown: str | None = None) -> Any:
@@ -83,8 +98,9 @@ class GenerationRequest:
         for name in ("prompt", "negative_prompt"):  # a bytes or None prompt would fail deep in the tokenizer
             if not isinstance(getattr(self, name), str):
                 raise InvalidRequest(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
-        if not self.prompt.strip():
-            raise InvalidRequest("prompt is empty: describe the video to generate")
+        problem = empty_prompt(self.prompt)
+        if problem is not None:
+            raise InvalidRequest(problem)
         for name in ("steps", "guidance", "frames", "fps", "width", "height", "seed", "sampler"):
             value = getattr(self, name)
             if value is not None or name not in _OPTIONAL:  # frozen: store NumPy scalars as the plain numbers

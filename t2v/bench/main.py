@@ -23,6 +23,8 @@ def run(args) -> int:
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
+        for name in ("bench.md", "bench.json"):  # --overwrite: the earlier run's both go now, so a run cut short
+            (out / name).unlink(missing_ok=True)  # leaves its own bench.json alone, never beside an old bench.md
     rec = Recorder(out, info)
     started = args.started = time.perf_counter()
     states = random_state_dicts(config, seed=0, device=args.device)

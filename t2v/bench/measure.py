@@ -51,6 +51,7 @@ class Work:
 WORK = {"standard": Work("standard", 1, 16, 256, 256), "batch2": Work("batch2", 2, 16, 256, 256),
         "batch4": Work("batch4", 4, 16, 256, 256), "batch8": Work("batch8", 8, 16, 256, 256),
         "batch16": Work("batch16", 16, 16, 256, 256), "zeroscope": Work("zeroscope", 1, 24, 576, 320)}
+DEFAULT_CONFIGS = ("standard", "batch4", "zeroscope")  # the work sizes unless --configs names others
 # --tiny: CPU smoke-test sizes
 TINY_WORK = {"standard": Work("standard", 1, 4, 64, 64), "batch2": Work("batch2", 2, 4, 64, 64),
              "batch4": Work("batch4", 4, 4, 64, 64), "batch8": Work("batch8", 8, 4, 64, 64),

@@ -49,7 +49,7 @@ def plan(args, device: torch.device) -> list[str]:
         if args.diffusers_compile == "on" or (args.diffusers_compile == "auto" and device.type == "cuda"):
             steps.append("diffusers compiled")
     steps += ["ours eager"] if args.eager else []
-    steps += [f"ours compiled {name}" for name in args.configs if args.fast]
+    steps += [f"ours compiled {name}" for name in args.configs or measure.DEFAULT_CONFIGS if args.fast]
     if device.type == "cuda" and args.profile and args.fast:  # these two and fp32 follow the compiled runs
         steps += ["memory", "profile"]
     if args.fp32_check and args.fast:
@@ -87,7 +87,8 @@ def run_all(args, config, states, device: torch.device, rec) -> None:
     """Every section `plan` selects, in order of importance; each row is saved as soon as it is measured."""
     steps = plan(args, device)
     rec.extra("plan", steps)
-    works = [(measure.TINY_WORK if args.tiny else measure.WORK)[name] for name in args.configs]
+    sizes = measure.TINY_WORK if args.tiny else measure.WORK
+    works = [sizes[name] for name in args.configs or measure.DEFAULT_CONFIGS]
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     noises = {w.name: w.noise(config.unet.in_dim) for w in works}
     pipe = measure.load_ours(config, states, device, dtype)

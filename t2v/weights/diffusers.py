@@ -28,7 +28,7 @@ import torch
 from t2v.config import ModelConfig, SamplerDefaults, TextConfig, UNetConfig, VAEConfig
 from t2v.errors import ArchitectureError, WeightsError
 from t2v.weights import keys
-from t2v.weights.files import WHERE_FROM, read_json, read_safetensors, torch_load
+from t2v.weights.files import WHERE_FROM, read_json, read_safetensors, safetensors_shapes, torch_load
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ FIXED = {
 UNET_BLOCKS = {"CrossAttnDownBlock3D": "CrossAttnUpBlock3D", "DownBlock3D": "UpBlock3D"}
 
 
+AGAIN = "delete it and download it again (`python -m t2v download {root} --repo OWNER/NAME` fetches what is missing)"
 MISSING_CONFIG = ("a diffusers text-to-video directory has unet/, vae/, text_encoder/ and scheduler/ configs; "
                   f"{WHERE_FROM}")
 
@@ -76,10 +77,9 @@ class _Checker:
             self.need(part, cfg, key, key not in cfg or cfg[key] == want, json.dumps(want))
 
     def raise_if_any(self) -> None:
-        if self.problems:
-            lines = "\n  - ".join(self.problems)
+        if self.problems:  # one line, as every error t2v gives
             raise ArchitectureError(f"{self.root} is not a ModelScope text-to-video network that t2v can run "
-                                    f"exactly:\n  - {lines}")
+                                    f"exactly: {'; '.join(self.problems)}")
 
 
 def _is_int(value: Any, low: int = 1) -> bool:
@@ -250,38 +250,49 @@ def weight_files(folder: Path, part: str, prefer_half: bool) -> list[Path]:
                        f"{pickled}[.fp16].bin; {WHERE_FROM}")
 
 
-def _read_file(path: Path, device: str) -> dict[str, torch.Tensor]:
+def _read_file(path: Path, device: str, hint: str) -> dict[str, torch.Tensor]:
     if path.suffix == ".bin":
         state = torch_load(path, trusted_layout=True)  # weights_only=True: plain tensors only
         if not isinstance(state, dict):
             raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict")
         return state
-    return read_safetensors(path, device)
+    return read_safetensors(path, device, hint)
 
 
-def read_component(root: Path, part: str, device: str, prefer_half: bool) -> tuple[dict[str, torch.Tensor], str]:
-    """(diffusers-named state dict, file names) of unet, vae or text_encoder."""
+def read_component(root: Path, part: str, device: str, prefer_half: bool,
+                   headers: bool = False) -> tuple[dict[str, torch.Tensor], str] | None:
+    """(diffusers-named state dict, file names) of unet, vae or text_encoder; with `headers`, meta tensors of the
+    shapes the safetensors headers give (None for a component stored as .bin, whose keys only a load tells)."""
     files = weight_files(root / part, part, prefer_half)
+    if headers and any(path.suffix != ".safetensors" for path in files):
+        return None
+    hint = AGAIN.format(root=root)
     state: dict[str, torch.Tensor] = {}
     for path in files:
-        state.update(_read_file(path, device))
+        state.update(safetensors_shapes(path, hint) if headers else _read_file(path, device, hint))
     if part == "text_encoder":  # buffers older transformers saved, and a projection our encoder does not use
         state = {k: v for k, v in state.items() if not k.endswith(("position_ids", "text_projection.weight"))}
     return state, ", ".join(str(path) for path in files)
 
 
-def read_diffusers(root: Path, device: str = "cpu", prefer_half: bool = False):
-    """(config, our state dicts, file names) from a diffusers directory; default size and length as its configs."""
+def read_diffusers(root: Path, device: str = "cpu", prefer_half: bool = False, headers: bool = False):
+    """(config, our state dicts, file names) from a diffusers directory; default size and length as its configs.
+    With `headers`: meta tensors from the safetensors headers, and only the components stored that way."""
     config = read_config(root)
-    check_tokenizer(root)
+    if not headers:
+        check_tokenizer(root)
     load_device = device if device.startswith("cuda") else "cpu"
     maps = keys.keymaps(config)
     states, sources = {}, {}
     for part in COMPONENTS:
-        theirs, sources[part] = read_component(root, part, load_device, prefer_half)
+        read = read_component(root, part, load_device, prefer_half, headers)
+        if read is None:
+            continue
+        theirs, sources[part] = read
         try:
             states[part] = maps[part].from_diffusers(theirs)
         except KeyError as exc:
-            raise WeightsError(f"{sources[part]} does not fit its config: {exc.args[0]}") from exc
+            raise WeightsError(f"{sources[part]} does not fit its config: {exc.args[0]}; "
+                               f"{AGAIN.format(root=root)}") from exc
     log.info("read diffusers directory %s (%s)", root, config.name)
     return config, states, sources

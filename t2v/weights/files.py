@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from t2v.errors import WeightsError
@@ -24,7 +24,11 @@ from t2v.errors import WeightsError
 log = logging.getLogger(__name__)
 
 OFFICIAL_REPO = "ali-vilab/modelscope-damo-text-to-video-synthesis"
-REPO_ID = r"[\w.-]+/[\w.-]+"  # a Hugging Face repo id: owner/name
+_REPO_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?"  # letters, digits, - _ .; no - or . at either end
+# a Hugging Face repo id, owner/name, by the Hub's own rules (huggingface_hub's validate_repo_id): no "--" or ".."
+# anywhere, no ".git" at the end, a name of 96 characters at most
+REPO_ID = rf"(?!.*(?:--|\.\.))(?!.*\.git$)(?=[^/]*/[^/]{{1,96}}$){_REPO_PART}/{_REPO_PART}"
+REPO_RULES = "letters, digits, - _ . (none of - . at either end of a part, no -- or .., not ending in .git)"
 HUB_OWNERS = ("ali-vilab", "damo-vilab", "cerspense")  # who publishes this architecture's weights on the Hub
 WHERE_FROM = (f"the official files are in the Hugging Face repo {OFFICIAL_REPO} "
               "(download them with `python -m t2v download DIR`)")
@@ -132,6 +136,17 @@ def read_safetensors(path: Path, device: str = "cpu", hint: str = WHERE_FROM) ->
         raise WeightsError(f"{path} could not be read ({exc}); the file is corrupt or truncated — {hint}") from exc
 
 
+def safetensors_shapes(path: Path, hint: str = WHERE_FROM) -> dict[str, torch.Tensor]:
+    """Every tensor a safetensors file holds, as an empty meta tensor of its shape: read from its header alone, so a
+    state dict's keys and shapes can be checked before its gigabytes are read."""
+    check_readable(path, hint)
+    try:
+        with safe_open(str(path), "pt") as file:
+            return {key: torch.empty(file.get_slice(key).get_shape(), device="meta") for key in file.keys()}  # noqa: SIM118 (no __iter__)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} could not be read ({exc}); the file is corrupt or truncated — {hint}") from exc
+
+
 def write_safetensors(state: Mapping[str, torch.Tensor], path: Path, dtype: torch.dtype | None) -> None:
     """Write a state dict (optionally cast floating tensors to `dtype`) as contiguous safetensors, mode 0644."""
     out = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
@@ -157,8 +172,10 @@ def preview_keys(keys: Iterable[str], limit: int = 8) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def check_state_dict(state: Mapping[str, torch.Tensor], module: torch.nn.Module, source: str) -> None:
-    """Raise WeightsError naming missing/extra keys and wrong shapes of `state` against `module`."""
+def check_state_dict(state: Mapping[str, torch.Tensor], module: torch.nn.Module, source: str,
+                     hint: str = WHERE_FROM) -> None:
+    """Raise WeightsError naming missing/extra keys and wrong shapes of `state` against `module`; `hint`: what to do
+    about it (where the right files come from)."""
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     missing, extra = expected.keys() - state.keys(), state.keys() - expected.keys()
     shapes = {k: (tuple(state[k].shape), expected[k]) for k in expected.keys() & state.keys()
@@ -173,7 +190,7 @@ def check_state_dict(state: Mapping[str, torch.Tensor], module: torch.nn.Module,
         problems.append(f"{len(shapes)} wrong shapes ({shown})")
     if problems:
         raise WeightsError(f"{source} does not match the model: {'; '.join(problems)}. "
-                           f"Is it the right file for this model? {WHERE_FROM}")
+                           f"Is it the right file for this model? {hint}")
 
 
 def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> torch.nn.Module:

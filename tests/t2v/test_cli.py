@@ -68,7 +68,11 @@ def test_the_prompt_may_be_given_as_an_option(tmp_path, capsys):
     ([], 'error: no prompt: give it as the first argument, e.g. python -m t2v generate "A panda eating bamboo."'),
     (["a cat", "--prompt", "a dog"], "error: two prompts: 'a cat' and --prompt 'a dog'; give it once, as the first "
                                      "argument or as --prompt"),
-    (["--prompt", "  "], "error: the prompt is empty: describe the video to generate")])
+    (["--prompt", "  "], "error: the prompt is empty: describe the video to generate"),
+    (["\ufeff"], "error: the prompt is empty: '\\ufeff' holds only invisible characters; describe the video to "
+                 "generate"),
+    (["\x01\x02"], "error: the prompt is empty: '\\x01\\x02' holds only invisible characters; describe the video to "
+                   "generate")])
 def test_a_missing_doubled_or_empty_prompt_is_one_line_before_loading(tmp_path, capsys, no_work, args, says):
     assert main(["generate", *args, "-o", str(tmp_path / "x.mp4")]) == 2
     assert capsys.readouterr().err.splitlines() == [says]
@@ -208,7 +212,7 @@ def test_argparse_errors_are_one_line_with_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["generate", "a cat", "--steps", "many"])
     assert exit_.value.code == 2 and capsys.readouterr().err == (
-        "error: argument --steps: 'many' is not a whole number (digits only); write one from 1 to 150\n")
+        "error: argument --steps: 'many' is not a whole number (digits 0-9 only); write one from 1 to 150\n")
 
 
 def test_convert_writes_files_everyone_may_read(tmp_path):
@@ -407,7 +411,8 @@ def test_version_and_a_repo_that_is_no_repo_id(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["download", "weights", "--repo", "not a repo"])
     assert exit_.value.code == 2 and capsys.readouterr().err == (
-        "error: argument --repo: 'not a repo' is not a Hugging Face repo id; write it as owner/name, e.g. "
+        "error: argument --repo: 'not a repo' is not a Hugging Face repo id; write it as owner/name in letters, "
+        "digits, - _ . (none of - . at either end of a part, no -- or .., not ending in .git), e.g. "
         "ali-vilab/modelscope-damo-text-to-video-synthesis\n")
 
 

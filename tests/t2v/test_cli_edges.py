@@ -172,10 +172,11 @@ def test_a_gpu_out_of_memory_is_one_line_saying_what_to_ask_for_instead(tmp_path
 
 
 @pytest.mark.parametrize(("option", "value", "line"), [
-    ("--steps", "1e3", "error: argument --steps: '1e3' is not a whole number (digits only); write one from 1 to 150"),
-    ("--seed", "-1e5", "error: argument --seed: '-1e5' is not a whole number (digits only); write one from 0 to "
+    ("--steps", "1e3", "error: argument --steps: '1e3' is not a whole number (digits 0-9 only); write one from 1 to "
+                       "150"),
+    ("--seed", "-1e5", "error: argument --seed: '-1e5' is not a whole number (digits 0-9 only); write one from 0 to "
                        "9223372036854775807"),
-    ("--width", "64.0", "error: argument --width: '64.0' is not a whole number (digits only); write one from 64 to "
+    ("--width", "64.0", "error: argument --width: '64.0' is not a whole number (digits 0-9 only); write one from 64 to "
                         "1024"),
     ("--guidance", "abc", "error: argument --guidance: 'abc' is not a number; write one from 1.0 to 30.0"),
 ])

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from t2v import ArchitectureError, GenerationRequest, WeightsError, convert, load_pipeline
+from t2v import ArchitectureError, GenerationRequest, InvalidRequest, WeightsError, convert, load_pipeline
 from t2v.loader import detect_layout
 from t2v.weights.diffusers import CONFIG_FILES, check_tokenizer, read_config, weight_files
 from tests.t2v.diffusers_dirs import edit_config
@@ -62,8 +62,8 @@ def test_default_size_comes_from_the_model_and_zeroscope_is_recognised_by_name(o
 def test_explicit_defaults_beat_the_directory(diffusers_576):
     pipe = load_pipeline(diffusers_576[1], width=448, height=256, frames=30)
     assert (pipe.config.width, pipe.config.height, pipe.config.frames) == (448, 256, 30)
-    with pytest.raises(WeightsError, match=r"width=500 must be a multiple of 64"):
-        load_pipeline(diffusers_576[1], width=500)
+    with pytest.raises(InvalidRequest, match=r"width=500 must be a multiple of 64"):  # the caller's value, no
+        load_pipeline(diffusers_576[1], width=500)  # WeightsError: the model is fine
 
 
 def test_convert_writes_an_export_that_keeps_the_defaults_and_the_output(diffusers_576, ours_576, tmp_path):
@@ -152,8 +152,11 @@ def test_every_mismatch_is_named_at_once(configs_only):
     edit_config(configs_only, CONFIG_FILES["scheduler"], prediction_type="sample")
     with pytest.raises(ArchitectureError) as err:
         read_config(configs_only)
-    lines = [line for line in str(err.value).splitlines() if line.startswith("  - ")]
-    assert len(lines) == 3 and "norm_eps = 1e-06, expected 1e-05" in lines[0]
+    said = str(err.value)  # was one line per field, "…exactly:\n  - unet/config.json: …"
+    assert "\n" not in said and said.startswith(
+        f"{configs_only} is not a ModelScope text-to-video network that t2v can run exactly: unet/config.json: "
+        "norm_eps = 1e-06, expected 1e-05; ")
+    assert said.count("; ") == 2 and "scheduler/scheduler_config.json: prediction_type = \"sample\"" in said
 
 
 def test_a_missing_config_is_named(configs_only):

@@ -189,3 +189,20 @@ def test_a_dtype_the_networks_cannot_compute_in_is_refused_before_any_file_is_re
     with pytest.raises(InvalidRequest, match=r"fp8 is a precision to compute in, not to store"):
         convert(missing, tmp_path / "out", dtype="fp8")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("args", "kwargs", "message"), [
+    (("tiny-random",), {"width": 100}, "model defaults: width=100 must be a multiple of 64 (64, 128, …, 1024)"),
+    (("tiny-random",), {"frames": 0}, "model defaults: frames=0 is outside the allowed range 1–64"),
+    (("tiny-random",), {"width": "64"}, "model defaults: width='64' must be an integer, got str"),
+    (("",), {}, "source '' is empty: name a model folder, or 'tiny-random'"),
+    ((None,), {}, "source must be a model folder's path (str or Path) or 'tiny-random', got NoneType None"),
+])
+def test_a_bad_argument_to_load_pipeline_is_the_callers_invalid_request(monkeypatch, args, kwargs, message):
+    # were a WeightsError (the model is fine), the current folder loaded, and a raw TypeError
+    import t2v.loader
+
+    monkeypatch.setattr(t2v.loader, "read_source", lambda *a, **k: pytest.fail("files were read first"))
+    with pytest.raises(InvalidRequest) as err:
+        load_pipeline(*args, **kwargs)
+    assert str(err.value) == message and not isinstance(err.value, WeightsError)

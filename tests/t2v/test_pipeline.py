@@ -1,5 +1,7 @@
 """The public generate() contract: validation, progress, cancellation, supplied latents, samplers."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -41,6 +43,23 @@ def test_bad_requests_name_the_value_and_the_range(field, value, pattern):
 def test_a_prompt_of_another_type_is_refused_by_its_type_not_as_empty(fields, message):
     with pytest.raises(InvalidRequest, match=message):
         GenerationRequest(**fields)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"prompt": "\ufeff"}, "prompt is empty: '\\ufeff' holds only invisible characters; describe the video to "
+                           "generate"),
+    ({"prompt": "\x01\x02"}, "prompt is empty: '\\x01\\x02' holds only invisible characters; describe the video"),
+    ({"prompt": " \x00 "}, "prompt is empty: ' \\x00 ' holds only invisible characters; describe the video"),
+])
+def test_a_prompt_the_tokenizer_would_read_as_nothing_is_refused(fields, message):
+    # was accepted, and rendered an unconditioned video: open_clip's tokenizer drops these characters
+    with pytest.raises(InvalidRequest, match=re.escape(message)):
+        GenerationRequest(**fields)
+
+
+def test_a_prompt_with_one_visible_character_among_invisible_ones_is_kept_and_a_negative_may_be_blank():
+    request = GenerationRequest("\ufeffa cat\x00", negative_prompt="\x00")  # the negative: read as none, as ""
+    assert (request.prompt, request.negative_prompt) == ("\ufeffa cat\x00", "\x00")
 
 
 def test_numpy_scalars_are_the_numbers_they_hold():
