@@ -157,7 +157,7 @@ def _path(value: str) -> Path:
     problem = preflight.path_length(value)
     if problem is not None:
         raise argparse.ArgumentTypeError(problem)
-    problem = preflight.home_unexpanded(value)
+    problem = preflight.home_unexpanded(value) or preflight.unreachable(value)
     if problem is not None:
         raise argparse.ArgumentTypeError(f"{value}: {problem}")
     return Path(value)

@@ -112,6 +112,32 @@ def home_unexpanded(value: str) -> Problem:
             f"quotes); write {os.path.expanduser(value)}")
 
 
+def unreachable(value: str | Path) -> Problem:
+    """Why a path cannot be looked at: a folder above it this process may not enter (another user's 0700 home), where
+    Python 3.11's exists() and is_dir() raise instead of answering; None when it can be."""
+    path = Path(value).absolute()
+    try:
+        path.lstat()
+    except PermissionError:
+        folder = next((above for above in path.parents if _visible(above)), path.anchor)
+        return (f"permission denied: user {current_user()} may not enter {folder}; let that user in (chown, or chmod "
+                f"o+x {folder}) or name a path elsewhere")
+    except OSError:  # not there (yet), or a name too long: the other checks say so
+        return None
+    return None
+
+
+def _visible(path: Path) -> bool:
+    """Whether this process may look at `path` itself (stat it)."""
+    try:
+        path.lstat()
+    except PermissionError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def shown(value: str | Path) -> str:
     """A value as a line names it: quoted when empty or padded with spaces, which would not show."""
     value = str(value)
@@ -394,7 +420,7 @@ def lora(option: str, value: str) -> Problem:
     problem = path_length(value)
     if problem is not None:
         return _too_long(option, value, problem)
-    problem = home_unexpanded(value)
+    problem = home_unexpanded(value) or unreachable(value.rpartition(":")[0] or value)
     if problem is not None:
         return f"{option} {value}: {problem}"
     try:

@@ -150,3 +150,24 @@ def test_a_folder_to_write_under_one_the_user_may_not_enter_is_that_folder_denie
     assert existing == home and isinstance(error, PermissionError)
     said = preflight.output_folder("--out", home / "videos")
     assert said is not None and said.startswith(f"--out {home / 'videos'}: cannot write into {home} as user ")
+
+
+@pytest.mark.parametrize("option", ["-o", "--lora"])
+def test_a_file_under_a_folder_the_user_may_not_enter_is_one_line_naming_that_folder(option, tmp_path, monkeypatch,
+                                                                                      capsys, no_work):
+    from t2v.cli import main
+    from t2v.errors import current_user
+    from tests.permissions import lock_out
+
+    home = lock_out(monkeypatch, tmp_path / "alice")
+    output = tmp_path / "x.mp4" if option == "--lora" else home / "videos" / "x.mp4"
+    extra = ["--lora", f"{home / 'styles' / 'clay.safetensors'}:0.8"] if option == "--lora" else []
+
+    try:  # an option's type check (-o) ends in argparse's exit, the option checks (--lora) in main's status
+        status = main(["generate", "a cat", "--model", "tiny-random", "-o", str(output), *extra])
+    except SystemExit as exit:
+        status = exit.code
+    [line] = capsys.readouterr().err.splitlines()
+    assert status == 2 and option in line.split(": ")[1] and line.endswith(
+        f": permission denied: user {current_user()} may not enter {home}; let that user in (chown, or chmod o+x "
+        f"{home}) or name a path elsewhere")
