@@ -169,7 +169,8 @@ def _home_guild_id(value: str | None) -> int | None:
 
 def _check_url(url: str) -> None:
     """A DATABASE_URL the command can use: readable, its driver there, and for SQLite a file that is there (a wrong
-    working directory would otherwise make an empty database and migrate that) and that this user may use."""
+    working directory would otherwise make an empty database and migrate that) and that this user may read and write
+    (`current` too: every connection sets SQLite's WAL journal, as the bot's do, which writes beside the file)."""
     database = urls.parse(url)
     if database.backend == "sqlite" and database.sqlite_file is None:
         raise UsageError(f"DATABASE_URL={url} keeps the database in memory: there is nothing to migrate")

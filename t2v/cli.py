@@ -432,9 +432,11 @@ def _preset_named(destination: Path) -> str | None:
 
 def _elsewhere(source: str, destination: Path) -> str | None:
     """convert's destination is not its source: the export would overwrite files it is reading."""
-    if source != TINY_RANDOM and Path(source).exists() and Path(source).resolve() == destination.resolve():
-        return f"destination {destination}: is the source; name another folder for the export"
-    return None
+    try:
+        same = source != TINY_RANDOM and Path(source).exists() and Path(source).resolve() == destination.resolve()
+    except OSError:  # a folder this user may not enter: the source's own check says so
+        return None
+    return f"destination {destination}: is the source; name another folder for the export" if same else None
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -488,12 +490,12 @@ def _source_named(option: str, source: str) -> Iterator[None]:
         yield
     except WeightsError as exc:
         raise type(exc)(f"{option} {preflight.shown(source)}: {exc}") from exc
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is one
         said = out_of_memory(exc)
         if said is None:
             raise
-        raise WeightsError(f"{option} {preflight.shown(source)}: the machine ran out of memory loading it ({said}); "
-                           "free some memory, or load it on a GPU with --device cuda") from exc
+        raise MemoryError(f"{option} {preflight.shown(source)}: the {'GPU' if 'CUDA' in said else 'machine'} ran out "
+                          f"of memory loading it ({said}); free some memory, or use a machine with more") from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -547,7 +549,8 @@ def _outcome(args: argparse.Namespace) -> int:
     is one line on stderr too."""
     try:
         return run(args)
-    except (WriteError, NonFiniteOutput, DownloadError) as exc:  # no bad value: the disk, numbers or Hub gave out
+    except (WriteError, NonFiniteOutput, DownloadError, MemoryError) as exc:  # no bad value: the disk, numbers, Hub
+        # or memory gave out
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (T2VError, ValueError) as exc:

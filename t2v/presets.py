@@ -70,9 +70,12 @@ def read_defaults_file(directory: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))  # a byte-order mark is fine
     except PermissionError as exc:
         raise WeightsError.permission_denied(path) from exc
+    except UnicodeDecodeError as exc:
+        raise WeightsError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#x} at offset {exc.start}); save "
+                           "it as UTF-8 JSON") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise WeightsError(f"{path} is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):

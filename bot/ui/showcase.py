@@ -206,10 +206,26 @@ class Showcase:
                 log.warning("could not read showcase channel %d to find posts deleted while the bot was away (%s %s); "
                             "the next start looks again", channel_id, error.status, error.text)
                 continue
-            gone = [message_id for message_id in message_ids if message_id not in seen]
+            gone = await self._confirmed_gone(channel, [message for message in message_ids if message not in seen])
             if gone:
                 log.info("%d showcase posts of channel %d were deleted while the bot was away", len(gone), channel_id)
                 await self.forget(channel_id, gone)
+
+    async def _confirmed_gone(self, channel: discord.PartialMessageable, missing: list[int]) -> list[int]:
+        """Of the posts a channel's history did not list, those Discord says are deleted (404), each looked at alone:
+        a bot that may see the channel but not read its history gets an empty history, not an error, and that must
+        not forget every post. At the first post Discord will not show (403), the rest are left as they are."""
+        gone = []
+        for message_id in missing:
+            try:
+                await channel.get_partial_message(message_id).fetch()
+            except discord.NotFound:
+                gone.append(message_id)
+            except discord.HTTPException as error:
+                log.warning("could not look at showcase post %d in channel %d (%s %s): the bot may not read its "
+                            "history; its posts stay on record", message_id, channel.id, error.status, error.text)
+                break
+        return gone
 
     async def repost(self, job_id: int, guild_id: int) -> str | None:
         """Post again the server's approved entry of the job when it has no post standing (`unposted`): what to tell

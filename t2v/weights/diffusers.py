@@ -291,8 +291,8 @@ def read_diffusers(root: Path, device: str = "cpu", prefer_half: bool = False, h
         theirs, sources[part] = read
         try:
             states[part] = maps[part].from_diffusers(theirs)
-        except KeyError as exc:
-            raise WeightsError(f"{sources[part]} does not fit its config: {exc.args[0]}; "
+        except (KeyError, RuntimeError, ValueError) as exc:  # a key missing; tensors that do not join or reshape
+            raise WeightsError(f"{sources[part]} does not fit its config: {exc.args[0] if exc.args else exc}; "
                                f"{AGAIN.format(root=root)}") from exc
     log.info("read diffusers directory %s (%s)", root, config.name)
     return config, states, sources

@@ -200,6 +200,8 @@ class MessageRoutes:
         `before`, or the `limit` oldest after `after`."""
         fake, query = self.fake, request.query
         channel = fake.channels[self._channel(request)]
+        if channel.id in fake.history_denied:
+            return json_response([])
         limit = int(query.get("limit", 50))
         if not 1 <= limit <= 100:
             raise ApiError(400, 50035, "Invalid Form Body: limit")
@@ -213,7 +215,10 @@ class MessageRoutes:
         return json_response([fake.message_json(message) for message in reversed(shown)])
 
     async def get_channel_message(self, request: web.Request) -> web.Response:
-        return json_response(self.fake.message_json(self._channel_message(request)))
+        message = self._channel_message(request)
+        if message.channel_id in self.fake.history_denied:
+            raise ApiError(403, 50013, "Missing Permissions")
+        return json_response(self.fake.message_json(message))
 
     async def edit_channel_message(self, request: web.Request) -> web.Response:
         message, rec = self._channel_message(request), request[RECORD]

@@ -67,6 +67,7 @@ class FakeDiscord:
         self.guilds: list[FakeGuild] = []
         self.channels: dict[int, FakeChannel] = {}
         self.hidden: set[int] = set()  # channels the bot lost View Channel in (`hide_channel`): 403 (50001) there
+        self.history_denied: set[int] = set()  # channels the bot may not read the history of (`deny_history`)
         self.left: list[FakeGuild] = []  # guilds the bot left (DELETE /users/@me/guilds/{id}), in order
         self.guild = self.add_guild(guild_name, channels=[channel_name], moderator_role=moderator_role)
         self.channel = self.guild.channels[0]
@@ -215,6 +216,11 @@ class FakeDiscord:
         """The bot loses View Channel in a channel (a permission overwrite): its message routes there answer 403
         (50001 Missing Access). Discord tells the bot no more than that."""
         self.hidden.add(channel.id)
+
+    def deny_history(self, channel: FakeChannel) -> None:
+        """The bot sees a channel but loses Read Message History there: as Discord answers, the channel's history is
+        an empty list (200, no error) and a message of it 403 (50013 Missing Permissions)."""
+        self.history_denied.add(channel.id)
 
     def add_role(self, name: str, permissions: int = 0, *, guild: FakeGuild | None = None) -> FakeRole:
         guild = guild or self.guild

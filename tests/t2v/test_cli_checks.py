@@ -236,3 +236,38 @@ def test_bench_overwrite_cut_short_leaves_no_results_of_the_earlier_run(tmp_path
                  "--overwrite"]) == 130
     assert not (out / "bench.md").exists()  # was the old table beside the new run's bench.json
     assert "earlier" not in (out / "bench.json").read_text()
+
+
+def test_a_t2v_defaults_json_that_is_not_utf8_is_one_line(tmp_path, capsys, no_work):
+    folder = modelscope_folder(tmp_path / "model")
+    (folder / "t2v_defaults.json").write_bytes('{"width": 256}'.encode("utf-16"))  # Notepad's "Unicode"
+    lines = refused(["generate", "a cat", "--model", str(folder), "-o", str(tmp_path / "x.mp4")], capsys)
+    assert lines == [f"error: --model {folder}: {folder / 't2v_defaults.json'} is not UTF-8 text (byte 0xff at offset "
+                     "0); save it as UTF-8 JSON"]
+
+
+def test_running_out_of_memory_while_loading_is_one_line_and_status_1(tmp_path, monkeypatch, capsys):
+    def too_big(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 7000000000 bytes.")
+
+    monkeypatch.setattr(t2v.cli, "load_pipeline", too_big)
+    assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--steps", "1"]) == 1
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")] == [
+        "error: --model tiny-random: the machine ran out of memory loading it (tried to allocate 7.0 GB more); free "
+        "some memory, or use a machine with more"]
+
+
+def test_convert_from_a_folder_the_user_may_not_enter_is_one_line(tmp_path, monkeypatch, capsys, no_work):
+    from tests.permissions import lock_out
+
+    home = lock_out(monkeypatch, tmp_path / "alice")
+    lines = refused(["convert", str(home / "models" / "ms"), str(tmp_path / "out")], capsys)
+    assert len(lines) == 1 and lines[0].startswith(f"error: source {home / 'models' / 'ms'}: permission denied")
+
+
+def test_a_diffusers_attention_weight_that_cannot_join_its_neighbours_is_one_line(diffusers_copy, capsys):
+    encoder = next((diffusers_copy / "text_encoder").glob("*.safetensors"))  # q, k and v join into OpenCLIP's in_proj
+    key = next(name for name in load_file(encoder) if name.endswith("k_proj.weight"))
+    edit_safetensors(encoder, lambda state: state.update({key: state[key][:, :-1].contiguous()}))
+    said = preflight.model_source("--model", str(diffusers_copy), half=False)
+    assert said.startswith(f"--model {diffusers_copy}: {encoder} does not fit its config") and "\n" not in said

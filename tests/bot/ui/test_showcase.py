@@ -378,6 +378,19 @@ async def test_posts_deleted_while_the_bot_was_away_are_forgotten_at_the_next_st
     assert len(reads) == 2  # read up to the newest post, not the chatter after it
 
 
+async def test_a_channel_whose_history_the_bot_may_not_read_keeps_its_posts_on_record(stacks: Stacks,
+                                                                                       showcase_channel):
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        await approved(stack, showcase_channel)
+    stacks.fake.deny_history(showcase_channel)  # Discord then lists no message, without an error
+
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        await stack.bot.post_check
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert entry.message_id is not None
+
+
 async def test_a_showcase_channel_deleted_while_the_bot_was_away_forgets_its_posts_and_a_hidden_one_keeps_them(
         stacks: Stacks, showcase_channel):
     hidden = stacks.fake.add_channel("hidden showcase")
