@@ -2,11 +2,11 @@
 
 `check_environment`: what the settings name must be there and usable — the GPUs of T2V_DEVICE, the weights of
 T2V_MODEL and UPSCALE_MODEL (every file there and whole), the STYLES_FILE and its LoRA files (bot.gpu.styles), a
-MEDIA_DIR, a SQLite database (storage.sqlite_file checks its file) and (where this host compiles) a T2V_COMPILE_CACHE this user
-may write, and the database's driver. Each problem is one line of a SettingsError (exit status 2), found before the
-database is created or a model loaded; with settings that were wrong, the checks that read them are skipped and the
-others run (every problem in one run) — all but the database driver's, which imports SQLAlchemy and so runs only once
-every setting was read right (a start that stops at its settings loads nothing heavy).
+MEDIA_DIR, a SQLite database (storage.sqlite_file checks its file) and (where this host compiles) a T2V_COMPILE_CACHE
+this user may write, and the database's driver. Each problem is one line of a SettingsError (exit status 2), found
+before the database is created or a model loaded; with settings that were wrong, the checks that read them are skipped
+and the others run (every problem in one run) — all but the database driver's, which imports SQLAlchemy and so runs
+only once every setting was read right (a start that stops at its settings loads nothing heavy).
 
 `Retry` and `Stop`: what is outside the bot's control (the database at container start, Discord during an outage) is
 tried again with backoff for STARTUP_RETRY_S, then given up on as one Unreachable line (exit status 1, for the
