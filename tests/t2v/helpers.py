@@ -45,3 +45,16 @@ def modelscope_folder(root: Path) -> Path:
     for name in DEFAULT_FILES.values():
         torch.save({"weight": torch.zeros(1000)}, root / name)
     return root
+
+
+def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The lines on stderr of a `python -m t2v` command that must be refused with exit status 2 (by argparse or by the
+    checks)."""
+    from t2v.cli import main  # lazily: the CLI loads torch's heavier parts
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    return capsys.readouterr().err.splitlines()

@@ -15,17 +15,7 @@ from safetensors.torch import load_file, save_file
 import t2v.cli
 from t2v import preflight
 from t2v.cli import main
-from tests.t2v.helpers import modelscope_folder
-
-
-def refused(argv: list[str], capsys) -> list[str]:
-    """The lines on stderr of a command refused with exit status 2 (by argparse or by the checks)."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    assert code == 2
-    return capsys.readouterr().err.splitlines()
+from tests.t2v.helpers import modelscope_folder, refused
 
 
 @pytest.fixture

@@ -10,17 +10,7 @@ import pytest
 import t2v.cli
 import t2v.preflight
 from t2v.cli import main
-
-
-def refused(argv: list[str], capsys) -> list[str]:
-    """The lines on stderr of a command that must be refused with exit status 2 (by argparse or by the checks)."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    assert code == 2
-    return capsys.readouterr().err.splitlines()
-
+from tests.t2v.helpers import refused
 
 TILDE = "the ~ is not expanded here (a shell expands it only at the start of a word, not after = or inside quotes)"
 
