@@ -34,15 +34,17 @@ from bot.moderation.servers import above_cap
 from bot.moderation.styles import ServerStyles
 from storage import JobRecord, Repository
 from t2v.config import PICKED_SEEDS
+from t2v.request import empty_prompt
 
 log = logging.getLogger(__name__)
 
 
 
 def blank(prompt: str) -> bool:
-    """True for a prompt of nothing but spaces, which t2v makes no request of (GenerationRequest refuses it): the
-    command refuses it with `Admission.refuse_blank` before it builds the spec."""
-    return not prompt.strip()
+    """True for a prompt t2v makes no request of (GenerationRequest refuses it: nothing but spaces and invisible
+    characters, t2v.request.empty_prompt): the command refuses it with `Admission.refuse_blank` before it builds the
+    spec."""
+    return empty_prompt(prompt) is not None
 
 
 def _storable(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from bot.errors import NothingToCancel, Refused, SettingsError, StyleGone
 from bot.gpu.executor import GPUExecutor
 from bot.gpu.models import ASPECTS, Models
 from bot.gpu.source import WARM_UP_PROMPT
+from bot.jobs.admission import blank
 from bot.jobs.encoder import Encoder
 from bot.jobs.events import Submitted
 from bot.jobs.queue import FairQueue
@@ -93,7 +94,7 @@ async def test_places_lists_the_queued_jobs_in_service_order_with_their_etas(mak
 @pytest.mark.parametrize(
     ("prompt", "reason", "logged", "says"),
     [
-        ("\u200b \u2060", "empty", "empty", "empty"),  # blank to the gate (t2v's request refuses "   " itself)
+        ("\u200b \u2060", "empty", "empty", "empty"),  # no spec is made of it: the command asks refuse_blank
         ("A cat. " * 80, "too_long", "too_long", "the limit is 500"),
         ("Un chat noir qui dort sur un canapé rouge près de la fenêtre", "not_english", "not_english", "English"),
         ("A knight in a castle hall, covered in blood", "denylist", "denylist:violence", "violent or graphic"),
@@ -101,7 +102,12 @@ async def test_places_lists_the_queued_jobs_in_service_order_with_their_etas(mak
 )
 async def test_refused_prompts_are_logged_and_never_run(make_service, prompt, reason, logged, says):
     h = await make_service()
-    refused = await h.refused(prompt=prompt)
+    if blank(prompt):  # t2v makes no request of it, so the command refuses it before it builds the spec
+        with pytest.raises(Refused) as caught:
+            await h.service.refuse_blank(requester(1), prompt, private=False)
+        refused = caught.value
+    else:
+        refused = await h.refused(prompt=prompt)
     assert refused.reason == reason and says in refused.message
     assert "covered in blood" not in refused.message  # the category is named, never the entry
     job = await h.repo.get_job(refused.job_id)
