@@ -173,10 +173,10 @@ class ShowcaseRepository(Transactional):
         now = now or self._clock()
 
         async def work(session: AsyncSession) -> tuple[bool, int]:
-            entry = await self._entry(session, ShowcaseEntry.id == entry_id)
-            if entry is None or entry.state != ShowcaseState.APPROVED or entry.job_deleted:
-                raise ShowcaseError("not_shown", "This video is no longer in the showcase.")
             if await self._first(session, _entries().where(ShowcaseEntry.id == entry_id, *_shown(now))) is None:
+                entry = await self._entry(session, ShowcaseEntry.id == entry_id)  # why not: the rare case asks again
+                if entry is None or entry.state != ShowcaseState.APPROVED or entry.job_deleted:
+                    raise ShowcaseError("not_shown", "This video is no longer in the showcase.")
                 raise ShowcaseError("hidden", "This video is hidden from the showcase for now, so it takes no votes.")
             mine = (ShowcaseVote.entry_id == entry_id, ShowcaseVote.user_id == user_id)
             removed = (await session.execute(delete(ShowcaseVote).where(*mine))).rowcount  # type: ignore[attr-defined]
