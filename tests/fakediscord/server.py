@@ -492,6 +492,10 @@ class FakeDiscord:
         """The next `times` matching requests get 429 + Retry-After (discord.py sleeps retry_after and retries)."""
         self.faults.add(Fault(pattern, 429, 0, "You are being rate limited.", times, retry_after, is_global))
 
+    def forget_faults(self) -> None:
+        """Drop the injected errors and 429s no request has met yet (say, those meant for a process killed since)."""
+        self.faults.faults.clear()
+
     def set_rate_limit(self, pattern: str, requests: int, per: float) -> None:
         """Bucket size for matching routes (default 50 per 1 s); excess requests get a 429."""
         self.faults.limits.insert(0, (pattern, requests, per))
