@@ -261,7 +261,9 @@ async def test_a_styled_job_queued_at_a_kill_renders_in_its_style_after_the_rest
     await held_at_progress(running)
     queued = await fake.slash("video", {"prompt": "a blue whale swimming", "style": "claymation", **SIZE}, user=bob)
     await edited(queued, "Queued")
+    hold_next_edit(queued)  # taken before the kill, it stays running, to be rendered (styled) by the next process
     await first.kill()
+    fake.forget_faults()
 
     second = await children(styles_file=styles)
     result = await queued.wait_followup(has_video, RENDER_S)
