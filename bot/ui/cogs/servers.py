@@ -3,7 +3,7 @@ when it starts and when someone invites it — unless at start the list names no
 leaves none and says so; empty, it stays in every server it is invited to. Removed from a server, it cancels that
 server's jobs. Once every server has arrived after the start, each of MOD_ROLE_ID, SHOWCASE_CHANNEL_ID and
 GALLERY_FRONT_PAGE (a server id) that names nothing in them is one warning line (a typo'd id otherwise fails
-silently)."""
+silently); a bot started in no server yet (set up before its first invite) checks them when it first joins one."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ class ServersCog(commands.Cog, name="Servers"):
         self.allowed = frozenset(settings.allowed_guild_ids)
         self.settings = settings
         self.service = service
-        self._ids_checked = False  # the id settings are checked once a start, when every server has arrived
+        self._ids_checked = False  # the id settings are checked once a start, when every server has arrived (or,
+        # started in none, when it joins its first)
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
@@ -62,7 +63,8 @@ class ServersCog(commands.Cog, name="Servers"):
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
         log.info("invited to server %s (%d)", guild.name, guild.id)
-        await self._stay_or_leave(guild, "when invited")
+        if await self._stay_or_leave(guild, "when invited"):
+            self._check_ids()
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
@@ -72,15 +74,16 @@ class ServersCog(commands.Cog, name="Servers"):
         log.info("removed from server %s (%d): cancelled %d queued and %d running jobs of it", guild.name, guild.id,
                  queued, running)
 
-    async def _stay_or_leave(self, guild: discord.Guild, when: str) -> None:
-        """Leave a server that is not on the allowlist."""
+    async def _stay_or_leave(self, guild: discord.Guild, when: str) -> bool:
+        """Leave a server that is not on the allowlist; whether the bot stays."""
         if not self.allowed or guild.id in self.allowed:
-            return
+            return True
         log.warning("leaving server %s (%d) %s: it is not in ALLOWED_GUILD_IDS", guild.name, guild.id, when)
         try:
             await guild.leave()
         except discord.HTTPException:
             log.exception("could not leave server %s (%d), which is not in ALLOWED_GUILD_IDS", guild.name, guild.id)
+        return False
 
 
 def unknown_ids(settings: Settings, guilds: list[discord.Guild]) -> list[str]:

@@ -154,3 +154,25 @@ async def test_ids_are_checked_once_every_server_has_arrived_not_while_one_is_st
             await fake.wait_for(lambda: warned, what="the warning")
 
     assert [line.split(" is ")[0] for line in warned] == [f"SHOWCASE_CHANNEL_ID={typo}"]  # the role is found in it
+
+
+async def test_a_bot_started_in_no_server_checks_the_ids_when_it_joins_its_first(stacks: Stacks, caplog):
+    """Set up before its first invite (the README's order: settings, then the invite link), the bot has no server to
+    check the ids against at start; a typo'd id is named when it joins one, not never."""
+    fake = stacks.fake
+    fake.leave(fake.guild.id)
+    with warnings_of_servers(fake, caplog) as warned:
+        async with stacks.run(mod_role_id=12345678901234567, showcase_channel_id=fake.channel.id) as stack:
+            assert list(stack.bot.guilds) == [] and warned == []
+            first = await fake.invite("First server", moderator_role="Mods")
+            await fake.wait_for(lambda: warned, what="the warning")
+            await fake.invite("Second server")  # once a start: no second warning
+
+    assert warned == [
+        f"MOD_ROLE_ID=12345678901234567 is no role of the servers the bot is in (First server ({first.id})): only "
+        "members with Manage Server are moderators; set it to the moderators' role (Server Settings → Roles → "
+        "right-click the role → Copy Role ID), or leave it empty",
+        f"SHOWCASE_CHANNEL_ID={fake.channel.id} is no channel of the servers the bot is in (First server "
+        f"({first.id})): no approved video is posted there; set it to the channel's id (right-click the channel → "
+        "Copy Channel ID), or leave it empty and let each server's moderators pick one with /videomod showcase "
+        "channel"]
