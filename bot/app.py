@@ -4,9 +4,7 @@ the GPU executor, the video service, the Discord client and the web sites — an
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -58,12 +56,8 @@ async def run(settings: Settings) -> int:
     """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed; the
     exit status: 0, or 1 when it stopped because a GPU worker was stuck (its supervisor restarts it). A SIGTERM or
     SIGINT at any moment stops it cleanly (0). Raises Unreachable when the database or Discord cannot be reached
-    within STARTUP_RETRY_S, SettingsError when either refuses what the settings give it, another bot holds the
-    database (storage.held_alone), or, before any work, the gallery or /healthz cannot listen where they are told
-    (listen_problems)."""
-    problems = listen_problems(settings)  # before any work: no database made, no model loaded
-    if problems:
-        raise SettingsError(problems)
+    within STARTUP_RETRY_S, SettingsError when either refuses what the settings give it or another bot holds the
+    database (storage.held_alone). Where the gallery and /healthz listen was checked before (bot.startup)."""
     stop = Stop().install()
     engine = create_engine(settings.database_url)
     try:
@@ -227,60 +221,10 @@ def point_at_discord(settings: Settings) -> None:
         log.warning("Discord gateway at %s (DISCORD_GATEWAY_URL)", settings.discord_gateway_url)
 
 
-def listen_problems(settings: Settings) -> list[str]:
-    """One line for each enabled site (the gallery, /healthz) whose host this host cannot listen on: a name that does
-    not resolve, an address that is not this host's, a port this user may not open. A port in use is left to
-    start_sites, which logs it and runs on: another process may be about to free it (the old container stopping)."""
-    wanted = [("GALLERY", settings.gallery_host, settings.gallery_port)] if settings.gallery_enabled else []
-    if settings.health_enabled:
-        wanted.append(("HEALTH", settings.health_host, settings.health_port))
-    return [problem for problem in (listen_problem(*site) for site in wanted) if problem]
-
-
-def listen_problem(setting: str, host: str, port: int) -> str | None:
-    """Bind each address `host` resolves to, as asyncio's create_server will, and close it at once; the problem as one
-    line naming SETTING_HOST or SETTING_PORT. A port in use is no problem here (listen_problems says why)."""
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as error:
-        return f"{setting}_HOST={host}: no address has that name ({error.strerror}); {_listen_instead(setting)}"
-    for family, kind, protocol, _, address in addresses:
-        try:
-            sock = socket.socket(family, kind, protocol)
-        except OSError:  # a family this host lacks: asyncio skips it too
-            continue
-        with sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's: a TIME_WAIT is no problem
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind(address)
-            except OSError as error:
-                if error.errno != errno.EADDRINUSE:
-                    return _bind_problem(setting, host, port, address[0], error)
-    return None
-
-
-def _bind_problem(setting: str, host: str, port: int, address: str, error: OSError) -> str:
-    """What a failed bind of `address` (one that `host` resolves to) means to the operator, in one line."""
-    if error.errno == errno.EACCES:
-        return (f"{setting}_PORT={port}: permission denied to listen on {host}:{port} (ports below 1024 need root or "
-                f"CAP_NET_BIND_SERVICE); set {setting}_PORT to a port above 1023, or {setting}_ENABLED=0")
-    named = f"{setting}_HOST={host}" + ("" if address == host else f" ({address})")
-    if error.errno == errno.EADDRNOTAVAIL:
-        return f"{named} is not an address of this host, so nothing can listen on it; {_listen_instead(setting)}"
-    return f"{named}, {setting}_PORT={port}: cannot listen there ({error.strerror}); {_listen_instead(setting)}"
-
-
-def _listen_instead(setting: str) -> str:
-    return (f"set {setting}_HOST to an address of this host, such as 127.0.0.1 (this host only) or 0.0.0.0 (every "
-            f"address), or {setting}_ENABLED=0")
-
-
 async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepository,
                       health: Health) -> list[Gallery | Health]:
     """Start the web gallery and the health and metrics endpoints, each when enabled; they listen from now on."""
-    wanted: list[tuple[Gallery | Health, str, int, str]] = []
+    wanted: list[tuple[Gallery | Health, str, int, str, str]] = []
     if settings.gallery_enabled:
         gallery = Gallery(showcase, bot.media, front_page=settings.gallery_front_page, server_name=server_name(bot),
                           public_url=settings.gallery_public_url)
@@ -292,7 +236,7 @@ async def start_sites(settings: Settings, bot: VideoBot, showcase: ShowcaseRepos
         try:
             await site.start(host, port)
             sites.append(site)
-        except OSError as error:  # a port in use (the rest listen_problems refused at start): the bot still serves
+        except OSError as error:  # a port in use (the rest bot.startup refused at start): the bot still serves
             # Discord; the container's health check reports a missing /healthz
             log.error("%s not served: cannot listen on %s:%d (%s); the bot goes on without it; set %s_PORT to a free "
                       "port (or %s_HOST to an address of this host), or %s_ENABLED=0", what, host, port,

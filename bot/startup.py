@@ -3,10 +3,11 @@
 `check_environment`: what the settings name must be there and usable — the GPUs of T2V_DEVICE, the weights of
 T2V_MODEL and UPSCALE_MODEL (every file there and whole), the STYLES_FILE and its LoRA files (bot.gpu.styles), a
 MEDIA_DIR, a SQLite database (storage.sqlite_file checks its file) and (where this host compiles) a T2V_COMPILE_CACHE
-this user may write, and the database's driver. Each problem is one line of a SettingsError (exit status 2), found
-before the database is created or a model loaded; with settings that were wrong, the checks that read them are skipped
-and the others run (every problem in one run) — all but the database driver's, which imports SQLAlchemy and so runs
-only once every setting was read right (a start that stops at its settings loads nothing heavy).
+this user may write, the database's driver, and the hosts and ports the gallery and /healthz listen on
+(`listen_problems`). Each problem is one line of a SettingsError (exit status 2), found before the database is
+created or a model loaded; with settings that were wrong, the checks that read them are skipped and the others run
+(every problem in one run) — all but the database driver's, which imports SQLAlchemy and so runs only once every
+setting was read right (a start that stops at its settings loads nothing heavy).
 
 `Retry` and `Stop`: what is outside the bot's control (the database at container start, Discord during an outage) is
 tried again with backoff for STARTUP_RETRY_S, then given up on as one Unreachable line (exit status 1, for the
@@ -19,6 +20,7 @@ import asyncio
 import errno
 import logging
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
@@ -73,9 +75,61 @@ def check_environment(settings: Settings, unknown: Collection[str] = ()) -> None
     if not derived and reads("t2v_executor", "t2v_device", "t2v_optimize", "t2v_compile_cache", "database_url",
                              "media_dir"):
         problems.append(compile_cache_problem(settings))
+    if reads("gallery_enabled", "gallery_host", "gallery_port", "health_enabled", "health_host", "health_port"):
+        problems += listen_problems(settings)
     found = [problem for problem in problems if problem]
     if found:
         raise SettingsError(found)
+
+
+def listen_problems(settings: Settings) -> list[str]:
+    """One line for each enabled site (the gallery, /healthz) whose host this host cannot listen on: a name that does
+    not resolve, an address that is not this host's, a port this user may not open. A port in use is left to
+    start_sites, which logs it and runs on: another process may be about to free it (the old container stopping)."""
+    wanted = [("GALLERY", settings.gallery_host, settings.gallery_port)] if settings.gallery_enabled else []
+    if settings.health_enabled:
+        wanted.append(("HEALTH", settings.health_host, settings.health_port))
+    return [problem for problem in (listen_problem(*site) for site in wanted) if problem]
+
+
+def listen_problem(setting: str, host: str, port: int) -> str | None:
+    """Bind each address `host` resolves to, as asyncio's create_server will, and close it at once; the problem as one
+    line naming SETTING_HOST or SETTING_PORT. A port in use is no problem here (listen_problems says why)."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        return f"{setting}_HOST={host}: no address has that name ({error.strerror}); {_listen_instead(setting)}"
+    for family, kind, protocol, _, address in addresses:
+        try:
+            sock = socket.socket(family, kind, protocol)
+        except OSError:  # a family this host lacks: asyncio skips it too
+            continue
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's: a TIME_WAIT is no problem
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    return _bind_problem(setting, host, port, address[0], error)
+    return None
+
+
+def _bind_problem(setting: str, host: str, port: int, address: str, error: OSError) -> str:
+    """What a failed bind of `address` (one that `host` resolves to) means to the operator, in one line."""
+    if error.errno == errno.EACCES:
+        return (f"{setting}_PORT={port}: permission denied to listen on {host}:{port} (ports below 1024 need root or "
+                f"CAP_NET_BIND_SERVICE); set {setting}_PORT to a port above 1023, or {setting}_ENABLED=0")
+    named = f"{setting}_HOST={host}" + ("" if address == host else f" ({address})")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{named} is not an address of this host, so nothing can listen on it; {_listen_instead(setting)}"
+    return f"{named}, {setting}_PORT={port}: cannot listen there ({error.strerror}); {_listen_instead(setting)}"
+
+
+def _listen_instead(setting: str) -> str:
+    return (f"set {setting}_HOST to an address of this host, such as 127.0.0.1 (this host only) or 0.0.0.0 (every "
+            f"address), or {setting}_ENABLED=0")
 
 
 def _device_problem(setting: str) -> str | None:

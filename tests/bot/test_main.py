@@ -111,6 +111,25 @@ def test_each_bad_setting_gets_its_own_line_and_the_token_is_never_echoed(tmp_pa
     assert not any("secret-token-value" in line for line in lines)
 
 
+def test_a_listen_host_beside_a_wrong_setting_is_named_in_the_same_run(tmp_path: Path, monkeypatch, capsys):
+    """Where the gallery and /healthz listen is checked with what the other settings name (bot.startup), so a wrong
+    setting and a host this host cannot listen on are both answered by one start, not one after the other."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    for name, value in {"DISCORD_TOKEN": "a-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
+                        "T2V_DEVICE": "cpu", "MAX_STEPS": "lots", "HEALTH_HOST": "192.0.2.1"}.items():  # TEST-NET-1
+        monkeypatch.setenv(name, value)
+
+    assert main() == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("error: MAX_STEPS=lots ")
+    assert lines[1:] == ["error: HEALTH_HOST=192.0.2.1 is not an address of this host, so nothing can listen on it; "
+                         "set HEALTH_HOST to an address of this host, such as 127.0.0.1 (this host only) or 0.0.0.0 "
+                         "(every address), or HEALTH_ENABLED=0"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_env_example_documents_every_setting_and_loads():
     path = ROOT / ".env.example"
     lines = path.read_text().splitlines()

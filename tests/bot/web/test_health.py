@@ -21,9 +21,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.app import listen_problem, run, start_sites
+from bot.app import run, start_sites
 from bot.errors import SettingsError
 from bot.gpu.models import ASPECTS
+from bot.startup import check_environment, listen_problem
 from bot.web.health import Health
 from bot.web.metrics import Metrics
 from storage import Repository, create_engine, migrate
@@ -234,11 +235,11 @@ async def test_a_taken_port_is_logged_and_the_bot_runs_on_without_that_site(tmp_
                                         f"this host), or {setting}_ENABLED=0")
 
 
-async def test_a_listen_host_that_is_not_this_hosts_stops_the_start_in_one_line_before_any_work(tmp_path: Path):
+def test_a_listen_host_that_is_not_this_hosts_stops_the_start_in_one_line_before_any_work(tmp_path: Path):
     database = tmp_path / "data" / "bot.db"
     settings = settings_for(f"sqlite+aiosqlite:///{database}", health_enabled=1, health_host="192.0.2.1")  # TEST-NET-1
     with pytest.raises(SettingsError) as refused:  # python -m bot: the line, exit status 2
-        await run(settings)
+        check_environment(settings)
 
     assert refused.value.lines == [
         "HEALTH_HOST=192.0.2.1 is not an address of this host, so nothing can listen on it; set HEALTH_HOST to an "
@@ -246,7 +247,7 @@ async def test_a_listen_host_that_is_not_this_hosts_stops_the_start_in_one_line_
     assert not database.parent.exists()  # no database made, no migration run, no model loaded
 
 
-async def test_a_gallery_host_name_that_does_not_resolve_stops_the_start_in_one_line(tmp_path: Path, monkeypatch):
+def test_a_gallery_host_name_that_does_not_resolve_stops_the_start_in_one_line(tmp_path: Path, monkeypatch):
     def resolve(host: str, *args: Any, **kwargs: Any) -> Any:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")  # no DNS asked: the same every run
 
@@ -254,7 +255,7 @@ async def test_a_gallery_host_name_that_does_not_resolve_stops_the_start_in_one_
     settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", gallery_enabled=1,
                             gallery_host="gallery.internal")
     with pytest.raises(SettingsError) as refused:
-        await run(settings)
+        check_environment(settings)
 
     assert refused.value.lines == [
         "GALLERY_HOST=gallery.internal: no address has that name (Name or service not known); set GALLERY_HOST to an "
