@@ -25,6 +25,7 @@ from t2v.weights.files import (
     HUB_OWNERS,
     REPO_ID,
     WHERE_FROM,
+    as_meta,
     check_readable,
     check_state_dict,
     load_into,
@@ -182,14 +183,18 @@ def _precisions(half: bool | None) -> tuple[bool, ...]:
 
 
 def check_keys(source: str | Path, half: bool | None = None) -> None:
-    """WeightsError unless each network's safetensors files hold exactly the keys and shapes it wants, told from their
-    headers (a second, not the minutes of a load); files of whole files only (check_source, weights_file). Files in
-    torch's formats (.pth, .bin) are checked as they load."""
+    """WeightsError unless each network's files hold exactly the keys and shapes it wants, told without reading their
+    data (safetensors headers; torch's .pth and .bin pickles memory-mapped): seconds, not the minutes of a load;
+    files of whole files only (check_source, weights_file)."""
     layout = detect_layout(source)
-    if layout in (TINY_RANDOM, "modelscope"):
+    if layout == TINY_RANDOM:
         return
     path = Path(source)
-    if layout == "export":
+    if layout == "modelscope":
+        config, states, sources = read_modelscope(path)
+        hint = WHERE_FROM
+        found = [({name: as_meta(state) for name, state in states.items()}, sources)]
+    elif layout == "export":
         config, files = export.export_files(path)
         hint = export.REDO
         found = [({name: safetensors_shapes(file, hint) for name, file in files.items()},

@@ -266,8 +266,8 @@ def half_precision(name: str | None, device_name: str) -> bool | None:
 def model_source(option: str, source: str, half: bool | None = None) -> Problem:
     """A model source whose layout is known, whose configuration and t2v_defaults.json read, and whose weight files
     (those a load in `half` precision reads; None: either) are there, readable, whole (weights_file: their headers and
-    ends are read, not their tensors) and, where their headers list them (safetensors), hold the keys and shapes the
-    networks want (check_keys). A setting (an upper-case name: the bot's T2V_MODEL) is shown as NAME=value, an option
+    ends are read, not their tensors) and hold the keys and shapes the networks want (check_keys: safetensors headers,
+    torch pickles memory-mapped). A setting (an upper-case name: the bot's T2V_MODEL) is shown as NAME=value, an option
     as `--model value`."""
     if not source.strip():
         return f"{option} is empty: name a model folder, or {TINY_RANDOM}"

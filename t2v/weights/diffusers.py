@@ -28,7 +28,7 @@ import torch
 from t2v.config import ModelConfig, SamplerDefaults, TextConfig, UNetConfig, VAEConfig
 from t2v.errors import ArchitectureError, WeightsError
 from t2v.weights import keys
-from t2v.weights.files import WHERE_FROM, read_json, read_safetensors, safetensors_shapes, torch_load
+from t2v.weights.files import WHERE_FROM, as_meta, read_json, read_safetensors, safetensors_shapes, torch_load
 
 log = logging.getLogger(__name__)
 
@@ -260,16 +260,18 @@ def _read_file(path: Path, device: str, hint: str) -> dict[str, torch.Tensor]:
 
 
 def read_component(root: Path, part: str, device: str, prefer_half: bool,
-                   headers: bool = False) -> tuple[dict[str, torch.Tensor], str] | None:
+                   headers: bool = False) -> tuple[dict[str, torch.Tensor], str]:
     """(diffusers-named state dict, file names) of unet, vae or text_encoder; with `headers`, meta tensors of the
-    shapes the safetensors headers give (None for a component stored as .bin, whose keys only a load tells)."""
+    shapes the files give without their data read (a safetensors header; a .bin's pickle, memory-mapped)."""
     files = weight_files(root / part, part, prefer_half)
-    if headers and any(path.suffix != ".safetensors" for path in files):
-        return None
     hint = AGAIN.format(root=root)
     state: dict[str, torch.Tensor] = {}
     for path in files:
-        state.update(safetensors_shapes(path, hint) if headers else _read_file(path, device, hint))
+        if not headers:
+            state.update(_read_file(path, device, hint))
+        else:
+            state.update(safetensors_shapes(path, hint) if path.suffix == ".safetensors"
+                         else as_meta(_read_file(path, "cpu", hint)))
     if part == "text_encoder":  # buffers older transformers saved, and a projection our encoder does not use
         state = {k: v for k, v in state.items() if not k.endswith(("position_ids", "text_projection.weight"))}
     return state, ", ".join(str(path) for path in files)
@@ -277,7 +279,7 @@ def read_component(root: Path, part: str, device: str, prefer_half: bool,
 
 def read_diffusers(root: Path, device: str = "cpu", prefer_half: bool = False, headers: bool = False):
     """(config, our state dicts, file names) from a diffusers directory; default size and length as its configs.
-    With `headers`: meta tensors from the safetensors headers, and only the components stored that way."""
+    With `headers`: meta tensors of the files' keys and shapes, their data never read."""
     config = read_config(root)
     if not headers:
         check_tokenizer(root)
@@ -285,10 +287,7 @@ def read_diffusers(root: Path, device: str = "cpu", prefer_half: bool = False, h
     maps = keys.keymaps(config)
     states, sources = {}, {}
     for part in COMPONENTS:
-        read = read_component(root, part, load_device, prefer_half, headers)
-        if read is None:
-            continue
-        theirs, sources[part] = read
+        theirs, sources[part] = read_component(root, part, load_device, prefer_half, headers)
         try:
             states[part] = maps[part].from_diffusers(theirs)
         except (KeyError, RuntimeError, ValueError) as exc:  # a key missing; tensors that do not join or reshape

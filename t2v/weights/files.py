@@ -147,6 +147,12 @@ def safetensors_shapes(path: Path, hint: str = WHERE_FROM) -> dict[str, torch.Te
         raise WeightsError(f"{path} could not be read ({exc}); the file is corrupt or truncated — {hint}") from exc
 
 
+def as_meta(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each tensor as an empty meta tensor of its shape and dtype: a state dict read memory-mapped (torch.load's mmap)
+    checked without its data being read."""
+    return {key: torch.empty(tensor.shape, dtype=tensor.dtype, device="meta") for key, tensor in state.items()}
+
+
 def write_safetensors(state: Mapping[str, torch.Tensor], path: Path, dtype: torch.dtype | None) -> None:
     """Write a state dict (optionally cast floating tensors to `dtype`) as contiguous safetensors, mode 0644."""
     out = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()

@@ -168,7 +168,7 @@ async def test_weights_no_device_can_load_stop_the_bot_at_start_rather_than_serv
     from bot.errors import SettingsError
     from tests.t2v.helpers import modelscope_folder
 
-    weights = modelscope_folder(tmp_path / "weights")  # whole files, of no network: the start check passes, loads fail
+    weights = modelscope_folder(tmp_path / "weights")  # whole files of no network: every load fails (run() alone)
     settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", t2v_model=str(weights))
     with pytest.raises(SettingsError) as raised:  # python -m bot: its one line, exit status 2 (systemd sees a failure)
         await asyncio.wait_for(run(settings), START_S)

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 import t2v.cli
 from t2v import preflight
 from t2v.cli import main
+from t2v.weights.files import WHERE_FROM
 from tests.t2v.helpers import modelscope_folder, refused
 
 
@@ -261,3 +262,33 @@ def test_a_diffusers_attention_weight_that_cannot_join_its_neighbours_is_one_lin
     edit_safetensors(encoder, lambda state: state.update({key: state[key][:, :-1].contiguous()}))
     said = preflight.model_source("--model", str(diffusers_copy), half=False)
     assert said.startswith(f"--model {diffusers_copy}: {encoder} does not fit its config") and "\n" not in said
+
+
+def test_a_modelscope_checkpoint_missing_a_key_is_refused_before_the_load(modelscope_dir, tmp_path, capsys, no_work):
+    """The published .pth files are torch pickles: read memory-mapped, their keys are known without their data."""
+    import torch
+
+    folder = shutil.copytree(modelscope_dir, tmp_path / "model")
+    unet = folder / "text2video_pytorch_model.pth"
+    state = torch.load(unet, weights_only=True)
+    del state["out.2.bias"]
+    torch.save(state, unet)
+    lines = refused(["generate", "a cat", "--model", str(folder), "-o", str(tmp_path / "x.mp4")], capsys)
+    assert lines == [f"error: --model {folder}: {unet} does not match the model: 1 missing keys (out.2.bias). Is it "
+                     f"the right file for this model? {WHERE_FROM}"]
+
+
+def test_a_diffusers_bin_component_of_the_wrong_shape_is_refused_before_the_load(diffusers_copy):
+    """A diffusers folder saved with safe_serialization=False holds .bin pickles: checked as its safetensors are."""
+    import torch
+
+    vae = diffusers_copy / "vae"
+    for half in (False, True):
+        name = "diffusion_pytorch_model" + (".fp16" if half else "")
+        state = load_file(vae / f"{name}.safetensors")
+        state["decoder.conv_out.bias"] = state["decoder.conv_out.bias"][:2].clone()
+        torch.save(state, vae / f"{name}.bin")
+        (vae / f"{name}.safetensors").unlink()
+    said = preflight.model_source("--model", str(diffusers_copy), half=False)
+    assert said.startswith(f"--model {diffusers_copy}: {vae / 'diffusion_pytorch_model.bin'} does not match the "
+                           "model: 1 wrong shapes (decoder.conv_out.bias: file (2,), model (3,))")

@@ -29,8 +29,11 @@ def safetensors_file(path: Path, size: int, *, cut: int | None = None, extra: by
     return path
 
 
-def test_a_whole_model_folder_passes(tmp_path):
-    assert preflight.model_source("--model", str(modelscope_folder(tmp_path / "model"))) is None
+def test_a_whole_model_folder_passes_and_whole_files_of_other_networks_do_not(modelscope_dir, tmp_path):
+    assert preflight.model_source("--model", str(modelscope_dir)) is None
+    folder = modelscope_folder(tmp_path / "model")  # whole torch files, of no network: told from their keys
+    said = preflight.model_source("--model", str(folder))
+    assert said.startswith(f"--model {folder}: {folder / 'VQGAN_autoencoder.pth'} has no 'first_stage_model.*' keys")
 
 
 def test_a_truncated_checkpoint_is_one_line_naming_it_its_size_and_the_download_again(tmp_path):
