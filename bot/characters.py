@@ -4,7 +4,8 @@ C0/C1 controls (NUL, ESC, ...; Unicode's category Cc is exactly U+0000-001F and 
 and the bidi controls that make text display in another order than it is read: the marks (U+061C, U+200E, U+200F),
 embeddings, overrides and isolates. The policy gate refuses them in what a member types (bot.moderation.policy), so
 what Discord shows of a prompt is what the gate read; what passed no gate (names, a moderator's reason) is shown
-without them: in Discord (bot.ui.text, bot.moderation.text) and on the web gallery's pages (bot.web.pages).
+without them: in Discord (bot.ui.text, bot.moderation.text) and on the web gallery's pages (bot.web.pages). A line
+for the operator shows them instead, escaped (`visible`): a setting's value is named as it was given.
 """
 
 from __future__ import annotations
@@ -12,9 +13,17 @@ from __future__ import annotations
 import re
 
 UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+HIDDEN_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")  # and breaks
 
 
 def one_line(text: str) -> str:
     """text without unsafe characters, on one line: each run of them and of whitespace is one space (some of them,
     \\x0b, \\x1c and \\x85, separate words), none at either end."""
     return " ".join(UNSAFE_RE.sub(" ", text).split())
+
+
+def visible(text: str) -> str:
+    """text on one line with each unsafe character, tab and line break written as its escape (\\n, \\x1b, \\u202e):
+    a value an operator typed, named in a line about it, shows what is wrong with it (a newline a quoted .env value
+    carried) instead of breaking the line or hiding."""
+    return HIDDEN_RE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from bot.characters import visible
 from t2v.errors import InvalidRequest, NonFiniteOutput, VideoTooLargeError
 
 RefusalReason = Literal[
@@ -159,8 +160,8 @@ class SettingsError(BotError, ValueError):
     """The settings are incomplete or wrong; `str()` gives one line per problem."""
 
     def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.lines = list(lines)
+        self.lines = [visible(line) for line in lines]  # a value with a newline in it stays on its problem's line
+        super().__init__("\n".join(self.lines))
 
     def __reduce__(self) -> tuple[type[SettingsError], tuple[list[str]]]:  # pickled whole (a Ray worker's)
         return type(self), (self.lines,)

@@ -110,6 +110,18 @@ def test_every_bad_value_is_named_on_its_own_line():
     ]
 
 
+def test_a_value_with_a_newline_or_a_control_character_is_named_on_one_line_with_them_shown():
+    """A quoted .env value keeps an escaped newline ("0\\n"), a paste can carry an ESC or a bidi override: the line
+    naming the value stays one line, and shows them rather than printing them."""
+    env = {**VALID, "ALLOWED_GUILD_IDS": "0\n", "T2V_DEVICE": "cpu\x1b[2J", "LOG_LEVEL": "INFO\u202e"}
+    lines = problems(env)
+
+    assert len(lines) == 3 and all("\n" not in line and "\x1b" not in line and "\u202e" not in line for line in lines)
+    assert lines[0].startswith("ALLOWED_GUILD_IDS=0\\n is not a comma-separated list of server ids")
+    assert lines[1].startswith("T2V_DEVICE=cpu\\x1b[2J is not cuda")
+    assert lines[2].startswith("LOG_LEVEL=INFO\\u202e is not ")
+
+
 def test_fp8_is_refused_with_why():
     [line] = problems({**VALID, "T2V_DTYPE": "FP8"})
     assert line.startswith("T2V_DTYPE=FP8 is not offered by the bot: on an H200 it measured slower than float16")
