@@ -5,7 +5,7 @@ and the bidi controls that make text display in another order than it is read: t
 embeddings, overrides and isolates. The policy gate refuses them in what a member types (bot.moderation.policy), so
 what Discord shows of a prompt is what the gate read; what passed no gate (names, a moderator's reason) is shown
 without them: in Discord (bot.ui.text, bot.moderation.text) and on the web gallery's pages (bot.web.pages). A line
-for the operator shows them instead, escaped (`visible`): a setting's value is named as it was given.
+for the operator shows them escaped instead (t2v.errors.visible): a setting's value is named as it was given.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 
 UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-HIDDEN_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")  # and breaks
 
 
 def one_line(text: str) -> str:
@@ -21,9 +20,3 @@ def one_line(text: str) -> str:
     \\x0b, \\x1c and \\x85, separate words), none at either end."""
     return " ".join(UNSAFE_RE.sub(" ", text).split())
 
-
-def visible(text: str) -> str:
-    """text on one line with each unsafe character, tab and line break written as its escape (\\n, \\x1b, \\u202e):
-    a value an operator typed, named in a line about it, shows what is wrong with it (a newline a quoted .env value
-    carried) instead of breaking the line or hiding."""
-    return HIDDEN_RE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)

@@ -29,8 +29,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from bot.characters import visible
-from t2v.errors import InvalidRequest, NonFiniteOutput, VideoTooLargeError
+from t2v.errors import InvalidRequest, NonFiniteOutput, VideoTooLargeError, visible
 
 RefusalReason = Literal[
     "empty", "too_long", "not_english", "denylist", "user_cap", "global_cap", "unavailable", "invalid",

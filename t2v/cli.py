@@ -26,7 +26,7 @@ from t2v import preflight
 from t2v.cli_parser import DEFAULT_OUTPUT, as_typed, build_parser, plain
 from t2v.config import TINY_RANDOM
 from t2v.download import download
-from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WeightsError, WriteError
+from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WeightsError, WriteError, visible
 from t2v.kernels import fp8
 from t2v.loader import convert, load_pipeline
 from t2v.request import GenerationRequest, check_value, empty_prompt
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(levelname)s %(message)s")
         found = problems(args)
         for problem in found:
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {visible(problem)}", file=sys.stderr)
         if found:
             return 2
         working = args.command
@@ -301,11 +301,11 @@ def _outcome(args: argparse.Namespace) -> int:
         return run(args)
     except (WriteError, NonFiniteOutput, DownloadError, MemoryError) as exc:  # no bad value: the disk, numbers, Hub
         # or memory gave out
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(str(exc))}", file=sys.stderr)
         return 1
     except (T2VError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # the checks passed, then the disk or a mount changed under us
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(str(exc))}", file=sys.stderr)
         return 1

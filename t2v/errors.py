@@ -19,14 +19,26 @@
                                           refused, not a model); the message says which files to copy by hand
 
 GenerationCancelled and VideoTooLargeError pickle by their fields: a Ray worker raises them in another process.
-Map errors to messages by type; every message already names the bad value and what would be right.
+Map errors to messages by type; every message already names the bad value and what would be right. A message shown
+as a line (the command line's `error:`, the bot's settings) passes through `visible`: a value typed with a newline or
+an escape sequence in it is shown, not obeyed.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import re
 from pathlib import Path
+
+HIDDEN_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def visible(text: str) -> str:
+    """text on one line with each control character (tab and line breaks too) and bidi control written as its escape
+    (\\n, \\x1b, \\u202e): a value someone typed, named in a line about it, shows what is wrong with it (a newline a
+    quoted .env value carried, a pasted escape sequence) instead of breaking the line, moving the cursor or hiding."""
+    return HIDDEN_RE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class T2VError(Exception):

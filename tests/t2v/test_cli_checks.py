@@ -292,3 +292,11 @@ def test_a_diffusers_bin_component_of_the_wrong_shape_is_refused_before_the_load
     said = preflight.model_source("--model", str(diffusers_copy), half=False)
     assert said.startswith(f"--model {diffusers_copy}: {vae / 'diffusion_pytorch_model.bin'} does not match the "
                            "model: 1 wrong shapes (decoder.conv_out.bias: file (2,), model (3,))")
+
+
+def test_a_value_with_a_newline_or_an_escape_sequence_in_it_is_named_on_one_line(tmp_path, capsys, no_work):
+    """An argument can hold any byte but NUL ($'tiny\\nrandom', a pasted ESC): the error line shows it, escaped, and
+    stays one line, whatever message names it."""
+    lines = refused(["generate", "a cat", "--model", "tiny\nrandom\x1b[2J", "-o", str(tmp_path / "x.mp4")], capsys)
+    assert len(lines) == 1 and "\n" not in lines[0] and "\x1b" not in lines[0]
+    assert lines[0].startswith("error: --model tiny\\nrandom\\x1b[2J: model source 'tiny\\nrandom\\x1b[2J' ")
