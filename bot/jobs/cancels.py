@@ -35,11 +35,13 @@ class Cancels:
             self._queue.cancel(job.id)
             try:
                 record = await self._repo.mark_cancelled(job.id, now=self._clock())
-            except InvalidTransitionError:
-                raise NothingToCancel(f"Job #{job.id} has already finished.") from None
+            except InvalidTransitionError as error:  # it ended since it was read: a second press of ✖ Cancel, say
+                raise NothingToCancel(f"Job #{job.id} is already {error.current}.") from None
             log.info("job %d cancelled by its user while queued", job.id)
             await self._announce("job_cancelled", record)
             return record
+        if entry.recorded and not entry.user_cancelled:  # rendered: its outcome is being written and posted
+            raise NothingToCancel(f"Job #{job.id} is already finishing; too late to cancel it.")
         entry.user_cancelled = True
         entry.token.cancel()
         log.info("job %d cancel requested by its user while running", job.id)
@@ -63,7 +65,8 @@ class Cancels:
         queued = [item.job for item in self._queue.service_order() if chosen(item.job)]
         for job in queued:
             self._queue.cancel(job.id)
-        running = [entry for entry in self._running if chosen(entry.job) and not entry.user_cancelled]
+        running = [entry for entry in self._running  # not one already cancelled, nor one finished and being posted
+                   if chosen(entry.job) and not entry.user_cancelled and not entry.recorded]
         for entry in running:
             entry.user_cancelled = True
             entry.token.cancel()

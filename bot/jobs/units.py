@@ -29,7 +29,6 @@ from bot.jobs.spec import DEFAULT_UPLOAD_LIMIT
 from bot.jobs.upscale import source_frames
 from storage import JobRecord, Repository
 from t2v.errors import GenerationCancelled, NonFiniteOutput, VideoTooLargeError
-from t2v.request import GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +65,16 @@ class Units:
             work.cancel()
             raise
 
-    async def _render(self, entries: list[RunningJob]) -> list[Frames]:
-        """Mark the jobs running, hand them to a worker as one unit of work, and wait for their frames."""
-        requests = [await self._start(entry) for entry in entries]
+    async def _render(self, entries: list[RunningJob]) -> list[Frames | None]:
+        """Mark the jobs running, hand them to a worker as one unit of work, and wait for their frames; None for a
+        job its user cancelled before it started (recorded then: the others render without it)."""
+        started = [entry for entry in entries if await self._start(entry)]
+        frames = iter(await self._submit(started) if started else [])
+        return [next(frames) if entry in started else None for entry in entries]
+
+    async def _submit(self, entries: list[RunningJob]) -> list[Frames]:
+        """The started jobs' frames, rendered by a worker as one unit of work."""
+        requests = [replace(entry.spec.request, seed=entry.job.seed) for entry in entries if entry.spec is not None]
         if len(entries) > 1:
             assert entries[0].shared is not None
             style = entries[0].spec.style if entries[0].spec is not None else None  # one style per batch (batching)
@@ -84,16 +90,35 @@ class Units:
             work = upscale_work(request, source, upscale.strength, entry.spec.style)
         return [await self._executor.submit(work, self._progress.of(entry), should_cancel=entry.token)]
 
-    async def _start(self, entry: RunningJob) -> GenerationRequest:
-        """Mark the job running and announce it; its request, with the seed chosen when it was accepted."""
-        entry.job = await self._repo.mark_running(entry.job.id, now=self._clock())
+    async def _start(self, entry: RunningJob) -> bool:
+        """Mark the job running and announce it; False, once it is recorded as cancelled instead, when its user
+        cancelled it before it reached the worker (since the dispatcher took it, or while its start was written): it
+        never ran, so it costs nothing, as a queued job's cancel does."""
+        if not entry.user_cancelled:
+            entry.job = await self._repo.mark_running(entry.job.id, now=self._clock())
+            if entry.user_cancelled:
+                await self._unstart(entry)
+        if entry.user_cancelled:
+            log.info("job %d cancelled by its user before it started", entry.job.id)
+            await self._outcomes.record(entry, GenerationCancelled(0, 0))
+            return False
         if entry.spec is None:  # a stored row t2v no longer accepts: it fails with t2v's words (it runs alone)
             assert entry.invalid is not None
             raise entry.invalid
         self._progress.started(entry)  # announced before any progress can arrive
-        return replace(entry.spec.request, seed=entry.job.seed)
+        return True
 
-    async def _outputs(self, work: asyncio.Future[list[Frames]],
+    async def _unstart(self, entry: RunningJob) -> None:
+        """A job cancelled while its start was written goes back to queued (started_at cleared), for `_start` to
+        record its cancel as one of a job that never started."""
+        entry.recorded = True  # `_start` records it, whatever cancels it again meanwhile
+        try:
+            entry.job = await self._repo.requeue(entry.job.id)
+        except Exception:
+            log.exception("job %d: its start could not be undone; its cancel counts as one after it started",
+                          entry.job.id)
+
+    async def _outputs(self, work: asyncio.Future[list[Frames | None]],
                        entries: list[RunningJob]) -> list[Rendered | BaseException]:
         """Each job's video or error; JobTimedOut for every job still not done at the time limit."""
         if not await self._back_within_limit(work):
@@ -111,14 +136,14 @@ class Units:
             if not isinstance(error, GenerationCancelled):
                 _log_failure(f"{jobs_named(entries)} failed", error)
             return [error] * len(entries)
-        limits = [upload_limit(entry.job) for entry in entries]
-        encodes = (self._encoder.encode(one, limit) for one, limit in zip(frames, limits, strict=True))
-        encoded = await asyncio.gather(*encodes, return_exceptions=True)
-        for entry, output in zip(entries, encoded, strict=True):
+        rendered = [(entry, one) for entry, one in zip(entries, frames, strict=True) if one is not None]
+        encodes = (self._encoder.encode(one, upload_limit(entry.job)) for entry, one in rendered)
+        encoded = dict(zip((entry for entry, _ in rendered), await asyncio.gather(*encodes, return_exceptions=True),
+                           strict=True))
+        for entry, output in encoded.items():
             if isinstance(output, BaseException):
                 _log_failure(f"encoding the video of job {entry.job.id} failed", output)
-        return [output if isinstance(output, Rendered | Exception) else RuntimeError(repr(output))
-                for output in encoded]
+        return [_output(encoded.get(entry, GenerationCancelled(0, 0))) for entry in entries]  # not there: never ran
 
     async def _wait_for_worker(self, work: asyncio.Future[Any], entries: list[RunningJob]) -> None:
         """Hold the worker's slot until the timed-out work comes back; if it does not within another time limit,
@@ -155,6 +180,12 @@ class Units:
         finally:
             timer.cancel()
         return work.done()
+
+
+def _output(encoded: Rendered | BaseException) -> Rendered | Exception:
+    """A job's outcome as `Outcomes.record` takes it: its video, or the exception that ended it (a BaseException that
+    is not an Exception made one)."""
+    return encoded if isinstance(encoded, Rendered | Exception) else RuntimeError(repr(encoded))
 
 
 def upload_limit(job: JobRecord) -> int:

@@ -58,6 +58,7 @@ class _Status:
     token_dead: bool = False  # the interaction token is too old or was refused
     message_id: int | None = None  # the status message (the original response), for bot-token edits
     preview_step: int | None = None  # the step of the live preview attached to the status message
+    channel_closed: bool = False  # the channel refused a new status (deleted, or closed to the bot): none is tried
 
 
 def mentions(user_id: int) -> discord.AllowedMentions:
@@ -91,6 +92,12 @@ async def _gif(job: JobRecord, preview: Preview) -> bytes | None:
     except Exception:
         log.exception("job %d: the live preview of step %d could not be made a GIF", job.id, preview.step)
         return None
+
+
+def _out_of_reach(error: discord.HTTPException) -> bool:
+    """403 or 404 from a channel route: the channel (or the message) was deleted, or the bot may no longer see it or
+    post there; nothing to retry, and nothing the operator must fix."""
+    return isinstance(error, discord.Forbidden | discord.NotFound)
 
 
 def _is_token_error(error: discord.HTTPException) -> bool:
@@ -340,7 +347,7 @@ class Delivery:
             channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
             try:
                 return await channel.send(text, **extras())
-            except discord.Forbidden as error:
+            except (discord.Forbidden, discord.NotFound) as error:  # closed to the bot, or deleted since the command
                 log.info("job %d: may not post in channel %d (%s %s); sending it to its requester directly", job.id,
                          job.channel_id, error.status, error.code)
         dm = await self._bot.create_dm(discord.Object(job.user_id))
@@ -358,12 +365,8 @@ class Delivery:
                     if not _is_token_error(error):
                         raise
                     self._token_refused(job, status, error)
-            if job.private or status.message_id is None:
-                return
-            channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-            cleared = {} if status.preview_step is None else {"attachments": []}
-            await channel.get_partial_message(status.message_id).edit(content=content, **cleared, view=None,
-                                                                      allowed_mentions=mentions(job.user_id))
+            if not job.private:
+                await self._edit_status_message(job, status, content)
 
     async def _show(self, job: JobRecord, status: _Status, content: str, *, video: tuple[str, bytes] | None = None,
                     view: discord.ui.View | None = None, final: bool = False, queued_only: bool = False) -> bool:
@@ -420,7 +423,7 @@ class Delivery:
     async def _edit_in_channel(self, job: JobRecord, status: _Status, content: str,
                                preview: tuple[str, bytes] | None = None, view: discord.ui.View | None = None) -> None:
         """Status (and a new preview) through the bot token: edit the status message, or post one; never if private."""
-        if job.private:
+        if job.private or status.channel_closed:
             return  # an ephemeral status cannot be reached without the token, and private jobs stay out of channels
         channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         if status.message_id is not None:
@@ -432,8 +435,16 @@ class Delivery:
             except discord.HTTPException as error:  # deleted, or older than an hour (30046)
                 log.info("job %d: status message %d not editable (%s %s); posting a new one", job.id,
                          status.message_id, error.status, error.code)
-        message = await channel.send(content, **_files(preview, "files"), **_view(view),  # type: ignore[arg-type]
-                                     allowed_mentions=mentions(job.user_id), suppress_embeds=True)
+        try:
+            message = await channel.send(content, **_files(preview, "files"), **_view(view),  # type: ignore[arg-type]
+                                         allowed_mentions=mentions(job.user_id), suppress_embeds=True)
+        except discord.HTTPException as error:
+            if not _out_of_reach(error):
+                raise
+            log.info("job %d: channel %d takes no status (%s %s); its requester hears of the outcome directly",
+                     job.id, job.channel_id, error.status, error.code)
+            status.channel_closed = True
+            return
         status.message_id = message.id
         await self._repo.set_status_message(job.id, message.id)
 
@@ -442,12 +453,25 @@ class Delivery:
         private); the status then points at it."""
         mention = f"<@{job.user_id}>"
         posted = await self._send(job, content if content.startswith(mention) else f"{mention} {content}")
-        if not job.private and status.message_id is not None:
-            channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-            cleared = {} if status.preview_step is None else {"attachments": []}  # the live preview goes too
-            await self._guard(channel.get_partial_message(status.message_id).edit(
-                content=finished_text(job, _link(job, posted)), **cleared, view=None,
-                allowed_mentions=mentions(job.user_id)), job, "pointing the status at the message")
+        if not job.private:
+            await self._guard(self._edit_status_message(job, status, finished_text(job, _link(job, posted))), job,
+                              "pointing the status at the message")
+
+    async def _edit_status_message(self, job: JobRecord, status: _Status, content: str) -> None:
+        """A public status's last text through the bot token, without its buttons and live preview; left as it is
+        (logged) when it or its channel is gone or closed to the bot: its requester got the outcome elsewhere."""
+        if status.message_id is None or status.channel_closed:
+            return
+        channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        cleared = {} if status.preview_step is None else {"attachments": []}  # the live preview goes too
+        try:
+            await channel.get_partial_message(status.message_id).edit(content=content, **cleared, view=None,
+                                                                      allowed_mentions=mentions(job.user_id))
+        except discord.HTTPException as error:
+            if not _out_of_reach(error):
+                raise
+            log.info("job %d: status message %d is out of reach (%s %s); left as it was", job.id, status.message_id,
+                     error.status, error.code)
 
 def _link(job: JobRecord, posted: discord.Message | discord.WebhookMessage) -> str:
     """A link to a posted message: in the job's channel, or in the requester's DMs."""

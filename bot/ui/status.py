@@ -6,6 +6,7 @@ a percentage, the time left, an ETA that is never in the past, and under the res
     Encoding the video · job #7
     Uploading the video · job #7
     Finished · job #7 · https://discord.com/channels/…   (the video is a new message, which notifies its requester)
+    Cancelled · job #7 · https://discord.com/channels/…  (past the token, a cancel or a failure is a new message too)
 
 Pure functions of a job row and plain values: delivery (bot.ui.delivery) decides when to show them.
 """
@@ -20,9 +21,10 @@ import discord
 from bot.jobs.events import Delivered
 from bot.jobs.spec import UPSCALE
 from bot.ui.text import counted, shown
-from storage import JobRecord
+from storage import JobRecord, JobState
 
 BAR_CELLS = 10
+ENDINGS = {JobState.CANCELLED: "Cancelled", JobState.FAILED: "Failed"}  # a status's last word; else "Finished"
 ANY_MOMENT_S = 10.0  # an ETA closer than this (or past) reads "any moment now": a countdown never runs below zero
 
 
@@ -83,10 +85,11 @@ def uploading_text(job: JobRecord) -> str:
 
 
 def finished_text(job: JobRecord, jump_url: str | None) -> str:
-    """The status once the video is posted: where it went (a private one is right below it, seen by its requester
-    only)."""
+    """The status once the job's last message is posted (its video, or why there is none: a cancel, a failure, which
+    go up as messages of their own once the token is gone): how it ended and where that went (a private video is
+    right below it, seen by its requester only)."""
     where = jump_url if jump_url is not None else "your video is in the message below"
-    return f"Finished · job #{job.id} · {where}"
+    return f"{ENDINGS.get(job.state, 'Finished')} · job #{job.id} · {where}"
 
 
 def clip_line(job: JobRecord) -> str:

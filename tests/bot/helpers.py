@@ -160,6 +160,32 @@ async def soon(awaitable: Awaitable[T]) -> T:
     return await asyncio.wait_for(awaitable, WAIT)
 
 
+class HeldWrite:
+    """One of a repository's job writes (`mark_running`, ...) held for one job, as a database slow to take it: each
+    call for that job is made (`reached`), then waits until the test sets `release`; other jobs' calls go through."""
+
+    def __init__(self, repo: Any, method: str, job_id: int) -> None:
+        self.release = asyncio.Event()
+        self.calls = 0
+        self._called = asyncio.Condition()
+        write = getattr(repo, method)
+
+        async def held(called_for: int, *args: Any, **kwargs: Any) -> Any:
+            if called_for == job_id:
+                async with self._called:
+                    self.calls += 1
+                    self._called.notify_all()
+                await self.release.wait()
+            return await write(called_for, *args, **kwargs)
+
+        setattr(repo, method, held)
+
+    async def reached(self, calls: int = 1) -> None:
+        """Until the write was called `calls` times for the job (each waiting for the release)."""
+        async with self._called:
+            await asyncio.wait_for(self._called.wait_for(lambda: self.calls >= calls), WAIT)
+
+
 def fake_torch(gpus: int) -> types.ModuleType:
     """A stand-in torch for sys.modules whose CUDA has `gpus` devices in use, device i with 1000·(i + 1) bytes
     allocated and 4000·(i + 1) reserved."""

@@ -1,0 +1,199 @@
+"""A busy evening, end to end: cancels that race the worker taking the job (a batch losing a member as it starts), a
+second press of ✖ Cancel, a cancel or a block while the finished video uploads, a cancel past the 15-minute token, and
+channels deleted or closed to the bot while their videos render.
+
+The real discord.py client against the fake Discord; nothing sleeps: the tests wait on events and requests, and a
+write the test holds (HeldWrite) stands for a database slow to take it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from storage import JobState
+from tests.bot.conftest import EventLog, Stack, Stacks
+from tests.bot.helpers import HeldWrite, StyledPipeline, has_video, video
+from tests.fakediscord import FakeMessage, FakeUser
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+PROMPT = "a lantern festival over a dark river"
+OTHERS = ("a snail crossing a mossy log", "a kite above a windy beach")
+
+
+async def charged(stack: Stack, job_id: int) -> int:
+    """The quota units the job's user has used in its server."""
+    job = await stack.job(job_id)
+    return await stack.moderation.repo.count_usage(job.user_id, job.created_at, guild_id=job.guild_id)
+
+
+async def test_a_cancel_that_comes_as_the_worker_takes_the_job_stops_it_before_it_starts_and_costs_nothing(
+    stacks: Stacks, scripted
+):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        starting = HeldWrite(stack.repo, "mark_running", 1)  # the worker took it; its start is being written
+        handle = await video(fake, PROMPT)
+        await starting.reached()
+        reply = await (await fake.slash("cancel")).wait_answer()
+        starting.release.set()
+        status = await handle.wait_original(lambda m: m.content == "✖ Cancelled job #1.")
+        job = await stack.job(1)
+        used = await charged(stack, 1)
+
+    assert reply.ephemeral and "job #1" in reply.content
+    assert (job.state, job.started_at, used) == (JobState.CANCELLED, None, 0)  # cancelled before it started: free
+    assert scripted.started == [] and "Starting" not in " ".join(h["content"] for h in status.history)
+
+
+async def test_a_batch_member_cancelled_as_its_batch_starts_is_left_out_costs_nothing_and_the_other_renders(
+    stacks: Stacks
+):
+    pipeline = StyledPipeline()
+    first = pipeline.gate(PROMPT)
+    async with stacks.run(lambda device: pipeline, batch_max=2) as stack:
+        fake = stack.fake
+        alice, bob, carol = (fake.make_user(name=name) for name in ("alice", "bob", "carol"))
+        running = await video(fake, PROMPT, user=alice)
+        await running.wait_original(lambda m: m.content.startswith("Starting"))
+        bobs = await video(fake, OTHERS[0], user=bob)
+        await bobs.wait_original(lambda m: m.content.startswith("Queued #1"))
+        carols = await video(fake, OTHERS[1], user=carol)
+        await carols.wait_original(lambda m: m.content.startswith("Queued #2"))
+        starting = HeldWrite(stack.repo, "mark_running", 3)
+        first.release(100)  # jobs 2 and 3, of one shape, start as one batch
+        await starting.reached()
+        await (await fake.slash("cancel", user=carol)).wait_answer()
+        starting.release.set()
+        result = await bobs.wait_followup(has_video)
+        status = await carols.wait_original(lambda m: m.content == "✖ Cancelled job #3.")
+        job = await stack.job(3)
+        used = await charged(stack, 3)
+
+    assert result.content.startswith(f"<@{bob.id}> here is your video · job #2")
+    assert (job.state, job.started_at, used) == (JobState.CANCELLED, None, 0)
+    assert OTHERS[1] not in pipeline.started and not has_video(status)  # the GPU never rendered it
+
+
+async def test_cancel_pressed_twice_on_a_queued_video_says_the_second_time_that_it_is_already_cancelled(
+    stacks: Stacks, scripted
+):
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        first = await video(fake, PROMPT)
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        second = await video(fake, OTHERS[0])
+        queued = await second.wait_original(lambda m: m.content.startswith("Queued #1"))
+        cancelling = HeldWrite(stack.repo, "mark_cancelled", 2)
+        presses = [await fake.click(queued, "video:cancel:2"), await fake.click(queued, "video:cancel:2")]
+        await cancelling.reached(2)  # both presses are past their checks: the second reads it as still queued
+        cancelling.release.set()
+        answers = sorted([(await press.wait_answer()).content for press in presses])
+        status = await second.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
+        gate.release(100)
+        await first.wait_followup(has_video)
+
+    assert answers == ["Job #2 is already cancelled.", "✖ Cancelled job #2."]
+    assert status.components == [] and scripted.started == [PROMPT]
+
+
+async def test_a_cancel_while_the_finished_video_uploads_says_it_is_too_late_and_the_video_lands(stacks: Stacks,
+                                                                                                  scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        uploading = fake.hold_next("POST /webhooks/*")  # the followup that carries the video
+        handle = await video(fake, PROMPT)
+        await fake.wait_for(lambda: fake.requests_to("POST /webhooks/*"), what="the upload under way")
+        reply = await (await fake.slash("cancel")).wait_answer()
+        uploading.set()
+        result = await handle.wait_followup(has_video)
+        job = await stack.job(1)
+
+    assert reply.ephemeral and reply.content == "Job #1 is already finishing; too late to cancel it."
+    assert result.content.startswith(f"<@{handle.record.user.id}> here is your video · job #1")
+    assert (job.state, job.cancel_requested) == (JobState.DONE, False)
+
+
+async def test_a_block_while_the_users_finished_video_uploads_counts_no_video_as_stopping(stacks: Stacks, scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = fake.make_user(name="mod", roles=[fake.moderator_role]), fake.make_user(name="bob")
+        uploading = fake.hold_next("POST /webhooks/*")  # bob's finished video is on its way up
+        handle = await video(fake, PROMPT, user=bob)
+        await fake.wait_for(lambda: fake.requests_to("POST /webhooks/*"), what="the upload under way")
+        answer = await (await fake.slash("videomod block", {"user": bob}, user=mod)).wait_answer()
+        uploading.set()
+        result = await handle.wait_followup(has_video)
+        job = await stack.job(1)
+
+    assert answer.content == f"Blocked <@{bob.id}> permanently. Reason shown to them: no reason given."  # none stops
+    assert result.content.startswith(f"<@{bob.id}> here is your video · job #1") and job.state == JobState.DONE
+
+
+async def test_a_video_cancelled_past_its_token_leaves_a_status_that_says_cancelled_not_finished(stacks: Stacks,
+                                                                                                 scripted):
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        first = await video(fake, PROMPT)
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        bob = fake.make_user(name="bob")
+        waiting = await video(fake, OTHERS[0], user=bob)
+        queued = await waiting.wait_original(lambda m: m.content.startswith("Queued #1"))
+        fake.expire_token(waiting)  # a long queue: its 15 minutes are up
+        reply = await (await fake.click(queued, "video:cancel:2", user=bob)).wait_answer()
+        notice = await fake.wait_for_message(lambda m: m.kind == "channel" and "Cancelled job #2" in m.content)
+        status = await waiting.wait_original(lambda m: m.content.endswith(f"/{notice.id}"))
+        gate.release(100)
+        await first.wait_followup(has_video)
+
+    assert reply.ephemeral and reply.content == "✖ Cancelled job #2."
+    assert status.content.startswith("Cancelled · job #2 · ") and status.components == []
+
+
+async def delivered_directly(stack: Stack, events: EventLog, user: FakeUser) -> FakeMessage:
+    """The video the bot sent `user` directly, once its delivery is over."""
+    while (await events.next())[0] != "job_done":
+        pass
+    return await stack.fake.wait_for_message(lambda m: m.channel_id == stack.fake.dm_channel(user).id
+                                             and has_video(m))
+
+
+async def test_a_video_whose_channel_was_deleted_while_it_rendered_reaches_its_requester_directly(stacks: Stacks,
+                                                                                                  scripted):
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        handle = await video(fake, PROMPT, user=bob)
+        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+        await fake.delete_channel(fake.channel)  # a moderator tidies the server up mid-render
+        events = stack.events()
+        gate.release(100)
+        dm = await delivered_directly(stack, events, bob)
+        job = await stack.job(1)
+        used = await charged(stack, 1)
+
+    assert dm.content.startswith(f"<@{bob.id}> here is your video · job #1")
+    assert (job.state, job.result_message_id, used) == (JobState.DONE, dm.id, 1)
+
+
+async def test_a_video_in_a_channel_the_bot_lost_sight_of_past_its_token_reaches_its_requester_quietly(
+    stacks: Stacks, scripted
+):
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        handle = await video(fake, PROMPT, user=bob)
+        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+        fake.expire_token(handle)
+        fake.hide_channel(fake.channel)  # a permission overwrite takes View Channel from the bot
+        events = stack.events()
+        gate.release(100)
+        dm = await delivered_directly(stack, events, bob)
+        job = await stack.job(1)
+
+    assert dm.content.startswith(f"<@{bob.id}> here is your video · job #1")
+    assert (job.state, job.result_message_id) == (JobState.DONE, dm.id)
