@@ -129,12 +129,21 @@ class Admission:
                 if verdict.reason == "denylist":
                     log.info("%s of user %d refused by denylist entry %r", field, requester.user_id, verdict.matched)
                 raise Refused(verdict.reason, verdict.message, logged=verdict.logged)
+        above = self.above_caps(spec)
+        if above is not None:
+            name, problem = above
+            raise Refused("invalid", problem, logged=f"invalid:{name}")
+
+    def above_caps(self, spec: JobSpec) -> tuple[str, str] | None:
+        """(the option, why) when the spec's steps or frames are above the operator's caps (MAX_STEPS, MAX_FRAMES):
+        a new request is refused so; a stored one a restart with lower caps finds fails when it runs (service)."""
         request = spec.request
         for name, value, cap in (("steps", request.steps, self.max_steps), ("frames", request.frames,
                                                                              self.max_frames)):
             problem = above_cap(name, value, cap)
             if problem is not None:
-                raise Refused("invalid", problem, logged=f"invalid:{name}")
+                return name, problem
+        return None
 
     def _check_room(self, user_id: int) -> None:
         """Refused when the bot is down, or the user's cap or the queue is full (counting requests on their way)."""

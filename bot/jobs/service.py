@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -40,7 +41,7 @@ from bot.moderation.rules import Moderation
 from bot.moderation.styles import ServerStyles
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S
 from storage import JobRecord, JobState, Repository, utc_now
-from t2v.errors import GenerationCancelled, WeightsError
+from t2v.errors import GenerationCancelled, InvalidRequest, WeightsError
 from t2v.request import LIMITS
 
 log = logging.getLogger(__name__)
@@ -218,10 +219,22 @@ class VideoService:
         await self._recover_interrupted()
         queued = await self._repo.list_jobs([JobState.QUEUED])
         interrupted_first = sorted(queued, key=lambda job: (job.attempts == 0, job.id))
-        self._queue.restore(Queued.of_job(job) for job in interrupted_first)
+        self._queue.restore(self._within_caps(Queued.of_job(job)) for job in interrupted_first)
         if self.model.warms_up:
             self.warm_up = self._start_warm_up()
         self.dispatcher.start(self.units.run)
+
+    def _within_caps(self, queued: Queued) -> Queued:
+        """A stored job above the caps this start has (MAX_STEPS or MAX_FRAMES lowered since it was queued, after an
+        out-of-memory say) is not rendered: it fails when its turn comes, with the cap in its message and nothing
+        charged, as a stored row t2v no longer accepts does."""
+        above = None if queued.spec is None else self.admission.above_caps(queued.spec)
+        if above is None:
+            return queued
+        problem = above[1].removesuffix(".")
+        log.warning("job %d was queued before a restart with lower caps: %s; it fails when its turn comes",
+                    queued.id, problem)
+        return replace(queued, spec=None, invalid=InvalidRequest(problem))
 
     def _start_warm_up(self) -> asyncio.Task[None]:
         """Each worker's warm-up render (bot.gpu.work.warm_up_work; GPU workers have one), ahead of every job: the

@@ -28,7 +28,7 @@ from bot.jobs.running import RunningJob, jobs_named
 from bot.jobs.spec import DEFAULT_UPLOAD_LIMIT
 from bot.jobs.upscale import source_frames
 from storage import JobRecord, Repository
-from t2v.errors import GenerationCancelled, NonFiniteOutput, VideoTooLargeError
+from t2v.errors import GenerationCancelled, InvalidRequest, NonFiniteOutput, VideoTooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +196,9 @@ def upload_limit(job: JobRecord) -> int:
 
 def _log_failure(what: str, error: BaseException) -> None:
     """A failure the job's user is told of: a foreseen one (JobFailed, a video over the upload limit, a render that
-    overflowed: the user is told why) in one line, anything else with its traceback for the operator ("the bot's
-    logs have the details")."""
-    if isinstance(error, JobFailed | VideoTooLargeError | NonFiniteOutput):
+    overflowed, a stored request no longer valid here: the user is told why) in one line, anything else with its
+    traceback for the operator ("the bot's logs have the details")."""
+    if isinstance(error, JobFailed | VideoTooLargeError | NonFiniteOutput | InvalidRequest):
         log.warning("%s: %s", what, error)
     else:
         log.error("%s", what, exc_info=error)

@@ -416,6 +416,31 @@ async def test_a_job_left_running_by_a_crash_is_retried_once_then_failed(make_se
     assert (job.state, job.error) == (JobState.FAILED, "interrupted twice")
 
 
+async def test_a_queued_job_above_caps_lowered_since_fails_at_its_turn_with_the_cap_and_is_not_rendered(
+        make_service, database, caplog):
+    """An operator lowers MAX_FRAMES after an out of memory and restarts: the 32-frame job queued before does not
+    render (it would run out of memory again); its user hears why, and the job within the caps renders."""
+    repo = database.repo(clock=lambda: NOW)
+    fields = {"user_id": 1, "user_name": "user1", "channel_id": 500, "seed": 7}
+    big = await repo.create_job(prompt=PROMPTS[0], params=spec(frames=32).params(), **fields)
+    small = await repo.create_job(prompt=PROMPTS[1], params=spec(frames=8).params(), **fields)
+
+    h = await make_service(max_frames=16)
+    message = await h.events.wait("failed", big.id)
+    await h.events.wait("done", small.id)
+
+    assert message == (f"Sorry, job #{big.id} failed (invalid settings: frames=32 is above this bot's limit of 16). "
+                       "Nothing was charged.")
+    assert h.pipeline.steps_run == {PROMPTS[1]: 3}  # the big one never reached the GPU
+    job = await h.repo.get_job(big.id)
+    assert (job.state, job.started_at is not None) == (JobState.FAILED, True)
+    failures = [r for r in caplog.records if r.name.startswith("bot.jobs") and r.levelno >= logging.WARNING]
+    assert [(r.levelname, r.getMessage()) for r in failures] == [
+        ("WARNING", f"job {big.id} was queued before a restart with lower caps: frames=32 is above this bot's limit "
+                    "of 16; it fails when its turn comes"),
+        ("WARNING", f"job {big.id} failed: frames=32 is above this bot's limit of 16")]  # foreseen: no traceback
+
+
 async def test_the_tiny_random_model_renders_a_playable_mp4_end_to_end(make_service, monkeypatch):
     monkeypatch.setitem(ASPECTS, "tiny", (64, 64))  # the tiny model's native size keeps the test fast
     h = await make_service(load_pipeline(TINY_RANDOM))
