@@ -292,10 +292,14 @@ class VideoService:
         log.info("video service stopped; %d queued jobs wait for the next start", len(self._queue))
 
     async def _recover_interrupted(self) -> None:
-        """Jobs left `running` by a crash: cancel if asked, retry once, else fail them ("interrupted twice")."""
-        for job in await self._repo.list_jobs([JobState.RUNNING]):
+        """Jobs left `running` by a crash: cancel if asked, retry once, else fail them ("interrupted twice"). A queued
+        one whose cancel was asked (its user cancelled it as the worker took it, and the process died before the
+        cancel was written) is cancelled too, never run."""
+        for job in await self._repo.list_jobs([JobState.RUNNING, JobState.QUEUED]):
             if job.cancel_requested:
                 await self.announce("job_cancelled", await self._repo.mark_cancelled(job.id, now=self._clock()))
+            elif job.state == JobState.QUEUED:
+                continue
             elif job.attempts < MAX_ATTEMPTS:
                 await self._repo.requeue(job.id)
                 log.warning("job %d was interrupted by a restart; running it again", job.id)

@@ -416,6 +416,24 @@ async def test_a_job_left_running_by_a_crash_is_retried_once_then_failed(make_se
     assert (job.state, job.error) == (JobState.FAILED, "interrupted twice")
 
 
+async def test_a_queued_job_whose_cancel_was_asked_before_a_crash_is_cancelled_at_the_start_not_run(make_service,
+                                                                                                     database):
+    """Cancelled as the worker took it, then the process died before the cancel was written: the row is queued with
+    its cancel asked (bot.jobs.units undoes the start); the next start cancels it, uncharged, and runs the rest."""
+    repo = database.repo(clock=lambda: NOW)
+    fields = {"user_id": 1, "user_name": "user1", "channel_id": 500, "params": spec().params(), "seed": 7}
+    asked = await repo.create_job(prompt=PROMPTS[0], **fields)
+    await repo.request_cancel(asked.id)
+    other = await repo.create_job(prompt=PROMPTS[1], **fields)
+
+    h = await make_service()
+    cancelled = await h.events.wait("cancelled", asked.id)
+    await h.events.wait("done", other.id)
+
+    assert (cancelled.state, cancelled.started_at) == (JobState.CANCELLED, None)
+    assert h.pipeline.steps_run == {PROMPTS[1]: 3}
+
+
 async def test_a_queued_job_above_caps_lowered_since_fails_at_its_turn_with_the_cap_and_is_not_rendered(
         make_service, database, caplog):
     """An operator lowers MAX_FRAMES after an out of memory and restarts: the 32-frame job queued before does not
