@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,7 @@ from storage.errors import (
 
 ENV_FILE = ".env"
 MAX_ID = 2**63 - 1
+CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")  # what `say` escapes (t2v.errors.visible's kind; storage imports no t2v)
 CHATTER = ("Context impl ", "Will assume ")  # what Alembic logs each time it looks at the database
 
 
@@ -91,8 +93,10 @@ def log_to_stderr() -> None:
 
 
 def say(line: str, stream: TextIO | None = None) -> None:
-    """One line for the operator at the terminal (stdout unless told)."""
-    print(line, file=stream or sys.stdout)
+    """One line for the operator at the terminal (stdout unless told): a control character in a value it names (a
+    newline a quoted DATABASE_URL carried) is shown as its escape, not obeyed."""
+    shown = CONTROLS.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), line)
+    print(shown, file=stream or sys.stdout)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -103,6 +103,15 @@ def test_a_sqlite_file_that_is_not_there_is_named_and_never_made(tmp_path: Path,
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_a_url_with_a_newline_in_it_is_named_on_one_line_with_the_newline_shown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///video\nbot.db")  # a quoted .env value with an escaped newline
+    assert main(["migrate"]) == 2
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and said.startswith("error: DATABASE_URL=sqlite:///video\\nbot.db: there is no ")
+
+
 def test_a_database_a_newer_version_migrated_is_left_alone(bot_folder: Path, capsys: pytest.CaptureFixture) -> None:
     with sqlite3.connect(bot_folder / "videobot.db") as connection:
         connection.execute("UPDATE alembic_version SET version_num = '0099'")
