@@ -235,7 +235,7 @@ def out_of_memory(exc: BaseException) -> str | None:
 @contextlib.contextmanager
 def _source_named(option: str, source: str) -> Iterator[None]:
     """A model source's error as a line of the checks names it: after the option and its value (the loads that
-    preflight could not foresee: a file changed since, a .pth/.bin whose keys only a load tells)."""
+    preflight could not foresee: a file changed since the checks, a tensor whose values are wrong)."""
     try:
         yield
     except WeightsError as exc:

@@ -193,7 +193,7 @@ def check_keys(source: str | Path, half: bool | None = None) -> None:
     if layout == "modelscope":
         config, states, sources = read_modelscope(path)
         hint = WHERE_FROM
-        found = [({name: as_meta(state) for name, state in states.items()}, sources)]
+        found = [({name: as_meta(state, sources[name]) for name, state in states.items()}, sources)]
     elif layout == "export":
         config, files = export.export_files(path)
         hint = export.REDO

@@ -252,7 +252,7 @@ def weight_files(folder: Path, part: str, prefer_half: bool) -> list[Path]:
 
 def _read_file(path: Path, device: str, hint: str) -> dict[str, torch.Tensor]:
     if path.suffix == ".bin":
-        state = torch_load(path, trusted_layout=True)  # weights_only=True: plain tensors only
+        state = torch_load(path, trusted_layout=True, hint=hint)  # weights_only=True: plain tensors only
         if not isinstance(state, dict):
             raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict")
         return state
@@ -271,7 +271,7 @@ def read_component(root: Path, part: str, device: str, prefer_half: bool,
             state.update(_read_file(path, device, hint))
         else:
             state.update(safetensors_shapes(path, hint) if path.suffix == ".safetensors"
-                         else as_meta(_read_file(path, "cpu", hint)))
+                         else as_meta(_read_file(path, "cpu", hint), str(path), hint))
     if part == "text_encoder":  # buffers older transformers saved, and a projection our encoder does not use
         state = {k: v for k, v in state.items() if not k.endswith(("position_ids", "text_projection.weight"))}
     return state, ", ".join(str(path) for path in files)

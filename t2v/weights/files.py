@@ -97,9 +97,10 @@ class RestrictedPickle:
     __name__ = "t2v_restricted_pickle"
 
 
-def torch_load(path: Path, trusted_layout: bool) -> Any:
-    """torch.load with weights_only for plain state dicts, or the restricted unpickler for Lightning files."""
-    check_readable(path, WHERE_FROM)
+def torch_load(path: Path, trusted_layout: bool, hint: str = WHERE_FROM) -> Any:
+    """torch.load with weights_only for plain state dicts, or the restricted unpickler for Lightning files; errors
+    name the file and `hint` (where a whole copy comes from)."""
+    check_readable(path, hint)
     try:
         if trusted_layout:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -108,7 +109,7 @@ def torch_load(path: Path, trusted_layout: bool) -> Any:
         raise WeightsError.permission_denied(path) from exc
     except Exception as exc:  # corrupt, truncated or not a torch file
         raise WeightsError(f"{path} could not be read ({type(exc).__name__}: {exc}); the file is corrupt or "
-                           f"truncated — {WHERE_FROM}") from exc
+                           f"truncated — {hint}") from exc
 
 
 def read_json(path: Path, hint: str) -> dict[str, Any]:
@@ -147,10 +148,18 @@ def safetensors_shapes(path: Path, hint: str = WHERE_FROM) -> dict[str, torch.Te
         raise WeightsError(f"{path} could not be read ({exc}); the file is corrupt or truncated — {hint}") from exc
 
 
-def as_meta(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Each tensor as an empty meta tensor of its shape and dtype: a state dict read memory-mapped (torch.load's mmap)
-    checked without its data being read."""
-    return {key: torch.empty(tensor.shape, dtype=tensor.dtype, device="meta") for key, tensor in state.items()}
+def as_meta(state: Mapping[Any, Any], source: str, hint: str = WHERE_FROM) -> dict[str, torch.Tensor]:
+    """Each tensor as an empty meta tensor of its shape: a state dict read memory-mapped (torch.load's mmap) checked
+    without its data being read. WeightsError naming `source` for an entry that is no plain tensor (a step count, a
+    nested dict: a checkpoint wrapped otherwise than the layout's), as the load would refuse it."""
+    meta = {}
+    for key, value in state.items():
+        if not isinstance(key, str) or type(value) is not torch.Tensor or value.is_quantized:
+            what = type(value).__name__ if type(value) is not torch.Tensor else f"{value.dtype} tensor"
+            raise WeightsError(f"{source} holds {key!r} of type {what} where a plain tensor was expected (a file "
+                               f"saved otherwise than the published one); {hint}")
+        meta[key] = torch.empty(value.shape, device="meta")
+    return meta
 
 
 def write_safetensors(state: Mapping[str, torch.Tensor], path: Path, dtype: torch.dtype | None) -> None:

@@ -33,14 +33,14 @@ VAE_PREFIX = "first_stage_model."  # the autoencoder inside the Lightning LDM ch
 
 def modelscope_vae(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The autoencoder's entries of a Lightning LDM state dict, without VAE_PREFIX."""
-    return {k.split(VAE_PREFIX, 1)[1]: v for k, v in state.items() if VAE_PREFIX in k}
+    return {k.split(VAE_PREFIX, 1)[1]: v for k, v in state.items() if isinstance(k, str) and VAE_PREFIX in k}
 
 
 def openclip_text(state: Mapping[str, torch.Tensor], cfg: TextConfig) -> dict[str, torch.Tensor]:
     """The text-tower entries of a full OpenCLIP state dict that our penultimate-layer encoder uses."""
     skipped = range(cfg.layers - cfg.skip_last_layers, cfg.layers)  # "penultimate": these blocks never run
     unused = ("visual.", "text_projection", "logit_scale", *(f"transformer.resblocks.{i}." for i in skipped))
-    return {k: v for k, v in state.items() if not k.startswith(unused)}
+    return {k: v for k, v in state.items() if not (isinstance(k, str) and k.startswith(unused))}
 
 
 # diffusers' layout

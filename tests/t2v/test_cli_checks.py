@@ -300,3 +300,19 @@ def test_a_value_with_a_newline_or_an_escape_sequence_in_it_is_named_on_one_line
     lines = refused(["generate", "a cat", "--model", "tiny\nrandom\x1b[2J", "-o", str(tmp_path / "x.mp4")], capsys)
     assert len(lines) == 1 and "\n" not in lines[0] and "\x1b" not in lines[0]
     assert lines[0].startswith("error: --model tiny\\nrandom\\x1b[2J: model source 'tiny\\nrandom\\x1b[2J' ")
+
+
+@pytest.mark.parametrize(("wrap", "holds"), [
+    (lambda state: {"state_dict": state}, "'state_dict' of type OrderedDict"),  # a training checkpoint's layout
+    (lambda state: {**state, "step": 5}, "'step' of type int"),
+])
+def test_a_checkpoint_holding_more_than_tensors_is_one_line_not_a_traceback(modelscope_dir, tmp_path, wrap, holds):
+    import torch
+
+    folder = shutil.copytree(modelscope_dir, tmp_path / "model")
+    unet = folder / "text2video_pytorch_model.pth"
+    torch.save(wrap(torch.load(unet, weights_only=True)), tmp_path / "unet.pth")
+    (tmp_path / "unet.pth").replace(unet)
+    said = preflight.model_source("--model", str(folder))
+    assert said == (f"--model {folder}: {unet} holds {holds} where a plain tensor was expected (a file saved "
+                    f"otherwise than the published one); {WHERE_FROM}")
