@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from bot.errors import NothingToCancel
@@ -14,7 +15,7 @@ from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import FairQueue
 from bot.jobs.running import Running, RunningJob
 from bot.jobs.spec import Queued
-from storage import GLOBAL, InvalidTransitionError, JobRecord, Repository
+from storage import GLOBAL, InvalidTransitionError, JobRecord, JobState, Repository
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,10 @@ class Cancels:
         entry.user_cancelled = True
         entry.token.cancel()
         log.info("job %d cancel requested by its user while running", job.id)
-        return await self._settle_running(entry) or await self._repo.get_job(job.id) or entry.job
+        record = await self._settle_running(entry) or await self._repo.get_job(job.id) or entry.job
+        if not entry.submitted:  # it never reaches the worker: recorded as cancelled, free (bot.jobs.units)
+            return replace(record, state=JobState.CANCELLED)
+        return record
 
     async def cancel_server(self, guild_id: int) -> tuple[int, int]:
         """Cancel every job of a server the bot is no longer in (its channels are out of reach): the queued ones at
@@ -93,10 +97,14 @@ class Cancels:
             return None
 
     def _newest_active(self, user_id: int) -> JobRecord:
-        """The user's newest queued or running job not already being cancelled."""
+        """The user's newest queued or running job not already being cancelled nor finishing (its video posting)."""
         jobs = [queued.job for queued, _ in self._queue.jobs_of(user_id)]
-        jobs += [entry.job for entry in self._running.of_user(user_id) if not entry.user_cancelled]
+        running = [entry for entry in self._running.of_user(user_id) if not entry.user_cancelled]
+        jobs += [entry.job for entry in running if not entry.recorded]
         if not jobs:
+            finishing = max((entry.job.id for entry in running), default=None)
+            if finishing is not None:
+                raise NothingToCancel(f"Job #{finishing} is already finishing; too late to cancel it.")
             raise NothingToCancel("You have no queued or running videos to cancel.")
         return max(jobs, key=lambda job: job.id)
 

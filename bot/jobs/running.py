@@ -26,6 +26,8 @@ class RunningJob:
     token: CancelToken = field(default_factory=CancelToken)
     shared: CancelToken | None = None  # in a batch: the batch's token, set once every member's is; None: alone
     recorded: bool = False  # its outcome is being recorded (a batch member may be cancelled before the batch ends)
+    submitted: bool = False  # its unit's starts are written and it goes to the worker; until then a cancel makes it
+    # one that never started (bot.jobs.units), free
     user_cancelled: bool = False
     timed_out: bool = False  # stopped for running past the time limit
     finished: bool = False  # no more progress events once the outcome is being recorded
@@ -41,7 +43,8 @@ class RunningJob:
     def runs_on_in_batch(self) -> bool:
         """Whether the job is a started member of a batch whose other members are not all cancelled."""
         shared = self.shared
-        return shared is not None and not shared.is_set() and not self.recorded and self.job.state == JobState.RUNNING
+        return (shared is not None and not shared.is_set() and self.submitted and not self.recorded
+                and self.job.state == JobState.RUNNING)
 
 
 class Running:

@@ -27,7 +27,7 @@ from bot.jobs.progress import Progress
 from bot.jobs.running import RunningJob, jobs_named
 from bot.jobs.spec import DEFAULT_UPLOAD_LIMIT
 from bot.jobs.upscale import source_frames
-from storage import JobRecord, Repository
+from storage import JobRecord, JobState, Repository
 from t2v.errors import GenerationCancelled, InvalidRequest, NonFiniteOutput, VideoTooLargeError
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,30 @@ class Units:
             raise
 
     async def _render(self, entries: list[RunningJob]) -> list[Frames | None]:
-        """Mark the jobs running, hand them to a worker as one unit of work, and wait for their frames; None for a
-        job its user cancelled before it started (recorded then: the others render without it)."""
-        started = [entry for entry in entries if await self._start(entry)]
-        frames = iter(await self._submit(started) if started else [])
-        return [next(frames) if entry in started else None for entry in entries]
+        """Mark the jobs running, hand those still wanted to a worker as one unit of work, and wait for their frames;
+        None for a job cancelled before the unit reached the worker (recorded as never started: the others render
+        without it)."""
+        for entry in entries:
+            if not entry.user_cancelled:
+                entry.job = await self._repo.mark_running(entry.job.id, now=self._clock())
+        started = [entry for entry in entries if not entry.user_cancelled]  # every start of the unit is written
+        for entry in started:
+            entry.submitted = True  # from here a cancel stops it as a running job (a batch member at once)
+        for entry in entries:
+            if not entry.submitted:
+                await self._never_started(entry)
+        if not started:
+            return [None] * len(entries)
+        for entry in started:
+            if entry.spec is None:  # a stored row t2v no longer accepts: it fails with t2v's words (it runs alone)
+                assert entry.invalid is not None
+                raise entry.invalid
+            self._progress.started(entry)  # announced before any progress can arrive
+        frames = await self._submit(started)
+        if len(frames) != len(started):
+            raise RuntimeError(f"the work returned {len(frames)} videos for {len(started)} jobs")
+        rendered = iter(frames)
+        return [next(rendered) if entry.submitted else None for entry in entries]
 
     async def _submit(self, entries: list[RunningJob]) -> list[Frames]:
         """The started jobs' frames, rendered by a worker as one unit of work."""
@@ -90,33 +109,19 @@ class Units:
             work = upscale_work(request, source, upscale.strength, entry.spec.style)
         return [await self._executor.submit(work, self._progress.of(entry), should_cancel=entry.token)]
 
-    async def _start(self, entry: RunningJob) -> bool:
-        """Mark the job running and announce it; False, once it is recorded as cancelled instead, when its user
-        cancelled it before it reached the worker (since the dispatcher took it, or while its start was written): it
-        never ran, so it costs nothing, as a queued job's cancel does."""
-        if not entry.user_cancelled:
-            entry.job = await self._repo.mark_running(entry.job.id, now=self._clock())
-            if entry.user_cancelled:
-                await self._unstart(entry)
-        if entry.user_cancelled:
-            log.info("job %d cancelled by its user before it started", entry.job.id)
-            await self._outcomes.record(entry, GenerationCancelled(0, 0))
-            return False
-        if entry.spec is None:  # a stored row t2v no longer accepts: it fails with t2v's words (it runs alone)
-            assert entry.invalid is not None
-            raise entry.invalid
-        self._progress.started(entry)  # announced before any progress can arrive
-        return True
-
-    async def _unstart(self, entry: RunningJob) -> None:
-        """A job cancelled while its start was written goes back to queued (started_at cleared), for `_start` to
-        record its cancel as one of a job that never started."""
-        entry.recorded = True  # `_start` records it, whatever cancels it again meanwhile
-        try:
-            entry.job = await self._repo.requeue(entry.job.id)
-        except Exception:
-            log.exception("job %d: its start could not be undone; its cancel counts as one after it started",
-                          entry.job.id)
+    async def _never_started(self, entry: RunningJob) -> None:
+        """A job cancelled before its unit reached the worker (since the dispatcher took it, while its start or a
+        batch partner's was written) is recorded as cancelled without a start: it never ran, so it costs nothing, as
+        a queued job's cancel does."""
+        entry.recorded = True  # recorded here, whatever cancels it again meanwhile
+        if entry.job.state == JobState.RUNNING:  # its start was written: undone (started_at cleared)
+            try:
+                entry.job = await self._repo.requeue(entry.job.id)
+            except Exception:
+                log.exception("job %d: its start could not be undone; its cancel counts as one after it started",
+                              entry.job.id)
+        log.info("job %d cancelled before it started", entry.job.id)
+        await self._outcomes.record(entry, GenerationCancelled(0, 0))
 
     async def _outputs(self, work: asyncio.Future[list[Frames | None]],
                        entries: list[RunningJob]) -> list[Rendered | BaseException]:
@@ -129,9 +134,7 @@ class Units:
                         self.time_limit_s)
             return [JobTimedOut(self.time_limit_s)] * len(entries)
         try:
-            frames = work.result()
-            if len(frames) != len(entries):
-                raise RuntimeError(f"the work returned {len(frames)} videos for {len(entries)} jobs")
+            frames = work.result()  # one per job (`_render` checks the worker's count)
         except Exception as error:
             if not isinstance(error, GenerationCancelled):
                 _log_failure(f"{jobs_named(entries)} failed", error)

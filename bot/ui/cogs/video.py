@@ -155,7 +155,7 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
     async def cancel_job(self, interaction: discord.Interaction, job_id: int | None) -> None:
         """Cancel the presser's job (`None`: their newest) and say so privately; the service refuses others' jobs."""
         record = await self.service.cancel(interaction.user.id, job_id)
-        if record.state in (JobState.CANCELLED, JobState.QUEUED):  # queued: the worker took it, it never starts
+        if record.state == JobState.CANCELLED:
             text = f"✖ Cancelled job #{record.id}."
         else:
             text = f"Stopping job #{record.id}: it ends after the current denoising step"

@@ -77,6 +77,38 @@ async def test_a_batch_member_cancelled_as_its_batch_starts_is_left_out_costs_no
     assert OTHERS[1] not in pipeline.started and not has_video(status)  # the GPU never rendered it
 
 
+async def test_a_batch_member_whose_start_was_written_cancelled_before_the_batch_reaches_the_worker_costs_nothing(
+    stacks: Stacks
+):
+    """The batch's first member is started, its partner's start is still being written when the first is cancelled:
+    the first never reaches the GPU either, and is recorded as never started."""
+    pipeline = StyledPipeline()
+    first = pipeline.gate(PROMPT)
+    async with stacks.run(lambda device: pipeline, batch_max=2) as stack:
+        fake = stack.fake
+        alice, bob, carol = (fake.make_user(name=name) for name in ("alice", "bob", "carol"))
+        running = await video(fake, PROMPT, user=alice)
+        await running.wait_original(lambda m: m.content.startswith("Starting"))
+        bobs = await video(fake, OTHERS[0], user=bob)
+        await bobs.wait_original(lambda m: m.content.startswith("Queued #1"))
+        carols = await video(fake, OTHERS[1], user=carol)
+        await carols.wait_original(lambda m: m.content.startswith("Queued #2"))
+        starting = HeldWrite(stack.repo, "mark_running", 3)  # bob's start (job 2) is written, carol's is not yet
+        first.release(100)
+        await starting.reached()
+        reply = await (await fake.slash("cancel", user=bob)).wait_answer()
+        starting.release.set()
+        result = await carols.wait_followup(has_video)
+        status = await bobs.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
+        job = await stack.job(2)
+        used = await charged(stack, 2)
+
+    assert reply.ephemeral and reply.content == "✖ Cancelled job #2."
+    assert result.content.startswith(f"<@{carol.id}> here is your video · job #3")
+    assert (job.state, job.started_at, used) == (JobState.CANCELLED, None, 0)
+    assert OTHERS[0] not in pipeline.started and not has_video(status)
+
+
 async def test_cancel_pressed_twice_on_a_queued_video_says_the_second_time_that_it_is_already_cancelled(
     stacks: Stacks, scripted
 ):
