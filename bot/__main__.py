@@ -19,6 +19,7 @@ from bot.env_file import env_file_problems, misspelled
 from bot.errors import SettingsError, Unreachable
 from bot.settings import Settings, load_settings, load_what_validates
 from storage import urls
+from t2v.errors import visible
 
 log = logging.getLogger("bot")
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     one line per problem when the settings are wrong."""
     if argv:
         asked = argv[0] in ("-h", "--help")
-        print(USAGE if asked else f"error: python -m bot takes no arguments (got {' '.join(argv)}); set its "
+        print(USAGE if asked else f"error: python -m bot takes no arguments (got {visible(' '.join(argv))}); set its "
               "settings in the environment or .env (see .env.example), or run python -m bot --help",
               file=sys.stdout if asked else sys.stderr)
         return 0 if asked else 2

@@ -19,4 +19,3 @@ def one_line(text: str) -> str:
     """text without unsafe characters, on one line: each run of them and of whitespace is one space (some of them,
     \\x0b, \\x1c and \\x85, separate words), none at either end."""
     return " ".join(UNSAFE_RE.sub(" ", text).split())
-

@@ -75,20 +75,20 @@ def check_environment(settings: Settings, unknown: Collection[str] = ()) -> None
     if not derived and reads("t2v_executor", "t2v_device", "t2v_optimize", "t2v_compile_cache", "database_url",
                              "media_dir"):
         problems.append(compile_cache_problem(settings))
-    if reads("gallery_enabled", "gallery_host", "gallery_port", "health_enabled", "health_host", "health_port"):
-        problems += listen_problems(settings)
+    problems += listen_problems(settings, [site for site in ("gallery", "health")
+                                           if reads(f"{site}_enabled", f"{site}_host", f"{site}_port")])
     found = [problem for problem in problems if problem]
     if found:
         raise SettingsError(found)
 
 
-def listen_problems(settings: Settings) -> list[str]:
-    """One line for each enabled site (the gallery, /healthz) whose host this host cannot listen on: a name that does
-    not resolve, an address that is not this host's, a port this user may not open. A port in use is left to
-    start_sites, which logs it and runs on: another process may be about to free it (the old container stopping)."""
-    wanted = [("GALLERY", settings.gallery_host, settings.gallery_port)] if settings.gallery_enabled else []
-    if settings.health_enabled:
-        wanted.append(("HEALTH", settings.health_host, settings.health_port))
+def listen_problems(settings: Settings, sites: Collection[str] = ("gallery", "health")) -> list[str]:
+    """One line for each enabled site of `sites` (the gallery, /healthz) whose host this host cannot listen on: a name
+    that does not resolve, an address that is not this host's, a port this user may not open. A port in use is left
+    to start_sites, which logs it and runs on: another process may be about to free it (the old container
+    stopping)."""
+    wanted = [(site.upper(), getattr(settings, f"{site}_host"), getattr(settings, f"{site}_port")) for site in sites
+              if getattr(settings, f"{site}_enabled")]
     return [problem for problem in (listen_problem(*site) for site in wanted) if problem]
 
 

@@ -20,6 +20,7 @@ from t2v import preflight
 from t2v.bench import KERNEL_CHECKS
 from t2v.bench.measure import DEFAULT_CONFIGS, WORK
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM, ModelConfig, SamplerDefaults
+from t2v.errors import visible
 from t2v.request import LIMITS, value_range
 from t2v.weights.files import OFFICIAL_REPO, REPO_ID, REPO_RULES
 
@@ -38,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
         self._given: list[str] = []  # the arguments this parser was handed, for error messages
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {self.plain(message)}\n")
+        self.exit(2, f"error: {visible(self.plain(message))}\n")
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
         self._given = list(sys.argv[1:] if args is None else args)

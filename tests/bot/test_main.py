@@ -130,6 +130,20 @@ def test_a_listen_host_beside_a_wrong_setting_is_named_in_the_same_run(tmp_path:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_wrong_gallery_setting_leaves_the_health_sites_listen_check_to_run(tmp_path: Path, monkeypatch, capsys):
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    for name, value in {"DISCORD_TOKEN": "a-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
+                        "T2V_DEVICE": "cpu", "GALLERY_ENABLED": "1", "GALLERY_PORT": "lots",
+                        "HEALTH_HOST": "192.0.2.1"}.items():
+        monkeypatch.setenv(name, value)
+
+    assert main() == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("=")[0] for line in lines] == ["error: GALLERY_PORT", "error: HEALTH_HOST"]
+
+
 def test_env_example_documents_every_setting_and_loads():
     path = ROOT / ".env.example"
     lines = path.read_text().splitlines()

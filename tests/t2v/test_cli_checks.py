@@ -300,6 +300,8 @@ def test_a_value_with_a_newline_or_an_escape_sequence_in_it_is_named_on_one_line
     lines = refused(["generate", "a cat", "--model", "tiny\nrandom\x1b[2J", "-o", str(tmp_path / "x.mp4")], capsys)
     assert len(lines) == 1 and "\n" not in lines[0] and "\x1b" not in lines[0]
     assert lines[0].startswith("error: --model tiny\\nrandom\\x1b[2J: model source 'tiny\\nrandom\\x1b[2J' ")
+    lines = refused(["generate", "a cat", "extra\nline\x1b[31m"], capsys)  # argparse's own refusal too
+    assert len(lines) == 1 and "\x1b" not in lines[0] and "extra\\nline\\x1b[31m" in lines[0]
 
 
 @pytest.mark.parametrize(("wrap", "holds"), [
