@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 
-UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+from t2v.errors import HIDDEN_RE
+
+UNSAFE_RE = re.compile(f"(?![\t\n\r\u2028\u2029]){HIDDEN_RE.pattern}")  # t2v's hidden characters but the breaks
 
 
 def one_line(text: str) -> str:
