@@ -74,6 +74,9 @@ class VideoBot(commands.Bot):
         views = partial(result_view, upscale=settings.upscale_model is not None)  # ⬆️ only with an upscaler
         self.delivery = Delivery(self, settings, repo, monotonic=monotonic, now=now, media=self.media,
                                  result_view=views, status_view=cancel_view)
+        # posts a stop cut short (at the start) and those Discord failed (tried again, until `close`)
+        self.late_posts = LatePosts(self, repo, self.delivery, self.media, self.delivery.now)
+        self.delivery.retry_later = self.late_posts.retry_later
         self.showcase = Showcase(self, settings, showcase_repo, repo, self.media)
         self._repo = repo
         self._service_factory = service_factory
@@ -154,7 +157,7 @@ class VideoBot(commands.Bot):
         await self._check_home_guild()  # before the models load: a wrong id is the operator's to fix
         self.service = self._service_factory(self.delivery)
         await self.service.start()
-        await LatePosts(self, self._repo, self.delivery, self.media, self.delivery.now).post()  # what a stop cut short
+        await self.late_posts.post()  # what a stop cut short
         self.post_check = asyncio.create_task(self._forget_missing_posts(), name="videobot-showcase-posts")
         self.delivery.watch_queue(self.service.places)  # queued statuses follow the queue (restored ones too)
         await self.add_cog(ServersCog(self, self.settings, self.service))
@@ -266,6 +269,7 @@ class VideoBot(commands.Bot):
             self.post_check.cancel()
             await asyncio.gather(self.post_check, return_exceptions=True)
         await self.delivery.close()
+        await self.late_posts.close()  # before the service stops: the running job's post may fail, and is left pending
         if self.service is not None:
             service, self.service = self.service, None
             try:

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ from bot.ui.status import (
     starting_text,
     uploading_text,
 )
-from storage import JobRecord, Repository, utc_now
+from storage import JobRecord, JobState, Repository, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ INVALID_WEBHOOK_TOKEN = 50027  # Discord's code for an expired interaction token
 ENTITY_TOO_LARGE = 40005  # Discord's code for an upload over the size it accepts (HTTP 413)
 REMEMBER_FINISHED = 1024  # finished job ids kept, so a late event can never overwrite a result
 ResultView = Callable[[JobRecord], discord.ui.View]  # the buttons under a finished video
+RetryLater = Callable[[JobRecord], str | None]  # a pending post tried again later: when, in words; None: not now
 
 
 @dataclass
@@ -58,7 +59,7 @@ class _Status:
     token_dead: bool = False  # the interaction token is too old or was refused
     message_id: int | None = None  # the status message (the original response), for bot-token edits
     preview_step: int | None = None  # the step of the live preview attached to the status message
-    channel_closed: bool = False  # the channel refused a new status (deleted, or closed to the bot): none is tried
+    channel_closed: bool = False  # the channel is deleted or hidden from the bot: no status is tried there again
 
 
 def mentions(user_id: int) -> discord.AllowedMentions:
@@ -94,10 +95,19 @@ async def _gif(job: JobRecord, preview: Preview) -> bytes | None:
         return None
 
 
+UNKNOWN_CHANNEL, MISSING_ACCESS = 10003, 50001  # Discord's codes for a channel deleted, or one the bot cannot see
+
+
 def _out_of_reach(error: discord.HTTPException) -> bool:
     """403 or 404 from a channel route: the channel (or the message) was deleted, or the bot may no longer see it or
     post there; nothing to retry, and nothing the operator must fix."""
     return isinstance(error, discord.Forbidden | discord.NotFound)
+
+
+def _channel_gone(error: discord.HTTPException) -> bool:
+    """The channel itself is out of reach (deleted, or hidden from the bot), not just this message (a preview the bot
+    may not attach, 50013): no status is posted there again."""
+    return error.code in (UNKNOWN_CHANNEL, MISSING_ACCESS)
 
 
 def _is_token_error(error: discord.HTTPException) -> bool:
@@ -134,6 +144,7 @@ class Delivery:
         self._statuses: dict[int, _Status] = {}
         self._finished: deque[int] = deque(maxlen=REMEMBER_FINISHED)
         self.board: QueueBoard | None = None  # keeps queued statuses fresh, once `watch_queue` started it
+        self.retry_later: RetryLater | None = None  # a post Discord failed, tried again (bot.ui.late_posts)
 
     def watch_queue(self, places: Callable[[], list[Place]]) -> None:
         """Keep every queued job's place and ETA fresh (`places`: the service's), from now until `close`."""
@@ -212,13 +223,15 @@ class Delivery:
             attached = None if gif is None else (PREVIEW_FILENAME, gif)
         await self._guard(self._show(job, status, text, video=attached), job, "showing progress")
 
-    async def job_done(self, delivered: Delivered) -> None:
-        """Keep a public video in the media directory; post the MP4 with its details and buttons as a new message."""
+    async def job_done(self, delivered: Delivered, *, quiet: bool = False) -> None:
+        """Keep a public video in the media directory; post the MP4 with its details and buttons as a new message.
+        `quiet`: a post Discord fails is only logged (a retry's, bot.ui.late_posts: the next try tells the user)."""
         job = delivered.job
         if self._media is not None and not job.private:
             await self._guard(self._media.save(job.id, delivered.video), job, "keeping its video")
         view = self._result_view(job) if self._result_view is not None else None
-        await self._finish(job, result_text(delivered), (self.filename(job), delivered.video), view, delivered.shrink)
+        await self._finish(job, result_text(delivered), (self.filename(job), delivered.video), view, delivered.shrink,
+                           quiet=quiet)
 
     async def job_failed(self, job: JobRecord, message: str) -> None:
         """The service's short apology, which names the job."""
@@ -228,6 +241,12 @@ class Delivery:
     async def job_cancelled(self, job: JobRecord) -> None:
         """Confirm a cancelled job."""
         await self._finish(job, f"✖ Cancelled job #{job.id}.", None)
+
+    def reopen(self, job: JobRecord) -> None:
+        """A finished job whose post is pending gets a final message again (bot.ui.late_posts: its video, or why
+        not)."""
+        if job.id in self._finished:
+            self._finished.remove(job.id)
 
     def filename(self, job: JobRecord) -> str:
         """The name a job's MP4 is posted under (bot.ui.late_posts looks for it)."""
@@ -266,8 +285,10 @@ class Delivery:
             log.exception("job %d: Discord delivery failed while %s", job.id, what)
 
     async def _finish(self, job: JobRecord, content: str, video: tuple[str, bytes] | None,
-                      view: discord.ui.View | None = None, shrink: Callable[[int], bytes] | None = None) -> None:
-        """The final message of a job: always sent, after any edit in flight; then forget the job."""
+                      view: discord.ui.View | None = None, shrink: Callable[[int], bytes] | None = None, *,
+                      quiet: bool = False) -> None:
+        """The final message of a job: always sent, after any edit in flight; then forget the job. A video Discord
+        refused (4xx) fails its job; one Discord failed (5xx, a lost connection) stays pending (`_pending`)."""
         self._moved()
         status = self._status(job)
         if status.phase == "final":
@@ -282,18 +303,35 @@ class Delivery:
         except discord.HTTPException as error:
             log.exception("job %d: delivering the result failed (%s %s)", job.id, error.status, error.code)
             refused = error.status < 500  # Discord's own answer; a 5xx may have come after it took the upload
-            charged = " Nothing was charged." if video is not None and refused else ""
+            if video is not None and not refused:
+                await self._pending(job, status, str(error.text or error.status), quiet=quiet)
+                return
+            charged = " Nothing was charged." if video is not None else ""
             apology = (f"Sorry, job #{job.id} finished but could not be posted here ({error.text or error.status})."
                        f"{charged}")
-            await self._guard(self._show(job, status, apology, final=True), job, "apologising")
+            ended = replace(job, state=JobState.FAILED) if video is not None else job  # its status says it failed
+            await self._guard(self._show(ended, status, apology, final=True), job, "apologising")
             if refused:
                 await self._unposted(job, video, f"Discord refused its video ({error.status} {error.code})")
-        except Exception:  # the connection lost or closed under the upload: it may have reached Discord, so the
-            # delivery stays pending and the next start looks for it before posting it (bot.ui.late_posts)
+        except Exception:  # the connection lost or closed under the upload: it may have reached Discord
             log.exception("job %d: delivering the result failed", job.id)
+            if video is not None:
+                await self._pending(job, status, None, quiet=quiet)
         finally:
             self._statuses.pop(job.id, None)
             self._finished.append(job.id)
+
+    async def _pending(self, job: JobRecord, status: _Status, reason: str | None, *, quiet: bool) -> None:
+        """A video Discord failed (a 5xx, or `reason` None: the connection lost) may have reached it, so its delivery
+        stays pending: tried again in this process (`retry_later`), its requester told when; else, as the bot closes,
+        at the next start (bot.ui.late_posts). `quiet`: a retry's failure, which its next try tells of."""
+        when = None if quiet or self.retry_later is None else self.retry_later(job)
+        if quiet or (reason is None and when is None):  # a connection closed as the bot stops: the next start's
+            return
+        again = "" if when is None else f"; the bot tries again {when}"
+        apology = (f"Sorry, job #{job.id} finished but could not be posted here "
+                   f"({reason or 'the connection to Discord was lost'}){again}.")
+        await self._guard(self._show(job, status, apology, final=True), job, "apologising")
 
     async def _unposted(self, job: JobRecord, video: tuple[str, bytes] | None, why: str) -> None:
         """A video that did not reach its requester: its job fails, not charged, and it is not posted after a restart
@@ -443,7 +481,7 @@ class Delivery:
                 raise
             log.info("job %d: channel %d takes no status (%s %s); its requester hears of the outcome directly",
                      job.id, job.channel_id, error.status, error.code)
-            status.channel_closed = True
+            status.channel_closed = _channel_gone(error)
             return
         status.message_id = message.id
         await self._repo.set_status_message(job.id, message.id)
@@ -472,6 +510,7 @@ class Delivery:
                 raise
             log.info("job %d: status message %d is out of reach (%s %s); left as it was", job.id, status.message_id,
                      error.status, error.code)
+
 
 def _link(job: JobRecord, posted: discord.Message | discord.WebhookMessage) -> str:
     """A link to a posted message: in the job's channel, or in the requester's DMs."""

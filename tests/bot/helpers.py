@@ -69,11 +69,17 @@ class Timers:
             self._armed.notify_all()
         await event.wait()
 
-    async def fire(self) -> float:
-        """Wait for a timer to be armed, then let the oldest one run out; its seconds."""
+    async def armed(self) -> float:
+        """Wait for a timer to be armed; the oldest one's seconds (it goes on waiting)."""
         async with self._armed:
             await asyncio.wait_for(self._armed.wait_for(lambda: self.waiting), WAIT)
-            seconds, event = self.waiting.pop(0)
+            return self.waiting[0][0]
+
+    async def fire(self) -> float:
+        """Wait for a timer to be armed, then let the oldest one run out; its seconds."""
+        seconds = await self.armed()
+        async with self._armed:
+            _, event = self.waiting.pop(0)
         event.set()
         return seconds
 

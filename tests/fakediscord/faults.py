@@ -24,6 +24,7 @@ class Fault:
     remaining: int
     retry_after: float = 0.0
     is_global: bool = False
+    taken: bool = False  # the request is done first (a message posted), then answered with the error
 
 
 @dataclass
@@ -45,9 +46,10 @@ class Faults:
     def add(self, fault: Fault) -> None:
         self.faults.append(fault)
 
-    def injected(self, rec: RecordedRequest) -> web.Response | None:
+    def injected(self, rec: RecordedRequest, *, taken: bool = False) -> web.Response | None:
+        """The error for `rec`, if one is due: before the request is done, or (`taken`) after it was."""
         for fault in self.faults:
-            if fault.remaining > 0 and rec.matches(fault.pattern):
+            if fault.remaining > 0 and fault.taken is taken and rec.matches(fault.pattern):
                 fault.remaining -= 1
                 if fault.status == 429:
                     return self._too_many(rec, fault.retry_after, is_global=fault.is_global)

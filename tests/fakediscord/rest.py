@@ -59,7 +59,15 @@ class RestAPI:
             if parse_error is not None:
                 raise parse_error
             await fake.wait_if_held(rec)
+            if fake.dropped(rec):
+                assert request.transport is not None
+                request.transport.close()  # the client reads a closed connection, no answer
+                rec.status = 0  # recorded as unanswered; the response below is never sent
+                fake.notify()
+                return web.Response(status=499)
             response = self._refusal(request, rec) or await handler(request)
+            if 200 <= response.status < 300:  # done, yet an error may be the answer (Discord took an upload, then 5xx)
+                response = fake.faults.injected(rec, taken=True) or response
         except ApiError as error:
             response = error_response(error)
         except Exception as error:  # a bug in the fake: make the waiting test fail with this traceback

@@ -89,6 +89,7 @@ class FakeDiscord:
         self.callback_deadline: float | None = None  # seconds; set 3.0 to enforce Discord's acknowledgement window
         self.faults = Faults(self.now)
         self._holds: list[tuple[str, asyncio.Event]] = []  # (pattern, release) of requests to hold
+        self._drops: list[str] = []  # patterns of requests whose connection is closed unanswered
         self.gateway = Gateway(self)
         self.rest = RestAPI(self)
         self.port = 0
@@ -467,15 +468,31 @@ class FakeDiscord:
 
     # -- fault injection ------------------------------------------------------------------------------------
 
-    def fail_next(self, pattern: str, status: int, *, code: int = 0, message: str = "", times: int = 1) -> None:
-        """The next `times` requests matching pattern ("METHOD /path" fnmatch) get this error."""
-        self.faults.add(Fault(pattern, status, code, message or f"{status}: injected by the fake", times))
+    def fail_next(self, pattern: str, status: int, *, code: int = 0, message: str = "", times: int = 1,
+                  taken: bool = False) -> None:
+        """The next `times` requests matching pattern ("METHOD /path" fnmatch) get this error; `taken`: each is done
+        first (as Discord that posts an upload, then answers 5xx)."""
+        self.faults.add(Fault(pattern, status, code, message or f"{status}: injected by the fake", times,
+                              taken=taken))
 
     def hold_next(self, pattern: str) -> asyncio.Event:
         """The next request matching pattern is recorded, then left unanswered until the test sets the event."""
         release = asyncio.Event()
         self._holds.append((pattern, release))
         return release
+
+    def drop_next(self, pattern: str) -> None:
+        """The next request matching pattern is recorded, then its connection closed without an answer (as a
+        connection lost during an upload: the client cannot know whether it was taken)."""
+        self._drops.append(pattern)
+
+    def dropped(self, rec: RecordedRequest) -> bool:
+        """Whether `rec` is one `drop_next` named (once)."""
+        for i, pattern in enumerate(self._drops):
+            if rec.matches(pattern):
+                del self._drops[i]
+                return True
+        return False
 
     async def wait_if_held(self, rec: RecordedRequest) -> None:
         """Hold a request that `hold_next` named until its release."""
@@ -493,8 +510,10 @@ class FakeDiscord:
         self.faults.add(Fault(pattern, 429, 0, "You are being rate limited.", times, retry_after, is_global))
 
     def forget_faults(self) -> None:
-        """Drop the injected errors and 429s no request has met yet (say, those meant for a process killed since)."""
+        """Drop the injected errors, 429s and dropped connections no request has met yet (say, those meant for a
+        process killed since)."""
         self.faults.faults.clear()
+        self._drops.clear()
 
     def set_rate_limit(self, pattern: str, requests: int, per: float) -> None:
         """Bucket size for matching routes (default 50 per 1 s); excess requests get a 429."""

@@ -186,6 +186,24 @@ async def test_a_video_cancelled_past_its_token_leaves_a_status_that_says_cancel
     assert status.content.startswith("Cancelled · job #2 · ") and status.components == []
 
 
+async def test_a_video_discord_refuses_past_its_token_leaves_a_status_that_says_failed(stacks: Stacks, scripted,
+                                                                                        logged_errors):
+    logged_errors.expect("delivering the result failed")
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        handle = await video(fake, PROMPT)
+        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+        fake.expire_token(handle)
+        fake.fail_next("POST /channels/*/messages", 400, code=50035, message="Invalid Form Body")  # the upload
+        gate.release(100)
+        apology = await fake.wait_for_message(lambda m: m.kind == "channel" and m.content.startswith(
+            f"<@{handle.record.user.id}> Sorry, job #1 finished but could not be posted here"))
+        status = await handle.wait_original(lambda m: m.content.endswith(f"/{apology.id}"))
+
+    assert status.content.startswith("Failed · job #1 · ")  # was "Finished", pointing at the apology
+
+
 async def delivered_directly(stack: Stack, events: EventLog, user: FakeUser) -> FakeMessage:
     """The video the bot sent `user` directly, once its delivery is over."""
     while (await events.next())[0] != "job_done":
