@@ -374,6 +374,16 @@ async def video(fake: FakeDiscord, prompt: str, user: FakeUser | None = None, **
     return await fake.slash("video", {"prompt": prompt, "aspect": "tiny", **options}, user=user)
 
 
+async def rendering_past_its_token(fake: FakeDiscord, prompt: str) -> tuple[InteractionHandle, FakeUser]:
+    """Bob's /video started, and its interaction token refused from then on (as 15 minutes after the command: 401
+    Invalid Webhook Token)."""
+    bob = fake.make_user(name="bob")
+    handle = await video(fake, prompt, user=bob)
+    await handle.wait_original(lambda m: m.content.startswith("Starting"))
+    fake.expire_token(handle)
+    return handle, bob
+
+
 def has_video(message: FakeMessage) -> bool:
     """The message carries the MP4 (not just a live preview)."""
     return any(a.filename.endswith(".mp4") for a in message.attachments)

@@ -14,7 +14,7 @@ import pytest
 
 from storage import JobState
 from tests.bot.conftest import EventLog, Stack, Stacks
-from tests.bot.helpers import HeldWrite, StyledPipeline, has_video, video
+from tests.bot.helpers import HeldWrite, StyledPipeline, has_video, rendering_past_its_token, video
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -48,9 +48,13 @@ async def test_a_cancel_that_comes_as_the_worker_takes_the_job_stops_it_before_i
     assert scripted.started == [] and "Starting" not in " ".join(h["content"] for h in status.history)
 
 
-async def test_a_batch_member_cancelled_as_its_batch_starts_is_left_out_costs_nothing_and_the_other_renders(
-    stacks: Stacks
+@pytest.mark.parametrize("cancelled", [3, 2], ids=["its start not written yet", "its start written"])
+async def test_a_batch_member_cancelled_before_its_batch_reaches_the_worker_is_left_out_and_costs_nothing(
+    stacks: Stacks, cancelled: int
 ):
+    """Jobs 2 and 3, of one shape, start as one batch; job 3's start is being written when one of them is cancelled:
+    job 3 itself, or job 2, whose start was written. Neither reaches the GPU then: recorded as never started, free;
+    the other renders alone."""
     pipeline = StyledPipeline()
     first = pipeline.gate(PROMPT)
     async with stacks.run(lambda device: pipeline, batch_max=2) as stack:
@@ -63,50 +67,21 @@ async def test_a_batch_member_cancelled_as_its_batch_starts_is_left_out_costs_no
         carols = await video(fake, OTHERS[1], user=carol)
         await carols.wait_original(lambda m: m.content.startswith("Queued #2"))
         starting = HeldWrite(stack.repo, "mark_running", 3)
-        first.release(100)  # jobs 2 and 3, of one shape, start as one batch
-        await starting.reached()
-        await (await fake.slash("cancel", user=carol)).wait_answer()
-        starting.release.set()
-        result = await bobs.wait_followup(has_video)
-        status = await carols.wait_original(lambda m: m.content == "✖ Cancelled job #3.")
-        job = await stack.job(3)
-        used = await charged(stack, 3)
-
-    assert result.content.startswith(f"<@{bob.id}> here is your video · job #2")
-    assert (job.state, job.started_at, used) == (JobState.CANCELLED, None, 0)
-    assert OTHERS[1] not in pipeline.started and not has_video(status)  # the GPU never rendered it
-
-
-async def test_a_batch_member_whose_start_was_written_cancelled_before_the_batch_reaches_the_worker_costs_nothing(
-    stacks: Stacks
-):
-    """The batch's first member is started, its partner's start is still being written when the first is cancelled:
-    the first never reaches the GPU either, and is recorded as never started."""
-    pipeline = StyledPipeline()
-    first = pipeline.gate(PROMPT)
-    async with stacks.run(lambda device: pipeline, batch_max=2) as stack:
-        fake = stack.fake
-        alice, bob, carol = (fake.make_user(name=name) for name in ("alice", "bob", "carol"))
-        running = await video(fake, PROMPT, user=alice)
-        await running.wait_original(lambda m: m.content.startswith("Starting"))
-        bobs = await video(fake, OTHERS[0], user=bob)
-        await bobs.wait_original(lambda m: m.content.startswith("Queued #1"))
-        carols = await video(fake, OTHERS[1], user=carol)
-        await carols.wait_original(lambda m: m.content.startswith("Queued #2"))
-        starting = HeldWrite(stack.repo, "mark_running", 3)  # bob's start (job 2) is written, carol's is not yet
         first.release(100)
         await starting.reached()
-        reply = await (await fake.slash("cancel", user=bob)).wait_answer()
+        (gone, gone_user, gone_prompt), (kept, kept_user) = (
+            ((carols, carol, OTHERS[1]), (bobs, bob)) if cancelled == 3 else ((bobs, bob, OTHERS[0]), (carols, carol)))
+        reply = await (await fake.slash("cancel", user=gone_user)).wait_answer()
         starting.release.set()
-        result = await carols.wait_followup(has_video)
-        status = await bobs.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
-        job = await stack.job(2)
-        used = await charged(stack, 2)
+        result = await kept.wait_followup(has_video)
+        status = await gone.wait_original(lambda m: m.content == f"✖ Cancelled job #{cancelled}.")
+        job = await stack.job(cancelled)
+        used = await charged(stack, cancelled)
 
-    assert reply.ephemeral and reply.content == "✖ Cancelled job #2."
-    assert result.content.startswith(f"<@{carol.id}> here is your video · job #3")
+    assert reply.ephemeral and reply.content == f"✖ Cancelled job #{cancelled}."  # not "Stopping …"
+    assert result.content.startswith(f"<@{kept_user.id}> here is your video · job #{5 - cancelled}")
     assert (job.state, job.started_at, used) == (JobState.CANCELLED, None, 0)
-    assert OTHERS[0] not in pipeline.started and not has_video(status)
+    assert gone_prompt not in pipeline.started and not has_video(status)  # the GPU never rendered it
 
 
 async def test_cancel_pressed_twice_on_a_queued_video_says_the_second_time_that_it_is_already_cancelled(
@@ -192,9 +167,7 @@ async def test_a_video_discord_refuses_past_its_token_leaves_a_status_that_says_
     gate = scripted.gate(PROMPT)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        handle = await video(fake, PROMPT)
-        await handle.wait_original(lambda m: m.content.startswith("Starting"))
-        fake.expire_token(handle)
+        handle, _ = await rendering_past_its_token(fake, PROMPT)
         fake.fail_next("POST /channels/*/messages", 400, code=50035, message="Invalid Form Body")  # the upload
         gate.release(100)
         apology = await fake.wait_for_message(lambda m: m.kind == "channel" and m.content.startswith(

@@ -8,9 +8,9 @@ import pytest
 
 from storage import JobState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import has_video, video
+from tests.bot.helpers import has_video, rendering_past_its_token, video
 from tests.clocks import Monotonic
-from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
+from tests.fakediscord import FakeDiscord, FakeMessage
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -20,16 +20,6 @@ PROMPT = "a paper boat sailing down a rainy street"
 def channel_posts(fake: FakeDiscord) -> list[FakeMessage]:
     """Messages the bot posted with its own token (not through an interaction)."""
     return [m for m in fake.messages.values() if m.kind == "channel"]
-
-
-async def rendering_past_its_token(fake: FakeDiscord) -> tuple[InteractionHandle, FakeUser]:
-    """Bob's /video started, and its interaction token refused from then on (as 15 minutes after the command: 401
-    Invalid Webhook Token)."""
-    bob = fake.make_user(name="bob")
-    handle = await video(fake, PROMPT, user=bob)
-    await handle.wait_original(lambda m: m.content.startswith("Starting"))
-    fake.expire_token(handle)
-    return handle, bob
 
 
 async def test_mentions_in_a_prompt_can_never_ping_everyone_here_or_roles(stacks: Stacks):
@@ -55,7 +45,7 @@ async def test_after_discord_refuses_the_token_the_result_is_posted_in_the_chann
     gate = scripted.gate(PROMPT)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        handle, bob = await rendering_past_its_token(fake)
+        handle, bob = await rendering_past_its_token(fake, PROMPT)
         gate.release(100)
         [posted] = await fake.wait_for(lambda: [m for m in channel_posts(fake) if m.attachments])
         status = await handle.wait_original(lambda m: m.content.startswith("Finished"))
@@ -93,7 +83,7 @@ async def test_where_the_bot_may_not_post_a_video_past_the_token_goes_to_its_req
     gate = scripted.gate(PROMPT)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        handle, bob = await rendering_past_its_token(fake)
+        handle, bob = await rendering_past_its_token(fake, PROMPT)
         fake.fail_next(f"POST /channels/{fake.channel.id}/messages", 403, code=50013, message="Missing Permissions")
         gate.release(100)
         dm = await fake.wait_for_message(lambda m: m.kind == "channel" and bool(m.attachments))
@@ -112,9 +102,7 @@ async def test_a_video_that_can_reach_nobody_fails_and_is_not_charged(stacks: St
     gate = scripted.gate(PROMPT)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        handle = await video(fake, PROMPT)
-        await handle.wait_original(lambda m: m.content.startswith("Starting"))
-        fake.expire_token(handle)
+        await rendering_past_its_token(fake, PROMPT)
         fake.fail_next("POST /channels/*/messages", 403, code=50013, message="Missing Permissions", times=10)
         gate.release(100)
         await fake.wait_for(lambda: len(fake.requests_to("POST /channels/*/messages")) >= 4, what="the tries")
