@@ -96,12 +96,20 @@ async def _gif(job: JobRecord, preview: Preview) -> bytes | None:
 
 
 UNKNOWN_CHANNEL, MISSING_ACCESS = 10003, 50001  # Discord's codes for a channel deleted, or one the bot cannot see
+SAID_CHARS = 200  # the longest error text of Discord's an apology quotes
 
 
 def _out_of_reach(error: discord.HTTPException) -> bool:
     """403 or 404 from a channel route: the channel (or the message) was deleted, or the bot may no longer see it or
     post there; nothing to retry, and nothing the operator must fix."""
     return isinstance(error, discord.Forbidden | discord.NotFound)
+
+
+def discord_said(error: discord.HTTPException) -> str:
+    """Discord's words for a failed request, as a user reads them in an apology: its message ("Service Unavailable"),
+    or the HTTP status where there is none or it is no sentence (the HTML page a proxy in front of Discord serves)."""
+    text = " ".join(str(error.text or "").split())
+    return text if text and not text.startswith("<") and len(text) <= SAID_CHARS else f"HTTP {error.status}"
 
 
 def _channel_gone(error: discord.HTTPException) -> bool:
@@ -304,10 +312,10 @@ class Delivery:
             log.exception("job %d: delivering the result failed (%s %s)", job.id, error.status, error.code)
             refused = error.status < 500  # Discord's own answer; a 5xx may have come after it took the upload
             if video is not None and not refused:
-                await self._pending(job, status, str(error.text or error.status), quiet=quiet)
+                await self._pending(job, status, discord_said(error), quiet=quiet)
                 return
             charged = " Nothing was charged." if video is not None else ""
-            apology = (f"Sorry, job #{job.id} finished but could not be posted here ({error.text or error.status})."
+            apology = (f"Sorry, job #{job.id} finished but could not be posted here ({discord_said(error)})."
                        f"{charged}")
             ended = replace(job, state=JobState.FAILED) if video is not None else job  # its status says it failed
             await self._guard(self._show(ended, status, apology, final=True), job, "apologising")

@@ -1,6 +1,7 @@
 """What a member reads about a job: stages, the bar, the time left, an ETA never in the past, the result's facts."""
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -51,3 +52,17 @@ def test_the_result_says_what_each_number_is_and_what_the_video_came_from(spec, 
     assert lines[2] == "0.1 s clip · 1 frame at 8 fps · 1:1 (256×256) · rendered in 1.4 s"
     assert lines[3] == "seed `99` · 1 step · guidance 9"
     assert (lines[4] if len(lines) > 4 else None) == origin
+
+
+@pytest.mark.parametrize(("status", "said", "quoted"), [
+    (503, {"message": "Service Unavailable", "code": 0}, "Service Unavailable"),
+    (502, "<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>", "HTTP 502"),  # a proxy
+    (500, "", "HTTP 500"),
+    (504, "x" * 500, "HTTP 504"),
+])
+def test_an_apology_quotes_discords_words_only_where_they_are_a_sentence(status, said, quoted):
+    import discord
+
+    from bot.ui.delivery import discord_said
+
+    assert discord_said(discord.HTTPException(SimpleNamespace(status=status, reason="?"), said)) == quoted
