@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import logging
 import os
 import threading
 import time
@@ -382,6 +383,17 @@ async def rendering_past_its_token(fake: FakeDiscord, prompt: str) -> tuple[Inte
     await handle.wait_original(lambda m: m.content.startswith("Starting"))
     fake.expire_token(handle)
     return handle, bob
+
+
+class LogWaker(logging.Handler):
+    """Wakes the fake's waiters on every log record, so a test waits for a log line without polling."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        super().__init__()
+        self.fake = fake
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.fake.notify()
 
 
 def has_video(message: FakeMessage) -> bool:

@@ -13,6 +13,7 @@ import pytest
 
 from bot.errors import SettingsError
 from tests.bot.conftest import Stacks
+from tests.bot.helpers import LogWaker
 from tests.fakediscord import FakeDiscord, gateway
 
 UNKNOWN_SERVER = 123456789012345678
@@ -64,22 +65,11 @@ async def test_an_allowlist_naming_none_of_the_bots_servers_leaves_none_and_says
             f"Second server ({other.id})): leaving none of them" in caplog.text)
 
 
-class Waking(logging.Handler):
-    """Wakes the fake's waiters on every log record, so a test waits for a log line without polling."""
-
-    def __init__(self, fake: FakeDiscord) -> None:
-        super().__init__()
-        self.fake = fake
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.fake.notify()
-
-
 @contextmanager
 def warnings_of_servers(fake: FakeDiscord, caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
     """The warnings the servers cog logs, as they come (a list that grows), the fake woken by each log record."""
     caplog.set_level(logging.INFO, logger="bot")
-    handler = Waking(fake)
+    handler = LogWaker(fake)
     logging.getLogger().addHandler(handler)
     lines: list[str] = []
 

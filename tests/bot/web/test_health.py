@@ -29,7 +29,7 @@ from bot.web.health import Health
 from bot.web.metrics import Metrics
 from storage import Repository, create_engine, migrate
 from tests.bot.conftest import settings_for
-from tests.bot.helpers import WAIT, fake_torch, has_video, video
+from tests.bot.helpers import WAIT, LogWaker, fake_torch, has_video, video
 from tests.fakediscord import FakeDiscord
 from tests.net import free_port
 
@@ -271,21 +271,10 @@ def test_a_port_in_use_at_start_is_no_reason_to_stop_the_start_check():
     assert listen_problem("HEALTH", "localhost", 0) is None
 
 
-class Notifying(logging.Handler):
-    """Wakes the fake's waiters on every log record, so a test can wait for a log line without polling."""
-
-    def __init__(self, fake: FakeDiscord) -> None:
-        super().__init__()
-        self.fake = fake
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.fake.notify()
-
-
 async def ready(fake: FakeDiscord, caplog: pytest.LogCaptureFixture) -> None:
     """Until the bot under `run()` has logged on_ready's "connected as" (its guilds have arrived)."""
     caplog.set_level(logging.INFO)
-    handler = Notifying(fake)
+    handler = LogWaker(fake)
     logging.getLogger().addHandler(handler)
     try:
         await fake.wait_for(lambda: any(r.getMessage().startswith("connected as") for r in caplog.records),
