@@ -202,8 +202,8 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--dtype", default=None,
                    help="float32, float16, bfloat16 (default: float32 on cpu, fp16 on gpu) or fp8 (fp16 with the "
-                        "UNet transformers' Linear layers in e4m3; GPUs of compute capability 8.9+; slower than "
-                        "fp16 on an H200 and never tried on real weights)")
+                        "UNet transformers' Linear layers in e4m3, their input scales calibrated by a short render at "
+                        "load; GPUs of compute capability 8.9+; never tried on real weights)")
     p.add_argument("--lora", default=None, metavar="PATH[:SCALE]",
                    help="a LoRA style: a .safetensors file, or a folder with diffusers' "
                         "pytorch_lora_weights.safetensors, fused at SCALE: above {:g}, at most {:g} (default 1)"
@@ -240,8 +240,8 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--variants", nargs="+", default=[], metavar="VARIANT",
                    help="our compiled path again with one change, on the first work size: triton-attention (the "
                         "kernel on every problem), sdpa-attention (on none), autotune (inductor's "
-                        "max-autotune), fp8, fp8+triton-attention; or bf16 (the plain pipeline, for the precision "
-                        "comparison)")
+                        "max-autotune), fp8 (static scales, as --dtype fp8), fp8-row, fp8-tensor (per-call scales); or "
+                        "bf16 (the plain pipeline, for the precision comparison)")
     b.add_argument("--deadline-s", type=_number("deadline-s", float, (0, None)), default=None,
                    help="start no further compiled work size after this many seconds (fits a time-limited lease)")
     b.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)

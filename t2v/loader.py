@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from pathlib import Path
 
 import torch
@@ -38,9 +39,14 @@ log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 # A precision to compute in, not to store: float16 networks with the UNet transformers' Linear layers in e4m3
-# (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default: on the H200 it was slower than float16
-# and 38x further from float32 (docs/perf-notes.md rows 19 and 20).
+# (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default: ≈ 35x further from float32 than float16
+# (docs/perf-notes.md rows 19, 20 and 65)
 FP8 = ("fp8",)
+# the render that calibrates static fp8 scales at load (t2v.kernels.fp8.observing): the model's own size, DDIM steps
+# across the whole schedule, two unlike prompts, each with its unconditional half
+CALIBRATION_PROMPTS = ("an astronaut riding a horse on the moon, photorealistic",
+                       "a watercolor painting of a small boat on a stormy sea at night")
+CALIBRATION_STEPS = 10
 
 
 def is_fp8(dtype: torch.dtype | str | None) -> bool:
@@ -95,8 +101,10 @@ def parse_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.
 
 
 def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], sources: dict[str, str],
-             device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None) -> VideoPipeline:
-    """Strictly load each network's state dict, then move it to the device and dtype (fp8: then quantise)."""
+             device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
+             fp8_scaling: str = fp8.DEFAULT_SCALING) -> VideoPipeline:
+    """Strictly load each network's state dict, then move it to the device and dtype (fp8: then quantise with
+    `fp8_scaling`, and calibrate static scales)."""
     device = torch.device(device)
     check_precision(dtype, device)
     quantized, dtype = is_fp8(dtype), parse_dtype(dtype, device)
@@ -105,8 +113,22 @@ def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], so
         load_into(module, states[name], sources[name])
         module.to(device=device, dtype=dtype).requires_grad_(False)
     if quantized:
-        fp8.quantize_unet(modules["unet"])
-    return VideoPipeline(config, modules["unet"], modules["vae"], modules["text_encoder"], device, dtype)
+        fp8.quantize_unet(modules["unet"], fp8_scaling)
+    pipe = VideoPipeline(config, modules["unet"], modules["vae"], modules["text_encoder"], device, dtype)
+    if quantized and fp8_scaling == "static":
+        calibrate_fp8(pipe)
+    return pipe
+
+
+def calibrate_fp8(pipe: VideoPipeline) -> None:
+    """Fix the static fp8 layers' input scales from one render of CALIBRATION_PROMPTS at the model's size (on the
+    H200 ≈ 1 s at load; the scales are what every later render, of any size, quantises with)."""
+    started = time.perf_counter()
+    requests = [pipe.request(prompt, seed=seed, steps=CALIBRATION_STEPS)
+                for seed, prompt in enumerate(CALIBRATION_PROMPTS)]
+    with fp8.observing(pipe.unet) as layers:
+        pipe.generate_batch(requests)
+    log.info("fp8: %d static scales calibrated in %.2f s", len(layers), time.perf_counter() - started)
 
 
 MODEL_FOLDER = ("a ModelScope download's configuration.json, a diffusers folder's model_index.json or a `python -m t2v "

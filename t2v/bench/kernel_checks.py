@@ -3,7 +3,7 @@
 Temporal attention: the Triton kernel against SDPA at every frame count 1–64 (each packing, fp16 and bf16; "ok"
 when its error against fp32 is within one output rounding of twice SDPA's own), then each (packing, rows) choice
 and SDPA timed on the temporal attentions of one guided UNet call, summed over the call. fp8: each distinct
-Linear shape of the UNet's transformers in fp16 and in fp8 (row and tensor scales): error against the fp32
+Linear shape of the UNet's transformers in fp16 and in fp8 (each scaling): error against the fp32
 product, the GPU product against its fp32 reference arithmetic (Fp8Linear.reference), and time (the GEMM alone,
 and with the activations' eager quantisation), summed over the call.
 """
@@ -152,7 +152,8 @@ def attention_timing(shapes: Counter, device: torch.device, dtype: torch.dtype =
 
 
 def _fp8_shape(shape: LinearShape, device: torch.device) -> dict:
-    """One Linear shape: errors against the fp32 product and times, fp16 and fp8 (row and tensor scales)."""
+    """One Linear shape: errors against the fp32 product and times, fp16 and fp8 (each scaling; the static one
+    calibrated on this input)."""
     rows, n_in, n_out = shape
     g = torch.Generator().manual_seed(0)
     x = torch.randn(rows, n_in, generator=g).to(device)
@@ -165,8 +166,10 @@ def _fp8_shape(shape: LinearShape, device: torch.device) -> dict:
            "fp16_ms": _time_ms(device, half, xh)}
     for scaling in fp8.SCALINGS:
         layer = fp8.Fp8Linear.from_linear(half, scaling)
+        with fp8.observing(layer):
+            layer(xh)
         got = layer(xh)
-        values, x_scale = fp8.quantize(xh, scaling)
+        values, x_scale = layer.quantize_input(xh)
         w_scale = layer.scale.t() if scaling == "row" else layer.scale
         dtype = fp8.ROWWISE_OUT if scaling == "row" else torch.float16
         out |= {f"fp8_{scaling}_error": float((got.float() - exact).norm()) / norm,

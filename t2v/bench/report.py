@@ -86,7 +86,7 @@ def kernel_tables(extra: dict) -> list[str]:
                   f"| fp16 | {_f(ms.get('fp16_ms'), 3)} | – | {_e(err.get('fp16_error'))} | – |"]
         lines += [f"| fp8 {sc} scales | {_f(ms.get(f'fp8_{sc}_ms'), 3)} | {_f(ms.get(f'fp8_{sc}_gemm_ms'), 3)} | "
                   f"{_e(err.get(f'fp8_{sc}_error'))} | {_e(err.get(f'fp8_{sc}_vs_reference'))} |"
-                  for sc in ("row", "tensor")]
+                  for sc in ("row", "tensor", "static")]
     conv = extra.get("conv_timing")
     if conv:
         ms = conv["ms_per_unet_call"]

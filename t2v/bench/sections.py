@@ -33,12 +33,13 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # work size: (dtype, the optimize() options); "bf16" is the plain eager pipeline in bf16, for the precision table
 # (the temporal attention's default is "auto": the Triton kernel on problems large enough; "triton-attention" uses
 # it on every problem, "sdpa-attention" on none, as before 2026-12-02; "autotune": inductor's max-autotune,
-# Triton templates timed against cuBLAS and cuDNN per GEMM and convolution)
+# Triton templates timed against cuBLAS and cuDNN per GEMM and convolution; "fp8" the default path at dtype fp8, its
+# static scales calibrated at load, "fp8-row" and "fp8-tensor" with t2v.kernels.fp8's per-call scalings instead)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
             "autotune": ("float16", {"autotune": True}),
-            "fp8": ("fp8", {"temporal_attention": "sdpa"}),
-            "fp8+triton-attention": ("fp8", {"temporal_attention": "triton"}), "bf16": ("bfloat16", None)}
+            "fp8": ("fp8", {}), "fp8-row": ("fp8:row", {}), "fp8-tensor": ("fp8:tensor", {}),
+            "bf16": ("bfloat16", None)}
 
 
 def plan(args, device: torch.device) -> list[str]:
@@ -210,6 +211,7 @@ def variant_section(name: str, config, states, work, args, device, noise, flops:
     """Our pipeline with one opt-in change (VARIANTS) on `work`: time, memory, final latents against fp32, our
     fp16 compiled run and diffusers; on GPUs its kernel profile."""
     dtype, options = VARIANTS[name]
+    dtype, _, scaling = dtype.partition(":")
     if _late(args, 0):
         rec.extra(f"skipped_variant_{name}", "the --deadline-s had passed")
         return
@@ -218,7 +220,7 @@ def variant_section(name: str, config, states, work, args, device, noise, flops:
         rec.extra(f"skipped_variant_{name}", reason)
         return
     smoke = device.type == "cpu" and dtype == "float16"  # CPU smoke tests: the fp16 variants in fp32
-    pipe = measure.load_ours(config, states, device, None if smoke else dtype)
+    pipe = measure.load_ours(config, states, device, None if smoke else dtype, scaling or fp8.DEFAULT_SCALING)
     if options is not None:
         pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend, **options)
     seconds, mem, lat = measure.run_ours(pipe, work, args.steps, device, noise, args.repeats)

@@ -1,10 +1,19 @@
 """fp8 (e4m3) Linear layers through `torch._scaled_mm`: a precision choice (`--dtype fp8`), never the default.
 
-Weights are quantised once with one scale per output row; activations at each call with one scale per row
-(token), or both with one scale per tensor (`scaling="tensor"`). A scale is amax / 448, e4m3's largest finite
-value, so every row uses the whole e4m3 range. e4m3 keeps 3 mantissa bits: each quantised element is within 2⁻⁴
-of itself relatively (half a unit in the last place), and within 2⁻¹⁰ · scale near zero (subnormals). Per-row
-scales commute with stacking rows, so fused q/k/v projections stack their quantised parts as they are (`cat`).
+Three scalings (`SCALINGS`):
+* "row": weights quantised once with one scale per output row, activations at each call with one per row (token);
+* "tensor": one scale per tensor for both, the activations' found at each call;
+* "static" (what `dtype="fp8"` loads, `DEFAULT_SCALING`): weights as "tensor", activations with one fixed scale per
+  layer, found once by a calibration render (`observing`: each layer's largest input magnitude over the render,
+  times `HEADROOM`). At each call the input is only scaled, clamped and cast: a pointwise step inductor folds into
+  the kernel that produced the input (a LayerNorm, the GEGLU gate), where the per-call scales need a reduction over
+  every activation first (perf-notes row 19: those reductions cost more than the fp8 GEMMs saved).
+A dynamic scale is amax / 448, e4m3's largest finite value, so its row or tensor uses the whole e4m3 range. e4m3
+keeps 3 mantissa bits: each quantised element is within 2⁻⁴ of itself relatively (half a unit in the last place),
+and within 2⁻¹⁰ · scale near zero (subnormals). Normal e4m3 numbers span 2⁻⁶ … 448, a factor of 28,672, so a static
+scale with headroom loses nothing on values down to 1/3,584 of the calibrated maximum; larger inputs than the
+calibration saw by more than the headroom are clamped to ±448 · scale. Per-row scales commute with stacking rows,
+so fused q/k/v projections stack their quantised parts as they are (`cat`).
 
 Which layers (`quantize_unet`): every nn.Linear inside the spatial and temporal transformers — attention
 projections, the GEGLU feed-forward, the spatial proj_in/proj_out: most of the 4.8 TFLOP of GEMMs in a standard
@@ -19,6 +28,8 @@ arithmetic in fp32 on any device (what the tests and the benchmark compare the G
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +42,9 @@ log = logging.getLogger(__name__)
 
 E4M3 = getattr(torch, "float8_e4m3fn", None)
 E4M3_MAX = 448.0  # largest finite e4m3fn value
-SCALINGS = ("row", "tensor")
+SCALINGS = ("row", "tensor", "static")
+DEFAULT_SCALING = "static"
+HEADROOM = 8.0  # a static scale covers 8 × the largest input magnitude its calibration saw
 MIN_CAPABILITY = (8, 9)  # Ada; Hopper is 9.0
 ROWWISE_OUT = torch.bfloat16  # row-wise scaled products come out in bf16 (torch's _scaled_mm accepts no other
 #                               output there in most versions), then are cast to the activations' dtype
@@ -54,13 +67,18 @@ def unavailable(device: torch.device | str) -> str | None:
 
 
 def quantize(x: torch.Tensor, scaling: str = "row") -> tuple[torch.Tensor, torch.Tensor]:
-    """(e4m3 values, fp32 scales) with x ≈ values · scales: one scale per row ([rows, 1]) or per tensor ([])."""
+    """(e4m3 values, fp32 scales) with x ≈ values · scales: one scale per row ([rows, 1]) or per tensor ([]; the
+    "static" scaling's weights too)."""
     if scaling not in SCALINGS:
         raise ValueError(f"scaling {scaling!r}: use one of {', '.join(SCALINGS)}")
     x = x.float()
     amax = x.abs().amax(dim=-1, keepdim=True) if scaling == "row" else x.abs().amax()
-    scale = (amax / E4M3_MAX).clamp(min=torch.finfo(torch.float32).tiny)  # an all-zero row keeps scale > 0
-    return (x / scale).clamp(-E4M3_MAX, E4M3_MAX).to(E4M3), scale
+    return cast(x, (amax / E4M3_MAX).clamp(min=torch.finfo(torch.float32).tiny))  # an all-zero row keeps scale > 0
+
+
+def cast(x: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x / scale in e4m3, clamped to its finite range; scale): the pointwise half of quantising."""
+    return (x.float() / scale).clamp(-E4M3_MAX, E4M3_MAX).to(E4M3), scale
 
 
 def dequantize(values: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -69,19 +87,28 @@ def dequantize(values: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = t
 
 
 class Fp8Linear(nn.Module):
-    """y = x Wᵀ + b with W in e4m3 and x quantised at each call (same scaling for both); torch._scaled_mm.
+    """y = x Wᵀ + b with W in e4m3 and x quantised at each call (`SCALINGS`); torch._scaled_mm.
 
     `rows` picks a part of the output (its weight rows, scales and bias): the fused attention's q of a shared q/k/v
     weight. The fp8 weight and its scales are buffers: no gradients, and `.to(dtype)` leaves them as they are.
+    "static" layers keep the largest input magnitude their calibration saw (`input_amax`, a buffer); until one has
+    been calibrated (`calibrated`) it scales its input per call as "tensor" does, and while `observing` it also
+    records each input's magnitude.
     """
 
-    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, scaling: str):
+    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, scaling: str,
+                 input_amax: torch.Tensor | None = None):
         super().__init__()
         self.out_features, self.in_features = weight.shape
         self.scaling = scaling
         self.register_buffer("weight", weight)
         self.register_buffer("scale", scale)
         self.register_buffer("bias", bias)
+        static = scaling == "static"
+        self.register_buffer("input_amax", None if not static else
+                             torch.zeros((), device=weight.device) if input_amax is None else input_amax)
+        self.calibrated = static and input_amax is not None
+        self.observing = False
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, scaling: str = "row") -> Fp8Linear:
@@ -91,29 +118,40 @@ class Fp8Linear(nn.Module):
 
     @classmethod
     def cat(cls, parts: list[Fp8Linear]) -> Fp8Linear:
-        """One layer whose output rows are the parts' in order (row scaling: no requantisation)."""
+        """One layer whose output rows are the parts' in order (row scaling: no requantisation; a static one keeps
+        the largest of the parts' calibrated input magnitudes, uncalibrated if any part is)."""
         first = parts[0]
         if any(p.scaling != first.scaling or p.in_features != first.in_features for p in parts):
             raise ValueError("only layers of one input size and one scaling stack")
-        if first.scaling == "tensor":  # one scale for all: requantise the stacked dequantised weight
-            weight, scale = quantize(torch.cat([dequantize(p.weight, p.scale) for p in parts]), "tensor")
-        else:
+        if first.scaling == "row":
             weight, scale = torch.cat([p.weight for p in parts]), torch.cat([p.scale for p in parts])
+        else:  # one scale for all: requantise the stacked dequantised weight
+            weight, scale = quantize(torch.cat([dequantize(p.weight, p.scale) for p in parts]), first.scaling)
         given = [p.bias for p in parts if p.bias is not None]
         bias = None if not given else torch.cat(
             [p.bias if p.bias is not None else given[0].new_zeros(p.out_features) for p in parts])
-        return cls(weight, scale, bias, first.scaling)
+        calibrated = first.scaling == "static" and all(p.calibrated for p in parts)
+        amax = torch.stack([p.input_amax for p in parts]).amax() if calibrated else None
+        return cls(weight, scale, bias, first.scaling, amax)
 
     def _part(self, rows: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         scale = self.scale[rows] if self.scaling == "row" else self.scale
         return self.weight[rows], scale, None if self.bias is None else self.bias[rows]
 
+    def quantize_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x as [rows, in_features] in e4m3 and its scale, by this layer's scaling (recording x while observing)."""
+        flat = x.reshape(-1, self.in_features)
+        if self.observing:
+            self.input_amax = torch.maximum(self.input_amax, flat.detach().abs().amax().float())
+        if self.calibrated and not self.observing:
+            return cast(flat, self.input_amax * (HEADROOM / E4M3_MAX))
+        return quantize(flat, "row" if self.scaling == "row" else "tensor")
+
     def forward(self, x: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
         if not x.is_cuda:
             raise UnsupportedDevice(f"fp8 Linear on {x.device}: {unavailable(x.device)}")
         weight, w_scale, bias = self._part(rows)
-        flat = x.reshape(-1, self.in_features)
-        values, x_scale = quantize(flat, self.scaling)
+        values, x_scale = self.quantize_input(x)
         values = values.contiguous()  # the fp8 GEMM takes a row-major left operand only
         if self.scaling == "row":  # scales [M, 1] and [1, N]
             out = torch._scaled_mm(values, weight.t(), scale_a=x_scale, scale_b=w_scale.t(), out_dtype=ROWWISE_OUT)
@@ -126,7 +164,7 @@ class Fp8Linear(nn.Module):
     def reference(self, x: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
         """`forward`'s arithmetic in fp32 on any device: the same quantised operands, exact products and sums."""
         weight, w_scale, bias = self._part(rows)
-        values, x_scale = quantize(x.reshape(-1, self.in_features), self.scaling)
+        values, x_scale = self.quantize_input(x)
         out = F.linear(dequantize(values, x_scale), dequantize(weight, w_scale), None if bias is None else bias.float())
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
@@ -135,6 +173,8 @@ class Fp8Linear(nn.Module):
         UNet would otherwise dequantise the one and round the other (the bias follows like any tensor)."""
         device = fn(torch.empty(0, device=self.weight.device)).device
         self.weight, self.scale = self.weight.to(device), self.scale.to(device)
+        if self.input_amax is not None:
+            self.input_amax = self.input_amax.to(device)
         if self.bias is not None:
             self.bias = fn(self.bias)
         return self
@@ -143,13 +183,34 @@ class Fp8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, scaling={self.scaling}"
 
 
+@contextmanager
+def observing(module: nn.Module) -> Iterator[list[Fp8Linear]]:
+    """Calibrate the static fp8 layers in `module` by what runs inside the block: each records the largest input
+    magnitude it sees (from zero), and keeps it as its fixed scale's measure when the block ends. A layer the block
+    never ran stays uncalibrated (per-call scales), and is named in a warning."""
+    layers = [m for m in module.modules() if isinstance(m, Fp8Linear) and m.scaling == "static"]
+    for layer in layers:
+        layer.input_amax, layer.observing = torch.zeros_like(layer.input_amax), True
+    try:
+        yield layers
+    finally:
+        for layer in layers:
+            layer.observing = False
+            layer.calibrated = bool(layer.input_amax > 0)
+    unseen = [name for name, m in module.named_modules() if isinstance(m, Fp8Linear) and m.scaling == "static"
+              and not m.calibrated]
+    if unseen:
+        log.warning("fp8: %d static layer(s) saw no input while calibrating, and scale per call (%s)", len(unseen),
+                    ", ".join(unseen[:3]))
+
+
 def eligible(linear: nn.Module) -> bool:
     """An nn.Linear whose weight sizes the fp8 GEMM takes."""
     return (isinstance(linear, nn.Linear) and linear.in_features % MULTIPLE == 0
             and linear.out_features % MULTIPLE == 0)
 
 
-def quantize_unet(unet: nn.Module, scaling: str = "row") -> list[str]:
+def quantize_unet(unet: nn.Module, scaling: str = DEFAULT_SCALING) -> list[str]:
     """Swap every eligible nn.Linear inside the UNet's spatial and temporal transformers for an Fp8Linear, in
     place; returns the swapped layers' names."""
     swapped = []

@@ -46,7 +46,7 @@ def test_a_variant_runs_alone_with_no_fast_and_our_pipeline_is_loaded_only_for_i
 
     loads = []
     load_ours = measure.load_ours
-    monkeypatch.setattr(measure, "load_ours", lambda *args: loads.append(args[-1]) or load_ours(*args))
+    monkeypatch.setattr(measure, "load_ours", lambda *args: loads.append(args[3]) or load_ours(*args))
     assert main(["bench", "--tiny", "--device", "cpu", "--configs", "standard", "--steps", "1", "--no-diffusers",
                  "--no-eager", "--no-fast", "--no-cold-start", "--variants", "bf16", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "bench.json").read_text())
@@ -80,12 +80,12 @@ def test_the_kernel_checks_and_variants_run_only_when_asked_for():
 
 
 def test_an_unknown_variant_and_fp8_on_the_cpu_are_refused_in_one_line_each(capsys):
-    assert main(["bench", "--device", "cpu", "--variants", "fp8", "fp4"]) == 2
+    assert main(["bench", "--device", "cpu", "--variants", "fp8-row", "fp4"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: --variants fp8: fp8 needs a CUDA GPU with fp8 tensor cores (compute capability 8.9 or later: Ada, "
-        "Hopper, Blackwell); cpu is not one",
-        "error: --variants fp4: not a variant; use any of triton-attention, sdpa-attention, autotune, fp8, "
-        "fp8+triton-attention, bf16"]
+        "error: --variants fp8-row: fp8 needs a CUDA GPU with fp8 tensor cores (compute capability 8.9 or later: "
+        "Ada, Hopper, Blackwell); cpu is not one",
+        "error: --variants fp4: not a variant; use any of triton-attention, sdpa-attention, autotune, fp8, fp8-row, "
+        "fp8-tensor, bf16"]
 
 
 def test_asking_for_only_the_cold_start_and_for_none_of_it_is_refused(capsys):

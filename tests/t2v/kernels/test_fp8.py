@@ -2,17 +2,19 @@
 fusing, and a refusal in one line wherever there are no fp8 tensor cores (the product itself needs a GPU)."""
 
 import copy
+import logging
 
 import pytest
 import torch
 from torch import nn
 
-from t2v import UnsupportedDevice, load_pipeline
+from t2v import UnsupportedDevice, VideoPipeline, load_pipeline
 from t2v.cli import main
 from t2v.config import tiny_config
 from t2v.fast import FusedAttention, fuse
 from t2v.kernels import fp8
 from t2v.kernels.fp8 import Fp8Linear
+from t2v.loader import CALIBRATION_PROMPTS, CALIBRATION_STEPS
 from t2v.networks import build_modules
 
 HALF_ULP, SUBNORMAL_STEP = 2.0**-4, 2.0**-10  # e4m3: 3 mantissa bits; half the subnormal spacing, in scale units
@@ -98,15 +100,19 @@ def test_the_transformers_linear_layers_are_swapped_and_nothing_else():
     assert _linears_in_transformers(unet) == 0
 
 
+def _tiny_unet_and_inputs(seed: int = 0) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    unet = build_modules(tiny_config(), device="cpu")["unet"].eval()
+    g = torch.Generator().manual_seed(seed)
+    return unet, (torch.randn(1, 4, 3, 4, 4, generator=g), torch.tensor([500]), torch.randn(1, 77, 64, generator=g))
+
+
 def test_the_fused_fp8_unet_is_the_unfused_fp8_unet(monkeypatch):
     """On the CPU the products are the fp32 reference arithmetic; fusing stacks q/k/v without requantising."""
     monkeypatch.setattr(Fp8Linear, "forward", Fp8Linear.reference)
-    unet = build_modules(tiny_config(), device="cpu")["unet"].eval()
-    g = torch.Generator().manual_seed(0)
-    inputs = (torch.randn(1, 4, 3, 4, 4, generator=g), torch.tensor([500]), torch.randn(1, 77, 64, generator=g))
+    unet, inputs = _tiny_unet_and_inputs()
     with torch.no_grad():
         exact = unet(*inputs)
-        fp8.quantize_unet(unet)
+        fp8.quantize_unet(unet, "row")
         quantised = unet(*inputs)
         fused = fuse(copy.deepcopy(unet))
         assert all(isinstance(p, Fp8Linear) for m in fused.modules() if isinstance(m, FusedAttention)
@@ -115,6 +121,94 @@ def test_the_fused_fp8_unet_is_the_unfused_fp8_unet(monkeypatch):
     torch.testing.assert_close(got, quantised, rtol=1e-4, atol=1e-5)
     # one call of this tiny random network moves by 14% in fp8 (bf16: 3.4%); each layer by ~4% (test above)
     assert 0 < float((quantised - exact).norm() / exact.norm()) < 0.3
+
+
+def _static(n_in: int = 32, n_out: int = 16) -> Fp8Linear:
+    return Fp8Linear.from_linear(nn.Linear(n_in, n_out), "static")
+
+
+def test_an_uncalibrated_static_layer_scales_each_input_as_the_tensor_scaling_does():
+    linear = nn.Linear(32, 16)
+    static, tensor = Fp8Linear.from_linear(linear, "static"), Fp8Linear.from_linear(linear, "tensor")
+    x = torch.randn(5, 32) * 300
+    assert not static.calibrated
+    assert torch.equal(static.reference(x), tensor.reference(x))
+
+
+def test_observing_keeps_the_largest_input_magnitude_of_every_call_as_the_fixed_scale():
+    layer = _static()
+    small, large = torch.full((2, 32), 0.5), torch.full((3, 32), -4.0)
+    with fp8.observing(layer) as layers:
+        layer.reference(large)
+        layer.reference(small)  # the last call is not the largest
+    assert layers == [layer] and layer.calibrated and not layer.observing
+    assert float(layer.input_amax) == 4.0
+    values, scale = layer.quantize_input(small)
+    assert float(scale) == pytest.approx(4.0 * fp8.HEADROOM / fp8.E4M3_MAX, rel=1e-7)
+    torch.testing.assert_close(fp8.dequantize(values, scale), small)  # 0.5 is exact in e4m3 at this scale
+
+
+def test_a_calibrated_layer_clamps_inputs_beyond_its_headroom_and_stays_finite():
+    layer = _static()
+    with fp8.observing(layer):
+        layer.reference(torch.ones(1, 32))
+    x = torch.ones(1, 32)
+    x[0, 0] = 1e6  # 125,000 × the headroom
+    values, scale = layer.quantize_input(x)
+    back = fp8.dequantize(values, scale)
+    assert float(back[0, 0]) == fp8.HEADROOM * 1.0 and float(back[0, 1]) == 1.0
+    assert torch.isfinite(layer.reference(x)).all()
+
+
+def test_calibrating_again_starts_from_zero():
+    layer = _static()
+    with fp8.observing(layer):
+        layer.reference(torch.full((1, 32), 9.0))
+    with fp8.observing(layer):
+        layer.reference(torch.full((1, 32), 2.0))
+    assert float(layer.input_amax) == 2.0
+
+
+def test_stacked_static_layers_share_the_largest_calibration_and_stay_uncalibrated_if_one_is():
+    a, b, c = _static(), _static(), _static()
+    with fp8.observing(a):
+        a.reference(torch.full((1, 32), 3.0))
+    with fp8.observing(b):
+        b.reference(torch.full((1, 32), 7.0))
+    both = Fp8Linear.cat([a, b])
+    assert both.calibrated and float(both.input_amax) == 7.0 and both.scaling == "static"
+    x = torch.randn(4, 32, generator=torch.Generator().manual_seed(2))
+    apart = torch.cat([a.reference(x), b.reference(x)], dim=-1)
+    # one requantised weight scale and one input scale for both: each within e4m3's rounding of the parts
+    assert float((both.reference(x) - apart).norm() / apart.norm()) < 0.05
+    assert not Fp8Linear.cat([a, c]).calibrated
+
+
+def test_a_static_layer_no_calibration_reached_is_named_and_keeps_per_call_scales(caplog):
+    model = nn.Sequential(_static(), nn.ReLU(), _static(16, 16))
+    with fp8.observing(model):
+        model[0].reference(torch.ones(1, 32))  # the second layer never runs
+    assert model[0].calibrated and not model[2].calibrated
+    assert "1 static layer(s) saw no input while calibrating, and scale per call (2)" in caplog.text
+
+
+def test_the_calibrated_static_unet_stays_near_the_float_unet(monkeypatch):
+    """The static scaling, calibrated on one input and run on another, is as close to the unquantised network as
+    per-call tensor scales (its headroom costs e4m3 nothing but range it does not use)."""
+    monkeypatch.setattr(Fp8Linear, "forward", Fp8Linear.reference)
+    unet, calibration = _tiny_unet_and_inputs(seed=0)
+    _, inputs = _tiny_unet_and_inputs(seed=1)
+    tensor = copy.deepcopy(unet)
+    with torch.no_grad():
+        exact = unet(*inputs)
+        fp8.quantize_unet(unet, "static")
+        fp8.quantize_unet(tensor, "tensor")
+        with fp8.observing(unet) as layers:
+            unet(*calibration)
+        assert layers and all(layer.calibrated for layer in layers)
+        static_error = float((unet(*inputs) - exact).norm() / exact.norm())
+        tensor_error = float((tensor(*inputs) - exact).norm() / exact.norm())
+    assert 0 < static_error < 1.5 * tensor_error
 
 
 def test_the_product_refuses_the_cpu_in_one_line():
@@ -145,3 +239,22 @@ def test_the_command_line_refuses_fp8_in_one_line(capsys, tmp_path):
         "Hopper, Blackwell); cpu is not one"]
     assert main(["convert", "tiny-random", str(tmp_path / "export"), "--dtype", "fp8"]) == 2
     assert "fp8 is a precision to compute in, not to store" in capsys.readouterr().err
+
+
+def test_loading_fp8_calibrates_every_static_scale_with_one_render(monkeypatch, caplog):
+    """The loader's path on a GPU, run on the CPU: the fp8 check passed and the products as their fp32 reference."""
+    monkeypatch.setattr(fp8, "unavailable", lambda device: None)
+    monkeypatch.setattr(Fp8Linear, "forward", lambda self, x, rows=slice(None): self.reference(x, rows).to(x.dtype))
+    renders, original = [], VideoPipeline.generate_batch
+    monkeypatch.setattr(VideoPipeline, "generate_batch",
+                        lambda self, requests, *a, **k: renders.append(requests) or original(self, requests, *a, **k))
+    caplog.set_level(logging.INFO, logger="t2v.loader")
+    pipe = load_pipeline("tiny-random", dtype="fp8")
+    layers = [m for m in pipe.unet.modules() if isinstance(m, Fp8Linear)]
+    assert layers and all(m.scaling == "static" and m.calibrated and float(m.input_amax) > 0 for m in layers)
+    assert [[(r.prompt, r.steps, r.frames) for r in requests] for requests in renders] == [
+        [(prompt, CALIBRATION_STEPS, pipe.config.frames) for prompt in CALIBRATION_PROMPTS]]
+    assert f"fp8: {len(layers)} static scales calibrated in" in caplog.text
+    result = pipe.generate(pipe.request("a cat", steps=2, seed=3))
+    assert torch.isfinite(result.latents).all()
+
