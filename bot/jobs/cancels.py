@@ -81,9 +81,10 @@ class Cancels:
                 continue
             if announce:
                 await self._announce("job_cancelled", record)
-        for entry in running:
+        unsubmitted = sum(not entry.submitted for entry in running)  # its unit's starts are being written: never
+        for entry in running:                                          # started, it is cancelled as a queued one is
             await self._settle_running(entry)
-        return len(queued), len(running)
+        return len(queued) + unsubmitted, len(running) - unsubmitted
 
     async def _settle_running(self, entry: RunningJob) -> JobRecord | None:
         """After a running job's token was cancelled: a batch member is dropped now (the others run on); a job alone

@@ -1,6 +1,6 @@
-"""A busy evening, end to end: cancels that race the worker taking the job (a batch losing a member as it starts), a
-second press of ✖ Cancel, a cancel or a block while the finished video uploads, a cancel past the 15-minute token, and
-channels deleted or closed to the bot while their videos render.
+"""A busy evening, end to end: cancels and a block that race the worker taking the job (a batch losing a member as it
+starts), a second press of ✖ Cancel, a cancel or a block while the finished video uploads, a cancel past the
+15-minute token, and channels deleted or closed to the bot while their videos render.
 
 The real discord.py client against the fake Discord; nothing sleeps: the tests wait on events and requests, and a
 write the test holds (HeldWrite) stands for a database slow to take it.
@@ -15,6 +15,7 @@ import pytest
 from storage import JobState
 from tests.bot.conftest import EventLog, Stack, Stacks
 from tests.bot.helpers import HeldWrite, StyledPipeline, has_video, rendering_past_its_token, video
+from tests.bot.ui.test_e2e_moderation import command, people
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -82,6 +83,37 @@ async def test_a_batch_member_cancelled_before_its_batch_reaches_the_worker_is_l
     assert result.content.startswith(f"<@{kept_user.id}> here is your video · job #{5 - cancelled}")
     assert (job.state, job.started_at, used) == (JobState.CANCELLED, None, 0)
     assert gone_prompt not in pipeline.started and not has_video(status)  # the GPU never rendered it
+
+
+async def test_a_block_as_the_users_job_joins_a_batch_counts_it_as_queued_and_cancelled_not_as_running(
+    stacks: Stacks
+):
+    """Carol's job 3 is starting in a batch with Bob's job 2 (its start being written) when a moderator blocks her:
+    it never reaches the GPU, so the block's answer counts it with her queued videos, not as one that stops."""
+    pipeline = StyledPipeline()
+    first = pipeline.gate(PROMPT)
+    async with stacks.run(lambda device: pipeline, batch_max=2) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        carol = fake.make_user(name="carol")
+        running = await video(fake, PROMPT)
+        await running.wait_original(lambda m: m.content.startswith("Starting"))
+        bobs = await video(fake, OTHERS[0], user=bob)
+        await bobs.wait_original(lambda m: m.content.startswith("Queued #1"))
+        carols = await video(fake, OTHERS[1], user=carol)
+        await carols.wait_original(lambda m: m.content.startswith("Queued #2"))
+        starting = HeldWrite(stack.repo, "mark_running", 3)
+        first.release(100)
+        await starting.reached()
+        answer = await command(fake, "videomod block", mod, user=carol)
+        starting.release.set()
+        await bobs.wait_followup(has_video)
+        status = await carols.wait_original(lambda m: m.content == "✖ Cancelled job #3.")
+        job = await stack.job(3)
+
+    assert answer.content.endswith("Their 1 queued video is cancelled.")
+    assert (job.state, job.started_at) == (JobState.CANCELLED, None)
+    assert OTHERS[1] not in pipeline.started and not has_video(status)
 
 
 async def test_cancel_pressed_twice_on_a_queued_video_says_the_second_time_that_it_is_already_cancelled(
