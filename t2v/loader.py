@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 # A precision to compute in, not to store: float16 networks with the UNet transformers' Linear layers in e4m3
-# (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default: ≈ 35x further from float32 than float16
-# (docs/perf-notes.md rows 19, 20 and 65)
+# (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default: ≈ 6% faster than float16 on an H100, but
+# ≈ 30x further from float32 (docs/perf-notes.md rows 65 and 66)
 FP8 = ("fp8",)
 # the render that calibrates static fp8 scales at load (t2v.kernels.fp8.observing): the model's own size, DDIM steps
 # across the whole schedule, two unlike prompts, each with its unconditional half
@@ -102,9 +102,9 @@ def parse_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.
 
 def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], sources: dict[str, str],
              device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
-             fp8_scaling: str = fp8.DEFAULT_SCALING) -> VideoPipeline:
+             fp8_scaling: str = fp8.DEFAULT_SCALING, fp8_keep: tuple[str, ...] = fp8.KEEP_FP16) -> VideoPipeline:
     """Strictly load each network's state dict, then move it to the device and dtype (fp8: then quantise with
-    `fp8_scaling`, and calibrate static scales)."""
+    `fp8_scaling` all but the `fp8_keep` layers, and calibrate static scales)."""
     device = torch.device(device)
     check_precision(dtype, device)
     quantized, dtype = is_fp8(dtype), parse_dtype(dtype, device)
@@ -113,7 +113,7 @@ def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], so
         load_into(module, states[name], sources[name])
         module.to(device=device, dtype=dtype).requires_grad_(False)
     if quantized:
-        fp8.quantize_unet(modules["unet"], fp8_scaling)
+        fp8.quantize_unet(modules["unet"], fp8_scaling, fp8_keep)
     pipe = VideoPipeline(config, modules["unet"], modules["vae"], modules["text_encoder"], device, dtype)
     if quantized and fp8_scaling == "static":
         calibrate_fp8(pipe)
@@ -121,8 +121,9 @@ def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], so
 
 
 def calibrate_fp8(pipe: VideoPipeline) -> None:
-    """Fix the static fp8 layers' input scales from one render of CALIBRATION_PROMPTS at the model's size (on the
-    H200 ≈ 1 s at load; the scales are what every later render, of any size, quantises with)."""
+    """Fix the static fp8 layers' input scales from one render of CALIBRATION_PROMPTS at the model's size (2–5 s at
+    load on an H100: the eager network with per-call scales; the scales are what every later render, of any size,
+    quantises with)."""
     started = time.perf_counter()
     requests = [pipe.request(prompt, seed=seed, steps=CALIBRATION_STEPS)
                 for seed, prompt in enumerate(CALIBRATION_PROMPTS)]

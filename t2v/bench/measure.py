@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from t2v.config import ModelConfig
-from t2v.kernels import fp8
 from t2v.loader import assemble, load_pipeline
 from t2v.request import GenerationRequest
 
@@ -212,7 +211,6 @@ def cold_child(folder: str, device: str) -> None:
                       "compile_warmup_cached_s": warm}), flush=True)
 
 
-def load_ours(config: ModelConfig, states: dict, device: torch.device, dtype: str | None = None,
-              fp8_scaling: str = fp8.DEFAULT_SCALING):
-    """Our pipeline over the shared random weights."""
-    return assemble(config, states, {n: f"random:{n}" for n in states}, device, dtype, fp8_scaling)
+def load_ours(config: ModelConfig, states: dict, device: torch.device, dtype: str | None = None, **fp8_options):
+    """Our pipeline over the shared random weights (`fp8_options`: assemble's fp8_scaling, fp8_keep)."""
+    return assemble(config, states, {n: f"random:{n}" for n in states}, device, dtype, **fp8_options)

@@ -34,12 +34,15 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # (the temporal attention's default is "auto": the Triton kernel on problems large enough; "triton-attention" uses
 # it on every problem, "sdpa-attention" on none, as before 2026-12-02; "autotune": inductor's max-autotune,
 # Triton templates timed against cuBLAS and cuDNN per GEMM and convolution; "fp8" the default path at dtype fp8, its
-# static scales calibrated at load, "fp8-row" and "fp8-tensor" with t2v.kernels.fp8's per-call scalings instead)
+# static scales calibrated at load, "fp8-row" and "fp8-tensor" with t2v.kernels.fp8's per-call scalings instead,
+# "fp8-all" with the attention output projections in fp8 too)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
             "autotune": ("float16", {"autotune": True}),
-            "fp8": ("fp8", {}), "fp8-row": ("fp8:row", {}), "fp8-tensor": ("fp8:tensor", {}),
+            "fp8": ("fp8", {}), "fp8-row": ("fp8", {}), "fp8-tensor": ("fp8", {}), "fp8-all": ("fp8", {}),
             "bf16": ("bfloat16", None)}
+FP8_OPTIONS = {"fp8-row": {"fp8_scaling": "row"}, "fp8-tensor": {"fp8_scaling": "tensor"},
+               "fp8-all": {"fp8_keep": ()}}  # the fp8 variants' load options (t2v.loader.assemble)
 
 
 def plan(args, device: torch.device) -> list[str]:
@@ -211,7 +214,6 @@ def variant_section(name: str, config, states, work, args, device, noise, flops:
     """Our pipeline with one opt-in change (VARIANTS) on `work`: time, memory, final latents against fp32, our
     fp16 compiled run and diffusers; on GPUs its kernel profile."""
     dtype, options = VARIANTS[name]
-    dtype, _, scaling = dtype.partition(":")
     if _late(args, 0):
         rec.extra(f"skipped_variant_{name}", "the --deadline-s had passed")
         return
@@ -220,7 +222,7 @@ def variant_section(name: str, config, states, work, args, device, noise, flops:
         rec.extra(f"skipped_variant_{name}", reason)
         return
     smoke = device.type == "cpu" and dtype == "float16"  # CPU smoke tests: the fp16 variants in fp32
-    pipe = measure.load_ours(config, states, device, None if smoke else dtype, scaling or fp8.DEFAULT_SCALING)
+    pipe = measure.load_ours(config, states, device, None if smoke else dtype, **FP8_OPTIONS.get(name, {}))
     if options is not None:
         pipe.optimize(compile=True, cuda_graphs=True, backend=args.backend, **options)
     seconds, mem, lat = measure.run_ours(pipe, work, args.steps, device, noise, args.repeats)
@@ -375,5 +377,8 @@ def profile_section(pipe, work, flops: dict, device: torch.device) -> dict:
     result["kernel_ms_per_step"] = sum(by_cat.values())
     result["categories"] = {c: {"ms": ms, "tflop": op_flops.get(c, 0) / 1e12,
                                 "floor_ms": 1e3 * op_flops.get(c, 0) / ceiling / 1e12} for c, ms in by_cat.items()}
-    result["top_kernels"] = [(n[:90], round(ms, 3), c) for n, ms, c in sorted(kernels, key=lambda k: -k[1])[:15]]
+    ranked = sorted(kernels, key=lambda k: -k[1])
+    result["top_kernels"] = [(n[:90], round(ms, 3), c) for n, ms, c in ranked[:15]]
+    result["fused_kernels"] = [(n[:120], round(ms, 4), c) for n, ms, c in ranked  # every one, for comparing runs
+                               if _category(n) == "fused (triton)"]
     return result

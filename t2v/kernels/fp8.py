@@ -1,5 +1,8 @@
 """fp8 (e4m3) Linear layers through `torch._scaled_mm`: a precision choice (`--dtype fp8`), never the default.
 
+Measured on an H100 (perf-notes rows 65–66): the standard video 5.8% faster than float16, its final latents 5e-2 from
+float32 (float16: 1.6e-3); what that does to real images is not known here (random weights only).
+
 Three scalings (`SCALINGS`):
 * "row": weights quantised once with one scale per output row, activations at each call with one per row (token);
 * "tensor": one scale per tensor for both, the activations' found at each call;
@@ -15,10 +18,11 @@ scale with headroom loses nothing on values down to 1/3,584 of the calibrated ma
 calibration saw by more than the headroom are clamped to ±448 · scale. Per-row scales commute with stacking rows,
 so fused q/k/v projections stack their quantised parts as they are (`cat`).
 
-Which layers (`quantize_unet`): every nn.Linear inside the spatial and temporal transformers — attention
-projections, the GEGLU feed-forward, the spatial proj_in/proj_out: most of the 4.8 TFLOP of GEMMs in a standard
-UNet call. Not the timestep-embedding layers (a few rows per call), not the temporal transformers' proj_in /
-proj_out (stored as Conv1d, applied with F.linear) and no convolution (fp8 implicit-GEMM convolution kernels are
+Which layers (`quantize_unet`): every nn.Linear inside the spatial and temporal transformers — the attention's
+q/k/v projections, the GEGLU feed-forward, the spatial proj_in/proj_out: most of the 4.8 TFLOP of GEMMs in a
+standard UNet call — but the attention output projections (`KEEP_FP16`). Not the timestep-embedding layers (a few
+rows per call), not the temporal transformers' proj_in / proj_out (stored as Conv1d, applied with F.linear) and no
+convolution (fp8 implicit-GEMM convolution kernels are
 the larger prize of issue 16, not written yet). Everything else runs in float16.
 
 `Fp8Linear.forward` needs a CUDA GPU with fp8 tensor cores (`unavailable` says why not); `reference` is the same
@@ -43,6 +47,9 @@ log = logging.getLogger(__name__)
 E4M3 = getattr(torch, "float8_e4m3fn", None)
 E4M3_MAX = 448.0  # largest finite e4m3fn value
 SCALINGS = ("row", "tensor", "static")
+KEEP_FP16 = ("to_out.0",)  # the attention output projections: their inputs come from attention kernels, which
+#                            write no e4m3, so each would need a cast pass of its own, costing more than the fp8
+#                            GEMM saves (perf-notes row 66)
 DEFAULT_SCALING = "static"
 HEADROOM = 8.0  # a static scale covers 8 × the largest input magnitude its calibration saw
 MIN_CAPABILITY = (8, 9)  # Ada; Hopper is 9.0
@@ -91,9 +98,10 @@ class Fp8Linear(nn.Module):
 
     `rows` picks a part of the output (its weight rows, scales and bias): the fused attention's q of a shared q/k/v
     weight. The fp8 weight and its scales are buffers: no gradients, and `.to(dtype)` leaves them as they are.
-    "static" layers keep the largest input magnitude their calibration saw (`input_amax`, a buffer); until one has
-    been calibrated (`calibrated`) it scales its input per call as "tensor" does, and while `observing` it also
-    records each input's magnitude.
+    "static" layers keep the largest input magnitude their calibration saw (`input_amax`, a buffer) and the input
+    scale made of it (`input_scale`: stored, not multiplied out at each call, where it was one more kernel launch per
+    layer in the CUDA graph, perf-notes row 66); until one has been calibrated (`calibrated`) it scales its input
+    per call as "tensor" does, and while `observing` it also records each input's magnitude.
     """
 
     def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, scaling: str,
@@ -107,8 +115,14 @@ class Fp8Linear(nn.Module):
         static = scaling == "static"
         self.register_buffer("input_amax", None if not static else
                              torch.zeros((), device=weight.device) if input_amax is None else input_amax)
+        self.register_buffer("input_scale", None if not static else self.input_amax * (HEADROOM / E4M3_MAX))
         self.calibrated = static and input_amax is not None
         self.observing = False
+
+    def calibrate(self) -> None:
+        """Keep what observing saw as the fixed input scale (none seen: stays uncalibrated, per-call scales)."""
+        self.input_scale = self.input_amax * (HEADROOM / E4M3_MAX)
+        self.calibrated = bool(self.input_amax > 0)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, scaling: str = "row") -> Fp8Linear:
@@ -144,7 +158,7 @@ class Fp8Linear(nn.Module):
         if self.observing:
             self.input_amax = torch.maximum(self.input_amax, flat.detach().abs().amax().float())
         if self.calibrated and not self.observing:
-            return cast(flat, self.input_amax * (HEADROOM / E4M3_MAX))
+            return cast(flat, self.input_scale)
         return quantize(flat, "row" if self.scaling == "row" else "tensor")
 
     def forward(self, x: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
@@ -174,7 +188,7 @@ class Fp8Linear(nn.Module):
         device = fn(torch.empty(0, device=self.weight.device)).device
         self.weight, self.scale = self.weight.to(device), self.scale.to(device)
         if self.input_amax is not None:
-            self.input_amax = self.input_amax.to(device)
+            self.input_amax, self.input_scale = self.input_amax.to(device), self.input_scale.to(device)
         if self.bias is not None:
             self.bias = fn(self.bias)
         return self
@@ -196,7 +210,7 @@ def observing(module: nn.Module) -> Iterator[list[Fp8Linear]]:
     finally:
         for layer in layers:
             layer.observing = False
-            layer.calibrated = bool(layer.input_amax > 0)
+            layer.calibrate()
     unseen = [name for name, m in module.named_modules() if isinstance(m, Fp8Linear) and m.scaling == "static"
               and not m.calibrated]
     if unseen:
@@ -210,16 +224,17 @@ def eligible(linear: nn.Module) -> bool:
             and linear.out_features % MULTIPLE == 0)
 
 
-def quantize_unet(unet: nn.Module, scaling: str = DEFAULT_SCALING) -> list[str]:
+def quantize_unet(unet: nn.Module, scaling: str = DEFAULT_SCALING, keep: tuple[str, ...] = KEEP_FP16) -> list[str]:
     """Swap every eligible nn.Linear inside the UNet's spatial and temporal transformers for an Fp8Linear, in
-    place; returns the swapped layers' names."""
+    place, but those whose names end with one of `keep` (KEEP_FP16 by default); returns the swapped layers'
+    names."""
     swapped = []
     for prefix, block in unet.named_modules():
         if not isinstance(block, SpatialTransformer | TemporalTransformer):
             continue
         for name, module in list(block.named_modules()):
             for child_name, child in list(module.named_children()):
-                if eligible(child):
+                if eligible(child) and not f"{name}.{child_name}".endswith(keep):
                     setattr(module, child_name, Fp8Linear.from_linear(child, scaling))
                     swapped.append(".".join(filter(None, (prefix, name, child_name))))
     log.info("fp8 (%s scales): %d Linear layers of the UNet's transformers quantised to e4m3", scaling,

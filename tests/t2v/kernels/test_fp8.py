@@ -90,7 +90,7 @@ def _linears_in_transformers(unet: nn.Module) -> int:
 def test_the_transformers_linear_layers_are_swapped_and_nothing_else():
     unet = build_modules(tiny_config(), device="cpu")["unet"]
     expected = _linears_in_transformers(unet)
-    swapped = fp8.quantize_unet(unet)
+    swapped = fp8.quantize_unet(unet, keep=())
     assert len(swapped) == expected > 0
     assert any(n.endswith("attn1.to_q") for n in swapped) and any(n.endswith("ff.net.0.proj") for n in swapped)
     assert not any("time_embed" in n or "emb_layers" in n for n in swapped)
@@ -145,6 +145,7 @@ def test_observing_keeps_the_largest_input_magnitude_of_every_call_as_the_fixed_
     assert float(layer.input_amax) == 4.0
     values, scale = layer.quantize_input(small)
     assert float(scale) == pytest.approx(4.0 * fp8.HEADROOM / fp8.E4M3_MAX, rel=1e-7)
+    assert scale is layer.input_scale  # stored at calibration, not computed again at each call
     torch.testing.assert_close(fp8.dequantize(values, scale), small)  # 0.5 is exact in e4m3 at this scale
 
 
@@ -258,3 +259,12 @@ def test_loading_fp8_calibrates_every_static_scale_with_one_render(monkeypatch, 
     result = pipe.generate(pipe.request("a cat", steps=2, seed=3))
     assert torch.isfinite(result.latents).all()
 
+
+
+def test_the_attention_output_projections_stay_in_their_dtype_by_default():
+    unet = build_modules(tiny_config(), device="cpu")["unet"]
+    swapped = fp8.quantize_unet(unet)
+    kept = [name for name, m in unet.named_modules() if name.endswith("to_out.0")]
+    assert kept and all(isinstance(unet.get_submodule(name), nn.Linear) for name in kept)
+    assert not any(name.endswith("to_out.0") for name in swapped)
+    assert any(name.endswith("attn1.to_q") for name in swapped)
