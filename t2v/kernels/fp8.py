@@ -22,8 +22,8 @@ Which layers (`quantize_unet`): every nn.Linear inside the spatial and temporal 
 q/k/v projections, the GEGLU feed-forward, the spatial proj_in/proj_out: most of the 4.8 TFLOP of GEMMs in a
 standard UNet call — but the attention output projections (`KEEP_FP16`). Not the timestep-embedding layers (a few
 rows per call), not the temporal transformers' proj_in / proj_out (stored as Conv1d, applied with F.linear) and no
-convolution (fp8 implicit-GEMM convolution kernels are
-the larger prize of issue 16, not written yet). Everything else runs in float16.
+convolution (fp8 implicit-GEMM convolution kernels are the larger prize of issue 16, not written yet). Everything
+else runs in float16.
 
 `Fp8Linear.forward` needs a CUDA GPU with fp8 tensor cores (`unavailable` says why not); `reference` is the same
 arithmetic in fp32 on any device (what the tests and the benchmark compare the GPU product with).
