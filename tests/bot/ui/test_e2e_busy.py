@@ -8,6 +8,7 @@ write the test holds (HeldWrite) stands for a database slow to take it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -49,6 +50,22 @@ async def test_a_cancel_that_comes_as_the_worker_takes_the_job_stops_it_before_i
     assert scripted.started == [] and "Starting" not in " ".join(h["content"] for h in status.history)
 
 
+async def batch_starting(stack: Stack, first: threading.Semaphore, bob: FakeUser, carol: FakeUser
+                         ) -> tuple[InteractionHandle, InteractionHandle, HeldWrite]:
+    """PROMPT renders (held by `first`) while Bob's job 2 and Carol's job 3, of one shape, queue behind it; then
+    it finishes, and jobs 2 and 3 start as one batch: returned with job 3's start being written (held)."""
+    running = await video(stack.fake, PROMPT)
+    await running.wait_original(lambda m: m.content.startswith("Starting"))
+    bobs = await video(stack.fake, OTHERS[0], user=bob)
+    await bobs.wait_original(lambda m: m.content.startswith("Queued #1"))
+    carols = await video(stack.fake, OTHERS[1], user=carol)
+    await carols.wait_original(lambda m: m.content.startswith("Queued #2"))
+    starting = HeldWrite(stack.repo, "mark_running", 3)
+    first.release(100)
+    await starting.reached()
+    return bobs, carols, starting
+
+
 @pytest.mark.parametrize("cancelled", [3, 2], ids=["its start not written yet", "its start written"])
 async def test_a_batch_member_cancelled_before_its_batch_reaches_the_worker_is_left_out_and_costs_nothing(
     stacks: Stacks, cancelled: int
@@ -60,16 +77,8 @@ async def test_a_batch_member_cancelled_before_its_batch_reaches_the_worker_is_l
     first = pipeline.gate(PROMPT)
     async with stacks.run(lambda device: pipeline, batch_max=2) as stack:
         fake = stack.fake
-        alice, bob, carol = (fake.make_user(name=name) for name in ("alice", "bob", "carol"))
-        running = await video(fake, PROMPT, user=alice)
-        await running.wait_original(lambda m: m.content.startswith("Starting"))
-        bobs = await video(fake, OTHERS[0], user=bob)
-        await bobs.wait_original(lambda m: m.content.startswith("Queued #1"))
-        carols = await video(fake, OTHERS[1], user=carol)
-        await carols.wait_original(lambda m: m.content.startswith("Queued #2"))
-        starting = HeldWrite(stack.repo, "mark_running", 3)
-        first.release(100)
-        await starting.reached()
+        bob, carol = (fake.make_user(name=name) for name in ("bob", "carol"))
+        bobs, carols, starting = await batch_starting(stack, first, bob, carol)
         (gone, gone_user, gone_prompt), (kept, kept_user) = (
             ((carols, carol, OTHERS[1]), (bobs, bob)) if cancelled == 3 else ((bobs, bob, OTHERS[0]), (carols, carol)))
         reply = await (await fake.slash("cancel", user=gone_user)).wait_answer()
@@ -96,15 +105,7 @@ async def test_a_block_as_the_users_job_joins_a_batch_counts_it_as_queued_and_ca
         fake = stack.fake
         mod, bob = people(fake)
         carol = fake.make_user(name="carol")
-        running = await video(fake, PROMPT)
-        await running.wait_original(lambda m: m.content.startswith("Starting"))
-        bobs = await video(fake, OTHERS[0], user=bob)
-        await bobs.wait_original(lambda m: m.content.startswith("Queued #1"))
-        carols = await video(fake, OTHERS[1], user=carol)
-        await carols.wait_original(lambda m: m.content.startswith("Queued #2"))
-        starting = HeldWrite(stack.repo, "mark_running", 3)
-        first.release(100)
-        await starting.reached()
+        bobs, carols, starting = await batch_starting(stack, first, bob, carol)
         answer = await command(fake, "videomod block", mod, user=carol)
         starting.release.set()
         await bobs.wait_followup(has_video)
