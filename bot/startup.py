@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot.errors import SettingsError, StopRequested, Unreachable
-from bot.gpu.executor import check_devices
+from bot.gpu.executor import check_devices, devices_for
 from bot.gpu.styles import check_styles
 from bot.settings import Settings, fast_path_on
 from storage import sqlite_file, urls
@@ -57,6 +57,8 @@ def check_environment(settings: Settings, unknown: Collection[str] = ()) -> None
     problems: list[str | None] = []
     if here and reads("t2v_executor", "t2v_device"):
         problems.append(_device_problem(settings.t2v_device))
+        if reads("t2v_dtype") and settings.t2v_dtype == "fp8":
+            problems += _fp8_problems(settings.t2v_device)
     for name in ("t2v_model", "upscale_model"):
         if here and reads("t2v_executor", name):
             problems.append(_model_problem(name.upper(), getattr(settings, name)))
@@ -139,6 +141,19 @@ def _device_problem(setting: str) -> str | None:
     except (ValueError, RuntimeError) as error:
         return str(error)
     return None
+
+
+def _fp8_problems(setting: str) -> list[str | None]:
+    """T2V_DTYPE=fp8 on each of T2V_DEVICE's GPUs: each must have fp8 tensor cores (Ada, Hopper or later). A GPU
+    that is not there is T2V_DEVICE's own line."""
+    from t2v.kernels import fp8  # lazily: it imports torch
+
+    try:
+        devices = devices_for(setting)
+    except (ValueError, RuntimeError):
+        return []
+    reasons = [(device, fp8.unavailable(device)) for device in devices]
+    return [f"T2V_DTYPE=fp8 on {device}: {reason}; use T2V_DTYPE=auto there" for device, reason in reasons if reason]
 
 
 def _model_problem(name: str, source: str | None) -> str | None:

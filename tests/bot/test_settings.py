@@ -102,7 +102,7 @@ def test_every_bad_value_is_named_on_its_own_line():
         "DISCORD_GUILD_ID=my-server is not a whole number: write the id alone, such as 123456789012345678 (Discord: "
         "Developer Mode → right-click → Copy ID)",
         "T2V_DEVICE=gpu is not cuda, cuda:N, cpu or a comma-separated list of them",
-        "T2V_DTYPE=fp4 is not one of auto, float32, float16, bfloat16",
+        "T2V_DTYPE=fp4 is not one of auto, float32, float16, bfloat16, fp8",
         "QUEUE_PER_USER_CAP=0 is outside 1..100",
         "QUEUE_GLOBAL_CAP=lots is not a whole number: from 1 to 10000, such as QUEUE_GLOBAL_CAP=100",
         "DEFAULT_GUIDANCE=50.0 is outside 1.0..30.0",
@@ -122,11 +122,17 @@ def test_a_value_with_a_newline_or_a_control_character_is_named_on_one_line_with
     assert lines[2].startswith("LOG_LEVEL=INFO\\u202e is not ")
 
 
-def test_fp8_is_refused_with_why():
-    [line] = problems({**VALID, "T2V_DTYPE": "FP8"})
-    assert line.startswith("T2V_DTYPE=FP8 is not offered by the bot: on an H100 it measured 6% faster than float16 "
-                           "but 30 times further from float32")
-    assert line.endswith("use one of auto, float32, float16, bfloat16")
+def test_fp8_is_an_opt_in_for_gpus_without_styles_each_refusal_saying_why(tmp_path):
+    assert load_settings({**VALID, "T2V_DTYPE": " FP8 "}, env_file=None).t2v_dtype == "fp8"
+    assert problems({**VALID, "T2V_DTYPE": "fp8", "T2V_DEVICE": "cuda:0,cpu"}) == [
+        "T2V_DTYPE=fp8 computes on GPUs with fp8 tensor cores, not on the CPU (T2V_DEVICE=cuda:0,cpu); use "
+        "T2V_DTYPE=auto there"]
+    styles = tmp_path / "styles.toml"
+    assert problems({**VALID, "T2V_DTYPE": "fp8", "STYLES_FILE": str(styles)}) == [
+        f"T2V_DTYPE=fp8 cannot serve the styles of STYLES_FILE={styles}: a style is fused into the UNet's weights, "
+        "which fp8 keeps in e4m3, too coarse to hold it; use T2V_DTYPE=auto for styles, or leave STYLES_FILE unset"]
+    assert problems({**VALID, "T2V_DTYPE": "fp4"}) == [
+        "T2V_DTYPE=fp4 is not one of auto, float32, float16, bfloat16, fp8"]
 
 
 def test_batching_and_the_fast_path_have_defaults_and_refuse_bad_values():

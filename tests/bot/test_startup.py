@@ -115,6 +115,21 @@ def test_cuda_without_a_gpu_is_one_line_naming_t2v_device_before_the_database_is
     assert no_work_done(tmp_path, said(result))
 
 
+def test_fp8_on_a_gpu_without_fp8_tensor_cores_is_one_line_naming_it(tmp_path: Path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    env = env_for(tmp_path, T2V_DTYPE="fp8", T2V_DEVICE="cuda:1")
+
+    assert start_checks(env) == ["T2V_DTYPE=fp8 on cuda:1: fp8 needs compute capability 8.9 or later (Ada, Hopper, "
+                                 "Blackwell); NVIDIA A100 is 8.0; use T2V_DTYPE=auto there"]
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert start_checks(env) == []
+
+
 def test_a_model_folder_that_does_not_exist_is_one_line_at_start(tmp_path: Path):
     missing = tmp_path / "models" / "modelscope-t2v"
     result = run_bot(tmp_path, env_for(tmp_path, T2V_MODEL=str(missing), T2V_ALLOW_TINY=None))

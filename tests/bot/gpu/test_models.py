@@ -199,3 +199,17 @@ def test_each_worker_start_prunes_the_compile_cache_to_its_setting(calls, tmp_pa
     assert (f"(cache {tmp_path}, 1.0 GiB on disk; 1.0 GiB of its least recently used files removed to stay within "
             "T2V_COMPILE_CACHE_MAX_GB=1.5)") in caplog.text
     assert load_settings(BASE, env_file=None).t2v_compile_cache_max_gb == 20  # the default bound
+
+
+def test_t2v_dtype_fp8_loads_each_worker_quantised_and_calibrated(monkeypatch):
+    """T2V_DTYPE=fp8 reaches t2v's loader: the UNet's Linear layers in e4m3, their static scales calibrated. (On the
+    CPU here, as a GPU would: the fp8 check passed and each product as its fp32 reference arithmetic.)"""
+    from t2v.kernels import fp8
+
+    monkeypatch.setattr(fp8, "unavailable", lambda device: None)
+    monkeypatch.setattr(fp8.Fp8Linear, "forward",
+                        lambda self, x, rows=slice(None): self.reference(x, rows).to(x.dtype))
+    settings = load_settings({**BASE, "T2V_DTYPE": "fp8"}, env_file=None)
+    models = ModelSource.of(settings)("cpu")
+    layers = [m for m in models.pipeline.unet.modules() if isinstance(m, fp8.Fp8Linear)]
+    assert layers and all(layer.calibrated for layer in layers)
