@@ -56,8 +56,9 @@ def check_environment(settings: Settings, unknown: Collection[str] = ()) -> None
     here = settings.t2v_executor != "ray"  # with Ray, the GPUs, weights and LoRA files are the workers' hosts'
     problems: list[str | None] = []
     if here and reads("t2v_executor", "t2v_device"):
-        problems.append(_device_problem(settings.t2v_device))
-        if reads("t2v_dtype") and settings.t2v_dtype == "fp8":
+        devices = _device_problem(settings.t2v_device)
+        problems.append(devices)
+        if devices is None and reads("t2v_dtype") and settings.t2v_dtype == "fp8":  # GPUs there: can they?
             problems += _fp8_problems(settings.t2v_device)
     for name in ("t2v_model", "upscale_model"):
         if here and reads("t2v_executor", name):
@@ -144,8 +145,8 @@ def _device_problem(setting: str) -> str | None:
 
 
 def _fp8_problems(setting: str) -> list[str | None]:
-    """T2V_DTYPE=fp8 on each of T2V_DEVICE's GPUs: each must have fp8 tensor cores (Ada, Hopper or later). A GPU
-    that is not there is T2V_DEVICE's own line."""
+    """T2V_DTYPE=fp8 on each of T2V_DEVICE's GPUs, all present (T2V_DEVICE's own check): each must have fp8 tensor
+    cores (Ada, Hopper or later)."""
     from t2v.kernels import fp8  # lazily: it imports torch
 
     try:

@@ -201,9 +201,9 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", default=None, help=f"ddim or dpmpp-2m (default {DEFAULTS.sampler})")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--dtype", default=None,
-                   help="float32, float16, bfloat16 (default: float32 on cpu, fp16 on gpu) or fp8 (fp16 with the "
-                        "UNet transformers' Linear layers in e4m3, their input scales calibrated by a short render at "
-                        "load; GPUs of compute capability 8.9+; never tried on real weights)")
+                   help="float32, float16, bfloat16 (default: float32 on cpu, fp16 on gpu) or fp8 (fp16 with most of "
+                        "the UNet transformers' Linear layers in e4m3, their input scales calibrated by a short "
+                        "render at load; GPUs of compute capability 8.9+; never tried on real weights)")
     p.add_argument("--lora", default=None, metavar="PATH[:SCALE]",
                    help="a LoRA style: a .safetensors file, or a folder with diffusers' "
                         "pytorch_lora_weights.safetensors, fused at SCALE: above {:g}, at most {:g} (default 1)"

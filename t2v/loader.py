@@ -121,17 +121,22 @@ def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], so
 
 
 def calibrate_fp8(pipe: VideoPipeline) -> None:
-    """Fix the static fp8 layers' input scales from one render of CALIBRATION_PROMPTS at the model's size (2–5 s at
-    load on an H100: the eager network with per-call scales; the scales are what every later render, of any size,
-    quantises with)."""
+    """Fix the static fp8 layers' input scales from one render of CALIBRATION_PROMPTS at the model's size (for
+    ModelScope's 16×256², 2–5 s at load on an H100: the eager network with per-call scales; larger models' sizes take
+    longer). The scales are what every later render, of any size, quantises with."""
     started = time.perf_counter()
     requests = [pipe.request(prompt, seed=seed, steps=CALIBRATION_STEPS)
                 for seed, prompt in enumerate(CALIBRATION_PROMPTS)]
-    with fp8.observing(pipe.unet) as layers:
-        pipe.generate_batch(requests)
+    try:
+        with fp8.observing(pipe.unet) as layers:
+            pipe.generate_batch(requests)
+    except Exception as error:
+        raise RuntimeError(f"fp8: the calibration render at load ({len(requests)} videos of {CALIBRATION_STEPS} steps "
+                           f"at the model's size) failed: {error}; load with another dtype to go without it") from error
     log.info("fp8: %d static scales calibrated in %.2f s", len(layers), time.perf_counter() - started)
-    log.warning("fp8: the UNet's Linear layers compute in e4m3, ≈ 6%% faster than float16 on an H100 and ≈ 30 times "
-                "further from float32 (docs/benchmarks.md); what that does to this model's videos is not known")
+    log.warning("fp8: most of the UNet transformers' Linear layers compute in e4m3, ≈ 6%% faster than float16 on "
+                "an H100 and ≈ 30 times further from float32 (docs/benchmarks.md); what that does to this model's "
+                "videos is not known")
 
 
 MODEL_FOLDER = ("a ModelScope download's configuration.json, a diffusers folder's model_index.json or a `python -m t2v "

@@ -78,8 +78,10 @@ class ModelSource:
         interval (STATUS_EDIT_INTERVAL_S) for its work."""
         styles = load_styles(pipeline, self.styles)
         upscaler = None
-        if self.upscale_model is not None:
-            upscaler = load_pipeline(self.upscale_model, device=device, dtype=self.dtype)
+        if self.upscale_model is not None:  # in float16 under T2V_DTYPE=fp8: fp8's scales are calibrated by a
+            # text-to-video render, not the upscaler's video-to-video work, and it was never measured there
+            dtype = None if self.dtype == "fp8" else self.dtype
+            upscaler = load_pipeline(self.upscale_model, device=device, dtype=dtype)
         models = Models(pipeline, upscaler, styles, preview_interval_s=self.preview_interval_s)
         if self.fast_on(device):
             try:

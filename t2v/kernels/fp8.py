@@ -121,8 +121,16 @@ class Fp8Linear(nn.Module):
 
     def calibrate(self) -> None:
         """Keep what observing saw as the fixed input scale (none seen: stays uncalibrated, per-call scales)."""
-        self.input_scale = self.input_amax * (HEADROOM / E4M3_MAX)
+        with torch.inference_mode(False):  # plain tensors, even where a caller's inference_mode made them
+            self.input_amax = self.input_amax.clone()
+            self.input_scale = self.input_amax * (HEADROOM / E4M3_MAX)
         self.calibrated = bool(self.input_amax > 0)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        """A static layer loaded with a calibration's buffers is calibrated."""
+        super()._load_from_state_dict(*args, **kwargs)
+        if self.scaling == "static":
+            self.calibrated = bool(self.input_amax > 0)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, scaling: str = "row") -> Fp8Linear:

@@ -128,6 +128,10 @@ def test_fp8_on_a_gpu_without_fp8_tensor_cores_is_one_line_naming_it(tmp_path: P
                                  "Blackwell); NVIDIA A100 is 8.0; use T2V_DTYPE=auto there"]
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     assert start_checks(env) == []
+    # a GPU that is not there is T2V_DEVICE's one line, not a second one about fp8 (nor a crash asking it)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: 1 / 0)
+    assert start_checks({**env, "T2V_DEVICE": "cuda:3"}) == [
+        "T2V_DEVICE=cuda:3: this machine has 2 CUDA GPUs; name cuda:0 to cuda:1, or cuda for all of them"]
 
 
 def test_a_model_folder_that_does_not_exist_is_one_line_at_start(tmp_path: Path):

@@ -201,6 +201,15 @@ def test_each_worker_start_prunes_the_compile_cache_to_its_setting(calls, tmp_pa
     assert load_settings(BASE, env_file=None).t2v_compile_cache_max_gb == 20  # the default bound
 
 
+def test_the_upscaler_stays_float16_under_t2v_dtype_fp8(calls, monkeypatch):
+    loads = []
+    load = engines.load_pipeline
+    monkeypatch.setattr(engines, "load_pipeline", lambda model, device, dtype: loads.append((model, dtype)) or load(
+        model, device, dtype))
+    ModelSource(TINY_RANDOM, "fp8", upscale_model="upscaler", optimize="off")("cpu")
+    assert loads == [(TINY_RANDOM, "fp8"), ("upscaler", None)]  # None: float16 on a GPU
+
+
 def test_t2v_dtype_fp8_loads_each_worker_quantised_and_calibrated(monkeypatch):
     """T2V_DTYPE=fp8 reaches t2v's loader: the UNet's Linear layers in e4m3, their static scales calibrated. (On the
     CPU here, as a GPU would: the fp8 check passed and each product as its fp32 reference arithmetic.)"""

@@ -161,6 +161,17 @@ def test_a_calibrated_layer_clamps_inputs_beyond_its_headroom_and_stays_finite()
     assert torch.isfinite(layer.reference(x)).all()
 
 
+def test_a_calibration_survives_a_state_dict_and_a_callers_inference_mode():
+    layer = _static()
+    with torch.inference_mode(), fp8.observing(layer):
+        layer.reference(torch.full((1, 32), 3.0))
+    assert layer.calibrated and not layer.input_amax.is_inference() and not layer.input_scale.is_inference()
+    fresh = _static()
+    fresh.load_state_dict(layer.state_dict())
+    assert fresh.calibrated and float(fresh.input_amax) == 3.0
+    assert torch.equal(fresh.quantize_input(torch.ones(1, 32))[1], layer.input_scale)
+
+
 def test_calibrating_again_starts_from_zero():
     layer = _static()
     with fp8.observing(layer):
@@ -268,3 +279,16 @@ def test_the_attention_output_projections_stay_in_their_dtype_by_default():
     assert kept and all(isinstance(unet.get_submodule(name), nn.Linear) for name in kept)
     assert not any(name.endswith("to_out.0") for name in swapped)
     assert any(name.endswith("attn1.to_q") for name in swapped)
+
+
+def test_a_calibration_render_that_fails_says_it_was_fp8s_and_how_to_go_without(monkeypatch):
+    monkeypatch.setattr(fp8, "unavailable", lambda device: None)
+
+    def out_of_memory(self, requests, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(VideoPipeline, "generate_batch", out_of_memory)
+    with pytest.raises(RuntimeError, match=r"^fp8: the calibration render at load \(2 videos of 10 steps at the "
+                                           r"model's size\) failed: CUDA out of memory\. Tried to allocate 2\.00 GiB; "
+                                           r"load with another dtype to go without it$"):
+        load_pipeline("tiny-random", dtype="fp8")
