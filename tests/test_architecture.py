@@ -97,6 +97,7 @@ LOADS_TORCH_ALLOWED = {
     # Before serving, the start checks what the settings name with t2v's own checks (docs/architecture.md, the
     # bot/startup.py row: weights, writable folders); inside functions, so importing the bot still loads no torch.
     ("bot/startup.py", "t2v.preflight"): "the start's checks",
+    ("bot/startup.py", "t2v.kernels.fp8"): "the start's check that T2V_DTYPE=fp8's GPUs have fp8 tensor cores",
 }
 
 
