@@ -5,14 +5,13 @@ batch2`); this times what a busy server does with them: the bot's VideoService (
 dispatcher taking the same-shape jobs behind the next one as one unit of work), its GPU executor and worker on t2v's
 fast path, live previews at the bot's interval, MP4s encoded on the CPU pool, every job recorded in SQLite.
 
-One process loads the real-size network with seeded random weights (fp16) once. For each BATCH_MAX in turn
-(`--batch-max 2 4 1`), the bot's compile thread first compiles the default /video shape at that batch size, and the
-run waits until it has nothing left to compile — the steady state of a server whose compiles are done; then `--jobs`
-default /video jobs of `--users` users are queued (the worker held meanwhile) and timed from then to the last MP4: the
-queue's
-wall time, videos per hour, each unit of work's render time (its first job's start to its last job's end) and what
-the bot adds around the renders (the wall time not covered by any render). The results are rewritten after each
-BATCH_MAX, so a run cut short keeps what it measured.
+One process loads the real-size network with seeded random weights (fp16, or `--dtype fp8`) once. For each BATCH_MAX
+in turn (`--batch-max 2 4 1`), the bot's compile thread first compiles the default /video shape at that batch size,
+and the run waits until it has nothing left to compile — the steady state of a server whose compiles are done; then
+`--jobs` default /video jobs of `--users` users are queued (the worker held meanwhile) and timed from then to the last
+MP4: the queue's wall time, videos per hour, each unit of work's render time (its first job's start to its last job's
+end) and what the bot adds around the renders (the wall time not covered by any render). The results are rewritten
+after each BATCH_MAX, so a run cut short keeps what it measured.
 
 GPU:  python benchmarks/full_queue.py --cache CACHE --out OUT/full-queue.json
 CPU smoke test:  python benchmarks/full_queue.py --tiny --device cpu --backend eager --jobs 4 --cache /tmp/c
@@ -61,6 +60,7 @@ from bot.jobs.service import VideoService  # noqa: E402
 from bot.moderation.policy import PolicyGate  # noqa: E402
 from bot.settings import BATCH_MAX, RANGES  # noqa: E402
 from storage import Repository, create_engine, migrate  # noqa: E402
+from t2v import preflight  # noqa: E402
 from t2v.compiled import video_shape  # noqa: E402
 
 log = logging.getLogger("full_queue")
@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     holder: dict[str, Models] = {}
 
     def load(device: str) -> Models:
-        holder["models"] = source.prepare(random_pipeline(args), device)
+        holder["models"] = source.prepare(random_pipeline(args, args.dtype), device)
         return holder["models"]
 
     recorder = Recorder(clock)
@@ -212,6 +212,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=8, help="how many users the jobs come from (round robin)")
     parser.add_argument("--cache", type=Path, required=True, help="the compile cache (T2V_COMPILE_CACHE)")
     parser.add_argument("--device", default="cuda:0")
+    parser.add_argument("--dtype", default=None, help="the networks' precision, as T2V_DTYPE (default: fp16 on a "
+                        "GPU); fp8 on GPUs with fp8 tensor cores")
     parser.add_argument("--max-frames", type=int, default=32)
     parser.add_argument("--backend", default="inductor")
     parser.add_argument("--compile-wait-s", type=float, default=480.0, help="longest wait for the batch shapes")
@@ -227,6 +229,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.compile_wait_s >= 0:
         parser.error(f"--compile-wait-s={args.compile_wait_s:g} must be 0 or more seconds")
     check_service_args(parser, args)
+    problem = preflight.dtype("--dtype", args.dtype, args.device)
+    if problem is not None:
+        parser.error(problem)
     return args
 
 

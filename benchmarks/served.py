@@ -183,13 +183,14 @@ class Recorder:
         self.write_raw()
 
 
-def random_pipeline(args: argparse.Namespace) -> Any:
-    """The real architecture over seeded random weights on `--device` (or tiny-random)."""
+def random_pipeline(args: argparse.Namespace, dtype: str | None = None) -> Any:
+    """The real architecture over seeded random weights on `--device` (or tiny-random), in `dtype` (None: fp16 on a
+    GPU; "fp8": quantised and calibrated at load, as T2V_DTYPE=fp8)."""
     if args.tiny:
-        return load_pipeline(TINY_RANDOM, device=args.device)
+        return load_pipeline(TINY_RANDOM, device=args.device, dtype=dtype)
     config = ModelConfig()
     states = random_state_dicts(config, seed=0, device=args.device)
-    return assemble(config, states, {n: f"random:{n}" for n in states}, args.device)
+    return assemble(config, states, {n: f"random:{n}" for n in states}, args.device, dtype)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -20,6 +20,8 @@ def _full_queue():
     (["--compile-wait-s", "-1"], "--compile-wait-s=-1 must be 0 or more seconds"),
     (["--max-frames", "65"], "--max-frames=65 is outside the frames a video may have, 1–64"),
     (["--backend", "inducter"], "--backend inducter: not a torch.compile backend; use one of "),
+    (["--dtype", "fp8"], "--dtype fp8: fp8 needs a CUDA GPU with fp8 tensor cores"),
+    (["--dtype", "fp4"], "--dtype fp4: not a dtype t2v knows; use one of float32, "),
 ])
 def test_bad_options_stop_before_any_work_and_name_the_value(flags, says, capsys, tmp_path):
     with pytest.raises(SystemExit) as stopped:
