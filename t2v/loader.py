@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-# A precision to compute in, not to store: float16 networks with the UNet transformers' Linear layers in e4m3
+# A precision to compute in, not to store: float16 networks with most of the UNet transformers' Linear layers in e4m3
 # (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default: ≈ 6% faster than float16 on an H100, but
 # ≈ 30x further from float32 (docs/perf-notes.md rows 65 and 66)
 FP8 = ("fp8",)

@@ -130,7 +130,7 @@ class Fp8Linear(nn.Module):
         """A static layer loaded with a calibration's buffers is calibrated."""
         super()._load_from_state_dict(*args, **kwargs)
         if self.scaling == "static":
-            self.calibrated = bool(self.input_amax > 0)
+            self.calibrate()
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, scaling: str = "row") -> Fp8Linear:
@@ -210,17 +210,16 @@ def observing(module: nn.Module) -> Iterator[list[Fp8Linear]]:
     """Calibrate the static fp8 layers in `module` by what runs inside the block: each records the largest input
     magnitude it sees (from zero), and keeps it as its fixed scale's measure when the block ends. A layer the block
     never ran stays uncalibrated (per-call scales), and is named in a warning."""
-    layers = [m for m in module.modules() if isinstance(m, Fp8Linear) and m.scaling == "static"]
-    for layer in layers:
+    named = {name: m for name, m in module.named_modules() if isinstance(m, Fp8Linear) and m.scaling == "static"}
+    for layer in named.values():
         layer.input_amax, layer.observing = torch.zeros_like(layer.input_amax), True
     try:
-        yield layers
+        yield list(named.values())
     finally:
-        for layer in layers:
+        for layer in named.values():
             layer.observing = False
             layer.calibrate()
-    unseen = [name for name, m in module.named_modules() if isinstance(m, Fp8Linear) and m.scaling == "static"
-              and not m.calibrated]
+    unseen = [name for name, layer in named.items() if not layer.calibrated]
     if unseen:
         log.warning("fp8: %d static layer(s) saw no input while calibrating, and scale per call (%s)", len(unseen),
                     ", ".join(unseen[:3]))
