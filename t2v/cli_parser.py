@@ -241,7 +241,8 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                    help="our compiled path again with one change, on the first work size: triton-attention (the "
                         "kernel on every problem), sdpa-attention (on none), autotune (inductor's "
                         "max-autotune), fp8 (static scales, as --dtype fp8), fp8-row, fp8-tensor (per-call scales), "
-                        "fp8-all (attention output projections in fp8 too); or bf16 (the plain pipeline, for the "
+                        "fp8-all (attention output projections in fp8 too), fp8-conv (3×3 convolutions in fp8 too); "
+                        "or bf16 (the plain pipeline, for the "
                         "precision comparison)")
     b.add_argument("--deadline-s", type=_number("deadline-s", float, (0, None)), default=None,
                    help="start no further compiled work size after this many seconds (fits a time-limited lease)")

@@ -102,9 +102,11 @@ def parse_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.
 
 def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], sources: dict[str, str],
              device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
-             fp8_scaling: str = fp8.DEFAULT_SCALING, fp8_keep: tuple[str, ...] = fp8.KEEP_FP16) -> VideoPipeline:
+             fp8_scaling: str = fp8.DEFAULT_SCALING, fp8_keep: tuple[str, ...] = fp8.KEEP_FP16,
+             fp8_convs: str | None = fp8.CONVS) -> VideoPipeline:
     """Strictly load each network's state dict, then move it to the device and dtype (fp8: then quantise with
-    `fp8_scaling` all but the `fp8_keep` layers, and calibrate static scales)."""
+    `fp8_scaling` all but the `fp8_keep` layers, with `fp8_convs` (one of fp8.CONV_CASTS) the 3×3 convolutions too,
+    and calibrate static scales)."""
     device = torch.device(device)
     check_precision(dtype, device)
     quantized, dtype = is_fp8(dtype), parse_dtype(dtype, device)
@@ -113,9 +115,9 @@ def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], so
         load_into(module, states[name], sources[name])
         module.to(device=device, dtype=dtype).requires_grad_(False)
     if quantized:
-        fp8.quantize_unet(modules["unet"], fp8_scaling, fp8_keep)
+        fp8.quantize_unet(modules["unet"], fp8_scaling, fp8_keep, fp8_convs)
     pipe = VideoPipeline(config, modules["unet"], modules["vae"], modules["text_encoder"], device, dtype)
-    if quantized and fp8_scaling == "static":
+    if quantized and (fp8_scaling == "static" or fp8_convs):
         calibrate_fp8(pipe)
     return pipe
 

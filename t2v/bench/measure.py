@@ -212,5 +212,5 @@ def cold_child(folder: str, device: str) -> None:
 
 
 def load_ours(config: ModelConfig, states: dict, device: torch.device, dtype: str | None = None, **fp8_options):
-    """Our pipeline over the shared random weights (`fp8_options`: assemble's fp8_scaling, fp8_keep)."""
+    """Our pipeline over the shared random weights (`fp8_options`: assemble's fp8_scaling, fp8_keep, fp8_convs)."""
     return assemble(config, states, {n: f"random:{n}" for n in states}, device, dtype, **fp8_options)

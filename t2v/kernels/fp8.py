@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2v.errors import UnsupportedDevice
+from t2v.kernels import conv3x3
 from t2v.unet import SpatialTransformer, TemporalTransformer
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ HEADROOM = 8.0  # a static scale covers 8 × the largest input magnitude its cal
 MIN_CAPABILITY = (8, 9)  # Ada; Hopper is 9.0
 ROWWISE_OUT = torch.bfloat16  # row-wise scaled products come out in bf16 (torch's _scaled_mm accepts no other
 #                               output there in most versions), then are cast to the activations' dtype
+CONV_CASTS = ("before", "in-kernel")  # where a calibrated Fp8Conv3x3's input becomes e4m3: a pointwise step before
+#                                      the kernel (inductor folds it into the kernel that made the input) or in the
+#                                      kernel as it loads its fp16 input
+CONVS = None  # whether (and with which CONV_CASTS) dtype="fp8" runs the 3×3 convolutions in e4m3 too
 MULTIPLE = 16  # cuBLASLt's fp8 GEMM wants both weight dimensions divisible by 16
 
 
@@ -93,21 +98,17 @@ def dequantize(values: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = t
     return (values.float() * scale).to(dtype)
 
 
-class Fp8Linear(nn.Module):
-    """y = x Wᵀ + b with W in e4m3 and x quantised at each call (`SCALINGS`); torch._scaled_mm.
-
-    `rows` picks a part of the output (its weight rows, scales and bias): the fused attention's q of a shared q/k/v
-    weight. The fp8 weight and its scales are buffers: no gradients, and `.to(dtype)` leaves them as they are.
-    "static" layers keep the largest input magnitude their calibration saw (`input_amax`, a buffer) and the input
-    scale made of it (`input_scale`: stored, not multiplied out at each call, where it was one more kernel launch per
-    layer in the CUDA graph, perf-notes row 66); until one has been calibrated (`calibrated`) it scales its input
-    per call as "tensor" does, and while `observing` it also records each input's magnitude.
-    """
+class Fp8Layer(nn.Module):
+    """What the fp8 layers share: an e4m3 weight with its fp32 scale(s), a bias in the activations' dtype, and for
+    "static" scaling the largest input magnitude a calibration saw (`input_amax`, a buffer) and the input scale made
+    of it (`input_scale`: stored, not multiplied out at each call, where it was one more kernel launch per layer in
+    the CUDA graph, perf-notes row 66). Until one has been calibrated (`calibrated`) a static layer scales its input
+    per call as "tensor" does, and while `observing` it also records each input's magnitude. The fp8 weight and its
+    scales are buffers: no gradients, and `.to(dtype)` leaves them as they are."""
 
     def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, scaling: str,
                  input_amax: torch.Tensor | None = None):
         super().__init__()
-        self.out_features, self.in_features = weight.shape
         self.scaling = scaling
         self.register_buffer("weight", weight)
         self.register_buffer("scale", scale)
@@ -131,6 +132,39 @@ class Fp8Linear(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         if self.scaling == "static":
             self.calibrate()
+
+    def quantize_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x in e4m3 and its scale, by this layer's scaling (recording x while observing); row scaling: one scale
+        per row of x's last dimension."""
+        if self.observing:
+            self.input_amax = torch.maximum(self.input_amax, x.detach().abs().amax().float())
+        if self.calibrated and not self.observing:
+            return cast(x, self.input_scale)
+        return quantize(x, "row" if self.scaling == "row" else "tensor")
+
+    def _apply(self, fn, recurse: bool = True):
+        """Device moves only for the e4m3 weight and its fp32 scales: a `.half()` or `.to(float16)` of the whole
+        UNet would otherwise dequantise the one and round the other (the bias follows like any tensor)."""
+        device = fn(torch.empty(0, device=self.weight.device)).device
+        self.weight, self.scale = self.weight.to(device), self.scale.to(device)
+        if self.input_amax is not None:
+            self.input_amax, self.input_scale = self.input_amax.to(device), self.input_scale.to(device)
+        if self.bias is not None:
+            self.bias = fn(self.bias)
+        return self
+
+
+class Fp8Linear(Fp8Layer):
+    """y = x Wᵀ + b with W in e4m3 and x quantised at each call (`SCALINGS`); torch._scaled_mm.
+
+    `rows` picks a part of the output (its weight rows, scales and bias): the fused attention's q of a shared q/k/v
+    weight.
+    """
+
+    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, scaling: str,
+                 input_amax: torch.Tensor | None = None):
+        super().__init__(weight, scale, bias, scaling, input_amax)
+        self.out_features, self.in_features = weight.shape
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, scaling: str = "row") -> Fp8Linear:
@@ -160,20 +194,11 @@ class Fp8Linear(nn.Module):
         scale = self.scale[rows] if self.scaling == "row" else self.scale
         return self.weight[rows], scale, None if self.bias is None else self.bias[rows]
 
-    def quantize_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x as [rows, in_features] in e4m3 and its scale, by this layer's scaling (recording x while observing)."""
-        flat = x.reshape(-1, self.in_features)
-        if self.observing:
-            self.input_amax = torch.maximum(self.input_amax, flat.detach().abs().amax().float())
-        if self.calibrated and not self.observing:
-            return cast(flat, self.input_scale)
-        return quantize(flat, "row" if self.scaling == "row" else "tensor")
-
     def forward(self, x: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
         if not x.is_cuda:
             raise UnsupportedDevice(f"fp8 Linear on {x.device}: {unavailable(x.device)}")
         weight, w_scale, bias = self._part(rows)
-        values, x_scale = self.quantize_input(x)
+        values, x_scale = self.quantize_input(x.reshape(-1, self.in_features))
         values = values.contiguous()  # the fp8 GEMM takes a row-major left operand only
         if self.scaling == "row":  # scales [M, 1] and [1, N]
             out = torch._scaled_mm(values, weight.t(), scale_a=x_scale, scale_b=w_scale.t(), out_dtype=ROWWISE_OUT)
@@ -186,31 +211,78 @@ class Fp8Linear(nn.Module):
     def reference(self, x: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
         """`forward`'s arithmetic in fp32 on any device: the same quantised operands, exact products and sums."""
         weight, w_scale, bias = self._part(rows)
-        values, x_scale = self.quantize_input(x)
+        values, x_scale = self.quantize_input(x.reshape(-1, self.in_features))
         out = F.linear(dequantize(values, x_scale), dequantize(weight, w_scale), None if bias is None else bias.float())
         return out.reshape(*x.shape[:-1], out.shape[-1])
-
-    def _apply(self, fn, recurse: bool = True):
-        """Device moves only for the e4m3 weight and its fp32 scales: a `.half()` or `.to(float16)` of the whole
-        UNet would otherwise dequantise the one and round the other (the bias follows like any tensor)."""
-        device = fn(torch.empty(0, device=self.weight.device)).device
-        self.weight, self.scale = self.weight.to(device), self.scale.to(device)
-        if self.input_amax is not None:
-            self.input_amax, self.input_scale = self.input_amax.to(device), self.input_scale.to(device)
-        if self.bias is not None:
-            self.bias = fn(self.bias)
-        return self
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, scaling={self.scaling}"
 
 
+class Fp8Conv3x3(Fp8Layer):
+    """A 3×3 convolution (stride 1, padding 1) with its weight in e4m3 (one scale) and its input cast to e4m3 at
+    each call ("static" scaling: the calibrated fixed scale; until calibrated, one found per call), run by
+    t2v.kernels.conv3x3's implicit-GEMM kernel: channels-last in and out, the output in the input's dtype. The
+    input's cast and channels-last layout are pointwise steps inductor folds into the GroupNorm+SiLU that made it."""
+
+    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
+                 input_amax: torch.Tensor | None = None, cast: str = CONV_CASTS[0]):
+        super().__init__(weight, scale, bias, "static", input_amax)
+        if cast not in CONV_CASTS:
+            raise ValueError(f"cast {cast!r}: use one of {', '.join(CONV_CASTS)}")
+        self.out_channels, taps = weight.shape
+        self.in_channels = taps // 9
+        self.cast = cast
+        # the calibrated scales' product (the kernel's one output scale) and the input's inverse scale: stored, not
+        # computed at each call
+        self.register_buffer("product_scale", self.input_scale * scale, persistent=False)
+        self.register_buffer("input_inverse", 1 / self.input_scale, persistent=False)
+
+    def calibrate(self) -> None:
+        super().calibrate()
+        self.product_scale, self.input_inverse = self.input_scale * self.scale, 1 / self.input_scale
+
+    def _apply(self, fn, recurse: bool = True):
+        super()._apply(fn, recurse)
+        device = self.weight.device
+        self.product_scale, self.input_inverse = self.product_scale.to(device), self.input_inverse.to(device)
+        return self
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, cast: str = CONV_CASTS[0]) -> Fp8Conv3x3:
+        """The quantised copy of `conv` (its bias stays in its dtype)."""
+        weight, scale = quantize(conv3x3.weight_rows(conv.weight.detach()), "tensor")
+        return cls(weight, scale, None if conv.bias is None else conv.bias.detach(), cast=cast)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_cuda:
+            raise UnsupportedDevice(f"fp8 convolution on {x.device}: {unavailable(x.device)}")
+        if self.calibrated and not self.observing and self.cast == "in-kernel":
+            x = x.contiguous(memory_format=torch.channels_last)
+            return conv3x3.conv3x3_op(x, self.weight, self.product_scale, self.bias, x.dtype, self.input_inverse)
+        if self.calibrated and not self.observing:
+            values, scale = cast(x, self.input_scale)[0], self.product_scale
+        else:
+            values, x_scale = self.quantize_input(x)
+            scale = x_scale * self.scale
+        values = values.contiguous(memory_format=torch.channels_last)
+        return conv3x3.conv3x3_op(values, self.weight, scale, self.bias, x.dtype)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward`'s arithmetic in fp32 on any device: the same quantised operands, exact products and sums."""
+        values, x_scale = self.quantize_input(x)
+        return conv3x3.reference(values, self.weight, x_scale * self.scale, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, kernel_size=(3, 3), padding=(1, 1)"
+
+
 @contextmanager
-def observing(module: nn.Module) -> Iterator[list[Fp8Linear]]:
+def observing(module: nn.Module) -> Iterator[list[Fp8Layer]]:
     """Calibrate the static fp8 layers in `module` by what runs inside the block: each records the largest input
     magnitude it sees (from zero), and keeps it as its fixed scale's measure when the block ends. A layer the block
     never ran stays uncalibrated (per-call scales), and is named in a warning."""
-    named = {name: m for name, m in module.named_modules() if isinstance(m, Fp8Linear) and m.scaling == "static"}
+    named = {name: m for name, m in module.named_modules() if isinstance(m, Fp8Layer) and m.scaling == "static"}
     for layer in named.values():
         layer.input_amax, layer.observing = torch.zeros_like(layer.input_amax), True
     try:
@@ -231,10 +303,21 @@ def eligible(linear: nn.Module) -> bool:
             and linear.out_features % MULTIPLE == 0)
 
 
-def quantize_unet(unet: nn.Module, scaling: str = DEFAULT_SCALING, keep: tuple[str, ...] = KEEP_FP16) -> list[str]:
+def eligible_conv(conv: nn.Module) -> bool:
+    """A 3×3, stride-1, padding-1 nn.Conv2d whose channel counts t2v.kernels.conv3x3 takes (multiples of 64 in,
+    of 16 out): the UNet's ResBlock and Upsample convolutions; not its first and last (4 channels)."""
+    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+            and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.in_channels % 64 == 0 and conv.out_channels % MULTIPLE == 0)
+
+
+def quantize_unet(unet: nn.Module, scaling: str = DEFAULT_SCALING, keep: tuple[str, ...] = KEEP_FP16,
+                  convs: str | None = None) -> list[str]:
     """Swap every eligible nn.Linear inside the UNet's spatial and temporal transformers for an Fp8Linear, in
-    place, but those whose names end with one of `keep` (KEEP_FP16 by default); returns the swapped layers'
-    names."""
+    place, but those whose names end with one of `keep` (KEEP_FP16 by default), and with `convs` (one of
+    CONV_CASTS) every `eligible_conv` for an Fp8Conv3x3 (static scales whatever `scaling` says: calibrated, or per
+    call until then);
+    returns the swapped layers' names."""
     swapped = []
     for prefix, block in unet.named_modules():
         if not isinstance(block, SpatialTransformer | TemporalTransformer):
@@ -244,6 +327,13 @@ def quantize_unet(unet: nn.Module, scaling: str = DEFAULT_SCALING, keep: tuple[s
                 if eligible(child) and not f"{name}.{child_name}".endswith(keep):
                     setattr(module, child_name, Fp8Linear.from_linear(child, scaling))
                     swapped.append(".".join(filter(None, (prefix, name, child_name))))
-    log.info("fp8 (%s scales): %d Linear layers of the UNet's transformers quantised to e4m3", scaling,
-             len(swapped))
+    linears = len(swapped)
+    if convs:
+        for name, module in list(unet.named_modules()):
+            for child_name, child in list(module.named_children()):
+                if eligible_conv(child):
+                    setattr(module, child_name, Fp8Conv3x3.from_conv(child, convs))
+                    swapped.append(".".join(filter(None, (name, child_name))))
+    log.info("fp8 (%s scales): %d Linear layers of the UNet's transformers and %d 3×3 convolutions quantised to "
+             "e4m3", scaling, linears, len(swapped) - linears)
     return swapped
