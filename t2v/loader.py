@@ -103,10 +103,10 @@ def parse_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.
 def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], sources: dict[str, str],
              device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
              fp8_scaling: str = fp8.DEFAULT_SCALING, fp8_keep: tuple[str, ...] = fp8.KEEP_FP16,
-             fp8_convs: str | None = fp8.CONVS) -> VideoPipeline:
+             fp8_convs: bool = fp8.CONVS) -> VideoPipeline:
     """Strictly load each network's state dict, then move it to the device and dtype (fp8: then quantise with
-    `fp8_scaling` all but the `fp8_keep` layers, with `fp8_convs` (one of fp8.CONV_CASTS) the 3×3 convolutions too,
-    and calibrate static scales)."""
+    `fp8_scaling` all but the `fp8_keep` layers, with `fp8_convs` the 3×3 convolutions too (opt-in), and
+    calibrate static scales)."""
     device = torch.device(device)
     check_precision(dtype, device)
     quantized, dtype = is_fp8(dtype), parse_dtype(dtype, device)

@@ -35,17 +35,17 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # it on every problem, "sdpa-attention" on none, as before 2026-12-02; "autotune": inductor's max-autotune,
 # Triton templates timed against cuBLAS and cuDNN per GEMM and convolution; "fp8" the default path at dtype fp8, its
 # static scales calibrated at load, "fp8-row" and "fp8-tensor" with t2v.kernels.fp8's per-call scalings instead,
-# "fp8-all" with the attention output projections in fp8 too, "fp8-conv" with the 3×3 convolutions in fp8 too,
-# their input cast before the kernel, "fp8-conv-k" cast in it)
+# "fp8-all" with the attention output projections in fp8 too, "fp8-conv" with the 3×3 convolutions in fp8 too
+# through t2v.kernels.conv3x3)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
             "autotune": ("float16", {"autotune": True}),
             "fp8": ("fp8", {}), "fp8-row": ("fp8", {}), "fp8-tensor": ("fp8", {}), "fp8-all": ("fp8", {}),
-            "fp8-conv": ("fp8", {}), "fp8-conv-k": ("fp8", {}),
+            "fp8-conv": ("fp8", {}),
             "bf16": ("bfloat16", None)}
 FP8_OPTIONS = {"fp8-row": {"fp8_scaling": "row"}, "fp8-tensor": {"fp8_scaling": "tensor"},
-               "fp8-all": {"fp8_keep": ()}, "fp8-conv": {"fp8_convs": "before"},
-               "fp8-conv-k": {"fp8_convs": "in-kernel"}}  # the fp8 variants' load options (t2v.loader.assemble)
+               "fp8-all": {"fp8_keep": ()}, "fp8-conv": {"fp8_convs": True}}
+# the fp8 variants' load options (t2v.loader.assemble)
 
 
 def plan(args, device: torch.device) -> list[str]:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 try:
     import triton
     import triton.language as tl
+    from triton.runtime.interpreter import InterpretedFunction
 except ImportError:  # a CPU-only install: only `reference` runs
     triton = None
 
@@ -71,8 +72,8 @@ def config_for(pixels: int, c_in: int) -> tuple[int, int, int, int, int]:
 
 if triton is not None:
     @triton.jit
-    def _conv3x3(x_ptr, w_ptr, scale_ptr, bias_ptr, inverse_ptr, out_ptr, n_img, height, width, c_in, c_out,
-                 sxn, sxh, sxw, son, soh, sow, HAS_BIAS: tl.constexpr, QUANTIZE: tl.constexpr, BLOCK_M: tl.constexpr,
+    def _conv3x3(x_ptr, w_ptr, scale_ptr, bias_ptr, out_ptr, n_img, height, width, c_in, c_out,
+                 sxn, sxh, sxw, son, soh, sow, HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr,
                  BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr):
         pixels = n_img * height * width
         pid = tl.program_id(0)
@@ -97,8 +98,6 @@ if triton is not None:
         n_ok = (n < c_out)[:, None]
 
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        if QUANTIZE:
-            inverse = tl.load(inverse_ptr)
         steps = tl.cdiv(c_in, BLOCK_K)
         for i in range(0, 9 * steps):
             tap = i // steps
@@ -107,8 +106,6 @@ if triton is not None:
             c = col + (tap % 3 - 1)
             ok = in_range & (r >= 0) & (r < height) & (c >= 0) & (c < width)
             a = tl.load(x_ptr + (base + r * sxh + c * sxw)[:, None] + (c0 + k)[None, :], mask=ok[:, None], other=0.0)
-            if QUANTIZE:  # the input's e4m3 cast, here rather than in a pass of its own
-                a = tl.clamp(a.to(tl.float32) * inverse, -448.0, 448.0).to(w_ptr.dtype.element_ty)
             b = tl.load(w_rows + tap * c_in + c0, mask=n_ok, other=0.0)
             acc = tl.dot(a, tl.trans(b), acc)
 
@@ -119,12 +116,14 @@ if triton is not None:
         tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=in_range[:, None] & (n < c_out)[None, :])
 
 
+# TRITON_INTERPRET=1 when Triton was imported: the kernel runs on CPU tensors, in Python (the tests)
+INTERPRETED = triton is not None and isinstance(_conv3x3, InterpretedFunction)
+
+
 def conv3x3(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
-            out_dtype: torch.dtype = torch.float16, config: tuple[int, ...] | None = None,
-            inverse: torch.Tensor | None = None) -> torch.Tensor:
+            out_dtype: torch.dtype = torch.float16, config: tuple[int, ...] | None = None) -> torch.Tensor:
     """The kernel's convolution of channels-last x [N, C_in, H, W] with `weight_rows` w (see the module); tiles by
-    `config_for` unless `config` names them. With `inverse` (one fp32 element) x is in fp16 or bf16 and the kernel
-    casts it to w's e4m3 as it loads it: x · inverse, clamped to ±448."""
+    `config_for` unless `config` names them."""
     if triton is None:
         raise RuntimeError("the 3×3 convolution kernel needs Triton")
     n_img, c_in, height, width = x.shape
@@ -138,25 +137,23 @@ def conv3x3(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias: torch.T
     out = torch.empty((n_img, c_out, height, width), device=x.device, dtype=out_dtype,
                       memory_format=torch.channels_last)
     grid = (triton.cdiv(n_img * height * width, block_m) * triton.cdiv(c_out, block_n),)
-    _conv3x3[grid](x, w, scale, bias if bias is not None else scale, inverse if inverse is not None else scale, out,
-                   n_img, height, width, c_in, c_out,
+    _conv3x3[grid](x, w, scale, bias if bias is not None else scale, out, n_img, height, width, c_in, c_out,
                    x.stride(0), x.stride(2), x.stride(3), out.stride(0), out.stride(2), out.stride(3),
-                   HAS_BIAS=bias is not None, QUANTIZE=inverse is not None, BLOCK_M=block_m, BLOCK_N=block_n,
-                   BLOCK_K=block_k, GROUP=GROUP_M,
+                   HAS_BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP=GROUP_M,
                    num_warps=warps, num_stages=stages)
     return out
 
 
 @torch.library.custom_op("t2v::conv3x3", mutates_args=())
 def conv3x3_op(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
-               out_dtype: torch.dtype, inverse: torch.Tensor | None = None) -> torch.Tensor:
+               out_dtype: torch.dtype) -> torch.Tensor:
     """`conv3x3` with `config_for`'s tiles, as one op of a compiled graph."""
-    return conv3x3(x, w, scale, bias, out_dtype, inverse=inverse)
+    return conv3x3(x, w, scale, bias, out_dtype)
 
 
 @conv3x3_op.register_fake
 def _conv3x3_fake(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
-                  out_dtype: torch.dtype, inverse: torch.Tensor | None = None) -> torch.Tensor:
+                  out_dtype: torch.dtype) -> torch.Tensor:
     n_img, _, height, width = x.shape
     return torch.empty((n_img, w.shape[0], height, width), dtype=out_dtype, device=x.device,
                        memory_format=torch.channels_last)

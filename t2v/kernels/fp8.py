@@ -21,12 +21,15 @@ so fused q/k/v projections stack their quantised parts as they are (`cat`).
 Which layers (`quantize_unet`): every nn.Linear inside the spatial and temporal transformers — the attention's
 q/k/v projections, the GEGLU feed-forward, the spatial proj_in/proj_out: most of the 4.8 TFLOP of GEMMs in a
 standard UNet call — but the attention output projections (`KEEP_FP16`). Not the timestep-embedding layers (a few
-rows per call), not the temporal transformers' proj_in / proj_out (stored as Conv1d, applied with F.linear) and no
-convolution (fp8 implicit-GEMM convolution kernels are the larger prize of issue 16, not written yet). Everything
-else runs in float16.
+rows per call), not the temporal transformers' proj_in / proj_out (stored as Conv1d, applied with F.linear), and no
+convolution unless asked (`convs`, opt-in: the 3×3 ones as `Fp8Conv3x3`, t2v.kernels.conv3x3's Triton kernel; on an
+H100 the standard video 0.5% and 24×576×320 1.4% faster than fp8 Linear layers alone, perf-notes row 67: the kernel
+beats cuDNN's fp16 convolutions, but the kernels that make its e4m3 input grow by most of that). Everything else runs
+in float16.
 
-`Fp8Linear.forward` needs a CUDA GPU with fp8 tensor cores (`unavailable` says why not); `reference` is the same
-arithmetic in fp32 on any device (what the tests and the benchmark compare the GPU product with).
+`Fp8Linear.forward` and `Fp8Conv3x3.forward` need a CUDA GPU with fp8 tensor cores (`unavailable` says why not; the
+convolution also runs in Triton's interpreter); `reference` is the same arithmetic in fp32 on any device (what the
+tests and the benchmark compare the GPU product with).
 """
 
 from __future__ import annotations
@@ -56,10 +59,7 @@ HEADROOM = 8.0  # a static scale covers 8 × the largest input magnitude its cal
 MIN_CAPABILITY = (8, 9)  # Ada; Hopper is 9.0
 ROWWISE_OUT = torch.bfloat16  # row-wise scaled products come out in bf16 (torch's _scaled_mm accepts no other
 #                               output there in most versions), then are cast to the activations' dtype
-CONV_CASTS = ("before", "in-kernel")  # where a calibrated Fp8Conv3x3's input becomes e4m3: a pointwise step before
-#                                      the kernel (inductor folds it into the kernel that made the input) or in the
-#                                      kernel as it loads its fp16 input
-CONVS = None  # whether (and with which CONV_CASTS) dtype="fp8" runs the 3×3 convolutions in e4m3 too
+CONVS = False  # whether dtype="fp8" runs the 3×3 convolutions in e4m3 too (Fp8Conv3x3; opt-in, perf-notes row 67)
 MULTIPLE = 16  # cuBLASLt's fp8 GEMM wants both weight dimensions divisible by 16
 
 
@@ -226,40 +226,31 @@ class Fp8Conv3x3(Fp8Layer):
     input's cast and channels-last layout are pointwise steps inductor folds into the GroupNorm+SiLU that made it."""
 
     def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
-                 input_amax: torch.Tensor | None = None, cast: str = CONV_CASTS[0]):
+                 input_amax: torch.Tensor | None = None):
         super().__init__(weight, scale, bias, "static", input_amax)
-        if cast not in CONV_CASTS:
-            raise ValueError(f"cast {cast!r}: use one of {', '.join(CONV_CASTS)}")
         self.out_channels, taps = weight.shape
         self.in_channels = taps // 9
-        self.cast = cast
-        # the calibrated scales' product (the kernel's one output scale) and the input's inverse scale: stored, not
-        # computed at each call
+        # the calibrated scales' product, the kernel's one scale: stored, not multiplied at each call
         self.register_buffer("product_scale", self.input_scale * scale, persistent=False)
-        self.register_buffer("input_inverse", 1 / self.input_scale, persistent=False)
 
     def calibrate(self) -> None:
         super().calibrate()
-        self.product_scale, self.input_inverse = self.input_scale * self.scale, 1 / self.input_scale
+        self.product_scale = self.input_scale * self.scale
 
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
-        device = self.weight.device
-        self.product_scale, self.input_inverse = self.product_scale.to(device), self.input_inverse.to(device)
+        self.product_scale = self.product_scale.to(self.weight.device)
         return self
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d, cast: str = CONV_CASTS[0]) -> Fp8Conv3x3:
+    def from_conv(cls, conv: nn.Conv2d) -> Fp8Conv3x3:
         """The quantised copy of `conv` (its bias stays in its dtype)."""
         weight, scale = quantize(conv3x3.weight_rows(conv.weight.detach()), "tensor")
-        return cls(weight, scale, None if conv.bias is None else conv.bias.detach(), cast=cast)
+        return cls(weight, scale, None if conv.bias is None else conv.bias.detach())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not x.is_cuda:
+        if not x.is_cuda and not conv3x3.INTERPRETED:
             raise UnsupportedDevice(f"fp8 convolution on {x.device}: {unavailable(x.device)}")
-        if self.calibrated and not self.observing and self.cast == "in-kernel":
-            x = x.contiguous(memory_format=torch.channels_last)
-            return conv3x3.conv3x3_op(x, self.weight, self.product_scale, self.bias, x.dtype, self.input_inverse)
         if self.calibrated and not self.observing:
             values, scale = cast(x, self.input_scale)[0], self.product_scale
         else:
@@ -312,11 +303,10 @@ def eligible_conv(conv: nn.Module) -> bool:
 
 
 def quantize_unet(unet: nn.Module, scaling: str = DEFAULT_SCALING, keep: tuple[str, ...] = KEEP_FP16,
-                  convs: str | None = None) -> list[str]:
+                  convs: bool = CONVS) -> list[str]:
     """Swap every eligible nn.Linear inside the UNet's spatial and temporal transformers for an Fp8Linear, in
-    place, but those whose names end with one of `keep` (KEEP_FP16 by default), and with `convs` (one of
-    CONV_CASTS) every `eligible_conv` for an Fp8Conv3x3 (static scales whatever `scaling` says: calibrated, or per
-    call until then);
+    place, but those whose names end with one of `keep` (KEEP_FP16 by default), and with `convs` every
+    `eligible_conv` for an Fp8Conv3x3 (static scales whatever `scaling` says: calibrated, or per call until then);
     returns the swapped layers' names."""
     swapped = []
     for prefix, block in unet.named_modules():
@@ -332,7 +322,7 @@ def quantize_unet(unet: nn.Module, scaling: str = DEFAULT_SCALING, keep: tuple[s
         for name, module in list(unet.named_modules()):
             for child_name, child in list(module.named_children()):
                 if eligible_conv(child):
-                    setattr(module, child_name, Fp8Conv3x3.from_conv(child, convs))
+                    setattr(module, child_name, Fp8Conv3x3.from_conv(child))
                     swapped.append(".".join(filter(None, (name, child_name))))
     log.info("fp8 (%s scales): %d Linear layers of the UNet's transformers and %d 3×3 convolutions quantised to "
              "e4m3", scaling, linears, len(swapped) - linears)

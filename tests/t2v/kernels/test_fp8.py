@@ -292,3 +292,73 @@ def test_a_calibration_render_that_fails_says_it_was_fp8s_and_how_to_go_without(
                                            r"model's size\) failed: CUDA out of memory\. Tried to allocate 2\.00 GiB; "
                                            r"load with another dtype to go without it$"):
         load_pipeline("tiny-random", dtype="fp8")
+
+
+def test_the_3x3_convolutions_are_swapped_only_when_asked_and_only_those_the_kernel_takes():
+    unet = build_modules(tiny_config(), device="cpu")["unet"]
+    fp8.quantize_unet(unet)
+    assert not any(isinstance(m, fp8.Fp8Conv3x3) for m in unet.modules())
+    unet = build_modules(tiny_config(), device="cpu")["unet"]
+    eligible = {name for name, m in unet.named_modules() if fp8.eligible_conv(m)}
+    swapped = set(fp8.quantize_unet(unet, convs=True))
+    assert eligible and eligible <= swapped
+    assert {name for name, m in unet.named_modules() if isinstance(m, fp8.Fp8Conv3x3)} == eligible
+    assert any(n.endswith("in_layers.2") for n in eligible) and any(n.endswith(".conv") for n in eligible)
+    kept = [m for m in unet.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert kept and all(m.stride == (2, 2) or m.in_channels % 64 or m.out_channels % 16 for m in kept)  # the first
+    #   and last convolutions (4 channels), the downsampling ones, and a 96-channel skip input of this tiny network
+
+
+def _calibrated_conv(seed: int = 0) -> tuple[fp8.Fp8Conv3x3, nn.Conv2d, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    conv = nn.Conv2d(64, 32, 3, padding=1)
+    x = torch.randn(2, 64, 5, 6, generator=g).contiguous(memory_format=torch.channels_last)
+    layer = fp8.Fp8Conv3x3.from_conv(conv)
+    with fp8.observing(layer):
+        layer.reference(x)
+    return layer, conv, x
+
+
+def test_the_fp8_convolution_runs_the_kernel_on_its_calibrated_input():
+    """forward (the kernel, in Triton's interpreter here) is reference's arithmetic; both within e4m3 of the conv."""
+    layer, conv, x = _calibrated_conv()
+    assert layer.calibrated and float(layer.input_amax) == float(x.abs().max())
+    torch.testing.assert_close(layer.product_scale, layer.input_scale * layer.scale)
+    with torch.no_grad():
+        got, exact = layer(x), conv(x)
+    torch.testing.assert_close(got, layer.reference(x), rtol=1e-4, atol=1e-4)
+    assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == x.dtype
+    assert 0 < float((got - exact).norm() / exact.norm()) < 0.06
+
+
+def test_a_convolutions_calibration_survives_a_state_dict():
+    layer, conv, x = _calibrated_conv()
+    fresh = fp8.Fp8Conv3x3.from_conv(conv)
+    assert not fresh.calibrated
+    fresh.load_state_dict(layer.state_dict())
+    assert fresh.calibrated
+    torch.testing.assert_close(fresh.product_scale, layer.product_scale)
+    torch.testing.assert_close(fresh.reference(x), layer.reference(x))
+
+
+def test_the_fp8_convolution_refuses_the_cpu_in_one_line_without_the_interpreter(monkeypatch):
+    from t2v.kernels import conv3x3
+
+    monkeypatch.setattr(conv3x3, "INTERPRETED", False)
+    layer, _, x = _calibrated_conv()
+    with pytest.raises(UnsupportedDevice, match=r"^fp8 convolution on cpu: fp8 needs a CUDA GPU with fp8 tensor "):
+        layer(x)
+
+
+def test_loading_fp8_with_convolutions_calibrates_them_in_the_same_render(monkeypatch):
+    from t2v.loader import assemble
+
+    monkeypatch.setattr(fp8, "unavailable", lambda device: None)
+    monkeypatch.setattr(Fp8Linear, "forward", lambda self, x, rows=slice(None): self.reference(x, rows).to(x.dtype))
+    config = tiny_config()
+    states = {name: module.state_dict() for name, module in build_modules(config, device="cpu").items()}
+    pipe = assemble(config, states, {n: f"random:{n}" for n in states}, "cpu", "fp8", fp8_convs=True)
+    convs = [m for m in pipe.unet.modules() if isinstance(m, fp8.Fp8Conv3x3)]
+    assert convs and all(m.calibrated and float(m.input_amax) > 0 for m in convs)
+    result = pipe.generate(pipe.request("a cat", steps=2, seed=3))
+    assert torch.isfinite(result.latents).all()
