@@ -31,7 +31,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from t2v.config import UNetConfig  # noqa: E402
+from t2v.errors import InvalidRequest  # noqa: E402
 from t2v.kernels import conv3x3, fp8  # noqa: E402
+from t2v.request import check_value  # noqa: E402
 from t2v.unet import UNet3D  # noqa: E402
 
 LAUNCHES = 20
@@ -172,12 +174,25 @@ def measure(shape, count, configs) -> dict:
     return row
 
 
-def main() -> None:
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, each value checked as a /video request's would be, and a CUDA GPU, before any work."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        for name, value in (("frames", args.frames), ("height", args.size[0]), ("width", args.size[1])):
+            check_value(name, value, f"--{'frames' if name == 'frames' else 'size'} {value}")
+    except InvalidRequest as exc:
+        parser.error(str(exc))
+    if not torch.cuda.is_available():
+        parser.error("it times kernels on a CUDA GPU, and torch sees none here")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = options(argv)
     torch.backends.cudnn.benchmark = True
     shapes = video_shapes(args.frames, *args.size)
     started = time.time()
