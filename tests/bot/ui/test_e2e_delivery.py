@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 
+from bot.gpu.models import Models
 from storage import JobState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import has_video, rendering_past_its_token, video
+from tests.bot.helpers import ScriptedPipeline, contents, has_video, rendering_past_its_token, video
 from tests.clocks import Monotonic
 from tests.fakediscord import FakeDiscord, FakeMessage
 
@@ -94,6 +95,43 @@ async def test_where_the_bot_may_not_post_a_video_past_the_token_goes_to_its_req
     assert dm.content.startswith(f"<@{bob.id}> here is your video · job #1")
     assert status.content.endswith(f"/@me/{dm.channel_id}/{dm.id}")
     assert (job.state, job.result_message_id) == (JobState.DONE, dm.id)
+
+
+async def test_a_status_refused_for_missing_permissions_leaves_the_channel_open_to_the_later_ones(
+    stacks: Stacks, scripted: ScriptedPipeline
+):
+    """403 50013 refuses one message (here a live preview: the bot may not attach files), not the channel (deleted
+    10003, hidden 50001): the job's later statuses and its video still go there."""
+    scripted.previews = True
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: Models(scripted, preview_interval_s=0.0)) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        events = stack.events()
+        handle = await video(fake, PROMPT, user=bob, steps=8)
+        assert (await events.next())[0] == "job_started"  # at t=0 on the bot's monotonic clock
+        fake.expire_token(handle)  # its 15 minutes are up: statuses go through the bot token in the channel
+        gate.release()  # step 1: too soon after "Starting" to show
+        assert (await events.next())[0] == "job_progress"
+        edit = f"PATCH /channels/{fake.channel.id}/messages/{handle.original.id}"
+        post = f"POST /channels/{fake.channel.id}/messages"
+        fake.fail_next(edit, 403, code=50013, message="Missing Permissions")  # the status edit with the preview...
+        fake.fail_next(post, 403, code=50013, message="Missing Permissions")  # ...and the new status it falls back to
+        stacks.monotonic.t = 5.0
+        gate.release(100)  # step 2 shows, with step 1's preview; steps 3-7 are too soon; the last always shows
+        while (await events.next())[0] != "job_done":
+            pass
+        job = await stack.job(1)
+
+    refused = [(r.method, [f.filename for f in r.files]) for r in fake.requests_to(edit) + fake.requests_to(post)
+               if r.status == 403]
+    [posted] = [m for m in channel_posts(fake) if has_video(m)]
+    assert refused == [("PATCH", ["preview.gif"]), ("POST", ["preview.gif"])]
+    assert [text.split(" · ")[0] for text in contents(handle.original)][-3:] == [
+        "Encoding the video", "Uploading the video", "Finished"]  # the refusal's later statuses, edited in the channel
+    assert handle.original.content.endswith(f"/{fake.channel.id}/{posted.id}")
+    assert posted.channel_id == fake.channel.id and posted.content.startswith(f"<@{bob.id}> here is your video")
+    assert (job.state, job.result_message_id) == (JobState.DONE, posted.id)
 
 
 async def test_a_video_that_can_reach_nobody_fails_and_is_not_charged(stacks: Stacks, scripted, logged_errors):
