@@ -11,7 +11,12 @@ for fp16 operands).
 major, channels minor. `conv3x3(x, w, scale, bias)` takes x [N, C_in, H, W] with channels-last strides and returns
 [N, C_out, H, W] channels-last; `torch.ops.t2v.conv3x3` is the same call as a custom op, opaque to torch.compile
 (its fake gives the output's shape and strides) with its tile sizes by `config_for`; CUDA graphs capture it as any
-launch. `reference` is the same arithmetic in fp32 on any device.
+launch. `reference` is the same operands' products summed exactly in fp32, on any device. On Hopper the kernel's
+fp8 products are summed as Triton's `tl.dot` does by default there (the tensor cores' fast fp8 accumulation, without
+promoting partial sums to fp32: what the timings below ran): measured against `reference` on an H100 its error grows
+with C_in, 2e-3 of the output's range at 320 channels to 1e-2 at 2,560 (`triton_fp8_err_own` in
+docs/bench/2026-12-06-h100-conv3x3-forms.json; fp8.Fp8Linear's cuBLAS products promote, and are within 2.4e-4). The
+CPU tests run it in Triton's interpreter, which sums exactly.
 
 Timed alone on an H100 (benchmarks/conv3x3_forms.py, 2026-12-06, the standard video's shapes, 32 images): fp8 at
 640–930 TFLOP/s on the 8×8 to 32×32 latents, where cuDNN's fp16 runs at 460–690; at 4×4 (512 pixels: too few tiles to
@@ -47,7 +52,7 @@ def weight_rows(weight: torch.Tensor) -> torch.Tensor:
 
 
 def reference(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """`conv3x3`'s arithmetic in fp32: the same operands, exact products and sums."""
+    """`conv3x3`'s products of the same operands in fp32, summed exactly."""
     c_out, k = w.shape
     weight = w.float().reshape(c_out, 3, 3, k // 9).permute(0, 3, 1, 2)
     out = F.conv2d(x.float(), weight, None, padding=1) * scale.float()
@@ -59,10 +64,11 @@ def fits(c_in: int, block_k: int) -> bool:
     return c_in % block_k == 0
 
 
-def config_for(pixels: int, c_in: int) -> tuple[int, int, int, int, int]:
+def config_for(pixels: int, c_in: int, operand_bytes: int = 1) -> tuple[int, int, int, int, int]:
     """The tile sizes for N·H·W output `pixels`: the fp8 winners of benchmarks/conv3x3_forms.py by size (H100,
-    2026-12-06): small tiles where the pixels are few, wide K steps where C_in allows."""
-    block_k = 128 if fits(c_in, 128) else 64
+    2026-12-06): small tiles where the pixels are few, K steps of 128 channels where C_in allows and the operands
+    are 1-byte (fp16 ones take 64: their best there, and twice the shared memory a step)."""
+    block_k = 128 if fits(c_in, 128) and operand_bytes == 1 else 64
     if pixels < 2048:
         return 64, 64, block_k, 4, 4
     if pixels < 8192:
@@ -128,12 +134,13 @@ def conv3x3(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias: torch.T
         raise RuntimeError("the 3×3 convolution kernel needs Triton")
     n_img, c_in, height, width = x.shape
     c_out = w.shape[0]
-    block_m, block_n, block_k, warps, stages = config or config_for(n_img * height * width, c_in)
+    block_m, block_n, block_k, warps, stages = config or config_for(n_img * height * width, c_in, x.element_size())
     if x.stride(1) != 1:
         x = x.contiguous(memory_format=torch.channels_last)  # a copy: callers hand it over channels-last
-    if not fits(c_in, block_k) or w.shape[1] != 9 * c_in:
-        raise ValueError(f"conv3x3: weight {tuple(w.shape)} for x {tuple(x.shape)}: needs [C_out, 9·C_in] "
-                         f"(weight_rows) and C_in a multiple of BLOCK_K {block_k}")
+    if not fits(c_in, block_k) or w.shape[1] != 9 * c_in or w.stride() != (9 * c_in, 1):
+        raise ValueError(f"conv3x3: weight {tuple(w.shape)} strides {w.stride()} for x {tuple(x.shape)}: needs a "
+                         f"contiguous [C_out, 9·C_in] (weight_rows) and C_in a multiple of BLOCK_K {block_k}")
+    bias = None if bias is None else bias.contiguous()
     out = torch.empty((n_img, c_out, height, width), device=x.device, dtype=out_dtype,
                       memory_format=torch.channels_last)
     grid = (triton.cdiv(n_img * height * width, block_m) * triton.cdiv(c_out, block_n),)

@@ -28,8 +28,9 @@ beats cuDNN's fp16 convolutions, but the kernels that make its e4m3 input grow b
 in float16.
 
 `Fp8Linear.forward` and `Fp8Conv3x3.forward` need a CUDA GPU with fp8 tensor cores (`unavailable` says why not; the
-convolution also runs in Triton's interpreter); `reference` is the same arithmetic in fp32 on any device (what the
-tests and the benchmark compare the GPU product with).
+convolution also runs in Triton's interpreter); `reference` is the same quantised operands' products summed exactly
+in fp32 on any device (what the tests and the benchmark compare the GPU product with; the convolution kernel's sums
+on Hopper are looser, t2v.kernels.conv3x3 says by how much).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ HEADROOM = 8.0  # a static scale covers 8 × the largest input magnitude its cal
 MIN_CAPABILITY = (8, 9)  # Ada; Hopper is 9.0
 ROWWISE_OUT = torch.bfloat16  # row-wise scaled products come out in bf16 (torch's _scaled_mm accepts no other
 #                               output there in most versions), then are cast to the activations' dtype
-CONVS = False  # whether dtype="fp8" runs the 3×3 convolutions in e4m3 too (Fp8Conv3x3; opt-in, perf-notes row 67)
+CONVS = False  # the default of assemble's fp8_convs and quantize_unet's convs: whether the 3×3 convolutions run in
+#               e4m3 too (Fp8Conv3x3; opt-in, perf-notes row 67)
 MULTIPLE = 16  # cuBLASLt's fp8 GEMM wants both weight dimensions divisible by 16
 
 
@@ -235,7 +237,8 @@ class Fp8Conv3x3(Fp8Layer):
 
     def calibrate(self) -> None:
         super().calibrate()
-        self.product_scale = self.input_scale * self.scale
+        with torch.inference_mode(False):  # a plain tensor, as the base class's
+            self.product_scale = self.input_scale * self.scale
 
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
@@ -260,7 +263,7 @@ class Fp8Conv3x3(Fp8Layer):
         return conv3x3.conv3x3_op(values, self.weight, scale, self.bias, x.dtype)
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
-        """`forward`'s arithmetic in fp32 on any device: the same quantised operands, exact products and sums."""
+        """`forward`'s quantised operands on any device, their products summed exactly in fp32."""
         values, x_scale = self.quantize_input(x)
         return conv3x3.reference(values, self.weight, x_scale * self.scale, self.bias)
 
@@ -298,7 +301,7 @@ def eligible_conv(conv: nn.Module) -> bool:
     """A 3×3, stride-1, padding-1 nn.Conv2d whose channel counts t2v.kernels.conv3x3 takes (multiples of 64 in,
     of 16 out): the UNet's ResBlock and Upsample convolutions; not its first and last (4 channels)."""
     return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
-            and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.padding == (1, 1) and conv.padding_mode == "zeros" and conv.dilation == (1, 1) and conv.groups == 1
             and conv.in_channels % 64 == 0 and conv.out_channels % MULTIPLE == 0)
 
 

@@ -23,6 +23,7 @@ def _operands(n: int, c_in: int, h: int, w: int, c_out: int, seed: int = 0):
     (2, 64, 5, 7, 40, SMALL),  # odd sizes: every border tap masked, C_out and pixels off the tiles
     (1, 128, 4, 4, 64, (32, 32, 128, 4, 1)),  # a K step of 128 channels: one tap per step
     (3, 64, 1, 9, 16, (32, 16, 64, 4, 1)),  # one row: the taps above and below all out of the image
+    (2, 64, 8, 10, 32, SMALL),  # 10 row tiles: more than GROUP_M, so the launch order wraps into a second group
 ])
 def test_the_kernel_is_the_convolution_on_every_border(n, c_in, h, w, c_out, config):
     x, weight, bias = _operands(n, c_in, h, w, c_out)
@@ -31,7 +32,16 @@ def test_the_kernel_is_the_convolution_on_every_border(n, c_in, h, w, c_out, con
     torch.testing.assert_close(got, F.conv2d(x, weight, bias, padding=1), rtol=1e-4, atol=1e-4)
 
 
-def test_fp8_operands_give_their_exact_products_scaled_in_the_output_dtype():
+def test_fp16_operands_and_output():
+    x, weight, bias = _operands(2, 64, 5, 6, 24)
+    x, weight, bias = x.half(), weight.half(), bias.half()
+    got = conv3x3.conv3x3(x, conv3x3.weight_rows(weight), torch.tensor(1.0), bias, torch.float16, SMALL)
+    assert got.dtype == torch.float16
+    exact = F.conv2d(x.float(), weight.float(), bias.float(), padding=1)
+    torch.testing.assert_close(got.float(), exact, rtol=2e-3, atol=2e-3)
+
+
+def test_fp8_operands_give_their_products_scaled_in_the_output_dtype():
     x, weight, bias = _operands(2, 64, 6, 5, 48)
     values, x_scale = fp8.quantize(x.permute(0, 2, 3, 1), "tensor")
     values = values.permute(0, 3, 1, 2)  # e4m3, channels-last
@@ -40,7 +50,7 @@ def test_fp8_operands_give_their_exact_products_scaled_in_the_output_dtype():
     got = conv3x3.conv3x3(values, w_values, scale, bias.half(), torch.float16, SMALL)
     assert got.dtype == torch.float16
     torch.testing.assert_close(got.float(), conv3x3.reference(values, w_values, scale, bias.half()),
-                               rtol=2e-3, atol=2e-3)  # the fp16 output's rounding only
+                               rtol=2e-3, atol=2e-3)  # the interpreter sums exactly: the fp16 output's rounding only
     exact = F.conv2d(x, weight, bias, padding=1)
     assert float((got.float() - exact).norm() / exact.norm()) < 0.06  # e4m3's rounding of both operands
 
@@ -68,6 +78,7 @@ def test_the_tiles_follow_the_size_and_the_channel_step_divides_the_channels():
     assert conv3x3.config_for(2048, 1280) == (128, 64, 64, 4, 4)
     assert conv3x3.config_for(32768, 640) == (128, 128, 128, 8, 4)
     assert conv3x3.config_for(32768, 320)[2] == 64  # 320 channels: 5 steps of 64, not 2.5 of 128
+    assert conv3x3.config_for(32768, 640, operand_bytes=2)[2] == 64  # fp16 operands: twice the bytes a step
     assert all(conv3x3.fits(c, conv3x3.config_for(p, c)[2]) for c in (64, 320, 640, 960, 1280, 1920, 2560)
                for p in (512, 4096, 65536))
 
@@ -76,6 +87,10 @@ def test_what_the_kernel_cannot_take_is_refused_in_one_line():
     x, weight, _ = _operands(1, 64, 4, 4, 16)
     with pytest.raises(ValueError, match=r"^a 3×3 convolution's weight, got 1×1$"):
         conv3x3.weight_rows(weight[:, :, :1, :1])
-    with pytest.raises(ValueError, match=r"^conv3x3: weight \(16, 576\) for x \(1, 64, 4, 4\): needs \[C_out, 9·C_in\] "
-                                         r"\(weight_rows\) and C_in a multiple of BLOCK_K 128$"):
-        conv3x3.conv3x3(x, conv3x3.weight_rows(weight), torch.tensor(1.0), None, torch.float32, (16, 16, 128, 4, 1))
+    rows = conv3x3.weight_rows(weight)
+    with pytest.raises(ValueError, match=r"^conv3x3: weight \(16, 576\) strides \(576, 1\) for x \(1, 64, 4, 4\): "
+                                         r"needs a contiguous \[C_out, 9·C_in\] \(weight_rows\) and C_in a multiple "
+                                         r"of BLOCK_K 128$"):
+        conv3x3.conv3x3(x, rows, torch.tensor(1.0), None, torch.float32, (16, 16, 128, 4, 1))
+    with pytest.raises(ValueError, match=r"strides \(1, 16\) .* needs a contiguous"):  # a transposed copy
+        conv3x3.conv3x3(x, rows.t().contiguous().t(), torch.tensor(1.0), None, torch.float32, SMALL)

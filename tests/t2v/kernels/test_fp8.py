@@ -307,6 +307,7 @@ def test_the_3x3_convolutions_are_swapped_only_when_asked_and_only_those_the_ker
     kept = [m for m in unet.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
     assert kept and all(m.stride == (2, 2) or m.in_channels % 64 or m.out_channels % 16 for m in kept)  # the first
     #   and last convolutions (4 channels), the downsampling ones, and a 96-channel skip input of this tiny network
+    assert not fp8.eligible_conv(nn.Conv2d(64, 64, 3, padding=1, padding_mode="reflect"))  # the kernel pads zeros
 
 
 def _calibrated_conv(seed: int = 0) -> tuple[fp8.Fp8Conv3x3, nn.Conv2d, torch.Tensor]:
@@ -331,14 +332,29 @@ def test_the_fp8_convolution_runs_the_kernel_on_its_calibrated_input():
     assert 0 < float((got - exact).norm() / exact.norm()) < 0.06
 
 
-def test_a_convolutions_calibration_survives_a_state_dict():
+def test_a_convolutions_calibration_survives_a_state_dict_and_a_callers_inference_mode():
     layer, conv, x = _calibrated_conv()
     fresh = fp8.Fp8Conv3x3.from_conv(conv)
     assert not fresh.calibrated
-    fresh.load_state_dict(layer.state_dict())
+    with torch.inference_mode():
+        fresh.load_state_dict(layer.state_dict())
     assert fresh.calibrated
+    assert not any(t.is_inference() for t in (fresh.input_amax, fresh.input_scale, fresh.product_scale))
     torch.testing.assert_close(fresh.product_scale, layer.product_scale)
     torch.testing.assert_close(fresh.reference(x), layer.reference(x))
+
+
+def test_an_uncalibrated_convolution_scales_each_input_and_a_dtype_change_keeps_its_e4m3_parts():
+    conv = nn.Conv2d(64, 32, 3, padding=1)
+    layer = fp8.Fp8Conv3x3.from_conv(conv).half()
+    assert (layer.weight.dtype, layer.scale.dtype, layer.product_scale.dtype, layer.bias.dtype) == (
+        torch.float8_e4m3fn, torch.float32, torch.float32, torch.float16)
+    x = torch.randn(1, 64, 4, 5).half().contiguous(memory_format=torch.channels_last)
+    assert not layer.calibrated
+    with torch.no_grad():
+        got, exact = layer(x), conv.half().float()(x.float())
+    torch.testing.assert_close(got.float(), layer.reference(x), rtol=2e-3, atol=2e-3)
+    assert float((got.float() - exact).norm() / exact.norm()) < 0.06
 
 
 def test_the_fp8_convolution_refuses_the_cpu_in_one_line_without_the_interpreter(monkeypatch):
