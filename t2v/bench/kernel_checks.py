@@ -5,7 +5,9 @@ when its error against fp32 is within one output rounding of twice SDPA's own), 
 and SDPA timed on the temporal attentions of one guided UNet call, summed over the call. fp8: each distinct
 Linear shape of the UNet's transformers in fp16 and in fp8 (each scaling): error against the fp32
 product, the GPU product against its fp32 reference arithmetic (Fp8Linear.reference), and time (the GEMM alone,
-and with the activations' eager quantisation), summed over the call.
+and with the activations' eager quantisation), summed over the call. Convolutions: each shape's cuDNN time beside a
+GEMM of its size, and for the 3×3 ones fp8.Fp8Conv3x3 takes (t2v.kernels.conv3x3's kernel, calibrated on another
+draw) its time, its error against the fp32 convolution and against its own operands' exact sums.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from t2v.kernels import fp8
+from t2v.kernels import conv3x3, fp8
 from t2v.kernels import temporal_attention as ta
 from t2v.unet import CrossAttention, SpatialTransformer, TemporalTransformer
 
@@ -218,13 +220,40 @@ def _conv_row(shape: ConvShape, device: torch.device, dtype: torch.dtype = torch
     row["equal_gemm_ms"] = _time_ms(device, torch.mm, a, b)
     row["cudnn_tflops"] = tflop / row["cudnn_ms"] * 1e3
     row["equal_gemm_tflops"] = tflop / row["equal_gemm_ms"] * 1e3
+    conv = nn.Conv2d(c_in, c_out, (kh, kw), stride, (pad_h, pad_w), device=device, dtype=dtype)
+    if fp8_kernel_runs(device) and fp8.eligible_conv(conv):
+        row |= _fp8_conv(conv, args, g)
     return row
+
+
+def fp8_kernel_runs(device: torch.device) -> bool:
+    """Whether fp8.Fp8Conv3x3 runs on `device`: a GPU with fp8 tensor cores, or the CPU in Triton's interpreter."""
+    return fp8.unavailable(device) is None or (device.type == "cpu" and conv3x3.INTERPRETED)
+
+
+def _fp8_conv(conv: nn.Conv2d, args: tuple, g: torch.Generator) -> dict:
+    """The fp8 kernel on one 3×3 shape: its time (and cuDNN's beside it, for the sums), its error against the fp32
+    convolution of the fp16 operands and against its own operands' exact sums (norm-relative, as the Linear's)."""
+    x, weight, bias = args[:3]
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+        layer = fp8.Fp8Conv3x3.from_conv(conv)
+        with fp8.observing(layer):  # on another draw: calibrated on `x` itself its error would be a best case
+            layer(torch.randn(x.shape, generator=g).to(x).contiguous(memory_format=torch.channels_last))
+        got = layer(x).float()
+        exact = F.conv2d(x.float(), weight.float(), bias.float(), padding=1)
+        norm = float(exact.norm())
+        return {"fp8_kernel_ms": _time_ms(x.device, layer, x),
+                "fp8_kernel_error": float((got - exact).norm()) / norm,
+                "fp8_kernel_vs_reference": float((got - layer.reference(x)).norm()) / norm}
 
 
 def conv_timing(shapes: Counter, device: torch.device) -> dict:
     """Per convolution shape of one UNet call and summed by kind (spatial 3×3, temporal 3×1, 1×1) over the call:
-    cuDNN and the equal-size GEMM."""
-    per_shape, totals = [], Counter()
+    cuDNN and the equal-size GEMM; where it runs, the fp8 kernel on the shapes it takes (summed with cuDNN's time
+    on the same shapes, `fp8_kernel_cudnn_ms`, and its worst errors)."""
+    per_shape, totals, worst = [], Counter(), Counter()
     for shape, count in sorted(shapes.items()):
         try:
             row = _conv_row(shape, device)
@@ -234,4 +263,8 @@ def conv_timing(shapes: Counter, device: torch.device) -> dict:
             continue
         per_shape.append({"shape": shape, "calls": count, **row})
         totals.update({f"{shape[0]} {k}": count * v for k, v in row.items() if k.endswith("_ms")})
-    return {"ms_per_unet_call": dict(totals), "per_shape": per_shape}
+        if "fp8_kernel_ms" in row:
+            totals[f"{shape[0]} fp8_kernel_cudnn_ms"] += count * row["cudnn_ms"]
+            for key in ("fp8_kernel_error", "fp8_kernel_vs_reference"):
+                worst[key] = max(worst[key], row[key])
+    return {"ms_per_unet_call": dict(totals), "worst_relative_error": dict(worst), "per_shape": per_shape}

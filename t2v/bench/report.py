@@ -95,6 +95,13 @@ def kernel_tables(extra: dict) -> list[str]:
         lines += [f"| {kind} | {_f(ms.get(f'{kind} cudnn_ms'), 3)} | {_f(ms.get(f'{kind} equal_gemm_ms'), 3)} |"
                   for kind in ("spatial", "temporal", "1x1")
                   if f"{kind} cudnn_ms" in ms]
+        if "spatial fp8_kernel_ms" in ms:
+            err = conv.get("worst_relative_error", {})
+            lines += ["", f"The 3×3 convolutions fp8.Fp8Conv3x3 takes (t2v.kernels.conv3x3): cuDNN fp16 "
+                          f"{_f(ms['spatial fp8_kernel_cudnn_ms'], 3)} ms a call, the fp8 kernel "
+                          f"{_f(ms['spatial fp8_kernel_ms'], 3)} ms; worst error against the fp32 convolution "
+                          f"{_e(err.get('fp8_kernel_error'))}, against its own operands' exact sums "
+                          f"{_e(err.get('fp8_kernel_vs_reference'))}."]
     return lines
 
 

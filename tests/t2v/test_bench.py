@@ -3,6 +3,7 @@
 import json
 from collections import Counter
 
+import pytest
 import torch
 
 from t2v.cli import main
@@ -142,6 +143,21 @@ def test_the_kernel_checks_pass_on_the_cpu_and_say_why_they_skip_what_needs_a_gp
                                               "spatial equal_gemm_ms"}
 
 
+def test_the_convolution_checks_time_the_fp8_kernel_on_the_shapes_it_takes_and_say_how_far_it_is():
+    from t2v.bench import kernel_checks
+    from t2v.kernels import conv3x3
+
+    if not conv3x3.INTERPRETED:
+        pytest.skip("needs TRITON_INTERPRET=1 when Triton is first imported")
+    shapes = Counter({("spatial", 2, 64, 4, 4, 32, 3, 3, 1, 1, 1): 3, ("spatial", 2, 64, 4, 4, 32, 3, 3, 2, 1, 1): 1})
+    convs = kernel_checks.conv_timing(shapes, torch.device("cpu"))
+    taken, strided = sorted(convs["per_shape"], key=lambda row: row["shape"][8])
+    assert taken["fp8_kernel_ms"] > 0 and "fp8_kernel_ms" not in strided  # stride 2: cuDNN's only
+    ms, worst = convs["ms_per_unet_call"], convs["worst_relative_error"]
+    assert ms["spatial fp8_kernel_cudnn_ms"] == pytest.approx(3 * taken["cudnn_ms"])
+    assert 0 < worst["fp8_kernel_error"] < 0.06 and worst["fp8_kernel_vs_reference"] < 2e-3
+
+
 def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_rows():
     from t2v.bench import report
 
@@ -159,7 +175,11 @@ def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_ro
                       "fp8_linear": {"ms_per_unet_call": {"fp16_ms": 9.0, "fp8_row_ms": 7.0, "fp8_row_gemm_ms": 5.0},
                                      "worst_relative_error": {"fp16_error": 3e-4, "fp8_row_error": 4e-2}},
                       "conv_timing": {"ms_per_unet_call": {"temporal cudnn_ms": 5.0, "temporal equal_gemm_ms": 3.0,
-                                                           "spatial cudnn_ms": 7.0, "spatial equal_gemm_ms": 6.0}}}}
+                                                           "spatial cudnn_ms": 7.0, "spatial equal_gemm_ms": 6.0,
+                                                           "spatial fp8_kernel_ms": 4.5,
+                                                           "spatial fp8_kernel_cudnn_ms": 5.6},
+                                      "worst_relative_error": {"fp8_kernel_error": 3e-2,
+                                                               "fp8_kernel_vs_reference": 9e-3}}}}
     text = report.markdown(data)
     assert "| standard | ours compiled+CUDA graphs, fp8 | 1.00 | ×– | ×2.00 |" in text
     assert "ours compiled+CUDA graphs 1.7e-03, ours compiled+CUDA graphs, fp8 5.0e-02" in text
@@ -167,6 +187,8 @@ def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_ro
     assert "| batched/128 | 0.900 | ×4.00 |" in text
     assert "| fp8 row scales | 7.000 | 5.000 | 4.0e-02 |" in text
     assert "| temporal | 5.000 | 3.000 |" in text and "| spatial | 7.000 | 6.000 |" in text
+    assert ("cuDNN fp16 5.600 ms a call, the fp8 kernel 4.500 ms; worst error against the fp32 convolution 3.0e-02, "
+            "against its own operands' exact sums 9.0e-03.") in text
 
 
 def test_the_variants_use_the_fastest_kernel_choice_that_was_right_at_every_frame_count(monkeypatch):
