@@ -75,17 +75,23 @@ class Units:
         started = [entry for entry in entries if not entry.user_cancelled]  # every start of the unit is written
         for entry in started:
             entry.submitted = True  # from here a cancel stops it as a running job (a batch member at once)
-        for entry in entries:
-            if not entry.submitted:
-                await self._never_started(entry)
+        never = [entry for entry in entries if not entry.submitted]
         if not started:
+            for entry in never:
+                await self._never_started(entry)
             return [None] * len(entries)
         for entry in started:
-            if entry.spec is None:  # a stored row t2v no longer accepts: it fails with t2v's words (it runs alone)
-                assert entry.invalid is not None
+            if entry.spec is None:  # a stored row t2v no longer accepts: it fails with t2v's words (it runs alone,
+                assert entry.invalid is not None and not never  # so no member of its unit is left to record)
                 raise entry.invalid
             self._progress.started(entry)  # announced before any progress can arrive
-        frames = await self._submit(started)
+        submitting = asyncio.ensure_future(self._submit(started))
+        try:  # the members cancelled meanwhile are recorded (a write, a status post) while the others render
+            for entry in never:
+                await self._never_started(entry)
+            frames = await submitting
+        finally:
+            submitting.cancel()  # nothing once it is done; else (a stop, a failed record) the work stops too
         if len(frames) != len(started):
             raise RuntimeError(f"the work returned {len(frames)} videos for {len(started)} jobs")
         rendered = iter(frames)

@@ -94,6 +94,33 @@ async def test_a_batch_member_cancelled_before_its_batch_reaches_the_worker_is_l
     assert gone_prompt not in pipeline.started and not has_video(status)  # the GPU never rendered it
 
 
+async def test_the_rest_of_a_batch_renders_while_its_cancelled_members_record_is_written(stacks: Stacks):
+    """Bob's job 2 (its start written) is cancelled while Carol's job 3, its batch partner, starts; undoing job 2's
+    start is slow (a held write): Carol's video renders meanwhile, the GPU does not wait for that record."""
+    pipeline = StyledPipeline()
+    first = pipeline.gate(PROMPT)
+    pipeline.gate(OTHERS[1], permits=1)  # one step, then it waits for the test
+    async with stacks.run(lambda device: pipeline, batch_max=2) as stack:
+        fake = stack.fake
+        bob, carol = (fake.make_user(name=name) for name in ("bob", "carol"))
+        bobs, carols, starting = await batch_starting(stack, first, bob, carol)
+        undoing = HeldWrite(stack.repo, "requeue", 2)
+        await (await fake.slash("cancel", user=bob)).wait_answer()
+        starting.release.set()
+        await undoing.reached()
+        await pipeline.finished_step(OTHERS[1], 1)  # on the GPU while job 2's record waits
+        undoing.release.set()
+        status = await bobs.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
+        pipeline.open(OTHERS[1])
+        result = await carols.wait_followup(has_video)
+        job = await stack.job(2)
+        used = await charged(stack, 2)
+
+    assert result.content.startswith(f"<@{carol.id}> here is your video · job #3")
+    assert (job.state, job.started_at, used) == (JobState.CANCELLED, None, 0) and not has_video(status)
+    assert OTHERS[0] not in pipeline.started
+
+
 async def test_a_block_as_the_users_job_joins_a_batch_counts_it_as_queued_and_cancelled_not_as_running(
     stacks: Stacks
 ):
