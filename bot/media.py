@@ -19,17 +19,17 @@ import asyncio
 import itertools
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-FILE_MODE = 0o644  # rw-r--r--: a kept MP4 (mkstemp alone makes it 0600)
+FILE_MODE = 0o644  # rw-r--r--: a kept MP4 or poster, whatever the umask
 FOLDER_MODE = 0o755  # rwxr-xr-x: a folder made for them
 POSTER_SUFFIX = "jpg"  # a kept video's poster frame, beside it
-PART_SUFFIX = "part"  # a write in progress (`_write`), or one a crash left behind
+PART_SUFFIX = "part"  # a write in progress (`_write`: t2v.video.write_whole's `.<name>.<pid>-<random>.part`), or
+#                      one a crash left behind
 PART_MAX_AGE_S = 3600.0  # a temporary file (or a poster without its video) this old is a crash's leftover: a write
 #                          takes seconds, never an hour
 
@@ -154,21 +154,14 @@ class MediaStore:
 
     @staticmethod
     def _write(path: Path, data: bytes) -> Path:
+        from t2v.video import write_whole  # lazily, as av below: it imports av
+
         _make_folder(path.parent)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=f".{PART_SUFFIX}")
-        try:
-            os.fchmod(handle, FILE_MODE)
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return path
+        return write_whole(path, data, mode=FILE_MODE)
 
 
 def _is_part(name: str) -> bool:
-    """Whether a file name is one of `_write`'s temporary files: `.<stem>-XXXX.part`."""
+    """Whether a file name is one of `_write`'s temporary files: `.<name>.<pid>-<random>.part`."""
     return name.startswith(".") and name.endswith(f".{PART_SUFFIX}")
 
 

@@ -30,7 +30,7 @@ from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError,
 from t2v.kernels import fp8
 from t2v.loader import convert, load_pipeline
 from t2v.request import GenerationRequest, check_value, empty_prompt
-from t2v.video import encode_mp4, write_mp4
+from t2v.video import encode_mp4, write_whole
 from t2v.weights import export
 
 log = logging.getLogger(__name__)
@@ -210,8 +210,9 @@ def generate(args: argparse.Namespace) -> int:
         print(f"error: the device ran out of memory rendering {request.frames} frames {request.width}x"
               f"{request.height} ({said}); ask for fewer --frames or a smaller --width/--height", file=sys.stderr)
         return 1
-    written = args.written = write_mp4(args.output, encode_mp4(result.frames, request.fps), overwrite=args.overwrite,
-                                       instead=preflight.numbered(args.numbered))  # done: Ctrl-C now changes nothing
+    written = args.written = write_whole(args.output, encode_mp4(result.frames, request.fps),
+                                         overwrite=args.overwrite, instead=preflight.numbered(args.numbered))
+    # written: a Ctrl-C from here on changes nothing
     taken = "" if written == args.output else f"{args.output} appeared while rendering (another run?); "
     print(f"{taken}wrote {written} ({request.frames} frames {request.width}x{request.height}, seed {result.seed}, "
           f"{result.timings['total_s']:.1f} s)")

@@ -147,19 +147,23 @@ def _check_max_bytes(max_bytes: int | None) -> int | None:
     return int(max_bytes)
 
 
-def write_mp4(path: str | Path, data: bytes, overwrite: bool = True, instead: Iterable[Path] = ()) -> Path:
-    """Write an encoded MP4 whole or not at all, into a file beside `path` that then takes its name; the path written.
+def write_whole(path: str | Path, data: bytes, overwrite: bool = True, instead: Iterable[Path] = (),
+                mode: int | None = None) -> Path:
+    """Write `data` (an encoded MP4, the bot's poster frames) whole or not at all, into a file beside `path` that then
+    takes its name; the path written. The one atomic writer of t2v and the bot.
 
     `overwrite`: renamed over `path`, so a link there is replaced, never written through, and an interrupted write
     leaves what was there. Otherwise the name is claimed at the end, exclusively (a hard link, which fails if the
     name exists, so two writers never share one): if `path` appeared since the caller looked, the first free name
-    of `instead` is taken. Mode 0666 less the umask, as any new file. A write that fails (a full disk) is a
-    WriteError naming `path`; nothing of it is left. Writers of one path, in threads or processes, each write their
-    own part file: the last rename wins whole."""
+    of `instead` is taken. Mode 0666 less the umask, as any new file, or `mode` exactly. A write that fails (a full
+    disk) is a WriteError naming `path`; nothing of it is left. Writers of one path, in threads or processes, each
+    write their own part file: the last rename wins whole."""
     path = Path(path)
     part = None
     try:
         part, descriptor = _part_file(path)
+        if mode is not None:
+            os.fchmod(descriptor, mode)
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
         if overwrite:

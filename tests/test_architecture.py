@@ -98,6 +98,9 @@ LOADS_TORCH_ALLOWED = {
     # bot/startup.py row: weights, writable folders); inside functions, so importing the bot still loads no torch.
     ("bot/startup.py", "t2v.preflight"): "the start's checks",
     ("bot/startup.py", "t2v.kernels.fp8"): "the start's check that T2V_DTYPE=fp8's GPUs have fp8 tensor cores",
+    # The kept videos and posters are written by t2v's one atomic writer, in a thread; it loads av (no torch), which
+    # the media store loads anyway for its posters.
+    ("bot/media.py", "t2v.video"): "the one atomic writer, t2v.video.write_whole",
 }
 
 

@@ -1,5 +1,5 @@
 """encode_mp4: what Discord's inline player needs (H.264, yuv420p, moov first), fidelity, and fitting a size limit;
-write_mp4: whole or not at all, and never over a file that appeared meanwhile unless asked."""
+write_whole: whole or not at all, and never over a file that appeared meanwhile unless asked."""
 
 import errno
 import io
@@ -13,7 +13,7 @@ import pytest
 
 from t2v import InvalidRequest, VideoTooLargeError, WriteError, encode_mp4
 from t2v.preflight import numbered
-from t2v.video import write_mp4
+from t2v.video import write_whole
 from tests.t2v.helpers import full_disk
 
 
@@ -167,24 +167,24 @@ def test_two_writers_of_one_path_both_succeed_and_leave_no_part(tmp_path, monkey
     def fdopen(descriptor: int, mode: str):
         if not nested:  # the first writer has its part open: the second one runs now, start to end
             nested.append(None)
-            nested[0] = write_mp4(target, b"second")
+            nested[0] = write_whole(target, b"second")
         return os.fdopen(descriptor, mode)
 
     monkeypatch.setattr(t2v.video, "os", types.SimpleNamespace(**{**vars(os), "fdopen": fdopen}))
-    assert write_mp4(target, b"first") == target and nested == [target]
+    assert write_whole(target, b"first") == target and nested == [target]
     assert target.read_bytes() == b"first" and [path.name for path in tmp_path.iterdir()] == ["x.mp4"]
 
 
 def test_a_part_left_by_this_process_is_not_removed_by_a_later_write(tmp_path):
     stale = tmp_path / f".x.mp4.{os.getpid()}.part"  # the old fixed name another writer might be using
     stale.write_bytes(b"another writer's")
-    write_mp4(tmp_path / "x.mp4", b"ours")
+    write_whole(tmp_path / "x.mp4", b"ours")
     assert stale.read_bytes() == b"another writer's" and (tmp_path / "x.mp4").read_bytes() == b"ours"
 
 
 def test_a_str_path_is_taken(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert write_mp4("out.mp4", b"ours") == tmp_path.joinpath("out.mp4").relative_to(tmp_path)
+    assert write_whole("out.mp4", b"ours") == tmp_path.joinpath("out.mp4").relative_to(tmp_path)
     assert (tmp_path / "out.mp4").read_bytes() == b"ours"
 
 
@@ -192,7 +192,7 @@ def test_a_name_taken_while_rendering_is_kept_and_the_video_takes_the_next_free_
     target = tmp_path / "x.mp4"
     target.write_bytes(b"another run's video")  # appeared after the name was checked
     (tmp_path / "x-2.mp4").symlink_to(tmp_path / "elsewhere")  # a link, even a dangling one, holds its name
-    written = write_mp4(target, b"ours", overwrite=False, instead=numbered(target))
+    written = write_whole(target, b"ours", overwrite=False, instead=numbered(target))
     assert written == tmp_path / "x-3.mp4" and written.read_bytes() == b"ours"
     assert target.read_bytes() == b"another run's video" and not (tmp_path / "elsewhere").exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["x-2.mp4", "x-3.mp4", "x.mp4"]  # no .part left
@@ -200,8 +200,8 @@ def test_a_name_taken_while_rendering_is_kept_and_the_video_takes_the_next_free_
 
 def test_a_free_name_is_claimed_whole_and_overwrite_replaces(tmp_path):
     target = tmp_path / "x.mp4"
-    assert write_mp4(target, b"first", overwrite=False) == target and target.read_bytes() == b"first"
-    assert write_mp4(target, b"second") == target and target.read_bytes() == b"second"
+    assert write_whole(target, b"first", overwrite=False) == target and target.read_bytes() == b"first"
+    assert write_whole(target, b"second") == target and target.read_bytes() == b"second"
 
 
 def test_without_hard_links_a_name_is_still_claimed_exclusively(tmp_path, monkeypatch):
@@ -210,7 +210,7 @@ def test_without_hard_links_a_name_is_still_claimed_exclusively(tmp_path, monkey
 
     monkeypatch.setattr(os, "link", no_links)
     (tmp_path / "x.mp4").write_bytes(b"theirs")
-    written = write_mp4(tmp_path / "x.mp4", b"ours", overwrite=False, instead=numbered(tmp_path / "x.mp4"))
+    written = write_whole(tmp_path / "x.mp4", b"ours", overwrite=False, instead=numbered(tmp_path / "x.mp4"))
     assert written.name == "x-2.mp4" and written.read_bytes() == b"ours"
     assert (tmp_path / "x.mp4").read_bytes() == b"theirs" and len(list(tmp_path.iterdir())) == 2
 
@@ -218,7 +218,7 @@ def test_without_hard_links_a_name_is_still_claimed_exclusively(tmp_path, monkey
 def test_a_full_disk_is_one_error_naming_the_file_and_leaves_nothing(tmp_path, monkeypatch):
     full_disk(monkeypatch)
     with pytest.raises(WriteError) as raised:
-        write_mp4(tmp_path / "x.mp4", b"data", overwrite=False)
+        write_whole(tmp_path / "x.mp4", b"data", overwrite=False)
     assert str(raised.value) == (f"could not write {tmp_path / 'x.mp4'} (No space left on device); nothing was "
                                  "written there")
     assert isinstance(raised.value, OSError) and not list(tmp_path.iterdir())
