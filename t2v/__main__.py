@@ -1,17 +1,27 @@
 """`python -m t2v …`
 
-Once main() has returned, the command's work is done (a video or an export written whole, the line saying so
-printed): Ctrl-C in the second of interpreter shutdown that follows (torch's and tqdm's teardown) is ignored, so it
-neither prints a traceback ("Exception ignored in … KeyboardInterrupt") nor turns a finished run's exit status into a
-signal's.
+A Ctrl-C while the modules load is answered once they have: one line, exit status 130. Once main() has returned,
+the command's work is done (a video or an export written whole, the line saying so printed): Ctrl-C in the second
+of interpreter shutdown that follows (torch's and tqdm's teardown) is ignored, so it neither prints a traceback
+("Exception ignored in … KeyboardInterrupt") nor turns a finished run's exit status into a signal's.
 """
 
 import signal
 import sys
 
+# Ctrl-C while torch and the rest load (seconds) is kept for after the imports, not raised inside them: torch's and
+# numpy's imports turn a KeyboardInterrupt into an ImportError or a RecursionError, or swallow it and the run goes on
+interrupted: list[int] = []
+handler = signal.getsignal(signal.SIGINT)  # SIG_IGN where the caller ignores it (nohup, a background job): kept
+if handler is signal.default_int_handler:
+    signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
 try:
     from t2v.cli import main
-except KeyboardInterrupt:  # Ctrl-C while torch loads (seconds): the line main() gives for one before any work
+except KeyboardInterrupt:  # one raised all the same (SIGINT sent as the handler changed)
+    interrupted.append(signal.SIGINT)
+finally:
+    signal.signal(signal.SIGINT, handler)
+if interrupted:  # the line main() gives for a Ctrl-C before any work
     sys.stderr.write("interrupted: nothing was written\n")
     sys.exit(130)
 

@@ -63,7 +63,9 @@ class _Parser(argparse.ArgumentParser):
         if extras:
             command = self._commands().get(getattr(parsed, "command", None) or "")
             known = [*self._option_string_actions, *(command._option_string_actions if command is not None else ())]
-            self.error(_unrecognized(extras, known, getattr(parsed, "prompt", None)))
+            given = self._given
+            separated = given[given.index("--") + 1:] if "--" in given else []
+            self.error(_unrecognized(extras, known, getattr(parsed, "prompt", None), separated))
         return parsed
 
     def _commands(self) -> dict[str, argparse.ArgumentParser]:
@@ -152,10 +154,13 @@ def _typed_path(value: str) -> str:
     return value
 
 
-def _unrecognized(extras: list[str], known: list[str], prompt: str | None) -> str:
-    """One line for arguments no option takes: each misspelt option with its closest real one, and words that
-    belong to an unquoted prompt."""
+def _unrecognized(extras: list[str], known: list[str], prompt: str | None, separated: list[str]) -> str:
+    """One line for arguments no option takes: each misspelt option with its closest real one, an option typed
+    after `--` (where every word is an argument; `separated`: what came after it), and words that belong to an
+    unquoted prompt."""
+    extras = [extra for extra in extras if extra != "--"]  # the end of the options, not one
     options = [extra.split("=", 1)[0] for extra in extras if extra.startswith("-")]
+    late = {extra.split("=", 1)[0] for extra in separated}
     if options:
         guesses = {option: difflib.get_close_matches(option, known, n=1, cutoff=0.6) for option in options}
         def unknown(option: str) -> str:  # a word after one dash, and no prompt yet: perhaps the prompt itself
@@ -163,8 +168,12 @@ def _unrecognized(extras: list[str], known: list[str], prompt: str | None) -> st
                 return f"no such option (a prompt that starts with '-' is given as --prompt=\"{option}\")"
             return "no such option"
 
-        said = "; ".join(f"{option}: did you mean {guess[0]}?" if guess else f"{option}: {unknown(option)}"
-                         for option, guess in guesses.items())
+        def said_of(option: str, guess: list[str]) -> str:
+            if option in late and option in known:
+                return f"{option}: after --, no option is read; put it before the --"
+            return f"{option}: did you mean {guess[0]}?" if guess else f"{option}: {unknown(option)}"
+
+        said = "; ".join(said_of(option, guess) for option, guess in guesses.items())
         return f"unrecognized option{'s' if len(options) > 1 else ''}: {said} (see --help)"
     words = " ".join(extras)
     if prompt is not None:  # generate's prompt, its first word taken and the others left over

@@ -178,6 +178,10 @@ def test_convert_checks_source_destination_and_values_first(tmp_path, capsys, no
     (["generate", "a cat", "--configs", "standard"], "unrecognized option: --configs: no such option (see --help)"),
     (["generate", "a", "cat", "on", "a", "rock"],
      'unrecognized arguments: cat on a rock; put a prompt of several words in quotes: "a cat on a rock"'),
+    (["generate", "--", "-cat", "--steps", "2"],  # was "--steps: did you mean --steps?"
+     "unrecognized option: --steps: after --, no option is read; put it before the -- (see --help)"),
+    (["generate", "a", "--steps", "2", "--", "b"],  # was "--: no such option"
+     'unrecognized arguments: b; put a prompt of several words in quotes: "a b"'),
     (["generate", "a cat", "-o", ""], "argument -o/--output: is empty: name a path"),
     (["convert", "tiny-random", " "], "argument destination: is empty: name a path"),
 ])

@@ -3,6 +3,7 @@ options, values whose spaces do not show, near-misses of a name, an output named
 command at all, and Ctrl-C at any point."""
 
 import runpy
+import signal
 import sys
 
 import pytest
@@ -214,3 +215,25 @@ def test_ctrl_c_while_python_m_t2v_loads_torch_is_the_same_line(monkeypatch, cap
         interrupted(runpy.run_module, "t2v", None, "__main__")
     assert exit_.value.code == 130
     assert capsys.readouterr().err.splitlines() == ["interrupted: nothing was written"]
+
+
+def test_ctrl_c_that_a_loading_module_would_swallow_still_stops_the_run(monkeypatch, capsys):
+    """A real SIGINT as t2v.cli's imports run, into code that catches KeyboardInterrupt as torch's and numpy's
+    imports can (the run then went on and wrote its video): kept for after the imports, then the one line."""
+    ran = []
+
+    class Swallowing:
+        def __getattr__(self, name: str):
+            try:
+                signal.raise_signal(signal.SIGINT)
+                sum(range(1000))  # bytecodes, where a Python signal handler runs
+            except KeyboardInterrupt:
+                pass  # what the default handler's interrupt would meet inside such an import
+            return lambda: ran.append(name) or 0
+
+    monkeypatch.setitem(sys.modules, "t2v.cli", Swallowing())
+    with pytest.raises(SystemExit) as exit_:
+        interrupted(runpy.run_module, "t2v", None, "__main__")
+    assert (exit_.value.code, ran) == (130, [])
+    assert capsys.readouterr().err.splitlines() == ["interrupted: nothing was written"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
