@@ -254,11 +254,8 @@ class Fp8Conv3x3(Fp8Layer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not x.is_cuda and not conv3x3.INTERPRETED:
             raise UnsupportedDevice(f"fp8 convolution on {x.device}: {unavailable(x.device)}")
-        if self.calibrated and not self.observing:
-            values, scale = cast(x, self.input_scale)[0], self.product_scale
-        else:
-            values, x_scale = self.quantize_input(x)
-            scale = x_scale * self.scale
+        values, x_scale = self.quantize_input(x)
+        scale = self.product_scale if self.calibrated and not self.observing else x_scale * self.scale
         values = values.contiguous(memory_format=torch.channels_last)
         return conv3x3.conv3x3_op(values, self.weight, scale, self.bias, x.dtype)
 
