@@ -102,6 +102,10 @@ def kernel_tables(extra: dict) -> list[str]:
                           f"{_f(ms['spatial fp8_kernel_ms'], 3)} ms; worst error against the fp32 convolution "
                           f"{_e(err.get('fp8_kernel_error'))}, against its own operands' exact sums "
                           f"{_e(err.get('fp8_kernel_vs_reference'))}."]
+            if "spatial fp8_promoted_ms" in ms:
+                lines += [f"With each K step's partial sum promoted to fp32: "
+                          f"{_f(ms['spatial fp8_promoted_ms'], 3)} ms, "
+                          f"against its own operands' exact sums {_e(err.get('fp8_promoted_vs_reference'))}."]
     return lines
 
 

@@ -80,7 +80,7 @@ if triton is not None:
     @triton.jit
     def _conv3x3(x_ptr, w_ptr, scale_ptr, bias_ptr, out_ptr, n_img, height, width, c_in, c_out,
                  sxn, sxh, sxw, son, soh, sow, HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr,
-                 BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr):
+                 BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PROMOTE: tl.constexpr):
         pixels = n_img * height * width
         pid = tl.program_id(0)
         tiles_m = tl.cdiv(pixels, BLOCK_M)
@@ -113,7 +113,7 @@ if triton is not None:
             ok = in_range & (r >= 0) & (r < height) & (c >= 0) & (c < width)
             a = tl.load(x_ptr + (base + r * sxh + c * sxw)[:, None] + (c0 + k)[None, :], mask=ok[:, None], other=0.0)
             b = tl.load(w_rows + tap * c_in + c0, mask=n_ok, other=0.0)
-            acc = tl.dot(a, tl.trans(b), acc)
+            acc = tl.dot(a, tl.trans(b), acc, max_num_imprecise_acc=PROMOTE)
 
         acc = acc * tl.load(scale_ptr)
         if HAS_BIAS:
@@ -127,9 +127,12 @@ INTERPRETED = triton is not None and isinstance(_conv3x3, InterpretedFunction)
 
 
 def conv3x3(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
-            out_dtype: torch.dtype = torch.float16, config: tuple[int, ...] | None = None) -> torch.Tensor:
+            out_dtype: torch.dtype = torch.float16, config: tuple[int, ...] | None = None,
+            promote: int | None = None) -> torch.Tensor:
     """The kernel's convolution of channels-last x [N, C_in, H, W] with `weight_rows` w (see the module); tiles by
-    `config_for` unless `config` names them."""
+    `config_for` unless `config` names them. `promote`: fp8 products summed in the tensor cores' fast accumulation
+    over at most this many channels before the partial sum is added in fp32 (None: Triton's default, on Hopper
+    never)."""
     if triton is None:
         raise RuntimeError("the 3×3 convolution kernel needs Triton")
     n_img, c_in, height, width = x.shape
@@ -147,7 +150,7 @@ def conv3x3(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias: torch.T
     _conv3x3[grid](x, w, scale, bias if bias is not None else scale, out, n_img, height, width, c_in, c_out,
                    x.stride(0), x.stride(2), x.stride(3), out.stride(0), out.stride(2), out.stride(3),
                    HAS_BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP=GROUP_M,
-                   num_warps=warps, num_stages=stages)
+                   PROMOTE=promote, num_warps=warps, num_stages=stages)
     return out
 
 

@@ -156,6 +156,8 @@ def test_the_convolution_checks_time_the_fp8_kernel_on_the_shapes_it_takes_and_s
     ms, worst = convs["ms_per_unet_call"], convs["worst_relative_error"]
     assert ms["spatial fp8_kernel_cudnn_ms"] == pytest.approx(3 * taken["cudnn_ms"])
     assert 0 < worst["fp8_kernel_error"] < 0.06 and worst["fp8_kernel_vs_reference"] < 2e-3
+    assert taken["fp8_promoted_ms"] > 0 and worst["fp8_promoted_vs_reference"] < 2e-3
+    assert ms["spatial fp8_promoted_ms"] == pytest.approx(3 * taken["fp8_promoted_ms"])
 
 
 def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_rows():
@@ -177,9 +179,11 @@ def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_ro
                       "conv_timing": {"ms_per_unet_call": {"temporal cudnn_ms": 5.0, "temporal equal_gemm_ms": 3.0,
                                                            "spatial cudnn_ms": 7.0, "spatial equal_gemm_ms": 6.0,
                                                            "spatial fp8_kernel_ms": 4.5,
-                                                           "spatial fp8_kernel_cudnn_ms": 5.6},
+                                                           "spatial fp8_kernel_cudnn_ms": 5.6,
+                                                           "spatial fp8_promoted_ms": 4.8},
                                       "worst_relative_error": {"fp8_kernel_error": 3e-2,
-                                                               "fp8_kernel_vs_reference": 9e-3}}}}
+                                                               "fp8_kernel_vs_reference": 9e-3,
+                                                               "fp8_promoted_vs_reference": 4e-4}}}}
     text = report.markdown(data)
     assert "| standard | ours compiled+CUDA graphs, fp8 | 1.00 | ×– | ×2.00 |" in text
     assert "ours compiled+CUDA graphs 1.7e-03, ours compiled+CUDA graphs, fp8 5.0e-02" in text
@@ -189,6 +193,7 @@ def test_the_report_shows_the_kernel_checks_and_the_variants_beside_the_other_ro
     assert "| temporal | 5.000 | 3.000 |" in text and "| spatial | 7.000 | 6.000 |" in text
     assert ("cuDNN fp16 5.600 ms a call, the fp8 kernel 4.500 ms; worst error against the fp32 convolution 3.0e-02, "
             "against its own operands' exact sums 9.0e-03.") in text
+    assert ("promoted to fp32: 4.800 ms, against its own operands' exact sums 4.0e-04.") in text
 
 
 def test_the_variants_use_the_fastest_kernel_choice_that_was_right_at_every_frame_count(monkeypatch):
