@@ -1,5 +1,6 @@
 """The UNet's 3×3 convolutions timed alone in each form that could run them: cuDNN in fp16 (what the video runs),
-t2v.kernels.conv3x3's implicit-GEMM Triton kernel in fp16 and in fp8 (e4m3, one scale per tensor), and cuDNN's own
+t2v.kernels.conv3x3's implicit-GEMM Triton kernel in fp16 and in fp8 (e4m3, one scale per tensor; and in fp8 with
+each K step's partial sum promoted to fp32, `promote`), and cuDNN's own
 fp8 convolution through the cuDNN frontend's Python graph API where that package is installed and the engine exists.
 
 The shapes are the standard video's (16×256², guidance: 32 images a call), found by running the real-size UNet on
@@ -145,19 +146,21 @@ def measure(shape, count, configs) -> dict:
     scale = (x_scale * w_scale).float().reshape(())
     row["cast_ms"] = graphed_ms(lambda: fp8.cast(x, x_scale))  # a pass of its own; fused into GroupNorm+SiLU in
     #                                                            the compiled graph
-    for form, (xx, ww, ss) in {"triton_fp16": (x, w16, one), "triton_fp8": (x_q, w_q, scale)}.items():
+    forms = {"triton_fp16": (x, w16, one), "triton_fp8": (x_q, w_q, scale), "triton_fp8_promoted": (x_q, w_q, scale)}
+    for form, (xx, ww, ss) in forms.items():
         best = (float("inf"), None)
         for cfg in configs:
             if not conv3x3.fits(c_in, cfg[2]) or (form == "triton_fp16" and cfg[2] > 64):
                 continue
+            promote = cfg[2] if form == "triton_fp8_promoted" else None  # each K step's partial sum added in fp32
             try:
-                t = graphed_ms(partial(conv3x3.conv3x3, xx, ww, ss, bias, torch.float16, cfg))
+                t = graphed_ms(partial(conv3x3.conv3x3, xx, ww, ss, bias, torch.float16, cfg, promote))
             except Exception as exc:  # a config that does not compile (shared memory) is skipped
                 row.setdefault("failed", []).append(f"{form} {cfg}: {type(exc).__name__}")
                 continue
             best = min(best, (t, cfg))
         row[f"{form}_ms"], row[f"{form}_config"] = best
-        out = conv3x3.conv3x3(xx, ww, ss, bias, torch.float16, best[1])
+        out = conv3x3.conv3x3(xx, ww, ss, bias, torch.float16, best[1], promote)
         row[f"{form}_err"] = rel_err(out, exact)
         row[f"{form}_err_own"] = rel_err(out, conv3x3.reference(xx, ww, ss, bias))
     out = torch.empty(n, c_out, h, w, device="cuda", dtype=torch.float16, memory_format=torch.channels_last)
@@ -168,7 +171,7 @@ def measure(shape, count, configs) -> dict:
     else:
         row["cudnn_fp8_ms"] = graphed_ms(run)
         row["cudnn_fp8_err"] = rel_err(out, exact)
-    for form in ("cudnn_fp16", "triton_fp16", "triton_fp8", "cudnn_fp8"):
+    for form in ("cudnn_fp16", "triton_fp16", "triton_fp8", "triton_fp8_promoted", "cudnn_fp8"):
         if f"{form}_ms" in row:
             row[f"{form}_tflops"] = flop / row[f"{form}_ms"] / 1e9
     return row
@@ -203,10 +206,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{shape} ×{count}: cuDNN fp16 {r['cudnn_fp16_ms']:.4f} ms ({r['cudnn_fp16_tflops']:.0f} TFLOP/s), "
               f"Triton fp16 {r['triton_fp16_ms']:.4f} {r['triton_fp16_config']}, "
               f"Triton fp8 {r['triton_fp8_ms']:.4f} ({r['triton_fp8_tflops']:.0f}) {r['triton_fp8_config']}, "
+              f"promoted {r['triton_fp8_promoted_ms']:.4f} {r['triton_fp8_promoted_config']}, "
               f"cuDNN fp8 {r.get('cudnn_fp8_ms', r.get('cudnn_fp8'))}, cast {r['cast_ms']:.4f}; "
-              f"fp8 err {r['triton_fp8_err']:.2e} (own {r['triton_fp8_err_own']:.1e})", flush=True)
+              f"fp8 err {r['triton_fp8_err']:.2e} (own {r['triton_fp8_err_own']:.1e}, promoted "
+              f"{r['triton_fp8_promoted_err_own']:.1e})", flush=True)
     totals = {form: sum(r[f"{form}_ms"] * r["count"] for r in rows)
-              for form in ("cudnn_fp16", "triton_fp16", "triton_fp8", "cudnn_fp8", "cast")
+              for form in ("cudnn_fp16", "triton_fp16", "triton_fp8", "triton_fp8_promoted", "cudnn_fp8", "cast")
               if all(f"{form}_ms" in r for r in rows)}
     best_mix = sum(min(r["cudnn_fp16_ms"], r["triton_fp8_ms"]) * r["count"] for r in rows)
     report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
