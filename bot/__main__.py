@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from bot import redaction
-from bot.env_file import env_file_problems, misspelled
+from bot import env_file, redaction
+from bot.env_file import misspelled
 from bot.errors import SettingsError, Unreachable
 from bot.settings import Settings, load_settings, load_what_validates
 from storage import urls
@@ -47,21 +47,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if asked else 2
     signal.signal(signal.SIGTERM, _stop_before_running)
     signal.signal(signal.SIGINT, _stop_before_running)  # Ctrl-C too, until the event loop handles both
-    unreadable = env_file_problems()
-    if unreadable:
-        for line in unreadable:
-            print(f"error: {line}", file=sys.stderr)
+    whole = env_file.unreadable()
+    if whole:
+        print(f"error: {whole}", file=sys.stderr)
         return 2
+    malformed = env_file.malformed_lines()  # refused, but after the rest is checked: every problem in one run
+    logging.getLogger("dotenv.main").setLevel(logging.ERROR)  # its nameless "could not parse" warnings: said above
     try:
         settings = load_settings()
-    except SettingsError as error:  # what the other settings name is checked too: every problem in one run
-        return _refuse([*error.lines, *_what_the_others_name()])
+    except SettingsError as error:  # what the other settings name is checked too
+        return _refuse([*malformed, *error.lines, *_what_the_others_name()])
     from bot import startup  # imports torch only to check GPUs or weights, which the bot is about to load anyway
 
     try:
         startup.check_environment(settings)
     except SettingsError as error:
-        return _refuse(error.lines)
+        return _refuse([*malformed, *error.lines])
+    if malformed:
+        return _refuse(malformed)
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).getEffectiveLevel()))

@@ -1,6 +1,7 @@
 """What the `.env` file and the environment hold that the settings do not read: a `.env` python-dotenv cannot read
-whole (`env_file_problems`: an error, before anything starts), and variables that look meant for a setting
-(`misspelled`: a note beside the problem, a warning on a good start)."""
+whole (`unreadable`: the one error, before anything starts), its lines that are not NAME=value (`malformed_lines`:
+errors beside the settings' own problems), and variables that look meant for a setting (`misspelled`: a note beside
+the problems, a warning on a good start)."""
 
 from __future__ import annotations
 
@@ -33,29 +34,41 @@ FOREIGN = ("PYTHON", "PIP_", "CUDA", "CUDNN", "NV_", "NVIDIA_", "NCCL_", "TORCH"
            "SSH_", "PG", "POSTGRES_", "DOCKER_", "COMPOSE_", "KUBERNETES_", "GITHUB_", "RUNNER_", "PYTEST_", "OMP_",
            "MKL_")  # prefixes of other programs' variables: never taken for a misspelled setting
 
-def env_file_problems(env_file: str | None = ".env") -> list[str]:
-    """The `.env` file as python-dotenv would read it: one line when it is a folder, cannot be read or is not UTF-8
-    text, and one per line that is not NAME=value (python-dotenv skips those with a warning that names no file, and
-    its operator would think it set something). The lines' text is never shown: it may hold a secret."""
+def unreadable(env_file: str | None = ".env") -> str | None:
+    """Why the `.env` file cannot be read whole, in one line: a folder, unreadable, or not UTF-8 text (None when it
+    is readable, or absent). Nothing of it is read then, so no other setting's problem would mean anything."""
     if env_file is None:
-        return []
+        return None
     try:
         if Path(env_file).is_dir():  # pydantic-settings skips it without a word: whatever it was meant to set, is not
-            return [f"{Path(env_file).absolute()} is a folder, not a file; the bot reads its settings from a file "
-                    f"named {env_file} in its working directory: remove or rename the folder"]
-        if not Path(env_file).is_file():
-            return []
-        text = Path(env_file).read_bytes().decode("utf-8-sig")  # a byte-order mark is fine
+            return (f"{Path(env_file).absolute()} is a folder, not a file; the bot reads its settings from a file "
+                    f"named {env_file} in its working directory: remove or rename the folder")
+        if Path(env_file).is_file():
+            _text(env_file)
     except PermissionError:
-        return [f"{env_file}: permission denied for user {current_user()}; make it readable to that user (chown, "
-                "chmod 600), or delete it and set the variables in the environment"]
+        return (f"{env_file}: permission denied for user {current_user()}; make it readable to that user (chown, "
+                "chmod 600), or delete it and set the variables in the environment")
     except OSError as error:
-        return [f"{env_file} cannot be read ({error.strerror})"]
+        return f"{env_file} cannot be read ({error.strerror})"
     except UnicodeDecodeError as error:
-        return [f"{env_file} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); save "
-                "it as UTF-8"]
+        return (f"{env_file} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); "
+                "save it as UTF-8")
+    return None
+
+
+def malformed_lines(env_file: str | None = ".env") -> list[str]:
+    """One line per line of a readable `.env` that is not NAME=value: python-dotenv skips those with a warning that
+    names no file, and reads the rest (so the settings' own problems are found beside these), while its operator
+    would think it set something. The lines' text is never shown: it may hold a secret."""
+    if env_file is None or not Path(env_file).is_file() or unreadable(env_file):
+        return []
     return [f"{env_file} line {_first_line(binding.original)} is not NAME=value, so the bot would ignore it; "
-            "correct it or make it a comment (#)" for binding in parse_stream(io.StringIO(text)) if binding.error]
+            "correct it or make it a comment (#)" for binding in parse_stream(io.StringIO(_text(env_file)))
+            if binding.error]
+
+
+def _text(env_file: str) -> str:
+    return Path(env_file).read_bytes().decode("utf-8-sig")  # a byte-order mark is fine
 
 
 def _first_line(original: Original) -> int:

@@ -48,6 +48,30 @@ def test_a_misspelled_setting_is_named_beside_the_problem_it_caused(tmp_path: Pa
         "note: QUOTA_DEFAULTS (in .env) is not a setting the bot reads, so it is ignored; did you mean QUOTA_DEFAULT?"]
 
 
+def test_a_line_of_env_that_is_not_name_value_is_named_beside_every_other_problem_in_one_run(tmp_path: Path):
+    (tmp_path / ".env").write_text("DISCORD_TOKEN\nT2V_DEVICE=gpu\nQUEUE_GLOBAL_CAP 7\n")  # a token never filled in
+    result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=child_env(), capture_output=True,
+                            text=True, timeout=START_S)
+
+    assert result.returncode == 2
+    line, token, model, device = result.stderr.splitlines()  # python-dotenv's own nameless warnings are not repeated
+    assert line == ("error: .env line 3 is not NAME=value, so the bot would ignore it; correct it or make it a "
+                    "comment (#)")
+    assert token.startswith("error: DISCORD_TOKEN is missing") and model.startswith("error: T2V_MODEL is missing")
+    assert device == "error: T2V_DEVICE=gpu is not cuda, cuda:N, cpu or a comma-separated list of them"
+
+
+def test_a_malformed_env_line_alone_still_stops_the_bot(tmp_path: Path):
+    (tmp_path / ".env").write_text("T2V_MODEL=tiny-random\nT2V_ALLOW_TINY=1\nT2V_DEVICE=cpu\nQUEUE_GLOBAL_CAP 7\n")
+    result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=child_env(DISCORD_TOKEN="a-token"),
+                            capture_output=True, text=True, timeout=START_S)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: .env line 4 is not NAME=value, so the bot would ignore it; correct "
+                                          "it or make it a comment (#)"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".env"]  # nothing of a run started
+
+
 def test_python_m_bot_with_a_bad_setting_answers_before_loading_anything_of_the_run(tmp_path: Path):
     env = child_env(DISCORD_TOKEN="a-token", T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="gpu")
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "bot"], cwd=tmp_path, env=env,

@@ -425,27 +425,29 @@ def test_database_urls_that_would_lose_data_or_leak_a_password_are_refused(url, 
 
 
 def test_an_env_file_the_bot_cannot_read_whole_is_named_with_what_to_do(tmp_path: Path, monkeypatch):
-    from bot.env_file import env_file_problems
+    from bot.env_file import malformed_lines, unreadable
 
     env = tmp_path / ".env"
-    assert env_file_problems(str(env)) == []  # none: nothing to read
+    assert unreadable(str(env)) is None and malformed_lines(str(env)) == []  # none: nothing to read
     env.write_text(f"DISCORD_TOKEN={TOKEN}\nexport T2V_DEVICE=cpu\n# a comment\n\nQUEUE_GLOBAL_CAP 7\n=x\n")
-    assert env_file_problems(str(env)) == [
+    assert unreadable(str(env)) is None
+    assert malformed_lines(str(env)) == [
         f"{env} line 5 is not NAME=value, so the bot would ignore it; correct it or make it a comment (#)",
         f"{env} line 6 is not NAME=value, so the bot would ignore it; correct it or make it a comment (#)"]
-    assert not any("secret-part" in line for line in env_file_problems(str(env)))
+    assert not any("secret-part" in line for line in malformed_lines(str(env)))
     env.write_bytes(f"DISCORD_TOKEN={TOKEN}\n".encode("utf-16"))
-    assert env_file_problems(str(env)) == [f"{env} is not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"]
+    assert unreadable(str(env)) == f"{env} is not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"
+    assert malformed_lines(str(env)) == []  # the one line above says it all
     env.write_bytes(b"\xef\xbb\xbfDISCORD_TOKEN=x\r\n")  # a byte-order mark and CRLF line ends are fine
-    assert env_file_problems(str(env)) == []
+    assert unreadable(str(env)) is None and malformed_lines(str(env)) == []
 
     def denied(self: Path) -> bytes:
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(Path, "read_bytes", denied)
-    [line] = env_file_problems(str(env))
+    line = unreadable(str(env))
     assert line.startswith(f"{env}: permission denied for user ") and line.endswith("set the variables in the "
-                                                                                      "environment")
+                                                                                    "environment")
 
 
 @pytest.mark.parametrize(("env", "line"), [
