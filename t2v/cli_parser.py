@@ -60,12 +60,15 @@ class _Parser(argparse.ArgumentParser):
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
         parsed, extras = self.parse_known_args(args, namespace)
+        command = self._commands().get(getattr(parsed, "command", None) or "")
+        actions = {**self._option_string_actions, **(command._option_string_actions if command is not None else {})}
+        given = self._given
+        separated = given[given.index("--") + 1:] if "--" in given else []
         if extras:
-            command = self._commands().get(getattr(parsed, "command", None) or "")
-            known = [*self._option_string_actions, *(command._option_string_actions if command is not None else ())]
-            given = self._given
-            separated = given[given.index("--") + 1:] if "--" in given else []
-            self.error(_unrecognized(extras, known, getattr(parsed, "prompt", None), separated))
+            self.error(_unrecognized(extras, list(actions), getattr(parsed, "prompt", None), separated))
+        twice = _given_twice(given[:len(given) - len(separated)], actions)
+        if twice:
+            self.error(twice)
         return parsed
 
     def _commands(self) -> dict[str, argparse.ArgumentParser]:
@@ -154,6 +157,32 @@ def _typed_path(value: str) -> str:
     return value
 
 
+def _given_twice(given: list[str], actions: dict[str, argparse.Action]) -> str | None:
+    """An option of one value given more than once with different values (argparse keeps the last without a word:
+    `--steps 20 … --steps 50` from an edited command line would render 50 steps). A flag given twice is harmless."""
+    seen: dict[argparse.Action, tuple[str, str]] = {}
+    for i, word in enumerate(given):
+        name, equals, value = word.partition("=")
+        action = actions.get(name) if name.startswith("-") else None
+        if action is None or action.nargs is not None or not isinstance(action, argparse._StoreAction):
+            continue
+        value = value if equals else (given[i + 1] if i + 1 < len(given) else "")
+        if action in seen and seen[action][1] != value:
+            first, before = seen[action]
+            return (f"{name} is given twice ({first} {before}, then {name} {value}); give it once, with the value "
+                    "you mean")
+        seen[action] = (name, value)
+    return None
+
+
+def _closest(option: str, known: list[str]) -> str | None:
+    """The real option `option` is most likely a misspelling of, compared without their dashes (`--bogus` is not
+    close to `--out` by its letters, only by its dashes)."""
+    names = {name.lstrip("-"): name for name in known}
+    found = difflib.get_close_matches(option.lstrip("-"), list(names), n=1, cutoff=0.6)
+    return names[found[0]] if found else None
+
+
 def _unrecognized(extras: list[str], known: list[str], prompt: str | None, separated: list[str]) -> str:
     """One line for arguments no option takes: each misspelt option with its closest real one, an option typed
     after `--` (where every word is an argument; `separated`: what came after it), and words that belong to an
@@ -162,16 +191,16 @@ def _unrecognized(extras: list[str], known: list[str], prompt: str | None, separ
     options = [extra.split("=", 1)[0] for extra in extras if extra.startswith("-")]
     late = {extra.split("=", 1)[0] for extra in separated}
     if options:
-        guesses = {option: difflib.get_close_matches(option, known, n=1, cutoff=0.6) for option in options}
+        guesses = {option: _closest(option, known) for option in options}
         def unknown(option: str) -> str:  # a word after one dash, and no prompt yet: perhaps the prompt itself
             if "--prompt" in known and prompt is None and not option.startswith("--"):
                 return f"no such option (a prompt that starts with '-' is given as --prompt=\"{option}\")"
             return "no such option"
 
-        def said_of(option: str, guess: list[str]) -> str:
+        def said_of(option: str, guess: str | None) -> str:
             if option in late and option in known:
                 return f"{option}: after --, no option is read; put it before the --"
-            return f"{option}: did you mean {guess[0]}?" if guess else f"{option}: {unknown(option)}"
+            return f"{option}: did you mean {guess}?" if guess else f"{option}: {unknown(option)}"
 
         said = "; ".join(said_of(option, guess) for option, guess in guesses.items())
         return f"unrecognized option{'s' if len(options) > 1 else ''}: {said} (see --help)"

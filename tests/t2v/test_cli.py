@@ -182,6 +182,13 @@ def test_convert_checks_source_destination_and_values_first(tmp_path, capsys, no
      "unrecognized option: --steps: after --, no option is read; put it before the -- (see --help)"),
     (["generate", "a", "--steps", "2", "--", "b"],  # was "--: no such option"
      'unrecognized arguments: b; put a prompt of several words in quotes: "a b"'),
+    (["bench", "--bogus"], "unrecognized option: --bogus: no such option (see --help)"),  # was "did you mean --out?"
+    (["generate", "a cat", "--steps", "20", "--frames", "8", "--steps=50"],  # argparse kept the last without a word
+     "--steps is given twice (--steps 20, then --steps 50); give it once, with the value you mean"),
+    (["generate", "--prompt", "a cat", "--prompt", "a dog"],
+     "--prompt is given twice (--prompt a cat, then --prompt a dog); give it once, with the value you mean"),
+    (["generate", "a cat", "-o", "a.mp4", "--output", "b.mp4"],
+     "--output is given twice (-o a.mp4, then --output b.mp4); give it once, with the value you mean"),
     (["generate", "a cat", "-o", ""], "argument -o/--output: is empty: name a path"),
     (["convert", "tiny-random", " "], "argument destination: is empty: name a path"),
 ])
@@ -189,6 +196,16 @@ def test_a_misspelt_abbreviated_or_stray_argument_is_one_line_naming_what_was_me
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 2 and capsys.readouterr().err.splitlines() == [f"error: {says}"]
+
+
+def test_an_option_repeated_with_its_own_value_or_a_flag_repeated_is_harmless(capsys, no_work):
+    from t2v.cli_parser import build_parser
+
+    parsed = build_parser().parse_args(["generate", "a cat", "--steps", "20", "--overwrite", "--steps=20",
+                                        "--overwrite"])
+    assert parsed.steps == 20 and parsed.overwrite
+    parsed = build_parser().parse_args(["bench", "--configs", "standard", "--configs", "batch2"])
+    assert parsed.configs == ["batch2"]  # a list option: its last list, as argparse gives it
 
 
 def test_convert_refuses_to_write_the_export_over_its_source(tmp_path, capsys):
