@@ -310,18 +310,19 @@ class Moderation:
 
     async def set_channel(self, actor: int, channel_id: int, allowed: bool | None, *, guild_id: int) -> bool:
         """Allow or deny /video in a channel of the server, or (None) forget its rule; False when there was
-        nothing to forget, or the channel already had that rule."""
+        nothing to forget, or the channel already had that rule (audited only when something changed)."""
         if allowed is None:
-            changed = await self.repo.remove_channel_rule(channel_id, guild_id=guild_id)
+            if not await self.repo.remove_channel_rule(channel_id, guild_id=guild_id):
+                return False
             action = "channel.reset"
         elif any(rule.channel_id == channel_id and rule.allowed == allowed
                  for rule in await self.repo.channel_rules([guild_id])):
             return False
         else:
             await self.repo.set_channel_rule(channel_id, allowed, guild_id=guild_id, by=actor, now=self.now())
-            changed, action = True, "channel.allow" if allowed else "channel.deny"
+            action = "channel.allow" if allowed else "channel.deny"
         await self.audit(actor, action, f"channel:{channel_id}", guild_id=guild_id)
-        return changed
+        return True
 
     async def stats(self, window: str, *, guild_id: int) -> UsageStats:
         """The server's usage (GLOBAL: every server's) over the last hour/day/week/month (rolling) or ever."""

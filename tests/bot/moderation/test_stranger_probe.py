@@ -172,6 +172,17 @@ async def test_a_videomod_command_sent_from_a_direct_message_is_refused_privatel
 # --- channels ------------------------------------------------------------------------------------------------------
 
 
+async def test_resetting_a_channel_without_a_rule_says_so_and_audits_nothing(stacks: Stacks, scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, _ = people(fake)
+        answer = await command(fake, "videomod channel reset", mod, channel=fake.channel)
+        actions = await audit_actions(stack)
+
+    assert answer.content == f"<#{fake.channel.id}> had no rule.\n/video works in every channel."
+    assert actions == []
+
+
 # --- the denylist and allowlist ------------------------------------------------------------------------------------
 
 
