@@ -38,6 +38,9 @@ Limit = app_commands.Range[int, 0, MAX_QUOTA]
 CancelJobs = Callable[[int, int], Awaitable[tuple[int, int]]]  # (user, server or GLOBAL) -> (queued, running) cancelled
 PERIODS = [app_commands.Choice(name=name, value=name) for name in QUOTA_PERIODS]
 FRAMES, STEPS, GUIDANCE = LIMITS["frames"], LIMITS["steps"], LIMITS["guidance"]  # t2v's; the operator's caps apply
+# channel types where no command is typed: (what the channel is, what in it /video is typed in)
+NO_COMMANDS = {discord.ChannelType.category: ("category", "channels"), discord.ChannelType.forum: ("forum", "posts"),
+               discord.ChannelType.media: ("media channel", "posts")}
 
 
 @app_commands.guild_only()
@@ -169,12 +172,12 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     @channel.command(name="allow", description="Allow /video in a channel (then only allowed channels have it)")
     @app_commands.describe(channel="The channel where /video may be used")
     async def channel_allow(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
-        await self._set_channel(interaction, own_channel(interaction, channel), True)
+        await self._set_channel(interaction, ruled_channel(interaction, channel), True)
 
     @channel.command(name="deny", description="Turn /video off in a channel")
     @app_commands.describe(channel="The channel where /video is turned off")
     async def channel_deny(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
-        await self._set_channel(interaction, own_channel(interaction, channel), False)
+        await self._set_channel(interaction, ruled_channel(interaction, channel), False)
 
     @channel.command(name="reset", description="Forget a channel's rule")
     @app_commands.describe(channel="The channel whose rule to forget")
@@ -279,6 +282,18 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def audit(self, interaction: discord.Interaction, limit: app_commands.Range[int, 1, 25] = 10) -> None:
         rows = await self.moderation.repo.latest_audit(limit, guild_id=server(interaction))
         await reply(interaction, text.audit(rows))
+
+
+def ruled_channel(interaction: discord.Interaction, channel: AnyChannel) -> int:
+    """The id of a channel of the server where /video can be typed (`own_channel`); InvalidInput for a category, a
+    forum or a media channel: /video is typed in the channels or posts in it, whose ids a rule of it never matches
+    (an allow rule would turn /video off everywhere else, and a deny rule would turn off nothing)."""
+    channel_id = own_channel(interaction, channel)
+    if channel.type in NO_COMMANDS:
+        kind, inside = NO_COMMANDS[channel.type]
+        raise InvalidInput(f"<#{channel_id}> is a {kind}, where /video cannot be used, and the {inside} in it do not "
+                           f"follow its rules: allow or turn off the {inside} themselves.")
+    return channel_id
 
 
 async def block_and_stop(moderation: Moderation, cancel_jobs: CancelJobs, actor: int, user_id: int,

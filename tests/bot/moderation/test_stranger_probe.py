@@ -6,8 +6,19 @@ import pytest
 
 from tests.bot.conftest import Stacks
 from tests.bot.ui.test_e2e_moderation import audit_actions, command, people, plain, video
+from tests.fakediscord import FakeChannel
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
+
+CATEGORY, FORUM = 4, 15  # Discord's channel types where no command is typed
+
+
+def odd_channel(stacks: Stacks, name: str, kind: int) -> FakeChannel:
+    """A channel of the test guild of another type than text (added before the bot connects)."""
+    channel = stacks.fake.add_channel(name)
+    channel.type = kind
+    return channel
+
 
 # --- quotas --------------------------------------------------------------------------------------------------------
 
@@ -170,6 +181,23 @@ async def test_a_videomod_command_sent_from_a_direct_message_is_refused_privatel
 
 
 # --- channels ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "word"), [(CATEGORY, "category"), (FORUM, "forum")])
+@pytest.mark.parametrize("verb", ["allow", "deny"])
+async def test_a_rule_for_a_category_or_forum_is_refused_naming_it_and_video_still_works(stacks: Stacks, scripted,
+                                                                                        kind, word, verb):
+    odd = odd_channel(stacks, f"a {word}", kind)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        answer = await command(fake, f"videomod channel {verb}", mod, channel=odd)
+        made = await video(fake, "a red kite", bob)
+        rules = await stack.moderation.repo.channel_rules([fake.guild.id])
+
+    assert answer.content.startswith(f"<#{odd.id}> is a {word}, where /video cannot be used"), answer.content
+    assert "\n" not in answer.content
+    assert rules == [] and not made.ephemeral
 
 
 async def test_resetting_a_channel_without_a_rule_says_so_and_audits_nothing(stacks: Stacks, scripted):
