@@ -188,6 +188,14 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def channel_list(self, interaction: discord.Interaction) -> None:
         await reply(interaction, text.channel_rules(await self.moderation.repo.channel_rules([server(interaction)])))
 
+    @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        """A deleted channel's rule goes with it, audited as the bot's reset: Discord offers no deleted channel to
+        `channel reset`, and an allow rule left behind would keep /video to a channel that is gone."""
+        guild = channel.guild
+        if await self.moderation.set_channel(guild.me.id, channel.id, None, guild_id=guild.id):
+            log.info("channel %d of server %d was deleted: its /video rule is forgotten", channel.id, guild.id)
+
     async def _set_channel(self, interaction: discord.Interaction, channel_id: int, allowed: bool | None) -> None:
         guild = server(interaction)
         changed = await self.moderation.set_channel(interaction.user.id, channel_id, allowed, guild_id=guild)

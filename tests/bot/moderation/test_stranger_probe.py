@@ -211,6 +211,35 @@ async def test_resetting_a_channel_without_a_rule_says_so_and_audits_nothing(sta
     assert actions == []
 
 
+async def test_the_only_allowed_channel_deleted_its_rule_goes_and_video_works_again(stacks: Stacks, scripted,
+                                                                                   monkeypatch):
+    videos = stacks.fake.add_channel("videos")
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        await command(fake, "videomod channel allow", mod, channel=videos)
+        forgotten: list[int] = []
+        remove = stack.moderation.repo.remove_channel_rule
+
+        async def removing(channel_id: int, *, guild_id: int) -> bool:
+            removed = await remove(channel_id, guild_id=guild_id)
+            forgotten.append(channel_id)
+            fake.notify()
+            return removed
+
+        monkeypatch.setattr(stack.moderation.repo, "remove_channel_rule", removing)
+        await fake.delete_channel(videos)  # CHANNEL_DELETE
+        await fake.wait_for(lambda: forgotten, what="the deleted channel's rule to be forgotten")
+        listed = await command(fake, "videomod channel list", mod)
+        made = await video(fake, "a red kite", bob)
+        actions = await audit_actions(stack)
+
+    assert forgotten == [videos.id]
+    assert listed.content == "/video works in every channel."
+    assert not made.ephemeral
+    assert actions[0] == ("channel.reset", True)
+
+
 # --- the denylist and allowlist ------------------------------------------------------------------------------------
 
 
