@@ -23,6 +23,7 @@ from storage import GLOBAL
 
 log = logging.getLogger(__name__)
 
+CHOICE_CHARS = 100  # Discord's limit on an autocomplete choice's name and value
 ENTRIES_CHARS = 300  # of the entries named on one line of a prompt test, before "… and N more"
 Pattern = app_commands.Range[str, 1, 200]  # a denylist pattern or an allowlist phrase, as the commands take it
 PATTERN_HELP = "A word, phrase, stem* or a + b, e.g. pool of blood, decapitat*, moon landing + staged"
@@ -37,10 +38,12 @@ async def category_choices(interaction: discord.Interaction, current: str) -> li
 
 def pattern_choices(editor: DenylistEditor, current: str, kind: Kind,
                     guild_id: int) -> list[app_commands.Choice[str]]:
-    """The list's patterns (a server's own, or the shared ones) containing what the moderator typed."""
+    """The list's patterns (a server's own, or the shared ones) containing what the moderator typed; those longer
+    than a choice (CHOICE_CHARS) are left out, as clipped they would name no entry (the moderator types them)."""
     typed = current.lower()
-    found = [entry.pattern for entry in editor.entries(kind, guild_id=guild_id) if typed in entry.pattern]
-    return [app_commands.Choice(name=pattern[:100], value=pattern[:100]) for pattern in found[:MAX_CHOICES]]
+    found = [entry.pattern for entry in editor.entries(kind, guild_id=guild_id)
+             if typed in entry.pattern and len(entry.pattern) <= CHOICE_CHARS]
+    return [app_commands.Choice(name=pattern, value=pattern) for pattern in found[:MAX_CHOICES]]
 
 
 async def add(editor: DenylistEditor, interaction: discord.Interaction, pattern: str, category: str,

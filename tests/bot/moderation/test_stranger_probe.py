@@ -5,7 +5,7 @@ reads what the moderator sees (and, where a change is at stake, what the databas
 import pytest
 
 from tests.bot.conftest import Stacks
-from tests.bot.ui.test_e2e_moderation import audit_actions, command, people, plain, video
+from tests.bot.ui.test_e2e_moderation import audit_actions, autocomplete, command, people, plain, video
 from tests.fakediscord import FakeChannel
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -300,6 +300,22 @@ async def test_an_odd_category_is_refused_naming_the_categories_within_a_short_l
                               r"misinformation, real\_person, not 'real person'.")
     assert huge.content.startswith("Not added: entry 'odd thing': category must be one of sexual, violence")
     assert len(huge.content) < 450
+
+
+async def test_a_long_pattern_is_offered_for_removal_only_whole(stacks: Stacks, scripted):
+    long = "longword " * 16 + "tailend"  # 151 characters: more than a choice's 100
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, _ = people(fake)
+        await command(fake, "videomod denylist add", mod, pattern=long, category="violence")
+        await command(fake, "videomod denylist add", mod, pattern="longword parade", category="violence")
+        offered = await autocomplete(fake, "videomod denylist remove", mod, "pattern", pattern="longword")
+        removed = [await command(fake, "videomod denylist remove", mod, pattern=choice) for choice in offered]
+        whole = await command(fake, "videomod denylist remove", mod, pattern=long)
+
+    assert offered == ["longword parade"]  # a clipped value would name no entry
+    assert [answer.content.startswith("Removed") for answer in removed] == [True]
+    assert whole.content.startswith("Removed “longword longword")
 
 
 async def test_a_prompt_test_with_mentions_and_markdown_shows_them_as_typed(stacks: Stacks, scripted):
