@@ -57,7 +57,8 @@ def parse_pattern(pattern: str) -> tuple[tuple[Term, ...], ...]:
         text = normalise(raw)
         words = _TERM_RE.findall(text)
         if not any(c.isalnum() for word in words for c in word):
-            raise ValueError(f"entry {pattern!r}: every part needs at least one letter or digit")
+            raise ValueError(f"entry {pattern!r}: every part needs at least one letter or digit (a–z, 0–9: the "
+                             "gate reads prompts as English)")
         if text.count("*") != sum(w.endswith("*") for w in words):
             raise ValueError(f"entry {pattern!r}: '*' may only end a word, as in 'decapitat*'")
         parts.append(tuple((w.rstrip("*"), w.endswith("*")) for w in words))

@@ -269,6 +269,17 @@ async def test_malformed_or_shared_patterns_are_refused_in_one_line_and_add_noth
     assert not own
 
 
+async def test_a_pattern_of_another_script_is_refused_naming_the_letters_entries_are_written_in(stacks: Stacks,
+                                                                                               scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, _ = people(fake)
+        answer = await command(fake, "videomod denylist add", mod, pattern="猫", category="violence")
+
+    assert plain(answer.content) == ("Not added: entry '猫': every part needs at least one letter or digit (a–z, "
+                                     "0–9: the gate reads prompts as English).")
+
+
 async def test_the_same_pattern_in_another_case_or_spacing_is_one_entry_and_removes_as_typed(stacks: Stacks,
                                                                                             scripted):
     async with stacks.run(lambda device: scripted) as stack:
