@@ -139,6 +139,7 @@ class Requester:
     application_id: int | None = None
     upload_limit: int = DEFAULT_UPLOAD_LIMIT  # interaction.filesize_limit, in bytes
     role_ids: tuple[int, ...] = ()  # the member's roles, for per-role quota defaults
+    parent_channel_id: int | None = None  # a thread's channel, whose /video rule the thread follows
 
     def row(self, spec: JobSpec) -> Mapping[str, Any]:
         """The job-row fields of a request by this requester (accepted or refused)."""

@@ -43,6 +43,9 @@ class Asker(Protocol):
 
     @property
     def role_ids(self) -> tuple[int, ...]: ...
+
+    @property
+    def parent_channel_id(self) -> int | None: ...
 Clock = Callable[[], datetime]
 
 DEFAULT_KEY = "quota_default"  # moderation_settings key of the server default set by moderators
@@ -196,7 +199,8 @@ class Moderation:
 
     async def check_access(self, requester: Asker) -> None:
         """Refused for a user blocked in the requester's server (or everywhere), or in a channel where the server's
-        moderators turned /video off (a global rule from before servers had their own can only turn one off)."""
+        moderators turned /video off (a global rule from before servers had their own can only turn one off). A
+        thread without a rule of its own follows its channel's (else a thread would be a way round a channel's)."""
         block = await self.active_block(requester.user_id, requester.guild_id)
         if block is not None:
             log.info("user %d is blocked in %s (%s); request refused", requester.user_id,
@@ -205,7 +209,10 @@ class Moderation:
         rules = await self.repo.channel_rules(_with_global(requester.guild_id))
         allowed = [rule.channel_id for rule in rules if rule.allowed and rule.guild_id != GLOBAL]
         denied = {rule.channel_id for rule in rules if not rule.allowed}
-        if requester.channel_id in denied or (allowed and requester.channel_id not in allowed):
+        here = requester.channel_id
+        if here not in denied and here not in allowed and requester.parent_channel_id is not None:
+            here = requester.parent_channel_id
+        if here in denied or (allowed and here not in allowed):
             where = " or ".join(f"<#{channel}>" for channel in allowed[:5])
             raise Refused("channel", "Videos cannot be made in this channel" + (f"; please use {where}." if where
                                                                                  else "."))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DISCORD_EPOCH_MS = 1420070400000
+THREAD = 11  # a public thread's channel type
 MiB = 1024 * 1024
 DEFAULT_ATTACHMENT_LIMIT = 10 * MiB  # the per-attachment cap for bots since Jan 2025 (bot-anchors.md §3.8)
 
@@ -73,9 +74,11 @@ class FakeChannel:
     id: int
     name: str
     guild_id: int | None
-    type: int = 0  # 0 guild text, 1 DM
+    type: int = 0  # 0 guild text, 1 DM, 11 public thread
     nsfw: bool = False
     recipient: FakeUser | None = None  # DM channels only
+    parent_id: int | None = None  # a thread's channel
+    owner_id: int | None = None  # who opened a thread
 
 
 @dataclass(eq=False)
@@ -153,6 +156,13 @@ def role_payload(role: FakeRole) -> dict[str, Any]:
     }
 
 
+def _thread_fields(thread: FakeChannel) -> dict[str, Any]:
+    """What a thread's channel object has beyond a text channel's (channel.mdx, thread metadata)."""
+    return {"owner_id": str(thread.owner_id), "message_count": 0, "member_count": 1,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                "archive_timestamp": "2026-01-01T00:00:00+00:00"}}
+
+
 def channel_payload(channel: FakeChannel) -> dict[str, Any]:
     if channel.type == 1:
         assert channel.recipient is not None
@@ -173,8 +183,9 @@ def channel_payload(channel: FakeChannel) -> dict[str, Any]:
         "topic": None,
         "last_message_id": None,
         "rate_limit_per_user": 0,
-        "parent_id": None,
+        "parent_id": None if channel.parent_id is None else str(channel.parent_id),
         "flags": 0,
+        **(_thread_fields(channel) if channel.type == THREAD else {}),
     }
 
 
@@ -208,8 +219,8 @@ def guild_create_payload(
         "emojis": [],
         "stickers": [],
         "soundboard_sounds": [],
-        "channels": [channel_payload(c) for c in guild.channels],
-        "threads": [],
+        "channels": [channel_payload(c) for c in guild.channels if c.type != THREAD],
+        "threads": [channel_payload(c) for c in guild.channels if c.type == THREAD],  # the active ones
         "members": members,
         "member_count": len(members),
         "presences": [],

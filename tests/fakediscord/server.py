@@ -23,6 +23,7 @@ from .interactions import (
 )
 from .payloads import (
     DEFAULT_ATTACHMENT_LIMIT,
+    THREAD,
     FakeChannel,
     FakeGuild,
     FakeRole,
@@ -198,6 +199,17 @@ class FakeDiscord:
         guild.channels.append(channel)
         self.channels[channel.id] = channel
         return channel
+
+    def add_thread(self, parent: FakeChannel, name: str) -> FakeChannel:
+        """An active public thread members opened in `parent` (added before the bot connects: its GUILD_CREATE lists
+        it among the guild's threads)."""
+        guild = self.guild_of(parent)
+        assert guild is not None, "threads are opened in a guild's channels"
+        thread = FakeChannel(self.ids.next(), name, parent.guild_id, type=THREAD, parent_id=parent.id,
+                             owner_id=guild.owner_id)
+        guild.channels.append(thread)
+        self.channels[thread.id] = thread
+        return thread
 
     async def delete_channel(self, channel: FakeChannel, *, away: bool = False) -> None:
         """A moderator deletes a guild channel in Discord: gone from the world with its messages (its routes answer

@@ -259,6 +259,7 @@ def _requester(interaction: discord.Interaction) -> Requester:
         application_id=interaction.application_id,
         upload_limit=interaction.filesize_limit,
         role_ids=tuple(role.id for role in getattr(interaction.user, "roles", ())),  # a Member's; none in DMs
+        parent_channel_id=interaction.channel.parent_id if isinstance(interaction.channel, discord.Thread) else None,
     )
 
 

@@ -200,6 +200,27 @@ async def test_a_rule_for_a_category_or_forum_is_refused_naming_it_and_video_sti
     assert rules == [] and not made.ephemeral
 
 
+async def test_a_thread_follows_its_channels_rule_unless_it_has_its_own(stacks: Stacks, scripted):
+    videos = stacks.fake.add_channel("videos")
+    off_topic = stacks.fake.add_thread(stacks.fake.channel, "off topic")  # in #general
+    on_topic = stacks.fake.add_thread(videos, "kites")
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        await command(fake, "videomod channel allow", mod, channel=videos)  # then only #videos has /video
+        in_general = await video(fake, "a red kite", bob, channel=off_topic)  # was made: a way round the rule
+        in_videos = await video(fake, "a red kite", bob, channel=on_topic)
+        await command(fake, "videomod channel deny", mod, channel=on_topic)  # a thread's own rule comes first
+        denied_thread = await video(fake, "a red kite", bob, channel=on_topic)
+        await command(fake, "videomod channel allow", mod, channel=off_topic)
+        allowed_thread = await video(fake, "a red kite", bob, channel=off_topic)
+
+    assert in_general.ephemeral and in_general.content.startswith("Videos cannot be made in this channel; please use "
+                                                                  f"<#{videos.id}>")
+    assert not in_videos.ephemeral and not allowed_thread.ephemeral, allowed_thread.content
+    assert denied_thread.ephemeral and denied_thread.content.startswith("Videos cannot be made in this channel")
+
+
 async def test_resetting_a_channel_without_a_rule_says_so_and_audits_nothing(stacks: Stacks, scripted):
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
