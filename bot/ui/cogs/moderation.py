@@ -136,6 +136,9 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
             bots = f"{counted(default.limit, 'video')} per {default.period}"
             await reply(interaction, f"{head}; the bot's applies: {bots}.")
             return
+        if role.is_default():  # no default is ever set for it (quota default refuses it); "<@&guild>" reads @@everyone
+            raise InvalidInput("role=@everyone is every member of the server: leave the role out to clear the "
+                               "server's default quota.")
         removed = await self.moderation.remove_role_default(interaction.user.id, own_role(interaction, role),
                                                             guild_id=guild)
         await reply(interaction, f"<@&{role.id}> " + ("no longer has a default quota." if removed

@@ -43,11 +43,14 @@ async def test_clearing_defaults_that_were_never_set_says_so_and_audits_nothing(
         mod, _ = people(fake)
         server = await command(fake, "videomod quota default-clear", mod)
         by_role = await command(fake, "videomod quota default-clear", mod, role=fake.moderator_role)
+        everyone = await command(fake, "videomod quota default-clear", mod, role=fake.guild.everyone)
         presets = await command(fake, "videomod defaults reset", mod)
         actions = await audit_actions(stack)
 
     assert server.content == "This server had no default of its own; the bot's applies: 20 videos per day."
     assert by_role.content.endswith("> had no default quota.")
+    assert everyone.content == ("role=@everyone is every member of the server: leave the role out to clear the "
+                                "server's default quota.")  # was "<@&server> had no default quota." (@@everyone)
     assert presets.content.startswith("This server had no defaults of its own.\n")
     assert actions == []
 
