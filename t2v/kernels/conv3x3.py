@@ -15,8 +15,10 @@ launch. `reference` is the same operands' products summed exactly in fp32, on an
 fp8 products are summed as Triton's `tl.dot` does by default there (the tensor cores' fast fp8 accumulation, without
 promoting partial sums to fp32: what the timings below ran): measured against `reference` on an H100 its error grows
 with C_in, 2e-3 of the output's range at 320 channels to 1e-2 at 2,560 (`triton_fp8_err_own` in
-docs/bench/2026-12-06-h100-conv3x3-forms.json; fp8.Fp8Linear's cuBLAS products promote, and are within 2.4e-4). The
-CPU tests run it in Triton's interpreter, which sums exactly.
+docs/bench/2026-12-06-h100-conv3x3-forms.json; fp8.Fp8Linear's cuBLAS products promote, and are within 2.4e-4).
+`promote=BLOCK_K` adds each K step's partial sum in fp32 instead: ≤ 3.7e-4 (the fp16 output's rounding) for +20% of
+the kernel's time (perf-notes row 70), so not the default. The CPU tests run it in Triton's interpreter, which sums
+exactly.
 
 Timed alone on an H100 (benchmarks/conv3x3_forms.py, 2026-12-06, the standard video's shapes, 32 images): fp8 at
 640–930 TFLOP/s on the 8×8 to 32×32 latents, where cuDNN's fp16 runs at 460–690; at 4×4 (512 pixels: too few tiles to
