@@ -119,6 +119,14 @@ def sqlstate(error: BaseException) -> str | None:
     return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
 
 
+def said(error: BaseException) -> str:
+    """The database's own first line of an error (the driver's error a DBAPIError wraps, `orig`), else the error's;
+    its type's name when either has no words."""
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
 def unavailable(error: BaseException) -> bool:
     """Whether `error` says the database cannot serve right now — locked past the retries, its file gone, its server
     down or the connection lost — rather than a bug: DatabaseUnreachable, or SQLAlchemy's OperationalError or
