@@ -236,10 +236,24 @@ class Delivery:
         `quiet`: a post Discord fails is only logged (a retry's, bot.ui.late_posts: the next try tells the user)."""
         job = delivered.job
         if self._media is not None and not job.private:
-            await self._guard(self._media.save(job.id, delivered.video), job, "keeping its video")
+            await self._keep(job, delivered.video)
         view = self._result_view(job) if self._result_view is not None else None
         await self._finish(job, result_text(delivered), (self.filename(job), delivered.video), view, delivered.shrink,
                            quiet=quiet)
+
+    async def _keep(self, job: JobRecord, video: bytes) -> None:
+        """Keep a public video in the media directory. One that cannot be written there (a full disk, a read-only
+        mount) is one ERROR line naming the folder and the cause, not a Discord failure: the video is posted all the
+        same, without the copy ⬆️ Upscale re-renders (and a post a restart cut short would make)."""
+        assert self._media is not None
+        try:
+            await self._media.save(job.id, video)
+        except OSError as error:
+            log.error("job %d: its video is not kept (%s): it is posted all the same, but cannot be upscaled; "
+                      "free space under MEDIA_DIR=%s, or set MEDIA_DIR to a folder with room that the bot may write",
+                      job.id, error, self._media.root)
+        except Exception:
+            log.exception("job %d: keeping its video failed", job.id)
 
     async def job_failed(self, job: JobRecord, message: str) -> None:
         """The service's short apology, which names the job."""

@@ -5,6 +5,7 @@ without sleeps."""
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -12,8 +13,11 @@ import pytest
 
 import bot.app
 from bot.errors import Unreachable
-from storage import create_engine
-from tests.bot.conftest import settings_for
+from bot.media import MediaStore
+from storage import Delivery, JobState, create_engine
+from t2v.errors import WriteError
+from tests.bot.conftest import Stacks, settings_for
+from tests.bot.helpers import has_video, video
 
 
 async def test_a_database_another_program_keeps_locked_at_start_is_one_line_not_a_traceback(
@@ -35,3 +39,26 @@ async def test_a_database_another_program_keeps_locked_at_start_is_one_line_not_
         f"DATABASE_URL={url}: the database stayed locked by another process while the bot started (database is "
         "locked): a program holds a write transaction open on it (a sqlite3 shell inside BEGIN, a backup or a copy "
         "of the file); end it, and the bot's supervisor starts the bot again")
+
+
+
+async def test_a_video_the_full_disk_cannot_keep_is_posted_and_logged_as_the_disk_s_problem_not_discord_s(
+    stacks: Stacks, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def full(path: Path, data: bytes) -> Path:  # what t2v.video.write_whole raises on ENOSPC
+        raise WriteError(f"could not write {path} (No space left on device); nothing was written there")
+
+    monkeypatch.setattr(MediaStore, "_write", staticmethod(full))
+    async with stacks.run() as stack:
+        handle = await video(stack.fake, "a paper boat on a pond")
+        result = await handle.wait_followup(has_video)
+        media = stack.settings.media_dir
+    job = await stack.job(1)
+
+    assert result.attachments and (job.state, job.delivery) == (JobState.DONE, Delivery.POSTED)
+    [error] = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert error.getMessage() == (
+        f"job 1: its video is not kept (could not write {media / '1.mp4'} (No space left on device); "
+        f"nothing was written there): it is posted all the same, but cannot be upscaled; free space under MEDIA_DIR="
+        f"{media}, or set MEDIA_DIR to a folder with room that the bot may write")
+    assert error.exc_info is None  # a foreseen cause, in one line
