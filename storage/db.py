@@ -161,10 +161,12 @@ async def held_alone(engine: AsyncEngine) -> AsyncIterator[Hold]:
     """Hold the database for this process alone while the block runs, or raise DatabaseInUse at once: an exclusive
     lock on `<file>.lock` beside a SQLite file, a session advisory lock on PostgreSQL (its connection stays open
     meanwhile; `Hold.check` renews a lost one). The system frees either when the process ends, however it ends: no
-    stale lock is left behind."""
+    stale lock is left behind. The lock file is beside the file a link names, where SQLite keeps its journals too: a
+    second bot that reaches the database through a link to it is refused as well."""
     url = urls.parse(engine.url.render_as_string(hide_password=False))
     if url.sqlite_file is not None:
-        with _file_lock(url.sqlite_file.absolute().with_name(f"{url.sqlite_file.name}.lock")):
+        database = url.sqlite_file.resolve()
+        with _file_lock(database.with_name(f"{database.name}.lock")):
             yield Hold(engine)
         return
     if engine.dialect.name != "postgresql":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import bot.app
 from bot.errors import Unreachable
 from bot.media import MediaStore
-from storage import Delivery, JobState, create_engine
+from storage import DatabaseInUse, Delivery, JobState, create_engine, held_alone, migrate
 from t2v.errors import WriteError
 from tests.bot.conftest import Stacks, settings_for
 from tests.bot.helpers import has_video, video
@@ -62,3 +63,26 @@ async def test_a_video_the_full_disk_cannot_keep_is_posted_and_logged_as_the_dis
         f"nothing was written there): it is posted all the same, but cannot be upscaled; free space under MEDIA_DIR="
         f"{media}, or set MEDIA_DIR to a folder with room that the bot may write")
     assert error.exc_info is None  # a foreseen cause, in one line
+
+
+
+async def test_a_second_bot_that_reaches_the_database_through_a_link_to_its_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    database = tmp_path / "data" / "videobot.db"
+    first, second = create_engine(f"sqlite+aiosqlite:///{database}"), None
+    try:
+        await migrate(first)
+        (tmp_path / "elsewhere" / "videobot.db").symlink_to(database)  # a second checkout linking the operator's file
+        second = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'elsewhere' / 'videobot.db'}")
+        async with held_alone(first):
+            with pytest.raises(DatabaseInUse) as raised:
+                async with held_alone(second):
+                    pass
+    finally:
+        await first.dispose()
+        if second is not None:
+            await second.dispose()
+
+    assert str(raised.value) == (f"another process (pid {os.getpid()}) holds this database as its bot's "
+                                 f"({database}.lock is locked)")
