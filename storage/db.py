@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from storage import urls
+from storage import sqlite_file, urls
 from storage.errors import (
     DatabaseInUse,
     DatabaseRefused,
@@ -165,8 +165,7 @@ async def held_alone(engine: AsyncEngine) -> AsyncIterator[Hold]:
     second bot that reaches the database through a link to it is refused as well."""
     url = urls.parse(engine.url.render_as_string(hide_password=False))
     if url.sqlite_file is not None:
-        database = url.sqlite_file.resolve()
-        with _file_lock(database.with_name(f"{database.name}.lock")):
+        with _file_lock(sqlite_file.lock_file(url.sqlite_file)):
             yield Hold(engine)
         return
     if engine.dialect.name != "postgresql":

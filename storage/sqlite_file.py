@@ -1,6 +1,7 @@
-"""The one check of a SQLite database's file on this host — that this user may reach it, read and write it, and
-create SQLite's journal files (and a new database) beside it — for the bot's start and `python -m storage` alike.
-Each answer is storage's words, naming no setting; a program adds its own (bot.startup: DATABASE_URL, systemd)."""
+"""The one check of a SQLite database's file on this host — that this user may reach it, read and write it (and the
+journals and the lock file left beside it), and create SQLite's journal files (and a new database) beside it — for the
+bot's start and `python -m storage` alike. Each answer is storage's words, naming no setting; a program adds its own
+(bot.startup: DATABASE_URL, systemd)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ class FileProblem:
 
 def problem(file: Path, *, must_exist: bool = False) -> FileProblem | None:
     """What stops this user from using `file` as a SQLite database (None: nothing): a folder above it that it may not
-    enter, a folder where the file goes, no file (when `must_exist`), a file it may not read and write, or a folder it
-    may not create SQLite's journal files (and a new database) in."""
+    enter, a folder where the file goes, no file (when `must_exist`), a file it may not read and write (the database,
+    or one of its `companions` left beside it), or a folder it may not create SQLite's journal files (and a new
+    database) in."""
     try:
         there, folder = file.exists(), file.is_dir()
     except PermissionError:  # Python 3.11: a folder above it this user may not enter
@@ -39,18 +41,34 @@ def problem(file: Path, *, must_exist: bool = False) -> FileProblem | None:
         return FileProblem("a folder", file, f"{file.absolute()} is a folder; name the database file in it", False)
     if not there and must_exist:
         return FileProblem("missing", file, f"there is no database at {file.resolve()}", False)
-    if there:
+    for used in (file, *companions(file)) if there else ():
         try:
-            with open(file, "r+b"):
+            with open(used, "r+b"):
                 pass
+        except FileNotFoundError:  # a companion that is not there: made when needed
+            continue
         except PermissionError:
-            owner = file.stat()
-            return FileProblem("denied", file, (
-                f"permission denied: user {_user()} may not read and write {file.absolute()} (uid {owner.st_uid}, "
+            owner = used.stat()
+            return FileProblem("denied", used, (
+                f"permission denied: user {_user()} may not read and write {used.absolute()} (uid {owner.st_uid}, "
                 f"mode {owner.st_mode & 0o777:o}); give it to that user (chown) or run as its owner"), False)
         except OSError as error:
-            return _unusable(file, error, in_folder=False)
+            return _unusable(used, error, in_folder=False)
     return _folder_problem(file, file.absolute().parent)
+
+
+def lock_file(file: Path) -> Path:
+    """The file beside a SQLite database (beside the file a link names) that one bot at a time holds locked
+    (storage.db.held_alone)."""
+    database = file.resolve()
+    return database.with_name(f"{database.name}.lock")
+
+
+def companions(file: Path) -> tuple[Path, ...]:
+    """The files beside a SQLite database that its user must read and write too, where they are left: SQLite's WAL
+    journals and the bot's lock file (one left by a command run as another user, root say, stops the start)."""
+    database = file.resolve()
+    return (database.with_name(f"{database.name}-wal"), database.with_name(f"{database.name}-shm"), lock_file(file))
 
 
 def _folder_problem(file: Path, start: Path) -> FileProblem | None:

@@ -4,19 +4,24 @@ without sleeps."""
 
 from __future__ import annotations
 
+import builtins
+import errno
 import functools
 import logging
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import bot.app
-from bot.errors import Unreachable
+from bot import startup
+from bot.errors import SettingsError, Unreachable
 from bot.media import MediaStore
+from bot.startup import DEPLOYED_AS
 from storage import DatabaseInUse, Delivery, JobState, create_engine, held_alone, migrate
-from t2v.errors import WriteError
+from t2v.errors import WriteError, current_user
 from tests.bot.conftest import Stacks, settings_for
 from tests.bot.helpers import has_video, video
 
@@ -86,3 +91,27 @@ async def test_a_second_bot_that_reaches_the_database_through_a_link_to_its_file
 
     assert str(raised.value) == (f"another process (pid {os.getpid()}) holds this database as its bot's "
                                  f"({database}.lock is locked)")
+
+
+def test_a_lock_file_a_command_run_as_another_user_left_is_one_line_at_start_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    (tmp_path / "bot.db").touch()
+    lock = tmp_path / "bot.db.lock"  # left by `sudo python -m storage migrate`: root's, mode 644
+    lock.write_text("1\n")
+    lock.chmod(0o644)
+    real_open = builtins.open
+
+    def open_(file: Any, *args: Any, **kwargs: Any) -> Any:  # the bot's user may read it, not write it
+        if not isinstance(file, int) and Path(os.fsdecode(file)).absolute() == lock and args[0] != "r":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_)
+    with pytest.raises(SettingsError) as raised:
+        startup.check_environment(settings_for(url))
+
+    assert raised.value.lines == [
+        f"DATABASE_URL={url}: permission denied: user {current_user()} may not read and write {lock} (uid "
+        f"{os.getuid()}, mode 644); give it to that user (chown) or run as its owner ({DEPLOYED_AS})"]
