@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -110,8 +111,11 @@ async def migrate_or_explain(engine: AsyncEngine, settings: Settings) -> None:
 
 async def reach_database(engine: AsyncEngine, settings: Settings, retry: Retry) -> None:
     """Make the SQLite file's folder, then open a first connection, tried again while the server cannot be reached
-    (a PostgreSQL container still starting); a database that refuses the connection is a wrong setting."""
+    (a PostgreSQL container still starting); a database that refuses the connection is a wrong setting. A SQLite file
+    that is not there yet is made, with a warning naming where: right at the first start, and the one hint, at a later
+    one, that DATABASE_URL names another file than the bot's (its queue, quotas and blocks stay in that one)."""
     url, shown = urls.parse(settings.database_url), urls.shown(settings.database_url)
+    new = url.sqlite_file is not None and not url.sqlite_file.exists()
     if url.sqlite_file is not None:
         url.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     check = (f"that PostgreSQL runs and accepts connections at {url.address} (DATABASE_URL's host and port) and "
@@ -124,6 +128,12 @@ async def reach_database(engine: AsyncEngine, settings: Settings, retry: Retry) 
                 "file" if url.sqlite_file is not None else "the user, the password and the database name in it")
         raise SettingsError([f"DATABASE_URL={shown}: the database refused the connection: {error.reason}; check "
                              f"{what}"]) from None
+    if new:
+        assert url.sqlite_file is not None
+        log.warning("DATABASE_URL=%s: there was no database at %s, so a new, empty one was made there: right at the "
+                    "bot's first start; if the bot ran before, DATABASE_URL names another file than its database "
+                    "(a relative path is read from the working directory, %s; an absolute one takes four slashes, "
+                    "sqlite+aiosqlite:////var/lib/videobot/videobot.db)", shown, url.sqlite_file.absolute(), Path.cwd())
 
 
 async def serve(settings: Settings, engine: AsyncEngine, stop: Stop, hold: Hold | None = None) -> int:

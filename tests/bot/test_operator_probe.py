@@ -19,7 +19,7 @@ import bot.app
 from bot import startup
 from bot.errors import SettingsError, Unreachable
 from bot.media import MediaStore
-from bot.startup import DEPLOYED_AS
+from bot.startup import DEPLOYED_AS, Retry, Stop
 from storage import DatabaseInUse, Delivery, JobState, create_engine, held_alone, migrate
 from t2v.errors import WriteError, current_user
 from tests.bot.conftest import Stacks, settings_for
@@ -115,3 +115,30 @@ def test_a_lock_file_a_command_run_as_another_user_left_is_one_line_at_start_not
     assert raised.value.lines == [
         f"DATABASE_URL={url}: permission denied: user {current_user()} may not read and write {lock} (uid "
         f"{os.getuid()}, mode 644); give it to that user (chown) or run as its owner ({DEPLOYED_AS})"]
+
+
+
+async def test_a_database_url_naming_a_file_that_is_not_there_says_a_new_empty_database_was_made_and_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "data").mkdir()
+    await migrate(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'videobot.db'}")  # the bot's database, months old
+    monkeypatch.chdir(tmp_path / "data")  # the operator meant the absolute path: three slashes make it relative
+    wrong = f"sqlite+aiosqlite:///{str(tmp_path / 'data' / 'videobot.db').lstrip('/')}"
+    again = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'videobot.db'}")
+    engine = create_engine(wrong)
+    try:
+        await bot.app.reach_database(engine, settings_for(wrong), Retry(0.0, Stop()))
+        made = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+        caplog.clear()
+        await bot.app.reach_database(engine, again, Retry(0.0, Stop()))  # the bot's own file: nothing to say
+    finally:
+        await engine.dispose()
+
+    new = tmp_path / "data" / str(tmp_path / "data" / "videobot.db").lstrip("/")
+    assert new.is_file() and made == [
+        f"DATABASE_URL={wrong}: there was no database at {new}, so a new, empty one was made there: right at the bot's "
+        "first start; if the bot ran before, DATABASE_URL names another file than its database (a relative path is "
+        f"read from the working directory, {tmp_path / 'data'}; an absolute one takes four slashes, "
+        "sqlite+aiosqlite:////var/lib/videobot/videobot.db)"]
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
