@@ -112,8 +112,9 @@ async def migrate_or_explain(engine: AsyncEngine, settings: Settings) -> None:
 async def reach_database(engine: AsyncEngine, settings: Settings, retry: Retry) -> None:
     """Make the SQLite file's folder, then open a first connection, tried again while the server cannot be reached
     (a PostgreSQL container still starting); a database that refuses the connection is a wrong setting. A SQLite file
-    that is not there yet is made, with a warning naming where: right at the first start, and the one hint, at a later
-    one, that DATABASE_URL names another file than the bot's (its queue, quotas and blocks stay in that one)."""
+    that is not there yet is made, and where is logged: at INFO on a first start, as a WARNING where MEDIA_DIR already
+    keeps videos of an earlier run — then DATABASE_URL most likely names another file than the bot's (its queue,
+    quotas and blocks stay in that one)."""
     url, shown = urls.parse(settings.database_url), urls.shown(settings.database_url)
     new = url.sqlite_file is not None and not url.sqlite_file.exists()
     if url.sqlite_file is not None:
@@ -130,10 +131,15 @@ async def reach_database(engine: AsyncEngine, settings: Settings, retry: Retry) 
                              f"{what}"]) from None
     if new:
         assert url.sqlite_file is not None
-        log.warning("DATABASE_URL=%s: there was no database at %s, so a new, empty one was made there: right at the "
-                    "bot's first start; if the bot ran before, DATABASE_URL names another file than its database "
-                    "(a relative path is read from the working directory, %s; an absolute one takes four slashes, "
-                    "sqlite+aiosqlite:////var/lib/videobot/videobot.db)", shown, url.sqlite_file.absolute(), Path.cwd())
+        kept = next(Path(settings.media_dir).glob("*.mp4"), None) if Path(settings.media_dir).is_dir() else None
+        if kept is None:
+            log.info("DATABASE_URL=%s: a new database at %s (the bot's first start)", shown, url.sqlite_file.absolute())
+            return
+        log.warning("DATABASE_URL=%s: there was no database at %s, so a new, empty one was made there, but MEDIA_DIR "
+                    "keeps videos of an earlier run (%s): DATABASE_URL most likely names another file than the bot's "
+                    "database (a relative path is read from the working directory, %s; an absolute one takes four "
+                    "slashes, sqlite+aiosqlite:////var/lib/videobot/videobot.db)", shown, url.sqlite_file.absolute(),
+                    kept.name, Path.cwd())
 
 
 async def serve(settings: Settings, engine: AsyncEngine, stop: Stop, hold: Hold | None = None) -> int:

@@ -118,27 +118,36 @@ def test_a_lock_file_a_command_run_as_another_user_left_is_one_line_at_start_not
 
 
 
-async def test_a_database_url_naming_a_file_that_is_not_there_says_a_new_empty_database_was_made_and_where(
+async def test_a_database_url_naming_a_file_that_is_not_there_beside_kept_videos_warns_where_the_new_one_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "data").mkdir()
+    caplog.set_level(logging.INFO, logger="bot.app")
+    (tmp_path / "data" / "media").mkdir(parents=True)
     await migrate(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'videobot.db'}")  # the bot's database, months old
+    (tmp_path / "data" / "media" / "17.mp4").write_bytes(b"kept")  # and a video it kept
     monkeypatch.chdir(tmp_path / "data")  # the operator meant the absolute path: three slashes make it relative
     wrong = f"sqlite+aiosqlite:///{str(tmp_path / 'data' / 'videobot.db').lstrip('/')}"
-    again = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'videobot.db'}")
-    engine = create_engine(wrong)
+    media = {"media_dir": tmp_path / "data" / "media"}
+    engine, first = create_engine(wrong), create_engine(f"sqlite+aiosqlite:///{tmp_path / 'first.db'}")
     try:
-        await bot.app.reach_database(engine, settings_for(wrong), Retry(0.0, Stop()))
-        made = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+        await bot.app.reach_database(engine, settings_for(wrong, **media), Retry(0.0, Stop()))
+        said = [(record.levelname, record.getMessage()) for record in caplog.records]
         caplog.clear()
-        await bot.app.reach_database(engine, again, Retry(0.0, Stop()))  # the bot's own file: nothing to say
+        await bot.app.reach_database(engine, settings_for(wrong, **media), Retry(0.0, Stop()))  # there now: nothing
+        again = [record.getMessage() for record in caplog.records]
+        fresh = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'first.db'}", media_dir=tmp_path / "empty")
+        await bot.app.reach_database(first, fresh, Retry(0.0, Stop()))  # a first start: no kept videos
+        first_start = [(record.levelname, record.getMessage()) for record in caplog.records]
     finally:
         await engine.dispose()
+        await first.dispose()
 
     new = tmp_path / "data" / str(tmp_path / "data" / "videobot.db").lstrip("/")
-    assert new.is_file() and made == [
-        f"DATABASE_URL={wrong}: there was no database at {new}, so a new, empty one was made there: right at the bot's "
-        "first start; if the bot ran before, DATABASE_URL names another file than its database (a relative path is "
-        f"read from the working directory, {tmp_path / 'data'}; an absolute one takes four slashes, "
-        "sqlite+aiosqlite:////var/lib/videobot/videobot.db)"]
-    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert new.is_file() and said == [("WARNING", (
+        f"DATABASE_URL={wrong}: there was no database at {new}, so a new, empty one was made there, but MEDIA_DIR "
+        "keeps videos of an earlier run (17.mp4): DATABASE_URL most likely names another file than the bot's database "
+        f"(a relative path is read from the working directory, {tmp_path / 'data'}; an absolute one takes four "
+        "slashes, sqlite+aiosqlite:////var/lib/videobot/videobot.db)"))]
+    assert again == []
+    assert first_start == [("INFO", f"DATABASE_URL=sqlite+aiosqlite:///{tmp_path / 'first.db'}: a new database at "
+                                    f"{tmp_path / 'first.db'} (the bot's first start)")]
