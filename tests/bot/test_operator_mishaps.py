@@ -1,6 +1,6 @@
 """What an operator running the bot for months meets across restarts and over time: a database another program keeps
-locked, a full disk, a server that removed the bot while it was down. Each test is one such situation, fast and
-without sleeps."""
+locked, files a command run as another user left beside it, a second bot reaching it through a link, a DATABASE_URL
+naming another file, a full disk. Each test is one such situation, fast and without sleeps."""
 
 from __future__ import annotations
 
