@@ -172,6 +172,11 @@ class VideoService:
         """Cancel the user's job (their newest active one when job_id is None); raise NothingToCancel."""
         return await self.cancels.cancel(user_id, job_id)
 
+    def servers_with_jobs(self) -> set[int]:
+        """The servers of the queued and running jobs (direct messages' none)."""
+        jobs = [queued.job for queued in self._queue.service_order()] + [entry.job for entry in self.running]
+        return {job.guild_id for job in jobs if job.guild_id is not None}
+
     async def cancel_server(self, guild_id: int) -> tuple[int, int]:
         """Cancel the jobs of a server the bot is no longer in: (queued, running) counts (bot.jobs.cancels)."""
         return await self.cancels.cancel_server(guild_id)

@@ -1,9 +1,11 @@
 """The servers the bot is in. With ALLOWED_GUILD_IDS set it stays only in those, leaving any other (with a log line)
 when it starts and when someone invites it — unless at start the list names none of its servers (a typo): then it
 leaves none and says so; empty, it stays in every server it is invited to. Removed from a server, it cancels that
-server's jobs. Once every server has arrived after the start, each of MOD_ROLE_ID, SHOWCASE_CHANNEL_ID and
-GALLERY_FRONT_PAGE (a server id) that names nothing in them is one warning line (a typo'd id otherwise fails
-silently); a bot started in no server yet (set up before its first invite) checks them when it first joins one."""
+server's jobs — at once, or, removed while it was not running, once every server has arrived after the start (the
+jobs it restored from the database). Once every server has arrived after the start, each of MOD_ROLE_ID,
+SHOWCASE_CHANNEL_ID and GALLERY_FRONT_PAGE (a server id) that names nothing in them is one warning line (a typo'd id
+otherwise fails silently); a bot started in no server yet (set up before its first invite) checks them when it first
+joins one."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ class ServersCog(commands.Cog, name="Servers"):
         self.service = service
         self._ids_checked = False  # the id settings are checked once a start, when every server has arrived (or,
         # started in none, when it joins its first)
+        self._swept = False  # the jobs of servers the bot left while it was not running: cancelled once a start
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
@@ -43,11 +46,25 @@ class ServersCog(commands.Cog, name="Servers"):
             for guild in guilds:
                 await self._stay_or_leave(guild, "at start")
         self._check_ids()
+        await self._cancel_jobs_of_servers_left()
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
         """A server that was unavailable (a Discord outage) at on_ready has arrived: maybe the last one missing."""
         self._check_ids()
+        await self._cancel_jobs_of_servers_left()
+
+    async def _cancel_jobs_of_servers_left(self) -> None:
+        """Once a start, when the bot is ready and every server has arrived (none unavailable): cancel the restored
+        jobs of servers it is no longer in — removed while it was not running, no on_guild_remove ever came."""
+        guilds = list(self.bot.guilds)
+        if self._swept or not self.bot.is_ready() or any(guild.unavailable for guild in guilds):
+            return
+        self._swept = True
+        for guild_id in sorted(self.service.servers_with_jobs() - {guild.id for guild in guilds}):
+            queued, running = await self.service.cancel_server(guild_id)
+            log.info("not in server %d since before the start: cancelled %d queued and %d running jobs of it",
+                     guild_id, queued, running)
 
     def _check_ids(self) -> None:
         """One warning for each id setting that names nothing in the bot's servers, once a start, and only when the

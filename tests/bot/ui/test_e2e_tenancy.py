@@ -326,6 +326,29 @@ async def test_removed_from_a_server_the_bot_cancels_its_jobs_and_serves_the_oth
     assert f"removed from server Server B ({w.b.id}): cancelled 1 queued and 1 running jobs of it" in caplog.text
 
 
+async def test_removed_from_a_server_while_the_bot_was_down_its_restored_jobs_are_cancelled_once_servers_arrive(
+        stacks: Stacks, scripted, caplog):
+    w = two_servers(stacks.fake)
+    caplog.set_level(logging.INFO, logger="bot")
+    scripted.gate("a lantern in A")  # holds the worker: the others are still queued when the bot stops
+    async with stacks.run(lambda device: scripted) as stack:
+        await video(stack.fake, "a lantern in A", w.bob, w.a)
+        await scripted.finished_step("a lantern in A", 0)
+        await video(stack.fake, "a kite in B", w.carol, w.b)
+        boat = await stack.fake.slash("video", {"prompt": "a boat in A", "aspect": "tiny"}, user=w.dave, guild=w.a)
+        await boat.wait_answer(lambda m: m.content.startswith("Queued"))
+    stacks.fake.leave(w.b.id)  # B's owner removes the bot while it is not running: no event will ever say so
+    scripted.open("a lantern in A")
+    scripted.gate("a kite in B")  # were it started before the servers arrive, it would wait there to be cancelled
+    async with stacks.run(lambda device: scripted) as stack:
+        await boat.wait_followup(has_video)
+        jobs = await stack.jobs()
+
+    assert [(job.prompt, job.state) for job in jobs] == [
+        ("a lantern in A", JobState.DONE), ("a kite in B", JobState.CANCELLED), ("a boat in A", JobState.DONE)]
+    assert f"not in server {w.b.id} since before the start: cancelled " in caplog.text
+
+
 async def test_a_server_not_on_the_allowlist_is_left_at_start_and_when_invited(stacks: Stacks, scripted, caplog):
     fake = stacks.fake
     stranger = fake.add_guild("Stranger's server")
