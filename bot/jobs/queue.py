@@ -67,8 +67,9 @@ class FairQueue(Generic[J]):
             raise Refused("user_cap", f"You already have {cap} videos queued or rendering (the limit is {cap} per "
                                       "user). Wait for one to finish or cancel one.")
         if len(self) + reserved >= self.global_cap:
-            raise Refused("global_cap", f"The queue is full ({self.global_cap} waiting, its limit); try again in a "
-                                        "few minutes.")
+            waiting = len(self)  # more than the cap after a restart with QUEUE_GLOBAL_CAP lowered
+            limit = "its limit" if waiting == self.global_cap else f"its limit is {self.global_cap}"
+            raise Refused("global_cap", f"The queue is full ({waiting} waiting, {limit}); try again in a few minutes.")
 
     def push(self, job: J) -> int:
         """Queue a job behind the user's earlier ones; return its 1-based position. Refused over a cap."""

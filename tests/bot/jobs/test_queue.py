@@ -121,6 +121,14 @@ def test_global_cap_counts_queued_jobs_only():
         queue.check_room(C, reserved=1)
 
 
+def test_a_queue_longer_than_its_cap_after_a_restart_says_how_many_wait():
+    queue = FairQueue(per_user_cap=5, global_cap=2)  # QUEUE_GLOBAL_CAP lowered; the restored queue holds 3
+    queue.restore([QueuedJob(1, A), QueuedJob(2, B), QueuedJob(3, C)])
+    with pytest.raises(Refused) as refused:
+        queue.push(QueuedJob(4, C))
+    assert str(refused.value) == "The queue is full (3 waiting, its limit is 2); try again in a few minutes."
+
+
 def test_pushing_the_same_job_twice_is_a_bug():
     queue = FairQueue(per_user_cap=5, global_cap=5)
     queue.push(QueuedJob(1, A))
