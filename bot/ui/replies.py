@@ -12,11 +12,13 @@ from discord.ext import commands
 from bot.errors import UserError
 from bot.ui.text import shown
 from storage import ShowcaseError
+from storage.errors import said, unavailable
 from t2v.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "Something went wrong on our side; it has been logged. Please try again later."
+DATABASE_DOWN = "The bot cannot reach its database right now; please try again in a few minutes."
 NOT_LOADED = "This button is not available right now; please try again later."
 QUIET = discord.AllowedMentions.none()  # answers that ping nobody
 CogT = TypeVar("CogT", bound=commands.Cog)
@@ -75,9 +77,15 @@ async def answer_refusal(interaction: discord.Interaction, text: str, *, placeho
 
 
 async def answer_error(interaction: discord.Interaction, error: Exception, what: str) -> None:
-    """Answer a failed interaction privately: a domain error's own text, or an apology after logging the bug."""
+    """Answer a failed interaction privately: a domain error's own text; for a database that cannot serve right now
+    (locked past the retries, its disk full, its server down: storage.errors.unavailable) one ERROR line for the
+    operator and a try-again for the user; else an apology after logging the bug with its traceback."""
     text = user_message(error)
-    if text is None:
+    if text is None and unavailable(error):
+        log.error("%s by user %d failed: the database cannot serve right now (%s)", what, interaction.user.id,
+                  said(error))
+        text = DATABASE_DOWN
+    elif text is None:
         log.error("%s by user %d failed", what, interaction.user.id, exc_info=error)
         text = INTERNAL_ERROR
     else:

@@ -4,8 +4,10 @@ import asyncio
 import os
 import re
 import signal
+import sqlite3
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from storage import JobState
 from tests.bot.conftest import Stacks
@@ -363,3 +365,20 @@ async def test_a_bug_in_a_command_is_logged_and_the_user_gets_a_short_private_ap
     assert answer.ephemeral and answer.content.startswith("Something went wrong on our side")
     [record] = logged_errors.records
     assert record.exc_info and record.exc_info[0] is ZeroDivisionError
+
+
+async def test_a_database_that_cannot_serve_during_a_command_is_one_line_and_a_try_again(stacks: Stacks,
+                                                                                          logged_errors):
+    logged_errors.expect("/quota by user")
+    async with stacks.run() as stack:
+        async def locked(*args: object, **kwargs: object) -> None:  # what a write past the lock's retries raises
+            raise OperationalError("UPDATE quota", {}, sqlite3.OperationalError("database is locked"))
+
+        stack.service.moderation.quota = locked  # type: ignore[method-assign]
+        answer = await (await stack.fake.slash("quota")).wait_answer()
+
+    assert answer.ephemeral and answer.content == ("The bot cannot reach its database right now; please try again "
+                                                   "in a few minutes.")  # was "Something went wrong on our side"
+    [record] = logged_errors.records
+    assert record.getMessage().endswith("failed: the database cannot serve right now (database is locked)")
+    assert record.exc_info is None  # a known state of the database, not a bug: no traceback
