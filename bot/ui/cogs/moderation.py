@@ -61,6 +61,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         self.cancel_jobs = cancel_jobs  # a blocked user's videos in the server stop with the block
         self.editor = editor
         self.servers = servers
+        self._rules_checked: set[int] = set()  # servers whose rules were checked for deleted channels this run
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
@@ -198,6 +199,27 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         guild = channel.guild
         if await self.moderation.set_channel(guild.me.id, channel.id, None, guild_id=guild.id):
             log.info("channel %d of server %d was deleted: its /video rule is forgotten", channel.id, guild.id)
+
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """Once a run for each server, as it arrives: the rules of channels deleted while the bot was not running go
+        (no delete event ever came for them). A channel the cache does not hold (an archived thread, say) is asked
+        of Discord first; only one Discord calls unknown (10003) is taken for deleted."""
+        if guild.id in self._rules_checked:
+            return
+        self._rules_checked.add(guild.id)
+        for rule in await self.moderation.repo.channel_rules([guild.id]):
+            if guild.get_channel_or_thread(rule.channel_id) is not None:
+                continue
+            try:
+                await guild.fetch_channel(rule.channel_id)
+            except discord.NotFound:
+                await self.moderation.set_channel(guild.me.id, rule.channel_id, None, guild_id=guild.id)
+                log.info("channel %d of server %d was deleted while the bot was not running: its /video rule is "
+                         "forgotten", rule.channel_id, guild.id)
+            except (discord.HTTPException, discord.InvalidData) as error:  # hidden from the bot, or another server's
+                log.info("channel %d of server %d with a /video rule could not be looked up (%s): the rule is kept",
+                         rule.channel_id, guild.id, error)
 
     async def _set_channel(self, interaction: discord.Interaction, channel_id: int, allowed: bool | None) -> None:
         guild = server(interaction)

@@ -4,6 +4,7 @@ reads what the moderator sees (and, where a change is at stake, what the databas
 
 import pytest
 
+from storage import ModerationRepository
 from tests.bot.conftest import Stacks
 from tests.bot.ui.test_e2e_moderation import audit_actions, autocomplete, command, people, plain, video
 from tests.fakediscord import FakeChannel
@@ -222,6 +223,39 @@ async def test_a_thread_follows_its_channels_rule_unless_it_has_its_own(stacks: 
                                                                   f"<#{videos.id}>")
     assert not in_videos.ephemeral and not allowed_thread.ephemeral, allowed_thread.content
     assert denied_thread.ephemeral and denied_thread.content.startswith("Videos cannot be made in this channel")
+
+
+async def test_a_channel_deleted_while_the_bot_was_down_loses_its_rule_when_its_server_arrives(stacks: Stacks,
+                                                                                                  scripted,
+                                                                                                  monkeypatch):
+    videos, art = stacks.fake.add_channel("videos"), stacks.fake.add_channel("art")
+    sketches = stacks.fake.add_thread(art, "sketches")
+    async with stacks.run(lambda device: scripted) as stack:
+        mod, bob = people(stack.fake)
+        await command(stack.fake, "videomod channel allow", mod, channel=videos)
+        await command(stack.fake, "videomod channel deny", mod, channel=art)
+        await command(stack.fake, "videomod channel deny", mod, channel=sketches)
+    await stacks.fake.delete_channel(videos, away=True)  # no event tells the bot: it is not running
+    stacks.fake.guild.channels.remove(sketches)  # archived meanwhile: the next start's server lists it no more
+    forgotten: list[int] = []
+    remove = ModerationRepository.remove_channel_rule
+
+    async def removing(repo: ModerationRepository, channel_id: int, *, guild_id: int) -> bool:
+        removed = await remove(repo, channel_id, guild_id=guild_id)
+        forgotten.append(channel_id)
+        stacks.fake.notify()
+        return removed
+
+    monkeypatch.setattr(ModerationRepository, "remove_channel_rule", removing)
+    async with stacks.run(lambda device: scripted) as stack:
+        await stack.fake.wait_for(lambda: forgotten, what="the deleted channel's rule to be forgotten")
+        listed = await command(stack.fake, "videomod channel list", mod)
+        made = await video(stack.fake, "a red kite", bob)  # in #general: every channel but #art again
+
+    assert forgotten == [videos.id]  # #art's rule stays, and the archived thread's: Discord still has both
+    assert listed.content == ("/video works in every channel except those turned off.\nTurned off in: "
+                              f"<#{art.id}>, <#{sketches.id}>")
+    assert not made.ephemeral
 
 
 async def test_resetting_a_channel_without_a_rule_says_so_and_audits_nothing(stacks: Stacks, scripted):
