@@ -59,9 +59,10 @@ async def run(settings: Settings) -> int:
     """Build the whole stack on the configured database and run the bot (and the gallery) until it is closed; the
     exit status: 0, or 1 when it stopped because a GPU worker was stuck (its supervisor restarts it). A SIGTERM or
     SIGINT at any moment stops it cleanly (0). Raises Unreachable when the database or Discord cannot be reached
-    within STARTUP_RETRY_S or the database fails the start's reads and writes (another process keeps it locked),
-    SettingsError when either refuses what the settings give it or another bot holds the database
-    (storage.held_alone). Where the gallery and /healthz listen was checked before (bot.startup)."""
+    within STARTUP_RETRY_S, or when the database stops serving the bot's reads and writes (another process keeps
+    it locked, its disk is full: storage.errors.unavailable), SettingsError when either refuses what the settings
+    give it or another bot holds the database (storage.held_alone). Where the gallery and /healthz listen was
+    checked before (bot.startup)."""
     stop = Stop().install()
     engine = create_engine(settings.database_url)
     try:
@@ -86,16 +87,16 @@ async def run(settings: Settings) -> int:
 
 
 def unserved_start(settings: Settings, error: Exception) -> str:
-    """One line for a database that answered the first connection and then failed the start's reads and writes
-    (`storage.errors.unavailable`): most often a SQLite file another process keeps locked in a write transaction
-    longer than the bot's retries wait."""
+    """One line for a database that answered the first connection and then stopped serving the bot's reads and writes
+    (`storage.errors.unavailable`), most often at the start (the migration, the denylist's seeding): a SQLite file
+    another process keeps locked in a write transaction longer than the bot's retries wait, or a full disk."""
     shown = urls.shown(settings.database_url)
-    if is_locked_error(error):
-        return (f"DATABASE_URL={shown}: the database stayed locked by another process while the bot started "
-                f"({said(error)}): a program holds a write transaction open on it (a sqlite3 shell inside "
-                "BEGIN, a backup or a copy of the file); end it, and the bot's supervisor starts the bot again")
-    return (f"DATABASE_URL={shown}: the database failed while the bot started ({said(error)}); check that it "
-            "is up and its disk healthy and not full; the bot's supervisor starts the bot again")
+    if is_locked_error(error) and urls.parse(settings.database_url).sqlite_file is not None:
+        return (f"DATABASE_URL={shown}: the database stayed locked by another process ({said(error)}): a program "
+                "holds a write transaction open on it (a sqlite3 shell inside BEGIN, a backup or a copy of the "
+                "file); end it, and the bot's supervisor starts the bot again")
+    return (f"DATABASE_URL={shown}: the database stopped serving the bot ({said(error)}); check that it is up and "
+            "its disk healthy and not full; the bot's supervisor starts the bot again")
 
 
 async def migrate_or_explain(engine: AsyncEngine, settings: Settings) -> None:

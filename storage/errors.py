@@ -127,11 +127,28 @@ def said(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(orig).__name__
 
 
+# SQLite's words for a database that cannot serve now, as against a bug in the SQL (no such column, a syntax error:
+# OperationalErrors too): locked past the retries, its disk failing or full, its file gone or read-only
+SQLITE_OUT_OF_SERVICE = ("database is locked", "database table is locked", "disk i/o error", "database or disk is full",
+                         "unable to open database file", "readonly database")
+# PostgreSQL's SQLSTATE classes for the same: connection exception, insufficient resources (a full disk, too many
+# connections), operator intervention (a shutdown); and the codes storage.retry runs again (serialization, deadlock)
+POSTGRES_OUT_OF_SERVICE = ("08", "53", "57", "40001", "40P01")
+
+
 def unavailable(error: BaseException) -> bool:
-    """Whether `error` says the database cannot serve right now — locked past the retries, its file gone, its server
-    down or the connection lost — rather than a bug: DatabaseUnreachable, or SQLAlchemy's OperationalError or
-    InterfaceError (told by their names: this module imports no SQLAlchemy)."""
+    """Whether `error` says the database cannot serve right now — locked past the retries, its disk full or failing,
+    its file gone, its server down or the connection lost — rather than a bug: DatabaseUnreachable, or SQLAlchemy's
+    OperationalError or InterfaceError (told by their names: this module imports no SQLAlchemy) whose SQLite message
+    (SQLITE_OUT_OF_SERVICE) or PostgreSQL SQLSTATE (POSTGRES_OUT_OF_SERVICE; none: no answer from the server) says
+    so. SQLite's "no such column" or a syntax error is an OperationalError too, and a bug."""
     if isinstance(error, DatabaseUnreachable):
         return True
-    return any(cls.__name__ in ("OperationalError", "InterfaceError") and cls.__module__.startswith("sqlalchemy")
-               for cls in type(error).__mro__)
+    if not any(cls.__name__ in ("OperationalError", "InterfaceError") and cls.__module__.startswith("sqlalchemy")
+               for cls in type(error).__mro__):
+        return False
+    orig = getattr(error, "orig", None)
+    if type(orig).__module__ == "sqlite3":
+        return any(words in str(orig).lower() for words in SQLITE_OUT_OF_SERVICE)
+    code = sqlstate(error)
+    return code is None or code.startswith(POSTGRES_OUT_OF_SERVICE)

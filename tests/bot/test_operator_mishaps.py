@@ -42,9 +42,9 @@ async def test_a_database_another_program_keeps_locked_at_start_is_one_line_not_
         shell.close()
 
     assert str(raised.value) == (
-        f"DATABASE_URL={url}: the database stayed locked by another process while the bot started (database is "
-        "locked): a program holds a write transaction open on it (a sqlite3 shell inside BEGIN, a backup or a copy "
-        "of the file); end it, and the bot's supervisor starts the bot again")
+        f"DATABASE_URL={url}: the database stayed locked by another process (database is locked): a program holds a "
+        "write transaction open on it (a sqlite3 shell inside BEGIN, a backup or a copy of the file); end it, and the "
+        "bot's supervisor starts the bot again")
 
 
 

@@ -133,3 +133,24 @@ async def test_a_transaction_that_loses_a_postgres_race_runs_again_and_lands(eng
     assert await retry_on_locked(bump_seed, backoff=backoff) == 7
     assert (attempts, backoff.attempts) == (2, [1])
     assert (await repo.get_job(job.id)).seed == 8
+
+
+@pytest.mark.parametrize(("error", "cannot_serve"), [
+    (locked(), True),
+    (OperationalError("UPDATE", {}, sqlite3.OperationalError("database or disk is full")), True),
+    (OperationalError("SELECT", {}, sqlite3.OperationalError("disk I/O error")), True),
+    (OperationalError("UPDATE", {}, sqlite3.OperationalError("attempt to write a readonly database")), True),
+    (OperationalError("SELECT", {}, sqlite3.OperationalError("no such column: jobs.nope")), False),  # a bug
+    (OperationalError("SELECT", {}, sqlite3.OperationalError('near "SELEC": syntax error')), False),
+    (OperationalError("SELECT", {}, PostgresError("connection refused", "08006")), True),
+    (OperationalError("INSERT", {}, PostgresError("could not extend file: No space left on device", "53100")), True),
+    (OperationalError("SELECT", {}, PostgresError("terminating connection due to administrator command", "57P01")),
+     True),
+    (OperationalError("SELECT", {}, PostgresError('column "nope" does not exist', "42703")), False),
+    (OperationalError("SELECT", {}, ConnectionResetError("connection lost")), True),  # no answer: no SQLSTATE
+    (ValueError("not the database's"), False),
+])
+def test_a_database_that_cannot_serve_now_is_told_from_a_bug_in_the_sql(error, cannot_serve):
+    from storage.errors import unavailable
+
+    assert unavailable(error) is cannot_serve
