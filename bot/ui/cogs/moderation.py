@@ -38,9 +38,6 @@ Limit = app_commands.Range[int, 0, MAX_QUOTA]
 CancelJobs = Callable[[int, int], Awaitable[tuple[int, int]]]  # (user, server or GLOBAL) -> (queued, running) cancelled
 PERIODS = [app_commands.Choice(name=name, value=name) for name in QUOTA_PERIODS]
 FRAMES, STEPS, GUIDANCE = LIMITS["frames"], LIMITS["steps"], LIMITS["guidance"]  # t2v's; the operator's caps apply
-# channel types where no command is typed: (what the channel is, what in it /video is typed in)
-NO_COMMANDS = {discord.ChannelType.category: ("category", "channels"), discord.ChannelType.forum: ("forum", "posts"),
-               discord.ChannelType.media: ("media channel", "posts")}
 
 
 @app_commands.guild_only()
@@ -318,14 +315,13 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
 
 
 def ruled_channel(interaction: discord.Interaction, channel: AnyChannel) -> int:
-    """The id of a channel of the server where /video can be typed (`own_channel`); InvalidInput for a category, a
-    forum or a media channel: /video is typed in the channels or posts in it, whose ids a rule of it never matches
-    (an allow rule would turn /video off everywhere else, and a deny rule would turn off nothing)."""
+    """The id of a channel of the server that a rule can hold for (`own_channel`); InvalidInput for a category: /video
+    is typed in the channels in it, which do not follow its rules (an allow rule would turn /video off everywhere
+    else, a deny rule would turn off nothing). A forum's or media channel's posts are threads, and follow theirs."""
     channel_id = own_channel(interaction, channel)
-    if channel.type in NO_COMMANDS:
-        kind, inside = NO_COMMANDS[channel.type]
-        raise InvalidInput(f"<#{channel_id}> is a {kind}, where /video cannot be used, and the {inside} in it do not "
-                           f"follow its rules: allow or turn off the {inside} themselves.")
+    if channel.type == discord.ChannelType.category:
+        raise InvalidInput(f"<#{channel_id}> is a category, where /video cannot be used, and the channels in it do not "
+                           "follow its rules: allow or turn off the channels themselves.")
     return channel_id
 
 

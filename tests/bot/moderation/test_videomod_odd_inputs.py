@@ -187,11 +187,9 @@ async def test_a_videomod_command_sent_from_a_direct_message_is_refused_privatel
 # --- channels ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kind", "word"), [(CATEGORY, "category"), (FORUM, "forum")])
 @pytest.mark.parametrize("verb", ["allow", "deny"])
-async def test_a_rule_for_a_category_or_forum_is_refused_naming_it_and_video_still_works(stacks: Stacks, scripted,
-                                                                                        kind, word, verb):
-    odd = odd_channel(stacks, f"a {word}", kind)
+async def test_a_rule_for_a_category_is_refused_naming_it_and_video_still_works(stacks: Stacks, scripted, verb):
+    odd = odd_channel(stacks, "a category", CATEGORY)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
         mod, bob = people(fake)
@@ -199,9 +197,22 @@ async def test_a_rule_for_a_category_or_forum_is_refused_naming_it_and_video_sti
         made = await video(fake, "a red kite", bob)
         rules = await stack.moderation.repo.channel_rules([fake.guild.id])
 
-    assert answer.content.startswith(f"<#{odd.id}> is a {word}, where /video cannot be used"), answer.content
-    assert "\n" not in answer.content
+    assert answer.content == (f"<#{odd.id}> is a category, where /video cannot be used, and the channels in it do not "
+                              "follow its rules: allow or turn off the channels themselves.")
     assert rules == [] and not made.ephemeral
+
+
+async def test_a_forum_turned_off_turns_off_its_posts(stacks: Stacks, scripted):
+    forum = odd_channel(stacks, "a forum", FORUM)
+    post = stacks.fake.add_thread(forum, "show your kites")  # a forum's post is a thread in it
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        answer = await command(fake, "videomod channel deny", mod, channel=forum)
+        made = await video(fake, "a red kite", bob, channel=post)
+
+    assert answer.content.startswith(f"/video is now turned off in <#{forum.id}>"), answer.content
+    assert made.ephemeral and made.content.startswith("Videos cannot be made in this channel")
 
 
 async def test_a_thread_follows_its_channels_rule_unless_it_has_its_own(stacks: Stacks, scripted):
@@ -212,7 +223,7 @@ async def test_a_thread_follows_its_channels_rule_unless_it_has_its_own(stacks: 
         fake = stack.fake
         mod, bob = people(fake)
         await command(fake, "videomod channel allow", mod, channel=videos)  # then only #videos has /video
-        in_general = await video(fake, "a red kite", bob, channel=off_topic)  # was made: a way round the rule
+        in_general = await video(fake, "a red kite", bob, channel=off_topic)  # outside the allowed ones
         in_videos = await video(fake, "a red kite", bob, channel=on_topic)
         await command(fake, "videomod channel deny", mod, channel=on_topic)  # a thread's own rule comes first
         denied_thread = await video(fake, "a red kite", bob, channel=on_topic)
