@@ -134,9 +134,12 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
             bots = f"{counted(default.limit, 'video')} per {default.period}"
             await reply(interaction, f"{head}; the bot's applies: {bots}.")
             return
-        if role.is_default():  # no default is ever set for it (quota default refuses it); "<@&guild>" reads @@everyone
+        if role.is_default():  # quota default refuses it since 2026-12-04; one set before is removed here
+            if await self.moderation.remove_role_default(interaction.user.id, role.id, guild_id=guild):
+                await reply(interaction, "The default quota set for @everyone (every member) was removed.")
+                return
             raise InvalidInput("role=@everyone is every member of the server: leave the role out to clear the "
-                               "server's default quota.")
+                               "server's default quota.")  # "<@&server> had no default quota" would read @@everyone
         removed = await self.moderation.remove_role_default(interaction.user.id, own_role(interaction, role),
                                                             guild_id=guild)
         await reply(interaction, f"<@&{role.id}> " + ("no longer has a default quota." if removed

@@ -56,6 +56,23 @@ async def test_clearing_defaults_that_were_never_set_says_so_and_audits_nothing(
     assert actions == []
 
 
+async def test_a_default_quota_for_everyone_set_before_it_was_refused_can_still_be_cleared(stacks: Stacks, scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        # written as `quota default role=@everyone` did before 2026-12-04: it holds for every member
+        await stack.moderation.set_default(mod.id, 0, fake.guild.id, guild_id=fake.guild.id)
+        held = await video(fake, "a red kite", bob)
+        cleared = await command(fake, "videomod quota default-clear", mod, role=fake.guild.everyone)
+        again = await command(fake, "videomod quota default-clear", mod, role=fake.guild.everyone)
+        made = await video(fake, "a red kite", bob)
+
+    assert held.ephemeral and held.content.startswith("Your video quota is 0 per day")
+    assert cleared.content == "The default quota set for @everyone (every member) was removed."
+    assert again.content.startswith("role=@everyone is every member of the server")
+    assert not made.ephemeral
+
+
 async def test_a_server_period_without_a_role_and_a_role_with_a_period_are_told_apart(stacks: Stacks, scripted):
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
