@@ -213,8 +213,8 @@ class FakeDiscord:
 
     async def delete_channel(self, channel: FakeChannel, *, away: bool = False) -> None:
         """A moderator deletes a guild channel in Discord: gone from the world with its messages (its routes answer
-        404, 10003 Unknown Channel), and CHANNEL_DELETE arrives (discord.py's on_guild_channel_delete) unless the bot
-        is `away` (not connected: no event ever tells it)."""
+        404, 10003 Unknown Channel), and CHANNEL_DELETE arrives (discord.py's on_guild_channel_delete; THREAD_DELETE for
+        a thread, on_raw_thread_delete) unless the bot is `away` (not connected: no event ever tells it)."""
         guild = self.guild_of(channel)
         if guild is not None:
             guild.channels.remove(channel)
@@ -222,7 +222,10 @@ class FakeDiscord:
         for message in self.messages.values():
             if message.channel_id == channel.id:
                 message.deleted = True
-        if not away:
+        if not away and channel.type == THREAD:
+            await self.gateway.dispatch("THREAD_DELETE", {"id": str(channel.id), "guild_id": str(channel.guild_id),
+                                                          "parent_id": str(channel.parent_id), "type": THREAD})
+        elif not away:
             await self.gateway.dispatch("CHANNEL_DELETE", channel_payload(channel))
 
     def hide_channel(self, channel: FakeChannel) -> None:

@@ -196,9 +196,18 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         """A deleted channel's rule goes with it, audited as the bot's reset: Discord offers no deleted channel to
         `channel reset`, and an allow rule left behind would keep /video to a channel that is gone."""
-        guild = channel.guild
-        if await self.moderation.set_channel(guild.me.id, channel.id, None, guild_id=guild.id):
-            log.info("channel %d of server %d was deleted: its /video rule is forgotten", channel.id, guild.id)
+        await self._forget_deleted(channel.guild, channel.id)
+
+    @commands.Cog.listener()
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        """A deleted thread's rule goes with it, as a channel's (threads have their own event). A thread the cache
+        did not hold has no server object here: its rule goes when its server arrives at the next start."""
+        if payload.thread is not None:
+            await self._forget_deleted(payload.thread.guild, payload.thread_id)
+
+    async def _forget_deleted(self, guild: discord.Guild, channel_id: int) -> None:
+        if await self.moderation.set_channel(guild.me.id, channel_id, None, guild_id=guild.id):
+            log.info("channel %d of server %d was deleted: its /video rule is forgotten", channel_id, guild.id)
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:

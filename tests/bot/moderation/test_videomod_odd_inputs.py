@@ -297,9 +297,12 @@ async def test_resetting_a_channel_without_a_rule_says_so_and_audits_nothing(sta
     assert actions == []
 
 
+@pytest.mark.parametrize("kind", ["channel", "thread"])
 async def test_the_only_allowed_channel_deleted_its_rule_goes_and_video_works_again(stacks: Stacks, scripted,
-                                                                                   monkeypatch):
+                                                                                   monkeypatch, kind):
     videos = stacks.fake.add_channel("videos")
+    if kind == "thread":  # THREAD_DELETE, an event of its own
+        videos = stacks.fake.add_thread(videos, "kites")
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
         mod, bob = people(fake)
@@ -314,7 +317,7 @@ async def test_the_only_allowed_channel_deleted_its_rule_goes_and_video_works_ag
             return removed
 
         monkeypatch.setattr(stack.moderation.repo, "remove_channel_rule", removing)
-        await fake.delete_channel(videos)  # CHANNEL_DELETE
+        await fake.delete_channel(videos)
         await fake.wait_for(lambda: forgotten, what="the deleted channel's rule to be forgotten")
         listed = await command(fake, "videomod channel list", mod)
         made = await video(fake, "a red kite", bob)
