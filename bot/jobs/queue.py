@@ -67,7 +67,8 @@ class FairQueue(Generic[J]):
             raise Refused("user_cap", f"You already have {cap} videos queued or rendering (the limit is {cap} per "
                                       "user). Wait for one to finish or cancel one.")
         if len(self) + reserved >= self.global_cap:
-            waiting = len(self)  # more than the cap after a restart with QUEUE_GLOBAL_CAP lowered
+            waiting = len(self) + reserved  # with those on their way in; more than the cap after a restart with
+            #                                 QUEUE_GLOBAL_CAP lowered
             limit = "its limit" if waiting == self.global_cap else f"its limit is {self.global_cap}"
             raise Refused("global_cap", f"The queue is full ({waiting} waiting, {limit}); try again in a few minutes.")
 

@@ -30,13 +30,17 @@ class ServersCog(commands.Cog, name="Servers"):
         self.service = service
         self._ids_checked = False  # the id settings are checked once a start, when every server has arrived (or,
         # started in none, when it joins its first)
-        self._swept = False  # the jobs of servers the bot left while it was not running: cancelled once a start
+        self._swept = False  # the jobs of servers the bot left while it was not running (or disconnected):
+        # cancelled once a session, when its servers have arrived
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
         """Leave the servers not on the allowlist; none when it lists none of the bot's servers (a typo'd id would
         make it leave its own at every start, to be invited again by hand): that is one ERROR line instead. Then
-        the other id settings are checked against the servers (`_check_ids`)."""
+        the other id settings are checked against the servers (`_check_ids`), and the jobs of servers the bot was
+        removed from meanwhile cancelled (a new session after a long disconnect rebuilds the server list without a
+        GUILD_DELETE for those: each on_ready looks again)."""
+        self._swept = False
         guilds = list(self.bot.guilds)
         if self.allowed and guilds and not any(guild.id in self.allowed for guild in guilds):
             log.error("ALLOWED_GUILD_IDS=%s lists none of the servers the bot is in (%s): leaving none of them; fix "
@@ -90,6 +94,8 @@ class ServersCog(commands.Cog, name="Servers"):
         queued, running = await self.service.cancel_server(guild.id)
         log.info("removed from server %s (%d): cancelled %d queued and %d running jobs of it", guild.name, guild.id,
                  queued, running)
+        self._check_ids()  # maybe the last server still to arrive after the start: the others have
+        await self._cancel_jobs_of_servers_left()
 
     async def _stay_or_leave(self, guild: discord.Guild, when: str) -> bool:
         """Leave a server that is not on the allowlist; whether the bot stays."""
