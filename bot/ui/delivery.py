@@ -12,8 +12,10 @@ jobs never touch the channel.
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -249,9 +251,12 @@ class Delivery:
         try:
             await self._media.save(job.id, video)
         except OSError as error:
-            log.error("job %d: its video is not kept (%s): it is posted all the same, but cannot be upscaled; "
-                      "free space under MEDIA_DIR=%s, or set MEDIA_DIR to a folder with room that the bot may write",
-                      job.id, error, self._media.root)
+            full = any(os.strerror(code) in str(error) for code in (errno.ENOSPC, errno.EDQUOT))
+            advice = ("free space under MEDIA_DIR={}, or set MEDIA_DIR to a folder with room that the bot may write"
+                      if full else "let the bot's user write MEDIA_DIR={} (a read-only mount, or its owner's "
+                      "permissions), or set MEDIA_DIR to a folder it may write")
+            log.error("job %d: its video is not kept (%s): it is posted all the same, but cannot be upscaled; %s",
+                      job.id, error, advice.format(self._media.root))
         except Exception:
             log.exception("job %d: keeping its video failed", job.id)
 

@@ -48,11 +48,17 @@ async def test_a_database_another_program_keeps_locked_at_start_is_one_line_not_
 
 
 
+@pytest.mark.parametrize(("cause", "advice"), [
+    ("No space left on device", "free space under MEDIA_DIR={}, or set MEDIA_DIR to a folder with room that the bot "
+                                "may write"),
+    ("Read-only file system", "let the bot's user write MEDIA_DIR={} (a read-only mount, or its owner's permissions), "
+                              "or set MEDIA_DIR to a folder it may write"),
+])
 async def test_a_video_the_full_disk_cannot_keep_is_posted_and_logged_as_the_disk_s_problem_not_discord_s(
-    stacks: Stacks, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    stacks: Stacks, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, cause: str, advice: str
 ) -> None:
-    def full(path: Path, data: bytes) -> Path:  # what t2v.video.write_whole raises on ENOSPC
-        raise WriteError(f"could not write {path} (No space left on device); nothing was written there")
+    def full(path: Path, data: bytes) -> Path:  # what t2v.video.write_whole raises on ENOSPC, EROFS
+        raise WriteError(f"could not write {path} ({cause}); nothing was written there")
 
     monkeypatch.setattr(MediaStore, "_write", staticmethod(full))
     async with stacks.run() as stack:
@@ -64,9 +70,8 @@ async def test_a_video_the_full_disk_cannot_keep_is_posted_and_logged_as_the_dis
     assert result.attachments and (job.state, job.delivery) == (JobState.DONE, Delivery.POSTED)
     [error] = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert error.getMessage() == (
-        f"job 1: its video is not kept (could not write {media / '1.mp4'} (No space left on device); "
-        f"nothing was written there): it is posted all the same, but cannot be upscaled; free space under MEDIA_DIR="
-        f"{media}, or set MEDIA_DIR to a folder with room that the bot may write")
+        f"job 1: its video is not kept (could not write {media / '1.mp4'} ({cause}); nothing was written there): it "
+        f"is posted all the same, but cannot be upscaled; {advice.format(media)}")
     assert error.exc_info is None  # a foreseen cause, in one line
 
 
