@@ -60,11 +60,14 @@ def malformed_lines(env_file: str | None = ".env") -> list[str]:
     """One line per line of a readable `.env` that is not NAME=value: python-dotenv skips those with a warning that
     names no file, and reads the rest (so the settings' own problems are found beside these), while its operator
     would think it set something. The lines' text is never shown: it may hold a secret."""
-    if env_file is None or not Path(env_file).is_file() or unreadable(env_file):
+    if env_file is None or not Path(env_file).is_file():
+        return []
+    try:
+        text = _text(env_file)
+    except (OSError, UnicodeDecodeError):  # `unreadable` says why, in one line
         return []
     return [f"{env_file} line {_first_line(binding.original)} is not NAME=value, so the bot would ignore it; "
-            "correct it or make it a comment (#)" for binding in parse_stream(io.StringIO(_text(env_file)))
-            if binding.error]
+            "correct it or make it a comment (#)" for binding in parse_stream(io.StringIO(text)) if binding.error]
 
 
 def _text(env_file: str) -> str:

@@ -205,9 +205,9 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         if payload.thread is not None:
             await self._forget_deleted(payload.thread.guild, payload.thread_id)
 
-    async def _forget_deleted(self, guild: discord.Guild, channel_id: int) -> None:
+    async def _forget_deleted(self, guild: discord.Guild, channel_id: int, when: str = "") -> None:
         if await self.moderation.set_channel(guild.me.id, channel_id, None, guild_id=guild.id):
-            log.info("channel %d of server %d was deleted: its /video rule is forgotten", channel_id, guild.id)
+            log.info("channel %d of server %d was deleted%s: its /video rule is forgotten", channel_id, guild.id, when)
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
@@ -223,9 +223,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
             try:
                 await guild.fetch_channel(rule.channel_id)
             except discord.NotFound:
-                await self.moderation.set_channel(guild.me.id, rule.channel_id, None, guild_id=guild.id)
-                log.info("channel %d of server %d was deleted while the bot was not running: its /video rule is "
-                         "forgotten", rule.channel_id, guild.id)
+                await self._forget_deleted(guild, rule.channel_id, " while the bot was not running")
             except (discord.HTTPException, discord.InvalidData) as error:  # hidden from the bot, or another server's
                 log.info("channel %d of server %d with a /video rule could not be looked up (%s): the rule is kept",
                          rule.channel_id, guild.id, error)

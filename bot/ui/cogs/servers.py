@@ -59,8 +59,9 @@ class ServersCog(commands.Cog, name="Servers"):
         await self._cancel_jobs_of_servers_left()
 
     async def _cancel_jobs_of_servers_left(self) -> None:
-        """Once a start, when the bot is ready and every server has arrived (none unavailable): cancel the restored
-        jobs of servers it is no longer in — removed while it was not running, no on_guild_remove ever came."""
+        """Once a session (each on_ready), when the bot is ready and every server has arrived (none unavailable):
+        cancel the jobs of servers it is no longer in — removed while it was not running or disconnected, no
+        on_guild_remove ever came."""
         guilds = list(self.bot.guilds)
         if self._swept or not self.bot.is_ready() or any(guild.unavailable for guild in guilds):
             return
