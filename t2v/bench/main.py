@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +13,15 @@ from t2v.bench.measure import Recorder
 from t2v.config import ModelConfig
 from t2v.networks import random_state_dicts
 
+# environment variables that change what a run measures (inductor's and Triton's settings, the project's own),
+# kept in bench.json's info so that two runs' numbers are compared knowing what differed
+SETTING_PREFIXES = ("TORCHINDUCTOR_", "TORCH_", "TRITON_", "T2V_", "CUDA_", "PYTORCH_")
+
+
+def settings_from_environment() -> dict[str, str]:
+    """The environment's settings (SETTING_PREFIXES) this process runs with, by name."""
+    return {name: value for name, value in sorted(os.environ.items()) if name.startswith(SETTING_PREFIXES)}
+
 
 def run(args) -> int:
     """Run the benchmark described by the parsed `bench` arguments (t2v.cli)."""
@@ -19,7 +29,7 @@ def run(args) -> int:
     config = twin.TINY if args.tiny else ModelConfig()
     info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "torch": torch.__version__, "steps": args.steps, "date": time.strftime("%Y-%m-%d"),
-            "config": config.name}
+            "config": config.name, "environment": settings_from_environment()}
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)

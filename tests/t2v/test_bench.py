@@ -31,6 +31,9 @@ def test_bench_times_both_pipelines_and_finds_the_same_latents(tmp_path):
 def test_a_row_whose_compile_failed_says_it_ran_eager(tmp_path, monkeypatch):
     from t2v.compiled import JitCompiler
 
+    monkeypatch.setenv("TORCHINDUCTOR_PERSISTENT_REDUCTIONS", "0")  # what differs between two runs is on record
+    monkeypatch.setenv("HOME_OF_SOMETHING_ELSE", "not a setting")
+
     def fail(self, unet, shape):
         raise RuntimeError("no kernel for this shape")
 
@@ -40,6 +43,8 @@ def test_a_row_whose_compile_failed_says_it_ran_eager(tmp_path, monkeypatch):
                  "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "bench.json").read_text())
     assert [r["impl"] for r in data["rows"]] == ["ours compiled+CUDA graphs (its compile failed: ran eager)"]
+    environment = data["info"]["environment"]
+    assert environment["TORCHINDUCTOR_PERSISTENT_REDUCTIONS"] == "0" and "HOME_OF_SOMETHING_ELSE" not in environment
 
 
 def test_a_variant_runs_alone_with_no_fast_and_our_pipeline_is_loaded_only_for_it(tmp_path, monkeypatch):
