@@ -244,6 +244,19 @@ class FakeDiscord:
         guild.roles.append(role)
         return role
 
+    async def delete_role(self, role: FakeRole, *, guild: FakeGuild | None = None, away: bool = False) -> None:
+        """A moderator deletes a role in Discord: gone from the guild and from every member holding it (a later
+        GUILD_CREATE lists it no more), and GUILD_ROLE_DELETE arrives (discord.py's on_guild_role_delete) unless the
+        bot is `away` (not connected: no event ever tells it)."""
+        guild = guild or self.guild
+        assert role is not guild.everyone, "@everyone cannot be deleted"
+        guild.roles.remove(role)
+        for role_ids in guild.members.values():
+            if role.id in role_ids:
+                role_ids.remove(role.id)
+        if not away:
+            await self.gateway.dispatch("GUILD_ROLE_DELETE", {"guild_id": str(guild.id), "role_id": str(role.id)})
+
     def make_user(
         self, id: int | None = None, name: str | None = None, *, roles: tuple[FakeRole | int, ...] | list[Any] = (),
         guild: FakeGuild | None = None,

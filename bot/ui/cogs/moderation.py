@@ -58,7 +58,8 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         self.cancel_jobs = cancel_jobs  # a blocked user's videos in the server stop with the block
         self.editor = editor
         self.servers = servers
-        self._rules_checked: set[int] = set()  # servers whose rules were checked for deleted channels this run
+        self._swept: set[int] = set()  # servers whose channel rules and role defaults were checked this run for
+        #                               channels and roles deleted while the bot was not running
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
@@ -210,13 +211,30 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
             log.info("channel %d of server %d was deleted%s: its /video rule is forgotten", channel_id, guild.id, when)
 
     @commands.Cog.listener()
+    async def on_guild_role_delete(self, role: discord.Role) -> None:
+        """A deleted role's default quota goes with it, audited as the bot's removal: Discord offers no deleted role
+        to `quota default-clear`, and `quota show` would list it on as a mention of a role that is gone."""
+        await self._forget_deleted_role(role.guild, role.id)
+
+    async def _forget_deleted_role(self, guild: discord.Guild, role_id: int, when: str = "") -> None:
+        if await self.moderation.remove_role_default(guild.me.id, role_id, guild_id=guild.id):
+            log.info("role %d of server %d was deleted%s: its default quota is forgotten", role_id, guild.id, when)
+
+    @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        """Once a run for each server, as it arrives: the rules of channels deleted while the bot was not running go
-        (no delete event ever came for them). A channel the cache does not hold (an archived thread, say) is asked
-        of Discord first; only one Discord calls unknown (10003) is taken for deleted."""
-        if guild.id in self._rules_checked:
+        """Once a run for each server, as it arrives: the rules of channels and the default quotas of roles deleted
+        while the bot was not running go (no delete event ever came for them)."""
+        if guild.id in self._swept:
             return
-        self._rules_checked.add(guild.id)
+        self._swept.add(guild.id)
+        await self._sweep_channel_rules(guild)
+        for default in await self.moderation.repo.role_quotas(guild_id=guild.id):
+            if guild.get_role(default.role_id) is None:  # a server arrives with all of its roles
+                await self._forget_deleted_role(guild, default.role_id, " while the bot was not running")
+
+    async def _sweep_channel_rules(self, guild: discord.Guild) -> None:
+        """Forget the rules of the server's channels that are gone. A channel the cache does not hold (an archived
+        thread, say) is asked of Discord first; only one Discord calls unknown (10003) is taken for deleted."""
         for rule in await self.moderation.repo.channel_rules([guild.id]):
             if guild.get_channel_or_thread(rule.channel_id) is not None:
                 continue

@@ -1,0 +1,86 @@
+"""Quotas that outlive who they were for, end to end on the fake Discord: a role's default quota goes when Discord
+deletes the role (or, deleted while the bot was not running, when its server arrives at the next start)."""
+
+import pytest
+
+from storage import ModerationRepository
+from tests.bot.conftest import Stack, Stacks
+from tests.bot.ui.test_e2e_moderation import audit_actions, command, people
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+
+def recording_role_removals(stacks: Stacks, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The role ids whose default quota the bot removes from now on, in order (each wakes the fake's waiters)."""
+    removed: list[int] = []
+    remove = ModerationRepository.remove_role_quota
+
+    async def removing(repo: ModerationRepository, role_id: int, *, guild_id: int) -> bool:
+        found = await remove(repo, role_id, guild_id=guild_id)
+        removed.append(role_id)
+        stacks.fake.notify()
+        return found
+
+    monkeypatch.setattr(ModerationRepository, "remove_role_quota", removing)
+    return removed
+
+
+async def role_rows(stack: Stack) -> list[int]:
+    return [row.role_id for row in await stack.moderation.repo.role_quotas(guild_id=stack.fake.guild.id)]
+
+
+# --- a deleted role's default quota ----------------------------------------------------------------------------------
+
+
+async def test_a_deleted_roles_default_quota_is_forgotten_and_no_longer_shown(stacks: Stacks, scripted,
+                                                                              monkeypatch):
+    artists, guests = stacks.fake.add_role("artists"), stacks.fake.add_role("guests")
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, _ = people(fake)
+        for role, limit in ((artists, 5), (guests, 1)):
+            await command(fake, "videomod quota default", mod, limit=limit, role=role)
+        removed = recording_role_removals(stacks, monkeypatch)
+        await fake.delete_role(artists)  # GUILD_ROLE_DELETE
+        await fake.wait_for(lambda: removed, what="the deleted role's default quota to be forgotten")
+        shown = await command(fake, "videomod quota show", mod)
+        rows = await role_rows(stack)
+        [latest, *_] = await stack.moderation.repo.latest_audit(1, guild_id=fake.guild.id)
+
+    assert removed == [artists.id] and rows == [guests.id]
+    assert f"<@&{artists.id}>" not in shown.content and f"• <@&{guests.id}>: 1 video" in shown.content
+    assert (latest.action, latest.target, latest.actor_id) == ("quota.default.remove", f"role:{artists.id}",
+                                                               fake.bot_user.id)  # audited as the bot's removal
+
+
+async def test_a_role_without_a_default_quota_deleted_changes_and_audits_nothing(stacks: Stacks, scripted,
+                                                                                 monkeypatch):
+    guests = stacks.fake.add_role("guests")
+    async with stacks.run(lambda device: scripted) as stack:
+        removed = recording_role_removals(stacks, monkeypatch)
+        await stack.fake.delete_role(guests)
+        await stack.fake.wait_for(lambda: removed, what="the bot to look for the deleted role's default quota")
+        actions = await audit_actions(stack)
+
+    assert removed == [guests.id] and actions == []
+
+
+async def test_a_role_deleted_while_the_bot_was_down_loses_its_default_when_its_server_arrives(stacks: Stacks,
+                                                                                                 scripted,
+                                                                                                 monkeypatch):
+    artists, guests = stacks.fake.add_role("artists"), stacks.fake.add_role("guests")
+    async with stacks.run(lambda device: scripted) as stack:
+        mod, _ = people(stack.fake)
+        for role in (artists, guests, stack.fake.moderator_role):
+            await command(stack.fake, "videomod quota default", mod, limit=2, role=role)
+    await stacks.fake.delete_role(artists, away=True)  # no event tells the bot: it is not running
+    removed = recording_role_removals(stacks, monkeypatch)
+    async with stacks.run(lambda device: scripted) as stack:
+        await stack.fake.wait_for(lambda: removed, what="the deleted role's default quota to be forgotten")
+        shown = await command(stack.fake, "videomod quota show", mod)
+        rows = await role_rows(stack)
+
+    assert removed == [artists.id]  # the roles the server still has keep theirs
+    assert sorted(rows) == sorted([guests.id, stacks.fake.moderator_role.id])
+    assert f"<@&{artists.id}>" not in shown.content
+
