@@ -257,6 +257,12 @@ class FakeDiscord:
         if not away:
             await self.gateway.dispatch("GUILD_ROLE_DELETE", {"guild_id": str(guild.id), "role_id": str(role.id)})
 
+    def remove_member(self, user: FakeUser, guild: FakeGuild | None = None) -> None:
+        """A member leaves the guild (or is kicked): a user option naming them then carries `resolved.users` without
+        `resolved.members`, as Discord sends for a non-member. No event reaches the bot: GUILD_MEMBER_REMOVE needs
+        the privileged members intent."""
+        del (guild or self.guild).members[user.id]
+
     def make_user(
         self, id: int | None = None, name: str | None = None, *, roles: tuple[FakeRole | int, ...] | list[Any] = (),
         guild: FakeGuild | None = None,

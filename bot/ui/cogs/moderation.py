@@ -87,23 +87,32 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         await reply(interaction, f"Usage reset: only videos from now on count.\n{status}")
 
     @quota.command(name="clear", description="Remove a user's personal quota (role or server default applies)")
-    @app_commands.describe(user="Whose personal quota to remove")
-    async def quota_clear(self, interaction: discord.Interaction, user: discord.Member) -> None:
+    @app_commands.describe(user="Whose personal quota to remove (someone who left the server too)")
+    async def quota_clear(self, interaction: discord.Interaction, user: discord.Member | discord.User) -> None:
         guild = server(interaction)
         removed = await self.moderation.clear_limit(interaction.user.id, user.id, guild_id=guild)
-        status = await quota_text(self.moderation, user.id, member_roles(user), guild, own=False)
         head = "Personal quota removed." if removed else f"<@{user.id}> had no personal quota here."
-        await reply(interaction, f"{head}\n{status}")
+        await reply(interaction, f"{head}\n{await self._quota_of(user, guild)}")
 
     @quota.command(name="show", description="A user's quota, or (without a user) the server and role defaults")
-    @app_commands.describe(user="Whose quota; leave out for the server and role defaults")
-    async def quota_show(self, interaction: discord.Interaction, user: discord.Member | None = None) -> None:
+    @app_commands.describe(user="Whose quota (someone who left the server too); leave out for the server and role "
+                                "defaults")
+    async def quota_show(self, interaction: discord.Interaction,
+                         user: discord.Member | discord.User | None = None) -> None:
         guild = server(interaction)
         if user is not None:
-            await reply(interaction, await quota_text(self.moderation, user.id, member_roles(user), guild, own=False))
+            await reply(interaction, await self._quota_of(user, guild))
             return
         roles = await self.moderation.repo.role_quotas(guild_id=guild)
         await reply(interaction, text.defaults(await self.moderation.default_quota(guild), roles))
+
+    async def _quota_of(self, user: discord.Member | discord.User, guild: int) -> str:
+        """A user's quota in the server, for a moderator. Someone who left it (Discord resolves them as a plain user)
+        is shown by id, without roles: their personal limit and usage here stay until a moderator clears them."""
+        if isinstance(user, discord.Member):
+            return await quota_text(self.moderation, user.id, member_roles(user), guild, own=False)
+        heading = f"**Video quota of <@{user.id}>** (not a member of this server now)"
+        return await quota_text(self.moderation, user.id, (), guild, own=False, heading=heading)
 
     @quota.command(name="default", description="Set the default quota of this server, or of members with a role")
     @app_commands.describe(limit=f"Videos per period, 0–{MAX_QUOTA}", role="Only for members with this role",

@@ -1,5 +1,6 @@
 """Quotas that outlive who they were for, end to end on the fake Discord: a role's default quota goes when Discord
-deletes the role (or, deleted while the bot was not running, when its server arrives at the next start)."""
+deletes the role (or, deleted while the bot was not running, when its server arrives at the next start), and a
+member who left the server keeps a personal quota that `quota show` and `quota clear` still reach."""
 
 import pytest
 
@@ -83,4 +84,44 @@ async def test_a_role_deleted_while_the_bot_was_down_loses_its_default_when_its_
     assert removed == [artists.id]  # the roles the server still has keep theirs
     assert sorted(rows) == sorted([guests.id, stacks.fake.moderator_role.id])
     assert f"<@&{artists.id}>" not in shown.content
+
+
+# --- a member who left the server ------------------------------------------------------------------------------------
+
+
+async def test_a_departed_members_personal_quota_is_shown_and_cleared_by_id(stacks: Stacks, scripted):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        await command(fake, "videomod quota set", mod, user=bob, limit=7)
+        fake.remove_member(bob)  # a user option naming bob now resolves to a user without member data
+        shown = await command(fake, "videomod quota show", mod, user=bob)
+        cleared = await command(fake, "videomod quota clear", mod, user=bob)
+        again = await command(fake, "videomod quota clear", mod, user=bob)
+        override = await stack.moderation.repo.quota_override(bob.id, guild_id=fake.guild.id)
+        actions = await audit_actions(stack)
+
+    assert shown.content.splitlines()[0] == f"**Video quota of <@{bob.id}>** (not a member of this server now)"
+    assert "7 left · limit from a personal limit" in shown.content
+    assert cleared.content.startswith("Personal quota removed.\n")
+    assert "limit from the bot's default" in cleared.content
+    assert again.content.startswith(f"<@{bob.id}> had no personal quota here.\n")
+    assert override is not None and override.max_videos is None
+    assert actions[:2] == [("quota.clear", True), ("quota.set", True)]
+
+
+@pytest.mark.parametrize(("path", "options"), [("videomod quota set", {"limit": 3}), ("videomod quota reset", {})])
+async def test_a_new_limit_or_a_fresh_allowance_for_a_departed_member_is_refused_in_one_line(stacks: Stacks, scripted,
+                                                                                             path, options):
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        fake.remove_member(bob)
+        answer = await command(fake, path, mod, user=bob, **options)
+        override = await stack.moderation.repo.quota_override(bob.id, guild_id=fake.guild.id)
+        actions = await audit_actions(stack)
+
+    assert answer.ephemeral and answer.content == (f"<@{bob.id}> is not a member of this server (any more): pick one "
+                                                   "of its members.")
+    assert override is None and actions == []
 
