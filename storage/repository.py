@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -174,6 +174,15 @@ class Repository(Transactional):
         if deleted:
             log.info("deleted %d jobs created before %s from the jobs log", deleted, before.isoformat())
         return deleted
+
+    async def last_job_id(self) -> int:
+        """The highest job id the database has handed out that a row still holds (prune_jobs keeps the newest row);
+        0 without jobs. Every id above it is yet to come: a file named after one is another database's."""
+
+        async def work(session: AsyncSession) -> int:
+            return int(await session.scalar(select(func.max(Job.id))) or 0)
+
+        return await self._run(work)
 
     async def list_jobs(self, states: Iterable[JobState] | None = None) -> list[JobRecord]:
         """Jobs in the given states (all when None), oldest id first: the queue to rebuild at start."""
