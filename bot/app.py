@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from bot.gpu.source import ModelSource
 from bot.jobs.events import JobEvents
 from bot.jobs.queue import FairQueue
 from bot.jobs.service import VideoService
+from bot.media import MediaStore
 from bot.moderation.denylist_edits import load_gates
 from bot.moderation.gates import ServerGates
 from bot.moderation.rules import Moderation
@@ -43,6 +45,7 @@ from storage import (
     held_alone,
     migrate,
     urls,
+    utc_now,
 )
 from storage.errors import said, unavailable
 from storage.retry import is_locked_error
@@ -69,6 +72,7 @@ async def run(settings: Settings) -> int:
         await reach_database(engine, settings, Retry(settings.startup_retry_s, stop))
         async with held_alone(engine) as hold:
             await migrate_or_explain(engine, settings)
+            await set_aside_others_videos(Repository(engine), settings)
             return await serve(settings, engine, stop, hold)
     except DatabaseInUse as error:
         raise SettingsError([f"DATABASE_URL={urls.shown(settings.database_url)}: {error}. Two bots on one database "
@@ -141,6 +145,29 @@ async def reach_database(engine: AsyncEngine, settings: Settings, retry: Retry) 
                     "database (a relative path is read from the working directory, %s; an absolute one takes four "
                     "slashes, sqlite+aiosqlite:////var/lib/videobot/videobot.db)", shown, url.sqlite_file.absolute(),
                     kept.name, Path.cwd())
+
+
+async def set_aside_others_videos(repo: Repository, settings: Settings,
+                                  now: Callable[[], datetime] = utc_now) -> None:
+    """Move MEDIA_DIR's videos and posters of job ids the database has not handed out yet into a folder of their own
+    (bot.media's `set_aside`): a new, empty database (or an older backup) beside the media folder of a longer run
+    hands those ids out again, and each new job would show another job's video as its own (a post a restart cut
+    short, ⬆️ Upscale, a nomination, the gallery) until its own replaced it. One WARNING line when any moved; a
+    restart on the same database moves nothing. A MEDIA_DIR that cannot be read is a WARNING, and the bot starts."""
+    last = await repo.last_job_id()
+    media = MediaStore(settings.media_dir)
+    try:
+        aside = await media.set_aside(last, now())
+    except OSError as error:
+        log.warning("MEDIA_DIR=%s: could not move aside the videos of jobs this database has not had yet (%s): a new "
+                    "job may show an older video kept under its id", settings.media_dir, error.strerror or error)
+        return
+    if aside is not None:
+        log.warning("MEDIA_DIR=%s kept %d videos and %d poster frames of jobs this database has not had yet (ids "
+                    "above %d, its last; a new database, or an older backup, beside the media folder of a longer "
+                    "run): moved to %s, so that no new job shows one as its own; nothing was deleted (back on the "
+                    "database they belong to, move them back)", settings.media_dir, len(aside.videos),
+                    len(aside.posters), last, aside.folder)
 
 
 async def serve(settings: Settings, engine: AsyncEngine, stop: Stop, hold: Hold | None = None) -> int:

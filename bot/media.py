@@ -8,6 +8,9 @@ asked for (`poster`). Private videos are never written; 🗑 Delete and the rete
 poster. Writes go to a temporary file (`.<job id>-XXXX.part`) renamed into place, so the gallery never serves half a
 video; one a crash left behind is removed by the retention sweep (bot/retention.py) once it is PART_MAX_AGE_S old, and
 so is a poster whose video is gone (an older version's, or a crash between `delete`'s two removals).
+A video is found by its job's id alone, so a database that starts again beside an older media directory (a new one,
+an older backup) would hand out the ids of kept videos again: at each start, the files of ids above the database's
+last are moved aside (`set_aside`) before any job can show them as its own.
 The videos are public, and the files and the folders the bot makes for them are readable by every user (FILE_MODE,
 FOLDER_MODE), whatever the umask (systemd's unit sets 0077): a web server or a backup running as another user can read
 them.
@@ -20,6 +23,7 @@ import itertools
 import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,8 +34,18 @@ FOLDER_MODE = 0o755  # rwxr-xr-x: a folder made for them
 POSTER_SUFFIX = "jpg"  # a kept video's poster frame, beside it
 PART_SUFFIX = "part"  # a write in progress (`_write`: t2v.video.write_whole's `.<name>.<pid>-<random>.part`), or
 #                      one a crash left behind
+ASIDE_PREFIX = "orphaned-"  # `set_aside`'s folders: `orphaned-<UTC time>`, never swept
 PART_MAX_AGE_S = 3600.0  # a temporary file (or a poster without its video) this old is a crash's leftover: a write
 #                          takes seconds, never an hour
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """What `set_aside` moved, by job id, and the folder it moved them to."""
+
+    folder: Path
+    videos: list[int]
+    posters: list[int]
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,46 @@ class MediaStore:
             elif _is_part(entry.name) and _unlink_if_older(entry, leftovers_before):
                 parts.append(entry.name)
         return Swept(sorted(videos), sorted(posters), sorted(parts))
+
+    async def set_aside(self, last_job_id: int, now: datetime) -> SetAside | None:
+        """Move the videos and posters of job ids above `last_job_id` (the database's last: those jobs are yet to
+        come, the files another database's) into a new folder `orphaned-<now, UTC>` of the media directory, so that
+        no new job shows another's video; nothing is deleted, nothing else is touched (temporary files of writes
+        included). None when there is none to move (no media directory, too). OSError when the directory cannot be
+        read, or a file cannot be moved (those moved before stay moved)."""
+        return await asyncio.to_thread(self._set_aside, last_job_id, now)
+
+    def _set_aside(self, last_job_id: int, now: datetime) -> SetAside | None:
+        try:
+            names = sorted(entry.name for entry in os.scandir(self.root) if entry.is_file())
+        except FileNotFoundError:
+            return None
+        moved: dict[str, list[int]] = {"mp4": [], POSTER_SUFFIX: []}
+        strangers = [(name, suffix, job) for name in names for suffix in moved
+                     if (job := _job_of(name, suffix)) is not None and job > last_job_id]
+        if not strangers:
+            return None
+        folder = self._new_folder(ASIDE_PREFIX + now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
+        for name, suffix, job in strangers:
+            try:
+                os.rename(self.root / name, folder / name)  # a new folder: nothing there to replace
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            moved[suffix].append(job)
+        return SetAside(folder, moved["mp4"], moved[POSTER_SUFFIX])
+
+    def _new_folder(self, name: str) -> Path:
+        """A folder of the media directory made now, named `name` (`name-2`, … when that one is there already)."""
+        folder, number = self.root / name, 1
+        while True:
+            try:
+                folder.mkdir()
+                break
+            except FileExistsError:
+                number += 1
+                folder = self.root / f"{name}-{number}"
+        os.chmod(folder, FOLDER_MODE)
+        return folder
 
     @staticmethod
     def _write(path: Path, data: bytes) -> Path:
