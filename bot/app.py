@@ -238,12 +238,15 @@ def video_service(settings: Settings, repo: Repository, gate: ServerGates, queue
                   events: JobEvents, moderation: Moderation, *, metrics: Metrics | None = None,
                   compile_status: Callable[[], dict[str, Any]] | None = None,
                   batch_max: int | None = None) -> VideoService:
-    """The VideoService the settings describe (`batch_max` None: BATCH_MAX's): python -m bot's, and the tests'."""
-    return VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
-                        max_frames=settings.max_frames, moderation=moderation,
-                        shutdown_grace_s=settings.shutdown_grace_s, job_time_limit_s=settings.job_time_limit_s,
-                        metrics=metrics, batch_max=settings.batch_max if batch_max is None else batch_max,
-                        compile_status=compile_status)
+    """The VideoService the settings describe (`batch_max` None: BATCH_MAX's): python -m bot's, and the tests'. An
+    upscale reads its source video from MEDIA_DIR as it is now (a queued one too, after MEDIA_DIR moved)."""
+    service = VideoService(repo, gate, queue, executor, events, max_steps=settings.max_steps,
+                           max_frames=settings.max_frames, moderation=moderation,
+                           shutdown_grace_s=settings.shutdown_grace_s, job_time_limit_s=settings.job_time_limit_s,
+                           metrics=metrics, batch_max=settings.batch_max if batch_max is None else batch_max,
+                           compile_status=compile_status)
+    service.units.kept_video = MediaStore(settings.media_dir).path
+    return service
 
 
 def server_name(bot: VideoBot) -> Callable[[int], str | None]:

@@ -33,7 +33,8 @@ class UpscaleOf:
     """What an upscale re-renders: a finished job, its kept MP4, and how much of it the upscaler may change."""
 
     job_id: int
-    video: str  # path of the job's MP4 in the media directory
+    video: str  # path of the job's MP4 in the media directory when the upscale was asked (rows keep it for older
+    #             versions); the run reads the video where MEDIA_DIR keeps it now, by `job_id` (bot.jobs.units)
     strength: float  # 0–1: the fraction of the denoising steps re-run (SDEdit)
 
 

@@ -47,6 +47,9 @@ class Units:
         self.time_limit_s, self._sleep, self._worker_free = time_limit_s, sleep, worker_free
         self.on_stuck: Callable[[str], None] = _log_stuck  # a worker is stuck or broken: only a restart helps
         self.stuck: str | None = None  # why a worker is stuck or broken, once one is
+        # where the media directory keeps a job's video now (bot.media's MediaStore.path): an upscale reads its
+        # source there by the source job's id, wherever MEDIA_DIR was when it was queued; None: the path its row keeps
+        self.kept_video: Callable[[int], Path] | None = None
         executor.on_broken = self._broken  # a worker whose CUDA context an error left unusable
 
     async def run(self, entries: list[RunningJob]) -> None:
@@ -111,7 +114,8 @@ class Units:
         if upscale is None:
             work = render_work(request, entry.spec.style)
         else:
-            source = await asyncio.to_thread(source_frames, Path(upscale.video))
+            kept = Path(upscale.video) if self.kept_video is None else self.kept_video(upscale.job_id)
+            source = await asyncio.to_thread(source_frames, kept)
             work = upscale_work(request, source, upscale.strength, entry.spec.style)
         return [await self._executor.submit(work, self._progress.of(entry), should_cancel=entry.token)]
 

@@ -1,10 +1,11 @@
 """MEDIA_DIR across an operator's restarts: a new database (or an older backup) beside the media folder of a longer
-run, whose job ids start again below the kept videos' own. Each test is one such situation, fast and without
-sleeps."""
+run, whose job ids start again below the kept videos' own, and a MEDIA_DIR moved while an upscale was queued. Each
+test is one such situation, fast and without sleeps."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 from datetime import UTC, datetime
@@ -14,9 +15,13 @@ from typing import Any
 import pytest
 
 import bot.app
+from bot.gpu.models import Models
+from bot.jobs.upscale import upscale_spec
+from bot.media import MediaStore
 from storage import Delivery, JobRecord, JobState, Repository, create_engine, migrate
-from tests.bot.conftest import settings_for
-from tests.bot.helpers import WAIT, tiny_mp4
+from t2v import load_pipeline
+from tests.bot.conftest import Stacks, settings_for
+from tests.bot.helpers import WAIT, decoded_frames, has_video, requester, tiny_mp4, video
 from tests.fakediscord import FakeDiscord
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -155,3 +160,36 @@ async def test_a_new_database_beside_kept_videos_never_posts_another_job_s_video
     assert job is not None and (job.state, job.delivery) == (JobState.FAILED, Delivery.UNPOSTED)
     [aside] = media.glob("orphaned-*")
     assert (aside / "1.mp4").read_bytes() == tiny_mp4(32) and (aside / "1.jpg").read_bytes() == b"its poster"
+
+
+@functools.cache
+def with_upscaler() -> Models:
+    """The tiny model with a tiny upscaler at 128×128."""
+    return Models(load_pipeline("tiny-random"), load_pipeline("tiny-random", width=128, height=128))
+
+
+async def test_a_queued_upscale_reads_its_source_where_media_dir_keeps_it_after_the_operator_moved_it(
+    stacks: Stacks, tmp_path: Path
+) -> None:
+    async with stacks.run(lambda device: with_upscaler(), upscale_model="tiny-random") as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        await (await video(fake, "a paper boat drifting", user=bob, seed=5)).wait_followup(has_video)
+        source, model = await stack.job(1), stack.service.model
+    engine = create_engine(stacks.db_url)  # ⬆️ Upscale's job, still queued when the bot stopped
+    try:
+        spec = upscale_spec(source, model, MediaStore(tmp_path / "media").path(1), strength=0.7, cost=2)
+        asked = requester(bob.id, channel_id=fake.channel.id, guild_id=fake.guild.id, interaction_token=None)
+        await Repository(engine).create_job(**asked.row(spec))
+    finally:
+        await engine.dispose()
+    (tmp_path / "media").rename(tmp_path / "kept")  # the operator moves MEDIA_DIR, and sets it, before the start
+
+    async with stacks.run(lambda device: with_upscaler(), upscale_model="tiny-random",
+                          media_dir=tmp_path / "kept") as stack:
+        answer = await fake.wait_for_message(lambda m: m.content.startswith(f"<@{bob.id}>") and "job #2" in m.content)
+        upscale = await stack.job(2)
+
+    assert upscale.state == JobState.DONE, upscale.error
+    assert has_video(answer) and decoded_frames(answer.attachments[0].data) == [(128, 128)] * 2
+    assert upscale.params["source_video"] == str(tmp_path / "media" / "1.mp4")  # the row as it was asked
