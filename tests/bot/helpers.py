@@ -167,6 +167,22 @@ async def soon(awaitable: Awaitable[T]) -> T:
     return await asyncio.wait_for(awaitable, WAIT)
 
 
+def recording_removals(fake: FakeDiscord, monkeypatch: Any, owner: type, method: str) -> list[int]:
+    """The ids `owner.method(repo, id, *, guild_id)` (a repository's removal) is called with from now on, in order;
+    each call wakes `fake`'s waiters, so a test can wait for a removal the bot makes of its own accord."""
+    removed: list[int] = []
+    remove = getattr(owner, method)
+
+    async def removing(repo: Any, key: int, *, guild_id: int) -> bool:
+        found = await remove(repo, key, guild_id=guild_id)
+        removed.append(key)
+        fake.notify()
+        return found
+
+    monkeypatch.setattr(owner, method, removing)
+    return removed
+
+
 class HeldWrite:
     """One of a repository's job writes (`mark_running`, ...) held for one job, as a database slow to take it: each
     call for that job is made (`reached`), then waits until the test sets `release`; other jobs' calls go through."""

@@ -6,6 +6,7 @@ import pytest
 
 from storage import ModerationRepository
 from tests.bot.conftest import Stack, Stacks
+from tests.bot.helpers import recording_removals
 from tests.bot.ui.test_e2e_moderation import audit_actions, command, people
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -13,17 +14,7 @@ pytestmark = pytest.mark.usefixtures("logged_errors")
 
 def recording_role_removals(stacks: Stacks, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The role ids whose default quota the bot removes from now on, in order (each wakes the fake's waiters)."""
-    removed: list[int] = []
-    remove = ModerationRepository.remove_role_quota
-
-    async def removing(repo: ModerationRepository, role_id: int, *, guild_id: int) -> bool:
-        found = await remove(repo, role_id, guild_id=guild_id)
-        removed.append(role_id)
-        stacks.fake.notify()
-        return found
-
-    monkeypatch.setattr(ModerationRepository, "remove_role_quota", removing)
-    return removed
+    return recording_removals(stacks.fake, monkeypatch, ModerationRepository, "remove_role_quota")
 
 
 async def role_rows(stack: Stack) -> list[int]:

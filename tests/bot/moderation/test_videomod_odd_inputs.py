@@ -6,6 +6,7 @@ import pytest
 
 from storage import ModerationRepository
 from tests.bot.conftest import Stacks
+from tests.bot.helpers import recording_removals
 from tests.bot.ui.test_e2e_moderation import audit_actions, autocomplete, command, people, plain, video
 from tests.fakediscord import FakeChannel
 
@@ -265,16 +266,7 @@ async def test_a_channel_deleted_while_the_bot_was_down_loses_its_rule_when_its_
         await command(stack.fake, "videomod channel deny", mod, channel=sketches)
     await stacks.fake.delete_channel(videos, away=True)  # no event tells the bot: it is not running
     stacks.fake.guild.channels.remove(sketches)  # archived meanwhile: the next start's server lists it no more
-    forgotten: list[int] = []
-    remove = ModerationRepository.remove_channel_rule
-
-    async def removing(repo: ModerationRepository, channel_id: int, *, guild_id: int) -> bool:
-        removed = await remove(repo, channel_id, guild_id=guild_id)
-        forgotten.append(channel_id)
-        stacks.fake.notify()
-        return removed
-
-    monkeypatch.setattr(ModerationRepository, "remove_channel_rule", removing)
+    forgotten = recording_removals(stacks.fake, monkeypatch, ModerationRepository, "remove_channel_rule")
     async with stacks.run(lambda device: scripted) as stack:
         await stack.fake.wait_for(lambda: forgotten, what="the deleted channel's rule to be forgotten")
         listed = await command(stack.fake, "videomod channel list", mod)
