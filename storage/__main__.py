@@ -60,6 +60,10 @@ CHATTER = ("Context impl ", "Will assume ")  # what Alembic logs each time it lo
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status."""
     args = _parser().parse_args(argv)
+    if getattr(args, "stray", None):  # `migrate head`, as Alembic's `upgrade head`: the revision goes with --to
+        say(f"error: python -m storage migrate takes the revision with --to, not {' '.join(args.stray)!r}: "
+            f"python -m storage migrate --to {args.stray[0]}", sys.stderr)
+        return 2
     url = DEFAULT_URL
     try:
         url = (_setting("DATABASE_URL") or DEFAULT_URL).strip()  # as the bot's validator takes it
@@ -107,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="upgrade or downgrade the schema to a revision")
     migrate.add_argument("--to", default="head", metavar="REVISION",
                          help="a revision `current` lists, `head` (the newest: the default) or `base` (no tables)")
+    migrate.add_argument("stray", nargs="*", help=argparse.SUPPRESS)  # a revision without --to: refused by main
     migrate.add_argument("--home-guild-id", type=_positive, default=None, metavar="ID",
                          help="the server of moderation rows from before servers had their own (revision 0004); "
                               "default: DISCORD_GUILD_ID")

@@ -86,6 +86,16 @@ def test_an_unknown_revision_is_refused_with_the_ones_there_are(bot_folder: Path
     assert schema(bot_folder / "videobot.db")[0] == HEAD
 
 
+@pytest.mark.parametrize("stray", [["head"], ["0003"], ["-1"], ["base", "x"]])
+def test_a_revision_without_to_is_refused_naming_the_command_that_takes_it(bot_folder: Path, stray: list[str],
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert main(["migrate", *stray]) == 2
+    assert capsys.readouterr().err == (f"error: python -m storage migrate takes the revision with --to, not "
+                                       f"{' '.join(stray)!r}: python -m storage migrate --to {stray[0]}\n")
+    assert schema(bot_folder / "videobot.db")[0] == HEAD
+
+
 def test_migrating_to_where_the_database_is_changes_nothing(bot_folder: Path, capsys: pytest.CaptureFixture) -> None:
     capsys.readouterr()
     assert main(["migrate", "--to", HEAD]) == 0
