@@ -14,9 +14,10 @@ Routes:
 - `GET /videos/<job id>`: one video's page, with the Open Graph tags that unfurl a shared link into the video
   (absolute URLs from GALLERY_PUBLIC_URL, else the request's host: then the page is cached by the browser alone)
   and the way back to its server's gallery.
-- `GET /videos/<job id>.mp4` and `.jpg`: a kept MP4 of an approved entry (with range requests, so browsers seek)
-  and its poster frame (made now for a video kept before posters were; a 404 if it cannot be: a tile then shows
-  its background until it plays, and the page still works).
+- `GET /videos/<job id>.mp4` and `.jpg`: a kept MP4 of an approved entry (with range requests, so browsers seek:
+  one byte range; several, or another unit than bytes, get the whole file; a range that is none or asks for no byte
+  is a 416 line naming it and the file's size) and its poster frame (made now for a video kept before posters were;
+  a 404 if it cannot be: a tile then shows its background until it plays, and the page still works).
 - Any other path, and a server or video with nothing to show: the not-found page (404), which names nothing of the
   path; a video's or poster's 404 is one line of text (a <video> or <img> shows no page).
 
@@ -30,9 +31,11 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
+from pathlib import Path
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from bot.media import MediaStore
 from bot.settings import SNOWFLAKE_MAX
@@ -50,6 +53,7 @@ MEDIA_CACHE = "public, max-age=86400, immutable"
 SECURITY_HEADERS = {**NOSNIFF, "Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer"}  # every response
 
 ID = "[1-9][0-9]{0,18}"  # a path's id: ASCII digits, no leading zero, at most 19 of them
+BYTE_RANGE = re.compile(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.ASCII)  # one range-spec of RFC 9110 §14.1.1
 ServerName = Callable[[int], str | None]  # a server's name, None when the bot is not in it
 
 
@@ -141,7 +145,7 @@ class Gallery(LocalSite):
         if not path.is_file():
             log.warning("showcase job %d is approved but %s is missing", job_id, path)
             raise web.HTTPNotFound(text=f"the video of job {job_id} is not kept any more")
-        return web.FileResponse(path, headers={"Content-Type": "video/mp4", "Cache-Control": MEDIA_CACHE})
+        return await _file(request, path, "video/mp4", "video")
 
     async def poster(self, request: web.Request) -> web.StreamResponse:
         """The poster frame of an approved, undeleted entry's video, made now if it was kept without one."""
@@ -149,7 +153,7 @@ class Gallery(LocalSite):
         path = await self.media.poster(job_id)
         if path is None:
             raise web.HTTPNotFound(text=f"the video of job {job_id} has no poster frame")
-        return web.FileResponse(path, headers={"Content-Type": "image/jpeg", "Cache-Control": MEDIA_CACHE})
+        return await _file(request, path, "image/jpeg", "poster")
 
     async def _shown(self, job_id: int) -> ShowcaseRecord:
         """The entry of a job the gallery shows (ShowcaseRepository.shown), or a 404."""
@@ -197,6 +201,54 @@ def _count(request: web.Request, name: str, default: int) -> int:
         most = f" (pages show at most {MAX_PER_PAGE})" if name == "per_page" else ""
         raise web.HTTPBadRequest(text=f"{name} must be a whole number of 1 or more{most}, got {raw[:40]!r}")
     return int(digits) if len(digits) <= 18 else 10**18
+
+
+async def _file(request: web.Request, path: Path, content_type: str, what: str) -> web.StreamResponse:
+    """A kept file, whole or the one byte range asked (`_ranged`), sent now; a 404 line when it went meanwhile."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise web.HTTPNotFound(text=f"the {what} {path.name} is not kept any more") from None
+    response = web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": MEDIA_CACHE})
+    await response.prepare(_ranged(request, size, what))
+    return response
+
+
+def _ranged(request: web.Request, size: int, what: str) -> web.Request:
+    """The request to answer for a file of `size` bytes: with its one byte range written as aiohttp reads it; without
+    its Range (the whole file, as RFC 9110 §14.2 allows) when it names another unit than bytes or several ranges,
+    which aiohttp would refuse as unsatisfiable; a 416 naming the range and the file's size when it is no byte range
+    or asks no byte of the file. With If-Range, aiohttp decides (a stale If-Range sends the whole file whatever the
+    Range says)."""
+    asked = request.headers.get(hdrs.RANGE)
+    if asked is None or hdrs.IF_RANGE in request.headers:
+        return request
+    headers = request.headers.copy()
+    unit, _, ranges = asked.partition("=")
+    if unit.strip().lower() != "bytes" or "," in ranges:
+        log.debug("%s %s: Range %r answered with the whole file", request.method, request.path, asked[:80])
+        headers.popall(hdrs.RANGE)
+        return request.clone(headers=headers)
+    spec = BYTE_RANGE.fullmatch(ranges)
+    first, last = (spec[1], spec[2]) if spec else ("", "")
+    if not spec or not (first or last) or (first and last and _offset(first) > _offset(last)):
+        why = f"is no byte range such as bytes=0-1023, bytes=1024- or bytes=-1024 (the {what} has {size} bytes)"
+    elif (first and _offset(first) >= size) or (not first and _offset(last) == 0):
+        why = f"asks for none of the {what}'s {size} bytes (0 to {size - 1})"
+    else:
+        start = str(_offset(first)) if first else ""
+        end = str(min(_offset(last), size - 1 if first else size)) if last else ""
+        headers[hdrs.RANGE] = f"bytes={start}-{end}"
+        return request.clone(headers=headers)
+    raise web.HTTPRequestRangeNotSatisfiable(text=f"Range {asked[:80]!r} {why}",
+                                             headers={hdrs.CONTENT_RANGE: f"bytes */{size}"})
+
+
+def _offset(digits: str) -> int:
+    """A byte offset of a Range header (a huge one read as 10²⁰: past the end of any file, and no int() of
+    thousands of digits)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 20 else 10**20
 
 
 def _html(body: str) -> web.Response:

@@ -1,0 +1,77 @@
+"""The gallery met the way strangers and odd clients meet it: Range headers that are not one plain byte range."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.bot.web.test_gallery import World, fetch, opened
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with opened(tmp_path) as made:
+        yield made
+
+
+@pytest.mark.parametrize("asked", ["bytes=0-0,5-10", "bytes=0-99, 200-299", "items=0-5", "Bytes=0-1,-1"])
+async def test_several_ranges_or_another_unit_get_the_whole_video_not_a_416(world: World, asked: str):
+    """RFC 9110 §14.2: a server may ignore a Range (and must ignore another unit than bytes); aiohttp alone answered
+    these 416 with `bytes */size`, as if the video were shorter than asked."""
+    job_id = await world.approved("a spinning top")
+    data = world.media.path(job_id).read_bytes()
+
+    status, headers, body = await fetch(f"{world.url}/videos/{job_id}.mp4", Range=asked)
+
+    assert (status, body) == (200, data) and headers["Content-Type"] == "video/mp4"
+    assert headers["Cache-Control"] == "public, max-age=86400, immutable" and "Content-Range" not in headers
+
+
+@pytest.mark.parametrize(("asked", "served"), [
+    ("bytes= 0-5", slice(0, 6)), ("bytes=10 - 19 ", slice(10, 20)),  # spaces the list syntax allows
+    ("bytes=100-" + "9" * 5000, slice(100, None)),  # an end past the file, in thousands of digits
+    ("bytes=-" + "9" * 5000, slice(0, None)),
+])
+async def test_one_byte_range_however_written_is_served(world: World, asked: str, served: slice):
+    job_id = await world.approved("a spinning top")
+    data = world.media.path(job_id).read_bytes()
+
+    status, headers, body = await fetch(f"{world.url}/videos/{job_id}.mp4", Range=asked)
+
+    first, last = served.start or 0, (served.stop or len(data)) - 1
+    assert (status, body) == (206, data[served]), (asked, status, body[:200])
+    assert headers["Content-Range"] == f"bytes {first}-{last}/{len(data)}"
+
+
+@pytest.mark.parametrize(("asked", "says"), [
+    ("bytes=5-2", "is no byte range such as bytes=0-1023, bytes=1024- or bytes=-1024 (the video has {size} bytes)"),
+    ("bytes=abc", "is no byte range such as bytes=0-1023, bytes=1024- or bytes=-1024 (the video has {size} bytes)"),
+    ("bytes", "is no byte range such as bytes=0-1023, bytes=1024- or bytes=-1024 (the video has {size} bytes)"),
+    ("bytes=-0", "asks for none of the video's {size} bytes (0 to {last})"),
+    ("bytes=999999-", "asks for none of the video's {size} bytes (0 to {last})"),
+    ("bytes=" + "9" * 5000 + "-", "asks for none of the video's {size} bytes (0 to {last})"),
+])
+async def test_a_range_that_is_no_byte_range_or_asks_for_no_byte_is_a_416_line_naming_it(world: World, asked: str,
+                                                                                         says: str):
+    """aiohttp alone answered these with an empty 416 (and `bytes=-0` with the whole video as a 206)."""
+    job_id = await world.approved("a spinning top")
+    size = world.media.path(job_id).stat().st_size
+
+    status, headers, body = await fetch(f"{world.url}/videos/{job_id}.mp4", Range=asked)
+
+    assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
+    assert body.decode() == f"Range {asked[:80]!r} " + says.format(size=size, last=size - 1)
+    assert headers["Content-Type"] == "text/plain; charset=utf-8" and "Cache-Control" not in headers
+
+
+async def test_a_posters_range_is_read_the_same_way(world: World):
+    job_id = await world.approved("a spinning top")
+    jpeg = world.media.poster_path(job_id).read_bytes()
+
+    part = await fetch(f"{world.url}/videos/{job_id}.jpg", Range="bytes= 0-1")
+    whole = await fetch(f"{world.url}/videos/{job_id}.jpg", Range="bytes=0-1,4-5")
+    nothing = await fetch(f"{world.url}/videos/{job_id}.jpg", Range=f"bytes={len(jpeg)}-")
+
+    assert (part[0], part[2]) == (206, jpeg[:2]) and (whole[0], whole[2]) == (200, jpeg)
+    assert (nothing[0], nothing[2].decode()) == (
+        416, f"Range 'bytes={len(jpeg)}-' asks for none of the poster's {len(jpeg)} bytes (0 to {len(jpeg) - 1})")
