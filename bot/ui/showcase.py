@@ -7,6 +7,8 @@ A post deleted in Discord by hand (the message, or its whole channel) is forgott
 deletion event, a 404 where the bot touches it, or (deleted while the bot was away, when Discord sends no event) its
 absence from the channel's history, read at each start — so no link leads to it and approving the video again posts
 it anew; the entry itself stays approved, in the gallery. A channel the bot lost (403) is left as it is, logged.
+A video approved while its author is blocked is not posted (its ⭐ would refuse every press): approving it again once
+the block ends posts it.
 """
 
 from __future__ import annotations
@@ -111,7 +113,14 @@ class Showcase:
 
     async def post(self, entry: ShowcaseRecord) -> str:
         """Post an approved video to its server's showcase channel; returns what to tell the moderator. A video
-        deleted before it goes up is not posted; one deleted while it goes up is taken down again."""
+        deleted before it goes up is not posted; one deleted while it goes up is taken down again; one whose author
+        is blocked is not posted (its ⭐ would take no vote) and approving it again once the block ends posts it."""
+        if await self._hidden(entry.job_id):
+            log.info("showcase entry %d (job %d) approved while its author %d is blocked; not posted", entry.id,
+                     entry.job_id, entry.author_id)
+            return ("Nothing was posted: its author is blocked (in this server or everywhere), so the video stays "
+                    "hidden from the showcase and the web gallery while the block holds; approve it again once the "
+                    "block ends to post it.")
         channel_id = await self.channel_for(entry.guild_id)
         if channel_id is None:
             return ("This server has no showcase channel (`/videomod showcase channel` sets one), so it appears in "
@@ -138,6 +147,13 @@ class Showcase:
             return ("The video was deleted while its post went up, and the post could not be taken down; delete it "
                     f"by hand: {message.jump_url}")
         return f"Posted in <#{channel_id}>: {message.jump_url}"
+
+    async def _hidden(self, job_id: int) -> bool:
+        """Whether the job's approved, undeleted entry is hidden now (its author blocked: storage's `_shown`)."""
+        if await self.repo.shown(job_id) is not None:
+            return False
+        entry = await self.repo.get(job_id)
+        return entry is not None and entry.state == ShowcaseState.APPROVED and not entry.job_deleted
 
     async def _deleted(self, job_id: int) -> bool:
         """Whether the job's result has been deleted (🗑 Delete, by its requester or a moderator)."""

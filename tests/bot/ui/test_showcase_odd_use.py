@@ -1,0 +1,51 @@
+"""The showcase met the way moderators and members meet it when things are not as expected: a nomination whose
+author is blocked by the time a moderator approves it."""
+
+import pytest
+
+from storage.records import ShowcaseState
+from tests.bot.conftest import Stack, Stacks
+from tests.bot.ui.test_showcase import moderate, nominated, posts_in, vote_label
+from tests.fakediscord import FakeChannel, FakeUser
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+HIDDEN = ("Approved job #1. Nothing was posted: its author is blocked (in this server or everywhere), so the video "
+          "stays hidden from the showcase and the web gallery while the block holds; approve it again once the block "
+          "ends to post it.")
+
+
+async def blocked_then_approved(stack: Stack) -> tuple[FakeUser, FakeUser, str]:
+    """Bob's video (job 1), nominated; bob blocked; then approved: (bob, the moderator, the approval's answer)."""
+    fake = stack.fake
+    bob, mod = fake.make_user(name="bob"), fake.make_user(name="mod", roles=[fake.moderator_role])
+    await nominated(stack, bob)
+    await (await fake.slash("videomod block", {"user": bob, "reason": "spam"}, user=mod)).wait_answer()
+    return bob, mod, await moderate(stack, mod, "approve", job=1)
+
+
+async def test_a_blocked_authors_video_approved_is_not_posted_until_the_block_ends(stacks: Stacks):
+    """It was posted with a ⭐ that refused every press ("hidden for now"), and the moderator was told "Posted"."""
+    showcase_channel: FakeChannel = stacks.fake.add_channel("showcase")
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        bob, mod, approved = await blocked_then_approved(stack)
+        posted_while_blocked = posts_in(stack, showcase_channel)
+        entry = await stack.bot.showcase.repo.get(1)
+        await (await fake.slash("videomod unblock", {"user": bob}, user=mod)).wait_answer()
+        again = await moderate(stack, mod, "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+        await (await fake.click(post, "showcase:vote:1", user=fake.make_user(name="ann"))).wait_callback()
+
+    assert approved == HIDDEN and posted_while_blocked == []
+    assert entry.state == ShowcaseState.APPROVED and entry.message_id is None  # decided, and hidden by the block
+    assert again.startswith("Job #1 was already approved but had no showcase post. Posted in ")
+    assert again.endswith(f"/{post.id}") and vote_label(post) == "1"
+
+
+async def test_without_a_showcase_channel_a_blocked_authors_video_is_not_said_to_be_in_the_gallery(stacks: Stacks):
+    async with stacks.run() as stack:
+        _, _, approved = await blocked_then_approved(stack)
+        shown = await stack.bot.showcase.repo.approved_count()
+
+    assert approved == HIDDEN and shown == 0  # not "it appears in the web gallery only"
