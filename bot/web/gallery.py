@@ -6,9 +6,9 @@ video's server or everywhere, while the block holds); what it has nothing at is 
 Routes:
 - `GET /servers/<server id>/?page=N&per_page=M`: a server's approved videos, newest approval first, under its name
   with a link to the server in Discord. `per_page` above MAX_PER_PAGE shows MAX_PER_PAGE; a page past the last
-  redirects (303) to the last; a value that is not a whole number of 1 or more gets one 400 line naming it. A server
-  with no video to show is the not-found page, whether the bot is in it or not: its name is shown only with its
-  videos.
+  redirects (303) to the last; a value that is not a whole number of 1 or more, or one given twice, gets one 400
+  line naming it. A server with no video to show is the not-found page, whether the bot is in it or not: its name is
+  shown only with its videos.
 - `GET /`: what the operator chose (GALLERY_FRONT_PAGE): every server's videos together (`all`; under the server's
   name when only one server has any), a list of the servers (`servers`), or one server's page (its id).
 - `GET /videos/<job id>`: one video's page, with the Open Graph tags that unfurl a shared link into the video
@@ -192,8 +192,12 @@ def _id(request: web.Request, name: str, what: str) -> int:
 
 def _count(request: web.Request, name: str, default: int) -> int:
     """A whole-number query parameter of 1 or more (a huge one read as 10¹⁸: past any page), or a 400 that names
-    the value."""
-    raw = request.query.get(name)
+    the value (or the values, when it is given more than once: which one is meant cannot be told)."""
+    given = request.query.getall(name, [])
+    if len(given) > 1:
+        values = ", ".join(repr(value[:40]) for value in given[:5])
+        raise web.HTTPBadRequest(text=f"{name} must be given once, got it {len(given)} times ({values})")
+    raw = given[0] if given else None
     if raw is None:
         return default
     digits = raw.lstrip("0")

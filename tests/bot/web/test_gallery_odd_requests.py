@@ -1,4 +1,5 @@
-"""The gallery met the way strangers and odd clients meet it: Range headers that are not one plain byte range."""
+"""The gallery met the way strangers and odd clients meet it: Range headers that are not one plain byte range, and
+counts given twice."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -75,3 +76,17 @@ async def test_a_posters_range_is_read_the_same_way(world: World):
     assert (part[0], part[2]) == (206, jpeg[:2]) and (whole[0], whole[2]) == (200, jpeg)
     assert (nothing[0], nothing[2].decode()) == (
         416, f"Range 'bytes={len(jpeg)}-' asks for none of the poster's {len(jpeg)} bytes (0 to {len(jpeg) - 1})")
+
+
+@pytest.mark.parametrize(("query", "says"), [
+    ("per_page=1&per_page=0", "per_page must be given once, got it 2 times ('1', '0')"),  # the 0 went unread
+    ("page=2&page=1", "page must be given once, got it 2 times ('2', '1')"),
+    ("page=1&per_page=4&page=1", "page must be given once, got it 2 times ('1', '1')"),
+])
+async def test_a_count_given_twice_gets_one_400_line_naming_both(world: World, query: str, says: str):
+    """The first value was read and the others went unread: `per_page=0` was refused alone and passed second."""
+    await world.approved("a calm lake")
+
+    status, _, body = await fetch(f"{world.url}/?{query}", redirect=False)
+
+    assert (status, body.decode()) == (400, says)
