@@ -138,12 +138,15 @@ POSTGRES_OUT_OF_SERVICE = ("08", "53", "57", "40001", "40P01")
 
 def unavailable(error: BaseException) -> bool:
     """Whether `error` says the database cannot serve right now — locked past the retries, its disk full or failing,
-    its file gone, its server down or the connection lost — rather than a bug: DatabaseUnreachable, or SQLAlchemy's
-    OperationalError or InterfaceError (told by their names: this module imports no SQLAlchemy) whose SQLite message
-    (SQLITE_OUT_OF_SERVICE) or PostgreSQL SQLSTATE (POSTGRES_OUT_OF_SERVICE; none: no answer from the server) says
-    so. SQLite's "no such column" or a syntax error is an OperationalError too, and a bug."""
+    its file gone, its server down or the connection lost, no connection free in the pool's time — rather than a bug:
+    DatabaseUnreachable, SQLAlchemy's pool TimeoutError, or its OperationalError or InterfaceError (told by their
+    names: this module imports no SQLAlchemy) whose SQLite message (SQLITE_OUT_OF_SERVICE) or PostgreSQL SQLSTATE
+    (POSTGRES_OUT_OF_SERVICE; none: no answer from the server) says so. SQLite's "no such column" or a syntax error
+    is an OperationalError too, and a bug."""
     if isinstance(error, DatabaseUnreachable):
         return True
+    if any(cls.__name__ == "TimeoutError" and cls.__module__.startswith("sqlalchemy") for cls in type(error).__mro__):
+        return True  # the connection pool had none free in its timeout: a burst of work, or the server slow to answer
     if not any(cls.__name__ in ("OperationalError", "InterfaceError") and cls.__module__.startswith("sqlalchemy")
                for cls in type(error).__mro__):
         return False

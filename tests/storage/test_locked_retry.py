@@ -5,6 +5,7 @@ import sqlite3
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from storage import Repository, create_engine, retry_on_locked
 from storage.models import Job
@@ -149,6 +150,8 @@ async def test_a_transaction_that_loses_a_postgres_race_runs_again_and_lands(eng
     (OperationalError("SELECT", {}, PostgresError('column "nope" does not exist', "42703")), False),
     (OperationalError("SELECT", {}, ConnectionResetError("connection lost")), True),  # no answer: no SQLSTATE
     (ValueError("not the database's"), False),
+    (PoolTimeout("QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00"), True),
+    (TimeoutError("not the database's"), False),
 ])
 def test_a_database_that_cannot_serve_now_is_told_from_a_bug_in_the_sql(error, cannot_serve):
     from storage.errors import unavailable
