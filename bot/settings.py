@@ -416,9 +416,12 @@ class Settings(BaseSettings):
     @field_validator("gallery_front_page")
     @classmethod
     def _front_page_is_known(cls, page: str) -> str:
-        """all, servers, or a server id."""
+        """all, servers, or a server id (written as Discord writes it: 042 is 42, whose page the gallery's links
+        then name as /)."""
         page = page.strip().lower()
-        if page not in FRONT_PAGES and not is_snowflake(page):
+        if is_snowflake(page):
+            return str(int(page))
+        if page not in FRONT_PAGES:
             raise _problem(f"GALLERY_FRONT_PAGE={page} is not all, servers or a server id (a whole number such as "
                            "123456789012345678)")
         return page

@@ -362,6 +362,8 @@ def test_the_server_allowlist_operators_and_gallery_front_page_are_read_and_chec
                             "DISCORD_GUILD_ID": "22", "GALLERY_FRONT_PAGE": "Servers"}, env_file=None)
     assert (chosen.allowed_guild_ids, chosen.operator_user_ids, chosen.gallery_front_page) == ((11, 22), (33,),
                                                                                               "servers")
+    # a server id as the gallery's links name it (its page is /): 042 is 42
+    assert load_settings({**VALID, "GALLERY_FRONT_PAGE": " 042 "}, env_file=None).gallery_front_page == "42"
     assert problems({**VALID, "ALLOWED_GUILD_IDS": "11;x", "OPERATOR_USER_IDS": "0", "GALLERY_FRONT_PAGE": "home"}) == [
         "ALLOWED_GUILD_IDS=11;x is not a comma-separated list of server ids: use whole numbers such as "
         "123456789012345678,223456789012345678 (Discord: Developer Mode → right-click → Copy ID)",
