@@ -469,8 +469,8 @@ class Settings(BaseSettings):
     @field_validator(*ENDPOINTS)
     @classmethod
     def _endpoint_is_a_url(cls, url: str | None, info: ValidationInfo) -> str | None:
-        """An http(s) URL with a host for the REST base and the gallery's address, a ws(s) one for the gateway; no
-        trailing slash."""
+        """An http(s) URL with a host for the REST base and the gallery's address (the root of its host), a ws(s) one
+        for the gateway; no trailing slash."""
         if url is None:
             return None
         schemes, example = ENDPOINTS[info.field_name]
@@ -479,6 +479,10 @@ class Settings(BaseSettings):
         if parts.scheme not in schemes or not parts.hostname:
             starts = " or ".join(f"{scheme}://" for scheme in schemes)
             raise _problem(f"{info.field_name.upper()}={url} is not a URL starting with {starts}, such as {example}")
+        if info.field_name == "gallery_public_url" and (parts.path or parts.query or parts.fragment):
+            raise _problem(f"GALLERY_PUBLIC_URL={url} is not the root of a host: the gallery's pages link from / of "
+                           f"their host, so behind a path they would break; serve it at a host of its own, such as "
+                           f"{example}, and give that")
         return url
 
     @field_validator(*RANGES)

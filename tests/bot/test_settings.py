@@ -74,6 +74,11 @@ def test_the_gallerys_public_address_is_unset_by_default_and_must_be_an_http_url
     assert problems({**VALID, "GALLERY_PUBLIC_URL": "videos.example.org"}) == [
         "GALLERY_PUBLIC_URL=videos.example.org is not a URL starting with https:// or http://, such as "
         "https://videos.example.org"]
+    for behind_a_path in ("https://example.org/gallery/", "https://example.org/?x=1"):  # its links start at /
+        assert problems({**VALID, "GALLERY_PUBLIC_URL": behind_a_path}) == [
+            f"GALLERY_PUBLIC_URL={behind_a_path.rstrip('/')} is not the root of a host: the gallery's pages link "
+            "from / of their host, so behind a path they would break; serve it at a host of its own, such as "
+            "https://videos.example.org, and give that"]
 
 
 def test_a_missing_token_says_where_to_get_one():
