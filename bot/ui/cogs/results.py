@@ -306,13 +306,37 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         if message_id == 0:  # only the interaction can change an ephemeral result
             await interaction.response.edit_message(content=done, attachments=[], view=None)
             return
+        if not await self._remove_result(interaction, job, message_id):
+            done += (" The bot may not see this channel, so the message stays: a moderator can delete it, or let the "
+                     "bot see the channel.")
+        await interaction.response.edit_message(content=done, view=None)
+
+    @staticmethod
+    async def _remove_result(interaction: discord.Interaction, job: JobRecord, message_id: int) -> bool:
+        """Delete the result's message through the channel, else through the job's interaction token while it lives
+        (slash commands and their answers work in a channel the bot may not see, where the channel's routes answer
+        403); False when neither could."""
         partial = getattr(interaction.channel, "get_partial_message", None)  # text channels, threads, DMs
         try:
             if partial is not None:
                 await partial(message_id).delete()
+            return True
         except discord.NotFound:
-            log.info("job %d: its message was already gone", job_id)
-        await interaction.response.edit_message(content=done, view=None)
+            log.info("job %d: its message was already gone", job.id)
+            return True
+        except discord.Forbidden as error:
+            log.info("job %d: may not delete message %d in channel %d (%s %s); trying its interaction token", job.id,
+                     message_id, job.channel_id, error.status, error.code)
+        if not job.interaction_token or not job.application_id:
+            return False
+        webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=interaction.client)
+        try:
+            await webhook.delete_message(message_id)
+            return True
+        except discord.HTTPException as error:  # the token is too old (401), or the message is not its own (404)
+            log.info("job %d: message %d left in channel %d, which the bot may not see (%s %s)", job.id, message_id,
+                     job.channel_id, error.status, error.code)
+            return False
 
     def _gone_result_deletable(self, interaction: discord.Interaction, job_id: int, message: discord.Message) -> None:
         """A result whose job row the retention deleted (HISTORY_KEEP_DAYS) may still be taken down: the bot's own
@@ -337,6 +361,9 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             message = await fetch(message_id) if fetch is not None else None
         except discord.NotFound:
             message = None
+        except discord.Forbidden:
+            raise Denied(f"The bot may not see this channel, so it cannot delete the message of job #{job_id}: a "
+                         "moderator can delete it.") from None
         if message is None:
             raise Denied(f"Job #{job_id} no longer exists.")
         self._gone_result_deletable(interaction, job_id, message)
