@@ -12,8 +12,9 @@ the database, so a message posted before a restart still works. Who may press wh
   result asks in a message only the presser sees; a private one swaps its buttons for the choice); the message goes,
   the job is marked deleted, its kept MP4 is removed and it leaves the showcase channel and the gallery. A deleted
   job cannot be rerolled, edited or nominated.
-The ✏️ form itself lives in memory (discord.py keeps modals only for the running process): a form opened before a
-restart cannot be submitted after it, but pressing ✏️ again opens a fresh one.
+The ✏️ form is answered from what its submission carries (the job id in its custom_id, the prompt typed), never from
+discord.py's memory of it (`ResultsCog.on_interaction`): a form opened before a restart, left open for hours, or
+opened twice still starts its job; someone else's submission of it is refused like their ✏️ press.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "showcase": ("⭐", "Showcase", discord.ButtonStyle.secondary),
     "delete": ("🗑️", "Delete", discord.ButtonStyle.danger),
 }
-EDIT_TIMEOUT_S = 900.0  # an unanswered edit-prompt form is forgotten after this long
+EDIT_FORM = re.compile(r"video:edit-prompt:(?P<job>\d+)")  # the custom_id of a job's ✏️ form
+PROMPT_FIELD = "prompt"  # the custom_id of the form's one text input
 
 
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
@@ -125,35 +127,32 @@ def result_view(job: JobRecord, upscale: bool = False) -> discord.ui.View:
 
 
 class EditPromptModal(discord.ui.Modal):
-    """A form pre-filled with the job's prompt; submitting starts a new job with the same settings."""
+    """A form pre-filled with the job's prompt; its submission starts a new job with the same settings.
 
-    def __init__(self, cog: ResultsCog, job: JobRecord) -> None:
-        super().__init__(title=f"Edit prompt · job #{job.id}", timeout=EDIT_TIMEOUT_S,
-                         custom_id=f"video:edit-prompt:{job.id}")
-        self.cog = cog
-        self.job_id = job.id
-        self.owner_id = job.user_id  # the form is only ever shown to the requester
-        self.prompt: discord.ui.TextInput[EditPromptModal] = discord.ui.TextInput(
+    It is sent finished, so that discord.py keeps none: the cog answers every submission of it from its custom_id
+    (`ResultsCog.on_interaction`). discord.py would forget the form at a restart or after its timeout, and one form's
+    timeout would drop a later form of the same job (its modals are kept by custom_id alone), leaving the submission
+    unanswered ("Something went wrong") and the typed prompt lost.
+    """
+
+    def __init__(self, job: JobRecord) -> None:
+        super().__init__(title=f"Edit prompt · job #{job.id}", timeout=None, custom_id=f"video:edit-prompt:{job.id}")
+        self.add_item(discord.ui.TextInput(
             label="Prompt", style=discord.TextStyle.paragraph, default=job.prompt[:MAX_PROMPT_CHARS],
-            max_length=MAX_PROMPT_CHARS, custom_id="prompt",
-        )
-        self.add_item(self.prompt)
+            max_length=MAX_PROMPT_CHARS, custom_id=PROMPT_FIELD,
+        ))
+        self.stop()  # finished: send_modal keeps no finished form
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        """Only the requester may submit; discord.py routes a form by custom_id alone, a stranger would use it up."""
-        if interaction.user.id == self.owner_id:
-            return True
-        log.warning("user %d submitted the edit form of job %d, which is not theirs", interaction.user.id, self.job_id)
-        await answer_privately(interaction, f"Job #{self.job_id} is not yours; only the person who asked for it can "
-                                            "do that.")
-        return False
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        """Start the edited job."""
-        try:
-            await self.cog.start_from(interaction, self.job_id, prompt=self.prompt.value)
-        except Exception as error:
-            await answer_error(interaction, error, f"edit prompt of job #{self.job_id}")
+def _typed(data: Any, custom_id: str) -> str | None:
+    """The value of a submitted form's text input `custom_id` (in an action row or a label), or None."""
+    if isinstance(data, list):
+        return next((value for part in data if (value := _typed(part, custom_id)) is not None), None)
+    if not isinstance(data, dict):
+        return None
+    if data.get("custom_id") == custom_id and isinstance(data.get("value"), str):
+        return data["value"]
+    return _typed([data.get("components"), data.get("component")], custom_id)
 
 
 class ResultsCog(commands.Cog, name=RESULTS_COG):
@@ -176,7 +175,7 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
                 await self.start_from(interaction, job_id)
             elif action == "edit":
                 job = await self._job(interaction, job_id, owner_only=True)
-                await interaction.response.send_modal(EditPromptModal(self, job))
+                await interaction.response.send_modal(EditPromptModal(job))
             elif action == "upscale":
                 await self.upscale(interaction, job_id)
             elif action == "showcase":
@@ -185,6 +184,19 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
                 await self._delete(interaction, job_id)
         except Exception as error:
             await answer_error(interaction, error, f"{ACTIONS[action][1]} of job #{job_id}")
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A ✏️ form submitted (`EditPromptModal`): the job it names, with the prompt typed; only its requester may."""
+        data = interaction.data or {}
+        match = EDIT_FORM.fullmatch(str(data.get("custom_id", "")))
+        if interaction.type is not discord.InteractionType.modal_submit or match is None:
+            return
+        job_id = int(match["job"])
+        try:
+            await self.start_from(interaction, job_id, prompt=_typed(data, PROMPT_FIELD) or "")
+        except Exception as error:
+            await answer_error(interaction, error, f"edit prompt of job #{job_id}")
 
     async def start_from(self, interaction: discord.Interaction, job_id: int, *, prompt: str | None = None) -> None:
         """A new job with the settings of `job_id` and a new seed (and a new prompt, when edited; a blank one is

@@ -29,3 +29,20 @@ async def test_delete_where_the_bot_may_not_see_the_channel_removes_the_message_
     assert kept.content == ("🗑️ Deleted job #2. The bot may not see this channel, so the message stays: a moderator "
                             "can delete it, or let the bot see the channel.")
     assert not old.deleted and all(job.deleted_at is not None for job in jobs)
+
+
+async def test_an_edit_form_opened_before_a_restart_starts_its_job_after_it(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await (await video(fake, PROMPT, user=bob, steps=2)).wait_followup(has_video)
+        await (await fake.click(result, "video:edit:1", user=bob)).wait_modal()
+
+    async with stacks.run() as stack:  # the form was open while the bot restarted
+        submitted = await fake.submit_modal("video:edit-prompt:1", {"prompt": "a hot air balloon over a desert"},
+                                            user=bob)
+        edited = await submitted.wait_followup(has_video)
+        job = await stack.job(2)
+
+    assert "> a hot air balloon over a desert" in edited.content and "\n✏️ Edited prompt of job #1\n" in edited.content
+    assert (job.prompt, job.params["steps"], job.params["edited_from"]) == ("a hot air balloon over a desert", 2, 1)
