@@ -7,7 +7,8 @@ the database, so a message posted before a restart still works. Who may press wh
 - ⬆️ (only with UPSCALE_MODEL; not on private results or on upscales): the requester only; re-renders the kept MP4
   with the upscaler at its size (bot.jobs.upscale), through /video's queue, caps and quota (it counts UPSCALE_COST).
 - ⭐: any member may nominate a public, finished result (one nomination per video); moderators decide with
-  `/videomod showcase`. Private results have no ⭐ button, and a nomination of one is refused anyway.
+  `/videomod showcase`. Private results and those made in direct messages have no ⭐ button, and a nomination of one
+  is refused anyway.
 - 🗑: the requester or a moderator of the job's server, after a private confirmation (`DeleteChoice`: a public
   result asks in a message only the presser sees; a private one swaps its buttons for the choice); the message goes,
   the job is marked deleted, its kept MP4 is removed and it leaves the showcase channel and the gallery. A deleted
@@ -115,10 +116,11 @@ def delete_choices(job_id: int, message_id: int) -> discord.ui.View:
 
 
 def result_view(job: JobRecord, upscale: bool = False) -> discord.ui.View:
-    """The buttons under a finished video; private results get no ⭐ and no ⬆️, upscales no ⬆️, and ⬆️ needs `upscale`."""
+    """The buttons under a finished video; private results get no ⭐ and no ⬆️, those made in direct messages no ⭐ (a
+    showcase is a server's), upscales no ⬆️, and ⬆️ needs `upscale`."""
     view = discord.ui.View(timeout=None)
     for action in ACTIONS:
-        if action == "showcase" and job.private:
+        if action == "showcase" and (job.private or job.guild_id is None):
             continue
         if action == "upscale" and (not upscale or job.private or job.params.get("kind") == UPSCALE):
             continue

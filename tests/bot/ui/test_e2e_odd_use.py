@@ -5,6 +5,7 @@ import pytest
 
 from tests.bot.conftest import Stacks
 from tests.bot.helpers import delete_result, has_video, video
+from tests.fakediscord import action_row, button
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -46,3 +47,18 @@ async def test_an_edit_form_opened_before_a_restart_starts_its_job_after_it(stac
 
     assert "> a hot air balloon over a desert" in edited.content and "\n✏️ Edited prompt of job #1\n" in edited.content
     assert (job.prompt, job.params["steps"], job.params["edited_from"]) == ("a hot air balloon over a desert", 2, 1)
+
+
+async def test_a_video_made_in_direct_messages_offers_no_showcase_button_it_could_only_refuse(stacks: Stacks):
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        asked = await fake.slash("video", {"prompt": PROMPT, "aspect": "tiny"}, user=bob, channel=fake.dm_channel(bob))
+        result = await asked.wait_followup(has_video)
+        forged = fake.seed_message("forged", channel=fake.dm_channel(bob),
+                                   components=[action_row(button("video:showcase:1"))])
+        refusal = await (await fake.click(forged, "video:showcase:1", user=bob)).wait_answer()
+
+    assert result.custom_ids() == ["video:reroll:1", "video:edit:1", "video:delete:1"]
+    assert refusal.content == ("Job #1 was made in direct messages; only videos made in a server can go to that "
+                               "server's showcase.")
