@@ -6,8 +6,9 @@
   display in another order than the denylist read it, nor carry terminal escapes into logs or copies;
 - one line: newlines and tabs become spaces;
 - links are wrapped in <...>, which Discord shows as a link but never unfurls into a preview;
-- markdown (bold, spoilers, masked links "[x](url)", headings, quotes) and mentions (@everyone, <@id>, <#id>) are
-  escaped, so they show as typed;
+- markdown (bold, spoilers, masked links "[x](url)", headings, quotes), mentions (@everyone, <@id>, <#id>) and the
+  other tags Discord draws as something else (custom emoji <:name:id>, which would show an image the denylist never
+  read, timestamps <t:0:R>, command mentions </name:id>) are escaped, so they show as typed;
 - clipped to a length, with an ellipsis, between pieces: a link is kept whole or left out whole, and an escape
   ("\\*") is never cut from the character it escapes.
 
@@ -28,6 +29,8 @@ PROMPT_SHOWN = 700  # characters of escaped prompt per message
 
 _URL_RE = re.compile(r"\b(?:https?|ftp|discord)://[^\s<>]+|\bwww\.[^\s<>]+", re.IGNORECASE)
 _MASKED_LINK_RE = re.compile(r"(?<!\\)([\[\]])")  # "[x](url)": escape_markdown leaves the brackets
+_DISCORD_TAG_RE = re.compile(r"<(?=[@#:/]|a:|t:|id:)")  # <@user>, <#channel>, <:emoji:id>, <a:emoji:id>,
+#                                                           </command:id>, <t:timestamp>, <id:customize>: a \< shows it
 _ESCAPED_UNIT_RE = re.compile(r"\\.|.", re.DOTALL)  # an escape and the character it escapes, or one character
 _URL_END = ".,;:!?)]}'\""  # punctuation after a link belongs to the sentence
 _ELLIPSIS = "…"
@@ -64,7 +67,8 @@ def _pieces(flat: str) -> Iterator[str]:
 
 def _escaped(text: str) -> str:
     text = discord.utils.escape_markdown(text, ignore_links=False)
-    return discord.utils.escape_mentions(_MASKED_LINK_RE.sub(r"\\\1", text))
+    text = discord.utils.escape_mentions(_MASKED_LINK_RE.sub(r"\\\1", text))
+    return _DISCORD_TAG_RE.sub(r"\\<", text)
 
 
 def clipped(entries: Sequence[str], limit: int = MESSAGE_CHARS, *, more: int = 0, at_least: bool = False,

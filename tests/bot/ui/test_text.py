@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,3 +66,17 @@ def test_the_tail_never_pushes_a_full_message_over_discords_limit():
     assert len(clipped(lines)) == MESSAGE_CHARS
     answer = clipped(lines, more=7)  # the tail needs room: whole entries make it
     assert len(answer) <= MESSAGE_CHARS and answer.endswith("\n… and 8 more")
+
+
+@pytest.mark.parametrize(("typed", "escaped"), [
+    ("<t:0:R>", r"\<t:0:R>"),  # a timestamp: Discord would show "56 years ago"
+    ("<:pepe_x:123456789012345678>", r"\<:pepe\_x:123456789012345678>"),  # an emoji image the denylist never read
+    ("<a:dance:123456789012345678>", r"\<a:dance:123456789012345678>"),
+    ("</video make:123456789012345678>", r"\</video make:123456789012345678>"),  # a clickable command
+    ("<#123456789012345678>", r"\<#123456789012345678>"),  # a channel's name
+    ("<id:customize>", r"\<id:customize>"),
+    ("<@123456789012345678>", "\\<@\u200b123456789012345678>"),
+    ("I <3 cats, a < b > c", "I <3 cats, a < b > c"),  # no tag: as typed
+])
+def test_discords_tags_show_as_typed_not_as_what_discord_draws(typed: str, escaped: str):
+    assert shown(typed) == escaped
