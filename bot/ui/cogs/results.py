@@ -34,6 +34,7 @@ from bot.jobs.upscale import upscale_spec
 from bot.media import MediaStore
 from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.rules import Moderation
+from bot.moderation.text import block_message
 from bot.settings import Settings
 from bot.ui.cogs.video import VideoCog
 from bot.ui.permissions import is_moderator
@@ -245,10 +246,16 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         return job
 
     async def _nominate(self, interaction: discord.Interaction, job_id: int) -> None:
-        """Put the video up for the showcase, keeping its MP4 from the message if it was not kept on delivery."""
+        """Put the video up for the showcase, keeping its MP4 from the message if it was not kept on delivery; refused
+        to a member blocked in the server (or everywhere)."""
         job = await self._job(interaction, job_id, owner_only=False)
         if job.private:
             raise Denied(f"Job #{job_id} is private; private videos never go to the showcase.")
+        block = None if self.moderation is None else await self.moderation.active_block(interaction.user.id,
+                                                                                        interaction.guild_id)
+        if block is not None:  # a nomination asks the moderators' time, as a video asks the GPU's
+            log.info("user %d is blocked; nomination of job %d refused", interaction.user.id, job_id)
+            raise Denied(block_message(block))
         await interaction.response.defer(ephemeral=True, thinking=True)
         if not self.media.has(job_id):
             await self._keep_from_message(interaction.message, job_id)

@@ -5,6 +5,7 @@ import pytest
 
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stack, Stacks
+from tests.bot.helpers import has_video, video
 from tests.bot.ui.test_showcase import moderate, nominated, posts_in, vote_label
 from tests.fakediscord import FakeChannel, FakeUser
 
@@ -49,3 +50,19 @@ async def test_without_a_showcase_channel_a_blocked_authors_video_is_not_said_to
         shown = await stack.bot.showcase.repo.approved_count()
 
     assert approved == HIDDEN and shown == 0  # not "it appears in the web gallery only"
+
+
+async def test_a_blocked_member_cannot_nominate_a_video(stacks: Stacks):
+    """A nomination asks the moderators' time: a block (here, in this server) refuses it as it refuses /video."""
+    async with stacks.run() as stack:
+        fake = stack.fake
+        ann, bob = fake.make_user(name="ann"), fake.make_user(name="bob")
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        result = await (await video(fake, "a red kite over the sea", user=ann)).wait_followup(has_video)
+        await (await fake.slash("videomod block", {"user": bob, "reason": "spam"}, user=mod)).wait_answer()
+        refused = await (await fake.click(result, "video:showcase:1", user=bob)).wait_answer()
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert refused.ephemeral
+    assert refused.content == "You are blocked from making videos: spam. A moderator can lift the block."
+    assert entry is None
