@@ -96,6 +96,11 @@ class OperatorGroup(app_commands.Group):
     @app_commands.command(name="quota-reset", description="Count a user's cap across every server from now on")
     @app_commands.describe(user="Whose count starts again from zero")
     async def quota_reset(self, interaction: discord.Interaction, user: discord.User) -> None:
+        if await self.moderation.quota_everywhere(user.id) is None:  # a reset would change nothing they could see
+            await reply(interaction, f"<@{user.id}> has no cap across every server, so there is nothing to reset: "
+                                     "each server's moderators give a fresh allowance there with `/videomod quota "
+                                     "reset`; set a cap first with `/videomod operator quota-set`.")
+            return
         await self.moderation.reset_usage(interaction.user.id, user.id, guild_id=GLOBAL)
         await reply(interaction, f"Usage reset: only videos from now on count.\n{await self._cap_text(user.id)}")
 
