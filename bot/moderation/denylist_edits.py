@@ -98,14 +98,9 @@ class DenylistEditor:
             entry = validate_entry(DenylistEntry(pattern, category, kind))
         except ValueError as error:
             raise InvalidInput(f"Not added: {ended(inert(str(error), 400))}") from None
-        if guild_id != GLOBAL and kind == "deny" and any(e.pattern == pattern for e in self.entries("deny",
-                                                                                                    guild_id=GLOBAL)):
-            raise InvalidInput(f"“{inert(pattern)}” is already on the shared denylist, which holds in every server.")
-        covering = self._covering(pattern, guild_id) if kind == "deny" else None
-        if covering is not None:
-            where = list_name("deny", GLOBAL if covering in self.entries(guild_id=GLOBAL) else guild_id)
-            raise InvalidInput(f"“{inert(pattern)}” is already refused by “{inert(covering.pattern)}” on {where}; "
-                               "nothing to add.")
+        problem = self._redundant(pattern, kind, guild_id)
+        if problem is not None:
+            raise InvalidInput(problem)
         async with self._lock:
             try:
                 await self._repo.add_denylist_entry(entry.pattern, entry.category, DenyKind(kind), added_by=actor,
@@ -116,6 +111,45 @@ class DenylistEditor:
         await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.add", f"{TARGET}{pattern}",
                                      {"category": entry.category}, guild_id=guild_id)
         return entry
+
+    def _redundant(self, pattern: str, kind: Kind, guild_id: int) -> str | None:
+        """Why a new entry would change nothing, or None: the shared list holds it (for a server's deny entry), an
+        entry refuses it already, the same `a + b` rule is there with its parts in another order, or the list's
+        other kind silences it (an allowlist phrase within a deny pattern's words lets it through wherever it fires;
+        an allowlist phrase within a deny entry's words makes that entry refuse nothing)."""
+        if guild_id != GLOBAL and kind == "deny" and any(e.pattern == pattern for e in self.entries("deny",
+                                                                                                    guild_id=GLOBAL)):
+            return f"“{inert(pattern)}” is already on the shared denylist, which holds in every server."
+        same = _same_rule(pattern, self.entries(kind, guild_id=guild_id)
+                          + (self.entries("deny", guild_id=GLOBAL) if kind == "deny" and guild_id != GLOBAL else []))
+        if same is not None:
+            where = list_name(kind, GLOBAL if same in self.entries(guild_id=GLOBAL) else guild_id)
+            return (f"“{inert(pattern)}” is already on {where} as “{inert(same.pattern)}” (the parts of a + b may "
+                    "come in any order); nothing to add.")
+        covering = self._covering(pattern, guild_id) if kind == "deny" else None
+        if covering is not None:
+            where = list_name("deny", GLOBAL if covering in self.entries(guild_id=GLOBAL) else guild_id)
+            return f"“{inert(pattern)}” is already refused by “{inert(covering.pattern)}” on {where}; nothing to add."
+        return self._silenced(pattern, kind, guild_id)
+
+    def _silenced(self, pattern: str, kind: Kind, guild_id: int) -> str | None:
+        """Why a word or phrase entry and the same list's other kind would cancel out, or None. A list's allowlist
+        phrases let through its own deny entries only, so only that list is read; stems and `a + b` rules are left
+        to the moderator."""
+        other: Kind = "allow" if kind == "deny" else "deny"
+        for entry in self.entries(other, guild_id=guild_id):
+            deny, allow = (pattern, entry.pattern) if kind == "deny" else (entry.pattern, pattern)
+            if any("*" in text or " + " in text for text in (deny, allow)) or f" {allow} " not in f" {deny} ":
+                continue
+            command = "/videomod operator allowlist-remove" if guild_id == GLOBAL else "/videomod allowlist remove"
+            if kind == "deny":
+                return (f"“{inert(pattern)}” would refuse nothing: “{inert(allow)}” on {list_name('allow', guild_id)} "
+                        f"lets it through wherever it appears; remove that phrase first ({command}).")
+            command = "/videomod operator denylist-remove" if guild_id == GLOBAL else "/videomod denylist remove"
+            return (f"“{inert(pattern)}” would let through every prompt “{inert(deny)}” on "
+                    f"{list_name('deny', guild_id)} refuses, so that entry would refuse nothing; to stop refusing it, "
+                    f"remove it ({command}).")
+        return None
 
     def _covering(self, pattern: str, guild_id: int) -> DenylistEntry | None:
         """Another deny entry (the shared list's, or for a server its own) that fires on a word or phrase entry's own
@@ -180,6 +214,15 @@ async def load_gates(repo: Repository, moderation: ModerationRepository) -> Serv
 async def stored_entries(repo: Repository, guild_id: int = GLOBAL) -> list[DenylistEntry]:
     """A list (a server's own, or the shared one) as the database keeps it."""
     return [_entry(row) for row in await repo.list_denylist(guild_ids=[guild_id])]
+
+
+def _same_rule(pattern: str, entries: list[DenylistEntry]) -> DenylistEntry | None:
+    """An `a + b` entry with the same parts as the pattern's in another order (the parts of a rule may be anywhere
+    in a prompt, so it is the same rule), or None."""
+    if " + " not in pattern:
+        return None
+    parts = sorted(pattern.split(" + "))
+    return next((e for e in entries if e.pattern != pattern and sorted(e.pattern.split(" + ")) == parts), None)
 
 
 def _entry(row: DenylistRecord) -> DenylistEntry:

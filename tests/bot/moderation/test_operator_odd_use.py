@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import pytest
 
+from bot.errors import InvalidInput
 from storage import GLOBAL
 from tests.bot.conftest import Stacks
+from tests.bot.moderation import test_moderation
+from tests.bot.moderation.test_moderation import MOD, Lists
 from tests.bot.ui.test_e2e_tenancy import command, two_servers
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
+lists = test_moderation.lists  # the shared list holding “nude”, its gates and audit log, without Discord
 
 
 # --- caps across every server --------------------------------------------------------------------------------------
@@ -29,3 +33,53 @@ async def test_resetting_the_usage_of_someone_without_a_cap_is_refused_and_keeps
                               "server's moderators give a fresh allowance there with `/videomod quota reset`; set a "
                               "cap first with `/videomod operator quota-set`.")  # was "Usage reset", and nothing was
     assert kept is None and audit == []
+
+
+# --- the shared list: entries its own allowlist would cancel, and rules typed in another order ----------------------
+
+
+async def test_a_deny_entry_the_lists_allowlist_lets_through_is_refused_before_it_is_stored(lists: Lists):
+    await lists.edits.add(MOD, "nude beach volleyball", "allow", "allow", guild_id=GLOBAL)
+    with pytest.raises(InvalidInput) as error:
+        await lists.edits.add(MOD, "Nude Beach Volleyball finals", "sexual", guild_id=GLOBAL)
+
+    assert error.value.message == ("“nude beach volleyball finals” would refuse nothing: “nude beach volleyball” on "
+                                   "the shared allowlist lets it through wherever it appears; remove that phrase "
+                                   "first (/videomod operator allowlist-remove).")
+    assert lists.allowed("the nude beach volleyball finals", 600)  # as it was: nothing was added
+    assert [e.pattern for e in lists.edits.entries("deny", guild_id=GLOBAL)] == ["nude"]
+    assert [row.action for row in await lists.mods.latest_audit(guild_id=GLOBAL)] == ["allowlist.add"]
+
+
+async def test_an_allowlist_phrase_that_would_cancel_a_deny_entry_of_its_list_is_refused(lists: Lists):
+    await lists.edits.add(MOD, "melting clocks", "violence", guild_id=GLOBAL)
+    await lists.edits.add(MOD, "exploding kittens", "violence", guild_id=600)  # a server's own
+    with pytest.raises(InvalidInput) as shared:
+        await lists.edits.add(MOD, "melting", "allow", "allow", guild_id=GLOBAL)
+    with pytest.raises(InvalidInput) as own:
+        await lists.edits.add(MOD, "exploding kittens", "allow", "allow", guild_id=600)
+    wider = await lists.edits.add(MOD, "melting clocks museum", "allow", "allow", guild_id=GLOBAL)  # its use
+
+    assert shared.value.message == ("“melting” would let through every prompt “melting clocks” on the shared denylist "
+                                    "refuses, so that entry would refuse nothing; to stop refusing it, remove it "
+                                    "(/videomod operator denylist-remove).")
+    assert own.value.message.endswith("on this server's denylist refuses, so that entry would refuse nothing; to stop "
+                                      "refusing it, remove it (/videomod denylist remove).")
+    assert not lists.allowed("two melting clocks", 600) and not lists.allowed("exploding kittens", 600)
+    assert wider.pattern == "melting clocks museum" and lists.allowed("the melting clocks museum", 600)
+
+
+async def test_a_rule_with_its_parts_in_another_order_is_the_same_rule(lists: Lists):
+    await lists.edits.add(MOD, "moon landing + staged", "misinformation", guild_id=GLOBAL)
+    with pytest.raises(InvalidInput) as shared:
+        await lists.edits.add(MOD, "Staged + Moon Landing", "misinformation", guild_id=GLOBAL)
+    with pytest.raises(InvalidInput) as own:
+        await lists.edits.add(MOD, "staged + moon landing", "misinformation", guild_id=600)
+
+    message = ("“staged + moon landing” is already on the shared denylist as “moon landing + staged” (the parts of "
+               "a + b may come in any order); nothing to add.")
+    assert shared.value.message == own.value.message == message
+    assert [e.pattern for e in lists.edits.entries("deny", guild_id=GLOBAL)] == ["nude", "moon landing + staged"]
+    assert lists.edits.entries(guild_id=600) == []
+    assert await lists.edits.remove(MOD, "moon landing + staged", guild_id=GLOBAL)
+    assert lists.allowed("the moon landing was staged", 600)  # one removal lifts the rule: no twin is left
