@@ -198,4 +198,14 @@ class OperatorGroup(app_commands.Group):
                                          "`/videomod operator servers` shows, such as 123456789012345678.")
                 return
             guild_id = int(server)
-        await reply(interaction, text.audit(await self.moderation.repo.latest_audit(limit, guild_id=guild_id)))
+        rows = await self.moderation.repo.latest_audit(limit, guild_id=guild_id)
+        guild = self.bot.get_guild(guild_id)
+        if guild_id != GLOBAL and guild is None and not rows:  # a typo'd id, or a channel's or a user's
+            await reply(interaction, f"server={guild_id} is no server the bot is in, and no audit entry names it: "
+                                     "use an id `/videomod operator servers` lists (leave server out for the "
+                                     "operators' own log).")
+            return
+        whose = (" of the bot's operators" if guild_id == GLOBAL else
+                 f" of {inert(guild.name, 80)} (`{guild_id}`)" if guild is not None else
+                 f" of server `{guild_id}` (the bot is no longer in it)")
+        await reply(interaction, text.audit(rows, whose))

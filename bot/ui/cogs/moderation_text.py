@@ -116,11 +116,12 @@ def stats(usage: UsageStats, period: str, *, everywhere: bool = False) -> str:
     return clipped(lines)
 
 
-def audit(records: list[AuditRecord]) -> str:
-    """The latest audit rows, newest first."""
+def audit(records: list[AuditRecord], whose: str = "") -> str:
+    """The latest audit rows, newest first, of the log `whose` names (an operator reads several; a server's
+    moderators only their own)."""
     if not records:
-        return "The audit log is empty."
-    lines = ["**Audit log**, newest first"]
+        return f"The audit log{whose} is empty."
+    lines = [f"**Audit log**{whose}, newest first"]
     for record in records:
         mark = "" if record.allowed else " ⛔ refused"
         target = f" · {_target(record.target)}" if record.target else ""

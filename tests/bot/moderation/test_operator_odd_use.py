@@ -83,3 +83,31 @@ async def test_a_rule_with_its_parts_in_another_order_is_the_same_rule(lists: Li
     assert lists.edits.entries(guild_id=600) == []
     assert await lists.edits.remove(MOD, "moon landing + staged", guild_id=GLOBAL)
     assert lists.allowed("the moon landing was staged", 600)  # one removal lifts the rule: no twin is left
+
+
+# --- audit logs ----------------------------------------------------------------------------------------------------
+
+
+async def test_the_audit_of_a_server_names_whose_log_it_is_and_an_id_that_is_no_server_is_refused(stacks: Stacks,
+                                                                                                  scripted):
+    w = two_servers(stacks.fake)
+    async with stacks.run(lambda device: scripted, operator_user_ids=w.mallory.id) as stack:
+        fake = stack.fake
+        await command(fake, "videomod block", w.mallory, w.b, user=w.bob, reason="spam in B")
+        await command(fake, "videomod operator block", w.mallory, w.a, user=w.dave, reason="spam everywhere")
+        operators = await command(fake, "videomod operator audit", w.mallory, w.a)
+        in_b = await command(fake, "videomod operator audit", w.mallory, w.a, server=str(w.b.id))
+        quiet_a = await command(fake, "videomod operator audit", w.mallory, w.b, server=str(w.a.id))
+        a_channel = await command(fake, "videomod operator audit", w.mallory, w.a, server=str(w.a_art.id))
+        await fake.kick(w.b)
+        left_b = await command(fake, "videomod operator audit", w.mallory, w.a, server=str(w.b.id))
+
+    assert operators.content.startswith("**Audit log** of the bot's operators, newest first\n")
+    assert "spam everywhere" in operators.content and "spam in B" not in operators.content
+    assert in_b.content.startswith(f"**Audit log** of Server B (`{w.b.id}`), newest first\n")
+    assert "spam in B" in in_b.content
+    assert quiet_a.content == f"The audit log of Test Guild (`{w.a.id}`) is empty."
+    assert a_channel.content == (f"server={w.a_art.id} is no server the bot is in, and no audit entry names it: use "
+                                 "an id `/videomod operator servers` lists (leave server out for the operators' own "
+                                 "log).")  # was "The audit log is empty.", as if a server had none
+    assert left_b.content.startswith(f"**Audit log** of server `{w.b.id}` (the bot is no longer in it), newest first")
