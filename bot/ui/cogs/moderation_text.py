@@ -186,7 +186,9 @@ def servers(usage: list[ServerUsage], names: Mapping[int, str], allowed: tuple[i
     for guild_id in sorted(names, key=lambda guild_id: (-requests(guild_id), guild_id)):
         row = counts.get(guild_id)
         busy = f"{counted(row.requests, 'request')} by {counted(row.users, 'user')}" if row else "no requests"
-        lines.append(f"• {inert(names[guild_id], 80)} · `{guild_id}` · {busy}")
+        name = inert(names[guild_id], 80) or "(unavailable: name not known yet)"  # a Discord outage at start
+        stray = " · ⚠️ not on ALLOWED_GUILD_IDS" if allowed and guild_id not in allowed else ""
+        lines.append(f"• {name} · `{guild_id}` · {busy}{stray}")
     end = []  # kept below the list, however long it is
     gone = [f"`{row.guild_id}`" for row in usage if row.guild_id is not None and row.guild_id not in names]
     if gone:

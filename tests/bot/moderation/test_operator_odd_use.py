@@ -5,6 +5,8 @@ ALLOWED_GUILD_IDS. Each test reads what the operator sees and what the database 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.errors import InvalidInput
@@ -13,6 +15,7 @@ from tests.bot.conftest import Stacks
 from tests.bot.moderation import test_moderation
 from tests.bot.moderation.test_moderation import MOD, Lists
 from tests.bot.ui.test_e2e_tenancy import command, two_servers
+from tests.fakediscord import gateway
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 lists = test_moderation.lists  # the shared list holding “nude”, its gates and audit log, without Discord
@@ -111,3 +114,37 @@ async def test_the_audit_of_a_server_names_whose_log_it_is_and_an_id_that_is_no_
                                  "an id `/videomod operator servers` lists (leave server out for the operators' own "
                                  "log).")  # was "The audit log is empty.", as if a server had none
     assert left_b.content.startswith(f"**Audit log** of server `{w.b.id}` (the bot is no longer in it), newest first")
+
+
+# --- the servers list ----------------------------------------------------------------------------------------------
+
+
+async def test_servers_not_on_allowed_guild_ids_are_marked_in_the_servers_list(stacks: Stacks, scripted,
+                                                                                logged_errors):
+    w = two_servers(stacks.fake)
+    typo = w.a.id + 1  # lists none of the bot's servers: it stays in every one (and logs an ERROR)
+    logged_errors.expect("lists none of the servers the bot is in")
+    async with stacks.run(lambda device: scripted, operator_user_ids=w.mallory.id,
+                          allowed_guild_ids=str(typo)) as stack:
+        listed = await command(stack.fake, "videomod operator servers", w.mallory, w.a)
+
+    lines = listed.content.splitlines()
+    assert lines[1].endswith("no requests · ⚠️ not on ALLOWED_GUILD_IDS")
+    assert lines[2].endswith("no requests · ⚠️ not on ALLOWED_GUILD_IDS")
+    assert lines[-1] == f"-# ALLOWED_GUILD_IDS: `{typo}`"
+
+
+async def test_a_server_still_unavailable_after_the_start_is_listed_by_id_with_a_word_for_its_name(stacks: Stacks,
+                                                                                                  scripted,
+                                                                                                  monkeypatch):
+    w = two_servers(stacks.fake)
+    whole = gateway.guild_create_payload
+
+    def held_back(guild: Any, *args: Any) -> dict[str, Any]:  # B's GUILD_CREATE held back: a Discord outage
+        return {"id": str(guild.id), "unavailable": True} if guild is w.b else whole(guild, *args)
+
+    monkeypatch.setattr(gateway, "guild_create_payload", held_back)
+    async with stacks.run(lambda device: scripted, operator_user_ids=w.mallory.id) as stack:
+        listed = await command(stack.fake, "videomod operator servers", w.mallory, w.a)
+
+    assert f"• (unavailable: name not known yet) · `{w.b.id}` · no requests" in listed.content.splitlines()
