@@ -80,6 +80,16 @@ class OperatorGroup(app_commands.Group):
         await reply(interaction, f"The bot's default quota: {quota}, in every server "
                                  "that has no default of its own, and in direct messages.")
 
+    @app_commands.command(name="quota-default-clear", description="Back to QUOTA_DEFAULT and QUOTA_PERIOD")
+    async def quota_default_clear(self, interaction: discord.Interaction) -> None:
+        """Without it a default set once would hide QUOTA_DEFAULT and QUOTA_PERIOD for good, however they change."""
+        removed = await self.moderation.clear_default(interaction.user.id, guild_id=GLOBAL)
+        default = await self.moderation.default_quota(GLOBAL)
+        head = "The bot's default quota set with quota-default was removed" if removed else (
+            "No default quota was set with quota-default")
+        await reply(interaction, f"{head}; QUOTA_DEFAULT and QUOTA_PERIOD apply: {counted(default.limit, 'video')} "
+                                 f"per {default.period}.")
+
     @app_commands.command(name="quota-set", description="Cap a user's videos across every server")
     @app_commands.describe(user="Whose cap", limit=f"Videos per period, 0–{MAX_QUOTA}, all servers together")
     async def quota_set(self, interaction: discord.Interaction, user: discord.User, limit: Limit) -> None:

@@ -14,7 +14,7 @@ from storage import GLOBAL
 from tests.bot.conftest import Stacks
 from tests.bot.moderation import test_moderation
 from tests.bot.moderation.test_moderation import MOD, Lists
-from tests.bot.ui.test_e2e_tenancy import command, two_servers
+from tests.bot.ui.test_e2e_tenancy import command, two_servers, video
 from tests.fakediscord import gateway
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -148,3 +148,22 @@ async def test_a_server_still_unavailable_after_the_start_is_listed_by_id_with_a
         listed = await command(stack.fake, "videomod operator servers", w.mallory, w.a)
 
     assert f"• (unavailable: name not known yet) · `{w.b.id}` · no requests" in listed.content.splitlines()
+
+
+async def test_the_bots_default_set_by_an_operator_can_be_cleared_back_to_the_settings(stacks: Stacks, scripted):
+    w = two_servers(stacks.fake)
+    async with stacks.run(lambda device: scripted, operator_user_ids=w.mallory.id, quota_default=2) as stack:
+        fake = stack.fake
+        await command(fake, "videomod operator quota-default", w.mallory, w.a, limit=0, period="hour")
+        refused = await video(fake, "a red kite", w.bob, w.a)
+        cleared = await command(fake, "videomod operator quota-default-clear", w.mallory, w.a)
+        again = await command(fake, "videomod operator quota-default-clear", w.mallory, w.a)
+        made = await video(fake, "a red kite", w.bob, w.a)
+        shown = await command(fake, "videomod operator quota-show", w.mallory, w.a)
+
+    assert refused.ephemeral and refused.content.startswith("Your video quota is 0 per hour")
+    assert cleared.content == ("The bot's default quota set with quota-default was removed; QUOTA_DEFAULT and "
+                               "QUOTA_PERIOD apply: 2 videos per day.")  # was: no way back but setting it again
+    assert again.content.startswith("No default quota was set with quota-default; QUOTA_DEFAULT")
+    assert not made.ephemeral
+    assert "Server default: 2 videos (the bot's)" in shown.content
