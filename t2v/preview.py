@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import numbers
 import time
 from collections.abc import Callable
@@ -74,10 +75,14 @@ class Previews:
     _previous: list[float] = field(default_factory=list, repr=False, compare=False)  # shared with `narrowed` copies
 
     def __post_init__(self) -> None:
-        if self.every < 1:
-            raise InvalidRequest(f"every={self.every} must be at least 1")
-        if self.min_interval_s < 0:
-            raise InvalidRequest(f"min_interval_s={self.min_interval_s} must be at least 0")
+        if not callable(self.fn):  # else a TypeError at the first preview, mid-render
+            raise InvalidRequest(f"fn={self.fn!r:.60} is not callable; pass a function such as "
+                                 "lambda step, total, frames: ...")
+        if isinstance(self.every, bool) or not isinstance(self.every, numbers.Integral) or self.every < 1:
+            raise InvalidRequest(f"every={self.every!r} must be a whole number of steps, at least 1")
+        interval = self.min_interval_s  # NaN would compare False with every elapsed time: no preview ever
+        if isinstance(interval, bool) or not isinstance(interval, numbers.Real) or not 0 <= interval < math.inf:
+            raise InvalidRequest(f"min_interval_s={interval!r} must be a number of seconds, at least 0")
         if not self._previous:
             self._previous.append(self.clock())
 

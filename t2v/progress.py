@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from t2v.errors import GenerationCancelled
+from t2v.errors import GenerationCancelled, InvalidRequest
 from t2v.latent_preview import preview_frames
 from t2v.preview import Previews, preview_due
 
@@ -20,8 +20,22 @@ ShouldCancel = Callable[[], bool]
 OnPreview = Callable[[int, int, np.ndarray], None]  # (step, total, uint8 frames [n, F, h, w, 3] or [F, h, w, 3])
 
 
+def check_callback(name: str, value: object) -> None:
+    """InvalidRequest unless `value` is None or callable: a callback that is not one (`on_step=5`,
+    `should_cancel=True`) would otherwise fail with a TypeError after the prompt was encoded and a step had run."""
+    if value is not None and not callable(value):
+        raise InvalidRequest(f"{name}={value!r:.60} is not callable; pass a function (or None), such as "
+                             f"{CALLBACK_EXAMPLES[name]}")
+
+
+CALLBACK_EXAMPLES = {"on_step": "lambda step, total: print(step, total)",
+                     "should_cancel": "threading.Event().is_set",
+                     "on_preview": "lambda step, total, frames: ..."}
+
+
 def first_video(on_preview: OnPreview | None) -> OnPreview | None:
     """An `on_preview` for a batch of one that hands the caller that video's frames [F, h, w, 3] (same cadence)."""
+    check_callback("on_preview", on_preview)
     if on_preview is None:
         return None
 
@@ -39,6 +53,10 @@ class Callbacks:
     on_step: OnStep | None = None
     should_cancel: ShouldCancel | None = None
     on_preview: OnPreview | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("on_step", "should_cancel", "on_preview"):
+            check_callback(name, getattr(self, name))
 
     def check_cancel(self, total: int) -> None:
         """Raise GenerationCancelled(0, total) when cancelled before the first step."""

@@ -1,0 +1,42 @@
+"""The public Python API used the way a newcomer does: odd arguments are refused in one line before any work."""
+
+import math
+
+import numpy as np
+import pytest
+
+from t2v import InvalidRequest, Previews
+
+
+@pytest.fixture
+def no_render(tiny_pipe, monkeypatch):
+    """tiny_pipe, failing the test if a generation gets as far as encoding its prompt."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the generation started work before refusing its arguments")
+
+    monkeypatch.setattr(tiny_pipe, "encode_prompts", refuse)
+    return tiny_pipe
+
+
+@pytest.mark.parametrize(("name", "value"), [("on_step", 5), ("should_cancel", True), ("on_preview", "frames.gif")])
+@pytest.mark.parametrize("call", ["generate", "generate_batch", "generate_long", "generate_video2video"])
+def test_a_callback_that_is_not_callable_is_refused_naming_it_before_any_work(no_render, call, name, value):
+    """It was a TypeError ('int' object is not callable) from inside the sampler, after the first step."""
+    request = no_render.request("a panda", seed=1, steps=2)
+    args = {"generate": (request,), "generate_batch": ([request],), "generate_long": (request, 6),
+            "generate_video2video": (request, np.zeros((4, 64, 64, 3), np.uint8))}[call]
+    with pytest.raises(InvalidRequest, match=rf"^{name}={value!r} is not callable; pass a function \(or None\)"):
+        getattr(no_render, call)(*args, **{name: value})
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"fn": None}, r"fn=None is not callable"),
+    ({"every": "2"}, r"every='2' must be a whole number of steps, at least 1"),  # was: TypeError from `<`
+    ({"every": 2.5}, r"every=2.5 must be a whole number of steps"),
+    ({"min_interval_s": math.nan}, r"min_interval_s=nan must be a number of seconds, at least 0"),  # never previewed
+    ({"min_interval_s": "1"}, r"min_interval_s='1' must be a number of seconds"),
+])
+def test_previews_refuse_a_cadence_or_callback_they_could_not_keep(fields, message):
+    with pytest.raises(InvalidRequest, match=message):
+        Previews(**{"fn": print, **fields})
+    assert Previews(print, every=np.int64(2), min_interval_s=np.float32(0.5)).every == 2  # NumPy's numbers are numbers
