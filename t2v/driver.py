@@ -150,8 +150,13 @@ class PipelineBase:
             draws = [torch.randn(one, generator=torch.Generator("cpu").manual_seed(seed)) for seed in seeds]
             return torch.cat(draws).to(self.device)
         expected = (len(seeds), *one[1:])
+        if not isinstance(supplied, torch.Tensor):  # a NumPy array was an AttributeError ('.to')
+            raise InvalidRequest(f"{name} must be a torch.Tensor of shape {expected}, got {type(supplied).__name__}; "
+                                 "convert an array with torch.from_numpy")
         if tuple(supplied.shape) != expected:
             raise InvalidRequest(f"{name} have shape {tuple(supplied.shape)}; this request needs {expected}")
+        if not torch.isfinite(supplied).all():  # else NonFiniteOutput after every step, blaming a LoRA or float16
+            raise InvalidRequest(f"{name} hold NaN or inf values; pass finite ones, such as torch.randn")
         return supplied.to(self.device, torch.float32)
 
     def timesteps(self, request: GenerationRequest) -> list[int]:

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from t2v import InvalidRequest, Previews
 
@@ -40,3 +41,17 @@ def test_previews_refuse_a_cadence_or_callback_they_could_not_keep(fields, messa
     with pytest.raises(InvalidRequest, match=message):
         Previews(**{"fn": print, **fields})
     assert Previews(print, every=np.int64(2), min_interval_s=np.float32(0.5)).every == 2  # NumPy's numbers are numbers
+
+
+@pytest.mark.parametrize(("latents", "message"), [
+    (np.zeros((1, 4, 4, 8, 8), np.float32), r"latents must be a torch.Tensor of shape \(1, 4, 4, 8, 8\), got ndarray"),
+    (torch.full((1, 4, 4, 8, 8), math.nan), r"latents hold NaN or inf values; pass finite ones"),
+])
+def test_latents_that_are_no_tensor_or_not_finite_are_refused_naming_them_before_any_work(no_render, latents, message):
+    """An array was an AttributeError ('numpy.ndarray' object has no attribute 'to'); NaN latents ran every step and
+    then blamed a LoRA style or float16 (NonFiniteOutput)."""
+    request = no_render.request("a panda", seed=1, steps=2)
+    with pytest.raises(InvalidRequest, match=message):
+        no_render.generate(request, latents=latents)
+    with pytest.raises(InvalidRequest, match=message.replace("latents", "noise", 1)):
+        no_render.generate_video2video(request, np.zeros((4, 64, 64, 3), np.uint8), noise=latents)
