@@ -130,6 +130,8 @@ class Styles:
         half of two, and `active` None says so."""
         lora = self._get(name)
         scale = check_scale(scale)
+        if not isinstance(fused, bool):  # fused=None was taken as False: branches, the slow path, unasked
+            raise LoraError(f"fused={fused!r} must be True (written into the weights) or False (unfused branches)")
         if lora is not None and not fused and self.optimised():
             raise LoraError("unfused LoRA branches need the plain UNet, and this pipeline is optimised (its "
                             "projections are fused); apply the style fused (set_lora(name, scale))")

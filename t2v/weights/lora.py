@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import re
 from collections.abc import Mapping
@@ -105,6 +106,8 @@ def read_lora(source: str | Path | Mapping[str, torch.Tensor], config: ModelConf
     """Read a LoRA file, a directory holding `pytorch_lora_weights.safetensors`, or a state dict, and map it onto
     the networks of `config`; LoraError naming every key that does not fit. Named `name`, else after the file (its
     stem) or the directory, else "lora"."""
+    if name is not None and (not isinstance(name, str) or not name.strip()):  # set_lora(name) must find it again
+        raise LoraError(f"LoRA name {name!r} must be a non-empty str, such as 'claymation' (or None: the file's stem)")
     state, metadata, label = _read(source)
     modules, problems = _parse(state)
     problems += _not_finite(state)
@@ -115,9 +118,9 @@ def read_lora(source: str | Path | Mapping[str, torch.Tensor], config: ModelConf
     if problems or foreign:
         hint = f". {HINT}" if foreign else ""
         raise LoraError(f"{label} does not fit the model {config.name}: {'; '.join(foreign + problems)}{hint}")
-    if name is None:  # the file's stem, or the folder's name for diffusers' pytorch_lora_weights in it
+    if name is None:  # the file's stem, or the folder's name for diffusers' pytorch_lora_weights in it ("." too)
         name = "lora" if isinstance(source, Mapping) else Path(source).stem if Path(source).is_file() else Path(
-            source).name
+            source).resolve().name
     return LoraWeights(name, label, tuple(layers))
 
 
@@ -178,6 +181,9 @@ def _read(source: str | Path | Mapping[str, torch.Tensor]) -> tuple[dict[str, to
     """(tensors, the metadata's JSON, a label for messages)."""
     if isinstance(source, Mapping):
         return dict(source), None, "the LoRA state dict"
+    if not isinstance(source, str | os.PathLike) or not str(source).strip():  # None: a TypeError from pathlib
+        raise LoraError(f"LoRA source {source!r:.60} is not a path or a state dict; {_HINT} (str or Path), or pass "
+                        "a state dict of its tensors")
     path = lora_file(Path(source))
     if path.suffix != ".safetensors":
         return _pickled_state(path), None, str(path)

@@ -5,8 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
-from t2v import InvalidRequest, Previews
+from t2v import InvalidRequest, LoraError, Previews, load_pipeline
+from t2v.lora import Active
+from tests.t2v.lora_files import random_lora
 
 
 @pytest.fixture
@@ -55,3 +58,41 @@ def test_latents_that_are_no_tensor_or_not_finite_are_refused_naming_them_before
         no_render.generate(request, latents=latents)
     with pytest.raises(InvalidRequest, match=message.replace("latents", "noise", 1)):
         no_render.generate_video2video(request, np.zeros((4, 64, 64, 3), np.uint8), noise=latents)
+
+
+@pytest.fixture
+def styled():
+    """A tiny-random pipeline with a LoRA "a" applied at 0.5, and its weights then."""
+    pipe = load_pipeline("tiny-random")
+    pipe.set_lora(pipe.load_lora(random_lora(pipe.config, seed=1), "a"), 0.5)
+    return pipe, _weights(pipe)
+
+
+def _weights(pipe) -> dict[str, torch.Tensor]:
+    return {f"{network}.{key}": tensor.clone() for network in ("unet", "text_encoder")
+            for key, tensor in getattr(pipe, network).state_dict().items()}
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda pipe: pipe.load_lora(None), r"LoRA source None is not a path or a state dict"),  # TypeError (pathlib)
+    (lambda pipe: pipe.load_lora(3), r"LoRA source 3 is not a path or a state dict"),
+    (lambda pipe: pipe.load_lora(random_lora(pipe.config), ""), r"LoRA name '' must be a non-empty str"),  # was kept
+    (lambda pipe: pipe.load_lora(random_lora(pipe.config), 5), r"LoRA name 5 must be a non-empty str"),
+    (lambda pipe: pipe.set_lora("a", 1.0, fused=None), r"fused=None must be True .* or False"),  # was: branches
+    (lambda pipe: pipe.set_lora("a", 1.0, fused="no"), r"fused='no' must be True .* or False"),  # was: fused
+])
+def test_odd_load_lora_and_set_lora_arguments_are_refused_leaving_the_style_as_it_was(styled, call, message):
+    pipe, weights = styled
+    with pytest.raises(LoraError, match=message):
+        call(pipe)
+    assert set(pipe.styles.loaded) == {"a"} and pipe.styles.active == Active("a", 0.5, True)
+    assert all(torch.equal(weights[key], tensor) for key, tensor in _weights(pipe).items())
+
+
+def test_a_lora_loaded_from_the_current_folder_is_named_after_it(tiny_pipe, tmp_path, monkeypatch):
+    """Path(".").name is "": the style was kept under the empty name."""
+    (tmp_path / "claymation").mkdir()
+    save_file(random_lora(tiny_pipe.config), tmp_path / "claymation" / "pytorch_lora_weights.safetensors")
+    monkeypatch.chdir(tmp_path / "claymation")
+    assert tiny_pipe.load_lora(".") == "claymation"
+    tiny_pipe.styles.unload("claymation")
