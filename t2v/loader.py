@@ -297,6 +297,10 @@ def convert(source: str | Path, destination: str | Path, dtype: torch.dtype | st
         raise InvalidRequest(f"dtype {dtype}: fp8 is a precision to compute in, not to store; convert to float16 and "
                              "load that with dtype fp8")
     check_source_name(source)
+    if Path(destination) == Path(TINY_RANDOM):  # load_pipeline would load the preset, never this export
+        raise InvalidRequest(f"destination {str(destination)!r}: an export of that name could not be loaded, since "
+                             f"{TINY_RANDOM!r} is the random-weight preset; name another folder, e.g. "
+                             f"weights/{TINY_RANDOM}")
     presets.check_overrides(width, height, frames)
     half = dtype is not None and parse_dtype(dtype, torch.device("cpu")) != torch.float32
     config, states, sources = read_source(source, prefer_half=half)

@@ -1,13 +1,14 @@
 """The public Python API used the way a newcomer does: odd arguments are refused in one line before any work."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from t2v import InvalidRequest, LoraError, Previews, load_pipeline
+from t2v import InvalidRequest, LoraError, Previews, convert, load_pipeline
 from t2v.lora import Active
 from tests.t2v.lora_files import random_lora
 
@@ -96,3 +97,13 @@ def test_a_lora_loaded_from_the_current_folder_is_named_after_it(tiny_pipe, tmp_
     monkeypatch.chdir(tmp_path / "claymation")
     assert tiny_pipe.load_lora(".") == "claymation"
     tiny_pipe.styles.unload("claymation")
+
+
+@pytest.mark.parametrize("destination", ["tiny-random", Path("./tiny-random")])
+def test_convert_refuses_a_destination_named_like_the_preset_before_writing(destination, tmp_path, monkeypatch):
+    """The CLI refused it; t2v.convert wrote ./tiny-random, which load_pipeline("tiny-random") never loads."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidRequest, match=r"an export of that name could not be loaded, since 'tiny-random' is the "
+                                             r"random-weight preset; name another folder, e.g. weights/tiny-random"):
+        convert("tiny-random", destination)
+    assert not any(tmp_path.iterdir())
