@@ -25,7 +25,7 @@ from t2v.config import ModelConfig
 from t2v.driver import PipelineBase, Plan
 from t2v.errors import InvalidRequest
 from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
-from t2v.request import GenerationRequest, GenerationResult, check_request, plain_number
+from t2v.request import LIMITS, GenerationRequest, GenerationResult, check_request, plain_number
 from t2v.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,14 @@ def fit_request(video: np.ndarray, request: GenerationRequest, config: ModelConf
         raise InvalidRequest(f"video must be a uint8 array [frames, height, width, 3], got {kind}")
     if min(video.shape[1:3]) < 8:
         raise InvalidRequest(f"video frames of {video.shape[2]}x{video.shape[1]} are too small (8 px at least)")
+    low, high = LIMITS["frames"]
+    if not low <= len(video) <= high:  # else "frames=70 is outside …", a field the caller never set
+        raise InvalidRequest(f"the video has {len(video)} frames; video-to-video takes {low}–{high}")
     if request.frames is None:
         request = replace(request, frames=len(video))
-    if video.shape[0] != request.frames:
-        raise InvalidRequest(f"the video has {video.shape[0]} frames but request.frames is {request.frames}")
+    if video.shape[0] != request.frames:  # pipe.request(prompt) fills in the model's frames
+        raise InvalidRequest(f"the video has {video.shape[0]} frames but request.frames is {request.frames}; pass "
+                             f"frames={video.shape[0]} (a GenerationRequest without frames takes the video's)")
     return request.with_defaults(config)
 
 

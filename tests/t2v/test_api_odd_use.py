@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from t2v import InvalidRequest, LoraError, Previews, convert, load_pipeline
+from t2v import GenerationRequest, InvalidRequest, LoraError, Previews, convert, load_pipeline
 from t2v.lora import Active
 from tests.t2v.lora_files import random_lora
 
@@ -107,3 +107,20 @@ def test_convert_refuses_a_destination_named_like_the_preset_before_writing(dest
                                              r"random-weight preset; name another folder, e.g. weights/tiny-random"):
         convert("tiny-random", destination)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("frames", "message"), [
+    (70, r"^the video has 70 frames; video-to-video takes 1–64$"),  # was: "frames=70 is outside …", never set
+    (0, r"^the video has 0 frames; video-to-video takes 1–64$"),
+])
+def test_a_video_of_too_many_or_no_frames_is_refused_naming_the_video(no_render, frames, message):
+    with pytest.raises(InvalidRequest, match=message):
+        no_render.generate_video2video(GenerationRequest("a panda", steps=2), np.zeros((frames, 64, 64, 3), np.uint8))
+
+
+def test_a_video_of_other_length_than_pipe_request_filled_in_says_how_to_ask_for_it(no_render):
+    """pipe.request(prompt), as the README builds one, holds the model's 4 frames; the refusal said only that."""
+    with pytest.raises(InvalidRequest, match=r"the video has 3 frames but request.frames is 4; pass frames=3 \(a "
+                                             r"GenerationRequest without frames takes the video's\)"):
+        no_render.generate_video2video(no_render.request("a panda", steps=2), np.zeros((3, 64, 64, 3), np.uint8))
+
