@@ -51,6 +51,9 @@ def _check_animation(frames: np.ndarray, fps: float, format: str, scale: int) ->
     if wrong or frames.shape[-1] != 3 or len(frames) == 0:
         got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
         raise InvalidRequest(f"frames must be uint8 [F, H, W, 3] with F ≥ 1, got {got}")
+    if 0 in frames.shape[1:3]:  # else Pillow's "cannot write empty image"
+        raise InvalidRequest(f"frames of {frames.shape[2]}x{frames.shape[1]} pixels are empty; a frame needs 1x1 at "
+                             "least")
     low, high = FPS_RANGE  # a frame's duration is 1000 / fps ms: 0 divides by zero, a tiny fps overflows GIF's field
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not low <= fps <= high:
         raise InvalidRequest(f"fps={fps!r} is not a number of frames per second from {low} to {high}")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from t2v import GenerationRequest, InvalidRequest, LoraError, Previews, convert, load_pipeline
+from t2v import GenerationRequest, InvalidRequest, LoraError, Previews, animation, convert, load_pipeline
 from t2v.lora import Active
 from tests.t2v.lora_files import random_lora
 
@@ -124,3 +124,8 @@ def test_a_video_of_other_length_than_pipe_request_filled_in_says_how_to_ask_for
                                              r"GenerationRequest without frames takes the video's\)"):
         no_render.generate_video2video(no_render.request("a panda", steps=2), np.zeros((3, 64, 64, 3), np.uint8))
 
+
+@pytest.mark.parametrize("shape", [(2, 0, 5, 3), (2, 5, 0, 3)])
+def test_an_animation_of_empty_frames_is_refused_naming_their_size(shape):
+    with pytest.raises(InvalidRequest, match=rf"frames of {shape[2]}x{shape[1]} pixels are empty"):  # Pillow's error
+        animation(np.zeros(shape, np.uint8))
