@@ -153,13 +153,17 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         await self.cancel_job(interaction, job)
 
     async def cancel_job(self, interaction: discord.Interaction, job_id: int | None) -> None:
-        """Cancel the presser's job (`None`: their newest) and say so privately; the service refuses others' jobs."""
+        """Cancel the presser's job (`None`: their newest) and say so privately; the service refuses others' jobs.
+
+        Deferred at once, as /video is: the cancel waits for the job's status to say so (an edit Discord may hold up
+        on a busy server) and for the database, and an answer past Discord's 3 s would fail the command."""
+        await interaction.response.defer(thinking=True, ephemeral=True)
         record = await self.service.cancel(interaction.user.id, job_id)
         if record.state == JobState.CANCELLED:
             text = f"✖ Cancelled job #{record.id}."
         else:
             text = f"Stopping job #{record.id}: it ends after the current denoising step"
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.edit_original_response(content=text)
 
 
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:cancel:(?P<job>\d+)"):
