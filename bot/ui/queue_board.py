@@ -1,12 +1,16 @@
 """Queued statuses kept fresh: one task, woken when the queue moves, edits the statuses whose place or ETA changed.
 
     delivery hears a job queued / started / ended ─▶ QueueBoard.moved() ─▶ one batch: service.places() (bot.jobs),
-    then at most EDITS_PER_BATCH edits of the statuses whose place changed, or whose ETA moved or is about to pass
+    then at most EDITS_PER_BATCH edits of the statuses whose place changed, or whose ETA moved or is about to pass,
+    the most wrong first
 
 Throttled under Discord's limits: one batch per `gap_s` at most (so each status is edited at most once per gap, and
 the moves within a gap are coalesced), EDITS_PER_BATCH edits a batch (the rest wait for the next), far under the 50
 requests a second Discord allows a bot. An ETA shown as a countdown is re-estimated just before it would pass, so a
-status never reads "ETA 2 minutes ago"; what it then says is bot.ui.status.eta_words'.
+status never reads "ETA 2 minutes ago"; what it then says is bot.ui.status.eta_words'. When the queue moves faster
+than the edits keep up (a long queue, several GPUs), the places most off for their distance from the front go first
+(#3 shown at #2 as much as #60 shown at #40), so the back of a long queue catches up too instead of keeping its first
+place until it nears the front.
 """
 
 from __future__ import annotations
@@ -71,13 +75,15 @@ class QueueBoard:
         self._shown[job_id] = Shown(position, eta, countdown=not any_moment(eta, now))
 
     async def refresh(self) -> int:
-        """One batch: edit the statuses whose place or ETA changed (at most EDITS_PER_BATCH); how many were edited.
-        More left over wake the next batch."""
+        """One batch: edit the statuses whose place or ETA changed (at most EDITS_PER_BATCH, the most wrong first);
+        how many were edited. More left over wake the next batch."""
         now, places = self._now(), self._places()
         queued = {job.id for job, _, _ in places}
         for job_id in [job_id for job_id in self._shown if job_id not in queued]:
             del self._shown[job_id]  # started, finished or cancelled: delivery shows the rest
-        stale = [(job, position, eta) for job, position, eta in places if self._stale(job.id, position, eta, now)]
+        urgent = [(urgency, i) for i, (job, position, eta) in enumerate(places)
+                  if (urgency := self._urgency(job.id, position, eta, now)) is not None]
+        stale = [places[i] for _, i in sorted(urgent)]
         edited = 0
         for job, position, eta in stale[:EDITS_PER_BATCH]:
             try:
@@ -93,17 +99,19 @@ class QueueBoard:
                       max(len(stale) - EDITS_PER_BATCH, 0))
         return edited
 
-    def _stale(self, job_id: int, position: int, eta: datetime, now: datetime) -> bool:
-        """Whether a status shows another place, a countdown about to end (it gets the new estimate, or "any moment
-        now"), "any moment now" when the new estimate is further off, or an ETA more than ETA_SLACK_S off."""
+    def _urgency(self, job_id: int, position: int, eta: datetime, now: datetime) -> tuple[int, float] | None:
+        """None when a status shows what it should; else its rank among the edits due, lowest first: a status never
+        shown, or a countdown about to end (it gets the new estimate, or "any moment now"); then a status that shows
+        another place, the more off for its place the sooner; then "any moment now" when the new estimate is further
+        off, or an ETA more than ETA_SLACK_S off."""
         shown = self._shown.get(job_id)
-        if shown is None or shown.position != position:
-            return True
+        if shown is None or (shown.countdown and any_moment(shown.eta, now)):
+            return 0, 0.0
+        if shown.position != position:
+            return 1, -abs(shown.position - position) / position
         if not shown.countdown:
-            return not any_moment(eta, now)
-        if any_moment(shown.eta, now):
-            return True
-        return abs((eta - shown.eta).total_seconds()) >= ETA_SLACK_S
+            return None if any_moment(eta, now) else (2, 0.0)
+        return (2, 0.0) if abs((eta - shown.eta).total_seconds()) >= ETA_SLACK_S else None
 
     def _next_due(self, now: datetime) -> float | None:
         """Seconds until the first countdown shown comes within ANY_MOMENT_S of its end; None when none runs."""
