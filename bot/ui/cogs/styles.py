@@ -7,6 +7,7 @@ every change is audited in the server's log; answers are private.
 
 from __future__ import annotations
 
+import difflib
 import logging
 
 import discord
@@ -18,6 +19,7 @@ from bot.gpu.styles import NONE
 from bot.moderation.rules import Moderation
 from bot.moderation.servers import ServerSettings
 from bot.moderation.styles import ServerStyles
+from bot.moderation.text import inert
 from bot.settings import Settings
 from bot.ui.cogs import MAX_CHOICES
 from bot.ui.permissions import check_moderator, server
@@ -26,6 +28,7 @@ from bot.ui.text import clipped, shown
 
 log = logging.getLogger(__name__)
 
+KNOWN_CHARS = 1500  # the styles named in a refusal: a message holds 2000 characters, and STYLES_FILE has no limit
 OFF_DEFAULT = "It is off in this server: /video renders without a style until it is on again."
 
 
@@ -81,11 +84,18 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
         await reply(interaction, await self.listing(guild, head))
 
     def _named(self, style: str) -> str:
-        """The style a moderator typed, as the styles file names it; InvalidInput for a blank one."""
-        if not style.strip():
-            known = ", ".join(self.styles.offered) or "none (the bot's operator has not listed any)"
+        """The style a moderator typed, as the styles file names it; InvalidInput for a blank one or one that is no
+        style, naming the closest and as many styles as fit one message."""
+        named = self.styles.named(style)
+        if named in self.styles.offered:
+            return named
+        offered = list(self.styles.offered)
+        known = clipped(offered, KNOWN_CHARS, sep=", ") or "none (the bot's operator has not listed any)"
+        if not named:
             raise InvalidInput(f"style= is blank: name one of this bot's styles: {known}.")
-        return self.styles.named(style)
+        closest = difflib.get_close_matches(named.casefold(), offered, n=1)
+        hint = f" Did you mean {closest[0]}?" if closest else ""
+        raise InvalidInput(f"There is no style {inert(named, 40)}; the styles are: {known}.{hint}")
 
     @style_off.autocomplete("style")
     @style_on.autocomplete("style")

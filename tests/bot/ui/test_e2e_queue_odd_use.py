@@ -1,16 +1,22 @@
 """/cancel, /quota and /videostyle used as strangers on a busy server use them: a cancel while Discord holds up the
-job's status edit.
+job's status edit, and a moderator's typo in a style's name (among many styles).
 
 The real discord.py client against the fake Discord; nothing sleeps: the tests wait on events and requests.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+from bot.gpu.models import Models
+from bot.gpu.styles import Style
 from storage import JobState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import has_video, video
+from tests.bot.helpers import StyledPipeline, has_video, styled_models, video
+from tests.fakediscord import FakeUser
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -46,3 +52,39 @@ async def test_a_cancel_is_acknowledged_at_once_while_discord_holds_up_the_jobs_
 
     assert acknowledged["type"] == 5 and answer.ephemeral  # "thinking", privately, before the status edit went through
     assert answer.content == "✖ Cancelled job #2." and job.state == JobState.CANCELLED
+
+
+def moderator(stacks: Stacks) -> FakeUser:
+    return stacks.fake.make_user(name="mod", roles=[stacks.fake.moderator_role])
+
+
+async def test_a_style_typo_among_many_long_named_styles_is_answered_in_one_message(stacks: Stacks):
+    """STYLES_FILE has no limit: naming every style in the refusal ran past Discord's 2000 characters, and the
+    moderator got no answer at all ("The application did not respond")."""
+    names = [f"a-rather-long-style-name-number-{n:03}" for n in range(70)]
+    styles = {name: Style(name, Path(f"/styles/{name}.safetensors"), 1.0, "", "", "A look") for name in names}
+    mod = moderator(stacks)
+    async with stacks.run(lambda device: Models(StyledPipeline(), styles=styles)) as stack:
+        answers = [await (await stack.fake.slash(f"videostyle {command}", {"style": "number-7"}, user=mod)
+                          ).wait_answer() for command in ("off", "on", "default")]
+        audit = await stack.moderation.repo.latest_audit(5, guild_id=stack.fake.guild.id)
+
+    for answer in answers:
+        assert answer.ephemeral and len(answer.content) <= 2000
+        assert answer.content.startswith(f"There is no style number-7; the styles are: {names[0]}, {names[1]}, ")
+        assert re.search(r", … and \d+ more\.$", answer.content), answer.content
+    assert [row.action for row in audit if row.action.startswith(("style", "defaults"))] == []  # nothing changed
+
+
+async def test_a_misspelt_style_is_refused_naming_the_closest_and_nothing_changes(stacks: Stacks):
+    mod = moderator(stacks)
+    async with stacks.run(lambda device: styled_models(StyledPipeline())) as stack:
+        fake = stack.fake
+        answers = {command: await (await fake.slash(f"videostyle {command}", {"style": " Watercolr"}, user=mod)
+                                   ).wait_answer() for command in ("off", "default")}
+        listing = await (await fake.slash("videostyle list", {}, user=mod)).wait_answer()
+
+    for answer in answers.values():
+        assert answer.content == ("There is no style Watercolr; the styles are: claymation, watercolor. Did you mean "
+                                  "watercolor?")
+    assert "• `watercolor` · on —" in listing.content and "No default style" in listing.content
