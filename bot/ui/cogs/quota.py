@@ -16,7 +16,6 @@ from bot.ui.replies import QUIET
 log = logging.getLogger(__name__)
 
 
-
 def member_roles(user: discord.abc.User) -> tuple[int, ...]:
     """The role ids of a guild member (for role quota defaults); none for a plain user."""
     return tuple(role.id for role in getattr(user, "roles", ()))
@@ -40,11 +39,13 @@ async def quota_text(moderation: Moderation, user_id: int, role_ids: tuple[int, 
     status = await moderation.quota(user_id, role_ids, guild_id)
     lines = [
         heading or ("**Your video quota**" if own else f"**Video quota of <@{user_id}>**"),
-        f"{status.describe()}.",
+        f"{_none_allowed(status) if own and status.limit == 0 else status.describe()}.",
         f"{status.remaining} left · limit from {limit_source(status, own=own)}",
     ]
     everywhere = await moderation.quota_everywhere(user_id) if cap else None
-    if everywhere is not None:
+    if everywhere is not None and own and everywhere.limit == 0:
+        lines.append(f"Across every server: {_none_allowed(everywhere)}")
+    elif everywhere is not None:
         lines.append(f"Across every server: {everywhere.describe()} ({everywhere.remaining} left)")
     block = await moderation.active_block(user_id, guild_id)
     if block is not None:
@@ -64,3 +65,9 @@ class QuotaCog(commands.Cog, name="Quota"):
         text = await quota_text(self.moderation, interaction.user.id, member_roles(interaction.user),
                                 interaction.guild_id, own=True)
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=QUIET)
+
+
+def _none_allowed(status: QuotaStatus) -> str:
+    """A member's quota of 0, without the reset time: a new period brings no videos (the refusal says the same)."""
+    return (f"Your quota is 0 videos per {status.period}, so you cannot make videos; a new {status.period} does not "
+            "change that; ask a moderator if that seems wrong")

@@ -1,5 +1,5 @@
 """/cancel, /quota and /videostyle used as strangers on a busy server use them: a cancel while Discord holds up the
-job's status edit, and a moderator's typo in a style's name (among many styles).
+job's status edit, a moderator's typo in a style's name (among many styles), a quota of 0.
 
 The real discord.py client against the fake Discord; nothing sleeps: the tests wait on events and requests.
 """
@@ -88,3 +88,18 @@ async def test_a_misspelt_style_is_refused_naming_the_closest_and_nothing_change
         assert answer.content == ("There is no style Watercolr; the styles are: claymation, watercolor. Did you mean "
                                   "watercolor?")
     assert "• `watercolor` · on —" in listing.content and "No default style" in listing.content
+
+
+async def test_quota_of_zero_does_not_promise_videos_when_the_period_turns(stacks: Stacks):
+    """/quota said "0 of 0 videos used today; it resets in 11 hours": a member waited for the reset, which brings
+    nothing; /video's refusal already said the quota is 0."""
+    mod = moderator(stacks)
+    async with stacks.run() as stack:
+        fake = stack.fake
+        await (await fake.slash("videomod quota set", {"user": fake.default_user, "limit": 0}, user=mod)).wait_answer()
+        shown = await (await fake.slash("quota")).wait_answer()
+
+    assert shown.ephemeral and "resets" not in shown.content
+    assert shown.content.split("\n")[1:] == [
+        "Your quota is 0 videos per day, so you cannot make videos; a new day does not change that; ask a moderator "
+        "if that seems wrong.", "0 left · limit from a limit a moderator set for you"]
