@@ -17,6 +17,7 @@ from bot.errors import InvalidInput
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import NEGATIVE
 from bot.moderation.rules import Moderation
+from bot.moderation.styles import closest, listed
 from bot.moderation.text import inert
 from t2v.errors import InvalidRequest
 from t2v.request import check_value
@@ -65,8 +66,9 @@ class PresetLimits:
             return value
         if name == "style":
             if value not in self.styles:
-                known = ", ".join(self.styles) or "none (the bot's operator has not listed any)"
-                raise InvalidInput(f"style={inert(str(value), 40)} is not one of this bot's styles: {known}.")
+                names = list(self.styles)
+                raise InvalidInput(f"style={inert(str(value), 40)} is not one of this bot's styles: {listed(names)}."
+                                   f"{closest(str(value), names)}")
             return value
         if name == "negative":
             text = " ".join(str(value).split())

@@ -6,8 +6,9 @@ the server, audited; cached here, this process being the only writer).
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from bot.errors import InvalidInput, Refused
 from bot.moderation.rules import Moderation
@@ -16,6 +17,27 @@ from bot.moderation.text import inert
 log = logging.getLogger(__name__)
 
 OFF_KEY = "styles_off"  # moderation_settings key: the names of the styles a server turned off
+LISTED_CHARS = 1500  # the style names one answer lists: a message holds 2000 characters, and STYLES_FILE has no limit
+NO_STYLES = "none (the bot's operator has not listed any)"
+
+
+def listed(names: Sequence[str]) -> str:
+    """The style names, comma-separated, as many as fit LISTED_CHARS characters and then ", … and N more" (NO_STYLES
+    for none): what a refusal names."""
+    if not names:
+        return NO_STYLES
+    kept, size = 0, -2
+    while kept < len(names) and size + 2 + len(names[kept]) <= LISTED_CHARS:
+        size += 2 + len(names[kept])
+        kept += 1
+    left = len(names) - kept
+    return ", ".join([*names[:kept], *([f"… and {left} more"] if left else [])])
+
+
+def closest(typed: str, names: Sequence[str]) -> str:
+    """" Did you mean X?" for the style name nearest to a mistyped one, or "" when none is near."""
+    near = difflib.get_close_matches(typed.casefold(), list(names), n=1)
+    return f" Did you mean {near[0]}?" if near else ""
 
 
 class ServerStyles:
@@ -64,7 +86,8 @@ class ServerStyles:
             head = f"The style {named} is turned off in this server."
         else:
             head = f"There is no style {named}."
-        choices = f"Styles here: {', '.join(available)}." if available else "This server offers no styles."
+        choices = f"Styles here: {listed(available)}.{closest(style, available)}" if available else \
+            "This server offers no styles."
         raise Refused("invalid", f"{head} {choices}", logged="invalid:style")
 
     async def turn(self, actor: int, guild_id: int, style: str, on: bool) -> bool:
@@ -72,8 +95,9 @@ class ServerStyles:
         InvalidInput names a style that is not offered. `style` is named in any case (`named`)."""
         style = self.named(style)
         if style not in self.offered:
-            known = ", ".join(self.offered) or "none (the bot's operator has not listed any)"
-            raise InvalidInput(f"There is no style {inert(style, 40)}; the styles are: {known}.")
+            offered = list(self.offered)
+            raise InvalidInput(f"There is no style {inert(style, 40)}; the styles are: {listed(offered)}."
+                               f"{closest(style, offered)}")
         assert self._moderation is not None, "styles are turned off per server only with moderation"
         off = await self.off(guild_id)
         if (style not in off) == on:

@@ -7,7 +7,6 @@ every change is audited in the server's log; answers are private.
 
 from __future__ import annotations
 
-import difflib
 import logging
 
 import discord
@@ -18,7 +17,7 @@ from bot.errors import InvalidInput
 from bot.gpu.styles import NONE
 from bot.moderation.rules import Moderation
 from bot.moderation.servers import ServerSettings
-from bot.moderation.styles import ServerStyles
+from bot.moderation.styles import ServerStyles, closest, listed
 from bot.moderation.text import inert
 from bot.settings import Settings
 from bot.ui.cogs import MAX_CHOICES
@@ -28,7 +27,6 @@ from bot.ui.text import clipped, shown
 
 log = logging.getLogger(__name__)
 
-KNOWN_CHARS = 1500  # the styles named in a refusal: a message holds 2000 characters, and STYLES_FILE has no limit
 OFF_DEFAULT = "It is off in this server: /video renders without a style until it is on again."
 
 
@@ -90,12 +88,10 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
         if named in self.styles.offered:
             return named
         offered = list(self.styles.offered)
-        known = clipped(offered, KNOWN_CHARS, sep=", ") or "none (the bot's operator has not listed any)"
         if not named:
-            raise InvalidInput(f"style= is blank: name one of this bot's styles: {known}.")
-        closest = difflib.get_close_matches(named.casefold(), offered, n=1)
-        hint = f" Did you mean {closest[0]}?" if closest else ""
-        raise InvalidInput(f"There is no style {inert(named, 40)}; the styles are: {known}.{hint}")
+            raise InvalidInput(f"style= is blank: name one of this bot's styles: {listed(offered)}.")
+        raise InvalidInput(f"There is no style {inert(named, 40)}; the styles are: {listed(offered)}."
+                           f"{closest(named, offered)}")
 
     @style_off.autocomplete("style")
     @style_on.autocomplete("style")

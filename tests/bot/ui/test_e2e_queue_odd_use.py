@@ -103,3 +103,28 @@ async def test_quota_of_zero_does_not_promise_videos_when_the_period_turns(stack
     assert shown.content.split("\n")[1:] == [
         "Your quota is 0 videos per day, so you cannot make videos; a new day does not change that; ask a moderator "
         "if that seems wrong.", "0 left · limit from a limit a moderator set for you"]
+
+
+async def test_a_video_naming_no_style_among_many_long_named_styles_is_answered_in_one_message(stacks: Stacks):
+    """/video's refusal names the styles the member may pick: with a long STYLES_FILE it ran past Discord's 2000
+    characters, and the member got no answer at all."""
+    names = [f"a-rather-long-style-name-number-{n:03}" for n in range(70)]
+    styles = {name: Style(name, Path(f"/styles/{name}.safetensors"), 1.0, "", "", "A look") for name in names}
+    async with stacks.run(lambda device: Models(StyledPipeline(), styles=styles)) as stack:
+        answer = await (await video(stack.fake, "a red kite over the sea", style="number-7")).wait_answer()
+
+    assert answer.ephemeral and len(answer.content) <= 2000
+    assert answer.content.startswith(f"There is no style number-7. Styles here: {names[0]}, {names[1]}, ")
+
+
+async def test_an_answer_made_too_long_is_cut_to_one_message_not_lost(stacks: Stacks, monkeypatch, caplog):
+    """The last line of defence: Discord refuses a message over 2000 characters whole, and the member got nothing."""
+    import bot.moderation.styles
+
+    monkeypatch.setattr(bot.moderation.styles, "listed", lambda names: "x" * 3000)
+    async with stacks.run(lambda device: styled_models(StyledPipeline())) as stack:
+        answer = await (await video(stack.fake, "a red kite over the sea", style="nope")).wait_answer()
+
+    assert answer.ephemeral and len(answer.content) == 2000
+    assert answer.content.startswith("There is no style nope. Styles here: xxx") and answer.content.endswith("x…")
+    assert "an answer of 3038 characters was cut to Discord's 2000" in caplog.text
