@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserError
-from bot.ui.text import shown
+from bot.ui.text import MESSAGE_CHARS, shown
 from storage import ShowcaseError
 from storage.errors import said, unavailable
 from t2v.errors import InvalidRequest
@@ -49,9 +49,18 @@ def _unconverted(error: app_commands.TransformerError) -> str:
     return f"“{shown(str(value), 60)}” is not a {error.type.name}: pick one from the list Discord offers."
 
 
+def fitting(text: str) -> str:
+    """`text` cut to one message (MESSAGE_CHARS) with an ellipsis, and a WARNING: an answer made longer is a bug, but
+    Discord refuses a message over its limit whole, and the member would get no answer at all."""
+    if len(text) <= MESSAGE_CHARS:
+        return text
+    log.warning("an answer of %d characters was cut to Discord's %d: %.80s…", len(text), MESSAGE_CHARS, text)
+    return text[: MESSAGE_CHARS - 1] + "…"
+
+
 async def answer_privately(interaction: discord.Interaction, text: str) -> None:
-    """Reply, edit the deferred placeholder, or follow up, whichever the interaction still allows."""
-    quiet = discord.AllowedMentions.none()
+    """Reply, edit the deferred placeholder, or follow up, whichever the interaction still allows (cut to fit)."""
+    quiet, text = discord.AllowedMentions.none(), fitting(text)
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=quiet)
@@ -71,7 +80,7 @@ async def answer_refusal(interaction: discord.Interaction, text: str, *, placeho
         return
     try:
         await interaction.delete_original_response()
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        await interaction.followup.send(fitting(text), ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
     except discord.HTTPException:
         log.exception("could not tell user %d: %s", interaction.user.id, text)
 
@@ -104,5 +113,5 @@ async def handler(interaction: discord.Interaction, name: str, kind: type[CogT])
 
 
 async def reply(interaction: discord.Interaction, content: str) -> None:
-    """A private answer that pings nobody."""
-    await interaction.response.send_message(content, ephemeral=True, allowed_mentions=QUIET)
+    """A private answer that pings nobody (cut to fit)."""
+    await interaction.response.send_message(fitting(content), ephemeral=True, allowed_mentions=QUIET)
