@@ -106,6 +106,10 @@ class Cancels:
             finishing = max((entry.job.id for entry in running), default=None)
             if finishing is not None:
                 raise NothingToCancel(f"Job #{finishing} is already finishing; too late to cancel it.")
+            stopping = max((entry.job.id for entry in self._running.of_user(user_id)), default=None)
+            if stopping is not None:  # cancelled already: it ends after its current step
+                raise NothingToCancel(f"Job #{stopping} is already stopping: it ends after the current denoising "
+                                      "step.")
             raise NothingToCancel("You have no queued or running videos to cancel.")
         return max(jobs, key=lambda job: job.id)
 

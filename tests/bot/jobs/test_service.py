@@ -191,6 +191,8 @@ async def test_cancelling_a_running_job_stops_it_at_the_next_step(make_service):
     await h.events.wait("progress", running.job.id)
     flagged = await h.service.cancel(1, running.job.id)
     assert flagged.cancel_requested and flagged.state == JobState.RUNNING
+    with pytest.raises(NothingToCancel, match=rf"^Job #{running.job.id} is already stopping: it ends after the "):
+        await h.service.cancel(1)  # not "you have no queued or running videos": one is, stopping
     cancelled = await h.events.wait("cancelled", running.job.id)
     assert cancelled.state == JobState.CANCELLED and await h.state(running.job.id) == JobState.CANCELLED
     assert h.pipeline.steps_run[PROMPTS[0]] == 1
