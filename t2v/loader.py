@@ -257,6 +257,17 @@ def read_source(source: str | Path, device: str = "cpu", prefer_half: bool = Fal
     return presets.for_directory(config, path), states, sources
 
 
+def home_unexpanded(value: str) -> str | None:
+    """Why a path that starts with ~ is not the home folder it looks like: nothing expanded it (`--output=~/x.mp4`, a
+    quoted "~/x", a setting), so taken as it is it would be a folder named ~ here. None when no ~ starts it, when a
+    folder of that name is there, or when there is no such user."""
+    first = Path(value).parts[0] if value.startswith("~") else ""
+    if not first or Path(first).exists() or os.path.expanduser(first) == first:
+        return None
+    return (f"the ~ is not expanded here (a shell expands it only at the start of a word, not after = or inside "
+            f"quotes); write {os.path.expanduser(value)}")
+
+
 def check_source_name(source: object) -> None:
     """InvalidRequest unless `source` names a model: a non-empty str or a Path ("" would be the current folder)."""
     if not isinstance(source, str | os.PathLike):
@@ -264,6 +275,15 @@ def check_source_name(source: object) -> None:
                              f"{type(source).__name__} {source!r:.60}")
     if isinstance(source, str) and not source.strip():
         raise InvalidRequest(f"source {source!r} is empty: name a model folder, or {TINY_RANDOM!r}")
+    check_home("source", source)
+
+
+def check_home(name: str, path: str | os.PathLike[str]) -> None:
+    """InvalidRequest for a path that starts with a ~ nothing expanded (Python does not: it would be a folder named ~
+    here), before any file is read or written."""
+    problem = home_unexpanded(os.fspath(path))
+    if problem is not None:
+        raise InvalidRequest(f"{name} {os.fspath(path)!r}: {problem}")
 
 
 def load_pipeline(source: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
@@ -297,6 +317,7 @@ def convert(source: str | Path, destination: str | Path, dtype: torch.dtype | st
         raise InvalidRequest(f"dtype {dtype}: fp8 is a precision to compute in, not to store; convert to float16 and "
                              "load that with dtype fp8")
     check_source_name(source)
+    check_home("destination", destination)
     if Path(destination) == Path(TINY_RANDOM):  # load_pipeline would load the preset, never this export
         raise InvalidRequest(f"destination {str(destination)!r}: an export of that name could not be loaded, since "
                              f"{TINY_RANDOM!r} is the random-weight preset; name another folder, e.g. "

@@ -23,7 +23,16 @@ from typing import BinaryIO
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
-from t2v.loader import DTYPES, FP8, MODEL_FOLDER, check_keys, check_source, detect_layout, missing_device
+from t2v.loader import (
+    DTYPES,
+    FP8,
+    MODEL_FOLDER,
+    check_keys,
+    check_source,
+    detect_layout,
+    home_unexpanded,
+    missing_device,
+)
 from t2v.weights import export
 from t2v.weights.lora import lora_file, lora_keys
 
@@ -99,17 +108,6 @@ def path_length(value: str) -> Problem:
     if len(value.encode()) > PATH_MAX:
         return f"is {len(value.encode())} bytes long; paths may be {PATH_MAX} at most"
     return None
-
-
-def home_unexpanded(value: str) -> Problem:
-    """Why a path that starts with ~ is not the home folder it looks like: nothing expanded it (`--output=~/x.mp4`, a
-    quoted "~/x", a setting), so taken as it is it would be a folder named ~ here. None when no ~ starts it, when a
-    folder of that name is there, or when there is no such user."""
-    first = Path(value).parts[0] if value.startswith("~") else ""
-    if not first or Path(first).exists() or os.path.expanduser(first) == first:
-        return None
-    return (f"the ~ is not expanded here (a shell expands it only at the start of a word, not after = or inside "
-            f"quotes); write {os.path.expanduser(value)}")
 
 
 def unreachable(value: str | Path) -> Problem:

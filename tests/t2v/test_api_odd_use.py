@@ -109,6 +109,18 @@ def test_convert_refuses_a_destination_named_like_the_preset_before_writing(dest
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("call", [lambda: convert("tiny-random", "~/export"), lambda: load_pipeline("~/weights"),
+                                  lambda: convert(Path("~/weights"), "export")])
+def test_a_path_with_a_tilde_nothing_expanded_is_refused_before_anything_is_written(call, tmp_path, monkeypatch):
+    """Python does not expand ~: t2v.convert("…", "~/export") wrote a folder named ~ under the current one."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", "/home/ann")
+    with pytest.raises(InvalidRequest, match=r"'~/(export|weights)': the ~ is not expanded here .*; write "
+                                             r"/home/ann/(export|weights)$"):
+        call()
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(("frames", "message"), [
     (70, r"^the video has 70 frames; video-to-video takes 1–64$"),  # was: "frames=70 is outside …", never set
     (0, r"^the video has 0 frames; video-to-video takes 1–64$"),
