@@ -23,3 +23,13 @@ def test_the_image_has_what_triton_compiles_its_launcher_with_on_the_gpu() -> No
     # Triton builds a C file including Python.h with `cc` the first time any Triton kernel runs (torch.compile's and
     # t2v.kernels'); the CUDA runtime base image has no compiler and Ubuntu's python3 no headers
     assert {"gcc", "libc6-dev", "python3-dev"} <= apt_installed()
+
+
+def test_the_unit_makes_the_gpu_device_nodes_as_root_since_its_sandbox_stops_nvidia_modprobe() -> None:
+    unit = (DEPLOY / "videobot.service").read_text()
+    assert re.search(r"^NoNewPrivileges=yes$", unit, re.MULTILINE)  # the setuid nvidia-modprobe cannot run as root
+    before = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStartPre=")]
+    commands = {shlex.split(line.lstrip("-+"))[0].rsplit("/", 1)[-1]: line for line in before}
+    # root ("+") for the nodes of every GPU and the uvm module; "-": a host without NVIDIA's tools still starts
+    assert commands["nvidia-smi"].startswith(("-+", "+-"))
+    assert commands["nvidia-modprobe"].startswith(("-+", "+-")) and " -u" in commands["nvidia-modprobe"]
