@@ -68,7 +68,9 @@ class Health(LocalSite):
         return web.json_response(body, status=503 if problems else 200)
 
     async def prometheus(self, request: web.Request) -> web.Response:
-        """The metrics in Prometheus' text format."""
+        """The metrics in Prometheus' text format, the disks' free space read now (not left at the last /healthz,
+        which nothing asks for under systemd)."""
+        await asyncio.to_thread(self._disk)
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -117,7 +119,7 @@ class Health(LocalSite):
 
     def _disk(self) -> dict[str, Any]:
         """Free bytes on the disk of each folder the bot writes to (of its nearest existing folder); a problem below
-        LOW_DISK_BYTES. Each reading is a /metrics gauge too."""
+        LOW_DISK_BYTES. Each reading is a /metrics gauge too (read again at each scrape)."""
         part: dict[str, Any] = {}
         low = []
         for what, folder in self.folders.items():

@@ -35,8 +35,8 @@ class Metrics:
             self.requests.labels(outcome)
         self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "Jobs waiting for a GPU", registry=self.registry)
         self.running = Gauge(f"{PREFIX}_jobs_running", "Jobs on a GPU now", registry=self.registry)
-        self.disk_free = Gauge(f"{PREFIX}_disk_free_bytes", "Free space on the disk of what the bot keeps, at the last "
-                               "/healthz", ["folder"], registry=self.registry)
+        self.disk_free = Gauge(f"{PREFIX}_disk_free_bytes", "Free space on the disk of what the bot keeps, read at "
+                               "each scrape and /healthz", ["folder"], registry=self.registry)
         self.queue_wait = Histogram(f"{PREFIX}_queue_wait_seconds", "Time from accepting a job to starting it",
                                     buckets=WAIT_BUCKETS, registry=self.registry)
         self.generation = Histogram(f"{PREFIX}_generation_seconds", "GPU time of each finished video",
