@@ -16,7 +16,8 @@ import urllib.request
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", "9090"  # the bot's defaults (bot.settings)
 LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}  # listening everywhere: ask locally
-TIMEOUT_S = 5.0  # below the HEALTHCHECK's own --timeout
+TIMEOUT_S = 8.0  # above the bot's own database probe (5 s: a stuck database is a 503 naming it), below the
+# HEALTHCHECK's --timeout (10 s: Docker would kill this check and record nothing it said)
 OFF = ("0", "false", "f", "no", "n", "off")  # what the bot reads as false (pydantic's booleans), any case
 
 
@@ -46,6 +47,8 @@ def check(url: str) -> str | None:
         return f"{url} answered {error.code}: {problems(error.read())}"
     except OSError as error:  # refused, unreachable, timed out
         reason = getattr(error, "reason", error)
+        if isinstance(reason, TimeoutError):  # something listens but does not answer: not a bot that is down
+            return f"{url} did not answer within {TIMEOUT_S:g} s: the bot is running but stuck or overloaded"
         return f"nothing answers at {url} ({reason}): is the bot running, with HEALTH_ENABLED=1?"
 
 

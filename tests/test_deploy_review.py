@@ -3,9 +3,14 @@ finds the GPUs after a reboot, and the container health check tells a slow bot f
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shlex
 
+import yaml
+
+from bot.web.health import PROBE_TIMEOUT_S
+from tests.scripts import load_script
 from tests.test_deploy import DEPLOY, dockerfile_instructions
 
 
@@ -33,3 +38,36 @@ def test_the_unit_makes_the_gpu_device_nodes_as_root_since_its_sandbox_stops_nvi
     # root ("+") for the nodes of every GPU and the uvm module; "-": a host without NVIDIA's tools still starts
     assert commands["nvidia-smi"].startswith(("-+", "+-"))
     assert commands["nvidia-modprobe"].startswith(("-+", "+-")) and " -u" in commands["nvidia-modprobe"]
+
+
+def test_the_health_check_outwaits_the_bots_database_probe_within_dockers_timeout() -> None:
+    # at 5 s, equal to the probe's, a stuck database was reported as "nothing answers ... is the bot running?"
+    check = load_script(DEPLOY / "healthcheck.py", "videobot_healthcheck_timeouts")
+    docker = float(re.search(r"--timeout=(\d+)s", (DEPLOY / "Dockerfile").read_text())[1])
+    compose = float(yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["bot"]["healthcheck"]["timeout"]
+                    .removesuffix("s"))
+    assert PROBE_TIMEOUT_S + 1 <= check.TIMEOUT_S <= min(docker, compose) - 1
+
+
+async def test_a_bot_that_accepts_but_never_answers_is_called_stuck_not_absent(monkeypatch, capsys) -> None:
+    check = load_script(DEPLOY / "healthcheck.py", "videobot_healthcheck_stuck")
+    monkeypatch.setattr(check, "TIMEOUT_S", 0.2)
+    released = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await released.wait()  # reads nothing, answers nothing: a blocked event loop, from outside
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for name in ("HEALTH_ENABLED", "HEALTH_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HEALTH_PORT", str(port))
+    try:
+        assert await asyncio.to_thread(check.main) == 1
+    finally:
+        released.set()
+        server.close()
+        await server.wait_closed()
+    assert capsys.readouterr().err == (f"unhealthy: http://127.0.0.1:{port}/healthz did not answer within 0.2 s: the "
+                                       "bot is running but stuck or overloaded\n")
