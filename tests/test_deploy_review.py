@@ -71,3 +71,12 @@ async def test_a_bot_that_accepts_but_never_answers_is_called_stuck_not_absent(m
         await server.wait_closed()
     assert capsys.readouterr().err == (f"unhealthy: http://127.0.0.1:{port}/healthz did not answer within 0.2 s: the "
                                        "bot is running but stuck or overloaded\n")
+
+
+def test_every_docker_run_the_files_give_has_the_init_compose_has() -> None:
+    # compose's `init: true` reaps what the bot's children (a local Ray's workers, the compiler's) leave; a `docker run`
+    # without --init makes the bot PID 1, which never reaps them
+    assert yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["bot"]["init"] is True
+    for path in (DEPLOY / "Dockerfile", DEPLOY.parent / "README.md"):
+        runs = re.findall(r"docker run -d [^\n]*", path.read_text())  # the commands, not mentions of a flag
+        assert runs and all(" --init " in run for run in runs), path
