@@ -19,6 +19,9 @@ LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}
 TIMEOUT_S = 8.0  # above the bot's own database probe (5 s: a stuck database is a 503 naming it), below the
 # HEALTHCHECK's --timeout (10 s: Docker would kill this check and record nothing it said)
 OFF = ("0", "false", "f", "no", "n", "off")  # what the bot reads as false (pydantic's booleans), any case
+# Never through a proxy: urlopen would take http_proxy from the environment (Docker puts its client's proxies in every
+# container's), and a proxy cannot reach this container's own loopback.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def url_from(env: dict[str, str]) -> str:
@@ -40,7 +43,7 @@ def problems(body: bytes) -> str:
 def check(url: str) -> str | None:
     """None when /healthz says healthy, else why not."""
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+        with DIRECT.open(url, timeout=TIMEOUT_S) as response:
             response.read()
             return None
     except urllib.error.HTTPError as error:

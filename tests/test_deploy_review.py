@@ -1,17 +1,21 @@
 """deploy/ as an operator meets it over months: what the GPU code needs at run time is in the image, the systemd unit
-finds the GPUs after a reboot, and the container health check tells a slow bot from a missing one."""
+finds the GPUs after a reboot, `docker run` reaps as compose does, and the container health check asks the bot
+directly and tells a stuck bot from a missing one."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shlex
+import sys
 
 import yaml
 
 from bot.web.health import PROBE_TIMEOUT_S
+from tests.net import free_port
 from tests.scripts import load_script
-from tests.test_deploy import DEPLOY, dockerfile_instructions
+from tests.test_deploy import DEPLOY, StubClient, bot_health, dockerfile_instructions
 
 
 def apt_installed() -> set[str]:
@@ -80,3 +84,17 @@ def test_every_docker_run_the_files_give_has_the_init_compose_has() -> None:
     for path in (DEPLOY / "Dockerfile", DEPLOY.parent / "README.md"):
         runs = re.findall(r"docker run -d [^\n]*", path.read_text())  # the commands, not mentions of a flag
         assert runs and all(" --init " in run for run in runs), path
+
+
+async def test_the_health_check_asks_the_bot_directly_whatever_proxy_the_environment_names() -> None:
+    # Docker hands its client's configured proxies to every container as http_proxy/HTTP_PROXY; urllib follows them.
+    # A process of its own: urllib keeps the first opener it builds, with the proxies of that moment.
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    env = {name: value for name, value in os.environ.items() if "proxy" not in name.lower()}
+    env |= {"http_proxy": dead_proxy, "HTTP_PROXY": dead_proxy, "HEALTH_HOST": "127.0.0.1"}
+    async with bot_health(StubClient()) as port:
+        process = await asyncio.create_subprocess_exec(sys.executable, str(DEPLOY / "healthcheck.py"),
+                                                       env={**env, "HEALTH_PORT": str(port)},
+                                                       stderr=asyncio.subprocess.PIPE)
+        _, err = await process.communicate()
+    assert (process.returncode, err.decode()) == (0, "")
