@@ -177,7 +177,11 @@ def _given_twice(given: list[str], actions: dict[str, argparse.Action]) -> str |
 
 def _closest(option: str, known: list[str]) -> str | None:
     """The real option `option` is most likely a misspelling of, compared without their dashes (`--bogus` is not
-    close to `--out` by its letters, only by its dashes)."""
+    close to `--out` by its letters, only by its dashes); first, the one long option it begins (`--neg`, argparse's
+    own abbreviation of `--negative`, which this parser does not take: too few letters for difflib to match)."""
+    started = [name for name in known if name.startswith("--") and option.startswith("--") and name.startswith(option)]
+    if len(started) == 1:
+        return started[0]
     names = {name.lstrip("-"): name for name in known}
     found = difflib.get_close_matches(option.lstrip("-"), list(names), n=1, cutoff=0.6)
     return names[found[0]] if found else None
