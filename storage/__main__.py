@@ -23,7 +23,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from alembic.script import ScriptDirectory
 from dotenv import dotenv_values
@@ -103,9 +103,18 @@ def say(line: str, stream: TextIO | None = None) -> None:
     print(shown, file=stream or sys.stdout)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one `error:` line (no usage block), exit status 2, as main's own are."""
+
+    def error(self, message: str) -> NoReturn:
+        if message == "the following arguments are required: command":
+            message = "no command given; use current or migrate (python -m storage --help)"
+        say(f"error: {message}", sys.stderr)
+        self.exit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m storage", description=__doc__.split("\n\n")[0],
-                                     allow_abbrev=False)
+    parser = _Parser(prog="python -m storage", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("current", help="the revision the database is at, and the shipped ones")
     migrate = commands.add_parser("migrate", help="upgrade or downgrade the schema to a revision")
