@@ -514,3 +514,7 @@ def test_after_wrong_settings_the_others_are_read_for_the_checks_of_what_they_na
                                                                              Path("/srv/media"), "cuda")  # default
     # a check across settings that fails whatever the wrong one is: nothing to check on
     assert load_what_validates({**VALID, "GALLERY_ENABLED": "1", "GALLERY_PORT": "9090"}, env_file=None) is None
+    # the tiny preset without T2V_ALLOW_TINY: the others are still read (its default, False, failed again: none were)
+    settings, wrong = load_what_validates({"DISCORD_TOKEN": TOKEN, "T2V_MODEL": "tiny-random", "T2V_DEVICE": "cuda:1",
+                                           "MEDIA_DIR": "/srv/media"}, env_file=None)
+    assert wrong == {"t2v_allow_tiny"} and (settings.t2v_device, settings.media_dir) == ("cuda:1", Path("/srv/media"))
