@@ -275,15 +275,21 @@ async def migrate(engine_or_url: AsyncEngine | str, revision: str = "head", *,
                   home_guild_id: int | None = None) -> None:
     """Run `alembic upgrade <revision>` on the engine (or a temporary engine for the URL). `home_guild_id` is the
     server that moderation rows from before servers had their own belong to (migration 0004), when there is one."""
-    await _run(engine_or_url, command.upgrade, revision, home_guild_id)
-    log.info("database schema upgraded to %s", revision)
+    _said("upgraded", *await _run(engine_or_url, command.upgrade, revision, home_guild_id))
 
 
 async def downgrade(engine_or_url: AsyncEngine | str, revision: str) -> None:
     """Run `alembic downgrade <revision>` on the engine (or a temporary engine for the URL), in one transaction as
     `migrate` does: back to an older schema, to run an older version of the bot on it (`python -m storage`)."""
-    await _run(engine_or_url, command.downgrade, revision, None)
-    log.info("database schema downgraded to %s", revision)
+    _said("downgraded", *await _run(engine_or_url, command.downgrade, revision, None))
+
+
+def _said(done: str, before: str | None, after: str | None) -> None:
+    """One INFO line when the schema changed revision (each start migrates: most find nothing to do)."""
+    if before == after:
+        log.debug("database schema at revision %s already", after)
+    else:
+        log.info("database schema %s from revision %s to %s", done, before or "none", after or "none")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -298,22 +304,24 @@ def _revision_of(connection: Connection) -> str | None:
 
 
 async def _run(engine_or_url: AsyncEngine | str, alembic_command: Any, revision: str,
-               home_guild_id: int | None) -> None:
-    """An Alembic command (upgrade or downgrade) in one transaction on the engine, or on a temporary one for a URL."""
+               home_guild_id: int | None) -> tuple[str | None, str | None]:
+    """An Alembic command (upgrade or downgrade) in one transaction on the engine, or on a temporary one for a URL;
+    the schema's revisions before and after it."""
     if isinstance(engine_or_url, str):
         engine = create_engine(engine_or_url)
         try:
-            await _run(engine, alembic_command, revision, home_guild_id)
+            return await _run(engine, alembic_command, revision, home_guild_id)
         finally:
             await engine.dispose()
-        return
     async with engine_or_url.begin() as connection:
-        await connection.run_sync(_alembic, alembic_command, revision, home_guild_id)
+        return await connection.run_sync(_alembic, alembic_command, revision, home_guild_id)
 
 
-def _alembic(connection: Connection, alembic_command: Any, revision: str, home_guild_id: int | None) -> None:
-    """Alembic's synchronous command on a connection we already hold; SchemaTooNew for a database a newer version of
-    this code migrated (Alembic would fail with a traceback on the revision it cannot find)."""
+def _alembic(connection: Connection, alembic_command: Any, revision: str,
+             home_guild_id: int | None) -> tuple[str | None, str | None]:
+    """Alembic's synchronous command on a connection we already hold, and the revisions before and after it;
+    SchemaTooNew for a database a newer version of this code migrated (Alembic would fail with a traceback on the
+    revision it cannot find)."""
     config = alembic_config()
     script = ScriptDirectory.from_config(config)
     current = _revision_of(connection)
@@ -322,3 +330,4 @@ def _alembic(connection: Connection, alembic_command: Any, revision: str, home_g
     config.attributes["connection"] = connection
     config.attributes["home_guild_id"] = home_guild_id
     alembic_command(config, revision)
+    return current, _revision_of(connection)

@@ -39,11 +39,27 @@ async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(engine: 
     assert (journal, timeout, foreign_keys) == ("wal", 5000, 1)
 
 
-async def test_migrating_twice_changes_nothing(engine: AsyncEngine) -> None:
-    await migrate(engine)
+async def test_migrating_twice_changes_nothing_and_says_nothing(engine: AsyncEngine, caplog) -> None:
+    caplog.set_level("INFO", logger="storage.db")
+    await migrate(engine)  # each start migrates: one that finds nothing to do logs no "upgraded"
     async with engine.connect() as connection:
         versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
     assert versions == [HEAD]
+    assert [r.getMessage() for r in caplog.records if r.name == "storage.db" and r.levelname == "INFO"] == []
+
+
+async def test_a_migration_says_from_which_revision_to_which_on_one_line(tmp_path, caplog) -> None:
+    caplog.set_level("INFO")
+    await migrate(f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+    said = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert f"database schema upgraded from revision none to {HEAD}" in said
+    assert all("\n" not in line for line in said), said  # Alembic's "Running upgrade" lines too
+
+
+def test_each_migrations_summary_is_one_line() -> None:
+    """Alembic's "Running upgrade A -> B, <summary>" takes the docstring's first paragraph: one line of a log."""
+    for revision in ScriptDirectory.from_config(alembic_config()).walk_revisions():
+        assert "\n" not in revision.doc and len(revision.doc) <= 120, (revision.revision, revision.doc)
 
 
 async def test_migrate_accepts_a_url_and_plain_sqlite_driver_name(tmp_path) -> None:

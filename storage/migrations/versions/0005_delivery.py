@@ -1,5 +1,4 @@
-"""Deliveries: what became of a done job's video on Discord, so a post the process's end cut short is made after the
-next start.
+"""Deliveries: what became of a done job's video on Discord (a post the process's end cut short is made at next start).
 
 Revision ID: 0005
 Revises: 0004
