@@ -80,7 +80,8 @@ class OperatorGroup(app_commands.Group):
         await reply(interaction, f"The bot's default quota: {quota}, in every server "
                                  "that has no default of its own, and in direct messages.")
 
-    @app_commands.command(name="quota-default-clear", description="Back to QUOTA_DEFAULT and QUOTA_PERIOD")
+    @app_commands.command(name="quota-default-clear",
+                          description="Remove the default set with quota-default: the bot's settings apply again")
     async def quota_default_clear(self, interaction: discord.Interaction) -> None:
         """Without it a default set once would hide QUOTA_DEFAULT and QUOTA_PERIOD for good, however they change."""
         removed = await self.moderation.clear_default(interaction.user.id, guild_id=GLOBAL)
