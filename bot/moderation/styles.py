@@ -10,6 +10,7 @@ import difflib
 import logging
 from collections.abc import Mapping, Sequence
 
+from bot.characters import clipped
 from bot.errors import InvalidInput, Refused
 from bot.moderation.rules import Moderation
 from bot.moderation.text import inert
@@ -24,14 +25,7 @@ NO_STYLES = "none (the bot's operator has not listed any)"
 def listed(names: Sequence[str]) -> str:
     """The style names, comma-separated, as many as fit LISTED_CHARS characters and then ", … and N more" (NO_STYLES
     for none): what a refusal names."""
-    if not names:
-        return NO_STYLES
-    kept, size = 0, -2
-    while kept < len(names) and size + 2 + len(names[kept]) <= LISTED_CHARS:
-        size += 2 + len(names[kept])
-        kept += 1
-    left = len(names) - kept
-    return ", ".join([*names[:kept], *([f"… and {left} more"] if left else [])])
+    return clipped(names, LISTED_CHARS, sep=", ") or NO_STYLES
 
 
 def closest(typed: str, names: Sequence[str]) -> str:

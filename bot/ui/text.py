@@ -12,19 +12,18 @@
 - clipped to a length, with an ellipsis, between pieces: a link is kept whole or left out whole, and an escape
   ("\\*") is never cut from the character it escapes.
 
-`clipped` cuts a list answer at an entry boundary so that it fits one message, "… and N more" included.
+A list answer is cut to one message by bot.characters.clipped.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import discord
 
 from bot.characters import one_line
 
-MESSAGE_CHARS = 2000  # Discord's limit on the content of one message
 PROMPT_SHOWN = 700  # characters of escaped prompt per message
 
 _URL_RE = re.compile(r"\b(?:https?|ftp|discord)://[^\s<>]+|\bwww\.[^\s<>]+", re.IGNORECASE)
@@ -69,25 +68,6 @@ def _escaped(text: str) -> str:
     text = discord.utils.escape_markdown(text, ignore_links=False)
     text = discord.utils.escape_mentions(_MASKED_LINK_RE.sub(r"\\\1", text))
     return _DISCORD_TAG_RE.sub(r"\\<", text)
-
-
-def clipped(entries: Sequence[str], limit: int = MESSAGE_CHARS, *, more: int = 0, at_least: bool = False,
-            sep: str = "\n") -> str:
-    """The entries joined by `sep` (an entry may hold newlines of its own), cut at an entry boundary so that the
-    whole, "… and N more" included, fits `limit` characters. N counts the entries cut and the `more` left out
-    before (at least that many, when `at_least`: the caller could not count them all)."""
-    def tail(left: int) -> str:
-        return f"… and {'at least ' if at_least else ''}{left} more"
-
-    sizes = [len(entry) for entry in entries]
-    kept, size = len(entries), sum(sizes) + len(sep) * max(len(entries) - 1, 0)  # of sep.join(entries[:kept])
-    while True:
-        left = len(entries) - kept + more
-        if kept == 0 or size + (len(sep) + len(tail(left)) if left else 0) <= limit:
-            break
-        kept -= 1
-        size -= sizes[kept] + (len(sep) if kept else 0)
-    return sep.join([*entries[:kept], *([tail(left)] if left else [])])
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:

@@ -6,12 +6,13 @@ import json
 import logging
 from collections.abc import Mapping
 
+from bot.characters import MESSAGE_CHARS, clipped
 from bot.gpu.models import DEFAULT_ASPECT
 from bot.moderation.rules import QuotaDefault
 from bot.moderation.servers import Presets
 from bot.moderation.text import discord_time, ended, inert
 from bot.settings import Settings
-from bot.ui.text import MESSAGE_CHARS, clipped, counted
+from bot.ui.text import counted
 from storage import AuditRecord, BlockRecord, ChannelRuleRecord, RoleQuotaRecord, ServerUsage, UsageStats
 from t2v.config import SamplerDefaults
 

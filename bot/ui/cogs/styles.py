@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.characters import clipped
 from bot.errors import InvalidInput
 from bot.gpu.styles import NONE
 from bot.moderation.rules import Moderation
@@ -23,7 +24,7 @@ from bot.settings import Settings
 from bot.ui.cogs import MAX_CHOICES
 from bot.ui.permissions import check_moderator, server
 from bot.ui.replies import reply
-from bot.ui.text import clipped, shown
+from bot.ui.text import shown
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.ui.text import MESSAGE_CHARS, clipped, shown
+from bot.characters import MESSAGE_CHARS, clipped
+from bot.ui.text import shown
 
 LINK = re.compile(r"(?:https?|ftp|discord)://|www\.", re.IGNORECASE)  # where a link starts, wrapped or not
 WRAPPED = re.compile(r"<(?:https?|ftp|discord)://[^\s<>]+>|<www\.[^\s<>]+>", re.IGNORECASE)
