@@ -22,6 +22,9 @@ from storage import (
 from storage.urls import parse
 
 ROOT = Path(__file__).resolve().parents[2]
+# A server restart or a network cut, for the sessions holding the bot's lock: each ended, and waited for (up to 5 s,
+# PostgreSQL 14+) — pg_terminate_backend(pid) alone returns once signalled, while the lock may still be held.
+END_LOCK_SESSIONS = "SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory'"
 
 
 @pytest.mark.parametrize(("url", "kind", "file", "address"), [
@@ -167,8 +170,7 @@ async def test_the_postgresql_lock_leaves_no_transaction_open_and_a_lost_session
                 "SELECT state FROM pg_stat_activity WHERE pid IN (SELECT pid FROM pg_locks WHERE locktype = "
                 "'advisory')"))).scalars().all()
             assert states == ["idle"]  # not "idle in transaction": VACUUM is not held back for the bot's life
-            await connection.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"))
+            await connection.execute(text(END_LOCK_SESSIONS))
         async with held_alone(watcher):  # the lock went with its session, and leaving did not raise
             pass
     finally:
@@ -179,7 +181,7 @@ async def test_a_hold_checked_keeps_its_lock_a_lost_session_takes_it_again_and_a
     from sqlalchemy import text
 
     other = create_engine(db_url)
-    terminate = text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'")
+    terminate = text(END_LOCK_SESSIONS)
     try:
         async with held_alone(engine) as hold:
             assert await hold.check() is True
@@ -235,7 +237,7 @@ async def test_a_hold_that_could_not_take_its_lock_again_keeps_trying_at_each_ch
             return
         restart = create_engine(db_url)
         async with restart.connect() as connection:  # a server restart ends every session
-            await connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"))
+            await connection.execute(text(END_LOCK_SESSIONS))
         await restart.dispose()
         down = OSError("connection refused")
 
