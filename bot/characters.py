@@ -1,11 +1,27 @@
-"""The characters no text the bot shows may carry, and text made one line without them. Pure.
+"""The characters no text the bot shows may carry, text made one line without them, typed text made inert for
+Discord, and answers cut to fit one message. Pure (Discord's text rules, through discord.py's escapers).
 
 C0/C1 controls (NUL, ESC, ...; Unicode's category Cc is exactly U+0000-001F and U+007F-009F) except tab and newlines,
 and the bidi controls that make text display in another order than it is read: the marks (U+061C, U+200E, U+200F),
 embeddings, overrides and isolates. The policy gate refuses them in what a member types (bot.moderation.policy), so
 what Discord shows of a prompt is what the gate read; what passed no gate (names, a moderator's reason) is shown
-without them: in Discord (bot.ui.text, bot.moderation.text) and on the web gallery's pages (bot.web.pages). A line
-for the operator shows them escaped instead (t2v.errors.visible): a setting's value is named as it was given.
+without them: in Discord (`shown`, below) and on the web gallery's pages (bot.web.pages). A line for the operator
+shows them escaped instead (t2v.errors.visible): a setting's value is named as it was given.
+
+`shown`: text someone typed (a prompt, a name, a moderator's reason, a denylist pattern) made inert for a Discord
+message, the one escaper of every answer and refusal, Discord's and moderation's alike — what Discord shows is what
+the policy read, and nothing more happens:
+
+- the characters above are removed, so the text cannot display in another order than the denylist read it, nor
+  carry terminal escapes into logs or copies; one line: newlines and tabs become spaces;
+- links are wrapped in <...>, which Discord shows as a link but never unfurls into a preview;
+- markdown (bold, spoilers, masked links "[x](url)", headings, quotes), mentions (@everyone, <@id>, <#id>) and the
+  other tags Discord draws as something else (custom emoji <:name:id>, which would show an image the denylist never
+  read, timestamps <t:0:R>, command mentions </name:id>) are escaped, by discord.py's own escapers, so they show as
+  typed;
+- clipped to a length, with an ellipsis, between pieces: a link is kept whole or left out whole, and an escape
+  ("\\*") is never cut from the character it escapes.
+
 And `clipped`: a list cut at an entry boundary to fit one message (MESSAGE_CHARS), "… and N more" included, for
 Discord's answers and moderation's refusals alike.
 """
@@ -13,18 +29,63 @@ Discord's answers and moderation's refusals alike.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+
+from discord.utils import escape_markdown, escape_mentions
 
 from t2v.errors import HIDDEN_RE
 
 MESSAGE_CHARS = 2000  # Discord's limit on the content of one message
+SHOWN = 700  # characters of escaped text `shown` keeps unless told
 UNSAFE_RE = re.compile(f"(?![\t\n\r\u2028\u2029]){HIDDEN_RE.pattern}")  # t2v's hidden characters but the breaks
+_URL_RE = re.compile(r"\b(?:https?|ftp|discord)://[^\s<>]+|\bwww\.[^\s<>]+", re.IGNORECASE)
+_MASKED_LINK_RE = re.compile(r"(?<!\\)([\[\]])")  # "[x](url)": escape_markdown leaves the brackets
+_DISCORD_TAG_RE = re.compile(r"<(?=[@#:/]|a:|t:|id:)")  # <@user>, <#channel>, <:emoji:id>, <a:emoji:id>,
+#                                                           </command:id>, <t:timestamp>, <id:customize>: a \< shows it
+_ESCAPED_UNIT_RE = re.compile(r"\\.|.", re.DOTALL)  # an escape and the character it escapes, or one character
+_URL_END = ".,;:!?)]}'\""  # punctuation after a link belongs to the sentence
+_ELLIPSIS = "…"
 
 
 def one_line(text: str) -> str:
     """text without unsafe characters, on one line: each run of them and of whitespace is one space (some of them,
     \\x0b, \\x1c and \\x85, separate words), none at either end."""
     return " ".join(UNSAFE_RE.sub(" ", text).split())
+
+
+def shown(text: str, limit: int = SHOWN) -> str:
+    """Typed text made inert for a Discord message: no unsafe characters, one line, links not unfurled, markdown and
+    mentions escaped, clipped to `limit` characters (at least 1) between pieces, with an ellipsis."""
+    pieces = list(_pieces(one_line(text)))
+    if sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    kept, size = [], len(_ELLIPSIS)
+    for piece in pieces:
+        size += len(piece)
+        if size > limit:
+            break
+        kept.append(piece)
+    while kept and kept[-1] == " ":  # "snow …" reads as a gap: "snow…"
+        kept.pop()
+    return "".join(kept) + _ELLIPSIS
+
+
+def _pieces(flat: str) -> Iterator[str]:
+    """The escaped text in pieces that can be cut between: each link wrapped in <...>, each escape with the
+    character it escapes, each other character alone."""
+    last = 0
+    for match in _URL_RE.finditer(flat):
+        url = match.group().rstrip(_URL_END)
+        yield from _ESCAPED_UNIT_RE.findall(_escaped(flat[last:match.start()]))
+        yield f"<{url}>"
+        last = match.start() + len(url)
+    yield from _ESCAPED_UNIT_RE.findall(_escaped(flat[last:]))
+
+
+def _escaped(text: str) -> str:
+    text = escape_markdown(text, ignore_links=False)
+    text = escape_mentions(_MASKED_LINK_RE.sub(r"\\\1", text))
+    return _DISCORD_TAG_RE.sub(r"\\<", text)
 
 
 def clipped(entries: Sequence[str], limit: int = MESSAGE_CHARS, *, more: int = 0, at_least: bool = False,

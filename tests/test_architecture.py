@@ -36,7 +36,7 @@ FORBIDDEN = {
 MODEL = ("t2v/",)
 POLICY = ("bot/moderation/policy/",)  # the language detectors and word matchers of the policy gate
 ONLY_IN = {
-    "discord": ("bot/ui/", "bot/app.py"),
+    "discord": ("bot/ui/", "bot/app.py", "bot/characters.py"),  # bot.characters: its text escapers only
     "yarl": ("bot/app.py",),
     "torch": (*MODEL, "bot/gpu/"),
     "numpy": (*MODEL, "bot/gpu/", "bot/jobs/upscale.py"),

@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
+from bot.characters import shown
 from bot.errors import Denied, InvalidInput
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import (
@@ -28,7 +29,7 @@ from bot.moderation.policy import (
 from bot.moderation.policy.entries import ALLOW_CATEGORY, Kind
 from bot.moderation.policy.normalise import normalise
 from bot.moderation.rules import Moderation
-from bot.moderation.text import ended, inert
+from bot.moderation.text import ended
 from storage import GLOBAL, DenyKind, DenylistRecord, DuplicateEntryError, ModerationRepository, Repository
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class DenylistEditor:
         try:
             entry = validate_entry(DenylistEntry(pattern, category, kind))
         except ValueError as error:
-            raise InvalidInput(f"Not added: {ended(inert(str(error), 400))}") from None
+            raise InvalidInput(f"Not added: {ended(shown(str(error), 400))}") from None
         problem = self._redundant(pattern, kind, guild_id)
         if problem is not None:
             raise InvalidInput(problem)
@@ -106,7 +107,7 @@ class DenylistEditor:
                 await self._repo.add_denylist_entry(entry.pattern, entry.category, DenyKind(kind), added_by=actor,
                                                     guild_id=guild_id)
             except DuplicateEntryError:
-                raise InvalidInput(f"“{inert(pattern)}” is already on {list_name(kind, guild_id)}.") from None
+                raise InvalidInput(f"“{shown(pattern)}” is already on {list_name(kind, guild_id)}.") from None
             await self._reload(guild_id)
         await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.add", f"{TARGET}{pattern}",
                                      {"category": entry.category}, guild_id=guild_id)
@@ -119,17 +120,17 @@ class DenylistEditor:
         an allowlist phrase within a deny entry's words makes that entry refuse nothing)."""
         if guild_id != GLOBAL and kind == "deny" and any(e.pattern == pattern for e in self.entries("deny",
                                                                                                     guild_id=GLOBAL)):
-            return f"“{inert(pattern)}” is already on the shared denylist, which holds in every server."
+            return f"“{shown(pattern)}” is already on the shared denylist, which holds in every server."
         same = _same_rule(pattern, self.entries(kind, guild_id=guild_id)
                           + (self.entries("deny", guild_id=GLOBAL) if kind == "deny" and guild_id != GLOBAL else []))
         if same is not None:
             where = list_name(kind, GLOBAL if same in self.entries(guild_id=GLOBAL) else guild_id)
-            return (f"“{inert(pattern)}” is already on {where} as “{inert(same.pattern)}” (the parts of a + b may "
+            return (f"“{shown(pattern)}” is already on {where} as “{shown(same.pattern)}” (the parts of a + b may "
                     "come in any order); nothing to add.")
         covering = self._covering(pattern, guild_id) if kind == "deny" else None
         if covering is not None:
             where = list_name("deny", GLOBAL if covering in self.entries(guild_id=GLOBAL) else guild_id)
-            return f"“{inert(pattern)}” is already refused by “{inert(covering.pattern)}” on {where}; nothing to add."
+            return f"“{shown(pattern)}” is already refused by “{shown(covering.pattern)}” on {where}; nothing to add."
         return self._silenced(pattern, kind, guild_id)
 
     def _silenced(self, pattern: str, kind: Kind, guild_id: int) -> str | None:
@@ -143,10 +144,10 @@ class DenylistEditor:
                 continue
             command = "/videomod operator allowlist-remove" if guild_id == GLOBAL else "/videomod allowlist remove"
             if kind == "deny":
-                return (f"“{inert(pattern)}” would refuse nothing: “{inert(allow)}” on {list_name('allow', guild_id)} "
+                return (f"“{shown(pattern)}” would refuse nothing: “{shown(allow)}” on {list_name('allow', guild_id)} "
                         f"lets it through wherever it appears; remove that phrase first ({command}).")
             command = "/videomod operator denylist-remove" if guild_id == GLOBAL else "/videomod denylist remove"
-            return (f"“{inert(pattern)}” would let through every prompt “{inert(deny)}” on "
+            return (f"“{shown(pattern)}” would let through every prompt “{shown(deny)}” on "
                     f"{list_name('deny', guild_id)} refuses, so that entry would refuse nothing; to stop refusing it, "
                     f"remove it ({command}).")
         return None
@@ -177,7 +178,7 @@ class DenylistEditor:
                         LIST_NAMES[kind], guild_id)
             await self._moderation.audit(actor, f"{LIST_NAMES[kind]}.remove", f"{TARGET}{pattern}",
                                          {"refused": "shared entry"}, guild_id=guild_id, allowed=False)
-            raise Denied(f"“{inert(pattern)}” is on the shared {LIST_NAMES[kind]}, which holds in every server and "
+            raise Denied(f"“{shown(pattern)}” is on the shared {LIST_NAMES[kind]}, which holds in every server and "
                          "only the bot's operators can change; this server can add entries of its own, not remove "
                          "shared ones.")
         return removed

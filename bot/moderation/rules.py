@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from bot.characters import shown
 from bot.errors import InvalidInput, Refused
-from bot.moderation.text import block_message, discord_time, inert, parse_duration
+from bot.moderation.text import block_message, discord_time, parse_duration
 from bot.settings import MAX_QUOTA, QUOTA_PERIODS, Settings
 from storage import GLOBAL, BlockRecord, ModerationRepository, QuotaOverrideRecord, UsageStats, utc_now
 
@@ -268,7 +269,7 @@ class Moderation:
         """Set the server's default quota (and period), or the default of its members holding a role; GLOBAL: the
         bot's default, for servers that set none. Returns the server's default now."""
         if period is not None and period not in QUOTA_PERIODS:
-            raise InvalidInput(f"“{inert(period, 20)}” is not a quota period: use {', '.join(QUOTA_PERIODS)}.")
+            raise InvalidInput(f"“{shown(period, 20)}” is not a quota period: use {', '.join(QUOTA_PERIODS)}.")
         check_limit(limit, period or (await self.default_quota(guild_id)).period)
         if role_id is None:
             await self.repo.set_setting(DEFAULT_KEY, limit, guild_id=guild_id, by=actor, now=self.now())
@@ -334,7 +335,7 @@ class Moderation:
     async def stats(self, window: str, *, guild_id: int) -> UsageStats:
         """The server's usage (GLOBAL: every server's) over the last hour/day/week/month (rolling) or ever."""
         if window not in STATS_WINDOWS:
-            raise InvalidInput(f"“{inert(window, 20)}” is not a stats period: use {', '.join(STATS_WINDOWS)}.")
+            raise InvalidInput(f"“{shown(window, 20)}” is not a stats period: use {', '.join(STATS_WINDOWS)}.")
         span = STATS_WINDOWS[window]
         return await self.repo.usage_stats(None if span is None else self.now() - span, guild_id=guild_id)
 

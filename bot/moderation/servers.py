@@ -13,12 +13,12 @@ import logging
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from bot.characters import shown
 from bot.errors import InvalidInput
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import NEGATIVE
 from bot.moderation.rules import Moderation
 from bot.moderation.styles import closest, listed
-from bot.moderation.text import inert
 from t2v.errors import InvalidRequest
 from t2v.request import check_value
 
@@ -62,12 +62,12 @@ class PresetLimits:
         """The value if a preset may have it, else InvalidInput naming it and what is allowed."""
         if name == "aspect":
             if value not in self.aspects:
-                raise InvalidInput(f"aspect={inert(str(value), 20)} is not one of {', '.join(self.aspects)}.")
+                raise InvalidInput(f"aspect={shown(str(value), 20)} is not one of {', '.join(self.aspects)}.")
             return value
         if name == "style":
             if value not in self.styles:
                 names = list(self.styles)
-                raise InvalidInput(f"style={inert(str(value), 40)} is not one of this bot's styles: {listed(names)}."
+                raise InvalidInput(f"style={shown(str(value), 40)} is not one of this bot's styles: {listed(names)}."
                                    f"{closest(str(value), names)}")
             return value
         if name == "negative":
@@ -162,7 +162,7 @@ class ServerSettings:
                                    "reset them all with `/videomod defaults reset` and set the others again.")
             refusal = self._refusal(guild_id, negative)
             if refusal is not None:
-                raise InvalidInput(f"negative=“{inert(negative, 80)}” cannot be this server's default, as it would "
+                raise InvalidInput(f"negative=“{shown(negative, 80)}” cannot be this server's default, as it would "
                                    f"refuse every /video that takes it: {refusal}")
         if not changes:
             options = [name for name in PRESET_NAMES if name != "style"]  # the style: /videostyle default

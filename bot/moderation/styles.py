@@ -10,10 +10,9 @@ import difflib
 import logging
 from collections.abc import Mapping, Sequence
 
-from bot.characters import clipped
+from bot.characters import clipped, shown
 from bot.errors import InvalidInput, Refused
 from bot.moderation.rules import Moderation
-from bot.moderation.text import inert
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ class ServerStyles:
         available = await self.available(guild_id)
         if style in available:
             return
-        named = inert(style, 40)
+        named = shown(style, 40)
         if style in self.offered:
             head = f"The style {named} is turned off in this server."
         else:
@@ -90,7 +89,7 @@ class ServerStyles:
         style = self.named(style)
         if style not in self.offered:
             offered = list(self.offered)
-            raise InvalidInput(f"There is no style {inert(style, 40)}; the styles are: {listed(offered)}."
+            raise InvalidInput(f"There is no style {shown(style, 40)}; the styles are: {listed(offered)}."
                                f"{closest(style, offered)}")
         assert self._moderation is not None, "styles are turned off per server only with moderation"
         off = await self.off(guild_id)

@@ -1,12 +1,12 @@
-"""Moderation's text at its edges, Discord-free: user and moderator text made inert to show, Discord timestamps, a
-sentence's end, what a blocked user is told, and a block's length read from what a moderator typed."""
+"""Moderation's text at its edges: Discord timestamps, a sentence's end, what a blocked user is told,
+and a block's length read from what a moderator typed (typed text is shown through bot.characters.shown)."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
 
-from bot.characters import one_line
+from bot.characters import shown
 from bot.errors import InvalidInput
 from storage import BlockRecord
 
@@ -17,15 +17,6 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = r"(\d+)\s*(weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
 _DURATION_RE = re.compile(rf"(?:{_PART}\s*)+")
 _PART_RE = re.compile(_PART)
-_MARKDOWN_RE = re.compile(r"([\\*_~`|>#\[\]()<@])")  # markdown, masked links, mention and timestamp syntax
-
-
-def inert(text: str, limit: int = 300) -> str:
-    """User or moderator text made safe to show: one line without control or direction-override characters (which
-    would reorder the text around it), markdown and mention syntax escaped, clipped."""
-    flat = one_line(text)
-    flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
-    return _MARKDOWN_RE.sub(r"\\\1", flat)
 
 
 def discord_time(when: datetime, style: str = "R") -> str:
@@ -44,10 +35,10 @@ def parse_duration(text: str | None) -> timedelta | None:
     if words in PERMANENT:
         return None
     if not _DURATION_RE.fullmatch(words):
-        raise InvalidInput(f"“{inert(text or '', 40)}” is not a duration: use {DURATION_FORMS}.")
+        raise InvalidInput(f"“{shown(text or '', 40)}” is not a duration: use {DURATION_FORMS}.")
     seconds = sum(int(count) * _UNIT_SECONDS[unit[0]] for count, unit in _PART_RE.findall(words))
     if not 0 < seconds <= MAX_BLOCK.total_seconds():  # compared as a number: a huge one is no timedelta
-        raise InvalidInput(f"A block of “{inert(words, 40)}” is out of range: it must be longer than 0 and at most "
+        raise InvalidInput(f"A block of “{shown(words, 40)}” is out of range: it must be longer than 0 and at most "
                            f"{MAX_BLOCK.days} days; use 'permanent' for no end.")
     return timedelta(seconds=seconds)
 
@@ -55,9 +46,9 @@ def parse_duration(text: str | None) -> timedelta | None:
 def block_message(block: BlockRecord) -> str:
     """What a blocked user is told: the reason and until when."""
     if block.until is None:
-        return f"You are blocked from making videos: {ended(inert(block.reason))} A moderator can lift the block."
+        return f"You are blocked from making videos: {ended(shown(block.reason))} A moderator can lift the block."
     return (f"You are blocked from making videos until {discord_time(block.until, 'f')} "
-            f"({discord_time(block.until)}): {ended(inert(block.reason))}")
+            f"({discord_time(block.until)}): {ended(shown(block.reason))}")
 
 
 def ended(text: str) -> str:

@@ -9,9 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.characters import MESSAGE_CHARS
+from bot.characters import MESSAGE_CHARS, shown
 from bot.errors import UserError
-from bot.ui.text import shown
 from storage import ShowcaseError
 from storage.errors import said, unavailable
 from t2v.errors import InvalidRequest

@@ -20,13 +20,14 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from bot.characters import shown
 from bot.errors import Denied
 from bot.media import MediaStore
 from bot.moderation.servers import ServerSettings
 from bot.settings import Settings
 from bot.ui.replies import answer_privately
 from bot.ui.status import settings_line
-from bot.ui.text import counted, shown
+from bot.ui.text import counted
 from storage import JobRecord, Repository, ShowcaseRecord, ShowcaseRepository, ShowcaseState
 
 log = logging.getLogger(__name__)

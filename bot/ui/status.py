@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 
 import discord
 
+from bot.characters import shown
 from bot.jobs.events import Delivered
 from bot.jobs.spec import UPSCALE
-from bot.ui.text import counted, shown
+from bot.ui.text import counted
 from storage import JobRecord, JobState
 
 BAR_CELLS = 10

@@ -217,4 +217,4 @@ def _votes(votes: int) -> str:
 
 def _text(text: str) -> str:
     """User text made safe for HTML content and quoted attributes, shown in the order it is read."""
-    return html.escape(one_line(text), quote=True)  # as bot.moderation.text.inert shows it in Discord
+    return html.escape(one_line(text), quote=True)  # without the characters bot.characters.shown drops in Discord

@@ -11,11 +11,10 @@ from collections import defaultdict
 import discord
 from discord import app_commands
 
-from bot.characters import MESSAGE_CHARS, clipped
+from bot.characters import MESSAGE_CHARS, clipped, shown
 from bot.moderation.denylist_edits import DenylistEditor, PromptTest, list_name
 from bot.moderation.policy import CATEGORIES, CATEGORY_TEXT, DenylistEntry
 from bot.moderation.policy.entries import Kind
-from bot.moderation.text import inert
 from bot.ui.cogs import MAX_CHOICES
 from bot.ui.cogs.moderation_text import refusal_words
 from bot.ui.replies import QUIET
@@ -55,7 +54,7 @@ async def add(editor: DenylistEditor, interaction: discord.Interaction, pattern:
     scope = ("every server" if guild_id == GLOBAL else
              "this server" + (" (its own denylist entries only)" if kind == "allow" else ""))
     await interaction.response.send_message(
-        f"Added “{inert(entry.pattern)}” to {list_name(kind, guild_id)}{where}; it applies in {scope} from the "
+        f"Added “{shown(entry.pattern)}” to {list_name(kind, guild_id)}{where}; it applies in {scope} from the "
         "next prompt.", ephemeral=True, allowed_mentions=QUIET)
 
 
@@ -65,9 +64,9 @@ async def remove(editor: DenylistEditor, interaction: discord.Interaction, patte
     removed = await editor.remove(interaction.user.id, pattern, kind, guild_id=guild_id)
     name = list_name(kind, guild_id)
     if removed:
-        text = f"Removed “{inert(pattern)}” from {name}; it applies from the next prompt."
+        text = f"Removed “{shown(pattern)}” from {name}; it applies from the next prompt."
     else:
-        text = f"{name[0].upper()}{name[1:]} has no entry “{inert(pattern)}”; `/videomod denylist list` shows them all."
+        text = f"{name[0].upper()}{name[1:]} has no entry “{shown(pattern)}”; `/videomod denylist list` shows them all."
     await interaction.response.send_message(text, ephemeral=True, allowed_mentions=QUIET)
 
 
@@ -84,7 +83,7 @@ def _sections(title: str, entries: list[DenylistEntry]) -> str:
     deny = sum(entry.kind == "deny" for entry in entries)
     sections: dict[str, list[str]] = defaultdict(list)
     for entry in entries:
-        sections[entry.category].append(inert(entry.pattern, 100))
+        sections[entry.category].append(shown(entry.pattern, 100))
     body = "".join(f"\n**{category}**: {', '.join(patterns)}" for category, patterns in sections.items())
     return (f"__{title}__ — denylist: {counted(deny, 'entry', 'entries')}; "
             f"allowlist: {counted(len(entries) - deny, 'phrase')}.{body}")
@@ -108,14 +107,14 @@ async def show(editor: DenylistEditor, interaction: discord.Interaction, guild_i
 
 
 def _entries(entries: tuple[DenylistEntry, ...]) -> str:
-    return clipped([f"“{inert(entry.pattern, 100)}” ({entry.category})" for entry in entries], ENTRIES_CHARS,
+    return clipped([f"“{shown(entry.pattern, 100)}” ({entry.category})" for entry in entries], ENTRIES_CHARS,
                    sep=", ")
 
 
 def test_text(result: PromptTest, prompt: str) -> str:
     """The gate's verdict on a prompt, with the entries that fire (moderators may see them)."""
     verdict, report = result.verdict, result.report
-    lines = [f"Prompt: “{inert(prompt, 300)}”"]
+    lines = [f"Prompt: “{shown(prompt, 300)}”"]
     if verdict.allowed:
         lines.append("✅ Allowed: it would be generated.")
     elif verdict.reason == "denylist":
@@ -124,7 +123,7 @@ def test_text(result: PromptTest, prompt: str) -> str:
         lines.append(f"⛔ Refused ({refusal_words(verdict.logged or '')}): {verdict.message}")
     if report.denied:
         lines.append(f"Fires: {_entries(report.denied)}"
-                     + (f"; the refusal names “{inert(verdict.matched)}”" if verdict.matched else ""))
+                     + (f"; the refusal names “{shown(verdict.matched)}”" if verdict.matched else ""))
     elif verdict.allowed or verdict.reason != "denylist":
         lines.append("No denylist entry fires.")
     if report.overridden:

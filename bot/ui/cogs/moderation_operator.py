@@ -14,9 +14,9 @@ from datetime import timedelta
 import discord
 from discord import app_commands
 
+from bot.characters import shown
 from bot.moderation.denylist_edits import DenylistEditor
 from bot.moderation.rules import STATS_WINDOWS, Moderation
-from bot.moderation.text import inert
 from bot.settings import MAX_QUOTA, Settings, is_snowflake
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
@@ -205,7 +205,7 @@ class OperatorGroup(app_commands.Group):
         if server is not None:
             server = server.strip()
             if not is_snowflake(server):
-                await reply(interaction, f"server={inert(server, 20)} is not a server id: use the number "
+                await reply(interaction, f"server={shown(server, 20)} is not a server id: use the number "
                                          "`/videomod operator servers` shows, such as 123456789012345678.")
                 return
             guild_id = int(server)
@@ -217,6 +217,6 @@ class OperatorGroup(app_commands.Group):
                                      "operators' own log).")
             return
         whose = (" of the bot's operators" if guild_id == GLOBAL else
-                 f" of {inert(guild.name, 80)} (`{guild_id}`)" if guild is not None else
+                 f" of {shown(guild.name, 80)} (`{guild_id}`)" if guild is not None else
                  f" of server `{guild_id}` (the bot is no longer in it)")
         await reply(interaction, text.audit(rows, whose))

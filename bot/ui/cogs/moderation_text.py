@@ -6,11 +6,11 @@ import json
 import logging
 from collections.abc import Mapping
 
-from bot.characters import MESSAGE_CHARS, clipped
+from bot.characters import MESSAGE_CHARS, clipped, shown
 from bot.gpu.models import DEFAULT_ASPECT
 from bot.moderation.rules import QuotaDefault
 from bot.moderation.servers import Presets
-from bot.moderation.text import discord_time, ended, inert
+from bot.moderation.text import discord_time, ended
 from bot.settings import Settings
 from bot.ui.text import counted
 from storage import AuditRecord, BlockRecord, ChannelRuleRecord, RoleQuotaRecord, ServerUsage, UsageStats
@@ -43,8 +43,8 @@ def blocked(block: BlockRecord, earlier: BlockRecord | None = None) -> str:
         f"until {discord_time(block.until, 'f')} ({discord_time(block.until)})")
     replaced = "" if earlier is None else (
         f" This replaces their earlier block ({_lasts(earlier)}, by <@{earlier.blocked_by}>: "
-        f"{inert(earlier.reason, 100)}).")
-    return f"Blocked <@{block.user_id}> {until}.{replaced} Reason shown to them: {ended(inert(block.reason))}"
+        f"{shown(earlier.reason, 100)}).")
+    return f"Blocked <@{block.user_id}> {until}.{replaced} Reason shown to them: {ended(shown(block.reason))}"
 
 
 def stopped(queued: int, running: int) -> str:
@@ -67,7 +67,7 @@ def block_list(blocks: list[BlockRecord]) -> str:
         return "Nobody is blocked."
     lines = [f"**Blocked users** ({len(blocks)})"]
     for block in blocks[:LISTED]:
-        lines.append(f"• <@{block.user_id}> · {_lasts(block)} · by <@{block.blocked_by}> · {inert(block.reason, 100)}")
+        lines.append(f"• <@{block.user_id}> · {_lasts(block)} · by <@{block.blocked_by}> · {shown(block.reason, 100)}")
     return clipped(lines, more=max(len(blocks) - LISTED, 0))
 
 
@@ -127,7 +127,7 @@ def audit(records: list[AuditRecord], whose: str = "") -> str:
         mark = "" if record.allowed else " ⛔ refused"
         target = f" · {_target(record.target)}" if record.target else ""
         details = f" · {_details(record.details)}" if record.details else ""
-        lines.append(f"{discord_time(record.at, 'f')} <@{record.actor_id}> {inert(record.action, 64)}{mark}"
+        lines.append(f"{discord_time(record.at, 'f')} <@{record.actor_id}> {shown(record.action, 64)}{mark}"
                      f"{target}{details}")
     return clipped(lines)
 
@@ -140,14 +140,14 @@ def _details(details: Mapping[str, object]) -> str:
         if isinstance(v, dict | list):
             return json.dumps(v, ensure_ascii=False)
         return "none" if v is None else str(v)
-    return inert(" · ".join(f"{key.replace('_', ' ')}: {value(v)}" for key, v in details.items()), 150)
+    return shown(" · ".join(f"{key.replace('_', ' ')}: {value(v)}" for key, v in details.items()), 150)
 
 
 def _target(target: str) -> str:
     """An audit target ("user:1", "channel:2", "role:3", "pattern:x") as a mention where Discord has one."""
     kind, _, value = target.partition(":")
     mention = {"user": "<@{}>", "channel": "<#{}>", "role": "<@&{}>"}.get(kind)
-    return mention.format(value) if mention and value.isdigit() else inert(target, 100)
+    return mention.format(value) if mention and value.isdigit() else shown(target, 100)
 
 
 def _duration(seconds: float) -> str:
@@ -169,7 +169,7 @@ def presets(values: Presets, settings: Settings) -> str:
     lines = ["**/video defaults** of this server (an option a member leaves out takes it; then the bot's)"]
     for name, fallback in bot.items():
         if name in given:
-            lines.append(f"• {name}: {inert(str(given[name]), 120)} (the bot's: {fallback})")
+            lines.append(f"• {name}: {shown(str(given[name]), 120)} (the bot's: {fallback})")
         else:
             lines.append(f"• {name}: the bot's, {fallback}")
     lines.append(f"-# Limits: steps up to {settings.max_steps}, frames up to {settings.max_frames}.")
@@ -187,7 +187,7 @@ def servers(usage: list[ServerUsage], names: Mapping[int, str], allowed: tuple[i
     for guild_id in sorted(names, key=lambda guild_id: (-requests(guild_id), guild_id)):
         row = counts.get(guild_id)
         busy = f"{counted(row.requests, 'request')} by {counted(row.users, 'user')}" if row else "no requests"
-        name = inert(names[guild_id], 80) or "(unavailable: name not known yet)"  # a Discord outage at start
+        name = shown(names[guild_id], 80) or "(unavailable: name not known yet)"  # a Discord outage at start
         stray = " · ⚠️ not on ALLOWED_GUILD_IDS" if allowed and guild_id not in allowed else ""
         lines.append(f"• {name} · `{guild_id}` · {busy}{stray}")
     end = []  # kept below the list, however long it is

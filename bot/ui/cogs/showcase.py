@@ -17,14 +17,13 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.characters import clipped
+from bot.characters import clipped, shown
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
 from bot.ui.cogs import MAX_DISCORD_INT
 from bot.ui.permissions import AnyChannel, check_moderator, own_channel, server
 from bot.ui.replies import answer_privately
 from bot.ui.showcase import Showcase
-from bot.ui.text import shown
 from storage import ShowcaseError, ShowcaseRecord
 
 log = logging.getLogger(__name__)

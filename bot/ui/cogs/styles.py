@@ -13,18 +13,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.characters import clipped
+from bot.characters import clipped, shown
 from bot.errors import InvalidInput
 from bot.gpu.styles import NONE
 from bot.moderation.rules import Moderation
 from bot.moderation.servers import ServerSettings
 from bot.moderation.styles import ServerStyles, closest, listed
-from bot.moderation.text import inert
 from bot.settings import Settings
 from bot.ui.cogs import MAX_CHOICES
 from bot.ui.permissions import check_moderator, server
 from bot.ui.replies import reply
-from bot.ui.text import shown
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +89,7 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
         offered = list(self.styles.offered)
         if not named:
             raise InvalidInput(f"style= is blank: name one of this bot's styles: {listed(offered)}.")
-        raise InvalidInput(f"There is no style {inert(named, 40)}; the styles are: {listed(offered)}."
+        raise InvalidInput(f"There is no style {shown(named, 40)}; the styles are: {listed(offered)}."
                            f"{closest(named, offered)}")
 
     @style_off.autocomplete("style")

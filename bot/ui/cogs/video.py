@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.characters import clipped
+from bot.characters import clipped, shown
 from bot.errors import Refused
 from bot.gpu.models import ASPECTS, DEFAULT_ASPECT
 from bot.gpu.styles import NONE
@@ -26,7 +26,6 @@ from bot.ui.cogs import MAX_CHOICES, MAX_DISCORD_INT
 from bot.ui.delivery import Delivery
 from bot.ui.replies import answer_error, answer_refusal, handler
 from bot.ui.status import eta_words, settings_line
-from bot.ui.text import shown
 from storage import JobRecord, JobState
 from t2v.config import SamplerDefaults
 from t2v.request import LIMITS, SAMPLER_NAMES

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.characters import shown
 from bot.errors import Denied, InvalidInput
 from bot.moderation.denylist_edits import DenylistEditor
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import DenylistEntry, PolicyGate, load_default_entries
 from bot.moderation.rules import Moderation, check_limit
-from bot.moderation.text import inert, parse_duration
+from bot.moderation.text import parse_duration
 from storage import GLOBAL, ModerationRepository, Repository, create_engine, migrate
 from tests.clocks import Clock
 
@@ -46,7 +47,7 @@ def test_block_durations_read_like_moderators_write_them(text, expected):
 def test_unreadable_durations_name_the_value_and_the_accepted_forms(text):
     with pytest.raises(InvalidInput) as error:
         parse_duration(text)
-    assert error.value.message.startswith(f"“{inert(text)}” is not a duration: use a number and a unit such as 30m")
+    assert error.value.message.startswith(f"“{shown(text)}” is not a duration: use a number and a unit such as 30m")
     assert "'permanent'" in error.value.message
 
 
@@ -72,14 +73,6 @@ def test_quota_limits_outside_the_range_are_refused_naming_it(limit):
 
 def test_limits_at_the_edges_are_fine():
     assert (check_limit(0), check_limit(10_000)) == (0, 10_000)
-
-
-def test_shown_text_cannot_format_or_mention():
-    assert inert("**bold** <@123> @everyone `x`") == r"\*\*bold\*\* \<\@123\> \@everyone \`x\`"
-    assert inert("a\n\nb   c") == "a b c"
-    assert inert("x" * 50, 10) == "xxxxxxxxx…"
-    assert inert("see \u202egnp.exe\x07") == "see gnp.exe"  # a right-to-left override would reorder what follows
-    assert inert("spam\x0bscam\x85now") == "spam scam now"  # control characters that separate words still do
 
 
 def plain(text: str) -> str:

@@ -473,7 +473,7 @@ def test_bidi_and_control_characters_are_refused_before_anything_else(gate, text
 
 
 def test_what_the_bot_shows_of_user_text_drops_exactly_what_the_gate_refuses():
-    from bot.ui.text import shown
+    from bot.characters import shown
 
     every = "".join(map(chr, range(0x3000)))
     refused = {c for c in every if unsafe_characters(c)}

@@ -134,7 +134,7 @@ async def test_odd_block_durations_are_refused_in_one_line_and_block_nobody(stac
         answer = await command(fake, "videomod block", mod, user=bob, duration=duration)
         blocks = await stack.moderation.repo.active_blocks(guild_id=fake.guild.id)
 
-    assert answer.content.startswith(says) and "\n" not in answer.content
+    assert plain(answer.content).startswith(says) and "\n" not in answer.content
     assert blocks == []
 
 
@@ -159,9 +159,10 @@ async def test_a_reason_with_mentions_markdown_and_direction_marks_pings_nobody_
         answer = await command(fake, "videomod block", mod, user=bob, reason=reason)
         refused = await video(fake, "a red kite", bob)
 
-    assert answer.content.endswith(r"Reason shown to them: \@everyone \<\@1234\> \*\*bold\*\* \|\|spoiler\|\| evil.")
+    assert answer.content.endswith("Reason shown to them: @\u200beveryone \\<@1234> \\*\\*bold\\*\\* "
+                                   "\\|\\|spoiler\\|\\| evil.")
     assert answer.extra["allowed_mentions"] == {"parse": []}
-    assert "\u202e" not in refused.content and r"\@everyone" in refused.content
+    assert "\u202e" not in refused.content and "@\u200beveryone" in refused.content
 
 
 async def test_a_moderator_may_block_themselves_and_unblock_someone_never_blocked(stacks: Stacks, scripted):
@@ -332,12 +333,12 @@ async def test_the_only_allowed_channel_deleted_its_rule_goes_and_video_works_ag
     ("kitten + ", "Not added: entry 'kitten +': + cannot be in an entry"),
     ("a", "Not added: entry 'a': entries need at least 4 letters"),
     ("a + b", "Not added: entry 'a + b': entries need at least 4 letters"),
-    ("@everyone", "Not added: entry '\\@everyone': \\@ cannot be in an entry"),
-    ("<@123>", "Not added: entry '\\<\\@123\\>': \\< \\> \\@ cannot be in an entry"),
+    ("@everyone", "Not added: entry '@\u200beveryone': @ cannot be in an entry"),  # discord.py's escape: no ping
+    ("<@123>", "Not added: entry '\\<@123>': < > @ cannot be in an entry"),
     ("kitten|puppy", "Not added: entry 'kitten\\|puppy': \\| cannot be in an entry"),
     ("n\u200bude", "“nude” is already on the shared denylist, which holds in every server."),
-    ("猫", "Not added: entry '猫': every part needs at least one letter or digit \\(a–z, 0–9: the gate reads prompts "
-          "as English\\)."),  # was "at least one letter", as if 猫 were none
+    ("猫", "Not added: entry '猫': every part needs at least one letter or digit (a–z, 0–9: the gate reads prompts "
+          "as English)."),  # was "at least one letter", as if 猫 were none
 ])
 async def test_malformed_or_shared_patterns_are_refused_in_one_line_and_add_nothing(stacks: Stacks, scripted,
                                                                                     pattern, says):
@@ -406,7 +407,7 @@ async def test_a_prompt_test_with_mentions_and_markdown_shows_them_as_typed(stac
         mod, _ = people(stack.fake)
         answer = await command(stack.fake, "videomod denylist test", mod, prompt="@everyone <@123> hi **bold**")
 
-    assert answer.content.splitlines() == [r"Prompt: “\@everyone \<\@123\> hi \*\*bold\*\*”",
+    assert answer.content.splitlines() == ["Prompt: “@\u200beveryone \\<@123> hi \\*\\*bold\\*\\*”",
                                            "✅ Allowed: it would be generated.", "No denylist entry fires."]
     assert answer.extra["allowed_mentions"] == {"parse": []}
 
@@ -443,7 +444,7 @@ async def test_a_negative_preset_with_mentions_is_shown_inert_and_an_odd_guidanc
         answer = await command(stack.fake, "videomod defaults set", mod, negative="@everyone <@123>",
                                guidance=7.123456789)
 
-    assert r"• negative: \@everyone \<\@123\> (the bot's: none)" in answer.content
+    assert "• negative: @\u200beveryone \\<@123> (the bot's: none)" in answer.content
     assert "• guidance: 7.123456789 (the bot's: 9.0)" in answer.content
 
 

@@ -1,6 +1,6 @@
-"""bot.ui.text for any input (hypothesis): an echoed text is clipped between pieces, so a link never comes out
-half-wrapped (live, unfurling) and an escape never loses the character it escapes; a list answer always fits one
-message, "… and N more" included."""
+"""bot.characters' shown and clipped for any input (hypothesis): an echoed text is clipped between pieces, so a link
+never comes out half-wrapped (live, unfurling) and an escape never loses the character it escapes; a list answer
+always fits one message, "… and N more" included. Moderators' text goes through the same escaper as prompts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.characters import MESSAGE_CHARS, clipped
-from bot.ui.text import shown
+from bot.characters import MESSAGE_CHARS, clipped, shown
 
 LINK = re.compile(r"(?:https?|ftp|discord)://|www\.", re.IGNORECASE)  # where a link starts, wrapped or not
 WRAPPED = re.compile(r"<(?:https?|ftp|discord)://[^\s<>]+>|<www\.[^\s<>]+>", re.IGNORECASE)
@@ -81,3 +80,12 @@ def test_the_tail_never_pushes_a_full_message_over_discords_limit():
 ])
 def test_discords_tags_show_as_typed_not_as_what_discord_draws(typed: str, escaped: str):
     assert shown(typed) == escaped
+
+
+def test_a_moderators_text_shows_as_typed_on_one_line_without_controls():
+    assert shown("**bold** <@123> @everyone `x`") == "\\*\\*bold\\*\\* \\<@123> @\u200beveryone \\`x\\`"
+    assert shown("a\n\nb   c") == "a b c"
+    assert shown("x" * 50, 10) == "xxxxxxxxx…"
+    assert shown("see \u202egnp.exe\x07") == "see gnp.exe"  # a right-to-left override would reorder what follows
+    assert shown("spam\x0bscam\x85now") == "spam scam now"  # control characters that separate words still do
+    assert shown("reason: see https://evil.example/x.") == "reason: see <https://evil.example/x>."  # no preview
