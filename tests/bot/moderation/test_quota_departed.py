@@ -4,17 +4,28 @@ member who left the server keeps a personal quota that `quota show` and `quota c
 
 import pytest
 
-from storage import ModerationRepository
+from bot.moderation.rules import Moderation
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.helpers import recording_removals
 from tests.bot.ui.test_e2e_moderation import audit_actions, command, people
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
 
 def recording_role_removals(stacks: Stacks, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The role ids whose default quota the bot removes from now on, in order (each wakes the fake's waiters)."""
-    return recording_removals(stacks.fake, monkeypatch, ModerationRepository, "remove_role_quota")
+    """The role ids whose default quota the bot removes from now on, in order, each once its removal is done, audit
+    row included (each wakes the fake's waiters; recorded at the row's delete, a test read the audit log before the
+    removal's row was written, now and then)."""
+    removed: list[int] = []
+    remove = Moderation.remove_role_default
+
+    async def removing(moderation: Moderation, actor: int, role_id: int, *, guild_id: int) -> bool:
+        found = await remove(moderation, actor, role_id, guild_id=guild_id)
+        removed.append(role_id)
+        stacks.fake.notify()
+        return found
+
+    monkeypatch.setattr(Moderation, "remove_role_default", removing)
+    return removed
 
 
 async def role_rows(stack: Stack) -> list[int]:
