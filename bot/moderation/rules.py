@@ -8,7 +8,8 @@ a week on Monday 00:00 UTC, a month on the 1st at 00:00 UTC; every user's allowa
 Usage is counted from the jobs log (see storage.moderation.COUNTED), per server, so it survives restarts and refunds
 itself. A user's limit in a server is their personal limit there, else the most generous default among their
 roles, else the server default (set by its moderators, else the bot's: the operator's, else QUOTA_DEFAULT); an
-operator may also cap a user across every server.
+operator may also cap a user across every server. A server's own default keeps the period it was set with (the one in
+force then, unless a period was given).
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class QuotaDefault:
     period: str
     source: Literal["server", "bot"]  # the server's moderators, or the bot's (the operator's run-time value or the
     #                                   settings' QUOTA_DEFAULT and QUOTA_PERIOD)
+    own_period: bool = False  # the server keeps its own period; False: the bot's applies, and follows its changes
+    #                           (a server default set before 2026-12-06 without a period, or none)
 
 
 class Moderation:
@@ -157,7 +160,7 @@ class Moderation:
         if limit is None and period is None:
             return bot
         return QuotaDefault(bot.limit if limit is None else int(limit), bot.period if period is None else str(period),
-                            "server")
+                            "server", own_period=period is not None)
 
     async def quota(self, user_id: int, role_ids: Iterable[int] = (), guild_id: int | None = None) -> QuotaStatus:
         """The user's usage and limit in a server's current period (None: in direct messages)."""
@@ -270,12 +273,15 @@ class Moderation:
         bot's default, for servers that set none. Returns the server's default now."""
         if period is not None and period not in QUOTA_PERIODS:
             raise InvalidInput(f"“{shown(period, 20)}” is not a quota period: use {', '.join(QUOTA_PERIODS)}.")
-        check_limit(limit, period or (await self.default_quota(guild_id)).period)
+        current = await self.default_quota(guild_id)
+        check_limit(limit, period or current.period)
         if role_id is None:
+            details = {"limit": limit, **({"period": period} if period else {})}  # as asked: a kept period is no change
+            if period is None and guild_id != GLOBAL and not current.own_period:
+                period = current.period  # kept: "5 per day" stays so when the operator changes the bot's period
             await self.repo.set_setting(DEFAULT_KEY, limit, guild_id=guild_id, by=actor, now=self.now())
             if period is not None:
                 await self.repo.set_setting(PERIOD_KEY, period, guild_id=guild_id, by=actor, now=self.now())
-            details = {"limit": limit, **({"period": period} if period else {})}
             await self.audit(actor, "quota.default", "server", details, guild_id=guild_id)
         else:
             await self.repo.set_role_quota(role_id, limit, guild_id=guild_id, by=actor, now=self.now())

@@ -30,7 +30,9 @@ REFUSAL_WORDS = {"empty": "empty prompt", "too_long": "prompt too long", "not_en
 def defaults(default: QuotaDefault, roles: list[RoleQuotaRecord]) -> str:
     """The server default and the role defaults."""
     whose = "this server's own" if default.source == "server" else "the bot's"
-    lines = [f"**Quota defaults** (per {default.period}, calendar periods in UTC)",
+    follows = not default.own_period and (default.source == "server" or roles)  # the bot's period, told as such
+    period = f"{default.period}, the bot's period, which changes with it" if follows else default.period
+    lines = [f"**Quota defaults** (per {period}, calendar periods in UTC)",
              f"Server default: {counted(default.limit, 'video')} ({whose})"]
     if roles:
         lines.append("Role defaults (a member gets the most generous of their roles; a personal limit beats both):")
