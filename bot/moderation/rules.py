@@ -9,7 +9,8 @@ Usage is counted from the jobs log (see storage.moderation.COUNTED), per server,
 itself. A user's limit in a server is their personal limit there, else the most generous default among their
 roles, else the server default (set by its moderators, else the bot's: the operator's, else QUOTA_DEFAULT); an
 operator may also cap a user across every server. A server's own default keeps the period it was set with (the one in
-force then, unless a period was given).
+force then, unless a period was given); direct messages count per the bot's default, and an operator's reset (of the
+cap across every server) gives a fresh allowance there too.
 """
 
 from __future__ import annotations
@@ -163,11 +164,13 @@ class Moderation:
                             "server", own_period=period is not None)
 
     async def quota(self, user_id: int, role_ids: Iterable[int] = (), guild_id: int | None = None) -> QuotaStatus:
-        """The user's usage and limit in a server's current period (None: in direct messages)."""
+        """The user's usage and limit in a server's current period (None: in direct messages, where the bot's default
+        applies and an operator's reset, the one of the cap across every server, counts usage from then on)."""
         default = await self.default_quota(guild_id)
         start, end = period_bounds(default.period, self.now())
-        override = None if guild_id is None else await self.repo.quota_override(user_id, guild_id=guild_id)
-        limit, source, role_id = await self._limit(override, tuple(role_ids), guild_id, default)
+        override = await self.repo.quota_override(user_id, guild_id=GLOBAL if guild_id is None else guild_id)
+        limit, source, role_id = await self._limit(None if guild_id is None else override, tuple(role_ids), guild_id,
+                                                   default)  # a cap is no personal limit of direct messages
         used = await self.repo.count_usage(user_id, _since(start, override), guild_id=guild_id)
         return QuotaStatus(used, limit, default.period, end, source, role_id)
 
@@ -262,7 +265,8 @@ class Moderation:
         return True
 
     async def reset_usage(self, actor: int, user_id: int, *, guild_id: int) -> QuotaOverrideRecord:
-        """Give a user a fresh allowance in the server: only videos from now on count this period."""
+        """Give a user a fresh allowance in the server (GLOBAL: under their cap across every server and in direct
+        messages): only videos from now on count this period."""
         record = await self.repo.reset_usage(user_id, guild_id=guild_id, by=actor, now=self.now())
         await self.audit(actor, "quota.reset", f"user:{user_id}", guild_id=guild_id)
         return record

@@ -1,9 +1,10 @@
 """`/videomod operator ...`: what holds above every server, for the bot's operators (OPERATOR_USER_IDS) only.
 
 Operators run these from any server: the servers the bot is in, the bot's default quota (for servers that set
-none), a user's cap and block across every server, the shared denylist and allowlist, and every server's stats and
-audit log. Anyone else — a server's moderators included — is refused, and the attempt is logged and written to the
-operators' audit log. Discord allows two levels under /videomod, so the names are flat (`denylist-add`).
+none), a user's cap and block across every server and their usage in direct messages, the shared denylist and
+allowlist, and every server's stats and audit log. Anyone else — a server's moderators included — is refused, and
+the attempt is logged and written to the operators' audit log. Discord allows two levels under /videomod, so the
+names are flat (`denylist-add`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from discord import app_commands
 
 from bot.characters import shown
 from bot.moderation.denylist_edits import DenylistEditor
-from bot.moderation.rules import STATS_WINDOWS, Moderation
+from bot.moderation.rules import PERIOD_TEXT, STATS_WINDOWS, Moderation
 from bot.settings import MAX_QUOTA, Settings, is_snowflake
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
@@ -104,16 +105,21 @@ class OperatorGroup(app_commands.Group):
         head = "Cap removed." if removed else f"<@{user.id}> had no cap across every server."
         await reply(interaction, f"{head}\n{await self._cap_text(user.id)}")
 
-    @app_commands.command(name="quota-reset", description="Count a user's cap across every server from now on")
+    @app_commands.command(name="quota-reset",
+                          description="Count a user's videos in direct messages and under their cap from now on")
     @app_commands.describe(user="Whose count starts again from zero")
     async def quota_reset(self, interaction: discord.Interaction, user: discord.User) -> None:
-        if await self.moderation.quota_everywhere(user.id) is None:  # a reset would change nothing they could see
-            await reply(interaction, f"<@{user.id}> has no cap across every server, so there is nothing to reset: "
-                                     "each server's moderators give a fresh allowance there with `/videomod quota "
-                                     "reset`; set a cap first with `/videomod operator quota-set`.")
+        cap = await self.moderation.quota_everywhere(user.id)
+        direct = await self.moderation.quota(user.id, (), None)
+        if cap is None and direct.used == 0:  # a reset would change nothing they could see
+            await reply(interaction, f"<@{user.id}> has no cap across every server and no videos counted in direct "
+                                     f"messages {PERIOD_TEXT[direct.period]}, so there is nothing to reset: each "
+                                     "server's moderators give a fresh allowance there with `/videomod quota reset`.")
             return
         await self.moderation.reset_usage(interaction.user.id, user.id, guild_id=GLOBAL)
-        await reply(interaction, f"Usage reset: only videos from now on count.\n{await self._cap_text(user.id)}")
+        where = "in direct messages" if cap is None else "in direct messages and under their cap across every server"
+        await reply(interaction, f"Usage reset {where}: only videos from now on count (each server's own count "
+                                 f"stays).\n{await self._cap_text(user.id)}")
 
     @app_commands.command(name="quota-show", description="A user's cap across every server, or the bot's default")
     @app_commands.describe(user="Whose cap; leave out for the bot's default quota")

@@ -32,9 +32,10 @@ async def test_resetting_the_usage_of_someone_without_a_cap_is_refused_and_keeps
         kept = await stack.moderation.repo.quota_override(w.bob.id, guild_id=GLOBAL)
         audit = await stack.moderation.repo.latest_audit(5, guild_id=GLOBAL)
 
-    assert answer.content == (f"<@{w.bob.id}> has no cap across every server, so there is nothing to reset: each "
-                              "server's moderators give a fresh allowance there with `/videomod quota reset`; set a "
-                              "cap first with `/videomod operator quota-set`.")  # was "Usage reset", and nothing was
+    assert answer.content == (f"<@{w.bob.id}> has no cap across every server and no videos counted in direct "
+                              "messages today (UTC day), so there is nothing to reset: each server's moderators give "
+                              "a fresh allowance there with `/videomod quota reset`.")  # was "Usage reset", and
+    #                                                                             nothing was
     assert kept is None and audit == []
 
 

@@ -1,17 +1,28 @@
-"""Where a quota applies: a server's own default keeps the period it was set with when the bot's changes."""
+"""Where a quota or a reset applies: a server's own default keeps the period it was set with when the bot's changes,
+and an operator's reset reaches the usage of direct messages.
+
+The real discord.py client against the fake Discord where the place matters; nothing sleeps.
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
 from bot.moderation.rules import DEFAULT_KEY, QuotaDefault
 from bot.ui.cogs import moderation_text as text
 from storage import GLOBAL, RoleQuotaRecord
+from tests.bot.conftest import Stacks
+from tests.bot.helpers import has_video
 from tests.bot.moderation import test_quota
 from tests.bot.moderation.test_quota import GUILD, MOD, NOW
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 make = test_quota.make  # the service, its database and the rules on one clock the test moves
+
+IN_DMS = "a snail crossing a mossy log"
+
 
 # --- a server's own default keeps its period -------------------------------------------------------------------------
 
@@ -66,3 +77,50 @@ async def test_a_server_default_stored_as_a_limit_alone_follows_the_bots_period_
 
     assert (before.period, before.own_period) == ("day", False)
     assert (await h.moderation.default_quota(GUILD)).period == "day"
+
+
+# --- an operator's reset reaches direct messages ----------------------------------------------------------------
+
+
+async def test_an_operators_reset_gives_a_fresh_allowance_in_direct_messages_and_leaves_servers_counts(make):
+    h = await make(limit=1)
+    await h.done(guild=None)
+    await h.done()
+    assert (await h.refused(guild=None)).reason == "quota"
+
+    h.clock.now += timedelta(minutes=1)
+    await h.moderation.reset_usage(MOD, 1, guild_id=GLOBAL)
+    h.clock.now += timedelta(minutes=1)
+    direct, server = await h.quota(guild=None), await h.quota()
+    await h.done(guild=None)  # was refused: nothing reached the usage of direct messages
+
+    assert (direct.used, direct.limit, direct.source) == (0, 1, "bot")
+    assert (server.used, server.limit) == (1, 1)  # the server's own count stays: its moderators' to reset
+    assert (await h.refused()).reason == "quota"
+
+
+async def test_a_cap_across_every_server_is_no_personal_limit_in_direct_messages(make):
+    h = await make(limit=2)
+    await h.moderation.set_limit(MOD, 1, 5, guild_id=GLOBAL)  # a cap of 5, all places together
+    direct = await h.quota(guild=None)
+
+    assert (direct.limit, direct.source) == (2, "bot")  # the bot's default applies there, under the cap
+
+
+async def test_operator_quota_reset_reaches_direct_messages_and_says_where(stacks: Stacks, scripted):
+    """The answer says what was reset (the test above shows the fresh allowance; here every video's row is stamped
+    after the calendar's time, so no reset forgives one)."""
+    fake = stacks.fake
+    operator, bob = fake.make_user(name="op"), fake.make_user(name="bob")
+    async with stacks.run(lambda device: scripted, quota_default=1, operator_user_ids=operator.id) as stack:
+        made = await fake.slash("video", {"prompt": IN_DMS, "aspect": "tiny"}, user=bob, channel=fake.dm_channel(bob))
+        await made.wait_followup(has_video)
+        answer = await (await fake.slash("videomod operator quota-reset", {"user": bob}, user=operator)).wait_answer()
+        stored = await stack.moderation.repo.quota_override(bob.id, guild_id=GLOBAL)
+        audit = await stack.moderation.repo.latest_audit(5, guild_id=GLOBAL)
+
+    assert answer.content.startswith("Usage reset in direct messages: only videos from now on count (each server's "
+                                     "own count stays).\n")  # was refused: "has no cap across every server"
+    assert "In direct messages, video quota of" in answer.content
+    assert stored is not None and stored.counted_from == stacks.calendar() and stored.max_videos is None
+    assert [(row.action, row.target) for row in audit] == [("quota.reset", f"user:{bob.id}")]
