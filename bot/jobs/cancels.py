@@ -1,12 +1,13 @@
 """/cancel: a queued job leaves the queue at once; a running one stops at its next step (a batch member at once,
-its video discarded, while the others run on). A server the bot is removed from has all its jobs cancelled so, and
-a user blocked in a server (or everywhere) all theirs there."""
+its video discarded, while the others run on). Without a job id it picks the user's newest job in the place the
+command is used (a server, or direct messages); an id reaches any of the user's own jobs. A server the bot is removed
+from has all its jobs cancelled so, and a user blocked in a server (or everywhere) all theirs there."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.errors import NothingToCancel
@@ -20,6 +21,21 @@ from storage import GLOBAL, InvalidTransitionError, JobRecord, JobState, Reposit
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Here:
+    """Where /cancel was used: a server (its id), or direct messages (None)."""
+
+    guild_id: int | None
+
+    def holds(self, job: JobRecord) -> bool:
+        """Whether the job was asked for here."""
+        return job.guild_id == self.guild_id
+
+    @property
+    def words(self) -> str:
+        return "in direct messages" if self.guild_id is None else "in this server"
+
+
 class Cancels:
     """Cancels a user's own jobs, queued or running."""
 
@@ -28,9 +44,10 @@ class Cancels:
         self._repo, self._queue, self._running = repo, queue, running
         self._outcomes, self._announce, self._clock = outcomes, announce, clock
 
-    async def cancel(self, user_id: int, job_id: int | None = None) -> JobRecord:
-        """Cancel the user's job (their newest active one when job_id is None); raise NothingToCancel."""
-        job = self._newest_active(user_id) if job_id is None else await self._own_active(user_id, job_id)
+    async def cancel(self, user_id: int, job_id: int | None = None, here: Here | None = None) -> JobRecord:
+        """Cancel the user's job (when job_id is None, their newest active one `here`, or anywhere when `here` is
+        None); raise NothingToCancel."""
+        job = self._newest_active(user_id, here) if job_id is None else await self._own_active(user_id, job_id)
         entry = self._running.get(job.id)
         if entry is None:
             self._queue.cancel(job.id)
@@ -97,21 +114,29 @@ class Cancels:
         except InvalidTransitionError:  # it finished while the flag was written
             return None
 
-    def _newest_active(self, user_id: int) -> JobRecord:
-        """The user's newest queued or running job not already being cancelled nor finishing (its video posting)."""
-        jobs = [queued.job for queued, _ in self._queue.jobs_of(user_id)]
+    def _newest_active(self, user_id: int, here: Here | None) -> JobRecord:
+        """The user's newest queued or running job `here` (None: anywhere) not already being cancelled nor finishing
+        (its video posting)."""
+        mine = [queued.job for queued, _ in self._queue.jobs_of(user_id)]
         running = [entry for entry in self._running.of_user(user_id) if not entry.user_cancelled]
-        jobs += [entry.job for entry in running if not entry.recorded]
-        if not jobs:
-            finishing = max((entry.job.id for entry in running), default=None)
-            if finishing is not None:
-                raise NothingToCancel(f"Job #{finishing} is already finishing; too late to cancel it.")
-            stopping = max((entry.job.id for entry in self._running.of_user(user_id)), default=None)
-            if stopping is not None:  # cancelled already: it ends after its current step
-                raise NothingToCancel(f"Job #{stopping} is already stopping: it ends after the current denoising "
-                                      "step.")
+        mine += [entry.job for entry in running if not entry.recorded]
+        jobs = [job for job in mine if here is None or here.holds(job)]
+        if jobs:
+            return max(jobs, key=lambda job: job.id)
+        running = [entry for entry in running if here is None or here.holds(entry.job)]
+        finishing = max((entry.job.id for entry in running), default=None)
+        if finishing is not None:
+            raise NothingToCancel(f"Job #{finishing} is already finishing; too late to cancel it.")
+        stopping = max((entry.job.id for entry in self._running.of_user(user_id)
+                        if here is None or here.holds(entry.job)), default=None)
+        if stopping is not None:  # cancelled already: it ends after its current step
+            raise NothingToCancel(f"Job #{stopping} is already stopping: it ends after the current denoising step.")
+        if here is None or not mine:
             raise NothingToCancel("You have no queued or running videos to cancel.")
-        return max(jobs, key=lambda job: job.id)
+        elsewhere = max(mine, key=lambda job: job.id)  # never picked from here: the answer would be private there
+        where = "in direct messages" if elsewhere.guild_id is None else "in another server"
+        raise NothingToCancel(f"You have no queued or running videos {here.words}; your newest, job "
+                              f"#{elsewhere.id}, is {where}: to cancel it, use `/cancel job:{elsewhere.id}`.")
 
     async def _own_active(self, user_id: int, job_id: int) -> JobRecord:
         """The job if it exists, belongs to the user and is still active; else NothingToCancel saying which."""

@@ -24,7 +24,7 @@ from bot.gpu.executor import CancelToken, Executor
 from bot.gpu.models import ModelInfo, learn
 from bot.gpu.work import warm_up_work
 from bot.jobs.admission import Admission
-from bot.jobs.cancels import Cancels
+from bot.jobs.cancels import Cancels, Here
 from bot.jobs.dispatcher import Dispatcher
 from bot.jobs.encoder import Encoder
 from bot.jobs.eta import HISTORY, Eta
@@ -168,9 +168,9 @@ class VideoService:
         """Log a blank prompt (which makes no spec) as refused and raise Refused, as the gate words it."""
         await self.admission.refuse_blank(requester, prompt, negative, private=private)
 
-    async def cancel(self, user_id: int, job_id: int | None = None) -> JobRecord:
-        """Cancel the user's job (their newest active one when job_id is None); raise NothingToCancel."""
-        return await self.cancels.cancel(user_id, job_id)
+    async def cancel(self, user_id: int, job_id: int | None = None, here: Here | None = None) -> JobRecord:
+        """Cancel the user's job (their newest active one `here` when job_id is None); raise NothingToCancel."""
+        return await self.cancels.cancel(user_id, job_id, here)
 
     def servers_with_jobs(self) -> set[int]:
         """The servers of the queued and running jobs (direct messages' none)."""

@@ -16,6 +16,7 @@ from bot.errors import Refused
 from bot.gpu.models import ASPECTS, DEFAULT_ASPECT
 from bot.gpu.styles import NONE
 from bot.jobs.admission import blank
+from bot.jobs.cancels import Here
 from bot.jobs.events import Submitted
 from bot.jobs.service import VideoService
 from bot.jobs.spec import JobSpec, Requester
@@ -146,23 +147,26 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
             text = clipped(["Your videos:", *lines], more=len(jobs) - len(lines))
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
-    @app_commands.command(name="cancel", description="Cancel one of your videos (your newest one by default)")
+    @app_commands.command(name="cancel", description="Cancel one of your videos (your newest one here by default)")
     @app_commands.describe(job="The job number shown in the status message or by /queue")
     async def cancel(self, interaction: discord.Interaction,
                      job: app_commands.Range[int, 1, MAX_DISCORD_INT] | None = None) -> None:
         await self.cancel_job(interaction, job)
 
     async def cancel_job(self, interaction: discord.Interaction, job_id: int | None) -> None:
-        """Cancel the presser's job (`None`: their newest) and say so privately; the service refuses others' jobs.
+        """Cancel the presser's job (`None`: their newest in this server, or in direct messages when used there) and
+        say so privately; the service refuses others' jobs.
 
         Deferred at once, as /video is: the cancel waits for the job's status to say so (an edit Discord may hold up
         on a busy server) and for the database, and an answer past Discord's 3 s would fail the command."""
         await interaction.response.defer(thinking=True, ephemeral=True)
-        record = await self.service.cancel(interaction.user.id, job_id)
+        record = await self.service.cancel(interaction.user.id, job_id, Here(interaction.guild_id))
+        where = "" if record.guild_id == interaction.guild_id else (
+            " (in direct messages)" if record.guild_id is None else " (in another server)")
         if record.state == JobState.CANCELLED:
-            text = f"✖ Cancelled job #{record.id}."
+            text = f"✖ Cancelled job #{record.id}{where}."
         else:
-            text = f"Stopping job #{record.id}: it ends after the current denoising step"
+            text = f"Stopping job #{record.id}{where}: it ends after the current denoising step"
         await interaction.edit_original_response(content=text)
 
 

@@ -1,5 +1,6 @@
-"""Where a quota or a reset applies: a server's own default keeps the period it was set with when the bot's changes,
-and an operator's reset reaches the usage of direct messages.
+"""Where a quota, a reset or a /cancel applies: a server's own default keeps the period it was set with when the bot's
+changes, an operator's reset reaches the usage of direct messages, and /cancel without a job id picks the newest job
+in the place it is used (a server, or direct messages), never one of elsewhere.
 
 The real discord.py client against the fake Discord where the place matters; nothing sleeps.
 """
@@ -12,16 +13,35 @@ import pytest
 
 from bot.moderation.rules import DEFAULT_KEY, QuotaDefault
 from bot.ui.cogs import moderation_text as text
-from storage import GLOBAL, RoleQuotaRecord
+from storage import GLOBAL, JobState, RoleQuotaRecord
 from tests.bot.conftest import Stacks
 from tests.bot.helpers import has_video
 from tests.bot.moderation import test_quota
 from tests.bot.moderation.test_quota import GUILD, MOD, NOW
+from tests.fakediscord import FakeDiscord, FakeUser, InteractionHandle
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 make = test_quota.make  # the service, its database and the rules on one clock the test moves
 
+RUNNING = "a lighthouse beam sweeping over fog"
+IN_SERVER = "a paper crane unfolding on a desk"
 IN_DMS = "a snail crossing a mossy log"
+
+
+async def queued(fake: FakeDiscord, prompt: str, user: FakeUser, *, dms: bool = False) -> InteractionHandle:
+    """/video as `user` in the server's first channel (or in direct messages), answered "Queued"."""
+    handle = await fake.slash("video", {"prompt": prompt, "aspect": "tiny"}, user=user,
+                              channel=fake.dm_channel(user) if dms else None)
+    await handle.wait_original(lambda m: m.content.startswith("Queued"))
+    return handle
+
+
+async def cancel(fake: FakeDiscord, user: FakeUser, *, dms: bool = False, **options: object) -> str:
+    """/cancel as `user` in the server (or in direct messages): its private answer."""
+    handle = await fake.slash("cancel", dict(options), user=user, channel=fake.dm_channel(user) if dms else None)
+    answer = await handle.wait_answer(lambda m: not m.loading)
+    assert answer.ephemeral
+    return answer.content
 
 
 # --- a server's own default keeps its period -------------------------------------------------------------------------
@@ -124,3 +144,49 @@ async def test_operator_quota_reset_reaches_direct_messages_and_says_where(stack
     assert "In direct messages, video quota of" in answer.content
     assert stored is not None and stored.counted_from == stacks.calendar() and stored.max_videos is None
     assert [(row.action, row.target) for row in audit] == [("quota.reset", f"user:{bob.id}")]
+
+
+# --- /cancel picks in the place it is used -------------------------------------------------------------------------
+
+
+async def test_cancel_without_an_id_picks_the_newest_job_of_the_place_it_is_used_in(stacks: Stacks, scripted):
+    gate = scripted.gate(RUNNING)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await fake.slash("video", {"prompt": RUNNING, "aspect": "tiny"})  # someone else's, holding the GPU
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        await queued(fake, IN_SERVER, bob)  # job 2
+        await queued(fake, IN_DMS, bob, dms=True)  # job 3, his newest
+        in_server = await cancel(fake, bob)
+        in_dms = await cancel(fake, bob, dms=True)
+        gate.release(100)
+        await first.wait_followup(has_video)
+        states = [(await stack.job(job_id)).state for job_id in (2, 3)]
+
+    assert in_server == "✖ Cancelled job #2."  # was job #3, the direct messages' one, from the server
+    assert in_dms == "✖ Cancelled job #3."
+    assert states == [JobState.CANCELLED, JobState.CANCELLED]
+
+
+async def test_cancel_without_an_id_where_the_user_has_no_job_names_the_one_elsewhere_and_cancels_nothing(
+    stacks: Stacks, scripted
+):
+    gate = scripted.gate(RUNNING)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await fake.slash("video", {"prompt": RUNNING, "aspect": "tiny"})
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        await queued(fake, IN_DMS, bob, dms=True)  # job 2
+        from_server = await cancel(fake, bob)
+        kept = (await stack.job(2)).state
+        by_id = await cancel(fake, bob, job=2)  # an explicit id still reaches any of his own jobs
+        gate.release(100)
+        await first.wait_followup(has_video)
+        state = (await stack.job(2)).state
+
+    assert from_server == ("You have no queued or running videos in this server; your newest, job #2, is in direct "
+                           "messages: to cancel it, use `/cancel job:2`.")
+    assert kept == JobState.QUEUED
+    assert by_id == "✖ Cancelled job #2 (in direct messages)." and state == JobState.CANCELLED
