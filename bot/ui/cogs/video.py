@@ -23,7 +23,7 @@ from bot.jobs.spec import JobSpec, Requester
 from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.servers import MAX_NEGATIVE_CHARS, Presets, ServerSettings
 from bot.settings import Settings
-from bot.ui.cogs import MAX_CHOICES, MAX_DISCORD_INT
+from bot.ui.cogs import MAX_CHOICES, MAX_DISCORD_INT, MAX_JOB_ID
 from bot.ui.delivery import Delivery
 from bot.ui.replies import answer_error, answer_refusal, handler
 from bot.ui.status import eta_words, settings_line
@@ -150,7 +150,7 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
     @app_commands.command(name="cancel", description="Cancel one of your videos (your newest one here by default)")
     @app_commands.describe(job="The job number shown in the status message or by /queue")
     async def cancel(self, interaction: discord.Interaction,
-                     job: app_commands.Range[int, 1, MAX_DISCORD_INT] | None = None) -> None:
+                     job: app_commands.Range[int, 1, MAX_JOB_ID] | None = None) -> None:
         await self.cancel_job(interaction, job)
 
     async def cancel_job(self, interaction: discord.Interaction, job_id: int | None) -> None:

@@ -190,3 +190,18 @@ async def test_cancel_without_an_id_where_the_user_has_no_job_names_the_one_else
                            "messages: to cancel it, use `/cancel job:2`.")
     assert kept == JobState.QUEUED
     assert by_id == "✖ Cancelled job #2 (in direct messages)." and state == JobState.CANCELLED
+
+
+# --- odd values -----------------------------------------------------------------------------------------------------
+
+
+async def test_cancel_takes_no_job_number_beyond_what_the_jobs_table_holds(stacks: Stacks, scripted):
+    """jobs.id is a 32-bit INTEGER: on PostgreSQL a larger number in the query is an error (asyncpg: "value out of
+    int32 range"), so `/cancel job:2147483648` failed as "Something went wrong"; Discord now refuses it as typed."""
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        with pytest.raises(ValueError, match=r"outside \[1, 2147483647\]"):
+            await fake.slash("cancel", {"job": 2**31})
+        largest = await cancel(fake, fake.default_user, job=2**31 - 1)
+
+    assert largest == "There is no job #2147483647."
