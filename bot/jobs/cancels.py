@@ -35,6 +35,14 @@ class Here:
     def words(self) -> str:
         return "in direct messages" if self.guild_id is None else "in this server"
 
+    def place_of(self, job: JobRecord) -> str:
+        """Where the job was asked for, seen from here ("" when here)."""
+        if self.holds(job):
+            return ""
+        if job.guild_id is None:
+            return "in direct messages"
+        return "in a server" if self.guild_id is None else "in another server"
+
 
 class Cancels:
     """Cancels a user's own jobs, queued or running."""
@@ -134,9 +142,9 @@ class Cancels:
         if here is None or not mine:
             raise NothingToCancel("You have no queued or running videos to cancel.")
         elsewhere = max(mine, key=lambda job: job.id)  # never picked from here: the answer would be private there
-        where = "in direct messages" if elsewhere.guild_id is None else "in another server"
         raise NothingToCancel(f"You have no queued or running videos {here.words}; your newest, job "
-                              f"#{elsewhere.id}, is {where}: to cancel it, use `/cancel job:{elsewhere.id}`.")
+                              f"#{elsewhere.id}, is {here.place_of(elsewhere)}: to cancel it, use "
+                              f"`/cancel job:{elsewhere.id}`.")
 
     async def _own_active(self, user_id: int, job_id: int) -> JobRecord:
         """The job if it exists, belongs to the user and is still active; else NothingToCancel saying which."""

@@ -160,9 +160,9 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         Deferred at once, as /video is: the cancel waits for the job's status to say so (an edit Discord may hold up
         on a busy server) and for the database, and an answer past Discord's 3 s would fail the command."""
         await interaction.response.defer(thinking=True, ephemeral=True)
-        record = await self.service.cancel(interaction.user.id, job_id, Here(interaction.guild_id))
-        where = "" if record.guild_id == interaction.guild_id else (
-            " (in direct messages)" if record.guild_id is None else " (in another server)")
+        here = Here(interaction.guild_id)
+        record = await self.service.cancel(interaction.user.id, job_id, here)
+        where = here.place_of(record) and f" ({here.place_of(record)})"
         if record.state == JobState.CANCELLED:
             text = f"✖ Cancelled job #{record.id}{where}."
         else:

@@ -205,3 +205,23 @@ async def test_cancel_takes_no_job_number_beyond_what_the_jobs_table_holds(stack
         largest = await cancel(fake, fake.default_user, job=2**31 - 1)
 
     assert largest == "There is no job #2147483647."
+
+
+async def test_cancel_in_direct_messages_names_a_server_job_as_in_a_server_and_reaches_it_by_its_number(
+    stacks: Stacks, scripted
+):
+    gate = scripted.gate(RUNNING)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await fake.slash("video", {"prompt": RUNNING, "aspect": "tiny"})
+        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        await queued(fake, IN_SERVER, bob)  # job 2, in the server
+        from_dms = await cancel(fake, bob, dms=True)
+        by_id = await cancel(fake, bob, dms=True, job=2)
+        gate.release(100)
+        await first.wait_followup(has_video)
+
+    assert from_dms == ("You have no queued or running videos in direct messages; your newest, job #2, is in a "
+                        "server: to cancel it, use `/cancel job:2`.")  # not "in another server": none is here
+    assert by_id == "✖ Cancelled job #2 (in a server)."
