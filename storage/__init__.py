@@ -34,6 +34,7 @@ from storage.moderation_records import (
 from storage.records import (
     ACTIVE_STATES,
     GLOBAL,
+    MAX_JOB_ID,
     Delivery,
     DenyKind,
     DenylistRecord,
@@ -80,6 +81,7 @@ __all__ = [
     "ACTIVE_STATES",
     "DEFAULT_URL",
     "GLOBAL",
+    "MAX_JOB_ID",
     "AuditRecord",
     "BlockRecord",
     "ChannelRuleRecord",

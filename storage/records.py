@@ -8,6 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+# The largest job id there can be: jobs.id is a 32-bit INTEGER, and PostgreSQL answers a larger number in a query with
+# an error (asyncpg: "value out of int32 range"), not with no row. Ids typed by people are checked against it first.
+MAX_JOB_ID = 2**31 - 1
 GLOBAL = 0  # the scope above every server (Discord ids are never 0): the operator's settings, the shipped denylist
 
 

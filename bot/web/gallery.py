@@ -41,7 +41,7 @@ from bot.media import MediaStore
 from bot.settings import SNOWFLAKE_MAX
 from bot.web.pages import CSP, Pager, Server, listing, not_found_page, servers_page, video_page
 from bot.web.site import NOSNIFF, Handler, LocalSite
-from storage import ShowcaseRecord, ShowcaseRepository
+from storage import MAX_JOB_ID, ShowcaseRecord, ShowcaseRepository
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +183,9 @@ class Gallery(LocalSite):
 
 def _id(request: web.Request, name: str, what: str) -> int:
     """A server or job id of the path (ASCII digits without a leading zero: one URL a video), or a 404 for one above
-    any id there can be."""
+    any id there can be (a job's: MAX_JOB_ID, which PostgreSQL would answer with an error, not with no row)."""
     value = int(request.match_info[name])
-    if value > SNOWFLAKE_MAX:
+    if value > (MAX_JOB_ID if name == "job" else SNOWFLAKE_MAX):
         raise web.HTTPNotFound(text=f"{what} {value} is not in the showcase")
     return value
 

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import (
+    MAX_JOB_ID,
     Delivery,
     InvalidTransitionError,
     JobNotFoundError,
@@ -261,3 +262,14 @@ async def test_pruning_deletes_old_finished_jobs_in_batches_and_keeps_what_is_st
 
 async def test_pruning_an_empty_jobs_log_deletes_nothing(repo, clock) -> None:
     assert await repo.prune_jobs(clock.now) == 0
+
+
+async def test_max_job_id_is_the_last_id_a_query_may_name_on_every_backend(repo, engine) -> None:
+    """What people type is checked against MAX_JOB_ID before it reaches a query (/cancel, the showcase's commands,
+    the gallery's paths): one past it is an error on PostgreSQL, not a missing row."""
+    from sqlalchemy.exc import DBAPIError
+
+    assert await repo.get_job(MAX_JOB_ID) is None
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(DBAPIError, match="out of int32 range"):
+            await repo.get_job(MAX_JOB_ID + 1)

@@ -23,11 +23,11 @@ from bot.jobs.spec import JobSpec, Requester
 from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.servers import MAX_NEGATIVE_CHARS, Presets, ServerSettings
 from bot.settings import Settings
-from bot.ui.cogs import MAX_CHOICES, MAX_DISCORD_INT, MAX_JOB_ID
+from bot.ui.cogs import MAX_CHOICES, MAX_DISCORD_INT
 from bot.ui.delivery import Delivery
 from bot.ui.replies import answer_error, answer_refusal, handler
 from bot.ui.status import eta_words, settings_line
-from storage import JobRecord, JobState
+from storage import MAX_JOB_ID, JobRecord, JobState
 from t2v.config import SamplerDefaults
 from t2v.request import LIMITS, SAMPLER_NAMES
 

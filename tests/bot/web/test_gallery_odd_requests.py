@@ -90,3 +90,26 @@ async def test_a_count_given_twice_gets_one_400_line_naming_both(world: World, q
     status, _, body = await fetch(f"{world.url}/?{query}", redirect=False)
 
     assert (status, body.decode()) == (400, says)
+
+
+@pytest.mark.parametrize("path", ["/videos/2147483648", "/videos/2147483648.mp4", "/videos/9223372036854775807.jpg"])
+async def test_a_job_id_past_what_the_jobs_table_holds_is_a_404_on_postgresql_too(world: World, monkeypatch, path: str):
+    """jobs.id is a 32-bit INTEGER: PostgreSQL answers a larger id in a query with an error (asyncpg: "value out of
+    int32 range"), which was a 500 for /videos/2147483648.mp4. The repository here answers as PostgreSQL would."""
+    from sqlalchemy.exc import DBAPIError
+
+    from storage import MAX_JOB_ID
+
+    shown = world.showcase.shown
+
+    async def like_postgresql(job_id: int):
+        if job_id > MAX_JOB_ID:
+            raise DBAPIError("SELECT ...", {"job_id": job_id}, OverflowError("value out of int32 range"))
+        return await shown(job_id)
+
+    monkeypatch.setattr(world.showcase, "shown", like_postgresql)
+    await world.approved("a calm lake")
+
+    status, _, body = await fetch(f"{world.url}{path}")
+
+    assert status == 404, body[:200]  # the not-found page, or "job … is not in the showcase" for a file
