@@ -12,6 +12,7 @@ import functools
 import io
 import logging
 import os
+import re
 import threading
 import time
 import types
@@ -35,7 +36,16 @@ from t2v.errors import GenerationCancelled
 from t2v.preview import preview_due
 from t2v.request import GenerationResult
 from tests.clocks import NOW
-from tests.fakediscord import FakeChannel, FakeDiscord, FakeMessage, FakeRole, FakeUser, InteractionHandle
+from tests.fakediscord import (
+    DEFAULT_ATTACHMENT_LIMIT,
+    FakeChannel,
+    FakeDiscord,
+    FakeMessage,
+    FakeRole,
+    FakeUser,
+    InteractionHandle,
+)
+from tests.fakediscord.interactions import command_data, interaction_payload
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -389,6 +399,51 @@ def write_lora(path: Path, config: Any, seed: int = 0, rank: int = 2) -> Path:
 async def video(fake: FakeDiscord, prompt: str, user: FakeUser | None = None, **options: object) -> InteractionHandle:
     """Run /video as `user` with the 64×64 test aspect."""
     return await fake.slash("video", {"prompt": prompt, "aspect": "tiny", **options}, user=user)
+
+
+async def video_answer(fake: FakeDiscord, prompt: str, user: FakeUser,
+                       channel: FakeChannel | None = None) -> FakeMessage:
+    """Run /video and return its answer once it says more than "thinking" (queued, refused, or a video)."""
+    handle = await fake.slash("video", {"prompt": prompt, "aspect": "tiny"}, user=user, channel=channel)
+    return await handle.wait_answer(lambda m: not m.loading and m.content != "")
+
+
+async def command(fake: FakeDiscord, path: str, actor: FakeUser, /, **options: object) -> FakeMessage:
+    """Run a slash command as `actor` and return its (private) answer."""
+    handle: InteractionHandle = await fake.slash(path, options, user=actor)
+    return await handle.wait_answer()
+
+
+def plain(text: str) -> str:
+    """Text as Discord shows it: escapes removed."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def people(fake: FakeDiscord) -> tuple[FakeUser, FakeUser]:
+    """A moderator (the server's moderator role) and a member, bob."""
+    return fake.make_user(name="mod", roles=[fake.moderator_role]), fake.make_user(name="bob")
+
+
+async def audit_actions(stack: Any) -> list[tuple[str, bool]]:
+    """The server's latest audit rows (a tests.bot.conftest Stack's), newest first: (action, allowed)."""
+    return [(row.action, row.allowed) for row in await stack.moderation.repo.latest_audit(25,
+                                                                                         guild_id=stack.fake.guild.id)]
+
+
+async def autocomplete(fake: FakeDiscord, path: str, user: FakeUser, focused: str, **options: object) -> list[str]:
+    """The choices the bot offers while `user` types the option `focused` of the command at `path`."""
+    data = command_data(fake, path, options, fake.guild)
+    leaf = data
+    while leaf.get("options") and leaf["options"][0]["type"] in (1, 2):
+        leaf = leaf["options"][0]
+    for option in leaf["options"]:
+        option["focused"] = option["name"] == focused
+    payload = interaction_payload(fake, 4, data, user=user, channel=fake.channel, roles=None, permissions=None,
+                                  locale="en-US", attachment_size_limit=DEFAULT_ATTACHMENT_LIMIT)
+    handle = await fake._send(payload, path, user, DEFAULT_ATTACHMENT_LIMIT)
+    callback = await handle.wait_callback()
+    assert callback["type"] == 8
+    return [choice["value"] for choice in callback["data"]["choices"]]
 
 
 async def rendering_past_its_token(fake: FakeDiscord, prompt: str) -> tuple[InteractionHandle, FakeUser]:

@@ -2,7 +2,6 @@
 list, which only operators change, and each server's own, which extends it and never weakens it."""
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +17,7 @@ from bot.moderation.policy import DenylistEntry, PolicyGate, load_default_entrie
 from bot.moderation.rules import Moderation, check_limit
 from bot.moderation.text import parse_duration
 from storage import GLOBAL, ModerationRepository, Repository, create_engine, migrate
+from tests.bot.helpers import plain
 from tests.clocks import Clock
 
 MOD = 900
@@ -73,11 +73,6 @@ def test_quota_limits_outside_the_range_are_refused_naming_it(limit):
 
 def test_limits_at_the_edges_are_fine():
     assert (check_limit(0), check_limit(10_000)) == (0, 10_000)
-
-
-def plain(text: str) -> str:
-    """Text as Discord shows it: escapes removed."""
-    return re.sub(r"\\(.)", r"\1", text)
 
 
 A, B = 600, 601  # two servers

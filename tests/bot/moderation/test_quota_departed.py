@@ -6,7 +6,7 @@ import pytest
 
 from bot.moderation.rules import Moderation
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.ui.test_e2e_moderation import audit_actions, command, people
+from tests.bot.helpers import audit_actions, command, people
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 

@@ -6,8 +6,7 @@ import pytest
 
 from storage import ModerationRepository
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import recording_removals
-from tests.bot.ui.test_e2e_moderation import audit_actions, autocomplete, command, people, plain, video
+from tests.bot.helpers import audit_actions, autocomplete, command, people, plain, recording_removals, video_answer
 from tests.fakediscord import FakeChannel
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -31,7 +30,7 @@ async def test_a_quota_of_zero_and_a_moderators_own_quota_are_set_and_shown(stac
         mod, bob = people(fake)
         zero = await command(fake, "videomod quota set", mod, user=bob, limit=0)
         own = await command(fake, "videomod quota set", mod, user=mod, limit=3)
-        refused = await video(fake, "a paper boat on a pond", bob)
+        refused = await video_answer(fake, "a paper boat on a pond", bob)
 
     assert zero.content.startswith("Personal quota set: 0 videos per day.\n")
     assert "0 of 0 videos used today" in zero.content
@@ -63,10 +62,10 @@ async def test_a_default_quota_for_everyone_set_before_it_was_refused_can_still_
         mod, bob = people(fake)
         # written as `quota default role=@everyone` did before 2026-12-04: it holds for every member
         await stack.moderation.set_default(mod.id, 0, fake.guild.id, guild_id=fake.guild.id)
-        held = await video(fake, "a red kite", bob)
+        held = await video_answer(fake, "a red kite", bob)
         cleared = await command(fake, "videomod quota default-clear", mod, role=fake.guild.everyone)
         again = await command(fake, "videomod quota default-clear", mod, role=fake.guild.everyone)
-        made = await video(fake, "a red kite", bob)
+        made = await video_answer(fake, "a red kite", bob)
 
     assert held.ephemeral and held.content.startswith("Your video quota is 0 per day")
     assert cleared.content == "The default quota set for @everyone (every member) was removed."
@@ -108,7 +107,7 @@ async def test_a_quota_then_a_block_then_a_reset_shows_the_block_beside_the_fres
         await command(fake, "videomod quota set", mod, user=bob, limit=1)
         await command(fake, "videomod block", mod, user=bob, reason="spam")
         reset = await command(fake, "videomod quota reset", mod, user=bob)
-        refused = await video(fake, "a red kite", bob)
+        refused = await video_answer(fake, "a red kite", bob)
 
     assert reset.content.startswith("Usage reset: only videos from now on count.\n")
     assert reset.content.endswith("⛔ They are blocked from making videos: spam. A moderator can lift the block.")
@@ -157,7 +156,7 @@ async def test_a_reason_with_mentions_markdown_and_direction_marks_pings_nobody_
         mod, bob = people(fake)
         reason = "@everyone <@1234> **bold** ||spoiler|| \u202eevil\u202c"
         answer = await command(fake, "videomod block", mod, user=bob, reason=reason)
-        refused = await video(fake, "a red kite", bob)
+        refused = await video_answer(fake, "a red kite", bob)
 
     assert answer.content.endswith("Reason shown to them: @\u200beveryone \\<@1234> \\*\\*bold\\*\\* "
                                    "\\|\\|spoiler\\|\\| evil.")
@@ -213,7 +212,7 @@ async def test_a_rule_for_a_category_is_refused_naming_it_and_video_still_works(
         fake = stack.fake
         mod, bob = people(fake)
         answer = await command(fake, f"videomod channel {verb}", mod, channel=odd)
-        made = await video(fake, "a red kite", bob)
+        made = await video_answer(fake, "a red kite", bob)
         rules = await stack.moderation.repo.channel_rules([fake.guild.id])
 
     assert answer.content == (f"<#{odd.id}> is a category, where /video cannot be used, and the channels in it do not "
@@ -228,7 +227,7 @@ async def test_a_forum_turned_off_turns_off_its_posts(stacks: Stacks, scripted):
         fake = stack.fake
         mod, bob = people(fake)
         answer = await command(fake, "videomod channel deny", mod, channel=forum)
-        made = await video(fake, "a red kite", bob, channel=post)
+        made = await video_answer(fake, "a red kite", bob, channel=post)
 
     assert answer.content.startswith(f"/video is now turned off in <#{forum.id}>"), answer.content
     assert made.ephemeral and made.content.startswith("Videos cannot be made in this channel")
@@ -242,12 +241,12 @@ async def test_a_thread_follows_its_channels_rule_unless_it_has_its_own(stacks: 
         fake = stack.fake
         mod, bob = people(fake)
         await command(fake, "videomod channel allow", mod, channel=videos)  # then only #videos has /video
-        in_general = await video(fake, "a red kite", bob, channel=off_topic)  # outside the allowed ones
-        in_videos = await video(fake, "a red kite", bob, channel=on_topic)
+        in_general = await video_answer(fake, "a red kite", bob, channel=off_topic)  # outside the allowed ones
+        in_videos = await video_answer(fake, "a red kite", bob, channel=on_topic)
         await command(fake, "videomod channel deny", mod, channel=on_topic)  # a thread's own rule comes first
-        denied_thread = await video(fake, "a red kite", bob, channel=on_topic)
+        denied_thread = await video_answer(fake, "a red kite", bob, channel=on_topic)
         await command(fake, "videomod channel allow", mod, channel=off_topic)
-        allowed_thread = await video(fake, "a red kite", bob, channel=off_topic)
+        allowed_thread = await video_answer(fake, "a red kite", bob, channel=off_topic)
 
     assert in_general.ephemeral and in_general.content.startswith("Videos cannot be made in this channel; please use "
                                                                   f"<#{videos.id}>")
@@ -271,7 +270,7 @@ async def test_a_channel_deleted_while_the_bot_was_down_loses_its_rule_when_its_
     async with stacks.run(lambda device: scripted) as stack:
         await stack.fake.wait_for(lambda: forgotten, what="the deleted channel's rule to be forgotten")
         listed = await command(stack.fake, "videomod channel list", mod)
-        made = await video(stack.fake, "a red kite", bob)  # in #general: every channel but #art again
+        made = await video_answer(stack.fake, "a red kite", bob)  # in #general: every channel but #art again
 
     assert forgotten == [videos.id]  # #art's rule stays, and the archived thread's: Discord still has both
     assert listed.content == ("/video works in every channel except those turned off.\nTurned off in: "
@@ -313,7 +312,7 @@ async def test_the_only_allowed_channel_deleted_its_rule_goes_and_video_works_ag
         await fake.delete_channel(videos)
         await fake.wait_for(lambda: forgotten, what="the deleted channel's rule to be forgotten")
         listed = await command(fake, "videomod channel list", mod)
-        made = await video(fake, "a red kite", bob)
+        made = await video_answer(fake, "a red kite", bob)
         actions = await audit_actions(stack)
 
     assert forgotten == [videos.id]

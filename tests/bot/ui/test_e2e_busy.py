@@ -15,8 +15,7 @@ import pytest
 
 from storage import JobState
 from tests.bot.conftest import EventLog, Stack, Stacks
-from tests.bot.helpers import HeldWrite, StyledPipeline, has_video, rendering_past_its_token, video
-from tests.bot.ui.test_e2e_moderation import command, people
+from tests.bot.helpers import HeldWrite, StyledPipeline, command, has_video, people, rendering_past_its_token, video
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
 
 pytestmark = pytest.mark.usefixtures("logged_errors")

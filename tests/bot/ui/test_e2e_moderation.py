@@ -7,44 +7,10 @@ import pytest
 
 from bot.moderation.rules import period_bounds
 from storage import JobState
-from tests.bot.conftest import Stack, Stacks
-from tests.fakediscord import (
-    DEFAULT_ATTACHMENT_LIMIT,
-    FakeChannel,
-    FakeDiscord,
-    FakeMessage,
-    FakeUser,
-    InteractionHandle,
-)
-from tests.fakediscord.interactions import command_data, interaction_payload
+from tests.bot.conftest import Stacks
+from tests.bot.helpers import audit_actions, autocomplete, command, people, plain, video_answer
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
-
-
-async def video(fake: FakeDiscord, prompt: str, user: FakeUser, channel: FakeChannel | None = None) -> FakeMessage:
-    """Run /video and return its answer once it says more than "thinking" (queued, refused, or a video)."""
-    handle = await fake.slash("video", {"prompt": prompt, "aspect": "tiny"}, user=user, channel=channel)
-    return await handle.wait_answer(lambda m: not m.loading and m.content != "")
-
-
-async def command(fake: FakeDiscord, path: str, actor: FakeUser, /, **options: object) -> FakeMessage:
-    """Run a slash command as `actor` and return its (private) answer."""
-    handle: InteractionHandle = await fake.slash(path, options, user=actor)
-    return await handle.wait_answer()
-
-
-def plain(text: str) -> str:
-    """Text as Discord shows it: escapes removed."""
-    return re.sub(r"\\(.)", r"\1", text)
-
-
-def people(fake: FakeDiscord) -> tuple[FakeUser, FakeUser]:
-    return fake.make_user(name="mod", roles=[fake.moderator_role]), fake.make_user(name="bob")
-
-
-async def audit_actions(stack: Stack) -> list[tuple[str, bool]]:
-    return [(row.action, row.allowed) for row in await stack.moderation.repo.latest_audit(25,
-                                                                                         guild_id=stack.fake.guild.id)]
 
 
 async def test_a_moderator_lowers_a_users_quota_and_the_next_request_obeys_it(stacks: Stacks, scripted):
@@ -53,8 +19,8 @@ async def test_a_moderator_lowers_a_users_quota_and_the_next_request_obeys_it(st
         mod, bob = people(fake)
         limit = _option(fake.find_command("videomod", fake.guild), "quota", "set", "limit")
         answer = await command(fake, "videomod quota set", mod, user=bob, limit=1)
-        first = await video(fake, "a paper boat on a pond", bob)
-        second = await video(fake, "a paper plane over a city", bob)
+        first = await video_answer(fake, "a paper boat on a pond", bob)
+        second = await video_answer(fake, "a paper plane over a city", bob)
         jobs = await stack.jobs()
         actions = await audit_actions(stack)
 
@@ -81,7 +47,7 @@ async def test_quota_shows_usage_what_is_left_and_the_reset_time(stacks: Stacks,
     async with stacks.run(lambda device: scripted, quota_default=5, quota_period="week") as stack:
         fake = stack.fake
         bob = fake.make_user(name="bob")
-        await video(fake, "a lighthouse in the fog", bob)
+        await video_answer(fake, "a lighthouse in the fog", bob)
         answer = await command(fake, "quota", bob)
         _, resets = period_bounds("week", stacks.calendar())
 
@@ -99,7 +65,7 @@ async def test_a_non_moderator_is_refused_privately_and_the_attempt_is_audited(s
         fake = stack.fake
         eve, bob = fake.make_user(name="eve"), fake.make_user(name="bob")
         answer = await command(fake, "videomod block", eve, user=bob, reason="I do not like him")
-        still_works = await video(fake, "a quiet harbour at dawn", bob)
+        still_works = await video_answer(fake, "a quiet harbour at dawn", bob)
         blocks = await stack.moderation.repo.active_blocks(guild_id=fake.guild.id)
         [row] = await stack.moderation.repo.latest_audit(guild_id=fake.guild.id)
 
@@ -114,10 +80,10 @@ async def test_a_block_stops_video_with_its_reason_and_end_and_an_expired_block_
         fake = stack.fake
         mod, bob = people(fake)
         confirmation = await command(fake, "videomod block", mod, user=bob, reason="spamming", duration="2h")
-        refused = await video(fake, "a windmill at sunset", bob)
+        refused = await video_answer(fake, "a windmill at sunset", bob)
         quota = await command(fake, "quota", bob)
         stacks.calendar.now += timedelta(hours=2, minutes=1)
-        accepted = await video(fake, "a windmill at sunrise", bob)
+        accepted = await video_answer(fake, "a windmill at sunrise", bob)
         [block] = await stack.moderation.repo.latest_audit(guild_id=fake.guild.id)
 
     assert confirmation.content.startswith(f"Blocked <@{bob.id}> until <t:")
@@ -145,11 +111,11 @@ async def test_a_denylist_entry_added_by_command_refuses_the_next_matching_promp
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
         mod, bob = people(fake)
-        before = await video(fake, prompt, bob)
+        before = await video_answer(fake, prompt, bob)
         added = await command(fake, "videomod denylist add", mod, pattern="Exploding  Kittens", category="violence")
-        after = await video(fake, prompt, bob)
+        after = await video_answer(fake, prompt, bob)
         removed = await command(fake, "videomod denylist remove", mod, pattern="exploding kittens")
-        again = await video(fake, prompt, bob)
+        again = await video_answer(fake, prompt, bob)
         actions = await audit_actions(stack)
 
     assert not before.ephemeral
@@ -233,11 +199,11 @@ async def test_channel_deny_refuses_video_there_and_an_allow_list_limits_it_to_i
         fake = stack.fake
         mod, bob = people(fake)
         await command(fake, "videomod channel deny", mod, channel=art)
-        in_art = await video(fake, "a bowl of fruit", bob, channel=art)
-        in_general = await video(fake, "a bowl of pears", bob)
+        in_art = await video_answer(fake, "a bowl of fruit", bob, channel=art)
+        in_general = await video_answer(fake, "a bowl of pears", bob)
         listing = await command(fake, "videomod channel allow", mod, channel=videos)
-        general_now = await video(fake, "a bowl of plums", bob)
-        in_videos = await video(fake, "a bowl of cherries", bob, channel=videos)
+        general_now = await video_answer(fake, "a bowl of plums", bob)
+        in_videos = await video_answer(fake, "a bowl of cherries", bob, channel=videos)
 
     assert in_art.ephemeral and in_art.content == "Videos cannot be made in this channel."
     assert not in_general.ephemeral
@@ -267,8 +233,8 @@ async def test_stats_and_audit_answer_moderators(stacks: Stacks, scripted):
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
         mod, bob = people(fake)
-        await video(fake, "a train crossing a bridge", bob)
-        await video(fake, "a nude woman on a beach", bob)
+        await video_answer(fake, "a train crossing a bridge", bob)
+        await video_answer(fake, "a nude woman on a beach", bob)
         await command(fake, "videomod quota default", mod, limit=7)
         await command(fake, "videomod stats", fake.make_user(name="eve"))
         stats = await command(fake, "videomod stats", mod, period="week")
@@ -340,22 +306,6 @@ async def test_the_configured_moderator_role_is_enough_and_discord_hides_videomo
     assert answer.content.startswith("Personal quota set: 2 videos per day.")
     assert definition is not None and int(definition["default_member_permissions"]) == 32  # Manage Server
     assert definition["contexts"] == [0]  # guilds only
-
-
-async def autocomplete(fake: FakeDiscord, path: str, user: FakeUser, focused: str, **options: object) -> list[str]:
-    """The choices the bot offers while `user` types the option `focused` of the command at `path`."""
-    data = command_data(fake, path, options, fake.guild)
-    leaf = data
-    while leaf.get("options") and leaf["options"][0]["type"] in (1, 2):
-        leaf = leaf["options"][0]
-    for option in leaf["options"]:
-        option["focused"] = option["name"] == focused
-    payload = interaction_payload(fake, 4, data, user=user, channel=fake.channel, roles=None, permissions=None,
-                                  locale="en-US", attachment_size_limit=DEFAULT_ATTACHMENT_LIMIT)
-    handle = await fake._send(payload, path, user, DEFAULT_ATTACHMENT_LIMIT)
-    callback = await handle.wait_callback()
-    assert callback["type"] == 8
-    return [choice["value"] for choice in callback["data"]["choices"]]
 
 
 async def test_pattern_suggestions_go_to_moderators_only(stacks: Stacks, scripted):

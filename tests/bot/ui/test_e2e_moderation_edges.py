@@ -8,8 +8,7 @@ import pytest
 
 from storage import GLOBAL
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import StyledPipeline, has_video, styled_models, video
-from tests.bot.ui.test_e2e_moderation import command, people, plain
+from tests.bot.helpers import StyledPipeline, command, has_video, people, plain, styled_models, video
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
