@@ -16,8 +16,9 @@ import importlib.util
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import torch
 from tqdm import tqdm
@@ -200,7 +201,7 @@ def generate(args: argparse.Namespace) -> int:
         pipe.set_lora(pipe.load_lora(path), scale)
     request = asked.with_defaults(pipe.config)
     try:
-        with tqdm(total=request.steps, desc="denoising", unit="step") as bar:
+        with tqdm(total=request.steps, desc="denoising", unit="step", file=_Unfailing(sys.stderr)) as bar:
             result = pipe.generate(request, on_step=lambda step, total: bar.update(step - bar.n))
     except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:  # not a bad value, but one this machine cannot hold
         said = out_of_memory(exc)
@@ -210,15 +211,52 @@ def generate(args: argparse.Namespace) -> int:
         print(f"error: the device ran out of memory rendering {request.frames} frames {request.width}x"
               f"{request.height} ({said}); ask for fewer --frames or a smaller --width/--height", file=sys.stderr)
         return 1
-    written = args.written = write_whole(args.output, encode_mp4(result.frames, request.fps),
-                                         overwrite=args.overwrite, instead=preflight.numbered(args.numbered))
+    made = f"{request.frames} frames {request.width}x{request.height}, seed {result.seed}"
+    data = encode_mp4(result.frames, request.fps)
+    written = args.written = write_whole(args.output, data, overwrite=args.overwrite,
+                                         instead=preflight.numbered(args.numbered))
     # written: a Ctrl-C from here on changes nothing
     taken = "" if written == args.output else f"{args.output} appeared while rendering (another run?); "
-    print(f"{taken}wrote {written} ({request.frames} frames {request.width}x{request.height}, seed {result.seed}, "
-          f"{result.timings['total_s']:.1f} s)")
-    for note in result.notes:
-        print(f"note: {note}")
+    _report(f"{taken}wrote {written} ({made}, {result.timings['total_s']:.1f} s)",
+            *(f"note: {note}" for note in result.notes))
     return 0
+
+
+class _Unfailing:
+    """The progress bar's stream: a stderr that cannot take it (a pipe read no more: `2>&1 | head -1`, a closed
+    terminal) stops the bar, not the render."""
+
+    def __init__(self, stream: TextIO | None):
+        self.stream = stream
+        self.encoding = getattr(stream, "encoding", None)  # tqdm draws its bar in the characters this can show
+
+    def write(self, text: str) -> None:
+        self._do(lambda stream: stream.write(text))
+
+    def flush(self) -> None:
+        self._do(lambda stream: stream.flush())
+
+    def _do(self, action: Callable[[TextIO], object]) -> None:
+        if self.stream is None:
+            return
+        try:
+            action(self.stream)
+        except (OSError, ValueError) as exc:  # ValueError: a closed file
+            log.info("the progress bar stops: stderr could not take it (%s)", exc)
+            self.stream = None
+
+
+def _report(*lines: str) -> None:
+    """Lines about work done (a video or an export written whole), on stdout. A stdout that cannot take them (a pipe
+    read no more: `| head -0`, `> /dev/full`, an encoding without a character of the file's name) loses the lines
+    to stderr, never the run: its status stays 0 (t2v/__main__.py keeps the exit quiet too)."""
+    text = "".join(f"{visible(line)}\n" for line in lines)
+    try:
+        print(text, end="", flush=True)
+    except (OSError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        log.info("stdout could not take the report (%s); it goes to stderr", exc)
+        with contextlib.suppress(OSError, ValueError):
+            print(text, end="", file=sys.stderr, flush=True)
 
 
 CPU_OUT_OF_MEMORY = re.compile(r"DefaultCPUAllocator: can't allocate memory: you tried to allocate (\d+) bytes")
@@ -264,9 +302,9 @@ def run(args: argparse.Namespace) -> int:
         sizes = [plain(getattr(args, name)) for name in ("width", "height", "frames")]
         with _source_named("source", args.source):
             out = convert(args.source, args.destination, args.dtype, *sizes)
-        print(f"wrote {out}")
+        _report(f"wrote {out}")
         return 0
-    print(download(args.directory, args.repo))
+    _report(download(args.directory, args.repo))
     return 0
 
 

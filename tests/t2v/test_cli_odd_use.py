@@ -1,0 +1,87 @@
+"""`python -m t2v` used as a stranger uses it in a first hour: its output piped, its terminal gone. A finished video is
+never lost, nor reported as a failure, because of what happens around it."""
+
+import errno
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from t2v.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Broken(io.TextIOBase):
+    """A stream every write to which fails as `error` (a pipe read no more, a full disk)."""
+
+    def __init__(self, error: OSError):
+        self.error = error
+
+    def write(self, text: str) -> int:
+        raise self.error
+
+    def flush(self) -> None:
+        raise self.error
+
+
+def is_mp4(path: Path) -> bool:
+    return path.read_bytes()[4:8] == b"ftyp"
+
+
+def test_a_stdout_whose_encoding_lacks_a_character_of_the_name_still_reports_the_written_video(
+        tmp_path, monkeypatch, capsys):
+    # PYTHONIOENCODING=ascii or an ISO-8859-1 locale: the video was written, then "error: 'ascii' codec can't encode
+    # characters", exit status 2 (as for a bad value)
+    out = tmp_path / "panda-🐼.mp4"
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    assert main(["generate", "a panda", "-o", str(out), "--steps", "1"]) == 0
+    assert is_mp4(out)
+    assert f"wrote {out} (4 frames 64x64, seed " in capsys.readouterr().err
+
+
+def test_a_full_stdout_is_not_taken_for_a_video_that_could_not_be_written(tmp_path, monkeypatch, capsys):
+    # `> /dev/full`: the video was written, then "error: [Errno 28] No space left on device", exit status 1
+    out = tmp_path / "x.mp4"
+    monkeypatch.setattr(sys, "stdout", Broken(OSError(errno.ENOSPC, "No space left on device")))
+    assert main(["generate", "a cat", "-o", str(out), "--steps", "1"]) == 0
+    assert is_mp4(out)
+    err = capsys.readouterr().err
+    assert f"wrote {out} (" in err and "error" not in err
+
+
+def test_convert_reports_its_export_on_stderr_when_stdout_is_gone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdout", Broken(BrokenPipeError(errno.EPIPE, "Broken pipe")))
+    assert main(["convert", "tiny-random", str(tmp_path / "export")]) == 0
+    assert capsys.readouterr().err == f"wrote {tmp_path / 'export'}\n"
+
+
+def test_a_pipe_closed_before_the_last_line_leaves_a_finished_run(tmp_path):
+    # `python -m t2v generate … | head -c0`: "error: [Errno 32] Broken pipe" after the video was written, exit 1
+    out = tmp_path / "x.mp4"
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "t2v", "generate", "a cat", "-o", str(out), "--steps", "1"],
+                                stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300)
+    finally:
+        os.close(write)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out} (4 frames" in result.stderr
+    assert "error" not in result.stderr and "Exception ignored" not in result.stderr
+    assert is_mp4(out)
+
+
+def test_a_progress_bar_that_cannot_be_shown_does_not_stop_the_render(tmp_path, monkeypatch, capsys):
+    # `… 2>&1 | head -1`: the bar's first write to the closed pipe ended the render, and the video was lost
+    out = tmp_path / "x.mp4"
+    monkeypatch.setattr(sys, "stderr", Broken(BrokenPipeError(errno.EPIPE, "Broken pipe")))
+    assert main(["generate", "a cat", "-o", str(out), "--steps", "2"]) == 0
+    assert is_mp4(out)
+    assert f"wrote {out} (" in capsys.readouterr().out
+
+
+def test_the_progress_bar_is_drawn_in_the_characters_stderr_can_show(tmp_path, capsys):
+    assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--steps", "2"]) == 0
+    assert "██████████| 2/2 [" in capsys.readouterr().err  # not "##########": the bar's stream names its encoding
