@@ -16,6 +16,7 @@ import importlib.util
 import logging
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
@@ -213,13 +214,54 @@ def generate(args: argparse.Namespace) -> int:
         return 1
     made = f"{request.frames} frames {request.width}x{request.height}, seed {result.seed}"
     data = encode_mp4(result.frames, request.fps)
-    written = args.written = write_whole(args.output, data, overwrite=args.overwrite,
-                                         instead=preflight.numbered(args.numbered))
+    try:
+        written = args.written = write_whole(args.output, data, overwrite=args.overwrite,
+                                             instead=preflight.numbered(args.numbered))
+    except WriteError as exc:
+        return _kept_elsewhere(exc, args.output, data, made)
     # written: a Ctrl-C from here on changes nothing
     taken = "" if written == args.output else f"{args.output} appeared while rendering (another run?); "
     _report(f"{taken}wrote {written} ({made}, {result.timings['total_s']:.1f} s)",
             *(f"note: {note}" for note in result.notes))
     return 0
+
+
+def _kept_elsewhere(exc: WriteError, output: Path, data: bytes, made: str) -> int:
+    """A video the checked --output could not take after all (its folder removed or made read-only while rendering,
+    a lost mount, a full disk) is kept under a free video-N.mp4 in the current folder, else in the temporary one:
+    minutes of rendering are not thrown away for a name. Exit status 1 either way, the line naming both."""
+    for folder in _fallback_folders(output):
+        try:
+            kept = write_whole(folder / DEFAULT_OUTPUT, data, overwrite=False,
+                               instead=preflight.numbered(folder / DEFAULT_OUTPUT))
+        except WriteError as again:
+            log.info("could not keep the video in %s either: %s", folder, again)
+            continue
+        print(visible(f"error: could not write {output} ({_cause(exc)}); the video is kept as {kept} instead ({made})"),
+              file=sys.stderr)
+        return 1
+    raise exc
+
+
+def _fallback_folders(output: Path) -> Iterator[Path]:
+    """Where a video its --output could not take is kept: the current folder (as a relative name: video-2.mp4), then
+    the temporary one; never the folder that just failed."""
+    try:
+        here: Path | None = Path.cwd()
+    except OSError:  # the current folder was removed: a relative --output failed with it
+        here = None
+    failed = output.parent if output.is_absolute() else here and here / output.parent
+    if here is not None and here != failed:
+        yield Path()
+    temporary = Path(tempfile.gettempdir())
+    if temporary != failed:
+        yield temporary
+
+
+def _cause(exc: WriteError) -> str:
+    """What the system said of a write that failed (No such file or directory)."""
+    cause = exc.__cause__
+    return cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause or exc)
 
 
 class _Unfailing:

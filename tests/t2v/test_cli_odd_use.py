@@ -1,5 +1,5 @@
-"""`python -m t2v` used as a stranger uses it in a first hour: its output piped, its terminal gone. A finished video is
-never lost, nor reported as a failure, because of what happens around it."""
+"""`python -m t2v` used as a stranger uses it in a first hour: its output piped, its terminal gone, its folder moved
+while it renders. A finished video is never lost, nor reported as a failure, because of what happens around it."""
 
 import errno
 import io
@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
+import pytest
+
+import t2v.cli
 from t2v.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +84,53 @@ def test_a_progress_bar_that_cannot_be_shown_does_not_stop_the_render(tmp_path, 
     assert main(["generate", "a cat", "-o", str(out), "--steps", "2"]) == 0
     assert is_mp4(out)
     assert f"wrote {out} (" in capsys.readouterr().out
+
+
+@pytest.fixture
+def folder_gone_while_rendering(monkeypatch):
+    """Removes the named folder between the checks and the write, as a user tidying up (or a lost mount) would."""
+    encode = t2v.cli.encode_mp4
+    gone: list[Path] = []
+
+    def remove_then_encode(frames, fps):
+        for folder in gone:
+            for path in folder.iterdir():
+                path.unlink()
+            folder.rmdir()
+        return encode(frames, fps)
+
+    monkeypatch.setattr(t2v.cli, "encode_mp4", remove_then_encode)
+    return gone
+
+
+def test_a_folder_removed_while_rendering_keeps_the_video_in_the_current_one(tmp_path, monkeypatch, capsys,
+                                                                            folder_gone_while_rendering):
+    # the render was thrown away: "could not write out/x.mp4 (No such file or directory); nothing was written there"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "video.mp4").write_bytes(b"an earlier video")
+    folder_gone_while_rendering.append(tmp_path / "out")
+    assert main(["generate", "a cat", "-o", "out/x.mp4", "--steps", "1", "--seed", "7"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert errors == ["error: could not write out/x.mp4 (No such file or directory); the video is kept as "
+                      "video-2.mp4 instead (4 frames 64x64, seed 7)"]
+    assert (tmp_path / "video.mp4").read_bytes() == b"an earlier video"
+    with av.open(str(tmp_path / "video-2.mp4")) as container:
+        assert len(list(container.decode(video=0))) == 4
+
+
+def test_with_the_current_folder_gone_too_the_video_is_kept_in_the_temporary_folder(tmp_path, monkeypatch, capsys,
+                                                                                   folder_gone_while_rendering):
+    here, temporary = tmp_path / "here", tmp_path / "tmp"
+    here.mkdir(), temporary.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setattr("tempfile.tempdir", str(temporary))
+    folder_gone_while_rendering.append(here)
+    assert main(["generate", "a cat", "--steps", "1", "--seed", "7"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert errors == [f"error: could not write video.mp4 (No such file or directory); the video is kept as "
+                      f"{temporary / 'video.mp4'} instead (4 frames 64x64, seed 7)"]
+    assert is_mp4(temporary / "video.mp4")
 
 
 def test_the_progress_bar_is_drawn_in_the_characters_stderr_can_show(tmp_path, capsys):
