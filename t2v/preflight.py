@@ -398,9 +398,11 @@ def size_text(count: int) -> str:
 
 def split_lora(value: str) -> tuple[Path, float]:
     """'PATH[:SCALE]' → (path, scale, 1 when not given); a path that exists as written is taken whole. ValueError
-    for an existing PATH whose SCALE is not a number."""
+    for an existing PATH whose SCALE is not a number, and for no PATH at all (`:0.8`)."""
     path, sep, tail = value.rpartition(":")
     if sep and not Path(value).exists():
+        if not path:  # Path('') is the current folder, whose pytorch_lora_weights.safetensors would be taken
+            raise ValueError("names no file before the scale; write PATH:SCALE, e.g. style.safetensors:0.8")
         try:
             return Path(path), float(tail)
         except ValueError:
@@ -408,6 +410,9 @@ def split_lora(value: str) -> tuple[Path, float]:
                 raise ValueError(f"the scale {tail!r} is not a number; write PATH or PATH:SCALE, "
                                  f"e.g. {path}:0.8") from None
     return Path(value), 1.0
+
+
+_SCALES = "a style's scale is above {:g} and at most {:g} (1: as trained)".format(*LORA_SCALE_RANGE)
 
 
 def lora(option: str, value: str) -> Problem:
@@ -426,11 +431,9 @@ def lora(option: str, value: str) -> Problem:
     except ValueError as exc:
         return f"{option} {value}: {exc}"
     if not math.isfinite(scale):
-        return f"{option} {value}: the scale {scale} is not a finite number"
-    low, high = LORA_SCALE_RANGE
-    if not low < scale <= high:
-        return (f"{option} {value}: the scale {scale:g} is out of range; a style's scale is above {low:g} and at most "
-                f"{high:g} (1: as trained)")
+        return f"{option} {value}: the scale {scale} is not a finite number; {_SCALES}"
+    if not LORA_SCALE_RANGE[0] < scale <= LORA_SCALE_RANGE[1]:
+        return f"{option} {value}: the scale {scale:g} is out of range; {_SCALES}"
     try:
         names = lora_keys(path)
     except WeightsError as exc:  # LoraError included

@@ -136,3 +136,23 @@ def test_with_the_current_folder_gone_too_the_video_is_kept_in_the_temporary_fol
 def test_the_progress_bar_is_drawn_in_the_characters_stderr_can_show(tmp_path, capsys):
     assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--steps", "2"]) == 0
     assert "██████████| 2/2 [" in capsys.readouterr().err  # not "##########": the bar's stream names its encoding
+
+
+@pytest.mark.parametrize(("value", "line"), [
+    # ". holds neither pytorch_lora_weights.safetensors nor pytorch_lora_weights.bin": the current folder, never named
+    (":0.8", "--lora :0.8: names no file before the scale; write PATH:SCALE, e.g. style.safetensors:0.8"),
+    (":", "--lora :: names no file before the scale; write PATH:SCALE, e.g. style.safetensors:0.8"),
+    # "the scale inf is not a finite number", and nothing of what would be right
+    ("style.safetensors:inf", "--lora style.safetensors:inf: the scale inf is not a finite number; a style's scale "
+                              "is above 0 and at most 2 (1: as trained)"),
+])
+def test_a_lora_value_without_a_file_or_with_an_infinite_scale_says_what_is_right(tmp_path, monkeypatch, capsys,
+                                                                                   no_work, value, line):
+    from safetensors.torch import save_file
+    from torch import zeros
+
+    monkeypatch.chdir(tmp_path)
+    save_file({"lora_up.weight": zeros(1)}, tmp_path / "style.safetensors")
+    save_file({"lora_up.weight": zeros(1)}, tmp_path / "pytorch_lora_weights.safetensors")  # what "." would find
+    assert main(["generate", "a cat", "--lora", value]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {line}"]
