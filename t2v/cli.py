@@ -209,10 +209,10 @@ def generate(args: argparse.Namespace) -> int:
         if said is None:
             raise
         log.info("out of memory: %s", exc)
-        print(f"error: the device ran out of memory rendering {request.frames} frames {request.width}x"
-              f"{request.height} ({said}); ask for fewer --frames or a smaller --width/--height", file=sys.stderr)
+        print(f"error: the device ran out of memory rendering {_sized(request)} ({said}); ask for fewer --frames or "
+              "a smaller --width/--height", file=sys.stderr)
         return 1
-    made = f"{request.frames} frames {request.width}x{request.height}, seed {result.seed}"
+    made = f"{_sized(request)}, seed {result.seed}"
     data = encode_mp4(result.frames, request.fps)
     try:
         written = args.written = write_whole(args.output, data, overwrite=args.overwrite,
@@ -224,6 +224,11 @@ def generate(args: argparse.Namespace) -> int:
     _report(f"{taken}wrote {written} ({made}, {result.timings['total_s']:.1f} s)",
             *(f"note: {note}" for note in result.notes))
     return 0
+
+
+def _sized(request: GenerationRequest) -> str:
+    """A video's length and size as its lines name them: '16 frames 256x256', '1 frame 64x64'."""
+    return f"{request.frames} frame{'' if request.frames == 1 else 's'} {request.width}x{request.height}"
 
 
 def _kept_elsewhere(exc: WriteError, output: Path, data: bytes, made: str) -> int:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 import t2v.cli
@@ -156,3 +157,31 @@ def test_a_lora_value_without_a_file_or_with_an_infinite_scale_says_what_is_righ
     save_file({"lora_up.weight": zeros(1)}, tmp_path / "pytorch_lora_weights.safetensors")  # what "." would find
     assert main(["generate", "a cat", "--lora", value]) == 2
     assert capsys.readouterr().err.splitlines() == [f"error: {line}"]
+
+
+@pytest.mark.parametrize(("frames", "width", "height", "fps"), [(1, 64, 64, 1), (7, 192, 64, 60), (3, 64, 320, 8)])
+def test_the_video_plays_as_asked_at_odd_lengths_sizes_and_rates(tmp_path, capsys, frames, width, height, fps):
+    # "wrote x.mp4 (1 frames 64x64, …)"
+    out = tmp_path / "x.mp4"
+    argv = ["--frames", str(frames), "--width", str(width), "--height", str(height), "--fps", str(fps)]
+    assert main(["generate", "a cat", "-o", str(out), "--steps", "1", "--seed", "3", *argv]) == 0
+    length = "1 frame" if frames == 1 else f"{frames} frames"
+    assert capsys.readouterr().out.startswith(f"wrote {out} ({length} {width}x{height}, seed 3, ")
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        decoded = list(container.decode(stream))
+        assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p")
+        assert (stream.width, stream.height, len(decoded), stream.average_rate) == (width, height, frames, fps)
+        assert container.duration == pytest.approx(frames / fps * 1_000_000, abs=1_000)  # µs
+    assert all((frame.width, frame.height) == (width, height) for frame in decoded)
+
+
+@pytest.mark.parametrize(("height", "width"), [(2, 2), (6, 10), (66, 130)])
+def test_encode_mp4_of_even_sizes_no_codec_block_divides_reads_back_whole(height, width):
+    from t2v.video import encode_mp4
+
+    pixels = np.random.default_rng(0).integers(0, 256, (5, height, width, 3), dtype=np.uint8)
+    with av.open(io.BytesIO(encode_mp4(pixels, fps=7))) as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+    assert [frame.shape for frame in decoded] == [(height, width, 3)] * 5
