@@ -185,3 +185,41 @@ def test_encode_mp4_of_even_sizes_no_codec_block_divides_reads_back_whole(height
         decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
         assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
     assert [frame.shape for frame in decoded] == [(height, width, 3)] * 5
+
+
+@pytest.mark.parametrize(("setting", "line"), [
+    # a traceback of 40 lines from huggingface_hub's import (open_clip loads it), before any option was read
+    ("HF_HUB_ETAG_TIMEOUT=abc", "error: python -m t2v could not start: HF_HUB_ETAG_TIMEOUT=abc is refused by "
+                                "huggingface_hub (ValueError: invalid literal for int() with base 10: 'abc'); correct "
+                                "it, or unset it"),
+    ("TORCH_LOGS=nonsense", "error: python -m t2v could not start: TORCH_LOGS=nonsense is refused by torch "
+                            "(ValueError: Invalid log settings: nonsense, must be a comma separated list of fully "
+                            "qualified module names, registered log names or registered artifact names.); correct it, "
+                            "or unset it"),
+    # torch aborted as it loaded: "terminate called after throwing an instance of 'c10::Error'" and 50 C++ frames
+    ("PYTORCH_CUDA_ALLOC_CONF=expandable_segments",
+     "error: PYTORCH_CUDA_ALLOC_CONF='expandable_segments': 'expandable_segments' has no value; torch reads key:value "
+     "pairs separated by commas (e.g. expandable_segments:True) and would stop at load; correct it, or unset it"),
+])
+def test_a_library_setting_the_library_refuses_at_load_is_one_line_naming_it(tmp_path, setting, line):
+    name, _, value = setting.partition("=")
+    result = subprocess.run([sys.executable, "-m", "t2v", "generate", "a cat", "-o", str(tmp_path / "x.mp4")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300, env={**os.environ, name: value})
+    assert (result.returncode, result.stderr.splitlines()) == (2, [line])
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("value", ["", "expandable_segments:True", "expandable_segments:True,",
+                                   "max_split_size_mb:128, garbage_collection_threshold:0.6",
+                                   "roundup_power2_divisions:[256:1,512:2,1024:4,>:8],backend:native"])
+def test_allocator_settings_torch_takes_are_let_through(value):
+    from t2v.cli_environment import allocator_problem
+
+    assert allocator_problem({"PYTORCH_CUDA_ALLOC_CONF": value}) is None
+
+
+def test_an_import_that_fails_without_naming_a_setting_keeps_its_traceback():
+    from t2v.cli_environment import refused_setting
+
+    broken = ImportError("libcudnn.so.9: cannot open shared object file")
+    assert refused_setting(broken, {"HF_HOME": "/data/hf", "TORCH_HOME": "/data/torch"}) is None
