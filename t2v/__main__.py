@@ -33,7 +33,8 @@ try:
     from t2v.cli import main
 except KeyboardInterrupt:  # one raised all the same (SIGINT sent as the handler changed)
     interrupted.append(signal.SIGINT)
-except Exception as exc:  # a library's own check of its settings, or a broken install (re-raised)
+except ValueError as exc:  # a library's own check of a setting's value (a broken install, an ImportError or an
+    #                          OSError, keeps its traceback)
     if (problem := refused_setting(exc)) is None:
         raise
     _refused(problem)

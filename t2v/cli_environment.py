@@ -42,9 +42,9 @@ def _entries(value: str) -> list[str]:
 
 
 def refused_setting(exc: BaseException, environ: dict[str, str] | None = None) -> str | None:
-    """The line for an import that failed on a library's setting (`exc`, raised while importing): the setting whose
-    value the error names, the library, and what it said; None when no setting is named (a broken install: its
-    traceback says more)."""
+    """The line for an import that failed on a library's setting (`exc`, the ValueError raised while importing): the
+    setting whose value the error names, the library, and what it said; None when no setting is named (its traceback
+    says more)."""
     environ = os.environ if environ is None else environ
     said = _first_sentence(str(exc))
     named = [f"{name}={value}" for name, value in sorted(environ.items())
