@@ -13,8 +13,10 @@ the block ends posts it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import weakref
 from typing import Any
 
 import discord
@@ -88,6 +90,7 @@ class Showcase:
         self.media = media
         self.servers: ServerSettings | None = None  # each server's chosen channel, once moderation is set up
         self._reposting: set[int] = set()  # jobs whose post is going up again (`repost`)
+        self._counts: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()  # `vote`
 
     async def channel_for(self, guild_id: int) -> int | None:
         """Where a server's approved videos are posted: the channel its moderators chose, else SHOWCASE_CHANNEL_ID
@@ -278,26 +281,50 @@ class Showcase:
         return None
 
     async def vote(self, interaction: discord.Interaction, entry_id: int) -> None:
-        """Toggle the member's ⭐ (a member of the entry's server) and show the new count on the button."""
+        """Toggle the member's ⭐ (a member of the entry's server) and show the new count on the button. The counts of
+        an entry are shown one at a time, each read just before it is shown (`_count_turn`): two members pressing at
+        once could otherwise see the earlier, smaller count land last and stay. A press that must wait for another's
+        count to be shown is answered at once (its count follows), so that Discord does not give up on it."""
         entry = await self.repo.get_entry(entry_id)
         if entry is not None and entry.guild_id != interaction.guild_id:
             log.warning("user %d voted on showcase entry %d of server %d from server %s", interaction.user.id,
                         entry_id, entry.guild_id, interaction.guild_id)
             raise Denied("This video is in another server's showcase.")
         voted, votes = await self.repo.toggle_vote(entry_id, interaction.user.id)
-        try:
-            await interaction.response.edit_message(view=vote_view(entry_id, votes))
-        except discord.NotFound as error:
-            message = interaction.message
-            if error.code not in GONE_CODES or message is None:
-                raise
-            log.info("showcase post %d of entry %d was deleted in Discord before its vote count was shown", message.id,
-                     entry_id)
-            await self.forget(message.channel.id, [message.id])
-            vote = "Voted for" if voted else "Took back your vote for"
-            job = f"job #{entry.job_id}" if entry is not None else "this video"
-            await answer_privately(interaction, f"{vote} {job} ({counted(votes, 'vote')}), but this showcase post has "
-                                                "been deleted, so it cannot show the count.")
+        turn = self._count_turn(entry_id)
+        if turn.locked():
+            await interaction.response.defer()
+        async with turn:
+            now = await self.repo.get_entry(entry_id)
+            votes = votes if now is None else now.votes
+            try:
+                await self._show_count(interaction, vote_view(entry_id, votes))
+            except discord.NotFound as error:
+                message = interaction.message
+                if error.code not in GONE_CODES or message is None:
+                    raise
+                log.info("showcase post %d of entry %d was deleted in Discord before its vote count was shown",
+                         message.id, entry_id)
+                await self.forget(message.channel.id, [message.id])
+                vote = "Voted for" if voted else "Took back your vote for"
+                job = f"job #{entry.job_id}" if entry is not None else "this video"
+                await answer_privately(interaction, f"{vote} {job} ({counted(votes, 'vote')}), but this showcase post "
+                                                    "has been deleted, so it cannot show the count.")
+
+    def _count_turn(self, entry_id: int) -> asyncio.Lock:
+        """The lock an entry's vote counts are read and shown under (kept while some press holds or awaits it)."""
+        lock = self._counts.get(entry_id)
+        if lock is None:
+            lock = self._counts[entry_id] = asyncio.Lock()
+        return lock
+
+    @staticmethod
+    async def _show_count(interaction: discord.Interaction, view: discord.ui.View) -> None:
+        """The post's ⭐ button with its new count, through the press (answered already when it had to wait)."""
+        if interaction.response.is_done():
+            await interaction.edit_original_response(view=view)
+        else:
+            await interaction.response.edit_message(view=view)
 
 
 def _not_sent(entry: ShowcaseRecord, channel_id: int, error: discord.HTTPException) -> str:
