@@ -115,6 +115,19 @@ class Showcase:
             raise Denied("Showcase channels cannot be chosen on this bot: moderation is off.")
         await self.servers.set_showcase_channel(actor, guild_id, channel_id)
 
+    async def check_kept(self, job_id: int, guild_id: int) -> None:
+        """Refuse (Denied) to approve the server's pending nomination of a job whose video file is gone (removed by
+        hand from the media directory, or set aside there): its post and its gallery tile would not play. The
+        nomination stays pending, losing nothing: approving it once the file is back posts it, and rejecting it takes
+        it off the pending list. Any other case is left to the decision itself, which says why it cannot be made."""
+        entry = await self.repo.get(job_id)
+        if (entry is None or entry.guild_id != guild_id or entry.state != ShowcaseState.PENDING or entry.job_deleted
+                or self.media.has(job_id)):
+            return
+        log.warning("job %d: its nominated video is not in %s; its approval was refused", job_id, self.media.root)
+        raise Denied(f"Job #{job_id} was not approved: its video file is gone from the bot's media folder, so its post "
+                     "would not play. It stays nominated: reject it, or approve it again once the file is back.")
+
     async def post(self, entry: ShowcaseRecord) -> str:
         """Post an approved video to its server's showcase channel; returns what to tell the moderator. A video
         deleted before it goes up is not posted; one deleted while it goes up is taken down again; one whose author

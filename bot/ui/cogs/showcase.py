@@ -2,6 +2,8 @@
 nominated with ⭐, and choose where its approved videos are posted.
 
 Approving an approved video again posts it anew when its post is gone (deleted in Discord by hand, or never made).
+A nomination whose video file is gone from the media directory is not approved (its post would not play): the
+moderator is told so and it stays pending (`Showcase.check_kept`).
 
 `ShowcaseGroup` is attached under `/videomod` by the client. Each server's nominations, decisions and showcase
 channel are its own: a moderator sees and decides only their server's (another server's job is "not nominated"
@@ -72,6 +74,7 @@ class ShowcaseGroup(app_commands.Group):
     @app_commands.describe(job="The job number of the nominated video")
     async def approve(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_DISCORD_INT]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.showcase.check_kept(job, server(interaction))  # a video that would not play is not approved
         try:
             entry = await self.showcase.repo.decide(job, guild_id=server(interaction), approve=True,
                                                     moderator_id=interaction.user.id)

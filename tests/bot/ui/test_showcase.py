@@ -182,16 +182,27 @@ async def test_a_video_its_owner_deletes_between_approval_and_post_is_not_posted
     assert entry.job_deleted and entry.message_id is None and await repo.approved_count() == 0
 
 
-async def test_an_approved_video_whose_file_is_gone_is_not_posted_without_it(stacks: Stacks, showcase_channel):
+async def test_a_nomination_whose_file_is_gone_is_not_approved_and_stays_pending_until_it_is_back(
+        stacks: Stacks, showcase_channel):
+    """It was approved and listed in the gallery, whose tile would not play (and a post, had the file gone later)."""
     async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
-        fake = stack.fake
+        fake, repo = stack.fake, stack.bot.showcase.repo
+        mod = fake.make_user(roles=[fake.moderator_role])
         await nominated(stack, fake.make_user(name="bob"))
-        stack.bot.media.path(1).unlink()  # removed by hand from MEDIA_DIR
-        answer = await moderate(stack, fake.make_user(roles=[fake.moderator_role]), "approve", job=1)
-        entry = await stack.bot.showcase.repo.get(1)
+        kept = stack.bot.media.path(1)
+        aside = kept.rename(kept.with_name("aside.mp4"))  # removed by hand from MEDIA_DIR
+        refused = await moderate(stack, mod, "approve", job=1)
+        entry, listed = await repo.get(1), await repo.approved_count()
+        pending = await moderate(stack, mod, "pending")
+        aside.rename(kept)  # and put back
+        again = await moderate(stack, mod, "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
 
-    assert answer == "Approved job #1. Nothing was posted: its video is no longer kept."
-    assert posts_in(stack, showcase_channel) == [] and entry.message_id is None
+    assert refused == ("Job #1 was not approved: its video file is gone from the bot's media folder, so its post "
+                       "would not play. It stays nominated: reject it, or approve it again once the file is back.")
+    assert entry.state == ShowcaseState.PENDING and entry.decided_by is None and listed == 0
+    assert "job #1 by bob" in pending
+    assert again.startswith("Approved job #1. Posted in ") and again.endswith(f"/{post.id}")
 
 
 async def test_a_video_deleted_while_its_showcase_post_goes_up_is_taken_down_again(stacks: Stacks, showcase_channel):
