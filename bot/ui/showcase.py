@@ -17,7 +17,8 @@ import asyncio
 import logging
 import re
 import weakref
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import discord
 from discord.ext import commands
@@ -33,6 +34,8 @@ from bot.ui.text import counted
 from storage import JobRecord, Repository, ShowcaseRecord, ShowcaseRepository, ShowcaseState
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 RESULTS_COG = "Results"  # the cog that handles result buttons and votes
 UNKNOWN_CHANNEL, UNKNOWN_MESSAGE = 10003, 10008  # Discord's error codes
@@ -89,7 +92,7 @@ class Showcase:
         self.jobs = jobs
         self.media = media
         self.servers: ServerSettings | None = None  # each server's chosen channel, once moderation is set up
-        self._reposting: set[int] = set()  # jobs whose post is going up again (`repost`)
+        self._posting: set[int] = set()  # jobs whose post is going up now (`post`, `repost`)
         self._counts: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()  # `vote`
 
     async def channel_for(self, guild_id: int) -> int | None:
@@ -131,7 +134,12 @@ class Showcase:
     async def post(self, entry: ShowcaseRecord) -> str:
         """Post an approved video to its server's showcase channel; returns what to tell the moderator. A video
         deleted before it goes up is not posted; one deleted while it goes up is taken down again; one whose author
-        is blocked is not posted (its ⭐ would take no vote) and approving it again once the block ends posts it."""
+        is blocked is not posted (its ⭐ would take no vote) and approving it again once the block ends posts it.
+        One post of a job goes up at a time (`_one_posting`)."""
+        return await self._one_posting(entry.job_id, lambda: self._post_now(entry))
+
+    async def _post_now(self, entry: ShowcaseRecord) -> str:
+        """`post`, while no other post of the job goes up."""
         if await self._hidden(entry.job_id):
             log.info("showcase entry %d (job %d) approved while its author %d is blocked; not posted", entry.id,
                      entry.job_id, entry.author_id)
@@ -262,16 +270,25 @@ class Showcase:
 
     async def repost(self, job_id: int, guild_id: int) -> str | None:
         """Post again the server's approved entry of the job when it has no post standing (`unposted`): what to tell
-        the moderator, or None when a post stands. One repost of a job at a time: a second moderator asking while
-        the first one's goes up is told so, and nothing is posted twice."""
-        if job_id in self._reposting:
-            return "It is being posted again now, as another moderator asked a moment ago."
-        self._reposting.add(job_id)
-        try:
+        the moderator, or None when a post stands."""
+
+        async def again() -> str | None:
             entry = await self.unposted(job_id, guild_id)
-            return None if entry is None else await self.post(entry)
+            return None if entry is None else await self._post_now(entry)
+
+        return await self._one_posting(job_id, again)
+
+    async def _one_posting(self, job_id: int, work: Callable[[], Awaitable[T]]) -> T | str:
+        """Run `work` (a post of the job, or the look for one and a post) unless a post of the job is going up now,
+        its post not yet on record: a second moderator approving meanwhile (the first approval's post, or a
+        repost) is told so, and nothing is posted twice."""
+        if job_id in self._posting:
+            return "It is being posted now, as another moderator asked a moment ago."
+        self._posting.add(job_id)
+        try:
+            return await work()
         finally:
-            self._reposting.discard(job_id)
+            self._posting.discard(job_id)
 
     async def unposted(self, job_id: int, guild_id: int) -> ShowcaseRecord | None:
         """The server's approved, undeleted entry of the job when it has no post standing in Discord (deleted there,

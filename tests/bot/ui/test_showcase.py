@@ -296,7 +296,7 @@ async def test_two_moderators_approving_a_video_whose_post_is_gone_post_it_once(
         answer = (await first.wait_answer()).content
         posts = posts_in(stack, showcase_channel)
 
-    assert second == ("Job #1 was already approved but had no showcase post. It is being posted again now, as another "
+    assert second == ("Job #1 was already approved but had no showcase post. It is being posted now, as another "
                       "moderator asked a moment ago.")
     assert answer.startswith("Job #1 was already approved but had no showcase post. Posted in ")
     assert len(posts) == 1 and posts[0].id != post.id

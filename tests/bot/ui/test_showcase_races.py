@@ -4,7 +4,7 @@
 import pytest
 
 from tests.bot.conftest import Stacks
-from tests.bot.ui.test_showcase import approved, vote_label
+from tests.bot.ui.test_showcase import approved, moderate, nominated, posts_in, vote_label
 from tests.fakediscord import FakeChannel, FakeMessage
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -38,3 +38,26 @@ async def test_two_votes_at_once_end_at_the_true_count_and_it_never_goes_back(st
 
     assert entry.votes == 2 and vote_label(post) == "2"
     assert labels(post) == ["0", "1", "2"]
+
+
+async def test_a_second_moderator_approving_while_the_first_approval_s_post_goes_up_does_not_post_it_twice(
+        stacks: Stacks, showcase_channel):
+    """The second approval found the video approved with no post yet on record, and posted it a second time."""
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        first_mod, second_mod = (fake.make_user(roles=[fake.moderator_role]) for _ in range(2))
+        await nominated(stack, fake.make_user(name="bob"))
+        upload = f"POST /channels/{showcase_channel.id}/messages"
+        release = fake.hold_next(upload)
+        first = await fake.slash("videomod showcase approve", {"job": 1}, user=first_mod)
+        await fake.wait_for(lambda: fake.requests_to(upload), what="the post to be on its way")
+        second = await moderate(stack, second_mod, "approve", job=1)
+        release.set()
+        answer = (await first.wait_answer()).content
+        posts = posts_in(stack, showcase_channel)
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert second == ("Job #1 was already approved but had no showcase post. It is being posted now, as another "
+                      "moderator asked a moment ago.")
+    assert answer.startswith("Approved job #1. Posted in ")
+    assert len(posts) == 1 and entry.message_id == posts[0].id
