@@ -15,7 +15,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,7 +97,9 @@ class ShowcaseRepository(Transactional):
         now: datetime | None = None,
     ) -> ShowcaseRecord:
         """pending → approved or rejected by a moderator of the entry's server; ShowcaseError when the server has no
-        such nomination (another server's is not even named), it was already decided, or its job was deleted."""
+        such nomination (another server's is not even named), it was already decided (by another moderator at the
+        same moment, too: only a pending entry is changed, so one of two decisions wins and the other is told), or its
+        job was deleted."""
         now = now or self._clock()
         target = ShowcaseState.APPROVED if approve else ShowcaseState.REJECTED
         mine = (ShowcaseEntry.job_id == job_id, ShowcaseEntry.guild_id == guild_id)
@@ -111,8 +113,12 @@ class ShowcaseRepository(Transactional):
             job = await session.get(Job, job_id)
             if job is not None and job.deleted_at is not None:
                 raise ShowcaseError("deleted", f"Job #{job_id} was deleted; there is nothing to show.")
-            entry.state, entry.decided_by, entry.decided_at, entry.reason = target, moderator_id, now, reason
-            await session.flush()
+            pending = (ShowcaseEntry.id == entry.id, ShowcaseEntry.state == ShowcaseState.PENDING)
+            taken = (await session.execute(update(ShowcaseEntry).where(*pending).values(
+                state=target, decided_by=moderator_id, decided_at=now, reason=reason))).rowcount  # type: ignore[attr-defined]
+            if not taken:  # another moderator's decision came first, since this one read the entry
+                state = await session.scalar(select(ShowcaseEntry.state).where(ShowcaseEntry.id == entry.id))
+                raise ShowcaseError("decided", f"Job #{job_id} was already {state}.")
             return await self._require(session, job_id)
 
         record = await self._run(work)
