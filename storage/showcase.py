@@ -97,9 +97,9 @@ class ShowcaseRepository(Transactional):
         now: datetime | None = None,
     ) -> ShowcaseRecord:
         """pending → approved or rejected by a moderator of the entry's server; ShowcaseError when the server has no
-        such nomination (another server's is not even named), it was already decided (by another moderator at the
-        same moment, too: only a pending entry is changed, so one of two decisions wins and the other is told), or its
-        job was deleted."""
+        such nomination (another server's is not even named), its job was deleted (decided before or not: it shows
+        nowhere), or it was already decided (by another moderator at the same moment, too: only a pending entry is
+        changed, so one of two decisions wins and the other is told)."""
         now = now or self._clock()
         target = ShowcaseState.APPROVED if approve else ShowcaseState.REJECTED
         mine = (ShowcaseEntry.job_id == job_id, ShowcaseEntry.guild_id == guild_id)
@@ -108,11 +108,11 @@ class ShowcaseRepository(Transactional):
             entry = (await session.scalars(select(ShowcaseEntry).where(*mine))).first()
             if entry is None:
                 raise ShowcaseError("not_nominated", f"Job #{job_id} has not been nominated for the showcase.")
+            job = await session.get(Job, job_id)
+            if job is not None and job.deleted_at is not None:  # whatever was decided before: it shows nowhere now
+                raise ShowcaseError("deleted", f"Job #{job_id} was deleted; there is nothing to show.")
             if entry.state != ShowcaseState.PENDING:
                 raise ShowcaseError("decided", f"Job #{job_id} was already {entry.state}.")
-            job = await session.get(Job, job_id)
-            if job is not None and job.deleted_at is not None:
-                raise ShowcaseError("deleted", f"Job #{job_id} was deleted; there is nothing to show.")
             pending = (ShowcaseEntry.id == entry.id, ShowcaseEntry.state == ShowcaseState.PENDING)
             taken = (await session.execute(update(ShowcaseEntry).where(*pending).values(
                 state=target, decided_by=moderator_id, decided_at=now, reason=reason))).rowcount  # type: ignore[attr-defined]

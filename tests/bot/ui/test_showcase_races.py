@@ -3,7 +3,9 @@
 
 import pytest
 
+from storage.records import ShowcaseState
 from tests.bot.conftest import Stacks
+from tests.bot.helpers import delete_result
 from tests.bot.ui.test_showcase import approved, moderate, nominated, posts_in, vote_label
 from tests.fakediscord import FakeChannel, FakeMessage
 
@@ -61,3 +63,18 @@ async def test_a_second_moderator_approving_while_the_first_approval_s_post_goes
                       "moderator asked a moment ago.")
     assert answer.startswith("Approved job #1. Posted in ")
     assert len(posts) == 1 and entry.message_id == posts[0].id
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+async def test_deciding_a_video_deleted_after_its_approval_says_it_was_deleted(stacks: Stacks, showcase_channel,
+                                                                               decision: str):
+    """The moderator read "Job #1 was already approved.", as if it were still in the showcase."""
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        bob, result, post = await approved(stack, showcase_channel)
+        await delete_result(fake, result, 1, bob)
+        answer = await moderate(stack, fake.make_user(roles=[fake.moderator_role]), decision, job=1)
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert answer == "Job #1 was deleted; there is nothing to show."
+    assert post.deleted and entry.state == ShowcaseState.APPROVED and entry.job_deleted
