@@ -22,11 +22,10 @@ from discord import app_commands
 from bot.characters import clipped, shown
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
-from bot.ui.cogs import MAX_DISCORD_INT
 from bot.ui.permissions import AnyChannel, check_moderator, own_channel, server
 from bot.ui.replies import answer_privately
 from bot.ui.showcase import Showcase
-from storage import ShowcaseError, ShowcaseRecord
+from storage import MAX_JOB_ID, ShowcaseError, ShowcaseRecord
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ class ShowcaseGroup(app_commands.Group):
 
     @app_commands.command(name="approve", description="Show a nominated video in the showcase and the gallery")
     @app_commands.describe(job="The job number of the nominated video")
-    async def approve(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_DISCORD_INT]) -> None:
+    async def approve(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_JOB_ID]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         await self.showcase.check_kept(job, server(interaction))  # a video that would not play is not approved
         try:
@@ -91,7 +90,7 @@ class ShowcaseGroup(app_commands.Group):
 
     @app_commands.command(name="reject", description="Turn down a nominated video")
     @app_commands.describe(job="The job number of the nominated video", reason="Why (kept in the database)")
-    async def reject(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_DISCORD_INT],
+    async def reject(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, MAX_JOB_ID],
                      reason: app_commands.Range[str, 1, REASON_CHARS] | None = None) -> None:
         reason = " ".join((reason or "").split()) or None  # a blank one is no reason
         await self.showcase.repo.decide(job, guild_id=server(interaction), approve=False,

@@ -66,3 +66,17 @@ async def test_a_blocked_member_cannot_nominate_a_video(stacks: Stacks):
     assert refused.ephemeral
     assert refused.content == "You are blocked from making videos: spam. A moderator can lift the block."
     assert entry is None
+
+
+@pytest.mark.parametrize("command", ["approve", "reject"])
+async def test_a_job_number_past_what_the_jobs_table_holds_is_refused_as_typed(stacks: Stacks, command: str):
+    """jobs.id is a 32-bit INTEGER: on PostgreSQL `/videomod showcase approve job:2147483648` reached the query and
+    failed as "Something went wrong"; Discord now refuses it as typed, as it does for /cancel."""
+    async with stacks.run() as stack:
+        fake = stack.fake
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        with pytest.raises(ValueError, match=r"outside \[1, 2147483647\]"):
+            await fake.slash(f"videomod showcase {command}", {"job": 2**31}, user=mod)
+        largest = await moderate(stack, mod, command, job=2**31 - 1)
+
+    assert largest.startswith("Job #2147483647 ")
