@@ -138,6 +138,12 @@ def plain(value: Any) -> Any:
     return int(value) if isinstance(value, _Int) else float(value) if isinstance(value, _Float) else value
 
 
+def _name(value: str) -> str:
+    """A named choice's value (--device, --dtype, --sampler) in any case, as the bot's T2V_ settings are read:
+    `--dtype FP16` is fp16 (a bad one is named as typed, lowered, by its own check)."""
+    return value.strip().lower()
+
+
 def _path(value: str) -> Path:
     """A path option's value; an empty one (`-o ""`) would otherwise stand for the current folder."""
     if not value.strip():
@@ -240,9 +246,9 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
                    help="height, multiple of 64 in 64–1024 (default: model's)")
     p.add_argument("--fps", type=_number("fps"), default=None,
                    help=f"frames per second of the MP4, {LIMITS['fps'][0]}–{LIMITS['fps'][1]} (default {DEFAULTS.fps})")
-    p.add_argument("--sampler", default=None, help=f"ddim or dpmpp-2m (default {DEFAULTS.sampler})")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--dtype", default=None,
+    p.add_argument("--sampler", type=_name, default=None, help=f"ddim or dpmpp-2m (default {DEFAULTS.sampler})")
+    p.add_argument("--device", type=_name, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--dtype", type=_name, default=None,
                    help="float32, float16, bfloat16 (default: float32 on cpu, fp16 on gpu) or fp8 (fp16 with most of "
                         "the UNet transformers' Linear layers in e4m3, their input scales calibrated by a short "
                         "render at load; GPUs of compute capability 8.9+; never tried on real weights)")
@@ -260,7 +266,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"work sizes, the first also profiled (default {' '.join(DEFAULT_CONFIGS)})")
     b.add_argument("--steps", type=_number("steps"), default=DEFAULTS.steps,
                    help=f"DDIM steps (default {DEFAULTS.steps})")
-    b.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    b.add_argument("--device", type=_name, default="cuda", help="cuda (default) or cpu")
     b.add_argument("--tiny", action="store_true", help="a tiny random network (smoke test on the CPU)")
     b.add_argument("--repeats", type=_number("repeats", limits=(1, None)), default=1,
                    help="timed runs of the fast path after its warm-up")
@@ -301,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="write a model as fp16 safetensors (memory-mapped, fast to load)")
     c.add_argument("source", help=f"ModelScope or diffusers directory, export, or {TINY_RANDOM}")
     c.add_argument("destination", type=_path)
-    c.add_argument("--dtype", default="float16", help="float16 (default), bfloat16 or float32")
+    c.add_argument("--dtype", type=_name, default="float16", help="float16 (default), bfloat16 or float32")
     c.add_argument("--overwrite", action="store_true", help="replace an export already in the destination")
     for name in ("width", "height", "frames"):
         c.add_argument(f"--{name}", type=_number(name), default=None,

@@ -223,3 +223,19 @@ def test_an_import_that_fails_without_naming_a_setting_keeps_its_traceback():
 
     broken = ImportError("libcudnn.so.9: cannot open shared object file")
     assert refused_setting(broken, {"HF_HOME": "/data/hf", "TORCH_HOME": "/data/torch"}) is None
+
+
+@pytest.mark.parametrize(("argv", "read"), [
+    (["generate", "a cat", "--sampler", "DDIM", "--device", " CPU", "--dtype", "FP16"],
+     {"sampler": "ddim", "device": "cpu", "dtype": "fp16"}),
+    (["generate", "a cat", "--device", "CUDA:1", "--dtype", "Float32"], {"device": "cuda:1", "dtype": "float32"}),
+    (["convert", "tiny-random", "out", "--dtype", "BF16"], {"dtype": "bf16"}),
+    (["bench", "--device", "Cuda"], {"device": "cuda"}),
+])
+def test_named_choices_are_read_in_any_case_as_the_bots_settings_are(argv: list[str], read: dict[str, str]):
+    """`--dtype FP16` was "not a dtype t2v knows" and `--sampler DDIM` "not one of ddim, dpmpp-2m", while the bot
+    takes T2V_DTYPE=FP16."""
+    from t2v.cli_parser import build_parser
+
+    parsed = vars(build_parser().parse_args(argv))
+    assert {name: parsed[name] for name in read} == read
