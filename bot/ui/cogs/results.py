@@ -257,7 +257,7 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             log.info("user %d is blocked; nomination of job %d refused", interaction.user.id, job_id)
             raise Denied(block_message(block))
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if not self.media.has(job_id):
+        if not self.media.has(job_id) and await self.showcase_repo.get(job_id) is None:  # nominated: nominate says so
             await self._keep_from_message(interaction.message, job_id)
         await self.showcase_repo.nominate(job_id, interaction.user.id)
         await answer_privately(interaction, f"⭐ Job #{job_id} is nominated for the showcase; the moderators decide.")

@@ -80,3 +80,16 @@ async def test_a_job_number_past_what_the_jobs_table_holds_is_refused_as_typed(s
         largest = await moderate(stack, mod, command, job=2**31 - 1)
 
     assert largest.startswith("Job #2147483647 ")
+
+
+async def test_a_second_nomination_of_a_video_no_longer_kept_is_refused_without_fetching_it_again(stacks: Stacks):
+    """⭐ on a video nominated before, whose kept file was removed since, downloaded the MP4 from the message into
+    MEDIA_DIR again (a file the nomination does not need), then said it was already nominated."""
+    async with stacks.run() as stack:
+        fake = stack.fake
+        result = await nominated(stack, fake.make_user(name="bob"))
+        stack.bot.media.path(1).unlink()
+        again = await (await fake.click(result, "video:showcase:1", user=fake.make_user())).wait_answer()
+
+    assert again.content == "Job #1 was already nominated (pending)."
+    assert not stack.bot.media.has(1)
