@@ -114,8 +114,9 @@ class Gallery(LocalSite):
         server, servers = await self._whose(guild_id, entries)
         title = self.title if server is None else f"{server.title} · {self.title}"
         front = "/" if request.path != "/" and not self.front_page.isdigit() else None  # / lists every server
+        gone = [entry.job_id for entry in entries if not self.media.has(entry.job_id)]  # removed by hand
         return _html(listing(title, entries, Pager(page, pages, per_page), server=server, front=front,
-                             servers=servers))
+                             servers=servers, gone=gone))
 
     async def _whose(self, guild_id: int | None, entries: list[ShowcaseRecord]
                      ) -> tuple[Server | None, dict[int, Server] | None]:
@@ -131,9 +132,11 @@ class Gallery(LocalSite):
     async def video_page(self, request: web.Request) -> web.Response:
         """One approved video's page, with its link preview's tags."""
         entry = await self._shown(_id(request, "job", "job"))
-        poster = await self.media.poster(entry.job_id) is not None
+        kept = self.media.has(entry.job_id)  # False: its file was removed by hand; the page says so
+        poster = kept and await self.media.poster(entry.job_id) is not None
         base = self.public_url or f"{request.scheme}://{request.host}"
-        page = _html(video_page(entry, self._server(entry.guild_id), self.title, base=base, poster=poster))
+        page = _html(video_page(entry, self._server(entry.guild_id), self.title, base=base, poster=poster,
+                                kept=kept))
         if self.public_url is None:  # links from the request's Host: a shared cache must not hand one to everyone
             page.headers["Cache-Control"] = PRIVATE_PAGE_CACHE
         return page

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from bot.characters import one_line
@@ -42,7 +43,10 @@ overflow:hidden;text-overflow:ellipsis}.server{margin:.2rem 0 0;color:#888;font-
 overflow:hidden;text-overflow:ellipsis}nav{margin:2rem 0;display:flex;flex-wrap:wrap;gap:1rem}
 .empty{max-width:40rem}.one{margin:0}.one video{display:block;width:100%;height:auto;max-height:75vh;
 background:#000;border-radius:.3rem}.full{font-size:1.15rem;overflow-wrap:anywhere;margin:.75rem 0 .3rem}
-.one .meta{white-space:normal;flex-wrap:wrap}.one .who{overflow-wrap:anywhere}"""
+.one .meta{white-space:normal;flex-wrap:wrap}.one .who{overflow-wrap:anywhere}.gone{display:flex;align-items:center;
+justify-content:center;text-align:center;padding:1rem;color:#aaa}.one .gone{min-height:12rem;background:#000;
+border-radius:.3rem}"""
+GONE = "This video is no longer kept."  # an approved entry whose file was removed from MEDIA_DIR by hand
 AUTOPLAY = """(() => {
   if (matchMedia("(prefers-reduced-motion: reduce)").matches || !("IntersectionObserver" in window)) return;
   const play = (video) => video.play().catch(() => {});
@@ -89,16 +93,18 @@ class Pager:
 
 
 def listing(title: str, entries: list[ShowcaseRecord], pager: Pager, *, server: Server | None,
-            front: str | None, servers: dict[int, Server] | None = None) -> str:
+            front: str | None, servers: dict[int, Server] | None = None, gone: Collection[int] = ()) -> str:
     """A page of video tiles: the title with the server's link (and the way to the front page), then the tiles or
-    the explanation of an empty showcase, then the pager. `servers` names each tile's server on a mixed page."""
+    the explanation of an empty showcase, then the pager. `servers` names each tile's server on a mixed page; the
+    jobs in `gone` have no video file any more (their tiles say so instead of a player that would not play)."""
     links = []
     if server is not None:
         links.append(f'<a href="{server.discord}">Open {_text(server.title)} in Discord</a>')
     if front is not None:
         links.append(f'<a href="{front}">← All servers</a>')
     header = f"<header><h1>{_text(title)}</h1>{_links(links)}</header>"
-    cards = "\n".join(_card(entry, servers.get(entry.guild_id) if servers else None) for entry in entries)
+    cards = "\n".join(_card(entry, servers.get(entry.guild_id) if servers else None, entry.job_id not in gone)
+                      for entry in entries)
     main = f'<main class="grid">\n{cards}\n</main>' if entries else f"<main>{EMPTY}</main>"
     return document(title, f"{header}{main}{_pager(pager)}<script>{AUTOPLAY}</script>")
 
@@ -119,10 +125,10 @@ def not_found_page(title: str) -> str:
     return document(f"Page not found · {title}", body)
 
 
-def video_page(entry: ShowcaseRecord, server: Server, site: str, *, base: str, poster: bool) -> str:
+def video_page(entry: ShowcaseRecord, server: Server, site: str, *, base: str, poster: bool, kept: bool = True) -> str:
     """One video, large, with its prompt and credit, the way back to its server's gallery and to Discord, and the
     Open Graph and Twitter tags of a link preview (absolute URLs from `base`; the image only when there is a
-    poster)."""
+    poster; no video, and a line saying so, when its file is no longer `kept`)."""
     title = _short(entry.prompt)
     links = [f'<a href="{server.page}">← {_text(server.title)} · {_text(site)}</a>']
     if entry.channel_id is not None and entry.message_id is not None:
@@ -131,23 +137,27 @@ def video_page(entry: ShowcaseRecord, server: Server, site: str, *, base: str, p
     links.append(f'<a href="{server.discord}">Open {_text(server.title)} in Discord</a>')
     size = f' width="{entry.width}" height="{entry.height}"' if entry.width and entry.height else ""
     shown = f' poster="/videos/{entry.job_id}.jpg"' if poster else ""
-    figure = (f'<figure class="one"><video src="/videos/{entry.job_id}.mp4"{shown}{size} controls loop playsinline '
-              f'preload="metadata" aria-label="{_text(_label(entry))}"></video><figcaption>'
-              f'<p class="full">{_text(entry.prompt)}</p>{_meta(entry)}</figcaption></figure>')
-    head = _open_graph(entry, f"{server.title} · {site}", base=base, poster=poster)
+    player = (f'<video src="/videos/{entry.job_id}.mp4"{shown}{size} controls loop playsinline preload="metadata" '
+              f'aria-label="{_text(_label(entry))}"></video>' if kept else f'<p class="gone">{GONE}</p>')
+    figure = (f'<figure class="one">{player}<figcaption><p class="full">{_text(entry.prompt)}</p>{_meta(entry)}'
+              "</figcaption></figure>")
+    head = _open_graph(entry, f"{server.title} · {site}", base=base, poster=poster, video=kept)
     return document(f"{title} · {server.title}", f"<header>{_links(links)}</header><main>{figure}</main>", head)
 
 
-def _open_graph(entry: ShowcaseRecord, site: str, *, base: str, poster: bool) -> str:
-    """The link preview's tags: og:video (an MP4 Discord plays inline) with its size, og:image the poster."""
-    url, video = f"{base}/videos/{entry.job_id}", f"{base}/videos/{entry.job_id}.mp4"
+def _open_graph(entry: ShowcaseRecord, site: str, *, base: str, poster: bool, video: bool = True) -> str:
+    """The link preview's tags: og:video (an MP4 Discord plays inline, when there is one) with its size, og:image
+    the poster."""
+    url, mp4 = f"{base}/videos/{entry.job_id}", f"{base}/videos/{entry.job_id}.mp4"
     description = f"by {entry.author_name} · ⭐ {_votes(entry.votes)}"
     tags = [("og:site_name", site), ("og:title", _short(entry.prompt)), ("og:description", description),
-            ("og:type", "video.other"), ("og:url", url), ("og:video", video), ("og:video:type", "video/mp4")]
-    if video.startswith("https://"):
-        tags.append(("og:video:secure_url", video))
-    if entry.width and entry.height:
-        tags += [("og:video:width", str(entry.width)), ("og:video:height", str(entry.height))]
+            ("og:type", "video.other" if video else "website"), ("og:url", url)]
+    if video:
+        tags += [("og:video", mp4), ("og:video:type", "video/mp4")]
+        if mp4.startswith("https://"):
+            tags.append(("og:video:secure_url", mp4))
+        if entry.width and entry.height:
+            tags += [("og:video:width", str(entry.width)), ("og:video:height", str(entry.height))]
     if poster:
         tags += [("og:image", f"{url}.jpg"), ("og:image:type", "image/jpeg"), ("og:image:alt", _label(entry))]
         if entry.width and entry.height:
@@ -169,13 +179,15 @@ def document(title: str, body: str, head: str = "") -> str:
             f"</head><body>{body}</body></html>\n")
 
 
-def _card(entry: ShowcaseRecord, server: Server | None) -> str:
-    """One tile: the video (its poster until it plays), the prompt linking to its page, the credit."""
+def _card(entry: ShowcaseRecord, server: Server | None, kept: bool = True) -> str:
+    """One tile: the video (its poster until it plays; a line when its file is no longer `kept`), the prompt
+    linking to its page, the credit."""
     page = f"/videos/{entry.job_id}"
     where = f'<p class="server">in {_text(server.title)}</p>' if server is not None else ""
-    return (f'<article class="card" id="job-{entry.job_id}"><div class="tile"><video src="{page}.mp4" '
-            f'poster="{page}.jpg" data-page="{page}" controls muted loop playsinline preload="none" '
-            f'aria-label="{_text(_label(entry))}"></video></div><a class="prompt" href="{page}" '
+    player = (f'<div class="tile"><video src="{page}.mp4" poster="{page}.jpg" data-page="{page}" controls muted loop '
+              f'playsinline preload="none" aria-label="{_text(_label(entry))}"></video></div>' if kept else
+              f'<div class="tile gone">{GONE}</div>')
+    return (f'<article class="card" id="job-{entry.job_id}">{player}<a class="prompt" href="{page}" '
             f'title="{_text(entry.prompt)}">{_text(entry.prompt)}</a>{_meta(entry)}{where}</article>')
 
 

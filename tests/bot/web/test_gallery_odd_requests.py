@@ -113,3 +113,23 @@ async def test_a_job_id_past_what_the_jobs_table_holds_is_a_404_on_postgresql_to
     status, _, body = await fetch(f"{world.url}{path}")
 
     assert status == 404, body[:200]  # the not-found page, or "job … is not in the showcase" for a file
+
+
+async def test_an_approved_video_whose_file_was_removed_by_hand_says_so_instead_of_a_player_that_will_not_play(
+        world: World):
+    """Its tile and its page offered a <video> (and the page's link preview an og:video) that every browser and
+    Discord failed to load, each try a WARNING in the log."""
+    from bot.web.pages import GONE
+
+    kept = await world.approved("a kept lighthouse")
+    gone = await world.approved("a removed lighthouse", kept=False)
+
+    _, _, listing = await fetch(f"{world.url}/")
+    status, _, page = await fetch(f"{world.url}/videos/{gone}")
+    listing, page = listing.decode(), page.decode()
+
+    assert f'<video src="/videos/{kept}.mp4"' in listing and f'<video src="/videos/{gone}.mp4"' not in listing
+    assert f'<article class="card" id="job-{gone}"><div class="tile gone">{GONE}</div>' in listing
+    assert status == 200 and GONE in page and "<video" not in page
+    assert 'property="og:video' not in page and 'property="og:image' not in page
+    assert 'property="og:type" content="website"' in page and "a removed lighthouse" in page
