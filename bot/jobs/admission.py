@@ -6,7 +6,8 @@ is claymation), the prompt and the options
 (the policy gate on the member's own text, the server's caps), the quota, then room (the bot is up, the user's cap
 and the queue's, counting the requests still on their way in). A refused request is written as a
 `refused` job row, so moderators' stats see it; an accepted one is written `queued` with the seed it will render
-with, and pushed onto the fair queue.
+with, and pushed onto the fair queue. `precheck` runs the checks that do not depend on the prompt, before a form asks
+for one (✏️ Edit prompt), writing nothing.
 
 A blank prompt (nothing but spaces) never makes a spec: t2v refuses to make a request of it, in words of its own. The
 command asks `refuse_blank` instead, which refuses it as the gate refuses every blank prompt, and logs it the same.
@@ -109,15 +110,40 @@ class Admission:
             lock = self._turns[user_id] = asyncio.Lock()
         return lock
 
+    async def precheck(self, requester: Requester, spec: JobSpec) -> None:
+        """Refused when `spec` would be whatever prompt it is given: a block or a channel rule, its style, the caps,
+        the quota, the bot down (the prompt and the queue's room are checked when it is asked). For a form that asks
+        for the prompt (✏️ Edit prompt), so that a member is not left typing what can only be refused. Nothing is
+        written: nothing was asked yet."""
+        spec = self._named_style(spec)
+        try:
+            await self._check_standing(requester, spec)
+            self._check_caps(spec)
+            await self._check_allowance(requester, spec)
+        except Refused as refused:
+            log.info("user %d may not ask for a new prompt now (%s)", requester.user_id, refused.logged)
+            raise
+
     async def _check(self, requester: Requester, spec: JobSpec) -> None:
         """Refused by the first failed check: block/channel, style, prompt/options, quota, room."""
+        await self._check_standing(requester, spec)
+        self._check_prompt(requester, spec)
+        await self._check_allowance(requester, spec)
+        self._queue.check_room(requester.user_id, reserved=self._on_their_way)  # the user's own: one at a time
+
+    async def _check_standing(self, requester: Requester, spec: JobSpec) -> None:
+        """Refused for a block, a channel rule, or a style that is not offered or is off in the server."""
         if self.moderation is not None:
             await self.moderation.check_access(requester)
         await self.styles.check(requester.guild_id, spec.style)
-        self._check_prompt(requester, spec)
+
+    async def _check_allowance(self, requester: Requester, spec: JobSpec) -> None:
+        """Refused when the quota has less than the spec's cost left, or the bot is down."""
         if self.moderation is not None:
             await self.moderation.check_quota(requester, spec.cost)
-        self._check_room(requester.user_id)
+        reason = self._unavailable()
+        if reason is not None:
+            raise Refused("unavailable", f"Video generation is unavailable right now: {reason}.")
 
     def _check_prompt(self, requester: Requester, spec: JobSpec) -> None:
         """Refused when the requester's server's gate refuses any user text of the request (the prompt, the negative
@@ -129,6 +155,10 @@ class Admission:
                 if verdict.reason == "denylist":
                     log.info("%s of user %d refused by denylist entry %r", field, requester.user_id, verdict.matched)
                 raise Refused(verdict.reason, verdict.message, logged=verdict.logged)
+        self._check_caps(spec)
+
+    def _check_caps(self, spec: JobSpec) -> None:
+        """Refused when the spec's steps or frames are above the operator's caps."""
         above = self.above_caps(spec)
         if above is not None:
             name, problem = above
@@ -144,13 +174,6 @@ class Admission:
             if problem is not None:
                 return name, problem
         return None
-
-    def _check_room(self, user_id: int) -> None:
-        """Refused when the bot is down, or the user's cap or the queue is full (counting requests on their way)."""
-        reason = self._unavailable()
-        if reason is not None:
-            raise Refused("unavailable", f"Video generation is unavailable right now: {reason}.")
-        self._queue.check_room(user_id, reserved=self._on_their_way)  # the user's own: one at a time
 
     async def _enqueue(self, requester: Requester, spec: JobSpec) -> tuple[JobRecord, int]:
         """Write the queued row (with the seed it will render with) and push it; the place was checked with this

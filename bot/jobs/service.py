@@ -164,6 +164,10 @@ class VideoService:
         """Queue the request, or log it as refused and raise Refused (bot.jobs.admission)."""
         return await self.admission.admit(requester, spec)
 
+    async def precheck(self, requester: Requester, spec: JobSpec) -> None:
+        """Raise Refused when `spec` would be refused whatever prompt it is given (bot.jobs.admission)."""
+        await self.admission.precheck(requester, spec)
+
     async def refuse_blank(self, requester: Requester, prompt: str, negative: str = "", *, private: bool) -> NoReturn:
         """Log a blank prompt (which makes no spec) as refused and raise Refused, as the gate words it."""
         await self.admission.refuse_blank(requester, prompt, negative, private=private)

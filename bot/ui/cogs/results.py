@@ -3,7 +3,8 @@
 Each button is a `DynamicItem` whose custom_id carries the job id (`video:reroll:42`); everything else comes from
 the database, so a message posted before a restart still works. Who may press what:
 - 🔁 and ✏️: the requester only (the new job counts against their caps and quota); others are told "not yours".
-  On an upscale they upscale its source again (new seed, or the edited prompt).
+  On an upscale they upscale its source again (new seed, or the edited prompt). ✏️ opens its form only when the new
+  job would not be refused whatever prompt is typed (a block, the quota, a source gone: `Admission.precheck`).
 - ⬆️ (only with UPSCALE_MODEL; not on private results or on upscales): the requester only; re-renders the kept MP4
   with the upscaler at its size (bot.jobs.upscale), through /video's queue, caps and quota (it counts UPSCALE_COST).
 - ⭐: any member may nominate a public, finished result (one nomination per video); moderators decide with
@@ -176,8 +177,9 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         try:
             if action == "reroll":
                 await self.start_from(interaction, job_id)
-            elif action == "edit":
+            elif action == "edit":  # refused now rather than after the member typed a prompt
                 job = await self._job(interaction, job_id, owner_only=True)
+                await self.video.precheck(interaction, await self._next_spec(interaction, job))
                 await interaction.response.send_modal(EditPromptModal(job))
             elif action == "upscale":
                 await self.upscale(interaction, job_id)
@@ -208,16 +210,28 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         if prompt is not None and blank(prompt):
             await self.video.refuse_blank(interaction, prompt, job.negative_prompt, private=job.private)
             return
-        if job.params.get("kind") == UPSCALE:  # an upscale again, from the same source
-            await self.upscale(interaction, int(job.params["source_job"]), prompt=prompt)
-            return
-        spec = JobSpec.of_job(job).again(job.id, prompt)
+        spec = await self._next_spec(interaction, job, prompt)
         log.info("user %d starts a new job from job %d (%s)", interaction.user.id, job_id,
                  "edited prompt" if prompt is not None else "reroll")
         await self.video.start(interaction, spec)
 
-    async def upscale(self, interaction: discord.Interaction, job_id: int, *, prompt: str | None = None) -> None:
+    async def _next_spec(self, interaction: discord.Interaction, job: JobRecord, prompt: str | None = None) -> JobSpec:
+        """What 🔁 Reroll (or ✏️ Edit prompt, with `prompt`) of `job` asks for: its settings with a new seed; for an
+        upscale, an upscale of the same source again."""
+        if job.params.get("kind") == UPSCALE:
+            return await self._upscale_spec(interaction, int(job.params["source_job"]), prompt)
+        return JobSpec.of_job(job).again(job.id, prompt)
+
+    async def upscale(self, interaction: discord.Interaction, job_id: int) -> None:
         """Upscale the requester's own public, finished video (its kept MP4); the job is started like /video."""
+        spec = await self._upscale_spec(interaction, job_id)
+        request = spec.request
+        log.info("user %d upscales job %d to %dx%d", interaction.user.id, job_id, request.width, request.height)
+        await self.video.start(interaction, spec)
+
+    async def _upscale_spec(self, interaction: discord.Interaction, job_id: int, prompt: str | None = None) -> JobSpec:
+        """An upscale of the presser's own public, finished and kept video `job_id` (with `prompt`, when edited);
+        Denied otherwise."""
         model = self.video.service.model
         if not model.has_upscaler:
             raise Denied("Upscaling is off: no upscaler is configured on this bot.")
@@ -228,11 +242,8 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             raise Denied(f"Job #{job_id} is already an upscale.")
         if job.state != JobState.DONE or not self.media.has(job_id):
             raise Denied(f"The video of job #{job_id} is no longer kept, so it cannot be upscaled.")
-        spec = upscale_spec(job, model, self.media.path(job_id), strength=self.settings.upscale_strength,
+        return upscale_spec(job, model, self.media.path(job_id), strength=self.settings.upscale_strength,
                             cost=self.settings.upscale_cost, prompt=prompt)
-        request = spec.request
-        log.info("user %d upscales job %d to %dx%d", interaction.user.id, job_id, request.width, request.height)
-        await self.video.start(interaction, spec)
 
     async def _job(self, interaction: discord.Interaction, job_id: int, *, owner_only: bool) -> JobRecord:
         """The job behind a button, or Denied when it is gone, deleted, or (owner_only) someone else's."""

@@ -114,6 +114,11 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         """
         await self._decide(interaction, spec.private, lambda requester: self.service.submit(requester, spec))
 
+    async def precheck(self, interaction: discord.Interaction, spec: JobSpec) -> None:
+        """Raise Refused when `spec` would be refused whatever prompt it is given (blocked, over quota, ...), before a
+        form asks the presser for one; nothing is written."""
+        await self.service.precheck(_requester(interaction), spec)
+
     async def refuse_blank(self, interaction: discord.Interaction, prompt: str, negative: str = "", *,
                            private: bool) -> None:
         """Refuse a blank prompt of /video or ✏️ Edit prompt, which makes no spec, as admission refuses any blank

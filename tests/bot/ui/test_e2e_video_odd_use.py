@@ -1,0 +1,57 @@
+"""/video and its result buttons used the way a stranger uses them: options at their limits, buttons pressed after
+the member was blocked or ran out of quota, on upscales whose source is gone."""
+
+import pytest
+
+from storage import JobState
+from tests.bot.conftest import Stacks
+from tests.bot.helpers import command, delete_result, has_video, people, video
+from tests.bot.ui.test_e2e_creative import upscaling
+from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+PROMPT = "a hot air balloon over green hills"
+
+
+async def press_edit(fake: FakeDiscord, result: FakeMessage, job_id: int, user: FakeUser) -> tuple[int, str]:
+    """✏️ on `result`: the callback type Discord got (9: the form) and, when it is no form, the answer's text."""
+    pressed = await fake.click(result, f"video:edit:{job_id}", user=user)
+    callback = await pressed.wait_callback()
+    return callback["type"], "" if callback["type"] == 9 else (await pressed.wait_answer()).content
+
+
+async def test_edit_prompt_is_refused_at_the_press_not_after_typing_when_blocked_or_out_of_quota(stacks: Stacks):
+    async with stacks.run(quota_default=2) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        carol = fake.make_user(name="carol")
+        first = await (await video(fake, PROMPT, user=bob)).wait_followup(has_video)
+        second = await (await video(fake, PROMPT, user=bob)).wait_followup(has_video)
+        at_quota = await press_edit(fake, second, 2, bob)
+        hers = await (await video(fake, PROMPT, user=carol)).wait_followup(has_video)
+        await command(fake, "videomod block", mod, user=carol, reason="spam")
+        blocked = await press_edit(fake, hers, 3, carol)
+        refused_rows = [job for job in await stack.jobs() if job.state == JobState.REFUSED]
+        unblocked = await command(fake, "videomod unblock", mod, user=carol)
+        free_again = await press_edit(fake, hers, 3, carol)
+
+    assert first.custom_ids()[1] == "video:edit:1"
+    assert at_quota[0] == 4 and at_quota[1].startswith("You have reached your video quota: 2 of 2 videos used today")
+    assert blocked == (4, "You are blocked from making videos: spam. A moderator can lift the block.")
+    assert refused_rows == []  # nothing was asked: no refused request is recorded
+    assert unblocked.ephemeral and free_again == (9, "")
+
+
+async def test_edit_prompt_of_an_upscale_whose_source_was_deleted_is_refused_at_the_press(stacks: Stacks):
+    async with upscaling(stacks) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await (await video(fake, PROMPT, user=bob)).wait_followup(has_video)
+        upscaled = await (await fake.click(first, "video:upscale:1", user=bob)).wait_followup(has_video)
+        await delete_result(fake, first, 1, bob)
+        edit = await press_edit(fake, upscaled, 2, bob)
+        jobs = await stack.jobs()
+
+    assert edit == (4, "Job #1 was deleted.")
+    assert len(jobs) == 2
