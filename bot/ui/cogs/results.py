@@ -213,7 +213,7 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         spec = await self._next_spec(interaction, job, prompt)
         log.info("user %d starts a new job from job %d (%s)", interaction.user.id, job_id,
                  "edited prompt" if prompt is not None else "reroll")
-        await self.video.start(interaction, spec)
+        await self.video.start(interaction, spec, typed=prompt is not None)
 
     async def _next_spec(self, interaction: discord.Interaction, job: JobRecord, prompt: str | None = None) -> JobSpec:
         """What 🔁 Reroll (or ✏️ Edit prompt, with `prompt`) of `job` asks for: its settings with a new seed; for an

@@ -106,13 +106,15 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
                                                   value=NONE))
         return choices[:MAX_CHOICES]
 
-    async def start(self, interaction: discord.Interaction, spec: JobSpec) -> None:
+    async def start(self, interaction: discord.Interaction, spec: JobSpec, *, typed: bool = False) -> None:
         """Defer at once (privately when asked), then submit the job; the service's one verdict decides the answer.
 
         /video, 🔁 Reroll, ✏️ Edit prompt and ⬆️ Upscale all come through here, so they share the checks, caps, quota
-        and answers. A refusal is answered privately (a public placeholder is replaced by a private answer).
+        and answers. A refusal is answered privately (a public placeholder is replaced by a private answer); with
+        `typed` (the prompt was typed into a form, which keeps no copy of it) the refusal quotes the prompt.
         """
-        await self._decide(interaction, spec.private, lambda requester: self.service.submit(requester, spec))
+        kept = f"\nYour prompt, to try again:\n> {shown(spec.prompt, MAX_PROMPT_CHARS)}" if typed else ""
+        await self._decide(interaction, spec.private, lambda requester: self.service.submit(requester, spec), kept)
 
     async def precheck(self, interaction: discord.Interaction, spec: JobSpec) -> None:
         """Raise Refused when `spec` would be refused whatever prompt it is given (blocked, over quota, ...), before a
@@ -127,15 +129,16 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
                            lambda requester: self.service.refuse_blank(requester, prompt, negative, private=private))
 
     async def _decide(self, interaction: discord.Interaction, private: bool,
-                      submit: Callable[[Requester], Awaitable[Submitted]]) -> None:
-        """Defer at once (privately when asked), then let `submit` queue the job or refuse it, and answer."""
+                      submit: Callable[[Requester], Awaitable[Submitted]], after_refusal: str = "") -> None:
+        """Defer at once (privately when asked), then let `submit` queue the job or refuse it (`after_refusal` ends
+        the refusal), and answer."""
         response = await interaction.response.defer(thinking=True, ephemeral=private)
         message_id = None if private or response is None else response.message_id
         try:
             submitted = await submit(_requester(interaction))
         except Refused as refused:
             log.info("request of user %d refused (%s)", interaction.user.id, refused.logged)
-            await answer_refusal(interaction, refused.message, placeholder_public=not private)
+            await answer_refusal(interaction, refused.message + after_refusal, placeholder_public=not private)
             return
         log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
         await self.delivery.job_queued(submitted, message_id)

@@ -1,11 +1,11 @@
-"""/video and its result buttons used the way a stranger uses them: options at their limits, buttons pressed after
-the member was blocked or ran out of quota, on upscales whose source is gone."""
+"""/video's result buttons used the way a stranger uses them: ✏️ pressed after the member was blocked or ran out of
+quota, on an upscale whose source is gone, and an edited prompt refused once typed."""
 
 import pytest
 
 from storage import JobState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import command, delete_result, has_video, people, video
+from tests.bot.helpers import ScriptedPipeline, command, delete_result, has_video, people, video
 from tests.bot.ui.test_e2e_creative import upscaling
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser
 
@@ -55,3 +55,27 @@ async def test_edit_prompt_of_an_upscale_whose_source_was_deleted_is_refused_at_
 
     assert edit == (4, "Job #1 was deleted.")
     assert len(jobs) == 2
+
+
+async def test_an_edited_prompt_refused_when_submitted_is_quoted_back_so_it_is_not_lost(stacks: Stacks,
+                                                                                         scripted: ScriptedPipeline):
+    typed = "a hot air balloon over a desert at dawn, *slow* pan"
+    async with stacks.run(lambda device: scripted, queue_per_user_cap=1) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        asked = await video(fake, PROMPT, user=bob)
+        first = await asked.wait_followup(has_video)
+        await asked.wait_original(lambda m: m.content.startswith("Finished"))
+        scripted.gate("a red fox running through snow")
+        rendering = await video(fake, "a red fox running through snow", user=bob)
+        await rendering.wait_original(lambda m: m.content.startswith("Starting"))
+        assert await press_edit(fake, first, 1, bob) == (9, "")
+        submitted = await fake.submit_modal("video:edit-prompt:1", {"prompt": typed}, user=bob)
+        answer = await submitted.wait_answer(lambda m: not m.loading and m.content != "")
+        scripted.open("a red fox running through snow")
+        refused = await stack.job(3)
+
+    assert answer.ephemeral and answer.content == (
+        "You already have a video queued or rendering, and the limit is one per user. Wait for it to finish or cancel "
+        "it.\nYour prompt, to try again:\n> a hot air balloon over a desert at dawn, \\*slow\\* pan")
+    assert (refused.state, refused.prompt) == (JobState.REFUSED, typed)
