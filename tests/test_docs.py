@@ -4,10 +4,13 @@ name README.md, docs/*.md and pyproject.toml give exists (or is listed in REMOVE
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from pathlib import Path
 
 import pytest
+from discord import app_commands
+from discord.ext import commands
 
 from tests.test_architecture import PACKAGES, ROOT, _files, _parse
 
@@ -133,3 +136,68 @@ def _module_path(parts: list[str]) -> Path | None:
         if path.exists():
             return path
     return None
+
+
+# --- the slash commands -----------------------------------------------------------------------------------------------
+
+TABLES = ("videomod operator", "videomod", "videostyle")  # README's command tables write their rows below these
+
+
+def _spelled(path: list[str], parameters: list[app_commands.Parameter]) -> str:
+    """A command as README writes it: below its table's group (`quota set user limit`, `off style`), or from its
+    slash when it has no table (`/cancel [job]`); options in their order, an optional one in brackets."""
+    name = " ".join(path)
+    table = next((group for group in TABLES if name.startswith(group + " ")), None)
+    words = [name.removeprefix(table + " ") if table else f"/{name}"]
+    return " ".join(words + [p.name if p.required else f"[{p.name}]" for p in parameters])
+
+
+def _slash_commands() -> list[str]:
+    """Every slash command the cogs define (read from their classes, no bot started), with /video as VideoCog
+    registers it when the operator listed styles (its `style` option is there then)."""
+    from types import SimpleNamespace
+
+    from bot.ui.cogs import moderation, moderation_operator, quota, showcase, styles, video
+
+    async def style_choices(interaction, typed):
+        return []
+
+    found = []
+    for module in (moderation, quota, styles, video):
+        for cls in vars(module).values():
+            if isinstance(cls, type) and cls.__module__ == module.__name__:
+                root = [cls.__cog_group_name__] if issubclass(cls, commands.GroupCog) else []
+                found += [_spelled([*root, *([each.parent.name] if each.parent else []), each.name], each.parameters)
+                          for each in vars(cls).values() if isinstance(each, app_commands.Command)]
+    for group in (moderation_operator.OperatorGroup(*[None] * 5), showcase.ShowcaseGroup(None, None)):  # the client
+        found += [_spelled(["videomod", group.name, each.name], each.parameters) for each in group.commands]  # adds
+    stand_in = SimpleNamespace(service=SimpleNamespace(styles=SimpleNamespace(offered={"claymation": ""}),
+                                                       model=SimpleNamespace(size=lambda aspect: (64, 64))),
+                               style_choices=style_choices)
+    command = video._video_command(stand_in, 100, 32)
+    return [*found, _spelled(["video"], command.parameters)]
+
+
+def _alternatives_of_slashes(text: str) -> set[str]:
+    """The backquoted spans of a text, a word of choices spelled out: `channel allow/deny channel` is
+    `channel allow channel` and `channel deny channel` (a word that starts with / is a command's name)."""
+    spans = set()
+    for span in re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.DOTALL)):
+        words = [word.split("/") if "/" in word[1:] and not word.startswith("/") else [word] for word in span.split()]
+        spans.update(" ".join(choice) for choice in itertools.product(*words))
+    return spans
+
+
+def test_readme_names_every_slash_command_with_its_options():
+    """README gives every command with the options it has, in their order: `/cancel [job]` in its text, a /videomod
+    or /videostyle subcommand in the first column of its table (`quota default-clear [role]`; the operators'
+    `quota-default-clear`), where a moderator looks for what they can run."""
+    readme = (ROOT / "README.md").read_text()
+    rows = _alternatives_of_slashes("\n".join(re.findall(r"^\|([^|\n]+)\|", readme, re.MULTILINE)))
+    anywhere = _alternatives_of_slashes(readme)
+    commands_ = _slash_commands()
+    assert {"/video prompt [negative] [seed] [steps] [guidance] [frames] [aspect] [private] [sampler] [style]",
+            "quota set user limit", "off style", "/quota"} <= set(commands_)
+    missing = [each for each in commands_ if each not in (anywhere if each.startswith("/") else rows)]
+    assert not missing, "README does not name these commands as they are (renamed? an option added?):\n" + "\n".join(
+        missing)
