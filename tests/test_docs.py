@@ -70,6 +70,15 @@ def test_the_architecture_doc_names_every_module_or_its_folder(package):
     assert not missing, f"not in docs/architecture.md (name them in its maps): {missing}"
 
 
+def test_the_architecture_doc_names_every_benchmark():
+    """"Around the packages" names each script of benchmarks/ by its file (`benchmarks/served.py`, or a bare
+    `scaleout.py` after it), so that a measurement docs/benchmarks.md cites can be found from the map."""
+    named = _named_paths((ROOT / "docs" / "architecture.md").read_text())
+    missing = [path.name for path in sorted((ROOT / "benchmarks").glob("*.py"))
+               if path.name != "__init__.py" and f"benchmarks/{path.name}" not in named]
+    assert not missing, f"benchmarks/ scripts docs/architecture.md does not name: {missing}"
+
+
 def _alternatives(path: str) -> list[str]:
     """A path with its {a,b} groups spelled out: tests/bot/{jobs,gpu}/ → tests/bot/jobs/, tests/bot/gpu/."""
     group = re.search(r"\{([^}]*)\}", path)
