@@ -210,3 +210,44 @@ def test_readme_names_every_slash_command_with_its_options():
     missing = [each for each in commands_ if each not in (anywhere if each.startswith("/") else rows)]
     assert not missing, "README does not name these commands as they are (renamed? an option added?):\n" + "\n".join(
         missing)
+
+
+# --- .env.example -----------------------------------------------------------------------------------------------------
+
+# .env.example's values that are not the setting's default, and why (every other value is the default, so a copied
+# file changes nothing a default would do)
+NOT_DEFAULTS = {
+    "T2V_MODEL": "required: the example path README's commands use",
+    "HISTORY_KEEP_DAYS": "unset keeps every row (an upgrade deletes nothing unasked); a new install gets a year",
+}
+
+
+def _env_example() -> dict[str, tuple[str, str]]:
+    """.env.example's settings: NAME -> (the value it gives, the comment above it)."""
+    found, comment = {}, []
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.startswith("#"):
+            comment.append(line.lstrip("# "))
+        elif match := re.fullmatch(r"([A-Z0-9_]+)=(.*)", line):
+            found[match[1]] = (match[2], " ".join(comment))
+            comment = []
+        else:
+            comment = []
+    return found
+
+
+def test_env_example_gives_each_setting_its_default_and_its_range():
+    """A ranged setting's comment gives its range as the start checks it (`1–100`; an id's is Discord's), and the
+    value is the default unless NOT_DEFAULTS says why not."""
+    from bot.settings import MIN_HISTORY_DAYS, RANGES, SNOWFLAKE_MAX, Settings, _plain, load_settings
+
+    example = _env_example()
+    defaults = Settings.model_fields
+    read = load_settings({"DISCORD_TOKEN": "a-token"}, env_file=str(ROOT / ".env.example"))
+    off_default = sorted(name for name in example if name not in NOT_DEFAULTS and not (field := defaults[name.lower()])
+                         .is_required() and getattr(read, name.lower()) != field.get_default())
+    assert off_default == [], ".env.example gives these another value than their default (say why in NOT_DEFAULTS)"
+    ranges = {**RANGES, "history_keep_days": (MIN_HISTORY_DAYS, RANGES["history_keep_days"][1])}  # or 0: forever
+    unstated = sorted(name for name, (low, high) in ((f.upper(), r) for f, r in ranges.items())
+                      if high != SNOWFLAKE_MAX and f"{_plain(low)}–{_plain(high)}" not in example[name][1])
+    assert unstated == [], ".env.example does not give these settings' ranges (as `low–high`)"
