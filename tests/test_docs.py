@@ -251,3 +251,29 @@ def test_env_example_gives_each_setting_its_default_and_its_range():
     unstated = sorted(name for name, (low, high) in ((f.upper(), r) for f, r in ranges.items())
                       if high != SNOWFLAKE_MAX and f"{_plain(low)}–{_plain(high)}" not in example[name][1])
     assert unstated == [], ".env.example does not give these settings' ranges (as `low–high`)"
+
+
+# a name in capitals the docs give that is neither a setting nor a name of the code: a placeholder, and why
+RECORDS = ("benchmarks.md", "perf-notes.md")  # measurement records: they name the environment each run had
+PLACEHOLDERS = {"BOT_HOST": "docs/scale-out.md: the bot host's address in `ray start --address=BOT_HOST:6379`"}
+CAPITALS = re.compile(r"(?<![\w-])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?![\w-])")  # DATABASE_URL, T2V_MODEL, HF_HUB_…
+
+
+def test_readme_names_every_setting_and_the_docs_no_setting_that_is_gone():
+    """README names each setting where it matters (.env.example has them all, with their ranges), and an upper-case
+    name README or docs/*.md gives is a setting, a name in the code (a constant, a variable of a library the code
+    reads: TORCHINDUCTOR_CACHE_DIR, POSTGRES_PASSWORD in deploy/compose.yaml), or a placeholder: a removed or
+    renamed setting is caught where a reader would still set it."""
+    from bot.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    unnamed = sorted(name.upper() for name in Settings.model_fields if not re.search(rf"\b{name.upper()}\b", readme))
+    assert unnamed == [], "settings README never names (say where they matter)"
+    code = "\n".join(path.read_text() for package in (*PACKAGES, "deploy", "benchmarks", "tools")
+                     for path in sorted((ROOT / package).rglob("*")) if path.is_file() and path.suffix != ".txt")
+    known = set(Settings.model_fields) | set(PLACEHOLDERS)
+    gone = sorted({f"{document.relative_to(ROOT)}: {name}" for document in _documents()
+                   if document.suffix == ".md" and document.name not in RECORDS
+                   for name in CAPITALS.findall(document.read_text())
+                   if name.lower() not in known and name not in known and not re.search(rf"\b{name}\b", code)})
+    assert gone == [], "the docs name settings or constants that are nowhere in the code (removed? renamed?)"
