@@ -277,3 +277,16 @@ def test_readme_names_every_setting_and_the_docs_no_setting_that_is_gone():
                    for name in CAPITALS.findall(document.read_text())
                    if name.lower() not in known and name not in known and not re.search(rf"\b{name}\b", code)})
     assert gone == [], "the docs name settings or constants that are nowhere in the code (removed? renamed?)"
+
+
+def test_the_defaults_readme_gives_after_a_setting_are_its_defaults():
+    """"`SHUTDOWN_GRACE_S` (60 s)", "`STATUS_EDIT_INTERVAL_S`, 2 s": a number right after a setting's name is its
+    default."""
+    from bot.settings import Settings, _plain
+
+    given = re.findall(r"`([A-Z][A-Z0-9_]+)`(?:\s+\(|, )(\d[\d.]*)(?:[;)]| s\b)", (ROOT / "README.md").read_text())
+    assert len(given) >= 10
+    wrong = [f"{name}: README {number}, default {_plain(Settings.model_fields[name.lower()].default)}"
+             for name, number in given if name.lower() in Settings.model_fields
+             and float(number.rstrip(".")) != Settings.model_fields[name.lower()].default]
+    assert wrong == []
