@@ -290,3 +290,39 @@ def test_the_defaults_readme_gives_after_a_setting_are_its_defaults():
              for name, number in given if name.lower() in Settings.model_fields
              and float(number.rstrip(".")) != Settings.model_fields[name.lower()].default]
     assert wrong == []
+
+
+# --- sections named across the docs -----------------------------------------------------------------------------------
+
+# `README "Weights"`, `docs/lora.md, "Styles in the bot"`, `docs/benchmarks.md ("Kernels and fp8"`: a document, then
+# the title of one of its sections in quotes (a second one after "and" too; in code, `\"Weights\"` or 'Back up')
+TITLE = r"\\?\"[^\"\\]+\\?\"|'[^']+'"
+SECTION_REF = re.compile(rf"(README|(?:docs/)?[a-z][\w-]*\.md),? \(?((?:(?:{TITLE})(?: and )?)+)")
+
+
+def _sections(document: Path) -> list[str]:
+    """A document's section titles: its headings, and the bold lead-ins README's "Operate" uses (**Back up**)."""
+    text = document.read_text()
+    return [*re.findall(r"^#+ +(.+)$", text, re.MULTILINE), *re.findall(r"\*\*([^*\n]+)\*\*", text)]
+
+
+def test_every_section_a_document_names_in_another_is_there():
+    """A section named by its title (README "Weights", docs/benchmarks.md "fp8 with static scales") is the start of
+    a heading or bold lead-in of that document: a renamed section leaves no reader hunting for it."""
+    sources = [*_documents(), ROOT / ".env.example", *(path for package in (*PACKAGES, "benchmarks", "deploy")
+                                                        for path in sorted((ROOT / package).rglob("*.py")))]
+    stale, checked = [], 0
+    for source in sources:
+        text = re.sub(r"\s*\n\s*#?\s*", " ", source.read_text())  # a title broken over two comment lines too
+        for match in SECTION_REF.finditer(text):
+            name = "README.md" if match[1] == "README" else match[1].split("/")[-1]
+            target = ROOT / name if name == "README.md" else ROOT / "docs" / name
+            if not target.exists():
+                continue
+            titles = _sections(target)
+            named = [title.strip("\\\"'") for title in re.findall(TITLE, match[2])]
+            checked += len(named)
+            stale += [f"{source.relative_to(ROOT)}: {match[1]} {title!r}" for title in named
+                      if not any(each.strip().startswith(title) for each in titles)]
+    assert checked >= 20
+    assert not stale, "sections named that their document does not have (renamed?):\n" + "\n".join(stale)
