@@ -326,3 +326,42 @@ def test_every_section_a_document_names_in_another_is_there():
                       if not any(each.strip().startswith(title) for each in titles)]
     assert checked >= 20
     assert not stale, "sections named that their document does not have (renamed?):\n" + "\n".join(stale)
+
+
+# --- the t2v table's Imports column -----------------------------------------------------------------------------------
+
+
+def _t2v_targets(path: Path) -> set[str]:
+    """The t2v modules a t2v module imports, relative to t2v (`from t2v.kernels import fp8` → kernels.fp8)."""
+    found = set()
+    for each in _parse(path).imports:
+        if each.module != "t2v" and not each.module.startswith("t2v."):
+            continue
+        for name in each.names or ("",):
+            inner = f"{each.module}.{name}"
+            dotted = inner if name and _module_path(inner.split(".")) else each.module
+            found.add(dotted.removeprefix("t2v").removeprefix("."))
+    return found - {""}
+
+
+def test_the_t2v_tables_imports_column_names_what_each_module_imports():
+    """docs/architecture.md's t2v table says what each row's modules import of t2v (besides each other): in the
+    row's cell, or in its `module: ...` part where the cell has one per module. A package named covers its modules."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    table = doc[doc.index("| Where | What lives there | Imports (of t2v) |"):].split("\n\n")[0].splitlines()[2:]
+    missing = []
+    for row in table:
+        where, _, cell = (column.strip() for column in row.strip("|").split("|"))
+        if cell == "anything":
+            continue
+        paths = sorted({path for name in _named_paths(where) for path in
+                        ((ROOT / name).rglob("*.py") if name.endswith("/") else [ROOT / name])})
+        own = {path.relative_to(ROOT / "t2v").with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__")
+               for path in paths}
+        for path in paths:
+            part = next((each for each in cell.split(";") if each.strip().startswith(f"{path.stem}:")), cell)
+            for target in sorted(_t2v_targets(path) - own):
+                prefixes = [".".join(target.split(".")[:k]) for k in range(1, target.count(".") + 2)]
+                if not any(re.search(rf"(?<![\w.]){re.escape(prefix)}(?!\w)", part) for prefix in prefixes):
+                    missing.append(f"{path.relative_to(ROOT)} imports t2v.{target}")
+    assert not missing, "docs/architecture.md's t2v table does not say (Imports column):\n" + "\n".join(missing)
