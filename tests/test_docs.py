@@ -269,8 +269,9 @@ def test_readme_names_every_setting_and_the_docs_no_setting_that_is_gone():
     readme = (ROOT / "README.md").read_text()
     unnamed = sorted(name.upper() for name in Settings.model_fields if not re.search(rf"\b{name.upper()}\b", readme))
     assert unnamed == [], "settings README never names (say where they matter)"
-    code = "\n".join(path.read_text() for package in (*PACKAGES, "deploy", "benchmarks", "tools")
-                     for path in sorted((ROOT / package).rglob("*")) if path.is_file() and path.suffix != ".txt")
+    code = "\n".join(path.read_text(errors="replace") for package in (*PACKAGES, "deploy", "benchmarks", "tools")
+                     for path in sorted((ROOT / package).rglob("*"))
+                     if path.is_file() and path.suffix != ".txt" and "__pycache__" not in path.parts)
     known = set(Settings.model_fields) | set(PLACEHOLDERS)
     gone = sorted({f"{document.relative_to(ROOT)}: {name}" for document in _documents()
                    if document.suffix == ".md" and document.name not in RECORDS
