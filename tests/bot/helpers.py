@@ -239,11 +239,14 @@ def held(pipeline: Any) -> Models:
 
 class FakePipeline:
     """Stands in for t2v.VideoPipeline: black 64x64 frames; after each step it holds while `hold` is clear (a cancel
-    is seen without the release, like at a real step boundary); prompts in `fail` raise at step 1."""
+    is seen without the release, like at a real step boundary, unless `deaf_while_held`: then only the release lets
+    the step end, for a test that looks at a cancelled job before its worker can end it); prompts in `fail` raise at
+    step 1."""
 
     def __init__(self) -> None:
         self.hold = threading.Event()
         self.hold.set()
+        self.deaf_while_held = False
         self.fail: set[str] = set()
         self.steps_run: dict[str, int] = {}  # prompt -> the last step reported
 
@@ -256,7 +259,7 @@ class FakePipeline:
             on_step(step, request.steps)
             self.steps_run[request.prompt] = step
             while not self.hold.wait(0.005):
-                if should_cancel():
+                if should_cancel() and not self.deaf_while_held:
                     break
         frames = np.zeros((request.frames, 64, 64, 3), np.uint8)
         return SimpleNamespace(frames=frames, seed=request.seed, timings={"total_s": 0.25}, notes=["fake model"])

@@ -187,12 +187,14 @@ async def test_cancelling_a_queued_job_removes_it_at_once(make_service):
 async def test_cancelling_a_running_job_stops_it_at_the_next_step(make_service):
     h = await make_service()
     h.pipeline.hold.clear()
+    h.pipeline.deaf_while_held = True  # the job cannot end before the second /cancel has looked at it
     running = await h.submit(1, PROMPTS[0], steps=20)
     await h.events.wait("progress", running.job.id)
     flagged = await h.service.cancel(1, running.job.id)
     assert flagged.cancel_requested and flagged.state == JobState.RUNNING
     with pytest.raises(NothingToCancel, match=rf"^Job #{running.job.id} is already stopping: it ends after the "):
         await h.service.cancel(1)  # not "you have no queued or running videos": one is, stopping
+    h.pipeline.hold.set()  # the step ends: the next one sees the cancel
     cancelled = await h.events.wait("cancelled", running.job.id)
     assert cancelled.state == JobState.CANCELLED and await h.state(running.job.id) == JobState.CANCELLED
     assert h.pipeline.steps_run[PROMPTS[0]] == 1
@@ -377,11 +379,13 @@ async def test_a_blocked_users_running_job_is_flagged_so_a_crash_before_its_next
         make_service):
     h = await make_service()
     h.pipeline.hold.clear()
+    h.pipeline.deaf_while_held = True  # the row is read while the job still runs, as a crash would leave it
     running = await h.submit(1, PROMPTS[0], steps=20)
     await h.events.wait("progress", running.job.id)
     assert await h.service.cancel_blocked(1, 600) == (0, 1)
     flagged = await h.repo.get_job(running.job.id)  # what a start after a crash reads: cancelled, not run again
     assert flagged.cancel_requested and flagged.state == JobState.RUNNING
+    h.pipeline.hold.set()
     assert (await h.events.wait("cancelled", running.job.id)).state == JobState.CANCELLED
 
 
