@@ -1,7 +1,7 @@
 """What the `.env` file and the environment hold that the settings do not read: a `.env` python-dotenv cannot read
-whole (`unreadable`: the one error, before anything starts), its lines that are not NAME=value (`malformed_lines`:
-errors beside the settings' own problems), and variables that look meant for a setting (`misspelled`: a note beside
-the problems, a warning on a good start)."""
+whole (`unreadable`: the one error, before anything starts), its lines that are not NAME=value or that a later line
+of the same setting overrides (`malformed_lines`: errors beside the settings' own problems), and variables that look
+meant for a setting (`misspelled`: a note beside the problems, a warning on a good start)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dotenv import dotenv_values
-from dotenv.parser import Original, parse_stream
+from dotenv.parser import Binding, Original, parse_stream
 
 from bot.settings import Settings
 from t2v.errors import current_user
@@ -57,17 +57,43 @@ def unreadable(env_file: str | None = ".env") -> str | None:
 
 
 def malformed_lines(env_file: str | None = ".env") -> list[str]:
-    """One line per line of a readable `.env` that is not NAME=value: python-dotenv skips those with a warning that
-    names no file, and reads the rest (so the settings' own problems are found beside these), while its operator
-    would think it set something. The lines' text is never shown: it may hold a secret."""
+    """One line per line of a readable `.env` that is not NAME=value (python-dotenv skips those with a warning that
+    names no file, and reads the rest, so the settings' own problems are found beside these), and one per setting
+    that lines set to different values (`_overridden`): either way its operator would think they set something the
+    bot ignores. The lines' text is never shown: it may hold a secret."""
     if env_file is None or not Path(env_file).is_file():
         return []
     try:
         text = _text(env_file)
     except (OSError, UnicodeDecodeError):  # `unreadable` says why, in one line
         return []
-    return [f"{env_file} line {_first_line(binding.original)} is not NAME=value, so the bot would ignore it; "
-            "correct it or make it a comment (#)" for binding in parse_stream(io.StringIO(text)) if binding.error]
+    bindings = list(parse_stream(io.StringIO(text)))
+    return [*(f"{env_file} line {_first_line(binding.original)} is not NAME=value, so the bot would ignore it; "
+              "correct it or make it a comment (#)" for binding in bindings if binding.error),
+            *_overridden(env_file, bindings)]
+
+
+def _overridden(env_file: str, bindings: list[Binding]) -> list[str]:
+    """One line per setting that the `.env` sets on several lines to different values: python-dotenv keeps the last
+    and drops the others without a word, so a value written at the top of a copied .env.example was undone by the
+    template's own line further down (an empty ALLOWED_GUILD_IDS= there let the bot stay in every server). An empty
+    line before the last is no conflict: the later one fills it in."""
+    lines: dict[str, list[Binding]] = {}  # setting -> the lines setting it, in file order (any case of the name)
+    for binding in bindings:
+        if binding.key is not None and binding.key.lower() in Settings.model_fields:
+            lines.setdefault(binding.key.lower(), []).append(binding)
+    found = []
+    for name, given in lines.items():
+        last = given[-1]
+        undone = [binding for binding in given[:-1] if binding.value and binding.value != last.value]
+        if not undone:
+            continue
+        numbers = [_first_line(binding.original) for binding in (*undone, last)]
+        which = ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
+        read = "only the last, which is empty (unset: the default)" if not last.value else "only the last"
+        found.append(f"{env_file} sets {name.upper()} on lines {which} to different values: the bot would read {read}; "
+                     "keep the one you mean and delete the others")
+    return found
 
 
 def _text(env_file: str) -> str:
