@@ -34,7 +34,8 @@ SNOWFLAKE_MAX = 2**63 - 1  # Discord's ids (positive) and SQL's BIGINT end here
 QUOTA_PERIODS = ("hour", "day", "week", "month")  # calendar periods in UTC (weeks start on Monday)
 MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
 MIN_HISTORY_DAYS = 32  # the jobs log kept at least this long: the longest quota period (a month) and a day
-QUOTES = "\"'`"
+TYPOGRAPHIC_QUOTES = "“”‘’„‚«»"  # pasted from a document or a chat: no env file reader takes them for quotes
+QUOTES = "\"'`" + TYPOGRAPHIC_QUOTES
 TOKEN_RE = re.compile(r"[A-Za-z0-9._-]+")  # a bot token: three base64url parts joined by dots
 TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after the command
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
@@ -121,9 +122,16 @@ def _problem(text: str) -> PydanticCustomError:
 
 
 def _quoted(value: str) -> bool:
-    """Whether a value starts or ends with a quote: quotes an env file kept (docker run --env-file keeps them)."""
+    """Whether a value starts or ends with a quote: quotes an env file kept (docker run --env-file keeps them, and
+    every reader keeps typographic ones)."""
     value = value.strip()
     return bool(value) and (value[0] in QUOTES or value[-1] in QUOTES)
+
+
+def _quotes_kept(value: str, straight: str = "docker run --env-file keeps quotes as they are") -> str:
+    """Why the quotes of a `_quoted` value are part of it, for the line that refuses it (`straight`: for " ' `)."""
+    typographic = [end for end in (value.strip()[0], value.strip()[-1]) if end in TYPOGRAPHIC_QUOTES]
+    return f"{typographic[0]} is a typographic quote, which no .env reader removes" if typographic else straight
 
 
 def _same_address(first: str, second: str) -> bool:
@@ -235,8 +243,8 @@ class Settings(BaseSettings):
         if any(c.isspace() for c in value):
             raise _problem("DISCORD_TOKEN contains spaces: set it to the token alone, without a 'Bot ' prefix")
         if _quoted(value):
-            raise _problem("DISCORD_TOKEN is wrapped in quotes: set it to the token alone (docker run --env-file "
-                           "keeps quotes as part of the value)")
+            kept = _quotes_kept(value, "docker run --env-file keeps quotes as part of the value")
+            raise _problem(f"DISCORD_TOKEN is wrapped in quotes: set it to the token alone ({kept})")
         if not TOKEN_RE.fullmatch(value):
             raise _problem("DISCORD_TOKEN has characters a Discord bot token never has (it is letters, digits, '.', "
                            "'_' and '-'): copy it again from the developer portal's Bot page")
@@ -341,7 +349,7 @@ class Settings(BaseSettings):
         name = info.field_name.upper()
         if _quoted(value):
             raise _problem(f"{name}={value} is wrapped in quotes, which would be part of the path: remove them "
-                           f"({name}={value.strip().strip(QUOTES)}; docker run --env-file keeps quotes as they are)")
+                           f"({name}={value.strip().strip(QUOTES)}; {_quotes_kept(value)})")
         if value != value.strip():
             raise _problem(f"{name}={value!r} has spaces at its ends, which would be part of the path: remove "
                            f"them ({name}={value.strip()})")
@@ -454,7 +462,7 @@ class Settings(BaseSettings):
             inner = url.strip(QUOTES)
             shown = url.replace(inner, urls.shown(inner))  # the password hidden, the quotes shown
             raise _problem(f"DATABASE_URL={shown} is wrapped in quotes: remove them (DATABASE_URL="
-                           f"{urls.shown(inner)}; docker run --env-file keeps quotes as they are)")
+                           f"{urls.shown(inner)}; {_quotes_kept(url)})")
         try:
             read = urls.parse(url)
         except InvalidDatabaseURL as error:

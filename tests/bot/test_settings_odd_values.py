@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.env_file import malformed_lines
+from bot.errors import SettingsError
+from bot.settings import load_settings
+
+VALID = {"DISCORD_TOKEN": "a.token-of.a-bot", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
+
+
+def problems(env: dict[str, str]) -> list[str]:
+    """The lines of the SettingsError that loading `env` (and no .env) raises."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**VALID, **env}, env_file=None)
+    return caught.value.lines
 
 
 def test_a_setting_a_later_line_of_env_sets_again_to_another_value_is_one_line_naming_the_lines(tmp_path: Path):
@@ -28,3 +41,28 @@ def test_a_setting_repeated_with_its_value_or_filled_in_below_an_empty_line_is_n
                    "NOT_A_SETTING=1\nNOT_A_SETTING=2\n")
 
     assert malformed_lines(str(env)) == []
+
+
+@pytest.mark.parametrize(("name", "value", "bare"), [
+    ("MEDIA_DIR", "“/srv/media”", "/srv/media"),  # pasted from a document: made a folder named “media” at start
+    ("T2V_COMPILE_CACHE", "‘/srv/cache’", "/srv/cache"),
+    ("STYLES_FILE", "«styles.toml»", "styles.toml"),
+])
+def test_a_path_in_typographic_quotes_is_refused_as_one_in_straight_quotes_is(name: str, value: str, bare: str):
+    assert problems({name: value}) == [
+        f"{name}={value} is wrapped in quotes, which would be part of the path: remove them ({name}={bare}; "
+        f"{value[0]} is a typographic quote, which no .env reader removes)"]
+
+
+def test_a_database_url_or_a_token_in_typographic_quotes_is_refused_without_showing_a_secret():
+    assert problems({"DATABASE_URL": "“postgresql://bot:secret@db/videobot”"}) == [
+        "DATABASE_URL=“postgresql://bot:***@db/videobot” is wrapped in quotes: remove them (DATABASE_URL="
+        "postgresql://bot:***@db/videobot; “ is a typographic quote, which no .env reader removes)"]
+    assert problems({"DISCORD_TOKEN": "“a.token-of.a-bot”"}) == [
+        "DISCORD_TOKEN is wrapped in quotes: set it to the token alone (“ is a typographic quote, which no .env reader "
+        "removes)"]
+
+
+def test_an_apostrophe_inside_a_path_is_part_of_it():
+    assert load_settings({**VALID, "MEDIA_DIR": "/srv/Bob’s videos"}, env_file=None).media_dir == Path(
+        "/srv/Bob’s videos")
