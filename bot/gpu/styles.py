@@ -146,6 +146,7 @@ def _style(path: Path, name: str, table: Any) -> Style:
     file = table.get("file")
     if not isinstance(file, str) or not file.strip():
         raise ValueError(f"{where}: file = {file!r}: name the LoRA's .safetensors file (relative to {path.parent})")
+    _check_path(where, path, file)
     scale = table.get("scale", 1.0)
     low, high = SCALE_RANGE
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not (math.isfinite(scale)
@@ -161,6 +162,21 @@ def _style(path: Path, name: str, table: Any) -> Style:
         raise ValueError(f"{where}: optional = {optional!r} is not true or false")
     return Style(name, (path.parent / file).absolute(), float(scale), words["prefix"], words["suffix"],
                  words["description"].strip(), optional)
+
+
+def _check_path(where: str, path: Path, file: str) -> None:
+    """A LoRA path as written that cannot be what was meant, as the path settings refuse it (bot.settings): spaces at
+    its ends (part of the name), or a leading '~' (only shells expand it: here it would be a folder named '~')."""
+    if file != file.strip():
+        raise ValueError(f"{where}: file = {file!r} has spaces at its ends, which would be part of the path: remove "
+                         f"them (file = {file.strip()!r})")
+    if file.startswith("~"):
+        try:
+            example = f" such as {str(Path(file).expanduser())!r}"
+        except RuntimeError:  # ~name of a user this host does not know
+            example = ""
+        raise ValueError(f"{where}: file = {file!r}: '~' is not expanded here (it would be a folder named '~'); "
+                         f"write the full path{example}, or one relative to {path.absolute().parent}")
 
 
 def _file_problem(path: Path, style: Style) -> str | None:

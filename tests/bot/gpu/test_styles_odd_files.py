@@ -1,0 +1,37 @@
+"""Odd STYLES_FILEs a first-time operator writes: each refused at start in one line naming the value and what would
+be right, before any model loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import SettingsError
+from bot.gpu.styles import read_styles
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        read_styles(path, check_files=False)  # the form alone: each of these is refused before its file is looked at
+    return caught.value.lines
+
+
+@pytest.mark.parametrize("optional", ["false", "true"])
+def test_a_lora_path_starting_with_a_tilde_is_refused_as_the_path_settings_are(tmp_path: Path, optional: str):
+    path = tmp_path / "styles.toml"  # it read as tmp_path/~/loras/clay.safetensors: "missing", or skipped if optional
+    path.write_text(f'[clay]\nfile = "~/loras/clay.safetensors"\noptional = {optional}\n')
+
+    assert problems(path) == [
+        f"STYLES_FILE={path} [clay]: file = '~/loras/clay.safetensors': '~' is not expanded here (it would be a folder "
+        f"named '~'); write the full path such as '{Path('~/loras/clay.safetensors').expanduser()}', or one relative "
+        f"to {tmp_path}"]
+
+
+def test_a_lora_path_with_spaces_at_its_ends_is_refused_showing_them(tmp_path: Path):
+    path = tmp_path / "styles.toml"
+    path.write_text('[clay]\nfile = "clay.safetensors "\n')
+
+    assert problems(path) == [f"STYLES_FILE={path} [clay]: file = 'clay.safetensors ' has spaces at its ends, which "
+                              "would be part of the path: remove them (file = 'clay.safetensors')"]
+
