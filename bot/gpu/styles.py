@@ -111,6 +111,10 @@ def read_styles(path: Path | None, *, check_files: bool = True) -> Catalog:
             skipped[name] = problem
         else:
             problems.append(f"{problem}; fix the file, or mark the style optional = true to start without it")
+    if not tables:
+        problems.append(f"{SETTING}={path} lists no styles (it is empty, or all comments): add a table for each "
+                        "style, such as [claymation] with file = \"claymation.safetensors\", or unset "
+                        f"{SETTING} to offer none")
     if problems:
         raise SettingsError(problems)
     return Catalog(tuple(styles), skipped)

@@ -35,3 +35,12 @@ def test_a_lora_path_with_spaces_at_its_ends_is_refused_showing_them(tmp_path: P
     assert problems(path) == [f"STYLES_FILE={path} [clay]: file = 'clay.safetensors ' has spaces at its ends, which "
                               "would be part of the path: remove them (file = 'clay.safetensors')"]
 
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# [clay]\n# file = \"clay.safetensors\"\n", "\ufeff"])
+def test_a_styles_file_that_lists_no_style_is_one_line_saying_so(tmp_path: Path, text: str):
+    path = tmp_path / "styles.toml"  # it started with no styles and no word why /video offered none
+    path.write_text(text)
+
+    assert problems(path) == [f"STYLES_FILE={path} lists no styles (it is empty, or all comments): add a table for "
+                              "each style, such as [claymation] with file = \"claymation.safetensors\", or unset "
+                              "STYLES_FILE to offer none"]
