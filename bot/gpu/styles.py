@@ -170,7 +170,12 @@ def _style(path: Path, name: str, table: Any) -> Style:
 
 def _check_path(where: str, path: Path, file: str) -> None:
     """A LoRA path as written that cannot be what was meant, as the path settings refuse it (bot.settings): spaces at
-    its ends (part of the name), or a leading '~' (only shells expand it: here it would be a folder named '~')."""
+    its ends (part of the name), a leading '~' (only shells expand it: here it would be a folder named '~'), or the
+    CLI's PATH:SCALE form (t2v.preflight.lora checks PATH, the worker would load "PATH:SCALE", which is no file)."""
+    head, colon, tail = file.rpartition(":")
+    if colon and head and _number(tail):
+        raise ValueError(f"{where}: file = {file!r} ends with a scale, which a style gives on its own line: write "
+                         f"file = {head!r} and scale = {tail.strip()}")
     if file != file.strip():
         raise ValueError(f"{where}: file = {file!r} has spaces at its ends, which would be part of the path: remove "
                          f"them (file = {file.strip()!r})")
@@ -181,6 +186,14 @@ def _check_path(where: str, path: Path, file: str) -> None:
             example = ""
         raise ValueError(f"{where}: file = {file!r}: '~' is not expanded here (it would be a folder named '~'); "
                          f"write the full path{example}, or one relative to {path.absolute().parent}")
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _file_problem(path: Path, style: Style) -> str | None:

@@ -9,6 +9,8 @@ import pytest
 
 from bot.errors import SettingsError
 from bot.gpu.styles import read_styles
+from tests.bot.conftest import tiny_pipeline
+from tests.bot.helpers import write_lora
 
 
 def problems(path: Path) -> list[str]:
@@ -44,3 +46,19 @@ def test_a_styles_file_that_lists_no_style_is_one_line_saying_so(tmp_path: Path,
     assert problems(path) == [f"STYLES_FILE={path} lists no styles (it is empty, or all comments): add a table for "
                               "each style, such as [claymation] with file = \"claymation.safetensors\", or unset "
                               "STYLES_FILE to offer none"]
+
+
+@pytest.mark.parametrize("optional", ["false", "true"])
+def test_a_lora_path_with_the_clis_scale_after_a_colon_is_refused_before_the_model_loads(tmp_path: Path,
+                                                                                         optional: str):
+    """`--lora clay.safetensors:0.8` is the CLI's form: the start's check read clay.safetensors and passed, then each
+    worker, the model loaded, looked for a file named clay.safetensors:0.8 (a required style stopped the start only
+    then; an optional one was left out with a warning)."""
+    write_lora(tmp_path / "clay.safetensors", tiny_pipeline().config)
+    path = tmp_path / "styles.toml"
+    path.write_text(f'[clay]\nfile = "clay.safetensors:0.8"\noptional = {optional}\n')
+
+    with pytest.raises(SettingsError) as caught:
+        read_styles(path)
+    assert caught.value.lines == [f"STYLES_FILE={path} [clay]: file = 'clay.safetensors:0.8' ends with a scale, which "
+                                  "a style gives on its own line: write file = 'clay.safetensors' and scale = 0.8"]
