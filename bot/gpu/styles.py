@@ -45,6 +45,7 @@ NONE = "none"  # /video's `style:none`: no style, even where the server's preset
 SCALE_RANGE = LORA_SCALE_RANGE  # exclusive low, inclusive high: t2v's rule, the CLI's --lora too
 MAX_WORDS = 200  # characters of a prefix or suffix
 MAX_DESCRIPTION = 80  # characters: "name — description" fits a Discord choice's 100
+MAX_FILE_BYTES = 16 * 2**20  # ≈ 50,000 styles: a larger STYLES_FILE is another file (weights), never read whole
 KEYS = {"file", "scale", "prefix", "suffix", "description", "optional"}
 
 
@@ -122,13 +123,20 @@ def read_styles(path: Path | None, *, check_files: bool = True) -> Catalog:
 
 def _text(path: Path) -> str:
     """The styles file's text: UTF-8, a byte-order mark allowed (Notepad writes one, as the .env reader allows);
-    UnicodeDecodeError, its reason in words, for another encoding or a binary file (a LoRA's weights)."""
-    data = path.read_bytes()
+    UnicodeDecodeError, its reason in words, for another encoding or a binary file (a LoRA's weights); SettingsError
+    for a text larger than MAX_FILE_BYTES. At most that much is read, so that a model's weights named by mistake
+    (gigabytes) are never held in memory to be told apart."""
+    with path.open("rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise UnicodeDecodeError("utf-8", data, 0, 2, "it is UTF-16")
     if b"\x00" in data:  # no text file holds one; every .safetensors does, in its first 8 bytes
         at = data.index(b"\x00")
         raise UnicodeDecodeError("utf-8", data, at, at + 1, f"a NUL byte at offset {at}: a binary file, or UTF-16")
+    if len(data) > MAX_FILE_BYTES:
+        raise SettingsError([f"{SETTING}={path}: larger than {MAX_FILE_BYTES // 2**20} MiB, so not a styles file; set "
+                             f"{SETTING} to the TOML file that lists the styles (docs/lora.md, \"Styles in the "
+                             "bot\")"])
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

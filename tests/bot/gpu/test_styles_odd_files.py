@@ -62,3 +62,23 @@ def test_a_lora_path_with_the_clis_scale_after_a_colon_is_refused_before_the_mod
         read_styles(path)
     assert caught.value.lines == [f"STYLES_FILE={path} [clay]: file = 'clay.safetensors:0.8' ends with a scale, which "
                                   "a style gives on its own line: write file = 'clay.safetensors' and scale = 0.8"]
+
+
+def test_a_huge_file_named_as_the_styles_file_is_told_apart_without_reading_it_whole(tmp_path: Path,
+                                                                                     monkeypatch: pytest.MonkeyPatch):
+    weights = tmp_path / "text2video_pytorch_model.pth"  # a model's weights (gigabytes) named by mistake
+    with weights.open("wb") as file:
+        file.write(b"PK\x03\x04\x00\x00")  # a .pth is a zip
+        file.truncate(3 * 2**30)  # sparse: nothing on disk
+    text = tmp_path / "huge.toml"
+    text.write_text("# a comment\n" * (16 * 2**20 // 12 + 1))  # more than 16 MiB of text
+
+    def whole(self: Path) -> bytes:
+        raise AssertionError(f"{self} read whole")
+
+    monkeypatch.setattr(Path, "read_bytes", whole)
+    assert problems(weights) == [f"STYLES_FILE={weights}: not a UTF-8 TOML file (a NUL byte at offset 4: a binary "
+                                 "file, or UTF-16); set STYLES_FILE to the TOML file that lists the styles (not a "
+                                 "LoRA's .safetensors), saved as UTF-8"]
+    assert problems(text) == [f"STYLES_FILE={text}: larger than 16 MiB, so not a styles file; set STYLES_FILE to the "
+                              "TOML file that lists the styles (docs/lora.md, \"Styles in the bot\")"]
