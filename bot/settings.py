@@ -470,7 +470,7 @@ class Settings(BaseSettings):
         if read.backend == "sqlite" and read.sqlite_file is None:
             raise _problem(f"DATABASE_URL={url} keeps the database in memory: the queue, quotas, blocks and audit log "
                            "would be lost at every restart; name a file, e.g. sqlite+aiosqlite:///videobot.db")
-        if read.sqlite_file is not None and read.sqlite_file.parts[0] == "~":
+        if read.sqlite_file is not None and read.sqlite_file.parts[:1] == ("~",):  # "." has no parts
             raise _problem(f"DATABASE_URL={url}: '~' is not expanded here (it would be a folder named '~'); write the "
                            f"full path, e.g. sqlite+aiosqlite:///{read.sqlite_file.expanduser()}")
         return url

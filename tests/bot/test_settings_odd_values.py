@@ -66,3 +66,15 @@ def test_a_database_url_or_a_token_in_typographic_quotes_is_refused_without_show
 def test_an_apostrophe_inside_a_path_is_part_of_it():
     assert load_settings({**VALID, "MEDIA_DIR": "/srv/Bob’s videos"}, env_file=None).media_dir == Path(
         "/srv/Bob’s videos")
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite:///.", "sqlite+aiosqlite:///./", "sqlite:///."])
+def test_a_sqlite_database_url_naming_the_working_folder_is_one_line_not_a_traceback(url: str, tmp_path: Path,
+                                                                                     monkeypatch: pytest.MonkeyPatch):
+    from bot.startup import database_file, database_file_problem
+
+    monkeypatch.chdir(tmp_path)  # the database's folder check (its '~') raised IndexError: Path('.') has no parts
+    settings = load_settings({**VALID, "DATABASE_URL": url}, env_file=None)
+
+    assert database_file_problem(settings, database_file(settings)) == (
+        f"DATABASE_URL={url}: {tmp_path} is a folder; name the database file in it")
