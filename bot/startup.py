@@ -166,7 +166,7 @@ def _model_problem(name: str, source: str | None) -> str | None:
     problem = preflight.model_source(name, source)
     try:
         missing = problem is not None and not Path(source).exists()
-    except PermissionError:  # under a folder this user may not enter: the problem says so
+    except OSError:  # under a folder this user may not enter, a name too long to look up: the problem says so
         missing = False
     return f"{problem}; set {name} to the folder that holds your weights" if missing else problem
 
@@ -174,8 +174,12 @@ def _model_problem(name: str, source: str | None) -> str | None:
 def writable_folder(setting: str, value: str, folder: Path) -> str | None:
     """Whether this user may create `folder` (if missing) and files in it; the problem as one line naming the
     setting, the user and the folder."""
-    from t2v.preflight import nearest_folder  # lazily, as above
+    from t2v.preflight import nearest_folder, path_length  # lazily, as above
 
+    too_long = path_length(str(folder))  # every look at it would fail: "File name too long"
+    if too_long is not None:
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        return f"{setting}={shown}: {too_long}; set {setting} to a shorter path"
     existing, error = nearest_folder(folder)
     if isinstance(error, NotADirectoryError):
         return f"{setting}={value}: {existing} is a file, not a folder; set {setting} to a folder"

@@ -78,3 +78,20 @@ def test_a_sqlite_database_url_naming_the_working_folder_is_one_line_not_a_trace
 
     assert database_file_problem(settings, database_file(settings)) == (
         f"DATABASE_URL={url}: {tmp_path} is a folder; name the database file in it")
+
+
+@pytest.mark.parametrize("name", ["T2V_MODEL", "UPSCALE_MODEL", "MEDIA_DIR", "T2V_COMPILE_CACHE"])
+def test_a_path_with_a_name_longer_than_file_systems_take_is_one_line_not_a_traceback(name: str, tmp_path: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch):
+    from bot.startup import check_environment
+
+    monkeypatch.chdir(tmp_path)  # each stopped `python -m bot` with OSError "File name too long"
+    long = "videos-" + "x" * 300
+    settings = load_settings({**VALID, "T2V_DEVICE": "cpu", "T2V_OPTIMIZE": "on", "HEALTH_ENABLED": "0", name: long},
+                             env_file=None)
+    with pytest.raises(SettingsError) as caught:
+        check_environment(settings)
+
+    [line] = caught.value.lines
+    assert line.startswith(f"{name}{'=' if name in ('MEDIA_DIR', 'T2V_COMPILE_CACHE') else ' '}{long[:40]}…: ")
+    assert "the name videos-xxxxxxxxxxxxx… is 307 bytes long; file systems take 255 at most" in line
