@@ -6,6 +6,7 @@ import importlib.util
 import ipaddress
 import logging
 import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -353,6 +354,10 @@ class Settings(BaseSettings):
         if value != value.strip():
             raise _problem(f"{name}={value!r} has spaces at its ends, which would be part of the path: remove "
                            f"them ({name}={value.strip()})")
+        control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+        if control is not None:  # a quoted .env's escaped \t, or a NUL (no path can hold one: open() raised)
+            raise _problem(f"{name}={value!r} holds the control character {control!r}, which no file name should: "
+                           "remove it")
         if not value.startswith("~"):
             return value
         try:

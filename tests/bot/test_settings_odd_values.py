@@ -95,3 +95,14 @@ def test_a_path_with_a_name_longer_than_file_systems_take_is_one_line_not_a_trac
     [line] = caught.value.lines
     assert line.startswith(f"{name}{'=' if name in ('MEDIA_DIR', 'T2V_COMPILE_CACHE') else ' '}{long[:40]}…: ")
     assert "the name videos-xxxxxxxxxxxxx… is 307 bytes long; file systems take 255 at most" in line
+
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("MEDIA_DIR", "med\tia", "MEDIA_DIR='med\\tia' holds the control character '\\t'"),
+    ("STYLES_FILE", "styles\x00.toml", "STYLES_FILE='styles\\x00.toml' holds the control character '\\x00'"),
+])
+def test_a_path_holding_a_control_character_is_refused_naming_it(name: str, value: str, said: str):
+    """A quoted .env value's escaped \\t made a folder with a tab in its name; a NUL stopped the start with a
+    traceback (open() refuses one)."""
+    assert problems({name: value}) == [f"{said}, which no file name should: remove it"]
