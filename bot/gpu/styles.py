@@ -25,6 +25,7 @@ import logging
 import math
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -178,8 +179,9 @@ def _style(path: Path, name: str, table: Any) -> Style:
 
 def _check_path(where: str, path: Path, file: str) -> None:
     """A LoRA path as written that cannot be what was meant, as the path settings refuse it (bot.settings): spaces at
-    its ends (part of the name), a leading '~' (only shells expand it: here it would be a folder named '~'), or the
-    CLI's PATH:SCALE form (t2v.preflight.lora checks PATH, the worker would load "PATH:SCALE", which is no file)."""
+    its ends (part of the name), a control character, a leading '~' (only shells expand it: here it would be a folder
+    named '~'), or the CLI's PATH:SCALE form (t2v.preflight.lora checks PATH, the worker would load "PATH:SCALE", which
+    is no file)."""
     head, colon, tail = file.rpartition(":")
     if colon and head and _number(tail):
         raise ValueError(f"{where}: file = {file!r} ends with a scale, which a style gives on its own line: write "
@@ -187,6 +189,10 @@ def _check_path(where: str, path: Path, file: str) -> None:
     if file != file.strip():
         raise ValueError(f"{where}: file = {file!r} has spaces at its ends, which would be part of the path: remove "
                          f"them (file = {file.strip()!r})")
+    control = next((c for c in file if unicodedata.category(c) == "Cc"), None)
+    if control is not None:  # a NUL: open() raises ValueError
+        raise ValueError(f"{where}: file = {file!r} holds the control character {control!r}, which no file name "
+                         "should: remove it")
     if file.startswith("~"):
         try:
             example = f" such as {str(Path(file).expanduser())!r}"

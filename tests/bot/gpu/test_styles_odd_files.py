@@ -82,3 +82,13 @@ def test_a_huge_file_named_as_the_styles_file_is_told_apart_without_reading_it_w
                                  "LoRA's .safetensors), saved as UTF-8"]
     assert problems(text) == [f"STYLES_FILE={text}: larger than 16 MiB, so not a styles file; set STYLES_FILE to the "
                               "TOML file that lists the styles (docs/lora.md, \"Styles in the bot\")"]
+
+
+def test_a_lora_path_holding_a_control_character_is_refused_naming_it(tmp_path: Path):
+    path = tmp_path / "styles.toml"  # a NUL stopped the start with a ValueError traceback from the file check
+    path.write_text('[clay]\nfile = "clay\\u0000.safetensors"\n')
+
+    with pytest.raises(SettingsError) as caught:
+        read_styles(path)
+    assert caught.value.lines == [f"STYLES_FILE={path} [clay]: file = 'clay\\x00.safetensors' holds the control "
+                                  "character '\\x00', which no file name should: remove it"]
