@@ -140,8 +140,9 @@ def plain(value: Any) -> Any:
 
 def _name(value: str) -> str:
     """A named choice's value (--device, --dtype, --sampler) in any case, as the bot's T2V_ settings are read:
-    `--dtype FP16` is fp16 (a bad one is named as typed, lowered, by its own check)."""
-    return value.strip().lower()
+    `--dtype FP16` is fp16 (a bad one is named lowered by its own check; spaces at its ends are kept, for that
+    check to refuse and show quoted)."""
+    return value.lower()
 
 
 def _path(value: str) -> Path:

@@ -226,7 +226,7 @@ def test_an_import_that_fails_without_naming_a_setting_keeps_its_traceback():
 
 
 @pytest.mark.parametrize(("argv", "read"), [
-    (["generate", "a cat", "--sampler", "DDIM", "--device", " CPU", "--dtype", "FP16"],
+    (["generate", "a cat", "--sampler", "DDIM", "--device", "CPU", "--dtype", "FP16"],
      {"sampler": "ddim", "device": "cpu", "dtype": "fp16"}),
     (["generate", "a cat", "--device", "CUDA:1", "--dtype", "Float32"], {"device": "cuda:1", "dtype": "float32"}),
     (["convert", "tiny-random", "out", "--dtype", "BF16"], {"dtype": "bf16"}),
