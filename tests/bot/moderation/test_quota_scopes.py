@@ -36,6 +36,13 @@ async def queued(fake: FakeDiscord, prompt: str, user: FakeUser, *, dms: bool = 
     return handle
 
 
+async def holding_the_gpu(fake: FakeDiscord) -> InteractionHandle:
+    """Someone else's /video of RUNNING (gated by the test), started: the next jobs wait in the queue."""
+    first = await fake.slash("video", {"prompt": RUNNING, "aspect": "tiny"})
+    await first.wait_original(lambda m: m.content.startswith("Starting"))
+    return first
+
+
 async def cancel(fake: FakeDiscord, user: FakeUser, *, dms: bool = False, **options: object) -> str:
     """/cancel as `user` in the server (or in direct messages): its private answer."""
     handle = await fake.slash("cancel", dict(options), user=user, channel=fake.dm_channel(user) if dms else None)
@@ -153,9 +160,7 @@ async def test_cancel_without_an_id_picks_the_newest_job_of_the_place_it_is_used
     gate = scripted.gate(RUNNING)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        first = await fake.slash("video", {"prompt": RUNNING, "aspect": "tiny"})  # someone else's, holding the GPU
-        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        bob, first = fake.make_user(name="bob"), await holding_the_gpu(fake)
         await queued(fake, IN_SERVER, bob)  # job 2
         await queued(fake, IN_DMS, bob, dms=True)  # job 3, his newest
         in_server = await cancel(fake, bob)
@@ -175,9 +180,7 @@ async def test_cancel_without_an_id_where_the_user_has_no_job_names_the_one_else
     gate = scripted.gate(RUNNING)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        first = await fake.slash("video", {"prompt": RUNNING, "aspect": "tiny"})
-        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        bob, first = fake.make_user(name="bob"), await holding_the_gpu(fake)
         await queued(fake, IN_DMS, bob, dms=True)  # job 2
         from_server = await cancel(fake, bob)
         kept = (await stack.job(2)).state
@@ -213,9 +216,7 @@ async def test_cancel_in_direct_messages_names_a_server_job_as_in_a_server_and_r
     gate = scripted.gate(RUNNING)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        first = await fake.slash("video", {"prompt": RUNNING, "aspect": "tiny"})
-        await first.wait_original(lambda m: m.content.startswith("Starting"))
+        bob, first = fake.make_user(name="bob"), await holding_the_gpu(fake)
         await queued(fake, IN_SERVER, bob)  # job 2, in the server
         from_dms = await cancel(fake, bob, dms=True)
         by_id = await cancel(fake, bob, dms=True, job=2)
