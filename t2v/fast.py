@@ -173,8 +173,8 @@ def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attenti
 def choose_temporal_attention(kind: str, device: torch.device) -> Attend:
     """The temporal transformers' attention: "sdpa"; "triton" (t2v.kernels.temporal_attention wherever it applies)
     where the device can run it, elsewhere SDPA with a warning naming why; "auto" (the default): on CUDA GPUs that
-    run it the kernel for the problem sizes where it measured faster (temporal_attention.MEASURED_FASTER pairs; SDPA
-    for the others), SDPA without a warning elsewhere."""
+    run it the kernel for the problem sizes where it measured faster (from temporal_attention.MIN_PAIRS (problem,
+    head) pairs; SDPA for the fewer), SDPA without a warning elsewhere."""
     if kind not in TEMPORAL_ATTENTION:
         raise ValueError(f"temporal_attention={kind!r}: use one of {', '.join(TEMPORAL_ATTENTION)}")
     if kind == "sdpa":
@@ -189,7 +189,7 @@ def choose_temporal_attention(kind: str, device: torch.device) -> Attend:
         return F.scaled_dot_product_attention
     if kind == "triton":
         return temporal_attention.temporal_attention
-    return partial(temporal_attention.temporal_attention, pairs=temporal_attention.MEASURED_FASTER)
+    return partial(temporal_attention.temporal_attention, min_pairs=temporal_attention.MIN_PAIRS)
 
 
 def channels_last(module: nn.Module) -> nn.Module:

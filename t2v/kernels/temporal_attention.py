@@ -37,10 +37,11 @@ DTYPES = (torch.float16, torch.bfloat16)
 PACKINGS = ("batched", "diagonal")
 PACKING = "diagonal"  # measured faster than "batched" on an H200 (docs/perf-notes.md row 18: 2.50 against 2.67 ms)
 ROWS = 128  # query rows per program (BLOCK_P × BLOCK_F), a power of two ≥ 16; the benchmark sweeps it
-MEASURED_FASTER = (4096, 65536)  # (problem, head) pairs where the fast path uses the kernel, SDPA elsewhere. On an
-# H200 (2026-12-02, 16 frames, each shape timed alone, docs/perf-notes.md rows 18 and 28): below, SDPA (0.037–0.048 ms
-# for 640 and 2,560 pairs, the kernel 0.079–0.100); from 5,120 to 65,536 pairs (single videos and batches of 4) the
-# kernel 0.08–0.17 ms, SDPA 0.088–1.04 (it grows with the count, the kernel hardly). Above 65,536 not timed: SDPA
+MIN_PAIRS = 4096  # (problem, head) pairs from which the fast path uses the kernel, SDPA below. On an H200
+# (2026-12-02, 16 frames, each shape timed alone, docs/perf-notes.md rows 18 and 28): below, SDPA (0.037–0.048 ms for
+# 640 and 2,560 pairs, the kernel 0.079–0.100); from 5,120 to 65,536 pairs (single videos and batches of 4) the kernel
+# 0.08–0.17 ms, SDPA 0.088–1.04 (it grows with the count, the kernel hardly). Until row 73 SDPA took every shape above
+# 65,536 pairs too (not timed then): the batches of 8 and 16, 1024×576
 LOG2_E = math.log2(math.e)
 
 if triton is not None:
@@ -145,14 +146,13 @@ def why_not(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
 
 
 def temporal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, rows: int | None = None,
-                       packing: str | None = None, pairs: tuple[int, int] | None = None) -> torch.Tensor:
+                       packing: str | None = None, min_pairs: int | None = None) -> torch.Tensor:
     """SDPA over frames ([problems, heads, frames, head_dim] each): the Triton kernel where it applies, else SDPA.
 
     `rows` and `packing` default to the module's ROWS and PACKING as they are at the call (the benchmark sets them).
-    With `pairs` (lowest, highest), only that many (problem, head) pairs go to the kernel, the rest to SDPA too (the
-    fast path passes MEASURED_FASTER: below it too few pairs to fill the GPU, above it not measured). Shapes are
-    fixed per compiled graph, so the choice is made once per shape."""
-    if why_not(q, k, v) is None and (pairs is None or pairs[0] <= q.shape[0] * q.shape[1] <= pairs[1]):
+    With `min_pairs`, shapes of fewer (problem, head) pairs go to SDPA too (the fast path passes MIN_PAIRS: below it
+    too few pairs to fill the GPU). Shapes are fixed per compiled graph, so the choice is made once per shape."""
+    if why_not(q, k, v) is None and (min_pairs is None or q.shape[0] * q.shape[1] >= min_pairs):
         return torch.ops.t2v.temporal_attention(q, k, v, ROWS if rows is None else rows,
                                                 PACKING if packing is None else packing)
     return F.scaled_dot_product_attention(q, k, v)

@@ -128,7 +128,7 @@ def test_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_sdpa_elsewhere_withou
     assert choose_temporal_attention("auto", cpu) is F.scaled_dot_product_attention  # even under the interpreter
     monkeypatch.setattr(ta, "unavailable", lambda device: None)  # a GPU of compute capability 8.0 or later
     auto = choose_temporal_attention("auto", gpu)
-    assert auto.func is ta.temporal_attention and auto.keywords == {"pairs": ta.MEASURED_FASTER}
+    assert auto.func is ta.temporal_attention and auto.keywords == {"min_pairs": ta.MIN_PAIRS}
     assert choose_temporal_attention("triton", gpu) is ta.temporal_attention  # wherever it applies
     monkeypatch.setattr(ta, "unavailable", lambda device: "compute capability 7.5")
     assert choose_temporal_attention("auto", gpu) is F.scaled_dot_product_attention
