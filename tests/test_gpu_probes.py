@@ -141,3 +141,64 @@ def test_the_capture_cost_probe_runs_beside_compile_once_per_switch_interval_and
 def test_the_capture_cost_probe_refuses_a_switch_interval_under_a_microsecond(monkeypatch, capsys):
     assert _refusal(monkeypatch, capsys, "capture_cost.py", "--switch-us", "100", "0.5").endswith(
         "--switch-us 0.5: give an interval from 1 to 100000 microseconds")
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    ((), "it renders in fp8 on a CUDA GPU, and torch sees none here"),
+    (("--steps", "0"), "--steps 0 is outside 1–150"),
+    (("--deadline-s", "nan"), "--deadline-s nan must be above 0"),
+])
+def test_the_fp8_shapes_probe_refuses_bad_values_and_no_gpu_in_one_line(monkeypatch, capsys, argv, line):
+    assert _refusal(monkeypatch, capsys, "fp8_shapes.py", *argv).endswith(line)
+
+
+def test_the_fp8_shapes_probe_renders_the_calibrated_shape_first_and_every_aspect_at_each_length():
+    from t2v.config import ModelConfig
+    from t2v.presets import ASPECTS
+
+    shapes = load_script(Path("benchmarks") / "fp8_shapes.py").shapes(ModelConfig())
+    assert shapes[0] == {"aspect": "1:1", "width": 256, "height": 256, "frames": 16, "guidance": 9.0}
+    assert {(s["aspect"], s["frames"]) for s in shapes if s["guidance"] == 9.0} >= {
+        (a, f) for a in ASPECTS for f in (1, 16, 64)}
+    assert {s["guidance"] for s in shapes} == {1.0, 9.0, 30.0}
+    assert (shapes[-1]["width"], shapes[-1]["height"]) == (1024, 576)  # the CLI's largest, last
+
+
+def test_the_fp8_shapes_probe_reports_each_layers_largest_input_against_what_its_scale_holds():
+    from t2v.errors import UnsupportedDevice
+    from t2v.kernels import fp8
+
+    probe = load_script(Path("benchmarks") / "fp8_shapes.py")
+    net = torch.nn.Sequential(fp8.Fp8Linear.from_linear(torch.nn.Linear(16, 16), "static"))
+    net[0].input_amax = torch.tensor(1.0)
+    net[0].calibrate()  # holds inputs up to 8 (HEADROOM × the calibrated 1.0) before clamping
+    watch = probe.Watch(net)
+    for peak in (4.0, 16.0, 2.0):  # on the CPU the layer refuses to multiply, after the hook has seen its input
+        with pytest.raises(UnsupportedDevice):
+            net(torch.full((2, 16), peak) * torch.tensor([1.0, -1.0])[:, None])
+    seen = watch.fractions()
+    assert seen == {"0": pytest.approx(2.0)} and watch.fractions() == {}
+    assert probe.summary(seen) == {"layers": 1, "clamped_layers": 1, "max_fraction": pytest.approx(2.0),
+                                   "worst": [("0", 2.0)]}
+    watch.close()
+    with pytest.raises(UnsupportedDevice):
+        net(torch.ones(2, 16))
+    assert watch.fractions() == {}
+
+
+def test_the_temporal_attention_sizes_probe_refuses_without_a_gpu_in_one_line(monkeypatch, capsys):
+    assert _refusal(monkeypatch, capsys, "temporal_attention_sizes.py").endswith(
+        "it times kernels on a CUDA GPU, and torch sees none here")
+
+
+def test_the_temporal_attention_sizes_probe_finds_each_sizes_shapes_and_the_rules_choice():
+    from t2v.kernels import temporal_attention as ta
+
+    probe = load_script(Path("benchmarks") / "temporal_attention_sizes.py")
+    single = probe.attention_shapes(1, 16, 256, 256)  # the real-size UNet on the meta device
+    assert single == {(32, 20, 16, 64): 2, (128, 20, 16, 64): 10, (512, 10, 16, 64): 10, (2048, 5, 16, 64): 10,
+                      (2048, 8, 16, 64): 2}
+    assert [probe.rule_uses_kernel(s) for s in sorted(single)] == [False, False, True, True, True]
+    sixteen = probe.attention_shapes(16, 16, 256, 256)
+    assert max(p * h for p, h, _, _ in sixteen) == 262_144 and all(probe.rule_uses_kernel(s) for s in sixteen)
+    assert not probe.rule_uses_kernel((4096, 5, ta.MAX_FRAMES + 1, 64))  # longer clips: SDPA, whatever the count
