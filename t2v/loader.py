@@ -136,7 +136,7 @@ def calibrate_fp8(pipe: VideoPipeline) -> None:
         raise RuntimeError(f"fp8: the calibration render at load ({len(requests)} videos of {CALIBRATION_STEPS} steps "
                            f"at the model's size) failed: {error}; load with another dtype to go without it") from error
     log.info("fp8: %d static scales calibrated in %.2f s", len(layers), time.perf_counter() - started)
-    log.warning("fp8: most of the UNet transformers' Linear layers compute in e4m3, ≈ 6%% faster than float16 on "
+    log.warning("fp8: most of the UNet transformers' Linear layers compute in e4m3, ≈ 6% faster than float16 on "
                 "an H100 and ≈ 30 times further from float32 (docs/benchmarks.md); what that does to this model's "
                 "videos is not known")
 
