@@ -85,10 +85,14 @@ async def answer_refusal(interaction: discord.Interaction, text: str, *, placeho
         log.exception("could not tell user %d: %s", interaction.user.id, text)
 
 
-async def answer_error(interaction: discord.Interaction, error: Exception, what: str) -> None:
+async def answer_error(interaction: discord.Interaction, error: Exception, what: str, *,
+                       placeholder_public: bool = False, after: str = "") -> None:
     """Answer a failed interaction privately: a domain error's own text; for a database that cannot serve right now
     (locked past the retries, its disk full, its server down: storage.errors.unavailable) one ERROR line for the
-    operator and a try-again for the user; else an apology after logging the bug with its traceback."""
+    operator and a try-again for the user; else an apology after logging the bug with its traceback. After a public
+    `defer(thinking=True)` (`placeholder_public`) the placeholder goes and the answer is a private followup
+    (`answer_refusal`): the channel never reads the error, nor a placeholder left thinking. `after` ends the answer
+    (a typed prompt quoted back)."""
     text = user_message(error)
     if text is None and unavailable(error):
         log.error("%s by user %d failed: the database cannot serve right now (%s)", what, interaction.user.id,
@@ -99,7 +103,7 @@ async def answer_error(interaction: discord.Interaction, error: Exception, what:
         text = INTERNAL_ERROR
     else:
         log.info("%s by user %d answered: %s", what, interaction.user.id, text)
-    await answer_privately(interaction, text)
+    await answer_refusal(interaction, text + after, placeholder_public=placeholder_public)
 
 
 async def handler(interaction: discord.Interaction, name: str, kind: type[CogT]) -> CogT | None:

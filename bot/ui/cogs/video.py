@@ -110,8 +110,9 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         """Defer at once (privately when asked), then submit the job; the service's one verdict decides the answer.
 
         /video, 🔁 Reroll, ✏️ Edit prompt and ⬆️ Upscale all come through here, so they share the checks, caps, quota
-        and answers. A refusal is answered privately (a public placeholder is replaced by a private answer); with
-        `typed` (the prompt was typed into a form, which keeps no copy of it) the refusal quotes the prompt.
+        and answers. A refusal, or an error, is answered privately (a public placeholder is replaced by a private
+        answer); with `typed` (the prompt was typed into a form, which keeps no copy of it) the answer quotes the
+        prompt.
         """
         kept = f"\nYour prompt, to try again:\n> {shown(spec.prompt, MAX_PROMPT_CHARS)}" if typed else ""
         await self._decide(interaction, spec.private, lambda requester: self.service.submit(requester, spec), kept)
@@ -131,7 +132,9 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
     async def _decide(self, interaction: discord.Interaction, private: bool,
                       submit: Callable[[Requester], Awaitable[Submitted]], after_refusal: str = "") -> None:
         """Defer at once (privately when asked), then let `submit` queue the job or refuse it (`after_refusal` ends
-        the refusal), and answer."""
+        the refusal), and answer. A refusal, and an error (a bug, the database down), are told to the presser alone:
+        a public placeholder is deleted first, so the channel is left neither the error nor a placeholder thinking
+        for ever."""
         response = await interaction.response.defer(thinking=True, ephemeral=private)
         message_id = None if private or response is None else response.message_id
         try:
@@ -139,6 +142,10 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         except Refused as refused:
             log.info("request of user %d refused (%s)", interaction.user.id, refused.logged)
             await answer_refusal(interaction, refused.message + after_refusal, placeholder_public=not private)
+            return
+        except Exception as error:  # a bug, the database down: the presser is told, privately, as of a refusal
+            await answer_error(interaction, error, _asked(interaction), placeholder_public=not private,
+                               after=after_refusal)
             return
         log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
         await self.delivery.job_queued(submitted, message_id)
@@ -277,6 +284,14 @@ def _requester(interaction: discord.Interaction) -> Requester:
         role_ids=tuple(role.id for role in getattr(interaction.user, "roles", ())),  # a Member's; none in DMs
         parent_channel_id=interaction.channel.parent_id if isinstance(interaction.channel, discord.Thread) else None,
     )
+
+
+def _asked(interaction: discord.Interaction) -> str:
+    """What the interaction asked, for the log: its command (/video) or its button or form (video:reroll:42)."""
+    command = interaction.command
+    if command is not None:
+        return f"/{command.qualified_name}"
+    return str((interaction.data or {}).get("custom_id", "a request"))
 
 
 def _queue_line(job: JobRecord, position: int | None, eta: datetime | None, now: datetime) -> str:

@@ -1,11 +1,13 @@
 """/video's result buttons used the way a stranger uses them: ✏️ pressed after the member was blocked or ran out of
-quota, on an upscale whose source is gone, and an edited prompt refused once typed."""
+quota, on an upscale whose source is gone, an edited prompt refused once typed, and an error after a public
+placeholder."""
 
 import pytest
 
+from bot.ui.replies import INTERNAL_ERROR
 from storage import JobState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import ScriptedPipeline, command, delete_result, has_video, people, video
+from tests.bot.helpers import ScriptedPipeline, command, contents, delete_result, has_video, people, video
 from tests.bot.ui.test_e2e_creative import upscaling
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser
 
@@ -79,3 +81,29 @@ async def test_an_edited_prompt_refused_when_submitted_is_quoted_back_so_it_is_n
         "You already have a video queued or rendering, and the limit is one per user. Wait for it to finish or cancel "
         "it.\nYour prompt, to try again:\n> a hot air balloon over a desert at dawn, \\*slow\\* pan")
     assert (refused.state, refused.prompt) == (JobState.REFUSED, typed)
+
+
+@pytest.mark.parametrize("asked", ["video", "reroll", "upscale"])
+async def test_an_error_after_a_public_placeholder_is_told_privately_and_the_placeholder_goes(
+        stacks: Stacks, logged_errors, monkeypatch: pytest.MonkeyPatch, asked: str):
+    """The channel read "Something went wrong on our side…" in the public placeholder of bob's 🔁, ⬆️ or /video."""
+    logged_errors.expect("a bug in submit")
+    async with upscaling(stacks) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await (await video(fake, PROMPT, user=bob)).wait_followup(has_video)
+
+        async def broken(*args: object) -> None:
+            raise RuntimeError("a bug in submit")
+
+        monkeypatch.setattr(stack.service, "submit", broken)
+        if asked == "video":
+            handle = await video(fake, PROMPT, user=bob)
+        else:
+            handle = await fake.click(first, f"video:{asked}:1", user=bob)
+        answer = await handle.wait_answer()
+        placeholder = handle.original
+
+    assert (await handle.wait_deferred())["type"] == 5 and placeholder is not None
+    assert placeholder.deleted and not any("went wrong" in text for text in contents(placeholder))
+    assert answer.ephemeral and answer.content == INTERNAL_ERROR
