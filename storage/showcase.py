@@ -37,16 +37,19 @@ class ShowcaseRepository(Transactional):
     # --- results ----------------------------------------------------------------------------------------------
 
     async def delete_job(self, job_id: int, *, now: datetime | None = None) -> JobRecord:
-        """Mark a job's result deleted (the first time counts); it leaves the showcase and the gallery."""
+        """Mark a job's result deleted; it leaves the showcase and the gallery. Only an undeleted job is changed, so of
+        two deletions at the same moment (two confirmations pressed at once) one wins and the other gets
+        ShowcaseError ("deleted"), as it does any time after; JobNotFoundError for no such job."""
         now = now or self._clock()
+        undeleted = (Job.id == job_id, Job.deleted_at.is_(None))
 
         async def work(session: AsyncSession) -> JobRecord:
-            job = await session.get(Job, job_id)
+            taken = (await session.execute(update(Job).where(*undeleted).values(deleted_at=now))).rowcount  # type: ignore[attr-defined]
+            job = await session.get(Job, job_id, populate_existing=True)
             if job is None:
                 raise JobNotFoundError(job_id)
-            if job.deleted_at is None:
-                job.deleted_at = now
-                await session.flush()
+            if not taken:  # deleted before, or by another deletion since this one was asked
+                raise ShowcaseError("deleted", f"Job #{job_id} was deleted already.")
             return _job_record(job)
 
         record = await self._run(work)

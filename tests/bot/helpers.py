@@ -219,6 +219,22 @@ class HeldWrite:
             await asyncio.wait_for(self._called.wait_for(lambda: self.calls >= calls), WAIT)
 
 
+def crossing(monkeypatch: Any, owner: Any, method: str, calls: int = 2) -> None:
+    """`owner.method` (a repository's, say) held at each call until `calls` calls have been made: presses that meet
+    there have all looked at the database before any of them writes, as two presses at the same moment do."""
+    arrived, all_in = [0], asyncio.Event()
+    call = getattr(owner, method)
+
+    async def crossed(*args: Any, **kwargs: Any) -> Any:
+        arrived[0] += 1
+        if arrived[0] >= calls:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), WAIT)
+        return await call(*args, **kwargs)
+
+    monkeypatch.setattr(owner, method, crossed)
+
+
 def fake_torch(gpus: int) -> types.ModuleType:
     """A stand-in torch for sys.modules whose CUDA has `gpus` devices in use, device i with 1000·(i + 1) bytes
     allocated and 4000·(i + 1) reserved."""

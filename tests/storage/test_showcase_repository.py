@@ -119,13 +119,17 @@ async def test_the_gallery_pages_show_approved_undeleted_entries_newest_first(re
     assert beyond == []
 
 
-async def test_deleting_keeps_the_first_time_and_names_unknown_jobs(repo, make_job, showcase, clock):
+async def test_deleting_keeps_the_first_time_tells_a_second_deletion_and_names_unknown_jobs(repo, make_job, showcase,
+                                                                                              clock):
+    """A second deletion was told it had deleted the job, like the first (two 🗑 confirmations both read "Deleted")."""
     job = await finished(repo, make_job)
     first = await showcase.delete_job(job.id)
     clock.advance(5)
-    again = await showcase.delete_job(job.id)
+    with pytest.raises(ShowcaseError) as again:
+        await showcase.delete_job(job.id)
 
-    assert first.deleted_at == again.deleted_at == (await repo.get_job(job.id)).deleted_at
+    assert first.deleted_at == (await repo.get_job(job.id)).deleted_at is not None
+    assert (again.value.code, again.value.message) == ("deleted", f"Job #{job.id} was deleted already.")
     with pytest.raises(JobNotFoundError):
         await showcase.delete_job(999)
 

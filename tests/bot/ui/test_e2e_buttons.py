@@ -8,7 +8,7 @@ import pytest
 from storage import JobState, utc_now
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.helpers import delete_result, has_video, video
+from tests.bot.helpers import crossing, delete_result, has_video, video
 from tests.fakediscord import FakeMessage, FakeUser, action_row, button
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -189,6 +189,24 @@ async def test_confirming_one_deletion_twice_deletes_and_audits_once(stacks: Sta
 
     assert [answer.content for answer in answers] == ["🗑️ Deleted job #1.", "Job #1 was deleted already."]
     assert [row.action for row in audit] == ["result.delete"]
+
+
+async def test_two_confirmations_pressed_at_once_delete_once_and_the_second_is_told(stacks: Stacks, monkeypatch):
+    """Both confirmations found the job undeleted before either marked it, and both read "🗑️ Deleted job #1."."""
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        result = await first_result(stack, bob)
+        asked = [await (await fake.click(result, "video:delete:1", user=bob)).wait_answer() for _ in range(2)]
+        crossing(monkeypatch, stack.bot.showcase.repo, "delete_job")
+        presses = [await fake.click(question, f"video:delete-yes:1:{result.id}", user=bob) for question in asked]
+        for press in presses:
+            await press.wait_callback()
+        answers = sorted(press.answer.content for press in presses)
+        job = await stack.job(1)
+
+    assert answers == ["Job #1 was deleted already.", "🗑️ Deleted job #1."]
+    assert result.deleted and job.deleted_at is not None
 
 
 async def test_a_moderator_may_delete_someone_elses_result(stacks: Stacks):
