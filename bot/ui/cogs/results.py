@@ -400,7 +400,10 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             raise Denied(f"Job #{job_id} no longer exists.")
         self._gone_result_deletable(interaction, job_id, message)
         await self.media.delete(job_id)
-        await message.delete()
+        try:
+            await message.delete()
+        except discord.NotFound:  # another confirmation took it down since this one found it
+            raise Denied(f"Job #{job_id} was deleted already.") from None
         log.info("job %d (its row aged out) deleted by user %d", job_id, interaction.user.id)
         await interaction.response.edit_message(content=f"🗑️ Deleted job #{job_id}.", view=None)
 

@@ -309,3 +309,22 @@ async def test_a_result_whose_job_row_aged_out_can_still_be_deleted_by_its_reque
     assert refused.content == "Job #1 is not yours; only its requester or a moderator can delete it."
     assert reroll.content == "Job #1 no longer exists."
     assert answer.content == "🗑️ Deleted job #1." and old.deleted and not media_file(stack, 1).exists()
+
+
+async def test_two_confirmations_at_once_of_a_result_whose_job_row_aged_out_delete_it_once(stacks: Stacks,
+                                                                                          monkeypatch):
+    """Both found the message; the second's delete met a 404, and its presser read "Something went wrong"."""
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        old = await (await video(fake, "a lighthouse in a storm", user=bob)).wait_followup(has_video)
+        await (await video(fake, "a kite over a beach", user=bob)).wait_followup(has_video)
+        assert await stack.repo.prune_jobs(utc_now() + timedelta(days=1)) == 1
+        asked = [await (await fake.click(old, "video:delete:1", user=bob)).wait_answer() for _ in range(2)]
+        crossing(monkeypatch, stack.bot.media, "delete")
+        presses = [await fake.click(question, f"video:delete-yes:1:{old.id}", user=bob) for question in asked]
+        for press in presses:
+            await press.wait_callback()
+        answers = sorted(press.answer.content for press in presses)
+
+    assert answers == ["Job #1 was deleted already.", "🗑️ Deleted job #1."] and old.deleted
