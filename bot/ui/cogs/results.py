@@ -9,7 +9,7 @@ the database, so a message posted before a restart still works. Who may press wh
   with the upscaler at its size (bot.jobs.upscale), through /video's queue, caps and quota (it counts UPSCALE_COST).
 - ⭐: any member may nominate a public, finished result (one nomination per video); moderators decide with
   `/videomod showcase`. Private results and those made in direct messages have no ⭐ button, and a nomination of one
-  is refused anyway.
+  is refused anyway. A blocked member may neither nominate nor vote on a showcase post (told as /video tells them).
 - 🗑: the requester or a moderator of the job's server, after a private confirmation (`DeleteChoice`: a public
   result asks in a message only the presser sees; a private one swaps its buttons for the choice); the message goes,
   the job is marked deleted, its kept MP4 is removed and it leaves the showcase channel and the gallery. A deleted
@@ -262,16 +262,20 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         job = await self._job(interaction, job_id, owner_only=False)
         if job.private:
             raise Denied(f"Job #{job_id} is private; private videos never go to the showcase.")
-        block = None if self.moderation is None else await self.moderation.active_block(interaction.user.id,
-                                                                                        interaction.guild_id)
-        if block is not None:  # a nomination asks the moderators' time, as a video asks the GPU's
-            log.info("user %d is blocked; nomination of job %d refused", interaction.user.id, job_id)
-            raise Denied(block_message(block))
+        await self._refuse_blocked(interaction, f"nomination of job {job_id}")  # it asks the moderators' time
         await interaction.response.defer(ephemeral=True, thinking=True)
         if not self.media.has(job_id) and await self.showcase_repo.get(job_id) is None:  # nominated: nominate says so
             await self._keep_from_message(interaction.message, job_id)
         await self.showcase_repo.nominate(job_id, interaction.user.id)
         await answer_privately(interaction, f"⭐ Job #{job_id} is nominated for the showcase; the moderators decide.")
+
+    async def _refuse_blocked(self, interaction: discord.Interaction, what: str) -> None:
+        """Denied, with the words /video's refusal has, when the presser is blocked in this server or everywhere."""
+        block = None if self.moderation is None else await self.moderation.active_block(interaction.user.id,
+                                                                                        interaction.guild_id)
+        if block is not None:
+            log.info("user %d is blocked; %s refused", interaction.user.id, what)
+            raise Denied(block_message(block))
 
     async def _keep_from_message(self, message: discord.Message | None, job_id: int) -> None:
         """Save the message's MP4 to the media directory (for results delivered before videos were kept)."""
@@ -434,8 +438,10 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             log.exception("could not audit %s by user %d", action, actor)
 
     async def vote(self, interaction: discord.Interaction, entry_id: int) -> None:
-        """A ⭐ press on a showcase post."""
+        """A ⭐ press on a showcase post; refused to a member blocked in the server (or everywhere), as a nomination
+        is: a blocked member's say in the showcase waits for the block to end."""
         try:
+            await self._refuse_blocked(interaction, f"vote on showcase entry {entry_id}")
             await self.showcase.vote(interaction, entry_id)
         except Exception as error:
             await answer_error(interaction, error, f"vote on showcase entry {entry_id}")

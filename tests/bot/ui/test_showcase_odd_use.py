@@ -1,5 +1,5 @@
 """The showcase met the way moderators and members meet it when things are not as expected: a nomination whose
-author is blocked by the time a moderator approves it."""
+author is blocked by the time a moderator approves it, and a blocked member's ⭐."""
 
 import pytest
 
@@ -66,6 +66,24 @@ async def test_a_blocked_member_cannot_nominate_a_video(stacks: Stacks):
     assert refused.ephemeral
     assert refused.content == "You are blocked from making videos: spam. A moderator can lift the block."
     assert entry is None
+
+
+async def test_a_blocked_member_cannot_vote_on_a_showcase_post(stacks: Stacks):
+    """Bob, blocked, pressed ⭐ on ann's showcase post and his vote counted."""
+    showcase_channel = stacks.fake.add_channel("showcase")
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        bob, mod = fake.make_user(name="bob"), fake.make_user(name="mod", roles=[fake.moderator_role])
+        await nominated(stack, fake.make_user(name="ann"))
+        await moderate(stack, mod, "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+        await (await fake.slash("videomod block", {"user": bob, "reason": "spam"}, user=mod)).wait_answer()
+        refused = await (await fake.click(post, "showcase:vote:1", user=bob)).wait_answer()
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert refused.ephemeral
+    assert refused.content == "You are blocked from making videos: spam. A moderator can lift the block."
+    assert entry.votes == 0 and vote_label(post) == "0"
 
 
 @pytest.mark.parametrize("command", ["approve", "reject"])
