@@ -3,7 +3,7 @@ nominated with ⭐, and choose where its approved videos are posted.
 
 Approving an approved video again posts it anew when its post is gone (deleted in Discord by hand, or never made).
 A nomination whose video file is gone from the media directory is not approved (its post would not play): the
-moderator is told so and it stays pending (`Showcase.check_kept`).
+moderator is told so and it stays pending (`Showcase.check_kept`); the pending list marks it up front.
 
 `ShowcaseGroup` is attached under `/videomod` by the client. Each server's nominations, decisions and showcase
 channel are its own: a moderator sees and decides only their server's (another server's job is "not nominated"
@@ -64,7 +64,7 @@ class ShowcaseGroup(app_commands.Group):
         if not entries:
             text = "No nominations are waiting."
         else:
-            lines = [_pending_line(entry) for entry in entries[:PENDING_SHOWN]]
+            lines = [_pending_line(entry, self.showcase.media.has(entry.job_id)) for entry in entries[:PENDING_SHOWN]]
             text = clipped(["Waiting for a decision (`/videomod showcase approve job:N`):", *lines],
                            more=len(entries) - len(lines), at_least=len(entries) > PENDING_COUNTED)
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
@@ -119,8 +119,11 @@ class ShowcaseGroup(app_commands.Group):
                                                 allowed_mentions=discord.AllowedMentions.none())
 
 
-def _pending_line(entry: ShowcaseRecord) -> str:
-    """One nomination: job, author, who nominated it and when, and the prompt."""
+def _pending_line(entry: ShowcaseRecord, kept: bool) -> str:
+    """One nomination: job, author, who nominated it and when, and the prompt; one whose video file is gone (not
+    `kept`), which approval refuses (`Showcase.check_kept`), says so up front."""
     when = discord.utils.format_dt(entry.nominated_at, "R")
+    gone = "" if kept else ("\n  ⚠️ Its video file is gone from the bot's media folder, so it cannot be approved until "
+                            "the file is back.")
     return (f"• job #{entry.job_id} by {shown(entry.author_name, 100)} · nominated by <@{entry.nominated_by}> "
-            f"{when}\n  > {shown(entry.prompt, 200)}")
+            f"{when}{gone}\n  > {shown(entry.prompt, 200)}")

@@ -184,24 +184,30 @@ async def test_a_video_its_owner_deletes_between_approval_and_post_is_not_posted
 
 async def test_a_nomination_whose_file_is_gone_is_not_approved_and_stays_pending_until_it_is_back(
         stacks: Stacks, showcase_channel):
-    """It was approved and listed in the gallery, whose tile would not play (and a post, had the file gone later)."""
+    """It was approved and listed in the gallery, whose tile would not play (and a post, had the file gone later); the
+    pending list did not say which nominations could not be approved."""
     async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
         fake, repo = stack.fake, stack.bot.showcase.repo
         mod = fake.make_user(roles=[fake.moderator_role])
         await nominated(stack, fake.make_user(name="bob"))
+        await nominated(stack, fake.make_user(name="cid"), "a kite over a beach")
         kept = stack.bot.media.path(1)
         aside = kept.rename(kept.with_name("aside.mp4"))  # removed by hand from MEDIA_DIR
+        pending = await moderate(stack, mod, "pending")
         refused = await moderate(stack, mod, "approve", job=1)
         entry, listed = await repo.get(1), await repo.approved_count()
-        pending = await moderate(stack, mod, "pending")
         aside.rename(kept)  # and put back
+        pending_again = await moderate(stack, mod, "pending")
         again = await moderate(stack, mod, "approve", job=1)
         [post] = posts_in(stack, showcase_channel)
 
     assert refused == ("Job #1 was not approved: its video file is gone from the bot's media folder, so its post "
                        "would not play. It stays nominated: reject it, or approve it again once the file is back.")
     assert entry.state == ShowcaseState.PENDING and entry.decided_by is None and listed == 0
-    assert "job #1 by bob" in pending
+    gone = "⚠️ Its video file is gone from the bot's media folder, so it cannot be approved until the file is back."
+    _, bob_s, cid_s = pending.split("\n• ")
+    assert "job #1 by bob" in bob_s and gone in bob_s and "job #2 by cid" in cid_s and gone not in cid_s
+    assert "job #1 by bob" in pending_again and gone not in pending_again
     assert again.startswith("Approved job #1. Posted in ") and again.endswith(f"/{post.id}")
 
 
