@@ -2,9 +2,9 @@
 
 The checks run in this order, and the first that fails gives the reason: a block or a channel rule
 (bot.moderation), the style (offered, and on in the server: bot.moderation.styles; named in any case, CLAYMATION
-is claymation), the prompt and the options
-(the policy gate on the member's own text, the server's caps), the quota, then room (the bot is up, the user's cap
-and the queue's, counting the requests still on their way in). A refused request is written as a
+is claymation), the prompt and the options (the policy gate on the member's own text, a negative prompt that is
+the prompt itself, the server's caps), the quota, then room (the bot is up, the user's cap and the queue's,
+counting the requests still on their way in). A refused request is written as a
 `refused` job row, so moderators' stats see it; an accepted one is written `queued` with the seed it will render
 with, and pushed onto the fair queue. `precheck` runs the checks that do not depend on the prompt, before a form asks
 for one (✏️ Edit prompt), writing nothing.
@@ -31,7 +31,7 @@ from bot.jobs.spec import JobSpec, Queued, Requester
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import NEGATIVE, PROMPT, PolicyGate
 from bot.moderation.rules import Moderation
-from bot.moderation.servers import above_cap
+from bot.moderation.servers import above_cap, same_as_prompt
 from bot.moderation.styles import ServerStyles
 from storage import JobRecord, Repository
 from t2v.config import PICKED_SEEDS
@@ -147,7 +147,8 @@ class Admission:
 
     def _check_prompt(self, requester: Requester, spec: JobSpec) -> None:
         """Refused when the requester's server's gate refuses any user text of the request (the prompt, the negative
-        prompt: each reaches the model and a public message), or the options pass the server's caps."""
+        prompt: each reaches the model and a public message), the negative prompt is the prompt itself, or the options
+        pass the server's caps."""
         for text, field, optional in ((spec.prompt, PROMPT, False), (spec.negative, NEGATIVE, True)):
             verdict = self.gate.check_text(text, field, requester.guild_id, optional=optional)
             if not verdict.allowed:
@@ -155,6 +156,9 @@ class Admission:
                 if verdict.reason == "denylist":
                     log.info("%s of user %d refused by denylist entry %r", field, requester.user_id, verdict.matched)
                 raise Refused(verdict.reason, verdict.message, logged=verdict.logged)
+        problem = same_as_prompt(spec.prompt, spec.negative)
+        if problem is not None:
+            raise Refused("invalid", problem, logged="invalid:negative")
         self._check_caps(spec)
 
     def _check_caps(self, spec: JobSpec) -> None:

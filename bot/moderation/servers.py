@@ -95,6 +95,16 @@ def above_cap(name: str, value: int | None, cap: int) -> str | None:
     return f"{name}={value} is above this bot's limit of {cap}."  # the setting's name is the operator's word
 
 
+def same_as_prompt(prompt: str, negative: str) -> str | None:
+    """Why a request's negative prompt cannot be `negative`, or None: one equal to the prompt (in case and spacing
+    too) steers the video away from what it steers it to, so guidance has nothing to work with and the video follows
+    neither; one sentence, naming it and what would be right (a server's default or the member's own)."""
+    if not negative.strip() or " ".join(negative.split()).casefold() != " ".join(prompt.split()).casefold():
+        return None
+    return (f"The negative prompt “{shown(negative, 80)}” is the prompt itself, so the video would follow neither: "
+            "give it what to avoid, such as “blurry, low quality”, or `none` for no negative prompt.")
+
+
 class ServerSettings:
     """Each server's /video presets and showcase channel, read and changed by its moderators (audited)."""
 

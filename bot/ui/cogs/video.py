@@ -64,14 +64,15 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         sampler: str | None = None, style: str | None = None,
     ) -> None:  # fmt: skip
         """The command's request, each option left out taken from the server's presets, then the operator's defaults
-        (else the model's length), started as usual; `style:none` is no style even where the presets name one. A
-        blank prompt is refused as the gate refuses one (t2v makes no request of it)."""
+        (else the model's length), started as usual; `style:none` is no style even where the presets name one, and
+        `negative:none` no negative prompt (`_negative`). A blank prompt is refused as the gate refuses one (t2v makes
+        no request of it)."""
         if blank(prompt):
             await self.refuse_blank(interaction, prompt, negative or "", private=private)
             return
         defaults, model = self.settings, self.service.model
         preset = await self.servers.presets(interaction.guild_id) if self.servers is not None else Presets()
-        fields = {"negative_prompt": negative or preset.negative or "", "seed": seed,
+        fields = {"negative_prompt": _negative(negative, preset.negative), "seed": seed,
                   "steps": steps or preset.steps or defaults.default_steps,
                   "guidance": guidance or preset.guidance or defaults.default_guidance,
                   "sampler": sampler or preset.sampler,
@@ -226,7 +227,8 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
     min_guidance, max_guidance = LIMITS["guidance"]
     styled = bool(cog.service.styles.offered)
     descriptions = {
-        "prompt": "What the video shows, in English", "negative": "What to avoid",
+        "prompt": "What the video shows, in English",
+        "negative": "What to avoid; none: no negative prompt, not even this server's default",
         "seed": "Same seed + settings = same video", "steps": f"Denoising steps, 1–{max_steps} (more is slower)",
         "guidance": f"Prompt strength, 1–{max_guidance:g}",
         "frames": f"Frames at {SamplerDefaults.fps} fps, 1–{max_frames}", "aspect": "Frame shape",
@@ -263,6 +265,14 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
     if styled:
         command.autocomplete("style")(cog.style_choices)
     return command
+
+
+def _negative(typed: str | None, preset: str | None) -> str:
+    """A /video's negative prompt: as typed; `none` (in any case) for none, even where the server has a default; left
+    out or blank (nothing but spaces, which would render as none), the server's default, else none."""
+    if typed is None or not typed.strip():
+        return preset or ""
+    return "" if typed.strip().lower() == NONE else typed
 
 
 def _choice_name(name: str, description: str) -> str:

@@ -4,7 +4,7 @@ import pytest
 
 from storage import JobState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import has_video, video
+from tests.bot.helpers import command, has_video, video
 from tests.fakediscord import FakeDiscord, FakeMessage
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -33,6 +33,35 @@ async def test_a_foreign_negative_prompt_is_refused_as_not_english(stacks: Stack
         answer = await (await video(stack.fake, "a cat sitting in a garden", negative="ropa desnuda")).wait_answer()
         [job] = await stack.jobs()
     assert "negative prompt" in answer.content and job.refusal_reason == "not_english"
+
+
+async def test_a_negative_prompt_that_is_the_prompt_itself_is_refused_naming_it(stacks: Stacks, scripted):
+    """It rendered: guidance pushed the video towards the prompt and away from it at once, and nothing said so."""
+    async with stacks.run(lambda device: scripted) as stack:
+        handle = await video(stack.fake, "A cat sitting in a garden", negative="  a CAT sitting in  a garden ")
+        answer = await handle.wait_answer()
+        [job] = await stack.jobs()
+
+    assert answer.ephemeral and answer.content == (
+        "The negative prompt “a CAT sitting in a garden” is the prompt itself, so the video would follow neither: "
+        "give it what to avoid, such as “blurry, low quality”, or `none` for no negative prompt.")
+    assert (job.state, job.refusal_reason) == (JobState.REFUSED, "invalid:negative") and scripted.started == []
+
+
+async def test_a_blank_negative_prompt_takes_the_servers_default_and_none_renders_without_it(stacks: Stacks,
+                                                                                             scripted):
+    """A negative of nothing but spaces cleared the server's default negative prompt, which nothing documented."""
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        await command(fake, "videomod defaults set", mod, negative="blurry, low quality")
+        for negative in ("   ", "None", " none ", "shaky", None):
+            options = {} if negative is None else {"negative": negative}
+            await (await video(fake, "a cat sitting in a garden", user=fake.make_user(), **options)).wait_answer()
+        jobs = await stack.jobs()
+
+    assert JobState.REFUSED not in [job.state for job in jobs]
+    assert [job.negative_prompt for job in jobs] == ["blurry, low quality", "", "", "shaky", "blurry, low quality"]
 
 
 async def test_an_edited_prompt_goes_through_the_same_gate(stacks: Stacks):
