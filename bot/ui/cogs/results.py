@@ -16,7 +16,8 @@ the database, so a message posted before a restart still works. Who may press wh
   job cannot be rerolled, edited or nominated.
 The ✏️ form is answered from what its submission carries (the job id in its custom_id, the prompt typed), never from
 discord.py's memory of it (`ResultsCog.on_interaction`): a form opened before a restart, left open for hours, or
-opened twice still starts its job; someone else's submission of it is refused like their ✏️ press.
+opened twice still starts its job; someone else's submission of it is refused like their ✏️ press. Any answer to a
+submission that starts no job quotes the typed prompt back, so it is not lost (its result deleted meanwhile, say).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.rules import Moderation
 from bot.moderation.text import block_message
 from bot.settings import Settings
-from bot.ui.cogs.video import VideoCog
+from bot.ui.cogs.video import VideoCog, prompt_kept
 from bot.ui.permissions import is_moderator
 from bot.ui.replies import answer_error, answer_privately, handler
 from bot.ui.showcase import RESULTS_COG, Showcase
@@ -197,11 +198,12 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         match = EDIT_FORM.fullmatch(str(data.get("custom_id", "")))
         if interaction.type is not discord.InteractionType.modal_submit or match is None:
             return
-        job_id = int(match["job"])
+        job_id, prompt = int(match["job"]), _typed(data, PROMPT_FIELD) or ""
         try:
-            await self.start_from(interaction, job_id, prompt=_typed(data, PROMPT_FIELD) or "")
-        except Exception as error:
-            await answer_error(interaction, error, f"edit prompt of job #{job_id}")
+            await self.start_from(interaction, job_id, prompt=prompt)
+        except Exception as error:  # before its job was asked for (the source deleted meanwhile, say): nothing lost
+            await answer_error(interaction, error, f"edit prompt of job #{job_id}",
+                               after=prompt_kept(prompt) if prompt.strip() else "")
 
     async def start_from(self, interaction: discord.Interaction, job_id: int, *, prompt: str | None = None) -> None:
         """A new job with the settings of `job_id` and a new seed (and a new prompt, when edited; a blank one is

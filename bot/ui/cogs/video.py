@@ -115,7 +115,7 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         answer); with `typed` (the prompt was typed into a form, which keeps no copy of it) the answer quotes the
         prompt.
         """
-        kept = f"\nYour prompt, to try again:\n> {shown(spec.prompt, MAX_PROMPT_CHARS)}" if typed else ""
+        kept = prompt_kept(spec.prompt) if typed else ""
         await self._decide(interaction, spec.private, lambda requester: self.service.submit(requester, spec), kept)
 
     async def precheck(self, interaction: discord.Interaction, spec: JobSpec) -> None:
@@ -294,6 +294,11 @@ def _requester(interaction: discord.Interaction) -> Requester:
         role_ids=tuple(role.id for role in getattr(interaction.user, "roles", ())),  # a Member's; none in DMs
         parent_channel_id=interaction.channel.parent_id if isinstance(interaction.channel, discord.Thread) else None,
     )
+
+
+def prompt_kept(prompt: str) -> str:
+    """The end of an answer that quotes back a prompt typed into a form (which keeps no copy of it)."""
+    return f"\nYour prompt, to try again:\n> {shown(prompt, MAX_PROMPT_CHARS)}"
 
 
 def _asked(interaction: discord.Interaction) -> str:

@@ -83,6 +83,22 @@ async def test_an_edited_prompt_refused_when_submitted_is_quoted_back_so_it_is_n
     assert (refused.state, refused.prompt) == (JobState.REFUSED, typed)
 
 
+async def test_an_edited_prompt_submitted_after_its_result_was_deleted_is_quoted_back(stacks: Stacks):
+    """The form was open while the result was deleted; the answer said "Job #1 was deleted." and the prompt was lost."""
+    typed = "a hot air balloon over a desert at dawn"
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await (await video(fake, PROMPT, user=bob)).wait_followup(has_video)
+        assert await press_edit(fake, first, 1, bob) == (9, "")
+        await delete_result(fake, first, 1, bob)
+        answer = await (await fake.submit_modal("video:edit-prompt:1", {"prompt": typed}, user=bob)).wait_answer()
+        jobs = await stack.jobs()
+
+    assert answer.ephemeral and answer.content == f"Job #1 was deleted.\nYour prompt, to try again:\n> {typed}"
+    assert len(jobs) == 1
+
+
 @pytest.mark.parametrize("asked", ["video", "reroll", "upscale"])
 async def test_an_error_after_a_public_placeholder_is_told_privately_and_the_placeholder_goes(
         stacks: Stacks, logged_errors, monkeypatch: pytest.MonkeyPatch, asked: str):
