@@ -73,13 +73,17 @@ async def answer_privately(interaction: discord.Interaction, text: str) -> None:
 
 
 async def answer_refusal(interaction: discord.Interaction, text: str, *, placeholder_public: bool) -> None:
-    """Answer privately after `defer(thinking=True)`: in the private placeholder; a public one is deleted first, so
-    that the answer goes out as a private followup (the placeholder's first followup would be public)."""
+    """Answer privately after `defer(thinking=True)`: in the private placeholder; a public one is deleted first (or
+    found deleted already), so that the answer goes out as a private followup (the placeholder's first followup
+    would be public)."""
     if not placeholder_public:
         await answer_privately(interaction, text)
         return
     try:
-        await interaction.delete_original_response()
+        try:
+            await interaction.delete_original_response()
+        except discord.NotFound:  # deleted by hand meanwhile (a moderator tidying the channel): the answer still goes
+            log.info("the placeholder answering user %d was already deleted", interaction.user.id)
         await interaction.followup.send(fitting(text), ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
     except discord.HTTPException:
         log.exception("could not tell user %d: %s", interaction.user.id, text)

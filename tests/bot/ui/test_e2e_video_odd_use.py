@@ -1,9 +1,10 @@
 """/video's result buttons used the way a stranger uses them: ✏️ pressed after the member was blocked or ran out of
 quota, on an upscale whose source is gone, an edited prompt refused once typed, and an error after a public
-placeholder."""
+placeholder (or a refusal after one deleted by hand)."""
 
 import pytest
 
+from bot.errors import Refused
 from bot.ui.replies import INTERNAL_ERROR
 from storage import JobState
 from tests.bot.conftest import Stacks
@@ -123,3 +124,22 @@ async def test_an_error_after_a_public_placeholder_is_told_privately_and_the_pla
     assert (await handle.wait_deferred())["type"] == 5 and placeholder is not None
     assert placeholder.deleted and not any("went wrong" in text for text in contents(placeholder))
     assert answer.ephemeral and answer.content == INTERNAL_ERROR
+
+
+async def test_a_refusal_whose_public_placeholder_was_deleted_by_hand_meanwhile_still_reaches_the_member(
+        stacks: Stacks, monkeypatch: pytest.MonkeyPatch):
+    """A moderator deleted the "thinking…" placeholder while the request was decided: the refusal never went out, and
+    the bot logged an error."""
+    async with stacks.run() as stack:
+        fake = stack.fake
+
+        async def refused_once_its_placeholder_is_gone(*args: object) -> None:
+            [placeholder] = [m for m in fake.messages.values() if m.loading and not m.deleted]
+            await fake.delete_by_hand(placeholder)
+            raise Refused("quota", "You have reached your video quota.")
+
+        monkeypatch.setattr(stack.service, "submit", refused_once_its_placeholder_is_gone)
+        handle = await video(fake, PROMPT, user=fake.make_user(name="bob"))
+        answer = await handle.wait_answer()
+
+    assert handle.original.deleted and answer.ephemeral and answer.content == "You have reached your video quota."
