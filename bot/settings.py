@@ -547,9 +547,10 @@ class _ExplicitSettings(Settings):
 
 def device_list(setting: str) -> list[str]:
     """A T2V_DEVICE value's devices, each once, as written canonically ("cpu", "cuda" for every GPU, "cuda:N");
-    ValueError naming what is wrong. The one reading of the setting: bot.gpu.executor.devices_for expands "cuda"."""
-    parts = [part.strip().lower() for part in setting.split(",")]
-    if not all(_DEVICE_RE.fullmatch(part) for part in parts):
+    ValueError naming what is wrong. The one reading of the setting: bot.gpu.executor.devices_for expands "cuda".
+    Read as the id lists are: spaces around a device and empty places (a trailing comma: cpu,) are nothing."""
+    parts = [part.strip().lower() for part in setting.split(",") if part.strip()]
+    if not parts or not all(_DEVICE_RE.fullmatch(part) for part in parts):
         raise ValueError(f"T2V_DEVICE={setting} is not cuda, cuda:N, cpu or a comma-separated list of them")
     parts = [f"cuda:{int(part[5:])}" if part.startswith("cuda:") else part for part in parts]  # cuda:00 is cuda:0
     twice = next((part for part in parts if parts.count(part) > 1), None)

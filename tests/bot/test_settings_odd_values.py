@@ -106,3 +106,15 @@ def test_a_path_holding_a_control_character_is_refused_naming_it(name: str, valu
     """A quoted .env value's escaped \\t made a folder with a tab in its name; a NUL stopped the start with a
     traceback (open() refuses one)."""
     assert problems({name: value}) == [f"{said}, which no file name should: remove it"]
+
+
+@pytest.mark.parametrize(("value", "read"), [("cpu,", "cpu"), (" cuda:0 , cuda:1 ,", "cuda:0,cuda:1"),
+                                             ("cuda:0,,cuda:1", "cuda:0,cuda:1")])
+def test_a_device_list_takes_a_trailing_comma_and_spaces_as_the_id_lists_do(value: str, read: str):
+    assert load_settings({**VALID, "T2V_DEVICE": value}, env_file=None).t2v_device == read
+    assert load_settings({**VALID, "ALLOWED_GUILD_IDS": "123456789012345678,"}, env_file=None).allowed_guild_ids == (
+        123456789012345678,)
+
+
+def test_a_device_list_of_commas_alone_is_refused_naming_it():
+    assert problems({"T2V_DEVICE": ","}) == ["T2V_DEVICE=, is not cuda, cuda:N, cpu or a comma-separated list of them"]

@@ -426,6 +426,7 @@ async def test_cpu_bound_work_in_a_worker_does_not_stall_the_event_loop(make_exe
         ("cuda", ["cuda:0", "cuda:1", "cuda:2"]),
         ("cuda:0, cuda:2", ["cuda:0", "cuda:2"]),
         ("CPU", ["cpu"]),
+        ("cpu,,cuda:0,", ["cpu", "cuda:0"]),  # empty places are nothing, as in ALLOWED_GUILD_IDS
     ],
 )
 def test_device_settings_expand_to_one_device_per_worker(monkeypatch, setting, devices):
@@ -433,7 +434,7 @@ def test_device_settings_expand_to_one_device_per_worker(monkeypatch, setting, d
     assert devices_for(setting) == devices
 
 
-@pytest.mark.parametrize("setting", ["gpu", "cuda:", "cuda:x", "", "cpu,,cuda:0", "cuda:-1"])
+@pytest.mark.parametrize("setting", ["gpu", "cuda:", "cuda:x", "", ",", "cuda:-1"])
 def test_bad_device_settings_name_the_value_and_the_allowed_forms(setting):
     with pytest.raises(ValueError, match=rf"^T2V_DEVICE={setting} is not cuda, cuda:N, cpu or a comma-separated"):
         devices_for(setting)
