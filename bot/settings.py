@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import ipaddress
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -26,11 +27,14 @@ log = logging.getLogger(__name__)
 DTYPES = ("auto", "float32", "float16", "bfloat16", "fp8")  # fp8: opt in (t2v.kernels.fp8; GPUs of compute
 # capability 8.9+, no styles): ≈ 6% faster than float16 on an H100, 30x further from float32, unknown on real videos
 DTYPE_SHORT = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # as `python -m t2v --dtype` takes them
+DTYPE_ALIASES = {**DTYPE_SHORT, "half": "float16", "float": "float32"}  # for "did you mean": torch's other names
 EXECUTORS = ("local", "ray")  # T2V_EXECUTOR: threads in this process, or actors of a Ray cluster
 GPU_RESOURCE = "GPU"  # Ray's name for a GPU (RAY_WORKER_RESOURCE's default); its names are case-sensitive
 OPTIMIZE = ("auto", "on", "off")  # T2V_OPTIMIZE: t2v.fast on CUDA devices only, everywhere, or nowhere
+OPTIMIZE_ALIASES = {**dict.fromkeys(("1", "true", "yes"), "on"), **dict.fromkeys(("0", "false", "no"), "off")}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "ERR": "ERROR", "INFORMATION": "INFO", "TRACE": "DEBUG"}
+NEAR_MISS = 0.7  # difflib's likeness above which a value is taken for a typo of an accepted one (daily: day 0.75)
 SNOWFLAKE_MAX = 2**63 - 1  # Discord's ids (positive) and SQL's BIGINT end here
 QUOTA_PERIODS = ("hour", "day", "week", "month")  # calendar periods in UTC (weeks start on Monday)
 MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
@@ -120,6 +124,23 @@ _TYPE_WORDS = {
 def _problem(text: str) -> PydanticCustomError:
     """A validation error whose text is shown to the operator as it is."""
     return PydanticCustomError(_OUR_ERRORS, text.replace("{", "{{").replace("}", "}}"))
+
+
+def did_you_mean(typed: str, accepted: Iterable[str], aliases: Mapping[str, str] | None = None) -> str:
+    """"; did you mean X?" when `typed` is a near miss of one of `accepted` (any case): a name others use for it
+    (`aliases`), or the closest by spelling (difflib); "" when nothing is near."""
+    accepted = tuple(accepted)
+    names = {name.lower(): name for name in accepted}
+    names.update({alias.lower(): meant for alias, meant in (aliases or {}).items()})
+    close = difflib.get_close_matches(typed.strip().lower(), names, n=1, cutoff=NEAR_MISS)
+    return f"; did you mean {names[close[0]]}?" if close else ""
+
+
+def _not_one_of(name: str, typed: str, accepted: Iterable[str], aliases: Mapping[str, str] | None = None,
+                ) -> PydanticCustomError:
+    """The line refusing a setting with a fixed set of values: the value typed, the accepted ones, the nearest."""
+    accepted = tuple(accepted)
+    return _problem(f"{name}={typed} is not one of {', '.join(accepted)}{did_you_mean(typed, accepted, aliases)}")
 
 
 def _quoted(value: str) -> bool:
@@ -283,7 +304,7 @@ class Settings(BaseSettings):
         """One of DTYPES (or its short name, DTYPE_SHORT)."""
         name = DTYPE_SHORT.get(dtype.strip().lower(), dtype.strip().lower())
         if name not in DTYPES:
-            raise _problem(f"T2V_DTYPE={dtype} is not one of {', '.join(DTYPES)}")
+            raise _not_one_of("T2V_DTYPE", dtype, DTYPES, DTYPE_ALIASES)
         return name
 
     @field_validator("t2v_optimize")
@@ -291,16 +312,16 @@ class Settings(BaseSettings):
     def _optimize_is_known(cls, value: str) -> str:
         """One of OPTIMIZE, any case."""
         if value.strip().lower() not in OPTIMIZE:
-            raise _problem(f"T2V_OPTIMIZE={value} is not one of {', '.join(OPTIMIZE)}")
+            raise _not_one_of("T2V_OPTIMIZE", value, OPTIMIZE, OPTIMIZE_ALIASES)
         return value.strip().lower()
 
     @field_validator("t2v_executor")
     @classmethod
     def _executor_is_known(cls, kind: str) -> str:
         """One of EXECUTORS; `ray` also needs the ray package (the `ray` extra)."""
+        if kind.strip().lower() not in EXECUTORS:
+            raise _not_one_of("T2V_EXECUTOR", kind, EXECUTORS)
         kind = kind.strip().lower()
-        if kind not in EXECUTORS:
-            raise _problem(f"T2V_EXECUTOR={kind} is not one of {', '.join(EXECUTORS)}")
         if kind == "ray" and importlib.util.find_spec("ray") is None:
             raise _problem("T2V_EXECUTOR=ray needs the ray package: pip install -e '.[ray]'")
         return kind
@@ -437,7 +458,7 @@ class Settings(BaseSettings):
             return str(int(page))
         if page not in FRONT_PAGES:
             raise _problem(f"GALLERY_FRONT_PAGE={page} is not all, servers or a server id (a whole number such as "
-                           "123456789012345678)")
+                           f"123456789012345678){did_you_mean(page, FRONT_PAGES)}")
         return page
 
     @field_validator("log_level")
@@ -445,9 +466,7 @@ class Settings(BaseSettings):
     def _level_is_known(cls, level: str) -> str:
         """One of LOG_LEVELS, any case."""
         if level.strip().upper() not in LOG_LEVELS:
-            alias = LEVEL_ALIASES.get(level.strip().upper())
-            hint = f"; did you mean {alias}?" if alias else ""
-            raise _problem(f"LOG_LEVEL={level} is not one of {', '.join(LOG_LEVELS)}{hint}")
+            raise _not_one_of("LOG_LEVEL", level, LOG_LEVELS, LEVEL_ALIASES)
         return level.strip().upper()
 
     @field_validator("quota_period")
@@ -455,7 +474,7 @@ class Settings(BaseSettings):
     def _period_is_known(cls, period: str) -> str:
         """One of QUOTA_PERIODS, any case."""
         if period.strip().lower() not in QUOTA_PERIODS:
-            raise _problem(f"QUOTA_PERIOD={period} is not one of {', '.join(QUOTA_PERIODS)}")
+            raise _not_one_of("QUOTA_PERIOD", period, QUOTA_PERIODS)
         return period.strip().lower()
 
     @field_validator("database_url")

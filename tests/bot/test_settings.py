@@ -147,7 +147,7 @@ def test_batching_and_the_fast_path_have_defaults_and_refuse_bad_values():
                            env_file=None)
     assert (chosen.batch_max, chosen.t2v_optimize, chosen.t2v_compile_cache) == (1, "off", Path("/var/cache/t2v"))
     assert problems({**VALID, "BATCH_MAX": "17", "T2V_OPTIMIZE": "yes"}) == [
-        "T2V_OPTIMIZE=yes is not one of auto, on, off",
+        "T2V_OPTIMIZE=yes is not one of auto, on, off; did you mean on?",
         "BATCH_MAX=17 is outside 1..16",
     ]
     assert problems({**VALID, "BATCH_MAX": "0"}) == ["BATCH_MAX=0 is outside 1..16"]

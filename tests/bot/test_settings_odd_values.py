@@ -118,3 +118,27 @@ def test_a_device_list_takes_a_trailing_comma_and_spaces_as_the_id_lists_do(valu
 
 def test_a_device_list_of_commas_alone_is_refused_naming_it():
     assert problems({"T2V_DEVICE": ","}) == ["T2V_DEVICE=, is not cuda, cuda:N, cpu or a comma-separated list of them"]
+
+
+@pytest.mark.parametrize(("name", "value", "line"), [
+    ("QUOTA_PERIOD", "daily", "QUOTA_PERIOD=daily is not one of hour, day, week, month; did you mean day?"),
+    ("QUOTA_PERIOD", "Monthly", "QUOTA_PERIOD=Monthly is not one of hour, day, week, month; did you mean month?"),
+    ("T2V_DTYPE", "half", "T2V_DTYPE=half is not one of auto, float32, float16, bfloat16, fp8; did you mean float16?"),
+    ("T2V_DTYPE", "bf61", "T2V_DTYPE=bf61 is not one of auto, float32, float16, bfloat16, fp8; did you mean "
+                          "bfloat16?"),
+    ("T2V_EXECUTOR", "Locale", "T2V_EXECUTOR=Locale is not one of local, ray; did you mean local?"),
+    ("T2V_OPTIMIZE", "yes", "T2V_OPTIMIZE=yes is not one of auto, on, off; did you mean on?"),
+    ("T2V_OPTIMIZE", "false", "T2V_OPTIMIZE=false is not one of auto, on, off; did you mean off?"),
+    ("LOG_LEVEL", "debgu", "LOG_LEVEL=debgu is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL; did you mean DEBUG?"),
+    ("GALLERY_FRONT_PAGE", "server", "GALLERY_FRONT_PAGE=server is not all, servers or a server id (a whole number "
+                                     "such as 123456789012345678); did you mean servers?"),
+])
+def test_a_near_miss_of_a_fixed_value_is_named_with_the_accepted_ones_and_the_closest(name: str, value: str,
+                                                                                       line: str):
+    assert problems({name: value}) == [line]
+
+
+@pytest.mark.parametrize(("name", "value"), [("T2V_DTYPE", "fp4"), ("T2V_EXECUTOR", "slurm"), ("QUOTA_PERIOD", "d")])
+def test_a_value_near_no_accepted_one_gets_no_guess(name: str, value: str):
+    [line] = problems({name: value})
+    assert line.startswith(f"{name}={value} is not one of ") and "did you mean" not in line
