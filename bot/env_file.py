@@ -11,10 +11,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dotenv import dotenv_values
 from dotenv.parser import Binding, Original, parse_stream
 
-from bot.settings import Settings
+from bot.settings import Settings, read_env_file
 from t2v.errors import current_user
 
 ALIASES = {  # names other bots and guides use that difflib does not find, and the setting each stands for here
@@ -114,7 +113,7 @@ def misspelled(env: Mapping[str, str] | None = None, env_file: str | None = ".en
     named only while the setting it stands for is unset (TOKEN or DEVICE may be another program's)."""
     fields = list(Settings.model_fields)
     environment = dict(os.environ if env is None else env)
-    file = dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
+    file = read_env_file(env_file) if env_file is not None and Path(env_file).is_file() else {}
     given = {name.lower() for name, value in {**environment, **file}.items() if value}
     lines: dict[str, str] = {}  # one line a name, however many places and cases it is set in
     for where, names in (("the environment", environment), (env_file, file)):

@@ -6,6 +6,7 @@ import difflib
 import importlib.util
 import ipaddress
 import logging
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -13,9 +14,17 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from dotenv.parser import parse_stream
+from dotenv.variables import parse_variables
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bot.errors import SettingsError
 from storage import InvalidDatabaseURL, urls
@@ -58,6 +67,8 @@ ID_LISTS = {  # setting -> what its ids are, for the one line that says a value 
     "operator_user_ids": "user ids",
 }
 IdList = Annotated[tuple[int, ...], NoDecode]  # "1, 2, 3" in the environment (NoDecode: not JSON)
+_SINGLE_QUOTED = re.compile(r"\s*(?:export[^\S\r\n]+)?(?:'[^']+'|[^=#\s]+)[^\S\r\n]*=[^\S\r\n]*'")  # KEY='value'
+# in python-dotenv's grammar (dotenv.parser: export, a quoted or bare key, =, the value's opening quote)
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 _OUR_ERRORS = "settings"  # the error type of every PydanticCustomError raised below: its text is final
 # Ranges checked on top of the types; the engine's own limits come from t2v so they cannot drift apart.
@@ -186,6 +197,33 @@ def fast_path_on(optimize: str, device: str) -> bool:
     return optimize == "on" or (optimize == "auto" and device.startswith("cuda"))
 
 
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str | None]:
+    """A `.env` file's variables as python-dotenv reads them (its quotes, escapes and ${VAR} expansion), except that a
+    value in single quotes is taken as written, as a shell takes it: python-dotenv expands ${VAR} in every value, so
+    DATABASE_URL='postgresql://bot:pa${ss}@db/videobot' lost the password's ${ss}. A byte-order mark is fine."""
+    with open(path, encoding="utf-8-sig") as stream:
+        bindings = list(parse_stream(stream))
+    values: dict[str, str | None] = {}
+    for binding in bindings:
+        if binding.key is None:  # a comment, or a line that is not NAME=value (bot.env_file.malformed_lines)
+            continue
+        value = binding.value
+        if value is not None and not _SINGLE_QUOTED.match(binding.original.string):
+            known = {**os.environ, **values}  # as python-dotenv resolves: the file's earlier lines over the environment
+            value = "".join(atom.resolve(known) for atom in parse_variables(value))
+        values[binding.key] = value
+    return values
+
+
+class _ShellQuotedDotEnv(DotEnvSettingsSource):
+    """pydantic-settings' `.env` source, reading the file with `read_env_file`."""
+
+    def _read_env_file(self, file_path: Path) -> Mapping[str, str | None]:
+        values = read_env_file(file_path)
+        return {key if self.case_sensitive else key.lower(): value for key, value in values.items()
+                if not (self.env_ignore_empty and value == "")}
+
+
 class Settings(BaseSettings):
     """Everything the bot reads from its environment; field NAME is read from the variable NAME (any case)."""
 
@@ -245,6 +283,18 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"  # 0.0.0.0 lets Prometheus scrape it from another host or container
     health_port: int = 9090
     log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """pydantic-settings' own, with `.env` read by `read_env_file` (its single-quoted values as written)."""
+        return init_settings, env_settings, _shell_quoted(settings_cls, dotenv_settings), file_secret_settings
 
     @property
     def compile_cache(self) -> Path:
@@ -557,11 +607,17 @@ class _ExplicitSettings(Settings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """The mapping first, then the `.env` file; no process environment and no secrets directory."""
-        return init_settings, dotenv_settings
+        return init_settings, _shell_quoted(settings_cls, dotenv_settings)
 
     def __repr_name__(self) -> str:
         """Show as the public class in logs and reprs."""
         return Settings.__name__
+
+
+def _shell_quoted(settings_cls: type[BaseSettings], source: PydanticBaseSettingsSource) -> PydanticBaseSettingsSource:
+    """pydantic-settings' `.env` source for the file it was given (`_env_file=`), as a `_ShellQuotedDotEnv`."""
+    assert isinstance(source, DotEnvSettingsSource)
+    return _ShellQuotedDotEnv(settings_cls, env_file=source.env_file)
 
 
 def device_list(setting: str) -> list[str]:
