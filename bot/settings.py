@@ -8,7 +8,6 @@ import ipaddress
 import logging
 import os
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +26,7 @@ from pydantic_settings import (
 )
 
 from bot.errors import SettingsError
+from bot.paths import Written, path_problem
 from storage import InvalidDatabaseURL, urls
 from t2v.config import TINY_RANDOM, SamplerDefaults
 from t2v.request import LIMITS
@@ -413,30 +413,19 @@ class Settings(BaseSettings):
     @field_validator(*PATHS, mode="before")
     @classmethod
     def _path_as_written(cls, value: Any, info: ValidationInfo) -> Any:
-        """A path as the bot will use it, so refused when it cannot be what was meant: wrapped in quotes or with
-        spaces at its ends (docker run --env-file keeps both as part of the value), or starting with '~' (only
-        shells expand it; .env, systemd's EnvironmentFile and Docker's env files do not)."""
+        """A path as the bot will use it, so refused when it cannot be what was meant: wrapped in quotes (docker run
+        --env-file keeps them as part of the value), else what a style's LoRA file is refused for too (bot.paths:
+        spaces at its ends, a control character, a leading '~', which only shells expand)."""
         if not isinstance(value, str):
             return value
         name = info.field_name.upper()
         if _quoted(value):
             raise _problem(f"{name}={value} is wrapped in quotes, which would be part of the path: remove them "
                            f"({name}={value.strip().strip(QUOTES)}; {_quotes_kept(value)})")
-        if value != value.strip():
-            raise _problem(f"{name}={value!r} has spaces at its ends, which would be part of the path: remove "
-                           f"them ({name}={value.strip()})")
-        control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
-        if control is not None:  # a quoted .env's escaped \t, or a NUL (no path can hold one: open() raised)
-            raise _problem(f"{name}={value!r} holds the control character {control!r}, which no file name should: "
-                           "remove it")
-        if not value.startswith("~"):
-            return value
-        try:
-            example = f", e.g. {Path(value).expanduser()}"
-        except RuntimeError:  # ~name of a user this host does not know
-            example = ""
-        raise _problem(f"{name}={value}: '~' is not expanded here (it would be a folder named '~'); write the full "
-                       f"path{example}")
+        problem = path_problem(value, Written(name))
+        if problem is not None:
+            raise _problem(problem)
+        return value
 
     @field_validator(*ID_LISTS, mode="before")
     @classmethod

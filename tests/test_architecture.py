@@ -72,7 +72,8 @@ ONLY_IN = {
 # bot's folders (and top-level modules): the parts of bot each may import besides itself
 MAY_IMPORT = {
     "bot.errors": set(),
-    "bot.settings": {"bot.errors"},
+    "bot.paths": set(),
+    "bot.settings": {"bot.errors", "bot.paths"},
     "bot.env_file": {"bot.settings"},
     "bot.redaction": set(),
     "bot.tasks": set(),
@@ -80,7 +81,7 @@ MAY_IMPORT = {
     "bot.characters": set(),
     "bot.retention": {"bot.media", "bot.tasks", "bot.moderation"},
     "bot.startup": {"bot.errors", "bot.settings", "bot.gpu"},
-    "bot.gpu": {"bot.errors", "bot.settings"},
+    "bot.gpu": {"bot.errors", "bot.paths", "bot.settings"},
     "bot.moderation": {"bot.errors", "bot.settings", "bot.characters"},
     "bot.jobs": {"bot.errors", "bot.settings", "bot.tasks", "bot.gpu", "bot.moderation"},
     "bot.web": {"bot.errors", "bot.settings", "bot.media", "bot.jobs", "bot.characters"},

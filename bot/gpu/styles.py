@@ -25,13 +25,13 @@ import logging
 import math
 import re
 import tomllib
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import SettingsError, StyleGone
+from bot.paths import Written, path_problem
 from t2v.config import LORA_SCALE_RANGE
 from t2v.request import GenerationRequest
 
@@ -178,28 +178,16 @@ def _style(path: Path, name: str, table: Any) -> Style:
 
 
 def _check_path(where: str, path: Path, file: str) -> None:
-    """A LoRA path as written that cannot be what was meant, as the path settings refuse it (bot.settings): spaces at
-    its ends (part of the name), a control character, a leading '~' (only shells expand it: here it would be a folder
-    named '~'), or the CLI's PATH:SCALE form (t2v.preflight.lora checks PATH, the worker would load "PATH:SCALE", which
-    is no file)."""
+    """A LoRA path as written that cannot be what was meant: the CLI's PATH:SCALE form (t2v.preflight.lora checks
+    PATH, the worker would load "PATH:SCALE", which is no file), else what the path settings refuse too (bot.paths:
+    spaces at its ends, a control character, a leading '~')."""
     head, colon, tail = file.rpartition(":")
     if colon and head and _number(tail):
         raise ValueError(f"{where}: file = {file!r} ends with a scale, which a style gives on its own line: write "
                          f"file = {head!r} and scale = {tail.strip()}")
-    if file != file.strip():
-        raise ValueError(f"{where}: file = {file!r} has spaces at its ends, which would be part of the path: remove "
-                         f"them (file = {file.strip()!r})")
-    control = next((c for c in file if unicodedata.category(c) == "Cc"), None)
-    if control is not None:  # a NUL: open() raises ValueError
-        raise ValueError(f"{where}: file = {file!r} holds the control character {control!r}, which no file name "
-                         "should: remove it")
-    if file.startswith("~"):
-        try:
-            example = f" such as {str(Path(file).expanduser())!r}"
-        except RuntimeError:  # ~name of a user this host does not know
-            example = ""
-        raise ValueError(f"{where}: file = {file!r}: '~' is not expanded here (it would be a folder named '~'); "
-                         f"write the full path{example}, or one relative to {path.absolute().parent}")
+    problem = path_problem(file, Written("file", f"{where}: ", toml=True, relative_to=path.absolute().parent))
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _number(text: str) -> bool:
