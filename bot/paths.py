@@ -28,13 +28,15 @@ class Written:
 def path_problem(value: str, written: Written) -> str | None:
     """Why `value`, a path as written, cannot be what was meant; None when it can. Spaces at its ends (env files,
     systemd and docker keep them: part of the name), a control character (a quoted .env's escaped \\t; a NUL, which
-    open() refuses with a ValueError), or a leading '~' (only shells expand it: here a folder named '~')."""
+    open() refuses with a ValueError) or an invisible one (a zero-width space or a bidi mark pasted with it: a name
+    nobody can type again), or a leading '~' (only shells expand it: here a folder named '~')."""
     if value != value.strip():
         return (f"{written.before}{written.assign(value, exact=True)} has spaces at its ends, which would be part of "
                 f"the path: remove them ({written.assign(value.strip())})")
-    control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
-    if control is not None:
-        return (f"{written.before}{written.assign(value, exact=True)} holds the control character {control!r}, which "
+    hidden = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf")), None)
+    if hidden is not None:
+        kind = "control" if unicodedata.category(hidden) == "Cc" else "invisible"
+        return (f"{written.before}{written.assign(value, exact=True)} holds the {kind} character {hidden!r}, which "
                 "no file name should: remove it")
     if value.startswith("~"):
         return (f"{written.before}{written.assign(value)}: '~' is not expanded here (it would be a folder named "
