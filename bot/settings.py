@@ -572,6 +572,21 @@ class Settings(BaseSettings):
             raise _problem(f"{default.upper()}={info.data[default]} is above {name}={value}")
         return value
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_blank(cls, value: Any, info: ValidationInfo) -> Any:
+        """A value of spaces alone (a quoted ' ' in .env, an environment's "VAR= "): no setting takes one, and an
+        empty value is how to leave one unset. Defined last, so it answers before the fields' own checks do (which
+        would show the spaces as "NAME=  is not a whole number"); the token's own check says it is empty."""
+        if isinstance(value, str) and value and not value.strip() and info.field_name != "discord_token":
+            name = info.field_name.upper()
+            if info.field_name in MISSING:  # required: no default to fall back on
+                raise _problem(MISSING[info.field_name].replace(f"{name} is missing", f"{name}={value!r} is only "
+                                                                                      "spaces"))
+            raise _problem(f"{name}={value!r} is only spaces: leave it empty ({name}=) for the default, or give a "
+                           "value")
+        return value
+
     @field_validator("history_keep_days")
     @classmethod
     def _history_covers_a_quota_period(cls, days: int) -> int:

@@ -142,3 +142,18 @@ def test_a_near_miss_of_a_fixed_value_is_named_with_the_accepted_ones_and_the_cl
 def test_a_value_near_no_accepted_one_gets_no_guess(name: str, value: str):
     [line] = problems({name: value})
     assert line.startswith(f"{name}={value} is not one of ") and "did you mean" not in line
+
+
+@pytest.mark.parametrize("name", ["LOG_LEVEL", "DISCORD_GUILD_ID", "QUOTA_DEFAULT", "MEDIA_DIR", "GALLERY_ENABLED",
+                                  "ALLOWED_GUILD_IDS", "T2V_DEVICE", "GALLERY_HOST"])
+@pytest.mark.parametrize("value", [" ", "\t "])
+def test_a_value_of_spaces_alone_is_refused_showing_them_and_how_to_leave_it_unset(name: str, value: str):
+    """LOG_LEVEL=' ' in .env was refused as "LOG_LEVEL=  is not one of ...", the spaces unseen, and T2V_MODEL=' '
+    was told to "remove them (T2V_MODEL=)", which then stopped the start as missing."""
+    assert problems({name: value}) == [
+        f"{name}={value!r} is only spaces: leave it empty ({name}=) for the default, or give a value"]
+
+
+def test_a_required_setting_of_spaces_alone_is_refused_saying_what_to_set_it_to():
+    [line] = problems({"T2V_MODEL": "  "})
+    assert line.startswith("T2V_MODEL='  ' is only spaces: set it to the folder of your weights")
