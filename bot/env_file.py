@@ -1,7 +1,8 @@
 """What the `.env` file and the environment hold that the settings do not read: a `.env` python-dotenv cannot read
-whole (`unreadable`: the one error, before anything starts), its lines that are not NAME=value or that a later line
-of the same setting overrides (`malformed_lines`: errors beside the settings' own problems), and variables that look
-meant for a setting (`misspelled`: a note beside the problems, a warning on a good start)."""
+whole (`unreadable`: the one error, before anything starts), its lines that are not NAME=value, that a later line of
+the same setting overrides, or whose ${VAR} nothing sets (`malformed_lines`: errors beside the settings' own
+problems), and variables that look meant for a setting (`misspelled`: a note beside the problems, a warning on a good
+start)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dotenv.parser import Binding, Original, parse_stream
+from dotenv.variables import Variable, parse_variables
 
-from bot.settings import Settings, read_env_file
+from bot.settings import Settings, read_env_file, taken_as_written
 from t2v.errors import current_user
 
 ALIASES = {  # names other bots and guides use that difflib does not find, and the setting each stands for here
@@ -58,8 +60,9 @@ def unreadable(env_file: str | None = ".env") -> str | None:
 def malformed_lines(env_file: str | None = ".env") -> list[str]:
     """One line per line of a readable `.env` that is not NAME=value (python-dotenv skips those with a warning that
     names no file, and reads the rest, so the settings' own problems are found beside these), and one per setting
-    that lines set to different values (`_overridden`): either way its operator would think they set something the
-    bot ignores. The lines' text is never shown: it may hold a secret."""
+    that lines set to different values (`_overridden`), and one per ${VAR} in a setting that nothing sets
+    (`_unset_variables`): either way its operator would think they set something the bot ignores. The lines' text is
+    never shown: it may hold a secret."""
     if env_file is None or not Path(env_file).is_file():
         return []
     try:
@@ -68,8 +71,9 @@ def malformed_lines(env_file: str | None = ".env") -> list[str]:
         return []
     bindings = list(parse_stream(io.StringIO(text)))
     return [*(f"{env_file} line {_first_line(binding.original)} is not NAME=value, so the bot would ignore it; "
-              "correct it or make it a comment (#)" for binding in bindings if binding.error),
-            *_overridden(env_file, bindings)]
+              "correct it or make it a comment (#)" for binding in bindings
+              if binding.error or (binding.key is not None and binding.value is None)),  # NAME alone: nothing read
+            *_overridden(env_file, bindings), *_unset_variables(env_file, bindings)]
 
 
 def _overridden(env_file: str, bindings: list[Binding]) -> list[str]:
@@ -92,6 +96,26 @@ def _overridden(env_file: str, bindings: list[Binding]) -> list[str]:
         read = "only the last, which is empty (unset: the default)" if not last.value else "only the last"
         found.append(f"{env_file} sets {name.upper()} on lines {which} to different values: the bot would read {read}; "
                      "keep the one you mean and delete the others")
+    return found
+
+
+def _unset_variables(env_file: str, bindings: list[Binding]) -> list[str]:
+    """One line per ${NAME} in a setting's value that neither an earlier line nor the environment sets (and that gives
+    no default, ${NAME:-default}): python-dotenv reads it as empty without a word, so MEDIA_DIR=${DATA}/media became
+    /media. A value in single quotes is taken as written (bot.settings.read_env_file)."""
+    found, known = [], set(os.environ)
+    for binding in bindings:
+        if binding.key is None:
+            continue
+        if binding.value is not None and not taken_as_written(binding) and binding.key.lower() in Settings.model_fields:
+            unset = [atom.name for atom in parse_variables(binding.value)
+                     if isinstance(atom, Variable) and atom.default is None and atom.name not in known]
+            if unset:
+                used = f"${{{unset[0]}}}"
+                found.append(f"{env_file} line {_first_line(binding.original)}: {binding.key.upper()} uses {used}, "
+                             "which neither an earlier line nor the environment sets, so it would read as empty; set "
+                             f"{unset[0]}, or put the value in single quotes to keep {used} as written")
+        known.add(binding.key)
     return found
 
 

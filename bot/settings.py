@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from dotenv.parser import parse_stream
+from dotenv.parser import Binding, parse_stream
 from dotenv.variables import parse_variables
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -208,11 +208,16 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str | None]:
         if binding.key is None:  # a comment, or a line that is not NAME=value (bot.env_file.malformed_lines)
             continue
         value = binding.value
-        if value is not None and not _SINGLE_QUOTED.match(binding.original.string):
+        if value is not None and not taken_as_written(binding):
             known = {**os.environ, **values}  # as python-dotenv resolves: the file's earlier lines over the environment
             value = "".join(atom.resolve(known) for atom in parse_variables(value))
         values[binding.key] = value
     return values
+
+
+def taken_as_written(binding: Binding) -> bool:
+    """Whether a `.env` line's value is in single quotes, which `read_env_file` takes as written (no ${VAR})."""
+    return _SINGLE_QUOTED.match(binding.original.string) is not None
 
 
 class _ShellQuotedDotEnv(DotEnvSettingsSource):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.env_file import unreadable
+from bot.env_file import malformed_lines, unreadable
 from bot.settings import load_settings
 
 
@@ -30,3 +30,27 @@ def test_a_single_quoted_value_in_env_is_taken_as_written_as_a_shell_takes_it(tm
     assert settings.database_url == "postgresql://bot:pa${ss}@db/videobot"
     assert settings.styles_file == Path("${ss}.toml")
     assert settings.media_dir == Path("/srv/media-from-the-environment")
+
+
+def test_a_variable_a_setting_uses_that_nothing_sets_is_named_with_its_line(tmp_path: Path, monkeypatch):
+    """python-dotenv reads an unset ${DATA} as empty without a word: MEDIA_DIR=${DATA}/media became /media."""
+    monkeypatch.delenv("DATA", raising=False)
+    monkeypatch.setenv("HOME_OF_THE_BOT", "/srv/bot")
+    env = tmp_path / ".env"
+    env.write_text("MEDIA_DIR=${DATA}/media\nBASE=/srv\nT2V_MODEL=${BASE}/weights\nSTYLES_FILE=${HOME_OF_THE_BOT}/s.toml\n"
+                   "T2V_COMPILE_CACHE='${DATA}/cache'\nDATABASE_URL=\"sqlite+aiosqlite:///${DB:-videobot}.db\"\n"
+                   "UPSCALE_MODEL=\"${UPSCALER}\"\nNOT_A_SETTING=${NOTHING}\n")
+
+    assert malformed_lines(str(env)) == [
+        f"{env} line 1: MEDIA_DIR uses ${{DATA}}, which neither an earlier line nor the environment sets, so it would "
+        "read as empty; set DATA, or put the value in single quotes to keep ${DATA} as written",
+        f"{env} line 7: UPSCALE_MODEL uses ${{UPSCALER}}, which neither an earlier line nor the environment sets, so "
+        "it would read as empty; set UPSCALER, or put the value in single quotes to keep ${UPSCALER} as written"]
+
+
+def test_a_name_alone_on_a_line_of_env_is_named_as_not_name_equals_value(tmp_path: Path):
+    env = tmp_path / ".env"  # python-dotenv reads QUOTA_DEFAULT with no value, and the bot nothing from it
+    env.write_text("LOG_LEVEL=INFO\nQUOTA_DEFAULT\n")
+
+    assert malformed_lines(str(env)) == [f"{env} line 2 is not NAME=value, so the bot would ignore it; correct it or "
+                                         "make it a comment (#)"]

@@ -54,7 +54,9 @@ def test_a_line_of_env_that_is_not_name_value_is_named_beside_every_other_proble
                             text=True, timeout=START_S)
 
     assert result.returncode == 2
-    line, token, model, device = result.stderr.splitlines()  # python-dotenv's own nameless warnings are not repeated
+    bare, line, token, model, device = result.stderr.splitlines()  # python-dotenv's nameless warnings not repeated
+    assert bare == ("error: .env line 1 is not NAME=value, so the bot would ignore it; correct it or make it a "
+                    "comment (#)")
     assert line == ("error: .env line 3 is not NAME=value, so the bot would ignore it; correct it or make it a "
                     "comment (#)")
     assert token.startswith("error: DISCORD_TOKEN is missing") and model.startswith("error: T2V_MODEL is missing")
