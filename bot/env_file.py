@@ -36,14 +36,18 @@ FOREIGN = ("PYTHON", "PIP_", "CUDA", "CUDNN", "NV_", "NVIDIA_", "NCCL_", "TORCH"
            "MKL_")  # prefixes of other programs' variables: never taken for a misspelled setting
 
 def unreadable(env_file: str | None = ".env") -> str | None:
-    """Why the `.env` file cannot be read whole, in one line: a folder, unreadable, or not UTF-8 text (None when it
-    is readable, or absent). Nothing of it is read then, so no other setting's problem would mean anything."""
+    """Why the `.env` file cannot be read whole, in one line: a folder, a link to nothing, unreadable, or not UTF-8
+    text (None when it is readable, or absent). Nothing of it is read then, so no other setting's problem would mean
+    anything."""
     if env_file is None:
         return None
     try:
         if Path(env_file).is_dir():  # pydantic-settings skips it without a word: whatever it was meant to set, is not
             return (f"{Path(env_file).absolute()} is a folder, not a file; the bot reads its settings from a file "
                     f"named {env_file} in its working directory: remove or rename the folder")
+        if Path(env_file).is_symlink() and not Path(env_file).exists():  # read as absent, and "no .env" said so
+            return (f"{env_file} is a link to {os.readlink(env_file)}, which is not there: point it at the settings "
+                    "file, or replace it with the file")
         if Path(env_file).is_file():
             _text(env_file)
     except PermissionError:

@@ -16,6 +16,16 @@ def test_an_env_that_is_a_folder_is_one_line_naming_it(tmp_path: Path, monkeypat
                             "named .env in its working directory: remove or rename the folder")
 
 
+def test_an_env_that_is_a_link_to_nothing_is_one_line_naming_where_it_points(tmp_path: Path):
+    """A .env symlinked to a secrets mount that is not there was read as no .env at all: "DISCORD_TOKEN is missing",
+    and a note that there is "no .env" in a folder that has one."""
+    (tmp_path / ".env").symlink_to(tmp_path / "secrets" / "bot.env")
+
+    assert unreadable(str(tmp_path / ".env")) == (
+        f"{tmp_path / '.env'} is a link to {tmp_path / 'secrets' / 'bot.env'}, which is not there: point it at the "
+        "settings file, or replace it with the file")
+
+
 def test_a_single_quoted_value_in_env_is_taken_as_written_as_a_shell_takes_it(tmp_path: Path, monkeypatch):
     """python-dotenv expands ${VAR} in every value: a password with ${ in single quotes lost it (here: to HOST's
     value), where a shell, systemd and docker keep it. Double-quoted and bare values are expanded as before."""
