@@ -88,38 +88,52 @@ def _prompt(args: argparse.Namespace) -> str | None:
 
 
 def problems(args: argparse.Namespace) -> list[str]:
-    """Everything wrong with the command's options that can be known before any work, one line each."""
-    found: list[str | None] = []
+    """Everything wrong with the command's options that can be known before any work, one line each: first each
+    value argparse could not read (`args.unread`, t2v.cli_parser), then what the checks refuse of the others (an
+    option whose value was not read is not checked again, nor against the others)."""
+    unread = {dest for dest, _ in getattr(args, "unread", [])}
+    found: list[str | None] = [line for _, line in getattr(args, "unread", [])]
     if args.command == "generate":
         found.append(_prompt(args))
         found += _values(args, REQUEST_OPTIONS)
-        typed = args.output  # a trailing slash (a folder) is kept here, and gone from the Path
-        args.output = None if typed is None else Path(typed)
-        folder = None if typed is None else preflight.folder_named("--output", typed, "--overwrite")
-        args.numbered = args.output or DEFAULT_OUTPUT  # the names it takes if its own is taken while it renders
-        if args.output is None:
-            found.append("--overwrite: replaces the file named with -o/--output, and none is named (each run without "
-                         "-o writes a new video.mp4, video-2.mp4, …); name the file, or leave --overwrite out"
-                         if args.overwrite else None)
-            args.output = preflight.free_file(DEFAULT_OUTPUT)  # never an earlier run's video
-        elif not args.overwrite and folder is None:
-            found.append(preflight.not_there("--output", args.output, "--overwrite"))
+        if "output" not in unread:
+            found += _output_problems(args)
         half = preflight.half_precision(args.dtype, args.device)  # a diffusers folder's fp16 files are read then
-        found += [folder or preflight.mp4_file("--output", args.output),
-                  preflight.model_source("--model", args.model, half), preflight.device("--device", args.device),
+        found += [preflight.model_source("--model", args.model, half), preflight.device("--device", args.device),
                   preflight.dtype("--dtype", args.dtype, args.device)]
         found.append(None if args.lora is None else preflight.lora("--lora", args.lora))
     elif args.command == "convert":
-        same = _preset_named(args.destination) or _elsewhere(args.source, args.destination)  # said alone
-        found += [preflight.model_source("source", args.source, preflight.half_precision(args.dtype, "cpu")),
-                  same or (None if args.overwrite else _no_export_there(args.destination)),
-                  preflight.output_folder("destination", args.destination),
-                  preflight.dtype("--dtype", args.dtype), *_values(args, ("width", "height", "frames"))]
+        same = None if "destination" in unread else (_preset_named(args.destination) or
+                                                     _elsewhere(args.source, args.destination))  # said alone
+        found.append(preflight.model_source("source", args.source, preflight.half_precision(args.dtype, "cpu")))
+        if "destination" not in unread:
+            found += [same or (None if args.overwrite else _no_export_there(args.destination)),
+                      preflight.output_folder("destination", args.destination)]
+        found += [preflight.dtype("--dtype", args.dtype), *_values(args, ("width", "height", "frames"))]
     elif args.command == "download":
-        found.append(preflight.output_folder("directory", args.directory))
+        found.append(None if "directory" in unread else preflight.output_folder("directory", args.directory))
     else:
         found += _bench_problems(args)
     return [problem for problem in found if problem]
+
+
+def _output_problems(args: argparse.Namespace) -> list[str | None]:
+    """What is wrong with generate's --output (and --overwrite with it); sets args.output to the file to write and
+    args.numbered to the names it takes if its own is taken while it renders."""
+    found: list[str | None] = []
+    typed = args.output  # a trailing slash (a folder) is kept here, and gone from the Path
+    args.output = None if typed is None else Path(typed)
+    folder = None if typed is None else preflight.folder_named("--output", typed, "--overwrite")
+    args.numbered = args.output or DEFAULT_OUTPUT  # the names it takes if its own is taken while it renders
+    if args.output is None:
+        found.append("--overwrite: replaces the file named with -o/--output, and none is named (each run without "
+                     "-o writes a new video.mp4, video-2.mp4, …); name the file, or leave --overwrite out"
+                     if args.overwrite else None)
+        args.output = preflight.free_file(DEFAULT_OUTPUT)  # never an earlier run's video
+    elif not args.overwrite and folder is None:
+        found.append(preflight.not_there("--output", args.output, "--overwrite"))
+    found.append(folder or preflight.mp4_file("--output", args.output))
+    return found
 
 
 def _bench_problems(args: argparse.Namespace) -> list[str | None]:

@@ -28,22 +28,58 @@ DEFAULTS = SamplerDefaults()
 DEFAULT_OUTPUT = Path("video.mp4")
 
 
+_UNREAD = object()  # what a value argparse could not read stands for until parsing ends (then: the default)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line (no usage block), exit status 2; options are spelled out in full (an
     abbreviation of one would silently stand for it), and one that is not there is answered with the closest that
     is (`--stpes`: did you mean --steps?); a value starting with '-' that argparse took for an option is named with
-    how to write it (`--negative=-blurry`)."""
+    how to write it (`--negative=-blurry`).
+
+    A value it cannot read (`--steps abc`, `--configs huge`) does not stop the parse: each is one line in the
+    namespace's `unread` (dest, line), in the order typed, its option left at its default, so that one run names
+    every bad value (t2v.cli reports them with the checks' own lines). Only a command line argparse cannot follow
+    (an option without its value, an unknown option) stops it, after the lines of the values it could not read."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, allow_abbrev=False, **kwargs)
         self._given: list[str] = []  # the arguments this parser was handed, for error messages
+        self._unread: list[tuple[str, str]] = []  # (dest, line) of each value it could not read
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {visible(self.plain(message))}\n")
+        before = "".join(f"error: {visible(line)}\n" for _, line in self._unread)
+        self.exit(2, f"{before}error: {visible(self.plain(message))}\n")
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        if isinstance(action, argparse._SubParsersAction):  # the command's name: nothing to go on without it
+            return super()._get_value(action, arg_string)
+        try:
+            return super()._get_value(action, arg_string)
+        except argparse.ArgumentError as exc:
+            self._unread.append((action.dest, str(exc)))
+            return _UNREAD
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if value is _UNREAD:
+            return
+        if isinstance(action, argparse._SubParsersAction):
+            return super()._check_value(action, value)
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as exc:
+            self._unread.append((action.dest, str(exc)))
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
         self._given = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(args, namespace)
+        self._unread = []
+        parsed, extras = super().parse_known_args(args, namespace)
+        dests = {dest for dest, _ in self._unread}
+        for action in self._actions:  # a value it could not read stands for none: the option's default
+            if action.dest in dests:
+                setattr(parsed, action.dest, action.default)
+        self._unread = parsed.unread = [*getattr(parsed, "unread", []), *self._unread]  # the command's first
+        return parsed, extras
 
     def plain(self, message: str) -> str:
         """argparse's message, or one that names what was typed and what would be right where argparse's does not:

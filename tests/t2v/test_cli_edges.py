@@ -177,6 +177,48 @@ def test_a_number_argparse_cannot_read_is_named_with_the_range_that_is_right(cap
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("argv", "lines"), [
+    (["generate", "a cat", "--steps", "abc", "--guidance", "99"],  # was the --steps line alone
+     ["argument --steps: 'abc' is not a whole number (digits 0-9 only); write one from 1 to 150",
+      "--guidance 99 is outside the allowed range 1.0–30.0"]),
+    (["generate", " ", "--frames", "1.5", "--guidance=nan", "--width", "\u0661\u0662\u0668", "--sampler", "euler"],
+     ["argument --frames: '1.5' is not a whole number (digits 0-9 only); write one from 1 to 64",
+      "argument --width: '\u0661\u0662\u0668' is not a whole number (digits 0-9 only); write one from 64 to 1024",
+      "the prompt is empty: describe the video to generate", "--guidance nan is outside the allowed range 1.0–30.0",
+      "--sampler euler is not one of ddim, dpmpp-2m"]),
+    (["convert", "tiny-random", "", "--width", "x", "--dtype", "fp4"],  # the destination's own checks are skipped
+     ["argument destination: is empty: name a path",
+      "argument --width: 'x' is not a whole number (digits 0-9 only); write one from 64 to 1024",
+      "--dtype fp4: not a dtype t2v knows; use one of float32, fp32, float16, fp16, bfloat16, bf16"]),
+    (["bench", "--tiny", "--device", "cpu", "--configs", "huge", "standard", "--steps", "x", "--backend", "eagre"],
+     ["argument --configs: invalid choice: 'huge' (choose from 'standard', 'batch2', 'batch4', 'batch8', 'batch16', "
+      "'zeroscope')", "argument --steps: 'x' is not a whole number (digits 0-9 only); write one from 1 to 150",
+      "--backend eagre: not a torch.compile backend; use one of "]),
+])
+def test_one_run_names_every_bad_value_argparse_could_not_read_and_every_other(tmp_path, monkeypatch, capsys, no_work,
+                                                                               argv, lines):
+    """A stranger fixed one value, ran again and met the next: argparse stopped at the first it could not read."""
+    monkeypatch.chdir(tmp_path)
+    found = refused(argv, capsys)
+    assert len(found) == len(lines)
+    assert all(line.startswith(f"error: {said}") for line, said in zip(found, lines, strict=True))
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_command_line_argparse_cannot_follow_still_names_the_values_before_it(tmp_path, capsys, no_work):
+    assert refused(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--steps", "abc", "--seed", "x",
+                    "--guidance"], capsys) == [
+        "error: argument --steps: 'abc' is not a whole number (digits 0-9 only); write one from 1 to 150",
+        "error: argument --seed: 'x' is not a whole number (digits 0-9 only); write one from 0 to 9223372036854775807",
+        "error: argument --guidance: expected one argument"]
+
+
+def test_an_output_argparse_could_not_read_is_not_also_judged_with_overwrite(tmp_path, monkeypatch, capsys, no_work):
+    monkeypatch.chdir(tmp_path)  # "--overwrite: … none is named" would have been the second, wrong, line
+    assert refused(["generate", "a cat", "-o", "", "--overwrite"], capsys) == [
+        "error: argument -o/--output: is empty: name a path"]
+
+
 def ctrl_c(*args, **kwargs):
     raise KeyboardInterrupt
 
