@@ -25,12 +25,12 @@ import torch
 from tqdm import tqdm
 
 from t2v import preflight
-from t2v.cli_parser import DEFAULT_OUTPUT, as_typed, build_parser, plain
+from t2v.cli_parser import BENCH_REPEATS, DEFAULT_OUTPUT, as_typed, build_parser, plain
 from t2v.config import TINY_RANDOM
 from t2v.download import download
 from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WeightsError, WriteError, visible
 from t2v.kernels import fp8
-from t2v.loader import convert, load_pipeline
+from t2v.loader import convert, load_pipeline, missing_device
 from t2v.request import GenerationRequest, check_value, empty_prompt
 from t2v.video import encode_mp4, write_whole
 from t2v.weights import export
@@ -139,10 +139,13 @@ def _output_problems(args: argparse.Namespace) -> list[str | None]:
 def _bench_problems(args: argparse.Namespace) -> list[str | None]:
     """What is wrong with bench's options: each bad value, and options that contradict each other (one of them
     would be silently ignored)."""
-    found = [preflight.device("--device", args.device), preflight.compile_backend("--backend", args.backend),
+    found = [_bench_device(args), preflight.compile_backend("--backend", args.backend),
              *_values(args, ("steps",)), _bench_diffusers(args)]
     found.append(None if args.out is None else preflight.output_folder("--out", args.out) or _no_bench_there(args))
-    found.append(None if args.repeats >= 1 else f"--repeats {as_typed(args.repeats)}: must be at least 1")
+    low, high = BENCH_REPEATS
+    found.append(None if low <= args.repeats <= high else
+                 f"--repeats {as_typed(args.repeats)}: give {low} to {high} timed runs (each renders every work size "
+                 "and variant once more; 3 is usual)")
     found.append(None if args.deadline_s is None or args.deadline_s > 0 else
                  f"--deadline-s {as_typed(args.deadline_s)}: must be a positive number of seconds (or left out: no "
                  "limit)")
@@ -157,6 +160,19 @@ def _bench_problems(args: argparse.Namespace) -> list[str | None]:
     found.append("--diffusers-compile on and --no-diffusers: the diffusers runs to compile are left out; give one of "
                  "them" if args.diffusers_compile == "on" and args.no_diffusers else None)
     return found
+
+
+def _bench_device(args: argparse.Namespace) -> str | None:
+    """bench's device: one this machine has, and the CPU only for the tiny network (--tiny): the full-size networks'
+    runs (each work size, eager and compiled, diffusers' too) take hours there, and time nothing a user renders on."""
+    cpu = "--device cpu --tiny"  # where a machine without a GPU is sent: the tiny network, never the full size
+    problem = missing_device(args.device, cpu if not args.tiny else "--device cpu")
+    if problem is not None:
+        return f"--device {preflight.shown(args.device)}: {problem}"
+    if torch.device(args.device).type == "cpu" and not args.tiny and not args.cold_child:  # the child: as its parent
+        return (f"--device {args.device}: bench times the full-size networks, which takes hours on the CPU; add --tiny "
+                "to time the tiny random network (a smoke test), or run it on a GPU (--device cuda)")
+    return None
 
 
 def _bench_diffusers(args: argparse.Namespace) -> str | None:

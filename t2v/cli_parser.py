@@ -26,6 +26,7 @@ from t2v.weights.files import OFFICIAL_REPO, REPO_ID, REPO_RULES
 
 DEFAULTS = SamplerDefaults()
 DEFAULT_OUTPUT = Path("video.mp4")
+BENCH_REPEATS = (1, 100)  # bench --repeats: each is one more render of every work size and variant (3 is usual)
 
 
 _UNREAD = object()  # what a value argparse could not read stands for until parsing ends (then: the default)
@@ -303,10 +304,12 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"work sizes, the first also profiled (default {' '.join(DEFAULT_CONFIGS)})")
     b.add_argument("--steps", type=_number("steps"), default=DEFAULTS.steps,
                    help=f"DDIM steps (default {DEFAULTS.steps})")
-    b.add_argument("--device", type=_name, default="cuda", help="cuda (default) or cpu")
-    b.add_argument("--tiny", action="store_true", help="a tiny random network (smoke test on the CPU)")
-    b.add_argument("--repeats", type=_number("repeats", limits=(1, None)), default=1,
-                   help="timed runs of the fast path after its warm-up")
+    b.add_argument("--device", type=_name, default="cuda",
+                   help="cuda (default), cuda:N, or cpu with --tiny (the full-size networks take hours on the CPU)")
+    b.add_argument("--tiny", action="store_true", help="a tiny random network (a smoke test, on the CPU too)")
+    b.add_argument("--repeats", type=_number("repeats", limits=BENCH_REPEATS), default=1,
+                   help="timed runs of the fast path after its warm-up, {}–{} (default 1; the median is kept)"
+                   .format(*BENCH_REPEATS))
     b.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager for CPU smoke tests)")
     b.add_argument("--no-diffusers", action="store_true", help="skip the diffusers runs")
     b.add_argument("--diffusers-compile", choices=["auto", "on", "off"], default="auto",

@@ -86,7 +86,7 @@ def test_the_kernel_checks_and_variants_run_only_when_asked_for():
 
 
 def test_an_unknown_variant_and_fp8_on_the_cpu_are_refused_in_one_line_each(capsys):
-    assert main(["bench", "--device", "cpu", "--variants", "fp8-row", "fp4"]) == 2
+    assert main(["bench", "--tiny", "--device", "cpu", "--variants", "fp8-row", "fp4"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: --variants fp8-row: fp8 needs a CUDA GPU with fp8 tensor cores (compute capability 8.9 or later: "
         "Ada, Hopper, Blackwell); cpu is not one",
@@ -95,14 +95,14 @@ def test_an_unknown_variant_and_fp8_on_the_cpu_are_refused_in_one_line_each(caps
 
 
 def test_asking_for_only_the_cold_start_and_for_none_of_it_is_refused(capsys):
-    assert main(["bench", "--device", "cpu", "--cold-start-only", "--no-cold-start"]) == 2
+    assert main(["bench", "--tiny", "--device", "cpu", "--cold-start-only", "--no-cold-start"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: --cold-start-only and --no-cold-start: the one measurement asked for is the one left out; give one "
         "of them"]
 
 
 def test_an_autotuning_variant_is_refused_in_one_line_without_inductor(capsys):
-    assert main(["bench", "--device", "cpu", "--backend", "aot_eager", "--variants", "autotune"]) == 2
+    assert main(["bench", "--tiny", "--device", "cpu", "--backend", "aot_eager", "--variants", "autotune"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: --variants autotune: sets inductor's autotuning, so it needs --backend inductor (got aot_eager)"]
 

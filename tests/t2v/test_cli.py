@@ -142,17 +142,18 @@ def test_bench_refuses_a_gpu_device_without_a_gpu_and_every_other_bad_value(tmp_
     assert main(["bench", "--steps", "0", "--repeats", "0", "--out", str(tmp_path / "f" / "g"), "--backend",
                  "inducter"]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == "error: --device cuda: no CUDA GPU is available on this machine; use --device cpu"
+    assert lines[0] == "error: --device cuda: no CUDA GPU is available on this machine; use --device cpu --tiny"
     # a misspelt backend failed every compile and the run reported its eager times as compiled
     assert lines[1].startswith("error: --backend inducter: not a torch.compile backend; use one of ")
     assert {"inductor", "aot_eager", "eager"} <= set(lines[1].split("use one of ")[1].split(", "))
     assert lines[2:] == ["error: --steps 0 is outside the allowed range 1–150",
-                         "error: --repeats 0: must be at least 1"]
+                         "error: --repeats 0: give 1 to 100 timed runs (each renders every work size and variant "
+                         "once more; 3 is usual)"]
 
 
 @pytest.mark.parametrize("deadline", ["0", "-5", "nan"])
 def test_bench_refuses_a_deadline_that_is_not_a_positive_number_of_seconds(capsys, no_work, deadline):
-    assert main(["bench", "--device", "cpu", "--deadline-s", deadline]) == 2
+    assert main(["bench", "--tiny", "--device", "cpu", "--deadline-s", deadline]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"error: --deadline-s {float(deadline):g}: must be a positive number of seconds (or left out: no limit)"]
 

@@ -237,7 +237,7 @@ def interrupted(run, *args):
     (t2v.preflight, "model_source", ["generate", "a cat"]),  # the checks that read a model's weight files
     (t2v.cli, "load_pipeline", ["generate", "a cat", "-o", "x.mp4"]),  # loading the model
     (t2v.preflight, "output_folder", ["download", "weights"]),  # another command's checks
-    (t2v.preflight, "compile_backend", ["bench", "--device", "cpu", "--no-diffusers"]),  # bench's: torch._dynamo
+    (t2v.preflight, "compile_backend", ["bench", "--tiny", "--device", "cpu", "--no-diffusers"]),  # torch._dynamo
 ])
 def test_ctrl_c_before_any_work_is_the_one_line_and_exit_130(tmp_path, monkeypatch, capsys, module, name, argv):
     monkeypatch.chdir(tmp_path)  # was a traceback ending in KeyboardInterrupt, for all but the load

@@ -14,6 +14,7 @@ import pytest
 
 import t2v.cli
 from t2v.cli import main
+from tests.t2v.helpers import refused
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -239,3 +240,47 @@ def test_named_choices_are_read_in_any_case_as_the_bots_settings_are(argv: list[
 
     parsed = vars(build_parser().parse_args(argv))
     assert {name: parsed[name] for name in read} == read
+
+
+@pytest.fixture
+def no_bench(monkeypatch):
+    """Fails the test if bench starts its runs."""
+    from t2v.bench import main as bench
+
+    monkeypatch.setattr(bench, "run", lambda args: pytest.fail("the benchmark started"))
+
+
+@pytest.mark.parametrize("device", ["cpu", "CPU", "cpu:0"])
+def test_bench_on_the_cpu_at_full_size_is_refused_naming_tiny(capsys, no_bench, device):
+    # was hours of timing the full-size networks on the CPU, the first line a minute in
+    assert refused(["bench", "--device", device, "--no-diffusers"], capsys) == [
+        f"error: --device {device.lower()}: bench times the full-size networks, which takes hours on the CPU; add "
+        "--tiny to time the tiny random network (a smoke test), or run it on a GPU (--device cuda)"]
+
+
+def test_bench_without_a_gpu_sends_the_user_to_the_tiny_network_on_the_cpu(monkeypatch, capsys, no_bench):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # "use --device cpu": refused in turn, unless tiny
+    assert refused(["bench", "--no-diffusers"], capsys) == [
+        "error: --device cuda: no CUDA GPU is available on this machine; use --device cpu --tiny"]
+    assert refused(["bench", "--tiny", "--no-diffusers"], capsys) == [
+        "error: --device cuda: no CUDA GPU is available on this machine; use --device cpu"]
+
+
+@pytest.mark.parametrize("repeats", ["0", "-1", "101", "1000000000000000000000"])
+def test_bench_repeats_beyond_its_range_are_refused_naming_it(capsys, no_bench, repeats):
+    # 10**21 was taken, and the run would never end
+    assert refused(["bench", "--tiny", "--device", "cpu", "--no-diffusers", f"--repeats={repeats}"], capsys) == [
+        f"error: --repeats {repeats}: give 1 to 100 timed runs (each renders every work size and variant once more; "
+        "3 is usual)"]
+
+
+def test_bench_repeats_at_the_ends_of_its_range_are_taken(monkeypatch):
+    from t2v.bench import main as bench
+
+    taken = []
+    monkeypatch.setattr(bench, "run", lambda args: taken.append(args.repeats) or 0)
+    for repeats in ("1", "100"):
+        assert main(["bench", "--tiny", "--device", "cpu", "--no-diffusers", "--repeats", repeats]) == 0
+    assert taken == [1, 100]
