@@ -291,8 +291,9 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
                         "the UNet transformers' Linear layers in e4m3, their input scales calibrated by a short "
                         "render at load; GPUs of compute capability 8.9+; never tried on real weights)")
     p.add_argument("--lora", default=None, metavar="PATH[:SCALE]",
-                   help="a LoRA style: a .safetensors file, or a folder with diffusers' "
-                        "pytorch_lora_weights.safetensors, fused at SCALE: above {:g}, at most {:g} (default 1)"
+                   help="a LoRA style: a .safetensors file, a PyTorch file of plain tensors (.bin, .pt; read with "
+                        "torch.load(weights_only=True)), or a folder with diffusers' pytorch_lora_weights.safetensors "
+                        "(else its pytorch_lora_weights.bin), fused at SCALE: above {:g}, at most {:g} (default 1)"
                         .format(*LORA_SCALE_RANGE))
 
 

@@ -284,3 +284,24 @@ def test_bench_repeats_at_the_ends_of_its_range_are_taken(monkeypatch):
     for repeats in ("1", "100"):
         assert main(["bench", "--tiny", "--device", "cpu", "--no-diffusers", "--repeats", repeats]) == 0
     assert taken == [1, 100]
+
+
+def test_generate_help_names_every_kind_of_lora_file_it_takes(tmp_path, capsys):
+    # the help named .safetensors files and folders only, while diffusers' .bin (and a folder holding one) were taken
+    import torch
+
+    from t2v.cli_parser import build_parser
+    from t2v.config import tiny_config
+    from tests.t2v.lora_files import random_lora
+
+    said = " ".join(build_parser()._commands()["generate"].format_help().split())
+    assert ("a LoRA style: a .safetensors file, a PyTorch file of plain tensors (.bin, .pt; read with "
+            "torch.load(weights_only=True)), or a folder with diffusers' pytorch_lora_weights.safetensors (else its "
+            "pytorch_lora_weights.bin), fused at SCALE") in said
+    (tmp_path / "folder").mkdir()
+    for path in (tmp_path / "style.bin", tmp_path / "style.pt", tmp_path / "folder" / "pytorch_lora_weights.bin"):
+        torch.save(random_lora(tiny_config(), scale=0.3), path)
+    for value in ("style.bin:0.5", "style.pt", "folder"):
+        out = tmp_path / f"{value.partition(':')[0]}.mp4"
+        assert main(["generate", "a cat", "-o", str(out), "--steps", "1", "--lora", str(tmp_path / value)]) == 0
+        assert is_mp4(out)
