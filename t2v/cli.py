@@ -61,7 +61,7 @@ def _bench_variants(names: list[str], backend: str, device: str) -> list[str]:
     problems = []
     for name in names:
         if name not in VARIANTS:
-            problems.append(f"--variants {name}: not a variant; use any of {', '.join(VARIANTS)}")
+            problems.append(f"--variants {preflight.shown(name)}: not a variant; use any of {', '.join(VARIANTS)}")
         elif name.startswith("fp8") and preflight.device("--device", device) is None and (
                 reason := fp8.unavailable(device)):
             problems.append(f"--variants {name}: {reason}")

@@ -146,13 +146,13 @@ _DIGITS = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() takes 1_0 and A
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 
 
-def _number(name: str, kind: type[int] | type[float] = int,
-            limits: tuple[float, float | None] | None = None) -> Callable[[str], int | float]:
+def _number(name: str, kind: type[int] | type[float] = int, limits: tuple[float, float | None] | None = None,
+            above: bool = False) -> Callable[[str], int | float]:
     """The type of every numeric option: its value (remembering how it was typed), or one line naming what was typed
     and what range is right (`--steps 1e3`: argparse alone says "invalid int value"). `limits` (low, high or None
-    for none) default to the request field `name`'s."""
+    for none) default to the request field `name`'s; `above`: low itself is not taken (t2v.cli's check says so)."""
     low, high = value_range(name) if limits is None else limits
-    span = f"from {low} to {high}" if high is not None else f"of {low} or more"
+    span = f"from {low} to {high}" if high is not None else f"above {low}" if above else f"of {low} or more"
 
     def read(value: str) -> int | float:
         integer = kind is int
@@ -333,7 +333,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                         "fp8-all (attention output projections in fp8 too), fp8-conv (3×3 convolutions in fp8 too); "
                         "or bf16 (the plain pipeline, for the "
                         "precision comparison)")
-    b.add_argument("--deadline-s", type=_number("deadline-s", float, (0, None)), default=None,
+    b.add_argument("--deadline-s", type=_number("deadline-s", float, (0, None), above=True), default=None,
                    help="start no further compiled work size after this many seconds (fits a time-limited lease)")
     b.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)
 

@@ -200,6 +200,9 @@ def mp4_file(option: str, path: Path) -> Problem:
     standard output."""
     if str(path) == "-":
         return f"{option} -: t2v writes the video to a file, not to standard output; name a .mp4 file, e.g. video.mp4"
+    if path.name.lower() == ".mp4":  # `-o "$name.mp4"` with $name empty or unset: no name before the extension
+        return (f"{option} {shown(path)}: names no file before .mp4 (an empty shell variable?); name one, e.g. "
+                f"{path.with_name('video.mp4')}")
     if path.suffix.lower() != ".mp4" and not path.is_dir():
         trimmed = path.with_name(path.name.rstrip(". ")) if path.name.rstrip(". ") else path  # x.mp4. and "x.mp4 "
         if trimmed.suffix.lower() == ".mp4":
@@ -225,7 +228,7 @@ def compile_backend(option: str, name: str) -> Problem:
     backends = torch._dynamo.list_backends(exclude_tags=())  # eager and aot_eager too (tagged "debug")
     if name in backends:
         return None
-    return f"{option} {name}: not a torch.compile backend; use one of {', '.join(backends)}"
+    return f"{option} {shown(name)}: not a torch.compile backend; use one of {', '.join(backends)}"
 
 
 def device(option: str, name: str) -> Problem:

@@ -305,3 +305,32 @@ def test_generate_help_names_every_kind_of_lora_file_it_takes(tmp_path, capsys):
         out = tmp_path / f"{value.partition(':')[0]}.mp4"
         assert main(["generate", "a cat", "-o", str(out), "--steps", "1", "--lora", str(tmp_path / value)]) == 0
         assert is_mp4(out)
+
+
+@pytest.mark.parametrize(("value", "line"), [
+    # `-o "$name.mp4"` with $name unset: "name a .mp4 file, e.g. .mp4.mp4 (or .mp4/video.mp4 in a folder)"
+    (".mp4", "--output .mp4: names no file before .mp4 (an empty shell variable?); name one, e.g. video.mp4"),
+    ("out/.MP4", "--output out/.MP4: names no file before .mp4 (an empty shell variable?); name one, e.g. "
+                 "out/video.mp4"),
+])
+def test_an_output_that_is_only_the_extension_asks_for_a_name(tmp_path, monkeypatch, capsys, no_work, value, line):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    assert refused(["generate", "a cat", "-o", value], capsys) == [f"error: {line}"]
+    assert list(tmp_path.iterdir()) == [tmp_path / "out"]
+
+
+def test_bench_names_empty_and_padded_values_quoted(capsys, no_bench):
+    # "--backend : not a torch.compile backend" and "--variants : not a variant": the value did not show
+    lines = refused(["bench", "--tiny", "--device", "cpu", "--no-diffusers", "--backend", "", "--variants", "",
+                     " bf16"], capsys)
+    assert lines[0].startswith("error: --backend '': not a torch.compile backend; use one of ")
+    assert lines[1:] == [f"error: --variants {shown}: not a variant; use any of triton-attention, sdpa-attention, "
+                         "autotune, fp8, fp8-row, fp8-tensor, fp8-all, fp8-conv, bf16" for shown in ("''", "' bf16'")]
+
+
+@pytest.mark.parametrize("deadline", ["", "soon"])
+def test_bench_deadline_that_is_no_number_says_the_range_it_takes(capsys, no_bench, deadline):
+    # "write one of 0 or more", and 0 was then refused: "must be a positive number of seconds"
+    assert refused(["bench", "--tiny", "--device", "cpu", "--no-diffusers", "--deadline-s", deadline], capsys) == [
+        f"error: argument --deadline-s: {deadline!r} is not a number; write one above 0"]
