@@ -304,7 +304,7 @@ def _near_tiny_random(source: str) -> Problem:
                 f"that user in (chown, or chmod o+x {closed}) or move the model to a folder it may read")
     if difflib.SequenceMatcher(None, source.lower().replace("_", "-"), TINY_RANDOM).ratio() < 0.85:
         return None
-    return f"there is no folder {source} here; did you mean {TINY_RANDOM} (the random-weight preset)?"
+    return f"there is no folder {shown(source)} here; did you mean {TINY_RANDOM} (the random-weight preset)?"
 
 
 def _fetch_again(source: str, count: int) -> str:

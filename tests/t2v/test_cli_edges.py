@@ -99,11 +99,13 @@ def test_a_value_whose_spaces_would_not_show_is_quoted(tmp_path, capsys, no_work
     assert refused(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), *argv], capsys) == [line]
 
 
-@pytest.mark.parametrize("model", ["TINY-RANDOM", "tiny_random", "tiny-randon"])
-def test_a_misspelt_tiny_random_is_answered_with_its_name(tmp_path, monkeypatch, capsys, no_work, model):
+@pytest.mark.parametrize(("model", "shown"), [("TINY-RANDOM", "TINY-RANDOM"), ("tiny_random", "tiny_random"),
+                                              ("tiny-randon", "tiny-randon"), (" tiny-random", "' tiny-random'")])
+def test_a_misspelt_tiny_random_is_answered_with_its_name(tmp_path, monkeypatch, capsys, no_work, model, shown):
     monkeypatch.chdir(tmp_path)  # was: "download the official model into it first with `python -m t2v download …`"
+    # and " tiny-random" was "there is no folder  tiny-random here": its space did not show
     assert refused(["generate", "a cat", "--model", model], capsys) == [
-        f"error: --model {model}: there is no folder {model} here; did you mean tiny-random (the random-weight "
+        f"error: --model {shown}: there is no folder {shown} here; did you mean tiny-random (the random-weight "
         "preset)?"]
 
 
