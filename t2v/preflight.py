@@ -76,11 +76,31 @@ def _writable(option: str, value: Path, folder: Path) -> Problem:
     return None
 
 
+def _dangling_link(path: Path) -> Path | None:
+    """The symbolic link at or above `path` that points nowhere: a folder made there fails ('File exists': the
+    link's name is taken), and 'create it first' cannot be followed."""
+    for part in (path, *path.parents):
+        try:
+            if part.is_symlink() and not part.exists():
+                return part
+        except OSError:  # a folder this process may not enter: the writability check says so
+            return None
+    return None
+
+
+def _dangling(option: str, value: Path, link: Path) -> str:
+    """The line for a path through a link that points nowhere."""
+    return (f"{option} {shown(value)}: {link} is a link to {os.readlink(link)}, which does not exist; create that "
+            "folder, or name another place")
+
+
 def output_file(option: str, path: Path) -> Problem:
     """A file to write: not a folder, in a folder that exists and that this process may write into."""
     if path.is_dir():
         return f"{option} {path}: is a folder; name the file to write in it, e.g. {free_file(path / 'video.mp4')}"
     folder = path.parent
+    if (link := _dangling_link(folder)) is not None:
+        return _dangling(option, path, link)
     if not folder.is_dir():
         above = folder
         while not above.exists() and above != above.parent:
@@ -216,8 +236,10 @@ def mp4_file(option: str, path: Path) -> Problem:
 
 
 def output_folder(option: str, path: Path) -> Problem:
-    """A folder to write into, created with its parents if missing: not a file, under a writable folder."""
-    return _writable(option, path, path)
+    """A folder to write into, created with its parents if missing: not a file, nor a link that points nowhere,
+    under a writable folder."""
+    link = _dangling_link(path)
+    return _writable(option, path, path) if link is None else _dangling(option, path, link)
 
 
 def compile_backend(option: str, name: str) -> Problem:

@@ -334,3 +334,21 @@ def test_bench_deadline_that_is_no_number_says_the_range_it_takes(capsys, no_ben
     # "write one of 0 or more", and 0 was then refused: "must be a positive number of seconds"
     assert refused(["bench", "--tiny", "--device", "cpu", "--no-diffusers", "--deadline-s", deadline], capsys) == [
         f"error: argument --deadline-s: {deadline!r} is not a number; write one above 0"]
+
+
+@pytest.mark.parametrize(("argv", "option", "value"), [
+    (["convert", "tiny-random", "gone"], "destination", "gone"),
+    (["convert", "tiny-random", "gone/export"], "destination", "gone/export"),
+    (["download", "gone"], "directory", "gone"),
+    (["bench", "--tiny", "--device", "cpu", "--no-diffusers", "--out", "gone"], "--out", "gone"),
+    (["generate", "a cat", "-o", "gone/x.mp4"], "--output", "gone/x.mp4"),
+])
+def test_a_folder_named_through_a_link_that_points_nowhere_is_one_line_before_any_work(
+        tmp_path, monkeypatch, capsys, no_work, no_bench, argv, option, value):
+    # convert: "could not write the export to gone (NotADirectoryError)" after the work; bench: "[Errno 17] File
+    # exists: 'gone'"; generate: "the folder gone does not exist; create it first", which mkdir then refused
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gone").symlink_to(tmp_path / "removed")
+    assert refused(argv, capsys) == [f"error: {option} {value}: gone is a link to {tmp_path / 'removed'}, which does "
+                                     "not exist; create that folder, or name another place"]
+    assert [path.name for path in tmp_path.iterdir()] == ["gone"]
