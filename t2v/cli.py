@@ -372,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
         from t2v.bench import main, measure
 
         if args.cold_child:
-            measure.cold_child(args.cold_child, args.device)
+            measure.cold_child(args.cold_child, args.device, args.backend)
             return 0
         return main.run(args)
     if args.command == "convert":

@@ -183,11 +183,11 @@ def matmul_ceiling(device: torch.device, dtype: torch.dtype) -> float:
     return 20 * 2 * 8192**3 / (time.perf_counter() - start) / 1e12
 
 
-def cold_start(folder: Path, device: str) -> dict:
+def cold_start(folder: Path, device: str, backend: str = "inductor") -> dict:
     """Start a fresh process: import, load the export, one denoising step; then the compile warm-up there."""
     started = time.time()
-    proc = subprocess.run([sys.executable, "-m", "t2v", "bench", "--cold-child", str(folder), "--device", device],
-                          capture_output=True, text=True, timeout=400)
+    proc = subprocess.run([sys.executable, "-m", "t2v", "bench", "--cold-child", str(folder), "--device", device,
+                           "--backend", backend], capture_output=True, text=True, timeout=400)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
         return {"error": proc.stderr[-1500:]}
@@ -196,8 +196,10 @@ def cold_start(folder: Path, device: str) -> dict:
     return child
 
 
-def cold_child(folder: str, device: str) -> None:
-    """The child of `cold_start`: prints its own timings as one JSON line."""
+def cold_child(folder: str, device: str, backend: str = "inductor") -> None:
+    """The child of `cold_start`: prints its own timings as one JSON line. The warm-up compiles the export's own
+    default shape with the parent's backend (a tiny export on the CPU: seconds, where the full size's shape and
+    inductor took longer than `cold_start` waits)."""
     t0 = time.perf_counter()
     pipe = load_pipeline(folder, device=device)
     sync(pipe.device)
@@ -205,8 +207,9 @@ def cold_child(folder: str, device: str) -> None:
     pipe.generate(GenerationRequest(PROMPT, seed=0, steps=1))
     first = time.time()
     stepped = time.perf_counter()
-    pipe.optimize()
-    warm = pipe.unet.warmup(1, 16, 256, 256) if hasattr(pipe.unet, "warmup") else 0.0
+    pipe.optimize(backend=backend)
+    size = pipe.config
+    warm = pipe.unet.warmup(1, size.frames, size.height, size.width) if hasattr(pipe.unet, "warmup") else 0.0
     print(json.dumps({"load_s": loaded - t0, "first_step_s": stepped - loaded, "first_step_at": first,
                       "compile_warmup_cached_s": warm}), flush=True)
 

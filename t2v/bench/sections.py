@@ -288,7 +288,8 @@ def cold_section(config, states, args, rec) -> None:
         write_export(config, states, folder, torch.float16, "random")
         written = time.perf_counter() - started
         try:
-            rec.extra("cold_start", {"export_write_s": written, **measure.cold_start(folder, args.device)})
+            timed = measure.cold_start(folder, args.device, args.backend)
+            rec.extra("cold_start", {"export_write_s": written, **timed})
         except subprocess.TimeoutExpired as exc:
             rec.extra("cold_start", {"export_write_s": written, "error": f"timed out: {exc}"})
 

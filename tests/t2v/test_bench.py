@@ -223,3 +223,32 @@ def test_every_work_size_the_cli_offers_exists_at_both_sizes():
 
     assert list(WORK) == list(TINY_WORK)
     assert [WORK[name].batch for name in ("batch2", "batch4", "batch8", "batch16")] == [2, 4, 8, 16]
+
+
+def test_the_cold_start_child_warms_up_the_exports_own_shape_with_the_parents_backend(tmp_path, monkeypatch, capsys):
+    """The child compiled 16×256² with inductor whatever it had loaded: a tiny export on the CPU took 415 s, past the
+    400 s its parent waits, so `bench --tiny --device cpu` reported its cold start as timed out."""
+    from t2v.bench import measure, twin
+    from t2v.compiled import FastUNet
+    from t2v.networks import random_state_dicts
+    from t2v.pipeline import VideoPipeline
+    from t2v.weights.export import write_export
+
+    write_export(twin.TINY, random_state_dicts(twin.TINY, seed=0, device="cpu"), tmp_path, torch.float32, "random")
+    warmed, built = [], []
+    real_warmup, real_optimize = FastUNet.warmup, VideoPipeline.optimize
+
+    def warmup(self, batch, frames, height, width):
+        warmed.append((batch, frames, height, width))
+        return real_warmup(self, batch, frames, height, width)
+
+    def optimize(self, **options):
+        built.append(options.get("backend"))
+        return real_optimize(self, **options)
+
+    monkeypatch.setattr(FastUNet, "warmup", warmup)
+    monkeypatch.setattr(VideoPipeline, "optimize", optimize)
+    measure.cold_child(str(tmp_path), "cpu", "eager")
+    timings = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert warmed == [(1, twin.TINY.frames, twin.TINY.height, twin.TINY.width)] and built == ["eager"]
+    assert timings["compile_warmup_cached_s"] >= 0 and timings["first_step_at"] > 0
