@@ -15,7 +15,8 @@ from pathlib import Path
 from dotenv.parser import Binding, Original, parse_stream
 from dotenv.variables import Variable, parse_variables
 
-from bot.settings import Settings, read_env_file, taken_as_written
+from bot.settings import Settings
+from storage.dotenv_file import read_env_file, taken_as_written
 from t2v.errors import current_user
 
 ALIASES = {  # names other bots and guides use that difflib does not find, and the setting each stands for here
@@ -106,7 +107,7 @@ def _overridden(env_file: str, bindings: list[Binding]) -> list[str]:
 def _unset_variables(env_file: str, bindings: list[Binding]) -> list[str]:
     """One line per ${NAME} in a setting's value that neither an earlier line nor the environment sets (and that gives
     no default, ${NAME:-default}): python-dotenv reads it as empty without a word, so MEDIA_DIR=${DATA}/media became
-    /media. A value in single quotes is taken as written (bot.settings.read_env_file)."""
+    /media. A value in single quotes is taken as written (storage.dotenv_file)."""
     found, known = [], set(os.environ)
     for binding in bindings:
         if binding.key is None:

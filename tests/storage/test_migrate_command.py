@@ -208,6 +208,22 @@ def test_database_url_and_the_server_id_are_read_in_any_case_and_an_empty_variab
     assert capsys.readouterr().out == f"sqlite+aiosqlite:///real.db: upgraded from revision base to {HEAD}\n"
 
 
+def test_a_single_quoted_database_url_is_taken_as_written_as_the_bot_takes_it(
+        bot_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """A `${…}` in a single-quoted value is the file's name, not a variable: python-dotenv expanded it, so `python -m
+    storage` migrated real.db (or whatever the variable held) while the bot opened real${x}.db."""
+    from bot.settings import Settings
+
+    sqlite3.connect(bot_folder / "real${x}.db").close()
+    (bot_folder / ".env").write_text("DISCORD_TOKEN=x\nT2V_MODEL=tiny-random\nT2V_ALLOW_TINY=1\n"
+                                     "DATABASE_URL='sqlite+aiosqlite:///real${x}.db'\n")
+    monkeypatch.setenv("x", "")
+    capsys.readouterr()
+    assert main(["current"]) == 0
+    assert capsys.readouterr().out.startswith("sqlite+aiosqlite:///real${x}.db: ")
+    assert Settings().database_url == "sqlite+aiosqlite:///real${x}.db"  # one reader: the bot finds the same file
+
+
 def test_an_env_that_is_a_folder_is_one_line_naming_it(bot_folder: Path, capsys: pytest.CaptureFixture) -> None:
     (bot_folder / ".env").mkdir()
     capsys.readouterr()
