@@ -236,11 +236,11 @@ def test_the_cold_start_child_warms_up_the_exports_own_shape_with_the_parents_ba
 
     write_export(twin.TINY, random_state_dicts(twin.TINY, seed=0, device="cpu"), tmp_path, torch.float32, "random")
     warmed, built = [], []
-    real_warmup, real_optimize = FastUNet.warmup, VideoPipeline.optimize
+    real_optimize = VideoPipeline.optimize
 
-    def warmup(self, batch, frames, height, width):
+    def warmup(self, batch, frames, height, width):  # the compile itself is the fast path's tests' (test_compiled)
         warmed.append((batch, frames, height, width))
-        return real_warmup(self, batch, frames, height, width)
+        return 0.5
 
     def optimize(self, **options):
         built.append(options.get("backend"))
@@ -251,4 +251,4 @@ def test_the_cold_start_child_warms_up_the_exports_own_shape_with_the_parents_ba
     measure.cold_child(str(tmp_path), "cpu", "eager")
     timings = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert warmed == [(1, twin.TINY.frames, twin.TINY.height, twin.TINY.width)] and built == ["eager"]
-    assert timings["compile_warmup_cached_s"] >= 0 and timings["first_step_at"] > 0
+    assert timings["compile_warmup_cached_s"] == 0.5 and timings["first_step_at"] > 0
