@@ -97,7 +97,7 @@ async def test_someone_elses_edit_form_cannot_be_submitted_and_stays_usable_for_
         edited = await own.wait_followup(has_video)
         jobs = await stack.jobs()
 
-    assert refusal.ephemeral and refusal.content == NOT_YOURS
+    assert refusal.ephemeral and refusal.content == NOT_YOURS + "\nYour prompt, to try again:\n> a balloon on fire"
     assert "> a balloon over a lake" in edited.content
     assert [(job.user_id, job.prompt) for job in jobs] == [(bob.id, "a hot air balloon over hills"),
                                                            (bob.id, "a balloon over a lake")]
