@@ -58,9 +58,8 @@ def label(size: tuple[int, int, int, int]) -> str:
 
 
 def rule_uses_kernel(shape: tuple[int, int, int, int]) -> bool:
-    """What the fast path's "auto" choice does with this shape on a GPU."""
-    problems, heads, frames, head_dim = shape
-    return frames <= ta.MAX_FRAMES and head_dim in ta.HEAD_DIMS and problems * heads >= ta.MIN_PAIRS
+    """What the fast path's "auto" choice does with this shape on a GPU (where the tensors' own checks pass)."""
+    return ta.shape_problem(shape) is None and ta.enough_pairs(shape, ta.MIN_PAIRS)
 
 
 def measure(size: tuple[int, int, int, int], device: torch.device) -> dict:

@@ -121,6 +121,23 @@ def unavailable(device: torch.device | str) -> str | None:
     return None
 
 
+def shape_problem(shape: tuple[int, int, int, int]) -> str | None:
+    """Why the kernel cannot take a [problems, heads, frames, head_dim] shape, or None when it can."""
+    problems, heads, frames, dim = shape
+    if not 1 <= frames <= MAX_FRAMES:
+        return f"{frames} frames: the kernel takes 1 to {MAX_FRAMES}"
+    if dim not in HEAD_DIMS:
+        return f"head size {dim}: the kernel takes {', '.join(map(str, HEAD_DIMS))}"
+    if problems * heads == 0:
+        return "no problems to attend over"
+    return None
+
+
+def enough_pairs(shape: tuple[int, ...], min_pairs: int | None) -> bool:
+    """Whether a shape has the (problem, head) pairs `min_pairs` asks of the kernel's shapes (None: any count)."""
+    return min_pairs is None or shape[0] * shape[1] >= min_pairs
+
+
 def why_not(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
     """Why the kernel cannot compute SDPA(q, k, v) for these tensors, or None when it can (checked per call)."""
     if triton is None:
@@ -129,13 +146,9 @@ def why_not(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
         return f"q, k, v must share one [problems, heads, frames, head_dim] shape: {q.shape}, {k.shape}, {v.shape}"
     if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
         return f"dtypes {q.dtype}, {k.dtype}, {v.dtype}: the kernel takes float16 or bfloat16, all three alike"
-    problems, heads, frames, dim = q.shape
-    if not 1 <= frames <= MAX_FRAMES:
-        return f"{frames} frames: the kernel takes 1 to {MAX_FRAMES}"
-    if dim not in HEAD_DIMS:
-        return f"head size {dim}: the kernel takes {', '.join(map(str, HEAD_DIMS))}"
-    if problems * heads == 0:
-        return "no problems to attend over"
+    problem = shape_problem(tuple(q.shape))
+    if problem is not None:
+        return problem
     if k.device != q.device or v.device != q.device:
         return f"tensors on {q.device}, {k.device}, {v.device}"
     if q.device.type != "cuda" and not (INTERPRETED and q.device.type == "cpu"):
@@ -152,7 +165,7 @@ def temporal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, row
     `rows` and `packing` default to the module's ROWS and PACKING as they are at the call (the benchmark sets them).
     With `min_pairs`, shapes of fewer (problem, head) pairs go to SDPA too (the fast path passes MIN_PAIRS: below it
     too few pairs to fill the GPU). Shapes are fixed per compiled graph, so the choice is made once per shape."""
-    if why_not(q, k, v) is None and (min_pairs is None or q.shape[0] * q.shape[1] >= min_pairs):
+    if why_not(q, k, v) is None and enough_pairs(tuple(q.shape), min_pairs):
         return torch.ops.t2v.temporal_attention(q, k, v, ROWS if rows is None else rows,
                                                 PACKING if packing is None else packing)
     return F.scaled_dot_product_attention(q, k, v)
