@@ -126,6 +126,10 @@ def options():
         yield None if low <= args.steps <= high else f"--steps {args.steps} is outside {low}–{high}"
         yield None if args.deadline_s is None or args.deadline_s > 0 else (
             f"--deadline-s {args.deadline_s:g} must be above 0")
+        labels = [label(shape) for shape in shapes(ModelConfig())]
+        for text in args.only or ():  # one that matches no shape would leave its renders out without a word
+            yield None if any(text in name for name in labels) else (
+                f"--only {text!r} is in no shape's label; they are: {', '.join(labels)}")
         yield fp8.unavailable("cuda") if torch.cuda.is_available() else (
             "it renders in fp8 on a CUDA GPU, and torch sees none here")
     return probes.parse(made, problems)

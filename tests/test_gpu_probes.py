@@ -147,9 +147,11 @@ def test_the_capture_cost_probe_refuses_a_switch_interval_under_a_microsecond(mo
     ((), "it renders in fp8 on a CUDA GPU, and torch sees none here"),
     (("--steps", "0"), "--steps 0 is outside 1–150"),
     (("--deadline-s", "nan"), "--deadline-s nan must be above 0"),
+    (("--only", " g30", "g 30"), "--only 'g 30' is in no shape's label; they are: 1:1 256×256×16 g9, "),
 ])
 def test_the_fp8_shapes_probe_refuses_bad_values_and_no_gpu_in_one_line(monkeypatch, capsys, argv, line):
-    assert _refusal(monkeypatch, capsys, "fp8_shapes.py", *argv).endswith(line)
+    refusal = _refusal(monkeypatch, capsys, "fp8_shapes.py", *argv)
+    assert refusal.endswith(line) if "--only" not in argv else line in refusal
 
 
 def test_the_fp8_shapes_probe_renders_the_calibrated_shape_first_and_every_aspect_at_each_length():
