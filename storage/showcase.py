@@ -175,10 +175,13 @@ class ShowcaseRepository(Transactional):
 
     # --- votes and the gallery --------------------------------------------------------------------------------
 
-    async def toggle_vote(self, entry_id: int, user_id: int, *, now: datetime | None = None) -> tuple[bool, int]:
+    async def toggle_vote(self, entry_id: int, user_id: int, *, may_add: bool = True,
+                          now: datetime | None = None) -> tuple[bool, int]:
         """Add the member's ⭐, or take it back if they had voted; returns (voted now, the entry's count). Only an entry
         the gallery shows now takes votes (`_shown`): one hidden while its author is blocked keeps the votes it has,
-        and takes none until it shows again."""
+        and takes none until it shows again. Without `may_add` (a blocked member) an earlier vote is still taken
+        back, but a press that would add one changes nothing and raises ShowcaseError ("may_not_add"): the same
+        DELETE that takes a vote back decides, so a double press cannot slip a vote in."""
         now = now or self._clock()
 
         async def work(session: AsyncSession) -> tuple[bool, int]:
@@ -189,6 +192,8 @@ class ShowcaseRepository(Transactional):
                 raise ShowcaseError("hidden", "This video is hidden from the showcase for now, so it takes no votes.")
             mine = (ShowcaseVote.entry_id == entry_id, ShowcaseVote.user_id == user_id)
             removed = (await session.execute(delete(ShowcaseVote).where(*mine))).rowcount  # type: ignore[attr-defined]
+            if not removed and not may_add:
+                raise ShowcaseError("may_not_add", "You may not vote on the showcase right now.")
             if not removed:
                 try:
                     async with session.begin_nested():

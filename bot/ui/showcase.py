@@ -31,7 +31,7 @@ from bot.settings import Settings
 from bot.ui.replies import answer_privately
 from bot.ui.status import settings_line
 from bot.ui.text import counted
-from storage import JobRecord, Repository, ShowcaseRecord, ShowcaseRepository, ShowcaseState
+from storage import JobRecord, Repository, ShowcaseError, ShowcaseRecord, ShowcaseRepository, ShowcaseState
 
 log = logging.getLogger(__name__)
 
@@ -310,17 +310,24 @@ class Showcase:
                         error.status, error.text)
         return None
 
-    async def vote(self, interaction: discord.Interaction, entry_id: int) -> None:
-        """Toggle the member's ⭐ (a member of the entry's server) and show the new count on the button. The counts of
-        an entry are shown one at a time, each read just before it is shown (`_count_turn`): two members pressing at
-        once could otherwise see the earlier, smaller count land last and stay. A press that must wait for another's
-        count to be shown is answered at once (its count follows), so that Discord does not give up on it."""
+    async def vote(self, interaction: discord.Interaction, entry_id: int, *, no_new_vote: Denied | None = None) -> None:
+        """Toggle the member's ⭐ (a member of the entry's server) and show the new count on the button; with
+        `no_new_vote` (a blocked member's refusal) only an earlier vote is taken back, and a press that would add one
+        raises it. The counts of an entry are shown one at a time, each read just before it is shown (`_count_turn`):
+        two members pressing at once could otherwise see the earlier, smaller count land last and stay. A press that
+        must wait for another's count to be shown is answered at once (its count follows), so that Discord does not
+        give up on it."""
         entry = await self.repo.get_entry(entry_id)
         if entry is not None and entry.guild_id != interaction.guild_id:
             log.warning("user %d voted on showcase entry %d of server %d from server %s", interaction.user.id,
                         entry_id, entry.guild_id, interaction.guild_id)
             raise Denied("This video is in another server's showcase.")
-        voted, votes = await self.repo.toggle_vote(entry_id, interaction.user.id)
+        try:
+            voted, votes = await self.repo.toggle_vote(entry_id, interaction.user.id, may_add=no_new_vote is None)
+        except ShowcaseError as error:
+            if no_new_vote is None or error.code != "may_not_add":
+                raise
+            raise no_new_vote from None
         turn = self._count_turn(entry_id)
         if turn.locked():
             await interaction.response.defer()

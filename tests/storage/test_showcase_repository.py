@@ -101,6 +101,22 @@ async def test_votes_toggle_one_per_member(repo, make_job, showcase):
     assert (await showcase.get(job.id)).votes == 2
 
 
+async def test_without_may_add_a_vote_is_only_taken_back_never_added(repo, make_job, showcase):
+    """A blocked member's press (may_add=False) takes back their earlier vote; pressed again, it adds none."""
+    job = await finished(repo, make_job)
+    entry = await showcase.nominate(job.id, user_id=5)
+    await showcase.decide(job.id, guild_id=SERVER, approve=True, moderator_id=9)
+    await showcase.toggle_vote(entry.id, 11)
+    await showcase.toggle_vote(entry.id, 12)
+
+    taken_back = await showcase.toggle_vote(entry.id, 11, may_add=False)
+    with pytest.raises(ShowcaseError) as again:
+        await showcase.toggle_vote(entry.id, 11, may_add=False)
+
+    assert taken_back == (False, 1) and again.value.code == "may_not_add"
+    assert (await showcase.get(job.id)).votes == 1
+
+
 async def test_the_gallery_pages_show_approved_undeleted_entries_newest_first(repo, make_job, showcase, clock):
     jobs = [await finished(repo, make_job, prompt=f"prompt {n}") for n in range(5)]
     for job in jobs:

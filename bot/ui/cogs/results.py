@@ -9,7 +9,8 @@ the database, so a message posted before a restart still works. Who may press wh
   with the upscaler at its size (bot.jobs.upscale), through /video's queue, caps and quota (it counts UPSCALE_COST).
 - ⭐: any member may nominate a public, finished result (one nomination per video); moderators decide with
   `/videomod showcase`. Private results and those made in direct messages have no ⭐ button, and a nomination of one
-  is refused anyway. A blocked member may neither nominate nor vote on a showcase post (told as /video tells them).
+  is refused anyway. A blocked member may neither nominate nor vote on a showcase post (told as /video tells them),
+  but may take back a vote given before.
 - 🗑: the requester or a moderator of the job's server, after a private confirmation (`DeleteChoice`: a public
   result asks in a message only the presser sees; a private one swaps its buttons for the choice); the message goes,
   the job is marked deleted, its kept MP4 is removed and it leaves the showcase channel and the gallery. A deleted
@@ -273,11 +274,17 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
 
     async def _refuse_blocked(self, interaction: discord.Interaction, what: str) -> None:
         """Denied, with the words /video's refusal has, when the presser is blocked in this server or everywhere."""
+        refusal = await self._block_refusal(interaction)
+        if refusal is not None:
+            log.info("user %d is blocked; %s refused", interaction.user.id, what)
+            raise refusal
+
+    async def _block_refusal(self, interaction: discord.Interaction) -> Denied | None:
+        """The refusal (the words /video's has) the presser meets while blocked in this server or everywhere, or
+        None."""
         block = None if self.moderation is None else await self.moderation.active_block(interaction.user.id,
                                                                                         interaction.guild_id)
-        if block is not None:
-            log.info("user %d is blocked; %s refused", interaction.user.id, what)
-            raise Denied(block_message(block))
+        return None if block is None else Denied(block_message(block))
 
     async def _keep_from_message(self, message: discord.Message | None, job_id: int) -> None:
         """Save the message's MP4 to the media directory (for results delivered before videos were kept)."""
@@ -440,11 +447,15 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             log.exception("could not audit %s by user %d", action, actor)
 
     async def vote(self, interaction: discord.Interaction, entry_id: int) -> None:
-        """A ⭐ press on a showcase post; refused to a member blocked in the server (or everywhere), as a nomination
-        is: a blocked member's say in the showcase waits for the block to end."""
+        """A ⭐ press on a showcase post. A member blocked in the server (or everywhere) may not add a vote, as they may
+        not nominate: their say in the showcase waits for the block to end; but they may take back one they gave
+        before, as taking back never asks anything of anyone."""
         try:
-            await self._refuse_blocked(interaction, f"vote on showcase entry {entry_id}")
-            await self.showcase.vote(interaction, entry_id)
+            refusal = await self._block_refusal(interaction)
+            if refusal is not None:
+                log.info("user %d is blocked; only taking back a vote on showcase entry %d is allowed",
+                         interaction.user.id, entry_id)
+            await self.showcase.vote(interaction, entry_id, no_new_vote=refusal)
         except Exception as error:
             await answer_error(interaction, error, f"vote on showcase entry {entry_id}")
 

@@ -86,6 +86,31 @@ async def test_a_blocked_member_cannot_vote_on_a_showcase_post(stacks: Stacks):
     assert entry.votes == 0 and vote_label(post) == "0"
 
 
+async def test_a_blocked_member_may_take_back_an_earlier_vote_but_not_vote_again(stacks: Stacks):
+    """Bob voted, was blocked, and pressed ⭐ to take his vote back: he was refused as if voting anew, and his vote
+    stayed counted for as long as the block held."""
+    showcase_channel = stacks.fake.add_channel("showcase")
+    async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
+        fake = stack.fake
+        bob, mod = fake.make_user(name="bob"), fake.make_user(name="mod", roles=[fake.moderator_role])
+        await nominated(stack, fake.make_user(name="ann"))
+        await moderate(stack, mod, "approve", job=1)
+        [post] = posts_in(stack, showcase_channel)
+        await (await fake.click(post, "showcase:vote:1", user=bob)).wait_callback()
+        voted = vote_label(post)
+        await (await fake.click(post, "showcase:vote:1", user=mod)).wait_callback()  # another's vote stays
+        await (await fake.slash("videomod block", {"user": bob, "reason": "spam"}, user=mod)).wait_answer()
+        taken_back = await (await fake.click(post, "showcase:vote:1", user=bob)).wait_callback()
+        after_taking_back = vote_label(post)
+        again = await (await fake.click(post, "showcase:vote:1", user=bob)).wait_answer()
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert voted == "1" and taken_back["type"] == 7  # the post's count edited, no refusal
+    assert after_taking_back == "1" and entry.votes == 1 and vote_label(post) == "1"  # the moderator's vote alone
+    assert again.ephemeral
+    assert again.content == "You are blocked from making videos: spam. A moderator can lift the block."
+
+
 @pytest.mark.parametrize("command", ["approve", "reject"])
 async def test_a_job_number_past_what_the_jobs_table_holds_is_refused_as_typed(stacks: Stacks, command: str):
     """jobs.id is a 32-bit INTEGER: on PostgreSQL `/videomod showcase approve job:2147483648` reached the query and
