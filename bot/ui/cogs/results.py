@@ -43,7 +43,7 @@ from bot.ui.cogs.video import VideoCog, prompt_kept
 from bot.ui.permissions import is_moderator
 from bot.ui.replies import answer_error, answer_privately, handler
 from bot.ui.showcase import RESULTS_COG, Showcase
-from storage import JobRecord, JobState, Repository, ShowcaseRepository
+from storage import JobRecord, JobState, Repository, ShowcaseError, ShowcaseRepository
 
 log = logging.getLogger(__name__)
 
@@ -261,15 +261,27 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
 
     async def _nominate(self, interaction: discord.Interaction, job_id: int) -> None:
         """Put the video up for the showcase, keeping its MP4 from the message if it was not kept on delivery; refused
-        to a member blocked in the server (or everywhere)."""
+        to a member blocked in the server (or everywhere).
+
+        The nomination's write decides against a 🗑 Delete of the same job (storage's `nominate` refuses a job marked
+        deleted, and a deletion marks the job before it removes the file): nominated first, the deletion removes the
+        file after; deleted first, while the MP4 was being fetched from the message, the deletion found no file to
+        remove, so the nomination removes the one it fetched."""
         job = await self._job(interaction, job_id, owner_only=False)
         if job.private:
             raise Denied(f"Job #{job_id} is private; private videos never go to the showcase.")
         await self._refuse_blocked(interaction, f"nomination of job {job_id}")  # it asks the moderators' time
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if not self.media.has(job_id) and await self.showcase_repo.get(job_id) is None:  # nominated: nominate says so
+        fetched = not self.media.has(job_id) and await self.showcase_repo.get(job_id) is None  # else nominate says
+        if fetched:
             await self._keep_from_message(interaction.message, job_id)
-        await self.showcase_repo.nominate(job_id, interaction.user.id)
+        try:
+            await self.showcase_repo.nominate(job_id, interaction.user.id)
+        except ShowcaseError as error:
+            if fetched and error.code == "deleted":
+                log.info("job %d was deleted while its video was fetched for its nomination; removing it", job_id)
+                await self.media.delete(job_id)
+            raise
         await answer_privately(interaction, f"⭐ Job #{job_id} is nominated for the showcase; the moderators decide.")
 
     async def _refuse_blocked(self, interaction: discord.Interaction, what: str) -> None:

@@ -1,11 +1,13 @@
 """The showcase when presses and decisions cross: two ⭐ votes at once, and nominations and votes met in odd orders
 (a job deleted, a file removed by hand, a moderator who lost the role)."""
 
+import asyncio
+
 import pytest
 
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import delete_result
+from tests.bot.helpers import delete_result, has_video, video
 from tests.bot.ui.test_showcase import approved, moderate, nominated, posts_in, vote_label
 from tests.fakediscord import FakeChannel, FakeMessage
 
@@ -78,3 +80,35 @@ async def test_deciding_a_video_deleted_after_its_approval_says_it_was_deleted(s
 
     assert answer == "Job #1 was deleted; there is nothing to show."
     assert post.deleted and entry.state == ShowcaseState.APPROVED and entry.job_deleted
+
+
+async def test_a_video_deleted_while_its_nomination_fetches_it_leaves_no_file(stacks: Stacks, monkeypatch):
+    """⭐ on a result whose video was not kept fetches the MP4 from the message. 🗑 Delete, confirmed meanwhile, found
+    no file to remove; then the nomination wrote the MP4 into MEDIA_DIR and was refused ("Job #1 was deleted."), and
+    the deleted video's file stayed there."""
+    async with stacks.run() as stack:
+        fake, media = stack.fake, stack.bot.media
+        bob = fake.make_user(name="bob")
+        result = await (await video(fake, "a kite over the dunes", user=bob)).wait_followup(has_video)
+        assert await media.delete(1)  # delivered before videos were kept: the nomination fetches it
+        fetched, go_on = asyncio.Event(), asyncio.Event()
+        save = media.save
+
+        async def held_save(job_id: int, data: bytes):  # the nomination has the MP4 and is about to write it
+            fetched.set()
+            await go_on.wait()
+            return await save(job_id, data)
+
+        monkeypatch.setattr(media, "save", held_save)
+        nomination = await fake.click(result, "video:showcase:1", user=fake.make_user(name="ann"))
+        async with asyncio.timeout(10):  # no hang if the nomination never gets there
+            await fetched.wait()
+        deleted = await delete_result(fake, result, 1, bob)  # the whole deletion, in between
+        go_on.set()
+        refused = await nomination.wait_answer()
+        entry = await stack.bot.showcase.repo.get(1)
+
+    assert deleted.content == "🗑️ Deleted job #1."
+    assert refused.ephemeral and refused.content == "Job #1 was deleted."
+    assert entry is None
+    assert not media.has(1) and not media.poster_path(1).exists()
