@@ -48,6 +48,14 @@ def blank(prompt: str) -> bool:
     return empty_prompt(prompt) is not None
 
 
+def _kept_from(spec: JobSpec) -> tuple[str, int] | None:
+    """How and from which stored job a button made the request (🔁, ✏️, ⬆️: its negative prompt is that job's, which
+    no button can change), or None for a /video."""
+    if spec.upscale is not None:
+        return "upscale", spec.upscale.job_id
+    return spec.origin
+
+
 def _storable(row: Mapping[str, Any]) -> dict[str, Any]:
     """A refused row's user text as typed, minus NUL, which the database cannot hold (PostgreSQL rejects it); an
     accepted request never has one (the gate refuses control characters)."""
@@ -156,7 +164,7 @@ class Admission:
                 if verdict.reason == "denylist":
                     log.info("%s of user %d refused by denylist entry %r", field, requester.user_id, verdict.matched)
                 raise Refused(verdict.reason, verdict.message, logged=verdict.logged)
-        problem = same_as_prompt(spec.prompt, spec.negative)
+        problem = same_as_prompt(spec.prompt, spec.negative, _kept_from(spec))
         if problem is not None:
             raise Refused("invalid", problem, logged="invalid:negative")
         self._check_caps(spec)

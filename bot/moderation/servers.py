@@ -95,14 +95,23 @@ def above_cap(name: str, value: int | None, cap: int) -> str | None:
     return f"{name}={value} is above this bot's limit of {cap}."  # the setting's name is the operator's word
 
 
-def same_as_prompt(prompt: str, negative: str) -> str | None:
+def same_as_prompt(prompt: str, negative: str, kept_from: tuple[str, int] | None = None) -> str | None:
     """Why a request's negative prompt cannot be `negative`, or None: one equal to the prompt (in case and spacing
     too) steers the video away from what it steers it to, so guidance has nothing to work with and the video follows
-    neither; one sentence, naming it and what would be right (a server's default or the member's own)."""
+    neither; one sentence, naming it and what would be right (a server's default or the member's own). A request
+    made from a stored job's settings by a button (`kept_from`: "reroll", "edit" or "upscale", and the job) keeps
+    that job's negative prompt, which no button can change (a job kept from before this rule has one equal to its
+    prompt): what is right is said as the member can do it from there."""
     if not negative.strip() or " ".join(negative.split()).casefold() != " ".join(prompt.split()).casefold():
         return None
-    return (f"The negative prompt “{shown(negative, 80)}” is the prompt itself, so the video would follow neither: "
-            "give it what to avoid, such as “blurry, low quality”, or `none` for no negative prompt.")
+    problem = f"The negative prompt “{shown(negative, 80)}” is the prompt itself, so the video would follow neither"
+    if kept_from is None:
+        return f"{problem}: give it what to avoid, such as “blurry, low quality”, or `none` for no negative prompt."
+    how, job_id = kept_from
+    button = {"reroll": "🔁 Reroll", "edit": "✏️ Edit prompt", "upscale": "⬆️ Upscale"}[how]
+    retype = "type another prompt, or " if how == "edit" else ""
+    return (f"{problem}, and {button} keeps job #{job_id}'s negative prompt: {retype}run /video with the prompt and a "
+            "`negative` of what to avoid, such as “blurry, low quality”, or `negative:none` for no negative prompt.")
 
 
 class ServerSettings:

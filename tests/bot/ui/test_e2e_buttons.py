@@ -58,6 +58,27 @@ async def test_reroll_runs_the_same_settings_with_a_new_seed_and_is_answered_lik
     assert new.result_message_id == second.id  # the buttons' message, for later presses
 
 
+async def test_a_reroll_of_a_job_whose_negative_is_its_prompt_says_what_can_be_done_from_there(stacks: Stacks,
+                                                                                                monkeypatch):
+    """A job kept from before such negatives were refused: 🔁 was refused with "or `none` for no negative prompt",
+    which only /video's `negative` option takes; a button press has no way to give it."""
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        with monkeypatch.context() as before_the_rule:
+            before_the_rule.setattr("bot.jobs.admission.same_as_prompt", lambda *args: None)
+            first = await first_result(stack, bob, negative=PROMPT.upper())
+        refused = await (await fake.click(first, "video:reroll:1", user=bob)).wait_answer()
+        jobs = await stack.jobs()
+
+    assert refused.ephemeral and refused.content == (
+        "The negative prompt “A HOT AIR BALLOON OVER GREEN HILLS” is the prompt itself, so the video would follow "
+        "neither, and 🔁 Reroll keeps job #1's negative prompt: run /video with the prompt and a `negative` of what to "
+        "avoid, such as “blurry, low quality”, or `negative:none` for no negative prompt.")
+    assert [(job.state, job.refusal_reason) for job in jobs] == [(JobState.DONE, None),
+                                                                 (JobState.REFUSED, "invalid:negative")]
+
+
 async def test_edit_prompt_opens_a_prefilled_form_and_runs_the_edited_prompt_with_the_same_settings(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
