@@ -261,9 +261,20 @@ def test_ctrl_c_while_python_m_t2v_loads_torch_is_the_same_line(monkeypatch, cap
     assert capsys.readouterr().err.splitlines() == ["interrupted: nothing was written"]
 
 
-def test_ctrl_c_that_a_loading_module_would_swallow_still_stops_the_run(monkeypatch, capsys):
+@pytest.fixture
+def fresh_ctrl_c():
+    """SIGINT as a `python -m t2v` typed at a terminal starts with it: Python's default_int_handler. The test process
+    may hold another: SIG_IGN when pytest was started in the background (`&`, nohup), which a child inherits and
+    Python then keeps, or a handler an earlier test left (python -m bot's). Given back after."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_that_a_loading_module_would_swallow_still_stops_the_run(monkeypatch, capsys, fresh_ctrl_c):
     """A real SIGINT as t2v.cli's imports run, into code that catches KeyboardInterrupt as torch's and numpy's
     imports can (the run then went on and wrote its video): kept for after the imports, then the one line."""
+    # was flaky: it used whatever SIGINT handler pytest's process held (a suite started with `&`: SIG_IGN, status 0)
     ran = []
 
     class Swallowing:
@@ -281,3 +292,23 @@ def test_ctrl_c_that_a_loading_module_would_swallow_still_stops_the_run(monkeypa
     assert (exit_.value.code, ran) == (130, [])
     assert capsys.readouterr().err.splitlines() == ["interrupted: nothing was written"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
+
+
+def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it_while_loading(monkeypatch, capsys):
+    """`nohup python -m t2v …` or one started with `&`: SIGINT is ignored from the start, and stays so."""
+    ran = []
+
+    class Loading:
+        def __getattr__(self, name: str):
+            signal.raise_signal(signal.SIGINT)
+            return lambda: ran.append(name) or 0
+
+    monkeypatch.setitem(sys.modules, "t2v.cli", Loading())
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            interrupted(runpy.run_module, "t2v", None, "__main__")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert (exit_.value.code, ran) == (0, ["main"])
+    assert capsys.readouterr().err == ""
