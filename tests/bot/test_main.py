@@ -21,6 +21,16 @@ from tests.bot.conftest import settings_for
 from tests.bot.helpers import ROOT, SETTING_NAMES, START_S, WAIT, child_env
 
 
+@pytest.fixture(autouse=True)
+def signals_given_back():
+    """main() hands SIGTERM and SIGINT to python -m bot's own handler for the rest of its process; here that process is
+    pytest's, so each test gives them back (a later test met SIGINT raising SystemExit(0): t2v's Ctrl-C tests)."""
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
+
+
 def test_python_m_bot_without_a_token_exits_2_with_one_clear_line(tmp_path: Path):
     env = child_env(T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="cpu")
     result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
