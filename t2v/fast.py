@@ -29,9 +29,9 @@ from t2v.compiled import (
     Shape,
     compile_in_background,
 )
-from t2v.kernels import temporal_attention
-from t2v.kernels.fp8 import Fp8Linear
-from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
+from t2v.kernels import geglu, temporal_attention
+from t2v.kernels.fp8 import E4M3, Fp8Linear
+from t2v.unet import CrossAttention, FeedForward, TemporalConvBlock, TemporalTransformer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # S
 # compiled shape and keeps the fastest (and more configs for its fused kernels); compiles take several times longer
 AUTOTUNE = {"max_autotune": True, "max_autotune_gemm_backends": "ATEN,TRITON",
             "max_autotune_conv_backends": "ATEN,TRITON"}
+FEEDFORWARD = ("auto", "plain", "triton")  # optimize(feedforward=…): the first GEMM and GEGLU gate as one kernel,
+# t2v.kernels.geglu's, where the device runs it (auto: on CUDA GPUs; triton: in Triton's interpreter too), or cuBLAS
+# then the gate pass
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
@@ -137,6 +140,43 @@ class TemporalConv2dBlock(nn.Module):
         return out
 
 
+class FusedFeedForward(nn.Module):
+    """FeedForward whose first GEMM and GEGLU gate run as t2v.kernels.geglu's one kernel: the gated hidden activation
+    is written once, in fp16 (bf16), or with fp8 layers straight in e4m3 by the second layer's static input scale.
+    Its layers stay where FeedForward keeps them (`net.0.proj`, `net.2`): state dicts, t2v.lora's fusing and fp8
+    calibration see the plain module's keys and tensors. What the kernel does not take runs FeedForward's own way:
+    fp32 activations, fp8 layers that scale per call (not "static", not calibrated yet, or observing a
+    calibration render)."""
+
+    def __init__(self, ff: FeedForward, kernel: bool = True):
+        super().__init__()
+        self.net = ff.net
+        self.kernel = kernel
+        self.fits = geglu.fits(ff.net[0].proj.in_features, 64)  # the kernel's K steps are 64 channels or 128
+        self.register_buffer("one", torch.ones((), device=ff.net[0].proj.weight.device), persistent=False)
+
+    @staticmethod
+    def _static(layer: nn.Module) -> bool:
+        return isinstance(layer, Fp8Linear) and layer.scaling == "static" and layer.calibrated and not layer.observing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        proj, out = self.net[0].proj, self.net[2]
+        if not (self.kernel and self.fits):
+            return self.net(x)
+        if isinstance(proj, Fp8Linear):
+            if not (self._static(proj) and (self._static(out) or not isinstance(out, Fp8Linear))):
+                return self.net(x)
+            values, x_scale = proj.quantize_input(x)
+            if isinstance(out, Fp8Linear):  # the hidden activation as the second layer's e4m3 input
+                hidden = geglu.geglu_op(values, proj.weight, x_scale, proj.scale, proj.bias, E4M3, out.input_scale)
+                y = out.product(hidden.reshape(-1, hidden.shape[-1]), out.input_scale, x.dtype)
+                return y.reshape(*x.shape[:-1], y.shape[-1])
+            return out(geglu.geglu_op(values, proj.weight, x_scale, proj.scale, proj.bias, x.dtype, None))
+        if x.dtype not in (torch.float16, torch.bfloat16):
+            return self.net(x)
+        return out(geglu.geglu_op(x, proj.weight, self.one, self.one, proj.bias, x.dtype, None))
+
+
 def live_weights(unet: nn.Module) -> dict[str, torch.Tensor]:
     """Every tensor of the plain UNet's state dict, by its plain key, as a view of the one the UNet computes with
     (optimised or not): writing into a view changes the network in place, so compiled functions and CUDA graphs,
@@ -153,10 +193,13 @@ def live_weights(unet: nn.Module) -> dict[str, torch.Tensor]:
     return views
 
 
-def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention) -> nn.Module:
+def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention,
+         feedforward: bool = False) -> nn.Module:
     """Replace attention and temporal-conv modules in place by their fused equivalents; returns the UNet.
 
-    The temporal transformers' attention computes with `temporal_attend` (set again on a UNet fused before)."""
+    The temporal transformers' attention computes with `temporal_attend` (set again on a UNet fused before); with
+    `feedforward` the transformers' feed-forwards run t2v.kernels.geglu's kernel (FusedFeedForward; set again on a
+    UNet fused before)."""
     temporal = {id(m) for block in unet.modules() if isinstance(block, TemporalTransformer) for m in block.modules()}
     for module in list(unet.modules()):
         for name, child in list(module.named_children()):
@@ -167,6 +210,10 @@ def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attenti
                 setattr(module, name, TemporalConv2dBlock(child))
             elif isinstance(child, FusedAttention) and id(child) in temporal:
                 child.attend = temporal_attend
+            elif isinstance(child, FeedForward):
+                setattr(module, name, FusedFeedForward(child, feedforward))
+            elif isinstance(child, FusedFeedForward):
+                child.kernel = feedforward
     return unet
 
 
@@ -190,6 +237,23 @@ def choose_temporal_attention(kind: str, device: torch.device) -> Attend:
     if kind == "triton":
         return temporal_attention.temporal_attention
     return partial(temporal_attention.temporal_attention, min_pairs=temporal_attention.MIN_PAIRS)
+
+
+def choose_feedforward(kind: str, device: torch.device) -> bool:
+    """Whether the transformers' feed-forwards run t2v.kernels.geglu's kernel (FEEDFORWARD): "plain" never;
+    "triton" where the device can run it (elsewhere not, with a warning naming why); "auto" (the default) on CUDA GPUs
+    that run it, silently not elsewhere."""
+    if kind not in FEEDFORWARD:
+        raise ValueError(f"feedforward={kind!r}: use one of {', '.join(FEEDFORWARD)}")
+    if kind == "plain":
+        return False
+    reason = geglu.unavailable(device)
+    if kind == "auto" and reason is None and device.type != "cuda":
+        reason = "auto uses the kernel on CUDA GPUs only"  # the CPU only runs it under Triton's interpreter
+    if reason is not None and kind == "triton":
+        log.warning("feedforward='triton' is not used on %s (%s); the feed-forwards stay on cuBLAS and the gate pass",
+                    device, reason)
+    return reason is None
 
 
 def channels_last(module: nn.Module) -> nn.Module:
@@ -231,43 +295,51 @@ def warn_cpu_compile(backend: str) -> None:
 
 def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = True, cuda_graphs: bool = True,
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
+             feedforward: str = "plain",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
              autotune: bool = False, gpu_lock: GpuLock | None = None) -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
-    `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can
-    run `pipe.unet.compile_shape(shape)` off the rendering thread; without it a new shape compiles at its first
-    call. With it the process is prepared for compiling beside rendering (t2v.compiled.compile_in_background, which
-    turns dynamo's `error_on_nested_fx_trace` off for the process). A caller that compiles in another thread than
-    it renders passes `gpu_lock`, a re-entrant lock for this GPU (t2v.compiled.GpuLock): CUDA graph captures and the
-    compiles' GPU work then take turns under it. `cache_dir`
-    keeps inductor's compiled kernels for later processes. `vae_chunk` 4 (plain path: 8) halves the decoder's
-    activations, which set the memory peak of a 16×256² video. `temporal_attention` "auto" (the
-    default) computes the temporal transformers' attention with t2v.kernels' Triton kernel on CUDA GPUs that run it
-    (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row 18), SDPA elsewhere; it
-    needs `fused` ("sdpa" does not). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing
-    Triton templates against the vendor libraries' when it compiles a UNet shape (AUTOTUNE; opt-in: 3–36 s for each
-    of the standard shape's 70 GEMM and convolution nodes on an H200, and there the video came out slower than the
-    default: 1.538 against 1.482 s with inductor's epilogue-fusion timing off, 1.56 against 1.49 s with it on, as
-    this leaves it; autotuning the GEMMs alone lost as much: docs/perf-notes.md rows 30–34, 43 and 44;
-    with `cache_dir` a shape's timings are paid once per machine; an autotuning compile times kernels on the GPU
-    throughout, so with `gpu_lock` a new shape's CUDA graph capture waits for it).
-    With `cuda_graphs` on a GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with
-    `offload_modules`). `compile_decoder` compiles the VAE decoder beside each UNet shape
-    (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes device between uses).
+    `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can run
+    `pipe.unet.compile_shape(shape)` off the rendering thread; without it a new shape compiles at its first call.
+    With it the process is prepared for compiling beside rendering (t2v.compiled.compile_in_background, which turns
+    dynamo's `error_on_nested_fx_trace` off for the process). A caller that compiles in another thread than it
+    renders passes `gpu_lock`, a re-entrant lock for this GPU (t2v.compiled.GpuLock): CUDA graph captures and the
+    compiles' GPU work then take turns under it. `cache_dir` keeps inductor's compiled kernels for later processes.
+    `vae_chunk` 4 (plain path: 8) halves the decoder's activations, which set the memory peak of a 16×256² video.
+    `temporal_attention` "auto" (the default) computes the temporal transformers' attention with t2v.kernels' Triton
+    kernel on CUDA GPUs that run it (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md
+    row 18), SDPA elsewhere; it needs `fused` ("sdpa" does not). `feedforward` "auto" runs each transformer's first
+    feed-forward GEMM and its GEGLU gate as t2v.kernels.geglu's one kernel on CUDA GPUs that run it
+    (FusedFeedForward), cuBLAS and inductor's gate pass elsewhere and with "plain" (the default); it needs `fused`
+    ("plain" does not). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing Triton
+    templates against the vendor libraries' when it compiles a UNet shape (AUTOTUNE; opt-in: 3–36 s for each of the
+    standard shape's 70 GEMM and convolution nodes on an H200, and there the video came out slower than the default:
+    1.538 against 1.482 s with inductor's epilogue-fusion timing off, 1.56 against 1.49 s with it on, as this leaves
+    it; autotuning the GEMMs alone lost as much: docs/perf-notes.md rows 30–34, 43 and 44; with `cache_dir` a
+    shape's timings are paid once per machine; an autotuning compile times kernels on the GPU throughout, so with
+    `gpu_lock` a new shape's CUDA graph capture waits for it). With `cuda_graphs` on a GPU the text encoder runs
+    from CUDA graphs as well (one per prompt count; not with `offload_modules`). `compile_decoder` compiles the VAE
+    decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes
+    device between uses).
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
     if temporal_attention == "auto" and not fused:
         temporal_attention = "sdpa"  # the unfused modules call SDPA themselves
     if temporal_attention != "sdpa" and not fused:
         raise ValueError(f"temporal_attention={temporal_attention!r} needs fused=True (it serves the fused attention)")
+    if feedforward == "auto" and not fused:
+        feedforward = "plain"
+    if feedforward != "plain" and not fused:
+        raise ValueError(f"feedforward={feedforward!r} needs fused=True (it serves the fused modules)")
     if autotune and backend != "inductor":
         raise ValueError(f"autotune=True needs backend='inductor' (got {backend!r}): it sets inductor's options")
     options = AUTOTUNE if autotune else None
     attend = choose_temporal_attention(temporal_attention, pipe.device)
+    kernel_ff = choose_feedforward(feedforward, pipe.device)
     if fused:
-        fuse(unet, attend)
+        fuse(unet, attend, kernel_ff)
     if layout:
         channels_last(unet)
     on_gpu = pipe.device.type == "cuda"
@@ -295,6 +367,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     if offload_modules:
         offload(pipe)
     log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "
-             "compiled decoder=%s graphed text encoder=%s temporal attention=%s", fused, layout, compile and backend,
-             compile and autotune, cuda_graphs and on_gpu, offload_modules, decoder is not None, graphed_text,
-             "sdpa" if attend is F.scaled_dot_product_attention else "triton")
+             "compiled decoder=%s graphed text encoder=%s temporal attention=%s feed-forward=%s", fused, layout,
+             compile and backend, compile and autotune, cuda_graphs and on_gpu, offload_modules, decoder is not None,
+             graphed_text, "sdpa" if attend is F.scaled_dot_product_attention else "triton",
+             "triton" if kernel_ff else "plain")

@@ -36,9 +36,11 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # Triton templates timed against cuBLAS and cuDNN per GEMM and convolution; "fp8" the default path at dtype fp8, its
 # static scales calibrated at load, "fp8-row" and "fp8-tensor" with t2v.kernels.fp8's per-call scalings instead,
 # "fp8-all" with the attention output projections in fp8 too, "fp8-conv" with the 3×3 convolutions in fp8 too
-# through t2v.kernels.conv3x3)
+# through t2v.kernels.conv3x3; "triton-ff" and "fp8-triton-ff" run the feed-forward's first GEMM and its GEGLU gate
+# as t2v.kernels.geglu's one kernel, where the default runs cuBLAS's GEMM and inductor's gate pass)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
+            "triton-ff": ("float16", {"feedforward": "triton"}), "fp8-triton-ff": ("fp8", {"feedforward": "triton"}),
             "autotune": ("float16", {"autotune": True}),
             "fp8": ("fp8", {}), "fp8-row": ("fp8", {}), "fp8-tensor": ("fp8", {}), "fp8-all": ("fp8", {}),
             "fp8-conv": ("fp8", {}),

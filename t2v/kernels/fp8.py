@@ -199,23 +199,33 @@ class Fp8Linear(Fp8Layer):
     def forward(self, x: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
         if not x.is_cuda:
             raise UnsupportedDevice(f"fp8 Linear on {x.device}: {unavailable(x.device)}")
-        weight, w_scale, bias = self._part(rows)
         values, x_scale = self.quantize_input(x.reshape(-1, self.in_features))
+        out = self.product(values, x_scale, x.dtype, rows)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+    def product(self, values: torch.Tensor, x_scale: torch.Tensor, dtype: torch.dtype,
+                rows: slice = slice(None)) -> torch.Tensor:
+        """The layer's output [M, N] in `dtype` for an input already in e4m3, `values` [M, K] with its scale(s):
+        `forward` after `quantize_input`, or a kernel that wrote this layer's input in e4m3 by its `input_scale`."""
+        weight, w_scale, bias = self._part(rows)
         values = values.contiguous()  # the fp8 GEMM takes a row-major left operand only
         if self.scaling == "row":  # scales [M, 1] and [1, N]
             out = torch._scaled_mm(values, weight.t(), scale_a=x_scale, scale_b=w_scale.t(), out_dtype=ROWWISE_OUT)
-            out = out.to(x.dtype) if bias is None else (out + bias).to(x.dtype)
-        else:
-            out = torch._scaled_mm(values, weight.t(), scale_a=x_scale, scale_b=w_scale, bias=bias,
-                                   out_dtype=x.dtype)
-        return out.reshape(*x.shape[:-1], out.shape[-1])
+            return out.to(dtype) if bias is None else (out + bias).to(dtype)
+        return torch._scaled_mm(values, weight.t(), scale_a=x_scale, scale_b=w_scale, bias=bias, out_dtype=dtype)
 
     def reference(self, x: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
         """`forward`'s arithmetic in fp32 on any device: the same quantised operands, exact products and sums."""
-        weight, w_scale, bias = self._part(rows)
         values, x_scale = self.quantize_input(x.reshape(-1, self.in_features))
-        out = F.linear(dequantize(values, x_scale), dequantize(weight, w_scale), None if bias is None else bias.float())
+        out = self.product_reference(values, x_scale, torch.float32, rows)
         return out.reshape(*x.shape[:-1], out.shape[-1])
+
+    def product_reference(self, values: torch.Tensor, x_scale: torch.Tensor, dtype: torch.dtype,
+                          rows: slice = slice(None)) -> torch.Tensor:
+        """`product`'s operands multiplied and summed exactly in fp32 on any device, then cast to `dtype`."""
+        weight, w_scale, bias = self._part(rows)
+        out = F.linear(dequantize(values, x_scale), dequantize(weight, w_scale), None if bias is None else bias.float())
+        return out.to(dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, scaling={self.scaling}"

@@ -22,6 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from t2v.kernels import triton_unavailable
+
 log = logging.getLogger(__name__)
 
 try:
@@ -108,17 +110,7 @@ else:
 
 def unavailable(device: torch.device | str) -> str | None:
     """Why the kernel can never serve `device` (checked once, when the fast path is set up), or None."""
-    if triton is None:
-        return "triton is not installed"
-    device = torch.device(device)
-    if device.type == "cpu":
-        return None if INTERPRETED else "the kernel runs on CUDA GPUs (on the CPU only under TRITON_INTERPRET=1)"
-    if device.type != "cuda":
-        return f"the kernel runs on CUDA GPUs, not on {device.type}"
-    major, minor = torch.cuda.get_device_capability(device)
-    if (major, minor) < (8, 0):
-        return f"compute capability {major}.{minor}: the kernel's fp16/bf16 tensor-core dots need 8.0 or later"
-    return None
+    return triton_unavailable(device, triton is not None, INTERPRETED)
 
 
 def shape_problem(shape: tuple[int, int, int, int]) -> str | None:

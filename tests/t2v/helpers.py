@@ -22,6 +22,18 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
+def as_interpreted_e4m3(got: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether `got` is fp32 `x` cast to e4m3 as Triton's interpreter casts (3.8's `_convert_float`): to nearest,
+    except that a rounding up into the next power of two may lose its carry (giving half of it), and subnormals
+    truncate (within one step of 2⁻⁹). The GPU's conversion does neither."""
+    rounded = x.to(torch.float8_e4m3fn).float()
+    mantissa, _ = torch.frexp(rounded)
+    carried = (mantissa.abs() == 0.5) & (rounded.abs() > x.abs())
+    subnormal = x.abs() < 2**-6
+    return bool(((got == rounded) | (carried & (got == rounded / 2))
+                 | (subnormal & ((got - rounded).abs() <= 2**-9))).all())
+
+
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make t2v.video's file writes fail as on a full disk (ENOSPC at the first write)."""
     import t2v.video

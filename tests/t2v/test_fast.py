@@ -8,10 +8,21 @@ import torch
 import torch.nn.functional as F
 
 from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, load_pipeline
-from t2v.fast import FusedAttention, TemporalConv2dBlock, channels_last, choose_temporal_attention, fuse
+from t2v.fast import (
+    FusedAttention,
+    FusedFeedForward,
+    TemporalConv2dBlock,
+    channels_last,
+    choose_feedforward,
+    choose_temporal_attention,
+    fuse,
+    live_weights,
+)
+from t2v.kernels import fp8, geglu
 from t2v.kernels import temporal_attention as ta
-from t2v.unet import CrossAttention, TemporalConvBlock, TemporalTransformer
-from tests.t2v.helpers import relative_error
+from t2v.kernels.fp8 import Fp8Linear
+from t2v.unet import CrossAttention, FeedForward, TemporalConvBlock, TemporalTransformer
+from tests.t2v.helpers import as_interpreted_e4m3, relative_error
 
 SMALL = {"frames": 3, "width": 64, "height": 128}
 
@@ -151,3 +162,114 @@ def test_optimising_on_the_cpu_warns_that_each_shape_compiles_and_the_plain_path
     caplog.clear()
     load_pipeline("tiny-random").optimize(compile=False)  # nothing to compile: nothing to warn of
     assert "optimize() on the CPU" not in caplog.text
+
+
+@pytest.fixture
+def gated(monkeypatch) -> list[torch.Tensor]:
+    """The outputs of every call of t2v.kernels.geglu's kernel the fast path makes (as a custom op)."""
+    calls, kernel = [], geglu.geglu_op
+
+    def spy(*args):
+        calls.append(kernel(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(geglu, "geglu_op", spy)
+    return calls
+
+
+def _feedforward(dim: int = 64, seed: int = 0) -> tuple[FeedForward, torch.Tensor]:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        ff = FeedForward(dim).eval()
+    return ff, torch.randn(2, 24, dim, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.skipif(not geglu.INTERPRETED, reason="needs TRITON_INTERPRET=1 when Triton is first imported")
+def test_the_fused_feedforward_runs_the_kernel_on_fp16_and_computes_what_feedforward_does(gated):
+    ff, x = _feedforward()
+    fused = FusedFeedForward(copy.deepcopy(ff)).half()
+    with torch.no_grad():
+        exact = ff(x)
+        got = fused(x.half())
+        plain = copy.deepcopy(ff).half()(x.half())
+        assert len(gated) == 1 and gated[0].shape == (2, 24, 4 * 64)
+        assert torch.equal(FusedFeedForward(copy.deepcopy(ff))(x), exact)  # fp32: FeedForward's own way
+    assert len(gated) == 1 and got.dtype == torch.float16
+    assert relative_error(got.float(), exact) <= 2 * relative_error(plain.float(), exact) + 1e-3
+    assert fused.state_dict().keys() == ff.state_dict().keys()  # its layers under FeedForward's keys
+
+
+@pytest.mark.skipif(not geglu.INTERPRETED, reason="needs TRITON_INTERPRET=1 when Triton is first imported")
+def test_the_fused_fp8_feedforward_writes_the_second_layers_e4m3_input_once_calibrated(gated, monkeypatch):
+    """With static fp8 layers the kernel takes the first layer's e4m3 input and writes the second's, by its
+    calibrated input scale; until calibrated, and while a calibration render observes, FeedForward's own way."""
+    monkeypatch.setattr(Fp8Linear, "forward", lambda self, x, rows=slice(None): self.reference(x, rows).to(x.dtype))
+    monkeypatch.setattr(Fp8Linear, "product", Fp8Linear.product_reference)  # the CPU has no fp8 GEMM
+    ff, x = _feedforward()
+    exact = ff(x).detach()
+    proj = Fp8Linear.from_linear(ff.net[0].proj, "static")
+    ff.net[0].proj, ff.net[2] = proj, Fp8Linear.from_linear(ff.net[2], "static")
+    fused = FusedFeedForward(ff)
+    with torch.no_grad():
+        fused(x)
+        assert gated == []  # per-call scales: not calibrated yet
+        with fp8.observing(fused):
+            fused(x)
+        assert gated == []  # observed as FeedForward runs
+        plain = ff(x)
+        got = fused(x)
+    [hidden] = gated
+    assert hidden.dtype == fp8.E4M3 and hidden.shape == (2, 24, 4 * 64)
+    values, x_scale = proj.quantize_input(x)
+    want = geglu.reference(values, proj.weight, x_scale, proj.scale, proj.bias, ff.net[2].input_scale)
+    assert as_interpreted_e4m3(hidden.float(), want)
+    torch.testing.assert_close(got, ff.net[2].product_reference(hidden.reshape(48, -1), ff.net[2].input_scale,
+                                                                x.dtype).reshape(2, 24, 64))
+    assert relative_error(got, exact) <= 2 * relative_error(plain, exact)
+
+
+def test_fuse_wraps_each_feedforward_and_runs_the_kernel_where_asked_and_the_width_allows(pipe):
+    unet = fuse(copy.deepcopy(pipe.unet))
+    wrapped = [m for m in unet.modules() if isinstance(m, FusedFeedForward)]
+    assert len(wrapped) == sum(isinstance(m, FeedForward) for m in pipe.unet.modules()) and wrapped
+    assert not any(m.kernel for m in wrapped)
+    assert live_weights(unet).keys() == pipe.unet.state_dict().keys()  # t2v.lora fuses styles by these
+    fuse(unet, feedforward=True)  # set again on a UNet fused before
+    assert all(m.kernel for m in wrapped)
+    widths = {m.net[0].proj.in_features: m.fits for m in wrapped}
+    assert widths == {32: False, 64: True}  # the tiny UNet's 32 channels: not a multiple of the kernel's K step
+
+
+def test_feedforward_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_plain_elsewhere(monkeypatch, caplog):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert choose_feedforward("auto", cpu) is False  # even under the interpreter
+    assert choose_feedforward("plain", gpu) is False
+    monkeypatch.setattr(geglu, "unavailable", lambda device: None)  # a GPU of compute capability 8.0 or later
+    assert choose_feedforward("auto", gpu) is True and choose_feedforward("triton", gpu) is True
+    monkeypatch.setattr(geglu, "unavailable", lambda device: "compute capability 7.5")
+    assert choose_feedforward("auto", gpu) is False
+    assert "not used" not in caplog.text
+    assert choose_feedforward("triton", gpu) is False
+    assert "feedforward='triton' is not used on cuda (compute capability 7.5)" in caplog.text
+
+
+@pytest.mark.parametrize(("options", "expected"), [({"feedforward": "cublas"}, "use one of auto, plain, triton"),
+                                                   ({"feedforward": "triton", "fused": False}, "needs fused=True")])
+def test_feedforward_choices_that_cannot_work_are_refused(pipe, options, expected):
+    with pytest.raises(ValueError, match=expected):
+        pipe.optimize(compile=False, **options)
+
+
+@pytest.mark.skipif(not geglu.INTERPRETED, reason="needs TRITON_INTERPRET=1 when Triton is first imported")
+def test_the_unet_with_the_feedforward_kernel_computes_what_it_does_without(gated):
+    pipe = load_pipeline("tiny-random", dtype="float16")
+    g = torch.Generator().manual_seed(0)
+    inputs = (torch.randn(1, 4, 5, 4, 4, generator=g).half(), torch.tensor([999]),
+              torch.randn(1, 77, pipe.config.unet.context_dim, generator=g).half())
+    with torch.no_grad():
+        exact = copy.deepcopy(pipe.unet).float()(*(t.float() if t.is_floating_point() else t for t in inputs))
+        plain = fuse(copy.deepcopy(pipe.unet))(*inputs)
+        pipe.optimize(compile=False, feedforward="triton")
+        kernel = pipe.unet(*inputs)
+    assert len(gated) == sum(isinstance(m, FusedFeedForward) and m.fits for m in pipe.unet.modules()) > 0
+    assert (kernel.float() - exact).abs().max() <= 2 * (plain.float() - exact).abs().max() + 2e-3
