@@ -177,9 +177,9 @@ def measure(shape, count, configs) -> dict:
     return row
 
 
-def options(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line, each value checked as a /video request's would be, and a CUDA GPU, before any work."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def video_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """`parser` with --frames, --size and --out, its command line parsed, each value checked as a /video request's
+    would be, and a CUDA GPU, before any work (what the kernel-forms benchmarks share)."""
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
     parser.add_argument("--out", type=Path)
@@ -192,6 +192,11 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     if not torch.cuda.is_available():
         parser.error("it times kernels on a CUDA GPU, and torch sees none here")
     return args
+
+
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (`video_options`)."""
+    return video_options(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), argv)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,11 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.conv3x3_forms import graphed_ms, rel_err  # noqa: E402
+from benchmarks.conv3x3_forms import graphed_ms, rel_err, video_options  # noqa: E402
 from t2v.config import UNetConfig  # noqa: E402
-from t2v.errors import InvalidRequest  # noqa: E402
 from t2v.kernels import fp8, geglu  # noqa: E402
-from t2v.request import check_value  # noqa: E402
 from t2v.unet import GEGLU, UNet3D  # noqa: E402
 
 
@@ -113,25 +111,22 @@ def measure(shape, count) -> dict:
     return row
 
 
-def options(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line, each value checked as a /video request's would be, and a CUDA GPU, before any work."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, nargs="+", default=[1], help="videos a call (each guided: 2 rows)")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args(argv)
+def _batch(text: str) -> int:
+    """A --batch value: videos a call, 1–64."""
     try:
-        for name, value in (("frames", args.frames), ("height", args.size[0]), ("width", args.size[1])):
-            check_value(name, value, f"--{'frames' if name == 'frames' else 'size'} {value}")
-    except InvalidRequest as exc:
-        parser.error(str(exc))
-    bad = [b for b in args.batch if not 1 <= b <= 64]
-    if bad:
-        parser.error(f"--batch {bad[0]}: videos a call, 1–64")
-    if not torch.cuda.is_available():
-        parser.error("it times kernels on a CUDA GPU, and torch sees none here")
-    return args
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: videos a call, a whole number 1–64")
+    return value
+
+
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (conv3x3_forms.video_options, and --batch)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=_batch, nargs="+", default=[1], help="videos a call (each guided: 2 rows)")
+    return video_options(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> None:

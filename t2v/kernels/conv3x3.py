@@ -34,6 +34,8 @@ try:
     import triton
     import triton.language as tl
     from triton.runtime.interpreter import InterpretedFunction
+
+    from t2v.kernels.tiles import grouped
 except ImportError:  # a CPU-only install: only `reference` runs
     triton = None
 
@@ -87,11 +89,7 @@ if triton is not None:
         pid = tl.program_id(0)
         tiles_m = tl.cdiv(pixels, BLOCK_M)
         tiles_n = tl.cdiv(c_out, BLOCK_N)
-        per_group = GROUP * tiles_n
-        first_m = (pid // per_group) * GROUP
-        group_rows = min(tiles_m - first_m, GROUP)
-        pid_m = first_m + (pid % per_group) % group_rows
-        pid_n = (pid % per_group) // group_rows
+        pid_m, pid_n = grouped(pid, tiles_m, tiles_n, GROUP)
 
         m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         img = m // (height * width)

@@ -105,6 +105,13 @@ def test_the_triton_temporal_attention_is_opt_in_and_serves_only_the_temporal_tr
     assert spatial and all(m.attend is F.scaled_dot_product_attention for m in spatial)
 
 
+def _half_inputs(pipe) -> tuple[torch.Tensor, ...]:
+    """A UNet call's inputs in fp16 for the tiny pipeline: 5 frames of 4×4 latents, one timestep, a text context."""
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(1, 4, 5, 4, 4, generator=g).half(), torch.tensor([999]),
+            torch.randn(1, 77, pipe.config.unet.context_dim, generator=g).half())
+
+
 def test_the_unet_with_the_triton_temporal_attention_computes_what_it_does_with_sdpa(monkeypatch):
     pipe = load_pipeline("tiny-random", dtype="float16")
     served, kernel = [], ta.temporal_attention
@@ -113,9 +120,7 @@ def test_the_unet_with_the_triton_temporal_attention_computes_what_it_does_with_
         served.append(ta.why_not(q, k, v) is None)
         return kernel(q, k, v)
 
-    g = torch.Generator().manual_seed(0)
-    inputs = (torch.randn(1, 4, 5, 4, 4, generator=g).half(), torch.tensor([999]),
-              torch.randn(1, 77, pipe.config.unet.context_dim, generator=g).half())
+    inputs = _half_inputs(pipe)
     with torch.no_grad():
         exact = copy.deepcopy(pipe.unet).float()(*(t.float() if t.is_floating_point() else t for t in inputs))
         sdpa = fuse(copy.deepcopy(pipe.unet))(*inputs)
@@ -263,9 +268,7 @@ def test_feedforward_choices_that_cannot_work_are_refused(pipe, options, expecte
 @pytest.mark.skipif(not geglu.INTERPRETED, reason="needs TRITON_INTERPRET=1 when Triton is first imported")
 def test_the_unet_with_the_feedforward_kernel_computes_what_it_does_without(gated):
     pipe = load_pipeline("tiny-random", dtype="float16")
-    g = torch.Generator().manual_seed(0)
-    inputs = (torch.randn(1, 4, 5, 4, 4, generator=g).half(), torch.tensor([999]),
-              torch.randn(1, 77, pipe.config.unet.context_dim, generator=g).half())
+    inputs = _half_inputs(pipe)
     with torch.no_grad():
         exact = copy.deepcopy(pipe.unet).float()(*(t.float() if t.is_floating_point() else t for t in inputs))
         plain = fuse(copy.deepcopy(pipe.unet))(*inputs)

@@ -68,15 +68,22 @@ async def test_a_blocked_member_cannot_nominate_a_video(stacks: Stacks):
     assert entry is None
 
 
+async def _anns_post(stack: Stack, showcase_channel: FakeChannel) -> tuple[FakeUser, FakeUser, object]:
+    """Bob, a moderator and ann's approved showcase post."""
+    fake = stack.fake
+    bob, mod = fake.make_user(name="bob"), fake.make_user(name="mod", roles=[fake.moderator_role])
+    await nominated(stack, fake.make_user(name="ann"))
+    await moderate(stack, mod, "approve", job=1)
+    [post] = posts_in(stack, showcase_channel)
+    return bob, mod, post
+
+
 async def test_a_blocked_member_cannot_vote_on_a_showcase_post(stacks: Stacks):
     """Bob, blocked, pressed ⭐ on ann's showcase post and his vote counted."""
     showcase_channel = stacks.fake.add_channel("showcase")
     async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
         fake = stack.fake
-        bob, mod = fake.make_user(name="bob"), fake.make_user(name="mod", roles=[fake.moderator_role])
-        await nominated(stack, fake.make_user(name="ann"))
-        await moderate(stack, mod, "approve", job=1)
-        [post] = posts_in(stack, showcase_channel)
+        bob, mod, post = await _anns_post(stack, showcase_channel)
         await (await fake.slash("videomod block", {"user": bob, "reason": "spam"}, user=mod)).wait_answer()
         refused = await (await fake.click(post, "showcase:vote:1", user=bob)).wait_answer()
         entry = await stack.bot.showcase.repo.get(1)
@@ -92,10 +99,7 @@ async def test_a_blocked_member_may_take_back_an_earlier_vote_but_not_vote_again
     showcase_channel = stacks.fake.add_channel("showcase")
     async with stacks.run(showcase_channel_id=showcase_channel.id) as stack:
         fake = stack.fake
-        bob, mod = fake.make_user(name="bob"), fake.make_user(name="mod", roles=[fake.moderator_role])
-        await nominated(stack, fake.make_user(name="ann"))
-        await moderate(stack, mod, "approve", job=1)
-        [post] = posts_in(stack, showcase_channel)
+        bob, mod, post = await _anns_post(stack, showcase_channel)
         await (await fake.click(post, "showcase:vote:1", user=bob)).wait_callback()
         voted = vote_label(post)
         await (await fake.click(post, "showcase:vote:1", user=mod)).wait_callback()  # another's vote stays
