@@ -3,6 +3,7 @@
 import asyncio
 import io
 
+import aiohttp
 import discord
 import pytest
 from discord import app_commands
@@ -192,6 +193,36 @@ async def test_rate_limited_edit_is_retried_by_discord_py(fake_discord, bot):
     statuses = [r.status for r in fake.requests_to("PATCH /webhooks/*/messages/@original")]
     assert statuses == [429, 200, 200, 200]
     assert [h["content"] for h in original.history] == ["", "queued: busy", "rendering: busy"]
+
+
+async def test_a_held_edit_is_in_flight_until_the_test_lets_it_go(fake_discord, bot):
+    fake = fake_discord
+    queued = fake.hold_next("PATCH /webhooks/*/messages/@original")
+
+    handle = await fake.slash("ping", {"text": "held"})
+    held = await fake.wait_held(queued)
+    meanwhile = (held.status, handle.original.content)  # in flight: unanswered, the message unchanged
+    queued.set()
+    await fake.wait_for_message(lambda m: m.content.endswith("your video of held is ready"))
+
+    assert meanwhile == (0, "") and held.json["content"] == "queued: held"
+    assert [r.status for r in fake.requests_to("PATCH /webhooks/*/messages/@original")] == [200, 200, 200]
+
+
+async def test_a_forgotten_hold_holds_nothing_and_one_left_on_is_answered_when_the_fake_closes():
+    guard = aiohttp.ClientTimeout(total=30)  # a hang guard only
+    async with aiohttp.ClientSession(headers={"Authorization": "Bot fake-bot-token"}, timeout=guard) as session:
+        async with FakeDiscord() as fake:
+            me = f"{fake.api_url}/users/@me"
+            fake.hold_next("GET /users/@me")
+            fake.forget_faults()  # meant for a client gone since
+            forgotten = await session.get(me)
+            left_on = fake.hold_next("GET /users/@me")
+            answer = asyncio.create_task(session.get(me))
+            in_flight = (await fake.wait_held(left_on)).status
+        answered = await answer  # without the fake letting it go, its server would wait 60 s, then cut it off
+
+    assert (forgotten.status, in_flight, answered.status) == (200, 0, 200)
 
 
 async def test_expired_token_and_oversized_upload_fail_like_discord(fake_discord, bot):

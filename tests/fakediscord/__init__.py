@@ -1,5 +1,6 @@
 """A fake Discord (REST + gateway on 127.0.0.1) for driving the unmodified discord.py client in tests."""
 
+from .faults import Hold
 from .harness import running_bot
 from .interactions import InteractionHandle
 from .payloads import (
@@ -24,6 +25,7 @@ __all__ = [
     "FakeMessage",
     "FakeRole",
     "FakeUser",
+    "Hold",
     "InteractionHandle",
     "InteractionRecord",
     "MiB",

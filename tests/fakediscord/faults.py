@@ -1,7 +1,8 @@
-"""Rate-limit buckets with realistic X-RateLimit-* headers, and injected REST failures."""
+"""Rate-limit buckets with realistic X-RateLimit-* headers, injected REST failures, and requests held unanswered."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable
@@ -25,6 +26,21 @@ class Fault:
     retry_after: float = 0.0
     is_global: bool = False
     taken: bool = False  # the request is done first (a message posted), then answered with the error
+
+
+class Hold(asyncio.Event):
+    """The gate `FakeDiscord.hold_next` sets up: the next request matching `pattern` is recorded, then left
+    unanswered (in flight, as on a slow Discord) until the test calls `set()`. No timer opens it, so whatever the test
+    does meanwhile happens before the answer, however loaded the machine."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = pattern  # fnmatch over "METHOD /path"
+        self.request: RecordedRequest | None = None  # the request it holds, once one came
+
+    def __repr__(self) -> str:
+        state = "released" if self.is_set() else "held" if self.request is not None else "waiting"
+        return f"<Hold {self.pattern!r} {state}>"
 
 
 @dataclass

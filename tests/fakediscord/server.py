@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
@@ -12,7 +11,7 @@ import discord
 import yarl
 from aiohttp import web
 
-from .faults import Fault, Faults
+from .faults import Fault, Faults, Hold
 from .gateway import Gateway
 from .interactions import (
     SELECTS,
@@ -89,7 +88,8 @@ class FakeDiscord:
         self.max_attachment_size = max_attachment_size  # per file, for channel messages (413 / 40005 above it)
         self.callback_deadline: float | None = None  # seconds; set 3.0 to enforce Discord's acknowledgement window
         self.faults = Faults(self.now)
-        self._holds: list[tuple[str, asyncio.Event]] = []  # (pattern, release) of requests to hold
+        self._holds: list[Hold] = []  # gates no request has met yet, in the order they were set up
+        self._holding: list[Hold] = []  # gates that caught their request: released at the latest when the fake closes
         self._drops: list[str] = []  # patterns of requests whose connection is closed unanswered
         self.gateway = Gateway(self)
         self.rest = RestAPI(self)
@@ -111,6 +111,8 @@ class FakeDiscord:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.watch.detach()
+        for hold in self._holding:  # a request a test left held (its client killed, say) is let go, not left pending
+            hold.set()
         await self.gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -509,11 +511,16 @@ class FakeDiscord:
         self.faults.add(Fault(pattern, status, code, message or f"{status}: injected by the fake", times,
                               taken=taken))
 
-    def hold_next(self, pattern: str) -> asyncio.Event:
-        """The next request matching pattern is recorded, then left unanswered until the test sets the event."""
-        release = asyncio.Event()
-        self._holds.append((pattern, release))
-        return release
+    def hold_next(self, pattern: str) -> Hold:
+        """The next request matching pattern is recorded, then left unanswered until the test sets the returned
+        event; `hold.request` is that request once it came (see `wait_held`)."""
+        hold = Hold(pattern)
+        self._holds.append(hold)
+        return hold
+
+    async def wait_held(self, hold: Hold, *, timeout: float = 10.0) -> RecordedRequest:
+        """The request `hold` caught, once it came (recorded, in flight, unanswered until `hold.set()`)."""
+        return await self.wait_for(lambda: hold.request, timeout=timeout, what=f"a request to hold ({hold.pattern!r})")
 
     def drop_next(self, pattern: str) -> None:
         """The next request matching pattern is recorded, then its connection closed without an answer (as a
@@ -530,11 +537,13 @@ class FakeDiscord:
 
     async def wait_if_held(self, rec: RecordedRequest) -> None:
         """Hold a request that `hold_next` named until its release."""
-        for i, (pattern, release) in enumerate(self._holds):
-            if rec.matches(pattern):
+        for i, hold in enumerate(self._holds):
+            if rec.matches(hold.pattern):
                 del self._holds[i]
+                hold.request = rec
+                self._holding.append(hold)
                 self.notify()
-                await release.wait()
+                await hold.wait()
                 return
 
     def rate_limit_next(
@@ -544,10 +553,11 @@ class FakeDiscord:
         self.faults.add(Fault(pattern, 429, 0, "You are being rate limited.", times, retry_after, is_global))
 
     def forget_faults(self) -> None:
-        """Drop the injected errors, 429s and dropped connections no request has met yet (say, those meant for a
-        process killed since)."""
+        """Drop the injected errors, 429s, dropped connections and holds no request has met yet (say, those meant for
+        a process killed since)."""
         self.faults.faults.clear()
         self._drops.clear()
+        self._holds.clear()
 
     def set_rate_limit(self, pattern: str, requests: int, per: float) -> None:
         """Bucket size for matching routes (default 50 per 1 s); excess requests get a 429."""
