@@ -2,10 +2,11 @@
 with SIGTERM. Jobs are kept in order, retried once, refunded with a message, and never lost or duplicated.
 
 The children run the tiny random model on the CPU, which may take anything from milliseconds to seconds a step. To
-catch a job mid-flight whatever the speed, the fake answers its first progress edit ("Rendering ▰▱… n%", or
-"Encoding the video" once every step is done) with a 429 and a long Retry-After: the service records a job's
-outcome only after its last progress edit has gone out, so the job stays `running` in the database, and the bot is
-killed there. Nothing sleeps: every wait is on the fake's traffic or on the child's log lines.
+catch a job mid-flight whatever the speed, the fake holds its first progress edit ("Rendering ▰▱… n%", or
+"Encoding the video" once every step is done) unanswered until the test lets it go (`FakeDiscord.hold_next`): the
+service records a job's outcome only after its last progress edit has gone out, so the job stays `running` in the
+database, and the bot is killed (or stopped) there. No timer opens a hold, so however loaded the machine, what the
+test does meanwhile comes first. Nothing sleeps: every wait is on the fake's traffic or on the child's log lines.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pytest
 
 from storage import JobRecord, JobState, Repository, create_engine
 from tests.bot.helpers import START_S, child_env, contents, has_video, write_lora
-from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
+from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, Hold, InteractionHandle
 
 RENDER_S = 60.0
 SIZE = {"steps": 4, "frames": 2}
@@ -126,27 +127,23 @@ async def edited(handle: InteractionHandle, prefix: str, *, after: int = 0, time
         lambda m: m.content.startswith(prefix) and any(t.startswith(prefix) for t in contents(m)[after:]), timeout)
 
 
-def hold_next_edit(handle: InteractionHandle, retry_after: float = RENDER_S) -> Callable[[], Awaitable[str]]:
-    """Answer the job's next status edit with 429 and `retry_after`; until the retry, its outcome cannot be
-    recorded. Returns a wait for that edit, which gives the text the bot sent."""
-    fake = handle.fake
-    pattern = f"PATCH /webhooks/{fake.app_id}/{handle.record.token}/messages/@original"
-    seen = len(fake.requests_to(pattern))
-    fake.rate_limit_next(pattern, retry_after=retry_after)
-
-    async def held() -> str:
-        found = await fake.wait_for(lambda: next((r for r in fake.requests_to(pattern)[seen:] if r.status == 429),
-                                                 None), timeout=RENDER_S, what="the held status edit")
-        return str(found.json["content"])
-
-    return held
+def hold_next_edit(handle: InteractionHandle) -> Hold:
+    """Leave the job's next status edit unanswered until the test sets the returned hold (a hold still on when the
+    fake closes is let go then); until then the job's outcome cannot be recorded."""
+    return handle.fake.hold_next(f"PATCH /webhooks/{handle.fake.app_id}/{handle.record.token}/messages/@original")
 
 
-async def held_at_progress(handle: InteractionHandle, retry_after: float = RENDER_S) -> str:
+async def held(handle: InteractionHandle, hold: Hold) -> str:
+    """The text of the status edit `hold` caught, once the bot sent it."""
+    request = await handle.fake.wait_held(hold, timeout=RENDER_S)
+    return str(request.json["content"])
+
+
+async def held_at_progress(handle: InteractionHandle) -> str:
     """Once the job has started, hold its next edit, its first progress ("Rendering …" or "Encoding …"), and
     return that text."""
     await edited(handle, "Starting")
-    return await hold_next_edit(handle, retry_after)()
+    return await held(handle, hold_next_edit(handle))
 
 
 async def test_kill_9_mid_job_then_a_restart_serves_every_job_once_in_their_fair_order(children, tmp_path: Path):
@@ -198,9 +195,9 @@ async def test_a_job_interrupted_twice_fails_with_a_message_and_is_not_charged(c
     await held_at_progress(handle)
     await first.kill()
 
-    held = hold_next_edit(handle)  # the retry starts before the child is even connected: hold it from the start
+    retry = hold_next_edit(handle)  # the retry starts before the child is even connected: hold it from the start
     second = await children(quota_default=1)
-    assert (await held()).startswith("Starting")  # the retry, caught in flight too
+    assert (await held(handle, retry)).startswith("Starting")  # the retry, caught in flight too
     await second.kill()
 
     third = await children(quota_default=1)
@@ -223,17 +220,18 @@ async def test_sigterm_refuses_new_videos_finishes_the_running_one_keeps_the_que
     child = await children()  # SHUTDOWN_GRACE_S=60: up to 50 s to finish, then stop at the next step
     fake = child.fake
     alice, bob, carol = fake.make_user(name="alice"), fake.make_user(name="bob"), fake.make_user(name="carol")
-    running = await video(fake, alice, "a paper boat on a river", steps=30)  # still denoising at the SIGTERM
+    running = await video(fake, alice, "a paper boat on a river", steps=30)  # likely still denoising at the SIGTERM
     await edited(running, "Starting")
-    held = hold_next_edit(running, retry_after=5)  # not done for 5 s at least: time to refuse carol meanwhile
+    progress = hold_next_edit(running)  # the job cannot end before the test lets its first progress edit through
     waiting = await video(fake, bob, "a paper plane over a city")
     await edited(waiting, "Queued")
-    await held()
+    await held(running, progress)
 
     assert child.process is not None
     os.kill(child.process.pid, signal.SIGTERM)
-    await fake.wait_for(lambda: child.says("SIGTERM received"), what="the child to start shutting down")
+    await fake.wait_for(lambda: child.says("letting 1 running jobs finish"), what="the child to stop taking jobs")
     refused = await (await video(fake, carol, "a paper crane in the wind")).wait_answer()
+    progress.set()  # carol is answered while the job still runs: now it may finish
     result = await running.wait_followup(has_video, RENDER_S)
     code = await child.stopped()
     jobs = await jobs_in(tmp_path)
