@@ -433,6 +433,8 @@ async def test_sigterm_while_the_model_loads_after_the_login_stops_cleanly_with_
                                                                                        fake_discord: FakeDiscord):
     env = env_for(tmp_path, DISCORD_TOKEN=fake_discord.token, DISCORD_API_BASE=fake_discord.api_url,
                   DISCORD_GATEWAY_URL=fake_discord.gateway_url, DISCORD_GUILD_ID=str(fake_discord.guild.id))
+    # the setup ends with the command sync: held unanswered, it keeps the child inside the setup until the SIGTERM
+    fake_discord.hold_next(f"PUT /applications/{fake_discord.app_id}/guilds/*/commands")
     code, lines = await started_then_terminated(tmp_path, env, "t2v.loader: loaded")  # inside the client's setup
 
     assert code == 0 and any("stopped before the bot was running" in line for line in lines)
