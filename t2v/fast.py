@@ -142,10 +142,10 @@ class TemporalConv2dBlock(nn.Module):
 
 class FusedFeedForward(nn.Module):
     """FeedForward whose first GEMM and GEGLU gate run as t2v.kernels.geglu's one kernel: the gated hidden activation
-    is written once, in fp16 (bf16), or with fp8 layers straight in e4m3 by the second layer's static input scale.
+    is written once, in fp16, or with fp8 layers straight in e4m3 by the second layer's static input scale.
     Its layers stay where FeedForward keeps them (`net.0.proj`, `net.2`): state dicts, t2v.lora's fusing and fp8
     calibration see the plain module's keys and tensors. What the kernel does not take runs FeedForward's own way:
-    fp32 activations, fp8 layers that scale per call (not "static", not calibrated yet, or observing a
+    fp32 and bf16 activations, fp8 layers that scale per call (not "static", not calibrated yet, or observing a
     calibration render)."""
 
     def __init__(self, ff: FeedForward, kernel: bool = True):
@@ -172,7 +172,7 @@ class FusedFeedForward(nn.Module):
                 y = out.product(hidden.reshape(-1, hidden.shape[-1]), out.input_scale, x.dtype)
                 return y.reshape(*x.shape[:-1], y.shape[-1])
             return out(geglu.geglu_op(values, proj.weight, x_scale, proj.scale, proj.bias, x.dtype, None))
-        if x.dtype not in (torch.float16, torch.bfloat16):
+        if x.dtype != torch.float16:  # bf16 dots are not checked here (Triton's interpreter computes them wrong)
             return self.net(x)
         return out(geglu.geglu_op(x, proj.weight, self.one, self.one, proj.bias, x.dtype, None))
 

@@ -199,6 +199,8 @@ def test_the_fused_feedforward_runs_the_kernel_on_fp16_and_computes_what_feedfor
         plain = copy.deepcopy(ff).half()(x.half())
         assert len(gated) == 1 and gated[0].shape == (2, 24, 4 * 64)
         assert torch.equal(FusedFeedForward(copy.deepcopy(ff))(x), exact)  # fp32: FeedForward's own way
+        bf16 = copy.deepcopy(ff).bfloat16()
+        assert torch.equal(FusedFeedForward(copy.deepcopy(bf16)).bfloat16()(x.bfloat16()), bf16(x.bfloat16()))
     assert len(gated) == 1 and got.dtype == torch.float16
     assert relative_error(got.float(), exact) <= 2 * relative_error(plain.float(), exact) + 1e-3
     assert fused.state_dict().keys() == ff.state_dict().keys()  # its layers under FeedForward's keys
