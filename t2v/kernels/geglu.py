@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from t2v.kernels import triton_unavailable
+from t2v.kernels.fp8 import E4M3, E4M3_MAX
 
 try:
     import triton
@@ -33,8 +34,6 @@ try:
 except ImportError:  # a CPU-only install: only `reference` runs
     triton = None
 
-E4M3 = getattr(torch, "float8_e4m3fn", None)
-E4M3_MAX = 448.0
 # (BLOCK_M, BLOCK_N of each half, BLOCK_K, num_warps, num_stages): the candidates a caller may time per shape
 CONFIGS = (
     (128, 64, 64, 4, 4), (128, 64, 64, 8, 4), (128, 128, 64, 8, 3), (64, 128, 64, 4, 4), (64, 64, 64, 4, 4),
