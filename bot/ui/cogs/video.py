@@ -269,8 +269,9 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
 
 def _negative(typed: str | None, preset: str | None) -> str:
     """A /video's negative prompt: as typed; `none` (in any case) for none, even where the server has a default; left
-    out or blank (nothing but spaces, which would render as none), the server's default, else none."""
-    if typed is None or not typed.strip():
+    out or blank (nothing but spaces and invisible characters, such as zero-width spaces, which would render as
+    none), the server's default, else none."""
+    if typed is None or blank(typed):
         return preset or ""
     return "" if typed.strip().lower() == NONE else typed
 

@@ -64,6 +64,21 @@ async def test_a_blank_negative_prompt_takes_the_servers_default_and_none_render
     assert [job.negative_prompt for job in jobs] == ["blurry, low quality", "", "", "shaky", "blurry, low quality"]
 
 
+async def test_a_negative_of_invisible_characters_is_blank_and_takes_the_servers_default(stacks: Stacks):
+    """A negative of zero-width spaces (pasted, or typed to "clear" the option) stepped over the server's default
+    negative prompt and rendered as none, and the result read "Negative: " with nothing after it."""
+    async with stacks.run() as stack:
+        fake = stack.fake
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        await command(fake, "videomod defaults set", mod, negative="blurry, low quality")
+        result = await (await video(fake, "a cat sitting in a garden", user=fake.make_user(),
+                                    negative="\u200b\u2060 \ufeff")).wait_followup(has_video)
+        job = await stack.job(1)
+
+    assert job.negative_prompt == "blurry, low quality"
+    assert "\nNegative: blurry, low quality\n" in result.content
+
+
 async def test_an_edited_prompt_goes_through_the_same_gate(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
