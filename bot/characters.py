@@ -22,6 +22,9 @@ the policy read, and nothing more happens:
 - clipped to a length, with an ellipsis, between pieces: a link is kept whole or left out whole, and an escape
   ("\\*") is never cut from the character it escapes.
 
+`invisible`: whether typed text shows nothing at all (only spaces, zero-width and control characters), so that it
+counts as blank wherever blank text has a meaning (a block's reason, a negative prompt).
+
 And `clipped`: a list cut at an entry boundary to fit one message (MESSAGE_CHARS), "… and N more" included, for
 Discord's answers and moderation's refusals alike.
 """
@@ -29,11 +32,13 @@ Discord's answers and moderation's refusals alike.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 
 from discord.utils import escape_markdown, escape_mentions
 
 from t2v.errors import HIDDEN_RE
+from t2v.request import INVISIBLE
 
 MESSAGE_CHARS = 2000  # Discord's limit on the content of one message
 SHOWN = 700  # characters of escaped text `shown` keeps unless told
@@ -51,6 +56,13 @@ def one_line(text: str) -> str:
     """text without unsafe characters, on one line: each run of them and of whitespace is one space (some of them,
     \\x0b, \\x1c and \\x85, separate words), none at either end."""
     return " ".join(UNSAFE_RE.sub(" ", text).split())
+
+
+def invisible(text: str) -> bool:
+    """True when no character of `text` shows: nothing, or only spaces, controls and format characters (zero-width
+    spaces, bidi marks), as t2v reads a blank prompt (t2v.request.INVISIBLE). Typed text that is invisible is blank:
+    shown, it would read as nothing at all."""
+    return all(unicodedata.category(char) in INVISIBLE for char in text)
 
 
 def shown(text: str, limit: int = SHOWN) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from bot.characters import shown
+from bot.characters import invisible, shown
 from bot.errors import InvalidInput, Refused
 from bot.moderation.text import block_message, discord_time, parse_duration
 from bot.settings import MAX_QUOTA, QUOTA_PERIODS, Settings
@@ -313,7 +313,8 @@ class Moderation:
         length = parse_duration(duration)
         now = self.now()
         until = None if length is None else now + length
-        reason = " ".join((reason or "").split())[:500] or "no reason given"
+        reason = " ".join((reason or "").split())[:500]
+        reason = "no reason given" if invisible(reason) else reason  # "blocked: ." read as nothing at all
         record = await self.repo.block(user_id, reason, until, guild_id=guild_id, by=actor, now=now)
         await self.audit(actor, "block", f"user:{user_id}",
                          {"reason": reason, "until": None if until is None else until.isoformat()}, guild_id=guild_id)

@@ -62,6 +62,23 @@ async def test_a_reason_that_ends_its_own_sentence_gets_no_second_full_stop(stac
     assert refused.content.startswith("You are blocked from making videos: Spamming the channel! A moderator")
 
 
+@pytest.mark.parametrize("reason", ["\u200b\u200b", "\x01\x02", "\u200e \ufeff"])
+async def test_a_reason_of_invisible_characters_is_no_reason(stacks: Stacks, scripted, reason: str):
+    """The blocked member read "You are blocked from making videos: . A moderator can lift the block.", and the
+    moderator "Reason shown to them: ." (or a zero-width space that reads as nothing)."""
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        confirmation = await command(fake, "videomod block", mod, user=bob, reason=reason)
+        refused = await (await fake.slash("video", {"prompt": "a red kite", "aspect": "tiny"}, user=bob)).wait_answer(
+            lambda m: not m.loading and m.content != "")
+        [block] = await stack.moderation.repo.active_blocks(guild_id=fake.guild.id)
+
+    assert confirmation.content.endswith("Reason shown to them: no reason given.")
+    assert refused.content == "You are blocked from making videos: no reason given. A moderator can lift the block."
+    assert block.reason == "no reason given"
+
+
 async def test_unblocking_someone_whose_block_ran_out_or_who_is_blocked_everywhere_says_so(stacks: Stacks,
                                                                                            scripted):
     async with stacks.run(lambda device: scripted) as stack:
