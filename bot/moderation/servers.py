@@ -13,7 +13,7 @@ import logging
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from bot.characters import shown
+from bot.characters import invisible, shown
 from bot.errors import InvalidInput
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import NEGATIVE
@@ -75,7 +75,7 @@ class PresetLimits:
             if len(text) > MAX_NEGATIVE_CHARS:
                 raise InvalidInput(f"The negative prompt is {len(text)} characters long; the limit is "
                                    f"{MAX_NEGATIVE_CHARS}.")
-            return text or None
+            return None if invisible(text) else text  # zero-width spaces alone read, and render, as none
         try:
             check_value(name, value)
         except InvalidRequest as error:

@@ -62,6 +62,7 @@ async def test_presets_are_set_merged_per_server_and_reset(servers, mods):
     ({"negative": "x" * 301}, "The negative prompt is 301 characters long; the limit is 300."),
     ({}, "Name at least one option to set: aspect, frames, steps, sampler, guidance, negative."),
     ({"negative": "   "}, "negative= is blank: give the words to avoid"),
+    ({"negative": "\u200b \u2060"}, "negative= is blank: give the words to avoid"),  # it read "negative:  "
     ({"negative": "nude, blurry"}, "negative=“nude, blurry” cannot be this server's default, as it would refuse every "
                                    "/video that takes it: "),
     ({"negative": "flou, mauvaise qualité"}, "negative=“flou, mauvaise qualité” cannot be this server's default"),
