@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 from bot.characters import clipped, shown
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 OFF_KEY = "styles_off"  # moderation_settings key: the names of the styles a server turned off
 LISTED_CHARS = 1500  # the style names one answer lists: a message holds 2000 characters, and STYLES_FILE has no limit
 NO_STYLES = "none (the bot's operator has not listed any)"
+HIDDEN = ("Cc", "Cf")  # controls and format characters (zero-width, bidi): a typed style name is read without them
 
 
 def listed(names: Sequence[str]) -> str:
@@ -46,10 +48,11 @@ class ServerStyles:
         self.offered = dict(styles)
 
     def named(self, style: str) -> str:
-        """`style` as the styles file names it, whatever its case and the spaces around it ("CLAYMATION " →
-        claymation); a name that is no style in any case, stripped, for a refusal to name."""
-        typed = style.strip()
-        return next((name for name in self.offered if name.casefold() == typed.casefold()), typed)
+        """`style` as the styles file names it, whatever its case, its width and the spaces and invisible characters
+        in it ("CLAYMATION " and full-width "ｃｌａｙｍａｔｉｏｎ", as an IME types it, are claymation); a name that
+        is no style, without them, for a refusal to name ("" for one of nothing but them: blank)."""
+        typed = "".join(char for char in style if unicodedata.category(char) not in HIDDEN).strip()
+        return next((name for name in self.offered if _folded(name) == _folded(typed)), typed)
 
     async def off(self, guild_id: int | None) -> frozenset[str]:
         """The styles the server turned off (none in direct messages, or without moderation)."""
@@ -103,3 +106,8 @@ class ServerStyles:
         await self._moderation.audit(actor, "style.on" if on else "style.off", f"style:{style}", guild_id=guild_id)
         log.info("user %d turned style %s %s in server %d", actor, style, "on" if on else "off", guild_id)
         return True
+
+
+def _folded(name: str) -> str:
+    """A style name compared whatever its case and width (NFKC: full-width letters are the ASCII ones)."""
+    return unicodedata.normalize("NFKC", name).casefold()

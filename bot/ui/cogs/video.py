@@ -85,9 +85,10 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
 
     async def _style(self, guild_id: int | None, chosen: str | None, preset: str | None) -> str | None:
         """The style asked for, as typed (admission names it in any case, and checks it), else the server's default
-        style while it is on there; a blank one is left out, `none` (in any case) is no style."""
+        style while it is on there; a blank one (spaces, zero-width characters) is left out, `none` (in any case) is no
+        style."""
         name = (chosen or "").strip()
-        if name:
+        if not blank(name):
             return None if name.lower() == NONE else name
         if preset is not None and preset in await self.service.styles.available(guild_id):
             return preset

@@ -125,6 +125,28 @@ async def test_a_style_is_named_in_any_case_and_a_blank_one_is_left_out(stacks: 
     assert (jobs[3].state, jobs[3].refusal_reason) == (JobState.REFUSED, "invalid:style")
 
 
+async def test_a_style_typed_full_width_or_with_zero_width_characters_is_that_style_and_an_invisible_one_is_blank(
+        stacks: Stacks):
+    """"ｃｌａｙｍａｔｉｏｎ" (as a Japanese or Chinese IME types Latin letters) and a name pasted with a
+    zero-width space were refused as "There is no style ｃｌａｙｍａｔｉｏｎ.", and a style of a zero-width space
+    alone as "There is no style ." (reading as nothing), where a blank one takes the server's default."""
+    pipeline = StyledPipeline()
+    async with styled_stack(stacks, pipeline) as stack:
+        fake, mod = stack.fake, moderator(stack)
+        await (await fake.slash("videostyle default", {"style": "watercolor"}, user=mod)).wait_answer()
+        wide = await (await video(fake, PROMPT, style="ｃｌａｙｍａｔｉｏｎ")).wait_followup(has_video)
+        await (await video(fake, PROMPT, style="\u200bclaymation\u2060")).wait_followup(has_video)
+        await (await video(fake, PROMPT, style="\u200b")).wait_followup(has_video)  # as if left out: the default
+        turned = await (await fake.slash("videostyle off", {"style": "ＷＡＴＥＲＣＯＬＯＲ"}, user=mod)).wait_answer()
+        blank = await (await fake.slash("videostyle default", {"style": "\u200b\ufeff"}, user=mod)).wait_answer()
+        jobs = await stack.jobs()
+
+    assert "style `claymation`" in wide.content
+    assert [job.params["style"] for job in jobs] == ["claymation", "claymation", "watercolor"]
+    assert turned.content.startswith("The style watercolor is now off in this server.")
+    assert blank.content.startswith("style= is blank: name one of this bot's styles: claymation, watercolor.")
+
+
 async def test_a_long_style_listing_fits_one_message_and_says_how_many_more_there_are(stacks: Stacks):
     styles = {f"style-{n:02}": Style(f"style-{n:02}", Path(f"/styles/{n}.safetensors"), 1.0, "", f", look {n}",
                                      f"A look of its own, number {n}, with a description that runs on and on")
