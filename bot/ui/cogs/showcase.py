@@ -20,6 +20,7 @@ import discord
 from discord import app_commands
 
 from bot.characters import clipped, shown
+from bot.errors import InvalidInput
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
 from bot.ui.permissions import AnyChannel, check_moderator, own_channel, server
@@ -102,7 +103,7 @@ class ShowcaseGroup(app_commands.Group):
     @app_commands.describe(channel="A channel of this server; none: show where they go now")
     async def channel(self, interaction: discord.Interaction, channel: AnyChannel | None = None) -> None:
         if channel is not None:
-            await self.showcase.set_channel(interaction.user.id, server(interaction), own_channel(interaction, channel))
+            await self.showcase.set_channel(interaction.user.id, server(interaction), postable(interaction, channel))
         await self._answer_where(interaction, "Set. " if channel else "")
 
     @app_commands.command(name="channel-reset", description="Forget this server's showcase channel")
@@ -117,6 +118,19 @@ class ShowcaseGroup(app_commands.Group):
                  "Approved videos appear in the web gallery only: this server has no showcase channel.")
         await interaction.response.send_message(head + where, ephemeral=True,
                                                 allowed_mentions=discord.AllowedMentions.none())
+
+
+def postable(interaction: discord.Interaction, channel: AnyChannel) -> int:
+    """The id of a channel of the server where the bot can post a video (`own_channel`); InvalidInput for a category,
+    a forum or a media channel, which hold channels or posts (threads) but take no message of their own: the showcase
+    would be set, and every approval's post refused by Discord."""
+    channel_id = own_channel(interaction, channel)
+    kinds = {discord.ChannelType.category: "a category", discord.ChannelType.forum: "a forum",
+             discord.ChannelType.media: "a media channel"}
+    if channel.type in kinds:
+        raise InvalidInput(f"<#{channel_id}> is {kinds[channel.type]}, where the bot cannot post a message: pick a "
+                           "text channel (or a thread) for the showcase.")
+    return channel_id
 
 
 def _pending_line(entry: ShowcaseRecord, kept: bool) -> str:

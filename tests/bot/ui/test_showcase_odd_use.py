@@ -6,6 +6,7 @@ import pytest
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stack, Stacks
 from tests.bot.helpers import has_video, video
+from tests.bot.moderation.test_videomod_odd_inputs import CATEGORY, FORUM, odd_channel
 from tests.bot.ui.test_showcase import moderate, nominated, posts_in, vote_label
 from tests.fakediscord import FakeChannel, FakeUser
 
@@ -140,3 +141,20 @@ async def test_a_second_nomination_of_a_video_no_longer_kept_is_refused_without_
 
     assert again.content == "Job #1 was already nominated (pending)."
     assert not stack.bot.media.has(1)
+
+
+@pytest.mark.parametrize(("kind", "called"), [(CATEGORY, "a category"), (FORUM, "a forum")])
+async def test_a_category_or_forum_as_the_showcase_channel_is_refused_naming_it(stacks: Stacks, kind: int,
+                                                                                 called: str):
+    """It was set ("Set. Approved videos go to #…"), and every approval's post was then refused by Discord: a category
+    or a forum takes no message of its own."""
+    odd = odd_channel(stacks, "showcase", kind)
+    async with stacks.run() as stack:
+        fake = stack.fake
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        answer = await (await fake.slash("videomod showcase channel", {"channel": odd}, user=mod)).wait_answer()
+        where = await stack.bot.showcase.channel_for(fake.guild.id)
+
+    assert answer.ephemeral and answer.content == (f"<#{odd.id}> is {called}, where the bot cannot post a message: "
+                                                   "pick a text channel (or a thread) for the showcase.")
+    assert where is None
