@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.characters import clipped, shown
+from bot.characters import MESSAGE_CHARS, clipped, shown
 from bot.errors import Refused
 from bot.gpu.models import ASPECTS, DEFAULT_ASPECT
 from bot.gpu.styles import NONE
@@ -299,8 +299,9 @@ def _requester(interaction: discord.Interaction) -> Requester:
 
 
 def prompt_kept(prompt: str) -> str:
-    """The end of an answer that quotes back a prompt typed into a form (which keeps no copy of it)."""
-    return f"\nYour prompt, to try again:\n> {shown(prompt, MAX_PROMPT_CHARS)}"
+    """The end of an answer that quotes back a prompt typed into a form (which keeps no copy of it), whole: its
+    escapes ("\\*" shows "*") make it longer than the MAX_PROMPT_CHARS typed, and a quote cut short would lose it."""
+    return f"\nYour prompt, to try again:\n> {shown(prompt, MESSAGE_CHARS)}"
 
 
 def _asked(interaction: discord.Interaction) -> str:

@@ -8,7 +8,7 @@ from bot.errors import Refused
 from bot.ui.replies import INTERNAL_ERROR
 from storage import JobState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import ScriptedPipeline, command, contents, delete_result, has_video, people, video
+from tests.bot.helpers import ScriptedPipeline, command, contents, delete_result, has_video, people, plain, video
 from tests.bot.ui.test_e2e_creative import upscaling
 from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser
 
@@ -143,3 +143,19 @@ async def test_a_refusal_whose_public_placeholder_was_deleted_by_hand_meanwhile_
         answer = await handle.wait_answer()
 
     assert handle.original.deleted and answer.ephemeral and answer.content == "You have reached your video quota."
+
+
+async def test_a_long_edited_prompt_with_markdown_is_quoted_back_whole(stacks: Stacks):
+    """Its escapes ("\\*") counted against the 500 characters the quote kept: a 500-character prompt with markdown came
+    back cut ("…"), and the member lost its end."""
+    typed = ("a *slow* pan over __green__ hills at dawn, " * 13)[:500]
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await (await video(fake, PROMPT, user=bob)).wait_followup(has_video)
+        assert await press_edit(fake, first, 1, bob) == (9, "")
+        await delete_result(fake, first, 1, bob)
+        answer = await (await fake.submit_modal("video:edit-prompt:1", {"prompt": typed}, user=bob)).wait_answer()
+
+    head, quoted = answer.content.split("\nYour prompt, to try again:\n> ")
+    assert head == "Job #1 was deleted." and plain(quoted) == typed.strip()
