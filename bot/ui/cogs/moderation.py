@@ -82,7 +82,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     @app_commands.describe(user="Whose count starts again from zero")
     async def quota_reset(self, interaction: discord.Interaction, user: discord.Member) -> None:
         guild = server(interaction)
-        await self.moderation.reset_usage(interaction.user.id, user.id, guild_id=guild)
+        await self.moderation.reset_usage(interaction.user.id, person(user), guild_id=guild)
         status = await quota_text(self.moderation, user.id, member_roles(user), guild, own=False)
         await reply(interaction, f"Usage reset: only videos from now on count.\n{status}")
 

@@ -286,12 +286,13 @@ async def test_a_bot_cannot_be_blocked_or_given_a_quota(stacks: Stacks, scripted
         fake = stack.fake
         mod, _ = people(fake)
         answers = [await command(fake, path, mod, user=fake.bot_user, **options) for path, options in
-                   [("videomod block", {}), ("videomod quota set", {"limit": 5})]]
+                   [("videomod block", {}), ("videomod quota set", {"limit": 5}), ("videomod quota reset", {})]]
         blocked = await stack.service.moderation.active_block(fake.bot_user.id, fake.guild.id)
+        audited = await audit_actions(stack)
 
     assert [answer.content for answer in answers] == [
-        f"<@{fake.bot_user.id}> is a bot: bots make no videos, so they need no block or quota."] * 2
-    assert blocked is None
+        f"<@{fake.bot_user.id}> is a bot: bots make no videos, so they need no block or quota."] * 3
+    assert blocked is None and audited == []  # a bot's usage was "reset" ("Usage reset: …"), and audited
 
 
 async def test_the_configured_moderator_role_is_enough_and_discord_hides_videomod_from_others(stacks: Stacks,
