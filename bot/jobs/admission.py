@@ -171,18 +171,19 @@ class Admission:
 
     def _check_caps(self, spec: JobSpec) -> None:
         """Refused when the spec's steps or frames are above the operator's caps."""
-        above = self.above_caps(spec)
+        above = self.above_caps(spec, _kept_from(spec))
         if above is not None:
             name, problem = above
             raise Refused("invalid", problem, logged=f"invalid:{name}")
 
-    def above_caps(self, spec: JobSpec) -> tuple[str, str] | None:
+    def above_caps(self, spec: JobSpec, kept_from: tuple[str, int] | None = None) -> tuple[str, str] | None:
         """(the option, why) when the spec's steps or frames are above the operator's caps (MAX_STEPS, MAX_FRAMES):
-        a new request is refused so; a stored one a restart with lower caps finds fails when it runs (service)."""
+        a new request is refused so (one a button made from a stored job, `kept_from`, says what to do instead); a
+        stored one a restart with lower caps finds fails when it runs (service)."""
         request = spec.request
         for name, value, cap in (("steps", request.steps, self.max_steps), ("frames", request.frames,
                                                                              self.max_frames)):
-            problem = above_cap(name, value, cap)
+            problem = above_cap(name, value, cap, kept_from)
             if problem is not None:
                 return name, problem
         return None

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PRESETS_KEY = "presets"  # moderation_settings key of a server's /video presets
 SHOWCASE_KEY = "showcase_channel"  # ... and of its showcase channel
 MAX_NEGATIVE_CHARS = 300  # /video's negative option takes as much
+BUTTONS = {"reroll": "🔁 Reroll", "edit": "✏️ Edit prompt", "upscale": "⬆️ Upscale"}  # what made a request from a job
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,19 @@ class PresetLimits:
         return float(value) if name == "guidance" else value
 
 
-def above_cap(name: str, value: int | None, cap: int) -> str | None:
+def above_cap(name: str, value: int | None, cap: int, kept_from: tuple[str, int] | None = None) -> str | None:
     """Why `value` of steps or frames is above the operator's cap (MAX_STEPS, MAX_FRAMES), or None: one sentence,
-    the same for a request and a server's preset."""
+    the same for a request and a server's preset. A request a button made from a stored job (`kept_from`, as for
+    `same_as_prompt`) keeps that job's value, which no button can change (the cap was lowered since): what is right
+    is said as the member can do it from there."""
     if value is None or value <= cap:
         return None
-    return f"{name}={value} is above this bot's limit of {cap}."  # the setting's name is the operator's word
+    problem = f"{name}={value} is above this bot's limit of {cap}"  # the setting's name is the operator's word
+    if kept_from is None:
+        return f"{problem}."
+    how, job_id = kept_from
+    return (f"{problem}, and {BUTTONS[how]} keeps job #{job_id}'s {name}: run /video with `{name}` at most {cap} "
+            "instead.")
 
 
 def same_as_prompt(prompt: str, negative: str, kept_from: tuple[str, int] | None = None) -> str | None:
@@ -108,7 +116,7 @@ def same_as_prompt(prompt: str, negative: str, kept_from: tuple[str, int] | None
     if kept_from is None:
         return f"{problem}: give it what to avoid, such as “blurry, low quality”, or `none` for no negative prompt."
     how, job_id = kept_from
-    button = {"reroll": "🔁 Reroll", "edit": "✏️ Edit prompt", "upscale": "⬆️ Upscale"}[how]
+    button = BUTTONS[how]
     retype = "type another prompt, or " if how == "edit" else ""
     return (f"{problem}, and {button} keeps job #{job_id}'s negative prompt: {retype}run /video with the prompt and a "
             "`negative` of what to avoid, such as “blurry, low quality”, or `negative:none` for no negative prompt.")

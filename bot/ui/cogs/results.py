@@ -181,7 +181,7 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
                 await self.start_from(interaction, job_id)
             elif action == "edit":  # refused now rather than after the member typed a prompt
                 job = await self._job(interaction, job_id, owner_only=True)
-                await self.video.precheck(interaction, await self._next_spec(interaction, job))
+                await self.video.precheck(interaction, await self._next_spec(interaction, job, job.prompt))
                 await interaction.response.send_modal(EditPromptModal(job))
             elif action == "upscale":
                 await self.upscale(interaction, job_id)

@@ -79,6 +79,24 @@ async def test_a_reroll_of_a_job_whose_negative_is_its_prompt_says_what_can_be_d
                                                                  (JobState.REFUSED, "invalid:negative")]
 
 
+async def test_a_reroll_or_edit_of_a_job_above_caps_lowered_since_says_what_can_be_done_from_there(stacks: Stacks):
+    """The operator lowered MAX_STEPS after the video was made: 🔁 and ✏️ were refused with "steps=3 is above this
+    bot's limit of 2." and nothing more, though no button can change a job's steps."""
+    async with stacks.run() as stack:
+        bob = stack.fake.make_user(name="bob")
+        first = await first_result(stack, bob, steps=3)
+    async with stacks.run(max_steps=2, default_steps=2) as stack:
+        answers = [await (await stack.fake.click(first, f"video:{action}:1", user=bob)).wait_answer()
+                   for action in ("reroll", "edit")]
+        jobs = await stack.jobs()
+
+    assert [answer.content for answer in answers] == [
+        f"steps=3 is above this bot's limit of 2, and {button} keeps job #1's steps: run /video with `steps` at most 2 "
+        "instead." for button in ("🔁 Reroll", "✏️ Edit prompt")]
+    assert [(job.state, job.refusal_reason) for job in jobs] == [(JobState.DONE, None),
+                                                                 (JobState.REFUSED, "invalid:steps")]
+
+
 async def test_edit_prompt_opens_a_prefilled_form_and_runs_the_edited_prompt_with_the_same_settings(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
