@@ -143,7 +143,7 @@ class Admission:
         """Refused for a block, a channel rule, or a style that is not offered or is off in the server."""
         if self.moderation is not None:
             await self.moderation.check_access(requester)
-        await self.styles.check(requester.guild_id, spec.style)
+        await self.styles.check(requester.guild_id, spec.style, _kept_from(spec))
 
     async def _check_allowance(self, requester: Requester, spec: JobSpec) -> None:
         """Refused when the quota has less than the spec's cost left, or the bot is down."""

@@ -19,6 +19,7 @@ from bot.moderation.gates import ServerGates
 from bot.moderation.policy import NEGATIVE
 from bot.moderation.rules import Moderation
 from bot.moderation.styles import closest, listed
+from bot.moderation.text import BUTTONS
 from t2v.errors import InvalidRequest
 from t2v.request import check_value
 
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 PRESETS_KEY = "presets"  # moderation_settings key of a server's /video presets
 SHOWCASE_KEY = "showcase_channel"  # ... and of its showcase channel
 MAX_NEGATIVE_CHARS = 300  # /video's negative option takes as much
-BUTTONS = {"reroll": "🔁 Reroll", "edit": "✏️ Edit prompt", "upscale": "⬆️ Upscale"}  # what made a request from a job
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from bot.characters import clipped, shown
 from bot.errors import InvalidInput, Refused
 from bot.moderation.rules import Moderation
+from bot.moderation.text import BUTTONS
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,12 @@ class ServerStyles:
         off = await self.off(guild_id)
         return [name for name in self.offered if name not in off]
 
-    async def check(self, guild_id: int | None, style: str | None) -> None:
+    async def check(self, guild_id: int | None, style: str | None, kept_from: tuple[str, int] | None = None) -> None:
         """Refused (invalid option, logged `invalid:style`) unless `style` is None or offered and on in the server;
-        the answer names the value and the styles the member may pick."""
+        the answer names the value and the styles the member may pick. A request a button made from a stored job
+        (`kept_from`: "reroll", "edit" or "upscale", and the job) keeps that job's style, which no button can change
+        (turned off, or gone from the styles file, since): what is right is said as the member can do it from
+        there."""
         if style is None:
             return
         available = await self.available(guild_id)
@@ -82,8 +86,13 @@ class ServerStyles:
             head = f"The style {named} is turned off in this server."
         else:
             head = f"There is no style {named}."
-        choices = f"Styles here: {listed(available)}.{closest(style, available)}" if available else \
-            "This server offers no styles."
+        if kept_from is not None:
+            how, job_id = kept_from
+            instead = f"another style ({listed(available)}) or `style:none`" if available else "no style"
+            choices = f"{BUTTONS[how]} keeps job #{job_id}'s style: run /video with {instead}."
+        else:
+            choices = f"Styles here: {listed(available)}.{closest(style, available)}" if available else \
+                "This server offers no styles."
         raise Refused("invalid", f"{head} {choices}", logged="invalid:style")
 
     async def turn(self, actor: int, guild_id: int, style: str, on: bool) -> bool:

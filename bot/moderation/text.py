@@ -13,6 +13,7 @@ from storage import BlockRecord
 MAX_BLOCK = timedelta(days=3650)
 PERMANENT = ("permanent", "perm", "forever", "indefinite")
 DURATION_FORMS = "a number and a unit such as 30m, 2h, 7d or 2w (or combined, 1d12h), or 'permanent'"
+BUTTONS = {"reroll": "🔁 Reroll", "edit": "✏️ Edit prompt", "upscale": "⬆️ Upscale"}  # what made a request from a job
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = r"(\d+)\s*(weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
 _DURATION_RE = re.compile(rf"(?:{_PART}\s*)+")

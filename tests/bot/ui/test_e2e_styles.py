@@ -230,3 +230,21 @@ async def test_video_shows_its_style_option_only_where_the_operator_listed_style
     assert "style" not in [o["name"] for o in plain["options"]]  # nothing to pick: no option that can only refuse
     assert [o["name"] for o in plain["options"]] == [o["name"] for o in styled["options"] if o["name"] != "style"]
     assert result.attachments
+
+
+async def test_a_reroll_or_edit_of_a_job_whose_style_was_turned_off_says_what_can_be_done_from_there(stacks: Stacks):
+    """🔁 and ✏️ were refused with "Styles here: watercolor.", as if the member could pick one: no button can change a
+    job's style."""
+    async with styled_stack(stacks, StyledPipeline()) as stack:
+        fake, bob = stack.fake, stack.fake.make_user(name="bob")
+        first = await (await video(fake, PROMPT, user=bob, style="claymation")).wait_followup(has_video)
+        await (await fake.slash("videostyle off", {"style": "claymation"}, user=moderator(stack))).wait_answer()
+        answers = [await (await fake.click(first, f"video:{action}:1", user=bob)).wait_answer()
+                   for action in ("reroll", "edit")]
+        jobs = await stack.jobs()
+
+    assert [answer.content for answer in answers] == [
+        f"The style claymation is turned off in this server. {button} keeps job #1's style: run /video with another "
+        "style (watercolor) or `style:none`." for button in ("🔁 Reroll", "✏️ Edit prompt")]
+    assert [(job.state, job.refusal_reason) for job in jobs] == [(JobState.DONE, None),
+                                                                 (JobState.REFUSED, "invalid:style")]
