@@ -33,6 +33,7 @@ from bot.moderation.policy import NEGATIVE, PROMPT, PolicyGate
 from bot.moderation.rules import Moderation
 from bot.moderation.servers import above_cap, same_as_prompt
 from bot.moderation.styles import ServerStyles
+from bot.moderation.text import BUTTONS
 from storage import JobRecord, Repository
 from t2v.config import PICKED_SEEDS
 from t2v.request import empty_prompt
@@ -54,6 +55,14 @@ def _kept_from(spec: JobSpec) -> tuple[str, int] | None:
     if spec.upscale is not None:
         return "upscale", spec.upscale.job_id
     return spec.origin
+
+
+def _negative_kept(kept_from: tuple[str, int]) -> str:
+    """The end of a refusal of a negative prompt a button kept from a stored job (refused by a denylist entry added
+    since, say), which no button can change: what is right, as the member can do it from there."""
+    how, job_id = kept_from
+    return (f" {BUTTONS[how]} keeps job #{job_id}'s negative prompt: run /video with the prompt and another "
+            "`negative`, or `negative:none` for no negative prompt.")
 
 
 def _storable(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,14 +166,16 @@ class Admission:
         """Refused when the requester's server's gate refuses any user text of the request (the prompt, the negative
         prompt: each reaches the model and a public message), the negative prompt is the prompt itself, or the options
         pass the server's caps."""
+        kept = _kept_from(spec)
         for text, field, optional in ((spec.prompt, PROMPT, False), (spec.negative, NEGATIVE, True)):
             verdict = self.gate.check_text(text, field, requester.guild_id, optional=optional)
             if not verdict.allowed:
                 assert verdict.reason is not None
                 if verdict.reason == "denylist":
                     log.info("%s of user %d refused by denylist entry %r", field, requester.user_id, verdict.matched)
-                raise Refused(verdict.reason, verdict.message, logged=verdict.logged)
-        problem = same_as_prompt(spec.prompt, spec.negative, _kept_from(spec))
+                message = verdict.message + (_negative_kept(kept) if field == NEGATIVE and kept is not None else "")
+                raise Refused(verdict.reason, message, logged=verdict.logged)
+        problem = same_as_prompt(spec.prompt, spec.negative, kept)
         if problem is not None:
             raise Refused("invalid", problem, logged="invalid:negative")
         self._check_caps(spec)
