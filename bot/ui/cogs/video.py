@@ -183,7 +183,7 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         if record.state == JobState.CANCELLED:
             text = f"✖ Cancelled job #{record.id}{where}."
         else:
-            text = f"Stopping job #{record.id}{where}: it ends after the current denoising step"
+            text = f"Stopping job #{record.id}{where}: it ends after the current denoising step."
         await interaction.edit_original_response(content=text)
 
 

@@ -180,7 +180,7 @@ async def test_cancel_stops_a_running_job_at_its_next_step(stacks: Stacks, scrip
         status = await handle.wait_original(lambda m: m.content == "✖ Cancelled job #1.")
         job = await stack.job(1)
 
-    assert reply.content.startswith("Stopping job #1") and reply.ephemeral
+    assert reply.content == "Stopping job #1: it ends after the current denoising step." and reply.ephemeral
     assert scripted.steps_done["an endless staircase"] == 1 and not status.attachments
     assert job.state == JobState.CANCELLED
 
