@@ -128,13 +128,14 @@ class Admission:
         return lock
 
     async def precheck(self, requester: Requester, spec: JobSpec) -> None:
-        """Refused when `spec` would be whatever prompt it is given: a block or a channel rule, its style, the caps,
-        the quota, the bot down (the prompt and the queue's room are checked when it is asked). For a form that asks
-        for the prompt (✏️ Edit prompt), so that a member is not left typing what can only be refused. Nothing is
-        written: nothing was asked yet."""
+        """Refused when `spec` would be whatever prompt it is given: a block or a channel rule, its style, its negative
+        prompt, the caps, the quota, the bot down (the prompt and the queue's room are checked when it is asked). For
+        a form that asks for the prompt (✏️ Edit prompt), so that a member is not left typing what can only be
+        refused. Nothing is written: nothing was asked yet."""
         spec = self._named_style(spec)
         try:
             await self._check_standing(requester, spec)
+            self._check_text(requester, spec, NEGATIVE)  # the stored job's, which the form does not change
             self._check_caps(spec)
             await self._check_allowance(requester, spec)
         except Refused as refused:
@@ -166,19 +167,26 @@ class Admission:
         """Refused when the requester's server's gate refuses any user text of the request (the prompt, the negative
         prompt: each reaches the model and a public message), the negative prompt is the prompt itself, or the options
         pass the server's caps."""
-        kept = _kept_from(spec)
-        for text, field, optional in ((spec.prompt, PROMPT, False), (spec.negative, NEGATIVE, True)):
-            verdict = self.gate.check_text(text, field, requester.guild_id, optional=optional)
-            if not verdict.allowed:
-                assert verdict.reason is not None
-                if verdict.reason == "denylist":
-                    log.info("%s of user %d refused by denylist entry %r", field, requester.user_id, verdict.matched)
-                message = verdict.message + (_negative_kept(kept) if field == NEGATIVE and kept is not None else "")
-                raise Refused(verdict.reason, message, logged=verdict.logged)
-        problem = same_as_prompt(spec.prompt, spec.negative, kept)
+        self._check_text(requester, spec, PROMPT)
+        self._check_text(requester, spec, NEGATIVE)
+        problem = same_as_prompt(spec.prompt, spec.negative, _kept_from(spec))
         if problem is not None:
             raise Refused("invalid", problem, logged="invalid:negative")
         self._check_caps(spec)
+
+    def _check_text(self, requester: Requester, spec: JobSpec, field: str) -> None:
+        """Refused when the requester's server's gate refuses the request's prompt or negative prompt (`field`); a
+        negative prompt a button kept from a stored job is refused saying what to do instead (`_negative_kept`)."""
+        text, optional = (spec.prompt, False) if field == PROMPT else (spec.negative, True)
+        verdict = self.gate.check_text(text, field, requester.guild_id, optional=optional)
+        if verdict.allowed:
+            return
+        assert verdict.reason is not None
+        if verdict.reason == "denylist":
+            log.info("%s of user %d refused by denylist entry %r", field, requester.user_id, verdict.matched)
+        kept = _kept_from(spec)
+        message = verdict.message + (_negative_kept(kept) if field == NEGATIVE and kept is not None else "")
+        raise Refused(verdict.reason, message, logged=verdict.logged)
 
     def _check_caps(self, spec: JobSpec) -> None:
         """Refused when the spec's steps or frames are above the operator's caps."""

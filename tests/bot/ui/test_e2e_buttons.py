@@ -372,7 +372,8 @@ async def test_two_confirmations_at_once_of_a_result_whose_job_row_aged_out_dele
 async def test_a_reroll_or_edit_of_a_job_whose_negative_the_denylist_refuses_since_says_what_can_be_done(
         stacks: Stacks):
     """A moderator added "kitten" after bob's video with the negative "exploding kittens": 🔁 and ✏️ were refused with
-    "Please describe something else.", though no button can change a job's negative prompt."""
+    "Please describe something else.", though no button can change a job's negative prompt; ✏️ only once the member
+    had typed a new prompt, which could only be refused."""
     async with stacks.run() as stack:
         fake = stack.fake
         bob, mod = fake.make_user(name="bob"), fake.make_user(name="mod", roles=[fake.moderator_role])
@@ -380,12 +381,11 @@ async def test_a_reroll_or_edit_of_a_job_whose_negative_the_denylist_refuses_sin
         await (await fake.slash("videomod denylist add", {"pattern": "kitten", "category": "violence"},
                                 user=mod)).wait_answer()
         rerolled = await (await fake.click(first, "video:reroll:1", user=bob)).wait_answer()
-        await (await fake.click(first, "video:edit:1", user=bob)).wait_modal()
-        edited = await (await fake.submit_modal("video:edit-prompt:1", {"prompt": "a blue fox in snow"},
-                                                user=bob)).wait_answer()
+        edit = await fake.click(first, "video:edit:1", user=bob)  # refused at the press, before a prompt is typed
+        edited = (await edit.wait_callback())["type"], (await edit.wait_answer()).content
 
     refusal = ("Your negative prompt was refused under the content policy: violent or graphic content is not allowed. "
                "Please describe something else. {} keeps job #1's negative prompt: run /video with the prompt and "
                "another `negative`, or `negative:none` for no negative prompt.")
     assert rerolled.content == refusal.format("🔁 Reroll")
-    assert edited.content == refusal.format("✏️ Edit prompt") + "\nYour prompt, to try again:\n> a blue fox in snow"
+    assert edited == (4, refusal.format("✏️ Edit prompt"))
