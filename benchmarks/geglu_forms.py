@@ -85,6 +85,9 @@ def measure(shape, count) -> dict:
     row["triton_fp16_ms"], cfg, row["triton_fp16_failed"] = best_config(
         lambda c: geglu.geglu(x, w, one, one, bias, torch.float16, None, c), geglu.CONFIGS, k, False)
     row["triton_fp16_config"] = cfg
+    row["triton_fp16_default"] = geglu.config_for(m, k, hidden, 2)
+    row["triton_fp16_default_ms"] = graphed_ms(
+        partial(geglu.geglu, x, w, one, one, bias, torch.float16, None, row["triton_fp16_default"]))
     row["triton_fp16_err"] = rel_err(geglu.geglu(x, w, one, one, bias, torch.float16, None, cfg),
                                      geglu.reference(x, w, one, one, bias))
 
@@ -105,6 +108,9 @@ def measure(shape, count) -> dict:
     row["triton_fp8_ms"], cfg, row["triton_fp8_failed"] = best_config(
         lambda c: geglu.geglu(x_q, w_q, x_scale, w_scale, bias, fp8.E4M3, out_scale, c), geglu.CONFIGS, k, True)
     row["triton_fp8_config"] = cfg
+    row["triton_fp8_default"] = geglu.config_for(m, k, hidden, 1)
+    row["triton_fp8_default_ms"] = graphed_ms(
+        partial(geglu.geglu, x_q, w_q, x_scale, w_scale, bias, fp8.E4M3, out_scale, row["triton_fp8_default"]))
     row["triton_fp8_err"] = rel_err(geglu.geglu(x_q, w_q, x_scale, w_scale, bias, fp8.E4M3, out_scale, cfg), exact8)
     for form in ("cublas_pass_fp16", "triton_fp16", "cublas_pass_fp8", "triton_fp8"):
         row[f"{form}_tflops"] = flop / row[f"{form}_ms"] / 1e9
@@ -141,7 +147,9 @@ def main(argv: list[str] | None = None) -> None:
             r = rows[-1]
             print(f"batch {batch} {shape} ×{count}: " + ", ".join(
                 f"{form} {r[f'{form}_ms']:.4f} ms ({r[f'{form}_tflops']:.0f})" for form in forms)
-                + f"; configs {r['triton_fp16_config']} {r['triton_fp8_config']}; err fp16 "
+                + f"; configs {r['triton_fp16_config']} {r['triton_fp8_config']}; defaults "
+                f"{r['triton_fp16_default']} {r['triton_fp16_default_ms']:.4f} {r['triton_fp8_default']} "
+                f"{r['triton_fp8_default_ms']:.4f}; err fp16 "
                 f"{r['triton_fp16_err']:.1e} / {r['cublas_pass_fp16_err']:.1e}, fp8 {r['triton_fp8_err']:.1e} / "
                 f"{r['cublas_pass_fp8_err']:.1e}", flush=True)
         totals = {form: sum(r[f"{form}_ms"] * r["count"] for r in rows) for form in forms}
