@@ -4,8 +4,11 @@ the GPU executor, the video service, the Discord client and the web sites — an
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,12 +23,12 @@ from bot.gpu.source import ModelSource
 from bot.jobs.events import JobEvents
 from bot.jobs.queue import FairQueue
 from bot.jobs.service import VideoService
-from bot.media import MediaStore
+from bot.media import FOLDER_MODE, MediaStore
 from bot.moderation.denylist_edits import load_gates
 from bot.moderation.gates import ServerGates
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
-from bot.startup import Retry, Stop
+from bot.startup import MEDIA_LOCK, Retry, Stop
 from bot.tasks import stop_task
 from bot.ui.client import VideoBot
 from bot.web.gallery import Gallery
@@ -64,16 +67,17 @@ async def run(settings: Settings) -> int:
     SIGINT at any moment stops it cleanly (0). Raises Unreachable when the database or Discord cannot be reached
     within STARTUP_RETRY_S, or when the database stops serving the bot's reads and writes (another process keeps
     it locked, its disk is full: storage.errors.unavailable), SettingsError when either refuses what the settings
-    give it or another bot holds the database (storage.held_alone). Where the gallery and /healthz listen was
-    checked before (bot.startup)."""
+    give it or another bot holds the database (storage.held_alone) or MEDIA_DIR (`media_held_alone`). Where the
+    gallery and /healthz listen was checked before (bot.startup)."""
     stop = Stop().install()
     engine = create_engine(settings.database_url)
     try:
         await reach_database(engine, settings, Retry(settings.startup_retry_s, stop))
         async with held_alone(engine) as hold:
-            await migrate_or_explain(engine, settings)
-            await set_aside_others_videos(Repository(engine), settings)
-            return await serve(settings, engine, stop, hold)
+            with media_held_alone(settings.media_dir):
+                await migrate_or_explain(engine, settings)
+                await set_aside_others_videos(Repository(engine), settings)
+                return await serve(settings, engine, stop, hold)
     except DatabaseInUse as error:
         raise SettingsError([f"DATABASE_URL={urls.shown(settings.database_url)}: {error}. Two bots on one database "
                              "would each run the other's queued jobs and deliver them twice: stop the other one "
@@ -88,6 +92,44 @@ async def run(settings: Settings) -> int:
         raise Unreachable(unserved_start(settings, error)) from None
     finally:
         await engine.dispose()
+
+
+@contextmanager
+def media_held_alone(media_dir: Path) -> Iterator[None]:
+    """Hold MEDIA_DIR for this bot alone while the block runs (an exclusive lock on its MEDIA_LOCK file, which the
+    system frees when the process ends, however it ends), or raise SettingsError at once: a second bot on the same
+    folder with a database of its own would move the first one's videos aside at its start (their ids are above its
+    database's last), delete them in its retention sweeps and show them as its own jobs' (ids are per database)."""
+    missing = [folder for folder in (media_dir, *media_dir.parents) if not folder.is_dir()]
+    for folder in reversed(missing):  # bot.startup checked that this user may make it; 0755 as bot.media makes them
+        folder.mkdir(exist_ok=True)
+        os.chmod(folder, FOLDER_MODE)
+    lock = media_dir / MEDIA_LOCK
+    with open(lock, "a+", encoding="ascii") as file:
+        held = True
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "unknown"
+            raise SettingsError([f"MEDIA_DIR={media_dir}: another bot (pid {holder}) keeps its videos there ({lock} "
+                                 "is locked). Two bots on one MEDIA_DIR, each with its own database, would move aside "
+                                 "and delete each other's videos and show them as their own jobs': stop the other "
+                                 "one, or give this one a MEDIA_DIR of its own"]) from None
+        except OSError as error:  # a file system without locks (an NFS mount whose lock service is not running)
+            held = False
+            log.warning("MEDIA_DIR=%s: cannot lock %s (%s), so a second bot started on this folder would not be "
+                        "stopped; the bot runs on", media_dir, lock, error.strerror or error)
+        if held:
+            file.seek(0)
+            file.truncate()
+            file.write(f"{os.getpid()}\n")
+            file.flush()
+        try:
+            yield
+        finally:
+            if held:
+                fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def unserved_start(settings: Settings, error: Exception) -> str:

@@ -41,6 +41,7 @@ FIRST_DELAY_S = 1.0  # the first wait after a failed try; each next one doubles 
 MAX_DELAY_S = 30.0  # ... up to this
 DEPLOYED_AS = "the Docker image runs as uid 10001, the systemd unit as user videobot"
 SYSTEMD_STATE = "/var/lib/videobot"  # deploy/videobot.service's StateDirectory: the one folder the unit may write
+MEDIA_LOCK = ".videobot.lock"  # in MEDIA_DIR: held by the one bot whose videos are kept there (bot.app)
 
 
 # --- the environment the settings name ------------------------------------------------------------------------------
@@ -66,7 +67,8 @@ def check_environment(settings: Settings, unknown: Collection[str] = ()) -> None
     if reads("t2v_executor", "styles_file"):
         problems += check_styles(settings.styles_file, check_files=here)
     if reads("media_dir"):
-        problems.append(writable_folder("MEDIA_DIR", str(settings.media_dir), settings.media_dir))
+        problems.append(writable_folder("MEDIA_DIR", str(settings.media_dir), settings.media_dir)
+                        or media_lock_problem(settings.media_dir))
     database = None
     if reads("database_url"):
         database = database_file(settings)
@@ -193,6 +195,24 @@ def writable_folder(setting: str, value: str, folder: Path) -> str | None:
         return (f"{setting}={value}: user {current_user()} cannot create files in {existing} ({error.strerror}); "
                 f"set {setting} to a folder it may write")
     return None
+
+
+def media_lock_problem(media_dir: Path) -> str | None:
+    """Whether this user may open MEDIA_DIR's lock file (bot.app.media_held_alone) where one is left: one that a bot
+    run as another user (root, say) made would stop the start with a traceback."""
+    lock = media_dir / MEDIA_LOCK
+    try:
+        with open(lock, "r+", encoding="ascii"):
+            return None
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        owner = lock.stat()
+        return (f"MEDIA_DIR={media_dir}: permission denied: user {current_user()} may not write {lock} (uid "
+                f"{owner.st_uid}, mode {owner.st_mode & 0o777:o}), the lock a bot run as another user left; it holds "
+                "no data: remove it, or give it to that user (chown)")
+    except OSError as error:
+        return f"MEDIA_DIR={media_dir}: user {current_user()} cannot open {lock} ({error.strerror}); remove it"
 
 
 def compile_cache_problem(settings: Settings) -> str | None:
