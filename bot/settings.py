@@ -49,6 +49,12 @@ MIN_HISTORY_DAYS = 32  # the jobs log kept at least this long: the longest quota
 TYPOGRAPHIC_QUOTES = "“”‘’„‚«»"  # pasted from a document or a chat: no env file reader takes them for quotes
 QUOTES = "\"'`" + TYPOGRAPHIC_QUOTES
 TOKEN_RE = re.compile(r"[A-Za-z0-9._-]+")  # a bot token: three base64url parts joined by dots
+NOT_TOKENS = (  # what else the developer portal shows, pasted for the token: its form, and what it is then
+    (re.compile(r"\d+"), "a number: an id (the application's, a user's or a server's)"),
+    (re.compile(r"[0-9a-fA-F]{64}"), "64 hexadecimal digits: the application's public key (General Information)"),
+    (re.compile(r"[A-Za-z0-9_-]{32}"), "32 characters without a dot: the OAuth2 client secret (a bot token is three "
+                                        "parts joined by dots)"),
+)
 TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after the command
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
@@ -286,7 +292,8 @@ class Settings(BaseSettings):
     @field_validator("discord_token")
     @classmethod
     def _token_is_plain(cls, token: SecretStr) -> SecretStr:
-        """Refuse empty tokens and the 'Bot ' prefix without ever echoing the token."""
+        """Refuse empty tokens, the 'Bot ' prefix and the portal's other values (NOT_TOKENS) without ever echoing the
+        token."""
         value = token.get_secret_value().strip()
         if not value:
             raise _problem(MISSING["discord_token"].replace("is missing", "is empty"))
@@ -298,6 +305,10 @@ class Settings(BaseSettings):
         if not TOKEN_RE.fullmatch(value):
             raise _problem("DISCORD_TOKEN has characters a Discord bot token never has (it is letters, digits, '.', "
                            "'_' and '-'): copy it again from the developer portal's Bot page")
+        pasted = next((what for form, what in NOT_TOKENS if form.fullmatch(value)), None)
+        if pasted is not None:  # Discord would refuse it at the login, after the database was made and migrated
+            raise _problem(f"DISCORD_TOKEN is {pasted}, not the bot token: copy the token from the developer portal's "
+                           "Bot page (Reset Token)")
         return SecretStr(value)
 
     @field_validator("t2v_allow_tiny")

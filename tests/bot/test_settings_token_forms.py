@@ -1,0 +1,60 @@
+"""The developer portal shows an application's id, its public key and its OAuth2 client secret beside the bot token;
+any of them pasted for DISCORD_TOKEN is one line naming what it is, before the database is made or Discord asked (which
+would answer 401 only after the database was migrated), and the value is never shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.errors import SettingsError
+from bot.settings import load_settings
+from tests.bot.helpers import START_S, child_env
+
+APPLICATION_ID = "1177345678901234567"
+PUBLIC_KEY = "3f9d1c0a7b2e4d5f8a6c9e0b1d2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b"
+CLIENT_SECRET = "Xq3_vT9kLmN2pR7sW-aB4cD6eF8gH0jK"  # the form of one: 32 URL-safe characters
+FIX = "not the bot token: copy the token from the developer portal's Bot page (Reset Token)"
+
+
+def refused(token: str) -> list[str]:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"DISCORD_TOKEN": token, "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
+                       "T2V_DEVICE": "cpu"}, env_file=None)
+    return raised.value.lines
+
+
+@pytest.mark.parametrize(("pasted", "named"), [
+    (APPLICATION_ID, "a number: an id (the application's, a user's or a server's)"),
+    (PUBLIC_KEY, "64 hexadecimal digits: the application's public key (General Information)"),
+    (CLIENT_SECRET, "32 characters without a dot: the OAuth2 client secret (a bot token is three parts joined by "
+                    "dots)"),
+])
+def test_a_value_the_portal_shows_beside_the_token_is_named_for_what_it_is(pasted: str, named: str) -> None:
+    assert refused(pasted) == [f"DISCORD_TOKEN is {named}, {FIX}"]
+
+
+def test_a_bot_token_and_the_tests_tokens_are_taken() -> None:
+    for token in ("MTE3NzM0NTY3ODkwMTIzNDU2.GsTaRt.a-startup-bot-token-2b7c", "fake-bot-token", "a-token",
+                  CLIENT_SECRET + ".x"):
+        settings = load_settings({"DISCORD_TOKEN": token, "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
+                                  "T2V_DEVICE": "cpu"}, env_file=None)
+        assert settings.discord_token.get_secret_value() == token
+
+
+def test_python_m_bot_with_the_client_secret_stops_before_it_makes_the_database(tmp_path: Path) -> None:
+    env = child_env(DISCORD_TOKEN=CLIENT_SECRET, T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="cpu",
+                    DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", MEDIA_DIR=str(tmp_path / "media"),
+                    HEALTH_ENABLED="0", STARTUP_RETRY_S="0", DISCORD_LOGIN_TIMEOUT_S="0.2",
+                    DISCORD_API_BASE="http://127.0.0.1:9/api/v10")
+    result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=START_S)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: DISCORD_TOKEN is 32 characters without a dot: the OAuth2 client "
+                                          f"secret (a bot token is three parts joined by dots), {FIX}"]
+    assert CLIENT_SECRET not in result.stderr
+    assert not (tmp_path / "bot.db").exists()
