@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from bot import env_file, redaction
-from bot.env_file import misspelled
+from bot.env_file import misspelled, shadowed
 from bot.errors import SettingsError, Unreachable
 from bot.settings import Settings, load_settings, load_what_validates
 from storage import urls
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).getEffectiveLevel()))
     redaction.install(logging.getLogger().handlers,  # and interaction tokens, by their patterns
                       [settings.discord_token.get_secret_value(), *urls.passwords(settings.database_url)])
-    for line in misspelled():
+    for line in [*misspelled(), *shadowed()]:
         log.warning("%s", line)
     return run(settings)
 
@@ -94,7 +94,8 @@ def _refuse(problems: list[str]) -> int:
     """One `error:` line per problem, then what may explain them; exit status 2."""
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
-    notes = [_no_env_file(), *misspelled()]  # "DISCORD_TOKEN is missing" may be a DISCORD_TOKN that was set
+    notes = [_no_env_file(), *misspelled(), *shadowed()]  # "DISCORD_TOKEN is missing" may be a DISCORD_TOKN that was
+    # set; "T2V_DEVICE=gpu" an old export of the shell's, beside a .env that says cpu
     for line in filter(None, notes):
         print(f"note: {line}", file=sys.stderr)
     return 2

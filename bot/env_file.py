@@ -1,8 +1,8 @@
 """What the `.env` file and the environment hold that the settings do not read: a `.env` python-dotenv cannot read
 whole (`unreadable`: the one error, before anything starts), its lines that are not NAME=value, that a later line of
 the same setting overrides, or whose ${VAR} nothing sets (`malformed_lines`: errors beside the settings' own
-problems), and variables that look meant for a setting (`misspelled`: a note beside the problems, a warning on a good
-start)."""
+problems), and variables that look meant for a setting (`misspelled`) or whose `.env` line the environment overrides
+(`shadowed`): notes beside the problems, warnings on a good start."""
 
 from __future__ import annotations
 
@@ -153,6 +153,25 @@ def misspelled(env: Mapping[str, str] | None = None, env_file: str | None = ".en
             lines[name.upper()] = (f"{name} (in {where}) is not a setting the bot reads, so it is ignored; did you "
                                    f"mean {meant.upper()}?")
     return list(lines.values())
+
+
+def shadowed(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> list[str]:
+    """One line for each setting that `env_file` sets and `env` (the process environment when None) sets too, to
+    another value: the environment's wins without a word, so an edit of the file changes nothing (a token rotated in
+    .env while the shell that starts the bot still exports the old one). An empty variable is unset, and the file's
+    value is read. The values are never shown: a token or a password may be among them."""
+    if env_file is None or not Path(env_file).is_file():
+        return []
+    environment = {name.lower(): value.strip() for name, value in (os.environ if env is None else env).items()
+                   if value.strip()}
+    lines = []
+    for name, value in read_env_file(env_file).items():
+        given = environment.get(name.lower())
+        if name.lower() in Settings.model_fields and value and given is not None and given != value.strip():
+            lines.append(f"{name.upper()} is set both in the environment and in {env_file}, to different values: the "
+                         f"environment's is used and {env_file}'s ignored; to use {env_file}'s, unset it in the "
+                         f"environment (unset {name.upper()})")
+    return list(dict.fromkeys(lines))
 
 
 def _meant(name: str, fields: list[str]) -> str | None:
