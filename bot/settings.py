@@ -112,6 +112,12 @@ ENDPOINTS = {  # setting -> (allowed URL schemes, an example)
     "discord_gateway_url": (("wss", "ws"), "wss://discord-proxy.internal/gateway"),
     "gallery_public_url": (("https", "http"), "https://videos.example.org"),
 }
+CREDENTIALS_REFUSED = {  # endpoint -> why a user:password@ (or user@) in its URL cannot work
+    "discord_api_base": "every request carries the bot token in its Authorization header, which leaves no room for "
+                        "them (the HTTP client refuses to send both), so the bot could not log in; let the proxy "
+                        "admit the bot another way (its address, a network of its own)",
+    "gallery_public_url": "the links in every video page's tags would show them to each visitor",
+}
 STAND_INS: dict[str, Any] = {"discord_token": "not-read", "t2v_model": "not-read",  # load_what_validates: never run on
              "t2v_allow_tiny": True}  # (its default fails its own check again: T2V_MODEL=tiny-random without it)
 MISSING = {  # what to do about a required variable that is not set
@@ -536,10 +542,14 @@ class Settings(BaseSettings):
             return None
         schemes, example = ENDPOINTS[info.field_name]
         url = url.strip().rstrip("/")
-        parts = urlsplit(url)
+        parts, shown = urlsplit(url), urls.shown(url)  # its password, if any, never shown
         if parts.scheme not in schemes or not parts.hostname:
             starts = " or ".join(f"{scheme}://" for scheme in schemes)
-            raise _problem(f"{info.field_name.upper()}={url} is not a URL starting with {starts}, such as {example}")
+            raise _problem(f"{info.field_name.upper()}={shown} is not a URL starting with {starts}, such as {example}")
+        if parts.username is not None and info.field_name in CREDENTIALS_REFUSED:
+            shown = url.replace(parts.netloc, "***@" + parts.netloc.rsplit("@", 1)[1], 1)  # user:password@ alike
+            raise _problem(f"{info.field_name.upper()}={shown} holds credentials (user:password@): "
+                           f"{CREDENTIALS_REFUSED[info.field_name]}; give the address alone, such as {example}")
         if info.field_name == "gallery_public_url" and (parts.path or parts.query or parts.fragment):
             raise _problem(f"GALLERY_PUBLIC_URL={url} is not the root of a host: the gallery's pages link from / of "
                            f"their host, so behind a path they would break; serve it at a host of its own, such as "
