@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HOLD_CHECK_S = 60.0  # how often the bot checks that its database is still its own (storage.Hold)
+LOGIN_ANSWER_SHOWN = 200  # characters of a proxy's answer to the login that its line shows (an error page's text)
 
 
 async def run(settings: Settings) -> int:
@@ -253,11 +254,35 @@ async def serve(settings: Settings, engine: AsyncEngine, stop: Stop, hold: Hold 
         async with bot:
             stop.hand_over(bot.shut_down)
             await bot.start(settings.discord_token.get_secret_value())
+    except discord.HTTPException as error:
+        refused = proxy_refused_login(settings, error)
+        if refused is None:
+            raise
+        raise SettingsError([refused]) from None
     finally:
         await stop_task(watch)
         for site in sites:
             await site.stop()
     return 2 if taken else 1 if stuck else 0
+
+
+def proxy_refused_login(settings: Settings, error: discord.HTTPException) -> str | None:
+    """The line for DISCORD_API_BASE when the login's first request (GET /users/@me) got an answer other than the
+    user, a 401 (a refused token: bot.ui.client says so) or a 5xx (tried again): the proxy does not serve Discord's
+    REST API at that address (a base without its /api/v10: Discord itself answers 404 to /users/@me), or turns the
+    bot away. None for any other request's error, and without a proxy."""
+    response = getattr(error, "response", None)
+    url = getattr(response, "url", None)
+    if (settings.discord_api_base is None or url is None or error.status >= 500
+            or getattr(response, "method", "GET") != "GET" or not str(url.path).endswith("/users/@me")):
+        return None
+    answer = " ".join(filter(None, [str(error.status), getattr(response, "reason", None)]))
+    said = " ".join(str(error.text).split())
+    said = f": {said[:LOGIN_ANSWER_SHOWN]}{'…' if len(said) > LOGIN_ANSWER_SHOWN else ''}" if said else ""
+    return (f"DISCORD_API_BASE={settings.discord_api_base}: the login's first request, GET {url}, was answered "
+            f"{answer}{said}; give the address at which the proxy serves "
+            "Discord's REST API (Discord's own is https://discord.com/api/v10), such as "
+            "https://discord-proxy.internal/api/v10")
 
 
 async def keep_hold(hold: Hold, taken: Callable[[str], None],
