@@ -12,7 +12,7 @@ import traceback
 
 # the settings of the libraries t2v loads, by the prefixes of their names
 PREFIXES = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "TRITON_", "CUDA_", "OMP_", "MKL_",
-            "TOKENIZERS_")
+            "TOKENIZERS_", "TQDM_")  # tqdm (torch imports it) reads TQDM_MININTERVAL and the like as its class loads
 ALLOCATOR_SETTINGS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")  # torch's caching allocator's
 
 

@@ -197,6 +197,9 @@ def test_encode_mp4_of_even_sizes_no_codec_block_divides_reads_back_whole(height
                             "(ValueError: Invalid log settings: nonsense, must be a comma separated list of fully "
                             "qualified module names, registered log names or registered artifact names.); correct it, "
                             "or unset it"),
+    # tqdm's class reads TQDM_* as it is defined (torch imports it): a traceback ending in tqdm/utils.py
+    ("TQDM_MININTERVAL=abc", "error: python -m t2v could not start: TQDM_MININTERVAL=abc is refused by tqdm "
+                             "(ValueError: could not convert string to float: 'abc'); correct it, or unset it"),
     # torch aborted as it loaded: "terminate called after throwing an instance of 'c10::Error'" and 50 C++ frames
     ("PYTORCH_CUDA_ALLOC_CONF=expandable_segments",
      "error: PYTORCH_CUDA_ALLOC_CONF='expandable_segments': 'expandable_segments' has no value; torch reads key:value "
