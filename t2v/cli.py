@@ -84,7 +84,28 @@ def _prompt(args: argparse.Namespace) -> str | None:
     prompt = _given_prompt(args)
     if prompt is None:
         return 'no prompt: give it as the first argument, e.g. python -m t2v generate "A panda eating bamboo."'
-    return empty_prompt(prompt, "the prompt")
+    return _not_utf8("the prompt", prompt) or empty_prompt(prompt, "the prompt")
+
+
+def _negative(args: argparse.Namespace) -> str | None:
+    """What is wrong with --negative, if anything: bytes that are no UTF-8 text."""
+    return _not_utf8("--negative", args.negative)
+
+
+def _not_utf8(name: str, text: str) -> str | None:
+    """A prompt whose bytes are no UTF-8 text (typed in a Latin-1 terminal: `café` as caf\\xe9), which Python hands
+    on as stand-ins the text encoder would read as other characters than those typed; shown as its bytes."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start:exc.end]
+        try:  # argv's bytes that are no UTF-8 arrive as U+DC80–U+DCFF, which give the bytes back
+            typed, said = text.encode(errors="surrogateescape"), f"byte {bad.encode(errors='surrogateescape')[0]:#x}"
+        except UnicodeEncodeError:  # another lone surrogate (main() called with such a str)
+            typed, said = text.encode(errors="backslashreplace"), f"{bad!r}"
+        return (f"{name} {typed!r} is not UTF-8 text ({said}), so the text encoder would read other characters than "
+                "those typed; type it in UTF-8 (a terminal set to UTF-8, e.g. LANG=C.UTF-8)")
+    return None
 
 
 def problems(args: argparse.Namespace) -> list[str]:
@@ -94,7 +115,7 @@ def problems(args: argparse.Namespace) -> list[str]:
     unread = {dest for dest, _ in getattr(args, "unread", [])}
     found: list[str | None] = [line for _, line in getattr(args, "unread", [])]
     if args.command == "generate":
-        found.append(_prompt(args))
+        found += [_prompt(args), _negative(args)]
         found += _values(args, REQUEST_OPTIONS)
         if "output" not in unread:
             found += _output_problems(args)
