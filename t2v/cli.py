@@ -31,7 +31,7 @@ from t2v.download import download
 from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WeightsError, WriteError, visible
 from t2v.kernels import fp8
 from t2v.loader import convert, load_pipeline, missing_device
-from t2v.request import GenerationRequest, check_value, empty_prompt
+from t2v.request import GenerationRequest, check_value, empty_prompt, negative_is_prompt
 from t2v.video import encode_mp4, write_whole
 from t2v.weights import export
 
@@ -88,8 +88,15 @@ def _prompt(args: argparse.Namespace) -> str | None:
 
 
 def _negative(args: argparse.Namespace) -> str | None:
-    """What is wrong with --negative, if anything: bytes that are no UTF-8 text."""
-    return _not_utf8("--negative", args.negative)
+    """What is wrong with --negative, if anything: bytes that are no UTF-8 text, or the prompt itself (guidance then
+    steers toward it and away from it at once; the bot refuses it too)."""
+    prompt, negative = _given_prompt(args), args.negative
+    problem = _not_utf8("--negative", negative)
+    if problem is None and prompt is not None and negative_is_prompt(prompt, negative):
+        problem = (f"--negative {preflight.shown(negative)}: is the prompt itself, so guidance cancels out (the video "
+                   "renders as at --guidance 1); name what to avoid, e.g. --negative \"blurry, low quality\", or leave "
+                   "--negative out")
+    return problem
 
 
 def _not_utf8(name: str, text: str) -> str | None:

@@ -41,6 +41,13 @@ def empty_prompt(prompt: str, name: str = "prompt") -> str | None:
     return f"{name} is empty: {prompt!r:.60} holds only invisible characters; describe the video to generate"
 
 
+def negative_is_prompt(prompt: str, negative: str) -> bool:
+    """Whether a negative prompt is the prompt itself, in case and spacing too (as the tokenizer reads both: lower
+    case, runs of spaces as one): guidance then steers toward it and away from it at once, and has nothing to work
+    with. An empty negative prompt is the unconditional one, never the prompt."""
+    return bool(negative.strip()) and " ".join(negative.split()).casefold() == " ".join(prompt.split()).casefold()
+
+
 def check_value(name: str, value: Any, shown: str | None = None) -> Any:
     """`value` as the request field `name` holds it (a NumPy scalar as a plain int or float); InvalidRequest unless
     it fits, the message starting with `shown` (default `name=value`, the CLI passes `--name value`) and saying what

@@ -4,6 +4,7 @@ the value, before any work where it can be known then."""
 
 import pytest
 
+from t2v.cli import build_parser, problems
 from tests.t2v.helpers import refused
 
 LATIN1_CAFE = "caf\udce9 panda"  # `café panda` from an ISO-8859-1 terminal, as Python decodes argv as UTF-8
@@ -22,3 +23,23 @@ def test_a_prompt_typed_in_another_encoding_than_utf8_is_named_as_its_bytes_befo
     [said] = refused([*argv, "-o", str(tmp_path / "x.mp4")], capsys)
     assert said.startswith(line)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("prompt", "negative", "shown"), [
+    ("a cat", "a cat", "a cat"),
+    ("A  cat playing piano", "a cat playing piano ", "'a cat playing piano '"),  # read alike: lower case, one space
+])
+def test_a_negative_prompt_that_is_the_prompt_itself_is_refused_before_any_work(tmp_path, capsys, no_work, prompt,
+                                                                                  negative, shown):
+    # it rendered, guidance cancelling out (the bot refuses the same request)
+    [said] = refused(["generate", prompt, "--negative", negative, "-o", str(tmp_path / "x.mp4")], capsys)
+    assert said == (f"error: --negative {shown}: is the prompt itself, so guidance cancels out (the video renders as "
+                    "at --guidance 1); name what to avoid, e.g. --negative \"blurry, low quality\", or leave "
+                    "--negative out")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("negative", ["", "  ", "a cat, blurry", "a dog"])
+def test_a_negative_prompt_other_than_the_prompt_or_none_is_taken(tmp_path, negative):
+    args = build_parser().parse_args(["generate", "a cat", "--negative", negative, "-o", str(tmp_path / "x.mp4")])
+    assert problems(args) == []
