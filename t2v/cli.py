@@ -255,9 +255,10 @@ def generate(args: argparse.Namespace) -> int:
     asked = GenerationRequest(_given_prompt(args), args.negative, **given)
     with _source_named("--model", args.model):
         pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-    if args.lora is not None:
+    if args.lora is not None:  # whether it fits the model is known now: a line of its own that names --lora too
         path, scale = preflight.split_lora(args.lora)
-        pipe.set_lora(pipe.load_lora(path), scale)
+        with _source_named("--lora", args.lora):
+            pipe.set_lora(pipe.load_lora(path), scale)
     request = asked.with_defaults(pipe.config)
     try:
         with tqdm(total=request.steps, desc="denoising", unit="step", file=_Unfailing(sys.stderr)) as bar:
@@ -378,8 +379,9 @@ def out_of_memory(exc: BaseException) -> str | None:
 
 @contextlib.contextmanager
 def _source_named(option: str, source: str) -> Iterator[None]:
-    """A model source's error as a line of the checks names it: after the option and its value (the loads that
-    preflight could not foresee: a file changed since the checks, a tensor whose values are wrong)."""
+    """A model's or a LoRA's error as a line of the checks names it: after the option and its value (the loads that
+    preflight could not foresee: a file changed since the checks, a tensor whose values are wrong, a LoRA that does
+    not fit the model)."""
     try:
         yield
     except WeightsError as exc:

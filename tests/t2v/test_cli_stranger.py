@@ -4,7 +4,7 @@ the value, before any work where it can be known then."""
 
 import pytest
 
-from t2v.cli import build_parser, problems
+from t2v.cli import build_parser, main, problems
 from tests.t2v.helpers import refused
 
 LATIN1_CAFE = "caf\udce9 panda"  # `café panda` from an ISO-8859-1 terminal, as Python decodes argv as UTF-8
@@ -43,3 +43,27 @@ def test_a_negative_prompt_that_is_the_prompt_itself_is_refused_before_any_work(
 def test_a_negative_prompt_other_than_the_prompt_or_none_is_taken(tmp_path, negative):
     args = build_parser().parse_args(["generate", "a cat", "--negative", negative, "-o", str(tmp_path / "x.mp4")])
     assert problems(args) == []
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ("shape", "does not fit the model tiny-random: layers whose shapes do not fit their weight: 1 (unet.conv_in: "),
+    ("nan", "does not fit the model tiny-random: keys holding NaN or inf values: 1 (unet.conv_in.lora_A.weight)"),
+])
+def test_a_lora_the_loaded_model_refuses_is_one_line_naming_lora(tmp_path, capsys, change, says):
+    # the line began with the file's name alone, unlike every other line about --lora
+    import torch
+    from safetensors.torch import save_file
+
+    from t2v.config import tiny_config
+    from tests.t2v.lora_files import random_lora
+
+    state = random_lora(tiny_config())
+    down = state["unet.conv_in.lora_A.weight"]
+    state["unet.conv_in.lora_A.weight"] = (down[:, :3].contiguous() if change == "shape" else
+                                           torch.full_like(down, float("nan")))
+    save_file(state, tmp_path / "style.safetensors")
+    lora, out = f"{tmp_path / 'style.safetensors'}:0.5", tmp_path / "x.mp4"
+    assert main(["generate", "a cat", "-o", str(out), "--steps", "1", "--lora", lora]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: --lora {lora}: ") and says in line
+    assert not out.exists()
