@@ -9,15 +9,19 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from t2v.errors import DownloadError, WeightsError
+from t2v.errors import DownloadError, InvalidRequest, WeightsError
 from t2v.loader import check_source, detect_layout
 from t2v.preflight import weights_file
+from t2v.weights import export
 from t2v.weights.files import OFFICIAL_REPO
 from t2v.weights.modelscope import DEFAULT_FILES
 
 log = logging.getLogger(__name__)
 
 OFFICIAL_FILES = f"configuration.json, {', '.join(DEFAULT_FILES.values())}"  # what the official repo's model is
+# the file that marks each layout, in the order t2v.loader.detect_layout looks for them (the first found is loaded)
+MARKERS = {export.MANIFEST: "a `python -m t2v convert` export", "configuration.json": "a ModelScope model",
+           "model_index.json": "a diffusers model"}
 
 
 def download(directory: Path, repo: str) -> str:
@@ -26,12 +30,13 @@ def download(directory: Path, repo: str) -> str:
 
     errors = _hub_errors()
     try:  # out of reach, snapshot_download would hand back a non-empty folder as it is, fetched or not
-        HfApi().repo_info(repo)
+        info = HfApi().repo_info(repo)
     except errors as exc:
         if not _holds_official(directory, repo):
             raise _not_downloaded(directory, repo, exc) from exc
         return (f"already there: {directory} holds {OFFICIAL_FILES} (the files {repo} publishes), each whole; nothing "
                 f"was downloaded: the Hugging Face Hub could not be reached to compare them ({type(exc).__name__})")
+    _check_no_other_model(directory, repo, {sibling.rfilename for sibling in getattr(info, "siblings", None) or []})
     before = _listing(directory)
     try:
         path = snapshot_download(repo_id=repo, local_dir=directory)
@@ -83,3 +88,21 @@ def _not_downloaded(directory: Path, repo: str, exc: BaseException) -> DownloadE
     files = f"the four files ({OFFICIAL_FILES})" if repo == OFFICIAL_REPO else "the repository's files, in its layout"
     return DownloadError(f"could not download {repo} from the Hugging Face Hub ({type(exc).__name__}: {said}). This "
                          f"needs internet access; on a machine without it, copy {files} into {directory} by hand.")
+
+
+def _check_no_other_model(directory: Path, repo: str, files: set[str]) -> None:
+    """InvalidRequest, before anything is downloaded, when `directory` holds a model of another layout than `repo`'s
+    (`files`: the repo's, as the Hub lists them): the two would share the folder, one of them never loaded, and a
+    download said to be done would load as the model that was there (an export's manifest is read first)."""
+    coming = next((marker for marker in MARKERS if marker in files), None)
+    here = next((marker for marker in MARKERS if (directory / marker).is_file()), None)
+    if coming is None or here is None or here == coming:
+        return
+    there, kind = f"{MARKERS[here]} ({here})", f"{MARKERS[coming]} ({coming})"
+    if list(MARKERS).index(here) < list(MARKERS).index(coming):
+        said = (f"holds {there}, which a load reads first, and {repo} is {kind}: that would be saved beside it and "
+                "never loaded")
+    else:
+        said = (f"holds {there}, and {repo} is {kind}, which a load reads first: it would load in place of the model "
+                "there, the two mixed in one folder")
+    raise InvalidRequest(f"directory {directory}: {said}; download into a new or empty folder")

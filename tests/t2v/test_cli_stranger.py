@@ -67,3 +67,60 @@ def test_a_lora_the_loaded_model_refuses_is_one_line_naming_lora(tmp_path, capsy
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: --lora {lora}: ") and says in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("there", "repo", "files", "said"), [
+    ("export", "ali-vilab/modelscope-damo-text-to-video-synthesis", ["configuration.json", "VQGAN_autoencoder.pth"],
+     "holds a `python -m t2v convert` export (t2v_model.json), which a load reads first, and ali-vilab/modelscope-"
+     "damo-text-to-video-synthesis is a ModelScope model (configuration.json): that would be saved beside it and "
+     "never loaded; download into a new or empty folder"),
+    ("diffusers", "ali-vilab/modelscope-damo-text-to-video-synthesis", ["configuration.json"],
+     "holds a diffusers model (model_index.json), and ali-vilab/modelscope-damo-text-to-video-synthesis is a "
+     "ModelScope model (configuration.json), which a load reads first: it would load in place of the model there, "
+     "the two mixed in one folder; download into a new or empty folder"),
+])
+def test_a_download_into_a_folder_holding_a_model_of_another_layout_is_refused_before_fetching(
+        tmp_path, monkeypatch, capsys, there, repo, files, said):
+    # 15 GB came down beside the model there, "downloaded ... to DIR" was said, and DIR loaded as the model it held
+    import huggingface_hub
+    from huggingface_hub.hf_api import RepoSibling
+
+    def snapshot(**kwargs):
+        raise AssertionError("snapshot_download was called")
+
+    info = type("Info", (), {"siblings": [RepoSibling(rfilename=name) for name in [*files, "README.md"]]})()
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", lambda self, repo_id, **kwargs: info)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    folder = tmp_path / "weights"
+    if there == "export":
+        assert main(["convert", "tiny-random", str(folder)]) == 0
+    else:
+        folder.mkdir()
+        (folder / "model_index.json").write_text("{}")
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    capsys.readouterr()
+    assert main(["download", str(folder), "--repo", repo]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: directory {folder}: {said}"]
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def test_a_download_into_a_folder_of_the_same_layout_or_none_goes_ahead(tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+    from huggingface_hub.hf_api import RepoSibling
+
+    info = type("Info", (), {"siblings": [RepoSibling(rfilename="model_index.json")]})()
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", lambda self, repo_id, **kwargs: info)
+    fetched = []
+
+    def snapshot(repo_id, local_dir):
+        fetched.append(local_dir)
+        return str(local_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    empty, same = tmp_path / "empty", tmp_path / "same"
+    empty.mkdir()
+    same.mkdir()
+    (same / "model_index.json").write_text("{}")  # an earlier download of it, cut short
+    for folder in (empty, same):
+        assert main(["download", str(folder), "--repo", "cerspense/zeroscope_v2_576w"]) == 1  # no whole model came
+    assert fetched == [empty, same]
