@@ -30,7 +30,7 @@ from t2v.config import TINY_RANDOM
 from t2v.download import download
 from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WeightsError, WriteError, visible
 from t2v.kernels import fp8
-from t2v.loader import convert, load_pipeline, missing_device
+from t2v.loader import convert, hidden_by_export, load_pipeline, missing_device
 from t2v.request import GenerationRequest, check_value, empty_prompt, negative_is_prompt
 from t2v.video import encode_mp4, write_whole
 from t2v.weights import export
@@ -135,7 +135,9 @@ def problems(args: argparse.Namespace) -> list[str]:
                                                      _elsewhere(args.source, args.destination))  # said alone
         found.append(preflight.model_source("source", args.source, preflight.half_precision(args.dtype, "cpu")))
         if "destination" not in unread:
-            found += [same or (None if args.overwrite else _no_export_there(args.destination)),
+            hidden = hidden_by_export(args.destination)
+            found += [same or (f"destination {args.destination}: {hidden}" if hidden else None) or
+                      (None if args.overwrite else _no_export_there(args.destination)),
                       preflight.output_folder("destination", args.destination)]
         found += [preflight.dtype("--dtype", args.dtype), *_values(args, ("width", "height", "frames"))]
     elif args.command == "download":

@@ -10,18 +10,14 @@ import logging
 from pathlib import Path
 
 from t2v.errors import DownloadError, InvalidRequest, WeightsError
-from t2v.loader import check_source, detect_layout
+from t2v.loader import MARKERS, check_source, detect_layout
 from t2v.preflight import weights_file
-from t2v.weights import export
 from t2v.weights.files import OFFICIAL_REPO
 from t2v.weights.modelscope import DEFAULT_FILES
 
 log = logging.getLogger(__name__)
 
 OFFICIAL_FILES = f"configuration.json, {', '.join(DEFAULT_FILES.values())}"  # what the official repo's model is
-# the file that marks each layout, in the order t2v.loader.detect_layout looks for them (the first found is loaded)
-MARKERS = {export.MANIFEST: "a `python -m t2v convert` export", "configuration.json": "a ModelScope model",
-           "model_index.json": "a diffusers model"}
 
 
 def download(directory: Path, repo: str) -> str:

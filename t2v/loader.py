@@ -163,6 +163,25 @@ def _not_there(source: str) -> str:
             "--repo OWNER/NAME)")
 
 
+# the file that marks each layout, in the order detect_layout looks for them (the first found is the one loaded)
+MARKERS = {export.MANIFEST: "a `python -m t2v convert` export", "configuration.json": "a ModelScope model",
+           "model_index.json": "a diffusers model"}
+
+
+def hidden_by_export(destination: str | Path) -> str | None:
+    """Why an export may not be written into `destination`: it holds a model of another layout, which the export's
+    manifest, read first, would hide (a `--model` of that folder would load the export from then on)."""
+    others = [marker for marker in MARKERS if marker != export.MANIFEST]
+    try:
+        there = next((marker for marker in others if (Path(destination) / marker).is_file()), None)
+    except OSError:  # a folder this user may not enter: the writability check says so
+        return None
+    if there is None:
+        return None
+    return (f"holds {MARKERS[there]} ({there}), which an export there would hide (its {export.MANIFEST} is read "
+            "first); name a new or empty folder")
+
+
 def detect_layout(source: str | Path) -> str:
     """'tiny-random', 'modelscope', 'export' or 'diffusers'; anything else raises naming what was looked for."""
     if str(source) == TINY_RANDOM:
@@ -322,6 +341,9 @@ def convert(source: str | Path, destination: str | Path, dtype: torch.dtype | st
         raise InvalidRequest(f"destination {str(destination)!r}: an export of that name could not be loaded, since "
                              f"{TINY_RANDOM!r} is the random-weight preset; name another folder, e.g. "
                              f"weights/{TINY_RANDOM}")
+    hidden = hidden_by_export(destination)
+    if hidden is not None:
+        raise InvalidRequest(f"destination {os.fspath(destination)!r}: {hidden}")
     presets.check_overrides(width, height, frames)
     half = dtype is not None and parse_dtype(dtype, torch.device("cpu")) != torch.float32
     config, states, sources = read_source(source, prefer_half=half)

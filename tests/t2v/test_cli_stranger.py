@@ -124,3 +124,28 @@ def test_a_download_into_a_folder_of_the_same_layout_or_none_goes_ahead(tmp_path
     for folder in (empty, same):
         assert main(["download", str(folder), "--repo", "cerspense/zeroscope_v2_576w"]) == 1  # no whole model came
     assert fetched == [empty, same]
+
+
+@pytest.mark.parametrize("marker", ["configuration.json", "model_index.json"])
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_convert_into_a_folder_holding_another_model_is_refused_before_the_export_hides_it(
+        tmp_path, capsys, no_work, marker, overwrite):
+    # the export was written beside it, and `--model FOLDER` loaded the export (tiny-random: noise) from then on
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / marker).write_text("{}")
+    kind = {"configuration.json": "a ModelScope model", "model_index.json": "a diffusers model"}[marker]
+    assert refused(["convert", "tiny-random", str(folder), *overwrite], capsys) == [
+        f"error: destination {folder}: holds {kind} ({marker}), which an export there would hide (its t2v_model.json "
+        "is read first); name a new or empty folder"]
+    assert [path.name for path in folder.iterdir()] == [marker]
+
+
+def test_convert_from_python_into_a_folder_holding_another_model_is_refused(tmp_path):
+    from t2v.errors import InvalidRequest
+    from t2v.loader import convert
+
+    (tmp_path / "configuration.json").write_text("{}")
+    with pytest.raises(InvalidRequest, match="holds a ModelScope model"):
+        convert("tiny-random", tmp_path)
+    assert [path.name for path in tmp_path.iterdir()] == ["configuration.json"]
