@@ -199,7 +199,23 @@ def detect_layout(source: str | Path) -> str:
         return "diffusers"
     raise WeightsError(f"{path} is not a known model layout: expected configuration.json (ModelScope), "
                        f"{export.MANIFEST} (`python -m t2v convert` export) or model_index.json (diffusers); "
-                       f"{WHERE_FROM}")
+                       f"{_models_inside(path) or WHERE_FROM}")
+
+
+def _models_inside(path: Path) -> str | None:
+    """Where a folder that holds no model has models one level down (`weights` for `weights/modelscope`): what to name
+    instead, rather than a download of what is there already."""
+    try:
+        found = sorted((folder for folder in path.iterdir() if folder.is_dir()
+                        and any((folder / marker).is_file() for marker in MARKERS)), key=lambda folder: folder.name)
+    except OSError:  # a folder this user may not list: nothing to go on
+        return None
+    if not found:
+        return None
+    if len(found) == 1:
+        return f"its folder {found[0]} holds one: name it instead"
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    return f"its folders {', '.join(map(str, found[:3]))}{more} hold one each: name one of them instead"
 
 
 def check_source(source: str | Path, half: bool | None = None) -> list[Path]:

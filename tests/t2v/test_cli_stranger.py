@@ -149,3 +149,20 @@ def test_convert_from_python_into_a_folder_holding_another_model_is_refused(tmp_
     with pytest.raises(InvalidRequest, match="holds a ModelScope model"):
         convert("tiny-random", tmp_path)
     assert [path.name for path in tmp_path.iterdir()] == ["configuration.json"]
+
+
+def test_a_model_folder_named_one_level_too_high_is_answered_with_the_folders_that_hold_models(tmp_path, capsys):
+    # `--model weights` for weights/t2v-fp16 was told to download the official files, 15 GB it already had
+    weights = tmp_path / "weights"
+    assert main(["convert", "tiny-random", str(weights / "t2v-fp16")]) == 0
+    (weights / "notes").mkdir()
+    capsys.readouterr()
+    [line] = refused(["generate", "a cat", "--model", str(weights), "-o", str(tmp_path / "x.mp4")], capsys)
+    assert line.endswith(f"is not a known model layout: expected configuration.json (ModelScope), t2v_model.json "
+                         f"(`python -m t2v convert` export) or model_index.json (diffusers); its folder "
+                         f"{weights / 't2v-fp16'} holds one: name it instead")
+    (weights / "modelscope").mkdir()
+    (weights / "modelscope" / "configuration.json").write_text("{}")
+    [line] = refused(["convert", str(weights), str(tmp_path / "export")], capsys)
+    assert line.endswith(f"its folders {weights / 'modelscope'}, {weights / 't2v-fp16'} hold one each: name one of "
+                         "them instead")
