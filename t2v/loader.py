@@ -7,6 +7,8 @@ and tiny-random, which needs no files. Default width/height/frames per model: t2
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
 import re
 import time
@@ -20,6 +22,7 @@ from t2v.errors import InvalidRequest, UnsupportedDevice, WeightsError
 from t2v.kernels import fp8
 from t2v.networks import build_modules, random_state_dicts
 from t2v.pipeline import VideoPipeline
+from t2v.request import MODEL_DEFAULTS
 from t2v.weights import export
 from t2v.weights.diffusers import AGAIN, COMPONENTS, read_config, read_diffusers, weight_files
 from t2v.weights.files import (
@@ -270,10 +273,40 @@ def check_keys(source: str | Path, half: bool | None = None) -> None:
         hint = AGAIN.format(root=path)
         found = [read_diffusers(path, prefer_half=prefer, headers=True)[1:] for prefer in _precisions(half)]
         config = read_config(path)
-    modules = build_modules(config)
+    where = config_file(path, layout)
+    check_model_defaults(presets.for_directory(config, path, by_name=layout != "export"),
+                         f"{where} (max_frames)" if layout == "modelscope" else where)
+    modules = _built(config, where, hint)
     for states, sources in found:
         for name, state in states.items():
             check_state_dict(state, modules[name], sources[name], hint)
+
+
+def config_file(path: Path, layout: str) -> Path:
+    """The file a layout's configuration (its networks' numbers, its default size and length) is read from."""
+    return {"modelscope": path / "configuration.json", "export": path / export.MANIFEST}.get(
+        layout, path / "unet" / "config.json")
+
+
+def check_model_defaults(config: ModelConfig, where: str | Path) -> None:
+    """WeightsError naming `where` for a default size or length no request may take (`max_frames: 0` in a
+    configuration edited by hand): said before the load, not as a request refused once the model has loaded."""
+    presets.check_defaults({name: getattr(config, name) for name in MODEL_DEFAULTS}, str(where))
+
+
+def _built(config: ModelConfig, where: Path, hint: str) -> dict[str, torch.nn.Module]:
+    """The networks `config` describes, on the meta device; WeightsError naming `where` for numbers no network can be
+    built of (a width the group norms cannot divide, no levels) or a latent scale that is no positive number, rather
+    than a traceback from inside the network or after the render."""
+    scale = config.latent_scale
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not 0 < scale < math.inf:
+        raise WeightsError(f"{where}: latent_scale={scale!r} must be a positive number (ModelScope's is "
+                           f"{ModelConfig.latent_scale}); {hint}")
+    try:
+        return build_modules(config)
+    except (ValueError, TypeError, IndexError, ZeroDivisionError, RuntimeError) as exc:
+        raise WeightsError(f"{where} describes no network t2v can build ({type(exc).__name__}: {exc}); "
+                           f"{hint}") from exc
 
 
 def read_source(source: str | Path, device: str = "cpu", prefer_half: bool = False):
@@ -338,6 +371,8 @@ def load_pipeline(source: str | Path, device: str | torch.device = "cpu", dtype:
     half = parse_dtype(dtype, torch.device(device)) != torch.float32
     config, states, sources = read_source(source, str(device), prefer_half=half)
     config = presets.with_overrides(config, width, height, frames)
+    if str(source) != TINY_RANDOM:
+        check_model_defaults(config, config_file(Path(source), detect_layout(source)))
     pipe = assemble(config, states, sources, device, dtype)
     log.info("loaded %s (%s) on %s as %s", source, config.name, pipe.device, pipe.dtype)
     if config.is_random:

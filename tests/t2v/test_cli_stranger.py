@@ -166,3 +166,64 @@ def test_a_model_folder_named_one_level_too_high_is_answered_with_the_folders_th
     [line] = refused(["convert", str(weights), str(tmp_path / "export")], capsys)
     assert line.endswith(f"its folders {weights / 'modelscope'}, {weights / 't2v-fp16'} hold one each: name one of "
                          "them instead")
+
+
+def edited_export(tmp_path, edit) -> str:
+    """A tiny-random export whose manifest's config was edited by hand (`edit` changes its dict)."""
+    import json
+
+    folder = tmp_path / "export"
+    assert main(["convert", "tiny-random", str(folder), "--dtype", "float32"]) == 0
+    manifest = json.loads((folder / "t2v_model.json").read_text())
+    edit(manifest["config"])
+    (folder / "t2v_model.json").write_text(json.dumps(manifest))
+    return str(folder)
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    # the model loaded, then "error: frames=0 is outside the allowed range 1–64", naming no file
+    (lambda config: config.update(frames=0), "t2v_model.json: frames=0 is outside the allowed range 1–64"),
+    # a traceback from inside the UNet's group norm, or (latent_scale) one after the whole render
+    (lambda config: config["unet"].update(dim=33), "t2v_model.json describes no network t2v can build (ValueError: "
+                                                   "num_channels (33) must be divisible by num_groups (32)); re-run "),
+    (lambda config: config["unet"].update(dim_mult=[]), "t2v_model.json describes no network t2v can build "
+                                                        "(IndexError: "),
+    (lambda config: config.update(latent_scale=None), "t2v_model.json: latent_scale=None must be a positive number "
+                                                      "(ModelScope's is 0.18215); re-run `python -m t2v convert`"),
+])
+def test_an_export_whose_manifest_was_edited_into_nonsense_is_one_line_before_the_load(tmp_path, capsys, monkeypatch,
+                                                                                      edit, says):
+    import t2v.cli
+
+    export = edited_export(tmp_path, edit)
+    capsys.readouterr()
+    monkeypatch.setattr(t2v.cli, "load_pipeline", lambda *args, **kwargs: pytest.fail("loaded before refusing"))
+    [line] = refused(["generate", "a cat", "--model", export, "-o", str(tmp_path / "x.mp4")], capsys)
+    assert line.startswith(f"error: --model {export}: {export}/") and says in line
+
+
+def test_a_modelscope_max_frames_no_request_may_take_is_named_before_the_load(modelscope_dir, tmp_path, capsys,
+                                                                             no_work):
+    import json
+
+    folder = tmp_path / "modelscope"
+    folder.mkdir()
+    for file in modelscope_dir.iterdir():
+        (folder / file.name).symlink_to(file)
+    config = json.loads((modelscope_dir / "configuration.json").read_text())
+    config["model"]["model_args"]["max_frames"] = 0
+    (folder / "configuration.json").unlink()
+    (folder / "configuration.json").write_text(json.dumps(config))
+    assert refused(["generate", "a cat", "--model", str(folder), "-o", str(tmp_path / "x.mp4")], capsys) == [
+        f"error: --model {folder}: {folder}/configuration.json (max_frames): frames=0 is outside the allowed range "
+        "1–64"]
+
+
+def test_load_pipeline_names_the_manifest_of_a_default_no_request_may_take_unless_the_call_gives_its_own(tmp_path):
+    from t2v import load_pipeline
+    from t2v.errors import WeightsError
+
+    export = edited_export(tmp_path, lambda config: config.update(frames=0))
+    with pytest.raises(WeightsError, match=r"t2v_model.json: frames=0 is outside the allowed range 1–64"):
+        load_pipeline(export)
+    assert load_pipeline(export, frames=2).config.frames == 2
