@@ -41,6 +41,18 @@ def empty_prompt(prompt: str, name: str = "prompt") -> str | None:
     return f"{name} is empty: {prompt!r:.60} holds only invisible characters; describe the video to generate"
 
 
+def not_text(prompt: str, name: str = "prompt") -> str | None:
+    """Why `prompt` is not text: it holds a lone surrogate (U+D800–U+DFFF), which is no character — bytes decoded
+    with errors="surrogateescape", as Python decodes a command line that is not UTF-8 — and which the tokenizer would
+    read as a stand-in token for what was meant; None for text."""
+    try:
+        prompt.encode()
+    except UnicodeEncodeError as exc:
+        return (f"{name} {prompt!r:.60} holds {exc.object[exc.start:exc.end]!r}, a lone surrogate, which is no "
+                "character; decode the text from its bytes with the encoding it was written in")
+    return None
+
+
 def negative_is_prompt(prompt: str, negative: str) -> bool:
     """Whether a negative prompt is the prompt itself, in case and spacing too (as the tokenizer reads both: lower
     case, runs of spaces as one): guidance then steers toward it and away from it at once, and has nothing to work
@@ -105,6 +117,9 @@ class GenerationRequest:
         for name in ("prompt", "negative_prompt"):  # a bytes or None prompt would fail deep in the tokenizer
             if not isinstance(getattr(self, name), str):
                 raise InvalidRequest(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
+            problem = not_text(getattr(self, name), name)
+            if problem is not None:
+                raise InvalidRequest(problem)
         problem = empty_prompt(self.prompt)
         if problem is not None:
             raise InvalidRequest(problem)

@@ -227,3 +227,15 @@ def test_load_pipeline_names_the_manifest_of_a_default_no_request_may_take_unles
     with pytest.raises(WeightsError, match=r"t2v_model.json: frames=0 is outside the allowed range 1–64"):
         load_pipeline(export)
     assert load_pipeline(export, frames=2).config.frames == 2
+
+
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+def test_a_request_whose_prompt_holds_bytes_that_are_no_text_is_refused_naming_them(field):
+    # it rendered, the tokenizer reading a stand-in token for the é of café
+    from t2v import GenerationRequest
+    from t2v.errors import InvalidRequest
+
+    values = {"prompt": "a panda", field: LATIN1_CAFE}
+    with pytest.raises(InvalidRequest, match=rf"^{field} 'caf\\udce9 panda' holds '\\udce9', a lone surrogate, which "
+                                             "is no character; decode the text from its bytes"):
+        GenerationRequest(**values)
