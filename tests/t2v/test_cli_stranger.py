@@ -1,6 +1,7 @@
-"""`python -m t2v generate` given what a stranger types in a first hour: a prompt from a terminal that is not UTF-8,
-the prompt again as the negative prompt, a LoRA that only the loaded model can refuse. Each is one line naming
-the value, before any work where it can be known then."""
+"""`python -m t2v` and its Python API given what a stranger has and types in a first hour: a prompt from a terminal
+that is not UTF-8, the prompt again as the negative prompt, a LoRA only the loaded model can refuse, a download or an
+export into a folder holding another model, a model folder named one level too high, a configuration edited by hand.
+Each is one line naming the value, before any work where it can be known then."""
 
 import pytest
 
