@@ -49,11 +49,17 @@ def fits(k: int, block_k: int) -> bool:
 
 
 def config_for(m: int, k: int, hidden: int, operand_bytes: int = 2) -> tuple[int, int, int, int, int]:
-    """The tile sizes for an [m, k] input and `hidden` gated columns (see benchmarks/geglu_forms.py)."""
-    block_k = 128 if operand_bytes == 1 and fits(k, 128) else 64
-    if m * hidden < 2048 * 2560:
-        return 64, 64, block_k, 4, 4
-    return 128, 64, block_k, 8, 4 if block_k == 64 else 3
+    """The tile sizes for an [m, k] input and `hidden` gated columns, from benchmarks/geglu_forms.py's timings of
+    CONFIGS on the standard video's and the batch of 16's shapes on an H100 (docs/perf-notes.md row 75): for each
+    shape, the config that was fastest on it or on another shape of its width; that script times this choice beside
+    the best."""
+    small = m * hidden < 2048 * 2560  # a few tiles of 128 × 128: narrower ones fill more of the GPU
+    if operand_bytes == 2:
+        return (128, 64, 64, 8, 4) if small else (128, 128, 64, 8, 3)
+    if k < 512:  # a K loop of a few steps: small tiles, more of them in flight
+        return 64, 64, 64, 4, 4
+    block_k = 128 if k >= 640 and fits(k, 128) else 64
+    return (128, 64, block_k, 8, 3) if small else (128, 128, block_k, 8, 3)
 
 
 def gelu_gate(product: torch.Tensor) -> torch.Tensor:

@@ -109,3 +109,6 @@ def test_config_for_picks_k_steps_that_divide_the_width():
         for operand_bytes in (1, 2):
             cfg = geglu.config_for(m, k, hidden, operand_bytes)
             assert geglu.fits(k, cfg[2]) and cfg in geglu.CONFIGS
+    assert geglu.config_for(32768, 320, 1280, 1) == (64, 64, 64, 4, 4)  # e4m3, 5 steps of K: the small tiles won
+    assert geglu.config_for(32768, 1280, 5120, 1)[2] == 128  # e4m3 and a long K loop: 128 a step
+    assert geglu.config_for(32768, 512, 2048, 2) == (128, 128, 64, 8, 3)  # fp16: 10–20% ahead of 128 × 64 tiles
