@@ -328,8 +328,9 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                         f"{', '.join(KERNEL_CHECKS)} (default: all)")
     b.add_argument("--variants", nargs="+", default=[], metavar="VARIANT",
                    help="our compiled path again with one change, on the first work size: triton-attention (the "
-                        "kernel on every problem), sdpa-attention (on none), triton-ff, fp8-triton-ff (the "
-                        "feed-forward's GEMM and gate as one Triton kernel), autotune (inductor's "
+                        "kernel on every problem), sdpa-attention (on none), triton-ff (the fp16 feed-forward's GEMM "
+                        "and gate as one Triton kernel, as fp8's by default), fp8-plain-ff (fp8's as cuBLAS and a "
+                        "gate pass), autotune (inductor's "
                         "max-autotune), fp8 (static scales, as --dtype fp8), fp8-row, fp8-tensor (per-call scales), "
                         "fp8-all (attention output projections in fp8 too), fp8-conv (3×3 convolutions in fp8 too); "
                         "or bf16 (the plain pipeline, for the "

@@ -42,8 +42,9 @@ Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # S
 AUTOTUNE = {"max_autotune": True, "max_autotune_gemm_backends": "ATEN,TRITON",
             "max_autotune_conv_backends": "ATEN,TRITON"}
 FEEDFORWARD = ("auto", "plain", "triton")  # optimize(feedforward=…): the first GEMM and GEGLU gate as one kernel,
-# t2v.kernels.geglu's, where the device runs it (auto: on CUDA GPUs; triton: in Triton's interpreter too), or cuBLAS
-# then the gate pass
+# t2v.kernels.geglu's, where the device runs it (auto: the fp8 feed-forwards on CUDA GPUs; triton: fp16's too, and in
+# Triton's interpreter), or cuBLAS then the gate pass
+FP16, FP8 = "fp16", "fp8"  # the feed-forwards FusedFeedForward may run through the kernel: fp16 activations, fp8 layers
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
@@ -143,15 +144,16 @@ class TemporalConv2dBlock(nn.Module):
 class FusedFeedForward(nn.Module):
     """FeedForward whose first GEMM and GEGLU gate run as t2v.kernels.geglu's one kernel: the gated hidden activation
     is written once, in fp16, or with fp8 layers straight in e4m3 by the second layer's static input scale.
+    `kernel` names the feed-forwards that take it (FP16: fp16 activations through fp16 layers; FP8: fp8 layers).
     Its layers stay where FeedForward keeps them (`net.0.proj`, `net.2`): state dicts, t2v.lora's fusing and fp8
     calibration see the plain module's keys and tensors. What the kernel does not take runs FeedForward's own way:
     fp32 and bf16 activations, fp8 layers that scale per call (not "static", not calibrated yet, or observing a
-    calibration render)."""
+    calibration render), and the forms `kernel` does not name."""
 
-    def __init__(self, ff: FeedForward, kernel: bool = True):
+    def __init__(self, ff: FeedForward, kernel: frozenset[str] = frozenset((FP16, FP8))):
         super().__init__()
         self.net = ff.net
-        self.kernel = kernel
+        self.kernel = frozenset(kernel)
         self.fits = geglu.fits(ff.net[0].proj.in_features, 64)  # the kernel's K steps are 64 channels or 128
         self.register_buffer("one", torch.ones((), device=ff.net[0].proj.weight.device), persistent=False)
 
@@ -161,7 +163,7 @@ class FusedFeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         proj, out = self.net[0].proj, self.net[2]
-        if not (self.kernel and self.fits):
+        if not (self.fits and (FP8 if isinstance(proj, Fp8Linear) else FP16) in self.kernel):
             return self.net(x)
         if isinstance(proj, Fp8Linear):
             if not (self._static(proj) and (self._static(out) or not isinstance(out, Fp8Linear))):
@@ -194,12 +196,12 @@ def live_weights(unet: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention,
-         feedforward: bool = False) -> nn.Module:
+         feedforward: frozenset[str] = frozenset()) -> nn.Module:
     """Replace attention and temporal-conv modules in place by their fused equivalents; returns the UNet.
 
-    The temporal transformers' attention computes with `temporal_attend` (set again on a UNet fused before); with
-    `feedforward` the transformers' feed-forwards run t2v.kernels.geglu's kernel (FusedFeedForward; set again on a
-    UNet fused before)."""
+    The temporal transformers' attention computes with `temporal_attend` (set again on a UNet fused before); the
+    transformers' feed-forwards of the forms `feedforward` names (FP16, FP8) run t2v.kernels.geglu's kernel
+    (FusedFeedForward; set again on a UNet fused before)."""
     temporal = {id(m) for block in unet.modules() if isinstance(block, TemporalTransformer) for m in block.modules()}
     for module in list(unet.modules()):
         for name, child in list(module.named_children()):
@@ -213,7 +215,7 @@ def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attenti
             elif isinstance(child, FeedForward):
                 setattr(module, name, FusedFeedForward(child, feedforward))
             elif isinstance(child, FusedFeedForward):
-                child.kernel = feedforward
+                child.kernel = frozenset(feedforward)
     return unet
 
 
@@ -239,21 +241,25 @@ def choose_temporal_attention(kind: str, device: torch.device) -> Attend:
     return partial(temporal_attention.temporal_attention, min_pairs=temporal_attention.MIN_PAIRS)
 
 
-def choose_feedforward(kind: str, device: torch.device) -> bool:
-    """Whether the transformers' feed-forwards run t2v.kernels.geglu's kernel (FEEDFORWARD): "plain" never;
-    "triton" where the device can run it (elsewhere not, with a warning naming why); "auto" (the default) on CUDA GPUs
-    that run it, silently not elsewhere."""
+def choose_feedforward(kind: str, device: torch.device) -> frozenset[str]:
+    """The feed-forwards that run t2v.kernels.geglu's kernel (FusedFeedForward's FP16, FP8), by FEEDFORWARD: "plain"
+    none; "triton" both where the device can run it (elsewhere none, with a warning naming why); "auto" (the default)
+    the fp8 ones on CUDA GPUs that run it, silently none elsewhere. The fp8 feed-forwards gained in the video (the
+    standard video 1.47 → 1.43 s, the batch of 16 −3.2% and −2.2 GiB on an H100: docs/perf-notes.md row 74); the fp16
+    ones lost with the tiles of that run (1.566 → 1.604 s), so they wait for a run of the tiles chosen since."""
     if kind not in FEEDFORWARD:
         raise ValueError(f"feedforward={kind!r}: use one of {', '.join(FEEDFORWARD)}")
     if kind == "plain":
-        return False
+        return frozenset()
     reason = geglu.unavailable(device)
     if kind == "auto" and reason is None and device.type != "cuda":
         reason = "auto uses the kernel on CUDA GPUs only"  # the CPU only runs it under Triton's interpreter
-    if reason is not None and kind == "triton":
-        log.warning("feedforward='triton' is not used on %s (%s); the feed-forwards stay on cuBLAS and the gate pass",
-                    device, reason)
-    return reason is None
+    if reason is not None:
+        if kind == "triton":
+            log.warning("feedforward='triton' is not used on %s (%s); the feed-forwards stay on cuBLAS and the gate "
+                        "pass", device, reason)
+        return frozenset()
+    return frozenset((FP16, FP8)) if kind == "triton" else frozenset((FP8,))
 
 
 def channels_last(module: nn.Module) -> nn.Module:
@@ -295,7 +301,7 @@ def warn_cpu_compile(backend: str) -> None:
 
 def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = True, cuda_graphs: bool = True,
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
-             feedforward: str = "plain",
+             feedforward: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
              autotune: bool = False, gpu_lock: GpuLock | None = None) -> None:
@@ -309,20 +315,20 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     compiles' GPU work then take turns under it. `cache_dir` keeps inductor's compiled kernels for later processes.
     `vae_chunk` 4 (plain path: 8) halves the decoder's activations, which set the memory peak of a 16×256² video.
     `temporal_attention` "auto" (the default) computes the temporal transformers' attention with t2v.kernels' Triton
-    kernel on CUDA GPUs that run it (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md
-    row 18), SDPA elsewhere; it needs `fused` ("sdpa" does not). `feedforward` "auto" runs each transformer's first
-    feed-forward GEMM and its GEGLU gate as t2v.kernels.geglu's one kernel on CUDA GPUs that run it
-    (FusedFeedForward), cuBLAS and inductor's gate pass elsewhere and with "plain" (the default); it needs `fused`
-    ("plain" does not). `autotune` lets inductor choose each GEMM's and convolution's kernel by timing Triton
-    templates against the vendor libraries' when it compiles a UNet shape (AUTOTUNE; opt-in: 3–36 s for each of the
-    standard shape's 70 GEMM and convolution nodes on an H200, and there the video came out slower than the default:
-    1.538 against 1.482 s with inductor's epilogue-fusion timing off, 1.56 against 1.49 s with it on, as this leaves
-    it; autotuning the GEMMs alone lost as much: docs/perf-notes.md rows 30–34, 43 and 44; with `cache_dir` a
-    shape's timings are paid once per machine; an autotuning compile times kernels on the GPU throughout, so with
-    `gpu_lock` a new shape's CUDA graph capture waits for it). With `cuda_graphs` on a GPU the text encoder runs
-    from CUDA graphs as well (one per prompt count; not with `offload_modules`). `compile_decoder` compiles the VAE
-    decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with `offload_modules`, whose decoder changes
-    device between uses).
+    kernel on CUDA GPUs that run it (the standard video 1.61 s against SDPA's 1.70 on an H200: docs/perf-notes.md row
+    18), SDPA elsewhere; it needs `fused` ("sdpa" does not). `feedforward` "auto" (the default) runs each transformer's
+    first fp8 feed-forward GEMM and its GEGLU gate as t2v.kernels.geglu's one kernel on CUDA GPUs that run it
+    (FusedFeedForward; `choose_feedforward` says why fp8's alone), "triton" the fp16 ones too, "plain" none: cuBLAS and
+    inductor's gate pass; all but "plain" need `fused` ("auto" without it is "plain"). `autotune` lets inductor choose
+    each GEMM's and convolution's kernel by timing Triton templates against the vendor libraries' when it compiles a
+    UNet shape (AUTOTUNE; opt-in: 3–36 s for each of the standard shape's 70 GEMM and convolution nodes on an H200, and
+    there the video came out slower than the default: 1.538 against 1.482 s with inductor's epilogue-fusion timing off,
+    1.56 against 1.49 s with it on, as this leaves it; autotuning the GEMMs alone lost as much: docs/perf-notes.md rows
+    30–34, 43 and 44; with `cache_dir` a shape's timings are paid once per machine; an autotuning compile times kernels
+    on the GPU throughout, so with `gpu_lock` a new shape's CUDA graph capture waits for it). With `cuda_graphs` on a
+    GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with `offload_modules`).
+    `compile_decoder` compiles the VAE decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with
+    `offload_modules`, whose decoder changes device between uses).
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
     if temporal_attention == "auto" and not fused:
@@ -367,7 +373,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     if offload_modules:
         offload(pipe)
     log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "
-             "compiled decoder=%s graphed text encoder=%s temporal attention=%s feed-forward=%s", fused, layout,
+             "compiled decoder=%s graphed text encoder=%s temporal attention=%s feed-forward kernel=%s", fused, layout,
              compile and backend, compile and autotune, cuda_graphs and on_gpu, offload_modules, decoder is not None,
              graphed_text, "sdpa" if attend is F.scaled_dot_product_attention else "triton",
-             "triton" if kernel_ff else "plain")
+             "+".join(sorted(kernel_ff)) or "plain")

@@ -36,11 +36,12 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # Triton templates timed against cuBLAS and cuDNN per GEMM and convolution; "fp8" the default path at dtype fp8, its
 # static scales calibrated at load, "fp8-row" and "fp8-tensor" with t2v.kernels.fp8's per-call scalings instead,
 # "fp8-all" with the attention output projections in fp8 too, "fp8-conv" with the 3×3 convolutions in fp8 too
-# through t2v.kernels.conv3x3; "triton-ff" and "fp8-triton-ff" run the feed-forward's first GEMM and its GEGLU gate
-# as t2v.kernels.geglu's one kernel, where the default runs cuBLAS's GEMM and inductor's gate pass)
+# through t2v.kernels.conv3x3; "triton-ff" runs the fp16 feed-forward's first GEMM and its GEGLU gate as
+# t2v.kernels.geglu's one kernel, as the default does for fp8's, and "fp8-plain-ff" fp8's as cuBLAS's GEMM and
+# inductor's gate pass, as the default does for fp16's)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
-            "triton-ff": ("float16", {"feedforward": "triton"}), "fp8-triton-ff": ("fp8", {"feedforward": "triton"}),
+            "triton-ff": ("float16", {"feedforward": "triton"}), "fp8-plain-ff": ("fp8", {"feedforward": "plain"}),
             "autotune": ("float16", {"autotune": True}),
             "fp8": ("fp8", {}), "fp8-row": ("fp8", {}), "fp8-tensor": ("fp8", {}), "fp8-all": ("fp8", {}),
             "fp8-conv": ("fp8", {}),

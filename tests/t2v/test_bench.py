@@ -90,7 +90,7 @@ def test_an_unknown_variant_and_fp8_on_the_cpu_are_refused_in_one_line_each(caps
     assert capsys.readouterr().err.splitlines() == [
         "error: --variants fp8-row: fp8 needs a CUDA GPU with fp8 tensor cores (compute capability 8.9 or later: "
         "Ada, Hopper, Blackwell); cpu is not one",
-        "error: --variants fp4: not a variant; use any of triton-attention, sdpa-attention, triton-ff, fp8-triton-ff, "
+        "error: --variants fp4: not a variant; use any of triton-attention, sdpa-attention, triton-ff, fp8-plain-ff, "
         "autotune, fp8, fp8-row, fp8-tensor, fp8-all, fp8-conv, bf16"]
 
 

@@ -1,6 +1,7 @@
 """The fast path computes what the plain path does (fp32, CPU), and batches equal one-by-one generation."""
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import torch.nn.functional as F
 
 from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, load_pipeline
 from t2v.fast import (
+    FP8,
+    FP16,
     FusedAttention,
     FusedFeedForward,
     TemporalConv2dBlock,
@@ -17,6 +20,7 @@ from t2v.fast import (
     choose_temporal_attention,
     fuse,
     live_weights,
+    optimize,
 )
 from t2v.kernels import fp8, geglu
 from t2v.kernels import temporal_attention as ta
@@ -201,6 +205,8 @@ def test_the_fused_feedforward_runs_the_kernel_on_fp16_and_computes_what_feedfor
         assert torch.equal(FusedFeedForward(copy.deepcopy(ff))(x), exact)  # fp32: FeedForward's own way
         bf16 = copy.deepcopy(ff).bfloat16()
         assert torch.equal(FusedFeedForward(copy.deepcopy(bf16)).bfloat16()(x.bfloat16()), bf16(x.bfloat16()))
+        fp8_only = FusedFeedForward(copy.deepcopy(ff), frozenset({FP8})).half()  # what "auto" asks for
+        assert torch.equal(fp8_only(x.half()), plain)  # fp16 activations: FeedForward's own way
     assert len(gated) == 1 and got.dtype == torch.float16
     assert relative_error(got.float(), exact) <= 2 * relative_error(plain.float(), exact) + 1e-3
     assert fused.state_dict().keys() == ff.state_dict().keys()  # its layers under FeedForward's keys
@@ -216,7 +222,7 @@ def test_the_fused_fp8_feedforward_writes_the_second_layers_e4m3_input_once_cali
     exact = ff(x).detach()
     proj = Fp8Linear.from_linear(ff.net[0].proj, "static")
     ff.net[0].proj, ff.net[2] = proj, Fp8Linear.from_linear(ff.net[2], "static")
-    fused = FusedFeedForward(ff)
+    fused = FusedFeedForward(ff, frozenset({FP8}))  # what "auto" asks for
     with torch.no_grad():
         fused(x)
         assert gated == []  # per-call scales: not calibrated yet
@@ -224,6 +230,7 @@ def test_the_fused_fp8_feedforward_writes_the_second_layers_e4m3_input_once_cali
             fused(x)
         assert gated == []  # observed as FeedForward runs
         plain = ff(x)
+        assert torch.equal(FusedFeedForward(ff, frozenset({FP16}))(x), plain) and gated == []  # fp8 not asked for
         got = fused(x)
     [hidden] = gated
     assert hidden.dtype == fp8.E4M3 and hidden.shape == (2, 24, 4 * 64)
@@ -241,22 +248,25 @@ def test_fuse_wraps_each_feedforward_and_runs_the_kernel_where_asked_and_the_wid
     assert len(wrapped) == sum(isinstance(m, FeedForward) for m in pipe.unet.modules()) and wrapped
     assert not any(m.kernel for m in wrapped)
     assert live_weights(unet).keys() == pipe.unet.state_dict().keys()  # t2v.lora fuses styles by these
-    fuse(unet, feedforward=True)  # set again on a UNet fused before
-    assert all(m.kernel for m in wrapped)
+    fuse(unet, feedforward=frozenset({FP16, FP8}))  # set again on a UNet fused before
+    assert all(m.kernel == {FP16, FP8} for m in wrapped)
     widths = {m.net[0].proj.in_features: m.fits for m in wrapped}
     assert widths == {32: False, 64: True}  # the tiny UNet's 32 channels: not a multiple of the kernel's K step
 
 
-def test_feedforward_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_plain_elsewhere(monkeypatch, caplog):
+def test_feedforward_auto_is_the_kernel_for_fp8_on_a_cuda_gpu_that_runs_it_and_plain_elsewhere(monkeypatch, caplog):
+    """"auto" (optimize's default) runs the fp8 feed-forwards through the kernel, which gained in the video, and
+    leaves fp16's on cuBLAS and the gate pass (perf-notes row 74); "triton" asks for both."""
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert choose_feedforward("auto", cpu) is False  # even under the interpreter
-    assert choose_feedforward("plain", gpu) is False
+    assert choose_feedforward("auto", cpu) == frozenset()  # even under the interpreter
+    assert choose_feedforward("plain", gpu) == frozenset()
     monkeypatch.setattr(geglu, "unavailable", lambda device: None)  # a GPU of compute capability 8.0 or later
-    assert choose_feedforward("auto", gpu) is True and choose_feedforward("triton", gpu) is True
+    assert choose_feedforward("auto", gpu) == {FP8} and choose_feedforward("triton", gpu) == {FP16, FP8}
+    assert inspect.signature(optimize).parameters["feedforward"].default == "auto"
     monkeypatch.setattr(geglu, "unavailable", lambda device: "compute capability 7.5")
-    assert choose_feedforward("auto", gpu) is False
+    assert choose_feedforward("auto", gpu) == frozenset()
     assert "not used" not in caplog.text
-    assert choose_feedforward("triton", gpu) is False
+    assert choose_feedforward("triton", gpu) == frozenset()
     assert "feedforward='triton' is not used on cuda (compute capability 7.5)" in caplog.text
 
 
