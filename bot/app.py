@@ -4,11 +4,11 @@ the GPU executor, the video service, the Discord client and the web sites — an
 from __future__ import annotations
 
 import asyncio
-import fcntl
+import errno
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from storage import (
     DatabaseInUse,
     DatabaseRefused,
     DatabaseUnreachable,
+    FileHeld,
     Hold,
     ModerationRepository,
     Repository,
@@ -46,6 +47,7 @@ from storage import (
     check_connection,
     create_engine,
     held_alone,
+    hold_file,
     migrate,
     urls,
     utc_now,
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HOLD_CHECK_S = 60.0  # how often the bot checks that its database is still its own (storage.Hold)
+NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)  # a file system that takes no locks (NFS without its lock
+# service, some FUSE mounts): MEDIA_DIR is used unlocked, with a warning
 LOGIN_ANSWER_SHOWN = 200  # characters of a proxy's answer to the login that its line shows (an error page's text)
 
 
@@ -106,31 +110,20 @@ def media_held_alone(media_dir: Path) -> Iterator[None]:
         folder.mkdir(exist_ok=True)
         os.chmod(folder, FOLDER_MODE)
     lock = media_dir / MEDIA_LOCK
-    with open(lock, "a+", encoding="ascii") as file:
-        held = True
+    with ExitStack() as held:
         try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            holder = file.read().strip() or "unknown"
-            raise SettingsError([f"MEDIA_DIR={media_dir}: another bot (pid {holder}) keeps its videos there ({lock} "
-                                 "is locked). Two bots on one MEDIA_DIR, each with its own database, would move aside "
-                                 "and delete each other's videos and show them as their own jobs': stop the other "
-                                 "one, or give this one a MEDIA_DIR of its own"]) from None
-        except OSError as error:  # a file system without locks (an NFS mount whose lock service is not running)
-            held = False
+            held.enter_context(hold_file(lock))
+        except FileHeld as error:
+            raise SettingsError([f"MEDIA_DIR={media_dir}: another bot (pid {error.holder}) keeps its videos there "
+                                 f"({lock} is locked). Two bots on one MEDIA_DIR, each with its own database, would "
+                                 "move aside and delete each other's videos and show them as their own jobs': stop the "
+                                 "other one, or give this one a MEDIA_DIR of its own"]) from None
+        except OSError as error:
+            if error.errno not in NO_LOCKS:
+                raise
             log.warning("MEDIA_DIR=%s: cannot lock %s (%s), so a second bot started on this folder would not be "
                         "stopped; the bot runs on", media_dir, lock, error.strerror or error)
-        if held:
-            file.seek(0)
-            file.truncate()
-            file.write(f"{os.getpid()}\n")
-            file.flush()
-        try:
-            yield
-        finally:
-            if held:
-                fcntl.flock(file, fcntl.LOCK_UN)
+        yield
 
 
 def unserved_start(settings: Settings, error: Exception) -> str:

@@ -14,6 +14,7 @@ from storage.errors import (
     DatabaseRefused,
     DatabaseUnreachable,
     DuplicateEntryError,
+    FileHeld,
     InvalidDatabaseURL,
     InvalidTransitionError,
     JobNotFoundError,
@@ -21,6 +22,7 @@ from storage.errors import (
     ShowcaseError,
     StorageError,
 )
+from storage.locks import hold_file
 from storage.moderation_records import (
     AuditRecord,
     BlockRecord,
@@ -92,6 +94,7 @@ __all__ = [
     "DenyKind",
     "DenylistRecord",
     "DuplicateEntryError",
+    "FileHeld",
     "Hold",
     "InvalidDatabaseURL",
     "InvalidTransitionError",
@@ -114,6 +117,7 @@ __all__ = [
     "check_connection",
     "create_engine",
     "held_alone",
+    "hold_file",
     "migrate",
     "retry_on_locked",
     "utc_now",

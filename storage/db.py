@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,11 @@ from storage.errors import (
     DatabaseRefused,
     DatabaseUnreachable,
     DriverMissing,
+    FileHeld,
     SchemaTooNew,
     sqlstate,
 )
+from storage.locks import hold_file
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,12 @@ async def held_alone(engine: AsyncEngine) -> AsyncIterator[Hold]:
     second bot that reaches the database through a link to it is refused as well."""
     url = urls.parse(engine.url.render_as_string(hide_password=False))
     if url.sqlite_file is not None:
-        with _file_lock(sqlite_file.lock_file(url.sqlite_file)):
+        with ExitStack() as held:
+            try:
+                held.enter_context(hold_file(sqlite_file.lock_file(url.sqlite_file)))
+            except FileHeld as error:
+                raise DatabaseInUse(f"another process (pid {error.holder}) holds this database as its bot's "
+                                    f"({error.path} is locked)") from None
             yield Hold(engine)
         return
     if engine.dialect.name != "postgresql":
@@ -224,29 +230,6 @@ async def _close_quietly(connection: AsyncConnection) -> None:
 def _first_line(error: DBAPIError) -> str:
     """The database's own first line of an error."""
     return str(error.orig).splitlines()[0] if str(error.orig) else type(error.orig).__name__
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive, non-blocking lock on `path` (made if missing) holding this process's id; DatabaseInUse naming
-    the holder's when another process has it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="ascii") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            holder = file.read().strip() or "unknown"
-            raise DatabaseInUse(f"another process (pid {holder}) holds this database as its bot's ({path} is locked)"
-                                ) from None
-        file.seek(0)
-        file.truncate()
-        file.write(f"{os.getpid()}\n")
-        file.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:

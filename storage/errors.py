@@ -5,6 +5,7 @@
     ├── InvalidTransitionError  a job cannot move to that state from the one it is in
     ├── DuplicateEntryError     a server's denylist (or the shared one) already has that pattern
     ├── DriverMissing           the database's asyncio driver cannot be imported (before any engine is made)
+    ├── FileHeld                another process holds a lock file (storage.locks)
     └── ShowcaseError           a nomination or decision that cannot be met; `message` is for the user
 
 `sqlstate` reads the PostgreSQL error code a driver error carries: storage.db and storage.retry tell the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 from storage.records import DenyKind, JobState
 
@@ -73,6 +75,15 @@ class DatabaseRefused(StorageError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class FileHeld(StorageError):
+    """Another process holds a lock file (`storage.locks.hold_file`): `path` is the file, `holder` the process id it
+    wrote there ("unknown" when it wrote none)."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"another process (pid {holder}) holds {path}")
+        self.path, self.holder = path, holder
 
 
 class DatabaseInUse(StorageError):

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import bot.app
+import storage.locks
 from bot import startup
 from bot.errors import SettingsError
 from t2v.errors import current_user
@@ -108,7 +109,7 @@ def test_a_media_dir_on_a_file_system_without_locks_is_a_warning_and_the_bot_run
     def no_locks(file: Any, operation: int) -> None:  # an NFS mount without its lock service
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 
-    monkeypatch.setattr(bot.app.fcntl, "flock", no_locks)
+    monkeypatch.setattr(storage.locks.fcntl, "flock", no_locks)
     media = tmp_path / "media"
     with bot.app.media_held_alone(media):
         pass
