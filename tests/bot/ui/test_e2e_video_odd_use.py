@@ -84,16 +84,22 @@ async def test_an_edited_prompt_refused_when_submitted_is_quoted_back_so_it_is_n
     assert (refused.state, refused.prompt) == (JobState.REFUSED, typed)
 
 
+async def _edited_after_delete(stack, typed: str):
+    """bob's answer to ✏️ Edit prompt's form, opened on his first video and submitted with `typed` after he deleted
+    that video."""
+    fake = stack.fake
+    bob = fake.make_user(name="bob")
+    first = await (await video(fake, PROMPT, user=bob)).wait_followup(has_video)
+    assert await press_edit(fake, first, 1, bob) == (9, "")
+    await delete_result(fake, first, 1, bob)
+    return await (await fake.submit_modal("video:edit-prompt:1", {"prompt": typed}, user=bob)).wait_answer()
+
+
 async def test_an_edited_prompt_submitted_after_its_result_was_deleted_is_quoted_back(stacks: Stacks):
     """The form was open while the result was deleted; the answer said "Job #1 was deleted." and the prompt was lost."""
     typed = "a hot air balloon over a desert at dawn"
     async with stacks.run() as stack:
-        fake = stack.fake
-        bob = fake.make_user(name="bob")
-        first = await (await video(fake, PROMPT, user=bob)).wait_followup(has_video)
-        assert await press_edit(fake, first, 1, bob) == (9, "")
-        await delete_result(fake, first, 1, bob)
-        answer = await (await fake.submit_modal("video:edit-prompt:1", {"prompt": typed}, user=bob)).wait_answer()
+        answer = await _edited_after_delete(stack, typed)
         jobs = await stack.jobs()
 
     assert answer.ephemeral and answer.content == f"Job #1 was deleted.\nYour prompt, to try again:\n> {typed}"
@@ -150,12 +156,7 @@ async def test_a_long_edited_prompt_with_markdown_is_quoted_back_whole(stacks: S
     back cut ("…"), and the member lost its end."""
     typed = ("a *slow* pan over __green__ hills at dawn, " * 13)[:500]
     async with stacks.run() as stack:
-        fake = stack.fake
-        bob = fake.make_user(name="bob")
-        first = await (await video(fake, PROMPT, user=bob)).wait_followup(has_video)
-        assert await press_edit(fake, first, 1, bob) == (9, "")
-        await delete_result(fake, first, 1, bob)
-        answer = await (await fake.submit_modal("video:edit-prompt:1", {"prompt": typed}, user=bob)).wait_answer()
+        answer = await _edited_after_delete(stack, typed)
 
     head, quoted = answer.content.split("\nYour prompt, to try again:\n> ")
     assert head == "Job #1 was deleted." and plain(quoted) == typed.strip()
