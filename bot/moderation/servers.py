@@ -21,7 +21,7 @@ from bot.moderation.rules import Moderation
 from bot.moderation.styles import closest, listed
 from bot.moderation.text import BUTTONS
 from t2v.errors import InvalidRequest
-from t2v.request import check_value
+from t2v.request import check_value, negative_is_prompt
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,16 @@ def above_cap(name: str, value: int | None, cap: int, kept_from: tuple[str, int]
 
 def same_as_prompt(prompt: str, negative: str, kept_from: tuple[str, int] | None = None) -> str | None:
     """Why a request's negative prompt cannot be `negative`, or None: one equal to the prompt (in case and spacing
-    too) steers the video away from what it steers it to, so guidance has nothing to work with and the video follows
-    neither; one sentence, naming it and what would be right (a server's default or the member's own). A request
+    too: t2v.request.negative_is_prompt, the CLI's rule as well) steers the video away from what it steers it to, so
+    guidance cancels out and the video renders as at guidance 1; one sentence, naming it and what would be right (a
+    server's default or the member's own). A request
     made from a stored job's settings by a button (`kept_from`: "reroll", "edit" or "upscale", and the job) keeps
     that job's negative prompt, which no button can change (a job kept from before this rule has one equal to its
     prompt): what is right is said as the member can do it from there."""
-    if not negative.strip() or " ".join(negative.split()).casefold() != " ".join(prompt.split()).casefold():
+    if not negative_is_prompt(prompt, negative):
         return None
-    problem = f"The negative prompt “{shown(negative, 80)}” is the prompt itself, so the video would follow neither"
+    problem = (f"The negative prompt “{shown(negative, 80)}” is the prompt itself, so guidance would cancel out (the "
+               "video renders as at guidance 1)")
     if kept_from is None:
         return f"{problem}: give it what to avoid, such as “blurry, low quality”, or `none` for no negative prompt."
     how, job_id = kept_from

@@ -72,9 +72,10 @@ async def test_a_reroll_of_a_job_whose_negative_is_its_prompt_says_what_can_be_d
         jobs = await stack.jobs()
 
     assert refused.ephemeral and refused.content == (
-        "The negative prompt “A HOT AIR BALLOON OVER GREEN HILLS” is the prompt itself, so the video would follow "
-        "neither, and 🔁 Reroll keeps job #1's negative prompt: run /video with the prompt and a `negative` of what to "
-        "avoid, such as “blurry, low quality”, or `negative:none` for no negative prompt.")
+        "The negative prompt “A HOT AIR BALLOON OVER GREEN HILLS” is the prompt itself, so guidance would cancel "
+        "out (the video renders as at guidance 1), and 🔁 Reroll keeps job #1's negative prompt: run /video with "
+        "the prompt and a `negative` of what to avoid, such as “blurry, low quality”, or `negative:none` for no "
+        "negative prompt.")
     assert [(job.state, job.refusal_reason) for job in jobs] == [(JobState.DONE, None),
                                                                  (JobState.REFUSED, "invalid:negative")]
 

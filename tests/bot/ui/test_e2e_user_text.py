@@ -43,8 +43,9 @@ async def test_a_negative_prompt_that_is_the_prompt_itself_is_refused_naming_it(
         [job] = await stack.jobs()
 
     assert answer.ephemeral and answer.content == (
-        "The negative prompt “a CAT sitting in a garden” is the prompt itself, so the video would follow neither: "
-        "give it what to avoid, such as “blurry, low quality”, or `none` for no negative prompt.")
+        "The negative prompt “a CAT sitting in a garden” is the prompt itself, so guidance would cancel out (the "
+        "video renders as at guidance 1): give it what to avoid, such as “blurry, low quality”, or `none` for no "
+        "negative prompt.")
     assert (job.state, job.refusal_reason) == (JobState.REFUSED, "invalid:negative") and scripted.started == []
 
 
