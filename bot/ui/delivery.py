@@ -32,6 +32,7 @@ from bot.media import MediaStore
 from bot.settings import Settings
 from bot.ui.queue_board import Place, QueueBoard, Sleep
 from bot.ui.status import (
+    deleted_text,
     finished_text,
     queued_text,
     rendering_text,
@@ -289,6 +290,19 @@ class Delivery:
                           "pointing the status at the result")
         self._statuses.pop(job.id, None)
         self._finished.append(job.id)
+
+    async def result_deleted(self, job: JobRecord) -> None:
+        """A deleted job's status says so instead of linking to the result that went: through the interaction token
+        while it lives, else (a public job) through the bot token. A status that can no longer be edited (a private
+        one past its token, a channel the bot may not see) is left as it was, logged: the deletion stands."""
+        status = _Status(phase="final", message_id=job.status_message_id)
+        try:
+            await self._edit_status(job, status, deleted_text(job))
+        except discord.HTTPException as error:
+            log.info("job %d: its status could not be told the video was deleted (%s %s); left as it was", job.id,
+                     error.status, error.code)
+        except Exception:
+            log.exception("job %d: telling its status the video was deleted failed", job.id)
 
     # --- transport --------------------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ a percentage, the time left, an ETA that is never in the past, and under the res
     Uploading the video · job #7
     Finished · job #7 · https://discord.com/channels/…   (the video is a new message, which notifies its requester)
     Cancelled · job #7 · https://discord.com/channels/…  (past the token, a cancel or a failure is a new message too)
+    Deleted · job #7 · its video was deleted             (after 🗑 Delete: the link would lead nowhere)
 
 Pure functions of a job row and plain values: delivery (bot.ui.delivery) decides when to show them.
 """
@@ -91,6 +92,11 @@ def finished_text(job: JobRecord, jump_url: str | None) -> str:
     right below it, seen by its requester only)."""
     where = jump_url if jump_url is not None else "your video is in the message below"
     return f"{ENDINGS.get(job.state, 'Finished')} · job #{job.id} · {where}"
+
+
+def deleted_text(job: JobRecord) -> str:
+    """The status of a job whose result was deleted (🗑 Delete): no longer a link to the message that went."""
+    return f"Deleted · job #{job.id} · its video was deleted"
 
 
 def clip_line(job: JobRecord) -> str:

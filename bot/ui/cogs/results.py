@@ -13,8 +13,9 @@ the database, so a message posted before a restart still works. Who may press wh
   but may take back a vote given before.
 - 🗑: the requester or a moderator of the job's server, after a private confirmation (`DeleteChoice`: a public
   result asks in a message only the presser sees; a private one swaps its buttons for the choice); the message goes,
-  the job is marked deleted, its kept MP4 is removed and it leaves the showcase channel and the gallery. A deleted
-  job cannot be rerolled, edited or nominated.
+  its status says "Deleted" instead of linking to it (where it can still be edited), the job is marked deleted, its
+  kept MP4 is removed and it leaves the showcase channel and the gallery. A deleted job cannot be rerolled, edited
+  or nominated.
 The ✏️ form is answered from what its submission carries (the job id in its custom_id, the prompt typed), never from
 discord.py's memory of it (`ResultsCog.on_interaction`): a form opened before a restart, left open for hours, or
 opened twice still starts its job; someone else's submission of it is refused like their ✏️ press. Any answer to a
@@ -362,11 +363,15 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
                               job.guild_id)
         if message_id == 0:  # only the interaction can change an ephemeral result
             await interaction.response.edit_message(content=done, attachments=[], view=None)
-            return
-        if not await self._remove_result(interaction, job, message_id):
+        elif await self._remove_result(interaction, job, message_id):
+            await interaction.response.edit_message(content=done, view=None)
+        else:
             done += (" The bot may not see this channel, so the message stays: a moderator can delete it, or let the "
                      "bot see the channel.")
-        await interaction.response.edit_message(content=done, view=None)
+            await interaction.response.edit_message(content=done, view=None)
+            return
+        if message_id != job.status_message_id:  # its status links to the result that went
+            await self.video.delivery.result_deleted(job)
 
     @staticmethod
     async def _remove_result(interaction: discord.Interaction, job: JobRecord, message_id: int) -> bool:
