@@ -10,15 +10,17 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import discord
+import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import SettingsError, StopRequested
+from bot.errors import SettingsError, StopRequested, Unreachable
 from bot.gpu.models import ASPECTS
 from bot.jobs.events import JobEvents
 from bot.jobs.service import VideoService
@@ -98,9 +100,7 @@ class VideoBot(commands.Bot):
         async def reach(token: str) -> Any:
             user = await retry(lambda: self._login_once(static_login, token), transient=self._unreachable,
                                what=f"Discord at {discord.http.Route.BASE}", check=self._what_to_check())
-            gateway = str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-            await retry(lambda: self._probe(gateway), transient=self._unreachable,
-                        what=f"Discord's gateway at {gateway}", check=self._what_to_check(gateway))
+            await self._reach_gateway()
             return user
 
         self.http.static_login = reach  # type: ignore[method-assign]  # discord.py's login calls it first
@@ -117,6 +117,29 @@ class VideoBot(commands.Bot):
         finally:
             del self.http.static_login
 
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """discord.py's connect, after the gateway's handshake was tried again (the model loaded since the login's,
+        long enough for an outage to begin). A first connection the gateway fails all the same, where discord.py's
+        reconnect reads the socket it never got (AttributeError), is Unreachable: one line, not a traceback."""
+        await self._reach_gateway()
+        try:
+            await super().connect(reconnect=reconnect)
+        except AttributeError:
+            if self.ws is not None:  # a session was up: a bug, not the gateway
+                raise
+            log.debug("the first gateway connection failed in discord.py's reconnect", exc_info=True)
+            gateway = str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+            raise Unreachable(f"cannot reach Discord's gateway at {gateway}: its first connection failed; check "
+                              f"{self._what_to_check(gateway)}") from None
+
+    async def _reach_gateway(self) -> None:
+        """The gateway's WebSocket handshake (`_probe`), tried again with backoff for STARTUP_RETRY_S while it fails
+        (then Unreachable); a 4xx from DISCORD_GATEWAY_URL is a SettingsError at once."""
+        gateway = str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+        await Retry(self.settings.startup_retry_s, self.stop)(
+            lambda: self._probe(gateway), transient=self._unreachable, what=f"Discord's gateway at {gateway}",
+            check=self._what_to_check(gateway))
+
     async def _login_once(self, static_login: Callable[[str], Any], token: str) -> Any:
         """One GET /users/@me within DISCORD_LOGIN_TIMEOUT_S; a failed one leaves no session or connector behind."""
         try:
@@ -127,12 +150,22 @@ class VideoBot(commands.Bot):
             raise
 
     async def _probe(self, gateway: str) -> None:
-        """One TCP connection to the gateway's host and port within DISCORD_LOGIN_TIMEOUT_S, closed at once: a
-        gateway out of reach while the REST API answers is found here, not in discord.py's reconnect loop."""
-        _, writer = await asyncio.wait_for(asyncio.open_connection(*_host_and_port(gateway)),
-                                           self.settings.discord_login_timeout_s)
-        writer.close()
-        await writer.wait_closed()
+        """One WebSocket handshake with the gateway within DISCORD_LOGIN_TIMEOUT_S, through discord.py's own session
+        (its URL as discord.py opens it), closed at once: a gateway out of reach, or failing its handshake, while the
+        REST API answers is found here, not in discord.py's reconnect loop (which reads the socket it never got). A
+        4xx answer from DISCORD_GATEWAY_URL is a SettingsError: no proxy serves a gateway there."""
+        url = yarl.URL(gateway).with_query(v=discord.http.INTERNAL_API_VERSION, encoding="json")
+        try:
+            ws = await asyncio.wait_for(self.http.ws_connect(str(url)), self.settings.discord_login_timeout_s)
+        except aiohttp.WSServerHandshakeError as error:
+            proxied = self.settings.discord_gateway_url
+            if proxied is not None and 400 <= error.status < 500 and error.status != 429:
+                raise SettingsError([
+                    f"DISCORD_GATEWAY_URL={proxied}: the WebSocket handshake at {url} was answered {_answer(error)}: "
+                    "nothing serves Discord's gateway at that address; set the address the proxy serves the gateway "
+                    "at (a ws:// or wss:// URL), or leave DISCORD_GATEWAY_URL empty for Discord's own"]) from None
+            raise
+        await ws.close()
 
     def _unreachable(self, error: Exception) -> str | None:
         """The few words on a login that failed because Discord could not be reached; None for any other error."""
@@ -140,6 +173,8 @@ class VideoBot(commands.Bot):
             return f"no answer within {self.settings.discord_login_timeout_s:g} s (DISCORD_LOGIN_TIMEOUT_S)"
         if isinstance(error, discord.DiscordServerError):
             return f"Discord answered {error.status} {error.response.reason}"
+        if isinstance(error, aiohttp.WSServerHandshakeError):  # before ClientError, of which it is one
+            return f"the WebSocket handshake was answered {_answer(error)}"
         if isinstance(error, OSError | aiohttp.ClientError):
             return str(error) or type(error).__name__
         return None
@@ -307,6 +342,14 @@ def freeze_startup_heap() -> None:
     gc.freeze()
     log.info("froze %d startup objects out of the cyclic GC (%.2f s)", gc.get_freeze_count(),
              time.perf_counter() - started)
+
+
+def _answer(error: aiohttp.WSServerHandshakeError) -> str:
+    """"404 Not Found": the HTTP answer that failed a WebSocket handshake."""
+    try:
+        return f"{error.status} {HTTPStatus(error.status).phrase}"
+    except ValueError:  # a status HTTP names no phrase for
+        return str(error.status)
 
 
 def _host_and_port(url: str) -> tuple[str, int]:

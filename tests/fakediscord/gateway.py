@@ -41,6 +41,7 @@ class Gateway:
         self.urls: list[str] = []  # path and query of each connection, e.g. "/gateway?v=10&encoding=json&..."
         self.received: list[dict[str, Any]] = []  # every payload the client sent, in order
         self.ack_heartbeats = True
+        self.refused: list[int] = []  # HTTP statuses that answer the next handshakes instead (`refuse_handshakes`)
         self.session: Session | None = None
         self._live: web.WebSocketResponse | None = None  # the identified or resumed connection
         self._sockets: set[web.WebSocketResponse] = set()
@@ -54,7 +55,11 @@ class Gateway:
         app.router.add_get("/gateway", self.handle)
         app.router.add_get("/gateway-resume", self.handle)  # READY's resume_gateway_url
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.refused:  # an outage behind a proxy: TCP answers, the WebSocket handshake fails with an HTTP error
+            self.urls.append(str(request.rel_url))
+            self.fake.notify()
+            return web.Response(status=self.refused.pop(0), text="injected by the fake")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         self.connections += 1
@@ -155,6 +160,11 @@ class Gateway:
         await ws.send_str(json.dumps(payload))
 
     # -- fault injection ---------------------------------------------------------------------------------
+
+    def refuse_handshakes(self, status: int, times: int = 1) -> None:
+        """Answer the next `times` connections' WebSocket handshakes with HTTP `status` (a 503 of a proxy in front
+        of a gateway that is down, say); each is recorded in `urls`, none counts in `connections`."""
+        self.refused.extend([status] * times)
 
     async def reconnect(self) -> None:
         """Op 7 RECONNECT: the client closes and RESUMEs on resume_gateway_url."""
