@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import discord
-import yarl
 from discord import app_commands
 from discord.ext import commands
 
@@ -154,7 +153,9 @@ class VideoBot(commands.Bot):
         (its URL as discord.py opens it), closed at once: a gateway out of reach, or failing its handshake, while the
         REST API answers is found here, not in discord.py's reconnect loop (which reads the socket it never got). A
         4xx answer from DISCORD_GATEWAY_URL is a SettingsError: no proxy serves a gateway there."""
-        url = yarl.URL(gateway).with_query(v=discord.http.INTERNAL_API_VERSION, encoding="json")
+        # discord.py's gateway address (a yarl.URL, DISCORD_GATEWAY_URL's when set: bot.app), as it opens it
+        url = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY.with_query(v=discord.http.INTERNAL_API_VERSION,
+                                                                           encoding="json")
         try:
             ws = await asyncio.wait_for(self.http.ws_connect(str(url)), self.settings.discord_login_timeout_s)
         except aiohttp.WSServerHandshakeError as error:
