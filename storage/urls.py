@@ -28,8 +28,10 @@ _URL = re.compile(r"""
     (?:/(?P<database>[^?]*))?
     (?:\?(?P<query>.*))?
 """, re.VERBOSE | re.DOTALL)
-# In any text: `user:password@` after an optional scheme, up to the last @ (a password may hold a stray @).
-_USERINFO = re.compile(r"^((?:[\w+.-]*://)?[^:/@?#\s]*:).*(?=@)", re.DOTALL)
+# In any text: `user:password@` after an optional scheme, up to the last @ (a password may hold a stray @). Where a
+# scheme is written, the user starts after it: the scheme's own `:` is not the one before a password
+# (`postgresql://videobot@db` has none to mask).
+_USERINFO = re.compile(r"^((?:[\w+.-]*://)?(?![\w+.-]*://)[^:/@?#\s]*:).*(?=@)", re.DOTALL)
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*")
 
 
