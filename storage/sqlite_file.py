@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import pwd
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ class FileProblem:
     would be right, naming no setting); `path` is the file or folder at fault, `kind` what is wrong with it and
     `in_folder` whether that is the folder the file is in (or one above), so a program can add its own hint."""
 
-    kind: Literal["unreachable", "a folder", "missing", "denied", "read-only", "not a folder", "unusable"]
+    kind: Literal["unreachable", "a folder", "missing", "denied", "read-only", "not a folder", "not a file",
+                  "unusable"]
     path: Path
     text: str
     in_folder: bool
@@ -28,9 +30,9 @@ class FileProblem:
 
 def problem(file: Path, *, must_exist: bool = False) -> FileProblem | None:
     """What stops this user from using `file` as a SQLite database (None: nothing): a folder above it that it may not
-    enter, a folder where the file goes, no file (when `must_exist`), a file it may not read and write (the database,
-    or one of its `companions` left beside it), or a folder it may not create SQLite's journal files (and a new
-    database) in."""
+    enter, a folder where the file goes, no file (when `must_exist`), a file that is no regular file (a FIFO, a device)
+    or that it may not read and write (the database, or one of its `companions` left beside it), or a folder it may
+    not create SQLite's journal files (and a new database) in."""
     try:
         there, folder = file.exists(), file.is_dir()
     except PermissionError:  # Python 3.11: a folder above it this user may not enter
@@ -43,6 +45,9 @@ def problem(file: Path, *, must_exist: bool = False) -> FileProblem | None:
         return FileProblem("missing", file, f"there is no database at {file.resolve()}", False)
     for used in (file, *companions(file)) if there else ():
         try:
+            if (special := _special(used.stat().st_mode)) is not None:  # SQLite needs a file it can seek in
+                return FileProblem("not a file", used, f"{used.absolute()} is {special}, not a database file; name a "
+                                                       "regular file (or one that is not there yet)", False)
             with open(used, "r+b"):
                 pass
         except FileNotFoundError:  # a companion that is not there: made when needed
@@ -98,6 +103,15 @@ def _folder_problem(file: Path, start: Path) -> FileProblem | None:
     return None
 
 
+def _special(mode: int) -> str | None:
+    """What a file that is not a regular one is ("a FIFO"), from its `st_mode`; None for a regular file."""
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 def _unusable(path: Path, error: OSError, *, in_folder: bool) -> FileProblem:
     """A file this user may not open for writing, or a folder it may not create files in: the system's reason."""
     where = f"create files in {path}" if in_folder else f"read and write {path.absolute()}"
@@ -108,8 +122,8 @@ def _unusable(path: Path, error: OSError, *, in_folder: bool) -> FileProblem:
         return FileProblem("denied", path, (f"permission denied: user {_user()} may not {where}; make it writable for "
                                             "that user (chown or chmod) or keep the database in a folder it may "
                                             "write"), in_folder)
-    return FileProblem("unusable", path, f"user {_user()} cannot {where} ({error.strerror}); keep the database in a "
-                                         "folder it may write", in_folder)
+    return FileProblem("unusable", path, f"user {_user()} cannot {where} ({error.strerror or error}); keep the "
+                                         "database in a folder it may write", in_folder)
 
 
 def _user() -> str:
