@@ -4,8 +4,8 @@ A Ctrl-C while the modules load is answered once they have: one line, exit statu
 the command's work is done (a video or an export written whole, the line saying so printed): Ctrl-C in the second
 of interpreter shutdown that follows (torch's and tqdm's teardown) is ignored, so it neither prints a traceback
 ("Exception ignored in … KeyboardInterrupt") nor turns a finished run's exit status into a signal's.
-A setting in the environment that torch or huggingface_hub refuses as they load is one line naming it, exit status 2
-(t2v.cli_environment), not their traceback or torch's abort.
+A setting in the environment that torch or huggingface_hub refuses as they load (a value they cannot read, a path they
+cannot make or use) is one line naming it, exit status 2 (t2v.cli_environment), not their traceback or torch's abort.
 """
 
 import signal
@@ -33,8 +33,9 @@ try:
     from t2v.cli import main
 except KeyboardInterrupt:  # one raised all the same (SIGINT sent as the handler changed)
     interrupted.append(signal.SIGINT)
-except ValueError as exc:  # a library's own check of a setting's value (a broken install, an ImportError or an
-    #                          OSError, keeps its traceback)
+except (ValueError, OSError) as exc:  # a library's own check of a setting's value, or a path a setting names that it
+    #                                     could not make or use (TORCHINDUCTOR_CACHE_DIR=/dev/null); one that names no
+    #                                     setting (a broken install, an ImportError) keeps its traceback
     if (problem := refused_setting(exc)) is None:
         raise
     _refused(problem)

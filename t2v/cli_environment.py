@@ -10,6 +10,8 @@ import os
 import re
 import traceback
 
+from t2v.errors import current_user
+
 # the settings of the libraries t2v loads, by the prefixes of their names
 PREFIXES = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "TRITON_", "CUDA_", "OMP_", "MKL_",
             "TOKENIZERS_", "TQDM_")  # tqdm (torch imports it) reads TQDM_MININTERVAL and the like as its class loads
@@ -42,20 +44,37 @@ def _entries(value: str) -> list[str]:
 
 
 def refused_setting(exc: BaseException, environ: dict[str, str] | None = None) -> str | None:
-    """The line for an import that failed on a library's setting (`exc`, the ValueError raised while importing): the
-    setting whose value the error names, the library, and what it said; None when no setting is named (its traceback
-    says more)."""
+    """The line for an import that failed on a library's setting (`exc`, the ValueError or OSError raised while
+    importing): the setting whose value the error names, the library, and what it said; None when no setting is named
+    (its traceback says more). An OSError names a setting whose path it failed on (TORCHINDUCTOR_CACHE_DIR=/dev/null,
+    a folder this user may not create: the error's file is the path or a folder above it)."""
     environ = os.environ if environ is None else environ
     said = _first_sentence(str(exc))
-    named = [f"{name}={value}" for name, value in sorted(environ.items())
-             if name.startswith(PREFIXES) and value.strip()
-             and re.search(rf"(?<![\w.]){re.escape(value.strip())}(?![\w.])", said)]
+    settings = [(name, value) for name, value in sorted(environ.items()) if name.startswith(PREFIXES) and value.strip()]
+    named = [f"{name}={value}" for name, value in settings
+             if re.search(rf"(?<![\w.]){re.escape(value.strip())}(?![\w.])", said)]
+    if isinstance(exc, OSError) and isinstance(exc.filename, str):
+        named = [f"{name}={value}" for name, value in settings if _on_the_way(exc.filename, value.strip())] or named
     if not named:
         return None
     library = _library(exc)
     by = f" by {library}" if library else ""
+    if isinstance(exc, OSError):
+        return (f"python -m t2v could not start: {' or '.join(named)} cannot be used{by} ({type(exc).__name__}: "
+                f"{said}); name a folder user {current_user()} may create and write, or unset it")
     return (f"python -m t2v could not start: {' or '.join(named)} is refused{by} ({type(exc).__name__}: {said}); "
             "correct it, or unset it")
+
+
+def _on_the_way(failed: str, value: str) -> bool:
+    """Whether the path an OSError `failed` on is the path `value` names or, where the value is a path of folders, one
+    of the folders in it (os.makedirs of the value stops at the first folder it cannot make); never the root."""
+    try:
+        path, target = os.path.abspath(failed), os.path.abspath(os.path.expanduser(value))
+        above = "/" in value and path != os.path.dirname(path) and os.path.commonpath([path, target]) == path
+    except ValueError:  # not a path
+        return False
+    return path == target or above
 
 
 def _first_sentence(message: str) -> str:
