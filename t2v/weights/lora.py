@@ -29,6 +29,7 @@ import math
 import os
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -163,10 +164,13 @@ def _check_readable(path: Path) -> None:
 
 def _pickled_state(path: Path) -> dict[str, torch.Tensor]:
     """A .bin/.pt LoRA file's tensors, read with torch.load(weights_only=True) (diffusers' .bin: plain tensors only),
-    which runs nothing the file names."""
+    which runs nothing the file names. A zip-format file (torch.save's since torch 1.6) is memory-mapped: only the
+    tensors used are read, so a model of gigabytes named as a LoRA is refused for its keys without reading them; the
+    legacy format cannot be mapped and is read whole."""
     _check_readable(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        mapped = zipfile.is_zipfile(path)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mapped)
     except pickle.UnpicklingError as exc:
         raise LoraError(f"{path} is not a plain state dict of tensors (read with torch.load(weights_only=True), "
                         f"which runs nothing the file names); {_HINT}") from exc
