@@ -61,8 +61,9 @@ def write_export(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]]
                  dtype: torch.dtype | None, source: str) -> Path:
     """Write the manifest and the three safetensors files (mode 0644) into `folder` (created if needed), whole or not
     at all: into a new folder, then moved into place (see `_staging`). A write that fails (a full disk) is a
-    WriteError naming `folder`; what was written of the new export is removed."""
-    staging = None
+    WriteError naming `folder`; what was written of the new export is removed, and so are the folders above it that
+    were made for it (a Ctrl-C too)."""
+    staging, made, written = None, _missing_parents(Path(os.path.abspath(folder))), False
     try:
         staging = _staging(Path(os.path.abspath(folder)))  # "." has a name this way
         staging.mkdir()  # mode 0777 less the umask, as the folder itself would be made
@@ -72,6 +73,7 @@ def write_export(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]]
                     "config": dataclasses.asdict(config)}
         write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
         _move_into(staging, folder)
+        written = True
     except (OSError, SafetensorError) as exc:
         cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
         raise WriteError(f"could not write the export to {folder} ({type(exc).__name__}: {cause}); what was "
@@ -79,7 +81,31 @@ def write_export(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]]
     finally:
         if staging is not None:  # gone already where it became the folder
             shutil.rmtree(staging, ignore_errors=True)
+        if not written:
+            _remove_empty(made)
     return folder
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """The folders above `folder` (absolute) that are not there yet, the deepest first: those `_staging` will make."""
+    missing = []
+    for parent in folder.parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (the deepest first) that an export made and left empty; one that holds anything stays, and
+    so do those above it."""
+    for made in folders:
+        try:
+            made.rmdir()
+        except FileNotFoundError:  # never made: the failure came first
+            continue
+        except OSError:  # not empty (another program wrote there), or not ours to remove
+            return
 
 
 def _staging(folder: Path) -> Path:
