@@ -574,7 +574,7 @@ def test_optimize_graphs_the_text_encoder_on_a_gpu_unless_it_is_offloaded(tiny_p
     assert pipe.text_call is None  # on the CPU: nothing to graph
     pipe = copy.deepcopy(tiny_pipe)
     pipe.device = torch.device("cuda")  # what optimize reads of a GPU pipeline; nothing runs here
-    optimize(pipe, compile=False, temporal_attention="sdpa", **options)
+    optimize(pipe, compile=False, temporal_attention="sdpa", feedforward="plain", **options)
     assert isinstance(pipe.text_call, Graphed) == graphed
     if graphed:
         assert pipe.text_call.fn is pipe.text_encoder
