@@ -18,13 +18,20 @@ def finished(message) -> bool:
     return message.content.startswith("Finished")
 
 
+async def finished_video(fake: FakeDiscord, **options: object):
+    """bob, his /video and its result, once the status reads Finished (and links to the result)."""
+    bob = fake.make_user(name="bob")
+    asked = await video(fake, PROMPT, user=bob, **options)
+    result = await asked.wait_followup(has_video)
+    await asked.wait_original(finished)
+    return bob, asked, result
+
+
 async def test_deleting_a_result_makes_its_status_say_so_instead_of_linking_to_it(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        asked = await video(fake, PROMPT, user=bob)
-        result = await asked.wait_followup(has_video)
-        linked = (await asked.wait_original(finished)).content
+        bob, asked, result = await finished_video(fake)
+        linked = asked.original.content
         answer = await delete_result(fake, result, 1, bob)
         status = await asked.wait_original(lambda m: not finished(m))
 
@@ -35,10 +42,7 @@ async def test_deleting_a_result_makes_its_status_say_so_instead_of_linking_to_i
 async def test_a_status_past_its_token_is_told_through_the_bot_token(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        asked = await video(fake, PROMPT, user=bob)
-        result = await asked.wait_followup(has_video)
-        await asked.wait_original(finished)
+        bob, asked, result = await finished_video(fake)
         fake.expire_token(asked)  # the /video was more than 15 minutes ago
         await delete_result(fake, result, 1, bob)
         status = await asked.wait_original(lambda m: not finished(m))
@@ -50,10 +54,7 @@ async def test_a_status_past_its_token_is_told_through_the_bot_token(stacks: Sta
 async def test_a_private_status_is_told_while_its_token_lives(stacks: Stacks):
     async with stacks.run() as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        asked = await video(fake, PROMPT, user=bob, private=True)
-        result = await asked.wait_followup(has_video)
-        await asked.wait_original(finished)
+        bob, asked, result = await finished_video(fake, private=True)
         answer = await delete_result(fake, result, 1, bob)
         status = await asked.wait_original(lambda m: not finished(m))
 
@@ -75,10 +76,8 @@ async def test_a_status_that_can_no_longer_be_edited_is_left_and_the_deletion_st
     caplog.set_level(logging.INFO, logger="bot.ui.delivery")
     async with stacks.run() as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        asked = await video(fake, PROMPT, user=bob)
-        result = await asked.wait_followup(has_video)
-        linked = (await asked.wait_original(finished)).content
+        bob, asked, result = await finished_video(fake)
+        linked = asked.original.content
         fake.expire_token(asked)
         fake.fail_next("PATCH /channels/*/messages/*", 400, code=30046,
                        message="Maximum number of edits to messages older than 1 hour reached.")
