@@ -13,11 +13,13 @@ import io
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import types
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -610,3 +612,18 @@ def sparse_file(path: Path, gib: float, used: float | None = None) -> Path:
     if used is not None:
         os.utime(path, (used, used))
     return path
+
+
+@asynccontextmanager
+async def bot_child(cwd: Path, env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m bot` in `cwd` with `env`, its log on a pipe (`stderr`), for the block; killed if it still runs at
+    the block's end (a failed assertion, a timeout), and waited for."""
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=cwd, env=env,
+                                                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                                                 stderr=asyncio.subprocess.PIPE)
+    try:
+        yield child
+    finally:
+        if child.returncode is None:
+            child.kill()
+        await child.wait()

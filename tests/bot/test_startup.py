@@ -23,7 +23,7 @@ import pytest
 
 from bot.errors import StopRequested, Unreachable
 from bot.startup import DEPLOYED_AS, MAX_DELAY_S, Retry, Stop, writable_folder
-from tests.bot.helpers import START_S, WAIT, child_env
+from tests.bot.helpers import START_S, WAIT, bot_child, child_env
 from tests.clocks import Monotonic
 from tests.fakediscord import FakeDiscord
 from tests.net import free_port
@@ -366,10 +366,8 @@ async def test_a_gateway_out_of_reach_while_the_api_answers_is_tried_again_then_
     gateway = f"ws://127.0.0.1:{dead_port}"
     env = env_for(tmp_path, DISCORD_TOKEN=fake_discord.token, DISCORD_API_BASE=fake_discord.api_url,
                   DISCORD_GATEWAY_URL=gateway, DISCORD_GUILD_ID=str(fake_discord.guild.id))
-    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
-                                                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                                                 stderr=asyncio.subprocess.PIPE)
-    _, stderr = await asyncio.wait_for(child.communicate(), START_S)
+    async with bot_child(tmp_path, env) as child:
+        _, stderr = await asyncio.wait_for(child.communicate(), START_S)
     lines = stderr.decode().splitlines()
 
     assert child.returncode == 1
@@ -398,12 +396,9 @@ def test_a_discord_that_accepts_and_never_answers_is_given_up_on_after_the_login
 
 async def started_then_terminated(tmp_path: Path, env: dict[str, str], waiting_for: str) -> tuple[int, list[str]]:
     """Start a child, send it SIGTERM once it logs `waiting_for`; its exit status and lines."""
-    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
-                                                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                                                 stderr=asyncio.subprocess.PIPE)
-    assert child.stderr is not None
-    lines: list[str] = []
-    try:
+    async with bot_child(tmp_path, env) as child:
+        assert child.stderr is not None
+        lines: list[str] = []
         while not any(waiting_for in line for line in lines):
             line = await asyncio.wait_for(child.stderr.readline(), START_S)
             assert line, f"the child ended before it logged {waiting_for!r}:\n" + "\n".join(lines)
@@ -411,10 +406,6 @@ async def started_then_terminated(tmp_path: Path, env: dict[str, str], waiting_f
         child.send_signal(signal.SIGTERM)
         rest = await asyncio.wait_for(child.stderr.read(), START_S)  # stopping a loaded model's worker takes a while
         return await asyncio.wait_for(child.wait(), START_S), lines + rest.decode().splitlines()
-    finally:
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
 
 
 async def test_sigterm_during_a_login_that_gets_no_answer_stops_cleanly_with_exit_0(tmp_path: Path,

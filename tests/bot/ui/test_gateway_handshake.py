@@ -4,7 +4,6 @@ reconnect traceback (it reads the socket it never got: `'NoneType' object has no
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from bot.errors import Unreachable
 from bot.ui.client import VideoBot
 from tests.bot.conftest import settings_for
-from tests.bot.helpers import START_S
+from tests.bot.helpers import START_S, bot_child
 from tests.bot.test_startup import env_for, errors
 from tests.fakediscord import FakeDiscord
 
@@ -25,22 +24,15 @@ async def run_child(tmp_path: Path, fake: FakeDiscord, gateway: str, *, when: st
     `when`; its exit status and lines."""
     env = env_for(tmp_path, DISCORD_TOKEN=fake.token, DISCORD_API_BASE=fake.api_url, DISCORD_GATEWAY_URL=gateway,
                   DISCORD_GUILD_ID=str(fake.guild.id))
-    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
-                                                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                                                 stderr=asyncio.subprocess.PIPE)
-    assert child.stderr is not None
-    lines: list[str] = []
-    try:
+    async with bot_child(tmp_path, env) as child:
+        assert child.stderr is not None
+        lines: list[str] = []
         while line := await asyncio.wait_for(child.stderr.readline(), START_S):
             lines.append(line.decode().rstrip())
             if when and when in lines[-1]:
                 when = ""
                 then()
         return await asyncio.wait_for(child.wait(), START_S), lines
-    finally:
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
 
 
 async def test_a_gateway_url_whose_path_answers_404_is_one_settings_line_and_exit_2(tmp_path: Path,
