@@ -6,7 +6,9 @@ member's words (bot.ui.status). Discord notifies nobody of an edit, so the video
 the requester (allowed_mentions: that user only): a followup through the token while it lives (ephemeral for a
 private job), else a channel message (a DM for a private job); the status then points at it, without its buttons.
 Once the 15-minute token is too old or refused, status edits go through the bot token to the same message; private
-jobs never touch the channel.
+jobs never touch the channel. A status deleted by hand (a moderator tidying the channel: MESSAGE_DELETE, or, where no
+event came, 404 Unknown Message in a channel that is still there) is never edited or posted again; the job goes on,
+and its outcome still reaches its requester as a new message.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class _Status:
     message_id: int | None = None  # the status message (the original response), for bot-token edits
     preview_step: int | None = None  # the step of the live preview attached to the status message
     channel_closed: bool = False  # the channel is deleted or hidden from the bot: no status is tried there again
+    deleted: bool = False  # the status message was deleted by hand: never edited or posted again
 
 
 def mentions(user_id: int) -> discord.AllowedMentions:
@@ -99,6 +102,7 @@ async def _gif(job: JobRecord, preview: Preview) -> bytes | None:
 
 
 UNKNOWN_CHANNEL, MISSING_ACCESS = 10003, 50001  # Discord's codes for a channel deleted, or one the bot cannot see
+UNKNOWN_MESSAGE = 10008  # Discord's code for a message deleted (a status, by a member or a moderator: never the bot)
 SAID_CHARS = 200  # the longest error text of Discord's an apology quotes
 
 
@@ -119,6 +123,12 @@ def _channel_gone(error: discord.HTTPException) -> bool:
     """The channel itself is out of reach (deleted, or hidden from the bot), not just this message (a preview the bot
     may not attach, 50013): no status is posted there again."""
     return error.code in (UNKNOWN_CHANNEL, MISSING_ACCESS)
+
+
+def _is_deleted(error: discord.HTTPException) -> bool:
+    """404/10008 from a channel route for the status message: someone deleted it by hand (the bot never deletes a
+    status); a deleted channel answers 10003. (Through the token a deleted channel's status answers 10008 too.)"""
+    return error.status == 404 and error.code == UNKNOWN_MESSAGE
 
 
 def _is_token_error(error: discord.HTTPException) -> bool:
@@ -304,6 +314,14 @@ class Delivery:
         except Exception:
             log.exception("job %d: telling its status the video was deleted failed", job.id)
 
+    def status_deleted(self, message_ids: list[int]) -> None:
+        """Messages deleted in Discord (MESSAGE_DELETE): a job's status among them was deleted by hand (the bot never
+        deletes one), so it is never edited or posted again; its job goes on and its outcome still reaches its
+        requester, as a new message."""
+        for job_id, status in self._statuses.items():
+            if status.message_id in message_ids:
+                self._status_deleted(job_id, status)
+
     # --- transport --------------------------------------------------------------------------------------------------
 
     def _moved(self) -> None:
@@ -396,10 +414,10 @@ class Delivery:
         await self._guard(self._edit_status(job, status, finished_text(job, jump)), job,
                           "pointing the status at the result")
 
-    async def _post_video(self, job: JobRecord, status: _Status, content: str, video: tuple[str, bytes],
+    async def _post_video(self, job: JobRecord, status: _Status, content: str, video: tuple[str, bytes] | None,
                           view: discord.ui.View | None) -> discord.Message | discord.WebhookMessage:
-        """A new message with the MP4 that mentions the requester: a followup through the token (ephemeral for a
-        private job), else through the bot token (`_send`)."""
+        """A new message with the MP4 (or, without `video`, the text alone) that mentions the requester: a followup
+        through the token (ephemeral for a private job), else through the bot token (`_send`)."""
         mention = f"<@{job.user_id}>"
         text = content if content.startswith(mention) else f"{mention} {content}"
         buttons = {} if view is None else {"view": view}
@@ -436,6 +454,8 @@ class Delivery:
         """Replace the status message's text, dropping its buttons and any live preview; never a new message (a
         private status past its token cannot be reached)."""
         async with status.lock:
+            if status.deleted:
+                return
             if self._token_usable(job, status):
                 try:
                     await self._edit_original(job, content, None, None, clear=True, final=True)
@@ -452,11 +472,12 @@ class Delivery:
         """Put `content` (and the video) on the job's status message; fall back to the channel without a token.
         False when it was not shown: the job moved on (final, or not queued for `queued_only`)."""
         async with status.lock:
-            if (status.phase == "final" and not final) or (queued_only and status.phase != "queued"):
+            if (status.phase == "final" and not final) or (queued_only and status.phase != "queued") or (
+                    status.deleted and not final):
                 return False
             if not final and self._status_view is not None:
                 view = self._status_view(job)
-            if self._token_usable(job, status):
+            if self._token_usable(job, status) and not status.deleted:
                 try:
                     clear = final and status.preview_step is not None  # a last preview must not stay
                     await self._edit_original(job, content, video, view, clear=clear, final=final)
@@ -484,6 +505,13 @@ class Delivery:
         log.info("job %d: interaction token refused (%s %s); using the channel", job.id, error.status, error.code)
         status.token_dead = True
 
+    @staticmethod
+    def _status_deleted(job_id: int, status: _Status) -> None:
+        if not status.deleted:
+            log.info("job %d: its status message was deleted by hand; not posted again, its requester hears of the "
+                     "outcome in a new message", job_id)
+        status.deleted = True
+
     def _webhook(self, job: JobRecord) -> discord.Webhook:
         """The job's interaction webhook, rebuilt from its row (an application webhook, as discord.py's
         Interaction.followup, so that it may send ephemeral messages)."""
@@ -502,7 +530,7 @@ class Delivery:
     async def _edit_in_channel(self, job: JobRecord, status: _Status, content: str,
                                preview: tuple[str, bytes] | None = None, view: discord.ui.View | None = None) -> None:
         """Status (and a new preview) through the bot token: edit the status message, or post one; never if private."""
-        if job.private or status.channel_closed:
+        if job.private or status.channel_closed or status.deleted:
             return  # an ephemeral status cannot be reached without the token, and private jobs stay out of channels
         channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         if status.message_id is not None:
@@ -511,7 +539,10 @@ class Delivery:
                                                                           **_view(view),
                                                                           allowed_mentions=mentions(job.user_id))
                 return
-            except discord.HTTPException as error:  # deleted, or older than an hour (30046)
+            except discord.HTTPException as error:  # deleted by hand, or older than an hour (30046)
+                if _is_deleted(error):
+                    self._status_deleted(job.id, status)
+                    return
                 log.info("job %d: status message %d not editable (%s %s); posting a new one", job.id,
                          status.message_id, error.status, error.code)
         try:
@@ -528,18 +559,18 @@ class Delivery:
         await self._repo.set_status_message(job.id, message.id)
 
     async def _post_result(self, job: JobRecord, status: _Status, content: str) -> None:
-        """A final text (failed, cancelled) without a token: a new channel message mentioning the user (a DM if
-        private); the status then points at it."""
-        mention = f"<@{job.user_id}>"
-        posted = await self._send(job, content if content.startswith(mention) else f"{mention} {content}")
-        if not job.private:
+        """A final text (failed, cancelled) the status cannot show: a new message mentioning the user, a followup while
+        the token lives (the status was deleted by hand), else in the channel (a DM if private); the status then points
+        at it."""
+        posted = await self._post_video(job, status, content, None, None)
+        if not job.private and not status.deleted:
             await self._guard(self._edit_status_message(job, status, finished_text(job, _link(job, posted))), job,
                               "pointing the status at the message")
 
     async def _edit_status_message(self, job: JobRecord, status: _Status, content: str) -> None:
         """A public status's last text through the bot token, without its buttons and live preview; left as it is
         (logged) when it or its channel is gone or closed to the bot: its requester got the outcome elsewhere."""
-        if status.message_id is None or status.channel_closed:
+        if status.message_id is None or status.channel_closed or status.deleted:
             return
         channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         cleared = {} if status.preview_step is None else {"attachments": []}  # the live preview goes too
@@ -549,6 +580,7 @@ class Delivery:
         except discord.HTTPException as error:
             if not _out_of_reach(error):
                 raise
+            status.deleted = _is_deleted(error)
             log.info("job %d: status message %d is out of reach (%s %s); left as it was", job.id, status.message_id,
                      error.status, error.code)
 

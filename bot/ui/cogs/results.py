@@ -477,15 +477,18 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             await answer_error(interaction, error, f"vote on showcase entry {entry_id}")
 
     # Showcase posts deleted in Discord by hand, and deleted channels: their posts are forgotten (bot.ui.showcase).
+    # A job's status deleted by hand is not posted again (bot.ui.delivery).
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
+        self.video.delivery.status_deleted([event.message_id])
         author = event.cached_message.author if event.cached_message is not None else None
         if author is None or author == self.showcase.bot.user:  # a message of another author is no post
             await self.showcase.forget(event.channel_id, [event.message_id])
 
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
+        self.video.delivery.status_deleted(sorted(event.message_ids))
         await self.showcase.forget(event.channel_id, sorted(event.message_ids))
 
     @commands.Cog.listener()
