@@ -8,7 +8,8 @@ private job), else a channel message (a DM for a private job); the status then p
 Once the 15-minute token is too old or refused, status edits go through the bot token to the same message; private
 jobs never touch the channel. A status deleted by hand (a moderator tidying the channel: MESSAGE_DELETE, or, where no
 event came, 404 Unknown Message in a channel that is still there) is never edited or posted again; the job goes on,
-and its outcome still reaches its requester as a new message.
+and its outcome still reaches its requester as a new message. A thread archived or locked meanwhile (50083, through
+either token) takes no edit or post: its statuses are left, and the outcome goes to the requester's DMs.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class _Status:
     token_dead: bool = False  # the interaction token is too old or was refused
     message_id: int | None = None  # the status message (the original response), for bot-token edits
     preview_step: int | None = None  # the step of the live preview attached to the status message
-    channel_closed: bool = False  # the channel is deleted or hidden from the bot: no status is tried there again
+    channel_closed: bool = False  # the channel is deleted, hidden from the bot, or a thread locked or archived: no
+    #                               status is tried there again
     deleted: bool = False  # the status message was deleted by hand: never edited or posted again
 
 
@@ -102,14 +104,16 @@ async def _gif(job: JobRecord, preview: Preview) -> bytes | None:
 
 
 UNKNOWN_CHANNEL, MISSING_ACCESS = 10003, 50001  # Discord's codes for a channel deleted, or one the bot cannot see
+THREAD_ARCHIVED = 50083  # Discord's code for an edit or post in a thread archived (or locked by a moderator)
 UNKNOWN_MESSAGE = 10008  # Discord's code for a message deleted (a status, by a member or a moderator: never the bot)
 SAID_CHARS = 200  # the longest error text of Discord's an apology quotes
 
 
 def _out_of_reach(error: discord.HTTPException) -> bool:
     """403 or 404 from a channel route: the channel (or the message) was deleted, or the bot may no longer see it or
-    post there; nothing to retry, and nothing the operator must fix."""
-    return isinstance(error, discord.Forbidden | discord.NotFound)
+    post there; or a thread archived or locked (400 or 403, 50083); nothing to retry, and nothing the operator must
+    fix."""
+    return isinstance(error, discord.Forbidden | discord.NotFound) or error.code == THREAD_ARCHIVED
 
 
 def discord_said(error: discord.HTTPException) -> str:
@@ -122,7 +126,7 @@ def discord_said(error: discord.HTTPException) -> str:
 def _channel_gone(error: discord.HTTPException) -> bool:
     """The channel itself is out of reach (deleted, or hidden from the bot), not just this message (a preview the bot
     may not attach, 50013): no status is posted there again."""
-    return error.code in (UNKNOWN_CHANNEL, MISSING_ACCESS)
+    return error.code in (UNKNOWN_CHANNEL, MISSING_ACCESS, THREAD_ARCHIVED)
 
 
 def _is_deleted(error: discord.HTTPException) -> bool:
@@ -421,30 +425,31 @@ class Delivery:
         mention = f"<@{job.user_id}>"
         text = content if content.startswith(mention) else f"{mention} {content}"
         buttons = {} if view is None else {"view": view}
-        if self._token_usable(job, status):
+        if self._token_usable(job, status) and not status.channel_closed:
             try:
                 return await self._webhook(job).send(text, **_files(video, "files"), **buttons,  # type: ignore
                                                      allowed_mentions=mentions(job.user_id), ephemeral=job.private,
                                                      suppress_embeds=True, wait=True)
             except discord.HTTPException as error:
-                if not _is_token_error(error):
-                    raise
-                self._token_refused(job, status, error)
-        return await self._send(job, text, video, view)
+                self._token_failed(job, status, error)
+        return await self._send(job, text, video, view, here=not status.channel_closed)
 
     async def _send(self, job: JobRecord, text: str, video: tuple[str, bytes] | None = None,
-                    view: discord.ui.View | None = None) -> discord.Message:
-        """A new message through the bot token in the job's channel; a DM for a private job, and where the bot may not
-        post in the channel (slash commands work where it may not send messages or attach files)."""
+                    view: discord.ui.View | None = None, *, here: bool = True) -> discord.Message:
+        """A new message through the bot token in the job's channel; a DM for a private job, where the bot may not
+        post in the channel (slash commands work where it may not send messages or attach files), and where the channel
+        is known closed (not `here`: a thread archived or locked, say)."""
         def extras() -> dict[str, Any]:  # a fresh file each time: a discord.File is read once
             return {**_files(video, "files"), **({} if view is None else {"view": view}),
                     "allowed_mentions": mentions(job.user_id), "suppress_embeds": True}
 
-        if not job.private:
+        if not job.private and here:
             channel = self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
             try:
                 return await channel.send(text, **extras())
-            except (discord.Forbidden, discord.NotFound) as error:  # closed to the bot, or deleted since the command
+            except discord.HTTPException as error:  # closed to the bot, deleted since the command, a thread locked
+                if not _out_of_reach(error):
+                    raise
                 log.info("job %d: may not post in channel %d (%s %s); sending it to its requester directly", job.id,
                          job.channel_id, error.status, error.code)
         dm = await self._bot.create_dm(discord.Object(job.user_id))
@@ -456,14 +461,12 @@ class Delivery:
         async with status.lock:
             if status.deleted:
                 return
-            if self._token_usable(job, status):
+            if self._token_usable(job, status) and not status.channel_closed:
                 try:
                     await self._edit_original(job, content, None, None, clear=True, final=True)
                     return
                 except discord.HTTPException as error:
-                    if not _is_token_error(error):
-                        raise
-                    self._token_refused(job, status, error)
+                    self._token_failed(job, status, error)
             if not job.private:
                 await self._edit_status_message(job, status, content)
 
@@ -477,15 +480,13 @@ class Delivery:
                 return False
             if not final and self._status_view is not None:
                 view = self._status_view(job)
-            if self._token_usable(job, status) and not status.deleted:
+            if self._token_usable(job, status) and not status.deleted and not status.channel_closed:
                 try:
                     clear = final and status.preview_step is not None  # a last preview must not stay
                     await self._edit_original(job, content, video, view, clear=clear, final=final)
                     return True
                 except discord.HTTPException as error:
-                    if not _is_token_error(error):
-                        raise
-                    self._token_refused(job, status, error)
+                    self._token_failed(job, status, error)
             if final:
                 await self._post_result(job, status, content)
             else:
@@ -504,6 +505,20 @@ class Delivery:
     def _token_refused(self, job: JobRecord, status: _Status, error: discord.HTTPException) -> None:
         log.info("job %d: interaction token refused (%s %s); using the channel", job.id, error.status, error.code)
         status.token_dead = True
+
+    def _token_failed(self, job: JobRecord, status: _Status, error: discord.HTTPException) -> None:
+        """A request through the token failed: a thread archived or locked (50083) is closed to the job (no status is
+        tried there again; its outcome goes to its requester directly); a token refused leaves the channel to serve
+        from now on; any other error is raised."""
+        if error.code == THREAD_ARCHIVED:
+            if not status.channel_closed:
+                log.info("job %d: its thread %d is archived or locked (%s %s); its requester hears of the outcome "
+                         "directly", job.id, job.channel_id, error.status, error.code)
+            status.channel_closed = True
+        elif _is_token_error(error):
+            self._token_refused(job, status, error)
+        else:
+            raise error
 
     @staticmethod
     def _status_deleted(job_id: int, status: _Status) -> None:

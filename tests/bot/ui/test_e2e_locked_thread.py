@@ -1,0 +1,69 @@
+"""/video in a thread that a moderator locks (or closes, as a forum post) while the video renders: Discord then takes
+no edit and no post there, through the interaction token or the bot's ("Thread is archived", 50083). The video goes
+to its requester directly, as where the bot may not post, and nothing is logged as the bot's error."""
+
+import pytest
+
+from storage import JobState
+from tests.bot.conftest import EventLog, Stacks
+from tests.bot.helpers import ScriptedPipeline, has_video
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+PROMPT = "a paper lantern drifting over a dark lake"
+ARCHIVED = 50083
+
+
+def lock(fake, thread, status: int) -> None:
+    """Every edit and post in the thread is refused from now on, through the token and through the channel."""
+    for pattern in ("* /webhooks/*", f"* /channels/{thread.id}/messages*"):
+        fake.fail_next(pattern, status, code=ARCHIVED, message="Thread is archived", times=1000)
+
+
+async def until_done(events: EventLog) -> None:
+    while (await events.next())[0] != "job_done":
+        pass
+
+
+@pytest.mark.parametrize("status", [400, 403])
+async def test_a_video_whose_thread_is_locked_while_it_renders_reaches_its_requester_directly(
+        stacks: Stacks, scripted: ScriptedPipeline, status: int):
+    thread = stacks.fake.add_thread(stacks.fake.channel, "lanterns")
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        handle = await fake.slash("video", {"prompt": PROMPT, "aspect": "tiny"}, user=bob, channel=thread)
+        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+        lock(fake, thread, status)
+        events = stack.events()
+        gate.release(100)
+        await until_done(events)
+        job = await stack.job(1)
+
+    [dm] = [m for m in fake.messages.values() if m.channel_id == fake.dm_channel(bob).id]
+    assert has_video(dm) and dm.content.startswith(f"<@{bob.id}> here is your video · job #1")
+    assert (job.state, job.result_message_id) == (JobState.DONE, dm.id)
+    refused = [r.method for r in fake.requests if r.status == status]
+    assert refused == ["PATCH"]  # the first refused status edit closes the thread to the job: the video goes to DMs
+
+
+async def test_past_its_token_a_locked_threads_status_is_left_and_the_video_reaches_its_requester_directly(
+        stacks: Stacks, scripted: ScriptedPipeline):
+    thread = stacks.fake.add_thread(stacks.fake.channel, "lanterns")
+    gate = scripted.gate(PROMPT)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        handle = await fake.slash("video", {"prompt": PROMPT, "aspect": "tiny"}, user=bob, channel=thread)
+        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+        fake.expire_token(handle)  # a long queue: statuses go through the bot token in the thread
+        lock(fake, thread, 400)
+        events = stack.events()
+        gate.release(100)
+        await until_done(events)
+        job = await stack.job(1)
+
+    [dm] = [m for m in fake.messages.values() if m.channel_id == fake.dm_channel(bob).id]
+    assert has_video(dm) and (job.state, job.result_message_id) == (JobState.DONE, dm.id)
+    assert not [m for m in fake.messages.values() if m.channel_id == thread.id and m.id != handle.original.id]
