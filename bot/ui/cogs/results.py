@@ -41,6 +41,7 @@ from bot.moderation.rules import Moderation
 from bot.moderation.text import block_message
 from bot.settings import Settings
 from bot.ui.cogs.video import VideoCog, prompt_kept
+from bot.ui.delivery import THREAD_ARCHIVED
 from bot.ui.permissions import is_moderator
 from bot.ui.replies import answer_error, answer_privately, handler
 from bot.ui.showcase import RESULTS_COG, Showcase
@@ -56,6 +57,10 @@ ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "showcase": ("⭐", "Showcase", discord.ButtonStyle.secondary),
     "delete": ("🗑️", "Delete", discord.ButtonStyle.danger),
 }
+HIDDEN_STAYS = ("The bot may not see this channel, so the message stays: a moderator can delete it, or let the bot see "
+                "the channel.")  # after 🗑 Delete, why its message is left
+THREAD_STAYS = ("This thread is archived or locked, so the message stays: a moderator can reopen the thread and "
+                "delete it.")
 EDIT_FORM = re.compile(r"video:edit-prompt:(?P<job>\d+)")  # the custom_id of a job's ✏️ form
 PROMPT_FIELD = "prompt"  # the custom_id of the form's one text input
 
@@ -363,42 +368,46 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
                               job.guild_id)
         if message_id == 0:  # only the interaction can change an ephemeral result
             await interaction.response.edit_message(content=done, attachments=[], view=None)
-        elif await self._remove_result(interaction, job, message_id):
+        elif (stays := await self._remove_result(interaction, job, message_id)) is None:
             await interaction.response.edit_message(content=done, view=None)
         else:
-            done += (" The bot may not see this channel, so the message stays: a moderator can delete it, or let the "
-                     "bot see the channel.")
-            await interaction.response.edit_message(content=done, view=None)
+            await interaction.response.edit_message(content=f"{done} {stays}", view=None)
             return
         if message_id != job.status_message_id:  # its status links to the result that went
             await self.video.delivery.result_deleted(job)
 
     @staticmethod
-    async def _remove_result(interaction: discord.Interaction, job: JobRecord, message_id: int) -> bool:
+    async def _remove_result(interaction: discord.Interaction, job: JobRecord, message_id: int) -> str | None:
         """Delete the result's message through the channel, else through the job's interaction token while it lives
         (slash commands and their answers work in a channel the bot may not see, where the channel's routes answer
-        403); False when neither could."""
+        403); when neither could, why the message stays and who can remove it, in words."""
         partial = getattr(interaction.channel, "get_partial_message", None)  # text channels, threads, DMs
         try:
             if partial is not None:
                 await partial(message_id).delete()
-            return True
+            return None
         except discord.NotFound:
             log.info("job %d: its message was already gone", job.id)
-            return True
-        except discord.Forbidden as error:
+            return None
+        except discord.HTTPException as error:
+            if error.code == THREAD_ARCHIVED:  # no message of an archived or locked thread can be deleted
+                log.info("job %d: message %d left in thread %d, which is archived or locked (%s %s)", job.id,
+                         message_id, job.channel_id, error.status, error.code)
+                return THREAD_STAYS
+            if not isinstance(error, discord.Forbidden):
+                raise
             log.info("job %d: may not delete message %d in channel %d (%s %s); trying its interaction token", job.id,
                      message_id, job.channel_id, error.status, error.code)
         if not job.interaction_token or not job.application_id:
-            return False
+            return HIDDEN_STAYS
         webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=interaction.client)
         try:
             await webhook.delete_message(message_id)
-            return True
+            return None
         except discord.HTTPException as error:  # the token is too old (401), or the message is not its own (404)
             log.info("job %d: message %d left in channel %d, which the bot may not see (%s %s)", job.id, message_id,
                      job.channel_id, error.status, error.code)
-            return False
+            return HIDDEN_STAYS
 
     def _gone_result_deletable(self, interaction: discord.Interaction, job_id: int, message: discord.Message) -> None:
         """A result whose job row the retention deleted (HISTORY_KEEP_DAYS) may still be taken down: the bot's own

@@ -1,12 +1,13 @@
 """/video in a thread that a moderator locks (or closes, as a forum post) while the video renders: Discord then takes
 no edit and no post there, through the interaction token or the bot's ("Thread is archived", 50083). The video goes
-to its requester directly, as where the bot may not post, and nothing is logged as the bot's error."""
+to its requester directly, as where the bot may not post, and nothing is logged as the bot's error. A result in such
+a thread cannot be deleted either: 🗑 Delete says so."""
 
 import pytest
 
 from storage import JobState
 from tests.bot.conftest import EventLog, Stacks
-from tests.bot.helpers import ScriptedPipeline, has_video
+from tests.bot.helpers import ScriptedPipeline, delete_result, has_video
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -67,3 +68,21 @@ async def test_past_its_token_a_locked_threads_status_is_left_and_the_video_reac
     [dm] = [m for m in fake.messages.values() if m.channel_id == fake.dm_channel(bob).id]
     assert has_video(dm) and (job.state, job.result_message_id) == (JobState.DONE, dm.id)
     assert not [m for m in fake.messages.values() if m.channel_id == thread.id and m.id != handle.original.id]
+
+
+async def test_delete_in_an_archived_thread_says_the_message_stays_and_who_can_remove_it(stacks: Stacks):
+    """Discord deletes no message of an archived or locked thread (400, 50083): the job is deleted all the same (its
+    kept video, any showcase post), and the presser is told why its message stays, not that something went wrong."""
+    thread = stacks.fake.add_thread(stacks.fake.channel, "lanterns")
+    async with stacks.run() as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        handle = await fake.slash("video", {"prompt": PROMPT, "aspect": "tiny"}, user=bob, channel=thread)
+        result = await handle.wait_followup(has_video)
+        fake.fail_next(f"DELETE /channels/{thread.id}/messages/*", 400, code=ARCHIVED, message="Thread is archived")
+        answer = await delete_result(fake, result, 1, bob)
+        job = await stack.job(1)
+
+    assert answer.content == ("🗑️ Deleted job #1. This thread is archived or locked, so the message stays: a moderator "
+                              "can reopen the thread and delete it.")
+    assert job.deleted_at is not None and not result.deleted
