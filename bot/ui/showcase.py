@@ -28,6 +28,7 @@ from bot.errors import Denied
 from bot.media import MediaStore
 from bot.moderation.servers import ServerSettings
 from bot.settings import Settings
+from bot.ui.delivery import THREAD_ARCHIVED
 from bot.ui.replies import answer_privately
 from bot.ui.status import settings_line
 from bot.ui.text import counted
@@ -366,7 +367,14 @@ class Showcase:
 
 def _not_sent(entry: ShowcaseRecord, channel_id: int, error: discord.HTTPException) -> str:
     """What to tell the moderator when Discord refused the post: a deleted channel and one the bot lost are logged
-    as such (expected: moderators change their server), anything else with its traceback."""
+    as such (expected: moderators change their server), and so is a thread archived or locked (50083, as 400 or
+    403: a showcase thread locked so that only the bot posts, where it may not); anything else with its traceback."""
+    if error.code == THREAD_ARCHIVED:
+        log.warning("showcase entry %d: thread %d is archived or locked (%s %s)", entry.id, channel_id, error.status,
+                    error.text)
+        return (f"Posting it to <#{channel_id}> failed: that thread is archived or locked (a moderator can reopen it "
+                "and approve the video again, or `/videomod showcase channel` picks another); it is in the web "
+                "gallery.")
     if isinstance(error, discord.NotFound | discord.Forbidden):
         log.warning("showcase entry %d: channel %d refused its post (%s %s)", entry.id, channel_id, error.status,
                     error.text)

@@ -8,6 +8,7 @@ import pytest
 from storage import JobState
 from tests.bot.conftest import EventLog, Stacks
 from tests.bot.helpers import ScriptedPipeline, delete_result, has_video
+from tests.bot.ui.test_showcase import moderate, nominated
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -86,3 +87,23 @@ async def test_delete_in_an_archived_thread_says_the_message_stays_and_who_can_r
     assert answer.content == ("🗑️ Deleted job #1. This thread is archived or locked, so the message stays: a moderator "
                               "can reopen the thread and delete it.")
     assert job.deleted_at is not None and not result.deleted
+
+
+@pytest.mark.parametrize("status", [400, 403])
+async def test_approving_into_a_locked_showcase_thread_names_the_lock_and_approving_again_posts_once_reopened(
+        stacks: Stacks, status: int):
+    """A showcase thread locked so that only the bot posts there, where the bot may not: Discord refuses the post with
+    50083. The moderator was told "Discord did not take it" (an ERROR traceback) or "the bot cannot post there"."""
+    showcase = stacks.fake.add_thread(stacks.fake.channel, "showcase")
+    async with stacks.run(showcase_channel_id=showcase.id) as stack:
+        fake = stack.fake
+        mod = fake.make_user(name="mod", roles=[fake.moderator_role])
+        await nominated(stack, fake.make_user(name="bob"))
+        fake.fail_next(f"POST /channels/{showcase.id}/messages", status, code=ARCHIVED, message="Thread is archived")
+        refused = await moderate(stack, mod, "approve", job=1)
+        again = await moderate(stack, mod, "approve", job=1)  # the thread reopened
+
+    assert refused == (f"Approved job #1. Posting it to <#{showcase.id}> failed: that thread is archived or locked (a "
+                       "moderator can reopen it and approve the video again, or `/videomod showcase channel` picks "
+                       "another); it is in the web gallery.")
+    assert again.startswith(f"Job #1 was already approved but had no showcase post. Posted in <#{showcase.id}>: ")
