@@ -27,7 +27,7 @@ ALIASES = {  # names other bots and guides use that difflib does not find, and t
     **dict.fromkeys(("OPERATOR_IDS", "OPERATORS", "OPERATOR_ID", "OWNER_ID", "OWNER_IDS", "ADMIN_IDS"),
                     "OPERATOR_USER_IDS"),
     **dict.fromkeys(("T2V_MODEL_PATH", "T2V_MODEL_DIR", "MODEL", "MODEL_PATH", "MODEL_DIR"), "T2V_MODEL"),
-    **dict.fromkeys(("DEVICE", "T2V_GPU"), "T2V_DEVICE"),
+    **dict.fromkeys(("DEVICE", "T2V_GPU", "T2V_GPUS"), "T2V_DEVICE"),
     **dict.fromkeys(("DB_URL", "DB_PATH", "DATABASE_PATH", "SQLALCHEMY_DATABASE_URI"), "DATABASE_URL"),
     **dict.fromkeys(("MEDIA_PATH", "MEDIA_FOLDER", "MEDIA_DIRECTORY", "MEDIA_ROOT"), "MEDIA_DIR"),
     **dict.fromkeys(("STYLES_PATH", "STYLES_TOML"), "STYLES_FILE"),
@@ -35,6 +35,9 @@ ALIASES = {  # names other bots and guides use that difflib does not find, and t
 FOREIGN = ("PYTHON", "PIP_", "CUDA", "CUDNN", "NV_", "NVIDIA_", "NCCL_", "TORCH", "PYTORCH_", "HF_", "LC_", "XDG_",
            "SSH_", "PG", "POSTGRES_", "DOCKER_", "COMPOSE_", "KUBERNETES_", "GITHUB_", "RUNNER_", "PYTEST_", "OMP_",
            "MKL_")  # prefixes of other programs' variables: never taken for a misspelled setting
+OURS = ("T2V_", "DISCORD_", "GALLERY_", "HEALTH_", "QUEUE_", "QUOTA_", "UPSCALE_", "SHOWCASE_", "HISTORY_")  # prefixes
+# only the bot's settings use: a name with one is meant for a setting however far from each (T2V_GPUS, QUEUE_CAP)
+NOT_SETTINGS = ("T2V_WEIGHTS",)  # our own deploy files' variables (compose.yaml's host folder of the weights)
 
 def unreadable(env_file: str | None = ".env") -> str | None:
     """Why the `.env` file cannot be read whole, in one line: a folder, a link to nothing, unreadable, or not UTF-8
@@ -137,9 +140,10 @@ def _first_line(original: Original) -> int:
 def misspelled(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> list[str]:
     """One line for each variable of `env` (the process environment when None) or `env_file` that is not a setting
     but is a name often used for one (ALIASES: MOD_ROLE, BOT_TOKEN) or spelled almost like one (T2V_DEVICES,
-    QUOTA_DEFAULTS): the bot ignores it, and its operator would think it set something. Names far from every setting
-    (PATH, CUDA_VISIBLE_DEVICES) and other programs' (FOREIGN) are left alone; an alias in the process environment is
-    named only while the setting it stands for is unset (TOKEN or DEVICE may be another program's)."""
+    QUOTA_DEFAULTS) or starting as only settings do (OURS: T2V_GPUS, QUEUE_CAP): the bot ignores it, and its operator
+    would think it set something. Names far from every setting (PATH, CUDA_VISIBLE_DEVICES) and other programs'
+    (FOREIGN) are left alone; an alias in the process environment is named only while the setting it stands for is
+    unset (TOKEN or DEVICE may be another program's)."""
     fields = list(Settings.model_fields)
     environment = dict(os.environ if env is None else env)
     file = read_env_file(env_file) if env_file is not None and Path(env_file).is_file() else {}
@@ -176,9 +180,17 @@ def shadowed(env: Mapping[str, str] | None = None, env_file: str | None = ".env"
 
 def _meant(name: str, fields: list[str]) -> str | None:
     """The setting (a field name) that `name`, not one itself, likely stands for; None for any other variable."""
-    if name.lower() in fields or name.upper().startswith(FOREIGN):
+    if name.lower() in fields or name.upper().startswith(FOREIGN) or name.upper() in NOT_SETTINGS:
         return None
     if name.upper() in ALIASES:
         return ALIASES[name.upper()].lower()
     close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.85)
-    return close[0] if close else None
+    if close:
+        return close[0]
+    prefix = next((prefix.lower() for prefix in OURS if name.upper().startswith(prefix)), None)
+    if prefix is None:
+        return None
+    words = set(name.lower().split("_"))  # the setting sharing the most words with it, then the closest in spelling
+    return max((field for field in fields if field.startswith(prefix)),
+               key=lambda field: (len(words & set(field.split("_"))),
+                                  difflib.SequenceMatcher(None, name.lower(), field).ratio()))
