@@ -14,12 +14,43 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from bot import env_file, redaction
-from bot.env_file import misspelled, shadowed
-from bot.errors import SettingsError, Unreachable
-from bot.settings import Settings, load_settings, load_what_validates
-from storage import urls
-from t2v.errors import visible
+STOPPING: list[signal.Signals] = []  # the SIGTERM or Ctrl-C that came before the event loop handled them
+
+
+def _stop_before_running(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM or Ctrl-C before the event loop handles them (importing, reading settings, importing torch): stop here,
+    cleanly, without a traceback. A second one while that stop unwinds (a `finally`, a `__del__`, where Python would
+    print its "Exception ignored" traceback) ends the process at once, with one line."""
+    if STOPPING:
+        _stop_now(signum, frame)
+    STOPPING.append(signal.Signals(signum))
+    raise SystemExit(0)
+
+
+def _stop_now(signum: int, frame: FrameType | None) -> None:
+    """A signal while the bot is already stopping: one line, and the process ends here, exit status 128 + signal."""
+    os.write(sys.stderr.fileno(), f"{signal.Signals(signum).name} again while stopping: stopped at once\n".encode())
+    os._exit(128 + signum)
+
+
+def _quiet_stop(unraisable: sys.UnraisableHookArgs) -> None:
+    """sys.unraisablehook: a stop `_stop_before_running` raised where Python cannot raise it (a `__del__`, a weakref
+    callback) is no traceback: `main` stops at its next step instead (`STOPPING`). Anything else as Python shows it."""
+    if not (STOPPING and unraisable.exc_type is SystemExit):
+        sys.__unraisablehook__(unraisable)
+
+
+if __name__ == "__main__":  # from the first line on: the imports below take seconds
+    signal.signal(signal.SIGTERM, _stop_before_running)
+    signal.signal(signal.SIGINT, _stop_before_running)
+    sys.unraisablehook = _quiet_stop
+
+from bot import env_file, redaction  # noqa: E402 (after the handlers above)
+from bot.env_file import misspelled, shadowed  # noqa: E402
+from bot.errors import SettingsError, Unreachable  # noqa: E402
+from bot.settings import Settings, load_settings, load_what_validates  # noqa: E402
+from storage import urls  # noqa: E402
+from t2v.errors import visible  # noqa: E402
 
 log = logging.getLogger("bot")
 
@@ -65,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse([*malformed, *error.lines])
     if malformed:
         return _refuse(malformed)
+    if STOPPING:  # a stop that landed where it could not be raised (a `__del__`: `_quiet_stop`)
+        return 0
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).getEffectiveLevel()))
@@ -116,6 +149,8 @@ def run(settings: Settings) -> int:
     from bot import app  # the whole stack (discord.py, SQLAlchemy, aiohttp): only once the settings are right
     from bot.gpu.compiles import COMPILES
 
+    if STOPPING:  # as in main: one that came while these imported
+        return 0
     log.info("starting: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
              urls.shown(settings.database_url))
     code = 0
@@ -130,6 +165,8 @@ def run(settings: Settings) -> int:
     except Unreachable as error:
         log.error("%s", error)
         code = 1
+    for number in (signal.SIGTERM, signal.SIGINT):  # the bot has stopped: one more ends what is left at once
+        signal.signal(number, _stop_now)
     COMPILES.stop()
     log.info("stopped; exit status %d", code)
     if COMPILES.busy:  # a thread inside torch's compiler when the interpreter finalises aborts the process
@@ -139,11 +176,13 @@ def run(settings: Settings) -> int:
     return code
 
 
-def _stop_before_running(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM or Ctrl-C before the event loop handles them (reading settings, importing torch): stop here, cleanly,
-    without a traceback."""
-    raise SystemExit(0)
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        status = main(sys.argv[1:])
+    except SystemExit as stop:  # the first SIGTERM or Ctrl-C, before anything was started
+        status = stop.code if isinstance(stop.code, int) else 2
+    if STOPPING:  # nothing to finish: skip the interpreter's shutdown, where a second one would be Python's noise
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
