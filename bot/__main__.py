@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -56,6 +57,16 @@ log = logging.getLogger("bot")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 ENV_FILE = str(Settings.model_config["env_file"])  # .env, read from the working directory
+DEPLOY_MARK = "VIDEOBOT_DEPLOY"  # set by deploy/'s Dockerfile and systemd unit: where the settings come from there
+DEPLOYED = {  # how python -m bot runs (DEPLOY_MARK) -> where a missing setting goes instead of a .env
+    "systemd": "the service reads its settings from its unit's EnvironmentFile (/etc/videobot.env in "
+               "deploy/videobot.service; `systemctl cat videobot` shows yours): set {names} there, then "
+               "sudo systemctl restart videobot",
+    "docker": "in its container the bot reads its settings from the container's environment: set {names} in the .env "
+              "file on the host that deploy/compose.yaml's env_file reads (the checkout's .env; docker run: the file "
+              "--env-file names), then recreate the container: docker compose --env-file .env -f "
+              "deploy/compose.yaml up -d (a restart keeps the old environment)",
+}
 QUIET_LOGGERS = ("alembic.runtime.plugins",)  # seven "setup plugin ..." lines at INFO on every start; kept at WARNING
 
 
@@ -134,13 +145,18 @@ def _refuse(problems: list[str]) -> int:
     return 2
 
 
-def _no_env_file() -> str | None:
+def _no_env_file(environ: Mapping[str, str] = os.environ) -> str | None:
     """Why a required setting may be missing: there is no .env where the bot reads it (the working directory: a start
-    from another folder, or a service's WorkingDirectory)."""
-    given = {name.lower() for name, value in os.environ.items() if value}
-    required = [name for name, field in Settings.model_fields.items() if field.is_required()]
-    if Path(ENV_FILE).is_file() or all(name in given for name in required):
+    from another folder), or, run as deploy/ runs it (DEPLOYED: a service, a container), where its settings go there
+    instead."""
+    given = {name.lower() for name, value in environ.items() if value}
+    missing = [name.upper() for name, field in Settings.model_fields.items()
+               if field.is_required() and name not in given]
+    if Path(ENV_FILE).is_file() or not missing:
         return None
+    where = DEPLOYED.get(environ.get(DEPLOY_MARK, "").strip().lower())
+    if where is not None:
+        return where.format(names=" and ".join(missing))
     return f"no {ENV_FILE} in {Path.cwd()} (the bot reads {ENV_FILE} from its working directory)"
 
 
