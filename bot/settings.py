@@ -196,8 +196,10 @@ def _ip_version(host: str) -> int | None:
 
 
 def is_snowflake(text: str) -> bool:
-    """Whether `text` is a Discord id as written: ASCII digits of a whole number from 1 to 2⁶³ − 1."""
-    return text.isascii() and text.isdigit() and 0 < int(text) <= SNOWFLAKE_MAX
+    """Whether `text` is a Discord id as a person may type it: decimal digits of a whole number from 1 to 2⁶³ − 1,
+    ASCII or another script's (full-width １２３ from a Japanese or Chinese keyboard; int(text) reads them alike and
+    gives the id). Superscripts and other digit-like signs (², ①), which int() refuses, are not."""
+    return text.isdecimal() and 0 < int(text) <= SNOWFLAKE_MAX
 
 
 def fast_path_on(optimize: str, device: str) -> bool:
@@ -434,6 +436,15 @@ class Settings(BaseSettings):
                            f"{ID_LISTS[info.field_name]}: use whole numbers such as 123456789012345678,"
                            "223456789012345678 (Discord: Developer Mode → right-click → Copy ID)")
         return tuple(int(part) for part in parts)
+
+    @field_validator(*(field for field, (low, high) in RANGES.items() if high == SNOWFLAKE_MAX), mode="before")
+    @classmethod
+    def _id_digits(cls, value: Any) -> Any:
+        """An id typed in another script's decimal digits (full-width １２３) is the id its ASCII digits write, as in
+        the id lists (`is_snowflake`)."""
+        if isinstance(value, str) and value.strip().isdecimal():
+            return str(int(value.strip()))
+        return value
 
     @field_validator("allowed_guild_ids")
     @classmethod

@@ -159,9 +159,10 @@ def _env_file() -> dict[str, str | None]:
 
 
 def _positive(text: str) -> int:
-    """A server id: ASCII digits of a whole number from 1 to 2⁶³ − 1 (SQL's BIGINT, and Discord's ids)."""
+    """A server id: decimal digits of a whole number from 1 to 2⁶³ − 1 (SQL's BIGINT, and Discord's ids), ASCII or
+    another script's (full-width １２３), as the bot reads DISCORD_GUILD_ID."""
     digits = text.strip()
-    if not (digits.isascii() and digits.isdigit()) or not 0 < int(digits) <= MAX_ID:
+    if not digits.isdecimal() or not 0 < int(digits) <= MAX_ID:
         raise argparse.ArgumentTypeError(f"{text!r} is not a server id (a whole number from 1 to {MAX_ID}, such as "
                                          "123456789012345678)")
     return int(digits)
