@@ -119,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("current", help="the revision the database is at, and the shipped ones")
     migrate = commands.add_parser("migrate", help="upgrade or downgrade the schema to a revision")
     migrate.add_argument("--to", default="head", metavar="REVISION",
-                         help="a revision `current` lists, `head` (the newest: the default) or `base` (no tables)")
+                         help="a revision `current` lists (0003; 3 or its file's name, 0003_showcase.py, "
+                              "also do), `head` (the newest: the default) or `base` (no tables)")
     migrate.add_argument("stray", nargs="*", help=argparse.SUPPRESS)  # a revision without --to: refused by main
     migrate.add_argument("--home-guild-id", type=_positive, default=None, metavar="ID",
                          help="the server of moderation rows from before servers had their own (revision 0004); "
@@ -241,14 +242,19 @@ def _revisions() -> list[str]:
 
 
 def _target(name: str, revisions: list[str]) -> str | None:
-    """The revision `--to` names: a shipped one, `head` (the newest) or `base` (None); UsageError otherwise."""
-    if name == "head":
+    """The revision `--to` names: a shipped one, `head` (the newest) or `base` (None); UsageError otherwise. A shipped
+    one may be written as its file in storage/migrations/versions/ is named (0003_showcase.py, where README says to
+    look), or as its number without the leading zeros (3)."""
+    if name.strip().lower() == "head":
         return revisions[-1]
-    if name == "base":
+    if name.strip().lower() == "base":
         return None
-    if name not in revisions:
+    number = Path(name.strip()).name.removesuffix(".py").split("_", 1)[0]
+    meant = next((revision for revision in revisions if revision == number
+                  or (number.isdecimal() and revision.isdecimal() and int(number) == int(revision))), None)
+    if meant is None:
         raise UsageError(f"--to {name}: no such revision; use one of {', '.join(revisions)}, head or base")
-    return name
+    return meant
 
 
 def _position(revision: str | None, revisions: list[str]) -> int:
