@@ -10,7 +10,8 @@ it. An upgrade through revision 0004 files the moderation rows from before serve
 DISCORD_GUILD_ID, as the bot's start would (`--home-guild-id` names another). Stop the bot first. The whole command
 runs in one transaction: one that fails leaves the database as it was. Exit status 0; 2 with one `error:` line for a
 wrong value (an unknown revision, a DATABASE_URL that names no database or one this user may not use, a database
-driver missing, or a database that refuses the connection); 1 when the database cannot be reached.
+driver missing, or a database that refuses the connection); 1 when the database cannot be reached; 130 with one line
+after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,16 +21,42 @@ import asyncio
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn, TextIO
 
-from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine
+INTERRUPTED = ("interrupted; the database is as it was before the command, unless a migrate had just finished (each "
+               "runs as one transaction): python -m storage current says which")
+PRESSED: list[int] = []  # the Ctrl-Cs (SIGINT) so far
 
-from storage import sqlite_file, urls
-from storage.db import (
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C: KeyboardInterrupt where the command is (main says INTERRUPTED), though the event loop runs; a second
+    one while that unwinds (a rollback, a `__del__`) ends the process at once, with the same line."""
+    if PRESSED:
+        os.write(sys.stderr.fileno(), f"error: {INTERRUPTED}\n".encode())
+        os._exit(128 + signum)
+    PRESSED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _interrupt_early(signum: int, frame: FrameType | None) -> NoReturn:
+    """Ctrl-C while the modules below import: nothing was read or done yet."""
+    os.write(sys.stderr.fileno(), b"error: interrupted before the command started; nothing was done\n")
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__":  # from the first line on: the imports below take a moment
+    signal.signal(signal.SIGINT, _interrupt_early)
+
+from alembic.script import ScriptDirectory  # noqa: E402 (after the handler above)
+from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+
+from storage import sqlite_file, urls  # noqa: E402
+from storage.db import (  # noqa: E402
     DEFAULT_URL,
     alembic_config,
     check_connection,
@@ -40,8 +67,8 @@ from storage.db import (
     held_alone,
     migrate,
 )
-from storage.dotenv_file import read_env_file
-from storage.errors import (
+from storage.dotenv_file import read_env_file  # noqa: E402
+from storage.errors import (  # noqa: E402
     DatabaseInUse,
     DatabaseRefused,
     DatabaseUnreachable,
@@ -84,6 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseUnreachable as error:
         say(f"error: the database at {urls.shown(url)} cannot be reached: {error}", sys.stderr)
         return 1
+    except BaseException:
+        if not PRESSED:
+            raise
+        say(f"error: {INTERRUPTED}", sys.stderr)  # KeyboardInterrupt, or what it left behind (a connection that
+        return 130  # could not roll back: "Can't reconnect until invalid transaction is rolled back")
 
 
 def log_to_stderr() -> None:
@@ -271,4 +303,11 @@ def _describe(url: str, current: str | None, revisions: list[str]) -> str:
 
 if __name__ == "__main__":
     log_to_stderr()
-    sys.exit(main())
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        status = main()
+    except KeyboardInterrupt:  # while the arguments were read, before main's try: nothing was done
+        say("error: interrupted before the command started; nothing was done", sys.stderr)
+        status = 130
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # done: a Ctrl-C while the interpreter exits ends it, unsaid
+    sys.exit(status)
