@@ -181,10 +181,24 @@ async def full_queue(service: VideoService, recorder: Recorder, args: argparse.N
         "first_video_s": min((seen.finished - began for seen in done), default=None),
         "job_wait_p50_s": _quantile(waits, 0.5), "job_wait_p95_s": _quantile(waits, 0.95),
         "mp4_bytes_median": statistics.median(seen.extra["mp4_bytes"] for seen in done) if done else None,
+        **_phases(list(units.values())),
     }
     log.info("BATCH_MAX %d: %d videos in %.2f s (%.0f an hour), %d units, %.2f s between renders", batch_max,
              len(done), wall, result["videos_per_hour"], len(units), result["between_renders_s"])
     return result
+
+
+def _phases(units: list[list[Seen]]) -> dict[str, float | None]:
+    """Each unit's render split at its steps, the medians over the units: from its start to the first progress report
+    (the prompts' encoding, the noise), the steps (the first report to the last), and from the last report to its last
+    MP4 (the decode, the MP4s). Progress reaches the loop a moment after the worker sends it, so the split is as
+    exact as the loop is idle."""
+    split = [(min(s.started for s in members), min(s.extra["first_step"] for s in members),
+              max(s.extra["last_step"] for s in members), max(s.finished for s in members))
+             for members in units if all("first_step" in s.extra for s in members)]
+    names = ("unit_before_steps_s_median", "unit_steps_s_median", "unit_after_steps_s_median")
+    return {name: statistics.median(times[i + 1] - times[i] for times in split) if split else None
+            for i, name in enumerate(names)}
 
 
 def _covered(spans: list[tuple[float, float]]) -> float:

@@ -160,7 +160,12 @@ class Recorder:
         seen.shape, seen.compiled = label(shape), self.unet.compiled(shape)
 
     async def job_progress(self, job: JobRecord, step: int, total: int, *preview: Any) -> None:
-        """Progress is not timed."""
+        """The clock at a job's first and latest progress report: its denoising steps' span, apart from what comes
+        before them (the prompt's encoding) and after (the decode and the MP4)."""
+        seen = self.jobs[job.id]
+        now = self.clock()
+        seen.extra.setdefault("first_step", now)
+        seen.extra["last_step"] = now
 
     async def job_done(self, delivered: Delivered) -> None:
         self._end(delivered.job.id, "done")

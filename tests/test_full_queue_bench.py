@@ -74,3 +74,20 @@ async def test_a_run_starts_on_a_new_database_not_the_jobs_a_run_cut_short_left_
     with pytest.raises(Started) as started:
         await script.run(args)
     assert started.value.args == ([],)
+
+
+def test_a_units_render_is_split_at_its_first_and_last_progress_report():
+    script = _full_queue()
+
+    def seen(started, first, last, finished):
+        job = script.Seen(None, started=started, finished=finished)
+        job.extra.update(first_step=first, last_step=last)
+        return job
+
+    units = [[seen(0.0, 0.5, 10.0, 11.0), seen(0.0, 0.6, 10.2, 12.0)],  # a unit of 2: 0.5 before, 9.7 steps, 1.8 after
+             [seen(12.0, 12.1, 20.0, 20.5)]]
+    assert script._phases(units) == pytest.approx({"unit_before_steps_s_median": (0.5 + 0.1) / 2,
+                                                   "unit_steps_s_median": (9.7 + 7.9) / 2,
+                                                   "unit_after_steps_s_median": (1.8 + 0.5) / 2})
+    assert script._phases([[script.Seen(None, started=0.0, finished=1.0)]]) == dict.fromkeys(
+        ("unit_before_steps_s_median", "unit_steps_s_median", "unit_after_steps_s_median"))  # no steps reported
