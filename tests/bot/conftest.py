@@ -175,6 +175,13 @@ class EventLog:
     async def next(self) -> tuple[str, tuple[Any, ...]]:
         return await asyncio.wait_for(self.calls.get(), WAIT)
 
+    async def until(self, name: str) -> tuple[Any, ...]:
+        """The arguments of the next `name` call, once it has finished (the calls before it are passed over)."""
+        while True:
+            called, args = await self.next()
+            if called == name:
+                return args
+
 
 @dataclass
 class Stack:

@@ -238,8 +238,7 @@ async def test_a_video_discord_refuses_past_its_token_leaves_a_status_that_says_
 
 async def delivered_directly(stack: Stack, events: EventLog, user: FakeUser) -> FakeMessage:
     """The video the bot sent `user` directly, once its delivery is over."""
-    while (await events.next())[0] != "job_done":
-        pass
+    await events.until("job_done")
     return await stack.fake.wait_for_message(lambda m: m.channel_id == stack.fake.dm_channel(user).id
                                              and has_video(m))
 

@@ -119,8 +119,7 @@ async def test_a_status_refused_for_missing_permissions_leaves_the_channel_open_
         fake.fail_next(post, 403, code=50013, message="Missing Permissions")  # ...and the new status it falls back to
         stacks.monotonic.t = 5.0
         gate.release(100)  # step 2 shows, with step 1's preview; steps 3-7 are too soon; the last always shows
-        while (await events.next())[0] != "job_done":
-            pass
+        await events.until("job_done")
         job = await stack.job(1)
 
     refused = [(r.method, [f.filename for f in r.files]) for r in fake.requests_to(edit) + fake.requests_to(post)

@@ -6,7 +6,7 @@ a thread cannot be deleted either: 🗑 Delete says so."""
 import pytest
 
 from storage import JobState
-from tests.bot.conftest import EventLog, Stacks
+from tests.bot.conftest import Stacks
 from tests.bot.helpers import ScriptedPipeline, delete_result, has_video
 from tests.bot.ui.test_showcase import moderate, nominated
 
@@ -22,11 +22,6 @@ def lock(fake, thread, status: int) -> None:
         fake.fail_next(pattern, status, code=ARCHIVED, message="Thread is archived", times=1000)
 
 
-async def until_done(events: EventLog) -> None:
-    while (await events.next())[0] != "job_done":
-        pass
-
-
 @pytest.mark.parametrize("status", [400, 403])
 async def test_a_video_whose_thread_is_locked_while_it_renders_reaches_its_requester_directly(
         stacks: Stacks, scripted: ScriptedPipeline, status: int):
@@ -40,7 +35,7 @@ async def test_a_video_whose_thread_is_locked_while_it_renders_reaches_its_reque
         lock(fake, thread, status)
         events = stack.events()
         gate.release(100)
-        await until_done(events)
+        await events.until("job_done")
         job = await stack.job(1)
 
     [dm] = [m for m in fake.messages.values() if m.channel_id == fake.dm_channel(bob).id]
@@ -63,7 +58,7 @@ async def test_past_its_token_a_locked_threads_status_is_left_and_the_video_reac
         lock(fake, thread, 400)
         events = stack.events()
         gate.release(100)
-        await until_done(events)
+        await events.until("job_done")
         job = await stack.job(1)
 
     [dm] = [m for m in fake.messages.values() if m.channel_id == fake.dm_channel(bob).id]

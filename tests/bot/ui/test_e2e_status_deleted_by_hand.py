@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from storage import JobState
-from tests.bot.conftest import EventLog, Stacks
+from tests.bot.conftest import Stacks
 from tests.bot.helpers import LogWaker, ScriptedPipeline, has_video, rendering_past_its_token, video
 from tests.fakediscord import FakeDiscord, FakeMessage
 
@@ -51,12 +51,6 @@ async def heard(fake: FakeDiscord, caplog: pytest.LogCaptureFixture, deletion: A
         logging.getLogger("bot.ui.delivery").removeHandler(waker)
 
 
-async def until(events: EventLog, name: str) -> None:
-    """Until the next `name` event's delivery is over (its outcome posted and its status told, or left)."""
-    while (await events.next())[0] != name:
-        pass
-
-
 async def test_a_status_deleted_while_rendering_is_not_posted_again_and_the_video_still_mentions_its_requester(
         stacks: Stacks, scripted: ScriptedPipeline, caplog: pytest.LogCaptureFixture):
     gate = scripted.gate(PROMPT)
@@ -69,7 +63,7 @@ async def test_a_status_deleted_while_rendering_is_not_posted_again_and_the_vide
         edits = len(fake.requests_to("PATCH /webhooks/*/messages/@original"))
         events = stack.events()
         gate.release(100)
-        await until(events, "job_done")
+        await events.until("job_done")
         job = await stack.job(1)
 
     [result] = [m for m in handle.followups if has_video(m)]
@@ -94,8 +88,8 @@ async def test_statuses_a_moderation_bot_purged_are_not_posted_again_and_each_vi
         events = stack.events()
         first.release(100)
         second.release(100)
-        await until(events, "job_done")
-        await until(events, "job_done")
+        await events.until("job_done")
+        await events.until("job_done")
         results = [[m for m in handle.followups if has_video(m)] for handle in (rendering, queued)]
 
     assert len(fake.requests_to("PATCH /webhooks/*/messages/@original")) == edits and posted_by_bot_token(fake) == []
@@ -111,7 +105,7 @@ async def test_a_status_deleted_while_the_bot_was_away_is_not_posted_again(stack
         fake.delete_while_away(handle.original)
         events = stack.events()
         gate.release(100)
-        await until(events, "job_done")
+        await events.until("job_done")
 
     [result] = posted_by_bot_token(fake)  # the video, and no new status
     assert has_video(result) and result.content.startswith(f"<@{bob.id}> here is your video · job #1")
@@ -126,7 +120,7 @@ async def test_a_status_deleted_past_its_token_is_not_posted_again_and_the_video
         await fake.delete_by_hand(handle.original)
         events = stack.events()
         gate.release(100)
-        await until(events, "job_done")
+        await events.until("job_done")
         job = await stack.job(1)
 
     [result] = posted_by_bot_token(fake)  # the video, and no new status
@@ -150,7 +144,7 @@ async def test_a_queued_status_deleted_by_hand_is_not_posted_again_when_its_job_
         await ahead.wait_followup(has_video)
         events = stack.events()
         second.release(100)
-        await until(events, "job_done")
+        await events.until("job_done")
 
     [result] = posted_by_bot_token(fake)
     assert has_video(result) and result.content.startswith(f"<@{bob.id}> here is your video · job #2")
@@ -177,7 +171,7 @@ async def test_a_failure_after_the_status_was_deleted_is_told_to_its_requester_i
         await deleted_by_hand(fake, status, caplog)
         events = stack.events()
         gate.release(100)
-        await until(events, "job_failed")
+        await events.until("job_failed")
 
     [told] = handle.followups
     assert told.content.startswith(f"<@{bob.id}> Sorry, job #1 failed") and posted_by_bot_token(fake) == []
