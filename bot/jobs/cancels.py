@@ -1,7 +1,10 @@
 """/cancel: a queued job leaves the queue at once; a running one stops at its next step (a batch member at once,
 its video discarded, while the others run on). Without a job id it picks the user's newest job in the place the
-command is used (a server, or direct messages); an id reaches any of the user's own jobs. A server the bot is removed
-from has all its jobs cancelled so, and a user blocked in a server (or everywhere) all theirs there."""
+command is used (a server, or direct messages); an id reaches any of the user's own jobs and, for a moderator, any job
+of their server (who moderates what is the Discord layer's to say: bot.ui.permissions.moderates), whose requester is
+told a moderator cancelled it; it costs its requester what their own cancel would: nothing before it started. A
+server the bot is removed from has all its jobs cancelled so, and a user blocked in a server (or everywhere) all
+theirs there."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.errors import NothingToCancel
-from bot.jobs.events import Announcer
+from bot.jobs.events import Announcer, cancelled_event
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import FairQueue
 from bot.jobs.running import Running, RunningJob
@@ -19,6 +22,8 @@ from bot.jobs.spec import Queued
 from storage import GLOBAL, InvalidTransitionError, JobRecord, JobState, Repository
 
 log = logging.getLogger(__name__)
+
+Moderates = Callable[[JobRecord], bool]  # whether the one cancelling moderates another member's job (its server's)
 
 
 @dataclass(frozen=True)
@@ -45,17 +50,21 @@ class Here:
 
 
 class Cancels:
-    """Cancels a user's own jobs, queued or running."""
+    """Cancels a user's own jobs, queued or running (or, for a moderator, those of their server's members)."""
 
     def __init__(self, repo: Repository, queue: FairQueue[Queued], running: Running, outcomes: Outcomes,
                  announce: Announcer, clock: Callable[[], datetime]) -> None:
         self._repo, self._queue, self._running = repo, queue, running
         self._outcomes, self._announce, self._clock = outcomes, announce, clock
 
-    async def cancel(self, user_id: int, job_id: int | None = None, here: Here | None = None) -> JobRecord:
+    async def cancel(self, user_id: int, job_id: int | None = None, here: Here | None = None, *,
+                     moderates: Moderates | None = None) -> JobRecord:
         """Cancel the user's job (when job_id is None, their newest active one `here`, or anywhere when `here` is
-        None); raise NothingToCancel."""
-        job = self._newest_active(user_id, here) if job_id is None else await self._own_active(user_id, job_id)
+        None), or job_id of another member where `moderates` says the user moderates it; raise NothingToCancel."""
+        job = (self._newest_active(user_id, here) if job_id is None
+               else await self._active(user_id, job_id, moderates))
+        by_moderator = job.user_id != user_id  # `_active` let a moderator of its server through
+        who = f"moderator {user_id}" if by_moderator else "its user"
         entry = self._running.get(job.id)
         if entry is None:
             self._queue.cancel(job.id)
@@ -63,14 +72,16 @@ class Cancels:
                 record = await self._repo.mark_cancelled(job.id, now=self._clock())
             except InvalidTransitionError as error:  # it ended since it was read: a second press of ✖ Cancel, say
                 raise NothingToCancel(f"Job #{job.id} is already {error.current}.") from None
-            log.info("job %d cancelled by its user while queued", job.id)
-            await self._announce("job_cancelled", record)
+            log.info("job %d cancelled by %s while queued", job.id, who)
+            await self._announce(cancelled_event(by_moderator), record)
             return record
         if entry.recorded and not entry.user_cancelled:  # rendered: its outcome is being written and posted
             raise NothingToCancel(f"Job #{job.id} is already finishing; too late to cancel it.")
+        if not entry.user_cancelled:  # the first cancel says who cancelled it
+            entry.by_moderator = by_moderator
         entry.user_cancelled = True
         entry.token.cancel()
-        log.info("job %d cancel requested by its user while running", job.id)
+        log.info("job %d cancel requested by %s while running", job.id, who)
         record = await self._settle_running(entry) or await self._repo.get_job(job.id) or entry.job
         if not entry.submitted:  # it never reaches the worker: recorded as cancelled, free (bot.jobs.units)
             return replace(record, state=JobState.CANCELLED)
@@ -146,12 +157,13 @@ class Cancels:
                               f"#{elsewhere.id}, is {here.place_of(elsewhere)}: to cancel it, use "
                               f"`/cancel job:{elsewhere.id}`.")
 
-    async def _own_active(self, user_id: int, job_id: int) -> JobRecord:
-        """The job if it exists, belongs to the user and is still active; else NothingToCancel saying which."""
+    async def _active(self, user_id: int, job_id: int, moderates: Moderates | None) -> JobRecord:
+        """The job if it exists, belongs to the user (or `moderates` says they moderate it) and is still active; else
+        NothingToCancel saying which."""
         job = await self._repo.get_job(job_id)
         if job is None:
             raise NothingToCancel(f"There is no job #{job_id}.")
-        if job.user_id != user_id:
+        if job.user_id != user_id and (moderates is None or not moderates(job)):
             raise NothingToCancel(f"Job #{job_id} is not yours; you can only cancel your own videos.")
         if not job.is_active:
             raise NothingToCancel(f"Job #{job_id} is already {job.state}.")

@@ -16,7 +16,8 @@ from storage import JobRecord
 
 log = logging.getLogger(__name__)
 
-_OUTCOMES = {"job_done": "done", "job_failed": "failed", "job_cancelled": "cancelled"}  # event -> metrics outcome
+_OUTCOMES = {"job_done": "done", "job_failed": "failed", "job_cancelled": "cancelled",
+             "job_cancelled_by_moderator": "cancelled"}  # event -> metrics outcome
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,14 @@ class JobEvents(Protocol):
     async def job_failed(self, job: JobRecord, message: str) -> None: ...
 
     async def job_cancelled(self, job: JobRecord) -> None: ...
+
+    async def job_cancelled_by_moderator(self, job: JobRecord) -> None: ...  # not its requester: they are told so
+
+
+def cancelled_event(by_moderator: bool) -> str:
+    """The JobEvents call that announces a cancelled job: a moderator's cancel (of a member's job in their server) is
+    told as such to its requester."""
+    return "job_cancelled_by_moderator" if by_moderator else "job_cancelled"
 
 
 class Meter(Protocol):

@@ -15,7 +15,7 @@ from datetime import datetime
 from bot.errors import JobTimedOut, failure_reason
 from bot.jobs.encoder import Rendered
 from bot.jobs.eta import Eta
-from bot.jobs.events import Announcer, Delivered
+from bot.jobs.events import Announcer, Delivered, cancelled_event
 from bot.jobs.running import Running, RunningJob
 from storage import JobRecord, JobState, Repository
 from storage.errors import unavailable
@@ -85,7 +85,7 @@ class Outcomes:
         job = await written(self._repo.mark_cancelled(entry.job.id, now=now),
                             replace(entry.job, state=JobState.CANCELLED, finished_at=now))
         log.info("job %d cancelled while running", job.id)
-        await self._announce("job_cancelled", job)
+        await self._announce(cancelled_event(entry.by_moderator), job)
 
     async def _failed(self, entry: RunningJob, error: BaseException) -> None:
         """Record a failed job and apologise through the announcer."""

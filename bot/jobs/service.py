@@ -24,7 +24,7 @@ from bot.gpu.executor import CancelToken, Executor
 from bot.gpu.models import ModelInfo, learn
 from bot.gpu.work import warm_up_work
 from bot.jobs.admission import Admission
-from bot.jobs.cancels import Cancels, Here
+from bot.jobs.cancels import Cancels, Here, Moderates
 from bot.jobs.dispatcher import Dispatcher
 from bot.jobs.encoder import Encoder
 from bot.jobs.eta import HISTORY, Eta
@@ -172,9 +172,11 @@ class VideoService:
         """Log a blank prompt (which makes no spec) as refused and raise Refused, as the gate words it."""
         await self.admission.refuse_blank(requester, prompt, negative, private=private)
 
-    async def cancel(self, user_id: int, job_id: int | None = None, here: Here | None = None) -> JobRecord:
-        """Cancel the user's job (their newest active one `here` when job_id is None); raise NothingToCancel."""
-        return await self.cancels.cancel(user_id, job_id, here)
+    async def cancel(self, user_id: int, job_id: int | None = None, here: Here | None = None, *,
+                     moderates: Moderates | None = None) -> JobRecord:
+        """Cancel the user's job (their newest active one `here` when job_id is None), or job_id of a member where
+        `moderates` says the user moderates it (bot.jobs.cancels); raise NothingToCancel."""
+        return await self.cancels.cancel(user_id, job_id, here, moderates=moderates)
 
     def servers_with_jobs(self) -> set[int]:
         """The servers of the queued and running jobs (direct messages' none)."""

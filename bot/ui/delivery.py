@@ -284,6 +284,10 @@ class Delivery:
         """Confirm a cancelled job."""
         await self._finish(job, f"✖ Cancelled job #{job.id}.", None)
 
+    async def job_cancelled_by_moderator(self, job: JobRecord) -> None:
+        """Tell the requester a moderator of the server cancelled their job (✖ Cancel or /cancel on it)."""
+        await self._finish(job, f"✖ A moderator cancelled job #{job.id}.", None)
+
     def reopen(self, job: JobRecord) -> None:
         """A finished job whose post is pending gets a final message again (bot.ui.late_posts: its video, or why
         not)."""

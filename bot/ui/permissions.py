@@ -1,7 +1,8 @@
-"""Who counts as a moderator of a server (Manage Server there, or the configured MOD_ROLE_ID), and who is one of the
-bot's operators (OPERATOR_USER_IDS); checked in code, not only by Discord. Also what every moderators' command
-checks: the refusal of a non-moderator (logged and audited), the server it runs in, and that a channel or role it
-names is that server's own."""
+"""Who counts as a moderator of a server (Manage Server there, or the configured MOD_ROLE_ID), who may act as one on
+a member's job (its server's moderators only: `moderates`), and who is one of the bot's operators
+(OPERATOR_USER_IDS); checked in code, not only by Discord. Also what every moderators' command checks: the refusal of
+a non-moderator (logged and audited), the server it runs in, and that a channel or role it names is that server's
+own; and the audit-log row of a moderator's action on a member's job."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from discord import app_commands
 from bot.errors import InvalidInput
 from bot.moderation.rules import Moderation
 from bot.settings import Settings
-from storage import GLOBAL
+from storage import GLOBAL, JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,24 @@ def is_moderator(member: discord.Member | discord.User, settings: Settings) -> b
         return True
     role_id = settings.mod_role_id
     return role_id is not None and any(role.id == role_id for role in member.roles)
+
+
+def moderates(interaction: discord.Interaction, settings: Settings, guild_id: int | None) -> bool:
+    """Whether the presser may act as a moderator on a member's job of server `guild_id` (🗑 Delete its result, ✖ Cancel
+    it): a moderator of the server the interaction came from, and the job is that server's, never another server's
+    (nor one of direct messages, where nobody moderates)."""
+    return is_moderator(interaction.user, settings) and guild_id is not None and guild_id == interaction.guild_id
+
+
+async def audit_on_job(moderation: Moderation | None, actor: int, action: str, job: JobRecord) -> None:
+    """An audit-log row of the job's server for a moderator's action on a member's job ("result.delete",
+    "job.cancel"); a failure to write it is logged, not shown."""
+    if moderation is None or job.guild_id is None:
+        return
+    try:
+        await moderation.audit(actor, action, f"job:{job.id}", {"requester": job.user_id}, guild_id=job.guild_id)
+    except Exception:
+        log.exception("could not audit %s by user %d", action, actor)
 
 
 def is_operator(user: discord.Member | discord.User, settings: Settings) -> bool:

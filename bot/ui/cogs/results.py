@@ -42,7 +42,7 @@ from bot.moderation.text import block_message
 from bot.settings import Settings
 from bot.ui.cogs.video import VideoCog, prompt_kept
 from bot.ui.delivery import THREAD_ARCHIVED
-from bot.ui.permissions import is_moderator
+from bot.ui.permissions import audit_on_job, is_moderator, moderates
 from bot.ui.replies import answer_error, answer_privately, handler
 from bot.ui.showcase import RESULTS_COG, Showcase
 from storage import JobRecord, JobState, Repository, ShowcaseError, ShowcaseRepository
@@ -316,8 +316,7 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         job = await self.repo.get_job(job_id)
         if job is None:
             raise Denied(f"Job #{job_id} no longer exists.")
-        moderator = is_moderator(interaction.user, self.settings) and job.guild_id == interaction.guild_id  # theirs
-        if job.user_id != interaction.user.id and not moderator:
+        if job.user_id != interaction.user.id and not moderates(interaction, self.settings, job.guild_id):
             raise Denied(f"Job #{job_id} is not yours; only its requester or a moderator can delete it.")
         return job
 
@@ -364,8 +363,7 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         own = job.user_id == interaction.user.id
         log.info("job %d deleted by %s %d", job_id, "its requester" if own else "moderator", interaction.user.id)
         if not own:
-            await self._audit(interaction.user.id, "result.delete", f"job:{job_id}", {"requester": job.user_id},
-                              job.guild_id)
+            await audit_on_job(self.moderation, interaction.user.id, "result.delete", job)
         if message_id == 0:  # only the interaction can change an ephemeral result
             await interaction.response.edit_message(content=done, attachments=[], view=None)
         elif (stays := await self._remove_result(interaction, job, message_id)) is None:
@@ -462,15 +460,6 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             return True
         mine = interaction.client.user is not None and message.author.id == interaction.client.user.id
         return mine and _carries_buttons(message, job.id)
-
-    async def _audit(self, actor: int, action: str, target: str, details: dict[str, Any], guild_id: int | None) -> None:
-        """An audit-log row of the server for a moderator's action; a failure to write it is logged, not shown."""
-        if self.moderation is None or guild_id is None:
-            return
-        try:
-            await self.moderation.audit(actor, action, target, details, guild_id=guild_id)
-        except Exception:
-            log.exception("could not audit %s by user %d", action, actor)
 
     async def vote(self, interaction: discord.Interaction, entry_id: int) -> None:
         """A ⭐ press on a showcase post. A member blocked in the server (or everywhere) may not add a vote, as they may

@@ -25,6 +25,7 @@ from bot.moderation.servers import MAX_NEGATIVE_CHARS, Presets, ServerSettings
 from bot.settings import Settings
 from bot.ui.cogs import MAX_CHOICES, MAX_DISCORD_INT
 from bot.ui.delivery import Delivery
+from bot.ui.permissions import audit_on_job, moderates
 from bot.ui.replies import answer_error, answer_refusal, handler
 from bot.ui.status import eta_words, settings_line
 from storage import MAX_JOB_ID, JobRecord, JobState
@@ -171,24 +172,30 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         await self.cancel_job(interaction, job)
 
     async def cancel_job(self, interaction: discord.Interaction, job_id: int | None) -> None:
-        """Cancel the presser's job (`None`: their newest in this server, or in direct messages when used there) and
-        say so privately; the service refuses others' jobs.
+        """Cancel the presser's job (`None`: their newest in this server, or in direct messages when used there), or
+        as a moderator `job_id` of a member of this server (audited; its requester is told), and say so privately;
+        the service refuses others' jobs.
 
         Deferred at once, as /video is: the cancel waits for the job's status to say so (an edit Discord may hold up
         on a busy server) and for the database, and an answer past Discord's 3 s would fail the command."""
         await interaction.response.defer(thinking=True, ephemeral=True)
         here = Here(interaction.guild_id)
-        record = await self.service.cancel(interaction.user.id, job_id, here)
-        where = here.place_of(record) and f" ({here.place_of(record)})"
+        record = await self.service.cancel(interaction.user.id, job_id, here,
+                                           moderates=lambda job: moderates(interaction, self.settings, job.guild_id))
+        where, told = here.place_of(record) and f" ({here.place_of(record)})", ""
+        if record.user_id != interaction.user.id:  # a moderator's cancel
+            await audit_on_job(self.service.moderation, interaction.user.id, "job.cancel", record)
+            where, told = f" of <@{record.user_id}>", "; they are told a moderator cancelled it"
         if record.state == JobState.CANCELLED:
-            text = f"✖ Cancelled job #{record.id}{where}."
+            text = f"✖ Cancelled job #{record.id}{where}{told}."
         else:
-            text = f"Stopping job #{record.id}{where}: it ends after the current denoising step."
-        await interaction.edit_original_response(content=text)
+            text = f"Stopping job #{record.id}{where}: it ends after the current denoising step{told}."
+        await interaction.edit_original_response(content=text, allowed_mentions=discord.AllowedMentions.none())
 
 
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:cancel:(?P<job>\d+)"):
-    """✖ Cancel on a queued or rendering job's status: /cancel for that job, by its requester (after restarts too)."""
+    """✖ Cancel on a queued or rendering job's status: /cancel for that job, by its requester or a moderator of its
+    server (after restarts too)."""
 
     def __init__(self, job_id: int) -> None:
         super().__init__(discord.ui.Button(emoji="✖️", label="Cancel", style=discord.ButtonStyle.secondary,
