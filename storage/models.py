@@ -75,6 +75,7 @@ class Job(Base):
         sa.Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
         sa.Index("ix_jobs_guild_id_created_at", "guild_id", "created_at"),
         sa.Index("ix_jobs_delivery", "delivery"),  # the few pending posts, looked for at each start
+        sa.Index("ix_jobs_result_message_id", "result_message_id"),  # a message deleted in Discord: a job's video?
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)

@@ -147,6 +147,12 @@ class Repository(Transactional):
         """Remember the Discord message that carries this job's video (its buttons name the job): it is posted."""
         return await self._set(job_id, result_message_id=message_id, delivery=Delivery.POSTED)
 
+    async def jobs_of_result_messages(self, message_ids: Iterable[int]) -> list[JobRecord]:
+        """The jobs whose video was posted as one of these Discord messages (result_message_id), in id order: what a
+        message deleted in Discord was (indexed: every message deleted where the bot reads asks)."""
+        ids = list(message_ids)
+        return await self._select_jobs(Job.result_message_id.in_(ids)) if ids else []
+
     async def undelivered(self) -> list[JobRecord]:
         """Done jobs whose video's post was never made or recorded (the process ended during it), oldest first."""
         return await self._select_jobs(Job.state == JobState.DONE, Job.delivery == Delivery.PENDING)

@@ -8,7 +8,8 @@ private job), else a channel message (a DM for a private job); the status then p
 Once the 15-minute token is too old or refused, status edits go through the bot token to the same message; private
 jobs never touch the channel. A status deleted by hand (a moderator tidying the channel: MESSAGE_DELETE, or, where no
 event came, 404 Unknown Message in a channel that is still there) is never edited or posted again; the job goes on,
-and its outcome still reaches its requester as a new message. A thread archived or locked meanwhile (50083, through
+and its outcome still reaches its requester as a new message; a video deleted by hand leaves its status saying so, as 🗑
+Delete does. A thread archived or locked meanwhile (50083, through
 either token) takes no edit or post: its statuses are left, and the outcome goes to the requester's DMs.
 """
 
@@ -321,6 +322,22 @@ class Delivery:
                      error.status, error.code)
         except Exception:
             log.exception("job %d: telling its status the video was deleted failed", job.id)
+
+    async def results_deleted(self, message_ids: list[int]) -> None:
+        """Messages deleted in Discord (MESSAGE_DELETE): a job's video among them was deleted by hand (a moderator
+        tidying the channel), so its status says so instead of linking to the message that went, as after 🗑 Delete
+        (whose job is marked deleted before its message goes: its status was told already, and is skipped here)."""
+        try:
+            jobs = await self._repo.jobs_of_result_messages(message_ids)
+        except Exception:
+            log.exception("could not look up the jobs of deleted messages %s", message_ids)
+            return
+        for job in jobs:
+            if job.deleted_at is not None or job.status_message_id == job.result_message_id:
+                continue  # 🗑 Delete's own removal, or a video that was on its status (that status is gone)
+            log.info("job %d: its video's message %d was deleted by hand; its status says so", job.id,
+                     job.result_message_id)
+            await self.result_deleted(job)
 
     def status_deleted(self, message_ids: list[int]) -> None:
         """Messages deleted in Discord (MESSAGE_DELETE): a job's status among them was deleted by hand (the bot never

@@ -26,7 +26,7 @@ async def test_migrate_creates_the_tables_and_indexes(engine: AsyncEngine) -> No
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
     assert {"jobs", "denylist_entries", "alembic_version"} <= tables
     assert indexes == {"ix_jobs_state_id", "ix_jobs_user_id_created_at", "ix_jobs_guild_id_created_at",
-                       "ix_jobs_delivery"}
+                       "ix_jobs_delivery", "ix_jobs_result_message_id"}
     assert version == HEAD
 
 

@@ -475,11 +475,13 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
             await answer_error(interaction, error, f"vote on showcase entry {entry_id}")
 
     # Showcase posts deleted in Discord by hand, and deleted channels: their posts are forgotten (bot.ui.showcase).
-    # A job's status deleted by hand is not posted again (bot.ui.delivery).
+    # A job's status deleted by hand is not posted again, and a job's video deleted by hand leaves its status saying
+    # so (bot.ui.delivery).
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
         self.video.delivery.status_deleted([event.message_id])
+        await self.video.delivery.results_deleted([event.message_id])
         author = event.cached_message.author if event.cached_message is not None else None
         if author is None or author == self.showcase.bot.user:  # a message of another author is no post
             await self.showcase.forget(event.channel_id, [event.message_id])
@@ -487,6 +489,7 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
         self.video.delivery.status_deleted(sorted(event.message_ids))
+        await self.video.delivery.results_deleted(sorted(event.message_ids))
         await self.showcase.forget(event.channel_id, sorted(event.message_ids))
 
     @commands.Cog.listener()
