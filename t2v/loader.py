@@ -240,10 +240,12 @@ def check_source(source: str | Path, half: bool | None = None) -> list[Path]:
         files = list(dict.fromkeys(file for prefer in _precisions(half) for part in COMPONENTS
                                    for file in weight_files(path / part, part, prefer)))
     presets.read_defaults_file(path)
+    missing = export.REDO if layout == "export" else WHERE_FROM  # an export's files come from convert, not the Hub
+    empty = {"export": export.REDO, "diffusers": AGAIN.format(root=path)}.get(layout, WHERE_FROM)
     for file in files:
-        check_readable(file, WHERE_FROM)
+        check_readable(file, missing)
         if file.stat().st_size == 0:
-            raise WeightsError(f"{file} is empty; {WHERE_FROM}")
+            raise WeightsError(f"{file} is empty; {empty}")
     return files
 
 
