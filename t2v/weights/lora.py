@@ -156,10 +156,15 @@ def lora_keys(path: Path) -> list[str]:
 
 
 def _check_readable(path: Path) -> None:
+    """LoraError unless `path` is a file this process may open that holds something: an empty one (a download or copy
+    cut short) is said to be so, not as the reader's complaint ("header too small", "EOFError")."""
     try:
         check_readable(path, _HINT)
+        empty = path.stat().st_size == 0
     except WeightsError as exc:
         raise LoraError(str(exc)) from exc
+    if empty:
+        raise LoraError(f"{path} is empty (0 bytes: a download or copy cut short?); {_HINT}")
 
 
 def _pickled_state(path: Path) -> dict[str, torch.Tensor]:

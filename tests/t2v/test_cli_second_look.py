@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +40,14 @@ def test_a_diffusers_folder_with_an_empty_weight_file_gets_the_diffusers_advice(
     vae.write_bytes(b"")
     said = preflight.model_source("--model", str(folder), half=False)
     assert said == f"--model {folder}: {vae} is empty; {AGAIN.format(root=folder)}"
+
+
+@pytest.mark.parametrize("name", ["style.safetensors", "style.bin", "folder/pytorch_lora_weights.safetensors"])
+def test_an_empty_lora_file_is_said_to_be_empty(tmp_path, monkeypatch, capsys, no_work, name):
+    monkeypatch.chdir(tmp_path)
+    Path(name).parent.mkdir(exist_ok=True)
+    Path(name).write_bytes(b"")  # was: "not a readable safetensors file (… header too small)", "(EOFError: )"
+    given = str(Path(name).parent) if name.startswith("folder/") else name
+    lines = refused(["generate", "a cat", "--lora", given, "-o", "x.mp4"], capsys)
+    assert lines == [f"error: --lora {given}: {name} is empty (0 bytes: a download or copy cut short?); name a LoRA "
+                     ".safetensors file, or a folder holding pytorch_lora_weights.safetensors"]
