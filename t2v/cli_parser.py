@@ -22,7 +22,7 @@ from t2v.bench.measure import DEFAULT_CONFIGS, WORK
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM, ModelConfig, SamplerDefaults
 from t2v.errors import visible
 from t2v.request import LIMITS, value_range
-from t2v.weights.files import OFFICIAL_REPO, REPO_ID, REPO_RULES
+from t2v.weights.files import OFFICIAL_REPO, REPO_ID, REPO_RULES, download_command, hub_repo, web_address
 
 DEFAULTS = SamplerDefaults()
 DEFAULT_OUTPUT = Path("video.mp4")
@@ -124,6 +124,8 @@ def _version() -> str:
 def _repo(value: str) -> str:
     """A Hugging Face repo id: owner/name, by the Hub's rules (a `../..` would reach the Hub and come back as its own
     message, which names no option)."""
+    if (repo := hub_repo(value)) is not None:
+        raise argparse.ArgumentTypeError(f"{value!r} is the repo's web address; write its id, --repo {repo}")
     if not re.fullmatch(REPO_ID, value.strip()):
         raise argparse.ArgumentTypeError(f"{value!r} is not a Hugging Face repo id; write it as owner/name in "
                                          f"{REPO_RULES}, e.g. {OFFICIAL_REPO}")
@@ -193,6 +195,18 @@ def _path(value: str) -> Path:
     if problem is not None:
         raise argparse.ArgumentTypeError(f"{value}: {problem}")
     return Path(value)
+
+
+def _folder(value: str) -> Path:
+    """download's folder (_path's checks): never a web address, which would name a folder https:/huggingface.co/… to
+    fetch the official repo into, whatever repo the address names."""
+    if (repo := hub_repo(value)) is not None:
+        raise argparse.ArgumentTypeError(f"{value} is the web address of the Hugging Face repo {repo}, not a folder; "
+                                         f"to download it: {download_command(repo)}")
+    if web_address(value):
+        raise argparse.ArgumentTypeError(f"{value} is a web address, not a folder; name the folder to download into "
+                                         "(and the repo with --repo OWNER/NAME)")
+    return _path(value)
 
 
 def _typed_path(value: str) -> str:
@@ -356,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument(f"--{name}", type=_number(name), default=None,
                        help=f"the export's default {name} (see t2v.presets)")
     d = sub.add_parser("download", help="download the published weights (needs internet)")
-    d.add_argument("directory", type=_path)
+    d.add_argument("directory", type=_folder)
     d.add_argument("--repo", type=_repo, default=OFFICIAL_REPO, help=f"Hugging Face repo (default {OFFICIAL_REPO})")
     _bench_parser(sub)
     for command in sub.choices.values():  # -v after the command too, where most people put it

@@ -32,8 +32,11 @@ from t2v.weights.files import (
     as_meta,
     check_readable,
     check_state_dict,
+    download_command,
+    hub_repo,
     load_into,
     safetensors_shapes,
+    web_address,
 )
 from t2v.weights.modelscope import modelscope_files, read_modelscope
 
@@ -156,14 +159,24 @@ def _not_there(source: str) -> str:
     if path.exists():
         return (f"model source {source!r}{looked_at} is a file; load the folder that holds the model's files "
                 f"({MODEL_FOLDER})")
-    owner, _, name = source.partition("/")
+    owner = source.partition("/")[0]
+    if (repo := hub_repo(source)) is not None:  # a repo's page, copied from the browser
+        return (f"model source {source!r} is the web address of the Hugging Face repo {repo}, and t2v loads folders; "
+                f"{download_first(repo)}")
+    if web_address(source):
+        return (f"model source {source!r} is a web address, and t2v loads folders on this machine; download the model "
+                "into a folder first, and name that folder")
     if owner in HUB_OWNERS and re.fullmatch(REPO_ID, source) and not Path(owner).exists():
         return (f"model source {source!r} is neither '{TINY_RANDOM}' nor an existing directory: it is a Hugging Face "
-                f"repo id, and t2v loads folders; download it first with `python -m t2v download weights/{name} "
-                f"--repo {source}`, then load weights/{name}")
+                f"repo id, and t2v loads folders; {download_first(source)}")
     return (f"model source {source!r}{looked_at} is neither '{TINY_RANDOM}' nor an existing directory; download the "
             f"official model into it first with `python -m t2v download {source}` (for another Hugging Face repo, add "
             "--repo OWNER/NAME)")
+
+
+def download_first(repo: str) -> str:
+    """How to get the Hugging Face repo `repo` (OWNER/NAME) into a folder t2v loads, and load it."""
+    return f"download it first with `{download_command(repo)}`, then load weights/{repo.partition('/')[2]}"
 
 
 # the file that marks each layout, in the order detect_layout looks for them (the first found is the one loaded)

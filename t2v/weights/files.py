@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import pickle
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,29 @@ _REPO_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?"  # letters, digits,
 # anywhere, no ".git" at the end, a name of 96 characters at most
 REPO_ID = rf"(?!.*(?:--|\.\.))(?!.*\.git$)(?=[^/]*/[^/]{{1,96}}$){_REPO_PART}/{_REPO_PART}"
 REPO_RULES = "letters, digits, - _ . (none of - . at either end of a part, no -- or .., not ending in .git)"
+# a repo's page on the Hub, as a browser's address bar shows it: https://huggingface.co/OWNER/NAME[/tree/main/...]
+HUB_URL = re.compile(r"https?://(?:www\.)?(?:huggingface\.co|hf\.co)/([^/?#]+/[^/?#]+)(?:[/?#].*)?", re.IGNORECASE)
 HUB_OWNERS = ("ali-vilab", "damo-vilab", "cerspense")  # who publishes this architecture's weights on the Hub
 WHERE_FROM = (f"the official files are in the Hugging Face repo {OFFICIAL_REPO} "
               "(download them with `python -m t2v download DIR`)")
 FILE_MODE = 0o644  # rw-r--r--: safetensors itself writes 0600, which the service's user cannot read
+
+
+def hub_repo(address: str) -> str | None:
+    """The repo id (OWNER/NAME) a Hugging Face web address names (https://huggingface.co/OWNER/NAME/tree/main), or
+    None for anything else: t2v takes the id, and a folder for the files."""
+    found = HUB_URL.fullmatch(address.strip())
+    return found[1] if found and re.fullmatch(REPO_ID, found[1]) else None
+
+
+def download_command(repo: str) -> str:
+    """The command that fetches the Hugging Face repo `repo` (OWNER/NAME) into a folder of its name under weights/."""
+    return f"python -m t2v download weights/{repo.partition('/')[2]} --repo {repo}"
+
+
+def web_address(value: str) -> bool:
+    """Whether a value given for a folder is a web address (https://…), which no folder here is named."""
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value.strip()) is not None
 
 
 def check_readable(path: Path, hint: str) -> None:

@@ -51,3 +51,39 @@ def test_an_empty_lora_file_is_said_to_be_empty(tmp_path, monkeypatch, capsys, n
     lines = refused(["generate", "a cat", "--lora", given, "-o", "x.mp4"], capsys)
     assert lines == [f"error: --lora {given}: {name} is empty (0 bytes: a download or copy cut short?); name a LoRA "
                      ".safetensors file, or a folder holding pytorch_lora_weights.safetensors"]
+
+
+ZEROSCOPE = "https://huggingface.co/cerspense/zeroscope_v2_576w"
+GET_ZEROSCOPE = "python -m t2v download weights/zeroscope_v2_576w --repo cerspense/zeroscope_v2_576w"
+
+
+@pytest.mark.parametrize("address", [ZEROSCOPE, f"{ZEROSCOPE}/tree/main"])
+def test_a_hub_web_address_as_model_is_answered_with_the_download_of_that_repo(tmp_path, capsys, no_work, address):
+    # was: "download the official model into it first with `python -m t2v download https://huggingface.co/…`"
+    lines = refused(["generate", "a cat", "--model", address, "-o", str(tmp_path / "x.mp4")], capsys)
+    assert lines == [f"error: --model {address}: model source {address!r} is the web address of the Hugging Face "
+                     f"repo cerspense/zeroscope_v2_576w, and t2v loads folders; download it first with "
+                     f"`{GET_ZEROSCOPE}`, then load weights/zeroscope_v2_576w"]
+
+
+def test_another_web_address_as_model_is_not_offered_a_download_into_it(tmp_path, capsys, no_work):
+    lines = refused(["generate", "a cat", "--model", "https://example.com/t2v.zip", "-o", str(tmp_path / "x.mp4")],
+                    capsys)
+    assert lines == ["error: --model https://example.com/t2v.zip: model source 'https://example.com/t2v.zip' is a web "
+                     "address, and t2v loads folders on this machine; download the model into a folder first, and "
+                     "name that folder"]
+
+
+def test_download_into_a_hub_web_address_is_refused_before_fetching_the_official_repo_there(tmp_path, monkeypatch,
+                                                                                              capsys, no_work):
+    monkeypatch.chdir(tmp_path)  # was: the official repo fetched into ./https:/huggingface.co/cerspense/…
+    lines = refused(["download", ZEROSCOPE], capsys)
+    assert lines == [f"error: argument directory: {ZEROSCOPE} is the web address of the Hugging Face repo "
+                     f"cerspense/zeroscope_v2_576w, not a folder; to download it: {GET_ZEROSCOPE}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_hub_web_address_as_repo_is_answered_with_its_id(tmp_path, capsys, no_work):
+    lines = refused(["download", str(tmp_path / "z"), "--repo", ZEROSCOPE], capsys)
+    assert lines == [f"error: argument --repo: {ZEROSCOPE!r} is the repo's web address; write its id, --repo "
+                     "cerspense/zeroscope_v2_576w"]
