@@ -341,14 +341,34 @@ def read_source(source: str | Path, device: str = "cpu", prefer_half: bool = Fal
 
 
 def home_unexpanded(value: str) -> str | None:
-    """Why a path that starts with ~ is not the home folder it looks like: nothing expanded it (`--output=~/x.mp4`, a
-    quoted "~/x", a setting), so taken as it is it would be a folder named ~ here. None when no ~ starts it, when a
-    folder of that name is there, or when there is no such user."""
+    """Why a path that starts with ~, or has a part that starts with $NAME or ${NAME}, is not the folder it looks like:
+    nothing expanded it (`--output=~/x.mp4`, a quoted "~/x" or '$HOME/x', Docker's exec-form CMD, a setting), so taken
+    as it is it would be a folder named ~ or $NAME here, made by the command that writes there. None when there is
+    none, when a folder of that name is there, or when there is no such user."""
     first = Path(value).parts[0] if value.startswith("~") else ""
     if not first or Path(first).exists() or os.path.expanduser(first) == first:
-        return None
+        return _variable_unexpanded(value)
     return (f"the ~ is not expanded here (a shell expands it only at the start of a word, not after = or inside "
             f"quotes); write {os.path.expanduser(value)}")
+
+
+_VARIABLE = re.compile(r"(?:^|(?<=/))\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")  # $NAME or ${NAME} starting a part
+
+
+def _variable_unexpanded(value: str) -> str | None:
+    """home_unexpanded's answer for the first $NAME or ${NAME} that starts a part of the path `value`, unless the
+    path up to that part is there as typed: what the variable holds here, or that it is not set."""
+    found = _VARIABLE.search(value)
+    if found is None:
+        return None
+    end = value.find("/", found.end())
+    if Path(value[:end if end >= 0 else len(value)]).exists():
+        return None
+    name = found[1] or found[2]
+    said = f"{found[0]} is not expanded here (a shell expands it, but not inside single quotes, nor does Docker's "
+    if name not in os.environ:
+        return f"{said}exec-form CMD), and {name} is not set; write the path out"
+    return f"{said}exec-form CMD); write {value.replace(found[0], os.environ[name])}"
 
 
 def check_source_name(source: object) -> None:

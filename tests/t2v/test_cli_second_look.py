@@ -87,3 +87,33 @@ def test_a_hub_web_address_as_repo_is_answered_with_its_id(tmp_path, capsys, no_
     lines = refused(["download", str(tmp_path / "z"), "--repo", ZEROSCOPE], capsys)
     assert lines == [f"error: argument --repo: {ZEROSCOPE!r} is the repo's web address; write its id, --repo "
                      "cerspense/zeroscope_v2_576w"]
+
+
+def test_convert_into_an_unexpanded_variable_is_refused_and_makes_no_folder_named_after_it(tmp_path, monkeypatch,
+                                                                                           capsys, no_work):
+    monkeypatch.chdir(tmp_path)  # was: `wrote $OUT/exp`, into a new folder ./$OUT (Docker's exec-form CMD, '$OUT')
+    monkeypatch.delenv("OUT", raising=False)
+    lines = refused(["convert", "tiny-random", "$OUT/exp"], capsys)
+    assert lines == ["error: argument destination: $OUT/exp: $OUT is not expanded here (a shell expands it, but not "
+                     "inside single quotes, nor does Docker's exec-form CMD), and OUT is not set; write the path out"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("typed", ["$T2V_WEIGHTS/ms", "${T2V_WEIGHTS}/ms"])
+def test_a_model_or_folder_under_an_unexpanded_variable_is_answered_with_the_path_it_stands_for(
+        tmp_path, monkeypatch, capsys, no_work, typed):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("T2V_WEIGHTS", "/srv/weights")
+    variable = typed.partition("/")[0]
+    said = (f"{variable} is not expanded here (a shell expands it, but not inside single quotes, nor does Docker's "
+            "exec-form CMD); write /srv/weights/ms")
+    assert refused(["download", typed], capsys) == [f"error: argument directory: {typed}: {said}"]
+    lines = refused(["generate", "a cat", "--model", typed, "-o", "x.mp4"], capsys)
+    assert lines == [f"error: --model {typed}: {said}"]
+
+
+def test_a_folder_really_named_with_a_dollar_is_taken_as_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "$OUT").mkdir()
+    assert main(["convert", "tiny-random", "$OUT/exp"]) == 0
+    assert (tmp_path / "$OUT" / "exp" / export.MANIFEST).is_file()
