@@ -28,7 +28,6 @@ from t2v.weights.diffusers import AGAIN, COMPONENTS, read_config, read_diffusers
 from t2v.weights.files import (
     HUB_OWNERS,
     REPO_ID,
-    WHERE_FROM,
     as_meta,
     check_readable,
     check_state_dict,
@@ -37,6 +36,7 @@ from t2v.weights.files import (
     load_into,
     safetensors_shapes,
     web_address,
+    where_from,
 )
 from t2v.weights.modelscope import modelscope_files, read_modelscope
 
@@ -215,7 +215,7 @@ def detect_layout(source: str | Path) -> str:
         return "diffusers"
     raise WeightsError(f"{path} is not a known model layout: expected configuration.json (ModelScope), "
                        f"{export.MANIFEST} (`python -m t2v convert` export) or model_index.json (diffusers); "
-                       f"{_models_inside(path) or WHERE_FROM}")
+                       f"{_models_inside(path) or where_from(path)}")
 
 
 def _models_inside(path: Path) -> str | None:
@@ -253,8 +253,8 @@ def check_source(source: str | Path, half: bool | None = None) -> list[Path]:
         files = list(dict.fromkeys(file for prefer in _precisions(half) for part in COMPONENTS
                                    for file in weight_files(path / part, part, prefer)))
     presets.read_defaults_file(path)
-    missing = export.REDO if layout == "export" else WHERE_FROM  # an export's files come from convert, not the Hub
-    empty = {"export": export.REDO, "diffusers": AGAIN.format(root=path)}.get(layout, WHERE_FROM)
+    missing = export.REDO if layout == "export" else where_from(path)  # an export's come from convert, not the Hub
+    empty = {"export": export.REDO, "diffusers": AGAIN.format(root=path)}.get(layout, where_from(path))
     for file in files:
         check_readable(file, missing)
         if file.stat().st_size == 0:
@@ -277,8 +277,8 @@ def check_keys(source: str | Path, half: bool | None = None) -> None:
     path = Path(source)
     if layout == "modelscope":
         config, states, sources = read_modelscope(path)
-        hint = WHERE_FROM
-        found = [({name: as_meta(state, sources[name]) for name, state in states.items()}, sources)]
+        hint = where_from(path)
+        found = [({name: as_meta(state, sources[name], hint) for name, state in states.items()}, sources)]
     elif layout == "export":
         config, files = export.export_files(path)
         hint = export.REDO

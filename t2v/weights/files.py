@@ -12,6 +12,7 @@ import logging
 import os
 import pickle
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,16 @@ REPO_RULES = "letters, digits, - _ . (none of - . at either end of a part, no --
 # a repo's page on the Hub, as a browser's address bar shows it: https://huggingface.co/OWNER/NAME[/tree/main/...]
 HUB_URL = re.compile(r"https?://(?:www\.)?(?:huggingface\.co|hf\.co)/([^/?#]+/[^/?#]+)(?:[/?#].*)?", re.IGNORECASE)
 HUB_OWNERS = ("ali-vilab", "damo-vilab", "cerspense")  # who publishes this architecture's weights on the Hub
-WHERE_FROM = (f"the official files are in the Hugging Face repo {OFFICIAL_REPO} "
-              "(download them with `python -m t2v download DIR`)")
+
+
+def where_from(folder: str | Path = "DIR") -> str:
+    """Where the official files come from, with the command that downloads them into the model's `folder` (DIR where
+    no folder is known)."""
+    return (f"the official files are in the Hugging Face repo {OFFICIAL_REPO} "
+            f"(download them with `python -m t2v download {shlex.quote(str(folder))}`)")
+
+
+WHERE_FROM = where_from()
 FILE_MODE = 0o644  # rw-r--r--: safetensors itself writes 0600, which the service's user cannot read
 
 

@@ -16,7 +16,7 @@ import torch
 from t2v.config import ModelConfig, SamplerDefaults, TextConfig, UNetConfig
 from t2v.errors import WeightsError
 from t2v.weights import keys
-from t2v.weights.files import WHERE_FROM, read_json, torch_load
+from t2v.weights.files import read_json, torch_load, where_from
 
 FILES = {"unet": "ckpt_unet", "vae": "ckpt_autoencoder", "text_encoder": "ckpt_clip"}  # model_args key per network
 DEFAULT_FILES = {"ckpt_unet": "text2video_pytorch_model.pth", "ckpt_autoencoder": "VQGAN_autoencoder.pth",
@@ -64,35 +64,39 @@ def from_modelscope_json(data: dict[str, Any]) -> ModelConfig:
 
 def read_unet(path: Path) -> dict[str, torch.Tensor]:
     """text2video_pytorch_model.pth: a bare state dict whose keys already match UNet3D (`temopral_conv` kept)."""
-    state = torch_load(path, trusted_layout=True)
+    state = torch_load(path, trusted_layout=True, hint=where_from(path.parent))
     if not isinstance(state, Mapping):
-        raise WeightsError(f"{path} holds a {type(state).__name__}, not a UNet state dict; {WHERE_FROM}")
+        raise WeightsError(f"{path} holds a {type(state).__name__}, not a UNet state dict; "
+                           f"{where_from(path.parent)}")
     return dict(state)
 
 
 def read_vae(path: Path) -> dict[str, torch.Tensor]:
     """VQGAN_autoencoder.pth: a whole Lightning LDM checkpoint; its `state_dict` holds the autoencoder."""
-    ckpt = torch_load(path, trusted_layout=False)
+    ckpt = torch_load(path, trusted_layout=False, hint=where_from(path.parent))
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
     if not isinstance(state, Mapping):
-        raise WeightsError(f"{path} has no state_dict; expected a Lightning checkpoint. {WHERE_FROM}")
+        raise WeightsError(f"{path} has no state_dict; expected a Lightning checkpoint. "
+                           f"{where_from(path.parent)}")
     vae = keys.modelscope_vae(state)
     if not vae:
-        raise WeightsError(f"{path} has no '{keys.VAE_PREFIX}*' keys, so it holds no autoencoder; {WHERE_FROM}")
+        raise WeightsError(f"{path} has no '{keys.VAE_PREFIX}*' keys, so it holds no autoencoder; "
+                           f"{where_from(path.parent)}")
     return vae
 
 
 def read_text_encoder(path: Path, cfg: TextConfig) -> dict[str, torch.Tensor]:
     """open_clip_pytorch_model.bin: a full CLIP, of which the encoder uses part of the text tower."""
-    state = torch_load(path, trusted_layout=True)
+    state = torch_load(path, trusted_layout=True, hint=where_from(path.parent))
     if not isinstance(state, Mapping):
-        raise WeightsError(f"{path} holds a {type(state).__name__}, not a CLIP state dict; {WHERE_FROM}")
+        raise WeightsError(f"{path} holds a {type(state).__name__}, not a CLIP state dict; "
+                           f"{where_from(path.parent)}")
     return keys.openclip_text(state, cfg)
 
 
 def modelscope_files(path: Path) -> tuple[ModelConfig, dict[str, Path]]:
     """(config, the weight file of each network) that a ModelScope directory's configuration.json names."""
-    raw = read_json(path / "configuration.json", WHERE_FROM)
+    raw = read_json(path / "configuration.json", where_from(path))
     try:
         config = from_modelscope_json(raw)
     except ValueError as exc:

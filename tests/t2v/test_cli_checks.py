@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 import t2v.cli
 from t2v import preflight
 from t2v.cli import main
-from t2v.weights.files import WHERE_FROM
+from t2v.weights.files import where_from
 from tests.t2v.helpers import modelscope_folder, refused
 
 
@@ -275,7 +275,7 @@ def test_a_modelscope_checkpoint_missing_a_key_is_refused_before_the_load(models
     torch.save(state, unet)
     lines = refused(["generate", "a cat", "--model", str(folder), "-o", str(tmp_path / "x.mp4")], capsys)
     assert lines == [f"error: --model {folder}: {unet} does not match the model: 1 missing keys (out.2.bias). Is it "
-                     f"the right file for this model? {WHERE_FROM}"]
+                     f"the right file for this model? {where_from(folder)}"]
 
 
 def test_a_diffusers_bin_component_of_the_wrong_shape_is_refused_before_the_load(diffusers_copy):
@@ -317,4 +317,13 @@ def test_a_checkpoint_holding_more_than_tensors_is_one_line_not_a_traceback(mode
     (tmp_path / "unet.pth").replace(unet)
     said = preflight.model_source("--model", str(folder))
     assert said == (f"--model {folder}: {unet} holds {holds} where a plain tensor was expected (a file saved "
-                    f"otherwise than the published one); {WHERE_FROM}")
+                    f"otherwise than the published one); {where_from(folder)}")
+
+
+def test_a_modelscope_folder_missing_a_file_is_told_the_download_into_that_folder(modelscope_dir, tmp_path):
+    # was: "... (download them with `python -m t2v download DIR`)", the word DIR and not the folder
+    folder = shutil.copytree(modelscope_dir, tmp_path / "my model")
+    (folder / "VQGAN_autoencoder.pth").unlink()
+    said = preflight.model_source("--model", str(folder))
+    assert said.startswith(f"--model {folder}: ") and "VQGAN_autoencoder.pth" in said
+    assert said.endswith(f"(download them with `python -m t2v download '{folder}'`)")
