@@ -16,17 +16,28 @@ after Ctrl-C.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
 import os
-import re
 import signal
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from types import FrameType
-from typing import NoReturn, TextIO
+
+
+def _interrupt_early(signum: int, frame: object) -> None:
+    """Ctrl-C while the modules below import: nothing was read or done yet."""
+    os.write(sys.stderr.fileno(), b"error: interrupted before the command started; nothing was done\n")
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__":  # from the first line on (the package imports nothing: storage/__init__.py): the imports
+    signal.signal(signal.SIGINT, _interrupt_early)  # below take a moment
+
+import argparse  # noqa: E402 (after the handler above)
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from types import FrameType  # noqa: E402
+from typing import NoReturn, TextIO  # noqa: E402
 
 INTERRUPTED = ("interrupted; the database is as it was before the command, unless a migrate had just finished (each "
                "runs as one transaction): python -m storage current says which")
@@ -43,16 +54,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _interrupt_early(signum: int, frame: FrameType | None) -> NoReturn:
-    """Ctrl-C while the modules below import: nothing was read or done yet."""
-    os.write(sys.stderr.fileno(), b"error: interrupted before the command started; nothing was done\n")
-    os._exit(128 + signum)
-
-
-if __name__ == "__main__":  # from the first line on: the imports below take a moment
-    signal.signal(signal.SIGINT, _interrupt_early)
-
-from alembic.script import ScriptDirectory  # noqa: E402 (after the handler above)
+from alembic.script import ScriptDirectory  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from storage import sqlite_file, urls  # noqa: E402
