@@ -6,12 +6,13 @@ to the newest revision at every start; an operator going back to an older versio
 
 The database is the one DATABASE_URL names, read as the bot reads it: the environment first, then `.env` in the
 working directory (the name in any case; one set empty counts as unset); the default, `videobot.db`, is relative to
-it. An upgrade through revision 0004 files the moderation rows from before servers had their own under the server in
-DISCORD_GUILD_ID, as the bot's start would (`--home-guild-id` names another). Stop the bot first. The whole command
-runs in one transaction: one that fails leaves the database as it was. Exit status 0; 2 with one `error:` line for a
-wrong value (an unknown revision, a DATABASE_URL that names no database or one this user may not use, a database
-driver missing, or a database that refuses the connection); 1 when the database cannot be reached; 130 with one line
-after Ctrl-C.
+it; a variable that looks meant for one of the settings it reads (DATABSE_URL, DB_URL) gets a `warning:` line, as the
+bot gives it. An upgrade through revision 0004 files the moderation rows from before servers had their own under the
+server in DISCORD_GUILD_ID, as the bot's start would (`--home-guild-id` names another). Stop the bot first. The whole
+command runs in one transaction: one that fails leaves the database as it was. Exit status 0; 2 with one `error:` line
+for a wrong value (an unknown revision, a DATABASE_URL that names no database or one this user may not use, a
+database driver missing, or a database that refuses the connection); 1 when the database cannot be reached; 130 with
+one line after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if __name__ == "__main__":  # from the first line on (the package imports nothin
 
 import argparse  # noqa: E402 (after the handler above)
 import asyncio  # noqa: E402
+import difflib  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -84,6 +86,11 @@ ENV_FILE = ".env"
 MAX_ID = 2**63 - 1
 CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")  # what `say` escapes (t2v.errors.visible's kind; storage imports no t2v)
 CHATTER = ("Context impl ", "Will assume ")  # what Alembic logs each time it looks at the database
+SETTINGS = ("DATABASE_URL", "DISCORD_GUILD_ID")  # the bot's settings this command reads (`_setting`)
+ALIASES = {  # names other programs and guides use for them, as bot.env_file's ALIASES has them (storage imports no bot)
+    **dict.fromkeys(("DB_URL", "DB_PATH", "DATABASE_PATH", "SQLALCHEMY_DATABASE_URI"), "DATABASE_URL"),
+    **dict.fromkeys(("GUILD_ID", "SERVER_ID", "DISCORD_SERVER_ID"), "DISCORD_GUILD_ID"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = DEFAULT_URL
     try:
         url = (_setting("DATABASE_URL") or DEFAULT_URL).strip()  # as the bot's validator takes it
+        for line in _misspelled():  # before what it may explain: "no database at videobot.db" after a DATABSE_URL=
+            say(f"warning: {line}", sys.stderr)
         _check_url(url)
         return asyncio.run(_command(args.command, url, args.to, _home(args)))
     except (InvalidDatabaseURL, DriverMissing) as error:
@@ -191,6 +200,25 @@ def _env_file() -> dict[str, str | None]:
     except OSError as error:
         raise UsageError(f"{path.absolute()} cannot be read ({error.strerror}); make it readable to this user, or set "
                          "DATABASE_URL in the environment") from None
+
+
+def _misspelled() -> list[str]:
+    """One line for each variable of the environment or `.env` that is not one of SETTINGS but is spelled almost like
+    one (DATABSE_URL) or is a name often used for one (ALIASES: DB_URL): ignored, where its operator meant to set the
+    setting, as `python -m bot` says of every setting (bot.env_file.misspelled). An alias in the environment is named
+    only while its setting is unset (GUILD_ID may be another program's). One line a name, however many places and
+    cases it is set in."""
+    lines: dict[str, str] = {}
+    for where, names in (("the environment", os.environ), (ENV_FILE, _env_file())):
+        for name in names:
+            meant = ALIASES.get(name.upper()) or next(iter(difflib.get_close_matches(name.upper(), SETTINGS, n=1,
+                                                                                      cutoff=0.85)), None)
+            if (meant is None or name.upper() in SETTINGS
+                    or (where == "the environment" and name.upper() in ALIASES and _setting(meant) is not None)):
+                continue
+            lines[name.upper()] = (f"{name} (in {where}) is not a setting the bot reads, so it is ignored; did you "
+                                   f"mean {meant}?")
+    return list(lines.values())
 
 
 def _positive(text: str) -> int:
