@@ -6,6 +6,7 @@ import difflib
 import importlib.util
 import ipaddress
 import logging
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -656,7 +657,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | None = "
     try:
         settings = _read(env, env_file)
     except ValidationError as error:
-        raise SettingsError([_error_line(problem) for problem in error.errors()]) from None
+        raise SettingsError([_error_line(problem, env, env_file) for problem in error.errors()]) from None
     log.debug("settings loaded: model %s on %s, database %s", settings.t2v_model, settings.t2v_device,
               urls.shown(settings.database_url))
     return settings
@@ -691,14 +692,45 @@ def _read(env: Mapping[str, str] | None, env_file: str | None, given: Mapping[st
     return _ExplicitSettings(_env_file=env_file, **{**values, **(given or {})})  # type: ignore[call-arg]
 
 
-def _error_line(problem: Mapping[str, Any]) -> str:
-    """One operator-facing line for one pydantic error, naming the variable and the bad value."""
+def _missing(field: str, env: Mapping[str, str] | None, env_file: str | None) -> str:
+    """The line for a required setting nothing gives a value: where it is set empty, if it is (a .env copied from
+    .env.example keeps its `DISCORD_TOKEN=` line, and an empty value counts as unset), else that it is missing."""
+    name = field.upper()
+    line = MISSING.get(field, f"{name} is missing")
+    number = _empty_line(field, env_file)
+    if number is not None:
+        return line.replace(f"{name} is missing", f"{name} is empty on {env_file} line {number}" if number else
+                            f"{name} is empty in {env_file}")
+    if any(key.lower() == field and value == "" for key, value in (os.environ if env is None else env).items()):
+        return line.replace(f"{name} is missing", f"{name} is set empty in the environment")
+    return line
+
+
+def _empty_line(field: str, env_file: str | None) -> int | None:
+    """The line of `env_file` that sets `field` to nothing (0 where it cannot be told which); None when the file does
+    not set it so, or cannot be read (bot.env_file.unreadable says why)."""
+    if env_file is None or not Path(env_file).is_file():
+        return None
+    try:
+        values = read_env_file(env_file)
+        lines = re.split(r"\r\n|\n|\r", Path(env_file).read_text(encoding="utf-8-sig"))  # as python-dotenv counts
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not any(key.lower() == field and value == "" for key, value in values.items()):
+        return None
+    sets = re.compile(rf"\s*(?:export\s+)?('?){field}\1\s*=", re.IGNORECASE)  # python-dotenv's NAME= (or 'NAME'=)
+    return max((number for number, text in enumerate(lines, 1) if sets.match(text)), default=0)  # the last: read
+
+
+def _error_line(problem: Mapping[str, Any], env: Mapping[str, str] | None, env_file: str | None) -> str:
+    """One operator-facing line for one pydantic error, naming the variable and the bad value (read from `env`, the
+    process environment when None, and `env_file`)."""
     field = str(problem["loc"][0]) if problem["loc"] else ""
     name = field.upper()
     if problem["type"] == _OUR_ERRORS:
         return str(problem["msg"])
     if problem["type"] == "missing":
-        return MISSING.get(field, f"{name} is missing")
+        return _missing(field, env, env_file)
     if field == "discord_token":
         return "DISCORD_TOKEN is not a valid token string"  # never echo the token itself
     words = _TYPE_WORDS.get(problem["type"])

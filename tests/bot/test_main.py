@@ -107,7 +107,7 @@ def test_settings_copied_from_env_example_are_answered_with_every_problem_in_one
 
     assert result.returncode == 2
     token, device, model = result.stderr.splitlines()
-    assert token.startswith("error: DISCORD_TOKEN is missing: set it to your bot token")
+    assert token.startswith("error: DISCORD_TOKEN is empty on .env line 18: set it to your bot token")  # its line
     assert device.startswith("error: T2V_DEVICE=cuda asks for every GPU but torch sees none; set T2V_DEVICE=cpu")
     assert model.startswith("error: T2V_MODEL=/srv/weights/modelscope: model source '/srv/weights/modelscope' is "
                             "neither 'tiny-random' nor an existing directory")  # README's path for the weights
