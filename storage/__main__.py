@@ -11,8 +11,9 @@ bot gives it. An upgrade through revision 0004 files the moderation rows from be
 server in DISCORD_GUILD_ID, as the bot's start would (`--home-guild-id` names another). Stop the bot first. The whole
 command runs in one transaction: one that fails leaves the database as it was. Exit status 0; 2 with one `error:` line
 for a wrong value (an unknown revision, a DATABASE_URL that names no database or one this user may not use, a
-database driver missing, or a database that refuses the connection); 1 when the database cannot be reached; 130 with
-one line after Ctrl-C.
+database driver missing, or a database that refuses the connection); 1 with one line when the database cannot be
+reached, or cannot do the work now (another process writing to the SQLite file, a full disk); 130 with one line after
+Ctrl-C.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ from storage.errors import (  # noqa: E402
     InvalidDatabaseURL,
     SchemaTooNew,
     UsageError,
+    said,
+    unavailable,
 )
 
 ENV_FILE = ".env"
@@ -122,11 +125,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseUnreachable as error:
         say(f"error: the database at {urls.shown(url)} cannot be reached: {error}", sys.stderr)
         return 1
-    except BaseException:
-        if not PRESSED:
+    except BaseException as error:
+        if PRESSED:
+            say(f"error: {INTERRUPTED}", sys.stderr)  # KeyboardInterrupt, or what it left behind (a connection that
+            return 130  # could not roll back: "Can't reconnect until invalid transaction is rolled back")
+        if not (isinstance(error, Exception) and unavailable(error)):
             raise
-        say(f"error: {INTERRUPTED}", sys.stderr)  # KeyboardInterrupt, or what it left behind (a connection that
-        return 130  # could not roll back: "Can't reconnect until invalid transaction is rolled back")
+        say(f"error: DATABASE_URL={urls.shown(url)}: {said(error)}: {_why_not_now(error)}", sys.stderr)
+        return 1
+
+
+def _why_not_now(error: Exception) -> str:
+    """After the database's own words on why it could not do the command's work now (storage.errors.unavailable: a
+    SQLite file another process is writing to, a full disk): what that means for the operator."""
+    if getattr(getattr(error, "orig", None), "sqlite_errorname", "").startswith("SQLITE_BUSY"):  # locked
+        return ("another process is writing to it (a sqlite3 shell, a backup, a bot that takes no lock file); nothing "
+                "was changed: let it finish or stop it, then run this again")
+    return ("it cannot do this now; the command is one transaction, so the database is as it was unless it had just "
+            "finished (python -m storage current says which): run this again once it can")
 
 
 def log_to_stderr() -> None:
