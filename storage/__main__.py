@@ -113,8 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InvalidDatabaseURL, DriverMissing) as error:
         say(f"error: DATABASE_URL={urls.shown(url)}: {error}", sys.stderr)
         return 2
-    except (UsageError, SchemaTooNew) as error:
+    except UsageError as error:
         say(f"error: {error}", sys.stderr)
+        return 2
+    except SchemaTooNew as error:
+        say(f"error: DATABASE_URL={urls.shown(url)}: {error}: a newer version of the bot migrated it; with that "
+            f"version, python -m storage migrate --to {error.newest} moves it down to this one's (README \"Migrate by "
+            "hand\"), or restore the backup taken before the upgrade", sys.stderr)
         return 2
     except DatabaseInUse as error:
         say(f"error: DATABASE_URL={urls.shown(url)}: {error}: stop the bot first", sys.stderr)

@@ -128,8 +128,11 @@ def test_a_database_a_newer_version_migrated_is_left_alone(bot_folder: Path, cap
     connection.close()
     capsys.readouterr()
     assert main(["migrate", "--to", "0003"]) == 2
-    assert capsys.readouterr().err == (f"error: the database's schema is at revision 0099, newer than this code's "
-                                       f"newest, {HEAD}\n")
+    assert capsys.readouterr().err == (
+        f"error: DATABASE_URL=sqlite+aiosqlite:///videobot.db: the database's schema is at revision 0099, newer than "
+        f"this code's newest, {HEAD}: a newer version of the bot migrated it; with that version, python -m storage "
+        f"migrate --to {HEAD} moves it down to this one's (README \"Migrate by hand\"), or restore the backup taken "
+        "before the upgrade\n")
     assert schema(bot_folder / "videobot.db")[0] == "0099"
 
 
