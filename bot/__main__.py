@@ -5,14 +5,9 @@ moment: a clean stop, exit status 0."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
-from pathlib import Path
 from types import FrameType
 
 STOPPING: list[signal.Signals] = []  # the SIGTERM or Ctrl-C that came before the event loop handled them
@@ -41,12 +36,18 @@ def _quiet_stop(unraisable: sys.UnraisableHookArgs) -> None:
         sys.__unraisablehook__(unraisable)
 
 
-if __name__ == "__main__":  # from the first line on: the imports below take seconds
+if __name__ == "__main__":  # from the first line on (after os, signal and sys): the imports below take seconds
     signal.signal(signal.SIGTERM, _stop_before_running)
     signal.signal(signal.SIGINT, _stop_before_running)
     sys.unraisablehook = _quiet_stop
 
-from bot import env_file, redaction  # noqa: E402 (after the handlers above)
+import asyncio  # noqa: E402 (after the handlers above)
+import contextlib  # noqa: E402
+import logging  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from bot import env_file, redaction  # noqa: E402
 from bot.env_file import misspelled, shadowed  # noqa: E402
 from bot.errors import SettingsError, Unreachable  # noqa: E402
 from bot.settings import Settings, load_settings, load_what_validates  # noqa: E402
