@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -601,6 +602,29 @@ def child_env(**settings: str | None) -> dict[str, str]:
     env: dict[str, str | None] = {key: value for key, value in os.environ.items() if key.upper() not in SETTING_NAMES}
     env.update(settings)
     return this_tree({key: value for key, value in env.items() if value is not None})
+
+
+CTRL_C_WHILE_IMPORTING = """
+import runpy, signal, sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            signal.raise_signal(signal.SIGINT)
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = {argv!r}
+runpy.run_module({argv[0]!r}, run_name="__main__", alter_sys=True)
+"""
+
+
+def interrupted_while_importing(argv: list[str], module: str, cwd: Path,
+                                env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m ARGV[0] ARGV[1:]` in a child that presses Ctrl-C itself (signal.raise_signal) as `module` is looked
+    for, so nothing depends on timing; its exit status and output."""
+    code = CTRL_C_WHILE_IMPORTING.format(module=module, argv=argv)
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=START_S)
 
 
 def sparse_file(path: Path, gib: float, used: float | None = None) -> Path:

@@ -4,6 +4,7 @@ Every test that uses a database runs on SQLite and on PostgreSQL (a throwaway cl
 Without PostgreSQL those runs are skipped, except under CI, where they fail: CI must prove both backends.
 """
 
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,3 +103,16 @@ def make_job(repo: Repository, job_params: dict[str, Any]) -> Callable[..., Awai
         return await repo.create_job(**{**fields, **overrides})
 
     return make
+
+
+@pytest.fixture
+def bot_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The bot's working directory, with the default database (videobot.db) migrated to the newest revision."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "DISCORD_GUILD_ID"):
+        monkeypatch.delenv(name, raising=False)
+    from storage.__main__ import main
+
+    sqlite3.connect(tmp_path / "videobot.db").close()
+    assert main(["migrate"]) == 0
+    return tmp_path

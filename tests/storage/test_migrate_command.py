@@ -66,17 +66,6 @@ def test_an_operator_upgrades_downgrades_to_a_named_revision_and_upgrades_again(
     assert schema(database)[0] == HEAD and "guild_id" in schema(database)[2]
 
 
-@pytest.fixture
-def bot_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The bot's working directory, with the default database (videobot.db) migrated to the newest revision."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("DATABASE_URL", "DISCORD_GUILD_ID"):
-        monkeypatch.delenv(name, raising=False)
-    sqlite3.connect(tmp_path / "videobot.db").close()
-    assert main(["migrate"]) == 0
-    return tmp_path
-
-
 def test_an_unknown_revision_is_refused_with_the_ones_there_are(bot_folder: Path,
                                                                 capsys: pytest.CaptureFixture) -> None:
     capsys.readouterr()

@@ -14,17 +14,6 @@ from storage.__main__ import main
 from tests.storage.test_migrate_command import HEAD, schema
 
 
-@pytest.fixture
-def bot_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The bot's working directory, with the default database (videobot.db) migrated to the newest revision."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("DATABASE_URL", "DISCORD_GUILD_ID"):
-        monkeypatch.delenv(name, raising=False)
-    sqlite3.connect(tmp_path / "videobot.db").close()
-    assert main(["migrate"]) == 0
-    return tmp_path
-
-
 def test_a_migrate_while_another_process_writes_is_one_line_and_changes_nothing(bot_folder: Path,
                                                                                  capsys: pytest.CaptureFixture):
     writer = sqlite3.connect(bot_folder / "videobot.db", isolation_level=None)
