@@ -25,6 +25,8 @@ def download(directory: Path, repo: str) -> str:
     from huggingface_hub import HfApi, snapshot_download
 
     errors = _hub_errors()
+    if repo == OFFICIAL_REPO:  # its layout is known without the Hub: a folder of another is refused even offline
+        _check_no_other_model(directory, repo, {"configuration.json", *DEFAULT_FILES.values()})
     try:  # out of reach, snapshot_download would hand back a non-empty folder as it is, fetched or not
         info = HfApi().repo_info(repo)
     except errors as exc:
