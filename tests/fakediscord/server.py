@@ -327,6 +327,17 @@ class FakeDiscord:
             data["guild_id"] = str(message.guild_id)
         await self.gateway.dispatch("MESSAGE_DELETE", data)
 
+    async def purge_by_hand(self, *messages: FakeMessage) -> None:
+        """A moderation bot purges `messages` of one channel (Discord's bulk delete): their routes answer 404 from now
+        on, and one MESSAGE_DELETE_BULK arrives (discord.py's on_raw_bulk_message_delete)."""
+        for message in messages:
+            message.deleted = True
+        first = messages[0]
+        data: dict[str, Any] = {"ids": [str(message.id) for message in messages], "channel_id": str(first.channel_id)}
+        if first.guild_id is not None:
+            data["guild_id"] = str(first.guild_id)
+        await self.gateway.dispatch("MESSAGE_DELETE_BULK", data)
+
     def delete_while_away(self, *messages: FakeMessage) -> None:
         """Messages deleted in Discord while the bot is not connected: their routes answer 404 (10008 Unknown
         Message), and no event ever tells the bot (Discord does not replay them to a new session)."""

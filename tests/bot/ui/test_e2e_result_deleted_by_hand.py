@@ -57,11 +57,7 @@ async def test_videos_purged_at_once_leave_each_status_saying_so(stacks: Stacks)
         first, one = await finished_video(fake)
         second, two = await finished_video(fake, "a kite over a beach")
         chat = fake.seed_message("lol")
-        for message in (one, two, chat):
-            message.deleted = True
-        await fake.gateway.dispatch("MESSAGE_DELETE_BULK", {
-            "ids": [str(m.id) for m in (one, two, chat)], "channel_id": str(fake.channel.id),
-            "guild_id": str(fake.guild.id)})
+        await fake.purge_by_hand(one, two, chat)
         statuses = [await handle.wait_original(lambda m: not finished(m)) for handle in (first, second)]
 
     assert [status.content for status in statuses] == [GONE.format(1), GONE.format(2)]

@@ -31,11 +31,7 @@ async def deleted_by_hand(fake: FakeDiscord, status: FakeMessage, caplog: pytest
 async def purged(fake: FakeDiscord, statuses: list[FakeMessage], caplog: pytest.LogCaptureFixture) -> None:
     """A moderation bot purges the channel (Discord's bulk delete); until the bot has heard of it
     (MESSAGE_DELETE_BULK)."""
-    for status in statuses:
-        status.deleted = True
-    data = {"ids": [str(status.id) for status in statuses], "channel_id": str(fake.channel.id),
-            "guild_id": str(fake.guild.id)}
-    await heard(fake, caplog, fake.gateway.dispatch("MESSAGE_DELETE_BULK", data), len(statuses))
+    await heard(fake, caplog, fake.purge_by_hand(*statuses), len(statuses))
 
 
 async def heard(fake: FakeDiscord, caplog: pytest.LogCaptureFixture, deletion: Awaitable[None], statuses: int) -> None:
