@@ -6,7 +6,6 @@ problems), and variables that look meant for a setting (`misspelled`) or whose `
 
 from __future__ import annotations
 
-import difflib
 import io
 import os
 from collections.abc import Mapping
@@ -16,25 +15,22 @@ from dotenv.parser import Binding, Original, parse_stream
 from dotenv.variables import Variable, parse_variables
 
 from bot.settings import Settings
+from storage import setting_names
 from storage.dotenv_file import read_env_file, taken_as_written
 from t2v.errors import current_user
 
 ALIASES = {  # names other bots and guides use that difflib does not find, and the setting each stands for here
+    **setting_names.ALIASES,  # DATABASE_URL's and DISCORD_GUILD_ID's, which python -m storage names too
     **dict.fromkeys(("TOKEN", "BOT_TOKEN"), "DISCORD_TOKEN"),
-    **dict.fromkeys(("GUILD_ID", "SERVER_ID", "DISCORD_SERVER_ID"), "DISCORD_GUILD_ID"),
     **dict.fromkeys(("GUILD_IDS", "ALLOWED_SERVERS", "SERVER_IDS"), "ALLOWED_GUILD_IDS"),
     **dict.fromkeys(("MOD_ROLE", "MOD_ROLES", "MODERATOR_ROLE", "MODERATOR_ROLE_ID"), "MOD_ROLE_ID"),
     **dict.fromkeys(("OPERATOR_IDS", "OPERATORS", "OPERATOR_ID", "OWNER_ID", "OWNER_IDS", "ADMIN_IDS"),
                     "OPERATOR_USER_IDS"),
     **dict.fromkeys(("T2V_MODEL_PATH", "T2V_MODEL_DIR", "MODEL", "MODEL_PATH", "MODEL_DIR"), "T2V_MODEL"),
     **dict.fromkeys(("DEVICE", "T2V_GPU", "T2V_GPUS"), "T2V_DEVICE"),
-    **dict.fromkeys(("DB_URL", "DB_PATH", "DATABASE_PATH", "SQLALCHEMY_DATABASE_URI"), "DATABASE_URL"),
     **dict.fromkeys(("MEDIA_PATH", "MEDIA_FOLDER", "MEDIA_DIRECTORY", "MEDIA_ROOT"), "MEDIA_DIR"),
     **dict.fromkeys(("STYLES_PATH", "STYLES_TOML"), "STYLES_FILE"),
 }
-FOREIGN = ("PYTHON", "PIP_", "CUDA", "CUDNN", "NV_", "NVIDIA_", "NCCL_", "TORCH", "PYTORCH_", "HF_", "LC_", "XDG_",
-           "SSH_", "PG", "POSTGRES_", "DOCKER_", "COMPOSE_", "KUBERNETES_", "GITHUB_", "RUNNER_", "PYTEST_", "OMP_",
-           "MKL_")  # prefixes of other programs' variables: never taken for a misspelled setting
 OURS = ("T2V_", "DISCORD_", "GALLERY_", "HEALTH_", "QUEUE_", "QUOTA_", "UPSCALE_", "SHOWCASE_", "HISTORY_")  # prefixes
 # only the bot's settings use: a name with one is meant for a setting however far from each (T2V_GPUS, QUEUE_CAP)
 NOT_SETTINGS = ("T2V_WEIGHTS",)  # our own deploy files' variables (compose.yaml's host folder of the weights)
@@ -141,22 +137,10 @@ def misspelled(env: Mapping[str, str] | None = None, env_file: str | None = ".en
     """One line for each variable of `env` (the process environment when None) or `env_file` that is not a setting
     but is a name often used for one (ALIASES: MOD_ROLE, BOT_TOKEN) or spelled almost like one (T2V_DEVICES,
     QUOTA_DEFAULTS) or starting as only settings do (OURS: T2V_GPUS, QUEUE_CAP): the bot ignores it, and its operator
-    would think it set something. Names far from every setting (PATH, CUDA_VISIBLE_DEVICES) and other programs'
-    (FOREIGN) are left alone; an alias in the process environment is named only while the setting it stands for is
-    unset (TOKEN or DEVICE may be another program's)."""
-    fields = list(Settings.model_fields)
-    environment = dict(os.environ if env is None else env)
+    would think it set something (storage.setting_names, which python -m storage shares)."""
     file = read_env_file(env_file) if env_file is not None and Path(env_file).is_file() else {}
-    given = {name.lower() for name, value in {**environment, **file}.items() if value}
-    lines: dict[str, str] = {}  # one line a name, however many places and cases it is set in
-    for where, names in (("the environment", environment), (env_file, file)):
-        for name in filter(None, names):
-            meant = _meant(name, fields)
-            if meant is None or (where == "the environment" and name.upper() in ALIASES and meant in given):
-                continue
-            lines[name.upper()] = (f"{name} (in {where}) is not a setting the bot reads, so it is ignored; did you "
-                                   f"mean {meant.upper()}?")
-    return list(lines.values())
+    return setting_names.misspelled(Settings.model_fields, dict(os.environ if env is None else env), file,
+                                    str(env_file), aliases=ALIASES, prefixes=OURS, not_settings=NOT_SETTINGS)
 
 
 def shadowed(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> list[str]:
@@ -176,21 +160,3 @@ def shadowed(env: Mapping[str, str] | None = None, env_file: str | None = ".env"
                          f"environment's is used and {env_file}'s ignored; to use {env_file}'s, unset it in the "
                          f"environment (unset {name.upper()})")
     return list(dict.fromkeys(lines))
-
-
-def _meant(name: str, fields: list[str]) -> str | None:
-    """The setting (a field name) that `name`, not one itself, likely stands for; None for any other variable."""
-    if name.lower() in fields or name.upper().startswith(FOREIGN) or name.upper() in NOT_SETTINGS:
-        return None
-    if name.upper() in ALIASES:
-        return ALIASES[name.upper()].lower()
-    close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.85)
-    if close:
-        return close[0]
-    prefix = next((prefix.lower() for prefix in OURS if name.upper().startswith(prefix)), None)
-    if prefix is None:
-        return None
-    words = set(name.lower().split("_"))  # the setting sharing the most words with it, then the closest in spelling
-    return max((field for field in fields if field.startswith(prefix)),
-               key=lambda field: (len(words & set(field.split("_"))),
-                                  difflib.SequenceMatcher(None, name.lower(), field).ratio()))

@@ -34,7 +34,6 @@ if __name__ == "__main__":  # from the first line on (the package imports nothin
 
 import argparse  # noqa: E402 (after the handler above)
 import asyncio  # noqa: E402
-import difflib  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -60,7 +59,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 from alembic.script import ScriptDirectory  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
-from storage import sqlite_file, urls  # noqa: E402
+from storage import setting_names, sqlite_file, urls  # noqa: E402
 from storage.db import (  # noqa: E402
     DEFAULT_URL,
     alembic_config,
@@ -90,10 +89,6 @@ MAX_ID = 2**63 - 1
 CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")  # what `say` escapes (t2v.errors.visible's kind; storage imports no t2v)
 CHATTER = ("Context impl ", "Will assume ")  # what Alembic logs each time it looks at the database
 SETTINGS = ("DATABASE_URL", "DISCORD_GUILD_ID")  # the bot's settings this command reads (`_setting`)
-ALIASES = {  # names other programs and guides use for them, as bot.env_file's ALIASES has them (storage imports no bot)
-    **dict.fromkeys(("DB_URL", "DB_PATH", "DATABASE_PATH", "SQLALCHEMY_DATABASE_URI"), "DATABASE_URL"),
-    **dict.fromkeys(("GUILD_ID", "SERVER_ID", "DISCORD_SERVER_ID"), "DISCORD_GUILD_ID"),
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -225,21 +220,9 @@ def _env_file() -> dict[str, str | None]:
 
 def _misspelled() -> list[str]:
     """One line for each variable of the environment or `.env` that is not one of SETTINGS but is spelled almost like
-    one (DATABSE_URL) or is a name often used for one (ALIASES: DB_URL): ignored, where its operator meant to set the
-    setting, as `python -m bot` says of every setting (bot.env_file.misspelled). An alias in the environment is named
-    only while its setting is unset (GUILD_ID may be another program's). One line a name, however many places and
-    cases it is set in."""
-    lines: dict[str, str] = {}
-    for where, names in (("the environment", os.environ), (ENV_FILE, _env_file())):
-        for name in names:
-            meant = ALIASES.get(name.upper()) or next(iter(difflib.get_close_matches(name.upper(), SETTINGS, n=1,
-                                                                                      cutoff=0.85)), None)
-            if (meant is None or name.upper() in SETTINGS
-                    or (where == "the environment" and name.upper() in ALIASES and _setting(meant) is not None)):
-                continue
-            lines[name.upper()] = (f"{name} (in {where}) is not a setting the bot reads, so it is ignored; did you "
-                                   f"mean {meant}?")
-    return list(lines.values())
+    one (DATABSE_URL) or is a name often used for one (DB_URL): ignored, where its operator meant to set the setting
+    (storage.setting_names, as `python -m bot` says of every setting)."""
+    return setting_names.misspelled(SETTINGS, os.environ, _env_file(), ENV_FILE)
 
 
 def _positive(text: str) -> int:
