@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from storage.__main__ import main
-from tests.storage.test_migrate_command import HEAD, bot_folder, schema  # noqa: F401 (bot_folder: a fixture)
+from tests.storage.test_migrate_command import HEAD, schema
 
 
 @pytest.mark.parametrize("written", ["0003_showcase.py", "storage/migrations/versions/0003_showcase.py", "3",
                                      "0003_showcase"])
 def test_a_revision_written_as_its_file_or_its_number_is_that_revision(
-        bot_folder: Path, capsys: pytest.CaptureFixture, written: str) -> None:  # noqa: F811
+        bot_folder: Path, capsys: pytest.CaptureFixture, written: str) -> None:
     capsys.readouterr()
     assert main(["migrate", "--to", written]) == 0
     assert capsys.readouterr().out.strip().endswith(f"downgraded from revision {HEAD} to 0003")
@@ -24,7 +24,7 @@ def test_a_revision_written_as_its_file_or_its_number_is_that_revision(
 
 
 @pytest.mark.parametrize("written", ["0", "99", "-1", "showcase"])
-def test_a_revision_that_is_not_shipped_is_still_refused(bot_folder: Path, capsys: pytest.CaptureFixture,  # noqa: F811
+def test_a_revision_that_is_not_shipped_is_still_refused(bot_folder: Path, capsys: pytest.CaptureFixture,
                                                          written: str) -> None:
     capsys.readouterr()
     assert main(["migrate", f"--to={written}"]) == 2

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from storage.__main__ import main
-from tests.storage.test_migrate_command import HEAD, bot_folder, schema  # noqa: F401 (bot_folder: a fixture)
+from tests.storage.test_migrate_command import HEAD, schema
 
 WIDE_ID = "１２３４５６７８９０１２３４５６７８"  # 123456789012345678
 
 
 def test_a_server_id_in_full_width_digits_is_taken_from_the_option_and_from_discord_guild_id(
-        bot_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        bot_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["migrate", "--to", "0003"]) == 0
     assert main(["migrate", "--home-guild-id", WIDE_ID]) == 0
     assert main(["migrate", "--to", "0003"]) == 0
