@@ -40,7 +40,7 @@ from bot.moderation.policy import PolicyGate
 from bot.moderation.rules import Moderation
 from bot.moderation.styles import ServerStyles
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S
-from storage import JobRecord, JobState, Repository, utc_now
+from storage import GLOBAL, JobRecord, JobState, Repository, utc_now
 from t2v.errors import GenerationCancelled, InvalidRequest, WeightsError
 from t2v.request import LIMITS
 
@@ -231,6 +231,7 @@ class VideoService:
         queued = await self._repo.list_jobs([JobState.QUEUED])
         interrupted_first = sorted(queued, key=lambda job: (job.attempts == 0, job.id))
         self._queue.restore(self._within_caps(Queued.of_job(job)) for job in interrupted_first)
+        await self._cancel_blocked_since()
         if self.model.warms_up:
             self.warm_up = self._start_warm_up()
         self.dispatcher.start(self.units.run)
@@ -246,6 +247,22 @@ class VideoService:
         log.warning("job %d was queued before a restart with lower caps: %s; it fails when its turn comes",
                     queued.id, problem)
         return replace(queued, spec=None, invalid=InvalidRequest(problem))
+
+    async def _cancel_blocked_since(self) -> None:
+        """The restored jobs of users blocked since they queued them (a block written while the bot was down, or one
+        whose cancels the process's end cut short) are cancelled as a block's cancels are, before any of them runs:
+        never rendered, nothing charged, each status saying so."""
+        if self.moderation is None:
+            return
+        asked = dict.fromkeys((queued.user_id, queued.job.guild_id) for queued in self._queue.service_order())
+        for user_id, guild_id in asked:
+            block = await self.moderation.active_block(user_id, guild_id)
+            if block is None:
+                continue
+            cancelled, _ = await self.cancels.cancel_blocked(user_id, block.guild_id)
+            if cancelled:
+                log.warning("cancelled %d queued jobs of user %d, blocked %s since they were queued", cancelled,
+                            user_id, "everywhere" if block.guild_id == GLOBAL else f"in server {block.guild_id}")
 
     def _start_warm_up(self) -> asyncio.Task[None]:
         """Each worker's warm-up render (bot.gpu.work.warm_up_work; GPU workers have one), ahead of every job: the

@@ -1,0 +1,61 @@
+"""Restarts with changed settings or moderation while jobs wait in the database: each queued job is served, or its
+user is told in one line what happened to it, never rendered against what the new start holds, nothing charged for
+a job that never rendered."""
+
+import pytest
+
+from bot.jobs.spec import JobSpec
+from storage import GLOBAL, JobState, ModerationRepository, Repository, create_engine, migrate
+from tests.bot.conftest import Stacks
+from tests.bot.helpers import has_video, requester, spec
+from tests.fakediscord import FakeUser
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+WHALE, OWL = "a blue whale swimming slowly", "an owl hunting at night"
+
+
+async def queued_before(stacks: Stacks, *jobs: tuple[FakeUser, JobSpec]) -> list[int]:
+    """Jobs a bot queued before it stopped (rows in the database, answered by channel message: their tokens ran out);
+    their ids."""
+    engine = create_engine(stacks.db_url)
+    try:
+        await migrate(engine)
+        repo, ids = Repository(engine), []
+        for user, asked in jobs:
+            who = requester(user.id, channel_id=stacks.fake.channel.id, guild_id=stacks.fake.guild.id,
+                            interaction_token=None)
+            ids.append((await repo.create_job(**who.row(asked), seed=7)).id)
+        return ids
+    finally:
+        await engine.dispose()
+
+
+def told(stacks: Stacks, user: FakeUser, job_id: int):
+    """A wait for the channel message to `user` about job `job_id`."""
+    return stacks.fake.wait_for_message(lambda m: m.content.startswith(f"<@{user.id}>") and f"#{job_id}" in m.content)
+
+
+@pytest.mark.parametrize("where", ["server", "everywhere"])
+async def test_the_queued_jobs_of_a_user_blocked_while_the_bot_was_down_are_cancelled_at_start_never_rendered(
+        stacks: Stacks, where: str):
+    fake = stacks.fake
+    alice, bob = fake.make_user(name="alice"), fake.make_user(name="bob")
+    blocked, other = await queued_before(stacks, (bob, spec(WHALE, aspect="tiny")), (alice, spec(OWL, aspect="tiny")))
+    engine = create_engine(stacks.db_url)  # the block was written, and the bot stopped before its cancels ran
+    try:
+        await ModerationRepository(engine).block(bob.id, "spam", None, by=1,
+                                                 guild_id=fake.guild.id if where == "server" else GLOBAL)
+    finally:
+        await engine.dispose()
+
+    async with stacks.run() as stack:
+        cancelled = await told(stacks, bob, blocked)
+        await told(stacks, alice, other)
+        jobs = {job.id: job for job in await stack.jobs()}
+        used = await stack.moderation.quota(bob.id, guild_id=fake.guild.id)
+
+    assert cancelled.content.endswith(f"✖ Cancelled job #{blocked}.") and not has_video(cancelled)
+    assert (jobs[blocked].state, jobs[blocked].started_at) == (JobState.CANCELLED, None)
+    assert jobs[other].state == JobState.DONE
+    assert used.used == 0
