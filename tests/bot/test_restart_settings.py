@@ -6,8 +6,9 @@ import pytest
 
 from bot.jobs.spec import JobSpec
 from storage import GLOBAL, JobState, ModerationRepository, Repository, create_engine, migrate
+from t2v import TINY_RANDOM, load_pipeline
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import has_video, requester, spec
+from tests.bot.helpers import decoded_frames, has_video, requester, spec
 from tests.fakediscord import FakeUser
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -59,3 +60,20 @@ async def test_the_queued_jobs_of_a_user_blocked_while_the_bot_was_down_are_canc
     assert (jobs[blocked].state, jobs[blocked].started_at) == (JobState.CANCELLED, None)
     assert jobs[other].state == JobState.DONE
     assert used.used == 0
+
+
+async def test_a_job_queued_before_the_model_was_switched_renders_at_the_new_models_size_for_its_aspect(
+        stacks: Stacks):
+    """T2V_MODEL now names a checkpoint of other sizes (as zeroscope's 576×320 is to ModelScope's 448×256): the 16:9
+    job queued before renders at the new model's 16:9, not at a size it was not trained for."""
+    fake = stacks.fake
+    bob = fake.make_user(name="bob")
+    [job_id] = await queued_before(stacks, (bob, spec(WHALE, aspect="16:9")))  # ModelScope's 448×256
+    switched = load_pipeline(TINY_RANDOM, width=128, height=64)  # its 16:9 is 128×64
+
+    async with stacks.run(lambda device: switched) as stack:
+        result = await told(stacks, bob, job_id)
+        job = await stack.job(job_id)
+
+    assert job.state == JobState.DONE
+    assert decoded_frames(result.attachments[0].data) == [(128, 64)] * 2
