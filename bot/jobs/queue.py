@@ -59,13 +59,16 @@ class FairQueue(Generic[J]):
     def check_room(self, user_id: int, *, reserved: int = 0) -> None:
         """Refused (user_cap or global_cap) unless one more job of the user fits, counting `reserved` jobs that are
         on their way in (accepted, not yet pushed)."""
-        if self.pending_count(user_id) >= self.per_user_cap:
-            cap = self.per_user_cap
-            if cap == 1:
+        pending, cap = self.pending_count(user_id), self.per_user_cap
+        if pending >= cap:
+            if pending == 1:
                 raise Refused("user_cap", "You already have a video queued or rendering, and the limit is one per "
                                           "user. Wait for it to finish or cancel it.")
-            raise Refused("user_cap", f"You already have {cap} videos queued or rendering (the limit is {cap} per "
-                                      "user). Wait for one to finish or cancel one.")
+            limit = "one" if cap == 1 else str(cap)  # below pending after a restart with QUEUE_PER_USER_CAP lowered
+            wait = ("Wait for one to finish or cancel one." if pending == cap else
+                    f"Wait until {'none' if cap == 1 else f'fewer than {cap}'} are left, or cancel some.")
+            raise Refused("user_cap", f"You already have {pending} videos queued or rendering (the limit is {limit} "
+                                      f"per user). {wait}")
         if len(self) + reserved >= self.global_cap:
             waiting = len(self) + reserved  # with those on their way in; more than the cap after a restart with
             #                                 QUEUE_GLOBAL_CAP lowered
