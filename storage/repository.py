@@ -147,6 +147,17 @@ class Repository(Transactional):
         """Remember the Discord message that carries this job's video (its buttons name the job): it is posted."""
         return await self._set(job_id, result_message_id=message_id, delivery=Delivery.POSTED)
 
+    async def resize(self, job_id: int, width: int, height: int) -> JobRecord:
+        """Set the size a job renders at in its params (a queued job restored under a model of other sizes)."""
+
+        async def work(session: AsyncSession) -> JobRecord:
+            job = await _load(session, job_id)
+            job.params = {**job.params, "width": width, "height": height}
+            await session.flush()
+            return _job_record(job)
+
+        return await self._run(work)
+
     async def jobs_of_result_messages(self, message_ids: Iterable[int]) -> list[JobRecord]:
         """The jobs whose video was posted as one of these Discord messages (result_message_id), in id order: what a
         message deleted in Discord was (indexed: every message deleted where the bot reads asks)."""

@@ -230,17 +230,19 @@ class VideoService:
         await self._recover_interrupted()
         queued = await self._repo.list_jobs([JobState.QUEUED])
         interrupted_first = sorted(queued, key=lambda job: (job.attempts == 0, job.id))
-        self._queue.restore(self._within_caps(self._sized(Queued.of_job(job))) for job in interrupted_first)
+        restored = [await self._sized(Queued.of_job(job)) for job in interrupted_first]
+        self._queue.restore(self._within_caps(queued) for queued in restored)
         await self._cancel_blocked_since()
         if self.model.warms_up:
             self.warm_up = self._start_warm_up()
         self.dispatcher.start(self.units.run)
 
-    def _sized(self, queued: Queued) -> Queued:
+    async def _sized(self, queued: Queued) -> Queued:
         """A stored job at the size the models loaded now give its aspect, as a request asked now gets: one queued
         before T2V_MODEL (or UPSCALE_MODEL) was switched to a checkpoint of other sizes (zeroscope's 576×320, say) is
         not rendered at the old model's size, which the new one was not trained for and may not have the memory
-        for. A model that does not say its sizes, or an aspect it has none for, leaves the job as it was."""
+        for; the new size is stored, so its status and record show what it renders. A model that does not say its
+        sizes, or an aspect it has none for, leaves the job as it was."""
         spec = queued.spec
         if spec is None:
             return queued
@@ -254,6 +256,7 @@ class VideoService:
         log.info("job %d was queued at %dx%d; the model loaded now renders %s at %dx%d, so it renders at that size",
                  queued.id, *asked, spec.aspect, *size)
         request = replace(spec.request, width=size[0], height=size[1])
+        await self._repo.resize(queued.id, *size)
         return replace(queued, spec=replace(spec, request=request))
 
     def _within_caps(self, queued: Queued) -> Queued:

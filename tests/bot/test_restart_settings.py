@@ -77,3 +77,4 @@ async def test_a_job_queued_before_the_model_was_switched_renders_at_the_new_mod
 
     assert job.state == JobState.DONE
     assert decoded_frames(result.attachments[0].data) == [(128, 64)] * 2
+    assert (job.params["width"], job.params["height"]) == (128, 64)  # as its status and record show it

@@ -273,3 +273,12 @@ async def test_max_job_id_is_the_last_id_a_query_may_name_on_every_backend(repo,
     if engine.dialect.name == "postgresql":
         with pytest.raises(DBAPIError, match="out of int32 range"):
             await repo.get_job(MAX_JOB_ID + 1)
+
+
+async def test_a_resize_changes_only_the_jobs_size_and_is_stored(repo: Repository, make_job) -> None:
+    job, other = await make_job(), await make_job()
+    resized = await repo.resize(job.id, 576, 320)
+
+    assert resized.params == {**job.params, "width": 576, "height": 320}
+    assert (await repo.get_job(job.id)).params == resized.params
+    assert (await repo.get_job(other.id)).params == other.params
