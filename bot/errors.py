@@ -129,13 +129,13 @@ class SourceVideoGone(JobFailed):
 class NoUpscaler(JobFailed):
     """The worker that took an upscale has no upscaler loaded."""
 
-    reason = "no upscaler is configured"
+    reason = "no upscaler is configured: this bot does not upscale now"
 
 
 class StyleGone(JobFailed):
     """The job's style is not loaded on the worker (the operator took it out of STYLES_FILE after it was queued)."""
 
-    reason = "its style is no longer offered"
+    reason = "its style is no longer offered: run /video again with another style, or none"
 
 
 class WorkerLost(JobFailed):

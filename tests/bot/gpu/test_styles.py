@@ -159,7 +159,7 @@ def test_set_lora_is_called_only_when_the_style_changes_and_the_prompt_gets_the_
     assert styled(request, None) is request
     with pytest.raises(StyleGone, match="no style 'sepia' is loaded on this worker") as gone:
         use_style(pipeline, STYLES, "sepia")
-    assert failure_reason(gone.value) == "its style is no longer offered"
+    assert failure_reason(gone.value) == "its style is no longer offered: run /video again with another style, or none"
 
 
 def test_a_real_pipeline_fuses_the_style_once_and_takes_it_off_again(folder: Path):
