@@ -266,10 +266,12 @@ class VideoService:
         above = None if queued.spec is None else self.admission.above_caps(queued.spec)
         if above is None:
             return queued
-        problem = above[1].removesuffix(".")
+        name, problem = above[0], above[1].removesuffix(".")
         log.warning("job %d was queued before a restart with lower caps: %s; it fails when its turn comes",
                     queued.id, problem)
-        return replace(queued, spec=None, invalid=InvalidRequest(problem))
+        cap = self.admission.max_steps if name == "steps" else self.admission.max_frames
+        return replace(queued, spec=None,
+                       invalid=InvalidRequest(f"{problem}; run /video again with `{name}` at most {cap}"))
 
     async def _cancel_blocked_since(self) -> None:
         """The restored jobs of users blocked since they queued them (a block written while the bot was down, or one

@@ -453,8 +453,8 @@ async def test_a_queued_job_above_caps_lowered_since_fails_at_its_turn_with_the_
     message = await h.events.wait("failed", big.id)
     await h.events.wait("done", small.id)
 
-    assert message == (f"Sorry, job #{big.id} failed (invalid settings: frames=32 is above this bot's limit of 16). "
-                       "Nothing was charged.")
+    assert message == (f"Sorry, job #{big.id} failed (invalid settings: frames=32 is above this bot's limit of 16; "
+                       "run /video again with `frames` at most 16). Nothing was charged.")
     assert h.pipeline.steps_run == {PROMPTS[1]: 3}  # the big one never reached the GPU
     job = await h.repo.get_job(big.id)
     assert (job.state, job.started_at is not None) == (JobState.FAILED, True)
@@ -462,7 +462,8 @@ async def test_a_queued_job_above_caps_lowered_since_fails_at_its_turn_with_the_
     assert [(r.levelname, r.getMessage()) for r in failures] == [
         ("WARNING", f"job {big.id} was queued before a restart with lower caps: frames=32 is above this bot's limit "
                     "of 16; it fails when its turn comes"),
-        ("WARNING", f"job {big.id} failed: frames=32 is above this bot's limit of 16")]  # foreseen: no traceback
+        ("WARNING", f"job {big.id} failed: frames=32 is above this bot's limit of 16; run /video again with `frames` "
+                    "at most 16")]  # foreseen: no traceback
 
 
 async def test_the_tiny_random_model_renders_a_playable_mp4_end_to_end(make_service, monkeypatch):
