@@ -71,6 +71,12 @@ def _first(run: re.Match[str]) -> str:
 _INFLECTIONS = frozenset({"", "s", "es", "e", "d", "ed", "ing", "ings", "er", "ers", "est", "ly", "ies", "ied",
                           "ier", "iest"})
 _LONGEST_INFLECTION = max(map(len, _INFLECTIONS))
+# The endings a word may add to the word it inflects (`_bases`): "e" alone is none, and "ies", "ier" and the like are
+# "es", "er" after a y turned i ("sexier" is sexy + er, "spicier" spicy + er). Those of _VOWEL_ENDINGS drop a final e
+# or double a final consonant; "es" follows a hiss.
+_BASE_ENDINGS = frozenset({"s", "es", "d", "ed", "ing", "ings", "er", "ers", "est", "ly"})
+_VOWEL_ENDINGS = frozenset({"ed", "ing", "ings", "er", "ers", "est"})
+_HISSING = ("s", "x", "z", "ch", "sh", "o")
 
 
 def _inflection_stem(word: str) -> str | None:
@@ -113,16 +119,26 @@ def _one_edit(form: str, by_shape: dict[tuple[str, int], list[str]]) -> list[str
 
 def _bases(word: str) -> set[str]:
     """The words that word may inflect, by the English spelling rules: "elections" → election, "massacring" →
-    massacre, "stabbing" → stab, "bodies" → body."""
+    massacre, "stabbing" → stab, "bodies" → body, "boxes" → box. A word is no inflection of what an ending the
+    rules would not write leaves: "spice" (+ e), "spices" (+ es after no hiss), "raps" (+ s after a dropped e) and
+    "spiced" (where "spice" is the word it inflects) do not read as "spic" or "rape"."""
     bases = set()
     for size in range(1, min(_LONGEST_INFLECTION, len(word) - 3) + 1):
-        if word[-size:] in _INFLECTIONS:
-            base = word[:-size]
-            bases.update((base, base + "e"))
+        ending, base = word[-size:], word[:-size]
+        if ending not in _BASE_ENDINGS:
+            continue
+        if base.endswith("i"):
+            bases.add(base[:-1] + "y")
+        if ending == "es" and not base.endswith(_HISSING):
+            continue  # "spices" is spice + s, which the ending "s" reads
+        if ending not in _VOWEL_ENDINGS:
+            bases.add(base)
+        elif is_english_word(base + "e"):
+            bases.add(base + "e")  # a dropped e: "raped", "massacring", "spiced" (never "spic")
+        else:
+            bases.add(base)
             if base[-1] == base[-2]:
-                bases.add(base[:-1])
-            if base.endswith("i"):
-                bases.add(base[:-1] + "y")
+                bases.add(base[:-1])  # a doubled consonant: "stabbing"
     return bases
 
 

@@ -1,0 +1,29 @@
+"""The policy gate against a hostile reader: spellings the sets do not hold, and harmless English it must not refuse."""
+
+import pytest
+
+from bot.moderation.policy import Denylist, PolicyGate, load_default_entries
+
+
+@pytest.fixture(scope="module")
+def gate() -> PolicyGate:
+    return PolicyGate()
+
+
+@pytest.fixture(scope="module")
+def denylist() -> Denylist:
+    return Denylist(load_default_entries())
+
+
+@pytest.mark.parametrize("text", ["a spice market in Marrakesh", "spices on a wooden table", "spiced apple cider",
+                                  "a chef spicing a curry", "a rapier duel on a castle stair",
+                                  "a rapper who raps on a rooftop"])
+def test_english_words_no_spelling_rule_inflects_from_a_listed_word_are_allowed(gate, text):
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize("text", ["a raped woman", "massacring villagers", "a stabbing in an alley",
+                                  "dead bodies on a street"])
+def test_the_spelling_rules_still_read_inflections_of_listed_words(denylist, text):
+    assert denylist.match(text) is not None
