@@ -48,6 +48,9 @@ LEET = {
 _SEQUENCES = tuple(LEET_SEQUENCES)
 _SEQUENCE_RE = re.compile("|".join(map(re.escape, LEET_SEQUENCES)))
 _CONTRACTION_RE = re.compile(r"['`’](s|t|d|ll|re|ve|m)$")  # an apostrophe before an English ending hides nothing
+# A word with a possessive or a contraction ("china's", "don't", "he'll"): it reads as the word alone, undisguised.
+# Not "'d", which also writes "-ed" ("nak'd").
+_PLAIN_CONTRACTION_RE = re.compile(r"([a-z]{2,})['`’](?:s|t|ll|re|ve|m)")
 # Marks that may also stand in for a letter or sit inside a word as a mask ("n*de", "nu_de", "p%rn").
 MASKS = frozenset("*#_.-?!%~'`^\"+/|·:=")
 # Look-alikes that confusable-homoglyphs does not map, or maps to another letter than the one they imitate in a
@@ -124,6 +127,11 @@ def chunks(clause: str, is_common_word: Callable[[str], bool]) -> list[Chunk]:
             found.append(Chunk((raw,), frozenset(), chunk_pattern(raw)))
             continue
         text = _trim(raw)
+        contraction = _PLAIN_CONTRACTION_RE.fullmatch(text)
+        if contraction is not None:  # no disguise, so no edit: "china's" is no "chinks", "tim's" no "tits"
+            word = contraction.group(1)
+            found.append(Chunk((word,), frozenset(), chunk_pattern(word)))
+            continue
         pattern = chunk_pattern(text)
         if not any(unit != WILDCARD for unit in pattern):
             continue  # a separator: it hides nothing and takes no position

@@ -27,3 +27,16 @@ def test_english_words_no_spelling_rule_inflects_from_a_listed_word_are_allowed(
                                   "dead bodies on a street"])
 def test_the_spelling_rules_still_read_inflections_of_listed_words(denylist, text):
     assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["China's Great Wall at sunrise", "Tim's birthday party in a garden",
+                                  "Niagara's falls in winter", "pork's price at a market", "a rapper's gold chain",
+                                  "an investor'll ring the bell"])
+def test_a_possessive_or_contraction_is_no_disguise_that_licenses_an_edit(gate, text):
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize("text", ["a nude's portrait", "porn's biggest star", "a p0rn's poster", "the kkk's rally"])
+def test_a_listed_word_with_a_possessive_is_still_refused(denylist, text):
+    assert denylist.match(text) is not None
