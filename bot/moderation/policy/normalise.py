@@ -5,7 +5,8 @@ Each step answers a family of evasions (docs/policy.md measures them):
 - bidi and control characters (`unsafe_characters`, the set bot.characters defines): refused by the gate before
   anything else sees the text, so what the denylist reads is what Discord shows, and nothing is stored that the
   database cannot hold;
-- NFKC: fullwidth, circled and mathematical letters ("ｎｕｄｅ", "𝐧𝐮𝐝𝐞");
+- NFKC: fullwidth, circled and mathematical letters ("ｎｕｄｅ", "𝐧𝐮𝐝𝐞"); the enclosed letters it leaves, negative
+  circled and squared ones and regional indicators ("🅽🆄🅳🅴", "🇳🇺🇩🇪"), by a table;
 - format characters (Cf) dropped: zero-width joiners and soft hyphens inside a word ("nu\u200bde");
 - accents stripped (NFKD, drop Mn): "nüdé";
 - casefold, then look-alike letters folded to Latin with confusable-homoglyphs (Cyrillic "р", Greek "υ"), and
@@ -62,6 +63,9 @@ _FOLDS = {"ø": "o", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ı": "i", "
           "б": "b", "в": "b", "г": "r", "и": "u", "к": "k", "м": "m", "н": "h", "п": "n", "т": "t", "ц": "u",
           "ш": "w", "ь": "b", "э": "e", "ӏ": "l"}
 MAX_READINGS = 16  # leet/mask readings tried per chunk; real chunks need far fewer
+# Enclosed letters that NFKC leaves alone (they have no compatibility decomposition) but Discord shows as the letter
+# they enclose: negative circled and negative squared capitals ("🅝", "🅽") and regional indicators ("🇳").
+_ENCLOSED_LETTERS = {start + i: chr(ord("a") + i) for start in (0x1F150, 0x1F170, 0x1F1E6) for i in range(26)}
 
 
 def unsafe_characters(text: str) -> list[str]:
@@ -99,7 +103,7 @@ def normalise(text: str) -> str:
     """Fold text so that look-alike, accented, fullwidth and zero-width-split letters read as plain a-z."""
     if text.isascii():
         return text.lower()  # what every step below does to ASCII
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", text).translate(_ENCLOSED_LETTERS)
     text = strip_accents("".join(c for c in text if unicodedata.category(c) != "Cf")).casefold()
     return "".join(fold_letter(c) if not c.isascii() and c.isalpha() else c for c in text)
 

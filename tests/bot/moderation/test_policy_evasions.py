@@ -40,3 +40,13 @@ def test_a_possessive_or_contraction_is_no_disguise_that_licenses_an_edit(gate, 
 @pytest.mark.parametrize("text", ["a nude's portrait", "porn's biggest star", "a p0rn's poster", "the kkk's rally"])
 def test_a_listed_word_with_a_possessive_is_still_refused(denylist, text):
     assert denylist.match(text) is not None
+
+
+@pytest.mark.parametrize("text", ["a 🅳🅴🅴🅿🅵🅰🅺🅴 video of a politician", "a 🅓🅔🅔🅟🅕🅐🅚🅔 video of a politician",
+                                  "a 🇩​🇪​🇪​🇵​🇫​🇦​🇰​🇪 video of a politician", "a 🅽 🆄 🅳 🅴 woman"])
+def test_enclosed_letters_that_nfkc_leaves_are_read_as_the_letters_discord_shows(gate, text):
+    assert gate.check_prompt(text).reason == "denylist"
+
+
+def test_an_enclosed_letter_emoji_in_a_harmless_prompt_is_still_allowed(gate):
+    assert gate.check_prompt("a 🅿️ parking sign in the rain").allowed
