@@ -44,6 +44,7 @@ ELDC_EXCLUDED = frozenset({"no"})
 FASTTEXT_MAX_CHARS = 80
 MIN_CLAUSE_WORDS = 4  # shorter clauses ("cinematic, 4k", "at night") carry too little for language ID
 MIN_FOREIGN_LETTERS = 3  # shorter words ("de", "la", "a") are shared by too many languages
+MIN_ABBREVIATION, MAX_ABBREVIATION = 2, 4  # letters of a word in capitals that is an abbreviation ("UFO", "NASA")
 MIN_PLAIN_WORDS = 1  # a prompt judged without its names must keep this many words ("Sagrada Familia timelapse")
 NAME_PARTICLES = frozenset({"al", "da", "das", "de", "del", "della", "der", "di", "do", "dos", "du", "el", "la", "las",
                             "le", "les", "los", "van", "von", "y"})
@@ -181,18 +182,27 @@ def _compound(word: str) -> bool:
 def _names(words: list[str]) -> set[int]:
     """The positions of the words of one clause that are names, which belong to no language: a capitalised word
     after the clause's first, or beside another capitalised word, with the particles between two ("Rio de Janeiro",
-    "Dia de los Muertos"), or a capitalised first word that is no word of English or another language ("Oaxaca")."""
+    "Dia de los Muertos"), or a first word that is an abbreviation ("NASA") or, capitalised, no word of English or
+    another language ("Oaxaca")."""
     capitalised = [word[:1].isupper() for word in words]
     names = set()
     for i, word in enumerate(words):
         beside = any(capitalised[max(i - 1, 0):i] + capitalised[i + 1:i + 2])
         folded = word.casefold()
-        if capitalised[i] and (i > 0 or beside or not (is_english_word(folded) or foreign_language(folded))):
+        if capitalised[i] and (i > 0 or beside or _abbreviation(word)
+                               or not (is_english_word(folded) or foreign_language(folded))):
             names.add(i)
     for i, word in enumerate(words):  # "de", "los" between two names
         if word in NAME_PARTICLES and i - 1 in names and any(j in names for j in range(i + 1, len(words))):
             names.update(range(i, next(j for j in range(i + 1, len(words)) if j in names)))
     return names
+
+
+def _abbreviation(word: str) -> bool:
+    """Whether word is written in capitals throughout and short ("UFO", "NASA", "FBI"): an abbreviation, which is a
+    name, even where another language has its letters as a word (German "Ufo", "Nasa"); a longer word in capitals
+    ("ABUELA") is a word shouted."""
+    return MIN_ABBREVIATION <= len(word) <= MAX_ABBREVIATION and word.isupper()
 
 
 def without_names(text: str) -> str:

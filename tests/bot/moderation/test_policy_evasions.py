@@ -50,3 +50,15 @@ def test_enclosed_letters_that_nfkc_leaves_are_read_as_the_letters_discord_shows
 
 def test_an_enclosed_letter_emoji_in_a_harmless_prompt_is_still_allowed(gate):
     assert gate.check_prompt("a 🅿️ parking sign in the rain").allowed
+
+
+@pytest.mark.parametrize("text", ["NASA rocket launch at dawn", "UFO over a farm at night", "FBI agents in a car",
+                                  "USA flag waving in the wind"])
+def test_an_abbreviation_that_begins_a_prompt_is_a_name_not_a_word_of_another_language(gate, text):
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, verdict.message
+
+
+@pytest.mark.parametrize("text", ["PERRO corriendo en la playa", "UN PERRO GRANDE", "ABUELA cooking in a kitchen"])
+def test_words_of_another_language_in_capitals_are_still_refused(gate, text):
+    assert gate.check_prompt(text).reason == "not_english"
