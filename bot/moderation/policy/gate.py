@@ -35,7 +35,7 @@ CATEGORY_TEXT = {
     "violence": "violent or graphic content",
     "hate": "hateful or demeaning content",
     "misinformation": "misinformation (content framed as real news or evidence)",
-    "real_person": "realistic depictions of real people",
+    "real_person": "a realistic depiction of a real person",
 }
 
 

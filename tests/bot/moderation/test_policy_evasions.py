@@ -62,3 +62,9 @@ def test_an_abbreviation_that_begins_a_prompt_is_a_name_not_a_word_of_another_la
 @pytest.mark.parametrize("text", ["PERRO corriendo en la playa", "UN PERRO GRANDE", "ABUELA cooking in a kitchen"])
 def test_words_of_another_language_in_capitals_are_still_refused(gate, text):
     assert gate.check_prompt(text).reason == "not_english"
+
+
+def test_the_refusal_for_a_real_person_is_one_grammatical_line(gate):
+    verdict = gate.check_prompt("Barack Obama dancing in the rain")
+    assert verdict.message == ("Your prompt was refused under the content policy: a realistic depiction of a real "
+                               "person is not allowed. Please describe something else.")
