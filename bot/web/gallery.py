@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
 
 from bot.media import MediaStore
 from bot.settings import SNOWFLAKE_MAX
@@ -211,14 +212,29 @@ def _count(request: web.Request, name: str, default: int) -> int:
 
 
 async def _file(request: web.Request, path: Path, content_type: str, what: str) -> web.StreamResponse:
-    """A kept file, whole or the one byte range asked (`_ranged`), sent now; a 404 line when it went meanwhile."""
+    """A kept file, whole or the one byte range asked (`_ranged`); a 404 line when it went meanwhile."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         raise web.HTTPNotFound(text=f"the {what} {path.name} is not kept any more") from None
-    response = web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": MEDIA_CACHE})
-    await response.prepare(_ranged(request, size, what))
-    return response
+    return _AskedFile(path, _ranged(request, size, what),
+                      headers={"Content-Type": content_type, "Cache-Control": MEDIA_CACHE})
+
+
+class _AskedFile(web.FileResponse):
+    """A FileResponse that answers `asked` (the request with its Range as `_ranged` wrote it) when aiohttp sends it.
+    Preparing it in the handler instead had aiohttp prepare it a second time: FileResponse sends the file again
+    whatever was sent, which failed with an "Unhandled exception" traceback and closed the connection after every
+    video and poster (a browser seeking an MP4 opened a new one for each range)."""
+
+    def __init__(self, path: Path, asked: web.Request, *, headers: dict[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._asked = asked
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(self._asked)
 
 
 def _ranged(request: web.Request, size: int, what: str) -> web.Request:
