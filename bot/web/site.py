@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.log import server_logger
 
 from storage.errors import unavailable
 
@@ -27,7 +30,7 @@ class LocalSite:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (port 0: any free port); returns the port. A port in use raises OSError."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, logger=_ServerLog(server_logger))
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, host, port).start()
@@ -68,3 +71,17 @@ async def _database_down(request: web.Request, handler: Handler) -> web.StreamRe
                     str(error).splitlines()[0] if str(error) else type(error).__name__)
         raise web.HTTPServiceUnavailable(text="the database is not answering right now; try again in a minute",
                                          headers={"Retry-After": "60"}) from None
+
+
+class _ServerLog(logging.LoggerAdapter):
+    """aiohttp's server log, where a request that is not HTTP aiohttp can read (a URL or header line past 8190 bytes,
+    no Host, a control character in a header, a URL such as `*`) is one debug line naming the client and the problem,
+    not an ERROR traceback: on a public port strangers and scanners send them all day, and aiohttp answers each with a
+    400 line. Errors of the site itself stay ERROR tracebacks."""
+
+    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError) and 400 <= exc_info.code < 500:
+            problem = " ".join(line.strip() for line in exc_info.message.splitlines() if line.strip())
+            log.debug("%s: %d %s", str(msg) % args if args else msg, exc_info.code, problem[:200])
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)

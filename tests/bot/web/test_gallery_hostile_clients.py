@@ -77,3 +77,52 @@ async def test_a_browsers_cached_video_is_answered_304_on_the_same_connection(wo
                                                     "HTTP/1.1 206 Partial Content"]
     assert [body for _, _, body in answers] == [b"", b"", world.media.path(job_id).read_bytes()[:10]]
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
+async def answer_to(url: str, request: bytes) -> bytes:
+    """The whole answer to these bytes, sent as they are on a new connection."""
+    address = urlsplit(url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), WAIT)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a URL past aiohttp's 8190 bytes
+    b"GET /?" + b"page=1&" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nCookie: " + b"c" * 9000 + b"\r\n\r\n",  # a header line as long
+    b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",  # no Host
+    b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\x00\r\n\r\n",  # a NUL in a header
+    b"GET /videos/1.mp4 HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+], ids=["long-url", "long-query", "long-header", "no-host", "asterisk", "nul-in-header", "negative-length"])
+async def test_a_request_aiohttp_cannot_read_is_a_400_without_a_traceback_in_the_log(world: World, caplog,
+                                                                                   request_bytes: bytes):
+    """Each logged "Error handling request" at ERROR with a traceback: on a public gallery, scanners filled the
+    bot's log with them."""
+    caplog.set_level(logging.DEBUG)
+    await world.approved("a spinning top")
+
+    answer = await answer_to(world.url, request_bytes)
+
+    assert answer.startswith(b"HTTP/1.") and answer.split(b"\r\n")[0].endswith(b" 400 Bad Request"), answer[:300]
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+    [line] = [record for record in caplog.records if record.name == "bot.web.site"]
+    assert line.getMessage().startswith("Error handling request from 127.0.0.1: 400 ") and not line.exc_info
+
+
+async def test_an_error_of_the_gallery_itself_is_still_a_500_with_its_traceback(world: World, caplog, monkeypatch):
+    async def broken(job_id: int):
+        raise RuntimeError("a bug in the gallery")
+
+    monkeypatch.setattr(world.showcase, "shown", broken)
+
+    answer = await answer_to(world.url, b"GET /videos/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+
+    assert answer.split(b"\r\n")[0] == b"HTTP/1.1 500 Internal Server Error"
+    [error] = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert error.exc_info and str(error.exc_info[1]) == "a bug in the gallery"
