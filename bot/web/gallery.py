@@ -15,9 +15,10 @@ Routes:
   (absolute URLs from GALLERY_PUBLIC_URL, else the request's host: then the page is cached by the browser alone)
   and the way back to its server's gallery.
 - `GET /videos/<job id>.mp4` and `.jpg`: a kept MP4 of an approved entry (with range requests, so browsers seek:
-  one byte range; several, or another unit than bytes, get the whole file; a range that is none or asks for no byte
-  is a 416 line naming it and the file's size) and its poster frame (made now for a video kept before posters were;
-  a 404 if it cannot be: a tile then shows its background until it plays, and the page still works).
+  one byte range; several, another unit than bytes, or an If-Range that is not the file as it is, get the whole file;
+  a range that is none or asks for no byte is a 416 line naming it and the file's size) and its poster frame (made
+  now for a video kept before posters were; a 404 if it cannot be: a tile then shows its background until it plays,
+  and the page still works).
 - Any other path, and a server or video with nothing to show: the not-found page (404), which names nothing of the
   path; a video's or poster's 404 is one line of text (a <video> or <img> shows no page).
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -214,10 +216,10 @@ def _count(request: web.Request, name: str, default: int) -> int:
 async def _file(request: web.Request, path: Path, content_type: str, what: str) -> web.StreamResponse:
     """A kept file, whole or the one byte range asked (`_ranged`); a 404 line when it went meanwhile."""
     try:
-        size = path.stat().st_size
+        kept = path.stat()
     except FileNotFoundError:
         raise web.HTTPNotFound(text=f"the {what} {path.name} is not kept any more") from None
-    return _AskedFile(path, _ranged(request, size, what),
+    return _AskedFile(path, _ranged(request, kept, what),
                       headers={"Content-Type": content_type, "Cache-Control": MEDIA_CACHE})
 
 
@@ -237,16 +239,23 @@ class _AskedFile(web.FileResponse):
         return await super().prepare(self._asked)
 
 
-def _ranged(request: web.Request, size: int, what: str) -> web.Request:
-    """The request to answer for a file of `size` bytes: with its one byte range written as aiohttp reads it; without
-    its Range (the whole file, as RFC 9110 §14.2 allows) when it names another unit than bytes or several ranges,
-    which aiohttp would refuse as unsatisfiable; a 416 naming the range and the file's size when it is no byte range
-    or asks no byte of the file. With If-Range, aiohttp decides (a stale If-Range sends the whole file whatever the
-    Range says)."""
+def _ranged(request: web.Request, kept: os.stat_result, what: str) -> web.Request:
+    """The request to answer for the `kept` file: with its one byte range written as aiohttp reads it; without its
+    Range (the whole file, as RFC 9110 §14.2 allows) when it names another unit than bytes or several ranges, which
+    aiohttp would refuse as unsatisfiable, or when its If-Range is not the file as it is now (§13.1.5); a 416 naming the
+    range and the file's size when it is no byte range or asks no byte of the file. If-Range is decided here, not by
+    aiohttp, which reads no entity-tag in it (a stale one got a part of the new file) and left its Range unread."""
     asked = request.headers.get(hdrs.RANGE)
-    if asked is None or hdrs.IF_RANGE in request.headers:
+    if asked is None:
         return request
-    headers = request.headers.copy()
+    headers, size = request.headers.copy(), kept.st_size
+    if hdrs.IF_RANGE in headers:
+        headers.popall(hdrs.IF_RANGE)
+        if not _unchanged(request, kept):
+            log.debug("%s %s: If-Range %r is not the file's: the whole file", request.method, request.path,
+                      request.headers[hdrs.IF_RANGE][:80])
+            headers.popall(hdrs.RANGE)
+            return request.clone(headers=headers)
     unit, _, ranges = asked.partition("=")
     if unit.strip().lower() != "bytes" or "," in ranges:
         log.debug("%s %s: Range %r answered with the whole file", request.method, request.path, asked[:80])
@@ -265,6 +274,16 @@ def _ranged(request: web.Request, size: int, what: str) -> web.Request:
         return request.clone(headers=headers)
     raise web.HTTPRequestRangeNotSatisfiable(text=f"Range {asked[:80]!r} {why}",
                                              headers={hdrs.CONTENT_RANGE: f"bytes */{size}"})
+
+
+def _unchanged(request: web.Request, kept: os.stat_result) -> bool:
+    """Whether the request's If-Range names the `kept` file as it is: its ETag (a strong one, as aiohttp's FileResponse
+    writes it) or a date no earlier than its Last-Modified; anything else, an unreadable value too, does not."""
+    validator = request.headers[hdrs.IF_RANGE].strip()
+    if validator.startswith(('"', "W/")):
+        return validator == f'"{kept.st_mtime_ns:x}-{kept.st_size:x}"'
+    since = request.if_range
+    return since is not None and kept.st_mtime <= since.timestamp()
 
 
 def _offset(digits: str) -> int:

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.bot.helpers import WAIT
-from tests.bot.web.test_gallery import World, opened
+from tests.bot.helpers import WAIT, tiny_mp4
+from tests.bot.web.test_gallery import World, fetch, opened
 
 
 @pytest.fixture
@@ -126,3 +126,46 @@ async def test_an_error_of_the_gallery_itself_is_still_a_500_with_its_traceback(
     assert answer.split(b"\r\n")[0] == b"HTTP/1.1 500 Internal Server Error"
     [error] = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert error.exc_info and str(error.exc_info[1]) == "a bug in the gallery"
+
+
+async def test_a_range_with_an_if_range_of_an_older_copy_gets_the_whole_new_file(world: World):
+    """aiohttp read no entity-tag in If-Range: a browser resuming a video kept before the file was replaced got the
+    asked part of the new file as a 206, spliced onto the old one's first bytes."""
+    job_id = await world.approved("a spinning top")
+    _, old, _ = await fetch(f"{world.url}/videos/{job_id}.mp4")
+    await world.media.save(job_id, tiny_mp4(96))
+    new = world.media.path(job_id).read_bytes()
+
+    stale = await fetch(f"{world.url}/videos/{job_id}.mp4", Range="bytes=100-199", **{"If-Range": old["Etag"]})
+    weak = await fetch(f"{world.url}/videos/{job_id}.mp4", Range="bytes=100-199", **{"If-Range": f"W/{old['Etag']}"})
+    unreadable = await fetch(f"{world.url}/videos/{job_id}.mp4", Range="bytes=100-199", **{"If-Range": "yesterday"})
+
+    for status, headers, body in (stale, weak, unreadable):
+        assert (status, body) == (200, new) and "Content-Range" not in headers
+
+
+@pytest.mark.parametrize(("asked", "status", "says"), [
+    ("bytes=100-199", 206, None), ("bytes=100-109, 200-209", 200, None), ("items=0-5", 200, None),
+    ("bytes=abc", 416, "is no byte range such as bytes=0-1023, bytes=1024- or bytes=-1024 "
+                       "(the video has {size} bytes)"),
+    ("bytes=-0", 416, "asks for none of the video's {size} bytes (0 to {last})"),
+    ("bytes=999999-", 416, "asks for none of the video's {size} bytes (0 to {last})"),
+])
+@pytest.mark.parametrize("validator", ["Etag", "Last-Modified"])
+async def test_a_range_with_the_files_own_if_range_is_read_as_without_it(world: World, validator: str, asked: str,
+                                                                         status: int, says: str | None):
+    """With an If-Range, aiohttp alone read the Range: several ranges or another unit were an empty 416 (the whole
+    file without If-Range), a range that is none an empty 416 naming nothing, and bytes=-0 a 206 of the whole file."""
+    job_id = await world.approved("a spinning top")
+    data = world.media.path(job_id).read_bytes()
+    _, first, _ = await fetch(f"{world.url}/videos/{job_id}.mp4")
+
+    got, headers, body = await fetch(f"{world.url}/videos/{job_id}.mp4", Range=asked, **{"If-Range": first[validator]})
+
+    assert got == status, (got, body[:200])
+    if status == 206:
+        assert body == data[100:200] and headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+    elif status == 200:
+        assert body == data
+    else:
+        assert body.decode() == f"Range {asked!r} " + says.format(size=len(data), last=len(data) - 1)
