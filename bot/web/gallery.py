@@ -12,8 +12,8 @@ Routes:
 - `GET /`: what the operator chose (GALLERY_FRONT_PAGE): every server's videos together (`all`; under the server's
   name when only one server has any), a list of the servers (`servers`), or one server's page (its id).
 - `GET /videos/<job id>`: one video's page, with the Open Graph tags that unfurl a shared link into the video
-  (absolute URLs from GALLERY_PUBLIC_URL, else the request's host: then the page is cached by the browser alone)
-  and the way back to its server's gallery.
+  (absolute URLs from GALLERY_PUBLIC_URL, else the request's host: then the page is cached by the browser alone,
+  and a Host that is no host name is a 400 line naming it) and the way back to its server's gallery.
 - `GET /videos/<job id>.mp4` and `.jpg`: a kept MP4 of an approved entry (with range requests, so browsers seek:
   one byte range; several, another unit than bytes, or an If-Range that is not the file as it is, get the whole file;
   a range that is none or asks for no byte is a 416 line naming it and the file's size) and its poster frame (made
@@ -55,6 +55,7 @@ PRIVATE_PAGE_CACHE = "private, max-age=60"  # a video's page whose links come fr
 MEDIA_CACHE = "public, max-age=86400, immutable"
 SECURITY_HEADERS = {**NOSNIFF, "Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer"}  # every response
 
+HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?", re.ASCII)  # a Host: name or [IP], port
 ID = "[1-9][0-9]{0,18}"  # a path's id: ASCII digits, no leading zero, at most 19 of them
 BYTE_RANGE = re.compile(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.ASCII)  # one range-spec of RFC 9110 §14.1.1
 ServerName = Callable[[int], str | None]  # a server's name, None when the bot is not in it
@@ -137,7 +138,7 @@ class Gallery(LocalSite):
         entry = await self._shown(_id(request, "job", "job"))
         kept = self.media.has(entry.job_id)  # False: its file was removed by hand; the page says so
         poster = kept and await self.media.poster(entry.job_id) is not None
-        base = self.public_url or f"{request.scheme}://{request.host}"
+        base = self.public_url or _origin(request)
         page = _html(video_page(entry, self._server(entry.guild_id), self.title, base=base, poster=poster,
                                 kept=kept))
         if self.public_url is None:  # links from the request's Host: a shared cache must not hand one to everyone
@@ -194,6 +195,16 @@ def _id(request: web.Request, name: str, what: str) -> int:
     if value > (MAX_JOB_ID if name == "job" else SNOWFLAKE_MAX):
         raise web.HTTPNotFound(text=f"{what} {value} is not in the showcase")
     return value
+
+
+def _origin(request: web.Request) -> str:
+    """The request's scheme and host, for a page's absolute links when there is no GALLERY_PUBLIC_URL, or a 400 naming
+    a Host that is no host name (bytes that are not UTF-8 there failed the page with a 500)."""
+    host = request.host
+    if not HOST.fullmatch(host):
+        raise web.HTTPBadRequest(text=f"Host {host[:80]!r} is no host name such as videos.example.org or "
+                                      "127.0.0.1:8080")
+    return f"{request.scheme}://{host}"
 
 
 def _count(request: web.Request, name: str, default: int) -> int:

@@ -1,5 +1,5 @@
-"""The gallery as a public site meets it: browsers seeking MP4s on one kept-alive connection, conditional requests,
-and strangers' malformed requests, each answered without an error in the bot's log."""
+"""The gallery as a public site meets it: browsers seeking MP4s on one kept-alive connection, conditional and If-Range
+requests, odd Host headers, and strangers' malformed requests, each answered without an error in the bot's log."""
 
 import asyncio
 import logging
@@ -169,3 +169,32 @@ async def test_a_range_with_the_files_own_if_range_is_read_as_without_it(world: 
         assert body == data
     else:
         assert body.decode() == f"Range {asked!r} " + says.format(size=len(data), last=len(data) - 1)
+
+
+@pytest.mark.parametrize(("host", "shown"), [(b"\xff\xfe", r"'\udcff\udcfe'"), (b"a b", "'a b'"), (b"", "''"),
+                                             (b"[::1", "'[::1'"), (b"evil/x?", "'evil/x?'")],
+                         ids=["not-utf8", "space", "empty", "half-ip", "path"])
+async def test_a_video_page_asked_with_a_host_that_is_no_host_name_is_a_400_naming_it(world: World, caplog,
+                                                                                    host: bytes, shown: str):
+    """Without GALLERY_PUBLIC_URL a video's page builds its links from Host: bytes that are not UTF-8 there were a 500
+    with a UnicodeEncodeError traceback, and the others links to no site."""
+    job_id = await world.approved("a calm lake")
+
+    answer = await answer_to(world.url, b"GET /videos/%d HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                             % (job_id, host))
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request" and b"text/plain; charset=utf-8" in head
+    assert body.decode() == f"Host {shown} is no host name such as videos.example.org or 127.0.0.1:8080"
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("host", ["videos.example.org", "gallery_web:8080", "127.0.0.1:8080", "[::1]:8080"])
+async def test_a_video_page_links_to_any_host_name_or_address_it_was_asked_by(world: World, host: str):
+    job_id = await world.approved("a calm lake")
+
+    answer = await answer_to(world.url, f"GET /videos/{job_id} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                             .encode())
+
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert f'<meta property="og:video" content="http://{host}/videos/{job_id}.mp4">'.encode() in answer
