@@ -76,6 +76,7 @@ class Gallery(LocalSite):
         self.front_page = front_page  # GALLERY_FRONT_PAGE: all, servers, or a server id
         self.server_name = server_name
         self.public_url = public_url.rstrip("/") if public_url else None  # GALLERY_PUBLIC_URL
+        self._told_missing: set[int] = set()  # jobs whose missing file was logged: once each, whoever asks again
         super().__init__(SECURITY_HEADERS)
         self.app.middlewares.append(self._not_found)
         self.app.add_routes([web.get("/", self.index), web.get(f"/servers/{{guild:{ID}}}", self.server),
@@ -150,7 +151,9 @@ class Gallery(LocalSite):
         job_id = (await self._shown(_id(request, "job", "job"))).job_id
         path = self.media.path(job_id)
         if not path.is_file():
-            log.warning("showcase job %d is approved but %s is missing", job_id, path)
+            if job_id not in self._told_missing:  # a client asking again and again must not fill the log
+                self._told_missing.add(job_id)
+                log.warning("showcase job %d is approved but %s is missing", job_id, path)
             raise web.HTTPNotFound(text=f"the video of job {job_id} is not kept any more")
         return await _file(request, path, "video/mp4", "video")
 

@@ -1,6 +1,7 @@
 """The gallery met the way strangers and odd clients meet it: Range headers that are not one plain byte range, and
 counts given twice."""
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -133,3 +134,14 @@ async def test_an_approved_video_whose_file_was_removed_by_hand_says_so_instead_
     assert status == 200 and GONE in page and "<video" not in page
     assert 'property="og:video' not in page and 'property="og:image' not in page
     assert 'property="og:type" content="website"' in page and "a removed lighthouse" in page
+
+
+async def test_a_removed_video_asked_again_and_again_is_logged_once(world: World, caplog):
+    # was: a WARNING at each request, so anyone could fill a public gallery's log with them
+    gone = await world.approved("a removed lighthouse", kept=False)
+
+    answers = [await fetch(f"{world.url}/videos/{gone}.mp4") for _ in range(5)]
+
+    assert [status for status, _, _ in answers] == [404] * 5
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"showcase job {gone} is approved but {world.media.path(gone)} is missing"]
