@@ -43,16 +43,6 @@ def _report(capsys, record_property, name: str, text: str) -> None:
         print(f"\n[policy] {name}: {text}")
 
 
-@pytest.fixture(scope="module")
-def gate() -> PolicyGate:
-    return PolicyGate()
-
-
-@pytest.fixture(scope="module")
-def denylist() -> Denylist:
-    return Denylist(load_default_entries())
-
-
 def _blocked(entries: list[DenylistEntry], text: str) -> bool:
     return Denylist(entries).match(text) is not None
 

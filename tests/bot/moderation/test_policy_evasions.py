@@ -2,18 +2,6 @@
 
 import pytest
 
-from bot.moderation.policy import Denylist, PolicyGate, load_default_entries
-
-
-@pytest.fixture(scope="module")
-def gate() -> PolicyGate:
-    return PolicyGate()
-
-
-@pytest.fixture(scope="module")
-def denylist() -> Denylist:
-    return Denylist(load_default_entries())
-
 
 @pytest.mark.parametrize("text", ["a spice market in Marrakesh", "spices on a wooden table", "spiced apple cider",
                                   "a chef spicing a curry", "a rapier duel on a castle stair",
