@@ -19,7 +19,6 @@ import asyncio
 import errno
 import io
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -267,7 +266,8 @@ class Delivery:
         try:
             await self._media.save(job.id, video)
         except OSError as error:
-            full = any(os.strerror(code) in str(error) for code in (errno.ENOSPC, errno.EDQUOT))
+            cause = error.__cause__ if isinstance(error.__cause__, OSError) else error  # t2v's WriteError: its cause
+            full = cause.errno in (errno.ENOSPC, errno.EDQUOT)
             advice = ("free space under MEDIA_DIR={}, or set MEDIA_DIR to a folder with room that the bot may write"
                       if full else "let the bot's user write MEDIA_DIR={} (a read-only mount, or its owner's "
                       "permissions), or set MEDIA_DIR to a folder it may write")

@@ -58,7 +58,8 @@ async def test_a_video_the_full_disk_cannot_keep_is_posted_and_logged_as_the_dis
     stacks: Stacks, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, cause: str, advice: str
 ) -> None:
     def full(path: Path, data: bytes) -> Path:  # what t2v.video.write_whole raises on ENOSPC, EROFS
-        raise WriteError(f"could not write {path} ({cause}); nothing was written there")
+        code = next(code for code in (errno.ENOSPC, errno.EROFS) if os.strerror(code) == cause)
+        raise WriteError(f"could not write {path} ({cause}); nothing was written there") from OSError(code, cause)
 
     monkeypatch.setattr(MediaStore, "_write", staticmethod(full))
     async with stacks.run() as stack:
