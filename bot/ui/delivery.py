@@ -33,6 +33,15 @@ from bot.gpu.previews import Preview
 from bot.jobs.events import Delivered, Submitted
 from bot.media import MediaStore
 from bot.settings import Settings
+from bot.ui.discord_errors import (
+    THREAD_ARCHIVED,
+    channel_gone,
+    discord_said,
+    message_deleted,
+    out_of_reach,
+    token_refused,
+    too_large,
+)
 from bot.ui.queue_board import Place, QueueBoard, Sleep
 from bot.ui.status import (
     deleted_text,
@@ -47,8 +56,6 @@ from storage import JobRecord, JobState, Repository, utc_now
 
 log = logging.getLogger(__name__)
 
-INVALID_WEBHOOK_TOKEN = 50027  # Discord's code for an expired interaction token
-ENTITY_TOO_LARGE = 40005  # Discord's code for an upload over the size it accepts (HTTP 413)
 REMEMBER_FINISHED = 1024  # finished job ids kept, so a late event can never overwrite a result
 ResultView = Callable[[JobRecord], discord.ui.View]  # the buttons under a finished video
 RetryLater = Callable[[JobRecord], str | None]  # a pending post tried again later: when, in words; None: not now
@@ -88,11 +95,6 @@ def _view(view: discord.ui.View | None, *, final: bool = False) -> dict[str, dis
     return {"view": None} if final else {}
 
 
-def _is_too_large(error: discord.HTTPException) -> bool:
-    """413/40005: Discord accepts less than the interaction's advertised upload limit."""
-    return error.status == 413 or error.code == ENTITY_TOO_LARGE
-
-
 async def _gif(job: JobRecord, preview: Preview) -> bytes | None:
     """The live preview as the GIF a status edit carries (CPU work, in a thread); None, logged, when it cannot be made:
     the edit goes on without it."""
@@ -101,43 +103,6 @@ async def _gif(job: JobRecord, preview: Preview) -> bytes | None:
     except Exception:
         log.exception("job %d: the live preview of step %d could not be made a GIF", job.id, preview.step)
         return None
-
-
-UNKNOWN_CHANNEL, MISSING_ACCESS = 10003, 50001  # Discord's codes for a channel deleted, or one the bot cannot see
-THREAD_ARCHIVED = 50083  # Discord's code for an edit or post in a thread archived (or locked by a moderator)
-UNKNOWN_MESSAGE = 10008  # Discord's code for a message deleted (a status, by a member or a moderator: never the bot)
-SAID_CHARS = 200  # the longest error text of Discord's an apology quotes
-
-
-def _out_of_reach(error: discord.HTTPException) -> bool:
-    """403 or 404 from a channel route: the channel (or the message) was deleted, or the bot may no longer see it or
-    post there; or a thread archived or locked (400 or 403, 50083); nothing to retry, and nothing the operator must
-    fix."""
-    return isinstance(error, discord.Forbidden | discord.NotFound) or error.code == THREAD_ARCHIVED
-
-
-def discord_said(error: discord.HTTPException) -> str:
-    """Discord's words for a failed request, as a user reads them in an apology: its message ("Service Unavailable"),
-    or the HTTP status where there is none or it is no sentence (the HTML page a proxy in front of Discord serves)."""
-    text = " ".join(str(error.text or "").split())
-    return text if text and not text.startswith("<") and len(text) <= SAID_CHARS else f"HTTP {error.status}"
-
-
-def _channel_gone(error: discord.HTTPException) -> bool:
-    """The channel itself is out of reach (deleted, or hidden from the bot), not just this message (a preview the bot
-    may not attach, 50013): no status is posted there again."""
-    return error.code in (UNKNOWN_CHANNEL, MISSING_ACCESS, THREAD_ARCHIVED)
-
-
-def _is_deleted(error: discord.HTTPException) -> bool:
-    """404/10008 from a channel route for the status message: someone deleted it by hand (the bot never deletes a
-    status); a deleted channel answers 10003. (Through the token a deleted channel's status answers 10008 too.)"""
-    return error.status == 404 and error.code == UNKNOWN_MESSAGE
-
-
-def _is_token_error(error: discord.HTTPException) -> bool:
-    """401/50027 (token expired) or 404 (response or token unknown): stop using the token."""
-    return error.status in (401, 404) or error.code == INVALID_WEBHOOK_TOKEN
 
 
 class Delivery:
@@ -431,7 +396,7 @@ class Delivery:
         try:
             posted = await self._post_video(job, status, content, video, view)
         except discord.HTTPException as error:
-            if shrink is None or not _is_too_large(error):
+            if shrink is None or not too_large(error):
                 raise
             posted = await self._post_video(job, status, content, await _smaller(job, video, shrink, error), view)
         await self._guard(self._repo.set_result_message(job.id, posted.id), job, "storing its result id")
@@ -469,7 +434,7 @@ class Delivery:
             try:
                 return await channel.send(text, **extras())
             except discord.HTTPException as error:  # closed to the bot, deleted since the command, a thread locked
-                if not _out_of_reach(error):
+                if not out_of_reach(error):
                     raise
                 log.info("job %d: may not post in channel %d (%s %s); sending it to its requester directly", job.id,
                          job.channel_id, error.status, error.code)
@@ -536,7 +501,7 @@ class Delivery:
                 log.info("job %d: its thread %d is archived or locked (%s %s); its requester hears of the outcome "
                          "directly", job.id, job.channel_id, error.status, error.code)
             status.channel_closed = True
-        elif _is_token_error(error):
+        elif token_refused(error):
             self._token_refused(job, status, error)
         else:
             raise error
@@ -576,7 +541,7 @@ class Delivery:
                                                                           allowed_mentions=mentions(job.user_id))
                 return
             except discord.HTTPException as error:  # deleted by hand, or older than an hour (30046)
-                if _is_deleted(error):
+                if message_deleted(error):
                     self._status_deleted(job.id, status)
                     return
                 log.info("job %d: status message %d not editable (%s %s); posting a new one", job.id,
@@ -585,11 +550,11 @@ class Delivery:
             message = await channel.send(content, **_files(preview, "files"), **_view(view),  # type: ignore[arg-type]
                                          allowed_mentions=mentions(job.user_id), suppress_embeds=True)
         except discord.HTTPException as error:
-            if not _out_of_reach(error):
+            if not out_of_reach(error):
                 raise
             log.info("job %d: channel %d takes no status (%s %s); its requester hears of the outcome directly",
                      job.id, job.channel_id, error.status, error.code)
-            status.channel_closed = _channel_gone(error)
+            status.channel_closed = channel_gone(error)
             return
         status.message_id = message.id
         await self._repo.set_status_message(job.id, message.id)
@@ -614,9 +579,9 @@ class Delivery:
             await channel.get_partial_message(status.message_id).edit(content=content, **cleared, view=None,
                                                                       allowed_mentions=mentions(job.user_id))
         except discord.HTTPException as error:
-            if not _out_of_reach(error):
+            if not out_of_reach(error):
                 raise
-            status.deleted = _is_deleted(error)
+            status.deleted = message_deleted(error)
             log.info("job %d: status message %d is out of reach (%s %s); left as it was", job.id, status.message_id,
                      error.status, error.code)
 

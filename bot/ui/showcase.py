@@ -28,7 +28,7 @@ from bot.errors import Denied
 from bot.media import MediaStore
 from bot.moderation.servers import ServerSettings
 from bot.settings import Settings
-from bot.ui.delivery import THREAD_ARCHIVED
+from bot.ui.discord_errors import THREAD_ARCHIVED, UNKNOWN_CHANNEL, UNKNOWN_MESSAGE
 from bot.ui.replies import answer_privately
 from bot.ui.status import settings_line
 from bot.ui.text import counted
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RESULTS_COG = "Results"  # the cog that handles result buttons and votes
-UNKNOWN_CHANNEL, UNKNOWN_MESSAGE = 10003, 10008  # Discord's error codes
 GONE_CODES = (UNKNOWN_CHANNEL, UNKNOWN_MESSAGE)  # the post was deleted there
 
 

@@ -41,7 +41,7 @@ from bot.moderation.rules import Moderation
 from bot.moderation.text import block_message
 from bot.settings import Settings
 from bot.ui.cogs.video import VideoCog, prompt_kept
-from bot.ui.delivery import THREAD_ARCHIVED
+from bot.ui.discord_errors import THREAD_ARCHIVED
 from bot.ui.permissions import audit_on_job, is_moderator, moderates
 from bot.ui.replies import answer_error, answer_privately, handler
 from bot.ui.showcase import RESULTS_COG, Showcase

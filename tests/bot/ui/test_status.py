@@ -63,6 +63,6 @@ def test_the_result_says_what_each_number_is_and_what_the_video_came_from(spec, 
 def test_an_apology_quotes_discords_words_only_where_they_are_a_sentence(status, said, quoted):
     import discord
 
-    from bot.ui.delivery import discord_said
+    from bot.ui.discord_errors import discord_said
 
     assert discord_said(discord.HTTPException(SimpleNamespace(status=status, reason="?"), said)) == quoted
