@@ -38,7 +38,7 @@ from bot.jobs.upscale import upscale_spec
 from bot.media import MediaStore
 from bot.moderation.policy import MAX_PROMPT_CHARS
 from bot.moderation.rules import Moderation
-from bot.moderation.text import block_message
+from bot.moderation.text import BUTTONS, block_message
 from bot.settings import Settings
 from bot.ui.cogs.video import VideoCog, prompt_kept
 from bot.ui.discord_errors import THREAD_ARCHIVED
@@ -51,9 +51,9 @@ log = logging.getLogger(__name__)
 
 # action -> (emoji, label, style); the order is the order of the buttons
 ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
-    "reroll": ("🔁", "Reroll", discord.ButtonStyle.primary),
-    "edit": ("✏️", "Edit prompt", discord.ButtonStyle.secondary),
-    "upscale": ("⬆️", "Upscale", discord.ButtonStyle.secondary),
+    **{action: (*BUTTONS[action].split(" ", 1), style)  # as refusals name them (bot.moderation.text.BUTTONS)
+       for action, style in (("reroll", discord.ButtonStyle.primary), ("edit", discord.ButtonStyle.secondary),
+                             ("upscale", discord.ButtonStyle.secondary))},
     "showcase": ("⭐", "Showcase", discord.ButtonStyle.secondary),
     "delete": ("🗑️", "Delete", discord.ButtonStyle.danger),
 }
