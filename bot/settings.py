@@ -27,6 +27,8 @@ from bot.errors import SettingsError
 from bot.paths import Written, path_problem
 from storage import InvalidDatabaseURL, urls
 from storage.dotenv_file import read_env_file
+from storage.records import MAX_SNOWFLAKE as SNOWFLAKE_MAX
+from storage.records import is_snowflake
 from t2v.config import TINY_RANDOM, SamplerDefaults
 from t2v.request import LIMITS
 
@@ -43,7 +45,6 @@ OPTIMIZE_ALIASES = {**dict.fromkeys(("1", "true", "yes"), "on"), **dict.fromkeys
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "ERR": "ERROR", "INFORMATION": "INFO", "TRACE": "DEBUG"}
 NEAR_MISS = 0.7  # difflib's likeness above which a value is taken for a typo of an accepted one (daily: day 0.75)
-SNOWFLAKE_MAX = 2**63 - 1  # Discord's ids (positive) and SQL's BIGINT end here
 QUOTA_PERIODS = ("hour", "day", "week", "month")  # calendar periods in UTC (weeks start on Monday)
 MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
 MIN_HISTORY_DAYS = 32  # the jobs log kept at least this long: the longest quota period (a month) and a day
@@ -194,13 +195,6 @@ def _ip_version(host: str) -> int | None:
         return ipaddress.ip_address(host).version
     except ValueError:
         return None
-
-
-def is_snowflake(text: str) -> bool:
-    """Whether `text` is a Discord id as a person may type it: decimal digits of a whole number from 1 to 2⁶³ − 1,
-    ASCII or another script's (full-width １２３ from a Japanese or Chinese keyboard; int(text) reads them alike and
-    gives the id). Superscripts and other digit-like signs (², ①), which int() refuses, are not."""
-    return text.isdecimal() and 0 < int(text) <= SNOWFLAKE_MAX
 
 
 def fast_path_on(optimize: str, device: str) -> bool:

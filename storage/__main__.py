@@ -83,9 +83,9 @@ from storage.errors import (  # noqa: E402
     said,
     unavailable,
 )
+from storage.records import MAX_SNOWFLAKE, is_snowflake  # noqa: E402
 
 ENV_FILE = ".env"
-MAX_ID = 2**63 - 1
 CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")  # what `say` escapes (t2v.errors.visible's kind; storage imports no t2v)
 CHATTER = ("Context impl ", "Will assume ")  # what Alembic logs each time it looks at the database
 SETTINGS = ("DATABASE_URL", "DISCORD_GUILD_ID")  # the bot's settings this command reads (`_setting`)
@@ -229,9 +229,9 @@ def _positive(text: str) -> int:
     """A server id: decimal digits of a whole number from 1 to 2⁶³ − 1 (SQL's BIGINT, and Discord's ids), ASCII or
     another script's (full-width １２３), as the bot reads DISCORD_GUILD_ID."""
     digits = text.strip()
-    if not digits.isdecimal() or not 0 < int(digits) <= MAX_ID:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a server id (a whole number from 1 to {MAX_ID}, such as "
-                                         "123456789012345678)")
+    if not is_snowflake(digits):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a server id (a whole number from 1 to {MAX_SNOWFLAKE}, "
+                                         "such as 123456789012345678)")
     return int(digits)
 
 

@@ -12,6 +12,14 @@ from typing import Any
 # an error (asyncpg: "value out of int32 range"), not with no row. Ids typed by people are checked against it first.
 MAX_JOB_ID = 2**31 - 1
 GLOBAL = 0  # the scope above every server (Discord ids are never 0): the operator's settings, the shipped denylist
+MAX_SNOWFLAKE = 2**63 - 1  # Discord's ids (positive) and SQL's BIGINT end here
+
+
+def is_snowflake(text: str) -> bool:
+    """Whether `text` is a Discord id as a person may type it: decimal digits of a whole number from 1 to 2⁶³ − 1,
+    ASCII or another script's (full-width １２３ from a Japanese or Chinese keyboard; int(text) reads them alike and
+    gives the id). Superscripts and other digit-like signs (², ①), which int() refuses, are not."""
+    return text.isdecimal() and 0 < int(text) <= MAX_SNOWFLAKE
 
 
 class JobState(StrEnum):

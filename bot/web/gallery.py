@@ -41,10 +41,9 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 
 from bot.media import MediaStore
-from bot.settings import SNOWFLAKE_MAX
 from bot.web.pages import CSP, Pager, Server, listing, not_found_page, servers_page, video_page
 from bot.web.site import NOSNIFF, Handler, LocalSite
-from storage import MAX_JOB_ID, ShowcaseRecord, ShowcaseRepository
+from storage import MAX_JOB_ID, MAX_SNOWFLAKE, ShowcaseRecord, ShowcaseRepository
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +194,7 @@ def _id(request: web.Request, name: str, what: str) -> int:
     """A server or job id of the path (ASCII digits without a leading zero: one URL a video), or a 404 for one above
     any id there can be (a job's: MAX_JOB_ID, which PostgreSQL would answer with an error, not with no row)."""
     value = int(request.match_info[name])
-    if value > (MAX_JOB_ID if name == "job" else SNOWFLAKE_MAX):
+    if value > (MAX_JOB_ID if name == "job" else MAX_SNOWFLAKE):
         raise web.HTTPNotFound(text=f"{what} {value} is not in the showcase")
     return value
 
