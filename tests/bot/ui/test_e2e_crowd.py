@@ -11,21 +11,13 @@ import pytest
 from storage import JobState
 from tests.bot.conftest import Stack, Stacks
 from tests.bot.helpers import has_video, video
-from tests.clocks import Monotonic
+from tests.clocks import Ticking
 from tests.fakediscord import InteractionHandle
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
 CROWD = 12
 FIRST = "a lighthouse beam sweeping over fog"
-
-
-class Ticking(Monotonic):
-    """A monotonic clock that moves 10 s each time it is read: every throttle (2 s) has always run out."""
-
-    def __call__(self) -> float:
-        self.t += 10.0
-        return self.t
 
 
 def places_shown(stack: Stack, handles: dict[int, InteractionHandle]) -> bool:

@@ -10,7 +10,7 @@ from bot.gpu.models import Models
 from storage import JobState
 from tests.bot.conftest import Stacks
 from tests.bot.helpers import ScriptedPipeline, contents, has_video, rendering_past_its_token, video
-from tests.clocks import Monotonic
+from tests.clocks import Ticking
 from tests.fakediscord import FakeDiscord, FakeMessage
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -181,14 +181,6 @@ async def test_a_private_job_gets_its_video_in_an_ephemeral_followup_that_mentio
     assert result.extra["allowed_mentions"] == {"parse": [], "users": [bob.id]}
     assert status.content == "Finished · job #1 · your video is in the message below"
     assert channel_posts(fake) == [] and job.result_message_id == result.id
-
-
-class Ticking(Monotonic):
-    """A monotonic clock that moves 10 s each time it is read: every throttle (2 s) has always run out."""
-
-    def __call__(self) -> float:
-        self.t += 10.0
-        return self.t
 
 
 async def test_a_queued_status_moves_up_when_the_job_ahead_finishes_and_never_shows_an_eta_in_the_past(
