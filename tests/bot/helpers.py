@@ -19,8 +19,8 @@ import threading
 import time
 import types
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -487,6 +487,18 @@ class LogWaker(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.fake.notify()
+
+
+@contextmanager
+def woken_by_logs(fake: FakeDiscord, logger: str = "") -> Iterator[None]:
+    """While it lasts, each record of `logger` (and of its children; "" for every logger) wakes the fake's waiters,
+    so a test waits for a log line without polling."""
+    handler = LogWaker(fake)
+    logging.getLogger(logger).addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger(logger).removeHandler(handler)
 
 
 def has_video(message: FakeMessage) -> bool:

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import delete_result, has_video, video
+from tests.bot.helpers import delete_result, has_video, video, woken_by_logs
 from tests.fakediscord import FakeDiscord
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -61,17 +61,6 @@ async def test_a_private_status_is_told_while_its_token_lives(stacks: Stacks):
     assert answer.content == "🗑️ Deleted job #1." and status.content == GONE and status.ephemeral
 
 
-def notifying(fake: FakeDiscord, logger: str) -> logging.Handler:
-    """A handler that wakes the fake's waiters on every record of `logger`, so a test may wait for a log line."""
-    class Notify(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            fake.notify()
-
-    handler = Notify()
-    logging.getLogger(logger).addHandler(handler)
-    return handler
-
-
 async def test_a_status_that_can_no_longer_be_edited_is_left_and_the_deletion_stands(stacks: Stacks, caplog):
     caplog.set_level(logging.INFO, logger="bot.ui.delivery")
     async with stacks.run() as stack:
@@ -81,13 +70,10 @@ async def test_a_status_that_can_no_longer_be_edited_is_left_and_the_deletion_st
         fake.expire_token(asked)
         fake.fail_next("PATCH /channels/*/messages/*", 400, code=30046,
                        message="Maximum number of edits to messages older than 1 hour reached.")
-        handler = notifying(fake, "bot.ui.delivery")
-        try:
+        with woken_by_logs(fake, "bot.ui.delivery"):
             answer = await delete_result(fake, result, 1, bob)
             await fake.wait_for(lambda: "could not be told the video was deleted (400 30046)" in caplog.text,
                                 what="the line saying the status was left")
-        finally:
-            logging.getLogger("bot.ui.delivery").removeHandler(handler)
         job = await stack.job(1)
 
     assert answer.content == "🗑️ Deleted job #1." and result.deleted and job.deleted_at is not None

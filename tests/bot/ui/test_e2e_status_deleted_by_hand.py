@@ -9,7 +9,7 @@ import pytest
 
 from storage import JobState
 from tests.bot.conftest import Stacks
-from tests.bot.helpers import LogWaker, ScriptedPipeline, has_video, rendering_past_its_token, video
+from tests.bot.helpers import ScriptedPipeline, has_video, rendering_past_its_token, video, woken_by_logs
 from tests.fakediscord import FakeDiscord, FakeMessage
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -37,14 +37,10 @@ async def purged(fake: FakeDiscord, statuses: list[FakeMessage], caplog: pytest.
 async def heard(fake: FakeDiscord, caplog: pytest.LogCaptureFixture, deletion: Awaitable[None], statuses: int) -> None:
     """Until the bot has heard that `statuses` statuses were deleted, after `deletion`."""
     caplog.set_level(logging.INFO, logger="bot.ui.delivery")
-    waker = LogWaker(fake)
-    logging.getLogger("bot.ui.delivery").addHandler(waker)
-    try:
+    with woken_by_logs(fake, "bot.ui.delivery"):
         await deletion
         await fake.wait_for(lambda: caplog.text.count("its status message was deleted by hand") == statuses,
                             what="the bot to hear of the deletion")
-    finally:
-        logging.getLogger("bot.ui.delivery").removeHandler(waker)
 
 
 async def test_a_status_deleted_while_rendering_is_not_posted_again_and_the_video_still_mentions_its_requester(

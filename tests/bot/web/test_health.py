@@ -29,7 +29,7 @@ from bot.web.health import Health
 from bot.web.metrics import Metrics
 from storage import Repository, create_engine, migrate
 from tests.bot.conftest import settings_for
-from tests.bot.helpers import WAIT, LogWaker, fake_torch, has_video, video
+from tests.bot.helpers import WAIT, fake_torch, has_video, video, woken_by_logs
 from tests.fakediscord import FakeDiscord
 from tests.net import free_port
 
@@ -274,13 +274,9 @@ def test_a_port_in_use_at_start_is_no_reason_to_stop_the_start_check():
 async def ready(fake: FakeDiscord, caplog: pytest.LogCaptureFixture) -> None:
     """Until the bot under `run()` has logged on_ready's "connected as" (its guilds have arrived)."""
     caplog.set_level(logging.INFO)
-    handler = LogWaker(fake)
-    logging.getLogger().addHandler(handler)
-    try:
+    with woken_by_logs(fake):
         await fake.wait_for(lambda: any(r.getMessage().startswith("connected as") for r in caplog.records),
                             timeout=WAIT, what="the bot to be ready")
-    finally:
-        logging.getLogger().removeHandler(handler)
 
 
 async def test_python_m_bot_serves_healthz_and_metrics_that_follow_the_requests(
