@@ -17,11 +17,10 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-import discord
-
 from bot.characters import shown
 from bot.jobs.events import Delivered
 from bot.jobs.spec import UPSCALE
+from bot.moderation.text import discord_time
 from bot.ui.text import counted
 from storage import JobRecord, JobState
 
@@ -58,7 +57,7 @@ def any_moment(eta: datetime, now: datetime) -> bool:
 def eta_words(eta: datetime, now: datetime) -> str:
     """A Discord relative timestamp (it counts down on every client), or "any moment now" when the estimate is at most
     ANY_MOMENT_S away or already past: a queued job never reads "ETA 2 minutes ago"."""
-    return "any moment now" if any_moment(eta, now) else discord.utils.format_dt(eta, "R")
+    return "any moment now" if any_moment(eta, now) else discord_time(eta)
 
 
 def queued_text(job: JobRecord, position: int, eta: datetime, now: datetime) -> str:

@@ -22,6 +22,7 @@ from discord import app_commands
 from bot.characters import clipped, shown
 from bot.errors import InvalidInput
 from bot.moderation.rules import Moderation
+from bot.moderation.text import discord_time
 from bot.settings import Settings
 from bot.ui.permissions import AnyChannel, check_moderator, own_channel, server
 from bot.ui.replies import answer_privately
@@ -136,7 +137,7 @@ def postable(interaction: discord.Interaction, channel: AnyChannel) -> int:
 def _pending_line(entry: ShowcaseRecord, kept: bool) -> str:
     """One nomination: job, author, who nominated it and when, and the prompt; one whose video file is gone (not
     `kept`), which approval refuses (`Showcase.check_kept`), says so up front."""
-    when = discord.utils.format_dt(entry.nominated_at, "R")
+    when = discord_time(entry.nominated_at)
     gone = "" if kept else ("\n  ⚠️ Its video file is gone from the bot's media folder, so it cannot be approved until "
                             "the file is back.")
     return (f"• job #{entry.job_id} by {shown(entry.author_name, 100)} · nominated by <@{entry.nominated_by}> "
