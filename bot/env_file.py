@@ -11,12 +11,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dotenv.parser import Binding, Original, parse_stream
+from dotenv.parser import Binding, parse_stream
 from dotenv.variables import Variable, parse_variables
 
 from bot.settings import Settings
 from storage import setting_names
-from storage.dotenv_file import read_env_file, taken_as_written
+from storage.dotenv_file import line_of, read_env_file, taken_as_written
 from t2v.errors import current_user
 
 ALIASES = {  # names other bots and guides use that difflib does not find, and the setting each stands for here
@@ -74,7 +74,7 @@ def malformed_lines(env_file: str | None = ".env") -> list[str]:
     except (OSError, UnicodeDecodeError):  # `unreadable` says why, in one line
         return []
     bindings = list(parse_stream(io.StringIO(text)))
-    return [*(f"{env_file} line {_first_line(binding.original)} is not NAME=value, so the bot would ignore it; "
+    return [*(f"{env_file} line {line_of(binding)} is not NAME=value, so the bot would ignore it; "
               "correct it or make it a comment (#)" for binding in bindings
               if binding.error or (binding.key is not None and binding.value is None)),  # NAME alone: nothing read
             *_overridden(env_file, bindings), *_unset_variables(env_file, bindings)]
@@ -95,7 +95,7 @@ def _overridden(env_file: str, bindings: list[Binding]) -> list[str]:
         undone = [binding for binding in given[:-1] if binding.value and binding.value != last.value]
         if not undone:
             continue
-        numbers = [_first_line(binding.original) for binding in (*undone, last)]
+        numbers = [line_of(binding) for binding in (*undone, last)]
         which = ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
         read = "only the last, which is empty (unset: the default)" if not last.value else "only the last"
         found.append(f"{env_file} sets {name.upper()} on lines {which} to different values: the bot would read {read}; "
@@ -116,7 +116,7 @@ def _unset_variables(env_file: str, bindings: list[Binding]) -> list[str]:
                      if isinstance(atom, Variable) and atom.default is None and atom.name not in known]
             if unset:
                 used = f"${{{unset[0]}}}"
-                found.append(f"{env_file} line {_first_line(binding.original)}: {binding.key.upper()} uses {used}, "
+                found.append(f"{env_file} line {line_of(binding)}: {binding.key.upper()} uses {used}, "
                              "which neither an earlier line nor the environment sets, so it would read as empty; set "
                              f"{unset[0]}, or put the value in single quotes to keep {used} as written")
         known.add(binding.key)
@@ -125,12 +125,6 @@ def _unset_variables(env_file: str, bindings: list[Binding]) -> list[str]:
 
 def _text(env_file: str) -> str:
     return Path(env_file).read_bytes().decode("utf-8-sig")  # a byte-order mark is fine
-
-
-def _first_line(original: Original) -> int:
-    """The line a statement python-dotenv could not parse starts on (it counts from the blank lines before it)."""
-    text = original.string
-    return original.line + text[:len(text) - len(text.lstrip())].count("\n")
 
 
 def misspelled(env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> list[str]:

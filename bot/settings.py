@@ -26,7 +26,7 @@ from pydantic_settings import (
 from bot.errors import SettingsError
 from bot.paths import Written, path_problem
 from storage import InvalidDatabaseURL, urls
-from storage.dotenv_file import read_env_file
+from storage.dotenv_file import env_bindings, line_of, read_env_file
 from storage.records import MAX_SNOWFLAKE as SNOWFLAKE_MAX
 from storage.records import is_snowflake
 from t2v.config import TINY_RANDOM, SamplerDefaults
@@ -707,13 +707,12 @@ def _empty_line(field: str, env_file: str | None) -> int | None:
         return None
     try:
         values = read_env_file(env_file)
-        lines = re.split(r"\r\n|\n|\r", Path(env_file).read_text(encoding="utf-8-sig"))  # as python-dotenv counts
+        sets = [binding for binding in env_bindings(env_file) if (binding.key or "").lower() == field]
     except (OSError, UnicodeDecodeError):
         return None
     if not any(key.lower() == field and value == "" for key, value in values.items()):
         return None
-    sets = re.compile(rf"\s*(?:export\s+)?('?){field}\1\s*=", re.IGNORECASE)  # python-dotenv's NAME= (or 'NAME'=)
-    return max((number for number, text in enumerate(lines, 1) if sets.match(text)), default=0)  # the last: read
+    return line_of(sets[-1]) if sets else 0  # the last: the one read
 
 
 def _error_line(problem: Mapping[str, Any], env: Mapping[str, str] | None, env_file: str | None) -> str:

@@ -18,12 +18,22 @@ _SINGLE_QUOTED = re.compile(r"\s*(?:export[^\S\r\n]+)?(?:'[^']+'|[^=#\s]+)[^\S\r
 # in python-dotenv's grammar (dotenv.parser: export, a quoted or bare key, =, the value's opening quote)
 
 
+def env_bindings(path: str | os.PathLike[str]) -> list[Binding]:
+    """A `.env` file's statements as python-dotenv parses them, in file order (a byte-order mark is fine)."""
+    with open(path, encoding="utf-8-sig") as stream:
+        return list(parse_stream(stream))
+
+
+def line_of(binding: Binding) -> int:
+    """The line a `.env` statement starts on (python-dotenv counts from the blank lines before it)."""
+    text = binding.original.string
+    return binding.original.line + text[:len(text) - len(text.lstrip())].count("\n")
+
+
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str | None]:
     """A `.env` file's variables, single-quoted values as written (see the module); a byte-order mark is fine."""
-    with open(path, encoding="utf-8-sig") as stream:
-        bindings = list(parse_stream(stream))
     values: dict[str, str | None] = {}
-    for binding in bindings:
+    for binding in env_bindings(path):
         if binding.key is None:  # a comment, or a line that is not NAME=value (bot.env_file.malformed_lines)
             continue
         value = binding.value
