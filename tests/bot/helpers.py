@@ -281,7 +281,7 @@ class FakePipeline:
                 if should_cancel() and not self.deaf_while_held:
                     break
         frames = np.zeros((request.frames, 64, 64, 3), np.uint8)
-        return SimpleNamespace(frames=frames, seed=request.seed, timings={"total_s": 0.25}, notes=["fake model"])
+        return GenerationResult(frames, request.seed, {"total_s": 0.25}, is_noise=True)  # a note, as tiny-random's
 
 
 class ScriptedPipeline:

@@ -27,6 +27,7 @@ from bot.jobs.spec import Queued, UpscaleOf
 from storage import JobState
 from t2v import GenerationCancelled, GenerationRequest
 from t2v.preview import preview_due
+from t2v.request import GenerationResult
 from tests.bot.conftest import tiny_pipeline
 from tests.bot.helpers import PROMPTS, STYLES, WAIT, FakePipeline, StyledPipeline, spec, styled_models
 
@@ -80,8 +81,8 @@ class BatchPipeline(StyledPipeline):
             self.oom[short] -= 1
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         timings = {"total_s": 0.5, "batch": len(requests)}
-        return [SimpleNamespace(frames=np.zeros((r.frames, 64, 64, 3), np.uint8), seed=r.seed, timings=timings,
-                                notes=["fake model"]) for r in requests]
+        return [GenerationResult(np.zeros((r.frames, 64, 64, 3), np.uint8), r.seed, timings, is_noise=True)
+                for r in requests]
 
 
 @pytest.fixture
@@ -252,8 +253,8 @@ def test_each_member_of_a_batch_gets_its_own_live_preview_and_mp4():
                 if preview_due(on_preview, step, steps):
                     grey = (np.arange(n) * 100 + step).astype(np.uint8)
                     on_preview(step, steps, np.broadcast_to(grey[:, None, None, None, None], (n, 2, 8, 64, 3)))
-            return [SimpleNamespace(frames=np.full((2, 64, 64, 3), 60 * i, np.uint8), seed=r.seed,
-                                    timings={"total_s": 1.0, "batch": n}, notes=[]) for i, r in enumerate(requests)]
+            return [GenerationResult(np.full((2, 64, 64, 3), 60 * i, np.uint8), r.seed, {"total_s": 1.0, "batch": n})
+                    for i, r in enumerate(requests)]
 
     requests = [spec(prompt, seed=i, steps=8).request for i, prompt in enumerate(PROMPTS[:2])]
     reports: list[tuple[Any, ...]] = []
@@ -318,8 +319,8 @@ def mp4_frames(video: bytes) -> np.ndarray:
 def test_a_batch_reports_each_member_its_share_of_the_time_for_the_eta():
     class Timed:
         def generate_batch(self, requests, on_step=None, should_cancel=None, on_preview=None):
-            return [SimpleNamespace(frames=np.zeros((2, 64, 64, 3), np.uint8), seed=i, notes=[],
-                                    timings={"total_s": 6.0, "batch": 3}) for i in range(len(requests))]
+            return [GenerationResult(np.zeros((2, 64, 64, 3), np.uint8), i, {"total_s": 6.0, "batch": 3})
+                    for i in range(len(requests))]
 
     requests = [GenerationRequest(PROMPTS[i], seed=i, steps=2, frames=2, width=64, height=64) for i in range(3)]
     rendered = batch_work(requests)(Models(Timed()), lambda *_: None, lambda: False)

@@ -28,8 +28,10 @@ from bot.settings import load_settings
 from storage import JobRecord, JobState
 from t2v import TINY_RANDOM, WeightsError, load_pipeline
 from t2v.errors import VideoTooLargeError
-from t2v.request import GenerationRequest
+from t2v.request import GenerationRequest, GenerationResult
 from tests.bot.helpers import NOW, PROMPTS, WAIT, BrokenEvents, Events, FakePipeline, Timers, requester, spec
+
+NOISE = GenerationResult(None, 0, {}, is_noise=True).notes[0]  # the note the fake pipeline's videos carry
 
 
 async def test_an_accepted_job_is_delivered_as_mp4_with_its_seed(make_service):
@@ -38,7 +40,7 @@ async def test_an_accepted_job_is_delivered_as_mp4_with_its_seed(make_service):
     assert submitted.position == 1 and submitted.eta == NOW + timedelta(seconds=5)
     assert submitted.job.state == JobState.QUEUED and submitted.job.seed == 42
     delivered = await h.events.wait("done", submitted.job.id)
-    assert delivered.video[4:8] == b"ftyp" and delivered.seed == 42 and delivered.notes == ("fake model",)
+    assert delivered.video[4:8] == b"ftyp" and delivered.seed == 42 and delivered.notes == (NOISE,)
     assert h.events.of(submitted.job.id) == ["started", "progress", "done"]
     job = await h.repo.get_job(submitted.job.id)
     assert (job.state, job.seed, job.output_bytes, job.attempts) == (JobState.DONE, 42, len(delivered.video), 1)
