@@ -7,7 +7,7 @@ t2v.long_video and t2v.video2video, which import the driver only; this module si
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property, partial
 from pathlib import Path
 
@@ -42,6 +42,7 @@ class VideoPipeline(PipelineBase):
         (a `t2v.Previews` chooses which steps): uint8 [F, h, 64, 3] (t2v.latent_preview; animate it with
         t2v.preview.animation).
         """
+        check_request(request, "generate")
         return self.generate_batch([request], latents, on_step, should_cancel, first_video(on_preview))[0]
 
     def generate_batch(self, requests: list[GenerationRequest], latents: torch.Tensor | None = None,
@@ -55,7 +56,10 @@ class VideoPipeline(PipelineBase):
         if isinstance(requests, GenerationRequest | str):
             raise InvalidRequest(f"generate_batch takes a list of GenerationRequest, got one {type(requests).__name__}"
                                  "; pass [request], or call generate(request)")
-        requests = [check_request(request, "generate").with_defaults(self.config) for request in requests]
+        if isinstance(requests, Mapping) or not isinstance(requests, Iterable):  # None: a TypeError; a dict: "str"
+            raise InvalidRequest(f"generate_batch takes a list of GenerationRequest, got {type(requests).__name__} "
+                                 f"{requests!r:.60}; pass [request, ...]")
+        requests = [check_request(request, "generate_batch").with_defaults(self.config) for request in requests]
         first = check_batch(requests)
         initial = partial(self.noise, frames=first.frames, height=first.height, width=first.width, supplied=latents)
         plan = Plan(requests, initial, self.timesteps(first))

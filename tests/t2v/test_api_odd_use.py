@@ -141,3 +141,18 @@ def test_a_video_of_other_length_than_pipe_request_filled_in_says_how_to_ask_for
 def test_an_animation_of_empty_frames_is_refused_naming_their_size(shape):
     with pytest.raises(InvalidRequest, match=rf"frames of {shape[2]}x{shape[1]} pixels are empty"):  # Pillow's error
         animation(np.zeros(shape, np.uint8))
+
+
+@pytest.mark.parametrize(("requests", "shown"), [(None, "NoneType None"), (5, "int 5"),
+                                                 ({"a": None}, r"dict \{'a': None\}")])
+def test_a_batch_that_is_no_list_of_requests_is_refused_naming_it_before_any_work(no_render, requests, shown):
+    """None was a TypeError ('NoneType' object is not iterable); a dict of requests was read as its keys and refused
+    as 'generate takes a GenerationRequest, got str'."""
+    with pytest.raises(InvalidRequest, match=rf"^generate_batch takes a list of GenerationRequest, got {shown}; pass "
+                                             r"\[request, ...\]$"):
+        no_render.generate_batch(requests)
+
+
+def test_a_batch_names_generate_batch_when_one_of_its_requests_is_no_request(no_render):
+    with pytest.raises(InvalidRequest, match=r"^generate_batch takes a GenerationRequest, got str 'a panda'"):
+        no_render.generate_batch([no_render.request("a cat", steps=2), "a panda"])
