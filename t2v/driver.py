@@ -155,6 +155,9 @@ class PipelineBase:
                                  "convert an array with torch.from_numpy")
         if tuple(supplied.shape) != expected:
             raise InvalidRequest(f"{name} have shape {tuple(supplied.shape)}; this request needs {expected}")
+        if not supplied.is_floating_point():  # integers were rounded noise; complex lost its imaginary part, silently
+            raise InvalidRequest(f"{name} are of dtype {supplied.dtype}; pass floating-point noise (float32, float16 "
+                                 "or bfloat16), such as torch.randn")
         if not torch.isfinite(supplied).all():  # else NonFiniteOutput after every step, blaming a LoRA or float16
             raise InvalidRequest(f"{name} hold NaN or inf values; pass finite ones, such as torch.randn")
         return supplied.to(self.device, torch.float32)

@@ -156,3 +156,22 @@ def test_a_batch_that_is_no_list_of_requests_is_refused_naming_it_before_any_wor
 def test_a_batch_names_generate_batch_when_one_of_its_requests_is_no_request(no_render):
     with pytest.raises(InvalidRequest, match=r"^generate_batch takes a GenerationRequest, got str 'a panda'"):
         no_render.generate_batch([no_render.request("a cat", steps=2), "a panda"])
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+def test_latents_that_are_not_floating_point_are_refused_naming_their_dtype(no_render, dtype):
+    """Integer latents (torch.randint, a tensor of counts) rendered a video of rounded noise, complex ones one of their
+    real part (with only a UserWarning): a silent wrong video."""
+    request = no_render.request("a panda", seed=1, steps=2)
+    latents = torch.zeros((1, 4, 4, 8, 8), dtype=dtype)
+    message = rf"^latents are of dtype {dtype}; pass floating-point noise \(float32, float16 or bfloat16\)"
+    with pytest.raises(InvalidRequest, match=message):
+        no_render.generate(request, latents=latents)
+    with pytest.raises(InvalidRequest, match=message.replace("latents", "noise", 1)):
+        no_render.generate_video2video(request, np.zeros((4, 64, 64, 3), np.uint8), noise=latents)
+
+
+def test_half_precision_latents_are_taken(tiny_pipe):
+    latents = torch.randn((1, 4, 4, 8, 8), generator=torch.Generator().manual_seed(1))
+    request = tiny_pipe.request("a panda", seed=1, steps=1)
+    assert tiny_pipe.generate(request, latents=latents.half()).frames.shape == (4, 64, 64, 3)
