@@ -107,6 +107,7 @@ class PipelineBase:
 
     def run(self, plan: Plan, callbacks: Callbacks | None = None) -> list[GenerationResult]:
         """The one driver: seeds → initial latents → encode prompts → denoise → decode → post-process."""
+        self.check_placement()
         callbacks = callbacks or Callbacks()
         watch = Stopwatch(self.synchronize, self.clock)
         requests, first = plan.requests, plan.requests[0]
@@ -130,6 +131,24 @@ class PipelineBase:
                                  final[i:i + 1], negative_truncated=truncated[n + i],
                                  negative_unused=bool(r.negative_prompt.strip()) and r.guidance == 1.0)
                 for i, r in enumerate(requests)]
+
+    def check_placement(self) -> None:
+        """InvalidRequest if a network was moved off the device or precision the pipeline was loaded for
+        (`pipe.unet.to("cuda")`, `pipe.vae.half()`): the render would fail after its prompt was encoded, in some
+        matrix product, with a dtype or device mismatch. fp8 weights and offloaded networks' devices are as loaded."""
+        for name in ("text_encoder", "unet", "vae"):
+            module = getattr(self, name)
+            param = next(module.parameters(), None)
+            if param is None:
+                continue
+            device = self.device if module in self.offloaded else param.device
+            other_index = None not in (self.device.index, device.index) and device.index != self.device.index
+            other_dtype = param.dtype.itemsize > 1 and param.dtype != self.dtype
+            if device.type != self.device.type or other_index or other_dtype:
+                raise InvalidRequest(f"pipe.{name} is on {device} in {param.dtype}, but the pipeline was loaded for "
+                                     f"{self.device} in {self.dtype} (pipe.device, pipe.dtype); a loaded pipeline "
+                                     "is not moved network by network: load it with load_pipeline(source, "
+                                     "device=..., dtype=...)")
 
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str], negatives: list[str]) -> tuple[torch.Tensor, torch.Tensor, tuple]:

@@ -175,3 +175,20 @@ def test_half_precision_latents_are_taken(tiny_pipe):
     latents = torch.randn((1, 4, 4, 8, 8), generator=torch.Generator().manual_seed(1))
     request = tiny_pipe.request("a panda", seed=1, steps=1)
     assert tiny_pipe.generate(request, latents=latents.half()).frames.shape == (4, 64, 64, 3)
+
+
+@pytest.mark.parametrize(("network", "move", "shown"), [
+    ("unet", lambda module: module.half(), "cpu in torch.float16"),  # was: "expected m1 and m2 to have the same dtype"
+    ("vae", lambda module: module.double(), "cpu in torch.float64"),  # after every step had run
+    ("text_encoder", lambda module: module.to("meta"), "meta in torch.float32"),  # a device of its own
+])
+def test_a_network_moved_after_load_is_refused_naming_it_before_any_work(monkeypatch, network, move, shown):
+    """pipe.unet.half() (as one would with diffusers' pipe.to) failed after the prompt was encoded, in a matrix
+    product, with a dtype or device mismatch naming neither the network nor the way to ask for that precision."""
+    pipe = load_pipeline("tiny-random")
+    move(getattr(pipe, network))
+    monkeypatch.setattr(pipe, "denoise", lambda *args, **kwargs: pytest.fail("the render started before refusing"))
+    with pytest.raises(InvalidRequest, match=rf"^pipe.{network} is on {shown}, but the pipeline was loaded for cpu in "
+                                             r"torch.float32 \(pipe.device, pipe.dtype\); .* load it with "
+                                             r"load_pipeline\(source, device=..., dtype=...\)$"):
+        pipe.generate(pipe.request("a panda", seed=1, steps=2))
