@@ -119,7 +119,12 @@ class Styles:
         return lora.name
 
     def unload(self, name: str) -> None:
-        """Forget a loaded LoRA (removing it first if it is applied)."""
+        """Forget a loaded LoRA (removing it first if it is applied); LoraError naming the loaded ones if `name` is none
+        of them (a misspelt name left the style applied, silently)."""
+        if not isinstance(name, str) or name not in self.loaded:
+            known = ", ".join(sorted(self.loaded)) or "none"
+            raise LoraError(f"no LoRA named {name!r} is loaded (loaded: {known}), so none was unloaded; the style "
+                            "applied is still applied (set_lora(None) removes it)")
         if self.active is not None and self.active.name == name:
             self.apply(None)
         self.loaded.pop(name, None)

@@ -192,3 +192,18 @@ def test_a_network_moved_after_load_is_refused_naming_it_before_any_work(monkeyp
                                              r"torch.float32 \(pipe.device, pipe.dtype\); .* load it with "
                                              r"load_pipeline\(source, device=..., dtype=...\)$"):
         pipe.generate(pipe.request("a panda", seed=1, steps=2))
+
+
+@pytest.mark.parametrize("name", ["A", "a.safetensors", None])
+def test_unloading_a_name_not_loaded_is_refused_and_the_style_stays_as_it_was(styled, name):
+    """A misspelt name did nothing, silently: the style the caller meant to remove stayed applied to every render."""
+    pipe, weights = styled
+    with pytest.raises(LoraError, match=rf"^no LoRA named {name!r} is loaded \(loaded: a\), so none was unloaded; the "
+                                        r"style applied is still applied \(set_lora\(None\) removes it\)$"):
+        pipe.styles.unload(name)
+    assert set(pipe.styles.loaded) == {"a"} and pipe.styles.active == Active("a", 0.5, True)
+    assert all(torch.equal(weights[key], tensor) for key, tensor in _weights(pipe).items())
+    pipe.styles.unload("a")
+    assert not pipe.styles.loaded and pipe.styles.active is None
+    with pytest.raises(LoraError, match=r"^no LoRA named 'a' is loaded \(loaded: none\)"):  # twice
+        pipe.styles.unload("a")
