@@ -89,6 +89,30 @@ class Stopwatch:
         return {**self.laps, "total_s": self.last - self.started}
 
 
+class Turns:
+    """One call at a time on a pipeline, a render or a style change, and no lock (t2v starts and imports no threads:
+    its caller owns them): a second call begun while the first runs, from another thread or from a callback of the
+    render, is refused with `error` rather than mixed into it. A style changed between two steps made a video half
+    in each; two renders at once would share the fast path's CUDA-graph buffers."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[str]] = {}
+
+    @contextmanager
+    def __call__(self, what: str, error: type[Exception] = InvalidRequest) -> Iterator[None]:
+        """Hold the pipeline for `what` (a render, set_lora); `error` naming what holds it if another call does."""
+        claim = (what,)
+        held = self._held.setdefault("call", claim)  # one step under the GIL: of two claims, exactly one is kept
+        if held is not claim:
+            raise error(f"{what} was refused: this pipeline is busy with {held[0]} (called from another thread, or "
+                        f"from a callback of it); call {what} once that has returned, or give each thread a "
+                        "pipeline of its own (load_pipeline)")
+        try:
+            yield
+        finally:
+            del self._held["call"]
+
+
 class PipelineBase:
     """A loaded model's three networks on one device, the stages that use them, and `run`, the one driver."""
 
@@ -104,11 +128,16 @@ class PipelineBase:
         self.chunk_decoder: Callable[[torch.Tensor], torch.Tensor] | None = None  # the VAE's decode if None
         self.text_call: Callable[[torch.Tensor], torch.Tensor] | None = None  # the text encoder itself if None
         self.offloaded: list[torch.nn.Module] = []  # modules kept on the CPU between uses (see t2v.fast.offload)
+        self.turns = Turns()  # a render or a style change at a time; another meanwhile is refused
 
     def run(self, plan: Plan, callbacks: Callbacks | None = None) -> list[GenerationResult]:
-        """The one driver: seeds → initial latents → encode prompts → denoise → decode → post-process."""
+        """The one driver: seeds → initial latents → encode prompts → denoise → decode → post-process. Another render
+        or style change on this pipeline meanwhile (another thread's, a callback's) is refused (Turns)."""
+        with self.turns("a render"):
+            return self._run(plan, callbacks or Callbacks())
+
+    def _run(self, plan: Plan, callbacks: Callbacks) -> list[GenerationResult]:
         self.check_placement()
-        callbacks = callbacks or Callbacks()
         watch = Stopwatch(self.synchronize, self.clock)
         requests, first = plan.requests, plan.requests[0]
         seeds = [r.seed if r.seed is not None else secrets.randbelow(PICKED_SEEDS) for r in requests]

@@ -2,7 +2,8 @@
 
     T2VError
     ├── InvalidRequest (ValueError)       a value t2v was handed outside what it takes (a request's field, frames
-    │                                     to encode, a dtype, a strength, a window); the message names both
+    │                                     to encode, a dtype, a strength, a window), or a render asked of a pipeline
+    │                                     busy with another or moved off its device; the message names both
     ├── GenerationCancelled               `should_cancel()` said stop; `step` of `total` steps were finished
     ├── WeightsError (ValueError)         a model source that is missing, unreadable or does not fit the network
     │   ├── ArchitectureError             a diffusers directory whose configs describe a network t2v cannot run

@@ -10,7 +10,8 @@ it would bake the weights into the compiled code.
 Unfused: a parametrization computes W + s·B@A at every use of W and leaves W untouched; removing it gives back
 W itself. Plain path only: the fast path's fused projections hold no per-layer weight to wrap.
 
-Call it from the thread that renders (a style must not change in the middle of a video).
+A style never changes in the middle of a video: set_lora during a render (from another thread, or a callback of it)
+is refused (t2v.driver.Turns).
 """
 
 from __future__ import annotations
@@ -142,21 +143,26 @@ class Styles:
                             "projections are fused); apply the style fused (set_lora(name, scale))")
         if lora is not None and fused:
             self._check_fusable(lora)
-        started = time.perf_counter()
+        with self.pipe.turns("set_lora", LoraError):  # never in the middle of a render
+            started = time.perf_counter()
+            self._switch(lora, scale, fused)
+            self.pipe.synchronize()
+        log.info("style %s (scale %g, %s) applied in %.3f s", name, scale, "fused" if fused else "branches",
+                 time.perf_counter() - started)
+
+    def _switch(self, lora: LoraWeights | None, scale: float, fused: bool) -> None:
+        """Write or attach `lora` × `scale` in place of the active style; a failure partway leaves none (`_recover`)."""
         try:
             self._detach()
             self._write(lora if fused else None, scale)
             if lora is not None and not fused:
                 self._attach(lora, scale)
         except BaseException as exc:
-            error = self._recover(name, exc)
+            error = self._recover(None if lora is None else lora.name, exc)
             if error is exc:
                 raise
             raise error from exc
         self.active = Active(lora.name, scale, fused) if lora is not None else None
-        self.pipe.synchronize()
-        log.info("style %s (scale %g, %s) applied in %.3f s", name, scale, "fused" if fused else "branches",
-                 time.perf_counter() - started)
 
     def optimised(self) -> bool:
         """Whether the UNet has the fast path's fused modules (no per-layer projection weights)."""
