@@ -127,6 +127,10 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
         if role is not None and role.is_default():  # every member holds it: it would hide the server's default
             raise InvalidInput("role=@everyone is every member of the server: leave the role out to set the server's "
                                "default quota.")
+        if role is not None and role.is_bot_managed():  # Discord gives it to one bot alone, and no member can hold it
+            bot = f"<@{role.tags.bot_id}>" if role.tags is not None else "a bot"
+            raise InvalidInput(f"role=<@&{role.id}> is {bot}'s own role: only that bot holds it, and bots make no "
+                               "videos; pick a role members hold.")
         default = await self.moderation.set_default(interaction.user.id, limit,
                                                     None if role is None else own_role(interaction, role),
                                                     guild_id=guild, period=period)
