@@ -18,6 +18,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = r"(\d+)\s*(weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
 _DURATION_RE = re.compile(rf"(?:{_PART}\s*)+")
 _PART_RE = re.compile(_PART)
+_CALENDAR_RE = re.compile(r"\d+\s*(?:months?|mos?|mths?|years?|yrs?|y)(?![a-z])")  # "1y", "6 months": no fixed length
 
 
 def discord_time(when: datetime, style: str = "R") -> str:
@@ -36,7 +37,9 @@ def parse_duration(text: str | None) -> timedelta | None:
     if words in PERMANENT:
         return None
     if not _DURATION_RE.fullmatch(words):
-        raise InvalidInput(f"“{shown(text or '', 40)}” is not a duration: use {DURATION_FORMS}.")
+        calendar = ("; months and years are no unit, as their lengths vary: 30d is a month, 365d a year"
+                    if _CALENDAR_RE.search(words) else "")
+        raise InvalidInput(f"“{shown(text or '', 40)}” is not a duration: use {DURATION_FORMS}{calendar}.")
     seconds = sum(int(count) * _UNIT_SECONDS[unit[0]] for count, unit in _PART_RE.findall(words))
     if not 0 < seconds <= MAX_BLOCK.total_seconds():  # compared as a number: a huge one is no timedelta
         raise InvalidInput(f"A block of “{shown(words, 40)}” is out of range: it must be longer than 0 and at most "

@@ -35,3 +35,20 @@ async def test_a_role_quota_for_a_bots_own_role_is_refused_and_sets_nothing(stac
     assert answer.content == (f"role=<@&{bot_role.id}> is <@{helper.id}>'s own role: only that bot holds it, and "
                               "bots make no videos; pick a role members hold.")
     assert defaults == [] and audited == []
+
+
+@pytest.mark.parametrize("duration", ["1y", "1 year", "2yrs", "6 months", "1mo", "1y2d", "1w 1month"])
+async def test_a_block_of_months_or_years_is_refused_naming_the_days_that_would_do(stacks: Stacks, scripted,
+                                                                                   duration):
+    """Answered like any unreadable text ("is not a duration: use … 30m, 2h, 7d or 2w"), which left the moderator
+    who typed 1y to guess that years are no unit and what to type instead."""
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        mod, bob = people(fake)
+        answer = await command(fake, "videomod block", mod, user=bob, duration=duration)
+        blocks = await stack.moderation.repo.active_blocks(guild_id=fake.guild.id)
+
+    assert answer.content == (f"“{duration}” is not a duration: use a number and a unit such as 30m, 2h, 7d or 2w "
+                              "(or combined, 1d12h), or 'permanent'; months and years are no unit, as their lengths "
+                              "vary: 30d is a month, 365d a year.")
+    assert blocks == []
