@@ -471,26 +471,34 @@ class _Index:
         for slot in slots:
             by_start[slot.start].append(slot)
         hits = set()
+        memo: dict[tuple[tuple[Term, ...], int], int | None] = {}
         for slot, rules in starts:
             for rule in rules:
                 if slot.in_phrase_only and len(rule.terms) == 1:
                     continue
-                end = _phrase_end(by_start, rule.terms[1:], slot.end, strict)
+                end = _phrase_end(by_start, rule.terms[1:], slot.end, strict, memo)
                 if end is not None:
                     hits.add(_Hit(rule.entry, rule.part, slot.start, end))
         return list(hits)
 
 
-def _phrase_end(by_start: dict[int, list[_Slot]], terms: tuple[Term, ...], start: int, strict: bool) -> int | None:
-    """The token position where the remaining terms end when they follow on from start, else None."""
+def _phrase_end(by_start: dict[int, list[_Slot]], terms: tuple[Term, ...], start: int, strict: bool,
+                memo: dict[tuple[tuple[Term, ...], int], int | None]) -> int | None:
+    """The token position where the remaining terms end when they follow on from start, else None. Each answer is
+    remembered for the prompt (`memo`): overlapping slots (a letter-spaced run read as words of many lengths) made a
+    phrase try every way of reading the prompt, exponentially many, for seconds on one prompt."""
     if not terms:
         return start
+    if (terms, start) in memo:
+        return memo[terms, start]
+    found = None
     for slot in by_start.get(start, ()):
         if terms[0] in (slot.strict if strict else slot.terms):
-            end = _phrase_end(by_start, terms[1:], slot.end, strict)
-            if end is not None:
-                return end
-    return None
+            found = _phrase_end(by_start, terms[1:], slot.end, strict, memo)
+            if found is not None:
+                break
+    memo[terms, start] = found
+    return found
 
 
 def _specificity(entry: DenylistEntry) -> tuple[int, str]:

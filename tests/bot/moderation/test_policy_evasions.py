@@ -2,6 +2,8 @@
 
 import pytest
 
+from bot.moderation.policy import Denylist, DenylistEntry
+
 
 @pytest.mark.parametrize("text", ["a spice market in Marrakesh", "spices on a wooden table", "spiced apple cider",
                                   "a chef spicing a curry", "a rapier duel on a castle stair",
@@ -56,3 +58,22 @@ def test_the_refusal_for_a_real_person_is_one_grammatical_line(gate):
     verdict = gate.check_prompt("Barack Obama dancing in the rain")
     assert verdict.message == ("Your prompt was refused under the content policy: a realistic depiction of a real "
                                "person is not allowed. Please describe something else.")
+
+
+def test_a_phrase_over_a_letter_spaced_prompt_is_matched_in_few_steps_not_every_reading(monkeypatch):
+    # was: a moderator's 'aaaa* aaaa* aaaa* wxyz' over 'a a a …' (500 characters) took 14 s on the event loop, every
+    # way of reading the spaced letters as words of many lengths tried for each phrase term (5 terms: over 100 s)
+    from bot.moderation.policy import denylist as module
+
+    calls, phrase_end = [0], module._phrase_end
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        assert calls[0] < 100_000, "the phrase's readings are tried one by one"
+        return phrase_end(*args, **kwargs)
+
+    monkeypatch.setattr(module, "_phrase_end", counted)
+    listed = Denylist([DenylistEntry("aaaa* aaaa* aaaa* aaaa* wxyz", "violence")])
+
+    assert listed.match("a " * 250) is None
+    assert calls[0] < 100_000  # about 30,000: each (terms left, position) answered once
