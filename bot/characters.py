@@ -117,3 +117,9 @@ def clipped(entries: Sequence[str], limit: int = MESSAGE_CHARS, *, more: int = 0
         kept -= 1
         size -= sizes[kept] + (len(sep) if kept else 0)
     return sep.join([*entries[:kept], *([tail(left)] if left else [])])
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """"1 video", "2 videos", "0 videos": a count with its noun in the right number (`plural`, else noun + s), in
+    Discord's answers and on the web pages alike."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"

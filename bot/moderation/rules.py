@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from bot.characters import invisible, shown
+from bot.characters import counted, invisible, shown
 from bot.errors import InvalidInput, Refused
 from bot.moderation.text import block_message, discord_time, parse_duration
 from bot.settings import MAX_QUOTA, QUOTA_PERIODS, Settings
@@ -102,8 +102,7 @@ class QuotaStatus:
 
     def describe(self) -> str:
         """One sentence for /quota and refusals: used, limit, period and the reset time."""
-        videos = "video" if self.limit == 1 else "videos"
-        return (f"{self.used} of {self.limit} {videos} used {PERIOD_TEXT[self.period]}; "
+        return (f"{self.used} of {counted(self.limit, 'video')} used {PERIOD_TEXT[self.period]}; "
                 f"it resets {discord_time(self.resets_at)} ({discord_time(self.resets_at, 'f')})")
 
 

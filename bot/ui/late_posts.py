@@ -24,12 +24,12 @@ from datetime import datetime, timedelta
 
 import discord
 
+from bot.characters import counted
 from bot.jobs.events import Delivered
 from bot.media import MediaStore
 from bot.tasks import stop_task
 from bot.ui.delivery import Delivery
 from bot.ui.queue_board import Sleep
-from bot.ui.text import counted
 from storage import Delivery as Posting
 from storage import JobRecord, Repository
 

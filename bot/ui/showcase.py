@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import discord
 from discord.ext import commands
 
-from bot.characters import shown
+from bot.characters import counted, shown
 from bot.errors import Denied
 from bot.media import MediaStore
 from bot.moderation.servers import ServerSettings
@@ -31,7 +31,6 @@ from bot.settings import Settings
 from bot.ui.discord_errors import THREAD_ARCHIVED, UNKNOWN_CHANNEL, UNKNOWN_MESSAGE
 from bot.ui.replies import answer_privately
 from bot.ui.status import settings_line
-from bot.ui.text import counted
 from storage import JobRecord, Repository, ShowcaseError, ShowcaseRecord, ShowcaseRepository, ShowcaseState
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,10 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from bot.characters import shown
+from bot.characters import counted, shown
 from bot.jobs.events import Delivered
 from bot.jobs.spec import UPSCALE
 from bot.moderation.text import discord_time
-from bot.ui.text import counted
 from storage import JobRecord, JobState
 
 BAR_CELLS = 10

@@ -17,7 +17,7 @@ import html
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot.characters import one_line
+from bot.characters import counted, one_line
 from storage import ShowcaseRecord
 
 DISCORD_SERVER = "https://discord.com/channels/{guild}"  # opens the server in Discord, for its members
@@ -112,7 +112,7 @@ def listing(title: str, entries: list[ShowcaseRecord], pager: Pager, *, server: 
 def servers_page(title: str, servers: list[tuple[Server, int]]) -> str:
     """The servers with approved videos, each linking to its page."""
     items = "".join(f'<li><a href="{server.page}">{_text(server.title)} · {_text(title)}</a> · '
-                    f"{count} video{'' if count == 1 else 's'}</li>" for server, count in servers)
+                    f"{counted(count, 'video')}</li>" for server, count in servers)
     body = f"<main><ul>{items}</ul></main>" if servers else f"<main>{EMPTY}</main>"
     return document(title, f"<header><h1>{_text(title)}</h1></header>{body}")
 
@@ -224,7 +224,7 @@ def _short(text: str) -> str:
 
 
 def _votes(votes: int) -> str:
-    return f"{votes} vote{'' if votes == 1 else 's'}"
+    return counted(votes, "vote")
 
 
 def _text(text: str) -> str:

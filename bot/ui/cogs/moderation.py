@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.characters import counted
 from bot.errors import InvalidInput
 from bot.gpu.models import ASPECTS
 from bot.moderation.denylist_edits import DenylistEditor
@@ -28,7 +29,6 @@ from bot.ui.cogs import moderation_text as text
 from bot.ui.cogs.quota import member_roles, quota_text
 from bot.ui.permissions import AnyChannel, check_moderator, is_moderator, own_channel, own_role, person, server
 from bot.ui.replies import reply
-from bot.ui.text import counted
 from storage import GLOBAL
 from t2v.request import LIMITS, SAMPLER_NAMES
 

@@ -11,14 +11,13 @@ from collections import defaultdict
 import discord
 from discord import app_commands
 
-from bot.characters import MESSAGE_CHARS, clipped, shown
+from bot.characters import MESSAGE_CHARS, clipped, counted, shown
 from bot.moderation.denylist_edits import DenylistEditor, PromptTest, list_name
 from bot.moderation.policy import CATEGORIES, CATEGORY_TEXT, DenylistEntry
 from bot.moderation.policy.entries import Kind
 from bot.ui.cogs import MAX_CHOICES
 from bot.ui.cogs.moderation_text import refusal_words
 from bot.ui.replies import QUIET
-from bot.ui.text import counted
 from storage import GLOBAL
 
 log = logging.getLogger(__name__)

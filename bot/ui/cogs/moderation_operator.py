@@ -15,7 +15,7 @@ from datetime import timedelta
 import discord
 from discord import app_commands
 
-from bot.characters import shown
+from bot.characters import counted, shown
 from bot.moderation.denylist_edits import DenylistEditor
 from bot.moderation.rules import PERIOD_TEXT, STATS_WINDOWS, Moderation
 from bot.settings import MAX_QUOTA, Settings, is_snowflake
@@ -25,7 +25,6 @@ from bot.ui.cogs.moderation import PERIODS, CancelJobs, Limit, block_and_stop
 from bot.ui.cogs.quota import quota_text
 from bot.ui.permissions import command_name, is_operator, person
 from bot.ui.replies import reply
-from bot.ui.text import counted
 from storage import GLOBAL
 
 log = logging.getLogger(__name__)

@@ -6,13 +6,12 @@ import json
 import logging
 from collections.abc import Mapping
 
-from bot.characters import MESSAGE_CHARS, clipped, shown
+from bot.characters import MESSAGE_CHARS, clipped, counted, shown
 from bot.gpu.models import DEFAULT_ASPECT
 from bot.moderation.rules import QuotaDefault
 from bot.moderation.servers import Presets
 from bot.moderation.text import discord_time, ended
 from bot.settings import Settings
-from bot.ui.text import counted
 from storage import AuditRecord, BlockRecord, ChannelRuleRecord, RoleQuotaRecord, ServerUsage, UsageStats
 from t2v.config import SamplerDefaults
 

@@ -5,9 +5,9 @@ from typing import get_args
 
 import pytest
 
+from bot.characters import counted
 from bot.errors import RefusalReason
 from bot.ui.cogs.moderation_text import refusal_words
-from bot.ui.text import counted
 
 
 @pytest.mark.parametrize(("count", "expected"), [(0, "0 videos"), (1, "1 video"), (2, "2 videos")])
