@@ -9,6 +9,7 @@ from storage import JobState
 from tests.bot.conftest import Stacks
 from tests.bot.helpers import ScriptedPipeline, delete_result, has_video
 from tests.bot.ui.test_showcase import moderate, nominated
+from tests.fakediscord import FakeChannel, FakeDiscord, FakeUser, InteractionHandle
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -22,6 +23,14 @@ def lock(fake, thread, status: int) -> None:
         fake.fail_next(pattern, status, code=ARCHIVED, message="Thread is archived", times=1000)
 
 
+async def started_in(fake: FakeDiscord, thread: FakeChannel) -> tuple[FakeUser, InteractionHandle]:
+    """bob's /video in `thread`, once its status reads "Starting"; bob and the interaction."""
+    bob = fake.make_user(name="bob")
+    handle = await fake.slash("video", {"prompt": PROMPT, "aspect": "tiny"}, user=bob, channel=thread)
+    await handle.wait_original(lambda m: m.content.startswith("Starting"))
+    return bob, handle
+
+
 @pytest.mark.parametrize("status", [400, 403])
 async def test_a_video_whose_thread_is_locked_while_it_renders_reaches_its_requester_directly(
         stacks: Stacks, scripted: ScriptedPipeline, status: int):
@@ -29,9 +38,7 @@ async def test_a_video_whose_thread_is_locked_while_it_renders_reaches_its_reque
     gate = scripted.gate(PROMPT)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        handle = await fake.slash("video", {"prompt": PROMPT, "aspect": "tiny"}, user=bob, channel=thread)
-        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+        bob, _ = await started_in(fake, thread)
         lock(fake, thread, status)
         events = stack.events()
         gate.release(100)
@@ -51,9 +58,7 @@ async def test_past_its_token_a_locked_threads_status_is_left_and_the_video_reac
     gate = scripted.gate(PROMPT)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        handle = await fake.slash("video", {"prompt": PROMPT, "aspect": "tiny"}, user=bob, channel=thread)
-        await handle.wait_original(lambda m: m.content.startswith("Starting"))
+        bob, handle = await started_in(fake, thread)
         fake.expire_token(handle)  # a long queue: statuses go through the bot token in the thread
         lock(fake, thread, 400)
         events = stack.events()

@@ -10,7 +10,7 @@ import pytest
 from storage import JobState
 from tests.bot.conftest import Stacks
 from tests.bot.helpers import ScriptedPipeline, has_video, rendering_past_its_token, video, woken_by_logs
-from tests.fakediscord import FakeDiscord, FakeMessage
+from tests.fakediscord import FakeDiscord, FakeMessage, FakeUser, InteractionHandle
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -43,15 +43,21 @@ async def heard(fake: FakeDiscord, caplog: pytest.LogCaptureFixture, deletion: A
                             what="the bot to hear of the deletion")
 
 
+async def started_then_deleted(fake: FakeDiscord,
+                               caplog: pytest.LogCaptureFixture) -> tuple[FakeUser, InteractionHandle]:
+    """bob's /video, its status deleted by hand once it reads "Starting"; bob and the interaction."""
+    bob = fake.make_user(name="bob")
+    handle = await video(fake, PROMPT, user=bob)
+    await deleted_by_hand(fake, await handle.wait_original(lambda m: m.content.startswith("Starting")), caplog)
+    return bob, handle
+
+
 async def test_a_status_deleted_while_rendering_is_not_posted_again_and_the_video_still_mentions_its_requester(
         stacks: Stacks, scripted: ScriptedPipeline, caplog: pytest.LogCaptureFixture):
     gate = scripted.gate(PROMPT)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        handle = await video(fake, PROMPT, user=bob)
-        status = await handle.wait_original(lambda m: m.content.startswith("Starting"))
-        await deleted_by_hand(fake, status, caplog)
+        bob, handle = await started_then_deleted(fake, caplog)
         edits = len(fake.requests_to("PATCH /webhooks/*/messages/@original"))
         events = stack.events()
         gate.release(100)
@@ -157,10 +163,7 @@ async def test_a_failure_after_the_status_was_deleted_is_told_to_its_requester_i
     gate = scripted.gate(PROMPT)
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        bob = fake.make_user(name="bob")
-        handle = await video(fake, PROMPT, user=bob)
-        status = await handle.wait_original(lambda m: m.content.startswith("Starting"))
-        await deleted_by_hand(fake, status, caplog)
+        bob, handle = await started_then_deleted(fake, caplog)
         events = stack.events()
         gate.release(100)
         await events.until("job_failed")
