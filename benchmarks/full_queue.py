@@ -188,7 +188,7 @@ async def full_queue(service: VideoService, recorder: Recorder, args: argparse.N
     return result
 
 
-def _phases(units: list[list[Seen]]) -> dict[str, float | None]:
+def _phases(units: list[list[Seen]]) -> dict[str, Any]:
     """Each unit's render split at its steps, the medians over the units: from its start to the first progress report
     (the prompts' encoding, the noise), the steps (the first report to the last), and from the last report to its last
     MP4 (the decode, the MP4s). Progress reaches the loop a moment after the worker sends it, so the split is as
@@ -197,8 +197,10 @@ def _phases(units: list[list[Seen]]) -> dict[str, float | None]:
               max(s.extra["last_step"] for s in members), max(s.finished for s in members))
              for members in units if all("first_step" in s.extra for s in members)]
     names = ("unit_before_steps_s_median", "unit_steps_s_median", "unit_after_steps_s_median")
-    return {name: statistics.median(times[i + 1] - times[i] for times in split) if split else None
-            for i, name in enumerate(names)}
+    medians = {name: statistics.median(times[i + 1] - times[i] for times in split) if split else None
+               for i, name in enumerate(names)}
+    # each unit's own split in the order they started: the first unit after a compile may differ from the rest
+    return {**medians, "unit_phases_s": [[times[i + 1] - times[i] for i in range(3)] for times in sorted(split)]}
 
 
 def _covered(spans: list[tuple[float, float]]) -> float:

@@ -86,8 +86,12 @@ def test_a_units_render_is_split_at_its_first_and_last_progress_report():
 
     units = [[seen(0.0, 0.5, 10.0, 11.0), seen(0.0, 0.6, 10.2, 12.0)],  # a unit of 2: 0.5 before, 9.7 steps, 1.8 after
              [seen(12.0, 12.1, 20.0, 20.5)]]
-    assert script._phases(units) == pytest.approx({"unit_before_steps_s_median": (0.5 + 0.1) / 2,
-                                                   "unit_steps_s_median": (9.7 + 7.9) / 2,
-                                                   "unit_after_steps_s_median": (1.8 + 0.5) / 2})
-    assert script._phases([[script.Seen(None, started=0.0, finished=1.0)]]) == dict.fromkeys(
-        ("unit_before_steps_s_median", "unit_steps_s_median", "unit_after_steps_s_median"))  # no steps reported
+    phases = script._phases(units[::-1])
+    each = phases.pop("unit_phases_s")  # each unit's own, in the order the units started
+    assert each == [pytest.approx([0.5, 9.7, 1.8]), pytest.approx([0.1, 7.9, 0.5])]
+    assert phases == pytest.approx({"unit_before_steps_s_median": (0.5 + 0.1) / 2,
+                                    "unit_steps_s_median": (9.7 + 7.9) / 2,
+                                    "unit_after_steps_s_median": (1.8 + 0.5) / 2})
+    assert script._phases([[script.Seen(None, started=0.0, finished=1.0)]]) == {
+        **dict.fromkeys(("unit_before_steps_s_median", "unit_steps_s_median", "unit_after_steps_s_median")),
+        "unit_phases_s": []}  # no steps reported
