@@ -177,6 +177,8 @@ async def full_queue(service: VideoService, recorder: Recorder, args: argparse.N
         "videos_per_hour": len(done) / wall * 3600, "seconds_per_video": wall / max(1, len(done)),
         "units": len(units), "unit_sizes": sorted(size for *_, size in spans),
         "unit_render_s_median": statistics.median(end - start for start, end, _ in spans) if spans else None,
+        # each unit's start and last MP4 from the backlog's release, so the period between units' starts shows
+        "unit_spans_s": [[round(start - began, 3), round(end - began, 3)] for start, end, _ in spans],
         "render_covered_s": rendering, "between_renders_s": wall - rendering,
         "first_video_s": min((seen.finished - began for seen in done), default=None),
         "job_wait_p50_s": _quantile(waits, 0.5), "job_wait_p95_s": _quantile(waits, 0.95),
