@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from t2v.errors import InvalidRequest
-from t2v.request import LIMITS
+from t2v.request import LIMITS, check_callable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,9 +78,7 @@ class Previews:
     _previous: list[float] = field(default_factory=list, repr=False, compare=False)  # shared with `narrowed` copies
 
     def __post_init__(self) -> None:
-        if not callable(self.fn):  # else a TypeError at the first preview, mid-render
-            raise InvalidRequest(f"fn={self.fn!r:.60} is not callable; pass a function such as "
-                                 "lambda step, total, frames: ...")
+        check_callable("fn", self.fn, ("step", "total", "frames"), "lambda step, total, frames: ...")
         if isinstance(self.every, bool) or not isinstance(self.every, numbers.Integral) or self.every < 1:
             raise InvalidRequest(f"every={self.every!r} must be a whole number of steps, at least 1")
         interval = self.min_interval_s  # NaN would compare False with every elapsed time: no preview ever

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from t2v.errors import GenerationCancelled, InvalidRequest
+from t2v.errors import GenerationCancelled
 from t2v.latent_preview import preview_frames
 from t2v.preview import Previews, preview_due
+from t2v.request import check_callable
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +22,12 @@ OnPreview = Callable[[int, int, np.ndarray], None]  # (step, total, uint8 frames
 
 
 def check_callback(name: str, value: object) -> None:
-    """InvalidRequest unless `value` is None or callable: a callback that is not one (`on_step=5`,
-    `should_cancel=True`) would otherwise fail with a TypeError after the prompt was encoded and a step had run."""
-    if value is not None and not callable(value):
-        raise InvalidRequest(f"{name}={value!r:.60} is not callable; pass a function (or None), such as "
-                             f"{CALLBACK_EXAMPLES[name]}")
+    """InvalidRequest unless `value` is None or callable with the arguments the sampler gives it (check_callable)."""
+    if value is not None:
+        check_callable(name, value, CALLBACK_ARGUMENTS[name], CALLBACK_EXAMPLES[name], optional=True)
 
 
+CALLBACK_ARGUMENTS = {"on_step": ("step", "total"), "should_cancel": (), "on_preview": ("step", "total", "frames")}
 CALLBACK_EXAMPLES = {"on_step": "lambda step, total: print(step, total)",
                      "should_cancel": "threading.Event().is_set",
                      "on_preview": "lambda step, total, frames: ..."}

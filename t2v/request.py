@@ -6,6 +6,7 @@ t2v.config.SamplerDefaults, and frames, width and height left at None are the lo
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -132,6 +133,26 @@ class GenerationRequest:
         """This request with the model's default frames, width and height in place of None."""
         values = {name: getattr(config, name) for name in MODEL_DEFAULTS if getattr(self, name) is None}
         return replace(self, **values) if values else self
+
+
+def check_callable(name: str, value: Any, arguments: tuple[str, ...], example: str, optional: bool = False) -> None:
+    """InvalidRequest unless `value` can be called with `arguments` (their names, for the message): a callback that is
+    no function (`on_step=5`) or takes other arguments (`on_step=lambda step: ...`) would otherwise fail with a
+    TypeError mid-render, after the prompt was encoded and a step had run. A callable whose signature Python cannot
+    read (some built-ins) is taken as it is. `optional`: the message says None would do too."""
+    advice = f"pass a function (or None), such as {example}" if optional else f"pass a function such as {example}"
+    if not callable(value):
+        raise InvalidRequest(f"{name}={value!r:.60} is not callable; {advice}")
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        given = f"({', '.join(arguments)})" if arguments else "no arguments"
+        raise InvalidRequest(f"{name}={value!r:.60} takes {signature}, but it is called with {given}; {advice}") \
+            from None
 
 
 def check_request(request: Any, call: str) -> GenerationRequest:
