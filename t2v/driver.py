@@ -129,6 +129,7 @@ class PipelineBase:
         self.text_call: Callable[[torch.Tensor], torch.Tensor] | None = None  # the text encoder itself if None
         self.offloaded: list[torch.nn.Module] = []  # modules kept on the CPU between uses (see t2v.fast.offload)
         self.turns = Turns()  # a render or a style change at a time; another meanwhile is refused
+        self.optimized = False  # whether t2v.fast.optimize switched it to the fast path
 
     def run(self, plan: Plan, callbacks: Callbacks | None = None) -> list[GenerationResult]:
         """The one driver: seeds → initial latents → encode prompts → denoise → decode → post-process. Another render
@@ -176,8 +177,8 @@ class PipelineBase:
             if device.type != self.device.type or other_index or other_dtype:
                 raise InvalidRequest(f"pipe.{name} is on {device} in {param.dtype}, but the pipeline was loaded for "
                                      f"{self.device} in {self.dtype} (pipe.device, pipe.dtype); a loaded pipeline "
-                                     "is not moved network by network: load it with load_pipeline(source, "
-                                     "device=..., dtype=...)")
+                                     "is not moved network by network: move it whole with pipe.to(device, dtype), "
+                                     "or load it with load_pipeline(source, device=..., dtype=...)")
 
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str], negatives: list[str]) -> tuple[torch.Tensor, torch.Tensor, tuple]:

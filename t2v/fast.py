@@ -372,6 +372,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
         pipe.unet = FastUNet(unet, compiler, cuda_graphs and on_gpu, max_shapes, request_compile, decoder, gpu_lock)
     if offload_modules:
         offload(pipe)
+    pipe.optimized = True
     log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "
              "compiled decoder=%s graphed text encoder=%s temporal attention=%s feed-forward kernel=%s", fused, layout,
              compile and backend, compile and autotune, cuda_graphs and on_gpu, offload_modules, decoder is not None,

@@ -16,7 +16,7 @@ import torch
 
 from t2v import long_video, video2video
 from t2v.driver import PipelineBase, Plan
-from t2v.errors import InvalidRequest
+from t2v.errors import InvalidRequest, UnsupportedDevice
 from t2v.lora import Styles
 from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
 from t2v.request import GenerationRequest, GenerationResult, check_batch, check_request
@@ -91,6 +91,47 @@ class VideoPipeline(PipelineBase):
         style applied before; None: no style. Fused (the default, the fast path's way) writes W + scale·B@A into
         the weights and restores them bit for bit later; `fused=False` computes it at every use (plain path)."""
         self.styles.apply(name, scale, fused)
+
+    def to(self, device: str | torch.device | torch.dtype | None = None,
+           dtype: torch.dtype | str | None = None) -> VideoPipeline:
+        """Move the networks to `device` and/or `dtype` (as load_pipeline takes them; a torch.dtype alone as the
+        first argument is the dtype, as in diffusers' `pipe.to(torch.float16)`); returns the pipeline. A style
+        applied comes off the old weights and goes onto the moved ones; offloaded networks stay on the CPU.
+
+        Refused before anything moves (InvalidRequest, UnsupportedDevice): a device this machine lacks; fp8, and a
+        pipeline already in fp8 (its e4m3 weights are quantised and their scales calibrated at load); a pipeline on
+        the fast path (its fused modules, compiled code and CUDA graphs were made for its device and dtype): load it
+        again with load_pipeline(source, device=..., dtype=...) for those."""
+        from t2v.loader import is_fp8, missing_device, parse_dtype  # the loader imports this module
+
+        if isinstance(device, torch.dtype) and dtype is None:
+            device, dtype = None, device
+        target = self.device if device is None else device
+        problem = missing_device(target)
+        if problem is not None:
+            raise UnsupportedDevice(f"pipe.to(device={str(target)!r}): {problem}")
+        target = torch.device(target)
+        again = "load it again with load_pipeline(source, device=..., dtype=...)"
+        if is_fp8(dtype) or any(p.dtype.itemsize == 1 for p in self.unet.parameters()):
+            raise InvalidRequest(f"pipe.to({target}, dtype={dtype}): fp8 is chosen at load, where the e4m3 weights are "
+                                 f"quantised and their scales calibrated; {again}")
+        precision = self.dtype if dtype is None else parse_dtype(dtype, target)
+        if self.optimized:
+            raise InvalidRequest(f"pipe.to({target}, dtype={precision}): this pipeline is on the fast path "
+                                 f"(optimize), whose fused modules and compiled code were made for {self.device} in "
+                                 f"{self.dtype}; {again}, then optimize()")
+        style = self.styles.active
+        if style is not None:
+            self.set_lora(None)
+        with self.turns("pipe.to"):
+            for module in (self.text_encoder, self.unet, self.vae):
+                place = "cpu" if module in self.offloaded else target
+                module.to(device=place, dtype=precision)
+            self.device, self.dtype = target, precision
+        log.info("moved the pipeline to %s in %s", target, precision)
+        if style is not None:
+            self.set_lora(style.name, style.scale, style.fused)
+        return self
 
     def optimize(self, **options) -> VideoPipeline:
         """Switch on the fast inference path (t2v.fast.optimize: fused projections, compile, CUDA graphs)."""

@@ -8,7 +8,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from t2v import GenerationRequest, InvalidRequest, LoraError, Previews, animation, convert, load_pipeline
+from t2v import (
+    GenerationRequest,
+    InvalidRequest,
+    LoraError,
+    Previews,
+    UnsupportedDevice,
+    animation,
+    convert,
+    load_pipeline,
+)
 from t2v.lora import Active
 from tests.t2v.lora_files import random_lora
 
@@ -34,8 +43,42 @@ def test_a_callback_that_is_not_callable_is_refused_naming_it_before_any_work(no
         getattr(no_render, call)(*args, **{name: value})
 
 
+@pytest.mark.parametrize(("name", "value", "called_with"), [
+    ("on_step", lambda step: None, r"\(step, total\)"),
+    ("should_cancel", lambda job: False, "no arguments"),
+    ("on_preview", lambda step, total: None, r"\(step, total, frames\)"),
+])
+@pytest.mark.parametrize("call", ["generate", "generate_batch", "generate_long", "generate_video2video"])
+def test_a_callback_that_takes_other_arguments_is_refused_naming_them_before_any_work(no_render, call, name, value,
+                                                                                      called_with):
+    """It was a TypeError ('<lambda>() takes 1 positional argument but 2 were given') from inside the sampler, after
+    the prompt was encoded and the first step had run."""
+    request = no_render.request("a panda", seed=1, steps=2)
+    args = {"generate": (request,), "generate_batch": ([request],), "generate_long": (request, 6),
+            "generate_video2video": (request, np.zeros((4, 64, 64, 3), np.uint8))}[call]
+    with pytest.raises(InvalidRequest, match=rf"takes \(.*\), but it is called with {called_with}; pass a function"):
+        getattr(no_render, call)(*args, **{name: value})
+
+
+def test_callbacks_that_take_the_sampler_s_arguments_in_any_accepted_form_are_taken(tiny_pipe):
+    """Defaults, *args, methods and built-ins without a readable signature all run; nothing over-strict."""
+    steps, previews = [], []
+
+    class Counter:
+        def step(self, step, total, *rest):
+            steps.append((step, total))
+
+    request = tiny_pipe.request("a panda", seed=1, steps=2, frames=2, width=64, height=64)
+    tiny_pipe.generate(request, on_step=Counter().step, should_cancel=lambda *args: False,
+                       on_preview=lambda step, total, frames, extra=None: previews.append(step))
+    tiny_pipe.generate(request, on_step=lambda *args, **kwargs: None, should_cancel=[].__len__,
+                       on_preview=Previews(lambda step, total, frames: None, every=2))
+    assert steps == [(1, 2), (2, 2)] and previews == [1, 2]
+
+
 @pytest.mark.parametrize(("fields", "message"), [
     ({"fn": None}, r"fn=None is not callable"),
+    ({"fn": lambda frames: None}, r"fn=.* takes \(frames\), but it is called with \(step, total, frames\)"),
     ({"every": "2"}, r"every='2' must be a whole number of steps, at least 1"),  # was: TypeError from `<`
     ({"every": 2.5}, r"every=2.5 must be a whole number of steps"),
     ({"min_interval_s": math.nan}, r"min_interval_s=nan must be a number of seconds, at least 0"),  # never previewed
@@ -189,9 +232,53 @@ def test_a_network_moved_after_load_is_refused_naming_it_before_any_work(monkeyp
     move(getattr(pipe, network))
     monkeypatch.setattr(pipe, "denoise", lambda *args, **kwargs: pytest.fail("the render started before refusing"))
     with pytest.raises(InvalidRequest, match=rf"^pipe.{network} is on {shown}, but the pipeline was loaded for cpu in "
-                                             r"torch.float32 \(pipe.device, pipe.dtype\); .* load it with "
+                                             r"torch.float32 \(pipe.device, pipe.dtype\); .* move it whole "
+                                             r"with pipe.to\(device, dtype\), or load it with "
                                              r"load_pipeline\(source, device=..., dtype=...\)$"):
         pipe.generate(pipe.request("a panda", seed=1, steps=2))
+
+
+def test_the_pipeline_moves_whole_with_to_and_renders_as_one_loaded_there():
+    """There was no pipe.to: diffusers' `pipe.to(torch.float16)` was an AttributeError, and moving the networks one
+    by one was refused at the next render. A style applied moves with the weights."""
+    pipe, fresh = load_pipeline("tiny-random"), load_pipeline("tiny-random", dtype="bfloat16")
+    pipe.load_lora(random_lora(pipe.config), "a")
+    pipe.set_lora("a", 0.5)
+    assert pipe.to(torch.bfloat16) is pipe
+    assert (pipe.device, pipe.dtype) == (torch.device("cpu"), torch.bfloat16)
+    assert {p.dtype for net in (pipe.unet, pipe.vae, pipe.text_encoder) for p in net.parameters()} == {torch.bfloat16}
+    assert pipe.styles.active.name == "a" and pipe.styles.active.scale == 0.5
+    fresh.load_lora(random_lora(fresh.config), "a")
+    fresh.set_lora("a", 0.5)
+    request = pipe.request("a panda", seed=1, steps=2, frames=2)
+    assert np.array_equal(pipe.generate(request).frames, fresh.generate(request).frames)
+    pipe.set_lora(None)
+    fresh.set_lora(None)
+    assert all(torch.equal(a, b) for a, b in zip(pipe.unet.state_dict().values(), fresh.unet.state_dict().values(),
+                                                 strict=True))  # the style's writes undone on the moved weights
+    assert pipe.to("cpu", "float32").generate(request).frames.shape == (2, 64, 64, 3)
+
+
+@pytest.mark.parametrize(("args", "message", "error"), [
+    (("cuda:7",), r"pipe.to\(device='cuda:7'\): no CUDA GPU is available on this machine", UnsupportedDevice),
+    (("gpu",), r"pipe.to\(device='gpu'\): not a device name; use cpu, cuda or cuda:N", UnsupportedDevice),
+    ((None, "fp8"), r"fp8 is chosen at load, where the e4m3 weights are quantised .* load_pipeline", InvalidRequest),
+    ((None, "half"), r"dtype 'half' is not one of", InvalidRequest),
+])
+def test_a_move_the_pipeline_cannot_make_is_refused_naming_it_before_anything_moves(args, message, error):
+    pipe = load_pipeline("tiny-random")
+    with pytest.raises(error, match=message):
+        pipe.to(*args)
+    assert (pipe.device, pipe.dtype) == (torch.device("cpu"), torch.float32)
+    assert {p.dtype for p in pipe.unet.parameters()} == {torch.float32}
+
+
+def test_a_pipeline_on_the_fast_path_is_not_moved_and_says_how_to_get_one_there():
+    pipe = load_pipeline("tiny-random").optimize(compile=False)
+    with pytest.raises(InvalidRequest, match=r"on the fast path \(optimize\), whose fused modules and compiled code "
+                                             r"were made for cpu in torch.float32; load it again with load_pipeline"):
+        pipe.to(torch.bfloat16)
+    assert pipe.dtype == torch.float32
 
 
 @pytest.mark.parametrize("name", ["A", "a.safetensors", None])
