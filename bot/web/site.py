@@ -14,13 +14,19 @@ from storage.errors import unavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}  # a body is what its Content-Type says, never sniffed into HTML
+# An idle kept-alive connection is closed after this long (aiohttp's own default is 3,630 s: on a public port without
+# a reverse proxy, clients that open connections and leave them idle would hold a file descriptor each for an hour).
+# A browser reading an MP4 sends its next range within seconds; one that pauses longer simply connects again.
+KEEPALIVE_S = 30.0
+SERVER = "videobot"  # the Server header: aiohttp's default names its version and Python's to every scanner
 
 log = logging.getLogger(__name__)
 
 
 class LocalSite:
     """Owns `self.app`; `start` listens on host:port and `stop` closes it, so subclasses only add routes. Every
-    response carries `headers`, aiohttp's own errors too (a 404 of an unknown path, a 416 of a range past the end)."""
+    response carries `headers` and a Server header that names no versions, aiohttp's own errors too (a 404 of an
+    unknown path, a 416 of a range past the end); idle connections close after KEEPALIVE_S."""
 
     def __init__(self, headers: Mapping[str, str] = NOSNIFF) -> None:
         self.app = web.Application(middlewares=[_database_down])
@@ -30,7 +36,8 @@ class LocalSite:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (port 0: any free port); returns the port. A port in use raises OSError."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, logger=_ServerLog(server_logger))
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, logger=_ServerLog(server_logger),
+                                     keepalive_timeout=KEEPALIVE_S)
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, host, port).start()
@@ -52,6 +59,7 @@ class LocalSite:
         meant for the content (a video's 404 or 416 kept for a day would hide the video that long)."""
         for name, value in self._headers.items():
             response.headers.setdefault(name, value)
+        response.headers["Server"] = SERVER
         if response.status >= 400:
             response.headers.popall("Cache-Control", None)
 

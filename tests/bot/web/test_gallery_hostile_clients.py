@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bot.web import site
 from tests.bot.helpers import WAIT, tiny_mp4
 from tests.bot.web.test_gallery import World, fetch, opened
 
@@ -198,3 +199,22 @@ async def test_a_video_page_links_to_any_host_name_or_address_it_was_asked_by(wo
 
     assert answer.startswith(b"HTTP/1.1 200 OK")
     assert f'<meta property="og:video" content="http://{host}/videos/{job_id}.mp4">'.encode() in answer
+
+
+async def test_the_server_names_no_versions_and_closes_idle_connections(tmp_path: Path, monkeypatch):
+    """Every answer said `Server: Python/3.x aiohttp/3.x` to every scanner, and an idle kept-alive connection stayed
+    open for aiohttp's default 3,630 s: without a reverse proxy, idle clients could hold the bot's file descriptors."""
+    assert 10 <= site.KEEPALIVE_S <= 120  # a browser's next range comes within it; an idle client goes well before
+    monkeypatch.setattr(site, "KEEPALIVE_S", 0.05)  # the real 30 s, shortened so the close comes at once
+    async with opened(tmp_path) as world:
+        job_id = await world.approved("a spinning top")
+        address = urlsplit(world.url)
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        try:
+            for path in (f"/videos/{job_id}.mp4", "/no-such-page"):
+                writer.write(f"HEAD {path} HTTP/1.1\r\nHost: {address.netloc}\r\n\r\n".encode())
+                head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)).decode("latin-1")
+                assert "\r\nServer: videobot\r\n" in head and "aiohttp" not in head and "Python" not in head
+            assert await asyncio.wait_for(reader.read(), WAIT) == b""  # closed by the server once idle
+        finally:
+            writer.close()
