@@ -77,3 +77,15 @@ def test_a_phrase_over_a_letter_spaced_prompt_is_matched_in_few_steps_not_every_
 
     assert listed.match("a " * 250) is None
     assert calls[0] < 100_000  # about 30,000: each (terms left, position) answered once
+
+
+@pytest.mark.parametrize("text", ["a piñata", "a pinata", "a jalapeño", "a jalapeno", "a matinee show",
+                                  "a soufflé", "a protege"])
+def test_loanwords_english_writes_with_an_accent_are_english_with_or_without_it(gate, text):
+    # was: "a piñata" refused as not English: pyspellchecker lists accented loanwords at a count below the bar
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, verdict.message
+
+
+def test_a_loanword_is_no_cover_for_a_foreign_sentence(gate):
+    assert gate.check_prompt("una piñata grande para la fiesta de mi hermano").reason == "not_english"
