@@ -10,7 +10,8 @@ Each step answers a family of evasions (docs/policy.md measures them):
 - format characters (Cf) dropped: zero-width joiners and soft hyphens inside a word ("nu\u200bde");
 - accents stripped (NFKD, drop Mn): "nüdé";
 - casefold, then look-alike letters folded to Latin with confusable-homoglyphs (Cyrillic "р", Greek "υ"), and
-  Latin letters with no decomposition by their Unicode name ("ɴ" LATIN LETTER SMALL CAPITAL N, "ø");
+  Latin letters with no decomposition by their Unicode name ("ɴ" LATIN LETTER SMALL CAPITAL N, "ǝ" LATIN SMALL
+  LETTER TURNED E, "ø");
 - clauses: phrases match within a clause, never across ", ; : . ! ?" followed by a space;
 - chunks: the whitespace-separated pieces of a clause, each read as its alphanumeric parts ("gore-tex" → gore, tex)
   and, when it mixes letters with other marks, as leet and masked readings (`chunk_readings`) and as a pattern in
@@ -32,7 +33,10 @@ from bot.characters import UNSAFE_RE  # refused in any user text: the characters
 # more (not in "n. u. d. e", "J. R. R.", "n a z i / s a l u t e").
 _CLAUSE_RE = re.compile(r"(?<=[^\W_]{2})(?:[,;:!?.…]+(?=\s|$)|\s[-–—|/]+\s)")
 _PART_RE = re.compile(r"[a-z0-9]+")
-_NAME_LETTER_RE = re.compile(r"^LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL )?([A-Z])\b")
+# A Latin letter named for the ASCII one it is drawn from: "ɴ" SMALL CAPITAL N, and the upside-down and mirrored ones
+# of upside-down text ("ǝ" TURNED E, "ɘ" REVERSED E, "ʇ" TURNED T, "ɐ" TURNED A, "ↄ" REVERSED C).
+_NAME_LETTER_RE = re.compile(r"^LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL )?(?:TURNED |REVERSED |INVERTED )?"
+                             r"([A-Z])\b")
 _EDGE_MARKS = "\"'`()[]{}«»“”‘’,;:?.…"  # wrapping punctuation, not part of a word
 
 # Leetspeak, read only inside chunks that mix letters with other marks. Multi-character spellings first.
@@ -58,7 +62,8 @@ MASKS = frozenset("*#_.-?!%~'`^\"+/|·:=")
 # Latin word: Latin letters without a decomposition, and the Greek and Cyrillic lower-case letters shaped like a
 # Latin one (these win over confusable-homoglyphs, which reads "β" as "ß" and "ӏ" as "i").
 _FOLDS = {"ø": "o", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ı": "i", "ł": "l", "đ": "d", "ո": "n", "ʐ": "z",
-          "ɡ": "g",
+          "ɡ": "g", "ə": "e", "ɔ": "c", "ɛ": "e", "ɜ": "e",  # schwa and open o: confusables' look-alikes of
+          # "ǝ" (turned e) and "ↄ" (reversed c), read by name; open e and its mirror: Greek "ε"
           "β": "b", "ε": "e", "η": "n", "κ": "k", "μ": "u", "π": "n", "τ": "t", "χ": "x", "ω": "w",
           "б": "b", "в": "b", "г": "r", "и": "u", "к": "k", "м": "m", "н": "h", "п": "n", "т": "t", "ц": "u",
           "ш": "w", "ь": "b", "э": "e", "ӏ": "l"}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.moderation.policy import Denylist, DenylistEntry
+from bot.moderation.policy import Denylist, DenylistEntry, normalise
 
 
 @pytest.mark.parametrize("text", ["a spice market in Marrakesh", "spices on a wooden table", "spiced apple cider",
@@ -89,3 +89,13 @@ def test_loanwords_english_writes_with_an_accent_are_english_with_or_without_it(
 
 def test_a_loanword_is_no_cover_for_a_foreign_sentence(gate):
     assert gate.check_prompt("una piñata grande para la fiesta de mi hermano").reason == "not_english"
+
+
+def test_turned_and_reversed_letters_of_upside_down_text_fold_to_the_letter_they_are_drawn_from():
+    assert normalise("ǝ ɘ Ǝ ɐ ʇ ɹ ʎ ʞ ᴉ ɥ ↄ ɔ ə ɛ") == "e e e a t r y k i h c c e e"
+
+
+@pytest.mark.parametrize("text", ["a nudɘ woman", "a nudǝ woman", "a NUDƎ woman", "a ʇits show", "a ʇopless dancer",
+                                  "a ɔhink", "a nudə model"])
+def test_a_listed_word_spelled_with_a_turned_or_reversed_letter_is_refused(gate, text):
+    assert gate.check_prompt(text).reason == "denylist"
