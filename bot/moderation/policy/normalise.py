@@ -6,7 +6,8 @@ Each step answers a family of evasions (docs/policy.md measures them):
   anything else sees the text, so what the denylist reads is what Discord shows, and nothing is stored that the
   database cannot hold;
 - NFKC: fullwidth, circled and mathematical letters ("ｎｕｄｅ", "𝐧𝐮𝐝𝐞"); the enclosed letters it leaves, negative
-  circled and squared ones and regional indicators ("🅽🆄🅳🅴", "🇳🇺🇩🇪"), by a table;
+  circled and squared ones and regional indicators ("🅽🆄🅳🅴", "🇳 🇺 🇩 🇪"), by a table; but a pair of regional
+  indicators that is a flag is a flag, no letters ("🇳🇺🇩🇪" is Niue and Germany);
 - format characters (Cf) dropped: zero-width joiners and soft hyphens inside a word ("nu\u200bde");
 - accents stripped (NFKD, drop Mn): "nüdé";
 - casefold, then look-alike letters folded to Latin with confusable-homoglyphs (Cyrillic "р", Greek "υ"), and
@@ -69,8 +70,25 @@ _FOLDS = {"ø": "o", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ı": "i", "
           "ш": "w", "ь": "b", "э": "e", "ӏ": "l"}
 MAX_READINGS = 16  # leet/mask readings tried per chunk; real chunks need far fewer
 # Enclosed letters that NFKC leaves alone (they have no compatibility decomposition) but Discord shows as the letter
-# they enclose: negative circled and negative squared capitals ("🅝", "🅽") and regional indicators ("🇳").
-_ENCLOSED_LETTERS = {start + i: chr(ord("a") + i) for start in (0x1F150, 0x1F170, 0x1F1E6) for i in range(26)}
+# they enclose: negative circled and negative squared capitals ("🅝", "🅽"), and regional indicators ("🇳") that
+# are no part of a flag (`_hide_flags`).
+_ENCLOSED_LETTERS = {start + i: chr(ord("a") + i) for start in (0x1F150, 0x1F170) for i in range(26)}
+_REGIONAL_INDICATOR_A = 0x1F1E6
+_REGIONAL_LETTERS = {_REGIONAL_INDICATOR_A + i: chr(ord("a") + i) for i in range(26)}
+_REGIONAL_RUN_RE = re.compile("[\U0001F1E6-\U0001F1FF]+")
+# The regions a pair of regional indicators shows as a flag (Unicode's RGI flags: ISO 3166-1 and nine more, EU, UN);
+# any other pair shows as its two letters.
+_FLAG_REGION_CODES = (
+    "AC AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV "
+    "BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CP CR CU CV CW CX CY CZ DE DG DJ DK DM DO DZ EA EC EE EG EH "
+    "ER ES ET EU FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU "
+    "IC ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU "
+    "LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR "
+    "NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM "
+    "SN SO SR SS ST SV SX SY SZ TA TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM UN US UY UZ VA VC "
+    "VE VG VI VN VU WF WS XK YE YT ZA ZM ZW"
+)
+FLAG_REGIONS = frozenset(_FLAG_REGION_CODES.split())
 
 
 def unsafe_characters(text: str) -> list[str]:
@@ -108,9 +126,26 @@ def normalise(text: str) -> str:
     """Fold text so that look-alike, accented, fullwidth and zero-width-split letters read as plain a-z."""
     if text.isascii():
         return text.lower()  # what every step below does to ASCII
-    text = unicodedata.normalize("NFKC", text).translate(_ENCLOSED_LETTERS)
+    text = _REGIONAL_RUN_RE.sub(_hide_flags, unicodedata.normalize("NFKC", text)).translate(_ENCLOSED_LETTERS)
     text = strip_accents("".join(c for c in text if unicodedata.category(c) != "Cf")).casefold()
     return "".join(fold_letter(c) if not c.isascii() and c.isalpha() else c for c in text)
+
+
+def _hide_flags(run: re.Match[str]) -> str:
+    """A run of regional indicators with its flags left as emoji, so that only the indicators shown as letters read
+    as letters: "🇳🇺🇩🇪" (Niue, Germany) is two flags, not "nude". Indicators pair from the start of the run, as
+    text is segmented; from the first pair that is no flag on, the rest reads as letters, since a renderer that
+    looks for flags anywhere ("🇹[🇮🇹]🇸") would show those letters around a flag the pairing does not see."""
+    indicators = run.group()
+    kept = 0
+    while kept + 1 < len(indicators) and _region(indicators[kept:kept + 2]) in FLAG_REGIONS:
+        kept += 2
+    return indicators[:kept] + indicators[kept:].translate(_REGIONAL_LETTERS)
+
+
+def _region(pair: str) -> str:
+    """The region code two regional indicators spell: "🇩🇪" → "DE"."""
+    return "".join(chr(ord("A") + ord(c) - _REGIONAL_INDICATOR_A) for c in pair)
 
 
 def clauses(normalised: str) -> list[str]:

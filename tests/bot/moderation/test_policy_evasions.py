@@ -99,3 +99,18 @@ def test_turned_and_reversed_letters_of_upside_down_text_fold_to_the_letter_they
                                   "a ɔhink", "a nudə model"])
 def test_a_listed_word_spelled_with_a_turned_or_reversed_letter_is_refused(gate, text):
     assert gate.check_prompt(text).reason == "denylist"
+
+
+@pytest.mark.parametrize("text", ["🇳🇺🇩🇪 flags waving over a harbour", "a 🇳🇺🇩🇪 banner at a football match",
+                                  "flags 🇺🇸🇨🇦🇲🇽 of north america", "a 🇸🇪🇽 flag and an x on a map"])
+def test_flags_next_to_each_other_are_flags_not_the_letters_their_indicators_spell(gate, text):
+    # was: 🇳🇺🇩🇪 (Niue, Germany) read as "nude" and refused
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize("text", ["a 🇳 🇺 🇩 🇪 woman", "🇹🇮🇹🇸 on a beach", "a 🇵🇴🇷🇳 video", "🇳🇺🇩🇪 and 🇳 🇺 🇩 🇪"])
+def test_regional_indicators_shown_as_letters_still_spell_words(gate, text):
+    # spaced out, or paired into no flag (TI, TS; PO, RN), each indicator shows as its letter; a pair that is no flag
+    # ends the flags of a run: a renderer that looks for flags anywhere shows T, 🇮🇹, S
+    assert gate.check_prompt(text).reason == "denylist"
