@@ -1,8 +1,9 @@
 """The gate every piece of user text passes before any quota or GPU time, and before any public message shows it.
 
 Order: length → empty → bidi and control characters → content denylist (on the normalised text, so an obfuscated
-English word is refused for the content policy, not as "not English") → English. A refusal names the field: the
-prompt, the negative prompt, or whatever a future option adds (`check_text(text, field)`).
+English word is refused for the content policy, not as "not English") → stacked combining marks ("zalgo" text) →
+English. A refusal names the field: the prompt, the negative prompt, or whatever a future option adds
+(`check_text(text, field)`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from bot.moderation.policy import lexicon
 from bot.moderation.policy.denylist import Denylist
 from bot.moderation.policy.entries import DenylistEntry, load_default_entries
 from bot.moderation.policy.language import english_detector, foreign_words, has_letters, is_latin_script
-from bot.moderation.policy.normalise import fold_letter, unsafe_characters
+from bot.moderation.policy.normalise import MAX_STACKED_MARKS, fold_letter, stacked_marks, unsafe_characters
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,13 @@ class PolicyGate:
             return Verdict(False, "denylist", entry.category, matched=entry.pattern, field=field, message=(
                 f"{your} was refused under the content policy: {CATEGORY_TEXT[entry.category]} "
                 "is not allowed. Please describe something else."))
+        stacked = stacked_marks(text)
+        if stacked is not None:
+            base, count = stacked
+            on = f"one character (“{base}”)" if base.strip() and base.isprintable() else "one character"
+            return Verdict(False, "invalid", field=field, message=(
+                f"{your} has {count} accent marks stacked on {on}; a character takes at most {MAX_STACKED_MARKS}. "
+                "Please type it again without them."))
         refusal = self._check_language(unicodedata.normalize("NFKC", text), your)
         if refusal is not None:
             return replace(refusal, field=field)

@@ -4,7 +4,8 @@ Each step answers a family of evasions (docs/policy.md measures them):
 
 - bidi and control characters (`unsafe_characters`, the set bot.characters defines): refused by the gate before
   anything else sees the text, so what the denylist reads is what Discord shows, and nothing is stored that the
-  database cannot hold;
+  database cannot hold; stacks of combining marks (`stacked_marks`, "zalgo" text) are refused after the denylist,
+  which reads the letters under them;
 - NFKC: fullwidth, circled and mathematical letters ("ｎｕｄｅ", "𝐧𝐮𝐝𝐞"); the enclosed letters it leaves, negative
   circled and squared ones and regional indicators ("🅽🆄🅳🅴", "🇳 🇺 🇩 🇪"), by a table; but a pair of regional
   indicators that is a flag is a flag, no letters ("🇳🇺🇩🇪" is Niue and Germany);
@@ -69,6 +70,9 @@ _FOLDS = {"ø": "o", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ı": "i", "
           "б": "b", "в": "b", "г": "r", "и": "u", "к": "k", "м": "m", "н": "h", "п": "n", "т": "t", "ц": "u",
           "ш": "w", "ь": "b", "э": "e", "ӏ": "l"}
 MAX_READINGS = 16  # leet/mask readings tried per chunk; real chunks need far fewer
+# Combining marks one character may carry: a Latin letter takes two at most ("ệ"), a keycap emoji two ("#️⃣"); a
+# stack of dozens ("zalgo" text) is refused. The denylist reads the text first, its marks stripped.
+MAX_STACKED_MARKS = 4
 # Enclosed letters that NFKC leaves alone (they have no compatibility decomposition) but Discord shows as the letter
 # they enclose: negative circled and negative squared capitals ("🅝", "🅽"), and regional indicators ("🇳") that
 # are no part of a flag (`_hide_flags`).
@@ -94,6 +98,22 @@ FLAG_REGIONS = frozenset(_FLAG_REGION_CODES.split())
 def unsafe_characters(text: str) -> list[str]:
     """The bidi controls and control characters in text, as U+XXXX codes (empty when the text is fine)."""
     return [f"U+{ord(c):04X}" for c in sorted(set(UNSAFE_RE.findall(text)))]
+
+
+def stacked_marks(text: str) -> tuple[str, int] | None:
+    """The character of text with the most combining marks on it and their number, when that is more than
+    MAX_STACKED_MARKS ("zalgo" text); None when every character is written as some language writes it."""
+    if text.isascii():
+        return None
+    base, count, tallest = "", 0, ("", 0)
+    for char in text:
+        if unicodedata.category(char).startswith("M"):
+            count += 1
+            if count > tallest[1]:
+                tallest = (base, count)
+        else:
+            base, count = char, 0
+    return tallest if tallest[1] > MAX_STACKED_MARKS else None
 
 
 @functools.cache

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.moderation.policy import Denylist, DenylistEntry, normalise
+from bot.moderation.policy import MAX_PROMPT_CHARS, Denylist, DenylistEntry, PolicyGate, normalise
 
 
 @pytest.mark.parametrize("text", ["a spice market in Marrakesh", "spices on a wooden table", "spiced apple cider",
@@ -114,3 +114,30 @@ def test_regional_indicators_shown_as_letters_still_spell_words(gate, text):
     # spaced out, or paired into no flag (TI, TS; PO, RN), each indicator shows as its letter; a pair that is no flag
     # ends the flags of a run: a renderer that looks for flags anywhere shows T, 🇮🇹, S
     assert gate.check_prompt(text).reason == "denylist"
+
+
+def _zalgo(text: str, marks: int) -> str:
+    """text with `marks` combining marks stacked on each character, cycling through the combining diacritics."""
+    return "".join(c + "".join(chr(0x300 + (i + j) % 0x70) for j in range(marks)) for i, c in enumerate(text))
+
+
+def test_a_prompt_of_letters_under_stacks_of_marks_is_refused_in_one_line_naming_the_stack():
+    asked = []
+    gate = PolicyGate(is_english=lambda text: asked.append(text) or True)
+    verdict = gate.check_prompt(_zalgo("a cat in a garden at night", 12)[:MAX_PROMPT_CHARS])
+    assert (verdict.reason, verdict.logged) == ("invalid", "invalid:characters")
+    assert verdict.message == ("Your prompt has 12 accent marks stacked on one character (“a”); a character takes at "
+                               "most 4. Please type it again without them.")
+    assert asked == []  # refused before any language model reads it
+
+
+def test_a_listed_word_under_stacks_of_marks_is_refused_for_the_content_policy(gate):
+    verdict = gate.check_prompt(_zalgo("a nude woman", 30)[:MAX_PROMPT_CHARS])
+    assert (verdict.reason, verdict.matched) == ("denylist", "nude")
+
+
+@pytest.mark.parametrize("text", ["a bowl of pho\u031b\u0309 in Hanoi", "cre\u0300me bru\u0302le\u0301e on a plate",
+                                  "a #\ufe0f\u20e3 sign on a wall"])
+def test_letters_with_the_marks_languages_write_are_no_stack(gate, text):
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, verdict.message
