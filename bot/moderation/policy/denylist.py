@@ -12,7 +12,7 @@ slot may read as a term answers a family of evasions (docs/policy.md has the mea
   is marked ("ni'pp les"); common words joined by marks are read as written only ("go-re", not "blood-red");
 - windows over runs of single letters ("n u d e", "K K K");
 - two neighbouring tokens joined ("nu de", "car nage"); two common words only beside a two-letter fragment ("go re";
-  never "pen is") or inside a longer phrase ("real foot age");
+  never "pen is") or inside a longer phrase ("real foot age"); a word that stands alone ("a", "at") with no edit;
 - repeated letters squeezed ("nuuude", "nudde"), and one edit (insert, delete, change, swap) for terms of
   MIN_FUZZY_LETTERS or more, or any length in a disguised chunk ("massacer", "p%rn"); both only for tokens that
   are not English words themselves ("bobs", "nudge" stay innocent), and an edit keeps the first letter;
@@ -35,7 +35,14 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from bot.moderation.policy.entries import DenylistEntry, Term, parse_pattern
-from bot.moderation.policy.lexicon import foreign_language, is_common_word, is_english_word, is_fragment, stem
+from bot.moderation.policy.lexicon import (
+    foreign_language,
+    is_common_word,
+    is_english_word,
+    is_fragment,
+    stands_alone,
+    stem,
+)
 from bot.moderation.policy.normalise import WILDCARD, Chunk, chunks, clauses, normalise
 from bot.moderation.policy.patterns import TermTrie
 
@@ -425,7 +432,8 @@ def _window_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
 def _joined_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
     """Two neighbouring tokens read as one word ("nu de", "mas sacre"). Two common words are read as written only,
     and as a word on its own only when one is a two-letter fragment ("go re", "bid en"; not "pen is", "put in"),
-    else only inside a longer phrase ("real foot age")."""
+    else only inside a longer phrase ("real foot age"); a word that stands alone ("a", "at", "of") joined to another
+    is read as written only, with no edit, but on its own ("mole st" is "molest"; "moles at" is not)."""
     found = []
     for i in range(len(parts) - 1):
         left, right = parts[i], parts[i + 1]
@@ -434,6 +442,8 @@ def _joined_slots(parts: list[str], offset: int, terms: _Terms) -> list[_Slot]:
         if is_common_word(left) and is_common_word(right):
             read = terms.read_strictly(left + right)
             alone = is_fragment(left) or is_fragment(right)
+        elif stands_alone(left) or stands_alone(right):  # "moles at" is no "molest" less an "a", "a gore" no "al gore"
+            read, alone = terms.read_strictly(left + right), True
         else:
             read, alone = terms.read(left + right, joined=True), True
         if read:

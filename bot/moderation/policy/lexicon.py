@@ -77,6 +77,12 @@ WORDS_OF_TWO = frozenset({"ah", "am", "an", "as", "at", "be", "by", "do", "go", 
                           "it", "me", "my", "no", "of", "oh", "ok", "on", "or", "so", "to", "up", "us", "we", "yo"})
 
 
+def stands_alone(token: str) -> bool:
+    """True when token is a word of one or two letters that stands alone ("a", "i", "at", "of"): joined to a
+    neighbour it makes a word only as written, never with an edit ("moles at" is no "molest")."""
+    return token in WORDS_OF_TWO or token in ("a", "i")
+
+
 def is_fragment(token: str) -> bool:
     """True when token is two letters long and not a word that stands alone ("re", "en", "ad"): beside a common
     word it may be the rest of a split one ("go re", "bid en")."""

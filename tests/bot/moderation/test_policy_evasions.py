@@ -141,3 +141,29 @@ def test_a_listed_word_under_stacks_of_marks_is_refused_for_the_content_policy(g
 def test_letters_with_the_marks_languages_write_are_no_stack(gate, text):
     verdict = gate.check_prompt(text)
     assert verdict.allowed, verdict.message
+
+
+@pytest.mark.parametrize("text", ["moles at night in a garden", "a gore point where the highway splits",
+                                  "gore points on a motorway from a drone", "a naked flame in a dark room",
+                                  "chinks of light through a barn wall", "a chink of light under the door"])
+def test_everyday_phrases_with_a_listed_word_in_another_sense_are_allowed(gate, text):
+    # was: refused as molest* (joined "molesat", one letter dropped), gore or al gore, naked, chink
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize(("text", "entry"), [
+    ("a man molesting a child", "molest*"), ("a mole st a child", "molest*"), ("gore at a gore point", "gore"),
+    ("a gory scene", "gory"), ("al gore at a gore point", "al gore"), ("a naked flamenco dancer", "naked"),
+    ("a naked woman by a naked flame", "naked"), ("a naked woman", "naked"), ("a chink of a man", "chink"),
+    ("chinks of light and a chink", "chink")])
+def test_the_listed_words_of_those_phrases_are_still_refused_in_their_harmful_sense(gate, text, entry):
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", entry)
+
+
+def test_a_word_that_stands_alone_joins_a_neighbour_as_written_only_never_with_an_edit():
+    listed = Denylist([DenylistEntry("molest*", "sexual"), DenylistEntry("al gore", "real_person")])
+    assert listed.match("moles at night") is None and listed.match("a gore on a skirt") is None
+    assert listed.match("mo lesting") is not None and listed.match("mole st") is not None
+    assert listed.match("al gore") is not None and listed.match("algore") is not None
