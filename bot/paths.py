@@ -1,11 +1,16 @@
 """Why a path as an operator wrote it cannot be what they meant, in one line naming it: the one check of the path
-settings (bot.settings: MEDIA_DIR=…) and of a style's LoRA file (bot.gpu.styles: file = "…"). Loads no torch."""
+settings (bot.settings: MEDIA_DIR=…) and of a style's LoRA file (bot.gpu.styles: file = "…"), and of a '~' in
+DATABASE_URL's file. Whether a ~ was left unexpanded is t2v.unexpanded's to say, as for t2v's own paths. Loads no
+torch."""
 
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+
+from t2v import unexpanded
+from t2v.unexpanded import Unexpanded
 
 
 @dataclass(frozen=True)
@@ -38,19 +43,27 @@ def path_problem(value: str, written: Written) -> str | None:
         kind = "control" if unicodedata.category(hidden) == "Cc" else "invisible"
         return (f"{written.before}{written.assign(value, exact=True)} holds the {kind} character {hidden!r}, which "
                 "no file name should: remove it")
-    if value.startswith("~"):
-        return (f"{written.before}{written.assign(value)}: '~' is not expanded here (it would be a folder named "
-                f"'~'); write the full path{_expanded(value, written)}")
+    found = home_unexpanded(value)
+    if found is not None:
+        return f"{written.before}{written.assign(value)}: {not_expanded(found)}{_expanded(found.meant, written)}"
     return None
 
 
-def _expanded(value: str, written: Written) -> str:
+def home_unexpanded(value: str) -> Unexpanded | None:
+    """A leading ~ or ~user in a path the bot reads (t2v.unexpanded): no shell reads a setting or a styles file, so
+    each one is refused, even where a folder of that name is there (one an earlier start made). A $NAME is not: an
+    env file's single quotes keep it as written on purpose (bot.settings)."""
+    return unexpanded.find(value, variables=False, as_typed=False)
+
+
+def not_expanded(found: Unexpanded) -> str:
+    """The words for a `home_unexpanded` path, before the full path it stands for."""
+    return f"'{found.typed}' is not expanded here (it would be a folder named '{found.typed}'); write the full path"
+
+
+def _expanded(full: str | None, written: Written) -> str:
     """The full path a '~' stands for in a shell, as an example (none for ~name of a user this host does not know),
     and the folder a relative path would start from."""
-    try:
-        full = str(Path(value).expanduser())
-    except RuntimeError:
-        full = None
     example = "" if full is None else f" such as {full!r}" if written.toml else f", e.g. {full}"
     relative = "" if written.relative_to is None else f", or one relative to {written.relative_to}"
     return example + relative

@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from bot.errors import SettingsError
-from bot.paths import Written, path_problem
+from bot.paths import Written, home_unexpanded, not_expanded, path_problem
 from storage import InvalidDatabaseURL, urls
 from storage.dotenv_file import env_bindings, line_of, read_env_file
 from storage.records import MAX_SNOWFLAKE as SNOWFLAKE_MAX
@@ -534,9 +534,10 @@ class Settings(BaseSettings):
         if read.backend == "sqlite" and read.sqlite_file is None:
             raise _problem(f"DATABASE_URL={url} keeps the database in memory: the queue, quotas, blocks and audit log "
                            "would be lost at every restart; name a file, e.g. sqlite+aiosqlite:///videobot.db")
-        if read.sqlite_file is not None and read.sqlite_file.parts[:1] == ("~",):  # "." has no parts
-            raise _problem(f"DATABASE_URL={url}: '~' is not expanded here (it would be a folder named '~'); write the "
-                           f"full path, e.g. sqlite+aiosqlite:///{read.sqlite_file.expanduser()}")
+        found = None if read.sqlite_file is None else home_unexpanded(str(read.sqlite_file))  # the file as a path
+        if found is not None:
+            example = "" if found.meant is None else f", e.g. sqlite+aiosqlite:///{found.meant}"
+            raise _problem(f"DATABASE_URL={url}: {not_expanded(found)}{example}")
         return url
 
     @field_validator(*ENDPOINTS)

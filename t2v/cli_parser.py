@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from t2v import preflight
+from t2v import preflight, unexpanded
 from t2v.bench import KERNEL_CHECKS
 from t2v.bench.measure import DEFAULT_CONFIGS, WORK
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM, ModelConfig, SamplerDefaults
@@ -191,7 +191,7 @@ def _path(value: str) -> Path:
     problem = preflight.path_length(value)
     if problem is not None:
         raise argparse.ArgumentTypeError(problem)
-    problem = preflight.home_unexpanded(value) or preflight.unreachable(value)
+    problem = unexpanded.problem(value) or preflight.unreachable(value)
     if problem is not None:
         raise argparse.ArgumentTypeError(f"{value}: {problem}")
     return Path(value)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from t2v import presets
+from t2v import presets, unexpanded
 from t2v.config import TINY_RANDOM, ModelConfig, tiny_config
 from t2v.errors import InvalidRequest, UnsupportedDevice, WeightsError
 from t2v.kernels import fp8
@@ -340,37 +340,6 @@ def read_source(source: str | Path, device: str = "cpu", prefer_half: bool = Fal
     return presets.for_directory(config, path), states, sources
 
 
-def home_unexpanded(value: str) -> str | None:
-    """Why a path that starts with ~, or has a part that starts with $NAME or ${NAME}, is not the folder it looks like:
-    nothing expanded it (`--output=~/x.mp4`, a quoted "~/x" or '$HOME/x', Docker's exec-form CMD, a setting), so taken
-    as it is it would be a folder named ~ or $NAME here, made by the command that writes there. None when there is
-    none, when a folder of that name is there, or when there is no such user."""
-    first = Path(value).parts[0] if value.startswith("~") else ""
-    if not first or Path(first).exists() or os.path.expanduser(first) == first:
-        return _variable_unexpanded(value)
-    return (f"the ~ is not expanded here (a shell expands it only at the start of a word, not after = or inside "
-            f"quotes); write {os.path.expanduser(value)}")
-
-
-_VARIABLE = re.compile(r"(?:^|(?<=/))\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")  # $NAME or ${NAME} starting a part
-
-
-def _variable_unexpanded(value: str) -> str | None:
-    """home_unexpanded's answer for the first $NAME or ${NAME} that starts a part of the path `value`, unless the
-    path up to that part is there as typed: what the variable holds here, or that it is not set."""
-    found = _VARIABLE.search(value)
-    if found is None:
-        return None
-    end = value.find("/", found.end())
-    if Path(value[:end if end >= 0 else len(value)]).exists():
-        return None
-    name = found[1] or found[2]
-    said = f"{found[0]} is not expanded here (a shell expands it, but not inside single quotes, nor does Docker's "
-    if name not in os.environ:
-        return f"{said}exec-form CMD), and {name} is not set; write the path out"
-    return f"{said}exec-form CMD); write {value.replace(found[0], os.environ[name])}"
-
-
 def check_source_name(source: object) -> None:
     """InvalidRequest unless `source` names a model: a non-empty str or a Path ("" would be the current folder)."""
     if not isinstance(source, str | os.PathLike):
@@ -382,9 +351,9 @@ def check_source_name(source: object) -> None:
 
 
 def check_home(name: str, path: str | os.PathLike[str]) -> None:
-    """InvalidRequest for a path that starts with a ~ nothing expanded (Python does not: it would be a folder named ~
-    here), before any file is read or written."""
-    problem = home_unexpanded(os.fspath(path))
+    """InvalidRequest for a path with a ~ or $NAME nothing expanded (Python does not: it would be a folder named ~
+    here; t2v.unexpanded), before any file is read or written."""
+    problem = unexpanded.problem(os.fspath(path))
     if problem is not None:
         raise InvalidRequest(f"{name} {os.fspath(path)!r}: {problem}")
 

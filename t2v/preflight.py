@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from t2v import unexpanded
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
@@ -30,7 +31,6 @@ from t2v.loader import (
     check_keys,
     check_source,
     detect_layout,
-    home_unexpanded,
     missing_device,
 )
 from t2v.weights import export
@@ -298,7 +298,7 @@ def model_source(option: str, source: str, half: bool | None = None) -> Problem:
     if problem is not None:
         return _too_long(option, source, problem)
     named = f"{option}={shown(source)}" if option.isupper() else f"{option} {shown(source)}"
-    problem = home_unexpanded(source) or _near_tiny_random(source)
+    problem = unexpanded.problem(source) or _near_tiny_random(source)
     if problem is not None:
         return f"{named}: {problem}"
     if source != TINY_RANDOM and Path(source).is_file():  # before check_source, which would offer a download into it
@@ -448,7 +448,7 @@ def lora(option: str, value: str) -> Problem:
     problem = path_length(value)
     if problem is not None:
         return _too_long(option, value, problem)
-    problem = home_unexpanded(value) or unreachable(value.rpartition(":")[0] or value)
+    problem = unexpanded.problem(value) or unreachable(value.rpartition(":")[0] or value)
     if problem is not None:
         return f"{option} {value}: {problem}"
     try:
