@@ -8,12 +8,12 @@ import ipaddress
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -157,11 +157,19 @@ def did_you_mean(typed: str, accepted: Iterable[str], aliases: Mapping[str, str]
     return f"; did you mean {names[close[0]]}?" if close else ""
 
 
-def _not_one_of(name: str, typed: str, accepted: Iterable[str], aliases: Mapping[str, str] | None = None,
-                ) -> PydanticCustomError:
-    """The line refusing a setting with a fixed set of values: the value typed, the accepted ones, the nearest."""
-    accepted = tuple(accepted)
-    return _problem(f"{name}={typed} is not one of {', '.join(accepted)}{did_you_mean(typed, accepted, aliases)}")
+def one_of(words: tuple[str, ...], aliases: Mapping[str, str] | None = None, *, short: Mapping[str, str] | None = None,
+           upper: bool = False) -> AfterValidator:
+    """The check of a setting that takes one of a few `words`, in any case (returned lower-case, or upper-case with
+    `upper`; a `short` name as the word it stands for); else one line naming the value typed, the words and the
+    nearest of them (a name `aliases` give it, or the closest by spelling). pydantic's Literal would say neither."""
+    def check(typed: str, info: ValidationInfo) -> str:
+        word = typed.strip().upper() if upper else typed.strip().lower()
+        word = (short or {}).get(word, word)
+        if word not in words:
+            raise _problem(f"{str(info.field_name).upper()}={typed} is not one of {', '.join(words)}"
+                           f"{did_you_mean(typed, words, aliases)}")
+        return word
+    return AfterValidator(check)
 
 
 def _quoted(value: str) -> bool:
@@ -175,6 +183,14 @@ def _quotes_kept(value: str, straight: str = "docker run --env-file keeps quotes
     """Why the quotes of a `_quoted` value are part of it, for the line that refuses it (`straight`: for " ' `)."""
     typographic = [end for end in (value.strip()[0], value.strip()[-1]) if end in TYPOGRAPHIC_QUOTES]
     return f"{typographic[0]} is a typographic quote, which no .env reader removes" if typographic else straight
+
+
+def _quotes_refused(name: str, value: str, shown: Callable[[str], str] = str, part: str = "") -> PydanticCustomError:
+    """The line refusing a `_quoted` value: as typed and without its quotes (`shown`: as the line may show it, a URL's
+    password hidden; `part`: what the quotes would be part of), and why they stay."""
+    inner = value.strip().strip(QUOTES)
+    return _problem(f"{name}={value.replace(inner, shown(inner))} is wrapped in quotes{part}: remove them "
+                    f"({name}={shown(inner)}; {_quotes_kept(value)})")
 
 
 def _same_address(first: str, second: str) -> bool:
@@ -226,11 +242,13 @@ class Settings(BaseSettings):
     t2v_model: str  # ModelScope directory, `t2v convert` export, diffusers directory, or the tiny-random preset
     t2v_allow_tiny: bool = Field(False, validate_default=True)  # the tiny preset serves noise: opt in
     t2v_device: str = "cuda"  # cuda (every visible GPU) | cuda:N | cpu | a comma-separated list
-    t2v_dtype: str = "auto"
-    t2v_optimize: str = "auto"  # t2v.fast (fused, compiled, CUDA graphs): auto (on for cuda devices) | on | off
+    t2v_dtype: Annotated[str, one_of(DTYPES, DTYPE_ALIASES, short=DTYPE_SHORT)] = "auto"
+    # t2v.fast (fused, compiled, CUDA graphs): auto (on for cuda devices) | on | off
+    t2v_optimize: Annotated[str, one_of(OPTIMIZE, OPTIMIZE_ALIASES)] = "auto"
     t2v_compile_cache: Path | None = None  # compiled kernels kept across restarts; unset: beside the database
     t2v_compile_cache_max_gb: float = COMPILE_CACHE_MAX_GB  # least recently used files first; 0: no limit
-    t2v_executor: str = "local"  # local: a thread per device of T2V_DEVICE | ray: an actor per GPU of a Ray cluster
+    # local: a thread per device of T2V_DEVICE | ray: an actor per GPU of a Ray cluster
+    t2v_executor: Annotated[str, one_of(EXECUTORS)] = "local"
     ray_address: str | None = None  # the Ray cluster to join (ray://host:10001 or host:6379); unset: a local Ray
     ray_workers: int = 0  # Ray actors to start; 0: one per unit of RAY_WORKER_RESOURCE in the cluster
     ray_worker_resource: str = "GPU"  # what each actor reserves: GPU (num_gpus=1, runs on cuda) or a custom resource
@@ -255,7 +273,7 @@ class Settings(BaseSettings):
     job_time_limit_s: float = JOB_TIME_LIMIT_S  # a video still rendering this long after it started is stopped
     mod_role_id: int | None = None
     quota_default: int = 20  # videos per user per period; moderators override it per user, per role or for all
-    quota_period: str = "day"
+    quota_period: Annotated[str, one_of(QUOTA_PERIODS)] = "day"
     showcase_channel_id: int | None = None  # the default showcase channel of the server it is in; unset: none
     media_dir: Path = Path("media")  # delivered MP4s of public jobs, by job id, for the showcase and gallery
     media_keep_days: int = 30  # kept MP4s older than this are removed (the showcase's stay); 0: keep them forever
@@ -269,7 +287,7 @@ class Settings(BaseSettings):
     health_enabled: bool = True  # serve /healthz and /metrics from `python -m bot`
     health_host: str = "127.0.0.1"  # 0.0.0.0 lets Prometheus scrape it from another host or container
     health_port: int = 9090
-    log_level: str = "INFO"
+    log_level: Annotated[str, one_of(LOG_LEVELS, LEVEL_ALIASES, upper=True)] = "INFO"
 
     @classmethod
     def settings_customise_sources(
@@ -340,30 +358,10 @@ class Settings(BaseSettings):
         except ValueError as error:
             raise _problem(str(error)) from None
 
-    @field_validator("t2v_dtype")
-    @classmethod
-    def _dtype_is_known(cls, dtype: str) -> str:
-        """One of DTYPES (or its short name, DTYPE_SHORT)."""
-        name = DTYPE_SHORT.get(dtype.strip().lower(), dtype.strip().lower())
-        if name not in DTYPES:
-            raise _not_one_of("T2V_DTYPE", dtype, DTYPES, DTYPE_ALIASES)
-        return name
-
-    @field_validator("t2v_optimize")
-    @classmethod
-    def _optimize_is_known(cls, value: str) -> str:
-        """One of OPTIMIZE, any case."""
-        if value.strip().lower() not in OPTIMIZE:
-            raise _not_one_of("T2V_OPTIMIZE", value, OPTIMIZE, OPTIMIZE_ALIASES)
-        return value.strip().lower()
-
     @field_validator("t2v_executor")
     @classmethod
-    def _executor_is_known(cls, kind: str) -> str:
-        """One of EXECUTORS; `ray` also needs the ray package (the `ray` extra)."""
-        if kind.strip().lower() not in EXECUTORS:
-            raise _not_one_of("T2V_EXECUTOR", kind, EXECUTORS)
-        kind = kind.strip().lower()
+    def _ray_is_there(cls, kind: str) -> str:
+        """`ray` (one of EXECUTORS, `one_of` checked) needs the ray package (the `ray` extra)."""
         if kind == "ray" and importlib.util.find_spec("ray") is None:
             raise _problem("T2V_EXECUTOR=ray needs the ray package: pip install -e '.[ray]'")
         return kind
@@ -412,8 +410,7 @@ class Settings(BaseSettings):
             return value
         name = info.field_name.upper()
         if _quoted(value):
-            raise _problem(f"{name}={value} is wrapped in quotes, which would be part of the path: remove them "
-                           f"({name}={value.strip().strip(QUOTES)}; {_quotes_kept(value)})")
+            raise _quotes_refused(name, value, part=", which would be part of the path")
         problem = path_problem(value, Written(name))
         if problem is not None:
             raise _problem(problem)
@@ -501,32 +498,13 @@ class Settings(BaseSettings):
                            f"123456789012345678){did_you_mean(page, FRONT_PAGES)}")
         return page
 
-    @field_validator("log_level")
-    @classmethod
-    def _level_is_known(cls, level: str) -> str:
-        """One of LOG_LEVELS, any case."""
-        if level.strip().upper() not in LOG_LEVELS:
-            raise _not_one_of("LOG_LEVEL", level, LOG_LEVELS, LEVEL_ALIASES)
-        return level.strip().upper()
-
-    @field_validator("quota_period")
-    @classmethod
-    def _period_is_known(cls, period: str) -> str:
-        """One of QUOTA_PERIODS, any case."""
-        if period.strip().lower() not in QUOTA_PERIODS:
-            raise _not_one_of("QUOTA_PERIOD", period, QUOTA_PERIODS)
-        return period.strip().lower()
-
     @field_validator("database_url")
     @classmethod
     def _url_is_usable(cls, url: str) -> str:
         """A URL of a database the bot can use (storage.urls says what is wrong); the password never shown."""
         url = url.strip()
         if _quoted(url):
-            inner = url.strip(QUOTES)
-            shown = url.replace(inner, urls.shown(inner))  # the password hidden, the quotes shown
-            raise _problem(f"DATABASE_URL={shown} is wrapped in quotes: remove them (DATABASE_URL="
-                           f"{urls.shown(inner)}; {_quotes_kept(url)})")
+            raise _quotes_refused("DATABASE_URL", url, urls.shown)
         try:
             read = urls.parse(url)
         except InvalidDatabaseURL as error:

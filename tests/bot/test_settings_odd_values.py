@@ -8,7 +8,7 @@ import pytest
 
 from bot.env_file import malformed_lines
 from bot.errors import SettingsError
-from bot.settings import load_settings
+from bot.settings import DTYPE_SHORT, DTYPES, EXECUTORS, LOG_LEVELS, OPTIMIZE, QUOTA_PERIODS, load_settings
 
 VALID = {"DISCORD_TOKEN": "a.token-of.a-bot", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
 
@@ -136,6 +136,20 @@ def test_a_device_list_of_commas_alone_is_refused_naming_it():
 def test_a_near_miss_of_a_fixed_value_is_named_with_the_accepted_ones_and_the_closest(name: str, value: str,
                                                                                        line: str):
     assert problems({name: value}) == [line]
+
+
+@pytest.mark.parametrize(("name", "words"), [("T2V_DTYPE", DTYPES), ("T2V_OPTIMIZE", OPTIMIZE),
+                                             ("T2V_EXECUTOR", EXECUTORS), ("QUOTA_PERIOD", QUOTA_PERIODS),
+                                             ("LOG_LEVEL", LOG_LEVELS)])
+def test_each_word_of_a_fixed_value_reads_as_itself_in_any_case_and_with_spaces_around(name: str, words):
+    for word in words:
+        for typed in (word.upper(), f" {word.lower()} ", word.title()):
+            assert getattr(load_settings({**VALID, name: typed}, env_file=None), name.lower()) == word
+
+
+@pytest.mark.parametrize(("short", "dtype"), [*DTYPE_SHORT.items(), ("BF16", "bfloat16")])
+def test_a_dtype_s_short_name_reads_as_the_dtype_it_stands_for(short: str, dtype: str):
+    assert load_settings({**VALID, "T2V_DTYPE": short}, env_file=None).t2v_dtype == dtype
 
 
 @pytest.mark.parametrize(("name", "value"), [("T2V_DTYPE", "fp4"), ("T2V_EXECUTOR", "slurm"), ("QUOTA_PERIOD", "d")])
