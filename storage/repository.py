@@ -124,10 +124,13 @@ class Repository(Transactional):
             job_id, JobState.FAILED, ACTIVE_STATES, lambda _job: {"finished_at": now, "error": error}
         )
 
-    async def mark_cancelled(self, job_id: int, *, now: datetime | None = None) -> JobRecord:
-        """queued or running → cancelled."""
+    async def mark_cancelled(self, job_id: int, *, now: datetime | None = None, charged: bool = True) -> JobRecord:
+        """queued or running → cancelled. A job cancelled after it started counts against its requester's quota
+        (storage.moderation COUNTED: its GPU time was spent), unless `charged` is False (a moderator stopped it, not
+        its requester): then its start is cleared, so it counts as one cancelled before it ran."""
         now = self._now(now)
-        return await self._transition(job_id, JobState.CANCELLED, ACTIVE_STATES, lambda _job: {"finished_at": now})
+        changes = {"finished_at": now} if charged else {"finished_at": now, "started_at": None}
+        return await self._transition(job_id, JobState.CANCELLED, ACTIVE_STATES, lambda _job: changes)
 
     async def requeue(self, job_id: int) -> JobRecord:
         """running → queued (restart recovery); attempts are kept so the caller can retry only once."""

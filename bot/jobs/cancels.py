@@ -2,7 +2,8 @@
 its video discarded, while the others run on). Without a job id it picks the user's newest job in the place the
 command is used (a server, or direct messages); an id reaches any of the user's own jobs and, for a moderator, any job
 of their server (who moderates what is the Discord layer's to say: bot.ui.permissions.moderates), whose requester is
-told a moderator cancelled it; it costs its requester what their own cancel would: nothing before it started. A
+told a moderator cancelled it; it costs its requester nothing (their own cancel of a running job counts, as its GPU
+time was spent; a moderator's stop was not their doing: bot.jobs.outcomes records it uncharged). A
 server the bot is removed from has all its jobs cancelled so, and a user blocked in a server (or everywhere) all
 theirs there."""
 

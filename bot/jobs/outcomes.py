@@ -82,9 +82,10 @@ class Outcomes:
             log.info("job %d stopped by shutdown; it will run after the next start", entry.job.id)
             return
         now = self._clock()
-        job = await written(self._repo.mark_cancelled(entry.job.id, now=now),
+        charged = not entry.by_moderator  # a moderator's stop is not its requester's doing: not charged
+        job = await written(self._repo.mark_cancelled(entry.job.id, now=now, charged=charged),
                             replace(entry.job, state=JobState.CANCELLED, finished_at=now))
-        log.info("job %d cancelled while running", job.id)
+        log.info("job %d cancelled while running%s", job.id, "" if charged else " by a moderator; not charged")
         await self._announce(cancelled_event(entry.by_moderator), job)
 
     async def _failed(self, entry: RunningJob, error: BaseException) -> None:

@@ -1,7 +1,8 @@
 """A moderator stops a member's job in their own server (✖ Cancel or /cancel job:N), as 🗑 Delete lets them take down a
-member's result: the job is cancelled as its requester's own cancel would be (a queued one costs nothing), its
-requester reads that a moderator cancelled it, and the cancel is in the server's audit log. Nobody else's cancel of
-another member's job, and no moderator's of another server's job, does anything but the refusal."""
+member's result: the job is cancelled as its requester's own cancel would be, but never charged to them (their own
+stop of a running job is; a queued one costs nothing either way), its requester reads that a moderator cancelled
+it, and the cancel is in the server's audit log. Nobody else's cancel of another member's job, and no moderator's
+of another server's job, does anything but the refusal."""
 
 from __future__ import annotations
 
@@ -65,6 +66,31 @@ async def test_a_moderators_cancel_command_stops_a_members_running_job_at_its_ne
     assert scripted.steps_done["an endless staircase"] == 1 and not status.attachments
     assert job.state == JobState.CANCELLED
     assert [(row.actor_id, row.action, row.target) for row in audit] == [(mod.id, "job.cancel", "job:1")]
+
+
+async def test_a_running_job_a_moderator_stopped_is_not_charged_while_its_requesters_own_stop_is(stacks: Stacks,
+                                                                                                   scripted):
+    """The member did not give up the video: a moderator took it from them, so it leaves their quota as it was; their
+    own stop of a running job still counts (its GPU time was spent)."""
+    scripted.gate("an endless staircase", permits=1)
+    scripted.gate("a winding stairway", permits=1)
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob, mod = fake.make_user(name="bob"), fake.make_user(name="mod", roles=[fake.moderator_role])
+        stopped = await video(fake, "an endless staircase", user=bob, steps=4)
+        await scripted.finished_step("an endless staircase", 1)
+        await (await fake.slash("cancel", {"job": 1}, user=mod)).wait_answer()
+        await stopped.wait_original(lambda m: m.content == "✖ A moderator cancelled job #1.")
+        after_moderator = await stack.moderation.repo.count_usage(bob.id, EVER, guild_id=fake.guild.id)
+        own = await video(fake, "a winding stairway", user=bob, steps=4)
+        await scripted.finished_step("a winding stairway", 1)
+        await (await fake.slash("cancel", {"job": 2}, user=bob)).wait_answer()
+        await own.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
+        after_own = await stack.moderation.repo.count_usage(bob.id, EVER, guild_id=fake.guild.id)
+        jobs = await stack.jobs()
+
+    assert [job.state for job in jobs] == [JobState.CANCELLED, JobState.CANCELLED]
+    assert (after_moderator, after_own) == (0, 1)
 
 
 async def test_a_members_cancel_of_someone_elses_job_is_still_refused_and_their_own_still_reads_as_theirs(
