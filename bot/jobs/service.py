@@ -237,27 +237,32 @@ class VideoService:
             self.warm_up = self._start_warm_up()
         self.dispatcher.start(self.units.run)
 
+    def sized(self, spec: JobSpec) -> JobSpec:
+        """`spec` at the size the models loaded now give its aspect (an upscale's: the upscaler's), as a request asked
+        now gets: a job made before T2V_MODEL (or UPSCALE_MODEL) was switched to a checkpoint of other sizes
+        (zeroscope's 576×320, say), restored at a start or rerolled, does not render at the old model's size, which
+        the new one was not trained for and may not have the memory for. A model that does not say its sizes, or an
+        aspect it has none for, leaves the spec as it was."""
+        sizes = self.model.sizes if spec.upscale is None else self.model.upscale_sizes or {}
+        size = sizes.get(spec.aspect)
+        if size is None or size == (spec.request.width, spec.request.height):
+            return spec
+        return replace(spec, request=replace(spec.request, width=size[0], height=size[1]))
+
     async def _sized(self, queued: Queued) -> Queued:
-        """A stored job at the size the models loaded now give its aspect, as a request asked now gets: one queued
-        before T2V_MODEL (or UPSCALE_MODEL) was switched to a checkpoint of other sizes (zeroscope's 576×320, say) is
-        not rendered at the old model's size, which the new one was not trained for and may not have the memory
-        for; the new size is stored, so its status and record show what it renders. A model that does not say its
-        sizes, or an aspect it has none for, leaves the job as it was."""
+        """A stored job at the size the models loaded now give its aspect (`sized`); the new size is stored, so its
+        status and record show what it renders."""
         spec = queued.spec
         if spec is None:
             return queued
-        if spec.upscale is None:
-            size = self.model.sizes.get(spec.aspect)
-        else:
-            size = self.model.upscale_sizes.get(spec.aspect) if self.model.upscale_sizes is not None else None
-        asked = (spec.request.width, spec.request.height)
-        if size is None or size == asked:
+        now = self.sized(spec)
+        if now is spec:
             return queued
+        asked, size = (spec.request.width, spec.request.height), (now.request.width, now.request.height)
         log.info("job %d was queued at %dx%d; the model loaded now renders %s at %dx%d, so it renders at that size",
                  queued.id, *asked, spec.aspect, *size)
-        request = replace(spec.request, width=size[0], height=size[1])
         await self._repo.resize(queued.id, *size)
-        return replace(queued, spec=replace(spec, request=request))
+        return replace(queued, spec=now)
 
     def _within_caps(self, queued: Queued) -> Queued:
         """A stored job above the caps this start has (MAX_STEPS or MAX_FRAMES lowered since it was queued, after an

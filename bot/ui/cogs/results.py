@@ -226,10 +226,11 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
 
     async def _next_spec(self, interaction: discord.Interaction, job: JobRecord, prompt: str | None = None) -> JobSpec:
         """What 🔁 Reroll (or ✏️ Edit prompt, with `prompt`) of `job` asks for: its settings with a new seed; for an
-        upscale, an upscale of the same source again."""
+        upscale, an upscale of the same source again. Either renders at the size the models loaded now give its
+        aspect: a job made before T2V_MODEL was switched keeps its aspect, not the old model's size."""
         if job.params.get("kind") == UPSCALE:
             return await self._upscale_spec(interaction, int(job.params["source_job"]), prompt)
-        return JobSpec.of_job(job).again(job.id, prompt)
+        return self.video.service.sized(JobSpec.of_job(job).again(job.id, prompt))
 
     async def upscale(self, interaction: discord.Interaction, job_id: int) -> None:
         """Upscale the requester's own public, finished video (its kept MP4); the job is started like /video."""

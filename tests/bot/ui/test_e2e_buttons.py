@@ -7,8 +7,9 @@ import pytest
 
 from storage import JobState, utc_now
 from storage.records import ShowcaseState
+from t2v import TINY_RANDOM, load_pipeline
 from tests.bot.conftest import Stack, Stacks
-from tests.bot.helpers import crossing, delete_result, has_video, video
+from tests.bot.helpers import crossing, decoded_frames, delete_result, has_video, video
 from tests.fakediscord import FakeMessage, FakeUser, action_row, button
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
@@ -96,6 +97,30 @@ async def test_a_reroll_or_edit_of_a_job_above_caps_lowered_since_says_what_can_
         "instead." for button in ("🔁 Reroll", "✏️ Edit prompt")]
     assert [(job.state, job.refusal_reason) for job in jobs] == [(JobState.DONE, None),
                                                                  (JobState.REFUSED, "invalid:steps")]
+
+
+async def test_a_reroll_or_edit_of_a_job_made_before_the_model_was_switched_renders_at_the_new_models_size(
+        stacks: Stacks):
+    """T2V_MODEL now names a checkpoint of other sizes (as zeroscope's 576×320 is to ModelScope's 448×256): a 🔁 or ✏️
+    of a 16:9 video made before renders at the new model's 16:9, as a queued job restored at the start does, not at
+    a size the new model was not trained for."""
+    async with stacks.run() as stack:
+        bob = stack.fake.make_user(name="bob")
+        first = await first_result(stack, bob, aspect="16:9", frames=2)
+        old = await stack.job(1)
+    switched = load_pipeline(TINY_RANDOM, width=128, height=128)  # its 16:9 is 256×128
+    async with stacks.run(lambda device: switched) as stack:
+        fake = stack.fake
+        rerolled = await (await fake.click(first, "video:reroll:1", user=bob)).wait_followup(has_video)
+        await (await fake.click(first, "video:edit:1", user=bob)).wait_modal()
+        edited = await (await fake.submit_modal("video:edit-prompt:1", {"prompt": "a balloon over a desert"},
+                                                user=bob)).wait_followup(has_video)
+        jobs = await stack.jobs()
+
+    assert (old.params["width"], old.params["height"]) != (256, 128)
+    assert [(job.params["aspect"], job.params["width"], job.params["height"]) for job in jobs[1:]] == [
+        ("16:9", 256, 128)] * 2
+    assert [decoded_frames(result.attachments[0].data) for result in (rerolled, edited)] == [[(256, 128)] * 2] * 2
 
 
 async def test_edit_prompt_opens_a_prefilled_form_and_runs_the_edited_prompt_with_the_same_settings(stacks: Stacks):
