@@ -4,10 +4,11 @@ The checks run in this order, and the first that fails gives the reason: a block
 (bot.moderation), the style (offered, and on in the server: bot.moderation.styles; named in any case, CLAYMATION
 is claymation), the prompt and the options (the policy gate on the member's own text, a negative prompt that is
 the prompt itself, the server's caps), the quota, then room (the bot is up, the user's cap and the queue's,
-counting the requests still on their way in). A refused request is written as a
-`refused` job row, so moderators' stats see it; an accepted one is written `queued` with the seed it will render
-with, and pushed onto the fair queue. `precheck` runs the checks that do not depend on the prompt, before a form asks
-for one (✏️ Edit prompt), writing nothing.
+counting the requests still on their way in). A button's request while the job the same button of the same job
+made is still queued or rendering (a double press) is answered so, and asks for nothing. A refused request is
+written as a `refused` job row, so moderators' stats see it; an accepted one is written `queued` with the seed it
+will render with, and pushed onto the fair queue. `precheck` runs the checks that do not depend on the prompt, before
+a form asks for one (✏️ Edit prompt), writing nothing.
 
 A blank prompt (nothing but spaces) never makes a spec: t2v refuses to make a request of it, in words of its own. The
 command asks `refuse_blank` instead, which refuses it as the gate refuses every blank prompt, and logs it the same.
@@ -24,9 +25,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, NoReturn
 
-from bot.errors import Refused
+from bot.errors import Denied, Refused
 from bot.jobs.events import Announcer, Submitted
 from bot.jobs.queue import FairQueue
+from bot.jobs.running import Running
 from bot.jobs.spec import JobSpec, Queued, Requester
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import NEGATIVE, PROMPT, PolicyGate
@@ -75,10 +77,10 @@ class Admission:
     """Decides each request once: Submitted, or Refused (with its reason and the refused row's id)."""
 
     def __init__(self, repo: Repository, gate: PolicyGate | ServerGates, queue: FairQueue[Queued], announce: Announcer,
-                 clock: Callable[[], datetime], *, moderation: Moderation | None, max_steps: int, max_frames: int,
-                 unavailable: Callable[[], str | None], eta: Callable[[int, datetime], datetime],
+                 clock: Callable[[], datetime], *, running: Running, moderation: Moderation | None, max_steps: int,
+                 max_frames: int, unavailable: Callable[[], str | None], eta: Callable[[int, datetime], datetime],
                  wake: Callable[[], None]) -> None:
-        self._repo, self._queue, self._announce, self._clock = repo, queue, announce, clock
+        self._repo, self._queue, self._running, self._announce, self._clock = repo, queue, running, announce, clock
         self.gate = gate if isinstance(gate, ServerGates) else ServerGates(gate)  # each server's prompt gate
         self.moderation = moderation  # blocks, channel rules and quotas; None: none of them apply
         self.styles = ServerStyles(moderation)  # the styles offered, and those each server turned off
@@ -91,6 +93,7 @@ class Admission:
         """Queue the request, or log it as refused and raise Refused; a user's requests are decided in turn."""
         spec = self._named_style(spec)
         async with self.turn(requester.user_id):  # a user's quota and cap are counted one request at a time
+            self._check_not_twice(requester, spec)  # in the turn: a press's twin waits here until the first is queued
             try:
                 await self._check(requester, spec)
             except Refused as refused:
@@ -99,6 +102,29 @@ class Admission:
         self._wake()
         self._announce.count("accepted")
         return Submitted(job, position, self._eta(position, self._clock()))
+
+    def _check_not_twice(self, requester: Requester, spec: JobSpec) -> None:
+        """Denied when the same button (🔁 Reroll, ⬆️ Upscale) of the same job already made a job of the requester's
+        that is queued or rendering: a double press, or a second one while the first's job waits, asks for nothing
+        new. Not a refusal (no row is written, nothing counted): the first press's job stands. ✏️ Edit prompt asks
+        for what was typed, so each submission is a request of its own; once the first job has ended, a press asks
+        for another video."""
+        kept = _kept_from(spec)
+        if kept is None or kept[0] == "edit":
+            return
+        rendering = [(entry.job, entry.spec, None) for entry in self._running.of_user(requester.user_id)
+                     if not entry.recorded and not entry.user_cancelled]  # not one being posted, nor one stopping
+        queued = [(item.job, item.spec, position) for item, position in self._queue.jobs_of(requester.user_id)]
+        twin = next(((job, position) for job, asked, position in rendering + queued
+                     if asked is not None and _kept_from(asked) == kept), None)
+        if twin is None:
+            return
+        (job, position), (how, source) = twin, kept
+        where = "rendering" if position is None else f"queued (#{position} in the queue)"
+        log.info("user %d pressed %s of job %d again; job %d from it is already %s", requester.user_id, how, source,
+                 job.id, where)
+        raise Denied(f"{BUTTONS[how]} of job #{source} is already {where} as job #{job.id}; pressing it again does "
+                     "not ask for another.")
 
     async def refuse_blank(self, requester: Requester, prompt: str, negative: str = "", *,
                            private: bool = False) -> NoReturn:

@@ -89,7 +89,7 @@ class VideoService:
         self.eta = Eta(seconds_per_job)
         self.running = Running(queue)
         self.dispatcher = Dispatcher(queue, self.running, executor, batch_max=batch_max)
-        self.admission = Admission(repo, gate, queue, self.announce, clock, moderation=moderation,
+        self.admission = Admission(repo, gate, queue, self.announce, clock, running=self.running, moderation=moderation,
                                    max_steps=max_steps, max_frames=max_frames, eta=self._eta,
                                    unavailable=lambda: self.unavailable_words, wake=self.dispatcher.wake)
         self.outcomes = Outcomes(repo, self.running, self.announce, self.eta, clock, stopping=lambda: self._stopping,

@@ -5,6 +5,8 @@ the database, so a message posted before a restart still works. Who may press wh
 - 🔁 and ✏️: the requester only (the new job counts against their caps and quota); others are told "not yours".
   On an upscale they upscale its source again (new seed, or the edited prompt). ✏️ opens its form only when the new
   job would not be refused whatever prompt is typed (a block, the quota, a source gone: `Admission.precheck`).
+  A second 🔁 (or ⬆️) press while the job the first made is queued or rendering asks for nothing: its presser is told
+  where that job is (bot.jobs.admission, in the presser's admission turn, so a double press cannot make two).
 - ⬆️ (only with UPSCALE_MODEL; not on private results or on upscales): the requester only; re-renders the kept MP4
   with the upscaler at its size (bot.jobs.upscale), through /video's queue, caps and quota (it counts UPSCALE_COST).
 - ⭐: any member may nominate a public, finished result (one nomination per video); moderators decide with

@@ -8,6 +8,7 @@ import asyncio
 import io
 import logging
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ import av
 import pytest
 
 from bot.app import build_executor
-from bot.errors import NothingToCancel, Refused, SettingsError, StyleGone
+from bot.errors import Denied, NothingToCancel, Refused, SettingsError, StyleGone
 from bot.gpu.executor import GPUExecutor
 from bot.gpu.models import ASPECTS, Models
 from bot.gpu.source import WARM_UP_PROMPT
@@ -24,6 +25,7 @@ from bot.jobs.encoder import Encoder
 from bot.jobs.events import Submitted
 from bot.jobs.queue import FairQueue
 from bot.jobs.service import VideoService
+from bot.jobs.spec import UpscaleOf
 from bot.settings import load_settings
 from storage import JobRecord, JobState
 from t2v import TINY_RANDOM, WeightsError, load_pipeline
@@ -156,6 +158,27 @@ async def test_concurrent_submits_cannot_overrun_the_user_cap(make_service):
     results = await asyncio.gather(*(h.submit(1, prompt) for prompt in PROMPTS[:4]), return_exceptions=True)
     assert sum(isinstance(r, Submitted) for r in results) == 2
     assert sorted(r.reason for r in results if isinstance(r, Refused)) == ["user_cap", "user_cap"]
+
+
+async def test_concurrent_presses_of_one_button_make_one_job_and_typed_edits_each_their_own(make_service):
+    """⬆️ pressed twice at once (both submits on their way before either is written): one upscale is queued, the
+    other is told where it is; ✏️'s submissions carry what was typed, so each asks for a video of its own."""
+    h = await make_service(per_user_cap=5)
+    h.pipeline.hold.clear()
+    running = await h.submit(1, PROMPTS[0])
+    await h.events.wait("started", running.job.id)
+    upscale = replace(spec(PROMPTS[1]), upscale=UpscaleOf(7, "7.mp4", 0.7))
+    twins = await asyncio.gather(*(h.service.submit(requester(1), upscale) for _ in range(2)),
+                                 return_exceptions=True)
+    edit = replace(spec(PROMPTS[2]), origin=("edit", 7))
+    edits = await asyncio.gather(*(h.service.submit(requester(1), edit) for _ in range(2)), return_exceptions=True)
+
+    [queued] = [r for r in twins if isinstance(r, Submitted)]
+    assert [str(r) for r in twins if isinstance(r, Denied)] == [
+        f"⬆️ Upscale of job #7 is already queued (#1 in the queue) as job #{queued.job.id}; pressing it again does "
+        "not ask for another."]
+    assert all(isinstance(r, Submitted) for r in edits)
+    assert [job.id for job in await h.repo.list_jobs()] == [running.job.id, queued.job.id, *(r.job.id for r in edits)]
 
 
 async def test_two_users_with_three_jobs_each_are_served_alternately(make_service):
