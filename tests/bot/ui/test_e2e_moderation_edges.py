@@ -2,7 +2,7 @@
 repeated, undoing what was never done, blank or oddly typed values, and a change that meets one made before."""
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,6 +11,8 @@ from tests.bot.conftest import Stacks
 from tests.bot.helpers import StyledPipeline, command, has_video, people, plain, styled_models, video
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
+
+EVER = datetime(2000, 1, 1, tzinfo=UTC)  # usage counted from here: all of it
 
 
 async def test_clearing_a_personal_quota_that_was_never_set_says_so_and_audits_nothing(stacks: Stacks, scripted):
@@ -200,14 +202,16 @@ async def test_a_block_cancels_the_users_queued_videos_and_stops_the_running_one
         carols = await video(fake, "a quiet harbour at dawn", user=fake.make_user(name="carol"))
         await carols.wait_original(lambda m: m.content.startswith("Queued"))
         answer = await command(fake, "videomod block", mod, user=bob, reason="spamming")
-        await second.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
+        await second.wait_original(lambda m: m.content == "✖ A moderator cancelled job #2.")
         running.release(100)
-        await first.wait_original(lambda m: m.content == "✖ Cancelled job #1.")
+        await first.wait_original(lambda m: m.content == "✖ A moderator cancelled job #1.")  # not as if bob had
         await carols.wait_followup(has_video)
+        used = await stack.moderation.repo.count_usage(bob.id, EVER, guild_id=fake.guild.id)
 
     assert answer.content == (f"Blocked <@{bob.id}> permanently. Reason shown to them: spamming. Their 1 queued video "
                               "is cancelled and 1 running video stops at its next step.")
     assert scripted.started == ["a long train journey", "a quiet harbour at dawn"]
+    assert used == 0  # the running one too: bob did not stop it
 
 
 async def test_an_operators_block_cancels_the_users_videos_in_every_server_and_a_servers_block_only_its_own(
@@ -223,7 +227,7 @@ async def test_an_operators_block_cancels_the_users_videos_in_every_server_and_a
         await queued.wait_original(lambda m: m.content.startswith("Queued"))
         unrelated = await command(fake, "videomod block", mod, user=fake.make_user(name="dave"))
         everywhere = await command(fake, "videomod operator block", operator, user=bob, duration="1d")
-        await queued.wait_original(lambda m: m.content == "✖ Cancelled job #2.")
+        await queued.wait_original(lambda m: m.content == "✖ A moderator cancelled job #2.")
         running.release(100)
         await first.wait_followup(has_video)
 
@@ -258,7 +262,7 @@ async def test_a_video_asked_for_as_its_user_is_blocked_is_cancelled_with_the_ot
         answer = asyncio.create_task(command(fake, "videomod block", mod, user=bob, reason="spamming"))
         await blocked.wait()
         go_on.set()
-        await late.wait_original(lambda m: m.content == "✖ Cancelled job #1.")
+        await late.wait_original(lambda m: m.content == "✖ A moderator cancelled job #1.")
         confirmation = await answer
 
     assert confirmation.content.endswith("Their 1 queued video is cancelled.")
