@@ -5,7 +5,7 @@ of their server (who moderates what is the Discord layer's to say: bot.ui.permis
 told a moderator cancelled it; it costs its requester nothing (their own cancel of a running job counts, as its GPU
 time was spent; a moderator's stop was not their doing: bot.jobs.outcomes records it uncharged). A
 server the bot is removed from has all its jobs cancelled so, and a user blocked in a server (or everywhere) all
-theirs there, each told as a moderator's cancel and not charged."""
+theirs there, each told it was cancelled because a moderator blocked them, and not charged."""
 
 from __future__ import annotations
 
@@ -95,16 +95,15 @@ class Cancels:
 
     async def cancel_blocked(self, user_id: int, guild_id: int) -> tuple[int, int]:
         """Cancel the jobs of a user just blocked in a server (GLOBAL: everywhere, direct messages too): the queued
-        ones at once, the running ones at their next step, each status saying a moderator cancelled it (not its
-        requester: nothing is charged). (queued, running) counts."""
+        ones at once, the running ones at their next step, each status saying it was cancelled because a moderator
+        blocked its requester (nothing is charged). (queued, running) counts."""
         return await self._cancel_all(
-            lambda job: job.user_id == user_id and guild_id in (GLOBAL, job.guild_id), announce=True,
-            by_moderator=True)
+            lambda job: job.user_id == user_id and guild_id in (GLOBAL, job.guild_id), announce=True, blocked=True)
 
     async def _cancel_all(self, chosen: Callable[[JobRecord], bool], *, announce: bool,
-                          by_moderator: bool = False) -> tuple[int, int]:
-        """Cancel every queued and running job `chosen` picks (`by_moderator`: a moderator's doing, told as such and
-        not charged); (queued, running) counts."""
+                          blocked: bool = False) -> tuple[int, int]:
+        """Cancel every queued and running job `chosen` picks (`blocked`: a moderator's block, told as such and not
+        charged); (queued, running) counts."""
         # Both sets are taken before the first await: meanwhile the dispatcher could start a queued one, which would
         # then be cancelled twice, as queued and as running.
         queued = [item.job for item in self._queue.service_order() if chosen(item.job)]
@@ -113,7 +112,7 @@ class Cancels:
         running = [entry for entry in self._running  # not one already cancelled, nor one finished and being posted
                    if chosen(entry.job) and not entry.user_cancelled and not entry.recorded]
         for entry in running:
-            entry.user_cancelled, entry.by_moderator = True, by_moderator
+            entry.user_cancelled, entry.by_moderator, entry.blocked = True, blocked, blocked
             entry.token.cancel()
         for job in queued:
             try:
@@ -121,7 +120,7 @@ class Cancels:
             except InvalidTransitionError:  # its user's /cancel came first
                 continue
             if announce:
-                await self._announce(cancelled_event(by_moderator), record)
+                await self._announce(cancelled_event(blocked, blocked), record)
         unsubmitted = sum(not entry.submitted for entry in running)  # its unit's starts are being written: never
         for entry in running:                                          # started, it is cancelled as a queued one is
             await self._settle_running(entry)

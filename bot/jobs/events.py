@@ -17,7 +17,7 @@ from storage import JobRecord
 log = logging.getLogger(__name__)
 
 _OUTCOMES = {"job_done": "done", "job_failed": "failed", "job_cancelled": "cancelled",
-             "job_cancelled_by_moderator": "cancelled"}  # event -> metrics outcome
+             "job_cancelled_by_moderator": "cancelled", "job_cancelled_by_block": "cancelled"}  # event -> outcome
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,14 @@ class JobEvents(Protocol):
 
     async def job_cancelled_by_moderator(self, job: JobRecord) -> None: ...  # not its requester: they are told so
 
+    async def job_cancelled_by_block(self, job: JobRecord) -> None: ...  # its requester was blocked: told so
 
-def cancelled_event(by_moderator: bool) -> str:
+
+def cancelled_event(by_moderator: bool, blocked: bool = False) -> str:
     """The JobEvents call that announces a cancelled job: a moderator's cancel (of a member's job in their server) is
-    told as such to its requester."""
+    told as such to its requester, and one of a block's cancels as the block's."""
+    if blocked:
+        return "job_cancelled_by_block"
     return "job_cancelled_by_moderator" if by_moderator else "job_cancelled"
 
 

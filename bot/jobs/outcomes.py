@@ -86,7 +86,7 @@ class Outcomes:
         job = await written(self._repo.mark_cancelled(entry.job.id, now=now, charged=charged),
                             replace(entry.job, state=JobState.CANCELLED, finished_at=now))
         log.info("job %d cancelled while running%s", job.id, "" if charged else " by a moderator; not charged")
-        await self._announce(cancelled_event(entry.by_moderator), job)
+        await self._announce(cancelled_event(entry.by_moderator, entry.blocked), job)
 
     async def _failed(self, entry: RunningJob, error: BaseException) -> None:
         """Record a failed job and apologise through the announcer."""

@@ -30,6 +30,7 @@ class RunningJob:
     # one that never started (bot.jobs.units), free
     user_cancelled: bool = False
     by_moderator: bool = False  # cancelled by a moderator of its server, not its requester (told so)
+    blocked: bool = False  # cancelled because a moderator blocked its requester (told so)
     timed_out: bool = False  # stopped for running past the time limit
     finished: bool = False  # no more progress events once the outcome is being recorded
     event: asyncio.Task[None] | None = None  # job_started or the latest job_progress call

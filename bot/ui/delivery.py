@@ -254,6 +254,11 @@ class Delivery:
         """Tell the requester a moderator of the server cancelled their job (✖ Cancel or /cancel on it)."""
         await self._finish(job, f"✖ A moderator cancelled job #{job.id}.", None)
 
+    async def job_cancelled_by_block(self, job: JobRecord) -> None:
+        """Tell the requester their job was cancelled because a moderator blocked them (the block's own message, with
+        its reason and end, answers their next request)."""
+        await self._finish(job, f"✖ A moderator cancelled job #{job.id}: you are blocked from making videos.", None)
+
     def reopen(self, job: JobRecord) -> None:
         """A finished job whose post is pending gets a final message again (bot.ui.late_posts: its video, or why
         not)."""

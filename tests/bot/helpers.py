@@ -136,7 +136,7 @@ class Events:
         self.calls.append((name, job_id))
         self.payloads[name, job_id] = payload
         self._arrived[name, job_id].set()
-        if name in ("done", "failed", "cancelled", "cancelled by a moderator"):
+        if name in ("done", "failed", "cancelled", "cancelled by a moderator", "cancelled by a block"):
             self._arrived["ended", job_id].set()
 
     async def wait(self, name: str, job_id: int) -> Any:
@@ -168,6 +168,9 @@ class Events:
 
     async def job_cancelled_by_moderator(self, job: JobRecord) -> None:
         self.record("cancelled by a moderator", job.id, job)
+
+    async def job_cancelled_by_block(self, job: JobRecord) -> None:
+        self.record("cancelled by a block", job.id, job)
 
 
 class BrokenEvents(Events):

@@ -56,7 +56,8 @@ async def test_the_queued_jobs_of_a_user_blocked_while_the_bot_was_down_are_canc
         jobs = {job.id: job for job in await stack.jobs()}
         used = await stack.moderation.quota(bob.id, guild_id=fake.guild.id)
 
-    assert cancelled.content.endswith(f"✖ A moderator cancelled job #{blocked}.") and not has_video(cancelled)
+    assert cancelled.content.endswith(f"✖ A moderator cancelled job #{blocked}: you are blocked from making videos.")
+    assert not has_video(cancelled)
     assert (jobs[blocked].state, jobs[blocked].started_at) == (JobState.CANCELLED, None)
     assert jobs[other].state == JobState.DONE
     assert used.used == 0

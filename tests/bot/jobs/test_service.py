@@ -411,7 +411,7 @@ async def test_a_blocked_users_running_job_is_flagged_so_a_crash_before_its_next
     flagged = await h.repo.get_job(running.job.id)  # what a start after a crash reads: cancelled, not run again
     assert flagged.cancel_requested and flagged.state == JobState.RUNNING
     h.pipeline.hold.set()
-    assert (await h.events.wait("cancelled by a moderator", running.job.id)).state == JobState.CANCELLED
+    assert (await h.events.wait("cancelled by a block", running.job.id)).state == JobState.CANCELLED
 
 
 async def test_queued_jobs_survive_a_restart_and_the_interrupted_one_runs_again(make_service):

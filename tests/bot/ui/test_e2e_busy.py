@@ -135,7 +135,8 @@ async def test_a_block_as_the_users_job_joins_a_batch_counts_it_as_queued_and_ca
         answer = await command(fake, "videomod block", mod, user=carol)
         starting.release.set()
         await bobs.wait_followup(has_video)
-        status = await carols.wait_original(lambda m: m.content == "✖ A moderator cancelled job #3.")
+        status = await carols.wait_original(
+            lambda m: m.content == "✖ A moderator cancelled job #3: you are blocked from making videos.")
         job = await stack.job(3)
 
     assert answer.content.endswith("Their 1 queued video is cancelled.")

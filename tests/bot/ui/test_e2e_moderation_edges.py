@@ -13,6 +13,7 @@ from tests.bot.helpers import StyledPipeline, command, has_video, people, plain,
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
 EVER = datetime(2000, 1, 1, tzinfo=UTC)  # usage counted from here: all of it
+BLOCKED = "✖ A moderator cancelled job #{}: you are blocked from making videos."  # a block's cancel
 
 
 async def test_clearing_a_personal_quota_that_was_never_set_says_so_and_audits_nothing(stacks: Stacks, scripted):
@@ -202,9 +203,9 @@ async def test_a_block_cancels_the_users_queued_videos_and_stops_the_running_one
         carols = await video(fake, "a quiet harbour at dawn", user=fake.make_user(name="carol"))
         await carols.wait_original(lambda m: m.content.startswith("Queued"))
         answer = await command(fake, "videomod block", mod, user=bob, reason="spamming")
-        await second.wait_original(lambda m: m.content == "✖ A moderator cancelled job #2.")
+        await second.wait_original(lambda m: m.content == BLOCKED.format(2))
         running.release(100)
-        await first.wait_original(lambda m: m.content == "✖ A moderator cancelled job #1.")  # not as if bob had
+        await first.wait_original(lambda m: m.content == BLOCKED.format(1))  # not as if bob had
         await carols.wait_followup(has_video)
         used = await stack.moderation.repo.count_usage(bob.id, EVER, guild_id=fake.guild.id)
 
@@ -227,7 +228,7 @@ async def test_an_operators_block_cancels_the_users_videos_in_every_server_and_a
         await queued.wait_original(lambda m: m.content.startswith("Queued"))
         unrelated = await command(fake, "videomod block", mod, user=fake.make_user(name="dave"))
         everywhere = await command(fake, "videomod operator block", operator, user=bob, duration="1d")
-        await queued.wait_original(lambda m: m.content == "✖ A moderator cancelled job #2.")
+        await queued.wait_original(lambda m: m.content == BLOCKED.format(2))
         running.release(100)
         await first.wait_followup(has_video)
 
@@ -262,7 +263,7 @@ async def test_a_video_asked_for_as_its_user_is_blocked_is_cancelled_with_the_ot
         answer = asyncio.create_task(command(fake, "videomod block", mod, user=bob, reason="spamming"))
         await blocked.wait()
         go_on.set()
-        await late.wait_original(lambda m: m.content == "✖ A moderator cancelled job #1.")
+        await late.wait_original(lambda m: m.content == BLOCKED.format(1))
         confirmation = await answer
 
     assert confirmation.content.endswith("Their 1 queued video is cancelled.")
