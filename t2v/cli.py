@@ -30,7 +30,8 @@ from t2v.config import TINY_RANDOM
 from t2v.download import download
 from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WeightsError, WriteError, visible
 from t2v.kernels import fp8
-from t2v.loader import convert, hidden_by_export, load_pipeline, missing_device
+from t2v.loader import convert, hidden_by_export, load_pipeline
+from t2v.precision import missing_device
 from t2v.request import GenerationRequest, check_value, empty_prompt, negative_is_prompt
 from t2v.video import encode_mp4, write_whole
 from t2v.weights import export

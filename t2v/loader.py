@@ -22,6 +22,7 @@ from t2v.errors import InvalidRequest, UnsupportedDevice, WeightsError
 from t2v.kernels import fp8
 from t2v.networks import build_modules, random_state_dicts
 from t2v.pipeline import VideoPipeline
+from t2v.precision import check_precision, is_fp8, missing_device, parse_dtype
 from t2v.request import MODEL_DEFAULTS
 from t2v.weights import export
 from t2v.weights.diffusers import AGAIN, COMPONENTS, read_config, read_diffusers, weight_files
@@ -42,68 +43,11 @@ from t2v.weights.modelscope import modelscope_files, read_modelscope
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-# A precision to compute in, not to store: float16 networks with most of the UNet transformers' Linear layers in e4m3
-# (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default: ≈ 6% faster than float16 on an H100, but
-# ≈ 30x further from float32 (docs/perf-notes.md rows 65 and 66)
-FP8 = ("fp8",)
 # the render that calibrates static fp8 scales at load (t2v.kernels.fp8.observing): the model's own size, DDIM steps
 # across the whole schedule, two unlike prompts, each with its unconditional half
 CALIBRATION_PROMPTS = ("an astronaut riding a horse on the moon, photorealistic",
                        "a watercolor painting of a small boat on a stormy sea at night")
 CALIBRATION_STEPS = 10
-
-
-def is_fp8(dtype: torch.dtype | str | None) -> bool:
-    """Whether `dtype` names the fp8 precision."""
-    return isinstance(dtype, str) and dtype in FP8
-
-
-def missing_device(name: str | torch.device, cpu: str = "device='cpu'") -> str | None:
-    """Why t2v cannot run on the device `name` on this machine (None: it can): cpu, or cuda / cuda:N with that GPU
-    present; `cpu` is how the caller names the CPU in its hint (the CLI: `--device cpu`)."""
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError):
-        return "not a device name; use cpu, cuda or cuda:N"
-    if dev.type == "cpu":
-        return None if dev.index in (None, 0) else "the CPU has no numbered devices; use cpu"
-    if dev.type != "cuda":
-        return f"t2v runs on cpu or cuda (cuda:N), not on {dev.type}"
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count == 0:
-        return f"no CUDA GPU is available on this machine; use {cpu}"
-    if dev.index is not None and dev.index >= count:
-        return f"this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
-    return None
-
-
-def check_precision(dtype: torch.dtype | str | None, device: str | torch.device) -> None:
-    """Refuse fp8 on a device without fp8 tensor cores, in one line, before any weights are read."""
-    reason = fp8.unavailable(device) if is_fp8(dtype) else None
-    if reason is not None:
-        raise UnsupportedDevice(f"dtype {dtype}: {reason}")
-
-
-def parse_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
-    """A torch dtype from a name; default float32 on CPU and float16 on GPUs (ModelScope's own autocast dtype).
-
-    Measured on the real-size network: fp16 latents are within 2e-3 of fp32, bf16 only within 1.5e-2. fp8 computes
-    in float16 around its e4m3 matrix products.
-    """
-    if is_fp8(dtype):
-        return torch.float16
-    if dtype is None:
-        return torch.float32 if device.type == "cpu" else torch.float16
-    known = ", ".join([*DTYPES, *FP8])
-    if isinstance(dtype, torch.dtype):  # any floating dtype the networks can compute in (float64 too); not e4m3
-        if not dtype.is_floating_point or dtype.itemsize == 1:
-            raise InvalidRequest(f"dtype {dtype} is not a precision the networks compute in; use one of {known}")
-        return dtype
-    if not isinstance(dtype, str) or dtype not in DTYPES:
-        raise InvalidRequest(f"dtype {dtype!r} is not one of {known} (or a floating torch.dtype)")
-    return DTYPES[dtype]
 
 
 def assemble(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]], sources: dict[str, str],

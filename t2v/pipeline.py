@@ -18,6 +18,7 @@ from t2v import long_video, video2video
 from t2v.driver import PipelineBase, Plan
 from t2v.errors import InvalidRequest, UnsupportedDevice
 from t2v.lora import Styles
+from t2v.precision import is_fp8, missing_device, parse_dtype
 from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
 from t2v.request import GenerationRequest, GenerationResult, check_batch, check_request
 
@@ -102,8 +103,6 @@ class VideoPipeline(PipelineBase):
         pipeline already in fp8 (its e4m3 weights are quantised and their scales calibrated at load); a pipeline on
         the fast path (its fused modules, compiled code and CUDA graphs were made for its device and dtype): load it
         again with load_pipeline(source, device=..., dtype=...) for those."""
-        from t2v.loader import is_fp8, missing_device, parse_dtype  # the loader imports this module
-
         if isinstance(device, torch.dtype) and dtype is None:
             device, dtype = None, device
         target = self.device if device is None else device

@@ -24,15 +24,8 @@ from t2v import unexpanded
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
-from t2v.loader import (
-    DTYPES,
-    FP8,
-    MODEL_FOLDER,
-    check_keys,
-    check_source,
-    detect_layout,
-    missing_device,
-)
+from t2v.loader import MODEL_FOLDER, check_keys, check_source, detect_layout
+from t2v.precision import DTYPES, FP8, missing_device
 from t2v.weights import export
 from t2v.weights.lora import lora_file, lora_keys
 
