@@ -56,6 +56,7 @@ class Health(LocalSite):
         self.metrics = metrics
         self.repo = repo  # probed on each /healthz; None: not checked
         self.folders = dict(folders or {})  # what is kept where ("database", "media"): their disks' free space
+        self._database_problem: str | None = None  # the last probe's, logged once: a monitor probes every few seconds
         super().__init__()
         self.app.add_routes([web.get("/healthz", self.healthz), web.get("/metrics", self.prometheus)])
 
@@ -110,12 +111,21 @@ class Health(LocalSite):
             await self.repo.check_file()
             await asyncio.wait_for(self.repo.get_job(0), PROBE_TIMEOUT_S)
         except DatabaseUnreachable as error:
-            log.warning("health: the database cannot serve: %s", error)
-            return {"checked": True, "ok": False, "problem": f"the database cannot serve: {error}"}
+            return self._database_down(f"the database cannot serve: {error}")
         except Exception as error:
-            log.warning("health: the database did not answer: %r", error)
-            return {"checked": True, "ok": False, "problem": f"the database did not answer ({type(error).__name__})"}
+            return self._database_down(f"the database did not answer ({type(error).__name__})", f": {error!r}")
+        if self._database_problem is not None:
+            log.info("health: the database answers again (it was down: %s)", self._database_problem)
+            self._database_problem = None
         return {"checked": True, "ok": True}
+
+    def _database_down(self, problem: str, detail: str = "") -> dict[str, Any]:
+        """The database part naming `problem`, logged (with `detail`) when it begins or changes, not at every probe of
+        it."""
+        if problem != self._database_problem:
+            log.warning("health: %s%s", problem, detail)
+            self._database_problem = problem
+        return {"checked": True, "ok": False, "problem": problem}
 
     def _disk(self) -> dict[str, Any]:
         """Free bytes on the disk of each folder the bot writes to (of its nearest existing folder); a problem below

@@ -150,6 +150,46 @@ async def test_healthz_is_503_and_names_every_part_that_is_down():
     assert report["model"] == {"loaded": False, "workers": 0, "error": "the model failed to load (CUDA OOM)"}
 
 
+class FlakyRepository:
+    """A database that stops answering while `down`, and answers again after."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    async def check_file(self) -> None:
+        """A server's database: no file to check."""
+
+    async def get_job(self, job_id: int) -> None:
+        if self.down:
+            raise ConnectionRefusedError("connection refused")
+
+
+async def test_a_database_down_for_many_probes_is_logged_once_as_it_goes_down_and_once_as_it_comes_back(caplog):
+    repo = FlakyRepository()
+    health = Health(Client(), Metrics(), repo)  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger="bot.web.health")
+    async with TestClient(TestServer(health.app)) as client:
+        async def probes(count: int) -> list[int]:
+            return [(await client.get("/healthz")).status for _ in range(count)]
+
+        healthy = await probes(3)
+        repo.down = True
+        down = await probes(50)  # a monitor probing every few seconds through an outage
+        repo.down = False
+        back = await probes(3)
+        repo.down = True
+        again = await probes(2)
+
+    assert (set(healthy), set(down), set(back), set(again)) == ({200}, {503}, {200}, {503})
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "health: the database did not answer (ConnectionRefusedError): "
+                    "ConnectionRefusedError('connection refused')"),
+        ("INFO", "health: the database answers again (it was down: the database did not answer "
+                 "(ConnectionRefusedError))"),
+        ("WARNING", "health: the database did not answer (ConnectionRefusedError): "
+                    "ConnectionRefusedError('connection refused')")]
+
+
 async def test_healthz_says_which_shapes_are_compiled_and_warming_and_a_stuck_worker_is_a_problem():
     shapes = {"compiled": ["1×16×256×256"], "compiling": "4×16×256×256", "waiting": ["1×16×448×256"],
               "failed": [], "compile_s": 61.5}
