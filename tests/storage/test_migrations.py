@@ -9,8 +9,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import storage.moderation_models  # noqa: F401  (the moderation tables in Base.metadata, as in migrations/env.py)
-from storage import SchemaTooNew, create_engine, migrate
-from storage.db import alembic_config
+from storage import Repository, SchemaTooNew, create_engine, migrate
+from storage.db import WAL_SIZE_LIMIT_BYTES, alembic_config
 from storage.models import Base
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()  # the newest shipped migration
@@ -37,6 +37,28 @@ async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(engine: 
         timeout = (await connection.execute(text("PRAGMA busy_timeout"))).scalar_one()
         foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar_one()
     assert (journal, timeout, foreign_keys) == ("wal", 5000, 1)
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_wal_grown_under_a_long_read_is_cut_back_once_the_read_ends(engine: AsyncEngine, tmp_path) -> None:
+    wal = tmp_path / "videobot.db-wal"
+    repo = Repository(engine)
+    prompt = "a lighthouse in a storm " * 2_000  # ≈ 48 KB a row: the WAL grows fast, a few pages a commit
+
+    async def requests(count: int) -> None:
+        for user_id in range(count):
+            await repo.create_job(user_id=user_id, user_name="u", channel_id=1, prompt=prompt, params={},
+                                  refusal_reason="invalid")
+
+    async with engine.connect() as reader:  # a long read (a /videomod stats over a big jobs log) holds its snapshot
+        await reader.execute(text("BEGIN"))
+        await reader.execute(text("SELECT count(*) FROM jobs"))
+        await requests(WAL_SIZE_LIMIT_BYTES // len(prompt) + 100)  # no checkpoint can pass the reader meanwhile
+        grown = wal.stat().st_size
+    await requests(3)  # a checkpoint now copies it all back; the next commit starts the WAL over
+
+    assert grown > WAL_SIZE_LIMIT_BYTES
+    assert wal.stat().st_size <= WAL_SIZE_LIMIT_BYTES  # not left at its largest for as long as the bot runs
 
 
 async def test_migrating_twice_changes_nothing_and_says_nothing(engine: AsyncEngine, caplog) -> None:
