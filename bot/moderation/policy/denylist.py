@@ -56,7 +56,8 @@ MIN_DISGUISED_FUZZY_LETTERS = 3  # ... or this long inside a chunk that is visib
 MAX_HIDDEN_LETTERS = 2  # masks a chunk pattern may read as hidden letters ("nip#l_s")
 MIN_PATTERN_STEM = 4  # a stem* term a chunk pattern may begin with: shorter stems are begun by too much
 _PATTERN_ENDINGS = ("s", "es", "ed", "d", "ing", "ings", "er", "ers", "ly")  # inflections a pattern may show
-MAX_REMEMBERED_FORMS = 50_000  # readings kept per list (a few MB); forgotten all at once when full
+MAX_REMEMBERED_FORMS = 50_000  # readings kept per memory of a list (≈150 bytes each); forgotten all at once when full
+_NOTHING: frozenset[Term] = frozenset()  # the reading of a form that reads as no term, kept once for all of them
 
 
 def _dedouble(text: str) -> str:
@@ -323,10 +324,11 @@ class _Terms:
 
     @staticmethod
     def _remember(memory: dict[Any, frozenset[Term]], key: Any, found: frozenset[Term]) -> frozenset[Term]:
-        """Keep a reading; a full memory is forgotten all at once (cheaper than tracking which was used last)."""
+        """Keep a reading; a full memory is forgotten all at once (cheaper than tracking which was used last). Most
+        forms read as no term: they share one empty set (each new one takes 216 bytes, most of what a form costs)."""
         if len(memory) >= MAX_REMEMBERED_FORMS:
             memory.clear()
-        memory[key] = found
+        memory[key] = found = found or _NOTHING
         return found
 
     def _read_strictly(self, form: str) -> set[Term]:
