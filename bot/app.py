@@ -281,7 +281,9 @@ def proxy_refused_login(settings: Settings, error: discord.HTTPException) -> str
 async def keep_hold(hold: Hold, taken: Callable[[str], None],
                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
     """Check the database hold every HOLD_CHECK_S (storage.Hold.check renews a lock a lost session took with it);
-    `taken(reason)` once another process holds it. A database out of reach is tried again at the next check."""
+    `taken(reason)` once another process holds it. A database out of reach is tried again at the next check, logged
+    as it begins (or fails otherwise) and as it ends, not at every check through an outage."""
+    failing = None  # why the last check failed, as logged
     while True:
         await sleep(HOLD_CHECK_S)
         try:
@@ -290,8 +292,15 @@ async def keep_hold(hold: Hold, taken: Callable[[str], None],
             taken(str(error))
             return
         except Exception as error:
-            log.warning("could not check the bot's hold on its database (%s: %s); trying again in %.0f s",
-                        type(error).__name__, error, HOLD_CHECK_S)
+            why = f"{type(error).__name__}: {error}"
+            if why != failing:
+                log.warning("could not check the bot's hold on its database (%s); trying again every %.0f s", why,
+                            HOLD_CHECK_S)
+            failing = why
+        else:
+            if failing is not None:
+                log.info("the bot's hold on its database is checked again (it could not be: %s)", failing)
+            failing = None
 
 
 def video_service(settings: Settings, repo: Repository, gate: ServerGates, queue: FairQueue, executor: Executor,

@@ -38,6 +38,28 @@ async def test_the_hold_is_checked_every_minute_and_a_database_out_of_reach_is_t
     assert "could not check the bot's hold on its database (DatabaseUnreachable: connection refused)" in caplog.text
 
 
+async def test_a_database_out_of_reach_for_hours_is_logged_once_as_it_goes_and_once_as_it_comes_back(caplog):
+    caplog.set_level("INFO", logger="bot.app")
+    timers, taken = Timers(), []
+    outage = [DatabaseUnreachable("connection refused") for _ in range(120)]  # two hours of checks
+    hold = ScriptedHold(True, *outage, True, True, DatabaseUnreachable("connection refused"), True)
+    watch = asyncio.create_task(keep_hold(hold, taken.append, timers.sleep))  # type: ignore[arg-type]
+    for _ in range(len(outage) + 6):
+        await timers.fire()
+    watch.cancel()
+
+    assert hold.checks == len(outage) + 5 and taken == []
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "could not check the bot's hold on its database (DatabaseUnreachable: connection refused); "
+                    "trying again every 60 s"),
+        ("INFO", "the bot's hold on its database is checked again (it could not be: DatabaseUnreachable: connection "
+                 "refused)"),
+        ("WARNING", "could not check the bot's hold on its database (DatabaseUnreachable: connection refused); "
+                    "trying again every 60 s"),
+        ("INFO", "the bot's hold on its database is checked again (it could not be: DatabaseUnreachable: connection "
+                 "refused)")]
+
+
 async def test_a_database_another_bot_took_is_reported_once_and_the_watch_ends():
     timers, taken = Timers(), []
     hold = ScriptedHold(True, DatabaseInUse("another process holds this database as its bot's"))
