@@ -33,6 +33,7 @@ from t2v.kernels import fp8
 from t2v.loader import convert, hidden_by_export, load_pipeline
 from t2v.precision import missing_device
 from t2v.request import GenerationRequest, check_value, empty_prompt, negative_is_prompt
+from t2v.sizes import bytes_text, frame_text
 from t2v.video import encode_mp4, write_whole
 from t2v.weights import export
 
@@ -289,8 +290,8 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def _sized(request: GenerationRequest) -> str:
-    """A video's length and size as its lines name them: '16 frames 256x256', '1 frame 64x64'."""
-    return f"{request.frames} frame{'' if request.frames == 1 else 's'} {request.width}x{request.height}"
+    """A video's length and size as its lines name them: '16 frames 256×256', '1 frame 64×64'."""
+    return f"{request.frames} frame{'' if request.frames == 1 else 's'} {frame_text(request.width, request.height)}"
 
 
 def _kept_elsewhere(exc: WriteError, output: Path, data: bytes, made: str) -> int:
@@ -377,7 +378,7 @@ def out_of_memory(exc: BaseException) -> str | None:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return ". ".join(str(exc).split(". ")[:2])  # "CUDA out of memory. Tried to allocate 20.00 GiB"
     cpu = CPU_OUT_OF_MEMORY.search(str(exc))
-    return None if cpu is None else f"tried to allocate {preflight.size_text(int(cpu[1]))} more"
+    return None if cpu is None else f"tried to allocate {bytes_text(int(cpu[1]))} more"
 
 
 @contextlib.contextmanager

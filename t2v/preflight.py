@@ -26,6 +26,7 @@ from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
 from t2v.loader import MODEL_FOLDER, check_keys, check_source, detect_layout
 from t2v.precision import DTYPES, FP8, missing_device
+from t2v.sizes import bytes_text
 from t2v.weights import export
 from t2v.weights.lora import lora_file, lora_keys
 
@@ -359,7 +360,7 @@ def weights_file(path: Path) -> Problem:
         with open(path, "rb") as file:
             head = file.read(64)
             if head.startswith(LFS_POINTER):
-                return f"{path} is a Git LFS pointer ({size_text(size)}), not the weights it stands for"
+                return f"{path} is a Git LFS pointer ({bytes_text(size)}), not the weights it stands for"
             if path.suffix == ".safetensors":
                 return _safetensors_problem(path, file, head, size)
         return _torch_problem(path, head, size)
@@ -375,24 +376,25 @@ def _torch_problem(path: Path, head: bytes, size: int) -> Problem:
     except (zipfile.BadZipFile, EOFError, ValueError, struct.error):
         pass
     if head.startswith(TORCH_ZIP) and not zipfile.is_zipfile(path):  # no end record: the file stops short
-        return (f"{path} is truncated: {size_text(size)}, and the end of its zip archive, where a whole torch "
+        return (f"{path} is truncated: {bytes_text(size)}, and the end of its zip archive, where a whole torch "
                 "checkpoint lists its tensors, is missing")
     if head.startswith(TORCH_ZIP):
-        return f"{path} is damaged: {size_text(size)}, and the tensor list at the end of its zip archive is unreadable"
+        return f"{path} is damaged: {bytes_text(size)}, and the tensor list at the end of its zip archive is unreadable"
     if head.startswith(TORCH_LEGACY):
         return (f"{path} is in torch's legacy format (before torch 1.6), which t2v cannot memory-map; the published "
                 "files are zip archives")
-    return f"{path} is not a torch checkpoint ({size_text(size)}; it starts with {head[:16]!r}, not a zip archive's PK)"
+    return (f"{path} is not a torch checkpoint ({bytes_text(size)}; it starts with {head[:16]!r}, not a zip "
+            "archive's PK)")
 
 
 def _safetensors_problem(path: Path, file: BinaryIO, head: bytes, size: int) -> Problem:
     """A .safetensors file's 8-byte header length, its JSON header, and its tensors' data ending where the file does."""
     length = int.from_bytes(head[:8], "little")
     if head[8:9] != b"{" or length > SAFETENSORS_HEADER_MAX:  # the header is a JSON object
-        return (f"{path} is not a safetensors file ({size_text(size)}; it does not start with a header length and a "
+        return (f"{path} is not a safetensors file ({bytes_text(size)}; it does not start with a header length and a "
                 "JSON header)")
     if 8 + length > size:
-        return f"{path} is truncated: {size_text(size)}, its header alone says {size_text(8 + length)}"
+        return f"{path} is truncated: {bytes_text(size)}, its header alone says {bytes_text(8 + length)}"
     try:
         file.seek(8)
         header = json.loads(file.read(length))
@@ -401,17 +403,10 @@ def _safetensors_problem(path: Path, file: BinaryIO, head: bytes, size: int) -> 
         return f"{path} is damaged: its header is not the JSON list of tensors a safetensors file starts with"
     expected = 8 + length + max(ends, default=0)
     if expected > size:
-        return f"{path} is truncated: {size_text(size)}, its header says {size_text(expected)}"
+        return f"{path} is truncated: {bytes_text(size)}, its header says {bytes_text(expected)}"
     if expected < size:
-        return f"{path} is damaged: {size_text(size)}, its header says {size_text(expected)}"
+        return f"{path} is damaged: {bytes_text(size)}, its header says {bytes_text(expected)}"
     return None
-
-
-def size_text(count: int) -> str:
-    """A file's size as people read it: '1,000 bytes', '12.3 MB', '3.4 GB' (decimal units, as the Hub shows)."""
-    if count >= 10**9:
-        return f"{count / 10**9:.1f} GB"
-    return f"{count / 10**6:.1f} MB" if count >= 10**6 else f"{count:,} bytes"
 
 
 def split_lora(value: str) -> tuple[Path, float]:

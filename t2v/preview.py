@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from t2v.errors import InvalidRequest
 from t2v.request import LIMITS, check_callable
+from t2v.sizes import frame_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,8 +53,8 @@ def _check_animation(frames: np.ndarray, fps: float, format: str, scale: int) ->
         got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
         raise InvalidRequest(f"frames must be uint8 [F, H, W, 3] with F ≥ 1, got {got}")
     if 0 in frames.shape[1:3]:  # else Pillow's "cannot write empty image"
-        raise InvalidRequest(f"frames of {frames.shape[2]}x{frames.shape[1]} pixels are empty; a frame needs 1x1 at "
-                             "least")
+        raise InvalidRequest(f"frames of {frame_text(frames.shape[2], frames.shape[1])} pixels are empty; a frame "
+                             f"needs {frame_text(1, 1)} at least")
     low, high = FPS_RANGE  # a frame's duration is 1000 / fps ms: 0 divides by zero, a tiny fps overflows GIF's field
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not low <= fps <= high:
         raise InvalidRequest(f"fps={fps!r} is not a number of frames per second from {low} to {high}")

@@ -27,6 +27,7 @@ from t2v.errors import InvalidRequest
 from t2v.progress import Callbacks, OnPreview, OnStep, ShouldCancel, first_video
 from t2v.request import LIMITS, GenerationRequest, GenerationResult, check_request, plain_number
 from t2v.schedule import Schedule
+from t2v.sizes import frame_text
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ def fit_request(video: np.ndarray, request: GenerationRequest, config: ModelConf
         kind = f"{video.dtype} {video.shape}" if isinstance(video, np.ndarray) else type(video).__name__
         raise InvalidRequest(f"video must be a uint8 array [frames, height, width, 3], got {kind}")
     if min(video.shape[1:3]) < 8:
-        raise InvalidRequest(f"video frames of {video.shape[2]}x{video.shape[1]} are too small (8 px at least)")
+        size = frame_text(video.shape[2], video.shape[1])
+        raise InvalidRequest(f"video frames of {size} are too small (8 px at least)")
     low, high = LIMITS["frames"]
     if not low <= len(video) <= high:  # else "frames=70 is outside …", a field the caller never set
         raise InvalidRequest(f"the video has {len(video)} frames; video-to-video takes {low}–{high}")

@@ -23,6 +23,7 @@ from bot.gpu.styles import Style, load_styles, read_styles
 from bot.settings import BATCH_MAX, COMPILE_CACHE_MAX_GB, MAX_FRAMES, STATUS_EDIT_INTERVAL_S, Settings, fast_path_on
 from t2v.config import SamplerDefaults
 from t2v.request import GenerationRequest
+from t2v.sizes import bytes_text
 
 if TYPE_CHECKING:
     from t2v.pipeline import VideoPipeline
@@ -200,9 +201,9 @@ def _prune(folder: str | None, max_bytes: float) -> tuple[int, int]:
 
 def on_disk(held: int, removed: int, max_bytes: float) -> str:
     """What a pruning left, for the log: the cache's size, and what it removed to stay within its limit."""
-    removal = (f"; {removed / 2**30:.1f} GiB of its least recently used files removed to stay within "
-               f"T2V_COMPILE_CACHE_MAX_GB={max_bytes / 2**30:g}") if removed else ""
-    return f"{(held - removed) / 2**30:.1f} GiB on disk{removal}"
+    removal = (f"; {bytes_text(removed)} of its least recently used files removed to stay within "
+               f"T2V_COMPILE_CACHE_MAX_GB={max_bytes / 2**30:g} ({bytes_text(max_bytes)})") if removed else ""
+    return f"{bytes_text(held - removed)} on disk{removal}"
 
 
 class CacheBudget:

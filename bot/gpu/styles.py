@@ -34,6 +34,7 @@ from bot.errors import SettingsError, StyleGone
 from bot.paths import Written, path_problem
 from t2v.config import LORA_SCALE_RANGE
 from t2v.request import GenerationRequest
+from t2v.sizes import bytes_text
 
 if TYPE_CHECKING:
     from t2v.pipeline import VideoPipeline
@@ -135,7 +136,7 @@ def _text(path: Path) -> str:
         at = data.index(b"\x00")
         raise UnicodeDecodeError("utf-8", data, at, at + 1, f"a NUL byte at offset {at}: a binary file, or UTF-16")
     if len(data) > MAX_FILE_BYTES:
-        raise SettingsError([f"{SETTING}={path}: larger than {MAX_FILE_BYTES // 2**20} MiB, so not a styles file; set "
+        raise SettingsError([f"{SETTING}={path}: larger than {bytes_text(MAX_FILE_BYTES)}, so not a styles file; set "
                              f"{SETTING} to the TOML file that lists the styles (docs/lora.md, \"Styles in the "
                              "bot\")"])
     try:

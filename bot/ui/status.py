@@ -22,6 +22,7 @@ from bot.jobs.events import Delivered
 from bot.jobs.spec import UPSCALE
 from bot.moderation.text import discord_time
 from storage import JobRecord, JobState
+from t2v.sizes import frame_text
 
 BAR_CELLS = 10
 ENDINGS = {JobState.CANCELLED: "Cancelled", JobState.FAILED: "Failed"}  # a status's last word; else "Finished"
@@ -106,7 +107,7 @@ def clip_line(job: JobRecord) -> str:
         parts += [f"{frames / fps:.1f} s clip", f"{counted(frames, 'frame')} at {fps:g} fps"]
     elif isinstance(frames, int):
         parts.append(counted(frames, "frame"))
-    parts.append(f"{p.get('aspect')} ({p.get('width')}×{p.get('height')})")
+    parts.append(f"{p.get('aspect')} ({frame_text(p.get('width'), p.get('height'))})")
     return " · ".join(parts)
 
 

@@ -22,6 +22,7 @@ from bot.jobs.service import VideoService
 from bot.web.metrics import PREFIX, Metrics
 from bot.web.site import LocalSite
 from storage import DatabaseUnreachable, Repository
+from t2v.sizes import bytes_text
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class Health(LocalSite):
             part[f"{what}_free_bytes"] = free
             self.metrics.disk_free.labels(what).set(free)
             if free < LOW_DISK_BYTES:
-                low.append(f"{free / 10**6:.0f} MB free for the {what} ({folder})")
+                low.append(f"{bytes_text(free)} free for the {what} ({folder})")
         if low:
             part["problem"] = f"the disk is almost full: {', '.join(low)}; new videos fail when it is"
         return part

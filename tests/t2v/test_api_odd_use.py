@@ -180,9 +180,14 @@ def test_a_video_of_other_length_than_pipe_request_filled_in_says_how_to_ask_for
         no_render.generate_video2video(no_render.request("a panda", steps=2), np.zeros((3, 64, 64, 3), np.uint8))
 
 
+def test_a_video_of_frames_too_small_is_refused_naming_their_size_width_first(no_render):
+    with pytest.raises(InvalidRequest, match=r"video frames of 6×64 are too small \(8 px at least\)"):
+        no_render.generate_video2video(no_render.request("a panda", steps=2), np.zeros((4, 64, 6, 3), np.uint8))
+
+
 @pytest.mark.parametrize("shape", [(2, 0, 5, 3), (2, 5, 0, 3)])
 def test_an_animation_of_empty_frames_is_refused_naming_their_size(shape):
-    with pytest.raises(InvalidRequest, match=rf"frames of {shape[2]}x{shape[1]} pixels are empty"):  # Pillow's error
+    with pytest.raises(InvalidRequest, match=rf"frames of {shape[2]}×{shape[1]} pixels are empty"):  # Pillow's error
         animation(np.zeros(shape, np.uint8))
 
 

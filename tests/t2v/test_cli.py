@@ -50,7 +50,7 @@ def test_generate_writes_an_h264_mp4_with_the_requested_frames(tmp_path, capsys)
 
 def test_generate_without_a_size_uses_the_models(tmp_path, capsys):
     assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--steps", "1"]) == 0
-    assert "(4 frames 64x64," in capsys.readouterr().out  # tiny-random's own length and size
+    assert "(4 frames 64×64," in capsys.readouterr().out  # tiny-random's own length and size
 
 
 def test_a_bad_request_value_is_one_clear_line_and_exit_2(tmp_path, capsys, no_work):

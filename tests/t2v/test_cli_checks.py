@@ -112,7 +112,7 @@ def test_a_cpu_out_of_memory_is_one_line_naming_the_size_and_what_to_lower(tmp_p
     monkeypatch.setattr(PipelineBase, "denoise", too_big)
     assert main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--steps", "1", "--frames", "3"]) == 1
     assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")] == [
-        "error: the device ran out of memory rendering 3 frames 64x64 (tried to allocate 21.5 GB more); ask for "
+        "error: the device ran out of memory rendering 3 frames 64×64 (tried to allocate 21.5 GB more); ask for "
         "fewer --frames or a smaller --width/--height"]
     assert not list(tmp_path.iterdir())
 

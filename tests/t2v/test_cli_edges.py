@@ -159,7 +159,7 @@ def test_a_gpu_out_of_memory_is_one_line_saying_what_to_ask_for_instead(tmp_path
     out = tmp_path / "x.mp4"  # was: a traceback ending in torch.OutOfMemoryError
     assert main(["generate", "a cat", "-o", str(out), "--steps", "1", "--frames", "3", "--width", "128"]) == 1
     assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")] == [
-        "error: the device ran out of memory rendering 3 frames 128x64 (CUDA out of memory. Tried to allocate "
+        "error: the device ran out of memory rendering 3 frames 128×64 (CUDA out of memory. Tried to allocate "
         "20.00 GiB); ask for fewer --frames or a smaller --width/--height"]
     assert not list(tmp_path.iterdir())
 

@@ -44,7 +44,7 @@ def test_a_stdout_whose_encoding_lacks_a_character_of_the_name_still_reports_the
     monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
     assert main(["generate", "a panda", "-o", str(out), "--steps", "1"]) == 0
     assert is_mp4(out)
-    assert f"wrote {out} (4 frames 64x64, seed " in capsys.readouterr().err
+    assert f"wrote {out} (4 frames 64×64, seed " in capsys.readouterr().err
 
 
 def test_a_full_stdout_is_not_taken_for_a_video_that_could_not_be_written(tmp_path, monkeypatch, capsys):
@@ -115,7 +115,7 @@ def test_a_folder_removed_while_rendering_keeps_the_video_in_the_current_one(tmp
     assert main(["generate", "a cat", "-o", "out/x.mp4", "--steps", "1", "--seed", "7"]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert errors == ["error: could not write out/x.mp4 (No such file or directory); the video is kept as "
-                      "video-2.mp4 instead (4 frames 64x64, seed 7)"]
+                      "video-2.mp4 instead (4 frames 64×64, seed 7)"]
     assert (tmp_path / "video.mp4").read_bytes() == b"an earlier video"
     with av.open(str(tmp_path / "video-2.mp4")) as container:
         assert len(list(container.decode(video=0))) == 4
@@ -131,7 +131,7 @@ def test_with_the_current_folder_gone_too_the_video_is_kept_in_the_temporary_fol
     assert main(["generate", "a cat", "--steps", "1", "--seed", "7"]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert errors == [f"error: could not write video.mp4 (No such file or directory); the video is kept as "
-                      f"{temporary / 'video.mp4'} instead (4 frames 64x64, seed 7)"]
+                      f"{temporary / 'video.mp4'} instead (4 frames 64×64, seed 7)"]
     assert is_mp4(temporary / "video.mp4")
 
 
@@ -162,12 +162,12 @@ def test_a_lora_value_without_a_file_or_with_an_infinite_scale_says_what_is_righ
 
 @pytest.mark.parametrize(("frames", "width", "height", "fps"), [(1, 64, 64, 1), (7, 192, 64, 60), (3, 64, 320, 8)])
 def test_the_video_plays_as_asked_at_odd_lengths_sizes_and_rates(tmp_path, capsys, frames, width, height, fps):
-    # "wrote x.mp4 (1 frames 64x64, …)"
+    # "wrote x.mp4 (1 frames 64×64, …)"
     out = tmp_path / "x.mp4"
     argv = ["--frames", str(frames), "--width", str(width), "--height", str(height), "--fps", str(fps)]
     assert main(["generate", "a cat", "-o", str(out), "--steps", "1", "--seed", "3", *argv]) == 0
     length = "1 frame" if frames == 1 else f"{frames} frames"
-    assert capsys.readouterr().out.startswith(f"wrote {out} ({length} {width}x{height}, seed 3, ")
+    assert capsys.readouterr().out.startswith(f"wrote {out} ({length} {width}×{height}, seed 3, ")
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
         decoded = list(container.decode(stream))

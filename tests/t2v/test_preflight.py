@@ -121,11 +121,6 @@ def test_a_relative_model_folder_that_is_not_there_is_shown_where_it_was_looked_
                            f"({tmp_path / 'weights/modelscope'}) is neither 'tiny-random' nor an existing directory")
 
 
-def test_size_text_reads_as_people_write_sizes():
-    assert [preflight.size_text(n) for n in (77, 1000, 12_345_678, 3_400_000_000)] == [
-        "77 bytes", "1,000 bytes", "12.3 MB", "3.4 GB"]
-
-
 def test_a_model_under_a_folder_the_user_may_not_enter_is_one_line_naming_that_folder(tmp_path, monkeypatch, capsys,
                                                                                      no_work):
     from t2v.cli import main

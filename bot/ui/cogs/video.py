@@ -31,6 +31,7 @@ from bot.ui.status import eta_words, settings_line
 from storage import MAX_JOB_ID, JobRecord, JobState
 from t2v.config import SamplerDefaults
 from t2v.request import LIMITS, SAMPLER_NAMES
+from t2v.sizes import frame_text
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ def _video_command(cog: VideoCog, max_steps: int, max_frames: int) -> app_comman
         video.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values()
                                                             if p.name != "style"])
     choices = app_commands.choices(
-        aspect=[app_commands.Choice(name=f"{name} ({w}×{h})", value=name)
+        aspect=[app_commands.Choice(name=f"{name} ({frame_text(w, h)})", value=name)
                 for name, (w, h) in ((name, cog.service.model.size(name)) for name in ASPECTS)],
         sampler=[app_commands.Choice(name=SAMPLER_WORDS.get(name, name), value=name) for name in SAMPLER_NAMES])
     command = app_commands.command(name="video", description="Generate a short video from an English prompt")(

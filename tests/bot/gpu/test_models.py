@@ -180,7 +180,7 @@ def test_a_bot_that_runs_for_months_keeps_its_cache_within_the_limit_after_its_c
     sparse_file(tmp_path / "fxgraph/second", SHAPE_BYTES / 2**30)
     budget.after_compile()  # may not: pruned, least recently used first
     assert sorted(path.name for path in (tmp_path / "fxgraph").iterdir()) == ["first", "second"]
-    assert f"compile cache {tmp_path}: 0.3 GiB on disk; 1.0 GiB of its least recently used files removed" in caplog.text
+    assert f"compile cache {tmp_path}: 314.6 MB on disk; 1.1 GB of its least recently used files removed" in caplog.text
     assert (budget.held, budget.compiles) == (2 * SHAPE_BYTES, 0)
     CacheBudget(str(tmp_path), 0).after_compile()  # no limit: nothing is ever removed
     assert len(list((tmp_path / "fxgraph").iterdir())) == 2
@@ -196,8 +196,8 @@ def test_each_worker_start_prunes_the_compile_cache_to_its_setting(calls, tmp_pa
     assert [path.name for path in (tmp_path / "fxgraph").iterdir()] == ["new"]
     budget = engines.COMPILES.after_compile.__self__  # and after the compile thread's compiles, as the cache grows
     assert (budget.folder, budget.max_bytes, budget.held) == (str(tmp_path), 1.5 * 2**30, 2**30)
-    assert (f"(cache {tmp_path}, 1.0 GiB on disk; 1.0 GiB of its least recently used files removed to stay within "
-            "T2V_COMPILE_CACHE_MAX_GB=1.5)") in caplog.text
+    assert (f"(cache {tmp_path}, 1.1 GB on disk; 1.1 GB of its least recently used files removed to stay within "
+            "T2V_COMPILE_CACHE_MAX_GB=1.5 (1.6 GB))") in caplog.text
     assert load_settings(BASE, env_file=None).t2v_compile_cache_max_gb == 20  # the default bound
 
 

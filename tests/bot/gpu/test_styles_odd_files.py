@@ -80,7 +80,7 @@ def test_a_huge_file_named_as_the_styles_file_is_told_apart_without_reading_it_w
     assert problems(weights) == [f"STYLES_FILE={weights}: not a UTF-8 TOML file (a NUL byte at offset 4: a binary "
                                  "file, or UTF-16); set STYLES_FILE to the TOML file that lists the styles (not a "
                                  "LoRA's .safetensors), saved as UTF-8"]
-    assert problems(text) == [f"STYLES_FILE={text}: larger than 16 MiB, so not a styles file; set STYLES_FILE to the "
+    assert problems(text) == [f"STYLES_FILE={text}: larger than 16.8 MB, so not a styles file; set STYLES_FILE to the "
                               "TOML file that lists the styles (docs/lora.md, \"Styles in the bot\")"]
 
 

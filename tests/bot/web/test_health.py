@@ -130,7 +130,7 @@ async def test_a_nearly_full_disk_under_the_database_or_the_videos_is_a_problem_
     report = json.loads(body)
 
     assert status == 503 and report["problems"] == [
-        f"the disk is almost full: 40 MB free for the database ({tmp_path / 'data'}); new videos fail when it is"]
+        f"the disk is almost full: 40.0 MB free for the database ({tmp_path / 'data'}); new videos fail when it is"]
     assert report["disk"] == {"database_free_bytes": 40 * 10**6, "media_free_bytes": 5 * 10**9}
     assert metrics.registry.get_sample_value("videobot_disk_free_bytes", {"folder": "database"}) == 40 * 10**6
 
