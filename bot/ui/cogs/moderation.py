@@ -35,6 +35,11 @@ from t2v.request import LIMITS, SAMPLER_NAMES
 log = logging.getLogger(__name__)
 
 Limit = app_commands.Range[int, 0, MAX_QUOTA]
+# a block's options, the same in a server's /videomod block and the operators' (the duration read by
+# bot.moderation.text, the reason shown to the blocked user)
+BlockReason = app_commands.Range[str, None, 300]
+BlockDuration = app_commands.Range[str, None, 40]
+BLOCK_HELP = {"reason": "Shown to the user", "duration": "30m, 2h, 7d, 2w, 1d12h … or permanent (the default)"}
 CancelJobs = Callable[[int, int], Awaitable[tuple[int, int]]]  # (user, server or GLOBAL) -> (queued, running) cancelled
 PERIODS = [app_commands.Choice(name=name, value=name) for name in QUOTA_PERIODS]
 FRAMES, STEPS, GUIDANCE = LIMITS["frames"], LIMITS["steps"], LIMITS["guidance"]  # t2v's; the operator's caps apply
@@ -162,11 +167,9 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
     # --- blocks -----------------------------------------------------------------------------------------------
 
     @app_commands.command(name="block", description="Stop a user from making videos in this server")
-    @app_commands.describe(user="Who to block", reason="Shown to the user",
-                           duration="30m, 2h, 7d, 2w, 1d12h … or permanent (the default)")
-    async def block(self, interaction: discord.Interaction, user: discord.User,
-                    reason: app_commands.Range[str, None, 300] | None = None,
-                    duration: app_commands.Range[str, None, 40] | None = None) -> None:
+    @app_commands.describe(user="Who to block", **BLOCK_HELP)
+    async def block(self, interaction: discord.Interaction, user: discord.User, reason: BlockReason | None = None,
+                    duration: BlockDuration | None = None) -> None:
         confirmation = await block_and_stop(self.moderation, self.cancel_jobs, interaction.user.id, person(user),
                                             reason, duration, guild_id=server(interaction))
         await reply(interaction, confirmation)

@@ -21,7 +21,7 @@ from bot.moderation.rules import PERIOD_TEXT, STATS_WINDOWS, Moderation
 from bot.settings import MAX_QUOTA, Settings, is_snowflake
 from bot.ui.cogs import moderation_denylist as lists
 from bot.ui.cogs import moderation_text as text
-from bot.ui.cogs.moderation import PERIODS, CancelJobs, Limit, block_and_stop
+from bot.ui.cogs.moderation import BLOCK_HELP, PERIODS, BlockDuration, BlockReason, CancelJobs, Limit, block_and_stop
 from bot.ui.cogs.quota import quota_text
 from bot.ui.permissions import command_name, is_operator, person
 from bot.ui.replies import reply
@@ -138,11 +138,9 @@ class OperatorGroup(app_commands.Group):
         return f"{head}\n{direct}"
 
     @app_commands.command(name="block", description="Stop a user from making videos in every server")
-    @app_commands.describe(user="Who to block", reason="Shown to the user",
-                           duration="30m, 2h, 7d, 2w, 1d12h … or permanent (the default)")
-    async def block(self, interaction: discord.Interaction, user: discord.User,
-                    reason: app_commands.Range[str, None, 300] | None = None,
-                    duration: app_commands.Range[str, None, 40] | None = None) -> None:
+    @app_commands.describe(user="Who to block", **BLOCK_HELP)
+    async def block(self, interaction: discord.Interaction, user: discord.User, reason: BlockReason | None = None,
+                    duration: BlockDuration | None = None) -> None:
         confirmation = await block_and_stop(self.moderation, self.cancel_jobs, interaction.user.id, person(user),
                                             reason, duration, guild_id=GLOBAL)
         await reply(interaction, confirmation.replace("Blocked", "Blocked in every server", 1))
