@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import discord
@@ -118,6 +119,19 @@ async def handler(interaction: discord.Interaction, name: str, kind: type[CogT])
         return cog
     await answer_privately(interaction, NOT_LOADED)
     return None
+
+
+async def carried_out(interaction: discord.Interaction, name: str, kind: type[CogT],
+                      act: Callable[[CogT], Awaitable[object]], what: str) -> None:
+    """A button press carried out by its cog (`act`), with the cog's absence (`handler`) and a failure
+    (`answer_error`, naming `what`) answered privately."""
+    cog = await handler(interaction, name, kind)
+    if cog is None:
+        return
+    try:
+        await act(cog)
+    except Exception as error:
+        await answer_error(interaction, error, what)
 
 
 async def reply(interaction: discord.Interaction, content: str) -> None:

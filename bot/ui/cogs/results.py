@@ -45,7 +45,7 @@ from bot.settings import Settings
 from bot.ui.cogs.video import VideoCog, prompt_kept
 from bot.ui.discord_errors import THREAD_ARCHIVED
 from bot.ui.permissions import audit_on_job, is_moderator, moderates
-from bot.ui.replies import answer_error, answer_privately, handler
+from bot.ui.replies import answer_error, answer_privately, carried_out, handler
 from bot.ui.showcase import RESULTS_COG, Showcase
 from storage import JobRecord, JobState, Repository, ShowcaseError, ShowcaseRepository
 
@@ -110,13 +110,10 @@ class DeleteChoice(discord.ui.DynamicItem[discord.ui.Button[Any]],
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Let the Results cog carry out the choice; answer privately if it is not loaded."""
-        cog = await handler(interaction, RESULTS_COG, ResultsCog)
-        if cog is None:
-            return
-        try:
-            await cog.delete_choice(interaction, self.choice == "yes", self.job_id, self.message_id)
-        except Exception as error:
-            await answer_error(interaction, error, f"Delete of job #{self.job_id}")
+        yes = self.choice == "yes"
+        await carried_out(interaction, RESULTS_COG, ResultsCog,
+                          lambda cog: cog.delete_choice(interaction, yes, self.job_id, self.message_id),
+                          f"Delete of job #{self.job_id}")
 
 
 def delete_choices(job_id: int, message_id: int) -> discord.ui.View:

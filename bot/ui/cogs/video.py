@@ -26,7 +26,7 @@ from bot.settings import Settings
 from bot.ui.cogs import MAX_CHOICES, MAX_DISCORD_INT
 from bot.ui.delivery import Delivery
 from bot.ui.permissions import audit_on_job, moderates
-from bot.ui.replies import answer_error, answer_refusal, handler
+from bot.ui.replies import answer_error, answer_refusal, carried_out
 from bot.ui.status import eta_words, settings_line
 from storage import MAX_JOB_ID, JobRecord, JobState
 from t2v.config import SamplerDefaults
@@ -211,13 +211,8 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"vi
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """The Video cog cancels; a refusal (not yours, already finished) is answered privately."""
-        cog = await handler(interaction, VIDEO_COG, VideoCog)
-        if cog is None:
-            return
-        try:
-            await cog.cancel_job(interaction, self.job_id)
-        except Exception as error:
-            await answer_error(interaction, error, f"Cancel of job #{self.job_id}")
+        await carried_out(interaction, VIDEO_COG, VideoCog, lambda cog: cog.cancel_job(interaction, self.job_id),
+                          f"Cancel of job #{self.job_id}")
 
 
 def cancel_view(job: JobRecord) -> discord.ui.View:

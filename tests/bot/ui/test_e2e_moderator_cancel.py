@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.ui.cogs.video import VIDEO_COG
+from bot.ui.replies import NOT_LOADED
 from storage import JobState
 from tests.bot.conftest import Stacks
 from tests.bot.helpers import has_video, video
@@ -139,3 +141,22 @@ async def test_a_moderator_cannot_cancel_a_job_of_another_server_or_of_direct_me
 
     assert [answer.content for answer in tries] == [NOT_YOURS.format(1)] * 2 + [NOT_YOURS.format(2)] * 2
     assert states == [JobState.RUNNING, JobState.QUEUED] and audits == [[], []]
+
+
+async def test_a_cancel_pressed_while_the_video_commands_are_not_loaded_is_answered_privately(stacks: Stacks,
+                                                                                             scripted):
+    """A persistent button outlives its cog (one unloaded, or not loaded yet at a start): the presser is told it is
+    not available, and the job runs on."""
+    running = scripted.gate("a long train journey")
+    async with stacks.run(lambda device: scripted) as stack:
+        fake = stack.fake
+        bob = fake.make_user(name="bob")
+        first = await video(fake, "a long train journey", user=bob)
+        started = await first.wait_original(lambda m: m.content.startswith("Starting"))
+        await stack.bot.remove_cog(VIDEO_COG)
+        answer = await (await fake.click(started, "video:cancel:1", user=bob)).wait_answer()
+        running.release(100)
+        done = await first.wait_original(lambda m: m.content.startswith("Finished"))
+
+    assert answer.content == NOT_LOADED and answer.ephemeral
+    assert done.content.startswith("Finished")  # not cancelled
