@@ -19,6 +19,7 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoRef
 from t2v.config import SamplerDefaults
 from t2v.errors import InvalidRequest, VideoTooLargeError, WriteError
 from t2v.request import LIMITS
+from t2v.sizes import frame_text
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def encode_mp4(frames: np.ndarray, fps: int = DEFAULT_FPS, max_bytes: int | None
     max_bytes = _check_max_bytes(max_bytes)
     data = _encode(frames, fps, crf=DEFAULT_CRF)
     count, height, width = frames.shape[:3]
-    log.debug("encoded %d frames %dx%d at crf %d: %d bytes", count, width, height, DEFAULT_CRF, len(data))
+    log.debug("encoded %d frames %s at crf %d: %d bytes", count, frame_text(width, height), DEFAULT_CRF, len(data))
     if max_bytes is None or len(data) <= max_bytes:
         return data
     return _encode_to_fit(frames, fps, max_bytes, len(data))

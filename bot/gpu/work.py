@@ -23,6 +23,7 @@ from bot.gpu.previews import Cadence, cadence, preview_maker, previews
 from bot.gpu.styles import styled, use_style
 from t2v.errors import GenerationCancelled
 from t2v.request import GenerationRequest
+from t2v.sizes import frame_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,7 +103,8 @@ def upscale_work(request: GenerationRequest, video: np.ndarray, strength: float,
         result = models.upscaler.generate_video2video(fitted, video, strength, on_step=progress,
                                                       should_cancel=should_cancel, **shown)
         _stop_if_asked(should_cancel, request.steps, request.steps)
-        log.info("upscaled to %dx%d (%d frames, strength %.2f)", request.width, request.height, len(video), strength)
+        log.info("upscaled to %s (%d frames, strength %.2f)", frame_text(request.width, request.height), len(video),
+                 strength)
         return frames_of(result, request, time.perf_counter() - started)
 
     return work

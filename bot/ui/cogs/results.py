@@ -48,6 +48,7 @@ from bot.ui.permissions import audit_on_job, is_moderator, moderates
 from bot.ui.replies import answer_error, answer_privately, carried_out, handler
 from bot.ui.showcase import RESULTS_COG, Showcase
 from storage import JobRecord, JobState, Repository, ShowcaseError, ShowcaseRepository
+from t2v.sizes import frame_text
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,8 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         """Upscale the requester's own public, finished video (its kept MP4); the job is started like /video."""
         spec = await self._upscale_spec(interaction, job_id)
         request = spec.request
-        log.info("user %d upscales job %d to %dx%d", interaction.user.id, job_id, request.width, request.height)
+        log.info("user %d upscales job %d to %s", interaction.user.id, job_id,
+                 frame_text(request.width, request.height))
         await self.video.start(interaction, spec)
 
     async def _upscale_spec(self, interaction: discord.Interaction, job_id: int, prompt: str | None = None) -> JobSpec:

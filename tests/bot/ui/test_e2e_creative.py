@@ -45,7 +45,8 @@ def preview_edits(fake: FakeDiscord, job_id: int = 1) -> list[str]:
             and any(f.filename == "preview.gif" for f in r.files)]
 
 
-async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_job(stacks: Stacks):
+async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_job(stacks: Stacks, caplog):
+    caplog.set_level("INFO", "bot")
     quick = replace(with_upscaler(), preview_interval_s=0.0)  # the CPU upscale is quick: a preview at every chance
     async with stacks.run(lambda device: quick, upscale_model="tiny-random") as stack:
         fake = stack.fake
@@ -61,6 +62,7 @@ async def test_upscale_rerenders_the_kept_video_at_the_upscalers_size_as_a_new_j
     assert decoded_frames(upscaled.attachments[0].data) == [(256, 128)] * 2  # 16:9 of the 128² upscaler
     assert upscaled.content.startswith(f"<@{bob.id}> here is your video · job #2")
     assert "\n⬆️ Upscale of job #1\n" in upscaled.content and "16:9 (256×128)" in upscaled.content
+    assert f"user {bob.id} upscales job 1 to 256×128" in caplog.text and "upscaled to 256×128 (2 frames" in caplog.text
     assert (job.state, job.user_id, job.prompt) == (JobState.DONE, bob.id, source.prompt)
     assert {k: job.params[k] for k in ("kind", "source_job", "strength", "cost", "frames", "steps")} == {
         "kind": "upscale", "source_job": 1, "strength": 0.7, "cost": 2, "frames": 2, "steps": 12}
