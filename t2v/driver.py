@@ -26,6 +26,7 @@ from t2v.progress import Callbacks
 from t2v.request import GenerationRequest, GenerationResult
 from t2v.sampling import SAMPLERS, EpsModel, GuidedDenoiser
 from t2v.schedule import Schedule
+from t2v.sizes import frame_text
 from t2v.text_encoder import TextEncoder, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,8 @@ class PipelineBase:
         frames = [postprocess(video) for video in finite(self.decode(final), "frames")]
         watch.lap("decode_s")
         timings = {**watch.timings(), "batch": len(requests), **plan.timings}
-        log.info("generated %s: %d × %d frames %dx%d in %.2f s (seeds %s)", plan.what, len(requests),
-                 len(frames[0]), first.width, first.height, timings["total_s"], seeds)
+        log.info("generated %s: %d × %d frames %s in %.2f s (seeds %s)", plan.what, len(requests),
+                 len(frames[0]), frame_text(first.width, first.height), timings["total_s"], seeds)
         final = final.cpu()
         n = len(requests)
         return [GenerationResult(frames[i], seeds[i], dict(timings), truncated[i], self.config.is_random,
