@@ -62,7 +62,8 @@ SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; 
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
 BATCH_MAX = 2  # same-shape jobs rendered together; on an H200 2 renders more an hour than 4 (docs/benchmarks.md)
 STATUS_EDIT_INTERVAL_S = 2.0  # progress edits at most this often, and the live previews they carry (bot.gpu.previews)
-COMPILE_CACHE_MAX_GB = 20.0  # T2V_COMPILE_CACHE_MAX_GB: the compile cache is pruned to this at each worker start and
+COMPILE_CACHE_MAX_GB = 20.0  # T2V_COMPILE_CACHE_MAX_GB (decimal GB, as the logs write sizes): the compile cache is
+# pruned to this at each worker start and
 # as compiles fill it (bot.gpu.source.CacheBudget; a UNet shape's files: ≈ 140 MB on an H200, perf-notes row 48)
 MAX_FRAMES = 32  # the server's default cap on /video's frames
 STARTUP_RETRY_S = 60.0  # how long a start keeps trying to reach the database and Discord
@@ -105,7 +106,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "showcase_channel_id": (1, SNOWFLAKE_MAX),
 }
 PATHS = ("t2v_model", "upscale_model", "t2v_compile_cache", "styles_file", "media_dir")  # a file or a folder
-UNITS = {"_s": "seconds", "_gb": "GiB", "_days": "days"}  # a ranged setting's name ends with its unit
+UNITS = {"_s": "seconds", "_gb": "GB", "_days": "days"}  # a ranged setting's name ends with its unit
 HOST_NAME_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")  # RFC 1123
 RAY_ADDRESS_RE = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})")  # (ray://)HOST:PORT
 RAY_ADDRESS_WORDS = ("auto", "local")  # ray.init's: a cluster `ray start` began on this host; a Ray of the bot's own

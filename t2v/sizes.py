@@ -4,12 +4,14 @@ bot's replies, logs and health page alike. Loads no torch."""
 
 from __future__ import annotations
 
+MB, GB = 10**6, 10**9  # decimal units: what bytes_text writes, and what a setting named in GB counts
+
 
 def bytes_text(count: int | float) -> str:
     """A byte count: '1,000 bytes', '12.3 MB', '3.4 GB' (decimal units, as the Hub shows)."""
-    if count >= 10**9:
-        return f"{count / 10**9:.1f} GB"
-    return f"{count / 10**6:.1f} MB" if count >= 10**6 else f"{int(count):,} bytes"
+    if count >= GB:
+        return f"{count / GB:.1f} GB"
+    return f"{count / MB:.1f} MB" if count >= MB else f"{int(count):,} bytes"
 
 
 def frame_text(width: object, height: object) -> str:

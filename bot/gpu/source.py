@@ -23,7 +23,7 @@ from bot.gpu.styles import Style, load_styles, read_styles
 from bot.settings import BATCH_MAX, COMPILE_CACHE_MAX_GB, MAX_FRAMES, STATUS_EDIT_INTERVAL_S, Settings, fast_path_on
 from t2v.config import SamplerDefaults
 from t2v.request import GenerationRequest
-from t2v.sizes import bytes_text
+from t2v.sizes import GB, bytes_text
 
 if TYPE_CHECKING:
     from t2v.pipeline import VideoPipeline
@@ -101,7 +101,7 @@ class ModelSource:
         from t2v import compiled, fast  # lazily, and looked up at call time: tests stand in for them
 
         pipeline = models.pipeline
-        budget = cache_budget(self.compile_cache, self.compile_cache_max_gb * 2**30)
+        budget = cache_budget(self.compile_cache, self.compile_cache_max_gb * GB)
         held, removed = budget.prune()  # before any compile; then after compiles, as the cache grows (CacheBudget)
         COMPILES.after_compile = budget.after_compile
         # the worker captures CUDA graphs while the compile thread runs its compiles' first runs on the same GPU:
@@ -202,7 +202,7 @@ def _prune(folder: str | None, max_bytes: float) -> tuple[int, int]:
 def on_disk(held: int, removed: int, max_bytes: float) -> str:
     """What a pruning left, for the log: the cache's size, and what it removed to stay within its limit."""
     removal = (f"; {bytes_text(removed)} of its least recently used files removed to stay within "
-               f"T2V_COMPILE_CACHE_MAX_GB={max_bytes / 2**30:g} ({bytes_text(max_bytes)})") if removed else ""
+               f"T2V_COMPILE_CACHE_MAX_GB={max_bytes / GB:g}") if removed else ""
     return f"{bytes_text(held - removed)} on disk{removal}"
 
 

@@ -264,7 +264,7 @@ def test_listen_hosts_take_names_and_addresses_of_both_families():
                                   "such as SHUTDOWN_GRACE_S=60"),
     ({"JOB_TIME_LIMIT_S": "10m"}, "JOB_TIME_LIMIT_S=10m is not a number: write the seconds alone, from 1 to 86400, "
                                   "such as JOB_TIME_LIMIT_S=600"),
-    ({"T2V_COMPILE_CACHE_MAX_GB": "20GB"}, "T2V_COMPILE_CACHE_MAX_GB=20GB is not a number: write the GiB alone, from "
+    ({"T2V_COMPILE_CACHE_MAX_GB": "20GB"}, "T2V_COMPILE_CACHE_MAX_GB=20GB is not a number: write the GB alone, from "
                                            "0 to 1000000, such as T2V_COMPILE_CACHE_MAX_GB=20"),
     ({"MEDIA_KEEP_DAYS": "30d"}, "MEDIA_KEEP_DAYS=30d is not a whole number: write the days alone, from 0 to 3650, "
                                  "such as MEDIA_KEEP_DAYS=30"),
