@@ -9,7 +9,9 @@ convolutions (`fp8_convs`, opt-in), and reports per shape and precision:
 
 * the final latents' error relative to fp16's (max |difference| / max |fp16 latent|);
 * from a forward pre-hook on every static fp8 layer, the largest input it met as a fraction of what its scale can
-  hold (448 · scale; above 1 the layer clamped), how many layers passed 1, and the worst three.
+  hold (448 · scale; above 1 the layer clamped), how many layers passed 1, and the worst three; the feed-forwards
+  t2v.kernels.geglu runs (fp8's default since perf-notes row 74) call neither layer as a module, so a hook on each
+  computes its first layer's input and the hidden activation the kernel writes in e4m3 (the plain GEGLU's) for them.
 
 Real-size network, seeded random weights; each pipeline on the fast path's eager form (fused projections,
 channels-last, the temporal-attention kernel; no compile and no CUDA graphs, so the hooks see every call).
@@ -35,6 +37,7 @@ from benchmarks import probes  # noqa: E402
 from t2v import GenerationRequest  # noqa: E402
 from t2v.bench import measure  # noqa: E402
 from t2v.config import ModelConfig  # noqa: E402
+from t2v.fast import FusedFeedForward  # noqa: E402
 from t2v.kernels import fp8  # noqa: E402
 from t2v.networks import random_state_dicts  # noqa: E402
 from t2v.presets import ASPECTS, aspect_sizes  # noqa: E402
@@ -72,6 +75,19 @@ class Watch:
         self.seen: dict[str, torch.Tensor] = {}
         self.handles = [layer.register_forward_pre_hook(self._hook(name)) for name, layer in module.named_modules()
                         if isinstance(layer, fp8.Fp8Layer) and layer.scaling == "static"]
+        self.handles += [ff.register_forward_pre_hook(self._kernel_hook(name)) for name, ff in module.named_modules()
+                         if isinstance(ff, FusedFeedForward) and isinstance(ff.net[2], fp8.Fp8Layer)]
+
+    def _kernel_hook(self, name: str):
+        """A feed-forward t2v.kernels.geglu runs calls neither of its layers as a module, so their hooks never see
+        its inputs: here the first layer's input is handed to its own hook through the plain GEGLU, and the hidden
+        activation that GEGLU gives (what the kernel writes in e4m3 by the second layer's scale) to the second's."""
+        second = self._hook(f"{name}.net.2")
+
+        def record(ff: FusedFeedForward, args: tuple) -> None:
+            if FusedFeedForward._static(ff.net[0].proj) and FusedFeedForward._static(ff.net[2]):  # else the
+                second(ff.net[2], (ff.net[0](args[0]),))  # kernel is not used, and the layers' own hooks see it
+        return record
 
     def _hook(self, name: str):
         def record(layer: fp8.Fp8Layer, args: tuple) -> None:

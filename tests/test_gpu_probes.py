@@ -188,6 +188,40 @@ def test_the_fp8_shapes_probe_reports_each_layers_largest_input_against_what_its
     assert watch.fractions() == {}
 
 
+def test_the_fp8_shapes_probe_watches_the_feed_forwards_the_geglu_kernel_runs(monkeypatch):
+    """The kernel calls neither layer of a feed-forward as a module, so their own hooks saw nothing: 66 of fp8's
+    static layers went unwatched, the e4m3 hidden activation the kernel writes among them."""
+    from t2v import fast
+    from t2v.kernels import fp8
+    from t2v.unet import FeedForward
+
+    probe = load_script(Path("benchmarks") / "fp8_shapes.py")
+    ff = FeedForward(64)
+    ff.net[0].proj = fp8.Fp8Linear.from_linear(ff.net[0].proj, "static")
+    ff.net[2] = fp8.Fp8Linear.from_linear(ff.net[2], "static")
+    for layer in (ff.net[0].proj, ff.net[2]):
+        layer.input_amax = torch.tensor(1.0)
+        layer.calibrate()  # holds inputs up to 8 before clamping
+    fused = fast.FusedFeedForward(ff, frozenset({fast.FP8}))
+    # e4m3 products need a GPU: on the CPU each layer gives 2.0 everywhere (the GEGLU's hidden is 2 · GELU(2)), and
+    # the kernel's path (which writes the hidden in e4m3, then runs the second layer's product on it) zeros
+    kernel_ran = []
+    monkeypatch.setattr(fp8.Fp8Linear, "forward", lambda layer, x, rows=slice(None): torch.full(
+        (*x.shape[:-1], layer.weight.shape[0]), 2.0))
+    monkeypatch.setattr(fast.geglu, "geglu_op", lambda values, weight, *args: kernel_ran.append(True) or torch.zeros(
+        (*values.shape[:-1], weight.shape[0] // 2)))
+    monkeypatch.setattr(fp8.Fp8Linear, "product", lambda layer, values, *args: torch.zeros(
+        (values.shape[0], layer.weight.shape[0])))
+    watch = probe.Watch(torch.nn.Sequential(fused))
+    fused(torch.full((3, 64), 4.0))
+    hidden = 2.0 * torch.nn.functional.gelu(torch.tensor(2.0)).item()
+    assert kernel_ran and watch.fractions() == {"0.net.0.proj": pytest.approx(4.0 / 8),
+                                                "0.net.2": pytest.approx(hidden / 8)}
+    ff.net[2].observing = True  # a calibration render: the kernel is not used, and the layers' own hooks see it
+    fused(torch.full((3, 64), 4.0))
+    assert watch.fractions() == {"0.net.0.proj": pytest.approx(4.0 / 8)}
+
+
 def test_the_temporal_attention_sizes_probe_refuses_without_a_gpu_in_one_line(monkeypatch, capsys):
     assert _refusal(monkeypatch, capsys, "temporal_attention_sizes.py").endswith(
         "it times kernels on a CUDA GPU, and torch sees none here")
