@@ -120,7 +120,7 @@ class Cancels:
             except InvalidTransitionError:  # its user's /cancel came first
                 continue
             if announce:
-                await self._announce(cancelled_event(blocked, blocked), record)
+                await self._announce(cancelled_event(by_moderator=blocked, blocked=blocked), record)
         unsubmitted = sum(not entry.submitted for entry in running)  # its unit's starts are being written: never
         for entry in running:                                          # started, it is cancelled as a queued one is
             await self._settle_running(entry)

@@ -43,6 +43,7 @@ from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S
 from storage import GLOBAL, JobRecord, JobState, Repository, utc_now
 from t2v.errors import GenerationCancelled, InvalidRequest, WeightsError
 from t2v.request import LIMITS
+from t2v.sizes import frame_text
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +260,8 @@ class VideoService:
         if now is spec:
             return queued
         asked, size = (spec.request.width, spec.request.height), (now.request.width, now.request.height)
-        log.info("job %d was queued at %dx%d; the model loaded now renders %s at %dx%d, so it renders at that size",
-                 queued.id, *asked, spec.aspect, *size)
+        log.info("job %d was queued at %s; the model loaded now renders %s at %s, so it renders at that size",
+                 queued.id, frame_text(*asked), spec.aspect, frame_text(*size))
         await self._repo.resize(queued.id, *size)
         return replace(queued, spec=now)
 

@@ -64,9 +64,10 @@ async def test_the_queued_jobs_of_a_user_blocked_while_the_bot_was_down_are_canc
 
 
 async def test_a_job_queued_before_the_model_was_switched_renders_at_the_new_models_size_for_its_aspect(
-        stacks: Stacks):
+        stacks: Stacks, caplog):
     """T2V_MODEL now names a checkpoint of other sizes (as zeroscope's 576×320 is to ModelScope's 448×256): the 16:9
     job queued before renders at the new model's 16:9, not at a size it was not trained for."""
+    caplog.set_level("INFO", "bot.jobs.service")
     fake = stacks.fake
     bob = fake.make_user(name="bob")
     [job_id] = await queued_before(stacks, (bob, spec(WHALE, aspect="16:9")))  # ModelScope's 448×256
@@ -79,3 +80,5 @@ async def test_a_job_queued_before_the_model_was_switched_renders_at_the_new_mod
     assert job.state == JobState.DONE
     assert decoded_frames(result.attachments[0].data) == [(128, 64)] * 2
     assert (job.params["width"], job.params["height"]) == (128, 64)  # as its status and record show it
+    assert (f"job {job_id} was queued at 448×256; the model loaded now renders 16:9 at 128×64, so it renders at that "
+            "size") in caplog.text  # the sizes written as every message writes them
