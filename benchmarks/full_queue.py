@@ -7,11 +7,13 @@ fast path, live previews at the bot's interval, MP4s encoded on the CPU pool, ev
 
 One process loads the real-size network with seeded random weights (fp16, or `--dtype fp8`) once. For each BATCH_MAX
 in turn (`--batch-max 2 4 1`), the bot's compile thread first compiles the default /video shape at that batch size,
-and the run waits until it has nothing left to compile — the steady state of a server whose compiles are done; then
-`--jobs` default /video jobs of `--users` users are queued (the worker held meanwhile) and timed from then to the last
-MP4: the queue's wall time, videos per hour, each unit of work's render time (its first job's start to its last job's
-end) and what the bot adds around the renders (the wall time not covered by any render). The results are rewritten
-after each BATCH_MAX, so a run cut short keeps what it measured.
+and the run waits until it has nothing left to compile and the worker has captured the compiled shapes' CUDA graphs
+while idle (bot.gpu.work.capture_while_idle; `--no-idle-capture`: the first unit captures its own) — the steady
+state of a server whose compiles are done; then `--jobs` default /video jobs of `--users` users are queued (the
+worker held meanwhile) and timed from then to the last MP4: the queue's wall time, videos per hour, each unit of
+work's render time (its first job's start to its last job's end) and what the bot adds around the renders (the wall
+time not covered by any render). The results are rewritten after each BATCH_MAX, so a run cut short keeps what it
+measured.
 
 GPU:  python benchmarks/full_queue.py --cache CACHE --out OUT/full-queue.json
 CPU smoke test:  python benchmarks/full_queue.py --tiny --device cpu --backend eager --jobs 4 --cache /tmp/c
@@ -55,6 +57,7 @@ from bot.gpu.compiles import label  # noqa: E402
 from bot.gpu.executor import GPUExecutor  # noqa: E402
 from bot.gpu.models import DEFAULT_ASPECT, Models, describe  # noqa: E402
 from bot.gpu.source import ModelSource  # noqa: E402
+from bot.gpu.work import capture_while_idle  # noqa: E402
 from bot.jobs.queue import FairQueue  # noqa: E402
 from bot.jobs.service import VideoService  # noqa: E402
 from bot.moderation.policy import PolicyGate  # noqa: E402
@@ -83,9 +86,10 @@ def standard_shape(models: Models, source: ModelSource, batch: int) -> Any:
     return video_shape(models.pipeline.unet.cfg, batch, frames, height, width)
 
 
-async def compiled(unet: Any, device: str, shape: Any, wait_s: float) -> dict[str, Any]:
+async def compiled(unet: Any, device: str, shape: Any, wait_s: float, idle_capture: bool) -> dict[str, Any]:
     """Queue `shape`'s compile unless it is compiled, then wait (at most `wait_s`) until it is and the compile thread
-    is idle, its decoders included; what the compile thread did."""
+    is idle, its decoders included, and with `idle_capture` until the worker has no compiled shape left uncaptured;
+    what the compile thread did, and how long the captures were waited for."""
     began = time.perf_counter()
     if not unet.compiled(shape):
         compiles.COMPILES.warm(unet, device, [shape])
@@ -96,7 +100,11 @@ async def compiled(unet: Any, device: str, shape: Any, wait_s: float) -> dict[st
 
     while not (unet.compiled(shape) and idle()) and time.perf_counter() - began < wait_s:
         await asyncio.sleep(1.0)
+    waited = time.perf_counter()
+    while idle_capture and unet.uncaptured() and time.perf_counter() - began < wait_s:
+        await asyncio.sleep(0.2)
     return {"shape": label(shape), "compiled": unet.compiled(shape), "waited_s": time.perf_counter() - began,
+            "capture_wait_s": time.perf_counter() - waited, "uncaptured": [label(s) for s in unet.uncaptured()],
             "compiles": compiles.COMPILES.status()}
 
 
@@ -119,7 +127,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     recorder = Recorder(clock)
     gate = PolicyGate(is_english=lambda prompt: True)
-    service = VideoService(Repository(engine), gate, FairQueue(1000, 10_000), GPUExecutor([args.device], load),
+    executor = GPUExecutor([args.device], load, idle=None if args.no_idle_capture else capture_while_idle)
+    service = VideoService(Repository(engine), gate, FairQueue(1000, 10_000), executor,
                            recorder, batch_max=1, max_frames=args.max_frames, job_time_limit_s=600)
     recorder.service = service
     await service.start()
@@ -131,7 +140,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                              "load_and_warm_up_s": clock() - started, "runs": []}
     for batch_max in args.batch_max:
         compile_wait = await compiled(unet, args.device, standard_shape(models, source, batch_max),
-                                      args.compile_wait_s)
+                                      args.compile_wait_s, not args.no_idle_capture)
         log.info("BATCH_MAX %d: its shape compiled after %.1f s: %s", batch_max, compile_wait["waited_s"],
                  compile_wait["compiled"])
         service.dispatcher.batch_max = batch_max
@@ -235,6 +244,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-frames", type=int, default=32)
     parser.add_argument("--backend", default="inductor")
     parser.add_argument("--compile-wait-s", type=float, default=480.0, help="longest wait for the batch shapes")
+    parser.add_argument("--no-idle-capture", action="store_true", help="the worker captures no CUDA graph while "
+                        "idle (the bot's behaviour before 2026-12-07): each batch shape's first unit captures its own")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--out", type=Path)

@@ -20,6 +20,7 @@ from bot.errors import SettingsError, StopRequested, Unreachable
 from bot.gpu.compiles import COMPILES
 from bot.gpu.executor import Executor, GPUExecutor, devices_for
 from bot.gpu.source import ModelSource
+from bot.gpu.work import capture_while_idle
 from bot.jobs.events import JobEvents
 from bot.jobs.queue import FairQueue
 from bot.jobs.service import VideoService
@@ -330,12 +331,14 @@ def server_name(bot: VideoBot) -> Callable[[int], str | None]:
 
 def build_executor(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> Executor:
     """The executor T2V_EXECUTOR names, each worker loading T2V_MODEL (and UPSCALE_MODEL, if set): `local`, one
-    thread per device of T2V_DEVICE; `ray`, one actor per GPU (or RAY_WORKER_RESOURCE unit) of the Ray cluster."""
+    thread per device of T2V_DEVICE, each capturing its compiled shapes' CUDA graphs while it waits for jobs; `ray`,
+    one actor per GPU (or RAY_WORKER_RESOURCE unit) of the Ray cluster, whose shapes are captured by their first
+    jobs."""
     if settings.t2v_executor == "ray":
         from bot.gpu.ray_executor import RayExecutor  # lazily: ray is an optional extra
 
         return RayExecutor.from_settings(settings, loop)
-    return GPUExecutor(devices_for(settings.t2v_device), ModelSource.of(settings), loop)
+    return GPUExecutor(devices_for(settings.t2v_device), ModelSource.of(settings), loop, idle=capture_while_idle)
 
 
 def compile_status(settings: Settings) -> Callable[[], dict[str, Any]] | None:

@@ -424,6 +424,17 @@ class FastUNet(nn.Module):
         """Whether a compiled function is ready for `shape` (it serves from the next call on)."""
         return shape in self._ready
 
+    def uncaptured(self) -> list[Shape]:
+        """The shapes compiled whose CUDA graph is not captured yet: the next call of each captures it (seconds at a
+        large batch: warm-up runs, cuDNN's first-run timing, the capture). Empty off the GPU, without CUDA graphs,
+        and while another thread's torch.fx trace is up (a call then serves the shape as before its compile,
+        capturing nothing). Safe to ask from any thread; a caller with idle GPU time can call each shape once to
+        have it captured before a job needs it."""
+        if self.graphs is None or not next(self.unet.parameters()).is_cuda or fx_tracing_seen():
+            return []
+        return [shape for shape in list(self._ready) if (True, shape) not in self.graphs
+                and self.graphs.failed.get((True, shape), 0) < GIVE_UP_AFTER]
+
     def compile_shape(self, shape: Shape, decoder: bool = True) -> bool:
         """Compile the UNet for `shape` now, in the calling thread (any thread, one at a time); False if that
         failed (the shape stays eager). The next call of that shape picks it up; nothing else waits for it. With

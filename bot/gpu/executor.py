@@ -1,10 +1,11 @@
 """GPU executor: one thread per device, each owning the models it loaded; the event loop never touches CUDA.
 
 Work crosses into the threads through a shared `queue.Queue`; progress and results cross back only through
-`loop.call_soon_threadsafe`. Cancellation flows in through a thread-safe callable (see `CancelToken`). Whatever a
-unit of work raises settles its future (a BaseException as `WorkCrashed`), and the thread takes the next unit, unless
-the error left its GPU's CUDA context unusable (`context_lost`): that worker then takes no more work, and `on_broken`
-says why (the bot restarts: only a new process gets a working context).
+`loop.call_soon_threadsafe`. Cancellation flows in through a thread-safe callable (see `CancelToken`). A worker
+whose queue stays empty does its `idle` work meanwhile (the bot: bot.gpu.work.capture_while_idle), stopping as soon
+as work arrives. Whatever a unit of work raises settles its future (a BaseException as `WorkCrashed`), and the
+thread takes the next unit, unless the error left its GPU's CUDA context unusable (`context_lost`): that worker then
+takes no more work, and `on_broken` says why (the bot restarts: only a new process gets a working context).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ Work = Callable[[Any, ProgressFn, CancelFn], T]  # (what the worker holds: bot.g
 # should_cancel) -> result
 
 _STOP = object()  # sentinel telling one worker thread to exit
+_IDLE = object()  # what a worker with idle work takes when its queue stayed empty for IDLE_CHECK_S
+IDLE_CHECK_S = 1.0  # how often a worker with idle work looks for it while its queue is empty
+IdleWork = Callable[[Any, CancelFn], None]  # (what the worker holds, should_stop): true once work waits
 JOIN_TIMEOUT_S = 30.0  # close() waits this long for each worker thread to finish its work and stop
 # What torch says of CUDA's sticky errors: after one, every CUDA call of the process fails the same way
 _CONTEXT_LOST = ("device-side assert triggered", "illegal memory access", "unspecified launch failure",
@@ -210,12 +214,14 @@ class GPUExecutor(ExecutorBase):
         devices: list[str],
         factory: Callable[[str], Any],
         loop: asyncio.AbstractEventLoop | None = None,
+        idle: IdleWork | None = None,
     ) -> None:
         if not devices:
             raise ValueError("GPUExecutor needs at least one device")
         super().__init__(loop)  # on_capacity is never called: a thread that failed to load does not come back
         self.devices = list(devices)
         self._factory = factory  # device -> what its worker holds (bot.gpu.source.ModelSource: Models)
+        self._idle = idle  # run by a worker whose queue is empty, until `should_stop()`; None: a worker just waits
         self._work: queue.Queue[_WorkItem | object] = queue.Queue()
         self._threads: list[threading.Thread] = []
 
@@ -286,11 +292,37 @@ class GPUExecutor(ExecutorBase):
             self._post(settle, ready, exc, None)
             return
         self._post(settle, ready, None, None)
-        while (item := self._work.get()) is not _STOP:
-            assert isinstance(item, _WorkItem)
-            if not self._execute(device, held, item):
+        while (item := self._next_item()) is not _STOP:
+            if item is _IDLE:
+                served = self._run_idle(device, held)
+            else:
+                assert isinstance(item, _WorkItem)
+                served = self._execute(device, held, item)
+            if not served:
                 return  # its CUDA context is unusable: another thread or, after the restart, a new process serves
         log.debug("worker for %s stopped", device)
+
+    def _next_item(self) -> _WorkItem | object:
+        """The queue's next item; with idle work, `_IDLE` whenever the queue stayed empty for IDLE_CHECK_S."""
+        if self._idle is None:
+            return self._work.get()
+        try:
+            return self._work.get(timeout=IDLE_CHECK_S)
+        except queue.Empty:
+            return _IDLE
+
+    def _run_idle(self, device: str, held: Any) -> bool:
+        """The idle work, told to stop once work is queued or the executor closes; what it raises is logged. Whether
+        the thread can go on (not once an error left its GPU's CUDA context unusable, as after a job's)."""
+        assert self._idle is not None
+        try:
+            self._idle(held, lambda: self._closed or not self._work.empty())
+        except Exception as exc:
+            log.exception("idle work on %s failed", device)
+            if device.startswith("cuda") and context_lost(exc):
+                self._post(self._lost, device, exc)
+                return False
+        return True
 
     def _execute(self, device: str, held: Any, item: _WorkItem) -> bool:
         """Run one work item on what this thread holds and post its result or exception to the loop; whatever the

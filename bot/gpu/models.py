@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.gpu.executor import CancelFn, Executor, ProgressFn
 from bot.gpu.styles import Style
@@ -37,13 +37,15 @@ FALLBACK_FRAMES = ModelConfig().frames  # ModelScope's clip length, for models t
 @dataclass(frozen=True)
 class Models:
     """What one GPU worker holds: T2V_MODEL's pipeline, UPSCALE_MODEL's (the upscaler) when one is set, the styles
-    loaded into T2V_MODEL's pipeline (bot.gpu.styles) by name, the request it warms up with, and how often its work
-    makes a live preview."""
+    loaded into T2V_MODEL's pipeline (bot.gpu.styles) by name, the request it warms up with, the shapes it rendered
+    while idle, and how often its work makes a live preview."""
 
     pipeline: VideoPipeline
     upscaler: VideoPipeline | None = None
     styles: Mapping[str, Style] = field(default_factory=dict)
     warm_up: GenerationRequest | None = None  # rendered once after loading (bot.gpu.work.warm_up_work); None: none
+    idle_rendered: set[Any] = field(default_factory=set)  # compiled shapes rendered while idle to capture their CUDA
+    # graphs (bot.gpu.work.capture_while_idle), each once
     preview_interval_s: float = STATUS_EDIT_INTERVAL_S  # at most one live preview per this many seconds: the status
     # edits that show them are as throttled, so a GIF made sooner would never be shown (bot.gpu.previews)
 

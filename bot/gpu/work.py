@@ -18,9 +18,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import NoUpscaler, OutOfGPUMemory
+from bot.gpu.compiles import label
 from bot.gpu.executor import CancelFn, ProgressFn, Work
 from bot.gpu.previews import Cadence, cadence, preview_maker, previews
 from bot.gpu.styles import styled, use_style
+from t2v.config import SamplerDefaults
 from t2v.errors import GenerationCancelled
 from t2v.request import GenerationRequest
 from t2v.sizes import frame_text
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from t2v.pipeline import VideoPipeline
 
 log = logging.getLogger(__name__)
+
+IDLE_PROMPT = "a render while idle, to capture a compiled shape's CUDA graph"
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,43 @@ def warm_up_work() -> Work[float | None]:
         return time.perf_counter() - started
 
     return work
+
+
+def capture_while_idle(models: Models, should_stop: CancelFn) -> None:
+    """A worker's idle work (bot.gpu.executor's `idle`): one step of a video of each shape whose compiled UNet has
+    no CUDA graph yet (t2v.compiled.FastUNet.uncaptured), so that the shape's first job does not pay the capture: a
+    batch of 16 fp8 videos on an H100 waited 2.8 s for it (docs/perf-notes.md row 77). The compile thread finishes
+    shapes while the worker waits for jobs: the default /video's at start, at batch 1 and BATCH_MAX, and every new
+    shape a job asked for. Each shape once: a capture that fails, or a graph forgotten later (least recently used),
+    is its next job's again, as before. A job that arrives (`should_stop()`) waits at most for the capture under way
+    (seconds); the shapes left are rendered at the next idle moment."""
+    unet = getattr(models.pipeline, "unet", None)
+    uncaptured = getattr(unet, "uncaptured", None)  # only the fast path's UNet (t2v.compiled.FastUNet) compiles
+    for shape in uncaptured() if uncaptured is not None else []:
+        if should_stop():
+            return
+        if shape in models.idle_rendered:
+            continue
+        models.idle_rendered.add(shape)
+        started = time.perf_counter()
+        try:
+            generate_batch(models.pipeline, idle_requests(shape), lambda *_: None, should_stop,
+                           preview_interval_s=models.preview_interval_s)
+        except GenerationCancelled:  # a job came first: this shape waits for the next idle moment
+            models.idle_rendered.discard(shape)
+            return
+        log.info("rendered %s while idle to capture its CUDA graph (%.1f s)", label(shape),
+                 time.perf_counter() - started)
+
+
+def idle_requests(shape: Any) -> list[GenerationRequest]:
+    """The videos of one step that make a UNet call of `shape` (bot.gpu.compiles.label's reading of it): guided, two
+    rows a video, when its row count is even (two unguided videos make the same call), else unguided."""
+    rows, _, frames, height, width = shape[0]
+    guided = rows % 2 == 0
+    request = GenerationRequest(IDLE_PROMPT, seed=0, steps=1, width=width * 8, height=height * 8, frames=frames,
+                                guidance=SamplerDefaults.guidance if guided else 1.0)
+    return [request] * (rows // 2 if guided else rows)
 
 
 def _stop_if_asked(should_cancel: CancelFn, step: int, total: int) -> None:

@@ -561,6 +561,30 @@ def test_a_shape_compiled_while_another_thread_traces_with_no_eager_graph_runs_e
     assert captured == []
 
 
+def test_the_shapes_compiled_without_a_captured_graph_are_listed_on_a_gpu_only(monkeypatch):
+    import t2v.compiled as compiled
+    from t2v.compiled import GIVE_UP_AFTER, CUDAGraphs
+
+    fast = FastUNet(Toy(), FakeCompiler(), cuda_graphs=False, request_compile=lambda shape: None)
+    first, second = _shapes(2)
+    assert fast.compile_shape(first) and fast.compile_shape(second)
+    assert fast.uncaptured() == []  # no CUDA graphs
+    fast.graphs = CUDAGraphs()
+    assert fast.uncaptured() == []  # on the CPU: a call captures nothing
+    captured, capture = _recording_captures(fast.graphs)
+    monkeypatch.setattr(fast.graphs, "_capture", capture)
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    assert sorted(fast.uncaptured()) == sorted([first, second])
+    fast(*example_inputs(first, torch.zeros(())))
+    assert captured == [(True, first)] and fast.uncaptured() == [second]
+    tracing = [True]
+    monkeypatch.setattr(compiled, "fx_tracing_seen", lambda: tracing[0])
+    assert fast.uncaptured() == []  # a call now would serve it eagerly, capturing nothing
+    tracing[0] = False
+    fast.graphs.failed[(True, second)] = GIVE_UP_AFTER  # its captures failed: its calls run without a graph
+    assert fast.uncaptured() == []
+
+
 @pytest.mark.parametrize(("options", "graphed"), [({}, True), ({"cuda_graphs": False}, False),
                                                   ({"offload_modules": True}, False)])
 def test_optimize_graphs_the_text_encoder_on_a_gpu_unless_it_is_offloaded(tiny_pipe, options, graphed):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.errors import ServiceUnavailable, WorkCrashed
+from bot.gpu import executor as executor_module
 from bot.gpu.executor import CancelToken, GPUExecutor, context_lost, devices_for
 from t2v.errors import WeightsError
 from tests.bot.helpers import WAIT, LagMeter, fake_torch, soon
@@ -41,8 +42,9 @@ async def make_executor():
     """Build and start executors, closing them when the test ends."""
     executors: list[GPUExecutor] = []
 
-    async def make(devices: list[str], factory: Callable[[str], object] | None = None) -> GPUExecutor:
-        executor = GPUExecutor(devices, factory or Factory())
+    async def make(devices: list[str], factory: Callable[[str], object] | None = None,
+                   idle: Callable[[object, Callable[[], bool]], None] | None = None) -> GPUExecutor:
+        executor = GPUExecutor(devices, factory or Factory(), idle=idle)
         executors.append(executor)
         await soon(executor.start())
         return executor
@@ -231,6 +233,66 @@ async def test_a_gpu_error_that_loses_the_cuda_context_retires_its_worker_and_sa
     for _ in range(3):
         assert await soon(executor.run(lambda held, progress, cancel: held.device)) == serving
     assert len(broken) == 1
+
+
+class Idle:
+    """Idle work that records what it was handed; its first call holds the worker until `go` is set, then notes
+    whether it was told to stop, and returns or raises `error`."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.held: list[object] = []
+        self.idling, self.go = threading.Event(), threading.Event()
+        self.told_to_stop: list[bool] = []
+
+    def __call__(self, held: object, should_stop: Callable[[], bool]) -> None:
+        self.held.append(held)
+        if len(self.held) > 1:
+            return
+        self.idling.set()
+        assert self.go.wait(WAIT), "the test never let the idle work go on"
+        self.told_to_stop.append(should_stop())
+        if self.error is not None:
+            raise self.error
+
+
+async def test_a_worker_with_an_empty_queue_does_its_idle_work_told_to_stop_once_work_waits(make_executor,
+                                                                                             monkeypatch):
+    monkeypatch.setattr(executor_module, "IDLE_CHECK_S", 0.01)
+    idle = Idle()
+    executor = await make_executor(["cuda:0"], idle=idle)
+    assert await soon(asyncio.to_thread(idle.idling.wait, WAIT))
+    job = executor.submit(lambda held, progress, cancel: held.device)  # waits for the idle work
+    idle.go.set()
+    assert await soon(job) == "cuda:0"
+    assert idle.told_to_stop == [True] and idle.held[0].device == "cuda:0"  # what the worker holds (its Models)
+
+
+async def test_idle_work_that_fails_is_logged_and_the_worker_serves_on(make_executor, monkeypatch, caplog):
+    monkeypatch.setattr(executor_module, "IDLE_CHECK_S", 0.01)
+    idle = Idle(RuntimeError("a capture failed"))
+    executor = await make_executor(["cuda:0"], idle=idle)
+    assert await soon(asyncio.to_thread(idle.idling.wait, WAIT))
+    idle.go.set()
+    assert await soon(executor.run(lambda held, progress, cancel: "still serving")) == "still serving"
+    assert executor.workers == 1 and "idle work on cuda:0 failed" in caplog.text and "a capture failed" in caplog.text
+
+
+async def test_idle_work_that_loses_the_cuda_context_retires_its_worker_and_says_why(make_executor, monkeypatch):
+    monkeypatch.setattr(executor_module, "IDLE_CHECK_S", 0.01)
+    idle = Idle(RuntimeError(DEVICE_ASSERT))
+    executor = await make_executor(["cuda:2"], idle=idle)
+    broken: list[str] = []
+    executor.on_broken = broken.append
+    assert await soon(asyncio.to_thread(idle.idling.wait, WAIT))
+    idle.go.set()
+    [thread] = executor._threads
+    await asyncio.to_thread(thread.join, WAIT)
+    assert not thread.is_alive()
+    await soon(asyncio.sleep(0))  # the loss is posted to the loop
+    assert broken == ["the GPU worker on cuda:2 is unusable until the bot restarts (RuntimeError: CUDA error: "
+                      "device-side assert triggered)"]
+    assert executor.workers == 0
 
 
 async def test_the_default_on_broken_logs_one_error_naming_the_device(make_executor, caplog):

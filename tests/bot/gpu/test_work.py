@@ -103,3 +103,82 @@ def test_every_work_makes_previews_at_most_once_per_its_workers_status_edit_inte
                  render.upscale_work(request, np.zeros((2, 64, 64, 3), np.uint8), strength=0.7)):
         work(models, lambda *_: None, lambda: False)
     assert [on_preview.min_interval_s for on_preview in pipeline.given] == [10.0] * 4
+
+
+class CompiledShapes:
+    """Stands in for the fast path's UNet (t2v.compiled.FastUNet): the compiled shapes without a CUDA graph; a
+    shape's UNet call (`generate_batch` of its videos) captures it."""
+
+    def __init__(self, shapes: list[Any]) -> None:
+        self.shapes = list(shapes)
+
+    def uncaptured(self) -> list[Any]:
+        return list(self.shapes)
+
+
+class ShapeRenders:
+    """Stands in for t2v.VideoPipeline's `generate_batch`: records each call's requests; `cancel_at` raises
+    GenerationCancelled at that call, `fail_at` an error; any other call captures its shape."""
+
+    def __init__(self, unet: CompiledShapes, cancel_at: int | None = None, fail_at: int | None = None) -> None:
+        self.unet, self.cancel_at, self.fail_at = unet, cancel_at, fail_at
+        self.calls: list[list[GenerationRequest]] = []
+
+    def generate_batch(self, requests: list[GenerationRequest], on_step: Any = None, should_cancel: Any = None,
+                       on_preview: Any = None) -> list[GenerationResult]:
+        from t2v.errors import GenerationCancelled
+
+        self.calls.append(requests)
+        if len(self.calls) == self.cancel_at:
+            raise GenerationCancelled(0, 1)
+        if len(self.calls) == self.fail_at:
+            raise ValueError("a capture failed")
+        self.unet.shapes.pop(0)
+        frames = np.zeros((requests[0].frames, 8, 8, 3), np.uint8)
+        return [GenerationResult(frames, 0, {}) for _ in requests]
+
+
+GUIDED_16 = ((32, 4, 16, 32, 32), (32,), (32, 77, 1024))  # 16 guided 16×256×256 videos: two rows each
+UNGUIDED_3 = ((3, 4, 8, 32, 56), (3,), (3, 77, 1024))  # 3 unguided 8×448×256 videos
+
+
+def test_idle_time_renders_one_step_of_each_compiled_shape_without_a_cuda_graph_once():
+    unet = CompiledShapes([GUIDED_16, UNGUIDED_3])
+    pipeline = ShapeRenders(unet)
+    models = Models(pipeline)  # type: ignore[arg-type]
+    render.capture_while_idle(models, lambda: False)
+    [guided, unguided] = pipeline.calls
+    assert len(guided) == 16 and {(r.width, r.height, r.frames, r.steps, r.guidance) for r in guided} == {
+        (256, 256, 16, 1, 9.0)}
+    assert len(unguided) == 3 and {(r.width, r.height, r.frames, r.steps, r.guidance) for r in unguided} == {
+        (448, 256, 8, 1, 1.0)}
+    unet.shapes = [GUIDED_16]  # its graph was dropped since (least recently used): a job captures it again
+    render.capture_while_idle(models, lambda: False)
+    assert len(pipeline.calls) == 2
+
+
+def test_idle_renders_stop_when_a_job_waits_and_a_cancelled_one_is_rendered_at_the_next_idle_moment():
+    unet = CompiledShapes([GUIDED_16, UNGUIDED_3])
+    pipeline = ShapeRenders(unet, cancel_at=1)
+    models = Models(pipeline)  # type: ignore[arg-type]
+    render.capture_while_idle(models, lambda: False)
+    assert len(pipeline.calls) == 1  # cancelled: a job came; the next shape waits too
+    render.capture_while_idle(models, lambda: True)
+    assert len(pipeline.calls) == 1  # a job waits: nothing starts
+    render.capture_while_idle(models, lambda: False)
+    assert [len(call) for call in pipeline.calls] == [16, 16, 3]
+
+
+def test_an_idle_render_that_fails_is_not_tried_again_and_the_error_reaches_the_executor():
+    unet = CompiledShapes([GUIDED_16])
+    pipeline = ShapeRenders(unet, fail_at=1)
+    models = Models(pipeline)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="a capture failed"):
+        render.capture_while_idle(models, lambda: False)
+    render.capture_while_idle(models, lambda: False)
+    assert len(pipeline.calls) == 1  # its first job captures it, as before
+
+
+def test_a_pipeline_without_the_fast_path_has_nothing_to_capture_while_idle():
+    render.capture_while_idle(Models(SimpleNamespace(unet=object())), lambda: False)  # type: ignore[arg-type]
+    render.capture_while_idle(Models(SimpleNamespace()), lambda: False)  # type: ignore[arg-type]
