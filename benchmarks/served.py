@@ -51,6 +51,7 @@ from bot.gpu.compiles import label  # noqa: E402
 from bot.gpu.executor import GPUExecutor  # noqa: E402
 from bot.gpu.models import ASPECTS, ModelInfo, Models  # noqa: E402
 from bot.gpu.source import ModelSource  # noqa: E402
+from bot.gpu.work import capture_while_idle  # noqa: E402
 from bot.jobs.events import Delivered  # noqa: E402
 from bot.jobs.queue import FairQueue  # noqa: E402
 from bot.jobs.service import VideoService  # noqa: E402
@@ -217,7 +218,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     recorder = Recorder(clock, args.out.with_suffix(".mix.json") if args.out else None)
     recorder.started = started
     gate = PolicyGate(is_english=lambda prompt: True)
-    service = VideoService(Repository(engine), gate, FairQueue(100, 1000), GPUExecutor([args.device], load),
+    executor = GPUExecutor([args.device], load, idle=capture_while_idle)  # as the bot's (bot.app.build_executor)
+    service = VideoService(Repository(engine), gate, FairQueue(100, 1000), executor,
                            recorder, batch_max=4, max_frames=args.max_frames, job_time_limit_s=600)
     recorder.service = service
     await service.start()
