@@ -167,3 +167,26 @@ def test_a_word_that_stands_alone_joins_a_neighbour_as_written_only_never_with_a
     assert listed.match("moles at night") is None and listed.match("a gore on a skirt") is None
     assert listed.match("mo lesting") is not None and listed.match("mole st") is not None
     assert listed.match("al gore") is not None and listed.match("algore") is not None
+
+
+@pytest.mark.parametrize("text", [
+    "a naked bulb hanging in a cellar", "naked bulbs over a bar", "a naked light bulb swinging in the wind",
+    "a naked lightbulb in a stairwell", "a naked wire sparking in the rain", "naked branches in winter",
+    "naked trees against a grey sky", "the chink of glasses at a party", "the chink of coins in a purse",
+    "the chink of ice in a glass", "a gore of land between two fields", "gores of land by a river",
+    "a gore of fabric on a tailor's table", "a gored skirt twirling on a dance floor"])
+def test_listed_words_in_their_everyday_senses_of_bare_a_ringing_sound_and_a_wedge_are_allowed(gate, text):
+    # was: refused as naked, chink, gore
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize(("text", "entry"), [
+    ("a naked woman under a naked bulb", "naked"), ("a naked bulb and a naked man", "naked"),
+    ("a naked bulbous woman", "naked"), ("a n*ked bulb", "naked"), ("a nak3d bulb", "naked"),
+    ("a naked treehouse party", "naked"), ("the gore of war", "gore"), ("gore of land and gore", "gore"),
+    ("a chink with glasses", "chink"), ("the chink of glasses and a chink", "chink"), ("a chink of a man", "chink")])
+def test_the_listed_words_beside_those_phrases_are_still_refused(gate, text, entry):
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", entry)
+
