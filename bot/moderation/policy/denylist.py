@@ -19,7 +19,8 @@ slot may read as a term answers a family of evasions (docs/policy.md has the mea
 - a phrase written as one token ("elonmusk"), and ' + ' co-occurrence rules whose parts may be anywhere.
 
 The allowlist matches text as written only (exact, stem*, inflections), so that no disguise or edit makes a
-prompt innocent ("elon musk on" is not "musk ox").
+prompt innocent ("elon musk on" is not "musk ox"), and whole words only: a phrase that begins or ends inside a
+compound ("a naked flame-haired woman") protects nothing.
 """
 
 from __future__ import annotations
@@ -362,9 +363,11 @@ class _Terms:
         return found
 
 
-def read_slots(text: str, terms: _Terms) -> list[_Slot]:
-    """The slots of a prompt; clauses are kept one position apart so that phrases never span them."""
+def read_slots(text: str, terms: _Terms) -> tuple[list[_Slot], set[int]]:
+    """The slots of a prompt, and the positions inside a chunk (between the parts of "flame-haired"); clauses are
+    kept one position apart so that phrases never span them."""
     slots: list[_Slot] = []
+    inside: set[int] = set()
     position = 0
     for clause in clauses(normalise(text)):
         parts: list[str] = []
@@ -373,12 +376,13 @@ def read_slots(text: str, terms: _Terms) -> list[_Slot]:
         for chunk in found:
             starts.append(position + len(parts))
             slots.extend(_chunk_slots(chunk, starts[-1], terms))
+            inside.update(range(starts[-1] + 1, starts[-1] + len(chunk.parts)))
             parts.extend(chunk.parts)
         slots.extend(_window_slots(parts, position, terms))
         slots.extend(_joined_slots(parts, position, terms))
         slots.extend(_marked_joins(found, starts, terms))
         position += len(parts) + 1
-    return slots
+    return slots, inside
 
 
 def _chunk_slots(chunk: Chunk, start: int, terms: _Terms) -> list[_Slot]:
@@ -531,8 +535,11 @@ class Denylist:
 
     def explain(self, text: str) -> DenylistReport:
         """Which entries fire on text, for the refusal and for the moderators' 'denylist test' command."""
-        slots = read_slots(text, self._terms)
-        allow_hits = self._allow.hits(slots, strict=True)  # a disguise never makes text innocent
+        slots, inside = read_slots(text, self._terms)
+        # a disguise never makes text innocent, nor a phrase that begins or ends inside a compound: in "a naked
+        # flame-haired woman" the listed word describes the woman, not a flame
+        allow_hits = [hit for hit in self._allow.hits(slots, strict=True)
+                      if hit.start not in inside and hit.end not in inside]
         covered = {pos for hit in allow_hits for pos in range(hit.start, hit.end)}
         kept: dict[DenylistEntry, set[int]] = defaultdict(set)
         overridden = set()

@@ -190,3 +190,16 @@ def test_the_listed_words_beside_those_phrases_are_still_refused(gate, text, ent
     verdict = gate.check_prompt(text)
     assert (verdict.reason, verdict.matched) == ("denylist", entry)
 
+
+@pytest.mark.parametrize("text", ["a naked flame-haired woman", "a naked tree-hugging man", "a naked bulb-shaped girl",
+                                  "a half-naked flame"])
+def test_an_allowed_phrase_that_begins_or_ends_inside_a_compound_protects_nothing(gate, text):
+    # was: allowed, "naked flame" covering the listed word that describes the woman
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", "naked")
+
+
+@pytest.mark.parametrize("text", ["a naked-flame lamp in a tent", "a gore-tex jacket on a hook", "a blue-tit feeder"])
+def test_an_allowed_phrase_written_as_one_compound_still_protects(gate, text):
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
