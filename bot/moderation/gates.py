@@ -20,6 +20,13 @@ def _checked_already(text: str) -> bool:
     return True
 
 
+def _own_gate(entries: tuple[DenylistEntry, ...]) -> PolicyGate | None:
+    """The gate of a server's own entries; None where it has no deny entry, and so needs no gate."""
+    if not any(entry.kind == "deny" for entry in entries):
+        return None
+    return PolicyGate(entries, is_english=_checked_already)
+
+
 class ServerGates:
     """The shared gate and each server's extension of it; `check_prompt(prompt, guild_id)` is what /video obeys."""
 
@@ -37,12 +44,29 @@ class ServerGates:
     def replace_server(self, guild_id: int, entries: Iterable[DenylistEntry]) -> None:
         """Use a server's new own entries from the next prompt on; a server with no deny entry needs no gate."""
         own = tuple(entries)
+        gate = _own_gate(own)  # a malformed entry is a ValueError here, before anything changed
         self._own[guild_id] = own
-        if any(entry.kind == "deny" for entry in own):
-            self._gates[guild_id] = PolicyGate(own, is_english=_checked_already)
-            log.info("server %d's own denylist: %d entries", guild_id, len(own))
-        else:
+        if gate is None:
             self._gates.pop(guild_id, None)
+        else:
+            self._gates[guild_id] = gate
+            log.info("server %d's own denylist: %d entries", guild_id, len(own))
+
+    def forget_server(self, guild_id: int) -> None:
+        """The bot was removed from a server: drop its gate and what the gate remembers of prompts read (megabytes
+        for a busy server). Its entries stay (the database keeps them too): invited back, the server's first prompt
+        builds its gate again."""
+        if self._gates.pop(guild_id, None) is not None:
+            log.info("server %d's own denylist gate dropped: the bot was removed from the server", guild_id)
+
+    def _gate(self, guild_id: int | None) -> PolicyGate | None:
+        """A server's own gate, built again from its entries where it was forgotten; None where it has no deny entry."""
+        if guild_id is None:
+            return None
+        gate = self._gates.get(guild_id)
+        if gate is None and (gate := _own_gate(self._own.get(guild_id, ()))) is not None:
+            self._gates[guild_id] = gate
+        return gate
 
     def own_entries(self, guild_id: int) -> tuple[DenylistEntry, ...]:
         """A server's own entries (what its moderators added)."""
@@ -60,15 +84,15 @@ class ServerGates:
                    optional: bool = False) -> Verdict:
         """The shared gate's verdict on one piece of user text, then (when it allows) the server's own list's."""
         verdict = self.shared.check_text(text, field, optional=optional)
-        gate = self._gates.get(guild_id) if guild_id is not None else None
-        if not verdict.allowed or gate is None:
+        gate = self._gate(guild_id) if verdict.allowed else None
+        if gate is None:
             return verdict
         return gate.check_text(text, field, optional=optional)
 
     def explain(self, prompt: str, guild_id: int | None = None) -> DenylistReport:
         """Which shared and server entries fire on a prompt, and which allowlist phrases overrode some."""
         shared = self.shared.denylist.explain(prompt)
-        gate = self._gates.get(guild_id) if guild_id is not None else None
+        gate = self._gate(guild_id)
         if gate is None:
             return shared
         own = gate.denylist.explain(prompt)

@@ -322,6 +322,11 @@ class VideoBot(commands.Bot):
     async def on_ready(self) -> None:
         log.info("connected as %s (%d) to %d guilds", self.user, self.user.id if self.user else 0, len(self.guilds))
 
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Removed from a server: its own denylist's gate goes, with what it remembers (ServersCog cancels its jobs)."""
+        if self.service is not None:
+            self.service.gate.forget_server(guild.id)
+
     async def on_app_command_error(self, interaction: discord.Interaction,
                                    error: app_commands.AppCommandError) -> None:
         """Domain errors become a short private answer; anything else is logged with its traceback."""
