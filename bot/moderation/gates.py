@@ -14,6 +14,9 @@ from bot.moderation.policy import PROMPT, DenylistEntry, DenylistReport, PolicyG
 
 log = logging.getLogger(__name__)
 
+SERVER_REMEMBERED_FORMS = 10_000  # readings a server's own list keeps per memory: at most ≈7 MB a server, where the
+# shared list keeps 50,000 (≈35 MB, once for every server); a server's list is short, so a reading forgotten is cheap
+
 
 def _checked_already(text: str) -> bool:
     """The language check of a server's list: the shared gate ran the real one first."""
@@ -24,7 +27,7 @@ def _own_gate(entries: tuple[DenylistEntry, ...]) -> PolicyGate | None:
     """The gate of a server's own entries; None where it has no deny entry, and so needs no gate."""
     if not any(entry.kind == "deny" for entry in entries):
         return None
-    return PolicyGate(entries, is_english=_checked_already)
+    return PolicyGate(entries, is_english=_checked_already, remembered=SERVER_REMEMBERED_FORMS)
 
 
 class ServerGates:

@@ -200,7 +200,8 @@ class DenylistReport:
 class _Terms:
     """Every listed term, indexed for each way a token may read as it."""
 
-    def __init__(self, terms: Iterable[Term]) -> None:
+    def __init__(self, terms: Iterable[Term], remembered: int = MAX_REMEMBERED_FORMS) -> None:
+        self.remembered = remembered  # readings kept per memory
         self.words: dict[str, set[Term]] = defaultdict(set)
         self.stems: dict[str, set[Term]] = defaultdict(set)  # prefix → its stem* term
         self.by_stem: dict[str, set[Term]] = defaultdict(set)
@@ -323,11 +324,10 @@ class _Terms:
             found = self._remember(self._readings, key, frozenset(self._read(form, disguised, joined)))
         return found
 
-    @staticmethod
-    def _remember(memory: dict[Any, frozenset[Term]], key: Any, found: frozenset[Term]) -> frozenset[Term]:
+    def _remember(self, memory: dict[Any, frozenset[Term]], key: Any, found: frozenset[Term]) -> frozenset[Term]:
         """Keep a reading; a full memory is forgotten all at once (cheaper than tracking which was used last). Most
         forms read as no term: they share one empty set (each new one takes 216 bytes, most of what a form costs)."""
-        if len(memory) >= MAX_REMEMBERED_FORMS:
+        if len(memory) >= self.remembered:
             memory.clear()
         memory[key] = found = found or _NOTHING
         return found
@@ -525,13 +525,14 @@ def _specificity(entry: DenylistEntry) -> tuple[int, str]:
 class Denylist:
     """A compiled list of deny and allow entries; build it again when moderators edit the entries."""
 
-    def __init__(self, entries: Iterable[DenylistEntry]) -> None:
-        """Compile entries (from the database or load_default_entries()); ValueError names a malformed one."""
+    def __init__(self, entries: Iterable[DenylistEntry], *, remembered: int = MAX_REMEMBERED_FORMS) -> None:
+        """Compile entries (from the database or load_default_entries()); ValueError names a malformed one.
+        `remembered`: readings kept per memory of the list (five memories, ≈150 bytes a reading)."""
         entries = list(dict.fromkeys(entries))
         self.entries = tuple(entries)
         self._deny = _Index(e for e in entries if e.kind == "deny")
         self._allow = _Index(e for e in entries if e.kind == "allow")
-        self._terms = _Terms(self._deny.terms | self._allow.terms)
+        self._terms = _Terms(self._deny.terms | self._allow.terms, remembered)
 
     def explain(self, text: str) -> DenylistReport:
         """Which entries fire on text, for the refusal and for the moderators' 'denylist test' command."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.moderation.policy import lexicon
-from bot.moderation.policy.denylist import Denylist
+from bot.moderation.policy.denylist import MAX_REMEMBERED_FORMS, Denylist
 from bot.moderation.policy.entries import DenylistEntry, load_default_entries
 from bot.moderation.policy.language import english_detector, foreign_words, has_letters, is_latin_script
 from bot.moderation.policy.normalise import MAX_STACKED_MARKS, fold_letter, stacked_marks, unsafe_characters
@@ -77,8 +77,10 @@ class PolicyGate:
         entries: Iterable[DenylistEntry] | None = None,
         *,
         is_english: Callable[[str], bool] | None = None,
+        remembered: int = MAX_REMEMBERED_FORMS,
     ) -> None:
-        self.denylist = Denylist(load_default_entries() if entries is None else entries)
+        self._remembered = remembered  # readings the list keeps per memory (Denylist)
+        self.denylist = Denylist(load_default_entries() if entries is None else entries, remembered=remembered)
         self._is_english = is_english or english_detector()
 
     def warm_up(self) -> None:
@@ -92,7 +94,7 @@ class PolicyGate:
 
     def replace_entries(self, entries: Iterable[DenylistEntry]) -> None:
         """Use a new list from the next prompt on: it is compiled first, then swapped in with one assignment."""
-        denylist = Denylist(entries)
+        denylist = Denylist(entries, remembered=self._remembered)
         self.denylist = denylist
         log.info("denylist replaced: %d entries", len(denylist.entries))
 

@@ -1,12 +1,13 @@
 """A server's own denylist gate once the bot leaves the server: the gate, and what it remembers of the prompts it read
 (megabytes on a busy server), go when Discord says the bot was removed (on_guild_remove); the server's entries stay,
-so a server that invites the bot back has its list again."""
+so a server that invites the bot back has its list again. A server's gate remembers less than the shared one."""
 
 import gc
 import weakref
 
 import pytest
 
+from bot.moderation import gates as gates_module
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import DenylistEntry, PolicyGate
 from tests.bot.conftest import Stacks
@@ -43,6 +44,20 @@ def test_forgetting_a_server_without_a_list_of_its_own_changes_nothing():
 
     assert not gates.check_prompt("a herd of exploding kittens", 7).allowed
     assert gates.check_prompt("a herd of exploding kittens", 8).allowed
+
+
+def test_a_servers_gate_remembers_at_most_its_bound_of_readings(monkeypatch):
+    monkeypatch.setattr(gates_module, "SERVER_REMEMBERED_FORMS", 50)
+    gates = _server_gates()
+    words = [f"qword{i}" for i in range(300)]
+
+    allowed = [gates.check_prompt(" ".join(words[i:i + 10]), 7).allowed for i in range(0, len(words), 10)]
+    terms = gates._gates[7].denylist._terms
+    memories = [terms._readings, terms._near_forms, terms._prefix_readings, terms._strict_readings, terms._patterns]
+
+    assert all(allowed)
+    assert 0 < max(map(len, memories)) <= 50
+    assert len(gates.shared.denylist._terms._readings) >= len(words)  # the shared gate keeps its own bound
 
 
 async def test_removed_from_a_server_the_bot_drops_that_servers_gate(stacks: Stacks, scripted, monkeypatch):
