@@ -76,6 +76,7 @@ class Job(Base):
         sa.Index("ix_jobs_guild_id_created_at", "guild_id", "created_at"),
         sa.Index("ix_jobs_delivery", "delivery"),  # the few pending posts, looked for at each start
         sa.Index("ix_jobs_result_message_id", "result_message_id"),  # a message deleted in Discord: a job's video?
+        sa.Index("ix_jobs_created_at", "created_at"),  # every server's numbers over a window (/videomod stats)
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
@@ -127,7 +128,9 @@ class ShowcaseEntry(Base):
 
     __tablename__ = "showcase_entries"
     __table_args__ = (sa.Index("ix_showcase_entries_state_id", "state", "id"),
-                      sa.Index("ix_showcase_entries_guild_id_state_id", "guild_id", "state", "id"))
+                      sa.Index("ix_showcase_entries_guild_id_state_id", "guild_id", "state", "id"),
+                      # a message deleted in Discord: a showcase post? (asked at every deletion the bot sees)
+                      sa.Index("ix_showcase_entries_channel_id_message_id", "channel_id", "message_id"))
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     guild_id: Mapped[int] = mapped_column(sa.BigInteger)  # the job's server, whose moderators decide

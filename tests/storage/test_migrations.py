@@ -17,16 +17,19 @@ HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()  # the n
 
 
 async def test_migrate_creates_the_tables_and_indexes(engine: AsyncEngine) -> None:
-    def describe(connection: Connection) -> tuple[set[str], set[str]]:
+    def describe(connection: Connection) -> tuple[set[str], set[str], set[str]]:
         inspector = inspect(connection)
-        return set(inspector.get_table_names()), {index["name"] for index in inspector.get_indexes("jobs")}
+        return (set(inspector.get_table_names()), {index["name"] for index in inspector.get_indexes("jobs")},
+                {index["name"] for index in inspector.get_indexes("showcase_entries")})
 
     async with engine.connect() as connection:
-        tables, indexes = await connection.run_sync(describe)
+        tables, indexes, showcase = await connection.run_sync(describe)
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
     assert {"jobs", "denylist_entries", "alembic_version"} <= tables
     assert indexes == {"ix_jobs_state_id", "ix_jobs_user_id_created_at", "ix_jobs_guild_id_created_at",
-                       "ix_jobs_delivery", "ix_jobs_result_message_id"}
+                       "ix_jobs_delivery", "ix_jobs_result_message_id", "ix_jobs_created_at"}
+    assert {"ix_showcase_entries_state_id", "ix_showcase_entries_guild_id_state_id",
+            "ix_showcase_entries_channel_id_message_id"} <= showcase  # PostgreSQL lists the job's unique one too
     assert version == HEAD
 
 

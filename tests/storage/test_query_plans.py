@@ -1,0 +1,78 @@
+"""The reads a busy bot makes often find their rows through an index, not by reading a whole table (SQLite's
+`EXPLAIN QUERY PLAN` of the very statements the repositories run), and revision 0007 adds the indexes they need."""
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage import GLOBAL, ModerationRepository, ShowcaseRepository, migrate
+from tests.storage.conftest import START
+from tests.storage.test_tenancy_migration import downgrade_to
+
+
+async def plans(engine: AsyncEngine, read: Callable[[], Awaitable[Any]]) -> list[str]:
+    """The query plan of each SELECT on `jobs` or `showcase_entries` that `read` runs, one text per statement."""
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await read()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    found = []
+    async with engine.connect() as connection:
+        for statement, parameters in statements:
+            rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            found.append(" / ".join(row[-1] for row in rows))
+    assert found, "the read ran no SELECT"
+    return found
+
+
+@pytest.mark.backends("sqlite")
+async def test_every_servers_stats_over_a_window_read_the_jobs_by_their_creation_time(engine: AsyncEngine) -> None:
+    repo = ModerationRepository(engine)
+    since = START - timedelta(days=1)
+
+    stats = await plans(engine, lambda: repo.usage_stats(since, guild_id=GLOBAL))
+    servers = await plans(engine, lambda: repo.server_usage(since))
+
+    # Each number reads the window's rows, found by their creation time, never the whole log ("SCAN jobs"); the
+    # refusals are found as the refused rows (their state), then narrowed to the window.
+    by_time = [plan for plan in stats + servers if "ix_jobs_created_at (created_at>? AND created_at<?)" in plan]
+    others = [plan.split(" / ")[0] for plan in stats + servers if plan not in by_time]
+    assert others == ["SEARCH jobs USING INDEX ix_jobs_state_id (state=?)"], others
+    assert len(by_time) == 4 and all(plan.startswith("SEARCH jobs USING INDEX") for plan in by_time), by_time
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_deleted_message_is_looked_up_among_the_showcase_posts_by_channel_and_message(
+        engine: AsyncEngine) -> None:
+    showcase = ShowcaseRepository(engine)
+
+    found = await plans(engine, lambda: showcase.forget_posts(800, [1_234_567_890_123_456_789]))
+
+    # without the index: "SCAN showcase_entries", at every message deleted anywhere the bot reads
+    assert ["ix_showcase_entries_channel_id_message_id" in plan for plan in found] == [True], found
+
+
+async def test_the_indexes_go_with_a_downgrade_below_0007_and_come_back_with_the_upgrade(engine: AsyncEngine) -> None:
+    def indexes(connection: Connection) -> set[str]:
+        inspector = inspect(connection)
+        return {index["name"] for table in ("jobs", "showcase_entries") for index in inspector.get_indexes(table)}
+
+    new = {"ix_jobs_created_at", "ix_showcase_entries_channel_id_message_id"}
+    async with engine.begin() as connection:
+        await connection.run_sync(downgrade_to, "0006")
+        assert not new & await connection.run_sync(indexes)
+    await migrate(engine)
+    async with engine.connect() as connection:
+        assert new <= await connection.run_sync(indexes)
