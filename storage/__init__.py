@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         JobState,
         ShowcaseRecord,
         ShowcaseState,
+        StopRequester,
     )
     from storage.repository import Repository
     from storage.retry import retry_on_locked
@@ -67,6 +68,7 @@ _LAZY = {  # name -> the module that defines it (those below storage.locks impor
     "JobState": "storage.records",
     "ShowcaseRecord": "storage.records",
     "ShowcaseState": "storage.records",
+    "StopRequester": "storage.records",
     "AuditRecord": "storage.moderation_records",
     "BlockRecord": "storage.moderation_records",
     "ChannelRuleRecord": "storage.moderation_records",
@@ -144,6 +146,7 @@ __all__ = [
     "ShowcaseRecord",
     "ShowcaseRepository",
     "ShowcaseState",
+    "StopRequester",
     "StorageError",
     "UsageStats",
     "UserUsage",

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.records import Delivery, DenyKind, JobState, ShowcaseState
+from storage.records import Delivery, DenyKind, JobState, ShowcaseState, StopRequester
 
 # Stable constraint names, so later SQLite batch migrations can find and alter them.
 NAMING_CONVENTION = {
@@ -105,6 +105,8 @@ class Job(Base):
     result_message_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     deleted_at: Mapped[datetime | None]  # the requester or a moderator deleted the result (🗑)
     delivery: Mapped[Delivery | None] = mapped_column(_string_enum(Delivery, 16))  # a done job's post
+    # who asked to stop it while it ran, when not its requester (with cancel_requested): cancelled uncharged
+    stop_requested_by: Mapped[StopRequester | None] = mapped_column(_string_enum(StopRequester, 16))
 
 
 class DenylistEntry(Base):

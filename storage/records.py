@@ -49,6 +49,14 @@ class Delivery(StrEnum):
     UNPOSTED = "unposted"  # never reached its requester (refused, failed, lost at a stop): the job failed, uncharged
 
 
+class StopRequester(StrEnum):
+    """Who asked to stop a running job when its requester did not: stopped so, it is cancelled uncharged, after a
+    restart too; stored as its lowercase value."""
+
+    MODERATOR = "moderator"  # a moderator of its server cancelled it
+    BLOCK = "block"  # a moderator blocked its requester
+
+
 class ShowcaseState(StrEnum):
     """A nominated result waits for a moderator, who approves (shown) or rejects it."""
 
@@ -94,6 +102,7 @@ class JobRecord:
     result_message_id: int | None
     deleted_at: datetime | None = None  # when the requester or a moderator deleted the result
     delivery: Delivery | None = None  # a done job's post (None: not done, or done before deliveries were recorded)
+    stop_requested_by: StopRequester | None = None  # a stop asked of it running, not by its requester: uncharged
 
     @property
     def is_active(self) -> bool:

@@ -13,7 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import DuplicateEntryError, InvalidTransitionError, JobNotFoundError
 from storage.models import DenylistEntry, Job, ShowcaseEntry
-from storage.records import ACTIVE_STATES, GLOBAL, Delivery, DenyKind, DenylistRecord, JobRecord, JobState
+from storage.records import (
+    ACTIVE_STATES,
+    GLOBAL,
+    Delivery,
+    DenyKind,
+    DenylistRecord,
+    JobRecord,
+    JobState,
+    StopRequester,
+)
 from storage.transactions import PRUNE_BATCH, Transactional
 
 log = logging.getLogger(__name__)
@@ -136,11 +145,11 @@ class Repository(Transactional):
         """running → queued (restart recovery); attempts are kept so the caller can retry only once."""
         return await self._transition(job_id, JobState.QUEUED, _RUNNING, lambda _job: {"started_at": None})
 
-    async def request_cancel(self, job_id: int) -> JobRecord:
-        """Flag a queued or running job for cancellation; the executor notices and stops it."""
-        return await self._transition(
-            job_id, "cancel requested", ACTIVE_STATES, lambda _job: {"cancel_requested": True}
-        )
+    async def request_cancel(self, job_id: int, *, by: StopRequester | None = None) -> JobRecord:
+        """Flag a queued or running job for cancellation; the executor notices and stops it. `by`: who asked, when not
+        its requester (a moderator, a block), so that a restart before it stops still cancels it uncharged."""
+        changes = {"cancel_requested": True, "stop_requested_by": by}
+        return await self._transition(job_id, "cancel requested", ACTIVE_STATES, lambda _job: changes)
 
     async def set_status_message(self, job_id: int, message_id: int) -> JobRecord:
         """Remember the Discord message that shows this job's progress."""
@@ -379,7 +388,9 @@ def _job_record(job: Job) -> JobRecord:
     """Copy an ORM row into a frozen record (params copied so callers cannot mutate the session's dict)."""
     values = {name: getattr(job, name) for name in JobRecord.__dataclass_fields__}
     delivery = None if job.delivery is None else Delivery(job.delivery)
-    return JobRecord(**{**values, "state": JobState(job.state), "params": dict(job.params), "delivery": delivery})
+    stop = None if job.stop_requested_by is None else StopRequester(job.stop_requested_by)
+    return JobRecord(**{**values, "state": JobState(job.state), "params": dict(job.params), "delivery": delivery,
+                        "stop_requested_by": stop})
 
 
 def _list_name(guild_id: int) -> str:

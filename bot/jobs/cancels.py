@@ -3,7 +3,8 @@ its video discarded, while the others run on). Without a job id it picks the use
 command is used (a server, or direct messages); an id reaches any of the user's own jobs and, for a moderator, any job
 of their server (who moderates what is the Discord layer's to say: bot.ui.permissions.moderates), whose requester is
 told a moderator cancelled it; it costs its requester nothing (their own cancel of a running job counts, as its GPU
-time was spent; a moderator's stop was not their doing: bot.jobs.outcomes records it uncharged). A
+time was spent; a moderator's stop was not their doing: bot.jobs.outcomes records it uncharged, and so does a
+start after a crash that came before it stopped, which reads who asked in its row). A
 server the bot is removed from has all its jobs cancelled so, and a user blocked in a server (or everywhere) all
 theirs there, each told it was cancelled because a moderator blocked them, and not charged."""
 
@@ -20,7 +21,7 @@ from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import FairQueue
 from bot.jobs.running import Running, RunningJob
 from bot.jobs.spec import Queued
-from storage import GLOBAL, InvalidTransitionError, JobRecord, JobState, Repository
+from storage import GLOBAL, InvalidTransitionError, JobRecord, JobState, Repository, StopRequester
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +129,13 @@ class Cancels:
 
     async def _settle_running(self, entry: RunningJob) -> JobRecord | None:
         """After a running job's token was cancelled: a batch member is dropped now (the others run on); a job alone
-        is flagged, so a start after a crash before its next step cancels it, never runs it again. None when it
+        is flagged, with who asked when not its requester, so a start after a crash before its next step cancels it
+        as its stop would have (uncharged, for a moderator's or a block's), never runs it again. None when it
         finished meanwhile."""
         if entry.runs_on_in_batch():
             return await self._outcomes.drop_member(entry)
         try:
-            return await self._repo.request_cancel(entry.job.id)
+            return await self._repo.request_cancel(entry.job.id, by=stop_requester(entry))
         except InvalidTransitionError:  # it finished while the flag was written
             return None
 
@@ -172,3 +174,10 @@ class Cancels:
         if not job.is_active:
             raise NothingToCancel(f"Job #{job_id} is already {job.state}.")
         return job
+
+
+def stop_requester(entry: RunningJob) -> StopRequester | None:
+    """Who asked to stop a running job, when not its requester (the first cancel says who)."""
+    if entry.blocked:
+        return StopRequester.BLOCK
+    return StopRequester.MODERATOR if entry.by_moderator else None

@@ -28,7 +28,7 @@ from bot.jobs.cancels import Cancels, Here, Moderates
 from bot.jobs.dispatcher import Dispatcher
 from bot.jobs.encoder import Encoder
 from bot.jobs.eta import HISTORY, Eta
-from bot.jobs.events import Announcer, JobEvents, Meter, Submitted
+from bot.jobs.events import Announcer, JobEvents, Meter, Submitted, cancelled_event
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.progress import Progress
 from bot.jobs.queue import FairQueue
@@ -40,7 +40,7 @@ from bot.moderation.policy import PolicyGate
 from bot.moderation.rules import Moderation
 from bot.moderation.styles import ServerStyles
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S
-from storage import GLOBAL, JobRecord, JobState, Repository, utc_now
+from storage import GLOBAL, JobRecord, JobState, Repository, StopRequester, utc_now
 from t2v.errors import GenerationCancelled, InvalidRequest, WeightsError
 from t2v.request import LIMITS
 from t2v.sizes import frame_text
@@ -356,7 +356,7 @@ class VideoService:
         cancel was written) is cancelled too, never run."""
         for job in await self._repo.list_jobs([JobState.RUNNING, JobState.QUEUED]):
             if job.cancel_requested:
-                await self.announce("job_cancelled", await self._repo.mark_cancelled(job.id, now=self._clock()))
+                await self._cancel_asked(job)
             elif job.state == JobState.QUEUED:
                 continue
             elif job.attempts < MAX_ATTEMPTS:
@@ -367,3 +367,14 @@ class VideoService:
                 log.warning("job %d was interrupted twice; giving up on it", job.id)
                 await self.announce("job_failed", record, f"Sorry, job #{job.id} was interrupted twice by bot "
                                                           "restarts and was dropped. Nothing was charged.")
+
+    async def _cancel_asked(self, job: JobRecord) -> None:
+        """Cancel a job whose cancel was asked before the process ended, as its stop would have: one a moderator or a
+        block stopped costs its requester nothing, and they are told who stopped it."""
+        by = job.stop_requested_by
+        record = await self._repo.mark_cancelled(job.id, now=self._clock(), charged=by is None)
+        if by is None:
+            log.info("job %d, whose requester cancelled it before the restart, is cancelled", job.id)
+        else:
+            log.info("job %d, which a %s was stopping at the restart, is cancelled; not charged", job.id, by)
+        await self.announce(cancelled_event(by is not None, by == StopRequester.BLOCK), record)
