@@ -19,11 +19,16 @@ the policy read, and nothing more happens:
   other tags Discord draws as something else (custom emoji <:name:id>, which would show an image the denylist never
   read, timestamps <t:0:R>, command mentions </name:id>) are escaped, by discord.py's own escapers, so they show as
   typed;
-- clipped to a length, with an ellipsis, between pieces: a link is kept whole or left out whole, and an escape
-  ("\\*") is never cut from the character it escapes.
+- clipped to a length, with an ellipsis, between pieces (`clip`, below): a link is kept whole or left out whole, and
+  an escape ("\\*") is never cut from the character it escapes.
 
 `invisible`: whether typed text shows nothing at all (only spaces, zero-width and control characters), so that it
 counts as blank wherever blank text has a meaning (a block's reason, a negative prompt).
+
+`clip`: text cut to a length with an ellipsis, the one cut of Discord's answers, its choices' names and the
+gallery's titles alike: between what reads as one character (a letter and its accents, an emoji and its modifiers or
+what a zero-width joiner joins to it, a flag's two letters), never right after a space ("snow …" reads as a gap),
+never over the length; in text written for Discord, never inside an escape, a link or a tag (<@id>, <https://...>).
 
 And `clipped`: a list cut at an entry boundary to fit one message (MESSAGE_CHARS), "… and N more" included, for
 Discord's answers and moderation's refusals alike.
@@ -47,7 +52,10 @@ _URL_RE = re.compile(r"\b(?:https?|ftp|discord)://[^\s<>]+|\bwww\.[^\s<>]+", re.
 _MASKED_LINK_RE = re.compile(r"(?<!\\)([\[\]])")  # "[x](url)": escape_markdown leaves the brackets
 _DISCORD_TAG_RE = re.compile(r"<(?=[@#:/]|a:|t:|id:)")  # <@user>, <#channel>, <:emoji:id>, <a:emoji:id>,
 #                                                           </command:id>, <t:timestamp>, <id:customize>: a \< shows it
-_ESCAPED_UNIT_RE = re.compile(r"\\.|.", re.DOTALL)  # an escape and the character it escapes, or one character
+# in text written for Discord, what a cut keeps whole or leaves out whole: a wrapped link, a mention, an emoji, a link
+_WHOLE_RE = re.compile(rf"(?<!\\)<[^\s<>]+>|{_URL_RE.pattern}", re.IGNORECASE)
+_ZWJ = "\u200d"  # zero-width joiner: a woman, it and a laptop are one symbol (a technologist emoji)
+_MARKS = frozenset({"Mn", "Mc", "Me"})  # accents and other marks that combine with the character before them
 _URL_END = ".,;:!?)]}'\""  # punctuation after a link belongs to the sentence
 _ELLIPSIS = "…"
 
@@ -68,7 +76,26 @@ def invisible(text: str) -> bool:
 def shown(text: str, limit: int = SHOWN) -> str:
     """Typed text made inert for a Discord message: no unsafe characters, one line, links not unfurled, markdown and
     mentions escaped, clipped to `limit` characters (at least 1) between pieces, with an ellipsis."""
-    pieces = list(_pieces(one_line(text)))
+    return _cut(list(_pieces(one_line(text))), limit)
+
+
+def clip(text: str, limit: int, *, discord: bool = False) -> str:
+    """`text` as it is when it fits `limit` characters (at least 1), else cut to fit with an ellipsis: between
+    symbols (`_symbols`), with no space before the ellipsis. `discord`: text written for a Discord message, whose
+    escapes ("\\*"), links and tags (<@id>, <https://...>) are kept whole or left out whole too."""
+    if len(text) <= limit:
+        return text
+    if not discord:
+        return _cut(_symbols(text), limit)
+    pieces, last = [], 0
+    for match in _WHOLE_RE.finditer(text):
+        pieces += [*_symbols(text[last:match.start()], escapes=True), match.group()]
+        last = match.end()
+    return _cut([*pieces, *_symbols(text[last:], escapes=True)], limit)
+
+
+def _cut(pieces: list[str], limit: int) -> str:
+    """The pieces joined, or as many of them as fit `limit` with an ellipsis after them, none a space before it."""
     if sum(map(len, pieces)) <= limit:
         return "".join(pieces)
     kept, size = [], len(_ELLIPSIS)
@@ -77,21 +104,46 @@ def shown(text: str, limit: int = SHOWN) -> str:
         if size > limit:
             break
         kept.append(piece)
-    while kept and kept[-1] == " ":  # "snow …" reads as a gap: "snow…"
+    while kept and kept[-1].isspace():  # "snow …" reads as a gap: "snow…"
         kept.pop()
     return "".join(kept) + _ELLIPSIS
 
 
+def _symbols(text: str, *, escapes: bool = False) -> list[str]:
+    """`text` in what a reader sees as one character each: a character with the marks that combine with it
+    (accents, variation selectors, skin tones, emoji tags), what a zero-width joiner joins, a flag's two regional
+    indicators, a surrogate pair; with `escapes`, a backslash and the symbol it escapes."""
+    symbols: list[str] = []
+    for char in text:
+        if symbols and (_joined(symbols[-1], char) or (escapes and symbols[-1] == "\\")):
+            symbols[-1] += char
+        else:
+            symbols.append(char)
+    return symbols
+
+
+def _joined(symbol: str, char: str) -> bool:
+    """Whether `char` belongs to the symbol before it (Unicode's grapheme clusters, for the cases text here meets)."""
+    code = ord(char)
+    if unicodedata.category(char) in _MARKS or char == _ZWJ or symbol.endswith(_ZWJ):
+        return True
+    if 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F:  # a skin tone; a tag (as in a subdivision's flag)
+        return True
+    if 0x1F1E6 <= code <= 0x1F1FF:  # a regional indicator: the second of a flag's pair
+        return sum(0x1F1E6 <= ord(mine) <= 0x1F1FF for mine in symbol) == 1
+    return 0xDC00 <= code <= 0xDFFF and 0xD800 <= ord(symbol[-1]) <= 0xDBFF  # a pair of surrogates: one character
+
+
 def _pieces(flat: str) -> Iterator[str]:
-    """The escaped text in pieces that can be cut between: each link wrapped in <...>, each escape with the
-    character it escapes, each other character alone."""
+    """The escaped text in pieces that can be cut between: each link wrapped in <...>, each escape with the symbol
+    it escapes, each other symbol alone."""
     last = 0
     for match in _URL_RE.finditer(flat):
         url = match.group().rstrip(_URL_END)
-        yield from _ESCAPED_UNIT_RE.findall(_escaped(flat[last:match.start()]))
+        yield from _symbols(_escaped(flat[last:match.start()]), escapes=True)
         yield f"<{url}>"
         last = match.start() + len(url)
-    yield from _ESCAPED_UNIT_RE.findall(_escaped(flat[last:]))
+    yield from _symbols(_escaped(flat[last:]), escapes=True)
 
 
 def _escaped(text: str) -> str:

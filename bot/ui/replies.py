@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.characters import MESSAGE_CHARS, shown
+from bot.characters import MESSAGE_CHARS, clip, shown
 from bot.errors import UserError
 from storage import ShowcaseError
 from storage.errors import said, unavailable
@@ -56,7 +56,7 @@ def fitting(text: str) -> str:
     if len(text) <= MESSAGE_CHARS:
         return text
     log.warning("an answer of %d characters was cut to Discord's %d: %.80s…", len(text), MESSAGE_CHARS, text)
-    return text[: MESSAGE_CHARS - 1] + "…"
+    return clip(text, MESSAGE_CHARS, discord=True)
 
 
 async def answer_privately(interaction: discord.Interaction, text: str) -> None:

@@ -17,7 +17,7 @@ import html
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot.characters import counted, one_line
+from bot.characters import clip, counted, one_line
 from storage import ShowcaseRecord
 
 DISCORD_SERVER = "https://discord.com/channels/{guild}"  # opens the server in Discord, for its members
@@ -220,7 +220,7 @@ def _label(entry: ShowcaseRecord) -> str:
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= TITLE_CHARS else text[:TITLE_CHARS - 1].rstrip() + "…"
+    return clip(one_line(text), TITLE_CHARS)
 
 
 def _votes(votes: int) -> str:

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.characters import MESSAGE_CHARS, clipped, shown
+from bot.characters import MESSAGE_CHARS, clip, clipped, shown
 from bot.errors import Refused
 from bot.gpu.models import ASPECTS, DEFAULT_ASPECT
 from bot.gpu.styles import NONE
@@ -36,6 +36,7 @@ from t2v.sizes import frame_text
 log = logging.getLogger(__name__)
 
 QUEUE_SHOWN = 10  # jobs listed by /queue, as many as fit one message
+CHOICE_NAME_CHARS = 100  # Discord's limit on the name it shows of a choice
 VIDEO_COG = "Video"
 SAMPLER_WORDS = {"ddim": "DDIM (ModelScope's)", "dpmpp-2m": "DPM-Solver++ 2M (good at 20–25 steps)"}  # t2v's names
 
@@ -281,9 +282,8 @@ def _negative(typed: str | None, preset: str | None) -> str:
 
 
 def _choice_name(name: str, description: str) -> str:
-    """'name — description', as Discord shows a choice (at most 100 characters)."""
-    text = f"{name} — {description}" if description else name
-    return text if len(text) <= 100 else text[:99] + "…"
+    """'name — description', as Discord shows a choice (cut to CHOICE_NAME_CHARS)."""
+    return clip(f"{name} — {description}" if description else name, CHOICE_NAME_CHARS)
 
 
 def _requester(interaction: discord.Interaction) -> Requester:
