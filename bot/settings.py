@@ -527,8 +527,12 @@ class Settings(BaseSettings):
         if url is None:
             return None
         schemes, example = ENDPOINTS[info.field_name]
-        url = url.strip().rstrip("/")
-        parts, shown = urlsplit(url), urls.shown(url)  # its password, if any, never shown
+        given = url.strip()
+        url = given.rstrip("/")
+        parts, shown = urlsplit(url), urls.shown(given)  # as given (https:// is not "https:"); no password shown
+        if parts.scheme in schemes and not parts.hostname and given.startswith(f"{parts.scheme}://"):
+            raise _problem(f"{info.field_name.upper()}={shown} names no host: give the whole address, such as "
+                           f"{example}")
         if parts.scheme not in schemes or not parts.hostname:
             starts = " or ".join(f"{scheme}://" for scheme in schemes)
             raise _problem(f"{info.field_name.upper()}={shown} is not a URL starting with {starts}, such as {example}")

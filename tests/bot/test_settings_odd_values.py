@@ -171,3 +171,26 @@ def test_a_value_of_spaces_alone_is_refused_showing_them_and_how_to_leave_it_uns
 def test_a_required_setting_of_spaces_alone_is_refused_saying_what_to_set_it_to():
     [line] = problems({"T2V_MODEL": "  "})
     assert line.startswith("T2V_MODEL='  ' is only spaces: set it to the folder of your weights")
+
+
+@pytest.mark.parametrize(("name", "given", "example"), [
+    ("GALLERY_PUBLIC_URL", "https://", "https://videos.example.org"),
+    ("GALLERY_PUBLIC_URL", "http:///", "https://videos.example.org"),
+    ("DISCORD_API_BASE", "https://:8443/api/v10", "https://discord-proxy.internal/api/v10"),
+    ("DISCORD_GATEWAY_URL", "wss://", "wss://discord-proxy.internal/gateway"),
+])
+def test_an_address_without_a_host_is_named_as_given_and_said_to_have_no_host(name: str, given: str, example: str):
+    # "GALLERY_PUBLIC_URL=https: is not a URL starting with https://": the value cut short, and the reason wrong
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**VALID, name: given}, env_file=None)
+
+    assert caught.value.lines == [f"{name}={given} names no host: give the whole address, such as {example}"]
+
+
+@pytest.mark.parametrize("given", ["/", "//", "discord.com/"])
+def test_an_address_that_is_no_url_is_named_with_its_slashes(given: str):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**VALID, "DISCORD_API_BASE": given}, env_file=None)
+
+    assert caught.value.lines == [f"DISCORD_API_BASE={given} is not a URL starting with https:// or http://, such as "
+                                  "https://discord-proxy.internal/api/v10"]
