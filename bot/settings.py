@@ -75,6 +75,7 @@ ID_LISTS = {  # setting -> what its ids are, for the one line that says a value 
 }
 IdList = Annotated[tuple[int, ...], NoDecode]  # "1, 2, 3" in the environment (NoDecode: not JSON)
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
+_SETTING_IN_VALUE_RE = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_]*)=")  # NAME= in a value: another setting's start
 _OUR_ERRORS = "settings"  # the error type of every PydanticCustomError raised below: its text is final
 # Ranges checked on top of the types; the engine's own limits come from t2v so they cannot drift apart.
 RANGES: dict[str, tuple[float, float]] = {
@@ -575,6 +576,25 @@ class Settings(BaseSettings):
             raise _problem(f"{name}={value!r} is only spaces: leave it empty ({name}=) for the default, or give a "
                            "value")
         return value
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _one_setting_a_line(cls, value: Any, info: ValidationInfo) -> Any:
+        """A value that goes on with other settings ("T2V_MODEL=tiny-random T2V_ALLOW_TINY=1 T2V_DEVICE=cpu", a
+        command line's settings pasted into .env as one line): it would be read as one odd value, and the others not
+        at all. Defined after `_not_blank`, so it answers first; a token is never shown, only what follows it."""
+        if not isinstance(value, str):
+            return value
+        others = [found for found in _SETTING_IN_VALUE_RE.findall(value) if found.lower() in cls.model_fields]
+        if not others:
+            return value
+        name = info.field_name.upper()
+        if info.field_name == "discord_token":
+            given = f"{name} (hidden)"
+        else:
+            given = f"{name}={urls.shown(value) if info.field_name in (*ENDPOINTS, 'database_url') else value}"
+        raise _problem(f"{given} goes on with {' and '.join(others)}: each setting takes a line of its own "
+                       f"({name}=..., then {others[0]}=... on the next line)")
 
     @field_validator("history_keep_days")
     @classmethod

@@ -194,3 +194,37 @@ def test_an_address_that_is_no_url_is_named_with_its_slashes(given: str):
 
     assert caught.value.lines == [f"DISCORD_API_BASE={given} is not a URL starting with https:// or http://, such as "
                                   "https://discord-proxy.internal/api/v10"]
+
+
+def test_settings_pasted_into_env_as_one_line_are_one_line_saying_each_takes_its_own(tmp_path: Path):
+    # README's "T2V_MODEL=tiny-random T2V_ALLOW_TINY=1 T2V_DEVICE=cpu", pasted as it is: T2V_MODEL was read as a folder
+    # named "tiny-random T2V_ALLOW_TINY=1 T2V_DEVICE=cpu", to download with python -m t2v download
+    env = tmp_path / ".env"
+    env.write_text("DISCORD_TOKEN=a.token-of.a-bot\nT2V_MODEL=tiny-random T2V_ALLOW_TINY=1 T2V_DEVICE=cpu\n")
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings({}, env_file=str(env))
+
+    assert caught.value.lines == ["T2V_MODEL=tiny-random T2V_ALLOW_TINY=1 T2V_DEVICE=cpu goes on with T2V_ALLOW_TINY "
+                                  "and T2V_DEVICE: each setting takes a line of its own (T2V_MODEL=..., then "
+                                  "T2V_ALLOW_TINY=... on the next line)"]
+
+
+@pytest.mark.parametrize(("name", "given", "shown"), [
+    ("DISCORD_TOKEN", "a.token-of.a-bot LOG_LEVEL=DEBUG", "DISCORD_TOKEN (hidden)"),
+    ("DATABASE_URL", "postgresql://bot:s3cret@db/videos LOG_LEVEL=DEBUG", "DATABASE_URL=postgresql://bot:***@db/videos "
+                                                                          "LOG_LEVEL=DEBUG"),
+])
+def test_a_secret_followed_by_another_setting_is_not_shown(name: str, given: str, shown: str):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**VALID, name: given}, env_file=None)
+
+    assert caught.value.lines == [f"{shown} goes on with LOG_LEVEL: each setting takes a line of its own ({name}=..., "
+                                  "then LOG_LEVEL=... on the next line)"]
+    assert "s3cret" not in caught.value.lines[0] and "token-of" not in caught.value.lines[0]
+
+
+@pytest.mark.parametrize(("name", "given"), [("MEDIA_DIR", "/srv/a b=c"), ("DATABASE_URL", "sqlite+aiosqlite:///v.db?x=1"),
+                                             ("STYLES_FILE", "/srv/styles x=1.toml")])
+def test_a_value_with_an_equals_sign_that_starts_no_setting_is_kept(name: str, given: str):
+    assert str(getattr(load_settings({**VALID, name: given}, env_file=None), name.lower())) == given
