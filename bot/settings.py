@@ -559,7 +559,10 @@ class Settings(BaseSettings):
             raise _problem(f"{name}={value} is outside {low}..{high}")
         default = {"max_steps": "default_steps", "max_frames": "default_frames"}.get(info.field_name)
         if default is not None and (info.data.get(default) or low) > value:
-            raise _problem(f"{default.upper()}={info.data[default]} is above {name}={value}")
+            given = info.data[default]
+            unset = " (its default)" if given == cls.model_fields[default].default else ""
+            raise _problem(f"{default.upper()}={given}{unset} is above {name}={value}: set {default.upper()} to "
+                           f"{value} or less, or {name} to {given} or more")
         return value
 
     @field_validator("*", mode="before")

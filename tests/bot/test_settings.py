@@ -287,9 +287,16 @@ def test_history_is_kept_forever_or_at_least_as_far_back_as_a_monthly_quota_coun
 def test_defaults_above_the_server_caps_are_refused():
     env = {**VALID, "DEFAULT_STEPS": "80", "MAX_STEPS": "60", "DEFAULT_FRAMES": "24", "MAX_FRAMES": "16"}
     assert problems(env) == [
-        "DEFAULT_STEPS=80 is above MAX_STEPS=60",
-        "DEFAULT_FRAMES=24 is above MAX_FRAMES=16",
+        "DEFAULT_STEPS=80 is above MAX_STEPS=60: set DEFAULT_STEPS to 60 or less, or MAX_STEPS to 80 or more",
+        "DEFAULT_FRAMES=24 is above MAX_FRAMES=16: set DEFAULT_FRAMES to 16 or less, or MAX_FRAMES to 24 or more",
     ]
+
+
+def test_a_server_cap_lowered_below_an_unset_default_says_which_default_and_what_to_set():
+    # "DEFAULT_STEPS=50 is above MAX_STEPS=10" named a setting the operator never set, and no way out
+    assert problems({**VALID, "MAX_STEPS": "10"}) == [
+        "DEFAULT_STEPS=50 (its default) is above MAX_STEPS=10: set DEFAULT_STEPS to 10 or less, or MAX_STEPS to 50 or "
+        "more"]
 
 
 def test_server_caps_cannot_exceed_the_engine_limits():
