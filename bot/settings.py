@@ -51,6 +51,7 @@ MIN_HISTORY_DAYS = 32  # the jobs log kept at least this long: the longest quota
 TYPOGRAPHIC_QUOTES = "“”‘’„‚«»"  # pasted from a document or a chat: no env file reader takes them for quotes
 QUOTES = "\"'`" + TYPOGRAPHIC_QUOTES
 TOKEN_RE = re.compile(r"[A-Za-z0-9._-]+")  # a bot token: three base64url parts joined by dots
+TOKEN_PREFIXES = ("bot", "bearer")  # the Authorization header's words, pasted with the token
 NOT_TOKENS = (  # what else the developer portal shows, pasted for the token: its form, and what it is then
     (re.compile(r"\d+"), "a number: an id (the application's, a user's or a server's)"),
     (re.compile(r"[0-9a-fA-F]{64}"), "64 hexadecimal digits: the application's public key (General Information)"),
@@ -321,7 +322,11 @@ class Settings(BaseSettings):
         if not value:
             raise _problem(MISSING["discord_token"].replace("is missing", "is empty"))
         if any(c.isspace() for c in value):
-            raise _problem("DISCORD_TOKEN contains spaces: set it to the token alone, without a 'Bot ' prefix")
+            first = value.split()[0]
+            if first.lower() in TOKEN_PREFIXES:  # a word of our own list: shown without any of the token
+                raise _problem(f"DISCORD_TOKEN starts with '{first} ': set it to the token alone, without that prefix")
+            raise _problem("DISCORD_TOKEN contains spaces, which a bot token never has: set it to the token alone, "
+                           "copied from the developer portal's Bot page (Reset Token)")
         if _quoted(value):
             kept = _quotes_kept(value, "docker run --env-file keeps quotes as part of the value")
             raise _problem(f"DISCORD_TOKEN is wrapped in quotes: set it to the token alone ({kept})")

@@ -333,13 +333,25 @@ def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch: p
     assert load_settings(env_file=None).queue_per_user_cap == 5
 
 
+@pytest.mark.parametrize(("given", "line"), [
+    (f"Bearer {TOKEN}", "DISCORD_TOKEN starts with 'Bearer ': set it to the token alone, without that prefix"),
+    ("<your bot token>", "DISCORD_TOKEN contains spaces, which a bot token never has: set it to the token alone, "
+                         "copied from the developer portal's Bot page (Reset Token)"),
+    (f"{TOKEN} {TOKEN}", "DISCORD_TOKEN contains spaces, which a bot token never has: set it to the token alone, "
+                         "copied from the developer portal's Bot page (Reset Token)"),
+])
+def test_a_token_with_spaces_is_told_of_a_prefix_only_when_it_has_one(given: str, line: str):
+    # every token with a space was told to drop "a 'Bot ' prefix", a placeholder's or a token pasted twice too
+    assert problems({**VALID, "DISCORD_TOKEN": given}) == [line]
+
+
 def test_the_token_never_appears_in_reprs_or_errors():
     settings = load_settings(VALID, env_file=None)
     for text in (repr(settings), str(settings), repr(settings.discord_token)):
         assert "secret-part" not in text
     assert "Settings(" in repr(settings) and "_Explicit" not in repr(settings)
     lines = problems({**VALID, "DISCORD_TOKEN": f"Bot {TOKEN}"})
-    assert lines == ["DISCORD_TOKEN contains spaces: set it to the token alone, without a 'Bot ' prefix"]
+    assert lines == ["DISCORD_TOKEN starts with 'Bot ': set it to the token alone, without that prefix"]
     assert problems({**VALID, "DISCORD_TOKEN": "   "}) == [
         "DISCORD_TOKEN is empty: set it to your bot token (Discord developer portal → Bot → Reset Token)"
     ]
