@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -552,16 +561,19 @@ class Settings(BaseSettings):
                            f"{example}, and give that")
         return url
 
-    @field_validator(*RANGES)
+    @field_validator(*RANGES, mode="wrap")
     @classmethod
-    def _in_range(cls, value: float | None, info: ValidationInfo) -> float | None:
-        """Each ranged setting within RANGES (unset: None), and the defaults within the server caps."""
+    def _in_range(cls, given: Any, read: ValidatorFunctionWrapHandler, info: ValidationInfo) -> float | None:
+        """Each ranged setting within RANGES (unset: None), named as given (1e400 is not "inf"), and the defaults
+        within the server caps."""
+        value = read(given)
         if value is None:
             return None
         low, high = RANGES[info.field_name]
         name = info.field_name.upper()
         if not low <= value <= high:
-            raise _problem(f"{name}={value} is outside {low}..{high}")
+            shown = given.strip() if isinstance(given, str) else _plain(value)
+            raise _problem(f"{name}={shown} is outside {_plain(low)}..{_plain(high)}")
         default = {"max_steps": "default_steps", "max_frames": "default_frames"}.get(info.field_name)
         if default is not None and (info.data.get(default) or low) > value:
             given = info.data[default]

@@ -228,3 +228,17 @@ def test_a_secret_followed_by_another_setting_is_not_shown(name: str, given: str
                                              ("STYLES_FILE", "/srv/styles x=1.toml")])
 def test_a_value_with_an_equals_sign_that_starts_no_setting_is_kept(name: str, given: str):
     assert str(getattr(load_settings({**VALID, name: given}, env_file=None), name.lower())) == given
+
+
+@pytest.mark.parametrize(("name", "given", "line"), [
+    ("STATUS_EDIT_INTERVAL_S", "1e400", "STATUS_EDIT_INTERVAL_S=1e400 is outside 1..60"),  # was named "inf"
+    ("SHUTDOWN_GRACE_S", "-1", "SHUTDOWN_GRACE_S=-1 is outside 0..3600"),  # was "-1.0 is outside 0.0..3600.0"
+    ("MAX_STEPS", "-5.0", "MAX_STEPS=-5.0 is outside 1..150"),
+    ("T2V_COMPILE_CACHE_MAX_GB", "2e6", "T2V_COMPILE_CACHE_MAX_GB=2e6 is outside 0..1000000"),
+    ("UPSCALE_STRENGTH", " 0 ", "UPSCALE_STRENGTH=0 is outside 0.01..1"),
+])
+def test_a_number_out_of_range_is_named_as_given_with_its_range_as_written(name: str, given: str, line: str):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**VALID, name: given}, env_file=None)
+
+    assert caught.value.lines == [line]
