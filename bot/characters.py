@@ -40,6 +40,7 @@ import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 
+import regex
 from discord.utils import escape_markdown, escape_mentions
 
 from t2v.errors import HIDDEN_RE
@@ -54,8 +55,8 @@ _DISCORD_TAG_RE = re.compile(r"<(?=[@#:/]|a:|t:|id:)")  # <@user>, <#channel>, <
 #                                                           </command:id>, <t:timestamp>, <id:customize>: a \< shows it
 # in text written for Discord, what a cut keeps whole or leaves out whole: a wrapped link, a mention, an emoji, a link
 _WHOLE_RE = re.compile(rf"(?<!\\)<[^\s<>]+>|{_URL_RE.pattern}", re.IGNORECASE)
-_ZWJ = "\u200d"  # zero-width joiner: a woman, it and a laptop are one symbol (a technologist emoji)
-_MARKS = frozenset({"Mn", "Mc", "Me"})  # accents and other marks that combine with the character before them
+_SYMBOL_RE = regex.compile(r"\X")  # one grapheme cluster: what a reader sees as one character
+_ESCAPED_SYMBOL_RE = regex.compile(r"\\\X|\X")  # an escape and the symbol it escapes, or one symbol
 _URL_END = ".,;:!?)]}'\""  # punctuation after a link belongs to the sentence
 _ELLIPSIS = "…"
 
@@ -110,28 +111,10 @@ def _cut(pieces: list[str], limit: int) -> str:
 
 
 def _symbols(text: str, *, escapes: bool = False) -> list[str]:
-    """`text` in what a reader sees as one character each: a character with the marks that combine with it
-    (accents, variation selectors, skin tones, emoji tags), what a zero-width joiner joins, a flag's two regional
-    indicators, a surrogate pair; with `escapes`, a backslash and the symbol it escapes."""
-    symbols: list[str] = []
-    for char in text:
-        if symbols and (_joined(symbols[-1], char) or (escapes and symbols[-1] == "\\")):
-            symbols[-1] += char
-        else:
-            symbols.append(char)
-    return symbols
-
-
-def _joined(symbol: str, char: str) -> bool:
-    """Whether `char` belongs to the symbol before it (Unicode's grapheme clusters, for the cases text here meets)."""
-    code = ord(char)
-    if unicodedata.category(char) in _MARKS or char == _ZWJ or symbol.endswith(_ZWJ):
-        return True
-    if 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F:  # a skin tone; a tag (as in a subdivision's flag)
-        return True
-    if 0x1F1E6 <= code <= 0x1F1FF:  # a regional indicator: the second of a flag's pair
-        return sum(0x1F1E6 <= ord(mine) <= 0x1F1FF for mine in symbol) == 1
-    return 0xDC00 <= code <= 0xDFFF and 0xD800 <= ord(symbol[-1]) <= 0xDBFF  # a pair of surrogates: one character
+    """`text` in what a reader sees as one character each (Unicode's extended grapheme clusters, by `regex`'s \\X: a
+    letter with its accents, an emoji with its modifiers or what a zero-width joiner joins to it, a flag's two
+    letters); with `escapes`, a backslash and the symbol it escapes."""
+    return (_ESCAPED_SYMBOL_RE if escapes else _SYMBOL_RE).findall(text)
 
 
 def _pieces(flat: str) -> Iterator[str]:

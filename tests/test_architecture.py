@@ -68,6 +68,7 @@ ONLY_IN = {
     "confusable_homoglyphs": POLICY,
     "snowballstemmer": POLICY,
     "rapidfuzz": POLICY,
+    "regex": ("bot/characters.py",),  # its grapheme clusters, where text is cut
 }
 # bot's folders (and top-level modules): the parts of bot each may import besides itself
 MAY_IMPORT = {
