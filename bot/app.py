@@ -331,9 +331,8 @@ def server_name(bot: VideoBot) -> Callable[[int], str | None]:
 
 def build_executor(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> Executor:
     """The executor T2V_EXECUTOR names, each worker loading T2V_MODEL (and UPSCALE_MODEL, if set): `local`, one
-    thread per device of T2V_DEVICE, each capturing its compiled shapes' CUDA graphs while it waits for jobs; `ray`,
-    one actor per GPU (or RAY_WORKER_RESOURCE unit) of the Ray cluster, whose shapes are captured by their first
-    jobs."""
+    thread per device of T2V_DEVICE; `ray`, one actor per GPU (or RAY_WORKER_RESOURCE unit) of the Ray cluster. Each
+    worker captures its compiled shapes' CUDA graphs while it waits for jobs (bot.gpu.work.capture_while_idle)."""
     if settings.t2v_executor == "ray":
         from bot.gpu.ray_executor import RayExecutor  # lazily: ray is an optional extra
 

@@ -15,7 +15,9 @@ brings its result back (the frames, `bot.gpu.work.Frames`; the bot encodes the M
   fails. Ray restarts the dead actor (up to MAX_RESTARTS times, loading the models again and warming up as the bot's
   start warms every worker up); once it answers, it takes work again and `on_capacity()` tells the dispatcher.
 
-Actors run `max_concurrency=4` threads: one runs the work, the others answer `events`/`cancel` meanwhile.
+Actors run `max_concurrency=4` threads: one runs the work, the others answer `events`/`cancel` meanwhile; and a thread
+of the worker's own captures its compiled shapes' CUDA graphs while no work runs (`idle`: bot.gpu.work.
+capture_while_idle, as the local executor's workers do), taking turns with the work on the GPU.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from bot.errors import ServiceUnavailable, SettingsError, WorkerLost
 from bot.gpu.executor import (
+    IDLE_CHECK_S,
     CancelFn,
     CancelToken,
     ExecutorBase,
+    IdleWork,
     ProgressFn,
     Work,
     load_error_of,
@@ -47,7 +51,7 @@ from bot.gpu.executor import (
 )
 from bot.gpu.executor import report_progress as report
 from bot.gpu.source import ModelSource
-from bot.gpu.work import warm_up_work
+from bot.gpu.work import capture_while_idle, warm_up_work
 from bot.settings import GPU_RESOURCE as GPU
 from t2v.errors import GenerationCancelled, WeightsError
 
@@ -80,7 +84,7 @@ class _RemoteJob:
 class PipelineWorker:
     """The body of one Ray actor: load the models once, then run work and keep each job's progress for the bot."""
 
-    def __init__(self, factory: Callable[[str], Any], device: str) -> None:
+    def __init__(self, factory: Callable[[str], Any], device: str, idle: IdleWork | None = None) -> None:
         self.device = device
         self._load_error: Exception | None = None
         try:
@@ -91,8 +95,23 @@ class PipelineWorker:
         self._changed = threading.Condition()
         self._jobs: dict[int, _RemoteJob] = {}
         self._ended: OrderedDict[int, None] = OrderedDict()  # keys of jobs whose last events were fetched
+        self._gpu = threading.Lock()  # the work and the idle work take turns
+        self._asked = 0  # runs waiting for the GPU: the idle work stops for them
+        self._stopped = threading.Event()  # ends the idle thread (a worker's process simply exits)
         if self.models is not None and ray.get_runtime_context().was_current_actor_reconstructed:
             self._warm_up()
+        if self.models is not None and idle is not None:
+            threading.Thread(target=self._idle, args=(idle,), name=f"idle-{device}", daemon=True).start()
+
+    def _idle(self, idle: IdleWork) -> None:
+        """The worker's idle work, at most every IDLE_CHECK_S while no work runs, told to stop once work waits; what
+        it raises is logged (the next job meets a GPU that no longer works, and fails as it would have)."""
+        while not self._stopped.wait(IDLE_CHECK_S):
+            with self._gpu:
+                try:
+                    idle(self.models, lambda: self._asked > 0)
+                except Exception:
+                    log.exception("idle work on %s failed", self.device)
 
     def _warm_up(self) -> None:
         """A restarted actor's own warm-up render, before it answers: the bot warms each worker up once, at its start
@@ -123,8 +142,14 @@ class PipelineWorker:
                 job.events.append((step, total, *extra))
                 self._changed.notify_all()
 
+        with self._changed:
+            self._asked += 1
+            self._changed.notify_all()
         try:
-            return work(self.models, progress, job.cancelled.is_set)
+            with self._gpu:
+                with self._changed:
+                    self._asked -= 1
+                return work(self.models, progress, job.cancelled.is_set)
         finally:
             with self._changed:
                 job.finished = True
@@ -248,7 +273,7 @@ class RayExecutor(ExecutorBase):
         options.update({"num_gpus": 1} if self._resource == GPU else {"resources": {self._resource: 1}})
         actor_class = ray.remote(PipelineWorker).options(**options)
         self._factory_ref = ray.put(self._factory)  # held here so Ray can restart a dead actor with it
-        self._workers = [_Worker(f"ray-{i}", actor_class.remote(self._factory_ref, self._device))
+        self._workers = [_Worker(f"ray-{i}", actor_class.remote(self._factory_ref, self._device, capture_while_idle))
                          for i in range(count)]
         await asyncio.gather(*(self._load(worker) for worker in self._workers))
         ready = [w for w in self._workers if w.ready]

@@ -426,3 +426,33 @@ async def test_a_stop_queues_again_the_job_waiting_in_line_for_a_restarting_work
         job = await s.repo.get_job(job_id)
         assert (job.state, job.attempts) == (JobState.QUEUED, 1)
         assert s.events.of(job_id) == ["started"]
+
+
+def test_a_worker_captures_while_idle_and_its_next_job_stops_that_and_waits_for_the_gpu(monkeypatch):
+    monkeypatch.setattr("bot.gpu.ray_executor.ray.get_runtime_context",
+                        lambda: SimpleNamespace(was_current_actor_reconstructed=False))
+    monkeypatch.setattr("bot.gpu.ray_executor.IDLE_CHECK_S", 0.001)
+    idling, go, told = threading.Event(), threading.Event(), []
+
+    def idle(models: Any, should_stop: Any) -> None:
+        if idling.is_set():
+            return
+        idling.set()
+        assert go.wait(WAIT)
+        told.append(should_stop())
+
+    pipeline = FakePipeline()
+    worker = PipelineWorker(lambda device: Models(pipeline), "cuda:0", idle)
+    try:
+        assert idling.wait(WAIT)
+        ran: list[Any] = []
+        job = threading.Thread(target=lambda: ran.append(worker.run(1, lambda models, progress, cancel: models)))
+        job.start()
+        with worker._changed:
+            assert worker._changed.wait_for(lambda: worker._asked == 1, timeout=WAIT)  # it waits for the GPU
+        assert not ran
+        go.set()
+        job.join(WAIT)
+        assert told == [True] and ran[0].pipeline is pipeline
+    finally:
+        worker._stopped.set()
