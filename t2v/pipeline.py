@@ -97,7 +97,9 @@ class VideoPipeline(PipelineBase):
            dtype: torch.dtype | str | None = None) -> VideoPipeline:
         """Move the networks to `device` and/or `dtype` (as load_pipeline takes them; a torch.dtype alone as the
         first argument is the dtype, as in diffusers' `pipe.to(torch.float16)`); returns the pipeline. A style
-        applied comes off the old weights and goes onto the moved ones; offloaded networks stay on the CPU.
+        applied comes off the old weights and goes onto the moved ones; offloaded networks stay on the CPU. A move
+        that fails halfway (out of GPU memory) moves every network back, applies the style again, and raises (a
+        network it had moved to a narrower dtype comes back rounded: the log says so).
 
         Refused before anything moves (InvalidRequest, UnsupportedDevice): a device this machine lacks; fp8, and a
         pipeline already in fp8 (its e4m3 weights are quantised and their scales calibrated at load); a pipeline on
@@ -122,15 +124,28 @@ class VideoPipeline(PipelineBase):
         style = self.styles.active
         if style is not None:
             self.set_lora(None)
-        with self.turns("pipe.to"):
-            for module in (self.text_encoder, self.unet, self.vae):
-                place = "cpu" if module in self.offloaded else target
-                module.to(device=place, dtype=precision)
-            self.device, self.dtype = target, precision
+        try:
+            with self.turns("pipe.to"):
+                self._move(target, precision)
+        except BaseException:  # out of GPU memory halfway, say: each network goes back, then the style
+            rounded = "" if precision == self.dtype or precision.itemsize > self.dtype.itemsize else (
+                f"; the networks it had moved were rounded to {precision} (load the pipeline again for its exact "
+                "weights)")
+            log.error("moving the pipeline to %s in %s failed; moved it back to %s in %s%s", target, precision,
+                      self.device, self.dtype, rounded)
+            self._move(self.device, self.dtype)
+            raise
+        finally:
+            if style is not None:
+                self.set_lora(style.name, style.scale, style.fused)
         log.info("moved the pipeline to %s in %s", target, precision)
-        if style is not None:
-            self.set_lora(style.name, style.scale, style.fused)
         return self
+
+    def _move(self, device: torch.device, dtype: torch.dtype) -> None:
+        """Each network to `device` and `dtype` (an offloaded one to the CPU), then the pipeline's own record."""
+        for module in (self.text_encoder, self.unet, self.vae):
+            module.to(device="cpu" if module in self.offloaded else device, dtype=dtype)
+        self.device, self.dtype = device, dtype
 
     def optimize(self, **options) -> VideoPipeline:
         """Switch on the fast inference path (t2v.fast.optimize: fused projections, compile, CUDA graphs)."""

@@ -299,3 +299,35 @@ def test_unloading_a_name_not_loaded_is_refused_and_the_style_stays_as_it_was(st
     assert not pipe.styles.loaded and pipe.styles.active is None
     with pytest.raises(LoraError, match=r"^no LoRA named 'a' is loaded \(loaded: none\)"):  # twice
         pipe.styles.unload("a")
+
+
+@pytest.mark.parametrize(("dtype", "exact"), [(torch.float64, True), (torch.bfloat16, False)])
+def test_a_move_that_fails_halfway_puts_every_network_and_the_style_back_and_raises(monkeypatch, caplog, dtype, exact):
+    """A pipe.to that ran out of GPU memory moving the decoder left the text encoder and UNet moved, the pipeline's
+    device and dtype saying otherwise, and the style off. Moved back from a wider dtype they are as before; from a
+    narrower one, rounded, which the log says."""
+    pipe = load_pipeline("tiny-random")
+    pipe.load_lora(random_lora(pipe.config), "a")
+    pipe.set_lora("a", 0.5)
+    styled = {key: value.clone() for key, value in pipe.unet.state_dict().items()}
+    moves = []
+    move = type(pipe.vae).to
+
+    def out_of_memory(module, *args, **kwargs):
+        moves.append(kwargs.get("dtype"))
+        if len(moves) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return move(module, *args, **kwargs)
+
+    monkeypatch.setattr(pipe.vae, "to", out_of_memory.__get__(pipe.vae))
+    with pytest.raises(torch.OutOfMemoryError):
+        pipe.to(dtype)
+    assert moves == [dtype, torch.float32]  # and back
+    assert (pipe.device, pipe.dtype) == (torch.device("cpu"), torch.float32)
+    assert {p.dtype for net in (pipe.unet, pipe.vae, pipe.text_encoder) for p in net.parameters()} == {torch.float32}
+    assert pipe.styles.active.name == "a" and pipe.styles.active.scale == 0.5
+    same = all(torch.equal(styled[key], value) for key, value in pipe.unet.state_dict().items())
+    assert same is exact
+    said = "were rounded to torch.bfloat16 (load the pipeline again for its exact weights)" in caplog.text
+    assert said is not exact
+    assert pipe.generate(pipe.request("a panda", seed=1, steps=2, frames=2)).frames.shape == (2, 64, 64, 3)
