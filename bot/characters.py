@@ -25,10 +25,11 @@ the policy read, and nothing more happens:
 `invisible`: whether typed text shows nothing at all (only spaces, zero-width and control characters), so that it
 counts as blank wherever blank text has a meaning (a block's reason, a negative prompt).
 
-`clip`: text cut to a length with an ellipsis, the one cut of Discord's answers, its choices' names and the
-gallery's titles alike: between what reads as one character (a letter and its accents, an emoji and its modifiers or
-what a zero-width joiner joins to it, a flag's two letters), never right after a space ("snow …" reads as a gap),
-never over the length; in text written for Discord, never inside an escape, a link or a tag (<@id>, <https://...>).
+`clip`: text cut to a length with an ellipsis, the cut of Discord's answers, its choices' names and the gallery's
+titles alike: t2v.ellipsis's, the one cut of every text (between what reads as one character: a letter and its
+accents, an emoji and its modifiers or what a zero-width joiner joins to it, a flag's two letters; never right after
+a space, "snow …" reads as a gap; never over the length), and in text written for Discord, never inside an escape, a
+link or a tag (<@id>, <https://...>).
 
 And `clipped`: a list cut at an entry boundary to fit one message (MESSAGE_CHARS), "… and N more" included, for
 Discord's answers and moderation's refusals alike.
@@ -40,9 +41,9 @@ import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 
-import regex
 from discord.utils import escape_markdown, escape_mentions
 
+from t2v import ellipsis
 from t2v.errors import HIDDEN_RE
 from t2v.request import INVISIBLE
 
@@ -55,10 +56,7 @@ _DISCORD_TAG_RE = re.compile(r"<(?=[@#:/]|a:|t:|id:)")  # <@user>, <#channel>, <
 #                                                           </command:id>, <t:timestamp>, <id:customize>: a \< shows it
 # in text written for Discord, what a cut keeps whole or leaves out whole: a wrapped link, a mention, an emoji, a link
 _WHOLE_RE = re.compile(rf"(?<!\\)<[^\s<>]+>|{_URL_RE.pattern}", re.IGNORECASE)
-_SYMBOL_RE = regex.compile(r"\X")  # one grapheme cluster: what a reader sees as one character
-_ESCAPED_SYMBOL_RE = regex.compile(r"\\\X|\X")  # an escape and the symbol it escapes, or one symbol
 _URL_END = ".,;:!?)]}'\""  # punctuation after a link belongs to the sentence
-_ELLIPSIS = "…"
 
 
 def one_line(text: str) -> str:
@@ -77,44 +75,34 @@ def invisible(text: str) -> bool:
 def shown(text: str, limit: int = SHOWN) -> str:
     """Typed text made inert for a Discord message: no unsafe characters, one line, links not unfurled, markdown and
     mentions escaped, clipped to `limit` characters (at least 1) between pieces, with an ellipsis."""
-    return _cut(list(_pieces(one_line(text))), limit)
+    return ellipsis.cut(list(_pieces(one_line(text))), limit)
 
 
 def clip(text: str, limit: int, *, discord: bool = False) -> str:
     """`text` as it is when it fits `limit` characters (at least 1), else cut to fit with an ellipsis: between
-    symbols (`_symbols`), with no space before the ellipsis. `discord`: text written for a Discord message, whose
-    escapes ("\\*"), links and tags (<@id>, <https://...>) are kept whole or left out whole too."""
-    if len(text) <= limit:
-        return text
-    if not discord:
-        return _cut(_symbols(text), limit)
+    symbols, with no space before the ellipsis (t2v.ellipsis.clip, the plain cut). `discord`: text written for a
+    Discord message, whose escapes ("\\*"), links and tags (<@id>, <https://...>) are kept whole or left out whole
+    too."""
+    if len(text) <= limit or not discord:
+        return ellipsis.clip(text, limit)
     pieces, last = [], 0
     for match in _WHOLE_RE.finditer(text):
-        pieces += [*_symbols(text[last:match.start()], escapes=True), match.group()]
+        pieces += [*_escaped_symbols(text[last:match.start()]), match.group()]
         last = match.end()
-    return _cut([*pieces, *_symbols(text[last:], escapes=True)], limit)
+    return ellipsis.cut([*pieces, *_escaped_symbols(text[last:])], limit)
 
 
-def _cut(pieces: list[str], limit: int) -> str:
-    """The pieces joined, or as many of them as fit `limit` with an ellipsis after them, none a space before it."""
-    if sum(map(len, pieces)) <= limit:
-        return "".join(pieces)
-    kept, size = [], len(_ELLIPSIS)
-    for piece in pieces:
-        size += len(piece)
-        if size > limit:
-            break
-        kept.append(piece)
-    while kept and kept[-1].isspace():  # "snow …" reads as a gap: "snow…"
-        kept.pop()
-    return "".join(kept) + _ELLIPSIS
-
-
-def _symbols(text: str, *, escapes: bool = False) -> list[str]:
-    """`text` in what a reader sees as one character each (Unicode's extended grapheme clusters, by `regex`'s \\X: a
-    letter with its accents, an emoji with its modifiers or what a zero-width joiner joins to it, a flag's two
-    letters); with `escapes`, a backslash and the symbol it escapes."""
-    return (_ESCAPED_SYMBOL_RE if escapes else _SYMBOL_RE).findall(text)
+def _escaped_symbols(text: str) -> list[str]:
+    """`text` in symbols (t2v.ellipsis.symbols), each backslash with the symbol it escapes."""
+    pieces: list[str] = []
+    escaping = False
+    for symbol in ellipsis.symbols(text):
+        if escaping:
+            pieces[-1] += symbol
+        else:
+            pieces.append(symbol)
+        escaping = not escaping and symbol == "\\"
+    return pieces
 
 
 def _pieces(flat: str) -> Iterator[str]:
@@ -123,10 +111,10 @@ def _pieces(flat: str) -> Iterator[str]:
     last = 0
     for match in _URL_RE.finditer(flat):
         url = match.group().rstrip(_URL_END)
-        yield from _symbols(_escaped(flat[last:match.start()]), escapes=True)
+        yield from _escaped_symbols(_escaped(flat[last:match.start()]))
         yield f"<{url}>"
         last = match.start() + len(url)
-    yield from _symbols(_escaped(flat[last:]), escapes=True)
+    yield from _escaped_symbols(_escaped(flat[last:]))
 
 
 def _escaped(text: str) -> str:

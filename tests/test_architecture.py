@@ -68,7 +68,7 @@ ONLY_IN = {
     "confusable_homoglyphs": POLICY,
     "snowballstemmer": POLICY,
     "rapidfuzz": POLICY,
-    "regex": ("bot/characters.py",),  # its grapheme clusters, where text is cut
+    "regex": ("t2v/ellipsis.py",),  # its grapheme clusters, where text is cut (the one cut, t2v.ellipsis.clip)
 }
 # bot's folders (and top-level modules): the parts of bot each may import besides itself
 MAY_IMPORT = {
