@@ -32,6 +32,7 @@ from bot.gpu.styles import check_styles
 from bot.settings import Settings, fast_path_on
 from storage import sqlite_file, urls
 from t2v.config import TINY_RANDOM
+from t2v.ellipsis import clip
 from t2v.errors import current_user
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ MAX_DELAY_S = 30.0  # ... up to this
 DEPLOYED_AS = "the Docker image runs as uid 10001, the systemd unit as user videobot"
 SYSTEMD_STATE = "/var/lib/videobot"  # deploy/videobot.service's StateDirectory: the one folder the unit may write
 MEDIA_LOCK = ".videobot.lock"  # in MEDIA_DIR: held by the one bot whose videos are kept there (bot.app)
+PATH_SHOWN = 40  # characters of a path setting too long that its line shows, "…" included
 
 
 # --- the environment the settings name ------------------------------------------------------------------------------
@@ -180,8 +182,7 @@ def writable_folder(setting: str, value: str, folder: Path) -> str | None:
 
     too_long = path_length(str(folder))  # every look at it would fail: "File name too long"
     if too_long is not None:
-        shown = value if len(value) <= 40 else value[:40] + "…"
-        return f"{setting}={shown}: {too_long}; set {setting} to a shorter path"
+        return f"{setting}={clip(value, PATH_SHOWN)}: {too_long}; set {setting} to a shorter path"
     existing, error = nearest_folder(folder)
     if isinstance(error, NotADirectoryError):
         return f"{setting}={value}: {existing} is a file, not a folder; set {setting} to a folder"

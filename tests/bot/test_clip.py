@@ -1,19 +1,22 @@
-"""bot.characters.clip, the one place that cuts text to a length with "…", and the places that cut with it: a /video
-style's choice name, an answer cut to one message, a gallery page's title. A cut never goes over its length, leaves
-no space before the ellipsis, and never splits what reads as one character (an accent from its letter, an emoji
-sequence, a flag) nor, in Discord's text, an escape, a mention or a link."""
+"""bot.characters.clip, the cut of text to a length with "…" (t2v.ellipsis's, with Discord's text kept whole), and the
+places that cut with either: a /video style's choice name, an answer cut to one message, a gallery page's title, a
+start's line about a path too long. A cut never goes over its length, leaves no space before the ellipsis, and never
+splits what reads as one character (an accent from its letter, an emoji sequence, a flag) nor, in Discord's text, an
+escape, a mention or a link."""
 
 from __future__ import annotations
 
 import unicodedata
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.characters import MESSAGE_CHARS, clip, shown
+from bot.startup import PATH_SHOWN, writable_folder
 from bot.ui.cogs.video import CHOICE_NAME_CHARS, _choice_name
 from bot.ui.replies import fitting
 from bot.web.pages import TITLE_CHARS, Server, video_page
@@ -59,6 +62,24 @@ def test_discords_text_clipped_keeps_escapes_and_tags_whole(text: str, limit: in
     if len(text) > limit:
         assert (len(kept) - len(kept.rstrip("\\"))) % 2 == 0  # no escape without the character it escapes
         assert kept.count("<@") == kept.count(">")  # a mention whole or left out
+
+
+def cut_whole(cut: str, whole: str, limit: int) -> bool:
+    """Whether `cut` fits `limit` and is `whole`, or its start cut between symbols with "…" after it."""
+    kept = cut.removesuffix("…")
+    return len(cut) <= limit and (cut == whole or (cut.endswith("…") and whole.startswith(kept)
+                                                   and not splits(kept, whole)))
+
+
+@pytest.mark.parametrize("symbol", [f"e{ACCENT}", TECHNOLOGIST, FRANCE, WAVE])
+def test_a_path_setting_too_long_is_named_in_its_40_characters_cut_between_symbols(symbol: str):
+    for offset in range(len(symbol)):  # the old value[:40] + "…" cut the symbol at each place, in 41 characters
+        value = "x" * (40 - offset) + symbol * 80  # a name over the 255 bytes file systems take
+
+        line = writable_folder("MEDIA_DIR", value, Path(value))
+
+        assert line is not None and line.endswith("; set MEDIA_DIR to a shorter path")
+        assert cut_whole(line.removeprefix("MEDIA_DIR=").split(": ")[0], value, PATH_SHOWN)
 
 
 @pytest.mark.parametrize(("symbol", "shows"), [(f"e{ACCENT}", "é"), (TECHNOLOGIST, "👩‍💻"), (FRANCE, "🇫🇷"),
