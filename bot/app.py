@@ -55,6 +55,7 @@ from storage import (
 )
 from storage.errors import said, unavailable
 from storage.retry import is_locked_error
+from t2v.ellipsis import clip
 
 if TYPE_CHECKING:
     from storage.db import AsyncEngine
@@ -272,7 +273,7 @@ def proxy_refused_login(settings: Settings, error: discord.HTTPException) -> str
         return None
     answer = " ".join(filter(None, [str(error.status), getattr(response, "reason", None)]))
     said = " ".join(str(error.text).split())
-    said = f": {said[:LOGIN_ANSWER_SHOWN]}{'…' if len(said) > LOGIN_ANSWER_SHOWN else ''}" if said else ""
+    said = f": {clip(said, LOGIN_ANSWER_SHOWN)}" if said else ""
     return (f"DISCORD_API_BASE={settings.discord_api_base}: the login's first request, GET {url}, was answered "
             f"{answer}{said}; give the address at which the proxy serves "
             "Discord's REST API (Discord's own is https://discord.com/api/v10), such as "

@@ -1,8 +1,8 @@
 """bot.characters.clip, the cut of text to a length with "…" (t2v.ellipsis's, with Discord's text kept whole), and the
 places that cut with either: a /video style's choice name, an answer cut to one message, a gallery page's title, a
-start's line about a path too long. A cut never goes over its length, leaves no space before the ellipsis, and never
-splits what reads as one character (an accent from its letter, an emoji sequence, a flag) nor, in Discord's text, an
-escape, a mention or a link."""
+start's line about a path too long, a proxy's answer to the login. A cut never goes over its length, leaves no space
+before the ellipsis, and never splits what reads as one character (an accent from its letter, an emoji sequence, a
+flag) nor, in Discord's text, an escape, a mention or a link."""
 
 from __future__ import annotations
 
@@ -11,16 +11,20 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
+import discord
 import pytest
+import yarl
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.app import LOGIN_ANSWER_SHOWN, proxy_refused_login
 from bot.characters import MESSAGE_CHARS, clip, shown
 from bot.startup import PATH_SHOWN, writable_folder
 from bot.ui.cogs.video import CHOICE_NAME_CHARS, _choice_name
 from bot.ui.replies import fitting
 from bot.web.pages import TITLE_CHARS, Server, video_page
 from storage import ShowcaseRecord, ShowcaseState
+from tests.bot.conftest import settings_for
 
 ACCENT, ZWJ = "\u0301", "\u200d"  # a combining acute accent; a zero-width joiner
 TECHNOLOGIST, FRANCE, WAVE = f"👩{ZWJ}💻", "🇫🇷", "👋🏽"  # a ZWJ sequence, a flag's pair, an emoji with its skin tone
@@ -80,6 +84,23 @@ def test_a_path_setting_too_long_is_named_in_its_40_characters_cut_between_symbo
 
         assert line is not None and line.endswith("; set MEDIA_DIR to a shorter path")
         assert cut_whole(line.removeprefix("MEDIA_DIR=").split(": ")[0], value, PATH_SHOWN)
+
+
+@pytest.mark.parametrize("symbol", [f"e{ACCENT}", TECHNOLOGIST, FRANCE, WAVE])
+def test_a_proxys_long_answer_to_the_login_is_named_cut_between_symbols(symbol: str):
+    class Response:
+        status, reason, method = 404, "Not Found", "GET"
+        url = yarl.URL("https://proxy.internal/users/@me")
+
+    settings = settings_for("sqlite+aiosqlite:///x.db", discord_api_base="https://proxy.internal/api/v10")
+    for offset in range(len(symbol)):  # the old text[:200] + "…" cut the symbol at each place, in 201 characters
+        page = "x" * (LOGIN_ANSWER_SHOWN - offset) + symbol * 80
+
+        line = proxy_refused_login(settings, discord.NotFound(Response(), page))
+
+        assert line is not None
+        said = line.split("was answered 404 Not Found: ")[1].split("; give the address")[0]
+        assert cut_whole(said, page, LOGIN_ANSWER_SHOWN)
 
 
 @pytest.mark.parametrize(("symbol", "shows"), [(f"e{ACCENT}", "é"), (TECHNOLOGIST, "👩‍💻"), (FRANCE, "🇫🇷"),
