@@ -40,6 +40,7 @@ from pathlib import Path
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 
+from bot.characters import clip
 from bot.media import MediaStore
 from bot.web.pages import CSP, Pager, Server, listing, not_found_page, servers_page, video_page
 from bot.web.site import NOSNIFF, Handler, LocalSite
@@ -214,7 +215,7 @@ def _count(request: web.Request, name: str, default: int) -> int:
     the value (or the values, when it is given more than once: which one is meant cannot be told)."""
     given = request.query.getall(name, [])
     if len(given) > 1:
-        values = ", ".join(repr(value[:40]) for value in given[:5])
+        values = ", ".join(repr(clip(value, 40)) for value in given[:5])
         raise web.HTTPBadRequest(text=f"{name} must be given once, got it {len(given)} times ({values})")
     raw = given[0] if given else None
     if raw is None:

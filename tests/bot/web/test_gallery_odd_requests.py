@@ -1,11 +1,14 @@
 """The gallery met the way strangers and odd clients meet it: Range headers that are not one plain byte range, and
 counts given twice."""
 
+import ast
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
+import regex
 
 from tests.bot.web.test_gallery import World, fetch, opened
 
@@ -91,6 +94,22 @@ async def test_a_count_given_twice_gets_one_400_line_naming_both(world: World, q
     status, _, body = await fetch(f"{world.url}/?{query}", redirect=False)
 
     assert (status, body.decode()) == (400, says)
+
+
+@pytest.mark.parametrize("symbol", ["e\u0301", "👩\u200d💻", "🇫🇷", "👋🏽"])  # accent, ZWJ sequence, flag, skin tone
+async def test_a_long_count_given_twice_is_named_in_40_characters_cut_between_symbols(world: World, symbol: str):
+    """The old value[:40] split the accent from its letter, half a flag or an emoji sequence, and said nothing of
+    the rest: now the cut keeps what reads as one character whole and ends with "…"."""
+    for offset in range(len(symbol)):  # value[:40] cut the symbol at each place
+        value = "x" * (40 - offset) + symbol * 20
+
+        status, _, body = await fetch(f"{world.url}/?{urlencode({'page': value})}&page=1", redirect=False)
+
+        said = body.decode().removeprefix("page must be given once, got it 2 times (")
+        shown, second = ast.literal_eval(said.removesuffix(")"))
+        clusters = regex.findall(r"\X", value)
+        assert (status, second) == (400, "1") and len(shown) <= 40 and shown.endswith("…")
+        assert shown.removesuffix("…") in {"".join(clusters[:count]) for count in range(len(clusters))}
 
 
 @pytest.mark.parametrize("path", ["/videos/2147483648", "/videos/2147483648.mp4", "/videos/9223372036854775807.jpg"])
