@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from t2v import unexpanded
+from t2v import ellipsis, unexpanded
 from t2v.config import LORA_SCALE_RANGE, TINY_RANDOM
 from t2v.errors import WeightsError, current_user
 from t2v.kernels import fp8
@@ -106,6 +106,7 @@ def output_file(option: str, path: Path) -> Problem:
 
 
 NAME_MAX, PATH_MAX = 255, 4096  # bytes: Linux's limits on one name and on a whole path
+NAME_SHOWN = 21  # characters of a name too long that its line shows, "…" included
 
 
 def path_length(value: str) -> Problem:
@@ -118,7 +119,8 @@ def path_length(value: str) -> Problem:
                 "in UTF-8, as t2v reads and prints names")
     longest = max(Path(value).parts, key=lambda part: len(part.encode()), default="")
     if len(longest.encode()) > NAME_MAX:
-        return f"the name {longest[:20]}… is {len(longest.encode())} bytes long; file systems take {NAME_MAX} at most"
+        return (f"the name {ellipsis.clip(longest, NAME_SHOWN)} is {len(longest.encode())} bytes long; file systems "
+                f"take {NAME_MAX} at most")
     if len(value.encode()) > PATH_MAX:
         return f"is {len(value.encode())} bytes long; paths may be {PATH_MAX} at most"
     return None
