@@ -107,6 +107,7 @@ def output_file(option: str, path: Path) -> Problem:
 
 NAME_MAX, PATH_MAX = 255, 4096  # bytes: Linux's limits on one name and on a whole path
 NAME_SHOWN = 21  # characters of a name too long that its line shows, "…" included
+VALUE_SHOWN = 40  # characters of a path value too long that its line shows, "…" included
 
 
 def path_length(value: str) -> Problem:
@@ -160,12 +161,12 @@ def shown(value: str | Path) -> str:
 
 def _too_long(option: str, value: str, problem: str) -> str:
     """path_length's `problem` with the option and as much of the value as a line shows: none where the problem
-    names it already (not UTF-8: its bytes), else its first 40 characters, and … only where it was cut."""
+    names it already (not UTF-8: its bytes), else the value cut to VALUE_SHOWN characters (t2v.ellipsis)."""
     try:
         value.encode()
     except UnicodeEncodeError:
         return f"{option} {problem}"
-    return f"{option} {shown(value[:40] + '…' if len(value) > 40 else value)}: {problem}"
+    return f"{option} {shown(ellipsis.clip(value, VALUE_SHOWN))}: {problem}"
 
 
 def not_there(option: str, path: Path, overwrite: str) -> Problem:

@@ -205,7 +205,7 @@ def _origin(request: web.Request) -> str:
     a Host that is no host name (bytes that are not UTF-8 there failed the page with a 500)."""
     host = request.host
     if not HOST.fullmatch(host):
-        raise web.HTTPBadRequest(text=f"Host {host[:80]!r} is no host name such as videos.example.org or "
+        raise web.HTTPBadRequest(text=f"Host {clip(host, 80)!r} is no host name such as videos.example.org or "
                                       "127.0.0.1:8080")
     return f"{request.scheme}://{host}"
 
@@ -223,7 +223,7 @@ def _count(request: web.Request, name: str, default: int) -> int:
     digits = raw.lstrip("0")
     if not (raw.isascii() and raw.isdigit()) or not digits:
         most = f" (pages show at most {MAX_PER_PAGE})" if name == "per_page" else ""
-        raise web.HTTPBadRequest(text=f"{name} must be a whole number of 1 or more{most}, got {raw[:40]!r}")
+        raise web.HTTPBadRequest(text=f"{name} must be a whole number of 1 or more{most}, got {clip(raw, 40)!r}")
     return int(digits) if len(digits) <= 18 else 10**18
 
 
@@ -267,12 +267,12 @@ def _ranged(request: web.Request, kept: os.stat_result, what: str) -> web.Reques
         headers.popall(hdrs.IF_RANGE)
         if not _unchanged(request, kept):
             log.debug("%s %s: If-Range %r is not the file's: the whole file", request.method, request.path,
-                      request.headers[hdrs.IF_RANGE][:80])
+                      clip(request.headers[hdrs.IF_RANGE], 80))
             headers.popall(hdrs.RANGE)
             return request.clone(headers=headers)
     unit, _, ranges = asked.partition("=")
     if unit.strip().lower() != "bytes" or "," in ranges:
-        log.debug("%s %s: Range %r answered with the whole file", request.method, request.path, asked[:80])
+        log.debug("%s %s: Range %r answered with the whole file", request.method, request.path, clip(asked, 80))
         headers.popall(hdrs.RANGE)
         return request.clone(headers=headers)
     spec = BYTE_RANGE.fullmatch(ranges)
@@ -286,7 +286,7 @@ def _ranged(request: web.Request, kept: os.stat_result, what: str) -> web.Reques
         end = str(min(_offset(last), size - 1 if first else size)) if last else ""
         headers[hdrs.RANGE] = f"bytes={start}-{end}"
         return request.clone(headers=headers)
-    raise web.HTTPRequestRangeNotSatisfiable(text=f"Range {asked[:80]!r} {why}",
+    raise web.HTTPRequestRangeNotSatisfiable(text=f"Range {clip(asked, 80)!r} {why}",
                                              headers={hdrs.CONTENT_RANGE: f"bytes */{size}"})
 
 
