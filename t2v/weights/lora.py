@@ -25,6 +25,7 @@ embeddings).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import pickle
@@ -43,6 +44,8 @@ from t2v.config import ModelConfig
 from t2v.errors import LoraError, WeightsError
 from t2v.weights import keys
 from t2v.weights.files import check_readable, preview_keys, read_safetensors
+
+log = logging.getLogger(__name__)
 
 LORA_FILES = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")  # diffusers' names in a directory
 METADATA_KEY = "lora_adapter_metadata"
@@ -156,15 +159,86 @@ def lora_keys(path: Path) -> list[str]:
 
 
 def _check_readable(path: Path) -> None:
-    """LoraError unless `path` is a file this process may open that holds something: an empty one (a download or copy
-    cut short) is said to be so, not as the reader's complaint ("header too small", "EOFError")."""
+    """LoraError unless `path` is a file this process may open that holds something of the kind its name says: an
+    empty one (a download or copy cut short), text or a web page saved under a LoRA's name, a safetensors file
+    named .bin or the reverse, are said to be so, not as the reader's complaint ("header too small", "EOFError",
+    "IndexError: pop from empty list")."""
     try:
         check_readable(path, _HINT)
-        empty = path.stat().st_size == 0
+        size = path.stat().st_size
+        with open(path, "rb") as file:
+            head = file.read(_HEAD)
     except WeightsError as exc:
         raise LoraError(str(exc)) from exc
-    if empty:
+    except OSError as exc:
+        raise LoraError(f"{path} could not be read ({exc.strerror or exc}); {_HINT}") from exc
+    if size == 0:
         raise LoraError(f"{path} is empty (0 bytes: a download or copy cut short?); {_HINT}")
+    problem = _safetensors_head(path, head, size) if path.suffix == ".safetensors" else _torch_head(path, head)
+    if problem is not None:
+        raise LoraError(f"{path} {problem}; {_HINT}")
+
+
+_HEAD = 64  # bytes read to tell what a file is
+_TORCH_ZIP = b"PK"  # torch.save's format since torch 1.6: a zip archive holding <name>/data.pkl
+_PICKLE = b"\x80"  # torch's legacy format and plain pickles: the PROTO opcode first
+
+
+def _safetensors_like(head: bytes) -> bool:
+    """Whether `head` starts as a safetensors file does: an 8-byte header length, then the JSON header's '{'."""
+    return len(head) > 8 and head[8:9] == b"{"
+
+
+def _safetensors_head(path: Path, head: bytes, size: int) -> str | None:
+    """What a .safetensors file is instead, told from its first bytes; None when it starts as one should."""
+    if head.startswith((_TORCH_ZIP, _PICKLE)):
+        return f"is a torch checkpoint, not a safetensors file: name it {path.with_suffix('.bin').name}"
+    if not _safetensors_like(head):
+        return (f"is not a readable safetensors file: it is {_what(head)}, where a safetensors file starts with its "
+                "header's length and a JSON header")
+    length = int.from_bytes(head[:8], "little")
+    if 8 + length > size:
+        return f"is not a readable safetensors file: it is truncated ({size} bytes; its header alone says {8 + length})"
+    return None
+
+
+def _torch_head(path: Path, head: bytes) -> str | None:
+    """What a .bin/.pt file is instead of a torch checkpoint (a zip archive holding data.pkl, or a legacy pickle),
+    told from its first bytes and, for a zip archive, its list of files; None when it looks like one."""
+    if _safetensors_like(head):
+        return f"is a safetensors file, not a torch checkpoint: name it {path.with_suffix('.safetensors').name}"
+    if head.startswith(_PICKLE):
+        return None
+    if not head.startswith(_TORCH_ZIP):
+        return f"is not a torch checkpoint: it is {_what(head)}, where torch.save writes a zip archive or a pickle"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError):
+        return ("is not a readable torch checkpoint: it starts as a zip archive, but the end of the archive, where "
+                "torch lists its tensors, is missing or damaged (a download or copy cut short?)")
+    if not any(name.endswith("/data.pkl") for name in names):
+        held = ", ".join(names[:3]) + (" …" if len(names) > 3 else "") if names else "nothing"
+        return f"is a zip archive that is not a torch checkpoint (it holds {held}; torch.save writes <name>/data.pkl)"
+    return None
+
+
+def _what(head: bytes) -> str:
+    """A few words on what a file starting with `head` is: text (quoted), a web page, a Git LFS pointer, or bytes."""
+    if head.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the file it stands for (`git lfs pull` fetches it)"
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at _HEAD bytes is still text
+        text = head[:exc.start].decode("utf-8-sig") if exc.start > len(head) - 4 else ""
+    if text and all(c.isprintable() or c in "\t\r\n" for c in text):
+        if text.lstrip().lower().startswith(("<!doctype html", "<html")):
+            return "a web page (HTML: a download saved the page, not the file)"
+        shown = " ".join(text.split())
+        if not shown:
+            return "blank text (spaces and line ends only)"
+        return f"text ({shown[:32]!r}{'…' if len(shown) > 32 else ''})"
+    return f"binary data starting {head[:8]!r}"
 
 
 def _pickled_state(path: Path) -> dict[str, torch.Tensor]:
@@ -179,8 +253,10 @@ def _pickled_state(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         raise LoraError(f"{path} is not a plain state dict of tensors (read with torch.load(weights_only=True), "
                         f"which runs nothing the file names); {_HINT}") from exc
-    except Exception as exc:  # any file can be named: torch.load meets text or HTML as KeyError, EOFError, ...
-        raise LoraError(f"{path} could not be read as a LoRA file ({type(exc).__name__}: {exc}); {_HINT}") from exc
+    except Exception as exc:  # any file can be named: a damaged pickle meets torch.load as KeyError, EOFError, ...
+        log.info("torch.load(%s) failed: %s: %s", path, type(exc).__name__, exc)
+        raise LoraError(f"{path} is not a readable torch checkpoint: it starts as one but is damaged or cut short "
+                        f"(torch.load could not read it); {_HINT}") from exc
     if not isinstance(state, dict):
         raise LoraError(f"{path} holds a {type(state).__name__}, not a state dict of LoRA tensors")
     return state

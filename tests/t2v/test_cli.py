@@ -351,7 +351,7 @@ def test_generate_with_a_lora_style_at_a_scale_changes_the_video(tmp_path, capsy
     ("{tmp}/model.safetensors:-1", "the scale -1 is out of range; a style's scale is above 0 and at most 2"),
     ("{tmp}/model.safetensors:strong", "the scale 'strong' is not a number; write PATH or PATH:SCALE, e.g. "
                                        "{tmp}/model.safetensors:0.8"),
-    ("{tmp}/notes.bin", "{tmp}/notes.bin is not a plain state dict of tensors"),
+    ("{tmp}/notes.bin", "{tmp}/notes.bin is not a torch checkpoint: it is text (\"print('a .bin that is a script"),
     ("{tmp}/list.bin", "{tmp}/list.bin holds a list, not a state dict of LoRA tensors"),
     ("{tmp}/model.bin", "{tmp}/model.bin holds no LoRA weights (no key names lora); is it a model file?"),
 ])

@@ -1,0 +1,79 @@
+"""Files a stranger names as a LoRA (`--lora`, a style's `file`, `pipe.load_lora`) that are no LoRA at all: each is
+one line saying what the file is instead and what would be right, before any model loads, and never the reader's
+own complaint ("header too large", "KeyError: 101", "IndexError: pop from empty list")."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from t2v import preflight
+from t2v.config import tiny_config
+from t2v.errors import LoraError
+from t2v.weights.lora import read_lora
+
+HINT = "; name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors"
+TORCH = ", where torch.save writes a zip archive or a pickle"
+SAFETENSORS = ", where a safetensors file starts with its header's length and a JSON header"
+
+
+def _zip(path: Path, names: list[str]) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in names:
+            archive.writestr(name, "x")
+
+
+def _truncated_checkpoint(path: Path) -> None:
+    torch.save({"unet.conv_in.lora_A.weight": torch.zeros(2, 4)}, path)
+    path.write_bytes(path.read_bytes()[:200])
+
+
+@pytest.mark.parametrize(("name", "write", "says"), [
+    ("style.bin", lambda p: p.write_text("a text"), f"is not a torch checkpoint: it is text ('a text'){TORCH}"),
+    ("style.pt", lambda p: p.write_text("hello\n"), f"is not a torch checkpoint: it is text ('hello'){TORCH}"),
+    ("style.bin", lambda p: p.write_bytes(b"\n\n"),
+     f"is not a torch checkpoint: it is blank text (spaces and line ends only){TORCH}"),
+    ("style.bin", lambda p: p.write_text("<!DOCTYPE html><title>404</title>"),
+     f"is not a torch checkpoint: it is a web page (HTML: a download saved the page, not the file){TORCH}"),
+    ("style.safetensors", lambda p: p.write_text("not a LoRA"),
+     f"is not a readable safetensors file: it is text ('not a LoRA'){SAFETENSORS}"),
+    ("style.safetensors", lambda p: p.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:00\n"),
+     "is not a readable safetensors file: it is a Git LFS pointer, not the file it stands for (`git lfs pull` "
+     f"fetches it){SAFETENSORS}"),
+    ("style.safetensors", lambda p: p.write_bytes(bytes(range(200, 256))),
+     f"is not a readable safetensors file: it is binary data starting {bytes(range(200, 208))!r}{SAFETENSORS}"),
+    ("style.bin", lambda p: _zip(p, ["readme.txt"]),
+     "is a zip archive that is not a torch checkpoint (it holds readme.txt; torch.save writes <name>/data.pkl)"),
+    ("style.bin", lambda p: _zip(p, []),
+     "is a zip archive that is not a torch checkpoint (it holds nothing; torch.save writes <name>/data.pkl)"),
+    ("style.bin", _truncated_checkpoint,
+     "is not a readable torch checkpoint: it starts as a zip archive, but the end of the archive, where torch lists "
+     "its tensors, is missing or damaged (a download or copy cut short?)"),
+    ("style.bin", lambda p: save_file({"unet.conv_in.lora_A.weight": torch.zeros(2, 4)}, p),
+     "is a safetensors file, not a torch checkpoint: name it style.safetensors"),
+    ("style.safetensors", lambda p: torch.save({"unet.conv_in.lora_A.weight": torch.zeros(2, 4)}, p),
+     "is a torch checkpoint, not a safetensors file: name it style.bin"),
+])
+def test_a_file_that_is_no_lora_says_what_it_is_in_one_line_before_the_model_loads(tmp_path: Path, name, write,
+                                                                                   says):
+    path = tmp_path / name
+    write(path)
+    line = f"{path} {says}{HINT}"
+
+    assert preflight.lora("--lora", str(path)) == f"--lora {path}: {line}"  # the CLI's check, and the bot's styles'
+    with pytest.raises(LoraError) as caught:
+        read_lora(path, tiny_config())  # pipe.load_lora, on the bot's workers
+    assert str(caught.value) == line
+
+
+def test_a_damaged_pickle_is_one_line_without_the_unpicklers_complaint(tmp_path: Path):
+    path = tmp_path / "style.bin"
+    path.write_bytes(b"\x80")  # a pickle's first byte, then nothing: torch.load raised "IndexError: index out of range"
+
+    assert preflight.lora("--lora", str(path)) == (f"--lora {path}: {path} is not a readable torch checkpoint: it "
+                                                   f"starts as one but is damaged or cut short (torch.load could not "
+                                                   f"read it){HINT}")
