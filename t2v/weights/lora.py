@@ -284,18 +284,59 @@ def _read(source: str | Path | Mapping[str, torch.Tensor]) -> tuple[dict[str, to
 
 
 def _configs(metadata: str | None, label: str) -> dict[str, dict[str, Any]]:
-    """The adapters' LoraConfig fields per network, from the header's `unet.r`, `text_encoder.lora_alpha` …"""
+    """The adapters' LoraConfig fields per network, from the header's `unet.r`, `text_encoder.lora_alpha` …; LoraError
+    naming a field that peft would not have written (a rank that is no whole number, a pattern that is no regular
+    expression), before it is used."""
     if metadata is None:
         return {}
     try:
         flat = json.loads(metadata)
     except json.JSONDecodeError as exc:
-        raise LoraError(f"{label}: its {METADATA_KEY} header is not JSON ({exc})") from exc
+        raise LoraError(f"{label}: its {METADATA_KEY} header is not JSON ({exc}); {_METADATA_FIX}") from exc
+    if not isinstance(flat, dict):
+        raise LoraError(f"{label}: its {METADATA_KEY} header is a JSON {type(flat).__name__}, where diffusers writes "
+                        f"an object such as {{\"unet.r\": 4, \"unet.lora_alpha\": 4}}; {_METADATA_FIX}")
     out: dict[str, dict[str, Any]] = {}
-    for key, value in flat.items() if isinstance(flat, dict) else ():
+    for key, value in flat.items():
         network, _, name = key.partition(".")
+        problem = _field_problem(name, value) if network in NETWORKS else None
+        if problem is not None:
+            raise LoraError(f"{label}: its {METADATA_KEY} header has {key} = {json.dumps(value):.60}, {problem}; "
+                            f"{_METADATA_FIX}")
         out.setdefault(network, {})[name] = value
     return out
+
+
+_METADATA_FIX = "save the LoRA again with diffusers' save_lora_weights, or without that header"
+
+
+def _number(value: Any, whole: bool = False) -> bool:
+    """A finite JSON number (not a bool); a whole one above 0 if `whole` (a rank)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return not whole or (value > 0 and value == int(value))
+
+
+def _field_problem(name: str, value: Any) -> str | None:
+    """What is wrong with one LoraConfig field of the header that t2v reads (None: nothing, or not one it reads)."""
+    if name in ("r", "lora_alpha"):
+        return None if _number(value, whole=name == "r") else (
+            "not a whole number above 0" if name == "r" else "not a number")
+    if name in ("use_rslora", "use_dora", "lora_bias"):
+        return None if isinstance(value, bool) or value is None else "not true or false"
+    if name not in ("rank_pattern", "alpha_pattern") or value is None:
+        return None
+    if not isinstance(value, dict):
+        return "not an object of module-name patterns and their values"
+    for pattern, given in value.items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"whose pattern {pattern!r} is not a regular expression ({exc})"
+        rank = name == "rank_pattern"
+        if not _number(given, whole=rank):
+            return f"whose value for {pattern!r} is {given!r}, not a {'whole number above 0' if rank else 'number'}"
+    return None
 
 
 def _parse(state: Mapping[str, torch.Tensor]) -> tuple[dict[tuple[str, str], _Module], list[str]]:
@@ -428,7 +469,7 @@ def _layers(modules: dict[tuple[str, str], _Module], configs: dict[str, dict[str
     other faults to `problems`, one line per kind."""
     adaptable = targets(config)
     kohya_names = {network: {name.replace(".", "_"): name for name in found} for network, found in adaptable.items()}
-    layers, unmatched, misfit, unpaired, seen = [], [], [], [], {}
+    layers, unmatched, misfit, unpaired, unscaled, seen = [], [], [], [], [], {}
     for (network, module), entry in modules.items():
         name = f"{network}.{module}"
         if entry.down is None or entry.up is None:
@@ -449,7 +490,7 @@ def _layers(modules: dict[tuple[str, str], _Module], configs: dict[str, dict[str
             continue
         scale, problem = _scale(entry, resolved, configs.get(network) if configs else None)
         if problem:
-            problems.append(problem)
+            unscaled.append(problem)
             continue
         layers.append(LoraLayer(name, network, target.key, target.part, target.shape, entry.down, entry.up, scale))
     if unmatched:
@@ -457,6 +498,9 @@ def _layers(modules: dict[tuple[str, str], _Module], configs: dict[str, dict[str
     if misfit:
         foreign.append(f"layers whose shapes do not fit their weight: {len(misfit)} ({'; '.join(sorted(misfit)[:5])}"
                        f"{' …' if len(misfit) > 5 else ''})")
+    if unscaled:  # one line, however many layers: a wrong `r` in the header misfits every one
+        problems.append(f"layers its metadata does not fit: {len(unscaled)} ({'; '.join(sorted(unscaled)[:3])}"
+                        f"{' …' if len(unscaled) > 3 else ''})")
     if unpaired:
         problems.append(f"keys without their A or B half: {len(unpaired)} ({preview_keys(unpaired, 5)})")
     return layers
