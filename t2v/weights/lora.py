@@ -469,7 +469,7 @@ def _layers(modules: dict[tuple[str, str], _Module], configs: dict[str, dict[str
     other faults to `problems`, one line per kind."""
     adaptable = targets(config)
     kohya_names = {network: {name.replace(".", "_"): name for name in found} for network, found in adaptable.items()}
-    layers, unmatched, misfit, unpaired, unscaled, seen = [], [], [], [], [], {}
+    layers, unmatched, misfit, unpaired, unscaled, unusable, seen = [], [], [], [], [], [], {}
     for (network, module), entry in modules.items():
         name = f"{network}.{module}"
         if entry.down is None or entry.up is None:
@@ -488,6 +488,9 @@ def _layers(modules: dict[tuple[str, str], _Module], configs: dict[str, dict[str
             misfit.append(f"{name}: A {tuple(entry.down.shape)}, B {tuple(entry.up.shape)} for a weight "
                           f"{target.theirs}")
             continue
+        if entry.down.shape[0] == 0 or not (entry.down.is_floating_point() and entry.up.is_floating_point()):
+            unusable.append(f"{name}: rank {entry.down.shape[0]}, {entry.down.dtype} and {entry.up.dtype}")
+            continue
         scale, problem = _scale(entry, resolved, configs.get(network) if configs else None)
         if problem:
             unscaled.append(problem)
@@ -498,6 +501,9 @@ def _layers(modules: dict[tuple[str, str], _Module], configs: dict[str, dict[str
     if misfit:
         foreign.append(f"layers whose shapes do not fit their weight: {len(misfit)} ({'; '.join(sorted(misfit)[:5])}"
                        f"{' …' if len(misfit) > 5 else ''})")
+    if unusable:  # rank 0 divides alpha by 0; integers or booleans are no trained weights
+        problems.append(f"layers of rank 0 or whose A and B are not floating-point numbers: {len(unusable)} "
+                        f"({'; '.join(sorted(unusable)[:3])}{' …' if len(unusable) > 3 else ''})")
     if unscaled:  # one line, however many layers: a wrong `r` in the header misfits every one
         problems.append(f"layers its metadata does not fit: {len(unscaled)} ({'; '.join(sorted(unscaled)[:3])}"
                         f"{' …' if len(unscaled) > 3 else ''})")

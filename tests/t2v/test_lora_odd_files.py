@@ -15,6 +15,7 @@ from t2v import preflight
 from t2v.config import tiny_config
 from t2v.errors import LoraError
 from t2v.weights.lora import read_lora
+from tests.t2v.lora_files import random_lora
 
 HINT = "; name a LoRA .safetensors file, or a folder holding pytorch_lora_weights.safetensors"
 TORCH = ", where torch.save writes a zip archive or a pickle"
@@ -77,3 +78,27 @@ def test_a_damaged_pickle_is_one_line_without_the_unpicklers_complaint(tmp_path:
     assert preflight.lora("--lora", str(path)) == (f"--lora {path}: {path} is not a readable torch checkpoint: it "
                                                    f"starts as one but is damaged or cut short (torch.load could not "
                                                    f"read it){HINT}")
+
+
+def _one_layer_changed(path: Path, change) -> tuple[Path, str]:
+    """random_lora with its first layer's A and B passed through `change`; (the file, that layer's name)."""
+    state = random_lora(tiny_config())
+    down = next(key for key in state if key.startswith("unet.") and key.endswith(".lora_A.weight"))
+    up = down.replace("lora_A", "lora_B")
+    state[down], state[up] = change(state[down], state[up])
+    save_file(state, str(path))
+    return path, down.removesuffix(".lora_A.weight")
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda down, up: (down[:0], up[:, :0]), "rank 0, torch.float32 and torch.float32"),  # was ZeroDivisionError
+    (lambda down, up: (down.to(torch.int64), up.to(torch.int64)), "rank 2, torch.int64 and torch.int64"),
+    (lambda down, up: (down > 0, up > 0), "rank 2, torch.bool and torch.bool"),  # was fused as 0s and 1s
+])
+def test_a_layer_of_rank_0_or_of_integers_is_refused_naming_it(tmp_path: Path, change, says):
+    path, layer = _one_layer_changed(tmp_path / "style.safetensors", change)
+
+    with pytest.raises(LoraError) as caught:
+        read_lora(path, tiny_config())
+    assert str(caught.value) == (f"{path} does not fit the model tiny-random: layers of rank 0 or whose A and B are "
+                                 f"not floating-point numbers: 1 ({layer}: {says})")
