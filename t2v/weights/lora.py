@@ -163,6 +163,8 @@ def _check_readable(path: Path) -> None:
     empty one (a download or copy cut short), text or a web page saved under a LoRA's name, a safetensors file
     named .bin or the reverse, are said to be so, not as the reader's complaint ("header too small", "EOFError",
     "IndexError: pop from empty list")."""
+    if path.is_symlink() and not path.exists():  # else "missing", while `ls` shows it there
+        raise LoraError(f"{path} is a link to {os.readlink(path)}, which does not exist; {_HINT}")
     try:
         check_readable(path, _HINT)
         size = path.stat().st_size

@@ -102,3 +102,11 @@ def test_a_layer_of_rank_0_or_of_integers_is_refused_naming_it(tmp_path: Path, c
         read_lora(path, tiny_config())
     assert str(caught.value) == (f"{path} does not fit the model tiny-random: layers of rank 0 or whose A and B are "
                                  f"not floating-point numbers: 1 ({layer}: {says})")
+
+
+def test_a_link_to_a_lora_that_is_not_there_names_where_it_points(tmp_path: Path):
+    path = tmp_path / "style.safetensors"  # an operator's loras/ folder of links into a download folder, moved since
+    path.symlink_to(tmp_path / "downloads" / "style.safetensors")
+
+    assert preflight.lora("--lora", str(path)) == (f"--lora {path}: {path} is a link to {tmp_path}/downloads/style."
+                                                   f"safetensors, which does not exist{HINT}")  # was "… is missing"
