@@ -28,6 +28,7 @@ from t2v.loader import MODEL_FOLDER, check_keys, check_source, detect_layout
 from t2v.precision import DTYPES, FP8, missing_device
 from t2v.sizes import bytes_text
 from t2v.weights import export
+from t2v.weights.files import HEAD_BYTES, LFS_POINTER, TORCH_ZIP, safetensors_like, what_it_is
 from t2v.weights.lora import lora_file, lora_keys
 
 Problem = str | None
@@ -348,8 +349,6 @@ def _a_file(option: str, named: str, path: Path) -> str:
     return f"{named} is a file{looked_at}; {to} the folder it is in, {folder}, which holds a model ({layout} layout)"
 
 
-LFS_POINTER = b"version https://git-lfs"  # what a Git clone without git-lfs holds in place of a large file
-TORCH_ZIP = b"PK\x03\x04"  # torch.save's format since torch 1.6: a zip archive, its tensor list at its end
 TORCH_LEGACY = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # the format before: a pickled magic number first
 SAFETENSORS_HEADER_MAX = 100_000_000  # bytes: safetensors refuses a longer header
 
@@ -361,7 +360,7 @@ def weights_file(path: Path) -> Problem:
     try:
         size = path.stat().st_size
         with open(path, "rb") as file:
-            head = file.read(64)
+            head = file.read(HEAD_BYTES)
             if head.startswith(LFS_POINTER):
                 return f"{path} is a Git LFS pointer ({bytes_text(size)}), not the weights it stands for"
             if path.suffix == ".safetensors":
@@ -386,14 +385,13 @@ def _torch_problem(path: Path, head: bytes, size: int) -> Problem:
     if head.startswith(TORCH_LEGACY):
         return (f"{path} is in torch's legacy format (before torch 1.6), which t2v cannot memory-map; the published "
                 "files are zip archives")
-    return (f"{path} is not a torch checkpoint ({bytes_text(size)}; it starts with {head[:16]!r}, not a zip "
-            "archive's PK)")
+    return f"{path} is not a torch checkpoint ({bytes_text(size)}): it is {what_it_is(head)}, not a zip archive"
 
 
 def _safetensors_problem(path: Path, file: BinaryIO, head: bytes, size: int) -> Problem:
     """A .safetensors file's 8-byte header length, its JSON header, and its tensors' data ending where the file does."""
     length = int.from_bytes(head[:8], "little")
-    if head[8:9] != b"{" or length > SAFETENSORS_HEADER_MAX:  # the header is a JSON object
+    if not safetensors_like(head) or length > SAFETENSORS_HEADER_MAX:  # the header is a JSON object
         return (f"{path} is not a safetensors file ({bytes_text(size)}; it does not start with a header length and a "
                 "JSON header)")
     if 8 + length > size:

@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from t2v import ellipsis
 from t2v.errors import WeightsError
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,38 @@ def download_command(repo: str) -> str:
 def web_address(value: str) -> bool:
     """Whether a value given for a folder is a web address (https://…), which no folder here is named."""
     return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value.strip()) is not None
+
+
+HEAD_BYTES = 64  # bytes read to tell what a file is
+LFS_POINTER = b"version https://git-lfs"  # what a Git clone without git-lfs holds in place of a large file
+TORCH_ZIP = b"PK\x03\x04"  # torch.save's format since torch 1.6: a zip archive, its tensor list at its end
+ZIP = b"PK"  # any zip archive's first bytes (an empty one is only its end record, PK\x05\x06)
+PICKLE = b"\x80"  # torch's legacy format and plain pickles: the PROTO opcode first
+
+
+def safetensors_like(head: bytes) -> bool:
+    """Whether a file's first bytes start as a safetensors file does: an 8-byte header length, then the JSON
+    header's '{'."""
+    return len(head) > 8 and head[8:9] == b"{"
+
+
+def what_it_is(head: bytes) -> str:
+    """A few words on what a file starting with `head` (its first HEAD_BYTES) is, where weights were expected: a
+    Git LFS pointer, a web page, text (quoted, cut), or bytes."""
+    if head.startswith(LFS_POINTER):
+        return "a Git LFS pointer, not the file it stands for (`git lfs pull` fetches it)"
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at HEAD_BYTES bytes is still text
+        text = head[:exc.start].decode("utf-8-sig") if exc.start > len(head) - 4 else ""
+    if text and all(c.isprintable() or c in "\t\r\n" for c in text):
+        if text.lstrip().lower().startswith(("<!doctype html", "<html")):
+            return "a web page (HTML: a download saved the page, not the file)"
+        shown = " ".join(text.split())
+        if not shown:
+            return "blank text (spaces and line ends only)"
+        return f"text ({ellipsis.clip(shown, 33)!r})"
+    return f"binary data starting {head[:8]!r}"
 
 
 def check_readable(path: Path, hint: str) -> None:

@@ -43,7 +43,16 @@ from safetensors import SafetensorError, safe_open
 from t2v.config import ModelConfig
 from t2v.errors import LoraError, WeightsError
 from t2v.weights import keys
-from t2v.weights.files import check_readable, preview_keys, read_safetensors
+from t2v.weights.files import (
+    HEAD_BYTES,
+    PICKLE,
+    ZIP,
+    check_readable,
+    preview_keys,
+    read_safetensors,
+    safetensors_like,
+    what_it_is,
+)
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +178,7 @@ def _check_readable(path: Path) -> None:
         check_readable(path, _HINT)
         size = path.stat().st_size
         with open(path, "rb") as file:
-            head = file.read(_HEAD)
+            head = file.read(HEAD_BYTES)
     except WeightsError as exc:
         raise LoraError(str(exc)) from exc
     except OSError as exc:
@@ -181,23 +190,13 @@ def _check_readable(path: Path) -> None:
         raise LoraError(f"{path} {problem}; {_HINT}")
 
 
-_HEAD = 64  # bytes read to tell what a file is
-_TORCH_ZIP = b"PK"  # torch.save's format since torch 1.6: a zip archive holding <name>/data.pkl
-_PICKLE = b"\x80"  # torch's legacy format and plain pickles: the PROTO opcode first
-
-
-def _safetensors_like(head: bytes) -> bool:
-    """Whether `head` starts as a safetensors file does: an 8-byte header length, then the JSON header's '{'."""
-    return len(head) > 8 and head[8:9] == b"{"
-
-
 def _safetensors_head(path: Path, head: bytes, size: int) -> str | None:
     """What a .safetensors file is instead, told from its first bytes; None when it starts as one should."""
-    if head.startswith((_TORCH_ZIP, _PICKLE)):
+    if head.startswith((ZIP, PICKLE)):
         return f"is a torch checkpoint, not a safetensors file: name it {path.with_suffix('.bin').name}"
-    if not _safetensors_like(head):
-        return (f"is not a readable safetensors file: it is {_what(head)}, where a safetensors file starts with its "
-                "header's length and a JSON header")
+    if not safetensors_like(head):
+        return (f"is not a readable safetensors file: it is {what_it_is(head)}, where a safetensors file starts "
+                "with its header's length and a JSON header")
     length = int.from_bytes(head[:8], "little")
     if 8 + length > size:
         return f"is not a readable safetensors file: it is truncated ({size} bytes; its header alone says {8 + length})"
@@ -207,12 +206,12 @@ def _safetensors_head(path: Path, head: bytes, size: int) -> str | None:
 def _torch_head(path: Path, head: bytes) -> str | None:
     """What a .bin/.pt file is instead of a torch checkpoint (a zip archive holding data.pkl, or a legacy pickle),
     told from its first bytes and, for a zip archive, its list of files; None when it looks like one."""
-    if _safetensors_like(head):
+    if safetensors_like(head):
         return f"is a safetensors file, not a torch checkpoint: name it {path.with_suffix('.safetensors').name}"
-    if head.startswith(_PICKLE):
+    if head.startswith(PICKLE):
         return None
-    if not head.startswith(_TORCH_ZIP):
-        return f"is not a torch checkpoint: it is {_what(head)}, where torch.save writes a zip archive or a pickle"
+    if not head.startswith(ZIP):
+        return f"is not a torch checkpoint: it is {what_it_is(head)}, where torch.save writes a zip archive or a pickle"
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -223,24 +222,6 @@ def _torch_head(path: Path, head: bytes) -> str | None:
         held = ", ".join(names[:3]) + (" …" if len(names) > 3 else "") if names else "nothing"
         return f"is a zip archive that is not a torch checkpoint (it holds {held}; torch.save writes <name>/data.pkl)"
     return None
-
-
-def _what(head: bytes) -> str:
-    """A few words on what a file starting with `head` is: text (quoted), a web page, a Git LFS pointer, or bytes."""
-    if head.startswith(b"version https://git-lfs"):
-        return "a Git LFS pointer, not the file it stands for (`git lfs pull` fetches it)"
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:  # a multi-byte character cut at _HEAD bytes is still text
-        text = head[:exc.start].decode("utf-8-sig") if exc.start > len(head) - 4 else ""
-    if text and all(c.isprintable() or c in "\t\r\n" for c in text):
-        if text.lstrip().lower().startswith(("<!doctype html", "<html")):
-            return "a web page (HTML: a download saved the page, not the file)"
-        shown = " ".join(text.split())
-        if not shown:
-            return "blank text (spaces and line ends only)"
-        return f"text ({shown[:32]!r}{'…' if len(shown) > 32 else ''})"
-    return f"binary data starting {head[:8]!r}"
 
 
 def _pickled_state(path: Path) -> dict[str, torch.Tensor]:

@@ -65,8 +65,12 @@ def test_each_damaged_checkpoint_is_named_in_the_one_line(tmp_path):
 def test_a_file_that_is_no_checkpoint_says_how_it_starts(tmp_path):
     page = tmp_path / "open_clip_pytorch_model.bin"
     page.write_text("<!DOCTYPE html><html>rate limited</html>")
-    assert preflight.weights_file(page) == (f"{page} is not a torch checkpoint (40 bytes; it starts with "
-                                            "b'<!DOCTYPE html><', not a zip archive's PK)")
+    assert preflight.weights_file(page) == (f"{page} is not a torch checkpoint (40 bytes): it is a web page (HTML: "
+                                            "a download saved the page, not the file), not a zip archive")
+    data = tmp_path / "text2video_pytorch_model.pth"
+    data.write_bytes(bytes(range(200, 256)))
+    assert preflight.weights_file(data) == (f"{data} is not a torch checkpoint (56 bytes): it is binary data starting "
+                                            "b'\\xc8\\xc9\\xca\\xcb\\xcc\\xcd\\xce\\xcf', not a zip archive")
 
 
 def test_a_truncated_safetensors_file_says_how_big_its_header_says_it_is_without_reading_its_data(tmp_path):
