@@ -51,10 +51,12 @@ class Delivery(StrEnum):
 
 class StopRequester(StrEnum):
     """Who asked to stop a running job when its requester did not: stopped so, it is cancelled uncharged, after a
-    restart too; stored as its lowercase value."""
+    restart too; stored as its lowercase value (at most 16 characters: `jobs.stop_requested_by` is a VARCHAR(16)
+    without a CHECK constraint, so a new value needs no migration)."""
 
     MODERATOR = "moderator"  # a moderator of its server cancelled it
     BLOCK = "block"  # a moderator blocked its requester
+    SERVER_LEFT = "server_left"  # the bot was removed from its server (kicked, the server deleted, or left)
 
 
 class ShowcaseState(StrEnum):

@@ -5,8 +5,9 @@ of their server (who moderates what is the Discord layer's to say: bot.ui.permis
 told a moderator cancelled it; it costs its requester nothing (their own cancel of a running job counts, as its GPU
 time was spent; a moderator's stop was not their doing: bot.jobs.outcomes records it uncharged, and so does a
 start after a crash that came before it stopped, which reads who asked in its row). A
-server the bot is removed from has all its jobs cancelled so, and a user blocked in a server (or everywhere) all
-theirs there, each told it was cancelled because a moderator blocked them, and not charged."""
+server the bot is removed from has all its jobs cancelled so, uncharged (its running ones' requesters told why), and a
+user blocked in a server (or everywhere) all theirs there, each told it was cancelled because a moderator blocked them,
+and not charged."""
 
 from __future__ import annotations
 
@@ -65,8 +66,8 @@ class Cancels:
         None), or job_id of another member where `moderates` says the user moderates it; raise NothingToCancel."""
         job = (self._newest_active(user_id, here) if job_id is None
                else await self._active(user_id, job_id, moderates))
-        by_moderator = job.user_id != user_id  # `_active` let a moderator of its server through
-        who = f"moderator {user_id}" if by_moderator else "its user"
+        by = StopRequester.MODERATOR if job.user_id != user_id else None  # `_active` let a moderator through
+        who = "its user" if by is None else f"moderator {user_id}"
         entry = self._running.get(job.id)
         if entry is None:
             self._queue.cancel(job.id)
@@ -75,12 +76,12 @@ class Cancels:
             except InvalidTransitionError as error:  # it ended since it was read: a second press of ✖ Cancel, say
                 raise NothingToCancel(f"Job #{job.id} is already {error.current}.") from None
             log.info("job %d cancelled by %s while queued", job.id, who)
-            await self._announce(cancelled_event(by_moderator), record)
+            await self._announce(cancelled_event(by), record)
             return record
         if entry.recorded and not entry.user_cancelled:  # rendered: its outcome is being written and posted
             raise NothingToCancel(f"Job #{job.id} is already finishing; too late to cancel it.")
         if not entry.user_cancelled:  # the first cancel says who cancelled it
-            entry.by_moderator = by_moderator
+            entry.stopped_by = by
         entry.user_cancelled = True
         entry.token.cancel()
         log.info("job %d cancel requested by %s while running", job.id, who)
@@ -91,20 +92,21 @@ class Cancels:
 
     async def cancel_server(self, guild_id: int) -> tuple[int, int]:
         """Cancel every job of a server the bot is no longer in (its channels are out of reach): the queued ones at
-        once, unannounced, the running ones at their next step. (queued, running) counts."""
-        return await self._cancel_all(lambda job: job.guild_id == guild_id, announce=False)
+        once, unannounced, the running ones at their next step, told why; none is charged, its requester did nothing.
+        (queued, running) counts."""
+        return await self._cancel_all(lambda job: job.guild_id == guild_id, StopRequester.SERVER_LEFT, announce=False)
 
     async def cancel_blocked(self, user_id: int, guild_id: int) -> tuple[int, int]:
         """Cancel the jobs of a user just blocked in a server (GLOBAL: everywhere, direct messages too): the queued
         ones at once, the running ones at their next step, each status saying it was cancelled because a moderator
         blocked its requester (nothing is charged). (queued, running) counts."""
-        return await self._cancel_all(
-            lambda job: job.user_id == user_id and guild_id in (GLOBAL, job.guild_id), announce=True, blocked=True)
+        return await self._cancel_all(lambda job: job.user_id == user_id and guild_id in (GLOBAL, job.guild_id),
+                                      StopRequester.BLOCK, announce=True)
 
-    async def _cancel_all(self, chosen: Callable[[JobRecord], bool], *, announce: bool,
-                          blocked: bool = False) -> tuple[int, int]:
-        """Cancel every queued and running job `chosen` picks (`blocked`: a moderator's block, told as such and not
-        charged); (queued, running) counts."""
+    async def _cancel_all(self, chosen: Callable[[JobRecord], bool], by: StopRequester, *,
+                          announce: bool) -> tuple[int, int]:
+        """Cancel every queued and running job `chosen` picks, stopped `by` what is not their requesters' doing (told
+        as such, not charged); `announce`: the queued ones' too. (queued, running) counts."""
         # Both sets are taken before the first await: meanwhile the dispatcher could start a queued one, which would
         # then be cancelled twice, as queued and as running.
         queued = [item.job for item in self._queue.service_order() if chosen(item.job)]
@@ -113,7 +115,7 @@ class Cancels:
         running = [entry for entry in self._running  # not one already cancelled, nor one finished and being posted
                    if chosen(entry.job) and not entry.user_cancelled and not entry.recorded]
         for entry in running:
-            entry.user_cancelled, entry.by_moderator, entry.blocked = True, blocked, blocked
+            entry.user_cancelled, entry.stopped_by = True, by
             entry.token.cancel()
         for job in queued:
             try:
@@ -121,7 +123,7 @@ class Cancels:
             except InvalidTransitionError:  # its user's /cancel came first
                 continue
             if announce:
-                await self._announce(cancelled_event(by_moderator=blocked, blocked=blocked), record)
+                await self._announce(cancelled_event(by), record)
         unsubmitted = sum(not entry.submitted for entry in running)  # its unit's starts are being written: never
         for entry in running:                                          # started, it is cancelled as a queued one is
             await self._settle_running(entry)
@@ -130,12 +132,12 @@ class Cancels:
     async def _settle_running(self, entry: RunningJob) -> JobRecord | None:
         """After a running job's token was cancelled: a batch member is dropped now (the others run on); a job alone
         is flagged, with who asked when not its requester, so a start after a crash before its next step cancels it
-        as its stop would have (uncharged, for a moderator's or a block's), never runs it again. None when it
-        finished meanwhile."""
+        as its stop would have (uncharged, for a moderator's, a block's or the server's removal), never runs it again.
+        None when it finished meanwhile."""
         if entry.runs_on_in_batch():
             return await self._outcomes.drop_member(entry)
         try:
-            return await self._repo.request_cancel(entry.job.id, by=stop_requester(entry))
+            return await self._repo.request_cancel(entry.job.id, by=entry.stopped_by)
         except InvalidTransitionError:  # it finished while the flag was written
             return None
 
@@ -174,10 +176,3 @@ class Cancels:
         if not job.is_active:
             raise NothingToCancel(f"Job #{job_id} is already {job.state}.")
         return job
-
-
-def stop_requester(entry: RunningJob) -> StopRequester | None:
-    """Who asked to stop a running job, when not its requester (the first cancel says who)."""
-    if entry.blocked:
-        return StopRequester.BLOCK
-    return StopRequester.MODERATOR if entry.by_moderator else None

@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.gpu.previews import Preview
-from storage import JobRecord
+from storage import JobRecord, StopRequester
 
 log = logging.getLogger(__name__)
 
 _OUTCOMES = {"job_done": "done", "job_failed": "failed", "job_cancelled": "cancelled",
-             "job_cancelled_by_moderator": "cancelled", "job_cancelled_by_block": "cancelled"}  # event -> outcome
+             "job_cancelled_by_moderator": "cancelled", "job_cancelled_by_block": "cancelled",
+             "job_cancelled_by_server_removal": "cancelled"}  # event -> outcome
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,18 @@ class JobEvents(Protocol):
 
     async def job_cancelled_by_block(self, job: JobRecord) -> None: ...  # its requester was blocked: told so
 
+    async def job_cancelled_by_server_removal(self, job: JobRecord) -> None: ...  # the bot left its server: told so
 
-def cancelled_event(by_moderator: bool, blocked: bool = False) -> str:
-    """The JobEvents call that announces a cancelled job: a moderator's cancel (of a member's job in their server) is
-    told as such to its requester, and one of a block's cancels as the block's."""
-    if blocked:
-        return "job_cancelled_by_block"
-    return "job_cancelled_by_moderator" if by_moderator else "job_cancelled"
+
+_CANCELLED_BY = {None: "job_cancelled", StopRequester.MODERATOR: "job_cancelled_by_moderator",
+                 StopRequester.BLOCK: "job_cancelled_by_block",
+                 StopRequester.SERVER_LEFT: "job_cancelled_by_server_removal"}
+
+
+def cancelled_event(by: StopRequester | None) -> str:
+    """The JobEvents call that announces a cancelled job: its requester's own cancel (`by` None), or one they did not
+    ask for, told with who or what stopped it (a moderator of its server, a block, the bot's removal from it)."""
+    return _CANCELLED_BY[by]
 
 
 class Meter(Protocol):

@@ -82,11 +82,12 @@ class Outcomes:
             log.info("job %d stopped by shutdown; it will run after the next start", entry.job.id)
             return
         now = self._clock()
-        charged = not entry.by_moderator  # a moderator's stop is not its requester's doing: not charged
+        by = entry.stopped_by
+        charged = by is None  # a stop its requester did not ask for (a moderator's, a block's, the server's removal)
         job = await written(self._repo.mark_cancelled(entry.job.id, now=now, charged=charged),
                             replace(entry.job, state=JobState.CANCELLED, finished_at=now))
-        log.info("job %d cancelled while running%s", job.id, "" if charged else " by a moderator; not charged")
-        await self._announce(cancelled_event(entry.by_moderator, entry.blocked), job)
+        log.info("job %d cancelled while running%s", job.id, "" if charged else f" (stopped by: {by}); not charged")
+        await self._announce(cancelled_event(by), job)
 
     async def _failed(self, entry: RunningJob, error: BaseException) -> None:
         """Record a failed job and apologise through the announcer."""

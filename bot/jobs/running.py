@@ -11,7 +11,7 @@ from bot.gpu.executor import CancelToken
 from bot.gpu.previews import Preview
 from bot.jobs.queue import FairQueue
 from bot.jobs.spec import JobSpec, Queued
-from storage import JobRecord, JobState
+from storage import JobRecord, JobState, StopRequester
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ class RunningJob:
     submitted: bool = False  # its unit's starts are written and it goes to the worker; until then a cancel makes it
     # one that never started (bot.jobs.units), free
     user_cancelled: bool = False
-    by_moderator: bool = False  # cancelled by a moderator of its server, not its requester (told so)
-    blocked: bool = False  # cancelled because a moderator blocked its requester (told so)
+    stopped_by: StopRequester | None = None  # who cancelled it when not its requester (a moderator, a block, the
+    # bot's removal from its server): not charged, and its requester told so
     timed_out: bool = False  # stopped for running past the time limit
     finished: bool = False  # no more progress events once the outcome is being recorded
     event: asyncio.Task[None] | None = None  # job_started or the latest job_progress call

@@ -40,7 +40,7 @@ from bot.moderation.policy import PolicyGate
 from bot.moderation.rules import Moderation
 from bot.moderation.styles import ServerStyles
 from bot.settings import JOB_TIME_LIMIT_S, SHUTDOWN_GRACE_S
-from storage import GLOBAL, JobRecord, JobState, Repository, StopRequester, utc_now
+from storage import GLOBAL, JobRecord, JobState, Repository, utc_now
 from t2v.errors import GenerationCancelled, InvalidRequest, WeightsError
 from t2v.request import LIMITS
 from t2v.sizes import frame_text
@@ -369,12 +369,12 @@ class VideoService:
                                                           "restarts and was dropped. Nothing was charged.")
 
     async def _cancel_asked(self, job: JobRecord) -> None:
-        """Cancel a job whose cancel was asked before the process ended, as its stop would have: one a moderator or a
-        block stopped costs its requester nothing, and they are told who stopped it."""
+        """Cancel a job whose cancel was asked before the process ended, as its stop would have: one a moderator, a
+        block or the server's removal stopped costs its requester nothing, and they are told who or what stopped it."""
         by = job.stop_requested_by
         record = await self._repo.mark_cancelled(job.id, now=self._clock(), charged=by is None)
         if by is None:
             log.info("job %d, whose requester cancelled it before the restart, is cancelled", job.id)
         else:
-            log.info("job %d, which a %s was stopping at the restart, is cancelled; not charged", job.id, by)
-        await self.announce(cancelled_event(by is not None, by == StopRequester.BLOCK), record)
+            log.info("job %d, being stopped at the restart (stopped by: %s), is cancelled; not charged", job.id, by)
+        await self.announce(cancelled_event(by), record)

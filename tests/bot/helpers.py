@@ -136,7 +136,8 @@ class Events:
         self.calls.append((name, job_id))
         self.payloads[name, job_id] = payload
         self._arrived[name, job_id].set()
-        if name in ("done", "failed", "cancelled", "cancelled by a moderator", "cancelled by a block"):
+        if name in ("done", "failed", "cancelled", "cancelled by a moderator", "cancelled by a block",
+                    "cancelled by the server's removal"):
             self._arrived["ended", job_id].set()
 
     async def wait(self, name: str, job_id: int) -> Any:
@@ -171,6 +172,9 @@ class Events:
 
     async def job_cancelled_by_block(self, job: JobRecord) -> None:
         self.record("cancelled by a block", job.id, job)
+
+    async def job_cancelled_by_server_removal(self, job: JobRecord) -> None:
+        self.record("cancelled by the server's removal", job.id, job)
 
 
 class BrokenEvents(Events):

@@ -8,9 +8,11 @@ from storage import JobState, Repository, StopRequester
 from tests.storage.test_tenancy_migration import downgrade_to
 
 
-async def test_a_stop_asked_by_a_moderator_or_a_block_is_kept_with_the_cancel_flag(repo: Repository, make_job) -> None:
-    jobs = [await make_job() for _ in range(3)]
-    for job, by in zip(jobs, (StopRequester.MODERATOR, StopRequester.BLOCK, None), strict=True):
+async def test_a_stop_asked_by_a_moderator_a_block_or_a_servers_removal_is_kept_with_the_cancel_flag(
+        repo: Repository, make_job) -> None:
+    jobs = [await make_job() for _ in range(4)]
+    for job, by in zip(jobs, (StopRequester.MODERATOR, StopRequester.BLOCK, StopRequester.SERVER_LEFT, None),
+                       strict=True):
         await repo.mark_running(job.id)
         await repo.request_cancel(job.id, by=by)
 
@@ -18,7 +20,7 @@ async def test_a_stop_asked_by_a_moderator_or_a_block_is_kept_with_the_cancel_fl
 
     assert [(job.state, job.cancel_requested, job.stop_requested_by) for job in stored] == [
         (JobState.RUNNING, True, StopRequester.MODERATOR), (JobState.RUNNING, True, StopRequester.BLOCK),
-        (JobState.RUNNING, True, None)]  # None: its requester's own cancel
+        (JobState.RUNNING, True, StopRequester.SERVER_LEFT), (JobState.RUNNING, True, None)]  # None: its requester's
     assert (await repo.get_job((await make_job()).id)).stop_requested_by is None  # nobody asked
 
 

@@ -1,6 +1,6 @@
-"""A moderator's stop of a running job, or a block's, outlives a crash: the job's row says who asked, so the next start
-cancels it uncharged and tells its requester who stopped it, as the stop itself would have. The requester's own
-cancel still counts, as before (its GPU time was spent)."""
+"""A moderator's stop of a running job, a block's, or the bot's removal from the job's server, outlives a crash: the
+job's row says who asked, so the next start cancels it uncharged and tells its requester who or what stopped it, as the
+stop itself would have. The requester's own cancel still counts, as before (its GPU time was spent)."""
 
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -78,6 +78,36 @@ async def test_a_blocks_stop_asked_before_a_crash_is_not_charged_after_the_resta
     assert after.events.of(job_id) == ["cancelled by a block"]
     job = await after.repo.get_job(job_id)
     assert (job.state, job.started_at, job.stop_requested_by) == (JobState.CANCELLED, None, StopRequester.BLOCK)
+
+
+async def test_a_running_job_of_a_server_the_bot_is_removed_from_is_not_charged(make_service, database):
+    h = await make_service()
+    h.pipeline.hold.clear()
+    running = await h.submit(1, PROMPTS[0], steps=20)  # asked in server 600
+    await h.events.wait("progress", running.job.id)
+
+    assert await h.service.cancel_server(600) == (0, 1)
+    h.pipeline.hold.set()
+    await h.events.wait("ended", running.job.id)
+
+    assert await database.moderation().count_usage(1, NOW - timedelta(days=1), guild_id=600) == 0  # not their doing
+    assert h.events.of(running.job.id)[-1] == "cancelled by the server's removal"  # its requester is told why
+    job = await h.repo.get_job(running.job.id)
+    assert (job.state, job.started_at, job.stop_requested_by) == (JobState.CANCELLED, None, StopRequester.SERVER_LEFT)
+
+
+async def test_a_server_removals_stop_asked_before_a_crash_is_not_charged_after_the_restart(crashed, make_service):
+    async def removed(h: Harness, job_id: int) -> object:
+        return await h.service.cancel_server(600)
+
+    job_id, after, used = await stopping(make_service, removed, crashed)
+
+    await after.events.wait("ended", job_id)
+    assert await used() == 0
+    assert after.events.of(job_id) == ["cancelled by the server's removal"]
+    job = await after.repo.get_job(job_id)
+    assert (job.state, job.started_at, job.stop_requested_by) == (JobState.CANCELLED, None, StopRequester.SERVER_LEFT)
+    assert after.pipeline.steps_run == {}
 
 
 async def test_the_requesters_own_stop_asked_before_a_crash_still_counts_after_the_restart(crashed, make_service):
