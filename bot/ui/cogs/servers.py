@@ -2,7 +2,8 @@
 when it starts and when someone invites it — unless at start the list names none of its servers (a typo): then it
 leaves none and says so; empty, it stays in every server it is invited to. Removed from a server, it cancels that
 server's jobs — at once, or, removed while it was not running, once every server has arrived after the start (the
-jobs it restored from the database). Once every server has arrived after the start, each of MOD_ROLE_ID,
+jobs it restored from the database), and drops that server's own denylist gate (the client's on_guild_remove does so
+at once). Once every server has arrived after the start, each of MOD_ROLE_ID,
 SHOWCASE_CHANNEL_ID and GALLERY_FRONT_PAGE (a server id) that names nothing in them is one warning line (a typo'd id
 otherwise fails silently); a bot started in no server yet (set up before its first invite) checks them when it first
 joins one."""
@@ -61,12 +62,13 @@ class ServersCog(commands.Cog, name="Servers"):
     async def _cancel_jobs_of_servers_left(self) -> None:
         """Once a session (each on_ready), when the bot is ready and every server has arrived (none unavailable):
         cancel the jobs of servers it is no longer in — removed while it was not running or disconnected, no
-        on_guild_remove ever came."""
+        on_guild_remove ever came — and drop each one's own denylist gate, as the client's on_guild_remove does."""
         guilds = list(self.bot.guilds)
         if self._swept or not self.bot.is_ready() or any(guild.unavailable for guild in guilds):
             return
         self._swept = True
         for guild_id in sorted(self.service.servers_with_jobs() - {guild.id for guild in guilds}):
+            self.service.gate.forget_server(guild_id)
             queued, running = await self.service.cancel_server(guild_id)
             log.info("not in server %d since before the start: cancelled %d queued and %d running jobs of it",
                      guild_id, queued, running)

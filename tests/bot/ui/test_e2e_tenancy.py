@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot.moderation.gates import ServerGates
 from storage import GLOBAL, JobState
 from storage.records import ShowcaseState
 from tests.bot.conftest import Stack, Stacks
@@ -347,6 +348,35 @@ async def test_removed_from_a_server_while_the_bot_was_down_its_restored_jobs_ar
     assert [(job.prompt, job.state) for job in jobs] == [
         ("a lantern in A", JobState.DONE), ("a kite in B", JobState.CANCELLED), ("a boat in A", JobState.DONE)]
     assert f"not in server {w.b.id} since before the start: cancelled " in caplog.text
+
+
+async def test_removed_from_a_server_while_the_bot_was_down_its_denylist_gate_is_dropped_once_servers_arrive(
+        stacks: Stacks, scripted, monkeypatch):
+    w = two_servers(stacks.fake)
+    scripted.gate("a lantern in A")  # holds the worker, across the restart too: B's job stays queued
+    async with stacks.run(lambda device: scripted) as stack:
+        await command(stack.fake, "videomod denylist add", w.mallory, w.b, pattern="exploding kittens",
+                      category="violence")
+        await video(stack.fake, "a lantern in A", w.bob, w.a)
+        await scripted.finished_step("a lantern in A", 0)
+        await video(stack.fake, "a kite in B", w.carol, w.b)
+    stacks.fake.leave(w.b.id)  # removed while the bot is not running: no GUILD_DELETE will ever say so
+    forgotten: list[int] = []
+    forget = ServerGates.forget_server
+
+    def forgetting(gates: ServerGates, guild_id: int) -> None:
+        forget(gates, guild_id)
+        forgotten.append(guild_id)
+        stacks.fake.notify()
+
+    monkeypatch.setattr(ServerGates, "forget_server", forgetting)
+    async with stacks.run(lambda device: scripted) as stack:
+        gates = stack.bot.service.gate  # built at the start with B's list, as for every server with one
+        await stack.fake.wait_for(lambda: forgotten, what="the gate of the server left meanwhile to be dropped")
+        kept = [entry.pattern for entry in gates.own_entries(w.b.id)]
+
+    assert forgotten == [w.b.id] and w.b.id not in gates._gates  # what it remembered of B's prompts goes with it
+    assert kept == ["exploding kittens"]  # invited back, B's list is there again
 
 
 async def test_a_server_not_on_the_allowlist_is_left_at_start_and_when_invited(stacks: Stacks, scripted, caplog):
