@@ -71,6 +71,10 @@ class ServerGates:
             self._gates[guild_id] = gate
         return gate
 
+    def servers(self) -> set[int]:
+        """The servers with a gate of their own now (a departed one's is dropped: forget_server)."""
+        return set(self._gates)
+
     def own_entries(self, guild_id: int) -> tuple[DenylistEntry, ...]:
         """A server's own entries (what its moderators added)."""
         return self._own.get(guild_id, ())

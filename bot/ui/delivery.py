@@ -259,6 +259,12 @@ class Delivery:
         its reason and end, answers their next request)."""
         await self._finish(job, f"✖ A moderator cancelled job #{job.id}: you are blocked from making videos.", None)
 
+    async def job_cancelled_by_server_removal(self, job: JobRecord) -> None:
+        """Tell the requester their job was cancelled because the bot was removed from its server (kicked, the server
+        deleted, or left), so it is not charged: where the message can still reach them (a private job's DM, say)."""
+        await self._finish(job, f"✖ Job #{job.id} was cancelled: the bot was removed from the server it was asked in. "
+                                "Nothing was charged.", None)
+
     def reopen(self, job: JobRecord) -> None:
         """A finished job whose post is pending gets a final message again (bot.ui.late_posts: its video, or why
         not)."""

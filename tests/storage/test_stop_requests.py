@@ -39,5 +39,5 @@ async def test_a_downgrade_below_0007_names_the_jobs_a_moderator_is_stopping_and
         await connection.run_sync(downgrade_to, "0006")
         assert "stop_requested_by" not in await connection.run_sync(columns)
 
-    assert ("the older release will charge the requesters of the jobs a moderator or a block is stopping, if it "
-            f"cancels them at its start (1: jobs {stopping.id})") in caplog.text
+    assert ("the older release will charge the requesters of the jobs being stopped by a moderator, a block or the "
+            f"bot's removal from their server, if it cancels them at its start (1: jobs {stopping.id})") in caplog.text

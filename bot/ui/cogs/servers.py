@@ -67,11 +67,13 @@ class ServersCog(commands.Cog, name="Servers"):
         if self._swept or not self.bot.is_ready() or any(guild.unavailable for guild in guilds):
             return
         self._swept = True
-        for guild_id in sorted(self.service.servers_with_jobs() - {guild.id for guild in guilds}):
-            self.service.gate.forget_server(guild_id)
-            queued, running = await self.service.cancel_server(guild_id)
-            log.info("not in server %d since before the start: cancelled %d queued and %d running jobs of it",
-                     guild_id, queued, running)
+        with_jobs, gates = self.service.servers_with_jobs(), self.service.gate
+        for guild_id in sorted((with_jobs | gates.servers()) - {guild.id for guild in guilds}):
+            gates.forget_server(guild_id)
+            if guild_id in with_jobs:
+                queued, running = await self.service.cancel_server(guild_id)
+                log.info("not in server %d since before the start: cancelled %d queued and %d running jobs of it",
+                         guild_id, queued, running)
 
     def _check_ids(self) -> None:
         """One warning for each id setting that names nothing in the bot's servers, once a start, and only when the

@@ -8,9 +8,9 @@ Create Date: 2026-12-10
 at every MESSAGE_DELETE whether the message was a showcase post (`showcase_entries` by channel and message). Without
 the indexes each read the whole table: adds `ix_jobs_created_at` and `ix_showcase_entries_channel_id_message_id`.
 
-Adds `jobs.stop_requested_by` (moderator, block; NULL for every existing row): a moderator's stop of a running job, or
-a block's, is kept with its cancel_requested flag, so a restart before the job stops cancels it uncharged, as the stop
-itself would have.
+Adds `jobs.stop_requested_by` (moderator, block, server_left; NULL for every existing row): a moderator's stop of a
+running job, a block's or the bot's removal from its server, is kept with its cancel_requested flag, so a restart
+before the job stops cancels it uncharged, as the stop itself would have.
 """
 
 from __future__ import annotations
@@ -37,14 +37,16 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop the two indexes and `jobs.stop_requested_by`; in place on SQLite (3.35 and later), where a copy of the
-    table would cascade its deletion to the showcase entries and their votes. Running jobs a moderator or a block is
-    stopping are named: the older release charges their requesters if it cancels them at its start."""
+    table would cascade its deletion to the showcase entries and their votes. Running jobs being stopped by other than
+    their requesters (a moderator, a block, the bot's removal from their server) are named: the older release charges
+    their requesters if it cancels them at its start."""
     asked = op.get_bind().execute(sa.text("SELECT id FROM jobs WHERE stop_requested_by IS NOT NULL AND state IN "
                                           "('queued', 'running') ORDER BY id")).scalars()
     charged = list(asked)
     if charged:
-        log.warning("the older release will charge the requesters of the jobs a moderator or a block is stopping, if "
-                    "it cancels them at its start (%d: jobs %s)", len(charged), ", ".join(map(str, charged[:20])))
+        log.warning("the older release will charge the requesters of the jobs being stopped by a moderator, a block "
+                    "or the bot's removal from their server, if it cancels them at its start (%d: jobs %s)",
+                    len(charged), ", ".join(map(str, charged[:20])))
     if op.get_bind().dialect.name == "sqlite":
         op.execute("ALTER TABLE jobs DROP COLUMN stop_requested_by")
     else:

@@ -313,17 +313,20 @@ async def test_removed_from_a_server_the_bot_cancels_its_jobs_and_serves_the_oth
     scripted.gate("a lantern in B")  # it never gets a step: it waits for one until it is cancelled
     async with stacks.run(lambda device: scripted) as stack:
         fake = stack.fake
-        await video(fake, "a lantern in B", w.bob, w.b)
+        lantern = await video(fake, "a lantern in B", w.bob, w.b)
         await scripted.finished_step("a lantern in B", 0)
         await video(fake, "a kite in B", w.carol, w.b)
         in_a = await fake.slash("video", {"prompt": "a kite in A", "aspect": "tiny"}, user=w.dave, guild=w.a)
         await fake.kick(w.b)  # B's running job stops at once (it was waiting for its next step), A's job goes next
         delivered = await in_a.wait_followup(has_video)
+        await fake.wait_for(lambda: "removed from the server" in lantern.content, what="the lantern's status to end")
         jobs = await stack.jobs()
 
     assert [(job.prompt, job.state) for job in jobs] == [
         ("a lantern in B", JobState.CANCELLED), ("a kite in B", JobState.CANCELLED), ("a kite in A", JobState.DONE)]
     assert delivered.attachments and "a kite in B" not in scripted.started
+    assert lantern.content.endswith(f"✖ Job #{jobs[0].id} was cancelled: the bot was removed from the server it was "
+                                    "asked in. Nothing was charged.")  # not "✖ Cancelled", as if bob had cancelled it
     assert f"removed from server Server B ({w.b.id}): cancelled 1 queued and 1 running jobs of it" in caplog.text
 
 
@@ -377,6 +380,30 @@ async def test_removed_from_a_server_while_the_bot_was_down_its_denylist_gate_is
 
     assert forgotten == [w.b.id] and w.b.id not in gates._gates  # what it remembered of B's prompts goes with it
     assert kept == ["exploding kittens"]  # invited back, B's list is there again
+
+
+async def test_removed_while_the_bot_was_down_a_server_with_no_job_has_its_denylist_gate_dropped_too(stacks: Stacks,
+                                                                                                     scripted,
+                                                                                                     monkeypatch):
+    w = two_servers(stacks.fake)
+    async with stacks.run(lambda device: scripted) as stack:
+        await command(stack.fake, "videomod denylist add", w.mallory, w.b, pattern="exploding kittens",
+                      category="violence")
+    stacks.fake.leave(w.b.id)  # no job of B's is queued or running: the sweep found nothing of B's to cancel
+    forgotten: list[int] = []
+    forget = ServerGates.forget_server
+
+    def forgetting(gates: ServerGates, guild_id: int) -> None:
+        forget(gates, guild_id)
+        forgotten.append(guild_id)
+        stacks.fake.notify()
+
+    monkeypatch.setattr(ServerGates, "forget_server", forgetting)
+    async with stacks.run(lambda device: scripted) as stack:
+        gates = stack.bot.service.gate
+        await stack.fake.wait_for(lambda: forgotten, what="B's gate to be dropped")
+        assert forgotten == [w.b.id] and w.b.id not in gates.servers()
+        assert [entry.pattern for entry in gates.own_entries(w.b.id)] == ["exploding kittens"]
 
 
 async def test_a_server_not_on_the_allowlist_is_left_at_start_and_when_invited(stacks: Stacks, scripted, caplog):
