@@ -353,6 +353,21 @@ async def test_removed_from_a_server_while_the_bot_was_down_its_restored_jobs_ar
     assert f"not in server {w.b.id} since before the start: cancelled " in caplog.text
 
 
+def recording_forgets(stacks: Stacks, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The servers whose own denylist gate is dropped from now on (ServerGates.forget_server), in order; each drop
+    wakes the fake's waiters."""
+    forgotten: list[int] = []
+    forget = ServerGates.forget_server
+
+    def forgetting(gates: ServerGates, guild_id: int) -> None:
+        forget(gates, guild_id)
+        forgotten.append(guild_id)
+        stacks.fake.notify()
+
+    monkeypatch.setattr(ServerGates, "forget_server", forgetting)
+    return forgotten
+
+
 async def test_removed_from_a_server_while_the_bot_was_down_its_denylist_gate_is_dropped_once_servers_arrive(
         stacks: Stacks, scripted, monkeypatch):
     w = two_servers(stacks.fake)
@@ -364,15 +379,7 @@ async def test_removed_from_a_server_while_the_bot_was_down_its_denylist_gate_is
         await scripted.finished_step("a lantern in A", 0)
         await video(stack.fake, "a kite in B", w.carol, w.b)
     stacks.fake.leave(w.b.id)  # removed while the bot is not running: no GUILD_DELETE will ever say so
-    forgotten: list[int] = []
-    forget = ServerGates.forget_server
-
-    def forgetting(gates: ServerGates, guild_id: int) -> None:
-        forget(gates, guild_id)
-        forgotten.append(guild_id)
-        stacks.fake.notify()
-
-    monkeypatch.setattr(ServerGates, "forget_server", forgetting)
+    forgotten = recording_forgets(stacks, monkeypatch)
     async with stacks.run(lambda device: scripted) as stack:
         gates = stack.bot.service.gate  # built at the start with B's list, as for every server with one
         await stack.fake.wait_for(lambda: forgotten, what="the gate of the server left meanwhile to be dropped")
@@ -390,15 +397,7 @@ async def test_removed_while_the_bot_was_down_a_server_with_no_job_has_its_denyl
         await command(stack.fake, "videomod denylist add", w.mallory, w.b, pattern="exploding kittens",
                       category="violence")
     stacks.fake.leave(w.b.id)  # no job of B's is queued or running: the sweep found nothing of B's to cancel
-    forgotten: list[int] = []
-    forget = ServerGates.forget_server
-
-    def forgetting(gates: ServerGates, guild_id: int) -> None:
-        forget(gates, guild_id)
-        forgotten.append(guild_id)
-        stacks.fake.notify()
-
-    monkeypatch.setattr(ServerGates, "forget_server", forgetting)
+    forgotten = recording_forgets(stacks, monkeypatch)
     async with stacks.run(lambda device: scripted) as stack:
         gates = stack.bot.service.gate
         await stack.fake.wait_for(lambda: forgotten, what="B's gate to be dropped")
