@@ -219,17 +219,19 @@ def check_styles(path: Path | None, *, check_files: bool = True) -> list[str]:
 
 
 def load_styles(pipeline: VideoPipeline, styles: tuple[Style, ...]) -> dict[str, Style]:
-    """Load every style into the pipeline (read and checked against the model: t2v.WeightsError, LoraError); the
-    styles loaded, by name. A required style's problem is a SettingsError (one line: the start stops), an optional
-    one's a warning."""
+    """Load every style into the pipeline (read and checked against the model: t2v.WeightsError, LoraError; or its
+    reading failing midway: OSError); the styles loaded, by name. A required style's problem is a SettingsError (one
+    line: the start stops), an optional one's a warning."""
     from t2v.errors import WeightsError  # lazily: the worker has torch loaded already
 
     loaded = {}
     for style in styles:
         try:
             pipeline.load_lora(style.file, style.name)
-        except WeightsError as error:  # a LoraError (not for this model, not there) names the keys or the file
-            line = f"{SETTING} [{style.name}] file {style.file}: {error}"
+        except (WeightsError, OSError) as error:  # a LoraError (not for this model, not there) names the keys or the
+            # file; an OSError is the reading itself failing midway (a network share gone, a failing disk)
+            said = error if isinstance(error, WeightsError) else f"reading it failed ({error.strerror or error})"
+            line = f"{SETTING} [{style.name}] file {style.file}: {said}"
             if not style.optional:
                 raise SettingsError([f"{line}; fix the file, or mark the style optional = true to start without "
                                      "it"]) from None

@@ -173,3 +173,19 @@ def test_a_real_pipeline_fuses_the_style_once_and_takes_it_off_again(folder: Pat
         use_style(pipeline, {"clay": style}, None)
         pipeline.styles.unload("clay")
     assert pipeline.styles.active is None
+
+
+def test_a_style_whose_reading_fails_midway_is_one_line_not_a_traceback(folder: Path, monkeypatch):
+    """load_lora reading a file on a network share that went away raised OSError, which only WeightsError was caught
+    for: the start stopped with a traceback."""
+    pipeline = tiny_pipeline()
+
+    def failing(path: Path, name: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(pipeline, "load_lora", failing)
+    with pytest.raises(SettingsError) as caught:
+        load_styles(pipeline, (Style("clay", folder / "clay.safetensors"),))
+    assert caught.value.lines == [f"STYLES_FILE [clay] file {folder / 'clay.safetensors'}: reading it failed (Input/"
+                                  "output error); fix the file, or mark the style optional = true to start without it"]
+    assert load_styles(pipeline, (Style("clay", folder / "clay.safetensors", optional=True),)) == {}
