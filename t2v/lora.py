@@ -90,7 +90,8 @@ def stored(tensors: dict[str, torch.Tensor], key: str) -> torch.Tensor:
 def check_scale(scale: float) -> float:
     """`scale` as a plain float; LoraError unless it is a finite real number (NumPy's too; not a bool). Any finite
     scale is taken, as diffusers' fuse_lora takes it (negative ones included); the CLI and the bot's styles keep to
-    t2v.config.LORA_SCALE_RANGE, and a scale that overflows the weights is NonFiniteOutput at render."""
+    t2v.config.LORA_SCALE_RANGE. A scale that takes a weight past its dtype's range is refused when the style is
+    applied (`_write`); one that overflows only the activations is NonFiniteOutput at render."""
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise LoraError(f"LoRA scale {scale!r} must be a number (such as 0.8), got {type(scale).__name__}")
     if not math.isfinite(scale):
@@ -225,6 +226,7 @@ class Styles:
         groups = by_tensor(lora)
         touched = self._saved.keys() | groups.keys()
         weights = {network: self.weights(network) for network in {network for network, _ in touched}}
+        finite: dict[Key, torch.Tensor] = {}  # per adapted tensor, on its device: read once, after the loop
         for key in touched:
             view = weights[key[0]][key[1]]
             original = self._saved.get(key)
@@ -232,9 +234,17 @@ class Styles:
                 original = self._saved[key] = view.clone()
             if key in groups:
                 view.copy_((original.float() + summed_delta(groups[key], scale, view)).to(view.dtype))
+                finite[key] = torch.isfinite(view).all()
             else:
                 view.copy_(original)
                 del self._saved[key]
+        overflowed = [key for key, ok in finite.items() if not ok]  # one host sync a tensor, at a style switch only
+        if overflowed:
+            network, key = overflowed[0]
+            dtype = weights[network][key].dtype
+            raise LoraError(f"the style {lora.name!r} at scale {scale:g} takes {len(overflowed)} of its weights past "
+                            f"what {dtype} holds (inf or NaN; first {key} of the {network}); lower its scale, or "
+                            "use a LoRA whose values are not this large")
 
     def _attach(self, lora: LoraWeights, scale: float) -> None:
         """One parametrization per adapted tensor (a fused in_proj gathers its q, k and v layers)."""

@@ -258,6 +258,24 @@ def test_a_lora_scale_that_overflows_the_weights_raises_instead_of_making_a_blac
         tiny_pipe.styles.unload("loud")  # the weights back bit for bit, for the other tests
 
 
+def test_a_lora_scale_that_takes_a_weight_past_its_dtype_is_refused_at_set_lora_and_leaves_no_style(tiny_pipe):
+    """It was applied, and every render failed with NonFiniteOutput; the weights are back bit for bit."""
+    from t2v.errors import LoraError
+    from tests.t2v.lora_files import random_lora
+
+    before = {key: value.clone() for key, value in tiny_pipe.unet.state_dict().items()}
+    tiny_pipe.load_lora(random_lora(tiny_pipe.config, scale=10.0), name="loud")
+    try:
+        with pytest.raises(LoraError, match=r"^the style 'loud' at scale 1e\+38 takes \d+ of its weights past what "
+                                            r"torch.float32 holds \(inf or NaN; first .*\); lower its scale"):
+            tiny_pipe.set_lora("loud", 1e38)
+        assert tiny_pipe.styles.active is None
+        assert all(torch.equal(before[key], value) for key, value in tiny_pipe.unet.state_dict().items())
+        assert tiny_pipe.generate(GenerationRequest("a cat", seed=1, steps=1, **SMALL)).frames is not None
+    finally:
+        tiny_pipe.styles.unload("loud")
+
+
 def test_decoded_pixels_that_are_not_finite_raise_too(tiny_pipe, monkeypatch):
     monkeypatch.setattr(tiny_pipe, "decode", lambda latents: torch.full((1, 3, 2, 64, 64), float("nan")))
     with pytest.raises(NonFiniteOutput, match="in its frames"):
