@@ -146,3 +146,74 @@ def test_torch_compile_keeps_the_kernel_in_one_graph():
         out = compiled(q, k, v)
     assert len(graphs) == 1 and "t2v.temporal_attention" in graphs[0].code
     assert torch.equal(out, ta.temporal_attention(q, k, v))
+
+
+def _tokens(batch: int, frames: int, pixels: int, heads: int, dim: int, dtype=torch.float16, seed: int = 0):
+    """Frame-major tokens' q, k, v as the temporal transformer's one projection writes them: [b, f, p, 3·h·d]."""
+    return torch.randn(batch, frames, pixels, 3 * heads * dim, generator=torch.Generator().manual_seed(seed)).to(dtype)
+
+
+def _by_pixel_sdpa(qkv: torch.Tensor, heads: int) -> torch.Tensor:
+    """The frame-major attention worked out by hand: each (batch, pixel) problem's frames through SDPA in fp32."""
+    b, f, p, width = qkv.shape
+    q, k, v = qkv.float().view(b, f, p, 3, heads, -1).permute(3, 0, 2, 4, 1, 5).unbind(0)  # [b, p, h, f, d]
+    return F.scaled_dot_product_attention(q, k, v).permute(0, 3, 1, 2, 4).reshape(b, f, p, width // 3)
+
+
+@pytest.mark.parametrize(("batch", "frames", "pixels"), [(2, 16, 3), (1, 1, 4), (2, 5, 2), (3, 24, 2), (1, 64, 1)])
+@pytest.mark.parametrize("packing", ta.PACKINGS)
+def test_frame_major_tokens_are_attended_by_pixel_as_sdpa_does(batch, frames, pixels, packing):
+    qkv = _tokens(batch, frames, pixels, 2, 16, seed=frames)
+    out = ta.frames_attention(qkv, 2, rows=128, packing=packing)
+    exact = _by_pixel_sdpa(qkv, 2)
+    sdpa = ta.attend_by_pixel(qkv, 2)  # the fallback: SDPA on copies in its own order
+    assert out.shape == sdpa.shape == (batch, frames, pixels, 32) and out.dtype == qkv.dtype
+    assert float((out.float() - exact).abs().max()) <= 2 * float((sdpa.float() - exact).abs().max()) + 1e-3
+
+
+def test_frame_major_tokens_with_a_strided_last_layout_are_read_where_they_lie():
+    wide = _tokens(2, 16, 3, 2, 16)
+    qkv = wide.transpose(1, 2).contiguous().transpose(1, 2)  # [b, f, p, ·] with pixels outermost in memory
+    assert not qkv.is_contiguous()
+    out = ta.frames_attention(qkv, 2)
+    assert float((out.float() - _by_pixel_sdpa(wide, 2)).abs().max()) <= 2e-3
+
+
+@pytest.mark.parametrize(("qkv", "expected"), [(_tokens(2, ta.MAX_FRAMES + 1, 2, 2, 16), "65 frames"),
+                                               (_tokens(2, 16, 2, 2, 16, torch.float32), "float16 or bfloat16"),
+                                               (_tokens(2, 16, 2, 2, 40), "head size 40")])
+def test_frame_major_shapes_the_kernel_does_not_take_are_sdpa_by_pixel_exactly(qkv, expected, monkeypatch):
+    launched = []
+    monkeypatch.setattr(ta, "_launch", lambda *args: launched.append(args))
+    q, k, v = (ta._by_pixel(part, 2) for part in qkv.chunk(3, dim=-1))
+    assert expected in ta._why_not((q.shape[0] * q.shape[1], *q.shape[2:]), q, k, v)
+    assert torch.equal(ta.frames_attention(qkv, 2), ta.attend_by_pixel(qkv, 2)) and launched == []
+
+
+def test_frame_major_problems_below_the_asked_least_are_sdpa_by_pixel(monkeypatch):
+    qkv, launched = _tokens(1, 16, 4, 2, 16), []  # 8 (problem, head) pairs
+    monkeypatch.setattr(ta, "_launch", lambda *args: launched.append(args))
+    assert torch.equal(ta.frames_attention(qkv, 2, min_pairs=9), ta.attend_by_pixel(qkv, 2)) and launched == []
+    ta.frames_attention(qkv, 2, min_pairs=8)
+    assert len(launched) == 1
+
+
+@pytest.mark.parametrize(("shape", "heads"), [((2, 16, 3, 96), 5), ((2, 16, 96), 2), ((2, 16, 3, 96), 0)])
+def test_tokens_that_are_not_frame_major_qkv_are_refused_naming_their_shape(shape, heads):
+    with pytest.raises(ValueError, match=r"qkv \(.*\) with .* heads: expected \[batch, frames, pixels, 3·heads·"):
+        ta.frames_attention(torch.zeros(shape, dtype=torch.float16), heads)
+
+
+def test_the_frame_major_op_passes_torch_library_checks_and_compiles_in_one_graph():
+    qkv, graphs = _tokens(2, 16, 3, 2, 16), []
+    torch.library.opcheck(torch.ops.t2v.temporal_attention_frames.default, (qkv, 2, 128, "diagonal"))
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    compiled = torch.compile(ta.frames_attention, backend=backend, fullgraph=True)
+    with torch.no_grad():
+        out = compiled(qkv, 2)
+    assert len(graphs) == 1 and "t2v.temporal_attention_frames" in graphs[0].code
+    assert torch.equal(out, ta.frames_attention(qkv, 2))
