@@ -77,6 +77,7 @@ class Job(Base):
         sa.Index("ix_jobs_delivery", "delivery"),  # the few pending posts, looked for at each start
         sa.Index("ix_jobs_result_message_id", "result_message_id"),  # a message deleted in Discord: a job's video?
         sa.Index("ix_jobs_created_at", "created_at"),  # every server's numbers over a window (/videomod stats)
+        sa.Index("ix_jobs_state_created_at", "state", "created_at"),  # the refusals of a window (/videomod stats)
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)

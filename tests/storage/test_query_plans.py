@@ -1,5 +1,6 @@
 """The reads a busy bot makes often find their rows through an index, not by reading a whole table (SQLite's
-`EXPLAIN QUERY PLAN` of the very statements the repositories run), and revision 0007 adds the indexes they need."""
+`EXPLAIN QUERY PLAN` of the very statements the repositories run), and revisions 0007 and 0008 add the indexes they
+need."""
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -46,11 +47,24 @@ async def test_every_servers_stats_over_a_window_read_the_jobs_by_their_creation
     servers = await plans(engine, lambda: repo.server_usage(since))
 
     # Each number reads the window's rows, found by their creation time, never the whole log ("SCAN jobs"); the
-    # refusals are found as the refused rows (their state), then narrowed to the window.
+    # refusals are the window's refused rows, found by their state and creation time (through ix_jobs_state_id it
+    # read every refused row ever logged, then kept the window's).
     by_time = [plan for plan in stats + servers if "ix_jobs_created_at (created_at>? AND created_at<?)" in plan]
     others = [plan.split(" / ")[0] for plan in stats + servers if plan not in by_time]
-    assert others == ["SEARCH jobs USING INDEX ix_jobs_state_id (state=?)"], others
+    assert others == ["SEARCH jobs USING INDEX ix_jobs_state_created_at (state=? AND created_at>? AND created_at<?)"], \
+        others
     assert len(by_time) == 4 and all(plan.startswith("SEARCH jobs USING INDEX") for plan in by_time), by_time
+
+
+@pytest.mark.backends("sqlite")
+async def test_one_servers_stats_over_a_window_read_that_servers_jobs_of_the_window(engine: AsyncEngine) -> None:
+    repo = ModerationRepository(engine)
+
+    found = await plans(engine, lambda: repo.usage_stats(START - timedelta(days=1), guild_id=800))
+
+    # the refusals too: the server's rows of the window, not every server's refusals of the window
+    assert [plan.split(" / ")[0] for plan in found] == [
+        "SEARCH jobs USING INDEX ix_jobs_guild_id_created_at (guild_id=? AND created_at>? AND created_at<?)"] * 4, found
 
 
 @pytest.mark.backends("sqlite")
@@ -76,3 +90,18 @@ async def test_the_indexes_go_with_a_downgrade_below_0007_and_come_back_with_the
     await migrate(engine)
     async with engine.connect() as connection:
         assert new <= await connection.run_sync(indexes)
+
+
+async def test_the_refusals_index_goes_with_a_downgrade_below_0008_and_comes_back_with_the_upgrade(
+        engine: AsyncEngine) -> None:
+    def indexes(connection: Connection) -> set[str]:
+        return {index["name"] for index in inspect(connection).get_indexes("jobs")}
+
+    async with engine.begin() as connection:
+        await connection.run_sync(downgrade_to, "0007")
+        left = await connection.run_sync(indexes)
+    assert "ix_jobs_state_created_at" not in left
+    assert {"ix_jobs_created_at", "ix_jobs_state_id"} <= left  # 0007's and older ones stay
+    await migrate(engine)
+    async with engine.connect() as connection:
+        assert await connection.run_sync(indexes) == left | {"ix_jobs_state_created_at"}
