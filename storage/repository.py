@@ -28,6 +28,8 @@ from storage.transactions import PRUNE_BATCH, Transactional
 log = logging.getLogger(__name__)
 
 
+_LOGGED_NAMES = 20  # a log line names at most this many, then says how many more
+
 _QUEUED = frozenset({JobState.QUEUED})
 _RUNNING = frozenset({JobState.RUNNING})
 _DONE = frozenset({JobState.DONE})
@@ -314,7 +316,7 @@ class Repository(Transactional):
         added = await self._run(work)
         if added:
             log.info("the shared denylist gained %d shipped entries: %s", len(added),
-                     ", ".join(pattern for pattern, _ in added[:20]) + (" …" if len(added) > 20 else ""))
+                     _first_of([pattern for pattern, _ in added], _LOGGED_NAMES))
         return len(added)
 
     # --- helpers ----------------------------------------------------------------------------------------------
@@ -391,6 +393,12 @@ def _job_record(job: Job) -> JobRecord:
     stop = None if job.stop_requested_by is None else StopRequester(job.stop_requested_by)
     return JobRecord(**{**values, "state": JobState(job.state), "params": dict(job.params), "delivery": delivery,
                         "stop_requested_by": stop})
+
+
+def _first_of(names: list[str], limit: int) -> str:
+    """Names for a log line: the first `limit`, then how many were left out ("a, b, c (and 37 more)")."""
+    left_out = len(names) - limit
+    return ", ".join(names[:limit]) + (f" (and {left_out} more)" if left_out > 0 else "")
 
 
 def _list_name(guild_id: int) -> str:

@@ -63,3 +63,23 @@ async def test_seeding_adds_a_new_releases_entries_beside_a_moderated_list_excep
     assert await repo.seed_denylist(DEFAULTS, skip=[("nsfw", "deny")]) == 1  # the new release adds gore-tex only
     assert [(e.pattern, e.kind) for e in await repo.list_denylist()] == [
         ("custom", "deny"), ("gore", "deny"), ("gore-tex", "allow")]
+
+
+async def test_seeding_many_entries_logs_the_first_twenty_and_how_many_more(repo, caplog) -> None:
+    caplog.set_level("INFO", logger="storage.repository")
+    many = [(f"word{n:02}", "other", "deny") for n in range(23)]
+
+    assert await repo.seed_denylist(many) == 23
+
+    said = [record.getMessage() for record in caplog.records if record.name == "storage.repository"]
+    names = ", ".join(f"word{n:02}" for n in range(20))
+    assert said == [f"the shared denylist gained 23 shipped entries: {names} (and 3 more)"]
+
+
+async def test_seeding_a_few_entries_logs_them_all(repo, caplog) -> None:
+    caplog.set_level("INFO", logger="storage.repository")
+
+    await repo.seed_denylist([(f"word{n:02}", "other", "deny") for n in range(20)])
+
+    said = [record.getMessage() for record in caplog.records if record.name == "storage.repository"]
+    assert said == ["the shared denylist gained 20 shipped entries: " + ", ".join(f"word{n:02}" for n in range(20))]
