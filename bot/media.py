@@ -35,6 +35,7 @@ POSTER_SUFFIX = "jpg"  # a kept video's poster frame, beside it
 PART_SUFFIX = "part"  # a write in progress (`_write`: t2v.video.write_whole's `.<name>.<pid>-<random>.part`), or
 #                      one a crash left behind
 ASIDE_PREFIX = "orphaned-"  # `set_aside`'s folders: `orphaned-<UTC time>`, never swept
+SWEPT_NAMED = 20  # of the files one sweep removed, named in its log line; the rest counted ("and 37 more")
 PART_MAX_AGE_S = 3600.0  # a temporary file (or a poster without its video) this old is a crash's leftover: a write
 #                          takes seconds, never an hour
 
@@ -141,7 +142,7 @@ class MediaStore:
                                ("removed %d poster frames whose videos were gone (%s)", orphans),
                                ("removed %d unfinished temporary files left by interrupted writes (%s)", swept.parts)):
             if names:
-                log.info(message, len(names), ", ".join(map(str, names[:20])) + (" …" if len(names) > 20 else ""))
+                log.info(message, len(names), _named(names))
         return swept
 
     def _sweep(self, older_than: float, keep: set[int], leftovers_before: float | None) -> Swept:
@@ -217,6 +218,12 @@ class MediaStore:
 def _is_part(name: str) -> bool:
     """Whether a file name is one of `_write`'s temporary files: `.<name>.<pid>-<random>.part`."""
     return name.startswith(".") and name.endswith(f".{PART_SUFFIX}")
+
+
+def _named(names: list[int] | list[str]) -> str:
+    """The first SWEPT_NAMED names, then how many more: "1, 2, 3 (and 37 more)"."""
+    named = ", ".join(map(str, names[:SWEPT_NAMED]))
+    return f"{named} (and {len(names) - SWEPT_NAMED} more)" if len(names) > SWEPT_NAMED else named
 
 
 def _job_of(name: str, suffix: str) -> int | None:
