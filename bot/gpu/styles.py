@@ -10,22 +10,23 @@ The styles file is TOML, one table per style, its name the style's (what /video'
     description = "Clay figures, stop-motion look"   # shown beside the name in /video's autocomplete
     optional = true                          # a missing, broken or misfitting file is skipped with a warning
 
-`read_styles` checks the file's form and, through t2v's own `--lora` check (t2v.preflight.lora), that each LoRA
-file is there and holds LoRA weights, before any model loads: a problem of a required style is one line of a
-SettingsError, an optional style's is a warning and the style is left out. Whether a file fits the model is known
-once a worker has loaded it: `load_styles` (a misfit of a required style stops the start, one line). On the worker,
-`use_style` changes the fused LoRA only when the style changes (`pipe.set_lora`), and `styled` builds the prompt
-the model sees. Importing this module loads no torch.
+`read_styles` checks the file's form (a style or a key declared twice: one line naming it and both its lines) and,
+through t2v's own `--lora` check (t2v.preflight.lora), that each LoRA file is there and holds LoRA weights, before any
+model loads: a problem of a required style is one line of a SettingsError, an optional style's is a warning and the
+style is left out. Whether a file fits the model is known once a worker has loaded it: `load_styles` (a misfit of a
+required style stops the start, one line). On the worker, `use_style` changes the fused LoRA only when the style
+changes (`pipe.set_lora`), and `styled` builds the prompt the model sees. Importing this module loads no torch.
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 import logging
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,16 +89,19 @@ def read_styles(path: Path | None, *, check_files: bool = True) -> Catalog:
     if path is None:
         return Catalog()
     try:
-        tables = tomllib.loads(_text(path))
+        text = _text(path)
     except OSError as error:
         raise SettingsError([f"{SETTING}={path}: cannot read it ({error.strerror}); set {SETTING} to the TOML file "
                              "that lists the styles (docs/lora.md, \"Styles in the bot\")"]) from None
     except UnicodeDecodeError as error:
         raise SettingsError([f"{SETTING}={path}: not a UTF-8 TOML file ({error.reason}); set {SETTING} to the TOML "
                              "file that lists the styles (not a LoRA's .safetensors), saved as UTF-8"]) from None
-    except tomllib.TOMLDecodeError as error:
-        raise SettingsError([f"{SETTING}={path}: not valid TOML ({error}); each style is a table such as "
-                             "[claymation] with file = \"claymation.safetensors\""]) from None
+    try:
+        tables = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:  # a style or a key declared twice is one line each, naming it
+        raise SettingsError(_duplicates(path, text) or [
+            f"{SETTING}={path}: not valid TOML ({error}); each style is a table such as [claymation] with file = "
+            "\"claymation.safetensors\""]) from None
     problems: list[str] = []
     styles: list[Style] = []
     skipped: dict[str, str] = {}
@@ -144,6 +148,107 @@ def _text(path: Path) -> str:
     except UnicodeDecodeError as error:
         error.reason = f"byte 0x{data[error.start]:02x} at offset {error.start} is not UTF-8"
         raise
+
+
+# The statements of a TOML file, enough to tell where a table or a key is declared (tomllib says only "Cannot
+# declare ('clay',) twice (at line 7, column 7)"): a key is bare or quoted, its dotted parts joined by '.'; a value
+# ends at the first line end outside its strings and brackets.
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+_KEY_PART = re.compile(r"""[ \t]*([A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')[ \t]*""")
+_GAP = re.compile(r"(?:[ \t\r\n]+|#[^\n]*)*")
+_LINE_END = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\r?\n|\Z)")
+_VALUE_TOKEN = re.compile(r'"""(?:[^\\]|\\.)*?"{3,5}' r"|'''.*?'{3,5}" r'|"(?:[^"\\\n]|\\.)*"' r"|'[^'\n]*'|#[^\n]*"
+                          r"""|[^"'#\[\]{}\n]+|[\[\]{}\n]""", re.S)
+
+
+def _duplicates(path: Path, text: str) -> list[str]:
+    """One line for each style or key that the file declares twice (what tomllib refuses), naming it and both lines;
+    [] when there is none (the file's problem is another)."""
+    first: dict[tuple[str | int, ...], tuple[int, str]] = {}  # a table's or key's path: its first line, and how
+    table: tuple[str | int, ...] = ()  # the table the keys are in (an array's element: its line, to tell them apart)
+    lines = []
+    for line, kind, key in _declarations(text):
+        if kind == "key":
+            full = table + key
+            prefixes = [full[:end] for end in range(len(table) + 1, len(full))]  # the tables a dotted key makes
+            clash = full if full in first else next((p for p in prefixes if first.get(p, (0, ""))[1] == "value"), None)
+            first.update({p: (line, "dotted") for p in prefixes if p not in first})
+            first.setdefault(full, (line, "value"))
+        else:
+            clash = key if key in first and (kind == "table" or first[key][1] != "array") else None
+            first.setdefault(key, (line, kind))
+            table = key + ((line,) if kind == "array" or clash else ())  # a table again: its keys, not told twice
+        if clash is not None:
+            lines.append(_declared_twice(path, clash, first[clash][0], line))
+    return lines
+
+
+def _declared_twice(path: Path, key: tuple[str | int, ...], before: int, line: int) -> str:
+    names = [part if _BARE.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+             for part in key if isinstance(part, str)]
+    if len(names) == 1:
+        return (f"{SETTING}={path}: the style [{names[0]}] is declared twice (at lines {before} and {line}); give "
+                "each style name one table: merge the two, or rename one")
+    return (f"{SETTING}={path} [{names[0]}]: {'.'.join(names[1:])} is given twice (at lines {before} and {line}); "
+            "give each key once: keep the one you mean and remove the other")
+
+
+def _declarations(text: str) -> Iterator[tuple[int, str, tuple[str, ...]]]:
+    """(line, kind, key) of each table header ("table": [a], "array": [[a]]) and key ("key": a.b = …, the key
+    within its table) of a TOML text, in order, up to the first statement it cannot read."""
+    at, line, counted = 0, 1, 0
+    while True:
+        at = _GAP.match(text, at).end()
+        if at == len(text):
+            return
+        line, counted = line + text.count("\n", counted, at), at
+        if text[at] == "[":
+            kind, close = ("array", "]]") if text.startswith("[[", at) else ("table", "]")
+            key, at = _key(text, at + len(close))
+            end = _LINE_END.match(text, at + len(close)) if key and text.startswith(close, at) else None
+            if end is None:
+                return
+            yield line, kind, key
+            at = end.start()
+        else:
+            key, at = _key(text, at)
+            if not key or not text.startswith("=", at):
+                return
+            yield line, "key", key
+            at = _value_end(text, at + 1)
+            if at is None:
+                return
+
+
+def _key(text: str, at: int) -> tuple[tuple[str, ...], int]:
+    """The (dotted) key at `at`, its parts unquoted, and where it ends; () when none is there."""
+    parts = []
+    while (match := _KEY_PART.match(text, at)) is not None:
+        part, at = match.group(1), match.end()
+        if part.startswith('"'):
+            try:
+                part = tomllib.loads(f"k = {part}")["k"]  # TOML's escapes, as tomllib reads them
+            except tomllib.TOMLDecodeError:
+                return (), at
+        parts.append(part[1:-1] if part.startswith("'") else part)
+        if not text.startswith(".", at):
+            return tuple(parts), at
+        at += 1
+    return (), at
+
+
+def _value_end(text: str, at: int) -> int | None:
+    """Where the value starting at `at` ends (after its line end); None when it cannot be read."""
+    depth = 0
+    while at < len(text):
+        match = _VALUE_TOKEN.match(text, at)
+        if match is None:
+            return None
+        at, token = match.end(), match.group()
+        depth += (token in ("[", "{")) - (token in ("]", "}"))
+        if token == "\n" and depth <= 0:
+            break
+    return at
 
 
 def _style(path: Path, name: str, table: Any) -> Style:
