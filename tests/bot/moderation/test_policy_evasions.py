@@ -203,3 +203,22 @@ def test_an_allowed_phrase_that_begins_or_ends_inside_a_compound_protects_nothin
 def test_an_allowed_phrase_written_as_one_compound_still_protects(gate, text):
     verdict = gate.check_prompt(text)
     assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize("text", [
+    "the chink of cutlery in a busy restaurant", "a chink in the curtains at dawn", "chinks in the shutters at noon",
+    "a chink between the curtains", "a chink in the fence of a garden", "the chink of teacups on saucers",
+    "the chink of keys on a ring", "the chink of spoons and crockery", "the chink of bottles in a crate"])
+def test_a_chink_as_a_narrow_gap_in_a_named_thing_or_the_ringing_of_a_named_thing_is_allowed(gate, text):
+    # was: refused as chink (only "chink of light", "in the armour" and the ringing of glass, coin and ice were listed)
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize(("text", "entry"), [
+    ("a chink in the kitchen", "chink"), ("a chink in the doorway", "chink"), ("a chink in the street", "chink"),
+    ("chinks in the streets of a city", "chinks"), ("the chink of cutlery and a chink", "chink"),
+    ("a ch1nk in the curtains", "chink"), ("a c h i n k in the wall", "chink")])
+def test_a_chink_in_a_place_a_person_stands_or_disguised_beside_a_gap_is_still_refused(gate, text, entry):
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", entry)
