@@ -20,7 +20,9 @@ slot may read as a term answers a family of evasions (docs/policy.md has the mea
 
 The allowlist matches text as written only (exact, stem*, inflections), so that no disguise or edit makes a
 prompt innocent ("elon musk on" is not "musk ox"), and whole words only: a phrase that begins or ends inside a
-compound ("a naked flame-haired woman") protects nothing.
+compound ("a naked flame-haired woman") protects nothing, unless the entry is itself one compound written with its
+hyphens ("gore-tex", a name): its words never part, so it protects inside a longer compound ("a gore-tex-lined
+jacket").
 """
 
 from __future__ import annotations
@@ -517,6 +519,11 @@ def _phrase_end(by_start: dict[int, list[_Slot]], terms: tuple[Term, ...], start
     return found
 
 
+def _is_compound(pattern: str) -> bool:
+    """Whether an allowlist pattern is one compound written with its hyphens ("gore-tex"; not "naked flame")."""
+    return "-" in pattern and len(pattern.split()) == 1
+
+
 def _specificity(entry: DenylistEntry) -> tuple[int, str]:
     """Longer patterns are more specific: "heil hitler" is reported rather than "hitler"."""
     return len(entry.pattern), entry.pattern
@@ -532,15 +539,17 @@ class Denylist:
         self.entries = tuple(entries)
         self._deny = _Index(e for e in entries if e.kind == "deny")
         self._allow = _Index(e for e in entries if e.kind == "allow")
+        self._compounds = frozenset(e for e in entries if e.kind == "allow" and _is_compound(e.pattern))
         self._terms = _Terms(self._deny.terms | self._allow.terms, remembered)
 
     def explain(self, text: str) -> DenylistReport:
         """Which entries fire on text, for the refusal and for the moderators' 'denylist test' command."""
         slots, inside = read_slots(text, self._terms)
         # a disguise never makes text innocent, nor a phrase that begins or ends inside a compound: in "a naked
-        # flame-haired woman" the listed word describes the woman, not a flame
-        allow_hits = [hit for hit in self._allow.hits(slots, strict=True)
-                      if hit.start not in inside and hit.end not in inside]
+        # flame-haired woman" the listed word describes the woman, not a flame; an entry that is one compound
+        # ("gore-tex") keeps its words together wherever it ends ("a gore-tex-lined jacket")
+        allow_hits = [hit for hit in self._allow.hits(slots, strict=True) if hit.start not in inside
+                      and (hit.end not in inside or hit.entry in self._compounds)]
         covered = {pos for hit in allow_hits for pos in range(hit.start, hit.end)}
         kept: dict[DenylistEntry, set[int]] = defaultdict(set)
         overridden = set()

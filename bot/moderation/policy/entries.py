@@ -1,7 +1,8 @@
 """Denylist entries as data: the entry type, its pattern syntax, moderator validation and the shipped list.
 
 Pattern syntax: a word ("nude"), a phrase ("pool of blood"), a prefix stem ("decapitat*", also as the last
-word of a phrase) or a co-occurrence rule whose parts must all appear ("moon landing + staged").
+word of a phrase) or a co-occurrence rule whose parts must all appear ("moon landing + staged"). An allowlist entry
+written as one compound with its hyphens ("gore-tex") also protects inside a longer compound ("gore-tex-lined").
 """
 
 from __future__ import annotations

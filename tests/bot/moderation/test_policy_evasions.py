@@ -222,3 +222,28 @@ def test_a_chink_as_a_narrow_gap_in_a_named_thing_or_the_ringing_of_a_named_thin
 def test_a_chink_in_a_place_a_person_stands_or_disguised_beside_a_gap_is_still_refused(gate, text, entry):
     verdict = gate.check_prompt(text)
     assert (verdict.reason, verdict.matched) == ("denylist", entry)
+
+
+@pytest.mark.parametrize("text", ["a gore-tex-lined jacket", "a gore tex-lined jacket",
+                                  "gore-tex-lined boots on a trail", "a man in a gore-tex-lined hood"])
+def test_an_allowed_name_written_as_one_compound_protects_inside_a_longer_compound(gate, text):
+    # was: refused as gore, "gore tex" ending inside "gore-tex-lined" like "naked flame" inside "flame-haired"
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize(("text", "entry"), [
+    ("a naked-flame-haired woman", "naked"), ("a naked bulb-lit woman", "naked"), ("a naked flame-lit woman", "naked"),
+    ("a gore-tex-lined jacket covered in gore", "gore"), ("gore everywhere and a gore-tex-lined jacket", "gore"),
+    ("a naked bulb-lit cellar", "naked")])  # the words before "cellar" are those before "woman": refused alike
+def test_a_phrase_of_an_adjective_and_its_noun_still_protects_nothing_inside_a_longer_compound(gate, text, entry):
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", entry)
+
+
+def test_only_an_allowlist_entry_written_with_its_hyphens_is_one_compound():
+    gore = DenylistEntry("gore", "violence")
+    joined = Denylist([gore, DenylistEntry("gore-tex", "allow", "allow")])
+    spaced = Denylist([gore, DenylistEntry("gore tex", "allow", "allow")])
+    assert joined.match("a gore-tex-lined jacket") is None and joined.match("a gore tex jacket") is None
+    assert spaced.match("a gore-tex-lined jacket") == gore and spaced.match("a gore tex jacket") is None
