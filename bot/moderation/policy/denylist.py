@@ -20,9 +20,10 @@ slot may read as a term answers a family of evasions (docs/policy.md has the mea
 
 The allowlist matches text as written only (exact, stem*, inflections), so that no disguise or edit makes a
 prompt innocent ("elon musk on" is not "musk ox"), and whole words only: a phrase that begins or ends inside a
-compound ("a naked flame-haired woman") protects nothing, unless the entry is itself one compound written with its
-hyphens ("gore-tex", a name): its words never part, so it protects inside a longer compound ("a gore-tex-lined
-jacket").
+compound protects nothing, whether the compound is written with a hyphen ("a naked flame-haired woman") or with a
+space before the noun it describes ("a naked flame haired woman", `_begins_compound`); unless the entry is itself
+one compound written with its hyphens ("gore-tex", a name): its words never part, so it protects inside or before a
+longer compound ("a gore-tex-lined jacket", "a gore tex lined jacket").
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from bot.moderation.policy.lexicon import (
     is_common_word,
     is_english_word,
     is_fragment,
+    is_function_word,
     stands_alone,
     stem,
 )
@@ -365,11 +367,12 @@ class _Terms:
         return found
 
 
-def read_slots(text: str, terms: _Terms) -> tuple[list[_Slot], set[int]]:
-    """The slots of a prompt, and the positions inside a chunk (between the parts of "flame-haired"); clauses are
-    kept one position apart so that phrases never span them."""
+def read_slots(text: str, terms: _Terms) -> tuple[list[_Slot], set[int], list[str]]:
+    """The slots of a prompt, the positions inside a chunk (between the parts of "flame-haired") and the token at
+    each position; clauses are kept one position apart (an empty token) so that phrases never span them."""
     slots: list[_Slot] = []
     inside: set[int] = set()
+    words: list[str] = []
     position = 0
     for clause in clauses(normalise(text)):
         parts: list[str] = []
@@ -383,8 +386,27 @@ def read_slots(text: str, terms: _Terms) -> tuple[list[_Slot], set[int]]:
         slots.extend(_window_slots(parts, position, terms))
         slots.extend(_joined_slots(parts, position, terms))
         slots.extend(_marked_joins(found, starts, terms))
+        words.extend(parts)
+        words.append("")
         position += len(parts) + 1
-    return slots, inside
+    return slots, inside, words
+
+
+# participles that end in neither -ed nor -ing and make compound adjectives of nouns ("flame lit", "fur clad")
+_IRREGULAR_PARTICIPLES = frozenset({"lit", "clad", "born", "grown", "worn", "made", "built"})
+
+
+def _begins_compound(words: list[str], position: int) -> bool:
+    """Whether the token at position makes a compound adjective of the token before it, written with a space: a
+    participle or an -ed adjective ("haired", "hugging", "lit") followed by the noun the compound describes, a word
+    that is no function word or -ly adverb ("flame haired woman", "tree hugging man"; not "flame flickering in the
+    dark", "bulb hanging low", "flame burning brightly")."""
+    if position + 1 >= len(words):
+        return False
+    word, described = words[position], words[position + 1]
+    if not (word in _IRREGULAR_PARTICIPLES or (len(word) > 4 and word.endswith(("ed", "ing")))):
+        return False
+    return bool(described) and not (is_function_word(word) or is_function_word(described) or described.endswith("ly"))
 
 
 def _chunk_slots(chunk: Chunk, start: int, terms: _Terms) -> list[_Slot]:
@@ -544,12 +566,10 @@ class Denylist:
 
     def explain(self, text: str) -> DenylistReport:
         """Which entries fire on text, for the refusal and for the moderators' 'denylist test' command."""
-        slots, inside = read_slots(text, self._terms)
+        slots, inside, words = read_slots(text, self._terms)
         # a disguise never makes text innocent, nor a phrase that begins or ends inside a compound: in "a naked
-        # flame-haired woman" the listed word describes the woman, not a flame; an entry that is one compound
-        # ("gore-tex") keeps its words together wherever it ends ("a gore-tex-lined jacket")
-        allow_hits = [hit for hit in self._allow.hits(slots, strict=True) if hit.start not in inside
-                      and (hit.end not in inside or hit.entry in self._compounds)]
+        # flame-haired woman" and "a naked flame haired woman" the listed word describes the woman, not a flame
+        allow_hits = [hit for hit in self._allow.hits(slots, strict=True) if self._protects(hit, inside, words)]
         covered = {pos for hit in allow_hits for pos in range(hit.start, hit.end)}
         kept: dict[DenylistEntry, set[int]] = defaultdict(set)
         overridden = set()
@@ -565,6 +585,14 @@ class Denylist:
             allowed=tuple(sorted({hit.entry for hit in allow_hits}, key=_specificity, reverse=True)),
             overridden=tuple(sorted(overridden - set(denied), key=_specificity, reverse=True)),
         )
+
+    def _protects(self, hit: _Hit, inside: set[int], words: list[str]) -> bool:
+        """Whether an allowlist hit stands as whole words: it begins no compound's later part, and it ends at a word's
+        end that begins no compound, unless its entry is one compound ("gore-tex", whose words never part: "a
+        gore-tex-lined jacket")."""
+        if hit.start in inside:
+            return False
+        return hit.entry in self._compounds or (hit.end not in inside and not _begins_compound(words, hit.end))
 
     def match(self, text: str) -> DenylistEntry | None:
         """The most specific deny entry that fires on text, or None."""

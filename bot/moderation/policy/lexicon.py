@@ -83,6 +83,33 @@ def stands_alone(token: str) -> bool:
     return token in WORDS_OF_TWO or token in ("a", "i")
 
 
+# English's closed-class words of three letters or more (determiners, pronouns, prepositions, conjunctions, auxiliaries)
+# and the adverbs that follow a verb of place or manner: after a participle they show it is a verb ("a flame burning
+# in the dark", "a bulb hanging low"), not half of a compound adjective before its noun ("flame haired woman").
+FUNCTION_WORDS = frozenset({"the", "and", "but", "nor", "for", "yet", "not", "all", "any", "both", "each", "every",
+                            "few", "many", "more", "most", "much", "some", "such", "this", "that", "these", "those",
+                            "her", "his", "its", "our", "their", "your", "mine", "ours", "theirs", "yours", "him",
+                            "she", "they", "them", "you", "who", "whom", "whose", "which", "what", "where", "when",
+                            "while", "whilst", "why", "how", "than", "then", "there", "here", "thus", "also", "very",
+                            "too", "just", "only", "even", "still", "again", "ever", "never", "now", "soon", "are",
+                            "was", "were", "been", "being", "has", "had", "have", "having", "does", "did", "done",
+                            "can", "could", "may", "might", "must", "shall", "should", "will", "would", "about",
+                            "above", "across", "after", "against", "along", "alongside", "amid", "among", "around",
+                            "atop", "before", "behind", "below", "beneath", "beside", "besides", "between", "beyond",
+                            "down", "during", "except", "from", "inside", "into", "near", "onto", "out", "outside",
+                            "over", "past", "per", "since", "through", "throughout", "till", "toward", "towards",
+                            "under", "underneath", "until", "upon", "with", "within", "without", "off", "away", "back",
+                            "together", "alone", "apart", "aside", "overhead", "low", "high", "deep", "far", "forward",
+                            "forwards", "downward", "upward", "like", "unlike", "via", "according", "including",
+                            "following", "regarding", "concerning", "despite"})
+
+
+def is_function_word(token: str) -> bool:
+    """True when token is a closed-class word of English ("a", "at", "the", "over", "while") or an adverb of place
+    that follows a verb ("away", "low"): never the noun that a compound adjective before it describes."""
+    return stands_alone(token) or token in FUNCTION_WORDS
+
+
 def is_fragment(token: str) -> bool:
     """True when token is two letters long and not a word that stands alone ("re", "en", "ad"): beside a common
     word it may be the rest of a split one ("go re", "bid en")."""

@@ -247,3 +247,21 @@ def test_only_an_allowlist_entry_written_with_its_hyphens_is_one_compound():
     spaced = Denylist([gore, DenylistEntry("gore tex", "allow", "allow")])
     assert joined.match("a gore-tex-lined jacket") is None and joined.match("a gore tex jacket") is None
     assert spaced.match("a gore-tex-lined jacket") == gore and spaced.match("a gore tex jacket") is None
+
+
+@pytest.mark.parametrize("text", ["a naked flame haired woman", "a naked tree hugging man", "a naked bulb shaped girl",
+                                  "a naked flame lit woman", "a naked flame haired young woman",
+                                  "a naked bulb lit cellar"])
+def test_an_allowed_phrase_before_a_compound_written_with_a_space_protects_nothing(gate, text):
+    # was: allowed, "naked flame" covering the listed word that describes the woman, as before "flame-haired" it did
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", "naked")
+
+
+@pytest.mark.parametrize("text", ["a naked flame in the dark", "the naked flame of a candle",
+                                  "a naked flame flickering in the dark", "a naked bulb hanging low over a table",
+                                  "the naked flame burned brightly", "a naked flame flickered and died",
+                                  "the chink of glasses during dinner", "a gore tex lined jacket"])
+def test_an_allowed_phrase_followed_by_its_verb_or_a_named_compound_still_protects(gate, text):
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
