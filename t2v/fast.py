@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # SDPA's (q, k, v) → out
-FramesAttend = Callable[[torch.Tensor, int], torch.Tensor]  # (qkv [b, f, p, 3·h·d], heads) → [b, f, p, h·d]
 # optimize(autotune=True): inductor times Triton templates against cuBLAS/cuDNN for each GEMM and convolution of a
 # compiled shape and keeps the fastest (and more configs for its fused kernels); compiles take several times longer
 AUTOTUNE = {"max_autotune": True, "max_autotune_gemm_backends": "ATEN,TRITON",
@@ -46,7 +45,6 @@ FEEDFORWARD = ("auto", "plain", "triton")  # optimize(feedforward=…): the firs
 # t2v.kernels.geglu's, where the device runs it (auto: the fp8 feed-forwards on CUDA GPUs; triton: fp16's too, and in
 # Triton's interpreter), or cuBLAS then the gate pass
 FP16, FP8 = "fp16", "fp8"  # the feed-forwards FusedFeedForward may run through the kernel: fp16 activations, fp8 layers
-TEMPORAL_TOKENS = ("frames", "pixels")  # optimize(temporal_tokens=…): the temporal transformers' token order
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
@@ -110,62 +108,6 @@ class FusedAttention(nn.Module):
         q, k, v = weights[0].split(self.inner) if self.shared else (weights[0], *weights[1].split(self.inner))
         return {"to_q.weight": q, "to_k.weight": k, "to_v.weight": v,
                 **{f"to_out.{name}": tensor for name, tensor in self.to_out.state_dict(keep_vars=True).items()}}
-
-
-class FramesAttention(FusedAttention):
-    """A temporal transformer's self-attention on frame-major tokens [b, f, p, c] (FramesTemporalTransformer):
-    q/k/v in one GEMM, then `attend` over each pixel's frames where they lie (t2v.kernels.temporal_attention's
-    `frames_attention`, or any SDPA-form attention through copies: `frames_form`)."""
-
-    def __init__(self, attn: CrossAttention, attend: FramesAttend = temporal_attention.attend_by_pixel):
-        super().__init__(attn)
-        self.attend = attend
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if context is not None:
-            raise ValueError("a temporal transformer's attention is self-attention: it takes no context")
-        return self.to_out(self.attend(self.projections[0](x), self.heads))
-
-
-class FramesTemporalTransformer(TemporalTransformer):
-    """TemporalTransformer with its tokens in the order the convolutions leave them, [b, f, h·w, c] (a view of the
-    channels-last activations), instead of [(b h w), f, c]: its GroupNorm writes and its residual add reads them
-    without transposing frames and pixels, and only the attention groups them by pixel (FramesAttention). The same
-    modules and keys as the block it takes over; equal to it within rounding (tests/t2v/test_fast.py)."""
-
-    def __init__(self, block: TemporalTransformer):
-        nn.Module.__init__(self)
-        self.norm, self.proj_in, self.proj_out = block.norm, block.proj_in, block.proj_out
-        self.transformer_blocks = block.transformer_blocks
-
-    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        h = x.shape[-2]
-        y = self.norm(rearrange(x, "(b f) c h w -> b c f h w", f=frames))  # stats over all frames
-        y = rearrange(y, "b c f h w -> b f (h w) c")
-        y = F.linear(y, self.proj_in.weight.squeeze(-1), self.proj_in.bias)
-        y = self.transformer_blocks[0](y)
-        y = F.linear(y, self.proj_out.weight.squeeze(-1), self.proj_out.bias)
-        return x + rearrange(y, "b f (h w) c -> (b f) c h w", h=h)
-
-
-def check_temporal_tokens(kind: str) -> None:
-    """Refuse a token order `fuse` has no form for, naming the choices."""
-    if kind not in TEMPORAL_TOKENS:
-        raise ValueError(f"temporal_tokens={kind!r}: use one of {', '.join(TEMPORAL_TOKENS)}")
-
-
-def fused_before(block: nn.Module) -> bool:
-    """Whether `block`'s attention was fused already (its token order is then kept)."""
-    return any(isinstance(module, FusedAttention) for module in block.modules())
-
-
-def frames_form(attend: Attend) -> FramesAttend:
-    """The frame-major form of a temporal attention choice (`choose_temporal_attention`): the kernel's choices as
-    `frames_attention` with the same options, any other attention through copies in its own order."""
-    func, options = (attend.func, attend.keywords) if isinstance(attend, partial) else (attend, {})
-    if func is temporal_attention.temporal_attention:
-        return partial(temporal_attention.frames_attention, **options)
-    return partial(temporal_attention.attend_by_pixel, attend=attend)
 
 
 class TemporalConv2dBlock(nn.Module):
@@ -254,28 +196,18 @@ def live_weights(unet: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def fuse(unet: nn.Module, temporal_attend: Attend = F.scaled_dot_product_attention,
-         feedforward: frozenset[str] = frozenset(), temporal_tokens: str = "frames") -> nn.Module:
+         feedforward: frozenset[str] = frozenset()) -> nn.Module:
     """Replace attention and temporal-conv modules in place by their fused equivalents; returns the UNet.
 
-    The temporal transformers keep their tokens frame-major (FramesTemporalTransformer) or, with `temporal_tokens`
-    "pixels", by pixel as the plain module does; their attention computes with `temporal_attend` (set again on a UNet
-    fused before, whose token order stays as it was fused). The transformers' feed-forwards of the forms
-    `feedforward` names (FP16, FP8) run t2v.kernels.geglu's kernel (FusedFeedForward; set again on a UNet fused
-    before)."""
-    check_temporal_tokens(temporal_tokens)
-    frames_major = temporal_tokens == "frames"
+    The temporal transformers' attention computes with `temporal_attend` (set again on a UNet fused before); the
+    transformers' feed-forwards of the forms `feedforward` names (FP16, FP8) run t2v.kernels.geglu's kernel
+    (FusedFeedForward; set again on a UNet fused before)."""
     temporal = {id(m) for block in unet.modules() if isinstance(block, TemporalTransformer) for m in block.modules()}
     for module in list(unet.modules()):
         for name, child in list(module.named_children()):
-            if isinstance(child, FramesAttention):
-                child.attend = frames_form(temporal_attend)
-            elif isinstance(child, CrossAttention) and id(child) in temporal and frames_major:
-                setattr(module, name, FramesAttention(child, frames_form(temporal_attend)))
-            elif isinstance(child, CrossAttention):
+            if isinstance(child, CrossAttention):
                 attend = temporal_attend if id(child) in temporal else F.scaled_dot_product_attention
                 setattr(module, name, FusedAttention(child, attend))
-            elif type(child) is TemporalTransformer and frames_major and not fused_before(child):
-                setattr(module, name, FramesTemporalTransformer(child))
             elif isinstance(child, TemporalConvBlock):
                 setattr(module, name, TemporalConv2dBlock(child))
             elif isinstance(child, FusedAttention) and id(child) in temporal:
@@ -369,7 +301,7 @@ def warn_cpu_compile(backend: str) -> None:
 
 def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = True, cuda_graphs: bool = True,
              backend: str = "inductor", offload_modules: bool = False, temporal_attention: str = "auto",
-             feedforward: str = "auto", temporal_tokens: str = "frames",
+             feedforward: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
              autotune: bool = False, gpu_lock: GpuLock | None = None) -> None:
@@ -387,9 +319,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     18), SDPA elsewhere; it needs `fused` ("sdpa" does not). `feedforward` "auto" (the default) runs each transformer's
     first fp8 feed-forward GEMM and its GEGLU gate as t2v.kernels.geglu's one kernel on CUDA GPUs that run it
     (FusedFeedForward; `choose_feedforward` says why fp8's alone), "triton" the fp16 ones too, "plain" none: cuBLAS and
-    inductor's gate pass; all but "plain" need `fused` ("auto" without it is "plain"). `temporal_tokens` "frames" (the
-    default) keeps the temporal transformers' tokens in the convolutions' order (FramesTemporalTransformer), "pixels"
-    groups them by pixel as the plain module does; it applies with `fused`. `autotune` lets inductor choose
+    inductor's gate pass; all but "plain" need `fused` ("auto" without it is "plain"). `autotune` lets inductor choose
     each GEMM's and convolution's kernel by timing Triton templates against the vendor libraries' when it compiles a
     UNet shape (AUTOTUNE; opt-in: 3–36 s for each of the standard shape's 70 GEMM and convolution nodes on an H200, and
     there the video came out slower than the default: 1.538 against 1.482 s with inductor's epilogue-fusion timing off,
@@ -401,7 +331,6 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     `offload_modules`, whose decoder changes device between uses).
     """
     unet = pipe.unet.unet if isinstance(pipe.unet, FastUNet) else pipe.unet
-    check_temporal_tokens(temporal_tokens)
     if temporal_attention == "auto" and not fused:
         temporal_attention = "sdpa"  # the unfused modules call SDPA themselves
     if temporal_attention != "sdpa" and not fused:
@@ -416,7 +345,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     attend = choose_temporal_attention(temporal_attention, pipe.device)
     kernel_ff = choose_feedforward(feedforward, pipe.device)
     if fused:
-        fuse(unet, attend, kernel_ff, temporal_tokens)
+        fuse(unet, attend, kernel_ff)
     if layout:
         channels_last(unet)
     on_gpu = pipe.device.type == "cuda"
@@ -445,8 +374,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
         offload(pipe)
     pipe.optimized = True
     log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "
-             "compiled decoder=%s graphed text encoder=%s temporal attention=%s (%s-major) feed-forward kernel=%s",
-             fused, layout,
+             "compiled decoder=%s graphed text encoder=%s temporal attention=%s feed-forward kernel=%s", fused, layout,
              compile and backend, compile and autotune, cuda_graphs and on_gpu, offload_modules, decoder is not None,
-             graphed_text, "sdpa" if attend is F.scaled_dot_product_attention else "triton", temporal_tokens[:-1],
+             graphed_text, "sdpa" if attend is F.scaled_dot_product_attention else "triton",
              "+".join(sorted(kernel_ff)) or "plain")

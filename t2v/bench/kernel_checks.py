@@ -102,37 +102,19 @@ def attention_correctness(device: torch.device, frames: Iterable[int] = range(1,
     for dtype in dtypes:
         for packing in ta.PACKINGS:
             key = f"{str(dtype).removeprefix('torch.')} {packing}"
-            for layout, attend in (("", _pixel_major), (" frame-major", _frame_major)):
-                try:
-                    checks = {f: attend((pixels, heads, f, dim), dtype, device, packing) for f in frames}
-                except Exception as exc:  # a kernel that does not compile here must not end the benchmark
-                    log.exception("the temporal-attention kernel failed (%s%s)", key, layout)
-                    results[key + layout] = {"error": repr(exc)[:500]}
-                    continue
-                results[key + layout] = {
-                    "worst_error": max(c["error"] for c in checks.values()),
-                    "worst_sdpa_error": max(c["sdpa_error"] for c in checks.values()),
-                    "frames_not_within_rounding": [f for f, c in checks.items() if not c["ok"]]}
+            try:
+                checks = {}
+                for f in frames:
+                    q, k, v = packed((pixels, heads, f, dim), dtype, device, seed=f)
+                    checks[f] = within_rounding(ta.temporal_attention(q, k, v, packing=packing), q, k, v)
+            except Exception as exc:  # a kernel that does not compile here must not end the benchmark
+                log.exception("the temporal-attention kernel failed (%s)", key)
+                results[key] = {"error": repr(exc)[:500]}
+                continue
+            results[key] = {"worst_error": max(c["error"] for c in checks.values()),
+                            "worst_sdpa_error": max(c["sdpa_error"] for c in checks.values()),
+                            "frames_not_within_rounding": [f for f, c in checks.items() if not c["ok"]]}
     return results
-
-
-def _pixel_major(shape: AttentionShape, dtype: torch.dtype, device: torch.device, packing: str) -> dict:
-    """The kernel on one [pixels, heads, frames, d] shape as the pixel-major fused attention hands it over."""
-    q, k, v = packed(shape, dtype, device, seed=shape[2])
-    return within_rounding(ta.temporal_attention(q, k, v, packing=packing), q, k, v)
-
-
-def _frame_major(shape: AttentionShape, dtype: torch.dtype, device: torch.device, packing: str) -> dict:
-    """The kernel on the same problems as frame-major tokens [2, frames, pixels / 2, 3·heads·d]
-    (t2v.fast.FramesAttention), its output taken back to [pixels, heads, frames, d] to be checked."""
-    pixels, heads, frames, dim = shape
-    g = torch.Generator().manual_seed(frames)
-    qkv = torch.randn(2, frames, pixels // 2, 3 * heads * dim, generator=g).to(device, dtype)
-    q, k, v = (part.unflatten(-1, (heads, dim)).permute(0, 2, 3, 1, 4).reshape(pixels, heads, frames, dim)
-               for part in qkv.chunk(3, dim=-1))
-    out = ta.frames_attention(qkv, heads, packing=packing)  # [2, frames, pixels / 2, heads·d]
-    return within_rounding(out.unflatten(-1, (heads, dim)).permute(0, 2, 3, 1, 4).reshape(pixels, heads, frames, dim),
-                           q, k, v)
 
 
 def _time_ms(device: torch.device, fn: Callable, *args, repeats: int = 50, **kwargs) -> float:

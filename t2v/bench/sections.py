@@ -38,11 +38,8 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # "fp8-all" with the attention output projections in fp8 too, "fp8-conv" with the 3×3 convolutions in fp8 too
 # through t2v.kernels.conv3x3; "triton-ff" runs the fp16 feed-forward's first GEMM and its GEGLU gate as
 # t2v.kernels.geglu's one kernel, as the default does for fp8's, and "fp8-plain-ff" fp8's as cuBLAS's GEMM and
-# inductor's gate pass, as the default does for fp16's; "pixel-tokens" and "fp8-pixel-tokens" keep the temporal
-# transformers' tokens by pixel as before 2026-12-07, the default being frame-major: t2v.fast.FramesTemporalTransformer)
+# inductor's gate pass, as the default does for fp16's)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
-            "pixel-tokens": ("float16", {"temporal_tokens": "pixels"}),
-            "fp8-pixel-tokens": ("fp8", {"temporal_tokens": "pixels"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
             "triton-ff": ("float16", {"feedforward": "triton"}), "fp8-plain-ff": ("fp8", {"feedforward": "plain"}),
             "autotune": ("float16", {"autotune": True}),

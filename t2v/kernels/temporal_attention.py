@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,57 +48,49 @@ LOG2_E = math.log2(math.e)
 
 if triton is not None:
     @triton.jit
-    def _block(ptr, z, x, h, stride_z, stride_x, stride_h, stride_f, f, d):
-        """Pointers of a [problems, frames, head_dim] block: problem (z, x, h), frame f, feature d."""
-        return (ptr + (z * stride_z + x * stride_x + h * stride_h)[:, None, None] + f[None, :, None] * stride_f
-                + d[None, None, :])
+    def _block(ptr, z, h, stride_z, stride_h, stride_f, f, d):
+        """Pointers of a [problems, frames, head_dim] block: problem (z, h), frame f, feature d."""
+        return ptr + (z * stride_z + h * stride_h)[:, None, None] + f[None, :, None] * stride_f + d[None, None, :]
 
     @triton.jit
-    def _problem(p, heads, pixels):
-        """Pair p's (z, x, h): its problem z's pixel x (always 0 for [problems, heads, frames, d] inputs) and head."""
-        h = (p % heads).to(tl.int64)  # int64 offsets: a large batch's q passes 2³¹ elements
-        rest = p // heads
-        return (rest // pixels).to(tl.int64), (rest % pixels).to(tl.int64), h
-
-    @triton.jit
-    def temporal_attention_batched(q_ptr, k_ptr, v_ptr, o_ptr, problems, heads, pixels, frames,
-                                   sqz, sqx, sqh, sqf, skz, skx, skh, skf, svz, svx, svh, svf,
-                                   soz, sox, soh, sof, scale_log2,
+    def temporal_attention_batched(q_ptr, k_ptr, v_ptr, o_ptr, problems, heads, frames,
+                                   sqz, sqh, sqf, skz, skh, skf, svz, svh, svf, soz, soh, sof, scale_log2,
                                    BLOCK_P: tl.constexpr, BLOCK_F: tl.constexpr, HEAD_DIM: tl.constexpr,
                                    DOT_F32: tl.constexpr):
         """BLOCK_P problems per program, each its own [BLOCK_F, BLOCK_F] score block (3-D dots)."""
         p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-        z, x, h = _problem(p, heads, pixels)
+        z = (p // heads).to(tl.int64)  # int64 offsets: a large batch's q passes 2³¹ elements
+        h = (p % heads).to(tl.int64)
         f = tl.arange(0, BLOCK_F)
         d = tl.arange(0, HEAD_DIM)
         mask = (p < problems)[:, None, None] & (f < frames)[None, :, None]
-        q = tl.load(_block(q_ptr, z, x, h, sqz, sqx, sqh, sqf, f, d), mask=mask, other=0.0)  # [P, F, D]
-        k = tl.load(_block(k_ptr, z, x, h, skz, skx, skh, skf, f, d), mask=mask, other=0.0)
-        v = tl.load(_block(v_ptr, z, x, h, svz, svx, svh, svf, f, d), mask=mask, other=0.0)
+        q = tl.load(_block(q_ptr, z, h, sqz, sqh, sqf, f, d), mask=mask, other=0.0)  # [P, F, D]
+        k = tl.load(_block(k_ptr, z, h, skz, skh, skf, f, d), mask=mask, other=0.0)
+        v = tl.load(_block(v_ptr, z, h, svz, svh, svf, f, d), mask=mask, other=0.0)
         if DOT_F32:  # Triton's interpreter multiplies bf16 operands' raw bits: products in fp32 there
             q, k, v = q.to(tl.float32), k.to(tl.float32), v.to(tl.float32)
         s = tl.dot(q, tl.trans(k, (0, 2, 1))) * scale_log2  # [P, F, F] fp32, in log2 units
         s = tl.where((f < frames)[None, None, :], s, float("-inf"))  # padded keys
         e = tl.exp2(s - tl.max(s, axis=2)[:, :, None])
         o = tl.dot(e.to(v.dtype), v) / tl.sum(e, axis=2)[:, :, None]  # [P, F, D]
-        tl.store(_block(o_ptr, z, x, h, soz, sox, soh, sof, f, d), o.to(o_ptr.dtype.element_ty), mask=mask)
+        tl.store(_block(o_ptr, z, h, soz, soh, sof, f, d), o.to(o_ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
-    def temporal_attention_diagonal(q_ptr, k_ptr, v_ptr, o_ptr, problems, heads, pixels, frames,
-                                    sqz, sqx, sqh, sqf, skz, skx, skh, skf, svz, svx, svh, svf,
-                                    soz, sox, soh, sof, scale_log2,
+    def temporal_attention_diagonal(q_ptr, k_ptr, v_ptr, o_ptr, problems, heads, frames,
+                                    sqz, sqh, sqf, skz, skh, skf, svz, svh, svf, soz, soh, sof, scale_log2,
                                     BLOCK_P: tl.constexpr, BLOCK_F: tl.constexpr, HEAD_DIM: tl.constexpr,
                                     DOT_F32: tl.constexpr):
         """BLOCK_P problems per program as BLOCK_P·BLOCK_F rows of one 2-D score tile, masked block-diagonal."""
         r = tl.arange(0, BLOCK_P * BLOCK_F)
         p = tl.program_id(0) * BLOCK_P + r // BLOCK_F
         f = r % BLOCK_F
-        z, x, h = _problem(p, heads, pixels)
+        z = (p // heads).to(tl.int64)
+        h = (p % heads).to(tl.int64)
         d = tl.arange(0, HEAD_DIM)
         rows = ((p < problems) & (f < frames))[:, None]
-        q = tl.load(q_ptr + (z * sqz + x * sqx + h * sqh + f * sqf)[:, None] + d[None, :], mask=rows, other=0.0)
-        k = tl.load(k_ptr + (z * skz + x * skx + h * skh + f * skf)[:, None] + d[None, :], mask=rows, other=0.0)
-        v = tl.load(v_ptr + (z * svz + x * svx + h * svh + f * svf)[:, None] + d[None, :], mask=rows, other=0.0)
+        q = tl.load(q_ptr + (z * sqz + h * sqh + f * sqf)[:, None] + d[None, :], mask=rows, other=0.0)  # [R, D]
+        k = tl.load(k_ptr + (z * skz + h * skh + f * skf)[:, None] + d[None, :], mask=rows, other=0.0)
+        v = tl.load(v_ptr + (z * svz + h * svh + f * svf)[:, None] + d[None, :], mask=rows, other=0.0)
         if DOT_F32:
             q, k, v = q.to(tl.float32), k.to(tl.float32), v.to(tl.float32)
         s = tl.dot(q, tl.trans(k)) * scale_log2  # [R, R]
@@ -107,7 +98,7 @@ if triton is not None:
         s = tl.where(same & (f < frames)[None, :], s, float("-inf"))
         e = tl.exp2(s - tl.max(s, axis=1)[:, None])
         o = tl.dot(e.to(v.dtype), v) / tl.sum(e, axis=1)[:, None]
-        tl.store(o_ptr + (z * soz + x * sox + h * soh + f * sof)[:, None] + d[None, :], o.to(o_ptr.dtype.element_ty),
+        tl.store(o_ptr + (z * soz + h * soh + f * sof)[:, None] + d[None, :], o.to(o_ptr.dtype.element_ty),
                  mask=rows)
 
     KERNELS = {"batched": temporal_attention_batched, "diagonal": temporal_attention_diagonal}
@@ -141,18 +132,13 @@ def enough_pairs(shape: tuple[int, ...], min_pairs: int | None) -> bool:
 
 def why_not(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
     """Why the kernel cannot compute SDPA(q, k, v) for these tensors, or None when it can (checked per call)."""
-    if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
-        return f"q, k, v must share one [problems, heads, frames, head_dim] shape: {q.shape}, {k.shape}, {v.shape}"
-    return _why_not(tuple(q.shape), q, k, v)
-
-
-def _why_not(shape: tuple[int, int, int, int], q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
-    """Why the kernel cannot attend over the problems of `shape` ([problems, heads, frames, head_dim]) in q, k, v."""
     if triton is None:
         return "triton is not installed"
+    if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
+        return f"q, k, v must share one [problems, heads, frames, head_dim] shape: {q.shape}, {k.shape}, {v.shape}"
     if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
         return f"dtypes {q.dtype}, {k.dtype}, {v.dtype}: the kernel takes float16 or bfloat16, all three alike"
-    problem = shape_problem(shape)
+    problem = shape_problem(tuple(q.shape))
     if problem is not None:
         return problem
     if k.device != q.device or v.device != q.device:
@@ -185,27 +171,20 @@ def check_options(rows: int, packing: str) -> None:
         raise ValueError(f"rows {rows}: use a power of two from 16 (rows per program, problems × padded frames)")
 
 
-def _launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, rows: int, packing: str) -> None:
-    """The kernel over [problems, pixels, heads, frames, head_dim] views (each problem's pixels share its stride)."""
-    check_options(rows, packing)
-    problems, pixels, heads, frames, dim = q.shape
-    block_f = max(16, triton.next_power_of_2(frames))
-    block_p = max(1, rows // block_f)
-    pairs = problems * pixels * heads
-    KERNELS[packing][(triton.cdiv(pairs, block_p),)](
-        q, k, v, out, pairs, heads, pixels, frames,
-        *q.stride()[:4], *k.stride()[:4], *v.stride()[:4], *out.stride()[:4],
-        LOG2_E / math.sqrt(dim), BLOCK_P=block_p, BLOCK_F=block_f, HEAD_DIM=dim,
-        DOT_F32=INTERPRETED and q.dtype == torch.bfloat16)
-
-
 @torch.library.custom_op("t2v::temporal_attention", mutates_args=())
 def _kernel_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rows: int, packing: str) -> torch.Tensor:
     """The Triton kernel; callers check `why_not` first (temporal_attention does)."""
+    check_options(rows, packing)
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
     problems, heads, frames, dim = q.shape
     out = torch.empty((problems, frames, heads, dim), device=q.device, dtype=q.dtype).transpose(1, 2)
-    _launch(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), out.unsqueeze(1), rows, packing)
+    block_f = max(16, triton.next_power_of_2(frames))
+    block_p = max(1, rows // block_f)
+    pairs = problems * heads
+    KERNELS[packing][(triton.cdiv(pairs, block_p),)](
+        q, k, v, out, pairs, heads, frames, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
+        LOG2_E / math.sqrt(dim), BLOCK_P=block_p, BLOCK_F=block_f, HEAD_DIM=dim,
+        DOT_F32=INTERPRETED and q.dtype == torch.bfloat16)
     return out
 
 
@@ -213,66 +192,3 @@ def _kernel_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rows: int, pac
 def _kernel_fake(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rows: int, packing: str) -> torch.Tensor:
     problems, heads, frames, dim = q.shape
     return q.new_empty((problems, frames, heads, dim)).transpose(1, 2)
-
-
-def _by_pixel(tokens: torch.Tensor, heads: int) -> torch.Tensor:
-    """[b, f, p, heads·d] frame-major tokens as a [b, p, heads, f, d] view."""
-    return tokens.unflatten(-1, (heads, -1)).permute(0, 2, 3, 1, 4)
-
-
-def frames_problem(qkv: torch.Tensor, heads: int) -> str | None:
-    """Why `qkv` is not a [batch, frames, pixels, 3·heads·head_dim] tensor of frame-major tokens, or None."""
-    if qkv.dim() != 4 or heads < 1 or qkv.shape[-1] % (3 * heads):
-        return f"qkv {tuple(qkv.shape)} with {heads} heads: expected [batch, frames, pixels, 3·heads·head_dim]"
-    return None
-
-
-def frames_attention(qkv: torch.Tensor, heads: int, *, kernel: bool = True, rows: int | None = None,
-                     packing: str | None = None, min_pairs: int | None = None) -> torch.Tensor:
-    """Self-attention over frames at each pixel of frame-major tokens: `qkv` [b, f, p, 3·heads·d] (each token's q, k
-    and v, heads in order) → [b, f, p, heads·d], SDPA's result for the problems [b·p, heads, f, d].
-
-    The temporal transformers keep their tokens in the order the convolutions leave them (frame, then pixel), so
-    neither their GroupNorm nor their residual add transposes frames and pixels; the kernel reads each pixel's
-    frames where they lie. `kernel` False, or a shape the kernel does not take (`why_not`, and `min_pairs` as in
-    `temporal_attention`), computes SDPA on copies in [b·p, heads, f, d] order instead."""
-    problem = frames_problem(qkv, heads)
-    if problem is not None:
-        raise ValueError(problem)
-    b, f, p, width = qkv.shape
-    q, k, v = (_by_pixel(part, heads) for part in qkv.chunk(3, dim=-1))  # each [b, p, heads, f, d]
-    shape = (b * p, heads, f, width // (3 * heads))
-    if kernel and _why_not(shape, q, k, v) is None and enough_pairs(shape, min_pairs):
-        return torch.ops.t2v.temporal_attention_frames(qkv, heads, ROWS if rows is None else rows,
-                                                       PACKING if packing is None else packing)
-    return attend_by_pixel(qkv, heads)
-
-
-def attend_by_pixel(qkv: torch.Tensor, heads: int,
-                    attend: Callable[..., torch.Tensor] = F.scaled_dot_product_attention) -> torch.Tensor:
-    """`frames_attention` through any attention over [problems, heads, frames, head_dim] tensors (SDPA's form):
-    q, k and v copied into that order, the output copied back to [b, f, p, heads·d]."""
-    problem = frames_problem(qkv, heads)
-    if problem is not None:
-        raise ValueError(problem)
-    b, f, p, width = qkv.shape
-    shape = (b * p, heads, f, width // (3 * heads))
-    out = attend(*(_by_pixel(part, heads).reshape(shape) for part in qkv.chunk(3, dim=-1)))  # [b·p, heads, f, d]
-    return out.unflatten(0, (b, p)).permute(0, 3, 1, 2, 4).reshape(b, f, p, -1)
-
-
-@torch.library.custom_op("t2v::temporal_attention_frames", mutates_args=())
-def _frames_op(qkv: torch.Tensor, heads: int, rows: int, packing: str) -> torch.Tensor:
-    """The Triton kernel on frame-major tokens; callers check first (frames_attention does)."""
-    qkv = qkv if qkv.stride(-1) == 1 else qkv.contiguous()
-    b, f, p, width = qkv.shape
-    out = qkv.new_empty((b, f, p, width // 3))
-    q, k, v = (_by_pixel(part, heads) for part in qkv.chunk(3, dim=-1))
-    _launch(q, k, v, _by_pixel(out, heads), rows, packing)
-    return out
-
-
-@_frames_op.register_fake
-def _frames_fake(qkv: torch.Tensor, heads: int, rows: int, packing: str) -> torch.Tensor:
-    b, f, p, width = qkv.shape
-    return qkv.new_empty((b, f, p, width // 3))

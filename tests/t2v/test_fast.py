@@ -12,8 +12,6 @@ from t2v import GenerationCancelled, GenerationRequest, InvalidRequest, load_pip
 from t2v.fast import (
     FP8,
     FP16,
-    FramesAttention,
-    FramesTemporalTransformer,
     FusedAttention,
     FusedFeedForward,
     TemporalConv2dBlock,
@@ -99,33 +97,16 @@ def _temporal(unet) -> list[FusedAttention]:
             if isinstance(m, FusedAttention)]
 
 
-def _kernel_served(module: FusedAttention) -> bool:
-    """Whether a temporal transformer's attention computes with t2v.kernels' kernel where it applies (not SDPA)."""
-    if isinstance(module, FramesAttention):
-        return module.attend.func is ta.frames_attention
-    return module.attend is ta.temporal_attention
-
-
 def test_the_triton_temporal_attention_is_opt_in_and_serves_only_the_temporal_transformers(pipe):
     pipe.optimize(compile=False)
+    fused = [m for m in pipe.unet.modules() if isinstance(m, FusedAttention)]
+    assert fused and all(m.attend is F.scaled_dot_product_attention for m in fused)
+    pipe.optimize(compile=False, temporal_attention="triton")  # set again on the UNet fused above
     temporal = _temporal(pipe.unet)
     assert len(temporal) == 2 * sum(isinstance(m, TemporalTransformer) for m in pipe.unet.modules())
-    assert all(isinstance(m, FramesAttention) and not _kernel_served(m) for m in temporal)
-    assert all(m.attend.keywords == {"attend": F.scaled_dot_product_attention} for m in temporal)
-    pipe.optimize(compile=False, temporal_attention="triton")  # set again on the UNet fused above
-    assert all(_kernel_served(m) and m.attend.keywords == {} for m in temporal)
-    spatial = [m for m in pipe.unet.modules() if isinstance(m, FusedAttention) and all(m is not t for t in temporal)]
+    assert all(m.attend is ta.temporal_attention for m in temporal)
+    spatial = [m for m in fused if all(m is not t for t in temporal)]
     assert spatial and all(m.attend is F.scaled_dot_product_attention for m in spatial)
-
-
-def test_the_temporal_transformers_keep_the_token_order_they_were_fused_in(pipe):
-    pipe.optimize(compile=False, temporal_tokens="pixels", temporal_attention="triton")
-    temporal = _temporal(pipe.unet)
-    assert temporal and all(type(m) is FusedAttention and _kernel_served(m) for m in temporal)
-    assert not any(isinstance(m, FramesTemporalTransformer) for m in pipe.unet.modules())
-    pipe.optimize(compile=False)  # frame-major by default, but a UNet fused by pixel stays so
-    assert all(type(m) is FusedAttention and not _kernel_served(m) for m in _temporal(pipe.unet))
-    assert not any(isinstance(m, FramesTemporalTransformer) for m in pipe.unet.modules())
 
 
 def _half_inputs(pipe) -> tuple[torch.Tensor, ...]:
@@ -135,25 +116,22 @@ def _half_inputs(pipe) -> tuple[torch.Tensor, ...]:
             torch.randn(1, 77, pipe.config.unet.context_dim, generator=g).half())
 
 
-@pytest.mark.parametrize("tokens", ["frames", "pixels"])
-def test_the_unet_with_the_triton_temporal_attention_computes_what_it_does_with_sdpa(tokens, monkeypatch):
+def test_the_unet_with_the_triton_temporal_attention_computes_what_it_does_with_sdpa(monkeypatch):
     pipe = load_pipeline("tiny-random", dtype="float16")
-    launches, launch = [], ta._launch
+    served, kernel = [], ta.temporal_attention
 
-    def spy(q, k, v, out, rows, packing):
-        launches.append(q.shape)
-        return launch(q, k, v, out, rows, packing)
+    def spy(q, k, v):
+        served.append(ta.why_not(q, k, v) is None)
+        return kernel(q, k, v)
 
     inputs = _half_inputs(pipe)
     with torch.no_grad():
         exact = copy.deepcopy(pipe.unet).float()(*(t.float() if t.is_floating_point() else t for t in inputs))
-        sdpa = fuse(copy.deepcopy(pipe.unet), temporal_tokens=tokens)(*inputs)
-        monkeypatch.setattr(ta, "_launch", spy)
-        pipe.optimize(compile=False, temporal_attention="triton", temporal_tokens=tokens)
+        sdpa = fuse(copy.deepcopy(pipe.unet))(*inputs)
+        monkeypatch.setattr(ta, "temporal_attention", spy)
+        pipe.optimize(compile=False, temporal_attention="triton")
         triton = pipe.unet(*inputs)
-    assert len(launches) == len(_temporal(pipe.unet))
-    pixels = [16, 4] if tokens == "frames" else [1]  # frame-major tokens are read by pixel where they lie (4×4, 2×2)
-    assert {shape[1] for shape in launches} == set(pixels), launches
+    assert len(served) == len(_temporal(pipe.unet)) and all(served)
     assert (triton.float() - exact).abs().max() <= 2 * (sdpa.float() - exact).abs().max() + 2e-3
 
 
@@ -161,7 +139,7 @@ def test_the_triton_temporal_attention_falls_back_to_sdpa_with_a_warning_where_i
                                                                                                caplog):
     monkeypatch.setattr(ta, "INTERPRETED", False)  # a CPU without Triton's interpreter
     pipe.optimize(compile=False, temporal_attention="triton")
-    assert all(not _kernel_served(m) for m in _temporal(pipe.unet))
+    assert all(m.attend is F.scaled_dot_product_attention for m in _temporal(pipe.unet))
     assert "temporal_attention='triton' is not used on cpu" in caplog.text
 
 
@@ -178,8 +156,6 @@ def test_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_sdpa_elsewhere_withou
 
 
 @pytest.mark.parametrize(("options", "expected"), [({"temporal_attention": "flash"}, "use one of auto, sdpa, triton"),
-                                                   ({"temporal_tokens": "rows", "fused": False},
-                                                    "temporal_tokens='rows': use one of frames, pixels"),
                                                    ({"temporal_attention": "triton", "fused": False},
                                                     "needs fused=True")])
 def test_temporal_attention_choices_that_cannot_work_are_refused(pipe, options, expected):
