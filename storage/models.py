@@ -77,7 +77,10 @@ class Job(Base):
         sa.Index("ix_jobs_delivery", "delivery"),  # the few pending posts, looked for at each start
         sa.Index("ix_jobs_result_message_id", "result_message_id"),  # a message deleted in Discord: a job's video?
         sa.Index("ix_jobs_created_at", "created_at"),  # every server's numbers over a window (/videomod stats)
-        sa.Index("ix_jobs_state_created_at", "state", "created_at"),  # the refusals of a window (/videomod stats)
+        # /videomod stats: every server's refusals of a window counted from the index alone, and one server's
+        # (with only the first, SQLite took it or ix_jobs_guild_id_created_at for a server's, by schema order)
+        sa.Index("ix_jobs_state_created_at_refusal_reason", "state", "created_at", "refusal_reason"),
+        sa.Index("ix_jobs_state_guild_id_created_at", "state", "guild_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)

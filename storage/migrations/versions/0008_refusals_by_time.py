@@ -1,4 +1,4 @@
-"""Refusals by time: an index on `jobs` (state, created_at), so `/videomod stats` reads only the window's refusals.
+"""Refusals by time: two indexes on `jobs`, so `/videomod stats` reads only the refusals it counts.
 
 Revision ID: 0008
 Revises: 0007
@@ -6,7 +6,10 @@ Create Date: 2026-12-11
 
 `/videomod stats` counts the refusals of its window per reason. Through `ix_jobs_state_id` it found every refused row
 ever logged, then kept those of the window; a bot refusing spam for months read them all at each stats. Adds
-`ix_jobs_state_created_at` only; no row changes.
+`ix_jobs_state_created_at_refusal_reason` (every server's refusals of a window, or of all time, counted from the
+index alone) and `ix_jobs_state_guild_id_created_at` (one server's refusals, of a window or of all time: with only
+the first, SQLite without statistics saw it and the server's `ix_jobs_guild_id_created_at` as equally good for
+`period:all` and took whichever came first in the schema, every server's refusals included). No row changes.
 """
 
 from __future__ import annotations
@@ -18,12 +21,19 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
+INDEXES = {
+    "ix_jobs_state_created_at_refusal_reason": ["state", "created_at", "refusal_reason"],
+    "ix_jobs_state_guild_id_created_at": ["state", "guild_id", "created_at"],
+}
+
 
 def upgrade() -> None:
-    """Index `jobs` (state, created_at)."""
-    op.create_index("ix_jobs_state_created_at", "jobs", ["state", "created_at"])
+    """Index the refusals of `jobs` by time, everywhere and per server."""
+    for name, columns in INDEXES.items():
+        op.create_index(name, "jobs", columns)
 
 
 def downgrade() -> None:
-    """Drop the index on `jobs` (state, created_at)."""
-    op.drop_index("ix_jobs_state_created_at", table_name="jobs")
+    """Drop the refusals' indexes."""
+    for name in INDEXES:
+        op.drop_index(name, table_name="jobs")
