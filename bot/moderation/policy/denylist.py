@@ -19,15 +19,18 @@ slot may read as a term answers a family of evasions (docs/policy.md has the mea
 - a phrase written as one token ("elonmusk"), and ' + ' co-occurrence rules whose parts may be anywhere.
 
 The allowlist matches text as written only (exact, stem*, inflections), so that no disguise or edit makes a
-prompt innocent ("elon musk on" is not "musk ox"), and whole words only: a phrase that begins or ends inside a
-compound protects nothing, whether the compound is written with a hyphen ("a naked flame-haired woman") or with a
-space before the noun it describes ("a naked flame haired woman", `_begins_compound`); unless the entry is itself
+prompt innocent ("elon musk on" is not "musk ox"). A phrase that begins inside a compound protects nothing ("a
+half-naked flame"), nor one that ends where a compound begins that describes a person, whether the compound is
+written with a hyphen ("a naked flame-haired woman") or with a space before the noun it describes ("a naked flame
+haired woman", `_begins_compound`): a word naming one (lexicon.PERSON_WORDS, read through disguises as terms are)
+is in it or among the PERSON_REACH words after it ("a naked bulb lit cellar" is allowed); unless the entry is itself
 one compound written with its hyphens ("gore-tex", a name): its words never part, so it protects inside or before a
-longer compound ("a gore-tex-lined jacket", "a gore tex lined jacket").
+longer compound ("a gore-tex-clad man", "a gore tex lined jacket").
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections import defaultdict
@@ -40,6 +43,7 @@ from rapidfuzz.distance import OSA
 
 from bot.moderation.policy.entries import DenylistEntry, Term, parse_pattern
 from bot.moderation.policy.lexicon import (
+    PERSON_WORDS,
     foreign_language,
     is_common_word,
     is_english_word,
@@ -409,6 +413,35 @@ def _begins_compound(words: list[str], position: int) -> bool:
     return bool(described) and not (is_function_word(word) or is_function_word(described) or described.endswith("ly"))
 
 
+def _compound_end(words: list[str], inside: set[int], position: int) -> int | None:
+    """Where the compound ends whose later part the word at position is or begins: the end of its chunk
+    ("flame-haired"), or the position after it when it makes a compound with the word before it, written with a
+    space (`_begins_compound`); None when the word begins no compound."""
+    if position in inside:
+        while position in inside:
+            position += 1
+        return position
+    return position + 1 if _begins_compound(words, position) else None
+
+
+# how many words after a compound adjective the person it describes may stand: "a naked flame haired woman", "a naked
+# flame haired young woman", "a naked flame haired pale young woman"
+PERSON_REACH = 3
+PERSON_REMEMBERED_FORMS = 10_000  # readings the person words' one reader (all lists share it) keeps per memory
+
+
+@functools.cache
+def _person_terms() -> _Terms:
+    """The person words (lexicon.PERSON_WORDS) as terms, read through inflections and disguises as listed terms are."""
+    return _Terms([(word, False) for word in PERSON_WORDS], PERSON_REMEMBERED_FORMS)
+
+
+def _person_starts(text: str) -> set[int]:
+    """The positions in text where a word naming a person begins ("woman", "girls", "w0man", "g i r l")."""
+    slots, _, _ = read_slots(text, _person_terms())
+    return {slot.start for slot in slots if slot.terms}
+
+
 def _chunk_slots(chunk: Chunk, start: int, terms: _Terms) -> list[_Slot]:
     found = [_Slot(start + i, start + i + 1, terms.read(part), terms.read_strictly(part))
              for i, part in enumerate(chunk.parts)]
@@ -567,9 +600,10 @@ class Denylist:
     def explain(self, text: str) -> DenylistReport:
         """Which entries fire on text, for the refusal and for the moderators' 'denylist test' command."""
         slots, inside, words = read_slots(text, self._terms)
-        # a disguise never makes text innocent, nor a phrase that begins or ends inside a compound: in "a naked
-        # flame-haired woman" and "a naked flame haired woman" the listed word describes the woman, not a flame
-        allow_hits = [hit for hit in self._allow.hits(slots, strict=True) if self._protects(hit, inside, words)]
+        # a disguise never makes text innocent, nor a phrase that begins inside a compound ("a half-naked flame") or
+        # ends where a compound begins that describes a person: in "a naked flame-haired woman" and "a naked flame
+        # haired woman" the listed word describes the woman, not a flame
+        allow_hits = self._protecting(self._allow.hits(slots, strict=True), text, inside, words)
         covered = {pos for hit in allow_hits for pos in range(hit.start, hit.end)}
         kept: dict[DenylistEntry, set[int]] = defaultdict(set)
         overridden = set()
@@ -586,13 +620,22 @@ class Denylist:
             overridden=tuple(sorted(overridden - set(denied), key=_specificity, reverse=True)),
         )
 
-    def _protects(self, hit: _Hit, inside: set[int], words: list[str]) -> bool:
-        """Whether an allowlist hit stands as whole words: it begins no compound's later part, and it ends at a word's
-        end that begins no compound, unless its entry is one compound ("gore-tex", whose words never part: "a
-        gore-tex-lined jacket")."""
-        if hit.start in inside:
-            return False
-        return hit.entry in self._compounds or (hit.end not in inside and not _begins_compound(words, hit.end))
+    def _protecting(self, hits: list[_Hit], text: str, inside: set[int], words: list[str]) -> list[_Hit]:
+        """The allowlist hits that protect: those that begin no compound's later part, and do not end where a compound
+        begins ("flame-haired", "flame haired") that describes a person, unless their entry is itself one compound
+        ("gore-tex", whose words never part: "a gore-tex-lined jacket")."""
+        protecting = []
+        persons: set[int] | None = None  # where the words naming a person begin, read only when a compound needs it
+        for hit in hits:
+            if hit.start in inside:
+                continue
+            end = None if hit.entry in self._compounds else _compound_end(words, inside, hit.end)
+            if end is not None:
+                persons = _person_starts(text) if persons is None else persons
+                if any(hit.end <= start < end + PERSON_REACH and "" not in words[hit.end:start] for start in persons):
+                    continue
+            protecting.append(hit)
+        return protecting
 
     def match(self, text: str) -> DenylistEntry | None:
         """The most specific deny entry that fires on text, or None."""

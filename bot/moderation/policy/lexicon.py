@@ -110,6 +110,22 @@ def is_function_word(token: str) -> bool:
     return stands_alone(token) or token in FUNCTION_WORDS
 
 
+# Nouns that name a person (or a person's body), minors among them; the denylist reads their inflections and
+# disguises ("girls", "w0man") as it reads its terms. A compound adjective before one of them ("a naked flame haired
+# woman", "a naked tree hugging man") leaves the listed word before the compound describing the person, not the
+# thing an allowed phrase names ("a naked flame lit candles"). Hand-picked, not exhaustive: a person named by a word
+# not listed here ("a naked flame haired vixen") is not seen.
+PERSON_WORDS = frozenset({"woman", "women", "man", "men", "girl", "boy", "lady", "gentleman", "gentlemen", "guy",
+                          "gal", "lad", "lass", "teen", "teenager", "adolescent", "youth", "child", "children", "kid",
+                          "baby", "toddler", "infant", "minor", "schoolgirl", "schoolboy", "student", "pupil",
+                          "daughter", "son", "sister", "brother", "mother", "father", "mom", "mum", "dad", "wife",
+                          "wives", "husband", "bride", "groom", "girlfriend", "boyfriend", "couple", "person",
+                          "people", "human", "adult", "female", "male", "model", "actress", "actor", "dancer",
+                          "nurse", "maid", "waitress", "teacher", "cheerleader", "nun", "princess", "blonde",
+                          "blond", "brunette", "redhead", "beauty", "babe", "lover", "stranger", "hippie", "hugger",
+                          "figure", "body"})
+
+
 def is_fragment(token: str) -> bool:
     """True when token is two letters long and not a word that stands alone ("re", "en", "ad"): beside a common
     word it may be the rest of a split one ("go re", "bid en")."""

@@ -234,8 +234,7 @@ def test_an_allowed_name_written_as_one_compound_protects_inside_a_longer_compou
 
 @pytest.mark.parametrize(("text", "entry"), [
     ("a naked-flame-haired woman", "naked"), ("a naked bulb-lit woman", "naked"), ("a naked flame-lit woman", "naked"),
-    ("a gore-tex-lined jacket covered in gore", "gore"), ("gore everywhere and a gore-tex-lined jacket", "gore"),
-    ("a naked bulb-lit cellar", "naked")])  # the words before "cellar" are those before "woman": refused alike
+    ("a gore-tex-lined jacket covered in gore", "gore"), ("gore everywhere and a gore-tex-lined jacket", "gore")])
 def test_a_phrase_of_an_adjective_and_its_noun_still_protects_nothing_inside_a_longer_compound(gate, text, entry):
     verdict = gate.check_prompt(text)
     assert (verdict.reason, verdict.matched) == ("denylist", entry)
@@ -246,12 +245,13 @@ def test_only_an_allowlist_entry_written_with_its_hyphens_is_one_compound():
     joined = Denylist([gore, DenylistEntry("gore-tex", "allow", "allow")])
     spaced = Denylist([gore, DenylistEntry("gore tex", "allow", "allow")])
     assert joined.match("a gore-tex-lined jacket") is None and joined.match("a gore tex jacket") is None
-    assert spaced.match("a gore-tex-lined jacket") == gore and spaced.match("a gore tex jacket") is None
+    assert joined.match("a gore-tex-clad man") is None and spaced.match("a gore-tex-clad man") == gore
+    # was: refused as gore by a list that writes "gore tex" with a space; a compound ends it only before a person
+    assert spaced.match("a gore-tex-lined jacket") is None and spaced.match("a gore tex jacket") is None
 
 
 @pytest.mark.parametrize("text", ["a naked flame haired woman", "a naked tree hugging man", "a naked bulb shaped girl",
-                                  "a naked flame lit woman", "a naked flame haired young woman",
-                                  "a naked bulb lit cellar"])
+                                  "a naked flame lit woman", "a naked flame haired young woman"])
 def test_an_allowed_phrase_before_a_compound_written_with_a_space_protects_nothing(gate, text):
     # was: allowed, "naked flame" covering the listed word that describes the woman, as before "flame-haired" it did
     verdict = gate.check_prompt(text)
@@ -265,3 +265,24 @@ def test_an_allowed_phrase_before_a_compound_written_with_a_space_protects_nothi
 def test_an_allowed_phrase_followed_by_its_verb_or_a_named_compound_still_protects(gate, text):
     verdict = gate.check_prompt(text)
     assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize("text", ["naked branches reaching skyward", "a naked flame burning bright",
+                                  "the naked flame lit candles", "a naked bulb ceiling lamp", "a naked bulb lit cellar",
+                                  "a naked bulb-lit cellar", "a naked bulb lit room where a woman sleeps",
+                                  "the naked flame lit candles for a girl"])
+def test_an_allowed_phrase_before_a_compound_that_describes_no_person_still_protects(gate, text):
+    # was: refused as naked, the compound ("flame burning bright", "bulb lit cellar") taken for one before a person
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize("text", [
+    "a naked flame haired pale young woman", "a naked tree hugging couple", "a naked tree hugging teens",
+    "a naked flame haired ladies", "a naked flame haired schoolgirls in uniform", "a naked bulb-lit woman",
+    "a naked tree-man", "a naked tree-hugger", "a naked flame haired w0man",
+    "a naked flame haired g1rls", "a naked flame haired w o m a n", "a naked flame haired wom@n",
+    "a naked flame haired womaan"])
+def test_a_compound_after_an_allowed_phrase_that_describes_a_person_however_written_protects_nothing(gate, text):
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", "naked")
