@@ -81,6 +81,8 @@ class Job(Base):
         # (with only the first, SQLite took it or ix_jobs_guild_id_created_at for a server's, by schema order)
         sa.Index("ix_jobs_state_created_at_refusal_reason", "state", "created_at", "refusal_reason"),
         sa.Index("ix_jobs_state_guild_id_created_at", "state", "guild_id", "created_at"),
+        # the ETA's last finished videos, newest first, their GPU seconds from the index alone (at each start)
+        sa.Index("ix_jobs_state_finished_at_id_gpu_s", "state", "finished_at", "id", "gpu_s"),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)

@@ -28,7 +28,8 @@ async def test_migrate_creates_the_tables_and_indexes(engine: AsyncEngine) -> No
     assert {"jobs", "denylist_entries", "alembic_version"} <= tables
     assert indexes == {"ix_jobs_state_id", "ix_jobs_user_id_created_at", "ix_jobs_guild_id_created_at",
                        "ix_jobs_delivery", "ix_jobs_result_message_id", "ix_jobs_created_at",
-                       "ix_jobs_state_created_at_refusal_reason", "ix_jobs_state_guild_id_created_at"}
+                       "ix_jobs_state_created_at_refusal_reason", "ix_jobs_state_guild_id_created_at",
+                       "ix_jobs_state_finished_at_id_gpu_s"}
     assert {"ix_showcase_entries_state_id", "ix_showcase_entries_guild_id_state_id",
             "ix_showcase_entries_channel_id_message_id"} <= showcase  # PostgreSQL lists the job's unique one too
     assert version == HEAD

@@ -1,6 +1,6 @@
 """The reads a busy bot makes often find their rows through an index, not by reading a whole table (SQLite's
-`EXPLAIN QUERY PLAN` of the very statements the repositories run), and revisions 0007 and 0008 add the indexes they
-need."""
+`EXPLAIN QUERY PLAN` of the very statements the repositories run), nor by sorting a whole log for a few rows, and
+revisions 0007 and 0008 add the indexes they need."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -11,11 +11,12 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage import GLOBAL, ModerationRepository, ShowcaseRepository, create_engine, migrate
+from storage import GLOBAL, ModerationRepository, Repository, ShowcaseRepository, create_engine, migrate
 from tests.storage.conftest import START
 from tests.storage.test_tenancy_migration import downgrade_to
 
-REFUSALS = {"ix_jobs_state_created_at_refusal_reason", "ix_jobs_state_guild_id_created_at"}  # revision 0008's
+REVISION_0008 = {"ix_jobs_state_created_at_refusal_reason", "ix_jobs_state_guild_id_created_at",
+                 "ix_jobs_state_finished_at_id_gpu_s"}
 
 
 async def plans(engine: AsyncEngine, read: Callable[[], Awaitable[Any]]) -> list[str]:
@@ -124,6 +125,18 @@ async def test_every_servers_stats_of_all_time_count_the_refusals_from_their_ind
 
 
 @pytest.mark.backends("sqlite")
+async def test_the_etas_last_finished_videos_are_read_newest_first_from_their_index_alone_on_every_connection(
+        reader: AsyncEngine) -> None:
+    repo = Repository(reader)
+
+    found = await plans(reader, lambda: repo.recent_render_seconds(20))
+
+    # the newest finished videos in the index's order, their seconds from it, stopping at the limit: through a state
+    # index it read every finished video ever logged and sorted them ("USE TEMP B-TREE FOR ORDER BY") at each start
+    assert found == ["SEARCH jobs USING COVERING INDEX ix_jobs_state_finished_at_id_gpu_s (state=?)"], found
+
+
+@pytest.mark.backends("sqlite")
 async def test_a_deleted_message_is_looked_up_among_the_showcase_posts_by_channel_and_message(
         engine: AsyncEngine) -> None:
     showcase = ShowcaseRepository(engine)
@@ -148,7 +161,7 @@ async def test_the_indexes_go_with_a_downgrade_below_0007_and_come_back_with_the
         assert new <= await connection.run_sync(indexes)
 
 
-async def test_the_refusals_indexes_go_with_a_downgrade_below_0008_and_come_back_with_the_upgrade(
+async def test_revision_0008s_indexes_go_with_a_downgrade_below_it_and_come_back_with_the_upgrade(
         engine: AsyncEngine) -> None:
     def indexes(connection: Connection) -> set[str]:
         return {index["name"] for index in inspect(connection).get_indexes("jobs")}
@@ -156,8 +169,8 @@ async def test_the_refusals_indexes_go_with_a_downgrade_below_0008_and_come_back
     async with engine.begin() as connection:
         await connection.run_sync(downgrade_to, "0007")
         left = await connection.run_sync(indexes)
-    assert not REFUSALS & left
+    assert not REVISION_0008 & left
     assert {"ix_jobs_created_at", "ix_jobs_state_id"} <= left  # 0007's and older ones stay
     await migrate(engine)
     async with engine.connect() as connection:
-        assert await connection.run_sync(indexes) == left | REFUSALS
+        assert await connection.run_sync(indexes) == left | REVISION_0008
