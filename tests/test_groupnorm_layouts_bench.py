@@ -31,4 +31,5 @@ def test_every_shape_timed_splits_into_the_two_stage_blocks():
 def test_a_machine_without_a_gpu_is_told_so_in_one_line(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert _script().main(["--shapes", "standard"]) == 2
-    assert capsys.readouterr().err.splitlines() == ["error: it times compiled kernels on a CUDA GPU, and torch sees none here"]
+    said = capsys.readouterr().err.splitlines()
+    assert said == ["error: it times compiled kernels on a CUDA GPU, and torch sees none here"]
