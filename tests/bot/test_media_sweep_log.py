@@ -7,6 +7,8 @@ import logging
 import os
 from pathlib import Path
 
+import pytest
+
 from bot.media import MediaStore
 
 OLD = 1_700_000_000.0  # a write time long before the sweep's cut-off
@@ -19,28 +21,17 @@ def old_video(media: MediaStore, job_id: int) -> None:
     os.utime(path, (OLD, OLD))
 
 
-async def test_a_sweep_of_many_videos_names_the_first_twenty_and_counts_the_rest(tmp_path: Path, caplog):
+@pytest.mark.parametrize(("count", "counted"), [(57, " (and 37 more)"), (20, "")])
+async def test_a_sweep_names_the_first_twenty_videos_and_counts_the_rest(count, counted, tmp_path: Path, caplog):
     media = MediaStore(tmp_path / "media")
     media.root.mkdir()
-    for job_id in range(1, 58):
+    for job_id in range(1, count + 1):
         old_video(media, job_id)
 
     with caplog.at_level(logging.INFO, logger="bot.media"):
         swept = await media.sweep(CUT_OFF, keep=set())
 
-    assert swept.videos == list(range(1, 58))
-    named = ", ".join(map(str, range(1, 21)))
-    assert caplog.messages == [f"removed the kept videos of 57 jobs older than the retention ({named} (and 37 more))"]
-
-
-async def test_a_sweep_of_twenty_videos_names_them_all_with_nothing_counted(tmp_path: Path, caplog):
-    media = MediaStore(tmp_path / "media")
-    media.root.mkdir()
-    for job_id in range(1, 21):
-        old_video(media, job_id)
-
-    with caplog.at_level(logging.INFO, logger="bot.media"):
-        await media.sweep(CUT_OFF, keep=set())
-
-    named = ", ".join(map(str, range(1, 21)))
-    assert caplog.messages == [f"removed the kept videos of 20 jobs older than the retention ({named})"]
+    assert swept.videos == list(range(1, count + 1))
+    named = ", ".join(map(str, range(1, min(count, 20) + 1)))
+    assert caplog.messages == [
+        f"removed the kept videos of {count} jobs older than the retention ({named}{counted})"]
