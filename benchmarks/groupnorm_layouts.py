@@ -1,4 +1,4 @@
-"""GroupNorm+SiLU on the UNet's channels-last activations, three ways, each compiled by inductor and timed alone.
+"""GroupNorm+SiLU on the UNet's channels-last activations, four ways, each compiled by inductor and timed alone.
 
 perf-notes row 79's profiles: at 24×576×320 the GroupNorm kernels inductor makes for channels-last activations take
 ≈ 0.8 ms a launch on an 88 MB tensor, ≈ 15× what its bytes need, 8.9 ms of a 138 ms call. Asked here, before any

@@ -84,7 +84,8 @@ class FairQueue(Generic[J]):
         return position
 
     def restore(self, jobs: Iterable[J]) -> None:
-        """Re-queue database jobs given in id order, bypassing the caps: the order pushing them would give."""
+        """Re-queue database jobs in the order given, bypassing the caps (the service gives the jobs a restart
+        interrupted first, then the rest in id order: the order pushing them would give)."""
         for job in jobs:
             self._append(job)
         log.info("restored %d queued jobs from %d users", len(self), len(self._rotation))
