@@ -67,24 +67,30 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         sampler: str | None = None, style: str | None = None,
     ) -> None:  # fmt: skip
         """The command's request, each option left out taken from the server's presets, then the operator's defaults
-        (else the model's length), started as usual; `style:none` is no style even where the presets name one, and
-        `negative:none` no negative prompt (`_negative`). A blank prompt is refused as the gate refuses one (t2v makes
-        no request of it)."""
+        (else the model's length), started as `start` starts one; `style:none` is no style even where the presets name
+        one, and `negative:none` no negative prompt (`_negative`). The presets and the styles on in the server (a
+        database read, the first /video in a server after a start) are read once the interaction is deferred, so a
+        slow disk costs no "did not respond". A blank prompt is refused as the gate refuses one (t2v makes no request
+        of it)."""
         if blank(prompt):
             await self.refuse_blank(interaction, prompt, negative or "", private=private)
             return
-        defaults, model = self.settings, self.service.model
-        preset = await self.servers.presets(interaction.guild_id) if self.servers is not None else Presets()
-        fields = {"negative_prompt": _negative(negative, preset.negative), "seed": seed,
-                  "steps": steps or preset.steps or defaults.default_steps,
-                  "guidance": guidance or preset.guidance or defaults.default_guidance,
-                  "sampler": sampler or preset.sampler,
-                  "frames": (frames or preset.frames
-                             or model.video_frames(defaults.default_frames, defaults.max_frames))}
-        spec = JobSpec.video(prompt, aspect=aspect or preset.aspect or DEFAULT_ASPECT, sizes=model.size,
-                             private=private, style=await self._style(interaction.guild_id, style, preset.style),
-                             **{name: value for name, value in fields.items() if value is not None})
-        await self.start(interaction, spec)
+
+        async def submit(requester: Requester) -> Submitted:  # InvalidRequest (a bad value) is answered as an error
+            defaults, model = self.settings, self.service.model
+            preset = await self.servers.presets(interaction.guild_id) if self.servers is not None else Presets()
+            fields = {"negative_prompt": _negative(negative, preset.negative), "seed": seed,
+                      "steps": steps or preset.steps or defaults.default_steps,
+                      "guidance": guidance or preset.guidance or defaults.default_guidance,
+                      "sampler": sampler or preset.sampler,
+                      "frames": (frames or preset.frames
+                                 or model.video_frames(defaults.default_frames, defaults.max_frames))}
+            spec = JobSpec.video(prompt, aspect=aspect or preset.aspect or DEFAULT_ASPECT, sizes=model.size,
+                                 private=private, style=await self._style(interaction.guild_id, style, preset.style),
+                                 **{name: value for name, value in fields.items() if value is not None})
+            return await self.service.submit(requester, spec)
+
+        await self._decide(interaction, private, submit)
 
     async def _style(self, guild_id: int | None, chosen: str | None, preset: str | None) -> str | None:
         """The style asked for, as typed (admission names it in any case, and checks it), else the server's default
@@ -114,10 +120,10 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
     async def start(self, interaction: discord.Interaction, spec: JobSpec, *, typed: bool = False) -> None:
         """Defer at once (privately when asked), then submit the job; the service's one verdict decides the answer.
 
-        /video, 🔁 Reroll, ✏️ Edit prompt and ⬆️ Upscale all come through here, so they share the checks, caps, quota
-        and answers. A refusal, or an error, is answered privately (a public placeholder is replaced by a private
-        answer); with `typed` (the prompt was typed into a form, which keeps no copy of it) the answer quotes the
-        prompt.
+        🔁 Reroll, ✏️ Edit prompt and ⬆️ Upscale come through here, and /video through `_decide` as well, so they share
+        the checks, caps, quota and answers. A refusal, or an error, is answered privately (a public placeholder is
+        replaced by a private answer); with `typed` (the prompt was typed into a form, which keeps no copy of it) the
+        answer quotes the prompt.
         """
         kept = prompt_kept(spec.prompt) if typed else ""
         await self._decide(interaction, spec.private, lambda requester: self.service.submit(requester, spec), kept)
