@@ -31,7 +31,7 @@ from t2v.download import download
 from t2v.errors import DownloadError, InvalidRequest, NonFiniteOutput, T2VError, WeightsError, WriteError, visible
 from t2v.kernels import fp8
 from t2v.loader import convert, hidden_by_export, load_pipeline
-from t2v.precision import missing_device
+from t2v.precision import FP8, missing_device
 from t2v.request import GenerationRequest, check_value, empty_prompt, negative_is_prompt
 from t2v.sizes import bytes_text, frame_text
 from t2v.video import encode_mp4, write_whole
@@ -132,6 +132,10 @@ def problems(args: argparse.Namespace) -> list[str]:
         found += [preflight.model_source("--model", args.model, half), preflight.device("--device", args.device),
                   preflight.dtype("--dtype", args.dtype, args.device)]
         found.append(None if args.lora is None else preflight.lora("--lora", args.lora))
+        if args.lora is not None and args.dtype in FP8:  # else refused by set_lora once the model is loaded
+            found.append(f"--dtype {args.dtype} with --lora: a style is fused into the UNet's weights, which fp8 keeps "
+                         "in e4m3, too coarse to hold it; use --dtype float16 (or bfloat16) for a style, or leave "
+                         "--lora out")
     elif args.command == "convert":
         same = None if "destination" in unread else (_preset_named(args.destination) or
                                                      _elsewhere(args.source, args.destination))  # said alone

@@ -312,3 +312,16 @@ def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it_while_loading(monke
         signal.signal(signal.SIGINT, previous)
     assert (exit_.value.code, ran) == (0, ["main"])
     assert capsys.readouterr().err == ""
+
+
+def test_fp8_with_a_style_is_refused_before_the_model_loads(tmp_path, capsys, no_work, monkeypatch):
+    from t2v import preflight
+
+    style = tmp_path / "style.safetensors"
+    monkeypatch.setattr(preflight, "lora", lambda option, value: None)  # a LoRA file that reads as one
+    monkeypatch.setattr(preflight, "device", lambda option, name: None)  # a GPU with fp8 tensor cores
+    monkeypatch.setattr(preflight.fp8, "unavailable", lambda device: None)
+    lines = refused(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), "--device", "cuda", "--dtype", "fp8",
+                     "--lora", str(style)], capsys)
+    assert lines == ["error: --dtype fp8 with --lora: a style is fused into the UNet's weights, which fp8 keeps in "
+                     "e4m3, too coarse to hold it; use --dtype float16 (or bfloat16) for a style, or leave --lora out"]
