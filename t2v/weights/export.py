@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 
 from t2v.config import ModelConfig, SamplerDefaults, TextConfig, UNetConfig, VAEConfig
 from t2v.errors import WeightsError, WriteError
-from t2v.weights.files import read_json, read_safetensors, write_safetensors, write_text
+from t2v.weights.files import FOLDER_MODE, read_json, read_safetensors, write_safetensors, write_text
 
 FORMAT = 1  # the manifest's "format"; a reader refuses any other
 MANIFEST = "t2v_model.json"
@@ -66,7 +66,8 @@ def write_export(config: ModelConfig, states: dict[str, dict[str, torch.Tensor]]
     staging, made, written = None, _missing_parents(Path(os.path.abspath(folder))), False
     try:
         staging = _staging(Path(os.path.abspath(folder)))  # "." has a name this way
-        staging.mkdir()  # mode 0777 less the umask, as the folder itself would be made
+        staging.mkdir()
+        os.chmod(staging, FOLDER_MODE)  # as its files' FILE_MODE: the service's user opens it whatever the umask
         for name, file in FILES.items():
             write_safetensors(states[name], staging / file, dtype)
         manifest = {"format": FORMAT, "source": source, "dtype": str(dtype or "as-is"),

@@ -2,7 +2,8 @@
 
 Every error names the file, what is wrong with it, and where the official files come from; a file this process
 may not read is "permission denied" for the user named, never "corrupt". Files written here are for other users
-too (the Docker image's uid 10001, the systemd unit's videobot user): mode 0644 (FILE_MODE).
+too (the Docker image's uid 10001, the systemd unit's videobot user): mode 0644 (FILE_MODE), a new export's folder
+0755 (FOLDER_MODE).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def where_from(folder: str | Path = "DIR") -> str:
 
 WHERE_FROM = where_from()
 FILE_MODE = 0o644  # rw-r--r--: safetensors itself writes 0600, which the service's user cannot read
+FOLDER_MODE = 0o755  # rwxr-xr-x: a new export's folder, which the service's user must open to read its files
 
 
 def hub_repo(address: str) -> str | None:

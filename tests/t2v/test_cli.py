@@ -234,8 +234,9 @@ def test_argparse_errors_are_one_line_with_exit_2(capsys):
         "error: argument --steps: 'many' is not a whole number (digits 0-9 only); write one from 1 to 150\n")
 
 
-def test_convert_writes_files_everyone_may_read(tmp_path):
-    previous = os.umask(0o022)
+@pytest.mark.parametrize("umask", [0o022, 0o077])  # 077: was a folder only its owner could open, files 0644 in it
+def test_convert_writes_an_export_everyone_may_read_whatever_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
     try:
         assert main(["convert", "tiny-random", str(tmp_path / "export")]) == 0
     finally:
@@ -243,6 +244,7 @@ def test_convert_writes_files_everyone_may_read(tmp_path):
     modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "export").iterdir()}
     assert modes == dict.fromkeys(["t2v_model.json", "unet.safetensors", "vae.safetensors",
                                    "text_encoder.safetensors"], 0o644)
+    assert (tmp_path / "export").stat().st_mode & 0o777 == 0o755
 
 
 def test_an_unreadable_export_file_is_permission_denied_naming_the_file_and_user(tmp_path):
