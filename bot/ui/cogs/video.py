@@ -145,7 +145,10 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         """Defer at once (privately when asked), then let `submit` queue the job or refuse it (`after_refusal` ends
         the refusal), and answer. A refusal, and an error (a bug, the database down), are told to the presser alone:
         a public placeholder is deleted first, so the channel is left neither the error nor a placeholder thinking
-        for ever."""
+        for ever. A job queued after the bot was removed from its server meanwhile is cancelled as that server's
+        other jobs were (the removal's cancels may have looked before it was queued), and nothing is answered there."""
+        guild_id = interaction.guild_id
+        member = guild_id is not None and self.bot.get_guild(guild_id) is not None  # before any await
         response = await interaction.response.defer(thinking=True, ephemeral=private)
         message_id = None if private or response is None else response.message_id
         try:
@@ -157,6 +160,11 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         except Exception as error:  # a bug, the database down: the presser is told, privately, as of a refusal
             await answer_error(interaction, error, _asked(interaction), placeholder_public=not private,
                                after=after_refusal)
+            return
+        if member and self.bot.get_guild(guild_id) is None:  # removed since: no await between the push and here
+            queued, running = await self.service.cancel_server(guild_id)
+            log.info("job %d was queued as the bot was removed from server %d: cancelled %d queued and %d running "
+                     "jobs of it", submitted.job.id, guild_id, queued, running)
             return
         log.info("job %d queued for %s at #%d", submitted.job.id, interaction.user.id, submitted.position)
         await self.delivery.job_queued(submitted, message_id)

@@ -330,6 +330,45 @@ async def test_removed_from_a_server_the_bot_cancels_its_jobs_and_serves_the_oth
     assert f"removed from server Server B ({w.b.id}): cancelled 1 queued and 1 running jobs of it" in caplog.text
 
 
+async def test_a_video_being_queued_as_the_bot_is_removed_from_its_server_is_cancelled_not_rendered(
+        stacks: Stacks, scripted, caplog):
+    """/video in B writes its row while the bot is removed from B: the removal's cancels look before the job is in the
+    queue (found when /video began to defer before reading the server's presets); the job is cancelled once queued,
+    never rendered, and nothing is answered in B."""
+    w = two_servers(stacks.fake)
+    caplog.set_level(logging.INFO, logger="bot")
+    async with stacks.run(lambda device: scripted) as stack:
+        fake, create, removed = stack.fake, stack.repo.create_job, asyncio.Event()
+        writing, written = asyncio.Event(), asyncio.Event()
+        cancel_server = stack.service.cancel_server
+
+        async def held_create(*args: Any, **kwargs: Any) -> Any:
+            writing.set()
+            await written.wait()
+            return await create(*args, **kwargs)
+
+        async def cancelled_server(guild_id: int) -> tuple[int, int]:
+            counts = await cancel_server(guild_id)
+            removed.set()
+            return counts
+
+        stack.repo.create_job, stack.service.cancel_server = held_create, cancelled_server
+        kite = await fake.slash("video", {"prompt": "a kite in B", "aspect": "tiny"}, user=w.carol, guild=w.b)
+        await asyncio.wait_for(writing.wait(), WAIT)
+        await fake.kick(w.b)
+        await asyncio.wait_for(removed.wait(), WAIT)  # B's jobs cancelled: none was in the queue yet
+        stack.repo.create_job = create
+        written.set()
+        in_a = await fake.slash("video", {"prompt": "a kite in A", "aspect": "tiny"}, user=w.dave, guild=w.a)
+        await in_a.wait_followup(has_video)  # the worker is past anything queued before A's kite
+        jobs = await stack.jobs()
+
+    assert [(job.prompt, job.state) for job in jobs] == [("a kite in B", JobState.CANCELLED),
+                                                         ("a kite in A", JobState.DONE)]
+    assert "a kite in B" not in scripted.started and not (kite.answer and kite.answer.content)  # no "Queued" in B
+    assert f"job {jobs[0].id} was queued as the bot was removed from server {w.b.id}: cancelled 1 queued" in caplog.text
+
+
 async def test_removed_from_a_server_while_the_bot_was_down_its_restored_jobs_are_cancelled_once_servers_arrive(
         stacks: Stacks, scripted, caplog):
     w = two_servers(stacks.fake)
