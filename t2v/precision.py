@@ -11,8 +11,9 @@ from t2v.kernels import fp8
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 # A precision to compute in, not to store: float16 networks with most of the UNet transformers' Linear layers in e4m3
-# (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default: ≈ 6% faster than float16 on an H100, but
-# ≈ 30x further from float32 (docs/perf-notes.md rows 65 and 66)
+# (t2v.kernels.fp8); GPUs with fp8 tensor cores only, never the default: ≈ 9% faster than float16 on an H100 with the
+# GEGLU kernel (1.41 against 1.54 s; 1.46 against 1.57 in the 2026-12-07 same-run), but ≈ 30x further from float32
+# (docs/perf-notes.md rows 65, 66, 74 and 75)
 FP8 = ("fp8",)
 
 
