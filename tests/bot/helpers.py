@@ -322,6 +322,7 @@ class ScriptedPipeline:
     def generate(self, request: Any, latents: Any = None, on_step: Any = None, should_cancel: Any = None,
                  on_preview: Any = None) -> Any:
         self.started.append(request.prompt)
+        self._finished(request.prompt, 0)  # step 0: it reached the model (finished_step(prompt, 0) waits for this)
         for step in range(1, request.steps + 1):
             self._hold(request.prompt, should_cancel, step)
             if on_step is not None:
@@ -334,11 +335,12 @@ class ScriptedPipeline:
         return GenerationResult(frames, request.seed or 0, {"total_s": 0.01})
 
     async def finished_step(self, prompt: str, step: int) -> None:
-        """Until the job with this prompt has finished `step` (waited for on a thread, not the event loop)."""
+        """Until the job with this prompt has finished `step` (waited for on a thread, not the event loop); step 0:
+        until it has reached the model (a gated one waits there for its first step)."""
 
         def wait() -> bool:
             with self._stepped:
-                return self._stepped.wait_for(lambda: self.steps_done.get(prompt, 0) >= step, timeout=WAIT)
+                return self._stepped.wait_for(lambda: self.steps_done.get(prompt, -1) >= step, timeout=WAIT)
 
         assert await asyncio.to_thread(wait), f"{prompt!r} never finished step {step}"
 
