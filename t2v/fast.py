@@ -9,6 +9,7 @@ one CUDA graph per shape. The plain path is untouched: a pipeline never optimise
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from functools import partial
@@ -45,6 +46,8 @@ FEEDFORWARD = ("auto", "plain", "triton")  # optimize(feedforward=…): the firs
 # t2v.kernels.geglu's, where the device runs it (auto: the fp8 feed-forwards on CUDA GPUs; triton: fp16's too, and in
 # Triton's interpreter), or cuBLAS then the gate pass
 FP16, FP8 = "fp16", "fp8"  # the feed-forwards FusedFeedForward may run through the kernel: fp16 activations, fp8 layers
+GROUPNORM = ("library", "rows", "blocks")  # optimize(groupnorm=…): the UNet's GroupNorms as torch's, or RowsGroupNorm's
+# statistics read along whole pixels of channels-last activations, in one pass ("rows") or two ("blocks")
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
@@ -139,6 +142,60 @@ class TemporalConv2dBlock(nn.Module):
             out |= {f"conv{i}.0.weight": norm.weight, f"conv{i}.0.bias": norm.bias,
                     f"conv{i}.{at}.weight": conv.weight.unsqueeze(-1), f"conv{i}.{at}.bias": conv.bias}
         return out
+
+
+class RowsGroupNorm(nn.GroupNorm):
+    """nn.GroupNorm (the same parameters, shared) whose statistics are sums over a [n, rows, groups, c / groups] view
+    of channels-last memory, the order the UNet's activations lie in, then one pointwise pass.
+
+    torch's kernel for a channels-last input reads each group's channels apart: 10 of every pixel's 320, 20 bytes in
+    640 (docs/perf-notes.md row 80). Here every pass reads whole pixels. `blocks` None sums each group in one
+    reduction ("rows"); an int first sums each channel over that many blocks of rows, then the blocks and each group's
+    channels ("blocks"). The variance is E[x²] − E[x]², in fp32. Any layout is right; channels-last is the fast one."""
+
+    def __init__(self, norm: nn.GroupNorm, blocks: int | None = None):
+        super().__init__(norm.num_groups, norm.num_channels, norm.eps, affine=norm.affine)
+        self.weight, self.bias = norm.weight, norm.bias  # the same Parameters: weights and LoRA see one tensor
+        self.blocks = blocks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, *rest = x.shape
+        groups, per = self.num_groups, c // self.num_groups
+        rows = x.movedim(1, -1).reshape(n, -1, c).float()  # a view when x is channels-last
+        r = rows.shape[1]
+        if self.blocks is None:
+            grouped = rows.view(n, r, groups, per)
+            mean = grouped.mean(dim=(1, 3))  # [n, groups]
+            square = (grouped * grouped).mean(dim=(1, 3))
+        else:
+            k = math.gcd(r, self.blocks)
+            part = rows.view(n, k, r // k, c)
+            mean = part.sum(dim=2).view(n, k, groups, per).sum(dim=(1, 3)) / (r * per)
+            square = (part * part).sum(dim=2).view(n, k, groups, per).sum(dim=(1, 3)) / (r * per)
+        scale = torch.rsqrt((square - mean * mean).clamp_min(0) + self.eps).repeat_interleave(per, dim=1)  # [n, c]
+        shift = -mean.repeat_interleave(per, dim=1) * scale
+        if self.weight is not None:
+            scale, shift = scale * self.weight.float(), shift * self.weight.float() + self.bias.float()
+        y = rows * scale[:, None, :] + shift[:, None, :]
+        return y.to(x.dtype).view(n, *rest, c).movedim(-1, 1)
+
+
+def rows_groupnorms(unet: nn.Module, kind: str) -> nn.Module:
+    """Replace each nn.GroupNorm of `unet` in place by a RowsGroupNorm ("rows", "blocks") sharing its parameters;
+    "library" keeps (or puts back) torch's. Returns the UNet."""
+    if kind not in GROUPNORM:
+        raise ValueError(f"groupnorm={kind!r} is not one of {', '.join(GROUPNORM)}")
+    for module in list(unet.modules()):
+        for name, child in list(module.named_children()):
+            if not isinstance(child, nn.GroupNorm):
+                continue
+            plain = child
+            if isinstance(child, RowsGroupNorm):
+                plain = nn.GroupNorm(child.num_groups, child.num_channels, child.eps, affine=child.affine)
+                plain.weight, plain.bias = child.weight, child.bias
+            rows = RowsGroupNorm(plain, 64 if kind == "blocks" else None)
+            setattr(module, name, plain if kind == "library" else rows)
+    return unet
 
 
 class FusedFeedForward(nn.Module):
@@ -304,7 +361,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
              feedforward: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
-             autotune: bool = False, gpu_lock: GpuLock | None = None) -> None:
+             autotune: bool = False, gpu_lock: GpuLock | None = None, groupnorm: str = "library") -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can run
@@ -327,6 +384,8 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     30–34, 43 and 44; with `cache_dir` a shape's timings are paid once per machine; an autotuning compile times kernels
     on the GPU throughout, so with `gpu_lock` a new shape's CUDA graph capture waits for it). With `cuda_graphs` on a
     GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with `offload_modules`).
+    `groupnorm` "rows" or "blocks" computes the UNet's GroupNorms as RowsGroupNorm (statistics along whole pixels of
+    channels-last activations); "library" (the default) as torch's.
     `compile_decoder` compiles the VAE decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with
     `offload_modules`, whose decoder changes device between uses).
     """
@@ -346,6 +405,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     kernel_ff = choose_feedforward(feedforward, pipe.device)
     if fused:
         fuse(unet, attend, kernel_ff)
+    rows_groupnorms(unet, groupnorm)
     if layout:
         channels_last(unet)
     on_gpu = pipe.device.type == "cuda"
@@ -374,7 +434,8 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
         offload(pipe)
     pipe.optimized = True
     log.info("fast path: fused=%s channels_last=%s compile=%s autotune=%s cuda_graphs=%s offload=%s "
-             "compiled decoder=%s graphed text encoder=%s temporal attention=%s feed-forward kernel=%s", fused, layout,
+             "compiled decoder=%s graphed text encoder=%s temporal attention=%s feed-forward kernel=%s groupnorm=%s",
+             fused, layout,
              compile and backend, compile and autotune, cuda_graphs and on_gpu, offload_modules, decoder is not None,
              graphed_text, "sdpa" if attend is F.scaled_dot_product_attention else "triton",
-             "+".join(sorted(kernel_ff)) or "plain")
+             "+".join(sorted(kernel_ff)) or "plain", groupnorm)
