@@ -183,8 +183,6 @@ class RowsGroupNorm(nn.GroupNorm):
 def rows_groupnorms(unet: nn.Module, kind: str) -> nn.Module:
     """Replace each nn.GroupNorm of `unet` in place by a RowsGroupNorm ("rows", "blocks") sharing its parameters;
     "library" keeps (or puts back) torch's. Returns the UNet."""
-    if kind not in GROUPNORM:
-        raise ValueError(f"groupnorm={kind!r} is not one of {', '.join(GROUPNORM)}")
     for module in list(unet.modules()):
         for name, child in list(module.named_children()):
             if not isinstance(child, nn.GroupNorm):
@@ -400,6 +398,8 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
         raise ValueError(f"feedforward={feedforward!r} needs fused=True (it serves the fused modules)")
     if autotune and backend != "inductor":
         raise ValueError(f"autotune=True needs backend='inductor' (got {backend!r}): it sets inductor's options")
+    if groupnorm not in GROUPNORM:
+        raise ValueError(f"groupnorm={groupnorm!r}: use one of {', '.join(GROUPNORM)}")
     options = AUTOTUNE if autotune else None
     attend = choose_temporal_attention(temporal_attention, pipe.device)
     kernel_ff = choose_feedforward(feedforward, pipe.device)

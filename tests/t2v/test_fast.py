@@ -14,6 +14,7 @@ from t2v.fast import (
     FP16,
     FusedAttention,
     FusedFeedForward,
+    RowsGroupNorm,
     TemporalConv2dBlock,
     channels_last,
     choose_feedforward,
@@ -21,6 +22,7 @@ from t2v.fast import (
     fuse,
     live_weights,
     optimize,
+    rows_groupnorms,
 )
 from t2v.kernels import fp8, geglu
 from t2v.kernels import temporal_attention as ta
@@ -155,6 +157,37 @@ def test_auto_is_the_kernel_on_a_cuda_gpu_that_runs_it_and_sdpa_elsewhere_withou
     assert "not used" not in caplog.text
 
 
+@pytest.mark.parametrize("blocks", [None, 64, 7])
+@pytest.mark.parametrize("shape", [(2, 64, 5, 6, 8), (3, 64, 6, 40), (4, 32, 4, 4)])
+def test_rows_groupnorm_computes_what_groupnorm_does_in_the_layout_it_was_given(shape, blocks):
+    g = torch.Generator().manual_seed(0)
+    norm = torch.nn.GroupNorm(16, shape[1], eps=1e-6)
+    norm.weight.data, norm.bias.data = torch.randn(shape[1], generator=g), torch.randn(shape[1], generator=g)
+    rows = RowsGroupNorm(norm, blocks)
+    x = 2 * torch.randn(shape[0], *shape[2:], shape[1], generator=g).movedim(-1, 1) + 0.5  # channels innermost
+    for given in (x, x.contiguous()):
+        with torch.no_grad():
+            got, expected = rows(given), norm(given)
+        assert got.stride() == expected.stride()
+        assert relative_error(got, expected) <= 1e-5
+    assert rows.weight is norm.weight and rows.bias is norm.bias
+
+
+def test_the_unet_with_rows_groupnorms_computes_what_it_does_with_torchs_and_goes_back(pipe):
+    inputs = _unet_inputs(pipe)
+    with torch.no_grad():
+        expected = pipe.unet(*inputs)
+        for kind in ("rows", "blocks"):
+            pipe.unet = rows_groupnorms(channels_last(fuse(pipe.unet)), kind)
+            norms = [m for m in pipe.unet.modules() if isinstance(m, torch.nn.GroupNorm)]
+            assert norms and all(isinstance(m, RowsGroupNorm) for m in norms)
+            assert relative_error(pipe.unet(*inputs), expected) <= 1e-5
+        state = pipe.unet.state_dict()
+        rows_groupnorms(pipe.unet, "library")
+    assert not any(isinstance(m, RowsGroupNorm) for m in pipe.unet.modules())
+    assert pipe.unet.state_dict().keys() == state.keys()
+
+
 @pytest.mark.parametrize(("options", "expected"), [({"temporal_attention": "flash"}, "use one of auto, sdpa, triton"),
                                                    ({"temporal_attention": "triton", "fused": False},
                                                     "needs fused=True")])
@@ -271,6 +304,7 @@ def test_feedforward_auto_is_the_kernel_for_fp8_on_a_cuda_gpu_that_runs_it_and_p
 
 
 @pytest.mark.parametrize(("options", "expected"), [({"feedforward": "cublas"}, "use one of auto, plain, triton"),
+                                                   ({"groupnorm": "welford"}, "use one of library, rows, blocks"),
                                                    ({"feedforward": "triton", "fused": False}, "needs fused=True")])
 def test_feedforward_choices_that_cannot_work_are_refused(pipe, options, expected):
     with pytest.raises(ValueError, match=expected):
