@@ -18,6 +18,10 @@ the database, so a message posted before a restart still works. Who may press wh
   its status says "Deleted" instead of linking to it (where it can still be edited), the job is marked deleted, its
   kept MP4 is removed and it leaves the showcase channel and the gallery. A deleted job cannot be rerolled, edited
   or nominated.
+🔁, ⬆️ and a ✏️ form's submission answer Discord first, then read the job's row: a slow database costs no "This
+interaction failed". Their "thinking" placeholder is as private as the pressed message: ephemeral on a private result,
+not elsewhere (a private result sent to its requester's DMs is theirs alone); a job's button sent from a message that
+does not match it is refused. ✏️'s press reads the row before its form, which cannot follow a deferral.
 The ✏️ form is answered from what its submission carries (the job id in its custom_id, the prompt typed), never from
 discord.py's memory of it (`ResultsCog.on_interaction`): a form opened before a restart, left open for hours, or
 opened twice still starts its job; someone else's submission of it is refused like their ✏️ press. Any answer to a
@@ -35,7 +39,7 @@ from discord.ext import commands
 
 from bot.errors import Denied
 from bot.jobs.admission import blank
-from bot.jobs.spec import UPSCALE, JobSpec
+from bot.jobs.spec import UPSCALE, JobSpec, Requester
 from bot.jobs.upscale import upscale_spec
 from bot.media import MediaStore
 from bot.moderation.policy import MAX_PROMPT_CHARS
@@ -208,21 +212,26 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         job_id, prompt = int(match["job"]), _typed(data, PROMPT_FIELD) or ""
         try:
             await self.start_from(interaction, job_id, prompt=prompt)
-        except Exception as error:  # before its job was asked for (the source deleted meanwhile, say): nothing lost
+        except Exception as error:  # not deferred (Discord refused the deferral, say): the typed prompt is not lost
             await answer_error(interaction, error, f"edit prompt of job #{job_id}",
                                after=prompt_kept(prompt) if prompt.strip() else "")
 
     async def start_from(self, interaction: discord.Interaction, job_id: int, *, prompt: str | None = None) -> None:
         """A new job with the settings of `job_id` and a new seed (and a new prompt, when edited; a blank one is
-        refused as /video's is)."""
-        job = await self._job(interaction, job_id, owner_only=True)
-        if prompt is not None and blank(prompt):
-            await self.video.refuse_blank(interaction, prompt, job.negative_prompt, private=job.private)
-            return
-        spec = await self._next_spec(interaction, job, prompt)
-        log.info("user %d starts a new job from job %d (%s)", interaction.user.id, job_id,
-                 "edited prompt" if prompt is not None else "reroll")
-        await self.video.start(interaction, spec, typed=prompt is not None)
+        refused as /video's is). Deferred before the job's row is read (`VideoCog.start`), as the pressed message
+        shows it (`_private_result`)."""
+        action = "edit" if prompt is not None else "reroll"
+
+        async def spec(requester: Requester) -> JobSpec:
+            job = await self._job(interaction, job_id, owner_only=True)
+            if prompt is not None and blank(prompt):
+                await self.video.service.refuse_blank(requester, prompt, job.negative_prompt, private=job.private)
+            made = _as_shown(interaction, await self._next_spec(interaction, job, prompt), job_id, action)
+            log.info("user %d starts a new job from job %d (%s)", interaction.user.id, job_id,
+                     "edited prompt" if prompt is not None else "reroll")
+            return made
+
+        await self.video.start(interaction, _private_result(interaction), spec, typed=prompt)
 
     async def _next_spec(self, interaction: discord.Interaction, job: JobRecord, prompt: str | None = None) -> JobSpec:
         """What 🔁 Reroll (or ✏️ Edit prompt, with `prompt`) of `job` asks for: its settings with a new seed; for an
@@ -233,12 +242,16 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         return self.video.service.sized(JobSpec.of_job(job).again(job.id, prompt))
 
     async def upscale(self, interaction: discord.Interaction, job_id: int) -> None:
-        """Upscale the requester's own public, finished video (its kept MP4); the job is started like /video."""
-        spec = await self._upscale_spec(interaction, job_id)
-        request = spec.request
-        log.info("user %d upscales job %d to %s", interaction.user.id, job_id,
-                 frame_text(request.width, request.height))
-        await self.video.start(interaction, spec)
+        """Upscale the requester's own public, finished video (its kept MP4); the job is started like /video, deferred
+        before the job's row is read."""
+        async def spec(requester: Requester) -> JobSpec:
+            made = _as_shown(interaction, await self._upscale_spec(interaction, job_id), job_id, "upscale")
+            request = made.request
+            log.info("user %d upscales job %d to %s", interaction.user.id, job_id,
+                     frame_text(request.width, request.height))
+            return made
+
+        await self.video.start(interaction, _private_result(interaction), spec)
 
     async def _upscale_spec(self, interaction: discord.Interaction, job_id: int, prompt: str | None = None) -> JobSpec:
         """An upscale of the presser's own public, finished and kept video `job_id` (with `prompt`, when edited);
@@ -497,6 +510,26 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
     @commands.Cog.listener()
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         await self.showcase.forget(channel.id)
+
+
+def _private_result(interaction: discord.Interaction) -> bool:
+    """Whether a 🔁, ✏️ or ⬆️ of the pressed result is answered privately, known before its job's row is read: a
+    private job's result is ephemeral (or a direct message, once its token is too old: only its requester sees that
+    either way), a public one's never is. Without the message (Discord always sends it) nothing is shown publicly."""
+    message = interaction.message
+    return message is None or message.flags.ephemeral
+
+
+def _as_shown(interaction: discord.Interaction, spec: JobSpec, job_id: int, action: str) -> JobSpec:
+    """`spec`, when its placeholder (`_private_result`) is as private as the job: a private job's in a direct message
+    may be public, as only its requester sees it. Else Denied: a modified client sent the job's button from another
+    message, and a private job's status (its prompt) would go public, or a public one's be left private."""
+    shown_private = _private_result(interaction)
+    if spec.private == shown_private or (spec.private and interaction.guild_id is None):
+        return spec
+    log.warning("user %d pressed %s of job %d on a message that is not its result", interaction.user.id, action,
+                job_id)
+    raise Denied(f"That message is not the result of job #{job_id}; press {BUTTONS[action]} on the result itself.")
 
 
 def _carries_buttons(message: discord.Message, job_id: int) -> bool:

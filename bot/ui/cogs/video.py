@@ -117,16 +117,22 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
                                                   value=NONE))
         return choices[:MAX_CHOICES]
 
-    async def start(self, interaction: discord.Interaction, spec: JobSpec, *, typed: bool = False) -> None:
-        """Defer at once (privately when asked), then submit the job; the service's one verdict decides the answer.
+    async def start(self, interaction: discord.Interaction, private: bool,
+                    spec: Callable[[Requester], Awaitable[JobSpec]], *, typed: str | None = None) -> None:
+        """Defer at once (privately for `private`), then make the job (`spec`, which reads the job a button names: a
+        slow database costs no "This interaction failed") and submit it; the service's one verdict decides the answer.
 
         🔁 Reroll, ✏️ Edit prompt and ⬆️ Upscale come through here, and /video through `_decide` as well, so they share
-        the checks, caps, quota and answers. A refusal, or an error, is answered privately (a public placeholder is
-        replaced by a private answer); with `typed` (the prompt was typed into a form, which keeps no copy of it) the
-        answer quotes the prompt.
+        the checks, caps, quota and answers. A refusal, a Denied of `spec`, or an error, is answered privately (a
+        public placeholder is replaced by a private answer); with `typed` (the prompt typed into a form, which keeps
+        no copy of it) the answer quotes the prompt, unless it is blank.
         """
-        kept = prompt_kept(spec.prompt) if typed else ""
-        await self._decide(interaction, spec.private, lambda requester: self.service.submit(requester, spec), kept)
+        kept = prompt_kept(typed) if typed is not None and not blank(typed) else ""
+
+        async def submit(requester: Requester) -> Submitted:
+            return await self.service.submit(requester, await spec(requester))
+
+        await self._decide(interaction, private, submit, kept)
 
     async def precheck(self, interaction: discord.Interaction, spec: JobSpec) -> None:
         """Raise Refused when `spec` would be refused whatever prompt it is given (blocked, over quota, ...), before a
