@@ -113,17 +113,43 @@ def is_function_word(token: str) -> bool:
 # Nouns that name a person (or a person's body), minors among them; the denylist reads their inflections and
 # disguises ("girls", "w0man") as it reads its terms. A compound adjective before one of them ("a naked flame haired
 # woman", "a naked tree hugging man") leaves the listed word before the compound describing the person, not the
-# thing an allowed phrase names ("a naked flame lit candles"). Hand-picked, not exhaustive: a person named by a word
-# not listed here ("a naked flame haired vixen") is not seen.
-PERSON_WORDS = frozenset({"woman", "women", "man", "men", "girl", "boy", "lady", "gentleman", "gentlemen", "guy",
-                          "gal", "lad", "lass", "teen", "teenager", "adolescent", "youth", "child", "children", "kid",
-                          "baby", "toddler", "infant", "minor", "schoolgirl", "schoolboy", "student", "pupil",
-                          "daughter", "son", "sister", "brother", "mother", "father", "mom", "mum", "dad", "wife",
-                          "wives", "husband", "bride", "groom", "girlfriend", "boyfriend", "couple", "person",
-                          "people", "human", "adult", "female", "male", "model", "actress", "actor", "dancer",
-                          "nurse", "maid", "waitress", "teacher", "cheerleader", "nun", "princess", "blonde",
-                          "blond", "brunette", "redhead", "beauty", "babe", "lover", "stranger", "hippie", "hugger",
-                          "figure", "body"})
+# thing an allowed phrase names ("a naked flame lit candles"). By what they name a person by: sex and age, kinship,
+# looks and the epithets of a sexualised prompt ("vixen", "hunk"), and the roles prompts dress a person in. Hand-picked,
+# not exhaustive: a person named by a word not listed here ("a naked tree hugging sprinter") is not seen, unless the
+# compound gives its noun a body (BODY_ADJECTIVES: "a naked flame haired sprinter").
+PERSON_NOUNS = frozenset({
+    # sex and age
+    "woman", "women", "man", "men", "girl", "boy", "lady", "gentleman", "gentlemen", "guy", "gal", "lad", "lass",
+    "lassie", "dude", "bloke", "chap", "fellow", "maiden", "damsel", "dame", "wench", "teen", "teenager", "preteen",
+    "tween", "adolescent", "youth", "youngster", "child", "children", "kid", "kiddo", "baby", "toddler", "infant",
+    "newborn", "minor", "schoolgirl", "schoolboy", "schoolchild", "schoolchildren", "student", "pupil", "couple",
+    "person", "people", "human", "adult", "female", "male",
+    # kinship and partners
+    "daughter", "son", "sister", "brother", "mother", "father", "mom", "mum", "dad", "wife", "wives", "husband",
+    "bride", "groom", "girlfriend", "boyfriend", "fiancee", "fiance", "spouse", "widow", "widower", "aunt", "uncle",
+    "niece", "nephew", "cousin", "grandma", "granny", "grandmother", "grandpa", "grandfather", "stepmom",
+    "stepmother", "stepdaughter", "stepsister", "stepson", "stepbrother", "stepdad", "stepfather", "housewife",
+    "mistress", "lover", "stranger", "neighbour", "neighbor", "roommate", "classmate",
+    # looks, and the epithets of a sexualised prompt
+    "blonde", "blond", "brunette", "redhead", "beauty", "babe", "hottie", "bombshell", "stunner", "vixen", "minx",
+    "temptress", "seductress", "nymph", "nymphet", "goddess", "belle", "diva", "starlet", "milf", "bimbo", "hunk",
+    "twink", "figure", "body",
+    # roles a prompt dresses a person in
+    "model", "actress", "actor", "dancer", "ballerina", "showgirl", "cheerleader", "gymnast", "athlete", "swimmer",
+    "sunbather", "bather", "bodybuilder", "nurse", "maid", "waitress", "stewardess", "secretary", "masseuse",
+    "teacher", "nun", "princess", "empress", "priestess", "cowgirl", "mermaid", "soldier", "escort", "prostitute",
+    "hooker", "courtesan", "concubine", "geisha", "hippie", "hugger"})
+
+# The -ed adjectives a noun makes of a part of the body ("flame haired", "olive skinned", "long legged"): the compound
+# gives the noun after it a body, so a listed word before the compound describes a being, whatever names it ("a
+# naked flame haired vixen"). Not those that are also common verbs ("headed", "handed", "faced", "armed", "lashed":
+# "the naked flame headed north").
+BODY_ADJECTIVES = frozenset({"haired", "eyed", "skinned", "lipped", "breasted", "bosomed", "chested", "bellied",
+                             "legged", "limbed", "hipped", "thighed", "bodied", "cheeked", "browed", "bearded",
+                             "freckled"})
+
+# What shows that a compound adjective describes a person: a noun naming one, or a body the compound gives its noun.
+PERSON_WORDS = PERSON_NOUNS | BODY_ADJECTIVES
 
 
 def is_fragment(token: str) -> bool:

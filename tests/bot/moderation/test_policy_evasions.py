@@ -286,3 +286,23 @@ def test_an_allowed_phrase_before_a_compound_that_describes_no_person_still_prot
 def test_a_compound_after_an_allowed_phrase_that_describes_a_person_however_written_protects_nothing(gate, text):
     verdict = gate.check_prompt(text)
     assert (verdict.reason, verdict.matched) == ("denylist", "naked")
+
+
+@pytest.mark.parametrize("text", [
+    "a naked flame haired vixen", "a naked tree hugging hottie", "a naked tree hugging vixens",
+    "a naked flame lit milf", "a naked tree hugging stepsister", "a naked flame haired young nymph",
+    "a naked tree hugging hunk", "a naked flame haired sprinter", "a naked flame-eyed sprinter",
+    "a naked tree skinned surfer", "a naked flame haired v1xen"])
+def test_an_allowed_phrase_before_a_compound_given_a_body_or_a_person_named_by_an_epithet_protects_nothing(gate, text):
+    # was: allowed, "vixen", "hottie" and "sprinter" named no person the gate knew; a compound of a part of the body
+    # ("flame haired") now shows a being whatever names it
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", "naked")
+
+
+@pytest.mark.parametrize("text", ["a naked bulb lit cellar", "the naked flame headed north",
+                                  "a naked flame warmed cabin", "naked trees lining a street",
+                                  "a naked bulb lit hallway with a stud wall"])
+def test_a_compound_after_an_allowed_phrase_before_a_thing_still_protects_with_the_longer_person_list(gate, text):
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
