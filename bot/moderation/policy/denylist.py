@@ -22,10 +22,11 @@ The allowlist matches text as written only (exact, stem*, inflections), so that 
 prompt innocent ("elon musk on" is not "musk ox"). A phrase that begins inside a compound protects nothing ("a
 half-naked flame"), nor one that ends where a compound begins that describes a person, whether the compound is
 written with a hyphen ("a naked flame-haired woman") or with a space before the noun it describes ("a naked flame
-haired woman", `_begins_compound`): a word naming one (lexicon.PERSON_WORDS, read through disguises as terms are)
-is in it or among the PERSON_REACH words after it ("a naked bulb lit cellar" is allowed); unless the entry is itself
-one compound written with its hyphens ("gore-tex", a name): its words never part, so it protects inside or before a
-longer compound ("a gore-tex-clad man", "a gore tex lined jacket").
+haired woman", `_begins_compound`; never after a plural: in "naked trees shading children" the trees shade): a word
+that shows a person (lexicon.PERSON_WORDS, read through disguises as terms are) is in it or among the PERSON_REACH
+words after it ("a naked bulb lit cellar" is allowed); unless the entry is itself one compound written with its
+hyphens ("gore-tex", a name): its words never part, so it protects inside or before a longer compound ("a
+gore-tex-clad man", "a gore tex lined jacket").
 """
 
 from __future__ import annotations
@@ -413,14 +414,23 @@ def _begins_compound(words: list[str], position: int) -> bool:
     return bool(described) and not (is_function_word(word) or is_function_word(described) or described.endswith("ly"))
 
 
+def _is_plural(word: str) -> bool:
+    """Whether a noun is written in the plural ("trees", "branches", "bulbs"; not "glass"): the first word of a
+    compound is singular ("a tree-hugging man", "a tree hugger"), so a plural before a participle is the subject of
+    its verb ("naked trees shading children"), not half of a compound adjective."""
+    return len(word) > 3 and word.endswith("s") and not word.endswith("ss") and stem(word) != word
+
+
 def _compound_end(words: list[str], inside: set[int], position: int) -> int | None:
     """Where the compound ends whose later part the word at position is or begins: the end of its chunk
     ("flame-haired"), or the position after it when it makes a compound with the word before it, written with a
-    space (`_begins_compound`); None when the word begins no compound."""
+    space (`_begins_compound`; never after a plural: "trees shading"); None when the word begins no compound."""
     if position in inside:
         while position in inside:
             position += 1
         return position
+    if _is_plural(words[position - 1]):
+        return None
     return position + 1 if _begins_compound(words, position) else None
 
 

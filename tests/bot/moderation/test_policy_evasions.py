@@ -306,3 +306,18 @@ def test_an_allowed_phrase_before_a_compound_given_a_body_or_a_person_named_by_a
 def test_a_compound_after_an_allowed_phrase_before_a_thing_still_protects_with_the_longer_person_list(gate, text):
     verdict = gate.check_prompt(text)
     assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize("text", ["naked trees shading children", "naked trees shading kids at a picnic",
+                                  "naked branches framing girls on a swing", "naked bulbs lighting women at a bar"])
+def test_an_allowed_phrase_in_the_plural_before_its_verb_and_a_person_still_protects(gate, text):
+    # was: refused as naked, "trees shading children" taken for a compound adjective ("tree-shading children")
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize("text", ["a naked tree hugging man", "a naked trees-hugging man",
+                                  "naked trees and a naked man", "a naked flame haired woman and naked bulbs"])
+def test_a_singular_or_hyphenated_compound_before_a_person_still_protects_nothing(gate, text):
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", "naked")
