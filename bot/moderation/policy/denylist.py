@@ -24,9 +24,10 @@ half-naked flame"), nor one that ends where a compound begins that describes a p
 written with a hyphen ("a naked flame-haired woman") or with a space before the noun it describes ("a naked flame
 haired woman", `_begins_compound`; never after a plural: in "naked trees shading children" the trees shade): a word
 that shows a person (lexicon.PERSON_WORDS, read through disguises as terms are) is in it or among the PERSON_REACH
-words after it ("a naked bulb lit cellar" is allowed); unless the entry is itself one compound written with its
-hyphens ("gore-tex", a name): its words never part, so it protects inside or before a longer compound ("a
-gore-tex-clad man", "a gore tex lined jacket").
+words after it ("a naked bulb lit cellar" is allowed), or heads a noun compound the phrase's last word begins ("a
+naked tree hugger", as "a naked tree-hugger", `_heads_noun_compound`); unless the entry is itself one compound
+written with its hyphens ("gore-tex", a name): its words never part, so it protects inside or before a longer
+compound ("a gore-tex-clad man", "a gore tex lined jacket").
 """
 
 from __future__ import annotations
@@ -434,6 +435,21 @@ def _compound_end(words: list[str], inside: set[int], position: int) -> int | No
     return position + 1 if _begins_compound(words, position) else None
 
 
+# the endings of agent nouns, which make a noun compound with the noun before them ("tree hugger", "flame dancer",
+# "sun bather"), where a noun naming a person by other means makes none ("naked wire figure", "bloody mary waitress")
+_AGENT_ENDINGS = ("er", "or")
+
+
+def _heads_noun_compound(words: list[str], start: int, position: int) -> bool:
+    """Whether the phrase of two words or more from start to position ends in a singular noun that the word at
+    position may head a noun compound with, written with a space ("naked tree hugger", as "naked tree-hugger"):
+    the listed word before it ("naked") then describes the compound's head when that is an agent noun naming a
+    person (`_AGENT_ENDINGS`), not the noun the phrase names. Only a word ending as one may ("hugger", "hugg3rs"):
+    the others' person words are not read."""
+    return (position - start > 1 and position < len(words) and words[position].endswith(("r", "rs"))
+            and not is_function_word(words[position]) and not _is_plural(words[position - 1]))
+
+
 # how many words after a compound adjective the person it describes may stand: "a naked flame haired woman", "a naked
 # flame haired young woman", "a naked flame haired pale young woman"
 PERSON_REACH = 3
@@ -446,10 +462,14 @@ def _person_terms() -> _Terms:
     return _Terms([(word, False) for word in PERSON_WORDS], PERSON_REMEMBERED_FORMS)
 
 
-def _person_starts(text: str) -> set[int]:
-    """The positions in text where a word naming a person begins ("woman", "girls", "w0man", "g i r l")."""
-    slots, _, _ = read_slots(text, _person_terms())
-    return {slot.start for slot in slots if slot.terms}
+def _person_starts(text: str) -> dict[int, set[str]]:
+    """The positions in text where a word naming a person begins ("woman", "girls", "w0man", "g i r l"), each with
+    the person words read there."""
+    starts: dict[int, set[str]] = defaultdict(set)
+    for slot in read_slots(text, _person_terms())[0]:
+        if slot.terms:
+            starts[slot.start].update(word for word, _ in slot.terms)
+    return starts
 
 
 def _chunk_slots(chunk: Chunk, start: int, terms: _Terms) -> list[_Slot]:
@@ -635,7 +655,7 @@ class Denylist:
         begins ("flame-haired", "flame haired") that describes a person, unless their entry is itself one compound
         ("gore-tex", whose words never part: "a gore-tex-lined jacket")."""
         protecting = []
-        persons: set[int] | None = None  # where the words naming a person begin, read only when a compound needs it
+        persons: dict[int, set[str]] | None = None  # where words naming a person begin, read only when needed
         for hit in hits:
             if hit.start in inside:
                 continue
@@ -644,6 +664,10 @@ class Denylist:
                 persons = _person_starts(text) if persons is None else persons
                 if any(hit.end <= start < end + PERSON_REACH and "" not in words[hit.end:start] for start in persons):
                     continue
+            elif hit.entry not in self._compounds and _heads_noun_compound(words, hit.start, hit.end):
+                persons = _person_starts(text) if persons is None else persons
+                if any(word.endswith(_AGENT_ENDINGS) for word in persons.get(hit.end, ())):
+                    continue  # "a naked tree hugger": the person heads the compound
             protecting.append(hit)
         return protecting
 

@@ -321,3 +321,19 @@ def test_an_allowed_phrase_in_the_plural_before_its_verb_and_a_person_still_prot
 def test_a_singular_or_hyphenated_compound_before_a_person_still_protects_nothing(gate, text):
     verdict = gate.check_prompt(text)
     assert (verdict.reason, verdict.matched) == ("denylist", "naked")
+
+
+@pytest.mark.parametrize("text", ["a naked tree hugger", "a naked tree hugger in a forest", "a naked tree huggers",
+                                  "a naked flame dancer at a festival", "a naked tree hugg3r", "a naked flame lover"])
+def test_an_allowed_phrase_before_a_person_that_heads_a_noun_compound_with_its_noun_protects_nothing(gate, text):
+    # was: allowed, the person after "naked tree" unread, while "a naked tree-hugger" was refused
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", "naked")
+
+
+@pytest.mark.parametrize("text", ["a naked tree house party", "a naked bulb ceiling lamp", "naked trees children climb",
+                                  "a naked flame in the dark with a woman", "a cocktail waitress at a bar",
+                                  "stars visible to the naked eye", "a naked wire figure", "a bloody mary waitress"])
+def test_an_allowed_phrase_before_a_thing_a_plural_or_a_word_between_still_protects(gate, text):
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
