@@ -59,7 +59,8 @@ MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
 MIN_HISTORY_DAYS = 32  # the jobs log kept at least this long: the longest quota period (a month) and a day
 TYPOGRAPHIC_QUOTES = "“”‘’„‚«»"  # pasted from a document or a chat: no env file reader takes them for quotes
 QUOTES = "\"'`" + TYPOGRAPHIC_QUOTES
-TOKEN_RE = re.compile(r"[A-Za-z0-9._-]+")  # a bot token: three base64url parts joined by dots
+TOKEN_RE = re.compile(r"[A-Za-z0-9._-]+")  # a bot token's characters: base64url and the dots joining its parts
+TOKEN_PARTS = 3  # a bot token's: the bot's user id, a timestamp and an HMAC (`_token_shape_problem`)
 TOKEN_PREFIXES = ("bot", "bearer")  # the Authorization header's words, pasted with the token
 NOT_TOKENS = (  # what else the developer portal shows, pasted for the token: its form, and what it is then
     (re.compile(r"\d+"), "a number: an id (the application's, a user's or a server's)"),
@@ -132,8 +133,10 @@ CREDENTIALS_REFUSED = {  # endpoint -> why a user:password@ (or user@) in its UR
                         "admit the bot another way (its address, a network of its own)",
     "gallery_public_url": "the links in every video page's tags would show them to each visitor",
 }
-STAND_INS: dict[str, Any] = {"discord_token": "not-read", "t2v_model": "not-read",  # load_what_validates: never run on
-             "t2v_allow_tiny": True}  # (its default fails its own check again: T2V_MODEL=tiny-random without it)
+STAND_INS: dict[str, Any] = {  # load_what_validates: never run on; each passes its setting's own check
+    "discord_token": "not.read.stand-in",  # a bot token's three parts
+    "t2v_model": "not-read",
+    "t2v_allow_tiny": True}  # (its default fails its own check again: T2V_MODEL=tiny-random without it)
 MISSING = {  # what to do about a required variable that is not set
     "discord_token": "DISCORD_TOKEN is missing: set it to your bot token "
                      "(Discord developer portal → Bot → Reset Token)",
@@ -325,8 +328,8 @@ class Settings(BaseSettings):
     @field_validator("discord_token")
     @classmethod
     def _token_is_plain(cls, token: SecretStr) -> SecretStr:
-        """Refuse empty tokens, the 'Bot ' prefix and the portal's other values (NOT_TOKENS) without ever echoing the
-        token."""
+        """Refuse empty tokens, the 'Bot ' prefix, the portal's other values (NOT_TOKENS) and any other value not of
+        a bot token's three parts (`abc`) without ever echoing the token."""
         value = token.get_secret_value().strip()
         if not value:
             raise _problem(MISSING["discord_token"].replace("is missing", "is empty"))
@@ -346,6 +349,10 @@ class Settings(BaseSettings):
         if pasted is not None:  # Discord would refuse it at the login, after the database was made and migrated
             raise _problem(f"DISCORD_TOKEN is {pasted}, not the bot token: copy the token from the developer portal's "
                            "Bot page (Reset Token)")
+        misshapen = _token_shape_problem(value)
+        if misshapen is not None:  # `abc`, a token cut short: Discord would refuse it at the login, as above
+            raise _problem(f"DISCORD_TOKEN {misshapen}, a bot token is three non-empty parts joined by dots: copy it "
+                           "again from the developer portal's Bot page (Reset Token)")
         return SecretStr(value)
 
     @field_validator("t2v_allow_tiny")
@@ -754,6 +761,23 @@ def _error_line(problem: Mapping[str, Any], env: Mapping[str, str] | None, env_f
     if words is not None:
         return f"{name}={problem['input']} is not {words}{_what_to_write(field)}"
     return f"{name}={problem.get('input')}: {problem['msg']}"
+
+
+def _token_shape_problem(token: str) -> str | None:
+    """What is wrong with the shape of a token of TOKEN_RE's characters (its user id, timestamp and HMAC in base64url,
+    joined by dots; the last two vary in length), in words that show none of it; None when it has that shape."""
+    parts = token.split(".")
+    if len(parts) == 1:
+        return f"is {len(token)} character{'s' * (len(token) != 1)} without a dot"
+    if len(parts) != TOKEN_PARTS:
+        return f"has {len(parts)} parts joined by dots"
+    if not parts[0]:
+        return "starts with a dot"
+    if not parts[-1]:
+        return "ends with a dot"
+    if not parts[1]:
+        return "has two dots together"
+    return None
 
 
 def _gcs_example(address: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakediscord import FakeDiscord, action_row, button, running_bot
+from tests.fakediscord import BOT_TOKEN, FakeDiscord, action_row, button, running_bot
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00" + bytes(range(256)) * 8  # MP4-looking bytes
 
@@ -211,7 +211,7 @@ async def test_a_held_edit_is_in_flight_until_the_test_lets_it_go(fake_discord, 
 
 async def test_a_forgotten_hold_holds_nothing_and_one_left_on_is_answered_when_the_fake_closes():
     guard = aiohttp.ClientTimeout(total=30)  # a hang guard only
-    async with aiohttp.ClientSession(headers={"Authorization": "Bot fake-bot-token"}, timeout=guard) as session:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bot {BOT_TOKEN}"}, timeout=guard) as session:
         async with FakeDiscord() as fake:
             me = f"{fake.api_url}/users/@me"
             fake.hold_next("GET /users/@me")

@@ -37,7 +37,7 @@ from t2v import load_pipeline
 from tests.bot.helpers import PROMPTS, WAIT, Events, FakePipeline, ScriptedPipeline, held, requester, spec
 from tests.bot.voice import bot_texts, problems
 from tests.clocks import MIDWEEK, Clock, Monotonic, WallClock
-from tests.fakediscord import FakeDiscord, running_bot
+from tests.fakediscord import BOT_TOKEN, FakeDiscord, running_bot
 
 PipelineFactory = Callable[[str], Any]  # device -> a pipeline (or a bot.gpu.models.Models)
 
@@ -149,7 +149,7 @@ def settings_for(db_url: str, **overrides: Any) -> Settings:
     Kept videos go to `media/` next to the SQLite file (the test's tmp dir), never into the working directory.
     """
     media = Path(make_url(db_url).database or ".").parent / "media"
-    env = {"DISCORD_TOKEN": "fake-bot-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
+    env = {"DISCORD_TOKEN": BOT_TOKEN, "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
            "T2V_DEVICE": "cpu", "DATABASE_URL": db_url, "DEFAULT_STEPS": "3", "DEFAULT_FRAMES": "2",
            "MEDIA_DIR": str(media), "SHUTDOWN_GRACE_S": "0", "HEALTH_ENABLED": "0",  # tests that want it pick a port
            "HISTORY_KEEP_DAYS": "0"}  # the calendar's rows are of MIDWEEK, which ages: tests that prune say so

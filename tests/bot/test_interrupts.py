@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.bot.helpers import START_S, child_env
 
-ENV = {"DISCORD_TOKEN": "a-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu",
+ENV = {"DISCORD_TOKEN": "a.token-of.a-bot", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1", "T2V_DEVICE": "cpu",
        "STARTUP_RETRY_S": "0", "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10", "HEALTH_ENABLED": "0"}
 
 CTRL_C = """

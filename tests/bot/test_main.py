@@ -75,8 +75,9 @@ def test_a_line_of_env_that_is_not_name_value_is_named_beside_every_other_proble
 
 def test_a_malformed_env_line_alone_still_stops_the_bot(tmp_path: Path):
     (tmp_path / ".env").write_text("T2V_MODEL=tiny-random\nT2V_ALLOW_TINY=1\nT2V_DEVICE=cpu\nQUEUE_GLOBAL_CAP 7\n")
-    result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=child_env(DISCORD_TOKEN="a-token"),
-                            capture_output=True, text=True, timeout=START_S)
+    result = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path,
+                            env=child_env(DISCORD_TOKEN="a.token-of.a-bot"), capture_output=True, text=True,
+                            timeout=START_S)
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: .env line 4 is not NAME=value, so the bot would ignore it; correct "
@@ -85,7 +86,7 @@ def test_a_malformed_env_line_alone_still_stops_the_bot(tmp_path: Path):
 
 
 def test_python_m_bot_with_a_bad_setting_answers_before_loading_anything_of_the_run(tmp_path: Path):
-    env = child_env(DISCORD_TOKEN="a-token", T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="gpu")
+    env = child_env(DISCORD_TOKEN="a.token-of.a-bot", T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="gpu")
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "bot"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=START_S)
     imports = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
@@ -118,7 +119,7 @@ def test_a_start_from_a_folder_without_env_says_where_env_was_looked_for(tmp_pat
     for name in SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "docs").mkdir()
-    (tmp_path / ".env").write_text("DISCORD_TOKEN=a-token\nT2V_MODEL=tiny-random\nT2V_ALLOW_TINY=1\n")
+    (tmp_path / ".env").write_text("DISCORD_TOKEN=a.token-of.a-bot\nT2V_MODEL=tiny-random\nT2V_ALLOW_TINY=1\n")
     monkeypatch.chdir(tmp_path / "docs")  # cd docs && ../.venv/bin/python -m bot
 
     assert main() == 2
@@ -153,7 +154,7 @@ def test_a_listen_host_beside_a_wrong_setting_is_named_in_the_same_run(tmp_path:
     for name in SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    for name, value in {"DISCORD_TOKEN": "a-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
+    for name, value in {"DISCORD_TOKEN": "a.token-of.a-bot", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
                         "T2V_DEVICE": "cpu", "MAX_STEPS": "lots", "HEALTH_HOST": "192.0.2.1"}.items():  # TEST-NET-1
         monkeypatch.setenv(name, value)
 
@@ -170,7 +171,7 @@ def test_a_wrong_gallery_setting_leaves_the_health_sites_listen_check_to_run(tmp
     for name in SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    for name, value in {"DISCORD_TOKEN": "a-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
+    for name, value in {"DISCORD_TOKEN": "a.token-of.a-bot", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
                         "T2V_DEVICE": "cpu", "GALLERY_ENABLED": "1", "GALLERY_PORT": "lots",
                         "HEALTH_HOST": "192.0.2.1"}.items():
         monkeypatch.setenv(name, value)
@@ -188,7 +189,7 @@ def test_env_example_documents_every_setting_and_loads():
     assert set(assigned) == SETTING_NAMES
     undocumented = [name for name, i in assigned.items() if not lines[i - 1].startswith("#")]
     assert undocumented == []
-    settings = load_settings({"DISCORD_TOKEN": "a-token"}, env_file=str(path))
+    settings = load_settings({"DISCORD_TOKEN": "a.token-of.a-bot"}, env_file=str(path))
     assert settings.t2v_model == "/srv/weights/modelscope" and settings.discord_guild_id is None  # as README's
 
 

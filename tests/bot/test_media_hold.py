@@ -23,14 +23,14 @@ from bot.errors import SettingsError
 from t2v.errors import current_user
 from tests.bot.conftest import settings_for
 from tests.bot.helpers import START_S, WAIT, child_env, tiny_mp4
-from tests.fakediscord import FakeDiscord
+from tests.fakediscord import BOT_TOKEN, FakeDiscord
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
 
 def second_bot(tmp_path: Path, media: Path) -> subprocess.CompletedProcess[str]:
     """`python -m bot` with a database of its own and `media` as its MEDIA_DIR, to its end."""
-    env = child_env(DISCORD_TOKEN="fake-bot-token", T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="cpu",
+    env = child_env(DISCORD_TOKEN=BOT_TOKEN, T2V_MODEL="tiny-random", T2V_ALLOW_TINY="1", T2V_DEVICE="cpu",
                     DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'staging.db'}", MEDIA_DIR=str(media),
                     HEALTH_ENABLED="0", STARTUP_RETRY_S="0", DISCORD_LOGIN_TIMEOUT_S="0.2",
                     DISCORD_API_BASE="http://127.0.0.1:9/api/v10")  # never reached: it stops before Discord

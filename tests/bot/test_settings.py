@@ -464,7 +464,7 @@ def test_an_env_file_the_bot_cannot_read_whole_is_named_with_what_to_do(tmp_path
     env.write_bytes(f"DISCORD_TOKEN={TOKEN}\n".encode("utf-16"))
     assert unreadable(str(env)) == f"{env} is not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"
     assert malformed_lines(str(env)) == []  # the one line above says it all
-    env.write_bytes(b"\xef\xbb\xbfDISCORD_TOKEN=x\r\n")  # a byte-order mark and CRLF line ends are fine
+    env.write_bytes(b"\xef\xbb\xbfDISCORD_TOKEN=a.token-of.a-bot\r\n")  # a byte-order mark and CRLF line ends are fine
     assert unreadable(str(env)) is None and malformed_lines(str(env)) == []
 
     def denied(self: Path) -> bytes:

@@ -15,9 +15,10 @@ from .payloads import (
     button,
 )
 from .records import FakeMessage, InteractionRecord, RecordedRequest, StoredAttachment, UploadedFile
-from .server import FakeDiscord
+from .server import BOT_TOKEN, FakeDiscord
 
 __all__ = [
+    "BOT_TOKEN",
     "DEFAULT_ATTACHMENT_LIMIT",
     "FakeChannel",
     "FakeDiscord",

@@ -38,6 +38,7 @@ from .rest import RestAPI
 from .waiting import Watch
 
 T = TypeVar("T")
+BOT_TOKEN = "MTExMTExMTExMTExMTExMTEx.GfAkEd.the-fake-discords-bot-token"  # shaped like one: the settings check it
 
 
 class FakeDiscord:
@@ -50,7 +51,7 @@ class FakeDiscord:
     def __init__(
         self,
         *,
-        token: str = "fake-bot-token",
+        token: str = BOT_TOKEN,
         bot_name: str = "VideoBot",
         guild_name: str = "Test Guild",
         channel_name: str = "general",

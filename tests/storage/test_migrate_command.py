@@ -42,7 +42,7 @@ def test_an_operator_upgrades_downgrades_to_a_named_revision_and_upgrades_again(
     database = tmp_path / "data" / "bot.db"
     database.parent.mkdir()
     sqlite3.connect(database).close()  # the file the bot would have made
-    (tmp_path / ".env").write_text(f"DISCORD_TOKEN=x\nDATABASE_URL=sqlite+aiosqlite:///{database}\n")
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN=a.token-of.a-bot\nDATABASE_URL=sqlite+aiosqlite:///{database}\n")
 
     up = storage_command("migrate", cwd=tmp_path)
     assert (up.returncode, up.stdout.strip()) == (0, f"sqlite+aiosqlite:///{database}: upgraded from revision base "
@@ -207,7 +207,7 @@ def test_a_single_quoted_database_url_is_taken_as_written_as_the_bot_takes_it(
     from bot.settings import Settings
 
     sqlite3.connect(bot_folder / "real${x}.db").close()
-    (bot_folder / ".env").write_text("DISCORD_TOKEN=x\nT2V_MODEL=tiny-random\nT2V_ALLOW_TINY=1\n"
+    (bot_folder / ".env").write_text("DISCORD_TOKEN=a.token-of.a-bot\nT2V_MODEL=tiny-random\nT2V_ALLOW_TINY=1\n"
                                      "DATABASE_URL='sqlite+aiosqlite:///real${x}.db'\n")
     monkeypatch.setenv("x", "")
     capsys.readouterr()

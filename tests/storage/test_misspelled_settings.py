@@ -18,7 +18,7 @@ from tests.storage.test_migrate_command import storage_command
 
 def test_a_misspelled_database_url_in_env_is_named_once_with_the_setting_before_the_error(tmp_path: Path):
     sqlite3.connect(tmp_path / "bot.db").close()
-    (tmp_path / ".env").write_text("DISCORD_TOKEN=x\nDATABSE_URL=sqlite+aiosqlite:///bot.db\n"
+    (tmp_path / ".env").write_text("DISCORD_TOKEN=a.token-of.a-bot\nDATABSE_URL=sqlite+aiosqlite:///bot.db\n"
                                    "databse_url=sqlite+aiosqlite:///bot.db\n")
 
     result = storage_command("current", cwd=tmp_path)  # one line for both spellings: the last, which is read

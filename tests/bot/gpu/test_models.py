@@ -23,7 +23,7 @@ from t2v import TINY_RANDOM, compiled, fast
 from t2v.config import ModelConfig
 from tests.bot.helpers import sparse_file
 
-BASE = {"DISCORD_TOKEN": "secret-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
+BASE = {"DISCORD_TOKEN": "a.secret-token.x", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
 
 
 class FastStandIn:

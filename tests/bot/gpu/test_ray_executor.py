@@ -272,7 +272,7 @@ async def test_a_cluster_without_the_resource_says_how_to_give_it_some(cluster, 
 
 
 def test_the_settings_pick_the_ray_executor_without_sending_the_token():
-    settings = load_settings({"DISCORD_TOKEN": "secret-token", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
+    settings = load_settings({"DISCORD_TOKEN": "a.secret-token.x", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
                               "T2V_EXECUTOR": "ray", "RAY_WORKER_RESOURCE": RESOURCE, "RAY_WORKERS": "2",
                               "T2V_DEVICE": "cpu", "STATUS_EDIT_INTERVAL_S": "10"}, env_file=None)
     executor = build_executor(settings)

@@ -505,7 +505,7 @@ async def test_the_tiny_random_model_renders_a_playable_mp4_end_to_end(make_serv
 
 
 def test_build_executor_gives_one_worker_per_configured_device():
-    settings = load_settings({"DISCORD_TOKEN": "t", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
+    settings = load_settings({"DISCORD_TOKEN": "a.token-of.a-bot", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1",
                               "T2V_DEVICE": "cpu,cuda:1"}, env_file=None)
     assert build_executor(settings).devices == ["cpu", "cuda:1"]
 

@@ -292,7 +292,7 @@ def test_a_period_is_found_from_any_time_zone():
 
 
 def test_quota_settings_are_checked_at_start():
-    base = {"DISCORD_TOKEN": "t", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
+    base = {"DISCORD_TOKEN": "a.token-of.a-bot", "T2V_MODEL": "tiny-random", "T2V_ALLOW_TINY": "1"}
     settings = load_settings({**base, "QUOTA_DEFAULT": "5", "QUOTA_PERIOD": "Week"}, env_file=None)
     assert (settings.quota_default, settings.quota_period) == (5, "week")
     with pytest.raises(SettingsError) as error:
