@@ -81,26 +81,36 @@ class PresetLimits:
             check_value(name, value)
         except InvalidRequest as error:
             raise InvalidInput(f"{error}.") from None
-        cap = {"steps": self.max_steps, "frames": self.max_frames}.get(name)
-        problem = None if cap is None else above_cap(name, value, cap)
+        problem = self.above_cap(name, value)
         if problem is not None:
             raise InvalidInput(problem)
         return float(value) if name == "guidance" else value
 
+    def above_cap(self, name: str, value: Any, *, clause: bool = False) -> str | None:
+        """Why a number of steps or frames is above the operator's cap (`above_cap`'s sentence, or its clause), or
+        None: it is not, or it is not a number of steps or frames."""
+        cap = {"steps": self.max_steps, "frames": self.max_frames}.get(name)
+        return None if cap is None or not isinstance(value, int) else above_cap(name, value, cap, clause=clause)
 
-def above_cap(name: str, value: int | None, cap: int, kept_from: tuple[str, int] | None = None) -> str | None:
-    """Why `value` of steps or frames is above the operator's cap (MAX_STEPS, MAX_FRAMES), or None: one sentence,
-    the same for a request and a server's preset. A request a button made from a stored job (`kept_from`, as for
-    `same_as_prompt`) keeps that job's value, which no button can change (the cap was lowered since): what is right
-    is said as the member can do it from there."""
+
+def above_cap(name: str, value: int | None, cap: int, kept_from: tuple[str, int] | None = None, *,
+              clause: bool = False) -> str | None:
+    """Why `value` of steps or frames is above the operator's cap (MAX_STEPS, MAX_FRAMES), or None: one refusal, the
+    same for a request and a server's preset (docs/voice.md: what is wrong, naming the value, and what would be
+    right). A request a button made from a stored job (`kept_from`, as for `same_as_prompt`) keeps that job's value,
+    which no button can change (the cap was lowered since): what is right is said as the member can do it from there.
+    With `clause`: the reason in lower case and without a full stop, to go on after words that name the setting (a
+    log line's "preset steps=100 is left out: ", a failed job's "invalid settings: ")."""
     if value is None or value <= cap:
         return None
-    problem = f"{name}={value} is above this bot's limit of {cap}"  # the setting's name is the operator's word
+    if clause:  # value > cap >= 1: a plural
+        return f"{value} {name} are above this bot's limit of {cap}"
+    limit = f"{name.capitalize()} must be at most {cap} on this bot"
     if kept_from is None:
-        return f"{problem}."
+        return f"{limit}; you asked for {value}."
     how, job_id = kept_from
-    return (f"{problem}, and {BUTTONS[how]} keeps job #{job_id}'s {name}: run /video with `{name}` at most {cap} "
-            "instead.")
+    return (f"{limit}, and {BUTTONS[how]} keeps job #{job_id}'s {value} {name}: run /video with `{name}` at most "
+            f"{cap} instead.")
 
 
 def same_as_prompt(prompt: str, negative: str, kept_from: tuple[str, int] | None = None) -> str | None:
@@ -175,7 +185,8 @@ class ServerSettings:
             try:
                 checked = self.limits.check(name, value) if name in PRESET_NAMES else None
             except InvalidInput as error:
-                log.warning("server %d's preset %s=%r is left out: %s", guild_id, name, value, error.message)
+                why = self.limits.above_cap(name, value, clause=True) or error.message
+                log.warning("server %d's preset %s=%r is left out: %s", guild_id, name, value, why)
                 continue
             if checked is not None:
                 kept[name] = checked

@@ -122,7 +122,7 @@ async def test_refused_prompts_are_logged_and_never_run(make_service, prompt, re
 
 async def test_options_over_the_server_caps_are_refused(make_service):
     h = await make_service(max_steps=10, max_frames=4)
-    assert "steps=11 is above this bot's limit of 10." in (await h.refused(steps=11)).message
+    assert (await h.refused(steps=11)).message == "Steps must be at most 10 on this bot; you asked for 11."
     assert (await h.refused(frames=5)).reason == "invalid"
     negative = await h.refused(negative_prompt="blurry " * 80)
     assert negative.reason == "too_long" and "negative prompt" in negative.message
@@ -478,17 +478,17 @@ async def test_a_queued_job_above_caps_lowered_since_fails_at_its_turn_with_the_
     message = await h.events.wait("failed", big.id)
     await h.events.wait("done", small.id)
 
-    assert message == (f"Sorry, job #{big.id} failed (invalid settings: frames=32 is above this bot's limit of 16; "
-                       "run /video again with `frames` at most 16). Nothing was charged.")
+    assert message == (f"Sorry, job #{big.id} failed (invalid settings: Frames must be at most 16 on this bot; you "
+                       "asked for 32; run /video again with `frames` at most 16). Nothing was charged.")
     assert h.pipeline.steps_run == {PROMPTS[1]: 3}  # the big one never reached the GPU
     job = await h.repo.get_job(big.id)
     assert (job.state, job.started_at is not None) == (JobState.FAILED, True)
     failures = [r for r in caplog.records if r.name.startswith("bot.jobs") and r.levelno >= logging.WARNING]
     assert [(r.levelname, r.getMessage()) for r in failures] == [
-        ("WARNING", f"job {big.id} was queued before a restart with lower caps: frames=32 is above this bot's limit "
-                    "of 16; it fails when its turn comes"),
-        ("WARNING", f"job {big.id} failed: frames=32 is above this bot's limit of 16; run /video again with `frames` "
-                    "at most 16")]  # foreseen: no traceback
+        ("WARNING", f"job {big.id} was queued before a restart with lower caps: Frames must be at most 16 on this "
+                    "bot; you asked for 32; it fails when its turn comes"),
+        ("WARNING", f"job {big.id} failed: Frames must be at most 16 on this bot; you asked for 32; run /video again "
+                    "with `frames` at most 16")]  # foreseen: no traceback
 
 
 async def test_the_tiny_random_model_renders_a_playable_mp4_end_to_end(make_service, monkeypatch):

@@ -53,8 +53,8 @@ async def test_presets_are_set_merged_per_server_and_reset(servers, mods):
 
 
 @pytest.mark.parametrize(("values", "says"), [
-    ({"steps": 61}, "steps=61 is above this bot's limit of 60."),
-    ({"frames": 30}, "frames=30 is above this bot's limit of 24."),
+    ({"steps": 61}, "Steps must be at most 60 on this bot; you asked for 61."),
+    ({"frames": 30}, "Frames must be at most 24 on this bot; you asked for 30."),
     ({"steps": 0}, "steps=0 is outside"),
     ({"guidance": 31.0}, "guidance=31.0 is outside"),
     ({"sampler": "euler"}, "sampler='euler' is not one of ddim, dpmpp-2m."),
@@ -78,7 +78,13 @@ async def test_values_outside_the_operators_limits_are_refused_naming_them(serve
 async def test_a_stored_preset_the_limits_no_longer_allow_is_left_out(servers, mods, caplog):
     await mods.set_setting(PRESETS_KEY, {"steps": 100, "frames": 8, "colour": "red"}, guild_id=A, by=MOD)
     assert await servers.presets(A) == Presets(frames=8)
-    assert "server 600's preset steps=100 is left out: steps=100 is above this bot's limit of 60" in caplog.text
+    assert "server 600's preset steps=100 is left out: 100 steps are above this bot's limit of 60\n" in caplog.text
+
+
+async def test_a_stored_preset_that_is_no_number_is_left_out_with_t2vs_reason(servers, mods, caplog):
+    await mods.set_setting(PRESETS_KEY, {"frames": "many", "steps": 20}, guild_id=A, by=MOD)
+    assert await servers.presets(A) == Presets(steps=20)
+    assert "server 600's preset frames='many' is left out: frames='many' must be an integer, got str." in caplog.text
 
 
 async def test_a_servers_showcase_channel_is_its_own(servers):

@@ -93,7 +93,7 @@ async def test_a_reroll_or_edit_of_a_job_above_caps_lowered_since_says_what_can_
         jobs = await stack.jobs()
 
     assert [answer.content for answer in answers] == [
-        f"steps=3 is above this bot's limit of 2, and {button} keeps job #1's steps: run /video with `steps` at most 2 "
+        f"Steps must be at most 2 on this bot, and {button} keeps job #1's 3 steps: run /video with `steps` at most 2 "
         "instead." for button in ("🔁 Reroll", "✏️ Edit prompt")]
     assert [(job.state, job.refusal_reason) for job in jobs] == [(JobState.DONE, None),
                                                                  (JobState.REFUSED, "invalid:steps")]

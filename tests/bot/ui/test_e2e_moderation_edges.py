@@ -118,7 +118,7 @@ async def test_a_default_above_the_operators_cap_is_refused_without_naming_a_set
         mod, _ = people(stack.fake)
         answer = await command(stack.fake, "videomod defaults set", mod, steps=21)
 
-    assert answer.content == "steps=21 is above this bot's limit of 20."
+    assert answer.content == "Steps must be at most 20 on this bot; you asked for 21."
 
 
 async def test_a_prompt_test_names_a_refusal_other_than_the_denylist_in_words(stacks: Stacks, scripted):
