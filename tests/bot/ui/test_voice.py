@@ -23,6 +23,12 @@ pytestmark = pytest.mark.usefixtures("logged_errors")
     ("Job #10 cancelled: 12 frames, 1 step, a 16-frame clip.", []),
     ("Seed `not_english` and **bold** are quoted; <@123> too.", []),
     ("0.5 frames and 1.5 video are not counts.", []),
+    ("steps=21 is above this bot's limit of 20.", ["not sentence case: 'steps=21'"]),
+    ("-# **the** prompt was refused.", ["not sentence case: 'the'"]),
+    ("Steps must be at most 20 on this bot; you asked for 21.", []),
+    ("🗑️ Deleted job #3.", []), ("#2 in line.", []), ("/video was already allowed in <#1>.", []),
+    ("“a cat” is not in English.", []), ("`ddim` is the sampler.", []),  # the user's or the picker's word
+    ("claymation — Clay figures, stop-motion look", []), ("queued · job #7", []),  # no sentence: a choice, a status
 ])
 def test_the_rules_find_what_they_name(text: str, expected: list[str]):
     assert problems(text) == expected
@@ -33,7 +39,7 @@ def test_an_operator_may_read_setting_names():
 
 
 @pytest.mark.parametrize(("description", "expected"), [
-    ("…", ["no description"]), ("", ["no description"]), ("whose quota", ["not sentence case: 'whose quota'"]),
+    ("…", ["no description"]), ("", ["no description"]), ("whose quota", ["not sentence case: 'whose'"]),
     ("Whose quota", []),
 ])
 def test_an_option_needs_a_description_in_sentence_case(description: str, expected: list[str]):
