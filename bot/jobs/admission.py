@@ -221,14 +221,16 @@ class Admission:
             name, problem = above
             raise Refused("invalid", problem, logged=f"invalid:{name}")
 
-    def above_caps(self, spec: JobSpec, kept_from: tuple[str, int] | None = None) -> tuple[str, str] | None:
+    def above_caps(self, spec: JobSpec, kept_from: tuple[str, int] | None = None, *,
+                   clause: bool = False) -> tuple[str, str] | None:
         """(the option, why) when the spec's steps or frames are above the operator's caps (MAX_STEPS, MAX_FRAMES):
         a new request is refused so (one a button made from a stored job, `kept_from`, says what to do instead); a
-        stored one a restart with lower caps finds fails when it runs (service)."""
+        stored one a restart with lower caps finds fails when it runs (service: `clause`, the reason to go on after
+        its words)."""
         request = spec.request
         for name, value, cap in (("steps", request.steps, self.max_steps), ("frames", request.frames,
                                                                              self.max_frames)):
-            problem = above_cap(name, value, cap, kept_from)
+            problem = above_cap(name, value, cap, kept_from, clause=clause)
             if problem is not None:
                 return name, problem
         return None

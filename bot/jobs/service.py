@@ -269,10 +269,10 @@ class VideoService:
         """A stored job above the caps this start has (MAX_STEPS or MAX_FRAMES lowered since it was queued, after an
         out-of-memory say) is not rendered: it fails when its turn comes, with the cap in its message and nothing
         charged, as a stored row t2v no longer accepts does."""
-        above = None if queued.spec is None else self.admission.above_caps(queued.spec)
+        above = None if queued.spec is None else self.admission.above_caps(queued.spec, clause=True)
         if above is None:
             return queued
-        name, problem = above[0], above[1].removesuffix(".")
+        name, problem = above
         log.warning("job %d was queued before a restart with lower caps: %s; it fails when its turn comes",
                     queued.id, problem)
         cap = self.admission.max_steps if name == "steps" else self.admission.max_frames

@@ -478,17 +478,17 @@ async def test_a_queued_job_above_caps_lowered_since_fails_at_its_turn_with_the_
     message = await h.events.wait("failed", big.id)
     await h.events.wait("done", small.id)
 
-    assert message == (f"Sorry, job #{big.id} failed (invalid settings: Frames must be at most 16 on this bot; you "
-                       "asked for 32; run /video again with `frames` at most 16). Nothing was charged.")
+    assert message == (f"Sorry, job #{big.id} failed (invalid settings: 32 frames are above this bot's limit of 16; "
+                       "run /video again with `frames` at most 16). Nothing was charged.")
     assert h.pipeline.steps_run == {PROMPTS[1]: 3}  # the big one never reached the GPU
     job = await h.repo.get_job(big.id)
     assert (job.state, job.started_at is not None) == (JobState.FAILED, True)
     failures = [r for r in caplog.records if r.name.startswith("bot.jobs") and r.levelno >= logging.WARNING]
     assert [(r.levelname, r.getMessage()) for r in failures] == [
-        ("WARNING", f"job {big.id} was queued before a restart with lower caps: Frames must be at most 16 on this "
-                    "bot; you asked for 32; it fails when its turn comes"),
-        ("WARNING", f"job {big.id} failed: Frames must be at most 16 on this bot; you asked for 32; run /video again "
-                    "with `frames` at most 16")]  # foreseen: no traceback
+        ("WARNING", f"job {big.id} was queued before a restart with lower caps: 32 frames are above this bot's limit "
+                    "of 16; it fails when its turn comes"),
+        ("WARNING", f"job {big.id} failed: 32 frames are above this bot's limit of 16; run /video again with `frames` "
+                    "at most 16")]  # foreseen: no traceback
 
 
 async def test_the_tiny_random_model_renders_a_playable_mp4_end_to_end(make_service, monkeypatch):
