@@ -293,30 +293,51 @@ class Repository(Transactional):
         return removed
 
     async def seed_denylist(self, entries: Iterable[tuple[str, str, str]], *,
-                            skip: Iterable[tuple[str, str]] = (), now: datetime | None = None) -> int:
+                            skip: Iterable[tuple[str, str]] = (),
+                            renamed: Mapping[tuple[str, str], str] | None = None,
+                            now: datetime | None = None) -> int:
         """Insert the shipped defaults (pattern, category, kind) that the shared list lacks, except those of `skip`
         ((pattern, kind): what its editors removed), so a new release's entries reach an existing database; returns
-        rows added."""
+        rows added.
+
+        `renamed` maps a shipped entry's old name (pattern, kind) to its new pattern. The old name's row is deleted
+        while it is still a shipped one (the shared list's, added_by None; an editor's own row of that pattern stays),
+        in the transaction that adds the new name; where the shared list no longer has it and its removal is in `skip`,
+        the removal carries over and the new name is not added."""
         now, unique = self._now(now), {}
         skipped = {(pattern, DenyKind(kind)) for pattern, kind in skip}
+        renames = {(old, DenyKind(kind)): new for (old, kind), new in (renamed or {}).items()}
         for pattern, category, kind in entries:
             unique.setdefault((pattern, DenyKind(kind)), category)
-        stored = select(DenylistEntry.pattern, DenylistEntry.kind).where(DenylistEntry.guild_id == GLOBAL)
+        stored = select(DenylistEntry.pattern, DenylistEntry.kind, DenylistEntry.added_by).where(
+            DenylistEntry.guild_id == GLOBAL)
 
-        async def work(session: AsyncSession) -> list[tuple[str, DenyKind]]:
-            have = {(pattern, kind) for pattern, kind in (await session.execute(stored)).all()}
-            missing = [key for key in unique if key not in have and key not in skipped]
+        async def work(session: AsyncSession) -> tuple[list[tuple[str, DenyKind]], list[tuple[str, DenyKind]]]:
+            rows = (await session.execute(stored)).all()
+            shipped = {(pattern, kind) for pattern, kind, added_by in rows if added_by is None}
+            retired = [key for key in renames if key in shipped]
+            carried = {(renames[old, kind], kind) for old, kind in renames if (old, kind) in skipped - shipped}
+            for old, kind in retired:
+                await session.execute(delete(DenylistEntry).where(
+                    DenylistEntry.guild_id == GLOBAL, DenylistEntry.pattern == old, DenylistEntry.kind == kind,
+                    DenylistEntry.added_by.is_(None)))
+            have = {(pattern, kind) for pattern, kind, _ in rows}.difference(retired)
+            missing = [key for key in unique if key not in have and key not in skipped and key not in carried]
             session.add_all(
                 DenylistEntry(guild_id=GLOBAL, pattern=pattern, category=unique[pattern, kind], kind=kind,
                               added_by=None, created_at=now)
                 for pattern, kind in missing
             )
-            return missing
+            return missing, retired
 
-        added = await self._run(work)
-        if added:
-            log.info("the shared denylist gained %d shipped entries: %s", len(added),
-                     _first_of([pattern for pattern, _ in added], _LOGGED_NAMES))
+        added, retired = await self._run(work)
+        replaced = {(renames[old, kind], kind) for old, kind in retired}
+        gained = [pattern for pattern, kind in added if (pattern, kind) not in replaced]
+        if gained:
+            log.info("the shared denylist gained %d shipped entries: %s", len(gained), _first_of(gained, _LOGGED_NAMES))
+        if retired:
+            log.info("the shared denylist renamed shipped entries: %s",
+                     _first_of([f"{kind} {old!r} → {renames[old, kind]!r}" for old, kind in retired], _LOGGED_NAMES))
         return len(added)
 
     # --- helpers ----------------------------------------------------------------------------------------------

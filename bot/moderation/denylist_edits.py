@@ -26,7 +26,7 @@ from bot.moderation.policy import (
     load_default_entries,
     validate_entry,
 )
-from bot.moderation.policy.entries import ALLOW_CATEGORY, Kind
+from bot.moderation.policy.entries import ALLOW_CATEGORY, Kind, load_default_renames
 from bot.moderation.policy.normalise import normalise
 from bot.moderation.rules import Moderation
 from bot.moderation.text import ended
@@ -194,7 +194,8 @@ class DenylistEditor:
 
 async def load_gates(repo: Repository, moderation: ModerationRepository) -> ServerGates:
     """Add the shipped entries the shared list lacks (all of them into a new database; a new release's into an
-    existing one), except those ever removed (the audit log remembers); build the gates from the table.
+    existing one), except those ever removed (the audit log remembers), and retire a renamed one's old name (its
+    removal then keeps the new name out); build the gates from the table.
 
     Removals in any server count: before servers had their own lists (migration 0004) the operators' removals were
     audited under no server, and the migration filed them under DISCORD_GUILD_ID's. A server's removal of its own
@@ -203,7 +204,8 @@ async def load_gates(repo: Repository, moderation: ModerationRepository) -> Serv
     skip = [(target.removeprefix(TARGET), kind) for kind, name in LIST_NAMES.items()
             for target in await moderation.audited_targets([f"{name}.remove"], guild_id=None)  # REMOVALS
             if target.startswith(TARGET)]
-    await repo.seed_denylist(((e.pattern, e.category, e.kind) for e in load_default_entries()), skip=skip)
+    await repo.seed_denylist(((e.pattern, e.category, e.kind) for e in load_default_entries()), skip=skip,
+                             renamed=load_default_renames())
     by_server: defaultdict[int, list[DenylistEntry]] = defaultdict(list)
     for row in await repo.list_denylist():
         by_server[row.guild_id].append(_entry(row))

@@ -26,6 +26,7 @@ MIN_ENTRY_LETTERS = 4  # entries of 3 letters or fewer collide with abbreviation
 _PART_SPLIT_RE = re.compile(r"\s+\+\s+")
 _FOREIGN_RE = re.compile(r"[^a-z0-9\s'*-]")  # what a part of a moderator's entry may not hold, once normalised
 _TERM_RE = re.compile(r"[a-z0-9@$!|+]+\*?")
+RENAMED = "# renamed:"  # a shipped entry's old name, in the list format: '# renamed: gore tex -> gore-tex'
 
 Kind = Literal["deny", "allow"]
 Term = tuple[str, bool]  # (text, is_stem): "decapitat*" → ("decapitat", True)
@@ -107,9 +108,40 @@ def parse_entries(text: str) -> list[DenylistEntry]:
     return entries
 
 
+def parse_renames(text: str) -> dict[tuple[str, Kind], str]:
+    """Read the list format's renames, '# renamed: old -> new' in the section of the new pattern, as (old pattern,
+    kind) → new pattern (a start retires the old name's row: bot.moderation.denylist_edits.load_gates); ValueError
+    names a malformed one."""
+    entries = parse_entries(text)
+    listed, shipped = {(e.pattern, e.category) for e in entries}, {(e.pattern, e.kind) for e in entries}
+    renames: dict[tuple[str, Kind], str] = {}
+    section: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        line, code = line.strip(), line.split("#", 1)[0].strip()
+        if code.startswith("[") and code.endswith("]"):
+            section = code[1:-1].strip()
+        if not line.startswith(RENAMED):
+            continue
+        old, arrow, new = (part.strip() for part in line.removeprefix(RENAMED).partition("->"))
+        kind: Kind = "allow" if section == ALLOW_CATEGORY else "deny"
+        if not (old and arrow and new) or section is None:
+            raise ValueError(f"line {number}: {line!r} should read '{RENAMED} old pattern -> new pattern', in the "
+                             "section of the new pattern")
+        if (new, section) not in listed or (old, kind) in shipped:
+            raise ValueError(f"line {number}: {line!r}: the new pattern {new!r} must be an entry of [{section}] and "
+                             f"the old {old!r} no longer one")
+        renames[old, kind] = new
+    return renames
+
+
 def load_default_entries() -> list[DenylistEntry]:
     """The list shipped beside this module, default_denylist.txt (the seed for the moderators' database copy)."""
     text = resources.files(__package__).joinpath(DEFAULT_LIST).read_text(encoding="utf-8")
     entries = parse_entries(text)
     log.debug("loaded %d default denylist entries", len(entries))
     return entries
+
+
+def load_default_renames() -> dict[tuple[str, Kind], str]:
+    """The shipped list's renamed entries, (old pattern, kind) → new pattern, declared in default_denylist.txt."""
+    return parse_renames(resources.files(__package__).joinpath(DEFAULT_LIST).read_text(encoding="utf-8"))
