@@ -21,7 +21,7 @@ from bot.moderation.rules import Moderation
 from bot.moderation.styles import closest, listed
 from bot.moderation.text import BUTTONS
 from t2v.errors import InvalidRequest
-from t2v.request import check_value, negative_is_prompt
+from t2v.request import SAMPLER_NAMES, check_value, negative_is_prompt, value_range
 
 log = logging.getLogger(__name__)
 
@@ -60,37 +60,57 @@ class PresetLimits:
     styles: tuple[str, ...] = ()  # the styles the workers loaded
 
     def check(self, name: str, value: Any) -> Any:
-        """The value if a preset may have it, else InvalidInput naming it and what is allowed."""
-        if name == "aspect":
-            if value not in self.aspects:
-                raise InvalidInput(f"aspect={shown(str(value), 20)} is not one of {', '.join(self.aspects)}.")
-            return value
-        if name == "style":
-            if value not in self.styles:
-                names = list(self.styles)
-                raise InvalidInput(f"style={shown(str(value), 40)} is not one of this bot's styles: {listed(names)}."
-                                   f"{closest(str(value), names)}")
-            return value
+        """The value if a preset may have it, else InvalidInput naming it and what is allowed (`refusal`)."""
         if name == "negative":
             text = " ".join(str(value).split())
             if len(text) > MAX_NEGATIVE_CHARS:
                 raise InvalidInput(f"The negative prompt is {len(text)} characters long; the limit is "
                                    f"{MAX_NEGATIVE_CHARS}.")
             return None if invisible(text) else text  # zero-width spaces alone read, and render, as none
-        try:
-            check_value(name, value)
-        except InvalidRequest as error:
-            raise InvalidInput(f"{error}.") from None
-        problem = self.above_cap(name, value)
+        problem = self.refusal(name, value)
         if problem is not None:
             raise InvalidInput(problem)
+        if name in ("aspect", "style"):
+            return value
+        value = check_value(name, value)  # a NumPy scalar as the plain number it is
         return float(value) if name == "guidance" else value
+
+    def refusal(self, name: str, value: Any, *, clause: bool = False) -> str | None:
+        """Why a preset cannot have `value` (not the negative prompt's length), or None: one sentence in
+        docs/voice.md's refusal form, what is wrong naming the value and what would be right ("Steps must be 1–150;
+        you asked for 0."). With `clause`: the reason in lower case and without a full stop, to go on after words
+        that name the preset (a log line's "preset steps=0 is left out: ")."""
+        typed = shown(str(value), 40)
+        if name == "aspect":
+            if value in self.aspects:
+                return None
+            return _must("The aspect", f"one of {', '.join(self.aspects)}", typed, clause=clause)
+        if name == "style":
+            if value in self.styles:
+                return None
+            names = list(self.styles)
+            if clause:
+                return f"this bot has no style {typed} (its styles: {listed(names)})"
+            return f"There is no style {typed}; the styles are: {listed(names)}.{closest(str(value), names)}"
+        try:
+            check_value(name, value)
+        except InvalidRequest:
+            if name == "sampler":
+                return _must("The sampler", f"one of {', '.join(SAMPLER_NAMES)}", typed, clause=clause)
+            return _must(name.capitalize(), "{}–{}".format(*value_range(name)), typed, clause=clause)
+        return self.above_cap(name, value, clause=clause)
 
     def above_cap(self, name: str, value: Any, *, clause: bool = False) -> str | None:
         """Why a number of steps or frames is above the operator's cap (`above_cap`'s sentence, or its clause), or
         None: it is not, or it is not a number of steps or frames."""
         cap = {"steps": self.max_steps, "frames": self.max_frames}.get(name)
         return None if cap is None or not isinstance(value, int) else above_cap(name, value, cap, clause=clause)
+
+
+def _must(what: str, allowed: str, typed: str, *, clause: bool) -> str:
+    """A preset's refusal in docs/voice.md's form, "Steps must be 1–150; you asked for 0.", or its `clause`, "0 is not
+    1–150"."""
+    return f"{typed} is not {allowed}" if clause else f"{what} must be {allowed}; you asked for {typed}."
 
 
 def above_cap(name: str, value: int | None, cap: int, kept_from: tuple[str, int] | None = None, *,
@@ -185,7 +205,7 @@ class ServerSettings:
             try:
                 checked = self.limits.check(name, value) if name in PRESET_NAMES else None
             except InvalidInput as error:
-                why = self.limits.above_cap(name, value, clause=True) or error.message
+                why = self.limits.refusal(name, value, clause=True) or error.message
                 log.warning("server %d's preset %s=%r is left out: %s", guild_id, name, value, why)
                 continue
             if checked is not None:
@@ -198,12 +218,13 @@ class ServerSettings:
         if "negative" in changes:
             negative = changes["negative"]
             if negative is None:  # blank: it would silently remove the preset (`defaults reset` does that)
-                raise InvalidInput("negative= is blank: give the words to avoid, such as “blurry, low quality”, or "
-                                   "reset them all with `/videomod defaults reset` and set the others again.")
+                raise InvalidInput("The negative prompt is blank: give the words to avoid, such as “blurry, low "
+                                   "quality”, or reset them all with `/videomod defaults reset` and set the others "
+                                   "again.")
             refusal = self._refusal(guild_id, negative)
             if refusal is not None:
-                raise InvalidInput(f"negative=“{shown(negative, 80)}” cannot be this server's default, as it would "
-                                   f"refuse every /video that takes it: {refusal}")
+                raise InvalidInput(f"The negative prompt “{shown(negative, 80)}” cannot be this server's default, "
+                                   f"as it would refuse every /video that takes it: {refusal}")
         if not changes:
             options = [name for name in PRESET_NAMES if name != "style"]  # the style: /videostyle default
             raise InvalidInput(f"Name at least one option to set: {', '.join(options)}.")

@@ -55,18 +55,19 @@ async def test_presets_are_set_merged_per_server_and_reset(servers, mods):
 @pytest.mark.parametrize(("values", "says"), [
     ({"steps": 61}, "Steps must be at most 60 on this bot; you asked for 61."),
     ({"frames": 30}, "Frames must be at most 24 on this bot; you asked for 30."),
-    ({"steps": 0}, "steps=0 is outside"),
-    ({"guidance": 31.0}, "guidance=31.0 is outside"),
-    ({"sampler": "euler"}, "sampler='euler' is not one of ddim, dpmpp-2m."),
-    ({"aspect": "2:1"}, "aspect=2:1 is not one of 1:1, 16:9."),
+    ({"steps": 0}, "Steps must be 1–150; you asked for 0."),
+    ({"guidance": 31.0}, "Guidance must be 1.0–30.0; you asked for 31.0."),
+    ({"sampler": "euler"}, "The sampler must be one of ddim, dpmpp-2m; you asked for euler."),
+    ({"aspect": "2:1"}, "The aspect must be one of 1:1, 16:9; you asked for 2:1."),
     ({"negative": "x" * 301}, "The negative prompt is 301 characters long; the limit is 300."),
     ({}, "Name at least one option to set: aspect, frames, steps, sampler, guidance, negative."),
-    ({"negative": "   "}, "negative= is blank: give the words to avoid"),
-    ({"negative": "\u200b \u2060"}, "negative= is blank: give the words to avoid"),  # it read "negative:  "
-    ({"negative": "nude, blurry"}, "negative=“nude, blurry” cannot be this server's default, as it would refuse every "
-                                   "/video that takes it: "),
-    ({"negative": "flou, mauvaise qualité"}, "negative=“flou, mauvaise qualité” cannot be this server's default"),
-    ({"negative": "blurry \u202e evil"}, "negative=“blurry evil” cannot be this server's default"),
+    ({"negative": "   "}, "The negative prompt is blank: give the words to avoid"),
+    ({"negative": "\u200b \u2060"}, "The negative prompt is blank: give the words to avoid"),  # it read "negative:  "
+    ({"negative": "nude, blurry"}, "The negative prompt “nude, blurry” cannot be this server's default, as it would "
+                                   "refuse every /video that takes it: "),
+    ({"negative": "flou, mauvaise qualité"},
+     "The negative prompt “flou, mauvaise qualité” cannot be this server's default"),
+    ({"negative": "blurry \u202e evil"}, "The negative prompt “blurry evil” cannot be this server's default"),
 ])
 async def test_values_outside_the_operators_limits_are_refused_naming_them(servers, values, says):
     with pytest.raises(InvalidInput) as refused:
@@ -81,10 +82,10 @@ async def test_a_stored_preset_the_limits_no_longer_allow_is_left_out(servers, m
     assert "server 600's preset steps=100 is left out: 100 steps are above this bot's limit of 60\n" in caplog.text
 
 
-async def test_a_stored_preset_that_is_no_number_is_left_out_with_t2vs_reason(servers, mods, caplog):
+async def test_a_stored_preset_that_is_no_number_is_left_out_naming_the_range(servers, mods, caplog):
     await mods.set_setting(PRESETS_KEY, {"frames": "many", "steps": 20}, guild_id=A, by=MOD)
     assert await servers.presets(A) == Presets(steps=20)
-    assert "server 600's preset frames='many' is left out: frames='many' must be an integer, got str." in caplog.text
+    assert "server 600's preset frames='many' is left out: many is not 1–64\n" in caplog.text
 
 
 async def test_a_servers_showcase_channel_is_its_own(servers):
@@ -101,13 +102,14 @@ async def test_a_default_style_is_one_the_workers_loaded_and_a_gone_one_is_left_
     assert await servers.set_default_style(MOD, A, "watercolor") == Presets(steps=25, style="watercolor")
     with pytest.raises(InvalidInput) as caught:
         await servers.set_default_style(MOD, A, "vaporwave")
-    assert caught.value.message == "style=vaporwave is not one of this bot's styles: claymation, watercolor."
+    assert caught.value.message == "There is no style vaporwave; the styles are: claymation, watercolor."
     assert await servers.set_default_style(MOD, A, None) == Presets(steps=25)  # the other presets stay
 
     await servers.set_default_style(MOD, A, "claymation")
     restarted = ServerSettings(moderation, PresetLimits(("1:1",), 60, 24, styles=("watercolor",)))  # claymation gone
     assert await restarted.presets(A) == Presets(steps=25)
-    assert "server 600's preset style='claymation' is left out" in caplog.text
+    assert ("server 600's preset style='claymation' is left out: this bot has no style claymation (its styles: "
+            "watercolor)\n") in caplog.text
 
 
 async def test_a_negative_preset_the_servers_gate_refuses_later_is_left_out_with_one_log_line(servers, gates, mods,
