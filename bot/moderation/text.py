@@ -33,7 +33,7 @@ def parse_duration(text: str | None) -> timedelta | None:
         return None
     words = " ".join(text.split()).lower()
     if not words:
-        raise InvalidInput(f"duration= is blank: use {DURATION_FORMS}, or leave it out for a permanent block.")
+        raise InvalidInput(f"The duration is blank: use {DURATION_FORMS}, or leave it out for a permanent block.")
     if words in PERMANENT:
         return None
     if not _DURATION_RE.fullmatch(words):

@@ -55,7 +55,7 @@ def test_unreadable_durations_name_the_value_and_the_accepted_forms(text):
 def test_a_blank_duration_is_refused_not_read_as_permanent(text):
     with pytest.raises(InvalidInput) as error:
         parse_duration(text)
-    assert error.value.message == ("duration= is blank: use a number and a unit such as 30m, 2h, 7d or 2w (or "
+    assert error.value.message == ("The duration is blank: use a number and a unit such as 30m, 2h, 7d or 2w (or "
                                    "combined, 1d12h), or 'permanent', or leave it out for a permanent block.")
 
 
