@@ -127,15 +127,15 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
                             period: str | None = None) -> None:
         guild = server(interaction)
         if role is not None and period is not None:
-            raise InvalidInput(f"period={period} is the whole server's: set it without a role (roles share the "
-                               "server's period).")
+            raise InvalidInput(f"The quota period ({period}) is the whole server's, and roles share it: set it "
+                               "without a role.")
         if role is not None and role.is_default():  # every member holds it: it would hide the server's default
-            raise InvalidInput("role=@everyone is every member of the server: leave the role out to set the server's "
-                               "default quota.")
+            raise InvalidInput("The role @everyone is every member of the server: leave the role out to set the "
+                               "server's default quota.")
         if role is not None and role.is_bot_managed():  # Discord gives it to one bot alone, and no member can hold it
             bot = f"<@{role.tags.bot_id}>" if role.tags is not None else "a bot"
-            raise InvalidInput(f"role=<@&{role.id}> is {bot}'s own role: only that bot holds it, and bots make no "
-                               "videos; pick a role members hold.")
+            raise InvalidInput(f"The role <@&{role.id}> is {bot}'s own role: only that bot holds it, and bots make "
+                               "no videos; pick a role members hold.")
         default = await self.moderation.set_default(interaction.user.id, limit,
                                                     None if role is None else own_role(interaction, role),
                                                     guild_id=guild, period=period)
@@ -157,7 +157,7 @@ class ModerationCog(commands.GroupCog, group_name="videomod", group_description=
             if await self.moderation.remove_role_default(interaction.user.id, role.id, guild_id=guild):
                 await reply(interaction, "The default quota set for @everyone (every member) was removed.")
                 return
-            raise InvalidInput("role=@everyone is every member of the server: leave the role out to clear the "
+            raise InvalidInput("The role @everyone is every member of the server: leave the role out to clear the "
                                "server's default quota.")  # "<@&server> had no default quota" would read @@everyone
         removed = await self.moderation.remove_role_default(interaction.user.id, own_role(interaction, role),
                                                             guild_id=guild)

@@ -50,7 +50,7 @@ async def test_clearing_defaults_that_were_never_set_says_so_and_audits_nothing(
 
     assert server.content == "This server had no default of its own; the bot's applies: 20 videos per day."
     assert by_role.content.endswith("> had no default quota.")
-    assert everyone.content == ("role=@everyone is every member of the server: leave the role out to clear the "
+    assert everyone.content == ("The role @everyone is every member of the server: leave the role out to clear the "
                                 "server's default quota.")  # was "<@&server> had no default quota." (@@everyone)
     assert presets.content.startswith("This server had no defaults of its own.\n")
     assert actions == []
@@ -69,7 +69,7 @@ async def test_a_default_quota_for_everyone_set_before_it_was_refused_can_still_
 
     assert held.ephemeral and held.content.startswith("Your video quota is 0 per day")
     assert cleared.content == "The default quota set for @everyone (every member) was removed."
-    assert again.content.startswith("role=@everyone is every member of the server")
+    assert again.content.startswith("The role @everyone is every member of the server")
     assert not made.ephemeral
 
 
@@ -82,7 +82,7 @@ async def test_a_server_period_without_a_role_and_a_role_with_a_period_are_told_
         shown = await command(fake, "videomod quota show", mod)
 
     assert hourly.content == "Default quota for everyone without a personal or role quota: 0 videos per hour."
-    assert both.content.startswith("period=week is the whole server's: set it without a role")
+    assert both.content == "The quota period (week) is the whole server's, and roles share it: set it without a role."
     assert shown.content.splitlines() == ["**Quota defaults** (per hour, calendar periods in UTC)",
                                           "Server default: 0 videos (this server's own)"]
 

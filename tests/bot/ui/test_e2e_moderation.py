@@ -263,7 +263,7 @@ async def test_a_quota_for_the_everyone_role_and_a_blank_block_duration_are_refu
         rows = await stack.service.moderation.repo.role_quotas(guild_id=fake.guild.id)
         blocked = await stack.service.moderation.active_block(bob.id, fake.guild.id)
 
-    assert everyone.content == ("role=@everyone is every member of the server: leave the role out to set the "
+    assert everyone.content == ("The role @everyone is every member of the server: leave the role out to set the "
                                 "server's default quota.")
     assert blank.content.startswith("The duration is blank: use a number and a unit")
     assert rows == [] and blocked is None

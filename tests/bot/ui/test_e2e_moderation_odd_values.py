@@ -32,8 +32,8 @@ async def test_a_role_quota_for_a_bots_own_role_is_refused_and_sets_nothing(stac
         defaults = await stack.moderation.repo.role_quotas(guild_id=stack.fake.guild.id)
         audited = await audit_actions(stack)
 
-    assert answer.content == (f"role=<@&{bot_role.id}> is <@{helper.id}>'s own role: only that bot holds it, and "
-                              "bots make no videos; pick a role members hold.")
+    assert answer.content == (f"The role <@&{bot_role.id}> is <@{helper.id}>'s own role: only that bot holds it, "
+                              "and bots make no videos; pick a role members hold.")
     assert defaults == [] and audited == []
 
 
