@@ -208,14 +208,14 @@ class OperatorGroup(app_commands.Group):
         if server is not None:
             server = server.strip()
             if not is_snowflake(server):
-                await reply(interaction, f"server={shown(server, 20)} is not a server id: use the number "
+                await reply(interaction, f"“{shown(server, 20)}” is not a server id: use the number "
                                          "`/videomod operator servers` shows, such as 123456789012345678.")
                 return
             guild_id = int(server)
         rows = await self.moderation.repo.latest_audit(limit, guild_id=guild_id)
         guild = self.bot.get_guild(guild_id)
         if guild_id != GLOBAL and guild is None and not rows:  # a typo'd id, or a channel's or a user's
-            await reply(interaction, f"server={guild_id} is no server the bot is in, and no audit entry names it: "
+            await reply(interaction, f"The bot is not in server `{guild_id}`, and no audit entry names it: "
                                      "use an id `/videomod operator servers` lists (leave server out for the "
                                      "operators' own log).")
             return

@@ -111,7 +111,7 @@ async def test_the_audit_of_a_server_names_whose_log_it_is_and_an_id_that_is_no_
     assert in_b.content.startswith(f"**Audit log** of Server B (`{w.b.id}`), newest first\n")
     assert "spam in B" in in_b.content
     assert quiet_a.content == f"The audit log of Test Guild (`{w.a.id}`) is empty."
-    assert a_channel.content == (f"server={w.a_art.id} is no server the bot is in, and no audit entry names it: use "
+    assert a_channel.content == (f"The bot is not in server `{w.a_art.id}`, and no audit entry names it: use "
                                  "an id `/videomod operator servers` lists (leave server out for the operators' own "
                                  "log).")  # was "The audit log is empty.", as if a server had none
     assert left_b.content.startswith(f"**Audit log** of server `{w.b.id}` (the bot is no longer in it), newest first")

@@ -304,7 +304,7 @@ async def test_every_command_an_operator_runs_with_valid_options_answers_without
     assert f"**In direct messages, video quota of <@{w.dave.id}>**" in shown_cap.content
     assert cleared.content.startswith(f"Cap removed.\n<@{w.dave.id}> has no cap across every server")
     for server, answer in zip(("²", "99999999999999999999", "0", "12x"), odd_servers, strict=True):
-        assert answer.content.startswith(f"server={server} is not a server id: use the number"), answer.content
+        assert answer.content.startswith(f"“{server}” is not a server id: use the number"), answer.content
 
 
 async def test_removed_from_a_server_the_bot_cancels_its_jobs_and_serves_the_others(stacks: Stacks, scripted, caplog):
