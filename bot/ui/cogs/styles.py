@@ -88,7 +88,7 @@ class StylesCog(commands.GroupCog, group_name="videostyle", group_description="T
             return named
         offered = list(self.styles.offered)
         if not named:
-            raise InvalidInput(f"style= is blank: name one of this bot's styles: {listed(offered)}.")
+            raise InvalidInput(f"The style is blank; name one of this bot's styles: {listed(offered)}.")
         raise InvalidInput(f"There is no style {shown(named, 40)}; the styles are: {listed(offered)}."
                            f"{closest(named, offered)}")
 

@@ -171,7 +171,7 @@ async def test_a_blank_style_is_refused_naming_the_styles(stacks: Stacks, path):
         mod, _ = people(stack.fake)
         answer = await command(stack.fake, path, mod, style="  ")
 
-    assert answer.content == "style= is blank: name one of this bot's styles: claymation, watercolor."
+    assert answer.content == "The style is blank; name one of this bot's styles: claymation, watercolor."
 
 
 async def test_a_phrase_a_listed_word_already_refuses_is_not_added_twice_over(stacks: Stacks, scripted):

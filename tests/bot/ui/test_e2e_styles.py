@@ -144,7 +144,7 @@ async def test_a_style_typed_full_width_or_with_zero_width_characters_is_that_st
     assert "style `claymation`" in wide.content
     assert [job.params["style"] for job in jobs] == ["claymation", "claymation", "watercolor"]
     assert turned.content.startswith("The style watercolor is now off in this server.")
-    assert blank.content.startswith("style= is blank: name one of this bot's styles: claymation, watercolor.")
+    assert blank.content == "The style is blank; name one of this bot's styles: claymation, watercolor."
 
 
 async def test_a_long_style_listing_fits_one_message_and_says_how_many_more_there_are(stacks: Stacks):
