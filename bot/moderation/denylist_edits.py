@@ -35,8 +35,8 @@ from storage import GLOBAL, DenyKind, DenylistRecord, DuplicateEntryError, Moder
 log = logging.getLogger(__name__)
 
 LIST_NAMES = {"deny": "denylist", "allow": "allowlist"}
-BLANK = {"deny": "pattern= is blank: give a word, phrase, stem* or a + b, such as “exploding kittens”.",
-         "allow": "phrase= is blank: give a word or phrase the denylist refuses, such as a place name."}
+BLANK = {"deny": "The pattern is blank: give a word, phrase, stem* or a + b, such as “exploding kittens”.",
+         "allow": "The phrase is blank: give a word or phrase the denylist refuses, such as a place name."}
 TARGET = "pattern:"  # an edit's audit target: TARGET + the pattern
 REMOVALS = tuple(f"{name}.remove" for name in LIST_NAMES.values())  # audit rows each start reads back (load_gates):
 # kept whatever their age (bot.retention), else a removed shipped entry would come back a year later

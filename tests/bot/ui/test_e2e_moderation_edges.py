@@ -130,10 +130,10 @@ async def test_a_prompt_test_names_a_refusal_other_than_the_denylist_in_words(st
 
 
 @pytest.mark.parametrize(("path", "option", "says"), [
-    ("videomod denylist add", "pattern", "pattern= is blank: give a word, phrase, stem* or a + b"),
-    ("videomod denylist remove", "pattern", "pattern= is blank: give a word, phrase, stem* or a + b"),
-    ("videomod allowlist add", "phrase", "phrase= is blank: give a word or phrase"),
-    ("videomod allowlist remove", "phrase", "phrase= is blank: give a word or phrase"),
+    ("videomod denylist add", "pattern", "The pattern is blank: give a word, phrase, stem* or a + b"),
+    ("videomod denylist remove", "pattern", "The pattern is blank: give a word, phrase, stem* or a + b"),
+    ("videomod allowlist add", "phrase", "The phrase is blank: give a word or phrase"),
+    ("videomod allowlist remove", "phrase", "The phrase is blank: give a word or phrase"),
 ])
 async def test_a_blank_pattern_or_phrase_is_refused_as_blank(stacks: Stacks, scripted, path, option, says):
     async with stacks.run(lambda device: scripted) as stack:
