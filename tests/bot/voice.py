@@ -28,8 +28,6 @@ MANY_ONE = re.compile(r"(?<![\d.,])([02-9]|\d{2,}) (video|job|minute|second|hour
 PLACEHOLDER = "…"
 NOT_OURS = "`<“\"‘'/["  # a text starting with a code span, a mention or timestamp, a quote, a command or a link
 SENTENCE_END = re.compile(r"[.?!][)”’\"]*\s*$")  # a text ending so is sentences; a status, a label, a choice is not
-OPEN_LOWER = re.compile(r"(pattern|phrase|style|server|role|duration|period)=")  # refusals still opening with the
-# option as typed (`style= is blank: …`), against sentence case: the last ones left; take each out as it is rewritten
 
 
 def problems(text: str, *, operator: bool = False) -> list[str]:
@@ -41,7 +39,7 @@ def problems(text: str, *, operator: bool = False) -> list[str]:
     found += [f"exception text {m.group(0)!r}" for m in EXCEPTION.finditer(words)]
     found += [f"plural after 1: {m.group(0)!r}" for m in ONE_MANY.finditer(words)]
     found += [f"singular after {m.group(1)}: {m.group(0)!r}" for m in MANY_ONE.finditer(words)]
-    found += lower_start(text) if SENTENCE_END.search(text) and not OPEN_LOWER.match(text) else []
+    found += lower_start(text) if SENTENCE_END.search(text) else []
     return found
 
 

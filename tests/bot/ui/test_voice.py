@@ -24,6 +24,8 @@ pytestmark = pytest.mark.usefixtures("logged_errors")
     ("Seed `not_english` and **bold** are quoted; <@123> too.", []),
     ("0.5 frames and 1.5 video are not counts.", []),
     ("steps=21 is above this bot's limit of 20.", ["not sentence case: 'steps=21'"]),
+    ("style= is blank: name a style.", ["not sentence case: 'style='"]),  # no refusal is let through by name
+    ("role=@everyone is every member of the server.", ["not sentence case: 'role=@everyone'"]),
     ("-# **the** prompt was refused.", ["not sentence case: 'the'"]),
     ("Steps must be at most 20 on this bot; you asked for 21.", []),
     ("🗑️ Deleted job #3.", []), ("#2 in line.", []), ("/video was already allowed in <#1>.", []),
