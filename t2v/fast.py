@@ -46,8 +46,8 @@ FEEDFORWARD = ("auto", "plain", "triton")  # optimize(feedforward=…): the firs
 # t2v.kernels.geglu's, where the device runs it (auto: the fp8 feed-forwards on CUDA GPUs; triton: fp16's too, and in
 # Triton's interpreter), or cuBLAS then the gate pass
 FP16, FP8 = "fp16", "fp8"  # the feed-forwards FusedFeedForward may run through the kernel: fp16 activations, fp8 layers
-GROUPNORM = ("library", "rows", "blocks")  # optimize(groupnorm=…): the UNet's GroupNorms as torch's, or RowsGroupNorm's
-# statistics read along whole pixels of channels-last activations, in one pass ("rows") or two ("blocks")
+GROUPNORM = ("blocks", "rows", "library")  # optimize(groupnorm=…): the UNet's GroupNorms as RowsGroupNorm, statistics
+# read along whole pixels of channels-last activations in two passes ("blocks", the default) or one ("rows"), or torch's
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
@@ -149,7 +149,8 @@ class RowsGroupNorm(nn.GroupNorm):
     of channels-last memory, the order the UNet's activations lie in, then one pointwise pass.
 
     torch's kernel for a channels-last input reads each group's channels apart: 10 of every pixel's 320, 20 bytes in
-    640 (docs/perf-notes.md row 80). Here every pass reads whole pixels. `blocks` None sums each group in one
+    640, ≈ 0.42 ms on a 24×576×320 activation where this form takes 0.16 (docs/perf-notes.md row 80). Here every pass
+    reads whole pixels. `blocks` None sums each group in one
     reduction ("rows"); an int first sums each channel over that many blocks of rows, then the blocks and each group's
     channels ("blocks"). The variance is E[x²] − E[x]², in fp32. Any layout is right; channels-last is the fast one."""
 
@@ -359,7 +360,7 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
              feedforward: str = "auto",
              vae_chunk: int | None = 4, cache_dir: str | Path | None = None, max_shapes: int = MAX_SHAPES,
              request_compile: Callable[[Shape], None] | None = None, compile_decoder: bool = True,
-             autotune: bool = False, gpu_lock: GpuLock | None = None, groupnorm: str = "library") -> None:
+             autotune: bool = False, gpu_lock: GpuLock | None = None, groupnorm: str = "blocks") -> None:
     """Switch `pipe` to the fast path; each option can be turned off to measure its share.
 
     `request_compile(shape)`, when given, is told of each shape with no compiled function yet, so the caller can run
@@ -382,8 +383,9 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     30–34, 43 and 44; with `cache_dir` a shape's timings are paid once per machine; an autotuning compile times kernels
     on the GPU throughout, so with `gpu_lock` a new shape's CUDA graph capture waits for it). With `cuda_graphs` on a
     GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with `offload_modules`).
-    `groupnorm` "rows" or "blocks" computes the UNet's GroupNorms as RowsGroupNorm (statistics along whole pixels of
-    channels-last activations); "library" (the default) as torch's.
+    `groupnorm` "blocks" (the default) or "rows" computes the UNet's GroupNorms as RowsGroupNorm, their statistics
+    read along whole pixels of the channels-last activations ("blocks": 24×576×320 7.04 → 6.30 s on an H100, the
+    standard video 1.60 → 1.57 s: docs/perf-notes.md row 80); "library" as torch's.
     `compile_decoder` compiles the VAE decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with
     `offload_modules`, whose decoder changes device between uses).
     """

@@ -28,6 +28,8 @@ CATEGORIES = (("attention", ("flash", "fmha", "attention", "mha")),
               ("matmul", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "splitk")),
               ("fused (triton)", ("triton",)),
               ("copy / layout", ("copy", "transpose", "elementwise", "nchw", "nhwc", "cat", "index")))
+INDUCTOR_FUSED = ("triton_poi_", "triton_per_", "triton_red_")  # inductor's pointwise and reduction kernels (its
+# templates, "triton_tem_", are GEMMs and convolutions)
 OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("matmul", "mm"))
 # --variants: our compiled path again with one opt-in change each (its own pipeline and compile), on the first
 # work size: (dtype, the optimize() options); "bf16" is the plain eager pipeline in bf16, for the precision table
@@ -38,8 +40,8 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # "fp8-all" with the attention output projections in fp8 too, "fp8-conv" with the 3×3 convolutions in fp8 too
 # through t2v.kernels.conv3x3; "triton-ff" runs the fp16 feed-forward's first GEMM and its GEGLU gate as
 # t2v.kernels.geglu's one kernel, as the default does for fp8's, and "fp8-plain-ff" fp8's as cuBLAS's GEMM and
-# inductor's gate pass, as the default does for fp16's; "rows-groupnorm" and "blocks-groupnorm" the UNet's GroupNorms as
-# t2v.fast.RowsGroupNorm, their statistics along whole pixels of the channels-last activations)
+# inductor's gate pass, as the default does for fp16's; "rows-groupnorm" the UNet's GroupNorms as t2v.fast.RowsGroupNorm
+# in one pass (the default's "blocks" takes two), "library-groupnorm" as torch's, as before 2026-12-07)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
             "triton-ff": ("float16", {"feedforward": "triton"}), "fp8-plain-ff": ("fp8", {"feedforward": "plain"}),
@@ -47,7 +49,7 @@ VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "fp8": ("fp8", {}), "fp8-row": ("fp8", {}), "fp8-tensor": ("fp8", {}), "fp8-all": ("fp8", {}),
             "fp8-conv": ("fp8", {}),
             "rows-groupnorm": ("float16", {"groupnorm": "rows"}),
-            "blocks-groupnorm": ("float16", {"groupnorm": "blocks"}),
+            "library-groupnorm": ("float16", {"groupnorm": "library"}),
             "bf16": ("bfloat16", None)}
 FP8_OPTIONS = {"fp8-row": {"fp8_scaling": "row"}, "fp8-tensor": {"fp8_scaling": "tensor"},
                "fp8-all": {"fp8_keep": ()}, "fp8-conv": {"fp8_convs": True}}
@@ -320,6 +322,8 @@ def memory_section(pipe, work, device: torch.device) -> dict:
 
 def _category(name: str) -> str:
     lowered = name.lower()
+    if lowered.startswith(INDUCTOR_FUSED):  # named after the ops it fuses: "…_convolution_native_group_norm_…" is
+        return "fused (triton)"  # a GroupNorm pass (docs/perf-notes.md row 80), not a convolution
     for category, fragments in CATEGORIES:
         if any(f in lowered for f in fragments):
             return category

@@ -91,7 +91,7 @@ def test_an_unknown_variant_and_fp8_on_the_cpu_are_refused_in_one_line_each(caps
         "error: --variants fp8-row: fp8 needs a CUDA GPU with fp8 tensor cores (compute capability 8.9 or later: "
         "Ada, Hopper, Blackwell); cpu is not one",
         "error: --variants fp4: not a variant; use any of triton-attention, sdpa-attention, triton-ff, fp8-plain-ff, "
-        "autotune, fp8, fp8-row, fp8-tensor, fp8-all, fp8-conv, rows-groupnorm, blocks-groupnorm, bf16"]
+        "autotune, fp8, fp8-row, fp8-tensor, fp8-all, fp8-conv, rows-groupnorm, library-groupnorm, bf16"]
 
 
 def test_asking_for_only_the_cold_start_and_for_none_of_it_is_refused(capsys):
@@ -252,3 +252,18 @@ def test_the_cold_start_child_warms_up_the_exports_own_shape_with_the_parents_ba
     timings = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert warmed == [(1, twin.TINY.frames, twin.TINY.height, twin.TINY.width)] and built == ["eager"]
     assert timings["compile_warmup_cached_s"] == 0.5 and timings["first_step_at"] > 0
+
+
+@pytest.mark.parametrize(("kernel", "category"), [
+    ("triton_per_fused__unsafe_view_clone_convolution_native_group_norm_permute_view_1", "fused (triton)"),
+    ("triton_red_fused_add_convolution_native_group_norm_12", "fused (triton)"),
+    ("triton_poi_fused_gelu_mul_split_view_27", "fused (triton)"),
+    ("triton_tem_fused_convolution_3", "convolution"),
+    ("sm90_xmma_fprop_implicit_gemm_f16f16_f16f32_f32_nhwckrsc_nhwc_tilesize64x64x64", "convolution"),
+    ("nvjet_sm90_hsh_128x256_64x4_2x1_v_bz_coopA_bias_TNN", "matmul"),
+    ("temporal_attention_diagonal", "attention")])
+def test_the_profile_counts_inductors_fused_kernels_as_fused_whatever_ops_name_them(kernel, category):
+    # a GroupNorm pass inductor names after the convolution whose output it reads was counted as a convolution
+    from t2v.bench.sections import _category
+
+    assert _category(kernel) == category

@@ -188,6 +188,15 @@ def test_the_unet_with_rows_groupnorms_computes_what_it_does_with_torchs_and_goe
     assert pipe.unet.state_dict().keys() == state.keys()
 
 
+def test_the_fast_path_computes_its_groupnorms_in_blocks_of_rows_unless_asked_for_torchs(pipe):
+    norms = [m for m in pipe.unet.modules() if isinstance(m, torch.nn.GroupNorm)]
+    pipe.optimize(compile=False)
+    fast = [m for m in pipe.unet.modules() if isinstance(m, torch.nn.GroupNorm)]  # without CUDA graphs, no FastUNet
+    assert len(fast) == len(norms) and all(isinstance(m, RowsGroupNorm) and m.blocks == 64 for m in fast)
+    pipe.optimize(compile=False, groupnorm="library")
+    assert not any(isinstance(m, RowsGroupNorm) for m in pipe.unet.modules())
+
+
 @pytest.mark.parametrize(("options", "expected"), [({"temporal_attention": "flash"}, "use one of auto, sdpa, triton"),
                                                    ({"temporal_attention": "triton", "fused": False},
                                                     "needs fused=True")])
@@ -304,7 +313,7 @@ def test_feedforward_auto_is_the_kernel_for_fp8_on_a_cuda_gpu_that_runs_it_and_p
 
 
 @pytest.mark.parametrize(("options", "expected"), [({"feedforward": "cublas"}, "use one of auto, plain, triton"),
-                                                   ({"groupnorm": "welford"}, "use one of library, rows, blocks"),
+                                                   ({"groupnorm": "welford"}, "use one of blocks, rows, library"),
                                                    ({"feedforward": "triton", "fused": False}, "needs fused=True")])
 def test_feedforward_choices_that_cannot_work_are_refused(pipe, options, expected):
     with pytest.raises(ValueError, match=expected):
