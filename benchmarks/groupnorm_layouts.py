@@ -1,4 +1,4 @@
-"""GroupNorm+SiLU on the UNet's channels-last activations, four ways, each compiled by inductor and timed alone.
+"""GroupNorm+SiLU on the UNet's channels-last activations, five ways, each compiled by inductor and timed alone.
 
 perf-notes row 79's profiles: at 24×576×320 the GroupNorm kernels inductor makes for channels-last activations take
 ≈ 0.8 ms a launch on an 88 MB tensor, ≈ 15× what its bytes need, 8.9 ms of a 138 ms call. Asked here, before any
@@ -6,7 +6,8 @@ change to the model: (a) `F.group_norm` + SiLU on the channels-last [b, c, f, h�
 take (what the model runs), (b) the same on a contiguous NCHW copy (the layout GroupNorm's groups lie in), (c) the
 statistics written out as sums over a [b, f·h·w, groups, c / groups] view of the channels-last memory, then the
 normalising pass pointwise, (d) the statistics in two stages: per-channel partial sums over blocks of rows (each read
-a whole pixel's channels, contiguous), then the blocks and each group's channels summed. Each form's output is
+a whole pixel's channels, contiguous), then the blocks and each group's channels summed, (e) the fast path's own
+module, t2v.fast.RowsGroupNorm: (d) with each value less its channel's first (rows 80 and 81). Each form's output is
 checked against (a) in fp32. Prints one JSON object.
 
     python benchmarks/groupnorm_layouts.py [--shapes zeroscope standard batch16]
@@ -19,9 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python benchmarks/groupnorm_layouts.py` from a checkout that is not pip-installed
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from t2v.fast import RowsGroupNorm  # noqa: E402
 
 SHAPES = {  # (b, c, f, h·w) of the top level's temporal-conv GroupNorm input
     "zeroscope": (2, 320, 24, 72 * 40),
@@ -60,6 +68,16 @@ def two_stage(x, weight, bias, blocks: int = 64):
     return F.silu(y).to(x.dtype).reshape(b, f, p, c).permute(0, 3, 1, 2)
 
 
+def fast_path(weight, bias):
+    """What the fast path runs, with SiLU: t2v.fast.RowsGroupNorm (row 81: per-channel sums of each value less its
+    channel's first, over 64 blocks of rows) with these parameters; called as the other forms are."""
+    norm = torch.nn.GroupNorm(GROUPS, weight.numel(), EPS, device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        norm.weight.copy_(weight), norm.bias.copy_(bias)
+    module = RowsGroupNorm(norm).requires_grad_(False)
+    return lambda x, _weight, _bias: F.silu(module(x))
+
+
 def time_ms(fn, *args, repeats: int = 50) -> float:
     for _ in range(3):
         fn(*args)
@@ -89,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         exact = library(x.float(), weight.float(), bias.float())
         row = {"shape": [b, c, f, p], "mbytes": x.numel() * 2 / 1e6}
         forms = {"channels_last": (library, x), "nchw": (library, x.contiguous()), "by_rows": (by_rows, x),
-                 "two_stage": (two_stage, x)}
+                 "two_stage": (two_stage, x), "fast_path": (fast_path(weight, bias), x)}
         for form, (fn, inp) in forms.items():
             compiled = torch.compile(fn, fullgraph=True)
             with torch.no_grad():

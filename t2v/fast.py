@@ -46,8 +46,8 @@ FEEDFORWARD = ("auto", "plain", "triton")  # optimize(feedforward=…): the firs
 # t2v.kernels.geglu's, where the device runs it (auto: the fp8 feed-forwards on CUDA GPUs; triton: fp16's too, and in
 # Triton's interpreter), or cuBLAS then the gate pass
 FP16, FP8 = "fp16", "fp8"  # the feed-forwards FusedFeedForward may run through the kernel: fp16 activations, fp8 layers
-GROUPNORM = ("blocks", "rows", "library")  # optimize(groupnorm=…): the UNet's GroupNorms as RowsGroupNorm, statistics
-# read along whole pixels of channels-last activations in two passes ("blocks", the default) or one ("rows"), or torch's
+GROUPNORM = ("blocks", "library")  # optimize(groupnorm=…): the UNet's GroupNorms as RowsGroupNorm, statistics read
+# along blocks of whole pixels of channels-last activations ("blocks", the default), or as torch's
 TEMPORAL_ATTENTION = ("auto", "sdpa", "triton")  # optimize(temporal_attention=…): t2v.kernels' Triton kernel where the
 # device runs it (auto: silently SDPA elsewhere; triton: with a warning), or SDPA
 
@@ -145,16 +145,17 @@ class TemporalConv2dBlock(nn.Module):
 
 
 class RowsGroupNorm(nn.GroupNorm):
-    """nn.GroupNorm (the same parameters, shared) whose statistics are sums over a [n, rows, groups, c / groups] view
-    of channels-last memory, the order the UNet's activations lie in, then one pointwise pass.
+    """nn.GroupNorm (the same parameters, shared) whose statistics are per-channel sums over blocks of whole pixels of
+    channels-last memory, the order the UNet's activations lie in, then one pointwise pass.
 
     torch's kernel for a channels-last input reads each group's channels apart: 10 of every pixel's 320, 20 bytes in
-    640, ≈ 0.42 ms on a 24×576×320 activation where this form takes 0.16 (docs/perf-notes.md row 80). Here every pass
-    reads whole pixels. `blocks` None sums each group in one
-    reduction ("rows"); an int first sums each channel over that many blocks of rows, then the blocks and each group's
-    channels ("blocks"). The variance is E[x²] − E[x]², in fp32. Any layout is right; channels-last is the fast one."""
+    640, ≈ 0.42 ms on a 24×576×320 activation where this form takes 0.16 (docs/perf-notes.md row 80). Here the first
+    pass sums each channel over `blocks` blocks of rows (each read whole pixels), then the blocks and each group's
+    channels are summed. The sums are of each value less its channel's value at the first pixel, in fp32, so a group
+    whose mean is far from zero against its spread loses no precision (E[x²] − E[x]² alone would: docs/perf-notes.md
+    row 81); any layout is right, channels-last is the fast one."""
 
-    def __init__(self, norm: nn.GroupNorm, blocks: int | None = None):
+    def __init__(self, norm: nn.GroupNorm, blocks: int = 64):
         super().__init__(norm.num_groups, norm.num_channels, norm.eps, affine=norm.affine)
         self.weight, self.bias = norm.weight, norm.bias  # the same Parameters: weights and LoRA see one tensor
         self.blocks = blocks
@@ -164,16 +165,17 @@ class RowsGroupNorm(nn.GroupNorm):
         groups, per = self.num_groups, c // self.num_groups
         rows = x.movedim(1, -1).reshape(n, -1, c).float()  # a view when x is channels-last
         r = rows.shape[1]
-        if self.blocks is None:
-            grouped = rows.view(n, r, groups, per)
-            mean = grouped.mean(dim=(1, 3))  # [n, groups]
-            square = (grouped * grouped).mean(dim=(1, 3))
-        else:
-            k = math.gcd(r, self.blocks)
-            part = rows.view(n, k, r // k, c)
-            mean = part.sum(dim=2).view(n, k, groups, per).sum(dim=(1, 3)) / (r * per)
-            square = (part * part).sum(dim=2).view(n, k, groups, per).sum(dim=(1, 3)) / (r * per)
-        scale = torch.rsqrt((square - mean * mean).clamp_min(0) + self.eps).repeat_interleave(per, dim=1)  # [n, c]
+        k = math.gcd(r, self.blocks)
+        pilot = rows[:, :1, :]  # [n, 1, c]: each channel's first value, near its mean against its spread
+        part = (rows - pilot).view(n, k, r // k, c)
+        sums, squares = part.sum(dim=2).sum(dim=1), (part * part).sum(dim=2).sum(dim=1)  # [n, c]
+        pilot = pilot[:, 0, :]
+        mean = (sums / r + pilot).view(n, groups, per).mean(dim=2)  # [n, groups]
+        # each channel's squared distance from its group's mean: Σ (x − m)² = Σ y² − 2 d Σ y + r d², y = x − pilot,
+        # d = m − pilot
+        d = mean.repeat_interleave(per, dim=1) - pilot
+        var = (squares - 2 * d * sums + r * d * d).view(n, groups, per).sum(dim=2) / (r * per)
+        scale = torch.rsqrt(var.clamp_min(0) + self.eps).repeat_interleave(per, dim=1)  # [n, c]
         shift = -mean.repeat_interleave(per, dim=1) * scale
         if self.weight is not None:
             scale, shift = scale * self.weight.float(), shift * self.weight.float() + self.bias.float()
@@ -182,8 +184,8 @@ class RowsGroupNorm(nn.GroupNorm):
 
 
 def rows_groupnorms(unet: nn.Module, kind: str) -> nn.Module:
-    """Replace each nn.GroupNorm of `unet` in place by a RowsGroupNorm ("rows", "blocks") sharing its parameters;
-    "library" keeps (or puts back) torch's. Returns the UNet."""
+    """Replace each nn.GroupNorm of `unet` in place by a RowsGroupNorm sharing its parameters ("blocks"); "library"
+    keeps (or puts back) torch's. Returns the UNet."""
     for module in list(unet.modules()):
         for name, child in list(module.named_children()):
             if not isinstance(child, nn.GroupNorm):
@@ -192,8 +194,7 @@ def rows_groupnorms(unet: nn.Module, kind: str) -> nn.Module:
             if isinstance(child, RowsGroupNorm):
                 plain = nn.GroupNorm(child.num_groups, child.num_channels, child.eps, affine=child.affine)
                 plain.weight, plain.bias = child.weight, child.bias
-            rows = RowsGroupNorm(plain, 64 if kind == "blocks" else None)
-            setattr(module, name, plain if kind == "library" else rows)
+            setattr(module, name, plain if kind == "library" else RowsGroupNorm(plain))
     return unet
 
 
@@ -383,9 +384,9 @@ def optimize(pipe, *, fused: bool = True, layout: bool = True, compile: bool = T
     30–34, 43 and 44; with `cache_dir` a shape's timings are paid once per machine; an autotuning compile times kernels
     on the GPU throughout, so with `gpu_lock` a new shape's CUDA graph capture waits for it). With `cuda_graphs` on a
     GPU the text encoder runs from CUDA graphs as well (one per prompt count; not with `offload_modules`).
-    `groupnorm` "blocks" (the default) or "rows" computes the UNet's GroupNorms as RowsGroupNorm, their statistics
-    read along whole pixels of the channels-last activations ("blocks": 24×576×320 7.04 → 6.30 s on an H100, the
-    standard video 1.60 → 1.57 s: docs/perf-notes.md row 80); "library" as torch's.
+    `groupnorm` "blocks" (the default) computes the UNet's GroupNorms as RowsGroupNorm, their statistics read along
+    blocks of whole pixels of the channels-last activations (24×576×320 7.04 → 6.30 s on an H100, the standard video
+    1.60 → 1.57 s: docs/perf-notes.md row 80); "library" as torch's.
     `compile_decoder` compiles the VAE decoder beside each UNet shape (t2v.compiled.CompiledDecoder; not with
     `offload_modules`, whose decoder changes device between uses).
     """

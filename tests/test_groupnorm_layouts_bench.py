@@ -33,3 +33,11 @@ def test_a_machine_without_a_gpu_is_told_so_in_one_line(monkeypatch, capsys):
     assert _script().main(["--shapes", "standard"]) == 2
     said = capsys.readouterr().err.splitlines()
     assert said == ["error: it times compiled kernels on a CUDA GPU, and torch sees none here"]
+
+
+def test_the_fast_paths_module_is_timed_as_the_forms_are_and_equals_the_library_groupnorm():
+    script, g = _script(), torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 32, 320, generator=g).mul(3).add(1).permute(0, 3, 1, 2)
+    weight, bias = torch.randn(320, generator=g), torch.randn(320, generator=g)
+    got = script.fast_path(weight, bias)(x, weight, bias)
+    assert float((got - script.library(x, weight, bias)).abs().max()) <= 1e-4

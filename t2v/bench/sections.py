@@ -40,15 +40,14 @@ OP_FAMILIES = (("attention", "attention"), ("convolution", "convolution"), ("mat
 # "fp8-all" with the attention output projections in fp8 too, "fp8-conv" with the 3×3 convolutions in fp8 too
 # through t2v.kernels.conv3x3; "triton-ff" runs the fp16 feed-forward's first GEMM and its GEGLU gate as
 # t2v.kernels.geglu's one kernel, as the default does for fp8's, and "fp8-plain-ff" fp8's as cuBLAS's GEMM and
-# inductor's gate pass, as the default does for fp16's; "rows-groupnorm" the UNet's GroupNorms as t2v.fast.RowsGroupNorm
-# in one pass (the default's "blocks" takes two), "library-groupnorm" as torch's, as before 2026-12-07)
+# inductor's gate pass, as the default does for fp16's; "library-groupnorm" the UNet's GroupNorms as torch's, as before
+# 2026-12-07, not as t2v.fast.RowsGroupNorm)
 VARIANTS = {"triton-attention": ("float16", {"temporal_attention": "triton"}),
             "sdpa-attention": ("float16", {"temporal_attention": "sdpa"}),
             "triton-ff": ("float16", {"feedforward": "triton"}), "fp8-plain-ff": ("fp8", {"feedforward": "plain"}),
             "autotune": ("float16", {"autotune": True}),
             "fp8": ("fp8", {}), "fp8-row": ("fp8", {}), "fp8-tensor": ("fp8", {}), "fp8-all": ("fp8", {}),
             "fp8-conv": ("fp8", {}),
-            "rows-groupnorm": ("float16", {"groupnorm": "rows"}),
             "library-groupnorm": ("float16", {"groupnorm": "library"}),
             "bf16": ("bfloat16", None)}
 FP8_OPTIONS = {"fp8-row": {"fp8_scaling": "row"}, "fp8-tensor": {"fp8_scaling": "tensor"},

@@ -91,7 +91,7 @@ def test_an_unknown_variant_and_fp8_on_the_cpu_are_refused_in_one_line_each(caps
         "error: --variants fp8-row: fp8 needs a CUDA GPU with fp8 tensor cores (compute capability 8.9 or later: "
         "Ada, Hopper, Blackwell); cpu is not one",
         "error: --variants fp4: not a variant; use any of triton-attention, sdpa-attention, triton-ff, fp8-plain-ff, "
-        "autotune, fp8, fp8-row, fp8-tensor, fp8-all, fp8-conv, rows-groupnorm, library-groupnorm, bf16"]
+        "autotune, fp8, fp8-row, fp8-tensor, fp8-all, fp8-conv, library-groupnorm, bf16"]
 
 
 def test_asking_for_only_the_cold_start_and_for_none_of_it_is_refused(capsys):

@@ -330,7 +330,7 @@ def test_bench_names_empty_and_padded_values_quoted(capsys, no_bench):
     assert lines[0].startswith("error: --backend '': not a torch.compile backend; use one of ")
     assert lines[1:] == [f"error: --variants {shown}: not a variant; use any of triton-attention, sdpa-attention, "
                          "triton-ff, fp8-plain-ff, autotune, fp8, fp8-row, fp8-tensor, fp8-all, fp8-conv, "
-                         "rows-groupnorm, library-groupnorm, bf16"
+                         "library-groupnorm, bf16"
                          for shown in ("''", "' bf16'")]
 
 
