@@ -22,12 +22,12 @@ The allowlist matches text as written only (exact, stem*, inflections), so that 
 prompt innocent ("elon musk on" is not "musk ox"). A phrase that begins inside a compound protects nothing ("a
 half-naked flame"), nor one that ends where a compound begins that describes a person, whether the compound is
 written with a hyphen ("a naked flame-haired woman") or with a space before the noun it describes ("a naked flame
-haired woman", `_begins_compound`; never after a plural: in "naked trees shading children" the trees shade): a word
-that shows a person (lexicon.PERSON_WORDS, read through disguises as terms are) is in it or among the PERSON_REACH
-words after it ("a naked bulb lit cellar" is allowed), or heads a noun compound the phrase's last word begins ("a
-naked tree hugger", as "a naked tree-hugger", `_heads_noun_compound`); unless the entry is itself one compound
-written with its hyphens ("gore-tex", a name): its words never part, so it protects inside or before a longer
-compound ("a gore-tex-clad man", "a gore tex lined jacket").
+haired woman", and disguised, "a naked flame h@ired woman", `_begins_compound`; never after a plural: in "naked
+trees shading children" the trees shade): a word that shows a person (lexicon.PERSON_WORDS, read through disguises
+as terms are) is in it or among the PERSON_REACH words after it ("a naked bulb lit cellar" is allowed), or heads a
+noun compound the phrase's last word begins ("a naked tree hugger", as "a naked tree-hugger", `_heads_noun_compound`);
+unless the entry is itself one compound written with its hyphens ("gore-tex", a name): its words never part, so it
+protects inside or before a longer compound ("a gore-tex-clad man", "a gore tex lined jacket").
 """
 
 from __future__ import annotations
@@ -373,12 +373,14 @@ class _Terms:
         return found
 
 
-def read_slots(text: str, terms: _Terms) -> tuple[list[_Slot], set[int], list[str]]:
-    """The slots of a prompt, the positions inside a chunk (between the parts of "flame-haired") and the token at
-    each position; clauses are kept one position apart (an empty token) so that phrases never span them."""
+def read_slots(text: str, terms: _Terms) -> tuple[list[_Slot], set[int], list[str], dict[int, Chunk]]:
+    """The slots of a prompt, the positions inside a chunk (between the parts of "flame-haired"), the token at each
+    position and the disguised chunks by where they begin ("h@ired"); clauses are kept one position apart (an empty
+    token) so that phrases never span them."""
     slots: list[_Slot] = []
     inside: set[int] = set()
     words: list[str] = []
+    disguised: dict[int, Chunk] = {}
     position = 0
     for clause in clauses(normalise(text)):
         parts: list[str] = []
@@ -388,6 +390,8 @@ def read_slots(text: str, terms: _Terms) -> tuple[list[_Slot], set[int], list[st
             starts.append(position + len(parts))
             slots.extend(_chunk_slots(chunk, starts[-1], terms))
             inside.update(range(starts[-1] + 1, starts[-1] + len(chunk.parts)))
+            if chunk.marked:
+                disguised[starts[-1]] = chunk
             parts.extend(chunk.parts)
         slots.extend(_window_slots(parts, position, terms))
         slots.extend(_joined_slots(parts, position, terms))
@@ -395,24 +399,52 @@ def read_slots(text: str, terms: _Terms) -> tuple[list[_Slot], set[int], list[st
         words.extend(parts)
         words.append("")
         position += len(parts) + 1
-    return slots, inside, words
+    return slots, inside, words, disguised
 
 
 # participles that end in neither -ed nor -ing and make compound adjectives of nouns ("flame lit", "fur clad")
 _IRREGULAR_PARTICIPLES = frozenset({"lit", "clad", "born", "grown", "worn", "made", "built"})
 
 
-def _begins_compound(words: list[str], position: int) -> bool:
-    """Whether the token at position makes a compound adjective of the token before it, written with a space: a
-    participle or an -ed adjective ("haired", "hugging", "lit") followed by the noun the compound describes, a word
-    that is no function word or -ly adverb ("flame haired woman", "tree hugging man"; not "flame flickering in the
-    dark", "bulb hanging low", "flame burning brightly")."""
-    if position + 1 >= len(words):
-        return False
-    word, described = words[position], words[position + 1]
-    if not (word in _IRREGULAR_PARTICIPLES or (len(word) > 4 and word.endswith(("ed", "ing")))):
-        return False
-    return bool(described) and not (is_function_word(word) or is_function_word(described) or described.endswith("ly"))
+def _spellings(words: list[str], disguised: dict[int, Chunk], position: int) -> Iterable[tuple[str, int, bool]]:
+    """The words the text at position may spell, each with the position after it and whether it was disguised: the
+    token as written, then read as the listed terms are read: a disguised chunk's leet and mask readings ("h@ired",
+    "hugg1ng"), a run of single letters joined ("h a i r e d"), two tokens joined unless both are common words and
+    neither a fragment ("hai red"; never "sea bed")."""
+    yield words[position], position + 1, False
+    chunk = disguised.get(position)
+    if chunk is not None:
+        yield from ((reading, position + len(chunk.parts), True) for reading in chunk.readings)
+    end, joined = position, ""
+    while end < len(words) and len(words[end]) == 1 and end - position < MAX_JOINED_CHARS:
+        joined, end = joined + words[end], end + 1
+        if end - position > 1:
+            yield joined, end, True
+    left, right = words[position], words[position + 1] if position + 1 < len(words) else ""
+    if left and right and (is_fragment(left) or is_fragment(right) or not (is_common_word(left)
+                                                                         and is_common_word(right))):
+        yield left + right, position + 2, True
+
+
+def _is_participle(word: str) -> bool:
+    """Whether a word may be the later half of a compound adjective: a participle or an -ed adjective of five
+    letters or more ("haired", "hugging"), or an irregular participle ("lit", "clad")."""
+    return word in _IRREGULAR_PARTICIPLES or (len(word) > 4 and word.endswith(("ed", "ing")))
+
+
+def _begins_compound(words: list[str], disguised: dict[int, Chunk], position: int) -> int | None:
+    """Where the compound adjective ends that the text at position makes of the token before it, written with a
+    space, or None: a participle or an -ed adjective ("haired", "hugging", "lit"), read through disguises as the
+    person words are ("h@ired", "h a i r e d"; a disguised one must spell an English word), followed by the noun
+    the compound describes, a word that is no function word or -ly adverb ("flame haired woman", "tree hugging man";
+    not "flame flickering in the dark", "bulb hanging low", "flame burning brightly")."""
+    for word, end, hidden in _spellings(words, disguised, position):
+        if end >= len(words) or not _is_participle(word) or (hidden and not is_english_word(word)):
+            continue
+        described = words[end]
+        if described and not (is_function_word(word) or is_function_word(described) or described.endswith("ly")):
+            return end
+    return None
 
 
 def _is_plural(word: str) -> bool:
@@ -422,17 +454,17 @@ def _is_plural(word: str) -> bool:
     return len(word) > 3 and word.endswith("s") and not word.endswith("ss") and stem(word) != word
 
 
-def _compound_end(words: list[str], inside: set[int], position: int) -> int | None:
+def _compound_end(words: list[str], inside: set[int], disguised: dict[int, Chunk], position: int) -> int | None:
     """Where the compound ends whose later part the word at position is or begins: the end of its chunk
-    ("flame-haired"), or the position after it when it makes a compound with the word before it, written with a
-    space (`_begins_compound`; never after a plural: "trees shading"); None when the word begins no compound."""
+    ("flame-haired"), or the end of the compound it makes with the word before it, written with a space and read
+    through disguises (`_begins_compound`; never after a plural: "trees shading"); None when it begins none."""
     if position in inside:
         while position in inside:
             position += 1
         return position
     if _is_plural(words[position - 1]):
         return None
-    return position + 1 if _begins_compound(words, position) else None
+    return _begins_compound(words, disguised, position)
 
 
 # the endings of agent nouns, which make a noun compound with the noun before them ("tree hugger", "flame dancer",
@@ -629,11 +661,11 @@ class Denylist:
 
     def explain(self, text: str) -> DenylistReport:
         """Which entries fire on text, for the refusal and for the moderators' 'denylist test' command."""
-        slots, inside, words = read_slots(text, self._terms)
+        slots, inside, words, disguised = read_slots(text, self._terms)
         # a disguise never makes text innocent, nor a phrase that begins inside a compound ("a half-naked flame") or
         # ends where a compound begins that describes a person: in "a naked flame-haired woman" and "a naked flame
         # haired woman" the listed word describes the woman, not a flame
-        allow_hits = self._protecting(self._allow.hits(slots, strict=True), text, inside, words)
+        allow_hits = self._protecting(self._allow.hits(slots, strict=True), text, inside, words, disguised)
         covered = {pos for hit in allow_hits for pos in range(hit.start, hit.end)}
         kept: dict[DenylistEntry, set[int]] = defaultdict(set)
         overridden = set()
@@ -650,7 +682,8 @@ class Denylist:
             overridden=tuple(sorted(overridden - set(denied), key=_specificity, reverse=True)),
         )
 
-    def _protecting(self, hits: list[_Hit], text: str, inside: set[int], words: list[str]) -> list[_Hit]:
+    def _protecting(self, hits: list[_Hit], text: str, inside: set[int], words: list[str],
+                    disguised: dict[int, Chunk]) -> list[_Hit]:
         """The allowlist hits that protect: those that begin no compound's later part, and do not end where a compound
         begins ("flame-haired", "flame haired") that describes a person, unless their entry is itself one compound
         ("gore-tex", whose words never part: "a gore-tex-lined jacket")."""
@@ -659,7 +692,7 @@ class Denylist:
         for hit in hits:
             if hit.start in inside:
                 continue
-            end = None if hit.entry in self._compounds else _compound_end(words, inside, hit.end)
+            end = None if hit.entry in self._compounds else _compound_end(words, inside, disguised, hit.end)
             if end is not None:
                 persons = _person_starts(text) if persons is None else persons
                 if any(hit.end <= start < end + PERSON_REACH and "" not in words[hit.end:start] for start in persons):

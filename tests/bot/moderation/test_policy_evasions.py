@@ -288,6 +288,20 @@ def test_a_compound_after_an_allowed_phrase_that_describes_a_person_however_writ
     assert (verdict.reason, verdict.matched) == ("denylist", "naked")
 
 
+@pytest.mark.parametrize("text", ["a naked flame h@ired woman", "a naked flame h a i r e d woman",
+                                  "a naked flame hai red woman", "a naked tree hugg1ng man", "a naked tree hugg!ng man",
+                                  "a naked flame h*ired girl"])
+def test_a_disguised_compound_after_an_allowed_phrase_before_a_person_protects_nothing(gate, text):
+    # was: allowed, the -ed or -ing word read as written only while the person after it was read through disguises
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", "naked")
+
+
+@pytest.mark.parametrize("text", ["a naked bulb l!t cellar", "a naked flame fl!ckering in the dark"])
+def test_a_disguised_compound_after_an_allowed_phrase_before_a_thing_or_a_word_of_place_still_protects(denylist, text):
+    assert denylist.match(text) is None
+
+
 @pytest.mark.parametrize("text", [
     "a naked flame haired vixen", "a naked tree hugging hottie", "a naked tree hugging vixens",
     "a naked flame lit milf", "a naked tree hugging stepsister", "a naked flame haired young nymph",
