@@ -45,6 +45,7 @@ from rapidfuzz.distance import OSA
 
 from bot.moderation.policy.entries import DenylistEntry, Term, parse_pattern
 from bot.moderation.policy.lexicon import (
+    BODY_ADJECTIVES,
     PERSON_WORDS,
     foreign_language,
     is_common_word,
@@ -428,8 +429,11 @@ def _spellings(words: list[str], disguised: dict[int, Chunk], position: int) -> 
 
 def _is_participle(word: str) -> bool:
     """Whether a word may be the later half of a compound adjective: a participle or an -ed adjective of five
-    letters or more ("haired", "hugging"), or an irregular participle ("lit", "clad")."""
-    return word in _IRREGULAR_PARTICIPLES or (len(word) > 4 and word.endswith(("ed", "ing")))
+    letters or more ("haired", "hugging"), an irregular participle ("lit", "clad"), or an -ed adjective of a part of
+    the body of any length ("eyed", lexicon.BODY_ADJECTIVES); shorter -ed words are no compound's half ("red",
+    "bed", "fed": "a naked flame red woman" reads no "flame-red")."""
+    return (word in _IRREGULAR_PARTICIPLES or word in BODY_ADJECTIVES
+            or (len(word) > 4 and word.endswith(("ed", "ing"))))
 
 
 def _begins_compound(words: list[str], disguised: dict[int, Chunk], position: int) -> int | None:

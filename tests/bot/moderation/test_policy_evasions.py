@@ -297,6 +297,20 @@ def test_a_disguised_compound_after_an_allowed_phrase_before_a_person_protects_n
     assert (verdict.reason, verdict.matched) == ("denylist", "naked")
 
 
+@pytest.mark.parametrize("text", ["a naked flame eyed woman", "a naked flame eyed young girl",
+                                  "a naked flame ey3d woman", "a naked flame eyed sprinter"])
+def test_an_allowed_phrase_before_eyed_written_with_a_space_and_a_person_protects_nothing(gate, text):
+    # was: allowed while "a naked flame-eyed woman" was refused: a compound written with a space needed an -ed word of
+    # five letters or more
+    verdict = gate.check_prompt(text)
+    assert (verdict.reason, verdict.matched) == ("denylist", "naked")
+
+
+@pytest.mark.parametrize("text", ["a naked flame red woman", "a naked bulb fed woman", "a naked tree bed woman"])
+def test_a_short_ed_word_that_is_no_part_of_the_body_begins_no_compound_after_an_allowed_phrase(denylist, text):
+    assert denylist.match(text) is None
+
+
 @pytest.mark.parametrize("text", ["a naked bulb l!t cellar", "a naked flame fl!ckering in the dark"])
 def test_a_disguised_compound_after_an_allowed_phrase_before_a_thing_or_a_word_of_place_still_protects(denylist, text):
     assert denylist.match(text) is None
