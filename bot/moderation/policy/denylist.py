@@ -26,8 +26,9 @@ haired woman", and disguised, "a naked flame h@ired woman", `_begins_compound`; 
 trees shading children" the trees shade): a word that shows a person (lexicon.PERSON_WORDS, read through disguises
 as terms are) is in it or among the PERSON_REACH words after it ("a naked bulb lit cellar" is allowed), or heads a
 noun compound the phrase's last word begins ("a naked tree hugger", as "a naked tree-hugger", `_heads_noun_compound`);
-unless the entry is itself one compound written with its hyphens ("gore-tex", a name): its words never part, so it
-protects inside or before a longer compound ("a gore-tex-clad man", "a gore tex lined jacket").
+unless the entry is itself one compound written with its hyphens ("gore-tex", a name) or one word English also
+writes closed ("pussy cat", as "pussycat"): its words never part, so it protects inside or before a longer compound
+("a gore-tex-clad man", "a gore tex lined jacket", "a pussy cat loving woman", "a pussy cat lover").
 """
 
 from __future__ import annotations
@@ -641,8 +642,11 @@ def _phrase_end(by_start: dict[int, list[_Slot]], terms: tuple[Term, ...], start
 
 
 def _is_compound(pattern: str) -> bool:
-    """Whether an allowlist pattern is one compound written with its hyphens ("gore-tex"; not "naked flame")."""
-    return "-" in pattern and len(pattern.split()) == 1
+    """Whether an allowlist pattern is one compound: written with its hyphens ("gore-tex"), or a phrase that English
+    also writes as one word ("pussy cat", as "pussycat"), a noun whose listed word is a part of it, never an adjective
+    that a compound after it could leave describing the next noun (not "naked flame": "nakedflame" is no word)."""
+    words = pattern.rstrip("*").split()
+    return ("-" in pattern and len(words) == 1) or (len(words) > 1 and is_english_word("".join(words)))
 
 
 def _specificity(entry: DenylistEntry) -> tuple[int, str]:

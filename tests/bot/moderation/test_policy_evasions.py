@@ -250,6 +250,27 @@ def test_only_an_allowlist_entry_written_with_its_hyphens_is_one_compound():
     assert spaced.match("a gore-tex-lined jacket") is None and spaced.match("a gore tex jacket") is None
 
 
+@pytest.mark.parametrize("text", ["a pussy cat loving woman", "a pussy cat-loving woman", "a pussy cat lover",
+                                  "a pussy cat loving old man with a garden"])
+def test_an_allowed_phrase_english_writes_as_one_word_protects_before_a_compound_and_a_person(gate, text):
+    # was: refused as pussy, "pussy" taken for an adjective that "cat loving" left describing the woman
+    verdict = gate.check_prompt(text)
+    assert verdict.allowed, (text, verdict.matched)
+
+
+@pytest.mark.parametrize("text", ["a pussy loving woman", "a pussy cat loving pussy", "a pussy willow loving woman"])
+def test_the_listed_word_outside_a_closed_compound_or_in_a_phrase_written_open_is_still_refused(denylist, text):
+    assert denylist.match(text) is not None
+
+
+def test_only_an_allowlist_phrase_english_writes_as_one_word_is_a_closed_compound():
+    naked = DenylistEntry("naked", "sexual")
+    closed = Denylist([DenylistEntry("pussy", "sexual"), DenylistEntry("pussy cat", "allow", "allow")])
+    opened = Denylist([naked, DenylistEntry("naked flame", "allow", "allow")])
+    assert closed.match("a pussy cat loving woman") is None and closed.match("a pussy cat lover") is None
+    assert opened.match("a naked flame loving woman") == naked and opened.match("a naked flame lover") == naked
+
+
 @pytest.mark.parametrize("text", ["a naked flame haired woman", "a naked tree hugging man", "a naked bulb shaped girl",
                                   "a naked flame lit woman", "a naked flame haired young woman"])
 def test_an_allowed_phrase_before_a_compound_written_with_a_space_protects_nothing(gate, text):
