@@ -1,10 +1,11 @@
 """The one shape of a request from the command to the worker: t2v's GenerationRequest, plus the bot's few extras.
 
 The command builds the request once (`JobSpec.video`); t2v validates it on construction and owns the defaults and
-limits (t2v.request, t2v.config). A job row keeps the request's fields by name in its params, next to the extras
-(aspect, private, quota cost, an upscale's source, the style); after a restart `JobSpec.of_job` builds the same request
-again. The prompt is the member's as typed: a style's prefix and suffix are added on the worker (bot.gpu.styles).
-Discord-free: who asked travels as plain values (`Requester`).
+limits (t2v.request, t2v.config); a value it refuses is said here, in a member's words (`refusal`). A job row keeps
+the request's fields by name in its params, next to the extras (aspect, private, quota cost, an upscale's source, the
+style); after a restart `JobSpec.of_job` builds the same request again. The prompt is the member's as typed: a
+style's prefix and suffix are added on the worker (bot.gpu.styles). Discord-free: who asked travels as plain values
+(`Requester`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,18 @@ from typing import Any
 
 from bot.gpu.models import ASPECTS, DEFAULT_ASPECT, Size
 from storage import JobRecord
-from t2v.errors import InvalidRequest
-from t2v.request import GenerationRequest
+from t2v.ellipsis import clip
+from t2v.errors import InvalidRequest, visible
+from t2v.request import (
+    MODEL_DEFAULTS,
+    SAMPLER_NAMES,
+    GenerationRequest,
+    check_value,
+    empty_prompt,
+    not_text,
+    plain_number,
+    value_range,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +37,10 @@ UPSCALE = "upscale"  # the `kind` of a job that re-renders a finished job's vide
 ORIGINS = {"reroll": "rerolled_from", "edit": "edited_from"}  # how a job came from another -> its params key
 REQUEST_FIELDS = ("seed", "steps", "guidance", "frames", "width", "height", "fps", "sampler")  # params keys
 # (the prompt and the negative prompt have columns of their own)
+NAMED = {"aspect": "the aspect", "seed": "the seed", "steps": "steps", "guidance": "guidance", "frames": "frames",
+         "width": "the width", "height": "the height", "fps": "the frame rate", "sampler": "the sampler",
+         "prompt": "the prompt", "negative_prompt": "the negative prompt"}  # each as a member reads it (docs/voice.md)
+LEFT_TO_T2V = ("seed", *MODEL_DEFAULTS)  # fields whose None t2v fills in (a random seed, the model's size and length)
 
 
 @dataclass(frozen=True)
@@ -55,18 +70,27 @@ class JobSpec:
               private: bool = False, style: str | None = None, **fields: Any) -> JobSpec:
         """A /video at the size `sizes` gives for `aspect` (the loaded model's), in `style`; `fields` are the
         request's (negative_prompt, seed, steps, guidance, frames, sampler: left out, t2v's defaults).
-        InvalidRequest names a bad value and the allowed range."""
-        if aspect not in ASPECTS:
-            raise InvalidRequest(f"aspect={aspect!r} is not one of {', '.join(ASPECTS)}")
-        width, height = sizes(aspect)
-        return cls(GenerationRequest(prompt, width=width, height=height, **fields), aspect, private, style=style)
+        InvalidRequest names a bad value and what would be right, as a member reads it (`refusal`)."""
+        problem = refusal("aspect", aspect)
+        if problem is None:
+            width, height = sizes(aspect)
+            fields = {"width": width, "height": height, **fields}
+            problem = _first_problem(prompt, fields)
+        if problem is not None:
+            raise InvalidRequest(problem)
+        return cls(GenerationRequest(prompt, **fields), aspect, private, style=style)
 
     @classmethod
     def of_job(cls, job: JobRecord) -> JobSpec:
-        """The spec a job row keeps (InvalidRequest if its params no longer make a request)."""
+        """The spec a job row keeps; InvalidRequest if its params no longer make a request, naming the value and
+        what would be right as a member reads it (`refusal`)."""
         params = job.params
         fields = {name: params[name] for name in REQUEST_FIELDS if params.get(name) is not None}
-        request = GenerationRequest(job.prompt, negative_prompt=job.negative_prompt, **fields)
+        fields["negative_prompt"] = job.negative_prompt
+        problem = _first_problem(job.prompt, fields)
+        if problem is not None:
+            raise InvalidRequest(problem)
+        request = GenerationRequest(job.prompt, **fields)
         upscale = None
         if params.get("kind") == UPSCALE:
             upscale = UpscaleOf(int(params["source_job"]), str(params["source_video"]), float(params["strength"]))
@@ -85,7 +109,11 @@ class JobSpec:
 
     def again(self, source: int, prompt: str | None = None) -> JobSpec:
         """This spec, the job `source`'s, with a new random seed (🔁 Reroll), and a new prompt when given (✏️ Edit
-        prompt); the style and the other options stay, and the new job remembers which job it came from, and how."""
+        prompt); the style and the other options stay, and the new job remembers which job it came from, and how.
+        InvalidRequest for a new prompt that is no text (`refusal`)."""
+        problem = None if prompt is None else refusal("prompt", prompt)
+        if problem is not None:
+            raise InvalidRequest(problem)
         request = replace(self.request, seed=None, prompt=self.prompt if prompt is None else prompt)
         return replace(self, request=request, origin=("reroll" if prompt is None else "edit", source))
 
@@ -100,6 +128,73 @@ class JobSpec:
             params.update(kind=UPSCALE, source_job=self.upscale.job_id, source_video=self.upscale.video,
                           strength=self.upscale.strength)
         return params
+
+
+def refusal(name: str, value: Any, *, clause: bool = False) -> str | None:
+    """Why a /video, a button's job or a stored job cannot have `value` as its `name` (the aspect, the prompt, the
+    negative prompt or a field of t2v's request, whose rules t2v.request decides), or None: the one text a member
+    reads for it, in docs/voice.md's refusal form, what is wrong naming the value and what would be right ("Steps
+    must be 1–150; you asked for 0."). With `clause`: the reason in lower case and without a full stop, to go on
+    after a failed job's "invalid settings: " ("steps must be 1–150, not 0")."""
+    if name in ("prompt", "negative_prompt"):
+        return _not_text(name, value, clause=clause)
+    if name == "aspect":
+        allowed = None if value in ASPECTS else f"one of {', '.join(ASPECTS)}"
+    else:
+        allowed = _allowed(name, value)
+    if allowed is None:
+        return None
+    what, typed = NAMED[name], clip(visible(str(value)), 40)
+    if isinstance(value, str) and name != "aspect" and name != "sampler":  # text where a number goes, as text
+        typed = f"“{typed}”"
+    return f"{what} must be {allowed}, not {typed}" if clause else \
+        f"{what[0].upper()}{what[1:]} must be {allowed}; you asked for {typed}."
+
+
+def _allowed(name: str, value: Any) -> str | None:
+    """What a request's field `name` may be, said for a member, where t2v refuses `value` (t2v.request.check_value);
+    None where it takes it."""
+    try:
+        check_value(name, value)
+    except InvalidRequest:
+        pass
+    else:
+        return None
+    if name == "sampler":
+        return f"one of {', '.join(SAMPLER_NAMES)}"
+    low, high = value_range(name)
+    try:
+        number = plain_number(value, name, real=name == "guidance")
+    except InvalidRequest:
+        return f"{'a number' if name == 'guidance' else 'a whole number'} from {low} to {high}"
+    return f"{low}–{high}" if not low <= number <= high else f"a multiple of 64 from {low} to {high}"
+
+
+def _not_text(name: str, prompt: str, *, clause: bool) -> str | None:
+    """Why the prompt or negative prompt (`name`) makes no request: it holds a lone surrogate, which is no character
+    (t2v.request.not_text), or the prompt shows nothing (t2v.request.empty_prompt: /video and ✏️ Edit prompt refuse a
+    blank prompt before, as the gate does; a stored one meets it); None otherwise."""
+    what = NAMED[name]
+    if not_text(prompt, name) is not None:
+        lone = next(char for char in prompt if 0xD800 <= ord(char) <= 0xDFFF)
+        reason, right = f"{what} holds U+{ord(lone):04X}, which is no character (half of a pair)", "type it again"
+    elif name == "prompt" and empty_prompt(prompt) is not None:
+        reason, right = f"{what} is blank", "describe the video to make"
+    else:
+        return None
+    return reason if clause else f"{what[0].upper()}{reason[1:]}; {right}."
+
+
+def _first_problem(prompt: str, fields: Mapping[str, Any], *, clause: bool = False) -> str | None:
+    """The first reason (`refusal`) the prompt and a request's `fields` make no GenerationRequest, or None."""
+    values = {"prompt": prompt, **fields}
+    for name, value in values.items():
+        if name not in NAMED or (value is None and name in LEFT_TO_T2V):  # a name t2v takes none of: its TypeError
+            continue
+        problem = refusal(name, value, clause=clause)
+        if problem is not None:
+            return problem
+    return None
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,13 @@ CogT = TypeVar("CogT", bound=commands.Cog)
 
 
 def user_message(error: Exception) -> str | None:
-    """What to tell the user about an error, or None when it is a bug to log."""
+    """What to tell the user about an error, or None when it is a bug to log. An InvalidRequest a member can reach
+    (a /video's or a button's bad value) is worded for them by bot.jobs.spec (`refusal`), so it is said as it is."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(cause, UserError | ShowcaseError):
         return cause.message
     if isinstance(cause, InvalidRequest):
-        return f"That option is not allowed: {cause}"
+        return str(cause)
     if isinstance(cause, app_commands.CommandOnCooldown):
         return f"Slow down a little: try again in {cause.retry_after:.0f} s."
     if isinstance(cause, app_commands.TransformerError):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bot.errors import Refused
 from bot.gpu.models import ASPECTS
 from bot.jobs.service import VideoService
-from bot.jobs.spec import JobSpec, Requester
+from bot.jobs.spec import NAMED, JobSpec, Requester
 from bot.moderation.denylist_edits import load_gates
 from storage import JobState, Repository
 from t2v import InvalidRequest
@@ -24,7 +24,7 @@ from tests.bot.conftest import Stack, Stacks
 from tests.bot.helpers import WAIT, Events, InstantPipeline, has_video
 from tests.fakediscord import FakeDiscord, FakeMessage
 
-OPTION_NAMES = ("steps", "guidance", "frames", "seed", "aspect")
+OPTION_NAMES = ("steps", "guidance", "frames", "seed", "aspect", "prompt", "negative_prompt")
 WORDS = ["a", "the", "red", "fox", "runs", "through", "snow", "at", "dawn", "with", "an", "old", "boat", "on", "calm",
          "water", "city", "street", "in", "rain", "night", "panda", "eats", "bamboo", "slowly", "near", "river",
          "nude", "naked", "porn", "topless"]  # denylisted: with look-alike letters swapped in, too
@@ -101,8 +101,9 @@ async def test_any_request_is_queued_or_refused_with_a_reason_and_a_refused_one_
     asked = spec_or_error(prompt, negative, chosen)
     if isinstance(asked, InvalidRequest):
         world.answers["invalid option"] += 1
-        names = any(f"{name}=" in str(asked) for name in OPTION_NAMES) or str(asked).startswith("prompt is empty")
-        assert names, str(asked)  # names the bad option
+        said = str(asked)
+        names = any(said.startswith(f"{NAMED[name][0].upper()}{NAMED[name][1:]} ") for name in OPTION_NAMES)
+        assert names and said.endswith("."), said  # one sentence naming the bad option in words
         return
     try:
         submitted = await world.service.submit(world.requester(), asked)

@@ -1,5 +1,5 @@
 """The request shape: /video's options make t2v's request once, the job row keeps its fields by name, and a stored
-job makes the same request again; bad values name their range (t2v's words)."""
+job makes the same request again; a bad value is one sentence naming it and what would be right (docs/voice.md)."""
 
 from dataclasses import replace
 from types import SimpleNamespace
@@ -8,9 +8,11 @@ import pytest
 
 from bot.errors import Refused
 from bot.gpu.models import ASPECTS
-from bot.jobs.spec import REQUEST_FIELDS, JobSpec, Requester, UpscaleOf
+from bot.jobs.spec import REQUEST_FIELDS, JobSpec, Requester, UpscaleOf, refusal
 from t2v import GenerationRequest, InvalidRequest, aspect_sizes
 from t2v.config import ModelConfig, SamplerDefaults
+from t2v.request import MAX_SEED
+from tests.bot import voice
 
 PROMPT = "A panda eating bamboo on a rock."
 
@@ -31,25 +33,56 @@ def test_every_aspect_is_a_size_the_engine_accepts():
 
 
 @pytest.mark.parametrize(
-    ("options", "named"),
+    ("options", "said"),
     [
-        ({"steps": 0}, "steps=0 is outside the allowed range 1–150"),
-        ({"steps": 151}, "steps=151"),
-        ({"steps": True}, "steps=True must be an integer"),
-        ({"guidance": 31.0}, "guidance=31.0 is outside the allowed range 1.0–30.0"),
-        ({"frames": 65}, "frames=65 is outside the allowed range 1–64"),
-        ({"seed": -1}, "seed=-1 is outside the allowed range 0–"),
-        ({"aspect": "5:1"}, "aspect='5:1' is not one of 1:1, 16:9"),
-        ({"sampler": "euler"}, "sampler='euler' is not one of ddim, dpmpp-2m"),
+        ({"steps": 0}, "Steps must be 1–150; you asked for 0."),
+        ({"steps": 151}, "Steps must be 1–150; you asked for 151."),
+        ({"steps": True}, "Steps must be a whole number from 1 to 150; you asked for True."),
+        ({"steps": "5"}, "Steps must be a whole number from 1 to 150; you asked for “5”."),
+        ({"guidance": 31.0}, "Guidance must be 1.0–30.0; you asked for 31.0."),
+        ({"frames": 65}, "Frames must be 1–64; you asked for 65."),
+        ({"seed": -1}, f"The seed must be 0–{MAX_SEED}; you asked for -1."),
+        ({"aspect": "5:1"}, f"The aspect must be one of {', '.join(ASPECTS)}; you asked for 5:1."),
+        ({"sampler": "euler"}, "The sampler must be one of ddim, dpmpp-2m; you asked for euler."),
+        ({"negative_prompt": "blurry \ud800"}, "The negative prompt holds U+D800, which is no character (half of a "
+                                               "pair); type it again."),
     ],
 )
-def test_out_of_range_options_name_the_value_and_the_range(options, named):
-    with pytest.raises(InvalidRequest, match=named.replace("(", r"\(").replace(".", r"\.")):
+def test_a_bad_option_is_one_sentence_naming_it_in_words_the_value_and_what_would_be_right(options, said):
+    """docs/voice.md's refusal form, which a member reads as it is (it read "aspect='5:1' is not one of 1:1, …",
+    t2v's words for a caller, and "steps=0 is outside the allowed range 1–150")."""
+    with pytest.raises(InvalidRequest) as refused:
         JobSpec.video(PROMPT, **options)
+    assert str(refused.value) == said and voice.problems(said) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said", "clause"),
+    [
+        ("steps", 500, "Steps must be 1–150; you asked for 500.", "steps must be 1–150, not 500"),
+        ("width", 100, "The width must be a multiple of 64 from 64 to 1024; you asked for 100.",
+         "the width must be a multiple of 64 from 64 to 1024, not 100"),
+        ("height", 2048, "The height must be 64–1024; you asked for 2048.", "the height must be 64–1024, not 2048"),
+        ("fps", 0, "The frame rate must be 1–60; you asked for 0.", "the frame rate must be 1–60, not 0"),
+        ("guidance", None, "Guidance must be a number from 1.0 to 30.0; you asked for None.",
+         "guidance must be a number from 1.0 to 30.0, not None"),
+        ("prompt", "\u200b", "The prompt is blank; describe the video to make.", "the prompt is blank"),
+        ("prompt", "a \udc80 fox", "The prompt holds U+DC80, which is no character (half of a pair); type it again.",
+         "the prompt holds U+DC80, which is no character (half of a pair)"),
+    ],
+)
+def test_each_refusal_has_a_sentence_and_a_clause_to_go_on_mid_sentence(name, value, said, clause):
+    assert (refusal(name, value), refusal(name, value, clause=True)) == (said, clause)
+    assert voice.problems(said) == [] and voice.problems(f"Sorry, job #7 failed (invalid settings: {clause}).") == []
+
+
+def test_a_value_t2v_takes_has_no_refusal():
+    taken = [("steps", 150), ("width", 1024), ("aspect", "16:9"), ("sampler", "ddim"), ("prompt", "a fox")]
+    assert [refusal(name, value) for name, value in taken] == [None] * len(taken)
 
 
 def test_an_empty_prompt_is_refused_by_the_request_itself():
-    with pytest.raises(InvalidRequest, match="prompt is empty"):
+    with pytest.raises(InvalidRequest, match=r"^The prompt is blank; describe the video to make\.$"):
         JobSpec.video("   ")
 
 
@@ -113,9 +146,17 @@ def test_an_upscale_round_trips_with_its_source_size_and_cost():
     assert JobSpec.video(PROMPT).params()["kind"] == "video" and JobSpec.video(PROMPT).params()["cost"] == 1
 
 
-def test_a_stored_row_that_no_longer_makes_a_request_says_why():
-    with pytest.raises(InvalidRequest, match="steps=500 is outside the allowed range"):
+def test_a_stored_row_that_no_longer_makes_a_request_says_why_in_a_sentence():
+    """🔁 Reroll of it answers so (it read "steps=500 is outside the allowed range 1–150", t2v's words)."""
+    with pytest.raises(InvalidRequest) as refused:
         JobSpec.of_job(row(JobSpec.video(PROMPT), steps=500))
+    assert str(refused.value) == "Steps must be 1–150; you asked for 500."
+
+
+def test_an_edited_prompt_that_is_no_text_is_refused_in_a_sentence():
+    with pytest.raises(InvalidRequest) as refused:
+        JobSpec.video(PROMPT).again(3, "a fox \ud83d")
+    assert str(refused.value) == "The prompt holds U+D83D, which is no character (half of a pair); type it again."
 
 
 def test_refusals_carry_a_machine_reason_and_a_user_message():

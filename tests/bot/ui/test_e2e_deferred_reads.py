@@ -115,7 +115,7 @@ async def test_an_aspect_the_bot_no_longer_has_is_answered_privately_naming_it_a
         jobs = await stack.jobs()
 
     assert bool((deferred.get("data") or {}).get("flags", 0) & EPHEMERAL) == private
-    assert answer.ephemeral and answer.content == ("That option is not allowed: aspect='tiny' is not one of "
-                                                   "1:1, 16:9, 9:16, 4:3, 3:4")
+    assert answer.ephemeral and answer.content == ("The aspect must be one of 1:1, 16:9, 9:16, 4:3, 3:4; you asked "
+                                                   "for tiny.")  # it read "That option is not allowed: aspect='tiny' …"
     assert handle.original is not None and handle.original.deleted != private  # private: the placeholder says it
     assert jobs == []
