@@ -81,13 +81,13 @@ class JobSpec:
         return cls(GenerationRequest(prompt, **fields), aspect, private, style=style)
 
     @classmethod
-    def of_job(cls, job: JobRecord) -> JobSpec:
+    def of_job(cls, job: JobRecord, *, clause: bool = False) -> JobSpec:
         """The spec a job row keeps; InvalidRequest if its params no longer make a request, naming the value and
-        what would be right as a member reads it (`refusal`)."""
+        what would be right as a member reads it (`refusal`; with `clause`, its clause: a failed job's reason)."""
         params = job.params
         fields = {name: params[name] for name in REQUEST_FIELDS if params.get(name) is not None}
         fields["negative_prompt"] = job.negative_prompt
-        problem = _first_problem(job.prompt, fields)
+        problem = _first_problem(job.prompt, fields, clause=clause)
         if problem is not None:
             raise InvalidRequest(problem)
         request = GenerationRequest(job.prompt, **fields)
@@ -209,7 +209,7 @@ class Queued:
     def of_job(cls, job: JobRecord) -> Queued:
         """A stored job, queued again after a restart."""
         try:
-            return cls(job, JobSpec.of_job(job))
+            return cls(job, JobSpec.of_job(job, clause=True))
         except InvalidRequest as error:
             log.warning("job %d no longer makes a valid request: %s", job.id, error)
             return cls(job, None, error)

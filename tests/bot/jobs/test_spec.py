@@ -8,7 +8,7 @@ import pytest
 
 from bot.errors import Refused
 from bot.gpu.models import ASPECTS
-from bot.jobs.spec import REQUEST_FIELDS, JobSpec, Requester, UpscaleOf, refusal
+from bot.jobs.spec import REQUEST_FIELDS, JobSpec, Queued, Requester, UpscaleOf, refusal
 from t2v import GenerationRequest, InvalidRequest, aspect_sizes
 from t2v.config import ModelConfig, SamplerDefaults
 from t2v.request import MAX_SEED
@@ -146,11 +146,16 @@ def test_an_upscale_round_trips_with_its_source_size_and_cost():
     assert JobSpec.video(PROMPT).params()["kind"] == "video" and JobSpec.video(PROMPT).params()["cost"] == 1
 
 
-def test_a_stored_row_that_no_longer_makes_a_request_says_why_in_a_sentence():
-    """🔁 Reroll of it answers so (it read "steps=500 is outside the allowed range 1–150", t2v's words)."""
+def test_a_stored_row_that_no_longer_makes_a_request_says_why_as_a_sentence_for_a_button_and_a_clause_for_a_restart():
+    """🔁 Reroll of it answers the sentence; restored after a restart it fails with the clause as its reason (both read
+    "steps=500 is outside the allowed range 1–150", t2v's words)."""
+    stored = row(JobSpec.video(PROMPT), steps=500)
+    stored.id = 7
     with pytest.raises(InvalidRequest) as refused:
-        JobSpec.of_job(row(JobSpec.video(PROMPT), steps=500))
+        JobSpec.of_job(stored)
+    queued = Queued.of_job(stored)
     assert str(refused.value) == "Steps must be 1–150; you asked for 500."
+    assert (queued.spec, str(queued.invalid)) == (None, "steps must be 1–150, not 500")
 
 
 def test_an_edited_prompt_that_is_no_text_is_refused_in_a_sentence():
