@@ -61,25 +61,29 @@ class PresetLimits:
 
     def check(self, name: str, value: Any) -> Any:
         """The value if a preset may have it, else InvalidInput naming it and what is allowed (`refusal`)."""
-        if name == "negative":
-            text = " ".join(str(value).split())
-            if len(text) > MAX_NEGATIVE_CHARS:
-                raise InvalidInput(f"The negative prompt is {len(text)} characters long; the limit is "
-                                   f"{MAX_NEGATIVE_CHARS}.")
-            return None if invisible(text) else text  # zero-width spaces alone read, and render, as none
         problem = self.refusal(name, value)
         if problem is not None:
             raise InvalidInput(problem)
+        if name == "negative":
+            text = " ".join(str(value).split())
+            return None if invisible(text) else text  # zero-width spaces alone read, and render, as none
         if name in ("aspect", "style"):
             return value
         value = check_value(name, value)  # a NumPy scalar as the plain number it is
         return float(value) if name == "guidance" else value
 
     def refusal(self, name: str, value: Any, *, clause: bool = False) -> str | None:
-        """Why a preset cannot have `value` (not the negative prompt's length), or None: one sentence in
-        docs/voice.md's refusal form, what is wrong naming the value and what would be right ("Steps must be 1–150;
-        you asked for 0."). With `clause`: the reason in lower case and without a full stop, to go on after words
-        that name the preset (a log line's "preset steps=0 is left out: ")."""
+        """Why a preset cannot have `value`, or None: one sentence in docs/voice.md's refusal form, what is wrong
+        naming the value and what would be right ("Steps must be 1–150; you asked for 0."). With `clause`: the reason
+        in lower case and without a full stop, to go on after words that name the preset (a log line's "preset
+        steps=0 is left out: ")."""
+        if name == "negative":  # only its length is a limit here (its words are for the server's gate)
+            length = len(" ".join(str(value).split()))
+            if length <= MAX_NEGATIVE_CHARS:
+                return None
+            if clause:
+                return f"the negative prompt is {length} characters long, above the limit of {MAX_NEGATIVE_CHARS}"
+            return f"The negative prompt is {length} characters long; the limit is {MAX_NEGATIVE_CHARS}."
         typed = shown(str(value), 40)
         if name == "aspect":
             if value in self.aspects:

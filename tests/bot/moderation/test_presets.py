@@ -88,6 +88,13 @@ async def test_a_stored_preset_that_is_no_number_is_left_out_naming_the_range(se
     assert "server 600's preset frames='many' is left out: many is not 1–64\n" in caplog.text
 
 
+async def test_a_stored_negative_preset_above_the_length_limit_is_left_out_naming_its_length(servers, mods, caplog):
+    """It raised KeyError ('negative' has no t2v range) on every read of the server's presets: each /video failed."""
+    await mods.set_setting(PRESETS_KEY, {"negative": "blurry " * 50, "steps": 20}, guild_id=A, by=MOD)  # by hand
+    assert await servers.presets(A) == Presets(steps=20)
+    assert ("is left out: the negative prompt is 349 characters long, above the limit of 300\n") in caplog.text
+
+
 async def test_a_servers_showcase_channel_is_its_own(servers):
     assert await servers.set_showcase_channel(MOD, A, 123) is True
     assert (await servers.showcase_channel(A), await servers.showcase_channel(B)) == (123, None)
