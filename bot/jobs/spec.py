@@ -16,19 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.gpu.models import ASPECTS, DEFAULT_ASPECT, Size
+from bot.moderation import values
 from storage import JobRecord
-from t2v.ellipsis import clip
-from t2v.errors import InvalidRequest, visible
-from t2v.request import (
-    MODEL_DEFAULTS,
-    SAMPLER_NAMES,
-    GenerationRequest,
-    check_value,
-    empty_prompt,
-    not_text,
-    plain_number,
-    value_range,
-)
+from t2v.errors import InvalidRequest
+from t2v.request import MODEL_DEFAULTS, GenerationRequest, empty_prompt, not_text
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +28,7 @@ UPSCALE = "upscale"  # the `kind` of a job that re-renders a finished job's vide
 ORIGINS = {"reroll": "rerolled_from", "edit": "edited_from"}  # how a job came from another -> its params key
 REQUEST_FIELDS = ("seed", "steps", "guidance", "frames", "width", "height", "fps", "sampler")  # params keys
 # (the prompt and the negative prompt have columns of their own)
-NAMED = {"aspect": "the aspect", "seed": "the seed", "steps": "steps", "guidance": "guidance", "frames": "frames",
-         "width": "the width", "height": "the height", "fps": "the frame rate", "sampler": "the sampler",
-         "prompt": "the prompt", "negative_prompt": "the negative prompt"}  # each as a member reads it (docs/voice.md)
+NAMED = {**values.NAMED, "prompt": "the prompt", "negative_prompt": "the negative prompt"}  # as a member reads them
 LEFT_TO_T2V = ("seed", *MODEL_DEFAULTS)  # fields whose None t2v fills in (a random seed, the model's size and length)
 
 
@@ -132,42 +121,14 @@ class JobSpec:
 
 def refusal(name: str, value: Any, *, clause: bool = False) -> str | None:
     """Why a /video, a button's job or a stored job cannot have `value` as its `name` (the aspect, the prompt, the
-    negative prompt or a field of t2v's request, whose rules t2v.request decides), or None: the one text a member
-    reads for it, in docs/voice.md's refusal form, what is wrong naming the value and what would be right ("Steps
-    must be 1–150; you asked for 0."). With `clause`: the reason in lower case and without a full stop, to go on
-    after a failed job's "invalid settings: " ("steps must be 1–150, not 0")."""
+    negative prompt or a field of t2v's request), or None: the one text a member reads for it, in docs/voice.md's
+    refusal form, what is wrong naming the value and what would be right ("Steps must be 1–150; you asked for 0.");
+    the prompt's here, the others bot.moderation.values' (the aspect one of the bot's ASPECTS). With `clause`: the
+    reason in lower case and without a full stop, to go on after a failed job's "invalid settings: " ("steps must be
+    1–150, not 0")."""
     if name in ("prompt", "negative_prompt"):
         return _not_text(name, value, clause=clause)
-    if name == "aspect":
-        allowed = None if value in ASPECTS else f"one of {', '.join(ASPECTS)}"
-    else:
-        allowed = _allowed(name, value)
-    if allowed is None:
-        return None
-    what, typed = NAMED[name], clip(visible(str(value)), 40)
-    if isinstance(value, str) and name != "aspect" and name != "sampler":  # text where a number goes, as text
-        typed = f"“{typed}”"
-    return f"{what} must be {allowed}, not {typed}" if clause else \
-        f"{what[0].upper()}{what[1:]} must be {allowed}; you asked for {typed}."
-
-
-def _allowed(name: str, value: Any) -> str | None:
-    """What a request's field `name` may be, said for a member, where t2v refuses `value` (t2v.request.check_value);
-    None where it takes it."""
-    try:
-        check_value(name, value)
-    except InvalidRequest:
-        pass
-    else:
-        return None
-    if name == "sampler":
-        return f"one of {', '.join(SAMPLER_NAMES)}"
-    low, high = value_range(name)
-    try:
-        number = plain_number(value, name, real=name == "guidance")
-    except InvalidRequest:
-        return f"{'a number' if name == 'guidance' else 'a whole number'} from {low} to {high}"
-    return f"{low}–{high}" if not low <= number <= high else f"a multiple of 64 from {low} to {high}"
+    return values.refusal(name, value, ASPECTS, clause=clause)
 
 
 def _not_text(name: str, prompt: str, *, clause: bool) -> str | None:

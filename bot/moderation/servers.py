@@ -15,13 +15,13 @@ from typing import Any
 
 from bot.characters import invisible, shown
 from bot.errors import InvalidInput
+from bot.moderation import values
 from bot.moderation.gates import ServerGates
 from bot.moderation.policy import NEGATIVE
 from bot.moderation.rules import Moderation
 from bot.moderation.styles import closest, listed
 from bot.moderation.text import BUTTONS
-from t2v.errors import InvalidRequest
-from t2v.request import SAMPLER_NAMES, check_value, negative_is_prompt, value_range
+from t2v.request import check_value, negative_is_prompt
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,10 @@ class PresetLimits:
 
     def refusal(self, name: str, value: Any, *, clause: bool = False) -> str | None:
         """Why a preset cannot have `value`, or None: one sentence in docs/voice.md's refusal form, what is wrong
-        naming the value and what would be right ("Steps must be 1–150; you asked for 0."). With `clause`: the reason
-        in lower case and without a full stop, to go on after words that name the preset (a log line's "preset
-        steps=0 is left out: ")."""
+        naming the value and what would be right ("Steps must be 1–150; you asked for 0."): the negative prompt's
+        length, the style and the caps here, the others bot.moderation.values' (the aspect one of `aspects`), as
+        /video's are. With `clause`: the reason in lower case and without a full stop, to go on after words that name
+        the preset (a log line's "preset steps=0 is left out: steps must be 1–150, not 0")."""
         if name == "negative":  # only its length is a limit here (its words are for the server's gate)
             length = len(" ".join(str(value).split()))
             if length <= MAX_NEGATIVE_CHARS:
@@ -84,37 +85,20 @@ class PresetLimits:
             if clause:
                 return f"the negative prompt is {length} characters long, above the limit of {MAX_NEGATIVE_CHARS}"
             return f"The negative prompt is {length} characters long; the limit is {MAX_NEGATIVE_CHARS}."
-        typed = shown(str(value), 40)
-        if name == "aspect":
-            if value in self.aspects:
-                return None
-            return _must("The aspect", f"one of {', '.join(self.aspects)}", typed, clause=clause)
         if name == "style":
             if value in self.styles:
                 return None
-            names = list(self.styles)
+            names, typed = list(self.styles), shown(str(value), values.TYPED_CHARS)
             if clause:
                 return f"this bot has no style {typed} (its styles: {listed(names)})"
             return f"There is no style {typed}; the styles are: {listed(names)}.{closest(str(value), names)}"
-        try:
-            check_value(name, value)
-        except InvalidRequest:
-            if name == "sampler":
-                return _must("The sampler", f"one of {', '.join(SAMPLER_NAMES)}", typed, clause=clause)
-            return _must(name.capitalize(), "{}–{}".format(*value_range(name)), typed, clause=clause)
-        return self.above_cap(name, value, clause=clause)
+        return values.refusal(name, value, self.aspects, clause=clause) or self.above_cap(name, value, clause=clause)
 
     def above_cap(self, name: str, value: Any, *, clause: bool = False) -> str | None:
         """Why a number of steps or frames is above the operator's cap (`above_cap`'s sentence, or its clause), or
         None: it is not, or it is not a number of steps or frames."""
         cap = {"steps": self.max_steps, "frames": self.max_frames}.get(name)
         return None if cap is None or not isinstance(value, int) else above_cap(name, value, cap, clause=clause)
-
-
-def _must(what: str, allowed: str, typed: str, *, clause: bool) -> str:
-    """A preset's refusal in docs/voice.md's form, "Steps must be 1–150; you asked for 0.", or its `clause`, "0 is not
-    1–150"."""
-    return f"{typed} is not {allowed}" if clause else f"{what} must be {allowed}; you asked for {typed}."
 
 
 def above_cap(name: str, value: int | None, cap: int, kept_from: tuple[str, int] | None = None, *,

@@ -9,6 +9,7 @@ import pytest
 from bot.errors import Refused
 from bot.gpu.models import ASPECTS
 from bot.jobs.spec import REQUEST_FIELDS, JobSpec, Queued, Requester, UpscaleOf, refusal
+from bot.moderation.servers import PresetLimits
 from t2v import GenerationRequest, InvalidRequest, aspect_sizes
 from t2v.config import ModelConfig, SamplerDefaults
 from t2v.request import MAX_SEED
@@ -41,7 +42,7 @@ def test_every_aspect_is_a_size_the_engine_accepts():
         ({"steps": "5"}, "Steps must be a whole number from 1 to 150; you asked for “5”."),
         ({"guidance": 31.0}, "Guidance must be 1.0–30.0; you asked for 31.0."),
         ({"frames": 65}, "Frames must be 1–64; you asked for 65."),
-        ({"seed": -1}, f"The seed must be 0–{MAX_SEED}; you asked for -1."),
+        ({"seed": -1}, f"The seed must be 0–{MAX_SEED}; you asked for \\-1."),  # Discord shows "-1"
         ({"aspect": "5:1"}, f"The aspect must be one of {', '.join(ASPECTS)}; you asked for 5:1."),
         ({"sampler": "euler"}, "The sampler must be one of ddim, dpmpp-2m; you asked for euler."),
         ({"negative_prompt": "blurry \ud800"}, "The negative prompt holds U+D800, which is no character (half of a "
@@ -79,6 +80,27 @@ def test_each_refusal_has_a_sentence_and_a_clause_to_go_on_mid_sentence(name, va
 def test_a_value_t2v_takes_has_no_refusal():
     taken = [("steps", 150), ("width", 1024), ("aspect", "16:9"), ("sampler", "ddim"), ("prompt", "a fox")]
     assert [refusal(name, value) for name, value in taken] == [None] * len(taken)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("aspect", "5:1"), ("sampler", "euler"), ("steps", 0), ("steps", "5"), ("frames", "many"), ("frames", True),
+    ("guidance", 31.0), ("guidance", "high"),
+])
+def test_a_bad_value_reads_the_same_in_video_and_in_a_servers_preset(name, value):
+    """One builder (bot.moderation.values): a preset's read "Frames must be 1–64; you asked for many." where /video's
+    said "a whole number from 1 to 64" and quoted the text, and its clause "many is not 1–64" named no option."""
+    preset = PresetLimits(aspects=tuple(ASPECTS), max_steps=150, max_frames=64)
+    for clause in (False, True):
+        assert preset.refusal(name, value, clause=clause) == refusal(name, value, clause=clause) is not None
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("**ddim**", "\\*\\*ddim\\*\\*"), ("@everyone", "@\u200beveryone"), ("https://x.example/a", "<https://x.example/a>"),
+])
+def test_a_typed_value_is_named_inert_for_discord(value, shown):
+    """A forged /video or a stored job's value is markdown, a mention or a link in the refusal no more (it was shown
+    as typed: bold, a ping, an unfurled link)."""
+    assert refusal("sampler", value) == f"The sampler must be one of ddim, dpmpp-2m; you asked for {shown}."
 
 
 def test_an_empty_prompt_is_refused_by_the_request_itself():

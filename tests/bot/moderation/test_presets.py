@@ -85,7 +85,8 @@ async def test_a_stored_preset_the_limits_no_longer_allow_is_left_out(servers, m
 async def test_a_stored_preset_that_is_no_number_is_left_out_naming_the_range(servers, mods, caplog):
     await mods.set_setting(PRESETS_KEY, {"frames": "many", "steps": 20}, guild_id=A, by=MOD)
     assert await servers.presets(A) == Presets(steps=20)
-    assert "server 600's preset frames='many' is left out: many is not 1–64\n" in caplog.text
+    assert ("server 600's preset frames='many' is left out: frames must be a whole number from 1 to 64, not “many”\n"
+            in caplog.text)
 
 
 async def test_a_stored_negative_preset_above_the_length_limit_is_left_out_naming_its_length(servers, mods, caplog):
