@@ -27,7 +27,8 @@ CogT = TypeVar("CogT", bound=commands.Cog)
 
 def user_message(error: Exception) -> str | None:
     """What to tell the user about an error, or None when it is a bug to log. An InvalidRequest a member can reach
-    (a /video's or a button's bad value) is worded for them by bot.jobs.spec (`refusal`), so it is said as it is."""
+    (a /video's or a button's bad value) is worded for them by bot.moderation.values (through bot.jobs.spec), so it
+    is said as it is."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(cause, UserError | ShowcaseError):
         return cause.message
