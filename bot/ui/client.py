@@ -49,6 +49,7 @@ COMMANDS_KEY = "commands_guild"  # moderation_settings key (GLOBAL): the server 
 
 ServiceFactory = Callable[[JobEvents], VideoService]  # the bot's delivery in, the running service's owner out
 DISCORD_STATUS = "https://discordstatus.com"
+HANDLERS_GRACE_S = 10.0  # how long a stop waits for the event listeners still running (a write, a Discord request)
 
 
 class VideoBot(commands.Bot):
@@ -86,6 +87,7 @@ class VideoBot(commands.Bot):
         self.retention: Retention | None = None  # old kept videos and log rows (MEDIA_KEEP_DAYS, HISTORY_KEEP_DAYS)
         self.post_check: asyncio.Task[None] | None = None  # showcase posts deleted while the bot was away
         self.stop = stop or Stop()  # SIGTERM and SIGINT, from before the bot was built (bot.app)
+        self.handlers: set[asyncio.Task[None]] = set()  # the event listeners running now (`_schedule_event`)
         self.tree.error(self.on_app_command_error)
 
     async def login(self, token: str) -> None:
@@ -297,8 +299,31 @@ class VideoBot(commands.Bot):
         await self.add_cog(videomod)
         await self.add_cog(StylesCog(self.settings, moderation, service.styles, servers))
 
+    def _schedule_event(self, coro: Callable[..., Any], event_name: str, *args: Any, **kwargs: Any) -> asyncio.Task:
+        """discord.py's task for an event's listener (a message deleted, a server left), kept in `handlers` until it
+        ends: `close` waits for it, so none is left holding a database session when the engine closes."""
+        task = super()._schedule_event(coro, event_name, *args, **kwargs)
+        self.handlers.add(task)
+        task.add_done_callback(self.handlers.discard)
+        return task
+
+    async def _finish_handlers(self) -> None:
+        """Let the event listeners still running finish, for HANDLERS_GRACE_S at most; then cancel the rest and wait
+        for them to unwind (a transaction is rolled back and its connection returned to the pool)."""
+        running = self.handlers - {asyncio.current_task()}
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=HANDLERS_GRACE_S)
+        if late:
+            log.warning("event listeners still running %.0f s into the stop, cancelled: %s", HANDLERS_GRACE_S,
+                        ", ".join(sorted(task.get_name() for task in late)))
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
     async def close(self) -> None:
-        """Stop taking and running jobs first (the running one may still deliver), then leave Discord."""
+        """Stop taking and running jobs first (the running one may still deliver), then leave Discord, then let the
+        event listeners still running finish (`_finish_handlers`): no new event comes once Discord is left."""
         if self.retention is not None:
             await self.retention.stop()
         if self.post_check is not None:
@@ -313,6 +338,7 @@ class VideoBot(commands.Bot):
             except Exception:
                 log.exception("stopping the video service failed")
         await super().close()
+        await self._finish_handlers()
 
     def shut_down(self) -> None:
         """Close cleanly, as on SIGTERM (call from inside the running loop); once."""

@@ -1,0 +1,109 @@
+"""The bot stopping while an event listener is still at work (a message deleted by hand, forgotten in the database):
+close() returned under it, the engine closed, and the listener's pooled connection was left to the garbage
+collector ("The garbage collector is trying to clean up non-checked-in connection"); on PostgreSQL a slot held until
+then, and the listener's write, begun before the stop, never done."""
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import discord
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+import bot.ui.client
+import tests.bot.conftest
+from storage import create_engine
+from storage.transactions import Work
+from tests.bot.conftest import Stacks
+
+pytestmark = pytest.mark.usefixtures("logged_errors")
+
+
+@dataclass
+class Pool:
+    """The stack's engine's connections: how many were out of the pool when the engine closed."""
+
+    out: int = 0
+    out_at_dispose: list[int] = field(default_factory=list)
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pool]:
+    watched = Pool()
+
+    def watched_engine(url: str) -> AsyncEngine:
+        engine = create_engine(url)
+        sync = engine.sync_engine
+        event.listen(sync, "checkout", lambda *_: setattr(watched, "out", watched.out + 1))
+        event.listen(sync, "checkin", lambda *_: setattr(watched, "out", watched.out - 1))
+        event.listen(sync, "engine_disposed", lambda _: watched.out_at_dispose.append(watched.out))
+        return engine
+
+    monkeypatch.setattr(tests.bot.conftest, "create_engine", watched_engine)
+    yield watched
+
+
+async def test_a_deleted_message_being_forgotten_as_the_bot_stops_is_forgotten_before_close_returns(
+        stacks: Stacks, pool: Pool, monkeypatch: pytest.MonkeyPatch):
+    steps: list[str] = []
+    left_discord = asyncio.Event()
+    client_close = discord.Client.close
+
+    async def leave_discord(self: discord.Client) -> None:
+        await client_close(self)
+        left_discord.set()  # the listener goes on only once the bot has left Discord
+
+    monkeypatch.setattr(discord.Client, "close", leave_discord)
+    async with stacks.run() as stack:
+        showcase, client = stack.bot.showcase, stack.bot
+        forget, close = showcase.forget, client.close
+        started = asyncio.Event()
+
+        async def forget_after_the_stop(*args: object) -> None:
+            started.set()
+            await left_discord.wait()
+            await forget(*args)
+            steps.append("forgotten")
+
+        async def closed() -> None:
+            await close()
+            steps.append("closed")
+
+        monkeypatch.setattr(showcase, "forget", forget_after_the_stop)
+        monkeypatch.setattr(client, "close", closed)
+        await stack.fake.delete_by_hand(stack.fake.seed_message("an old post"))
+        await started.wait()
+
+    assert steps == ["forgotten", "closed"]
+    assert pool.out_at_dispose == [0]
+
+
+async def test_a_listener_still_in_its_transaction_after_the_grace_is_cancelled_and_its_connection_returned(
+        stacks: Stacks, pool: Pool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):
+    monkeypatch.setattr(bot.ui.client, "HANDLERS_GRACE_S", 0.0)
+    async with stacks.run() as stack:
+        repo = stack.bot.showcase.repo
+        run = repo._run
+        in_transaction, never = asyncio.Event(), asyncio.Event()
+
+        async def stuck(work: Work[object]) -> object:
+            async def held(session: AsyncSession) -> object:
+                result = await work(session)
+                in_transaction.set()
+                await never.wait()  # a database that stopped answering, in the middle of the transaction
+                return result
+
+            return await run(held)
+
+        monkeypatch.setattr(repo, "_run", stuck)
+        await stack.fake.delete_by_hand(stack.fake.seed_message("an old post"))
+        await in_transaction.wait()
+        assert pool.out == 1
+        caplog.set_level(logging.WARNING, logger="bot.ui.client")
+
+    assert pool.out_at_dispose == [0]
+    assert [record.getMessage() for record in caplog.records if record.name == "bot.ui.client"] == [
+        "event listeners still running 0 s into the stop, cancelled: discord.py: on_raw_message_delete"]
