@@ -49,7 +49,18 @@ COMMANDS_KEY = "commands_guild"  # moderation_settings key (GLOBAL): the server 
 
 ServiceFactory = Callable[[JobEvents], VideoService]  # the bot's delivery in, the running service's owner out
 DISCORD_STATUS = "https://discordstatus.com"
-HANDLERS_GRACE_S = 10.0  # how long a stop waits for the event listeners still running (a write, a Discord request)
+HANDLERS_GRACE_S = 10.0  # how long a stop waits for the listeners and commands still running (a write, a request)
+
+
+class KeptTree(app_commands.CommandTree["VideoBot"]):
+    """The bot's command tree: each command's task (discord.py's own, which nothing awaits) is kept by the bot until
+    it ends, so a stop lets a command half done (a /video's status id being stored) finish (`VideoBot.close`)."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        task = asyncio.current_task()
+        if task is not None:
+            self.client.finish_before_close(task)
+        return True
 
 
 class VideoBot(commands.Bot):
@@ -70,7 +81,8 @@ class VideoBot(commands.Bot):
         # No message cache: every reply works from its interaction's payload, and discord.py's default cache holds
         # the last 1,000 messages of every channel the bot sees (megabytes on a busy server, for nothing).
         super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
-                         allowed_mentions=discord.AllowedMentions.none(), help_command=None, max_messages=None)
+                         allowed_mentions=discord.AllowedMentions.none(), help_command=None, max_messages=None,
+                         tree_cls=KeptTree)
         self.settings = settings
         self.media = MediaStore(settings.media_dir)
         views = partial(result_view, upscale=settings.upscale_model is not None)  # ⬆️ only with an upscaler
@@ -87,7 +99,7 @@ class VideoBot(commands.Bot):
         self.retention: Retention | None = None  # old kept videos and log rows (MEDIA_KEEP_DAYS, HISTORY_KEEP_DAYS)
         self.post_check: asyncio.Task[None] | None = None  # showcase posts deleted while the bot was away
         self.stop = stop or Stop()  # SIGTERM and SIGINT, from before the bot was built (bot.app)
-        self.handlers: set[asyncio.Task[None]] = set()  # the event listeners running now (`_schedule_event`)
+        self.handlers: set[asyncio.Task[Any]] = set()  # event listeners and commands running now (`close` waits)
         self.tree.error(self.on_app_command_error)
 
     async def login(self, token: str) -> None:
@@ -299,31 +311,35 @@ class VideoBot(commands.Bot):
         await self.add_cog(videomod)
         await self.add_cog(StylesCog(self.settings, moderation, service.styles, servers))
 
-    def _schedule_event(self, coro: Callable[..., Any], event_name: str, *args: Any, **kwargs: Any) -> asyncio.Task:
-        """discord.py's task for an event's listener (a message deleted, a server left), kept in `handlers` until it
-        ends: `close` waits for it, so none is left holding a database session when the engine closes."""
-        task = super()._schedule_event(coro, event_name, *args, **kwargs)
+    def finish_before_close(self, task: asyncio.Task[Any]) -> None:
+        """Keep `task` (an event's listener, a command) in `handlers` until it ends: `close` waits for it, so none is
+        left holding a database session when the engine closes."""
         self.handlers.add(task)
         task.add_done_callback(self.handlers.discard)
+
+    def _schedule_event(self, coro: Callable[..., Any], event_name: str, *args: Any, **kwargs: Any) -> asyncio.Task:
+        """discord.py's task for an event's listener (a message deleted, a server left), kept until it ends."""
+        task = super()._schedule_event(coro, event_name, *args, **kwargs)
+        self.finish_before_close(task)
         return task
 
     async def _finish_handlers(self) -> None:
-        """Let the event listeners still running finish, for HANDLERS_GRACE_S at most; then cancel the rest and wait
-        for them to unwind (a transaction is rolled back and its connection returned to the pool)."""
+        """Let the event listeners and commands still running finish, for HANDLERS_GRACE_S at most; then cancel the
+        rest and wait for them to unwind (a transaction is rolled back and its connection returned to the pool)."""
         running = self.handlers - {asyncio.current_task()}
         if not running:
             return
         _, late = await asyncio.wait(running, timeout=HANDLERS_GRACE_S)
         if late:
-            log.warning("event listeners still running %.0f s into the stop, cancelled: %s", HANDLERS_GRACE_S,
-                        ", ".join(sorted(task.get_name() for task in late)))
+            log.warning("event listeners and commands still running %.0f s into the stop, cancelled: %s",
+                        HANDLERS_GRACE_S, ", ".join(sorted(task.get_name() for task in late)))
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
 
     async def close(self) -> None:
         """Stop taking and running jobs first (the running one may still deliver), then leave Discord, then let the
-        event listeners still running finish (`_finish_handlers`): no new event comes once Discord is left."""
+        event listeners and commands still running finish (`_finish_handlers`): none begins once Discord is left."""
         if self.retention is not None:
             await self.retention.stop()
         if self.post_check is not None:

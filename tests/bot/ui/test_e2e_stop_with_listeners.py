@@ -1,7 +1,7 @@
-"""The bot stopping while an event listener is still at work (a message deleted by hand, forgotten in the database):
-close() returned under it, the engine closed, and the listener's pooled connection was left to the garbage
-collector ("The garbage collector is trying to clean up non-checked-in connection"); on PostgreSQL a slot held until
-then, and the listener's write, begun before the stop, never done."""
+"""The bot stopping while an event listener or a command is still at work (a message deleted by hand being forgotten
+in the database, a /video storing its status id): close() returned under it, the engine closed, and its pooled
+connection was left to the garbage collector ("The garbage collector is trying to clean up non-checked-in
+connection"); on PostgreSQL a slot held until then, and the write, begun before the stop, never done."""
 
 import asyncio
 import logging
@@ -18,6 +18,7 @@ import tests.bot.conftest
 from storage import create_engine
 from storage.transactions import Work
 from tests.bot.conftest import Stacks
+from tests.bot.helpers import video
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -106,4 +107,42 @@ async def test_a_listener_still_in_its_transaction_after_the_grace_is_cancelled_
 
     assert pool.out_at_dispose == [0]
     assert [record.getMessage() for record in caplog.records if record.name == "bot.ui.client"] == [
-        "event listeners still running 0 s into the stop, cancelled: discord.py: on_raw_message_delete"]
+        "event listeners and commands still running 0 s into the stop, cancelled: discord.py: on_raw_message_delete"]
+
+
+async def test_a_video_whose_status_is_being_stored_as_the_bot_stops_has_it_stored_before_close_returns(
+        stacks: Stacks, pool: Pool, monkeypatch: pytest.MonkeyPatch):
+    """/video's command goes on after its answer (the status message's id is stored, for the edits after a restart);
+    the stop cut it short."""
+    steps: list[str] = []
+    left_discord = asyncio.Event()
+    client_close = discord.Client.close
+
+    async def leave_discord(self: discord.Client) -> None:
+        await client_close(self)
+        left_discord.set()
+
+    monkeypatch.setattr(discord.Client, "close", leave_discord)
+    async with stacks.run() as stack:
+        repo, client = stack.repo, stack.bot
+        store, close = repo.set_status_message, client.close
+        started = asyncio.Event()
+
+        async def store_after_the_stop(job_id: int, message_id: int) -> object:
+            started.set()
+            await left_discord.wait()
+            stored = await store(job_id, message_id)
+            steps.append("stored")
+            return stored
+
+        async def closed() -> None:
+            await close()
+            steps.append("closed")
+
+        monkeypatch.setattr(repo, "set_status_message", store_after_the_stop)
+        monkeypatch.setattr(client, "close", closed)
+        await video(stack.fake, "a lighthouse in a storm")
+        await started.wait()
+
+    assert steps == ["stored", "closed"]
+    assert pool.out_at_dispose == [0]
