@@ -38,6 +38,7 @@ from bot.ui.cogs.showcase import ShowcaseGroup
 from bot.ui.cogs.styles import StylesCog
 from bot.ui.cogs.video import CancelButton, VideoCog, cancel_view
 from bot.ui.delivery import Delivery
+from bot.ui.in_flight import KeptTree
 from bot.ui.late_posts import LatePosts
 from bot.ui.replies import answer_error
 from bot.ui.showcase import Showcase, VoteButton
@@ -50,17 +51,6 @@ COMMANDS_KEY = "commands_guild"  # moderation_settings key (GLOBAL): the server 
 ServiceFactory = Callable[[JobEvents], VideoService]  # the bot's delivery in, the running service's owner out
 DISCORD_STATUS = "https://discordstatus.com"
 HANDLERS_GRACE_S = 10.0  # how long a stop waits for the listeners and commands still running (a write, a request)
-
-
-class KeptTree(app_commands.CommandTree["VideoBot"]):
-    """The bot's command tree: each command's task (discord.py's own, which nothing awaits) is kept by the bot until
-    it ends, so a stop lets a command half done (a /video's status id being stored) finish (`VideoBot.close`)."""
-
-    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        task = asyncio.current_task()
-        if task is not None:
-            self.client.finish_before_close(task)
-        return True
 
 
 class VideoBot(commands.Bot):
@@ -312,8 +302,8 @@ class VideoBot(commands.Bot):
         await self.add_cog(StylesCog(self.settings, moderation, service.styles, servers))
 
     def finish_before_close(self, task: asyncio.Task[Any]) -> None:
-        """Keep `task` (an event's listener, a command) in `handlers` until it ends: `close` waits for it, so none is
-        left holding a database session when the engine closes."""
+        """Keep `task` (an event's listener, a command, a button press: bot.ui.in_flight) in `handlers` until it
+        ends: `close` waits for it, so none is left holding a database session when the engine closes."""
         self.handlers.add(task)
         task.add_done_callback(self.handlers.discard)
 

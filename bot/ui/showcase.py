@@ -29,6 +29,7 @@ from bot.media import MediaStore
 from bot.moderation.servers import ServerSettings
 from bot.settings import Settings
 from bot.ui.discord_errors import THREAD_ARCHIVED, UNKNOWN_CHANNEL, UNKNOWN_MESSAGE
+from bot.ui.in_flight import KeptPresses
 from bot.ui.replies import answer_privately
 from bot.ui.status import settings_line
 from storage import JobRecord, Repository, ShowcaseError, ShowcaseRecord, ShowcaseRepository, ShowcaseState
@@ -41,7 +42,7 @@ RESULTS_COG = "Results"  # the cog that handles result buttons and votes
 GONE_CODES = (UNKNOWN_CHANNEL, UNKNOWN_MESSAGE)  # the post was deleted there
 
 
-class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"showcase:vote:(?P<entry>\d+)"):
+class VoteButton(KeptPresses, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"showcase:vote:(?P<entry>\d+)"):
     """⭐ with the entry's vote count; pressing it toggles the member's vote."""
 
     def __init__(self, entry_id: int, votes: int = 0) -> None:

@@ -48,6 +48,7 @@ from bot.moderation.text import BUTTONS, block_message
 from bot.settings import Settings
 from bot.ui.cogs.video import VideoCog, prompt_kept
 from bot.ui.discord_errors import THREAD_ARCHIVED
+from bot.ui.in_flight import KeptPresses
 from bot.ui.permissions import audit_on_job, is_moderator, moderates
 from bot.ui.replies import answer_error, answer_privately, carried_out, handler
 from bot.ui.showcase import RESULTS_COG, Showcase
@@ -72,7 +73,7 @@ EDIT_FORM = re.compile(r"video:edit-prompt:(?P<job>\d+)")  # the custom_id of a 
 PROMPT_FIELD = "prompt"  # the custom_id of the form's one text input
 
 
-class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+class ResultButton(KeptPresses, discord.ui.DynamicItem[discord.ui.Button[Any]],
                    template=r"video:(?P<action>reroll|edit|upscale|showcase|delete):(?P<job>\d+)"):
     """One button of a result; pressing it hands the action and job id to the Results cog."""
 
@@ -95,7 +96,7 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
             await cog.press(interaction, self.action, self.job_id)
 
 
-class DeleteChoice(discord.ui.DynamicItem[discord.ui.Button[Any]],
+class DeleteChoice(KeptPresses, discord.ui.DynamicItem[discord.ui.Button[Any]],
                    template=r"video:delete-(?P<choice>yes|no):(?P<job>\d+):(?P<message>\d+)"):
     """"Delete for good" or "Keep it" after a 🗑 press; `message` is the public result's id, 0 for a private result,
     which carries the choice itself."""

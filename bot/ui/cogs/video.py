@@ -25,6 +25,7 @@ from bot.moderation.servers import MAX_NEGATIVE_CHARS, Presets, ServerSettings
 from bot.settings import Settings
 from bot.ui.cogs import MAX_CHOICES, MAX_DISCORD_INT
 from bot.ui.delivery import Delivery
+from bot.ui.in_flight import KeptPresses
 from bot.ui.permissions import audit_on_job, moderates
 from bot.ui.replies import answer_error, answer_refusal, carried_out
 from bot.ui.status import eta_words, settings_line
@@ -215,7 +216,7 @@ class VideoCog(commands.Cog, name=VIDEO_COG):
         await interaction.edit_original_response(content=text, allowed_mentions=discord.AllowedMentions.none())
 
 
-class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:cancel:(?P<job>\d+)"):
+class CancelButton(KeptPresses, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:cancel:(?P<job>\d+)"):
     """✖ Cancel on a queued or rendering job's status: /cancel for that job, by its requester or a moderator of its
     server (after restarts too)."""
 

@@ -15,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 import bot.ui.client
 import tests.bot.conftest
+from bot.ui.cogs.video import VIDEO_COG
 from storage import create_engine
 from storage.transactions import Work
 from tests.bot.conftest import Stacks
 from tests.bot.helpers import video
+from tests.fakediscord import action_row, button
 
 pytestmark = pytest.mark.usefixtures("logged_errors")
 
@@ -145,4 +147,41 @@ async def test_a_video_whose_status_is_being_stored_as_the_bot_stops_has_it_stor
         await started.wait()
 
     assert steps == ["stored", "closed"]
+    assert pool.out_at_dispose == [0]
+
+
+async def test_a_button_press_still_at_work_as_the_bot_stops_is_finished_before_close_returns(
+        stacks: Stacks, pool: Pool, monkeypatch: pytest.MonkeyPatch):
+    """✖ Cancel, 🗑 Delete, ⭐: each press runs in a task of its own; the stop returned under it."""
+    steps: list[str] = []
+    left_discord = asyncio.Event()
+    client_close = discord.Client.close
+
+    async def leave_discord(self: discord.Client) -> None:
+        await client_close(self)
+        left_discord.set()
+
+    monkeypatch.setattr(discord.Client, "close", leave_discord)
+    async with stacks.run() as stack:
+        cog, client = stack.bot.get_cog(VIDEO_COG), stack.bot
+        close = client.close
+        started = asyncio.Event()
+
+        async def cancel_after_the_stop(interaction: discord.Interaction, job_id: int | None) -> None:
+            started.set()
+            await left_discord.wait()
+            assert await stack.repo.get_job(1) is None  # a read after the stop, on the engine still open
+            steps.append("pressed")
+
+        async def closed() -> None:
+            await close()
+            steps.append("closed")
+
+        monkeypatch.setattr(cog, "cancel_job", cancel_after_the_stop)
+        monkeypatch.setattr(client, "close", closed)
+        status = stack.fake.seed_message("Queued", components=[action_row(button("video:cancel:1"))])
+        await stack.fake.click(status, "video:cancel:1")
+        await started.wait()
+
+    assert steps == ["pressed", "closed"]
     assert pool.out_at_dispose == [0]
