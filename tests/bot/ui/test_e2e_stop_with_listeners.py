@@ -49,20 +49,37 @@ def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pool]:
     yield watched
 
 
-async def test_a_deleted_message_being_forgotten_as_the_bot_stops_is_forgotten_before_close_returns(
-        stacks: Stacks, pool: Pool, monkeypatch: pytest.MonkeyPatch):
-    steps: list[str] = []
-    left_discord = asyncio.Event()
+@pytest.fixture
+def left_discord(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set once the bot has left Discord: held work waits for it, so it goes on during the stop."""
+    left = asyncio.Event()
     client_close = discord.Client.close
 
     async def leave_discord(self: discord.Client) -> None:
         await client_close(self)
-        left_discord.set()  # the listener goes on only once the bot has left Discord
+        left.set()
 
     monkeypatch.setattr(discord.Client, "close", leave_discord)
+    return left
+
+
+def record_close(client: discord.Client, steps: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`steps` gains "closed" when the bot's close returns."""
+    close = client.close
+
+    async def closed() -> None:
+        await close()
+        steps.append("closed")
+
+    monkeypatch.setattr(client, "close", closed)
+
+
+async def test_a_deleted_message_being_forgotten_as_the_bot_stops_is_forgotten_before_close_returns(
+        stacks: Stacks, pool: Pool, left_discord: asyncio.Event, monkeypatch: pytest.MonkeyPatch):
+    steps: list[str] = []
     async with stacks.run() as stack:
         showcase, client = stack.bot.showcase, stack.bot
-        forget, close = showcase.forget, client.close
+        forget = showcase.forget
         started = asyncio.Event()
 
         async def forget_after_the_stop(*args: object) -> None:
@@ -71,12 +88,8 @@ async def test_a_deleted_message_being_forgotten_as_the_bot_stops_is_forgotten_b
             await forget(*args)
             steps.append("forgotten")
 
-        async def closed() -> None:
-            await close()
-            steps.append("closed")
-
         monkeypatch.setattr(showcase, "forget", forget_after_the_stop)
-        monkeypatch.setattr(client, "close", closed)
+        record_close(client, steps, monkeypatch)
         await stack.fake.delete_by_hand(stack.fake.seed_message("an old post"))
         await started.wait()
 
@@ -113,21 +126,13 @@ async def test_a_listener_still_in_its_transaction_after_the_grace_is_cancelled_
 
 
 async def test_a_video_whose_status_is_being_stored_as_the_bot_stops_has_it_stored_before_close_returns(
-        stacks: Stacks, pool: Pool, monkeypatch: pytest.MonkeyPatch):
+        stacks: Stacks, pool: Pool, left_discord: asyncio.Event, monkeypatch: pytest.MonkeyPatch):
     """/video's command goes on after its answer (the status message's id is stored, for the edits after a restart);
     the stop cut it short."""
     steps: list[str] = []
-    left_discord = asyncio.Event()
-    client_close = discord.Client.close
-
-    async def leave_discord(self: discord.Client) -> None:
-        await client_close(self)
-        left_discord.set()
-
-    monkeypatch.setattr(discord.Client, "close", leave_discord)
     async with stacks.run() as stack:
         repo, client = stack.repo, stack.bot
-        store, close = repo.set_status_message, client.close
+        store = repo.set_status_message
         started = asyncio.Event()
 
         async def store_after_the_stop(job_id: int, message_id: int) -> object:
@@ -137,12 +142,8 @@ async def test_a_video_whose_status_is_being_stored_as_the_bot_stops_has_it_stor
             steps.append("stored")
             return stored
 
-        async def closed() -> None:
-            await close()
-            steps.append("closed")
-
         monkeypatch.setattr(repo, "set_status_message", store_after_the_stop)
-        monkeypatch.setattr(client, "close", closed)
+        record_close(client, steps, monkeypatch)
         await video(stack.fake, "a lighthouse in a storm")
         await started.wait()
 
@@ -151,20 +152,11 @@ async def test_a_video_whose_status_is_being_stored_as_the_bot_stops_has_it_stor
 
 
 async def test_a_button_press_still_at_work_as_the_bot_stops_is_finished_before_close_returns(
-        stacks: Stacks, pool: Pool, monkeypatch: pytest.MonkeyPatch):
+        stacks: Stacks, pool: Pool, left_discord: asyncio.Event, monkeypatch: pytest.MonkeyPatch):
     """✖ Cancel, 🗑 Delete, ⭐: each press runs in a task of its own; the stop returned under it."""
     steps: list[str] = []
-    left_discord = asyncio.Event()
-    client_close = discord.Client.close
-
-    async def leave_discord(self: discord.Client) -> None:
-        await client_close(self)
-        left_discord.set()
-
-    monkeypatch.setattr(discord.Client, "close", leave_discord)
     async with stacks.run() as stack:
         cog, client = stack.bot.get_cog(VIDEO_COG), stack.bot
-        close = client.close
         started = asyncio.Event()
 
         async def cancel_after_the_stop(interaction: discord.Interaction, job_id: int | None) -> None:
@@ -173,12 +165,8 @@ async def test_a_button_press_still_at_work_as_the_bot_stops_is_finished_before_
             assert await stack.repo.get_job(1) is None  # a read after the stop, on the engine still open
             steps.append("pressed")
 
-        async def closed() -> None:
-            await close()
-            steps.append("closed")
-
         monkeypatch.setattr(cog, "cancel_job", cancel_after_the_stop)
-        monkeypatch.setattr(client, "close", closed)
+        record_close(client, steps, monkeypatch)
         status = stack.fake.seed_message("Queued", components=[action_row(button("video:cancel:1"))])
         await stack.fake.click(status, "video:cancel:1")
         await started.wait()
