@@ -32,6 +32,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bot.discord_token import NOT_TOKENS, TOKEN_PREFIXES, TOKEN_RE, shape_problem
 from bot.errors import SettingsError
 from bot.paths import Written, home_unexpanded, not_expanded, path_problem
 from storage import InvalidDatabaseURL, urls
@@ -59,15 +60,6 @@ MAX_QUOTA = 10_000  # videos per period; more is a typo, not a policy
 MIN_HISTORY_DAYS = 32  # the jobs log kept at least this long: the longest quota period (a month) and a day
 TYPOGRAPHIC_QUOTES = "“”‘’„‚«»"  # pasted from a document or a chat: no env file reader takes them for quotes
 QUOTES = "\"'`" + TYPOGRAPHIC_QUOTES
-TOKEN_RE = re.compile(r"[A-Za-z0-9._-]+")  # a bot token's characters: base64url and the dots joining its parts
-TOKEN_PARTS = 3  # a bot token's: the bot's user id, a timestamp and an HMAC (`_token_shape_problem`)
-TOKEN_PREFIXES = ("bot", "bearer")  # the Authorization header's words, pasted with the token
-NOT_TOKENS = (  # what else the developer portal shows, pasted for the token: its form, and what it is then
-    (re.compile(r"\d+"), "a number: an id (the application's, a user's or a server's)"),
-    (re.compile(r"[0-9a-fA-F]{64}"), "64 hexadecimal digits: the application's public key (General Information)"),
-    (re.compile(r"[A-Za-z0-9_-]{32}"), "32 characters without a dot: the OAuth2 client secret (a bot token is three "
-                                        "parts joined by dots)"),
-)
 TOKEN_LIFETIME_S = 900.0  # Discord interaction tokens expire 15 minutes after the command
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, running jobs finish or stop within this; deploy/ stop timeouts (90 s) allow it
 JOB_TIME_LIMIT_S = 600.0  # a job still rendering this long after it started is stopped
@@ -349,7 +341,7 @@ class Settings(BaseSettings):
         if pasted is not None:  # Discord would refuse it at the login, after the database was made and migrated
             raise _problem(f"DISCORD_TOKEN is {pasted}, not the bot token: copy the token from the developer portal's "
                            "Bot page (Reset Token)")
-        misshapen = _token_shape_problem(value)
+        misshapen = shape_problem(value)
         if misshapen is not None:  # `abc`, a token cut short: Discord would refuse it at the login, as above
             raise _problem(f"DISCORD_TOKEN {misshapen}, a bot token is three non-empty parts joined by dots: copy it "
                            "again from the developer portal's Bot page (Reset Token)")
@@ -761,23 +753,6 @@ def _error_line(problem: Mapping[str, Any], env: Mapping[str, str] | None, env_f
     if words is not None:
         return f"{name}={problem['input']} is not {words}{_what_to_write(field)}"
     return f"{name}={problem.get('input')}: {problem['msg']}"
-
-
-def _token_shape_problem(token: str) -> str | None:
-    """What is wrong with the shape of a token of TOKEN_RE's characters (its user id, timestamp and HMAC in base64url,
-    joined by dots; the last two vary in length), in words that show none of it; None when it has that shape."""
-    parts = token.split(".")
-    if len(parts) == 1:
-        return f"is {len(token)} character{'s' * (len(token) != 1)} without a dot"
-    if len(parts) != TOKEN_PARTS:
-        return f"has {len(parts)} parts joined by dots"
-    if not parts[0]:
-        return "starts with a dot"
-    if not parts[-1]:
-        return "ends with a dot"
-    if not parts[1]:
-        return "has two dots together"
-    return None
 
 
 def _gcs_example(address: str) -> str:

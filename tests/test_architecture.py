@@ -74,7 +74,8 @@ ONLY_IN = {
 MAY_IMPORT = {
     "bot.errors": set(),
     "bot.paths": set(),
-    "bot.settings": {"bot.errors", "bot.paths"},
+    "bot.discord_token": set(),
+    "bot.settings": {"bot.errors", "bot.paths", "bot.discord_token"},
     "bot.env_file": {"bot.settings"},
     "bot.redaction": set(),
     "bot.tasks": set(),
